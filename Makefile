@@ -1,0 +1,51 @@
+# Thin wrapper over CMake + Ninja + CTest; one build tree per configuration.
+#   make run     install deps, build, run sonde
+#   make check   install deps, build, run every test (gcc)
+#   make asan    the same tests under ASan + UBSan (clang)
+#   make fuzz    build the libFuzzer targets and run each for FUZZ_SECONDS
+#   make lint    clang-format check of every tracked C file
+#   make bench   histogram benchmarks: Sonde vs its baseline, with ratios
+JOBS         ?= 2
+FUZZ_SECONDS ?= 20
+WERROR       ?= 0
+CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
+
+.PHONY: all setup build run check test asan fuzz lint bench clean
+all: build
+
+setup:
+	@scripts/setup
+
+build: setup
+	@cmake -S . -B build $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build -j $(JOBS)
+
+run: build
+	./build/sonde --help
+
+test:
+	ctest --test-dir build --output-on-failure -j $(JOBS) --timeout 300
+
+check: build test
+
+asan: setup
+	@CC=clang cmake -S . -B build-asan $(CMAKE_FLAGS) -DSN_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --test-dir build-asan --output-on-failure -j $(JOBS) --timeout 600
+
+fuzz: setup
+	@CC=clang cmake -S . -B build-fuzz $(CMAKE_FLAGS) -DSN_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@scripts/fuzz-smoke build-fuzz $(FUZZ_SECONDS)
+
+lint: setup
+	@git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+	@echo "lint: clang-format clean"
+
+bench: build
+	./build/bench/bench_hist
+
+clean:
+	rm -rf build build-asan build-fuzz

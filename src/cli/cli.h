@@ -1,0 +1,19 @@
+/*
+ * The `sonde` subcommands: each is a function taking its own argv (argv[0] is the command's
+ * name) and returning the process exit code. main.c dispatches to them.
+ *
+ * Exit codes, the same for every command (documented in `sonde --help`):
+ *   0  success
+ *   1  the command failed at run time (I/O error, out of memory, server error)
+ *   2  usage error: unknown option, bad argument, malformed input
+ */
+#ifndef SN_CLI_CLI_H
+#define SN_CLI_CLI_H
+
+#define SN_EXIT_OK      0
+#define SN_EXIT_FAILURE 1
+#define SN_EXIT_USAGE   2
+
+int sn_cmd_hist(int argc, char **argv);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * sonde: the one binary. Dispatches to a subcommand (cli.h); each has its own --help.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+
+#ifndef SN_VERSION
+#define SN_VERSION "0.1.0"
+#endif
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static int cmd_version(int argc, char **argv);
+
+static const struct command commands[] = {
+    {"hist", sn_cmd_hist, "build, inspect, decode and merge log-linear histograms"},
+    {"version", cmd_version, "print the version"},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "sonde %s: real-time latency analytics for fleets of Linux hosts\n\n"
+            "usage: sonde <command> [options]\n       sonde help <command>\n\ncommands:\n",
+            SN_VERSION);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'sonde <command> --help' for the options of a command.\n\n"
+               "exit codes:\n"
+               "  0  success\n"
+               "  1  the command failed at run time (I/O error, out of memory)\n"
+               "  2  usage error: unknown command or option, bad argument, malformed input\n");
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: sonde version\n\nPrints the version of this binary.\n");
+        return SN_EXIT_OK;
+    }
+    printf("sonde %s\n", SN_VERSION);
+    return SN_EXIT_OK;
+}
+
+static const struct command *lookup(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const struct command *cmd;
+
+    sn_log_init();
+    if (argc < 2) {
+        usage(stderr);
+        return SN_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return SN_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(1, argv + 1);
+    if (strcmp(argv[1], "help") == 0) {
+        if (argc < 3) {
+            usage(stdout);
+            return SN_EXIT_OK;
+        }
+        cmd = lookup(argv[2]);
+        if (!cmd) {
+            fprintf(stderr, "sonde: unknown command '%s'\n", argv[2]);
+            return SN_EXIT_USAGE;
+        }
+        char *help_argv[] = {argv[2], "--help", NULL};
+        return cmd->fn(2, help_argv);
+    }
+    cmd = lookup(argv[1]);
+    if (!cmd) {
+        fprintf(stderr, "sonde: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return SN_EXIT_USAGE;
+    }
+    return cmd->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,456 @@
+/*
+ * Histogram storage: a sorted array of bucket ordinals with a parallel array of counts (see
+ * hist_int.h for the layout and its invariants).
+ *
+ * Why ordinals: a u16 that sorts like the buckets do turns every comparison in search and
+ * merge into one integer compare (upstream decodes two signed bytes through a 10-branch
+ * comparator), and keeps the sorted keys dense in cache (2 bytes per bucket, not 10).
+ *
+ * Inserting a sample into an existing bucket is O(1) through the index: 181 lazily allocated
+ * pages of 256 u16, ordinal -> slot+1, built on the first single-value insert. A new bucket is
+ * placed by binary search and memmove, and the index entries behind it are renumbered: O(n),
+ * but a histogram meets each bucket once. Merging walks both sorted arrays once to size the
+ * union, then adds in place (when src's buckets are all present) or merges backwards into the
+ * grown arrays, so no temporary copy is made. The index is a cache: if memory for it runs
+ * out it is dropped and lookups fall back to binary search.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/hist_int.h"
+
+/* --- internal helpers -------------------------------------------------------------------- */
+
+static void index_free(struct sn_hist *h)
+{
+    if (!h->index)
+        return;
+    for (uint32_t p = 0; p < SN_HIST_INDEX_PAGES; p++)
+        free(h->index[p]);
+    free(h->index);
+    h->index = NULL;
+}
+
+/* Sets index[ord] = slot+1, allocating ord's page. Returns -ENOMEM if it cannot. */
+static int index_set(struct sn_hist *h, uint16_t ord, uint32_t slot)
+{
+    uint16_t **page = &h->index[ord >> 8];
+
+    if (!*page) {
+        *page = calloc(256, sizeof(**page));
+        if (!*page)
+            return -ENOMEM;
+    }
+    (*page)[ord & 255] = (uint16_t)(slot + 1);
+    return 0;
+}
+
+void sn_hist_reindex(struct sn_hist *h)
+{
+    if (!h->index)
+        return;
+    for (uint32_t p = 0; p < SN_HIST_INDEX_PAGES; p++)
+        if (h->index[p])
+            memset(h->index[p], 0, 256 * sizeof(uint16_t));
+    for (uint32_t i = 0; i < h->used; i++) {
+        if (index_set(h, h->ord[i], i) < 0) {
+            index_free(h);
+            return;
+        }
+    }
+}
+
+static void index_build(struct sn_hist *h)
+{
+    h->index = calloc(SN_HIST_INDEX_PAGES, sizeof(*h->index));
+    sn_hist_reindex(h);
+}
+
+/* Slot of ordinal o, or -1 if absent; *pos receives where it would be inserted. */
+static int64_t find(const struct sn_hist *h, uint16_t o, uint32_t *pos)
+{
+    uint32_t lo = 0, n = h->used;
+
+    if (h->index) {
+        const uint16_t *page = h->index[o >> 8];
+        if (page && page[o & 255])
+            return page[o & 255] - 1;
+        if (!pos)
+            return -1;
+    }
+    while (n > 0) { /* lower bound */
+        uint32_t half = n / 2;
+        if (h->ord[lo + half] < o) {
+            lo += half + 1;
+            n -= half + 1;
+        } else {
+            n = half;
+        }
+    }
+    if (pos)
+        *pos = lo;
+    return lo < h->used && h->ord[lo] == o ? (int64_t)lo : -1;
+}
+
+int sn_hist_reserve(struct sn_hist *h, uint32_t n)
+{
+    uint32_t cap;
+    void *p;
+
+    if (n <= h->cap)
+        return 0;
+    cap = h->cap ? h->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    if (cap > SN_BUCKET_NORD)
+        cap = n > SN_BUCKET_NORD ? n : SN_BUCKET_NORD;
+    p = realloc(h->ord, cap * sizeof(*h->ord));
+    if (!p)
+        return -ENOMEM;
+    h->ord = p;
+    p = realloc(h->cnt, cap * sizeof(*h->cnt));
+    if (!p)
+        return -ENOMEM; /* ord is larger than needed; harmless, cap unchanged */
+    h->cnt = p;
+    h->cap = cap;
+    return 0;
+}
+
+void sn_hist_reset(struct sn_hist *h)
+{
+    index_free(h);
+    h->used = 0;
+}
+
+#if !defined(NDEBUG) || defined(SN_SANITIZE)
+void sn_hist_check(const struct sn_hist *h)
+{
+    assert(h->used <= h->cap);
+    for (uint32_t i = 0; i < h->used; i++) {
+        assert(h->ord[i] < SN_BUCKET_NORD);
+        assert(i == 0 || h->ord[i - 1] < h->ord[i]);
+        if (h->index) {
+            const uint16_t *page = h->index[h->ord[i] >> 8];
+            assert(page && page[h->ord[i] & 255] == i + 1);
+        }
+    }
+}
+#endif
+
+/* Inserts ordinal o (absent) at pos with count c. */
+static int insert_new(struct sn_hist *h, uint16_t o, uint32_t pos, uint64_t c)
+{
+    if (sn_hist_reserve(h, h->used + 1) < 0)
+        return -ENOMEM;
+    if (h->index && !h->index[o >> 8] && index_set(h, o, 0) < 0)
+        index_free(h);
+    memmove(h->ord + pos + 1, h->ord + pos, (h->used - pos) * sizeof(*h->ord));
+    memmove(h->cnt + pos + 1, h->cnt + pos, (h->used - pos) * sizeof(*h->cnt));
+    h->ord[pos] = o;
+    h->cnt[pos] = c;
+    h->used++;
+    if (h->index)
+        for (uint32_t i = pos; i < h->used; i++) /* pages exist: index_set cannot fail */
+            h->index[h->ord[i] >> 8][h->ord[i] & 255] = (uint16_t)(i + 1);
+    return 0;
+}
+
+static inline int insert_ord(struct sn_hist *h, uint16_t o, uint64_t c)
+{
+    uint32_t pos;
+    int64_t slot;
+
+    if (h->index) {
+        const uint16_t *page = h->index[o >> 8];
+        if (page && page[o & 255]) {
+            uint64_t *p = &h->cnt[page[o & 255] - 1];
+            *p = sat_add(*p, c);
+            return 0;
+        }
+    } else {
+        index_build(h); /* best effort: without it we binary-search */
+    }
+    slot = find(h, o, &pos);
+    if (slot >= 0) {
+        h->cnt[slot] = sat_add(h->cnt[slot], c);
+        return 0;
+    }
+    return insert_new(h, o, pos, c);
+}
+
+/* --- API --------------------------------------------------------------------------------- */
+
+struct sn_hist *sn_hist_create(void)
+{
+    return calloc(1, sizeof(struct sn_hist));
+}
+
+void sn_hist_destroy(struct sn_hist *h)
+{
+    if (!h)
+        return;
+    index_free(h);
+    free(h->ord);
+    free(h->cnt);
+    free(h);
+}
+
+struct sn_hist *sn_hist_clone(const struct sn_hist *h)
+{
+    struct sn_hist *c = sn_hist_create();
+
+    if (!c)
+        return NULL;
+    if (sn_hist_reserve(c, h->used) < 0) {
+        sn_hist_destroy(c);
+        return NULL;
+    }
+    if (h->used) {
+        memcpy(c->ord, h->ord, h->used * sizeof(*h->ord));
+        memcpy(c->cnt, h->cnt, h->used * sizeof(*h->cnt));
+    }
+    c->used = h->used;
+    return c;
+}
+
+void sn_hist_clear(struct sn_hist *h)
+{
+    if (h->index)
+        for (uint32_t i = 0; i < h->used; i++)
+            h->index[h->ord[i] >> 8][h->ord[i] & 255] = 0;
+    h->used = 0;
+}
+
+int sn_hist_insert_raw(struct sn_hist *h, struct sn_bucket b, uint64_t count)
+{
+    if (!sn_bucket_is_valid(b))
+        return -EINVAL;
+    return insert_ord(h, sn_bucket_ord(b), count);
+}
+
+int sn_hist_insert(struct sn_hist *h, double v, uint64_t count)
+{
+    return insert_ord(h, sn_bucket_ord(sn_bucket_from_double(v)), count);
+}
+
+int sn_hist_insert_int_scale(struct sn_hist *h, int64_t v, int scale, uint64_t count)
+{
+    return insert_ord(h, sn_bucket_ord(sn_bucket_of_int_scale(v, scale)), count);
+}
+
+int sn_hist_insert_u64(struct sn_hist *h, uint64_t v, uint64_t count)
+{
+    return insert_ord(h, sn_bucket_ord(sn_bucket_of_u64(v)), count);
+}
+
+int sn_hist_insert_raw_end(struct sn_hist *h, struct sn_bucket b, uint64_t count)
+{
+    uint16_t o;
+
+    if (!sn_bucket_is_valid(b))
+        return -EINVAL;
+    o = sn_bucket_ord(b);
+    if (h->used && h->ord[h->used - 1] == o) {
+        h->cnt[h->used - 1] = sat_add(h->cnt[h->used - 1], count);
+        return 0;
+    }
+    if (h->used && h->ord[h->used - 1] > o)
+        return insert_ord(h, o, count);
+    if (sn_hist_reserve(h, h->used + 1) < 0)
+        return -ENOMEM;
+    if (h->index && index_set(h, o, h->used) < 0)
+        index_free(h);
+    h->ord[h->used] = o;
+    h->cnt[h->used] = count;
+    h->used++;
+    return 0;
+}
+
+uint64_t sn_hist_remove(struct sn_hist *h, double v, uint64_t count)
+{
+    int64_t slot = find(h, sn_bucket_ord(sn_bucket_from_double(v)), NULL);
+    uint64_t *c;
+
+    if (slot < 0)
+        return 0;
+    c = &h->cnt[slot];
+    if (count > *c)
+        count = *c;
+    *c -= count;
+    return count;
+}
+
+void sn_hist_remove_zeroes(struct sn_hist *h)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < h->used; i++) {
+        if (h->cnt[i] == 0)
+            continue;
+        h->ord[n] = h->ord[i];
+        h->cnt[n] = h->cnt[i];
+        n++;
+    }
+    if (n == h->used)
+        return;
+    h->used = n;
+    sn_hist_reindex(h);
+}
+
+int sn_hist_merge(struct sn_hist *tgt, const struct sn_hist *src)
+{
+    const uint16_t *so = src->ord;
+    const uint64_t *sc = src->cnt;
+    uint32_t tu = tgt->used, su = src->used, i = 0, j = 0, n = 0;
+
+    if (su == 0)
+        return 0;
+    if (tgt == src) {
+        for (i = 0; i < tu; i++)
+            tgt->cnt[i] = sat_add(tgt->cnt[i], tgt->cnt[i]);
+        return 0;
+    }
+    /* pass 1: size of the union, branch-free */
+    while (i < tu && j < su) {
+        uint16_t a = tgt->ord[i], b = so[j];
+        i += a <= b;
+        j += b <= a;
+        n++;
+    }
+    n += (tu - i) + (su - j);
+
+    if (n == tu) { /* every bucket of src is in tgt: add in place */
+        for (i = 0, j = 0; j < su; j++) {
+            while (tgt->ord[i] != so[j])
+                i++;
+            tgt->cnt[i] = sat_add(tgt->cnt[i], sc[j]);
+        }
+        return 0;
+    }
+    if (sn_hist_reserve(tgt, n) < 0)
+        return -ENOMEM;
+    /* pass 2: merge from the back into the grown arrays */
+    {
+        int64_t a = (int64_t)tu - 1, b = (int64_t)su - 1, k = (int64_t)n - 1;
+        uint16_t *to = tgt->ord;
+        uint64_t *tc = tgt->cnt;
+
+        while (b >= 0) {
+            if (a >= 0 && to[a] > so[b]) {
+                to[k] = to[a];
+                tc[k] = tc[a];
+                a--;
+            } else if (a >= 0 && to[a] == so[b]) {
+                to[k] = to[a];
+                tc[k] = sat_add(tc[a], sc[b]);
+                a--;
+                b--;
+            } else {
+                to[k] = so[b];
+                tc[k] = sc[b];
+                b--;
+            }
+            k--;
+        }
+    }
+    tgt->used = n;
+    sn_hist_reindex(tgt);
+    SN_HIST_CHECK(tgt);
+    return 0;
+}
+
+int sn_hist_merge_many(struct sn_hist *tgt, const struct sn_hist *const *srcs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!srcs[i])
+            continue;
+        int rc = sn_hist_merge(tgt, srcs[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int sn_hist_subtract(struct sn_hist *tgt, const struct sn_hist *src)
+{
+    uint32_t i = 0, j = 0;
+    int rv = 0;
+
+    if (tgt == src) {
+        for (i = 0; i < tgt->used; i++)
+            tgt->cnt[i] = 0;
+        return 0;
+    }
+    while (j < src->used) {
+        while (i < tgt->used && tgt->ord[i] < src->ord[j])
+            i++;
+        if (i < tgt->used && tgt->ord[i] == src->ord[j]) {
+            if (tgt->cnt[i] < src->cnt[j]) {
+                tgt->cnt[i] = 0;
+                rv = 1;
+            } else {
+                tgt->cnt[i] -= src->cnt[j];
+            }
+        } else if (src->cnt[j] > 0) {
+            rv = 1;
+        }
+        j++;
+    }
+    return rv;
+}
+
+size_t sn_hist_nbuckets(const struct sn_hist *h)
+{
+    return h->used;
+}
+
+bool sn_hist_bucket_at(const struct sn_hist *h, size_t i, struct sn_bucket *b, uint64_t *count)
+{
+    if (i >= h->used)
+        return false;
+    if (b)
+        *b = sn_bucket_from_ord(h->ord[i]);
+    if (count)
+        *count = h->cnt[i];
+    return true;
+}
+
+uint64_t sn_hist_bucket_count(const struct sn_hist *h, struct sn_bucket b)
+{
+    int64_t slot;
+
+    if (!sn_bucket_is_valid(b))
+        return 0;
+    slot = find(h, sn_bucket_ord(b), NULL);
+    return slot < 0 ? 0 : h->cnt[slot];
+}
+
+uint64_t sn_hist_count(const struct sn_hist *h)
+{
+    uint64_t total = 0;
+    bool over = false;
+
+    for (uint32_t i = 0; i < h->used; i++)
+        over |= __builtin_add_overflow(total, h->cnt[i], &total);
+    return over ? UINT64_MAX : total;
+}
+
+bool sn_hist_equal(const struct sn_hist *a, const struct sn_hist *b)
+{
+    uint32_t i = 0, j = 0;
+
+    for (;;) {
+        while (i < a->used && a->cnt[i] == 0)
+            i++;
+        while (j < b->used && b->cnt[j] == 0)
+            j++;
+        if (i == a->used || j == b->used)
+            return i == a->used && j == b->used;
+        if (a->ord[i] != b->ord[j] || a->cnt[i] != b->cnt[j])
+            return false;
+        i++;
+        j++;
+    }
+}

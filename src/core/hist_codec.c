@@ -1,0 +1,245 @@
+/*
+ * libcircllhist's binary and base64 forms of a histogram, byte for byte.
+ *
+ *   offset  size  field
+ *   0       2     N: number of records, big-endian (buckets with a zero count are not written)
+ *   2       ...   N records, in ascending bucket order:
+ *                   +0  1  val (int8)
+ *                   +1  1  exp (int8)
+ *                   +2  1  t, 0..7: the count occupies t+1 bytes
+ *                   +3  t+1  count, little-endian
+ *
+ * Example: {1.0, 9.9, 10, 99.99, 100, 0.01}, one sample each:
+ *   0006 0afe0001 0a000001 63000001 0a010001 63010001 0a020001
+ *   = "AAYK/gABCgAAAWMAAAEKAQABYwEAAQoCAAE=" in base64.
+ *
+ * Upstream picks t from a table with two wrong entries, so counts in [2^32, 2^36) are written
+ * in 4 bytes and counts in [2^48, 2^52) in 6, truncated. Sonde writes the same bytes unless
+ * asked for SN_HIST_EXACT_WIDTHS (docs/histogram.md, "Upstream bugs").
+ *
+ * The decoder checks every length before reading, never trusts N for more than a capacity
+ * hint (bounded by the input length), and appends in O(1) while records arrive sorted.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/b64.h"
+#include "core/err.h"
+#include "core/hist_int.h"
+
+/* Width tag t (count takes t+1 bytes) as upstream's table picks it, or exactly. */
+static inline unsigned width_tag(uint64_t c, unsigned flags)
+{
+    unsigned t = c ? (unsigned)(63 - __builtin_clzll(c)) / 8 : 0;
+
+    if (!(flags & SN_HIST_EXACT_WIDTHS)) {
+        if (t == 4 && c <= 0xfffffffffULL)
+            t = 3;
+        else if (t == 6 && c <= 0xfffffffffffffULL)
+            t = 5;
+    }
+    return t;
+}
+
+size_t sn_hist_encoded_len(const struct sn_hist *h, unsigned flags)
+{
+    size_t n = 2;
+
+    for (uint32_t i = 0; i < h->used; i++)
+        if (h->cnt[i])
+            n += 4 + width_tag(h->cnt[i], flags);
+    return n;
+}
+
+ssize_t sn_hist_encode(const struct sn_hist *h, void *buf, size_t len, unsigned flags)
+{
+    uint8_t *o = buf, *end = o + len;
+    uint16_t nrec = 0;
+
+    if (len < 2)
+        return -ENOSPC;
+    o += 2;
+    for (uint32_t i = 0; i < h->used; i++) {
+        uint64_t c = h->cnt[i];
+        unsigned t;
+        struct sn_bucket b;
+
+        if (!c)
+            continue;
+        t = width_tag(c, flags);
+        if ((size_t)(end - o) < 4 + t)
+            return -ENOSPC;
+        b = sn_bucket_from_ord(h->ord[i]);
+        o[0] = (uint8_t)b.val;
+        o[1] = (uint8_t)b.exp;
+        o[2] = (uint8_t)t;
+        if (end - o >= 11) {
+            uint64_t le = htole64(c);
+            memcpy(o + 3, &le, 8);
+        } else {
+            for (unsigned k = 0; k <= t; k++)
+                o[3 + k] = (uint8_t)(c >> (8 * k));
+        }
+        o += 4 + t;
+        nrec++;
+    }
+    ((uint8_t *)buf)[0] = (uint8_t)(nrec >> 8);
+    ((uint8_t *)buf)[1] = (uint8_t)nrec;
+    return o - (uint8_t *)buf;
+}
+
+size_t sn_hist_b64_len(const struct sn_hist *h, unsigned flags)
+{
+    return sn_b64_encoded_len(sn_hist_encoded_len(h, flags));
+}
+
+ssize_t sn_hist_encode_b64(const struct sn_hist *h, char *buf, size_t len, unsigned flags)
+{
+    size_t n = sn_hist_encoded_len(h, flags), out = sn_b64_encoded_len(n);
+    uint8_t stack[8192], *bin = stack;
+    ssize_t rc;
+
+    if (len < out + 1)
+        return -ENOSPC;
+    if (n > sizeof(stack)) {
+        bin = malloc(n);
+        if (!bin)
+            return -ENOMEM;
+    }
+    rc = sn_hist_encode(h, bin, n, flags);
+    if (rc >= 0) {
+        rc = (ssize_t)sn_b64_encode(bin, (size_t)rc, buf);
+        buf[rc] = '\0';
+    }
+    if (bin != stack)
+        free(bin);
+    return rc;
+}
+
+/* A bucket upstream's decoder keeps: a value bucket, val 0 with any exp, or {-1, 0}. */
+static inline bool upstream_valid(int8_t val, int8_t exp)
+{
+    int a = val < 0 ? -val : val;
+    return (a >= 10 && a <= 99) || val == 0 || (val == -1 && exp == 0);
+}
+
+static ssize_t decode(struct sn_hist *h, const uint8_t *p, size_t len, unsigned flags)
+{
+    bool strict = flags & SN_HIST_STRICT;
+    size_t off = 2, nrec;
+
+    if (len < 2)
+        return SN_E_TRUNCATED;
+    nrec = (size_t)p[0] << 8 | p[1];
+    /* each record takes at least 4 bytes: never reserve more than the input can hold */
+    if (sn_hist_reserve(h, (uint32_t)(nrec < (len - 2) / 4 ? nrec : (len - 2) / 4)) < 0)
+        return -ENOMEM;
+    for (size_t r = 0; r < nrec; r++) {
+        uint64_t c;
+        unsigned t;
+        int8_t val, exp;
+        uint16_t o;
+
+        if (off == len) {
+            if (strict)
+                return SN_E_TRUNCATED;
+            break; /* upstream stops quietly when the data ends early */
+        }
+        if (len - off < 3)
+            return SN_E_TRUNCATED;
+        t = p[off + 2];
+        if (t > 7)
+            return SN_E_CORRUPT;
+        if (len - off < 4 + t)
+            return SN_E_TRUNCATED;
+        if (len - off >= 11) {
+            memcpy(&c, p + off + 3, 8);
+            c = le64toh(c);
+            if (t < 7)
+                c &= (1ULL << (8 * (t + 1))) - 1;
+        } else {
+            c = 0;
+            for (unsigned k = 0; k <= t; k++)
+                c |= (uint64_t)p[off + 3 + k] << (8 * k);
+        }
+        val = (int8_t)p[off];
+        exp = (int8_t)p[off + 1];
+        off += 4 + t;
+        if (c == 0) {
+            if (strict)
+                return SN_E_ZERO;
+            continue;
+        }
+        if (strict && t != width_tag(c, SN_HIST_EXACT_WIDTHS))
+            return SN_E_CORRUPT; /* a count in more bytes than it needs */
+        if (!upstream_valid(val, exp) || (strict && val == 0 && exp != 0)) {
+            if (strict)
+                return SN_E_BUCKET;
+            continue;
+        }
+        o = sn_bucket_ord(sn_bucket_make(val, exp)); /* {0, e} reads as zero */
+        if (h->used == 0 || o > h->ord[h->used - 1]) {
+            if (h->used == h->cap && sn_hist_reserve(h, h->used + 1) < 0)
+                return -ENOMEM;
+            h->ord[h->used] = o;
+            h->cnt[h->used] = c;
+            h->used++;
+        } else {
+            if (strict)
+                return SN_E_ORDER;
+            if (sn_hist_insert_raw(h, sn_bucket_from_ord(o), c) < 0)
+                return -ENOMEM;
+        }
+    }
+    if (strict && off != len)
+        return SN_E_TRAILING;
+    return (ssize_t)off;
+}
+
+ssize_t sn_hist_decode(struct sn_hist *h, const void *buf, size_t len, unsigned flags)
+{
+    ssize_t rc;
+
+    sn_hist_reset(h);
+    rc = decode(h, buf, len, flags);
+    if (rc < 0)
+        sn_hist_reset(h);
+    SN_HIST_CHECK(h);
+    return rc;
+}
+
+ssize_t sn_hist_decode_b64(struct sn_hist *h, const char *s, size_t len, unsigned flags)
+{
+    uint8_t stack[8192], *bin = stack;
+    size_t max = sn_b64_decoded_max(len);
+    ssize_t n, rc;
+
+    sn_hist_reset(h);
+    if (max > sizeof(stack)) {
+        bin = malloc(max);
+        if (!bin)
+            return -ENOMEM;
+    }
+    if (flags & SN_HIST_STRICT)
+        n = sn_b64_decode_strict(s, len, bin);
+    else
+        n = (ssize_t)sn_b64_decode_lenient(s, len, bin);
+    if (n < 0) {
+        rc = n;
+    } else if (n < 2) {
+        rc = SN_E_TRUNCATED;
+    } else {
+        rc = sn_hist_decode(h, bin, (size_t)n, flags);
+        if (rc >= 0 && rc != n) /* upstream: the histogram must use every decoded byte */
+            rc = SN_E_TRAILING;
+        if (rc >= 0)
+            rc = n;
+    }
+    if (rc < 0)
+        sn_hist_reset(h);
+    if (bin != stack)
+        free(bin);
+    return rc;
+}

@@ -1,0 +1,181 @@
+/*
+ * The test harness; see t.h.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "t.h"
+
+static int passed, failed, skipped, reported;
+static bool case_failed, case_skipped;
+static const char *case_name = "";
+static char note[512];
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static const char *only; /* run only cases whose name contains this (argv[1]) */
+
+void t_init(int argc, char **argv)
+{
+    if (argc > 1 && argv[1][0] != '-')
+        only = argv[1];
+}
+
+void t_run(const char *name, void (*fn)(void))
+{
+    if (only && !strstr(name, only))
+        return;
+    case_name = name;
+    case_failed = case_skipped = false;
+    note[0] = '\0';
+    reported = 0;
+    fn();
+    if (case_skipped && !case_failed) {
+        skipped++;
+        return;
+    }
+    if (case_failed) {
+        failed++;
+        printf("not ok %d - %s\n", passed + failed + skipped, name);
+    } else {
+        passed++;
+        printf("ok %d - %s\n", passed + failed + skipped, name);
+    }
+    fflush(stdout);
+}
+
+void t_skip(const char *why)
+{
+    case_skipped = true;
+    printf("ok %d - %s # SKIP %s\n", passed + failed + skipped + 1, case_name, why);
+}
+
+int t_done(void)
+{
+    if (skipped)
+        printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    else
+        printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
+void t_note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note, sizeof(note), fmt, ap);
+    va_end(ap);
+}
+
+static bool fail(const char *file, int line, const char *expr, const char *detail)
+{
+    case_failed = true;
+    if (++reported > 20) { /* one broken loop should not flood the log */
+        if (reported == 21)
+            printf("#   %s: further failures not shown\n", case_name);
+        return false;
+    }
+    printf("#   %s:%d: %s: %s%s%s%s%s\n", file, line, case_name, expr, detail[0] ? " -- " : "",
+           detail, note[0] ? " | " : "", note);
+    return false;
+}
+
+bool t_check(const char *file, int line, const char *expr, bool ok)
+{
+    return ok ? true : fail(file, line, expr, "");
+}
+
+bool t_check_i64(const char *file, int line, const char *expr, int64_t a, int64_t b)
+{
+    char d[128];
+    if (a == b)
+        return true;
+    snprintf(d, sizeof(d), "%" PRId64 " != %" PRId64, a, b);
+    return fail(file, line, expr, d);
+}
+
+bool t_check_u64(const char *file, int line, const char *expr, uint64_t a, uint64_t b)
+{
+    char d[128];
+    if (a == b)
+        return true;
+    snprintf(d, sizeof(d), "%" PRIu64 " != %" PRIu64, a, b);
+    return fail(file, line, expr, d);
+}
+
+bool t_check_dbits(const char *file, int line, const char *expr, double a, double b)
+{
+    char d[160];
+    uint64_t x, y;
+    memcpy(&x, &a, 8);
+    memcpy(&y, &b, 8);
+    if (x == y)
+        return true;
+    snprintf(d, sizeof(d), "%.17g (%016" PRIx64 ") != %.17g (%016" PRIx64 ")", a, x, b, y);
+    return fail(file, line, expr, d);
+}
+
+bool t_check_near(const char *file, int line, const char *expr, double a, double b, double tol)
+{
+    char d[128];
+    if (a == b || (a - b <= tol && b - a <= tol))
+        return true;
+    snprintf(d, sizeof(d), "%.17g != %.17g (tolerance %g)", a, b, tol);
+    return fail(file, line, expr, d);
+}
+
+bool t_check_str(const char *file, int line, const char *expr, const char *a, const char *b)
+{
+    char d[600];
+    if (a && b && strcmp(a, b) == 0)
+        return true;
+    snprintf(d, sizeof(d), "\"%.280s\" != \"%.280s\"", a ? a : "(null)", b ? b : "(null)");
+    return fail(file, line, expr, d);
+}
+
+bool t_check_mem(const char *file, int line, const char *expr, const void *a, const void *b,
+                 size_t n)
+{
+    char d[128];
+    const unsigned char *x = a, *y = b;
+    if (memcmp(a, b, n) == 0)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        if (x[i] != y[i]) {
+            snprintf(d, sizeof(d), "first difference at byte %zu: %02x != %02x", i, x[i], y[i]);
+            break;
+        }
+    }
+    return fail(file, line, expr, d);
+}
+
+void t_seed(uint64_t s)
+{
+    rng = s ? s : 0x9e3779b97f4a7c15ULL;
+}
+
+uint64_t t_rand(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x2545f4914f6cdd1dULL;
+}
+
+double t_rand01(void)
+{
+    return (double)(t_rand() >> 11) * 0x1.0p-53;
+}
+
+const char *t_outdir(void)
+{
+    static char dir[512];
+    if (!dir[0]) {
+        const char *env = getenv("SN_TEST_OUT");
+        snprintf(dir, sizeof(dir), "%s", env ? env : "tests/out");
+        mkdir(dir, 0755);
+    }
+    return dir;
+}

@@ -1,0 +1,60 @@
+/*
+ * Sonde's test harness: a few typed assertions that print both values on failure, named test
+ * cases, TAP-style lines, and a closing line "N passed, N failed" (", N skipped" when some
+ * were skipped). The process exits non-zero if any case failed.
+ *
+ *   static void test_merge(void) { T_EQ(sn_hist_count(h), 3); }
+ *   int main(int argc, char **argv) { t_init(argc, argv); t_run("merge", test_merge);
+ *                                     return t_done(); }
+ *
+ * A failed assertion marks the current case failed and carries on (so one run shows every
+ * failure); T_REQUIRE stops the case. t_skip("why") marks it skipped. Each binary is one CTest
+ * test (tests/CMakeLists.txt).
+ */
+#ifndef SN_TESTS_T_H
+#define SN_TESTS_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void t_init(int argc, char **argv);
+void t_run(const char *name, void (*fn)(void));
+void t_skip(const char *why);
+int t_done(void);
+
+/* Returns false (and reports) on failure. */
+bool t_check(const char *file, int line, const char *expr, bool ok);
+bool t_check_i64(const char *file, int line, const char *expr, int64_t a, int64_t b);
+bool t_check_u64(const char *file, int line, const char *expr, uint64_t a, uint64_t b);
+bool t_check_dbits(const char *file, int line, const char *expr, double a, double b);
+bool t_check_near(const char *file, int line, const char *expr, double a, double b, double tol);
+bool t_check_str(const char *file, int line, const char *expr, const char *a, const char *b);
+bool t_check_mem(const char *file, int line, const char *expr, const void *a, const void *b,
+                 size_t n);
+/* printf-style note attached to the next failure report of the current case */
+void t_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define T_OK(x)         t_check(__FILE__, __LINE__, #x, (x))
+#define T_EQ(a, b)      t_check_i64(__FILE__, __LINE__, #a " == " #b, (int64_t)(a), (int64_t)(b))
+#define T_EQU(a, b)     t_check_u64(__FILE__, __LINE__, #a " == " #b, (uint64_t)(a), (uint64_t)(b))
+#define T_DEQ(a, b)     t_check_dbits(__FILE__, __LINE__, #a " === " #b, (a), (b))
+#define T_NEAR(a, b, t) t_check_near(__FILE__, __LINE__, #a " ~= " #b, (a), (b), (t))
+#define T_STR(a, b)     t_check_str(__FILE__, __LINE__, #a " == " #b, (a), (b))
+#define T_MEM(a, b, n)  t_check_mem(__FILE__, __LINE__, #a " == " #b, (a), (b), (n))
+#define T_REQUIRE(x)                                                                               \
+    do {                                                                                           \
+        if (!T_OK(x))                                                                              \
+            return;                                                                                \
+    } while (0)
+
+/* Deterministic PRNG for tests (xorshift64*); seed with t_seed(). */
+void t_seed(uint64_t s);
+uint64_t t_rand(void);
+/* uniform double in [0,1) */
+double t_rand01(void);
+
+/* Directory for test artefacts (tests/out under the build tree); created on demand. */
+const char *t_outdir(void);
+
+#endif
