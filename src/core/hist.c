@@ -157,11 +157,20 @@ static int insert_new(struct sn_hist *h, uint16_t o, uint32_t pos, uint64_t c)
     return 0;
 }
 
-static inline int insert_ord(struct sn_hist *h, uint16_t o, uint64_t c)
+int sn_hist_add_ord(struct sn_hist *h, uint16_t o, uint64_t c)
 {
     uint32_t pos;
-    int64_t slot;
+    int64_t slot = find(h, o, &pos);
 
+    if (slot >= 0) {
+        h->cnt[slot] = sat_add(h->cnt[slot], c);
+        return 0;
+    }
+    return insert_new(h, o, pos, c);
+}
+
+static inline int insert_ord(struct sn_hist *h, uint16_t o, uint64_t c)
+{
     if (h->index) {
         const uint16_t *page = h->index[o >> 8];
         if (page && page[o & 255]) {
@@ -172,12 +181,16 @@ static inline int insert_ord(struct sn_hist *h, uint16_t o, uint64_t c)
     } else {
         index_build(h); /* best effort: without it we binary-search */
     }
-    slot = find(h, o, &pos);
-    if (slot >= 0) {
-        h->cnt[slot] = sat_add(h->cnt[slot], c);
-        return 0;
+    return sn_hist_add_ord(h, o, c);
+}
+
+/* a[i] += b[i], saturating; branch-free so the compiler can vectorise it */
+static void add_counts(uint64_t *a, const uint64_t *b, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t s = a[i] + b[i];
+        a[i] = s < b[i] ? UINT64_MAX : s;
     }
-    return insert_new(h, o, pos, c);
 }
 
 /* --- API --------------------------------------------------------------------------------- */
@@ -307,9 +320,8 @@ int sn_hist_merge(struct sn_hist *tgt, const struct sn_hist *src)
 
     if (su == 0)
         return 0;
-    if (tgt == src) {
-        for (i = 0; i < tu; i++)
-            tgt->cnt[i] = sat_add(tgt->cnt[i], tgt->cnt[i]);
+    if (tgt == src || (tu == su && memcmp(tgt->ord, so, su * sizeof(*so)) == 0)) {
+        add_counts(tgt->cnt, sc, su); /* the same buckets: the common steady state */
         return 0;
     }
     /* pass 1: size of the union, branch-free */

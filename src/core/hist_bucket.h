@@ -144,24 +144,68 @@ static const __u32 sn_bucket_fuzz_delta[7][90] = {
 #include "core/hist_bucket_fuzz.inc"
 };
 
+#if !defined(__bpf__)
+/* ceil(2^64 / 10^k), k = 1..9: for v < 2^32, v / 10^k == (v * m) >> 64 exactly, because the
+ * error v * (m - 2^64/10^k) / 2^64 < 2^-32 is below 1/10^k, the smallest fraction v/10^k can
+ * fall short of the next integer by. A multiply instead of a ~25-cycle division. */
+static const __u64 sn_recip10_u32[10] = {
+    0x0000000000000000ULL,
+    0x199999999999999aULL,
+    0x028f5c28f5c28f5dULL,
+    0x004189374bc6a7f0ULL,
+    0x00068db8bac710ccULL,
+    0x0000a7c5ac471b48ULL,
+    0x000010c6f7a0b5eeULL,
+    0x000001ad7f29abcbULL,
+    0x0000002af31dc462ULL,
+    0x000000044b82fa0aULL
+};
+
+/* v / 10^k for k <= 18, by reciprocal when v fits in 32 bits. */
+static inline __u64 sn_div_pow10(__u64 v, __u32 k)
+{
+    if (v <= 0xffffffffULL && k - 1 < 9)
+        return (__u64)(((unsigned __int128)v * sn_recip10_u32[k]) >> 64);
+    return k ? v / sn_pow10_u64[k] : v;
+}
+#endif
+
+/* floor(log10(v)) for v >= 1, 0..19. */
+SN_INLINE __u32 sn_ilog10_u64(__u64 v)
+{
+#if defined(__bpf__)
+    __u32 e = 0, i;
+
+    for (i = 1; i < 20; i++) /* BPF has no clz: constant-bound compares */
+        e += v >= sn_pow10_u64[i];
+    return e;
+#else
+    __u32 t = (__u32)(64 - __builtin_clzll(v)) * 1233 >> 12; /* ~ bits * log10(2) */
+    return t - (v < sn_pow10_u64[t]);
+#endif
+}
+
 /*
  * Bucket of the unsigned integer v, identical to libcircllhist's double path applied to
  * (double)v. Integer only, constant loop bounds, no libc: BPF programs call this.
  */
 SN_INLINE struct sn_bucket sn_bucket_of_u64(__u64 v)
 {
-    __u32 e = 0, i;
+    __u32 e;
     __u64 m, unit, delta;
 
     if (v == 0)
         return sn_bucket_make(0, 0);
-    for (i = 1; i < 20; i++)
-        e += v >= sn_pow10_u64[i];
+    e = sn_ilog10_u64(v);
     /* e = floor(log10 v) in 0..19; m = the two leading digits, 10..99 */
     if (e == 0)
         return sn_bucket_make((int)(v * 10), 0);
-    unit = sn_pow10_u64[e - 1];
+    unit = sn_pow10_u64[(e - 1) & 31];
+#if !defined(__bpf__)
+    m = sn_div_pow10(v, e - 1);
+#else
     m = v / unit;
+#endif
     if (e >= SN_BUCKET_FUZZ_EMIN) {
         /* just below the next boundary, the fuzz moves v up a bucket; the clamps only
          * spell out for the BPF verifier the bounds that e and m already have */
@@ -182,26 +226,32 @@ SN_INLINE struct sn_bucket sn_bucket_of_u64(__u64 v)
 /*
  * libcircllhist's int_scale_to_hist_bucket(): the bucket of value * 10^scale, exact.
  * scale ranges over any int; results below 1e-128 are the zero bucket, at or above 1e128 NaN.
+ * (Upstream divides by 10 until two digits remain; one division by 10^(digits-2) is the same.)
  */
 SN_INLINE struct sn_bucket sn_bucket_of_int_scale(__s64 value, int scale)
 {
     __u64 v;
-    int neg = value < 0, i;
+    __u32 d;
+    int neg = value < 0;
 
-    if (value == 0)
+    if (value == 0 || scale < -147) /* |value| < 10^19: below 1e-128 */
         return sn_bucket_make(0, 0);
-    scale++;
+    if (scale > 127)
+        return sn_bucket_make(-1, 0);
     if (neg)
         v = value == (-0x7fffffffffffffffLL - 1) ? 0x7fffffffffffffffULL : (__u64)(-value);
     else
         v = (__u64)value;
-    if (v < 10) {
+    d = sn_ilog10_u64(v);
+    if (d == 0) {
         v *= 10;
-        scale--;
-    }
-    for (i = 0; i < 19 && v >= 100; i++) {
-        v /= 10;
-        scale++;
+    } else {
+#if !defined(__bpf__)
+        v = sn_div_pow10(v, d - 1);
+#else
+        v /= sn_pow10_u64[(d - 1) & 31];
+#endif
+        scale += (int)d;
     }
     if (scale < -128)
         return sn_bucket_make(0, 0);

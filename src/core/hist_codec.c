@@ -125,74 +125,106 @@ static inline bool upstream_valid(int8_t val, int8_t exp)
     return (a >= 10 && a <= 99) || val == 0 || (val == -1 && exp == 0);
 }
 
+static const uint64_t count_mask[8] = {
+    0xffULL,           0xffffULL,           0xffffffULL,           0xffffffffULL,
+    0xffffffffffULL,   0xffffffffffffULL,   0xffffffffffffffULL,   ~0ULL,
+};
+
+/* One record that the fast path did not take: zero count, zero/NaN/invalid bucket, or out of
+ * order. Returns 0 (kept or skipped) or a negative code. */
+static int decode_other(struct sn_hist *h, int8_t val, int8_t exp, uint64_t c, bool strict)
+{
+    uint16_t o;
+
+    if (c == 0)
+        return strict ? SN_E_ZERO : 0;
+    if (!upstream_valid(val, exp) || (strict && val == 0 && exp != 0))
+        return strict ? SN_E_BUCKET : 0;
+    o = sn_bucket_ord(sn_bucket_make(val, exp)); /* {0, e} reads as zero */
+    if (h->used == 0 || o > h->ord[h->used - 1]) {
+        if (h->used == h->cap && sn_hist_reserve(h, h->used + 1) < 0)
+            return -ENOMEM;
+        h->ord[h->used] = o;
+        h->cnt[h->used] = c;
+        h->used++;
+        return 0;
+    }
+    if (strict)
+        return SN_E_ORDER;
+    return sn_hist_add_ord(h, o, c); /* upstream keeps them unsorted; Sonde sorts and sums */
+}
+
 static ssize_t decode(struct sn_hist *h, const uint8_t *p, size_t len, unsigned flags)
 {
     bool strict = flags & SN_HIST_STRICT;
-    size_t off = 2, nrec;
+    size_t off = 2, nrec, cap;
+    int rc;
 
     if (len < 2)
         return SN_E_TRUNCATED;
     nrec = (size_t)p[0] << 8 | p[1];
-    /* each record takes at least 4 bytes: never reserve more than the input can hold */
-    if (sn_hist_reserve(h, (uint32_t)(nrec < (len - 2) / 4 ? nrec : (len - 2) / 4)) < 0)
+    /* each record takes at least 4 bytes: never reserve more than the input can hold, and
+     * with that much room the fast path below can append without checking */
+    cap = nrec < (len - 2) / 4 ? nrec : (len - 2) / 4;
+    if (sn_hist_reserve(h, (uint32_t)cap) < 0)
         return -ENOMEM;
+    uint16_t *ord = h->ord;
+    uint64_t *cnt = h->cnt;
+    uint32_t used = h->used;
     for (size_t r = 0; r < nrec; r++) {
+        const uint8_t *q = p + off;
         uint64_t c;
-        unsigned t;
+        unsigned t, a;
         int8_t val, exp;
-        uint16_t o;
 
-        if (off == len) {
-            if (strict)
-                return SN_E_TRUNCATED;
-            break; /* upstream stops quietly when the data ends early */
-        }
-        if (len - off < 3)
-            return SN_E_TRUNCATED;
-        t = p[off + 2];
-        if (t > 7)
-            return SN_E_CORRUPT;
-        if (len - off < 4 + t)
-            return SN_E_TRUNCATED;
-        if (len - off >= 11) {
-            memcpy(&c, p + off + 3, 8);
-            c = le64toh(c);
-            if (t < 7)
-                c &= (1ULL << (8 * (t + 1))) - 1;
+        if (len - off >= 11) { /* the whole record is readable with one 8-byte load */
+            t = q[2];
+            if (t > 7)
+                return SN_E_CORRUPT;
+            memcpy(&c, q + 3, 8);
+            c = le64toh(c) & count_mask[t];
         } else {
+            if (off == len) {
+                if (strict)
+                    return SN_E_TRUNCATED;
+                break; /* upstream stops quietly when the data ends early */
+            }
+            if (len - off < 3)
+                return SN_E_TRUNCATED;
+            t = q[2];
+            if (t > 7)
+                return SN_E_CORRUPT;
+            if (len - off < 4 + t)
+                return SN_E_TRUNCATED;
             c = 0;
             for (unsigned k = 0; k <= t; k++)
-                c |= (uint64_t)p[off + 3 + k] << (8 * k);
+                c |= (uint64_t)q[3 + k] << (8 * k);
         }
-        val = (int8_t)p[off];
-        exp = (int8_t)p[off + 1];
+        val = (int8_t)q[0];
+        exp = (int8_t)q[1];
         off += 4 + t;
-        if (c == 0) {
-            if (strict)
-                return SN_E_ZERO;
-            continue;
-        }
-        if (strict && t != width_tag(c, SN_HIST_EXACT_WIDTHS))
+        if (strict && c && t != width_tag(c, SN_HIST_EXACT_WIDTHS))
             return SN_E_CORRUPT; /* a count in more bytes than it needs */
-        if (!upstream_valid(val, exp) || (strict && val == 0 && exp != 0)) {
-            if (strict)
-                return SN_E_BUCKET;
-            continue;
+        a = (unsigned)(val < 0 ? -val : val);
+        if (c != 0 && a - 10 <= 89) { /* a value bucket: the common case */
+            unsigned pos = (unsigned)(exp + 128) * 90 + a - 10;
+            uint16_t o = (uint16_t)(val > 0 ? SN_BUCKET_ORD_POS + pos : SN_BUCKET_PER_SIGN - pos);
+            if (used == 0 || o > ord[used - 1]) {
+                ord[used] = o;
+                cnt[used] = c;
+                used++;
+                continue;
+            }
         }
-        o = sn_bucket_ord(sn_bucket_make(val, exp)); /* {0, e} reads as zero */
-        if (h->used == 0 || o > h->ord[h->used - 1]) {
-            if (h->used == h->cap && sn_hist_reserve(h, h->used + 1) < 0)
-                return -ENOMEM;
-            h->ord[h->used] = o;
-            h->cnt[h->used] = c;
-            h->used++;
-        } else {
-            if (strict)
-                return SN_E_ORDER;
-            if (sn_hist_insert_raw(h, sn_bucket_from_ord(o), c) < 0)
-                return -ENOMEM;
-        }
+        h->used = used;
+        rc = decode_other(h, val, exp, c, strict);
+        if (rc < 0)
+            return rc;
+        ord = h->ord; /* decode_other may have grown the arrays */
+        cnt = h->cnt;
+        used = h->used;
     }
+    h->used = used;
     if (strict && off != len)
         return SN_E_TRAILING;
     return (ssize_t)off;

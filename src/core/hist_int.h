@@ -32,6 +32,9 @@ static inline uint64_t sat_add(uint64_t a, uint64_t b)
 int sn_hist_reserve(struct sn_hist *h, uint32_t n);
 /* Rebuilds the index after bulk changes to ord[]; drops it if memory runs out. */
 void sn_hist_reindex(struct sn_hist *h);
+/* Adds c to ordinal o's bucket, creating it; never builds the index (keeps it if present).
+ * Returns 0 or -ENOMEM. */
+int sn_hist_add_ord(struct sn_hist *h, uint16_t o, uint64_t c);
 /* Empties h and releases its index (decoders call this before filling ord/cnt directly). */
 void sn_hist_reset(struct sn_hist *h);
 
