@@ -380,8 +380,7 @@ static void row(const char *name, double sn, double ref, const char *upstream, d
         printf("%-44s %10.1f %10.1f %7.1fx %14s %10s %7s\n", name, sn, ref, ref / sn, upstream, tgt,
                verdict);
     else
-        printf("%-44s %10.1f %10s %8s %14s %10s %7s\n", name, sn, "-", "-", upstream, tgt,
-               verdict);
+        printf("%-44s %10.1f %10s %8s %14s %10s %7s\n", name, sn, "-", "-", upstream, tgt, verdict);
 }
 
 int main(void)
@@ -428,8 +427,8 @@ int main(void)
     row("insert int x 10^-9 (500 buckets)", measure(sn_ins_int), measure(ref_ins_int),
         "19.4 fast/71", 8);
     row("insert u64 ns (500 buckets)", measure(sn_ins_u64), 0, "-", 0);
-    row("insert raw bucket (900 buckets)", measure(sn_ins_raw), measure(ref_ins_raw),
-        "7.8 fast/75", 0);
+    row("insert raw bucket (900 buckets)", measure(sn_ins_raw), measure(ref_ins_raw), "7.8 fast/75",
+        0);
     row("merge 1,000 + 1,000 (same buckets)", measure(sn_merge_same), measure(ref_merge_same),
         "28400", 3000);
     row("merge 1,000 + 1,000 (50% overlap)", sn_merge_overlap(), ref_merge_overlap(), "35800", 0);

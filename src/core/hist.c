@@ -14,8 +14,8 @@
  * grown arrays, so no temporary copy is made. The index is a cache: if memory for it runs
  * out it is dropped and lookups fall back to binary search.
  */
-#include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,15 +125,24 @@ void sn_hist_reset(struct sn_hist *h)
 }
 
 #if !defined(NDEBUG) || defined(SN_SANITIZE)
+/* Not assert(): CMake's release-with-debug-info flags define NDEBUG in the ASan build too. */
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        if (!(x)) {                                                                                \
+            fprintf(stderr, "%s:%d: histogram invariant broken: %s\n", __FILE__, __LINE__, #x);    \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
 void sn_hist_check(const struct sn_hist *h)
 {
-    assert(h->used <= h->cap);
+    CHECK(h->used <= h->cap);
     for (uint32_t i = 0; i < h->used; i++) {
-        assert(h->ord[i] < SN_BUCKET_NORD);
-        assert(i == 0 || h->ord[i - 1] < h->ord[i]);
+        CHECK(h->ord[i] < SN_BUCKET_NORD);
+        CHECK(i == 0 || h->ord[i - 1] < h->ord[i]);
         if (h->index) {
             const uint16_t *page = h->index[h->ord[i] >> 8];
-            assert(page && page[h->ord[i] & 255] == i + 1);
+            CHECK(page && page[h->ord[i] & 255] == i + 1);
         }
     }
 }
@@ -154,6 +163,7 @@ static int insert_new(struct sn_hist *h, uint16_t o, uint32_t pos, uint64_t c)
     if (h->index)
         for (uint32_t i = pos; i < h->used; i++) /* pages exist: index_set cannot fail */
             h->index[h->ord[i] >> 8][h->ord[i] & 255] = (uint16_t)(i + 1);
+    SN_HIST_CHECK(h);
     return 0;
 }
 
@@ -310,6 +320,7 @@ void sn_hist_remove_zeroes(struct sn_hist *h)
         return;
     h->used = n;
     sn_hist_reindex(h);
+    SN_HIST_CHECK(h);
 }
 
 int sn_hist_merge(struct sn_hist *tgt, const struct sn_hist *src)

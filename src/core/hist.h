@@ -194,7 +194,8 @@ enum sn_hist_codec_flags {
 
 /* Exact size of the binary form. */
 size_t sn_hist_encoded_len(const struct sn_hist *h, unsigned flags);
-/* Writes the binary form into buf. Returns the length, or -ENOSPC if len is too small. */
+/* Writes the binary form into buf. Returns the length, or -ENOSPC if len is too small (buf's
+ * contents are then unspecified). */
 ssize_t sn_hist_encode(const struct sn_hist *h, void *buf, size_t len, unsigned flags);
 /* Exact length of the base64 form, without a NUL. */
 size_t sn_hist_b64_len(const struct sn_hist *h, unsigned flags);

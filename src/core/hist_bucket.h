@@ -149,17 +149,9 @@ static const __u32 sn_bucket_fuzz_delta[7][90] = {
  * error v * (m - 2^64/10^k) / 2^64 < 2^-32 is below 1/10^k, the smallest fraction v/10^k can
  * fall short of the next integer by. A multiply instead of a ~25-cycle division. */
 static const __u64 sn_recip10_u32[10] = {
-    0x0000000000000000ULL,
-    0x199999999999999aULL,
-    0x028f5c28f5c28f5dULL,
-    0x004189374bc6a7f0ULL,
-    0x00068db8bac710ccULL,
-    0x0000a7c5ac471b48ULL,
-    0x000010c6f7a0b5eeULL,
-    0x000001ad7f29abcbULL,
-    0x0000002af31dc462ULL,
-    0x000000044b82fa0aULL
-};
+    0x0000000000000000ULL, 0x199999999999999aULL, 0x028f5c28f5c28f5dULL, 0x004189374bc6a7f0ULL,
+    0x00068db8bac710ccULL, 0x0000a7c5ac471b48ULL, 0x000010c6f7a0b5eeULL, 0x000001ad7f29abcbULL,
+    0x0000002af31dc462ULL, 0x000000044b82fa0aULL};
 
 /* v / 10^k for k <= 18, by reciprocal when v fits in 32 bits. */
 static inline __u64 sn_div_pow10(__u64 v, __u32 k)

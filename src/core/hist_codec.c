@@ -126,8 +126,8 @@ static inline bool upstream_valid(int8_t val, int8_t exp)
 }
 
 static const uint64_t count_mask[8] = {
-    0xffULL,           0xffffULL,           0xffffffULL,           0xffffffffULL,
-    0xffffffffffULL,   0xffffffffffffULL,   0xffffffffffffffULL,   ~0ULL,
+    0xffULL,         0xffffULL,         0xffffffULL,         0xffffffffULL,
+    0xffffffffffULL, 0xffffffffffffULL, 0xffffffffffffffULL, ~0ULL,
 };
 
 /* One record that the fast path did not take: zero count, zero/NaN/invalid bucket, or out of

@@ -201,7 +201,8 @@ static void test_empty_and_special(void)
     T_OK(isnan(q[3]));
     T_EQ(run("hist --json", "nan\ninf\n-inf\n1e300\n0\n-0\n"), 0);
     T_EQ(num("count"), 6);
-    T_OK(strstr(out, "\"bucket\":\"NaN\",\"val\":-1,\"exp\":0,\"lo\":null,\"hi\":null,\"count\":4") !=
+    T_OK(strstr(out,
+                "\"bucket\":\"NaN\",\"val\":-1,\"exp\":0,\"lo\":null,\"hi\":null,\"count\":4") !=
          NULL);
 }
 
@@ -242,8 +243,7 @@ static void test_matches_model(void)
             uint64_t c = t_rand() % 4 ? 1 : t_rand() % 100000;
             if (t_rand() % 10 == 0)
                 v = -v;
-            len += (size_t)snprintf(input + len, sizeof(input) - len, "%.17g %" PRIu64 "\n", v,
-                                    c);
+            len += (size_t)snprintf(input + len, sizeof(input) - len, "%.17g %" PRIu64 "\n", v, c);
             llm_insert(m, v, c);
         }
         T_REQUIRE(run("hist --json", input) == 0);

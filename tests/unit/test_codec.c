@@ -9,11 +9,12 @@
  * contents are compared after normalizing both sides: sorted by bucket, repeated buckets summed
  * (saturating), zero counts dropped, {0,e} mapped to {0,0}.
  *
- * The cases that decode unsorted input run in a child process (in_child()): a Sonde bug made
- * some of those inputs crash (see test_decode_unsorted_then_sorted_tail), and a crash should
- * fail one case, not end the run.
+ * The cases that decode unsorted input run in a child process (in_child()): an earlier Sonde
+ * made some of those inputs crash (see test_decode_unsorted_then_sorted_tail), and a crash
+ * should fail one case, not end the run.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,9 +171,8 @@ static bool decoded_ok(const struct sn_hist *h)
             return false;
         }
         if (sn_hist_bucket_count(h, b) != c) {
-            t_note("bucket %zu {%d,%d}: sn_hist_bucket_count gives %llu, bucket_at %llu", i,
-                   b.val, b.exp, (unsigned long long)sn_hist_bucket_count(h, b),
-                   (unsigned long long)c);
+            t_note("bucket %zu {%d,%d}: sn_hist_bucket_count gives %llu, bucket_at %llu", i, b.val,
+                   b.exp, (unsigned long long)sn_hist_bucket_count(h, b), (unsigned long long)c);
             return false;
         }
         prev = sn_bucket_ord(b);
@@ -370,8 +370,11 @@ static uint64_t rand_count(void)
     }
 }
 
-/* The same random histogram (up to maxb inserts) in Sonde and in the model. */
-static void rand_hists(struct sn_hist *h, struct llm_hist *m, unsigned maxb)
+/*
+ * The same random histogram (up to maxb inserts) in Sonde and in the model. When plain, no
+ * count falls in upstream's truncated ranges, so that round trips through its bytes are exact.
+ */
+static void rand_hists(struct sn_hist *h, struct llm_hist *m, unsigned maxb, bool plain)
 {
     unsigned n = (unsigned)(t_rand() % (maxb + 1));
 
@@ -380,6 +383,8 @@ static void rand_hists(struct sn_hist *h, struct llm_hist *m, unsigned maxb)
     for (unsigned i = 0; i < n; i++) {
         struct sn_bucket b = rand_bucket();
         uint64_t c = rand_count();
+        while (plain && truncated_count(c))
+            c = rand_count();
         T_EQ(sn_hist_insert_raw(h, b, c), 0);
         llm_insert_raw(m, lb(b), c);
     }
@@ -400,13 +405,13 @@ static bool has_truncated_count(const struct sn_hist *h)
  */
 
 static const uint8_t worked_bin[] = {
-    0x00, 0x06,                   /* N = 6, big-endian */
-    0x0a, 0xfe, 0x00, 0x01,       /* {10,-2}: 0.01 */
-    0x0a, 0x00, 0x00, 0x01,       /* {10,0}: 1.0 */
-    0x63, 0x00, 0x00, 0x01,       /* {99,0}: 9.9 */
-    0x0a, 0x01, 0x00, 0x01,       /* {10,1}: 10 */
-    0x63, 0x01, 0x00, 0x01,       /* {99,1}: 99.99 */
-    0x0a, 0x02, 0x00, 0x01,       /* {10,2}: 100 */
+    0x00, 0x06,             /* N = 6, big-endian */
+    0x0a, 0xfe, 0x00, 0x01, /* {10,-2}: 0.01 */
+    0x0a, 0x00, 0x00, 0x01, /* {10,0}: 1.0 */
+    0x63, 0x00, 0x00, 0x01, /* {99,0}: 9.9 */
+    0x0a, 0x01, 0x00, 0x01, /* {10,1}: 10 */
+    0x63, 0x01, 0x00, 0x01, /* {99,1}: 99.99 */
+    0x0a, 0x02, 0x00, 0x01, /* {10,2}: 100 */
 };
 static const char worked_b64[] = "AAYK/gABCgAAAWMAAAEKAQABYwEAAQoCAAE=";
 
@@ -504,7 +509,7 @@ static void test_zero_counts_not_written(void)
 
 static void test_negative_zero_nan_buckets(void)
 {
-    static const struct rec r[] = {{99, 127, 1}, {10, -128, 2}, {0, 0, 3},
+    static const struct rec r[] = {{99, 127, 1}, {10, -128, 2},  {0, 0, 3},
                                    {-1, 0, 4},   {-10, -128, 5}, {-99, 127, 6}};
     /* ascending: NaN, then negatives from -inf, zero, positives */
     static const struct rec sorted[] = {{-1, 0, 4}, {-99, 127, 6}, {-10, -128, 5},
@@ -532,7 +537,7 @@ static void test_negative_zero_nan_buckets(void)
     T_OK(sn_hist_equal(d, h));
 
     /* the same buckets reached from doubles */
-    T_EQ(sn_hist_insert(x, 0.0 / 0.0, 1), 0);
+    T_EQ(sn_hist_insert(x, NAN, 1), 0);
     T_EQ(sn_hist_insert(x, -0.0, 1), 0);
     T_EQ(sn_hist_insert(x, -2.5, 1), 0);
     T_EQ(sn_hist_encode(x, buf, sizeof(buf), 0), 14);
@@ -561,19 +566,19 @@ static const struct width_case {
     {0xffffff, 2, 0xffffff, 2},
     {0x1000000, 3, 0x1000000, 3},
     {0xffffffff, 3, 0xffffffff, 3},
-    {P2(32), 3, 0, 4},                 /* upstream bug: written as 00000000 */
-    {P2(32) + 7, 3, 7, 4},             /* truncated mod 2^32 */
-    {P2(36) - 1, 3, 0xffffffff, 4},    /* truncated */
-    {P2(36), 4, P2(36), 4},            /* the buggy table's limit passed: correct again */
-    {P2(40) - 1, 4, P2(40) - 1, 4},    /**/
-    {P2(40), 5, P2(40), 5},            /**/
-    {P2(48) - 1, 5, P2(48) - 1, 5},    /**/
-    {P2(48), 5, 0, 6},                 /* upstream bug: written as 000000000000 */
-    {P2(52) - 1, 5, P2(48) - 1, 6},    /* truncated mod 2^48 */
-    {P2(52), 6, P2(52), 6},            /**/
-    {P2(56) - 1, 6, P2(56) - 1, 6},    /**/
-    {P2(56), 7, P2(56), 7},            /**/
-    {UINT64_MAX, 7, UINT64_MAX, 7},    /**/
+    {P2(32), 3, 0, 4},              /* upstream bug: written as 00000000 */
+    {P2(32) + 7, 3, 7, 4},          /* truncated mod 2^32 */
+    {P2(36) - 1, 3, 0xffffffff, 4}, /* truncated */
+    {P2(36), 4, P2(36), 4},         /* the buggy table's limit passed: correct again */
+    {P2(40) - 1, 4, P2(40) - 1, 4}, /**/
+    {P2(40), 5, P2(40), 5},         /**/
+    {P2(48) - 1, 5, P2(48) - 1, 5}, /**/
+    {P2(48), 5, 0, 6},              /* upstream bug: written as 000000000000 */
+    {P2(52) - 1, 5, P2(48) - 1, 6}, /* truncated mod 2^48 */
+    {P2(52), 6, P2(52), 6},         /**/
+    {P2(56) - 1, 6, P2(56) - 1, 6}, /**/
+    {P2(56), 7, P2(56), 7},         /**/
+    {UINT64_MAX, 7, UINT64_MAX, 7}, /**/
 };
 
 /* The single-record form of {10,0} with the count in tag+1 little-endian bytes. */
@@ -814,8 +819,8 @@ static void test_decode_zero_bucket_any_exp(void)
 
 static void body_decode_unsorted(void)
 {
-    static const uint8_t b[] = {0x00, 0x03, 0x1e, 0x00, 0x00, 0x03, 0x0a, 0x00,
-                                0x00, 0x01, 0x14, 0x00, 0x00, 0x02};
+    static const uint8_t b[] = {0x00, 0x03, 0x1e, 0x00, 0x00, 0x03, 0x0a,
+                                0x00, 0x00, 0x01, 0x14, 0x00, 0x00, 0x02};
     static const uint8_t sorted_bytes[] = {0x00, 0x03, 0x0a, 0x00, 0x00, 0x01, 0x14,
                                            0x00, 0x00, 0x02, 0x1e, 0x00, 0x00, 0x03};
     /* positive, negative, NaN: exactly reversed */
@@ -845,13 +850,13 @@ static void test_decode_unsorted(void)
 
 static void body_decode_duplicates(void)
 {
-    static const uint8_t b[] = {0x00, 0x03, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00,
-                                0x02, 0x0a, 0x00, 0x01, 0x00, 0x01}; /* 1 + 2 + 256 */
+    static const uint8_t b[] = {0x00, 0x03, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00,
+                                0x00, 0x02, 0x0a, 0x00, 0x01, 0x00, 0x01}; /* 1 + 2 + 256 */
     /* a repeat after a different bucket, and one before it */
     static const uint8_t apart[] = {0x00, 0x04, 0x0a, 0x00, 0x00, 0x01, 0x14, 0x00, 0x00,
                                     0x02, 0x0a, 0x00, 0x00, 0x04, 0x14, 0x00, 0x00, 0x08};
-    static const uint8_t sat[] = {0x00, 0x02, 0x0a, 0x00, 0x07, 0xff, 0xff, 0xff,
-                                  0xff, 0xff, 0xff, 0xff, 0xfe, 0x0a, 0x00, 0x00, 0x05};
+    static const uint8_t sat[] = {0x00, 0x02, 0x0a, 0x00, 0x07, 0xfe, 0xff, 0xff, 0xff,
+                                  0xff, 0xff, 0xff, 0xff, 0x0a, 0x00, 0x00, 0x05};
     static const struct rec want[] = {{10, 0, 259}}, want_apart[] = {{10, 0, 5}, {20, 0, 10}};
     static const struct rec want_sat[] = {{10, 0, UINT64_MAX}};
     struct sn_hist *h = sn_hist_create();
@@ -875,13 +880,13 @@ static void test_decode_duplicates(void)
 }
 
 /*
- * BUG (hist_codec.c decode()): once an out-of-order record has gone through
- * sn_hist_insert_raw(), which builds the ordinal index, later in-order records are appended to
- * ord[]/cnt[] directly without entering the index. The stale index then (a) makes
- * sn_hist_bucket_count() report 0 for those buckets, and (b) crashes insert_new() (NULL page
- * in its renumbering loop, hist.c) as soon as a bucket is inserted before them, by a later
- * record of the same decode or by a later sn_hist_insert(). sn_hist_check() would catch it,
- * but assert() is compiled out (-DNDEBUG from RelWithDebInfo) even in the ASan build.
+ * Regression: an earlier decode() sent out-of-order records through sn_hist_insert_raw(),
+ * which builds the ordinal index, and then appended later in-order records to ord[]/cnt[]
+ * directly without entering them in the index. The stale index made sn_hist_bucket_count()
+ * report 0 for those buckets, and crashed insert_new() (a NULL index page in its renumbering
+ * loop) as soon as a bucket was inserted before them, by a later record of the same decode
+ * (tail4: SIGSEGV inside sn_hist_decode) or by a later sn_hist_insert(). sn_hist_check() would
+ * have caught it, but assert() is compiled out by -DNDEBUG (RelWithDebInfo), ASan build too.
  */
 static const uint8_t tail3[] = {
     0x00, 0x03, 0x14, 0x00, 0x00, 0x01, /* {20,0} */
@@ -889,8 +894,10 @@ static const uint8_t tail3[] = {
     0x0a, 0x64, 0x00, 0x01,             /* {10,100}: appended, not indexed */
 };
 static const uint8_t tail4[] = {
-    0x00, 0x04, 0x14, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x01,
-    0x0a, 0x64, 0x00, 0x01, 0x1e, 0x00, 0x00, 0x01, /* {30,0}: inserted before {10,100} */
+    0x00, 0x04, 0x14, 0x00, 0x00, 0x01, /* {20,0} */
+    0x0a, 0x00, 0x00, 0x01,             /* {10,0} */
+    0x0a, 0x64, 0x00, 0x01,             /* {10,100} */
+    0x1e, 0x00, 0x00, 0x01,             /* {30,0}: inserted before {10,100} */
 };
 
 static void body_tail_insert_after(void)
@@ -898,7 +905,7 @@ static void body_tail_insert_after(void)
     struct sn_hist *h = sn_hist_create();
 
     T_EQ(decode(h, tail3, sizeof(tail3), 0), sizeof(tail3));
-    T_EQ(sn_hist_insert(h, 5.0, 1), 0); /* {50,0} goes before {10,100}: crashed */
+    T_EQ(sn_hist_insert(h, 5.0, 1), 0); /* {50,0} goes before {10,100}: it crashed */
     T_EQU(sn_hist_nbuckets(h), 4);
     T_OK(decoded_ok(h));
     sn_hist_destroy(h);
@@ -909,7 +916,7 @@ static void body_tail_decode4(void)
     static const struct rec want[] = {{10, 0, 1}, {20, 0, 1}, {30, 0, 1}, {10, 100, 1}};
     struct sn_hist *h = sn_hist_create();
 
-    T_EQ(decode(h, tail4, sizeof(tail4), 0), sizeof(tail4)); /* crashed inside the decode */
+    T_EQ(decode(h, tail4, sizeof(tail4), 0), sizeof(tail4)); /* it crashed in the decode */
     expect_buckets(h, want, NELEM(want));
     T_OK(decoded_ok(h));
     sn_hist_destroy(h);
@@ -922,7 +929,7 @@ static void test_decode_unsorted_then_sorted_tail(void)
 
     T_EQ(decode(h, tail3, sizeof(tail3), 0), sizeof(tail3));
     expect_buckets(h, want, NELEM(want));
-    T_EQU(sn_hist_bucket_count(h, sn_bucket_make(10, 100)), 1); /* BUG: gives 0 */
+    T_EQU(sn_hist_bucket_count(h, sn_bucket_make(10, 100)), 1); /* it gave 0 */
     T_OK(decoded_ok(h));
     sn_hist_destroy(h);
     in_child(body_tail_insert_after);
@@ -966,9 +973,12 @@ static void test_decode_failure_empties(void)
         unsigned flags;
         ssize_t rc;
     } cb[] = {
-        {"", 0, SN_E_TRUNCATED},          {"AA==", 0, SN_E_TRUNCATED},
-        {"AAAA", 0, SN_E_TRAILING},       {"AAEKAAg=", 0, SN_E_CORRUPT},
-        {"AAA", SN_HIST_STRICT, SN_E_CORRUPT}, {"AAAA", SN_HIST_STRICT, SN_E_TRAILING},
+        {"", 0, SN_E_TRUNCATED},
+        {"AA==", 0, SN_E_TRUNCATED},
+        {"AAAA", 0, SN_E_TRAILING},
+        {"AAEKAAg=", 0, SN_E_CORRUPT},
+        {"AAA", SN_HIST_STRICT, SN_E_CORRUPT},
+        {"AAAA", SN_HIST_STRICT, SN_E_TRAILING},
     };
 
     for (size_t i = 0; i < NELEM(c); i++) {
@@ -1005,14 +1015,12 @@ static void test_strict_rejects(void)
     static const uint8_t v100[] = {0x00, 0x01, 0x64, 0x00, 0x00, 0x01};
     static const uint8_t nan3[] = {0x00, 0x01, 0xff, 0x03, 0x00, 0x01};
     static const uint8_t zero7[] = {0x00, 0x01, 0x00, 0x07, 0x00, 0x01};
-    static const uint8_t unsorted[] = {0x00, 0x02, 0x14, 0x00, 0x00, 0x01,
-                                       0x0a, 0x00, 0x00, 0x01};
-    static const uint8_t nan_last[] = {0x00, 0x02, 0x0a, 0x00, 0x00, 0x01,
-                                       0xff, 0x00, 0x00, 0x01};
+    static const uint8_t unsorted[] = {0x00, 0x02, 0x14, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x01};
+    static const uint8_t nan_last[] = {0x00, 0x02, 0x0a, 0x00, 0x00, 0x01, 0xff, 0x00, 0x00, 0x01};
     static const uint8_t dup[] = {0x00, 0x02, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x01};
     static const uint8_t trailing[] = {0x00, 0x01, 0x0a, 0x00, 0x00, 0x01, 0x00};
     static const uint8_t wide1[] = {0x00, 0x01, 0x0a, 0x00, 0x01, 0xff, 0x00};
-    static const uint8_t wide7[] = {0x00, 0x01, 0x0a, 0x00, 0x07, 0x01, 0, 0, 0, 0, 0, 0, 0x01};
+    static const uint8_t wide7[] = {0x00, 0x01, 0x0a, 0x00, 0x07, 0x01, 0, 0, 0, 0, 0, 0x01, 0x00};
     static const uint8_t wide4[] = {0x00, 0x01, 0x0a, 0x00, 0x04, 0xff, 0xff, 0xff, 0xff, 0x00};
 
     strict_fails("", 0, SN_E_TRUNCATED);
@@ -1049,7 +1057,7 @@ static void test_strict_accepts_canonical(void)
     for (int it = 0; it < 300; it++) {
         ssize_t n, n2, ns;
 
-        rand_hists(h, m, 60);
+        rand_hists(h, m, 60, it & 1);
         n = sn_hist_encode(h, buf, sizeof(buf), SN_HIST_EXACT_WIDTHS);
         T_REQUIRE(n > 0);
         T_EQ(decode(d, buf, (size_t)n, SN_HIST_STRICT), n);
@@ -1228,29 +1236,29 @@ static void test_b64_strict_accepts(void)
 
 static void test_b64_random_round_trip(void)
 {
-    uint8_t src[64], out[64 + 3];
-    char enc[92];
+    uint8_t src[64];
 
     t_seed(0x5eed0005);
     for (size_t n = 0; n <= 64; n++) {
         for (int rep = 0; rep < 16; rep++) {
-            size_t len;
-            char *p;
+            /* buffers of exactly the documented sizes: ASan sees any write past them */
+            size_t len = sn_b64_encoded_len(n);
+            char *enc = malloc(len + 1);
+            uint8_t *out = malloc(sn_b64_decoded_max(len));
 
             for (size_t i = 0; i < n; i++)
                 src[i] = (uint8_t)t_rand();
             if (rep == 0)
                 memset(src, 0xff, n);
-            len = sn_b64_encode(src, n, enc);
             t_note("n %zu rep %d", n, rep);
-            T_EQU(len, sn_b64_encoded_len(n));
             T_EQU(len, (n + 2) / 3 * 4);
-            p = exact_copy(enc, len);
-            T_EQ(sn_b64_decode_strict(p, len, out), n);
+            T_EQU(sn_b64_encode(src, n, enc), len);
+            T_EQ(sn_b64_decode_strict(enc, len, out), n);
             T_MEM(out, src, n);
-            T_EQU(sn_b64_decode_lenient(p, len, out), n);
+            T_EQU(sn_b64_decode_lenient(enc, len, out), n);
             T_MEM(out, src, n);
-            free(p);
+            free(enc);
+            free(out);
         }
     }
 }
@@ -1286,8 +1294,9 @@ static size_t mutate_text(char *s, size_t len, size_t cap)
             break;
         case 4: /* replace with an alphabet character */
             if (pos < len)
-                s[pos] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[t_rand() %
-                                                                                         64];
+                s[pos] =
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[t_rand() %
+                                                                                       64];
             break;
         default: /* truncate */
             len = pos;
@@ -1309,7 +1318,7 @@ static void body_b64_lenient_like_model(void)
         ssize_t ns, rm, rm2, rs, rt, want;
         size_t len, nb;
 
-        rand_hists(g, m, 8);
+        rand_hists(g, m, 8, it & 2);
         ns = sn_hist_encode_b64(g, s, sizeof(s), (it & 1) ? SN_HIST_EXACT_WIDTHS : 0);
         T_REQUIRE(ns > 0);
         len = mutate_text(s, (size_t)ns, 400);
@@ -1378,11 +1387,11 @@ static void test_roundtrip_like_model(void)
     char *s = malloc(CAP * 2), *ms = malloc(CAP * 2);
     int truncated = 0;
 
-    t_seed(0x5eed0006);
+    t_seed(0x5eed0009);
     for (int it = 0; it < 2000; it++) {
         ssize_t n, mn, ns, mns;
 
-        rand_hists(h, m, 60);
+        rand_hists(h, m, 60, it & 1);
         t_note("iteration %d", it);
         /* upstream's bytes, byte for byte */
         T_EQU(sn_hist_encoded_len(h, 0), (size_t)llm_serialize_size(m));
@@ -1438,8 +1447,8 @@ static void test_roundtrip_like_model(void)
 static void test_roundtrip_every_bucket(void)
 {
     struct sn_hist *h = sn_hist_create(), *d = sn_hist_create();
-    struct llm_hist *m = llm_create();
-    size_t n = sn_hist_encoded_len(h, 0), ns;
+    struct llm_hist *m = llm_create(), *md = llm_create();
+    size_t n, ns;
     uint8_t *buf, *mbuf;
     char *s, *ms;
 
@@ -1466,9 +1475,11 @@ static void test_roundtrip_every_bucket(void)
     T_EQ(llm_serialize_b64(m, ms, (ssize_t)ns), ns);
     T_MEM(s, ms, ns);
     T_EQ(decode(d, buf, n, 0), n);
+    T_EQ(model_decode(md, mbuf, n), n);
+    T_OK(agree(d, md));
     T_EQ(decode_b64(d, s, ns, 0), n);
+    T_OK(agree(d, md));
     T_OK(decoded_ok(d));
-    T_OK(!has_truncated_count(h) ? sn_hist_equal(d, h) : true);
     free(buf);
     free(mbuf);
     free(s);
@@ -1484,21 +1495,39 @@ static void test_roundtrip_every_bucket(void)
     sn_hist_destroy(h);
     sn_hist_destroy(d);
     llm_destroy(m);
+    llm_destroy(md);
 }
 
 /* ------------------------------------------------------------------------------------------
  * 7. Mutated encodings, compared with the model
  */
 
+/* Offsets of the whole records of b[0..len) (at most 16); off[n] is where the last one ends. */
+static size_t record_offsets(const uint8_t *b, size_t len, size_t off[17])
+{
+    size_t n = 0, o = 2;
+
+    while (n < 16 && o + 3 <= len && b[o + 2] <= 7 && o + 4 + b[o + 2] <= len) {
+        off[n++] = o;
+        o += 4 + b[o + 2];
+    }
+    off[n] = o;
+    return n;
+}
+
 static size_t mutate_bytes(uint8_t *b, size_t len, size_t cap)
 {
-    static const uint8_t vals[] = {0x00, 0x05, 0x09, 0x0a, 0x63, 0x64, 0xff, 0xf6, 0x9d, 0x80, 0x7f};
+    static const uint8_t vals[] = {0x00, 0x05, 0x09, 0x0a, 0x63, 0x64,
+                                   0xff, 0xf6, 0x9d, 0x80, 0x7f};
     unsigned nmut = 1 + (unsigned)(t_rand() % 3);
 
     for (unsigned k = 0; k < nmut; k++) {
         size_t pos = len ? (size_t)(t_rand() % len) : 0;
 
-        switch (t_rand() % 10) {
+        size_t off[17], nrec = record_offsets(b, len, off), r, rl;
+        uint8_t t[11];
+
+        switch (t_rand() % 12) {
         case 0: /* flip a bit */
             if (len)
                 b[pos] ^= (uint8_t)(1u << (t_rand() % 8));
@@ -1538,20 +1567,44 @@ static size_t mutate_bytes(uint8_t *b, size_t len, size_t cap)
                 b[1] = (uint8_t)n;
             }
             break;
-        case 8: /* swap two 4-byte windows past the header: records out of order */
+        case 8: /* swap two 4-byte windows past the header */
             if (len >= 10) {
-                size_t x = 2 + (size_t)(t_rand() % (len - 5)), y = 2 + (size_t)(t_rand() % (len - 5));
-                uint8_t t[4];
+                size_t x = 2 + (size_t)(t_rand() % (len - 5)),
+                       y = 2 + (size_t)(t_rand() % (len - 5));
                 memcpy(t, b + x, 4);
                 memmove(b + x, b + y, 4);
                 memcpy(b + y, t, 4);
+            }
+            break;
+        case 9: /* move a whole record to the front: records out of order */
+            if (nrec >= 2) {
+                r = 1 + (size_t)(t_rand() % (nrec - 1));
+                rl = off[r + 1] - off[r];
+                memcpy(t, b + off[r], rl);
+                memmove(b + 2 + rl, b + 2, off[r] - 2);
+                memcpy(b + 2, t, rl);
+            }
+            break;
+        case 10: /* repeat a whole record at a record boundary, and count it in N */
+            if (nrec >= 1) {
+                r = (size_t)(t_rand() % nrec);
+                rl = off[r + 1] - off[r];
+                size_t at = off[t_rand() % (nrec + 1)];
+                unsigned n = ((unsigned)b[0] << 8 | b[1]) + 1;
+                if (len + rl > cap)
+                    break;
+                memcpy(t, b + off[r], rl);
+                memmove(b + at + rl, b + at, len - at);
+                memcpy(b + at, t, rl);
+                len += rl;
+                b[0] = (uint8_t)(n >> 8);
+                b[1] = (uint8_t)n;
             }
             break;
         default: /* repeat a slice at another place */
             if (len >= 6) {
                 size_t from = 2 + (size_t)(t_rand() % (len - 2)), k2 = 1 + (size_t)(t_rand() % 11);
                 size_t at = 2 + (size_t)(t_rand() % (len - 1));
-                uint8_t t[11];
                 if (from + k2 > len)
                     k2 = len - from;
                 if (len + k2 > cap)
@@ -1572,7 +1625,7 @@ static void body_mutated_like_model(void)
     enum { CAP = 256 };
     struct sn_hist *g = sn_hist_create(), *h = sn_hist_create(), *st = sn_hist_create();
     struct llm_hist *gm = llm_create(), *m = llm_create();
-    uint8_t buf[CAP + 16], re[CAP * 2];
+    uint8_t buf[CAP + 16], re[CAP * 8];
     int ok_both = 0, strict_ok = 0, unsorted = 0;
 
     t_seed(0x5eed0007);
@@ -1581,7 +1634,7 @@ static void body_mutated_like_model(void)
         size_t len;
         bool canon;
 
-        rand_hists(g, gm, 10);
+        rand_hists(g, gm, 10, it & 2);
         n = sn_hist_encode(g, buf, CAP, (it & 1) ? SN_HIST_EXACT_WIDTHS : 0);
         T_REQUIRE(n > 0);
         len = it % 10 ? mutate_bytes(buf, (size_t)n, CAP) : (size_t)n;
@@ -1597,8 +1650,9 @@ static void body_mutated_like_model(void)
             T_OK(decoded_ok(h));
             for (int i = 1; i < llm_used(m); i++) {
                 struct llm_bucket a, b;
-                llm_get(m, i - 1, &a, NULL);
-                llm_get(m, i, &b, NULL);
+                uint64_t ca, cb;
+                llm_get(m, i - 1, &a, &ca);
+                llm_get(m, i, &b, &cb);
                 unsorted += sn_bucket_ord(sn_bucket_make(a.val, a.exp)) >=
                             sn_bucket_ord(sn_bucket_make(b.val, b.exp));
             }
@@ -1622,9 +1676,9 @@ static void body_mutated_like_model(void)
     }
     t_note("%s", "");
     /* the mutations reach every branch often enough to mean something */
-    T_OK(ok_both > 3000);
+    T_OK(ok_both > 2500);
     T_OK(strict_ok > 1000);
-    T_OK(unsorted > 300);
+    T_OK(unsorted > 800);
     sn_hist_destroy(g);
     sn_hist_destroy(h);
     sn_hist_destroy(st);
@@ -1641,6 +1695,12 @@ static void test_mutated_like_model(void)
  * 8. Buffer sizes
  */
 
+/*
+ * Exact lengths and -ENOSPC below them. Only bytes at and past len are checked to be untouched:
+ * what a failed encode leaves in buf[0..len) is unspecified, and it is not the old contents
+ * (records before the one that did not fit are written, the last with an 8-byte count store
+ * that spills into the next record's bytes).
+ */
 static void check_sizes(const struct sn_hist *h, unsigned flags)
 {
     size_t n = sn_hist_encoded_len(h, flags), nb = sn_hist_b64_len(h, flags);
@@ -1682,7 +1742,7 @@ static void check_sizes(const struct sn_hist *h, unsigned flags)
 static void test_encode_buffer_sizes(void)
 {
     static const struct rec wide[] = {{10, 0, UINT64_MAX}, {20, 0, P2(32)}, {30, 0, P2(48) + 1},
-                                      {-1, 0, 1},          {0, 0, 0x1234}, {-99, 127, 0}};
+                                      {-1, 0, 1},          {0, 0, 0x1234},  {-99, 127, 0}};
     struct sn_hist *e = sn_hist_create(), *w = worked_hist(), *x = mk(wide, NELEM(wide));
     struct sn_hist *r = sn_hist_create();
     struct llm_hist *m = llm_create();
@@ -1696,7 +1756,7 @@ static void test_encode_buffer_sizes(void)
     T_EQU(sn_hist_encoded_len(x, SN_HIST_EXACT_WIDTHS), 2 + 11 + 8 + 10 + 4 + 5);
     t_seed(0x5eed0008);
     for (int i = 0; i < 20; i++) {
-        rand_hists(r, m, 30);
+        rand_hists(r, m, 30, false);
         check_sizes(r, 0);
         check_sizes(r, SN_HIST_EXACT_WIDTHS);
     }
@@ -1714,13 +1774,13 @@ int main(int argc, char **argv)
     t_run("worked example encodes to the spec's bytes and base64", test_worked_example);
     t_run("empty histogram is 00 00 and AAA=", test_empty);
     t_run("zero-count buckets are not written", test_zero_counts_not_written);
-    t_run("negative, zero and NaN buckets encode in order and decode", test_negative_zero_nan_buckets);
+    t_run("negative, zero and NaN buckets encode in order and decode",
+          test_negative_zero_nan_buckets);
     /* 2 */
     t_run("count widths at every tag boundary, upstream table, like the model",
           test_widths_upstream);
     t_run("count widths: upstream truncation as literal bytes", test_widths_upstream_bytes);
-    t_run("count widths at every tag boundary, exact widths, strict round trip",
-          test_widths_exact);
+    t_run("count widths at every tag boundary, exact widths, strict round trip", test_widths_exact);
     t_run("count widths: upstream's truncated records under strict decoding",
           test_widths_truncated_strict);
     /* 3 */
@@ -1754,8 +1814,7 @@ int main(int argc, char **argv)
     t_run("base64: random bytes of every length 0..64 round trip", test_b64_random_round_trip);
     t_run("base64: 3000 mutated strings decode like the model", test_b64_lenient_like_model);
     /* 6 */
-    t_run("2000 random histograms encode like the model and round trip",
-          test_roundtrip_like_model);
+    t_run("2000 random histograms encode like the model and round trip", test_roundtrip_like_model);
     t_run("every bucket at once: large encodings like the model, round trip",
           test_roundtrip_every_bucket);
     /* 7 */

@@ -4,8 +4,12 @@
  * differential run of random operations against the libcircllhist model (tests/model), which
  * must agree bucket for bucket, zero-count buckets and their order included.
  *
- * In the sanitizer build (SN_SANITIZE) every check also runs sn_hist_check(), the library's
- * own invariant check (sorted ordinals, index consistent with the slots).
+ * Every content check also calls sn_hist_check(), the library's own invariant check (sorted
+ * ordinals, index consistent with the slots), where it is compiled in (SN_SANITIZE or no
+ * NDEBUG). Its asserts vanish under NDEBUG, which CMake's default RelWithDebInfo build type
+ * defines even with SN_SANITIZE=ON, so the checks here do not rely on it: they read every slot
+ * in order and look every bucket up again through sn_hist_bucket_count(), which goes through
+ * the index when there is one.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,12 +34,12 @@ void sn_hist_check(const struct sn_hist *h);
 
 /* --- helpers ----------------------------------------------------------------------------- */
 
-static struct sn_bucket B(int val, int exp)
+static struct sn_bucket bk(int val, int exp)
 {
     return sn_bucket_make(val, exp);
 }
 
-static struct llm_bucket LB(struct sn_bucket b)
+static struct llm_bucket lb(struct sn_bucket b)
 {
     struct llm_bucket l = {b.val, b.exp};
     return l;
@@ -61,8 +65,7 @@ static bool has_bucket(const struct sn_hist *h, struct sn_bucket b, uint64_t *co
 }
 
 /* Expects h to hold exactly buckets bs[0..n) with counts cs[0..n), in this order. */
-static bool holds(const struct sn_hist *h, const struct sn_bucket *bs, const uint64_t *cs,
-                  size_t n)
+static bool holds(const struct sn_hist *h, const struct sn_bucket *bs, const uint64_t *cs, size_t n)
 {
     struct sn_bucket b;
     uint64_t c;
@@ -104,8 +107,8 @@ static bool same_contents(const struct sn_hist *a, const struct sn_hist *b)
     for (size_t i = 0; sn_hist_bucket_at(a, i, &x, &cx); i++) {
         sn_hist_bucket_at(b, i, &y, &cy);
         if (x.val != y.val || x.exp != y.exp || cx != cy) {
-            t_note("slot %zu: {%d,%d}:%" PRIu64 " != {%d,%d}:%" PRIu64, i, x.val, x.exp, cx,
-                   y.val, y.exp, cy);
+            t_note("slot %zu: {%d,%d}:%" PRIu64 " != {%d,%d}:%" PRIu64, i, x.val, x.exp, cx, y.val,
+                   y.exp, cy);
             return false;
         }
     }
@@ -168,7 +171,7 @@ static struct sn_bucket rand_bucket(int emin, int emax)
         return NANB;
     if (r < 7)
         return ZEROB;
-    return B(r < 40 ? -val : val, exp);
+    return bk(r < 40 ? -val : val, exp);
 }
 
 /* A random count: mostly small, sometimes 0, rarely near saturation. */
@@ -193,7 +196,7 @@ static void rand_fill(struct sn_hist *h, struct llm_hist *m, int n, int emin, in
         uint64_t c = rand_count();
         sn_hist_insert_raw(h, b, c);
         if (m)
-            llm_insert_raw(m, LB(b), c);
+            llm_insert_raw(m, lb(b), c);
     }
 }
 
@@ -205,7 +208,7 @@ static struct llm_hist *to_model(const struct sn_hist *h)
     uint64_t c;
 
     for (size_t i = 0; sn_hist_bucket_at(h, i, &b, &c); i++)
-        llm_insert_raw(m, LB(b), c);
+        llm_insert_raw(m, lb(b), c);
     return m;
 }
 
@@ -216,17 +219,17 @@ static void test_insert_double(void)
     struct sn_hist *h = sn_hist_create();
 
     T_EQ(sn_hist_insert(h, 1.0, 3), 0);
-    T_EQ(sn_hist_insert(h, 1.09, 2), 0);   /* same bucket {10,0} = [1.0, 1.1) */
-    T_EQ(sn_hist_insert(h, 0.29, 1), 0);   /* 0.28999999999999998 -> {29,-1} (fuzz) */
-    T_EQ(sn_hist_insert(h, -2.5, 4), 0);   /* {-25,0} */
-    T_EQ(sn_hist_insert(h, 0.0, 5), 0);    /* zero */
-    T_EQ(sn_hist_insert(h, -0.0, 1), 0);   /* zero too */
-    T_EQ(sn_hist_insert(h, NAN, 6), 0);    /* NaN bucket */
+    T_EQ(sn_hist_insert(h, 1.09, 2), 0);     /* same bucket {10,0} = [1.0, 1.1) */
+    T_EQ(sn_hist_insert(h, 0.29, 1), 0);     /* 0.28999999999999998 -> {29,-1} (fuzz) */
+    T_EQ(sn_hist_insert(h, -2.5, 4), 0);     /* {-25,0} */
+    T_EQ(sn_hist_insert(h, 0.0, 5), 0);      /* zero */
+    T_EQ(sn_hist_insert(h, -0.0, 1), 0);     /* zero too */
+    T_EQ(sn_hist_insert(h, NAN, 6), 0);      /* NaN bucket */
     T_EQ(sn_hist_insert(h, INFINITY, 1), 0); /* NaN bucket */
-    T_EQ(sn_hist_insert(h, 1e128, 1), 0);  /* NaN bucket */
-    T_EQ(sn_hist_insert(h, 1e-200, 2), 0); /* below 1e-128: zero */
+    T_EQ(sn_hist_insert(h, 1e128, 1), 0);    /* NaN bucket */
+    T_EQ(sn_hist_insert(h, 1e-200, 2), 0);   /* below 1e-128: zero */
     {
-        struct sn_bucket bs[] = {NANB, B(-25, 0), ZEROB, B(29, -1), B(10, 0)};
+        struct sn_bucket bs[] = {NANB, bk(-25, 0), ZEROB, bk(29, -1), bk(10, 0)};
         uint64_t cs[] = {8, 4, 8, 1, 5};
         T_OK(holds(h, bs, cs, 5));
     }
@@ -248,7 +251,7 @@ static void test_insert_int_scale_u64(void)
     T_EQ(sn_hist_insert_u64(h, 0, 2), 0);                    /* zero */
     T_EQ(sn_hist_insert_u64(h, UINT64_MAX, 1), 0);           /* 1.8e19 -> {18,19} */
     {
-        struct sn_bucket bs[] = {NANB, B(-27, -6), ZEROB, B(13, 0), B(10, 3), B(18, 19)};
+        struct sn_bucket bs[] = {NANB, bk(-27, -6), ZEROB, bk(13, 0), bk(10, 3), bk(18, 19)};
         uint64_t cs[] = {1, 3, 3, 3, 5, 1};
         T_OK(holds(h, bs, cs, 6));
     }
@@ -259,20 +262,20 @@ static void test_insert_raw_counts(void)
 {
     struct sn_hist *h = sn_hist_create();
 
-    T_EQ(sn_hist_insert_raw(h, B(10, 0), 7), 0);
-    T_EQ(sn_hist_insert_raw(h, B(10, 0), 0), 0); /* adds nothing */
-    T_EQ(sn_hist_insert_raw(h, B(-99, 127), 1), 0);
-    T_EQ(sn_hist_insert_raw(h, B(99, 127), 1), 0);
-    T_EQ(sn_hist_insert_raw(h, B(10, -128), 1), 0);
-    T_EQ(sn_hist_insert_raw(h, B(-10, -128), 1), 0);
+    T_EQ(sn_hist_insert_raw(h, bk(10, 0), 7), 0);
+    T_EQ(sn_hist_insert_raw(h, bk(10, 0), 0), 0); /* adds nothing */
+    T_EQ(sn_hist_insert_raw(h, bk(-99, 127), 1), 0);
+    T_EQ(sn_hist_insert_raw(h, bk(99, 127), 1), 0);
+    T_EQ(sn_hist_insert_raw(h, bk(10, -128), 1), 0);
+    T_EQ(sn_hist_insert_raw(h, bk(-10, -128), 1), 0);
     {
-        struct sn_bucket bs[] = {B(-99, 127), B(-10, -128), B(10, -128), B(10, 0), B(99, 127)};
+        struct sn_bucket bs[] = {bk(-99, 127), bk(-10, -128), bk(10, -128), bk(10, 0), bk(99, 127)};
         uint64_t cs[] = {1, 1, 1, 7, 1};
         T_OK(holds(h, bs, cs, 5));
     }
-    T_EQU(sn_hist_bucket_count(h, B(10, 0)), 7);
-    T_EQU(sn_hist_bucket_count(h, B(11, 0)), 0); /* absent */
-    T_EQU(sn_hist_bucket_count(h, B(5, 0)), 0);  /* invalid: 0, no crash */
+    T_EQU(sn_hist_bucket_count(h, bk(10, 0)), 7);
+    T_EQU(sn_hist_bucket_count(h, bk(11, 0)), 0); /* absent */
+    T_EQU(sn_hist_bucket_count(h, bk(5, 0)), 0);  /* invalid: 0, no crash */
     sn_hist_destroy(h);
 }
 
@@ -280,12 +283,12 @@ static void test_insert_count_zero_creates_bucket(void)
 {
     struct sn_hist *h = sn_hist_create();
 
-    T_EQ(sn_hist_insert_raw(h, B(42, 1), 0), 0);
+    T_EQ(sn_hist_insert_raw(h, bk(42, 1), 0), 0);
     T_EQ(sn_hist_insert(h, -3.0, 0), 0);
     T_EQ(sn_hist_insert_u64(h, 7, 0), 0);
     T_EQ(sn_hist_insert_raw(h, NANB, 0), 0);
     {
-        struct sn_bucket bs[] = {NANB, B(-30, 0), B(70, 0), B(42, 1)};
+        struct sn_bucket bs[] = {NANB, bk(-30, 0), bk(70, 0), bk(42, 1)};
         uint64_t cs[] = {0, 0, 0, 0};
         T_OK(holds(h, bs, cs, 4));
     }
@@ -302,13 +305,13 @@ static void test_insert_count_zero_creates_bucket(void)
 static void test_insert_invalid_bucket(void)
 {
     struct sn_hist *h = sn_hist_create();
-    struct sn_bucket bad[] = {B(5, 0),    B(-5, 3),  B(9, 0),   B(-9, 0),  B(100, 0),
-                              B(-100, 0), B(127, 1), B(-128, 0), B(0, 1),  B(-1, 1),
-                              B(1, 0),    B(-2, 0),  B(0, -128), B(-1, 127)};
-    struct sn_bucket bs[] = {B(10, 0)};
+    struct sn_bucket bad[] = {bk(5, 0),    bk(-5, 3),  bk(9, 0),    bk(-9, 0),  bk(100, 0),
+                              bk(-100, 0), bk(127, 1), bk(-128, 0), bk(0, 1),   bk(-1, 1),
+                              bk(1, 0),    bk(-2, 0),  bk(0, -128), bk(-1, 127)};
+    struct sn_bucket bs[] = {bk(10, 0)};
     uint64_t cs[] = {3};
 
-    sn_hist_insert_raw(h, B(10, 0), 3);
+    sn_hist_insert_raw(h, bk(10, 0), 3);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         t_note("bucket {%d,%d}", bad[i].val, bad[i].exp);
         T_EQ(sn_hist_insert_raw(h, bad[i], 1), -EINVAL);
@@ -320,8 +323,8 @@ static void test_insert_invalid_bucket(void)
     /* invalid buckets into an empty histogram: still nothing */
     {
         struct sn_hist *e = sn_hist_create();
-        T_EQ(sn_hist_insert_raw(e, B(5, 0), 1), -EINVAL);
-        T_EQ(sn_hist_insert_raw_end(e, B(5, 0), 1), -EINVAL);
+        T_EQ(sn_hist_insert_raw(e, bk(5, 0), 1), -EINVAL);
+        T_EQ(sn_hist_insert_raw_end(e, bk(5, 0), 1), -EINVAL);
         T_EQU(sn_hist_nbuckets(e), 0);
         sn_hist_destroy(e);
     }
@@ -332,24 +335,24 @@ static void test_insert_saturates(void)
 {
     struct sn_hist *h = sn_hist_create();
 
-    T_EQ(sn_hist_insert_raw(h, B(10, 0), UINT64_MAX - 1), 0);
+    T_EQ(sn_hist_insert_raw(h, bk(10, 0), UINT64_MAX - 1), 0);
     T_EQ(sn_hist_insert(h, 1.0, 5), 0); /* UINT64_MAX - 1 + 5 saturates */
-    T_EQU(sn_hist_bucket_count(h, B(10, 0)), UINT64_MAX);
+    T_EQU(sn_hist_bucket_count(h, bk(10, 0)), UINT64_MAX);
     T_EQ(sn_hist_insert_u64(h, 1, 1), 0); /* stays saturated */
-    T_EQU(sn_hist_bucket_count(h, B(10, 0)), UINT64_MAX);
+    T_EQU(sn_hist_bucket_count(h, bk(10, 0)), UINT64_MAX);
     T_EQ(sn_hist_insert_int_scale(h, 10, -1, UINT64_MAX), 0);
-    T_EQU(sn_hist_bucket_count(h, B(10, 0)), UINT64_MAX);
+    T_EQU(sn_hist_bucket_count(h, bk(10, 0)), UINT64_MAX);
     /* exactly UINT64_MAX is reached, not passed */
-    T_EQ(sn_hist_insert_raw(h, B(20, 0), UINT64_MAX - 3), 0);
-    T_EQ(sn_hist_insert_raw(h, B(20, 0), 3), 0);
-    T_EQU(sn_hist_bucket_count(h, B(20, 0)), UINT64_MAX);
+    T_EQ(sn_hist_insert_raw(h, bk(20, 0), UINT64_MAX - 3), 0);
+    T_EQ(sn_hist_insert_raw(h, bk(20, 0), 3), 0);
+    T_EQU(sn_hist_bucket_count(h, bk(20, 0)), UINT64_MAX);
     /* the model agrees */
     {
         struct llm_hist *m = llm_create();
-        llm_insert_raw(m, LB(B(10, 0)), UINT64_MAX - 1);
+        llm_insert_raw(m, lb(bk(10, 0)), UINT64_MAX - 1);
         T_EQU(llm_insert(m, 1.0, 5), 1); /* upstream returns the increment applied */
         T_EQU(llm_insert(m, 1.0, 1), 0);
-        llm_insert_raw(m, LB(B(20, 0)), UINT64_MAX);
+        llm_insert_raw(m, lb(bk(20, 0)), UINT64_MAX);
         T_OK(same_as_model(h, m));
         llm_destroy(m);
     }
@@ -360,14 +363,14 @@ static void test_buckets_sorted(void)
 {
     struct sn_hist *h = sn_hist_create();
     /* every kind of bucket, inserted in a scrambled order */
-    double vals[] = {5.0,  -5.0, 0.0,   NAN,    1e-128, -1e-128, 9.9e127, -9.9e127, 0.5,
-                     -0.5, 55.0, -55.0, 1e100,  -1e100, 1e-100,  -1e-100, 1.0,      -1.0,
-                     9.9,  -9.9, 10.0,  -10.0, 0.099,  -0.099};
-    struct sn_bucket want[] = {NANB,       B(-99, 127), B(-10, 100), B(-55, 1), B(-10, 1),
-                               B(-99, 0),  B(-50, 0),   B(-10, 0),   B(-50, -1), B(-99, -2),
-                               B(-10, -100), B(-10, -128), ZEROB,    B(10, -128), B(10, -100),
-                               B(99, -2),  B(50, -1),   B(10, 0),    B(50, 0),   B(99, 0),
-                               B(10, 1),   B(55, 1),    B(10, 100),  B(99, 127)};
+    double vals[] = {5.0, -5.0, 0.0,  NAN,   1e-128, -1e-128, 9.9e127, -9.9e127,
+                     0.5, -0.5, 55.0, -55.0, 1e100,  -1e100,  1e-100,  -1e-100,
+                     1.0, -1.0, 9.9,  -9.9,  10.0,   -10.0,   0.099,   -0.099};
+    struct sn_bucket want[] = {
+        NANB,       bk(-99, 127), bk(-10, 100), bk(-55, 1),  bk(-10, 1),    bk(-99, 0),
+        bk(-50, 0), bk(-10, 0),   bk(-50, -1),  bk(-99, -2), bk(-10, -100), bk(-10, -128),
+        ZEROB,      bk(10, -128), bk(10, -100), bk(99, -2),  bk(50, -1),    bk(10, 0),
+        bk(50, 0),  bk(99, 0),    bk(10, 1),    bk(55, 1),   bk(10, 100),   bk(99, 127)};
     uint64_t ones[24];
     size_t n = sizeof(vals) / sizeof(vals[0]);
 
@@ -385,14 +388,14 @@ static void test_buckets_sorted(void)
         for (int i = 0; i < 5000; i++) {
             struct sn_bucket b = rand_bucket(-128, 127);
             sn_hist_insert_raw(h, b, 1);
-            llm_insert_raw(m, LB(b), 1);
+            llm_insert_raw(m, lb(b), 1);
         }
         sn_hist_clear(h);
         llm_clear(m);
         for (int i = 0; i < 5000; i++) {
             struct sn_bucket b = rand_bucket(-128, 127);
             sn_hist_insert_raw(h, b, 1);
-            llm_insert_raw(m, LB(b), 1);
+            llm_insert_raw(m, lb(b), 1);
         }
         T_OK(sorted(h));
         T_OK(same_as_model(h, m));
@@ -437,7 +440,7 @@ static void test_clear_then_reuse(void)
     T_EQU(sn_hist_count(h), 0);
     T_OK(!sn_hist_bucket_at(h, 0, NULL, NULL));
     /* stale index entries must not resurrect old buckets */
-    T_EQU(sn_hist_bucket_count(h, B(10, -3)), 0);
+    T_EQU(sn_hist_bucket_count(h, bk(10, -3)), 0);
     T_EQU(sn_hist_bucket_count(h, sn_bucket_from_ord(901)), 0);
     T_EQU(sn_hist_remove(h, 1.0e-3, 1), 0);
     CHECK_INV(h);
@@ -451,7 +454,7 @@ static void test_clear_then_reuse(void)
     sn_hist_insert(h, 1.0, 20);
     sn_hist_insert(h, 2.0, 30);
     {
-        struct sn_bucket bs[] = {B(10, -3), B(10, 0), B(20, 0), B(30, 0)};
+        struct sn_bucket bs[] = {bk(10, -3), bk(10, 0), bk(20, 0), bk(30, 0)};
         uint64_t cs[] = {4, 21, 31, 11};
         T_OK(holds(h, bs, cs, 4));
     }
@@ -462,7 +465,7 @@ static void test_clear_then_reuse(void)
         sn_hist_insert(c, 2.0, 1);
         sn_hist_insert(c, 2.0, 1);
         sn_hist_insert(c, 1.0, 1);
-        struct sn_bucket bs[] = {B(10, 0), B(20, 0)};
+        struct sn_bucket bs[] = {bk(10, 0), bk(20, 0)};
         uint64_t cs[] = {1, 2};
         T_OK(holds(c, bs, cs, 2));
         sn_hist_destroy(c);
@@ -477,7 +480,7 @@ static void test_clear_then_reuse(void)
         T_EQ(sn_hist_merge(h, s), 0);
         sn_hist_insert(h, 5.0, 1);
         sn_hist_insert(h, 7.0, 1);
-        struct sn_bucket bs[] = {B(10, 0), B(50, 0), B(70, 0)};
+        struct sn_bucket bs[] = {bk(10, 0), bk(50, 0), bk(70, 0)};
         uint64_t cs[] = {3, 3, 1};
         T_OK(holds(h, bs, cs, 3));
         sn_hist_destroy(s);
@@ -493,7 +496,7 @@ static void test_remove(void)
     sn_hist_insert(h, -2.0, 3);
     sn_hist_insert(h, NAN, 2);
     T_EQU(sn_hist_remove(h, 1.05, 2), 2); /* same bucket as 1.0 */
-    T_EQU(sn_hist_bucket_count(h, B(10, 0)), 3);
+    T_EQU(sn_hist_bucket_count(h, bk(10, 0)), 3);
     T_EQU(sn_hist_remove(h, 1.0, 10), 3); /* floor at 0: returns what was there */
     T_EQU(sn_hist_remove(h, 1.0, 1), 0);  /* already 0 */
     T_EQU(sn_hist_remove(h, 7.0, 1), 0);  /* absent: nothing, no bucket created */
@@ -502,7 +505,7 @@ static void test_remove(void)
     T_EQU(sn_hist_remove(h, -2.0, UINT64_MAX), 3);
     {
         /* the emptied buckets stay */
-        struct sn_bucket bs[] = {NANB, B(-20, 0), B(10, 0)};
+        struct sn_bucket bs[] = {NANB, bk(-20, 0), bk(10, 0)};
         uint64_t cs[] = {1, 0, 0};
         T_OK(holds(h, bs, cs, 3));
     }
@@ -511,14 +514,14 @@ static void test_remove(void)
     {
         struct sn_hist *c = sn_hist_create();
         struct sn_hist *s = sn_hist_create();
-        sn_hist_insert_raw(s, B(10, 0), 4);
-        sn_hist_insert_raw(s, B(30, 0), 4);
+        sn_hist_insert_raw(s, bk(10, 0), 4);
+        sn_hist_insert_raw(s, bk(30, 0), 4);
         sn_hist_merge(c, s);
         struct sn_hist *d = sn_hist_clone(c);
         T_EQU(sn_hist_remove(d, 3.0, 1), 1);
         T_EQU(sn_hist_remove(d, 2.0, 1), 0);
         T_EQU(sn_hist_remove(d, 1.0, 5), 4);
-        struct sn_bucket bs[] = {B(10, 0), B(30, 0)};
+        struct sn_bucket bs[] = {bk(10, 0), bk(30, 0)};
         uint64_t cs[] = {0, 3};
         T_OK(holds(d, bs, cs, 2));
         sn_hist_destroy(c);
@@ -540,7 +543,7 @@ static void test_remove_zeroes(void)
     sn_hist_insert(h, 3.0, 0);
     sn_hist_remove_zeroes(h);
     {
-        struct sn_bucket bs[] = {B(-10, 0), B(20, 0)};
+        struct sn_bucket bs[] = {bk(-10, 0), bk(20, 0)};
         uint64_t cs[] = {2, 3};
         T_OK(holds(h, bs, cs, 2));
     }
@@ -550,7 +553,7 @@ static void test_remove_zeroes(void)
     sn_hist_insert(h, -1.0, 1);
     sn_hist_insert(h, 3.0, 5);
     {
-        struct sn_bucket bs[] = {B(-10, 0), B(10, 0), B(20, 0), B(30, 0)};
+        struct sn_bucket bs[] = {bk(-10, 0), bk(10, 0), bk(20, 0), bk(30, 0)};
         uint64_t cs[] = {3, 1, 4, 5};
         T_OK(holds(h, bs, cs, 4));
     }
@@ -565,7 +568,7 @@ static void test_remove_zeroes(void)
     T_EQU(sn_hist_nbuckets(h), 0);
     sn_hist_insert(h, 2.0, 1);
     {
-        struct sn_bucket bs[] = {B(20, 0)};
+        struct sn_bucket bs[] = {bk(20, 0)};
         uint64_t cs[] = {1};
         T_OK(holds(h, bs, cs, 1));
     }
@@ -584,25 +587,25 @@ static void test_clone_independent(void)
     T_REQUIRE(c != NULL);
     T_OK(same_contents(h, c));
 
-    sn_hist_insert(c, 1.0, 10);   /* existing bucket */
-    sn_hist_insert(c, 100.0, 1);  /* new bucket */
+    sn_hist_insert(c, 1.0, 10);  /* existing bucket */
+    sn_hist_insert(c, 100.0, 1); /* new bucket */
     sn_hist_remove(c, -5.0, 1);
     {
-        struct sn_bucket bs[] = {NANB, B(-50, 0), B(10, 0), B(70, 0)};
+        struct sn_bucket bs[] = {NANB, bk(-50, 0), bk(10, 0), bk(70, 0)};
         uint64_t cs[] = {3, 2, 1, 0};
         T_OK(holds(h, bs, cs, 4)); /* original untouched */
     }
     sn_hist_insert(h, 2.0, 4);
     sn_hist_clear(h);
     {
-        struct sn_bucket bs[] = {NANB, B(-50, 0), B(10, 0), B(70, 0), B(10, 2)};
+        struct sn_bucket bs[] = {NANB, bk(-50, 0), bk(10, 0), bk(70, 0), bk(10, 2)};
         uint64_t cs[] = {3, 1, 11, 0, 1};
         T_OK(holds(c, bs, cs, 5)); /* clone untouched by the original's changes */
     }
     sn_hist_destroy(h);
     /* the clone outlives its original */
     sn_hist_insert(c, 1.0, 1);
-    T_EQU(sn_hist_bucket_count(c, B(10, 0)), 12);
+    T_EQU(sn_hist_bucket_count(c, bk(10, 0)), 12);
 
     /* clone of an empty histogram, then use it */
     e = sn_hist_create();
@@ -627,15 +630,15 @@ static void test_insert_raw_end_append(void)
 
     /* ascending appends, equal-to-last adds (upstream's inverted guard would assert here) */
     T_EQ(sn_hist_insert_raw_end(h, NANB, 1), 0);
-    T_EQ(sn_hist_insert_raw_end(h, B(-20, 0), 2), 0);
+    T_EQ(sn_hist_insert_raw_end(h, bk(-20, 0), 2), 0);
     T_EQ(sn_hist_insert_raw_end(h, ZEROB, 3), 0);
-    T_EQ(sn_hist_insert_raw_end(h, B(10, 0), 4), 0);
-    T_EQ(sn_hist_insert_raw_end(h, B(10, 0), 5), 0); /* == last: adds */
-    T_EQ(sn_hist_insert_raw_end(h, B(20, 0), 0), 0); /* count 0 still creates */
-    T_EQ(sn_hist_insert_raw_end(h, B(20, 0), UINT64_MAX), 0);
-    T_EQ(sn_hist_insert_raw_end(h, B(20, 0), 7), 0); /* == last: saturates */
+    T_EQ(sn_hist_insert_raw_end(h, bk(10, 0), 4), 0);
+    T_EQ(sn_hist_insert_raw_end(h, bk(10, 0), 5), 0); /* == last: adds */
+    T_EQ(sn_hist_insert_raw_end(h, bk(20, 0), 0), 0); /* count 0 still creates */
+    T_EQ(sn_hist_insert_raw_end(h, bk(20, 0), UINT64_MAX), 0);
+    T_EQ(sn_hist_insert_raw_end(h, bk(20, 0), 7), 0); /* == last: saturates */
     {
-        struct sn_bucket bs[] = {NANB, B(-20, 0), ZEROB, B(10, 0), B(20, 0)};
+        struct sn_bucket bs[] = {NANB, bk(-20, 0), ZEROB, bk(10, 0), bk(20, 0)};
         uint64_t cs[] = {1, 2, 3, 9, UINT64_MAX};
         T_OK(holds(h, bs, cs, 5));
     }
@@ -648,28 +651,28 @@ static void test_insert_raw_end_out_of_order(void)
     struct llm_hist *m = llm_create();
 
     /* upstream (release) would append these out of order and corrupt the array */
-    T_EQ(sn_hist_insert_raw_end(h, B(50, 0), 1), 0);
-    T_EQ(sn_hist_insert_raw_end(h, B(20, 0), 2), 0); /* < last: ordinary insert */
-    T_EQ(sn_hist_insert_raw_end(h, B(50, 0), 3), 0); /* == last again */
-    T_EQ(sn_hist_insert_raw_end(h, B(20, 0), 4), 0); /* < last, existing */
-    T_EQ(sn_hist_insert_raw_end(h, NANB, 5), 0);     /* sorts first */
-    T_EQ(sn_hist_insert_raw_end(h, B(-10, 3), 6), 0);
-    T_EQ(sn_hist_insert_raw_end(h, B(60, 0), 7), 0); /* > last: append */
+    T_EQ(sn_hist_insert_raw_end(h, bk(50, 0), 1), 0);
+    T_EQ(sn_hist_insert_raw_end(h, bk(20, 0), 2), 0); /* < last: ordinary insert */
+    T_EQ(sn_hist_insert_raw_end(h, bk(50, 0), 3), 0); /* == last again */
+    T_EQ(sn_hist_insert_raw_end(h, bk(20, 0), 4), 0); /* < last, existing */
+    T_EQ(sn_hist_insert_raw_end(h, NANB, 5), 0);      /* sorts first */
+    T_EQ(sn_hist_insert_raw_end(h, bk(-10, 3), 6), 0);
+    T_EQ(sn_hist_insert_raw_end(h, bk(60, 0), 7), 0); /* > last: append */
     {
-        struct sn_bucket bs[] = {NANB, B(-10, 3), B(20, 0), B(50, 0), B(60, 0)};
+        struct sn_bucket bs[] = {NANB, bk(-10, 3), bk(20, 0), bk(50, 0), bk(60, 0)};
         uint64_t cs[] = {5, 6, 6, 4, 7};
         T_OK(holds(h, bs, cs, 5));
     }
     /* mixing with indexed inserts: appended buckets are found by later inserts */
-    sn_hist_insert(h, 6.0, 1);  /* {60,0}, appended above */
-    sn_hist_insert(h, 2.0, 1);  /* {20,0} */
-    T_EQ(sn_hist_insert_raw_end(h, B(70, 0), 1), 0); /* append with the index present */
-    sn_hist_insert(h, 7.0, 1);                       /* must find it, not add a duplicate */
-    T_EQ(sn_hist_insert_raw_end(h, B(30, 0), 1), 0); /* middle, index present */
+    sn_hist_insert(h, 6.0, 1);                        /* {60,0}, appended above */
+    sn_hist_insert(h, 2.0, 1);                        /* {20,0} */
+    T_EQ(sn_hist_insert_raw_end(h, bk(70, 0), 1), 0); /* append with the index present */
+    sn_hist_insert(h, 7.0, 1);                        /* must find it, not add a duplicate */
+    T_EQ(sn_hist_insert_raw_end(h, bk(30, 0), 1), 0); /* middle, index present */
     sn_hist_insert(h, 3.0, 1);
     {
-        struct sn_bucket bs[] = {NANB, B(-10, 3), B(20, 0), B(30, 0), B(50, 0), B(60, 0),
-                                 B(70, 0)};
+        struct sn_bucket bs[] = {NANB,      bk(-10, 3), bk(20, 0), bk(30, 0),
+                                 bk(50, 0), bk(60, 0),  bk(70, 0)};
         uint64_t cs[] = {5, 6, 7, 2, 4, 8, 2};
         T_OK(holds(h, bs, cs, 7));
     }
@@ -692,7 +695,7 @@ static void test_insert_raw_end_out_of_order(void)
             b = sn_bucket_from_ord(o < SN_BUCKET_NORD ? o : SN_BUCKET_NORD - 1);
         }
         T_EQ(sn_hist_insert_raw_end(h, b, c), 0);
-        llm_insert_raw(m, LB(b), c);
+        llm_insert_raw(m, lb(b), c);
         if (i % 500 == 0)
             T_OK(same_as_model(h, m));
     }
@@ -721,14 +724,14 @@ static void test_insert_raw_end_ascending_run(void)
     for (int i = 0; i < 600; i++) {
         struct sn_bucket b = sn_bucket_from_ord(ords[i]);
         T_EQ(sn_hist_insert_raw_end(h, b, (uint64_t)i), 0);
-        llm_insert_raw(m, LB(b), (uint64_t)i);
+        llm_insert_raw(m, lb(b), (uint64_t)i);
     }
     T_OK(same_as_model(h, m));
     /* then indexed inserts into those buckets */
     for (int i = 0; i < 600; i += 7) {
         struct sn_bucket b = sn_bucket_from_ord(ords[i]);
         sn_hist_insert_raw(h, b, 1);
-        llm_insert_raw(m, LB(b), 1);
+        llm_insert_raw(m, lb(b), 1);
     }
     T_OK(same_as_model(h, m));
     sn_hist_destroy(h);
@@ -747,13 +750,13 @@ static struct sn_hist *make(const struct sn_bucket *bs, const uint64_t *cs, size
 
 static void test_merge_disjoint_overlap_subset(void)
 {
-    struct sn_bucket ab[] = {B(-10, 0), B(10, 0), B(30, 0)};
+    struct sn_bucket ab[] = {bk(-10, 0), bk(10, 0), bk(30, 0)};
     uint64_t ac[] = {1, 2, 3};
-    struct sn_bucket db[] = {NANB, ZEROB, B(20, 0), B(40, 0)};
+    struct sn_bucket db[] = {NANB, ZEROB, bk(20, 0), bk(40, 0)};
     uint64_t dc[] = {4, 5, 6, 0};
-    struct sn_bucket ob[] = {B(10, 0), B(20, 0), B(30, 0)};
+    struct sn_bucket ob[] = {bk(10, 0), bk(20, 0), bk(30, 0)};
     uint64_t oc[] = {10, 20, 30};
-    struct sn_bucket sb[] = {B(30, 0), B(-10, 0)};
+    struct sn_bucket sb[] = {bk(30, 0), bk(-10, 0)};
     uint64_t sc[] = {100, 200};
     struct sn_hist *a, *s;
 
@@ -762,7 +765,8 @@ static void test_merge_disjoint_overlap_subset(void)
     s = make(db, dc, 4);
     T_EQ(sn_hist_merge(a, s), 0);
     {
-        struct sn_bucket bs[] = {NANB, B(-10, 0), ZEROB, B(10, 0), B(20, 0), B(30, 0), B(40, 0)};
+        struct sn_bucket bs[] = {NANB,      bk(-10, 0), ZEROB,    bk(10, 0),
+                                 bk(20, 0), bk(30, 0),  bk(40, 0)};
         uint64_t cs[] = {4, 1, 5, 2, 6, 3, 0};
         T_OK(holds(a, bs, cs, 7));
     }
@@ -775,7 +779,7 @@ static void test_merge_disjoint_overlap_subset(void)
     s = make(ob, oc, 3);
     T_EQ(sn_hist_merge(a, s), 0);
     {
-        struct sn_bucket bs[] = {B(-10, 0), B(10, 0), B(20, 0), B(30, 0)};
+        struct sn_bucket bs[] = {bk(-10, 0), bk(10, 0), bk(20, 0), bk(30, 0)};
         uint64_t cs[] = {1, 12, 20, 33};
         T_OK(holds(a, bs, cs, 4));
     }
@@ -787,14 +791,14 @@ static void test_merge_disjoint_overlap_subset(void)
     s = make(sb, sc, 2);
     T_EQ(sn_hist_merge(a, s), 0);
     {
-        struct sn_bucket bs[] = {B(-10, 0), B(10, 0), B(30, 0)};
+        struct sn_bucket bs[] = {bk(-10, 0), bk(10, 0), bk(30, 0)};
         uint64_t cs[] = {201, 2, 103};
         T_OK(holds(a, bs, cs, 3));
     }
     /* tgt a subset of src (the grow path) */
     T_EQ(sn_hist_merge(s, a), 0);
     {
-        struct sn_bucket bs[] = {B(-10, 0), B(10, 0), B(30, 0)};
+        struct sn_bucket bs[] = {bk(-10, 0), bk(10, 0), bk(30, 0)};
         uint64_t cs[] = {401, 2, 203};
         T_OK(holds(s, bs, cs, 3));
     }
@@ -804,7 +808,7 @@ static void test_merge_disjoint_overlap_subset(void)
     sn_hist_insert(s, 3.0, 1);
     sn_hist_insert(s, 2.0, 1);
     {
-        struct sn_bucket bs[] = {B(-10, 0), B(10, 0), B(20, 0), B(30, 0)};
+        struct sn_bucket bs[] = {bk(-10, 0), bk(10, 0), bk(20, 0), bk(30, 0)};
         uint64_t cs[] = {402, 3, 1, 204};
         T_OK(holds(s, bs, cs, 4));
     }
@@ -814,20 +818,28 @@ static void test_merge_disjoint_overlap_subset(void)
 
 static void test_merge_saturates(void)
 {
-    struct sn_bucket b1[] = {B(10, 0), B(20, 0)};
+    struct sn_bucket b1[] = {bk(10, 0), bk(20, 0)};
     uint64_t c1[] = {UINT64_MAX - 1, UINT64_MAX};
-    struct sn_bucket b2[] = {B(10, 0), B(20, 0)};
+    struct sn_bucket b2[] = {bk(10, 0), bk(20, 0)};
     uint64_t c2[] = {10, 1};
-    struct sn_bucket b3[] = {B(10, 0), B(15, 0), B(20, 0)};
+    struct sn_bucket b3[] = {bk(10, 0), bk(15, 0), bk(20, 0)};
     uint64_t c3[] = {UINT64_MAX, 1, UINT64_MAX};
+    struct sn_bucket b4[] = {bk(10, 0), bk(20, 0), bk(30, 0)};
+    uint64_t c4[] = {UINT64_MAX - 1, 7, UINT64_MAX};
     struct sn_hist *a = make(b1, c1, 2), *s = make(b2, c2, 2), *t = make(b3, c3, 3);
+    struct sn_hist *u = make(b4, c4, 3);
 
-    T_EQ(sn_hist_merge(a, s), 0); /* in place */
+    T_EQ(sn_hist_merge(a, s), 0); /* the same bucket set */
     {
         uint64_t cs[] = {UINT64_MAX, UINT64_MAX};
         T_OK(holds(a, b1, cs, 2));
     }
-    T_EQ(sn_hist_merge(s, t), 0); /* grow path */
+    T_EQ(sn_hist_merge(u, s), 0); /* src a strict subset of tgt: added in place */
+    {
+        uint64_t cs[] = {UINT64_MAX, 8, UINT64_MAX};
+        T_OK(holds(u, b4, cs, 3));
+    }
+    T_EQ(sn_hist_merge(s, t), 0); /* tgt a strict subset of src: the grow path */
     {
         uint64_t cs[] = {UINT64_MAX, 1, UINT64_MAX};
         T_OK(holds(s, b3, cs, 3));
@@ -837,9 +849,23 @@ static void test_merge_saturates(void)
         uint64_t cs[] = {UINT64_MAX, 2, UINT64_MAX};
         T_OK(holds(t, b3, cs, 3));
     }
+    /* each path again with the model */
+    {
+        struct sn_hist *x = make(b4, c4, 3), *y = make(b3, c3, 3);
+        struct llm_hist *mx = to_model(x), *my = to_model(y);
+        const struct llm_hist *one[] = {my};
+        T_EQ(sn_hist_merge(x, y), 0); /* partial overlap: grow path */
+        llm_accumulate(mx, one, 1);
+        T_OK(same_as_model(x, mx));
+        sn_hist_destroy(x);
+        sn_hist_destroy(y);
+        llm_destroy(mx);
+        llm_destroy(my);
+    }
     sn_hist_destroy(a);
     sn_hist_destroy(s);
     sn_hist_destroy(t);
+    sn_hist_destroy(u);
 }
 
 static void test_merge_commutative_associative(void)
@@ -901,7 +927,7 @@ static void test_merge_identity(void)
 
 static void test_merge_self_doubles(void)
 {
-    struct sn_bucket bs[] = {NANB, B(-10, 0), ZEROB, B(10, 0), B(99, 5)};
+    struct sn_bucket bs[] = {NANB, bk(-10, 0), ZEROB, bk(10, 0), bk(99, 5)};
     uint64_t cs[] = {1, 2, 0, 4, (1ULL << 62) + 1};
     uint64_t dbl[] = {2, 4, 0, 8, (1ULL << 63) + 2};
     uint64_t quad[] = {4, 8, 0, 16, UINT64_MAX};
@@ -913,13 +939,13 @@ static void test_merge_self_doubles(void)
     T_OK(holds(h, bs, quad, 5));
     /* the index still works after a self-merge */
     sn_hist_insert(h, 1.0, 1);
-    T_EQU(sn_hist_bucket_count(h, B(10, 0)), 17);
+    T_EQU(sn_hist_bucket_count(h, bk(10, 0)), 17);
     sn_hist_destroy(h);
 }
 
 static void test_merge_many(void)
 {
-    struct sn_bucket b1[] = {B(10, 0)}, b2[] = {B(20, 0), B(10, 0)}, b3[] = {NANB, B(-30, 1)};
+    struct sn_bucket b1[] = {bk(10, 0)}, b2[] = {bk(20, 0), bk(10, 0)}, b3[] = {NANB, bk(-30, 1)};
     uint64_t c1[] = {1}, c2[] = {2, 3}, c3[] = {4, 5};
     struct sn_hist *h1 = make(b1, c1, 1), *h2 = make(b2, c2, 2), *h3 = make(b3, c3, 2);
     struct sn_hist *t = sn_hist_create();
@@ -927,7 +953,7 @@ static void test_merge_many(void)
 
     T_EQ(sn_hist_merge_many(t, srcs, 6), 0);
     {
-        struct sn_bucket bs[] = {NANB, B(-30, 1), B(10, 0), B(20, 0)};
+        struct sn_bucket bs[] = {NANB, bk(-30, 1), bk(10, 0), bk(20, 0)};
         uint64_t cs[] = {4, 5, 4, 2};
         T_OK(holds(t, bs, cs, 4));
     }
@@ -952,7 +978,7 @@ static void test_merge_many(void)
         const struct sn_hist *s2[] = {h1, x, NULL};
         T_EQ(sn_hist_merge_many(x, s2, 3), 0);
         /* x = (t + h1) * 2 */
-        struct sn_bucket bs[] = {NANB, B(-30, 1), B(10, 0), B(20, 0)};
+        struct sn_bucket bs[] = {NANB, bk(-30, 1), bk(10, 0), bk(20, 0)};
         uint64_t cs[] = {8, 10, 10, 4};
         T_OK(holds(x, bs, cs, 4));
         sn_hist_destroy(x);
@@ -1043,9 +1069,9 @@ static void test_subtract_inverse_of_merge(void)
 
 static void test_subtract_clamps(void)
 {
-    struct sn_bucket tb[] = {B(10, 0), B(20, 0), B(30, 0)};
+    struct sn_bucket tb[] = {bk(10, 0), bk(20, 0), bk(30, 0)};
     uint64_t tc[] = {5, 5, 5};
-    struct sn_bucket sb[] = {B(10, 0), B(20, 0)};
+    struct sn_bucket sb[] = {bk(10, 0), bk(20, 0)};
     uint64_t sc[] = {2, 9};
     struct sn_hist *t = make(tb, tc, 3), *s = make(sb, sc, 2);
 
@@ -1067,7 +1093,7 @@ static void test_subtract_clamps(void)
     }
     /* exact subtraction to 0 is not a clamp */
     {
-        struct sn_bucket b1[] = {B(10, 0)};
+        struct sn_bucket b1[] = {bk(10, 0)};
         uint64_t c1[] = {3};
         struct sn_hist *x = make(b1, c1, 1), *y = make(b1, c1, 1);
         T_EQ(sn_hist_subtract(x, y), 0);
@@ -1084,13 +1110,13 @@ static void test_subtract_clamps(void)
 
 static void test_subtract_missing_bucket(void)
 {
-    struct sn_bucket tb[] = {B(10, 0), B(30, 0)};
+    struct sn_bucket tb[] = {bk(10, 0), bk(30, 0)};
     uint64_t tc[] = {5, 5};
     struct sn_hist *t = make(tb, tc, 2);
 
     /* a src bucket absent from tgt with count > 0: 1, tgt unchanged there, no bucket made */
     {
-        struct sn_bucket sb[] = {B(20, 0), B(30, 0)};
+        struct sn_bucket sb[] = {bk(20, 0), bk(30, 0)};
         uint64_t sc[] = {1, 2};
         struct sn_hist *s = make(sb, sc, 2);
         T_EQ(sn_hist_subtract(t, s), 1);
@@ -1100,12 +1126,12 @@ static void test_subtract_missing_bucket(void)
     }
     /* absent src buckets past either end of tgt */
     {
-        struct sn_bucket sb[] = {NANB, B(-10, 0)};
+        struct sn_bucket sb[] = {NANB, bk(-10, 0)};
         uint64_t sc[] = {1, 0};
         struct sn_hist *s = make(sb, sc, 2);
         T_EQ(sn_hist_subtract(t, s), 1);
         sn_hist_destroy(s);
-        struct sn_bucket sb2[] = {B(99, 9)};
+        struct sn_bucket sb2[] = {bk(99, 9)};
         uint64_t sc2[] = {1};
         s = make(sb2, sc2, 1);
         T_EQ(sn_hist_subtract(t, s), 1);
@@ -1113,7 +1139,7 @@ static void test_subtract_missing_bucket(void)
     }
     /* absent src buckets with count 0 are fine: 0 */
     {
-        struct sn_bucket sb[] = {NANB, B(20, 0), B(30, 0), B(99, 9)};
+        struct sn_bucket sb[] = {NANB, bk(20, 0), bk(30, 0), bk(99, 9)};
         uint64_t sc[] = {0, 0, 1, 0};
         struct sn_hist *s = make(sb, sc, 4);
         T_EQ(sn_hist_subtract(t, s), 0);
@@ -1136,9 +1162,9 @@ static void test_subtract_missing_bucket(void)
 
 static void test_subtract_keeps_zero_buckets_and_self(void)
 {
-    struct sn_bucket tb[] = {NANB, B(-10, 0), ZEROB, B(10, 0), B(20, 0)};
+    struct sn_bucket tb[] = {NANB, bk(-10, 0), ZEROB, bk(10, 0), bk(20, 0)};
     uint64_t tc[] = {3, 0, 2, 4, UINT64_MAX};
-    struct sn_bucket sb[] = {B(-10, 0), ZEROB, B(10, 0)};
+    struct sn_bucket sb[] = {bk(-10, 0), ZEROB, bk(10, 0)};
     uint64_t sc[] = {0, 2, 4};
     struct sn_hist *t = make(tb, tc, 5), *s = make(sb, sc, 3);
 
@@ -1156,7 +1182,7 @@ static void test_subtract_keeps_zero_buckets_and_self(void)
     sn_hist_insert(t, 2.0, 1);
     sn_hist_insert(t, 1.5, 1);
     {
-        struct sn_bucket bs[] = {NANB, B(-10, 0), ZEROB, B(10, 0), B(15, 0), B(20, 0)};
+        struct sn_bucket bs[] = {NANB, bk(-10, 0), ZEROB, bk(10, 0), bk(15, 0), bk(20, 0)};
         uint64_t cs[] = {0, 0, 0, 0, 1, 1};
         T_OK(holds(t, bs, cs, 6));
     }
@@ -1257,7 +1283,7 @@ static void test_random_ops_vs_model(void)
         case 0: {
             struct sn_bucket b = rand_bucket(-2, 2);
             ok &= T_EQ(sn_hist_insert_raw(h, b, c), 0);
-            llm_insert_raw(m, LB(b), c);
+            llm_insert_raw(m, lb(b), c);
             break;
         }
         case 1: {
@@ -1288,7 +1314,7 @@ static void test_random_ops_vs_model(void)
                 b = sn_bucket_from_ord(o < SN_BUCKET_NORD ? o : SN_BUCKET_NORD - 1);
             }
             ok &= T_EQ(sn_hist_insert_raw_end(h, b, c), 0);
-            llm_insert_raw(m, LB(b), c);
+            llm_insert_raw(m, lb(b), c);
             break;
         }
         case 5: {
@@ -1303,7 +1329,23 @@ static void test_random_ops_vs_model(void)
             struct sn_hist *s = sn_hist_create();
             struct llm_hist *ms = llm_create();
             const struct llm_hist *one[1] = {ms};
-            rand_fill(s, ms, (int)(t_rand() % 30), -2, 2);
+            size_t n = sn_hist_nbuckets(h);
+            uint64_t kind = t_rand() % 3;
+            if (kind == 0 || n == 0) {
+                rand_fill(s, ms, (int)(t_rand() % 30), -2, 2);
+            } else {
+                /* h's own bucket set (kind 1) or a part of it (kind 2): the paths that add
+                 * in place */
+                for (size_t i = 0; i < n; i++) {
+                    struct sn_bucket b;
+                    uint64_t sc = rand_count();
+                    if (kind == 2 && t_rand() % 3)
+                        continue;
+                    sn_hist_bucket_at(h, i, &b, NULL);
+                    sn_hist_insert_raw(s, b, sc);
+                    llm_insert_raw(ms, lb(b), sc);
+                }
+            }
             ok &= T_EQ(sn_hist_merge(h, s), 0);
             llm_accumulate(m, one, 1);
             sn_hist_destroy(s);
@@ -1327,7 +1369,7 @@ static void test_random_ops_vs_model(void)
                 if (t_rand() % 10 == 0)
                     sc = 0;
                 sn_hist_insert_raw(s, b, sc);
-                llm_insert_raw(ms, LB(b), sc);
+                llm_insert_raw(ms, lb(b), sc);
             }
             {
                 int got = sn_hist_subtract(h, s), want = llm_subtract(m, one, 1);
