@@ -157,7 +157,8 @@ enum sn_quantile_type {
 /*
  * Quantiles q[0..n-1] (non-decreasing, each in [0,1]) into out[0..n-1]. A histogram with no
  * samples outside the NaN bucket gives NaN for each. Returns 0; -EDOM if some q is outside
- * [0,1]; -EINVAL if q is not non-decreasing (out then unspecified).
+ * [0,1]; -EINVAL if q is not non-decreasing (out then unspecified). The arguments are checked
+ * first, even for an empty histogram (upstream returns 0 and NaNs there).
  * Where a bucket's count is UINT64_MAX upstream returns inf (n+1 wraps); Sonde does not.
  */
 int sn_hist_quantiles(const struct sn_hist *h, const double *q, size_t n, double *out,

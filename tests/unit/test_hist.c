@@ -5,11 +5,10 @@
  * must agree bucket for bucket, zero-count buckets and their order included.
  *
  * Every content check also calls sn_hist_check(), the library's own invariant check (sorted
- * ordinals, index consistent with the slots), where it is compiled in (SN_SANITIZE or no
- * NDEBUG). Its asserts vanish under NDEBUG, which CMake's default RelWithDebInfo build type
- * defines even with SN_SANITIZE=ON, so the checks here do not rely on it: they read every slot
- * in order and look every bucket up again through sn_hist_bucket_count(), which goes through
- * the index when there is one.
+ * ordinals, index consistent with the slots; it aborts on a violation), where it is compiled
+ * in: SN_SANITIZE builds, or any build without NDEBUG. The checks here do not rely on it
+ * either: they read every slot in order and look every bucket up again through
+ * sn_hist_bucket_count(), which goes through the index when there is one.
  */
 #include <errno.h>
 #include <inttypes.h>
