@@ -255,17 +255,17 @@ int sn_hist_insert_raw(struct sn_hist *h, struct sn_bucket b, uint64_t count)
 
 int sn_hist_insert(struct sn_hist *h, double v, uint64_t count)
 {
-    return insert_ord(h, sn_bucket_ord(sn_bucket_from_double(v)), count);
+    return insert_ord(h, sn_ord_from_double(v), count);
 }
 
 int sn_hist_insert_int_scale(struct sn_hist *h, int64_t v, int scale, uint64_t count)
 {
-    return insert_ord(h, sn_bucket_ord(sn_bucket_of_int_scale(v, scale)), count);
+    return insert_ord(h, sn_ord_of_int_scale(v, scale), count);
 }
 
 int sn_hist_insert_u64(struct sn_hist *h, uint64_t v, uint64_t count)
 {
-    return insert_ord(h, sn_bucket_ord(sn_bucket_of_u64(v)), count);
+    return insert_ord(h, sn_ord_of_u64(v), count);
 }
 
 int sn_hist_insert_raw_end(struct sn_hist *h, struct sn_bucket b, uint64_t count)
@@ -293,7 +293,7 @@ int sn_hist_insert_raw_end(struct sn_hist *h, struct sn_bucket b, uint64_t count
 
 uint64_t sn_hist_remove(struct sn_hist *h, double v, uint64_t count)
 {
-    int64_t slot = find(h, sn_bucket_ord(sn_bucket_from_double(v)), NULL);
+    int64_t slot = find(h, sn_ord_from_double(v), NULL);
     uint64_t *c;
 
     if (slot < 0)

@@ -39,6 +39,8 @@ struct sn_hist; /* opaque */
 
 /* libcircllhist's double_to_hist_bucket(), bit for bit (NaN holes included), ~3x faster. */
 struct sn_bucket sn_bucket_from_double(double d);
+/* The ordinal of sn_bucket_from_double(d) (what histograms store), computed directly. */
+uint16_t sn_ord_from_double(double d);
 /* The same mapping computed the upstream way (log10): the reference the fast path is tested
  * against and falls back to within 1e-12 below a power of ten. */
 struct sn_bucket sn_bucket_from_double_ref(double d);

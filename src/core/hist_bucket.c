@@ -162,7 +162,7 @@ struct sn_bucket sn_bucket_from_double_ref(double d)
     return sn_bucket_make(val, big_exp);
 }
 
-struct sn_bucket sn_bucket_from_double(double d)
+uint16_t sn_ord_from_double(double d)
 {
     uint64_t bits, abits;
     double a;
@@ -171,27 +171,32 @@ struct sn_bucket sn_bucket_from_double(double d)
     memcpy(&bits, &d, sizeof(bits));
     abits = bits & 0x7fffffffffffffffULL;
     if (abits >= 0x7ff0000000000000ULL) /* inf, NaN */
-        return nan_bucket();
+        return SN_BUCKET_ORD_NAN;
     if (abits < 0x0010000000000000ULL) /* zero, subnormal: far below 1e-128 */
-        return zero_bucket();
+        return SN_BUCKET_ORD_ZERO;
     memcpy(&a, &abits, sizeof(a));
     e2 = (int)(abits >> 52) - 1023;
     /* floor(e2 * log10 2), possibly one too low: 1292913986 / 2^32 is just under log10(2) */
     e = (int)(((int64_t)e2 * 1292913986) >> 32);
     if (e < -130)
-        return zero_bucket();
+        return SN_BUCKET_ORD_ZERO;
     if (e > 127)
-        return nan_bucket();
+        return SN_BUCKET_ORD_NAN;
     if (a >= p10[e + 1 + P10_OFF])
         e++;
     if (e > 127)
-        return nan_bucket();
+        return SN_BUCKET_ORD_NAN;
     if (a >= p10_near[e + 1 + P10_OFF])
-        return sn_bucket_from_double_ref(d);
+        return sn_bucket_ord(sn_bucket_from_double_ref(d));
     if (e < -128)
-        return zero_bucket();
+        return SN_BUCKET_ORD_ZERO;
     v = (int)(a / p10[e + P10_OFF] * 10 + 1e-13);
-    return sn_bucket_make((int64_t)bits < 0 ? -v : v, e);
+    return sn_ord_of_parts((int64_t)bits < 0, (unsigned)v, e);
+}
+
+struct sn_bucket sn_bucket_from_double(double d)
+{
+    return sn_bucket_from_ord(sn_ord_from_double(d));
 }
 
 struct sn_bucket sn_bucket_from_double_fixed(double d)

@@ -177,21 +177,29 @@ SN_INLINE __u32 sn_ilog10_u64(__u64 v)
 #endif
 }
 
+/* Ordinal of the positive bucket {m, e} (m 10..99, e -128..127), or of its negative mirror. */
+SN_INLINE __u16 sn_ord_of_parts(int neg, __u32 m, int e)
+{
+    __u32 p = (__u32)(e + 128) * 90 + m - 10;
+    return (__u16)(neg ? SN_BUCKET_PER_SIGN - p : SN_BUCKET_ORD_POS + p);
+}
+
 /*
- * Bucket of the unsigned integer v, identical to libcircllhist's double path applied to
- * (double)v. Integer only, constant loop bounds, no libc: BPF programs call this.
+ * Ordinal of the bucket of the unsigned integer v, identical to libcircllhist's double path
+ * applied to (double)v. Integer only, constant loop bounds, no libc: BPF programs call this
+ * (and key their maps by the ordinal).
  */
-SN_INLINE struct sn_bucket sn_bucket_of_u64(__u64 v)
+SN_INLINE __u16 sn_ord_of_u64(__u64 v)
 {
     __u32 e;
     __u64 m, unit, delta;
 
     if (v == 0)
-        return sn_bucket_make(0, 0);
+        return SN_BUCKET_ORD_ZERO;
     e = sn_ilog10_u64(v);
     /* e = floor(log10 v) in 0..19; m = the two leading digits, 10..99 */
     if (e == 0)
-        return sn_bucket_make((int)(v * 10), 0);
+        return sn_ord_of_parts(0, (__u32)v * 10, 0);
     unit = sn_pow10_u64[(e - 1) & 31];
 #if !defined(__bpf__)
     m = sn_div_pow10(v, e - 1);
@@ -210,26 +218,32 @@ SN_INLINE struct sn_bucket sn_bucket_of_u64(__u64 v)
         if (delta && v >= (m + 1) * unit - delta)
             m++;
         if (m == 100)
-            return sn_bucket_make(10, (int)e + 1);
+            return sn_ord_of_parts(0, 10, (int)e + 1);
     }
-    return sn_bucket_make((int)m, (int)e);
+    return sn_ord_of_parts(0, (__u32)m, (int)e);
+}
+
+/* The bucket of v, as sn_ord_of_u64() places it. */
+SN_INLINE struct sn_bucket sn_bucket_of_u64(__u64 v)
+{
+    return sn_bucket_from_ord(sn_ord_of_u64(v));
 }
 
 /*
- * libcircllhist's int_scale_to_hist_bucket(): the bucket of value * 10^scale, exact.
- * scale ranges over any int; results below 1e-128 are the zero bucket, at or above 1e128 NaN.
+ * Ordinal of libcircllhist's int_scale_to_hist_bucket(value, scale): the bucket of
+ * value * 10^scale, exact. Any scale; below 1e-128 is the zero bucket, at or above 1e128 NaN.
  * (Upstream divides by 10 until two digits remain; one division by 10^(digits-2) is the same.)
  */
-SN_INLINE struct sn_bucket sn_bucket_of_int_scale(__s64 value, int scale)
+SN_INLINE __u16 sn_ord_of_int_scale(__s64 value, int scale)
 {
     __u64 v;
     __u32 d;
     int neg = value < 0;
 
     if (value == 0 || scale < -147) /* |value| < 10^19: below 1e-128 */
-        return sn_bucket_make(0, 0);
+        return SN_BUCKET_ORD_ZERO;
     if (scale > 127)
-        return sn_bucket_make(-1, 0);
+        return SN_BUCKET_ORD_NAN;
     if (neg)
         v = value == (-0x7fffffffffffffffLL - 1) ? 0x7fffffffffffffffULL : (__u64)(-value);
     else
@@ -246,10 +260,16 @@ SN_INLINE struct sn_bucket sn_bucket_of_int_scale(__s64 value, int scale)
         scale += (int)d;
     }
     if (scale < -128)
-        return sn_bucket_make(0, 0);
+        return SN_BUCKET_ORD_ZERO;
     if (scale > 127)
-        return sn_bucket_make(-1, 0);
-    return sn_bucket_make(neg ? -(int)v : (int)v, scale);
+        return SN_BUCKET_ORD_NAN;
+    return sn_ord_of_parts(neg, (__u32)v, scale);
+}
+
+/* The bucket of value * 10^scale, as sn_ord_of_int_scale() places it. */
+SN_INLINE struct sn_bucket sn_bucket_of_int_scale(__s64 value, int scale)
+{
+    return sn_bucket_from_ord(sn_ord_of_int_scale(value, scale));
 }
 
 #endif

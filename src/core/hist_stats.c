@@ -207,12 +207,12 @@ static uint64_t sum_below(const struct sn_hist *h, uint16_t t, bool inclusive)
 
 uint64_t sn_hist_count_below(const struct sn_hist *h, double threshold, bool inclusive)
 {
-    return sum_below(h, sn_bucket_ord(sn_bucket_from_double(threshold)), inclusive);
+    return sum_below(h, sn_ord_from_double(threshold), inclusive);
 }
 
 uint64_t sn_hist_count_above(const struct sn_hist *h, double threshold, bool inclusive)
 {
-    uint16_t t = sn_bucket_ord(sn_bucket_from_double(threshold));
+    uint16_t t = sn_ord_from_double(threshold);
     uint64_t s = 0;
 
     for (uint32_t i = h->used; i-- > first_value(h);) {

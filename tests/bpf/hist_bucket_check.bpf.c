@@ -16,11 +16,11 @@ typedef unsigned long long __u64;
 __u16 bucket_ord_of_ns(__u64 ns);
 __u16 bucket_ord_of_ns(__u64 ns)
 {
-    return sn_bucket_ord(sn_bucket_of_u64(ns));
+    return sn_ord_of_u64(ns);
 }
 
 __u16 bucket_ord_of_scaled(__s64 v, int scale);
 __u16 bucket_ord_of_scaled(__s64 v, int scale)
 {
-    return sn_bucket_ord(sn_bucket_of_int_scale(v, scale));
+    return sn_ord_of_int_scale(v, scale);
 }
