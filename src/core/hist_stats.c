@@ -107,6 +107,37 @@ double sn_hist_moment(const struct sn_hist *h, double k)
     return sk / n;
 }
 
+/* Sum of c[0..n); *big is set when it overflows or reaches 2^53 (then doubles are not exact).
+ * Four independent accumulators and an OR of every count: no carry check per element. */
+static uint64_t sum_counts(const uint64_t *c, uint32_t n, bool *big)
+{
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, any = 0, total = 0;
+    uint32_t i = 0;
+
+    for (; i + 4 <= n; i += 4) {
+        s0 += c[i];
+        s1 += c[i + 1];
+        s2 += c[i + 2];
+        s3 += c[i + 3];
+        any |= c[i] | c[i + 1] | c[i + 2] | c[i + 3];
+    }
+    for (; i < n; i++) {
+        s0 += c[i];
+        any |= c[i];
+    }
+    /* n <= 46,082 < 2^16 counts, each below 2^37: the sums cannot have wrapped */
+    if (any < (1ULL << 37)) {
+        total = (s0 + s1) + (s2 + s3);
+        *big = total >= (1ULL << 53);
+        return total;
+    }
+    *big = false;
+    for (i = 0; i < n; i++)
+        *big |= __builtin_add_overflow(total, c[i], &total);
+    *big |= total >= (1ULL << 53);
+    return total;
+}
+
 /* The quantile inside the bucket at slot i, given the target rank qn and the samples below. */
 static double in_bucket(const struct sn_hist *h, uint32_t i, double qn, double lower,
                         enum sn_quantile_type type)
@@ -143,9 +174,7 @@ int sn_hist_quantiles(const struct sn_hist *h, const double *q, size_t nq, doubl
         if (j > 0 && q[j - 1] > q[j])
             return -EINVAL;
     }
-    for (i = start; i < h->used; i++)
-        big |= __builtin_add_overflow(total, h->cnt[i], &total);
-    big |= total >= (1ULL << 53);
+    total = sum_counts(h->cnt + start, h->used - start, &big);
     if (!big) {
         total_d = (double)total; /* upstream's double sum is exact below 2^53 */
     } else {
@@ -161,11 +190,18 @@ int sn_hist_quantiles(const struct sn_hist *h, const double *q, size_t nq, doubl
         ;
     if (!big) {
         /* exact integer walk: upper < qn  <=>  upper < ceil(qn) for integer upper */
-        uint64_t lower = 0, upper = h->cnt[i];
+        const uint64_t *c = h->cnt;
+        uint64_t lower = 0, upper = c[i];
         for (size_t j = 0; j < nq; j++) {
             double qn =
                 type == SN_QUANTILE_TYPE7 ? floor((total_d - 1) * q[j] + 1) : total_d * q[j];
             uint64_t t = (uint64_t)ceil(qn);
+            /* four buckets at a time while the target lies beyond them (no overflow: the
+             * total is below 2^53) */
+            while (i + 4 < h->used && upper + ((c[i + 1] + c[i + 2]) + (c[i + 3] + c[i + 4])) < t) {
+                upper += (c[i + 1] + c[i + 2]) + (c[i + 3] + c[i + 4]);
+                i += 4;
+            }
             while (i < h->used - 1 && upper < t) {
                 i++;
                 lower = upper;
