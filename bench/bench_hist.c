@@ -1,6 +1,6 @@
 /*
  * Histogram benchmarks (make bench): each operation timed for Sonde and for its baseline in
- * the same run, on the same data, printed as ns/op (median of 7 runs) with the ratio
+ * the same run, on the same data, printed as ns/op (median of 11 runs) with the ratio
  * baseline/Sonde, next to libcircllhist's figure measured on this machine kind
  * (../shared/ref/circllhist.md §3.3) and the target from the issue.
  *
@@ -23,7 +23,7 @@
 #include "core/hist.h"
 #include "llmodel.h"
 
-#define REPS 7
+#define REPS 11
 #define NVAL (1 << 20)
 
 static double *dvals;
