@@ -174,7 +174,7 @@ int sn_hist_quantiles(const struct sn_hist *h, const double *q, size_t nq, doubl
         if (j > 0 && q[j - 1] > q[j])
             return -EINVAL;
     }
-    total = sum_counts(h->cnt + start, h->used - start, &big);
+    total = h->used ? sum_counts(h->cnt + start, h->used - start, &big) : 0;
     if (!big) {
         total_d = (double)total; /* upstream's double sum is exact below 2^53 */
     } else {
