@@ -278,6 +278,7 @@ static void test_matches_model(void)
         str("binary", got, (size_t)sz * 2 + 8);
         T_STR(got, hex);
         ssize_t bl = llm_serialize_b64(m, b64, sz * 2 + 8);
+        T_REQUIRE(bl > 0 && bl < sz * 2 + 8);
         b64[bl] = '\0';
         str("base64", got, (size_t)sz * 2 + 8);
         T_STR(got, b64);
