@@ -145,20 +145,13 @@ static const __u32 sn_bucket_fuzz_delta[7][90] = {
 };
 
 #if !defined(__bpf__)
-/* ceil(2^64 / 10^k), k = 1..9: for v < 2^32, v / 10^k == (v * m) >> 64 exactly, because the
- * error v * (m - 2^64/10^k) / 2^64 < 2^-32 is below 1/10^k, the smallest fraction v/10^k can
- * fall short of the next integer by. A multiply instead of a ~25-cycle division. */
-static const __u64 sn_recip10_u32[10] = {
-    0x0000000000000000ULL, 0x199999999999999aULL, 0x028f5c28f5c28f5dULL, 0x004189374bc6a7f0ULL,
-    0x00068db8bac710ccULL, 0x0000a7c5ac471b48ULL, 0x000010c6f7a0b5eeULL, 0x000001ad7f29abcbULL,
-    0x0000002af31dc462ULL, 0x000000044b82fa0aULL};
-
-/* v / 10^k for k <= 18, by reciprocal when v fits in 32 bits. */
+/* v / 10^k for k <= 18; a 32-bit division when v fits, several times faster than a 64-bit
+ * one here (and faster than a 128-bit reciprocal multiply, measured). */
 static inline __u64 sn_div_pow10(__u64 v, __u32 k)
 {
-    if (v <= 0xffffffffULL && k - 1 < 9)
-        return (__u64)(((unsigned __int128)v * sn_recip10_u32[k]) >> 64);
-    return k ? v / sn_pow10_u64[k] : v;
+    if (v <= 0xffffffffULL)
+        return (__u32)v / (__u32)sn_pow10_u64[k];
+    return v / sn_pow10_u64[k];
 }
 #endif
 
@@ -240,14 +233,12 @@ SN_INLINE __u16 sn_ord_of_int_scale(__s64 value, int scale)
     __u32 d;
     int neg = value < 0;
 
-    if (value == 0 || scale < -147) /* |value| < 10^19: below 1e-128 */
+    if (value == 0)
         return SN_BUCKET_ORD_ZERO;
-    if (scale > 127)
-        return SN_BUCKET_ORD_NAN;
-    if (neg)
-        v = value == (-0x7fffffffffffffffLL - 1) ? 0x7fffffffffffffffULL : (__u64)(-value);
-    else
-        v = (__u64)value;
+    if ((unsigned)scale + 147u > 147u + 127u) /* also keeps scale + d below from overflowing */
+        return scale > 0 ? SN_BUCKET_ORD_NAN : SN_BUCKET_ORD_ZERO; /* |value| < 10^19 */
+    /* upstream takes INT64_MIN as INT64_MAX; 2^63 lands in the same bucket {-92, 18} */
+    v = neg ? 0 - (__u64)value : (__u64)value;
     d = sn_ilog10_u64(v);
     if (d == 0) {
         v *= 10;
