@@ -149,7 +149,7 @@ static const __u32 sn_bucket_fuzz_delta[7][90] = {
  * one here (and faster than a 128-bit reciprocal multiply, measured). */
 static inline __u64 sn_div_pow10(__u64 v, __u32 k)
 {
-    if (v <= 0xffffffffULL)
+    if (v <= 0xffffffffULL && k <= 9)
         return (__u32)v / (__u32)sn_pow10_u64[k];
     return v / sn_pow10_u64[k];
 }
