@@ -25,6 +25,7 @@
 #include "core/err.h"
 #include "core/hist.h"
 #include "llmodel.h"
+#include "llmodel_sn.h"
 #include "t.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -38,12 +39,6 @@ struct rec {
     int val, exp;
     uint64_t count;
 };
-
-static struct llm_bucket lb(struct sn_bucket b)
-{
-    struct llm_bucket x = {b.val, b.exp};
-    return x;
-}
 
 /* Sonde's and the model's histogram of the same raw buckets. */
 static struct sn_hist *mk(const struct rec *r, size_t n)

@@ -19,6 +19,7 @@
 
 #include "core/hist.h"
 #include "llmodel.h"
+#include "llmodel_sn.h"
 #include "t.h"
 
 #if !defined(NDEBUG) || defined(SN_SANITIZE)
@@ -32,20 +33,6 @@ void sn_hist_check(const struct sn_hist *h);
 #define NOPS 50000
 
 /* --- helpers ----------------------------------------------------------------------------- */
-
-static struct sn_bucket bk(int val, int exp)
-{
-    return sn_bucket_make(val, exp);
-}
-
-static struct llm_bucket lb(struct sn_bucket b)
-{
-    struct llm_bucket l = {b.val, b.exp};
-    return l;
-}
-
-static const struct sn_bucket NANB = {-1, 0};
-static const struct sn_bucket ZEROB = {0, 0};
 
 /* Whether bucket b is stored (found through bucket_at, not the index), and its count. */
 static bool has_bucket(const struct sn_hist *h, struct sn_bucket b, uint64_t *count)

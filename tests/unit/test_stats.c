@@ -22,26 +22,13 @@
 
 #include "core/hist.h"
 #include "llmodel.h"
+#include "llmodel_sn.h"
 #include "t.h"
 
 #define NRANDOM 3000
 #define NBIG    600
 
 /* --- helpers ----------------------------------------------------------------------------- */
-
-static struct sn_bucket bk(int val, int exp)
-{
-    return sn_bucket_make(val, exp);
-}
-
-static struct llm_bucket lb(struct sn_bucket b)
-{
-    struct llm_bucket l = {b.val, b.exp};
-    return l;
-}
-
-static const struct sn_bucket NANB = {-1, 0};
-static const struct sn_bucket ZEROB = {0, 0};
 
 /* libcircllhist's private NaN: bit pattern 0x7fffffffffffffff. */
 static double pnan(void)
