@@ -10,9 +10,11 @@
  * pages of 256 u16, ordinal -> slot+1, built on the first single-value insert. A new bucket is
  * placed by binary search and memmove, and the index entries behind it are renumbered: O(n),
  * but a histogram meets each bucket once. Merging walks both sorted arrays once to size the
- * union, then adds in place (when src's buckets are all present) or merges backwards into the
- * grown arrays, so no temporary copy is made. The index is a cache: if memory for it runs
- * out it is dropped and lookups fall back to binary search.
+ * union, then adds in place (when src's buckets are all present), merges backwards into the
+ * spare room when the union fits, or merges forward into new arrays of the union's size
+ * (reading the old ones once, where realloc would copy them and the merge move them again).
+ * The index is a cache: if memory for it runs out it is dropped and lookups fall back to
+ * binary search.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -352,10 +354,48 @@ int sn_hist_merge(struct sn_hist *tgt, const struct sn_hist *src)
         }
         return 0;
     }
-    if (sn_hist_reserve(tgt, n) < 0)
-        return -ENOMEM;
-    /* pass 2: merge from the back into the grown arrays */
-    {
+    if (n > tgt->cap) {
+        /* pass 2, no room: merge forward into new arrays of the union's size, so the old
+         * contents are read once instead of being copied by realloc and then moved again */
+        uint16_t *no = malloc(n * sizeof(*no));
+        uint64_t *nc = malloc(n * sizeof(*nc));
+        uint32_t k = 0;
+
+        if (!no || !nc) {
+            free(no);
+            free(nc);
+            return -ENOMEM;
+        }
+        i = j = 0;
+        while (i < tu && j < su) {
+            uint16_t a = tgt->ord[i], b = so[j];
+            if (a < b) {
+                no[k] = a;
+                nc[k++] = tgt->cnt[i++];
+            } else if (a > b) {
+                no[k] = b;
+                nc[k++] = sc[j++];
+            } else {
+                no[k] = a;
+                nc[k++] = sat_add(tgt->cnt[i++], sc[j++]);
+            }
+        }
+        if (i < tu) { /* tgt may never have allocated: no pointer arithmetic on NULL */
+            memcpy(no + k, tgt->ord + i, (tu - i) * sizeof(*no));
+            memcpy(nc + k, tgt->cnt + i, (tu - i) * sizeof(*nc));
+            k += tu - i;
+        }
+        if (j < su) {
+            memcpy(no + k, so + j, (su - j) * sizeof(*no));
+            memcpy(nc + k, sc + j, (su - j) * sizeof(*nc));
+        }
+        free(tgt->ord);
+        free(tgt->cnt);
+        tgt->ord = no;
+        tgt->cnt = nc;
+        tgt->cap = n;
+    } else {
+        /* pass 2: merge from the back into the spare room */
         int64_t a = (int64_t)tu - 1, b = (int64_t)su - 1, k = (int64_t)n - 1;
         uint16_t *to = tgt->ord;
         uint64_t *tc = tgt->cnt;
