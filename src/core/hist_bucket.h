@@ -35,8 +35,12 @@
 
 #if defined(__bpf__)
 /* BPF programs include vmlinux.h, which defines __u64 and friends, before this header. */
-#define SN_INLINE static __always_inline
+#define SN_INLINE        static __always_inline
+/* Makes the compiler forget what it knows about x, so that a bounds check made on x is the
+ * one the verifier sees on the register used for the access (libbpf-tools' barrier_var). */
+#define SN_BPF_OPAQUE(x) __asm__ volatile("" : "+r"(x))
 #else
+#define SN_BPF_OPAQUE(x) ((void)0)
 #include <linux/types.h>
 #define SN_INLINE static inline
 #endif
@@ -202,11 +206,15 @@ SN_INLINE __u16 sn_ord_of_u64(__u64 v)
     if (e >= SN_BUCKET_FUZZ_EMIN) {
         /* just below the next boundary, the fuzz moves v up a bucket; the clamps only
          * spell out for the BPF verifier the bounds that e and m already have */
-        __u32 row = e - SN_BUCKET_FUZZ_EMIN, col = (__u32)m + 1 - 11;
+        __u64 row = e - SN_BUCKET_FUZZ_EMIN, col = m + 1 - 11; /* 64-bit: no zero-extended copy */
+        SN_BPF_OPAQUE(row);
+        SN_BPF_OPAQUE(col);
         if (row > 6)
             row = 6;
         if (col > 89)
             col = 89;
+        SN_BPF_OPAQUE(row);
+        SN_BPF_OPAQUE(col);
         delta = sn_bucket_fuzz_delta[row][col];
         if (delta && v >= (m + 1) * unit - delta)
             m++;
