@@ -1,0 +1,222 @@
+/*
+ * CA predicates: validation and compilation to the kernel's postfix program; see predicate.h.
+ *
+ * The compiler walks the JSON tree depth first, emitting children before their operator, so
+ * an and/or of k children becomes c1 c2 AND c3 AND ... ck AND. Checks run in CA's order:
+ * syntax first (object, one key, known operator, array shapes), then fields and constant
+ * types. The interpreter keeps its stack of results in the bits of a u64.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/predicate.h"
+
+static const char *const op_names[] = {
+    [SN_PRED_EQ] = "eq", [SN_PRED_NE] = "ne", [SN_PRED_LT] = "lt",   [SN_PRED_LE] = "le",
+    [SN_PRED_GT] = "gt", [SN_PRED_GE] = "ge", [SN_PRED_AND] = "and", [SN_PRED_OR] = "or",
+};
+
+struct compiler {
+    const struct sn_field_def *fields;
+    size_t nfields;
+    struct sn_pred *out;
+    char *why;
+    size_t whylen;
+};
+
+static int fail(struct compiler *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(struct compiler *c, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, c->whylen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int emit(struct compiler *c, struct sn_pred_insn in)
+{
+    if (c->out->n >= SN_PRED_MAX_INSNS)
+        return fail(c, -E2BIG, "predicate too large (at most %d terms and operators)",
+                    SN_PRED_MAX_INSNS);
+    c->out->insn[c->out->n++] = in;
+    return 0;
+}
+
+static const struct sn_field_def *find_field(const struct compiler *c, const char *name)
+{
+    for (size_t i = 0; i < c->nfields; i++)
+        if (strcmp(c->fields[i].name, name) == 0)
+            return &c->fields[i];
+    return NULL;
+}
+
+static int compile_leaf(struct compiler *c, enum sn_pred_op op, const json_t *args)
+{
+    const json_t *f = json_array_get(args, 0), *k = json_array_get(args, 1);
+    const struct sn_field_def *fd;
+    struct sn_pred_insn in = {.op = (uint8_t)op};
+
+    if (!json_is_array(args))
+        return fail(c, -EINVAL, "predicate key does not point to an array");
+    if (json_array_size(args) != 2)
+        return fail(c, -EINVAL, "predicate array must have exactly 2 elements, found %zu",
+                    json_array_size(args));
+    if (!json_is_string(f))
+        return fail(c, -EINVAL, "first element of a predicate array must be a field name");
+    if (!json_is_number(k) && !json_is_string(k))
+        return fail(c, -EINVAL,
+                    "second element of a predicate array must be a number or a "
+                    "string");
+    fd = find_field(c, json_string_value(f));
+    if (!fd)
+        return fail(c, -EINVAL, "no such field for specified metric: %s", json_string_value(f));
+    in.field = fd->id;
+    if (fd->kind == SN_FIELD_NUMERIC) {
+        if (!json_is_number(k))
+            return fail(c, -EINVAL, "field \"%s\" is numeric: its constant must be a number",
+                        fd->name);
+        if (json_is_integer(k)) {
+            in.n = (int64_t)json_integer_value(k);
+        } else {
+            double d = floor(json_real_value(k));
+            if (!(d > -9.2e18 && d < 9.2e18))
+                return fail(c, -EINVAL, "constant for field \"%s\" out of range", fd->name);
+            in.n = (int64_t)d;
+            if (d != json_real_value(k)) { /* a fraction against an integer field */
+                if (op == SN_PRED_EQ) {    /* never equal: x < INT64_MIN is always false */
+                    in.op = SN_PRED_LT;
+                    in.n = INT64_MIN;
+                } else if (op == SN_PRED_NE) {
+                    in.op = SN_PRED_TRUE;
+                } else { /* x < 2.5 <=> x <= 2, and x > 2.5 <=> x > 2 (likewise le, ge) */
+                    in.op = op == SN_PRED_LT || op == SN_PRED_LE ? SN_PRED_LE : SN_PRED_GT;
+                }
+            }
+        }
+    } else {
+        const char *s = json_string_value(k);
+        if (!json_is_string(k))
+            return fail(c, -EINVAL, "field \"%s\" is discrete: its constant must be a string",
+                        fd->name);
+        if (op != SN_PRED_EQ && op != SN_PRED_NE)
+            return fail(c, -EINVAL, "field \"%s\" is discrete: only eq and ne apply", fd->name);
+        in.is_str = 1;
+        strncpy(in.s, s, SN_PRED_STRLEN - 1); /* Linux keeps 15 bytes of a name */
+    }
+    return emit(c, in);
+}
+
+static int compile(struct compiler *c, const json_t *p, int depth)
+{
+    const char *key;
+    const json_t *val;
+    int op = -1, rc;
+
+    if (depth > SN_PRED_MAX_DEPTH)
+        return fail(c, -E2BIG, "predicate nested too deeply");
+    if (!json_is_object(p))
+        return fail(c, -EINVAL, "predicate must be an object");
+    if (json_object_size(p) == 0)
+        return emit(c, (struct sn_pred_insn){.op = SN_PRED_TRUE});
+    if (json_object_size(p) > 1)
+        return fail(c, -EINVAL, "found too many keys: %zu. expected one", json_object_size(p));
+    json_object_foreach((json_t *)p, key, val)
+    {
+        for (int i = SN_PRED_EQ; i <= SN_PRED_OR; i++)
+            if (strcmp(key, op_names[i]) == 0)
+                op = i;
+        if (op < 0)
+            return fail(c, -EINVAL, "invalid key: %s", key);
+        if (op != SN_PRED_AND && op != SN_PRED_OR)
+            return compile_leaf(c, (enum sn_pred_op)op, val);
+        if (!json_is_array(val))
+            return fail(c, -EINVAL, "predicate key does not point to an array");
+        if (json_array_size(val) < 2)
+            return fail(c, -EINVAL, "\"%s\" needs at least 2 predicates, found %zu", key,
+                        json_array_size(val));
+        for (size_t i = 0; i < json_array_size(val); i++) {
+            rc = compile(c, json_array_get(val, i), depth + 1);
+            if (rc < 0)
+                return rc;
+            if (i > 0 && (rc = emit(c, (struct sn_pred_insn){.op = (uint8_t)op})) < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int sn_pred_compile(const json_t *p, const struct sn_field_def *fields, size_t nfields,
+                    struct sn_pred *out, char *why, size_t whylen)
+{
+    struct compiler c = {fields, nfields, out, why, whylen};
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (whylen)
+        why[0] = '\0';
+    rc = compile(&c, p, 0);
+    if (rc < 0)
+        memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+bool sn_pred_eval(const struct sn_pred *p, const struct sn_event *ev)
+{
+    uint64_t stack = 0;
+    unsigned depth = 0;
+
+    if (p->n == 0 || p->n > SN_PRED_MAX_INSNS)
+        return false;
+    for (uint32_t i = 0; i < p->n; i++) {
+        const struct sn_pred_insn *in = &p->insn[i];
+        bool r;
+
+        if (in->op == SN_PRED_AND || in->op == SN_PRED_OR) {
+            if (depth < 2)
+                return false;
+            bool b = stack & 1, a = (stack >> 1) & 1;
+            stack >>= 2;
+            depth -= 2;
+            r = in->op == SN_PRED_AND ? (a && b) : (a || b);
+        } else if (in->op == SN_PRED_TRUE) {
+            r = true;
+        } else if (in->field >= SN_EVENT_MAXFIELDS || in->op > SN_PRED_GE) {
+            return false;
+        } else if (in->is_str) {
+            int cmp = strncmp(ev->str[in->field], in->s, SN_PRED_STRLEN - 1);
+            r = in->op == SN_PRED_EQ ? cmp == 0 : in->op == SN_PRED_NE ? cmp != 0 : false;
+        } else {
+            int64_t x = ev->num[in->field], k = in->n;
+            switch (in->op) {
+            case SN_PRED_EQ:
+                r = x == k;
+                break;
+            case SN_PRED_NE:
+                r = x != k;
+                break;
+            case SN_PRED_LT:
+                r = x < k;
+                break;
+            case SN_PRED_LE:
+                r = x <= k;
+                break;
+            case SN_PRED_GT:
+                r = x > k;
+                break;
+            default:
+                r = x >= k;
+                break;
+            }
+        }
+        if (depth >= SN_PRED_MAX_DEPTH)
+            return false;
+        stack = stack << 1 | r;
+        depth++;
+    }
+    return depth == 1 && (stack & 1);
+}

@@ -1,0 +1,254 @@
+/*
+ * CA predicates: every validation rule with its message, compilation shapes, and the postfix
+ * interpreter against a direct recursive evaluation of the JSON on random predicates and
+ * events.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/predicate.h"
+#include "t.h"
+
+enum { F_EXECNAME, F_PID, F_LATENCY, F_SIZE, F_SYSCALL, NFIELDS };
+
+static const struct sn_field_def fields[] = {
+    {"execname", SN_FIELD_DISCRETE, F_EXECNAME}, {"pid", SN_FIELD_NUMERIC, F_PID},
+    {"latency", SN_FIELD_NUMERIC, F_LATENCY},    {"size", SN_FIELD_NUMERIC, F_SIZE},
+    {"syscall", SN_FIELD_DISCRETE, F_SYSCALL},
+};
+
+static int compile_text(const char *text, struct sn_pred *p, char *why)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
+    int rc;
+    if (!j)
+        return -1000;
+    rc = sn_pred_compile(j, fields, NFIELDS, p, why, 256);
+    json_decref(j);
+    return rc;
+}
+
+#define T_REJECT(text, msg)                                                                        \
+    do {                                                                                           \
+        struct sn_pred p_;                                                                         \
+        char why_[256];                                                                            \
+        t_note("%s", text);                                                                        \
+        T_EQ(compile_text(text, &p_, why_), -EINVAL);                                              \
+        T_STR(why_, msg);                                                                          \
+        T_EQ(p_.n, 0);                                                                             \
+    } while (0)
+
+static void test_rejects_with_messages(void)
+{
+    T_REJECT("[]", "predicate must be an object");
+    T_REJECT("\"eq\"", "predicate must be an object");
+    T_REJECT("{\"eq\":[\"pid\",1],\"ne\":[\"pid\",2]}", "found too many keys: 2. expected one");
+    T_REJECT("{\"like\":[\"pid\",1]}", "invalid key: like");
+    T_REJECT("{\"eq\":\"pid\"}", "predicate key does not point to an array");
+    T_REJECT("{\"eq\":[\"pid\"]}", "predicate array must have exactly 2 elements, found 1");
+    T_REJECT("{\"eq\":[\"pid\",1,2]}", "predicate array must have exactly 2 elements, found 3");
+    T_REJECT("{\"eq\":[1,1]}", "first element of a predicate array must be a field name");
+    T_REJECT("{\"eq\":[\"pid\",null]}",
+             "second element of a predicate array must be a number or a string");
+    T_REJECT("{\"eq\":[\"hostname\",\"a\"]}", "no such field for specified metric: hostname");
+    T_REJECT("{\"eq\":[\"pid\",\"12\"]}",
+             "field \"pid\" is numeric: its constant must be a number");
+    T_REJECT("{\"eq\":[\"execname\",12]}",
+             "field \"execname\" is discrete: its constant must be a string");
+    T_REJECT("{\"lt\":[\"execname\",\"m\"]}",
+             "field \"execname\" is discrete: only eq and ne apply");
+    T_REJECT("{\"and\":[{\"eq\":[\"pid\",1]}]}", "\"and\" needs at least 2 predicates, found 1");
+    T_REJECT("{\"or\":{}}", "predicate key does not point to an array");
+    T_REJECT("{\"and\":[{},[]]}", "predicate must be an object");
+}
+
+static void test_shapes(void)
+{
+    struct sn_pred p;
+    char why[256];
+
+    T_EQ(compile_text("{}", &p, why), 0);
+    T_EQ(p.n, 1);
+    T_EQ(p.insn[0].op, SN_PRED_TRUE);
+    T_EQ(compile_text("{\"and\":[{\"eq\":[\"execname\",\"nginx\"]},{\"gt\":[\"latency\",200]},{}]}",
+                      &p, why),
+         0);
+    T_EQ(p.n, 5); /* eq gt AND TRUE AND */
+    T_EQ(p.insn[0].op, SN_PRED_EQ);
+    T_EQ(p.insn[0].is_str, 1);
+    T_STR(p.insn[0].s, "nginx");
+    T_EQ(p.insn[1].op, SN_PRED_GT);
+    T_EQ(p.insn[1].field, F_LATENCY);
+    T_EQ(p.insn[1].n, 200);
+    T_EQ(p.insn[2].op, SN_PRED_AND);
+    T_EQ(p.insn[3].op, SN_PRED_TRUE);
+    T_EQ(p.insn[4].op, SN_PRED_AND);
+    /* names longer than Linux's 15-byte comm compare on their first 15 bytes */
+    T_EQ(compile_text("{\"eq\":[\"execname\",\"a-very-long-process-name\"]}", &p, why), 0);
+    T_STR(p.insn[0].s, "a-very-long-pro");
+    /* too large */
+    char big[4096] = "{\"or\":[";
+    for (int i = 0; i < 40; i++)
+        strcat(big, i ? ",{\"eq\":[\"pid\",1]}" : "{\"eq\":[\"pid\",1]}");
+    strcat(big, "]}");
+    T_EQ(compile_text(big, &p, why), -E2BIG);
+    T_EQ(p.n, 0);
+}
+
+static struct sn_event ev(const char *exec, int64_t pid, int64_t lat)
+{
+    struct sn_event e;
+    memset(&e, 0, sizeof(e));
+    strncpy(e.str[F_EXECNAME], exec, SN_PRED_STRLEN - 1);
+    e.num[F_PID] = pid;
+    e.num[F_LATENCY] = lat;
+    return e;
+}
+
+static bool eval_text(const char *text, struct sn_event e)
+{
+    struct sn_pred p;
+    char why[256];
+    if (compile_text(text, &p, why) != 0)
+        return false;
+    return sn_pred_eval(&p, &e);
+}
+
+static void test_evaluation(void)
+{
+    const char *nginx_slow =
+        "{\"and\":[{\"eq\":[\"execname\",\"nginx\"]},{\"ge\":[\"latency\",1000]}]}";
+    T_OK(eval_text(nginx_slow, ev("nginx", 1, 1000)));
+    T_OK(!eval_text(nginx_slow, ev("nginx", 1, 999)));
+    T_OK(!eval_text(nginx_slow, ev("nginx2", 1, 5000)));
+    T_OK(eval_text("{\"or\":[{\"eq\":[\"pid\",7]},{\"ne\":[\"execname\",\"sh\"]}]}",
+                   ev("sh", 7, 0)));
+    T_OK(!eval_text("{\"or\":[{\"eq\":[\"pid\",7]},{\"ne\":[\"execname\",\"sh\"]}]}",
+                    ev("sh", 8, 0)));
+    T_OK(eval_text("{}", ev("x", 0, 0)));
+    T_OK(eval_text("{\"lt\":[\"latency\",-5]}", ev("x", 0, -6)));
+    /* fractional constants against integer fields */
+    T_OK(eval_text("{\"lt\":[\"latency\",2.5]}", ev("x", 0, 2)));
+    T_OK(!eval_text("{\"lt\":[\"latency\",2.5]}", ev("x", 0, 3)));
+    T_OK(eval_text("{\"gt\":[\"latency\",2.5]}", ev("x", 0, 3)));
+    T_OK(!eval_text("{\"ge\":[\"latency\",2.5]}", ev("x", 0, 2)));
+    T_OK(eval_text("{\"gt\":[\"latency\",-2.5]}", ev("x", 0, -2)));
+    T_OK(!eval_text("{\"gt\":[\"latency\",-2.5]}", ev("x", 0, -3)));
+    T_OK(!eval_text("{\"eq\":[\"latency\",2.5]}", ev("x", 0, 2)));
+    T_OK(eval_text("{\"ne\":[\"latency\",2.5]}", ev("x", 0, 2)));
+    T_OK(eval_text("{\"eq\":[\"latency\",1e6]}", ev("x", 0, 1000000)));
+    /* a malformed program is false, never a crash */
+    struct sn_pred bad = {.n = 1, .insn = {{.op = SN_PRED_AND}}};
+    T_OK(!sn_pred_eval(&bad, &(struct sn_event){0}));
+}
+
+/* --- differential: random trees, direct evaluation of the JSON vs the compiled program --- */
+
+static const char *const names[] = {"nginx", "sh", "postgres", "a"};
+
+static json_t *random_pred(int depth, int *leaves)
+{
+    int kind = (int)(t_rand() % (depth > 3 ? 2 : 4));
+    if (kind < 2 || *leaves > 12) {
+        static const char *const numops[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+        (*leaves)++;
+        if (t_rand() % 3 == 0)
+            return json_pack("{s:[s,s]}", t_rand() % 2 ? "eq" : "ne", "execname",
+                             names[t_rand() % 4]);
+        if (t_rand() % 10 == 0)
+            return json_object();
+        return json_pack("{s:[s,I]}", numops[t_rand() % 6], t_rand() % 2 ? "pid" : "latency",
+                         (json_int_t)(t_rand() % 7) - 3);
+    }
+    json_t *arr = json_array();
+    int n = 2 + (int)(t_rand() % 3);
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, random_pred(depth + 1, leaves));
+    return json_pack("{s:o}", kind == 2 ? "and" : "or", arr);
+}
+
+static bool direct(const json_t *p, const struct sn_event *e)
+{
+    const char *key;
+    json_t *v;
+    if (json_object_size(p) == 0)
+        return true;
+    json_object_foreach((json_t *)p, key, v)
+    {
+        if (!strcmp(key, "and") || !strcmp(key, "or")) {
+            bool all = true, any = false;
+            for (size_t i = 0; i < json_array_size(v); i++) {
+                bool r = direct(json_array_get(v, i), e);
+                all &= r;
+                any |= r;
+            }
+            return !strcmp(key, "and") ? all : any;
+        }
+        const char *f = json_string_value(json_array_get(v, 0));
+        if (!strcmp(f, "execname")) {
+            bool eq = !strcmp(e->str[F_EXECNAME], json_string_value(json_array_get(v, 1)));
+            return !strcmp(key, "eq") ? eq : !eq;
+        }
+        int64_t x = e->num[!strcmp(f, "pid") ? F_PID : F_LATENCY];
+        int64_t k = json_integer_value(json_array_get(v, 1));
+        if (!strcmp(key, "eq"))
+            return x == k;
+        if (!strcmp(key, "ne"))
+            return x != k;
+        if (!strcmp(key, "lt"))
+            return x < k;
+        if (!strcmp(key, "le"))
+            return x <= k;
+        if (!strcmp(key, "gt"))
+            return x > k;
+        return x >= k;
+    }
+    return false;
+}
+
+static void test_differential(void)
+{
+    t_seed(9);
+    int compiled = 0;
+    for (int i = 0; i < 3000; i++) {
+        int leaves = 0;
+        json_t *p = random_pred(0, &leaves);
+        struct sn_pred prog;
+        char why[256];
+        int rc = sn_pred_compile(p, fields, NFIELDS, &prog, why, sizeof(why));
+        if (rc == -E2BIG) {
+            json_decref(p);
+            continue;
+        }
+        if (!T_EQ(rc, 0)) {
+            json_decref(p);
+            return;
+        }
+        compiled++;
+        for (int j = 0; j < 20; j++) {
+            struct sn_event e =
+                ev(names[t_rand() % 4], (int64_t)(t_rand() % 7) - 3, (int64_t)(t_rand() % 7) - 3);
+            if (!T_EQ(sn_pred_eval(&prog, &e), direct(p, &e))) {
+                char *s = json_dumps(p, 0);
+                t_note("%s", s);
+                free(s);
+                json_decref(p);
+                return;
+            }
+        }
+        json_decref(p);
+    }
+    T_OK(compiled > 2500);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    t_run("invalid predicates are rejected with CA's messages", test_rejects_with_messages);
+    t_run("compiled program shapes and limits", test_shapes);
+    t_run("evaluation by hand", test_evaluation);
+    t_run("3,000 random predicates: program == direct evaluation", test_differential);
+    return t_done();
+}
