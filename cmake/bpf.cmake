@@ -1,7 +1,8 @@
 # BPF programs, the libbpf-tools way: src/bpf/NAME.bpf.c -> NAME.bpf.o (clang -target bpf, with
 # BTF for CO-RE) -> NAME.skel.h (bpftool gen skeleton), all under ${SN_BPF_GEN}. vmlinux.h is
 # dumped once from the build machine's kernel BTF (/sys/kernel/btf/vmlinux); CO-RE relocates
-# field offsets at load time, so the objects run on other kernels too.
+# field offsets at load time, so the objects run on other kernels too. -mcpu=v3 (kernel 5.12+)
+# gives fetching atomics and 32-bit jumps.
 find_program(SN_BPFTOOL bpftool PATHS /usr/sbin /sbin REQUIRED)
 find_program(SN_BPF_CLANG clang REQUIRED)
 set(SN_BPF_GEN ${CMAKE_BINARY_DIR}/gen)
@@ -20,7 +21,7 @@ function(sn_bpf_skeleton name src)
   file(GLOB bpf_headers ${CMAKE_SOURCE_DIR}/src/bpf/*.h)
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${SN_BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror
+    COMMAND ${SN_BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror
             -I${SN_BPF_GEN} -I${CMAKE_SOURCE_DIR}/src -c ${src} -o ${obj}
     DEPENDS ${src} ${SN_BPF_GEN}/vmlinux.h ${bpf_headers}
             ${CMAKE_SOURCE_DIR}/src/core/hist_bucket.h ${CMAKE_SOURCE_DIR}/src/core/hist_bucket_fuzz.inc
