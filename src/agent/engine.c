@@ -1,0 +1,275 @@
+/*
+ * The engine in user space; see engine.h. The kernel side is src/bpf/syscalls.bpf.c.
+ *
+ * Slot bookkeeping lives here and is mirrored into the maps: a slot is written before it is
+ * listed in its metric's by_metric entry, and unlisted before it is cleared, so a probe never
+ * reads a half-written slot. A metric's links exist only while its list is non-empty.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/engine.h"
+#include "core/log.h"
+#include "syscalls.skel.h"
+
+struct sn_engine {
+    struct syscalls_bpf *sc; /* syscall.syscalls probe */
+    bool attached[SN_NMETRICS];
+    bool used[SN_MAX_SLOTS];
+    uint32_t metric_of[SN_MAX_SLOTS];
+    uint32_t needs_of[SN_MAX_SLOTS];
+    struct sn_metric_slots lists[SN_NMETRICS];
+    int ncpu;
+    struct sn_agg_key *keys; /* drain scratch: SN_AGG_ENTRIES keys */
+    uint64_t *values;        /* drain scratch: ncpu values */
+};
+
+static int print_libbpf(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+{
+    char msg[512];
+    if (lvl == LIBBPF_DEBUG && !sn_log_on(SN_LOG_DEBUG, "bpf"))
+        return 0;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    sn_log(lvl == LIBBPF_WARN ? SN_LOG_WARN : SN_LOG_DEBUG, "bpf", "%s", msg);
+    return 0;
+}
+
+int sn_engine_open(struct sn_engine **out)
+{
+    struct sn_engine *e = calloc(1, sizeof(*e));
+    int rc;
+
+    if (!e)
+        return -ENOMEM;
+    libbpf_set_print(print_libbpf);
+    e->ncpu = libbpf_num_possible_cpus();
+    if (e->ncpu <= 0) {
+        rc = e->ncpu ? e->ncpu : -EINVAL;
+        goto err_free;
+    }
+    e->keys = malloc(SN_AGG_ENTRIES * sizeof(*e->keys));
+    e->values = malloc((size_t)e->ncpu * sizeof(*e->values));
+    if (!e->keys || !e->values) {
+        rc = -ENOMEM;
+        goto err_free;
+    }
+    e->sc = syscalls_bpf__open();
+    if (!e->sc) {
+        rc = -errno;
+        goto err_free;
+    }
+    rc = syscalls_bpf__load(e->sc);
+    if (rc < 0)
+        goto err_destroy;
+    *out = e;
+    return 0;
+
+err_destroy:
+    syscalls_bpf__destroy(e->sc);
+err_free:
+    free(e->keys);
+    free(e->values);
+    free(e);
+    return rc;
+}
+
+void sn_engine_close(struct sn_engine *e)
+{
+    if (!e)
+        return;
+    syscalls_bpf__destroy(e->sc);
+    free(e->keys);
+    free(e->values);
+    free(e);
+}
+
+static int write_list(struct sn_engine *e, uint32_t metric)
+{
+    struct sn_metric_slots *l = &e->lists[metric];
+
+    l->needs = 0;
+    for (uint32_t i = 0; i < l->n; i++)
+        l->needs |= e->needs_of[l->slot[i]];
+    return bpf_map_update_elem(bpf_map__fd(e->sc->maps.by_metric), &metric, l, BPF_ANY) ? -errno
+                                                                                        : 0;
+}
+
+static int attach(struct sn_engine *e, uint32_t metric)
+{
+    int rc;
+
+    if (e->attached[metric])
+        return 0;
+    rc = syscalls_bpf__attach(e->sc);
+    if (rc < 0)
+        return rc;
+    e->attached[metric] = true;
+    return 0;
+}
+
+static void detach(struct sn_engine *e, uint32_t metric)
+{
+    if (!e->attached[metric])
+        return;
+    syscalls_bpf__detach(e->sc);
+    e->attached[metric] = false;
+}
+
+int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
+{
+    struct sn_slot sl = {0};
+    struct sn_metric_slots *l;
+    uint32_t s;
+    int rc;
+
+    if (spec->metric >= SN_NMETRICS || spec->pred.n == 0 || spec->pred.n > SN_PRED_MAX_INSNS)
+        return -EINVAL;
+    l = &e->lists[spec->metric];
+    if (l->n >= SN_SLOTS_PER_METRIC)
+        return -ENOSPC;
+    for (s = 0; s < SN_MAX_SLOTS && e->used[s]; s++)
+        ;
+    if (s == SN_MAX_SLOTS)
+        return -ENOSPC;
+    sl.active = 1;
+    sl.metric = spec->metric;
+    sl.key_field = spec->key_field;
+    sl.num_field = spec->num_field;
+    sl.key_cap = spec->key_cap;
+    sl.pred = spec->pred;
+    if (bpf_map_update_elem(bpf_map__fd(e->sc->maps.slots), &s, &sl, BPF_ANY))
+        return -errno;
+    e->used[s] = true;
+    e->metric_of[s] = spec->metric;
+    e->needs_of[s] = spec->needs | 1u << SN_SC_LATENCY;
+    l->slot[l->n++] = (uint8_t)s;
+    rc = write_list(e, spec->metric);
+    if (rc == 0)
+        rc = attach(e, spec->metric);
+    if (rc < 0) {
+        sn_engine_disable(e, (int)s);
+        return rc;
+    }
+    return (int)s;
+}
+
+int sn_engine_disable(struct sn_engine *e, int slot)
+{
+    struct sn_slot empty = {0};
+    struct sn_metric_slots *l;
+    uint32_t s = (uint32_t)slot, m;
+
+    if (slot < 0 || slot >= SN_MAX_SLOTS || !e->used[s])
+        return -ENOENT;
+    m = e->metric_of[s];
+    l = &e->lists[m];
+    for (uint32_t i = 0; i < l->n; i++) {
+        if (l->slot[i] == s) {
+            memmove(&l->slot[i], &l->slot[i + 1], l->n - i - 1);
+            l->n--;
+            break;
+        }
+    }
+    write_list(e, m);
+    if (l->n == 0)
+        detach(e, m);
+    bpf_map_update_elem(bpf_map__fd(e->sc->maps.slots), &s, &empty, BPF_ANY);
+    e->used[s] = false;
+    return 0;
+}
+
+bool sn_engine_attached(const struct sn_engine *e, uint32_t metric)
+{
+    return metric < SN_NMETRICS && e->attached[metric];
+}
+
+int sn_engine_prog_ids(const struct sn_engine *e, uint32_t metric, uint32_t *ids, int n)
+{
+    const struct bpf_program *progs[] = {e->sc->progs.sys_enter, e->sc->progs.sys_exit};
+    int k = 0;
+
+    if (metric != SN_METRIC_SYSCALLS)
+        return 0;
+    for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && k < n; i++) {
+        struct bpf_prog_info info;
+        uint32_t len = sizeof(info);
+        memset(&info, 0, sizeof(info));
+        if (bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info, &len) == 0)
+            ids[k++] = info.id;
+    }
+    return k;
+}
+
+static uint64_t percpu_sum(const struct sn_engine *e)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < e->ncpu; i++)
+        sum += e->values[i];
+    return sum;
+}
+
+int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_slot_drops *drops)
+{
+    int agg = bpf_map__fd(e->sc->maps.agg), nk = bpf_map__fd(e->sc->maps.nkeys);
+    int dr = bpf_map__fd(e->sc->maps.drops);
+    uint32_t old = e->sc->bss->gen & 1, nkeys = 0, zero = 0;
+    struct sn_agg_key *prev = NULL, next;
+    struct timespec t0, t;
+
+    /* Flip, then give programs that read the old generation time to finish (microseconds).
+     * The wait spins on the vDSO clock rather than sleeping, so that the agent's own
+     * collection makes no system call that its syscall instrumentations would count. A
+     * program preempted across the flip adds its one count to the old generation after the
+     * drain; that count is reported with the next drain of that generation, never lost. */
+    e->sc->bss->gen = old ^ 1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 200000);
+
+    while (nkeys < SN_AGG_ENTRIES && bpf_map_get_next_key(agg, prev, &next) == 0) {
+        e->keys[nkeys] = next;
+        prev = &e->keys[nkeys];
+        if ((next.slot_gen & 1) == old)
+            nkeys++;
+    }
+    for (uint32_t i = 0; i < nkeys; i++) {
+        struct sn_cell c = {.slot = (int)(e->keys[i].slot_gen >> 1),
+                            .ord = e->keys[i].ord,
+                            .other = e->keys[i].other != 0};
+        if (bpf_map_lookup_elem(agg, &e->keys[i], e->values) != 0)
+            continue;
+        memcpy(c.key, e->keys[i].key, SN_KEYLEN);
+        c.count = percpu_sum(e);
+        bpf_map_delete_elem(agg, &e->keys[i]);
+        if (c.count && fn)
+            fn(&c, arg);
+    }
+    for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
+        uint32_t idx = s * 2 + old;
+        bpf_map_update_elem(nk, &idx, &zero, BPF_ANY);
+        if (drops) {
+            for (uint32_t k = 0; k < 2; k++) {
+                uint32_t di = s * 2 + k;
+                uint64_t v = 0;
+                if (bpf_map_lookup_elem(dr, &di, e->values) == 0)
+                    v = percpu_sum(e);
+                if (k == 0)
+                    drops[s].over_cap = v;
+                else
+                    drops[s].map_full = v;
+                memset(e->values, 0, (size_t)e->ncpu * sizeof(*e->values));
+                bpf_map_update_elem(dr, &di, e->values, BPF_ANY);
+            }
+        }
+    }
+    return (int)nkeys;
+}

@@ -1,0 +1,70 @@
+/*
+ * The agent's engine in user space: owns the BPF probes (skeletons), turns enabled
+ * instrumentations into kernel slots (bpf/engine.h), attaches a probe's programs only while
+ * some slot needs them, and once a second flips the generation and drains the previous one
+ * (docs/agent.md).
+ *
+ * Not thread-safe: one thread (the agent's collection loop) owns an engine.
+ */
+#ifndef SN_AGENT_ENGINE_H
+#define SN_AGENT_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bpf/engine.h"
+
+struct sn_engine; /* opaque */
+
+/* What the kernel needs to know about one instrumentation. */
+struct sn_slot_spec {
+    uint32_t metric;     /* enum sn_metric_id */
+    struct sn_pred pred; /* compiled predicate (agent/predicate.h) */
+    uint8_t key_field;   /* discrete decomposition field, or SN_NO_FIELD */
+    uint8_t num_field;   /* numeric decomposition field, or SN_NO_FIELD */
+    uint32_t key_cap;    /* distinct keys per second before counts go to "other" */
+    uint32_t needs;      /* bit per event field the predicate or decomposition reads */
+};
+
+/* One aggregated cell of a drained generation. key is SN_KEYLEN bytes (zeros when the slot
+ * has no discrete decomposition); other is set for the over-cap cell. */
+struct sn_cell {
+    int slot;
+    uint16_t ord;
+    bool other;
+    char key[SN_KEYLEN];
+    uint64_t count;
+};
+
+/* Per-slot loss counters of a drained generation. */
+struct sn_slot_drops {
+    uint64_t over_cap; /* events counted under "other" because the key cap was reached */
+    uint64_t map_full; /* events lost because the aggregation map was full */
+};
+
+typedef void (*sn_cell_fn)(const struct sn_cell *cell, void *arg);
+
+/* Loads the probes (attaches nothing). Returns 0 or a negative errno (-EPERM without
+ * privileges, with libbpf's reason logged through sn_log). */
+int sn_engine_open(struct sn_engine **out);
+/* Detaches and unloads everything; NULL is fine. */
+void sn_engine_close(struct sn_engine *e);
+
+/* Installs spec in a free slot and attaches its probe if it was idle. Returns the slot
+ * (>= 0), -ENOSPC when every slot (or the metric's list) is full, -EINVAL for a bad spec, or
+ * the attach error (the slot is then released). */
+int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec);
+/* Releases slot; detaches the probe when it was the metric's last. Returns 0 or -ENOENT. */
+int sn_engine_disable(struct sn_engine *e, int slot);
+/* True when the metric's probe is attached (the engine's view; tests check the kernel's). */
+bool sn_engine_attached(const struct sn_engine *e, uint32_t metric);
+/* The kernel ids of the metric's programs, for status and for checking attachment from the
+ * kernel's side. Returns how many were written to ids (at most n). */
+int sn_engine_prog_ids(const struct sn_engine *e, uint32_t metric, uint32_t *ids, int n);
+
+/* Flips the generation, waits out programs still writing the old one, and calls fn for each
+ * cell of it, then clears it. drops (SN_MAX_SLOTS entries, may be NULL) receives the loss
+ * counters. Returns the number of cells, or a negative errno. */
+int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_slot_drops *drops);
+
+#endif
