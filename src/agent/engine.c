@@ -31,7 +31,8 @@ struct sn_engine {
     uint64_t *values;        /* drain scratch: ncpu values */
 };
 
-static int print_libbpf(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int print_libbpf(enum libbpf_print_level lvl,
+                                                              const char *fmt, va_list ap)
 {
     char msg[512];
     if (lvl == LIBBPF_DEBUG && !sn_log_on(SN_LOG_DEBUG, "bpf"))
