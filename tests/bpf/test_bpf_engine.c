@@ -103,7 +103,9 @@ static void test_latency_histogram_with_predicate(void)
     uint64_t all = sum(0, 0, -1, NULL);
     t_note("in [2.0,2.1) ms: %llu of %llu", (unsigned long long)in2ms, (unsigned long long)all);
     T_EQU(all, 20);
-    T_OK(in2ms >= 18);
+    T_OK(in2ms >= 12); /* most; a loaded VM oversleeps some */
+    for (uint32_t o = 1; o < sn_bucket_ord(sn_bucket_make(20, 6)); o++)
+        T_EQU(sum(0, 0, (int)o, NULL), 0); /* never shorter than asked */
 }
 
 static void test_discrete_by_execname(void)
