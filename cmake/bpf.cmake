@@ -35,3 +35,13 @@ function(sn_bpf_skeleton name src)
     VERBATIM)
   add_custom_target(${name}_skel DEPENDS ${skel})
 endfunction()
+
+# System call names by number, from the kernel's UAPI header (linux-libc-dev).
+set(SN_UNISTD /usr/include/x86_64-linux-gnu/asm/unistd_64.h)
+add_custom_command(
+  OUTPUT ${SN_BPF_GEN}/syscall_names.inc
+  COMMAND ${CMAKE_SOURCE_DIR}/scripts/gen-syscall-names ${SN_UNISTD} ${SN_BPF_GEN}/syscall_names.inc
+  DEPENDS ${SN_UNISTD} ${CMAKE_SOURCE_DIR}/scripts/gen-syscall-names
+  COMMENT "syscall names from unistd_64.h"
+  VERBATIM)
+add_custom_target(syscall_names DEPENDS ${SN_BPF_GEN}/syscall_names.inc)

@@ -105,6 +105,13 @@ static int compile_leaf(struct compiler *c, enum sn_pred_op op, const json_t *ar
                         fd->name);
         if (op != SN_PRED_EQ && op != SN_PRED_NE)
             return fail(c, -EINVAL, "field \"%s\" is discrete: only eq and ne apply", fd->name);
+        if (fd->parse) { /* a name or id the kernel sees as a number */
+            int64_t v;
+            if (!fd->parse(s, &v))
+                return fail(c, -EINVAL, "value \"%.64s\" is not a valid %s", s, fd->name);
+            in.n = v;
+            return emit(c, in);
+        }
         in.is_str = 1;
         strncpy(in.s, s, SN_PRED_STRLEN - 1); /* Linux keeps 15 bytes of a name */
     }

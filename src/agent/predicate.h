@@ -29,6 +29,9 @@ struct sn_field_def {
     const char *name;        /* CA name: "execname", "latency", ... */
     enum sn_field_kind kind; /* discrete fields compare as strings, numeric as integers */
     uint8_t id;              /* index in the metric's event record */
+    /* For a discrete field the kernel sees as a number (pid, syscall, errno, container):
+     * turns the constant's text into that number; false when the text names nothing. */
+    bool (*parse)(const char *text, int64_t *out);
 };
 
 /* An event as the interpreter sees it: each field's number and string (for discrete ones). */

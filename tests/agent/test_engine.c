@@ -23,9 +23,9 @@ static struct sn_engine *eng;
 static char comm[16];
 
 static const struct sn_field_def fields[] = {
-    {"execname", SN_FIELD_DISCRETE, SN_SC_EXECNAME},
-    {"syscall", SN_FIELD_NUMERIC, SN_SC_SYSCALL},
-    {"pid", SN_FIELD_NUMERIC, SN_SC_PID},
+    {"execname", SN_FIELD_DISCRETE, SN_SC_EXECNAME, NULL},
+    {"syscall", SN_FIELD_NUMERIC, SN_SC_SYSCALL, NULL},
+    {"pid", SN_FIELD_NUMERIC, SN_SC_PID, NULL},
 };
 
 /* Links in the whole kernel whose program is one of ids[0..n). */
@@ -114,15 +114,21 @@ static void test_enable_collect_disable(void)
     n = sn_engine_prog_ids(eng, SN_METRIC_SYSCALLS, ids, 4);
     T_EQ(kernel_links_to(ids, n), 2);
 
-    sn_engine_collect(eng, NULL, NULL, NULL); /* start a clean second */
-    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    for (int i = 0; i < 10; i++)
-        nanosleep(&ts, NULL);
-    T_OK(sn_engine_collect(eng, on_cell, &t, NULL) >= 1);
-    t_note("total %llu, in 2 ms bucket %llu", (unsigned long long)t.total,
-           (unsigned long long)t.in2ms);
-    T_EQU(t.total, 10);
-    T_OK(t.in2ms >= 6); /* most; a loaded VM oversleeps some */
+    T_OK(t_realtime() == 0);
+    for (int round = 0; round < 5; round++) { /* see tests/bpf/test_bpf_syslat.c */
+        int slot = t.slot;
+        memset(&t, 0, sizeof(t));
+        t.slot = slot;
+        sn_engine_collect(eng, NULL, NULL, NULL); /* start a clean second */
+        for (int i = 0; i < 10; i++)
+            nanosleep(&ts, NULL);
+        T_OK(sn_engine_collect(eng, on_cell, &t, NULL) >= 1);
+        T_EQU(t.total, 10);
+        if (t.in2ms >= 9)
+            break;
+    }
+    t_note("in 2 ms bucket %llu of 10", (unsigned long long)t.in2ms);
+    T_OK(t.in2ms >= 9);
 
     T_EQ(sn_engine_disable(eng, t.slot), 0);
     T_EQ(sn_engine_disable(eng, t.slot), -ENOENT);

@@ -13,9 +13,9 @@
 enum { F_EXECNAME, F_PID, F_LATENCY, F_SIZE, F_SYSCALL, NFIELDS };
 
 static const struct sn_field_def fields[] = {
-    {"execname", SN_FIELD_DISCRETE, F_EXECNAME}, {"pid", SN_FIELD_NUMERIC, F_PID},
-    {"latency", SN_FIELD_NUMERIC, F_LATENCY},    {"size", SN_FIELD_NUMERIC, F_SIZE},
-    {"syscall", SN_FIELD_DISCRETE, F_SYSCALL},
+    {"execname", SN_FIELD_DISCRETE, F_EXECNAME, NULL}, {"pid", SN_FIELD_NUMERIC, F_PID, NULL},
+    {"latency", SN_FIELD_NUMERIC, F_LATENCY, NULL},    {"size", SN_FIELD_NUMERIC, F_SIZE, NULL},
+    {"syscall", SN_FIELD_DISCRETE, F_SYSCALL, NULL},
 };
 
 static int compile_text(const char *text, struct sn_pred *p, char *why)

@@ -96,15 +96,22 @@ static void test_latency_histogram_with_predicate(void)
     ms.needs = 1u << SN_SC_EXECNAME | 1u << SN_SC_SYSCALL | 1u << SN_SC_LATENCY;
     T_REQUIRE(set_slot(0, &sl) == 0);
     T_REQUIRE(set_metric(&ms) == 0);
-    T_OK(prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) == 0);
-    for (int i = 0; i < 20; i++)
-        nanosleep(&ts, NULL);
-    uint64_t in2ms = sum(0, 0, sn_bucket_ord(sn_bucket_make(20, 6)), NULL);
-    uint64_t all = sum(0, 0, -1, NULL);
-    t_note("in [2.0,2.1) ms: %llu of %llu", (unsigned long long)in2ms, (unsigned long long)all);
-    T_EQU(all, 20);
-    T_OK(in2ms >= 12); /* most; a loaded VM oversleeps some */
-    for (uint32_t o = 1; o < sn_bucket_ord(sn_bucket_make(20, 6)); o++)
+    T_OK(t_realtime() == 0);
+    uint16_t ord2ms = sn_bucket_ord(sn_bucket_make(20, 6));
+    uint64_t in2ms = 0, all = 0;
+    for (int round = 0; round < 5; round++) { /* see test_bpf_syslat.c */
+        uint64_t b0 = sum(0, 0, ord2ms, NULL), a0 = sum(0, 0, -1, NULL);
+        for (int i = 0; i < 20; i++)
+            nanosleep(&ts, NULL);
+        in2ms = sum(0, 0, ord2ms, NULL) - b0;
+        all = sum(0, 0, -1, NULL) - a0;
+        T_EQU(all, 20);
+        if (in2ms >= 18)
+            break;
+    }
+    t_note("in [2.0,2.1) ms: %llu of 20", (unsigned long long)in2ms);
+    T_OK(in2ms >= 18);
+    for (uint32_t o = 1; o < ord2ms; o++)
         T_EQU(sum(0, 0, (int)o, NULL), 0); /* never shorter than asked */
 }
 

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include "t.h"
@@ -178,4 +181,15 @@ const char *t_outdir(void)
         mkdir(dir, 0755);
     }
     return dir;
+}
+
+int t_realtime(void)
+{
+    struct sched_param sp = {.sched_priority = 10};
+
+    if (prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) != 0)
+        return -errno;
+    if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+        return -errno;
+    return 0;
 }

@@ -54,6 +54,11 @@ uint64_t t_rand(void);
 /* uniform double in [0,1) */
 double t_rand01(void);
 
+/* Makes the calling thread a real-time (SCHED_FIFO) task with 1 ns timer slack, so that its
+ * sleeps end as close to the deadline as the machine allows; for latency tests. Returns 0,
+ * or a negative errno (needs root). */
+int t_realtime(void);
+
 /* Directory for test artefacts (tests/out under the build tree); created on demand. */
 const char *t_outdir(void);
 
