@@ -13,9 +13,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct sn_field_def fields[] = {
-    {"execname", SN_FIELD_DISCRETE, 0, NULL},
-    {"pid", SN_FIELD_NUMERIC, 1, NULL},
-    {"latency", SN_FIELD_NUMERIC, 2, NULL},
+    {"execname", SN_FIELD_DISCRETE, 0, NULL, NULL},
+    {"pid", SN_FIELD_NUMERIC, 1, NULL, NULL},
+    {"latency", SN_FIELD_NUMERIC, 2, NULL, NULL},
 };
 
 static bool direct(const json_t *p, const struct sn_event *e)

@@ -105,6 +105,15 @@ static int compile_leaf(struct compiler *c, enum sn_pred_op op, const json_t *ar
                         fd->name);
         if (op != SN_PRED_EQ && op != SN_PRED_NE)
             return fail(c, -EINVAL, "field \"%s\" is discrete: only eq and ne apply", fd->name);
+        if (fd->constant) { /* the same for every event here: fold */
+            bool eq = strcmp(fd->constant, s) == 0;
+            if (op == SN_PRED_EQ ? eq : !eq)
+                return emit(c, (struct sn_pred_insn){.op = SN_PRED_TRUE});
+            in.op = SN_PRED_LT; /* false: field 0's number is 0, never below INT64_MIN */
+            in.field = 0;
+            in.n = INT64_MIN;
+            return emit(c, in);
+        }
         if (fd->parse) { /* a name or id the kernel sees as a number */
             int64_t v;
             if (!fd->parse(s, &v))

@@ -32,6 +32,9 @@ struct sn_field_def {
     /* For a discrete field the kernel sees as a number (pid, syscall, errno, container):
      * turns the constant's text into that number; false when the text names nothing. */
     bool (*parse)(const char *text, int64_t *out);
+    /* For a field that is constant on this host (hostname): its value; leaves on it fold to
+     * true or false at compile time. */
+    const char *constant;
 };
 
 /* An event as the interpreter sees it: each field's number and string (for discrete ones). */

@@ -15,5 +15,6 @@
 #define SN_EXIT_USAGE   2
 
 int sn_cmd_hist(int argc, char **argv);
+int sn_cmd_agent(int argc, char **argv);
 
 #endif

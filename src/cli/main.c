@@ -20,6 +20,7 @@ struct command {
 static int cmd_version(int argc, char **argv);
 
 static const struct command commands[] = {
+    {"agent", sn_cmd_agent, "instrument this host with BPF and report frames each second"},
     {"hist", sn_cmd_hist, "build, inspect, decode and merge log-linear histograms"},
     {"version", cmd_version, "print the version"},
 };

@@ -23,9 +23,9 @@ static struct sn_engine *eng;
 static char comm[16];
 
 static const struct sn_field_def fields[] = {
-    {"execname", SN_FIELD_DISCRETE, SN_SC_EXECNAME, NULL},
-    {"syscall", SN_FIELD_NUMERIC, SN_SC_SYSCALL, NULL},
-    {"pid", SN_FIELD_NUMERIC, SN_SC_PID, NULL},
+    {"execname", SN_FIELD_DISCRETE, SN_SC_EXECNAME, NULL, NULL},
+    {"syscall", SN_FIELD_NUMERIC, SN_SC_SYSCALL, NULL, NULL},
+    {"pid", SN_FIELD_NUMERIC, SN_SC_PID, NULL, NULL},
 };
 
 /* Links in the whole kernel whose program is one of ids[0..n). */
@@ -174,6 +174,7 @@ static void test_key_cap(void)
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
+    t_unique_comm();
     t_run("open loads the probe without attaching it", test_open);
     t_run("enable attaches, collect drains the second, disable detaches",
           test_enable_collect_disable);

@@ -13,9 +13,11 @@
 enum { F_EXECNAME, F_PID, F_LATENCY, F_SIZE, F_SYSCALL, NFIELDS };
 
 static const struct sn_field_def fields[] = {
-    {"execname", SN_FIELD_DISCRETE, F_EXECNAME, NULL}, {"pid", SN_FIELD_NUMERIC, F_PID, NULL},
-    {"latency", SN_FIELD_NUMERIC, F_LATENCY, NULL},    {"size", SN_FIELD_NUMERIC, F_SIZE, NULL},
-    {"syscall", SN_FIELD_DISCRETE, F_SYSCALL, NULL},
+    {"execname", SN_FIELD_DISCRETE, F_EXECNAME, NULL, NULL},
+    {"pid", SN_FIELD_NUMERIC, F_PID, NULL, NULL},
+    {"latency", SN_FIELD_NUMERIC, F_LATENCY, NULL, NULL},
+    {"size", SN_FIELD_NUMERIC, F_SIZE, NULL, NULL},
+    {"syscall", SN_FIELD_DISCRETE, F_SYSCALL, NULL, NULL},
 };
 
 static int compile_text(const char *text, struct sn_pred *p, char *why)

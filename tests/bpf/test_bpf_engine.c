@@ -149,6 +149,7 @@ static void test_generations(void)
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
+    t_unique_comm();
     t_run("load and attach the engine's syscall probe", test_load_attach);
     t_run("predicate + latency decomposition: 2 ms sleeps in the 2.0e6 bucket",
           test_latency_histogram_with_predicate);

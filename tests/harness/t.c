@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "t.h"
 
@@ -192,4 +193,11 @@ int t_realtime(void)
     if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
         return -errno;
     return 0;
+}
+
+int t_unique_comm(void)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "snt-%d", (int)getpid());
+    return prctl(PR_SET_NAME, name, 0, 0, 0) == 0 ? 0 : -errno;
 }

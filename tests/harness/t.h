@@ -59,6 +59,10 @@ double t_rand01(void);
  * or a negative errno (needs root). */
 int t_realtime(void);
 
+/* Renames the process "snt-<pid>" (its comm, what execname predicates see) so that kernel
+ * tests filtering by execname cannot count another run of the same test. Returns 0 or -errno. */
+int t_unique_comm(void);
+
 /* Directory for test artefacts (tests/out under the build tree); created on demand. */
 const char *t_outdir(void);
 

@@ -1,0 +1,104 @@
+/*
+ * The metric catalog; see catalog.h. CA's field names, with Linux meanings: "container" (the
+ * cgroup v2 path) plays CA's zonename; pid, ppid, syscall and errno are discrete (CA treats
+ * identifiers as keys) although the kernel compares them as numbers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "agent/catalog.h"
+#include "agent/names.h"
+
+static bool parse_int(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_syscall(const char *s, int64_t *out)
+{
+    int64_t n = sn_syscall_number(s);
+    if (n < 0)
+        return parse_int(s, out);
+    *out = n;
+    return true;
+}
+
+static bool parse_errno(const char *s, int64_t *out)
+{
+    int64_t n = strcmp(s, "0") == 0 ? 0 : sn_errno_number(s);
+    if (n < 0)
+        return false;
+    *out = n;
+    return true;
+}
+
+/* A cgroup v2 path ("/system.slice/nginx.service") to its id, the inode number of its
+ * directory under /sys/fs/cgroup. */
+static bool parse_cgroup(const char *s, int64_t *out)
+{
+    char path[4096];
+    struct stat st;
+
+    if (s[0] != '/' || strstr(s, "/../") || strlen(s) > 3000)
+        return false;
+    snprintf(path, sizeof(path), "/sys/fs/cgroup%s", s);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return false;
+    *out = (int64_t)st.st_ino;
+    return true;
+}
+
+#define DISCRETE(n, id, parse, label, render)                                                      \
+    {                                                                                              \
+        {n, SN_FIELD_DISCRETE, id, parse, NULL}, label, "string", render                           \
+    }
+
+static const struct sn_catalog_field syscall_fields[] = {
+    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
+    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
+             SN_RENDER_CGROUP),
+    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
+    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
+    DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT),
+    DISCRETE("pexecname", SN_SC_PEXECNAME, NULL, "parent application name", SN_RENDER_STR),
+    DISCRETE("syscall", SN_SC_SYSCALL, parse_syscall, "system call", SN_RENDER_SYSCALL),
+    DISCRETE("errno", SN_SC_ERRNO, parse_errno, "error code", SN_RENDER_ERRNO),
+    {{"latency", SN_FIELD_NUMERIC, SN_SC_LATENCY, NULL, NULL}, "latency", "time", SN_RENDER_INT},
+};
+
+static const struct sn_metric_def metrics[] = {
+    {"syscall", "System calls", "syscalls", "system calls", "syscalls", false, SN_METRIC_SYSCALLS,
+     syscall_fields, sizeof(syscall_fields) / sizeof(syscall_fields[0])},
+};
+
+const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat)
+{
+    for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
+        if (strcmp(metrics[i].module, module) == 0 && strcmp(metrics[i].stat, stat) == 0)
+            return &metrics[i];
+    return NULL;
+}
+
+const struct sn_catalog_field *sn_catalog_field(const struct sn_metric_def *m, const char *name)
+{
+    for (size_t i = 0; i < m->nfields; i++)
+        if (strcmp(m->fields[i].def.name, name) == 0)
+            return &m->fields[i];
+    return NULL;
+}
+
+const struct sn_metric_def *sn_catalog_all(size_t *n)
+{
+    *n = sizeof(metrics) / sizeof(metrics[0]);
+    return metrics;
+}

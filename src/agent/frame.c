@@ -1,0 +1,222 @@
+/*
+ * Frames from drained cells, and their JSON form; see frame.h. Keys are rendered to text
+ * here, once per cell and second, never in the kernel.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "agent/frame.h"
+#include "agent/names.h"
+
+/* --- cgroup ids back to paths: a walk of /sys/fs/cgroup, remembered -------------------- */
+
+static struct {
+    uint64_t id;
+    char path[256];
+} cg_cache[64];
+static unsigned cg_next;
+
+/* Copies src into out[len], truncating (snprintf("%s") would warn of the truncation). */
+static void copy_str(char *out, size_t len, const char *src)
+{
+    size_t n = strnlen(src, len - 1);
+    memcpy(out, src, n);
+    out[n] = '\0';
+}
+
+static bool cg_walk(char *path, size_t len, size_t root, uint64_t id, int depth)
+{
+    DIR *d;
+    struct dirent *e;
+    bool found = false;
+
+    if (depth > 16 || !(d = opendir(path)))
+        return false;
+    while (!found && (e = readdir(d))) {
+        size_t at = strlen(path);
+        struct stat st;
+        if (e->d_type != DT_DIR || e->d_name[0] == '.')
+            continue;
+        if (at + 1 + strlen(e->d_name) >= len)
+            continue;
+        snprintf(path + at, len - at, "/%s", e->d_name);
+        if (stat(path, &st) == 0 && (uint64_t)st.st_ino == id)
+            found = true;
+        else
+            found = cg_walk(path, len, root, id, depth + 1);
+        if (!found)
+            path[at] = '\0';
+    }
+    closedir(d);
+    return found;
+}
+
+static void cgroup_path(uint64_t id, char *out, size_t len)
+{
+    char path[4096] = "/sys/fs/cgroup";
+    struct stat st;
+
+    for (unsigned i = 0; i < 64; i++)
+        if (cg_cache[i].id == id && cg_cache[i].path[0]) {
+            copy_str(out, len, cg_cache[i].path);
+            return;
+        }
+    if (stat(path, &st) == 0 && (uint64_t)st.st_ino == id)
+        snprintf(out, len, "/");
+    else if (cg_walk(path, sizeof(path), strlen(path), id, 0))
+        copy_str(out, len, path + strlen("/sys/fs/cgroup"));
+    else
+        snprintf(out, len, "cgroup:%" PRIu64, id); /* gone since: keep the id */
+    cg_cache[cg_next % 64].id = id;
+    copy_str(cg_cache[cg_next % 64].path, sizeof(cg_cache[0].path), out);
+    cg_next++;
+}
+
+static void render(const struct sn_catalog_field *f, const struct sn_cell *c, const char *host,
+                   char *out, size_t len)
+{
+    int64_t v;
+    const char *name;
+
+    if (c->other) {
+        snprintf(out, len, "other");
+        return;
+    }
+    memcpy(&v, c->key, sizeof(v));
+    switch (f->render) {
+    case SN_RENDER_STR:
+        snprintf(out, len, "%.*s", SN_KEYLEN, c->key);
+        break;
+    case SN_RENDER_INT:
+        snprintf(out, len, "%" PRId64, v);
+        break;
+    case SN_RENDER_SYSCALL:
+        name = sn_syscall_name(v);
+        if (name)
+            copy_str(out, len, name);
+        else
+            snprintf(out, len, "syscall_%" PRId64, v);
+        break;
+    case SN_RENDER_ERRNO:
+        name = v ? sn_errno_name(v) : "0";
+        if (name)
+            copy_str(out, len, name);
+        else
+            snprintf(out, len, "%" PRId64, v);
+        break;
+    case SN_RENDER_CGROUP:
+        cgroup_path((uint64_t)v, out, len);
+        break;
+    case SN_RENDER_HOST:
+        copy_str(out, len, host);
+        break;
+    }
+}
+
+int sn_frame_init(struct sn_frame *f, const struct sn_inst *inst, int64_t t)
+{
+    memset(f, 0, sizeof(*f));
+    f->inst = inst;
+    f->t = t;
+    if (inst->arity == SN_ARITY_NUMERIC && !inst->key) {
+        f->hist = sn_hist_create();
+        if (!f->hist)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static struct sn_frame_entry *entry(struct sn_frame *f, const char *key)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->entries[i].key, key) == 0)
+            return &f->entries[i];
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        struct sn_frame_entry *p = realloc(f->entries, cap * sizeof(*p));
+        if (!p)
+            return NULL;
+        f->entries = p;
+        f->cap = cap;
+    }
+    struct sn_frame_entry *e = &f->entries[f->n];
+    memset(e, 0, sizeof(*e));
+    copy_str(e->key, sizeof(e->key), key);
+    if (f->inst->arity == SN_ARITY_NUMERIC && !(e->hist = sn_hist_create()))
+        return NULL;
+    f->n++;
+    return e;
+}
+
+int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host)
+{
+    f->count += c->count;
+    if (!f->inst->key) {
+        if (f->hist)
+            return sn_hist_insert_raw(f->hist, sn_bucket_from_ord(c->ord), c->count);
+        return 0;
+    }
+    char key[128];
+    struct sn_frame_entry *e;
+    render(f->inst->key, c, host, key, sizeof(key));
+    e = entry(f, key);
+    if (!e)
+        return -ENOMEM;
+    e->count += c->count;
+    if (e->hist)
+        return sn_hist_insert_raw(e->hist, sn_bucket_from_ord(c->ord), c->count);
+    return 0;
+}
+
+void sn_frame_fini(struct sn_frame *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        sn_hist_destroy(f->entries[i].hist);
+    free(f->entries);
+    sn_hist_destroy(f->hist);
+    memset(f, 0, sizeof(*f));
+}
+
+/* [[lo,hi],count] per non-empty bucket, ascending: CA's raw form of a distribution. */
+static json_t *raw_hist(const struct sn_hist *h)
+{
+    json_t *a = json_array();
+    struct sn_bucket b;
+    uint64_t c;
+
+    for (size_t i = 0; a && sn_hist_bucket_at(h, i, &b, &c); i++) {
+        int64_t lo, hi;
+        if (c == 0)
+            continue;
+        sn_bucket_int_range(b, &lo, &hi);
+        json_array_append_new(
+            a, json_pack("[[I,I],I]", (json_int_t)lo, (json_int_t)hi, (json_int_t)c));
+    }
+    return a;
+}
+
+json_t *sn_frame_to_json(const struct sn_frame *f, const char *host)
+{
+    json_t *value;
+
+    if (f->inst->arity == SN_ARITY_SCALAR) {
+        value = json_integer((json_int_t)f->count);
+    } else if (!f->inst->key) {
+        value = raw_hist(f->hist);
+    } else {
+        value = json_object();
+        for (size_t i = 0; value && i < f->n; i++)
+            json_object_set_new(value, f->entries[i].key,
+                                f->entries[i].hist ? raw_hist(f->entries[i].hist)
+                                                   : json_integer((json_int_t)f->entries[i].count));
+    }
+    return json_pack("{s:i,s:s,s:s,s:I,s:s,s:o,s:{s:I,s:I}}", "v", 1, "id", f->inst->id, "host",
+                     host, "t", (json_int_t)f->t, "arity", sn_arity_name(f->inst->arity), "value",
+                     value, "drops", "over_cap", (json_int_t)f->drops.over_cap, "map_full",
+                     (json_int_t)f->drops.map_full);
+}

@@ -1,0 +1,47 @@
+/*
+ * Frames: what an agent reports for one instrumentation and one second. The value has the
+ * instrumentation's arity: a count (scalar), {key: count} (discrete decomposition), a
+ * histogram (numeric), or {key: histogram} (both); drops say what the kernel could not count
+ * exactly (key cap, full map), so that nothing is lost silently.
+ *
+ * JSON form (one line per frame from `sonde agent --stdout`), version 1:
+ *   {"v":1,"id":"1","host":"web1","t":1763812345,"arity":"numeric-decomposition",
+ *    "value":{"nginx":[[[2000000,2099999],18],[[2100000,2199999],2]]},
+ *    "drops":{"over_cap":0,"map_full":0}}
+ * Histograms appear as CA's raw values: [[lo,hi],count] with inclusive integer ranges,
+ * ascending. The binary form comes with the aggregator (docs/agent.md).
+ */
+#ifndef SN_AGENT_FRAME_H
+#define SN_AGENT_FRAME_H
+
+#include <jansson.h>
+
+#include "agent/inst.h"
+#include "core/hist.h"
+
+struct sn_frame_entry {
+    char key[128];
+    uint64_t count;
+    struct sn_hist *hist; /* numeric decompositions only */
+};
+
+struct sn_frame {
+    const struct sn_inst *inst;
+    int64_t t;            /* the second (Unix time) the counts belong to */
+    uint64_t count;       /* every event counted, whatever the arity */
+    struct sn_hist *hist; /* numeric decomposition without a key */
+    struct sn_frame_entry *entries;
+    size_t n, cap;
+    struct sn_slot_drops drops;
+};
+
+/* Starts an empty frame. Returns 0 or -ENOMEM. */
+int sn_frame_init(struct sn_frame *f, const struct sn_inst *inst, int64_t t);
+/* Adds one drained cell of the instrumentation's slot; host names the host for hostname keys.
+ * Returns 0 or -ENOMEM. */
+int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host);
+void sn_frame_fini(struct sn_frame *f);
+/* The JSON form (owned: json_decref it), or NULL when out of memory. */
+json_t *sn_frame_to_json(const struct sn_frame *f, const char *host);
+
+#endif

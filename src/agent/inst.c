@@ -1,0 +1,170 @@
+/*
+ * CA create bodies into kernel slot specs; see inst.h. Validation follows CA's order: the
+ * metric, then the decomposition's fields (at most one discrete and one numeric), then the
+ * predicate, whose messages come from agent/predicate.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/inst.h"
+
+static int fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+const char *sn_arity_name(enum sn_arity a)
+{
+    return a == SN_ARITY_SCALAR     ? "scalar"
+           : a == SN_ARITY_DISCRETE ? "discrete-decomposition"
+                                    : "numeric-decomposition";
+}
+
+/* The decomposition as a list of names: an array, or a comma-separated string. */
+static int decomposition(const json_t *d, const char **names, size_t max, size_t *n, char *buf,
+                         size_t buflen)
+{
+    *n = 0;
+    if (!d)
+        return 0;
+    if (json_is_string(d)) {
+        snprintf(buf, buflen, "%s", json_string_value(d));
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            if (*n == max)
+                return -E2BIG;
+            names[(*n)++] = tok;
+        }
+        return 0;
+    }
+    if (!json_is_array(d))
+        return -EINVAL;
+    for (size_t i = 0; i < json_array_size(d); i++) {
+        if (!json_is_string(json_array_get(d, i)))
+            return -EINVAL;
+        if (*n == max)
+            return -E2BIG;
+        names[(*n)++] = json_string_value(json_array_get(d, i));
+    }
+    return 0;
+}
+
+int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, uint32_t key_cap,
+                      struct sn_inst *in, char *why, size_t whylen)
+{
+    const char *module = json_string_value(json_object_get(body, "module"));
+    const char *stat = json_string_value(json_object_get(body, "stat"));
+    const json_t *pred = json_object_get(body, "predicate"), *dec;
+    struct sn_field_def defs[32];
+    const char *names[8];
+    char buf[512], *text;
+    json_t *parsed = NULL;
+    size_t n;
+    int rc;
+
+    memset(in, 0, sizeof(*in));
+    in->slot = -1;
+    snprintf(in->id, sizeof(in->id), "%s", id);
+    if (!json_is_object(body))
+        return fail(why, whylen, "instrumentation must be a JSON object");
+    if (!module)
+        return fail(why, whylen, "missing value for required field: \"module\"");
+    if (!stat)
+        return fail(why, whylen, "missing value for required field: \"stat\"");
+    in->metric = sn_catalog_find(module, stat);
+    if (!in->metric)
+        return fail(why, whylen,
+                    "value \"%.64s.%.64s\" for field \"module.stat\" is invalid: not a valid "
+                    "module/stat pair",
+                    module, stat);
+
+    dec = json_object_get(body, "decomposition");
+    rc = decomposition(dec, names, 8, &n, buf, sizeof(buf));
+    if (rc < 0) {
+        text = json_dumps(dec, JSON_ENCODE_ANY | JSON_COMPACT);
+        rc = fail(why, whylen,
+                  "value %.200s for field \"decomposition\" is invalid: must be an array of "
+                  "field names",
+                  text ? text : "?");
+        free(text);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct sn_catalog_field *f = sn_catalog_field(in->metric, names[i]);
+        if (!f)
+            return fail(why, whylen,
+                        "value \"%.64s\" for field \"decomposition\" is invalid: no such field "
+                        "for specified metric",
+                        names[i]);
+        if (f->def.kind == SN_FIELD_NUMERIC) {
+            if (in->num)
+                return fail(why, whylen,
+                            "value \"%.64s\" for field \"decomposition\" is invalid: more than "
+                            "one numeric decomposition specified",
+                            names[i]);
+            in->num = f;
+        } else {
+            if (in->key)
+                return fail(why, whylen,
+                            "value \"%.64s\" for field \"decomposition\" is invalid: more than "
+                            "one discrete decomposition specified",
+                            names[i]);
+            in->key = f;
+        }
+    }
+    in->arity = in->num ? SN_ARITY_NUMERIC : in->key ? SN_ARITY_DISCRETE : SN_ARITY_SCALAR;
+
+    /* the predicate: an object, or a JSON string holding one; absent means {} */
+    if (json_is_string(pred)) {
+        json_error_t jerr;
+        parsed = json_loads(json_string_value(pred), JSON_DECODE_ANY, &jerr);
+        if (!parsed)
+            return fail(why, whylen,
+                        "value \"%.200s\" for field \"predicate\" is invalid: invalid JSON: %s",
+                        json_string_value(pred), jerr.text);
+        pred = parsed;
+    }
+    for (size_t i = 0; i < in->metric->nfields && i < 32; i++) {
+        defs[i] = in->metric->fields[i].def;
+        if (in->metric->fields[i].render == SN_RENDER_HOST)
+            defs[i].constant = hostname;
+    }
+    {
+        json_t *empty = pred ? NULL : json_object();
+        char reason[256];
+        rc = sn_pred_compile(pred ? pred : empty, defs, in->metric->nfields, &in->spec.pred, reason,
+                             sizeof(reason));
+        if (rc < 0) {
+            text = json_dumps(pred, JSON_ENCODE_ANY | JSON_COMPACT);
+            fail(why, whylen, "value %.200s for field \"predicate\" is invalid: %s",
+                 text ? text : "?", reason);
+            free(text);
+        }
+        json_decref(empty);
+    }
+    json_decref(parsed);
+    if (rc < 0)
+        return -EINVAL;
+
+    in->spec.metric = in->metric->metric;
+    in->spec.key_cap = key_cap;
+    in->spec.key_field = in->key && in->key->def.id != SN_NO_FIELD ? in->key->def.id : SN_NO_FIELD;
+    in->spec.num_field = in->num ? in->num->def.id : SN_NO_FIELD;
+    for (uint32_t i = 0; i < in->spec.pred.n; i++) {
+        const struct sn_pred_insn *p = &in->spec.pred.insn[i];
+        if (p->op != SN_PRED_TRUE && p->op != SN_PRED_AND && p->op != SN_PRED_OR && p->field < 32)
+            in->spec.needs |= 1u << p->field;
+    }
+    if (in->spec.key_field != SN_NO_FIELD)
+        in->spec.needs |= 1u << in->spec.key_field;
+    if (in->spec.num_field != SN_NO_FIELD)
+        in->spec.needs |= 1u << in->spec.num_field;
+    return 0;
+}

@@ -1,0 +1,140 @@
+/*
+ * `sonde agent --inst FILE --stdout` end to end on the real kernel (argv[1] is the sonde
+ * binary; needs root): this test process is the workload. It waits for the agent's first
+ * frame, makes 20 nanosleeps of 2 ms, and reads the frames that follow: its sleeps appear,
+ * exactly 20, in the [2000000, 2099999] ns range of its instrumentation, and a discrete
+ * decomposition by syscall names clock_nanosleep. Bad instrumentation files are refused with
+ * CA's messages and exit code 2.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "t.h"
+
+static const char *sonde;
+
+static char *write_file(const char *name, const char *text)
+{
+    static char path[512];
+    FILE *f;
+    snprintf(path, sizeof(path), "%s/%s.%d", t_outdir(), name, (int)getpid());
+    f = fopen(path, "w");
+    if (!f)
+        return NULL;
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void test_frames_from_a_workload(void)
+{
+    char comm[16], inst[1024], cmd[1024], line[65536];
+    struct timespec ts = {0, 2000000};
+    uint64_t total = 0, in2ms = 0, nano_by_syscall = 0;
+    int frames = 0;
+    FILE *p;
+
+    T_REQUIRE(prctl(PR_GET_NAME, comm) == 0);
+    snprintf(inst, sizeof(inst),
+             "[{\"id\":\"sleeps\",\"module\":\"syscall\",\"stat\":\"syscalls\","
+             "\"predicate\":{\"and\":[{\"eq\":[\"execname\",\"%s\"]},"
+             "{\"eq\":[\"syscall\",\"clock_nanosleep\"]}]},\"decomposition\":[\"latency\"]},"
+             "{\"id\":\"names\",\"module\":\"syscall\",\"stat\":\"syscalls\","
+             "\"predicate\":{\"eq\":[\"execname\",\"%s\"]},\"decomposition\":\"syscall\"}]",
+             comm, comm);
+    const char *path = write_file("agent_inst", inst);
+    T_REQUIRE(path != NULL);
+    snprintf(cmd, sizeof(cmd), "%s agent --inst %s --stdout --seconds 4", sonde, path);
+    p = popen(cmd, "r");
+    T_REQUIRE(p != NULL);
+    T_REQUIRE(t_realtime() == 0);
+    while (fgets(line, sizeof(line), p)) {
+        json_t *j = json_loads(line, 0, NULL);
+        T_REQUIRE(j != NULL);
+        frames++;
+        if (frames == 2) /* both instrumentations reported once: the agent is running */
+            for (int i = 0; i < 20; i++)
+                nanosleep(&ts, NULL);
+        const char *id = json_string_value(json_object_get(j, "id"));
+        json_t *v = json_object_get(j, "value");
+        T_OK(json_integer_value(json_object_get(j, "v")) == 1);
+        if (id && !strcmp(id, "sleeps")) {
+            T_STR(json_string_value(json_object_get(j, "arity")), "numeric-decomposition");
+            for (size_t i = 0; i < json_array_size(v); i++) {
+                json_t *cell = json_array_get(v, i);
+                json_int_t lo = json_integer_value(json_array_get(json_array_get(cell, 0), 0));
+                json_int_t c = json_integer_value(json_array_get(cell, 1));
+                total += (uint64_t)c;
+                if (lo == 2000000)
+                    in2ms += (uint64_t)c;
+                T_OK(lo >= 2000000); /* never shorter than asked */
+            }
+        } else if (id && !strcmp(id, "names")) {
+            nano_by_syscall += (uint64_t)json_integer_value(json_object_get(v, "clock_nanosleep"));
+        }
+        json_decref(j);
+    }
+    T_EQ(WEXITSTATUS(pclose(p)), 0);
+    t_note("%d frames, %llu sleeps, %llu in [2.0, 2.1) ms", frames, (unsigned long long)total,
+           (unsigned long long)in2ms);
+    T_EQ(frames, 8);
+    T_EQU(total, 20);
+    T_EQU(nano_by_syscall, 20);
+    T_OK(in2ms >= 12);
+}
+
+static int run_status(const char *inst_text, char *err, size_t len)
+{
+    char cmd[1024];
+    const char *path = write_file("agent_bad", inst_text);
+    FILE *p;
+    size_t n;
+    if (!path)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "%s agent --inst %s --stdout --seconds 1 2>&1", sonde, path);
+    p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    n = fread(err, 1, len - 1, p);
+    err[n] = '\0';
+    return WEXITSTATUS(pclose(p));
+}
+
+static void test_bad_files(void)
+{
+    char err[4096];
+    T_EQ(run_status("[{\"module\":\"syscall\",\"stat\":\"nope\"}]", err, sizeof(err)), 2);
+    T_OK(strstr(err, "value \"syscall.nope\" for field \"module.stat\" is invalid: not a valid "
+                     "module/stat pair") != NULL);
+    T_EQ(run_status("[{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":"
+                    "[\"pid\",\"execname\"]}]",
+                    err, sizeof(err)),
+         2);
+    T_OK(strstr(err, "more than one discrete decomposition specified") != NULL);
+    T_EQ(run_status("[{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":"
+                    "{\"eq\":[\"syscall\",\"frobnicate\"]}}]",
+                    err, sizeof(err)),
+         2);
+    T_OK(strstr(err, "value \"frobnicate\" is not a valid syscall") != NULL);
+    T_EQ(run_status("not json", err, sizeof(err)), 2);
+    T_EQ(run_status("{}", err, sizeof(err)), 2);
+    T_OK(strstr(err, "want a JSON array") != NULL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    sonde = argv[1];
+    t_init(argc - 1, argv + 1);
+    t_unique_comm();
+    t_run("a workload's 2 ms sleeps appear in the agent's frames", test_frames_from_a_workload);
+    t_run("bad instrumentation files: CA messages, exit 2", test_bad_files);
+    return t_done();
+}
