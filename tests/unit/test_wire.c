@@ -1,0 +1,177 @@
+/*
+ * Binary frames (src/wire/frame.h): round trips of every arity, the exact bytes of a small
+ * frame, and rejection of every truncation, every flipped byte, and inconsistent frames that
+ * carry a valid checksum.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/crc32c.h"
+#include "core/err.h"
+#include "t.h"
+#include "wire/frame.h"
+
+static struct sn_hist *hist_of(uint64_t a, uint64_t b)
+{
+    struct sn_hist *h = sn_hist_create();
+    sn_hist_insert_u64(h, 2000000, a);
+    sn_hist_insert_u64(h, 3500000, b);
+    return h;
+}
+
+static bool same(const struct sn_wire_frame *a, const struct sn_wire_frame *b)
+{
+    if (strcmp(a->id, b->id) || strcmp(a->host, b->host) || a->t != b->t || a->arity != b->arity ||
+        a->total != b->total || a->over_cap != b->over_cap || a->map_full != b->map_full ||
+        a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->entries[i].key, b->entries[i].key) ||
+            a->entries[i].count != b->entries[i].count)
+            return false;
+        if ((a->entries[i].hist != NULL) != (b->entries[i].hist != NULL))
+            return false;
+        if (a->entries[i].hist && !sn_hist_equal(a->entries[i].hist, b->entries[i].hist))
+            return false;
+    }
+    return true;
+}
+
+/* Encodes f, checks decode(encode(f)) == f, returns the bytes (owned). */
+static unsigned char *round_trip(const struct sn_wire_frame *f, size_t *len)
+{
+    size_t n = sn_wire_frame_len(f);
+    unsigned char *buf = malloc(n);
+    struct sn_wire_frame d;
+
+    T_EQ(sn_wire_frame_encode(f, buf, n - 1), -ENOSPC);
+    T_EQ(sn_wire_frame_encode(f, buf, n), (ssize_t)n);
+    T_EQ(sn_wire_frame_decode(buf, n, &d), 0);
+    T_OK(d.id && same(f, &d));
+    sn_wire_frame_fini(&d);
+    *len = n;
+    return buf;
+}
+
+static void test_scalar_bytes(void)
+{
+    struct sn_wire_frame f = {
+        .id = "7", .host = "h", .t = 1700000000, .arity = SN_WIRE_SCALAR, .total = 42};
+    size_t n;
+    unsigned char *b = round_trip(&f, &n);
+    static const unsigned char want[] = {
+        'S',  'N',  'F',  'R',  1, 0,   0, 0,                         /* magic, version, arity */
+        0x00, 0xf1, 0x53, 0x65, 0, 0,   0, 0,                         /* t = 1700000000 */
+        42,   0,    0,    0,    0, 0,   0, 0,                         /* total */
+        0,    0,    0,    0,    0, 0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* over_cap, map_full */
+        1,    0,    '7',  1,    0, 'h', 0, 0, 0, 0,                   /* id, host, 0 entries */
+    };
+    T_EQ(n, sizeof(want) + 4);
+    T_MEM(b, want, sizeof(want));
+    uint32_t crc = sn_crc32c(0, want, sizeof(want));
+    T_MEM(b + sizeof(want), &crc, 4);
+    free(b);
+}
+
+static void test_every_arity(void)
+{
+    struct sn_wire_entry disc[] = {{"nginx", 5, NULL}, {"other", 2, NULL}};
+    struct sn_wire_entry num[] = {{"", 30, hist_of(10, 20)}};
+    struct sn_wire_entry both[] = {{"nginx", 3, hist_of(1, 2)}, {"sh", 9, hist_of(4, 5)}};
+    struct sn_wire_frame fs[] = {
+        {.id = "1",
+         .host = "web1",
+         .t = 5,
+         .arity = SN_WIRE_DISCRETE,
+         .total = 7,
+         .n = 2,
+         .entries = disc,
+         .over_cap = 2},
+        {.id = "2",
+         .host = "web1",
+         .t = -5,
+         .arity = SN_WIRE_NUMERIC,
+         .total = 30,
+         .n = 1,
+         .entries = num,
+         .map_full = 9},
+        {.id = "latency-by-app",
+         .host = "web1",
+         .t = 1,
+         .arity = SN_WIRE_NUMERIC_BY_KEY,
+         .total = 12,
+         .n = 2,
+         .entries = both},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        size_t n;
+        free(round_trip(&fs[i], &n));
+    }
+    sn_hist_destroy(num[0].hist);
+    sn_hist_destroy(both[0].hist);
+    sn_hist_destroy(both[1].hist);
+}
+
+static void test_rejects_invalid_frames_to_encode(void)
+{
+    unsigned char buf[512];
+    struct sn_wire_entry e[] = {{"a", 1, NULL}};
+    struct sn_wire_frame f = {
+        .id = "1", .host = "h", .arity = SN_WIRE_DISCRETE, .total = 2, .n = 1, .entries = e};
+    T_EQ(sn_wire_frame_encode(&f, buf, sizeof(buf)), -EINVAL); /* total != sum */
+    f.total = 1;
+    f.id = "";
+    T_EQ(sn_wire_frame_encode(&f, buf, sizeof(buf)), -EINVAL); /* empty id */
+    f.id = "1";
+    f.arity = SN_WIRE_SCALAR;
+    T_EQ(sn_wire_frame_encode(&f, buf, sizeof(buf)), -EINVAL); /* scalar with entries */
+    f.arity = SN_WIRE_NUMERIC;
+    T_EQ(sn_wire_frame_encode(&f, buf, sizeof(buf)), -EINVAL); /* numeric without histogram */
+}
+
+static void test_truncation_and_flips(void)
+{
+    struct sn_wire_entry both[] = {{"nginx", 3, hist_of(1, 2)}};
+    struct sn_wire_frame f = {.id = "9",
+                              .host = "db",
+                              .t = 3,
+                              .arity = SN_WIRE_NUMERIC_BY_KEY,
+                              .total = 3,
+                              .n = 1,
+                              .entries = both};
+    size_t n;
+    unsigned char *b = round_trip(&f, &n);
+    struct sn_wire_frame d;
+
+    for (size_t len = 0; len < n; len++) {
+        t_note("length %zu", len);
+        T_OK(sn_wire_frame_decode(b, len, &d) < 0);
+        T_OK(d.id == NULL && d.entries == NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        b[i] ^= 0x5a;
+        t_note("byte %zu flipped", i);
+        T_OK(sn_wire_frame_decode(b, n, &d) < 0);
+        b[i] ^= 0x5a;
+    }
+    T_EQ(sn_wire_frame_decode(b, n, &d), 0);
+    sn_wire_frame_fini(&d);
+    /* a consistent checksum does not make an inconsistent frame valid */
+    b[16] = 4; /* total 3 -> 4 */
+    uint32_t crc = sn_crc32c(0, b, n - 4);
+    memcpy(b + n - 4, &crc, 4);
+    T_EQ(sn_wire_frame_decode(b, n, &d), SN_E_CORRUPT);
+    free(b);
+    sn_hist_destroy(both[0].hist);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    t_run("scalar frame: exact bytes and checksum", test_scalar_bytes);
+    t_run("every arity round trips", test_every_arity);
+    t_run("frames breaking the rules are not encoded", test_rejects_invalid_frames_to_encode);
+    t_run("every truncation and flipped byte is rejected", test_truncation_and_flips);
+    return t_done();
+}
