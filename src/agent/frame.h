@@ -9,7 +9,7 @@
  *    "value":{"nginx":[[[2000000,2099999],18],[[2100000,2199999],2]]},
  *    "drops":{"over_cap":0,"map_full":0}}
  * Histograms appear as CA's raw values: [[lo,hi],count] with inclusive integer ranges,
- * ascending. The binary form comes with the aggregator (docs/agent.md).
+ * ascending. The binary form, with checksum, is wire/frame.h (sn_frame_to_wire()).
  */
 #ifndef SN_AGENT_FRAME_H
 #define SN_AGENT_FRAME_H
@@ -43,5 +43,8 @@ int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host);
 void sn_frame_fini(struct sn_frame *f);
 /* The JSON form (owned: json_decref it), or NULL when out of memory. */
 json_t *sn_frame_to_json(const struct sn_frame *f, const char *host);
+/* The binary form (wire/frame.h) into a new buffer (owned: free it); *len its size. Returns
+ * NULL when out of memory. */
+unsigned char *sn_frame_to_wire(const struct sn_frame *f, const char *host, size_t *len);
 
 #endif

@@ -4,6 +4,7 @@
  * bodies) and prints frames as JSON lines on stdout (agent/frame.h); `sonde serve` and the
  * fleet mode will feed it instead.
  */
+#include <endian.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -20,7 +21,8 @@
 #include "core/log.h"
 
 static const char usage[] =
-    "usage: sonde agent --inst FILE --stdout [--seconds N] [--key-cap N]\n"
+    "usage: sonde agent --inst FILE --stdout [--format json|binary] [--seconds N]\n"
+    "                   [--key-cap N]\n"
     "\n"
     "Instruments this host's kernel with BPF for the instrumentations in FILE and prints,\n"
     "once a second, one JSON frame per instrumentation (docs/agent.md). Needs root.\n"
@@ -32,7 +34,10 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --inst FILE     the instrumentations to run\n"
-    "  --stdout        print frames as JSON lines on standard output\n"
+    "  --stdout        write frames to standard output\n"
+    "  --format F      json: one JSON frame per line (default); binary: each frame in the\n"
+    "                  checksummed binary form (src/wire/frame.h) behind its length as a\n"
+    "                  little-endian u32\n"
     "  --seconds N     stop after N frames per instrumentation (default: until SIGINT/SIGTERM)\n"
     "  --key-cap N     distinct keys per instrumentation per second before counts go to\n"
     "                  \"other\" (default 1000)\n"
@@ -107,17 +112,18 @@ static int load_insts(const char *path, const char *host, uint32_t cap, struct s
 
 int sn_cmd_agent(int argc, char **argv)
 {
-    enum { O_INST = 256, O_STDOUT, O_SECONDS, O_KEYCAP };
+    enum { O_INST = 256, O_STDOUT, O_SECONDS, O_KEYCAP, O_FORMAT };
     static const struct option longopts[] = {
         {"inst", required_argument, NULL, O_INST},
         {"stdout", no_argument, NULL, O_STDOUT},
         {"seconds", required_argument, NULL, O_SECONDS},
         {"key-cap", required_argument, NULL, O_KEYCAP},
+        {"format", required_argument, NULL, O_FORMAT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *file = NULL;
-    bool to_stdout = false;
+    bool to_stdout = false, binary = false;
     long seconds = 0, cap = SN_DEFAULT_KEY_CAP;
     struct sn_inst *insts = NULL;
     struct sn_engine *eng = NULL;
@@ -135,6 +141,13 @@ int sn_cmd_agent(int argc, char **argv)
             break;
         case O_STDOUT:
             to_stdout = true;
+            break;
+        case O_FORMAT:
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "binary") != 0) {
+                fprintf(stderr, "sonde agent: --format must be json or binary\n");
+                return SN_EXIT_USAGE;
+            }
+            binary = optarg[0] == 'b';
             break;
         case O_SECONDS:
         case O_KEYCAP: {
@@ -214,12 +227,23 @@ int sn_cmd_agent(int argc, char **argv)
         sn_engine_collect(eng, on_cell, &ctx, drops);
         for (size_t i = 0; i < n; i++) {
             frames[i].drops = drops[insts[i].slot];
-            json_t *j = sn_frame_to_json(&frames[i], host);
-            char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-            if (text)
-                printf("%s\n", text);
-            free(text);
-            json_decref(j);
+            if (binary) {
+                size_t len;
+                unsigned char *b = sn_frame_to_wire(&frames[i], host, &len);
+                uint32_t le = htole32((uint32_t)len);
+                if (!b || fwrite(&le, 4, 1, stdout) != 1 || fwrite(b, 1, len, stdout) != len)
+                    ctx.rc = -EIO;
+                free(b);
+            } else {
+                json_t *j = sn_frame_to_json(&frames[i], host);
+                char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                if (text)
+                    printf("%s\n", text);
+                else
+                    ctx.rc = -ENOMEM;
+                free(text);
+                json_decref(j);
+            }
             sn_frame_fini(&frames[i]);
         }
         free(frames);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "t.h"
+#include "wire/frame.h"
 
 static const char *sonde;
 
@@ -89,6 +90,49 @@ static void test_frames_from_a_workload(void)
     T_OK(in2ms >= 12);
 }
 
+static void test_binary_frames(void)
+{
+    char cmd[1024], comm[16], inst[512];
+    unsigned char buf[1 << 16];
+    int frames = 0;
+    uint64_t getppids = 0;
+    FILE *p;
+
+    T_REQUIRE(prctl(PR_GET_NAME, comm) == 0);
+    snprintf(inst, sizeof(inst),
+             "[{\"id\":\"mine\",\"module\":\"syscall\",\"stat\":\"syscalls\","
+             "\"predicate\":{\"eq\":[\"execname\",\"%s\"]},"
+             "\"decomposition\":[\"syscall\",\"latency\"]}]",
+             comm);
+    const char *path = write_file("agent_bin", inst);
+    T_REQUIRE(path != NULL);
+    snprintf(cmd, sizeof(cmd), "%s agent --inst %s --stdout --format binary --seconds 3", sonde,
+             path);
+    p = popen(cmd, "r");
+    T_REQUIRE(p != NULL);
+    for (;;) {
+        uint32_t len;
+        struct sn_wire_frame f;
+        if (fread(&len, 4, 1, p) != 1)
+            break;
+        T_REQUIRE(len <= sizeof(buf) && fread(buf, 1, len, p) == len);
+        T_REQUIRE(sn_wire_frame_decode(buf, len, &f) == 0);
+        frames++;
+        if (frames == 1) /* the agent is running: make 30 calls it must count */
+            for (int i = 0; i < 30; i++)
+                getppid();
+        T_STR(f.id, "mine");
+        T_EQ(f.arity, SN_WIRE_NUMERIC_BY_KEY);
+        for (size_t i = 0; i < f.n; i++)
+            if (!strcmp(f.entries[i].key, "getppid"))
+                getppids += f.entries[i].count;
+        sn_wire_frame_fini(&f);
+    }
+    T_EQ(WEXITSTATUS(pclose(p)), 0);
+    T_EQ(frames, 3);
+    T_EQU(getppids, 30);
+}
+
 static int run_status(const char *inst_text, char *err, size_t len)
 {
     char cmd[1024];
@@ -135,6 +179,7 @@ int main(int argc, char **argv)
     t_init(argc - 1, argv + 1);
     t_unique_comm();
     t_run("a workload's 2 ms sleeps appear in the agent's frames", test_frames_from_a_workload);
+    t_run("binary frames decode, checksums and all", test_binary_frames);
     t_run("bad instrumentation files: CA messages, exit 2", test_bad_files);
     return t_done();
 }
