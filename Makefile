@@ -5,12 +5,13 @@
 #   make fuzz    build the libFuzzer targets and run each for FUZZ_SECONDS
 #   make lint    clang-format check of every tracked C file
 #   make bench   histogram benchmarks: Sonde vs its baseline, with ratios
+#   make bench-agent  what tracing adds to a system call: Sonde vs bpftrace and a floor
 JOBS         ?= 2
 FUZZ_SECONDS ?= 20
 WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
-.PHONY: all setup build run check test asan fuzz lint bench clean
+.PHONY: all setup build run check test asan fuzz lint bench bench-agent clean
 all: build
 
 setup:
@@ -46,6 +47,10 @@ lint: setup
 
 bench: build
 	./build/bench/bench_hist
+
+bench-agent: build
+	@scripts/setup bench
+	./build/bench/bench_agent
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -256,6 +256,8 @@ int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_s
     }
     for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
         uint32_t idx = s * 2 + old;
+        if (!e->used[s])
+            continue; /* freed slots were cleared when they were freed */
         bpf_map_update_elem(nk, &idx, &zero, BPF_ANY);
         if (drops) {
             for (uint32_t k = 0; k < 2; k++) {
