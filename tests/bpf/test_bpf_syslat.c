@@ -61,26 +61,21 @@ static void test_load_and_attach(void)
 
 static void test_nanosleeps_land_in_2ms_bucket(void)
 {
-    struct timespec ts = {0, 2000000};
     uint16_t ord2ms = sn_bucket_ord(sn_bucket_make(20, 6)); /* [2.0 ms, 2.1 ms) */
-    uint64_t in2ms = 0, all = 0;
+    uint64_t quick = 0;
 
     T_REQUIRE(skel != NULL);
     T_OK(t_realtime() == 0);
-    /* A VM can oversleep now and then; up to 5 rounds of 20 sleeps until 18 land in the
-     * bucket. Every round must count exactly 20 and none may be shorter than 2 ms. */
-    for (int round = 0; round < 5; round++) {
-        uint64_t b0 = count_at(ord2ms), a0 = count_all();
-        for (int i = 0; i < 20; i++)
-            T_OK(nanosleep(&ts, NULL) == 0);
-        in2ms = count_at(ord2ms) - b0;
-        all = count_all() - a0;
-        T_EQU(all, 20); /* exactly ours: other syscalls and processes are filtered out */
-        if (in2ms >= 18)
-            break;
-    }
-    t_note("20 sleeps: %llu in [2.0, 2.1) ms", (unsigned long long)in2ms);
-    T_OK(in2ms >= 18);
+    for (int i = 0; i < 20; i++)
+        quick += t_timed_sleep(2000000) < 2100000;
+    uint64_t in2ms = count_at(ord2ms), all = count_all();
+    t_note("20 sleeps: %llu in [2.0, 2.1) ms; %llu took < 2.1 ms as the process saw them",
+           (unsigned long long)in2ms, (unsigned long long)quick);
+    T_EQU(all, 20); /* exactly ours: other syscalls and processes are filtered out */
+    /* the kernel's latency lies inside what the process saw: a sleep the process saw end
+     * before 2.1 ms is in the 2.0e6 bucket, and (a VM can oversleep) the rest are above */
+    T_OK(in2ms >= quick);
+    T_OK(quick >= 1); /* and the VM managed at least one timely wake-up */
     for (uint32_t o = 0; o < ord2ms; o++)
         if (count_at(o))
             T_OK(false); /* never shorter than asked */

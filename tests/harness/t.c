@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "t.h"
@@ -200,4 +201,13 @@ int t_unique_comm(void)
     char name[16];
     snprintf(name, sizeof(name), "snt-%d", (int)getpid());
     return prctl(PR_SET_NAME, name, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
+int64_t t_timed_sleep(long ns)
+{
+    struct timespec req = {ns / 1000000000L, ns % 1000000000L}, a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    nanosleep(&req, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec);
 }

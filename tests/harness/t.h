@@ -59,6 +59,11 @@ double t_rand01(void);
  * or a negative errno (needs root). */
 int t_realtime(void);
 
+/* Sleeps ns nanoseconds (nanosleep) and returns how long the call took as this process saw it
+ * (CLOCK_MONOTONIC around it): an upper bound on the system call's latency that a kernel
+ * probe measures, so tests can hold in-kernel histograms to what the workload observed. */
+int64_t t_timed_sleep(long ns);
+
 /* Renames the process "snt-<pid>" (its comm, what execname predicates see) so that kernel
  * tests filtering by execname cannot count another run of the same test. Returns 0 or -errno. */
 int t_unique_comm(void);
