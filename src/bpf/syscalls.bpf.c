@@ -159,6 +159,44 @@ bad:
     return 1;
 }
 
+/* A predicate of one instruction: TRUE or one comparison. Kept apart from pred_step() on
+ * purpose: sharing code with the bpf_loop() callback changes what the verifier must prove
+ * about it, and a first try at that blew its instruction budget. */
+static __always_inline int one_leaf(const struct sn_pred_insn *in, const struct event *ev)
+{
+    __u32 f = in->field;
+    __s64 x, k = in->n;
+
+    if (in->op == SN_PRED_TRUE)
+        return 1;
+    if (in->is_str) {
+        int r;
+        if (f >= SN_EV_NSTR || (in->op != SN_PRED_EQ && in->op != SN_PRED_NE))
+            return 0;
+        r = str_eq(ev->str[f], in->s);
+        return in->op == SN_PRED_NE ? !r : r;
+    }
+    if (f >= SN_EV_NNUM)
+        return 0;
+    x = ev->num[f];
+    switch (in->op) {
+    case SN_PRED_EQ:
+        return x == k;
+    case SN_PRED_NE:
+        return x != k;
+    case SN_PRED_LT:
+        return x < k;
+    case SN_PRED_LE:
+        return x <= k;
+    case SN_PRED_GT:
+        return x > k;
+    case SN_PRED_GE:
+        return x >= k;
+    default:
+        return 0;
+    }
+}
+
 /*
  * Runs slot predicate p on ev. A global function: the verifier checks it once on its own
  * instead of once per slot and path of the caller.
@@ -170,6 +208,8 @@ __noinline int pred_eval(const struct sn_pred *p, const struct event *ev)
     if (!p || !ev)
         return 0;
     run.n = p->n;
+    if (run.n == 1) /* one comparison: no loop to set up (the common case) */
+        return one_leaf(&p->insn[0], ev);
     if (run.n == 0 || run.n > SN_PRED_MAX_INSNS)
         return 0;
     bpf_loop(SN_PRED_MAX_INSNS, pred_step, &run, 0);
