@@ -16,6 +16,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent/engine.h"
+#include "core/hist_bucket.h"
 #include "core/log.h"
 #include "syscalls.skel.h"
 
@@ -24,11 +25,14 @@ struct sn_engine {
     bool attached[SN_NMETRICS];
     bool used[SN_MAX_SLOTS];
     uint32_t metric_of[SN_MAX_SLOTS];
+    bool in_array[SN_MAX_SLOTS]; /* counts in hist_arr, not agg */
     uint32_t needs_of[SN_MAX_SLOTS];
     struct sn_metric_slots lists[SN_NMETRICS];
     int ncpu;
     struct sn_agg_key *keys; /* drain scratch: SN_AGG_ENTRIES keys */
     uint64_t *values;        /* drain scratch: ncpu values */
+    uint32_t *arr_keys;      /* drain scratch: SN_U64_ORDS array indexes */
+    uint64_t *arr_values;    /* drain scratch: SN_U64_ORDS * ncpu values */
 };
 
 __attribute__((format(printf, 2, 0))) static int print_libbpf(enum libbpf_print_level lvl,
@@ -58,7 +62,9 @@ int sn_engine_open(struct sn_engine **out)
     }
     e->keys = malloc(SN_AGG_ENTRIES * sizeof(*e->keys));
     e->values = malloc((size_t)e->ncpu * sizeof(*e->values));
-    if (!e->keys || !e->values) {
+    e->arr_keys = malloc(SN_U64_ORDS * sizeof(*e->arr_keys));
+    e->arr_values = malloc((size_t)SN_U64_ORDS * (size_t)e->ncpu * sizeof(*e->arr_values));
+    if (!e->keys || !e->values || !e->arr_keys || !e->arr_values) {
         rc = -ENOMEM;
         goto err_free;
     }
@@ -78,6 +84,8 @@ err_destroy:
 err_free:
     free(e->keys);
     free(e->values);
+    free(e->arr_keys);
+    free(e->arr_values);
     free(e);
     return rc;
 }
@@ -89,6 +97,8 @@ void sn_engine_close(struct sn_engine *e)
     syscalls_bpf__destroy(e->sc);
     free(e->keys);
     free(e->values);
+    free(e->arr_keys);
+    free(e->arr_values);
     free(e);
 }
 
@@ -150,6 +160,8 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
         return -errno;
     e->used[s] = true;
     e->metric_of[s] = spec->metric;
+    e->in_array[s] =
+        s < SN_ARRAY_SLOTS && spec->key_field == SN_NO_FIELD && spec->num_field != SN_NO_FIELD;
     e->needs_of[s] = spec->needs | 1u << SN_SC_LATENCY;
     l->slot[l->n++] = (uint8_t)s;
     rc = write_list(e, spec->metric);
@@ -217,6 +229,44 @@ static uint64_t percpu_sum(const struct sn_engine *e)
     return sum;
 }
 
+/* Reads slot s's histogram of generation g from hist_arr in one batch, reports its non-empty
+ * buckets and zeroes them. Returns the number of cells. */
+static uint32_t drain_array(struct sn_engine *e, uint32_t s, uint32_t g, sn_cell_fn fn, void *arg)
+{
+    int fd = bpf_map__fd(e->sc->maps.hist_arr);
+    uint32_t base = (s * 2 + g) * SN_U64_ORDS, cells = 0, count = SN_U64_ORDS, in = base - 1, out;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+    for (uint32_t i = 0; i < SN_U64_ORDS; i++)
+        e->arr_keys[i] = base + i;
+    /* a batch resumes after the key passed as in_batch (NULL: from the start) */
+    if (bpf_map_lookup_batch(fd, base ? &in : NULL, &out, e->arr_keys, e->arr_values, &count,
+                             &opts) != 0 &&
+        errno != ENOENT)
+        return 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t sum = 0;
+        for (int c = 0; c < e->ncpu; c++)
+            sum += e->arr_values[(size_t)i * (size_t)e->ncpu + (size_t)c];
+        if (!sum)
+            continue;
+        uint32_t k = e->arr_keys[i] - base;
+        struct sn_cell cell = {
+            .slot = (int)s,
+            .ord = (uint16_t)(k == 0 ? SN_BUCKET_ORD_ZERO : SN_U64_ORD_FIRST + k - 1)};
+        cell.count = sum;
+        e->arr_keys[cells++] = e->arr_keys[i]; /* keep the non-empty ones to zero below */
+        if (fn)
+            fn(&cell, arg);
+    }
+    if (cells) { /* zero only the buckets that had counts */
+        memset(e->arr_values, 0, (size_t)cells * (size_t)e->ncpu * sizeof(*e->arr_values));
+        count = cells;
+        bpf_map_update_batch(fd, e->arr_keys, e->arr_values, &count, &opts);
+    }
+    return cells;
+}
+
 int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_slot_drops *drops)
 {
     int agg = bpf_map__fd(e->sc->maps.agg), nk = bpf_map__fd(e->sc->maps.nkeys);
@@ -254,6 +304,9 @@ int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_s
         if (c.count && fn)
             fn(&c, arg);
     }
+    for (uint32_t s = 0; s < SN_ARRAY_SLOTS; s++)
+        if (e->used[s] && e->in_array[s])
+            nkeys += drain_array(e, s, old, fn, arg);
     for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
         uint32_t idx = s * 2 + old;
         if (!e->used[s])

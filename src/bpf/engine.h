@@ -20,6 +20,14 @@
 #define SN_NO_FIELD         0xff
 #define SN_AGG_ENTRIES      65536
 
+/* Numeric decompositions without a key, in slots below SN_ARRAY_SLOTS, count into a per-CPU
+ * array instead of the hash: hist_arr[(slot * 2 + gen) * SN_U64_ORDS + i], where i is 0 for
+ * the zero bucket and ord - SN_U64_ORD_FIRST + 1 for the buckets of integers 1..2^64-1
+ * ({10,0} .. {18,19}: 20 decades of 90). An array lookup costs a few ns; the hash's tens. */
+#define SN_ARRAY_SLOTS   16
+#define SN_U64_ORDS      1801
+#define SN_U64_ORD_FIRST (23042 + 128 * 90) /* ordinal of {10, 0} */
+
 /* Event record: numeric fields by id; the string fields are ids below SN_EV_NSTR and keep
  * their text in str[] (their num[] is unused). */
 #define SN_EV_NNUM 16

@@ -41,6 +41,13 @@ struct {
 } agg SEC(".maps");
 
 struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, SN_ARRAY_SLOTS * 2 * SN_U64_ORDS);
+    __type(key, __u32);
+    __type(value, __u64);
+} hist_arr SEC(".maps");
+
+struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, SN_MAX_SLOTS * 2);
     __type(key, __u32);
@@ -231,6 +238,17 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
     f = sl->num_field;
     if (f < SN_EV_NNUM)
         k.ord = sn_ord_of_u64((__u64)ev->num[f]);
+    if (f < SN_EV_NNUM && sl->key_field == SN_NO_FIELD && s < SN_ARRAY_SLOTS) {
+        __u32 i = k.ord == SN_BUCKET_ORD_ZERO ? 0 : (__u32)k.ord - SN_U64_ORD_FIRST + 1;
+        if (i < SN_U64_ORDS) {
+            __u32 idx = (s * 2 + g) * SN_U64_ORDS + i;
+            __u64 *c = bpf_map_lookup_elem(&hist_arr, &idx);
+            if (c) {
+                *c += 1;
+                return 0;
+            }
+        }
+    }
     f = sl->key_field;
     if (f < SN_EV_NSTR)
         __builtin_memcpy(k.key, ev->str[f], SN_KEYLEN);
