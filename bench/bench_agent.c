@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "agent/engine.h"
 #include "agent/predicate.h"
 #include "syslat.skel.h"
@@ -63,6 +65,33 @@ static double per_read(int fd)
     qsort(t, REPS, sizeof(t[0]), cmp);
     return t[REPS / 2];
 }
+
+/* ns per run of the program with kernel id id since stats were enabled, or -1 */
+static double prog_ns(uint32_t id, uint64_t *cnt0, uint64_t *t0, bool start)
+{
+    struct bpf_prog_info info;
+    uint32_t len = sizeof(info);
+    int fd = bpf_prog_get_fd_by_id(id);
+    double r = -1;
+
+    if (fd < 0)
+        return -1;
+    memset(&info, 0, sizeof(info));
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+        if (start) {
+            *cnt0 = info.run_cnt;
+            *t0 = info.run_time_ns;
+        } else if (info.run_cnt > *cnt0) {
+            r = (double)(info.run_time_ns - *t0) / (double)(info.run_cnt - *cnt0);
+        }
+    }
+    close(fd);
+    return r;
+}
+
+/* Program body costs (kernel bpf_stats; enabled only for this pass, since the accounting
+ * itself costs tens of ns per run): enter and exit of the floor and of Sonde, 1 slot. */
+static void breakdown(int fd, const char *comm);
 
 static struct sn_slot_spec spec_for_me(const char *comm)
 {
@@ -115,6 +144,62 @@ static pid_t start_bpftrace(const char *comm)
             break;
     sleep(1); /* let the attach settle before timing */
     return pid;
+}
+
+static void reads(int fd, int n)
+{
+    char c;
+    for (int i = 0; i < n; i++)
+        if (read(fd, &c, 1) != 1)
+            abort();
+}
+
+static void breakdown(int fd, const char *comm)
+{
+    int stats = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    uint64_t c0[2], t0[2];
+    uint32_t ids[2];
+
+    if (stats < 0) {
+        printf("(no per-program breakdown: %s)\n", strerror(errno));
+        return;
+    }
+    struct syslat_bpf *fl = syslat_bpf__open();
+    if (fl) {
+        fl->rodata->cfg_tgid = (uint32_t)getpid();
+        fl->rodata->cfg_nr = SYS_read;
+        if (syslat_bpf__load(fl) == 0 && syslat_bpf__attach(fl) == 0) {
+            struct bpf_prog_info info;
+            uint32_t len;
+            int pfd[2] = {bpf_program__fd(fl->progs.sys_enter),
+                          bpf_program__fd(fl->progs.sys_exit)};
+            for (int i = 0; i < 2; i++) {
+                len = sizeof(info);
+                memset(&info, 0, sizeof(info));
+                bpf_obj_get_info_by_fd(pfd[i], &info, &len);
+                ids[i] = info.id;
+                prog_ns(ids[i], &c0[i], &t0[i], true);
+            }
+            reads(fd, 200000);
+            printf("floor programs: enter %.0f ns, exit %.0f ns per run\n",
+                   prog_ns(ids[0], &c0[0], &t0[0], false), prog_ns(ids[1], &c0[1], &t0[1], false));
+        }
+        syslat_bpf__destroy(fl);
+    }
+    struct sn_engine *e;
+    if (sn_engine_open(&e) == 0) {
+        struct sn_slot_spec sp = spec_for_me(comm);
+        int slot = sn_engine_enable(e, &sp);
+        if (slot >= 0 && sn_engine_prog_ids(e, SN_METRIC_SYSCALLS, ids, 2) == 2) {
+            for (int i = 0; i < 2; i++)
+                prog_ns(ids[i], &c0[i], &t0[i], true);
+            reads(fd, 200000);
+            printf("sonde programs (1 slot): enter %.0f ns, exit %.0f ns per run\n",
+                   prog_ns(ids[0], &c0[0], &t0[0], false), prog_ns(ids[1], &c0[1], &t0[1], false));
+        }
+        sn_engine_close(e);
+    }
+    close(stats);
 }
 
 int main(void)
@@ -195,5 +280,7 @@ int main(void)
     printf("collection, 10 instrumentations: %.3f ms CPU per second = %.2f%% of a CPU "
            "(target < 1%%)\n",
            collect_cpu * 1e3, collect_cpu * 100);
+    printf("\n");
+    breakdown(fd, comm);
     return 0;
 }

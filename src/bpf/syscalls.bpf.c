@@ -226,20 +226,20 @@ __noinline int pred_eval(const struct sn_pred *p, const struct event *ev)
 /* Counts ev for slot s (sl) in generation g. Global, like pred_eval(). */
 __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event *ev, __u32 g)
 {
-    struct sn_agg_key k = {};
+    struct sn_agg_key k;
     __u64 one = 1, *v;
     __u32 f, nk_idx;
+    __u16 ord = 0;
 
     if (!sl || !ev || s >= SN_MAX_SLOTS || g > 1)
         return 0;
     nk_idx = s * 2 + g;
-
-    k.slot_gen = s << 1 | g;
     f = sl->num_field;
     if (f < SN_EV_NNUM)
-        k.ord = sn_ord_of_u64((__u64)ev->num[f]);
+        ord = sn_ord_of_u64((__u64)ev->num[f]);
+    /* a keyless numeric decomposition: one per-CPU array slot per bucket, no hash */
     if (f < SN_EV_NNUM && sl->key_field == SN_NO_FIELD && s < SN_ARRAY_SLOTS) {
-        __u32 i = k.ord == SN_BUCKET_ORD_ZERO ? 0 : (__u32)k.ord - SN_U64_ORD_FIRST + 1;
+        __u32 i = ord == SN_BUCKET_ORD_ZERO ? 0 : (__u32)ord - SN_U64_ORD_FIRST + 1;
         if (i < SN_U64_ORDS) {
             __u32 idx = (s * 2 + g) * SN_U64_ORDS + i;
             __u64 *c = bpf_map_lookup_elem(&hist_arr, &idx);
@@ -249,6 +249,9 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
             }
         }
     }
+    __builtin_memset(&k, 0, sizeof(k));
+    k.slot_gen = s << 1 | g;
+    k.ord = ord;
     f = sl->key_field;
     if (f < SN_EV_NSTR)
         __builtin_memcpy(k.key, ev->str[f], SN_KEYLEN);
@@ -325,11 +328,14 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
         bpf_get_current_comm(ev->str[SN_SC_EXECNAME], SN_KEYLEN);
     if (needs & (1u << SN_SC_PEXECNAME))
         BPF_CORE_READ_STR_INTO(&ev->str[SN_SC_PEXECNAME], task, real_parent, comm);
-    ev->num[SN_SC_PID] = (__s64)(bpf_get_current_pid_tgid() >> 32);
+    if (needs & (1u << SN_SC_PID))
+        ev->num[SN_SC_PID] = (__s64)(bpf_get_current_pid_tgid() >> 32);
     if (needs & (1u << SN_SC_PPID))
         ev->num[SN_SC_PPID] = BPF_CORE_READ(task, real_parent, tgid);
-    ev->num[SN_SC_SYSCALL] = BPF_CORE_READ(regs, orig_ax);
-    ev->num[SN_SC_ERRNO] = ret < 0 && ret > -4096 ? -ret : 0;
+    if (needs & (1u << SN_SC_SYSCALL))
+        ev->num[SN_SC_SYSCALL] = BPF_CORE_READ(regs, orig_ax);
+    if (needs & (1u << SN_SC_ERRNO))
+        ev->num[SN_SC_ERRNO] = ret < 0 && ret > -4096 ? -ret : 0;
     if (needs & (1u << SN_SC_CONTAINER))
         ev->num[SN_SC_CONTAINER] = (__s64)bpf_get_current_cgroup_id();
 
