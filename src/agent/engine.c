@@ -1,5 +1,5 @@
 /*
- * The engine in user space; see engine.h. The kernel side is src/bpf/syscalls.bpf.c.
+ * The engine in user space; see engine.h. The kernel side is src/bpf/probes.bpf.c.
  *
  * Slot bookkeeping lives here and is mirrored into the maps: a slot is written before it is
  * listed in its metric's by_metric entry, and unlisted before it is cleared, so a probe never
@@ -18,10 +18,13 @@
 #include "agent/engine.h"
 #include "core/hist_bucket.h"
 #include "core/log.h"
-#include "syscalls.skel.h"
+#include "probes.skel.h"
+
+#define MAX_PROGS 4 /* programs per metric */
 
 struct sn_engine {
-    struct syscalls_bpf *sc; /* syscall.syscalls probe */
+    struct probes_bpf *sc; /* every probe, loaded once */
+    struct bpf_link *links[SN_NMETRICS][MAX_PROGS];
     bool attached[SN_NMETRICS];
     bool used[SN_MAX_SLOTS];
     uint32_t metric_of[SN_MAX_SLOTS];
@@ -34,6 +37,8 @@ struct sn_engine {
     uint32_t *arr_keys;      /* drain scratch: SN_U64_ORDS array indexes */
     uint64_t *arr_values;    /* drain scratch: SN_U64_ORDS * ncpu values */
 };
+
+static void detach(struct sn_engine *e, uint32_t metric);
 
 __attribute__((format(printf, 2, 0))) static int print_libbpf(enum libbpf_print_level lvl,
                                                               const char *fmt, va_list ap)
@@ -68,19 +73,20 @@ int sn_engine_open(struct sn_engine **out)
         rc = -ENOMEM;
         goto err_free;
     }
-    e->sc = syscalls_bpf__open();
+    e->sc = probes_bpf__open();
     if (!e->sc) {
         rc = -errno;
         goto err_free;
     }
-    rc = syscalls_bpf__load(e->sc);
+    /* nothing autoattaches: links are made per metric, on demand */
+    rc = probes_bpf__load(e->sc);
     if (rc < 0)
         goto err_destroy;
     *out = e;
     return 0;
 
 err_destroy:
-    syscalls_bpf__destroy(e->sc);
+    probes_bpf__destroy(e->sc);
 err_free:
     free(e->keys);
     free(e->values);
@@ -94,7 +100,9 @@ void sn_engine_close(struct sn_engine *e)
 {
     if (!e)
         return;
-    syscalls_bpf__destroy(e->sc);
+    for (uint32_t m = 0; m < SN_NMETRICS; m++)
+        detach(e, m);
+    probes_bpf__destroy(e->sc);
     free(e->keys);
     free(e->values);
     free(e->arr_keys);
@@ -113,25 +121,46 @@ static int write_list(struct sn_engine *e, uint32_t metric)
                                                                                         : 0;
 }
 
-static int attach(struct sn_engine *e, uint32_t metric)
+/* The programs that answer a metric. */
+static int metric_progs(const struct sn_engine *e, uint32_t metric, struct bpf_program **p)
 {
-    int rc;
-
-    if (e->attached[metric])
+    switch (metric) {
+    case SN_METRIC_SYSCALLS:
+        p[0] = e->sc->progs.sys_enter;
+        p[1] = e->sc->progs.sys_exit;
+        return 2;
+    default:
         return 0;
-    rc = syscalls_bpf__attach(e->sc);
-    if (rc < 0)
-        return rc;
-    e->attached[metric] = true;
-    return 0;
+    }
 }
 
 static void detach(struct sn_engine *e, uint32_t metric)
 {
-    if (!e->attached[metric])
-        return;
-    syscalls_bpf__detach(e->sc);
+    for (int i = 0; i < MAX_PROGS; i++) {
+        bpf_link__destroy(e->links[metric][i]);
+        e->links[metric][i] = NULL;
+    }
     e->attached[metric] = false;
+}
+
+/* Attaches the metric's programs, all or none. */
+static int attach(struct sn_engine *e, uint32_t metric)
+{
+    struct bpf_program *p[MAX_PROGS];
+    int n = metric_progs(e, metric, p);
+
+    if (e->attached[metric])
+        return 0;
+    for (int i = 0; i < n; i++) {
+        e->links[metric][i] = bpf_program__attach(p[i]);
+        if (!e->links[metric][i]) {
+            int rc = -errno;
+            detach(e, metric);
+            return rc ? rc : -EINVAL;
+        }
+    }
+    e->attached[metric] = true;
+    return 0;
 }
 
 int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
@@ -206,16 +235,14 @@ bool sn_engine_attached(const struct sn_engine *e, uint32_t metric)
 
 int sn_engine_prog_ids(const struct sn_engine *e, uint32_t metric, uint32_t *ids, int n)
 {
-    const struct bpf_program *progs[] = {e->sc->progs.sys_enter, e->sc->progs.sys_exit};
-    int k = 0;
+    struct bpf_program *p[MAX_PROGS];
+    int np = metric < SN_NMETRICS ? metric_progs(e, metric, p) : 0, k = 0;
 
-    if (metric != SN_METRIC_SYSCALLS)
-        return 0;
-    for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && k < n; i++) {
+    for (int i = 0; i < np && k < n; i++) {
         struct bpf_prog_info info;
         uint32_t len = sizeof(info);
         memset(&info, 0, sizeof(info));
-        if (bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info, &len) == 0)
+        if (bpf_obj_get_info_by_fd(bpf_program__fd(p[i]), &info, &len) == 0)
             ids[k++] = info.id;
     }
     return k;

@@ -1,5 +1,5 @@
 /*
- * The in-kernel engine (src/bpf/syscalls.bpf.c) against the real kernel, with slots written
+ * The in-kernel engine (src/bpf/probes.bpf.c) against the real kernel, with slots written
  * by hand: a predicate program and a numeric decomposition put this process's 2 ms nanosleeps
  * in the 2.0e6 ns bucket; a discrete decomposition by execname counts getppid calls under
  * this program's name exactly; generations keep one second's counts apart from the next.
@@ -15,10 +15,10 @@
 
 #include "bpf/engine.h"
 #include "core/hist.h"
-#include "syscalls.skel.h"
+#include "probes.skel.h"
 #include "t.h"
 
-static struct syscalls_bpf *skel;
+static struct probes_bpf *skel;
 static char comm[16];
 
 static struct sn_pred_insn leaf_num(int op, int field, int64_t n)
@@ -92,9 +92,9 @@ static uint64_t sum_arr(uint32_t s, uint32_t g, int ord)
 
 static void test_load_attach(void)
 {
-    skel = syscalls_bpf__open_and_load();
+    skel = probes_bpf__open_and_load();
     T_REQUIRE(skel != NULL);
-    T_REQUIRE(syscalls_bpf__attach(skel) == 0);
+    T_REQUIRE(probes_bpf__attach(skel) == 0);
     T_OK(prctl(PR_GET_NAME, comm) == 0);
 }
 
@@ -171,6 +171,6 @@ int main(int argc, char **argv)
     t_run("decomposition by execname counts exactly", test_discrete_by_execname);
     t_run("generations keep seconds apart", test_generations);
     if (skel)
-        syscalls_bpf__destroy(skel);
+        probes_bpf__destroy(skel);
     return t_done();
 }

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
+ * The agent's probes, one BPF object: the slot machinery every metric shares (slots, the
+ * predicate interpreter, aggregation; bpf/engine.h, docs/agent.md) and each metric's
+ * programs, which the agent attaches one metric at a time.
+ *
  * syscall.syscalls: every system call as an event (execname, pexecname, pid, ppid, syscall,
- * errno, latency, container) evaluated against the enabled instrumentations' slots
- * (bpf/engine.h, docs/agent.md). sys_enter only stamps the time into task-local storage;
+ * errno, latency, container). sys_enter only stamps the time into task-local storage;
  * sys_exit reads the fields some slot needs, runs each slot's predicate and counts the event
  * under the slot's decomposition key. Returns 0 everywhere; never wakes user space.
  */
