@@ -76,9 +76,21 @@ static const struct sn_catalog_field syscall_fields[] = {
     {{"latency", SN_FIELD_NUMERIC, SN_SC_LATENCY, NULL, NULL}, "latency", "time", SN_RENDER_INT},
 };
 
+static const struct sn_catalog_field exec_fields[] = {
+    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
+    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
+             SN_RENDER_CGROUP),
+    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
+    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
+    DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT),
+    DISCRETE("pexecname", SN_SC_PEXECNAME, NULL, "parent application name", SN_RENDER_STR),
+};
+
 static const struct sn_metric_def metrics[] = {
     {"syscall", "System calls", "syscalls", "system calls", "syscalls", false, SN_METRIC_SYSCALLS,
      syscall_fields, sizeof(syscall_fields) / sizeof(syscall_fields[0])},
+    {"unix", "OS", "proc_execs", "processes executed", "processes", false, SN_METRIC_PROC_EXECS,
+     exec_fields, sizeof(exec_fields) / sizeof(exec_fields[0])},
 };
 
 const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat)

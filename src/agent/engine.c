@@ -129,6 +129,9 @@ static int metric_progs(const struct sn_engine *e, uint32_t metric, struct bpf_p
         p[0] = e->sc->progs.sys_enter;
         p[1] = e->sc->progs.sys_exit;
         return 2;
+    case SN_METRIC_PROC_EXECS:
+        p[0] = e->sc->progs.proc_exec;
+        return 1;
     default:
         return 0;
     }

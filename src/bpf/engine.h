@@ -35,10 +35,11 @@
 
 enum sn_metric_id {
     SN_METRIC_SYSCALLS = 0, /* syscall.syscalls */
+    SN_METRIC_PROC_EXECS,   /* unix.proc_execs */
     SN_NMETRICS,
 };
 
-/* syscall.syscalls event fields */
+/* Event fields, numbered the same for every metric (each metric fills the ones it has). */
 enum sn_syscall_field {
     SN_SC_EXECNAME = 0, /* string: comm */
     SN_SC_PEXECNAME,    /* string: parent's comm */

@@ -7,7 +7,10 @@
  * syscall.syscalls: every system call as an event (execname, pexecname, pid, ppid, syscall,
  * errno, latency, container). sys_enter only stamps the time into task-local storage;
  * sys_exit reads the fields some slot needs, runs each slot's predicate and counts the event
- * under the slot's decomposition key. Returns 0 everywhere; never wakes user space.
+ * under the slot's decomposition key.
+ * unix.proc_execs: each successful exec (execname is the new program's, pid, ppid,
+ * pexecname, container), from sched_process_exec.
+ * Returns 0 everywhere; never wakes user space.
  */
 #include "vmlinux.h"
 
@@ -295,6 +298,44 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
     return 0;
 }
 
+/* Evaluates every slot listed for metric against ev and counts it where the predicate holds. */
+static __always_inline void run_slots(const struct sn_metric_slots *ms, const struct event *ev,
+                                      __u32 metric, __u32 g)
+{
+    __u32 n = ms->n;
+
+    for (__u32 i = 0; i < SN_SLOTS_PER_METRIC; i++) {
+        __u32 s;
+        struct sn_slot *sl;
+
+        if (i >= n)
+            break;
+        s = ms->slot[i];
+        if (s >= SN_MAX_SLOTS)
+            continue;
+        sl = bpf_map_lookup_elem(&slots, &s);
+        if (!sl || !sl->active || sl->metric != metric)
+            continue;
+        if (pred_eval(&sl->pred, ev))
+            count_event(s, sl, ev, g);
+    }
+}
+
+/* The fields of the current task that several metrics share, as far as needed. */
+static __always_inline void task_fields(struct event *ev, struct task_struct *task, __u32 needs)
+{
+    if (needs & (1u << SN_SC_EXECNAME))
+        bpf_get_current_comm(ev->str[SN_SC_EXECNAME], SN_KEYLEN);
+    if (needs & (1u << SN_SC_PEXECNAME))
+        BPF_CORE_READ_STR_INTO(&ev->str[SN_SC_PEXECNAME], task, real_parent, comm);
+    if (needs & (1u << SN_SC_PID))
+        ev->num[SN_SC_PID] = (__s64)(bpf_get_current_pid_tgid() >> 32);
+    if (needs & (1u << SN_SC_PPID))
+        ev->num[SN_SC_PPID] = BPF_CORE_READ(task, real_parent, tgid);
+    if (needs & (1u << SN_SC_CONTAINER))
+        ev->num[SN_SC_CONTAINER] = (__s64)bpf_get_current_cgroup_id();
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
@@ -309,7 +350,7 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
     struct task_struct *task = bpf_get_current_task_btf();
-    __u32 zero = 0, metric = SN_METRIC_SYSCALLS, g = gen & 1, needs, n;
+    __u32 zero = 0, metric = SN_METRIC_SYSCALLS, g = gen & 1, needs;
     struct sn_metric_slots *ms;
     struct event *ev;
     __u64 *ts, now;
@@ -327,36 +368,26 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
     needs = ms->needs;
     ev->num[SN_SC_LATENCY] = (__s64)(now - *ts);
     *ts = 0;
-    if (needs & (1u << SN_SC_EXECNAME))
-        bpf_get_current_comm(ev->str[SN_SC_EXECNAME], SN_KEYLEN);
-    if (needs & (1u << SN_SC_PEXECNAME))
-        BPF_CORE_READ_STR_INTO(&ev->str[SN_SC_PEXECNAME], task, real_parent, comm);
-    if (needs & (1u << SN_SC_PID))
-        ev->num[SN_SC_PID] = (__s64)(bpf_get_current_pid_tgid() >> 32);
-    if (needs & (1u << SN_SC_PPID))
-        ev->num[SN_SC_PPID] = BPF_CORE_READ(task, real_parent, tgid);
+    task_fields(ev, task, needs);
     if (needs & (1u << SN_SC_SYSCALL))
         ev->num[SN_SC_SYSCALL] = BPF_CORE_READ(regs, orig_ax);
     if (needs & (1u << SN_SC_ERRNO))
         ev->num[SN_SC_ERRNO] = ret < 0 && ret > -4096 ? -ret : 0;
-    if (needs & (1u << SN_SC_CONTAINER))
-        ev->num[SN_SC_CONTAINER] = (__s64)bpf_get_current_cgroup_id();
 
-    n = ms->n;
-    for (__u32 i = 0; i < SN_SLOTS_PER_METRIC; i++) {
-        __u32 s;
-        struct sn_slot *sl;
+    run_slots(ms, ev, SN_METRIC_SYSCALLS, g);
+    return 0;
+}
 
-        if (i >= n)
-            break;
-        s = ms->slot[i];
-        if (s >= SN_MAX_SLOTS)
-            continue;
-        sl = bpf_map_lookup_elem(&slots, &s);
-        if (!sl || !sl->active || sl->metric != SN_METRIC_SYSCALLS)
-            continue;
-        if (pred_eval(&sl->pred, ev))
-            count_event(s, sl, ev, g);
-    }
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+    __u32 zero = 0, metric = SN_METRIC_PROC_EXECS;
+    struct sn_metric_slots *ms = bpf_map_lookup_elem(&by_metric, &metric);
+    struct event *ev = bpf_map_lookup_elem(&scratch, &zero);
+
+    if (!ms || !ev || ms->n == 0)
+        return 0;
+    task_fields(ev, bpf_get_current_task_btf(), ms->needs);
+    run_slots(ms, ev, SN_METRIC_PROC_EXECS, gen & 1);
     return 0;
 }

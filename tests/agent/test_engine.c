@@ -165,6 +165,63 @@ static void test_key_cap(void)
     T_EQ(sn_engine_disable(eng, t.slot), 0);
 }
 
+struct keyed {
+    int slot;
+    uint64_t true_execs, total;
+};
+
+static void on_exec_cell(const struct sn_cell *c, void *arg)
+{
+    struct keyed *k = arg;
+    if (c->slot != k->slot)
+        return;
+    k->total += c->count;
+    if (strncmp(c->key, "true", SN_KEYLEN) == 0)
+        k->true_execs += c->count;
+}
+
+static void test_proc_execs(void)
+{
+    static const struct sn_field_def exec_fields[] = {
+        {"ppid", SN_FIELD_NUMERIC, SN_SC_PPID, NULL, NULL}};
+    struct sn_slot_spec sp = {.metric = SN_METRIC_PROC_EXECS,
+                              .key_field = SN_SC_EXECNAME,
+                              .num_field = SN_NO_FIELD,
+                              .key_cap = 100,
+                              .needs = 1u << SN_SC_EXECNAME | 1u << SN_SC_PPID};
+    struct keyed k = {0};
+    char pred[64], why[128];
+    uint32_t ids[4];
+
+    T_REQUIRE(eng != NULL);
+    snprintf(pred, sizeof(pred), "{\"eq\":[\"ppid\",%d]}", (int)getpid());
+    json_t *j = json_loads(pred, 0, NULL);
+    T_REQUIRE(j && sn_pred_compile(j, exec_fields, 1, &sp.pred, why, sizeof(why)) == 0);
+    json_decref(j);
+    k.slot = sn_engine_enable(eng, &sp);
+    T_REQUIRE(k.slot >= 0);
+    T_OK(sn_engine_attached(eng, SN_METRIC_PROC_EXECS));
+    T_OK(!sn_engine_attached(eng, SN_METRIC_SYSCALLS)); /* metrics attach independently */
+    int n = sn_engine_prog_ids(eng, SN_METRIC_PROC_EXECS, ids, 4);
+    T_EQ(n, 1);
+    T_EQ(kernel_links_to(ids, n), 1);
+    sn_engine_collect(eng, NULL, NULL, NULL);
+    for (int i = 0; i < 5; i++) {
+        pid_t c = fork();
+        if (c == 0) {
+            execl("/bin/true", "true", (char *)NULL);
+            _exit(127);
+        }
+        waitpid(c, NULL, 0);
+    }
+    sn_engine_collect(eng, on_exec_cell, &k, NULL);
+    T_EQU(k.true_execs, 5);
+    T_EQU(k.total, 5); /* only our children: the ppid predicate */
+    T_EQ(sn_engine_disable(eng, k.slot), 0);
+    T_OK(!sn_engine_attached(eng, SN_METRIC_PROC_EXECS));
+    T_EQ(kernel_links_to(ids, n), 0);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -173,6 +230,7 @@ int main(int argc, char **argv)
     t_run("enable attaches, collect drains the second, disable detaches",
           test_enable_collect_disable);
     t_run("key cap: extra keys go to other and are counted", test_key_cap);
+    t_run("unix.proc_execs: our children's execs by execname", test_proc_execs);
     sn_engine_close(eng);
     return t_done();
 }
