@@ -86,11 +86,38 @@ static const struct sn_catalog_field exec_fields[] = {
     DISCRETE("pexecname", SN_SC_PEXECNAME, NULL, "parent application name", SN_RENDER_STR),
 };
 
+static const struct sn_catalog_field fork_fields[] = {
+    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
+    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
+             SN_RENDER_CGROUP),
+    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
+    DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT),
+    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
+};
+
+static const struct sn_catalog_field exit_fields[] = {
+    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
+    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
+             SN_RENDER_CGROUP),
+    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
+    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
+    DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT),
+    DISCRETE("pexecname", SN_SC_PEXECNAME, NULL, "parent application name", SN_RENDER_STR),
+    {{"walltime", SN_FIELD_NUMERIC, SN_SC_WALLTIME, NULL, NULL},
+     "wall time",
+     "time",
+     SN_RENDER_INT},
+};
+
 static const struct sn_metric_def metrics[] = {
     {"syscall", "System calls", "syscalls", "system calls", "syscalls", false, SN_METRIC_SYSCALLS,
      syscall_fields, sizeof(syscall_fields) / sizeof(syscall_fields[0])},
     {"unix", "OS", "proc_execs", "processes executed", "processes", false, SN_METRIC_PROC_EXECS,
      exec_fields, sizeof(exec_fields) / sizeof(exec_fields[0])},
+    {"unix", "OS", "proc_forks", "processes created", "processes", false, SN_METRIC_PROC_FORKS,
+     fork_fields, sizeof(fork_fields) / sizeof(fork_fields[0])},
+    {"unix", "OS", "proc_exits", "processes exited", "processes", false, SN_METRIC_PROC_EXITS,
+     exit_fields, sizeof(exit_fields) / sizeof(exit_fields[0])},
 };
 
 const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat)

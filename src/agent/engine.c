@@ -132,6 +132,12 @@ static int metric_progs(const struct sn_engine *e, uint32_t metric, struct bpf_p
     case SN_METRIC_PROC_EXECS:
         p[0] = e->sc->progs.proc_exec;
         return 1;
+    case SN_METRIC_PROC_FORKS:
+        p[0] = e->sc->progs.proc_fork;
+        return 1;
+    case SN_METRIC_PROC_EXITS:
+        p[0] = e->sc->progs.proc_exit;
+        return 1;
     default:
         return 0;
     }
@@ -194,7 +200,7 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
     e->metric_of[s] = spec->metric;
     e->in_array[s] =
         s < SN_ARRAY_SLOTS && spec->key_field == SN_NO_FIELD && spec->num_field != SN_NO_FIELD;
-    e->needs_of[s] = spec->needs | 1u << SN_SC_LATENCY;
+    e->needs_of[s] = spec->needs;
     l->slot[l->n++] = (uint8_t)s;
     rc = write_list(e, spec->metric);
     if (rc == 0)

@@ -36,6 +36,8 @@
 enum sn_metric_id {
     SN_METRIC_SYSCALLS = 0, /* syscall.syscalls */
     SN_METRIC_PROC_EXECS,   /* unix.proc_execs */
+    SN_METRIC_PROC_FORKS,   /* unix.proc_forks */
+    SN_METRIC_PROC_EXITS,   /* unix.proc_exits */
     SN_NMETRICS,
 };
 
@@ -49,6 +51,7 @@ enum sn_syscall_field {
     SN_SC_ERRNO,     /* 0 on success */
     SN_SC_LATENCY,   /* ns */
     SN_SC_CONTAINER, /* cgroup v2 id */
+    SN_SC_WALLTIME,  /* ns a process lived (proc_exits) */
     SN_SC_NFIELDS,
 };
 

@@ -10,6 +10,10 @@
  * under the slot's decomposition key.
  * unix.proc_execs: each successful exec (execname is the new program's, pid, ppid,
  * pexecname, container), from sched_process_exec.
+ * unix.proc_forks: each new process (not thread): the child's pid, the parent's execname and
+ * pid as ppid, from sched_process_fork (which runs in the parent).
+ * unix.proc_exits: each process's end (its main thread's), with walltime, how long it lived,
+ * from sched_process_exit.
  * Returns 0 everywhere; never wakes user space.
  */
 #include "vmlinux.h"
@@ -389,5 +393,44 @@ int BPF_PROG(proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binpr
         return 0;
     task_fields(ev, bpf_get_current_task_btf(), ms->needs);
     run_slots(ms, ev, SN_METRIC_PROC_EXECS, gen & 1);
+    return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
+{
+    __u32 zero = 0, metric = SN_METRIC_PROC_FORKS;
+    struct sn_metric_slots *ms;
+    struct event *ev;
+
+    if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+        return 0; /* a thread, not a process */
+    ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    if (!ms || !ev || ms->n == 0)
+        return 0;
+    task_fields(ev, bpf_get_current_task_btf(), ms->needs); /* current is the parent */
+    ev->num[SN_SC_PPID] = (__s64)(bpf_get_current_pid_tgid() >> 32);
+    ev->num[SN_SC_PID] = BPF_CORE_READ(child, tgid);
+    run_slots(ms, ev, SN_METRIC_PROC_FORKS, gen & 1);
+    return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(proc_exit, struct task_struct *p)
+{
+    __u32 zero = 0, metric = SN_METRIC_PROC_EXITS;
+    struct sn_metric_slots *ms;
+    struct event *ev;
+
+    if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
+        return 0; /* a thread; the process ends with its main thread */
+    ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    if (!ms || !ev || ms->n == 0)
+        return 0;
+    task_fields(ev, bpf_get_current_task_btf(), ms->needs);
+    ev->num[SN_SC_WALLTIME] = (__s64)(bpf_ktime_get_ns() - BPF_CORE_READ(p, start_time));
+    run_slots(ms, ev, SN_METRIC_PROC_EXITS, gen & 1);
     return 0;
 }

@@ -222,6 +222,70 @@ static void test_proc_execs(void)
     T_EQ(kernel_links_to(ids, n), 0);
 }
 
+struct life {
+    int slot;
+    uint64_t total, short_lived;
+    uint16_t min_ord;
+};
+
+static void on_life_cell(const struct sn_cell *c, void *arg)
+{
+    struct life **ls = arg; /* two slots, one drain */
+    for (int i = 0; i < 2; i++) {
+        if (c->slot != ls[i]->slot)
+            continue;
+        ls[i]->total += c->count;
+        if (c->ord < ls[i]->min_ord)
+            ls[i]->short_lived += c->count;
+    }
+}
+
+/* forks and exits of 5 children, each living 20 ms */
+static void test_proc_forks_and_exits(void)
+{
+    static const struct sn_field_def f[] = {{"ppid", SN_FIELD_NUMERIC, SN_SC_PPID, NULL, NULL}};
+    struct sn_slot_spec forks = {.metric = SN_METRIC_PROC_FORKS,
+                                 .key_field = SN_NO_FIELD,
+                                 .num_field = SN_NO_FIELD,
+                                 .key_cap = 100,
+                                 .needs = 1u << SN_SC_PPID};
+    struct sn_slot_spec exits = {.metric = SN_METRIC_PROC_EXITS,
+                                 .key_field = SN_NO_FIELD,
+                                 .num_field = SN_SC_WALLTIME,
+                                 .key_cap = 100,
+                                 .needs = 1u << SN_SC_PPID | 1u << SN_SC_WALLTIME};
+    struct life lf = {0}, le = {0};
+    char pred[64], why[128];
+
+    T_REQUIRE(eng != NULL);
+    snprintf(pred, sizeof(pred), "{\"eq\":[\"ppid\",%d]}", (int)getpid());
+    json_t *j = json_loads(pred, 0, NULL);
+    T_REQUIRE(j && sn_pred_compile(j, f, 1, &forks.pred, why, sizeof(why)) == 0);
+    T_REQUIRE(sn_pred_compile(j, f, 1, &exits.pred, why, sizeof(why)) == 0);
+    json_decref(j);
+    lf.slot = sn_engine_enable(eng, &forks);
+    le.slot = sn_engine_enable(eng, &exits);
+    T_REQUIRE(lf.slot >= 0 && le.slot >= 0);
+    le.min_ord = sn_ord_of_u64(20000000);
+    sn_engine_collect(eng, NULL, NULL, NULL);
+    for (int i = 0; i < 5; i++) {
+        pid_t c = fork();
+        if (c == 0) {
+            struct timespec ts = {0, 20000000};
+            nanosleep(&ts, NULL);
+            _exit(0);
+        }
+        waitpid(c, NULL, 0);
+    }
+    struct life *both[2] = {&lf, &le};
+    sn_engine_collect(eng, on_life_cell, both, NULL);
+    T_EQU(lf.total, 5);
+    T_EQU(le.total, 5);
+    T_EQU(le.short_lived, 0); /* every child lived at least 20 ms */
+    T_EQ(sn_engine_disable(eng, lf.slot), 0);
+    T_EQ(sn_engine_disable(eng, le.slot), 0);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -231,6 +295,7 @@ int main(int argc, char **argv)
           test_enable_collect_disable);
     t_run("key cap: extra keys go to other and are counted", test_key_cap);
     t_run("unix.proc_execs: our children's execs by execname", test_proc_execs);
+    t_run("unix.proc_forks and proc_exits with walltime", test_proc_forks_and_exits);
     sn_engine_close(eng);
     return t_done();
 }
