@@ -58,6 +58,29 @@ static bool parse_cgroup(const char *s, int64_t *out)
     return true;
 }
 
+/* Linux's REQ_OP_* numbers (include/linux/blk_types.h) */
+static const char *const block_ops[] = {
+    [0] = "read",    [1] = "write",        [2] = "flush",
+    [3] = "discard", [5] = "secure_erase", [9] = "write_zeroes",
+};
+
+const char *sn_block_op_name(int64_t op)
+{
+    if (op < 0 || op >= (int64_t)(sizeof(block_ops) / sizeof(block_ops[0])))
+        return NULL;
+    return block_ops[op];
+}
+
+static bool parse_optype(const char *s, int64_t *out)
+{
+    for (size_t i = 0; i < sizeof(block_ops) / sizeof(block_ops[0]); i++)
+        if (block_ops[i] && strcmp(block_ops[i], s) == 0) {
+            *out = (int64_t)i;
+            return true;
+        }
+    return false;
+}
+
 #define DISCRETE(n, id, parse, label, render)                                                      \
     {                                                                                              \
         {n, SN_FIELD_DISCRETE, id, parse, NULL}, label, "string", render                           \
@@ -109,6 +132,15 @@ static const struct sn_catalog_field exit_fields[] = {
      SN_RENDER_INT},
 };
 
+static const struct sn_catalog_field disk_fields[] = {
+    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
+    DISCRETE("disk", SN_SC_DISK, NULL, "device name", SN_RENDER_STR),
+    DISCRETE("optype", SN_SC_OPTYPE, parse_optype, "operation type", SN_RENDER_OPTYPE),
+    {{"latency", SN_FIELD_NUMERIC, SN_SC_LATENCY, NULL, NULL}, "latency", "time", SN_RENDER_INT},
+    {{"size", SN_FIELD_NUMERIC, SN_SC_SIZE, NULL, NULL}, "size", "size", SN_RENDER_INT},
+    {{"offset", SN_FIELD_NUMERIC, SN_SC_OFFSET, NULL, NULL}, "offset", "size", SN_RENDER_INT},
+};
+
 static const struct sn_metric_def metrics[] = {
     {"syscall", "System calls", "syscalls", "system calls", "syscalls", false, SN_METRIC_SYSCALLS,
      syscall_fields, sizeof(syscall_fields) / sizeof(syscall_fields[0])},
@@ -118,6 +150,8 @@ static const struct sn_metric_def metrics[] = {
      fork_fields, sizeof(fork_fields) / sizeof(fork_fields[0])},
     {"unix", "OS", "proc_exits", "processes exited", "processes", false, SN_METRIC_PROC_EXITS,
      exit_fields, sizeof(exit_fields) / sizeof(exit_fields[0])},
+    {"disk", "Disk", "physio_ops", "I/O operations", "operations", false, SN_METRIC_DISK_OPS,
+     disk_fields, sizeof(disk_fields) / sizeof(disk_fields[0])},
 };
 
 const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat)

@@ -21,6 +21,7 @@ enum sn_render {
     SN_RENDER_ERRNO,   /* an errno name ("0" for success) */
     SN_RENDER_CGROUP,  /* a cgroup v2 path */
     SN_RENDER_HOST,    /* the host's name: a constant, not read in the kernel */
+    SN_RENDER_OPTYPE,  /* a block operation: "read", "write", "flush", ... */
 };
 
 struct sn_catalog_field {
@@ -44,6 +45,9 @@ struct sn_metric_def {
 const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat);
 /* The metric's field called name, or NULL. */
 const struct sn_catalog_field *sn_catalog_field(const struct sn_metric_def *m, const char *name);
+/* The name of block operation op ("read", "write", ...), or NULL. */
+const char *sn_block_op_name(int64_t op);
+
 /* All metrics: *n receives the count. */
 const struct sn_metric_def *sn_catalog_all(size_t *n);
 

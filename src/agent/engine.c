@@ -138,6 +138,10 @@ static int metric_progs(const struct sn_engine *e, uint32_t metric, struct bpf_p
     case SN_METRIC_PROC_EXITS:
         p[0] = e->sc->progs.proc_exit;
         return 1;
+    case SN_METRIC_DISK_OPS:
+        p[0] = e->sc->progs.block_issue;
+        p[1] = e->sc->progs.block_complete;
+        return 2;
     default:
         return 0;
     }

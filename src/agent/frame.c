@@ -116,6 +116,13 @@ static void render(const struct sn_catalog_field *f, const struct sn_cell *c, co
     case SN_RENDER_HOST:
         copy_str(out, len, host);
         break;
+    case SN_RENDER_OPTYPE:
+        name = sn_block_op_name(v);
+        if (name)
+            copy_str(out, len, name);
+        else
+            snprintf(out, len, "op_%" PRId64, v);
+        break;
     }
 }
 

@@ -31,13 +31,14 @@
 /* Event record: numeric fields by id; the string fields are ids below SN_EV_NSTR and keep
  * their text in str[] (their num[] is unused). */
 #define SN_EV_NNUM 16
-#define SN_EV_NSTR 2
+#define SN_EV_NSTR 3
 
 enum sn_metric_id {
     SN_METRIC_SYSCALLS = 0, /* syscall.syscalls */
     SN_METRIC_PROC_EXECS,   /* unix.proc_execs */
     SN_METRIC_PROC_FORKS,   /* unix.proc_forks */
     SN_METRIC_PROC_EXITS,   /* unix.proc_exits */
+    SN_METRIC_DISK_OPS,     /* disk.physio_ops */
     SN_NMETRICS,
 };
 
@@ -45,6 +46,7 @@ enum sn_metric_id {
 enum sn_syscall_field {
     SN_SC_EXECNAME = 0, /* string: comm */
     SN_SC_PEXECNAME,    /* string: parent's comm */
+    SN_SC_DISK,         /* string: disk name (disk.physio_ops) */
     SN_SC_PID,
     SN_SC_PPID,
     SN_SC_SYSCALL,   /* number; names are resolved in user space */
@@ -52,6 +54,9 @@ enum sn_syscall_field {
     SN_SC_LATENCY,   /* ns */
     SN_SC_CONTAINER, /* cgroup v2 id */
     SN_SC_WALLTIME,  /* ns a process lived (proc_exits) */
+    SN_SC_OPTYPE,    /* the block request's operation, REQ_OP_* (disk.physio_ops) */
+    SN_SC_SIZE,      /* bytes (disk.physio_ops) */
+    SN_SC_OFFSET,    /* bytes from the start of the device (disk.physio_ops) */
     SN_SC_NFIELDS,
 };
 

@@ -14,6 +14,8 @@
  * pid as ppid, from sched_process_fork (which runs in the parent).
  * unix.proc_exits: each process's end (its main thread's), with walltime, how long it lived,
  * from sched_process_exit.
+ * disk.physio_ops: each block request from issue to completion (disk, optype, size, offset,
+ * latency); the issue time waits in a hash keyed by the request's address.
  * Returns 0 everywhere; never wakes user space.
  */
 #include "vmlinux.h"
@@ -78,6 +80,18 @@ struct {
     __type(key, int);
     __type(value, __u64);
 } start_ns SEC(".maps");
+
+struct rq_start {
+    __u64 ts, bytes, sector;
+    __u32 op;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, struct rq_start);
+} rq_started SEC(".maps");
 
 struct event {
     __s64 num[SN_EV_NNUM];
@@ -432,5 +446,47 @@ int BPF_PROG(proc_exit, struct task_struct *p)
     task_fields(ev, bpf_get_current_task_btf(), ms->needs);
     ev->num[SN_SC_WALLTIME] = (__s64)(bpf_ktime_get_ns() - BPF_CORE_READ(p, start_time));
     run_slots(ms, ev, SN_METRIC_PROC_EXITS, gen & 1);
+    return 0;
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(block_issue, struct request *rq)
+{
+    struct rq_start st;
+    __u64 key = (__u64)rq;
+
+    st.ts = bpf_ktime_get_ns();
+    st.bytes = BPF_CORE_READ(rq, __data_len);
+    st.sector = BPF_CORE_READ(rq, __sector);
+    st.op = BPF_CORE_READ(rq, cmd_flags) & 0xff; /* REQ_OP_MASK */
+    bpf_map_update_elem(&rq_started, &key, &st, BPF_ANY);
+    return 0;
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(block_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+{
+    __u32 zero = 0, metric = SN_METRIC_DISK_OPS, needs;
+    __u64 key = (__u64)rq, now = bpf_ktime_get_ns();
+    struct sn_metric_slots *ms;
+    struct rq_start *st;
+    struct event *ev;
+
+    st = bpf_map_lookup_elem(&rq_started, &key);
+    if (!st)
+        return 0;
+    ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    if (ms && ev && ms->n > 0) {
+        needs = ms->needs;
+        ev->num[SN_SC_LATENCY] = (__s64)(now - st->ts);
+        ev->num[SN_SC_SIZE] = (__s64)st->bytes;
+        ev->num[SN_SC_OFFSET] = (__s64)(st->sector * 512);
+        ev->num[SN_SC_OPTYPE] = st->op;
+        if (needs & (1u << SN_SC_DISK))
+            BPF_CORE_READ_STR_INTO(&ev->str[SN_SC_DISK], rq, q, disk, disk_name);
+        run_slots(ms, ev, SN_METRIC_DISK_OPS, gen & 1);
+    }
+    bpf_map_delete_elem(&rq_started, &key);
     return 0;
 }

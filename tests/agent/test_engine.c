@@ -5,6 +5,8 @@
  * instrumentation detaches (the kernel no longer has a link to the programs).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -286,6 +288,60 @@ static void test_proc_forks_and_exits(void)
     T_EQ(sn_engine_disable(eng, le.slot), 0);
 }
 
+struct disk_tally {
+    int slot;
+    uint64_t total;
+    char key[SN_KEYLEN + 1];
+};
+
+static void on_disk_cell(const struct sn_cell *c, void *arg)
+{
+    struct disk_tally *d = arg;
+    if (c->slot != d->slot)
+        return;
+    d->total += c->count;
+    memcpy(d->key, c->key, SN_KEYLEN);
+}
+
+/* 30 O_DIRECT writes of 4 KiB reach disk.physio_ops, by disk */
+static void test_disk_physio_ops(void)
+{
+    static const struct sn_field_def f[] = {{"size", SN_FIELD_NUMERIC, SN_SC_SIZE, NULL, NULL},
+                                            {"optype", SN_FIELD_NUMERIC, SN_SC_OPTYPE, NULL, NULL}};
+    struct sn_slot_spec sp = {.metric = SN_METRIC_DISK_OPS,
+                              .key_field = SN_SC_DISK,
+                              .num_field = SN_NO_FIELD,
+                              .key_cap = 100,
+                              .needs = 1u << SN_SC_DISK | 1u << SN_SC_SIZE | 1u << SN_SC_OPTYPE};
+    struct disk_tally d = {0};
+    char why[128], path[256];
+    void *buf;
+
+    T_REQUIRE(eng != NULL);
+    /* writes (REQ_OP_WRITE = 1) of exactly 4096 bytes */
+    json_t *j = json_loads("{\"and\":[{\"eq\":[\"size\",4096]},{\"eq\":[\"optype\",1]}]}", 0, NULL);
+    T_REQUIRE(j && sn_pred_compile(j, f, 2, &sp.pred, why, sizeof(why)) == 0);
+    json_decref(j);
+    d.slot = sn_engine_enable(eng, &sp);
+    T_REQUIRE(d.slot >= 0);
+    snprintf(path, sizeof(path), "/var/tmp/sonde-direct.%d", (int)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+    T_REQUIRE(fd >= 0);
+    T_REQUIRE(posix_memalign(&buf, 4096, 4096) == 0);
+    memset(buf, 'x', 4096);
+    sn_engine_collect(eng, NULL, NULL, NULL);
+    for (int i = 0; i < 30; i++)
+        T_OK(pwrite(fd, buf, 4096, (off_t)i * 4096 * 2) == 4096); /* not adjacent: no merging */
+    close(fd);
+    unlink(path);
+    free(buf);
+    sn_engine_collect(eng, on_disk_cell, &d, NULL);
+    t_note("%llu writes of 4 KiB on %s", (unsigned long long)d.total, d.key);
+    T_OK(d.total >= 30); /* ours, and any other 4 KiB write in that second */
+    T_OK(d.key[0] != '\0');
+    T_EQ(sn_engine_disable(eng, d.slot), 0);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -296,6 +352,7 @@ int main(int argc, char **argv)
     t_run("key cap: extra keys go to other and are counted", test_key_cap);
     t_run("unix.proc_execs: our children's execs by execname", test_proc_execs);
     t_run("unix.proc_forks and proc_exits with walltime", test_proc_forks_and_exits);
+    t_run("disk.physio_ops: O_DIRECT writes by disk", test_disk_physio_ops);
     sn_engine_close(eng);
     return t_done();
 }
