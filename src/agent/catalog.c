@@ -141,6 +141,18 @@ static const struct sn_catalog_field disk_fields[] = {
     {{"offset", SN_FIELD_NUMERIC, SN_SC_OFFSET, NULL, NULL}, "offset", "size", SN_RENDER_INT},
 };
 
+static const struct sn_catalog_field runq_fields[] = {
+    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
+    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
+             SN_RENDER_CGROUP),
+    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
+    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
+    {{"waittime", SN_FIELD_NUMERIC, SN_SC_LATENCY, NULL, NULL},
+     "time waiting for a CPU",
+     "time",
+     SN_RENDER_INT},
+};
+
 static const struct sn_metric_def metrics[] = {
     {"syscall", "System calls", "syscalls", "system calls", "syscalls", false, SN_METRIC_SYSCALLS,
      syscall_fields, sizeof(syscall_fields) / sizeof(syscall_fields[0])},
@@ -152,6 +164,8 @@ static const struct sn_metric_def metrics[] = {
      exit_fields, sizeof(exit_fields) / sizeof(exit_fields[0])},
     {"disk", "Disk", "physio_ops", "I/O operations", "operations", false, SN_METRIC_DISK_OPS,
      disk_fields, sizeof(disk_fields) / sizeof(disk_fields[0])},
+    {"cpu", "CPU", "runqueue", "runnable threads waiting", "threads", false, SN_METRIC_RUNQUEUE,
+     runq_fields, sizeof(runq_fields) / sizeof(runq_fields[0])},
 };
 
 const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat)

@@ -142,6 +142,11 @@ static int metric_progs(const struct sn_engine *e, uint32_t metric, struct bpf_p
         p[0] = e->sc->progs.block_issue;
         p[1] = e->sc->progs.block_complete;
         return 2;
+    case SN_METRIC_RUNQUEUE:
+        p[0] = e->sc->progs.runq_wakeup;
+        p[1] = e->sc->progs.runq_wakeup_new;
+        p[2] = e->sc->progs.runq_switch;
+        return 3;
     default:
         return 0;
     }

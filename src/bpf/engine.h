@@ -39,6 +39,7 @@ enum sn_metric_id {
     SN_METRIC_PROC_FORKS,   /* unix.proc_forks */
     SN_METRIC_PROC_EXITS,   /* unix.proc_exits */
     SN_METRIC_DISK_OPS,     /* disk.physio_ops */
+    SN_METRIC_RUNQUEUE,     /* cpu.runqueue */
     SN_NMETRICS,
 };
 

@@ -16,6 +16,9 @@
  * from sched_process_exit.
  * disk.physio_ops: each block request from issue to completion (disk, optype, size, offset,
  * latency); the issue time waits in a hash keyed by the request's address.
+ * cpu.runqueue: how long a woken task waited for a CPU (waittime, in the latency slot), from
+ * sched_wakeup/sched_wakeup_new to the sched_switch that runs it; execname, pid and
+ * container are the task's, read from it (the switch runs on the previous task).
  * Returns 0 everywhere; never wakes user space.
  */
 #include "vmlinux.h"
@@ -80,6 +83,13 @@ struct {
     __type(key, int);
     __type(value, __u64);
 } start_ns SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, __u64);
+} woken_ns SEC(".maps");
 
 struct rq_start {
     __u64 ts, bytes, sector;
@@ -488,5 +498,55 @@ int BPF_PROG(block_complete, struct request *rq, blk_status_t error, unsigned in
         run_slots(ms, ev, SN_METRIC_DISK_OPS, gen & 1);
     }
     bpf_map_delete_elem(&rq_started, &key);
+    return 0;
+}
+
+static __always_inline void stamp_wakeup(struct task_struct *p)
+{
+    __u64 *ts = bpf_task_storage_get(&woken_ns, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (ts)
+        *ts = bpf_ktime_get_ns();
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(runq_wakeup, struct task_struct *p)
+{
+    stamp_wakeup(p);
+    return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(runq_wakeup_new, struct task_struct *p)
+{
+    stamp_wakeup(p);
+    return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(runq_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+    __u32 zero = 0, metric = SN_METRIC_RUNQUEUE, needs;
+    struct sn_metric_slots *ms;
+    struct event *ev;
+    __u64 *ts, now;
+
+    ts = bpf_task_storage_get(&woken_ns, next, 0, 0);
+    if (!ts || !*ts)
+        return 0;
+    now = bpf_ktime_get_ns();
+    ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    if (ms && ev && ms->n > 0) {
+        needs = ms->needs;
+        ev->num[SN_SC_LATENCY] = (__s64)(now - *ts);
+        if (needs & (1u << SN_SC_EXECNAME))
+            BPF_CORE_READ_STR_INTO(&ev->str[SN_SC_EXECNAME], next, comm);
+        if (needs & (1u << SN_SC_PID))
+            ev->num[SN_SC_PID] = BPF_CORE_READ(next, tgid);
+        if (needs & (1u << SN_SC_CONTAINER))
+            ev->num[SN_SC_CONTAINER] = (__s64)BPF_CORE_READ(next, cgroups, dfl_cgrp, kn, id);
+        run_slots(ms, ev, SN_METRIC_RUNQUEUE, gen & 1);
+    }
+    *ts = 0;
     return 0;
 }

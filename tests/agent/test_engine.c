@@ -342,6 +342,35 @@ static void test_disk_physio_ops(void)
     T_EQ(sn_engine_disable(eng, d.slot), 0);
 }
 
+/* Each of 20 sleeps ends with a wake-up and a wait for a CPU: cpu.runqueue sees them all */
+static void test_cpu_runqueue(void)
+{
+    static const struct sn_field_def f[] = {
+        {"execname", SN_FIELD_DISCRETE, SN_SC_EXECNAME, NULL, NULL}};
+    struct sn_slot_spec sp = {.metric = SN_METRIC_RUNQUEUE,
+                              .key_field = SN_NO_FIELD,
+                              .num_field = SN_SC_LATENCY,
+                              .key_cap = 100,
+                              .needs = 1u << SN_SC_EXECNAME};
+    struct tally t = {0};
+    char pred[64], why[128];
+
+    T_REQUIRE(eng != NULL);
+    snprintf(pred, sizeof(pred), "{\"eq\":[\"execname\",\"%s\"]}", comm);
+    json_t *j = json_loads(pred, 0, NULL);
+    T_REQUIRE(j && sn_pred_compile(j, f, 1, &sp.pred, why, sizeof(why)) == 0);
+    json_decref(j);
+    t.slot = sn_engine_enable(eng, &sp);
+    T_REQUIRE(t.slot >= 0);
+    sn_engine_collect(eng, NULL, NULL, NULL);
+    for (int i = 0; i < 20; i++)
+        t_timed_sleep(1000000);
+    sn_engine_collect(eng, on_cell, &t, NULL);
+    t_note("%llu runqueue waits", (unsigned long long)t.total);
+    T_OK(t.total >= 20 && t.total < 200); /* each sleep, and a few other waits of ours */
+    T_EQ(sn_engine_disable(eng, t.slot), 0);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -353,6 +382,7 @@ int main(int argc, char **argv)
     t_run("unix.proc_execs: our children's execs by execname", test_proc_execs);
     t_run("unix.proc_forks and proc_exits with walltime", test_proc_forks_and_exits);
     t_run("disk.physio_ops: O_DIRECT writes by disk", test_disk_physio_ops);
+    t_run("cpu.runqueue: every wake-up of ours waits, and is counted", test_cpu_runqueue);
     sn_engine_close(eng);
     return t_done();
 }
