@@ -1,0 +1,201 @@
+/*
+ * Instrumentations from CA create bodies (src/agent/inst.c) and frames (src/agent/frame.c),
+ * without the kernel: CA's messages for each invalid body, arities, the kernel fields a spec
+ * needs, hostname folding, name and pid constants, and the JSON and binary forms of frames of
+ * every arity built from cells.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/frame.h"
+#include "agent/inst.h"
+#include "agent/names.h"
+#include "core/hist.h"
+#include "t.h"
+#include "wire/frame.h"
+
+static int parse(const char *text, struct sn_inst *in, char *why)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    int rc;
+    if (!j)
+        return -1000;
+    rc = sn_inst_from_json(j, "7", "web1", 100, in, why, 512);
+    json_decref(j);
+    return rc;
+}
+
+#define T_BAD(text, msg)                                                                           \
+    do {                                                                                           \
+        struct sn_inst in_;                                                                        \
+        char why_[512];                                                                            \
+        t_note("%s", text);                                                                        \
+        T_EQ(parse(text, &in_, why_), -EINVAL);                                                    \
+        T_STR(why_, msg);                                                                          \
+    } while (0)
+
+static void test_messages(void)
+{
+    T_BAD("{\"stat\":\"syscalls\"}", "missing value for required field: \"module\"");
+    T_BAD("{\"module\":\"syscall\"}", "missing value for required field: \"stat\"");
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"nope\"}",
+          "value \"syscall.nope\" for field \"module.stat\" is invalid: not a valid module/stat "
+          "pair");
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"bogus\"]}",
+          "value \"bogus\" for field \"decomposition\" is invalid: no such field for specified "
+          "metric");
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"pid\",\"syscall\"]}",
+          "value \"syscall\" for field \"decomposition\" is invalid: more than one discrete "
+          "decomposition specified");
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":7}",
+          "value 7 for field \"decomposition\" is invalid: must be an array of field names");
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"lt\":[\"execname\",\"m\"]"
+          "}}",
+          "value {\"lt\":[\"execname\",\"m\"]} for field \"predicate\" is invalid: field "
+          "\"execname\" is discrete: only eq and ne apply");
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":\"{not json\"}",
+          "value \"{not json\" for field \"predicate\" is invalid: invalid JSON: string or '}' "
+          "expected near 'not'");
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"pid\",\"x1\"]}}",
+          "value {\"eq\":[\"pid\",\"x1\"]} for field \"predicate\" is invalid: value \"x1\" is "
+          "not a valid pid");
+}
+
+static void test_arities_and_needs(void)
+{
+    struct sn_inst in;
+    char why[512];
+
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\"}", &in, why), 0);
+    T_EQ(in.arity, SN_ARITY_SCALAR);
+    T_EQ(in.spec.pred.n, 1); /* {} compiles to TRUE */
+    T_EQ(in.spec.needs, 0);
+    T_EQ(in.spec.key_field, SN_NO_FIELD);
+    T_EQ(in.spec.num_field, SN_NO_FIELD);
+
+    T_EQ(parse(
+             "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":\"execname,latency\","
+             "\"predicate\":\"{\\\"eq\\\":[\\\"syscall\\\",\\\"read\\\"]}\"}",
+             &in, why),
+         0);
+    T_STR(in.id, "7");
+    T_EQ(in.arity, SN_ARITY_NUMERIC);
+    T_EQ(in.spec.key_field, SN_SC_EXECNAME);
+    T_EQ(in.spec.num_field, SN_SC_LATENCY);
+    T_EQ(in.spec.needs, (1u << SN_SC_EXECNAME) | (1u << SN_SC_LATENCY) | (1u << SN_SC_SYSCALL));
+    T_EQ(in.spec.pred.insn[0].n, sn_syscall_number("read")); /* the name became a number */
+
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"errno\"]}", &in,
+               why),
+         0);
+    T_EQ(in.arity, SN_ARITY_DISCRETE);
+}
+
+static void test_hostname_folds(void)
+{
+    struct sn_inst in;
+    char why[512];
+
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"hostname\","
+               "\"web1\"]}}",
+               &in, why),
+         0);
+    T_EQ(in.spec.pred.n, 1);
+    T_EQ(in.spec.pred.insn[0].op, SN_PRED_TRUE); /* this host: always true */
+    T_EQ(in.spec.needs, 0);
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"hostname\","
+               "\"db2\"]}}",
+               &in, why),
+         0);
+    struct sn_event ev;
+    memset(&ev, 0, sizeof(ev));
+    T_OK(!sn_pred_eval(&in.spec.pred, &ev)); /* another host: never true */
+}
+
+static json_t *frame_json(struct sn_frame *f)
+{
+    json_t *j = sn_frame_to_json(f, "web1");
+    json_t *v = json_incref(json_object_get(j, "value"));
+    json_decref(j);
+    return v;
+}
+
+static void test_frames(void)
+{
+    struct sn_inst in;
+    struct sn_frame f;
+    char why[512];
+    struct sn_cell c = {.slot = 3};
+
+    /* discrete by syscall: keys rendered as names, "other" for the over-cap cell */
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"syscall\"]}",
+               &in, why),
+         0);
+    T_EQ(sn_frame_init(&f, &in, 1700000000), 0);
+    int64_t nr = sn_syscall_number("read");
+    memcpy(c.key, &nr, sizeof(nr));
+    c.count = 5;
+    T_EQ(sn_frame_add(&f, &c, "web1"), 0);
+    c.count = 2;
+    T_EQ(sn_frame_add(&f, &c, "web1"), 0);
+    struct sn_cell other = {.slot = 3, .other = true, .count = 4};
+    T_EQ(sn_frame_add(&f, &other, "web1"), 0);
+    json_t *v = frame_json(&f);
+    T_EQ(json_integer_value(json_object_get(v, "read")), 7);
+    T_EQ(json_integer_value(json_object_get(v, "other")), 4);
+    json_decref(v);
+    size_t len;
+    unsigned char *bin = sn_frame_to_wire(&f, "web1", &len);
+    struct sn_wire_frame w;
+    T_REQUIRE(bin != NULL);
+    T_EQ(sn_wire_frame_decode(bin, len, &w), 0);
+    T_EQ(w.arity, SN_WIRE_DISCRETE);
+    T_EQU(w.total, 11);
+    T_EQ(w.n, 2);
+    sn_wire_frame_fini(&w);
+    free(bin);
+    sn_frame_fini(&f);
+
+    /* numeric without a key: CA's [[lo,hi],count] */
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"latency\"]}",
+               &in, why),
+         0);
+    T_EQ(sn_frame_init(&f, &in, 5), 0);
+    struct sn_cell h = {.slot = 1, .ord = sn_ord_of_u64(2050000), .count = 3};
+    T_EQ(sn_frame_add(&f, &h, "web1"), 0);
+    v = frame_json(&f);
+    char *text = json_dumps(v, JSON_COMPACT);
+    T_STR(text, "[[[2000000,2099999],3]]");
+    free(text);
+    json_decref(v);
+    bin = sn_frame_to_wire(&f, "web1", &len);
+    T_REQUIRE(bin != NULL);
+    T_EQ(sn_wire_frame_decode(bin, len, &w), 0);
+    T_EQ(w.arity, SN_WIRE_NUMERIC);
+    T_EQU(sn_hist_count(w.entries[0].hist), 3);
+    sn_wire_frame_fini(&w);
+    free(bin);
+    sn_frame_fini(&f);
+
+    /* scalar */
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\"}", &in, why), 0);
+    T_EQ(sn_frame_init(&f, &in, 5), 0);
+    struct sn_cell s = {.slot = 0, .count = 9};
+    T_EQ(sn_frame_add(&f, &s, "web1"), 0);
+    v = frame_json(&f);
+    T_EQ(json_integer_value(v), 9);
+    json_decref(v);
+    sn_frame_fini(&f);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    t_run("invalid create bodies: CA's messages", test_messages);
+    t_run("arities, decomposition fields and the fields the kernel must read",
+          test_arities_and_needs);
+    t_run("hostname predicates fold on this host", test_hostname_folds);
+    t_run("frames of every arity, as JSON and binary", test_frames);
+    return t_done();
+}
