@@ -85,72 +85,68 @@ static bool parse_optype(const char *s, int64_t *out)
     {                                                                                              \
         {n, SN_FIELD_DISCRETE, id, parse, NULL}, label, "string", render                           \
     }
+#define NUMERIC(n, id, label, type)                                                                \
+    {                                                                                              \
+        {n, SN_FIELD_NUMERIC, id, NULL, NULL}, label, type, SN_RENDER_INT                          \
+    }
+
+/* The fields many metrics share, defined once. */
+#define F_HOSTNAME DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST)
+#define F_CONTAINER                                                                                \
+    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",             \
+             SN_RENDER_CGROUP)
+#define F_PID      DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT)
+#define F_EXECNAME DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR)
+#define F_PPID     DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT)
+#define F_PEXECNAME                                                                                \
+    DISCRETE("pexecname", SN_SC_PEXECNAME, NULL, "parent application name", SN_RENDER_STR)
+#define F_LATENCY NUMERIC("latency", SN_SC_LATENCY, "latency", "time")
 
 static const struct sn_catalog_field syscall_fields[] = {
-    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
-    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
-             SN_RENDER_CGROUP),
-    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
-    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
-    DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT),
-    DISCRETE("pexecname", SN_SC_PEXECNAME, NULL, "parent application name", SN_RENDER_STR),
+    F_HOSTNAME,
+    F_CONTAINER,
+    F_PID,
+    F_EXECNAME,
+    F_PPID,
+    F_PEXECNAME,
     DISCRETE("syscall", SN_SC_SYSCALL, parse_syscall, "system call", SN_RENDER_SYSCALL),
     DISCRETE("errno", SN_SC_ERRNO, parse_errno, "error code", SN_RENDER_ERRNO),
-    {{"latency", SN_FIELD_NUMERIC, SN_SC_LATENCY, NULL, NULL}, "latency", "time", SN_RENDER_INT},
+    F_LATENCY,
 };
 
 static const struct sn_catalog_field exec_fields[] = {
-    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
-    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
-             SN_RENDER_CGROUP),
-    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
-    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
-    DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT),
-    DISCRETE("pexecname", SN_SC_PEXECNAME, NULL, "parent application name", SN_RENDER_STR),
+    F_HOSTNAME, F_CONTAINER, F_EXECNAME, F_PID, F_PPID, F_PEXECNAME,
 };
 
 static const struct sn_catalog_field fork_fields[] = {
-    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
-    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
-             SN_RENDER_CGROUP),
-    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
-    DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT),
-    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
+    F_HOSTNAME, F_CONTAINER, F_EXECNAME, F_PPID, F_PID,
 };
 
 static const struct sn_catalog_field exit_fields[] = {
-    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
-    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
-             SN_RENDER_CGROUP),
-    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
-    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
-    DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT),
-    DISCRETE("pexecname", SN_SC_PEXECNAME, NULL, "parent application name", SN_RENDER_STR),
-    {{"walltime", SN_FIELD_NUMERIC, SN_SC_WALLTIME, NULL, NULL},
-     "wall time",
-     "time",
-     SN_RENDER_INT},
+    F_HOSTNAME,
+    F_CONTAINER,
+    F_EXECNAME,
+    F_PID,
+    F_PPID,
+    F_PEXECNAME,
+    NUMERIC("walltime", SN_SC_WALLTIME, "wall time", "time"),
 };
 
 static const struct sn_catalog_field disk_fields[] = {
-    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
+    F_HOSTNAME,
     DISCRETE("disk", SN_SC_DISK, NULL, "device name", SN_RENDER_STR),
     DISCRETE("optype", SN_SC_OPTYPE, parse_optype, "operation type", SN_RENDER_OPTYPE),
-    {{"latency", SN_FIELD_NUMERIC, SN_SC_LATENCY, NULL, NULL}, "latency", "time", SN_RENDER_INT},
-    {{"size", SN_FIELD_NUMERIC, SN_SC_SIZE, NULL, NULL}, "size", "size", SN_RENDER_INT},
-    {{"offset", SN_FIELD_NUMERIC, SN_SC_OFFSET, NULL, NULL}, "offset", "size", SN_RENDER_INT},
+    F_LATENCY,
+    NUMERIC("size", SN_SC_SIZE, "size", "size"),
+    NUMERIC("offset", SN_SC_OFFSET, "offset", "size"),
 };
 
 static const struct sn_catalog_field runq_fields[] = {
-    DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST),
-    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",
-             SN_RENDER_CGROUP),
-    DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR),
-    DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT),
-    {{"waittime", SN_FIELD_NUMERIC, SN_SC_LATENCY, NULL, NULL},
-     "time waiting for a CPU",
-     "time",
-     SN_RENDER_INT},
+    F_HOSTNAME,
+    F_CONTAINER,
+    F_EXECNAME,
+    F_PID,
+    NUMERIC("waittime", SN_SC_LATENCY, "time waiting for a CPU", "time"),
 };
 
 static const struct sn_metric_def metrics[] = {

@@ -78,11 +78,19 @@ static void cgroup_path(uint64_t id, char *out, size_t len)
     cg_next++;
 }
 
+/* name, or prefix and the number when there is no name */
+static void name_or_number(char *out, size_t len, const char *name, const char *prefix, int64_t v)
+{
+    if (name)
+        copy_str(out, len, name);
+    else
+        snprintf(out, len, "%s%" PRId64, prefix, v);
+}
+
 static void render(const struct sn_catalog_field *f, const struct sn_cell *c, const char *host,
                    char *out, size_t len)
 {
     int64_t v;
-    const char *name;
 
     if (c->other) {
         snprintf(out, len, "other");
@@ -97,18 +105,10 @@ static void render(const struct sn_catalog_field *f, const struct sn_cell *c, co
         snprintf(out, len, "%" PRId64, v);
         break;
     case SN_RENDER_SYSCALL:
-        name = sn_syscall_name(v);
-        if (name)
-            copy_str(out, len, name);
-        else
-            snprintf(out, len, "syscall_%" PRId64, v);
+        name_or_number(out, len, sn_syscall_name(v), "syscall_", v);
         break;
     case SN_RENDER_ERRNO:
-        name = v ? sn_errno_name(v) : "0";
-        if (name)
-            copy_str(out, len, name);
-        else
-            snprintf(out, len, "%" PRId64, v);
+        name_or_number(out, len, v ? sn_errno_name(v) : "0", "", v);
         break;
     case SN_RENDER_CGROUP:
         cgroup_path((uint64_t)v, out, len);
@@ -117,11 +117,7 @@ static void render(const struct sn_catalog_field *f, const struct sn_cell *c, co
         copy_str(out, len, host);
         break;
     case SN_RENDER_OPTYPE:
-        name = sn_block_op_name(v);
-        if (name)
-            copy_str(out, len, name);
-        else
-            snprintf(out, len, "op_%" PRId64, v);
+        name_or_number(out, len, sn_block_op_name(v), "op_", v);
         break;
     }
 }
