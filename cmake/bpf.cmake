@@ -22,7 +22,8 @@ function(sn_bpf_skeleton name src)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${SN_BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror
-            -I${SN_BPF_GEN} -I${CMAKE_SOURCE_DIR}/src -c ${src} -o ${obj}
+            -I${SN_BPF_GEN} -I${CMAKE_SOURCE_DIR}/src
+            -idirafter /usr/include/${CMAKE_LIBRARY_ARCHITECTURE} -c ${src} -o ${obj}
     DEPENDS ${src} ${SN_BPF_GEN}/vmlinux.h ${bpf_headers}
             ${CMAKE_SOURCE_DIR}/src/core/hist_bucket.h ${CMAKE_SOURCE_DIR}/src/core/hist_bucket_fuzz.inc
     COMMENT "clang -target bpf: ${name}.bpf.o"

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "agent/catalog.h"
+#include "agent/cgroup.h"
 #include "agent/names.h"
 
 static bool parse_int(const char *s, int64_t *out)
@@ -42,19 +43,13 @@ static bool parse_errno(const char *s, int64_t *out)
     return true;
 }
 
-/* A cgroup v2 path ("/system.slice/nginx.service") to its id, the inode number of its
- * directory under /sys/fs/cgroup. */
+/* A cgroup v2 path ("/system.slice/nginx.service") to its id (agent/cgroup.h). */
 static bool parse_cgroup(const char *s, int64_t *out)
 {
-    char path[4096];
-    struct stat st;
-
-    if (s[0] != '/' || strstr(s, "/../") || strlen(s) > 3000)
+    uint64_t id;
+    if (!sn_cgroup_id(s, &id))
         return false;
-    snprintf(path, sizeof(path), "/sys/fs/cgroup%s", s);
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return false;
-    *out = (int64_t)st.st_ino;
+    *out = (int64_t)id;
     return true;
 }
 
@@ -64,21 +59,84 @@ static const char *const block_ops[] = {
     [3] = "discard", [5] = "secure_erase", [9] = "write_zeroes",
 };
 
-const char *sn_block_op_name(int64_t op)
+static const char *const fs_ops[] = {
+    [SN_FS_READ] = "read",   [SN_FS_WRITE] = "write",     [SN_FS_OPEN] = "open",
+    [SN_FS_CLOSE] = "close", [SN_FS_GETATTR] = "getattr", [SN_FS_FSYNC] = "fsync",
+    [SN_FS_SEEK] = "seek",   [SN_FS_READDIR] = "readdir", [SN_FS_IOCTL] = "ioctl",
+};
+static const char *const leave_reasons[] = {
+    [SN_LEAVE_PREEMPTED] = "preempted", [SN_LEAVE_SLEEPING] = "sleeping",
+    [SN_LEAVE_BLOCKED] = "blocked",     [SN_LEAVE_STOPPED] = "stopped",
+    [SN_LEAVE_EXITED] = "exited",       [SN_LEAVE_OTHER] = "other",
+};
+static const char *const cpumodes[] = {[SN_CPUMODE_USER] = "user", [SN_CPUMODE_KERNEL] = "kernel"};
+static const char *const directions[] = {[SN_DIR_IN] = "in", [SN_DIR_OUT] = "out"};
+
+#define NAMES(a) a, sizeof(a) / sizeof(a[0])
+static const struct {
+    const char *const *names;
+    size_t n;
+} enums[] = {
+    [SN_RENDER_OPTYPE] = {NAMES(block_ops)},    [SN_RENDER_FSOP] = {NAMES(fs_ops)},
+    [SN_RENDER_LEAVE] = {NAMES(leave_reasons)}, [SN_RENDER_CPUMODE] = {NAMES(cpumodes)},
+    [SN_RENDER_DIR] = {NAMES(directions)},
+};
+
+const char *sn_enum_name(enum sn_render r, int64_t v)
 {
-    if (op < 0 || op >= (int64_t)(sizeof(block_ops) / sizeof(block_ops[0])))
+    if ((size_t)r >= sizeof(enums) / sizeof(enums[0]) || !enums[r].names || v < 0 ||
+        (uint64_t)v >= enums[r].n)
         return NULL;
-    return block_ops[op];
+    return enums[r].names[v];
 }
 
-static bool parse_optype(const char *s, int64_t *out)
+static bool parse_enum(enum sn_render r, const char *s, int64_t *out)
 {
-    for (size_t i = 0; i < sizeof(block_ops) / sizeof(block_ops[0]); i++)
-        if (block_ops[i] && strcmp(block_ops[i], s) == 0) {
+    for (size_t i = 0; i < enums[r].n; i++)
+        if (enums[r].names[i] && strcmp(enums[r].names[i], s) == 0) {
             *out = (int64_t)i;
             return true;
         }
     return false;
+}
+
+static bool parse_optype(const char *s, int64_t *out)
+{
+    return parse_enum(SN_RENDER_OPTYPE, s, out);
+}
+static bool parse_fsop(const char *s, int64_t *out)
+{
+    return parse_enum(SN_RENDER_FSOP, s, out);
+}
+static bool parse_leave(const char *s, int64_t *out)
+{
+    return parse_enum(SN_RENDER_LEAVE, s, out);
+}
+static bool parse_cpumode(const char *s, int64_t *out)
+{
+    return parse_enum(SN_RENDER_CPUMODE, s, out);
+}
+static bool parse_dir(const char *s, int64_t *out)
+{
+    return parse_enum(SN_RENDER_DIR, s, out);
+}
+
+uint64_t sn_psargs_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    size_t n = strnlen(s, SN_PSARGS_LEN - 1);
+
+    while (n > 0 && s[n - 1] == ' ')
+        n--;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static bool parse_psargs(const char *s, int64_t *out)
+{
+    *out = (int64_t)sn_psargs_hash(s);
+    return true;
 }
 
 #define DISCRETE(n, id, parse, label, render)                                                      \
@@ -100,41 +158,52 @@ static bool parse_optype(const char *s, int64_t *out)
 #define F_PPID     DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT)
 #define F_PEXECNAME                                                                                \
     DISCRETE("pexecname", SN_SC_PEXECNAME, NULL, "parent application name", SN_RENDER_STR)
-#define F_LATENCY NUMERIC("latency", SN_SC_LATENCY, "latency", "time")
+#define F_PSARGS                                                                                   \
+    DISCRETE("psargs", SN_SC_PSARGS, parse_psargs, "process arguments", SN_RENDER_PSARGS)
+#define F_LATENCY   NUMERIC("latency", SN_SC_LATENCY, "latency", "time")
+#define F_SUBSECOND NUMERIC("subsecond", SN_SC_SUBSECOND, "subsecond offset", "subsecond")
+#define F_RADDR                                                                                    \
+    {                                                                                              \
+        {"raddr", SN_FIELD_ADDR, SN_SC_TEXT, NULL, NULL}, "remote IP address", "string",           \
+            SN_RENDER_ADDR                                                                         \
+    }
+#define F_RPORT DISCRETE("rport", SN_SC_RPORT, parse_int, "remote TCP port", SN_RENDER_INT)
+#define F_LPORT DISCRETE("lport", SN_SC_LPORT, parse_int, "local TCP port", SN_RENDER_INT)
+#define F_NIC   DISCRETE("nic", SN_SC_DEVICE, NULL, "NIC name", SN_RENDER_STR)
+#define F_DIRECTION                                                                                \
+    DISCRETE("direction", SN_SC_OPTYPE, parse_dir, "direction (in or out)", SN_RENDER_DIR)
 
 static const struct sn_catalog_field syscall_fields[] = {
     F_HOSTNAME,
     F_CONTAINER,
     F_PID,
     F_EXECNAME,
+    F_PSARGS,
     F_PPID,
     F_PEXECNAME,
     DISCRETE("syscall", SN_SC_SYSCALL, parse_syscall, "system call", SN_RENDER_SYSCALL),
     DISCRETE("errno", SN_SC_ERRNO, parse_errno, "error code", SN_RENDER_ERRNO),
+    F_SUBSECOND,
     F_LATENCY,
 };
 
 static const struct sn_catalog_field exec_fields[] = {
-    F_HOSTNAME, F_CONTAINER, F_EXECNAME, F_PID, F_PPID, F_PEXECNAME,
+    F_HOSTNAME, F_CONTAINER, F_EXECNAME, F_SUBSECOND, F_PSARGS, F_PPID, F_PEXECNAME, F_PID,
 };
 
 static const struct sn_catalog_field fork_fields[] = {
-    F_HOSTNAME, F_CONTAINER, F_EXECNAME, F_PPID, F_PID,
+    F_HOSTNAME, F_CONTAINER, F_EXECNAME, F_SUBSECOND, F_PSARGS, F_PPID, F_PID,
 };
 
 static const struct sn_catalog_field exit_fields[] = {
-    F_HOSTNAME,
-    F_CONTAINER,
-    F_EXECNAME,
-    F_PID,
-    F_PPID,
-    F_PEXECNAME,
-    NUMERIC("walltime", SN_SC_WALLTIME, "wall time", "time"),
+    F_HOSTNAME,  F_CONTAINER, F_EXECNAME,
+    F_SUBSECOND, F_PSARGS,    F_PPID,
+    F_PEXECNAME, F_PID,       NUMERIC("walltime", SN_SC_WALLTIME, "wall time", "time"),
 };
 
 static const struct sn_catalog_field disk_fields[] = {
     F_HOSTNAME,
-    DISCRETE("disk", SN_SC_DISK, NULL, "device name", SN_RENDER_STR),
+    DISCRETE("disk", SN_SC_DEVICE, NULL, "device name", SN_RENDER_STR),
     DISCRETE("optype", SN_SC_OPTYPE, parse_optype, "operation type", SN_RENDER_OPTYPE),
     F_LATENCY,
     NUMERIC("size", SN_SC_SIZE, "size", "size"),
@@ -149,19 +218,126 @@ static const struct sn_catalog_field runq_fields[] = {
     NUMERIC("waittime", SN_SC_LATENCY, "time waiting for a CPU", "time"),
 };
 
+static const struct sn_catalog_field fs_fields[] = {
+    F_HOSTNAME,
+    F_CONTAINER,
+    F_PID,
+    F_EXECNAME,
+    F_PSARGS,
+    F_PPID,
+    F_PEXECNAME,
+    DISCRETE("fstype", SN_SC_TEXT, NULL, "file system type", SN_RENDER_STR),
+    DISCRETE("optype", SN_SC_OPTYPE, parse_fsop, "operation type", SN_RENDER_FSOP),
+    F_SUBSECOND,
+    F_LATENCY,
+    NUMERIC("size", SN_SC_SIZE, "size", "size"),
+    NUMERIC("offset", SN_SC_OFFSET, "offset", "size"),
+};
+
+static const struct sn_catalog_field accept_fields[] = {
+    F_HOSTNAME, F_CONTAINER, F_RADDR, F_RPORT, F_LPORT, F_SUBSECOND, F_LATENCY,
+};
+
+static const struct sn_catalog_field connect_fields[] = {
+    F_HOSTNAME,  F_CONTAINER, F_PID,   F_EXECNAME, F_PSARGS,    F_PPID,
+    F_PEXECNAME, F_RADDR,     F_RPORT, F_LPORT,    F_SUBSECOND, F_LATENCY,
+};
+
+static const struct sn_catalog_field retrans_fields[] = {
+    F_HOSTNAME, F_CONTAINER, F_RADDR, F_RPORT, F_LPORT,
+};
+
+static const struct sn_catalog_field texec_fields[] = {
+    F_HOSTNAME,
+    F_CONTAINER,
+    F_PID,
+    F_EXECNAME,
+    F_PSARGS,
+    F_PPID,
+    F_PEXECNAME,
+    DISCRETE("leavereason", SN_SC_OPTYPE, parse_leave, "reason leaving CPU", SN_RENDER_LEAVE),
+    F_SUBSECOND,
+    NUMERIC("runtime", SN_SC_LATENCY, "time on CPU", "time"),
+};
+
+static const struct sn_catalog_field tsample_fields[] = {
+    F_HOSTNAME, F_CONTAINER, F_PID, F_EXECNAME, F_PSARGS, F_PPID, F_PEXECNAME, F_SUBSECOND,
+};
+
+static const struct sn_catalog_field pg_fields[] = {
+    F_HOSTNAME,  F_CONTAINER,
+    F_PID,       F_EXECNAME,
+    F_PSARGS,    DISCRETE("querysubstr", SN_SC_TEXT, NULL, "query (first 15 bytes)", SN_RENDER_STR),
+    F_SUBSECOND, F_LATENCY,
+};
+
+/* path, provider and probe say which probes to attach (agent/inst.c): the predicate must fix
+ * each with eq, and they fold to true once attached. */
+static const struct sn_catalog_field usdt_fields[] = {
+    F_HOSTNAME,
+    F_CONTAINER,
+    F_PID,
+    F_EXECNAME,
+    F_PSARGS,
+    DISCRETE("path", SN_NO_FIELD, NULL, "binary or library", SN_RENDER_HOST),
+    DISCRETE("provider", SN_NO_FIELD, NULL, "USDT provider", SN_RENDER_HOST),
+    DISCRETE("probe", SN_NO_FIELD, NULL, "USDT probe pair (NAME__start, NAME__done)",
+             SN_RENDER_HOST),
+    NUMERIC("arg0", SN_SC_ARG0, "first argument of the start probe", "number"),
+    F_SUBSECOND,
+    F_LATENCY,
+};
+
+static const struct sn_catalog_field usage_fields[] = {
+    F_HOSTNAME,
+    F_CONTAINER,
+    DISCRETE("cpumode", SN_SC_OPTYPE, parse_cpumode, "CPU mode", SN_RENDER_CPUMODE),
+};
+
+static const struct sn_catalog_field mem_fields[] = {F_HOSTNAME, F_CONTAINER};
+
+static const struct sn_catalog_field nic_fields[] = {F_HOSTNAME, F_NIC, F_DIRECTION};
+
+#define FIELDS(a) a, sizeof(a) / sizeof(a[0])
 static const struct sn_metric_def metrics[] = {
     {"syscall", "System calls", "syscalls", "system calls", "syscalls", false, SN_METRIC_SYSCALLS,
-     syscall_fields, sizeof(syscall_fields) / sizeof(syscall_fields[0])},
+     FIELDS(syscall_fields)},
     {"unix", "OS", "proc_execs", "processes executed", "processes", false, SN_METRIC_PROC_EXECS,
-     exec_fields, sizeof(exec_fields) / sizeof(exec_fields[0])},
+     FIELDS(exec_fields)},
     {"unix", "OS", "proc_forks", "processes created", "processes", false, SN_METRIC_PROC_FORKS,
-     fork_fields, sizeof(fork_fields) / sizeof(fork_fields[0])},
+     FIELDS(fork_fields)},
     {"unix", "OS", "proc_exits", "processes exited", "processes", false, SN_METRIC_PROC_EXITS,
-     exit_fields, sizeof(exit_fields) / sizeof(exit_fields[0])},
+     FIELDS(exit_fields)},
     {"disk", "Disk", "physio_ops", "I/O operations", "operations", false, SN_METRIC_DISK_OPS,
-     disk_fields, sizeof(disk_fields) / sizeof(disk_fields[0])},
+     FIELDS(disk_fields)},
     {"cpu", "CPU", "runqueue", "runnable threads waiting", "threads", false, SN_METRIC_RUNQUEUE,
-     runq_fields, sizeof(runq_fields) / sizeof(runq_fields[0])},
+     FIELDS(runq_fields)},
+    {"fs", "Filesystem", "logical_ops", "logical filesystem operations", "operations", false,
+     SN_METRIC_FS_OPS, FIELDS(fs_fields)},
+    {"tcp", "TCP", "accepts", "connections accepted", "connections", false, SN_METRIC_TCP_ACCEPTS,
+     FIELDS(accept_fields)},
+    {"tcp", "TCP", "connects", "connections opened", "connections", false, SN_METRIC_TCP_CONNECTS,
+     FIELDS(connect_fields)},
+    {"tcp", "TCP", "retransmits", "segments retransmitted", "segments", false,
+     SN_METRIC_TCP_RETRANS, FIELDS(retrans_fields)},
+    {"cpu", "CPU", "thread_executions", "thread executions", "operations", false,
+     SN_METRIC_THREAD_EXECS, FIELDS(texec_fields)},
+    {"cpu", "CPU", "thread_samples", "thread samples", "samples", false, SN_METRIC_THREAD_SAMPLES,
+     FIELDS(tsample_fields)},
+    {"postgres", "Postgres", "queries", "queries", "queries", false, SN_METRIC_PG_QUERIES,
+     FIELDS(pg_fields)},
+    {"usdt", "USDT", "probes", "USDT probe pairs", "operations", false, SN_METRIC_USDT,
+     FIELDS(usdt_fields)},
+    {"cpu", "CPU", "usage", "aggregated CPU usage", "percent of 1 CPU", true, SN_METRIC_CPU_USAGE,
+     FIELDS(usage_fields)},
+    {"memory", "Memory", "rss", "resident set size", "bytes", true, SN_METRIC_MEM_RSS,
+     FIELDS(mem_fields)},
+    {"memory", "Memory", "pageins", "pages paged in", "pages", false, SN_METRIC_MEM_PAGEINS,
+     FIELDS(mem_fields)},
+    {"nic", "Network interface", "bytes", "bytes sent and received", "bytes", false,
+     SN_METRIC_NIC_BYTES, FIELDS(nic_fields)},
+    {"nic", "Network interface", "packets", "packets sent and received", "packets", false,
+     SN_METRIC_NIC_PACKETS, FIELDS(nic_fields)},
 };
 
 const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat)

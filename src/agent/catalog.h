@@ -22,6 +22,12 @@ enum sn_render {
     SN_RENDER_CGROUP,  /* a cgroup v2 path */
     SN_RENDER_HOST,    /* the host's name: a constant, not read in the kernel */
     SN_RENDER_OPTYPE,  /* a block operation: "read", "write", "flush", ... */
+    SN_RENDER_FSOP,    /* a file-system operation: "read", "open", "getattr", ... */
+    SN_RENDER_LEAVE,   /* why a thread left the CPU: "preempted", "sleeping", ... */
+    SN_RENDER_CPUMODE, /* "user", "kernel" */
+    SN_RENDER_DIR,     /* "in", "out" */
+    SN_RENDER_ADDR,    /* an IP address (16 bytes) */
+    SN_RENDER_PSARGS,  /* a process's arguments, by the hash the kernel keys them by */
 };
 
 struct sn_catalog_field {
@@ -45,8 +51,13 @@ struct sn_metric_def {
 const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat);
 /* The metric's field called name, or NULL. */
 const struct sn_catalog_field *sn_catalog_field(const struct sn_metric_def *m, const char *name);
-/* The name of block operation op ("read", "write", ...), or NULL. */
-const char *sn_block_op_name(int64_t op);
+/* The hash psargs are keyed and compared by (FNV-1a 64 of the text without trailing spaces,
+ * at most SN_PSARGS_LEN - 1 bytes), the same as the kernel's. */
+uint64_t sn_psargs_hash(const char *text);
+
+/* The name of enumeration value v of a field rendered as r (SN_RENDER_FSOP, _LEAVE, _CPUMODE,
+ * _DIR, _OPTYPE), or NULL. */
+const char *sn_enum_name(enum sn_render r, int64_t v);
 
 /* All metrics: *n receives the count. */
 const struct sn_metric_def *sn_catalog_all(size_t *n);

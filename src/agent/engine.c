@@ -6,21 +6,29 @@
  * reads a half-written slot. A metric's links exist only while its list is non-empty.
  */
 #include <errno.h>
+#include <glob.h>
+#include <linux/perf_event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "agent/engine.h"
+#include "agent/names.h"
+#include "agent/sampled.h"
 #include "core/hist_bucket.h"
 #include "core/log.h"
 #include "probes.skel.h"
 
 #define MAX_PROGS 4 /* programs per metric */
+#define MAX_PG    4 /* PostgreSQL installations attached at once */
+#define SAMPLE_HZ 99
 
 struct sn_engine {
     struct probes_bpf *sc; /* every probe, loaded once */
@@ -31,6 +39,13 @@ struct sn_engine {
     bool in_array[SN_MAX_SLOTS]; /* counts in hist_arr, not agg */
     uint32_t needs_of[SN_MAX_SLOTS];
     struct sn_metric_slots lists[SN_NMETRICS];
+    struct sn_slot_spec specs[SN_MAX_SLOTS]; /* sampled and usdt slots need theirs later */
+    struct bpf_link **perf_links;            /* thread_samples: one per CPU */
+    int *perf_fds;
+    struct bpf_link *pg_links[MAX_PG * 2];        /* postgres.queries */
+    struct bpf_link *usdt_links[SN_MAX_SLOTS][2]; /* usdt.probes: each slot its pair */
+    struct sn_sampler *sampler;                   /* sampled metrics */
+    bool sampler_primed;
     int ncpu;
     struct sn_agg_key *keys; /* drain scratch: SN_AGG_ENTRIES keys */
     uint64_t *values;        /* drain scratch: ncpu values */
@@ -50,6 +65,87 @@ __attribute__((format(printf, 2, 0))) static int print_libbpf(enum libbpf_print_
     msg[strcspn(msg, "\n")] = '\0';
     sn_log(lvl == LIBBPF_WARN ? SN_LOG_WARN : SN_LOG_DEBUG, "bpf", "%s", msg);
     return 0;
+}
+
+static bool is_sampled(uint32_t metric)
+{
+    return metric >= SN_METRIC_SAMPLED_FIRST && metric < SN_NMETRICS;
+}
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC, for the kernel's subsecond field */
+static void set_wall_offset(struct sn_engine *e)
+{
+    struct timespec r, m;
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    e->sc->bss->wall_off = ((int64_t)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+}
+
+/* fs.logical_ops: which system calls are file-system operations, and where their file is */
+static void fill_fs_syscalls(struct sn_engine *e)
+{
+    static const struct {
+        const char *name;
+        struct sn_fs_sys fs;
+    } t[] = {
+        {"read", {SN_FS_READ, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"pread64", {SN_FS_READ, SN_FSH_FD, 0, 3}},
+        {"readv", {SN_FS_READ, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"preadv", {SN_FS_READ, SN_FSH_FD, 0, 3}},
+        {"preadv2", {SN_FS_READ, SN_FSH_FD, 0, 3}},
+        {"write", {SN_FS_WRITE, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"pwrite64", {SN_FS_WRITE, SN_FSH_FD, 0, 3}},
+        {"writev", {SN_FS_WRITE, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"pwritev", {SN_FS_WRITE, SN_FSH_FD, 0, 3}},
+        {"pwritev2", {SN_FS_WRITE, SN_FSH_FD, 0, 3}},
+        {"open", {SN_FS_OPEN, SN_FSH_RETFD, 0, SN_FS_NOARG}},
+        {"openat", {SN_FS_OPEN, SN_FSH_RETFD, 0, SN_FS_NOARG}},
+        {"openat2", {SN_FS_OPEN, SN_FSH_RETFD, 0, SN_FS_NOARG}},
+        {"creat", {SN_FS_OPEN, SN_FSH_RETFD, 0, SN_FS_NOARG}},
+        {"close", {SN_FS_CLOSE, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"fstat", {SN_FS_GETATTR, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"stat", {SN_FS_GETATTR, SN_FSH_STAT, 1, SN_FS_NOARG}},
+        {"lstat", {SN_FS_GETATTR, SN_FSH_STAT, 1, SN_FS_NOARG}},
+        {"newfstatat", {SN_FS_GETATTR, SN_FSH_STAT, 2, SN_FS_NOARG}},
+        {"statx", {SN_FS_GETATTR, SN_FSH_STATX, 4, SN_FS_NOARG}},
+        {"fsync", {SN_FS_FSYNC, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"fdatasync", {SN_FS_FSYNC, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"lseek", {SN_FS_SEEK, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"getdents", {SN_FS_READDIR, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"getdents64", {SN_FS_READDIR, SN_FSH_FD, 0, SN_FS_NOARG}},
+        {"ioctl", {SN_FS_IOCTL, SN_FSH_FD, 0, SN_FS_NOARG}},
+    };
+    int fd = bpf_map__fd(e->sc->maps.fs_sys);
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        int64_t nr = sn_syscall_number(t[i].name);
+        uint32_t k = (uint32_t)nr;
+        if (nr >= 0 && nr < SN_FS_SYSCALLS)
+            bpf_map_update_elem(fd, &k, &t[i].fs, BPF_ANY);
+    }
+}
+
+/* fs_devs from /proc/self/mountinfo ("id parent maj:min root mnt opts ... - fstype ..."):
+ * the file-system type of operations by path, found by the device their stat reports */
+static void refresh_fs_devs(struct sn_engine *e)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    int fd = bpf_map__fd(e->sc->maps.fs_devs);
+    char line[4096];
+
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned ma, mi;
+        char name[SN_KEYLEN + 1] = {0}, val[SN_KEYLEN] = {0};
+        const char *dash = strstr(line, " - ");
+        if (!dash || sscanf(line, "%*s %*s %u:%u", &ma, &mi) != 2 ||
+            sscanf(dash, " - %16s", name) != 1)
+            continue;
+        uint32_t dev = ma << 20 | (mi & 0xfffff);
+        memcpy(val, name, strnlen(name, SN_KEYLEN - 1));
+        bpf_map_update_elem(fd, &dev, val, BPF_ANY);
+    }
+    if (f)
+        fclose(f);
 }
 
 int sn_engine_open(struct sn_engine **out)
@@ -82,12 +178,24 @@ int sn_engine_open(struct sn_engine **out)
     rc = probes_bpf__load(e->sc);
     if (rc < 0)
         goto err_destroy;
+    e->perf_links = calloc((size_t)e->ncpu, sizeof(*e->perf_links));
+    e->perf_fds = malloc((size_t)e->ncpu * sizeof(*e->perf_fds));
+    if (!e->perf_links || !e->perf_fds || sn_sampler_open(&e->sampler) < 0) {
+        rc = -ENOMEM;
+        goto err_destroy;
+    }
+    for (int c = 0; c < e->ncpu; c++)
+        e->perf_fds[c] = -1;
+    set_wall_offset(e);
+    fill_fs_syscalls(e);
     *out = e;
     return 0;
 
 err_destroy:
     probes_bpf__destroy(e->sc);
 err_free:
+    free(e->perf_links);
+    free(e->perf_fds);
     free(e->keys);
     free(e->values);
     free(e->arr_keys);
@@ -102,7 +210,13 @@ void sn_engine_close(struct sn_engine *e)
         return;
     for (uint32_t m = 0; m < SN_NMETRICS; m++)
         detach(e, m);
+    for (int sl = 0; sl < SN_MAX_SLOTS; sl++)
+        for (int i = 0; i < 2; i++)
+            bpf_link__destroy(e->usdt_links[sl][i]);
     probes_bpf__destroy(e->sc);
+    sn_sampler_close(e->sampler);
+    free(e->perf_links);
+    free(e->perf_fds);
     free(e->keys);
     free(e->values);
     free(e->arr_keys);
@@ -147,6 +261,33 @@ static int metric_progs(const struct sn_engine *e, uint32_t metric, struct bpf_p
         p[1] = e->sc->progs.runq_wakeup_new;
         p[2] = e->sc->progs.runq_switch;
         return 3;
+    case SN_METRIC_FS_OPS:
+        p[0] = e->sc->progs.fs_enter;
+        p[1] = e->sc->progs.fs_exit;
+        return 2;
+    case SN_METRIC_TCP_ACCEPTS:
+        p[0] = e->sc->progs.tcp_accept_state;
+        return 1;
+    case SN_METRIC_TCP_CONNECTS:
+        p[0] = e->sc->progs.tcp_connect_state;
+        return 1;
+    case SN_METRIC_TCP_RETRANS:
+        p[0] = e->sc->progs.tcp_retransmit;
+        return 1;
+    case SN_METRIC_THREAD_EXECS:
+        p[0] = e->sc->progs.texec_switch;
+        return 1;
+    case SN_METRIC_THREAD_SAMPLES:
+        p[0] = e->sc->progs.thread_sample;
+        return 1;
+    case SN_METRIC_PG_QUERIES:
+        p[0] = e->sc->progs.pg_query_start;
+        p[1] = e->sc->progs.pg_query_done;
+        return 2;
+    case SN_METRIC_USDT:
+        p[0] = e->sc->progs.usdt_start;
+        p[1] = e->sc->progs.usdt_done;
+        return 2;
     default:
         return 0;
     }
@@ -158,7 +299,99 @@ static void detach(struct sn_engine *e, uint32_t metric)
         bpf_link__destroy(e->links[metric][i]);
         e->links[metric][i] = NULL;
     }
+    if (metric == SN_METRIC_THREAD_SAMPLES)
+        for (int c = 0; c < e->ncpu; c++) {
+            bpf_link__destroy(e->perf_links[c]);
+            e->perf_links[c] = NULL;
+            if (e->perf_fds[c] >= 0)
+                close(e->perf_fds[c]);
+            e->perf_fds[c] = -1;
+        }
+    if (metric == SN_METRIC_PG_QUERIES)
+        for (int i = 0; i < MAX_PG * 2; i++) {
+            bpf_link__destroy(e->pg_links[i]);
+            e->pg_links[i] = NULL;
+        }
     e->attached[metric] = false;
+}
+
+/* cpu.thread_samples: a 99 Hz CPU-clock perf event on each online CPU, the program on each */
+static int attach_samples(struct sn_engine *e)
+{
+    struct perf_event_attr attr = {
+        .type = PERF_TYPE_SOFTWARE,
+        .size = sizeof(attr),
+        .config = PERF_COUNT_SW_CPU_CLOCK,
+        .sample_freq = SAMPLE_HZ,
+        .freq = 1,
+    };
+    int n = 0;
+
+    for (int c = 0; c < e->ncpu; c++) {
+        int fd = (int)syscall(SYS_perf_event_open, &attr, -1, c, -1, PERF_FLAG_FD_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENODEV) /* offline */
+                continue;
+            return -errno;
+        }
+        e->perf_fds[c] = fd;
+        e->perf_links[c] = bpf_program__attach_perf_event(e->sc->progs.thread_sample, fd);
+        if (!e->perf_links[c])
+            return -errno ? -errno : -EINVAL;
+        n++;
+    }
+    return n ? 0 : -ENODEV;
+}
+
+/* postgres.queries: query__start/query__done of every installed PostgreSQL server, in every
+ * process running it (pid -1) */
+static int attach_postgres(struct sn_engine *e)
+{
+    glob_t g;
+    int n = 0, rc = -ENOENT;
+
+    if (glob("/usr/lib/postgresql/*/bin/postgres", 0, NULL, &g) != 0)
+        return -ENOENT;
+    for (size_t i = 0; i < g.gl_pathc && n < MAX_PG; i++) {
+        struct bpf_link *a = bpf_program__attach_usdt(
+            e->sc->progs.pg_query_start, -1, g.gl_pathv[i], "postgresql", "query__start", NULL);
+        struct bpf_link *b =
+            a ? bpf_program__attach_usdt(e->sc->progs.pg_query_done, -1, g.gl_pathv[i],
+                                         "postgresql", "query__done", NULL)
+              : NULL;
+        if (!a || !b) {
+            rc = -errno ? -errno : -EINVAL;
+            sn_log(SN_LOG_WARN, "agent", "postgres.queries: cannot attach to %s: %s", g.gl_pathv[i],
+                   strerror(-rc));
+            bpf_link__destroy(a);
+            continue;
+        }
+        e->pg_links[n * 2] = a;
+        e->pg_links[n * 2 + 1] = b;
+        n++;
+    }
+    globfree(&g);
+    return n ? 0 : rc;
+}
+
+/* usdt.probes: this slot's own probe pair, its slot number as the cookie */
+static int attach_usdt(struct sn_engine *e, uint32_t s, const struct sn_slot_spec *spec)
+{
+    LIBBPF_OPTS(bpf_usdt_opts, opts, .usdt_cookie = s);
+    e->usdt_links[s][0] = bpf_program__attach_usdt(e->sc->progs.usdt_start, -1, spec->usdt.path,
+                                                   spec->usdt.provider, spec->usdt.start, &opts);
+    if (e->usdt_links[s][0])
+        e->usdt_links[s][1] = bpf_program__attach_usdt(e->sc->progs.usdt_done, -1, spec->usdt.path,
+                                                       spec->usdt.provider, spec->usdt.done, &opts);
+    if (!e->usdt_links[s][0] || !e->usdt_links[s][1]) {
+        int rc = -errno ? -errno : -EINVAL;
+        for (int i = 0; i < 2; i++) {
+            bpf_link__destroy(e->usdt_links[s][i]);
+            e->usdt_links[s][i] = NULL;
+        }
+        return rc;
+    }
+    return 0;
 }
 
 /* Attaches the metric's programs, all or none. */
@@ -167,8 +400,19 @@ static int attach(struct sn_engine *e, uint32_t metric)
     struct bpf_program *p[MAX_PROGS];
     int n = metric_progs(e, metric, p);
 
-    if (e->attached[metric])
+    if (e->attached[metric] || is_sampled(metric) || metric == SN_METRIC_USDT)
         return 0;
+    if (metric == SN_METRIC_THREAD_SAMPLES || metric == SN_METRIC_PG_QUERIES) {
+        int rc = metric == SN_METRIC_PG_QUERIES ? attach_postgres(e) : attach_samples(e);
+        if (rc < 0) {
+            detach(e, metric);
+            return rc;
+        }
+        e->attached[metric] = true;
+        return 0;
+    }
+    if (metric == SN_METRIC_FS_OPS)
+        refresh_fs_devs(e);
     for (int i = 0; i < n; i++) {
         e->links[metric][i] = bpf_program__attach(p[i]);
         if (!e->links[metric][i]) {
@@ -210,10 +454,15 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
     e->in_array[s] =
         s < SN_ARRAY_SLOTS && spec->key_field == SN_NO_FIELD && spec->num_field != SN_NO_FIELD;
     e->needs_of[s] = spec->needs;
+    e->specs[s] = *spec;
     l->slot[l->n++] = (uint8_t)s;
     rc = write_list(e, spec->metric);
     if (rc == 0)
         rc = attach(e, spec->metric);
+    if (rc == 0 && spec->metric == SN_METRIC_USDT)
+        rc = attach_usdt(e, s, spec);
+    if (rc == 0 && is_sampled(spec->metric) && l->n == 1) /* a first reading to differ from */
+        rc = sn_sampler_read(e->sampler, 1ull << spec->metric);
     if (rc < 0) {
         sn_engine_disable(e, (int)s);
         return rc;
@@ -239,11 +488,26 @@ int sn_engine_disable(struct sn_engine *e, int slot)
         }
     }
     write_list(e, m);
+    for (int i = 0; i < 2; i++) {
+        bpf_link__destroy(e->usdt_links[s][i]);
+        e->usdt_links[s][i] = NULL;
+    }
     if (l->n == 0)
         detach(e, m);
     bpf_map_update_elem(bpf_map__fd(e->sc->maps.slots), &s, &empty, BPF_ANY);
     e->used[s] = false;
     return 0;
+}
+
+bool sn_engine_psargs(const struct sn_engine *e, uint64_t hash, char *out, size_t len)
+{
+    char text[SN_PSARGS_LEN];
+
+    if (bpf_map_lookup_elem(bpf_map__fd(e->sc->maps.psargs_text), &hash, text) != 0)
+        return false;
+    text[SN_PSARGS_LEN - 1] = '\0';
+    snprintf(out, len, "%s", text);
+    return true;
 }
 
 bool sn_engine_attached(const struct sn_engine *e, uint32_t metric)
@@ -312,6 +576,26 @@ static uint32_t drain_array(struct sn_engine *e, uint32_t s, uint32_t g, sn_cell
     return cells;
 }
 
+/* The sampled metrics' slots: one reading for all, then each slot's cells. */
+static uint32_t collect_sampled(struct sn_engine *e, sn_cell_fn fn, void *arg)
+{
+    uint64_t mask = 0;
+    uint32_t n = 0;
+
+    for (uint32_t m = SN_METRIC_SAMPLED_FIRST; m < SN_NMETRICS; m++)
+        if (e->lists[m].n)
+            mask |= 1ull << m;
+    if (!mask || sn_sampler_read(e->sampler, mask) < 0)
+        return 0;
+    for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
+        int c;
+        if (e->used[s] && is_sampled(e->metric_of[s]) &&
+            (c = sn_sampler_cells(e->sampler, (int)s, &e->specs[s], fn, arg)) > 0)
+            n += (uint32_t)c;
+    }
+    return n;
+}
+
 int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_slot_drops *drops)
 {
     int agg = bpf_map__fd(e->sc->maps.agg), nk = bpf_map__fd(e->sc->maps.nkeys);
@@ -352,6 +636,10 @@ int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_s
     for (uint32_t s = 0; s < SN_ARRAY_SLOTS; s++)
         if (e->used[s] && e->in_array[s])
             nkeys += drain_array(e, s, old, fn, arg);
+    nkeys += collect_sampled(e, fn, arg);
+    set_wall_offset(e);
+    if (e->attached[SN_METRIC_FS_OPS])
+        refresh_fs_devs(e);
     for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
         uint32_t idx = s * 2 + old;
         if (!e->used[s])

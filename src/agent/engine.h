@@ -10,6 +10,7 @@
 #define SN_AGENT_ENGINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bpf/engine.h"
@@ -24,6 +25,11 @@ struct sn_slot_spec {
     uint8_t num_field;   /* numeric decomposition field, or SN_NO_FIELD */
     uint32_t key_cap;    /* distinct keys per second before counts go to "other" */
     uint32_t needs;      /* bit per event field the predicate or decomposition reads */
+    struct {             /* usdt.probes: the probe pair this instrumentation attaches */
+        char path[256];  /* the binary or library */
+        char provider[64];
+        char start[64], done[64]; /* probe names, e.g. "work__start", "work__done" */
+    } usdt;
 };
 
 /* One aggregated cell of a drained generation. key is SN_KEYLEN bytes (zeros when the slot
@@ -61,6 +67,10 @@ bool sn_engine_attached(const struct sn_engine *e, uint32_t metric);
 /* The kernel ids of the metric's programs, for status and for checking attachment from the
  * kernel's side. Returns how many were written to ids (at most n). */
 int sn_engine_prog_ids(const struct sn_engine *e, uint32_t metric, uint32_t *ids, int n);
+
+/* The text of a process's arguments from the hash the kernel keys psargs by (the kernel keeps
+ * recent ones). False when it has been forgotten. */
+bool sn_engine_psargs(const struct sn_engine *e, uint64_t hash, char *out, size_t len);
 
 /* Flips the generation, waits out programs still writing the old one, and calls fn for each
  * cell of it, then clears it. drops (SN_MAX_SLOTS entries, may be NULL) receives the loss

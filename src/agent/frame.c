@@ -10,17 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "agent/cgroup.h"
 #include "agent/frame.h"
 #include "agent/names.h"
 #include "wire/frame.h"
-
-/* --- cgroup ids back to paths: a walk of /sys/fs/cgroup, remembered -------------------- */
-
-static struct {
-    uint64_t id;
-    char path[256];
-} cg_cache[64];
-static unsigned cg_next;
 
 /* Copies src into out[len], truncating (snprintf("%s") would warn of the truncation). */
 static void copy_str(char *out, size_t len, const char *src)
@@ -28,54 +21,6 @@ static void copy_str(char *out, size_t len, const char *src)
     size_t n = strnlen(src, len - 1);
     memcpy(out, src, n);
     out[n] = '\0';
-}
-
-static bool cg_walk(char *path, size_t len, size_t root, uint64_t id, int depth)
-{
-    DIR *d;
-    struct dirent *e;
-    bool found = false;
-
-    if (depth > 16 || !(d = opendir(path)))
-        return false;
-    while (!found && (e = readdir(d))) {
-        size_t at = strlen(path);
-        struct stat st;
-        if (e->d_type != DT_DIR || e->d_name[0] == '.')
-            continue;
-        if (at + 1 + strlen(e->d_name) >= len)
-            continue;
-        snprintf(path + at, len - at, "/%s", e->d_name);
-        if (stat(path, &st) == 0 && (uint64_t)st.st_ino == id)
-            found = true;
-        else
-            found = cg_walk(path, len, root, id, depth + 1);
-        if (!found)
-            path[at] = '\0';
-    }
-    closedir(d);
-    return found;
-}
-
-static void cgroup_path(uint64_t id, char *out, size_t len)
-{
-    char path[4096] = "/sys/fs/cgroup";
-    struct stat st;
-
-    for (unsigned i = 0; i < 64; i++)
-        if (cg_cache[i].id == id && cg_cache[i].path[0]) {
-            copy_str(out, len, cg_cache[i].path);
-            return;
-        }
-    if (stat(path, &st) == 0 && (uint64_t)st.st_ino == id)
-        snprintf(out, len, "/");
-    else if (cg_walk(path, sizeof(path), strlen(path), id, 0))
-        copy_str(out, len, path + strlen("/sys/fs/cgroup"));
-    else
-        snprintf(out, len, "cgroup:%" PRIu64, id); /* gone since: keep the id */
-    cg_cache[cg_next % 64].id = id;
-    copy_str(cg_cache[cg_next % 64].path, sizeof(cg_cache[0].path), out);
-    cg_next++;
 }
 
 /* name, or prefix and the number when there is no name */
@@ -87,8 +32,8 @@ static void name_or_number(char *out, size_t len, const char *name, const char *
         snprintf(out, len, "%s%" PRId64, prefix, v);
 }
 
-static void render(const struct sn_catalog_field *f, const struct sn_cell *c, const char *host,
-                   char *out, size_t len)
+static void render(const struct sn_frame *fr, const struct sn_catalog_field *f,
+                   const struct sn_cell *c, const char *host, char *out, size_t len)
 {
     int64_t v;
 
@@ -111,13 +56,24 @@ static void render(const struct sn_catalog_field *f, const struct sn_cell *c, co
         name_or_number(out, len, v ? sn_errno_name(v) : "0", "", v);
         break;
     case SN_RENDER_CGROUP:
-        cgroup_path((uint64_t)v, out, len);
+        sn_cgroup_path((uint64_t)v, out, len);
         break;
     case SN_RENDER_HOST:
         copy_str(out, len, host);
         break;
     case SN_RENDER_OPTYPE:
-        name_or_number(out, len, sn_block_op_name(v), "op_", v);
+    case SN_RENDER_FSOP:
+    case SN_RENDER_LEAVE:
+    case SN_RENDER_CPUMODE:
+    case SN_RENDER_DIR:
+        name_or_number(out, len, sn_enum_name(f->render, v), "op_", v);
+        break;
+    case SN_RENDER_ADDR:
+        sn_addr_format(c->key, out, len);
+        break;
+    case SN_RENDER_PSARGS:
+        if (!fr->engine || !sn_engine_psargs(fr->engine, (uint64_t)v, out, len))
+            snprintf(out, len, "psargs:%016" PRIx64, (uint64_t)v);
         break;
     }
 }
@@ -167,7 +123,7 @@ int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host)
     }
     char key[128];
     struct sn_frame_entry *e;
-    render(f->inst->key, c, host, key, sizeof(key));
+    render(f, f->inst->key, c, host, key, sizeof(key));
     e = entry(f, key);
     if (!e)
         return -ENOMEM;

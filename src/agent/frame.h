@@ -33,6 +33,7 @@ struct sn_frame {
     struct sn_frame_entry *entries;
     size_t n, cap;
     struct sn_slot_drops drops;
+    const struct sn_engine *engine; /* optional: renders psargs keys as text */
 };
 
 /* Starts an empty frame. Returns 0 or -ENOMEM. */

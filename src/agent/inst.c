@@ -56,6 +56,55 @@ static int decomposition(const json_t *d, const char **names, size_t max, size_t
     return 0;
 }
 
+/* usdt.probes: the eq leaves on path, provider and probe at the top of the predicate (itself,
+ * or the children of a top-level "and") name the probe pair to attach. */
+static int usdt_target(const json_t *pred, struct sn_slot_spec *spec, char *why, size_t whylen)
+{
+    const json_t *and = json_object_get(pred, "and");
+    size_t n = json_is_array(and) ? json_array_size(and) : 1;
+    const char *path = NULL, *provider = NULL, *probe = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        const json_t *leaf = json_is_array(and) ? json_array_get(and, i) : pred;
+        const json_t *eq = json_object_get(leaf, "eq");
+        const char *f = json_string_value(json_array_get(eq, 0));
+        const char *v = json_string_value(json_array_get(eq, 1));
+        if (!f || !v)
+            continue;
+        if (strcmp(f, "path") == 0)
+            path = v;
+        else if (strcmp(f, "provider") == 0)
+            provider = v;
+        else if (strcmp(f, "probe") == 0)
+            probe = v;
+    }
+    if (!path || !provider || !probe)
+        return fail(why, whylen,
+                    "value for field \"predicate\" is invalid: usdt.probes needs the predicate to "
+                    "fix \"path\", \"provider\" and \"probe\" with eq (at its top or in a "
+                    "top-level \"and\")");
+    if (path[0] != '/' || strlen(path) >= sizeof(spec->usdt.path) ||
+        strlen(provider) >= sizeof(spec->usdt.provider) ||
+        strlen(probe) + sizeof("__start") > sizeof(spec->usdt.start))
+        return fail(why, whylen,
+                    "value for field \"predicate\" is invalid: usdt path must be absolute and "
+                    "path, provider and probe not too long");
+    snprintf(spec->usdt.path, sizeof(spec->usdt.path), "%s", path);
+    snprintf(spec->usdt.provider, sizeof(spec->usdt.provider), "%s", provider);
+    snprintf(spec->usdt.start, sizeof(spec->usdt.start), "%s__start", probe);
+    snprintf(spec->usdt.done, sizeof(spec->usdt.done), "%s__done", probe);
+    return 0;
+}
+
+/* the probe field's value: the start probe's name without "__start" */
+static const char *probe_base(struct sn_slot_spec *spec)
+{
+    static _Thread_local char base[64];
+    size_t n = strlen(spec->usdt.start);
+    snprintf(base, sizeof(base), "%.*s", n > 7 ? (int)(n - 7) : 0, spec->usdt.start);
+    return base;
+}
+
 int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, uint32_t key_cap,
                       struct sn_inst *in, char *why, size_t whylen)
 {
@@ -131,10 +180,28 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
                         json_string_value(pred), jerr.text);
         pred = parsed;
     }
+    if (in->metric->metric == SN_METRIC_USDT) {
+        if (in->key && in->key->render == SN_RENDER_HOST && strcmp(in->key->def.name, "hostname"))
+            rc = fail(why, whylen,
+                      "value \"%.64s\" for field \"decomposition\" is invalid: fixed by the "
+                      "predicate",
+                      in->key->def.name);
+        else
+            rc = usdt_target(pred, &in->spec, why, whylen);
+        if (rc < 0) {
+            json_decref(parsed);
+            return rc;
+        }
+    }
     for (size_t i = 0; i < in->metric->nfields && i < 32; i++) {
+        const char *name = in->metric->fields[i].def.name;
         defs[i] = in->metric->fields[i].def;
-        if (in->metric->fields[i].render == SN_RENDER_HOST)
-            defs[i].constant = hostname;
+        if (in->metric->fields[i].render != SN_RENDER_HOST)
+            continue;
+        defs[i].constant = strcmp(name, "path") == 0       ? in->spec.usdt.path
+                           : strcmp(name, "provider") == 0 ? in->spec.usdt.provider
+                           : strcmp(name, "probe") == 0    ? probe_base(&in->spec)
+                                                           : hostname;
     }
     {
         json_t *empty = pred ? NULL : json_object();

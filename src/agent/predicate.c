@@ -6,6 +6,7 @@
  * syntax first (object, one key, known operator, array shapes), then fields and constant
  * types. The interpreter keeps its stack of results in the bits of a u64.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -53,6 +54,32 @@ static const struct sn_field_def *find_field(const struct compiler *c, const cha
         if (strcmp(c->fields[i].name, name) == 0)
             return &c->fields[i];
     return NULL;
+}
+
+bool sn_addr_parse(const char *text, char out[16])
+{
+    unsigned char v4[4];
+
+    if (inet_pton(AF_INET6, text, out) == 1)
+        return true;
+    if (inet_pton(AF_INET, text, v4) != 1)
+        return false;
+    memset(out, 0, 16);
+    out[10] = out[11] = (char)0xff;
+    memcpy(out + 12, v4, 4);
+    return true;
+}
+
+void sn_addr_format(const char in[16], char *out, size_t len)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char buf[INET6_ADDRSTRLEN];
+
+    if (memcmp(in, mapped, 12) == 0)
+        inet_ntop(AF_INET, in + 12, buf, sizeof(buf));
+    else
+        inet_ntop(AF_INET6, in, buf, sizeof(buf));
+    snprintf(out, len, "%s", buf);
 }
 
 static int compile_leaf(struct compiler *c, enum sn_pred_op op, const json_t *args)
@@ -112,6 +139,12 @@ static int compile_leaf(struct compiler *c, enum sn_pred_op op, const json_t *ar
             in.op = SN_PRED_LT; /* false: field 0's number is 0, never below INT64_MIN */
             in.field = 0;
             in.n = INT64_MIN;
+            return emit(c, in);
+        }
+        if (fd->kind == SN_FIELD_ADDR) {
+            if (!sn_addr_parse(s, in.s))
+                return fail(c, -EINVAL, "value \"%.64s\" is not a valid %s", s, fd->name);
+            in.is_str = 1;
             return emit(c, in);
         }
         if (fd->parse) { /* a name or id the kernel sees as a number */
@@ -204,7 +237,7 @@ bool sn_pred_eval(const struct sn_pred *p, const struct sn_event *ev)
         } else if (in->field >= SN_EVENT_MAXFIELDS || in->op > SN_PRED_GE) {
             return false;
         } else if (in->is_str) {
-            int cmp = strncmp(ev->str[in->field], in->s, SN_PRED_STRLEN - 1);
+            int cmp = memcmp(ev->str[in->field], in->s, SN_PRED_STRLEN);
             r = in->op == SN_PRED_EQ ? cmp == 0 : in->op == SN_PRED_NE ? cmp != 0 : false;
         } else {
             int64_t x = ev->num[in->field], k = in->n;

@@ -23,7 +23,11 @@
 
 #include "bpf/pred.h"
 
-enum sn_field_kind { SN_FIELD_DISCRETE, SN_FIELD_NUMERIC };
+enum sn_field_kind {
+    SN_FIELD_DISCRETE,
+    SN_FIELD_NUMERIC,
+    SN_FIELD_ADDR, /* discrete: an IP address, compared as 16 bytes (IPv4 mapped into IPv6) */
+};
 
 struct sn_field_def {
     const char *name;        /* CA name: "execname", "latency", ... */
@@ -38,7 +42,7 @@ struct sn_field_def {
 };
 
 /* An event as the interpreter sees it: each field's number and string (for discrete ones). */
-#define SN_EVENT_MAXFIELDS 16
+#define SN_EVENT_MAXFIELDS 32
 struct sn_event {
     int64_t num[SN_EVENT_MAXFIELDS];
     char str[SN_EVENT_MAXFIELDS][SN_PRED_STRLEN];
@@ -52,6 +56,12 @@ struct sn_event {
  */
 int sn_pred_compile(const json_t *p, const struct sn_field_def *fields, size_t nfields,
                     struct sn_pred *out, char *why, size_t whylen);
+
+/* An IP address's text (IPv4 dotted or IPv6) to the 16 bytes the kernel compares: IPv6 as
+ * is, IPv4 mapped (::ffff:a.b.c.d). False when text is neither. */
+bool sn_addr_parse(const char *text, char out[16]);
+/* The reverse: IPv4-mapped addresses print dotted, the rest as IPv6. */
+void sn_addr_format(const char in[16], char *out, size_t len);
 
 /* Runs the program on ev. A malformed program (never produced by sn_pred_compile) is false. */
 bool sn_pred_eval(const struct sn_pred *p, const struct sn_event *ev);

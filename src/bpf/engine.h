@@ -19,6 +19,7 @@
 #define SN_KEYLEN           16
 #define SN_NO_FIELD         0xff
 #define SN_AGG_ENTRIES      65536
+#define SN_PSARGS_LEN       128 /* bytes of a process's arguments kept (a power of 2) */
 
 /* Numeric decompositions without a key, in slots below SN_ARRAY_SLOTS, count into a per-CPU
  * array instead of the hash: hist_arr[(slot * 2 + gen) * SN_U64_ORDS + i], where i is 0 for
@@ -29,36 +30,108 @@
 #define SN_U64_ORD_FIRST (23042 + 128 * 90) /* ordinal of {10, 0} */
 
 /* Event record: numeric fields by id; the string fields are ids below SN_EV_NSTR and keep
- * their text in str[] (their num[] is unused). */
-#define SN_EV_NNUM 16
-#define SN_EV_NSTR 3
+ * their text in str[] (their num[] is unused). Strings are NUL padded to SN_KEYLEN bytes:
+ * predicates compare all 16 bytes at once. */
+#define SN_EV_NNUM 24
+#define SN_EV_NSTR 4
 
 enum sn_metric_id {
-    SN_METRIC_SYSCALLS = 0, /* syscall.syscalls */
-    SN_METRIC_PROC_EXECS,   /* unix.proc_execs */
-    SN_METRIC_PROC_FORKS,   /* unix.proc_forks */
-    SN_METRIC_PROC_EXITS,   /* unix.proc_exits */
-    SN_METRIC_DISK_OPS,     /* disk.physio_ops */
-    SN_METRIC_RUNQUEUE,     /* cpu.runqueue */
+    SN_METRIC_SYSCALLS = 0,   /* syscall.syscalls */
+    SN_METRIC_PROC_EXECS,     /* unix.proc_execs */
+    SN_METRIC_PROC_FORKS,     /* unix.proc_forks */
+    SN_METRIC_PROC_EXITS,     /* unix.proc_exits */
+    SN_METRIC_DISK_OPS,       /* disk.physio_ops */
+    SN_METRIC_RUNQUEUE,       /* cpu.runqueue */
+    SN_METRIC_FS_OPS,         /* fs.logical_ops */
+    SN_METRIC_TCP_ACCEPTS,    /* tcp.accepts */
+    SN_METRIC_TCP_CONNECTS,   /* tcp.connects */
+    SN_METRIC_TCP_RETRANS,    /* tcp.retransmits */
+    SN_METRIC_THREAD_EXECS,   /* cpu.thread_executions */
+    SN_METRIC_THREAD_SAMPLES, /* cpu.thread_samples */
+    SN_METRIC_PG_QUERIES,     /* postgres.queries */
+    SN_METRIC_USDT,           /* usdt.probes */
+    /* Sampled from /proc and cgroupfs once a second in user space (agent/sampled.h), not
+     * by BPF; their slots never reach the kernel. */
+    SN_METRIC_CPU_USAGE,   /* cpu.usage */
+    SN_METRIC_MEM_RSS,     /* memory.rss */
+    SN_METRIC_MEM_PAGEINS, /* memory.pageins */
+    SN_METRIC_NIC_BYTES,   /* nic.bytes */
+    SN_METRIC_NIC_PACKETS, /* nic.packets */
     SN_NMETRICS,
 };
+#define SN_METRIC_SAMPLED_FIRST SN_METRIC_CPU_USAGE
 
-/* Event fields, numbered the same for every metric (each metric fills the ones it has). */
-enum sn_syscall_field {
+/* Event fields, numbered the same for every metric (each metric fills the ones it has; a
+ * catalog field of another name may share an id when no metric has both). */
+enum sn_field_id {
     SN_SC_EXECNAME = 0, /* string: comm */
     SN_SC_PEXECNAME,    /* string: parent's comm */
-    SN_SC_DISK,         /* string: disk name (disk.physio_ops) */
+    SN_SC_DEVICE,       /* string: disk (disk.physio_ops) or interface (nic.*) name */
+    SN_SC_TEXT,         /* string: fstype, querysubstr, or raddr (16 bytes, IPv6 or mapped
+                           IPv4) */
     SN_SC_PID,
     SN_SC_PPID,
     SN_SC_SYSCALL,   /* number; names are resolved in user space */
     SN_SC_ERRNO,     /* 0 on success */
-    SN_SC_LATENCY,   /* ns */
+    SN_SC_LATENCY,   /* ns; also runtime, waittime */
     SN_SC_CONTAINER, /* cgroup v2 id */
     SN_SC_WALLTIME,  /* ns a process lived (proc_exits) */
-    SN_SC_OPTYPE,    /* the block request's operation, REQ_OP_* (disk.physio_ops) */
-    SN_SC_SIZE,      /* bytes (disk.physio_ops) */
-    SN_SC_OFFSET,    /* bytes from the start of the device (disk.physio_ops) */
+    SN_SC_OPTYPE,    /* an enumeration: block REQ_OP_*, fs operation, leavereason,
+                        cpumode, direction (by metric) */
+    SN_SC_SIZE,      /* bytes */
+    SN_SC_OFFSET,    /* bytes from the start of the device or file */
+    SN_SC_SUBSECOND, /* ms within the wall-clock second, 0..999 */
+    SN_SC_RPORT,     /* remote TCP port */
+    SN_SC_LPORT,     /* local TCP port */
+    SN_SC_CPUTIME,   /* ns on CPU */
+    SN_SC_PSARGS,    /* hash of the process's arguments (text in the psargs map) */
+    SN_SC_PPSARGS,   /* the same for its parent */
+    SN_SC_ARG0,      /* a USDT probe's first argument */
     SN_SC_NFIELDS,
+};
+
+/* cpumode and direction values (SN_SC_OPTYPE of cpu.usage and nic.*) */
+enum { SN_CPUMODE_USER = 0, SN_CPUMODE_KERNEL = 1 };
+enum { SN_DIR_IN = 0, SN_DIR_OUT = 1 };
+
+/* fs.logical_ops: the file-system operation each system call is (SN_SC_OPTYPE), and where
+ * its file comes from. User space fills fs_sys[syscall number] from names at load. */
+enum sn_fs_op {
+    SN_FS_NONE = 0,
+    SN_FS_READ,
+    SN_FS_WRITE,
+    SN_FS_OPEN,
+    SN_FS_CLOSE,
+    SN_FS_GETATTR, /* stat family */
+    SN_FS_FSYNC,
+    SN_FS_SEEK,
+    SN_FS_READDIR,
+    SN_FS_IOCTL,
+    SN_FS_NOPS,
+};
+enum sn_fs_how {
+    SN_FSH_FD = 0, /* the file is the fd in argument 0 */
+    SN_FSH_RETFD,  /* opens: the file is the fd returned */
+    SN_FSH_STAT,   /* by path: a struct stat filled at argument argi gives the device */
+    SN_FSH_STATX,  /* by path: a struct statx at argument argi */
+};
+#define SN_FS_SYSCALLS 512
+#define SN_FS_NOARG    0xff
+struct sn_fs_sys {
+    __u8 op;     /* enum sn_fs_op; SN_FS_NONE: not a file-system operation */
+    __u8 how;    /* enum sn_fs_how */
+    __u8 argi;   /* the stat buffer's argument (SN_FSH_STAT, SN_FSH_STATX) */
+    __u8 posarg; /* the explicit offset's argument (pread, pwrite), or SN_FS_NOARG: f_pos */
+};
+
+/* thread_executions' leavereason (SN_SC_OPTYPE) */
+enum {
+    SN_LEAVE_PREEMPTED = 0, /* still runnable */
+    SN_LEAVE_SLEEPING,      /* interruptible sleep */
+    SN_LEAVE_BLOCKED,       /* uninterruptible sleep (I/O, locks) */
+    SN_LEAVE_STOPPED,       /* stopped or traced */
+    SN_LEAVE_EXITED,
+    SN_LEAVE_OTHER,
 };
 
 struct sn_slot {

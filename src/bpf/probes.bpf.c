@@ -26,13 +26,15 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
 
 #include "bpf/engine.h"
 #include "core/hist_bucket.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-__u32 gen = 0; /* the generation being written; user space flips it */
+__u32 gen = 0;      /* the generation being written; user space flips it */
+__s64 wall_off = 0; /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by user space */
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -103,6 +105,36 @@ struct {
     __type(value, struct rq_start);
 } rq_started SEC(".maps");
 
+/* psargs: per-thread memo of the hash, and the text by hash for user space */
+struct psargs_memo {
+    __u64 mm, hash;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct psargs_memo);
+} psargs_memo SEC(".maps");
+
+struct psargs_buf {
+    char s[SN_PSARGS_LEN];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64);
+    __type(value, struct psargs_buf);
+} psargs_text SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct psargs_buf);
+} psargs_scratch SEC(".maps");
+
 struct event {
     __s64 num[SN_EV_NNUM];
     char str[SN_EV_NSTR][SN_KEYLEN];
@@ -116,15 +148,18 @@ struct {
     __type(value, struct event);
 } scratch SEC(".maps");
 
+/* Strings in events and predicates are NUL padded to 16 bytes: two 8-byte compares. */
 static __always_inline int str_eq(const char *a, const char *b)
 {
-    for (int i = 0; i < SN_PRED_STRLEN - 1; i++) {
-        if (a[i] != b[i])
-            return 0;
-        if (!a[i])
-            return 1;
-    }
-    return 1;
+    const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+    return x[0] == y[0] && x[1] == y[1];
+}
+
+/* Zeroes a 16-byte string slot before a read that does not pad. */
+static __always_inline void zero16(char *s)
+{
+    ((__u64 *)s)[0] = 0;
+    ((__u64 *)s)[1] = 0;
 }
 
 struct pred_run {
@@ -349,19 +384,98 @@ static __always_inline void run_slots(const struct sn_metric_slots *ms, const st
     }
 }
 
+/*
+ * The hash of the current process's arguments (psargs: argv joined by spaces, at most
+ * SN_PSARGS_LEN - 1 bytes, trailing spaces dropped; FNV-1a 64, the same as user space's
+ * sn_psargs_hash()), with the text left in psargs_text for user space to render. Computed
+ * once per thread and program image (the task's mm), then remembered in task storage.
+ * Global: the verifier checks its loop once.
+ */
+struct psargs_run {
+    struct psargs_buf *b;
+    __u32 len, last; /* bytes read; bytes up to the last non-space */
+    __u64 h;
+};
+
+/* bpf_loop() callbacks (checked once, not per byte): NULs between arguments become spaces,
+ * noting where the text ends; then FNV-1a over the text, clearing what follows it */
+static long psargs_space(__u32 i, void *arg)
+{
+    struct psargs_run *r = arg;
+    if (i >= r->len || i >= SN_PSARGS_LEN)
+        return 1;
+    if (r->b->s[i] == 0)
+        r->b->s[i] = ' ';
+    if (r->b->s[i] != ' ')
+        r->last = i + 1;
+    return 0;
+}
+
+static long psargs_hash(__u32 i, void *arg)
+{
+    struct psargs_run *r = arg;
+    if (i >= SN_PSARGS_LEN)
+        return 1;
+    if (i < r->last)
+        r->h = (r->h ^ (__u8)r->b->s[i]) * 1099511628211ULL;
+    else
+        r->b->s[i] = 0;
+    return 0;
+}
+
+__noinline __u64 cur_psargs(void)
+{
+    struct task_struct *t = bpf_get_current_task_btf();
+    struct psargs_memo *m;
+    struct psargs_buf *b;
+    struct psargs_run run = {.h = 14695981039346656037ULL};
+    __u64 mm, start, end, len, h;
+    __u32 zero = 0;
+
+    m = bpf_task_storage_get(&psargs_memo, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    b = bpf_map_lookup_elem(&psargs_scratch, &zero);
+    if (!m || !b)
+        return 0;
+    mm = (__u64)BPF_CORE_READ(t, mm);
+    if (mm && m->mm == mm)
+        return m->hash;
+    start = BPF_CORE_READ(t, mm, arg_start);
+    end = BPF_CORE_READ(t, mm, arg_end);
+    len = end > start ? end - start : 0;
+    if (len > SN_PSARGS_LEN - 1)
+        len = SN_PSARGS_LEN - 1;
+    __builtin_memset(b->s, 0, sizeof(b->s));
+    if (len == 0 || bpf_probe_read_user(b->s, len & (SN_PSARGS_LEN - 1), (void *)start) != 0)
+        return 0;
+    run.b = b;
+    run.len = (__u32)len;
+    bpf_loop(SN_PSARGS_LEN - 1, psargs_space, &run, 0);
+    bpf_loop(SN_PSARGS_LEN - 1, psargs_hash, &run, 0);
+    h = run.h;
+    m->mm = mm;
+    m->hash = h;
+    bpf_map_update_elem(&psargs_text, &h, b, BPF_ANY);
+    return h;
+}
+
 /* The fields of the current task that several metrics share, as far as needed. */
 static __always_inline void task_fields(struct event *ev, struct task_struct *task, __u32 needs)
 {
     if (needs & (1u << SN_SC_EXECNAME))
-        bpf_get_current_comm(ev->str[SN_SC_EXECNAME], SN_KEYLEN);
+        bpf_get_current_comm(ev->str[SN_SC_EXECNAME], SN_KEYLEN); /* NUL padded */
     if (needs & (1u << SN_SC_PEXECNAME))
-        BPF_CORE_READ_STR_INTO(&ev->str[SN_SC_PEXECNAME], task, real_parent, comm);
+        BPF_CORE_READ_INTO(&ev->str[SN_SC_PEXECNAME], task, real_parent, comm);
     if (needs & (1u << SN_SC_PID))
         ev->num[SN_SC_PID] = (__s64)(bpf_get_current_pid_tgid() >> 32);
     if (needs & (1u << SN_SC_PPID))
         ev->num[SN_SC_PPID] = BPF_CORE_READ(task, real_parent, tgid);
     if (needs & (1u << SN_SC_CONTAINER))
         ev->num[SN_SC_CONTAINER] = (__s64)bpf_get_current_cgroup_id();
+    if (needs & (1u << SN_SC_SUBSECOND))
+        ev->num[SN_SC_SUBSECOND] =
+            (__s64)(((bpf_ktime_get_ns() + wall_off) % 1000000000) / 1000000);
+    if (needs & (1u << SN_SC_PSARGS))
+        ev->num[SN_SC_PSARGS] = (__s64)cur_psargs();
 }
 
 SEC("tp_btf/sys_enter")
@@ -493,8 +607,10 @@ int BPF_PROG(block_complete, struct request *rq, blk_status_t error, unsigned in
         ev->num[SN_SC_SIZE] = (__s64)st->bytes;
         ev->num[SN_SC_OFFSET] = (__s64)(st->sector * 512);
         ev->num[SN_SC_OPTYPE] = st->op;
-        if (needs & (1u << SN_SC_DISK))
-            BPF_CORE_READ_STR_INTO(&ev->str[SN_SC_DISK], rq, q, disk, disk_name);
+        if (needs & (1u << SN_SC_DEVICE)) {
+            zero16(ev->str[SN_SC_DEVICE]);
+            BPF_CORE_READ_STR_INTO(&ev->str[SN_SC_DEVICE], rq, q, disk, disk_name);
+        }
         run_slots(ms, ev, SN_METRIC_DISK_OPS, gen & 1);
     }
     bpf_map_delete_elem(&rq_started, &key);
@@ -540,7 +656,7 @@ int BPF_PROG(runq_switch, bool preempt, struct task_struct *prev, struct task_st
         needs = ms->needs;
         ev->num[SN_SC_LATENCY] = (__s64)(now - *ts);
         if (needs & (1u << SN_SC_EXECNAME))
-            BPF_CORE_READ_STR_INTO(&ev->str[SN_SC_EXECNAME], next, comm);
+            BPF_CORE_READ_INTO(&ev->str[SN_SC_EXECNAME], next, comm);
         if (needs & (1u << SN_SC_PID))
             ev->num[SN_SC_PID] = BPF_CORE_READ(next, tgid);
         if (needs & (1u << SN_SC_CONTAINER))
@@ -548,5 +664,475 @@ int BPF_PROG(runq_switch, bool preempt, struct task_struct *prev, struct task_st
         run_slots(ms, ev, SN_METRIC_RUNQUEUE, gen & 1);
     }
     *ts = 0;
+    return 0;
+}
+
+/* --- fs.logical_ops ----------------------------------------------------------------------- */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, SN_FS_SYSCALLS);
+    __type(key, __u32);
+    __type(value, struct sn_fs_sys);
+} fs_sys SEC(".maps");
+
+/* device (the kernel's dev_t: major << 20 | minor) -> file-system type, from user space's
+ * reading of /proc/self/mountinfo, for operations by path */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u32);
+    __type(value, char[SN_KEYLEN]);
+} fs_devs SEC(".maps");
+
+struct fs_start {
+    __u64 ts, pos, buf;
+    __u8 op, how;
+    char fstype[SN_KEYLEN];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct fs_start);
+} fs_started SEC(".maps");
+
+/* The open file fd of task t, or NULL. */
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+    struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+    struct file **fds;
+    struct file *f = NULL;
+
+    if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+        return NULL;
+    fds = BPF_CORE_READ(fdt, fd);
+    bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+    return f;
+}
+
+static __always_inline void fstype_of(char *out, struct file *f)
+{
+    const char *name = BPF_CORE_READ(f, f_inode, i_sb, s_type, name);
+    zero16(out);
+    if (name)
+        bpf_probe_read_kernel_str(out, SN_KEYLEN, name);
+}
+
+static __always_inline __u64 sys_arg(struct pt_regs *regs, __u32 i)
+{
+    switch (i) {
+    case 0:
+        return BPF_CORE_READ(regs, di);
+    case 1:
+        return BPF_CORE_READ(regs, si);
+    case 2:
+        return BPF_CORE_READ(regs, dx);
+    case 3:
+        return BPF_CORE_READ(regs, r10);
+    case 4:
+        return BPF_CORE_READ(regs, r8);
+    default:
+        return BPF_CORE_READ(regs, r9);
+    }
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(fs_enter, struct pt_regs *regs, long id)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct sn_fs_sys *fs;
+    struct fs_start *st;
+    __u32 nr = (__u32)id;
+
+    if (id < 0 || nr >= SN_FS_SYSCALLS)
+        return 0;
+    fs = bpf_map_lookup_elem(&fs_sys, &nr);
+    if (!fs || fs->op == SN_FS_NONE)
+        return 0;
+    st = bpf_task_storage_get(&fs_started, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!st)
+        return 0;
+    st->op = fs->op;
+    st->how = fs->how;
+    st->pos = 0;
+    st->buf = 0;
+    zero16(st->fstype);
+    if (fs->how == SN_FSH_FD) {
+        struct file *f = fd_file(task, (long)(int)sys_arg(regs, 0));
+        if (f) {
+            fstype_of(st->fstype, f);
+            st->pos = fs->posarg != SN_FS_NOARG ? sys_arg(regs, fs->posarg)
+                                                : (__u64)BPF_CORE_READ(f, f_pos);
+        }
+    } else if (fs->how == SN_FSH_STAT || fs->how == SN_FSH_STATX) {
+        st->buf = sys_arg(regs, fs->argi);
+    }
+    st->ts = bpf_ktime_get_ns();
+    return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(fs_exit, struct pt_regs *regs, long ret)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    __u32 zero = 0, metric = SN_METRIC_FS_OPS, needs, dev = 0;
+    struct sn_metric_slots *ms;
+    struct fs_start *st;
+    struct event *ev;
+    __u64 now;
+
+    st = bpf_task_storage_get(&fs_started, task, 0, 0);
+    if (!st || !st->ts)
+        return 0;
+    now = bpf_ktime_get_ns();
+    ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    if (!ms || !ev || ms->n == 0) {
+        st->ts = 0;
+        return 0;
+    }
+    needs = ms->needs;
+    ev->num[SN_SC_LATENCY] = (__s64)(now - st->ts);
+    ev->num[SN_SC_OPTYPE] = st->op;
+    ev->num[SN_SC_SIZE] = (st->op == SN_FS_READ || st->op == SN_FS_WRITE) && ret > 0 ? ret : 0;
+    ev->num[SN_SC_OFFSET] = (__s64)st->pos;
+    if (needs & (1u << SN_SC_TEXT)) {
+        __builtin_memcpy(ev->str[SN_SC_TEXT], st->fstype, SN_KEYLEN);
+        if (st->how == SN_FSH_RETFD && ret >= 0) {
+            struct file *f = fd_file(task, ret);
+            if (f)
+                fstype_of(ev->str[SN_SC_TEXT], f);
+        } else if (st->how == SN_FSH_STAT && ret == 0 && st->buf) {
+            __u64 d = 0;
+            bpf_probe_read_user(&d, sizeof(d), (void *)st->buf); /* st_dev, new_encode_dev() */
+            dev = (__u32)((((d >> 8) & 0xfff) << 20) | ((d & 0xff) | ((d >> 12) & 0xfff00)));
+        } else if (st->how == SN_FSH_STATX && ret == 0 && st->buf) {
+            __u32 mm[2] = {0, 0};
+            bpf_probe_read_user(
+                mm, sizeof(mm),
+                (void *)(st->buf + __builtin_offsetof(struct statx, stx_dev_major)));
+            dev = mm[0] << 20 | (mm[1] & 0xfffff);
+        }
+        if (dev) {
+            char *name = bpf_map_lookup_elem(&fs_devs, &dev);
+            if (name)
+                __builtin_memcpy(ev->str[SN_SC_TEXT], name, SN_KEYLEN);
+        }
+    }
+    st->ts = 0;
+    task_fields(ev, task, needs);
+    run_slots(ms, ev, SN_METRIC_FS_OPS, gen & 1);
+    return 0;
+}
+
+/* --- tcp.connects, tcp.accepts, tcp.retransmits --------------------------------------------- */
+
+#define SN_AF_INET     2
+#define SN_AF_INET6    10
+#define SN_IPPROTO_TCP 6
+
+/* what is known of a connect() when its SYN leaves: the process, for the handshake's end */
+struct conn_start {
+    __u64 ts;
+    __s64 pid, ppid, cgroup, psargs;
+    char comm[SN_KEYLEN], pcomm[SN_KEYLEN];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, struct conn_start);
+} tcp_syn_sent SEC(".maps");
+
+/* raddr (16 bytes: IPv6, or IPv4 mapped), rport, lport and container of a socket */
+static __always_inline void sock_fields(struct event *ev, const struct sock *sk, __u32 needs)
+{
+    __u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+    if (needs & (1u << SN_SC_TEXT)) {
+        char *a = ev->str[SN_SC_TEXT];
+        zero16(a);
+        if (fam == SN_AF_INET) {
+            __u32 v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+            a[10] = (char)0xff;
+            a[11] = (char)0xff;
+            __builtin_memcpy(a + 12, &v4, 4);
+        } else if (fam == SN_AF_INET6) {
+            BPF_CORE_READ_INTO((char(*)[16])a, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+        }
+    }
+    ev->num[SN_SC_RPORT] = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+    ev->num[SN_SC_LPORT] = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (needs & (1u << SN_SC_CONTAINER))
+        ev->num[SN_SC_CONTAINER] = (__s64)BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tcp_connect_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+    __u32 zero = 0, metric = SN_METRIC_TCP_CONNECTS, needs;
+    __u64 key = (__u64)sk;
+    struct sn_metric_slots *ms;
+    struct conn_start *cs;
+    struct event *ev;
+
+    if (BPF_CORE_READ(sk, sk_protocol) != SN_IPPROTO_TCP)
+        return 0;
+    if (newstate == TCP_SYN_SENT) { /* in connect(): the process is current */
+        struct task_struct *task = bpf_get_current_task_btf();
+        struct conn_start c = {.ts = bpf_ktime_get_ns()};
+        ms = bpf_map_lookup_elem(&by_metric, &metric);
+        if (!ms)
+            return 0;
+        needs = ms->needs;
+        c.pid = (__s64)(bpf_get_current_pid_tgid() >> 32);
+        c.ppid = BPF_CORE_READ(task, real_parent, tgid);
+        c.cgroup = (__s64)bpf_get_current_cgroup_id();
+        bpf_get_current_comm(c.comm, SN_KEYLEN);
+        BPF_CORE_READ_INTO(&c.pcomm, task, real_parent, comm);
+        if (needs & (1u << SN_SC_PSARGS))
+            c.psargs = (__s64)cur_psargs();
+        bpf_map_update_elem(&tcp_syn_sent, &key, &c, BPF_ANY);
+        return 0;
+    }
+    if (oldstate != TCP_SYN_SENT)
+        return 0;
+    cs = bpf_map_lookup_elem(&tcp_syn_sent, &key);
+    if (!cs)
+        return 0;
+    ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    if (newstate == TCP_ESTABLISHED && ms && ev && ms->n > 0) {
+        needs = ms->needs;
+        ev->num[SN_SC_LATENCY] = (__s64)(bpf_ktime_get_ns() - cs->ts);
+        ev->num[SN_SC_PID] = cs->pid;
+        ev->num[SN_SC_PPID] = cs->ppid;
+        ev->num[SN_SC_PSARGS] = cs->psargs;
+        __builtin_memcpy(ev->str[SN_SC_EXECNAME], cs->comm, SN_KEYLEN);
+        __builtin_memcpy(ev->str[SN_SC_PEXECNAME], cs->pcomm, SN_KEYLEN);
+        sock_fields(ev, sk, needs & ~(1u << SN_SC_CONTAINER));
+        ev->num[SN_SC_CONTAINER] = cs->cgroup;
+        if (needs & (1u << SN_SC_SUBSECOND))
+            ev->num[SN_SC_SUBSECOND] =
+                (__s64)(((bpf_ktime_get_ns() + wall_off) % 1000000000) / 1000000);
+        run_slots(ms, ev, SN_METRIC_TCP_CONNECTS, gen & 1);
+    }
+    bpf_map_delete_elem(&tcp_syn_sent, &key);
+    return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tcp_accept_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+    __u32 zero = 0, metric = SN_METRIC_TCP_ACCEPTS;
+    struct sn_metric_slots *ms;
+    struct event *ev;
+
+    if (oldstate != TCP_SYN_RECV || newstate != TCP_ESTABLISHED ||
+        BPF_CORE_READ(sk, sk_protocol) != SN_IPPROTO_TCP)
+        return 0;
+    ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    if (!ms || !ev || ms->n == 0)
+        return 0;
+    /* the handshake as the server saw it: SYN-ACK out to ACK in, measured by TCP itself
+     * (the first RTT sample, in srtt_us << 3) */
+    ev->num[SN_SC_LATENCY] = (__s64)(BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3) * 1000;
+    sock_fields(ev, sk, ms->needs);
+    if (ms->needs & (1u << SN_SC_SUBSECOND))
+        ev->num[SN_SC_SUBSECOND] =
+            (__s64)(((bpf_ktime_get_ns() + wall_off) % 1000000000) / 1000000);
+    run_slots(ms, ev, SN_METRIC_TCP_ACCEPTS, gen & 1);
+    return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tcp_retransmit, const struct sock *sk, const struct sk_buff *skb)
+{
+    __u32 zero = 0, metric = SN_METRIC_TCP_RETRANS;
+    struct sn_metric_slots *ms = bpf_map_lookup_elem(&by_metric, &metric);
+    struct event *ev = bpf_map_lookup_elem(&scratch, &zero);
+
+    if (!ms || !ev || ms->n == 0)
+        return 0;
+    sock_fields(ev, sk, ms->needs);
+    ev->num[SN_SC_OPTYPE] = BPF_CORE_READ(sk, __sk_common.skc_state);
+    run_slots(ms, ev, SN_METRIC_TCP_RETRANS, gen & 1);
+    return 0;
+}
+
+/* --- cpu.thread_executions, cpu.thread_samples -------------------------------------------- */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, __u64);
+} oncpu_ns SEC(".maps");
+
+static __always_inline __s64 leavereason(bool preempt, unsigned int state)
+{
+    if (preempt || state == 0)
+        return SN_LEAVE_PREEMPTED;
+    if (state & (0x10 | 0x20 | 0x80)) /* EXIT_DEAD, EXIT_ZOMBIE, TASK_DEAD */
+        return SN_LEAVE_EXITED;
+    if (state & (0x4 | 0x8)) /* __TASK_STOPPED, __TASK_TRACED */
+        return SN_LEAVE_STOPPED;
+    if (state & 0x2) /* TASK_UNINTERRUPTIBLE */
+        return SN_LEAVE_BLOCKED;
+    if (state & 0x1) /* TASK_INTERRUPTIBLE */
+        return SN_LEAVE_SLEEPING;
+    return SN_LEAVE_OTHER;
+}
+
+/* One execution of a thread: from the switch that put it on a CPU to the one that takes it
+ * off (this one, which still runs as prev: the current task's fields are prev's). */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(texec_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+             unsigned int prev_state)
+{
+    __u32 zero = 0, metric = SN_METRIC_THREAD_EXECS;
+    struct sn_metric_slots *ms;
+    struct event *ev;
+    __u64 *ts, now = bpf_ktime_get_ns();
+
+    if (BPF_CORE_READ(prev, pid) != 0) {
+        ts = bpf_task_storage_get(&oncpu_ns, prev, 0, 0);
+        ms = bpf_map_lookup_elem(&by_metric, &metric);
+        ev = bpf_map_lookup_elem(&scratch, &zero);
+        if (ts && *ts && ms && ev && ms->n > 0) {
+            ev->num[SN_SC_LATENCY] = (__s64)(now - *ts);
+            ev->num[SN_SC_OPTYPE] = leavereason(preempt, prev_state);
+            task_fields(ev, prev, ms->needs);
+            run_slots(ms, ev, SN_METRIC_THREAD_EXECS, gen & 1);
+        }
+    }
+    if (BPF_CORE_READ(next, pid) != 0) {
+        ts = bpf_task_storage_get(&oncpu_ns, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+        if (ts)
+            *ts = now;
+    }
+    return 0;
+}
+
+/* 99 times a second on each CPU (user space opens the perf events): whatever runs there,
+ * the idle task included (execname swapper/N, pid 0). */
+SEC("perf_event")
+int thread_sample(void *ctx)
+{
+    __u32 zero = 0, metric = SN_METRIC_THREAD_SAMPLES;
+    struct sn_metric_slots *ms = bpf_map_lookup_elem(&by_metric, &metric);
+    struct event *ev = bpf_map_lookup_elem(&scratch, &zero);
+
+    if (!ms || !ev || ms->n == 0)
+        return 0;
+    task_fields(ev, bpf_get_current_task_btf(), ms->needs);
+    run_slots(ms, ev, SN_METRIC_THREAD_SAMPLES, gen & 1);
+    return 0;
+}
+
+/* --- postgres.queries, usdt.probes -------------------------------------------------------- */
+
+struct usdt_start {
+    __u64 ts;
+    __s64 arg0;
+    char text[SN_KEYLEN];
+};
+
+/* {thread, slot or metric} -> the start probe's time and data, until the done probe */
+struct usdt_key {
+    __u32 tid, which;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct usdt_key);
+    __type(value, struct usdt_start);
+} usdt_started SEC(".maps");
+
+SEC("usdt")
+int pg_query_start(struct pt_regs *ctx)
+{
+    struct usdt_key k = {(__u32)bpf_get_current_pid_tgid(), SN_MAX_SLOTS};
+    struct usdt_start st = {0};
+    long q = 0;
+
+    bpf_usdt_arg(ctx, 0, &q);
+    if (q)
+        bpf_probe_read_user_str(st.text, SN_KEYLEN, (void *)q); /* querysubstr */
+    st.ts = bpf_ktime_get_ns();
+    bpf_map_update_elem(&usdt_started, &k, &st, BPF_ANY);
+    return 0;
+}
+
+SEC("usdt")
+int pg_query_done(struct pt_regs *ctx)
+{
+    struct usdt_key k = {(__u32)bpf_get_current_pid_tgid(), SN_MAX_SLOTS};
+    __u32 zero = 0, metric = SN_METRIC_PG_QUERIES;
+    struct sn_metric_slots *ms;
+    struct usdt_start *st;
+    struct event *ev;
+
+    st = bpf_map_lookup_elem(&usdt_started, &k);
+    if (!st)
+        return 0;
+    ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    if (ms && ev && ms->n > 0) {
+        ev->num[SN_SC_LATENCY] = (__s64)(bpf_ktime_get_ns() - st->ts);
+        __builtin_memcpy(ev->str[SN_SC_TEXT], st->text, SN_KEYLEN);
+        task_fields(ev, bpf_get_current_task_btf(), ms->needs);
+        run_slots(ms, ev, SN_METRIC_PG_QUERIES, gen & 1);
+    }
+    bpf_map_delete_elem(&usdt_started, &k);
+    return 0;
+}
+
+/* usdt.probes: each instrumentation attaches its own pair, with its slot as the cookie. */
+SEC("usdt")
+int usdt_start(struct pt_regs *ctx)
+{
+    struct usdt_key k = {(__u32)bpf_get_current_pid_tgid(), (__u32)bpf_usdt_cookie(ctx)};
+    struct usdt_start st = {0};
+    long a = 0;
+
+    if (bpf_usdt_arg_cnt(ctx) > 0)
+        bpf_usdt_arg(ctx, 0, &a);
+    st.arg0 = a;
+    st.ts = bpf_ktime_get_ns();
+    bpf_map_update_elem(&usdt_started, &k, &st, BPF_ANY);
+    return 0;
+}
+
+SEC("usdt")
+int usdt_done(struct pt_regs *ctx)
+{
+    __u32 s = (__u32)bpf_usdt_cookie(ctx), zero = 0;
+    struct usdt_key k = {(__u32)bpf_get_current_pid_tgid(), s};
+    struct sn_metric_slots *ms;
+    struct usdt_start *st;
+    struct sn_slot *sl;
+    struct event *ev;
+    __u32 metric = SN_METRIC_USDT;
+
+    st = bpf_map_lookup_elem(&usdt_started, &k);
+    if (!st)
+        return 0;
+    ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    sl = s < SN_MAX_SLOTS ? bpf_map_lookup_elem(&slots, &s) : NULL;
+    if (ms && ev && sl && sl->active && sl->metric == SN_METRIC_USDT) {
+        ev->num[SN_SC_LATENCY] = (__s64)(bpf_ktime_get_ns() - st->ts);
+        ev->num[SN_SC_ARG0] = st->arg0;
+        task_fields(ev, bpf_get_current_task_btf(), ms->needs);
+        if (pred_eval(&sl->pred, ev))
+            count_event(s, sl, ev, gen & 1);
+    }
+    bpf_map_delete_elem(&usdt_started, &k);
     return 0;
 }

@@ -309,10 +309,10 @@ static void test_disk_physio_ops(void)
     static const struct sn_field_def f[] = {{"size", SN_FIELD_NUMERIC, SN_SC_SIZE, NULL, NULL},
                                             {"optype", SN_FIELD_NUMERIC, SN_SC_OPTYPE, NULL, NULL}};
     struct sn_slot_spec sp = {.metric = SN_METRIC_DISK_OPS,
-                              .key_field = SN_SC_DISK,
+                              .key_field = SN_SC_DEVICE,
                               .num_field = SN_NO_FIELD,
                               .key_cap = 100,
-                              .needs = 1u << SN_SC_DISK | 1u << SN_SC_SIZE | 1u << SN_SC_OPTYPE};
+                              .needs = 1u << SN_SC_DEVICE | 1u << SN_SC_SIZE | 1u << SN_SC_OPTYPE};
     struct disk_tally d = {0};
     char why[128], path[256];
     void *buf;

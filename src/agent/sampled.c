@@ -1,0 +1,888 @@
+/*
+ * Sampled metrics; see sampled.h. What is read, and why that way:
+ *
+ *   cpu.usage       /proc/stat's "cpu" line (the host) and cpu.stat of each populated leaf
+ *                   cgroup of the v2 hierarchy. Leaves are disjoint and their counters are
+ *                   hierarchical, so a leaf row is exact for its subtree; the root "/" gets the
+ *                   host's usage minus all leaf rows (clamped at 0), so the rows of a mode sum to
+ *                   the host's. user = user + nice, kernel = system + irq + softirq on both sides
+ *                   (what cgroup's rstat charges). Cells sum microseconds by key first and turn
+ *                   each into percent of one CPU over the measured interval between the two
+ *                   readings (CLOCK_MONOTONIC at the /proc/stat reads), rounded.
+ *                   cgroup.events must be read to find populated leaves; a leaf that was read
+ *                   while populated is read once more after it empties (its last partial second
+ *                   stays its own), then its counters are carried unread: an empty cgroup
+ *                   accrues nothing. A cgroup new since the previous reading counts from 0 (its
+ *                   counters started at its creation); one that only now became a populated
+ *                   leaf, without a counter we trust, gives a baseline only.
+ *   memory.rss      one pass over /proc/<pid>/stat (processes, not threads): resident pages
+ *   memory.pageins  (field 24, the same get_mm_rss() as statm's second field, one file fewer) and
+ *                   major faults (field 12, whole process including exited threads), grouped by
+ *                   the process's v2 cgroup (/proc/<pid>/cgroup, looked up only for a process
+ *                   that contributes, ids cached by path within a reading). Page-ins are per
+ *                   process differences; a process not in the previous reading counts all its
+ *                   faults when it started (field 22) at or after the previous pass began, else
+ *                   it is a baseline; a pid whose start time changed is a new process. The root
+ *                   "/" also gets /proc/vmstat's pgmajfault difference minus all process rows
+ *                   (clamped at 0): faults of processes that exited, and of kernel threads.
+ *   nic.*           /proc/net/dev (this network namespace): per interface and direction,
+ *                   differences; a counter that went backwards (interface reset) or an interface
+ *                   new since the previous reading counts from 0.
+ *
+ * Differences need the source in two consecutive readings: a source that the previous
+ * sn_sampler_read() did not read gives a baseline, not a difference spanning the gap (enabling
+ * an instrumentation must not report an hour of traffic as one second). A source not read by
+ * the last reading has no rows.
+ *
+ * Cells: rows that pass the predicate are summed by key; zero cells are never emitted (point
+ * and interval metrics alike; a cpu.usage cell that rounds to 0 percent included). When a
+ * decomposition has more nonzero keys than key_cap, the largest key_cap keep their key and the
+ * rest are summed into the one "other" cell (the kernel keeps the first ones it sees; here all
+ * rows are known at once, so keep the ones worth showing). num_field is ignored: these metrics
+ * have no numeric fields, and .ord is always 0.
+ *
+ * Costs: one file per populated leaf cgroup (two with cgroup.events, plus a directory read per
+ * cgroup), one or two per process, three for the host files. All tables grow with what exists
+ * (processes, cgroups, interfaces), are double-buffered and reused across readings; nothing is
+ * allocated per reading once they are large enough. Not thread-safe.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/cgroup.h"
+#include "agent/predicate.h"
+#include "agent/sampled.h"
+
+#define CG_MAX_DEPTH 32         /* deeper cgroups count in their ancestor at this depth */
+#define FILE_MAX     (8u << 20) /* largest host file read whole (/proc/net/dev, /proc/vmstat) */
+
+struct row {
+    int64_t container;   /* SN_SC_CONTAINER */
+    int64_t optype;      /* SN_SC_OPTYPE: cpumode or direction */
+    char dev[SN_KEYLEN]; /* SN_SC_DEVICE */
+    uint64_t value;      /* usec (cpu.usage), bytes, pages, packets */
+};
+
+struct rows {
+    struct row *v;
+    size_t n, cap;
+};
+
+struct cg_ent {
+    uint64_t id;
+    uint64_t user, sys; /* usec, when has_stat */
+    bool has_stat;      /* user, sys are the cgroup's counters, good as a baseline */
+    bool populated;     /* when they were read */
+};
+
+struct proc_ent {
+    int pid;
+    uint64_t start; /* clock ticks since boot */
+    uint64_t majflt;
+};
+
+struct nic_ent {
+    char name[SN_KEYLEN];
+    uint64_t c[4]; /* rx bytes, rx packets, tx bytes, tx packets */
+};
+
+/* A cgroup met in this /proc pass, by path, with what its processes added up to. */
+struct cg_acc {
+    uint64_t hash, id, rss, pageins;
+    size_t off, len; /* path in acc_text */
+};
+
+struct kv {
+    char key[SN_KEYLEN];
+    uint64_t sum;
+};
+
+struct sn_sampler {
+    uint64_t seq; /* readings taken */
+    long tck, page;
+    uint64_t root_id; /* 0 without cgroup v2 */
+
+    /* cpu.usage */
+    uint64_t cpu_seq; /* reading that last read it, 0 never */
+    struct cg_ent *cg[2];
+    size_t ncg[2], capcg[2];
+    int cgcur;
+    uint64_t host_user, host_sys; /* usec */
+    int64_t cpu_ns;               /* CLOCK_MONOTONIC at the /proc/stat read */
+    uint64_t cpu_wall_us;         /* interval the cpu rows cover */
+    struct rows cpu;
+
+    /* memory.rss, memory.pageins */
+    uint64_t pg_seq;
+    struct proc_ent *pr[2];
+    size_t npr[2], cappr[2];
+    int prcur;
+    uint64_t pg_ticks; /* CLOCK_BOOTTIME in clock ticks when the last pass began */
+    uint64_t vm_majflt;
+    bool vm_ok;
+    struct rows rss, pageins;
+    struct cg_acc *acc;
+    size_t nacc, capacc;
+    uint32_t *acc_slot; /* open addressing: index + 1 into acc, 0 empty */
+    size_t nslot;       /* power of 2 */
+    char *acc_text;
+    size_t ntext, captext;
+
+    /* nic.bytes, nic.packets */
+    uint64_t nic_seq;
+    struct nic_ent *nic[2];
+    size_t nnic[2], capnic[2];
+    int niccur;
+    struct rows nic_bytes, nic_packets;
+
+    /* scratch */
+    char *buf;
+    size_t capbuf;
+    struct kv *kv;
+    size_t capkv;
+};
+
+/* Makes room for need elements in *v (capacity *cap). */
+static int grow(void *v, size_t *cap, size_t need, size_t elem)
+{
+    void **p = v;
+    size_t n = *cap ? *cap : 16;
+
+    if (need <= *cap)
+        return 0;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (!q)
+        return -ENOMEM;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static int add_row(struct rows *r, int64_t container, int64_t optype, const char *dev,
+                   uint64_t value)
+{
+    if (value == 0)
+        return 0;
+    if (grow(&r->v, &r->cap, r->n + 1, sizeof(*r->v)) < 0)
+        return -ENOMEM;
+    struct row *w = &r->v[r->n++];
+    memset(w, 0, sizeof(*w));
+    w->container = container;
+    w->optype = optype;
+    if (dev)
+        memcpy(w->dev, dev, SN_KEYLEN);
+    w->value = value;
+    return 0;
+}
+
+static int64_t now_ns(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t sub0(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* Reads a small file at dfd/name into buf (NUL terminated, truncated to len - 1). Returns its
+ * length or -errno. */
+static ssize_t read_small(int dfd, const char *name, char *buf, size_t len)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    size_t n = 0;
+
+    if (fd < 0)
+        return -errno;
+    while (n < len - 1) {
+        ssize_t r = read(fd, buf + n, len - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    return (ssize_t)n;
+}
+
+/* Reads a whole file into s->buf (grown up to FILE_MAX). Returns its length or -errno. */
+static ssize_t read_whole(struct sn_sampler *s, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t n = 0;
+
+    if (fd < 0)
+        return -errno;
+    for (;;) {
+        if (n + 1 >= s->capbuf) {
+            if (s->capbuf >= FILE_MAX || grow(&s->buf, &s->capbuf, s->capbuf * 2, 1) < 0)
+                break; /* keep what fits */
+        }
+        ssize_t r = read(fd, s->buf + n, s->capbuf - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    s->buf[n] = '\0';
+    return (ssize_t)n;
+}
+
+/* The number after "\n<key> " (or at the start) in text; false when absent. */
+static bool find_u64(const char *text, const char *key, uint64_t *out)
+{
+    size_t kl = strlen(key);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
+            *out = strtoull(p + kl + 1, NULL, 10);
+            return true;
+        }
+    return false;
+}
+
+/* ---- cpu.usage ----------------------------------------------------------------------------- */
+
+static const struct cg_ent *find_cg(const struct cg_ent *v, size_t n, uint64_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].id == id)
+            return &v[mid];
+        if (v[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int cmp_cg(const void *a, const void *b)
+{
+    const struct cg_ent *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+struct walk {
+    struct sn_sampler *s;
+    const struct cg_ent *prev;
+    size_t nprev;
+    bool deltas; /* the previous reading read cpu too */
+    uint64_t sum_user, sum_sys;
+    int err;
+};
+
+/* One cgroup of the walk (not the root): remembers it, and for a leaf adds its rows. */
+static void visit(struct walk *w, int dfd, uint64_t id, bool leaf)
+{
+    struct sn_sampler *s = w->s;
+    const struct cg_ent *p = find_cg(w->prev, w->nprev, id);
+    struct cg_ent e = {.id = id};
+    char buf[1024];
+    int cur = s->cgcur;
+
+    if (leaf) {
+        bool populated = read_small(dfd, "cgroup.events", buf, sizeof(buf)) > 0 &&
+                         strstr(buf, "populated 1") != NULL;
+        uint64_t u, sy;
+        if ((populated || (p && p->has_stat && p->populated)) &&
+            read_small(dfd, "cpu.stat", buf, sizeof(buf)) > 0 && find_u64(buf, "user_usec", &u) &&
+            find_u64(buf, "system_usec", &sy)) {
+            e.has_stat = true;
+            e.populated = populated;
+            e.user = u;
+            e.sys = sy;
+            uint64_t du = 0, ds = 0;
+            if (w->deltas && p && p->has_stat) {
+                du = sub0(u, p->user);
+                ds = sub0(sy, p->sys);
+            } else if (w->deltas && !p) { /* created since the previous reading */
+                du = u;
+                ds = sy;
+            }
+            w->sum_user += du;
+            w->sum_sys += ds;
+            if (add_row(&s->cpu, (int64_t)id, SN_CPUMODE_USER, NULL, du) < 0 ||
+                add_row(&s->cpu, (int64_t)id, SN_CPUMODE_KERNEL, NULL, ds) < 0)
+                w->err = -ENOMEM;
+        } else if (!populated && p && p->has_stat) {
+            e = *p; /* empty: nothing accrues, the counters still hold */
+        }
+    }
+    if (grow(&s->cg[cur], &s->capcg[cur], s->ncg[cur] + 1, sizeof(e)) < 0) {
+        w->err = -ENOMEM;
+        return;
+    }
+    s->cg[cur][s->ncg[cur]++] = e;
+}
+
+static bool is_dir(int dfd, const struct dirent *d)
+{
+    struct stat st;
+
+    if (d->d_type == DT_DIR)
+        return true;
+    if (d->d_type != DT_UNKNOWN)
+        return false;
+    return fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Walks the cgroup open at fd (consumed), depth first; leaves are dirs without child dirs. */
+static void walk_dir(struct walk *w, int fd, uint64_t id, int depth)
+{
+    DIR *d = fdopendir(fd);
+    struct dirent *e;
+    bool leaf = true;
+
+    if (!d) {
+        close(fd);
+        return;
+    }
+    while (depth < CG_MAX_DEPTH && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || !is_dir(dirfd(d), e))
+            continue;
+        leaf = false;
+        int cfd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cfd >= 0) /* else removed meanwhile */
+            walk_dir(w, cfd, (uint64_t)e->d_ino, depth + 1);
+    }
+    if (depth > 0)
+        visit(w, dirfd(d), id, leaf);
+    closedir(d);
+}
+
+/* /proc/stat's first line: host user and kernel time in usec. */
+static int read_host_cpu(struct sn_sampler *s, uint64_t *user, uint64_t *sys)
+{
+    char buf[512];
+    unsigned long long v[7] = {0};
+    ssize_t n = read_small(AT_FDCWD, "/proc/stat", buf, sizeof(buf));
+
+    if (n < 0)
+        return (int)n;
+    /* cpu user nice system idle iowait irq softirq ... */
+    if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6]) != 7)
+        return -EIO;
+    *user = (uint64_t)(v[0] + v[1]) * 1000000 / (uint64_t)s->tck;
+    *sys = (uint64_t)(v[2] + v[5] + v[6]) * 1000000 / (uint64_t)s->tck;
+    return 0;
+}
+
+static int read_cpu(struct sn_sampler *s)
+{
+    struct walk w = {.s = s, .deltas = s->cpu_seq && s->cpu_seq + 1 == s->seq};
+    const char *root = sn_cgroup_root();
+    uint64_t hu = 0, hs = 0;
+    int64_t t = now_ns(CLOCK_MONOTONIC);
+    int rc = read_host_cpu(s, &hu, &hs);
+
+    if (rc < 0) {
+        s->cpu_seq = 0;
+        return rc;
+    }
+    w.prev = s->cg[s->cgcur];
+    w.nprev = s->ncg[s->cgcur];
+    s->cgcur ^= 1;
+    s->ncg[s->cgcur] = 0;
+    if (root) {
+        int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0)
+            walk_dir(&w, fd, s->root_id, 0);
+    }
+    qsort(s->cg[s->cgcur], s->ncg[s->cgcur], sizeof(struct cg_ent), cmp_cg);
+    if (w.deltas) {
+        s->cpu_wall_us = (uint64_t)(t - s->cpu_ns) / 1000;
+        if (add_row(&s->cpu, (int64_t)s->root_id, SN_CPUMODE_USER, NULL,
+                    sub0(sub0(hu, s->host_user), w.sum_user)) < 0 ||
+            add_row(&s->cpu, (int64_t)s->root_id, SN_CPUMODE_KERNEL, NULL,
+                    sub0(sub0(hs, s->host_sys), w.sum_sys)) < 0)
+            w.err = -ENOMEM;
+    } else {
+        s->cpu.n = 0; /* a baseline: no rows yet */
+    }
+    s->host_user = hu;
+    s->host_sys = hs;
+    s->cpu_ns = t;
+    s->cpu_seq = w.err ? 0 : s->seq;
+    if (w.err)
+        s->cpu.n = 0;
+    return w.err;
+}
+
+/* ---- memory.rss, memory.pageins ------------------------------------------------------------ */
+
+static uint64_t fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int rehash(struct sn_sampler *s, size_t nslot)
+{
+    uint32_t *t = calloc(nslot, sizeof(*t));
+
+    if (!t)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->nacc; i++) {
+        size_t j = s->acc[i].hash & (nslot - 1);
+        while (t[j])
+            j = (j + 1) & (nslot - 1);
+        t[j] = (uint32_t)i + 1;
+    }
+    free(s->acc_slot);
+    s->acc_slot = t;
+    s->nslot = nslot;
+    return 0;
+}
+
+/* The accumulator of the cgroup at path, added (with its id) on first sight in this pass. */
+static struct cg_acc *acc_of(struct sn_sampler *s, const char *path)
+{
+    size_t len = strlen(path), j;
+    uint64_t h = fnv1a(path, len);
+
+    if ((s->nacc + 1) * 2 > s->nslot && rehash(s, s->nslot ? s->nslot * 2 : 64) < 0)
+        return NULL;
+    for (j = h & (s->nslot - 1); s->acc_slot[j]; j = (j + 1) & (s->nslot - 1)) {
+        struct cg_acc *a = &s->acc[s->acc_slot[j] - 1];
+        if (a->hash == h && a->len == len && memcmp(s->acc_text + a->off, path, len) == 0)
+            return a;
+    }
+    if (s->nacc >= UINT32_MAX - 1 || grow(&s->acc, &s->capacc, s->nacc + 1, sizeof(*s->acc)) < 0 ||
+        grow(&s->acc_text, &s->captext, s->ntext + len, 1) < 0)
+        return NULL;
+    struct cg_acc *a = &s->acc[s->nacc];
+    memset(a, 0, sizeof(*a));
+    a->hash = h;
+    a->off = s->ntext;
+    a->len = len;
+    memcpy(s->acc_text + s->ntext, path, len);
+    s->ntext += len;
+    if (!sn_cgroup_id(path, &a->id))
+        a->id = s->root_id; /* gone meanwhile, or outside our view: count it in the root */
+    s->acc_slot[j] = (uint32_t)++s->nacc;
+    return a;
+}
+
+static void acc_reset(struct sn_sampler *s)
+{
+    s->nacc = 0;
+    s->ntext = 0;
+    if (s->acc_slot)
+        memset(s->acc_slot, 0, s->nslot * sizeof(*s->acc_slot));
+}
+
+static const struct proc_ent *find_proc(const struct proc_ent *v, size_t n, int pid)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].pid == pid)
+            return &v[mid];
+        if (v[mid].pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int cmp_proc(const void *a, const void *b)
+{
+    const struct proc_ent *x = a, *y = b;
+    return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* Fields of /proc/<pid>/stat we use. False when the process is gone or the line is odd. */
+static bool read_proc_stat(int procfd, int pid, uint64_t *majflt, uint64_t *start, uint64_t *rss)
+{
+    char path[32], buf[4096];
+    char *p, *end;
+
+    snprintf(path, sizeof(path), "%d/stat", pid);
+    if (read_small(procfd, path, buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
+        return false;
+    p++;
+    /* after the comm: field 3 (state) is token 0; majflt 12, starttime 22, rss 24 */
+    for (int field = 3; field <= 24; field++) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            return false;
+        if (field == 12 || field == 22 || field == 24) {
+            unsigned long long v = strtoull(p, &end, 10);
+            if (end == p)
+                return false;
+            if (field == 12)
+                *majflt = v;
+            else if (field == 22)
+                *start = v;
+            else
+                *rss = v;
+        }
+        while (*p && *p != ' ')
+            p++;
+    }
+    return true;
+}
+
+static int read_procs(struct sn_sampler *s, bool want_rss, bool want_pg)
+{
+    bool deltas = want_pg && s->pg_seq && s->pg_seq + 1 == s->seq;
+    uint64_t ticks = (uint64_t)now_ns(CLOCK_BOOTTIME) / 1000 * (uint64_t)s->tck / 1000000;
+    const struct proc_ent *prev = s->pr[s->prcur];
+    size_t nprev = s->npr[s->prcur], sum_pg = 0;
+    int cur = s->prcur ^ 1, err = 0;
+    bool sorted = true;
+    struct dirent *e;
+    DIR *d = opendir("/proc");
+    char cgpath[4096];
+
+    s->npr[cur] = 0;
+    acc_reset(s);
+    if (!d) {
+        s->pg_seq = 0;
+        return -errno;
+    }
+    while (!err && (e = readdir(d))) {
+        char *endp;
+        long pid = strtol(e->d_name, &endp, 10);
+        uint64_t majflt = 0, start = 0, rss = 0, dpg = 0;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' || *endp || pid > INT_MAX)
+            continue;
+        if (!read_proc_stat(dirfd(d), (int)pid, &majflt, &start, &rss))
+            continue; /* exited meanwhile (ENOENT, ESRCH) */
+        if (want_pg) {
+            const struct proc_ent *p = find_proc(prev, nprev, (int)pid);
+            if (deltas && p && p->start == start)
+                dpg = sub0(majflt, p->majflt);
+            else if (deltas && start >= s->pg_ticks) /* new, or a reused pid */
+                dpg = majflt;
+            if (grow(&s->pr[cur], &s->cappr[cur], s->npr[cur] + 1, sizeof(struct proc_ent)) < 0) {
+                err = -ENOMEM;
+                break;
+            }
+            if (s->npr[cur] && s->pr[cur][s->npr[cur] - 1].pid > (int)pid)
+                sorted = false;
+            s->pr[cur][s->npr[cur]++] = (struct proc_ent){(int)pid, start, majflt};
+        }
+        if (!(want_rss && rss) && !dpg)
+            continue; /* kernel threads, idle processes: no cgroup lookup */
+        if (!sn_cgroup_of_pid((int)pid, cgpath, sizeof(cgpath))) {
+            if (s->root_id) /* has a v2 entry on this host: it exited */
+                continue;
+            snprintf(cgpath, sizeof(cgpath), "/");
+        }
+        struct cg_acc *a = acc_of(s, cgpath);
+        if (!a) {
+            err = -ENOMEM;
+            break;
+        }
+        if (want_rss)
+            a->rss += rss * (uint64_t)s->page;
+        a->pageins += dpg;
+        sum_pg += dpg;
+    }
+    closedir(d);
+    if (!sorted)
+        qsort(s->pr[cur], s->npr[cur], sizeof(struct proc_ent), cmp_proc);
+    for (size_t i = 0; !err && i < s->nacc; i++) {
+        const struct cg_acc *a = &s->acc[i];
+        if ((want_rss && add_row(&s->rss, (int64_t)a->id, 0, NULL, a->rss) < 0) ||
+            (deltas && add_row(&s->pageins, (int64_t)a->id, 0, NULL, a->pageins) < 0))
+            err = -ENOMEM;
+    }
+    if (want_pg && !err) {
+        uint64_t v;
+        bool ok = read_whole(s, "/proc/vmstat") > 0 && find_u64(s->buf, "pgmajfault", &v);
+        if (deltas && ok && s->vm_ok &&
+            add_row(&s->pageins, (int64_t)s->root_id, 0, NULL,
+                    sub0(sub0(v, s->vm_majflt), sum_pg)) < 0)
+            err = -ENOMEM;
+        s->vm_ok = ok;
+        s->vm_majflt = ok ? v : 0;
+        s->prcur = cur;
+        s->pg_ticks = ticks;
+        s->pg_seq = s->seq;
+    }
+    if (err) {
+        s->rss.n = s->pageins.n = 0;
+        s->pg_seq = 0;
+    }
+    return err;
+}
+
+/* ---- nic.bytes, nic.packets ---------------------------------------------------------------- */
+
+static const struct nic_ent *find_nic(const struct nic_ent *v, size_t n, const char *name)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(v[mid].name, name, SN_KEYLEN);
+        if (c == 0)
+            return &v[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int cmp_nic(const void *a, const void *b)
+{
+    return memcmp(((const struct nic_ent *)a)->name, ((const struct nic_ent *)b)->name, SN_KEYLEN);
+}
+
+static int read_nic(struct sn_sampler *s)
+{
+    bool deltas = s->nic_seq && s->nic_seq + 1 == s->seq;
+    const struct nic_ent *prev = s->nic[s->niccur];
+    size_t nprev = s->nnic[s->niccur];
+    int cur = s->niccur ^ 1, err = 0;
+    ssize_t len = read_whole(s, "/proc/net/dev");
+    char *line, *next;
+
+    if (len < 0) {
+        s->nic_seq = 0;
+        return (int)len;
+    }
+    s->nnic[cur] = 0;
+    /* two header lines, then "  name: rx_bytes rx_packets (6 more) tx_bytes tx_packets ..." */
+    line = strchr(s->buf, '\n');
+    line = line ? strchr(line + 1, '\n') : NULL;
+    for (; line && !err; line = next) {
+        unsigned long long v[10];
+        struct nic_ent n = {{0}, {0}};
+        char *colon;
+        line++;
+        next = strchr(line, '\n');
+        if (next)
+            *next = '\0';
+        if (!(colon = strchr(line, ':')))
+            continue;
+        while (*line == ' ')
+            line++;
+        if (colon - line <= 0 || colon - line >= SN_KEYLEN)
+            continue;
+        memcpy(n.name, line, (size_t)(colon - line));
+        if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) != 10)
+            continue;
+        n.c[0] = v[0];
+        n.c[1] = v[1];
+        n.c[2] = v[8];
+        n.c[3] = v[9];
+        if (grow(&s->nic[cur], &s->capnic[cur], s->nnic[cur] + 1, sizeof(n)) < 0) {
+            err = -ENOMEM;
+            break;
+        }
+        s->nic[cur][s->nnic[cur]++] = n;
+        if (!deltas)
+            continue;
+        const struct nic_ent *p = find_nic(prev, nprev, n.name);
+        uint64_t dd[4];
+        for (int i = 0; i < 4; i++) /* went backwards, or new: counts from 0 */
+            dd[i] = p && n.c[i] >= p->c[i] ? n.c[i] - p->c[i] : n.c[i];
+        if (add_row(&s->nic_bytes, 0, SN_DIR_IN, n.name, dd[0]) < 0 ||
+            add_row(&s->nic_packets, 0, SN_DIR_IN, n.name, dd[1]) < 0 ||
+            add_row(&s->nic_bytes, 0, SN_DIR_OUT, n.name, dd[2]) < 0 ||
+            add_row(&s->nic_packets, 0, SN_DIR_OUT, n.name, dd[3]) < 0)
+            err = -ENOMEM;
+    }
+    qsort(s->nic[cur], s->nnic[cur], sizeof(struct nic_ent), cmp_nic);
+    s->niccur = cur;
+    s->nic_seq = err ? 0 : s->seq;
+    if (err)
+        s->nic_bytes.n = s->nic_packets.n = 0;
+    return err;
+}
+
+/* ---- the interface ------------------------------------------------------------------------- */
+
+int sn_sampler_open(struct sn_sampler **out)
+{
+    struct sn_sampler *s = calloc(1, sizeof(*s));
+
+    *out = NULL;
+    if (!s)
+        return -ENOMEM;
+    s->tck = sysconf(_SC_CLK_TCK);
+    s->page = sysconf(_SC_PAGESIZE);
+    if (s->tck <= 0)
+        s->tck = 100;
+    if (s->page <= 0)
+        s->page = 4096;
+    if (!sn_cgroup_root() || !sn_cgroup_id("/", &s->root_id))
+        s->root_id = 0;
+    if (grow(&s->buf, &s->capbuf, 16384, 1) < 0) {
+        free(s);
+        return -ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+void sn_sampler_close(struct sn_sampler *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < 2; i++) {
+        free(s->cg[i]);
+        free(s->pr[i]);
+        free(s->nic[i]);
+    }
+    free(s->cpu.v);
+    free(s->rss.v);
+    free(s->pageins.v);
+    free(s->nic_bytes.v);
+    free(s->nic_packets.v);
+    free(s->acc);
+    free(s->acc_slot);
+    free(s->acc_text);
+    free(s->buf);
+    free(s->kv);
+    free(s);
+}
+
+#define BIT(m) (1ull << (m))
+
+int sn_sampler_read(struct sn_sampler *s, uint64_t mask)
+{
+    bool rss = mask & BIT(SN_METRIC_MEM_RSS), pg = mask & BIT(SN_METRIC_MEM_PAGEINS);
+    int rc = 0, r;
+
+    s->seq++;
+    s->cpu.n = s->rss.n = s->pageins.n = s->nic_bytes.n = s->nic_packets.n = 0;
+    if (mask & BIT(SN_METRIC_CPU_USAGE) && (r = read_cpu(s)) < 0 && !rc)
+        rc = r;
+    if ((rss || pg) && (r = read_procs(s, rss, pg)) < 0 && !rc)
+        rc = r;
+    if (mask & (BIT(SN_METRIC_NIC_BYTES) | BIT(SN_METRIC_NIC_PACKETS)) && (r = read_nic(s)) < 0 &&
+        !rc)
+        rc = r;
+    return rc;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return memcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key, SN_KEYLEN);
+}
+
+static int cmp_sum_desc(const void *a, const void *b)
+{
+    const struct kv *x = a, *y = b;
+    if (x->sum != y->sum)
+        return x->sum < y->sum ? 1 : -1;
+    return memcmp(x->key, y->key, SN_KEYLEN);
+}
+
+int sn_sampler_cells(struct sn_sampler *s, int slot, const struct sn_slot_spec *spec, sn_cell_fn fn,
+                     void *arg)
+{
+    const struct rows *r;
+    struct sn_event ev;
+    size_t n = 0, nkeys = 0;
+    uint64_t other = 0;
+    int emitted = 0;
+    uint8_t f = spec->key_field;
+
+    switch (spec->metric) {
+    case SN_METRIC_CPU_USAGE:
+        r = &s->cpu;
+        break;
+    case SN_METRIC_MEM_RSS:
+        r = &s->rss;
+        break;
+    case SN_METRIC_MEM_PAGEINS:
+        r = &s->pageins;
+        break;
+    case SN_METRIC_NIC_BYTES:
+        r = &s->nic_bytes;
+        break;
+    case SN_METRIC_NIC_PACKETS:
+        r = &s->nic_packets;
+        break;
+    default:
+        return 0;
+    }
+    if (r->n == 0 || grow(&s->kv, &s->capkv, r->n, sizeof(*s->kv)) < 0)
+        return 0;
+    memset(&ev, 0, sizeof(ev));
+    for (size_t i = 0; i < r->n; i++) {
+        const struct row *w = &r->v[i];
+        struct kv *k = &s->kv[n];
+        ev.num[SN_SC_CONTAINER] = w->container;
+        ev.num[SN_SC_OPTYPE] = w->optype;
+        memcpy(ev.str[SN_SC_DEVICE], w->dev, SN_KEYLEN);
+        if (!sn_pred_eval(&spec->pred, &ev))
+            continue;
+        memset(k->key, 0, SN_KEYLEN); /* as the kernel encodes keys (bpf/probes.bpf.c) */
+        if (f < SN_EV_NSTR)
+            memcpy(k->key, ev.str[f], SN_KEYLEN);
+        else if (f < SN_EV_NNUM)
+            memcpy(k->key, &ev.num[f], sizeof(int64_t));
+        k->sum = w->value;
+        n++;
+    }
+    qsort(s->kv, n, sizeof(*s->kv), cmp_key);
+    for (size_t i = 0; i < n; i++) { /* merge equal keys */
+        if (nkeys && memcmp(s->kv[nkeys - 1].key, s->kv[i].key, SN_KEYLEN) == 0)
+            s->kv[nkeys - 1].sum += s->kv[i].sum;
+        else
+            s->kv[nkeys++] = s->kv[i];
+    }
+    if (f != SN_NO_FIELD && nkeys > spec->key_cap) {
+        qsort(s->kv, nkeys, sizeof(*s->kv), cmp_sum_desc);
+        for (size_t i = spec->key_cap; i < nkeys; i++)
+            other += s->kv[i].sum;
+        nkeys = spec->key_cap;
+    }
+    for (size_t i = 0; i <= nkeys; i++) {
+        bool is_other = i == nkeys;
+        uint64_t v = is_other ? other : s->kv[i].sum;
+        if (spec->metric == SN_METRIC_CPU_USAGE) /* usec to percent of one CPU */
+            v = s->cpu_wall_us ? (v * 100 + s->cpu_wall_us / 2) / s->cpu_wall_us : 0;
+        if (v == 0)
+            continue;
+        struct sn_cell c = {.slot = slot, .ord = 0, .other = is_other, .count = v};
+        if (!is_other)
+            memcpy(c.key, s->kv[i].key, SN_KEYLEN);
+        if (fn)
+            fn(&c, arg);
+        emitted++;
+    }
+    return emitted;
+}
