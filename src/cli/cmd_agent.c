@@ -43,14 +43,19 @@ static const char usage[] =
     "                  \"other\" (default 1000)\n"
     "  -h, --help      this help\n"
     "\n"
+    "SIGHUP reads FILE again: new and changed instrumentations are enabled (their first frame\n"
+    "comes with the next second), removed ones disabled, the others keep running untouched.\n"
+    "\n"
     "exit codes: 0 ok, 1 runtime error (e.g. BPF cannot load), 2 usage error or bad FILE\n";
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, reload;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop = 1;
+    if (sig == SIGHUP)
+        reload = 1;
+    else
+        stop = 1;
 }
 
 struct collect_ctx {
@@ -81,9 +86,9 @@ static int load_insts(const char *path, const char *host, uint32_t cap, struct s
         return SN_EXIT_USAGE;
     }
     arr = json_is_array(root) ? root : NULL;
-    if (!arr || json_array_size(arr) == 0 || json_array_size(arr) > SN_SLOTS_PER_METRIC) {
+    if (!arr || json_array_size(arr) == 0 || json_array_size(arr) > SN_MAX_SLOTS) {
         fprintf(stderr, "sonde agent: %s: want a JSON array of 1 to %d instrumentations\n", path,
-                SN_SLOTS_PER_METRIC);
+                SN_MAX_SLOTS);
         json_decref(root);
         return SN_EXIT_USAGE;
     }
@@ -108,6 +113,68 @@ static int load_insts(const char *path, const char *host, uint32_t cap, struct s
     *out = insts;
     json_decref(root);
     return SN_EXIT_OK;
+}
+
+/* Enables insts[0..n). On failure, disables what it enabled and returns the error. */
+static int enable_all(struct sn_engine *eng, struct sn_inst *insts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (insts[i].slot >= 0)
+            continue; /* kept from before a reload */
+        insts[i].slot = sn_engine_enable(eng, &insts[i].spec);
+        if (insts[i].slot < 0) {
+            int rc = insts[i].slot;
+            fprintf(stderr, "sonde agent: instrumentation %s: cannot enable: %s\n", insts[i].id,
+                    strerror(-rc));
+            insts[i].slot = -1;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static bool same_inst(const struct sn_inst *a, const struct sn_inst *b)
+{
+    return strcmp(a->id, b->id) == 0 && a->metric == b->metric && a->key == b->key &&
+           a->num == b->num && memcmp(&a->spec, &b->spec, sizeof(a->spec)) == 0;
+}
+
+/*
+ * SIGHUP: reads FILE again and makes the engine match it. Instrumentations that did not change
+ * keep their slots (and their counts of the current second); removed ones are disabled, new
+ * and changed ones enabled. A bad file, or one that cannot be enabled, leaves the running set
+ * as it was (logged).
+ */
+static void reload_insts(struct sn_engine *eng, const char *file, const char *host, uint32_t cap,
+                         struct sn_inst **insts, size_t *n)
+{
+    struct sn_inst *next;
+    size_t nn;
+    struct timespec t0, t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (load_insts(file, host, cap, &next, &nn) != SN_EXIT_OK) {
+        sn_log(SN_LOG_WARN, "agent", "reload of %s failed; keeping the running set", file);
+        return;
+    }
+    for (size_t i = 0; i < nn; i++) /* carry over unchanged ones */
+        for (size_t j = 0; j < *n; j++)
+            if ((*insts)[j].slot >= 0 && same_inst(&next[i], &(*insts)[j])) {
+                next[i].slot = (*insts)[j].slot;
+                (*insts)[j].slot = -1;
+            }
+    for (size_t j = 0; j < *n; j++) /* the rest of the old set goes */
+        if ((*insts)[j].slot >= 0)
+            sn_engine_disable(eng, (*insts)[j].slot);
+    if (enable_all(eng, next, nn) < 0)
+        sn_log(SN_LOG_WARN, "agent", "reload of %s: some instrumentations are not running",
+               file);
+    free(*insts);
+    *insts = next;
+    *n = nn;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sn_log(SN_LOG_INFO, "agent", "reloaded %s: %zu instrumentation(s) in %.1f ms", file, nn,
+           (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 }
 
 int sn_cmd_agent(int argc, char **argv)
@@ -192,17 +259,15 @@ int sn_cmd_agent(int argc, char **argv)
         free(insts);
         return SN_EXIT_FAILURE;
     }
-    for (size_t i = 0; i < n; i++) {
-        insts[i].slot = sn_engine_enable(eng, &insts[i].spec);
-        if (insts[i].slot < 0) {
-            fprintf(stderr, "sonde agent: instrumentation %s: cannot enable: %s\n", insts[i].id,
-                    strerror(-insts[i].slot));
-            rc = SN_EXIT_FAILURE;
-            goto out;
-        }
+    if (enable_all(eng, insts, n) < 0) {
+        rc = SN_EXIT_FAILURE;
+        goto out;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     sn_log(SN_LOG_INFO, "agent", "%zu instrumentation(s) enabled on %s", n, host);
 
     struct timespec next;
@@ -215,17 +280,32 @@ int sn_cmd_agent(int argc, char **argv)
         struct sn_frame *frames = calloc(n, sizeof(*frames));
         struct collect_ctx ctx = {frames, insts, n, host, 0};
 
-        while (!stop && clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &next, NULL) == EINTR)
-            ;
+        while (!stop) {
+            if (reload) { /* between collections: the others' seconds are not disturbed */
+                reload = 0;
+                reload_insts(eng, file, host, (uint32_t)cap, &insts, &n);
+                free(frames);
+                frames = calloc(n, sizeof(*frames));
+                ctx = (struct collect_ctx){frames, insts, n, host, 0};
+            }
+            if (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &next, NULL) != EINTR)
+                break;
+        }
         if (!frames) {
             rc = SN_EXIT_FAILURE;
             break;
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             sn_frame_init(&frames[i], &insts[i], (int64_t)next.tv_sec - 1);
+            frames[i].engine = eng;
+        }
         memset(drops, 0, sizeof(drops));
         sn_engine_collect(eng, on_cell, &ctx, drops);
         for (size_t i = 0; i < n; i++) {
+            if (insts[i].slot < 0) { /* failed to enable at a reload */
+                sn_frame_fini(&frames[i]);
+                continue;
+            }
             frames[i].drops = drops[insts[i].slot];
             if (binary) {
                 size_t len;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -132,6 +133,85 @@ static void test_binary_frames(void)
     T_EQU(getppids, 30);
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/*
+ * Enabling while running: SIGHUP with a second instrumentation in FILE. Its first frame comes
+ * within 2 s; the first keeps reporting every second without a gap; removing it stops its
+ * frames.
+ */
+static void test_reload_enables_and_disables(void)
+{
+    static const char a[] = "{\"id\":\"a\",\"module\":\"syscall\",\"stat\":\"syscalls\"}";
+    static const char b[] = "{\"id\":\"b\",\"module\":\"cpu\",\"stat\":\"usage\","
+                            "\"decomposition\":\"cpumode\"}";
+    char text[1024], line[65536];
+    int fds[2], a_frames = 0, a_after_removal = 0, b_frames = 0, phase = 0;
+    json_int_t last_a = 0;
+    double hup = 0, first_b = -1;
+    const char *path;
+    pid_t pid;
+    FILE *p;
+
+    snprintf(text, sizeof(text), "[%s]", a);
+    path = write_file("agent_reload", text);
+    T_REQUIRE(path != NULL && pipe(fds) == 0);
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execl(sonde, sonde, "agent", "--inst", path, "--stdout", "--seconds", "9", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    p = fdopen(fds[0], "r");
+    T_REQUIRE(pid > 0 && p != NULL);
+    while (fgets(line, sizeof(line), p)) {
+        json_t *j = json_loads(line, 0, NULL);
+        const char *id = json_string_value(json_object_get(j, "id"));
+        json_int_t t = json_integer_value(json_object_get(j, "t"));
+        if (id && strcmp(id, "a") == 0) {
+            if (last_a)
+                T_EQ(t, last_a + 1); /* one frame a second, reload or not */
+            last_a = t;
+            a_frames++;
+            if (phase == 2)
+                a_after_removal++;
+        } else if (id && strcmp(id, "b") == 0) {
+            b_frames++;
+            if (first_b < 0)
+                first_b = now_s() - hup;
+        }
+        json_decref(j);
+        if (phase == 0 && a_frames == 2) { /* running: add b */
+            snprintf(text, sizeof(text), "[%s,%s]", a, b);
+            T_OK(write_file("agent_reload", text) != NULL);
+            hup = now_s();
+            kill(pid, SIGHUP);
+            phase = 1;
+        } else if (phase == 1 && b_frames == 2) { /* now remove a */
+            snprintf(text, sizeof(text), "[%s]", b);
+            T_OK(write_file("agent_reload", text) != NULL);
+            kill(pid, SIGHUP);
+            phase = 2;
+        }
+    }
+    fclose(p);
+    int st = -1;
+    waitpid(pid, &st, 0);
+    T_EQ(st, 0);
+    t_note("first frame of the new instrumentation %.3f s after SIGHUP; %d frames of a, %d of b",
+           first_b, a_frames, b_frames);
+    T_OK(first_b >= 0 && first_b < 2.0);
+    T_OK(b_frames >= 4);
+    T_OK(a_after_removal <= 1); /* at most the second that was being collected */
+}
+
 static int run_status(const char *inst_text, char *err, size_t len)
 {
     char cmd[1024];
@@ -179,6 +259,8 @@ int main(int argc, char **argv)
     t_unique_comm();
     t_run("a workload's 2 ms sleeps appear in the agent's frames", test_frames_from_a_workload);
     t_run("binary frames decode, checksums and all", test_binary_frames);
+    t_run("SIGHUP enables and disables while the others keep reporting",
+          test_reload_enables_and_disables);
     t_run("bad instrumentation files: CA messages, exit 2", test_bad_files);
     return t_done();
 }
