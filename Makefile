@@ -6,12 +6,13 @@
 #   make lint    clang-format check of every tracked C file
 #   make bench   histogram benchmarks: Sonde vs its baseline, with ratios
 #   make bench-agent  what tracing adds to a system call: Sonde vs bpftrace and a floor
+#   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
 JOBS         ?= 2
 FUZZ_SECONDS ?= 20
 WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
-.PHONY: all setup build run check test asan fuzz lint bench bench-agent clean
+.PHONY: all setup build run check test asan fuzz lint bench bench-agent soak-agent clean
 all: build
 
 setup:
@@ -51,6 +52,10 @@ bench: build
 bench-agent: build
 	@scripts/setup bench
 	./build/bench/bench_agent
+
+MINUTES ?= 60
+soak-agent: build
+	scripts/soak-agent $(MINUTES)
 
 clean:
 	rm -rf build build-asan build-fuzz
