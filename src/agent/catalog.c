@@ -185,6 +185,7 @@ static const struct sn_catalog_field syscall_fields[] = {
     DISCRETE("errno", SN_SC_ERRNO, parse_errno, "error code", SN_RENDER_ERRNO),
     F_SUBSECOND,
     F_LATENCY,
+    NUMERIC("cputime", SN_SC_CPUTIME, "CPU time", "time"),
 };
 
 static const struct sn_catalog_field exec_fields[] = {

@@ -45,6 +45,7 @@ struct sn_engine {
     struct bpf_link *pg_links[MAX_PG * 2];        /* postgres.queries */
     struct bpf_link *usdt_links[SN_MAX_SLOTS][2]; /* usdt.probes: each slot its pair */
     struct sn_sampler *sampler;                   /* sampled metrics */
+    struct bpf_link *offcpu_link;                 /* while a syscall slot needs cputime */
     bool sampler_primed;
     int ncpu;
     struct sn_agg_key *keys; /* drain scratch: SN_AGG_ENTRIES keys */
@@ -213,6 +214,7 @@ void sn_engine_close(struct sn_engine *e)
     for (int sl = 0; sl < SN_MAX_SLOTS; sl++)
         for (int i = 0; i < 2; i++)
             bpf_link__destroy(e->usdt_links[sl][i]);
+    bpf_link__destroy(e->offcpu_link);
     probes_bpf__destroy(e->sc);
     sn_sampler_close(e->sampler);
     free(e->perf_links);
@@ -425,6 +427,24 @@ static int attach(struct sn_engine *e, uint32_t metric)
     return 0;
 }
 
+/* syscall cputime needs the off-CPU accounting of offcpu_switch: attached while some
+ * syscall slot reads the field */
+static int update_cputime(struct sn_engine *e)
+{
+    bool want = e->lists[SN_METRIC_SYSCALLS].needs & (1u << SN_SC_CPUTIME);
+
+    if (want && !e->offcpu_link) {
+        e->offcpu_link = bpf_program__attach(e->sc->progs.offcpu_switch);
+        if (!e->offcpu_link)
+            return -errno ? -errno : -EINVAL;
+    } else if (!want && e->offcpu_link) {
+        bpf_link__destroy(e->offcpu_link);
+        e->offcpu_link = NULL;
+    }
+    e->sc->bss->want_cputime = want;
+    return 0;
+}
+
 int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
 {
     struct sn_slot sl = {0};
@@ -459,6 +479,8 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
     rc = write_list(e, spec->metric);
     if (rc == 0)
         rc = attach(e, spec->metric);
+    if (rc == 0)
+        rc = update_cputime(e);
     if (rc == 0 && spec->metric == SN_METRIC_USDT)
         rc = attach_usdt(e, s, spec);
     if (rc == 0 && is_sampled(spec->metric) && l->n == 1) /* a first reading to differ from */
@@ -488,6 +510,8 @@ int sn_engine_disable(struct sn_engine *e, int slot)
         }
     }
     write_list(e, m);
+    e->needs_of[s] = 0;
+    update_cputime(e);
     for (int i = 0; i < 2; i++) {
         bpf_link__destroy(e->usdt_links[s][i]);
         e->usdt_links[s][i] = NULL;

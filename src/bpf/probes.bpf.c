@@ -33,8 +33,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-__u32 gen = 0;      /* the generation being written; user space flips it */
-__s64 wall_off = 0; /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by user space */
+__u32 gen = 0;          /* the generation being written; user space flips it */
+__s64 wall_off = 0;     /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by user space */
+__u32 want_cputime = 0; /* some syscall slot needs cputime: offcpu_switch is attached */
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -79,12 +80,30 @@ struct {
     __type(value, __u64);
 } drops SEC(".maps");
 
+/* a system call's start: when, and the thread's off-CPU total then (for cputime) */
+struct sys_start {
+    __u64 ts, off0;
+};
+
 struct {
     __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
     __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, int);
-    __type(value, __u64);
+    __type(value, struct sys_start);
 } start_ns SEC(".maps");
+
+/* per thread: when it last left a CPU (0 while on one), and its off-CPU time so far; kept by
+ * offcpu_switch while some instrumentation needs syscall cputime */
+struct offcpu {
+    __u64 out, total;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct offcpu);
+} offcpu SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -481,10 +500,16 @@ static __always_inline void task_fields(struct event *ev, struct task_struct *ta
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-    __u64 *ts = bpf_task_storage_get(&start_ns, bpf_get_current_task_btf(), 0,
-                                     BPF_LOCAL_STORAGE_GET_F_CREATE);
-    if (ts)
-        *ts = bpf_ktime_get_ns();
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct sys_start *st = bpf_task_storage_get(&start_ns, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+    if (!st)
+        return 0;
+    st->ts = bpf_ktime_get_ns();
+    if (want_cputime) {
+        struct offcpu *o = bpf_task_storage_get(&offcpu, task, 0, 0);
+        st->off0 = o ? o->total : 0;
+    }
     return 0;
 }
 
@@ -494,22 +519,29 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
     struct task_struct *task = bpf_get_current_task_btf();
     __u32 zero = 0, metric = SN_METRIC_SYSCALLS, g = gen & 1, needs;
     struct sn_metric_slots *ms;
+    struct sys_start *st;
     struct event *ev;
-    __u64 *ts, now;
+    __u64 now;
 
-    ts = bpf_task_storage_get(&start_ns, task, 0, 0);
-    if (!ts || !*ts)
+    st = bpf_task_storage_get(&start_ns, task, 0, 0);
+    if (!st || !st->ts)
         return 0;
     now = bpf_ktime_get_ns();
     ms = bpf_map_lookup_elem(&by_metric, &metric);
     ev = bpf_map_lookup_elem(&scratch, &zero);
     if (!ms || !ev || ms->n == 0) {
-        *ts = 0;
+        st->ts = 0;
         return 0;
     }
     needs = ms->needs;
-    ev->num[SN_SC_LATENCY] = (__s64)(now - *ts);
-    *ts = 0;
+    ev->num[SN_SC_LATENCY] = (__s64)(now - st->ts);
+    st->ts = 0;
+    if (needs & (1u << SN_SC_CPUTIME)) {
+        struct offcpu *o = bpf_task_storage_get(&offcpu, task, 0, 0);
+        __u64 off = o && o->total > st->off0 ? o->total - st->off0 : 0;
+        ev->num[SN_SC_CPUTIME] =
+            off < (__u64)ev->num[SN_SC_LATENCY] ? ev->num[SN_SC_LATENCY] - (__s64)off : 0;
+    }
     task_fields(ev, task, needs);
     if (needs & (1u << SN_SC_SYSCALL))
         ev->num[SN_SC_SYSCALL] = BPF_CORE_READ(regs, orig_ax);
@@ -517,6 +549,24 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
         ev->num[SN_SC_ERRNO] = ret < 0 && ret > -4096 ? -ret : 0;
 
     run_slots(ms, ev, SN_METRIC_SYSCALLS, g);
+    return 0;
+}
+
+/* syscall cputime: off-CPU time per thread, from each switch out to the switch back in */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+    __u64 now = bpf_ktime_get_ns();
+    struct offcpu *o;
+
+    o = bpf_task_storage_get(&offcpu, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (o)
+        o->out = now;
+    o = bpf_task_storage_get(&offcpu, next, 0, 0);
+    if (o && o->out) {
+        o->total += now - o->out;
+        o->out = 0;
+    }
     return 0;
 }
 
