@@ -493,8 +493,7 @@ static void test_thread_samples(void)
     T_OK(mine.f.count >= 120 && mine.f.count <= 215);
     /* at most 99 a second per CPU (an idle CPU of a VM may be sampled less: its timer is
      * deferred while it sleeps) */
-    T_OK(total.f.count >= mine.f.count &&
-         (double)total.f.count <= 1.1 * 99 * (double)ncpu * secs);
+    T_OK(total.f.count >= mine.f.count && (double)total.f.count <= 1.1 * 99 * (double)ncpu * secs);
     T_REQUIRE(mine.f.hist != NULL);
     T_EQU(sn_hist_count_above(mine.f.hist, 999, false), 0); /* subsecond is ms in [0, 999] */
     T_OK(sn_hist_nbuckets(mine.f.hist) > 20);               /* and spread over the second */
@@ -675,7 +674,7 @@ static void test_syscall_cputime(void)
            sn_hist_mean(sl.f.hist), sn_hist_mean(rd.f.hist), sn_hist_mean(rdlat.f.hist));
     T_EQU(sl.f.count, 5);
     T_EQU(sn_hist_count_above(sl.f.hist, 1e6, true), 0); /* each sleep: under 1 ms on CPU */
-    T_OK(rd.f.count >= 6);                               /* the pipe's read, and ours */
+    T_OK(rd.f.count >= 5); /* ours (the pipe read may have begun before the probe) */
     T_OK(sn_hist_mean(rd.f.hist) > 0.5 * sn_hist_mean(rdlat.f.hist));
     for (int i = 0; i < 3; i++)
         disable(all[i]);
