@@ -26,6 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
+#include "agent/catalog.h"
 #include "agent/engine.h"
 #include "agent/frame.h"
 #include "agent/inst.h"
@@ -708,6 +711,66 @@ static void test_sampled_through_engine(void)
     disable(&lo);
 }
 
+/* Links in the whole kernel whose program is one of ids[0..n). */
+static int kernel_links_to(const uint32_t *ids, int n)
+{
+    uint32_t id = 0;
+    int found = 0;
+
+    while (bpf_link_get_next_id(id, &id) == 0) {
+        struct bpf_link_info info;
+        uint32_t len = sizeof(info);
+        int fd = bpf_link_get_fd_by_id(id);
+        if (fd < 0)
+            continue;
+        memset(&info, 0, sizeof(info));
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+            for (int i = 0; i < n; i++)
+                found += info.prog_id == ids[i];
+        close(fd);
+    }
+    return found;
+}
+
+/* Every traced metric: enabling attaches its programs, disabling the last detaches them, as
+ * the kernel's own link table says; sampled metrics never attach anything. */
+static void test_attach_detach_all(void)
+{
+    size_t n;
+    const struct sn_metric_def *m = sn_catalog_all(&n);
+    char body[1024], path[PATH_MAX];
+
+    T_REQUIRE(realpath(sdt_prog, path) != NULL && strlen(path) < 512);
+    for (size_t i = 0; i < n; i++) {
+        struct probe p = {0};
+        uint32_t ids[4];
+        int nids = sn_engine_prog_ids(eng, m[i].metric, ids, 4);
+        if (m[i].metric == SN_METRIC_USDT)
+            snprintf(body, sizeof(body),
+                     "{\"module\":\"usdt\",\"stat\":\"probes\",\"predicate\":{\"and\":["
+                     "{\"eq\":[\"path\",\"%.512s\"]},{\"eq\":[\"provider\",\"sonde_test\"]},"
+                     "{\"eq\":[\"probe\",\"work\"]}]}}",
+                     path);
+        else
+            snprintf(body, sizeof(body), "{\"module\":\"%s\",\"stat\":\"%s\"}", m[i].module,
+                     m[i].stat);
+        t_note("%s.%s", m[i].module, m[i].stat);
+        T_EQ(kernel_links_to(ids, nids), 0);
+        if (!T_OK(enable(&p, body)))
+            continue;
+        int links = kernel_links_to(ids, nids);
+        if (m[i].metric >= SN_METRIC_SAMPLED_FIRST) {
+            T_EQ(nids, 0);
+            T_OK(!sn_engine_attached(eng, m[i].metric));
+        } else {
+            T_OK(nids >= 1);
+            T_OK(links >= nids); /* thread_samples: one per CPU; postgres: per binary */
+        }
+        disable(&p);
+        T_EQ(kernel_links_to(ids, nids), 0);
+    }
+}
+
 static void test_bad_bodies(void)
 {
     struct sn_inst in;
@@ -747,6 +810,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot open the engine: %s (run as root)\n", strerror(-rc));
     t_run("bad bodies for the new metrics get CA errors", test_bad_bodies);
     if (eng) {
+        t_run("every traced metric attaches and detaches, in the kernel's view",
+              test_attach_detach_all);
         t_run("fs.logical_ops: a workload's operations by type, size and offset",
               test_fs_logical_ops);
         t_run("tcp.connects and tcp.accepts over IPv4 and IPv6 loopback",
