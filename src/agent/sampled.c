@@ -9,12 +9,14 @@
  *                   (what cgroup's rstat charges). Cells sum microseconds by key first and turn
  *                   each into percent of one CPU over the measured interval between the two
  *                   readings (CLOCK_MONOTONIC at the /proc/stat reads), rounded.
- *                   cgroup.events must be read to find populated leaves; a leaf that was read
- *                   while populated is read once more after it empties (its last partial second
+ *                   Populated is cgroup.events' "populated 1". A leaf that was read while
+ *                   populated is read once more after it empties (its last partial second
  *                   stays its own), then its counters are carried unread: an empty cgroup
- *                   accrues nothing. A cgroup new since the previous reading counts from 0 (its
- *                   counters started at its creation); one that only now became a populated
- *                   leaf, without a counter we trust, gives a baseline only.
+ *                   accrues nothing. A cgroup new since the previous reading is read even when
+ *                   empty and counts from 0 (its counters started at its creation); one that only
+ *                   now became a populated leaf without a counter we trust (it was an inner
+ *                   cgroup) gives a baseline only. CG_MAX_DEPTH levels down, a cgroup counts as
+ *                   a leaf (its counters cover its subtree).
  *   memory.rss      one pass over /proc/<pid>/stat (processes, not threads): resident pages
  *   memory.pageins  (field 24, the same get_mm_rss() as statm's second field, one file fewer) and
  *                   major faults (field 12, whole process including exited threads), grouped by
@@ -29,10 +31,13 @@
  *                   differences; a counter that went backwards (interface reset) or an interface
  *                   new since the previous reading counts from 0.
  *
- * Differences need the source in two consecutive readings: a source that the previous
- * sn_sampler_read() did not read gives a baseline, not a difference spanning the gap (enabling
- * an instrumentation must not report an hour of traffic as one second). A source not read by
- * the last reading has no rows.
+ * A difference is between a source's last two readings, whatever other readings came between:
+ * the engine takes a reading of just the metric it enables (agent/engine.c), which must not cost
+ * the metrics already enabled their next difference. That reading is also what keeps a source
+ * read again after a pause from reporting the whole pause as one interval: a caller that stops
+ * reading a metric takes a fresh reading of it when it starts again (cpu.usage is a rate over
+ * the measured interval and does not care). A source whose reading failed gives a baseline
+ * next time. A source not read by the last reading has no rows.
  *
  * Cells: rows that pass the predicate are summed by key; zero cells are never emitted (point
  * and interval metrics alike; a cpu.usage cell that rounds to 0 percent included). When a
@@ -41,10 +46,13 @@
  * rows are known at once, so keep the ones worth showing). num_field is ignored: these metrics
  * have no numeric fields, and .ord is always 0.
  *
- * Costs: one file per populated leaf cgroup (two with cgroup.events, plus a directory read per
- * cgroup), one or two per process, three for the host files. All tables grow with what exists
- * (processes, cgroups, interfaces), are double-buffered and reused across readings; nothing is
- * allocated per reading once they are large enough. Not thread-safe.
+ * Costs: per cgroup a directory read, per leaf cgroup.events, per populated leaf cpu.stat; per
+ * process /proc/<pid>/stat, and /proc/<pid>/cgroup only for one with resident pages (rss asked
+ * for) or new major faults, so not for kernel threads; /proc/stat, /proc/vmstat, /proc/net/dev.
+ * The /proc files dominate (tens of us each; about 2 ms for 80 processes on a small VM). Tables
+ * grow with what exists (processes, cgroups, interfaces), are double-buffered and reused across
+ * readings; per reading only libc's directory streams and stdio (sn_cgroup_of_pid) allocate.
+ * Not thread-safe.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -92,7 +100,17 @@ struct proc_ent {
 
 struct nic_ent {
     char name[SN_KEYLEN];
-    uint64_t c[4]; /* rx bytes, rx packets, tx bytes, tx packets */
+    uint64_t in, out; /* received, transmitted (bytes or packets) */
+};
+
+/* nic.bytes and nic.packets keep separate baselines: the engine's first reading of one must not
+ * restart the other's interval. */
+struct nic_src {
+    uint64_t seq; /* reading that last read it; 0 never, or it failed */
+    struct nic_ent *v[2];
+    size_t n[2], cap[2];
+    int cur;
+    struct rows rows;
 };
 
 /* A cgroup met in this /proc pass, by path, with what its processes added up to. */
@@ -112,7 +130,7 @@ struct sn_sampler {
     uint64_t root_id; /* 0 without cgroup v2 */
 
     /* cpu.usage */
-    uint64_t cpu_seq; /* reading that last read it, 0 never */
+    uint64_t cpu_seq; /* reading that last read it; 0 never, or it failed */
     struct cg_ent *cg[2];
     size_t ncg[2], capcg[2];
     int cgcur;
@@ -138,11 +156,7 @@ struct sn_sampler {
     size_t ntext, captext;
 
     /* nic.bytes, nic.packets */
-    uint64_t nic_seq;
-    struct nic_ent *nic[2];
-    size_t nnic[2], capnic[2];
-    int niccur;
-    struct rows nic_bytes, nic_packets;
+    struct nic_src nic[2];
 
     /* scratch */
     char *buf;
@@ -313,7 +327,7 @@ static void visit(struct walk *w, int dfd, uint64_t id, bool leaf)
         bool populated = read_small(dfd, "cgroup.events", buf, sizeof(buf)) > 0 &&
                          strstr(buf, "populated 1") != NULL;
         uint64_t u, sy;
-        if ((populated || (p && p->has_stat && p->populated)) &&
+        if ((populated || !p || (p->has_stat && p->populated)) &&
             read_small(dfd, "cpu.stat", buf, sizeof(buf)) > 0 && find_u64(buf, "user_usec", &u) &&
             find_u64(buf, "system_usec", &sy)) {
             e.has_stat = true;
@@ -399,7 +413,7 @@ static int read_host_cpu(struct sn_sampler *s, uint64_t *user, uint64_t *sys)
 
 static int read_cpu(struct sn_sampler *s)
 {
-    struct walk w = {.s = s, .deltas = s->cpu_seq && s->cpu_seq + 1 == s->seq};
+    struct walk w = {.s = s, .deltas = s->cpu_seq != 0};
     const char *root = sn_cgroup_root();
     uint64_t hu = 0, hs = 0;
     int64_t t = now_ns(CLOCK_MONOTONIC);
@@ -418,7 +432,8 @@ static int read_cpu(struct sn_sampler *s)
         if (fd >= 0)
             walk_dir(&w, fd, s->root_id, 0);
     }
-    qsort(s->cg[s->cgcur], s->ncg[s->cgcur], sizeof(struct cg_ent), cmp_cg);
+    if (s->ncg[s->cgcur] > 1) /* (qsort's array may not be NULL, even when empty) */
+        qsort(s->cg[s->cgcur], s->ncg[s->cgcur], sizeof(struct cg_ent), cmp_cg);
     if (w.deltas) {
         s->cpu_wall_us = (uint64_t)(t - s->cpu_ns) / 1000;
         if (add_row(&s->cpu, (int64_t)s->root_id, SN_CPUMODE_USER, NULL,
@@ -559,10 +574,11 @@ static bool read_proc_stat(int procfd, int pid, uint64_t *majflt, uint64_t *star
 
 static int read_procs(struct sn_sampler *s, bool want_rss, bool want_pg)
 {
-    bool deltas = want_pg && s->pg_seq && s->pg_seq + 1 == s->seq;
+    bool deltas = want_pg && s->pg_seq != 0;
     uint64_t ticks = (uint64_t)now_ns(CLOCK_BOOTTIME) / 1000 * (uint64_t)s->tck / 1000000;
     const struct proc_ent *prev = s->pr[s->prcur];
-    size_t nprev = s->npr[s->prcur], sum_pg = 0;
+    size_t nprev = s->npr[s->prcur];
+    uint64_t sum_pg = 0;
     int cur = s->prcur ^ 1, err = 0;
     bool sorted = true;
     struct dirent *e;
@@ -666,26 +682,45 @@ static int cmp_nic(const void *a, const void *b)
     return memcmp(((const struct nic_ent *)a)->name, ((const struct nic_ent *)b)->name, SN_KEYLEN);
 }
 
-static int read_nic(struct sn_sampler *s)
+/* Adds interface n's counters to the table of src being built, and its rows. */
+static int nic_add(struct nic_src *src, const struct nic_ent *n)
 {
-    bool deltas = s->nic_seq && s->nic_seq + 1 == s->seq;
-    const struct nic_ent *prev = s->nic[s->niccur];
-    size_t nprev = s->nnic[s->niccur];
-    int cur = s->niccur ^ 1, err = 0;
+    int cur = src->cur ^ 1;
+    const struct nic_ent *p = find_nic(src->v[src->cur], src->n[src->cur], n->name);
+
+    if (grow(&src->v[cur], &src->cap[cur], src->n[cur] + 1, sizeof(*n)) < 0)
+        return -ENOMEM;
+    src->v[cur][src->n[cur]++] = *n;
+    if (!src->seq)
+        return 0;
+    /* a counter that went backwards, or a new interface: counts from 0 */
+    if (add_row(&src->rows, 0, SN_DIR_IN, n->name, p && n->in >= p->in ? n->in - p->in : n->in) <
+            0 ||
+        add_row(&src->rows, 0, SN_DIR_OUT, n->name,
+                p && n->out >= p->out ? n->out - p->out : n->out) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Reads /proc/net/dev for the sources in want (0 bytes, 1 packets). */
+static int read_nic(struct sn_sampler *s, const bool want[2])
+{
     ssize_t len = read_whole(s, "/proc/net/dev");
     char *line, *next;
+    int err = 0;
 
+    for (int k = 0; k < 2; k++)
+        s->nic[k].n[s->nic[k].cur ^ 1] = 0;
     if (len < 0) {
-        s->nic_seq = 0;
+        s->nic[0].seq = s->nic[1].seq = 0;
         return (int)len;
     }
-    s->nnic[cur] = 0;
     /* two header lines, then "  name: rx_bytes rx_packets (6 more) tx_bytes tx_packets ..." */
     line = strchr(s->buf, '\n');
     line = line ? strchr(line + 1, '\n') : NULL;
     for (; line && !err; line = next) {
         unsigned long long v[10];
-        struct nic_ent n = {{0}, {0}};
+        struct nic_ent n;
         char *colon;
         line++;
         next = strchr(line, '\n');
@@ -697,36 +732,29 @@ static int read_nic(struct sn_sampler *s)
             line++;
         if (colon - line <= 0 || colon - line >= SN_KEYLEN)
             continue;
-        memcpy(n.name, line, (size_t)(colon - line));
         if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
                    &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) != 10)
             continue;
-        n.c[0] = v[0];
-        n.c[1] = v[1];
-        n.c[2] = v[8];
-        n.c[3] = v[9];
-        if (grow(&s->nic[cur], &s->capnic[cur], s->nnic[cur] + 1, sizeof(n)) < 0) {
-            err = -ENOMEM;
-            break;
+        memset(&n, 0, sizeof(n));
+        memcpy(n.name, line, (size_t)(colon - line));
+        for (int k = 0; k < 2 && !err; k++) {
+            n.in = v[k];      /* rx bytes, rx packets */
+            n.out = v[8 + k]; /* tx bytes, tx packets */
+            if (want[k])
+                err = nic_add(&s->nic[k], &n);
         }
-        s->nic[cur][s->nnic[cur]++] = n;
-        if (!deltas)
-            continue;
-        const struct nic_ent *p = find_nic(prev, nprev, n.name);
-        uint64_t dd[4];
-        for (int i = 0; i < 4; i++) /* went backwards, or new: counts from 0 */
-            dd[i] = p && n.c[i] >= p->c[i] ? n.c[i] - p->c[i] : n.c[i];
-        if (add_row(&s->nic_bytes, 0, SN_DIR_IN, n.name, dd[0]) < 0 ||
-            add_row(&s->nic_packets, 0, SN_DIR_IN, n.name, dd[1]) < 0 ||
-            add_row(&s->nic_bytes, 0, SN_DIR_OUT, n.name, dd[2]) < 0 ||
-            add_row(&s->nic_packets, 0, SN_DIR_OUT, n.name, dd[3]) < 0)
-            err = -ENOMEM;
     }
-    qsort(s->nic[cur], s->nnic[cur], sizeof(struct nic_ent), cmp_nic);
-    s->niccur = cur;
-    s->nic_seq = err ? 0 : s->seq;
-    if (err)
-        s->nic_bytes.n = s->nic_packets.n = 0;
+    for (int k = 0; k < 2; k++) {
+        struct nic_src *src = &s->nic[k];
+        if (!want[k])
+            continue;
+        src->cur ^= 1;
+        if (src->n[src->cur] > 1)
+            qsort(src->v[src->cur], src->n[src->cur], sizeof(struct nic_ent), cmp_nic);
+        src->seq = err ? 0 : s->seq;
+        if (err)
+            src->rows.n = 0;
+    }
     return err;
 }
 
@@ -762,13 +790,14 @@ void sn_sampler_close(struct sn_sampler *s)
     for (int i = 0; i < 2; i++) {
         free(s->cg[i]);
         free(s->pr[i]);
-        free(s->nic[i]);
+        free(s->nic[0].v[i]);
+        free(s->nic[1].v[i]);
     }
     free(s->cpu.v);
     free(s->rss.v);
     free(s->pageins.v);
-    free(s->nic_bytes.v);
-    free(s->nic_packets.v);
+    free(s->nic[0].rows.v);
+    free(s->nic[1].rows.v);
     free(s->acc);
     free(s->acc_slot);
     free(s->acc_text);
@@ -785,13 +814,13 @@ int sn_sampler_read(struct sn_sampler *s, uint64_t mask)
     int rc = 0, r;
 
     s->seq++;
-    s->cpu.n = s->rss.n = s->pageins.n = s->nic_bytes.n = s->nic_packets.n = 0;
+    bool nic[2] = {mask & BIT(SN_METRIC_NIC_BYTES), mask & BIT(SN_METRIC_NIC_PACKETS)};
+    s->cpu.n = s->rss.n = s->pageins.n = s->nic[0].rows.n = s->nic[1].rows.n = 0;
     if (mask & BIT(SN_METRIC_CPU_USAGE) && (r = read_cpu(s)) < 0 && !rc)
         rc = r;
     if ((rss || pg) && (r = read_procs(s, rss, pg)) < 0 && !rc)
         rc = r;
-    if (mask & (BIT(SN_METRIC_NIC_BYTES) | BIT(SN_METRIC_NIC_PACKETS)) && (r = read_nic(s)) < 0 &&
-        !rc)
+    if ((nic[0] || nic[1]) && (r = read_nic(s, nic)) < 0 && !rc)
         rc = r;
     return rc;
 }
@@ -830,10 +859,10 @@ int sn_sampler_cells(struct sn_sampler *s, int slot, const struct sn_slot_spec *
         r = &s->pageins;
         break;
     case SN_METRIC_NIC_BYTES:
-        r = &s->nic_bytes;
+        r = &s->nic[0].rows;
         break;
     case SN_METRIC_NIC_PACKETS:
-        r = &s->nic_packets;
+        r = &s->nic[1].rows;
         break;
     default:
         return 0;
@@ -857,7 +886,8 @@ int sn_sampler_cells(struct sn_sampler *s, int slot, const struct sn_slot_spec *
         k->sum = w->value;
         n++;
     }
-    qsort(s->kv, n, sizeof(*s->kv), cmp_key);
+    if (n > 1)
+        qsort(s->kv, n, sizeof(*s->kv), cmp_key);
     for (size_t i = 0; i < n; i++) { /* merge equal keys */
         if (nkeys && memcmp(s->kv[nkeys - 1].key, s->kv[i].key, SN_KEYLEN) == 0)
             s->kv[nkeys - 1].sum += s->kv[i].sum;

@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -153,6 +154,20 @@ static struct gated start_gated(void (*fn)(void *), void *arg)
     }
     close(fds[0]);
     g.go = fds[1];
+    /* wait (at most 2 s) until it sits in that read, so that probes attached from now on do
+     * not see the read begin */
+    for (int i = 0; i < 2000 && g.pid > 0; i++) {
+        char proc[64], buf[64] = {0};
+        snprintf(proc, sizeof(proc), "/proc/%d/syscall", (int)g.pid);
+        FILE *f = fopen(proc, "r");
+        bool in_read = f && fgets(buf, sizeof(buf), f) && buf[0] >= '0' && buf[0] <= '9' &&
+                       atoi(buf) == SYS_read; /* "running" while not in a call */
+        if (f)
+            fclose(f);
+        if (in_read)
+            break;
+        usleep(1000);
+    }
     return g;
 }
 
