@@ -284,21 +284,6 @@ static bool find_u64(const char *text, const char *key, uint64_t *out)
 
 /* ---- cpu.usage ----------------------------------------------------------------------------- */
 
-static const struct cg_ent *find_cg(const struct cg_ent *v, size_t n, uint64_t id)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid].id == id)
-            return &v[mid];
-        if (v[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 static int cmp_cg(const void *a, const void *b)
 {
     const struct cg_ent *x = a, *y = b;
@@ -318,7 +303,9 @@ struct walk {
 static void visit(struct walk *w, int dfd, uint64_t id, bool leaf)
 {
     struct sn_sampler *s = w->s;
-    const struct cg_ent *p = find_cg(w->prev, w->nprev, id);
+    struct cg_ent key = {.id = id};
+    const struct cg_ent *p =
+        w->nprev ? bsearch(&key, w->prev, w->nprev, sizeof(key), cmp_cg) : NULL;
     struct cg_ent e = {.id = id};
     char buf[1024];
     int cur = s->cgcur;
@@ -518,21 +505,6 @@ static void acc_reset(struct sn_sampler *s)
         memset(s->acc_slot, 0, s->nslot * sizeof(*s->acc_slot));
 }
 
-static const struct proc_ent *find_proc(const struct proc_ent *v, size_t n, int pid)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid].pid == pid)
-            return &v[mid];
-        if (v[mid].pid < pid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 static int cmp_proc(const void *a, const void *b)
 {
     const struct proc_ent *x = a, *y = b;
@@ -600,7 +572,9 @@ static int read_procs(struct sn_sampler *s, bool want_rss, bool want_pg)
         if (!read_proc_stat(dirfd(d), (int)pid, &majflt, &start, &rss))
             continue; /* exited meanwhile (ENOENT, ESRCH) */
         if (want_pg) {
-            const struct proc_ent *p = find_proc(prev, nprev, (int)pid);
+            struct proc_ent key = {.pid = (int)pid};
+            const struct proc_ent *p =
+                nprev ? bsearch(&key, prev, nprev, sizeof(key), cmp_proc) : NULL;
             if (deltas && p && p->start == start)
                 dpg = sub0(majflt, p->majflt);
             else if (deltas && start >= s->pg_ticks) /* new, or a reused pid */
@@ -661,22 +635,6 @@ static int read_procs(struct sn_sampler *s, bool want_rss, bool want_pg)
 
 /* ---- nic.bytes, nic.packets ---------------------------------------------------------------- */
 
-static const struct nic_ent *find_nic(const struct nic_ent *v, size_t n, const char *name)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = memcmp(v[mid].name, name, SN_KEYLEN);
-        if (c == 0)
-            return &v[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 static int cmp_nic(const void *a, const void *b)
 {
     return memcmp(((const struct nic_ent *)a)->name, ((const struct nic_ent *)b)->name, SN_KEYLEN);
@@ -686,7 +644,9 @@ static int cmp_nic(const void *a, const void *b)
 static int nic_add(struct nic_src *src, const struct nic_ent *n)
 {
     int cur = src->cur ^ 1;
-    const struct nic_ent *p = find_nic(src->v[src->cur], src->n[src->cur], n->name);
+    const struct nic_ent *p =
+        src->n[src->cur] ? bsearch(n, src->v[src->cur], src->n[src->cur], sizeof(*n), cmp_nic)
+                         : NULL;
 
     if (grow(&src->v[cur], &src->cap[cur], src->n[cur] + 1, sizeof(*n)) < 0)
         return -ENOMEM;

@@ -403,6 +403,18 @@ static __always_inline void run_slots(const struct sn_metric_slots *ms, const st
     }
 }
 
+/* The start of every probe: the metric's slot list (in *ms) and this CPU's event record, or
+ * NULL when no slot listens to the metric. */
+static __always_inline struct event *begin(__u32 metric, struct sn_metric_slots **ms)
+{
+    __u32 zero = 0;
+    struct event *ev;
+
+    *ms = bpf_map_lookup_elem(&by_metric, &metric);
+    ev = bpf_map_lookup_elem(&scratch, &zero);
+    return *ms && ev && (*ms)->n > 0 ? ev : NULL;
+}
+
 /*
  * The hash of the current process's arguments (psargs: argv joined by spaces, at most
  * SN_PSARGS_LEN - 1 bytes, trailing spaces dropped; FNV-1a 64, the same as user space's
@@ -517,7 +529,7 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
     struct task_struct *task = bpf_get_current_task_btf();
-    __u32 zero = 0, metric = SN_METRIC_SYSCALLS, g = gen & 1, needs;
+    __u32 metric = SN_METRIC_SYSCALLS, g = gen & 1, needs;
     struct sn_metric_slots *ms;
     struct sys_start *st;
     struct event *ev;
@@ -527,9 +539,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
     if (!st || !st->ts)
         return 0;
     now = bpf_ktime_get_ns();
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
-    if (!ms || !ev || ms->n == 0) {
+    ev = begin(metric, &ms);
+    if (!ev) {
         st->ts = 0;
         return 0;
     }
@@ -573,11 +584,12 @@ int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-    __u32 zero = 0, metric = SN_METRIC_PROC_EXECS;
-    struct sn_metric_slots *ms = bpf_map_lookup_elem(&by_metric, &metric);
-    struct event *ev = bpf_map_lookup_elem(&scratch, &zero);
+    __u32 metric = SN_METRIC_PROC_EXECS;
+    struct sn_metric_slots *ms;
 
-    if (!ms || !ev || ms->n == 0)
+    struct event *ev = begin(metric, &ms);
+
+    if (!ev)
         return 0;
     task_fields(ev, bpf_get_current_task_btf(), ms->needs);
     run_slots(ms, ev, SN_METRIC_PROC_EXECS, gen & 1);
@@ -587,15 +599,14 @@ int BPF_PROG(proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binpr
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 {
-    __u32 zero = 0, metric = SN_METRIC_PROC_FORKS;
+    __u32 metric = SN_METRIC_PROC_FORKS;
     struct sn_metric_slots *ms;
     struct event *ev;
 
     if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
         return 0; /* a thread, not a process */
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
-    if (!ms || !ev || ms->n == 0)
+    ev = begin(metric, &ms);
+    if (!ev)
         return 0;
     task_fields(ev, bpf_get_current_task_btf(), ms->needs); /* current is the parent */
     ev->num[SN_SC_PPID] = (__s64)(bpf_get_current_pid_tgid() >> 32);
@@ -607,15 +618,14 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(proc_exit, struct task_struct *p)
 {
-    __u32 zero = 0, metric = SN_METRIC_PROC_EXITS;
+    __u32 metric = SN_METRIC_PROC_EXITS;
     struct sn_metric_slots *ms;
     struct event *ev;
 
     if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
         return 0; /* a thread; the process ends with its main thread */
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
-    if (!ms || !ev || ms->n == 0)
+    ev = begin(metric, &ms);
+    if (!ev)
         return 0;
     task_fields(ev, bpf_get_current_task_btf(), ms->needs);
     ev->num[SN_SC_WALLTIME] = (__s64)(bpf_ktime_get_ns() - BPF_CORE_READ(p, start_time));
@@ -640,7 +650,7 @@ int BPF_PROG(block_issue, struct request *rq)
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(block_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
 {
-    __u32 zero = 0, metric = SN_METRIC_DISK_OPS, needs;
+    __u32 metric = SN_METRIC_DISK_OPS, needs;
     __u64 key = (__u64)rq, now = bpf_ktime_get_ns();
     struct sn_metric_slots *ms;
     struct rq_start *st;
@@ -649,9 +659,8 @@ int BPF_PROG(block_complete, struct request *rq, blk_status_t error, unsigned in
     st = bpf_map_lookup_elem(&rq_started, &key);
     if (!st)
         return 0;
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
-    if (ms && ev && ms->n > 0) {
+    ev = begin(metric, &ms);
+    if (ev) {
         needs = ms->needs;
         ev->num[SN_SC_LATENCY] = (__s64)(now - st->ts);
         ev->num[SN_SC_SIZE] = (__s64)st->bytes;
@@ -691,7 +700,7 @@ int BPF_PROG(runq_wakeup_new, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(runq_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-    __u32 zero = 0, metric = SN_METRIC_RUNQUEUE, needs;
+    __u32 metric = SN_METRIC_RUNQUEUE, needs;
     struct sn_metric_slots *ms;
     struct event *ev;
     __u64 *ts, now;
@@ -700,9 +709,8 @@ int BPF_PROG(runq_switch, bool preempt, struct task_struct *prev, struct task_st
     if (!ts || !*ts)
         return 0;
     now = bpf_ktime_get_ns();
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
-    if (ms && ev && ms->n > 0) {
+    ev = begin(metric, &ms);
+    if (ev) {
         needs = ms->needs;
         ev->num[SN_SC_LATENCY] = (__s64)(now - *ts);
         if (needs & (1u << SN_SC_EXECNAME))
@@ -827,7 +835,7 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(fs_exit, struct pt_regs *regs, long ret)
 {
     struct task_struct *task = bpf_get_current_task_btf();
-    __u32 zero = 0, metric = SN_METRIC_FS_OPS, needs, dev = 0;
+    __u32 metric = SN_METRIC_FS_OPS, needs, dev = 0;
     struct sn_metric_slots *ms;
     struct fs_start *st;
     struct event *ev;
@@ -837,9 +845,8 @@ int BPF_PROG(fs_exit, struct pt_regs *regs, long ret)
     if (!st || !st->ts)
         return 0;
     now = bpf_ktime_get_ns();
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
-    if (!ms || !ev || ms->n == 0) {
+    ev = begin(metric, &ms);
+    if (!ev) {
         st->ts = 0;
         return 0;
     }
@@ -923,7 +930,7 @@ static __always_inline void sock_fields(struct event *ev, const struct sock *sk,
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tcp_connect_state, const struct sock *sk, const int oldstate, const int newstate)
 {
-    __u32 zero = 0, metric = SN_METRIC_TCP_CONNECTS, needs;
+    __u32 metric = SN_METRIC_TCP_CONNECTS, needs;
     __u64 key = (__u64)sk;
     struct sn_metric_slots *ms;
     struct conn_start *cs;
@@ -953,9 +960,8 @@ int BPF_PROG(tcp_connect_state, const struct sock *sk, const int oldstate, const
     cs = bpf_map_lookup_elem(&tcp_syn_sent, &key);
     if (!cs)
         return 0;
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
-    if (newstate == TCP_ESTABLISHED && ms && ev && ms->n > 0) {
+    ev = begin(metric, &ms);
+    if (newstate == TCP_ESTABLISHED && ev) {
         needs = ms->needs;
         ev->num[SN_SC_LATENCY] = (__s64)(bpf_ktime_get_ns() - cs->ts);
         ev->num[SN_SC_PID] = cs->pid;
@@ -977,16 +983,15 @@ int BPF_PROG(tcp_connect_state, const struct sock *sk, const int oldstate, const
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tcp_accept_state, const struct sock *sk, const int oldstate, const int newstate)
 {
-    __u32 zero = 0, metric = SN_METRIC_TCP_ACCEPTS;
+    __u32 metric = SN_METRIC_TCP_ACCEPTS;
     struct sn_metric_slots *ms;
     struct event *ev;
 
     if (oldstate != TCP_SYN_RECV || newstate != TCP_ESTABLISHED ||
         BPF_CORE_READ(sk, sk_protocol) != SN_IPPROTO_TCP)
         return 0;
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
-    if (!ms || !ev || ms->n == 0)
+    ev = begin(metric, &ms);
+    if (!ev)
         return 0;
     /* the handshake as the server saw it: SYN-ACK out to ACK in, measured by TCP itself
      * (the first RTT sample, in srtt_us << 3) */
@@ -1002,11 +1007,12 @@ int BPF_PROG(tcp_accept_state, const struct sock *sk, const int oldstate, const 
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tcp_retransmit, const struct sock *sk, const struct sk_buff *skb)
 {
-    __u32 zero = 0, metric = SN_METRIC_TCP_RETRANS;
-    struct sn_metric_slots *ms = bpf_map_lookup_elem(&by_metric, &metric);
-    struct event *ev = bpf_map_lookup_elem(&scratch, &zero);
+    __u32 metric = SN_METRIC_TCP_RETRANS;
+    struct sn_metric_slots *ms;
 
-    if (!ms || !ev || ms->n == 0)
+    struct event *ev = begin(metric, &ms);
+
+    if (!ev)
         return 0;
     sock_fields(ev, sk, ms->needs);
     ev->num[SN_SC_OPTYPE] = BPF_CORE_READ(sk, __sk_common.skc_state);
@@ -1044,16 +1050,15 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(texec_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state)
 {
-    __u32 zero = 0, metric = SN_METRIC_THREAD_EXECS;
+    __u32 metric = SN_METRIC_THREAD_EXECS;
     struct sn_metric_slots *ms;
     struct event *ev;
     __u64 *ts, now = bpf_ktime_get_ns();
 
     if (BPF_CORE_READ(prev, pid) != 0) {
         ts = bpf_task_storage_get(&oncpu_ns, prev, 0, 0);
-        ms = bpf_map_lookup_elem(&by_metric, &metric);
-        ev = bpf_map_lookup_elem(&scratch, &zero);
-        if (ts && *ts && ms && ev && ms->n > 0) {
+        ev = begin(metric, &ms);
+        if (ts && *ts && ev) {
             ev->num[SN_SC_LATENCY] = (__s64)(now - *ts);
             ev->num[SN_SC_OPTYPE] = leavereason(preempt, prev_state);
             task_fields(ev, prev, ms->needs);
@@ -1073,11 +1078,12 @@ int BPF_PROG(texec_switch, bool preempt, struct task_struct *prev, struct task_s
 SEC("perf_event")
 int thread_sample(void *ctx)
 {
-    __u32 zero = 0, metric = SN_METRIC_THREAD_SAMPLES;
-    struct sn_metric_slots *ms = bpf_map_lookup_elem(&by_metric, &metric);
-    struct event *ev = bpf_map_lookup_elem(&scratch, &zero);
+    __u32 metric = SN_METRIC_THREAD_SAMPLES;
+    struct sn_metric_slots *ms;
 
-    if (!ms || !ev || ms->n == 0)
+    struct event *ev = begin(metric, &ms);
+
+    if (!ev)
         return 0;
     task_fields(ev, bpf_get_current_task_btf(), ms->needs);
     run_slots(ms, ev, SN_METRIC_THREAD_SAMPLES, gen & 1);
@@ -1123,7 +1129,7 @@ SEC("usdt")
 int pg_query_done(struct pt_regs *ctx)
 {
     struct usdt_key k = {(__u32)bpf_get_current_pid_tgid(), SN_MAX_SLOTS};
-    __u32 zero = 0, metric = SN_METRIC_PG_QUERIES;
+    __u32 metric = SN_METRIC_PG_QUERIES;
     struct sn_metric_slots *ms;
     struct usdt_start *st;
     struct event *ev;
@@ -1131,9 +1137,8 @@ int pg_query_done(struct pt_regs *ctx)
     st = bpf_map_lookup_elem(&usdt_started, &k);
     if (!st)
         return 0;
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
-    if (ms && ev && ms->n > 0) {
+    ev = begin(metric, &ms);
+    if (ev) {
         ev->num[SN_SC_LATENCY] = (__s64)(bpf_ktime_get_ns() - st->ts);
         __builtin_memcpy(ev->str[SN_SC_TEXT], st->text, SN_KEYLEN);
         task_fields(ev, bpf_get_current_task_btf(), ms->needs);
@@ -1162,7 +1167,7 @@ int usdt_start(struct pt_regs *ctx)
 SEC("usdt")
 int usdt_done(struct pt_regs *ctx)
 {
-    __u32 s = (__u32)bpf_usdt_cookie(ctx), zero = 0;
+    __u32 s = (__u32)bpf_usdt_cookie(ctx);
     struct usdt_key k = {(__u32)bpf_get_current_pid_tgid(), s};
     struct sn_metric_slots *ms;
     struct usdt_start *st;
@@ -1173,10 +1178,9 @@ int usdt_done(struct pt_regs *ctx)
     st = bpf_map_lookup_elem(&usdt_started, &k);
     if (!st)
         return 0;
-    ms = bpf_map_lookup_elem(&by_metric, &metric);
-    ev = bpf_map_lookup_elem(&scratch, &zero);
+    ev = begin(metric, &ms);
     sl = s < SN_MAX_SLOTS ? bpf_map_lookup_elem(&slots, &s) : NULL;
-    if (ms && ev && sl && sl->active && sl->metric == SN_METRIC_USDT) {
+    if (ev && sl && sl->active && sl->metric == SN_METRIC_USDT) {
         ev->num[SN_SC_LATENCY] = (__s64)(bpf_ktime_get_ns() - st->ts);
         ev->num[SN_SC_ARG0] = st->arg0;
         task_fields(ev, bpf_get_current_task_btf(), ms->needs);

@@ -19,6 +19,7 @@
 #include "agent/engine.h"
 #include "agent/predicate.h"
 #include "core/hist.h"
+#include "kernel_view.h"
 #include "t.h"
 
 static struct sn_engine *eng;
@@ -29,27 +30,6 @@ static const struct sn_field_def fields[] = {
     {"syscall", SN_FIELD_NUMERIC, SN_SC_SYSCALL, NULL, NULL},
     {"pid", SN_FIELD_NUMERIC, SN_SC_PID, NULL, NULL},
 };
-
-/* Links in the whole kernel whose program is one of ids[0..n). */
-static int kernel_links_to(const uint32_t *ids, int n)
-{
-    uint32_t id = 0;
-    int found = 0;
-
-    while (bpf_link_get_next_id(id, &id) == 0) {
-        struct bpf_link_info info;
-        uint32_t len = sizeof(info);
-        int fd = bpf_link_get_fd_by_id(id);
-        if (fd < 0)
-            continue;
-        memset(&info, 0, sizeof(info));
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-            for (int i = 0; i < n; i++)
-                found += info.prog_id == ids[i];
-        close(fd);
-    }
-    return found;
-}
 
 static struct sn_slot_spec spec_for(const char *pred_json, uint8_t key, uint8_t num, uint32_t cap)
 {
@@ -93,7 +73,7 @@ static void test_open(void)
     uint32_t ids[4];
     int n = sn_engine_prog_ids(eng, SN_METRIC_SYSCALLS, ids, 4);
     T_EQ(n, 2);
-    T_EQ(kernel_links_to(ids, n), 0); /* loaded, not attached: no cost to anyone */
+    T_EQ(t_kernel_links_to(ids, n), 0); /* loaded, not attached: no cost to anyone */
 }
 
 static void test_enable_collect_disable(void)
@@ -113,7 +93,7 @@ static void test_enable_collect_disable(void)
     T_REQUIRE(t.slot >= 0);
     T_OK(sn_engine_attached(eng, SN_METRIC_SYSCALLS));
     n = sn_engine_prog_ids(eng, SN_METRIC_SYSCALLS, ids, 4);
-    T_EQ(kernel_links_to(ids, n), 2);
+    T_EQ(t_kernel_links_to(ids, n), 2);
 
     T_OK(t_realtime() == 0);
     uint64_t quick = 0;
@@ -129,7 +109,7 @@ static void test_enable_collect_disable(void)
     T_EQ(sn_engine_disable(eng, t.slot), 0);
     T_EQ(sn_engine_disable(eng, t.slot), -ENOENT);
     T_OK(!sn_engine_attached(eng, SN_METRIC_SYSCALLS));
-    T_EQ(kernel_links_to(ids, n), 0);
+    T_EQ(t_kernel_links_to(ids, n), 0);
 }
 
 static void test_key_cap(void)
@@ -206,7 +186,7 @@ static void test_proc_execs(void)
     T_OK(!sn_engine_attached(eng, SN_METRIC_SYSCALLS)); /* metrics attach independently */
     int n = sn_engine_prog_ids(eng, SN_METRIC_PROC_EXECS, ids, 4);
     T_EQ(n, 1);
-    T_EQ(kernel_links_to(ids, n), 1);
+    T_EQ(t_kernel_links_to(ids, n), 1);
     sn_engine_collect(eng, NULL, NULL, NULL);
     for (int i = 0; i < 5; i++) {
         pid_t c = fork();
@@ -221,7 +201,7 @@ static void test_proc_execs(void)
     T_EQU(k.total, 5); /* only our children: the ppid predicate */
     T_EQ(sn_engine_disable(eng, k.slot), 0);
     T_OK(!sn_engine_attached(eng, SN_METRIC_PROC_EXECS));
-    T_EQ(kernel_links_to(ids, n), 0);
+    T_EQ(t_kernel_links_to(ids, n), 0);
 }
 
 struct life {

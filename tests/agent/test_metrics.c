@@ -35,6 +35,7 @@
 #include "agent/inst.h"
 #include "core/hist.h"
 #include "pg.h"
+#include "kernel_view.h"
 #include "t.h"
 
 static struct sn_engine *eng;
@@ -726,27 +727,6 @@ static void test_sampled_through_engine(void)
     disable(&lo);
 }
 
-/* Links in the whole kernel whose program is one of ids[0..n). */
-static int kernel_links_to(const uint32_t *ids, int n)
-{
-    uint32_t id = 0;
-    int found = 0;
-
-    while (bpf_link_get_next_id(id, &id) == 0) {
-        struct bpf_link_info info;
-        uint32_t len = sizeof(info);
-        int fd = bpf_link_get_fd_by_id(id);
-        if (fd < 0)
-            continue;
-        memset(&info, 0, sizeof(info));
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-            for (int i = 0; i < n; i++)
-                found += info.prog_id == ids[i];
-        close(fd);
-    }
-    return found;
-}
-
 /* Every traced metric: enabling attaches its programs, disabling the last detaches them, as
  * the kernel's own link table says; sampled metrics never attach anything. */
 static void test_attach_detach_all(void)
@@ -770,10 +750,10 @@ static void test_attach_detach_all(void)
             snprintf(body, sizeof(body), "{\"module\":\"%s\",\"stat\":\"%s\"}", m[i].module,
                      m[i].stat);
         t_note("%s.%s", m[i].module, m[i].stat);
-        T_EQ(kernel_links_to(ids, nids), 0);
+        T_EQ(t_kernel_links_to(ids, nids), 0);
         if (!T_OK(enable(&p, body)))
             continue;
-        int links = kernel_links_to(ids, nids);
+        int links = t_kernel_links_to(ids, nids);
         if (m[i].metric >= SN_METRIC_SAMPLED_FIRST) {
             T_EQ(nids, 0);
             T_OK(!sn_engine_attached(eng, m[i].metric));
@@ -782,7 +762,7 @@ static void test_attach_detach_all(void)
             T_OK(links >= nids); /* thread_samples: one per CPU; postgres: per binary */
         }
         disable(&p);
-        T_EQ(kernel_links_to(ids, nids), 0);
+        T_EQ(t_kernel_links_to(ids, nids), 0);
     }
 }
 
