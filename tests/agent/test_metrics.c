@@ -508,8 +508,8 @@ static void test_thread_samples(void)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     t_note("%llu samples of the spinner, %llu in all over %.2f s on %ld CPUs",
            (unsigned long long)mine.f.count, (unsigned long long)total.f.count, secs, ncpu);
-    /* 2 s on a CPU at 99 Hz: about 198 (it may share its CPU) */
-    T_OK(mine.f.count >= 120 && mine.f.count <= 215);
+    /* 2 s on a CPU at 99 Hz: about 198 (fewer when it shares its CPU with other work) */
+    T_OK(mine.f.count >= 60 && mine.f.count <= 215);
     /* at most 99 a second per CPU (an idle CPU of a VM may be sampled less: its timer is
      * deferred while it sleeps) */
     T_OK(total.f.count >= mine.f.count && (double)total.f.count <= 1.1 * 99 * (double)ncpu * secs);
