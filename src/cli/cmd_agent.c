@@ -167,8 +167,7 @@ static void reload_insts(struct sn_engine *eng, const char *file, const char *ho
         if ((*insts)[j].slot >= 0)
             sn_engine_disable(eng, (*insts)[j].slot);
     if (enable_all(eng, next, nn) < 0)
-        sn_log(SN_LOG_WARN, "agent", "reload of %s: some instrumentations are not running",
-               file);
+        sn_log(SN_LOG_WARN, "agent", "reload of %s: some instrumentations are not running", file);
     free(*insts);
     *insts = next;
     *n = nn;
