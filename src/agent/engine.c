@@ -151,6 +151,11 @@ static void refresh_fs_devs(struct sn_engine *e)
 
 int sn_engine_open(struct sn_engine **out)
 {
+    return sn_engine_open_opts(out, NULL);
+}
+
+int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
+{
     struct sn_engine *e = calloc(1, sizeof(*e));
     int rc;
 
@@ -175,6 +180,8 @@ int sn_engine_open(struct sn_engine **out)
         rc = -errno;
         goto err_free;
     }
+    if (o && o->agg_entries && o->agg_entries < SN_AGG_ENTRIES)
+        bpf_map__set_max_entries(e->sc->maps.agg, o->agg_entries);
     /* nothing autoattaches: links are made per metric, on demand */
     rc = probes_bpf__load(e->sc);
     if (rc < 0)

@@ -53,6 +53,13 @@ typedef void (*sn_cell_fn)(const struct sn_cell *cell, void *arg);
 /* Loads the probes (attaches nothing). Returns 0 or a negative errno (-EPERM without
  * privileges, with libbpf's reason logged through sn_log). */
 int sn_engine_open(struct sn_engine **out);
+
+struct sn_engine_opts {
+    uint32_t agg_entries; /* cells the kernel's aggregation map holds (0: SN_AGG_ENTRIES);
+                             events that find it full are counted as map_full drops */
+};
+/* sn_engine_open() with options (o may be NULL). */
+int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o);
 /* Detaches and unloads everything; NULL is fine. */
 void sn_engine_close(struct sn_engine *e);
 

@@ -20,6 +20,7 @@
 #include "agent/predicate.h"
 #include "core/hist.h"
 #include "kernel_view.h"
+#include "workload.h"
 #include "t.h"
 
 static struct sn_engine *eng;
@@ -351,6 +352,106 @@ static void test_cpu_runqueue(void)
     T_EQ(sn_engine_disable(eng, t.slot), 0);
 }
 
+/* 20 distinct, harmless system calls, 3 times each */
+static void distinct_syscalls(void *arg)
+{
+    static const long nrs[] = {SYS_getpid,    SYS_getppid,     SYS_getuid,      SYS_geteuid,
+                               SYS_getgid,    SYS_getegid,     SYS_gettid,      SYS_getpgrp,
+                               SYS_getsid,    SYS_umask,       SYS_sched_yield, SYS_getpgid,
+                               SYS_getcwd,    SYS_uname,       SYS_sysinfo,     SYS_times,
+                               SYS_getrusage, SYS_getpriority, SYS_getrlimit,   SYS_getgroups};
+    char buf[512];
+    (void)arg;
+    for (int r = 0; r < 3; r++)
+        for (size_t i = 0; i < sizeof(nrs) / sizeof(nrs[0]); i++)
+            switch (nrs[i]) {
+            case SYS_umask:
+                syscall(SYS_umask, 022);
+                break;
+            case SYS_getcwd:
+            case SYS_uname:
+            case SYS_sysinfo:
+            case SYS_times:
+                syscall(nrs[i], buf, sizeof(buf));
+                break;
+            case SYS_getrusage:
+            case SYS_getrlimit:
+                syscall(nrs[i], 0, buf);
+                break;
+            case SYS_getpriority:
+                syscall(nrs[i], 0, 0);
+                break;
+            case SYS_getgroups:
+                syscall(nrs[i], 0, NULL);
+                break;
+            default:
+                syscall(nrs[i], 0);
+                break;
+            }
+}
+
+struct full_tally {
+    int keyed, array;
+    uint64_t keyed_total, array_total, cells;
+};
+
+static void on_full_cell(const struct sn_cell *c, void *arg)
+{
+    struct full_tally *t = arg;
+    if (c->slot == t->keyed) {
+        t->keyed_total += c->count;
+        t->cells++;
+    } else if (c->slot == t->array) {
+        t->array_total += c->count;
+    }
+}
+
+/* An aggregation map too small for a second's keys: what does not fit is counted as map_full,
+ * so counted + lost equals every event (which a keyless histogram, in its own array, sees). */
+static void test_map_full_is_counted(void)
+{
+    static const struct sn_field_def f[] = {{"pid", SN_FIELD_NUMERIC, SN_SC_PID, NULL, NULL}};
+    struct sn_engine_opts o = {.agg_entries = 8};
+    struct sn_engine *small = NULL;
+    struct sn_slot_drops drops[SN_MAX_SLOTS];
+    struct full_tally t = {0};
+    struct sn_slot_spec keyed = {.metric = SN_METRIC_SYSCALLS,
+                                 .key_field = SN_SC_SYSCALL,
+                                 .num_field = SN_NO_FIELD,
+                                 .key_cap = 1000,
+                                 .needs = 1u << SN_SC_PID | 1u << SN_SC_SYSCALL};
+    struct sn_slot_spec array = {.metric = SN_METRIC_SYSCALLS,
+                                 .key_field = SN_NO_FIELD,
+                                 .num_field = SN_SC_LATENCY,
+                                 .key_cap = 1000,
+                                 .needs = 1u << SN_SC_PID | 1u << SN_SC_LATENCY};
+    char pred[64], why[128];
+
+    T_REQUIRE(sn_engine_open_opts(&small, &o) == 0);
+    struct t_gated g = t_gated_start(distinct_syscalls, NULL);
+    T_REQUIRE(g.pid > 0);
+    snprintf(pred, sizeof(pred), "{\"eq\":[\"pid\",%d]}", (int)g.pid);
+    json_t *j = json_loads(pred, 0, NULL);
+    T_REQUIRE(j && sn_pred_compile(j, f, 1, &keyed.pred, why, sizeof(why)) == 0);
+    array.pred = keyed.pred;
+    json_decref(j);
+    t.keyed = sn_engine_enable(small, &keyed);
+    t.array = sn_engine_enable(small, &array);
+    T_REQUIRE(t.keyed >= 0 && t.array >= 0 && t.array < SN_ARRAY_SLOTS);
+    sn_engine_collect(small, NULL, NULL, NULL);
+    t_gated_release(&g);
+    memset(drops, 0, sizeof(drops));
+    sn_engine_collect(small, on_full_cell, &t, drops);
+    t_note("%llu counted in %llu cells, %llu lost to a full map, %llu in all",
+           (unsigned long long)t.keyed_total, (unsigned long long)t.cells,
+           (unsigned long long)drops[t.keyed].map_full, (unsigned long long)t.array_total);
+    T_OK(t.array_total >= 60);
+    T_OK(t.cells <= 8);
+    T_OK(drops[t.keyed].map_full > 0);
+    T_EQU(t.keyed_total + drops[t.keyed].map_full, t.array_total);
+    sn_engine_close(small);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -363,6 +464,7 @@ int main(int argc, char **argv)
     t_run("unix.proc_forks and proc_exits with walltime", test_proc_forks_and_exits);
     t_run("disk.physio_ops: O_DIRECT writes by disk", test_disk_physio_ops);
     t_run("cpu.runqueue: every wake-up of ours waits, and is counted", test_cpu_runqueue);
+    t_run("a full aggregation map: lost events are counted", test_map_full_is_counted);
     sn_engine_close(eng);
     return t_done();
 }

@@ -36,6 +36,7 @@
 #include "core/hist.h"
 #include "pg.h"
 #include "kernel_view.h"
+#include "workload.h"
 #include "t.h"
 
 static struct sn_engine *eng;
@@ -131,55 +132,6 @@ static pid_t run_child(void (*fn)(void *), void *arg)
     return c;
 }
 
-/* A child that waits for a byte on a pipe before running fn, so that its pid can go into a
- * predicate before it does anything. */
-struct gated {
-    pid_t pid;
-    int go;
-};
-
-static struct gated start_gated(void (*fn)(void *), void *arg)
-{
-    struct gated g = {-1, -1};
-    int fds[2];
-    char b;
-
-    if (pipe(fds) != 0)
-        return g;
-    g.pid = fork();
-    if (g.pid == 0) {
-        close(fds[1]);
-        if (read(fds[0], &b, 1) == 1)
-            fn(arg);
-        _exit(0);
-    }
-    close(fds[0]);
-    g.go = fds[1];
-    /* wait (at most 2 s) until it sits in that read, so that probes attached from now on do
-     * not see the read begin */
-    for (int i = 0; i < 2000 && g.pid > 0; i++) {
-        char proc[64], buf[64] = {0};
-        snprintf(proc, sizeof(proc), "/proc/%d/syscall", (int)g.pid);
-        FILE *f = fopen(proc, "r");
-        bool in_read = f && fgets(buf, sizeof(buf), f) && buf[0] >= '0' && buf[0] <= '9' &&
-                       atoi(buf) == SYS_read; /* "running" while not in a call */
-        if (f)
-            fclose(f);
-        if (in_read)
-            break;
-        usleep(1000);
-    }
-    return g;
-}
-
-static void release(struct gated *g)
-{
-    if (write(g->go, "x", 1) != 1)
-        kill(g->pid, SIGKILL);
-    close(g->go);
-    waitpid(g->pid, NULL, 0);
-}
-
 /* --- fs.logical_ops ------------------------------------------------------------------------ */
 
 static char fs_path[256];
@@ -235,10 +187,10 @@ static void test_fs_logical_ops(void)
     struct probe byop = {0}, bytype = {0}, wsize = {0}, roff = {0};
     struct probe *all[] = {&byop, &bytype, &wsize, &roff};
     char body[512], fstype[64];
-    struct gated g;
+    struct t_gated g;
 
     snprintf(fs_path, sizeof(fs_path), "/var/tmp/sonde-fs.%d", (int)getpid());
-    g = start_gated(fs_workload, NULL);
+    g = t_gated_start(fs_workload, NULL);
     T_REQUIRE(g.pid > 0);
     snprintf(body, sizeof(body),
              "{\"module\":\"fs\",\"stat\":\"logical_ops\",\"decomposition\":[\"optype\"],"
@@ -261,7 +213,7 @@ static void test_fs_logical_ops(void)
              (int)g.pid);
     T_REQUIRE(enable(&roff, body));
     collect(all, 4);
-    release(&g);
+    t_gated_release(&g);
     collect(all, 4);
     fstype_of_path("/var/tmp", fstype, sizeof(fstype));
     unlink(fs_path);
@@ -335,15 +287,15 @@ static void test_tcp_connects_accepts(void)
     int port, port6, l4, l6;
     char body[512], key[16];
     struct connects w4, w6;
-    struct gated g4, g6;
+    struct t_gated g4, g6;
 
     l4 = listener(AF_INET, 64, &port);
     l6 = listener(AF_INET6, 64, &port6);
     T_REQUIRE(l4 >= 0 && l6 >= 0);
     w4 = (struct connects){AF_INET, port, 5};
     w6 = (struct connects){AF_INET6, port6, 3};
-    g4 = start_gated(connect_workload, &w4);
-    g6 = start_gated(connect_workload, &w6);
+    g4 = t_gated_start(connect_workload, &w4);
+    g6 = t_gated_start(connect_workload, &w6);
     T_REQUIRE(g4.pid > 0 && g6.pid > 0);
     snprintf(body, sizeof(body),
              "{\"module\":\"tcp\",\"stat\":\"connects\",\"decomposition\":[\"rport\"],"
@@ -367,8 +319,8 @@ static void test_tcp_connects_accepts(void)
              (int)g4.pid);
     T_REQUIRE(enable(&conlat, body));
     collect(all, 4);
-    release(&g4);
-    release(&g6);
+    t_gated_release(&g4);
+    t_gated_release(&g6);
     collect(all, 4);
     close(l4);
     close(l6);
@@ -444,7 +396,7 @@ static void test_thread_executions(void)
     struct probe ex = {0}, rt = {0};
     struct probe *all[] = {&ex, &rt};
     char body[512];
-    struct gated g = start_gated(sleeper, NULL);
+    struct t_gated g = t_gated_start(sleeper, NULL);
 
     T_REQUIRE(g.pid > 0);
     snprintf(body, sizeof(body),
@@ -458,7 +410,7 @@ static void test_thread_executions(void)
              (int)g.pid);
     T_REQUIRE(enable(&rt, body));
     collect(all, 2);
-    release(&g);
+    t_gated_release(&g);
     collect(all, 2);
     dump(&ex);
     /* each sleep leaves the CPU sleeping once; the pipe read before them once more */
@@ -487,7 +439,7 @@ static void test_thread_samples(void)
     struct probe *all[] = {&mine, &total};
     char body[512];
     long ms = 2000;
-    struct gated g = start_gated(spinner, &ms);
+    struct t_gated g = t_gated_start(spinner, &ms);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     struct timespec t0, t1;
 
@@ -502,7 +454,7 @@ static void test_thread_samples(void)
     sn_frame_fini(&total.f);
     sn_frame_init(&total.f, &total.in, 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    release(&g);
+    t_gated_release(&g);
     collect(all, 2);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -664,7 +616,7 @@ static void test_syscall_cputime(void)
     struct probe sl = {0}, rd = {0}, rdlat = {0};
     struct probe *all[] = {&sl, &rd, &rdlat};
     char body[512];
-    struct gated g = start_gated(sleeps_and_reads, NULL);
+    struct t_gated g = t_gated_start(sleeps_and_reads, NULL);
 
     T_REQUIRE(g.pid > 0);
     snprintf(body, sizeof(body),
@@ -686,7 +638,7 @@ static void test_syscall_cputime(void)
              (int)g.pid);
     T_REQUIRE(enable(&rdlat, body));
     collect(all, 3);
-    release(&g);
+    t_gated_release(&g);
     collect(all, 3);
     T_REQUIRE(sl.f.hist && rd.f.hist && rdlat.f.hist);
     t_note("sleep cputime mean %.0f ns; read cputime mean %.0f ns, latency mean %.0f ns",

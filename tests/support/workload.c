@@ -1,0 +1,55 @@
+/*
+ * Gated child workloads for kernel tests; see workload.h. The child's position is read from
+ * /proc/<pid>/syscall: the number of the call it is blocked in, or "running".
+ */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "workload.h"
+
+struct t_gated t_gated_start(void (*fn)(void *), void *arg)
+{
+    struct t_gated g = {-1, -1};
+    int fds[2];
+    char b;
+
+    if (pipe(fds) != 0)
+        return g;
+    g.pid = fork();
+    if (g.pid == 0) {
+        close(fds[1]);
+        if (read(fds[0], &b, 1) == 1)
+            fn(arg);
+        _exit(0);
+    }
+    close(fds[0]);
+    g.go = fds[1];
+    /* wait (at most 2 s) until it sits in that read, so that probes attached from now on do
+     * not see the read begin */
+    for (int i = 0; i < 2000 && g.pid > 0; i++) {
+        char proc[64], buf[64] = {0};
+        snprintf(proc, sizeof(proc), "/proc/%d/syscall", (int)g.pid);
+        FILE *f = fopen(proc, "r");
+        bool in_read = f && fgets(buf, sizeof(buf), f) && buf[0] >= '0' && buf[0] <= '9' &&
+                       atoi(buf) == SYS_read; /* "running" while not in a call */
+        if (f)
+            fclose(f);
+        if (in_read)
+            break;
+        usleep(1000);
+    }
+    return g;
+}
+
+void t_gated_release(struct t_gated *g)
+{
+    if (write(g->go, "x", 1) != 1)
+        kill(g->pid, SIGKILL);
+    close(g->go);
+    waitpid(g->pid, NULL, 0);
+}

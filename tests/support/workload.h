@@ -1,0 +1,25 @@
+/*
+ * Workloads for kernel tests: a child process that waits at a gate (a read of a pipe) until
+ * the test has enabled its probes with the child's pid in their predicates, then runs the
+ * workload and exits.
+ */
+#ifndef SN_TESTS_WORKLOAD_H
+#define SN_TESTS_WORKLOAD_H
+
+#include <sys/types.h>
+
+struct t_gated {
+    pid_t pid; /* the child, or -1 */
+    int go;    /* the gate's write end */
+};
+
+/* Forks a child that runs fn(arg) once released, and returns when the child sits in the
+ * gate's read (at most 2 s), so that probes attached from then on do not see that read
+ * begin. pid is -1 when fork or pipe failed. */
+struct t_gated t_gated_start(void (*fn)(void *), void *arg);
+
+/* Opens the gate and waits for the child to finish (it is killed if the gate cannot be
+ * opened). */
+void t_gated_release(struct t_gated *g);
+
+#endif
