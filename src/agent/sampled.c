@@ -53,6 +53,9 @@
  * grow with what exists (processes, cgroups, interfaces), are double-buffered and reused across
  * readings; per reading only libc's directory streams and stdio (sn_cgroup_of_pid) allocate.
  * Not thread-safe.
+ *
+ * The text of those files is parsed by agent/procfs.c (pure functions, fuzzed); this file does
+ * the I/O and the bookkeeping.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -68,6 +71,7 @@
 
 #include "agent/cgroup.h"
 #include "agent/predicate.h"
+#include "agent/procfs.h"
 #include "agent/sampled.h"
 
 #define CG_MAX_DEPTH 32         /* deeper cgroups count in their ancestor at this depth */
@@ -269,19 +273,6 @@ static ssize_t read_whole(struct sn_sampler *s, const char *path)
     return (ssize_t)n;
 }
 
-/* The number after "\n<key> " (or at the start) in text; false when absent. */
-static bool find_u64(const char *text, const char *key, uint64_t *out)
-{
-    size_t kl = strlen(key);
-
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
-            *out = strtoull(p + kl + 1, NULL, 10);
-            return true;
-        }
-    return false;
-}
-
 /* ---- cpu.usage ----------------------------------------------------------------------------- */
 
 static int cmp_cg(const void *a, const void *b)
@@ -311,12 +302,15 @@ static void visit(struct walk *w, int dfd, uint64_t id, bool leaf)
     int cur = s->cgcur;
 
     if (leaf) {
-        bool populated = read_small(dfd, "cgroup.events", buf, sizeof(buf)) > 0 &&
-                         strstr(buf, "populated 1") != NULL;
-        uint64_t u, sy;
+        bool populated = false; /* also when cgroup.events is unreadable or odd */
+        ssize_t n = read_small(dfd, "cgroup.events", buf, sizeof(buf));
+        if (n > 0)
+            sn_procfs_cg_populated(buf, (size_t)n, &populated);
+        struct sn_procfs_cg_cpu st;
         if ((populated || !p || (p->has_stat && p->populated)) &&
-            read_small(dfd, "cpu.stat", buf, sizeof(buf)) > 0 && find_u64(buf, "user_usec", &u) &&
-            find_u64(buf, "system_usec", &sy)) {
+            (n = read_small(dfd, "cpu.stat", buf, sizeof(buf))) > 0 &&
+            sn_procfs_cg_cpu_stat(buf, (size_t)n, &st) == 0) {
+            uint64_t u = st.user_usec, sy = st.system_usec;
             e.has_stat = true;
             e.populated = populated;
             e.user = u;
@@ -384,17 +378,15 @@ static void walk_dir(struct walk *w, int fd, uint64_t id, int depth)
 static int read_host_cpu(struct sn_sampler *s, uint64_t *user, uint64_t *sys)
 {
     char buf[512];
-    unsigned long long v[7] = {0};
+    struct sn_procfs_cpu c;
     ssize_t n = read_small(AT_FDCWD, "/proc/stat", buf, sizeof(buf));
 
     if (n < 0)
         return (int)n;
-    /* cpu user nice system idle iowait irq softirq ... */
-    if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
-               &v[5], &v[6]) != 7)
+    if (sn_procfs_stat_cpu(buf, (size_t)n, &c) < 0)
         return -EIO;
-    *user = (uint64_t)(v[0] + v[1]) * 1000000 / (uint64_t)s->tck;
-    *sys = (uint64_t)(v[2] + v[5] + v[6]) * 1000000 / (uint64_t)s->tck;
+    *user = (c.user + c.nice) * 1000000 / (uint64_t)s->tck;
+    *sys = (c.system + c.irq + c.softirq) * 1000000 / (uint64_t)s->tck;
     return 0;
 }
 
@@ -515,32 +507,16 @@ static int cmp_proc(const void *a, const void *b)
 static bool read_proc_stat(int procfd, int pid, uint64_t *majflt, uint64_t *start, uint64_t *rss)
 {
     char path[32], buf[4096];
-    char *p, *end;
+    struct sn_procfs_pid_stat st;
+    ssize_t n;
 
     snprintf(path, sizeof(path), "%d/stat", pid);
-    if (read_small(procfd, path, buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
+    if ((n = read_small(procfd, path, buf, sizeof(buf))) <= 0 ||
+        sn_procfs_pid_stat(buf, (size_t)n, &st) < 0)
         return false;
-    p++;
-    /* after the comm: field 3 (state) is token 0; majflt 12, starttime 22, rss 24 */
-    for (int field = 3; field <= 24; field++) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            return false;
-        if (field == 12 || field == 22 || field == 24) {
-            unsigned long long v = strtoull(p, &end, 10);
-            if (end == p)
-                return false;
-            if (field == 12)
-                *majflt = v;
-            else if (field == 22)
-                *start = v;
-            else
-                *rss = v;
-        }
-        while (*p && *p != ' ')
-            p++;
-    }
+    *majflt = st.majflt;
+    *start = st.starttime;
+    *rss = st.rss;
     return true;
 }
 
@@ -614,8 +590,9 @@ static int read_procs(struct sn_sampler *s, bool want_rss, bool want_pg)
             err = -ENOMEM;
     }
     if (want_pg && !err) {
-        uint64_t v;
-        bool ok = read_whole(s, "/proc/vmstat") > 0 && find_u64(s->buf, "pgmajfault", &v);
+        uint64_t v = 0;
+        ssize_t n = read_whole(s, "/proc/vmstat");
+        bool ok = n > 0 && sn_procfs_vmstat_pgmajfault(s->buf, (size_t)n, &v) == 0;
         if (deltas && ok && s->vm_ok &&
             add_row(&s->pageins, (int64_t)s->root_id, 0, NULL,
                     sub0(sub0(v, s->vm_majflt), sum_pg)) < 0)
@@ -662,11 +639,14 @@ static int nic_add(struct nic_src *src, const struct nic_ent *n)
     return 0;
 }
 
+_Static_assert(SN_PROCFS_IFNAMSIZ == SN_KEYLEN, "an interface name is a key");
+
 /* Reads /proc/net/dev for the sources in want (0 bytes, 1 packets). */
 static int read_nic(struct sn_sampler *s, const bool want[2])
 {
     ssize_t len = read_whole(s, "/proc/net/dev");
-    char *line, *next;
+    struct sn_procfs_netdev_iter it;
+    struct sn_procfs_netdev d;
     int err = 0;
 
     for (int k = 0; k < 2; k++)
@@ -675,31 +655,14 @@ static int read_nic(struct sn_sampler *s, const bool want[2])
         s->nic[0].seq = s->nic[1].seq = 0;
         return (int)len;
     }
-    /* two header lines, then "  name: rx_bytes rx_packets (6 more) tx_bytes tx_packets ..." */
-    line = strchr(s->buf, '\n');
-    line = line ? strchr(line + 1, '\n') : NULL;
-    for (; line && !err; line = next) {
-        unsigned long long v[10];
+    /* malformed lines are skipped, as they always were */
+    sn_procfs_netdev_begin(&it, s->buf, (size_t)len);
+    while (!err && sn_procfs_netdev_next(&it, &d)) {
         struct nic_ent n;
-        char *colon;
-        line++;
-        next = strchr(line, '\n');
-        if (next)
-            *next = '\0';
-        if (!(colon = strchr(line, ':')))
-            continue;
-        while (*line == ' ')
-            line++;
-        if (colon - line <= 0 || colon - line >= SN_KEYLEN)
-            continue;
-        if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) != 10)
-            continue;
-        memset(&n, 0, sizeof(n));
-        memcpy(n.name, line, (size_t)(colon - line));
+        memcpy(n.name, d.name, SN_KEYLEN);
         for (int k = 0; k < 2 && !err; k++) {
-            n.in = v[k];      /* rx bytes, rx packets */
-            n.out = v[8 + k]; /* tx bytes, tx packets */
+            n.in = k ? d.rx_packets : d.rx_bytes;
+            n.out = k ? d.tx_packets : d.tx_bytes;
             if (want[k])
                 err = nic_add(&s->nic[k], &n);
         }
