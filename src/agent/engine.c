@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <glob.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <linux/perf_event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +48,7 @@ struct sn_engine {
     struct bpf_link *usdt_links[SN_MAX_SLOTS][2]; /* usdt.probes: each slot its pair */
     struct sn_sampler *sampler;                   /* sampled metrics */
     struct bpf_link *offcpu_link;                 /* while a syscall slot needs cputime */
+    atomic_int reaping; /* batches of uprobe links being destroyed off the loop (reap()) */
     bool sampler_primed;
     int ncpu;
     struct sn_agg_key *keys; /* drain scratch: SN_AGG_ENTRIES keys */
@@ -149,6 +152,67 @@ static void refresh_fs_devs(struct sn_engine *e)
         fclose(f);
 }
 
+/*
+ * Uprobe links (USDT) each wait for a grace period when destroyed, ~0.1 s here: they are
+ * destroyed on a thread of their own, so that the agent's loop does not wait for them. Until
+ * that thread is done, no USDT probe is attached (libbpf's USDT bookkeeping is shared, and
+ * postgres.queries attached twice would count twice); old usdt links whose slot has been
+ * reused by another metric count nothing (usdt_done checks the slot's metric).
+ */
+struct reap {
+    struct sn_engine *e;
+    struct bpf_link *links[MAX_PG * 2];
+    int n;
+};
+
+static void *reap_main(void *arg)
+{
+    struct reap *r = arg;
+    for (int i = 0; i < r->n; i++)
+        bpf_link__destroy(r->links[i]);
+    atomic_fetch_sub(&r->e->reaping, 1);
+    free(r);
+    return NULL;
+}
+
+/* Destroys links[0..n) (and clears them) off this thread when it can, else here. */
+static void reap(struct sn_engine *e, struct bpf_link **links, int n)
+{
+    struct reap *r = calloc(1, sizeof(*r));
+    pthread_attr_t attr;
+    pthread_t t;
+    int k = 0;
+
+    for (int i = 0; i < n; i++)
+        if (links[i] && r)
+            r->links[k++] = links[i];
+        else if (links[i])
+            bpf_link__destroy(links[i]);
+    for (int i = 0; i < n; i++)
+        links[i] = NULL;
+    if (!r || k == 0) {
+        free(r);
+        return;
+    }
+    r->e = e;
+    r->n = k;
+    atomic_fetch_add(&e->reaping, 1);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, reap_main, r) != 0)
+        reap_main(r); /* no thread: the loop waits this once */
+    pthread_attr_destroy(&attr);
+}
+
+/* Waits until every reap() is over (each takes well under a second; at most 10 s). */
+static void wait_reaped(struct sn_engine *e)
+{
+    for (int i = 0; i < 10000 && atomic_load(&e->reaping) > 0; i++) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+}
+
 int sn_engine_open(struct sn_engine **out)
 {
     return sn_engine_open_opts(out, NULL);
@@ -219,8 +283,8 @@ void sn_engine_close(struct sn_engine *e)
     for (uint32_t m = 0; m < SN_NMETRICS; m++)
         detach(e, m);
     for (int sl = 0; sl < SN_MAX_SLOTS; sl++)
-        for (int i = 0; i < 2; i++)
-            bpf_link__destroy(e->usdt_links[sl][i]);
+        reap(e, e->usdt_links[sl], 2);
+    wait_reaped(e); /* the programs must outlive their links */
     bpf_link__destroy(e->offcpu_link);
     probes_bpf__destroy(e->sc);
     sn_sampler_close(e->sampler);
@@ -317,10 +381,7 @@ static void detach(struct sn_engine *e, uint32_t metric)
             e->perf_fds[c] = -1;
         }
     if (metric == SN_METRIC_PG_QUERIES)
-        for (int i = 0; i < MAX_PG * 2; i++) {
-            bpf_link__destroy(e->pg_links[i]);
-            e->pg_links[i] = NULL;
-        }
+        reap(e, e->pg_links, MAX_PG * 2);
     e->attached[metric] = false;
 }
 
@@ -359,6 +420,7 @@ static int attach_postgres(struct sn_engine *e)
     glob_t g;
     int n = 0, rc = -ENOENT;
 
+    wait_reaped(e);
     if (glob("/usr/lib/postgresql/*/bin/postgres", 0, NULL, &g) != 0)
         return -ENOENT;
     for (size_t i = 0; i < g.gl_pathc && n < MAX_PG; i++) {
@@ -387,6 +449,7 @@ static int attach_postgres(struct sn_engine *e)
 static int attach_usdt(struct sn_engine *e, uint32_t s, const struct sn_slot_spec *spec)
 {
     LIBBPF_OPTS(bpf_usdt_opts, opts, .usdt_cookie = s);
+    wait_reaped(e);
     e->usdt_links[s][0] = bpf_program__attach_usdt(e->sc->progs.usdt_start, -1, spec->usdt.path,
                                                    spec->usdt.provider, spec->usdt.start, &opts);
     if (e->usdt_links[s][0])
@@ -461,6 +524,8 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
 
     if (spec->metric >= SN_NMETRICS || spec->pred.n == 0 || spec->pred.n > SN_PRED_MAX_INSNS)
         return -EINVAL;
+    if (spec->metric == SN_METRIC_USDT) /* old links may carry the slot it gets as cookie */
+        wait_reaped(e);
     l = &e->lists[spec->metric];
     if (l->n >= SN_SLOTS_PER_METRIC)
         return -ENOSPC;
@@ -519,10 +584,7 @@ int sn_engine_disable(struct sn_engine *e, int slot)
     write_list(e, m);
     e->needs_of[s] = 0;
     update_cputime(e);
-    for (int i = 0; i < 2; i++) {
-        bpf_link__destroy(e->usdt_links[s][i]);
-        e->usdt_links[s][i] = NULL;
-    }
+    reap(e, e->usdt_links[s], 2);
     if (l->n == 0)
         detach(e, m);
     bpf_map_update_elem(bpf_map__fd(e->sc->maps.slots), &s, &empty, BPF_ANY);

@@ -4,7 +4,8 @@
  * some slot needs them, and once a second flips the generation and drains the previous one
  * (docs/agent.md).
  *
- * Not thread-safe: one thread (the agent's collection loop) owns an engine.
+ * Not thread-safe: one thread (the agent's collection loop) owns an engine. (Uprobe links are
+ * destroyed on short-lived threads of the engine's own, which touch nothing else.)
  */
 #ifndef SN_AGENT_ENGINE_H
 #define SN_AGENT_ENGINE_H

@@ -714,6 +714,9 @@ static void test_attach_detach_all(void)
             T_OK(links >= nids); /* thread_samples: one per CPU; postgres: per binary */
         }
         disable(&p);
+        /* uprobe links go on a thread of their own: gone within a second */
+        for (int w = 0; w < 100 && t_kernel_links_to(ids, nids) > 0; w++)
+            usleep(10000);
         T_EQ(t_kernel_links_to(ids, nids), 0);
     }
 }
