@@ -216,47 +216,19 @@ static uint64_t sub0(uint64_t a, uint64_t b)
     return a > b ? a - b : 0;
 }
 
-/* Reads a small file at dfd/name into buf (NUL terminated, truncated to len - 1). Returns its
- * length or -errno. */
-static ssize_t read_small(int dfd, const char *name, char *buf, size_t len)
+/* Reads all of fd (then closes it) into *buf of capacity *cap, NUL terminated, growing it up
+ * to max bytes (max <= *cap: no growth); what does not fit is left out. Returns the length or
+ * -errno. */
+static ssize_t read_fd(int fd, char **buf, size_t *cap, size_t max)
 {
-    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
-    size_t n = 0;
-
-    if (fd < 0)
-        return -errno;
-    while (n < len - 1) {
-        ssize_t r = read(fd, buf + n, len - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
-
-/* Reads a whole file into s->buf (grown up to FILE_MAX). Returns its length or -errno. */
-static ssize_t read_whole(struct sn_sampler *s, const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     size_t n = 0;
 
     if (fd < 0)
         return -errno;
     for (;;) {
-        if (n + 1 >= s->capbuf) {
-            if (s->capbuf >= FILE_MAX || grow(&s->buf, &s->capbuf, s->capbuf * 2, 1) < 0)
-                break; /* keep what fits */
-        }
-        ssize_t r = read(fd, s->buf + n, s->capbuf - 1 - n);
+        if (n + 1 >= *cap && (*cap >= max || grow(buf, cap, *cap * 2, 1) < 0))
+            break; /* keep what fits */
+        ssize_t r = read(fd, *buf + n, *cap - 1 - n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -269,8 +241,22 @@ static ssize_t read_whole(struct sn_sampler *s, const char *path)
         n += (size_t)r;
     }
     close(fd);
-    s->buf[n] = '\0';
+    (*buf)[n] = '\0';
     return (ssize_t)n;
+}
+
+/* Reads a small file at dfd/name into buf (NUL terminated, truncated to len - 1). Returns its
+ * length or -errno. */
+static ssize_t read_small(int dfd, const char *name, char *buf, size_t len)
+{
+    size_t cap = len;
+    return read_fd(openat(dfd, name, O_RDONLY | O_CLOEXEC), &buf, &cap, len);
+}
+
+/* Reads a whole file into s->buf (grown up to FILE_MAX). Returns its length or -errno. */
+static ssize_t read_whole(struct sn_sampler *s, const char *path)
+{
+    return read_fd(open(path, O_RDONLY | O_CLOEXEC), &s->buf, &s->capbuf, FILE_MAX);
 }
 
 /* ---- cpu.usage ----------------------------------------------------------------------------- */
