@@ -1,0 +1,264 @@
+/*
+ * Heatmap rendering; see heatmap.h. Follows CA's node-heatmap step by step (bucketize,
+ * auto-scale, layer, normalize, colour, rasterize) so that images match it pixel for pixel.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "render/heatmap.h"
+
+double sn_hm_default_hue(size_t i)
+{
+    return fmod(21.0 + 91.0 * (double)i, 360.0);
+}
+
+double sn_hm_autoscale(const struct sn_hm_column *total, size_t ncols)
+{
+    double m = 0;
+
+    for (size_t c = 0; c < ncols; c++)
+        for (size_t i = 0; i < total[c].n; i++) {
+            /* CA's quirk: a range [.., 0] never raises the maximum above 0 */
+            double top = total[c].r[i].hi == 0 ? 0 : (double)total[c].r[i].hi + 1;
+            if (total[c].r[i].count > 0 && top > m)
+                m = top;
+        }
+    if (m <= 0)
+        return 0;
+    int digits = (int)floor(log10(m)) + 1;
+    double unit = pow(10, digits);
+    for (int i = 0; i < 2 * digits; i++) {
+        double cand = (floor(m / unit) + 1) * unit;
+        if (cand < 1.25 * m)
+            return cand;
+        unit /= i % 2 == 0 ? 5 : 2;
+    }
+    return m;
+}
+
+void sn_hm_bucketize(const struct sn_hm_column *col, double ymin, double ymax, int nb, bool weights,
+                     double *map)
+{
+    double size = (ymax - ymin) / nb;
+
+    if (!(size > 0))
+        return;
+    for (size_t i = 0; i < col->n; i++) {
+        const struct sn_hm_range *r = &col->r[i];
+        double v = r->count, low, high;
+        if (weights)
+            v *= (double)r->lo + (double)(r->hi - r->lo) / 2;
+        low = ((double)r->lo - ymin) / size;
+        high = ((double)r->hi + 1 - ymin) / size;
+        if (high <= 0 || low >= nb || !(v != 0))
+            continue;
+        if (floor(low) == floor(high)) {
+            int j = (int)floor(high);
+            if (j >= 0 && j < nb)
+                map[j] += v;
+            continue;
+        }
+        double ratio = v / (high - low);
+        for (int j = (int)floor(low); j < (int)ceil(high) && j < nb; j++) {
+            if (j < 0)
+                continue;
+            double over = fmin(high, j + 1.0) - fmax(low, (double)j);
+            if (over > 0)
+                map[j] += over * ratio;
+        }
+    }
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Rank normalization: a value whose first place among all non-zero values (descending) is i
+ * becomes (N - i) / N. */
+static int normalize_rank(double *v, size_t n)
+{
+    size_t nz = 0;
+    double *s;
+
+    for (size_t i = 0; i < n; i++)
+        nz += v[i] != 0;
+    if (nz == 0)
+        return 0;
+    if (!(s = malloc(nz * sizeof(*s))))
+        return -ENOMEM;
+    nz = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != 0)
+            s[nz++] = v[i];
+    qsort(s, nz, sizeof(*s), cmp_desc);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == 0)
+            continue;
+        size_t lo = 0, hi = nz; /* first index whose value is <= v[i] (descending order) */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (s[mid] > v[i])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        v[i] = (double)(nz - lo) / (double)nz;
+    }
+    free(s);
+    return 0;
+}
+
+static void normalize_linear(double *v, size_t n)
+{
+    double max = 1;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] > max)
+            max = v[i];
+    for (size_t i = 0; i < n; i++)
+        v[i] /= max;
+}
+
+/* HSV (h degrees; s, v in [0,1]) to RGB in [0,1], the standard sector formula. */
+static void hsv_rgb(double h, double s, double v, double rgb[3])
+{
+    double c = v * s, hp = fmod(h, 360.0) / 60.0, x = c * (1 - fabs(fmod(hp, 2.0) - 1)), m = v - c;
+    double r = 0, g = 0, b = 0;
+    switch ((int)hp) {
+    case 0:
+        r = c, g = x;
+        break;
+    case 1:
+        r = x, g = c;
+        break;
+    case 2:
+        g = c, b = x;
+        break;
+    case 3:
+        g = x, b = c;
+        break;
+    case 4:
+        r = x, b = c;
+        break;
+    default:
+        r = c, b = x;
+        break;
+    }
+    rgb[0] = r + m;
+    rgb[1] = g + m;
+    rgb[2] = b + m;
+}
+
+int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
+                 const struct sn_hm_column *const *sel, size_t nsel, size_t ncols, uint8_t *rgb,
+                 double *ymax_out)
+{
+    int nb = p->nbuckets, w = p->width, h = p->height;
+    double ymax = p->ymax > p->ymin ? p->ymax : sn_hm_autoscale(total, ncols);
+    size_t cells = (size_t)nb * ncols, nlayers, first;
+    double *maps, hue[SN_HM_MAX_LAYERS + 1];
+
+    if (nb <= 0 || w <= 0 || h <= 0 || ncols == 0 || nsel > SN_HM_MAX_LAYERS)
+        return -EINVAL;
+    if (ymax_out)
+        *ymax_out = ymax;
+    /* layer 0: the total less the selected keys; then one per key */
+    if (!(maps = calloc(cells * (nsel + 1), sizeof(*maps))))
+        return -ENOMEM;
+    if (ymax > p->ymin) {
+        for (size_t c = 0; c < ncols; c++) {
+            sn_hm_bucketize(&total[c], p->ymin, ymax, nb, p->weights, &maps[c * nb]);
+            for (size_t k = 0; k < nsel; k++)
+                sn_hm_bucketize(&sel[k][c], p->ymin, ymax, nb, p->weights,
+                                &maps[(k + 1) * cells + c * nb]);
+        }
+        for (size_t i = 0; i < cells; i++) {
+            for (size_t k = 0; k < nsel; k++)
+                maps[i] -= maps[(k + 1) * cells + i];
+            if (maps[i] < 0.001)
+                maps[i] = 0;
+        }
+    }
+    for (size_t i = 0; i <= nsel; i++) /* hue of layer i (layer 0 is the rest) */
+        hue[i] = p->hues && i < p->nhues ? p->hues[i] : sn_hm_default_hue(i);
+    first = 0;
+    nlayers = nsel + 1;
+    if (p->mode == SN_HM_ISOLATE) { /* only the selected keys; without any, one empty layer */
+        first = 1;
+        nlayers = nsel;
+        if (nsel == 0) {
+            memset(maps, 0, cells * sizeof(*maps));
+            first = 0;
+            nlayers = 1;
+            hue[0] = 0;
+        }
+    } else if (p->mode == SN_HM_EXCLUDE) { /* only the rest */
+        nlayers = 1;
+    }
+    double *v = &maps[first * cells];
+    size_t nv = nlayers * cells;
+    if (p->coloring == SN_HM_LINEAR) {
+        normalize_linear(v, nv);
+    } else if (normalize_rank(v, nv) < 0) {
+        free(maps);
+        return -ENOMEM;
+    }
+    for (size_t c = 0; c < ncols; c++) {
+        int x0 = (int)((long long)c * w / (long long)ncols);
+        int x1 = (int)((long long)(c + 1) * w / (long long)ncols);
+        for (int j = 0; j < nb; j++) {
+            int y0 = (int)((long long)(nb - j - 1) * h / nb),
+                y1 = (int)((long long)(nb - j) * h / nb);
+            double sum = 0, mix[3] = {0, 0, 0};
+            uint8_t px[3];
+            for (size_t l = 0; l < nlayers; l++)
+                sum += v[l * cells + c * nb + (size_t)j];
+            for (size_t l = 0; l < nlayers && sum > 0; l++) {
+                double x = v[l * cells + c * nb + (size_t)j], col[3];
+                if (x == 0)
+                    continue;
+                hsv_rgb(hue[first + l], x * 0.9, 0.95, col);
+                for (int k = 0; k < 3; k++)
+                    mix[k] += col[k] * (x / sum);
+            }
+            for (int k = 0; k < 3; k++)
+                px[k] = sum > 0 ? (uint8_t)lround(fmin(1, fmax(0, mix[k])) * 255) : 255;
+            for (int y = y0; y < y1; y++)
+                for (int x = x0; x < x1; x++)
+                    memcpy(&rgb[((size_t)y * (size_t)w + (size_t)x) * 3], px, 3);
+        }
+    }
+    free(maps);
+    return 0;
+}
+
+double sn_hm_average(const double *map, int nb, double ymin, double ymax)
+{
+    double size = (ymax - ymin) / nb, num = 0, den = 0;
+    for (int j = 0; j < nb; j++) {
+        num += map[j] * (ymin + (j + 0.5) * size);
+        den += map[j];
+    }
+    return den > 0 ? num / den : ymin;
+}
+
+double sn_hm_percentile(const double *map, int nb, double ymin, double ymax, double p)
+{
+    double size = (ymax - ymin) / nb, total = 0, cum = 0;
+    for (int j = 0; j < nb; j++)
+        total += map[j];
+    if (!(total > 0))
+        return ymin;
+    for (int j = 0; j < nb; j++) {
+        cum += map[j];
+        if (map[j] > 0 && cum / total >= p) {
+            double frac = (p * total - (cum - map[j])) / map[j];
+            frac = fmin(1, fmax(0, frac));
+            return ymin + (j + frac) * size;
+        }
+    }
+    return ymax;
+}
