@@ -181,47 +181,56 @@ json_t *sn_frame_to_json(const struct sn_frame *f, const char *host)
                      (json_int_t)f->drops.map_full);
 }
 
-unsigned char *sn_frame_to_wire(const struct sn_frame *f, const char *host, size_t *len)
+int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wire_frame *w)
 {
     struct sn_wire_entry *e = calloc(f->n ? f->n : 1, sizeof(*e));
-    struct sn_wire_frame w = {.id = (char *)f->inst->id,
-                              .host = (char *)host,
-                              .t = f->t,
-                              .total = f->count,
-                              .over_cap = f->drops.over_cap,
-                              .map_full = f->drops.map_full,
-                              .entries = e};
-    unsigned char *buf = NULL;
-    ssize_t rc;
 
     if (!e)
-        return NULL;
+        return -ENOMEM;
+    *w = (struct sn_wire_frame){.id = (char *)f->inst->id,
+                                .host = (char *)host,
+                                .t = f->t,
+                                .total = f->count,
+                                .over_cap = f->drops.over_cap,
+                                .map_full = f->drops.map_full,
+                                .entries = e};
     switch (f->inst->arity) {
     case SN_ARITY_SCALAR:
-        w.arity = SN_WIRE_SCALAR;
+        w->arity = SN_WIRE_SCALAR;
         break;
     case SN_ARITY_DISCRETE:
-        w.arity = SN_WIRE_DISCRETE;
+        w->arity = SN_WIRE_DISCRETE;
         break;
     case SN_ARITY_NUMERIC:
-        w.arity = f->inst->key ? SN_WIRE_NUMERIC_BY_KEY : SN_WIRE_NUMERIC;
+        w->arity = f->inst->key ? SN_WIRE_NUMERIC_BY_KEY : SN_WIRE_NUMERIC;
         break;
     }
-    if (w.arity == SN_WIRE_NUMERIC) {
+    if (w->arity == SN_WIRE_NUMERIC) {
         e[0] = (struct sn_wire_entry){"", f->count, f->hist};
-        w.n = 1;
-    } else if (w.arity != SN_WIRE_SCALAR) {
+        w->n = 1;
+    } else if (w->arity != SN_WIRE_SCALAR) {
         for (size_t i = 0; i < f->n; i++)
             e[i] = (struct sn_wire_entry){(char *)f->entries[i].key, f->entries[i].count,
                                           f->entries[i].hist};
-        w.n = f->n;
+        w->n = f->n;
     }
+    return 0;
+}
+
+unsigned char *sn_frame_to_wire(const struct sn_frame *f, const char *host, size_t *len)
+{
+    struct sn_wire_frame w;
+    unsigned char *buf = NULL;
+    ssize_t rc;
+
+    if (sn_frame_wire_view(f, host, &w) < 0)
+        return NULL;
     *len = sn_wire_frame_len(&w);
     buf = malloc(*len);
     if (buf && (rc = sn_wire_frame_encode(&w, buf, *len)) < 0) {
         free(buf);
         buf = NULL;
     }
-    free(e);
+    free(w.entries);
     return buf;
 }

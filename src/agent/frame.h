@@ -18,6 +18,7 @@
 
 #include "agent/inst.h"
 #include "core/hist.h"
+#include "wire/frame.h"
 
 struct sn_frame_entry {
     char key[128];
@@ -44,6 +45,9 @@ int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host);
 void sn_frame_fini(struct sn_frame *f);
 /* The JSON form (owned: json_decref it), or NULL when out of memory. */
 json_t *sn_frame_to_json(const struct sn_frame *f, const char *host);
+/* The frame as a wire frame (wire/frame.h) that borrows f's keys and histograms; free only
+ * w->entries. Returns 0 or -ENOMEM. */
+int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wire_frame *w);
 /* The binary form (wire/frame.h) into a new buffer (owned: free it); *len its size. Returns
  * NULL when out of memory. */
 unsigned char *sn_frame_to_wire(const struct sn_frame *f, const char *host, size_t *len);

@@ -16,5 +16,6 @@
 
 int sn_cmd_hist(int argc, char **argv);
 int sn_cmd_agent(int argc, char **argv);
+int sn_cmd_serve(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static int cmd_version(int argc, char **argv);
 static const struct command commands[] = {
     {"agent", sn_cmd_agent, "instrument this host with BPF and report frames each second"},
     {"hist", sn_cmd_hist, "build, inspect, decode and merge log-linear histograms"},
+    {"serve", sn_cmd_serve, "run the agent, aggregator and Cloud Analytics API in one process"},
     {"version", cmd_version, "print the version"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

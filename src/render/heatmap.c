@@ -71,6 +71,48 @@ void sn_hm_bucketize(const struct sn_hm_column *col, double ymin, double ymax, i
     }
 }
 
+double sn_hm_edge(double ymin, double ymax, int nb, int j, bool log)
+{
+    if (!log)
+        return ymin + (ymax - ymin) * j / nb;
+    double lo = ymin < 1 ? 1 : ymin;
+    if (j == 0)
+        return ymin < 1 ? ymin : lo;
+    return lo * pow(ymax / lo, (double)j / nb);
+}
+
+void sn_hm_bucketize_log(const struct sn_hm_column *col, double ymin, double ymax, int nb,
+                         bool weights, double *map)
+{
+    double lo = ymin < 1 ? 1 : ymin, span;
+
+    if (!(ymax > lo))
+        return;
+    span = log(ymax / lo);
+    for (size_t i = 0; i < col->n; i++) {
+        const struct sn_hm_range *r = &col->r[i];
+        double v = r->count, a = (double)r->lo, b = (double)r->hi + 1;
+        if (weights)
+            v *= (double)r->lo + (double)(r->hi - r->lo) / 2;
+        if (b <= ymin || a >= ymax || !(v != 0))
+            continue;
+        /* the buckets the range touches, from its ends' positions on the log axis */
+        int j0 = a <= lo ? 0 : (int)floor(nb * log(a / lo) / span);
+        int j1 = (int)floor(nb * log(b / lo) / span);
+        if (j0 < 0)
+            j0 = 0;
+        if (j1 >= nb)
+            j1 = nb - 1;
+        for (int j = j0; j <= j1; j++) {
+            double e0 = sn_hm_edge(ymin, ymax, nb, j, true);
+            double e1 = sn_hm_edge(ymin, ymax, nb, j + 1, true);
+            double over = fmin(b, e1) - fmax(a, e0);
+            if (over > 0)
+                map[j] += v * over / (b - a);
+        }
+    }
+}
+
 static int cmp_desc(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -169,11 +211,13 @@ int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
     if (!(maps = calloc(cells * (nsel + 1), sizeof(*maps))))
         return -ENOMEM;
     if (ymax > p->ymin) {
+        void (*bucketize)(const struct sn_hm_column *, double, double, int, bool, double *) =
+            p->log ? sn_hm_bucketize_log : sn_hm_bucketize;
         for (size_t c = 0; c < ncols; c++) {
-            sn_hm_bucketize(&total[c], p->ymin, ymax, nb, p->weights, &maps[c * nb]);
+            bucketize(&total[c], p->ymin, ymax, nb, p->weights, &maps[c * nb]);
             for (size_t k = 0; k < nsel; k++)
-                sn_hm_bucketize(&sel[k][c], p->ymin, ymax, nb, p->weights,
-                                &maps[(k + 1) * cells + c * nb]);
+                bucketize(&sel[k][c], p->ymin, ymax, nb, p->weights,
+                          &maps[(k + 1) * cells + c * nb]);
         }
         for (size_t i = 0; i < cells; i++) {
             for (size_t k = 0; k < nsel; k++)

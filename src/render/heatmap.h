@@ -38,6 +38,8 @@ struct sn_hm_params {
     enum sn_hm_coloring coloring;
     enum sn_hm_mode mode;
     bool weights;       /* weight counts by their range's midpoint */
+    bool log;           /* Sonde's extension: rows spaced logarithmically between ymin (at
+                           least 1) and ymax, rather than CA's linear rows */
     const double *hues; /* degrees, one per layer; NULL or short: the default sequence */
     size_t nhues;
 };
@@ -51,6 +53,13 @@ double sn_hm_default_hue(size_t i);
 /* Spreads col's ranges over nb buckets of [ymin, ymax) into map[nb] (added to it). */
 void sn_hm_bucketize(const struct sn_hm_column *col, double ymin, double ymax, int nb, bool weights,
                      double *map);
+/* The same over logarithmically spaced buckets (edges sn_hm_edge(..., true)): each range's
+ * count still spreads uniformly over its values, so a bucket gets the share it overlaps. */
+void sn_hm_bucketize_log(const struct sn_hm_column *col, double ymin, double ymax, int nb,
+                         bool weights, double *map);
+/* The lower edge of bucket j of nb over [ymin, ymax) (j = nb gives ymax); log spacing starts
+ * at max(ymin, 1). */
+double sn_hm_edge(double ymin, double ymax, int nb, int j, bool log);
 
 /*
  * Renders width x height RGB (rgb: width * height * 3 bytes, row 0 at the top) of ncols

@@ -1,0 +1,114 @@
+/*
+ * A dataset: what the aggregator keeps of one instrumentation, the values of its recent time
+ * slots merged over every source that reported them (../shared/ref/joyent-ca.md §4.1).
+ *
+ * A slot covers G seconds (the granularity), starting at a multiple of G. It holds, for the
+ * instrumentation's arity, a count (scalar), {key: count} (discrete), a histogram (numeric) or
+ * {key: histogram} plus their total histogram (numeric by key), and the set of sources (hosts)
+ * that reported in it. Slots live in a ring of retention/G entries; older ones are expired.
+ *
+ * Addition follows CA: counts add, keys add per key, histograms merge bucket by bucket (our
+ * buckets always align, so CA's assertion on misaligned ranges cannot arise). For point-scope
+ * metrics (a snapshot of state, e.g. memory.rss) a second report of the same source in one
+ * slot is ignored, and an interval's value is its first slot's, not a sum.
+ *
+ * Not thread-safe: the server guards every dataset with its lock. Pointers returned into a
+ * dataset are valid until the next call that changes it.
+ */
+#ifndef SN_AGG_DATASET_H
+#define SN_AGG_DATASET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/hist.h"
+#include "wire/frame.h"
+
+#define SN_DS_MAX_SLOTS   3600 /* CA: retention-time / granularity <= 3600 */
+#define SN_DS_MAX_FUTURE  10   /* data stamped further ahead than this many seconds is dropped */
+#define SN_DS_MAX_SOURCES 65535
+
+struct sn_dataset; /* opaque */
+
+struct sn_ds_entry {
+    char *key;
+    uint64_t count;
+    struct sn_hist *hist; /* numeric by key only */
+};
+
+/* One slot's value (or an interval's sum of them). Read-only outside dataset.c. */
+struct sn_ds_slot {
+    int64_t t;              /* start of the slot (a multiple of G) */
+    uint64_t count;         /* the scalar value; for the other arities, every event counted */
+    struct sn_hist *total;  /* numeric arities: the histogram over all keys */
+    size_t n;               /* discrete and numeric-by-key: entries, sorted by key (strcmp) */
+    struct sn_ds_entry *e;  /* */
+    size_t cap;             /* entries allocated */
+    uint64_t over_cap;      /* events the agents counted under "other" (key cap) */
+    uint64_t map_full;      /* events the agents' kernels could not count */
+    uint32_t nsrc;          /* distinct sources that reported in the slot */
+    uint32_t *src;          /* their indices (sn_ds_source_name()), ascending */
+};
+
+struct sn_ds_opts {
+    uint8_t arity;        /* enum sn_wire_arity */
+    uint32_t granularity; /* G, seconds, >= 1 */
+    uint32_t retention;   /* seconds kept; retention / G slots, at most SN_DS_MAX_SLOTS */
+    bool point;           /* value-scope "point" */
+};
+
+/* What sn_ds_add() did with a frame. */
+enum sn_ds_added {
+    SN_DS_ADDED = 0,
+    SN_DS_LATE,      /* older than the retention: dropped */
+    SN_DS_FUTURE,    /* more than SN_DS_MAX_FUTURE s ahead of now: dropped */
+    SN_DS_DUPLICATE, /* point scope: this source already reported in the slot; ignored */
+    SN_DS_MISMATCH,  /* the frame's arity is not the dataset's: dropped */
+};
+
+/* A new empty dataset, or NULL (out of memory, or options out of range). */
+struct sn_dataset *sn_ds_create(const struct sn_ds_opts *o);
+void sn_ds_destroy(struct sn_dataset *ds); /* NULL is fine */
+const struct sn_ds_opts *sn_ds_opts(const struct sn_dataset *ds);
+
+/* Changes the retention, keeping the slots that still fit. Returns 0, -EINVAL or -ENOMEM. */
+int sn_ds_set_retention(struct sn_dataset *ds, uint32_t retention, int64_t now);
+
+/* Merges frame f (borrowed), reported by f->host for second f->t, into its slot. now is the
+ * current Unix time. Returns an enum sn_ds_added (>= 0), or -ENOMEM (the slot is unchanged). */
+int sn_ds_add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now);
+
+/* Records that source host is expected to report (an agent enabled the instrumentation) at
+ * time now, without data; it counts in sn_ds_sources_since(). Returns 0 or -ENOMEM. */
+int sn_ds_touch(struct sn_dataset *ds, const char *host, int64_t now);
+
+/* Frees slots that start before now - retention. */
+void sn_ds_expire(struct sn_dataset *ds, int64_t now);
+
+/* The slot holding second t, or NULL when nothing was reported for it. */
+const struct sn_ds_slot *sn_ds_slot_at(const struct sn_dataset *ds, int64_t t);
+
+/* Sums the slots in [start, start + duration) into *out (owned: sn_ds_slot_fini()); for point
+ * scope, the first slot's value. start and duration should be multiples of G. Returns 0 or
+ * -ENOMEM. */
+int sn_ds_sum(const struct sn_dataset *ds, int64_t start, int64_t duration, struct sn_ds_slot *out);
+void sn_ds_slot_fini(struct sn_ds_slot *s);
+
+/* The minimum over the slots in [start, start + duration) of how many sources reported. */
+uint32_t sn_ds_min_reporting(const struct sn_dataset *ds, int64_t start, int64_t duration);
+/* How many distinct sources reported in any slot within [from, to] (CA's "expected" sources:
+ * from = now - 15, to = now - 5). */
+uint32_t sn_ds_reported_between(const struct sn_dataset *ds, int64_t from, int64_t to);
+/* How many sources reported (or were touched) at or after t. */
+uint32_t sn_ds_sources_since(const struct sn_dataset *ds, int64_t t);
+/* The name of source i. */
+const char *sn_ds_source_name(const struct sn_dataset *ds, uint32_t i);
+
+/* Persistence (persist-data): writes every slot to buf (owned, free()) as *len bytes, and
+ * reads such a buffer back, merging its slots into ds (sources by name). Slots of another
+ * granularity or arity are refused: -EINVAL. The format is docs/formats.md's dataset file. */
+int sn_ds_save(const struct sn_dataset *ds, unsigned char **buf, size_t *len);
+int sn_ds_load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int64_t now);
+
+#endif

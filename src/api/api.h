@@ -1,0 +1,21 @@
+/*
+ * The HTTP API of `sonde serve`: Joyent Cloud Analytics' (../shared/ref/joyent-ca.md §1, §4)
+ * with Sonde's extensions (docs/api.md), as one handler for http/server.h. Routes live in
+ * route.c; each resource family has a file of its own.
+ */
+#ifndef SN_API_API_H
+#define SN_API_API_H
+
+#include <stddef.h>
+
+#include "http/request.h"
+
+/* ctx is the struct sn_server. */
+void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp);
+/* The body size accepted on a path: CA's 4 KiB, more for ingest. */
+size_t sn_api_limit(void *ctx, const char *method, const char *path);
+
+#define SN_API_BODY_MAX   4096
+#define SN_INGEST_BODY_MAX (16u << 20)
+
+#endif

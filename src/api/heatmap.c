@@ -1,0 +1,599 @@
+/*
+ * Heatmap resources (§1.5, §4.2-4.4): image, details, average and percentile, with every
+ * parameter of CA's and Sonde's extensions (yscale=log, parameters from a JSON body, JSON
+ * booleans, several percentiles at once, a raw image/png form). The drawing itself is
+ * render/heatmap.c; here the dataset's slots become its columns.
+ *
+ * The image and details share one pixel-to-column mapping: column i covers x from
+ * floor(i*w/ncols) up to floor((i+1)*w/ncols), so a click always lands in the column drawn
+ * under it (CA's details used another mapping; see the reference's note in §4.3).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/internal.h"
+#include "api/value.h"
+#include "core/b64.h"
+#include "render/heatmap.h"
+#include "render/png.h"
+
+#define MAX_SELECTED (SN_HM_MAX_LAYERS - 1)
+
+struct hm_req {
+    struct sn_hm_params p;
+    bool ymax_given, decompose_all, png;
+    const char *sel[MAX_SELECTED + 1];
+    size_t nsel;
+    double hues[SN_HM_MAX_LAYERS + 1];
+    size_t nhues;
+    char selbuf[4096], huebuf[1024];
+    int64_t x, y;                 /* details */
+    double pct[16];               /* percentile(s) */
+    size_t npct;
+};
+
+/* A list parameter: a JSON array in a JSON body, else repeated or comma-separated values. */
+static size_t param_list(struct sn_call *c, const char *name, const char **out, size_t max,
+                         char *buf, size_t len)
+{
+    const json_t *v = json_is_object(c->req->json) ? json_object_get(c->req->json, name) : NULL;
+    size_t n = 0, used = 0;
+
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v) && n < max; i++) {
+            const json_t *e = json_array_get(v, i);
+            char tmp[64];
+            const char *s = json_is_string(e) ? json_string_value(e) : NULL;
+            if (!s && json_is_number(e)) {
+                snprintf(tmp, sizeof(tmp), "%.17g", json_number_value(e));
+                s = tmp;
+            }
+            if (!s)
+                continue;
+            size_t l = strlen(s);
+            if (used + l + 1 > len)
+                break;
+            out[n++] = memcpy(buf + used, s, l + 1);
+            used += l + 1;
+        }
+        return n;
+    }
+    if (json_is_string(v)) {
+        snprintf(buf, len, "%s", json_string_value(v));
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < max;
+             t = strtok_r(NULL, ",", &save))
+            out[n++] = t;
+        return n;
+    }
+    return sn_req_params(c->req, name, out, max, buf, len);
+}
+
+static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
+{
+    int64_t w, ht, nb, ymin, ymax;
+    bool isolate, exclude, ymin_given;
+    char buf[64];
+    const char *s, *hue[SN_HM_MAX_LAYERS + 1];
+
+    memset(h, 0, sizeof(*h));
+    if (!sn_param_int(c, "height", 10, 1000, 300, &ht, NULL) ||
+        !sn_param_int(c, "width", 10, 1000, 600, &w, NULL) ||
+        !sn_param_int(c, "ymin", 0, 1000000000000LL, 0, &ymin, &ymin_given) ||
+        !sn_param_int(c, "ymax", 0, 1000000000000LL, 0, &ymax, &h->ymax_given) ||
+        !sn_param_int(c, "nbuckets", 1, 100, 100, &nb, NULL) ||
+        !sn_param_bool(c, "isolate", false, &isolate) ||
+        !sn_param_bool(c, "exclude", false, &exclude) ||
+        !sn_param_bool(c, "decompose_all", false, &h->decompose_all))
+        return false;
+    h->p.width = (int)w;
+    h->p.height = (int)ht;
+    h->p.nbuckets = (int)nb;
+    h->p.ymin = (double)ymin;
+    h->p.ymax = (double)ymax;
+    if (h->ymax_given && ymax <= ymin) {
+        CA_INVAL(c, "\"ymax\" must be greater than \"ymin\"");
+        return false;
+    }
+    if (isolate + exclude + h->decompose_all > 1) {
+        CA_INVAL(c, "only one of \"isolate\", \"exclude\", and \"decompose_all\" may be specified");
+        return false;
+    }
+    h->p.mode = isolate ? SN_HM_ISOLATE : exclude ? SN_HM_EXCLUDE : SN_HM_DEFAULT;
+    if ((s = sn_param_raw(c, "weights", buf, sizeof(buf)))) {
+        if (strcmp(s, "count") && strcmp(s, "weight")) {
+            CA_INVAL(c, "value \"%.100s\" for param \"weights\" not valid: unsupported value", s);
+            return false;
+        }
+        h->p.weights = s[0] == 'w';
+    }
+    if ((s = sn_param_raw(c, "coloring", buf, sizeof(buf)))) {
+        if (strcmp(s, "rank") && strcmp(s, "linear")) {
+            CA_INVAL(c, "value \"%.100s\" for param \"coloring\" not valid: unsupported value", s);
+            return false;
+        }
+        h->p.coloring = s[0] == 'l' ? SN_HM_LINEAR : SN_HM_RANK;
+    }
+    if ((s = sn_param_raw(c, "yscale", buf, sizeof(buf)))) {
+        if (strcmp(s, "linear") && strcmp(s, "log")) {
+            CA_INVAL(c, "value \"%.100s\" for param \"yscale\" not valid: unsupported value", s);
+            return false;
+        }
+        h->p.log = strcmp(s, "log") == 0;
+    }
+    if ((s = sn_param_raw(c, "format", buf, sizeof(buf)))) {
+        if (strcmp(s, "json") && strcmp(s, "png")) {
+            CA_INVAL(c, "value \"%.100s\" for param \"format\" not valid: unsupported value", s);
+            return false;
+        }
+        h->png = strcmp(s, "png") == 0;
+    }
+    if (c->req->accept && strcmp(c->req->accept, "image/png") == 0)
+        h->png = true;
+    h->nsel = param_list(c, "selected", h->sel, MAX_SELECTED + 1, h->selbuf, sizeof(h->selbuf));
+    if (h->nsel > MAX_SELECTED) {
+        CA_INVAL(c, "value for param \"selected\" not valid: at most %d keys", MAX_SELECTED);
+        return false;
+    }
+    size_t nh = param_list(c, "hues", hue, SN_HM_MAX_LAYERS + 1, h->huebuf, sizeof(h->huebuf));
+    for (size_t i = 0; i < nh; i++) {
+        char *end;
+        double d = strtod(hue[i], &end);
+        if (end == hue[i] || *end || !(d >= 0 && d <= 359) || d != floor(d)) {
+            CA_INVAL(c, "invalid hue");
+            return false;
+        }
+        h->hues[i] = d;
+    }
+    h->nhues = nh;
+    if (nh > 0) {
+        size_t need = h->nsel + (h->p.mode == SN_HM_ISOLATE ? 0 : 1);
+        if (nh < need) {
+            CA_INVAL(c, "need %zu hues", need);
+            return false;
+        }
+    }
+    if (strcmp(what, "details") == 0) {
+        bool gx, gy;
+        if (!h->ymax_given) {
+            CA_INVAL(c, "\"ymax\" must be specified");
+            return false;
+        }
+        if (!sn_param_int(c, "x", 0, INT32_MAX, 0, &h->x, &gx) ||
+            !sn_param_int(c, "y", 0, INT32_MAX, 0, &h->y, &gy))
+            return false;
+        if (!gx || !gy) {
+            CA_INVAL(c, "param \"%s\" must be specified", !gx ? "x" : "y");
+            return false;
+        }
+        if (h->x >= w) {
+            CA_INVAL(c, "\"x\" must be less than \"width\"");
+            return false;
+        }
+        if (h->y >= ht) {
+            CA_INVAL(c, "\"y\" must be less than \"height\"");
+            return false;
+        }
+    }
+    if (strcmp(what, "percentile") == 0) {
+        const char *pv[16];
+        char pbuf[512];
+        size_t np = param_list(c, "percentile", pv, 16, pbuf, sizeof(pbuf));
+        if (np == 0) {
+            CA_INVAL(c, "param \"percentile\" must be specified");
+            return false;
+        }
+        for (size_t i = 0; i < np; i++) {
+            char *end;
+            double d = strtod(pv[i], &end);
+            if (end == pv[i] || *end || !isfinite(d)) {
+                CA_INVAL(c, "value \"%.64s\" for param \"percentile\" not valid: not a number",
+                         pv[i]);
+                return false;
+            }
+            if (d < 0 || d > 1) {
+                CA_INVAL(c, "value \"%.64s\" for param \"percentile\" not valid: value too %s "
+                            "(%s: %d)",
+                         pv[i], d < 0 ? "small" : "large", d < 0 ? "min" : "max", d < 0 ? 0 : 1);
+                return false;
+            }
+            h->pct[i] = d;
+        }
+        h->npct = np;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Columns from slots
+ */
+
+struct columns {
+    struct sn_hm_column *total;       /* [ncols] */
+    struct sn_hm_column *sel;         /* [nsel][ncols] */
+    const struct sn_hm_column **selp; /* [nsel] */
+    struct sn_hm_range *ranges;
+    size_t nranges, cap;
+};
+
+static int add_ranges(struct columns *cols, const struct sn_hist *h, struct sn_hm_column *out)
+{
+    size_t nb = h ? sn_hist_nbuckets(h) : 0;
+    struct sn_bucket b;
+    uint64_t n;
+    int64_t lo, hi;
+
+    out->r = NULL;
+    out->n = 0;
+    if (cols->nranges + nb > cols->cap) {
+        size_t cap = cols->cap ? cols->cap : 256;
+        while (cap < cols->nranges + nb)
+            cap *= 2;
+        struct sn_hm_range *r = realloc(cols->ranges, cap * sizeof(*r));
+        if (!r)
+            return -ENOMEM;
+        cols->ranges = r;
+        cols->cap = cap;
+    }
+    /* offsets for now: the arena may move; fixed up once every column is in */
+    out->r = (const struct sn_hm_range *)(uintptr_t)cols->nranges;
+    for (size_t i = 0; i < nb && sn_hist_bucket_at(h, i, &b, &n); i++) {
+        if (n == 0 || sn_bucket_int_range(b, &lo, &hi) == -EDOM)
+            continue;
+        if (hi < lo)
+            hi = lo;
+        cols->ranges[cols->nranges++] = (struct sn_hm_range){lo, hi, (double)n};
+        out->n++;
+    }
+    return 0;
+}
+
+static const struct sn_ds_entry *find_entry(const struct sn_ds_slot *s, const char *key)
+{
+    size_t lo = 0, hi = s ? s->n : 0;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(s->e[mid].key, key);
+        if (c == 0)
+            return &s->e[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void columns_fini(struct columns *c)
+{
+    free(c->total);
+    free(c->sel);
+    free(c->selp);
+    free(c->ranges);
+}
+
+/* The total's and each selected key's ranges per column [start + i*G]. */
+static int columns_of(const struct sn_instn *in, int64_t start, size_t ncols, const char *const *sel,
+                      size_t nsel, struct columns *cols)
+{
+    memset(cols, 0, sizeof(*cols));
+    cols->total = calloc(ncols, sizeof(*cols->total));
+    cols->sel = calloc(ncols * (nsel ? nsel : 1), sizeof(*cols->sel));
+    cols->selp = calloc(nsel ? nsel : 1, sizeof(*cols->selp));
+    if (!cols->total || !cols->sel || !cols->selp)
+        return -ENOMEM;
+    for (size_t i = 0; i < ncols; i++) {
+        const struct sn_ds_slot *s =
+            sn_ds_slot_at(in->ds, start + (int64_t)i * (int64_t)in->granularity);
+        if (add_ranges(cols, s ? s->total : NULL, &cols->total[i]) < 0)
+            return -ENOMEM;
+        for (size_t k = 0; k < nsel; k++) {
+            const struct sn_ds_entry *e = find_entry(s, sel[k]);
+            if (add_ranges(cols, e ? e->hist : NULL, &cols->sel[k * ncols + i]) < 0)
+                return -ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < ncols * (1 + nsel); i++) { /* offsets into pointers */
+        struct sn_hm_column *col = i < ncols ? &cols->total[i] : &cols->sel[i - ncols];
+        col->r = cols->ranges + (uintptr_t)col->r;
+    }
+    for (size_t k = 0; k < nsel; k++)
+        cols->selp[k] = &cols->sel[k * ncols];
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The keys with data anywhere in [start, start + ncols*G), sorted, into a new array (pointers
+ * into the dataset: valid under the lock). */
+static const char **present_keys(const struct sn_instn *in, int64_t start, size_t ncols, size_t *n)
+{
+    size_t cap = 16, m = 0;
+    const char **k = malloc(cap * sizeof(*k));
+
+    for (size_t i = 0; k && i < ncols; i++) {
+        const struct sn_ds_slot *s =
+            sn_ds_slot_at(in->ds, start + (int64_t)i * (int64_t)in->granularity);
+        for (size_t j = 0; s && j < s->n; j++) {
+            if (s->e[j].count == 0)
+                continue;
+            if (m == cap) {
+                const char **g = realloc(k, (cap *= 2) * sizeof(*k));
+                if (!g) {
+                    free(k);
+                    return NULL;
+                }
+                k = g;
+            }
+            k[m++] = s->e[j].key;
+        }
+    }
+    if (!k)
+        return NULL;
+    qsort(k, m, sizeof(*k), cmp_str);
+    size_t u = 0;
+    for (size_t i = 0; i < m; i++)
+        if (u == 0 || strcmp(k[u - 1], k[i]) != 0)
+            k[u++] = k[i];
+    *n = u;
+    return k;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The four resources
+ */
+
+static void set_conf(json_t *o, const struct hm_req *h, double ymax)
+{
+    json_object_set_new(o, "nbuckets", json_integer(h->p.nbuckets));
+    json_object_set_new(o, "width", json_integer(h->p.width));
+    json_object_set_new(o, "height", json_integer(h->p.height));
+    json_object_set_new(o, "ymin", json_integer((json_int_t)h->p.ymin));
+    json_object_set_new(o, "ymax", json_integer((json_int_t)llround(ymax)));
+    if (h->p.log)
+        json_object_set_new(o, "yscale", json_string("log"));
+}
+
+/* Draws point k's image into o (or, for the raw PNG form, into *png). Returns 0 or -errno. */
+static int image(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                 struct hm_req *h, json_t *o, unsigned char **png, size_t *pnglen)
+{
+    int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
+    size_t ncols = (size_t)(v->iv.duration / in->granularity), npresent = 0;
+    const char **present = present_keys(in, start, ncols, &npresent);
+    const char *const *sel = h->sel;
+    size_t nsel = h->nsel;
+    struct columns cols;
+    struct sn_hm_params p = h->p;
+    double hues[SN_HM_MAX_LAYERS + 1], ymax = 0;
+    uint8_t *rgb = NULL;
+    int rc;
+
+    if (!present)
+        return -ENOMEM;
+    if (h->decompose_all) {
+        sel = present;
+        nsel = npresent < MAX_SELECTED ? npresent : MAX_SELECTED;
+    }
+    /* hues by layer (0: the rest); when isolating, the caller's hues are the keys' */
+    for (size_t i = 0; i <= nsel; i++) {
+        size_t ui = p.mode == SN_HM_ISOLATE ? i - 1 : i;
+        hues[i] = h->nhues && (p.mode != SN_HM_ISOLATE || i > 0) && ui < h->nhues
+                      ? h->hues[ui]
+                      : sn_hm_default_hue(i);
+    }
+    p.hues = hues;
+    p.nhues = nsel + 1;
+    rc = columns_of(in, start, ncols, sel, nsel, &cols);
+    if (rc == 0)
+        rc = (rgb = malloc((size_t)p.width * (size_t)p.height * 3)) ? 0 : -ENOMEM;
+    if (rc == 0)
+        rc = sn_hm_render(&p, cols.total, cols.selp, nsel, ncols, rgb, &ymax);
+    unsigned char *img = NULL;
+    size_t len = 0;
+    if (rc == 0)
+        rc = sn_png_encode_rgb(rgb, p.width, p.height, &img, &len);
+    if (rc == 0 && png) {
+        *png = img;
+        *pnglen = len;
+    } else if (rc == 0) {
+        char *b64 = malloc(sn_b64_encoded_len(len) + 1);
+        json_t *pj = json_array();
+        if (b64) {
+            b64[sn_b64_encode(img, len, b64)] = '\0';
+            set_conf(o, h, ymax);
+            for (size_t i = 0; i < npresent; i++)
+                json_array_append_new(pj, json_string(present[i]));
+            json_object_set_new(o, "present", pj);
+            json_object_set_new(o, "image", json_string(b64));
+            free(b64);
+        } else {
+            json_decref(pj);
+            rc = -ENOMEM;
+        }
+        free(img);
+    }
+    free(rgb);
+    free(present);
+    columns_fini(&cols);
+    return rc;
+}
+
+/* A share of a bucket as details report it: 0 stays 0, anything else at least 1. */
+static json_int_t share(double v)
+{
+    if (v == 0)
+        return 0;
+    return v < 1 ? 1 : (json_int_t)llround(v);
+}
+
+static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                   struct hm_req *h, json_t *o)
+{
+    int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
+    int64_t ncols = v->iv.duration / in->granularity;
+    int64_t w = h->p.width, ht = h->p.height, nb = h->p.nbuckets;
+    int64_t col = ((h->x + 1) * ncols + w - 1) / w - 1;         /* the column drawn at x */
+    int64_t row = ((h->y + 1) * nb + ht - 1) / ht - 1;          /* the bucket band at y */
+    int j = (int)(nb - 1 - row);
+    double lo = llround(sn_hm_edge(h->p.ymin, h->p.ymax, (int)nb, j, h->p.log));
+    double hi = llround(sn_hm_edge(h->p.ymin, h->p.ymax, (int)nb, j + 1, h->p.log));
+    int64_t t = start + col * (int64_t)in->granularity;
+    const struct sn_ds_slot *s = sn_ds_slot_at(in->ds, t);
+    json_t *present = json_object();
+    json_int_t total = 0;
+    struct columns cols;
+    (void)c;
+
+    if (columns_of(in, t, 1, NULL, 0, &cols) < 0) {
+        columns_fini(&cols);
+        json_decref(present);
+        return -ENOMEM;
+    }
+    if (in->keyf) {
+        for (size_t i = 0; s && i < s->n; i++) {
+            struct columns kc;
+            double m = 0;
+            const char *key = s->e[i].key;
+            if (columns_of(in, t, 1, &key, 1, &kc) == 0)
+                sn_hm_bucketize(&kc.sel[0], lo, hi, 1, h->p.weights, &m);
+            columns_fini(&kc);
+            if (share(m)) {
+                json_object_set_new(present, key, json_integer(share(m)));
+                total += share(m);
+            }
+        }
+    } else {
+        double m = 0;
+        sn_hm_bucketize(&cols.total[0], lo, hi, 1, h->p.weights, &m);
+        total = share(m);
+    }
+    columns_fini(&cols);
+    set_conf(o, h, h->p.ymax);
+    json_object_set_new(o, "bucket_time", json_integer(t));
+    json_object_set_new(o, "bucket_ymin", json_integer((json_int_t)lo));
+    json_object_set_new(o, "bucket_ymax", json_integer((json_int_t)hi));
+    json_object_set_new(o, "present", present);
+    json_object_set_new(o, "total", json_integer(total));
+    return 0;
+}
+
+/* average and percentile: one column over the whole interval. */
+static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                       struct hm_req *h, bool average, json_t *o)
+{
+    int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
+    size_t ncols = (size_t)(v->iv.duration / in->granularity);
+    struct columns cols;
+    struct sn_hm_column all;
+    double *map = calloc((size_t)h->p.nbuckets, sizeof(double)), ymax, sum = 0;
+    int rc = -ENOMEM;
+
+    if (!map)
+        return -ENOMEM;
+    if (columns_of(in, start, ncols, NULL, 0, &cols) < 0)
+        goto out;
+    /* the interval's ranges as one column: they sit back to back in the arena */
+    all.r = cols.ranges;
+    all.n = cols.nranges;
+    ymax = h->ymax_given ? h->p.ymax : sn_hm_autoscale(&all, 1);
+    if (ymax > h->p.ymin)
+        sn_hm_bucketize(&all, h->p.ymin, ymax, h->p.nbuckets, h->p.weights, map);
+    for (int j = 0; j < h->p.nbuckets; j++)
+        sum += map[j];
+    set_conf(o, h, ymax);
+    if (average) {
+        json_object_set_new(o, "average",
+                            sum > 0 ? json_real(sn_hm_average(map, h->p.nbuckets, h->p.ymin, ymax))
+                                    : json_null());
+    } else if (h->npct == 1) {
+        json_object_set_new(o, "percentile",
+                            json_real(sn_hm_percentile(map, h->p.nbuckets, h->p.ymin, ymax,
+                                                       h->pct[0])));
+    } else {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < h->npct; i++)
+            json_array_append_new(arr, json_real(sn_hm_percentile(map, h->p.nbuckets, h->p.ymin,
+                                                                   ymax, h->pct[i])));
+        json_object_set_new(o, "percentile", arr);
+    }
+    rc = 0;
+out:
+    columns_fini(&cols);
+    free(map);
+    return rc;
+}
+
+void sn_api_heatmap(struct sn_call *c, const char *what)
+{
+    struct sn_value_req v;
+    struct hm_req *h = malloc(sizeof(*h));
+    json_t *out = NULL;
+    bool img = strcmp(what, "image") == 0;
+    struct timespec t0, t1;
+
+    if (!h) {
+        sn_resp_empty(c->resp, 500);
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_rwlock_rdlock(&c->s->lock);
+    struct sn_instn *in = sn_api_instn(c);
+    if (!in)
+        goto out;
+    if (in->arity != SN_ARITY_NUMERIC) {
+        sn_resp_empty(c->resp, 404);
+        goto out;
+    }
+    bool long_dflt = img || strcmp(what, "details") == 0;
+    if (!parse_hm(c, what, h) || !sn_value_parse(c, long_dflt ? 60 : 1, in->granularity, &v) ||
+        !sn_value_wait(c, in, &v))
+        goto out;
+    if (img && h->png) { /* the raw form: one image, for <img src=...> */
+        unsigned char *png = NULL;
+        size_t len = 0;
+        if (image(c, in, &v, 0, h, NULL, &png, &len) < 0)
+            sn_resp_empty(c->resp, 500);
+        else
+            sn_resp_bytes(c->resp, 200, "image/png", png, len);
+        goto out;
+    }
+    out = v.array ? json_array() : NULL;
+    for (size_t k = 0; k < v.n; k++) {
+        json_t *o = json_object();
+        int rc = img                              ? image(c, in, &v, k, h, o, NULL, NULL)
+                 : strcmp(what, "details") == 0   ? details(c, in, &v, k, h, o)
+                 : strcmp(what, "average") == 0   ? column_stat(in, &v, k, h, true, o)
+                                                  : column_stat(in, &v, k, h, false, o);
+        if (rc < 0) {
+            json_decref(o);
+            json_decref(out);
+            sn_resp_empty(c->resp, 500);
+            goto out;
+        }
+        sn_value_point(c, in, &v, k, o);
+        if (!v.array) {
+            out = o;
+            break;
+        }
+        json_array_append_new(out, o);
+    }
+    sn_resp_json(c->resp, 200, out);
+out:
+    pthread_rwlock_unlock(&c->s->lock);
+    free(h);
+    if (img && c->resp->status == 200) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        atomic_fetch_add(&c->s->c.renders, 1);
+        atomic_fetch_add(&c->s->c.render_ns,
+                         (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+                                    (t1.tv_nsec - t0.tv_nsec)));
+    }
+}

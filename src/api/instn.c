@@ -1,0 +1,414 @@
+/*
+ * Instrumentations (§1.4): list, create, clone, get, change (PUT) and delete, with CA's
+ * defaults, validation order and messages, and the property object in CA's field order.
+ * Properties come from a JSON body if there is one, else from form or query fields.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/catalog.h"
+#include "api/internal.h"
+#include "core/log.h"
+
+struct sn_instn *sn_api_instn(struct sn_call *c)
+{
+    struct sn_instn *in = sn_server_find(c->s, c->scope, c->id);
+    if (!in) {
+        sn_resp_empty(c->resp, 404);
+        return NULL;
+    }
+    atomic_store(&in->last_access, sn_now());
+    return in;
+}
+
+json_t *sn_api_props(struct sn_call *c, struct sn_instn *in)
+{
+    char uri[256];
+    int64_t now = sn_now();
+    uint32_t nsrc = sn_ds_sources_since(in->ds, now - 15);
+    json_t *uris = json_array(), *o;
+
+    snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64, c->base, in->id);
+    if (in->arity == SN_ARITY_NUMERIC) {
+        char u[320];
+        snprintf(u, sizeof(u), "%s/value/heatmap/image", uri);
+        json_array_append_new(uris, json_pack("{s:s,s:s}", "uri", u, "name", "value_heatmap"));
+        snprintf(u, sizeof(u), "%s/value/heatmap/details", uri);
+        json_array_append_new(uris, json_pack("{s:s,s:s}", "uri", u, "name", "details_heatmap"));
+    }
+    {
+        char u[320];
+        snprintf(u, sizeof(u), "%s/value/raw", uri);
+        json_array_append_new(uris, json_pack("{s:s,s:s}", "uri", u, "name", "value_raw"));
+    }
+    o = json_pack("{s:s,s:s,s:O,s:O,s:I,s:s,s:b,s:I,s:I,s:{},s:I,s:I,s:b,s:I,s:s,s:s,s:s,s:o}",
+                  "module", in->metric->module, "stat", in->metric->stat, "predicate",
+                  in->predicate, "decomposition", in->decomposition, "value-dimension",
+                  (json_int_t)(1 + json_array_size(in->decomposition)), "value-arity",
+                  sn_arity_name(in->arity), "enabled", 1, "retention-time",
+                  (json_int_t)in->retention, "idle-max", (json_int_t)in->idle_max,
+                  "transformations", "nsources", (json_int_t)nsrc, "granularity",
+                  (json_int_t)in->granularity, "persist-data", in->persist, "crtime",
+                  (json_int_t)in->crtime_ms, "value-scope",
+                  in->metric->point ? "point" : "interval", "uri", uri, "id", "", "uris", uris);
+    if (o) {
+        char id[24];
+        snprintf(id, sizeof(id), "%" PRIu64, in->id);
+        json_object_set_new(o, "id", json_string(id));
+        if (in->local_error[0]) /* Sonde: why this host's agent does not run it */
+            json_object_set_new(o, "warnings", json_pack("[s]", in->local_error));
+    }
+    return o;
+}
+
+void sn_api_list(struct sn_call *c)
+{
+    json_t *arr = json_array();
+    const char *all = sn_req_param(c->req, "all");
+    bool every = !c->scope[0] && all && strcmp(all, "true") == 0;
+
+    pthread_rwlock_rdlock(&c->s->lock);
+    for (size_t i = 0; i < c->s->n; i++) {
+        struct sn_instn *in = c->s->insts[i];
+        if (!every && strcmp(in->scope, c->scope) != 0)
+            continue;
+        struct sn_call ic = *c;
+        if (in->scope[0])
+            snprintf(ic.base, sizeof(ic.base), "/ca/customers/%s", in->scope);
+        else
+            snprintf(ic.base, sizeof(ic.base), "/ca");
+        json_array_append_new(arr, sn_api_props(&ic, in));
+    }
+    pthread_rwlock_unlock(&c->s->lock);
+    sn_resp_json(c->resp, 200, arr);
+}
+
+/* The properties of the request: its JSON body, or its form and query fields as JSON
+ * strings. Returns a new reference, or NULL after answering 409. */
+static json_t *request_props(struct sn_call *c)
+{
+    json_t *o;
+
+    if (c->req->body_len && !c->req->json && c->req->ctype &&
+        strncmp(c->req->ctype, "application/json", 16) == 0) {
+        CA_INVAL(c, "failed to parse JSON: not valid JSON");
+        return NULL;
+    }
+    if (c->req->json) {
+        if (!json_is_object(c->req->json)) {
+            CA_INVAL(c, "failed to parse JSON: instrumentation properties must be an object");
+            return NULL;
+        }
+        return json_incref(c->req->json);
+    }
+    o = json_object();
+    for (size_t i = 0; i < c->req->nparams; i++) {
+        const char *name = c->req->params[i].name;
+        if (strcmp(name, "decomposition") == 0) { /* repeated or comma-separated */
+            json_t *d = json_object_get(o, "decomposition");
+            if (!json_is_array(d)) {
+                d = json_array();
+                json_object_set_new(o, "decomposition", d);
+            }
+            char *v = strdup(c->req->params[i].value);
+            for (char *save = NULL, *t = v ? strtok_r(v, ",", &save) : NULL; t;
+                 t = strtok_r(NULL, ",", &save))
+                json_array_append_new(d, json_string(t));
+            free(v);
+            continue;
+        }
+        json_object_set_new(o, name, json_string(sn_req_param(c->req, name)));
+    }
+    return o;
+}
+
+/* The text of a JSON value for messages: strings quoted, as CA prints them. */
+static void value_text(const json_t *v, char *out, size_t len)
+{
+    char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    snprintf(out, len, "%s", t ? t : "null");
+    free(t);
+}
+
+/* A property as an integer, JavaScript's parseInt way ("10.5" is 10); false when it has none. */
+static bool prop_int(const json_t *v, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!(d > -9e18 && d < 9e18))
+            return false;
+        *out = (int64_t)d;
+        return true;
+    }
+    if (json_is_string(v)) {
+        char *end;
+        long long x = strtoll(json_string_value(v), &end, 10);
+        if (end == json_string_value(v))
+            return false;
+        *out = x;
+        return true;
+    }
+    return false;
+}
+
+static bool prop_bool(const json_t *v, bool *out)
+{
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return true;
+    }
+    if (json_is_string(v) && (!strcmp(json_string_value(v), "true") ||
+                              !strcmp(json_string_value(v), "false"))) {
+        *out = json_string_value(v)[0] == 't';
+        return true;
+    }
+    return false;
+}
+
+/* Validates the mutable properties present in p into in (CA's messages). create: the
+ * immutable ones (granularity) too. */
+static bool mutable_props(struct sn_call *c, const json_t *p, struct sn_instn *in, bool create)
+{
+    const json_t *v;
+    char text[256];
+    int64_t x;
+
+    if (create && (v = json_object_get(p, "granularity"))) {
+        value_text(v, text, sizeof(text));
+        if (!prop_int(v, &x) || x < 1) {
+            CA_INVAL(c, "value %s for field \"granularity\" is invalid: not a positive integer",
+                     text);
+            return false;
+        }
+        if (x != 1 && x % 5 != 0) {
+            CA_INVAL(c, "value %s for field \"granularity\" is invalid: must be divisible by 5",
+                     text);
+            return false;
+        }
+        if (x > 3600) {
+            CA_INVAL(c, "value %s for field \"granularity\" is invalid: maximum is 3600", text);
+            return false;
+        }
+        in->granularity = (uint32_t)x;
+    }
+    if ((v = json_object_get(p, "retention-time"))) {
+        value_text(v, text, sizeof(text));
+        if (!prop_int(v, &x)) {
+            CA_INVAL(c, "value %s for field \"retention-time\" is invalid: not a number", text);
+            return false;
+        }
+        if (x < 10) {
+            CA_INVAL(c, "value %s for field \"retention-time\" is invalid: minimum is 10", text);
+            return false;
+        }
+        if (x > 3600 * (int64_t)in->granularity) {
+            CA_INVAL(c,
+                     "value %s for field \"retention-time\" is invalid: maximum for granularity "
+                     "\"%u\" is %lld",
+                     text, in->granularity, 3600LL * in->granularity);
+            return false;
+        }
+        in->retention = (uint32_t)x;
+    } else if (create && in->retention > 3600 * in->granularity) {
+        in->retention = 3600 * in->granularity;
+    }
+    if (in->retention < in->granularity) /* at least one slot */
+        in->retention = in->granularity;
+    if ((v = json_object_get(p, "idle-max"))) {
+        value_text(v, text, sizeof(text));
+        if (!prop_int(v, &x)) {
+            CA_INVAL(c, "value %s for field \"idle-max\" is invalid: not a number", text);
+            return false;
+        }
+        if (x < 0) {
+            CA_INVAL(c, "value %s for field \"idle-max\" is invalid: minimum is 0", text);
+            return false;
+        }
+        if (x > SN_IDLE_MAX_MAX) {
+            CA_INVAL(c, "value %s for field \"idle-max\" is invalid: maximum is %d", text,
+                     SN_IDLE_MAX_MAX);
+            return false;
+        }
+        if (x == 0 && c->scope[0]) {
+            CA_INVAL(c, "value %s for field \"idle-max\" is invalid: zero not allowed", text);
+            return false;
+        }
+        in->idle_max = (uint32_t)x;
+    }
+    if ((v = json_object_get(p, "persist-data"))) {
+        value_text(v, text, sizeof(text));
+        if (!prop_bool(v, &in->persist)) {
+            CA_INVAL(c, "value %s for field \"persist-data\" is invalid: must be a boolean", text);
+            return false;
+        }
+    }
+    if ((v = json_object_get(p, "enabled"))) {
+        bool b;
+        value_text(v, text, sizeof(text));
+        if (!prop_bool(v, &b) || !b) {
+            CA_INVAL(c, "value %s for field \"enabled\" is invalid: unsupported value", text);
+            return false;
+        }
+    }
+    return true;
+}
+
+void sn_api_create(struct sn_call *c, uint64_t clone_of)
+{
+    json_t *p = request_props(c), *body = NULL;
+    struct sn_instn *in;
+    struct sn_inst probe;
+    char why[512], uri[256];
+    int rc;
+
+    if (!p)
+        return;
+    if (clone_of) { /* the source's properties, overlaid with the request's */
+        pthread_rwlock_rdlock(&c->s->lock);
+        struct sn_instn *src = sn_api_instn(c);
+        if (!src) {
+            pthread_rwlock_unlock(&c->s->lock);
+            json_decref(p);
+            return;
+        }
+        body = json_pack("{s:s,s:s,s:O,s:O,s:I,s:I,s:I,s:b}", "module", src->metric->module,
+                         "stat", src->metric->stat, "predicate", src->predicate,
+                         "decomposition", src->decomposition, "granularity",
+                         (json_int_t)src->granularity, "retention-time",
+                         (json_int_t)src->retention, "idle-max", (json_int_t)src->idle_max,
+                         "persist-data", src->persist);
+        pthread_rwlock_unlock(&c->s->lock);
+        json_object_update(body, p);
+        json_decref(p);
+    } else {
+        body = p;
+    }
+    in = calloc(1, sizeof(*in));
+    if (!in) {
+        json_decref(body);
+        sn_resp_empty(c->resp, 500);
+        return;
+    }
+    snprintf(in->scope, sizeof(in->scope), "%s", c->scope);
+    in->granularity = 1;
+    in->retention = SN_DEFAULT_RETAIN;
+    in->idle_max = SN_DEFAULT_IDLE;
+    /* module, stat, decomposition, predicate: the agent's validation and messages */
+    rc = sn_inst_from_json(body, "0", c->s->host, SN_DEFAULT_KEY_CAP, &probe, why, sizeof(why));
+    if (rc == 0 && c->scope[0] && !sn_catalog_field(probe.metric, "container")) {
+        snprintf(why, sizeof(why),
+                 "value \"%s.%s\" for field \"module.stat\" is invalid: not a valid module/stat "
+                 "pair",
+                 probe.metric->module, probe.metric->stat);
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        CA_INVAL(c, "%s", why);
+        goto fail;
+    }
+    in->metric = probe.metric;
+    in->keyf = probe.key;
+    in->numf = probe.num;
+    in->arity = probe.arity;
+    if (!mutable_props(c, body, in, true))
+        goto fail;
+    {
+        const json_t *pred = json_object_get(body, "predicate");
+        if (json_is_string(pred))
+            in->predicate = json_loads(json_string_value(pred), JSON_DECODE_ANY, NULL);
+        else if (pred)
+            in->predicate = json_incref((json_t *)pred);
+        else
+            in->predicate = json_object();
+        in->decomposition = json_array();
+        if (probe.key)
+            json_array_append_new(in->decomposition, json_string(probe.key->def.name));
+        if (probe.num)
+            json_array_append_new(in->decomposition, json_string(probe.num->def.name));
+        /* keep the caller's order of the decomposition */
+        const json_t *d = json_object_get(body, "decomposition");
+        if (json_is_array(d) && json_array_size(d) == 2 && probe.key && probe.num &&
+            json_is_string(json_array_get(d, 0)) &&
+            strcmp(json_string_value(json_array_get(d, 0)), probe.num->def.name) == 0) {
+            json_array_clear(in->decomposition);
+            json_array_append_new(in->decomposition, json_string(probe.num->def.name));
+            json_array_append_new(in->decomposition, json_string(probe.key->def.name));
+        }
+    }
+    in->crtime_ms = sn_now_ms();
+    atomic_store(&in->last_access, sn_now());
+    rc = sn_server_add(c->s, in, why, sizeof(why));
+    if (rc == -EDQUOT) {
+        CA_INVAL(c, "only %d instrumentations allowed", SN_TENANT_QUOTA);
+        goto fail;
+    }
+    if (rc < 0) {
+        CA_INVAL(c, "%s", why);
+        goto fail;
+    }
+    json_decref(body);
+    pthread_rwlock_rdlock(&c->s->lock);
+    snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64, c->base, in->id);
+    c->resp->location = strdup(uri);
+    sn_resp_json(c->resp, 201, sn_api_props(c, in));
+    pthread_rwlock_unlock(&c->s->lock);
+    return;
+fail:
+    json_decref(body);
+    sn_instn_free(in);
+}
+
+void sn_api_get(struct sn_call *c)
+{
+    pthread_rwlock_rdlock(&c->s->lock);
+    struct sn_instn *in = sn_api_instn(c);
+    if (in)
+        sn_resp_json(c->resp, 200, sn_api_props(c, in));
+    pthread_rwlock_unlock(&c->s->lock);
+}
+
+void sn_api_put(struct sn_call *c)
+{
+    json_t *p = request_props(c);
+    if (!p)
+        return;
+    pthread_rwlock_wrlock(&c->s->lock);
+    struct sn_instn *in = sn_api_instn(c);
+    if (in) {
+        struct sn_instn next = *in;
+        if (mutable_props(c, p, &next, false)) {
+            int rc = 0;
+            if (next.retention != in->retention)
+                rc = sn_ds_set_retention(in->ds, next.retention, sn_now());
+            if (rc < 0) {
+                sn_resp_empty(c->resp, 500);
+            } else {
+                bool unpersist = in->persist && !next.persist;
+                in->retention = next.retention;
+                in->idle_max = next.idle_max;
+                in->persist = next.persist;
+                if (unpersist)
+                    sn_server_unpersist(c->s, in);
+                sn_server_save_defs(c->s);
+                sn_resp_json(c->resp, 200, sn_api_props(c, in));
+            }
+        }
+    }
+    pthread_rwlock_unlock(&c->s->lock);
+    json_decref(p);
+}
+
+void sn_api_delete(struct sn_call *c)
+{
+    if (sn_server_remove(c->s, c->scope, c->id) < 0)
+        sn_resp_empty(c->resp, 404);
+    else
+        sn_resp_empty(c->resp, 204);
+}

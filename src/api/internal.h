@@ -1,0 +1,67 @@
+/*
+ * What the API's files share: one call's context, CA's parameter parsing with its messages,
+ * and the handlers route.c dispatches to.
+ */
+#ifndef SN_API_INTERNAL_H
+#define SN_API_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "serve/server.h"
+
+struct sn_call {
+    struct sn_server *s;
+    struct sn_req *req;
+    struct sn_resp *resp;
+    const char *scope; /* "" (operator) or the tenant */
+    char base[128];    /* "/ca" or "/ca/customers/<tenant>" */
+    uint64_t id;       /* the instrumentation in the path, if any */
+};
+
+/* 409 ECA_INVAL with a message. */
+#define CA_INVAL(call, ...) sn_resp_error((call)->resp, 409, "ECA_INVAL", __VA_ARGS__)
+
+/*
+ * An integer parameter: absent gives dflt (and *given false). Otherwise it must parse as an
+ * integer within [min, max], else 409 with CA's message
+ *   value "<raw>" for param "<p>" not valid: not a number | value too small (min: N) | ...
+ * and false is returned.
+ */
+bool sn_param_int(struct sn_call *c, const char *name, int64_t min, int64_t max, int64_t dflt,
+                  int64_t *out, bool *given);
+/* A floating-point parameter in [min, max]. */
+bool sn_param_double(struct sn_call *c, const char *name, double min, double max, double dflt,
+                     double *out, bool *given);
+/* A boolean: "true"/"false" (and JSON booleans in a JSON body); else "not a boolean". */
+bool sn_param_bool(struct sn_call *c, const char *name, bool dflt, bool *out);
+/* A parameter's raw value: from the JSON body when value parameters may come from it
+ * (json_ok), else the query or form. Numbers and booleans of a JSON body come back as text in
+ * buf. NULL when absent. */
+const char *sn_param_raw(struct sn_call *c, const char *name, char *buf, size_t len);
+
+/* Handlers (the instrumentation, when the path names one, is c->id). */
+void sn_api_describe(struct sn_call *c);
+void sn_api_legacy_metrics(struct sn_call *c);
+void sn_api_legacy_types(struct sn_call *c);
+void sn_api_transformations(struct sn_call *c);
+void sn_api_list(struct sn_call *c);
+void sn_api_create(struct sn_call *c, uint64_t clone_of);
+void sn_api_get(struct sn_call *c);
+void sn_api_put(struct sn_call *c);
+void sn_api_delete(struct sn_call *c);
+void sn_api_value_index(struct sn_call *c, bool heatmap);
+void sn_api_raw(struct sn_call *c);
+void sn_api_heatmap(struct sn_call *c, const char *what); /* image, details, average, percentile */
+void sn_api_ingest(struct sn_call *c);
+void sn_api_prometheus(struct sn_call *c);
+
+/* The instrumentation's property object (CA's field order). Lock held. */
+json_t *sn_api_props(struct sn_call *c, struct sn_instn *in);
+
+/* The instrumentation of the path, with its last access time updated, or NULL after an empty
+ * 404. Lock held. */
+struct sn_instn *sn_api_instn(struct sn_call *c);
+
+#endif

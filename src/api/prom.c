@@ -1,0 +1,117 @@
+/*
+ * `GET /metrics`: Sonde's own counters in Prometheus' text format (version 0.0.4): frames in
+ * and dropped by reason, events the agents could not count, requests by status class, long
+ * polls, heatmap and raw-value times, instrumentations, and the local agent's collection.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "http/server.h"
+#include "serve/collector.h"
+
+struct out {
+    char *p;
+    size_t len, cap;
+};
+
+static void emit(struct out *o, const char *name, const char *type, const char *help,
+                 const char *labels, double v)
+{
+    char line[512];
+    int n;
+    if (type)
+        n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n%s%s %.17g\n", name, help,
+                     name, type, name, labels ? labels : "", v);
+    else
+        n = snprintf(line, sizeof(line), "%s%s %.17g\n", name, labels ? labels : "", v);
+    if (n < 0)
+        return;
+    if (o->len + (size_t)n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 8192;
+        while (cap < o->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(o->p, cap);
+        if (!p)
+            return;
+        o->p = p;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, line, (size_t)n + 1);
+    o->len += (size_t)n;
+}
+
+#define C(x) ((double)atomic_load(&s->c.x))
+
+void sn_api_prometheus(struct sn_call *c)
+{
+    struct sn_server *s = c->s;
+    struct out o = {0};
+    struct sn_http_stats hs = {0};
+    size_t n;
+
+    emit(&o, "sonde_frames_total", "counter", "Frames added to a dataset, by origin.",
+         "{origin=\"all\"}", C(frames_in));
+    emit(&o, "sonde_frames_total", NULL, NULL, "{origin=\"local\"}", C(frames_local));
+    emit(&o, "sonde_frames_dropped_total", "counter",
+         "Frames not added, by reason (invalid: refused ingest bodies).", "{reason=\"invalid\"}",
+         C(frames_invalid));
+    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"unknown\"}", C(frames_unknown));
+    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"late\"}", C(frames_late));
+    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"future\"}", C(frames_future));
+    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"duplicate\"}",
+         C(frames_duplicate));
+    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"arity\"}", C(frames_mismatch));
+    emit(&o, "sonde_events_dropped_total", "counter",
+         "Events agents could not count exactly, by reason.", "{reason=\"over_cap\"}",
+         C(events_over_cap));
+    emit(&o, "sonde_events_dropped_total", NULL, NULL, "{reason=\"map_full\"}",
+         C(events_map_full));
+    emit(&o, "sonde_instrumentations_reaped_total", "counter",
+         "Instrumentations deleted after idle-max seconds without access.", NULL, C(reaped));
+    emit(&o, "sonde_heatmap_renders_total", "counter", "Heatmap images served.", NULL, C(renders));
+    emit(&o, "sonde_heatmap_render_seconds_total", "counter",
+         "Time spent producing heatmap images (lock, columns, drawing, PNG).", NULL,
+         C(render_ns) / 1e9);
+    emit(&o, "sonde_raw_requests_total", "counter", "Raw value requests answered.", NULL,
+         C(raw_requests));
+    emit(&o, "sonde_raw_seconds_total", "counter", "Time spent answering raw value requests.",
+         NULL, C(raw_ns) / 1e9);
+    if (s->http)
+        sn_http_stats(s->http, &hs);
+    emit(&o, "sonde_http_requests_total", "counter", "HTTP requests answered, by status class.",
+         "{code=\"2xx\"}", (double)hs.by_class[2]);
+    emit(&o, "sonde_http_requests_total", NULL, NULL, "{code=\"3xx\"}", (double)hs.by_class[3]);
+    emit(&o, "sonde_http_requests_total", NULL, NULL, "{code=\"4xx\"}", (double)hs.by_class[4]);
+    emit(&o, "sonde_http_requests_total", NULL, NULL, "{code=\"5xx\"}", (double)hs.by_class[5]);
+    emit(&o, "sonde_http_long_polls_total", "counter",
+         "Value requests that waited for sources to report.", NULL, (double)hs.parked);
+    emit(&o, "sonde_http_too_large_total", "counter", "Requests refused for their body size.",
+         NULL, (double)hs.too_large);
+    emit(&o, "sonde_http_response_bytes_total", "counter", "Response body bytes sent.", NULL,
+         (double)hs.bytes_out);
+    pthread_rwlock_rdlock(&s->lock);
+    n = s->n;
+    pthread_rwlock_unlock(&s->lock);
+    emit(&o, "sonde_instrumentations", "gauge", "Live instrumentations, every scope.", NULL,
+         (double)n);
+    if (s->collector) {
+        uint64_t secs, last, on;
+        sn_collector_stats(s->collector, &secs, &last, &on);
+        emit(&o, "sonde_agent_collections_total", "counter",
+             "Seconds the local agent collected.", NULL, (double)secs);
+        emit(&o, "sonde_agent_collection_seconds", "gauge",
+             "How long the last collection took.", NULL, (double)last / 1e9);
+        emit(&o, "sonde_agent_instrumentations", "gauge",
+             "Instrumentations the local agent runs.", NULL, (double)on);
+    }
+    emit(&o, "sonde_start_time_seconds", "gauge", "When this server started (Unix time).", NULL,
+         (double)s->started);
+    if (!o.p) {
+        sn_resp_empty(c->resp, 500);
+        return;
+    }
+    sn_resp_bytes(c->resp, 200, "text/plain; version=0.0.4", (unsigned char *)o.p, o.len);
+}

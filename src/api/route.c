@@ -1,0 +1,249 @@
+/*
+ * Routing, authorization and CA's transport rules (§1.1): every route exists under /ca
+ * (operator scope) and /ca/customers/<tenant> (a tenant's); unknown paths are empty 404s;
+ * OPTIONS is always 200 (CORS preflight); X-API-Version must read ca/A.B.C.
+ *
+ * Who may call: without a tenants file, loopback clients only, with no token. With one, the
+ * operator's token opens every scope, a tenant's token its own; another tenant's scope is an
+ * empty 404, as if it did not exist.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/internal.h"
+
+size_t sn_api_limit(void *ctx, const char *method, const char *path)
+{
+    size_t n = strlen(path);
+    (void)ctx;
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    if (strcmp(method, "POST") == 0 && n >= 7 && strncmp(path + n - 7, "/ingest", 7) == 0)
+        return SN_INGEST_BODY_MAX;
+    return SN_API_BODY_MAX;
+}
+
+static bool version_ok(const char *v)
+{
+    int dots = 0;
+    if (strncmp(v, "ca/", 3) != 0)
+        return false;
+    for (const char *p = v + 3; *p; p++)
+        dots += *p == '.';
+    return dots == 2;
+}
+
+/* The bearer token of the request, or NULL. */
+static const char *bearer(const struct sn_req *r)
+{
+    if (!r->auth || strncasecmp(r->auth, "Bearer ", 7) != 0)
+        return NULL;
+    return r->auth + 7;
+}
+
+enum access { ALLOW, DENY_401, DENY_403, HIDE_404 };
+
+static enum access authorize(const struct sn_server *s, const struct sn_req *r, const char *scope)
+{
+    const char *tok = bearer(r);
+    const struct sn_tenant *t;
+
+    if (!s->tenants)
+        return r->loopback ? ALLOW : DENY_403;
+    if (!tok)
+        return DENY_401;
+    if (sn_token_eq(tok, s->tenants->operator_token))
+        return !scope[0] || sn_tenants_find(s->tenants, scope) ? ALLOW : HIDE_404;
+    if (!scope[0]) {
+        for (size_t i = 0; i < s->tenants->n; i++)
+            if (sn_token_eq(tok, s->tenants->t[i].token))
+                return DENY_403;
+        return DENY_401;
+    }
+    t = sn_tenants_find(s->tenants, scope);
+    if (t && sn_token_eq(tok, t->token))
+        return ALLOW;
+    for (size_t i = 0; i < s->tenants->n; i++)
+        if (sn_token_eq(tok, s->tenants->t[i].token))
+            return HIDE_404; /* another tenant's token: this scope does not exist for it */
+    return DENY_401;
+}
+
+static bool parse_id(const char *seg, uint64_t *id)
+{
+    char *end;
+    if (!seg || !*seg || *seg == '0' || strlen(seg) > 19)
+        return false;
+    for (const char *p = seg; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    *id = strtoull(seg, &end, 10);
+    return true;
+}
+
+#define MAXSEG 10
+
+/* Dispatches the segments after the scope's base. */
+static void dispatch(struct sn_call *c, char **seg, int n)
+{
+    const char *m = c->req->method;
+    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    bool post = strcmp(m, "POST") == 0;
+
+    if (n == 0) {
+        if (get)
+            return sn_api_describe(c);
+    } else if (n == 1 && get && strcmp(seg[0], "metrics") == 0) {
+        return sn_api_legacy_metrics(c);
+    } else if (n == 1 && get && strcmp(seg[0], "types") == 0) {
+        return sn_api_legacy_types(c);
+    } else if (n == 1 && get && strcmp(seg[0], "transformations") == 0) {
+        return sn_api_transformations(c);
+    } else if (n == 1 && post && strcmp(seg[0], "ingest") == 0) {
+        return sn_api_ingest(c);
+    } else if (n >= 1 && strcmp(seg[0], "instrumentations") == 0) {
+        if (n == 1 && get)
+            return sn_api_list(c);
+        if (n == 1 && post)
+            return sn_api_create(c, 0);
+        if (n >= 2 && parse_id(seg[1], &c->id)) {
+            if (n == 2 && get)
+                return sn_api_get(c);
+            if (n == 2 && strcmp(m, "PUT") == 0)
+                return sn_api_put(c);
+            if (n == 2 && strcmp(m, "DELETE") == 0)
+                return sn_api_delete(c);
+            if (n == 3 && post && strcmp(seg[2], "clone") == 0)
+                return sn_api_create(c, c->id);
+            if (n >= 3 && get && strcmp(seg[2], "value") == 0) {
+                if (n == 3)
+                    return sn_api_value_index(c, false);
+                if (n == 4 && strcmp(seg[3], "raw") == 0)
+                    return sn_api_raw(c);
+                if (n == 4 && strcmp(seg[3], "heatmap") == 0)
+                    return sn_api_value_index(c, true);
+                if (n == 5 && strcmp(seg[3], "heatmap") == 0 &&
+                    (strcmp(seg[4], "image") == 0 || strcmp(seg[4], "details") == 0 ||
+                     strcmp(seg[4], "average") == 0 || strcmp(seg[4], "percentile") == 0))
+                    return sn_api_heatmap(c, seg[4]);
+            }
+        }
+    }
+    sn_resp_empty(c->resp, 404);
+}
+
+/* The body into parameters: JSON when it starts like JSON or is declared so (curl -d sends
+ * JSON declared as a form), else a url-encoded form. Once per request (a parked one comes
+ * back). False after answering 409. */
+static bool parse_body(struct sn_call *c)
+{
+    struct sn_req *r = c->req;
+    const char *ct = r->ctype ? r->ctype : "";
+    size_t i = 0;
+    json_error_t jerr;
+
+    if (r->body_parsed || !r->body_len)
+        return true;
+    r->body_parsed = true;
+    while (i < r->body_len && (r->body[i] == ' ' || r->body[i] == '\n' || r->body[i] == '\r' ||
+                               r->body[i] == '\t'))
+        i++;
+    if (strncasecmp(ct, "application/json", 16) != 0 &&
+        !(i < r->body_len && (r->body[i] == '{' || r->body[i] == '['))) {
+        if (sn_req_parse_form(r, (const char *)r->body, r->body_len, true) < 0) {
+            CA_INVAL(c, "failed to parse form body");
+            return false;
+        }
+        return true;
+    }
+    r->json = json_loadb((const char *)r->body, r->body_len, JSON_DECODE_ANY, &jerr);
+    if (!r->json) {
+        CA_INVAL(c, "failed to parse JSON: %s", jerr.text);
+        return false;
+    }
+    return true;
+}
+
+static void deny(struct sn_resp *resp, enum access a)
+{
+    if (a == HIDE_404) {
+        sn_resp_empty(resp, 404);
+    } else if (a == DENY_401) {
+        sn_resp_error(resp, 401, "ECA_UNAUTHORIZED",
+                      "a valid token is required (Authorization: Bearer <token>)");
+    } else {
+        sn_resp_error(resp, 403, "ECA_FORBIDDEN", "this client may not use this scope");
+    }
+}
+
+void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
+{
+    struct sn_call c = {.s = ctx, .req = req, .resp = resp, .scope = ""};
+    char path[2048], *seg[MAXSEG + 1];
+    int n = 0;
+
+    if (strcmp(req->method, "OPTIONS") == 0) {
+        sn_resp_empty(resp, 200);
+        return;
+    }
+    if (req->api_version && !version_ok(req->api_version)) {
+        CA_INVAL(&c, "invalid API version string: %.200s", req->api_version);
+        return;
+    }
+    if (strlen(req->path) >= sizeof(path)) {
+        sn_resp_empty(resp, 404);
+        return;
+    }
+    strcpy(path, req->path);
+    for (char *save = NULL, *p = strtok_r(path, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (n == MAXSEG) {
+            sn_resp_empty(resp, 404);
+            return;
+        }
+        seg[n++] = p;
+    }
+    if (n == 1 && strcmp(seg[0], "metrics") == 0 && strcmp(req->method, "GET") == 0) {
+        enum access a = authorize(c.s, req, "");
+        if (a != ALLOW)
+            return deny(resp, a);
+        return sn_api_prometheus(&c);
+    }
+    if (n == 0 && strcmp(req->method, "GET") == 0) {
+        sn_resp_json(resp, 200,
+                     json_pack("{s:s,s:s,s:s}", "name", "sonde", "api", "/ca", "metrics",
+                               "/metrics"));
+        return;
+    }
+    if (n == 0 || strcmp(seg[0], "ca") != 0) {
+        sn_resp_empty(resp, 404);
+        return;
+    }
+    int first = 1;
+    if (n >= 3 && strcmp(seg[1], "customers") == 0) {
+        if (strlen(seg[2]) > SN_TENANT_NAME_MAX) {
+            sn_resp_empty(resp, 404);
+            return;
+        }
+        c.scope = seg[2];
+        first = 3;
+        snprintf(c.base, sizeof(c.base), "/ca/customers/%s", seg[2]);
+    } else if (n == 2 && strcmp(seg[1], "customers") == 0) {
+        sn_resp_empty(resp, 404);
+        return;
+    } else {
+        snprintf(c.base, sizeof(c.base), "/ca");
+    }
+    enum access a = authorize(c.s, req, c.scope);
+    if (a != ALLOW)
+        return deny(resp, a);
+    if (c.scope[0] && !c.s->tenants) {
+        sn_resp_empty(resp, 404); /* no tenants configured: no customer scopes */
+        return;
+    }
+    if (!(n - first == 1 && strcmp(seg[first], "ingest") == 0) && !parse_body(&c))
+        return;
+    dispatch(&c, seg + first, n - first);
+}

@@ -1,0 +1,240 @@
+/*
+ * Value resources (§1.5): the listings under .../value, raw values, and what every value
+ * resource shares: the interval parameters (start_time, duration, end_time, ndatapoints,
+ * timeout), the future check, the long poll for sources still to report, and the common
+ * fields of each reply point.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agg/interval.h"
+#include "api/internal.h"
+#include "api/value.h"
+
+void sn_api_value_index(struct sn_call *c, bool heatmap)
+{
+    char uri[256], u[320];
+    json_t *arr;
+
+    pthread_rwlock_rdlock(&c->s->lock);
+    struct sn_instn *in = sn_api_instn(c);
+    if (!in) {
+        pthread_rwlock_unlock(&c->s->lock);
+        return;
+    }
+    bool numeric = in->arity == SN_ARITY_NUMERIC;
+    pthread_rwlock_unlock(&c->s->lock);
+    snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64 "/value", c->base, c->id);
+    arr = json_array();
+    if (heatmap) {
+        static const char *const names[] = {"image", "details", "average", "percentile"};
+        if (!numeric) {
+            json_decref(arr);
+            sn_resp_empty(c->resp, 404);
+            return;
+        }
+        for (int i = 0; i < 4; i++) {
+            snprintf(u, sizeof(u), "%s/heatmap/%s", uri, names[i]);
+            json_array_append_new(arr, json_pack("{s:s,s:s}", "name", names[i], "uri", u));
+        }
+    } else {
+        snprintf(u, sizeof(u), "%s/raw", uri);
+        json_array_append_new(arr, json_pack("{s:s,s:s}", "name", "value_raw", "uri", u));
+        if (numeric) {
+            snprintf(u, sizeof(u), "%s/heatmap", uri);
+            json_array_append_new(arr, json_pack("{s:s,s:s}", "name", "value_heatmap", "uri", u));
+        }
+    }
+    sn_resp_json(c->resp, 200, arr);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Intervals and the long poll
+ */
+
+bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, int64_t g, struct sn_value_req *v)
+{
+    struct sn_interval_req r = {0};
+    int64_t n;
+    bool has_n;
+    char buf[64];
+    const char *why;
+
+    memset(v, 0, sizeof(*v));
+    if (!sn_param_int(c, "start_time", 0, INT64_MAX / 4, 0, &r.start, &r.has_start) ||
+        !sn_param_int(c, "duration", 1, SN_MAX_DURATION, dflt_duration, &r.duration,
+                      &r.has_duration) ||
+        !sn_param_int(c, "end_time", 0, INT64_MAX / 4, 0, &r.end, &r.has_end) ||
+        !sn_param_int(c, "ndatapoints", 1, SN_MAX_DATAPOINTS, 1, &n, &has_n) ||
+        !sn_param_int(c, "timeout", 0, 5000, 5000, &v->timeout_ms, NULL))
+        return false;
+    /* transformations: none exist on this server; name the first one asked for */
+    const char *t = sn_param_raw(c, "transformations", buf, sizeof(buf));
+    if (t && *t && strcmp(t, "[array]") != 0) {
+        char first[128];
+        snprintf(first, sizeof(first), "%.*s", (int)strcspn(t, ","), t);
+        CA_INVAL(c, "transformation \"%s\" does not exist", first);
+        return false;
+    }
+    const json_t *tj = json_is_object(c->req->json) ? json_object_get(c->req->json,
+                                                                       "transformations")
+                                                    : NULL;
+    if (json_is_array(tj) && json_array_size(tj) > 0) {
+        const char *first = json_string_value(json_array_get(tj, 0));
+        CA_INVAL(c, "transformation \"%.100s\" does not exist", first ? first : "?");
+        return false;
+    }
+    if (sn_interval_resolve(&r, dflt_duration, c->req->t0_ms / 1000, g, &v->iv, &why) < 0) {
+        CA_INVAL(c, "%s", why);
+        return false;
+    }
+    v->n = (size_t)n;
+    v->array = has_n;
+    /* the latest end must not lie beyond the request's time plus its timeout */
+    int64_t last_end = v->iv.start + (int64_t)v->n * v->iv.duration;
+    if (last_end * 1000 > c->req->t0_ms + v->timeout_ms) {
+        CA_INVAL(c, "requested data point is too far in the future");
+        return false;
+    }
+    return true;
+}
+
+bool sn_value_wait(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v)
+{
+    int64_t now = c->req->now_ms / 1000;
+    int64_t deadline = c->req->t0_ms + v->timeout_ms;
+    int64_t last_end = v->iv.start + (int64_t)v->n * v->iv.duration;
+    int64_t last = last_end - in->granularity; /* the last slot the answer needs */
+    uint32_t expected = sn_ds_reported_between(in->ds, now - 15, now - 5);
+    const struct sn_ds_slot *s = sn_ds_slot_at(in->ds, last);
+
+    /* this host's agent reports every second it runs the instrumentation */
+    if (in->local && expected == 0 && (last + in->granularity) * 1000 > in->local_since_ms)
+        expected = 1;
+    if ((s ? s->nsrc : 0) >= expected || c->req->now_ms >= deadline)
+        return true;
+    c->resp->park_until_ms = deadline;
+    if (!c->req->state) { /* remembers that this request waited, for "delay" */
+        c->req->state = malloc(1);
+        c->req->state_free = free;
+    }
+    return false;
+}
+
+void sn_value_point(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                    json_t *o)
+{
+    int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
+    int64_t rstart = v->iv.req_start + (int64_t)k * v->iv.req_duration;
+    int64_t now = c->req->now_ms / 1000;
+
+    json_object_set_new(o, "start_time", json_integer(start));
+    json_object_set_new(o, "duration", json_integer(v->iv.duration));
+    json_object_set_new(o, "end_time", json_integer(start + v->iv.duration));
+    json_object_set_new(o, "nsources", json_integer(sn_ds_sources_since(in->ds, now - 15)));
+    json_object_set_new(o, "minreporting",
+                        json_integer(sn_ds_min_reporting(in->ds, start, v->iv.duration)));
+    json_object_set_new(o, "requested_start_time", json_integer(rstart));
+    json_object_set_new(o, "requested_duration", json_integer(v->iv.req_duration));
+    json_object_set_new(o, "requested_end_time", json_integer(rstart + v->iv.req_duration));
+    json_object_set_new(o, "transformations", json_object());
+    if (c->req->state)
+        json_object_set_new(o, "delay", json_integer(c->req->now_ms - c->req->t0_ms));
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Raw values
+ */
+
+json_t *sn_value_ranges(const struct sn_hist *h)
+{
+    json_t *arr = json_array();
+    struct sn_bucket b;
+    uint64_t n;
+    int64_t plo = INT64_MIN, lo, hi;
+
+    for (size_t i = 0; h && sn_hist_bucket_at(h, i, &b, &n); i++) {
+        if (n == 0 || sn_bucket_int_range(b, &lo, &hi) == -EDOM)
+            continue;
+        if (hi < lo)
+            hi = lo;
+        if (lo == plo) { /* buckets without an integer of their own fold into the last */
+            json_t *last = json_array_get(arr, json_array_size(arr) - 1);
+            json_array_set_new(last, 1, json_integer(json_integer_value(json_array_get(last, 1)) +
+                                                     (json_int_t)n));
+            continue;
+        }
+        json_array_append_new(arr, json_pack("[[I,I],I]", (json_int_t)lo, (json_int_t)hi,
+                                             (json_int_t)(n > INT64_MAX ? INT64_MAX : n)));
+        plo = lo;
+    }
+    return arr;
+}
+
+json_t *sn_value_raw_json(const struct sn_instn *in, const struct sn_ds_slot *s)
+{
+    json_t *o;
+    switch (in->arity) {
+    case SN_ARITY_SCALAR:
+        return json_integer((json_int_t)s->count);
+    case SN_ARITY_DISCRETE:
+        o = json_object();
+        for (size_t i = 0; i < s->n; i++)
+            json_object_set_new(o, s->e[i].key, json_integer((json_int_t)s->e[i].count));
+        return o;
+    case SN_ARITY_NUMERIC:
+        if (!in->keyf)
+            return sn_value_ranges(s->total);
+        o = json_object();
+        for (size_t i = 0; i < s->n; i++)
+            json_object_set_new(o, s->e[i].key, sn_value_ranges(s->e[i].hist));
+        return o;
+    }
+    return json_null();
+}
+
+void sn_api_raw(struct sn_call *c)
+{
+    struct sn_value_req v;
+    struct timespec t0, t1;
+    json_t *out;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_rwlock_rdlock(&c->s->lock);
+    struct sn_instn *in = sn_api_instn(c);
+    if (!in)
+        goto out;
+    if (!sn_value_parse(c, 1, in->granularity, &v) || !sn_value_wait(c, in, &v))
+        goto out;
+    out = v.array ? json_array() : NULL;
+    for (size_t k = 0; k < v.n; k++) {
+        struct sn_ds_slot sum;
+        json_t *o = json_object();
+        int64_t start = v.iv.start + (int64_t)k * v.iv.duration;
+        if (sn_ds_sum(in->ds, start, v.iv.duration, &sum) < 0) {
+            json_decref(o);
+            json_decref(out);
+            sn_resp_empty(c->resp, 500);
+            goto out;
+        }
+        json_object_set_new(o, "value", sn_value_raw_json(in, &sum));
+        sn_ds_slot_fini(&sum);
+        sn_value_point(c, in, &v, k, o);
+        if (!v.array) {
+            out = o;
+            break;
+        }
+        json_array_append_new(out, o);
+    }
+    sn_resp_json(c->resp, 200, out);
+out:
+    pthread_rwlock_unlock(&c->s->lock);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_fetch_add(&c->s->c.raw_requests, 1);
+    atomic_fetch_add(&c->s->c.raw_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+                                                 (t1.tv_nsec - t0.tv_nsec)));
+}

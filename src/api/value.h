@@ -1,0 +1,34 @@
+/*
+ * What the value resources share (value.c): a request's interval and points, the long poll,
+ * the common fields of each reply point, and raw values as CA's JSON.
+ */
+#ifndef SN_API_VALUE_H
+#define SN_API_VALUE_H
+
+#include "agg/interval.h"
+#include "api/internal.h"
+
+#define SN_MAX_DATAPOINTS 3600 /* CA has no maximum; a bound keeps one request bounded */
+
+struct sn_value_req {
+    struct sn_interval iv; /* the first point's */
+    size_t n;              /* ndatapoints */
+    bool array;            /* ndatapoints was given: the reply is an array */
+    int64_t timeout_ms;
+};
+
+/* Reads the interval parameters with the resource's default duration and the instrumentation's
+ * granularity g. False after answering 409. */
+bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, int64_t g, struct sn_value_req *v);
+/* True when the answer can be given now; false after parking the request (the handler is
+ * called again when data arrives or the timeout passes). Lock held. */
+bool sn_value_wait(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v);
+/* Sets the common fields of point k into o. Lock held. */
+void sn_value_point(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                    json_t *o);
+/* A histogram as CA's ranges [[[lo,hi],count],...]. */
+json_t *sn_value_ranges(const struct sn_hist *h);
+/* A slot's value in the shape of the instrumentation's arity (§1.5 raw). */
+json_t *sn_value_raw_json(const struct sn_instn *in, const struct sn_ds_slot *s);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * `sonde serve`: the state of one server process, shared by its parts. The API's handlers
+ * (src/api) read and change it; the collector (the local agent) and the ingest endpoint add
+ * frames to its datasets; a tick thread expires slots, reaps idle instrumentations and saves
+ * persisted data once a minute.
+ *
+ * Locking: one reader-writer lock guards the instrumentations and their datasets. Value
+ * queries and renders take it for reading (they run in parallel); frames, creates, changes and
+ * deletes take it for writing, briefly. Counters are atomics, outside the lock.
+ */
+#ifndef SN_SERVE_SERVER_H
+#define SN_SERVE_SERVER_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/inst.h"
+#include "agg/dataset.h"
+#include "serve/tenants.h"
+
+#define SN_SCOPE_MAX     64
+#define SN_TENANT_QUOTA  10     /* live instrumentations per tenant (CA) */
+#define SN_IDLE_MAX_MAX  604800 /* a week */
+#define SN_DEFAULT_IDLE  3600
+#define SN_DEFAULT_RETAIN 600
+
+/* One instrumentation as the server keeps it. */
+struct sn_instn {
+    char scope[SN_SCOPE_MAX]; /* "" for the operator's (global) scope, else the tenant */
+    uint64_t id;
+    char key[SN_SCOPE_MAX + 24]; /* "N" or "tenant/N": frame ids and data file names */
+    json_t *predicate;           /* as given (an object); the kernel's adds the tenant scope */
+    json_t *decomposition;       /* array of field names */
+    const struct sn_metric_def *metric;
+    const struct sn_catalog_field *keyf, *numf; /* discrete and numeric decompositions */
+    enum sn_arity arity;
+    uint32_t granularity, retention, idle_max;
+    bool persist;
+    int64_t crtime_ms;
+    _Atomic int64_t last_access; /* seconds; CA's idle reaping */
+    struct sn_dataset *ds;
+    bool local;               /* the local agent runs it */
+    int64_t local_since_ms;   /* since when */
+    char local_error[256];    /* why the local agent could not, if it could not */
+};
+
+struct sn_collector;
+struct sn_http;
+
+/* Counters for /metrics; each an atomic, bumped where it happens. */
+struct sn_counters {
+    _Atomic uint64_t frames_in;         /* frames accepted into a dataset */
+    _Atomic uint64_t frames_local;      /* of them, from the local agent */
+    _Atomic uint64_t frames_invalid;    /* ingest frames refused as malformed */
+    _Atomic uint64_t frames_unknown;    /* for no such instrumentation (e.g. just deleted) */
+    _Atomic uint64_t frames_late;       /* older than the retention */
+    _Atomic uint64_t frames_future;     /* stamped too far ahead */
+    _Atomic uint64_t frames_duplicate;  /* point scope: a second report of one source */
+    _Atomic uint64_t frames_mismatch;   /* of another arity than their instrumentation */
+    _Atomic uint64_t events_over_cap;   /* agents' key-cap drops, from the frames */
+    _Atomic uint64_t events_map_full;   /* agents' map-full drops, from the frames */
+    _Atomic uint64_t reaped;            /* instrumentations deleted for idleness */
+    _Atomic uint64_t renders, render_ns; /* heatmap images and the time drawing them */
+    _Atomic uint64_t raw_requests, raw_ns;
+};
+
+struct sn_server {
+    pthread_rwlock_t lock;
+    struct sn_instn **insts; /* guarded by lock */
+    size_t n, cap;
+    json_t *next_ids; /* {scope: next id} (guarded by lock) */
+    char datadir[512];
+    char host[256];
+    struct sn_tenants *tenants; /* NULL: no tenants configured (loopback is open) */
+    struct sn_collector *collector; /* NULL when the local agent is off */
+    struct sn_http *http;
+    struct sn_counters c;
+    int64_t started;
+};
+
+/* Current Unix time, seconds and milliseconds (CLOCK_REALTIME). */
+int64_t sn_now(void);
+int64_t sn_now_ms(void);
+
+/* The instrumentation of scope with id, or NULL. Call with the lock held. */
+struct sn_instn *sn_server_find(struct sn_server *s, const char *scope, uint64_t id);
+/* By frame id: "N" (global) or "tenant/N". */
+struct sn_instn *sn_server_find_key(struct sn_server *s, const char *key);
+/* Live instrumentations in scope. Lock held. */
+size_t sn_server_count(struct sn_server *s, const char *scope);
+
+/* Adds in (owned from now on) with the next id of its scope, saves the definitions, and asks
+ * the local agent to run it. Returns 0, or -errno with why (the instrumentation is then not
+ * added). Takes the lock itself. */
+int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t whylen);
+/* Removes and frees the instrumentation (stops the local agent's, deletes its data file).
+ * Returns 0 or -ENOENT. Takes the lock itself. */
+int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id);
+/* Deletes the instrumentation's saved data (persist-data turned off). Lock held. */
+void sn_server_unpersist(struct sn_server *s, struct sn_instn *in);
+/* Saves the definitions file; call after changing an instrumentation under the lock. */
+int sn_server_save_defs(struct sn_server *s);
+/* Frees an instrumentation that is not (or no longer) in the server. */
+void sn_instn_free(struct sn_instn *in);
+/* Builds the agent's view of in (its kernel predicate includes the tenant's containers).
+ * Returns 0 or -EINVAL with why. */
+int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struct sn_inst *out,
+                     char *why, size_t whylen);
+
+/* Adds a frame (borrowed) to its instrumentation's dataset and counts the outcome; lock held
+ * for writing. Returns the enum sn_ds_added outcome, -ENOENT for an unknown id, -ENOMEM. */
+int sn_server_ingest_locked(struct sn_server *s, const struct sn_wire_frame *f, int64_t now);
+
+/* Lifecycle (cmd_serve.c). Loads the definitions file of the data directory (none is fine);
+ * -EINVAL when it is unreadable. */
+int sn_server_load_defs(struct sn_server *s);
+/* Asks the local agent to run every instrumentation (after a restart). */
+void sn_server_start_local_all(struct sn_server *s);
+/* Once a second: expires slots, reaps idle instrumentations, and saves persisted data when
+ * save is set. Takes the lock itself. */
+void sn_server_tick(struct sn_server *s, int64_t now, bool save);
+/* Saves the datasets of persist-data instrumentations. Lock held (read). */
+void sn_server_save_data(struct sn_server *s);
+
+#endif
