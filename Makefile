@@ -1,5 +1,5 @@
 # Thin wrapper over CMake + Ninja + CTest; one build tree per configuration.
-#   make run     install deps, build, run sonde
+#   make run     install deps, build, run `sonde serve` on 127.0.0.1:23181 (prints the URL)
 #   make check   install deps, build, run every test (gcc)
 #   make asan    the same tests under ASan + UBSan (clang)
 #   make fuzz    build the libFuzzer targets and run each for FUZZ_SECONDS
@@ -23,7 +23,7 @@ build: setup
 	@cmake --build build -j $(JOBS)
 
 run: build
-	./build/sonde --help
+	./build/sonde serve $(SERVE_ARGS)
 
 test:
 	ctest --test-dir build --output-on-failure -j $(JOBS) --timeout 300

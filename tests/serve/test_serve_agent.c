@@ -1,0 +1,148 @@
+/*
+ * `sonde serve` end to end with its own agent on the real kernel (needs root, as CI runs):
+ * this test process is the workload. It creates instrumentations filtered to its own comm,
+ * makes 20 nanosleeps of 2 ms, and long-polls value/raw for the seconds they fell in: all 20
+ * appear, by system call and in the 2 ms latency buckets, within 2 s of the last one. A
+ * heatmap of them is drawn, and deleting the instrumentation detaches the probes.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "t.h"
+
+static const char *sonde;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* POSTs a create body; returns the new id or -1. */
+static int create(int port, const char *body)
+{
+    struct th_resp r;
+    int id = -1;
+    if (th_send(port, "POST", "/ca/instrumentations", "application/json", body, &r) != 0)
+        return -1;
+    if (r.status == 201) {
+        json_t *j = json_loads(r.body, 0, NULL);
+        id = atoi(json_string_value(json_object_get(j, "id")) ?: "-1");
+        json_decref(j);
+    } else {
+        t_note("create: %d %s", r.status, r.body);
+    }
+    th_resp_free(&r);
+    return id;
+}
+
+/* value/raw over [start, start+dur), waiting up to 5 s for this host's report. */
+static json_t *raw(int port, int id, long start, long dur)
+{
+    char path[256];
+    struct th_resp r;
+    json_t *j = NULL;
+    snprintf(path, sizeof(path),
+             "/ca/instrumentations/%d/value/raw?start_time=%ld&duration=%ld&timeout=5000", id,
+             start, dur);
+    if (th_request(port, "GET", path, NULL, NULL, 0, 10000, &r) == 0 && r.status == 200)
+        j = json_loads(r.body, 0, NULL);
+    else
+        t_note("raw: %d %s", r.status, r.body ? r.body : "");
+    th_resp_free(&r);
+    return j;
+}
+
+static void test_syscalls_reach_the_api(void)
+{
+    struct th_serve s;
+    char comm[16], body[512];
+    T_REQUIRE(t_unique_comm() == 0);
+    T_REQUIRE(prctl(PR_GET_NAME, comm) == 0);
+    T_REQUIRE(th_serve_start(sonde, NULL, NULL, &s) == 0);
+
+    snprintf(body, sizeof(body),
+             "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"execname\","
+             "\"%s\"]},\"decomposition\":[\"syscall\"]}",
+             comm);
+    int by_name = create(s.port, body);
+    snprintf(body, sizeof(body),
+             "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"and\":[{\"eq\":["
+             "\"execname\",\"%s\"]},{\"eq\":[\"syscall\",\"clock_nanosleep\"]}]},"
+             "\"decomposition\":[\"latency\"]}",
+             comm);
+    int lat = create(s.port, body);
+    T_REQUIRE(by_name > 0 && lat > 0);
+    usleep(300000); /* the probes are attached when create returns; let a second begin */
+
+    double t0 = now_s();
+    for (int i = 0; i < 20; i++)
+        t_timed_sleep(2000000);
+    double t1 = now_s();
+    long start = (long)t0, dur = (long)t1 - (long)t0 + 1;
+
+    json_t *names = raw(s.port, by_name, start, dur);
+    double got_names = now_s();
+    json_t *lats = raw(s.port, lat, start, dur);
+    double got_all = now_s();
+    T_REQUIRE(names && lats);
+    json_t *v = json_object_get(names, "value");
+    T_EQ(json_integer_value(json_object_get(v, "clock_nanosleep")), 20);
+    T_EQ(json_integer_value(json_object_get(names, "minreporting")), 1);
+    T_EQ(json_integer_value(json_object_get(names, "nsources")), 1);
+    uint64_t total = 0, near2ms = 0;
+    json_t *cells = json_object_get(lats, "value");
+    for (size_t i = 0; i < json_array_size(cells); i++) {
+        json_t *cell = json_array_get(cells, i);
+        json_int_t lo = json_integer_value(json_array_get(json_array_get(cell, 0), 0));
+        json_int_t n = json_integer_value(json_array_get(cell, 1));
+        total += (uint64_t)n;
+        near2ms += lo >= 2000000 && lo < 3000000 ? (uint64_t)n : 0;
+        T_OK(lo >= 2000000); /* never shorter than asked */
+    }
+    T_EQU(total, 20);
+    T_OK(near2ms >= 18);
+    t_note("last sleep to both replies: %.3f s (names %.3f s)", got_all - t1, got_names - t1);
+    T_OK(got_all - t1 <= 2.0);
+    json_decref(names);
+    json_decref(lats);
+
+    /* the heatmap of those seconds shows them */
+    char path[256];
+    struct th_resp r;
+    snprintf(path, sizeof(path),
+             "/ca/instrumentations/%d/value/heatmap/image?start_time=%ld&duration=%ld", lat, start,
+             dur);
+    T_REQUIRE(th_get(s.port, path, &r) == 0);
+    T_EQ(r.status, 200);
+    json_t *img = json_loads(r.body, 0, NULL);
+    T_OK(json_integer_value(json_object_get(img, "ymax")) >= 2000000);
+    T_OK(json_string_length(json_object_get(img, "image")) > 100);
+    json_decref(img);
+    th_resp_free(&r);
+
+    snprintf(path, sizeof(path), "/ca/instrumentations/%d", lat);
+    T_REQUIRE(th_send(s.port, "DELETE", path, NULL, NULL, &r) == 0);
+    T_EQ(r.status, 204);
+    th_resp_free(&r);
+    T_EQ(th_serve_stop(&s), 0);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s SONDE\n", argv[0]);
+        return 2;
+    }
+    sonde = argv[1];
+    t_run("syscalls_reach_the_api", test_syscalls_reach_the_api);
+    return t_done();
+}
