@@ -63,6 +63,10 @@ int t_done(void)
         printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     else
         printf("%d passed, %d failed\n", passed, failed);
+    if (passed + failed + skipped == 0) { /* a filter that matches nothing is a mistake */
+        printf("# no test case ran%s%s\n", only ? " matching " : "", only ? only : "");
+        return 1;
+    }
     return failed ? 1 : 0;
 }
 
