@@ -354,10 +354,16 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
         goto fail;
     }
     json_decref(body);
+    uint64_t id = in->id; /* in belongs to the server now: it may be deleted at any time */
     pthread_rwlock_rdlock(&c->s->lock);
-    snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64, c->base, in->id);
-    c->resp->location = strdup(uri);
-    sn_resp_json(c->resp, 201, sn_api_props(c, in));
+    in = sn_server_find(c->s, c->scope, id);
+    if (in) {
+        snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64, c->base, id);
+        c->resp->location = strdup(uri);
+        sn_resp_json(c->resp, 201, sn_api_props(c, in));
+    } else {
+        sn_resp_empty(c->resp, 404);
+    }
     pthread_rwlock_unlock(&c->s->lock);
     return;
 fail:

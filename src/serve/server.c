@@ -291,7 +291,10 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
     }
     rc = start_local(s, in, why, whylen);
     if (rc < 0) { /* this host cannot run it (e.g. a USDT probe it lacks): refuse it */
-        sn_server_remove(s, in->scope, in->id);
+        if (unlink_instn(s, in->scope, in->id) != in) /* deleted meanwhile: it is gone */
+            snprintf(why, whylen, "deleted while being created");
+        sn_ds_destroy(in->ds);
+        in->ds = NULL;
         return -EINVAL;
     }
     pthread_rwlock_wrlock(&s->lock);
@@ -303,7 +306,9 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
     return 0;
 }
 
-int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id)
+/* Takes the instrumentation out of the list and saves the definitions; the caller owns it
+ * then. NULL when there is none. */
+static struct sn_instn *unlink_instn(struct sn_server *s, const char *scope, uint64_t id)
 {
     struct sn_instn *in = NULL;
 
@@ -321,12 +326,19 @@ int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id)
             sn_server_unpersist(s, in);
     }
     pthread_rwlock_unlock(&s->lock);
+    return in;
+}
+
+int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id)
+{
+    struct sn_instn *in = unlink_instn(s, scope, id);
+
     if (!in)
         return -ENOENT;
     if (s->collector)
         sn_collector_disable(s->collector, in->key);
-    /* the collector may still hold frames for it: it looks instrumentations up by key under
-     * the lock, so freeing now is safe */
+    /* the collector looks instrumentations up by key under the lock, and readers hold the
+     * lock while they use one: nobody can reach it any more */
     sn_instn_free(in);
     return 0;
 }

@@ -92,9 +92,10 @@ struct sn_instn *sn_server_find_key(struct sn_server *s, const char *key);
 /* Live instrumentations in scope. Lock held. */
 size_t sn_server_count(struct sn_server *s, const char *scope);
 
-/* Adds in (owned from now on) with the next id of its scope, saves the definitions, and asks
- * the local agent to run it. Returns 0, or -errno with why (the instrumentation is then not
- * added). Takes the lock itself. */
+/* Adds in with the next id of its scope (in->id), saves the definitions, and asks the local
+ * agent to run it. Returns 0 (the server owns in from then on), or -EDQUOT (a tenant's quota),
+ * or -errno with why (in is then not in the server and still the caller's). Takes the lock
+ * itself. */
 int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t whylen);
 /* Removes and frees the instrumentation (stops the local agent's, deletes its data file).
  * Returns 0 or -ENOENT. Takes the lock itself. */
