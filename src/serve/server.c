@@ -245,6 +245,8 @@ static int append(struct sn_server *s, struct sn_instn *in)
     return 0;
 }
 
+static struct sn_instn *unlink_instn(struct sn_server *s, const char *scope, uint64_t id);
+
 /* Asks the local agent to run in; records why not. Lock not held. */
 static int start_local(struct sn_server *s, struct sn_instn *in, char *why, size_t whylen)
 {
