@@ -15,6 +15,10 @@
 
 #include "api/internal.h"
 
+/* docs/api.md, compiled in (cmake/embed.cmake) and served at /ca/docs */
+extern const unsigned char sn_api_doc[];
+extern const size_t sn_api_doc_len;
+
 size_t sn_api_limit(void *ctx, const char *method, const char *path)
 {
     size_t n = strlen(path);
@@ -167,6 +171,113 @@ static bool parse_body(struct sn_call *c)
     return true;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * The CloudAPI facade (§1.6): /LOGIN/analytics/... is the tenant LOGIN's scope, with
+ * CloudAPI's differences: create and clone answer 200, property objects have no "uri", and
+ * errors are restify's {"code","message"} (404 ResourceNotFound, 409 InvalidArgument or
+ * MissingParameter).
+ */
+
+static void facade_dispatch(struct sn_call *c, char **seg, int n)
+{
+    const char *m = c->req->method;
+    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    bool post = strcmp(m, "POST") == 0;
+    const char *clone = sn_req_param(c->req, "clone");
+    const char *action = sn_req_param(c->req, "action");
+    uint64_t src;
+
+    if (n == 0 && get)
+        return sn_api_describe(c);
+    if (n >= 1 && strcmp(seg[0], "instrumentations") == 0) {
+        if (n == 1 && get)
+            return sn_api_list(c);
+        if (n == 1 && post) {
+            if (clone && !parse_id(clone, &src)) {
+                sn_resp_empty(c->resp, 404);
+                return;
+            }
+            c->id = clone ? src : 0;
+            return sn_api_create(c, c->id);
+        }
+        if (n >= 2 && parse_id(seg[1], &c->id)) {
+            if (n == 2 && get)
+                return sn_api_get(c);
+            if (n == 2 && strcmp(m, "DELETE") == 0)
+                return sn_api_delete(c);
+            if (n == 2 && post && action && strcmp(action, "clone") == 0)
+                return sn_api_create(c, c->id);
+            if (n == 4 && get && strcmp(seg[2], "value") == 0 && strcmp(seg[3], "raw") == 0)
+                return sn_api_raw(c);
+            if (n == 5 && get && strcmp(seg[2], "value") == 0 &&
+                strcmp(seg[3], "heatmap") == 0 &&
+                (strcmp(seg[4], "image") == 0 || strcmp(seg[4], "details") == 0))
+                return sn_api_heatmap(c, seg[4]);
+        }
+    }
+    sn_resp_empty(c->resp, 404);
+}
+
+/* Rewrites a CA reply into CloudAPI's form. */
+static void facade_reply(struct sn_resp *resp)
+{
+    json_t *j = NULL, *err;
+
+    if (resp->park_until_ms > 0 && resp->status == 0)
+        return;
+    if (resp->status == 404) {
+        sn_resp_json(resp, 404,
+                     json_pack("{s:s,s:s}", "code", "ResourceNotFound", "message",
+                               "no such resource"));
+        return;
+    }
+    if (resp->ctype && strcmp(resp->ctype, "application/json") == 0 && resp->body)
+        j = json_loadb((const char *)resp->body, resp->len, JSON_DECODE_ANY, NULL);
+    if (!j)
+        return;
+    if ((err = json_object_get(j, "error"))) {
+        const char *msg = json_string_value(json_object_get(err, "message"));
+        const char *code = msg && strncmp(msg, "missing value", 13) == 0 ? "MissingParameter"
+                           : resp->status == 409                        ? "InvalidArgument"
+                                                                        : "InternalError";
+        int status = resp->status;
+        sn_resp_json(resp, status, json_pack("{s:s,s:s}", "code", code, "message", msg ? msg : ""));
+        json_decref(j);
+        return;
+    }
+    if (json_is_object(j) && json_object_get(j, "uris"))
+        json_object_del(j, "uri");
+    for (size_t i = 0; json_is_array(j) && i < json_array_size(j); i++)
+        if (json_object_get(json_array_get(j, i), "uris"))
+            json_object_del(json_array_get(j, i), "uri");
+    sn_resp_json(resp, resp->status == 201 ? 200 : resp->status, j);
+}
+
+/* GET /ca/admin/status (operator): what this server is doing. */
+static void admin_status(struct sn_call *c)
+{
+    struct sn_server *s = c->s;
+    json_t *insts = json_array();
+    int64_t now = sn_now();
+
+    pthread_rwlock_rdlock(&s->lock);
+    for (size_t i = 0; i < s->n; i++) {
+        struct sn_instn *in = s->insts[i];
+        json_array_append_new(
+            insts, json_pack("{s:s,s:s,s:b,s:I,s:I}", "key", in->key, "metric", in->metric->stat,
+                             "local", in->local, "nsources",
+                             (json_int_t)sn_ds_sources_since(in->ds, now - 15), "idle",
+                             (json_int_t)(now - atomic_load(&in->last_access))));
+    }
+    size_t n = s->n;
+    pthread_rwlock_unlock(&s->lock);
+    sn_resp_json(c->resp, 200,
+                 json_pack("{s:s,s:I,s:s,s:b,s:b,s:I,s:o}", "host", s->host, "uptime",
+                           (json_int_t)(now - s->started), "datadir", s->datadir, "agent",
+                           s->collector != NULL, "tenants", s->tenants != NULL,
+                           "ninstrumentations", (json_int_t)n, "instrumentations", insts));
+}
+
 static void deny(struct sn_resp *resp, enum access a)
 {
     if (a == HIDE_404) {
@@ -217,9 +328,40 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
                                "/metrics"));
         return;
     }
+    if (n >= 2 && strcmp(seg[1], "analytics") == 0 && strlen(seg[0]) <= SN_TENANT_NAME_MAX) {
+        c.scope = seg[0];
+        snprintf(c.base, sizeof(c.base), "/%s/analytics", seg[0]);
+        enum access a = authorize(c.s, req, c.scope);
+        if (a != ALLOW)
+            deny(resp, a);
+        else if (!c.s->tenants)
+            sn_resp_empty(resp, 404);
+        else if (parse_body(&c))
+            facade_dispatch(&c, seg + 2, n - 2);
+        facade_reply(resp);
+        return;
+    }
     if (n == 0 || strcmp(seg[0], "ca") != 0) {
         sn_resp_empty(resp, 404);
         return;
+    }
+    if (n == 2 && strcmp(seg[1], "docs") == 0 && strcmp(req->method, "GET") == 0) {
+        sn_resp_bytes(resp, 200, "text/markdown; charset=utf-8", NULL, 0);
+        resp->body = malloc(sn_api_doc_len);
+        if (!resp->body) {
+            sn_resp_empty(resp, 500);
+            return;
+        }
+        memcpy(resp->body, sn_api_doc, sn_api_doc_len);
+        resp->len = sn_api_doc_len;
+        return;
+    }
+    if (n == 3 && strcmp(seg[1], "admin") == 0 && strcmp(seg[2], "status") == 0 &&
+        strcmp(req->method, "GET") == 0) {
+        enum access a = authorize(c.s, req, "");
+        if (a != ALLOW)
+            return deny(resp, a);
+        return admin_status(&c);
     }
     int first = 1;
     if (n >= 3 && strcmp(seg[1], "customers") == 0) {
