@@ -158,6 +158,18 @@ static bool prop_int(const json_t *v, int64_t *out)
     return false;
 }
 
+/* An integer property: *out and its text for messages, which CA prints as the parsed number
+ * ("7" in a form reads 7) or, when it is not one, as the JSON value. */
+static bool prop_int_text(const json_t *v, int64_t *out, char *text, size_t len)
+{
+    if (prop_int(v, out)) {
+        snprintf(text, len, "%lld", (long long)*out);
+        return true;
+    }
+    value_text(v, text, len);
+    return false;
+}
+
 static bool prop_bool(const json_t *v, bool *out)
 {
     if (json_is_boolean(v)) {
@@ -181,8 +193,7 @@ static bool mutable_props(struct sn_call *c, const json_t *p, struct sn_instn *i
     int64_t x;
 
     if (create && (v = json_object_get(p, "granularity"))) {
-        value_text(v, text, sizeof(text));
-        if (!prop_int(v, &x) || x < 1) {
+        if (!prop_int_text(v, &x, text, sizeof(text)) || x < 1) {
             CA_INVAL(c, "value %s for field \"granularity\" is invalid: not a positive integer",
                      text);
             return false;
@@ -199,8 +210,7 @@ static bool mutable_props(struct sn_call *c, const json_t *p, struct sn_instn *i
         in->granularity = (uint32_t)x;
     }
     if ((v = json_object_get(p, "retention-time"))) {
-        value_text(v, text, sizeof(text));
-        if (!prop_int(v, &x)) {
+        if (!prop_int_text(v, &x, text, sizeof(text))) {
             CA_INVAL(c, "value %s for field \"retention-time\" is invalid: not a number", text);
             return false;
         }
@@ -222,8 +232,7 @@ static bool mutable_props(struct sn_call *c, const json_t *p, struct sn_instn *i
     if (in->retention < in->granularity) /* at least one slot */
         in->retention = in->granularity;
     if ((v = json_object_get(p, "idle-max"))) {
-        value_text(v, text, sizeof(text));
-        if (!prop_int(v, &x)) {
+        if (!prop_int_text(v, &x, text, sizeof(text))) {
             CA_INVAL(c, "value %s for field \"idle-max\" is invalid: not a number", text);
             return false;
         }
