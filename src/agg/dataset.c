@@ -58,6 +58,14 @@ static bool opts_ok(const struct sn_ds_opts *o)
            o->retention >= o->granularity && o->retention / o->granularity <= SN_DS_MAX_SLOTS;
 }
 
+/* Slots of the ring: the retention, the slot being filled now, and the seconds up to
+ * SN_DS_MAX_FUTURE ahead that a source with a fast clock may already report, so that no slot
+ * still inside the retention is ever evicted by a newer one. */
+static uint32_t ring_size(uint32_t retention, uint32_t g)
+{
+    return (retention + SN_DS_MAX_FUTURE) / g + 2;
+}
+
 static struct sn_ds_slot *new_ring(uint32_t n)
 {
     struct sn_ds_slot *r = calloc(n, sizeof(*r));
@@ -76,9 +84,7 @@ struct sn_dataset *sn_ds_create(const struct sn_ds_opts *o)
     if (!ds)
         return NULL;
     ds->o = *o;
-    /* one more slot than the retention holds, so that the slot being filled now never
-     * evicts the oldest one a query may still ask for */
-    ds->nslots = o->retention / o->granularity + 1;
+    ds->nslots = ring_size(o->retention, o->granularity);
     ds->ring = new_ring(ds->nslots);
     if (!ds->ring) {
         free(ds);
@@ -120,12 +126,12 @@ int sn_ds_set_retention(struct sn_dataset *ds, uint32_t retention, int64_t now)
     o.retention = retention;
     if (!opts_ok(&o))
         return -EINVAL;
-    ring = new_ring(retention / o.granularity + 1);
+    ring = new_ring(ring_size(retention, o.granularity));
     if (!ring)
         return -ENOMEM;
     ds->o = o;
     ds->ring = ring;
-    ds->nslots = retention / o.granularity + 1;
+    ds->nslots = ring_size(retention, o.granularity);
     for (uint32_t i = 0; i < oldn; i++) {
         struct sn_ds_slot *s = &old[i], *d;
         if (s->t == EMPTY || s->t < now - (int64_t)retention) {
@@ -635,9 +641,8 @@ int sn_ds_load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int6
         struct rd sr = {r.p, r.len, srcat};
         char *host = f.host;
         for (uint32_t i = 0; i < n; i++) {
-            uint32_t si;
-            get_u32(&sr, &si);
-            if (si >= nsrc) {
+            uint32_t si = UINT32_MAX;
+            if (!get_u32(&sr, &si) || si >= nsrc) {
                 sn_wire_frame_fini(&f);
                 goto out;
             }

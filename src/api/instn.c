@@ -28,7 +28,7 @@ json_t *sn_api_props(struct sn_call *c, struct sn_instn *in)
 {
     char uri[256];
     int64_t now = sn_now();
-    uint32_t nsrc = sn_ds_sources_since(in->ds, now - 15);
+    uint32_t nsrc = sn_ds_sources_since(in->ds, now - (int64_t)in->retention);
     json_t *uris = json_array(), *o;
 
     snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64, c->base, in->id);

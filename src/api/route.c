@@ -266,7 +266,7 @@ static void admin_status(struct sn_call *c)
         json_array_append_new(
             insts, json_pack("{s:s,s:s,s:b,s:I,s:I}", "key", in->key, "metric", in->metric->stat,
                              "local", in->local, "nsources",
-                             (json_int_t)sn_ds_sources_since(in->ds, now - 15), "idle",
+                             (json_int_t)sn_ds_sources_since(in->ds, now - (int64_t)in->retention), "idle",
                              (json_int_t)(now - atomic_load(&in->last_access))));
     }
     size_t n = s->n;

@@ -135,7 +135,7 @@ void sn_value_point(struct sn_call *c, struct sn_instn *in, const struct sn_valu
     json_object_set_new(o, "start_time", json_integer(start));
     json_object_set_new(o, "duration", json_integer(v->iv.duration));
     json_object_set_new(o, "end_time", json_integer(start + v->iv.duration));
-    json_object_set_new(o, "nsources", json_integer(sn_ds_sources_since(in->ds, now - 15)));
+    json_object_set_new(o, "nsources", json_integer(sn_ds_sources_since(in->ds, now - (int64_t)in->retention)));
     json_object_set_new(o, "minreporting",
                         json_integer(sn_ds_min_reporting(in->ds, start, v->iv.duration)));
     json_object_set_new(o, "requested_start_time", json_integer(rstart));
