@@ -140,6 +140,13 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
         return false;
     }
     size_t nh = param_list(c, "hues", hue, SN_HM_MAX_LAYERS + 1, h->huebuf, sizeof(h->huebuf));
+    if (nh > 0) { /* CA checks the count, then each hue */
+        size_t need = h->nsel + (h->p.mode == SN_HM_ISOLATE ? 0 : 1);
+        if (nh < need) {
+            CA_INVAL(c, "need %zu hues", need);
+            return false;
+        }
+    }
     for (size_t i = 0; i < nh; i++) {
         char *end;
         double d = strtod(hue[i], &end);
@@ -150,13 +157,6 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
         h->hues[i] = d;
     }
     h->nhues = nh;
-    if (nh > 0) {
-        size_t need = h->nsel + (h->p.mode == SN_HM_ISOLATE ? 0 : 1);
-        if (nh < need) {
-            CA_INVAL(c, "need %zu hues", need);
-            return false;
-        }
-    }
     if (strcmp(what, "details") == 0) {
         bool gx, gy;
         if (!h->ymax_given) {

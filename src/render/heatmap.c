@@ -260,16 +260,18 @@ int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
             uint8_t px[3];
             for (size_t l = 0; l < nlayers; l++)
                 sum += v[l * cells + c * nb + (size_t)j];
+            /* as node-heatmap: each layer's colour rounded to bytes, mixed by intensity, and
+             * the mix truncated (it lands in a byte buffer) */
             for (size_t l = 0; l < nlayers && sum > 0; l++) {
                 double x = v[l * cells + c * nb + (size_t)j], col[3];
                 if (x == 0)
                     continue;
                 hsv_rgb(hue[first + l], x * 0.9, 0.95, col);
                 for (int k = 0; k < 3; k++)
-                    mix[k] += col[k] * (x / sum);
+                    mix[k] += (double)lround(fmin(1, fmax(0, col[k])) * 255) * (x / sum);
             }
             for (int k = 0; k < 3; k++)
-                px[k] = sum > 0 ? (uint8_t)lround(fmin(1, fmax(0, mix[k])) * 255) : 255;
+                px[k] = sum > 0 ? (uint8_t)fmin(255, floor(mix[k] + 1e-9)) : 255;
             for (int y = y0; y < y1; y++)
                 for (int x = x0; x < x1; x++)
                     memcpy(&rgb[((size_t)y * (size_t)w + (size_t)x) * 3], px, 3);
