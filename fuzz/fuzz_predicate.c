@@ -1,7 +1,8 @@
 /*
  * Fuzz target: CA predicates from arbitrary JSON text. Properties: no crash; a rejected
  * predicate comes with a reason and an empty program; an accepted one compiles into 1..32
- * instructions whose evaluation equals a direct evaluation of the JSON on a few events.
+ * instructions whose evaluation equals a direct evaluation of the JSON on a few events
+ * ("under" included: cgroup prefixes, compared here component by component).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -16,7 +17,35 @@ static const struct sn_field_def fields[] = {
     {"execname", SN_FIELD_DISCRETE, 0, NULL, NULL},
     {"pid", SN_FIELD_NUMERIC, 1, NULL, NULL},
     {"latency", SN_FIELD_NUMERIC, 2, NULL, NULL},
+    {"container", SN_FIELD_CGROUP, 3, NULL, NULL},
 };
+
+/* The i-th non-empty "/"-separated component of path, its length in *n; NULL past the last. */
+static const char *component(const char *path, int i, size_t *n)
+{
+    for (;;) {
+        while (*path == '/')
+            path++;
+        if (!*path)
+            return NULL;
+        *n = strcspn(path, "/");
+        if (i-- == 0)
+            return path;
+        path += *n;
+    }
+}
+
+static bool under(const char *path, const char *prefix)
+{
+    size_t n, m;
+    const char *c;
+    for (int i = 0; (c = component(prefix, i, &n)); i++) {
+        const char *d = path ? component(path, i, &m) : NULL;
+        if (!d || m != n || memcmp(c, d, n) != 0)
+            return false;
+    }
+    return true;
+}
 
 static bool direct(const json_t *p, const struct sn_event *e)
 {
@@ -39,8 +68,10 @@ static bool direct(const json_t *p, const struct sn_event *e)
         const char *f = json_string_value(json_array_get(v, 0));
         const json_t *k = json_array_get(v, 1);
         int c;
-        if (!strcmp(f, "execname")) {
-            c = strncmp(e->str[0], json_string_value(k), SN_PRED_STRLEN - 1);
+        if (!strcmp(key, "under"))
+            return under(e->cgroup, json_string_value(k));
+        if (!strcmp(f, "execname") || !strcmp(f, "container")) { /* both strings here */
+            c = strncmp(e->str[f[0] == 'e' ? 0 : 3], json_string_value(k), SN_PRED_STRLEN - 1);
         } else {
             int64_t x = e->num[!strcmp(f, "pid") ? 1 : 2];
             if (json_is_integer(k)) {
@@ -76,18 +107,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!j)
         return 0;
-    rc = sn_pred_compile(j, fields, 3, &p, why, sizeof(why));
+    rc = sn_pred_compile(j, fields, 4, &p, why, sizeof(why));
     if (rc < 0) {
-        FUZZ_CHECK(rc == -EINVAL || rc == -E2BIG);
+        FUZZ_CHECK(rc == -EINVAL || rc == -ENOENT || rc == -E2BIG);
         FUZZ_CHECK(why[0] != '\0');
         FUZZ_CHECK(p.n == 0);
     } else {
         static const char *const names[] = {"nginx", "", "postgres"};
+        static const char *const cgroups[] = {NULL, "/", "/a", "/a/b", "/ab"};
         FUZZ_CHECK(p.n >= 1 && p.n <= SN_PRED_MAX_INSNS);
-        for (int i = 0; i < 9; i++) {
+        for (int i = 0; i < 10; i++) {
             struct sn_event e;
             memset(&e, 0, sizeof(e));
+            e.cgroup = cgroups[i % 5];
             strcpy(e.str[0], names[i % 3]);
+            strcpy(e.str[3], names[(i + 1) % 3]);
             e.num[1] = (int64_t)(i % 3) - 1;
             e.num[2] = (int64_t)(size % 7) - 3 + i;
             FUZZ_CHECK(sn_pred_eval(&p, &e) == direct(j, &e));

@@ -151,8 +151,10 @@ static bool parse_psargs(const char *s, int64_t *out)
 /* The fields many metrics share, defined once. */
 #define F_HOSTNAME DISCRETE("hostname", SN_NO_FIELD, NULL, "hostname", SN_RENDER_HOST)
 #define F_CONTAINER                                                                                \
-    DISCRETE("container", SN_SC_CONTAINER, parse_cgroup, "container (cgroup v2 path)",             \
-             SN_RENDER_CGROUP)
+    {                                                                                              \
+        {"container", SN_FIELD_CGROUP, SN_SC_CONTAINER, parse_cgroup, NULL},                       \
+            "container (cgroup v2 path)", "string", SN_RENDER_CGROUP                               \
+    }
 #define F_PID      DISCRETE("pid", SN_SC_PID, parse_int, "process identifier", SN_RENDER_INT)
 #define F_EXECNAME DISCRETE("execname", SN_SC_EXECNAME, NULL, "application name", SN_RENDER_STR)
 #define F_PPID     DISCRETE("ppid", SN_SC_PPID, parse_int, "parent process identifier", SN_RENDER_INT)

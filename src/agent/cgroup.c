@@ -2,11 +2,14 @@
  * cgroup v2 paths and ids; see cgroup.h.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/cgroup.h"
 
@@ -122,6 +125,78 @@ void sn_cgroup_path(uint64_t id, char *out, size_t len)
     copy_str(cache[cache_next % 128].path, sizeof(cache[0].path), out);
     cache_next++;
     pthread_mutex_unlock(&cache_lock);
+}
+
+/* The children of the cgroup open at fd (consumed), depth first; a child's id is its
+ * directory's inode number. cgroupfs (kernfs) counts a directory's links as 2 + its
+ * subdirectories, so a leaf (2) is not listed: listing a cgroup reads all its interface files,
+ * several times the cost of the stat. Any other count (a file system that does not keep it)
+ * means "look". */
+static int walk_below(int fd, int depth, void (*fn)(uint64_t, void *), void *arg)
+{
+    DIR *d = fdopendir(fd);
+    struct dirent *e;
+    int n = 0;
+
+    if (!d) {
+        close(fd);
+        return 0;
+    }
+    while (depth < SN_CGROUP_WALK_DEPTH && (e = readdir(d))) {
+        struct stat st;
+        int cfd;
+        if ((e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) ||
+            (e->d_name[0] == '.' &&
+             (e->d_name[1] == '\0' || (e->d_name[1] == '.' && e->d_name[2] == '\0'))) ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+            continue; /* (or removed meanwhile) */
+        fn((uint64_t)st.st_ino, arg);
+        n++;
+        if (st.st_nlink == 2)
+            continue;
+        cfd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cfd >= 0)
+            n += walk_below(cfd, depth + 1, fn, arg);
+    }
+    closedir(d);
+    return n;
+}
+
+/* True when path has a ".." component (a name like "..a" is fine). */
+static bool climbs(const char *path)
+{
+    for (const char *at = strstr(path, "/.."); at; at = strstr(at + 1, "/.."))
+        if (at[3] == '\0' || at[3] == '/')
+            return true;
+    return false;
+}
+
+int sn_cgroup_walk(const char *path, void (*fn)(uint64_t id, void *arg), void *arg)
+{
+    const char *r = sn_cgroup_root();
+    char full[4096];
+    struct stat st;
+    int fd;
+
+    if (!r)
+        return -ENOENT;
+    if (path[0] != '/' || climbs(path) || strlen(path) > 3000)
+        return -EINVAL;
+    snprintf(full, sizeof(full), "%s%s", r, path);
+    fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    fn((uint64_t)st.st_ino, arg);
+    if (st.st_nlink == 2) { /* a leaf (see walk_below) */
+        close(fd);
+        return 1;
+    }
+    return 1 + walk_below(fd, 0, fn, arg);
 }
 
 bool sn_cgroup_of_pid(int pid, char *out, size_t len)

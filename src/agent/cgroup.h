@@ -23,6 +23,13 @@ bool sn_cgroup_id(const char *path, uint64_t *id);
  * gone. Remembers recent answers (a walk of the hierarchy is the slow path). */
 void sn_cgroup_path(uint64_t id, char *out, size_t len);
 
+/* Calls fn(id, arg) for the cgroup at path (absolute, normalized) and for each of its
+ * descendants down to SN_CGROUP_WALK_DEPTH levels below it, as the cgroup2 file system shows
+ * them now. Returns how many it visited, or -errno when path cannot be opened (-ENOENT: it
+ * does not exist, or not yet). */
+#define SN_CGROUP_WALK_DEPTH 64
+int sn_cgroup_walk(const char *path, void (*fn)(uint64_t id, void *arg), void *arg);
+
 /* The cgroup v2 path of process pid, from /proc/<pid>/cgroup ("0::/path"). False when the
  * process is gone or has no v2 entry. */
 bool sn_cgroup_of_pid(int pid, char *out, size_t len);

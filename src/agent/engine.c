@@ -4,6 +4,13 @@
  * Slot bookkeeping lives here and is mirrored into the maps: a slot is written before it is
  * listed in its metric's by_metric entry, and unlisted before it is cleared, so a probe never
  * reads a half-written slot. A metric's links exist only while its list is non-empty.
+ *
+ * Cgroup scoping ("under" leaves, bpf/pred.h): each distinct prefix of the traced slots holds
+ * one of 64 bits while some slot names it. cgroup_scope maps the id of every cgroup at or below
+ * a prefix to its bits; it is computed from the cgroup2 tree (one walk of each prefix's
+ * subtree) when a slot brings a new prefix, before the slot is listed, and again at every
+ * collection, so that cgroups created since count within a second and removed ones (and bits
+ * no slot holds any more) leave the map. Only differences are written to the kernel.
  */
 #include <errno.h>
 #include <glob.h>
@@ -21,6 +28,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "agent/cgroup.h"
 #include "agent/engine.h"
 #include "agent/names.h"
 #include "agent/sampled.h"
@@ -31,6 +39,23 @@
 #define MAX_PROGS 4 /* programs per metric */
 #define MAX_PG    4 /* PostgreSQL installations attached at once */
 #define SAMPLE_HZ 99
+
+/* A cgroup prefix that enabled slots' UNDER leaves name; its index is its cgroup_scope bit. */
+struct scope {
+    char *path;     /* NULL: the bit is free */
+    uint32_t slots; /* enabled slots that name it */
+};
+
+/* One cgroup_scope entry. */
+struct scope_ent {
+    uint64_t id, bits;
+};
+
+struct scope_tab {
+    struct scope_ent *v;
+    size_t n, cap;
+    bool oom;
+};
 
 struct sn_engine {
     struct probes_bpf *sc; /* every probe, loaded once */
@@ -55,6 +80,11 @@ struct sn_engine {
     uint64_t *values;        /* drain scratch: ncpu values */
     uint32_t *arr_keys;      /* drain scratch: SN_U64_ORDS array indexes */
     uint64_t *arr_values;    /* drain scratch: SN_U64_ORDS * ncpu values */
+    struct scope scopes[SN_SCOPE_BITS];
+    uint64_t scope_bits[SN_MAX_SLOTS]; /* the scopes each slot holds */
+    struct scope_tab scope_now;        /* cgroup_scope as written, sorted by id */
+    struct scope_tab scope_next;       /* scratch of a refresh */
+    bool scope_warned;                 /* cgroup_scope was full (said once) */
 };
 
 static void detach(struct sn_engine *e, uint32_t metric);
@@ -287,6 +317,10 @@ void sn_engine_close(struct sn_engine *e)
     wait_reaped(e); /* the programs must outlive their links */
     bpf_link__destroy(e->offcpu_link);
     probes_bpf__destroy(e->sc);
+    for (int b = 0; b < SN_SCOPE_BITS; b++)
+        free(e->scopes[b].path);
+    free(e->scope_now.v);
+    free(e->scope_next.v);
     sn_sampler_close(e->sampler);
     free(e->perf_links);
     free(e->perf_fds);
@@ -515,10 +549,174 @@ static int update_cputime(struct sn_engine *e)
     return 0;
 }
 
+/* --- cgroup scoping ------------------------------------------------------------------------ */
+
+static void scope_release(struct sn_engine *e, uint64_t bits)
+{
+    for (int b = 0; b < SN_SCOPE_BITS; b++)
+        if ((bits >> b & 1) && e->scopes[b].slots && --e->scopes[b].slots == 0) {
+            free(e->scopes[b].path);
+            e->scopes[b].path = NULL;
+        }
+}
+
+/*
+ * The program of spec as the kernel runs it: its UNDER leaves test their prefix's bit of
+ * SN_SC_SCOPE. Takes the slot's hold on those prefixes (*held; *fresh: the bits no slot held
+ * before). Returns 0, or -ENOSPC when more than SN_SCOPE_BITS prefixes would be in use.
+ */
+static int kernel_prog(struct sn_engine *e, const struct sn_slot_spec *spec,
+                       struct sn_pred_prog *out, uint64_t *held, uint64_t *fresh)
+{
+    *held = *fresh = 0;
+    out->n = spec->pred.n;
+    out->pad = 0;
+    memcpy(out->insn, spec->pred.insn, sizeof(out->insn));
+    if (is_sampled(spec->metric)) /* evaluated in user space, by path */
+        return 0;
+    for (uint32_t i = 0; i < out->n; i++) {
+        const char *path = sn_pred_under_path(&spec->pred, &spec->pred.insn[i]);
+        int b, free_b = -1;
+        if (spec->pred.insn[i].op != SN_PRED_UNDER)
+            continue;
+        if (!path) {
+            scope_release(e, *held);
+            return -EINVAL;
+        }
+        for (b = 0; b < SN_SCOPE_BITS; b++) {
+            if (e->scopes[b].path && strcmp(e->scopes[b].path, path) == 0)
+                break;
+            if (!e->scopes[b].path && free_b < 0)
+                free_b = b;
+        }
+        if (b == SN_SCOPE_BITS) {
+            char *copy = free_b >= 0 ? strdup(path) : NULL;
+            if (!copy) {
+                if (free_b < 0)
+                    sn_log(SN_LOG_WARN, "agent",
+                           "cannot scope to %s: %d cgroup prefixes are in use already", path,
+                           SN_SCOPE_BITS);
+                scope_release(e, *held);
+                return free_b < 0 ? -ENOSPC : -ENOMEM;
+            }
+            b = free_b;
+            e->scopes[b].path = copy;
+            *fresh |= 1ull << b;
+        }
+        if (!(*held >> b & 1)) {
+            e->scopes[b].slots++;
+            *held |= 1ull << b;
+        }
+        out->insn[i].field = SN_SC_SCOPE;
+        out->insn[i].is_str = 0;
+        out->insn[i].n = (int64_t)(1ull << b);
+    }
+    return 0;
+}
+
+/* sn_cgroup_walk()'s callback: cgroup id gets bit */
+struct scope_walk {
+    struct scope_tab *t;
+    uint64_t bit;
+};
+
+static void scope_add(uint64_t id, void *arg)
+{
+    struct scope_tab *t = ((struct scope_walk *)arg)->t;
+
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        struct scope_ent *v = realloc(t->v, cap * sizeof(*v));
+        if (!v) {
+            t->oom = true;
+            return;
+        }
+        t->v = v;
+        t->cap = cap;
+    }
+    t->v[t->n++] = (struct scope_ent){id, ((struct scope_walk *)arg)->bit};
+}
+
+static int cmp_scope_ent(const void *a, const void *b)
+{
+    const struct scope_ent *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Recomputes cgroup_scope from the cgroup2 tree and writes the kernel what changed. */
+static void scope_refresh(struct sn_engine *e)
+{
+    struct scope_tab *now = &e->scope_now, *next = &e->scope_next;
+    int fd = bpf_map__fd(e->sc->maps.cgroup_scope);
+    size_t i = 0, j = 0, k = 0, n = 0;
+    bool any = false;
+
+    next->n = 0;
+    next->oom = false;
+    for (int b = 0; b < SN_SCOPE_BITS; b++) {
+        struct scope_walk w = {next, 1ull << b};
+        if (!e->scopes[b].path)
+            continue;
+        any = true;
+        sn_cgroup_walk(e->scopes[b].path, scope_add, &w); /* -ENOENT: not yet */
+    }
+    if (!any && now->n == 0)
+        return;
+    if (next->oom) /* keep what the kernel has */
+        return;
+    if (next->n > 1)
+        qsort(next->v, next->n, sizeof(*next->v), cmp_scope_ent);
+    for (size_t m = 0; m < next->n; m++) { /* a cgroup under nested prefixes: one entry */
+        if (n && next->v[n - 1].id == next->v[m].id)
+            next->v[n - 1].bits |= next->v[m].bits;
+        else
+            next->v[n++] = next->v[m];
+    }
+    next->n = n;
+    /* both sorted: delete what left, write what is new or changed; keep in next what the
+     * kernel has */
+    while (i < now->n || j < next->n) {
+        if (j == next->n || (i < now->n && now->v[i].id < next->v[j].id)) {
+            bpf_map_delete_elem(fd, &now->v[i++].id);
+            continue;
+        }
+        struct scope_ent x = next->v[j++];
+        bool had = i < now->n && now->v[i].id == x.id, same = had && now->v[i].bits == x.bits;
+        i += had;
+        if (!same && bpf_map_update_elem(fd, &x.id, &x.bits, BPF_ANY) != 0) {
+            if (!e->scope_warned)
+                sn_log(SN_LOG_WARN, "agent", "cgroup_scope: %s (more than %d cgroups?)",
+                       strerror(errno), SN_SCOPE_ENTRIES);
+            e->scope_warned = true;
+            if (had)
+                bpf_map_delete_elem(fd, &x.id);
+            continue;
+        }
+        next->v[k++] = x;
+    }
+    next->n = k;
+    struct scope_tab t = *now; /* next is what the kernel has now */
+    *now = *next;
+    *next = t;
+}
+
+int sn_engine_scoped_cgroups(const struct sn_engine *e)
+{
+    int fd = bpf_map__fd(e->sc->maps.cgroup_scope), n = 0;
+    uint64_t key, *prev = NULL;
+
+    while (bpf_map_get_next_key(fd, prev, &key) == 0) {
+        n++;
+        prev = &key;
+    }
+    return n;
+}
+
 int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
 {
     struct sn_slot sl = {0};
     struct sn_metric_slots *l;
+    uint64_t held, fresh;
     uint32_t s;
     int rc;
 
@@ -538,14 +736,22 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
     sl.key_field = spec->key_field;
     sl.num_field = spec->num_field;
     sl.key_cap = spec->key_cap;
-    sl.pred = spec->pred;
-    if (bpf_map_update_elem(bpf_map__fd(e->sc->maps.slots), &s, &sl, BPF_ANY))
-        return -errno;
+    rc = kernel_prog(e, spec, &sl.pred, &held, &fresh);
+    if (rc < 0)
+        return rc;
+    if (fresh) /* the new prefixes' cgroups, before any probe reads the slot */
+        scope_refresh(e);
+    if (bpf_map_update_elem(bpf_map__fd(e->sc->maps.slots), &s, &sl, BPF_ANY)) {
+        rc = -errno;
+        scope_release(e, held);
+        return rc;
+    }
     e->used[s] = true;
     e->metric_of[s] = spec->metric;
     e->in_array[s] =
         s < SN_ARRAY_SLOTS && spec->key_field == SN_NO_FIELD && spec->num_field != SN_NO_FIELD;
-    e->needs_of[s] = spec->needs;
+    e->scope_bits[s] = held;
+    e->needs_of[s] = spec->needs | (held ? 1u << SN_SC_SCOPE | 1u << SN_SC_CONTAINER : 0);
     e->specs[s] = *spec;
     l->slot[l->n++] = (uint8_t)s;
     rc = write_list(e, spec->metric);
@@ -583,6 +789,8 @@ int sn_engine_disable(struct sn_engine *e, int slot)
     }
     write_list(e, m);
     e->needs_of[s] = 0;
+    scope_release(e, e->scope_bits[s]); /* its bits leave cgroup_scope with the next refresh */
+    e->scope_bits[s] = 0;
     update_cputime(e);
     reap(e, e->usdt_links[s], 2);
     if (l->n == 0)
@@ -733,6 +941,7 @@ int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_s
     set_wall_offset(e);
     if (e->attached[SN_METRIC_FS_OPS])
         refresh_fs_devs(e);
+    scope_refresh(e);
     for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
         uint32_t idx = s * 2 + old;
         if (!e->used[s])

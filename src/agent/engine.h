@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/predicate.h"
 #include "bpf/engine.h"
 
 struct sn_engine; /* opaque */
@@ -80,9 +81,14 @@ int sn_engine_prog_ids(const struct sn_engine *e, uint32_t metric, uint32_t *ids
  * recent ones). False when it has been forgotten. */
 bool sn_engine_psargs(const struct sn_engine *e, uint64_t hash, char *out, size_t len);
 
+/* How many cgroups the kernel's cgroup_scope map marks as under some enabled slot's "under"
+ * prefix (the kernel's view, for status and tests). */
+int sn_engine_scoped_cgroups(const struct sn_engine *e);
+
 /* Flips the generation, waits out programs still writing the old one, and calls fn for each
  * cell of it, then clears it. drops (SN_MAX_SLOTS entries, may be NULL) receives the loss
- * counters. Returns the number of cells, or a negative errno. */
+ * counters. Returns the number of cells, or a negative errno. Then refreshes cgroup_scope from
+ * the cgroup2 tree ("under" leaves). */
 int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_slot_drops *drops);
 
 #endif

@@ -21,6 +21,20 @@ static int fail(char *why, size_t len, const char *fmt, ...)
     return -EINVAL;
 }
 
+/* CA's message for a field the metric lacks, in a decomposition or a predicate:
+ *   value "bogus" for field "field" is invalid: no such field for specified metric */
+static int no_field(char *why, size_t len, const char *name)
+{
+    json_t *s = json_string(name);
+    char *text = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+    int rc = fail(why, len,
+                  "value %.200s for field \"field\" is invalid: no such field for specified metric",
+                  text ? text : "?");
+    free(text);
+    json_decref(s);
+    return rc;
+}
+
 const char *sn_arity_name(enum sn_arity a)
 {
     return a == SN_ARITY_SCALAR     ? "scalar"
@@ -148,25 +162,25 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
     for (size_t i = 0; i < n; i++) {
         const struct sn_catalog_field *f = sn_catalog_field(in->metric, names[i]);
         if (!f)
-            return fail(why, whylen,
-                        "value \"%.64s\" for field \"decomposition\" is invalid: no such field "
-                        "for specified metric",
-                        names[i]);
-        if (f->def.kind == SN_FIELD_NUMERIC) {
-            if (in->num)
-                return fail(why, whylen,
-                            "value \"%.64s\" for field \"decomposition\" is invalid: more than "
-                            "one numeric decomposition specified",
-                            names[i]);
-            in->num = f;
-        } else {
-            if (in->key)
-                return fail(why, whylen,
-                            "value \"%.64s\" for field \"decomposition\" is invalid: more than "
-                            "one discrete decomposition specified",
-                            names[i]);
-            in->key = f;
+            return no_field(why, whylen, names[i]);
+        if (f->def.kind == SN_FIELD_NUMERIC ? in->num != NULL : in->key != NULL) {
+            /* CA names the whole decomposition, as a JSON array */
+            json_t *all = json_array();
+            for (size_t k = 0; k < n; k++)
+                json_array_append_new(all, json_string(names[k]));
+            text = json_dumps(all, JSON_COMPACT);
+            json_decref(all);
+            rc = fail(why, whylen,
+                      "value %.200s for field \"decomposition\" is invalid: more than one %s "
+                      "decomposition specified",
+                      text ? text : "?", f->def.kind == SN_FIELD_NUMERIC ? "numeric" : "discrete");
+            free(text);
+            return rc;
         }
+        if (f->def.kind == SN_FIELD_NUMERIC)
+            in->num = f;
+        else
+            in->key = f;
     }
     in->arity = in->num ? SN_ARITY_NUMERIC : in->key ? SN_ARITY_DISCRETE : SN_ARITY_SCALAR;
 
@@ -174,10 +188,13 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
     if (json_is_string(pred)) {
         json_error_t jerr;
         parsed = json_loads(json_string_value(pred), JSON_DECODE_ANY, &jerr);
-        if (!parsed)
-            return fail(why, whylen,
-                        "value \"%.200s\" for field \"predicate\" is invalid: invalid JSON: %s",
-                        json_string_value(pred), jerr.text);
+        if (!parsed) {
+            text = json_dumps(pred, JSON_ENCODE_ANY | JSON_COMPACT); /* quoted and escaped */
+            rc = fail(why, whylen, "value %.200s for field \"predicate\" is invalid: invalid JSON: %s",
+                      text ? text : "?", jerr.text);
+            free(text);
+            return rc;
+        }
         pred = parsed;
     }
     if (in->metric->metric == SN_METRIC_USDT) {
@@ -208,7 +225,11 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
         char reason[256];
         rc = sn_pred_compile(pred ? pred : empty, defs, in->metric->nfields, &in->spec.pred, reason,
                              sizeof(reason));
-        if (rc < 0) {
+        static const char nofield[] = "no such field for specified metric: ";
+        if (rc == -ENOENT && strncmp(reason, nofield, sizeof(nofield) - 1) == 0) {
+            no_field(why, whylen, reason + sizeof(nofield) - 1);
+            rc = -EINVAL;
+        } else if (rc < 0) {
             text = json_dumps(pred, JSON_ENCODE_ANY | JSON_COMPACT);
             fail(why, whylen, "value %.200s for field \"predicate\" is invalid: %s",
                  text ? text : "?", reason);

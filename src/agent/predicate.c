@@ -5,6 +5,10 @@
  * an and/or of k children becomes c1 c2 AND c3 AND ... ck AND. Checks run in CA's order:
  * syntax first (object, one key, known operator, array shapes), then fields and constant
  * types. The interpreter keeps its stack of results in the bits of a u64.
+ *
+ * "under" leaves keep their (normalized) path in the predicate's scope text, one copy per
+ * distinct path; the interpreter compares it with the event's cgroup path component by
+ * component, which is what the kernel's cgroup_scope bits stand for (agent/engine.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,8 +20,9 @@
 #include "agent/predicate.h"
 
 static const char *const op_names[] = {
-    [SN_PRED_EQ] = "eq", [SN_PRED_NE] = "ne", [SN_PRED_LT] = "lt",   [SN_PRED_LE] = "le",
-    [SN_PRED_GT] = "gt", [SN_PRED_GE] = "ge", [SN_PRED_AND] = "and", [SN_PRED_OR] = "or",
+    [SN_PRED_EQ] = "eq",   [SN_PRED_NE] = "ne", [SN_PRED_LT] = "lt",
+    [SN_PRED_LE] = "le",   [SN_PRED_GT] = "gt", [SN_PRED_GE] = "ge",
+    [SN_PRED_AND] = "and", [SN_PRED_OR] = "or", [SN_PRED_UNDER] = "under",
 };
 
 struct compiler {
@@ -26,6 +31,7 @@ struct compiler {
     struct sn_pred *out;
     char *why;
     size_t whylen;
+    size_t scope_used; /* bytes of out->scope taken */
 };
 
 static int fail(struct compiler *c, int rc, const char *fmt, ...)
@@ -82,6 +88,77 @@ void sn_addr_format(const char in[16], char *out, size_t len)
     snprintf(out, len, "%s", buf);
 }
 
+const char *sn_pred_under_path(const struct sn_pred *p, const struct sn_pred_insn *in)
+{
+    if (in->op != SN_PRED_UNDER || in->n < 0 || in->n >= SN_PRED_SCOPE_LEN ||
+        !memchr(p->scope + in->n, '\0', (size_t)(SN_PRED_SCOPE_LEN - in->n)))
+        return NULL;
+    return p->scope + in->n;
+}
+
+bool sn_cgroup_under(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    while (n > 0 && prefix[n - 1] == '/') /* "/" is everything's prefix */
+        n--;
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* An "under" leaf: fd must be a cgroup field and k an absolute cgroup path, which is
+ * normalized and stored once in the predicate's scope text. */
+static int compile_under(struct compiler *c, const struct sn_field_def *fd, const json_t *k)
+{
+    char path[SN_PRED_SCOPE_LEN];
+    const char *s = json_string_value(k), *at;
+    size_t len = 0, off;
+
+    if (fd->kind != SN_FIELD_CGROUP) {
+        const char *cg = "container";
+        for (size_t i = 0; i < c->nfields; i++)
+            if (c->fields[i].kind == SN_FIELD_CGROUP)
+                cg = c->fields[i].name;
+        return fail(c, -EINVAL, "\"under\" applies only to \"%s\", not \"%s\"", cg, fd->name);
+    }
+    if (!s)
+        return fail(c, -EINVAL, "\"under\" takes a cgroup path: its constant must be a string");
+    if (s[0] != '/')
+        return fail(c, -EINVAL, "\"under\" needs an absolute cgroup path, not \"%.64s\"", s);
+    if (strlen(s) != json_string_length(k))
+        return fail(c, -EINVAL, "cgroup path \"%.64s...\" may not contain a NUL byte", s);
+    for (at = s; *at;) { /* component by component: "//" and a trailing "/" drop out */
+        size_t n;
+        while (*at == '/')
+            at++;
+        n = strcspn(at, "/");
+        if (n == 0)
+            break;
+        if ((n == 1 && at[0] == '.') || (n == 2 && at[0] == '.' && at[1] == '.'))
+            return fail(c, -EINVAL, "cgroup path \"%.64s\" may not contain \".\" or \"..\"", s);
+        if (len + 1 + n >= sizeof(path))
+            return fail(c, -E2BIG, "cgroup paths too long (at most %d bytes in all)",
+                        SN_PRED_SCOPE_LEN - 1);
+        path[len++] = '/';
+        memcpy(path + len, at, n);
+        len += n;
+        at += n;
+    }
+    path[len] = '\0';
+    if (len == 0) /* under "/": every cgroup */
+        return emit(c, (struct sn_pred_insn){.op = SN_PRED_TRUE});
+    for (off = 0; off < c->scope_used; off += strlen(c->out->scope + off) + 1)
+        if (strcmp(c->out->scope + off, path) == 0)
+            break;
+    if (off == c->scope_used) {
+        if (c->scope_used + len + 1 > SN_PRED_SCOPE_LEN)
+            return fail(c, -E2BIG, "cgroup paths too long (at most %d bytes in all)",
+                        SN_PRED_SCOPE_LEN - 1);
+        memcpy(c->out->scope + off, path, len + 1);
+        c->scope_used += len + 1;
+    }
+    return emit(c, (struct sn_pred_insn){.op = SN_PRED_UNDER, .field = fd->id, .n = (int64_t)off});
+}
+
 static int compile_leaf(struct compiler *c, enum sn_pred_op op, const json_t *args)
 {
     const json_t *f = json_array_get(args, 0), *k = json_array_get(args, 1);
@@ -101,7 +178,9 @@ static int compile_leaf(struct compiler *c, enum sn_pred_op op, const json_t *ar
                     "string");
     fd = find_field(c, json_string_value(f));
     if (!fd)
-        return fail(c, -EINVAL, "no such field for specified metric: %s", json_string_value(f));
+        return fail(c, -ENOENT, "no such field for specified metric: %s", json_string_value(f));
+    if (op == SN_PRED_UNDER)
+        return compile_under(c, fd, k);
     in.field = fd->id;
     if (fd->kind == SN_FIELD_NUMERIC) {
         if (!json_is_number(k))
@@ -176,7 +255,7 @@ static int compile(struct compiler *c, const json_t *p, int depth)
         return fail(c, -EINVAL, "found too many keys: %zu. expected one", json_object_size(p));
     json_object_foreach((json_t *)p, key, val)
     {
-        for (int i = SN_PRED_EQ; i <= SN_PRED_OR; i++)
+        for (int i = SN_PRED_EQ; i <= SN_PRED_UNDER; i++)
             if (strcmp(key, op_names[i]) == 0)
                 op = i;
         if (op < 0)
@@ -202,7 +281,7 @@ static int compile(struct compiler *c, const json_t *p, int depth)
 int sn_pred_compile(const json_t *p, const struct sn_field_def *fields, size_t nfields,
                     struct sn_pred *out, char *why, size_t whylen)
 {
-    struct compiler c = {fields, nfields, out, why, whylen};
+    struct compiler c = {fields, nfields, out, why, whylen, 0};
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -234,6 +313,11 @@ bool sn_pred_eval(const struct sn_pred *p, const struct sn_event *ev)
             r = in->op == SN_PRED_AND ? (a && b) : (a || b);
         } else if (in->op == SN_PRED_TRUE) {
             r = true;
+        } else if (in->op == SN_PRED_UNDER) {
+            const char *prefix = sn_pred_under_path(p, in);
+            if (!prefix)
+                return false;
+            r = ev->cgroup && sn_cgroup_under(ev->cgroup, prefix);
         } else if (in->field >= SN_EVENT_MAXFIELDS || in->op > SN_PRED_GE) {
             return false;
         } else if (in->is_str) {

@@ -6,9 +6,13 @@
  *   {}                                         true
  *   {"eq": ["execname", "nginx"]}              eq ne lt le gt ge: [field, constant]
  *   {"and": [p, p, ...]}, {"or": [p, p, ...]}  at least two children
+ *   {"under": ["container", "/acme.slice"]}    the cgroup or any descendant (not in CA)
  *
  * A numeric field takes a JSON number, a discrete field a JSON string; lt/le/gt/ge on a
  * discrete field is rejected (CA's documented rule, which its code forgot to enforce).
+ * "under" takes a cgroup field and an absolute cgroup path, which need not exist: it matches
+ * nothing until it does. The path is normalized ("//" and a trailing "/" dropped; "." and ".."
+ * rejected) and kept as text in the compiled predicate; under "/" is always true.
  *
  * sn_pred_eval() is the same interpreter in user space: the reference the kernel's is tested
  * against, and the evaluator for sources that are not BPF (/proc readers).
@@ -26,7 +30,9 @@
 enum sn_field_kind {
     SN_FIELD_DISCRETE,
     SN_FIELD_NUMERIC,
-    SN_FIELD_ADDR, /* discrete: an IP address, compared as 16 bytes (IPv4 mapped into IPv6) */
+    SN_FIELD_ADDR,   /* discrete: an IP address, compared as 16 bytes (IPv4 mapped into IPv6) */
+    SN_FIELD_CGROUP, /* discrete: a cgroup v2 path, which the kernel knows by its id; the one
+                        kind "under" applies to */
 };
 
 struct sn_field_def {
@@ -41,18 +47,46 @@ struct sn_field_def {
     const char *constant;
 };
 
-/* An event as the interpreter sees it: each field's number and string (for discrete ones). */
+/* An event as the interpreter sees it: each field's number and string (for discrete ones),
+ * and for "under" the path of its cgroup (NULL when unknown: under is then false, except
+ * under "/"). */
 #define SN_EVENT_MAXFIELDS 32
 struct sn_event {
     int64_t num[SN_EVENT_MAXFIELDS];
     char str[SN_EVENT_MAXFIELDS][SN_PRED_STRLEN];
+    const char *cgroup;
 };
+
+/* Bytes of path text (NULs included) a predicate's "under" leaves may use in all. */
+#define SN_PRED_SCOPE_LEN 1024
+
+/*
+ * A compiled predicate: the program the kernel runs (bpf/pred.h's struct sn_pred_prog, whose
+ * members these first ones repeat) and the paths of its UNDER leaves: each NUL terminated in
+ * scope, a leaf's n being its path's offset there (one copy per distinct path). The engine
+ * turns the leaves into cgroup_scope bits before the program reaches the kernel.
+ */
+struct sn_pred {
+    uint32_t n; /* instructions used, 1..SN_PRED_MAX_INSNS */
+    uint32_t pad;
+    struct sn_pred_insn insn[SN_PRED_MAX_INSNS];
+    char scope[SN_PRED_SCOPE_LEN];
+};
+
+/* The path of UNDER leaf in of p, or NULL when in is not one or is malformed. */
+const char *sn_pred_under_path(const struct sn_pred *p, const struct sn_pred_insn *in);
+
+/* True when cgroup path is prefix or below it, component by component: "/a" is under "/a"
+ * and "/a/b", not "/ab"; everything is under "/". Both are normalized paths. */
+bool sn_cgroup_under(const char *path, const char *prefix);
 
 /*
  * Validates predicate p (borrowed) against the metric's fields and compiles it into *out.
  * Returns 0, or -EINVAL with a CA-style reason in why (e.g. "invalid key: foo",
- * "no such field for specified metric: bar"), or -E2BIG when the program would exceed
- * SN_PRED_MAX_INSNS instructions or SN_PRED_MAX_DEPTH stack entries.
+ * "no such field for specified metric: bar"; that one, a field the metric lacks, is -ENOENT,
+ * for CA's separate message on fields), or -E2BIG when the program would exceed
+ * SN_PRED_MAX_INSNS instructions, SN_PRED_MAX_DEPTH stack entries or SN_PRED_SCOPE_LEN bytes
+ * of paths.
  */
 int sn_pred_compile(const json_t *p, const struct sn_field_def *fields, size_t nfields,
                     struct sn_pred *out, char *why, size_t whylen);

@@ -39,6 +39,11 @@
  * the measured interval and does not care). A source whose reading failed gives a baseline
  * next time. A source not read by the last reading has no rows.
  *
+ * Rows of a container carry its cgroup path (text kept for the reading), which is what the
+ * predicate's "under" leaves compare: the walk's path for cpu.usage, the process's
+ * /proc/<pid>/cgroup for memory ("/" for a row counted in the root because its cgroup was
+ * gone), "/" for the root's rows.
+ *
  * Cells: rows that pass the predicate are summed by key; zero cells are never emitted (point
  * and interval metrics alike; a cpu.usage cell that rounds to 0 percent included). When a
  * decomposition has more nonzero keys than key_cap, the largest key_cap keep their key and the
@@ -77,8 +82,11 @@
 #define CG_MAX_DEPTH 32         /* deeper cgroups count in their ancestor at this depth */
 #define FILE_MAX     (8u << 20) /* largest host file read whole (/proc/net/dev, /proc/vmstat) */
 
+#define NO_PATH UINT32_MAX
+
 struct row {
     int64_t container;   /* SN_SC_CONTAINER */
+    uint32_t cg;         /* its path in the reading's cg_text, or NO_PATH */
     int64_t optype;      /* SN_SC_OPTYPE: cpumode or direction */
     char dev[SN_KEYLEN]; /* SN_SC_DEVICE */
     uint64_t value;      /* usec (cpu.usage), bytes, pages, packets */
@@ -162,6 +170,10 @@ struct sn_sampler {
     /* nic.bytes, nic.packets */
     struct nic_src nic[2];
 
+    /* the cgroup paths of this reading's rows, each NUL terminated */
+    char *cg_text;
+    size_t ncg_text, capcg_text;
+
     /* scratch */
     char *buf;
     size_t capbuf;
@@ -187,7 +199,20 @@ static int grow(void *v, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-static int add_row(struct rows *r, int64_t container, int64_t optype, const char *dev,
+/* Keeps path (len bytes) for this reading's rows: its offset in cg_text, or NO_PATH. */
+static uint32_t keep_path(struct sn_sampler *s, const char *path, size_t len)
+{
+    size_t off = s->ncg_text;
+
+    if (off + len + 1 >= NO_PATH || grow(&s->cg_text, &s->capcg_text, off + len + 1, 1) < 0)
+        return NO_PATH;
+    memcpy(s->cg_text + off, path, len);
+    s->cg_text[off + len] = '\0';
+    s->ncg_text += len + 1;
+    return (uint32_t)off;
+}
+
+static int add_row(struct rows *r, int64_t container, uint32_t cg, int64_t optype, const char *dev,
                    uint64_t value)
 {
     if (value == 0)
@@ -197,6 +222,7 @@ static int add_row(struct rows *r, int64_t container, int64_t optype, const char
     struct row *w = &r->v[r->n++];
     memset(w, 0, sizeof(*w));
     w->container = container;
+    w->cg = cg;
     w->optype = optype;
     if (dev)
         memcpy(w->dev, dev, SN_KEYLEN);
@@ -274,6 +300,9 @@ struct walk {
     bool deltas; /* the previous reading read cpu too */
     uint64_t sum_user, sum_sys;
     int err;
+    char path[4096]; /* of the cgroup being visited, below the root */
+    size_t plen;
+    int lost; /* levels whose name did not fit in path */
 };
 
 /* One cgroup of the walk (not the root): remembers it, and for a leaf adds its rows. */
@@ -311,8 +340,9 @@ static void visit(struct walk *w, int dfd, uint64_t id, bool leaf)
             }
             w->sum_user += du;
             w->sum_sys += ds;
-            if (add_row(&s->cpu, (int64_t)id, SN_CPUMODE_USER, NULL, du) < 0 ||
-                add_row(&s->cpu, (int64_t)id, SN_CPUMODE_KERNEL, NULL, ds) < 0)
+            uint32_t cg = w->lost || !(du || ds) ? NO_PATH : keep_path(s, w->path, w->plen);
+            if (add_row(&s->cpu, (int64_t)id, cg, SN_CPUMODE_USER, NULL, du) < 0 ||
+                add_row(&s->cpu, (int64_t)id, cg, SN_CPUMODE_KERNEL, NULL, ds) < 0)
                 w->err = -ENOMEM;
         } else if (!populated && p && p->has_stat) {
             e = *p; /* empty: nothing accrues, the counters still hold */
@@ -352,8 +382,20 @@ static void walk_dir(struct walk *w, int fd, uint64_t id, int depth)
             continue;
         leaf = false;
         int cfd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (cfd >= 0) /* else removed meanwhile */
-            walk_dir(w, cfd, (uint64_t)e->d_ino, depth + 1);
+        if (cfd < 0) /* removed meanwhile */
+            continue;
+        size_t at = w->plen, n = strlen(e->d_name);
+        bool fits = at + 1 + n < sizeof(w->path);
+        if (fits) {
+            w->path[at] = '/';
+            memcpy(w->path + at + 1, e->d_name, n + 1);
+            w->plen = at + 1 + n;
+        }
+        w->lost += !fits;
+        walk_dir(w, cfd, (uint64_t)e->d_ino, depth + 1);
+        w->lost -= !fits;
+        w->plen = at;
+        w->path[at] = '\0';
     }
     if (depth > 0)
         visit(w, dirfd(d), id, leaf);
@@ -400,10 +442,11 @@ static int read_cpu(struct sn_sampler *s)
     if (s->ncg[s->cgcur] > 1) /* (qsort's array may not be NULL, even when empty) */
         qsort(s->cg[s->cgcur], s->ncg[s->cgcur], sizeof(struct cg_ent), cmp_cg);
     if (w.deltas) {
+        uint32_t cg = keep_path(s, "/", 1);
         s->cpu_wall_us = (uint64_t)(t - s->cpu_ns) / 1000;
-        if (add_row(&s->cpu, (int64_t)s->root_id, SN_CPUMODE_USER, NULL,
+        if (add_row(&s->cpu, (int64_t)s->root_id, cg, SN_CPUMODE_USER, NULL,
                     sub0(sub0(hu, s->host_user), w.sum_user)) < 0 ||
-            add_row(&s->cpu, (int64_t)s->root_id, SN_CPUMODE_KERNEL, NULL,
+            add_row(&s->cpu, (int64_t)s->root_id, cg, SN_CPUMODE_KERNEL, NULL,
                     sub0(sub0(hs, s->host_sys), w.sum_sys)) < 0)
             w.err = -ENOMEM;
     } else {
@@ -571,8 +614,12 @@ static int read_procs(struct sn_sampler *s, bool want_rss, bool want_pg)
         qsort(s->pr[cur], s->npr[cur], sizeof(struct proc_ent), cmp_proc);
     for (size_t i = 0; !err && i < s->nacc; i++) {
         const struct cg_acc *a = &s->acc[i];
-        if ((want_rss && add_row(&s->rss, (int64_t)a->id, 0, NULL, a->rss) < 0) ||
-            (deltas && add_row(&s->pageins, (int64_t)a->id, 0, NULL, a->pageins) < 0))
+        uint32_t cg = NO_PATH;
+        if ((want_rss && a->rss) || (deltas && a->pageins))
+            cg = a->id == s->root_id ? keep_path(s, "/", 1) /* also when it fell back there */
+                                     : keep_path(s, s->acc_text + a->off, a->len);
+        if ((want_rss && add_row(&s->rss, (int64_t)a->id, cg, 0, NULL, a->rss) < 0) ||
+            (deltas && add_row(&s->pageins, (int64_t)a->id, cg, 0, NULL, a->pageins) < 0))
             err = -ENOMEM;
     }
     if (want_pg && !err) {
@@ -580,7 +627,7 @@ static int read_procs(struct sn_sampler *s, bool want_rss, bool want_pg)
         ssize_t n = read_whole(s, "/proc/vmstat");
         bool ok = n > 0 && sn_procfs_vmstat_pgmajfault(s->buf, (size_t)n, &v) == 0;
         if (deltas && ok && s->vm_ok &&
-            add_row(&s->pageins, (int64_t)s->root_id, 0, NULL,
+            add_row(&s->pageins, (int64_t)s->root_id, keep_path(s, "/", 1), 0, NULL,
                     sub0(sub0(v, s->vm_majflt), sum_pg)) < 0)
             err = -ENOMEM;
         s->vm_ok = ok;
@@ -617,9 +664,9 @@ static int nic_add(struct nic_src *src, const struct nic_ent *n)
     if (!src->seq)
         return 0;
     /* a counter that went backwards, or a new interface: counts from 0 */
-    if (add_row(&src->rows, 0, SN_DIR_IN, n->name, p && n->in >= p->in ? n->in - p->in : n->in) <
-            0 ||
-        add_row(&src->rows, 0, SN_DIR_OUT, n->name,
+    if (add_row(&src->rows, 0, NO_PATH, SN_DIR_IN, n->name,
+                p && n->in >= p->in ? n->in - p->in : n->in) < 0 ||
+        add_row(&src->rows, 0, NO_PATH, SN_DIR_OUT, n->name,
                 p && n->out >= p->out ? n->out - p->out : n->out) < 0)
         return -ENOMEM;
     return 0;
@@ -710,6 +757,7 @@ void sn_sampler_close(struct sn_sampler *s)
     free(s->acc);
     free(s->acc_slot);
     free(s->acc_text);
+    free(s->cg_text);
     free(s->buf);
     free(s->kv);
     free(s);
@@ -723,6 +771,7 @@ int sn_sampler_read(struct sn_sampler *s, uint64_t mask)
     int rc = 0, r;
 
     s->seq++;
+    s->ncg_text = 0;
     bool nic[2] = {mask & BIT(SN_METRIC_NIC_BYTES), mask & BIT(SN_METRIC_NIC_PACKETS)};
     s->cpu.n = s->rss.n = s->pageins.n = s->nic[0].rows.n = s->nic[1].rows.n = 0;
     if (mask & BIT(SN_METRIC_CPU_USAGE) && (r = read_cpu(s)) < 0 && !rc)
@@ -783,6 +832,7 @@ int sn_sampler_cells(struct sn_sampler *s, int slot, const struct sn_slot_spec *
         const struct row *w = &r->v[i];
         struct kv *k = &s->kv[n];
         ev.num[SN_SC_CONTAINER] = w->container;
+        ev.cgroup = w->cg != NO_PATH ? s->cg_text + w->cg : NULL;
         ev.num[SN_SC_OPTYPE] = w->optype;
         memcpy(ev.str[SN_SC_DEVICE], w->dev, SN_KEYLEN);
         if (!sn_pred_eval(&spec->pred, &ev))

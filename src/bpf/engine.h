@@ -19,7 +19,9 @@
 #define SN_KEYLEN           16
 #define SN_NO_FIELD         0xff
 #define SN_AGG_ENTRIES      65536
-#define SN_PSARGS_LEN       128 /* bytes of a process's arguments kept (a power of 2) */
+#define SN_PSARGS_LEN       128   /* bytes of a process's arguments kept (a power of 2) */
+#define SN_SCOPE_ENTRIES    65536 /* cgroups the cgroup_scope map can mark (bpf/pred.h) */
+#define SN_SCOPE_BITS       64    /* distinct cgroup prefixes in enabled slots */
 
 /* Numeric decompositions without a key, in slots below SN_ARRAY_SLOTS, count into a per-CPU
  * array instead of the hash: hist_arr[(slot * 2 + gen) * SN_U64_ORDS + i], where i is 0 for
@@ -87,6 +89,8 @@ enum sn_field_id {
     SN_SC_PSARGS,    /* hash of the process's arguments (text in the psargs map) */
     SN_SC_PPSARGS,   /* the same for its parent */
     SN_SC_ARG0,      /* a USDT probe's first argument */
+    SN_SC_SCOPE,     /* bits: the cgroup prefixes the container is under (cgroup_scope map;
+                        read when a slot has an UNDER leaf, bpf/pred.h) */
     SN_SC_NFIELDS,
 };
 
@@ -141,7 +145,7 @@ struct sn_slot {
     __u8 num_field; /* numeric decomposition field, or SN_NO_FIELD */
     __u16 pad;
     __u32 key_cap; /* distinct keys per generation before counts go to "other" */
-    struct sn_pred pred;
+    struct sn_pred_prog pred;
 };
 
 struct sn_metric_slots {

@@ -10,6 +10,14 @@
  * Fields are numbered by the metric's event record. A numeric field compares as a signed
  * 64-bit integer; a string field compares its first 15 bytes (Linux's comm length), NUL
  * padded, for eq and ne only.
+ *
+ * UNDER is a leaf on the container: true when the event's cgroup is a cgroup path or one of
+ * its descendants. The kernel knows only cgroup ids, so user space keeps the map cgroup_scope
+ * (cgroup id -> a bit per prefix in use, refreshed from the cgroup2 tree once a second), the
+ * probes put map[container] in the event's SN_SC_SCOPE field, and a kernel UNDER leaf is
+ * (num[field] & n) != 0 with field SN_SC_SCOPE and n the prefix's bit. As compiled
+ * (agent/predicate.h) the leaf names the path instead; the engine rewrites it into that form
+ * when it installs the slot.
  */
 #ifndef SN_BPF_PRED_H
 #define SN_BPF_PRED_H
@@ -32,6 +40,7 @@ enum sn_pred_op {
     SN_PRED_GE,
     SN_PRED_AND,
     SN_PRED_OR,
+    SN_PRED_UNDER,
 };
 
 struct sn_pred_insn {
@@ -45,7 +54,9 @@ struct sn_pred_insn {
     };
 };
 
-struct sn_pred {
+/* A program as the kernel runs it (in user space, struct sn_pred of agent/predicate.h adds
+ * the text of its UNDER leaves' paths). */
+struct sn_pred_prog {
     __u32 n; /* instructions used, 1..SN_PRED_MAX_INSNS */
     __u32 pad;
     struct sn_pred_insn insn[SN_PRED_MAX_INSNS];

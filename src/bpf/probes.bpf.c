@@ -72,6 +72,16 @@ struct {
     __type(value, __u32);
 } nkeys SEC(".maps");
 
+/* cgroup id -> a bit per cgroup prefix it is at or below (bpf/pred.h's UNDER): written by user
+ * space from the cgroup2 tree, read once per event when a slot has an UNDER leaf */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, SN_SCOPE_ENTRIES);
+    __type(key, __u64);
+    __type(value, __u64);
+} cgroup_scope SEC(".maps");
+
 /* per slot: [0] events over the key cap (counted under "other"), [1] lost to a full map */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -182,7 +192,7 @@ static __always_inline void zero16(char *s)
 }
 
 struct pred_run {
-    const struct sn_pred *p;
+    const struct sn_pred_prog *p;
     const struct event *ev;
     __u64 stack; /* results, newest in bit 0 */
     __u32 depth;
@@ -242,6 +252,9 @@ static long pred_step(__u32 i, void *arg)
         case SN_PRED_GE:
             r = x >= k;
             break;
+        case SN_PRED_UNDER: /* x: the container's scope bits, k: the prefix's */
+            r = (x & k) != 0;
+            break;
         default:
             goto bad;
         }
@@ -287,6 +300,8 @@ static __always_inline int one_leaf(const struct sn_pred_insn *in, const struct 
         return x > k;
     case SN_PRED_GE:
         return x >= k;
+    case SN_PRED_UNDER:
+        return (x & k) != 0;
     default:
         return 0;
     }
@@ -296,7 +311,7 @@ static __always_inline int one_leaf(const struct sn_pred_insn *in, const struct 
  * Runs slot predicate p on ev. A global function: the verifier checks it once on its own
  * instead of once per slot and path of the caller.
  */
-__noinline int pred_eval(const struct sn_pred *p, const struct event *ev)
+__noinline int pred_eval(const struct sn_pred_prog *p, const struct event *ev)
 {
     struct pred_run run = {.p = p, .ev = ev};
 
@@ -380,11 +395,24 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
     return 0;
 }
 
+/* The cgroup prefixes ev's container is under (SN_SC_SCOPE), when a slot's UNDER leaves need
+ * them: one lookup per event, however many slots and leaves read them. */
+static __always_inline void scope_field(struct event *ev, __u32 needs)
+{
+    if (needs & (1u << SN_SC_SCOPE)) {
+        __u64 id = (__u64)ev->num[SN_SC_CONTAINER];
+        __u64 *bits = bpf_map_lookup_elem(&cgroup_scope, &id);
+        ev->num[SN_SC_SCOPE] = bits ? (__s64)*bits : 0;
+    }
+}
+
 /* Evaluates every slot listed for metric against ev and counts it where the predicate holds. */
-static __always_inline void run_slots(const struct sn_metric_slots *ms, const struct event *ev,
+static __always_inline void run_slots(const struct sn_metric_slots *ms, struct event *ev,
                                       __u32 metric, __u32 g)
 {
     __u32 n = ms->n;
+
+    scope_field(ev, ms->needs);
 
     for (__u32 i = 0; i < SN_SLOTS_PER_METRIC; i++) {
         __u32 s;
@@ -1187,6 +1215,7 @@ int usdt_done(struct pt_regs *ctx)
         ev->num[SN_SC_LATENCY] = (__s64)(bpf_ktime_get_ns() - st->ts);
         ev->num[SN_SC_ARG0] = st->arg0;
         task_fields(ev, bpf_get_current_task_btf(), ms->needs);
+        scope_field(ev, ms->needs);
         if (pred_eval(&sl->pred, ev))
             count_event(s, sl, ev, gen & 1);
     }

@@ -43,11 +43,11 @@ static void test_messages(void)
           "value \"syscall.nope\" for field \"module.stat\" is invalid: not a valid module/stat "
           "pair");
     T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"bogus\"]}",
-          "value \"bogus\" for field \"decomposition\" is invalid: no such field for specified "
+          "value \"bogus\" for field \"field\" is invalid: no such field for specified "
           "metric");
     T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"pid\",\"syscall\"]}",
-          "value \"syscall\" for field \"decomposition\" is invalid: more than one discrete "
-          "decomposition specified");
+          "value [\"pid\",\"syscall\"] for field \"decomposition\" is invalid: more than one "
+          "discrete decomposition specified");
     T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":7}",
           "value 7 for field \"decomposition\" is invalid: must be an array of field names");
     T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"lt\":[\"execname\",\"m\"]"
@@ -60,6 +60,57 @@ static void test_messages(void)
     T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"pid\",\"x1\"]}}",
           "value {\"eq\":[\"pid\",\"x1\"]} for field \"predicate\" is invalid: value \"x1\" is "
           "not a valid pid");
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"under\":[\"execname\","
+          "\"/a\"]}}",
+          "value {\"under\":[\"execname\",\"/a\"]} for field \"predicate\" is invalid: \"under\" "
+          "applies only to \"container\", not \"execname\"");
+    T_BAD("{\"module\":\"disk\",\"stat\":\"physio_ops\",\"predicate\":{\"under\":[\"container\","
+          "\"/a\"]}}",
+          "value \"container\" for field \"field\" is invalid: no such field for specified "
+          "metric");
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"under\":[\"container\","
+          "\"a.slice\"]}}",
+          "value {\"under\":[\"container\",\"a.slice\"]} for field \"predicate\" is invalid: "
+          "\"under\" needs an absolute cgroup path, not \"a.slice\"");
+}
+
+/* "under" on the container of every metric that has one; a prefix need not exist (a tenant's
+ * slice may come later), unlike an eq's container */
+static void test_under(void)
+{
+    struct sn_inst in;
+    char why[512];
+    size_t n;
+    const struct sn_metric_def *all = sn_catalog_all(&n);
+
+    for (size_t i = 0; i < n; i++) {
+        char body[512];
+        if (!sn_catalog_field(&all[i], "container") || all[i].metric == SN_METRIC_USDT)
+            continue;
+        T_EQ(sn_catalog_field(&all[i], "container")->def.kind, SN_FIELD_CGROUP);
+        snprintf(body, sizeof(body),
+                 "{\"module\":\"%s\",\"stat\":\"%s\",\"predicate\":{\"under\":[\"container\","
+                 "\"/no-such.slice/x\"]}}",
+                 all[i].module, all[i].stat);
+        t_note("%s", body);
+        T_EQ(parse(body, &in, why), 0);
+        T_EQ(in.spec.pred.insn[0].op, SN_PRED_UNDER);
+        T_STR(sn_pred_under_path(&in.spec.pred, &in.spec.pred.insn[0]), "/no-such.slice/x");
+        T_EQ(in.spec.needs, 1u << SN_SC_CONTAINER);
+    }
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"container\","
+          "\"/no-such.slice/x\"]}}",
+          "value {\"eq\":[\"container\",\"/no-such.slice/x\"]} for field \"predicate\" is "
+          "invalid: value \"/no-such.slice/x\" is not a valid container");
+    /* a tenant's wrapping of a user's predicate */
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"latency\"],"
+               "\"predicate\":{\"and\":[{\"eq\":[\"execname\",\"nginx\"]},{\"or\":["
+               "{\"under\":[\"container\",\"/acme.slice\"]},{\"under\":[\"container\","
+               "\"/acme-db.slice\"]}]}]}}",
+               &in, why),
+         0);
+    T_EQ(in.spec.pred.n, 5);
+    T_EQ(in.spec.needs, 1u << SN_SC_EXECNAME | 1u << SN_SC_CONTAINER | 1u << SN_SC_LATENCY);
 }
 
 static void test_arities_and_needs(void)
@@ -196,6 +247,7 @@ int main(int argc, char **argv)
     t_run("arities, decomposition fields and the fields the kernel must read",
           test_arities_and_needs);
     t_run("hostname predicates fold on this host", test_hostname_folds);
+    t_run("\"under\" on every metric's container, existing or not", test_under);
     t_run("frames of every arity, as JSON and binary", test_frames);
     return t_done();
 }

@@ -1,7 +1,7 @@
 /*
  * CA predicates: every validation rule with its message, compilation shapes, and the postfix
  * interpreter against a direct recursive evaluation of the JSON on random predicates and
- * events.
+ * events; "under" (cgroup prefixes) included.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include "agent/predicate.h"
 #include "t.h"
 
-enum { F_EXECNAME, F_PID, F_LATENCY, F_SIZE, F_SYSCALL, NFIELDS };
+enum { F_EXECNAME, F_PID, F_LATENCY, F_SIZE, F_SYSCALL, F_CONTAINER, NFIELDS };
 
 static const struct sn_field_def fields[] = {
     {"execname", SN_FIELD_DISCRETE, F_EXECNAME, NULL, NULL},
@@ -18,6 +18,7 @@ static const struct sn_field_def fields[] = {
     {"latency", SN_FIELD_NUMERIC, F_LATENCY, NULL, NULL},
     {"size", SN_FIELD_NUMERIC, F_SIZE, NULL, NULL},
     {"syscall", SN_FIELD_DISCRETE, F_SYSCALL, NULL, NULL},
+    {"container", SN_FIELD_CGROUP, F_CONTAINER, NULL, NULL},
 };
 
 static int compile_text(const char *text, struct sn_pred *p, char *why)
@@ -32,12 +33,15 @@ static int compile_text(const char *text, struct sn_pred *p, char *why)
     return rc;
 }
 
-#define T_REJECT(text, msg)                                                                        \
+#define T_REJECT(text, msg) T_REJECT_RC(text, msg, -EINVAL)
+/* a field the metric lacks has a code of its own (CA words that message apart) */
+#define T_NOFIELD(text, msg) T_REJECT_RC(text, msg, -ENOENT)
+#define T_REJECT_RC(text, msg, rc)                                                                 \
     do {                                                                                           \
         struct sn_pred p_;                                                                         \
         char why_[256];                                                                            \
         t_note("%s", text);                                                                        \
-        T_EQ(compile_text(text, &p_, why_), -EINVAL);                                              \
+        T_EQ(compile_text(text, &p_, why_), rc);                                                   \
         T_STR(why_, msg);                                                                          \
         T_EQ(p_.n, 0);                                                                             \
     } while (0)
@@ -54,7 +58,7 @@ static void test_rejects_with_messages(void)
     T_REJECT("{\"eq\":[1,1]}", "first element of a predicate array must be a field name");
     T_REJECT("{\"eq\":[\"pid\",null]}",
              "second element of a predicate array must be a number or a string");
-    T_REJECT("{\"eq\":[\"hostname\",\"a\"]}", "no such field for specified metric: hostname");
+    T_NOFIELD("{\"eq\":[\"hostname\",\"a\"]}", "no such field for specified metric: hostname");
     T_REJECT("{\"eq\":[\"pid\",\"12\"]}",
              "field \"pid\" is numeric: its constant must be a number");
     T_REJECT("{\"eq\":[\"execname\",12]}",
@@ -64,6 +68,99 @@ static void test_rejects_with_messages(void)
     T_REJECT("{\"and\":[{\"eq\":[\"pid\",1]}]}", "\"and\" needs at least 2 predicates, found 1");
     T_REJECT("{\"or\":{}}", "predicate key does not point to an array");
     T_REJECT("{\"and\":[{},[]]}", "predicate must be an object");
+}
+
+static void test_under_rejects(void)
+{
+    T_REJECT("{\"under\":\"container\"}", "predicate key does not point to an array");
+    T_REJECT("{\"under\":[\"container\"]}",
+             "predicate array must have exactly 2 elements, found 1");
+    T_NOFIELD("{\"under\":[\"zone\",\"/a\"]}", "no such field for specified metric: zone");
+    T_REJECT("{\"under\":[\"pid\",\"/a\"]}",
+             "\"under\" applies only to \"container\", not \"pid\"");
+    T_REJECT("{\"under\":[\"execname\",\"/a\"]}",
+             "\"under\" applies only to \"container\", not \"execname\"");
+    T_REJECT("{\"under\":[\"container\",5]}",
+             "\"under\" takes a cgroup path: its constant must be a string");
+    T_REJECT("{\"under\":[\"container\",\"acme.slice\"]}",
+             "\"under\" needs an absolute cgroup path, not \"acme.slice\"");
+    T_REJECT("{\"under\":[\"container\",\"\"]}",
+             "\"under\" needs an absolute cgroup path, not \"\"");
+    T_REJECT("{\"under\":[\"container\",\"/a/../b\"]}",
+             "cgroup path \"/a/../b\" may not contain \".\" or \"..\"");
+    T_REJECT("{\"under\":[\"container\",\"/a/.\"]}",
+             "cgroup path \"/a/.\" may not contain \".\" or \"..\"");
+    T_REJECT("{\"or\":[{\"eq\":[\"pid\",1]},{\"under\":[\"container\",\"..\"]}]}",
+             "\"under\" needs an absolute cgroup path, not \"..\"");
+    /* a metric without a cgroup field says which field "under" is for */
+    static const struct sn_field_def no_cg[] = {{"pid", SN_FIELD_NUMERIC, 0, NULL, NULL}};
+    struct sn_pred p;
+    char why[256];
+    json_t *j = json_loads("{\"under\":[\"pid\",\"/a\"]}", 0, NULL);
+    T_EQ(sn_pred_compile(j, no_cg, 1, &p, why, sizeof(why)), -EINVAL);
+    T_STR(why, "\"under\" applies only to \"container\", not \"pid\"");
+    json_decref(j);
+    /* JSON may hold a NUL in a string; a path may not */
+    j = json_loads("{\"under\":[\"container\",\"/a\\u0000b\"]}", JSON_ALLOW_NUL, NULL);
+    T_EQ(sn_pred_compile(j, fields, NFIELDS, &p, why, sizeof(why)), -EINVAL);
+    T_STR(why, "cgroup path \"/a...\" may not contain a NUL byte");
+    json_decref(j);
+    /* more path text than a predicate holds */
+    char big[4096] = "{\"or\":[";
+    for (int i = 0; i < 12; i++) {
+        char leaf[160];
+        snprintf(leaf, sizeof(leaf), "%s{\"under\":[\"container\",\"/%d%0100d\"]}", i ? "," : "", i,
+                 0);
+        strcat(big, leaf);
+    }
+    strcat(big, "]}");
+    T_EQ(compile_text(big, &p, why), -E2BIG);
+    T_STR(why, "cgroup paths too long (at most 1023 bytes in all)");
+    T_EQ(p.n, 0);
+}
+
+static void test_under_shapes(void)
+{
+    struct sn_pred p;
+    char why[256];
+
+    /* a path that exists nowhere is fine: it matches nothing until it does */
+    T_EQ(compile_text("{\"under\":[\"container\",\"/acme.slice\"]}", &p, why), 0);
+    T_EQ(p.n, 1);
+    T_EQ(p.insn[0].op, SN_PRED_UNDER);
+    T_EQ(p.insn[0].field, F_CONTAINER);
+    T_EQ(p.insn[0].n, 0);
+    T_STR(sn_pred_under_path(&p, &p.insn[0]), "/acme.slice");
+    /* normalized: "//" and a trailing "/" drop out; names that merely start with dots stay */
+    T_EQ(compile_text("{\"under\":[\"container\",\"//a///..b/.c/\"]}", &p, why), 0);
+    T_STR(sn_pred_under_path(&p, &p.insn[0]), "/a/..b/.c");
+    /* each distinct path once in the text */
+    T_EQ(compile_text("{\"and\":[{\"eq\":[\"pid\",1]},{\"or\":[{\"under\":[\"container\",\"/a\"]},"
+                      "{\"under\":[\"container\",\"/b\"]},{\"under\":[\"container\",\"/a/\"]}]}]}",
+                      &p, why),
+         0);
+    T_EQ(p.n, 7); /* eq under under OR under OR AND */
+    T_EQ(p.insn[1].op, SN_PRED_UNDER);
+    T_EQ(p.insn[2].op, SN_PRED_UNDER);
+    T_EQ(p.insn[4].op, SN_PRED_UNDER);
+    T_STR(sn_pred_under_path(&p, &p.insn[1]), "/a");
+    T_STR(sn_pred_under_path(&p, &p.insn[2]), "/b");
+    T_EQ(p.insn[4].n, p.insn[1].n);
+    T_EQ(p.insn[2].n, 3);
+    T_OK(sn_pred_under_path(&p, &p.insn[0]) == NULL); /* not an UNDER leaf */
+    /* under the root: everything, so no leaf at all */
+    T_EQ(compile_text("{\"under\":[\"container\",\"/\"]}", &p, why), 0);
+    T_EQ(p.n, 1);
+    T_EQ(p.insn[0].op, SN_PRED_TRUE);
+    T_EQ(compile_text("{\"under\":[\"container\",\"///\"]}", &p, why), 0);
+    T_EQ(p.insn[0].op, SN_PRED_TRUE);
+    /* the longest that fits: 1023 bytes of text with its NUL */
+    char one[1200];
+    snprintf(one, sizeof(one), "{\"under\":[\"container\",\"/%01021d\"]}", 7);
+    T_EQ(compile_text(one, &p, why), 0);
+    T_EQ(strlen(sn_pred_under_path(&p, &p.insn[0])), 1022);
+    snprintf(one, sizeof(one), "{\"under\":[\"container\",\"/%01023d\"]}", 7);
+    T_EQ(compile_text(one, &p, why), -E2BIG);
 }
 
 static void test_shapes(void)
@@ -109,6 +206,13 @@ static struct sn_event ev(const char *exec, int64_t pid, int64_t lat)
     return e;
 }
 
+static struct sn_event in_cgroup(const char *path)
+{
+    struct sn_event e = ev("x", 0, 0);
+    e.cgroup = path;
+    return e;
+}
+
 static bool eval_text(const char *text, struct sn_event e)
 {
     struct sn_pred p;
@@ -144,11 +248,60 @@ static void test_evaluation(void)
     /* a malformed program is false, never a crash */
     struct sn_pred bad = {.n = 1, .insn = {{.op = SN_PRED_AND}}};
     T_OK(!sn_pred_eval(&bad, &(struct sn_event){0}));
+    struct sn_pred bad_under = {.n = 1, .insn = {{.op = SN_PRED_UNDER, .n = SN_PRED_SCOPE_LEN}}};
+    T_OK(!sn_pred_eval(&bad_under, &(struct sn_event){.cgroup = "/"}));
+    memset(bad_under.scope, 'a', sizeof(bad_under.scope)); /* no NUL */
+    bad_under.insn[0].n = 0;
+    T_OK(!sn_pred_eval(&bad_under, &(struct sn_event){.cgroup = "/"}));
+}
+
+/* "under": component by component, as the kernel's cgroup_scope bits are (a walk of the
+ * prefix's subtree) */
+static void test_under_evaluation(void)
+{
+    static const struct {
+        const char *path, *prefix;
+        bool under;
+    } t[] = {
+        {"/a", "/a", true},
+        {"/a/b", "/a", true},
+        {"/a/b/c", "/a/b", true},
+        {"/ab", "/a", false},
+        {"/", "/a", false},
+        {"/a", "/a/b", false},
+        {"/b/a", "/a", false},
+        {"/a.slice", "/a", false},
+        {"/a", "/", true},
+        {"/", "/", true},
+        {"/x/y", "/", true},
+        {"/a/b", "/a/", true},
+        {"/acme.slice/x", "/acme.slice", true},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        t_note("%s under %s", t[i].path, t[i].prefix);
+        T_EQ(sn_cgroup_under(t[i].path, t[i].prefix), t[i].under);
+    }
+    const char *a = "{\"under\":[\"container\",\"/acme.slice\"]}";
+    T_OK(eval_text(a, in_cgroup("/acme.slice")));
+    T_OK(eval_text(a, in_cgroup("/acme.slice/web.scope")));
+    T_OK(!eval_text(a, in_cgroup("/acme.slice2")));
+    T_OK(!eval_text(a, in_cgroup("/")));
+    T_OK(!eval_text(a, in_cgroup(NULL))); /* unknown: nothing's */
+    T_OK(eval_text("{\"under\":[\"container\",\"/\"]}", in_cgroup(NULL)));
+    /* a tenant's wrapping: the user's predicate and its containers */
+    const char *t2 = "{\"and\":[{\"eq\":[\"execname\",\"x\"]},{\"or\":[{\"under\":[\"container\","
+                     "\"/acme.slice\"]},{\"under\":[\"container\",\"/acme2.slice/db\"]}]}]}";
+    T_OK(eval_text(t2, in_cgroup("/acme.slice/a")));
+    T_OK(eval_text(t2, in_cgroup("/acme2.slice/db/x")));
+    T_OK(!eval_text(t2, in_cgroup("/acme2.slice/web")));
+    T_OK(!eval_text(t2, in_cgroup("/other.slice")));
 }
 
 /* --- differential: random trees, direct evaluation of the JSON vs the compiled program --- */
 
 static const char *const names[] = {"nginx", "sh", "postgres", "a"};
+static const char *const prefixes[] = {"/a", "/a/b", "/ab", "/b/", "//a", "/", "/a/b/c"};
+static const char *const cgroups[] = {NULL, "/", "/a", "/a/b", "/a/bc", "/ab", "/b/a", "/b"};
 
 static json_t *random_pred(int depth, int *leaves)
 {
@@ -156,6 +309,8 @@ static json_t *random_pred(int depth, int *leaves)
     if (kind < 2 || *leaves > 12) {
         static const char *const numops[] = {"eq", "ne", "lt", "le", "gt", "ge"};
         (*leaves)++;
+        if (t_rand() % 5 == 0)
+            return json_pack("{s:[s,s]}", "under", "container", prefixes[t_rand() % 7]);
         if (t_rand() % 3 == 0)
             return json_pack("{s:[s,s]}", t_rand() % 2 ? "eq" : "ne", "execname",
                              names[t_rand() % 4]);
@@ -169,6 +324,35 @@ static json_t *random_pred(int depth, int *leaves)
     for (int i = 0; i < n; i++)
         json_array_append_new(arr, random_pred(depth + 1, leaves));
     return json_pack("{s:o}", kind == 2 ? "and" : "or", arr);
+}
+
+/* The i-th "/"-separated component of path (empty ones skipped), its length in *n; NULL past
+ * the last. */
+static const char *component(const char *path, int i, size_t *n)
+{
+    for (;;) {
+        while (*path == '/')
+            path++;
+        if (!*path)
+            return NULL;
+        *n = strcspn(path, "/");
+        if (i-- == 0)
+            return path;
+        path += *n;
+    }
+}
+
+/* every component of prefix equals the event path's at the same place */
+static bool direct_under(const char *path, const char *prefix)
+{
+    size_t n, m;
+    const char *c;
+    for (int i = 0; (c = component(prefix, i, &n)); i++) {
+        const char *d = path ? component(path, i, &m) : NULL;
+        if (!d || m != n || memcmp(c, d, n) != 0)
+            return false;
+    }
+    return true;
 }
 
 static bool direct(const json_t *p, const struct sn_event *e)
@@ -189,6 +373,8 @@ static bool direct(const json_t *p, const struct sn_event *e)
             return !strcmp(key, "and") ? all : any;
         }
         const char *f = json_string_value(json_array_get(v, 0));
+        if (!strcmp(key, "under"))
+            return direct_under(e->cgroup, json_string_value(json_array_get(v, 1)));
         if (!strcmp(f, "execname")) {
             bool eq = !strcmp(e->str[F_EXECNAME], json_string_value(json_array_get(v, 1)));
             return !strcmp(key, "eq") ? eq : !eq;
@@ -232,6 +418,7 @@ static void test_differential(void)
         for (int j = 0; j < 20; j++) {
             struct sn_event e =
                 ev(names[t_rand() % 4], (int64_t)(t_rand() % 7) - 3, (int64_t)(t_rand() % 7) - 3);
+            e.cgroup = cgroups[t_rand() % 8];
             if (!T_EQ(sn_pred_eval(&prog, &e), direct(p, &e))) {
                 char *s = json_dumps(p, 0);
                 t_note("%s", s);
@@ -249,8 +436,11 @@ int main(int argc, char **argv)
 {
     t_init(argc, argv);
     t_run("invalid predicates are rejected with CA's messages", test_rejects_with_messages);
+    t_run("invalid \"under\" leaves are rejected with clear messages", test_under_rejects);
     t_run("compiled program shapes and limits", test_shapes);
+    t_run("\"under\": normalized paths, kept once, root folds to true", test_under_shapes);
     t_run("evaluation by hand", test_evaluation);
+    t_run("\"under\": component-wise cgroup prefixes", test_under_evaluation);
     t_run("3,000 random predicates: program == direct evaluation", test_differential);
     return t_done();
 }

@@ -62,7 +62,7 @@ static bool parse_cgroup(const char *text, int64_t *out)
 }
 
 static const struct sn_field_def fields[] = {
-    {"container", SN_FIELD_DISCRETE, SN_SC_CONTAINER, parse_cgroup, NULL},
+    {"container", SN_FIELD_CGROUP, SN_SC_CONTAINER, parse_cgroup, NULL},
     {"nic", SN_FIELD_DISCRETE, SN_SC_DEVICE, NULL, NULL},
 };
 
@@ -87,7 +87,7 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Makes <root>/snt-<pid>-<tag>; rel receives "/snt-<pid>-<tag>". */
+/* Makes <root>/snt-<pid>-<tag>; rel receives "/snt-<pid>-<tag>". A tag "a/b" makes b in a. */
 static bool cg_make(const char *tag, char *rel, size_t len, uint64_t *id)
 {
     char full[1024];
@@ -109,7 +109,7 @@ static void cleanup(void)
         waitpid(kids[i], NULL, 0);
     }
     nkids = 0;
-    for (int i = 0; i < ncgs; i++) {
+    for (int i = ncgs - 1; i >= 0; i--) { /* children before their parents */
         char full[1024];
         snprintf(full, sizeof(full), "%s%s", sn_cgroup_root(), cgs[i]);
         for (int tries = 0; tries < 200 && rmdir(full) != 0 && errno == EBUSY; tries++)
@@ -427,6 +427,55 @@ static void test_rss(void)
     cleanup();
 }
 
+/* "under": a parent cgroup's predicate picks the rows of its child, by path, for cpu.usage
+ * (the cgroup walk) and memory.rss (/proc/<pid>/cgroup) alike */
+static void under_body(void)
+{
+    char rel_u[128], rel_in[128], pred[512];
+    uint64_t u, in, rss, cpu;
+    struct cells cs;
+
+    T_REQUIRE(smp != NULL);
+    T_REQUIRE(cg_make("u", rel_u, sizeof(rel_u), &u));
+    T_REQUIRE(cg_make("u/in", rel_in, sizeof(rel_in), &in));
+    T_REQUIRE(spawn(rel_in, RSS64, NULL, NULL) > 0);
+    T_REQUIRE(spawn(rel_in, SPIN, NULL, NULL) > 0);
+    T_EQ(sn_sampler_read(smp, BIT(SN_METRIC_CPU_USAGE) | BIT(SN_METRIC_MEM_RSS)), 0);
+    sleep_ms(300);
+    T_EQ(sn_sampler_read(smp, BIT(SN_METRIC_CPU_USAGE) | BIT(SN_METRIC_MEM_RSS)), 0);
+
+    const char *const under[] = {rel_u, rel_in};
+    for (int i = 0; i < 2; i++) {
+        snprintf(pred, sizeof(pred), "{\"under\":[\"container\",\"%s\"]}", under[i]);
+        struct sn_slot_spec m = spec_for(SN_METRIC_MEM_RSS, pred, SN_SC_CONTAINER, 100);
+        struct sn_slot_spec c = spec_for(SN_METRIC_CPU_USAGE, pred, SN_SC_CONTAINER, 100);
+        T_REQUIRE(m.pred.n > 0 && c.pred.n > 0);
+        T_EQ(cells_of(smp, &m, &cs), 1); /* the child cgroup's processes, nothing else */
+        rss = num_cell(&cs, (int64_t)in);
+        T_OK(rss >= 64 * MIB);
+        T_EQ(cells_of(smp, &c, &cs), 1);
+        cpu = num_cell(&cs, (int64_t)in);
+        NOTE("under %s: rss %" PRIu64 ", cpu %" PRIu64 "%%", under[i], rss, cpu);
+        T_OK(cpu >= 50);
+    }
+    /* a name that merely starts the same, and a path below that does not exist: nothing */
+    snprintf(pred, sizeof(pred),
+             "{\"or\":[{\"under\":[\"container\",\"%s/i\"]},"
+             "{\"under\":[\"container\",\"%s/later\"]}]}",
+             rel_u, rel_in);
+    struct sn_slot_spec none = spec_for(SN_METRIC_MEM_RSS, pred, SN_SC_CONTAINER, 100);
+    T_REQUIRE(none.pred.n > 0);
+    T_EQ(cells_of(smp, &none, &cs), 0);
+    none = spec_for(SN_METRIC_CPU_USAGE, pred, SN_SC_CONTAINER, 100);
+    T_EQ(cells_of(smp, &none, &cs), 0);
+}
+
+static void test_under(void)
+{
+    under_body();
+    cleanup();
+}
+
 /* A directory on a disk-backed file system (page cache eviction must be possible). */
 static const char *disk_dir(void)
 {
@@ -662,6 +711,7 @@ int main(int argc, char **argv)
     t_run("open", test_open);
     t_run("cpu_usage", test_cpu);
     t_run("memory_rss", test_rss);
+    t_run("under", test_under);
     t_run("memory_pageins", test_pageins);
     t_run("nic", test_nic);
     t_run("cost", test_cost);
