@@ -190,7 +190,8 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
         parsed = json_loads(json_string_value(pred), JSON_DECODE_ANY, &jerr);
         if (!parsed) {
             text = json_dumps(pred, JSON_ENCODE_ANY | JSON_COMPACT); /* quoted and escaped */
-            rc = fail(why, whylen, "value %.200s for field \"predicate\" is invalid: invalid JSON: %s",
+            rc = fail(why, whylen,
+                      "value %.200s for field \"predicate\" is invalid: invalid JSON: %s",
                       text ? text : "?", jerr.text);
             free(text);
             return rc;

@@ -325,8 +325,7 @@ static int frame_view(const struct sn_wire_frame *f, struct sn_ds_slot *v)
     if (!v->e)
         return -ENOMEM;
     for (size_t i = 0; i < f->n; i++)
-        v->e[i] = (struct sn_ds_entry){f->entries[i].key, f->entries[i].count,
-                                       f->entries[i].hist};
+        v->e[i] = (struct sn_ds_entry){f->entries[i].key, f->entries[i].count, f->entries[i].hist};
     v->n = f->n;
     return 0;
 }
@@ -497,8 +496,12 @@ static void put_i64(struct buf *b, int64_t v)
 static int put_slot(struct buf *b, const struct sn_dataset *ds, const struct sn_ds_slot *s)
 {
     struct sn_wire_entry one, *e = s->n ? malloc(s->n * sizeof(*e)) : NULL;
-    struct sn_wire_frame f = {.id = "ds", .host = "ds", .t = s->t, .arity = ds->o.arity,
-                              .total = s->count, .over_cap = s->over_cap,
+    struct sn_wire_frame f = {.id = "ds",
+                              .host = "ds",
+                              .t = s->t,
+                              .arity = ds->o.arity,
+                              .total = s->count,
+                              .over_cap = s->over_cap,
                               .map_full = s->map_full};
     size_t len;
     ssize_t rc;

@@ -39,16 +39,16 @@ struct sn_ds_entry {
 
 /* One slot's value (or an interval's sum of them). Read-only outside dataset.c. */
 struct sn_ds_slot {
-    int64_t t;              /* start of the slot (a multiple of G) */
-    uint64_t count;         /* the scalar value; for the other arities, every event counted */
-    struct sn_hist *total;  /* numeric arities: the histogram over all keys */
-    size_t n;               /* discrete and numeric-by-key: entries, sorted by key (strcmp) */
-    struct sn_ds_entry *e;  /* */
-    size_t cap;             /* entries allocated */
-    uint64_t over_cap;      /* events the agents counted under "other" (key cap) */
-    uint64_t map_full;      /* events the agents' kernels could not count */
-    uint32_t nsrc;          /* distinct sources that reported in the slot */
-    uint32_t *src;          /* their indices (sn_ds_source_name()), ascending */
+    int64_t t;             /* start of the slot (a multiple of G) */
+    uint64_t count;        /* the scalar value; for the other arities, every event counted */
+    struct sn_hist *total; /* numeric arities: the histogram over all keys */
+    size_t n;              /* discrete and numeric-by-key: entries, sorted by key (strcmp) */
+    struct sn_ds_entry *e; /* */
+    size_t cap;            /* entries allocated */
+    uint64_t over_cap;     /* events the agents counted under "other" (key cap) */
+    uint64_t map_full;     /* events the agents' kernels could not count */
+    uint32_t nsrc;         /* distinct sources that reported in the slot */
+    uint32_t *src;         /* their indices (sn_ds_source_name()), ascending */
 };
 
 struct sn_ds_opts {

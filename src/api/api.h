@@ -15,7 +15,7 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp);
 /* The body size accepted on a path: CA's 4 KiB, more for ingest. */
 size_t sn_api_limit(void *ctx, const char *method, const char *path);
 
-#define SN_API_BODY_MAX   4096
+#define SN_API_BODY_MAX    4096
 #define SN_INGEST_BODY_MAX (16u << 20)
 
 #endif

@@ -99,15 +99,15 @@ void sn_api_legacy_metrics(struct sn_call *c)
         stats = json_object_get(mod, "stats");
         for (size_t k = 0; k < m->nfields; k++) {
             const struct sn_catalog_field *f = &m->fields[k];
-            const char *t = strcmp(f->type, "time") == 0 ? "latency"
+            const char *t = strcmp(f->type, "time") == 0      ? "latency"
                             : f->def.kind == SN_FIELD_NUMERIC ? "number"
                                                               : "string";
             json_object_set_new(fields, f->def.name,
                                 json_pack("{s:s,s:s}", "label", f->label, "type", t));
         }
-        json_object_set_new(stats, m->stat,
-                            json_pack("{s:s,s:s,s:o}", "label", m->label, "type", "unused",
-                                      "fields", fields));
+        json_object_set_new(
+            stats, m->stat,
+            json_pack("{s:s,s:s,s:o}", "label", m->label, "type", "unused", "fields", fields));
     }
     sn_resp_json(c->resp, 200, out);
 }

@@ -32,8 +32,8 @@ struct hm_req {
     double hues[SN_HM_MAX_LAYERS + 1];
     size_t nhues;
     char selbuf[4096], huebuf[1024];
-    int64_t x, y;                 /* details */
-    double pct[16];               /* percentile(s) */
+    int64_t x, y;   /* details */
+    double pct[16]; /* percentile(s) */
     size_t npct;
 };
 
@@ -196,8 +196,9 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
                 return false;
             }
             if (d < 0 || d > 1) {
-                CA_INVAL(c, "value \"%.64s\" for param \"percentile\" not valid: value too %s "
-                            "(%s: %d)",
+                CA_INVAL(c,
+                         "value \"%.64s\" for param \"percentile\" not valid: value too %s "
+                         "(%s: %d)",
                          pv[i], d < 0 ? "small" : "large", d < 0 ? "min" : "max", d < 0 ? 0 : 1);
                 return false;
             }
@@ -277,8 +278,8 @@ static void columns_fini(struct columns *c)
 }
 
 /* The total's and each selected key's ranges per column [start + i*G]. */
-static int columns_of(const struct sn_instn *in, int64_t start, size_t ncols, const char *const *sel,
-                      size_t nsel, struct columns *cols)
+static int columns_of(const struct sn_instn *in, int64_t start, size_t ncols,
+                      const char *const *sel, size_t nsel, struct columns *cols)
 {
     memset(cols, 0, sizeof(*cols));
     cols->total = calloc(ncols, sizeof(*cols->total));
@@ -440,8 +441,8 @@ static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
     int64_t ncols = v->iv.duration / in->granularity;
     int64_t w = h->p.width, ht = h->p.height, nb = h->p.nbuckets;
-    int64_t col = ((h->x + 1) * ncols + w - 1) / w - 1;         /* the column drawn at x */
-    int64_t row = ((h->y + 1) * nb + ht - 1) / ht - 1;          /* the bucket band at y */
+    int64_t col = ((h->x + 1) * ncols + w - 1) / w - 1; /* the column drawn at x */
+    int64_t row = ((h->y + 1) * nb + ht - 1) / ht - 1;  /* the bucket band at y */
     int j = (int)(nb - 1 - row);
     double lo = llround(sn_hm_edge(h->p.ymin, h->p.ymax, (int)nb, j, h->p.log));
     double hi = llround(sn_hm_edge(h->p.ymin, h->p.ymax, (int)nb, j + 1, h->p.log));
@@ -514,14 +515,14 @@ static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t
                             sum > 0 ? json_real(sn_hm_average(map, h->p.nbuckets, h->p.ymin, ymax))
                                     : json_null());
     } else if (h->npct == 1) {
-        json_object_set_new(o, "percentile",
-                            json_real(sn_hm_percentile(map, h->p.nbuckets, h->p.ymin, ymax,
-                                                       h->pct[0])));
+        json_object_set_new(
+            o, "percentile",
+            json_real(sn_hm_percentile(map, h->p.nbuckets, h->p.ymin, ymax, h->pct[0])));
     } else {
         json_t *arr = json_array();
         for (size_t i = 0; i < h->npct; i++)
-            json_array_append_new(arr, json_real(sn_hm_percentile(map, h->p.nbuckets, h->p.ymin,
-                                                                   ymax, h->pct[i])));
+            json_array_append_new(
+                arr, json_real(sn_hm_percentile(map, h->p.nbuckets, h->p.ymin, ymax, h->pct[i])));
         json_object_set_new(o, "percentile", arr);
     }
     rc = 0;
@@ -568,10 +569,10 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
     out = v.array ? json_array() : NULL;
     for (size_t k = 0; k < v.n; k++) {
         json_t *o = json_object();
-        int rc = img                              ? image(c, in, &v, k, h, o, NULL, NULL)
-                 : strcmp(what, "details") == 0   ? details(c, in, &v, k, h, o)
-                 : strcmp(what, "average") == 0   ? column_stat(in, &v, k, h, true, o)
-                                                  : column_stat(in, &v, k, h, false, o);
+        int rc = img                            ? image(c, in, &v, k, h, o, NULL, NULL)
+                 : strcmp(what, "details") == 0 ? details(c, in, &v, k, h, o)
+                 : strcmp(what, "average") == 0 ? column_stat(in, &v, k, h, true, o)
+                                                : column_stat(in, &v, k, h, false, o);
         if (rc < 0) {
             json_decref(o);
             json_decref(out);
@@ -592,8 +593,7 @@ out:
     if (img && c->resp->status == 200) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         atomic_fetch_add(&c->s->c.renders, 1);
-        atomic_fetch_add(&c->s->c.render_ns,
-                         (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-                                    (t1.tv_nsec - t0.tv_nsec)));
+        atomic_fetch_add(&c->s->c.render_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+                                                        (t1.tv_nsec - t0.tv_nsec)));
     }
 }

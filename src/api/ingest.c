@@ -109,8 +109,7 @@ static int binary(const unsigned char *p, size_t len, struct ingest *g)
         flen = le32toh(flen);
         at += 4;
         if (flen > len - at) {
-            snprintf(g->why, sizeof(g->why), "frame %d: length %u runs past the body", n + 1,
-                     flen);
+            snprintf(g->why, sizeof(g->why), "frame %d: length %u runs past the body", n + 1, flen);
             return -EINVAL;
         }
         if (n == MAX_FRAMES) {
@@ -136,8 +135,8 @@ static int pass(struct sn_call *c, bool bin, struct ingest *g)
     g->nframes = 0;
     if (bin)
         return binary(c->req->body, c->req->body_len, g);
-    return sn_wire_frames_from_text((const char *)c->req->body, c->req->body_len, MAX_FRAMES,
-                                    one, g, g->why, sizeof(g->why));
+    return sn_wire_frames_from_text((const char *)c->req->body, c->req->body_len, MAX_FRAMES, one,
+                                    g, g->why, sizeof(g->why));
 }
 
 void sn_api_ingest(struct sn_call *c)
@@ -169,8 +168,8 @@ void sn_api_ingest(struct sn_call *c)
         return;
     }
     sn_resp_json(c->resp, 200,
-                 json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "frames", (json_int_t)g.nframes,
-                           "accepted", (json_int_t)g.accepted, "unknown", (json_int_t)g.unknown,
-                           "late", (json_int_t)g.late, "future", (json_int_t)g.future,
-                           "duplicate", (json_int_t)g.duplicate));
+                 json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "frames", (json_int_t)g.nframes, "accepted",
+                           (json_int_t)g.accepted, "unknown", (json_int_t)g.unknown, "late",
+                           (json_int_t)g.late, "future", (json_int_t)g.future, "duplicate",
+                           (json_int_t)g.duplicate));
 }

@@ -44,16 +44,15 @@ json_t *sn_api_props(struct sn_call *c, struct sn_instn *in)
         snprintf(u, sizeof(u), "%s/value/raw", uri);
         json_array_append_new(uris, json_pack("{s:s,s:s}", "uri", u, "name", "value_raw"));
     }
-    o = json_pack("{s:s,s:s,s:O,s:O,s:I,s:s,s:b,s:I,s:I,s:{},s:I,s:I,s:b,s:I,s:s,s:s,s:s,s:o}",
-                  "module", in->metric->module, "stat", in->metric->stat, "predicate",
-                  in->predicate, "decomposition", in->decomposition, "value-dimension",
-                  (json_int_t)(1 + json_array_size(in->decomposition)), "value-arity",
-                  sn_arity_name(in->arity), "enabled", 1, "retention-time",
-                  (json_int_t)in->retention, "idle-max", (json_int_t)in->idle_max,
-                  "transformations", "nsources", (json_int_t)nsrc, "granularity",
-                  (json_int_t)in->granularity, "persist-data", in->persist, "crtime",
-                  (json_int_t)in->crtime_ms, "value-scope",
-                  in->metric->point ? "point" : "interval", "uri", uri, "id", "", "uris", uris);
+    o = json_pack(
+        "{s:s,s:s,s:O,s:O,s:I,s:s,s:b,s:I,s:I,s:{},s:I,s:I,s:b,s:I,s:s,s:s,s:s,s:o}", "module",
+        in->metric->module, "stat", in->metric->stat, "predicate", in->predicate, "decomposition",
+        in->decomposition, "value-dimension", (json_int_t)(1 + json_array_size(in->decomposition)),
+        "value-arity", sn_arity_name(in->arity), "enabled", 1, "retention-time",
+        (json_int_t)in->retention, "idle-max", (json_int_t)in->idle_max, "transformations",
+        "nsources", (json_int_t)nsrc, "granularity", (json_int_t)in->granularity, "persist-data",
+        in->persist, "crtime", (json_int_t)in->crtime_ms, "value-scope",
+        in->metric->point ? "point" : "interval", "uri", uri, "id", "", "uris", uris);
     if (o) {
         char id[24];
         snprintf(id, sizeof(id), "%" PRIu64, in->id);
@@ -176,8 +175,8 @@ static bool prop_bool(const json_t *v, bool *out)
         *out = json_is_true(v);
         return true;
     }
-    if (json_is_string(v) && (!strcmp(json_string_value(v), "true") ||
-                              !strcmp(json_string_value(v), "false"))) {
+    if (json_is_string(v) &&
+        (!strcmp(json_string_value(v), "true") || !strcmp(json_string_value(v), "false"))) {
         *out = json_string_value(v)[0] == 't';
         return true;
     }
@@ -287,12 +286,11 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
             json_decref(p);
             return;
         }
-        body = json_pack("{s:s,s:s,s:O,s:O,s:I,s:I,s:I,s:b}", "module", src->metric->module,
-                         "stat", src->metric->stat, "predicate", src->predicate,
-                         "decomposition", src->decomposition, "granularity",
-                         (json_int_t)src->granularity, "retention-time",
-                         (json_int_t)src->retention, "idle-max", (json_int_t)src->idle_max,
-                         "persist-data", src->persist);
+        body = json_pack("{s:s,s:s,s:O,s:O,s:I,s:I,s:I,s:b}", "module", src->metric->module, "stat",
+                         src->metric->stat, "predicate", src->predicate, "decomposition",
+                         src->decomposition, "granularity", (json_int_t)src->granularity,
+                         "retention-time", (json_int_t)src->retention, "idle-max",
+                         (json_int_t)src->idle_max, "persist-data", src->persist);
         pthread_rwlock_unlock(&c->s->lock);
         json_object_update(body, p);
         json_decref(p);

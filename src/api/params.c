@@ -72,13 +72,13 @@ bool sn_param_int(struct sn_call *c, const char *name, int64_t min, int64_t max,
         return false;
     }
     if (v < min) {
-        CA_INVAL(c, "value \"%.100s\" for param \"%s\" not valid: value too small (min: %lld)",
-                 raw, name, (long long)min);
+        CA_INVAL(c, "value \"%.100s\" for param \"%s\" not valid: value too small (min: %lld)", raw,
+                 name, (long long)min);
         return false;
     }
     if (v > max) {
-        CA_INVAL(c, "value \"%.100s\" for param \"%s\" not valid: value too large (max: %lld)",
-                 raw, name, (long long)max);
+        CA_INVAL(c, "value \"%.100s\" for param \"%s\" not valid: value too large (max: %lld)", raw,
+                 name, (long long)max);
         return false;
     }
     *out = v;
@@ -106,8 +106,8 @@ bool sn_param_double(struct sn_call *c, const char *name, double min, double max
     }
     if (v < min || v > max) {
         sn_fmt_double(lim, v < min ? min : max);
-        CA_INVAL(c, "value \"%.100s\" for param \"%s\" not valid: value too %s (%s: %s)", raw,
-                 name, v < min ? "small" : "large", v < min ? "min" : "max", lim);
+        CA_INVAL(c, "value \"%.100s\" for param \"%s\" not valid: value too %s (%s: %s)", raw, name,
+                 v < min ? "small" : "large", v < min ? "min" : "max", lim);
         return false;
     }
     *out = v;

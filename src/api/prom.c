@@ -67,8 +67,7 @@ void sn_api_prometheus(struct sn_call *c)
     emit(&o, "sonde_events_dropped_total", "counter",
          "Events agents could not count exactly, by reason.", "{reason=\"over_cap\"}",
          C(events_over_cap));
-    emit(&o, "sonde_events_dropped_total", NULL, NULL, "{reason=\"map_full\"}",
-         C(events_map_full));
+    emit(&o, "sonde_events_dropped_total", NULL, NULL, "{reason=\"map_full\"}", C(events_map_full));
     emit(&o, "sonde_instrumentations_reaped_total", "counter",
          "Instrumentations deleted after idle-max seconds without access.", NULL, C(reaped));
     emit(&o, "sonde_heatmap_renders_total", "counter", "Heatmap images served.", NULL, C(renders));
@@ -77,8 +76,8 @@ void sn_api_prometheus(struct sn_call *c)
          C(render_ns) / 1e9);
     emit(&o, "sonde_raw_requests_total", "counter", "Raw value requests answered.", NULL,
          C(raw_requests));
-    emit(&o, "sonde_raw_seconds_total", "counter", "Time spent answering raw value requests.",
-         NULL, C(raw_ns) / 1e9);
+    emit(&o, "sonde_raw_seconds_total", "counter", "Time spent answering raw value requests.", NULL,
+         C(raw_ns) / 1e9);
     if (s->http)
         sn_http_stats(s->http, &hs);
     emit(&o, "sonde_http_requests_total", "counter", "HTTP requests answered, by status class.",
@@ -88,8 +87,8 @@ void sn_api_prometheus(struct sn_call *c)
     emit(&o, "sonde_http_requests_total", NULL, NULL, "{code=\"5xx\"}", (double)hs.by_class[5]);
     emit(&o, "sonde_http_long_polls_total", "counter",
          "Value requests that waited for sources to report.", NULL, (double)hs.parked);
-    emit(&o, "sonde_http_too_large_total", "counter", "Requests refused for their body size.",
-         NULL, (double)hs.too_large);
+    emit(&o, "sonde_http_too_large_total", "counter", "Requests refused for their body size.", NULL,
+         (double)hs.too_large);
     emit(&o, "sonde_http_response_bytes_total", "counter", "Response body bytes sent.", NULL,
          (double)hs.bytes_out);
     pthread_rwlock_rdlock(&s->lock);
@@ -100,12 +99,12 @@ void sn_api_prometheus(struct sn_call *c)
     if (s->collector) {
         uint64_t secs, last, on;
         sn_collector_stats(s->collector, &secs, &last, &on);
-        emit(&o, "sonde_agent_collections_total", "counter",
-             "Seconds the local agent collected.", NULL, (double)secs);
-        emit(&o, "sonde_agent_collection_seconds", "gauge",
-             "How long the last collection took.", NULL, (double)last / 1e9);
-        emit(&o, "sonde_agent_instrumentations", "gauge",
-             "Instrumentations the local agent runs.", NULL, (double)on);
+        emit(&o, "sonde_agent_collections_total", "counter", "Seconds the local agent collected.",
+             NULL, (double)secs);
+        emit(&o, "sonde_agent_collection_seconds", "gauge", "How long the last collection took.",
+             NULL, (double)last / 1e9);
+        emit(&o, "sonde_agent_instrumentations", "gauge", "Instrumentations the local agent runs.",
+             NULL, (double)on);
     }
     emit(&o, "sonde_start_time_seconds", "gauge", "When this server started (Unix time).", NULL,
          (double)s->started);

@@ -152,8 +152,8 @@ static bool parse_body(struct sn_call *c)
     if (r->body_parsed || !r->body_len)
         return true;
     r->body_parsed = true;
-    while (i < r->body_len && (r->body[i] == ' ' || r->body[i] == '\n' || r->body[i] == '\r' ||
-                               r->body[i] == '\t'))
+    while (i < r->body_len &&
+           (r->body[i] == ' ' || r->body[i] == '\n' || r->body[i] == '\r' || r->body[i] == '\t'))
         i++;
     if (strncasecmp(ct, "application/json", 16) != 0 &&
         !(i < r->body_len && (r->body[i] == '{' || r->body[i] == '['))) {
@@ -209,8 +209,7 @@ static void facade_dispatch(struct sn_call *c, char **seg, int n)
                 return sn_api_create(c, c->id);
             if (n == 4 && get && strcmp(seg[2], "value") == 0 && strcmp(seg[3], "raw") == 0)
                 return sn_api_raw(c);
-            if (n == 5 && get && strcmp(seg[2], "value") == 0 &&
-                strcmp(seg[3], "heatmap") == 0 &&
+            if (n == 5 && get && strcmp(seg[2], "value") == 0 && strcmp(seg[3], "heatmap") == 0 &&
                 (strcmp(seg[4], "image") == 0 || strcmp(seg[4], "details") == 0))
                 return sn_api_heatmap(c, seg[4]);
         }
@@ -226,9 +225,9 @@ static void facade_reply(struct sn_resp *resp)
     if (resp->park_until_ms > 0 && resp->status == 0)
         return;
     if (resp->status == 404) {
-        sn_resp_json(resp, 404,
-                     json_pack("{s:s,s:s}", "code", "ResourceNotFound", "message",
-                               "no such resource"));
+        sn_resp_json(
+            resp, 404,
+            json_pack("{s:s,s:s}", "code", "ResourceNotFound", "message", "no such resource"));
         return;
     }
     if (resp->ctype && strcmp(resp->ctype, "application/json") == 0 && resp->body)
@@ -238,8 +237,8 @@ static void facade_reply(struct sn_resp *resp)
     if ((err = json_object_get(j, "error"))) {
         const char *msg = json_string_value(json_object_get(err, "message"));
         const char *code = msg && strncmp(msg, "missing value", 13) == 0 ? "MissingParameter"
-                           : resp->status == 409                        ? "InvalidArgument"
-                                                                        : "InternalError";
+                           : resp->status == 409                         ? "InvalidArgument"
+                                                                         : "InternalError";
         int status = resp->status;
         sn_resp_json(resp, status, json_pack("{s:s,s:s}", "code", code, "message", msg ? msg : ""));
         json_decref(j);
@@ -266,16 +265,16 @@ static void admin_status(struct sn_call *c)
         json_array_append_new(
             insts, json_pack("{s:s,s:s,s:b,s:I,s:I}", "key", in->key, "metric", in->metric->stat,
                              "local", in->local, "nsources",
-                             (json_int_t)sn_ds_sources_since(in->ds, now - (int64_t)in->retention), "idle",
-                             (json_int_t)(now - atomic_load(&in->last_access))));
+                             (json_int_t)sn_ds_sources_since(in->ds, now - (int64_t)in->retention),
+                             "idle", (json_int_t)(now - atomic_load(&in->last_access))));
     }
     size_t n = s->n;
     pthread_rwlock_unlock(&s->lock);
     sn_resp_json(c->resp, 200,
                  json_pack("{s:s,s:I,s:s,s:b,s:b,s:I,s:o}", "host", s->host, "uptime",
                            (json_int_t)(now - s->started), "datadir", s->datadir, "agent",
-                           s->collector != NULL, "tenants", s->tenants != NULL,
-                           "ninstrumentations", (json_int_t)n, "instrumentations", insts));
+                           s->collector != NULL, "tenants", s->tenants != NULL, "ninstrumentations",
+                           (json_int_t)n, "instrumentations", insts));
 }
 
 static void deny(struct sn_resp *resp, enum access a)
@@ -323,9 +322,9 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
         return sn_api_prometheus(&c);
     }
     if (n == 0 && strcmp(req->method, "GET") == 0) {
-        sn_resp_json(resp, 200,
-                     json_pack("{s:s,s:s,s:s}", "name", "sonde", "api", "/ca", "metrics",
-                               "/metrics"));
+        sn_resp_json(
+            resp, 200,
+            json_pack("{s:s,s:s,s:s}", "name", "sonde", "api", "/ca", "metrics", "/metrics"));
         return;
     }
     if (n >= 2 && strcmp(seg[1], "analytics") == 0 && strlen(seg[0]) <= SN_TENANT_NAME_MAX) {

@@ -80,9 +80,8 @@ bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, int64_t g, struct 
         CA_INVAL(c, "transformation \"%s\" does not exist", first);
         return false;
     }
-    const json_t *tj = json_is_object(c->req->json) ? json_object_get(c->req->json,
-                                                                       "transformations")
-                                                    : NULL;
+    const json_t *tj =
+        json_is_object(c->req->json) ? json_object_get(c->req->json, "transformations") : NULL;
     if (json_is_array(tj) && json_array_size(tj) > 0) {
         const char *first = json_string_value(json_array_get(tj, 0));
         CA_INVAL(c, "transformation \"%.100s\" does not exist", first ? first : "?");
@@ -135,7 +134,8 @@ void sn_value_point(struct sn_call *c, struct sn_instn *in, const struct sn_valu
     json_object_set_new(o, "start_time", json_integer(start));
     json_object_set_new(o, "duration", json_integer(v->iv.duration));
     json_object_set_new(o, "end_time", json_integer(start + v->iv.duration));
-    json_object_set_new(o, "nsources", json_integer(sn_ds_sources_since(in->ds, now - (int64_t)in->retention)));
+    json_object_set_new(o, "nsources",
+                        json_integer(sn_ds_sources_since(in->ds, now - (int64_t)in->retention)));
     json_object_set_new(o, "minreporting",
                         json_integer(sn_ds_min_reporting(in->ds, start, v->iv.duration)));
     json_object_set_new(o, "requested_start_time", json_integer(rstart));
@@ -164,8 +164,8 @@ json_t *sn_value_ranges(const struct sn_hist *h)
             hi = lo;
         if (lo == plo) { /* buckets without an integer of their own fold into the last */
             json_t *last = json_array_get(arr, json_array_size(arr) - 1);
-            json_array_set_new(last, 1, json_integer(json_integer_value(json_array_get(last, 1)) +
-                                                     (json_int_t)n));
+            json_array_set_new(
+                last, 1, json_integer(json_integer_value(json_array_get(last, 1)) + (json_int_t)n));
             continue;
         }
         json_array_append_new(arr, json_pack("[[I,I],I]", (json_int_t)lo, (json_int_t)hi,

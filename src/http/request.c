@@ -211,7 +211,11 @@ void sn_resp_json(struct sn_resp *resp, int status, json_t *j)
 static void utf8_sanitize(unsigned char *s)
 {
     while (*s) {
-        int n = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 ? 1 : (*s & 0xF0) == 0xE0 ? 2 : (*s & 0xF8) == 0xF0 ? 3 : -1;
+        int n = *s < 0x80             ? 0
+                : (*s & 0xE0) == 0xC0 ? 1
+                : (*s & 0xF0) == 0xE0 ? 2
+                : (*s & 0xF8) == 0xF0 ? 3
+                                      : -1;
         bool ok = n >= 0 && !(*s == 0xC0 || *s == 0xC1 || *s > 0xF4);
         for (int i = 1; ok && i <= n; i++)
             ok = (s[i] & 0xC0) == 0x80;

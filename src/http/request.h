@@ -34,18 +34,18 @@ struct sn_req {
     const char *accept;      /* Accept, or NULL */
     const unsigned char *body;
     size_t body_len;
-    json_t *json;            /* the body parsed as JSON, or NULL */
-    bool body_parsed;        /* the handler has read the body into params or json */
-    bool loopback;           /* the peer is 127.0.0.0/8 or ::1 */
-    int64_t t0_ms;           /* when the request arrived (CLOCK_REALTIME, ms) */
-    int64_t now_ms;          /* when this call of the handler began */
-    void *state;             /* a handler's state between calls of a parked request */
+    json_t *json;     /* the body parsed as JSON, or NULL */
+    bool body_parsed; /* the handler has read the body into params or json */
+    bool loopback;    /* the peer is 127.0.0.0/8 or ::1 */
+    int64_t t0_ms;    /* when the request arrived (CLOCK_REALTIME, ms) */
+    int64_t now_ms;   /* when this call of the handler began */
+    void *state;      /* a handler's state between calls of a parked request */
     void (*state_free)(void *state);
 };
 
 struct sn_resp {
-    int status;        /* 0: not answered yet */
-    const char *ctype; /* static string, or NULL for an empty body */
+    int status;          /* 0: not answered yet */
+    const char *ctype;   /* static string, or NULL for an empty body */
     unsigned char *body; /* owned (free()) */
     size_t len;
     char *location;        /* Location header (owned), or NULL */

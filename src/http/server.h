@@ -31,7 +31,7 @@ struct sn_http_opts {
 
 /* Counters, read with sn_http_stats(). */
 struct sn_http_stats {
-    uint64_t requests;   /* answered */
+    uint64_t requests;    /* answered */
     uint64_t by_class[6]; /* by status class: [1] 1xx ... [5] 5xx */
     uint64_t parked;      /* requests that waited (long polls) */
     uint64_t too_large;   /* 413s */

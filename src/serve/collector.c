@@ -143,8 +143,8 @@ static void collect(struct sn_collector *c, int64_t t)
         sn_http_wake(c->s->http);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     atomic_fetch_add(&c->seconds, 1);
-    atomic_store(&c->last_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-                                         (t1.tv_nsec - t0.tv_nsec)));
+    atomic_store(&c->last_ns,
+                 (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec)));
 }
 
 static void *loop(void *arg)

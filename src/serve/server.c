@@ -80,8 +80,7 @@ int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struc
     if (in->scope[0]) { /* the tenant's containers: (pred) and (container under any prefix) */
         json_t *any = json_array();
         for (size_t i = 0; t && i < t->ncgroups; i++)
-            json_array_append_new(any, json_pack("{s:[s,s]}", "under", "container",
-                                                 t->cgroups[i]));
+            json_array_append_new(any, json_pack("{s:[s,s]}", "under", "container", t->cgroups[i]));
         json_t *scope = json_array_size(any) == 1 ? json_incref(json_array_get(any, 0))
                         : json_array_size(any) == 0
                             ? json_pack("{s:[s,s]}", "eq", "container", "/nonexistent-scope")
@@ -134,10 +133,10 @@ static json_t *instn_def(const struct sn_instn *in)
 {
     return json_pack("{s:s,s:I,s:s,s:s,s:O,s:O,s:I,s:I,s:I,s:b,s:I}", "scope", in->scope, "id",
                      (json_int_t)in->id, "module", in->metric->module, "stat", in->metric->stat,
-                     "predicate", in->predicate, "decomposition", in->decomposition,
-                     "granularity", (json_int_t)in->granularity, "retention-time",
-                     (json_int_t)in->retention, "idle-max", (json_int_t)in->idle_max,
-                     "persist-data", in->persist, "crtime", (json_int_t)in->crtime_ms);
+                     "predicate", in->predicate, "decomposition", in->decomposition, "granularity",
+                     (json_int_t)in->granularity, "retention-time", (json_int_t)in->retention,
+                     "idle-max", (json_int_t)in->idle_max, "persist-data", in->persist, "crtime",
+                     (json_int_t)in->crtime_ms);
 }
 
 int sn_server_save_defs(struct sn_server *s)
@@ -148,8 +147,8 @@ int sn_server_save_defs(struct sn_server *s)
 
     for (size_t i = 0; i < s->n; i++)
         json_array_append_new(arr, instn_def(s->insts[i]));
-    root = json_pack("{s:i,s:O,s:o}", "version", 1, "next_id", s->next_ids, "instrumentations",
-                     arr);
+    root =
+        json_pack("{s:i,s:O,s:o}", "version", 1, "next_id", s->next_ids, "instrumentations", arr);
     text = root ? json_dumps(root, JSON_INDENT(1)) : NULL;
     json_decref(root);
     if (!text)
@@ -412,11 +411,10 @@ int sn_server_load_defs(struct sn_server *s)
             snprintf(in->key, sizeof(in->key), "%s/%" PRIu64, in->scope, in->id);
         else
             snprintf(in->key, sizeof(in->key), "%" PRIu64, in->id);
-        if (sn_inst_from_json(v, in->key, s->host, SN_DEFAULT_KEY_CAP, &probe, why,
-                              sizeof(why)) < 0 ||
+        if (sn_inst_from_json(v, in->key, s->host, SN_DEFAULT_KEY_CAP, &probe, why, sizeof(why)) <
+                0 ||
             in->id == 0) {
-            sn_log(SN_LOG_ERROR, "serve", "%s: instrumentation %s skipped: %s", path, in->key,
-                   why);
+            sn_log(SN_LOG_ERROR, "serve", "%s: instrumentation %s skipped: %s", path, in->key, why);
             free(in);
             continue;
         }
@@ -494,8 +492,8 @@ void sn_server_tick(struct sn_server *s, int64_t now, bool save)
     for (size_t i = 0; i < nidle; i++)
         if (sn_server_remove(s, scopes[i], idle[i]) == 0) {
             atomic_fetch_add(&s->c.reaped, 1);
-            sn_log(SN_LOG_INFO, "serve", "instrumentation %s%s%" PRIu64 " reaped: idle",
-                   scopes[i], scopes[i][0] ? "/" : "", idle[i]);
+            sn_log(SN_LOG_INFO, "serve", "instrumentation %s%s%" PRIu64 " reaped: idle", scopes[i],
+                   scopes[i][0] ? "/" : "", idle[i]);
         }
     if (save) {
         pthread_rwlock_rdlock(&s->lock);

@@ -21,10 +21,10 @@
 #include "agg/dataset.h"
 #include "serve/tenants.h"
 
-#define SN_SCOPE_MAX     64
-#define SN_TENANT_QUOTA  10     /* live instrumentations per tenant (CA) */
-#define SN_IDLE_MAX_MAX  604800 /* a week */
-#define SN_DEFAULT_IDLE  3600
+#define SN_SCOPE_MAX      64
+#define SN_TENANT_QUOTA   10     /* live instrumentations per tenant (CA) */
+#define SN_IDLE_MAX_MAX   604800 /* a week */
+#define SN_DEFAULT_IDLE   3600
 #define SN_DEFAULT_RETAIN 600
 
 /* One instrumentation as the server keeps it. */
@@ -42,9 +42,9 @@ struct sn_instn {
     int64_t crtime_ms;
     _Atomic int64_t last_access; /* seconds; CA's idle reaping */
     struct sn_dataset *ds;
-    bool local;               /* the local agent runs it */
-    int64_t local_since_ms;   /* since when */
-    char local_error[256];    /* why the local agent could not, if it could not */
+    bool local;             /* the local agent runs it */
+    int64_t local_since_ms; /* since when */
+    char local_error[256];  /* why the local agent could not, if it could not */
 };
 
 struct sn_collector;
@@ -52,17 +52,17 @@ struct sn_http;
 
 /* Counters for /metrics; each an atomic, bumped where it happens. */
 struct sn_counters {
-    _Atomic uint64_t frames_in;         /* frames accepted into a dataset */
-    _Atomic uint64_t frames_local;      /* of them, from the local agent */
-    _Atomic uint64_t frames_invalid;    /* ingest frames refused as malformed */
-    _Atomic uint64_t frames_unknown;    /* for no such instrumentation (e.g. just deleted) */
-    _Atomic uint64_t frames_late;       /* older than the retention */
-    _Atomic uint64_t frames_future;     /* stamped too far ahead */
-    _Atomic uint64_t frames_duplicate;  /* point scope: a second report of one source */
-    _Atomic uint64_t frames_mismatch;   /* of another arity than their instrumentation */
-    _Atomic uint64_t events_over_cap;   /* agents' key-cap drops, from the frames */
-    _Atomic uint64_t events_map_full;   /* agents' map-full drops, from the frames */
-    _Atomic uint64_t reaped;            /* instrumentations deleted for idleness */
+    _Atomic uint64_t frames_in;          /* frames accepted into a dataset */
+    _Atomic uint64_t frames_local;       /* of them, from the local agent */
+    _Atomic uint64_t frames_invalid;     /* ingest frames refused as malformed */
+    _Atomic uint64_t frames_unknown;     /* for no such instrumentation (e.g. just deleted) */
+    _Atomic uint64_t frames_late;        /* older than the retention */
+    _Atomic uint64_t frames_future;      /* stamped too far ahead */
+    _Atomic uint64_t frames_duplicate;   /* point scope: a second report of one source */
+    _Atomic uint64_t frames_mismatch;    /* of another arity than their instrumentation */
+    _Atomic uint64_t events_over_cap;    /* agents' key-cap drops, from the frames */
+    _Atomic uint64_t events_map_full;    /* agents' map-full drops, from the frames */
+    _Atomic uint64_t reaped;             /* instrumentations deleted for idleness */
     _Atomic uint64_t renders, render_ns; /* heatmap images and the time drawing them */
     _Atomic uint64_t raw_requests, raw_ns;
 };
@@ -74,7 +74,7 @@ struct sn_server {
     json_t *next_ids; /* {scope: next id} (guarded by lock) */
     char datadir[512];
     char host[256];
-    struct sn_tenants *tenants; /* NULL: no tenants configured (loopback is open) */
+    struct sn_tenants *tenants;     /* NULL: no tenants configured (loopback is open) */
     struct sn_collector *collector; /* NULL when the local agent is off */
     struct sn_http *http;
     struct sn_counters c;

@@ -102,8 +102,7 @@ static int parse_root(const json_t *root, struct sn_tenants *t, char *why, size_
                 return -EINVAL;
             }
         if (!json_is_array(cg) || json_array_size(cg) == 0 || json_array_size(cg) > 64) {
-            snprintf(why, whylen, "%s: \"cgroups\" must be an array of 1 to 64 cgroup paths",
-                     what);
+            snprintf(why, whylen, "%s: \"cgroups\" must be an array of 1 to 64 cgroup paths", what);
             return -EINVAL;
         }
         x->cgroups = calloc(json_array_size(cg), sizeof(char *));

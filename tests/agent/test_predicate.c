@@ -33,7 +33,7 @@ static int compile_text(const char *text, struct sn_pred *p, char *why)
     return rc;
 }
 
-#define T_REJECT(text, msg) T_REJECT_RC(text, msg, -EINVAL)
+#define T_REJECT(text, msg)  T_REJECT_RC(text, msg, -EINVAL)
 /* a field the metric lacks has a code of its own (CA words that message apart) */
 #define T_NOFIELD(text, msg) T_REJECT_RC(text, msg, -ENOENT)
 #define T_REJECT_RC(text, msg, rc)                                                                 \
