@@ -588,7 +588,10 @@ static bool get_i64(struct rd *r, int64_t *v)
     return true;
 }
 
-int sn_ds_load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int64_t now)
+/* Reads a saved dataset: checks it whole when !apply, adds it to ds when apply (after a check
+ * passed, so that only running out of memory can stop it half way). */
+static int load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int64_t now,
+                bool apply)
 {
     struct rd r = {buf, len, 8};
     uint32_t g, nsrc, nslots, crc, *map = NULL;
@@ -610,12 +613,14 @@ int sn_ds_load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int6
     for (uint32_t i = 0; i < nsrc; i++) {
         uint32_t n;
         char name[SN_WIRE_MAX_NAME + 1];
-        if (!get_u32(&r, &n) || n == 0 || n > SN_WIRE_MAX_NAME || r.len - r.at < n)
+        if (!get_u32(&r, &n) || n > SN_WIRE_MAX_NAME || r.len - r.at < n)
             goto out;
         memcpy(name, r.p + r.at, n);
         name[n] = '\0';
         r.at += n;
-        if ((rc = source_index(ds, name, &map[i])) < 0)
+        if (memchr(name, '\0', n))
+            goto out;
+        if (apply && (rc = source_index(ds, name, &map[i])) < 0)
             goto out;
         rc = -EINVAL;
     }
@@ -625,7 +630,7 @@ int sn_ds_load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int6
         int64_t t;
         uint32_t n, flen;
         struct sn_wire_frame f;
-        if (!get_i64(&r, &t) || !get_u32(&r, &n) || n > nsrc)
+        if (!get_i64(&r, &t) || !get_u32(&r, &n) || n > nsrc || n == 0)
             goto out;
         size_t srcat = r.at;
         if (r.len - r.at < (size_t)n * 4)
@@ -633,8 +638,11 @@ int sn_ds_load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int6
         r.at += (size_t)n * 4;
         if (!get_u32(&r, &flen) || r.len - r.at < flen)
             goto out;
-        if (sn_wire_frame_decode(r.p + r.at, flen, &f) < 0)
+        if ((rc = sn_wire_frame_decode(r.p + r.at, flen, &f)) < 0) {
+            rc = rc == -ENOMEM ? rc : -EINVAL;
             goto out;
+        }
+        rc = -EINVAL;
         r.at += flen;
         if (f.arity != ds->o.arity || f.t != t) {
             sn_wire_frame_fini(&f);
@@ -643,29 +651,38 @@ int sn_ds_load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int6
         /* add once per reporting source, data with the first: the slot keeps its sources */
         struct rd sr = {r.p, r.len, srcat};
         char *host = f.host;
-        for (uint32_t i = 0; i < n; i++) {
+        int added = 0;
+        for (uint32_t i = 0; i < n && added >= 0; i++) {
             uint32_t si = UINT32_MAX;
             if (!get_u32(&sr, &si) || si >= nsrc) {
-                sn_wire_frame_fini(&f);
-                goto out;
+                added = -EINVAL;
+                break;
             }
+            if (!apply)
+                continue;
             f.host = ds->src[map[si]].name;
             if (i == 0) {
-                rc = sn_ds_add(ds, &f, now);
+                added = sn_ds_add(ds, &f, now);
             } else {
                 struct sn_ds_slot *s = ring_slot(ds, align(ds, t));
-                rc = s->t == align(ds, t) ? add_source(s, map[si]) : 0;
+                added = s->t == align(ds, t) ? add_source(s, map[si]) : 0;
             }
-            if (rc < 0)
-                break;
         }
         f.host = host;
         sn_wire_frame_fini(&f);
-        if (rc < 0)
+        if (added < 0) { /* a late or duplicate slot is not an error: it is simply not kept */
+            rc = added;
             goto out;
+        }
     }
     rc = r.at == r.len ? 0 : -EINVAL;
 out:
     free(map);
     return rc;
+}
+
+int sn_ds_load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int64_t now)
+{
+    int rc = load(ds, buf, len, now, false);
+    return rc < 0 ? rc : load(ds, buf, len, now, true);
 }

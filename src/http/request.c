@@ -78,15 +78,15 @@ int sn_req_parse_form(struct sn_req *r, const char *text, size_t len, bool form)
     }
     for (char *save = NULL, *pair = strtok_r(buf, "&", &save); pair && rc == 0;
          pair = strtok_r(NULL, "&", &save)) {
-        char *eq = strchr(pair, '=');
-        const char *value = "";
+        char *eq = strchr(pair, '='), none[1] = "";
+        char *value = none; /* a pair without '=' has an empty value */
         if (eq) {
             *eq = '\0';
             value = eq + 1;
         }
         if (!*pair)
             continue;
-        if (!sn_url_decode(pair, true) || !sn_url_decode((char *)value, true))
+        if (!sn_url_decode(pair, true) || !sn_url_decode(value, true))
             rc = -EINVAL;
         else
             rc = sn_req_add_param(r, pair, value, form);
