@@ -362,69 +362,148 @@ static void set_conf(json_t *o, const struct hm_req *h, double ymax)
         json_object_set_new(o, "yscale", json_string("log"));
 }
 
-/* Draws point k's image into o (or, for the raw PNG form, into *png). Returns 0 or -errno. */
-static int image(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
-                 struct hm_req *h, json_t *o, unsigned char **png, size_t *pnglen)
+/* What drawing one image needs, copied out of the dataset under the lock so that drawing and
+ * encoding (most of the time) run without it and never hold up the frames coming in. */
+struct img_job {
+    char **present; /* keys with data in the interval, sorted (owned copies) */
+    size_t npresent, nsel, ncols;
+    struct columns cols;
+};
+
+static void job_fini(struct img_job *j)
+{
+    for (size_t i = 0; i < j->npresent; i++)
+        free(j->present[i]);
+    free(j->present);
+    columns_fini(&j->cols);
+}
+
+/* Copies point k's columns (lock held). Returns 0 or -ENOMEM. */
+static int gather(struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                  const struct hm_req *h, struct img_job *j)
 {
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
-    size_t ncols = (size_t)(v->iv.duration / in->granularity), npresent = 0;
-    const char **present = present_keys(in, start, ncols, &npresent);
+    const char **present;
     const char *const *sel = h->sel;
-    size_t nsel = h->nsel;
-    struct columns cols;
-    struct sn_hm_params p = h->p;
-    double hues[SN_HM_MAX_LAYERS + 1], ymax = 0;
-    uint8_t *rgb = NULL;
-    int rc;
 
-    if (!present)
+    memset(j, 0, sizeof(*j));
+    j->ncols = (size_t)(v->iv.duration / in->granularity);
+    if (!(present = present_keys(in, start, j->ncols, &j->npresent)))
         return -ENOMEM;
+    j->present = calloc(j->npresent ? j->npresent : 1, sizeof(char *));
+    for (size_t i = 0; j->present && i < j->npresent; i++)
+        if (!(j->present[i] = strdup(present[i]))) {
+            j->npresent = i;
+            free(present);
+            return -ENOMEM;
+        }
+    j->nsel = h->nsel;
     if (h->decompose_all) {
         sel = present;
-        nsel = npresent < MAX_SELECTED ? npresent : MAX_SELECTED;
+        j->nsel = j->npresent < MAX_SELECTED ? j->npresent : MAX_SELECTED;
     }
+    int rc = j->present ? columns_of(in, start, j->ncols, sel, j->nsel, &j->cols) : -ENOMEM;
+    free(present);
+    return rc;
+}
+
+/* Draws a gathered image into o (or, for the raw PNG form, into *png). Returns 0 or -errno. */
+static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsigned char **png,
+                size_t *pnglen)
+{
+    struct sn_hm_params p = h->p;
+    double hues[SN_HM_MAX_LAYERS + 1], ymax = 0;
+    uint8_t *rgb = malloc((size_t)p.width * (size_t)p.height * 3);
+    unsigned char *img = NULL;
+    size_t len = 0;
+    int rc = rgb ? 0 : -ENOMEM;
+
     /* hues by layer (0: the rest); when isolating, the caller's hues are the keys' */
-    for (size_t i = 0; i <= nsel; i++) {
+    for (size_t i = 0; i <= j->nsel; i++) {
         size_t ui = p.mode == SN_HM_ISOLATE ? i - 1 : i;
         hues[i] = h->nhues && (p.mode != SN_HM_ISOLATE || i > 0) && ui < h->nhues
                       ? h->hues[ui]
                       : sn_hm_default_hue(i);
     }
     p.hues = hues;
-    p.nhues = nsel + 1;
-    rc = columns_of(in, start, ncols, sel, nsel, &cols);
+    p.nhues = j->nsel + 1;
     if (rc == 0)
-        rc = (rgb = malloc((size_t)p.width * (size_t)p.height * 3)) ? 0 : -ENOMEM;
-    if (rc == 0)
-        rc = sn_hm_render(&p, cols.total, cols.selp, nsel, ncols, rgb, &ymax);
-    unsigned char *img = NULL;
-    size_t len = 0;
+        rc = sn_hm_render(&p, j->cols.total, j->cols.selp, j->nsel, j->ncols, rgb, &ymax);
     if (rc == 0)
         rc = sn_png_encode_rgb(rgb, p.width, p.height, &img, &len);
+    free(rgb);
     if (rc == 0 && png) {
         *png = img;
         *pnglen = len;
-    } else if (rc == 0) {
-        char *b64 = malloc(sn_b64_encoded_len(len) + 1);
-        json_t *pj = json_array();
-        if (b64) {
-            b64[sn_b64_encode(img, len, b64)] = '\0';
-            set_conf(o, h, ymax);
-            for (size_t i = 0; i < npresent; i++)
-                json_array_append_new(pj, json_string(present[i]));
-            json_object_set_new(o, "present", pj);
-            json_object_set_new(o, "image", json_string(b64));
-            free(b64);
-        } else {
-            json_decref(pj);
-            rc = -ENOMEM;
-        }
-        free(img);
+        return 0;
     }
-    free(rgb);
-    free(present);
-    columns_fini(&cols);
-    return rc;
+    if (rc < 0)
+        return rc;
+    char *b64 = malloc(sn_b64_encoded_len(len) + 1);
+    if (!b64) {
+        free(img);
+        return -ENOMEM;
+    }
+    b64[sn_b64_encode(img, len, b64)] = '\0';
+    free(img);
+    json_t *pj = json_array();
+    set_conf(o, h, ymax);
+    for (size_t i = 0; i < j->npresent; i++)
+        json_array_append_new(pj, json_string(j->present[i]));
+    json_object_set_new(o, "present", pj);
+    json_object_set_new(o, "image", json_string(b64));
+    free(b64);
+    return 0;
+}
+
+/* image: gathers every point under the lock (which the caller holds, and this releases), then
+ * draws them without it. */
+static void images(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v,
+                   struct hm_req *h, bool *locked)
+{
+    size_t n = h->png ? 1 : v->n;
+    struct img_job *jobs = calloc(n, sizeof(*jobs));
+    json_t **objs = calloc(n, sizeof(*objs));
+    json_t *out = NULL;
+    int rc = jobs && objs ? 0 : -ENOMEM;
+
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        rc = gather(in, v, k, h, &jobs[k]);
+        if (rc == 0 && !h->png) {
+            objs[k] = json_object();
+            sn_value_point(c, in, v, k, objs[k]);
+        }
+    }
+    pthread_rwlock_unlock(&c->s->lock);
+    *locked = false;
+    if (rc == 0 && h->png) { /* the raw form: one image, for <img src=...> */
+        unsigned char *png = NULL;
+        size_t len = 0;
+        if ((rc = draw(&jobs[0], h, NULL, &png, &len)) == 0)
+            sn_resp_bytes(c->resp, 200, "image/png", png, len);
+    } else if (rc == 0) {
+        out = v->array ? json_array() : NULL;
+        for (size_t k = 0; rc == 0 && k < n; k++) {
+            rc = draw(&jobs[k], h, objs[k], NULL, NULL);
+            if (v->array)
+                json_array_append(out, objs[k]);
+            else
+                out = json_incref(objs[k]);
+        }
+        if (rc == 0)
+            sn_resp_json(c->resp, 200, out);
+        else
+            json_decref(out);
+    }
+    if (rc < 0)
+        sn_resp_empty(c->resp, 500);
+    for (size_t k = 0; jobs && k < n; k++) {
+        job_fini(&jobs[k]);
+        if (objs)
+            json_decref(objs[k]);
+    }
+    free(jobs);
+    free(objs);
 }
 
 /* A share of a bucket as details report it: 0 stays 0, anything else at least 1. */
@@ -546,6 +625,7 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_rwlock_rdlock(&c->s->lock);
+    bool locked = true;
     struct sn_instn *in = sn_api_instn(c);
     if (!in)
         goto out;
@@ -557,20 +637,14 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
     if (!parse_hm(c, what, h) || !sn_value_parse(c, long_dflt ? 60 : 1, in->granularity, &v) ||
         !sn_value_wait(c, in, &v))
         goto out;
-    if (img && h->png) { /* the raw form: one image, for <img src=...> */
-        unsigned char *png = NULL;
-        size_t len = 0;
-        if (image(c, in, &v, 0, h, NULL, &png, &len) < 0)
-            sn_resp_empty(c->resp, 500);
-        else
-            sn_resp_bytes(c->resp, 200, "image/png", png, len);
+    if (img) {
+        images(c, in, &v, h, &locked);
         goto out;
     }
     out = v.array ? json_array() : NULL;
     for (size_t k = 0; k < v.n; k++) {
         json_t *o = json_object();
-        int rc = img                            ? image(c, in, &v, k, h, o, NULL, NULL)
-                 : strcmp(what, "details") == 0 ? details(c, in, &v, k, h, o)
+        int rc = strcmp(what, "details") == 0   ? details(c, in, &v, k, h, o)
                  : strcmp(what, "average") == 0 ? column_stat(in, &v, k, h, true, o)
                                                 : column_stat(in, &v, k, h, false, o);
         if (rc < 0) {
@@ -588,7 +662,8 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
     }
     sn_resp_json(c->resp, 200, out);
 out:
-    pthread_rwlock_unlock(&c->s->lock);
+    if (locked)
+        pthread_rwlock_unlock(&c->s->lock);
     free(h);
     if (img && c->resp->status == 200) {
         clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -114,6 +114,10 @@ bool sn_value_wait(struct sn_call *c, struct sn_instn *in, const struct sn_value
     /* this host's agent reports every second it runs the instrumentation */
     if (in->local && expected == 0 && (last + in->granularity) * 1000 > in->local_since_ms)
         expected = 1;
+    /* a slot that ended more than SN_REPORT_GRACE s ago gets no more reports: do not wait for
+     * a source that skipped it (is down) */
+    if ((last_end + SN_REPORT_GRACE) * 1000 < deadline)
+        deadline = (last_end + SN_REPORT_GRACE) * 1000;
     if ((s ? s->nsrc : 0) >= expected || c->req->now_ms >= deadline)
         return true;
     c->resp->park_until_ms = deadline;

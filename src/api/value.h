@@ -9,6 +9,7 @@
 #include "api/internal.h"
 
 #define SN_MAX_DATAPOINTS 3600 /* CA has no maximum; a bound keeps one request bounded */
+#define SN_REPORT_GRACE   2    /* seconds after a slot's end that its reports still arrive */
 
 struct sn_value_req {
     struct sn_interval iv; /* the first point's */

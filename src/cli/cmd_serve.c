@@ -157,7 +157,12 @@ int sn_cmd_serve(int argc, char **argv)
     if (gethostname(s->host, sizeof(s->host)) != 0)
         snprintf(s->host, sizeof(s->host), "localhost");
     s->host[sizeof(s->host) - 1] = '\0';
-    pthread_rwlock_init(&s->lock, NULL);
+    /* frames (writers) must not wait behind a stream of heatmap readers */
+    pthread_rwlockattr_t la;
+    pthread_rwlockattr_init(&la);
+    pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->lock, &la);
+    pthread_rwlockattr_destroy(&la);
     s->next_ids = json_object();
     s->started = sn_now();
 
