@@ -6,13 +6,16 @@
 #   make lint    clang-format check of every tracked C file
 #   make bench   histogram benchmarks: Sonde vs its baseline, with ratios
 #   make bench-agent  what tracing adds to a system call: Sonde vs bpftrace and a floor
+#   make bench-serve  sonde serve over loopback: heatmaps, raw values, event to API, load
+#                     (SERVE_SECONDS=300 of load)
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
 JOBS         ?= 2
 FUZZ_SECONDS ?= 20
 WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
-.PHONY: all setup build run check test asan fuzz lint bench bench-agent soak-agent clean
+.PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve soak-agent \
+        clean
 all: build
 
 setup:
@@ -52,6 +55,10 @@ bench: build
 bench-agent: build
 	@scripts/setup bench
 	./build/bench/bench_agent
+
+SERVE_SECONDS ?= 300
+bench-serve: build
+	SERVE_SECONDS=$(SERVE_SECONDS) ./build/bench/bench_serve
 
 MINUTES ?= 60
 soak-agent: build
