@@ -50,9 +50,10 @@ void sn_api_describe(struct sn_call *c)
 
     for (size_t i = 0; i < n; i++) {
         const struct sn_metric_def *m = &all[i];
-        json_t *mf = json_array(), *mj;
+        json_t *mf, *mj;
         if (!visible(c, m))
             continue;
+        mf = json_array();
         if (!json_object_get(modules, m->module))
             json_object_set_new(modules, m->module, json_pack("{s:s}", "label", m->module_label));
         for (size_t k = 0; k < m->nfields; k++) {
@@ -88,9 +89,10 @@ void sn_api_legacy_metrics(struct sn_call *c)
 
     for (size_t i = 0; i < n; i++) {
         const struct sn_metric_def *m = &all[i];
-        json_t *mod, *stats, *fields = json_object();
+        json_t *mod, *stats, *fields;
         if (!visible(c, m))
             continue;
+        fields = json_object();
         mod = json_object_get(out, m->module);
         if (!mod) {
             mod = json_pack("{s:s,s:{}}", "label", m->module_label, "stats");

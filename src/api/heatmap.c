@@ -300,7 +300,7 @@ static int columns_of(const struct sn_instn *in, int64_t start, size_t ncols,
     }
     for (size_t i = 0; i < ncols * (1 + nsel); i++) { /* offsets into pointers */
         struct sn_hm_column *col = i < ncols ? &cols->total[i] : &cols->sel[i - ncols];
-        col->r = cols->ranges + (uintptr_t)col->r;
+        col->r = cols->ranges ? cols->ranges + (uintptr_t)col->r : NULL;
     }
     for (size_t k = 0; k < nsel; k++)
         cols->selp[k] = &cols->sel[k * ncols];
