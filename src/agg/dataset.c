@@ -451,8 +451,8 @@ uint32_t sn_ds_reported_between(const struct sn_dataset *ds, int64_t from, int64
 
 /* ------------------------------------------------------------------------------------------
  * Persistence: "SNDS", version, arity, point, G, the source names, then each slot as its
- * start, its reporting sources and its value as a binary frame (wire/frame.h, which carries
- * its own checksum); a CRC-32C of everything before it ends the file.
+ * start, its count, its reporting sources and its value as a binary frame (wire/frame.h, which
+ * carries its own checksum); a CRC-32C of everything before it ends the file.
  */
 
 struct buf {
@@ -496,6 +496,7 @@ static void put_i64(struct buf *b, int64_t v)
 static int put_slot(struct buf *b, const struct sn_dataset *ds, const struct sn_ds_slot *s)
 {
     struct sn_wire_entry one, *e = s->n ? malloc(s->n * sizeof(*e)) : NULL;
+    struct sn_hist *empty = sn_hist_create();
     struct sn_wire_frame f = {.id = "ds",
                               .host = "ds",
                               .t = s->t,
@@ -506,19 +507,34 @@ static int put_slot(struct buf *b, const struct sn_dataset *ds, const struct sn_
     size_t len;
     ssize_t rc;
 
-    if (s->n && !e)
+    if ((s->n && !e) || !empty) {
+        free(e);
+        sn_hist_destroy(empty);
         return -ENOMEM;
-    for (size_t i = 0; i < s->n; i++)
-        e[i] = (struct sn_wire_entry){s->e[i].key, s->e[i].count, s->e[i].hist};
+    }
+    /* a frame's counts are what the format checks them against: each entry's its histogram's,
+     * the total their sum as the format adds them (a saturated slot still saves) */
     if (ds->o.arity == SN_WIRE_NUMERIC) {
-        one = (struct sn_wire_entry){"", s->count, s->total};
+        const struct sn_hist *h = s->total ? s->total : empty;
+        one = (struct sn_wire_entry){"", sn_hist_count(h), (struct sn_hist *)h};
         f.entries = &one;
         f.n = 1;
+        f.total = one.count;
     } else if (ds->o.arity != SN_WIRE_SCALAR) {
+        f.total = 0;
+        for (size_t i = 0; i < s->n; i++) {
+            e[i] = (struct sn_wire_entry){s->e[i].key, s->e[i].count, NULL};
+            if (ds->o.arity == SN_WIRE_NUMERIC_BY_KEY) {
+                e[i].hist = s->e[i].hist ? s->e[i].hist : empty;
+                e[i].count = sn_hist_count(e[i].hist);
+            }
+            f.total += e[i].count;
+        }
         f.entries = e;
         f.n = s->n;
     }
     put_i64(b, s->t);
+    put_i64(b, (int64_t)s->count); /* the slot's own: the frame's total is what its entries add to */
     put_u32(b, s->nsrc);
     for (uint32_t i = 0; i < s->nsrc; i++)
         put_u32(b, s->src[i]);
@@ -531,6 +547,7 @@ static int put_slot(struct buf *b, const struct sn_dataset *ds, const struct sn_
     }
     free(fb);
     free(e);
+    sn_hist_destroy(empty);
     return rc < 0 ? (int)rc : 0;
 }
 
@@ -627,10 +644,10 @@ static int load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int
     if (!get_u32(&r, &nslots))
         goto out;
     for (uint32_t k = 0; k < nslots; k++) {
-        int64_t t;
+        int64_t t, count;
         uint32_t n, flen;
         struct sn_wire_frame f;
-        if (!get_i64(&r, &t) || !get_u32(&r, &n) || n > nsrc || n == 0)
+        if (!get_i64(&r, &t) || !get_i64(&r, &count) || !get_u32(&r, &n) || n > nsrc || n == 0)
             goto out;
         size_t srcat = r.at;
         if (r.len - r.at < (size_t)n * 4)
@@ -662,7 +679,11 @@ static int load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int
                 continue;
             f.host = ds->src[map[si]].name;
             if (i == 0) {
+                struct sn_ds_slot *sl = ring_slot(ds, align(ds, t));
+                bool fresh = sl->t != align(ds, t);
                 added = sn_ds_add(ds, &f, now);
+                if (added == SN_DS_ADDED && fresh) /* restore the slot's own count */
+                    sl->count = (uint64_t)count;
             } else {
                 struct sn_ds_slot *s = ring_slot(ds, align(ds, t));
                 added = s->t == align(ds, t) ? add_source(s, map[si]) : 0;
