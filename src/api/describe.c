@@ -8,6 +8,7 @@
 
 #include "agent/catalog.h"
 #include "api/internal.h"
+#include "serve/transform.h"
 
 /* CA's types (§2.1) by name. */
 static json_t *type_json(const char *name)
@@ -27,6 +28,11 @@ static json_t *type_json(const char *name)
     if (strcmp(name, "number") == 0)
         return json_pack("{s:s,s:s,s:s}", "name", "number", "arity", "numeric", "unit", "");
     return json_pack("{s:s,s:s,s:s}", "name", name, "arity", "discrete", "unit", "");
+}
+
+static json_t *transformations(struct sn_call *c)
+{
+    return c->s->xforms ? sn_xforms_describe(c->s->xforms) : json_object();
 }
 
 /* Whether scope may use metric m. */
@@ -77,8 +83,8 @@ void sn_api_describe(struct sn_call *c)
         json_array_append_new(metrics, mj);
     }
     sn_resp_json(c->resp, 200,
-                 json_pack("{s:o,s:o,s:o,s:o,s:{}}", "modules", modules, "fields", fields, "types",
-                           types, "metrics", metrics, "transformations"));
+                 json_pack("{s:o,s:o,s:o,s:o,s:o}", "modules", modules, "fields", fields, "types",
+                           types, "metrics", metrics, "transformations", transformations(c)));
 }
 
 void sn_api_legacy_metrics(struct sn_call *c)
@@ -123,5 +129,5 @@ void sn_api_legacy_types(struct sn_call *c)
 
 void sn_api_transformations(struct sn_call *c)
 {
-    sn_resp_json(c->resp, 200, json_object());
+    sn_resp_json(c->resp, 200, transformations(c));
 }

@@ -485,6 +485,8 @@ static void images(struct sn_call *c, struct sn_instn *in, const struct sn_value
         out = v->array ? json_array() : NULL;
         for (size_t k = 0; rc == 0 && k < n; k++) {
             rc = draw(&jobs[k], h, objs[k], NULL, NULL);
+            if (rc == 0 && v->nxf) /* CA: computed over present */
+                sn_value_transform(c, v, objs[k], "present");
             if (v->array)
                 json_array_append(out, objs[k]);
             else
@@ -634,7 +636,7 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
         goto out;
     }
     bool long_dflt = img || strcmp(what, "details") == 0;
-    if (!parse_hm(c, what, h) || !sn_value_parse(c, long_dflt ? 60 : 1, in->granularity, &v) ||
+    if (!parse_hm(c, what, h) || !sn_value_parse(c, long_dflt ? 60 : 1, in, &v) ||
         !sn_value_wait(c, in, &v))
         goto out;
     if (img) {
@@ -660,6 +662,10 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
         }
         json_array_append_new(out, o);
     }
+    pthread_rwlock_unlock(&c->s->lock);
+    locked = false;
+    for (size_t k = 0; v.nxf && k < (v.array ? json_array_size(out) : 1); k++)
+        sn_value_transform(c, &v, v.array ? json_array_get(out, k) : out, "present");
     sn_resp_json(c->resp, 200, out);
 out:
     if (locked)

@@ -11,6 +11,7 @@
 
 #include "agent/catalog.h"
 #include "api/internal.h"
+#include "serve/transform.h"
 #include "core/log.h"
 
 struct sn_instn *sn_api_instn(struct sn_call *c)
@@ -57,6 +58,15 @@ json_t *sn_api_props(struct sn_call *c, struct sn_instn *in)
         char id[24];
         snprintf(id, sizeof(id), "%" PRIu64, in->id);
         json_object_set_new(o, "id", json_string(id));
+        json_t *xf = c->s->xforms ? sn_xforms_describe(c->s->xforms) : json_object();
+        const char *name;
+        json_t *def, *tmp;
+        json_object_foreach_safe(xf, tmp, name, def)
+        {
+            if (!in->keyf || !sn_xform_applies(c->s->xforms, name, in->keyf->def.name))
+                json_object_del(xf, name);
+        }
+        json_object_set_new(o, "transformations", xf);
         if (in->local_error[0]) /* Sonde: why this host's agent does not run it */
             json_object_set_new(o, "warnings", json_pack("[s]", in->local_error));
     }

@@ -14,6 +14,7 @@
 #include "agg/interval.h"
 #include "api/internal.h"
 #include "api/value.h"
+#include "serve/transform.h"
 
 void sn_api_value_index(struct sn_call *c, bool heatmap)
 {
@@ -56,8 +57,10 @@ void sn_api_value_index(struct sn_call *c, bool heatmap)
  * Intervals and the long poll
  */
 
-bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, int64_t g, struct sn_value_req *v)
+bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_instn *in,
+                    struct sn_value_req *v)
 {
+    int64_t g = in->granularity;
     struct sn_interval_req r = {0};
     int64_t n;
     bool has_n;
@@ -72,20 +75,43 @@ bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, int64_t g, struct 
         !sn_param_int(c, "ndatapoints", 1, SN_MAX_DATAPOINTS, 1, &n, &has_n) ||
         !sn_param_int(c, "timeout", 0, 5000, 5000, &v->timeout_ms, NULL))
         return false;
-    /* transformations: none exist on this server; name the first one asked for */
-    const char *t = sn_param_raw(c, "transformations", buf, sizeof(buf));
-    if (t && *t && strcmp(t, "[array]") != 0) {
-        char first[128];
-        snprintf(first, sizeof(first), "%.*s", (int)strcspn(t, ","), t);
-        CA_INVAL(c, "transformation \"%s\" does not exist", first);
-        return false;
-    }
+    /* transformations: a list (comma-separated, repeated, or a JSON array) of existing ones
+     * that apply to the decomposition */
     const json_t *tj =
         json_is_object(c->req->json) ? json_object_get(c->req->json, "transformations") : NULL;
-    if (json_is_array(tj) && json_array_size(tj) > 0) {
-        const char *first = json_string_value(json_array_get(tj, 0));
-        CA_INVAL(c, "transformation \"%.100s\" does not exist", first ? first : "?");
-        return false;
+    if (json_is_array(tj)) {
+        size_t used = 0;
+        for (size_t i = 0; i < json_array_size(tj) && v->nxf < 4; i++) {
+            const char *t = json_string_value(json_array_get(tj, i));
+            size_t l = t ? strlen(t) : 0;
+            if (!t || used + l + 1 > sizeof(v->xfbuf)) {
+                CA_INVAL(c, "value for param \"transformations\" not valid: not a list of names");
+                return false;
+            }
+            v->xf[v->nxf++] = memcpy(v->xfbuf + used, t, l + 1);
+            used += l + 1;
+        }
+    } else {
+        v->nxf = sn_req_params(c->req, "transformations", v->xf, 4, v->xfbuf, sizeof(v->xfbuf));
+        const char *t = sn_param_raw(c, "transformations", buf, sizeof(buf));
+        if (json_is_string(tj) && t) { /* a JSON string: comma-separated names */
+            snprintf(v->xfbuf, sizeof(v->xfbuf), "%s", t);
+            v->nxf = 0;
+            for (char *save = NULL, *x = strtok_r(v->xfbuf, ",", &save); x && v->nxf < 4;
+                 x = strtok_r(NULL, ",", &save))
+                v->xf[v->nxf++] = x;
+        }
+    }
+    for (size_t i = 0; i < v->nxf; i++) {
+        if (!c->s->xforms || !sn_xform_exists(c->s->xforms, v->xf[i])) {
+            CA_INVAL(c, "transformation \"%.100s\" does not exist", v->xf[i]);
+            return false;
+        }
+        if (!in->keyf || !sn_xform_applies(c->s->xforms, v->xf[i], in->keyf->def.name)) {
+            CA_INVAL(c, "transformation \"%.100s\" is not allowed on this instrumentation",
+                     v->xf[i]);
+            return false;
+        }
     }
     if (sn_interval_resolve(&r, dflt_duration, c->req->t0_ms / 1000, g, &v->iv, &why) < 0) {
         CA_INVAL(c, "%s", why);
@@ -150,6 +176,32 @@ void sn_value_point(struct sn_call *c, struct sn_instn *in, const struct sn_valu
         json_object_set_new(o, "delay", json_integer(c->req->now_ms - c->req->t0_ms));
 }
 
+void sn_value_transform(struct sn_call *c, const struct sn_value_req *v, json_t *point,
+                        const char *from)
+{
+    json_t *src = json_object_get(point, from), *out = json_object();
+    const char **keys;
+    size_t n = 0;
+
+    if (!out)
+        return;
+    keys = malloc(
+        (json_is_object(src) ? json_object_size(src) : json_array_size(src)) * sizeof(*keys) + 1);
+    if (keys && json_is_object(src)) {
+        const char *k;
+        json_t *val;
+        json_object_foreach(src, k, val) keys[n++] = k;
+    } else if (keys) {
+        for (size_t i = 0; i < json_array_size(src); i++)
+            if (json_is_string(json_array_get(src, i)))
+                keys[n++] = json_string_value(json_array_get(src, i));
+    }
+    for (size_t i = 0; keys && i < v->nxf; i++)
+        json_object_set_new(out, v->xf[i], sn_xform_apply(c->s->xforms, v->xf[i], keys, n));
+    free(keys);
+    json_object_set_new(point, "transformations", out);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Raw values
  */
@@ -209,10 +261,11 @@ void sn_api_raw(struct sn_call *c)
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_rwlock_rdlock(&c->s->lock);
+    bool locked = true;
     struct sn_instn *in = sn_api_instn(c);
     if (!in)
         goto out;
-    if (!sn_value_parse(c, 1, in->granularity, &v) || !sn_value_wait(c, in, &v))
+    if (!sn_value_parse(c, 1, in, &v) || !sn_value_wait(c, in, &v))
         goto out;
     out = v.array ? json_array() : NULL;
     for (size_t k = 0; k < v.n; k++) {
@@ -234,9 +287,14 @@ void sn_api_raw(struct sn_call *c)
         }
         json_array_append_new(out, o);
     }
+    pthread_rwlock_unlock(&c->s->lock);
+    locked = false;
+    for (size_t k = 0; v.nxf && k < (v.array ? json_array_size(out) : 1); k++)
+        sn_value_transform(c, &v, v.array ? json_array_get(out, k) : out, "value");
     sn_resp_json(c->resp, 200, out);
 out:
-    pthread_rwlock_unlock(&c->s->lock);
+    if (locked)
+        pthread_rwlock_unlock(&c->s->lock);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     atomic_fetch_add(&c->s->c.raw_requests, 1);
     atomic_fetch_add(&c->s->c.raw_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +

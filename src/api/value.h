@@ -16,11 +16,19 @@ struct sn_value_req {
     size_t n;              /* ndatapoints */
     bool array;            /* ndatapoints was given: the reply is an array */
     int64_t timeout_ms;
+    const char *xf[4]; /* transformations asked for (into xfbuf) */
+    size_t nxf;
+    char xfbuf[256];
 };
 
-/* Reads the interval parameters with the resource's default duration and the instrumentation's
- * granularity g. False after answering 409. */
-bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, int64_t g, struct sn_value_req *v);
+/* Reads the interval parameters with the resource's default duration, and the transformations
+ * asked for, for instrumentation in (lock held). False after answering 409. */
+bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_instn *in,
+                    struct sn_value_req *v);
+/* Sets point's "transformations" for the keys of its member from (an object's keys, or an
+ * array of strings). Call without the lock: reverse DNS may wait a moment. */
+void sn_value_transform(struct sn_call *c, const struct sn_value_req *v, json_t *point,
+                        const char *from);
 /* True when the answer can be given now; false after parking the request (the handler is
  * called again when data arrives or the timeout passes). Lock held. */
 bool sn_value_wait(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v);

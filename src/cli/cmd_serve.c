@@ -20,6 +20,7 @@
 #include "http/server.h"
 #include "serve/collector.h"
 #include "serve/server.h"
+#include "serve/transform.h"
 
 static const char usage[] =
     "usage: sonde serve [--listen HOST:PORT] [--data DIR] [--tenants FILE] [--no-agent]\n"
@@ -192,6 +193,7 @@ int sn_cmd_serve(int argc, char **argv)
         }
     }
     sn_server_start_local_all(s);
+    s->xforms = sn_xforms_start();
     struct sn_http_opts ho = {.listen = listen,
                               .threads = (int)threads,
                               .handler = sn_api_handle,
@@ -233,6 +235,7 @@ out:
     s->http = NULL;
     sn_collector_stop(s->collector);
     s->collector = NULL;
+    sn_xforms_stop(s->xforms);
     pthread_rwlock_rdlock(&s->lock);
     sn_server_save_data(s);
     pthread_rwlock_unlock(&s->lock);

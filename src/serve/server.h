@@ -76,6 +76,7 @@ struct sn_server {
     char host[256];
     struct sn_tenants *tenants;     /* NULL: no tenants configured (loopback is open) */
     struct sn_collector *collector; /* NULL when the local agent is off */
+    struct sn_xforms *xforms;       /* transformations of keys (serve/transform.h) */
     struct sn_http *http;
     struct sn_counters c;
     int64_t started;

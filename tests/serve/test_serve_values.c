@@ -1177,27 +1177,52 @@ static void test_transformations(void)
     json_t *j;
     T_REQUIRE(id > 0);
 
-    j = getf(&st,
-             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&transformations=reversedns",
+    /* names that do not exist, and ones that do not apply to an execname decomposition */
+    j = getf(&st, "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&transformations=bogus",
              id, T);
-    T_INVAL(st, j, "transformation \"reversedns\" does not exist");
+    T_INVAL(st, j, "transformation \"bogus\" does not exist");
     json_decref(j);
     j = getf(&st,
              "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
              "&transformations=geolocate,reversedns",
              id, T);
-    T_INVAL(st, j, "transformation \"geolocate\" does not exist");
+    T_INVAL(st, j, "transformation \"geolocate\" is not allowed on this instrumentation");
     json_decref(j);
-    /* from a JSON body, as an array */
     char path[128], b[256];
-    snprintf(path, sizeof(path), "/ca/instrumentations/%d/value/raw", id);
+    snprintf(path, sizeof(path), "/ca/instrumentations/%d/value/raw", id); /* a JSON array */
     snprintf(b, sizeof(b), "{\"start_time\":%" PRId64 ",\"transformations\":[\"reversedns\"]}", T);
     j = jreq(srv.port, NULL, "GET", path, "application/json", b, &st);
-    T_INVAL(st, j, "transformation \"reversedns\" does not exist");
+    T_INVAL(st, j, "transformation \"reversedns\" is not allowed on this instrumentation");
     json_decref(j);
-    /* none requested: an empty object */
-    j = raw(id, "start_time=%" PRId64, T);
+    j = raw(id, "start_time=%" PRId64, T); /* none requested: an empty object */
     T_JEQ(json_object_get(j, "transformations"), "{}");
+    json_decref(j);
+
+    /* tcp.connects by raddr offers both; loopback only for reverse DNS (no traffic leaves) */
+    int tcp = create("{\"module\":\"tcp\",\"stat\":\"connects\",\"decomposition\":[\"raddr\"]}");
+    T_REQUIRE(tcp > 0);
+    j = getf(&st, "/ca/instrumentations/%d", tcp);
+    T_OK(json_object_get(json_object_get(j, "transformations"), "reversedns") != NULL);
+    T_OK(json_object_get(json_object_get(j, "transformations"), "geolocate") != NULL);
+    json_decref(j);
+    feed(fr(ids(tcp), "h1", T, DI, "{\"127.0.0.1\":3}"), 1);
+    feed(fr(ids(tcp), "h1", T + 1, DI, "{\"8.8.8.8\":2,\"10.1.2.3\":1}"), 1);
+    json_t *names = NULL;
+    for (int i = 0; i < 50 && !names; i++) { /* the first answer may come before the lookup */
+        j = raw(tcp, "start_time=%" PRId64 "&transformations=reversedns", T);
+        names = json_object_get(
+            json_object_get(json_object_get(j, "transformations"), "reversedns"), "127.0.0.1");
+        if (names)
+            T_JEQ(names, "[\"localhost\"]");
+        json_decref(j);
+        if (!names)
+            sleep_ms(100);
+    }
+    T_OK(names != NULL);
+    j = raw(tcp, "start_time=%" PRId64 "&transformations=geolocate", T + 1);
+    T_JEQ(json_object_get(json_object_get(j, "transformations"), "geolocate"),
+          "{\"10.1.2.3\":{},\"8.8.8.8\":{\"country_code\":\"US\",\"country_code3\":\"USA\","
+          "\"country\":\"United States\",\"continent_code\":\"NA\"}}");
     json_decref(j);
 }
 
