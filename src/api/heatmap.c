@@ -25,6 +25,7 @@
 #define MAX_SELECTED (SN_HM_MAX_LAYERS - 1)
 
 struct hm_req {
+    const char *what; /* image, details, average or percentile */
     struct sn_hm_params p;
     bool ymax_given, decompose_all, png;
     const char *sel[MAX_SELECTED + 1];
@@ -81,6 +82,7 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
     const char *s, *hue[SN_HM_MAX_LAYERS + 1];
 
     memset(h, 0, sizeof(*h));
+    h->what = what;
     if (!sn_param_int(c, "height", 10, 1000, 300, &ht, NULL) ||
         !sn_param_int(c, "width", 10, 1000, 600, &w, NULL) ||
         !sn_param_int(c, "ymin", 0, 1000000000000LL, 0, &ymin, &ymin_given) ||
@@ -613,11 +615,20 @@ out:
     return rc;
 }
 
+/* A point of details, average or percentile (h->what says which). */
+static int point(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                 json_t *o, void *arg)
+{
+    struct hm_req *h = arg;
+    if (strcmp(h->what, "details") == 0)
+        return details(c, in, v, k, h, o);
+    return column_stat(in, v, k, h, strcmp(h->what, "average") == 0, o);
+}
+
 void sn_api_heatmap(struct sn_call *c, const char *what)
 {
     struct sn_value_req v;
     struct hm_req *h = malloc(sizeof(*h));
-    json_t *out = NULL;
     bool img = strcmp(what, "image") == 0;
     struct timespec t0, t1;
 
@@ -643,30 +654,8 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
         images(c, in, &v, h, &locked);
         goto out;
     }
-    out = v.array ? json_array() : NULL;
-    for (size_t k = 0; k < v.n; k++) {
-        json_t *o = json_object();
-        int rc = strcmp(what, "details") == 0   ? details(c, in, &v, k, h, o)
-                 : strcmp(what, "average") == 0 ? column_stat(in, &v, k, h, true, o)
-                                                : column_stat(in, &v, k, h, false, o);
-        if (rc < 0) {
-            json_decref(o);
-            json_decref(out);
-            sn_resp_empty(c->resp, 500);
-            goto out;
-        }
-        sn_value_point(c, in, &v, k, o);
-        if (!v.array) {
-            out = o;
-            break;
-        }
-        json_array_append_new(out, o);
-    }
-    pthread_rwlock_unlock(&c->s->lock);
+    sn_value_answer(c, in, &v, point, h, "present");
     locked = false;
-    for (size_t k = 0; v.nxf && k < (v.array ? json_array_size(out) : 1); k++)
-        sn_value_transform(c, &v, v.array ? json_array_get(out, k) : out, "present");
-    sn_resp_json(c->resp, 200, out);
 out:
     if (locked)
         pthread_rwlock_unlock(&c->s->lock);

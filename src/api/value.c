@@ -253,11 +253,53 @@ json_t *sn_value_raw_json(const struct sn_instn *in, const struct sn_ds_slot *s)
     return json_null();
 }
 
+static int raw_point(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                     json_t *o, void *arg)
+{
+    struct sn_ds_slot sum;
+    (void)c;
+    (void)arg;
+    if (sn_ds_sum(in->ds, v->iv.start + (int64_t)k * v->iv.duration, v->iv.duration, &sum) < 0)
+        return -ENOMEM;
+    json_object_set_new(o, "value", sn_value_raw_json(in, &sum));
+    sn_ds_slot_fini(&sum);
+    return 0;
+}
+
+void sn_value_answer(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v,
+                     sn_point_fn fn, void *arg, const char *from)
+{
+    json_t *out = v->array ? json_array() : NULL;
+    int rc = 0;
+
+    for (size_t k = 0; rc == 0 && k < v->n; k++) {
+        json_t *o = json_object();
+        if ((rc = fn(c, in, v, k, o, arg)) < 0) {
+            json_decref(o);
+            break;
+        }
+        sn_value_point(c, in, v, k, o);
+        if (!v->array) {
+            out = o;
+            break;
+        }
+        json_array_append_new(out, o);
+    }
+    pthread_rwlock_unlock(&c->s->lock);
+    if (rc < 0) {
+        json_decref(out);
+        sn_resp_empty(c->resp, 500);
+        return;
+    }
+    for (size_t k = 0; v->nxf && k < (v->array ? json_array_size(out) : 1); k++)
+        sn_value_transform(c, v, v->array ? json_array_get(out, k) : out, from);
+    sn_resp_json(c->resp, 200, out);
+}
+
 void sn_api_raw(struct sn_call *c)
 {
     struct sn_value_req v;
     struct timespec t0, t1;
-    json_t *out;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_rwlock_rdlock(&c->s->lock);
@@ -267,31 +309,8 @@ void sn_api_raw(struct sn_call *c)
         goto out;
     if (!sn_value_parse(c, 1, in, &v) || !sn_value_wait(c, in, &v))
         goto out;
-    out = v.array ? json_array() : NULL;
-    for (size_t k = 0; k < v.n; k++) {
-        struct sn_ds_slot sum;
-        json_t *o = json_object();
-        int64_t start = v.iv.start + (int64_t)k * v.iv.duration;
-        if (sn_ds_sum(in->ds, start, v.iv.duration, &sum) < 0) {
-            json_decref(o);
-            json_decref(out);
-            sn_resp_empty(c->resp, 500);
-            goto out;
-        }
-        json_object_set_new(o, "value", sn_value_raw_json(in, &sum));
-        sn_ds_slot_fini(&sum);
-        sn_value_point(c, in, &v, k, o);
-        if (!v.array) {
-            out = o;
-            break;
-        }
-        json_array_append_new(out, o);
-    }
-    pthread_rwlock_unlock(&c->s->lock);
+    sn_value_answer(c, in, &v, raw_point, NULL, "value");
     locked = false;
-    for (size_t k = 0; v.nxf && k < (v.array ? json_array_size(out) : 1); k++)
-        sn_value_transform(c, &v, v.array ? json_array_get(out, k) : out, "value");
-    sn_resp_json(c->resp, 200, out);
 out:
     if (locked)
         pthread_rwlock_unlock(&c->s->lock);

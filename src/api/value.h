@@ -35,6 +35,14 @@ bool sn_value_wait(struct sn_call *c, struct sn_instn *in, const struct sn_value
 /* Sets the common fields of point k into o. Lock held. */
 void sn_value_point(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
                     json_t *o);
+/* Builds point k of a reply into o (lock held). Returns 0 or -ENOMEM. */
+typedef int (*sn_point_fn)(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v,
+                           size_t k, json_t *o, void *arg);
+/* Answers a value request: each point by fn with the common fields, one object or an array;
+ * then, with the lock released (this releases it), the transformations of the keys of member
+ * from of each point. */
+void sn_value_answer(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v,
+                     sn_point_fn fn, void *arg, const char *from);
 /* A histogram as CA's ranges [[[lo,hi],count],...]. */
 json_t *sn_value_ranges(const struct sn_hist *h);
 /* A slot's value in the shape of the instrumentation's arity (§1.5 raw). */
