@@ -43,8 +43,9 @@ static const uint8_t WHITE[3] = {255, 255, 255};
  * HTTP and JSON helpers
  */
 
-static int vreq(struct th_resp *r, const char *method, const char *const *hdrs, const char *body,
-                const char *fmt, va_list ap)
+__attribute__((format(printf, 5, 0))) static int vreq(struct th_resp *r, const char *method,
+                                                       const char *const *hdrs, const char *body,
+                                                       const char *fmt, va_list ap)
 {
     char path[8192];
     vsnprintf(path, sizeof(path), fmt, ap);
