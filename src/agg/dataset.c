@@ -353,7 +353,7 @@ int sn_ds_add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now)
         return SN_DS_MISMATCH;
     if (f->t > now + SN_DS_MAX_FUTURE)
         return SN_DS_FUTURE;
-    if (t + (int64_t)ds->o.granularity <= now - (int64_t)ds->o.retention)
+    if (t < now - (int64_t)ds->o.retention) /* the rule of sn_ds_expire() */
         return SN_DS_LATE;
     s = ring_slot(ds, t);
     if (s->t != EMPTY && s->t > t)
@@ -384,8 +384,7 @@ int sn_ds_add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now)
 void sn_ds_expire(struct sn_dataset *ds, int64_t now)
 {
     for (uint32_t i = 0; i < ds->nslots; i++)
-        if (ds->ring[i].t != EMPTY &&
-            ds->ring[i].t + (int64_t)ds->o.granularity <= now - (int64_t)ds->o.retention)
+        if (ds->ring[i].t != EMPTY && ds->ring[i].t < now - (int64_t)ds->o.retention)
             sn_ds_slot_fini(&ds->ring[i]);
 }
 

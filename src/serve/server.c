@@ -6,7 +6,8 @@
  *   instrumentations.json   every definition and the next id of each scope, rewritten
  *                           (temporary file, fsync, rename) on every change, so a restart
  *                           finds the instrumentations and their ids as they were
- *   data/<scope>_<id>.snds  the dataset of a persist-data instrumentation (agg/dataset.h),
+ *   data/<id>.snds, data/<tenant>@<id>.snds
+ *                           the dataset of a persist-data instrumentation (agg/dataset.h),
  *                           saved once a minute and at shutdown
  */
 #include <errno.h>
@@ -163,8 +164,11 @@ int sn_server_save_defs(struct sn_server *s)
 
 static void data_path(const struct sn_server *s, const struct sn_instn *in, char *out, size_t len)
 {
-    snprintf(out, len, "%s/data/%s_%" PRIu64 ".snds", s->datadir, in->scope[0] ? in->scope : "-",
-             in->id);
+    /* tenant names cannot hold '@': the operator's files and a tenant's never meet */
+    if (in->scope[0])
+        snprintf(out, len, "%s/data/%s@%" PRIu64 ".snds", s->datadir, in->scope, in->id);
+    else
+        snprintf(out, len, "%s/data/%" PRIu64 ".snds", s->datadir, in->id);
 }
 
 void sn_server_unpersist(struct sn_server *s, struct sn_instn *in)
