@@ -533,7 +533,8 @@ static int put_slot(struct buf *b, const struct sn_dataset *ds, const struct sn_
         f.n = s->n;
     }
     put_i64(b, s->t);
-    put_i64(b, (int64_t)s->count); /* the slot's own: the frame's total is what its entries add to */
+    put_i64(b,
+            (int64_t)s->count); /* the slot's own: the frame's total is what its entries add to */
     put_u32(b, s->nsrc);
     for (uint32_t i = 0; i < s->nsrc; i++)
         put_u32(b, s->src[i]);

@@ -44,8 +44,8 @@ static const uint8_t WHITE[3] = {255, 255, 255};
  */
 
 __attribute__((format(printf, 5, 0))) static int vreq(struct th_resp *r, const char *method,
-                                                       const char *const *hdrs, const char *body,
-                                                       const char *fmt, va_list ap)
+                                                      const char *const *hdrs, const char *body,
+                                                      const char *fmt, va_list ap)
 {
     char path[8192];
     vsnprintf(path, sizeof(path), fmt, ap);
