@@ -17,5 +17,16 @@
 int sn_cmd_hist(int argc, char **argv);
 int sn_cmd_agent(int argc, char **argv);
 int sn_cmd_serve(int argc, char **argv);
+/* clients of the CA API of `sonde serve` (cmd_ca.c, cmd_ca_value.c) */
+int sn_cmd_describe(int argc, char **argv);
+int sn_cmd_list(int argc, char **argv);
+int sn_cmd_get(int argc, char **argv);
+int sn_cmd_delete(int argc, char **argv);
+int sn_cmd_clone(int argc, char **argv);
+int sn_cmd_create(int argc, char **argv);
+int sn_cmd_raw(int argc, char **argv);
+int sn_cmd_heatmap(int argc, char **argv);
+int sn_cmd_details(int argc, char **argv);
+int sn_cmd_percentile(int argc, char **argv);
 
 #endif

@@ -23,6 +23,16 @@ static const struct command commands[] = {
     {"agent", sn_cmd_agent, "instrument this host with BPF and report frames each second"},
     {"hist", sn_cmd_hist, "build, inspect, decode and merge log-linear histograms"},
     {"serve", sn_cmd_serve, "run the agent, aggregator and Cloud Analytics API in one process"},
+    {"describe", sn_cmd_describe, "list the metrics and fields a server offers"},
+    {"list", sn_cmd_list, "list a server's instrumentations"},
+    {"get", sn_cmd_get, "show one instrumentation"},
+    {"create", sn_cmd_create, "create an instrumentation"},
+    {"clone", sn_cmd_clone, "create an instrumentation from another one"},
+    {"delete", sn_cmd_delete, "delete an instrumentation"},
+    {"raw", sn_cmd_raw, "print an instrumentation's raw values"},
+    {"heatmap", sn_cmd_heatmap, "draw an instrumentation's heatmap (PNG)"},
+    {"details", sn_cmd_details, "show what one pixel of a heatmap holds"},
+    {"percentile", sn_cmd_percentile, "print percentiles of an instrumentation"},
     {"version", cmd_version, "print the version"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -34,11 +44,11 @@ static void usage(FILE *f)
             "usage: sonde <command> [options]\n       sonde help <command>\n\ncommands:\n",
             SN_VERSION);
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nRun 'sonde <command> --help' for the options of a command.\n\n"
                "exit codes:\n"
                "  0  success\n"
-               "  1  the command failed at run time (I/O error, out of memory)\n"
+               "  1  the command failed at run time (I/O error, out of memory, server error)\n"
                "  2  usage error: unknown command or option, bad argument, malformed input\n");
 }
 

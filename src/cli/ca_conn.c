@@ -1,0 +1,208 @@
+/*
+ * The CA API's client side shared by the command line clients (ca_conn.h): options, the
+ * request and the mapping of failures (refused connections, 404, CA error bodies) to
+ * messages and exit codes.
+ */
+#include "cli/ca_conn.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define SN_CA_TIMEOUT_MS 30000
+
+void sn_ca_init(struct sn_ca *ca, const char *cmd)
+{
+    const char *e;
+
+    memset(ca, 0, sizeof(*ca));
+    ca->cmd = cmd;
+    ca->url = SN_CA_DEFAULT_URL;
+    if ((e = getenv("SONDE_URL")) != NULL && *e)
+        ca->url = e;
+    if ((e = getenv("SONDE_TOKEN")) != NULL && *e)
+        ca->token = e;
+}
+
+bool sn_ca_option(struct sn_ca *ca, int c, const char *arg)
+{
+    switch (c) {
+    case SN_CA_O_URL:
+        ca->url = arg;
+        return true;
+    case SN_CA_O_TOKEN:
+        ca->token = arg;
+        return true;
+    case SN_CA_O_TENANT:
+        ca->tenant = arg;
+        return true;
+    case SN_CA_O_JSON:
+        ca->json = true;
+        return true;
+    default:
+        return false;
+    }
+}
+
+void sn_ca_bad_option(const struct sn_ca *ca, int c, const char *arg)
+{
+    if (c == ':')
+        fprintf(stderr, "%s: option '%s' wants an argument\n\n", ca->cmd, arg);
+    else
+        fprintf(stderr, "%s: unknown option '%s'\n\n", ca->cmd, arg);
+}
+
+int sn_ca_ready(struct sn_ca *ca)
+{
+    if (sn_url_parse(ca->url, &ca->u) < 0) {
+        fprintf(stderr, "%s: bad URL '%s' (want http://HOST[:PORT])\n", ca->cmd, ca->url);
+        return SN_EXIT_USAGE;
+    }
+    if (ca->tenant) {
+        const char *p = ca->tenant;
+        size_t n = strlen(p);
+        if (n == 0 || n > 63 ||
+            strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789-_.") != n) {
+            fprintf(stderr, "%s: bad tenant name '%s'\n", ca->cmd, p);
+            return SN_EXIT_USAGE;
+        }
+    }
+    if (ca->token && (strchr(ca->token, '\r') || strchr(ca->token, '\n'))) {
+        fprintf(stderr, "%s: bad token\n", ca->cmd);
+        return SN_EXIT_USAGE;
+    }
+    return SN_EXIT_OK;
+}
+
+/* The message of an error body: CA's {"error":{"message"}} or restify's {"message"}. */
+static void print_error(const struct sn_ca *ca, const struct sn_http_resp *r, bool is_inst)
+{
+    json_t *j = r->len ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+    const char *msg = NULL;
+
+    if (j) {
+        msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        if (!msg)
+            msg = json_string_value(json_object_get(j, "message"));
+    }
+    if (msg)
+        fprintf(stderr, "sonde: %s\n", msg);
+    else if (r->status == 404 && is_inst)
+        fprintf(stderr, "sonde: no such instrumentation\n");
+    else if (r->status == 404)
+        fprintf(stderr, "sonde: not found%s%s\n", ca->tenant ? ": no tenant " : "",
+                ca->tenant ? ca->tenant : "");
+    else if (r->status == 401)
+        fprintf(stderr, "sonde: unauthorized (give a token with --token or SONDE_TOKEN)\n");
+    else
+        fprintf(stderr, "sonde: the server answered HTTP %d\n", r->status);
+    json_decref(j);
+}
+
+int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char *body,
+               bool is_inst, struct sn_http_resp *r)
+{
+    char path[4096], auth[1024];
+    const char *headers[4];
+    size_t nh = 0;
+    int rc, n;
+
+    if (ca->tenant)
+        n = snprintf(path, sizeof(path), "%s/ca/customers/%s%s", ca->u.path, ca->tenant, rel);
+    else
+        n = snprintf(path, sizeof(path), "%s/ca%s", ca->u.path, rel);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        fprintf(stderr, "%s: request too long\n", ca->cmd);
+        return SN_EXIT_FAILURE;
+    }
+    if (ca->token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ca->token);
+        headers[nh++] = auth;
+    }
+    if (body)
+        headers[nh++] = "Content-Type: application/json";
+    headers[nh] = NULL;
+    rc = sn_http_request(&ca->u, method, path, headers, body, body ? strlen(body) : 0,
+                         SN_CA_TIMEOUT_MS, r);
+    if (rc < 0) {
+        if (rc == -EHOSTUNREACH)
+            fprintf(stderr, "sonde: cannot reach %s: host not found\n", ca->url);
+        else
+            fprintf(stderr, "sonde: cannot reach %s: %s%s\n", ca->url, strerror(-rc),
+                    rc == -ECONNREFUSED ? " (is `sonde serve` running there?)" : "");
+        return SN_EXIT_FAILURE;
+    }
+    if (r->status < 200 || r->status > 299) {
+        print_error(ca, r, is_inst);
+        sn_http_resp_free(r);
+        return SN_EXIT_FAILURE;
+    }
+    return SN_EXIT_OK;
+}
+
+int sn_ca_call_json(struct sn_ca *ca, const char *method, const char *rel, const char *body,
+                    bool is_inst, json_t **out)
+{
+    struct sn_http_resp r;
+    json_error_t jerr;
+    int rc = sn_ca_call(ca, method, rel, body, is_inst, &r);
+
+    *out = NULL;
+    if (rc != SN_EXIT_OK)
+        return rc;
+    *out = json_loadb(r.body, r.len, 0, &jerr);
+    sn_http_resp_free(&r);
+    if (!*out) {
+        fprintf(stderr, "sonde: the server's reply is not JSON: %s\n", jerr.text);
+        return SN_EXIT_FAILURE;
+    }
+    return SN_EXIT_OK;
+}
+
+void sn_ca_print_json(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+}
+
+int sn_ca_query(char *q, size_t cap, const char *name, const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(q);
+    int w = snprintf(q + n, cap - n, "%c%s=", n ? '&' : '?', name);
+
+    if (w < 0 || (size_t)w >= cap - n)
+        return -1;
+    n += (size_t)w;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (n + 4 > cap)
+            return -1;
+        if (isalnum(*p) || strchr("-_.~,", *p)) {
+            q[n++] = (char)*p;
+        } else {
+            q[n++] = '%';
+            q[n++] = hex[*p >> 4];
+            q[n++] = hex[*p & 15];
+        }
+    }
+    q[n] = '\0';
+    return 0;
+}
+
+bool sn_ca_valid_id(const struct sn_ca *ca, const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 20 || strspn(s, "0123456789") != n) {
+        fprintf(stderr, "%s: bad instrumentation id '%s' (want a number)\n", ca->cmd, s);
+        return false;
+    }
+    return true;
+}

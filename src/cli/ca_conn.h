@@ -1,0 +1,81 @@
+/*
+ * What the CA API's command line clients (`sonde list`, `sonde raw`...) share: the server's
+ * URL, token and tenant (options --url, --token, --tenant and the environment variables
+ * SONDE_URL and SONDE_TOKEN), one request to a path under the scope, and the translation of
+ * failures into messages and exit codes (cli.h).
+ */
+#ifndef SN_CLI_CA_CONN_H
+#define SN_CLI_CA_CONN_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "http/client.h"
+
+#define SN_CA_DEFAULT_URL "http://127.0.0.1:23181"
+
+/* Long options every client command takes; its getopt_long table starts with them. */
+enum { SN_CA_O_URL = 1000, SN_CA_O_TOKEN, SN_CA_O_TENANT, SN_CA_O_JSON };
+#define SN_CA_COMMON_OPTS                                                                          \
+    {"url", required_argument, NULL, SN_CA_O_URL},                                                 \
+        {"token", required_argument, NULL, SN_CA_O_TOKEN},                                         \
+        {"tenant", required_argument, NULL, SN_CA_O_TENANT},                                       \
+        {"json", no_argument, NULL, SN_CA_O_JSON},                                                 \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+
+/* The text of the common options and exit codes, for usage strings. */
+#define SN_CA_COMMON_HELP                                                                          \
+    "  --url URL         the server (default $SONDE_URL, else " SN_CA_DEFAULT_URL ")\n"            \
+    "  --token T         send Authorization: Bearer T (default $SONDE_TOKEN)\n"                    \
+    "  --tenant NAME     use the tenant's scope /ca/customers/NAME instead of /ca\n"               \
+    "  --json            print the server's JSON reply instead of the human form\n"                \
+    "  -h, --help        this help\n"                                                              \
+    "\n"                                                                                           \
+    "exit codes:\n"                                                                                \
+    "  0  success\n"                                                                               \
+    "  1  the request failed: the server answered an error (its message is shown), no such\n"      \
+    "     instrumentation, or the server could not be reached\n"                                   \
+    "  2  usage error: unknown option, missing or bad argument\n"
+
+struct sn_ca {
+    const char *cmd; /* for messages: "sonde list" */
+    const char *url, *token, *tenant;
+    bool json;
+    struct sn_url u;
+};
+
+/* Defaults from the environment. */
+void sn_ca_init(struct sn_ca *ca, const char *cmd);
+/* Handles one of the common options (returns true), or returns false. */
+bool sn_ca_option(struct sn_ca *ca, int c, const char *arg);
+/* After getopt_long returned '?' or ':' (c; optstring starting with ':', opterr 0): "CMD:
+ * unknown option" or "CMD: option wants an argument". */
+void sn_ca_bad_option(const struct sn_ca *ca, int c, const char *arg);
+/* Parses the URL; SN_EXIT_OK or SN_EXIT_USAGE (with a message). */
+int sn_ca_ready(struct sn_ca *ca);
+
+/* Sends method to the scope's path + rel (e.g. "/instrumentations/3"), with a JSON body (may
+ * be NULL). On a 2xx answer returns SN_EXIT_OK with *r filled (free it with
+ * sn_http_resp_free); otherwise prints why on stderr ("sonde: MESSAGE"; is_inst: a 404 is "no
+ * such instrumentation") and returns SN_EXIT_FAILURE. */
+int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char *body,
+               bool is_inst, struct sn_http_resp *r);
+/* The same, parsing a JSON reply into *out (a new reference). */
+int sn_ca_call_json(struct sn_ca *ca, const char *method, const char *rel, const char *body,
+                    bool is_inst, json_t **out);
+
+/* Prints j as indented JSON on stdout. */
+void sn_ca_print_json(const json_t *j);
+
+/* Appends "&name=value" (or "?name=value" first) to the query q, percent-encoding value. */
+int sn_ca_query(char *q, size_t cap, const char *name, const char *value);
+
+/* Checks that s is a plain instrumentation id (digits); prints a usage error otherwise. */
+bool sn_ca_valid_id(const struct sn_ca *ca, const char *s);
+
+#endif

@@ -1,0 +1,476 @@
+/*
+ * `sonde raw`, `heatmap`, `details` and `percentile`: the command line client of the Cloud
+ * Analytics API's value resources (docs/api.md, "Values" and "Heatmaps"). Human output by
+ * default (raw values sorted and charted, a heatmap written as PNG), the server's JSON with
+ * --json.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/ca_conn.h"
+#include "cli/cli.h"
+
+enum {
+    O_START = 256,
+    O_DURATION,
+    O_WIDTH,
+    O_HEIGHT,
+    O_YMIN,
+    O_YMAX,
+    O_LOG,
+    O_X,
+    O_Y,
+    O_NBUCKETS,
+};
+
+/* Value options: which query parameter each sets (NULL: handled apart), and whether it must
+ * be a number. */
+static const struct {
+    int opt;
+    const char *param;
+} value_params[] = {
+    {O_START, "start_time"},  {O_DURATION, "duration"}, {O_WIDTH, "width"}, {O_HEIGHT, "height"},
+    {O_YMIN, "ymin"},         {O_YMAX, "ymax"},         {O_X, "x"},         {O_Y, "y"},
+    {O_NBUCKETS, "nbuckets"}, {'P', "percentile"},
+};
+
+static const struct option value_longopts[] = {
+    SN_CA_COMMON_OPTS,
+    {"start", required_argument, NULL, O_START},
+    {"duration", required_argument, NULL, O_DURATION},
+    {"width", required_argument, NULL, O_WIDTH},
+    {"height", required_argument, NULL, O_HEIGHT},
+    {"ymin", required_argument, NULL, O_YMIN},
+    {"ymax", required_argument, NULL, O_YMAX},
+    {"log", no_argument, NULL, O_LOG},
+    {"x", required_argument, NULL, O_X},
+    {"y", required_argument, NULL, O_Y},
+    {"nbuckets", required_argument, NULL, O_NBUCKETS},
+    {"percentile", required_argument, NULL, 'P'},
+    {"output", required_argument, NULL, 'o'},
+    {NULL, 0, NULL, 0},
+};
+
+struct value_args {
+    struct sn_ca ca;
+    const char *id, *output;
+    char query[2048];
+    unsigned seen; /* bit per value_params index */
+};
+
+/* True when s is a number (percentile lists: numbers separated by commas). */
+static bool numeric_arg(const char *s, bool list)
+{
+    char *end;
+    do {
+        errno = 0;
+        double d = strtod(s, &end);
+        if (errno || end == s || !isfinite(d))
+            return false;
+        s = end + (*end == ',');
+    } while (list && *end == ',');
+    return *end == '\0';
+}
+
+/* Parses the options of a value command; allowed lists the long names of the options it takes
+ * (besides the common ones). Returns -1 to carry on, or an exit code. */
+static int value_args(int argc, char **argv, struct value_args *a, const char *cmd,
+                      const char *usage, const char *const *allowed)
+{
+    int c, idx;
+
+    sn_ca_init(&a->ca, cmd);
+    a->id = a->output = NULL;
+    a->query[0] = '\0';
+    a->seen = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":ho:P:", value_longopts, &idx)) != -1) {
+        const char *name = NULL;
+        bool ok = false;
+        if (sn_ca_option(&a->ca, c, optarg))
+            continue;
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return SN_EXIT_OK;
+        }
+        if (c == '?' || c == ':') {
+            sn_ca_bad_option(&a->ca, c, argv[optind - 1]);
+            fputs(usage, stderr);
+            return SN_EXIT_USAGE;
+        }
+        name = c == 'o' ? "output" : c == 'P' ? "percentile" : value_longopts[idx].name;
+        for (size_t i = 0; allowed[i]; i++)
+            ok |= strcmp(allowed[i], name) == 0;
+        if (!ok) {
+            fprintf(stderr, "%s: unknown option '%s'\n\n%s", cmd, argv[optind - 1], usage);
+            return SN_EXIT_USAGE;
+        }
+        if (c == 'o') {
+            a->output = optarg;
+            continue;
+        }
+        if (c == O_LOG) {
+            sn_ca_query(a->query, sizeof(a->query), "yscale", "log");
+            continue;
+        }
+        for (size_t i = 0; i < sizeof(value_params) / sizeof(value_params[0]); i++) {
+            if (value_params[i].opt != c)
+                continue;
+            if (!numeric_arg(optarg, c == 'P')) {
+                fprintf(stderr, "%s: --%s wants a number, not '%s'\n", cmd, name, optarg);
+                return SN_EXIT_USAGE;
+            }
+            if (sn_ca_query(a->query, sizeof(a->query), value_params[i].param, optarg) < 0) {
+                fprintf(stderr, "%s: too many options\n", cmd);
+                return SN_EXIT_USAGE;
+            }
+            a->seen |= 1u << i;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "%s: want one instrumentation ID\n\n%s", cmd, usage);
+        return SN_EXIT_USAGE;
+    }
+    a->id = argv[optind];
+    if (!sn_ca_valid_id(&a->ca, a->id))
+        return SN_EXIT_USAGE;
+    return sn_ca_ready(&a->ca) == SN_EXIT_OK ? -1 : SN_EXIT_USAGE;
+}
+
+static bool has_param(const struct value_args *a, int opt)
+{
+    for (size_t i = 0; i < sizeof(value_params) / sizeof(value_params[0]); i++)
+        if (value_params[i].opt == opt)
+            return (a->seen >> i) & 1;
+    return false;
+}
+
+static void value_rel(const struct value_args *a, const char *what, char *rel, size_t cap)
+{
+    snprintf(rel, cap, "/instrumentations/%s/value/%s%s", a->id, what, a->query);
+}
+
+/* A JSON number as text: integers exactly, reals in the shortest round-trip form. */
+static void num_str(const json_t *v, char *out, size_t cap)
+{
+    if (json_is_integer(v))
+        snprintf(out, cap, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(out, cap, "%.17g", json_real_value(v));
+    else if (json_is_null(v))
+        snprintf(out, cap, "null");
+    else
+        snprintf(out, cap, "?");
+}
+
+/* ---- raw --------------------------------------------------------------------------------- */
+
+struct kc {
+    const char *key;
+    double count;
+    json_t *v;
+};
+
+static int kc_cmp(const void *pa, const void *pb)
+{
+    const struct kc *a = pa, *b = pb;
+    if (a->count != b->count)
+        return a->count > b->count ? -1 : 1;
+    return strcmp(a->key, b->key);
+}
+
+/* Total count of a numeric distribution [[[lo,hi],count],...]. */
+static double dist_total(const json_t *d)
+{
+    double t = 0;
+    size_t i;
+    json_t *b;
+    json_array_foreach(d, i, b) t += json_number_value(json_array_get(b, 1));
+    return t;
+}
+
+/* Ranges with their counts and a bar scaled to the largest count. */
+static void print_dist(const json_t *d, const char *indent)
+{
+    double max = 0;
+    size_t i;
+    json_t *b;
+
+    json_array_foreach(d, i, b)
+    {
+        double n = json_number_value(json_array_get(b, 1));
+        if (n > max)
+            max = n;
+    }
+    json_array_foreach(d, i, b)
+    {
+        json_t *r = json_array_get(b, 0);
+        char lo[32], hi[32], n[32], range[80];
+        double cnt = json_number_value(json_array_get(b, 1));
+        int bar = max > 0 ? (int)ceil(cnt / max * 40) : 0;
+        num_str(json_array_get(r, 0), lo, sizeof(lo));
+        num_str(json_array_get(r, 1), hi, sizeof(hi));
+        num_str(json_array_get(b, 1), n, sizeof(n));
+        snprintf(range, sizeof(range), "[%s, %s]", lo, hi);
+        printf("%s%-28s %10s  ", indent, range, n);
+        for (int k = 0; k < bar; k++)
+            putchar('#');
+        putchar('\n');
+    }
+}
+
+static int print_raw(const json_t *value)
+{
+    char n[32];
+
+    if (json_is_number(value) || json_is_null(value)) {
+        num_str(value, n, sizeof(n));
+        printf("%s\n", n);
+    } else if (json_is_array(value)) {
+        print_dist(value, "");
+    } else if (json_is_object(value)) {
+        size_t cnt = json_object_size(value), i = 0;
+        struct kc *kcs = calloc(cnt ? cnt : 1, sizeof(*kcs));
+        const char *k;
+        json_t *v;
+        if (!kcs)
+            return SN_EXIT_FAILURE;
+        json_object_foreach((json_t *)value, k, v)
+        {
+            kcs[i].key = k;
+            kcs[i].v = v;
+            kcs[i].count = json_is_array(v) ? dist_total(v) : json_number_value(v);
+            i++;
+        }
+        qsort(kcs, cnt, sizeof(*kcs), kc_cmp);
+        for (i = 0; i < cnt; i++) {
+            if (json_is_array(kcs[i].v)) {
+                printf("%s (total %.17g)\n", kcs[i].key, kcs[i].count);
+                print_dist(kcs[i].v, "    ");
+            } else {
+                num_str(kcs[i].v, n, sizeof(n));
+                printf("%-32s %s\n", kcs[i].key, n);
+            }
+        }
+        free(kcs);
+    } else {
+        printf("?\n");
+    }
+    return SN_EXIT_OK;
+}
+
+static const char raw_usage[] =
+    "usage: sonde raw [options] ID\n"
+    "\n"
+    "Prints the raw value of instrumentation ID over an interval (by default the last\n"
+    "complete data point): a number (scalar), keys by count descending (discrete), or\n"
+    "ranges with counts and a bar (numeric).\n"
+    "\n"
+    "options:\n"
+    "  --start T         start of the interval (Unix seconds; start_time)\n"
+    "  --duration N      length of the interval in seconds\n" SN_CA_COMMON_HELP;
+
+int sn_cmd_raw(int argc, char **argv)
+{
+    static const char *const allowed[] = {"start", "duration", NULL};
+    struct value_args a;
+    char rel[2200];
+    json_t *j;
+    int rc;
+
+    if ((rc = value_args(argc, argv, &a, "sonde raw", raw_usage, allowed)) >= 0)
+        return rc;
+    value_rel(&a, "raw", rel, sizeof(rel));
+    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
+        return rc;
+    if (a.ca.json)
+        sn_ca_print_json(j);
+    else
+        rc = print_raw(json_object_get(j, "value"));
+    json_decref(j);
+    return rc;
+}
+
+/* ---- heatmap ----------------------------------------------------------------------------- */
+
+static const char heatmap_usage[] =
+    "usage: sonde heatmap [options] ID\n"
+    "\n"
+    "Draws the heatmap of numeric instrumentation ID. With -o, writes the PNG to FILE;\n"
+    "without, prints the heatmap's properties (ymin, ymax, present keys...) but not the image.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output FILE  write the PNG image to FILE\n"
+    "  --width W          image width in pixels (10-1000; default 600)\n"
+    "  --height H         image height in pixels (10-1000; default 300)\n"
+    "  --start T          start of the interval (Unix seconds)\n"
+    "  --duration N       seconds shown (default 60)\n"
+    "  --ymin Y, --ymax Y the value range (ymax auto-scales when absent)\n"
+    "  --nbuckets N       rows of buckets (1-100)\n"
+    "  --log              logarithmic y axis\n" SN_CA_COMMON_HELP;
+
+static int write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
+        fprintf(stderr, "sonde heatmap: %s: %s\n", path, strerror(errno));
+        return SN_EXIT_FAILURE;
+    }
+    return SN_EXIT_OK;
+}
+
+int sn_cmd_heatmap(int argc, char **argv)
+{
+    static const char *const allowed[] = {"output", "width", "height", "start",    "duration",
+                                          "ymin",   "ymax",  "log",    "nbuckets", NULL};
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    struct value_args a;
+    char rel[2200];
+    int rc;
+
+    if ((rc = value_args(argc, argv, &a, "sonde heatmap", heatmap_usage, allowed)) >= 0)
+        return rc;
+    if (a.output) {
+        struct sn_http_resp r;
+        sn_ca_query(a.query, sizeof(a.query), "format", "png");
+        value_rel(&a, "heatmap/image", rel, sizeof(rel));
+        if ((rc = sn_ca_call(&a.ca, "GET", rel, NULL, true, &r)) != SN_EXIT_OK)
+            return rc;
+        if (r.len < 8 || memcmp(r.body, png_sig, 8) != 0) {
+            fprintf(stderr, "sonde heatmap: the server's reply is not a PNG\n");
+            rc = SN_EXIT_FAILURE;
+        } else {
+            rc = write_file(a.output, r.body, r.len);
+        }
+        sn_http_resp_free(&r);
+        return rc;
+    }
+    json_t *j;
+    value_rel(&a, "heatmap/image", rel, sizeof(rel));
+    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
+        return rc;
+    json_object_del(j, "image");
+    if (a.ca.json) {
+        sn_ca_print_json(j);
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            printf("%-22s %s\n", k, s ? s : "?");
+            free(s);
+        }
+    }
+    json_decref(j);
+    return SN_EXIT_OK;
+}
+
+/* ---- details ----------------------------------------------------------------------------- */
+
+static const char details_usage[] =
+    "usage: sonde details [options] ID --x X --y Y --ymax Y\n"
+    "\n"
+    "Prints what one pixel (X, Y from the top left) of ID's heatmap holds: its time, its\n"
+    "value range, and the count per key.\n"
+    "\n"
+    "options:\n"
+    "  --x X, --y Y       the pixel (required)\n"
+    "  --ymax Y           the top of the value range (required), --ymin Y its bottom\n"
+    "  --width W, --height H, --start T, --duration N, --nbuckets N, --log\n"
+    "                     as for `sonde heatmap`\n" SN_CA_COMMON_HELP;
+
+int sn_cmd_details(int argc, char **argv)
+{
+    static const char *const allowed[] = {
+        "x", "y", "ymin", "ymax", "width", "height", "start", "duration", "log", "nbuckets", NULL};
+    struct value_args a;
+    char rel[2200], n[32];
+    json_t *j;
+    int rc;
+
+    if ((rc = value_args(argc, argv, &a, "sonde details", details_usage, allowed)) >= 0)
+        return rc;
+    if (!has_param(&a, O_X) || !has_param(&a, O_Y) || !has_param(&a, O_YMAX)) {
+        fprintf(stderr, "sonde details: --x, --y and --ymax are required\n\n%s", details_usage);
+        return SN_EXIT_USAGE;
+    }
+    value_rel(&a, "heatmap/details", rel, sizeof(rel));
+    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
+        return rc;
+    if (a.ca.json) {
+        sn_ca_print_json(j);
+    } else {
+        char lo[32], hi[32];
+        num_str(json_object_get(j, "bucket_time"), n, sizeof(n));
+        num_str(json_object_get(j, "bucket_ymin"), lo, sizeof(lo));
+        num_str(json_object_get(j, "bucket_ymax"), hi, sizeof(hi));
+        printf("time     %s\nrange    [%s, %s)\n", n, lo, hi);
+        num_str(json_object_get(j, "total"), n, sizeof(n));
+        printf("total    %s\n", n);
+        if (json_object_size(json_object_get(j, "present")))
+            rc = print_raw(json_object_get(j, "present"));
+    }
+    json_decref(j);
+    return rc;
+}
+
+/* ---- percentile -------------------------------------------------------------------------- */
+
+static const char percentile_usage[] =
+    "usage: sonde percentile [options] ID -P P[,P...]\n"
+    "\n"
+    "Prints percentiles (0 to 1) of numeric instrumentation ID over an interval (default:\n"
+    "the last data point), one per line.\n"
+    "\n"
+    "options:\n"
+    "  -P, --percentile LIST  the percentiles, e.g. 0.5,0.9,0.99 (required)\n"
+    "  --start T, --duration N  the interval\n"
+    "  --ymin Y, --ymax Y     the value range (ymax auto-scales when absent)\n"
+    "  --nbuckets N           linear buckets over the range (1-100)\n" SN_CA_COMMON_HELP;
+
+int sn_cmd_percentile(int argc, char **argv)
+{
+    static const char *const allowed[] = {"percentile", "start",    "duration", "ymin",
+                                          "ymax",       "nbuckets", NULL};
+    struct value_args a;
+    char rel[2200], n[32];
+    json_t *j, *p;
+    int rc;
+
+    if ((rc = value_args(argc, argv, &a, "sonde percentile", percentile_usage, allowed)) >= 0)
+        return rc;
+    if (!has_param(&a, 'P')) {
+        fprintf(stderr, "sonde percentile: -P is required\n\n%s", percentile_usage);
+        return SN_EXIT_USAGE;
+    }
+    value_rel(&a, "heatmap/percentile", rel, sizeof(rel));
+    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
+        return rc;
+    p = json_object_get(j, "percentile");
+    if (a.ca.json) {
+        sn_ca_print_json(j);
+    } else if (json_is_array(p)) {
+        /* the same order as asked */
+        const char *q = strstr(a.query, "percentile=") + strlen("percentile=");
+        size_t i;
+        json_t *v;
+        json_array_foreach(p, i, v)
+        {
+            size_t len = strcspn(q, ",&");
+            num_str(v, n, sizeof(n));
+            printf("p%-10.*s %s\n", (int)len, q, n);
+            q += len + (q[len] == ',');
+        }
+    } else {
+        const char *q = strstr(a.query, "percentile=") + strlen("percentile=");
+        num_str(p, n, sizeof(n));
+        printf("p%-10.*s %s\n", (int)strcspn(q, "&"), q, n);
+    }
+    json_decref(j);
+    return SN_EXIT_OK;
+}
