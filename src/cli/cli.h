@@ -28,5 +28,6 @@ int sn_cmd_raw(int argc, char **argv);
 int sn_cmd_heatmap(int argc, char **argv);
 int sn_cmd_details(int argc, char **argv);
 int sn_cmd_percentile(int argc, char **argv);
+int sn_cmd_top(int argc, char **argv); /* cmd_top.c */
 
 #endif

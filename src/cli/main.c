@@ -33,6 +33,7 @@ static const struct command commands[] = {
     {"heatmap", sn_cmd_heatmap, "draw an instrumentation's heatmap (PNG)"},
     {"details", sn_cmd_details, "show what one pixel of a heatmap holds"},
     {"percentile", sn_cmd_percentile, "print percentiles of an instrumentation"},
+    {"top", sn_cmd_top, "watch an instrumentation's keys, counts and percentiles live"},
     {"version", cmd_version, "print the version"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
