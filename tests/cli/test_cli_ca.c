@@ -28,26 +28,9 @@ static int64_t t0; /* the second the data was ingested at */
 /* Runs "sonde ARGS" with SONDE_URL pointing at the server; fills out/err; the exit code. */
 static int run(const char *args)
 {
-    char err_path[256], cmd[8192];
-    FILE *f, *p;
-    size_t n;
-    int st;
-
-    snprintf(err_path, sizeof(err_path), "%s/cli_ca_err.%d", t_outdir(), (int)getpid());
-    snprintf(cmd, sizeof(cmd), "SONDE_URL=%s %s %s < /dev/null 2> %s", url, sonde, args, err_path);
-    p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    st = pclose(p);
-    f = fopen(err_path, "r");
-    n = f ? fread(err, 1, sizeof(err) - 1, f) : 0;
-    err[n] = '\0';
-    if (f)
-        fclose(f);
-    unlink(err_path);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "SONDE_URL=%s %s %s", url, sonde, args);
+    return t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
 }
 
 static void ingest(const char *frames)

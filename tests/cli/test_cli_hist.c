@@ -22,34 +22,9 @@ static char out[1 << 20], err[1 << 16];
 /* Runs "sonde ARGS < input" (input may be NULL); fills out/err; returns the exit code. */
 static int run(const char *args, const char *input)
 {
-    char in_path[256], err_path[256], cmd[8192];
-    FILE *f, *p;
-    size_t n;
-    int st;
-
-    snprintf(in_path, sizeof(in_path), "%s/cli_in.%d", t_outdir(), (int)getpid());
-    snprintf(err_path, sizeof(err_path), "%s/cli_err.%d", t_outdir(), (int)getpid());
-    f = fopen(in_path, "w");
-    if (!f)
-        return -1;
-    if (input)
-        fputs(input, f);
-    fclose(f);
-    snprintf(cmd, sizeof(cmd), "%s %s < %s 2> %s", sonde, args, in_path, err_path);
-    p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    st = pclose(p);
-    f = fopen(err_path, "r");
-    n = f ? fread(err, 1, sizeof(err) - 1, f) : 0;
-    err[n] = '\0';
-    if (f)
-        fclose(f);
-    unlink(in_path);
-    unlink(err_path);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "%s %s", sonde, args);
+    return t_capture(cmd, input, out, sizeof(out), err, sizeof(err));
 }
 
 /* The JSON value after "key": in out (first occurrence). */

@@ -25,26 +25,7 @@ static char out[1 << 16], err[1 << 16];
 /* Runs a shell command; fills out (its stdout) and err (its stderr); the exit code. */
 static int sh(const char *cmd)
 {
-    char err_path[256], full[8192];
-    FILE *f, *p;
-    size_t n;
-    int st;
-
-    snprintf(err_path, sizeof(err_path), "%s/cli_top_err.%d", t_outdir(), (int)getpid());
-    snprintf(full, sizeof(full), "%s < /dev/null 2> %s", cmd, err_path);
-    p = popen(full, "r");
-    if (!p)
-        return -1;
-    n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    st = pclose(p);
-    f = fopen(err_path, "r");
-    n = f ? fread(err, 1, sizeof(err) - 1, f) : 0;
-    err[n] = '\0';
-    if (f)
-        fclose(f);
-    unlink(err_path);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
 }
 
 /* Frames of instrumentation 1 for seconds from..to: nginx 30 at ~2 ms, redis 10 at ~100 µs. */

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -214,4 +215,53 @@ int64_t t_timed_sleep(long ns)
     nanosleep(&req, NULL);
     clock_gettime(CLOCK_MONOTONIC, &b);
     return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec);
+}
+
+/* One file of the capture's, read into buf[len] and removed. */
+static void slurp(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+    unlink(path);
+}
+
+int t_capture(const char *cmd, const char *input, char *out, size_t outlen, char *err,
+              size_t errlen)
+{
+    static unsigned seq;
+    char in_path[1024], err_path[1024], *full;
+    size_t fl = strlen(cmd) + 2 * sizeof(in_path) + 16;
+    FILE *f, *p;
+    size_t n;
+    int st;
+
+    snprintf(in_path, sizeof(in_path), "%s/capture_in.%d.%u", t_outdir(), (int)getpid(), seq);
+    snprintf(err_path, sizeof(err_path), "%s/capture_err.%d.%u", t_outdir(), (int)getpid(), seq++);
+    if (!(f = fopen(in_path, "w")))
+        return -1;
+    if (input)
+        fputs(input, f);
+    fclose(f);
+    if (!(full = malloc(fl))) {
+        unlink(in_path);
+        return -1;
+    }
+    snprintf(full, fl, "%s < %s 2> %s", cmd, in_path, err_path);
+    p = popen(full, "r");
+    free(full);
+    if (!p) {
+        unlink(in_path);
+        return -1;
+    }
+    n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    while (fgetc(p) != EOF) /* the rest is dropped, so that the command never blocks */
+        ;
+    st = pclose(p);
+    slurp(err_path, err, errlen);
+    unlink(in_path);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -68,6 +68,12 @@ int64_t t_timed_sleep(long ns);
  * tests filtering by execname cannot count another run of the same test. Returns 0 or -errno. */
 int t_unique_comm(void);
 
+/* Runs the shell command cmd with input on its standard input (NULL: /dev/null), its standard
+ * output into out[outlen] and its standard error into err[errlen] (both NUL-terminated,
+ * truncated when longer). Returns its exit code, or -1 when it could not run or was killed. */
+int t_capture(const char *cmd, const char *input, char *out, size_t outlen, char *err,
+              size_t errlen);
+
 /* Directory for test artefacts (tests/out under the build tree); created on demand. */
 const char *t_outdir(void);
 
