@@ -56,6 +56,9 @@ void sn_api_raw(struct sn_call *c);
 void sn_api_heatmap(struct sn_call *c, const char *what); /* image, details, average, percentile */
 void sn_api_ingest(struct sn_call *c);
 void sn_api_prometheus(struct sn_call *c);
+/* The web UI's files at "/" (unless the client asks for JSON) and "/ui/...": true when the
+ * request was one of them (and resp is set). Needs no token: the page asks for one. */
+bool sn_api_ui(struct sn_server *s, const struct sn_req *req, struct sn_resp *resp);
 
 /* The instrumentation's property object (CA's field order). Lock held. */
 json_t *sn_api_props(struct sn_call *c, struct sn_instn *in);

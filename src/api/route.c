@@ -13,11 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/assets.h"
 #include "api/internal.h"
-
-/* docs/api.md, compiled in (cmake/embed.cmake) and served at /ca/docs */
-extern const unsigned char sn_api_doc[];
-extern const size_t sn_api_doc_len;
 
 size_t sn_api_limit(void *ctx, const char *method, const char *path)
 {
@@ -299,6 +296,8 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
         sn_resp_empty(resp, 200);
         return;
     }
+    if (sn_api_ui(c.s, req, resp))
+        return;
     if (req->api_version && !version_ok(req->api_version)) {
         CA_INVAL(&c, "invalid API version string: %.200s", req->api_version);
         return;
@@ -345,14 +344,14 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
         return;
     }
     if (n == 2 && strcmp(seg[1], "docs") == 0 && strcmp(req->method, "GET") == 0) {
-        sn_resp_bytes(resp, 200, "text/markdown; charset=utf-8", NULL, 0);
-        resp->body = malloc(sn_api_doc_len);
-        if (!resp->body) {
+        const struct sn_asset *doc = sn_asset_find("docs/api.md");
+        unsigned char *b = doc ? malloc(doc->len) : NULL;
+        if (!b) {
             sn_resp_empty(resp, 500);
             return;
         }
-        memcpy(resp->body, sn_api_doc, sn_api_doc_len);
-        resp->len = sn_api_doc_len;
+        memcpy(b, doc->data, doc->len);
+        sn_resp_bytes(resp, 200, "text/markdown; charset=utf-8", b, doc->len);
         return;
     }
     if (n == 3 && strcmp(seg[1], "admin") == 0 && strcmp(seg[2], "status") == 0 &&

@@ -24,10 +24,11 @@
 
 static const char usage[] =
     "usage: sonde serve [--listen HOST:PORT] [--data DIR] [--tenants FILE] [--no-agent]\n"
-    "                   [--threads N] [--key-cap N]\n"
+    "                   [--threads N] [--key-cap N] [--ui-dir DIR]\n"
     "\n"
     "Runs the agent, the aggregator and the Cloud Analytics HTTP API in one process\n"
-    "(docs/api.md). Prints its URL on the first line of standard output. Stops cleanly on\n"
+    "(docs/api.md), and the web UI at / (docs/ui.md). Prints its URL on the first line of standard "
+    "output. Stops cleanly on\n"
     "SIGINT or SIGTERM, saving persisted data.\n"
     "\n"
     "options:\n"
@@ -40,6 +41,8 @@ static const char usage[] =
     "  --no-agent          do not instrument this host: data comes only from ingest\n"
     "  --threads N         HTTP worker threads (default 4)\n"
     "  --key-cap N         distinct keys per instrumentation per second (default 1000)\n"
+    "  --ui-dir DIR        serve the web UI's files from DIR (a checkout's ui/) instead of\n"
+    "                      the copy compiled in: edit, reload, no rebuild\n"
     "  -h, --help          this help\n"
     "\n"
     "Without root (or BPF), the local agent cannot load: the server says so and serves data\n"
@@ -75,7 +78,7 @@ static void default_datadir(char *out, size_t len)
 
 int sn_cmd_serve(int argc, char **argv)
 {
-    enum { O_LISTEN = 256, O_DATA, O_TENANTS, O_NOAGENT, O_THREADS, O_KEYCAP };
+    enum { O_LISTEN = 256, O_DATA, O_TENANTS, O_NOAGENT, O_THREADS, O_KEYCAP, O_UIDIR };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"data", required_argument, NULL, O_DATA},
@@ -83,6 +86,7 @@ int sn_cmd_serve(int argc, char **argv)
         {"no-agent", no_argument, NULL, O_NOAGENT},
         {"threads", required_argument, NULL, O_THREADS},
         {"key-cap", required_argument, NULL, O_KEYCAP},
+        {"ui-dir", required_argument, NULL, O_UIDIR},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -108,6 +112,9 @@ int sn_cmd_serve(int argc, char **argv)
             break;
         case O_TENANTS:
             tenants = optarg;
+            break;
+        case O_UIDIR:
+            snprintf(s->uidir, sizeof(s->uidir), "%s", optarg);
             break;
         case O_NOAGENT:
             agent = false;

@@ -28,10 +28,11 @@ struct sn_req {
     const char *path;        /* without the query string, percent-decoded */
     struct sn_param *params; /* query parameters, then form parameters */
     size_t nparams, capparams;
-    const char *ctype;       /* Content-Type, or NULL */
-    const char *api_version; /* X-API-Version, or NULL */
-    const char *auth;        /* Authorization, or NULL */
-    const char *accept;      /* Accept, or NULL */
+    const char *ctype;         /* Content-Type, or NULL */
+    const char *api_version;   /* X-API-Version, or NULL */
+    const char *auth;          /* Authorization, or NULL */
+    const char *accept;        /* Accept, or NULL */
+    const char *if_none_match; /* If-None-Match, or NULL */
     const unsigned char *body;
     size_t body_len;
     json_t *json;     /* the body parsed as JSON, or NULL */
@@ -50,6 +51,7 @@ struct sn_resp {
     size_t len;
     char *location;        /* Location header (owned), or NULL */
     char *allow;           /* extra header "Allow" (owned), or NULL */
+    const char *hdr[6][2]; /* more headers, {name, value}: static strings; name NULL ends */
     int64_t park_until_ms; /* > 0: not ready; call again when woken or at this time */
 };
 

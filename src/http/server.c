@@ -27,7 +27,7 @@ struct conn {
     unsigned char *body;
     size_t len, cap, limit;
     bool too_large, started, parked, was_parked;
-    char ctype[256], version[128], auth[512], accept[256];
+    char ctype[256], version[128], auth[512], accept[256], inm[128];
     char *path, *method;
     struct conn *next; /* in the parked list */
 };
@@ -76,6 +76,8 @@ static enum MHD_Result send_resp(struct sn_http *h, struct conn *c)
         MHD_add_response_header(r, "Location", rs->location);
     if (rs->allow)
         MHD_add_response_header(r, "Allow", rs->allow);
+    for (size_t i = 0; i < sizeof(rs->hdr) / sizeof(rs->hdr[0]) && rs->hdr[i][0]; i++)
+        MHD_add_response_header(r, rs->hdr[i][0], rs->hdr[i][1]);
     ok = MHD_queue_response(c->mc, (unsigned)status, r);
     MHD_destroy_response(r);
     atomic_fetch_add(&h->requests, 1);
@@ -164,6 +166,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         copy_header(mc, "X-API-Version", c->version, sizeof(c->version), &c->req.api_version);
         copy_header(mc, "Authorization", c->auth, sizeof(c->auth), &c->req.auth);
         copy_header(mc, "Accept", c->accept, sizeof(c->accept), &c->req.accept);
+        copy_header(mc, "If-None-Match", c->inm, sizeof(c->inm), &c->req.if_none_match);
         c->limit = h->o.limit ? h->o.limit(h->o.ctx, method, url) : 4096;
         cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > c->limit)

@@ -73,6 +73,7 @@ struct sn_server {
     size_t n, cap;
     json_t *next_ids; /* {scope: next id} (guarded by lock) */
     char datadir[512];
+    char uidir[512]; /* "": the UI compiled in; else serve the UI's files from this directory */
     char host[256];
     struct sn_tenants *tenants;     /* NULL: no tenants configured (loopback is open) */
     struct sn_collector *collector; /* NULL when the local agent is off */

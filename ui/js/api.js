@@ -1,0 +1,145 @@
+// The client of the server's API: one place that knows the scope and token, turns replies
+// into values or ApiErrors with a message in words, and notices when the server is gone.
+//
+// When a request cannot reach the server, the connection goes "offline": every caller's next
+// request waits (no storm of failing requests) while one probe retries with backoff (0.5 s
+// doubling to 5 s); when the server answers again, everyone resumes. The server keeps its
+// instrumentations across a restart, so the views simply carry on.
+
+const STORE = window.localStorage;
+
+export const session = {
+  scope: STORE.getItem('sonde.scope') || '', // '' is the operator's scope, else a tenant
+  token: STORE.getItem('sonde.token') || '',
+  save() {
+    STORE.setItem('sonde.scope', this.scope);
+    STORE.setItem('sonde.token', this.token);
+  },
+};
+
+export function base() {
+  return session.scope ? `/ca/customers/${encodeURIComponent(session.scope)}` : '/ca';
+}
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code || '';
+  }
+}
+
+export class OfflineError extends Error {
+  constructor() {
+    super('the server cannot be reached');
+  }
+}
+
+function words(status, j) {
+  if (j && j.error && j.error.message) return j.error.message;
+  switch (status) {
+    case 401: return 'this server asks for a token: set it under "Access"';
+    case 403: return 'this token may not use this scope';
+    case 404: return 'not found: deleted, reaped after being idle, or never there';
+    case 413: return 'the request is too large';
+    default: return `the server answered ${status}`;
+  }
+}
+
+class Connection extends EventTarget {
+  constructor() {
+    super();
+    this.online = true;
+    this.attempt = 0;
+    this.nextTry = 0;
+    this.waiters = [];
+  }
+
+  ready() {
+    return this.online ? Promise.resolve() : new Promise((r) => this.waiters.push(r));
+  }
+
+  fine() {
+    if (this.online) return;
+    this.online = true;
+    this.attempt = 0;
+    for (const w of this.waiters.splice(0)) w();
+    this.dispatchEvent(new Event('change'));
+  }
+
+  lost() {
+    if (!this.online) return;
+    this.online = false;
+    this.dispatchEvent(new Event('change'));
+    this.probe();
+  }
+
+  async probe() {
+    while (!this.online) {
+      const wait = Math.min(5000, 500 * Math.pow(2, this.attempt++));
+      this.nextTry = Date.now() + wait;
+      this.dispatchEvent(new Event('change'));
+      await new Promise((r) => setTimeout(r, wait));
+      try {
+        const res = await fetch(base(), { headers: headers(), cache: 'no-store' });
+        if (res.status < 500) this.fine();
+      } catch (e) {
+        // still away
+      }
+    }
+  }
+}
+
+export const conn = new Connection();
+
+function headers(json) {
+  const hd = { Accept: 'application/json' };
+  if (session.token) hd.Authorization = `Bearer ${session.token}`;
+  if (json) hd['Content-Type'] = 'application/json';
+  return hd;
+}
+
+// Query string of params: arrays repeat their name; null, undefined and false are left out.
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
+    else q.append(k, v === true ? 'true' : v);
+  }
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+// One API call under the current scope. path starts with '/' (e.g. '/instrumentations').
+// Resolves to the parsed reply (null for 204), rejects with ApiError or OfflineError.
+export async function call(method, path, { params, body, signal } = {}) {
+  await conn.ready();
+  let res;
+  try {
+    res = await fetch(base() + path + query(params), {
+      method,
+      headers: headers(body !== undefined),
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      cache: 'no-store',
+      signal,
+    });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    conn.lost();
+    throw new OfflineError();
+  }
+  conn.fine();
+  if (res.status === 204) return null;
+  const text = await res.text();
+  let j = null;
+  try {
+    j = text ? JSON.parse(text) : null;
+  } catch (e) {
+    j = null;
+  }
+  if (!res.ok) throw new ApiError(res.status, j && j.error && j.error.code, words(res.status, j));
+  return j;
+}
+
+export const get = (path, params, signal) => call('GET', path, { params, signal });

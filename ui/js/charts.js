@@ -1,0 +1,185 @@
+// The chart views of instrumentations without a numeric decomposition, from value/raw with
+// one point per granularity: a line for a scalar, stacked areas for a discrete decomposition
+// (top keys first, the rest summed as "other"), with axes in human units, a hover readout
+// and a legend. Drawn on a canvas sized to the panel; each redraw paints a whole frame.
+
+import { get } from './api.js';
+import { fill, h } from './dom.js';
+import { fmtClock, fmtCount, fmtNumber, niceTicks } from './units.js';
+
+const HEIGHT = 240;
+const M = { left: 64, right: 12, top: 10, bottom: 24 };
+const TOP = 10; // keys drawn; the rest is "other"
+const OTHER = 'other';
+// distinct colours for the bands, in order of first appearance (keys keep theirs)
+const PALETTE = ['#2563eb', '#f97316', '#16a34a', '#dc2626', '#9333ea', '#0891b2', '#ca8a04',
+  '#db2777', '#4f46e5', '#65a30d', '#0d9488', '#c2410c'];
+
+export class ChartView {
+  constructor(panel, discrete) {
+    this.panel = panel;
+    this.discrete = discrete;
+    this.colours = new Map(); // a key keeps its colour while the panel lives
+    this.canvas = h('canvas.chart', { width: 600, height: HEIGHT });
+    this.tip = h('div.hm-tip', { role: 'tooltip', hidden: true });
+    this.legend = h('ul.legend', { 'aria-label': 'keys' });
+    this.el = h('div.chartview', h('div.chart-plot', this.canvas, this.tip), this.legend);
+    this.canvas.addEventListener('mousemove', (e) => this.hover(e));
+    this.canvas.addEventListener('mouseleave', () => { this.tip.hidden = true; });
+    this.shown = null;
+  }
+
+  colour(k) {
+    if (k === OTHER) return '#9ca3af';
+    if (!this.colours.has(k)) this.colours.set(k, PALETTE[this.colours.size % PALETTE.length]);
+    return this.colours.get(k);
+  }
+
+  get interval() {
+    if (!this.shown || !this.shown.pts.length) return null;
+    const p = this.shown.pts;
+    return { start_time: p[0].start_time, duration: p[p.length - 1].end_time - p[0].start_time };
+  }
+
+  // Live charts end at the server's latest complete slot. ndatapoints counts forward from a
+  // start, so the start is derived from the server's clock: one probe of the latest slot
+  // gives the offset from ours, kept until a reply says it drifted.
+  async refresh(iv, extra, signal) {
+    const g = this.panel.inst.granularity;
+    const n = Math.max(1, Math.round(iv.duration / g));
+    const raw = `${this.panel.path}/value/raw`;
+    let start = iv.start_time;
+    const live = start === undefined;
+    if (live) {
+      if (this.skew === undefined) {
+        const pt = await get(raw, { ...extra, duration: g }, signal);
+        this.skew = pt.start_time - Math.floor(Date.now() / 1000);
+      }
+      const latest = Math.floor((Math.floor(Date.now() / 1000) + this.skew) / g) * g;
+      start = latest - (n - 1) * g;
+    }
+    let pts;
+    try {
+      pts = await get(raw, { ...extra, duration: g, ndatapoints: n, start_time: start }, signal);
+    } catch (e) {
+      if (live) this.skew = undefined; // measure again next time
+      throw e;
+    }
+    if (!Array.isArray(pts)) pts = [pts];
+    this.draw(pts);
+    return pts[pts.length - 1];
+  }
+
+  // Series to draw: [{key, values[]}], biggest first.
+  series(pts) {
+    if (!this.discrete) return [{ key: null, values: pts.map((p) => p.value || 0) }];
+    const totals = new Map();
+    for (const p of pts)
+      for (const [k, v] of Object.entries(p.value || {})) totals.set(k, (totals.get(k) || 0) + v);
+    const order = [...totals.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const top = order.slice(0, TOP).map(([k]) => k);
+    const out = top.map((k) => ({ key: k, total: totals.get(k), values: pts.map((p) => (p.value || {})[k] || 0) }));
+    if (order.length > TOP) {
+      const rest = new Set(order.slice(TOP).map(([k]) => k));
+      out.push({ key: OTHER, total: order.slice(TOP).reduce((s, [, v]) => s + v, 0),
+        values: pts.map((p) => Object.entries(p.value || {}).reduce((s, [k, v]) => s + (rest.has(k) ? v : 0), 0)) });
+    }
+    return out;
+  }
+
+  draw(pts) {
+    const c = this.canvas;
+    const W = Math.max(200, Math.min(1400, this.el.clientWidth || 600));
+    if (c.width !== W) c.width = W;
+    const ctx = c.getContext('2d');
+    const pw = W - M.left - M.right, ph = HEIGHT - M.top - M.bottom;
+    const ser = this.series(pts);
+    const n = pts.length;
+    const stack = pts.map((_, i) => ser.reduce((s, x) => s + x.values[i], 0));
+    const max = Math.max(1, ...stack);
+    const ticks = niceTicks(0, max * 1.05, 4);
+    const ymax = ticks[ticks.length - 1] > max ? ticks[ticks.length - 1] : max * 1.05;
+    const X = (i) => M.left + (n <= 1 ? pw / 2 : (i * pw) / (n - 1));
+    const Y = (v) => M.top + ph - (v / ymax) * ph;
+    this.shown = { pts, ser, X, W };
+
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, W, HEIGHT);
+    ctx.strokeStyle = '#e5e7eb';
+    ctx.fillStyle = '#4b5563';
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.textAlign = 'right';
+    ctx.textBaseline = 'middle';
+    for (const t of ticks) {
+      if (t > ymax) continue;
+      ctx.beginPath();
+      ctx.moveTo(M.left, Y(t) + 0.5);
+      ctx.lineTo(W - M.right, Y(t) + 0.5);
+      ctx.stroke();
+      ctx.fillText(fmtNumber(t), M.left - 6, Y(t));
+    }
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'top';
+    if (n > 0) {
+      const span = pts[n - 1].end_time - pts[0].start_time;
+      const step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].find((s) => span / s <= pw / 90) || 3600;
+      for (let i = 0; i < n; i++)
+        if (pts[i].start_time % step === 0) ctx.fillText(fmtClock(pts[i].start_time), X(i), M.top + ph + 6);
+    }
+    // areas from the bottom up (biggest first at the bottom), or the scalar's line
+    const base = new Array(n).fill(0);
+    for (const s of ser) {
+      const top = s.values.map((v, i) => base[i] + v);
+      ctx.beginPath();
+      for (let i = 0; i < n; i++) (i ? ctx.lineTo : ctx.moveTo).call(ctx, X(i), Y(top[i]));
+      if (this.discrete) {
+        for (let i = n - 1; i >= 0; i--) ctx.lineTo(X(i), Y(base[i]));
+        ctx.closePath();
+        ctx.fillStyle = this.colour(s.key);
+        ctx.fill();
+      } else {
+        ctx.strokeStyle = '#0b5cad';
+        ctx.lineWidth = 1.5;
+        ctx.stroke();
+        ctx.lineTo(X(n - 1), Y(0));
+        ctx.lineTo(X(0), Y(0));
+        ctx.closePath();
+        ctx.fillStyle = 'rgba(11, 92, 173, 0.12)';
+        ctx.fill();
+      }
+      top.forEach((v, i) => { base[i] = v; });
+    }
+    c.dataset.start = n ? pts[0].start_time : '';
+    c.dataset.end = n ? pts[n - 1].end_time : '';
+    this.drawLegend(ser);
+  }
+
+  drawLegend(ser) {
+    if (!this.discrete) {
+      fill(this.legend);
+      return;
+    }
+    fill(this.legend,
+      ser.length ? ser.map((s) => h('li', { dataset: { key: s.key } },
+        h('span.swatch', { style: { background: this.colour(s.key) } }),
+        h('span.key', s.key), h('span.muted', ` ${fmtCount(s.total)}`)))
+        : h('li.muted', 'no data in this interval'));
+  }
+
+  hover(e) {
+    if (!this.shown || !this.shown.pts.length) return;
+    const { pts, ser, X } = this.shown;
+    const r = this.canvas.getBoundingClientRect();
+    const x = ((e.clientX - r.left) * this.canvas.width) / r.width;
+    let best = 0;
+    for (let i = 1; i < pts.length; i++) if (Math.abs(X(i) - x) < Math.abs(X(best) - x)) best = i;
+    const unit = this.panel.metric && this.panel.metric.unit ? ` ${this.panel.metric.unit}` : '';
+    const lines = ser.filter((s) => !this.discrete || s.values[best] > 0).map((s) =>
+      h('div.tip-key', this.discrete ? `${s.key}: ${fmtCount(s.values[best])}` : `${fmtNumber(s.values[best])}${unit}`));
+    fill(this.tip, h('div.tip-time', fmtClock(pts[best].start_time)),
+      lines.length ? lines : h('div.muted', 'nothing'));
+    this.tip.hidden = false;
+    this.tip.style.left = `${Math.min(X(best) + 12, this.canvas.width - 180)}px`;
+    this.tip.style.top = `${M.top}px`;
+  }
+}

@@ -1,0 +1,153 @@
+// The form that creates an instrumentation: a metric picker, decomposition pickers limited to
+// the metric's fields of each kind (at most one discrete and one numeric, as the server
+// allows), the predicate builder, granularity, retention and idle-max; a preview of the body
+// sent, and the server's refusal in words.
+
+import { call } from './api.js';
+import { fieldLabel, isNumeric, metricKey, metricOf } from './catalog.js';
+import { fill, h } from './dom.js';
+import { PredicateBuilder } from './predicate.js';
+
+// Starting points a newcomer can take in one click.
+export const PRESETS = [
+  { label: 'System-call latency by process', module: 'syscall', stat: 'syscalls',
+    decomposition: ['execname', 'latency'] },
+  { label: 'File-system latency by operation', module: 'fs', stat: 'logical_ops',
+    decomposition: ['optype', 'latency'] },
+  { label: 'Disk I/O latency by disk', module: 'disk', stat: 'physio_ops',
+    decomposition: ['disk', 'latency'] },
+  { label: 'CPU usage by mode', module: 'cpu', stat: 'usage', decomposition: ['cpumode'] },
+  { label: 'Processes started, by name', module: 'unix', stat: 'proc_execs',
+    decomposition: ['execname'] },
+];
+
+function labelled(text, control, hint) {
+  return h('label.field', h('span.field-label', text), control, hint ? h('small.hint', hint) : null);
+}
+
+// Renders the form into a new element; onCreated(inst) after a successful create.
+export function createView(cat, { initial, onCreated }) {
+  const metricSel = h('select', { name: 'metric', required: true });
+  const byModule = new Map();
+  for (const m of cat.metrics) {
+    if (!byModule.has(m.module)) byModule.set(m.module, []);
+    byModule.get(m.module).push(m);
+  }
+  for (const [mod, ms] of byModule)
+    metricSel.append(h('optgroup', { label: cat.modules[mod] ? cat.modules[mod].label : mod },
+      ms.map((m) => h('option', { value: metricKey(m) }, `${m.label} (${metricKey(m)})`))));
+  const discreteSel = h('select', { name: 'discrete' });
+  const numericSel = h('select', { name: 'numeric' });
+  const gran = h('select', { name: 'granularity' },
+    [1, 5, 10, 30, 60].map((g) => h('option', { value: g }, `${g} s`)));
+  const retention = h('input', { name: 'retention', type: 'number', min: 10, value: 600, step: 1 });
+  const idle = h('input', { name: 'idle', type: 'number', min: 0, max: 604800, value: 3600 });
+  const persist = h('input', { name: 'persist', type: 'checkbox' });
+  const preview = h('pre.create-preview', { 'aria-label': 'the request body' });
+  const error = h('p#new-error.error', { role: 'alert', hidden: true });
+  const submit = h('button.primary', { type: 'submit' }, 'Create');
+  const current = () => {
+    const [module, stat] = metricSel.value.split('.');
+    return metricOf(cat, module, stat);
+  };
+  const pred = new PredicateBuilder(cat, null);
+
+  const setMetric = () => {
+    const m = current();
+    const opt = (f) => h('option', { value: f }, `${fieldLabel(cat, f)} (${f})`);
+    const d = discreteSel.value, n = numericSel.value;
+    fill(discreteSel, h('option', { value: '' }, '— none —'),
+      (m ? m.fields : []).filter((f) => !isNumeric(cat, f)).map(opt));
+    fill(numericSel, h('option', { value: '' }, '— none —'),
+      (m ? m.fields : []).filter((f) => isNumeric(cat, f)).map(opt));
+    if ([...discreteSel.options].some((o) => o.value === d)) discreteSel.value = d;
+    if ([...numericSel.options].some((o) => o.value === n)) numericSel.value = n;
+    numericSel.disabled = numericSel.options.length === 1;
+    discreteSel.disabled = discreteSel.options.length === 1;
+    pred.setMetric(m);
+    update();
+  };
+
+  const body = () => {
+    const m = current();
+    const b = { module: m.module, stat: m.stat };
+    const decomp = [discreteSel.value, numericSel.value].filter(Boolean);
+    if (decomp.length) b.decomposition = decomp;
+    const p = pred.value();
+    if (Object.keys(p).length) b.predicate = p;
+    b.granularity = Number(gran.value);
+    b['retention-time'] = Number(retention.value);
+    b['idle-max'] = Number(idle.value);
+    if (persist.checked) b['persist-data'] = true;
+    return b;
+  };
+
+  function update() {
+    try {
+      preview.textContent = JSON.stringify(body(), null, 2);
+      preview.classList.remove('stale');
+    } catch (e) {
+      preview.classList.add('stale');
+    }
+  }
+
+  const apply = (p) => {
+    metricSel.value = `${p.module}.${p.stat}`;
+    setMetric();
+    const ds = p.decomposition || [];
+    discreteSel.value = ds.find((f) => !isNumeric(cat, f)) || '';
+    numericSel.value = ds.find((f) => isNumeric(cat, f)) || '';
+    update();
+  };
+
+  const form = h('form#new-form.create', { novalidate: true },
+    h('div.presets', h('span.muted', 'Start from: '),
+      PRESETS.filter((p) => metricOf(cat, p.module, p.stat)).map((p) =>
+        h('button.small.preset', { type: 'button', onclick: () => apply(p) }, p.label))),
+    h('div.grid2',
+      h('div',
+        labelled('Metric', metricSel),
+        labelled('Split by (a discrete field)', discreteSel, 'a hue per value in heatmaps, a band per value in charts'),
+        labelled('Distribution of (a numeric field)', numericSel, 'makes the panel a heatmap'),
+        h('div.field', h('span.field-label', 'Only events where (predicate)'), pred.el),
+        h('div.row3',
+          labelled('Granularity', gran),
+          labelled('Retention (s)', retention, '10 to 3600 × granularity'),
+          labelled('Idle max (s)', idle, 'deleted after this long unwatched; 0 never')),
+        h('label.check', persist, ' Keep its data across restarts (persist-data)')),
+      h('div', h('span.field-label', 'Request'), preview)),
+    error,
+    h('div.actions', submit));
+
+  form.addEventListener('change', update);
+  form.addEventListener('input', update);
+  metricSel.addEventListener('change', setMetric);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    error.hidden = true;
+    let b;
+    try {
+      b = body();
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const inst = await call('POST', '/instrumentations', { body: b });
+      onCreated(inst);
+    } catch (e) {
+      error.textContent = `Not created: ${e.message}`;
+      error.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  metricSel.value = initial ? initial : metricKey(cat.metrics[0]);
+  setMetric();
+  const preset = PRESETS.find((p) => `${p.module}.${p.stat}` === metricSel.value);
+  if (!initial && preset) apply(preset);
+  return form;
+}

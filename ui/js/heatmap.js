@@ -1,0 +1,402 @@
+// The heatmap view of an instrumentation with a numeric decomposition: the server's image
+// (time × value × count, a hue per key), redrawn each second without flicker (the new PNG is
+// decoded off-screen and then painted over the old one), with:
+//  - axes in the field's units, and p50/p90/p99 lines from the percentile endpoint;
+//  - a tooltip on hover (time, value range and count of the cell, from the details
+//    endpoint) and the cell's per-key counts on click;
+//  - a legend of the keys present, in the image's hues: clicking a key highlights it
+//    (selected), and isolate / exclude / decompose-all toggles;
+//  - ymin / ymax (in units: "10ms") or auto, and a linear or log y axis.
+
+import { get } from './api.js';
+import { fieldType, isNumeric } from './catalog.js';
+import { fill, h } from './dom.js';
+import {
+  fmtClock, fmtCount, fmtRange, fmtValue, hueColor, logTicks, niceTicks, parseValue,
+} from './units.js';
+
+const HEIGHT = 280;
+const PCTL = [
+  [0.5, 'p50', '#0b5cad'],
+  [0.9, 'p90', '#6d28d9'],
+  [0.99, 'p99', '#111827'],
+];
+const defaultHue = (i) => (21 + 91 * i) % 360;
+
+// The column drawn under pixel x when n columns share w pixels: column i covers
+// [floor(i·w/n), floor((i+1)·w/n)), as the server draws and answers details.
+export function columnAt(x, w, n) {
+  let i = Math.min(n - 1, Math.max(0, Math.floor((x * n) / w)));
+  while (i + 1 < n && Math.floor(((i + 1) * w) / n) <= x) i++;
+  while (i > 0 && Math.floor((i * w) / n) > x) i--;
+  return i;
+}
+
+export class HeatmapView {
+  constructor(panel) {
+    const { cat, inst } = panel;
+    this.panel = panel;
+    this.numField = inst.decomposition.find((f) => isNumeric(cat, f));
+    this.keyField = inst.decomposition.find((f) => !isNumeric(cat, f)) || null;
+    this.type = fieldType(cat, this.numField);
+    this.selected = [];
+    this.mode = null; // 'isolate' | 'exclude' | 'decompose_all' | null
+    // latencies span decades: a log axis shows them all; other quantities start linear
+    this.yscale = this.type && this.type.unit === 'seconds' ? 'log' : 'linear';
+    this.auto = true;
+    this.ymin = 0;
+    this.ymax = null;
+    this.pctl = true;
+    this.shown = null; // {img, params} of what is on screen
+    this.build();
+  }
+
+  build() {
+    const ctl = (name, label, title) => {
+      const b = h('button.toggle', { type: 'button', name, title, 'aria-pressed': 'false' }, label);
+      b.onclick = () => {
+        this.mode = this.mode === name ? null : name;
+        this.changed();
+      };
+      return b;
+    };
+    this.toggles = this.keyField
+      ? [ctl('isolate', 'Isolate', 'only the selected keys'),
+        ctl('exclude', 'Exclude', 'everything but the selected keys'),
+        ctl('decompose_all', 'Decompose all', 'a hue for every key')]
+      : [];
+    this.yminIn = h('input.num', { name: 'ymin', type: 'text', value: '0', size: 7,
+      'aria-label': 'y minimum' });
+    this.ymaxIn = h('input.num', { name: 'ymax', type: 'text', size: 7, placeholder: 'auto',
+      'aria-label': 'y maximum', disabled: true });
+    this.autoIn = h('input', { name: 'auto', type: 'checkbox', checked: true });
+    this.scaleIn = h('select', { name: 'yscale', 'aria-label': 'y scale' },
+      h('option', { value: 'linear' }, 'linear'), h('option', { value: 'log' }, 'log'));
+    this.scaleIn.value = this.yscale;
+    this.pctlIn = h('input', { name: 'pctl', type: 'checkbox', checked: true });
+    const onRange = () => {
+      const lo = parseValue(this.yminIn.value || '0', this.type);
+      const hi = this.ymaxIn.value ? parseValue(this.ymaxIn.value, this.type) : null;
+      this.yminIn.classList.toggle('bad', !Number.isFinite(lo) || lo < 0);
+      this.ymaxIn.classList.toggle('bad', hi !== null && !(hi > lo));
+      if (!Number.isFinite(lo) || lo < 0 || (hi !== null && !(hi > lo))) return;
+      this.ymin = lo;
+      this.ymax = hi;
+      this.changed();
+    };
+    this.yminIn.addEventListener('change', onRange);
+    this.ymaxIn.addEventListener('change', onRange);
+    this.autoIn.addEventListener('change', () => {
+      this.auto = this.autoIn.checked;
+      this.ymaxIn.disabled = this.auto;
+      if (!this.auto && !this.ymaxIn.value && this.shown)
+        this.ymaxIn.value = fmtValue(this.shown.img.ymax, this.type).replace(/\s+/g, '');
+      if (!this.auto) onRange();
+      else this.changed();
+    });
+    this.scaleIn.addEventListener('change', () => {
+      this.yscale = this.scaleIn.value;
+      this.changed();
+    });
+    this.pctlIn.addEventListener('change', () => {
+      this.pctl = this.pctlIn.checked;
+      this.changed();
+    });
+
+    this.image = h('canvas.hm-image', { width: 600, height: HEIGHT });
+    this.overlay = h('canvas.hm-overlay', { width: 600, height: HEIGHT });
+    this.tip = h('div.hm-tip', { role: 'tooltip', hidden: true });
+    this.plot = h('div.hm-plot', this.image, this.overlay, this.tip);
+    this.yaxis = h('div.axis-y');
+    this.xaxis = h('div.axis-x');
+    this.legend = h('ul.legend', { 'aria-label': 'keys' });
+    this.details = h('div.hm-details', { hidden: true, 'aria-live': 'polite' });
+    this.el = h('div.heatmap',
+      h('div.controls',
+        h('label', 'y from ', this.yminIn),
+        h('label', ' to ', this.ymaxIn),
+        h('label.check', this.autoIn, ' auto'),
+        h('label', ' scale ', this.scaleIn),
+        h('label.check', this.pctlIn, ' ',
+          PCTL.map(([, n, c]) => h('span.pctl-key', { style: { borderColor: c } }, n))),
+        this.toggles.length ? h('span.seg-group', this.toggles) : null),
+      h('div.hm-frame', this.yaxis, this.plot, h('div'), this.xaxis),
+      this.legend,
+      this.details);
+
+    this.overlay.addEventListener('mousemove', (e) => this.hover(e));
+    this.overlay.addEventListener('mouseleave', () => {
+      this.tip.hidden = true;
+      clearTimeout(this.hoverTimer);
+    });
+    this.overlay.addEventListener('click', (e) => this.click(e));
+  }
+
+  changed() {
+    for (const b of this.toggles) b.setAttribute('aria-pressed', String(this.mode === b.name));
+    this.panel.kick();
+  }
+
+  width() {
+    const w = this.plot.clientWidth || 600;
+    return Math.max(100, Math.min(1000, Math.floor(w)));
+  }
+
+  drawParams() {
+    const p = { width: this.width(), height: HEIGHT, ymin: this.ymin };
+    if (!this.auto && this.ymax !== null) p.ymax = this.ymax;
+    if (this.yscale === 'log') p.yscale = 'log';
+    if (this.mode) p[this.mode] = true;
+    if (this.selected.length && this.mode !== 'decompose_all') p.selected = this.selected.join(',');
+    return p;
+  }
+
+  // The interval on screen, to freeze it when paused.
+  get interval() {
+    return this.shown
+      ? { start_time: this.shown.img.start_time, duration: this.shown.img.duration }
+      : null;
+  }
+
+  async refresh(iv, extra, signal) {
+    const path = `${this.panel.path}/value/heatmap`;
+    const params = { ...this.drawParams(), ...iv, ...extra };
+    const img = await get(`${path}/image`, params, signal);
+    const pic = new Image();
+    pic.src = `data:image/png;base64,${img.image}`;
+    await pic.decode();
+    let pct = null;
+    if (this.pctl && img.ymax > img.ymin) {
+      const g = this.panel.inst.granularity;
+      pct = await get(`${path}/percentile`, {
+        start_time: img.start_time, duration: g, ndatapoints: Math.round(img.duration / g),
+        ymin: img.ymin, ymax: img.ymax, yscale: img.yscale, percentile: PCTL.map((p) => p[0]).join(','),
+      }, signal);
+    }
+    this.draw(img, pic, pct, params);
+    return img;
+  }
+
+  // Vertical position (px from the top) of value v on the image's axis.
+  yOf(v, img) {
+    const H = img.height;
+    if (img.yscale === 'log') {
+      const lo = Math.max(img.ymin, 1);
+      if (v <= lo) return H;
+      return H - (Math.log(v / lo) / Math.log(img.ymax / lo)) * H;
+    }
+    return H - ((v - img.ymin) / (img.ymax - img.ymin)) * H;
+  }
+
+  draw(img, pic, pct, params) {
+    const W = img.width, H = img.height;
+    for (const c of [this.image, this.overlay]) {
+      if (c.width !== W) c.width = W;
+      if (c.height !== H) c.height = H;
+    }
+    this.image.getContext('2d').drawImage(pic, 0, 0);
+    this.shown = { img, params };
+    this.plot.dataset.start = img.start_time;
+    this.plot.dataset.ymax = img.ymax;
+
+    const o = this.overlay.getContext('2d');
+    o.clearRect(0, 0, W, H);
+    const n = Math.max(1, Math.round(img.duration / this.panel.inst.granularity));
+    if (pct && img.ymax > img.ymin) {
+      const pts = Array.isArray(pct) ? pct : [pct];
+      PCTL.forEach(([, , colour], k) => {
+        o.strokeStyle = colour;
+        o.lineWidth = 1.5;
+        o.setLineDash(k === 2 ? [4, 3] : []);
+        o.beginPath();
+        let pen = false;
+        pts.forEach((pt, i) => {
+          const v = Array.isArray(pt.percentile) ? pt.percentile[k] : pt.percentile;
+          if (!(v > img.ymin)) {
+            pen = false; // no data in this column
+            return;
+          }
+          const x = (Math.floor((i * W) / n) + Math.floor(((i + 1) * W) / n)) / 2;
+          const y = Math.max(0, this.yOf(v, img));
+          if (pen) o.lineTo(x, y);
+          else o.moveTo(x, y);
+          pen = true;
+        });
+        o.stroke();
+      });
+    }
+    this.axes(img);
+    this.drawLegend(img);
+  }
+
+  axes(img) {
+    const H = img.height, W = img.width;
+    const ticks = img.yscale === 'log' ? logTicks(Math.max(img.ymin, 1), img.ymax)
+      : niceTicks(img.ymin, img.ymax, 5);
+    fill(this.yaxis, ticks.map((v) =>
+      h('span', { style: { top: `${Math.round(this.yOf(v, img))}px` } }, fmtValue(v, this.type))));
+    const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+    const step = steps.find((s) => img.duration / s <= Math.max(2, W / 90)) || 3600;
+    const labels = [];
+    for (let t = Math.ceil(img.start_time / step) * step; t <= img.end_time; t += step)
+      labels.push(h('span', { style: { left: `${Math.round(((t - img.start_time) / img.duration) * W)}px` } },
+        fmtClock(t)));
+    fill(this.xaxis, labels);
+  }
+
+  // hue of each key's own layer, and of "the rest"
+  layersOf(img) {
+    const own = new Map();
+    let rest = this.mode === 'isolate' ? null : defaultHue(0);
+    if (Array.isArray(img.layers)) {
+      rest = null;
+      for (const l of img.layers) {
+        if (l.key === undefined || l.key === null) rest = l.hue;
+        else own.set(l.key, l.hue);
+      }
+    } else {
+      const keys = this.mode === 'decompose_all' ? img.present.slice(0, 63) : this.selected;
+      keys.forEach((k, i) => own.set(k, defaultHue(i + 1)));
+      if (this.mode === 'isolate') rest = null;
+    }
+    return { own, rest };
+  }
+
+  drawLegend(img) {
+    if (!this.keyField) {
+      fill(this.legend);
+      return;
+    }
+    const { own, rest } = this.layersOf(img);
+    const present = img.present || [];
+    const keys = [...own.keys(), ...present.filter((k) => !own.has(k))];
+    const items = keys.map((k) => {
+      const hue = own.has(k) ? own.get(k) : rest;
+      const li = h('li', {
+        dataset: { key: k },
+        title: this.selected.includes(k) ? 'click to stop highlighting' : 'click to highlight',
+        'aria-pressed': String(this.selected.includes(k)),
+        tabIndex: 0,
+      },
+      h('span.swatch', {
+        style: { background: hue === null ? 'transparent' : hueColor(hue) },
+        className: `swatch${own.has(k) ? '' : ' rest'}`,
+      }),
+      h('span.key', k),
+      present.includes(k) ? null : h('span.muted', ' (no data)'));
+      const toggle = () => {
+        const i = this.selected.indexOf(k);
+        if (i >= 0) this.selected.splice(i, 1);
+        else this.selected.push(k);
+        if (this.mode === 'decompose_all') this.mode = null;
+        this.changed();
+      };
+      li.onclick = toggle;
+      li.onkeydown = (e) => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          toggle();
+        }
+      };
+      return li;
+    });
+    if (rest !== null && own.size > 0)
+      items.push(h('li.rest-item', h('span.swatch', { style: { background: hueColor(rest) } }),
+        h('span.muted', 'everything else')));
+    if (present.length === 0) items.push(h('li.muted', 'no data in this interval'));
+    fill(this.legend, h('li.legend-title', `${this.keyField}:`), items);
+  }
+
+  pixel(e) {
+    const r = this.overlay.getBoundingClientRect();
+    const x = Math.floor(((e.clientX - r.left) * this.overlay.width) / r.width);
+    const y = Math.floor(((e.clientY - r.top) * this.overlay.height) / r.height);
+    return { x: Math.max(0, Math.min(this.overlay.width - 1, x)),
+      y: Math.max(0, Math.min(this.overlay.height - 1, y)) };
+  }
+
+  detailsOf(x, y, signal) {
+    const { img, params } = this.shown;
+    return get(`${this.panel.path}/value/heatmap/details`, {
+      ...params, start_time: img.start_time, duration: img.duration, ymin: img.ymin,
+      ymax: img.ymax, timeout: 0, x, y,
+    }, signal);
+  }
+
+  hover(e) {
+    if (!this.shown) return;
+    const { img } = this.shown;
+    const { x, y } = this.pixel(e);
+    const g = this.panel.inst.granularity;
+    const n = Math.max(1, Math.round(img.duration / g));
+    const t = img.start_time + columnAt(x, img.width, n) * g;
+    this.tip.hidden = false;
+    this.tip.style.left = `${Math.min(x + 14, img.width - 180)}px`;
+    this.tip.style.top = `${Math.max(0, y - 10)}px`;
+    const key = `${x},${y},${img.start_time}`;
+    if (this.tipKey !== key) {
+      this.tipKey = key;
+      fill(this.tip, h('div.tip-time', fmtClock(t)), h('div.muted', '…'));
+    }
+    clearTimeout(this.hoverTimer);
+    this.hoverTimer = setTimeout(async () => {
+      if (this.hoverAbort) this.hoverAbort.abort();
+      this.hoverAbort = new AbortController();
+      try {
+        const d = await this.detailsOf(x, y, this.hoverAbort.signal);
+        if (this.tipKey !== key) return;
+        const top = Object.entries(d.present || {}).sort((a, b) => b[1] - a[1]).slice(0, 3);
+        fill(this.tip,
+          h('div.tip-time', fmtClock(d.bucket_time)),
+          h('div.tip-range', fmtRange(d.bucket_ymin, d.bucket_ymax, this.type)),
+          h('div.tip-count', `${fmtCount(d.total)} ${d.total === 1 ? 'event' : 'events'}`),
+          top.map(([k, c]) => h('div.tip-key', `${k}: ${fmtCount(c)}`)),
+          d.total ? h('div.muted', 'click for details') : null);
+      } catch (err) {
+        if (err.name !== 'AbortError') fill(this.tip, h('div.error', err.message));
+      }
+    }, 60);
+  }
+
+  async click(e) {
+    if (!this.shown) return;
+    const { x, y } = this.pixel(e);
+    try {
+      const d = await this.detailsOf(x, y);
+      this.showDetails(d);
+    } catch (err) {
+      fill(this.details, h('p.error', err.message));
+      this.details.hidden = false;
+    }
+  }
+
+  showDetails(d) {
+    const rows = Object.entries(d.present || {}).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const { own, rest } = this.layersOf(this.shown.img);
+    const close = h('button.small', { type: 'button', title: 'close',
+      onclick: () => { this.details.hidden = true; } }, '×');
+    fill(this.details,
+      h('div.details-head',
+        h('strong', `${fmtClock(d.bucket_time)} – ${fmtClock(d.bucket_time + this.panel.inst.granularity)}`),
+        h('span', ` · ${this.numField} ${fmtRange(d.bucket_ymin, d.bucket_ymax, this.type)}`),
+        h('span.details-total', ` · ${fmtCount(d.total)} ${d.total === 1 ? 'event' : 'events'}`),
+        close),
+      this.keyField && rows.length
+        ? h('table.details-table',
+          h('thead', h('tr', h('th', this.keyField), h('th.n', 'count'), h('th.n', 'share'))),
+          h('tbody', rows.map(([k, c]) => {
+            const hue = own.has(k) ? own.get(k) : rest;
+            const tr = h('tr', { dataset: { key: k }, title: 'click to highlight' },
+              h('td', h('span.swatch', { style: { background: hue === null ? 'transparent' : hueColor(hue) } }), k),
+              h('td.n', fmtCount(c)),
+              h('td.n', d.total ? `${((100 * c) / d.total).toFixed(1)} %` : ''));
+            tr.onclick = () => {
+              if (!this.selected.includes(k)) this.selected.push(k);
+              this.changed();
+            };
+            return tr;
+          })))
+        : h('p.muted', d.total ? '' : 'no events in this cell'));
+    this.details.hidden = false;
+  }
+}

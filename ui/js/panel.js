@@ -1,0 +1,155 @@
+// A live panel of one instrumentation: its title, what it counts, clone and delete, and its
+// view (a heatmap when it has a numeric decomposition, else a chart), refreshed each second
+// while time follows the clock, once per change otherwise. Errors from the server are shown
+// in words in the panel; a panel whose instrumentation is gone says so and stops.
+
+import { ApiError, OfflineError, base, call } from './api.js';
+import { instTitle, metricOf, predText } from './catalog.js';
+import { ChartView } from './charts.js';
+import { fill, h } from './dom.js';
+import { HeatmapView } from './heatmap.js';
+import { time } from './timectl.js';
+import { fmtClock, fmtSeconds } from './units.js';
+
+export class Panel {
+  constructor(cat, inst, { onGone, onCloned }) {
+    this.cat = cat;
+    this.inst = inst;
+    this.metric = metricOf(cat, inst.module, inst.stat);
+    this.path = `/instrumentations/${encodeURIComponent(inst.id)}`;
+    this.onGone = onGone;
+    this.running = false;
+    this.dirty = true;
+    this.wakeUp = null;
+    const arity = inst['value-arity'];
+    this.view = arity === 'numeric-decomposition' ? new HeatmapView(this)
+      : new ChartView(this, arity === 'discrete-decomposition');
+
+    this.status = h('span.panel-status', { 'aria-live': 'off' }, 'waiting for data…');
+    this.error = h('p.panel-error.error', { role: 'alert', hidden: true });
+    const pred = predText(inst.predicate);
+    const perG = inst.granularity === 1 ? 'per second' : `per ${inst.granularity} s`;
+    const clone = h('button.small', { type: 'button', title: 'a copy of this instrumentation' }, 'Clone');
+    const del = h('button.small.danger', { type: 'button' }, 'Delete');
+    clone.onclick = async () => {
+      try {
+        const c = await call('POST', `${this.path}/clone`, { body: {} });
+        onCloned(c);
+      } catch (e) {
+        this.showError(`Not cloned: ${e.message}`);
+      }
+    };
+    del.onclick = async () => {
+      if (!window.confirm(`Delete instrumentation ${inst.id} (${instTitle(cat, inst)})?`)) return;
+      try {
+        await call('DELETE', this.path);
+        this.stop();
+        onGone(this, 'deleted');
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) onGone(this, 'gone');
+        else this.showError(`Not deleted: ${e.message}`);
+      }
+    };
+    this.el = h('article.panel', { dataset: { id: inst.id }, id: `panel-${inst.id}` },
+      h('header.panel-head',
+        h('div',
+          h('h2', instTitle(cat, inst)),
+          h('div.panel-meta',
+            h('code', `#${inst.id}`),
+            pred ? h('span', ` where ${pred}`) : null,
+            h('span.muted', ` · ${this.metric && this.metric.unit ? `${this.metric.unit} ` : ''}${perG}`),
+            h('span.muted', ` · keeps ${fmtSeconds(inst['retention-time'])}`))),
+        h('div.panel-actions', this.status, clone, del)),
+      inst.warnings ? h('p.warning', inst.warnings.join('; ')) : null,
+      this.error,
+      this.view.el);
+    this.onTime = () => this.kick();
+  }
+
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this.dirty = true;
+    time.addEventListener('change', this.onTime);
+    this.loop();
+  }
+
+  stop() {
+    this.running = false;
+    time.removeEventListener('change', this.onTime);
+    if (this.abort) this.abort.abort();
+    this.kick();
+  }
+
+  // Draw again now (a control changed, or the time did).
+  kick() {
+    this.dirty = true;
+    if (this.wakeUp) this.wakeUp();
+  }
+
+  nap(ms) {
+    return new Promise((r) => {
+      const t = ms === Infinity ? null : setTimeout(r, ms);
+      this.wakeUp = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
+  }
+
+  showError(msg) {
+    this.error.textContent = msg;
+    this.error.hidden = !msg;
+  }
+
+  interval() {
+    if (time.mode === 'live' && time.paused && this.view.interval) return this.view.interval;
+    return time.params(this.inst.granularity);
+  }
+
+  async loop() {
+    while (this.running) {
+      if (!time.following && !this.dirty) {
+        await this.nap(Infinity);
+        continue;
+      }
+      this.dirty = false;
+      this.abort = new AbortController();
+      const t0 = Date.now();
+      try {
+        const extra = { timeout: time.following ? 2000 : 0 };
+        const pt = await this.view.refresh(this.interval(), extra, this.abort.signal);
+        this.showError('');
+        this.el.dataset.updated = String(pt.end_time);
+        const src = `${pt.nsources} ${pt.nsources === 1 ? 'source' : 'sources'}`;
+        fill(this.status, time.following ? h('span.live-dot', { title: 'live' }) : null,
+          `to ${fmtClock(pt.end_time)} · ${src}`, pt.delay ? ` · waited ${pt.delay} ms` : '');
+      } catch (e) {
+        if (e.name === 'AbortError') continue;
+        if (e instanceof OfflineError) {
+          fill(this.status, 'waiting for the server…');
+          this.dirty = true;
+        } else if (e instanceof ApiError && e.status === 404) {
+          this.stop();
+          this.onGone(this, 'gone');
+          return;
+        } else {
+          this.showError(e.message);
+          this.dirty = true;
+          await this.nap(2000);
+          continue;
+        }
+      }
+      if (time.following) {
+        // next second's data; the server waits for it if it is late
+        const now = Date.now();
+        await this.nap(Math.max(200, 1000 - (now % 1000) + 30, t0 + 500 - now));
+      }
+    }
+  }
+
+  // A link target for this panel's raw data, for people who want the JSON.
+  get rawUrl() {
+    return `${base()}${this.path}/value/raw`;
+  }
+}

@@ -1,0 +1,154 @@
+// Human units for values of the catalog's types (describe's "types": unit, abbr, base,
+// power): nanoseconds become µs/ms/s, bytes KiB/MiB/GiB, plain numbers k/M/G. Pure functions,
+// shared by every view and tested under Node (tests/ui/units.test.mjs).
+
+const SECONDS = [
+  [1e-9, 'ns'],
+  [1e-6, 'µs'],
+  [1e-3, 'ms'],
+  [1, 's'],
+];
+
+// Three significant digits, without trailing zeros: 1.50 → "1.5", 123.4 → "123".
+export function sig3(x) {
+  if (!Number.isFinite(x)) return String(x);
+  if (x === 0) return '0';
+  const a = Math.abs(x);
+  const digits = a >= 100 ? 0 : a >= 10 ? 1 : 2;
+  return String(Number(x.toFixed(digits)));
+}
+
+// A duration in seconds: "750 ns", "1.2 µs", "3.45 ms", "2 s", "1m 30s", "2h 5m".
+export function fmtSeconds(s) {
+  if (!Number.isFinite(s)) return '–';
+  if (s === 0) return '0';
+  const a = Math.abs(s);
+  if (a >= 60) {
+    const sign = s < 0 ? '-' : '';
+    const t = Math.round(a);
+    const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), sec = t % 60;
+    return sign + (h ? `${h}h ${m}m` : sec ? `${m}m ${sec}s` : `${m}m`);
+  }
+  let unit = SECONDS[0];
+  for (const u of SECONDS) if (a >= u[0] * 0.9995) unit = u;
+  return `${sig3(s / unit[0])} ${unit[1]}`;
+}
+
+// Bytes in binary units: "512 B", "1.5 KiB", "20 MiB".
+export function fmtBytes(b) {
+  if (!Number.isFinite(b)) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let i = 0, v = b;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? String(Math.round(v)) : sig3(v)} ${units[i]}`;
+}
+
+// A plain quantity: 950, 1.2k, 3.4M, 5G.
+export function fmtNumber(n) {
+  if (!Number.isFinite(n)) return '–';
+  const a = Math.abs(n);
+  if (a < 1000) return Number.isInteger(n) ? String(n) : sig3(n);
+  for (const [f, s] of [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']])
+    if (a >= f * 0.9995) return sig3(n / f) + s;
+  return String(n);
+}
+
+// A count, whole, with thin-space thousands: 1 234 567.
+export function fmtCount(n) {
+  if (!Number.isFinite(n)) return '–';
+  return Math.round(n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, '\u2009');
+}
+
+// A value of a field of describe's type t (e.g. {unit:'seconds', base:10, power:-9}).
+export function fmtValue(v, t) {
+  if (v === null || v === undefined) return '–';
+  if (!t) return fmtNumber(v);
+  if (t.unit === 'seconds') return fmtSeconds(v * Math.pow(t.base || 10, t.power || 0));
+  if (t.unit === 'bytes') return fmtBytes(v * Math.pow(t.base || 2, t.power || 0));
+  const s = fmtNumber(v * Math.pow(t.base || 10, t.power || 0));
+  return t.abbr ? `${s} ${t.abbr}` : s;
+}
+
+// A range [lo, hi) of a field's values: "1.2 ms – 1.5 ms".
+export function fmtRange(lo, hi, t) {
+  return `${fmtValue(lo, t)} – ${fmtValue(hi, t)}`;
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+
+// Wall-clock time of a Unix second, local: "16:22:05".
+export function fmtClock(sec) {
+  const d = new Date(sec * 1000);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+// A Unix second as the value of an <input type="datetime-local" step="1">.
+export function toLocalInput(sec) {
+  const d = new Date(sec * 1000);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+// Tick values for a linear axis over [lo, hi]: about n of them at 1, 2 or 5 × 10^k steps.
+export function niceTicks(lo, hi, n = 5) {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / n;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+// Ticks for a log axis over [lo, hi] (lo ≥ 1): the powers of ten inside, and 1-2-5 steps
+// when there are too few of them.
+export function logTicks(lo, hi) {
+  lo = Math.max(lo, 1);
+  if (!(hi > lo)) return [lo];
+  const out = [];
+  for (let e = Math.floor(Math.log10(lo)); Math.pow(10, e) <= hi; e++)
+    for (const m of [1, 2, 5]) {
+      const v = m * Math.pow(10, e);
+      if (v >= lo && v <= hi) out.push(v);
+    }
+  const decades = out.filter((v) => Math.log10(v) % 1 === 0);
+  return decades.length >= 3 ? decades : out;
+}
+
+// Parses a typed quantity for a field: "2ms", "1.5 s", "200us", "4KiB", "4096", into the
+// field's raw integer (e.g. nanoseconds). NaN when it does not read.
+export function parseValue(text, t) {
+  const m = String(text).trim().match(/^(-?\d+(?:\.\d+)?)\s*([a-zA-Zµ]*)$/);
+  if (!m) return NaN;
+  const x = Number(m[1]);
+  const u = m[2].toLowerCase();
+  if (!u) return x;
+  if (t && t.unit === 'seconds') {
+    const f = { ns: 1e-9, us: 1e-6, 'µs': 1e-6, ms: 1e-3, s: 1, m: 60, min: 60, h: 3600 }[u];
+    if (f === undefined) return NaN;
+    return Math.round((x * f) / Math.pow(t.base || 10, t.power || 0));
+  }
+  if (t && t.unit === 'bytes') {
+    const f = { b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20,
+      g: 1 << 30, gb: 1 << 30, gib: 1 << 30 }[u];
+    if (f === undefined) return NaN;
+    return Math.round(x * f);
+  }
+  const f = { k: 1e3, m: 1e6, g: 1e9 }[u];
+  return f === undefined ? NaN : x * f;
+}
+
+// The full-intensity colour of a heatmap layer of this hue, as the server draws it
+// (src/render/heatmap.c: HSV with saturation 0.9 and value 0.95, rounded to bytes).
+export function hueColor(h) {
+  const s = 0.9, v = 0.95, c = v * s, hp = (((h % 360) + 360) % 360) / 60;
+  const x = c * (1 - Math.abs((hp % 2) - 1)), m = v - c;
+  const [r, g, b] = [[c, x, 0], [x, c, 0], [0, c, x], [0, x, c], [x, 0, c], [c, 0, x]][
+    Math.floor(hp) % 6];
+  const byte = (u) => Math.round(Math.min(1, Math.max(0, u + m)) * 255);
+  return `rgb(${byte(r)}, ${byte(g)}, ${byte(b)})`;
+}
