@@ -1,8 +1,8 @@
 /*
  * Heatmap resources (§1.5, §4.2-4.4): image, details, average and percentile, with every
  * parameter of CA's and Sonde's extensions (yscale=log, parameters from a JSON body, JSON
- * booleans, several percentiles at once, a raw image/png form). The drawing itself is
- * render/heatmap.c; here the dataset's slots become its columns.
+ * booleans, several percentiles at once, a raw image/png form, the layers drawn and their
+ * hues). The drawing itself is render/heatmap.c; here the dataset's slots become its columns.
  *
  * The image and details share one pixel-to-column mapping: column i covers x from
  * floor(i*w/ncols) up to floor((i+1)*w/ncols), so a click always lands in the column drawn
@@ -409,6 +409,27 @@ static int gather(struct sn_instn *in, const struct sn_value_req *v, size_t k,
     return rc;
 }
 
+/* The layers drawn, in drawing order, as the reply's "layers": {"hue"} for the rest (layer
+ * 0), {"key", "hue"} for a key's; each hue the renderer's own (p: the parameters drawn with). */
+static json_t *layers_of(const struct img_job *j, const struct hm_req *h,
+                         const struct sn_hm_params *p)
+{
+    json_t *arr = json_array();
+    size_t first, n = sn_hm_drawn_layers(p, j->nsel, &first);
+
+    for (size_t l = first; l < first + n; l++) {
+        double hue = sn_hm_layer_hue(p, l);
+        json_t *o = json_object();
+        if (l > 0) /* the keys drawn: the selected ones, or decompose_all's first present */
+            json_object_set_new(o, "key",
+                                json_string(h->decompose_all ? j->present[l - 1] : h->sel[l - 1]));
+        json_object_set_new(o, "hue",
+                            hue == floor(hue) ? json_integer((json_int_t)hue) : json_real(hue));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
 /* Draws a gathered image into o (or, for the raw PNG form, into *png). Returns 0 or -errno. */
 static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsigned char **png,
                 size_t *pnglen)
@@ -453,6 +474,7 @@ static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsi
     for (size_t i = 0; i < j->npresent; i++)
         json_array_append_new(pj, json_string(j->present[i]));
     json_object_set_new(o, "present", pj);
+    json_object_set_new(o, "layers", layers_of(j, h, &p));
     json_object_set_new(o, "image", json_string(b64));
     free(b64);
     return 0;
@@ -569,7 +591,8 @@ static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value
     return 0;
 }
 
-/* average and percentile: one column over the whole interval. */
+/* average and percentile: one column over the whole interval, in linear or (yscale=log)
+ * log-spaced buckets. */
 static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t k,
                        struct hm_req *h, bool average, json_t *o)
 {
@@ -577,7 +600,8 @@ static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t
     size_t ncols = (size_t)(v->iv.duration / in->granularity);
     struct columns cols;
     struct sn_hm_column all;
-    double *map = calloc((size_t)h->p.nbuckets, sizeof(double)), ymax, sum = 0;
+    int nb = h->p.nbuckets;
+    double *map = calloc((size_t)nb, sizeof(double)), ymax, sum = 0;
     int rc = -ENOMEM;
 
     if (!map)
@@ -589,23 +613,24 @@ static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t
     all.n = cols.nranges;
     ymax = h->ymax_given ? h->p.ymax : sn_hm_autoscale(&all, 1);
     if (ymax > h->p.ymin)
-        sn_hm_bucketize(&all, h->p.ymin, ymax, h->p.nbuckets, h->p.weights, map);
-    for (int j = 0; j < h->p.nbuckets; j++)
+        (h->p.log ? sn_hm_bucketize_log : sn_hm_bucketize)(&all, h->p.ymin, ymax, nb, h->p.weights,
+                                                           map);
+    for (int j = 0; j < nb; j++)
         sum += map[j];
     set_conf(o, h, ymax);
     if (average) {
         json_object_set_new(o, "average",
-                            sum > 0 ? json_real(sn_hm_average(map, h->p.nbuckets, h->p.ymin, ymax))
+                            sum > 0 ? json_real(sn_hm_average(map, nb, h->p.ymin, ymax, h->p.log))
                                     : json_null());
     } else if (h->npct == 1) {
         json_object_set_new(
             o, "percentile",
-            json_real(sn_hm_percentile(map, h->p.nbuckets, h->p.ymin, ymax, h->pct[0])));
+            json_real(sn_hm_percentile(map, nb, h->p.ymin, ymax, h->p.log, h->pct[0])));
     } else {
         json_t *arr = json_array();
         for (size_t i = 0; i < h->npct; i++)
             json_array_append_new(
-                arr, json_real(sn_hm_percentile(map, h->p.nbuckets, h->p.ymin, ymax, h->pct[i])));
+                arr, json_real(sn_hm_percentile(map, nb, h->p.ymin, ymax, h->p.log, h->pct[i])));
         json_object_set_new(o, "percentile", arr);
     }
     rc = 0;

@@ -14,6 +14,26 @@ double sn_hm_default_hue(size_t i)
     return fmod(21.0 + 91.0 * (double)i, 360.0);
 }
 
+double sn_hm_layer_hue(const struct sn_hm_params *p, size_t i)
+{
+    return p->hues && i < p->nhues ? p->hues[i] : sn_hm_default_hue(i);
+}
+
+size_t sn_hm_drawn_layers(const struct sn_hm_params *p, size_t nsel, size_t *first)
+{
+    switch (p->mode) {
+    case SN_HM_ISOLATE: /* the selected keys only */
+        *first = 1;
+        return nsel;
+    case SN_HM_EXCLUDE: /* the rest only */
+        *first = 0;
+        return 1;
+    default:
+        *first = 0;
+        return nsel + 1;
+    }
+}
+
 double sn_hm_autoscale(const struct sn_hm_column *total, size_t ncols)
 {
     double m = 0;
@@ -227,21 +247,9 @@ int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
         }
     }
     for (size_t i = 0; i <= nsel; i++) /* hue of layer i (layer 0 is the rest) */
-        hue[i] = p->hues && i < p->nhues ? p->hues[i] : sn_hm_default_hue(i);
-    first = 0;
-    nlayers = nsel + 1;
-    if (p->mode == SN_HM_ISOLATE) { /* only the selected keys; without any, one empty layer */
-        first = 1;
-        nlayers = nsel;
-        if (nsel == 0) {
-            memset(maps, 0, cells * sizeof(*maps));
-            first = 0;
-            nlayers = 1;
-            hue[0] = 0;
-        }
-    } else if (p->mode == SN_HM_EXCLUDE) { /* only the rest */
-        nlayers = 1;
-    }
+        hue[i] = sn_hm_layer_hue(p, i);
+    /* isolating without keys draws no layer: every cell stays white */
+    nlayers = sn_hm_drawn_layers(p, nsel, &first);
     double *v = &maps[first * cells];
     size_t nv = nlayers * cells;
     if (p->coloring == SN_HM_LINEAR) {
@@ -281,19 +289,30 @@ int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
     return 0;
 }
 
-double sn_hm_average(const double *map, int nb, double ymin, double ymax)
+/* The value at fraction f (0..1) of bucket j, interpolated linearly between its edges. Linear
+ * buckets keep CA's arithmetic, ymin + (j + f) * size, so its figures stay exact. */
+static double in_bucket(double ymin, double ymax, int nb, bool log, int j, double f)
 {
-    double size = (ymax - ymin) / nb, num = 0, den = 0;
+    if (!log)
+        return ymin + (j + f) * ((ymax - ymin) / nb);
+    double e0 = sn_hm_edge(ymin, ymax, nb, j, true), e1 = sn_hm_edge(ymin, ymax, nb, j + 1, true);
+    return e0 + f * (e1 - e0);
+}
+
+double sn_hm_average(const double *map, int nb, double ymin, double ymax, bool log)
+{
+    double num = 0, den = 0;
     for (int j = 0; j < nb; j++) {
-        num += map[j] * (ymin + (j + 0.5) * size);
+        if (map[j] != 0)
+            num += map[j] * in_bucket(ymin, ymax, nb, log, j, 0.5);
         den += map[j];
     }
     return den > 0 ? num / den : ymin;
 }
 
-double sn_hm_percentile(const double *map, int nb, double ymin, double ymax, double p)
+double sn_hm_percentile(const double *map, int nb, double ymin, double ymax, bool log, double p)
 {
-    double size = (ymax - ymin) / nb, total = 0, cum = 0;
+    double total = 0, cum = 0;
     for (int j = 0; j < nb; j++)
         total += map[j];
     if (!(total > 0))
@@ -302,8 +321,7 @@ double sn_hm_percentile(const double *map, int nb, double ymin, double ymax, dou
         cum += map[j];
         if (map[j] > 0 && cum / total >= p) {
             double frac = (p * total - (cum - map[j])) / map[j];
-            frac = fmin(1, fmax(0, frac));
-            return ymin + (j + frac) * size;
+            return in_bucket(ymin, ymax, nb, log, j, fmin(1, fmax(0, frac)));
         }
     }
     return ymax;

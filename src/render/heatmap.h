@@ -49,6 +49,13 @@ double sn_hm_autoscale(const struct sn_hm_column *total, size_t ncols);
 
 /* Default hue of layer i: 21 degrees, then +91 each, mod 360. */
 double sn_hm_default_hue(size_t i);
+/* The hue sn_hm_render gives layer i (0: the rest, k: the k-th selected key): p->hues[i] when
+ * p gives one, else sn_hm_default_hue(i). */
+double sn_hm_layer_hue(const struct sn_hm_params *p, size_t i);
+/* The layers sn_hm_render draws with nsel selected keys, in drawing order: *first and the
+ * count returned. Every layer by default; the keys alone (layers 1..nsel, none without keys)
+ * in isolate mode; the rest alone (layer 0) in exclude mode. */
+size_t sn_hm_drawn_layers(const struct sn_hm_params *p, size_t nsel, size_t *first);
 
 /* Spreads col's ranges over nb buckets of [ymin, ymax) into map[nb] (added to it). */
 void sn_hm_bucketize(const struct sn_hm_column *col, double ymin, double ymax, int nb, bool weights,
@@ -71,8 +78,11 @@ int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
                  double *ymax_out);
 
 /* The average and the p-th percentile (0..1) of a bucketized column map[nb] over
- * [ymin, ymax) (§4.4); ymin when the map is empty. */
-double sn_hm_average(const double *map, int nb, double ymin, double ymax);
-double sn_hm_percentile(const double *map, int nb, double ymin, double ymax, double p);
+ * [ymin, ymax) (§4.4); ymin when the map is empty. The buckets are linear (sn_hm_bucketize)
+ * or, with log, log-spaced (sn_hm_bucketize_log; edges sn_hm_edge(..., true)). A bucket's
+ * count is taken as spread evenly between its edges: the average weighs each bucket's
+ * midpoint, and a percentile interpolates linearly between the edges of its bucket. */
+double sn_hm_average(const double *map, int nb, double ymin, double ymax, bool log);
+double sn_hm_percentile(const double *map, int nb, double ymin, double ymax, bool log, double p);
 
 #endif

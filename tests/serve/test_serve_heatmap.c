@@ -924,6 +924,125 @@ static void test_hues(void)
     inval("need 3 hues", IMG2 "selected=a,b&hues=400", id, S);
 }
 
+/* "layers" (Sonde's extension): the layers drawn, in drawing order, each with the hue drawn:
+ * {"hue"} for the rest, {"key", "hue"} for a key's. Rows 7 ("a") and 1 ("b") of the image
+ * must be drawn in the hues the reply names. */
+static void test_layers(void)
+{
+    long long S = B + 190;
+    int id = two_keys(S);
+    struct img im;
+    T_REQUIRE(id > 0);
+    static const struct {
+        const char *q, *layers;
+        double h7, h1; /* the hues of rows 7 and 1 (-1: white) */
+    } cases[] = {
+        {"_=1", "[{\"hue\":21}]", 21, 21},
+        {"selected=b", "[{\"hue\":21},{\"key\":\"b\",\"hue\":112}]", 21, 112},
+        {"selected=a,b", "[{\"hue\":21},{\"key\":\"a\",\"hue\":112},{\"key\":\"b\",\"hue\":203}]",
+         112, 203},
+        {"selected=b,a", "[{\"hue\":21},{\"key\":\"b\",\"hue\":112},{\"key\":\"a\",\"hue\":203}]",
+         203, 112},
+        {"selected=b&isolate=true", "[{\"key\":\"b\",\"hue\":112}]", -1, 112},
+        {"isolate=true", "[]", -1, -1},
+        {"selected=b&exclude=true", "[{\"hue\":21}]", 21, -1},
+        {"decompose_all=true",
+         "[{\"hue\":21},{\"key\":\"a\",\"hue\":112},{\"key\":\"b\",\"hue\":203}]", 112, 203},
+        {"selected=b&hues=0,240", "[{\"hue\":0},{\"key\":\"b\",\"hue\":240}]", 0, 240},
+        {"selected=b&hues=0,240,120", "[{\"hue\":0},{\"key\":\"b\",\"hue\":240}]", 0, 240},
+        {"selected=b&isolate=true&hues=300", "[{\"key\":\"b\",\"hue\":300}]", -1, 300},
+        {"selected=a,b&isolate=true&hues=300,359",
+         "[{\"key\":\"a\",\"hue\":300},{\"key\":\"b\",\"hue\":359}]", 300, 359},
+        {"selected=b&exclude=true&hues=0,240", "[{\"hue\":0}]", 0, -1},
+        {"hues=200", "[{\"hue\":200}]", 200, 200},
+        {"decompose_all=true&hues=10,20,30",
+         "[{\"hue\":10},{\"key\":\"a\",\"hue\":20},{\"key\":\"b\",\"hue\":30}]", 20, 30},
+        /* fewer hues than layers: the default beyond */
+        {"decompose_all=true&hues=10",
+         "[{\"hue\":10},{\"key\":\"a\",\"hue\":112},{\"key\":\"b\",\"hue\":203}]", 112, 203},
+        /* a selected key without data is still a layer (an empty one) */
+        {"selected=zz,b", "[{\"hue\":21},{\"key\":\"zz\",\"hue\":112},{\"key\":\"b\",\"hue\":203}]",
+         21, 203},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *o = get_image(&im, IMG2 "%s", id, S, cases[i].q);
+        if (!o || !im.px) {
+            json_decref(o);
+            img_free(&im);
+            continue;
+        }
+        const json_t *l = json_object_get(o, "layers");
+        char *txt = json_dumps(l, JSON_COMPACT | JSON_ENCODE_ANY);
+        t_note("%s", cases[i].q);
+        T_STR(txt, cases[i].layers);
+        free(txt);
+        check_two(&im, cases[i].h7, cases[i].h1, cases[i].q);
+        /* each key's layer is drawn in the hue the reply gives it (full intensity here) */
+        for (size_t k = 0; k < json_array_size(l); k++) {
+            const json_t *e = json_array_get(l, k);
+            const char *key = json_string_value(json_object_get(e, "key"));
+            uint8_t c[3];
+            if (!key || (strcmp(key, "a") && strcmp(key, "b")))
+                continue;
+            colour(json_number_value(json_object_get(e, "hue")), 1, c);
+            t_note("%s: layer %s", cases[i].q, key);
+            T_MEM(PX(&im, 0, strcmp(key, "a") == 0 ? 7 : 1), c, 3);
+        }
+        json_decref(o);
+        img_free(&im);
+    }
+
+    /* from a JSON body too, and on every point of ndatapoints */
+    struct th_resp r;
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"start_time\":%lld,\"duration\":1,\"ndatapoints\":2,\"width\":10,\"height\":10,"
+             "\"selected\":[\"a\"],\"hues\":[5,6]}",
+             S);
+    get_body(&r, body, HM "/image", id);
+    json_t *a = ok_json(&r, body);
+    if (T_OK(json_is_array(a) && json_array_size(a) == 2))
+        for (size_t k = 0; k < 2; k++) {
+            char *txt = json_dumps(json_object_get(json_array_get(a, k), "layers"), JSON_COMPACT);
+            t_note("point %zu", k);
+            T_STR(txt, "[{\"hue\":5},{\"key\":\"a\",\"hue\":6}]");
+            free(txt);
+        }
+    json_decref(a);
+}
+
+/* decompose_all gives the first 63 keys (sorted) a layer each; the rest holds the others. */
+static void test_layers_limit(void)
+{
+    long long S = B + 191;
+    int id = create_by_execname();
+    char v[8192];
+    size_t at = 0;
+    T_REQUIRE(id > 0);
+    at += (size_t)snprintf(v + at, sizeof(v) - at, "{");
+    for (int i = 0; i < 65; i++)
+        at +=
+            (size_t)snprintf(v + at, sizeof(v) - at, "%s\"k%02d\":[[[10,10],1]]", i ? "," : "", i);
+    snprintf(v + at, sizeof(v) - at, "}");
+    ingest(id, "h1", S, NUM, v);
+    json_t *o = get_json(IMG2 "decompose_all=true", id, S);
+    T_REQUIRE(o);
+    const json_t *l = json_object_get(o, "layers");
+    T_REQUIRE(json_is_array(l) && T_EQU(json_array_size(l), 64));
+    T_OK(json_object_get(json_array_get(l, 0), "key") == NULL);
+    T_EQ(jint(json_array_get(l, 0), "hue"), 21);
+    for (size_t k = 1; k < 64; k++) {
+        char want[8];
+        snprintf(want, sizeof(want), "k%02zu", k - 1);
+        t_note("layer %zu", k);
+        T_STR(json_string_value(json_object_get(json_array_get(l, k), "key")), want);
+        t_note("layer %zu", k);
+        T_DEQ(jnum(json_array_get(l, k), "hue"), sn_hm_default_hue(k));
+    }
+    T_EQU(json_array_size(json_object_get(o, "present")), 65);
+    json_decref(o);
+}
+
 /* coloring=linear: value / max(1, largest) rather than ranks (§4.2 step 5). */
 static void test_coloring(void)
 {
@@ -1852,6 +1971,173 @@ static void test_percentile(void)
     }
 }
 
+/* yscale=log on average and percentile (Sonde's extension): the interval's column in log-spaced
+ * buckets, a bucket's count spread evenly between its edges. All samples in [1000, 1100): over
+ * [0, 10^6) in 100 log buckets they fall in bucket 50, [1000, 10^3.06 = 1148.15), where linear
+ * buckets of 10000 put them in bucket 0, [0, 10000). */
+static void test_log_stats(void)
+{
+    int id = create_latency();
+    long long S = B + 195;
+    T_REQUIRE(id > 0);
+    ingest(id, "h1", S, NUM, "[[[1000,1099],10]]");
+    double e50 = 1000, e51 = pow(10, 3.06);
+#define LOG6 "ymax=1000000&nbuckets=100"
+    json_t *o =
+        get_json(HM "/percentile?start_time=%lld&" LOG6 "&yscale=log&percentile=0.5", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "yscale")), "log");
+        T_DEQ(jnum(o, "ymax"), 1000000.0);
+        T_EQ(jint(o, "nbuckets"), 100);
+        double p50 = jnum(o, "percentile");
+        T_OK(p50 >= e50 && p50 <= e51);
+        T_NEAR(p50, (e50 + e51) / 2, 1e-9);
+        T_NEAR(p50, 1074.0768, 1e-4);
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&" LOG6 "&percentile=0.5", id, S);
+    if (o) {
+        T_OK(json_object_get(o, "yscale") == NULL);
+        T_NEAR(jnum(o, "percentile"), 5000, 1e-9); /* half of [0, 10000) */
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&" LOG6 "&yscale=linear&percentile=0.5", id, S);
+    if (o) {
+        T_NEAR(jnum(o, "percentile"), 5000, 1e-9);
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&" LOG6 "&yscale=log&percentile=0,0.9,0.99,1", id,
+                 S);
+    if (o) {
+        double w[] = {e50, e50 + 0.9 * (e51 - e50), e50 + 0.99 * (e51 - e50), e51};
+        check_pct_array(o, w, 4);
+        json_decref(o);
+    }
+    o = get_json(HM "/average?start_time=%lld&" LOG6 "&yscale=log", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "yscale")), "log");
+        T_NEAR(jnum(o, "average"), (e50 + e51) / 2, 1e-9);
+        json_decref(o);
+    }
+    o = get_json(HM "/average?start_time=%lld&" LOG6, id, S);
+    if (o) {
+        T_NEAR(jnum(o, "average"), 5000, 1e-9);
+        json_decref(o);
+    }
+
+    /* [1000, 2000) in 10 log buckets: edges 1000 * 2^(j/10). Bucket 0, [1000, 1071.77), is
+     * all data, so p50 is exactly 1050 as linear's; p90 lands in bucket 1, [1071.77,
+     * 1148.70), which the data fill only to 1100: interpolated between its edges. */
+    double e1 = 1000 * pow(2, 0.1), e2 = 1000 * pow(2, 0.2), s0 = (e1 - 1000) / 100;
+#define LOG2 "ymin=1000&ymax=2000&nbuckets=10"
+    o = get_json(HM "/percentile?start_time=%lld&" LOG2 "&yscale=log&percentile=0.5,0.9", id, S);
+    if (o) {
+        double w[] = {1050, e1 + (0.9 - s0) / (1 - s0) * (e2 - e1)};
+        check_pct_array(o, w, 2);
+        T_NEAR(w[1], 1121.4457, 1e-4);
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&" LOG2 "&percentile=0.5,0.9", id, S);
+    if (o) {
+        static const double w[] = {1050, 1090}; /* bucket 0, [1000, 1100), holds it all */
+        check_pct_array(o, w, 2);
+        json_decref(o);
+    }
+    o = get_json(HM "/average?start_time=%lld&" LOG2 "&yscale=log", id, S);
+    if (o) { /* midpoints of buckets 0 and 1, weighed by their shares */
+        T_NEAR(jnum(o, "average"), s0 * (1000 + e1) / 2 + (1 - s0) * (e1 + e2) / 2, 1e-9);
+        json_decref(o);
+    }
+
+    /* ymax auto-scaled (M = 1100: 1200), the renderer as the oracle */
+    struct sn_hm_range rg = {1000, 1099, 10};
+    struct sn_hm_column col = {&rg, 1};
+    double map[100] = {0};
+    sn_hm_bucketize_log(&col, 0, 1200, 100, false, map);
+    o = get_json(HM "/percentile?start_time=%lld&yscale=log&percentile=0.5", id, S);
+    if (o) {
+        T_DEQ(jnum(o, "ymax"), 1200.0);
+        T_NEAR(jnum(o, "percentile"), sn_hm_percentile(map, 100, 0, 1200, true, 0.5), 1e-9);
+        T_NEAR(jnum(o, "percentile"), 1050, 5);
+        json_decref(o);
+    }
+    o = get_json(HM "/average?start_time=%lld&yscale=log", id, S);
+    if (o) {
+        T_NEAR(jnum(o, "average"), sn_hm_average(map, 100, 0, 1200, true), 1e-9);
+        json_decref(o);
+    }
+
+    /* no data: null and ymin, as linear */
+    o = get_json(HM "/average?start_time=%lld&" LOG6 "&yscale=log", id, S + 1);
+    if (o) {
+        T_OK(json_is_null(json_object_get(o, "average")));
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&" LOG2 "&yscale=log&percentile=0.5", id, S + 1);
+    if (o) {
+        T_NEAR(jnum(o, "percentile"), 1000, 0);
+        json_decref(o);
+    }
+    inval("value \"exp\" for param \"yscale\" not valid: unsupported value",
+          HM "/percentile?start_time=%lld&yscale=exp&percentile=0.5", id, S);
+    inval("value \"exp\" for param \"yscale\" not valid: unsupported value",
+          HM "/average?start_time=%lld&yscale=exp", id, S);
+#undef LOG2
+}
+
+/* The web UI's percentile lines: p50, p90 and p99 of each second of a minute in one call,
+ * over the image's log axis. Second k holds 100 - k samples in [1000, 1100) and k + 1 in
+ * [100000, 110000). */
+static void test_percentile_ndatapoints(void)
+{
+    int id = create_latency();
+    long long S = B + 200;
+    T_REQUIRE(id > 0);
+    for (int k = 0; k < 60; k++) {
+        char v[128];
+        snprintf(v, sizeof(v), "[[[1000,1099],%d],[[100000,109999],%d]]", 100 - k, k + 1);
+        ingest(id, "h1", S + k, NUM, v);
+    }
+    for (int lg = 0; lg < 2; lg++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        json_t *a = get_json(HM "/percentile?percentile=0.5,0.9,0.99&duration=1&ndatapoints=60&"
+                                "start_time=%lld&" LOG6 "%s",
+                             id, S, lg ? "&yscale=log" : "");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        t_note("%s: %.3f ms", lg ? "log" : "linear",
+               (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+        if (!T_OK(json_is_array(a)) || !T_EQU(json_array_size(a), 60)) {
+            json_decref(a);
+            continue;
+        }
+        for (int k = 0; k < 60; k++) {
+            const json_t *o = json_array_get(a, (size_t)k);
+            struct sn_hm_range r[] = {{1000, 1099, 100 - k}, {100000, 109999, k + 1}};
+            struct sn_hm_column col = {r, 2};
+            double map[100] = {0}, w[3];
+            static const double ps[] = {0.5, 0.9, 0.99};
+            (lg ? sn_hm_bucketize_log : sn_hm_bucketize)(&col, 0, 1e6, 100, false, map);
+            for (int i = 0; i < 3; i++)
+                w[i] = sn_hm_percentile(map, 100, 0, 1e6, lg, ps[i]);
+            t_note("%s, point %d", lg ? "log" : "linear", k);
+            T_EQ(jint(o, "start_time"), S + k);
+            t_note("%s, point %d", lg ? "log" : "linear", k);
+            T_EQ(jint(o, "duration"), 1);
+            t_note("%s, point %d", lg ? "log" : "linear", k);
+            T_OK(lg ? json_is_string(json_object_get(o, "yscale"))
+                    : json_object_get(o, "yscale") == NULL);
+            check_pct_array(o, w, 3);
+        }
+        /* point 0 by hand: p50 at 0.505 of bucket 50 (log, [1000, 1148.15)) or of bucket 0
+         * (linear, [0, 10000)) */
+        const json_t *p0 = json_array_get(json_object_get(json_array_get(a, 0), "percentile"), 0);
+        T_NEAR(json_number_value(p0), lg ? 1000 + 0.505 * (pow(10, 3.06) - 1000) : 5050, 1e-9);
+        json_decref(a);
+    }
+}
+#undef LOG6
+
 static int stop_rc;
 
 static void test_stopped(void)
@@ -1893,6 +2179,8 @@ int main(int argc, char **argv)
     t_run("image: highlight, isolate, exclude, decompose_all (only one)", test_modes);
     t_run("image: selected, comma-separated or repeated", test_selected_forms);
     t_run("image: hues, default 21 and 112, need N hues, invalid hue", test_hues);
+    t_run("image: layers and their hues in every mode", test_layers);
+    t_run("image: decompose_all's layers stop at 63 keys", test_layers_limit);
     t_run("image: coloring rank and linear", test_coloring);
     t_run("image: two layers in one pixel mix as CA mixes them", test_mixed_layers);
     t_run("image: weights=weight", test_weights);
@@ -1912,6 +2200,8 @@ int main(int argc, char **argv)
           test_details_mapping);
     t_run("average: default duration 1, §4.4 figures, no data", test_average);
     t_run("percentile: required, bounds, §4.4 figures, several, no data", test_percentile);
+    t_run("average and percentile: yscale=log", test_log_stats);
+    t_run("percentile: p50, p90, p99 of 60 points, linear and log", test_percentile_ndatapoints);
 
     stop_rc = th_serve_stop(&srv);
     t_run("sonde serve stops cleanly", test_stopped);
