@@ -15,6 +15,20 @@
 
 #define SN_CA_TIMEOUT_MS 30000
 
+const char sn_cli_exit_codes[] =
+    "exit codes:\n"
+    "  0  success\n"
+    "  1  the command failed at run time: the server answered an error (its message is\n"
+    "     shown), no such instrumentation, the server could not be reached, an I/O error\n"
+    "  2  usage error: unknown command or option, missing or bad argument, malformed input\n";
+
+void sn_ca_usage(FILE *f, const char *usage)
+{
+    fputs(usage, f);
+    fputc('\n', f);
+    fputs(sn_cli_exit_codes, f);
+}
+
 void sn_ca_init(struct sn_ca *ca, const char *cmd)
 {
     const char *e;

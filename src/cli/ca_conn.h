@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -28,19 +29,20 @@ enum { SN_CA_O_URL = 1000, SN_CA_O_TOKEN, SN_CA_O_TENANT, SN_CA_O_JSON };
         "help", no_argument, NULL, 'h'                                                             \
     }
 
-/* The text of the common options and exit codes, for usage strings. */
+/* The text of the common options, for the end of a usage string's "options:" section. */
 #define SN_CA_COMMON_HELP                                                                          \
     "  --url URL         the server (default $SONDE_URL, else " SN_CA_DEFAULT_URL ")\n"            \
     "  --token T         send Authorization: Bearer T (default $SONDE_TOKEN)\n"                    \
     "  --tenant NAME     use the tenant's scope /ca/customers/NAME instead of /ca\n"               \
     "  --json            print the server's JSON reply instead of the human form\n"                \
-    "  -h, --help        this help\n"                                                              \
-    "\n"                                                                                           \
-    "exit codes:\n"                                                                                \
-    "  0  success\n"                                                                               \
-    "  1  the request failed: the server answered an error (its message is shown), no such\n"      \
-    "     instrumentation, or the server could not be reached\n"                                   \
-    "  2  usage error: unknown option, missing or bad argument\n"
+    "  -h, --help        this help\n"
+
+/* The "exit codes:" section, the one text that `sonde --help` (main.c) and every client
+ * command's help end with. */
+extern const char sn_cli_exit_codes[];
+
+/* Prints a command's usage string, then a blank line and sn_cli_exit_codes, on f. */
+void sn_ca_usage(FILE *f, const char *usage);
 
 struct sn_ca {
     const char *cmd; /* for messages: "sonde list" */

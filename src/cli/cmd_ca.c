@@ -26,18 +26,18 @@ static int common_args(int argc, char **argv, struct sn_ca *ca, const char *usag
         if (sn_ca_option(ca, c, optarg))
             continue;
         if (c == 'h') {
-            fputs(usage, stdout);
+            sn_ca_usage(stdout, usage);
             return SN_EXIT_OK;
         }
         sn_ca_bad_option(ca, c, argv[optind - 1]);
-        fputs(usage, stderr);
+        sn_ca_usage(stderr, usage);
         return SN_EXIT_USAGE;
     }
     nops = argc - optind;
     if (nops < min_ops || (max_ops >= 0 && nops > max_ops)) {
         fprintf(stderr, "%s: %s\n\n", ca->cmd,
                 nops < min_ops ? "missing argument" : "too many arguments");
-        fputs(usage, stderr);
+        sn_ca_usage(stderr, usage);
         return SN_EXIT_USAGE;
     }
     return sn_ca_ready(ca) == SN_EXIT_OK ? -1 : SN_EXIT_USAGE;
@@ -362,7 +362,7 @@ int sn_cmd_create(int argc, char **argv)
             continue;
         switch (c) {
         case 'h':
-            fputs(create_usage, stdout);
+            sn_ca_usage(stdout, create_usage);
             rc = SN_EXIT_OK;
             goto out;
         case 'd':
@@ -396,12 +396,13 @@ int sn_cmd_create(int argc, char **argv)
             break;
         default:
             sn_ca_bad_option(&ca, c, argv[optind - 1]);
-            fputs(create_usage, stderr);
+            sn_ca_usage(stderr, create_usage);
             goto out;
         }
     }
     if (argc - optind != 1) {
-        fprintf(stderr, "sonde create: want one MODULE.STAT\n\n%s", create_usage);
+        fprintf(stderr, "sonde create: want one MODULE.STAT\n\n");
+        sn_ca_usage(stderr, create_usage);
         goto out;
     }
     dot = strchr(argv[optind], '.');

@@ -25,18 +25,52 @@ enum {
     O_X,
     O_Y,
     O_NBUCKETS,
+    O_SELECTED,
+    O_ISOLATE,
+    O_EXCLUDE,
+    O_DECOMPOSE_ALL,
+    O_HUES,
+    O_WEIGHTS,
+    O_COLORING,
 };
 
-/* Value options: which query parameter each sets (NULL: handled apart), and whether it must
- * be a number. */
+/* How an option's argument becomes its query parameter. */
+enum vkind {
+    V_NUMBER,  /* a number */
+    V_NUMBERS, /* numbers separated by commas */
+    V_STRING,  /* any non-empty text, sent as given: the server checks it */
+    V_KEYS,    /* keys, comma-separated; repeatable, every occurrence is sent */
+    V_FLAG,    /* no argument: the parameter is sent with the value `flag` */
+};
+
+/* Value options: the query parameter each sets, and how. Options given twice (but V_KEYS)
+ * send the last value. */
 static const struct {
     int opt;
     const char *param;
+    enum vkind kind;
+    const char *flag;
 } value_params[] = {
-    {O_START, "start_time"},  {O_DURATION, "duration"}, {O_WIDTH, "width"}, {O_HEIGHT, "height"},
-    {O_YMIN, "ymin"},         {O_YMAX, "ymax"},         {O_X, "x"},         {O_Y, "y"},
-    {O_NBUCKETS, "nbuckets"}, {'P', "percentile"},
+    {O_START, "start_time", V_NUMBER, NULL},
+    {O_DURATION, "duration", V_NUMBER, NULL},
+    {O_WIDTH, "width", V_NUMBER, NULL},
+    {O_HEIGHT, "height", V_NUMBER, NULL},
+    {O_YMIN, "ymin", V_NUMBER, NULL},
+    {O_YMAX, "ymax", V_NUMBER, NULL},
+    {O_LOG, "yscale", V_FLAG, "log"},
+    {O_X, "x", V_NUMBER, NULL},
+    {O_Y, "y", V_NUMBER, NULL},
+    {O_NBUCKETS, "nbuckets", V_NUMBER, NULL},
+    {'P', "percentile", V_NUMBERS, NULL},
+    {O_SELECTED, "selected", V_KEYS, NULL},
+    {O_ISOLATE, "isolate", V_FLAG, "true"},
+    {O_EXCLUDE, "exclude", V_FLAG, "true"},
+    {O_DECOMPOSE_ALL, "decompose_all", V_FLAG, "true"},
+    {O_HUES, "hues", V_NUMBERS, NULL},
+    {O_WEIGHTS, "weights", V_STRING, NULL},
+    {O_COLORING, "coloring", V_STRING, NULL},
 };
+#define NPARAMS (sizeof(value_params) / sizeof(value_params[0]))
 
 static const struct option value_longopts[] = {
     SN_CA_COMMON_OPTS,
@@ -52,17 +86,45 @@ static const struct option value_longopts[] = {
     {"nbuckets", required_argument, NULL, O_NBUCKETS},
     {"percentile", required_argument, NULL, 'P'},
     {"output", required_argument, NULL, 'o'},
+    {"selected", required_argument, NULL, O_SELECTED},
+    {"isolate", no_argument, NULL, O_ISOLATE},
+    {"exclude", no_argument, NULL, O_EXCLUDE},
+    {"decompose-all", no_argument, NULL, O_DECOMPOSE_ALL},
+    {"hues", required_argument, NULL, O_HUES},
+    {"weights", required_argument, NULL, O_WEIGHTS},
+    {"coloring", required_argument, NULL, O_COLORING},
     {NULL, 0, NULL, 0},
 };
+
+/* The key and drawing options heatmap, details and percentile share: for their `allowed`
+ * lists, and their text for usage strings. */
+#define KEY_DRAW_OPTS                                                                              \
+    "log", "nbuckets", "selected", "isolate", "exclude", "decompose-all", "hues", "weights",       \
+        "coloring"
+#define KEY_DRAW_HELP                                                                              \
+    "  --log              logarithmic y axis (yscale=log)\n"                                       \
+    "  --nbuckets N       rows of buckets (1-100; default 100)\n"                                  \
+    "  --selected KEY     a key to draw in its own color (repeat, or KEY,KEY,...)\n"               \
+    "  --isolate          draw only the selected keys\n"                                           \
+    "  --exclude          draw everything but the selected keys\n"                                 \
+    "  --decompose-all    give every key present (up to 63) its own color\n"                       \
+    "                     (at most one of --isolate, --exclude and --decompose-all)\n"             \
+    "  --hues H[,H...]    hues in degrees (0-359): the rest's, then one per selected key\n"        \
+    "                     (with --isolate, one per selected key only)\n"                           \
+    "  --weights W        count (default), or weight: counts times their values\n"                 \
+    "  --coloring C       rank (default) or linear: how counts map to color intensity\n"
+
+#define VALUE_QUERY_MAX 3072
+#define VALUE_REL_MAX   (VALUE_QUERY_MAX + 128)
 
 struct value_args {
     struct sn_ca ca;
     const char *id, *output;
-    char query[2048];
-    unsigned seen; /* bit per value_params index */
+    const char *val[NPARAMS]; /* per value_params entry: the value given, or NULL */
+    char query[VALUE_QUERY_MAX];
 };
 
-/* True when s is a number (percentile lists: numbers separated by commas). */
+/* True when s is a number (lists: numbers separated by commas). */
 static bool numeric_arg(const char *s, bool list)
 {
     char *end;
@@ -76,17 +138,59 @@ static bool numeric_arg(const char *s, bool list)
     return *end == '\0';
 }
 
+/* Checks one option's argument and records it (V_KEYS: appends it to the query). Returns -1
+ * to carry on, or an exit code. */
+static int value_param(struct value_args *a, size_t i, const char *name, const char *arg)
+{
+    const char *cmd = a->ca.cmd;
+
+    switch (value_params[i].kind) {
+    case V_NUMBER:
+    case V_NUMBERS:
+        if (!numeric_arg(arg, value_params[i].kind == V_NUMBERS)) {
+            fprintf(stderr, "%s: --%s wants %s, not '%s'\n", cmd, name,
+                    value_params[i].kind == V_NUMBERS ? "numbers separated by commas" : "a number",
+                    arg);
+            return SN_EXIT_USAGE;
+        }
+        break;
+    case V_STRING:
+    case V_KEYS:
+        if (!*arg) {
+            fprintf(stderr, "%s: --%s wants a value\n", cmd, name);
+            return SN_EXIT_USAGE;
+        }
+        break;
+    case V_FLAG:
+        arg = value_params[i].flag;
+        break;
+    }
+    if (value_params[i].kind == V_KEYS &&
+        sn_ca_query(a->query, sizeof(a->query), value_params[i].param, arg) < 0) {
+        fprintf(stderr, "%s: the options are too long\n", cmd);
+        return SN_EXIT_USAGE;
+    }
+    a->val[i] = arg;
+    return -1;
+}
+
+static const char *param_val(const struct value_args *a, int opt)
+{
+    for (size_t i = 0; i < NPARAMS; i++)
+        if (value_params[i].opt == opt)
+            return a->val[i];
+    return NULL;
+}
+
 /* Parses the options of a value command; allowed lists the long names of the options it takes
- * (besides the common ones). Returns -1 to carry on, or an exit code. */
+ * (besides the common ones). Returns -1 to carry on, with the query built, or an exit code. */
 static int value_args(int argc, char **argv, struct value_args *a, const char *cmd,
                       const char *usage, const char *const *allowed)
 {
-    int c, idx;
+    int c, idx, rc;
 
+    memset(a, 0, sizeof(*a));
     sn_ca_init(&a->ca, cmd);
-    a->id = a->output = NULL;
-    a->query[0] = '\0';
-    a->seen = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":ho:P:", value_longopts, &idx)) != -1) {
         const char *name = NULL;
@@ -94,45 +198,49 @@ static int value_args(int argc, char **argv, struct value_args *a, const char *c
         if (sn_ca_option(&a->ca, c, optarg))
             continue;
         if (c == 'h') {
-            fputs(usage, stdout);
+            sn_ca_usage(stdout, usage);
             return SN_EXIT_OK;
         }
         if (c == '?' || c == ':') {
             sn_ca_bad_option(&a->ca, c, argv[optind - 1]);
-            fputs(usage, stderr);
+            sn_ca_usage(stderr, usage);
             return SN_EXIT_USAGE;
         }
         name = c == 'o' ? "output" : c == 'P' ? "percentile" : value_longopts[idx].name;
         for (size_t i = 0; allowed[i]; i++)
             ok |= strcmp(allowed[i], name) == 0;
         if (!ok) {
-            fprintf(stderr, "%s: unknown option '%s'\n\n%s", cmd, argv[optind - 1], usage);
+            /* the option as written: before its argument, or before "=ARG" */
+            const char *o =
+                optarg && optarg == argv[optind - 1] ? argv[optind - 2] : argv[optind - 1];
+            int len = o[1] == '-' ? (int)strcspn(o, "=") : 2;
+            fprintf(stderr, "%s: unknown option '%.*s'\n\n", cmd, len, o);
+            sn_ca_usage(stderr, usage);
             return SN_EXIT_USAGE;
         }
         if (c == 'o') {
             a->output = optarg;
             continue;
         }
-        if (c == O_LOG) {
-            sn_ca_query(a->query, sizeof(a->query), "yscale", "log");
-            continue;
-        }
-        for (size_t i = 0; i < sizeof(value_params) / sizeof(value_params[0]); i++) {
-            if (value_params[i].opt != c)
-                continue;
-            if (!numeric_arg(optarg, c == 'P')) {
-                fprintf(stderr, "%s: --%s wants a number, not '%s'\n", cmd, name, optarg);
-                return SN_EXIT_USAGE;
-            }
-            if (sn_ca_query(a->query, sizeof(a->query), value_params[i].param, optarg) < 0) {
-                fprintf(stderr, "%s: too many options\n", cmd);
-                return SN_EXIT_USAGE;
-            }
-            a->seen |= 1u << i;
+        for (size_t i = 0; i < NPARAMS; i++)
+            if (value_params[i].opt == c && (rc = value_param(a, i, name, optarg)) >= 0)
+                return rc;
+    }
+    if (!!param_val(a, O_ISOLATE) + !!param_val(a, O_EXCLUDE) + !!param_val(a, O_DECOMPOSE_ALL) >
+        1) {
+        fprintf(stderr, "%s: give at most one of --isolate, --exclude and --decompose-all\n", cmd);
+        return SN_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < NPARAMS; i++) {
+        if (a->val[i] && value_params[i].kind != V_KEYS &&
+            sn_ca_query(a->query, sizeof(a->query), value_params[i].param, a->val[i]) < 0) {
+            fprintf(stderr, "%s: the options are too long\n", cmd);
+            return SN_EXIT_USAGE;
         }
     }
     if (argc - optind != 1) {
-        fprintf(stderr, "%s: want one instrumentation ID\n\n%s", cmd, usage);
+        fprintf(stderr, "%s: want one instrumentation ID\n\n", cmd);
+        sn_ca_usage(stderr, usage);
         return SN_EXIT_USAGE;
     }
     a->id = argv[optind];
@@ -141,17 +249,10 @@ static int value_args(int argc, char **argv, struct value_args *a, const char *c
     return sn_ca_ready(&a->ca) == SN_EXIT_OK ? -1 : SN_EXIT_USAGE;
 }
 
-static bool has_param(const struct value_args *a, int opt)
+/* The path of a value resource with the query; rel has VALUE_REL_MAX bytes. */
+static void value_rel(const struct value_args *a, const char *what, char *rel)
 {
-    for (size_t i = 0; i < sizeof(value_params) / sizeof(value_params[0]); i++)
-        if (value_params[i].opt == opt)
-            return (a->seen >> i) & 1;
-    return false;
-}
-
-static void value_rel(const struct value_args *a, const char *what, char *rel, size_t cap)
-{
-    snprintf(rel, cap, "/instrumentations/%s/value/%s%s", a->id, what, a->query);
+    snprintf(rel, VALUE_REL_MAX, "/instrumentations/%s/value/%s%s", a->id, what, a->query);
 }
 
 /* A JSON number as text: integers exactly, reals in the shortest round-trip form. */
@@ -278,13 +379,13 @@ int sn_cmd_raw(int argc, char **argv)
 {
     static const char *const allowed[] = {"start", "duration", NULL};
     struct value_args a;
-    char rel[2200];
+    char rel[VALUE_REL_MAX];
     json_t *j;
     int rc;
 
     if ((rc = value_args(argc, argv, &a, "sonde raw", raw_usage, allowed)) >= 0)
         return rc;
-    value_rel(&a, "raw", rel, sizeof(rel));
+    value_rel(&a, "raw", rel);
     if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
         return rc;
     if (a.ca.json)
@@ -301,7 +402,8 @@ static const char heatmap_usage[] =
     "usage: sonde heatmap [options] ID\n"
     "\n"
     "Draws the heatmap of numeric instrumentation ID. With -o, writes the PNG to FILE;\n"
-    "without, prints the heatmap's properties (ymin, ymax, present keys...) but not the image.\n"
+    "without, prints the heatmap's properties (ymin, ymax...) and the keys present in the\n"
+    "interval, one per line, but not the image.\n"
     "\n"
     "options:\n"
     "  -o, --output FILE  write the PNG image to FILE\n"
@@ -309,9 +411,8 @@ static const char heatmap_usage[] =
     "  --height H         image height in pixels (10-1000; default 300)\n"
     "  --start T          start of the interval (Unix seconds)\n"
     "  --duration N       seconds shown (default 60)\n"
-    "  --ymin Y, --ymax Y the value range (ymax auto-scales when absent)\n"
-    "  --nbuckets N       rows of buckets (1-100)\n"
-    "  --log              logarithmic y axis\n" SN_CA_COMMON_HELP;
+    "  --ymin Y, --ymax Y the value range (ymax auto-scales when absent)\n" KEY_DRAW_HELP
+        SN_CA_COMMON_HELP;
 
 static int write_file(const char *path, const void *p, size_t n)
 {
@@ -323,21 +424,49 @@ static int write_file(const char *path, const void *p, size_t n)
     return SN_EXIT_OK;
 }
 
+/* The properties of a heatmap reply, "name value" a line (strings bare, the rest as compact
+ * JSON), and the present keys one a line ("-" when none). */
+static void print_heatmap(const json_t *j)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach((json_t *)j, k, v)
+    {
+        if (strcmp(k, "present") == 0 && json_is_array(v)) {
+            size_t i;
+            json_t *key;
+            if (json_array_size(v) == 0)
+                printf("%-22s -\n", k);
+            json_array_foreach(v, i, key) printf("%-22s %s\n", i ? "" : k, json_string_value(key));
+        } else if (json_is_string(v)) {
+            printf("%-22s %s\n", k, json_string_value(v));
+        } else {
+            char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            printf("%-22s %s\n", k, s ? s : "?");
+            free(s);
+        }
+    }
+}
+
 int sn_cmd_heatmap(int argc, char **argv)
 {
-    static const char *const allowed[] = {"output", "width", "height", "start",    "duration",
-                                          "ymin",   "ymax",  "log",    "nbuckets", NULL};
+    static const char *const allowed[] = {"output", "width", "height",      "start", "duration",
+                                          "ymin",   "ymax",  KEY_DRAW_OPTS, NULL};
     static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     struct value_args a;
-    char rel[2200];
+    char rel[VALUE_REL_MAX];
     int rc;
 
     if ((rc = value_args(argc, argv, &a, "sonde heatmap", heatmap_usage, allowed)) >= 0)
         return rc;
     if (a.output) {
         struct sn_http_resp r;
-        sn_ca_query(a.query, sizeof(a.query), "format", "png");
-        value_rel(&a, "heatmap/image", rel, sizeof(rel));
+        if (sn_ca_query(a.query, sizeof(a.query), "format", "png") < 0) {
+            fprintf(stderr, "sonde heatmap: the options are too long\n");
+            return SN_EXIT_USAGE;
+        }
+        value_rel(&a, "heatmap/image", rel);
         if ((rc = sn_ca_call(&a.ca, "GET", rel, NULL, true, &r)) != SN_EXIT_OK)
             return rc;
         if (r.len < 8 || memcmp(r.body, png_sig, 8) != 0) {
@@ -350,22 +479,14 @@ int sn_cmd_heatmap(int argc, char **argv)
         return rc;
     }
     json_t *j;
-    value_rel(&a, "heatmap/image", rel, sizeof(rel));
+    value_rel(&a, "heatmap/image", rel);
     if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
         return rc;
     json_object_del(j, "image");
-    if (a.ca.json) {
+    if (a.ca.json)
         sn_ca_print_json(j);
-    } else {
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-        {
-            char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            printf("%-22s %s\n", k, s ? s : "?");
-            free(s);
-        }
-    }
+    else
+        print_heatmap(j);
     json_decref(j);
     return SN_EXIT_OK;
 }
@@ -381,25 +502,28 @@ static const char details_usage[] =
     "options:\n"
     "  --x X, --y Y       the pixel (required)\n"
     "  --ymax Y           the top of the value range (required), --ymin Y its bottom\n"
-    "  --width W, --height H, --start T, --duration N, --nbuckets N, --log\n"
-    "                     as for `sonde heatmap`\n" SN_CA_COMMON_HELP;
+    "  --width W, --height H, --start T, --duration N\n"
+    "                     as for `sonde heatmap`\n"
+    "  the heatmap's options, sent to the server (the counts are of every key present,\n"
+    "  whatever the selection):\n" KEY_DRAW_HELP SN_CA_COMMON_HELP;
 
 int sn_cmd_details(int argc, char **argv)
 {
-    static const char *const allowed[] = {
-        "x", "y", "ymin", "ymax", "width", "height", "start", "duration", "log", "nbuckets", NULL};
+    static const char *const allowed[] = {"x",      "y",     "ymin",     "ymax",        "width",
+                                          "height", "start", "duration", KEY_DRAW_OPTS, NULL};
     struct value_args a;
-    char rel[2200], n[32];
+    char rel[VALUE_REL_MAX], n[32];
     json_t *j;
     int rc;
 
     if ((rc = value_args(argc, argv, &a, "sonde details", details_usage, allowed)) >= 0)
         return rc;
-    if (!has_param(&a, O_X) || !has_param(&a, O_Y) || !has_param(&a, O_YMAX)) {
-        fprintf(stderr, "sonde details: --x, --y and --ymax are required\n\n%s", details_usage);
+    if (!param_val(&a, O_X) || !param_val(&a, O_Y) || !param_val(&a, O_YMAX)) {
+        fprintf(stderr, "sonde details: --x, --y and --ymax are required\n\n");
+        sn_ca_usage(stderr, details_usage);
         return SN_EXIT_USAGE;
     }
-    value_rel(&a, "heatmap/details", rel, sizeof(rel));
+    value_rel(&a, "heatmap/details", rel);
     if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
         return rc;
     if (a.ca.json) {
@@ -428,27 +552,33 @@ static const char percentile_usage[] =
     "the last data point), one per line.\n"
     "\n"
     "options:\n"
-    "  -P, --percentile LIST  the percentiles, e.g. 0.5,0.9,0.99 (required)\n"
-    "  --start T, --duration N  the interval\n"
-    "  --ymin Y, --ymax Y     the value range (ymax auto-scales when absent)\n"
-    "  --nbuckets N           linear buckets over the range (1-100)\n" SN_CA_COMMON_HELP;
+    "  -P, --percentile L the percentiles, e.g. 0.5,0.9,0.99 (required)\n"
+    "  --start T          start of the interval (Unix seconds)\n"
+    "  --duration N       seconds (default 1)\n"
+    "  --ymin Y, --ymax Y the value range (ymax auto-scales when absent)\n"
+    "  the heatmap's options, sent to the server: the percentiles are of every key, over\n"
+    "  --nbuckets buckets between ymin and ymax (log-spaced with --log), of counts or\n"
+    "  --weights weight; the key options and colors are checked but change nothing:\n" KEY_DRAW_HELP
+        SN_CA_COMMON_HELP;
 
 int sn_cmd_percentile(int argc, char **argv)
 {
-    static const char *const allowed[] = {"percentile", "start",    "duration", "ymin",
-                                          "ymax",       "nbuckets", NULL};
+    static const char *const allowed[] = {"percentile", "start",       "duration", "ymin",
+                                          "ymax",       KEY_DRAW_OPTS, NULL};
     struct value_args a;
-    char rel[2200], n[32];
+    char rel[VALUE_REL_MAX], n[32];
+    const char *q; /* the percentiles as given, for labels */
     json_t *j, *p;
     int rc;
 
     if ((rc = value_args(argc, argv, &a, "sonde percentile", percentile_usage, allowed)) >= 0)
         return rc;
-    if (!has_param(&a, 'P')) {
-        fprintf(stderr, "sonde percentile: -P is required\n\n%s", percentile_usage);
+    if (!(q = param_val(&a, 'P'))) {
+        fprintf(stderr, "sonde percentile: -P is required\n\n");
+        sn_ca_usage(stderr, percentile_usage);
         return SN_EXIT_USAGE;
     }
-    value_rel(&a, "heatmap/percentile", rel, sizeof(rel));
+    value_rel(&a, "heatmap/percentile", rel);
     if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
         return rc;
     p = json_object_get(j, "percentile");
@@ -456,20 +586,18 @@ int sn_cmd_percentile(int argc, char **argv)
         sn_ca_print_json(j);
     } else if (json_is_array(p)) {
         /* the same order as asked */
-        const char *q = strstr(a.query, "percentile=") + strlen("percentile=");
         size_t i;
         json_t *v;
         json_array_foreach(p, i, v)
         {
-            size_t len = strcspn(q, ",&");
+            size_t len = strcspn(q, ",");
             num_str(v, n, sizeof(n));
             printf("p%-10.*s %s\n", (int)len, q, n);
             q += len + (q[len] == ',');
         }
     } else {
-        const char *q = strstr(a.query, "percentile=") + strlen("percentile=");
         num_str(p, n, sizeof(n));
-        printf("p%-10.*s %s\n", (int)strcspn(q, "&"), q, n);
+        printf("p%-10s %s\n", q, n);
     }
     json_decref(j);
     return SN_EXIT_OK;

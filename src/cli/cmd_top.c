@@ -557,7 +557,7 @@ int sn_cmd_top(int argc, char **argv)
             continue;
         switch (c) {
         case 'h':
-            fputs(top_usage, stdout);
+            sn_ca_usage(stdout, top_usage);
             return SN_EXIT_OK;
         case O_WINDOW:
             if (!parse_pos(optarg, 3600, &t.window)) {
@@ -577,12 +577,13 @@ int sn_cmd_top(int argc, char **argv)
             break;
         default:
             sn_ca_bad_option(&t.ca, c, argv[optind - 1]);
-            fputs(top_usage, stderr);
+            sn_ca_usage(stderr, top_usage);
             return SN_EXIT_USAGE;
         }
     }
     if (argc - optind != 1) {
-        fprintf(stderr, "sonde top: want one instrumentation ID\n\n%s", top_usage);
+        fprintf(stderr, "sonde top: want one instrumentation ID\n\n");
+        sn_ca_usage(stderr, top_usage);
         return SN_EXIT_USAGE;
     }
     t.id = argv[optind];

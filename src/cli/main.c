@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/ca_conn.h"
 #include "cli/cli.h"
 #include "core/log.h"
 
@@ -46,11 +47,8 @@ static void usage(FILE *f)
             SN_VERSION);
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'sonde <command> --help' for the options of a command.\n\n"
-               "exit codes:\n"
-               "  0  success\n"
-               "  1  the command failed at run time (I/O error, out of memory, server error)\n"
-               "  2  usage error: unknown command or option, bad argument, malformed input\n");
+    fputs("\nRun 'sonde <command> --help' for the options of a command.\n\n", f);
+    fputs(sn_cli_exit_codes, f);
 }
 
 static int cmd_version(int argc, char **argv)

@@ -5,6 +5,7 @@
  * checks outputs, messages and exit codes (including no server at all and usage errors).
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,329 @@ static void test_errors(void)
     T_OK(strstr(out, "exit codes:") != NULL);
 }
 
+/* ---- heatmap key and drawing options ----------------------------------------------------- */
+
+static char kid[16]; /* the instrumentation by execname and latency */
+static unsigned char png_buf[1 << 16];
+
+static size_t slurp(const char *path, unsigned char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    if (!f)
+        return 0;
+    n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+/* Runs "heatmap KID -o FILE" over the second of t0 (5 columns, 100x50, ymax 3000000) with opts;
+ * the image goes to png_buf. Returns the exit code; *len is the image's size (0: none). */
+static int heatmap_png(const char *opts, int64_t start, size_t *len)
+{
+    char args[1024], path[256];
+
+    snprintf(path, sizeof(path), "%s/cli_ca_keys.%d.png", t_outdir(), (int)getpid());
+    unlink(path);
+    snprintf(args, sizeof(args),
+             "heatmap %s -o %s --start %" PRId64 " --duration 5 --width 100 --height 50 "
+             "--ymax 3000000 %s",
+             kid, path, start, opts);
+    t_note("sonde %s", args);
+    int rc = run(args);
+    *len = slurp(path, png_buf, sizeof(png_buf));
+    unlink(path);
+    return rc;
+}
+
+/* 1 when the images of options a and b are PNGs that differ, 0 when they are the same, -1
+ * when one is missing. */
+static int png_cmp(const char *a, const char *b)
+{
+    static unsigned char first[1 << 16];
+    size_t na, nb;
+
+    if (heatmap_png(a, t0 - 2, &na) != 0 || na < 8 || memcmp(png_buf, "\x89PNG", 4) != 0) {
+        t_note("heatmap %s: %s", a, err);
+        return -1;
+    }
+    memcpy(first, png_buf, na);
+    if (heatmap_png(b, t0 - 2, &nb) != 0 || nb < 8 || memcmp(png_buf, "\x89PNG", 4) != 0) {
+        t_note("heatmap %s: %s", b, err);
+        return -1;
+    }
+    return na != nb || memcmp(png_buf, first, na) != 0;
+}
+
+/* Runs a command that should answer JSON; the parsed reply, or NULL. */
+static json_t *run_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *run_json(const char *fmt, ...)
+{
+    char args[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    t_note("sonde %s", args);
+    if (run(args) != 0) {
+        t_note("%s: %s", args, err);
+        return NULL;
+    }
+    return json_loads(out, 0, NULL);
+}
+
+/* Instrumentation KID decomposed by execname and latency, with two keys at t0: "a" (4 calls
+ * of about 3 us) and "x y/z" (18 of about 2 ms; a key that needs encoding in a URL). */
+static void test_keys_setup(void)
+{
+    char frames[1024];
+    size_t n;
+
+    T_EQ(run("create syscall.syscalls -d execname -d latency"), 0);
+    T_REQUIRE(sscanf(out, "%15s /ca/instrumentations/", kid) == 1);
+    snprintf(frames, sizeof(frames),
+             "{\"id\":\"%s\",\"host\":\"h\",\"t\":%" PRId64 ",\"arity\":\"numeric-decomposition\","
+             "\"value\":{\"a\":[[[3000,3099],4]],\"x y/z\":[[[2000000,2099999],18]]}}",
+             kid, t0);
+    ingest(frames);
+    T_EQ(heatmap_png("", t0 - 2, &n), 0);
+    T_STR(err, "");
+    T_OK(n > 8 && memcmp(png_buf, "\x89PNG", 4) == 0);
+}
+
+static void test_heatmap_keys(void)
+{
+    unsigned char empty[1 << 16];
+    size_t nempty, n;
+
+    T_REQUIRE(kid[0] != '\0');
+    /* every option reaches the server and changes the image */
+    T_EQ(png_cmp("", "--selected a"), 1);
+    T_EQ(png_cmp("", "--selected a --isolate"), 1);
+    T_EQ(png_cmp("", "--selected 'x y/z' --isolate"), 1);
+    T_EQ(png_cmp("--selected a --isolate", "--selected 'x y/z' --isolate"), 1);
+    T_EQ(png_cmp("--selected a", "--selected a --exclude"), 1);
+    T_EQ(png_cmp("--selected a", "--selected a --isolate"), 1);
+    T_EQ(png_cmp("", "--decompose-all"), 1);
+    T_EQ(png_cmp("--selected a", "--selected a --hues 0,200"), 1);
+    T_EQ(png_cmp("--selected a --isolate", "--selected a --isolate --hues 200"), 1);
+    T_EQ(png_cmp("", "--coloring linear"), 1);
+    T_EQ(png_cmp("", "--nbuckets 3"), 1);
+    T_EQ(png_cmp("", "--log"), 1);
+    T_EQ(png_cmp("", "--ymin 1000000"), 1);
+    T_EQ(png_cmp("", "--weights count --coloring rank"), 0); /* the defaults, given */
+    /* every key present in a color of its own is selecting them all */
+    T_EQ(png_cmp("--decompose-all", "--selected a --selected 'x y/z'"), 0);
+
+    /* the keys as the server knows them: isolating either draws something, isolating one
+     * that is not there draws what an interval without data draws */
+    T_EQ(heatmap_png("", t0 - 100, &nempty), 0);
+    T_REQUIRE(nempty > 8);
+    memcpy(empty, png_buf, nempty);
+    T_EQ(heatmap_png("", t0 - 2, &n), 0);
+    T_OK(n != nempty || memcmp(png_buf, empty, n) != 0);
+    T_EQ(heatmap_png("--selected nope --isolate", t0 - 2, &n), 0);
+    T_OK(n == nempty && memcmp(png_buf, empty, n) == 0);
+    T_EQ(heatmap_png("--selected 'x y/z' --isolate", t0 - 2, &n), 0);
+    T_OK(n > 8 && (n != nempty || memcmp(png_buf, empty, n) != 0));
+    T_EQ(heatmap_png("--selected a,nope --isolate", t0 - 2, &n), 0);
+    T_OK(n > 8 && (n != nempty || memcmp(png_buf, empty, n) != 0));
+    /* repeated and comma-separated are the same selection */
+    T_EQ(png_cmp("--selected a,'x y/z' --isolate", "--selected a --selected 'x y/z' --isolate"), 0);
+}
+
+static void test_heatmap_keys_json(void)
+{
+    json_t *j, *p;
+    char args[512];
+
+    T_REQUIRE(kid[0] != '\0');
+    /* the drawing parameters the server used */
+    j = run_json("heatmap %s --json --start %" PRId64 " --duration 5 --selected 'x y/z' "
+                 "--isolate --hues 300 --coloring linear --weights weight --log --nbuckets 7 "
+                 "--ymin 10 --ymax 2500000",
+                 kid, t0 - 2);
+    T_REQUIRE(j != NULL);
+    T_EQ(json_integer_value(json_object_get(j, "nbuckets")), 7);
+    T_EQ(json_integer_value(json_object_get(j, "ymin")), 10);
+    T_EQ(json_integer_value(json_object_get(j, "ymax")), 2500000);
+    T_STR(json_string_value(json_object_get(j, "yscale")), "log");
+    p = json_object_get(j, "present");
+    T_EQ(json_array_size(p), 2);
+    T_STR(json_string_value(json_array_get(p, 0)), "a");
+    T_STR(json_string_value(json_array_get(p, 1)), "x y/z");
+    T_OK(json_object_get(j, "image") == NULL);
+    json_decref(j);
+
+    /* the human form lists the present keys one a line */
+    snprintf(args, sizeof(args), "heatmap %s --start %" PRId64 " --duration 5 --log", kid, t0 - 2);
+    T_EQ(run(args), 0);
+    T_OK(strstr(out, "\nyscale                 log\n") != NULL);
+    T_OK(strstr(out, "\npresent                a\n                       x y/z\n") != NULL);
+    snprintf(args, sizeof(args), "heatmap %s --start %" PRId64 " --duration 5", kid, t0 - 100);
+    T_EQ(run(args), 0);
+    T_OK(strstr(out, "\npresent                -\n") != NULL);
+
+    /* details in 3 buckets of 1e6: the top one holds "x y/z", the bottom one "a" (the server
+     * counts every key present, whatever the selection: these show the options accepted) */
+    j = run_json("details %s --json --start %" PRId64 " --duration 5 --x 300 --y 0 --ymax 3000000 "
+                 "--nbuckets 3 --selected 'x y/z' --isolate",
+                 kid, t0 - 2);
+    T_REQUIRE(j != NULL);
+    T_EQ(json_integer_value(json_object_get(j, "bucket_ymin")), 2000000);
+    T_EQ(json_integer_value(json_object_get(j, "bucket_ymax")), 3000000);
+    T_EQ(json_integer_value(json_object_get(json_object_get(j, "present"), "x y/z")), 18);
+    T_EQ(json_object_size(json_object_get(j, "present")), 1);
+    T_EQ(json_integer_value(json_object_get(j, "total")), 18);
+    json_decref(j);
+    j = run_json("details %s --json --start %" PRId64
+                 " --duration 5 --x 300 --y 299 --ymax 3000000 "
+                 "--nbuckets 3 --selected 'x y/z' --exclude",
+                 kid, t0 - 2);
+    T_REQUIRE(j != NULL);
+    T_EQ(json_integer_value(json_object_get(j, "bucket_ymin")), 0);
+    T_EQ(json_integer_value(json_object_get(json_object_get(j, "present"), "a")), 4);
+    T_EQ(json_integer_value(json_object_get(j, "total")), 4);
+    json_decref(j);
+    /* by weight: 4 calls of 3000 to 3099 weigh about 4 * 3050 */
+    j = run_json("details %s --json --start %" PRId64
+                 " --duration 5 --x 300 --y 299 --ymax 3000000 "
+                 "--nbuckets 3 --weights weight",
+                 kid, t0 - 2);
+    T_REQUIRE(j != NULL);
+    T_NEAR((double)json_integer_value(json_object_get(j, "total")), 4 * 3050, 4 * 50);
+    json_decref(j);
+    /* the human form; the drawing options change no count */
+    snprintf(args, sizeof(args),
+             "details %s --start %" PRId64 " --duration 5 --x 300 --y 0 --ymax 3000000 "
+             "--nbuckets 3 --decompose-all --coloring rank --weights count --hues 1,2,3",
+             kid, t0 - 2);
+    T_EQ(run(args), 0);
+    snprintf(args, sizeof(args),
+             "time     %" PRId64 "\nrange    [2000000, 3000000)\ntotal    18\n"
+             "x y/z                            18\n",
+             t0);
+    T_STR(out, args);
+
+    /* percentile: by count, a tenth of the calls are under 1e5; by weight, over 1e6 */
+    j = run_json("percentile %s --json -P 0.1 --start %" PRId64, kid, t0);
+    T_REQUIRE(j != NULL);
+    T_OK(json_number_value(json_object_get(j, "percentile")) < 100000);
+    json_decref(j);
+    j = run_json("percentile %s --json -P 0.1 --start %" PRId64 " --weights weight", kid, t0);
+    T_REQUIRE(j != NULL);
+    T_OK(json_number_value(json_object_get(j, "percentile")) > 1000000);
+    json_decref(j);
+    j = run_json("percentile %s --json -P 0.5 --start %" PRId64 " --selected 'x y/z' --isolate "
+                 "--hues 9 --coloring linear --log --ymax 2500000 --nbuckets 50",
+                 kid, t0);
+    T_REQUIRE(j != NULL);
+    T_OK(json_is_number(json_object_get(j, "percentile")));
+    T_EQ(json_integer_value(json_object_get(j, "nbuckets")), 50);
+    T_EQ(json_integer_value(json_object_get(j, "ymax")), 2500000);
+    json_decref(j);
+    snprintf(args, sizeof(args), "percentile %s -P 0.5,0.1 --start %" PRId64 " --nbuckets 2", kid,
+             t0);
+    T_EQ(run(args), 0);
+    T_OK(strncmp(out, "p0.5        ", 12) == 0);
+    T_OK(strstr(out, "\np0.1        ") != NULL);
+}
+
+static void test_heatmap_keys_errors(void)
+{
+    char args[512], path[256];
+    FILE *f;
+
+    T_REQUIRE(kid[0] != '\0');
+    snprintf(path, sizeof(path), "%s/cli_ca_bad.%d.png", t_outdir(), (int)getpid());
+    unlink(path);
+
+    /* usage errors, caught before any request */
+    snprintf(args, sizeof(args), "heatmap %s -o %s --selected a --isolate --exclude", kid, path);
+    T_EQ(run(args), 2);
+    T_STR(err, "sonde heatmap: give at most one of --isolate, --exclude and --decompose-all\n");
+    T_STR(out, "");
+    snprintf(args, sizeof(args), "details %s --x 1 --y 1 --ymax 9 --exclude --decompose-all", kid);
+    T_EQ(run(args), 2);
+    T_STR(err, "sonde details: give at most one of --isolate, --exclude and --decompose-all\n");
+    snprintf(args, sizeof(args), "percentile %s -P 0.5 --decompose-all --isolate", kid);
+    T_EQ(run(args), 2);
+    snprintf(args, sizeof(args), "heatmap %s --hues red", kid);
+    T_EQ(run(args), 2);
+    T_STR(err, "sonde heatmap: --hues wants numbers separated by commas, not 'red'\n");
+    snprintf(args, sizeof(args), "heatmap %s --selected ''", kid);
+    T_EQ(run(args), 2);
+    T_STR(err, "sonde heatmap: --selected wants a value\n");
+    snprintf(args, sizeof(args), "heatmap %s --nbuckets many", kid);
+    T_EQ(run(args), 2);
+    snprintf(args, sizeof(args), "heatmap %s --weights", kid);
+    T_EQ(run(args), 2);
+    T_STR(strtok(err, "\n"), "sonde heatmap: option '--weights' wants an argument");
+    snprintf(args, sizeof(args), "raw %s --selected a", kid);
+    T_EQ(run(args), 2);
+    T_STR(strtok(err, "\n"), "sonde raw: unknown option '--selected'");
+
+    /* what the server refuses: its message, exit 1, no file */
+    snprintf(args, sizeof(args), "heatmap %s -o %s --weights bogus", kid, path);
+    T_EQ(run(args), 1);
+    T_STR(err, "sonde: value \"bogus\" for param \"weights\" not valid: unsupported value\n");
+    T_STR(out, "");
+    f = fopen(path, "rb");
+    T_OK(f == NULL);
+    if (f)
+        fclose(f);
+    snprintf(args, sizeof(args), "heatmap %s --json --coloring loud", kid);
+    T_EQ(run(args), 1);
+    T_STR(err, "sonde: value \"loud\" for param \"coloring\" not valid: unsupported value\n");
+    snprintf(args, sizeof(args), "details %s --x 1 --y 1 --ymax 9 --weights bogus", kid);
+    T_EQ(run(args), 1);
+    T_STR(err, "sonde: value \"bogus\" for param \"weights\" not valid: unsupported value\n");
+    snprintf(args, sizeof(args), "heatmap %s --selected a --hues 400,0", kid);
+    T_EQ(run(args), 1);
+    T_STR(err, "sonde: invalid hue\n");
+    snprintf(args, sizeof(args), "heatmap %s --selected a,b --hues 10", kid);
+    T_EQ(run(args), 1);
+    T_STR(err, "sonde: need 3 hues\n");
+}
+
+/* Every client command's help ends with the exit codes of `sonde --help`, the same text. */
+static void test_help_exit_codes(void)
+{
+    static const char *const cmds[] = {"describe", "list",       "get", "create",
+                                       "clone",    "delete",     "raw", "heatmap",
+                                       "details",  "percentile", "top"};
+    char codes[2048], args[64];
+    const char *p;
+
+    T_EQ(run("--help"), 0);
+    p = strstr(out, "exit codes:\n");
+    T_REQUIRE(p != NULL);
+    snprintf(codes, sizeof(codes), "%s", p);
+    T_OK(strstr(codes, "  0  success\n") != NULL);
+    T_OK(strstr(codes, "\n  1  ") != NULL);
+    T_OK(strstr(codes, "\n  2  usage error") != NULL);
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        size_t lo, lc = strlen(codes);
+        t_note("sonde %s --help", cmds[i]);
+        snprintf(args, sizeof(args), "%s --help", cmds[i]);
+        T_EQ(run(args), 0);
+        lo = strlen(out);
+        /* the whole text, after a blank line */
+        T_OK(lo > lc + 2 && strcmp(out + lo - lc, codes) == 0);
+        T_OK(lo > lc + 2 && strncmp(out + lo - lc - 2, "\n\n", 2) == 0);
+        T_STR(err, "");
+        /* `sonde help CMD` and the usage on a usage error end the same way */
+        snprintf(args, sizeof(args), "help %s", cmds[i]);
+        T_EQ(run(args), 0);
+        lo = strlen(out);
+        T_OK(lo > lc && strcmp(out + lo - lc, codes) == 0);
+        snprintf(args, sizeof(args), "%s --no-such-option", cmds[i]);
+        T_EQ(run(args), 2);
+        lo = strlen(err);
+        T_OK(lo > lc && strcmp(err + lo - lc, codes) == 0);
+    }
+}
+
 static void test_describe(void)
 {
     T_EQ(run("describe"), 0);
@@ -251,6 +575,11 @@ int main(int argc, char **argv)
     t_run("heatmap", test_heatmap);
     t_run("clone_delete", test_clone_delete);
     t_run("errors", test_errors);
+    t_run("keys_setup", test_keys_setup);
+    t_run("heatmap_keys", test_heatmap_keys);
+    t_run("heatmap_keys_json", test_heatmap_keys_json);
+    t_run("heatmap_keys_errors", test_heatmap_keys_errors);
+    t_run("help_exit_codes", test_help_exit_codes);
     th_serve_stop(&srv);
     return t_done();
 }
