@@ -1333,6 +1333,24 @@ static void test_api_version(void)
     th_resp_free(&r);
 }
 
+/* A second server on a port in use refuses to start (it must not share the port silently) and
+ * the first one keeps serving. */
+static void test_port_taken(void)
+{
+    char cmd[1024], out[512], err[4096];
+    struct th_resp r;
+    T_REQUIRE(g_up);
+    snprintf(cmd, sizeof(cmd), "%s serve --no-agent --listen 127.0.0.1:%d --data %s/second", sonde,
+             g.port, g.dir);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 1);
+    T_OK(strstr(err, "cannot listen on 127.0.0.1:") != NULL);
+    T_OK(strstr(err, "Address already in use") != NULL);
+    T_OK(strstr(out, "serving on") == NULL);
+    if (T_OK(req(g.port, "GET", "/ca", NULL, NULL, NULL, NULL, &r) == 0))
+        T_EQ(r.status, 200);
+    th_resp_free(&r);
+}
+
 /* ---- restart, persistence, reaping --------------------------------------------------------- */
 
 static void test_restart(void)
@@ -1879,6 +1897,7 @@ int main(int argc, char **argv)
     t_run("options_cors", test_options_cors);
     t_run("body_limits", test_body_limits);
     t_run("api_version", test_api_version);
+    t_run("port_taken", test_port_taken);
     if (g_up)
         th_serve_stop(&g);
 
