@@ -1,0 +1,333 @@
+// The web UI end to end, in headless Chromium against a real `sonde serve` with its local
+// agent: a workload with a known name ("snui-sleeper": /bin/sleep copied under that name, run
+// in a loop, so its 2 ms nanosleeps are in the kernel's data) is watched through every view:
+//   the empty page and its presets; the catalog and its filter; the create form with the
+//   predicate builder (and the server's refusal in words); the live heatmap updating; a key
+//   highlighted from the legend; hover (time, range, count) and click (per-key counts, equal
+//   to the API's); isolate (only the key's hue, the legend's colour being the pixels');
+//   percentile lines; scalar and discrete charts; pause and resume; a chosen window; clone
+//   and delete; an instrumentation deleted elsewhere.
+// Screenshots of each view go to SONDE_UI_OUT (tests/out/ui of the build).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sleep, uiSession, waitFor } from './support.mjs';
+
+const NAME = 'snui-sleeper';
+
+// A loop of 2 ms sleeps by a process called NAME, until stopped (by its process group).
+function startWorkload() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'snui-'));
+  const bin = path.join(dir, NAME);
+  copyFileSync('/bin/sleep', bin);
+  const child = spawn('/bin/sh', ['-c', `while :; do "${bin}" 0.002; done`],
+    { detached: true, stdio: 'ignore' });
+  return {
+    stop() {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch (e) {
+        // gone already
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function api(ui, method, p, body) {
+  const res = await fetch(new URL(p, ui.serve.url), {
+    method,
+    headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+// A summary of a canvas's pixels, computed in the page (a 1000 × 280 canvas is a million
+// numbers: too many to ship to the test each time): a hash, the count of non-white pixels,
+// of pixels whose green is not the largest channel, of exact colour `full`, of non-transparent
+// pixels, and the greenest pixel left of the newest `edge` columns.
+async function scan(page, sel, { full = [53, 242, 24], edge = 60 } = {}) {
+  return page.evaluate(([s, f, e]) => {
+    const c = document.querySelector(s);
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const out = { hash: 0, coloured: 0, notGreen: 0, full: 0, opaque: 0, best: null };
+    let score = 0;
+    for (let i = 0, px = 0; i < d.length; i += 4, px++) {
+      const r = d[i], g = d[i + 1], b = d[i + 2];
+      out.hash = (out.hash * 31 + r * 7 + g * 3 + b) | 0;
+      if (d[i + 3] > 0) out.opaque++;
+      if (r === 255 && g === 255 && b === 255) continue;
+      out.coloured++;
+      if (!(g >= r && g >= b)) out.notGreen++;
+      if (r === f[0] && g === f[1] && b === f[2]) out.full++;
+      const x = px % c.width, y = Math.floor(px / c.width);
+      if (x < c.width - e && g - Math.max(r, b) > score) {
+        score = g - Math.max(r, b);
+        out.best = { x, y };
+      }
+    }
+    return out;
+  }, [sel, full, edge]);
+}
+
+const updated = (page, id) =>
+  page.evaluate((i) => Number(document.querySelector(`.panel[data-id="${i}"]`)?.dataset.updated || 0), id);
+
+test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
+  const work = startWorkload();
+  t.after(() => work.stop());
+  const ui = await uiSession(t, { page: { viewport: { width: 1280, height: 900 } } });
+  const { page } = ui;
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+
+  await t.test('an empty server offers a start', async () => {
+    await ui.goto('/');
+    await page.locator('.empty h2').waitFor();
+    assert.match(await page.locator('.empty').innerText(), /Nothing is instrumented yet/);
+    assert.ok(await page.locator('.empty button.preset').count() >= 3);
+    await ui.screenshot('01-empty.png');
+  });
+
+  await t.test('the catalog lists modules, metrics and fields with units', async () => {
+    await ui.goto('/#/catalog');
+    const card = page.locator('.metric-card[data-metric="syscall.syscalls"]');
+    await card.waitFor();
+    const lat = await card.locator('tr[data-field="latency"]').innerText();
+    assert.match(lat, /latency/);
+    assert.match(lat, /numeric/);
+    assert.match(lat, /nanoseconds/);
+    assert.match(await card.locator('tr[data-field="execname"]').innerText(), /discrete/);
+    await page.fill('.catalog-filter', 'retransmits');
+    assert.equal(await page.locator('.metric-card:visible').count(), 1);
+    assert.ok(await page.locator('.metric-card[data-metric="tcp.retransmits"]').isVisible());
+    await page.fill('.catalog-filter', '');
+    await ui.screenshot('02-catalog.png');
+    await card.locator('button', { hasText: 'Instrument' }).click();
+    await page.waitForURL(/#\/new\/syscall\.syscalls$/);
+    assert.equal(await page.locator('select[name=metric]').inputValue(), 'syscall.syscalls');
+  });
+
+  let hmId;
+  await t.test('the form creates an instrumentation; the server\'s refusals read as words', async () => {
+    await ui.goto('/#/new');
+    await page.selectOption('select[name=metric]', 'syscall.syscalls');
+    // decomposition pickers offer only the metric's fields of each kind
+    const discrete = await page.locator('select[name=discrete] option').allTextContents();
+    const numeric = await page.locator('select[name=numeric] option').evaluateAll((os) => os.map((o) => o.value));
+    assert.ok(discrete.some((s) => /execname/.test(s)));
+    assert.deepEqual(numeric.filter(Boolean).sort(), ['cputime', 'latency', 'subsecond']);
+    await page.selectOption('select[name=discrete]', 'execname');
+    await page.selectOption('select[name=numeric]', 'latency');
+    // a refusal: retention under 10 s
+    await page.fill('input[name=retention]', '5');
+    await page.click('#new-form button[type=submit]');
+    await page.locator('#new-error').waitFor();
+    assert.match(await page.locator('#new-error').innerText(), /Not created: .*retention-time/);
+    await ui.screenshot('03-new-refused.png');
+    await page.fill('input[name=retention]', '600');
+    // a predicate from the builder: latency > 1us, typed in units
+    await page.click('.pred-add');
+    await page.selectOption('.pred-row .pred-field', 'latency');
+    assert.deepEqual(await page.locator('.pred-row .pred-op option').evaluateAll((os) => os.map((o) => o.value)),
+      ['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
+    await page.selectOption('.pred-row .pred-op', 'gt');
+    await page.fill('.pred-row .pred-value', '1us');
+    const preview = JSON.parse(await page.locator('.create-preview').innerText());
+    assert.deepEqual(preview.predicate, { gt: ['latency', 1000] });
+    assert.deepEqual(preview.decomposition, ['execname', 'latency']);
+    await ui.screenshot('04-new-form.png');
+    await page.click('#new-form button[type=submit]');
+    await page.waitForURL(/#\/$/);
+    await page.locator('.panel').first().waitFor();
+    hmId = await page.locator('.panel').first().getAttribute('data-id');
+    const got = await api(ui, 'GET', `/ca/instrumentations/${hmId}`);
+    assert.equal(got.status, 200);
+    assert.deepEqual(got.json.predicate, { gt: ['latency', 1000] });
+    assert.deepEqual(got.json.decomposition, ['execname', 'latency']);
+  });
+
+  const hm = () => page.locator(`.panel[data-id="${hmId}"]`);
+  await t.test('the heatmap updates every second', async () => {
+    await hm().locator('.hm-plot[data-start]').waitFor();
+    const seen = new Set();
+    const frames = new Set();
+    await waitFor(async () => {
+      seen.add(await updated(page, hmId));
+      frames.add((await scan(page, `.panel[data-id="${hmId}"] canvas.hm-image`)).hash);
+      return seen.size >= 4 && frames.size >= 3;
+    }, { ms: 15_000, every: 250, what: 'four updates of the heatmap' });
+    const legend = await hm().locator('.legend li[data-key]').evaluateAll((ls) => ls.map((l) => l.dataset.key));
+    assert.ok(legend.includes(NAME), `the legend lists ${NAME}: ${legend.join(', ')}`);
+    // the percentile lines are drawn (p50's colour on the overlay)
+    const drawn = (await scan(page, `.panel[data-id="${hmId}"] canvas.hm-overlay`)).opaque;
+    assert.ok(drawn > 50, `percentile lines drawn (${drawn} pixels)`);
+    // the y axis is in human units
+    assert.match(await hm().locator('.axis-y').innerText(), /(µs|ms)/);
+    await ui.screenshot('05-heatmap-live.png');
+  });
+
+  await t.test('a legend key is highlighted in its hue; hover and click tell the cell', async () => {
+    await hm().locator(`.legend li[data-key="${NAME}"]`).click();
+    await waitFor(() => requests.some((u) => u.includes('/heatmap/image') && u.includes(`selected=${NAME}`)),
+      { what: 'an image request with the key selected' });
+    await sleep(1500);
+    assert.equal(await hm().locator(`.legend li[data-key="${NAME}"]`).getAttribute('aria-pressed'), 'true');
+    // the first selected key's hue, 112° (the legend is redrawn each second: read it whole)
+    const swatch = () => page.evaluate((k) => {
+      const e = [...document.querySelectorAll('.legend li[data-key]')].find((l) => l.dataset.key === k);
+      return e ? getComputedStyle(e.querySelector('.swatch')).backgroundColor : null;
+    }, NAME);
+    await waitFor(async () => (await swatch()) === 'rgb(53, 242, 24)', { what: `${NAME}'s swatch in hue 112°` });
+    // the greenest pixel away from the newest columns: the key's cells
+    let best = null;
+    await waitFor(async () => {
+      best = (await scan(page, `.panel[data-id="${hmId}"] canvas.hm-image`)).best;
+      return best !== null;
+    }, { ms: 8_000, what: `a cell of ${NAME} in the image` });
+    const box = await hm().locator('canvas.hm-overlay').boundingBox();
+    await page.mouse.move(box.x + best.x + 0.5, box.y + best.y + 0.5);
+    const tip = hm().locator('.hm-tip');
+    await waitFor(async () => /events?/.test(await tip.innerText()), { what: 'the tooltip\'s count' });
+    const text = await tip.innerText();
+    assert.match(text, /\d\d:\d\d:\d\d/);
+    assert.match(text, /(ns|µs|ms|s) – .*(ns|µs|ms|s)/);
+    assert.match(text, /\d+ events?/);
+    await ui.screenshot('06-heatmap-hover.png', { fullPage: false });
+    const detailsResp = page.waitForResponse((r) => r.url().includes('/heatmap/details'));
+    await page.mouse.click(box.x + best.x + 0.5, box.y + best.y + 0.5);
+    const d = await (await detailsResp).json();
+    const row = hm().locator(`.hm-details tr[data-key="${NAME}"]`);
+    await row.waitFor();
+    assert.ok(d.present[NAME] >= 1, `the API's details count ${NAME}: ${JSON.stringify(d.present)}`);
+    const cells = await row.locator('td').allInnerTexts();
+    assert.equal(Number(cells[1].replace(/\s/g, '')), d.present[NAME]);
+    assert.match(await hm().locator('.details-head').innerText(), /latency .*– /);
+    assert.ok(d.bucket_ymax > d.bucket_ymin && d.total >= d.present[NAME], JSON.stringify(d));
+    await ui.screenshot('07-heatmap-details.png');
+  });
+
+  await t.test('isolate draws only the selected key, in the legend\'s colour', async () => {
+    const before = requests.length;
+    await hm().locator('button[name=isolate]').click();
+    assert.equal(await hm().locator('button[name=isolate]').getAttribute('aria-pressed'), 'true');
+    await waitFor(() => requests.slice(before).some((u) => u.includes('/heatmap/image') && u.includes('isolate=true')),
+      { what: 'an isolated image request' });
+    await sleep(1500);
+    const { coloured, notGreen: other, full } = await scan(page, `.panel[data-id="${hmId}"] canvas.hm-image`);
+    assert.ok(coloured > 0, 'the isolated key has cells');
+    assert.equal(other, 0, 'no pixel of another hue');
+    assert.ok(full > 0, 'the most intense cells are the legend\'s colour');
+    await ui.screenshot('08-heatmap-isolate.png');
+    await hm().locator('button[name=isolate]').click();
+    assert.equal(await hm().locator('button[name=isolate]').getAttribute('aria-pressed'), 'false');
+  });
+
+  await t.test('y range and scale: typed in units, or auto; linear or log', async () => {
+    assert.equal(await hm().locator('select[name=yscale]').inputValue(), 'log'); // times: log
+    let before = requests.length;
+    await hm().locator('select[name=yscale]').selectOption('linear');
+    await hm().locator('input[name=auto]').uncheck();
+    await hm().locator('input[name=ymax]').fill('20ms');
+    await hm().locator('input[name=ymax]').press('Enter');
+    await hm().locator('input[name=ymax]').blur();
+    await waitFor(() => requests.slice(before).some((u) => u.includes('/heatmap/image') &&
+      u.includes('ymax=20000000') && !u.includes('yscale=log')), { what: 'an image of 0 to 20 ms, linear' });
+    await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-ymax')) === 20_000_000,
+      { what: 'the image drawn to 20 ms' });
+    const labels = await hm().locator('.axis-y span').allInnerTexts();
+    assert.deepEqual(labels, ['0', '5 ms', '10 ms', '15 ms', '20 ms']);
+    await ui.screenshot('09-heatmap-linear-20ms.png', { fullPage: false });
+    // a value that does not read is refused where it is typed, and nothing is asked
+    await hm().locator('input[name=ymax]').fill('fast');
+    await hm().locator('input[name=ymax]').blur();
+    assert.match(await hm().locator('input[name=ymax]').getAttribute('class'), /bad/);
+    before = requests.length;
+    await hm().locator('input[name=auto]').check();
+    await hm().locator('select[name=yscale]').selectOption('log');
+    await waitFor(() => requests.slice(before).some((u) => u.includes('/heatmap/image') &&
+      !u.includes('ymax=') && u.includes('yscale=log')), { what: 'an auto-scaled log image' });
+  });
+
+  await t.test('scalar and discrete charts', async () => {
+    const pred = { eq: ['execname', NAME] };
+    const s = await api(ui, 'POST', '/ca/instrumentations', { module: 'syscall', stat: 'syscalls', predicate: pred });
+    const d = await api(ui, 'POST', '/ca/instrumentations',
+      { module: 'syscall', stat: 'syscalls', predicate: pred, decomposition: ['syscall'] });
+    assert.equal(s.status, 201);
+    assert.equal(d.status, 201);
+    // the list picks them up by itself (every 5 s)
+    const sp = page.locator(`.panel[data-id="${s.json.id}"]`);
+    const dp = page.locator(`.panel[data-id="${d.json.id}"]`);
+    await sp.locator('canvas.chart[data-end]').waitFor({ timeout: 15_000 });
+    await dp.locator('canvas.chart[data-end]').waitFor({ timeout: 15_000 });
+    await waitFor(async () => (await dp.locator('.legend li[data-key]').count()) >= 2,
+      { ms: 10_000, what: 'the discrete chart\'s keys' });
+    // top keys first, the rest summed last as "other"
+    const legend = await dp.locator('.legend li[data-key]').evaluateAll((ls) =>
+      ls.map((l) => [l.dataset.key, Number(l.querySelector('.muted').textContent.replace(/\s/g, ''))]));
+    const named = legend.filter(([k]) => k !== 'other');
+    assert.ok(named.length >= 2 && named.length <= 10, JSON.stringify(legend));
+    for (let i = 1; i < named.length; i++) assert.ok(named[i - 1][1] >= named[i][1], JSON.stringify(legend));
+    if (legend.some(([k]) => k === 'other')) assert.equal(legend[legend.length - 1][0], 'other');
+    assert.ok(named.some(([k]) => ['execve', 'openat', 'mmap', 'read', 'close'].includes(k)), JSON.stringify(legend));
+    // hover the scalar chart's last points: a number of syscalls per second
+    const box = await sp.locator('canvas.chart').boundingBox();
+    await page.mouse.move(box.x + box.width - 20, box.y + box.height / 2);
+    await waitFor(async () => /\d\d:\d\d:\d\d/.test(await sp.locator('.hm-tip').innerText()), { what: 'a chart tooltip' });
+    assert.match(await sp.locator('.hm-tip').innerText(), /\d+(\.\d+)?k? syscalls/);
+    await sp.scrollIntoViewIfNeeded();
+    await ui.screenshot('10-charts.png');
+  });
+
+  await t.test('pause holds every panel still; resume follows the clock again', async () => {
+    await page.click('button.pause');
+    await sleep(1200); // a request in flight may still land
+    const held = await updated(page, hmId);
+    await sleep(2500);
+    assert.equal(await updated(page, hmId), held, 'no update while paused');
+    assert.equal(await page.locator('button.pause').innerText(), 'Resume');
+    // paused panels still answer hovering and toggles on the interval they show
+    await ui.screenshot('11-paused.png', { fullPage: false });
+    await page.click('button.pause');
+    await waitFor(async () => (await updated(page, hmId)) > held, { ms: 8_000, what: 'an update after resuming' });
+  });
+
+  await t.test('a chosen window shows that interval', async () => {
+    await page.click('button[data-range=window]');
+    const start = Math.floor(new Date(await page.inputValue('input[name=window-start]')) / 1000);
+    await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-start')) === start,
+      { ms: 8_000, what: 'the heatmap of the window' });
+    assert.equal(await page.locator('button[data-range=window]').getAttribute('aria-pressed'), 'true');
+    await ui.screenshot('12-window.png', { fullPage: false });
+    await page.click('button[data-range="60"]');
+  });
+
+  await t.test('clone, delete, and an instrumentation deleted elsewhere', async () => {
+    const n0 = await page.locator('.panel').count();
+    await hm().locator('button', { hasText: 'Clone' }).click();
+    await waitFor(async () => (await page.locator('.panel').count()) === n0 + 1, { ms: 10_000, what: 'the clone\'s panel' });
+    const ids = await page.locator('.panel').evaluateAll((ps) => ps.map((p) => Number(p.dataset.id)));
+    const clone = Math.max(...ids);
+    const got = await api(ui, 'GET', `/ca/instrumentations/${clone}`);
+    assert.deepEqual(got.json.decomposition, ['execname', 'latency']);
+    page.once('dialog', (dlg) => dlg.accept());
+    await page.locator(`.panel[data-id="${clone}"] button`, { hasText: 'Delete' }).click();
+    await page.locator('.notice', { hasText: `#${clone} was deleted` }).waitFor();
+    assert.equal((await api(ui, 'GET', `/ca/instrumentations/${clone}`)).status, 404);
+    // deleted by someone else: the panel says so
+    assert.equal((await api(ui, 'DELETE', `/ca/instrumentations/${hmId}`)).status, 204);
+    await page.locator('.notice', { hasText: `#${hmId} no longer exists` }).waitFor({ timeout: 10_000 });
+    await ui.screenshot('13-deleted.png', { fullPage: false });
+  });
+
+  // what the browser logs of the two errors this test provokes (the refused create, the
+  // instrumentation deleted behind the page's back), and nothing else
+  const expected = [/status of 409 .*\/ca\/instrumentations:/, new RegExp(`status of 404 .*/ca/instrumentations/${hmId}/`)];
+  assert.deepEqual(ui.errors.filter((e) => !expected.some((re) => re.test(e))), [], 'errors in the page');
+});

@@ -1,0 +1,100 @@
+// The UI's human units (ui/js/units.js), under Node: durations, sizes, counts, ticks, typed
+// values read back, and legend colours equal to the server's pixels (src/render/heatmap.c).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  fmtBytes, fmtClock, fmtCount, fmtNumber, fmtRange, fmtSeconds, fmtValue, hueColor, logTicks,
+  niceTicks, parseValue, sig3,
+} from '../../ui/js/units.js';
+
+const NS = { name: 'time', arity: 'numeric', unit: 'seconds', abbr: 's', base: 10, power: -9 };
+const MS = { name: 'subsecond', arity: 'numeric', unit: 'seconds', abbr: 's', base: 10, power: -3 };
+const BYTES = { name: 'size', arity: 'numeric', unit: 'bytes', abbr: 'B', base: 2 };
+const NUMBER = { name: 'number', arity: 'numeric', unit: '' };
+
+test('three significant digits', () => {
+  assert.equal(sig3(1.5), '1.5');
+  assert.equal(sig3(1.234), '1.23');
+  assert.equal(sig3(12.34), '12.3');
+  assert.equal(sig3(123.4), '123');
+  assert.equal(sig3(0), '0');
+  assert.equal(sig3(-2.5), '-2.5');
+});
+
+test('durations pick ns, µs, ms, s and minutes', () => {
+  assert.equal(fmtSeconds(750e-9), '750 ns');
+  assert.equal(fmtSeconds(1.2e-6), '1.2 µs');
+  assert.equal(fmtSeconds(3.45e-3), '3.45 ms');
+  assert.equal(fmtSeconds(2), '2 s');
+  assert.equal(fmtSeconds(999.9e-9), '1 µs'); // rounds into the next unit, not "1000 ns"
+  assert.equal(fmtSeconds(90), '1m 30s');
+  assert.equal(fmtSeconds(600), '10m');
+  assert.equal(fmtSeconds(7500), '2h 5m');
+  assert.equal(fmtSeconds(0), '0');
+  assert.equal(fmtSeconds(NaN), '–');
+});
+
+test('sizes in binary units', () => {
+  assert.equal(fmtBytes(512), '512 B');
+  assert.equal(fmtBytes(1536), '1.5 KiB');
+  assert.equal(fmtBytes(20 * 1024 * 1024), '20 MiB');
+  assert.equal(fmtBytes(3 * 2 ** 30), '3 GiB');
+});
+
+test('plain numbers and counts', () => {
+  assert.equal(fmtNumber(950), '950');
+  assert.equal(fmtNumber(1200), '1.2k');
+  assert.equal(fmtNumber(3.4e6), '3.4M');
+  assert.equal(fmtNumber(2.5), '2.5');
+  assert.equal(fmtCount(1234567), '1\u2009234\u2009567');
+  assert.equal(fmtCount(12), '12');
+});
+
+test('values of the catalog types', () => {
+  assert.equal(fmtValue(1500, NS), '1.5 µs');
+  assert.equal(fmtValue(2_000_000, NS), '2 ms');
+  assert.equal(fmtValue(250, MS), '250 ms');
+  assert.equal(fmtValue(4096, BYTES), '4 KiB');
+  assert.equal(fmtValue(42, NUMBER), '42');
+  assert.equal(fmtValue(null, NS), '–');
+  assert.equal(fmtRange(1_000_000, 2_000_000, NS), '1 ms – 2 ms');
+});
+
+test('typed values read back in the field units', () => {
+  assert.equal(parseValue('2ms', NS), 2_000_000);
+  assert.equal(parseValue('150us', NS), 150_000);
+  assert.equal(parseValue('150 µs', NS), 150_000);
+  assert.equal(parseValue('1.5 s', NS), 1_500_000_000);
+  assert.equal(parseValue('2500', NS), 2500);
+  assert.equal(parseValue('1s', MS), 1000);
+  assert.equal(parseValue('4KiB', BYTES), 4096);
+  assert.equal(parseValue('1 MiB', BYTES), 1 << 20);
+  assert.equal(parseValue('3k', NUMBER), 3000);
+  assert.ok(Number.isNaN(parseValue('fast', NS)));
+  assert.ok(Number.isNaN(parseValue('2 parsecs', NS)));
+  assert.ok(Number.isNaN(parseValue('', NS)));
+});
+
+test('axis ticks', () => {
+  assert.deepEqual(niceTicks(0, 100, 5), [0, 20, 40, 60, 80, 100]);
+  assert.deepEqual(niceTicks(0, 1e6, 4), [0, 500000, 1000000]);
+  assert.deepEqual(niceTicks(0, 7, 5), [0, 2, 4, 6]);
+  assert.deepEqual(logTicks(1, 1e9), [1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]);
+  assert.deepEqual(logTicks(100, 1000), [100, 200, 500, 1000]);
+  assert.deepEqual(logTicks(0, 50), [1, 2, 5, 10, 20, 50]);
+});
+
+test('clock times are local hh:mm:ss', () => {
+  const d = new Date(2026, 10, 29, 9, 5, 7);
+  assert.equal(fmtClock(d.getTime() / 1000), '09:05:07');
+});
+
+test('legend colours are the server\'s full-intensity pixels', () => {
+  // src/render/heatmap.c: HSV(hue, 0.9, 0.95) rounded to bytes; 21° and 112° are the first
+  // two default hues
+  assert.equal(hueColor(0), 'rgb(242, 24, 24)');
+  assert.equal(hueColor(21), 'rgb(242, 101, 24)');
+  assert.equal(hueColor(112), 'rgb(53, 242, 24)');
+  assert.equal(hueColor(240), 'rgb(24, 24, 242)');
+  assert.equal(hueColor(360 + 21), hueColor(21));
+});
