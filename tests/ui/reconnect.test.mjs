@@ -38,3 +38,21 @@ test('the page reconnects by itself after the server restarts', { timeout: 180_0
   const other = ui.errors.filter((e) => !/ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/.test(e));
   assert.deepEqual(other, [], 'errors in the page besides the refused connections');
 });
+
+test('a page that polls nothing still notices the server going and coming back', { timeout: 120_000 }, async (t) => {
+  const ui = await uiSession(t);
+  const { page } = ui;
+  await ui.goto('/#/catalog');
+  await page.locator('.metric-card').first().waitFor();
+  await ui.serve.stop();
+  // the catalog asks nothing of the server; the page's heartbeat (every 2.5 s after 5 s of
+  // silence) finds it gone
+  await page.locator('#banner').waitFor({ state: 'visible', timeout: 15_000 });
+  assert.equal(await page.locator('#conn').innerText(), 'reconnecting');
+  await ui.serve.restart();
+  await page.locator('#banner').waitFor({ state: 'hidden', timeout: 15_000 });
+  assert.equal(await page.locator('#conn').innerText(), 'connected');
+  await page.locator('.metric-card').first().waitFor(); // the view is still (or again) there
+  const other = ui.errors.filter((e) => !/ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/.test(e));
+  assert.deepEqual(other, [], 'errors in the page besides the refused connections');
+});

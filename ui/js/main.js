@@ -219,5 +219,8 @@ async function route() {
 
 window.addEventListener('hashchange', route);
 window.addEventListener('resize', () => { for (const p of panels.values()) p.kick(); });
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) for (const p of panels.values()) p.kick();
+});
 showConn();
 route();

@@ -109,7 +109,9 @@ export class Panel {
 
   async loop() {
     while (this.running) {
-      if (!time.following && !this.dirty) {
+      // nothing to do: time stands still and nothing changed, or nobody can see the page
+      // (a hidden tab asks nothing of the server; showing it again kicks every panel)
+      if ((!time.following && !this.dirty) || document.hidden) {
         await this.nap(Infinity);
         continue;
       }
