@@ -123,8 +123,11 @@ export class ChartView {
     if (n > 0) {
       const span = pts[n - 1].end_time - pts[0].start_time;
       const step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].find((s) => span / s <= pw / 90) || 3600;
-      for (let i = 0; i < n; i++)
-        if (pts[i].start_time % step === 0) ctx.fillText(fmtClock(pts[i].start_time), X(i), M.top + ph + 6);
+      for (let i = 0; i < n; i++) {
+        if (pts[i].start_time % step !== 0) continue;
+        const label = fmtClock(pts[i].start_time), half = ctx.measureText(label).width / 2;
+        if (X(i) - half >= 0 && X(i) + half <= W) ctx.fillText(label, X(i), M.top + ph + 6);
+      }
     }
     // areas from the bottom up (biggest first at the bottom), or the scalar's line
     const base = new Array(n).fill(0);
