@@ -146,6 +146,12 @@ bool sn_api_ui(struct sn_server *s, const struct sn_req *req, struct sn_resp *re
         rel = "index.html";
     } else if (strncmp(p, "/ui/", 4) == 0) {
         rel = p + 4;
+        /* the page lives at "/" only: its URLs are relative to it (so that it also works
+         * under a proxy's path prefix), and would not resolve from /ui/index.html */
+        if (strcmp(rel, "index.html") == 0) {
+            sn_resp_empty(resp, 404);
+            return true;
+        }
     } else {
         return false;
     }

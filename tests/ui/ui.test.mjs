@@ -173,11 +173,11 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
   });
 
   await t.test('a legend key is highlighted in its hue; hover and click tell the cell', async () => {
-    await hm().locator(`.legend li[data-key="${NAME}"]`).click();
+    await hm().locator(`.legend li[data-key="${NAME}"] button`).click();
     await waitFor(() => requests.some((u) => u.includes('/heatmap/image') && u.includes(`selected=${NAME}`)),
       { what: 'an image request with the key selected' });
     await sleep(1500);
-    assert.equal(await hm().locator(`.legend li[data-key="${NAME}"]`).getAttribute('aria-pressed'), 'true');
+    assert.equal(await hm().locator(`.legend li[data-key="${NAME}"] button`).getAttribute('aria-pressed'), 'true');
     // the first selected key's hue, 112° (the legend is redrawn each second: read it whole)
     const swatch = () => page.evaluate((k) => {
       const e = [...document.querySelectorAll('.legend li[data-key]')].find((l) => l.dataset.key === k);
@@ -226,6 +226,27 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     await ui.screenshot('08-heatmap-isolate.png');
     await hm().locator('button[name=isolate]').click();
     assert.equal(await hm().locator('button[name=isolate]').getAttribute('aria-pressed'), 'false');
+  });
+
+  await t.test('focus stays where it is while data flows; keys toggle from the keyboard', async () => {
+    const focused = () => page.evaluate(() => {
+      const a = document.activeElement;
+      return a ? `${a.tagName}:${a.getAttribute('name') || a.closest('li')?.dataset.key || ''}` : '';
+    });
+    // a legend key, focused by the keyboard, through several redraws of the legend
+    const btn = hm().locator(`.legend li[data-key="${NAME}"] button`);
+    await btn.focus();
+    await sleep(2500);
+    assert.equal(await focused(), `BUTTON:${NAME}`);
+    assert.equal(await btn.getAttribute('aria-pressed'), 'true');
+    await page.keyboard.press('Enter');
+    await waitFor(async () => (await btn.getAttribute('aria-pressed')) === 'false', { what: 'Enter unselects the key' });
+    await page.keyboard.press('Space');
+    await waitFor(async () => (await btn.getAttribute('aria-pressed')) === 'true', { what: 'Space selects it again' });
+    // a control of a panel, through the list's refresh (every 5 s)
+    await hm().locator('input[name=ymin]').focus();
+    await sleep(6000);
+    assert.equal(await focused(), 'INPUT:ymin');
   });
 
   await t.test('y range and scale: typed in units, or auto; linear or log', async () => {
@@ -305,6 +326,14 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
       { ms: 8_000, what: 'the heatmap of the window' });
     assert.equal(await page.locator('button[data-range=window]').getAttribute('aria-pressed'), 'true');
     await ui.screenshot('12-window.png', { fullPage: false });
+    // an hour from now on would end in the future: the start moves back to fit
+    await page.selectOption('select[name=window-duration]', '3600');
+    await page.click('.window-box button');
+    const hourStart = Math.floor(new Date(await page.inputValue('input[name=window-start]')) / 1000);
+    assert.ok(hourStart + 3600 <= Date.now() / 1000 + 1, 'the window ends by now');
+    await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-start')) === hourStart,
+      { ms: 8_000, what: 'the heatmap of the hour' });
+    assert.ok(await hm().locator('.panel-error').isHidden(), await hm().locator('.panel-error').innerText());
     await page.click('button[data-range="60"]');
   });
 
@@ -324,6 +353,22 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     assert.equal((await api(ui, 'DELETE', `/ca/instrumentations/${hmId}`)).status, 204);
     await page.locator('.notice', { hasText: `#${hmId} no longer exists` }).waitFor({ timeout: 10_000 });
     await ui.screenshot('13-deleted.png', { fullPage: false });
+  });
+
+  await t.test('a narrow window: the heatmap fits, nothing scrolls sideways', async () => {
+    const id = (await api(ui, 'POST', '/ca/instrumentations',
+      { module: 'syscall', stat: 'syscalls', decomposition: ['latency'] })).json.id;
+    await page.setViewportSize({ width: 700, height: 900 });
+    const p = page.locator(`.panel[data-id="${id}"]`);
+    await p.locator('.hm-plot[data-start]').waitFor({ timeout: 15_000 });
+    await sleep(1500);
+    const widths = await page.evaluate((i) => ({
+      doc: document.documentElement.scrollWidth,
+      canvas: document.querySelector(`.panel[data-id="${i}"] canvas.hm-image`).getBoundingClientRect().right,
+    }), id);
+    assert.ok(widths.doc <= 700, JSON.stringify(widths));
+    assert.ok(widths.canvas <= 700, JSON.stringify(widths));
+    await ui.screenshot('14-narrow.png', { fullPage: false });
   });
 
   // what the browser logs of the two errors this test provokes (the refused create, the

@@ -5,20 +5,37 @@
 // request waits (no storm of failing requests) while one probe retries with backoff (0.5 s
 // doubling to 5 s); when the server answers again, everyone resumes. The server keeps its
 // instrumentations across a restart, so the views simply carry on.
+//
+// Panels' refreshes are "background" calls: at most BACKGROUND of them run at once, because
+// a browser opens 6 connections per origin over HTTP/1.1 and a refresh may be a long poll
+// that the server holds for up to 2 s; what the user does (hover, create, delete) never waits
+// behind them.
+//
+// Every URL is relative to the page, so the UI also works behind a proxy under a path prefix.
 
-const STORE = window.localStorage;
+const BACKGROUND = 4;
+
+function store() {
+  try {
+    return window.localStorage; // absent or throwing when storage is blocked
+  } catch (e) {
+    return null;
+  }
+}
 
 export const session = {
-  scope: STORE.getItem('sonde.scope') || '', // '' is the operator's scope, else a tenant
-  token: STORE.getItem('sonde.token') || '',
+  scope: (store() && store().getItem('sonde.scope')) || '', // '' is the operator's scope
+  token: (store() && store().getItem('sonde.token')) || '',
   save() {
-    STORE.setItem('sonde.scope', this.scope);
-    STORE.setItem('sonde.token', this.token);
+    const s = store();
+    if (!s) return;
+    s.setItem('sonde.scope', this.scope);
+    s.setItem('sonde.token', this.token);
   },
 };
 
 export function base() {
-  return session.scope ? `/ca/customers/${encodeURIComponent(session.scope)}` : '/ca';
+  return session.scope ? `ca/customers/${encodeURIComponent(session.scope)}` : 'ca';
 }
 
 export class ApiError extends Error {
@@ -46,24 +63,49 @@ function words(status, j) {
   }
 }
 
+function abortError() {
+  return new DOMException('aborted', 'AbortError');
+}
+
+// Resolves when f() is true or signal aborts (then rejects); waiters are woken by wake().
+function waiting(list, signal) {
+  return new Promise((resolve, reject) => {
+    const w = { resolve, reject };
+    list.push(w);
+    if (signal) {
+      if (signal.aborted) {
+        list.splice(list.indexOf(w), 1);
+        reject(abortError());
+        return;
+      }
+      signal.addEventListener('abort', () => {
+        const i = list.indexOf(w);
+        if (i >= 0) list.splice(i, 1);
+        reject(abortError());
+      }, { once: true });
+    }
+  });
+}
+
 class Connection extends EventTarget {
   constructor() {
     super();
     this.online = true;
     this.attempt = 0;
     this.nextTry = 0;
+    this.probing = false;
     this.waiters = [];
   }
 
-  ready() {
-    return this.online ? Promise.resolve() : new Promise((r) => this.waiters.push(r));
+  ready(signal) {
+    return this.online ? Promise.resolve() : waiting(this.waiters, signal);
   }
 
   fine() {
     if (this.online) return;
     this.online = true;
     this.attempt = 0;
-    for (const w of this.waiters.splice(0)) w();
+    for (const w of this.waiters.splice(0)) w.resolve();
     this.dispatchEvent(new Event('change'));
   }
 
@@ -75,18 +117,21 @@ class Connection extends EventTarget {
   }
 
   async probe() {
+    if (this.probing) return;
+    this.probing = true;
     while (!this.online) {
       const wait = Math.min(5000, 500 * Math.pow(2, this.attempt++));
       this.nextTry = Date.now() + wait;
-      this.dispatchEvent(new Event('change'));
+      this.dispatchEvent(new Event('tick'));
       await new Promise((r) => setTimeout(r, wait));
       try {
-        const res = await fetch(base(), { headers: headers(), cache: 'no-store' });
+        const res = await fetch('./', { headers: { Accept: 'application/json' }, cache: 'no-store' });
         if (res.status < 500) this.fine();
       } catch (e) {
         // still away
       }
     }
+    this.probing = false;
   }
 }
 
@@ -98,12 +143,29 @@ let heard = Date.now();
 setInterval(async () => {
   if (!conn.online || Date.now() - heard < 5000 || document.hidden) return;
   try {
-    const res = await fetch('/', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    const res = await fetch('./', { headers: { Accept: 'application/json' }, cache: 'no-store' });
     if (res.ok) heard = Date.now();
   } catch (e) {
     conn.lost();
   }
 }, 2500);
+
+// At most BACKGROUND background calls at once.
+let running = 0;
+const queue = [];
+async function slot(signal) {
+  if (running < BACKGROUND) {
+    running++;
+    return;
+  }
+  await waiting(queue, signal);
+  running++;
+}
+function release() {
+  running--;
+  const w = queue.shift();
+  if (w) w.resolve();
+}
 
 function headers(json) {
   const hd = { Accept: 'application/json' };
@@ -125,10 +187,12 @@ export function query(params) {
 }
 
 // One API call under the current scope. path starts with '/' (e.g. '/instrumentations').
-// Resolves to the parsed reply (null for 204), rejects with ApiError or OfflineError.
-export async function call(method, path, { params, body, signal } = {}) {
-  await conn.ready();
-  let res;
+// Resolves to the parsed reply (null for 204), rejects with ApiError, OfflineError or an
+// AbortError. opts: params, body, signal, background.
+export async function call(method, path, { params, body, signal, background } = {}) {
+  await conn.ready(signal);
+  if (background) await slot(signal);
+  let res, text;
   try {
     res = await fetch(base() + path + query(params), {
       method,
@@ -137,15 +201,17 @@ export async function call(method, path, { params, body, signal } = {}) {
       cache: 'no-store',
       signal,
     });
+    text = await res.text();
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     conn.lost();
     throw new OfflineError();
+  } finally {
+    if (background) release();
   }
   conn.fine();
   heard = Date.now();
   if (res.status === 204) return null;
-  const text = await res.text();
   let j = null;
   try {
     j = text ? JSON.parse(text) : null;
@@ -157,3 +223,6 @@ export async function call(method, path, { params, body, signal } = {}) {
 }
 
 export const get = (path, params, signal) => call('GET', path, { params, signal });
+// A panel's refresh: queued behind at most BACKGROUND others.
+export const getBackground = (path, params, signal) =>
+  call('GET', path, { params, signal, background: true });

@@ -3,13 +3,14 @@
 // (top keys first, the rest summed as "other"), with axes in human units, a hover readout
 // and a legend. Drawn on a canvas sized to the panel; each redraw paints a whole frame.
 
-import { get } from './api.js';
+import { getBackground } from './api.js';
 import { fill, h } from './dom.js';
 import { fmtClock, fmtCount, fmtNumber, niceTicks } from './units.js';
 
 const HEIGHT = 240;
 const M = { left: 64, right: 12, top: 10, bottom: 24 };
 const TOP = 10; // keys drawn; the rest is "other"
+const FULL_MS = 30_000;
 const OTHER = 'other';
 // distinct colours for the bands, in order of first appearance (keys keep theirs)
 const PALETTE = ['#2563eb', '#f97316', '#16a34a', '#dc2626', '#9333ea', '#0891b2', '#ca8a04',
@@ -29,9 +30,15 @@ export class ChartView {
     this.shown = null;
   }
 
-  colour(k) {
+  // A key keeps its colour while it is on screen; a new key takes a colour no key on screen
+  // has (onScreen: the keys drawn now).
+  colour(k, onScreen) {
     if (k === OTHER) return '#9ca3af';
-    if (!this.colours.has(k)) this.colours.set(k, PALETTE[this.colours.size % PALETTE.length]);
+    if (!this.colours.has(k)) {
+      const used = new Set([...(onScreen || [])].filter((x) => this.colours.has(x)).map((x) => this.colours.get(x)));
+      const free = PALETTE.find((c) => !used.has(c)) || PALETTE[this.colours.size % PALETTE.length];
+      this.colours.set(k, free);
+    }
     return this.colours.get(k);
   }
 
@@ -42,30 +49,40 @@ export class ChartView {
   }
 
   // Live charts end at the server's latest complete slot. ndatapoints counts forward from a
-  // start, so the start is derived from the server's clock: one probe of the latest slot
-  // gives the offset from ours, kept until a reply says it drifted.
+  // start, so each refresh first asks for the latest point alone (the server holds that
+  // request until the slot is complete), then, when points are missing between it and what
+  // the chart holds, for those. Every FULL seconds (and on any change) the whole interval
+  // is fetched again, to take in sources that reported late.
   async refresh(iv, extra, signal) {
     const g = this.panel.inst.granularity;
     const n = Math.max(1, Math.round(iv.duration / g));
     const raw = `${this.panel.path}/value/raw`;
-    let start = iv.start_time;
-    const live = start === undefined;
-    if (live) {
-      if (this.skew === undefined) {
-        const pt = await get(raw, { ...extra, duration: g }, signal);
-        this.skew = pt.start_time - Math.floor(Date.now() / 1000);
-      }
-      const latest = Math.floor((Math.floor(Date.now() / 1000) + this.skew) / g) * g;
-      start = latest - (n - 1) * g;
-    }
+    const fetchFrom = async (start, count, more) => {
+      const r = await getBackground(raw, { ...more, duration: g, ndatapoints: count, start_time: start }, signal);
+      return Array.isArray(r) ? r : [r];
+    };
     let pts;
-    try {
-      pts = await get(raw, { ...extra, duration: g, ndatapoints: n, start_time: start }, signal);
-    } catch (e) {
-      if (live) this.skew = undefined; // measure again next time
-      throw e;
+    if (iv.start_time !== undefined) {
+      pts = await fetchFrom(iv.start_time, n, { timeout: 0 });
+      this.cache = null;
+    } else {
+      const latest = await getBackground(raw, { ...extra, duration: g }, signal);
+      const S = latest.start_time;
+      const c = this.cache;
+      const now = Date.now();
+      if (c && c.n === n && c.pts.length && now - c.full < FULL_MS &&
+          c.pts[c.pts.length - 1].start_time <= S && S - c.pts[c.pts.length - 1].start_time <= n * g) {
+        const last = c.pts[c.pts.length - 1].start_time;
+        const gap = (S - last) / g - 1;
+        const mid = gap > 0 ? await fetchFrom(last + g, gap, { timeout: 0 }) : [];
+        pts = [...c.pts.filter((p) => p.start_time < S), ...mid, latest].slice(-n);
+      } else {
+        pts = n > 1 ? [...await fetchFrom(S - (n - 1) * g, n - 1, { timeout: 0 }), latest] : [latest];
+        this.cache = { n, pts, full: now };
+      }
+      this.cache = { ...this.cache, n, pts };
     }
-    if (!Array.isArray(pts)) pts = [pts];
+    if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
     this.draw(pts);
     return pts[pts.length - 1];
   }
@@ -94,6 +111,8 @@ export class ChartView {
     const ctx = c.getContext('2d');
     const pw = W - M.left - M.right, ph = HEIGHT - M.top - M.bottom;
     const ser = this.series(pts);
+    const keys = ser.map((x) => x.key);
+    for (const k of keys) this.colour(k, keys);
     const n = pts.length;
     const stack = pts.map((_, i) => ser.reduce((s, x) => s + x.values[i], 0));
     const max = Math.max(1, ...stack);

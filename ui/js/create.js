@@ -76,8 +76,9 @@ export function createView(cat, { initial, onCreated }) {
     const p = pred.value();
     if (Object.keys(p).length) b.predicate = p;
     b.granularity = Number(gran.value);
-    b['retention-time'] = Number(retention.value);
-    b['idle-max'] = Number(idle.value);
+    // an empty field leaves the server's default (an empty idle max is not "never")
+    if (retention.value.trim() !== '') b['retention-time'] = Number(retention.value);
+    if (idle.value.trim() !== '') b['idle-max'] = Number(idle.value);
     if (persist.checked) b['persist-data'] = true;
     return b;
   };
@@ -145,9 +146,15 @@ export function createView(cat, { initial, onCreated }) {
     }
   });
 
-  metricSel.value = initial ? initial : metricKey(cat.metrics[0]);
+  // a metric named by the route, if the catalog has it; else the first preset's
+  const known = initial && cat.metrics.some((m) => metricKey(m) === initial);
+  metricSel.value = known ? initial : metricKey(cat.metrics[0]);
   setMetric();
-  const preset = PRESETS.find((p) => `${p.module}.${p.stat}` === metricSel.value);
-  if (!initial && preset) apply(preset);
+  const preset = PRESETS.find((p) => metricOf(cat, p.module, p.stat));
+  if (!known && preset) apply(preset);
+  if (initial && !known) {
+    error.textContent = `There is no metric "${initial}" in this server's catalog.`;
+    error.hidden = false;
+  }
   return form;
 }

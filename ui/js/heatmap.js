@@ -4,24 +4,26 @@
 //  - axes in the field's units, and p50/p90/p99 lines from the percentile endpoint;
 //  - a tooltip on hover (time, value range and count of the cell, from the details
 //    endpoint) and the cell's per-key counts on click;
-//  - a legend of the keys present, in the image's hues: clicking a key highlights it
-//    (selected), and isolate / exclude / decompose-all toggles;
+//  - a legend of the keys present, in the image's hues (the reply's `layers`): clicking a key
+//    highlights it (selected), and isolate / exclude / decompose-all toggles;
 //  - ymin / ymax (in units: "10ms") or auto, and a linear or log y axis.
 
-import { get } from './api.js';
+import { get, getBackground } from './api.js';
 import { fieldType, isNumeric } from './catalog.js';
 import { fill, h } from './dom.js';
 import {
-  fmtClock, fmtCount, fmtRange, fmtValue, hueColor, logTicks, niceTicks, parseValue,
+  fmtClock, fmtCount, fmtInput, fmtRange, fmtValue, hueColor, logTicks, niceTicks, parseValue,
 } from './units.js';
 
 const HEIGHT = 280;
+const MAX_SELECTED = 63; // the server draws at most this many keys' layers
 const PCTL = [
-  [0.5, 'p50', '#0b5cad'],
-  [0.9, 'p90', '#6d28d9'],
+  [0.5, 'p50', '#1d4ed8'],
+  [0.9, 'p90', '#be185d'],
   [0.99, 'p99', '#111827'],
 ];
 const defaultHue = (i) => (21 + 91 * i) % 360;
+const keyText = (k) => (k === '' ? '(empty)' : k);
 
 // The column drawn under pixel x when n columns share w pixels: column i covers
 // [floor(i·w/n), floor((i+1)·w/n)), as the server draws and answers details.
@@ -48,6 +50,7 @@ export class HeatmapView {
     this.ymax = null;
     this.pctl = true;
     this.shown = null; // {img, params} of what is on screen
+    this.items = new Map(); // legend: key → its <li>
     this.build();
   }
 
@@ -76,10 +79,12 @@ export class HeatmapView {
     this.pctlIn = h('input', { name: 'pctl', type: 'checkbox', checked: true });
     const onRange = () => {
       const lo = parseValue(this.yminIn.value || '0', this.type);
-      const hi = this.ymaxIn.value ? parseValue(this.ymaxIn.value, this.type) : null;
-      this.yminIn.classList.toggle('bad', !Number.isFinite(lo) || lo < 0);
-      this.ymaxIn.classList.toggle('bad', hi !== null && !(hi > lo));
-      if (!Number.isFinite(lo) || lo < 0 || (hi !== null && !(hi > lo))) return;
+      const hi = !this.auto && this.ymaxIn.value ? parseValue(this.ymaxIn.value, this.type) : null;
+      const loBad = !Number.isFinite(lo) || lo < 0;
+      const hiBad = hi !== null && !(hi > lo);
+      this.yminIn.classList.toggle('bad', loBad);
+      this.ymaxIn.classList.toggle('bad', hiBad);
+      if (loBad || hiBad) return;
       this.ymin = lo;
       this.ymax = hi;
       this.changed();
@@ -89,10 +94,10 @@ export class HeatmapView {
     this.autoIn.addEventListener('change', () => {
       this.auto = this.autoIn.checked;
       this.ymaxIn.disabled = this.auto;
-      if (!this.auto && !this.ymaxIn.value && this.shown)
-        this.ymaxIn.value = fmtValue(this.shown.img.ymax, this.type).replace(/\s+/g, '');
-      if (!this.auto) onRange();
-      else this.changed();
+      this.ymaxIn.classList.remove('bad');
+      if (!this.auto && !this.ymaxIn.value && this.shown && this.shown.img.ymax > 0)
+        this.ymaxIn.value = fmtInput(this.shown.img.ymax, this.type);
+      onRange();
     });
     this.scaleIn.addEventListener('change', () => {
       this.yscale = this.scaleIn.value;
@@ -103,13 +108,17 @@ export class HeatmapView {
       this.changed();
     });
 
-    this.image = h('canvas.hm-image', { width: 600, height: HEIGHT });
+    this.image = h('canvas.hm-image', { width: 600, height: HEIGHT, role: 'img',
+      'aria-label': `heatmap of ${this.numField} over time` });
     this.overlay = h('canvas.hm-overlay', { width: 600, height: HEIGHT });
     this.tip = h('div.hm-tip', { role: 'tooltip', hidden: true });
     this.plot = h('div.hm-plot', this.image, this.overlay, this.tip);
     this.yaxis = h('div.axis-y');
     this.xaxis = h('div.axis-x');
-    this.legend = h('ul.legend', { 'aria-label': 'keys' });
+    this.legendTitle = h('li.legend-title', this.keyField ? `${this.keyField}:` : '');
+    this.legendNote = h('li.muted', { hidden: true });
+    this.legend = h('ul.legend', { 'aria-label': `${this.keyField || 'keys'}: click to highlight` },
+      this.legendTitle, this.legendNote);
     this.details = h('div.hm-details', { hidden: true, 'aria-live': 'polite' });
     this.el = h('div.heatmap',
       h('div.controls',
@@ -121,19 +130,24 @@ export class HeatmapView {
           PCTL.map(([, n, c]) => h('span.pctl-key', { style: { borderColor: c } }, n))),
         this.toggles.length ? h('span.seg-group', this.toggles) : null),
       h('div.hm-frame', this.yaxis, this.plot, h('div'), this.xaxis),
-      this.legend,
+      this.keyField ? this.legend : null,
       this.details);
 
     this.overlay.addEventListener('mousemove', (e) => this.hover(e));
-    this.overlay.addEventListener('mouseleave', () => {
-      this.tip.hidden = true;
-      clearTimeout(this.hoverTimer);
-    });
+    this.overlay.addEventListener('mouseleave', () => this.hideTip());
     this.overlay.addEventListener('click', (e) => this.click(e));
+  }
+
+  hideTip() {
+    this.tip.hidden = true;
+    this.tipKey = null;
+    clearTimeout(this.hoverTimer);
+    if (this.hoverAbort) this.hoverAbort.abort();
   }
 
   changed() {
     for (const b of this.toggles) b.setAttribute('aria-pressed', String(this.mode === b.name));
+    if (this.shown) this.drawLegend(this.shown.img); // the pressed state at once
     this.panel.kick();
   }
 
@@ -151,7 +165,7 @@ export class HeatmapView {
     return p;
   }
 
-  // The interval on screen, to freeze it when paused.
+  // The interval on screen.
   get interval() {
     return this.shown
       ? { start_time: this.shown.img.start_time, duration: this.shown.img.duration }
@@ -161,18 +175,20 @@ export class HeatmapView {
   async refresh(iv, extra, signal) {
     const path = `${this.panel.path}/value/heatmap`;
     const params = { ...this.drawParams(), ...iv, ...extra };
-    const img = await get(`${path}/image`, params, signal);
+    const img = await getBackground(`${path}/image`, params, signal);
     const pic = new Image();
     pic.src = `data:image/png;base64,${img.image}`;
     await pic.decode();
     let pct = null;
     if (this.pctl && img.ymax > img.ymin) {
       const g = this.panel.inst.granularity;
-      pct = await get(`${path}/percentile`, {
+      pct = await getBackground(`${path}/percentile`, {
         start_time: img.start_time, duration: g, ndatapoints: Math.round(img.duration / g),
-        ymin: img.ymin, ymax: img.ymax, yscale: img.yscale, percentile: PCTL.map((p) => p[0]).join(','),
+        ymin: img.ymin, ymax: img.ymax, yscale: img.yscale, timeout: 0,
+        percentile: PCTL.map((p) => p[0]).join(','),
       }, signal);
     }
+    if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
     this.draw(img, pic, pct, params);
     return img;
   }
@@ -180,9 +196,10 @@ export class HeatmapView {
   // Vertical position (px from the top) of value v on the image's axis.
   yOf(v, img) {
     const H = img.height;
+    if (!(img.ymax > img.ymin)) return H;
     if (img.yscale === 'log') {
       const lo = Math.max(img.ymin, 1);
-      if (v <= lo) return H;
+      if (v <= lo || !(img.ymax > lo)) return H;
       return H - (Math.log(v / lo) / Math.log(img.ymax / lo)) * H;
     }
     return H - ((v - img.ymin) / (img.ymax - img.ymin)) * H;
@@ -230,21 +247,23 @@ export class HeatmapView {
   }
 
   axes(img) {
-    const H = img.height, W = img.width;
-    const ticks = img.yscale === 'log' ? logTicks(Math.max(img.ymin, 1), img.ymax)
-      : niceTicks(img.ymin, img.ymax, 5);
+    const W = img.width;
+    let ticks = [];
+    if (img.ymax > img.ymin)
+      ticks = img.yscale === 'log' ? logTicks(Math.max(img.ymin, 1), img.ymax) : niceTicks(img.ymin, img.ymax, 5);
     fill(this.yaxis, ticks.map((v) =>
       h('span', { style: { top: `${Math.round(this.yOf(v, img))}px` } }, fmtValue(v, this.type))));
     const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
     const step = steps.find((s) => img.duration / s <= Math.max(2, W / 90)) || 3600;
     const labels = [];
-    for (let t = Math.ceil(img.start_time / step) * step; t <= img.end_time; t += step)
-      labels.push(h('span', { style: { left: `${Math.round(((t - img.start_time) / img.duration) * W)}px` } },
-        fmtClock(t)));
+    for (let t = Math.ceil(img.start_time / step) * step; t <= img.end_time; t += step) {
+      const x = Math.round(((t - img.start_time) / img.duration) * W);
+      if (x >= 25 && x <= W - 25) labels.push(h('span', { style: { left: `${x}px` } }, fmtClock(t)));
+    }
     fill(this.xaxis, labels);
   }
 
-  // hue of each key's own layer, and of "the rest"
+  // hue of each key's own layer, and of "the rest" (null when the rest is not drawn)
   layersOf(img) {
     const own = new Map();
     let rest = this.mode === 'isolate' ? null : defaultHue(0);
@@ -255,56 +274,74 @@ export class HeatmapView {
         else own.set(l.key, l.hue);
       }
     } else {
-      const keys = this.mode === 'decompose_all' ? img.present.slice(0, 63) : this.selected;
+      const keys = this.mode === 'decompose_all' ? img.present.slice(0, MAX_SELECTED) : this.selected;
       keys.forEach((k, i) => own.set(k, defaultHue(i + 1)));
-      if (this.mode === 'isolate') rest = null;
     }
     return { own, rest };
   }
 
+  toggleKey(k) {
+    const i = this.selected.indexOf(k);
+    if (i >= 0) this.selected.splice(i, 1);
+    else if (this.selected.length < MAX_SELECTED) this.selected.push(k);
+    if (this.mode === 'decompose_all') this.mode = null;
+    this.changed();
+  }
+
+  // The legend, updated in place (a focused key keeps its focus while data flows): the
+  // drawn keys first in layer order, then the others in order.
   drawLegend(img) {
-    if (!this.keyField) {
-      fill(this.legend);
-      return;
-    }
+    if (!this.keyField) return;
     const { own, rest } = this.layersOf(img);
     const present = img.present || [];
-    const keys = [...own.keys(), ...present.filter((k) => !own.has(k))];
-    const items = keys.map((k) => {
-      const hue = own.has(k) ? own.get(k) : rest;
-      const li = h('li', {
-        dataset: { key: k },
-        title: this.selected.includes(k) ? 'click to stop highlighting' : 'click to highlight',
-        'aria-pressed': String(this.selected.includes(k)),
-        tabIndex: 0,
-      },
-      h('span.swatch', {
-        style: { background: hue === null ? 'transparent' : hueColor(hue) },
-        className: `swatch${own.has(k) ? '' : ' rest'}`,
-      }),
-      h('span.key', k),
-      present.includes(k) ? null : h('span.muted', ' (no data)'));
-      const toggle = () => {
-        const i = this.selected.indexOf(k);
-        if (i >= 0) this.selected.splice(i, 1);
-        else this.selected.push(k);
-        if (this.mode === 'decompose_all') this.mode = null;
-        this.changed();
-      };
-      li.onclick = toggle;
-      li.onkeydown = (e) => {
-        if (e.key === 'Enter' || e.key === ' ') {
-          e.preventDefault();
-          toggle();
-        }
-      };
-      return li;
-    });
-    if (rest !== null && own.size > 0)
-      items.push(h('li.rest-item', h('span.swatch', { style: { background: hueColor(rest) } }),
-        h('span.muted', 'everything else')));
-    if (present.length === 0) items.push(h('li.muted', 'no data in this interval'));
-    fill(this.legend, h('li.legend-title', `${this.keyField}:`), items);
+    const has = new Set(present);
+    const excluded = this.mode === 'exclude' ? new Set(this.selected) : new Set();
+    const keys = [...new Set([...own.keys(), ...this.selected, ...present])];
+    const want = new Set(keys);
+    for (const [k, li] of this.items)
+      if (!want.has(k)) {
+        li.remove();
+        this.items.delete(k);
+      }
+    let prev = this.legendTitle;
+    for (const k of keys) {
+      let li = this.items.get(k);
+      if (!li) {
+        const btn = h('button.key', { type: 'button' }, h('span.swatch'), h('span.key-name', keyText(k)),
+          h('span.muted.key-note'));
+        btn.onclick = () => this.toggleKey(k);
+        li = h('li', { dataset: { key: k } }, btn);
+        this.items.set(k, li);
+      }
+      const btn = li.firstChild;
+      const comma = k.includes(',');
+      const pressed = this.selected.includes(k) && this.mode !== 'decompose_all';
+      const hue = own.has(k) ? own.get(k) : excluded.has(k) ? null : rest;
+      btn.setAttribute('aria-pressed', String(pressed));
+      btn.disabled = comma;
+      btn.title = comma ? 'a key with a comma cannot be selected (the API splits keys at commas)'
+        : excluded.has(k) ? 'excluded: click to draw it again'
+          : pressed ? 'click to stop highlighting' : 'click to highlight';
+      const sw = btn.querySelector('.swatch');
+      sw.style.background = hue === null ? 'transparent' : hueColor(hue);
+      sw.classList.toggle('rest', !own.has(k));
+      li.classList.toggle('excluded', excluded.has(k));
+      btn.querySelector('.key-note').textContent = has.has(k) ? '' : ' (no data)';
+      if (prev.nextSibling !== li) prev.after(li);
+      prev = li;
+    }
+    const restItem = this.legend.querySelector('.rest-item');
+    if (rest !== null && own.size > 0) {
+      const ri = restItem || h('li.rest-item', h('span.swatch'), h('span.muted', 'everything else'));
+      ri.querySelector('.swatch').style.background = hueColor(rest);
+      if (prev.nextSibling !== ri) prev.after(ri);
+      prev = ri;
+    } else if (restItem) {
+      restItem.remove();
+    }
+    this.legendNote.hidden = present.length > 0;
+    this.legendNote.textContent = 'no data in this interval';
+    if (prev.nextSibling !== this.legendNote) prev.after(this.legendNote);
   }
 
   pixel(e) {
@@ -315,8 +352,10 @@ export class HeatmapView {
       y: Math.max(0, Math.min(this.overlay.height - 1, y)) };
   }
 
+  // What a pixel of the shown image holds; null when the image has no range to ask about.
   detailsOf(x, y, signal) {
     const { img, params } = this.shown;
+    if (!(img.ymax > img.ymin)) return Promise.resolve(null);
     return get(`${this.panel.path}/value/heatmap/details`, {
       ...params, start_time: img.start_time, duration: img.duration, ymin: img.ymin,
       ymax: img.ymax, timeout: 0, x, y,
@@ -330,9 +369,11 @@ export class HeatmapView {
     const g = this.panel.inst.granularity;
     const n = Math.max(1, Math.round(img.duration / g));
     const t = img.start_time + columnAt(x, img.width, n) * g;
+    const r = this.overlay.getBoundingClientRect();
+    const cx = (x * r.width) / this.overlay.width, cy = (y * r.height) / this.overlay.height;
     this.tip.hidden = false;
-    this.tip.style.left = `${Math.min(x + 14, img.width - 180)}px`;
-    this.tip.style.top = `${Math.max(0, y - 10)}px`;
+    this.tip.style.left = `${Math.max(0, Math.min(cx + 14, r.width - 180))}px`;
+    this.tip.style.top = `${Math.max(0, cy - 10)}px`;
     const key = `${x},${y},${img.start_time}`;
     if (this.tipKey !== key) {
       this.tipKey = key;
@@ -345,15 +386,19 @@ export class HeatmapView {
       try {
         const d = await this.detailsOf(x, y, this.hoverAbort.signal);
         if (this.tipKey !== key) return;
+        if (!d) {
+          fill(this.tip, h('div.tip-time', fmtClock(t)), h('div.muted', 'no data'));
+          return;
+        }
         const top = Object.entries(d.present || {}).sort((a, b) => b[1] - a[1]).slice(0, 3);
         fill(this.tip,
           h('div.tip-time', fmtClock(d.bucket_time)),
           h('div.tip-range', fmtRange(d.bucket_ymin, d.bucket_ymax, this.type)),
           h('div.tip-count', `${fmtCount(d.total)} ${d.total === 1 ? 'event' : 'events'}`),
-          top.map(([k, c]) => h('div.tip-key', `${k}: ${fmtCount(c)}`)),
+          top.map(([k, c]) => h('div.tip-key', `${keyText(k)}: ${fmtCount(c)}`)),
           d.total ? h('div.muted', 'click for details') : null);
       } catch (err) {
-        if (err.name !== 'AbortError') fill(this.tip, h('div.error', err.message));
+        if (err.name !== 'AbortError' && this.tipKey === key) fill(this.tip, h('div.error', err.message));
       }
     }, 60);
   }
@@ -361,10 +406,13 @@ export class HeatmapView {
   async click(e) {
     if (!this.shown) return;
     const { x, y } = this.pixel(e);
+    if (this.clickAbort) this.clickAbort.abort();
+    this.clickAbort = new AbortController();
     try {
-      const d = await this.detailsOf(x, y);
-      this.showDetails(d);
+      const d = await this.detailsOf(x, y, this.clickAbort.signal);
+      if (d) this.showDetails(d);
     } catch (err) {
+      if (err.name === 'AbortError') return;
       fill(this.details, h('p.error', err.message));
       this.details.hidden = false;
     }
@@ -373,7 +421,7 @@ export class HeatmapView {
   showDetails(d) {
     const rows = Object.entries(d.present || {}).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
     const { own, rest } = this.layersOf(this.shown.img);
-    const close = h('button.small', { type: 'button', title: 'close',
+    const close = h('button.small', { type: 'button', title: 'close', 'aria-label': 'close the details',
       onclick: () => { this.details.hidden = true; } }, '×');
     fill(this.details,
       h('div.details-head',
@@ -386,13 +434,19 @@ export class HeatmapView {
           h('thead', h('tr', h('th', this.keyField), h('th.n', 'count'), h('th.n', 'share'))),
           h('tbody', rows.map(([k, c]) => {
             const hue = own.has(k) ? own.get(k) : rest;
-            const tr = h('tr', { dataset: { key: k }, title: 'click to highlight' },
-              h('td', h('span.swatch', { style: { background: hue === null ? 'transparent' : hueColor(hue) } }), k),
+            const tr = h('tr', { dataset: { key: k }, title: 'click to highlight', tabIndex: 0 },
+              h('td', h('span.swatch', { style: { background: hue === null ? 'transparent' : hueColor(hue) } }), keyText(k)),
               h('td.n', fmtCount(c)),
               h('td.n', d.total ? `${((100 * c) / d.total).toFixed(1)} %` : ''));
-            tr.onclick = () => {
-              if (!this.selected.includes(k)) this.selected.push(k);
-              this.changed();
+            const pick = () => {
+              if (!this.selected.includes(k) && !k.includes(',')) this.toggleKey(k);
+            };
+            tr.onclick = pick;
+            tr.onkeydown = (ev) => {
+              if (ev.key === 'Enter' || ev.key === ' ') {
+                ev.preventDefault();
+                pick();
+              }
             };
             return tr;
           })))

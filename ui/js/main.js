@@ -8,7 +8,7 @@
 import { ApiError, OfflineError, call, conn, session } from './api.js';
 import { catalogView, instTitle, loadCatalog, predText } from './catalog.js';
 import { PRESETS, createView } from './create.js';
-import { fill, h, sleep } from './dom.js';
+import { fill, h } from './dom.js';
 import { Panel } from './panel.js';
 import { timeBar } from './timectl.js';
 
@@ -17,28 +17,31 @@ const banner = document.getElementById('banner');
 const connState = document.getElementById('conn');
 const panels = new Map(); // id → Panel, kept across views so their settings survive
 let catalog = null;
-let listTimer = null;
 let notice = '';
+let routeGen = 0; // a route() that finds a newer one started stops
+let live = null; // the live view while it is shown: {sync, gone}
+let waitingForServer = false; // the view is the "waiting for the server" placeholder
 
 // --- connection ------------------------------------------------------------------------
+// The banner is announced once when it appears (role=status); its countdown is not.
+const bannerText = h('span', h('strong', 'The server cannot be reached. '),
+  'The page retries by itself and carries on when it is back. ');
+const countdown = h('span.muted', { 'aria-hidden': 'true' });
+banner.append(bannerText, countdown);
 function showConn() {
-  if (conn.online) {
-    banner.hidden = true;
-    connState.textContent = 'connected';
-    connState.className = 'conn ok';
-    return;
-  }
+  banner.hidden = conn.online;
+  connState.textContent = conn.online ? 'connected' : 'reconnecting';
+  connState.className = conn.online ? 'conn ok' : 'conn bad';
   const s = Math.max(0, Math.ceil((conn.nextTry - Date.now()) / 1000));
-  banner.hidden = false;
-  fill(banner, h('strong', 'The server cannot be reached. '),
-    `Retrying${s ? ` in ${s} s` : '…'} — the panels carry on when it is back.`);
-  connState.textContent = 'reconnecting';
-  connState.className = 'conn bad';
+  countdown.textContent = conn.online ? '' : s ? `Next try in ${s} s.` : 'Trying…';
 }
 conn.addEventListener('change', () => {
   showConn();
-  if (conn.online) route(); // back: reload what the view shows
+  // back: a view that could not load loads now; the others carry on by themselves
+  if (conn.online && (waitingForServer || !catalog)) route();
+  else if (conn.online && live) live.sync();
 });
+conn.addEventListener('tick', showConn);
 setInterval(() => { if (!conn.online) showConn(); }, 500);
 
 // --- views -------------------------------------------------------------------------------
@@ -47,21 +50,21 @@ function setNav(name) {
     a.setAttribute('aria-current', a.dataset.nav === name ? 'page' : 'false');
 }
 
-function stopPanels() {
+function leaveLive() {
   for (const p of panels.values()) p.stop();
-  clearInterval(listTimer);
-  listTimer = null;
+  if (live) clearInterval(live.timer);
+  live = null;
 }
 
 async function ensureCatalog() {
-  catalog = await loadCatalog(!catalog);
+  if (!catalog) catalog = await loadCatalog(true);
   return catalog;
 }
 
 function errorView(e) {
   if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
-    location.hash = '#/access';
     notice = e.message;
+    location.hash = '#/access';
     return null;
   }
   return h('div.empty', h('p.error', e.message),
@@ -71,7 +74,7 @@ function errorView(e) {
 function listRow(inst) {
   const p = predText(inst.predicate);
   return h('li', { dataset: { id: inst.id } },
-    h('a', { href: `#/`, onclick: (e) => {
+    h('a', { href: '#/', onclick: (e) => {
       e.preventDefault();
       const el = document.getElementById(`panel-${inst.id}`);
       if (el) el.scrollIntoView({ behavior: 'smooth', block: 'start' });
@@ -79,7 +82,8 @@ function listRow(inst) {
     p ? h('span.muted', ` where ${p}`) : null);
 }
 
-function emptyLive() {
+function emptyLive(onCreated) {
+  const err = h('p.error', { role: 'alert' });
   return h('div.empty',
     h('h2', 'Nothing is instrumented yet'),
     h('p', 'Ask a question of this machine\'s kernel. For instance:'),
@@ -88,84 +92,105 @@ function emptyLive() {
         ev.target.disabled = true;
         try {
           await call('POST', '/instrumentations', { body: { module: p.module, stat: p.stat, decomposition: p.decomposition } });
-          route();
+          onCreated();
         } catch (e) {
           ev.target.disabled = false;
-          fill(ev.target.parentNode.nextSibling, e.message);
+          err.textContent = e.message;
         }
       } }, p.label))),
-    h('p.error', { role: 'alert' }),
+    err,
     h('p', 'or ', h('a', { href: '#/new' }, 'build your own'), ' from ', h('a', { href: '#/catalog' }, 'the catalog'), '.'));
 }
 
-async function liveView() {
+// Panels call these; they act on the live view shown now, if any.
+const hooks = {
+  onGone(p, why) {
+    panels.delete(p.inst.id);
+    p.stop();
+    p.el.replaceWith(h('p.notice', `Instrumentation #${p.inst.id} ${why === 'deleted'
+      ? 'was deleted' : 'no longer exists (deleted elsewhere, or reaped after being idle)'}.`));
+    if (live) live.sync();
+  },
+  onCloned() {
+    if (live) live.sync();
+  },
+};
+
+async function liveView(gen) {
   setNav('live');
   const cat = await ensureCatalog();
+  if (gen !== routeGen) return;
   const list = h('ul.inst-list', { 'aria-label': 'instrumentations' });
   const holder = h('div.panels');
   const count = h('span.muted');
   fill(view, h('div.live-head', timeBar(), h('a.button', { href: '#/new' }, '+ New instrumentation')),
     h('details.inst-box', { open: true }, h('summary', 'Instrumentations ', count), list), holder);
 
-  const gone = (p, why) => {
-    panels.delete(p.inst.id);
-    p.el.replaceWith(h('p.notice', `Instrumentation #${p.inst.id} ${why === 'deleted' ? 'was deleted' : 'no longer exists (deleted elsewhere, or reaped after being idle)'}.`));
-    sync();
-  };
-  const cloned = () => sync();
-
+  let syncing = null;
   async function sync() {
-    let insts;
+    if (syncing) return syncing; // one at a time
+    syncing = (async () => {
+      let insts;
+      try {
+        insts = await call('GET', '/instrumentations');
+      } catch (e) {
+        if (e instanceof OfflineError) return;
+        const ev = errorView(e);
+        if (ev) fill(holder, ev);
+        return;
+      }
+      if (!live || live.sync !== sync) return; // the view was left meanwhile
+      insts.sort((a, b) => Number(b.id) - Number(a.id)); // newest first
+      const ids = new Set(insts.map((i) => i.id));
+      for (const [id, p] of panels)
+        if (!ids.has(id)) hooks.onGone(p, 'gone');
+      // panels in order, moving only what is out of place (moving an element drops focus)
+      let prev = null;
+      for (const inst of insts) {
+        let p = panels.get(inst.id);
+        if (!p) {
+          p = new Panel(cat, inst, hooks);
+          panels.set(inst.id, p);
+        }
+        const want = prev ? prev.nextElementSibling : holder.firstElementChild;
+        if (want !== p.el) {
+          if (prev) prev.after(p.el);
+          else holder.prepend(p.el);
+        }
+        prev = p.el;
+        p.start();
+      }
+      const empty = holder.querySelector(':scope > .empty');
+      if (insts.length && empty) empty.remove();
+      if (!insts.length && !empty) holder.append(emptyLive(sync));
+      fill(list, insts.map(listRow));
+      count.textContent = `(${insts.length})`;
+    })();
     try {
-      insts = await call('GET', '/instrumentations');
-    } catch (e) {
-      if (e instanceof OfflineError) return;
-      const ev = errorView(e);
-      if (ev) fill(holder, ev);
-      return;
+      await syncing;
+    } finally {
+      syncing = null;
     }
-    if (!view.contains(holder)) return;
-    insts.sort((a, b) => Number(a.id) - Number(b.id));
-    const ids = new Set(insts.map((i) => i.id));
-    for (const [id, p] of panels)
-      if (!ids.has(id)) {
-        p.stop();
-        panels.delete(id);
-        p.el.remove();
-      }
-    for (const inst of insts) {
-      let p = panels.get(inst.id);
-      if (!p) {
-        p = new Panel(cat, inst, { onGone: gone, onCloned: cloned });
-        panels.set(inst.id, p);
-      }
-      if (p.el.parentNode !== holder) holder.prepend(p.el);
-      p.start();
-    }
-    // newest first
-    for (const inst of insts) holder.prepend(panels.get(inst.id).el);
-    for (const n of [...holder.children]) if (!n.classList.contains('panel') && !n.classList.contains('notice')) n.remove();
-    fill(list, insts.slice().reverse().map(listRow));
-    count.textContent = `(${insts.length})`;
-    if (insts.length === 0 && !holder.querySelector('.empty')) holder.append(emptyLive());
   }
+  live = { sync, timer: setInterval(() => { if (!document.hidden) sync(); }, 5000) };
   await sync();
-  listTimer = setInterval(sync, 5000);
 }
 
-async function newView(metric) {
+async function newView(gen, metric) {
   setNav('new');
   const cat = await ensureCatalog();
+  if (gen !== routeGen) return;
   fill(view, h('h1', 'New instrumentation'),
     createView(cat, { initial: metric, onCreated: (inst) => {
-      location.hash = '#/';
       notice = `Instrumentation #${inst.id} created.`;
+      location.hash = '#/';
     } }));
 }
 
-async function catalogPage() {
+async function catalogPage(gen) {
   setNav('catalog');
   const cat = await ensureCatalog();
+  if (gen !== routeGen) return;
   fill(view, h('h1', 'Metric catalog'),
     catalogView(cat, (m) => { location.hash = `#/new/${m.module}.${m.stat}`; }));
 }
@@ -193,34 +218,36 @@ function accessView() {
 }
 
 async function route() {
-  stopPanels();
+  const gen = ++routeGen;
+  leaveLive();
+  waitingForServer = false;
   const hash = location.hash.replace(/^#/, '') || '/';
   const msg = notice;
   try {
-    if (hash === '/' || hash === '') await liveView();
-    else if (hash.startsWith('/new')) await newView(hash.split('/')[2]);
-    else if (hash === '/catalog') await catalogPage();
+    if (hash === '/') await liveView(gen);
+    else if (hash === '/new' || hash.startsWith('/new/')) await newView(gen, hash.slice(5));
+    else if (hash === '/catalog') await catalogPage(gen);
     else if (hash === '/access') accessView();
     else location.hash = '#/';
   } catch (e) {
+    if (gen !== routeGen) return;
     if (e instanceof OfflineError) {
+      waitingForServer = true;
       fill(view, h('div.empty', h('p', 'Waiting for the server…')));
       return; // conn's change event routes again when it is back
     }
     const ev = errorView(e);
     if (ev) fill(view, ev);
   }
-  if (msg && msg === notice && hash === '/') {
-    view.prepend(h('p.notice.flash', msg));
+  if (gen === routeGen && msg && msg === notice && hash === '/') {
+    view.prepend(h('p.notice.flash', { role: 'status' }, msg));
     notice = '';
-    await sleep(0);
   }
 }
 
 window.addEventListener('hashchange', route);
-window.addEventListener('resize', () => { for (const p of panels.values()) p.kick(); });
 document.addEventListener('visibilitychange', () => {
-  if (!document.hidden) for (const p of panels.values()) p.kick();
+  if (!document.hidden) for (const p of panels.values()) p.wake();
 });
 showConn();
 route();

@@ -63,7 +63,11 @@ export class Panel {
       inst.warnings ? h('p.warning', inst.warnings.join('; ')) : null,
       this.error,
       this.view.el);
-    this.onTime = () => this.kick();
+    // a change of time stops what is in flight (what it would draw is no longer asked for)
+    this.onTime = () => {
+      if (this.abort) this.abort.abort();
+      this.kick();
+    };
   }
 
   start() {
@@ -78,12 +82,18 @@ export class Panel {
     this.running = false;
     time.removeEventListener('change', this.onTime);
     if (this.abort) this.abort.abort();
+    if (this.view.hideTip) this.view.hideTip();
     this.kick();
   }
 
   // Draw again now (a control changed, or the time did).
   kick() {
     this.dirty = true;
+    this.wake();
+  }
+
+  // Let the loop look again at whether there is anything to do (the page became visible).
+  wake() {
     if (this.wakeUp) this.wakeUp();
   }
 
@@ -103,8 +113,16 @@ export class Panel {
   }
 
   interval() {
-    if (time.mode === 'live' && time.paused && this.view.interval) return this.view.interval;
+    if (time.mode === 'live' && time.paused && !time.frozenEnd && this.view.interval) return this.view.interval;
     return time.params(this.inst.granularity);
+  }
+
+  // Why an interval that names its start cannot be shown any more, or null.
+  expired(iv) {
+    if (iv.start_time === undefined) return null;
+    const keep = this.inst['retention-time'];
+    if (iv.start_time + iv.duration > time.now() - keep) return null;
+    return `this interval is older than the retention (${fmtSeconds(keep)}): the server no longer has its data`;
   }
 
   async loop() {
@@ -117,11 +135,17 @@ export class Panel {
       }
       this.dirty = false;
       this.abort = new AbortController();
-      const t0 = Date.now();
+      const iv = this.interval();
+      const gone = this.expired(iv);
+      if (gone) { // keep what is drawn, and say why nothing newer comes
+        this.showError(gone);
+        continue;
+      }
       try {
         const extra = { timeout: time.following ? 2000 : 0 };
-        const pt = await this.view.refresh(this.interval(), extra, this.abort.signal);
+        const pt = await this.view.refresh(iv, extra, this.abort.signal);
         this.showError('');
+        time.noteEnd(pt.end_time);
         this.el.dataset.updated = String(pt.end_time);
         const src = `${pt.nsources} ${pt.nsources === 1 ? 'source' : 'sources'}`;
         fill(this.status, time.following ? h('span.live-dot', { title: 'live' }) : null,
@@ -137,15 +161,18 @@ export class Panel {
           return;
         } else {
           this.showError(e.message);
-          this.dirty = true;
+          // the same question gets the same answer: live panels ask again in a while,
+          // a window or a paused view waits for a change
+          this.dirty = time.following;
           await this.nap(2000);
           continue;
         }
       }
       if (time.following) {
-        // next second's data; the server waits for it if it is late
-        const now = Date.now();
-        await this.nap(Math.max(200, 1000 - (now % 1000) + 30, t0 + 500 - now));
+        // the next slot's data, asked just after the slot ends; the server waits for it
+        // if it is late
+        const g = this.inst.granularity * 1000, now = Date.now();
+        await this.nap(Math.max(200, g - (now % g) + 30));
       }
     }
   }

@@ -109,7 +109,7 @@ export class PredicateBuilder {
     if (!isNumeric(this.cat, f)) return { [op]: [f, text] };
     const v = parseValue(text, fieldType(this.cat, f));
     if (!Number.isFinite(v)) throw new Error(`"${text}" is not a value of ${f} (${hintOf(fieldType(this.cat, f))})`);
-    return { [op]: [f, v] };
+    return { [op]: [f, Math.round(v)] }; // the kernel's values are integers
   }
 
   value() {

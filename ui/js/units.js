@@ -122,7 +122,8 @@ export function logTicks(lo, hi) {
 // Parses a typed quantity for a field: "2ms", "1.5 s", "200us", "4KiB", "4096", into the
 // field's raw integer (e.g. nanoseconds). NaN when it does not read.
 export function parseValue(text, t) {
-  const m = String(text).trim().match(/^(-?\d+(?:\.\d+)?)\s*([a-zA-Zµ]*)$/);
+  // µ (micro sign) and μ (Greek mu) both read as micro
+  const m = String(text).trim().replace(/\u03bc/g, '\u00b5').match(/^(-?\d+(?:\.\d+)?)\s*([a-zA-Zµ]*)$/);
   if (!m) return NaN;
   const x = Number(m[1]);
   const u = m[2].toLowerCase();
@@ -140,6 +141,18 @@ export function parseValue(text, t) {
   }
   const f = { k: 1e3, m: 1e6, g: 1e9 }[u];
   return f === undefined ? NaN : x * f;
+}
+
+// A value as parseValue reads it back, for an input: "250ms", "1.5s", "4KiB", "120000".
+export function fmtInput(v, t) {
+  if (t && t.unit === 'seconds') {
+    const s = v * Math.pow(t.base || 10, t.power || 0);
+    let unit = SECONDS[0];
+    for (const u of SECONDS) if (Math.abs(s) >= u[0] * 0.9995) unit = u;
+    return `${sig3(s / unit[0])}${unit[1] === 'µs' ? 'us' : unit[1]}`;
+  }
+  if (t && t.unit === 'bytes') return fmtBytes(v).replace(/\s+/g, '');
+  return String(v);
 }
 
 // The full-intensity colour of a heatmap layer of this hue, as the server draws it
