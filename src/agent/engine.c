@@ -39,6 +39,7 @@
 #define MAX_PROGS 4 /* programs per metric */
 #define MAX_PG    4 /* PostgreSQL installations attached at once */
 #define SAMPLE_HZ 99
+#define SET_BATCH 1024 /* keyset entries read per batch when a generation's keys are emptied */
 
 /* A cgroup prefix that enabled slots' UNDER leaves name; its index is its cgroup_scope bit. */
 struct scope {
@@ -76,10 +77,12 @@ struct sn_engine {
     atomic_int reaping; /* batches of uprobe links being destroyed off the loop (reap()) */
     bool sampler_primed;
     int ncpu;
-    struct sn_agg_key *keys; /* drain scratch: SN_AGG_ENTRIES keys */
-    uint64_t *values;        /* drain scratch: ncpu values */
-    uint32_t *arr_keys;      /* drain scratch: SN_U64_ORDS array indexes */
-    uint64_t *arr_values;    /* drain scratch: SN_U64_ORDS * ncpu values */
+    struct sn_agg_key *keys;        /* drain scratch: SN_AGG_ENTRIES keys */
+    uint64_t *values;               /* drain scratch: ncpu values */
+    uint32_t *arr_keys;             /* drain scratch: SN_U64_ORDS array indexes */
+    uint64_t *arr_values;           /* drain scratch: SN_U64_ORDS * ncpu values */
+    struct sn_keyset_key *set_keys; /* drain scratch: SET_BATCH keyset keys */
+    uint8_t *set_values;            /* drain scratch: their SET_BATCH values */
     struct scope scopes[SN_SCOPE_BITS];
     uint64_t scope_bits[SN_MAX_SLOTS]; /* the scopes each slot holds */
     struct scope_tab scope_now;        /* cgroup_scope as written, sorted by id */
@@ -265,7 +268,10 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
     e->values = malloc((size_t)e->ncpu * sizeof(*e->values));
     e->arr_keys = malloc(SN_U64_ORDS * sizeof(*e->arr_keys));
     e->arr_values = malloc((size_t)SN_U64_ORDS * (size_t)e->ncpu * sizeof(*e->arr_values));
-    if (!e->keys || !e->values || !e->arr_keys || !e->arr_values) {
+    e->set_keys = malloc(SET_BATCH * sizeof(*e->set_keys));
+    e->set_values = malloc(SET_BATCH * sizeof(*e->set_values));
+    if (!e->keys || !e->values || !e->arr_keys || !e->arr_values || !e->set_keys ||
+        !e->set_values) {
         rc = -ENOMEM;
         goto err_free;
     }
@@ -274,8 +280,10 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
         rc = -errno;
         goto err_free;
     }
-    if (o && o->agg_entries && o->agg_entries < SN_AGG_ENTRIES)
+    if (o && o->agg_entries && o->agg_entries < SN_AGG_ENTRIES) {
         bpf_map__set_max_entries(e->sc->maps.agg, o->agg_entries);
+        bpf_map__set_max_entries(e->sc->maps.keyset, o->agg_entries); /* keys <= cells */
+    }
     /* nothing autoattaches: links are made per metric, on demand */
     rc = probes_bpf__load(e->sc);
     if (rc < 0)
@@ -302,6 +310,8 @@ err_free:
     free(e->values);
     free(e->arr_keys);
     free(e->arr_values);
+    free(e->set_keys);
+    free(e->set_values);
     free(e);
     return rc;
 }
@@ -328,6 +338,8 @@ void sn_engine_close(struct sn_engine *e)
     free(e->values);
     free(e->arr_keys);
     free(e->arr_values);
+    free(e->set_keys);
+    free(e->set_values);
     free(e);
 }
 
@@ -897,11 +909,51 @@ static uint32_t collect_sampled(struct sn_engine *e, sn_cell_fn fn, void *arg)
     return n;
 }
 
+/*
+ * Empties generation g of the key cap's bookkeeping: the keys the slots admitted (keyset),
+ * read in batches, those of g deleted a batch at a time, and every slot's count of them
+ * (nkeys). Called after the flip's grace period, when no program admits keys to g: a program
+ * that still does (preempted across the flip) adds both a key and its count, which the next
+ * drain of g removes together.
+ */
+static void drain_keyset(struct sn_engine *e, uint32_t g)
+{
+    int fd = bpf_map__fd(e->sc->maps.keyset), nk = bpf_map__fd(e->sc->maps.nkeys);
+    uint32_t in = 0, out = 0, idx[SN_MAX_SLOTS], zero[SN_MAX_SLOTS] = {0};
+    uint32_t count = SN_MAX_SLOTS;
+    bool first = true, more = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+    while (more) {
+        uint32_t n = SET_BATCH, k = 0;
+        /* a hash map's batch resumes at the bucket out names; ENOENT: that was the last */
+        if (bpf_map_lookup_batch(fd, first ? NULL : &in, &out, e->set_keys, e->set_values, &n,
+                                 &opts) != 0) {
+            if (errno != ENOENT)
+                break;
+            more = false;
+        }
+        first = false;
+        in = out;
+        for (uint32_t i = 0; i < n; i++)
+            if ((e->set_keys[i].slot_gen & 1) == g)
+                e->set_keys[k++] = e->set_keys[i];
+        uint32_t done = k;
+        if (k && bpf_map_delete_batch(fd, e->set_keys, &done, &opts) != 0)
+            for (uint32_t i = done; i < k; i++) /* what the batch did not get to */
+                bpf_map_delete_elem(fd, &e->set_keys[i]);
+    }
+    for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) /* every slot: a freed one starts afresh */
+        idx[s] = s * 2 + g;
+    if (bpf_map_update_batch(nk, idx, zero, &count, &opts) != 0)
+        for (uint32_t s = 0; s < SN_MAX_SLOTS; s++)
+            bpf_map_update_elem(nk, &idx[s], &zero[s], BPF_ANY);
+}
+
 int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_slot_drops *drops)
 {
-    int agg = bpf_map__fd(e->sc->maps.agg), nk = bpf_map__fd(e->sc->maps.nkeys);
-    int dr = bpf_map__fd(e->sc->maps.drops);
-    uint32_t old = e->sc->bss->gen & 1, nkeys = 0, zero = 0;
+    int agg = bpf_map__fd(e->sc->maps.agg), dr = bpf_map__fd(e->sc->maps.drops);
+    uint32_t old = e->sc->bss->gen & 1, nkeys = 0;
     struct sn_agg_key *prev = NULL, next;
     struct timespec t0, t;
 
@@ -934,6 +986,7 @@ int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_s
         if (c.count && fn)
             fn(&c, arg);
     }
+    drain_keyset(e, old);
     for (uint32_t s = 0; s < SN_ARRAY_SLOTS; s++)
         if (e->used[s] && e->in_array[s])
             nkeys += drain_array(e, s, old, fn, arg);
@@ -942,24 +995,20 @@ int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_s
     if (e->attached[SN_METRIC_FS_OPS])
         refresh_fs_devs(e);
     scope_refresh(e);
-    for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
-        uint32_t idx = s * 2 + old;
+    for (uint32_t s = 0; s < SN_MAX_SLOTS && drops; s++) {
         if (!e->used[s])
-            continue; /* freed slots were cleared when they were freed */
-        bpf_map_update_elem(nk, &idx, &zero, BPF_ANY);
-        if (drops) {
-            for (uint32_t k = 0; k < 2; k++) {
-                uint32_t di = s * 2 + k;
-                uint64_t v = 0;
-                if (bpf_map_lookup_elem(dr, &di, e->values) == 0)
-                    v = percpu_sum(e);
-                if (k == 0)
-                    drops[s].over_cap = v;
-                else
-                    drops[s].map_full = v;
-                memset(e->values, 0, (size_t)e->ncpu * sizeof(*e->values));
-                bpf_map_update_elem(dr, &di, e->values, BPF_ANY);
-            }
+            continue;
+        for (uint32_t k = 0; k < 2; k++) {
+            uint32_t di = s * 2 + k;
+            uint64_t v = 0;
+            if (bpf_map_lookup_elem(dr, &di, e->values) == 0)
+                v = percpu_sum(e);
+            if (k == 0)
+                drops[s].over_cap = v;
+            else
+                drops[s].map_full = v;
+            memset(e->values, 0, (size_t)e->ncpu * sizeof(*e->values));
+            bpf_map_update_elem(dr, &di, e->values, BPF_ANY);
         }
     }
     return (int)nkeys;

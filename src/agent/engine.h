@@ -25,7 +25,8 @@ struct sn_slot_spec {
     struct sn_pred pred; /* compiled predicate (agent/predicate.h) */
     uint8_t key_field;   /* discrete decomposition field, or SN_NO_FIELD */
     uint8_t num_field;   /* numeric decomposition field, or SN_NO_FIELD */
-    uint32_t key_cap;    /* distinct keys per second before counts go to "other" */
+    uint32_t key_cap;    /* distinct discrete keys per second (however many buckets of the
+                            numeric field each spans) before further keys go to "other" */
     uint32_t needs;      /* bit per event field the predicate or decomposition reads */
     struct {             /* usdt.probes: the probe pair this instrumentation attaches */
         char path[256];  /* the binary or library */
@@ -47,7 +48,7 @@ struct sn_cell {
 /* Per-slot loss counters of a drained generation. */
 struct sn_slot_drops {
     uint64_t over_cap; /* events counted under "other" because the key cap was reached */
-    uint64_t map_full; /* events lost because the aggregation map was full */
+    uint64_t map_full; /* events lost because the aggregation map (or the key set) was full */
 };
 
 typedef void (*sn_cell_fn)(const struct sn_cell *cell, void *arg);
@@ -57,8 +58,9 @@ typedef void (*sn_cell_fn)(const struct sn_cell *cell, void *arg);
 int sn_engine_open(struct sn_engine **out);
 
 struct sn_engine_opts {
-    uint32_t agg_entries; /* cells the kernel's aggregation map holds (0: SN_AGG_ENTRIES);
-                             events that find it full are counted as map_full drops */
+    uint32_t agg_entries; /* cells the kernel's aggregation map holds (0: SN_AGG_ENTRIES),
+                             and keys its key set holds; events that find either full are
+                             counted as map_full drops */
 };
 /* sn_engine_open() with options (o may be NULL). */
 int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o);
@@ -86,9 +88,9 @@ bool sn_engine_psargs(const struct sn_engine *e, uint64_t hash, char *out, size_
 int sn_engine_scoped_cgroups(const struct sn_engine *e);
 
 /* Flips the generation, waits out programs still writing the old one, and calls fn for each
- * cell of it, then clears it. drops (SN_MAX_SLOTS entries, may be NULL) receives the loss
- * counters. Returns the number of cells, or a negative errno. Then refreshes cgroup_scope from
- * the cgroup2 tree ("under" leaves). */
+ * cell of it, then clears it (its cells, and the keys the key cap admitted in it). drops
+ * (SN_MAX_SLOTS entries, may be NULL) receives the loss counters. Returns the number of cells, or a
+ * negative errno. Then refreshes cgroup_scope from the cgroup2 tree ("under" leaves). */
 int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_slot_drops *drops);
 
 #endif

@@ -8,6 +8,13 @@
  * ord is the bucket ordinal of the slot's numeric field (0 when none) and key the 16 bytes of
  * its discrete field (zeros when none). User space flips gen each second and drains the
  * other generation.
+ *
+ * The key cap bounds a slot's distinct discrete keys per generation, not its cells: a key
+ * spread over many buckets of the numeric field is one key. The keys admitted so far are a
+ * set (keyset: {slot, gen, key} -> 1, counted per slot and generation in nkeys), consulted
+ * only when an event needs a new cell; an event whose key is not in the set and finds the set
+ * at the cap counts under "other" (its bucket kept). User space empties the set and the
+ * counters of a generation when it drains it.
  */
 #ifndef SN_BPF_ENGINE_H
 #define SN_BPF_ENGINE_H
@@ -18,7 +25,7 @@
 #define SN_SLOTS_PER_METRIC 16
 #define SN_KEYLEN           16
 #define SN_NO_FIELD         0xff
-#define SN_AGG_ENTRIES      65536
+#define SN_AGG_ENTRIES      65536 /* cells of both generations; also the keyset's bound */
 #define SN_PSARGS_LEN       128   /* bytes of a process's arguments kept (a power of 2) */
 #define SN_SCOPE_ENTRIES    65536 /* cgroups the cgroup_scope map can mark (bpf/pred.h) */
 #define SN_SCOPE_BITS       64    /* distinct cgroup prefixes in enabled slots */
@@ -144,7 +151,8 @@ struct sn_slot {
     __u8 key_field; /* discrete decomposition field, or SN_NO_FIELD */
     __u8 num_field; /* numeric decomposition field, or SN_NO_FIELD */
     __u16 pad;
-    __u32 key_cap; /* distinct keys per generation before counts go to "other" */
+    __u32 key_cap; /* distinct discrete keys per generation (whatever buckets each spans)
+                      before counts of further keys go to "other" */
     struct sn_pred_prog pred;
 };
 
@@ -158,6 +166,13 @@ struct sn_agg_key {
     __u32 slot_gen; /* slot << 1 | generation */
     __u16 ord;      /* bucket ordinal of the numeric field, 0 when none */
     __u16 other;    /* 1: the key cap was reached; key is empty */
+    char key[SN_KEYLEN];
+};
+
+/* A discrete key admitted under a slot's key cap in one generation (the keyset map). */
+struct sn_keyset_key {
+    __u32 slot_gen; /* slot << 1 | generation */
+    __u32 pad;      /* zero */
     char key[SN_KEYLEN];
 };
 

@@ -65,6 +65,19 @@ struct {
     __type(value, __u64);
 } hist_arr SEC(".maps");
 
+/* the key cap (bpf/engine.h): the discrete keys each slot has admitted in each generation, and
+ * how many there are per slot and generation; both emptied by user space when it drains the
+ * generation. Consulted only for a new cell. Each admitted key has a cell of its own in agg
+ * (or lost one to a full map), so agg's size bounds the set; entries are allocated as keys
+ * come. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, SN_AGG_ENTRIES);
+    __type(key, struct sn_keyset_key);
+    __type(value, __u8);
+} keyset SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, SN_MAX_SLOTS * 2);
@@ -326,17 +339,45 @@ __noinline int pred_eval(const struct sn_pred_prog *p, const struct event *ev)
     return !run.bad && run.depth == 1 && (run.stack & 1);
 }
 
-/* Counts ev for slot s (sl) in generation g. Global, like pred_eval(). */
+enum { KEY_OVER_CAP = 0, KEY_IN = 1, KEY_NO_ROOM = 2 };
+
+/* Is key among slot s's admitted keys of generation g? Admits it when the slot has fewer than
+ * its cap. KEY_NO_ROOM: the set itself is full (agg is then full too). */
+static __always_inline int admit_key(__u32 s, __u32 g, __u32 cap, const char *key)
+{
+    struct sn_keyset_key sk;
+    __u32 idx = s * 2 + g, *nk;
+    __u8 one = 1;
+    long rc;
+
+    __builtin_memset(&sk, 0, sizeof(sk));
+    sk.slot_gen = s << 1 | g;
+    __builtin_memcpy(sk.key, key, SN_KEYLEN);
+    if (bpf_map_lookup_elem(&keyset, &sk)) /* a new bucket of a known key */
+        return KEY_IN;
+    nk = bpf_map_lookup_elem(&nkeys, &idx);
+    /* read first: a slot at its cap takes no atomic per event over it */
+    if (!nk || *nk >= cap || __sync_fetch_and_add(nk, 1) >= cap)
+        return KEY_OVER_CAP;
+    rc = bpf_map_update_elem(&keyset, &sk, &one, BPF_NOEXIST);
+    if (rc == 0)
+        return KEY_IN;
+    /* another CPU admitted it meanwhile (EEXIST), or the set is full: give the count back */
+    __sync_fetch_and_add(nk, (__u32)-1);
+    return rc == -EEXIST ? KEY_IN : KEY_NO_ROOM;
+}
+
+/* Counts ev for slot s (sl) in generation g. Global, like pred_eval(). An existing cell costs
+ * one lookup; only a new one consults the key cap. */
 __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event *ev, __u32 g)
 {
     struct sn_agg_key k;
-    __u64 one = 1, *v;
-    __u32 f, nk_idx;
+    __u64 one = 1, *v, *d;
+    __u32 f, di;
     __u16 ord = 0;
 
     if (!sl || !ev || s >= SN_MAX_SLOTS || g > 1)
         return 0;
-    nk_idx = s * 2 + g;
     f = sl->num_field;
     if (f < SN_EV_NNUM)
         ord = sn_ord_of_u64((__u64)ev->num[f]);
@@ -365,11 +406,13 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
         *v += 1;
         return 0;
     }
-    if (f != SN_NO_FIELD) { /* a new key: within the cap? */
-        __u32 *nk = bpf_map_lookup_elem(&nkeys, &nk_idx);
-        if (nk && __sync_fetch_and_add(nk, 1) >= sl->key_cap) {
-            __u32 di = s * 2;
-            __u64 *d = bpf_map_lookup_elem(&drops, &di);
+    if (f != SN_NO_FIELD) { /* a new cell: is its key within the cap? */
+        int in = admit_key(s, g, sl->key_cap, k.key);
+        if (in == KEY_NO_ROOM)
+            goto lost;
+        if (in == KEY_OVER_CAP) { /* to "other", in the same bucket */
+            di = s * 2;
+            d = bpf_map_lookup_elem(&drops, &di);
             if (d)
                 *d += 1;
             __builtin_memset(k.key, 0, SN_KEYLEN);
@@ -388,8 +431,9 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
         *v += 1;
         return 0;
     }
-    __u32 di = s * 2 + 1;
-    __u64 *d = bpf_map_lookup_elem(&drops, &di);
+lost:
+    di = s * 2 + 1;
+    d = bpf_map_lookup_elem(&drops, &di);
     if (d)
         *d += 1;
     return 0;

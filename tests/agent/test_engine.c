@@ -1,7 +1,8 @@
 /*
  * The user-space engine on the real kernel: enabling an instrumentation attaches the probe
  * (seen from the kernel's link table), a collection drains exactly the events of the second
- * into cells, the key cap sends extra keys to "other" and counts them, and disabling the last
+ * into cells, the key cap sends extra keys to "other" and counts them (keys, not their
+ * buckets: a key spread over many latency buckets is one key), and disabling the last
  * instrumentation detaches (the kernel no longer has a link to the programs).
  */
 #include <errno.h>
@@ -146,6 +147,175 @@ static void test_key_cap(void)
     T_EQU(drops[t.slot].over_cap, 5);
     T_EQU(drops[t.slot].map_full, 0);
     T_EQ(sn_engine_disable(eng, t.slot), 0);
+}
+
+/* A discrete key and a numeric field: the cap counts keys, not (key, bucket) cells. */
+#define NKIDS   4
+#define NSLEEPS 10
+
+struct by_key {
+    int slot;
+    pid_t pid[NKIDS];
+    uint64_t count[NKIDS], other, stray, cells, other_cells;
+    uint16_t other_ord; /* an ord "other" had, to see buckets kept */
+    bool other_ords;    /* "other" had more than one bucket */
+};
+
+static void on_key_cell(const struct sn_cell *c, void *arg)
+{
+    struct by_key *b = arg;
+    int64_t pid = 0;
+
+    if (c->slot != b->slot)
+        return;
+    if (c->other) {
+        b->other += c->count;
+        b->other_ords |= b->other_cells && c->ord != b->other_ord;
+        b->other_ord = c->ord;
+        b->other_cells++;
+        return;
+    }
+    b->cells++;
+    memcpy(&pid, c->key, sizeof(pid));
+    for (int i = 0; i < NKIDS; i++)
+        if (pid == b->pid[i]) {
+            b->count[i] += c->count;
+            return;
+        }
+    b->stray += c->count;
+}
+
+/* NKIDS children at once, each making NSLEEPS nanosleeps of 20 us to 5.12 ms (a factor of 4
+ * apart: distinct latency buckets even when a sleep overshoots by 3x), so that the slot's
+ * cells are several times its keys. */
+static void sleepy_children(pid_t *pids)
+{
+    for (int i = 0; i < NKIDS; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            for (int r = 0; r < NSLEEPS; r++) {
+                struct timespec ts = {0, 20000L << (2 * (r % 5))};
+                nanosleep(&ts, NULL);
+            }
+            _exit(0);
+        }
+    }
+    for (int i = 0; i < NKIDS; i++)
+        if (pids[i] > 0)
+            waitpid(pids[i], NULL, 0);
+}
+
+/* The entries of the engine's key set, from the kernel (a map of the syscall programs). */
+static int keyset_entries(void)
+{
+    uint32_t ids[4], map_ids[32];
+    int n = sn_engine_prog_ids(eng, SN_METRIC_SYSCALLS, ids, 4), count = -1;
+
+    for (int i = 0; i < n && count < 0; i++) {
+        struct bpf_prog_info pi;
+        uint32_t len = sizeof(pi);
+        int pfd = bpf_prog_get_fd_by_id(ids[i]);
+        memset(&pi, 0, sizeof(pi));
+        pi.nr_map_ids = 32;
+        pi.map_ids = (uint64_t)(uintptr_t)map_ids;
+        if (pfd < 0 || bpf_obj_get_info_by_fd(pfd, &pi, &len) != 0) {
+            if (pfd >= 0)
+                close(pfd);
+            continue;
+        }
+        close(pfd);
+        for (uint32_t m = 0; m < pi.nr_map_ids && m < 32 && count < 0; m++) {
+            struct bpf_map_info mi;
+            uint32_t mlen = sizeof(mi);
+            int mfd = bpf_map_get_fd_by_id(map_ids[m]);
+            memset(&mi, 0, sizeof(mi));
+            if (mfd >= 0 && bpf_obj_get_info_by_fd(mfd, &mi, &mlen) == 0 &&
+                strcmp(mi.name, "keyset") == 0) {
+                struct sn_keyset_key k, *prev = NULL;
+                count = 0;
+                while (bpf_map_get_next_key(mfd, prev, &k) == 0) {
+                    count++;
+                    prev = &k;
+                }
+            }
+            if (mfd >= 0)
+                close(mfd);
+        }
+    }
+    return count;
+}
+
+/* cap 5: more than the 4 keys, far fewer than their 15-20 (key, bucket) cells. Three rounds,
+ * each its own second, so that a generation is used again: its keys of two seconds before
+ * must not count against the cap. */
+static void test_key_cap_counts_keys_not_buckets(void)
+{
+    char pred[256];
+
+    T_REQUIRE(eng != NULL);
+    snprintf(pred, sizeof(pred),
+             "{\"and\":[{\"eq\":[\"execname\",\"%s\"]},{\"eq\":[\"syscall\",%d]}]}", comm,
+             (int)SYS_clock_nanosleep);
+    struct sn_slot_spec sp = spec_for(pred, SN_SC_PID, SN_SC_LATENCY, 5);
+    T_REQUIRE(sp.pred.n > 0);
+    int slot = sn_engine_enable(eng, &sp);
+    T_REQUIRE(slot >= 0);
+    sn_engine_collect(eng, NULL, NULL, NULL);
+    for (int round = 0; round < 3; round++) {
+        struct sn_slot_drops drops[SN_MAX_SLOTS];
+        struct by_key b = {.slot = slot};
+        sleepy_children(b.pid);
+        memset(drops, 0, sizeof(drops));
+        sn_engine_collect(eng, on_key_cell, &b, drops);
+        t_note("round %d: %llu cells of %d keys, cap 5; other %llu", round,
+               (unsigned long long)b.cells, NKIDS, (unsigned long long)b.other);
+        T_OK(b.cells > 5); /* the premise: the old per-cell cap would have sent some to other */
+        for (int i = 0; i < NKIDS; i++)
+            T_EQU(b.count[i], NSLEEPS); /* every bucket of every key, under the key */
+        T_EQU(b.other, 0);
+        T_EQU(b.stray, 0);
+        T_EQU(drops[slot].over_cap, 0);
+        T_EQU(drops[slot].map_full, 0);
+    }
+    sn_engine_collect(eng, NULL, NULL, NULL); /* both generations drained */
+    T_EQ(keyset_entries(), 0);
+    T_EQ(sn_engine_disable(eng, slot), 0);
+}
+
+/* cap 2 of 4 keys: two keys keep all their buckets, the other two go to "other" whole (their
+ * buckets kept), every event counted once, over_cap counting those sent to other. */
+static void test_key_cap_over_with_buckets(void)
+{
+    char pred[256];
+    struct sn_slot_drops drops[SN_MAX_SLOTS];
+
+    T_REQUIRE(eng != NULL);
+    snprintf(pred, sizeof(pred),
+             "{\"and\":[{\"eq\":[\"execname\",\"%s\"]},{\"eq\":[\"syscall\",%d]}]}", comm,
+             (int)SYS_clock_nanosleep);
+    struct sn_slot_spec sp = spec_for(pred, SN_SC_PID, SN_SC_LATENCY, 2);
+    struct by_key b = {0};
+    b.slot = sn_engine_enable(eng, &sp);
+    T_REQUIRE(b.slot >= 0);
+    sn_engine_collect(eng, NULL, NULL, NULL);
+    sleepy_children(b.pid);
+    memset(drops, 0, sizeof(drops));
+    sn_engine_collect(eng, on_key_cell, &b, drops);
+    int whole = 0, none = 0;
+    for (int i = 0; i < NKIDS; i++) {
+        whole += b.count[i] == NSLEEPS;
+        none += b.count[i] == 0;
+    }
+    t_note("keys with all %d: %d, with none: %d; other %llu in %llu cells", NSLEEPS, whole, none,
+           (unsigned long long)b.other, (unsigned long long)b.other_cells);
+    T_EQ(whole, 2);
+    T_EQ(none, 2);
+    T_EQU(b.other, 2 * NSLEEPS);
+    T_OK(b.other_ords); /* "other" keeps the buckets */
+    T_EQU(b.stray, 0);
+    T_EQU(drops[b.slot].over_cap, 2 * NSLEEPS);
+    T_EQU(drops[b.slot].map_full, 0);
+    T_EQ(sn_engine_disable(eng, b.slot), 0);
 }
 
 struct keyed {
@@ -460,6 +630,9 @@ int main(int argc, char **argv)
     t_run("enable attaches, collect drains the second, disable detaches",
           test_enable_collect_disable);
     t_run("key cap: extra keys go to other and are counted", test_key_cap);
+    t_run("key cap counts keys, not their latency buckets", test_key_cap_counts_keys_not_buckets);
+    t_run("key cap below the keys: extra keys go to other with their buckets",
+          test_key_cap_over_with_buckets);
     t_run("unix.proc_execs: our children's execs by execname", test_proc_execs);
     t_run("unix.proc_forks and proc_exits with walltime", test_proc_forks_and_exits);
     t_run("disk.physio_ops: O_DIRECT writes by disk", test_disk_physio_ops);
