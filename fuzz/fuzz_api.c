@@ -91,7 +91,7 @@ static const char *const routes[] = {
     "/ca/instrumentations/%i/%s/%s/%s",
     "/ca/customers/%t/%s",
     "%s",
-    "/ui/%s",    /* the web UI's files (src/api/ui.c) */
+    "/ui/%s", /* the web UI's files (src/api/ui.c) */
     "/ui/%s/%s",
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

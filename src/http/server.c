@@ -369,11 +369,11 @@ int sn_http_start(const struct sn_http_opts *o, struct sn_http **out)
     pthread_condattr_setclock(&ca, CLOCK_REALTIME);
     pthread_cond_init(&h->cv, &ca);
     pthread_condattr_destroy(&ca);
-    h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 2),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_END);
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned)(o->threads > 0 ? o->threads : 2),
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
     if (!h->d) {
         rc = errno ? -errno : -EADDRINUSE;
         sn_log(SN_LOG_ERROR, "http", "cannot listen on %s: %s", o->listen, strerror(-rc));
