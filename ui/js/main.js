@@ -240,7 +240,9 @@ async function route() {
     if (ev) fill(view, ev);
   }
   if (gen === routeGen && msg && msg === notice && hash === '/') {
-    view.prepend(h('p.notice.flash', { role: 'status' }, msg));
+    const flash = h('p.notice.flash', { role: 'status' }, msg);
+    view.prepend(flash);
+    setTimeout(() => flash.remove(), 8000);
     notice = '';
   }
 }
