@@ -337,12 +337,14 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     await page.click('button[data-range="60"]');
   });
 
+  let cloneId = -1;
   await t.test('clone, delete, and an instrumentation deleted elsewhere', async () => {
     const n0 = await page.locator('.panel').count();
     await hm().locator('button', { hasText: 'Clone' }).click();
     await waitFor(async () => (await page.locator('.panel').count()) === n0 + 1, { ms: 10_000, what: 'the clone\'s panel' });
     const ids = await page.locator('.panel').evaluateAll((ps) => ps.map((p) => Number(p.dataset.id)));
     const clone = Math.max(...ids);
+    cloneId = clone;
     const got = await api(ui, 'GET', `/ca/instrumentations/${clone}`);
     assert.deepEqual(got.json.decomposition, ['execname', 'latency']);
     page.once('dialog', (dlg) => dlg.accept());
@@ -351,13 +353,15 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     assert.equal((await api(ui, 'GET', `/ca/instrumentations/${clone}`)).status, 404);
     // deleted by someone else: the panel says so
     assert.equal((await api(ui, 'DELETE', `/ca/instrumentations/${hmId}`)).status, 204);
-    await page.locator('.notice', { hasText: `#${hmId} no longer exists` }).waitFor({ timeout: 10_000 });
+    const note = page.locator('.notice', { hasText: `#${hmId} no longer exists` });
+    await note.waitFor({ timeout: 10_000 });
+    await note.scrollIntoViewIfNeeded();
     await ui.screenshot('13-deleted.png', { fullPage: false });
   });
 
   await t.test('a narrow window: the heatmap fits, nothing scrolls sideways', async () => {
     const id = (await api(ui, 'POST', '/ca/instrumentations',
-      { module: 'syscall', stat: 'syscalls', decomposition: ['latency'] })).json.id;
+      { module: 'syscall', stat: 'syscalls', decomposition: ['latency'], 'retention-time': 120 })).json.id;
     await page.setViewportSize({ width: 700, height: 900 });
     const p = page.locator(`.panel[data-id="${id}"]`);
     await p.locator('.hm-plot[data-start]').waitFor({ timeout: 15_000 });
@@ -369,10 +373,19 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     assert.ok(widths.doc <= 700, JSON.stringify(widths));
     assert.ok(widths.canvas <= 700, JSON.stringify(widths));
     await ui.screenshot('14-narrow.png', { fullPage: false });
+    // ten minutes of an instrumentation that keeps two: the panel says why most is blank
+    assert.ok(await p.locator('.ret-note').isHidden());
+    await page.click('button[data-range="600"]');
+    await p.locator('.ret-note').waitFor({ timeout: 8_000 });
+    assert.equal(await p.locator('.ret-note').innerText(), 'This instrumentation keeps 2m: older seconds are blank.');
+    await page.click('button[data-range="60"]');
+    await p.locator('.ret-note').waitFor({ state: 'hidden', timeout: 8_000 });
   });
 
-  // what the browser logs of the two errors this test provokes (the refused create, the
-  // instrumentation deleted behind the page's back), and nothing else
-  const expected = [/status of 409 .*\/ca\/instrumentations:/, new RegExp(`status of 404 .*/ca/instrumentations/${hmId}/`)];
+  // what the browser logs of the errors this test provokes (the refused create; the
+  // instrumentation deleted behind the page's back; a refresh of the clone already in flight
+  // when it is deleted), and nothing else
+  const expected = [/status of 409 .*\/ca\/instrumentations:/,
+    new RegExp(`status of 404 .*/ca/instrumentations/(${hmId}|${cloneId})/`)];
   assert.deepEqual(ui.errors.filter((e) => !expected.some((re) => re.test(e))), [], 'errors in the page');
 });

@@ -27,6 +27,7 @@ export class Panel {
 
     this.status = h('span.panel-status', { 'aria-live': 'off' }, 'waiting for data…');
     this.error = h('p.panel-error.error', { role: 'alert', hidden: true });
+    this.retNote = h('p.ret-note.muted', { hidden: true });
     const pred = predText(inst.predicate);
     const perG = inst.granularity === 1 ? 'per second' : `per ${inst.granularity} s`;
     const clone = h('button.small', { type: 'button', title: 'a copy of this instrumentation' }, 'Clone');
@@ -41,13 +42,17 @@ export class Panel {
     };
     del.onclick = async () => {
       if (!window.confirm(`Delete instrumentation ${inst.id} (${instTitle(cat, inst)})?`)) return;
+      this.stop(); // nothing of this panel's in flight meets the delete
       try {
         await call('DELETE', this.path);
-        this.stop();
         onGone(this, 'deleted');
       } catch (e) {
-        if (e instanceof ApiError && e.status === 404) onGone(this, 'gone');
-        else this.showError(`Not deleted: ${e.message}`);
+        if (e instanceof ApiError && e.status === 404) {
+          onGone(this, 'gone');
+        } else {
+          this.showError(`Not deleted: ${e.message}`);
+          this.start();
+        }
       }
     };
     this.el = h('article.panel', { dataset: { id: inst.id }, id: `panel-${inst.id}` },
@@ -62,6 +67,7 @@ export class Panel {
         h('div.panel-actions', this.status, clone, del)),
       inst.warnings ? h('p.warning', inst.warnings.join('; ')) : null,
       this.error,
+      this.retNote,
       this.view.el);
     // a change of time stops what is in flight (what it would draw is no longer asked for)
     this.onTime = () => {
@@ -145,6 +151,10 @@ export class Panel {
         const extra = { timeout: time.following ? 2000 : 0 };
         const pt = await this.view.refresh(iv, extra, this.abort.signal);
         this.showError('');
+        // a range longer than the retention is partly blank: say why
+        const keep = this.inst['retention-time'];
+        this.retNote.hidden = !(iv.duration > keep);
+        this.retNote.textContent = `This instrumentation keeps ${fmtSeconds(keep)}: older seconds are blank.`;
         time.noteEnd(pt.end_time);
         this.el.dataset.updated = String(pt.end_time);
         const src = `${pt.nsources} ${pt.nsources === 1 ? 'source' : 'sources'}`;
