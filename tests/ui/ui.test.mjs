@@ -249,6 +249,32 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     assert.equal(await focused(), 'INPUT:ymin');
   });
 
+  await t.test('the keyboard walks the cells: arrows move, Enter opens the details', async () => {
+    await hm().locator('button[name=decompose_all]').focus();
+    await page.keyboard.press('Tab'); // to the heatmap: the cursor starts at the newest column
+    assert.equal(await page.evaluate(() => document.activeElement.className), 'hm-overlay');
+    const tip = hm().locator('.hm-tip');
+    await tip.waitFor();
+    const t0 = await tip.locator('.tip-time').innerText();
+    await page.keyboard.press('ArrowLeft');
+    await page.keyboard.press('ArrowLeft');
+    await waitFor(async () => {
+      const t = await tip.locator('.tip-time').innerText();
+      const sec = (s) => s.split(':').reduce((a, b) => a * 60 + Number(b), 0);
+      return sec(t0) - sec(t) >= 1; // two columns back (the image may move on meanwhile)
+    }, { what: 'the tooltip of a column further back' });
+    for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowDown');
+    await waitFor(async () => /events?|no data/.test(await tip.innerText()), { what: 'the cell\'s count' });
+    await hm().scrollIntoViewIfNeeded();
+    await ui.screenshot('08b-keyboard-cursor.png', { fullPage: false });
+    await page.keyboard.press('Enter');
+    await hm().locator('.hm-details').waitFor();
+    assert.match(await hm().locator('.details-head').innerText(), /latency .*–/);
+    await page.keyboard.press('Escape');
+    assert.ok(await hm().locator('.hm-details').isHidden());
+    assert.ok(await tip.isHidden());
+  });
+
   await t.test('y range and scale: typed in units, or auto; linear or log', async () => {
     assert.equal(await hm().locator('select[name=yscale]').inputValue(), 'log'); // times: log
     let before = requests.length;

@@ -110,7 +110,9 @@ export class HeatmapView {
 
     this.image = h('canvas.hm-image', { width: 600, height: HEIGHT, role: 'img',
       'aria-label': `heatmap of ${this.numField} over time` });
-    this.overlay = h('canvas.hm-overlay', { width: 600, height: HEIGHT });
+    this.overlay = h('canvas.hm-overlay', { width: 600, height: HEIGHT, tabIndex: 0,
+      'aria-label': 'heatmap cells: arrow keys move between cells, Enter shows a cell\'s details' });
+    this.cursor = null; // the keyboard's cell: {col, row} (row 0 at the top)
     this.tip = h('div.hm-tip', { role: 'tooltip', hidden: true });
     this.plot = h('div.hm-plot', this.image, this.overlay, this.tip);
     this.yaxis = h('div.axis-y');
@@ -133,9 +135,28 @@ export class HeatmapView {
       this.keyField ? this.legend : null,
       this.details);
 
-    this.overlay.addEventListener('mousemove', (e) => this.hover(e));
+    this.overlay.addEventListener('mousemove', (e) => {
+      const { x, y } = this.pixel(e);
+      this.hoverAt(x, y);
+    });
     this.overlay.addEventListener('mouseleave', () => this.hideTip());
-    this.overlay.addEventListener('click', (e) => this.click(e));
+    this.overlay.addEventListener('click', (e) => {
+      const { x, y } = this.pixel(e);
+      this.clickAt(x, y);
+    });
+    this.overlay.addEventListener('keydown', (e) => this.key(e));
+    // the cursor is the keyboard's: focus by Tab shows it, focus by a click does not
+    this.overlay.addEventListener('focus', () => {
+      if (this.overlay.matches(':focus-visible')) {
+        this.keyboard = true;
+        this.moveCursor(0, 0);
+      }
+    });
+    this.overlay.addEventListener('blur', () => {
+      this.keyboard = false;
+      this.hideTip();
+      this.drawCursor();
+    });
   }
 
   hideTip() {
@@ -244,6 +265,8 @@ export class HeatmapView {
     }
     this.axes(img);
     this.drawLegend(img);
+    this.cursorBox = null; // the overlay was redrawn whole
+    this.drawCursor();
   }
 
   axes(img) {
@@ -344,6 +367,75 @@ export class HeatmapView {
     if (prev.nextSibling !== this.legendNote) prev.after(this.legendNote);
   }
 
+  // The keyboard's cell cursor: arrows move it by a column or a row, Home/End to the first
+  // or newest column, Enter or Space opens its details; the tooltip follows it.
+  geometry() {
+    const { img } = this.shown;
+    const n = Math.max(1, Math.round(img.duration / this.panel.inst.granularity));
+    return { img, n, nb: img.nbuckets || 100, W: img.width, H: img.height };
+  }
+
+  cell(col, row) {
+    const { n, nb, W, H } = this.geometry();
+    const x0 = Math.floor((col * W) / n), x1 = Math.floor(((col + 1) * W) / n);
+    const y0 = Math.floor((row * H) / nb), y1 = Math.floor(((row + 1) * H) / nb);
+    return { x0, x1, y0, y1, x: Math.floor((x0 + x1 - 1) / 2), y: Math.floor((y0 + y1 - 1) / 2) };
+  }
+
+  moveCursor(dc, dr, to) {
+    if (!this.shown) return;
+    const { n, nb } = this.geometry();
+    const c = this.cursor || { col: n - 1, row: Math.floor(nb / 2) };
+    let col = to !== undefined ? to : c.col + dc;
+    col = Math.max(0, Math.min(n - 1, col));
+    const row = Math.max(0, Math.min(nb - 1, c.row + dr));
+    this.cursor = { col, row };
+    this.drawCursor();
+    const { x, y } = this.cell(col, row);
+    this.hoverAt(x, y);
+  }
+
+  drawCursor() {
+    if (!this.shown || !this.cursor) return;
+    const o = this.overlay.getContext('2d');
+    if (this.cursorBox) { // put back what the last box covered
+      const b = this.cursorBox;
+      o.putImageData(b.saved, b.x, b.y);
+      this.cursorBox = null;
+    }
+    if (document.activeElement !== this.overlay || !this.keyboard) return;
+    const { x0, x1, y0, y1 } = this.cell(this.cursor.col, this.cursor.row);
+    const bx = Math.max(0, x0 - 2), by = Math.max(0, y0 - 2);
+    const bw = Math.min(this.overlay.width - bx, x1 - x0 + 4), bh = Math.min(this.overlay.height - by, y1 - y0 + 4);
+    this.cursorBox = { x: bx, y: by, saved: o.getImageData(bx, by, bw, bh) };
+    o.save();
+    o.setLineDash([]);
+    o.lineWidth = 2;
+    o.strokeStyle = '#0f172a';
+    o.strokeRect(x0 - 1, y0 - 1, x1 - x0 + 2, y1 - y0 + 2);
+    o.restore();
+  }
+
+  key(e) {
+    if (!this.shown) return;
+    this.keyboard = true;
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    if (moves[e.key]) {
+      e.preventDefault();
+      this.moveCursor(...moves[e.key]);
+    } else if (e.key === 'Home' || e.key === 'End') {
+      e.preventDefault();
+      this.moveCursor(0, 0, e.key === 'Home' ? 0 : Infinity);
+    } else if ((e.key === 'Enter' || e.key === ' ') && this.cursor) {
+      e.preventDefault();
+      const { x, y } = this.cell(this.cursor.col, this.cursor.row);
+      this.clickAt(x, y);
+    } else if (e.key === 'Escape') {
+      this.hideTip();
+      this.details.hidden = true;
+    }
+  }
+
   pixel(e) {
     const r = this.overlay.getBoundingClientRect();
     const x = Math.floor(((e.clientX - r.left) * this.overlay.width) / r.width);
@@ -362,10 +454,9 @@ export class HeatmapView {
     }, signal);
   }
 
-  hover(e) {
+  hoverAt(x, y) {
     if (!this.shown) return;
     const { img } = this.shown;
-    const { x, y } = this.pixel(e);
     const g = this.panel.inst.granularity;
     const n = Math.max(1, Math.round(img.duration / g));
     const t = img.start_time + columnAt(x, img.width, n) * g;
@@ -403,9 +494,8 @@ export class HeatmapView {
     }, 60);
   }
 
-  async click(e) {
+  async clickAt(x, y) {
     if (!this.shown) return;
-    const { x, y } = this.pixel(e);
     if (this.clickAbort) this.clickAbort.abort();
     this.clickAbort = new AbortController();
     try {
