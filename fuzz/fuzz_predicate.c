@@ -10,6 +10,7 @@
 
 #include "agent/predicate.h"
 #include "fuzz_check.h"
+#include "cgpath_model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -19,33 +20,6 @@ static const struct sn_field_def fields[] = {
     {"latency", SN_FIELD_NUMERIC, 2, NULL, NULL},
     {"container", SN_FIELD_CGROUP, 3, NULL, NULL},
 };
-
-/* The i-th non-empty "/"-separated component of path, its length in *n; NULL past the last. */
-static const char *component(const char *path, int i, size_t *n)
-{
-    for (;;) {
-        while (*path == '/')
-            path++;
-        if (!*path)
-            return NULL;
-        *n = strcspn(path, "/");
-        if (i-- == 0)
-            return path;
-        path += *n;
-    }
-}
-
-static bool under(const char *path, const char *prefix)
-{
-    size_t n, m;
-    const char *c;
-    for (int i = 0; (c = component(prefix, i, &n)); i++) {
-        const char *d = path ? component(path, i, &m) : NULL;
-        if (!d || m != n || memcmp(c, d, n) != 0)
-            return false;
-    }
-    return true;
-}
 
 static bool direct(const json_t *p, const struct sn_event *e)
 {
@@ -69,7 +43,7 @@ static bool direct(const json_t *p, const struct sn_event *e)
         const json_t *k = json_array_get(v, 1);
         int c;
         if (!strcmp(key, "under"))
-            return under(e->cgroup, json_string_value(k));
+            return cgpath_under(e->cgroup, json_string_value(k));
         if (!strcmp(f, "execname") || !strcmp(f, "container")) { /* both strings here */
             c = strncmp(e->str[f[0] == 'e' ? 0 : 3], json_string_value(k), SN_PRED_STRLEN - 1);
         } else {

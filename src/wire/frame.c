@@ -200,6 +200,23 @@ void sn_wire_frame_fini(struct sn_wire_frame *f)
     memset(f, 0, sizeof(*f));
 }
 
+bool sn_wire_frame_equal(const struct sn_wire_frame *a, const struct sn_wire_frame *b)
+{
+    if (strcmp(a->id, b->id) || strcmp(a->host, b->host) || a->t != b->t || a->arity != b->arity ||
+        a->total != b->total || a->over_cap != b->over_cap || a->map_full != b->map_full ||
+        a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct sn_wire_entry *x = &a->entries[i], *y = &b->entries[i];
+        if (strcmp(x->key, y->key) || x->count != y->count ||
+            (x->hist != NULL) != (y->hist != NULL))
+            return false;
+        if (x->hist && !sn_hist_equal(x->hist, y->hist))
+            return false;
+    }
+    return true;
+}
+
 static int decode(const uint8_t *buf, size_t len, struct sn_wire_frame *f)
 {
     struct rcur r = {buf, buf + len - 4, false};

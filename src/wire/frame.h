@@ -25,6 +25,7 @@
 #ifndef SN_WIRE_FRAME_H
 #define SN_WIRE_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -67,5 +68,8 @@ ssize_t sn_wire_frame_encode(const struct sn_wire_frame *f, void *buf, size_t le
 int sn_wire_frame_decode(const void *buf, size_t len, struct sn_wire_frame *out);
 /* Frees what a decode allocated; the frame is left empty. */
 void sn_wire_frame_fini(struct sn_wire_frame *f);
+/* Whether two frames say the same: id, host, second, arity, totals, drops, and the same
+ * entries in the same order (keys, counts, equal histograms). */
+bool sn_wire_frame_equal(const struct sn_wire_frame *a, const struct sn_wire_frame *b);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "agent/predicate.h"
 #include "t.h"
+#include "cgpath_model.h"
 
 enum { F_EXECNAME, F_PID, F_LATENCY, F_SIZE, F_SYSCALL, F_CONTAINER, NFIELDS };
 
@@ -326,35 +327,6 @@ static json_t *random_pred(int depth, int *leaves)
     return json_pack("{s:o}", kind == 2 ? "and" : "or", arr);
 }
 
-/* The i-th "/"-separated component of path (empty ones skipped), its length in *n; NULL past
- * the last. */
-static const char *component(const char *path, int i, size_t *n)
-{
-    for (;;) {
-        while (*path == '/')
-            path++;
-        if (!*path)
-            return NULL;
-        *n = strcspn(path, "/");
-        if (i-- == 0)
-            return path;
-        path += *n;
-    }
-}
-
-/* every component of prefix equals the event path's at the same place */
-static bool direct_under(const char *path, const char *prefix)
-{
-    size_t n, m;
-    const char *c;
-    for (int i = 0; (c = component(prefix, i, &n)); i++) {
-        const char *d = path ? component(path, i, &m) : NULL;
-        if (!d || m != n || memcmp(c, d, n) != 0)
-            return false;
-    }
-    return true;
-}
-
 static bool direct(const json_t *p, const struct sn_event *e)
 {
     const char *key;
@@ -374,7 +346,7 @@ static bool direct(const json_t *p, const struct sn_event *e)
         }
         const char *f = json_string_value(json_array_get(v, 0));
         if (!strcmp(key, "under"))
-            return direct_under(e->cgroup, json_string_value(json_array_get(v, 1)));
+            return cgpath_under(e->cgroup, json_string_value(json_array_get(v, 1)));
         if (!strcmp(f, "execname")) {
             bool eq = !strcmp(e->str[F_EXECNAME], json_string_value(json_array_get(v, 1)));
             return !strcmp(key, "eq") ? eq : !eq;
