@@ -9,13 +9,15 @@
 #   make bench-serve  sonde serve over loopback: heatmaps, raw values, event to API, load
 #                     (SERVE_SECONDS=300 of load)
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
+#   make fresh-check  the README's `make run` and `make check` on a debootstrap'd Debian 12
+#                     (downloads; for developers, not CI; scripts/fresh-check)
 JOBS         ?= 2
 FUZZ_SECONDS ?= 20
 WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
 .PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve soak-agent \
-        clean
+        fresh-check clean
 all: build
 
 setup:
@@ -63,6 +65,9 @@ bench-serve: build
 MINUTES ?= 60
 soak-agent: build
 	scripts/soak-agent $(MINUTES)
+
+fresh-check:
+	scripts/fresh-check
 
 clean:
 	rm -rf build build-asan build-fuzz
