@@ -28,6 +28,7 @@ struct hm_req {
     const char *what; /* image, details, average or percentile */
     struct sn_hm_params p;
     bool ymax_given, decompose_all, png;
+    bool exact; /* average and percentile: method=exact (the merged histograms) */
     const char *sel[MAX_SELECTED + 1];
     size_t nsel;
     double hues[SN_HM_MAX_LAYERS + 1];
@@ -179,6 +180,18 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
         if (h->y >= ht) {
             CA_INVAL(c, "\"y\" must be less than \"height\"");
             return false;
+        }
+    }
+    if (strcmp(what, "average") == 0 || strcmp(what, "percentile") == 0) {
+        if ((s = sn_param_raw(c, "method", buf, sizeof(buf)))) {
+            if (strcmp(s, "rows") && strcmp(s, "exact")) {
+                CA_INVAL(c,
+                         "value \"%.100s\" for param \"method\" not valid: unsupported value "
+                         "(\"rows\" or \"exact\")",
+                         s);
+                return false;
+            }
+            h->exact = strcmp(s, "exact") == 0;
         }
     }
     if (strcmp(what, "percentile") == 0) {
@@ -591,6 +604,65 @@ static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value
     return 0;
 }
 
+/* method=exact: the interval's histograms merged (every slot's total, so every key), and the
+ * histogram library's mean and quantiles (Hyndman-Fan type 1, interpolated within the bucket,
+ * hist_stats.c) over them. Without data: average null, each percentile 0 (what the rows method
+ * gives with its default ymin). The rows' parameters (ymin, ymax, nbuckets, yscale) are not
+ * used, and the reply leaves them out. */
+static int exact_stat(struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                      const struct hm_req *h, bool average, json_t *o)
+{
+    int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
+    size_t ncols = (size_t)(v->iv.duration / in->granularity);
+    struct sn_hist *all = sn_hist_create();
+    double q[16], r[16], out[16];
+    size_t idx[16];
+
+    if (!all)
+        return -ENOMEM;
+    for (size_t i = 0; i < ncols; i++) {
+        const struct sn_ds_slot *s =
+            sn_ds_slot_at(in->ds, start + (int64_t)i * (int64_t)in->granularity);
+        if (s && s->total && sn_hist_merge(all, s->total) < 0) {
+            sn_hist_destroy(all);
+            return -ENOMEM;
+        }
+    }
+    json_object_set_new(o, "method", json_string("exact"));
+    if (average) {
+        double m = sn_hist_mean(all);
+        json_object_set_new(o, "average", isfinite(m) ? json_real(m) : json_null());
+        sn_hist_destroy(all);
+        return 0;
+    }
+    /* the library wants the quantiles ascending: sort the asked ones (stable), then put each
+     * answer back in the order asked */
+    for (size_t i = 0; i < h->npct; i++) {
+        size_t j = i;
+        for (; j > 0 && h->pct[idx[j - 1]] > h->pct[i]; j--)
+            idx[j] = idx[j - 1];
+        idx[j] = i;
+    }
+    for (size_t i = 0; i < h->npct; i++)
+        q[i] = h->pct[idx[i]];
+    if (sn_hist_quantiles(all, q, h->npct, r, SN_QUANTILE_TYPE1) < 0) {
+        sn_hist_destroy(all); /* cannot happen: parse_hm checked each is in [0, 1] */
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < h->npct; i++)
+        out[idx[i]] = isfinite(r[i]) ? r[i] : 0;
+    sn_hist_destroy(all);
+    if (h->npct == 1) {
+        json_object_set_new(o, "percentile", json_real(out[0]));
+    } else {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < h->npct; i++)
+            json_array_append_new(arr, json_real(out[i]));
+        json_object_set_new(o, "percentile", arr);
+    }
+    return 0;
+}
+
 /* average and percentile: one column over the whole interval, in linear or (yscale=log)
  * log-spaced buckets. */
 static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t k,
@@ -618,6 +690,7 @@ static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t
     for (int j = 0; j < nb; j++)
         sum += map[j];
     set_conf(o, h, ymax);
+    json_object_set_new(o, "method", json_string("rows"));
     if (average) {
         json_object_set_new(o, "average",
                             sum > 0 ? json_real(sn_hm_average(map, nb, h->p.ymin, ymax, h->p.log))
@@ -647,6 +720,8 @@ static int point(struct sn_call *c, struct sn_instn *in, const struct sn_value_r
     struct hm_req *h = arg;
     if (strcmp(h->what, "details") == 0)
         return details(c, in, v, k, h, o);
+    if (h->exact)
+        return exact_stat(in, v, k, h, strcmp(h->what, "average") == 0, o);
     return column_stat(in, v, k, h, strcmp(h->what, "average") == 0, o);
 }
 

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "core/b64.h"
+#include "core/hist.h"
 #include "http.h"
 #include "render/heatmap.h"
 #include "t.h"
@@ -2138,6 +2139,193 @@ static void test_percentile_ndatapoints(void)
 }
 #undef LOG6
 
+/* ------------------------------------------------------------------------------------------
+ * method=exact (Sonde's extension): the interval's log-linear histograms merged, the histogram
+ * library's mean and quantiles over them; ymin, ymax, nbuckets and yscale play no part.
+ */
+
+/* The library's figures for ranges r[0..n-1] (each exactly one log-linear bucket). */
+static void oracle(const struct sn_hm_range *r, size_t n, const double *q, size_t nq, double *out,
+                   double *mean)
+{
+    struct sn_hist *h = sn_hist_create();
+    T_REQUIRE(h);
+    for (size_t i = 0; i < n; i++)
+        T_EQ(sn_hist_insert(h, (double)r[i].lo, (uint64_t)r[i].count), 0);
+    if (nq)
+        T_EQ(sn_hist_quantiles(h, q, nq, out, SN_QUANTILE_TYPE1), 0);
+    if (mean)
+        *mean = sn_hist_mean(h);
+    sn_hist_destroy(h);
+}
+
+/* A syscall-like distribution: 1000 samples spread evenly over [340, 370) ns (true p10 343,
+ * p50 355, p90 367, mean 355), split between two keys, and one 30 ms outlier that stretches
+ * the rows' auto-scaled ymax to 36 ms. The rows' p50 lands in the first of 100 rows of 360 us;
+ * the exact p50 is 355 ns give or take the 10 ns bucket. */
+static void test_exact(void)
+{
+    int id = create_by_execname();
+    long long S = B + 265;
+    T_REQUIRE(id > 0);
+    ingest(id, "h1", S, NUM,
+           "{\"cat\":[[[340,349],333],[[360,369],333]],\"ls\":[[[350,359],333]],"
+           "\"sleep\":[[[30000000,30999999],1]]}");
+    static const struct sn_hm_range all[] = {
+        {340, 349, 333}, {350, 359, 333}, {360, 369, 333}, {30000000, 30999999, 1}};
+    static const double q[] = {0.1, 0.5, 0.9}, truth[] = {343, 355, 367};
+    double want[3], mean;
+    oracle(all, 4, q, 3, want, &mean);
+
+    /* the default is the rows: p50 some 180 us, in the first row of 360 us */
+    json_t *o = get_json(HM "/percentile?start_time=%lld&percentile=0.5", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "method")), "rows");
+        T_OK(jnum(o, "percentile") > 100000);
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.5&method=rows", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "method")), "rows");
+        T_OK(jnum(o, "percentile") > 100000);
+        json_decref(o);
+    }
+    /* exact: one percentile, a number */
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.5&method=exact", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "method")), "exact");
+        T_OK(json_is_number(json_object_get(o, "percentile")));
+        T_NEAR(jnum(o, "percentile"), want[1], 1e-9);
+        T_NEAR(jnum(o, "percentile"), 355, 10);
+        T_EQ(jint(o, "start_time"), S);
+        T_EQ(jint(o, "duration"), 1);
+        /* the rows' parameters are not used, and not returned */
+        T_OK(json_object_get(o, "ymax") == NULL);
+        T_OK(json_object_get(o, "nbuckets") == NULL);
+        json_decref(o);
+    }
+    /* several, in the order asked; rows' parameters ignored */
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.9,0.1,0.5&method=exact&ymin=1000&"
+                    "ymax=2000&nbuckets=3&yscale=log",
+                 id, S);
+    if (o) {
+        double w[] = {want[2], want[0], want[1]};
+        check_pct_array(o, w, 3);
+        const json_t *a = json_object_get(o, "percentile");
+        for (int i = 0; i < 3; i++) {
+            t_note("p%g", q[(i + 2) % 3]);
+            T_NEAR(json_number_value(json_array_get(a, (size_t)i)), truth[(i + 2) % 3], 10);
+        }
+        T_OK(json_object_get(o, "yscale") == NULL);
+        json_decref(o);
+    }
+    /* p0 and p1: the bottom of the lowest bucket and the top of the highest */
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0,1&method=exact", id, S);
+    if (o) {
+        double w[2], q01[] = {0, 1};
+        oracle(all, 4, q01, 2, w, NULL);
+        check_pct_array(o, w, 2);
+        T_NEAR(w[0], 340, 1);
+        T_OK(w[1] > 30000000 && w[1] < 31000000); /* inside the outlier's bucket */
+        json_decref(o);
+    }
+    /* average: the midpoints' mean, the outlier's 30.5 ms included */
+    o = get_json(HM "/average?start_time=%lld&method=exact", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "method")), "exact");
+        T_NEAR(jnum(o, "average"), mean, 1e-6);
+        T_NEAR(jnum(o, "average"), 30850, 10);
+        json_decref(o);
+    }
+    /* from a JSON body */
+    struct th_resp r;
+    char body[256];
+    snprintf(body, sizeof(body), "{\"start_time\":%lld,\"method\":\"exact\",\"percentile\":[0.5]}",
+             S);
+    get_body(&r, body, HM "/percentile", id);
+    o = ok_json(&r, body);
+    if (o) { /* one: a number */
+        T_NEAR(jnum(o, "percentile"), want[1], 1e-9);
+        json_decref(o);
+    }
+    /* no data: average null, percentiles 0 (what the rows give with their default ymin) */
+    o = get_json(HM "/average?start_time=%lld&method=exact", id, S + 1);
+    if (o) {
+        T_OK(json_is_null(json_object_get(o, "average")));
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.5&method=exact&ymin=7", id, S + 1);
+    if (o) {
+        T_DEQ(jnum(o, "percentile"), 0.0);
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.5,0.99&method=exact", id, S + 1);
+    if (o) {
+        static const double w[] = {0, 0};
+        check_pct_array(o, w, 2);
+        json_decref(o);
+    }
+    /* two seconds, the empty one with them: the same figures */
+    o = get_json(HM "/percentile?start_time=%lld&duration=2&percentile=0.5&method=exact", id, S);
+    if (o) {
+        T_NEAR(jnum(o, "percentile"), want[1], 1e-9);
+        json_decref(o);
+    }
+    /* bad methods */
+    static const char *const bad[] = {"Exact", "mean", "", "exact,rows"};
+    for (int i = 0; i < 4; i++) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "value \"%s\" for param \"method\" not valid: unsupported value (\"rows\" or "
+                 "\"exact\")",
+                 bad[i]);
+        inval(msg, HM "/percentile?start_time=%lld&percentile=0.5&method=%s", id, S, bad[i]);
+        inval(msg, HM "/average?start_time=%lld&method=%s", id, S, bad[i]);
+    }
+    /* the other params are still checked */
+    inval("value \"2\" for param \"percentile\" not valid: value too large (max: 1)",
+          HM "/percentile?start_time=%lld&percentile=2&method=exact", id, S);
+}
+
+/* method=exact with ndatapoints=10&duration=1: each point its own second's figures. Second k
+ * holds 100 - k samples in [1000, 1100) and 10 k + 1 in [100000, 110000). */
+static void test_exact_ndatapoints(void)
+{
+    int id = create_latency();
+    long long S = B + 270;
+    T_REQUIRE(id > 0);
+    for (int k = 0; k < 10; k++) {
+        char v[128];
+        snprintf(v, sizeof(v), "[[[1000,1099],%d],[[100000,109999],%d]]", 100 - k, 10 * k + 1);
+        ingest(id, "h1", S + k, NUM, v);
+    }
+    json_t *a = get_json(HM "/percentile?percentile=0.5,0.9,0.99&duration=1&ndatapoints=10&"
+                            "start_time=%lld&method=exact",
+                         id, S);
+    json_t *m =
+        get_json(HM "/average?duration=1&ndatapoints=10&start_time=%lld&method=exact", id, S);
+    if (T_OK(json_is_array(a)) && T_EQU(json_array_size(a), 10) && T_OK(json_is_array(m)) &&
+        T_EQU(json_array_size(m), 10)) {
+        for (int k = 0; k < 10; k++) {
+            const json_t *o = json_array_get(a, (size_t)k);
+            struct sn_hm_range r[] = {{1000, 1099, 100 - k}, {100000, 109999, 10 * k + 1}};
+            static const double q[] = {0.5, 0.9, 0.99};
+            double w[3], mean;
+            oracle(r, 2, q, 3, w, &mean);
+            t_note("point %d", k);
+            T_EQ(jint(o, "start_time"), S + k);
+            T_STR(json_string_value(json_object_get(o, "method")), "exact");
+            check_pct_array(o, w, 3);
+            /* p50 always among the 1000s; p99 among the 100000s once they are 2 % */
+            T_OK(w[0] >= 1000 && w[0] < 1100);
+            T_OK(k == 0 || (w[2] >= 100000 && w[2] < 110000));
+            T_NEAR(jnum(json_array_get(m, (size_t)k), "average"), mean, 1e-6);
+        }
+    }
+    json_decref(a);
+    json_decref(m);
+}
+
 static int stop_rc;
 
 static void test_stopped(void)
@@ -2202,6 +2390,9 @@ int main(int argc, char **argv)
     t_run("percentile: required, bounds, §4.4 figures, several, no data", test_percentile);
     t_run("average and percentile: yscale=log", test_log_stats);
     t_run("percentile: p50, p90, p99 of 60 points, linear and log", test_percentile_ndatapoints);
+    t_run("average and percentile: method=exact, bad methods, no data", test_exact);
+    t_run("average and percentile: method=exact over ndatapoints=10&duration=1",
+          test_exact_ndatapoints);
 
     stop_rc = th_serve_stop(&srv);
     t_run("sonde serve stops cleanly", test_stopped);
