@@ -362,6 +362,56 @@ static const char **present_keys(const struct sn_instn *in, int64_t start, size_
     return k;
 }
 
+struct key_count {
+    uint64_t count;
+    size_t i; /* index in the sorted present keys */
+};
+
+/* Largest count first; ties in the keys' (sorted) order. */
+static int cmp_key_count(const void *a, const void *b)
+{
+    const struct key_count *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* decompose_all's order: the indices of keys[0..n-1] (sorted, unique) by their event counts
+ * summed over [start, start + ncols*G), largest first, ties by name. Returns a new array, or
+ * NULL when out of memory. Lock held. */
+static size_t *biggest_keys(const struct sn_instn *in, int64_t start, size_t ncols,
+                            const char *const *keys, size_t n)
+{
+    struct key_count *kc = calloc(n ? n : 1, sizeof(*kc));
+    size_t *order = malloc((n ? n : 1) * sizeof(*order));
+
+    if (!kc || !order) {
+        free(kc);
+        free(order);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        kc[i].i = i;
+    for (size_t c = 0; c < ncols; c++) {
+        const struct sn_ds_slot *s =
+            sn_ds_slot_at(in->ds, start + (int64_t)c * (int64_t)in->granularity);
+        for (size_t e = 0; s && e < s->n; e++) {
+            const char *k = s->e[e].key;
+            const char *const *hit = bsearch(&k, keys, n, sizeof(*keys), cmp_str);
+            if (hit) {
+                struct key_count *x = &kc[hit - keys];
+                x->count =
+                    s->e[e].count > UINT64_MAX - x->count ? UINT64_MAX : x->count + s->e[e].count;
+            }
+        }
+    }
+    qsort(kc, n, sizeof(*kc), cmp_key_count);
+    for (size_t i = 0; i < n; i++)
+        order[i] = kc[i].i;
+    free(kc);
+    return order;
+}
+
 /* ------------------------------------------------------------------------------------------
  * The four resources
  */
@@ -382,6 +432,7 @@ static void set_conf(json_t *o, const struct hm_req *h, double ymax)
 struct img_job {
     char **present; /* keys with data in the interval, sorted (owned copies) */
     size_t npresent, nsel, ncols;
+    char **drawn; /* decompose_all: the keys drawn, biggest first (into present) */
     struct columns cols;
 };
 
@@ -390,6 +441,7 @@ static void job_fini(struct img_job *j)
     for (size_t i = 0; i < j->npresent; i++)
         free(j->present[i]);
     free(j->present);
+    free(j->drawn);
     columns_fini(&j->cols);
 }
 
@@ -413,9 +465,21 @@ static int gather(struct sn_instn *in, const struct sn_value_req *v, size_t k,
             return -ENOMEM;
         }
     j->nsel = h->nsel;
-    if (h->decompose_all) {
-        sel = present;
+    if (h->decompose_all && j->present) {
+        size_t *order = biggest_keys(in, start, j->ncols, present, j->npresent);
         j->nsel = j->npresent < MAX_SELECTED ? j->npresent : MAX_SELECTED;
+        j->drawn = calloc(j->nsel ? j->nsel : 1, sizeof(*j->drawn));
+        if (!order || !j->drawn) {
+            free(order);
+            free(present);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < j->nsel; i++) { /* present reordered: the biggest first */
+            j->drawn[i] = j->present[order[i]];
+            present[i] = j->drawn[i];
+        }
+        free(order);
+        sel = present;
     }
     int rc = j->present ? columns_of(in, start, j->ncols, sel, j->nsel, &j->cols) : -ENOMEM;
     free(present);
@@ -433,9 +497,9 @@ static json_t *layers_of(const struct img_job *j, const struct hm_req *h,
     for (size_t l = first; l < first + n; l++) {
         double hue = sn_hm_layer_hue(p, l);
         json_t *o = json_object();
-        if (l > 0) /* the keys drawn: the selected ones, or decompose_all's first present */
+        if (l > 0) /* the keys drawn: the selected ones, or decompose_all's biggest */
             json_object_set_new(o, "key",
-                                json_string(h->decompose_all ? j->present[l - 1] : h->sel[l - 1]));
+                                json_string(h->decompose_all ? j->drawn[l - 1] : h->sel[l - 1]));
         json_object_set_new(o, "hue",
                             hue == floor(hue) ? json_integer((json_int_t)hue) : json_real(hue));
         json_array_append_new(arr, o);

@@ -824,7 +824,7 @@ static void test_modes(void)
     check_two(&im, 21, -1, "exclude, the others false");
     img_free(&im);
 
-    /* decompose_all takes the keys sorted, not in the order they arrived: "b" came first */
+    /* decompose_all ranks equal counts by name, not in the order they arrived: "b" came first */
     int id2 = create_by_execname();
     T_REQUIRE(id2 > 0);
     ingest(id2, "h1", S, NUM, "{\"b\":[[[40,40],5]]}");
@@ -839,6 +839,25 @@ static void test_modes(void)
     T_MEM(PX(&im, 0, 7), WHITE, 3);
     T_MEM(PX(&im, 5, 1), WHITE, 3);
     img_free(&im);
+    /* ... and the bigger key first, wherever it sorts: one more "b" makes it layer 1 */
+    ingest(id2, "h1", S + 2, NUM, "{\"b\":[[[40,40],1]]}");
+    T_REQUIRE(image_of(
+        &im, HM "/image?start_time=%lld&duration=3&" Q10 "&ymax=50&decompose_all=true", id2, S));
+    colour(203, 1, c);          /* a: now the second */
+    T_MEM(PX(&im, 4, 7), c, 3); /* the middle column of 3 over 10 pixels */
+    colour(112, 1, c);          /* b: the first */
+    T_MEM(PX(&im, 0, 1), c, 3);
+    img_free(&im);
+    json_t *lj =
+        get_json(HM "/image?start_time=%lld&duration=3&" Q10 "&ymax=50&decompose_all=true", id2, S);
+    if (lj) {
+        const json_t *l = json_object_get(lj, "layers");
+        T_STR(json_string_value(json_object_get(json_array_get(l, 1), "key")), "b");
+        T_EQ(jint(json_array_get(l, 1), "hue"), 112);
+        T_STR(json_string_value(json_object_get(json_array_get(l, 2), "key")), "a");
+        T_EQ(jint(json_array_get(l, 2), "hue"), 203);
+        json_decref(lj);
+    }
 
     const char *msg =
         "only one of \"isolate\", \"exclude\", and \"decompose_all\" may be specified";
@@ -1012,7 +1031,8 @@ static void test_layers(void)
     json_decref(a);
 }
 
-/* decompose_all gives the first 63 keys (sorted) a layer each; the rest holds the others. */
+/* decompose_all gives 63 keys a layer each (equal counts: the first 63 by name); the rest holds
+ * the others. */
 static void test_layers_limit(void)
 {
     long long S = B + 191;
@@ -1042,6 +1062,78 @@ static void test_layers_limit(void)
     }
     T_EQU(json_array_size(json_object_get(o, "present")), 65);
     json_decref(o);
+}
+
+/* decompose_all with 73 keys: the 63 with the largest counts over the image's interval get
+ * the layers, largest first, equal counts by name; the small keys that sort first stay in the
+ * rest. "a00".."a09" have 1 each (and "a05" 1000 in a second outside the interval), "m00".."m59"
+ * 10 each, "z0" 50, "z1" 20 + 20 over two seconds, "z2" 50. Each key its own row, so the image
+ * shows which layer drew it. */
+static void test_decompose_biggest(void)
+{
+    long long S = B + 280;
+    int id = create_by_execname();
+    char v[8192];
+    size_t at;
+    T_REQUIRE(id > 0);
+    for (int sec = 0; sec < 2; sec++) {
+        at = (size_t)snprintf(v, sizeof(v), "{\"z1\":[[[10,10],20]]");
+        for (int i = 0; sec == 0 && i < 10; i++)
+            at += (size_t)snprintf(v + at, sizeof(v) - at, ",\"a%02d\":[[[20,20],1]]", i);
+        for (int i = 0; sec == 0 && i < 60; i++)
+            at += (size_t)snprintf(v + at, sizeof(v) - at, ",\"m%02d\":[[[30,30],10]]", i);
+        if (sec == 0)
+            at += (size_t)snprintf(v + at, sizeof(v) - at,
+                                   ",\"z0\":[[[40,40],50]],\"z2\":[[[40,40],50]]");
+        snprintf(v + at, sizeof(v) - at, "}");
+        ingest(id, "h1", S + sec, NUM, v);
+    }
+    ingest(id, "h1", S + 2, NUM, "{\"a05\":[[[20,20],1000]]}");
+#define IMGB HM "/image?start_time=%lld&duration=2&" Q10 "&ymax=50&decompose_all=true"
+    json_t *o = get_json(IMGB, id, S);
+    T_REQUIRE(o);
+    const json_t *l = json_object_get(o, "layers");
+    T_REQUIRE(json_is_array(l) && T_EQU(json_array_size(l), 64));
+    T_OK(json_object_get(json_array_get(l, 0), "key") == NULL);
+    for (size_t k = 1; k < 64; k++) {
+        char want[8];
+        if (k <= 3)
+            snprintf(want, sizeof(want), "%s", k == 1 ? "z0" : k == 2 ? "z2" : "z1");
+        else
+            snprintf(want, sizeof(want), "m%02zu", k - 4);
+        t_note("layer %zu", k);
+        T_STR(json_string_value(json_object_get(json_array_get(l, k), "key")), want);
+        t_note("layer %zu", k);
+        T_DEQ(jnum(json_array_get(l, k), "hue"), sn_hm_default_hue(k));
+    }
+    T_EQU(json_array_size(json_object_get(o, "present")), 73);
+    T_STR(json_string_value(json_array_get(json_object_get(o, "present"), 0)), "a00");
+    json_decref(o);
+
+    /* what is drawn is what layers says: row 7 (10) is z1's hue alone in both columns; row 5
+     * (20) the rest's (21), the a keys; row 1 (40) mixes z0's and z2's hues (layers 1 and 2) */
+    struct img im;
+    T_REQUIRE(image_of(&im, IMGB, id, S));
+    for (int x = 0; x < 10; x += 9) {
+        t_note("x %d", x);
+        T_NEAR(hue_of(PX(&im, x, 7)), sn_hm_default_hue(3), 3);
+    }
+    T_NEAR(hue_of(PX(&im, 0, 5)), 21, 3);
+    T_OK(!is_white(&im, 0, 3)); /* m00 .. m59, mixed */
+    T_MEM(PX(&im, 9, 5), WHITE, 3);
+    T_MEM(PX(&im, 9, 1), WHITE, 3);
+    T_OK(!is_white(&im, 0, 1));
+    img_free(&im);
+    /* the same over the one second S + 1: z1 alone, layer 1 */
+    o = get_json(HM "/image?start_time=%lld&duration=1&" Q10 "&ymax=50&decompose_all=true", id,
+                 S + 1);
+    if (o) {
+        l = json_object_get(o, "layers");
+        T_EQU(json_array_size(l), 2);
+        T_STR(json_string_value(json_object_get(json_array_get(l, 1), "key")), "z1");
+        json_decref(o);
+    }
+#undef IMGB
 }
 
 /* coloring=linear: value / max(1, largest) rather than ranks (§4.2 step 5). */
@@ -2369,6 +2461,8 @@ int main(int argc, char **argv)
     t_run("image: hues, default 21 and 112, need N hues, invalid hue", test_hues);
     t_run("image: layers and their hues in every mode", test_layers);
     t_run("image: decompose_all's layers stop at 63 keys", test_layers_limit);
+    t_run("image: decompose_all colours the 63 biggest keys of the interval",
+          test_decompose_biggest);
     t_run("image: coloring rank and linear", test_coloring);
     t_run("image: two layers in one pixel mix as CA mixes them", test_mixed_layers);
     t_run("image: weights=weight", test_weights);
