@@ -864,8 +864,8 @@ static void test_create_invalid(void)
         /* a numeric field needs a number */
         {JSON,
          "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
-         "\"5\"]}}",
-         "value {\"gt\":[\"latency\",\"5\"]} for field \"predicate\" is invalid: ", true},
+         "\"5x\"]}}", /* "5" is 5 ns (units in predicates, Sonde's) */
+         "value {\"gt\":[\"latency\",\"5x\"]} for field \"predicate\" is invalid: ", true},
         {JSON, "{\"module\":\"syscall\",", "failed to parse JSON: ", true},
     };
     size_t nbad = sizeof(bad) / sizeof(bad[0]);
