@@ -45,13 +45,13 @@ int sn_fmt_human(char *buf, size_t len, double d, int digits)
 
 struct sn_unit sn_unit_of_ca(const char *unit, int power)
 {
-    struct sn_unit u = {SN_UNIT_NONE, 1, false};
+    struct sn_unit u = {SN_FMT_UNIT_NONE, 1, false};
 
     if (unit && strcmp(unit, "seconds") == 0) {
-        u.kind = SN_UNIT_TIME;
+        u.kind = SN_FMT_UNIT_TIME;
         u.scale = pow(10, power + 9);
     } else if (unit && strcmp(unit, "bytes") == 0) {
-        u.kind = SN_UNIT_SIZE;
+        u.kind = SN_FMT_UNIT_SIZE;
     }
     return u;
 }
@@ -70,10 +70,10 @@ int sn_fmt_unit(char *buf, size_t len, double v, const struct sn_unit *u)
 
     if (isnan(v))
         return snprintf(buf, len, "-");
-    if (!u || u->kind == SN_UNIT_NONE || !isfinite(v))
+    if (!u || u->kind == SN_FMT_UNIT_NONE || !isfinite(v))
         return sn_fmt_human(buf, len, v, 6);
     a = fabs(v * u->scale);
-    if (u->kind == SN_UNIT_TIME) {
+    if (u->kind == SN_FMT_UNIT_TIME) {
         double ns = v * u->scale;
         if (a < 999.5)
             return snprintf(buf, len, "%.0f ns", ns);

@@ -30,7 +30,7 @@ int sn_fmt_human(char *buf, size_t len, double d, int digits);
  * times in ns, µs, ms, s and sizes in B, KiB, MiB, GiB, TiB with 3 significant digits
  * ("355 ns", "3.05 µs", "1.20 ms", "12.0 s", "4.00 KiB"), the rest as sn_fmt_human() with 6.
  */
-enum sn_unit_kind { SN_UNIT_NONE, SN_UNIT_TIME, SN_UNIT_SIZE };
+enum sn_unit_kind { SN_FMT_UNIT_NONE, SN_FMT_UNIT_TIME, SN_FMT_UNIT_SIZE };
 
 struct sn_unit {
     enum sn_unit_kind kind;
