@@ -244,6 +244,14 @@ static void test_predicates(void)
     T_STR(created_predicate("-p 'latency<5' -p 'latency > 2' -p 'execname = x'", b, sizeof(b)),
           "{\"and\":[{\"lt\":[\"latency\",5]},{\"gt\":[\"latency\",2]},{\"eq\":[\"execname\","
           "\"x\"]}]}");
+    /* values with units go to the server as strings; it converts them (or says why not) */
+    T_STR(created_predicate("-d latency -p 'latency > 1ms' -p 'latency<=2.5s'", b, sizeof(b)),
+          "{\"and\":[{\"gt\":[\"latency\",\"1ms\"]},{\"le\":[\"latency\",\"2.5s\"]}]}");
+    T_EQ(run("create syscall.syscalls -p 'latency > 4KiB'"), 1);
+    T_STR(err,
+          "sonde: value {\"gt\":[\"latency\",\"4KiB\"]} for field \"predicate\" is invalid: "
+          "\"4KiB\" is a size, but field \"latency\" is a time: use ns, us (or \xc2\xb5s), ms, "
+          "s, min or h\n");
     T_EQ(run("create syscall.syscalls -p 'latency >'"), 2);
     T_STR(err, "sonde create: bad predicate 'latency >': no value\n");
     T_EQ(run("create syscall.syscalls -p latency"), 2);
