@@ -19,6 +19,7 @@
 #include "api/internal.h"
 #include "api/value.h"
 #include "core/b64.h"
+#include "core/hist.h"
 #include "render/heatmap.h"
 #include "render/png.h"
 

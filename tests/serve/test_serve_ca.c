@@ -864,8 +864,8 @@ static void test_create_invalid(void)
         /* a numeric field needs a number */
         {JSON,
          "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
-         "\"5\"]}}",
-         "value {\"gt\":[\"latency\",\"5\"]} for field \"predicate\" is invalid: ", true},
+         "\"5x\"]}}", /* "5" is 5 ns (units in predicates, Sonde's) */
+         "value {\"gt\":[\"latency\",\"5x\"]} for field \"predicate\" is invalid: ", true},
         {JSON, "{\"module\":\"syscall\",", "failed to parse JSON: ", true},
     };
     size_t nbad = sizeof(bad) / sizeof(bad[0]);
@@ -1281,6 +1281,59 @@ static void test_unknown_props(void)
     }
     json_decref(o);
     json_decref(f);
+}
+
+/* Predicate constants with units (Sonde's extension): accepted, kept as given; the wrong kind
+ * or garbage is 409 naming the field and the value. */
+static void test_predicate_units(void)
+{
+    struct th_resp r;
+    int st;
+    T_REQUIRE(g_up);
+    json_t *o = create(g.port, "{\"module\":\"fs\",\"stat\":\"logical_ops\","
+                               "\"predicate\":{\"and\":[{\"gt\":[\"latency\",\"1.5ms\"]},"
+                               "{\"ge\":[\"size\",\"4KiB\"]}]},\"decomposition\":[\"latency\"]}");
+    if (T_OK(o != NULL)) {
+        char *p = json_dumps(json_object_get(o, "predicate"), JSON_COMPACT);
+        T_STR(p, "{\"and\":[{\"gt\":[\"latency\",\"1.5ms\"]},{\"ge\":[\"size\",\"4KiB\"]}]}");
+        free(p);
+        json_t *g2 = get_instn(g.port, sget(o, "id"), &st);
+        T_EQ(st, 200);
+        T_OK(json_equal(json_object_get(g2, "predicate"), json_object_get(o, "predicate")));
+        json_decref(g2);
+    }
+    json_decref(o);
+    /* a form's predicate is a JSON string; micro as µs */
+    o = create_at(g.port, "/ca", FORM,
+                  "module=syscall&stat=syscalls&predicate=%7B%22lt%22%3A%5B%22latency%22%2C%22150"
+                  "%C2%B5s%22%5D%7D",
+                  NULL);
+    if (T_OK(o != NULL)) {
+        char *p = json_dumps(json_object_get(o, "predicate"), JSON_COMPACT);
+        T_STR(p, "{\"lt\":[\"latency\",\"150\xc2\xb5s\"]}");
+        free(p);
+    }
+    json_decref(o);
+    static const struct {
+        const char *body, *msg;
+    } bad[] = {
+        {"{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
+         "\"4KiB\"]}}",
+         "value {\"gt\":[\"latency\",\"4KiB\"]} for field \"predicate\" is invalid: \"4KiB\" is a "
+         "size, but field \"latency\" is a time: use ns, us (or \xc2\xb5s), ms, s, min or h"},
+        {"{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
+         "\"soon\"]}}",
+         "value {\"gt\":[\"latency\",\"soon\"]} for field \"predicate\" is invalid: \"soon\" is "
+         "not a time for field \"latency\": use a number of nanoseconds, or a number with ns, us "
+         "(or \xc2\xb5s), ms, s, min or h"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        if (!T_OK(req(g.port, "POST", "/ca/instrumentations", JSON, bad[i].body, NULL, NULL, &r) ==
+                  0))
+            continue;
+        check_error(&r, 409, "ECA_INVAL", bad[i].msg, false);
+        th_resp_free(&r);
+    }
 }
 
 static void test_not_found(void)
@@ -1997,6 +2050,7 @@ int main(int argc, char **argv)
     t_run("list_get_put_delete", test_crud);
     t_run("clone", test_clone);
     t_run("unknown_properties_warned", test_unknown_props);
+    t_run("predicate_units", test_predicate_units);
     t_run("not_found", test_not_found);
     t_run("options_cors", test_options_cors);
     t_run("body_limits", test_body_limits);
