@@ -194,6 +194,11 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
             }
             h->exact = strcmp(s, "exact") == 0;
         }
+        if (h->exact && h->p.weights) { /* the histograms count events, not their values */
+            CA_INVAL(c, "value \"weight\" for param \"weights\" not valid: not supported with "
+                        "method \"exact\"");
+            return false;
+        }
     }
     if (strcmp(what, "percentile") == 0) {
         const char *pv[16];

@@ -2374,6 +2374,17 @@ static void test_exact(void)
         inval(msg, HM "/percentile?start_time=%lld&percentile=0.5&method=%s", id, S, bad[i]);
         inval(msg, HM "/average?start_time=%lld&method=%s", id, S, bad[i]);
     }
+    inval("value \"weight\" for param \"weights\" not valid: not supported with method "
+          "\"exact\"",
+          HM "/percentile?start_time=%lld&percentile=0.5&method=exact&weights=weight", id, S);
+    inval("value \"weight\" for param \"weights\" not valid: not supported with method "
+          "\"exact\"",
+          HM "/average?start_time=%lld&method=exact&weights=weight", id, S);
+    o = get_json(HM "/average?start_time=%lld&method=exact&weights=count", id, S);
+    if (o) {
+        T_NEAR(jnum(o, "average"), mean, 1e-6);
+        json_decref(o);
+    }
     /* the other params are still checked */
     inval("value \"2\" for param \"percentile\" not valid: value too large (max: 1)",
           HM "/percentile?start_time=%lld&percentile=2&method=exact", id, S);
