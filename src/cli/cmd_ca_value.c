@@ -660,8 +660,8 @@ static const char percentile_usage[] =
     "\n"
     "Prints percentiles (0 to 1) of numeric instrumentation ID over an interval (default:\n"
     "the last data point), one per line, in the field's unit, of every key: computed by\n"
-    "the server from the merged log-linear histograms (method=exact), so within the\n"
-    "width of one log-linear bucket (at most 10%) of the true value.\n"
+    "the server from the merged log-linear histograms (method=exact), so within one\n"
+    "log-linear bucket (1 to 10%) of the true value. No data gives 0.\n"
     "\n"
     "options:\n"
     "  -P, --percentile L the percentiles, e.g. 0.5,0.9,0.99 (required)\n"
@@ -671,9 +671,9 @@ static const char percentile_usage[] =
     "                     between ymin and ymax (log-spaced with --log); only then may\n"
     "                     --ymin, --ymax, --nbuckets and --log be given\n"
     "  --ymin Y, --ymax Y the value range of the rows (ymax auto-scales when absent)\n"
-    "  the heatmap's options, sent to the server: --weights weight weighs each count by\n"
-    "  its value; the key options and colors are checked but change nothing:\n" KEY_DRAW_HELP
-        SN_CA_COMMON_HELP;
+    "  the heatmap's options, sent to the server: with --rows, --weights weight weighs\n"
+    "  each count by its value; the key options and colors are checked but change\n"
+    "  nothing:\n" KEY_DRAW_HELP SN_CA_COMMON_HELP;
 
 int sn_cmd_percentile(int argc, char **argv)
 {
@@ -683,6 +683,7 @@ int sn_cmd_percentile(int argc, char **argv)
     struct sn_ca_inst in;
     char rel[VALUE_REL_MAX], n[48];
     const char *q; /* the percentiles as given, for labels */
+    const char *q_method, *w;
     json_t *j, *p;
     int rc;
 
@@ -699,6 +700,13 @@ int sn_cmd_percentile(int argc, char **argv)
                         "of --rows: give --rows with them\n");
         return SN_EXIT_USAGE;
     }
+    if (!a.rows && (w = param_val(&a, O_WEIGHTS)) && strcmp(w, "count") != 0) {
+        fprintf(stderr,
+                "sonde percentile: --weights %s needs --rows (exact percentiles count "
+                "events)\n",
+                w);
+        return SN_EXIT_USAGE;
+    }
     if (!a.rows && sn_ca_query(a.query, sizeof(a.query), "method", "exact") < 0) {
         fprintf(stderr, "sonde percentile: the options are too long\n");
         return SN_EXIT_USAGE;
@@ -713,7 +721,8 @@ int sn_cmd_percentile(int argc, char **argv)
         return rc;
     }
     p = json_object_get(j, "percentile");
-    if (!a.rows && !json_string_value(json_object_get(j, "method")))
+    q_method = json_string_value(json_object_get(j, "method"));
+    if (!a.rows && (!q_method || strcmp(q_method, "exact") != 0))
         fprintf(stderr, "sonde: warning: the server does not compute exact percentiles "
                         "(method=exact): these are from its rows, as with --rows\n");
     if (a.ca.json) {

@@ -205,6 +205,59 @@ static void test_heatmap(void)
     T_OK(strncmp(out, "p0.5 ", 5) == 0);
 }
 
+/* Percentiles are exact by default (method=exact: from the merged log-linear histograms,
+ * libcircllhist's type 1), CA's rows with --rows. Instrumentation 2 holds 4 calls in
+ * [3000, 3100) ns and 18 in [2000000, 2100000) ns. */
+static void test_percentile(void)
+{
+    char args[256];
+    json_t *j, *p;
+
+    snprintf(args, sizeof(args), "percentile 2 -P 0.5,0.99 --start %" PRId64 " --json", t0);
+    T_EQ(run(args), 0);
+    T_STR(err, "");
+    j = json_loads(out, 0, NULL);
+    T_STR(json_string_value(json_object_get(j, "method")), "exact");
+    p = json_object_get(j, "percentile");
+    T_DEQ(json_number_value(json_array_get(p, 0)), 2036842.105263158);
+    T_DEQ(json_number_value(json_array_get(p, 1)), 2094736.8421052631);
+    json_decref(j);
+    /* in the field's unit, in the order asked; never above the top of the data's bucket */
+    snprintf(args, sizeof(args), "percentile 2 -P 0.99,0.5,0.1,1 --start %" PRId64, t0);
+    T_EQ(run(args), 0);
+    T_STR(err, "");
+    T_STR(out, "p0.99       2.09 ms\n"
+               "p0.5        2.04 ms\n"
+               "p0.1        3.06 us\n"
+               "p1          2.09 ms\n");
+
+    /* CA's rows: 100 rows of 22 us up to the auto-scaled 2.2 ms put the p99 above the data */
+    snprintf(args, sizeof(args), "percentile 2 -P 0.5,0.99 --start %" PRId64 " --rows", t0);
+    T_EQ(run(args), 0);
+    T_STR(err, "");
+    T_STR(out, "p0.5        2.04 ms\n"
+               "p0.99       2.11 ms\n");
+    snprintf(args, sizeof(args), "percentile 2 -P 0.5 --start %" PRId64 " --rows --json", t0);
+    T_EQ(run(args), 0);
+    j = json_loads(out, 0, NULL);
+    T_STR(json_string_value(json_object_get(j, "method")), "rows");
+    T_EQ(json_integer_value(json_object_get(j, "nbuckets")), 100);
+    json_decref(j);
+
+    /* the rows' options need --rows; exact percentiles count events */
+    T_EQ(run("percentile 2 -P 0.5 --nbuckets 3"), 2);
+    T_STR(err, "sonde percentile: --ymin, --ymax, --nbuckets and --log shape the rows of --rows: "
+               "give --rows with them\n");
+    T_EQ(run("percentile 2 -P 0.5 --log"), 2);
+    T_EQ(run("percentile 2 -P 0.5 --ymax 9"), 2);
+    T_EQ(run("percentile 2 -P 0.5 --weights weight"), 2);
+    T_STR(err, "sonde percentile: --weights weight needs --rows (exact percentiles count "
+               "events)\n");
+    snprintf(args, sizeof(args), "percentile 2 -P 0.5 --weights count --start %" PRId64, t0);
+    T_EQ(run(args), 0);
+    T_STR(out, "p0.5        2.04 ms\n");
+}
+
 /* The predicate of "create ... ARGS --json" as compact JSON, in buf. */
 static const char *created_predicate(const char *args, char *buf, size_t cap)
 {
@@ -794,6 +847,7 @@ int main(int argc, char **argv)
     t_run("create_list", test_create_list);
     t_run("raw", test_raw);
     t_run("heatmap", test_heatmap);
+    t_run("percentile", test_percentile);
     t_run("clone_delete", test_clone_delete);
     t_run("errors", test_errors);
     t_run("what is wrong", test_what_is_wrong);
