@@ -273,10 +273,23 @@ int sn_ca_inst_get(struct sn_ca *ca, const char *id, bool units, struct sn_ca_in
     setlocale(LC_CTYPE, "");
     cs = nl_langinfo(CODESET);
     in->unit.ascii = !cs || (strcmp(cs, "UTF-8") != 0 && strcmp(cs, "utf8") != 0);
-    if (!in->numeric || !units)
+    in->vunit = in->unit;
+    if (!units)
         return SN_EXIT_OK;
     if ((rc = sn_ca_call_json(ca, "GET", "", NULL, false, &desc)) != SN_EXIT_OK)
         return rc;
+    /* the metric's own values: CA gives those in bytes the type "size" */
+    json_array_foreach(json_object_get(desc, "metrics"), i, f)
+    {
+        const char *mod = json_string_value(json_object_get(f, "module"));
+        const char *stat = json_string_value(json_object_get(f, "stat"));
+        const char *type = json_string_value(json_object_get(f, "type"));
+        const char *imod = json_string_value(json_object_get(in->props, "module"));
+        const char *istat = json_string_value(json_object_get(in->props, "stat"));
+        if (mod && stat && imod && istat && strcmp(mod, imod) == 0 && strcmp(stat, istat) == 0 &&
+            type && strcmp(type, "size") == 0)
+            in->vunit.kind = SN_FMT_UNIT_SIZE;
+    }
     json_array_foreach(json_object_get(in->props, "decomposition"), i, f)
     {
         const char *name = json_string_value(f);

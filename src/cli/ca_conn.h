@@ -76,10 +76,11 @@ int sn_ca_call_json(struct sn_ca *ca, const char *method, const char *rel, const
 
 /* What the value commands need to know of an instrumentation besides its values. */
 struct sn_ca_inst {
-    json_t *props;       /* its properties (GET /instrumentations/ID) */
-    bool numeric;        /* value-arity numeric-decomposition: it has heatmaps */
-    const char *nfield;  /* the numeric field of its decomposition, or NULL */
-    struct sn_unit unit; /* the unit of that field's values (`GET /ca`'s types) */
+    json_t *props;        /* its properties (GET /instrumentations/ID) */
+    bool numeric;         /* value-arity numeric-decomposition: it has heatmaps */
+    const char *nfield;   /* the numeric field of its decomposition, or NULL */
+    struct sn_unit unit;  /* the unit of that field's values (`GET /ca`'s types) */
+    struct sn_unit vunit; /* the unit of the metric's values, the counts (bytes, or none) */
 };
 
 /* Fills *in for instrumentation id; with units, also asks `GET /ca` for the unit of the

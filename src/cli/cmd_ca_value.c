@@ -293,8 +293,9 @@ static void num_str(const json_t *v, char *out, size_t cap)
 
 /* How values are shown: the numeric field's unit, and how many keys. */
 struct view {
-    struct sn_unit unit; /* of the numeric field's values */
-    long top;            /* --top N, 0: every key */
+    struct sn_unit unit;  /* of the numeric field's values */
+    struct sn_unit vunit; /* of the metric's values, the counts: bytes, or none */
+    long top;             /* --top N, 0: every key */
 };
 
 /* A printf width for s left-aligned in w cells (a multi-byte UTF-8 character takes one). */
@@ -329,10 +330,14 @@ static double dist_total(const json_t *d)
     return t;
 }
 
-/* A count (or a sum of them): integers exactly, the rest with 15 digits. */
-static void count_str(double n, char *out, size_t cap)
+/* A count (or a sum of them): integers exactly, the rest with 15 digits; in the metric's
+ * unit when it has one (bytes). */
+static void count_str(double n, const struct view *v, char *out, size_t cap)
 {
-    snprintf(out, cap, "%.15g", n);
+    if (v->vunit.kind != SN_FMT_UNIT_NONE)
+        sn_fmt_unit(out, cap, n, &v->vunit);
+    else
+        snprintf(out, cap, "%.15g", n);
 }
 
 /* Ranges [lo, hi] (integers, inclusive) as [lo, hi + 1) in the field's unit, with their
@@ -357,7 +362,7 @@ static void print_dist(const json_t *d, const char *indent, const struct view *v
         int bar = max > 0 ? (int)ceil(cnt / max * 40) : 0;
         sn_fmt_unit(lo, sizeof(lo), json_number_value(json_array_get(r, 0)), &v->unit);
         sn_fmt_unit(hi, sizeof(hi), json_number_value(json_array_get(r, 1)) + 1, &v->unit);
-        num_str(json_array_get(b, 1), n, sizeof(n));
+        count_str(cnt, v, n, sizeof(n));
         snprintf(range, sizeof(range), "[%s, %s)", lo, hi);
         printf("%s%-*s %10s  ", indent, wfix(range, 28), range, n);
         for (int k = 0; k < bar; k++)
@@ -368,9 +373,12 @@ static void print_dist(const json_t *d, const char *indent, const struct view *v
 
 static int print_raw(const json_t *value, const struct view *view)
 {
-    char n[32];
+    char n[48];
 
-    if (json_is_number(value) || json_is_null(value)) {
+    if (json_is_number(value)) {
+        count_str(json_number_value(value), view, n, sizeof(n));
+        printf("%s\n", n);
+    } else if (json_is_null(value)) {
         num_str(value, n, sizeof(n));
         printf("%s\n", n);
     } else if (json_is_array(value)) {
@@ -396,18 +404,21 @@ static int print_raw(const json_t *value, const struct view *view)
             if (i >= shown) {
                 rest += kcs[i].count;
             } else if (json_is_array(kcs[i].v)) {
-                count_str(kcs[i].count, n, sizeof(n));
+                count_str(kcs[i].count, view, n, sizeof(n));
                 printf("%s (total %s)\n", kcs[i].key, n);
                 print_dist(kcs[i].v, "    ", view);
             } else {
-                num_str(kcs[i].v, n, sizeof(n));
+                count_str(kcs[i].count, view, n, sizeof(n));
                 printf("%-32s %s\n", kcs[i].key, n);
             }
         }
         if (shown < cnt) {
-            count_str(rest, n, sizeof(n));
-            printf("%s and %zu more (%s event%s)\n", view->unit.ascii ? "..." : "\xe2\x80\xa6",
-                   cnt - shown, n, rest == 1 ? "" : "s");
+            count_str(rest, view, n, sizeof(n));
+            printf("%s and %zu more (%s%s)\n", view->unit.ascii ? "..." : "\xe2\x80\xa6",
+                   cnt - shown, n,
+                   view->vunit.kind != SN_FMT_UNIT_NONE ? ""
+                   : rest == 1                          ? " event"
+                                                        : " events");
         }
         free(kcs);
     } else {
@@ -453,7 +464,7 @@ int sn_cmd_raw(int argc, char **argv)
     if (a.ca.json) {
         sn_ca_print_json(j);
     } else {
-        struct view v = {in.unit, a.top};
+        struct view v = {in.unit, in.vunit, a.top};
         rc = print_raw(json_object_get(j, "value"), &v);
     }
     json_decref(j);
@@ -637,13 +648,13 @@ int sn_cmd_details(int argc, char **argv)
     if (a.ca.json) {
         sn_ca_print_json(j);
     } else {
-        struct view v = {in.unit, a.top};
+        struct view v = {in.unit, in.vunit, a.top};
         char lo[48], hi[48];
         time_str(json_object_get(j, "bucket_time"), n, sizeof(n));
         sn_fmt_unit(lo, sizeof(lo), json_number_value(json_object_get(j, "bucket_ymin")), &in.unit);
         sn_fmt_unit(hi, sizeof(hi), json_number_value(json_object_get(j, "bucket_ymax")), &in.unit);
         printf("time     %s\nrange    [%s, %s)\n", n, lo, hi);
-        num_str(json_object_get(j, "total"), n, sizeof(n));
+        count_str(json_number_value(json_object_get(j, "total")), &v, n, sizeof(n));
         printf("total    %s\n", n);
         if (json_object_size(json_object_get(j, "present")))
             rc = print_raw(json_object_get(j, "present"), &v);

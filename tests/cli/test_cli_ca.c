@@ -813,6 +813,34 @@ static void test_help_exit_codes(void)
     }
 }
 
+/* A metric whose values are bytes (nic.bytes, CA type "size"): its counts in B, KiB... */
+static void test_byte_values(void)
+{
+    char scalar[16], bynic[16], frames[512], args[128];
+
+    T_EQ(run("create nic.bytes"), 0);
+    T_REQUIRE(sscanf(out, "%15s /ca/instrumentations/", scalar) == 1);
+    T_EQ(run("create nic.bytes -d nic"), 0);
+    T_REQUIRE(sscanf(out, "%15s /ca/instrumentations/", bynic) == 1);
+    snprintf(frames, sizeof(frames),
+             "[{\"id\":\"%s\",\"host\":\"h\",\"t\":%" PRId64
+             ",\"arity\":\"scalar\",\"value\":4096},"
+             "{\"id\":\"%s\",\"host\":\"h\",\"t\":%" PRId64 ",\"arity\":\"discrete-decomposition\","
+             "\"value\":{\"eth0\":1536000,\"lo\":100,\"x\":1}}]",
+             scalar, t0, bynic, t0);
+    ingest(frames);
+    snprintf(args, sizeof(args), "raw %s --start %" PRId64, scalar, t0);
+    T_EQ(run(args), 0);
+    T_STR(out, "4.00 KiB\n");
+    snprintf(args, sizeof(args), "raw %s --start %" PRId64 " --top 1", bynic, t0);
+    T_EQ(run(args), 0);
+    T_STR(out, "eth0                             1.46 MiB\n"
+               "... and 2 more (101 B)\n");
+    snprintf(args, sizeof(args), "raw %s --start %" PRId64 " --json", bynic, t0);
+    T_EQ(run(args), 0);
+    T_OK(strstr(out, "\"eth0\": 1536000") != NULL);
+}
+
 static void test_describe(void)
 {
     T_EQ(run("describe"), 0);
@@ -857,6 +885,7 @@ int main(int argc, char **argv)
     t_run("heatmap_keys_json", test_heatmap_keys_json);
     t_run("heatmap_keys_errors", test_heatmap_keys_errors);
     t_run("help_exit_codes", test_help_exit_codes);
+    t_run("byte_values", test_byte_values);
     th_serve_stop(&srv);
     return t_done();
 }
