@@ -1,9 +1,11 @@
 /*
  * Fuzz target: the `sonde hist` line parser. Properties: no crash or read past the line;
  * a parsed line yields a count and, when is_int, an integer that equals the double for
- * values exactly representable.
+ * values exactly representable; a sample is in range exactly when it is finite and under
+ * 1e128 in magnitude (the others are skipped).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -23,5 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(why && *why);
     if (r == 1 && s.is_int && s.ivalue > -(1LL << 53) && s.ivalue < (1LL << 53))
         FUZZ_CHECK((double)s.ivalue == s.value);
+    if (r == 1)
+        FUZZ_CHECK(sn_hist_sample_in_range(&s) ==
+                   (isfinite(s.value) && s.value < 1e128 && s.value > -1e128));
     return 0;
 }

@@ -7,6 +7,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,8 +95,94 @@ int sn_ca_ready(struct sn_ca *ca)
     return SN_EXIT_OK;
 }
 
-/* The message of an error body: CA's {"error":{"message"}} or restify's {"message"}. */
-static void print_error(const struct sn_ca *ca, const struct sn_http_resp *r, bool is_inst)
+/* One request to path (the whole path) at ca's host; sn_http_request()'s return. */
+static int request(struct sn_ca *ca, const char *method, const char *path, const char *body,
+                   bool accept_json, struct sn_http_resp *r)
+{
+    char auth[1024];
+    const char *headers[4];
+    size_t nh = 0;
+
+    if (ca->token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ca->token);
+        headers[nh++] = auth;
+    }
+    if (body)
+        headers[nh++] = "Content-Type: application/json";
+    if (accept_json)
+        headers[nh++] = "Accept: application/json";
+    headers[nh] = NULL;
+    return sn_http_request(&ca->u, method, path, headers, body, body ? strlen(body) : 0,
+                           SN_CA_TIMEOUT_MS, r);
+}
+
+/* Prints why the server could not be reached (rc from sn_http_request). */
+static void print_unreachable(const struct sn_ca *ca, int rc)
+{
+    if (rc == -EHOSTUNREACH)
+        fprintf(stderr, "sonde: cannot reach %s: host not found\n", ca->url);
+    else if (rc == -ECONNREFUSED)
+        fprintf(stderr,
+                "sonde: cannot connect to %s: nothing listens there (is `sonde serve` running "
+                "there?)\n",
+                ca->url);
+    else if (rc == -EPROTO)
+        fprintf(stderr, "sonde: %s: not a Sonde server (it does not answer HTTP)\n", ca->url);
+    else
+        fprintf(stderr, "sonde: cannot reach %s: %s\n", ca->url, strerror(-rc));
+}
+
+/* Whether a Sonde server answers `GET path` (its root, "/"): its {"name":"sonde"}. When not,
+ * what does, in why. */
+static bool is_sonde(struct sn_ca *ca, const char *path, char *why, size_t cap)
+{
+    struct sn_http_resp r;
+    json_t *j;
+    bool yes;
+    int rc = request(ca, "GET", path, NULL, true, &r);
+
+    if (rc < 0) {
+        snprintf(why, cap, "GET %s: %s", path, strerror(-rc));
+        return false;
+    }
+    j = r.len ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    yes = r.status == 200 && json_is_object(j) && json_string_value(json_object_get(j, "name")) &&
+          strcmp(json_string_value(json_object_get(j, "name")), "sonde") == 0;
+    if (r.status != 200)
+        snprintf(why, cap, "GET %s answers HTTP %d", path, r.status);
+    else if (!j)
+        snprintf(why, cap, "GET %s answers %s, not JSON", path, r.ctype[0] ? r.ctype : "no JSON");
+    else
+        snprintf(why, cap, "GET %s does not name Sonde", path);
+    json_decref(j);
+    sn_http_resp_free(&r);
+    return yes;
+}
+
+/* After a reply that is not the CA API's: whether a Sonde server answers at ca's URL. If not,
+ * says so ("URL: not a Sonde server (why; there is one at ROOT)") and returns false. */
+static bool check_identity(struct sn_ca *ca)
+{
+    char path[1100], why[256], why_root[256];
+
+    snprintf(path, sizeof(path), "%s/", ca->u.path);
+    if (is_sonde(ca, path, why, sizeof(why)))
+        return true;
+    if (ca->u.path[0] && is_sonde(ca, "/", why_root, sizeof(why_root))) {
+        bool v6 = strchr(ca->u.host, ':') != NULL;
+        fprintf(stderr,
+                "sonde: %s: not a Sonde server (%s; one answers at http://%s%s%s:%s, without "
+                "the path %s)\n",
+                ca->url, why, v6 ? "[" : "", ca->u.host, v6 ? "]" : "", ca->u.port, ca->u.path);
+    } else {
+        fprintf(stderr, "sonde: %s: not a Sonde server (%s)\n", ca->url, why);
+    }
+    return false;
+}
+
+/* The message of an error body: CA's {"error":{"message"}} or restify's {"message"}. Without
+ * one, checks that the server is Sonde before saying what the status means. */
+static void print_error(struct sn_ca *ca, const struct sn_http_resp *r, bool is_inst)
 {
     json_t *j = r->len ? json_loadb(r->body, r->len, 0, NULL) : NULL;
     const char *msg = NULL;
@@ -106,13 +194,15 @@ static void print_error(const struct sn_ca *ca, const struct sn_http_resp *r, bo
     }
     if (msg)
         fprintf(stderr, "sonde: %s\n", msg);
+    else if (r->status == 401)
+        fprintf(stderr, "sonde: unauthorized (give a token with --token or SONDE_TOKEN)\n");
+    else if (!check_identity(ca))
+        ; /* said */
     else if (r->status == 404 && is_inst)
         fprintf(stderr, "sonde: no such instrumentation\n");
     else if (r->status == 404)
         fprintf(stderr, "sonde: not found%s%s\n", ca->tenant ? ": no tenant " : "",
                 ca->tenant ? ca->tenant : "");
-    else if (r->status == 401)
-        fprintf(stderr, "sonde: unauthorized (give a token with --token or SONDE_TOKEN)\n");
     else
         fprintf(stderr, "sonde: the server answered HTTP %d\n", r->status);
     json_decref(j);
@@ -121,9 +211,7 @@ static void print_error(const struct sn_ca *ca, const struct sn_http_resp *r, bo
 int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char *body,
                bool is_inst, struct sn_http_resp *r)
 {
-    char path[4096], auth[1024];
-    const char *headers[4];
-    size_t nh = 0;
+    char path[4096];
     int rc, n;
 
     if (ca->tenant)
@@ -134,21 +222,9 @@ int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char
         fprintf(stderr, "%s: request too long\n", ca->cmd);
         return SN_EXIT_FAILURE;
     }
-    if (ca->token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ca->token);
-        headers[nh++] = auth;
-    }
-    if (body)
-        headers[nh++] = "Content-Type: application/json";
-    headers[nh] = NULL;
-    rc = sn_http_request(&ca->u, method, path, headers, body, body ? strlen(body) : 0,
-                         SN_CA_TIMEOUT_MS, r);
+    rc = request(ca, method, path, body, false, r);
     if (rc < 0) {
-        if (rc == -EHOSTUNREACH)
-            fprintf(stderr, "sonde: cannot reach %s: host not found\n", ca->url);
-        else
-            fprintf(stderr, "sonde: cannot reach %s: %s%s\n", ca->url, strerror(-rc),
-                    rc == -ECONNREFUSED ? " (is `sonde serve` running there?)" : "");
+        print_unreachable(ca, rc);
         return SN_EXIT_FAILURE;
     }
     if (r->status < 200 || r->status > 299) {
@@ -172,10 +248,101 @@ int sn_ca_call_json(struct sn_ca *ca, const char *method, const char *rel, const
     *out = json_loadb(r.body, r.len, 0, &jerr);
     sn_http_resp_free(&r);
     if (!*out) {
-        fprintf(stderr, "sonde: the server's reply is not JSON: %s\n", jerr.text);
+        if (check_identity(ca))
+            fprintf(stderr, "sonde: the server's reply is not JSON: %s\n", jerr.text);
         return SN_EXIT_FAILURE;
     }
     return SN_EXIT_OK;
+}
+
+int sn_ca_inst_get(struct sn_ca *ca, const char *id, bool units, struct sn_ca_inst *in)
+{
+    char rel[64];
+    const char *arity, *cs;
+    json_t *desc, *f;
+    size_t i;
+    int rc;
+
+    memset(in, 0, sizeof(*in));
+    in->unit = sn_unit_of_ca(NULL, 0);
+    snprintf(rel, sizeof(rel), "/instrumentations/%s", id);
+    if ((rc = sn_ca_call_json(ca, "GET", rel, NULL, true, &in->props)) != SN_EXIT_OK)
+        return rc;
+    arity = json_string_value(json_object_get(in->props, "value-arity"));
+    in->numeric = arity && strcmp(arity, "numeric-decomposition") == 0;
+    setlocale(LC_CTYPE, "");
+    cs = nl_langinfo(CODESET);
+    in->unit.ascii = !cs || (strcmp(cs, "UTF-8") != 0 && strcmp(cs, "utf8") != 0);
+    in->vunit = in->unit;
+    if (!units)
+        return SN_EXIT_OK;
+    if ((rc = sn_ca_call_json(ca, "GET", "", NULL, false, &desc)) != SN_EXIT_OK)
+        return rc;
+    /* the metric's own values: CA gives those in bytes the type "size" */
+    json_array_foreach(json_object_get(desc, "metrics"), i, f)
+    {
+        const char *mod = json_string_value(json_object_get(f, "module"));
+        const char *stat = json_string_value(json_object_get(f, "stat"));
+        const char *type = json_string_value(json_object_get(f, "type"));
+        const char *imod = json_string_value(json_object_get(in->props, "module"));
+        const char *istat = json_string_value(json_object_get(in->props, "stat"));
+        if (mod && stat && imod && istat && strcmp(mod, imod) == 0 && strcmp(stat, istat) == 0 &&
+            type && strcmp(type, "size") == 0)
+            in->vunit.kind = SN_FMT_UNIT_SIZE;
+    }
+    json_array_foreach(json_object_get(in->props, "decomposition"), i, f)
+    {
+        const char *name = json_string_value(f);
+        const char *type = json_string_value(json_object_get(
+            json_object_get(json_object_get(desc, "fields"), name ? name : ""), "type"));
+        json_t *ty = json_object_get(json_object_get(desc, "types"), type ? type : "");
+        const char *ar = json_string_value(json_object_get(ty, "arity"));
+        if (ar && strcmp(ar, "numeric") == 0) {
+            bool ascii = in->unit.ascii;
+            in->nfield = name;
+            in->unit = sn_unit_of_ca(json_string_value(json_object_get(ty, "unit")),
+                                     (int)json_integer_value(json_object_get(ty, "power")));
+            in->unit.ascii = ascii;
+        }
+    }
+    json_decref(desc);
+    return SN_EXIT_OK;
+}
+
+void sn_ca_inst_free(struct sn_ca_inst *in)
+{
+    json_decref(in->props);
+    in->props = NULL;
+}
+
+bool sn_ca_need_numeric(const char *id, const struct sn_ca_inst *in, const char *what)
+{
+    char dec[256];
+    size_t i, n = 0;
+    json_t *f;
+
+    if (in->numeric)
+        return true;
+    dec[0] = '\0';
+    json_array_foreach(json_object_get(in->props, "decomposition"), i, f)
+    {
+        int w = snprintf(dec + n, sizeof(dec) - n, "%s%s", n ? " and " : "",
+                         json_string_value(f) ? json_string_value(f) : "?");
+        if (w < 0 || (size_t)w >= sizeof(dec) - n)
+            break;
+        n += (size_t)w;
+    }
+    if (n)
+        fprintf(stderr,
+                "sonde: instrumentation %s has no numeric decomposition: %s need one (it is "
+                "decomposed by %s)\n",
+                id, what, dec);
+    else
+        fprintf(stderr,
+                "sonde: instrumentation %s has no numeric decomposition: %s need one (it has no "
+                "decomposition: its value is a scalar)\n",
+                id, what);
+    return false;
 }
 
 void sn_ca_print_json(const json_t *j)

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "core/fmt.h"
 #include "http/client.h"
 
 #define SN_CA_DEFAULT_URL "http://127.0.0.1:23181"
@@ -64,12 +65,34 @@ int sn_ca_ready(struct sn_ca *ca);
 /* Sends method to the scope's path + rel (e.g. "/instrumentations/3"), with a JSON body (may
  * be NULL). On a 2xx answer returns SN_EXIT_OK with *r filled (free it with
  * sn_http_resp_free); otherwise prints why on stderr ("sonde: MESSAGE"; is_inst: a 404 is "no
- * such instrumentation") and returns SN_EXIT_FAILURE. */
+ * such instrumentation") and returns SN_EXIT_FAILURE. A failure without a CA error body (a
+ * bare 404, a 501, HTML...) first asks the server who it is (`GET /`, as JSON): what does not
+ * say it is Sonde is "sonde: URL: not a Sonde server (...)". */
 int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char *body,
                bool is_inst, struct sn_http_resp *r);
 /* The same, parsing a JSON reply into *out (a new reference). */
 int sn_ca_call_json(struct sn_ca *ca, const char *method, const char *rel, const char *body,
                     bool is_inst, json_t **out);
+
+/* What the value commands need to know of an instrumentation besides its values. */
+struct sn_ca_inst {
+    json_t *props;        /* its properties (GET /instrumentations/ID) */
+    bool numeric;         /* value-arity numeric-decomposition: it has heatmaps */
+    const char *nfield;   /* the numeric field of its decomposition, or NULL */
+    struct sn_unit unit;  /* the unit of that field's values (`GET /ca`'s types) */
+    struct sn_unit vunit; /* the unit of the metric's values, the counts (bytes, or none) */
+};
+
+/* Fills *in for instrumentation id; with units, also asks `GET /ca` for the unit of the
+ * numeric field (and sees whether the locale can write "µs"). On failure prints why and
+ * returns its exit code; release with sn_ca_inst_free() either way. */
+int sn_ca_inst_get(struct sn_ca *ca, const char *id, bool units, struct sn_ca_inst *in);
+void sn_ca_inst_free(struct sn_ca_inst *in);
+
+/* For a heatmap resource (what: "heatmaps", "percentiles", "heatmap details"): when in has
+ * no numeric decomposition, prints "sonde: instrumentation ID has no numeric decomposition:
+ * WHAT need one (it is decomposed by execname)" and returns false. */
+bool sn_ca_need_numeric(const char *id, const struct sn_ca_inst *in, const char *what);
 
 /* Prints j as indented JSON on stdout. */
 void sn_ca_print_json(const json_t *j);

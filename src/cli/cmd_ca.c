@@ -317,11 +317,61 @@ static const char create_usage[] =
     "\n"
     "options:\n"
     "  -d, --decompose FIELD  decompose by FIELD (repeat for a second field)\n"
-    "  -p, --predicate JSON   a CA predicate, e.g. '{\"eq\":[\"execname\",\"nginx\"]}'\n"
+    "  -p, --predicate P      a CA predicate, as JSON ('{\"eq\":[\"execname\",\"nginx\"]}') or\n"
+    "                         FIELD OP VALUE, OP one of == != < <= > >= ('latency > 1ms',\n"
+    "                         'execname == nginx'); a numeric field's VALUE may carry a\n"
+    "                         unit (1ms, 250us, 4KiB) the server converts; several -p all\n"
+    "                         hold (and)\n"
     "  --granularity N        seconds per data point (1, or a multiple of 5)\n"
     "  --retention N          seconds of data kept (retention-time)\n"
     "  --idle-max N           seconds without access before the server deletes it\n"
     "  --persist              keep the data across restarts (persist-data)\n" SN_CA_COMMON_HELP;
+
+/* A predicate "FIELD OP VALUE" (blanks around OP optional) as CA's {"OP":[FIELD, VALUE]}:
+ * VALUE a JSON number or quoted string as such, any other text as a string (the server
+ * reads unit strings such as "1ms" on numeric fields). NULL with *why when malformed. */
+static json_t *infix_predicate(const char *s, const char **why)
+{
+    static const struct {
+        const char *op, *ca;
+    } ops[] = {{"==", "eq"}, {"!=", "ne"}, {"<=", "le"}, {">=", "ge"},
+               {"=", "eq"},  {"<", "lt"},  {">", "gt"}};
+    size_t flen, vlen;
+    const char *o, *v;
+    json_t *val;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    flen = strcspn(s, " \t=!<>");
+    o = s + flen;
+    while (*o == ' ' || *o == '\t')
+        o++;
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        size_t ol = strlen(ops[i].op);
+        if (strncmp(o, ops[i].op, ol) != 0)
+            continue;
+        v = o + ol;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        vlen = strlen(v);
+        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+            vlen--;
+        if (flen == 0 || vlen == 0) {
+            *why = flen ? "no value" : "no field";
+            return NULL;
+        }
+        val = json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
+        if (val && !json_is_number(val) && !json_is_string(val)) {
+            json_decref(val);
+            val = NULL;
+        }
+        if (!val)
+            val = json_stringn(v, vlen);
+        return json_pack("{s:[s%,o]}", ops[i].ca, s, flen, val);
+    }
+    *why = "want JSON or FIELD OP VALUE (OP one of == != < <= > >=)";
+    return NULL;
+}
 
 static bool parse_count(const char *cmd, const char *opt, const char *s, long long *out)
 {
@@ -370,14 +420,26 @@ int sn_cmd_create(int argc, char **argv)
             break;
         case 'p': {
             json_error_t jerr;
-            json_t *p = json_loads(optarg, 0, &jerr);
+            const char *why = NULL;
+            json_t *p, *prev = json_object_get(body, "predicate");
+            if (optarg[strspn(optarg, " \t")] == '{') {
+                p = json_loads(optarg, 0, &jerr);
+                why = p ? "not an object" : jerr.text;
+            } else {
+                p = infix_predicate(optarg, &why);
+            }
             if (!json_is_object(p)) {
-                fprintf(stderr, "sonde create: -p wants a JSON object: %s\n",
-                        p ? "not an object" : jerr.text);
+                fprintf(stderr, "sonde create: bad predicate '%s': %s\n", optarg, why);
                 json_decref(p);
                 goto out;
             }
-            json_object_set_new(body, "predicate", p);
+            if (prev && json_object_get(prev, "and") && json_object_size(prev) == 1) {
+                json_array_append_new(json_object_get(prev, "and"), p);
+            } else {
+                if (prev)
+                    p = json_pack("{s:[O,o]}", "and", prev, p);
+                json_object_set_new(body, "predicate", p);
+            }
             break;
         }
         case O_GRAN:

@@ -13,6 +13,7 @@
 
 #include "cli/ca_conn.h"
 #include "cli/cli.h"
+#include "core/fmt.h"
 
 enum {
     O_START = 256,
@@ -25,6 +26,8 @@ enum {
     O_X,
     O_Y,
     O_NBUCKETS,
+    O_TOP,  /* raw, details: the N biggest keys (client side) */
+    O_ROWS, /* percentile: CA's row-based computation, not method=exact */
     O_SELECTED,
     O_ISOLATE,
     O_EXCLUDE,
@@ -84,6 +87,8 @@ static const struct option value_longopts[] = {
     {"x", required_argument, NULL, O_X},
     {"y", required_argument, NULL, O_Y},
     {"nbuckets", required_argument, NULL, O_NBUCKETS},
+    {"top", required_argument, NULL, O_TOP},
+    {"rows", no_argument, NULL, O_ROWS},
     {"percentile", required_argument, NULL, 'P'},
     {"output", required_argument, NULL, 'o'},
     {"selected", required_argument, NULL, O_SELECTED},
@@ -120,6 +125,8 @@ static const struct option value_longopts[] = {
 struct value_args {
     struct sn_ca ca;
     const char *id, *output;
+    long top;                 /* --top N, 0 for every key */
+    bool rows;                /* --rows */
     const char *val[NPARAMS]; /* per value_params entry: the value given, or NULL */
     char query[VALUE_QUERY_MAX];
 };
@@ -222,6 +229,20 @@ static int value_args(int argc, char **argv, struct value_args *a, const char *c
             a->output = optarg;
             continue;
         }
+        if (c == O_ROWS) {
+            a->rows = true;
+            continue;
+        }
+        if (c == O_TOP) {
+            char *end;
+            errno = 0;
+            a->top = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || a->top < 1) {
+                fprintf(stderr, "%s: --top wants a positive integer, not '%s'\n", cmd, optarg);
+                return SN_EXIT_USAGE;
+            }
+            continue;
+        }
         for (size_t i = 0; i < NPARAMS; i++)
             if (value_params[i].opt == c && (rc = value_param(a, i, name, optarg)) >= 0)
                 return rc;
@@ -270,6 +291,21 @@ static void num_str(const json_t *v, char *out, size_t cap)
 
 /* ---- raw --------------------------------------------------------------------------------- */
 
+/* How values are shown: the numeric field's unit, and how many keys. */
+struct view {
+    struct sn_unit unit;  /* of the numeric field's values */
+    struct sn_unit vunit; /* of the metric's values, the counts: bytes, or none */
+    long top;             /* --top N, 0: every key */
+};
+
+/* A printf width for s left-aligned in w cells (a multi-byte UTF-8 character takes one). */
+static int wfix(const char *s, int w)
+{
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) == 0x80;
+    return w;
+}
+
 struct kc {
     const char *key;
     double count;
@@ -294,8 +330,19 @@ static double dist_total(const json_t *d)
     return t;
 }
 
-/* Ranges with their counts and a bar scaled to the largest count. */
-static void print_dist(const json_t *d, const char *indent)
+/* A count (or a sum of them): integers exactly, the rest with 15 digits; in the metric's
+ * unit when it has one (bytes). */
+static void count_str(double n, const struct view *v, char *out, size_t cap)
+{
+    if (v->vunit.kind != SN_FMT_UNIT_NONE)
+        sn_fmt_unit(out, cap, n, &v->vunit);
+    else
+        snprintf(out, cap, "%.15g", n);
+}
+
+/* Ranges [lo, hi] (integers, inclusive) as [lo, hi + 1) in the field's unit, with their
+ * counts and a bar scaled to the largest count. */
+static void print_dist(const json_t *d, const char *indent, const struct view *v)
 {
     double max = 0;
     size_t i;
@@ -310,32 +357,36 @@ static void print_dist(const json_t *d, const char *indent)
     json_array_foreach(d, i, b)
     {
         json_t *r = json_array_get(b, 0);
-        char lo[32], hi[32], n[32], range[80];
+        char lo[48], hi[48], n[32], range[112];
         double cnt = json_number_value(json_array_get(b, 1));
         int bar = max > 0 ? (int)ceil(cnt / max * 40) : 0;
-        num_str(json_array_get(r, 0), lo, sizeof(lo));
-        num_str(json_array_get(r, 1), hi, sizeof(hi));
-        num_str(json_array_get(b, 1), n, sizeof(n));
-        snprintf(range, sizeof(range), "[%s, %s]", lo, hi);
-        printf("%s%-28s %10s  ", indent, range, n);
+        sn_fmt_unit(lo, sizeof(lo), json_number_value(json_array_get(r, 0)), &v->unit);
+        sn_fmt_unit(hi, sizeof(hi), json_number_value(json_array_get(r, 1)) + 1, &v->unit);
+        count_str(cnt, v, n, sizeof(n));
+        snprintf(range, sizeof(range), "[%s, %s)", lo, hi);
+        printf("%s%-*s %10s  ", indent, wfix(range, 28), range, n);
         for (int k = 0; k < bar; k++)
             putchar('#');
         putchar('\n');
     }
 }
 
-static int print_raw(const json_t *value)
+static int print_raw(const json_t *value, const struct view *view)
 {
-    char n[32];
+    char n[48];
 
-    if (json_is_number(value) || json_is_null(value)) {
+    if (json_is_number(value)) {
+        count_str(json_number_value(value), view, n, sizeof(n));
+        printf("%s\n", n);
+    } else if (json_is_null(value)) {
         num_str(value, n, sizeof(n));
         printf("%s\n", n);
     } else if (json_is_array(value)) {
-        print_dist(value, "");
+        print_dist(value, "", view);
     } else if (json_is_object(value)) {
-        size_t cnt = json_object_size(value), i = 0;
+        size_t cnt = json_object_size(value), i = 0, shown;
         struct kc *kcs = calloc(cnt ? cnt : 1, sizeof(*kcs));
+        double rest = 0;
         const char *k;
         json_t *v;
         if (!kcs)
@@ -348,14 +399,26 @@ static int print_raw(const json_t *value)
             i++;
         }
         qsort(kcs, cnt, sizeof(*kcs), kc_cmp);
+        shown = view->top > 0 && (size_t)view->top < cnt ? (size_t)view->top : cnt;
         for (i = 0; i < cnt; i++) {
-            if (json_is_array(kcs[i].v)) {
-                printf("%s (total %.17g)\n", kcs[i].key, kcs[i].count);
-                print_dist(kcs[i].v, "    ");
+            if (i >= shown) {
+                rest += kcs[i].count;
+            } else if (json_is_array(kcs[i].v)) {
+                count_str(kcs[i].count, view, n, sizeof(n));
+                printf("%s (total %s)\n", kcs[i].key, n);
+                print_dist(kcs[i].v, "    ", view);
             } else {
-                num_str(kcs[i].v, n, sizeof(n));
+                count_str(kcs[i].count, view, n, sizeof(n));
                 printf("%-32s %s\n", kcs[i].key, n);
             }
+        }
+        if (shown < cnt) {
+            count_str(rest, view, n, sizeof(n));
+            printf("%s and %zu more (%s%s)\n", view->unit.ascii ? "..." : "\xe2\x80\xa6",
+                   cnt - shown, n,
+                   view->vunit.kind != SN_FMT_UNIT_NONE ? ""
+                   : rest == 1                          ? " event"
+                                                        : " events");
         }
         free(kcs);
     } else {
@@ -369,30 +432,43 @@ static const char raw_usage[] =
     "\n"
     "Prints the raw value of instrumentation ID over an interval (by default the last\n"
     "complete data point): a number (scalar), keys by count descending (discrete), or\n"
-    "ranges with counts and a bar (numeric).\n"
+    "ranges [lo, hi) in the field's unit (ns, us, ms, s; B, KiB...) with counts and a bar\n"
+    "(numeric).\n"
     "\n"
     "options:\n"
     "  --start T         start of the interval (Unix seconds; start_time)\n"
-    "  --duration N      length of the interval in seconds\n" SN_CA_COMMON_HELP;
+    "  --duration N      length of the interval in seconds\n"
+    "  --top N           only the N biggest keys, then \"... and M more (K "
+    "events)\"\n" SN_CA_COMMON_HELP;
 
 int sn_cmd_raw(int argc, char **argv)
 {
-    static const char *const allowed[] = {"start", "duration", NULL};
+    static const char *const allowed[] = {"start", "duration", "top", NULL};
     struct value_args a;
+    struct sn_ca_inst in = {0};
     char rel[VALUE_REL_MAX];
     json_t *j;
     int rc;
 
     if ((rc = value_args(argc, argv, &a, "sonde raw", raw_usage, allowed)) >= 0)
         return rc;
-    value_rel(&a, "raw", rel);
-    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
+    if (!a.ca.json && (rc = sn_ca_inst_get(&a.ca, a.id, true, &in)) != SN_EXIT_OK) {
+        sn_ca_inst_free(&in);
         return rc;
-    if (a.ca.json)
+    }
+    value_rel(&a, "raw", rel);
+    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK) {
+        sn_ca_inst_free(&in);
+        return rc;
+    }
+    if (a.ca.json) {
         sn_ca_print_json(j);
-    else
-        rc = print_raw(json_object_get(j, "value"));
+    } else {
+        struct view v = {in.unit, in.vunit, a.top};
+        rc = print_raw(json_object_get(j, "value"), &v);
+    }
     json_decref(j);
+    sn_ca_inst_free(&in);
     return rc;
 }
 
@@ -424,16 +500,38 @@ static int write_file(const char *path, const void *p, size_t n)
     return SN_EXIT_OK;
 }
 
-/* The properties of a heatmap reply, "name value" a line (strings bare, the rest as compact
- * JSON), and the present keys one a line ("-" when none). */
-static void print_heatmap(const json_t *j)
+/* A Unix time as "local date and time (seconds)". */
+static void time_str(const json_t *t, char *out, size_t cap)
+{
+    char d[SN_FMT_TIME_LEN];
+
+    if (!json_is_integer(t)) {
+        num_str(t, out, cap);
+        return;
+    }
+    sn_fmt_time(d, (int64_t)json_integer_value(t));
+    snprintf(out, cap, "%s (%lld)", d, (long long)json_integer_value(t));
+}
+
+/* The properties of a heatmap reply, "name value" a line (strings bare, times (*_time) as
+ * local times, ymin and ymax in the field's unit, the rest as compact JSON), and the present keys
+ * one a line ("-" when none). */
+static void print_heatmap(const json_t *j, const struct sn_unit *unit)
 {
     const char *k;
     json_t *v;
 
     json_object_foreach((json_t *)j, k, v)
     {
-        if (strcmp(k, "present") == 0 && json_is_array(v)) {
+        char buf[96];
+        size_t kl = strlen(k);
+        if (kl > 5 && strcmp(k + kl - 5, "_time") == 0 && json_is_integer(v)) {
+            time_str(v, buf, sizeof(buf));
+            printf("%-22s %s\n", k, buf);
+        } else if ((strcmp(k, "ymin") == 0 || strcmp(k, "ymax") == 0) && json_is_number(v)) {
+            sn_fmt_unit(buf, sizeof(buf), json_number_value(v), unit);
+            printf("%-22s %s\n", k, buf);
+        } else if (strcmp(k, "present") == 0 && json_is_array(v)) {
             size_t i;
             json_t *key;
             if (json_array_size(v) == 0)
@@ -455,12 +553,21 @@ int sn_cmd_heatmap(int argc, char **argv)
                                           "ymin",   "ymax",  KEY_DRAW_OPTS, NULL};
     static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     struct value_args a;
+    struct sn_ca_inst in;
     char rel[VALUE_REL_MAX];
     int rc;
 
     if ((rc = value_args(argc, argv, &a, "sonde heatmap", heatmap_usage, allowed)) >= 0)
         return rc;
+    rc = sn_ca_inst_get(&a.ca, a.id, !a.output && !a.ca.json, &in);
+    if (rc == SN_EXIT_OK && !sn_ca_need_numeric(a.id, &in, "heatmaps"))
+        rc = SN_EXIT_FAILURE;
+    if (rc != SN_EXIT_OK) {
+        sn_ca_inst_free(&in);
+        return rc;
+    }
     if (a.output) {
+        sn_ca_inst_free(&in);
         struct sn_http_resp r;
         if (sn_ca_query(a.query, sizeof(a.query), "format", "png") < 0) {
             fprintf(stderr, "sonde heatmap: the options are too long\n");
@@ -480,14 +587,17 @@ int sn_cmd_heatmap(int argc, char **argv)
     }
     json_t *j;
     value_rel(&a, "heatmap/image", rel);
-    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
+    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK) {
+        sn_ca_inst_free(&in);
         return rc;
+    }
     json_object_del(j, "image");
     if (a.ca.json)
         sn_ca_print_json(j);
     else
-        print_heatmap(j);
+        print_heatmap(j, &in.unit);
     json_decref(j);
+    sn_ca_inst_free(&in);
     return SN_EXIT_OK;
 }
 
@@ -496,11 +606,12 @@ int sn_cmd_heatmap(int argc, char **argv)
 static const char details_usage[] =
     "usage: sonde details [options] ID --x X --y Y --ymax Y\n"
     "\n"
-    "Prints what one pixel (X, Y from the top left) of ID's heatmap holds: its time, its\n"
-    "value range, and the count per key.\n"
+    "Prints what one pixel (X, Y from the top left) of ID's heatmap holds: its time (local),\n"
+    "its value range (in the field's unit), and the count per key.\n"
     "\n"
     "options:\n"
     "  --x X, --y Y       the pixel (required)\n"
+    "  --top N            only the N biggest keys, then \"... and M more (K events)\"\n"
     "  --ymax Y           the top of the value range (required), --ymin Y its bottom\n"
     "  --width W, --height H, --start T, --duration N\n"
     "                     as for `sonde heatmap`\n"
@@ -509,10 +620,12 @@ static const char details_usage[] =
 
 int sn_cmd_details(int argc, char **argv)
 {
-    static const char *const allowed[] = {"x",      "y",     "ymin",     "ymax",        "width",
-                                          "height", "start", "duration", KEY_DRAW_OPTS, NULL};
+    static const char *const allowed[] = {"x",     "y",           "ymin",  "ymax",
+                                          "width", "height",      "start", "duration",
+                                          "top",   KEY_DRAW_OPTS, NULL};
     struct value_args a;
-    char rel[VALUE_REL_MAX], n[32];
+    struct sn_ca_inst in;
+    char rel[VALUE_REL_MAX], n[96];
     json_t *j;
     int rc;
 
@@ -523,23 +636,31 @@ int sn_cmd_details(int argc, char **argv)
         sn_ca_usage(stderr, details_usage);
         return SN_EXIT_USAGE;
     }
+    rc = sn_ca_inst_get(&a.ca, a.id, !a.ca.json, &in);
+    if (rc == SN_EXIT_OK && !sn_ca_need_numeric(a.id, &in, "heatmap details"))
+        rc = SN_EXIT_FAILURE;
     value_rel(&a, "heatmap/details", rel);
-    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
+    if (rc != SN_EXIT_OK ||
+        (rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK) {
+        sn_ca_inst_free(&in);
         return rc;
+    }
     if (a.ca.json) {
         sn_ca_print_json(j);
     } else {
-        char lo[32], hi[32];
-        num_str(json_object_get(j, "bucket_time"), n, sizeof(n));
-        num_str(json_object_get(j, "bucket_ymin"), lo, sizeof(lo));
-        num_str(json_object_get(j, "bucket_ymax"), hi, sizeof(hi));
+        struct view v = {in.unit, in.vunit, a.top};
+        char lo[48], hi[48];
+        time_str(json_object_get(j, "bucket_time"), n, sizeof(n));
+        sn_fmt_unit(lo, sizeof(lo), json_number_value(json_object_get(j, "bucket_ymin")), &in.unit);
+        sn_fmt_unit(hi, sizeof(hi), json_number_value(json_object_get(j, "bucket_ymax")), &in.unit);
         printf("time     %s\nrange    [%s, %s)\n", n, lo, hi);
-        num_str(json_object_get(j, "total"), n, sizeof(n));
+        count_str(json_number_value(json_object_get(j, "total")), &v, n, sizeof(n));
         printf("total    %s\n", n);
         if (json_object_size(json_object_get(j, "present")))
-            rc = print_raw(json_object_get(j, "present"));
+            rc = print_raw(json_object_get(j, "present"), &v);
     }
     json_decref(j);
+    sn_ca_inst_free(&in);
     return rc;
 }
 
@@ -549,25 +670,31 @@ static const char percentile_usage[] =
     "usage: sonde percentile [options] ID -P P[,P...]\n"
     "\n"
     "Prints percentiles (0 to 1) of numeric instrumentation ID over an interval (default:\n"
-    "the last data point), one per line.\n"
+    "the last data point), one per line, in the field's unit, of every key: computed by\n"
+    "the server from the merged log-linear histograms (method=exact), so within one\n"
+    "log-linear bucket (1 to 10%) of the true value. No data gives 0.\n"
     "\n"
     "options:\n"
     "  -P, --percentile L the percentiles, e.g. 0.5,0.9,0.99 (required)\n"
     "  --start T          start of the interval (Unix seconds)\n"
     "  --duration N       seconds (default 1)\n"
-    "  --ymin Y, --ymax Y the value range (ymax auto-scales when absent)\n"
-    "  the heatmap's options, sent to the server: the percentiles are of every key, over\n"
-    "  --nbuckets buckets between ymin and ymax (log-spaced with --log), of counts or\n"
-    "  --weights weight; the key options and colors are checked but change nothing:\n" KEY_DRAW_HELP
-        SN_CA_COMMON_HELP;
+    "  --rows             compute them as Cloud Analytics did instead: over --nbuckets rows\n"
+    "                     between ymin and ymax (log-spaced with --log); only then may\n"
+    "                     --ymin, --ymax, --nbuckets and --log be given\n"
+    "  --ymin Y, --ymax Y the value range of the rows (ymax auto-scales when absent)\n"
+    "  the heatmap's options, sent to the server: with --rows, --weights weight weighs\n"
+    "  each count by its value; the key options and colors are checked but change\n"
+    "  nothing:\n" KEY_DRAW_HELP SN_CA_COMMON_HELP;
 
 int sn_cmd_percentile(int argc, char **argv)
 {
-    static const char *const allowed[] = {"percentile", "start",       "duration", "ymin",
-                                          "ymax",       KEY_DRAW_OPTS, NULL};
+    static const char *const allowed[] = {"percentile", "start", "duration",    "ymin",
+                                          "ymax",       "rows",  KEY_DRAW_OPTS, NULL};
     struct value_args a;
-    char rel[VALUE_REL_MAX], n[32];
+    struct sn_ca_inst in;
+    char rel[VALUE_REL_MAX], n[48];
     const char *q; /* the percentiles as given, for labels */
+    const char *q_method, *w;
     json_t *j, *p;
     int rc;
 
@@ -578,10 +705,37 @@ int sn_cmd_percentile(int argc, char **argv)
         sn_ca_usage(stderr, percentile_usage);
         return SN_EXIT_USAGE;
     }
+    if (!a.rows && (param_val(&a, O_YMIN) || param_val(&a, O_YMAX) || param_val(&a, O_NBUCKETS) ||
+                    param_val(&a, O_LOG))) {
+        fprintf(stderr, "sonde percentile: --ymin, --ymax, --nbuckets and --log shape the rows "
+                        "of --rows: give --rows with them\n");
+        return SN_EXIT_USAGE;
+    }
+    if (!a.rows && (w = param_val(&a, O_WEIGHTS)) && strcmp(w, "count") != 0) {
+        fprintf(stderr,
+                "sonde percentile: --weights %s needs --rows (exact percentiles count "
+                "events)\n",
+                w);
+        return SN_EXIT_USAGE;
+    }
+    if (!a.rows && sn_ca_query(a.query, sizeof(a.query), "method", "exact") < 0) {
+        fprintf(stderr, "sonde percentile: the options are too long\n");
+        return SN_EXIT_USAGE;
+    }
+    rc = sn_ca_inst_get(&a.ca, a.id, !a.ca.json, &in);
+    if (rc == SN_EXIT_OK && !sn_ca_need_numeric(a.id, &in, "percentiles"))
+        rc = SN_EXIT_FAILURE;
     value_rel(&a, "heatmap/percentile", rel);
-    if ((rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK)
+    if (rc != SN_EXIT_OK ||
+        (rc = sn_ca_call_json(&a.ca, "GET", rel, NULL, true, &j)) != SN_EXIT_OK) {
+        sn_ca_inst_free(&in);
         return rc;
+    }
     p = json_object_get(j, "percentile");
+    q_method = json_string_value(json_object_get(j, "method"));
+    if (!a.rows && (!q_method || strcmp(q_method, "exact") != 0))
+        fprintf(stderr, "sonde: warning: the server does not compute exact percentiles "
+                        "(method=exact): these are from its rows, as with --rows\n");
     if (a.ca.json) {
         sn_ca_print_json(j);
     } else if (json_is_array(p)) {
@@ -591,14 +745,15 @@ int sn_cmd_percentile(int argc, char **argv)
         json_array_foreach(p, i, v)
         {
             size_t len = strcspn(q, ",");
-            num_str(v, n, sizeof(n));
+            sn_fmt_unit(n, sizeof(n), json_is_number(v) ? json_number_value(v) : NAN, &in.unit);
             printf("p%-10.*s %s\n", (int)len, q, n);
             q += len + (q[len] == ',');
         }
     } else {
-        num_str(p, n, sizeof(n));
+        sn_fmt_unit(n, sizeof(n), json_is_number(p) ? json_number_value(p) : NAN, &in.unit);
         printf("p%-10s %s\n", q, n);
     }
     json_decref(j);
+    sn_ca_inst_free(&in);
     return SN_EXIT_OK;
 }

@@ -28,7 +28,9 @@ static const char usage[] =
     "\n"
     "Input is one sample per line, \"VALUE\" or \"VALUE COUNT\", from FILE or stdin; blank\n"
     "lines and lines starting with '#' are skipped. Values are bucketed exactly as\n"
-    "libcircllhist's hist_insert() does.\n"
+    "libcircllhist's hist_insert() does, but for those no bucket holds (nan, inf, and\n"
+    "|v| >= 1e128): they are skipped and counted (\"skipped N values...\" on stderr).\n"
+    "The summary's percentiles stay within the min and max of the values read.\n"
     "\n"
     "options:\n"
     "  --json            print JSON: buckets, count, mean, sum, stddev, Type-1 and Type-7\n"
@@ -46,7 +48,8 @@ static const char usage[] =
     "  --fix-nan-holes   bucket values in libcircllhist's NaN holes where they belong\n"
     "  -h, --help        this help\n"
     "\n"
-    "exit codes: 0 ok, 1 runtime error, 2 usage error or malformed input\n";
+    "exit codes: 0 ok, 1 runtime error or no values (\"sonde hist: no values\" on stderr;\n"
+    "            --json still prints its document), 2 usage error or malformed input\n";
 
 struct opts {
     bool json, strict, exact_widths, fix_nan_holes, int_scale_set;
@@ -58,8 +61,16 @@ struct opts {
 static const double json_q[] = {0, 0.25, 0.5, 0.9, 0.99, 0.999, 1};
 #define NJSON_Q (sizeof(json_q) / sizeof(json_q[0]))
 
+/* What read_numbers() saw besides the histogram: the range of the values kept, and the
+ * samples skipped (not finite, or too large for any bucket). */
+struct seen {
+    bool any; /* min and max are set */
+    double min, max;
+    uint64_t skipped_lines, skipped; /* lines, and samples (their counts added) */
+};
+
 static int read_numbers(FILE *in, const char *name, const struct opts *o, struct sn_hist *h,
-                        double *min, double *max, bool *any)
+                        struct seen *seen)
 {
     char *line = NULL;
     size_t cap = 0, lineno = 0;
@@ -81,6 +92,12 @@ static int read_numbers(FILE *in, const char *name, const struct opts *o, struct
             rc = SN_EXIT_USAGE;
             break;
         }
+        if (o->int_scale_set ? sn_bucket_of_int_scale(s.ivalue, o->int_scale).val == -1
+                             : !sn_hist_sample_in_range(&s)) {
+            seen->skipped_lines++;
+            seen->skipped += s.count;
+            continue;
+        }
         if (o->int_scale_set) {
             r = sn_hist_insert_int_scale(h, s.ivalue, o->int_scale, s.count);
         } else if (o->fix_nan_holes) {
@@ -93,13 +110,15 @@ static int read_numbers(FILE *in, const char *name, const struct opts *o, struct
             rc = SN_EXIT_FAILURE;
             break;
         }
-        if (!isnan(s.value)) {
-            if (!*any || s.value < *min)
-                *min = s.value;
-            if (!*any || s.value > *max)
-                *max = s.value;
-            *any = true;
-        }
+        if (s.count == 0)
+            continue;
+        if (o->int_scale_set)
+            s.value = (double)s.ivalue * pow(10, o->int_scale);
+        if (!seen->any || s.value < seen->min)
+            seen->min = s.value;
+        if (!seen->any || s.value > seen->max)
+            seen->max = s.value;
+        seen->any = true;
     }
     if (rc == SN_EXIT_OK && ferror(in)) {
         fprintf(stderr, "sonde hist: %s: %s\n", name, strerror(errno));
@@ -149,8 +168,8 @@ static void edges(struct sn_bucket b, double *lo, double *hi)
         *hi = sn_bucket_to_double(b);
 }
 
-static int print_json(const struct sn_hist *h, const struct opts *o, bool any, double min,
-                      double max)
+static int print_json(const struct sn_hist *h, const struct opts *o, const struct seen *seen,
+                      bool numbers)
 {
     double q1[NJSON_Q], q7[NJSON_Q];
     size_t blen = sn_hist_encoded_len(h, o->codec_flags);
@@ -176,10 +195,12 @@ static int print_json(const struct sn_hist *h, const struct opts *o, bool any, d
     print_double("mean", sn_hist_mean(h), true);
     print_double("sum", sn_hist_sum(h), true);
     print_double("stddev", sn_hist_stddev(h), true);
-    if (any) {
-        print_double("min", min, true);
-        print_double("max", max, true);
+    if (seen->any) {
+        print_double("min", seen->min, true);
+        print_double("max", seen->max, true);
     }
+    if (numbers)
+        printf("\"skipped\":%llu,", (unsigned long long)seen->skipped);
     printf("\"quantiles\":{\"q\":");
     print_double_array(json_q, NJSON_Q);
     printf(",\"type1\":");
@@ -205,8 +226,7 @@ static int print_json(const struct sn_hist *h, const struct opts *o, bool any, d
     return SN_EXIT_OK;
 }
 
-static int print_summary(const struct sn_hist *h, const struct opts *o, bool any, double min,
-                         double max)
+static int print_summary(const struct sn_hist *h, const struct opts *o, const struct seen *seen)
 {
     static const double q[] = {0.5, 0.9, 0.99, 0.999};
     static const char *const qname[] = {"p50", "p90", "p99", "p99.9"};
@@ -216,15 +236,23 @@ static int print_summary(const struct sn_hist *h, const struct opts *o, bool any
     struct sn_bucket b;
 
     sn_hist_quantiles(h, q, 4, qv, o->type);
+    /* A quantile (and the mean) takes each bucket's samples as spread over the bucket, so it
+     * can pass the largest (or smallest) value read: where the values themselves were read,
+     * keep it within them (100 alone is in [100, 110), p50 105 and mean 104.76, but the
+     * data's p50 and mean are 100). */
+    for (int i = 0; seen->any && i < 4; i++)
+        qv[i] = fmin(fmax(qv[i], seen->min), seen->max);
     printf("count   %llu\n", (unsigned long long)sn_hist_count(h));
-    sn_fmt_human(a, sizeof(a), sn_hist_mean(h), 6);
+    sn_fmt_human(a, sizeof(a),
+                 seen->any ? fmin(fmax(sn_hist_mean(h), seen->min), seen->max) : sn_hist_mean(h),
+                 6);
     printf("mean    %s\n", a);
     sn_fmt_human(a, sizeof(a), sn_hist_stddev(h), 6);
     printf("stddev  %s\n", a);
-    if (any) {
-        sn_fmt_human(a, sizeof(a), min, 6);
+    if (seen->any) {
+        sn_fmt_human(a, sizeof(a), seen->min, 6);
         printf("min     %s\n", a);
-        sn_fmt_human(a, sizeof(a), max, 6);
+        sn_fmt_human(a, sizeof(a), seen->max, 6);
         printf("max     %s\n", a);
     }
     for (int i = 0; i < 4; i++) {
@@ -284,8 +312,8 @@ int sn_cmd_hist(int argc, char **argv)
     };
     struct opts o = {.type = SN_QUANTILE_TYPE1};
     const char *decode = NULL;
-    bool merge = false, any = false;
-    double min = 0, max = 0;
+    bool merge = false;
+    struct seen seen = {0};
     struct sn_hist *h = NULL, *tmp = NULL;
     int c, rc = SN_EXIT_OK;
     char *end;
@@ -379,14 +407,27 @@ int sn_cmd_hist(int argc, char **argv)
             rc = SN_EXIT_USAGE;
             goto out;
         }
-        rc = read_numbers(in, argv[optind], &o, h, &min, &max, &any);
+        rc = read_numbers(in, argv[optind], &o, h, &seen);
         fclose(in);
     } else {
-        rc = read_numbers(stdin, "<stdin>", &o, h, &min, &max, &any);
+        rc = read_numbers(stdin, "<stdin>", &o, h, &seen);
     }
     if (rc != SN_EXIT_OK)
         goto out;
-    rc = o.json ? print_json(h, &o, any, min, max) : print_summary(h, &o, any, min, max);
+    if (seen.skipped)
+        fprintf(stderr,
+                "sonde hist: skipped %llu value%s that %s not finite or out of range "
+                "(|v| >= 1e128)\n",
+                (unsigned long long)seen.skipped, seen.skipped == 1 ? "" : "s",
+                seen.skipped == 1 ? "is" : "are");
+    if (o.json)
+        rc = print_json(h, &o, &seen, !decode && !merge);
+    else if (sn_hist_count(h) > 0)
+        rc = print_summary(h, &o, &seen);
+    if (rc == SN_EXIT_OK && sn_hist_count(h) == 0) {
+        fprintf(stderr, "sonde hist: no values\n");
+        rc = SN_EXIT_FAILURE;
+    }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "sonde hist: writing output: %s\n", strerror(errno));
         rc = SN_EXIT_FAILURE;

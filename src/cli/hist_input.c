@@ -3,6 +3,7 @@
  * a bounded NUL-terminated buffer so strtod/strtoll can never run past it.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,4 +79,9 @@ int sn_hist_parse_line(const char *line, size_t len, struct sn_hist_sample *s, c
         s->count = c;
     }
     return 1;
+}
+
+bool sn_hist_sample_in_range(const struct sn_hist_sample *s)
+{
+    return isfinite(s->value) && fabs(s->value) < SN_HIST_VALUE_LIMIT;
 }

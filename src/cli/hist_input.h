@@ -28,4 +28,12 @@ struct sn_hist_sample {
  */
 int sn_hist_parse_line(const char *line, size_t len, struct sn_hist_sample *s, const char **why);
 
+/* The largest magnitude a log-linear bucket holds is just under 1e128: larger values, inf and
+ * NaN all land in the NaN bucket, where they add nothing to a mean or a percentile. */
+#define SN_HIST_VALUE_LIMIT 1e128
+
+/* True when s->value is finite and its magnitude under SN_HIST_VALUE_LIMIT; `sonde hist`
+ * skips (and counts) the other samples. */
+bool sn_hist_sample_in_range(const struct sn_hist_sample *s);
+
 #endif

@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <jansson.h>
 
 #include "http.h"
@@ -26,12 +30,25 @@ static char url[64];
 static char out[1 << 20], err[1 << 16];
 static int64_t t0; /* the second the data was ingested at */
 
-/* Runs "sonde ARGS" with SONDE_URL pointing at the server; fills out/err; the exit code. */
+/* Runs "sonde ARGS" with SONDE_URL pointing at the server, in UTC and the C locale (so
+ * "us" for µs and "..." for the ellipsis); fills out/err; the exit code. */
 static int run(const char *args)
 {
     char cmd[8192];
-    snprintf(cmd, sizeof(cmd), "SONDE_URL=%s %s %s", url, sonde, args);
+    snprintf(cmd, sizeof(cmd), "TZ=UTC LC_ALL=C SONDE_URL=%s %s %s", url, sonde, args);
     return t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+}
+
+/* t as the CLI shows a time in UTC: "2025-11-22 11:52:25 (1763812345)". */
+static const char *utc(int64_t t)
+{
+    static char buf[64];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), " (%" PRId64 ")", t);
+    return buf;
 }
 
 static void ingest(const char *frames)
@@ -90,6 +107,20 @@ static void test_raw(void)
     T_STR(out, "b                                5\n"
                "a                                3\n"
                "c                                1\n");
+    snprintf(args, sizeof(args), "raw 1 --top 2 --start %" PRId64, t0);
+    T_EQ(run(args), 0);
+    T_STR(out, "b                                5\n"
+               "a                                3\n"
+               "... and 1 more (1 event)\n");
+    snprintf(args, sizeof(args), "raw 1 --top 1 --start %" PRId64, t0);
+    T_EQ(run(args), 0);
+    T_STR(out, "b                                5\n"
+               "... and 2 more (4 events)\n");
+    snprintf(args, sizeof(args), "raw 1 --top 3 --start %" PRId64, t0);
+    T_EQ(run(args), 0);
+    T_OK(strstr(out, "more") == NULL);
+    T_EQ(run("raw 1 --top 0"), 2);
+    T_STR(err, "sonde raw: --top wants a positive integer, not '0'\n");
     snprintf(args, sizeof(args), "raw 1 --start %" PRId64 " --json", t0);
     T_EQ(run(args), 0);
     j = json_loads(out, 0, NULL);
@@ -99,8 +130,9 @@ static void test_raw(void)
 
     snprintf(args, sizeof(args), "raw 2 --start %" PRId64, t0);
     T_EQ(run(args), 0);
-    T_STR(out, "[3000, 3099]                          4  #########\n"
-               "[2000000, 2099999]                   18  "
+    /* the ranges [3000, 3099] and [2000000, 2099999] of the latency in ns */
+    T_STR(out, "[3.00 us, 3.10 us)                    4  #########\n"
+               "[2.00 ms, 2.10 ms)                   18  "
                "########################################\n");
     snprintf(args, sizeof(args), "raw 3 --start=%" PRId64, t0);
     T_EQ(run(args), 0);
@@ -153,6 +185,16 @@ static void test_heatmap(void)
     T_EQ(json_integer_value(json_object_get(j, "width")), 600);
     json_decref(j);
 
+    /* the human form: times local (UTC here), ymin and ymax in the field's unit */
+    snprintf(args, sizeof(args), "heatmap 2 --start %" PRId64 " --duration 5 --ymax 3000000",
+             t0 - 2);
+    T_EQ(run(args), 0);
+    snprintf(path, sizeof(path), "start_time             %s\n", utc(t0 - 2));
+    T_OK(strncmp(out, path, strlen(path)) == 0);
+    snprintf(path, sizeof(path), "\nend_time               %s\n", utc(t0 + 3));
+    T_OK(strstr(out, path) != NULL);
+    T_OK(strstr(out, "\nymin                   0 ns\nymax                   3.00 ms\n") != NULL);
+
     snprintf(args, sizeof(args), "percentile 2 -P 0.5,0.9 --start %" PRId64 " --json", t0);
     T_EQ(run(args), 0);
     j = json_loads(out, 0, NULL);
@@ -161,6 +203,114 @@ static void test_heatmap(void)
     snprintf(args, sizeof(args), "percentile 2 -P 0.5 --start %" PRId64, t0);
     T_EQ(run(args), 0);
     T_OK(strncmp(out, "p0.5 ", 5) == 0);
+}
+
+/* Percentiles are exact by default (method=exact: from the merged log-linear histograms,
+ * libcircllhist's type 1), CA's rows with --rows. Instrumentation 2 holds 4 calls in
+ * [3000, 3100) ns and 18 in [2000000, 2100000) ns. */
+static void test_percentile(void)
+{
+    char args[256];
+    json_t *j, *p;
+
+    snprintf(args, sizeof(args), "percentile 2 -P 0.5,0.99 --start %" PRId64 " --json", t0);
+    T_EQ(run(args), 0);
+    T_STR(err, "");
+    j = json_loads(out, 0, NULL);
+    T_STR(json_string_value(json_object_get(j, "method")), "exact");
+    p = json_object_get(j, "percentile");
+    T_DEQ(json_number_value(json_array_get(p, 0)), 2036842.105263158);
+    T_DEQ(json_number_value(json_array_get(p, 1)), 2094736.8421052631);
+    json_decref(j);
+    /* in the field's unit, in the order asked; never above the top of the data's bucket */
+    snprintf(args, sizeof(args), "percentile 2 -P 0.99,0.5,0.1,1 --start %" PRId64, t0);
+    T_EQ(run(args), 0);
+    T_STR(err, "");
+    T_STR(out, "p0.99       2.09 ms\n"
+               "p0.5        2.04 ms\n"
+               "p0.1        3.06 us\n"
+               "p1          2.09 ms\n");
+
+    /* CA's rows: 100 rows of 22 us up to the auto-scaled 2.2 ms put the p99 above the data */
+    snprintf(args, sizeof(args), "percentile 2 -P 0.5,0.99 --start %" PRId64 " --rows", t0);
+    T_EQ(run(args), 0);
+    T_STR(err, "");
+    T_STR(out, "p0.5        2.04 ms\n"
+               "p0.99       2.11 ms\n");
+    snprintf(args, sizeof(args), "percentile 2 -P 0.5 --start %" PRId64 " --rows --json", t0);
+    T_EQ(run(args), 0);
+    j = json_loads(out, 0, NULL);
+    T_STR(json_string_value(json_object_get(j, "method")), "rows");
+    T_EQ(json_integer_value(json_object_get(j, "nbuckets")), 100);
+    json_decref(j);
+
+    /* the rows' options need --rows; exact percentiles count events */
+    T_EQ(run("percentile 2 -P 0.5 --nbuckets 3"), 2);
+    T_STR(err, "sonde percentile: --ymin, --ymax, --nbuckets and --log shape the rows of --rows: "
+               "give --rows with them\n");
+    T_EQ(run("percentile 2 -P 0.5 --log"), 2);
+    T_EQ(run("percentile 2 -P 0.5 --ymax 9"), 2);
+    T_EQ(run("percentile 2 -P 0.5 --weights weight"), 2);
+    T_STR(err, "sonde percentile: --weights weight needs --rows (exact percentiles count "
+               "events)\n");
+    snprintf(args, sizeof(args), "percentile 2 -P 0.5 --weights count --start %" PRId64, t0);
+    T_EQ(run(args), 0);
+    T_STR(out, "p0.5        2.04 ms\n");
+}
+
+/* The predicate of "create ... ARGS --json" as compact JSON, in buf. */
+static const char *created_predicate(const char *args, char *buf, size_t cap)
+{
+    char cmd[512];
+    json_t *j;
+    char *p;
+
+    buf[0] = '\0';
+    snprintf(cmd, sizeof(cmd), "create syscall.syscalls --json %s", args);
+    if (run(cmd) != 0) {
+        t_note("%s: %s", cmd, err);
+        return buf;
+    }
+    j = json_loads(out, 0, NULL);
+    p = json_dumps(json_object_get(j, "predicate"), JSON_COMPACT | JSON_ENCODE_ANY);
+    snprintf(buf, cap, "%s", p ? p : "");
+    free(p);
+    if ((p = (char *)json_string_value(json_object_get(j, "id"))) != NULL) {
+        snprintf(cmd, sizeof(cmd), "delete %s", p);
+        run(cmd);
+    }
+    json_decref(j);
+    return buf;
+}
+
+static void test_predicates(void)
+{
+    char b[512];
+
+    T_STR(created_predicate("-p '{\"eq\":[\"execname\",\"nginx\"]}'", b, sizeof(b)),
+          "{\"eq\":[\"execname\",\"nginx\"]}");
+    T_STR(created_predicate("-p 'execname == nginx'", b, sizeof(b)),
+          "{\"eq\":[\"execname\",\"nginx\"]}");
+    T_STR(created_predicate("-p 'execname!=\"a b\"'", b, sizeof(b)),
+          "{\"ne\":[\"execname\",\"a b\"]}");
+    T_STR(created_predicate("-p 'latency >= 1000'", b, sizeof(b)), "{\"ge\":[\"latency\",1000]}");
+    T_STR(created_predicate("-p 'latency<5' -p 'latency > 2' -p 'execname = x'", b, sizeof(b)),
+          "{\"and\":[{\"lt\":[\"latency\",5]},{\"gt\":[\"latency\",2]},{\"eq\":[\"execname\","
+          "\"x\"]}]}");
+    /* values with units go to the server as strings; it converts them (or says why not) */
+    T_STR(created_predicate("-d latency -p 'latency > 1ms' -p 'latency<=2.5s'", b, sizeof(b)),
+          "{\"and\":[{\"gt\":[\"latency\",\"1ms\"]},{\"le\":[\"latency\",\"2.5s\"]}]}");
+    T_EQ(run("create syscall.syscalls -p 'latency > 4KiB'"), 1);
+    T_STR(err,
+          "sonde: value {\"gt\":[\"latency\",\"4KiB\"]} for field \"predicate\" is invalid: "
+          "\"4KiB\" is a size, but field \"latency\" is a time: use ns, us (or \xc2\xb5s), ms, "
+          "s, min or h\n");
+    T_EQ(run("create syscall.syscalls -p 'latency >'"), 2);
+    T_STR(err, "sonde create: bad predicate 'latency >': no value\n");
+    T_EQ(run("create syscall.syscalls -p latency"), 2);
+    T_STR(err, "sonde create: bad predicate 'latency': want JSON or FIELD OP VALUE (OP one of == "
+               "!= < <= > >=)\n");
+    T_EQ(run("create syscall.syscalls -p '[1]'"), 2);
 }
 
 static void test_clone_delete(void)
@@ -173,6 +323,110 @@ static void test_clone_delete(void)
     T_STR(out, "deleted 4\n");
     T_EQ(run("get 4"), 1);
     T_STR(err, "sonde: no such instrumentation\n");
+}
+
+/* A server that is not Sonde: answers every request (up to n) with status and an HTML body,
+ * in a child process; its port, or -1. */
+static pid_t other_pid;
+static int other_server(const char *status, int n)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 8) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &al) < 0)
+        return -1;
+    other_pid = fork();
+    if (other_pid == 0) {
+        for (int i = 0; i < n; i++) {
+            char req[4096], resp[512];
+            int c = accept(fd, NULL, NULL);
+            if (c < 0)
+                _exit(1);
+            if (read(c, req, sizeof(req)) < 0) { /* one read holds these small requests */
+                close(c);
+                continue;
+            }
+            int len = snprintf(resp, sizeof(resp),
+                               "HTTP/1.1 %s\r\nContent-Type: text/html\r\nContent-Length: 13\r\n"
+                               "Connection: close\r\n\r\n<html></html>",
+                               status);
+            if (write(c, resp, (size_t)len) < 0)
+                _exit(1);
+            close(c);
+        }
+        _exit(0);
+    }
+    close(fd);
+    return other_pid > 0 ? ntohs(a.sin_port) : -1;
+}
+
+/* What a command says on a non-numeric instrumentation, a URL that is not Sonde's, and no
+ * server at all. */
+static void test_what_is_wrong(void)
+{
+    char args[256], want[512];
+    int port;
+
+    /* 1 is decomposed by execname, 3 a scalar: no heatmaps, percentiles or details */
+    T_EQ(run("heatmap 1"), 1);
+    T_STR(err, "sonde: instrumentation 1 has no numeric decomposition: heatmaps need one (it is "
+               "decomposed by execname)\n");
+    T_EQ(run("heatmap 1 --json -o /nonexistent/x.png"), 1);
+    T_STR(err, "sonde: instrumentation 1 has no numeric decomposition: heatmaps need one (it is "
+               "decomposed by execname)\n");
+    T_EQ(run("percentile 3 -P 0.5"), 1);
+    T_STR(err, "sonde: instrumentation 3 has no numeric decomposition: percentiles need one (it "
+               "has no decomposition: its value is a scalar)\n");
+    T_EQ(run("details 1 --x 1 --y 1 --ymax 9 --json"), 1);
+    T_STR(err, "sonde: instrumentation 1 has no numeric decomposition: heatmap details need one "
+               "(it is decomposed by execname)\n");
+    T_STR(out, "");
+    T_EQ(run("heatmap 99"), 1);
+    T_STR(err, "sonde: no such instrumentation\n");
+    T_EQ(run("percentile 99 -P 0.5"), 1);
+    T_STR(err, "sonde: no such instrumentation\n");
+
+    /* Sonde, but under a path prefix it does not have */
+    snprintf(args, sizeof(args), "list --url %s/prefix", url);
+    T_EQ(run(args), 1);
+    snprintf(want, sizeof(want),
+             "sonde: %s/prefix: not a Sonde server (GET /prefix/ answers HTTP 404; one answers "
+             "at %s, without the path /prefix)\n",
+             url, url);
+    T_STR(err, want);
+    snprintf(args, sizeof(args), "raw 1 --url %s/prefix", url);
+    T_EQ(run(args), 1);
+    T_STR(err, want);
+
+    /* another HTTP server: a 404 or a 501 of its own is not "no such instrumentation" */
+    port = other_server("404 Not Found", 2);
+    T_REQUIRE(port > 0);
+    snprintf(args, sizeof(args), "get 1 --url http://127.0.0.1:%d", port);
+    T_EQ(run(args), 1);
+    snprintf(want, sizeof(want),
+             "sonde: http://127.0.0.1:%d: not a Sonde server (GET / answers HTTP 404)\n", port);
+    T_STR(err, want);
+    waitpid(other_pid, NULL, 0);
+    port = other_server("501 Not Implemented", 2);
+    T_REQUIRE(port > 0);
+    snprintf(args, sizeof(args), "create syscall.syscalls --url http://127.0.0.1:%d", port);
+    T_EQ(run(args), 1);
+    snprintf(want, sizeof(want),
+             "sonde: http://127.0.0.1:%d: not a Sonde server (GET / answers HTTP 501)\n", port);
+    T_STR(err, want);
+    waitpid(other_pid, NULL, 0);
+    port = other_server("200 OK", 2);
+    T_REQUIRE(port > 0);
+    snprintf(args, sizeof(args), "list --url http://127.0.0.1:%d", port);
+    T_EQ(run(args), 1);
+    snprintf(want, sizeof(want),
+             "sonde: http://127.0.0.1:%d: not a Sonde server (GET / answers text/html, not "
+             "JSON)\n",
+             port);
+    T_STR(err, want);
+    waitpid(other_pid, NULL, 0);
 }
 
 static void test_errors(void)
@@ -190,7 +444,8 @@ static void test_errors(void)
 
     /* no server there: port 1 on loopback refuses */
     T_EQ(run("list --url http://127.0.0.1:1"), 1);
-    T_OK(strstr(err, "http://127.0.0.1:1") != NULL);
+    T_STR(err, "sonde: cannot connect to http://127.0.0.1:1: nothing listens there (is `sonde "
+               "serve` running there?)\n");
     T_EQ(run("describe --url http://[::1]:1"), 1);
     T_OK(strstr(err, "http://[::1]:1") != NULL);
 
@@ -415,30 +670,49 @@ static void test_heatmap_keys_json(void)
              kid, t0 - 2);
     T_EQ(run(args), 0);
     snprintf(args, sizeof(args),
-             "time     %" PRId64 "\nrange    [2000000, 3000000)\ntotal    18\n"
+             "time     %s\nrange    [2.00 ms, 3.00 ms)\ntotal    18\n"
              "x y/z                            18\n",
-             t0);
+             utc(t0));
     T_STR(out, args);
+    /* one row for everything: both keys; --top 1 keeps the biggest */
+    snprintf(args, sizeof(args),
+             "details %s --start %" PRId64 " --duration 5 --x 300 --y 0 --ymax 3000000 "
+             "--nbuckets 1",
+             kid, t0 - 2);
+    T_EQ(run(args), 0);
+    snprintf(args, sizeof(args),
+             "time     %s\nrange    [0 ns, 3.00 ms)\ntotal    22\n"
+             "x y/z                            18\n"
+             "a                                4\n",
+             utc(t0));
+    T_STR(out, args);
+    snprintf(args, sizeof(args),
+             "details %s --start %" PRId64 " --duration 5 --x 300 --y 0 --ymax 3000000 "
+             "--nbuckets 1 --top 1",
+             kid, t0 - 2);
+    T_EQ(run(args), 0);
+    T_OK(strstr(out, "\nx y/z                            18\n... and 1 more (4 events)\n") != NULL);
 
     /* percentile: by count, a tenth of the calls are under 1e5; by weight, over 1e6 */
-    j = run_json("percentile %s --json -P 0.1 --start %" PRId64, kid, t0);
+    j = run_json("percentile %s --json -P 0.1 --start %" PRId64 " --rows", kid, t0);
     T_REQUIRE(j != NULL);
     T_OK(json_number_value(json_object_get(j, "percentile")) < 100000);
     json_decref(j);
-    j = run_json("percentile %s --json -P 0.1 --start %" PRId64 " --weights weight", kid, t0);
+    j = run_json("percentile %s --json -P 0.1 --start %" PRId64 " --weights weight --rows", kid,
+                 t0);
     T_REQUIRE(j != NULL);
     T_OK(json_number_value(json_object_get(j, "percentile")) > 1000000);
     json_decref(j);
     j = run_json("percentile %s --json -P 0.5 --start %" PRId64 " --selected 'x y/z' --isolate "
-                 "--hues 9 --coloring linear --log --ymax 2500000 --nbuckets 50",
+                 "--hues 9 --coloring linear --log --ymax 2500000 --nbuckets 50 --rows",
                  kid, t0);
     T_REQUIRE(j != NULL);
     T_OK(json_is_number(json_object_get(j, "percentile")));
     T_EQ(json_integer_value(json_object_get(j, "nbuckets")), 50);
     T_EQ(json_integer_value(json_object_get(j, "ymax")), 2500000);
     json_decref(j);
-    snprintf(args, sizeof(args), "percentile %s -P 0.5,0.1 --start %" PRId64 " --nbuckets 2", kid,
-             t0);
+    snprintf(args, sizeof(args), "percentile %s -P 0.5,0.1 --start %" PRId64 " --nbuckets 2 --rows",
+             kid, t0);
     T_EQ(run(args), 0);
     T_OK(strncmp(out, "p0.5        ", 12) == 0);
     T_OK(strstr(out, "\np0.1        ") != NULL);
@@ -539,6 +813,34 @@ static void test_help_exit_codes(void)
     }
 }
 
+/* A metric whose values are bytes (nic.bytes, CA type "size"): its counts in B, KiB... */
+static void test_byte_values(void)
+{
+    char scalar[16], bynic[16], frames[512], args[128];
+
+    T_EQ(run("create nic.bytes"), 0);
+    T_REQUIRE(sscanf(out, "%15s /ca/instrumentations/", scalar) == 1);
+    T_EQ(run("create nic.bytes -d nic"), 0);
+    T_REQUIRE(sscanf(out, "%15s /ca/instrumentations/", bynic) == 1);
+    snprintf(frames, sizeof(frames),
+             "[{\"id\":\"%s\",\"host\":\"h\",\"t\":%" PRId64
+             ",\"arity\":\"scalar\",\"value\":4096},"
+             "{\"id\":\"%s\",\"host\":\"h\",\"t\":%" PRId64 ",\"arity\":\"discrete-decomposition\","
+             "\"value\":{\"eth0\":1536000,\"lo\":100,\"x\":1}}]",
+             scalar, t0, bynic, t0);
+    ingest(frames);
+    snprintf(args, sizeof(args), "raw %s --start %" PRId64, scalar, t0);
+    T_EQ(run(args), 0);
+    T_STR(out, "4.00 KiB\n");
+    snprintf(args, sizeof(args), "raw %s --start %" PRId64 " --top 1", bynic, t0);
+    T_EQ(run(args), 0);
+    T_STR(out, "eth0                             1.46 MiB\n"
+               "... and 2 more (101 B)\n");
+    snprintf(args, sizeof(args), "raw %s --start %" PRId64 " --json", bynic, t0);
+    T_EQ(run(args), 0);
+    T_OK(strstr(out, "\"eth0\": 1536000") != NULL);
+}
+
 static void test_describe(void)
 {
     T_EQ(run("describe"), 0);
@@ -573,13 +875,17 @@ int main(int argc, char **argv)
     t_run("create_list", test_create_list);
     t_run("raw", test_raw);
     t_run("heatmap", test_heatmap);
+    t_run("percentile", test_percentile);
     t_run("clone_delete", test_clone_delete);
     t_run("errors", test_errors);
+    t_run("what is wrong", test_what_is_wrong);
+    t_run("predicates", test_predicates);
     t_run("keys_setup", test_keys_setup);
     t_run("heatmap_keys", test_heatmap_keys);
     t_run("heatmap_keys_json", test_heatmap_keys_json);
     t_run("heatmap_keys_errors", test_heatmap_keys_errors);
     t_run("help_exit_codes", test_help_exit_codes);
+    t_run("byte_values", test_byte_values);
     th_serve_stop(&srv);
     return t_done();
 }

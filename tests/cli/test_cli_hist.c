@@ -175,16 +175,61 @@ static void test_bad_input(void)
 static void test_empty_and_special(void)
 {
     double q[7];
-    T_EQ(run("hist --json", ""), 0);
+    /* no values: a clear message and exit 1; --json still prints its document */
+    T_EQ(run("hist", ""), 1);
+    T_STR(out, "");
+    T_STR(err, "sonde hist: no values\n");
+    T_EQ(run("hist", "# only a comment\n\n"), 1);
+    T_STR(err, "sonde hist: no values\n");
+    T_EQ(run("hist --json", ""), 1);
+    T_STR(err, "sonde hist: no values\n");
     T_OK(num("count") == 0);
     T_OK(strncmp(field("mean"), "null", 4) == 0);
     T_EQ(nums("type1", q, 7), 7);
     T_OK(isnan(q[3]));
+    T_EQ(run("hist --decode AAA=", NULL), 1);
+    T_STR(err, "sonde hist: no values\n");
+
+    /* values no bucket holds are skipped and counted, not put in the NaN bucket */
     T_EQ(run("hist --json", "nan\ninf\n-inf\n1e300\n0\n-0\n"), 0);
-    T_OK(num("count") == 6);
-    T_OK(strstr(out,
-                "\"bucket\":\"NaN\",\"val\":-1,\"exp\":0,\"lo\":null,\"hi\":null,\"count\":4") !=
+    T_STR(err, "sonde hist: skipped 4 values that are not finite or out of range (|v| >= 1e128)\n");
+    T_OK(num("count") == 2);
+    T_OK(unum("skipped") == 4);
+    T_OK(strstr(out, "\"bucket\":\"NaN\"") == NULL);
+    T_DEQ(num("max"), 0.0);
+    T_EQ(run("hist", "1\n2\ninf\nnan 5\n1e300\n"), 0);
+    T_STR(err, "sonde hist: skipped 7 values that are not finite or out of range (|v| >= 1e128)\n");
+    T_OK(strncmp(out, "count   2\nmean    1.5482\n", 25) == 0);
+    T_OK(strstr(out, "\nmax     2\n") != NULL);
+    T_EQ(run("hist", "inf\n"), 1);
+    T_STR(err, "sonde hist: skipped 1 value that is not finite or out of range (|v| >= 1e128)\n"
+               "sonde hist: no values\n");
+    T_EQ(run("hist --int-scale 200", "1\n"), 1);
+    T_OK(strstr(err, "skipped 1 value ") != NULL);
+    T_EQ(run("hist --json", "9.99e127\n"), 0); /* the largest bucket still holds it */
+    T_OK(unum("skipped") == 0);
+}
+
+/* The summary's percentiles and mean never pass the values read (a bucket's samples are taken
+ * as spread over it, which would put them up to a bucket's width beyond). */
+static void test_within_data(void)
+{
+    T_EQ(run("hist", "100\n"), 0);
+    T_STR(out,
+          "count   1\nmean    100\nstddev  0\nmin     100\nmax     100\n"
+          "p50     100\np90     100\np99     100\np99.9   100\n\n"
+          "bucket                             count\n"
+          "[100, 110)                             1  ########################################\n");
+    T_EQ(run("hist", "100\n100\n100\n103\n"), 0);
+    T_OK(strstr(out, "\nmax     103\np50     103\np90     103\np99     103\np99.9   103\n") !=
          NULL);
+    T_EQ(run("hist --type 7", "100 3\n"), 0);
+    T_OK(strstr(out, "\np99     100\n") != NULL);
+    T_EQ(run("hist", "-100\n-5\n"), 0);
+    T_OK(strstr(out, "\nmin     -100\nmax     -5\np50     -100\np90     -5.05\n") != NULL);
+    /* --json keeps libcircllhist's figures, for comparing with it */
+    T_EQ(run("hist --json", "100\n"), 0);
+    T_OK(strstr(out, "\"type1\":[105,105,105,105,105,105,105]") != NULL);
 }
 
 static void test_int_scale_and_flags(void)
@@ -279,6 +324,7 @@ int main(int argc, char **argv)
     t_run("--decode and --merge, lenient and strict", test_decode_and_merge);
     t_run("malformed input: clear error, exit 2", test_bad_input);
     t_run("empty input, NaN and infinities", test_empty_and_special);
+    t_run("summary percentiles within the data", test_within_data);
     t_run("--int-scale, --exact-widths, --fix-nan-holes", test_int_scale_and_flags);
     t_run("--json equals the model on random inputs", test_matches_model);
     return t_done();
