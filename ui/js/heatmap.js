@@ -399,6 +399,7 @@ export class HeatmapView {
     this.frame++;
     this.plot.dataset.start = img.start_time;
     this.plot.dataset.ymax = img.ymax;
+    this.plot.dataset.yscale = img.yscale === 'log' ? 'log' : 'linear';
     this.plot.dataset.coloring = params.coloring || 'rank';
     if (this.cursor) {
       const { n, nb } = this.geometry();
@@ -593,8 +594,9 @@ export class HeatmapView {
 
   // The legend, updated in place: keys by their events in the interval, biggest first (the
   // top LEGEND_TOP, the selected ones and the focused one; "N more" shows the rest, and the
-  // search box finds any). Its order holds still while the pointer or the focus is in it,
-  // so that nothing moves under a click and a focused key keeps its focus.
+  // search box finds any). Its order holds still while the pointer is over it or the
+  // keyboard's focus is in it, so that nothing moves under a click; a focused key is never
+  // moved, so it keeps its focus.
   drawLegend(img) {
     if (!this.keyField) return;
     const layers = this.layersOf(img);
@@ -614,7 +616,8 @@ export class HeatmapView {
         li.remove();
         this.items.delete(k);
       }
-    const frozen = this.legendBox.matches(':hover') || this.legendBox.contains(active);
+    // held still under the pointer, and while the keyboard walks it
+    const frozen = this.legendBox.matches(':hover') || !!this.legend.querySelector('button.key:focus-visible');
     const q = this.filter.trim().toLowerCase();
     let hidden = 0, matches = 0;
     for (const k of order) {
@@ -652,11 +655,13 @@ export class HeatmapView {
       li.hidden = !show;
     }
     if (!frozen) {
+      // the focused key is never moved (that would blur it): the others move around it
       let prev = null;
       for (const k of order) {
         const li = this.items.get(k);
-        const at = prev ? prev.nextSibling : this.legend.firstChild;
-        if (at !== li) this.legend.insertBefore(li, at);
+        const next = () => (prev ? prev.nextSibling : this.legend.firstChild);
+        if (li.contains(active)) while (next() !== li) li.after(next());
+        else if (next() !== li) this.legend.insertBefore(li, next());
         prev = li;
       }
     }
