@@ -17,7 +17,7 @@ import { get, getBackground } from './api.js';
 import { fieldType, isNumeric } from './catalog.js';
 import { fill, h } from './dom.js';
 import {
-  durationTicks, fmtClock, fmtCount, fmtInput, fmtRange, fmtValue, hueColor, logTicks, niceTicks,
+  durationTicks, fmtClock, fmtCount, fmtInput, fmtRange, fmtTicks, hueColor, logTicks, niceTicks,
   parseValue,
 } from './units.js';
 
@@ -508,8 +508,9 @@ export class HeatmapView {
         ticks = niceTicks(img.ymin, img.ymax, 5);
       }
     }
-    fill(this.yaxis, ticks.map((v) =>
-      h('span', { style: { top: `${Math.round(this.yOf(v, img))}px` } }, fmtValue(v, this.type))));
+    const names = fmtTicks(ticks, this.type, img.yscale === 'log');
+    fill(this.yaxis, ticks.map((v, i) =>
+      h('span', { style: { top: `${Math.round(this.yOf(v, img))}px` } }, names[i])));
     const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
     const step = steps.find((s) => img.duration / s <= Math.max(2, W / 90)) || 3600;
     const labels = [];

@@ -44,6 +44,20 @@ export function fmtDuration(s) {
   return `${sig3(s / 3600)} h`;
 }
 
+// The labels of an axis's ticks (values of a field of type t): on a linear axis of
+// durations one unit for all, the one fmtDuration gives the largest ("0", "600 s"... would
+// read badly: "10 min", "20 min"); on a log axis, or of other quantities, each its own.
+export function fmtTicks(vals, t, log = false) {
+  if (log || !t || t.unit !== 'seconds' || !vals.length) return vals.map((v) => fmtValue(v, t));
+  const f = Math.pow(t.base || 10, t.power || 0);
+  const top = Math.max(...vals.map((v) => Math.abs(v * f)));
+  let u = SECONDS[0];
+  if (top >= 5999.5) u = [3600, 'h'];
+  else if (top >= 999.5) u = [60, 'min'];
+  else for (const c of SECONDS) if (top >= c[0] * 0.9995) u = c;
+  return vals.map((v) => (v === 0 ? '0' : `${sig3((v * f) / u[0])} ${u[1]}`));
+}
+
 // Bytes in binary units: "512 B", "1.5 KiB", "20 MiB".
 export function fmtBytes(b) {
   if (!Number.isFinite(b)) return '–';
@@ -111,7 +125,8 @@ export function niceTicks(lo, hi, n = 5, min = 4) {
   const steps = [0.1, 0.2, 0.5, 1, 2, 5, 10].map((m) => m * mag);
   const at = (step) => {
     const out = [];
-    for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++)
+    const q = lo / step;
+    for (let k = Math.ceil(q - 1e-12 * Math.max(1, Math.abs(q))); k * step <= hi + step * 1e-9; k++)
       out.push(Number((k * step).toPrecision(12)));
     return out;
   };
