@@ -301,14 +301,23 @@ export class HeatmapView {
       }) : null,
     ]);
     if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
+    if (counts !== this.counts) this.countsOf = counts ? { start: img.start_time, duration: img.duration } : null;
     this.counts = counts;
     this.draw(img, pic, pct, params, peak);
     return img;
   }
 
   // Events per key over the image's interval (value/raw sums the slots), for the legend's
-  // order and counts.
+  // order and counts: asked again when the interval moved by 5 s or more (every 5 s while
+  // live: the reply lists every key's histogram, the heaviest of a panel's requests).
   async keyCounts(img, signal) {
+    const was = this.countsOf;
+    if (this.counts && was && was.duration === img.duration && img.start_time >= was.start &&
+      img.start_time - was.start < 5) return this.counts;
+    return this.rawCounts(img, signal);
+  }
+
+  async rawCounts(img, signal) {
     const r = await getBackground(`${this.panel.path}/value/raw`,
       { start_time: img.start_time, duration: img.duration, timeout: 0 }, signal);
     const out = new Map();
