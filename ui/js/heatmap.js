@@ -283,27 +283,36 @@ export class HeatmapView {
     pic.src = `data:image/png;base64,${img.image}`;
     await pic.decode();
     const g = this.panel.inst.granularity;
-    const [pct, peak, counts] = await Promise.all([
-      this.pctl && img.ymax > img.ymin
-        ? getBackground(`${path}/percentile`, {
-          start_time: img.start_time, duration: g, ndatapoints: Math.round(img.duration / g),
-          ymin: img.ymin, ymax: img.ymax, yscale: img.yscale, timeout: 0, method: 'exact',
-          percentile: PCTL.map((p) => p[0]).join(','),
-        }, signal)
-        : null,
-      this.peakOf(img, pic, params, signal).catch((e) => {
-        if (e.name === 'AbortError') throw e;
-        return null; // the scale goes without its number
-      }),
-      this.keyField ? this.keyCounts(img, signal).catch((e) => {
-        if (e.name === 'AbortError') throw e;
-        return null; // the legend goes without counts
-      }) : null,
+    // the scale's number and the legend's counts are asked meanwhile; the image does not
+    // wait for them
+    const quiet = (p) => p.catch((e) => {
+      if (e.name === 'AbortError') throw e;
+      return null; // the scale goes without its number, the legend without counts
+    });
+    const more = Promise.all([
+      quiet(this.peakOf(img, pic, params, signal)),
+      this.keyField ? quiet(this.keyCounts(img, signal)) : null,
     ]);
+    more.catch(() => {}); // awaited below (an abort must not go unhandled meanwhile)
+    const pct = this.pctl && img.ymax > img.ymin
+      ? await getBackground(`${path}/percentile`, {
+        start_time: img.start_time, duration: g, ndatapoints: Math.round(img.duration / g),
+        ymin: img.ymin, ymax: img.ymax, yscale: img.yscale, timeout: 0, method: 'exact',
+        percentile: PCTL.map((p) => p[0]).join(','),
+      }, signal)
+      : null;
+    if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
+    const last = this.shown && this.shown.peak;
+    this.draw(img, pic, pct, params, last && last.coloring === params.coloring ? last : null);
+    const [peak, counts] = await more;
     if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
     if (counts !== this.counts) this.countsOf = counts ? { start: img.start_time, duration: img.duration } : null;
     this.counts = counts;
-    this.draw(img, pic, pct, params, peak);
+    if (this.shown.img === img) {
+      this.shown.peak = peak && { ...peak, coloring: params.coloring };
+      this.drawScale(img, this.shown.peak, params);
+      this.drawLegend(img);
+    }
     return img;
   }
 
