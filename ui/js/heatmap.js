@@ -600,7 +600,9 @@ export class HeatmapView {
 
   swatch(k, layers) {
     const hue = this.hueOfKey(k, layers);
-    return h('span.swatch', { dataset: { key: k }, style: { background: hue === null ? 'transparent' : hueColor(hue) } });
+    const sw = h('span.swatch', { dataset: { key: k }, style: { background: hue === null ? 'transparent' : hueColor(hue) } });
+    sw.classList.toggle('rest', !layers.own.has(k)); // as in the legend: drawn with the rest
+    return sw;
   }
 
   toggleKey(k) {
@@ -710,6 +712,7 @@ export class HeatmapView {
     for (const sw of this.details.querySelectorAll('.swatch[data-key]')) {
       const hue = this.hueOfKey(sw.dataset.key, layers);
       sw.style.background = hue === null ? 'transparent' : hueColor(hue);
+      sw.classList.toggle('rest', !layers.own.has(sw.dataset.key));
     }
   }
 
