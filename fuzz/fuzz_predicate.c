@@ -2,7 +2,8 @@
  * Fuzz target: CA predicates from arbitrary JSON text. Properties: no crash; a rejected
  * predicate comes with a reason and an empty program; an accepted one compiles into 1..32
  * instructions whose evaluation equals a direct evaluation of the JSON on a few events
- * ("under" included: cgroup prefixes, compared here component by component).
+ * ("under" included: cgroup prefixes, compared here component by component; constants with
+ * units, whose value is sn_pred_unit_value()'s, compared here as whole plus fraction).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -20,6 +21,9 @@ static const struct sn_field_def fields[] = {
     {"latency", SN_FIELD_NUMERIC, 2, NULL, NULL},
     {"container", SN_FIELD_CGROUP, 3, NULL, NULL},
 };
+
+/* latency has a unit: its constants may be strings like "1.5ms" (Sonde's extension) */
+static const enum sn_field_unit units[] = {SN_UNIT_NONE, SN_UNIT_NONE, SN_UNIT_NS, SN_UNIT_NONE};
 
 static bool direct(const json_t *p, const struct sn_event *e)
 {
@@ -48,7 +52,12 @@ static bool direct(const json_t *p, const struct sn_event *e)
             c = strncmp(e->str[f[0] == 'e' ? 0 : 3], json_string_value(k), SN_PRED_STRLEN - 1);
         } else {
             int64_t x = e->num[!strcmp(f, "pid") ? 1 : 2];
-            if (json_is_integer(k)) {
+            if (json_is_string(k)) { /* accepted: a quantity, whole + a fraction */
+                int64_t n = 0;
+                bool frac = false;
+                FUZZ_CHECK(sn_pred_unit_value(json_string_value(k), SN_UNIT_NS, &n, &frac) == 0);
+                c = x < n ? -1 : x > n ? 1 : frac ? -1 : 0;
+            } else if (json_is_integer(k)) {
                 int64_t n = json_integer_value(k);
                 c = x < n ? -1 : x > n;
             } else {
@@ -81,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!j)
         return 0;
-    rc = sn_pred_compile(j, fields, 4, &p, why, sizeof(why));
+    rc = sn_pred_compile_units(j, fields, units, 4, &p, why, sizeof(why));
     if (rc < 0) {
         FUZZ_CHECK(rc == -EINVAL || rc == -ENOENT || rc == -E2BIG);
         FUZZ_CHECK(why[0] != '\0');
@@ -97,7 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             strcpy(e.str[0], names[i % 3]);
             strcpy(e.str[3], names[(i + 1) % 3]);
             e.num[1] = (int64_t)(i % 3) - 1;
-            e.num[2] = (int64_t)(size % 7) - 3 + i;
+            e.num[2] =
+                i >= 7 ? 999999 + (i - 7) : (int64_t)(size % 7) - 3 + i; /* 1ms - 1, 1ms, + 1 */
             FUZZ_CHECK(sn_pred_eval(&p, &e) == direct(j, &e));
         }
     }

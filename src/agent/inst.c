@@ -126,6 +126,7 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
     const char *stat = json_string_value(json_object_get(body, "stat"));
     const json_t *pred = json_object_get(body, "predicate"), *dec;
     struct sn_field_def defs[32];
+    enum sn_field_unit units[32];
     const char *names[8];
     char buf[512], *text;
     json_t *parsed = NULL;
@@ -212,8 +213,14 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
         }
     }
     for (size_t i = 0; i < in->metric->nfields && i < 32; i++) {
-        const char *name = in->metric->fields[i].def.name;
+        const char *name = in->metric->fields[i].def.name, *type = in->metric->fields[i].type;
         defs[i] = in->metric->fields[i].def;
+        /* the catalog's CA types: constants with units convert to their raw unit */
+        units[i] = defs[i].kind != SN_FIELD_NUMERIC ? SN_UNIT_NONE
+                   : strcmp(type, "time") == 0      ? SN_UNIT_NS
+                   : strcmp(type, "subsecond") == 0 ? SN_UNIT_MS
+                   : strcmp(type, "size") == 0      ? SN_UNIT_BYTES
+                                                    : SN_UNIT_NONE;
         if (in->metric->fields[i].render != SN_RENDER_HOST)
             continue;
         defs[i].constant = strcmp(name, "path") == 0       ? in->spec.usdt.path
@@ -224,8 +231,8 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
     {
         json_t *empty = pred ? NULL : json_object();
         char reason[256];
-        rc = sn_pred_compile(pred ? pred : empty, defs, in->metric->nfields, &in->spec.pred, reason,
-                             sizeof(reason));
+        rc = sn_pred_compile_units(pred ? pred : empty, defs, units, in->metric->nfields,
+                                   &in->spec.pred, reason, sizeof(reason));
         static const char nofield[] = "no such field for specified metric: ";
         if (rc == -ENOENT && strncmp(reason, nofield, sizeof(nofield) - 1) == 0) {
             no_field(why, whylen, reason + sizeof(nofield) - 1);

@@ -27,6 +27,7 @@ static const char *const op_names[] = {
 
 struct compiler {
     const struct sn_field_def *fields;
+    const enum sn_field_unit *units; /* [nfields], or NULL */
     size_t nfields;
     struct sn_pred *out;
     char *why;
@@ -159,6 +160,117 @@ static int compile_under(struct compiler *c, const struct sn_field_def *fd, cons
     return emit(c, (struct sn_pred_insn){.op = SN_PRED_UNDER, .field = fd->id, .n = (int64_t)off});
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Constants with units
+ */
+
+struct unit_def {
+    const char *name;
+    enum sn_field_unit kind; /* SN_UNIT_NS for times, SN_UNIT_BYTES for sizes */
+    uint64_t factor;         /* in ns or bytes */
+};
+
+static const struct unit_def unit_table[] = {
+    {"ns", SN_UNIT_NS, 1},
+    {"us", SN_UNIT_NS, 1000},
+    {"\xc2\xb5s", SN_UNIT_NS, 1000}, /* µs, MICRO SIGN */
+    {"\xce\xbcs", SN_UNIT_NS, 1000}, /* μs, GREEK SMALL LETTER MU */
+    {"ms", SN_UNIT_NS, 1000000},
+    {"s", SN_UNIT_NS, 1000000000},
+    {"min", SN_UNIT_NS, 60000000000ULL},
+    {"h", SN_UNIT_NS, 3600000000000ULL},
+    {"B", SN_UNIT_BYTES, 1},
+    {"kB", SN_UNIT_BYTES, 1000},
+    {"MB", SN_UNIT_BYTES, 1000000},
+    {"GB", SN_UNIT_BYTES, 1000000000},
+    {"TB", SN_UNIT_BYTES, 1000000000000ULL},
+    {"KiB", SN_UNIT_BYTES, 1024},
+    {"MiB", SN_UNIT_BYTES, 1024 * 1024},
+    {"GiB", SN_UNIT_BYTES, 1024ULL * 1024 * 1024},
+    {"TiB", SN_UNIT_BYTES, 1024ULL * 1024 * 1024 * 1024},
+};
+
+int sn_pred_unit_value(const char *text, enum sn_field_unit unit, int64_t *whole, bool *frac)
+{
+    typedef unsigned __int128 u128;
+    const char *s = text;
+    u128 m = 0, factor = 1, den = 1; /* the value is m * factor / den */
+    size_t ndigits = 0, nsig = 0;
+
+    if (unit == SN_UNIT_NONE)
+        return -EDOM;
+    while (*s == ' ')
+        s++;
+    for (bool point = false;; s++) {
+        if (*s == '.' && !point) {
+            point = true;
+            continue;
+        }
+        if (*s < '0' || *s > '9')
+            break;
+        ndigits++;
+        if (m == 0 && *s == '0' && !point)
+            continue; /* leading zeroes */
+        if (++nsig > 19)
+            return -ERANGE; /* more digits than kept exact */
+        m = m * 10 + (unsigned)(*s - '0');
+        if (point)
+            den *= 10;
+    }
+    if (ndigits == 0)
+        return -EINVAL;
+    while (*s == ' ')
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 && s[len - 1] == ' ')
+        len--;
+    if (len > 0) {
+        const struct unit_def *u = NULL;
+        for (size_t i = 0; i < sizeof(unit_table) / sizeof(*unit_table); i++)
+            if (strlen(unit_table[i].name) == len && memcmp(unit_table[i].name, s, len) == 0)
+                u = &unit_table[i];
+        if (!u)
+            return -EINVAL;
+        if ((u->kind == SN_UNIT_BYTES) != (unit == SN_UNIT_BYTES))
+            return -EDOM;
+        factor = u->factor;
+    }
+    if (unit == SN_UNIT_MS) { /* a time in ns (with a unit) or ms (plain), into ms */
+        if (len > 0)
+            den *= 1000000;
+    }
+    u128 num = m * factor, q = num / den;
+    if (q > (u128)INT64_MAX)
+        return -ERANGE;
+    *whole = (int64_t)q;
+    *frac = num % den != 0;
+    return 0;
+}
+
+/* The reason a string constant on numeric field fd is refused (rc from sn_pred_unit_value). */
+static int unit_fail(struct compiler *c, const struct sn_field_def *fd, enum sn_field_unit unit,
+                     const char *s, int rc)
+{
+    static const char times[] = "ns, us (or \xc2\xb5s), ms, s, min or h";
+    static const char sizes[] = "B, kB, MB, GB, TB, KiB, MiB, GiB or TiB";
+    const char *raw = unit == SN_UNIT_NS   ? "nanoseconds"
+                      : unit == SN_UNIT_MS ? "milliseconds"
+                                           : "bytes";
+    bool size = unit == SN_UNIT_BYTES;
+
+    if (unit == SN_UNIT_NONE)
+        return fail(c, -EINVAL, "field \"%s\" is numeric: its constant must be a number", fd->name);
+    if (rc == -ERANGE)
+        return fail(c, -EINVAL, "constant \"%.64s\" for field \"%s\" out of range", s, fd->name);
+    if (rc == -EDOM)
+        return fail(c, -EINVAL, "\"%.64s\" is a %s, but field \"%s\" is a %s: use %s", s,
+                    size ? "time" : "size", fd->name, size ? "size" : "time", size ? sizes : times);
+    return fail(c, -EINVAL,
+                "\"%.64s\" is not a %s for field \"%s\": use a number of %s, or a number with "
+                "%s",
+                s, size ? "size" : "time", fd->name, raw, size ? sizes : times);
+}
+
 static int compile_leaf(struct compiler *c, enum sn_pred_op op, const json_t *args)
 {
     const json_t *f = json_array_get(args, 0), *k = json_array_get(args, 1);
@@ -183,18 +295,28 @@ static int compile_leaf(struct compiler *c, enum sn_pred_op op, const json_t *ar
         return compile_under(c, fd, k);
     in.field = fd->id;
     if (fd->kind == SN_FIELD_NUMERIC) {
-        if (!json_is_number(k))
-            return fail(c, -EINVAL, "field \"%s\" is numeric: its constant must be a number",
-                        fd->name);
-        if (json_is_integer(k)) {
+        bool frac = false;
+        if (json_is_string(k)) { /* Sonde: a number with a unit */
+            enum sn_field_unit unit = c->units ? c->units[fd - c->fields] : SN_UNIT_NONE;
+            int64_t n = 0;
+            int rc = sn_pred_unit_value(json_string_value(k), unit, &n, &frac);
+            if (rc == 0 && strlen(json_string_value(k)) != json_string_length(k))
+                rc = -EINVAL; /* a NUL inside */
+            if (rc < 0)
+                return unit_fail(c, fd, unit, json_string_value(k), rc);
+            in.n = n;
+        } else if (json_is_integer(k)) {
             in.n = (int64_t)json_integer_value(k);
         } else {
             double d = floor(json_real_value(k));
             if (!(d > -9.2e18 && d < 9.2e18))
                 return fail(c, -EINVAL, "constant for field \"%s\" out of range", fd->name);
             in.n = (int64_t)d;
-            if (d != json_real_value(k)) { /* a fraction against an integer field */
-                if (op == SN_PRED_EQ) {    /* never equal: x < INT64_MIN is always false */
+            frac = d != json_real_value(k);
+        }
+        {
+            if (frac) {                 /* a fraction against an integer field (n is its floor) */
+                if (op == SN_PRED_EQ) { /* never equal: x < INT64_MIN is always false */
                     in.op = SN_PRED_LT;
                     in.n = INT64_MIN;
                 } else if (op == SN_PRED_NE) {
@@ -281,7 +403,14 @@ static int compile(struct compiler *c, const json_t *p, int depth)
 int sn_pred_compile(const json_t *p, const struct sn_field_def *fields, size_t nfields,
                     struct sn_pred *out, char *why, size_t whylen)
 {
-    struct compiler c = {fields, nfields, out, why, whylen, 0};
+    return sn_pred_compile_units(p, fields, NULL, nfields, out, why, whylen);
+}
+
+int sn_pred_compile_units(const json_t *p, const struct sn_field_def *fields,
+                          const enum sn_field_unit *units, size_t nfields, struct sn_pred *out,
+                          char *why, size_t whylen)
+{
+    struct compiler c = {fields, units, nfields, out, why, whylen, 0};
     int rc;
 
     memset(out, 0, sizeof(*out));

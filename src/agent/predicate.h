@@ -10,6 +10,9 @@
  *
  * A numeric field takes a JSON number, a discrete field a JSON string; lt/le/gt/ge on a
  * discrete field is rejected (CA's documented rule, which its code forgot to enforce).
+ * Sonde's extension: a numeric field with a unit (sn_pred_compile_units()) also takes a string, a
+ * decimal number with an optional unit of its kind, converted to the field's raw unit:
+ * {"gt": ["latency", "1.5ms"]} is {"gt": ["latency", 1500000]} (sn_pred_unit_value()).
  * "under" takes a cgroup field and an absolute cgroup path, which need not exist: it matches
  * nothing until it does. The path is normalized ("//" and a trailing "/" dropped; "." and ".."
  * rejected) and kept as text in the compiled predicate; under "/" is always true.
@@ -33,6 +36,15 @@ enum sn_field_kind {
     SN_FIELD_ADDR,   /* discrete: an IP address, compared as 16 bytes (IPv4 mapped into IPv6) */
     SN_FIELD_CGROUP, /* discrete: a cgroup v2 path, which the kernel knows by its id; the one
                         kind "under" applies to */
+};
+
+/* A numeric field's raw unit, which a constant with a unit ("1ms", "4KiB") converts to
+ * (sn_pred_compile_units()). */
+enum sn_field_unit {
+    SN_UNIT_NONE = 0, /* a plain number (strings refused, as CA refused them) */
+    SN_UNIT_NS,       /* a time in nanoseconds (CA type "time") */
+    SN_UNIT_MS,       /* a time in milliseconds (CA type "subsecond") */
+    SN_UNIT_BYTES,    /* a size in bytes (CA type "size") */
 };
 
 struct sn_field_def {
@@ -90,6 +102,26 @@ bool sn_cgroup_under(const char *path, const char *prefix);
  */
 int sn_pred_compile(const json_t *p, const struct sn_field_def *fields, size_t nfields,
                     struct sn_pred *out, char *why, size_t whylen);
+/* The same, with units[i] the unit of numeric field fields[i] (units NULL: none has one), so
+ * that their constants may be strings with units; a string constant that is no valid
+ * quantity for its field is -EINVAL with a reason naming the field and the text. */
+int sn_pred_compile_units(const json_t *p, const struct sn_field_def *fields,
+                          const enum sn_field_unit *units, size_t nfields, struct sn_pred *out,
+                          char *why, size_t whylen);
+
+/*
+ * A constant with a unit: text is a non-negative decimal number ("150", "1.5", ".5"), then
+ * optional spaces and a unit of the field's kind:
+ *   times  ns, us (or µs, μs), ms, s, min, h
+ *   sizes  B; kB, MB, GB, TB (powers of 1000); KiB, MiB, GiB, TiB (powers of 1024)
+ * A plain number is in the field's own unit (ns, ms or bytes). The value in that unit is
+ * *whole plus a fraction that *frac says is non-zero (0.5us on a nanosecond field is 500;
+ * 150us on a millisecond field is 0 and a fraction).
+ * Returns 0; -EDOM when the unit is of the other kind (a size on a time field, or the
+ * reverse), or unit is SN_UNIT_NONE; -EINVAL when text is no such number (or names no unit);
+ * -ERANGE when the value exceeds INT64_MAX.
+ */
+int sn_pred_unit_value(const char *text, enum sn_field_unit unit, int64_t *whole, bool *frac);
 
 /* An IP address's text (IPv4 dotted or IPv6) to the 16 bytes the kernel compares: IPv6 as
  * is, IPv4 mapped (::ffff:a.b.c.d). False when text is neither. */

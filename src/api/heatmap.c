@@ -19,6 +19,7 @@
 #include "api/internal.h"
 #include "api/value.h"
 #include "core/b64.h"
+#include "core/hist.h"
 #include "render/heatmap.h"
 #include "render/png.h"
 
@@ -28,6 +29,7 @@ struct hm_req {
     const char *what; /* image, details, average or percentile */
     struct sn_hm_params p;
     bool ymax_given, decompose_all, png;
+    bool exact; /* average and percentile: method=exact (the merged histograms) */
     const char *sel[MAX_SELECTED + 1];
     size_t nsel;
     double hues[SN_HM_MAX_LAYERS + 1];
@@ -179,6 +181,18 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
         if (h->y >= ht) {
             CA_INVAL(c, "\"y\" must be less than \"height\"");
             return false;
+        }
+    }
+    if (strcmp(what, "average") == 0 || strcmp(what, "percentile") == 0) {
+        if ((s = sn_param_raw(c, "method", buf, sizeof(buf)))) {
+            if (strcmp(s, "rows") && strcmp(s, "exact")) {
+                CA_INVAL(c,
+                         "value \"%.100s\" for param \"method\" not valid: unsupported value "
+                         "(\"rows\" or \"exact\")",
+                         s);
+                return false;
+            }
+            h->exact = strcmp(s, "exact") == 0;
         }
     }
     if (strcmp(what, "percentile") == 0) {
@@ -349,6 +363,56 @@ static const char **present_keys(const struct sn_instn *in, int64_t start, size_
     return k;
 }
 
+struct key_count {
+    uint64_t count;
+    size_t i; /* index in the sorted present keys */
+};
+
+/* Largest count first; ties in the keys' (sorted) order. */
+static int cmp_key_count(const void *a, const void *b)
+{
+    const struct key_count *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* decompose_all's order: the indices of keys[0..n-1] (sorted, unique) by their event counts
+ * summed over [start, start + ncols*G), largest first, ties by name. Returns a new array, or
+ * NULL when out of memory. Lock held. */
+static size_t *biggest_keys(const struct sn_instn *in, int64_t start, size_t ncols,
+                            const char *const *keys, size_t n)
+{
+    struct key_count *kc = calloc(n ? n : 1, sizeof(*kc));
+    size_t *order = malloc((n ? n : 1) * sizeof(*order));
+
+    if (!kc || !order) {
+        free(kc);
+        free(order);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        kc[i].i = i;
+    for (size_t c = 0; c < ncols; c++) {
+        const struct sn_ds_slot *s =
+            sn_ds_slot_at(in->ds, start + (int64_t)c * (int64_t)in->granularity);
+        for (size_t e = 0; s && e < s->n; e++) {
+            const char *k = s->e[e].key;
+            const char *const *hit = bsearch(&k, keys, n, sizeof(*keys), cmp_str);
+            if (hit) {
+                struct key_count *x = &kc[hit - keys];
+                x->count =
+                    s->e[e].count > UINT64_MAX - x->count ? UINT64_MAX : x->count + s->e[e].count;
+            }
+        }
+    }
+    qsort(kc, n, sizeof(*kc), cmp_key_count);
+    for (size_t i = 0; i < n; i++)
+        order[i] = kc[i].i;
+    free(kc);
+    return order;
+}
+
 /* ------------------------------------------------------------------------------------------
  * The four resources
  */
@@ -369,6 +433,7 @@ static void set_conf(json_t *o, const struct hm_req *h, double ymax)
 struct img_job {
     char **present; /* keys with data in the interval, sorted (owned copies) */
     size_t npresent, nsel, ncols;
+    char **drawn; /* decompose_all: the keys drawn, biggest first (into present) */
     struct columns cols;
 };
 
@@ -377,6 +442,7 @@ static void job_fini(struct img_job *j)
     for (size_t i = 0; i < j->npresent; i++)
         free(j->present[i]);
     free(j->present);
+    free(j->drawn);
     columns_fini(&j->cols);
 }
 
@@ -400,9 +466,21 @@ static int gather(struct sn_instn *in, const struct sn_value_req *v, size_t k,
             return -ENOMEM;
         }
     j->nsel = h->nsel;
-    if (h->decompose_all) {
-        sel = present;
+    if (h->decompose_all && j->present) {
+        size_t *order = biggest_keys(in, start, j->ncols, present, j->npresent);
         j->nsel = j->npresent < MAX_SELECTED ? j->npresent : MAX_SELECTED;
+        j->drawn = calloc(j->nsel ? j->nsel : 1, sizeof(*j->drawn));
+        if (!order || !j->drawn) {
+            free(order);
+            free(present);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < j->nsel; i++) { /* present reordered: the biggest first */
+            j->drawn[i] = j->present[order[i]];
+            present[i] = j->drawn[i];
+        }
+        free(order);
+        sel = present;
     }
     int rc = j->present ? columns_of(in, start, j->ncols, sel, j->nsel, &j->cols) : -ENOMEM;
     free(present);
@@ -420,9 +498,9 @@ static json_t *layers_of(const struct img_job *j, const struct hm_req *h,
     for (size_t l = first; l < first + n; l++) {
         double hue = sn_hm_layer_hue(p, l);
         json_t *o = json_object();
-        if (l > 0) /* the keys drawn: the selected ones, or decompose_all's first present */
+        if (l > 0) /* the keys drawn: the selected ones, or decompose_all's biggest */
             json_object_set_new(o, "key",
-                                json_string(h->decompose_all ? j->present[l - 1] : h->sel[l - 1]));
+                                json_string(h->decompose_all ? j->drawn[l - 1] : h->sel[l - 1]));
         json_object_set_new(o, "hue",
                             hue == floor(hue) ? json_integer((json_int_t)hue) : json_real(hue));
         json_array_append_new(arr, o);
@@ -591,6 +669,65 @@ static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value
     return 0;
 }
 
+/* method=exact: the interval's histograms merged (every slot's total, so every key), and the
+ * histogram library's mean and quantiles (Hyndman-Fan type 1, interpolated within the bucket,
+ * hist_stats.c) over them. Without data: average null, each percentile 0 (what the rows method
+ * gives with its default ymin). The rows' parameters (ymin, ymax, nbuckets, yscale) are not
+ * used, and the reply leaves them out. */
+static int exact_stat(struct sn_instn *in, const struct sn_value_req *v, size_t k,
+                      const struct hm_req *h, bool average, json_t *o)
+{
+    int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
+    size_t ncols = (size_t)(v->iv.duration / in->granularity);
+    struct sn_hist *all = sn_hist_create();
+    double q[16], r[16], out[16];
+    size_t idx[16];
+
+    if (!all)
+        return -ENOMEM;
+    for (size_t i = 0; i < ncols; i++) {
+        const struct sn_ds_slot *s =
+            sn_ds_slot_at(in->ds, start + (int64_t)i * (int64_t)in->granularity);
+        if (s && s->total && sn_hist_merge(all, s->total) < 0) {
+            sn_hist_destroy(all);
+            return -ENOMEM;
+        }
+    }
+    json_object_set_new(o, "method", json_string("exact"));
+    if (average) {
+        double m = sn_hist_mean(all);
+        json_object_set_new(o, "average", isfinite(m) ? json_real(m) : json_null());
+        sn_hist_destroy(all);
+        return 0;
+    }
+    /* the library wants the quantiles ascending: sort the asked ones (stable), then put each
+     * answer back in the order asked */
+    for (size_t i = 0; i < h->npct; i++) {
+        size_t j = i;
+        for (; j > 0 && h->pct[idx[j - 1]] > h->pct[i]; j--)
+            idx[j] = idx[j - 1];
+        idx[j] = i;
+    }
+    for (size_t i = 0; i < h->npct; i++)
+        q[i] = h->pct[idx[i]];
+    if (sn_hist_quantiles(all, q, h->npct, r, SN_QUANTILE_TYPE1) < 0) {
+        sn_hist_destroy(all); /* cannot happen: parse_hm checked each is in [0, 1] */
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < h->npct; i++)
+        out[idx[i]] = isfinite(r[i]) ? r[i] : 0;
+    sn_hist_destroy(all);
+    if (h->npct == 1) {
+        json_object_set_new(o, "percentile", json_real(out[0]));
+    } else {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < h->npct; i++)
+            json_array_append_new(arr, json_real(out[i]));
+        json_object_set_new(o, "percentile", arr);
+    }
+    return 0;
+}
+
 /* average and percentile: one column over the whole interval, in linear or (yscale=log)
  * log-spaced buckets. */
 static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t k,
@@ -618,6 +755,7 @@ static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t
     for (int j = 0; j < nb; j++)
         sum += map[j];
     set_conf(o, h, ymax);
+    json_object_set_new(o, "method", json_string("rows"));
     if (average) {
         json_object_set_new(o, "average",
                             sum > 0 ? json_real(sn_hm_average(map, nb, h->p.ymin, ymax, h->p.log))
@@ -647,6 +785,8 @@ static int point(struct sn_call *c, struct sn_instn *in, const struct sn_value_r
     struct hm_req *h = arg;
     if (strcmp(h->what, "details") == 0)
         return details(c, in, v, k, h, o);
+    if (h->exact)
+        return exact_stat(in, v, k, h, strcmp(h->what, "average") == 0, o);
     return column_stat(in, v, k, h, strcmp(h->what, "average") == 0, o);
 }
 

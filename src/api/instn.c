@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,9 +279,116 @@ static bool mutable_props(struct sn_call *c, const json_t *p, struct sn_instn *i
     return true;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Unknown properties: CA ignored them, and so does Sonde, but the reply says so ("warnings"),
+ * with the nearest settable property when it is a likely misspelling.
+ */
+
+/* What create, clone and PUT read. */
+static const char *const settable[] = {"module",        "stat",         "predicate",
+                                       "decomposition", "granularity",  "retention-time",
+                                       "idle-max",      "persist-data", "enabled"};
+/* What they quietly ignore: the property object's other members (a client may send back what
+ * it got) and the routes' own parameters (CloudAPI's ?action=clone, ?clone=ID). */
+static const char *const ignored[] = {"value-dimension",
+                                      "value-arity",
+                                      "transformations",
+                                      "nsources",
+                                      "crtime",
+                                      "value-scope",
+                                      "uri",
+                                      "id",
+                                      "uris",
+                                      "warnings",
+                                      "action",
+                                      "clone"};
+
+/* Levenshtein distance of a and b, ASCII case folded; large for long strings. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[65];
+
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            int ca = a[i - 1] >= 'A' && a[i - 1] <= 'Z' ? a[i - 1] + 32 : a[i - 1];
+            int cb = b[j - 1] >= 'A' && b[j - 1] <= 'Z' ? b[j - 1] + 32 : b[j - 1];
+            size_t best = diag + (ca != cb);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The warnings for p's unknown members, as a new array, or NULL when there are none. */
+static json_t *unknown_props(const json_t *p)
+{
+    json_t *w = NULL, *v;
+    const char *name;
+
+    json_object_foreach((json_t *)p, name, v)
+    {
+        bool known = false;
+        const char *near = NULL;
+        size_t best = SIZE_MAX;
+        char msg[256];
+
+        for (size_t i = 0; !known && i < sizeof(settable) / sizeof(*settable); i++) {
+            size_t d = edit_distance(name, settable[i]);
+            known = strcmp(name, settable[i]) == 0;
+            if (d < best) {
+                best = d;
+                near = settable[i];
+            }
+        }
+        for (size_t i = 0; !known && i < sizeof(ignored) / sizeof(*ignored); i++)
+            known = strcmp(name, ignored[i]) == 0;
+        if (known)
+            continue;
+        /* a suggestion within 2 edits, and fewer than a third of the name's letters */
+        if (near && best <= 2 && best * 3 < strlen(name))
+            snprintf(msg, sizeof(msg), "unknown property \"%.100s\" ignored (did you mean \"%s\"?)",
+                     name, near);
+        else
+            snprintf(msg, sizeof(msg), "unknown property \"%.100s\" ignored", name);
+        if (!w)
+            w = json_array();
+        json_array_append_new(w, json_string(msg));
+    }
+    return w;
+}
+
+/* Appends the warnings w (taken; NULL is none) to the property object o's "warnings". */
+static void add_warnings(json_t *o, json_t *w)
+{
+    json_t *have = o ? json_object_get(o, "warnings") : NULL;
+
+    if (!w || !o) {
+        json_decref(w);
+        return;
+    }
+    if (json_is_array(have)) {
+        json_array_extend(have, w);
+        json_decref(w);
+    } else {
+        json_object_set_new(o, "warnings", w);
+    }
+}
+
 void sn_api_create(struct sn_call *c, uint64_t clone_of)
 {
-    json_t *p = request_props(c), *body = NULL;
+    json_t *p = request_props(c), *body = NULL, *warn = NULL;
     struct sn_instn *in;
     struct sn_inst probe;
     char why[512], uri[256];
@@ -288,12 +396,14 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
 
     if (!p)
         return;
+    warn = unknown_props(p);
     if (clone_of) { /* the source's properties, overlaid with the request's */
         pthread_rwlock_rdlock(&c->s->lock);
         struct sn_instn *src = sn_api_instn(c);
         if (!src) {
             pthread_rwlock_unlock(&c->s->lock);
             json_decref(p);
+            json_decref(warn);
             return;
         }
         body = json_pack("{s:s,s:s,s:O,s:O,s:I,s:I,s:I,s:b}", "module", src->metric->module, "stat",
@@ -310,6 +420,7 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
     in = calloc(1, sizeof(*in));
     if (!in) {
         json_decref(body);
+        json_decref(warn);
         sn_resp_empty(c->resp, 500);
         return;
     }
@@ -377,13 +488,17 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
     if (in) {
         snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64, c->base, id);
         c->resp->location = strdup(uri);
-        sn_resp_json(c->resp, 201, sn_api_props(c, in));
+        json_t *o = sn_api_props(c, in);
+        add_warnings(o, warn);
+        sn_resp_json(c->resp, 201, o);
     } else {
+        json_decref(warn);
         sn_resp_empty(c->resp, 404);
     }
     pthread_rwlock_unlock(&c->s->lock);
     return;
 fail:
+    json_decref(warn);
     json_decref(body);
     sn_instn_free(in);
 }
@@ -420,7 +535,9 @@ void sn_api_put(struct sn_call *c)
                 if (unpersist)
                     sn_server_unpersist(c->s, in);
                 sn_server_save_defs(c->s);
-                sn_resp_json(c->resp, 200, sn_api_props(c, in));
+                json_t *o = sn_api_props(c, in);
+                add_warnings(o, unknown_props(p));
+                sn_resp_json(c->resp, 200, o);
             }
         }
     }

@@ -74,6 +74,46 @@ static void test_messages(void)
           "\"under\" needs an absolute cgroup path, not \"a.slice\"");
 }
 
+/* Predicate constants with units convert by the catalog's types: time in ns, subsecond in
+ * ms, size in bytes. */
+static void test_units(void)
+{
+    struct sn_inst in;
+    char why[512];
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
+               "\"1ms\"]}}",
+               &in, why),
+         0);
+    T_EQ(in.spec.pred.n, 1);
+    T_EQ(in.spec.pred.insn[0].n, 1000000);
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"ge\":[\"subsecond\","
+               "\"0.5s\"]}}",
+               &in, why),
+         0);
+    T_EQ(in.spec.pred.insn[0].n, 500);
+    T_EQ(parse("{\"module\":\"fs\",\"stat\":\"logical_ops\",\"predicate\":{\"and\":[{\"ge\":["
+               "\"size\",\"4KiB\"]},{\"gt\":[\"latency\",\"150\xc2\xb5s\"]}]}}",
+               &in, why),
+         0);
+    T_EQ(in.spec.pred.n, 3);
+    T_EQ(in.spec.pred.insn[0].n, 4096);
+    T_EQ(in.spec.pred.insn[1].n, 150000);
+    /* the predicate may be a JSON string holding one */
+    T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":\"{\\\"gt\\\":["
+               "\\\"latency\\\",\\\"2s\\\"]}\"}",
+               &in, why),
+         0);
+    T_EQ(in.spec.pred.insn[0].n, 2000000000);
+    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
+          "\"4KiB\"]}}",
+          "value {\"gt\":[\"latency\",\"4KiB\"]} for field \"predicate\" is invalid: \"4KiB\" is "
+          "a size, but field \"latency\" is a time: use ns, us (or \xc2\xb5s), ms, s, min or h");
+    T_BAD("{\"module\":\"fs\",\"stat\":\"logical_ops\",\"predicate\":{\"gt\":[\"size\",\"big\"]}}",
+          "value {\"gt\":[\"size\",\"big\"]} for field \"predicate\" is invalid: \"big\" is not a "
+          "size for field \"size\": use a number of bytes, or a number with B, kB, MB, GB, TB, "
+          "KiB, MiB, GiB or TiB");
+}
+
 /* "under" on the container of every metric that has one; a prefix need not exist (a tenant's
  * slice may come later), unlike an eq's container */
 static void test_under(void)
@@ -244,6 +284,7 @@ int main(int argc, char **argv)
 {
     t_init(argc, argv);
     t_run("invalid create bodies: CA's messages", test_messages);
+    t_run("predicate constants with units, by the catalog's types", test_units);
     t_run("arities, decomposition fields and the fields the kernel must read",
           test_arities_and_needs);
     t_run("hostname predicates fold on this host", test_hostname_folds);

@@ -71,6 +71,176 @@ static void test_rejects_with_messages(void)
     T_REJECT("{\"and\":[{},[]]}", "predicate must be an object");
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Constants with units (Sonde's extension)
+ */
+
+static const enum sn_field_unit units[NFIELDS] = {
+    [F_LATENCY] = SN_UNIT_NS, [F_SIZE] = SN_UNIT_BYTES};
+
+static int compile_units_text(const char *text, struct sn_pred *p, char *why)
+{
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    int rc;
+    if (!j)
+        return -1000;
+    rc = sn_pred_compile_units(j, fields, units, NFIELDS, p, why, 256);
+    json_decref(j);
+    return rc;
+}
+
+static void test_unit_values(void)
+{
+    static const struct {
+        const char *text;
+        enum sn_field_unit unit;
+        int rc;
+        int64_t whole;
+        bool frac;
+    } cases[] = {
+        {"1ms", SN_UNIT_NS, 0, 1000000, false},
+        {"150us", SN_UNIT_NS, 0, 150000, false},
+        {"150\xc2\xb5s", SN_UNIT_NS, 0, 150000, false}, /* MICRO SIGN */
+        {"150\xce\xbcs", SN_UNIT_NS, 0, 150000, false}, /* GREEK SMALL LETTER MU */
+        {"2s", SN_UNIT_NS, 0, 2000000000, false},
+        {"500ns", SN_UNIT_NS, 0, 500, false},
+        {"500", SN_UNIT_NS, 0, 500, false},
+        {"1.5ms", SN_UNIT_NS, 0, 1500000, false},
+        {"1.005ms", SN_UNIT_NS, 0, 1005000, false}, /* exact: no binary floating point */
+        {".5ms", SN_UNIT_NS, 0, 500000, false},
+        {"5.", SN_UNIT_NS, 0, 5, false},
+        {"007", SN_UNIT_NS, 0, 7, false},
+        {" 2 s ", SN_UNIT_NS, 0, 2000000000, false},
+        {"0.5ns", SN_UNIT_NS, 0, 0, true},
+        {"2.5", SN_UNIT_NS, 0, 2, true},
+        {"1min", SN_UNIT_NS, 0, 60000000000LL, false},
+        {"1.5h", SN_UNIT_NS, 0, 5400000000000LL, false},
+        {"9223372036854775807", SN_UNIT_NS, 0, INT64_MAX, false},
+        {"9223372036854775808", SN_UNIT_NS, -ERANGE, 0, false},
+        {"2562048h", SN_UNIT_NS, -ERANGE, 0, false},
+        {"12345678901234567890123", SN_UNIT_NS, -ERANGE, 0, false},
+        {"4KiB", SN_UNIT_BYTES, 0, 4096, false},
+        {"1MiB", SN_UNIT_BYTES, 0, 1048576, false},
+        {"1GiB", SN_UNIT_BYTES, 0, 1073741824, false},
+        {"1TiB", SN_UNIT_BYTES, 0, 1099511627776LL, false},
+        {"4kB", SN_UNIT_BYTES, 0, 4000, false},
+        {"2MB", SN_UNIT_BYTES, 0, 2000000, false},
+        {"4096", SN_UNIT_BYTES, 0, 4096, false},
+        {"4096B", SN_UNIT_BYTES, 0, 4096, false},
+        {"1.5KiB", SN_UNIT_BYTES, 0, 1536, false},
+        {"0.1B", SN_UNIT_BYTES, 0, 0, true},
+        {"7", SN_UNIT_MS, 0, 7, false}, /* subsecond: milliseconds */
+        {"2s", SN_UNIT_MS, 0, 2000, false},
+        {"150us", SN_UNIT_MS, 0, 0, true},
+        {"1500us", SN_UNIT_MS, 0, 1, true},
+        {"3000000ns", SN_UNIT_MS, 0, 3, false},
+        {"4KiB", SN_UNIT_NS, -EDOM, 0, false},
+        {"4kB", SN_UNIT_MS, -EDOM, 0, false},
+        {"1ms", SN_UNIT_BYTES, -EDOM, 0, false},
+        {"1ms", SN_UNIT_NONE, -EDOM, 0, false},
+        {"fast", SN_UNIT_NS, -EINVAL, 0, false},
+        {"", SN_UNIT_NS, -EINVAL, 0, false},
+        {"ms", SN_UNIT_NS, -EINVAL, 0, false},
+        {".", SN_UNIT_NS, -EINVAL, 0, false},
+        {"1 ms s", SN_UNIT_NS, -EINVAL, 0, false},
+        {"-1ms", SN_UNIT_NS, -EINVAL, 0, false},
+        {"+1ms", SN_UNIT_NS, -EINVAL, 0, false},
+        {"1e3ns", SN_UNIT_NS, -EINVAL, 0, false},
+        {"1.2.3ms", SN_UNIT_NS, -EINVAL, 0, false},
+        {"1MS", SN_UNIT_NS, -EINVAL, 0, false},
+        {"1KB", SN_UNIT_BYTES, -EINVAL, 0, false},
+        {"0x10", SN_UNIT_BYTES, -EINVAL, 0, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        int64_t w = -1;
+        bool f = false;
+        t_note("\"%s\" unit %d", cases[i].text, cases[i].unit);
+        int rc = sn_pred_unit_value(cases[i].text, cases[i].unit, &w, &f);
+        t_note("\"%s\" unit %d", cases[i].text, cases[i].unit);
+        T_EQ(rc, cases[i].rc);
+        if (rc == 0 && cases[i].rc == 0) {
+            t_note("\"%s\" unit %d", cases[i].text, cases[i].unit);
+            T_EQ(w, cases[i].whole);
+            t_note("\"%s\" unit %d", cases[i].text, cases[i].unit);
+            T_EQ(f, cases[i].frac);
+        }
+    }
+}
+
+/* A predicate with a unit compiles to the program of its raw integer, and evaluates so. */
+static void test_unit_predicates(void)
+{
+    static const struct {
+        const char *with, *raw;
+    } same[] = {
+        {"{\"gt\":[\"latency\",\"1ms\"]}", "{\"gt\":[\"latency\",1000000]}"},
+        {"{\"le\":[\"latency\",\"150us\"]}", "{\"le\":[\"latency\",150000]}"},
+        {"{\"eq\":[\"latency\",\"500\"]}", "{\"eq\":[\"latency\",500]}"},
+        {"{\"ge\":[\"size\",\"4KiB\"]}", "{\"ge\":[\"size\",4096]}"},
+        {"{\"lt\":[\"size\",\"1.5kB\"]}", "{\"lt\":[\"size\",1500]}"},
+        {"{\"lt\":[\"latency\",\"2.5ns\"]}", "{\"lt\":[\"latency\",2.5]}"},
+        {"{\"eq\":[\"latency\",\"0.5ns\"]}", "{\"eq\":[\"latency\",0.5]}"},
+        {"{\"ne\":[\"latency\",\"0.5ns\"]}", "{\"ne\":[\"latency\",0.5]}"},
+        {"{\"and\":[{\"gt\":[\"latency\",\"1ms\"]},{\"lt\":[\"size\",\"1MiB\"]}]}",
+         "{\"and\":[{\"gt\":[\"latency\",1000000]},{\"lt\":[\"size\",1048576]}]}"},
+    };
+    for (size_t i = 0; i < sizeof(same) / sizeof(*same); i++) {
+        struct sn_pred a, b;
+        char why[256];
+        t_note("%s", same[i].with);
+        T_EQ(compile_units_text(same[i].with, &a, why), 0);
+        T_EQ(compile_units_text(same[i].raw, &b, why), 0);
+        T_EQ(a.n, b.n);
+        T_OK(memcmp(&a, &b, sizeof(a)) == 0);
+    }
+    struct sn_pred p;
+    char why[256];
+    T_EQ(compile_units_text("{\"gt\":[\"latency\",\"1ms\"]}", &p, why), 0);
+    struct sn_event e;
+    memset(&e, 0, sizeof(e));
+    e.num[F_LATENCY] = 1000000;
+    T_OK(!sn_pred_eval(&p, &e));
+    e.num[F_LATENCY] = 1000001;
+    T_OK(sn_pred_eval(&p, &e));
+
+    /* the wrong kind, garbage, out of range, a field without a unit: clear reasons */
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"{\"gt\":[\"latency\",\"4KiB\"]}",
+         "\"4KiB\" is a size, but field \"latency\" is a time: use ns, us (or \xc2\xb5s), ms, s, "
+         "min or h"},
+        {"{\"gt\":[\"size\",\"1ms\"]}",
+         "\"1ms\" is a time, but field \"size\" is a size: use B, kB, MB, GB, TB, KiB, MiB, GiB "
+         "or TiB"},
+        {"{\"gt\":[\"latency\",\"fast\"]}",
+         "\"fast\" is not a time for field \"latency\": use a number of nanoseconds, or a number "
+         "with ns, us (or \xc2\xb5s), ms, s, min or h"},
+        {"{\"gt\":[\"size\",\"4KB\"]}",
+         "\"4KB\" is not a size for field \"size\": use a number of bytes, or a number with B, "
+         "kB, MB, GB, TB, KiB, MiB, GiB or TiB"},
+        {"{\"gt\":[\"latency\",\"-1ms\"]}",
+         "\"-1ms\" is not a time for field \"latency\": use a number of nanoseconds, or a number "
+         "with ns, us (or \xc2\xb5s), ms, s, min or h"},
+        {"{\"gt\":[\"latency\",\"9999999h\"]}",
+         "constant \"9999999h\" for field \"latency\" out of range"},
+        {"{\"eq\":[\"pid\",\"12\"]}", "field \"pid\" is numeric: its constant must be a number"},
+        {"{\"eq\":[\"pid\",\"1ms\"]}", "field \"pid\" is numeric: its constant must be a number"},
+        {"{\"gt\":[\"latency\",\"1\\u0000ms\"]}",
+         "\"1\" is not a time for field \"latency\": use a number of nanoseconds, or a number "
+         "with ns, us (or \xc2\xb5s), ms, s, min or h"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        t_note("%s", bad[i].text);
+        T_EQ(compile_units_text(bad[i].text, &p, why), -EINVAL);
+        T_STR(why, bad[i].msg);
+        T_EQ(p.n, 0);
+    }
+    /* without units (sn_pred_compile), CA's rule: strings refused on numeric fields */
+    T_REJECT("{\"gt\":[\"latency\",\"1ms\"]}",
+             "field \"latency\" is numeric: its constant must be a number");
+}
+
 static void test_under_rejects(void)
 {
     T_REJECT("{\"under\":\"container\"}", "predicate key does not point to an array");
@@ -409,6 +579,8 @@ int main(int argc, char **argv)
     t_init(argc, argv);
     t_run("invalid predicates are rejected with CA's messages", test_rejects_with_messages);
     t_run("invalid \"under\" leaves are rejected with clear messages", test_under_rejects);
+    t_run("constants with units: values, kinds, errors", test_unit_values);
+    t_run("constants with units compile to their raw integers", test_unit_predicates);
     t_run("compiled program shapes and limits", test_shapes);
     t_run("\"under\": normalized paths, kept once, root folds to true", test_under_shapes);
     t_run("evaluation by hand", test_evaluation);

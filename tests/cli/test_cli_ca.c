@@ -327,8 +327,8 @@ static void test_heatmap_keys(void)
     T_EQ(png_cmp("", "--log"), 1);
     T_EQ(png_cmp("", "--ymin 1000000"), 1);
     T_EQ(png_cmp("", "--weights count --coloring rank"), 0); /* the defaults, given */
-    /* every key present in a color of its own is selecting them all */
-    T_EQ(png_cmp("--decompose-all", "--selected a --selected 'x y/z'"), 0);
+    /* every key present in a color of its own is selecting them all, the biggest first */
+    T_EQ(png_cmp("--decompose-all", "--selected 'x y/z' --selected a"), 0);
 
     /* the keys as the server knows them: isolating either draws something, isolating one
      * that is not there draws what an interval without data draws */

@@ -260,6 +260,10 @@ static void check_order(const json_t *o)
     for (void *it = json_object_iter((json_t *)o); it;
          it = json_object_iter_next((json_t *)o, it), i++) {
         const char *k = json_object_iter_key(it);
+        if (i == NPROPS && strcmp(k, "warnings") == 0) { /* Sonde's, last */
+            T_OK(json_object_iter_next((json_t *)o, it) == NULL);
+            return;
+        }
         if (i < NPROPS && strcmp(k, prop_order[i]) != 0) {
             T_OKN(false, "property %zu is \"%s\", CA's order has \"%s\" there", i, k,
                   prop_order[i]);
@@ -860,8 +864,8 @@ static void test_create_invalid(void)
         /* a numeric field needs a number */
         {JSON,
          "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
-         "\"5\"]}}",
-         "value {\"gt\":[\"latency\",\"5\"]} for field \"predicate\" is invalid: ", true},
+         "\"5x\"]}}", /* "5" is 5 ns (units in predicates, Sonde's) */
+         "value {\"gt\":[\"latency\",\"5x\"]} for field \"predicate\" is invalid: ", true},
         {JSON, "{\"module\":\"syscall\",", "failed to parse JSON: ", true},
     };
     size_t nbad = sizeof(bad) / sizeof(bad[0]);
@@ -1179,6 +1183,158 @@ static void test_clone(void)
 }
 
 /* ---- transport ----------------------------------------------------------------------------- */
+
+/* Unknown properties are ignored, as CA ignored them, but the reply says so in "warnings", with
+ * the nearest property when it looks misspelled; create (JSON and form), clone and PUT. */
+static void check_warnings(const json_t *o, const char *const *want, size_t n)
+{
+    const json_t *w = json_object_get(o, "warnings");
+    char *txt = json_dumps(w, JSON_ENCODE_ANY | JSON_COMPACT);
+    t_note("warnings: %s", txt ? txt : "(absent)");
+    free(txt);
+    if (n == 0) {
+        T_OK(w == NULL);
+        return;
+    }
+    if (!T_OK(json_is_array(w)) || !T_EQ(json_array_size(w), n))
+        return;
+    for (size_t i = 0; i < n; i++)
+        T_STR(json_string_value(json_array_get(w, i)), want[i]);
+}
+
+static void test_unknown_props(void)
+{
+    char path[128];
+    int st;
+    T_REQUIRE(g_up);
+    json_t *o = create(g.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\","
+                               "\"decompositon\":[\"latency\"],\"colour\":\"red\"}");
+    if (T_OK(o != NULL)) {
+        static const char *const w[] = {
+            "unknown property \"decompositon\" ignored (did you mean \"decomposition\"?)",
+            "unknown property \"colour\" ignored"};
+        T_STR(sget(o, "value-arity"), "scalar"); /* ignored: no decomposition */
+        check_warnings(o, w, 2);
+        /* not kept: a get has none */
+        json_t *g2 = get_instn(g.port, sget(o, "id"), &st);
+        T_EQ(st, 200);
+        check_warnings(g2, NULL, 0);
+        json_decref(g2);
+    }
+    /* a form, case and underscores */
+    json_t *f = create_at(g.port, "/ca", FORM,
+                          "module=syscall&stat=syscalls&Decomposition=latency&idle_max=60", NULL);
+    if (T_OK(f != NULL)) {
+        static const char *const w[] = {
+            "unknown property \"Decomposition\" ignored (did you mean \"decomposition\"?)",
+            "unknown property \"idle_max\" ignored (did you mean \"idle-max\"?)"};
+        check_warnings(f, w, 2);
+        T_EQ(iget(f, "idle-max"), 3600);
+    }
+    /* a property object sent back whole: nothing unknown */
+    if (o) {
+        json_t *back = json_deep_copy(o);
+        json_object_del(back, "warnings");
+        char *txt = json_dumps(back, JSON_COMPACT);
+        json_t *again = create(g.port, txt);
+        if (T_OK(again != NULL))
+            check_warnings(again, NULL, 0);
+        free(txt);
+        json_decref(back);
+        json_decref(again);
+    }
+    /* clone: the request's own unknown properties */
+    if (o) {
+        json_t *c =
+            clone_of(sget(o, "id"), JSON, "{\"retention_time\":20,\"stat\":\"syscalls\"}", &st);
+        T_EQ(st, 201);
+        if (T_OK(c != NULL)) {
+            static const char *const w[] = {
+                "unknown property \"retention_time\" ignored (did you mean \"retention-time\"?)"};
+            check_warnings(c, w, 1);
+            T_EQ(iget(c, "retention-time"), 600);
+        }
+        json_decref(c);
+        c = clone_of(sget(o, "id"), NULL, NULL, &st);
+        if (T_OK(c != NULL))
+            check_warnings(c, NULL, 0);
+        json_decref(c);
+    }
+    /* PUT */
+    if (o) {
+        json_t *got = NULL;
+        snprintf(path, sizeof(path), "/ca/instrumentations/%s", sget(o, "id"));
+        put_expect(path, JSON, "{\"idle-max\":120,\"persist_data\":true}", 200, NULL, &got);
+        if (T_OK(got != NULL)) {
+            static const char *const w[] = {
+                "unknown property \"persist_data\" ignored (did you mean \"persist-data\"?)"};
+            check_warnings(got, w, 1);
+            T_EQ(iget(got, "idle-max"), 120);
+            T_OK(json_is_false(json_object_get(got, "persist-data")));
+        }
+        json_decref(got);
+        got = NULL;
+        put_expect(path, JSON, "{\"idle-max\":130}", 200, NULL, &got);
+        if (T_OK(got != NULL))
+            check_warnings(got, NULL, 0);
+        json_decref(got);
+    }
+    json_decref(o);
+    json_decref(f);
+}
+
+/* Predicate constants with units (Sonde's extension): accepted, kept as given; the wrong kind
+ * or garbage is 409 naming the field and the value. */
+static void test_predicate_units(void)
+{
+    struct th_resp r;
+    int st;
+    T_REQUIRE(g_up);
+    json_t *o = create(g.port, "{\"module\":\"fs\",\"stat\":\"logical_ops\","
+                               "\"predicate\":{\"and\":[{\"gt\":[\"latency\",\"1.5ms\"]},"
+                               "{\"ge\":[\"size\",\"4KiB\"]}]},\"decomposition\":[\"latency\"]}");
+    if (T_OK(o != NULL)) {
+        char *p = json_dumps(json_object_get(o, "predicate"), JSON_COMPACT);
+        T_STR(p, "{\"and\":[{\"gt\":[\"latency\",\"1.5ms\"]},{\"ge\":[\"size\",\"4KiB\"]}]}");
+        free(p);
+        json_t *g2 = get_instn(g.port, sget(o, "id"), &st);
+        T_EQ(st, 200);
+        T_OK(json_equal(json_object_get(g2, "predicate"), json_object_get(o, "predicate")));
+        json_decref(g2);
+    }
+    json_decref(o);
+    /* a form's predicate is a JSON string; micro as µs */
+    o = create_at(g.port, "/ca", FORM,
+                  "module=syscall&stat=syscalls&predicate=%7B%22lt%22%3A%5B%22latency%22%2C%22150"
+                  "%C2%B5s%22%5D%7D",
+                  NULL);
+    if (T_OK(o != NULL)) {
+        char *p = json_dumps(json_object_get(o, "predicate"), JSON_COMPACT);
+        T_STR(p, "{\"lt\":[\"latency\",\"150\xc2\xb5s\"]}");
+        free(p);
+    }
+    json_decref(o);
+    static const struct {
+        const char *body, *msg;
+    } bad[] = {
+        {"{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
+         "\"4KiB\"]}}",
+         "value {\"gt\":[\"latency\",\"4KiB\"]} for field \"predicate\" is invalid: \"4KiB\" is a "
+         "size, but field \"latency\" is a time: use ns, us (or \xc2\xb5s), ms, s, min or h"},
+        {"{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
+         "\"soon\"]}}",
+         "value {\"gt\":[\"latency\",\"soon\"]} for field \"predicate\" is invalid: \"soon\" is "
+         "not a time for field \"latency\": use a number of nanoseconds, or a number with ns, us "
+         "(or \xc2\xb5s), ms, s, min or h"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        if (!T_OK(req(g.port, "POST", "/ca/instrumentations", JSON, bad[i].body, NULL, NULL, &r) ==
+                  0))
+            continue;
+        check_error(&r, 409, "ECA_INVAL", bad[i].msg, false);
+        th_resp_free(&r);
+    }
+}
 
 static void test_not_found(void)
 {
@@ -1893,6 +2049,8 @@ int main(int argc, char **argv)
     t_run("create_invalid", test_create_invalid);
     t_run("list_get_put_delete", test_crud);
     t_run("clone", test_clone);
+    t_run("unknown_properties_warned", test_unknown_props);
+    t_run("predicate_units", test_predicate_units);
     t_run("not_found", test_not_found);
     t_run("options_cors", test_options_cors);
     t_run("body_limits", test_body_limits);

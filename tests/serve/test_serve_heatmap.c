@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "core/b64.h"
+#include "core/hist.h"
 #include "http.h"
 #include "render/heatmap.h"
 #include "t.h"
@@ -823,7 +824,7 @@ static void test_modes(void)
     check_two(&im, 21, -1, "exclude, the others false");
     img_free(&im);
 
-    /* decompose_all takes the keys sorted, not in the order they arrived: "b" came first */
+    /* decompose_all ranks equal counts by name, not in the order they arrived: "b" came first */
     int id2 = create_by_execname();
     T_REQUIRE(id2 > 0);
     ingest(id2, "h1", S, NUM, "{\"b\":[[[40,40],5]]}");
@@ -838,6 +839,25 @@ static void test_modes(void)
     T_MEM(PX(&im, 0, 7), WHITE, 3);
     T_MEM(PX(&im, 5, 1), WHITE, 3);
     img_free(&im);
+    /* ... and the bigger key first, wherever it sorts: one more "b" makes it layer 1 */
+    ingest(id2, "h1", S + 2, NUM, "{\"b\":[[[40,40],1]]}");
+    T_REQUIRE(image_of(
+        &im, HM "/image?start_time=%lld&duration=3&" Q10 "&ymax=50&decompose_all=true", id2, S));
+    colour(203, 1, c);          /* a: now the second */
+    T_MEM(PX(&im, 4, 7), c, 3); /* the middle column of 3 over 10 pixels */
+    colour(112, 1, c);          /* b: the first */
+    T_MEM(PX(&im, 0, 1), c, 3);
+    img_free(&im);
+    json_t *lj =
+        get_json(HM "/image?start_time=%lld&duration=3&" Q10 "&ymax=50&decompose_all=true", id2, S);
+    if (lj) {
+        const json_t *l = json_object_get(lj, "layers");
+        T_STR(json_string_value(json_object_get(json_array_get(l, 1), "key")), "b");
+        T_EQ(jint(json_array_get(l, 1), "hue"), 112);
+        T_STR(json_string_value(json_object_get(json_array_get(l, 2), "key")), "a");
+        T_EQ(jint(json_array_get(l, 2), "hue"), 203);
+        json_decref(lj);
+    }
 
     const char *msg =
         "only one of \"isolate\", \"exclude\", and \"decompose_all\" may be specified";
@@ -1011,7 +1031,8 @@ static void test_layers(void)
     json_decref(a);
 }
 
-/* decompose_all gives the first 63 keys (sorted) a layer each; the rest holds the others. */
+/* decompose_all gives 63 keys a layer each (equal counts: the first 63 by name); the rest holds
+ * the others. */
 static void test_layers_limit(void)
 {
     long long S = B + 191;
@@ -1041,6 +1062,78 @@ static void test_layers_limit(void)
     }
     T_EQU(json_array_size(json_object_get(o, "present")), 65);
     json_decref(o);
+}
+
+/* decompose_all with 73 keys: the 63 with the largest counts over the image's interval get
+ * the layers, largest first, equal counts by name; the small keys that sort first stay in the
+ * rest. "a00".."a09" have 1 each (and "a05" 1000 in a second outside the interval), "m00".."m59"
+ * 10 each, "z0" 50, "z1" 20 + 20 over two seconds, "z2" 50. Each key its own row, so the image
+ * shows which layer drew it. */
+static void test_decompose_biggest(void)
+{
+    long long S = B + 280;
+    int id = create_by_execname();
+    char v[8192];
+    size_t at;
+    T_REQUIRE(id > 0);
+    for (int sec = 0; sec < 2; sec++) {
+        at = (size_t)snprintf(v, sizeof(v), "{\"z1\":[[[10,10],20]]");
+        for (int i = 0; sec == 0 && i < 10; i++)
+            at += (size_t)snprintf(v + at, sizeof(v) - at, ",\"a%02d\":[[[20,20],1]]", i);
+        for (int i = 0; sec == 0 && i < 60; i++)
+            at += (size_t)snprintf(v + at, sizeof(v) - at, ",\"m%02d\":[[[30,30],10]]", i);
+        if (sec == 0)
+            at += (size_t)snprintf(v + at, sizeof(v) - at,
+                                   ",\"z0\":[[[40,40],50]],\"z2\":[[[40,40],50]]");
+        snprintf(v + at, sizeof(v) - at, "}");
+        ingest(id, "h1", S + sec, NUM, v);
+    }
+    ingest(id, "h1", S + 2, NUM, "{\"a05\":[[[20,20],1000]]}");
+#define IMGB HM "/image?start_time=%lld&duration=2&" Q10 "&ymax=50&decompose_all=true"
+    json_t *o = get_json(IMGB, id, S);
+    T_REQUIRE(o);
+    const json_t *l = json_object_get(o, "layers");
+    T_REQUIRE(json_is_array(l) && T_EQU(json_array_size(l), 64));
+    T_OK(json_object_get(json_array_get(l, 0), "key") == NULL);
+    for (size_t k = 1; k < 64; k++) {
+        char want[8];
+        if (k <= 3)
+            snprintf(want, sizeof(want), "%s", k == 1 ? "z0" : k == 2 ? "z2" : "z1");
+        else
+            snprintf(want, sizeof(want), "m%02zu", k - 4);
+        t_note("layer %zu", k);
+        T_STR(json_string_value(json_object_get(json_array_get(l, k), "key")), want);
+        t_note("layer %zu", k);
+        T_DEQ(jnum(json_array_get(l, k), "hue"), sn_hm_default_hue(k));
+    }
+    T_EQU(json_array_size(json_object_get(o, "present")), 73);
+    T_STR(json_string_value(json_array_get(json_object_get(o, "present"), 0)), "a00");
+    json_decref(o);
+
+    /* what is drawn is what layers says: row 7 (10) is z1's hue alone in both columns; row 5
+     * (20) the rest's (21), the a keys; row 1 (40) mixes z0's and z2's hues (layers 1 and 2) */
+    struct img im;
+    T_REQUIRE(image_of(&im, IMGB, id, S));
+    for (int x = 0; x < 10; x += 9) {
+        t_note("x %d", x);
+        T_NEAR(hue_of(PX(&im, x, 7)), sn_hm_default_hue(3), 3);
+    }
+    T_NEAR(hue_of(PX(&im, 0, 5)), 21, 3);
+    T_OK(!is_white(&im, 0, 3)); /* m00 .. m59, mixed */
+    T_MEM(PX(&im, 9, 5), WHITE, 3);
+    T_MEM(PX(&im, 9, 1), WHITE, 3);
+    T_OK(!is_white(&im, 0, 1));
+    img_free(&im);
+    /* the same over the one second S + 1: z1 alone, layer 1 */
+    o = get_json(HM "/image?start_time=%lld&duration=1&" Q10 "&ymax=50&decompose_all=true", id,
+                 S + 1);
+    if (o) {
+        l = json_object_get(o, "layers");
+        T_EQU(json_array_size(l), 2);
+        T_STR(json_string_value(json_object_get(json_array_get(l, 1), "key")), "z1");
+        json_decref(o);
+    }
+#undef IMGB
 }
 
 /* coloring=linear: value / max(1, largest) rather than ranks (§4.2 step 5). */
@@ -2138,6 +2231,193 @@ static void test_percentile_ndatapoints(void)
 }
 #undef LOG6
 
+/* ------------------------------------------------------------------------------------------
+ * method=exact (Sonde's extension): the interval's log-linear histograms merged, the histogram
+ * library's mean and quantiles over them; ymin, ymax, nbuckets and yscale play no part.
+ */
+
+/* The library's figures for ranges r[0..n-1] (each exactly one log-linear bucket). */
+static void oracle(const struct sn_hm_range *r, size_t n, const double *q, size_t nq, double *out,
+                   double *mean)
+{
+    struct sn_hist *h = sn_hist_create();
+    T_REQUIRE(h);
+    for (size_t i = 0; i < n; i++)
+        T_EQ(sn_hist_insert(h, (double)r[i].lo, (uint64_t)r[i].count), 0);
+    if (nq)
+        T_EQ(sn_hist_quantiles(h, q, nq, out, SN_QUANTILE_TYPE1), 0);
+    if (mean)
+        *mean = sn_hist_mean(h);
+    sn_hist_destroy(h);
+}
+
+/* A syscall-like distribution: 1000 samples spread evenly over [340, 370) ns (true p10 343,
+ * p50 355, p90 367, mean 355), split between two keys, and one 30 ms outlier that stretches
+ * the rows' auto-scaled ymax to 36 ms. The rows' p50 lands in the first of 100 rows of 360 us;
+ * the exact p50 is 355 ns give or take the 10 ns bucket. */
+static void test_exact(void)
+{
+    int id = create_by_execname();
+    long long S = B + 265;
+    T_REQUIRE(id > 0);
+    ingest(id, "h1", S, NUM,
+           "{\"cat\":[[[340,349],333],[[360,369],333]],\"ls\":[[[350,359],333]],"
+           "\"sleep\":[[[30000000,30999999],1]]}");
+    static const struct sn_hm_range all[] = {
+        {340, 349, 333}, {350, 359, 333}, {360, 369, 333}, {30000000, 30999999, 1}};
+    static const double q[] = {0.1, 0.5, 0.9}, truth[] = {343, 355, 367};
+    double want[3], mean;
+    oracle(all, 4, q, 3, want, &mean);
+
+    /* the default is the rows: p50 some 180 us, in the first row of 360 us */
+    json_t *o = get_json(HM "/percentile?start_time=%lld&percentile=0.5", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "method")), "rows");
+        T_OK(jnum(o, "percentile") > 100000);
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.5&method=rows", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "method")), "rows");
+        T_OK(jnum(o, "percentile") > 100000);
+        json_decref(o);
+    }
+    /* exact: one percentile, a number */
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.5&method=exact", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "method")), "exact");
+        T_OK(json_is_number(json_object_get(o, "percentile")));
+        T_NEAR(jnum(o, "percentile"), want[1], 1e-9);
+        T_NEAR(jnum(o, "percentile"), 355, 10);
+        T_EQ(jint(o, "start_time"), S);
+        T_EQ(jint(o, "duration"), 1);
+        /* the rows' parameters are not used, and not returned */
+        T_OK(json_object_get(o, "ymax") == NULL);
+        T_OK(json_object_get(o, "nbuckets") == NULL);
+        json_decref(o);
+    }
+    /* several, in the order asked; rows' parameters ignored */
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.9,0.1,0.5&method=exact&ymin=1000&"
+                    "ymax=2000&nbuckets=3&yscale=log",
+                 id, S);
+    if (o) {
+        double w[] = {want[2], want[0], want[1]};
+        check_pct_array(o, w, 3);
+        const json_t *a = json_object_get(o, "percentile");
+        for (int i = 0; i < 3; i++) {
+            t_note("p%g", q[(i + 2) % 3]);
+            T_NEAR(json_number_value(json_array_get(a, (size_t)i)), truth[(i + 2) % 3], 10);
+        }
+        T_OK(json_object_get(o, "yscale") == NULL);
+        json_decref(o);
+    }
+    /* p0 and p1: the bottom of the lowest bucket and the top of the highest */
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0,1&method=exact", id, S);
+    if (o) {
+        double w[2], q01[] = {0, 1};
+        oracle(all, 4, q01, 2, w, NULL);
+        check_pct_array(o, w, 2);
+        T_NEAR(w[0], 340, 1);
+        T_OK(w[1] > 30000000 && w[1] < 31000000); /* inside the outlier's bucket */
+        json_decref(o);
+    }
+    /* average: the midpoints' mean, the outlier's 30.5 ms included */
+    o = get_json(HM "/average?start_time=%lld&method=exact", id, S);
+    if (o) {
+        T_STR(json_string_value(json_object_get(o, "method")), "exact");
+        T_NEAR(jnum(o, "average"), mean, 1e-6);
+        T_NEAR(jnum(o, "average"), 30850, 10);
+        json_decref(o);
+    }
+    /* from a JSON body */
+    struct th_resp r;
+    char body[256];
+    snprintf(body, sizeof(body), "{\"start_time\":%lld,\"method\":\"exact\",\"percentile\":[0.5]}",
+             S);
+    get_body(&r, body, HM "/percentile", id);
+    o = ok_json(&r, body);
+    if (o) { /* one: a number */
+        T_NEAR(jnum(o, "percentile"), want[1], 1e-9);
+        json_decref(o);
+    }
+    /* no data: average null, percentiles 0 (what the rows give with their default ymin) */
+    o = get_json(HM "/average?start_time=%lld&method=exact", id, S + 1);
+    if (o) {
+        T_OK(json_is_null(json_object_get(o, "average")));
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.5&method=exact&ymin=7", id, S + 1);
+    if (o) {
+        T_DEQ(jnum(o, "percentile"), 0.0);
+        json_decref(o);
+    }
+    o = get_json(HM "/percentile?start_time=%lld&percentile=0.5,0.99&method=exact", id, S + 1);
+    if (o) {
+        static const double w[] = {0, 0};
+        check_pct_array(o, w, 2);
+        json_decref(o);
+    }
+    /* two seconds, the empty one with them: the same figures */
+    o = get_json(HM "/percentile?start_time=%lld&duration=2&percentile=0.5&method=exact", id, S);
+    if (o) {
+        T_NEAR(jnum(o, "percentile"), want[1], 1e-9);
+        json_decref(o);
+    }
+    /* bad methods */
+    static const char *const bad[] = {"Exact", "mean", "", "exact,rows"};
+    for (int i = 0; i < 4; i++) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "value \"%s\" for param \"method\" not valid: unsupported value (\"rows\" or "
+                 "\"exact\")",
+                 bad[i]);
+        inval(msg, HM "/percentile?start_time=%lld&percentile=0.5&method=%s", id, S, bad[i]);
+        inval(msg, HM "/average?start_time=%lld&method=%s", id, S, bad[i]);
+    }
+    /* the other params are still checked */
+    inval("value \"2\" for param \"percentile\" not valid: value too large (max: 1)",
+          HM "/percentile?start_time=%lld&percentile=2&method=exact", id, S);
+}
+
+/* method=exact with ndatapoints=10&duration=1: each point its own second's figures. Second k
+ * holds 100 - k samples in [1000, 1100) and 10 k + 1 in [100000, 110000). */
+static void test_exact_ndatapoints(void)
+{
+    int id = create_latency();
+    long long S = B + 270;
+    T_REQUIRE(id > 0);
+    for (int k = 0; k < 10; k++) {
+        char v[128];
+        snprintf(v, sizeof(v), "[[[1000,1099],%d],[[100000,109999],%d]]", 100 - k, 10 * k + 1);
+        ingest(id, "h1", S + k, NUM, v);
+    }
+    json_t *a = get_json(HM "/percentile?percentile=0.5,0.9,0.99&duration=1&ndatapoints=10&"
+                            "start_time=%lld&method=exact",
+                         id, S);
+    json_t *m =
+        get_json(HM "/average?duration=1&ndatapoints=10&start_time=%lld&method=exact", id, S);
+    if (T_OK(json_is_array(a)) && T_EQU(json_array_size(a), 10) && T_OK(json_is_array(m)) &&
+        T_EQU(json_array_size(m), 10)) {
+        for (int k = 0; k < 10; k++) {
+            const json_t *o = json_array_get(a, (size_t)k);
+            struct sn_hm_range r[] = {{1000, 1099, 100 - k}, {100000, 109999, 10 * k + 1}};
+            static const double q[] = {0.5, 0.9, 0.99};
+            double w[3], mean;
+            oracle(r, 2, q, 3, w, &mean);
+            t_note("point %d", k);
+            T_EQ(jint(o, "start_time"), S + k);
+            T_STR(json_string_value(json_object_get(o, "method")), "exact");
+            check_pct_array(o, w, 3);
+            /* p50 always among the 1000s; p99 among the 100000s once they are 2 % */
+            T_OK(w[0] >= 1000 && w[0] < 1100);
+            T_OK(k == 0 || (w[2] >= 100000 && w[2] < 110000));
+            T_NEAR(jnum(json_array_get(m, (size_t)k), "average"), mean, 1e-6);
+        }
+    }
+    json_decref(a);
+    json_decref(m);
+}
+
 static int stop_rc;
 
 static void test_stopped(void)
@@ -2181,6 +2461,8 @@ int main(int argc, char **argv)
     t_run("image: hues, default 21 and 112, need N hues, invalid hue", test_hues);
     t_run("image: layers and their hues in every mode", test_layers);
     t_run("image: decompose_all's layers stop at 63 keys", test_layers_limit);
+    t_run("image: decompose_all colours the 63 biggest keys of the interval",
+          test_decompose_biggest);
     t_run("image: coloring rank and linear", test_coloring);
     t_run("image: two layers in one pixel mix as CA mixes them", test_mixed_layers);
     t_run("image: weights=weight", test_weights);
@@ -2202,6 +2484,9 @@ int main(int argc, char **argv)
     t_run("percentile: required, bounds, §4.4 figures, several, no data", test_percentile);
     t_run("average and percentile: yscale=log", test_log_stats);
     t_run("percentile: p50, p90, p99 of 60 points, linear and log", test_percentile_ndatapoints);
+    t_run("average and percentile: method=exact, bad methods, no data", test_exact);
+    t_run("average and percentile: method=exact over ndatapoints=10&duration=1",
+          test_exact_ndatapoints);
 
     stop_rc = th_serve_stop(&srv);
     t_run("sonde serve stops cleanly", test_stopped);
