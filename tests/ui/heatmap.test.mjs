@@ -96,6 +96,18 @@ test('the heatmap panel', { timeout: 240_000 }, async (t) => {
     await waitFor(() => requests.some((u) => u.includes('/heatmap/percentile')), { what: 'a percentile request' });
     const pct = requests.filter((u) => u.includes('/heatmap/percentile'));
     assert.ok(pct.every((u) => new URL(u).searchParams.get('method') === 'exact'), pct[0]);
+    // the server computed them so (its reply says which method), one point per column, and
+    // the lines are drawn (p50's colour on the overlay)
+    const reply = await (await page.waitForResponse((r) => r.url().includes('/heatmap/percentile'))).json();
+    assert.ok(Array.isArray(reply) && reply.length === 60, `${reply.length} points`);
+    assert.ok(reply.every((p) => p.method === 'exact' && p.percentile.length === 3), JSON.stringify(reply[0]));
+    await waitFor(() => page.evaluate((q) => {
+      const o = document.querySelector(`${q} canvas.hm-overlay`);
+      const d = o.getContext('2d').getImageData(0, 0, o.width, o.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200 && d[i + 2] > 150 && d[i] < 80) n++;
+      return n > 20;
+    }, sel), { what: 'the p50 line drawn' });
     // the colour scale: 1 … the largest count of a cell, equal to what the details say of
     // the darkest cell
     const scale = hm.locator('.hm-scale');
