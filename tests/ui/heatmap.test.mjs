@@ -353,6 +353,10 @@ test('the heatmap panel', { timeout: 240_000 }, async (t) => {
     await btn.focus();
     await sleep(2500);
     assert.equal(await page.evaluate(() => document.activeElement.closest('li')?.dataset.key), NAME);
+    // and the others still follow their counts around it
+    all = await items();
+    for (let i = 1; i < all.length; i++)
+      assert.ok(all[i - 1].count >= all[i].count, `by count, a key focused: ${JSON.stringify(all.slice(i - 1, i + 1))}`);
   });
 
   await t.test('the tooltip lists keys with swatches, biggest first', async () => {

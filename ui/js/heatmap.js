@@ -598,10 +598,12 @@ export class HeatmapView {
     return rest;
   }
 
-  swatch(k, layers) {
+  // A key's swatch; pale (as in the legend) when the key is drawn with the rest, unless full
+  // (the tooltip's dark background).
+  swatch(k, layers, full = false) {
     const hue = this.hueOfKey(k, layers);
     const sw = h('span.swatch', { dataset: { key: k }, style: { background: hue === null ? 'transparent' : hueColor(hue) } });
-    sw.classList.toggle('rest', !layers.own.has(k)); // as in the legend: drawn with the rest
+    sw.classList.toggle('rest', !full && !layers.own.has(k));
     return sw;
   }
 
@@ -615,9 +617,8 @@ export class HeatmapView {
 
   // The legend, updated in place: keys by their events in the interval, biggest first (the
   // top LEGEND_TOP, the selected ones and the focused one; "N more" shows the rest, and the
-  // search box finds any). Its order holds still while the pointer is over it or the
-  // keyboard's focus is in it, so that nothing moves under a click; a focused key is never
-  // moved, so it keeps its focus.
+  // search box finds any). Its order holds still while the pointer is over it, so that
+  // nothing moves under a click; a focused key is never moved, so it keeps its focus.
   drawLegend(img) {
     if (!this.keyField) return;
     const layers = this.layersOf(img);
@@ -637,8 +638,8 @@ export class HeatmapView {
         li.remove();
         this.items.delete(k);
       }
-    // held still under the pointer, and while the keyboard walks it
-    const frozen = this.legendBox.matches(':hover') || !!this.legend.querySelector('button.key:focus-visible');
+    // held still under the pointer (nothing moves under a click)
+    const frozen = this.legendBox.matches(':hover');
     const q = this.filter.trim().toLowerCase();
     let hidden = 0, matches = 0;
     for (const k of order) {
@@ -839,7 +840,7 @@ export class HeatmapView {
           h('div.tip-time', fmtClock(d.bucket_time)),
           h('div.tip-range', fmtRange(d.bucket_ymin, d.bucket_ymax, this.type)),
           h('div.tip-count', `${fmtCount(d.total)} ${d.total === 1 ? 'event' : 'events'}`),
-          top.map(([k, c]) => h('div.tip-key', { dataset: { key: k } }, this.swatch(k, layers),
+          top.map(([k, c]) => h('div.tip-key', { dataset: { key: k } }, this.swatch(k, layers, true),
             h('span.tip-key-name', keyText(k)), h('span.tip-key-count', fmtCount(c)))),
           keys.length > top.length ? h('div.muted', `${keys.length - top.length} more`) : null,
           d.total ? h('div.muted', 'click for details') : null);
