@@ -6,7 +6,7 @@
 //   - hover names the cell under a still pointer as the image scrolls under it;
 //   - a click opens the cell under the pointer at that moment, the same second the tooltip
 //     named; that cell is outlined, the outline moves with its second and goes once the
-//     second scrolls out;
+//     second scrolls out; from the keyboard, Enter chooses the cursor's cell, Escape lets go;
 //   - the legend: biggest keys first with their counts, "N more", a search box;
 //   - the details' swatches take a key's hue once it is selected;
 //   - the tooltip lists keys with swatches by count;
@@ -382,6 +382,25 @@ test('the heatmap panel', { timeout: 240_000 }, async (t) => {
     for (const k of keys) assert.match(k.sw, /^rgb\(/, JSON.stringify(k));
     await ui.screenshot('hm-05-tip.png', { fullPage: false });
     await page.mouse.move(5, 5);
+  });
+
+  await t.test('from the keyboard, Enter chooses the cursor\'s cell and Escape lets it go', async () => {
+    await hm.locator('button[name=decompose_all]').focus();
+    await page.keyboard.press('Tab'); // the heatmap: the cursor on the newest column
+    await page.keyboard.press('ArrowLeft');
+    await page.keyboard.press('ArrowLeft');
+    const [s, tip] = await Promise.all([state(), hm.locator('.hm-tip').getAttribute('data-time')]);
+    await page.keyboard.press('Enter');
+    await hm.locator('.hm-details .details-head').waitFor();
+    const chosen = Number(await hm.locator('.details-head').getAttribute('data-start'));
+    assert.ok(Math.abs(chosen - Number(tip)) <= 1 && chosen >= s.start + 56, `${chosen} vs the tooltip's ${tip}`);
+    const now = await state();
+    const col = chosen - now.start;
+    assert.deepEqual(now.mark && [now.mark[0], now.mark[2]],
+      [Math.floor((col * now.W) / now.n), Math.floor(((col + 1) * now.W) / now.n)]);
+    await page.keyboard.press('Escape');
+    assert.ok(await hm.locator('.hm-details').isHidden());
+    assert.equal((await state()).mark, null);
   });
 
   await t.test('the y axis has at least four round ticks, log and linear', async () => {
