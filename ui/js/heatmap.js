@@ -206,7 +206,7 @@ export class HeatmapView {
         h('label', ' scale ', this.scaleIn),
         h('label', ' shade by ', this.colorIn),
         h('label.check', this.pctlIn, ' ',
-          PCTL.map(([, n, c]) => h('span.pctl-key', { style: { borderColor: c } }, n))),
+          PCTL.map(([, n, c]) => h('span.pctl-key', { style: { borderColor: `var(--pctl-${n.slice(1)}, ${c})` } }, n))),
         this.toggles.length ? h('span.seg-group', this.toggles) : null),
       h('div.hm-frame', this.yaxis, this.plot, h('div'), this.xaxis),
       this.scale,
@@ -447,8 +447,8 @@ export class HeatmapView {
     const n = Math.max(1, Math.round(img.duration / this.panel.inst.granularity));
     if (pct && img.ymax > img.ymin) {
       const pts = Array.isArray(pct) ? pct : [pct];
-      PCTL.forEach(([, , colour], k) => {
-        o.strokeStyle = colour;
+      PCTL.forEach(([, name, colour], k) => {
+        o.strokeStyle = cssVar(this.el, `--pctl-${name.slice(1)}`, colour); // a theme's, if set
         o.lineWidth = 1.5;
         o.setLineDash(k === 2 ? [4, 3] : []);
         o.beginPath();
