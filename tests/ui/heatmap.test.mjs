@@ -437,5 +437,19 @@ test('the heatmap panel', { timeout: 240_000 }, async (t) => {
     await ui.screenshot('hm-06-axis.png', { fullPage: false });
   });
 
+  await t.test('420 px wide: the scale, the legend\'s head and "N more" fit', async () => {
+    await page.setViewportSize({ width: 420, height: 900 });
+    await sleep(1500);
+    const out = await page.evaluate((q) => {
+      const W = document.documentElement.clientWidth;
+      return [...document.querySelectorAll(`${q} .hm-scale *, ${q} .legend-head *, ${q} .legend-more`)]
+        .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > W + 1)
+        .map((e) => `${e.className}: ${Math.round(e.getBoundingClientRect().right)} > ${W}`);
+    }, sel);
+    assert.deepEqual(out, []);
+    await hm.scrollIntoViewIfNeeded();
+    await ui.screenshot('hm-07-420.png', { fullPage: false });
+  });
+
   ui.assertNoErrors();
 });
