@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  fmtBytes, fmtClock, fmtCount, fmtNumber, fmtRange, fmtSeconds, fmtValue, hueColor, logTicks,
-  niceTicks, parseValue, sig3,
+  durationTicks, fmtBytes, fmtClock, fmtCount, fmtDuration, fmtNumber, fmtRange, fmtSeconds, fmtTicks,
+  fmtValue, hueColor, logTicks, niceTicks, parseValue, sig3,
 } from '../../ui/js/units.js';
 
 const NS = { name: 'time', arity: 'numeric', unit: 'seconds', abbr: 's', base: 10, power: -9 };
@@ -58,6 +58,22 @@ test('values of the catalog types', () => {
   assert.equal(fmtValue(42, NUMBER), '42');
   assert.equal(fmtValue(null, NS), '–');
   assert.equal(fmtRange(1_000_000, 2_000_000, NS), '1 ms – 2 ms');
+  // values of fields (axes, ranges) stay in one unit: 100 s, not 1m 40s
+  assert.equal(fmtValue(100e9, NS), '100 s');
+  assert.equal(fmtRange(60e9, 120e9, NS), '60 s – 120 s');
+});
+
+test('durations in one unit, for axes', () => {
+  assert.equal(fmtDuration(2e-3), '2 ms');
+  assert.equal(fmtDuration(45), '45 s');
+  assert.equal(fmtDuration(100), '100 s');
+  assert.equal(fmtDuration(999), '999 s');
+  assert.equal(fmtDuration(1000), '16.7 min');
+  assert.equal(fmtDuration(3000), '50 min');
+  assert.equal(fmtDuration(9000), '2.5 h');
+  assert.equal(fmtDuration(0), '0');
+  assert.equal(fmtDuration(NaN), '–');
+  for (const v of [60, 90, 100, 150, 600, 7500]) assert.doesNotMatch(fmtDuration(v), /\dm \d|\dh \d/);
 });
 
 test('typed values read back in the field units', () => {
@@ -77,11 +93,43 @@ test('typed values read back in the field units', () => {
 
 test('axis ticks', () => {
   assert.deepEqual(niceTicks(0, 100, 5), [0, 20, 40, 60, 80, 100]);
-  assert.deepEqual(niceTicks(0, 1e6, 4), [0, 500000, 1000000]);
+  assert.deepEqual(niceTicks(0, 1e6, 4), [0, 200000, 400000, 600000, 800000, 1000000]); // not 3
   assert.deepEqual(niceTicks(0, 7, 5), [0, 2, 4, 6]);
+  assert.deepEqual(niceTicks(0, 1.2e8, 5), [0, 2e7, 4e7, 6e7, 8e7, 1e8, 1.2e8]);
+  assert.deepEqual(niceTicks(1e6, 3e6, 5), [1e6, 1.5e6, 2e6, 2.5e6, 3e6]);
   assert.deepEqual(logTicks(1, 1e9), [1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]);
   assert.deepEqual(logTicks(100, 1000), [100, 200, 500, 1000]);
   assert.deepEqual(logTicks(0, 50), [1, 2, 5, 10, 20, 50]);
+  // more than ten decades: every other one, down from the top
+  assert.deepEqual(logTicks(1, 1.5e11), [10, 1000, 1e5, 1e7, 1e9, 1e11]);
+  // less than a decade or two: finer steps, never fewer than four ticks
+  assert.deepEqual(logTicks(1e6, 3e6), [1e6, 1.5e6, 2e6, 2.5e6, 3e6]);
+  assert.deepEqual(logTicks(1e6, 9e6), [1e6, 2e6, 3e6, 5e6]);
+  assert.deepEqual(logTicks(1e6, 2e7), [1e6, 2e6, 5e6, 1e7, 2e7]);
+  // durations: whole minutes once the labels are in minutes
+  assert.deepEqual(durationTicks(0, 150), [0, 50, 100, 150]);
+  assert.deepEqual(durationTicks(0, 3000), [0, 600, 1200, 1800, 2400, 3000]);
+  assert.deepEqual(fmtTicks(durationTicks(0, 3000), { unit: 'seconds', base: 10, power: 0 }),
+    ['0', '10 min', '20 min', '30 min', '40 min', '50 min']);
+  // one unit for a linear axis; each its own on a log one
+  assert.deepEqual(fmtTicks([0, 5e5, 1e6, 1.5e6], NS), ['0', '0.5 ms', '1 ms', '1.5 ms']);
+  assert.deepEqual(fmtTicks([0, 200e9, 400e9, 600e9, 800e9], NS), ['0', '200 s', '400 s', '600 s', '800 s']);
+  assert.deepEqual(fmtTicks([1, 1000, 1e6], NS, true), ['1 ns', '1 µs', '1 ms']);
+  assert.deepEqual(fmtTicks([0, 2048, 4096], BYTES), ['0 B', '2 KiB', '4 KiB']);
+});
+
+test('every axis has at least four ticks', () => {
+  for (let hi = 1.3; hi < 1e12; hi *= 1.37) {
+    for (const lo of [0, 1, hi / 7, hi / 2]) {
+      const lin = niceTicks(lo, hi, 5);
+      assert.ok(lin.length >= 4 && lin.length <= 12, `linear ${lo}–${hi}: ${lin}`);
+      assert.ok(lin.every((v) => v >= lo - 1e-9 && v <= hi * (1 + 1e-9)), `linear ${lo}–${hi}: ${lin}`);
+      if (hi / Math.max(lo, 1) > 1.05) {
+        const log = logTicks(lo, hi);
+        assert.ok(log.length >= 4 && log.length <= 10, `log ${lo}–${hi}: ${log}`);
+      }
+    }
+  }
 });
 
 test('clock times are local hh:mm:ss', () => {

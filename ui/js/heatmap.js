@@ -1,22 +1,30 @@
 // The heatmap view of an instrumentation with a numeric decomposition: the server's image
 // (time × value × count, a hue per key), redrawn each second without flicker (the new PNG is
 // decoded off-screen and then painted over the old one), with:
-//  - axes in the field's units, and p50/p90/p99 lines from the percentile endpoint;
+//  - axes in the field's units, and exact p50/p90/p99 lines from the percentile endpoint;
 //  - a tooltip on hover (time, value range and count of the cell, from the details
-//    endpoint) and the cell's per-key counts on click;
-//  - a legend of the keys present, in the image's hues (the reply's `layers`): clicking a key
-//    highlights it (selected), and isolate / exclude / decompose-all toggles;
+//    endpoint), recomputed for the pointer's cell whenever a new image comes in, and the
+//    cell's per-key counts on click; the chosen cell is outlined and the outline moves with
+//    its second as the image scrolls;
+//  - colouring by count (the default) or by rank, and a colour scale saying what a shade
+//    means in events;
+//  - a legend of the keys present, biggest first with their counts, a search box and
+//    "N more"; clicking a key highlights it (selected), and isolate / exclude /
+//    decompose-all toggles;
 //  - ymin / ymax (in units: "10ms") or auto, and a linear or log y axis.
 
 import { get, getBackground } from './api.js';
 import { fieldType, isNumeric } from './catalog.js';
 import { fill, h } from './dom.js';
 import {
-  fmtClock, fmtCount, fmtInput, fmtRange, fmtValue, hueColor, logTicks, niceTicks, parseValue,
+  durationTicks, fmtClock, fmtCount, fmtInput, fmtRange, fmtTicks, hueColor, logTicks, niceTicks,
+  parseValue,
 } from './units.js';
 
 const HEIGHT = 280;
 const MAX_SELECTED = 63; // the server draws at most this many keys' layers
+const LEGEND_TOP = 12; // keys the legend shows before "N more"
+const TIP_KEYS = 5; // keys a tooltip lists
 const PCTL = [
   [0.5, 'p50', '#1d4ed8'],
   [0.9, 'p90', '#be185d'],
@@ -24,6 +32,7 @@ const PCTL = [
 ];
 const defaultHue = (i) => (21 + 91 * i) % 360;
 const keyText = (k) => (k === '' ? '(empty)' : k);
+const byCount = (a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
 // The column drawn under pixel x when n columns share w pixels: column i covers
 // [floor(i·w/n), floor((i+1)·w/n)), as the server draws and answers details.
@@ -32,6 +41,26 @@ export function columnAt(x, w, n) {
   while (i + 1 < n && Math.floor(((i + 1) * w) / n) <= x) i++;
   while (i > 0 && Math.floor((i * w) / n) > x) i--;
   return i;
+}
+
+// The row (0 at the top) drawn under pixel y when nb rows share h pixels, as the server maps
+// details' y (src/api/heatmap.c).
+export function rowAt(y, hpx, nb) {
+  return Math.max(0, Math.min(nb - 1, Math.ceil(((y + 1) * nb) / hpx) - 1));
+}
+
+// Edge j (0 at ymin) of nb rows over [ymin, ymax], linear or log, as src/render/heatmap.c.
+export function rowEdge(ymin, ymax, nb, j, log) {
+  if (!log) return ymin + ((ymax - ymin) * j) / nb;
+  const lo = ymin < 1 ? 1 : ymin;
+  if (j === 0) return ymin < 1 ? ymin : lo;
+  return lo * Math.pow(ymax / lo, j / nb);
+}
+
+// A CSS custom property of el (the theme's), or dflt.
+function cssVar(el, name, dflt) {
+  const v = getComputedStyle(el).getPropertyValue(name).trim();
+  return v || dflt;
 }
 
 export class HeatmapView {
@@ -45,12 +74,20 @@ export class HeatmapView {
     this.mode = null; // 'isolate' | 'exclude' | 'decompose_all' | null
     // latencies span decades: a log axis shows them all; other quantities start linear
     this.yscale = this.type && this.type.unit === 'seconds' ? 'log' : 'linear';
+    // shade by count: a key of 13 events among 30 000 stays pale (rank would paint it dark)
+    this.coloring = 'linear';
     this.auto = true;
     this.ymin = 0;
     this.ymax = null;
     this.pctl = true;
-    this.shown = null; // {img, params} of what is on screen
+    this.shown = null; // {img, params, pct, peak} of what is on screen
+    this.frame = 0; // images drawn so far
+    this.pointer = null; // the mouse over the image, in image pixels
+    this.chosen = null; // the clicked cell: {t, row, ymin, ymax, nb, log, lo, hi}
     this.items = new Map(); // legend: key → its <li>
+    this.counts = null; // legend: key → events in the interval shown
+    this.expanded = false; // legend: every key, not only the top ones
+    this.filter = '';
     this.build();
   }
 
@@ -76,6 +113,10 @@ export class HeatmapView {
     this.scaleIn = h('select', { name: 'yscale', 'aria-label': 'y scale' },
       h('option', { value: 'linear' }, 'linear'), h('option', { value: 'log' }, 'log'));
     this.scaleIn.value = this.yscale;
+    this.colorIn = h('select', { name: 'coloring', 'aria-label': 'shade cells by',
+      title: 'count: a cell\'s shade is its count over the image\'s largest; rank: its place among every cell with events' },
+    h('option', { value: 'linear' }, 'count'), h('option', { value: 'rank' }, 'rank'));
+    this.colorIn.value = this.coloring;
     this.pctlIn = h('input', { name: 'pctl', type: 'checkbox', checked: true });
     const onRange = () => {
       const lo = parseValue(this.yminIn.value || '0', this.type);
@@ -103,6 +144,10 @@ export class HeatmapView {
       this.yscale = this.scaleIn.value;
       this.changed();
     });
+    this.colorIn.addEventListener('change', () => {
+      this.coloring = this.colorIn.value;
+      this.changed();
+    });
     this.pctlIn.addEventListener('change', () => {
       this.pctl = this.pctlIn.checked;
       this.changed();
@@ -115,12 +160,43 @@ export class HeatmapView {
     this.cursor = null; // the keyboard's cell: {col, row} (row 0 at the top)
     this.tip = h('div.hm-tip', { role: 'tooltip', hidden: true });
     this.plot = h('div.hm-plot', this.image, this.overlay, this.tip);
-    this.yaxis = h('div.axis-y');
-    this.xaxis = h('div.axis-x');
-    this.legendTitle = h('li.legend-title', this.keyField ? `${this.keyField}:` : '');
-    this.legendNote = h('li.muted', { hidden: true });
+    this.yaxis = h('div.axis-y', { 'aria-hidden': 'true' });
+    this.xaxis = h('div.axis-x', { 'aria-hidden': 'true' });
+
+    // the colour scale: what a shade means in events
+    this.scaleBar = h('span.hm-scale-bar');
+    this.scaleLo = h('span.hm-scale-lo');
+    this.scaleHi = h('span.hm-scale-hi');
+    this.scaleText = h('span.hm-scale-text.muted');
+    this.scale = h('div.hm-scale', { hidden: true },
+      h('span.hm-scale-ramp', this.scaleLo, this.scaleBar, this.scaleHi), this.scaleText);
+
+    // the legend: biggest keys first, a search box, "N more"
+    this.legendTitle = h('span.legend-title', this.keyField ? `${this.keyField}` : '');
+    this.search = h('input.legend-search', { type: 'search', name: 'legend-filter',
+      placeholder: 'find a key', 'aria-label': `find a ${this.keyField || 'key'}`, size: 14 });
+    this.search.addEventListener('input', () => {
+      this.filter = this.search.value;
+      if (this.shown) this.drawLegend(this.shown.img);
+    });
+    this.search.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && this.search.value) {
+        e.stopPropagation();
+        this.search.value = '';
+        this.filter = '';
+        if (this.shown) this.drawLegend(this.shown.img);
+      }
+    });
+    this.legendNote = h('li.muted.legend-note', { hidden: true });
     this.legend = h('ul.legend', { 'aria-label': `${this.keyField || 'keys'}: click to highlight` },
-      this.legendTitle, this.legendNote);
+      this.legendNote);
+    this.more = h('button.legend-more.small', { type: 'button', hidden: true, 'aria-expanded': 'false' });
+    this.more.onclick = () => {
+      this.expanded = !this.expanded;
+      if (this.shown) this.drawLegend(this.shown.img);
+    };
+    this.legendBox = h('div.hm-legend',
+      h('div.legend-head', this.legendTitle, this.search), this.legend, this.more);
     this.details = h('div.hm-details', { hidden: true, 'aria-live': 'polite' });
     this.el = h('div.heatmap',
       h('div.controls',
@@ -128,18 +204,23 @@ export class HeatmapView {
         h('label', ' to ', this.ymaxIn),
         h('label.check', this.autoIn, ' auto'),
         h('label', ' scale ', this.scaleIn),
+        h('label', ' shade by ', this.colorIn),
         h('label.check', this.pctlIn, ' ',
-          PCTL.map(([, n, c]) => h('span.pctl-key', { style: { borderColor: c } }, n))),
+          PCTL.map(([, n, c]) => h('span.pctl-key', { style: { borderColor: `var(--pctl-${n.slice(1)}, ${c})` } }, n))),
         this.toggles.length ? h('span.seg-group', this.toggles) : null),
       h('div.hm-frame', this.yaxis, this.plot, h('div'), this.xaxis),
-      this.keyField ? this.legend : null,
+      this.scale,
+      this.keyField ? this.legendBox : null,
       this.details);
 
     this.overlay.addEventListener('mousemove', (e) => {
-      const { x, y } = this.pixel(e);
-      this.hoverAt(x, y);
+      this.pointer = this.pixel(e);
+      this.hoverAt(this.pointer.x, this.pointer.y);
     });
-    this.overlay.addEventListener('mouseleave', () => this.hideTip());
+    this.overlay.addEventListener('mouseleave', () => {
+      this.pointer = null;
+      this.hideTip();
+    });
     this.overlay.addEventListener('click', (e) => {
       const { x, y } = this.pixel(e);
       this.clickAt(x, y);
@@ -154,14 +235,15 @@ export class HeatmapView {
     });
     this.overlay.addEventListener('blur', () => {
       this.keyboard = false;
-      this.hideTip();
-      this.drawCursor();
+      if (!this.pointer) this.hideTip();
+      this.paintOverlay();
     });
   }
 
   hideTip() {
     this.tip.hidden = true;
     this.tipKey = null;
+    delete this.tip.dataset.time;
     clearTimeout(this.hoverTimer);
     if (this.hoverAbort) this.hoverAbort.abort();
   }
@@ -178,7 +260,7 @@ export class HeatmapView {
   }
 
   drawParams() {
-    const p = { width: this.width(), height: HEIGHT, ymin: this.ymin };
+    const p = { width: this.width(), height: HEIGHT, ymin: this.ymin, coloring: this.coloring };
     if (!this.auto && this.ymax !== null) p.ymax = this.ymax;
     if (this.yscale === 'log') p.yscale = 'log';
     if (this.mode) p[this.mode] = true;
@@ -200,18 +282,116 @@ export class HeatmapView {
     const pic = new Image();
     pic.src = `data:image/png;base64,${img.image}`;
     await pic.decode();
-    let pct = null;
-    if (this.pctl && img.ymax > img.ymin) {
-      const g = this.panel.inst.granularity;
-      pct = await getBackground(`${path}/percentile`, {
+    const g = this.panel.inst.granularity;
+    // the scale's number and the legend's counts are asked meanwhile; the image does not
+    // wait for them
+    const quiet = (p) => p.catch((e) => {
+      if (e.name === 'AbortError') throw e;
+      return null; // the scale goes without its number, the legend without counts
+    });
+    const more = Promise.all([
+      quiet(this.peakOf(img, pic, params, signal)),
+      this.keyField ? quiet(this.keyCounts(img, signal)) : null,
+    ]);
+    more.catch(() => {}); // awaited below (an abort must not go unhandled meanwhile)
+    const pct = this.pctl && img.ymax > img.ymin
+      ? await getBackground(`${path}/percentile`, {
         start_time: img.start_time, duration: g, ndatapoints: Math.round(img.duration / g),
-        ymin: img.ymin, ymax: img.ymax, yscale: img.yscale, timeout: 0,
+        ymin: img.ymin, ymax: img.ymax, yscale: img.yscale, timeout: 0, method: 'exact',
         percentile: PCTL.map((p) => p[0]).join(','),
-      }, signal);
-    }
+      }, signal)
+      : null;
     if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
-    this.draw(img, pic, pct, params);
+    const last = this.shown && this.shown.peak;
+    this.draw(img, pic, pct, params, last && last.coloring === params.coloring ? last : null);
+    const [peak, counts] = await more;
+    if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
+    if (counts !== this.counts) this.countsOf = counts ? { start: img.start_time, duration: img.duration } : null;
+    this.counts = counts;
+    if (this.shown.img === img) {
+      this.shown.peak = peak && { ...peak, coloring: params.coloring };
+      this.drawScale(img, this.shown.peak, params);
+      this.drawLegend(img);
+    }
     return img;
+  }
+
+  // Events per key over the image's interval (value/raw sums the slots), for the legend's
+  // order and counts: asked again when the interval moved by 5 s or more (every 5 s while
+  // live: the reply lists every key's histogram, the heaviest of a panel's requests).
+  async keyCounts(img, signal) {
+    const was = this.countsOf;
+    if (this.counts && was && was.duration === img.duration && img.start_time >= was.start &&
+      img.start_time - was.start < 5) return this.counts;
+    return this.rawCounts(img, signal);
+  }
+
+  async rawCounts(img, signal) {
+    const r = await getBackground(`${this.panel.path}/value/raw`,
+      { start_time: img.start_time, duration: img.duration, timeout: 0 }, signal);
+    const out = new Map();
+    const v = r && r.value;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return out;
+    for (const [k, ranges] of Object.entries(v)) {
+      let n = 0;
+      if (Array.isArray(ranges)) for (const e of ranges) n += Array.isArray(e) ? Number(e[1]) || 0 : 0;
+      else if (typeof ranges === 'number') n = ranges;
+      out.set(k, n);
+    }
+    return out;
+  }
+
+  // The largest count of a cell of any drawn layer: what full colour means. The image reply
+  // does not say it (a `max_count` in the reply is used when present); it is read from the
+  // details of the most saturated cell of the image (the one at intensity 1, by count or by
+  // rank alike; a cell mixing layers is paler, so it is not mistaken for it).
+  async peakOf(img, pic, params, signal) {
+    if (Number.isFinite(img.max_count)) return { max: img.max_count, exact: true };
+    if (!(img.ymax > img.ymin)) return null;
+    const W = img.width, H = img.height, nb = img.nbuckets || 100;
+    const n = Math.max(1, Math.round(img.duration / this.panel.inst.granularity));
+    const c = document.createElement('canvas');
+    c.width = W;
+    c.height = H;
+    const ctx = c.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(pic, 0, 0);
+    const d = ctx.getImageData(0, 0, W, H).data;
+    let best = 0, bx = -1, by = -1;
+    for (let col = 0; col < n; col++) {
+      const x = Math.floor((Math.floor((col * W) / n) + Math.floor(((col + 1) * W) / n) - 1) / 2);
+      for (let row = 0; row < nb; row++) {
+        const y = Math.floor((Math.floor((row * H) / nb) + Math.floor(((row + 1) * H) / nb) - 1) / 2);
+        const i = (y * W + x) * 4;
+        const hi = Math.max(d[i], d[i + 1], d[i + 2]), lo = Math.min(d[i], d[i + 1], d[i + 2]);
+        const sat = hi ? (hi - lo) / hi : 0;
+        if (sat > best) {
+          best = sat;
+          bx = x;
+          by = y;
+        }
+      }
+    }
+    if (bx < 0) return { max: 0 };
+    const det = await getBackground(`${this.panel.path}/value/heatmap/details`, {
+      ...params, start_time: img.start_time, duration: img.duration, ymin: img.ymin,
+      ymax: img.ymax, timeout: 0, x: bx, y: by,
+    }, signal);
+    const pres = (det && det.present) || {};
+    const sel = params.selected ? String(params.selected).split(',') : [];
+    const layers = Array.isArray(img.layers) ? img.layers : [{ hue: defaultHue(0) }];
+    const keyLayers = layers.filter((l) => l.key !== undefined && l.key !== null).map((l) => l.key);
+    let max = 0;
+    for (const l of layers) {
+      let v;
+      if (l.key === undefined || l.key === null) {
+        const minus = params.decompose_all ? keyLayers : sel;
+        v = (det.total || 0) - minus.reduce((a, k) => a + (pres[k] || 0), 0);
+      } else {
+        v = pres[l.key] || 0;
+      }
+      max = Math.max(max, v);
+    }
+    return { max, x: bx, y: by };
   }
 
   // Vertical position (px from the top) of value v on the image's axis.
@@ -226,24 +406,49 @@ export class HeatmapView {
     return H - ((v - img.ymin) / (img.ymax - img.ymin)) * H;
   }
 
-  draw(img, pic, pct, params) {
+  draw(img, pic, pct, params, peak) {
     const W = img.width, H = img.height;
     for (const c of [this.image, this.overlay]) {
       if (c.width !== W) c.width = W;
       if (c.height !== H) c.height = H;
     }
     this.image.getContext('2d').drawImage(pic, 0, 0);
-    this.shown = { img, params };
+    this.shown = { img, params, pct, peak };
+    this.frame++;
     this.plot.dataset.start = img.start_time;
     this.plot.dataset.ymax = img.ymax;
+    this.plot.dataset.yscale = img.yscale === 'log' ? 'log' : 'linear';
+    this.plot.dataset.coloring = params.coloring || 'rank';
+    if (this.cursor) {
+      const { n, nb } = this.geometry();
+      this.cursor = { col: Math.min(n - 1, this.cursor.col), row: Math.min(nb - 1, this.cursor.row) };
+    }
+    this.paintOverlay();
+    this.axes(img);
+    this.drawScale(img, peak, params);
+    this.drawLegend(img);
+    // the cell under a still pointer (or the keyboard's cursor) holds another second now:
+    // the tooltip names that one
+    if (this.pointer) {
+      this.hoverAt(this.pointer.x, this.pointer.y);
+    } else if (this.cursor && this.keyboard && document.activeElement === this.overlay) {
+      const { x, y } = this.cell(this.cursor.col, this.cursor.row);
+      this.hoverAt(x, y);
+    }
+  }
 
+  // The overlay, whole: percentile lines, the chosen cell's outline, the keyboard's cursor.
+  paintOverlay() {
+    if (!this.shown) return;
+    const { img, pct } = this.shown;
+    const W = img.width, H = img.height;
     const o = this.overlay.getContext('2d');
     o.clearRect(0, 0, W, H);
     const n = Math.max(1, Math.round(img.duration / this.panel.inst.granularity));
     if (pct && img.ymax > img.ymin) {
       const pts = Array.isArray(pct) ? pct : [pct];
-      PCTL.forEach(([, , colour], k) => {
-        o.strokeStyle = colour;
+      PCTL.forEach(([, name, colour], k) => {
+        o.strokeStyle = cssVar(this.el, `--pctl-${name.slice(1)}`, colour); // a theme's, if set
         o.lineWidth = 1.5;
         o.setLineDash(k === 2 ? [4, 3] : []);
         o.beginPath();
@@ -263,19 +468,67 @@ export class HeatmapView {
         o.stroke();
       });
     }
-    this.axes(img);
-    this.drawLegend(img);
-    this.cursorBox = null; // the overlay was redrawn whole
-    this.drawCursor();
+    o.setLineDash([]);
+    const mark = this.markBox();
+    if (mark) {
+      const { x0, x1, y0, y1 } = mark;
+      this.plot.dataset.mark = `${x0},${y0},${x1},${y1}`;
+      o.lineWidth = 2;
+      o.strokeStyle = cssVar(this.el, '--hm-mark-halo', '#ffffff');
+      o.strokeRect(x0 - 2, y0 - 2, x1 - x0 + 4, y1 - y0 + 4);
+      o.strokeStyle = cssVar(this.el, '--hm-mark', '#0f172a');
+      o.strokeRect(x0 - 1, y0 - 1, x1 - x0 + 2, y1 - y0 + 2);
+    } else {
+      delete this.plot.dataset.mark;
+    }
+    if (this.cursor && this.keyboard && document.activeElement === this.overlay) {
+      const { x0, x1, y0, y1 } = this.cell(this.cursor.col, this.cursor.row);
+      o.lineWidth = 2;
+      o.setLineDash([3, 2]);
+      o.strokeStyle = cssVar(this.el, '--hm-cursor', '#0f172a');
+      o.strokeRect(x0 - 1, y0 - 1, x1 - x0 + 2, y1 - y0 + 2);
+      o.setLineDash([]);
+    }
+  }
+
+  // Where the chosen cell is on the image shown: its second's column (none once it scrolled
+  // out) and its row (the same row on the same axis; else its value range on this one).
+  markBox() {
+    const c = this.chosen;
+    if (!c || !this.shown) return null;
+    const { img, n, nb, W, H } = this.geometry();
+    const g = this.panel.inst.granularity;
+    const col = Math.round((c.t - img.start_time) / g);
+    if (col < 0 || col >= n) return null;
+    const x0 = Math.floor((col * W) / n), x1 = Math.floor(((col + 1) * W) / n);
+    let y0, y1;
+    if (img.ymin === c.ymin && img.ymax === c.ymax && nb === c.nb && (img.yscale === 'log') === c.log) {
+      y0 = Math.floor((c.row * H) / nb);
+      y1 = Math.floor(((c.row + 1) * H) / nb);
+    } else {
+      y0 = Math.max(0, Math.round(this.yOf(c.hi, img)));
+      y1 = Math.min(H, Math.round(this.yOf(c.lo, img)));
+      if (!(y1 > y0)) return null;
+    }
+    return { x0, x1, y0, y1 };
   }
 
   axes(img) {
     const W = img.width;
     let ticks = [];
-    if (img.ymax > img.ymin)
-      ticks = img.yscale === 'log' ? logTicks(Math.max(img.ymin, 1), img.ymax) : niceTicks(img.ymin, img.ymax, 5);
-    fill(this.yaxis, ticks.map((v) =>
-      h('span', { style: { top: `${Math.round(this.yOf(v, img))}px` } }, fmtValue(v, this.type))));
+    if (img.ymax > img.ymin) {
+      if (img.yscale === 'log') {
+        ticks = logTicks(Math.max(img.ymin, 1), img.ymax);
+      } else if (this.type && this.type.unit === 'seconds') {
+        const f = Math.pow(this.type.base || 10, this.type.power || 0);
+        ticks = durationTicks(img.ymin * f, img.ymax * f).map((s) => Math.round(s / f));
+      } else {
+        ticks = niceTicks(img.ymin, img.ymax, 5);
+      }
+    }
+    const names = fmtTicks(ticks, this.type, img.yscale === 'log');
+    fill(this.yaxis, ticks.map((v, i) =>
+      h('span', { style: { top: `${Math.round(this.yOf(v, img))}px` } }, names[i])));
     const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
     const step = steps.find((s) => img.duration / s <= Math.max(2, W / 90)) || 3600;
     const labels = [];
@@ -284,6 +537,40 @@ export class HeatmapView {
       if (x >= 25 && x <= W - 25) labels.push(h('span', { style: { left: `${x}px` } }, fmtClock(t)));
     }
     fill(this.xaxis, labels);
+  }
+
+  // The colour scale: the ramp of the first drawn layer (the rest's, or a key's), from pale
+  // to full, and what full means: the largest count of a cell (by count), or the cell ranked
+  // first (by rank).
+  drawScale(img, peak, params) {
+    const layers = Array.isArray(img.layers) ? img.layers : [{ hue: defaultHue(0) }];
+    if (!layers.length || !(img.ymax > img.ymin)) {
+      this.scale.hidden = true;
+      return;
+    }
+    const hue = layers[0].hue;
+    // the server's ramp: HSV(hue, 0.9·v, 0.95) is linear in v in RGB, from (242, 242, 242)
+    this.scaleBar.style.background = `linear-gradient(to right, rgb(242, 242, 242), ${hueColor(hue)})`;
+    const rank = params.coloring === 'rank';
+    const max = peak && Number.isFinite(peak.max) ? peak.max : null;
+    this.scale.dataset.max = max === null ? '' : String(max);
+    this.scale.dataset.coloring = rank ? 'rank' : 'linear';
+    const unit = (k) => (k === 1 ? 'event' : 'events');
+    if (max === 0) {
+      this.scaleLo.textContent = '';
+      this.scaleHi.textContent = '';
+      this.scaleText.textContent = 'no events in this image';
+    } else if (rank) {
+      this.scaleLo.textContent = 'fewest';
+      this.scaleHi.textContent = max === null ? 'most' : `most: ${fmtCount(max)}`;
+      this.scaleText.textContent = 'shade by rank: a cell is as dark as the share of cells with fewer events';
+    } else {
+      this.scaleLo.textContent = '1';
+      this.scaleHi.textContent = max === null ? 'max' : fmtCount(max);
+      this.scaleText.textContent = max === null ? 'events per cell (one second × one row)'
+        : `${unit(max)} per cell (one second × one row); a cell of n is n ÷ ${fmtCount(max)} of full colour`;
+    }
+    this.scale.hidden = false;
   }
 
   // hue of each key's own layer, and of "the rest" (null when the rest is not drawn)
@@ -303,6 +590,23 @@ export class HeatmapView {
     return { own, rest };
   }
 
+  // The colour of a key's events on the image shown (null: not drawn).
+  hueOfKey(k, layers) {
+    const { own, rest } = layers;
+    if (own.has(k)) return own.get(k);
+    if (this.mode === 'exclude' && this.selected.includes(k)) return null;
+    return rest;
+  }
+
+  // A key's swatch; pale (as in the legend) when the key is drawn with the rest, unless full
+  // (the tooltip's dark background).
+  swatch(k, layers, full = false) {
+    const hue = this.hueOfKey(k, layers);
+    const sw = h('span.swatch', { dataset: { key: k }, style: { background: hue === null ? 'transparent' : hueColor(hue) } });
+    sw.classList.toggle('rest', !full && !layers.own.has(k));
+    return sw;
+  }
+
   toggleKey(k) {
     const i = this.selected.indexOf(k);
     if (i >= 0) this.selected.splice(i, 1);
@@ -311,30 +615,42 @@ export class HeatmapView {
     this.changed();
   }
 
-  // The legend, updated in place (a focused key keeps its focus while data flows): the
-  // drawn keys first in layer order, then the others in order.
+  // The legend, updated in place: keys by their events in the interval, biggest first (the
+  // top LEGEND_TOP, the selected ones and the focused one; "N more" shows the rest, and the
+  // search box finds any). Its order holds still while the pointer is over it, so that
+  // nothing moves under a click; a focused key is never moved, so it keeps its focus.
   drawLegend(img) {
     if (!this.keyField) return;
-    const { own, rest } = this.layersOf(img);
+    const layers = this.layersOf(img);
+    const { own, rest } = layers;
     const present = img.present || [];
     const has = new Set(present);
+    const counts = this.counts;
     const excluded = this.mode === 'exclude' ? new Set(this.selected) : new Set();
-    const keys = [...new Set([...own.keys(), ...this.selected, ...present])];
+    const keys = [...new Set([...present, ...this.selected, ...own.keys()])];
+    const count = (k) => (counts && counts.has(k) ? counts.get(k) : has.has(k) ? 0 : -1);
+    const order = keys.map((k) => [k, count(k)]).sort(byCount).map(([k]) => k);
+    const place = new Map(order.map((k, i) => [k, i]));
     const want = new Set(keys);
+    const active = document.activeElement;
     for (const [k, li] of this.items)
-      if (!want.has(k)) {
+      if (!want.has(k) && !li.contains(active)) {
         li.remove();
         this.items.delete(k);
       }
-    let prev = this.legendTitle;
-    for (const k of keys) {
+    // held still under the pointer (nothing moves under a click)
+    const frozen = this.legendBox.matches(':hover');
+    const q = this.filter.trim().toLowerCase();
+    let hidden = 0, matches = 0;
+    for (const k of order) {
       let li = this.items.get(k);
       if (!li) {
         const btn = h('button.key', { type: 'button' }, h('span.swatch'), h('span.key-name', keyText(k)),
-          h('span.muted.key-note'));
+          h('span.key-count'), h('span.muted.key-note'));
         btn.onclick = () => this.toggleKey(k);
         li = h('li', { dataset: { key: k } }, btn);
         this.items.set(k, li);
+        this.legend.insertBefore(li, this.legendNote); // placed below when not frozen
       }
       const btn = li.firstChild;
       const comma = k.includes(',');
@@ -349,22 +665,56 @@ export class HeatmapView {
       sw.style.background = hue === null ? 'transparent' : hueColor(hue);
       sw.classList.toggle('rest', !own.has(k));
       li.classList.toggle('excluded', excluded.has(k));
+      const c = counts && counts.has(k) ? counts.get(k) : null;
+      btn.querySelector('.key-count').textContent = c === null ? '' : fmtCount(c);
+      li.dataset.count = c === null ? '' : String(c);
       btn.querySelector('.key-note').textContent = has.has(k) ? '' : ' (no data)';
-      if (prev.nextSibling !== li) prev.after(li);
-      prev = li;
+      const match = !q || keyText(k).toLowerCase().includes(q);
+      if (match) matches++;
+      const show = q ? match
+        : this.expanded || place.get(k) < LEGEND_TOP || pressed || li.contains(active);
+      if (!show && !q) hidden++;
+      li.hidden = !show;
     }
-    const restItem = this.legend.querySelector('.rest-item');
+    if (!frozen) {
+      // the focused key is never moved (that would blur it): the others move around it
+      let prev = null;
+      for (const k of order) {
+        const li = this.items.get(k);
+        const next = () => (prev ? prev.nextSibling : this.legend.firstChild);
+        if (li.contains(active)) while (next() !== li) li.after(next());
+        else if (next() !== li) this.legend.insertBefore(li, next());
+        prev = li;
+      }
+    }
+    let restItem = this.legend.querySelector('.rest-item');
     if (rest !== null && own.size > 0) {
-      const ri = restItem || h('li.rest-item', h('span.swatch'), h('span.muted', 'everything else'));
-      ri.querySelector('.swatch').style.background = hueColor(rest);
-      if (prev.nextSibling !== ri) prev.after(ri);
-      prev = ri;
+      restItem = restItem || h('li.rest-item', h('span.swatch'), h('span.muted', 'everything else'));
+      restItem.querySelector('.swatch').style.background = hueColor(rest);
+      if (restItem.nextSibling !== this.legendNote) this.legend.insertBefore(restItem, this.legendNote);
     } else if (restItem) {
       restItem.remove();
     }
-    this.legendNote.hidden = present.length > 0;
-    this.legendNote.textContent = 'no data in this interval';
-    if (prev.nextSibling !== this.legendNote) prev.after(this.legendNote);
+    this.legendTitle.textContent = `${this.keyField}: ${fmtCount(keys.length)} ${keys.length === 1 ? 'key' : 'keys'}` +
+      (counts ? ', by events' : '');
+    this.legendNote.hidden = present.length > 0 && !(q && matches === 0);
+    this.legendNote.textContent = q && matches === 0 ? `no ${this.keyField} matches “${this.filter.trim()}”`
+      : 'no data in this interval';
+    const extra = q ? 0 : this.expanded ? Math.max(0, keys.length - LEGEND_TOP) : hidden;
+    this.more.hidden = extra === 0;
+    this.more.textContent = this.expanded ? 'fewer' : `${fmtCount(extra)} more`;
+    this.more.setAttribute('aria-expanded', String(this.expanded));
+    this.recolourDetails(layers);
+  }
+
+  // The details' swatches in the hues of the image shown (a key selected from the details
+  // takes its own hue once the image with its layer comes).
+  recolourDetails(layers) {
+    for (const sw of this.details.querySelectorAll('.swatch[data-key]')) {
+      const hue = this.hueOfKey(sw.dataset.key, layers);
+      sw.style.background = hue === null ? 'transparent' : hueColor(hue);
+      sw.classList.toggle('rest', !layers.own.has(sw.dataset.key));
+    }
   }
 
   // The keyboard's cell cursor: arrows move it by a column or a row, Home/End to the first
@@ -390,30 +740,9 @@ export class HeatmapView {
     col = Math.max(0, Math.min(n - 1, col));
     const row = Math.max(0, Math.min(nb - 1, c.row + dr));
     this.cursor = { col, row };
-    this.drawCursor();
+    this.paintOverlay();
     const { x, y } = this.cell(col, row);
     this.hoverAt(x, y);
-  }
-
-  drawCursor() {
-    if (!this.shown || !this.cursor) return;
-    const o = this.overlay.getContext('2d');
-    if (this.cursorBox) { // put back what the last box covered
-      const b = this.cursorBox;
-      o.putImageData(b.saved, b.x, b.y);
-      this.cursorBox = null;
-    }
-    if (document.activeElement !== this.overlay || !this.keyboard) return;
-    const { x0, x1, y0, y1 } = this.cell(this.cursor.col, this.cursor.row);
-    const bx = Math.max(0, x0 - 2), by = Math.max(0, y0 - 2);
-    const bw = Math.min(this.overlay.width - bx, x1 - x0 + 4), bh = Math.min(this.overlay.height - by, y1 - y0 + 4);
-    this.cursorBox = { x: bx, y: by, saved: o.getImageData(bx, by, bw, bh) };
-    o.save();
-    o.setLineDash([]);
-    o.lineWidth = 2;
-    o.strokeStyle = '#0f172a';
-    o.strokeRect(x0 - 1, y0 - 1, x1 - x0 + 2, y1 - y0 + 2);
-    o.restore();
   }
 
   key(e) {
@@ -422,17 +751,20 @@ export class HeatmapView {
     const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
     if (moves[e.key]) {
       e.preventDefault();
+      this.pointer = null; // the keyboard's cell is the one named now
       this.moveCursor(...moves[e.key]);
     } else if (e.key === 'Home' || e.key === 'End') {
       e.preventDefault();
+      this.pointer = null;
       this.moveCursor(0, 0, e.key === 'Home' ? 0 : Infinity);
     } else if ((e.key === 'Enter' || e.key === ' ') && this.cursor) {
       e.preventDefault();
       const { x, y } = this.cell(this.cursor.col, this.cursor.row);
       this.clickAt(x, y);
     } else if (e.key === 'Escape') {
+      this.pointer = null;
       this.hideTip();
-      this.details.hidden = true;
+      this.closeDetails();
     }
   }
 
@@ -444,9 +776,19 @@ export class HeatmapView {
       y: Math.max(0, Math.min(this.overlay.height - 1, y)) };
   }
 
-  // What a pixel of the shown image holds; null when the image has no range to ask about.
-  detailsOf(x, y, signal) {
-    const { img, params } = this.shown;
+  // The cell at pixel (x, y) of an image shown: its second, row and value range.
+  cellAt(shown, x, y) {
+    const { img } = shown;
+    const g = this.panel.inst.granularity;
+    const n = Math.max(1, Math.round(img.duration / g)), nb = img.nbuckets || 100;
+    const row = rowAt(y, img.height, nb), j = nb - 1 - row, log = img.yscale === 'log';
+    return { t: img.start_time + columnAt(x, img.width, n) * g, row, ymin: img.ymin, ymax: img.ymax,
+      nb, log, lo: rowEdge(img.ymin, img.ymax, nb, j, log), hi: rowEdge(img.ymin, img.ymax, nb, j + 1, log) };
+  }
+
+  // What a pixel of an image shown holds; null when the image has no range to ask about.
+  detailsOf(shown, x, y, signal) {
+    const { img, params } = shown;
     if (!(img.ymax > img.ymin)) return Promise.resolve(null);
     return get(`${this.panel.path}/value/heatmap/details`, {
       ...params, start_time: img.start_time, duration: img.duration, ymin: img.ymin,
@@ -454,39 +796,53 @@ export class HeatmapView {
     }, signal);
   }
 
+  // The tooltip of the cell at pixel (x, y) of the image on screen now; called again by each
+  // new image while the pointer (or the keyboard's cursor) stays.
   hoverAt(x, y) {
     if (!this.shown) return;
-    const { img } = this.shown;
-    const g = this.panel.inst.granularity;
-    const n = Math.max(1, Math.round(img.duration / g));
-    const t = img.start_time + columnAt(x, img.width, n) * g;
+    const shown = this.shown;
+    const { t, lo, hi } = this.cellAt(shown, x, y);
     const r = this.overlay.getBoundingClientRect();
     const cx = (x * r.width) / this.overlay.width, cy = (y * r.height) / this.overlay.height;
     this.tip.hidden = false;
     this.tip.style.left = `${Math.max(0, Math.min(cx + 14, r.width - 180))}px`;
     this.tip.style.top = `${Math.max(0, cy - 10)}px`;
-    const key = `${x},${y},${img.start_time}`;
-    if (this.tipKey !== key) {
-      this.tipKey = key;
-      fill(this.tip, h('div.tip-time', fmtClock(t)), h('div.muted', '…'));
+    const key = `${this.frame}:${x},${y}`;
+    if (this.tipKey === key) return;
+    const cellKey = `${t}:${lo}:${hi}`;
+    const same = this.tipCell === cellKey;
+    this.tipKey = key;
+    this.tipCell = cellKey;
+    this.tip.dataset.time = String(t);
+    if (!same) {
+      // the second at once; the counts when the server answers
+      fill(this.tip, h('div.tip-time', fmtClock(t)), h('div.tip-range', fmtRange(lo, hi, this.type)),
+        h('div.muted', '…'));
+    } else {
+      this.tip.classList.add('stale'); // the same cell: its counts may change
     }
     clearTimeout(this.hoverTimer);
     this.hoverTimer = setTimeout(async () => {
       if (this.hoverAbort) this.hoverAbort.abort();
       this.hoverAbort = new AbortController();
       try {
-        const d = await this.detailsOf(x, y, this.hoverAbort.signal);
+        const d = await this.detailsOf(shown, x, y, this.hoverAbort.signal);
         if (this.tipKey !== key) return;
+        this.tip.classList.remove('stale');
         if (!d) {
           fill(this.tip, h('div.tip-time', fmtClock(t)), h('div.muted', 'no data'));
           return;
         }
-        const top = Object.entries(d.present || {}).sort((a, b) => b[1] - a[1]).slice(0, 3);
+        const layers = this.layersOf(shown.img);
+        const keys = Object.entries(d.present || {}).sort(byCount);
+        const top = keys.slice(0, TIP_KEYS);
         fill(this.tip,
           h('div.tip-time', fmtClock(d.bucket_time)),
           h('div.tip-range', fmtRange(d.bucket_ymin, d.bucket_ymax, this.type)),
           h('div.tip-count', `${fmtCount(d.total)} ${d.total === 1 ? 'event' : 'events'}`),
-          top.map(([k, c]) => h('div.tip-key', `${keyText(k)}: ${fmtCount(c)}`)),
+          top.map(([k, c]) => h('div.tip-key', { dataset: { key: k } }, this.swatch(k, layers, true),
+            h('span.tip-key-name', keyText(k)), h('span.tip-key-count', fmtCount(c)))),
+          keys.length > top.length ? h('div.muted', `${keys.length - top.length} more`) : null,
           d.total ? h('div.muted', 'click for details') : null);
       } catch (err) {
         if (err.name !== 'AbortError' && this.tipKey === key) fill(this.tip, h('div.error', err.message));
@@ -494,13 +850,18 @@ export class HeatmapView {
     }, 60);
   }
 
+  // The details of the cell at pixel (x, y) of the image on screen at the click: that cell
+  // is chosen (outlined, and followed as the image scrolls).
   async clickAt(x, y) {
     if (!this.shown) return;
+    const shown = this.shown;
+    this.chosen = this.cellAt(shown, x, y);
+    this.paintOverlay();
     if (this.clickAbort) this.clickAbort.abort();
     this.clickAbort = new AbortController();
     try {
-      const d = await this.detailsOf(x, y, this.clickAbort.signal);
-      if (d) this.showDetails(d);
+      const d = await this.detailsOf(shown, x, y, this.clickAbort.signal);
+      if (d) this.showDetails(d, shown);
     } catch (err) {
       if (err.name === 'AbortError') return;
       fill(this.details, h('p.error', err.message));
@@ -508,14 +869,21 @@ export class HeatmapView {
     }
   }
 
-  showDetails(d) {
-    const rows = Object.entries(d.present || {}).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-    const { own, rest } = this.layersOf(this.shown.img);
+  closeDetails() {
+    this.details.hidden = true;
+    this.chosen = null;
+    this.paintOverlay();
+  }
+
+  showDetails(d, shown) {
+    const rows = Object.entries(d.present || {}).sort(byCount);
+    const layers = this.layersOf((this.shown || shown).img);
+    const g = this.panel.inst.granularity;
     const close = h('button.small', { type: 'button', title: 'close', 'aria-label': 'close the details',
-      onclick: () => { this.details.hidden = true; } }, '×');
+      onclick: () => this.closeDetails() }, '×');
     fill(this.details,
-      h('div.details-head',
-        h('strong', `${fmtClock(d.bucket_time)} – ${fmtClock(d.bucket_time + this.panel.inst.granularity)}`),
+      h('div.details-head', { dataset: { start: d.bucket_time, end: d.bucket_time + g } },
+        h('strong.details-time', `${fmtClock(d.bucket_time)} – ${fmtClock(d.bucket_time + g)}`),
         h('span', ` · ${this.numField} ${fmtRange(d.bucket_ymin, d.bucket_ymax, this.type)}`),
         h('span.details-total', ` · ${fmtCount(d.total)} ${d.total === 1 ? 'event' : 'events'}`),
         close),
@@ -523,9 +891,8 @@ export class HeatmapView {
         ? h('table.details-table',
           h('thead', h('tr', h('th', this.keyField), h('th.n', 'count'), h('th.n', 'share'))),
           h('tbody', rows.map(([k, c]) => {
-            const hue = own.has(k) ? own.get(k) : rest;
             const tr = h('tr', { dataset: { key: k }, title: 'click to highlight', tabIndex: 0 },
-              h('td', h('span.swatch', { style: { background: hue === null ? 'transparent' : hueColor(hue) } }), keyText(k)),
+              h('td', this.swatch(k, layers), keyText(k)),
               h('td.n', fmtCount(c)),
               h('td.n', d.total ? `${((100 * c) / d.total).toFixed(1)} %` : ''));
             const pick = () => {

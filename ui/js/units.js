@@ -34,6 +34,30 @@ export function fmtSeconds(s) {
   return `${sig3(s / unit[0])} ${unit[1]}`;
 }
 
+// A duration in one unit, for axes, ranges and values of fields: ns, µs, ms and s up to
+// 1000 s ("100 s", not "1m 40s"), then minutes ("16.7 min") up to 100, then hours ("2.5 h").
+export function fmtDuration(s) {
+  if (!Number.isFinite(s)) return '–';
+  const a = Math.abs(s);
+  if (a < 999.5) return a >= 60 ? `${sig3(s)} s` : fmtSeconds(s);
+  if (a < 5999.5) return `${sig3(s / 60)} min`;
+  return `${sig3(s / 3600)} h`;
+}
+
+// The labels of an axis's ticks (values of a field of type t): on a linear axis of
+// durations one unit for all, the one fmtDuration gives the largest ("0", "600 s"... would
+// read badly: "10 min", "20 min"); on a log axis, or of other quantities, each its own.
+export function fmtTicks(vals, t, log = false) {
+  if (log || !t || t.unit !== 'seconds' || !vals.length) return vals.map((v) => fmtValue(v, t));
+  const f = Math.pow(t.base || 10, t.power || 0);
+  const top = Math.max(...vals.map((v) => Math.abs(v * f)));
+  let u = SECONDS[0];
+  if (top >= 5999.5) u = [3600, 'h'];
+  else if (top >= 999.5) u = [60, 'min'];
+  else for (const c of SECONDS) if (top >= c[0] * 0.9995) u = c;
+  return vals.map((v) => (v === 0 ? '0' : `${sig3((v * f) / u[0])} ${u[1]}`));
+}
+
 // Bytes in binary units: "512 B", "1.5 KiB", "20 MiB".
 export function fmtBytes(b) {
   if (!Number.isFinite(b)) return '–';
@@ -66,7 +90,7 @@ export function fmtCount(n) {
 export function fmtValue(v, t) {
   if (v === null || v === undefined) return '–';
   if (!t) return fmtNumber(v);
-  if (t.unit === 'seconds') return fmtSeconds(v * Math.pow(t.base || 10, t.power || 0));
+  if (t.unit === 'seconds') return fmtDuration(v * Math.pow(t.base || 10, t.power || 0));
   if (t.unit === 'bytes') return fmtBytes(v * Math.pow(t.base || 2, t.power || 0));
   const s = fmtNumber(v * Math.pow(t.base || 10, t.power || 0));
   return t.abbr ? `${s} ${t.abbr}` : s;
@@ -92,31 +116,59 @@ export function toLocalInput(sec) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-// Tick values for a linear axis over [lo, hi]: about n of them at 1, 2 or 5 × 10^k steps.
-export function niceTicks(lo, hi, n = 5) {
+// Tick values for a linear axis over [lo, hi]: about n of them at 1, 2 or 5 × 10^k steps,
+// and never fewer than min (the step is made finer until there are).
+export function niceTicks(lo, hi, n = 5, min = 4) {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / n;
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
-  const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
-    out.push(Number(v.toPrecision(12)));
+  const steps = [0.1, 0.2, 0.5, 1, 2, 5, 10].map((m) => m * mag);
+  const at = (step) => {
+    const out = [];
+    const q = lo / step;
+    for (let k = Math.ceil(q - 1e-12 * Math.max(1, Math.abs(q))); k * step <= hi + step * 1e-9; k++)
+      out.push(Number((k * step).toPrecision(12)));
+    return out;
+  };
+  let i = steps.findIndex((s) => s >= raw * (1 - 1e-12));
+  let out = at(steps[i]);
+  while (out.length < min && i > 0) out = at(steps[--i]);
   return out;
 }
 
-// Ticks for a log axis over [lo, hi] (lo ≥ 1): the powers of ten inside, and 1-2-5 steps
-// when there are too few of them.
-export function logTicks(lo, hi) {
+// Ticks for a log axis over [lo, hi] (lo ≥ 1), between min and max of them: the powers of
+// ten inside (every second or third one, down from the top, when there are too many), else 1-2-5 steps, else
+// 1-2-3-5 and then every 1..9 × 10^k, else (less than a factor of two) linear ticks.
+export function logTicks(lo, hi, min = 4, max = 10) {
   lo = Math.max(lo, 1);
   if (!(hi > lo)) return [lo];
-  const out = [];
-  for (let e = Math.floor(Math.log10(lo)); Math.pow(10, e) <= hi; e++)
-    for (const m of [1, 2, 5]) {
-      const v = m * Math.pow(10, e);
-      if (v >= lo && v <= hi) out.push(v);
-    }
-  const decades = out.filter((v) => Math.log10(v) % 1 === 0);
-  return decades.length >= 3 ? decades : out;
+  const within = (ms) => {
+    const out = [];
+    for (let e = Math.floor(Math.log10(lo)); Math.pow(10, e) <= hi; e++)
+      for (const m of ms) {
+        const v = Number((m * Math.pow(10, e)).toPrecision(12));
+        if (v >= lo && v <= hi) out.push(v);
+      }
+    return out;
+  };
+  let out = within([1]);
+  if (out.length > max) {
+    const k = Math.ceil(out.length / max);
+    const top = Math.round(Math.log10(out[out.length - 1]));
+    return out.filter((v) => (top - Math.round(Math.log10(v))) % k === 0);
+  }
+  for (const ms of [[1, 2, 5], [1, 2, 3, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]])
+    if (out.length < min) out = within(ms);
+  if (out.length < min) out = niceTicks(lo, hi, 5, min).filter((v) => v >= lo);
+  return out;
+}
+
+// Ticks for an axis of durations over [lo, hi] seconds: niceTicks in the unit the labels
+// use (fmtDuration), so that long ones fall on whole minutes or hours.
+export function durationTicks(lo, hi, n = 5, min = 4) {
+  const top = Math.max(Math.abs(lo), Math.abs(hi));
+  const f = top >= 5999.5 ? 3600 : top >= 999.5 ? 60 : 1;
+  return niceTicks(lo / f, hi / f, n, min).map((v) => Number((v * f).toPrecision(12)));
 }
 
 // Parses a typed quantity for a field: "2ms", "1.5 s", "200us", "4KiB", "4096", into the
