@@ -188,7 +188,14 @@ test('dashboards: create, arrange, share', { timeout: 240_000 }, async (t) => {
 
   await t.test('the copied URL restores the view in a fresh page', async () => {
     const fresh = await openPage(ui.browser, { viewport: { width: 1400, height: 1000 } });
-    t.after(() => fresh.context.close());
+    try {
+      await sharedView(fresh);
+    } finally {
+      await fresh.context.close();
+    }
+  });
+
+  async function sharedView(fresh) {
     await fresh.page.goto(url);
     await restored(fresh.page, 'in a fresh page');
     await screenshot(fresh.page, 'dash-04-shared.png');
@@ -212,7 +219,7 @@ test('dashboards: create, arrange, share', { timeout: 240_000 }, async (t) => {
       `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`);
     assert.ok(await fresh.page.locator('.paused-badge').isHidden());
     assert.deepEqual(fresh.errors, [], 'errors in the fresh page');
-  });
+  }
 
   await t.test('a panel whose instrumentation is gone can be created again', async () => {
     await page.click('button.pause'); // resume

@@ -134,6 +134,9 @@ export class Dashboard {
       if (!window.confirm(`Delete the dashboard "${this.title}"? Its instrumentations stay.`)) return;
       try {
         await call('DELETE', path(this.name));
+        this.stopped = true; // nothing pending is saved: that would make it again
+        clearTimeout(this.saveTimer);
+        this.saveTimer = null;
         this.onDeleted();
       } catch (e) {
         this.status.textContent = `Not deleted: ${e.message}`;
@@ -149,6 +152,9 @@ export class Dashboard {
       this.grid);
     this.fillAdd();
     this.render();
+    // what the panels show now (the link's view of them, if it names one) is not a change to
+    // save: only what the user changes is
+    this.saved = JSON.stringify(this.doc());
   }
 
   async refreshInsts() {
@@ -399,10 +405,11 @@ export class Dashboard {
   }
 
   stop() {
+    const pending = this.saveTimer && !this.stopped;
     this.stopped = true;
     for (const p of this.panels()) p.stop();
     // what is pending is saved now
-    if (this.saveTimer) {
+    if (pending) {
       clearTimeout(this.saveTimer);
       const doc = this.doc();
       if (JSON.stringify(doc) !== this.saved) call('PUT', path(this.name), { body: doc }).catch(() => {});

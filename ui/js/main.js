@@ -8,7 +8,8 @@
 //   #/access      scope and token, for servers with tenants
 //
 // The live view's and a dashboard's URL carry what they show, so that a reload or a shared
-// link shows it again: the time (t=60|600 [&at=END] or from=START&len=N, timectl.js) and,
+// link shows it again: the time (t=60|600 [&at=END] or from=START&len=N, timectl.js; nothing
+// for live 60 s, where a page starts) and,
 // per heatmap panel, v.ID=SCALE~YMIN~YMAX~MODE~KEYS (YMAX empty: auto; MODE empty: none;
 // KEYS comma-separated, last, as keys never hold a comma but may hold a "~"). The URL is
 // rewritten in place (history.replaceState) as these change.
@@ -67,13 +68,16 @@ function writeUrl() {
     if (live && path === '/') shown = [...panels.values()].filter((p) => p.running);
     else if (dash && path.startsWith('/d/')) shown = dash.panels();
     else return;
-    const q = new URLSearchParams(time.toQuery());
+    // the default time (live, the last minute) goes unsaid: a page opens on it
+    const tq = time.toQuery();
+    const q = new URLSearchParams(tq.t === '60' && !tq.at ? {} : tq);
     for (const p of shown) {
       if (!p.heatmap) continue;
       // a dashboard's panels say all (the dashboard's own may change); live ones what differs
       if (dash || Object.keys(p.changedState()).length) q.set(`v.${p.inst.id}`, encodeState(p.viewState()));
     }
-    const url = `#${path}?${q.toString()}`;
+    const qs = q.toString();
+    const url = `#${path}${qs ? `?${qs}` : ''}`;
     if (location.hash !== url) history.replaceState(history.state, '', url);
     urlQuery = q;
   }, 200);
