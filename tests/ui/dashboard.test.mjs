@@ -221,6 +221,24 @@ test('dashboards: create, arrange, share', { timeout: 240_000 }, async (t) => {
     assert.deepEqual(fresh.errors, [], 'errors in the fresh page');
   }
 
+  await t.test('420 px wide: one column, nothing scrolls sideways', async () => {
+    await page.setViewportSize({ width: 420, height: 900 });
+    await sleep(1500);
+    const w = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      cells: [...document.querySelectorAll('.dash-cell')].map((c) => Math.round(c.getBoundingClientRect().right)),
+      wide: [...document.querySelectorAll('body *')].filter((e) => e.getClientRects().length &&
+        e.getBoundingClientRect().right > 421).slice(0, 6)
+        .map((e) => `${e.tagName}.${e.className}: ${Math.round(e.getBoundingClientRect().right)}`),
+    }));
+    assert.ok(w.scroll <= 420, JSON.stringify(w));
+    assert.ok(w.cells.every((r) => r <= 420), JSON.stringify(w));
+    const [a, b] = await page.locator('.dash-cell').evaluateAll((cs) => cs.map((c) => c.getBoundingClientRect().top));
+    assert.ok(b > a, 'one above the other');
+    await ui.screenshot('dash-05-420.png', { fullPage: false });
+    await page.setViewportSize({ width: 1400, height: 1000 });
+  });
+
   await t.test('a panel whose instrumentation is gone can be created again', async () => {
     await page.click('button.pause'); // resume
     assert.equal((await api(ui, 'DELETE', `/ca/instrumentations/${C}`)).status, 204);

@@ -84,6 +84,23 @@ export class Panel {
       this.kick();
     };
     this.defaults = this.viewState();
+    // a panel made wider or narrower (the window, a dashboard's cell) is drawn again to fit,
+    // even when time stands still
+    this.width = 0;
+    if (window.ResizeObserver) {
+      new ResizeObserver(() => {
+        const w = this.el.clientWidth;
+        if (!w || Math.abs(w - this.width) < 24) return;
+        const first = !this.width;
+        this.width = w;
+        if (first || !this.running) return;
+        clearTimeout(this.resizeTimer);
+        this.resizeTimer = setTimeout(() => {
+          this.dirty = true;
+          this.wake();
+        }, 250);
+      }).observe(this.el);
+    }
   }
 
   get heatmap() {
