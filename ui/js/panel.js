@@ -87,8 +87,9 @@ export class Panel {
     // a panel made wider or narrower (the window, a dashboard's cell) is drawn again to fit,
     // even when time stands still
     this.width = 0;
+    this.resized = null;
     if (window.ResizeObserver) {
-      new ResizeObserver(() => {
+      this.resized = new ResizeObserver(() => {
         const w = this.el.clientWidth;
         if (!w || Math.abs(w - this.width) < 24) return;
         const first = !this.width;
@@ -99,7 +100,7 @@ export class Panel {
           this.dirty = true;
           this.wake();
         }, 250);
-      }).observe(this.el);
+      });
     }
   }
 
@@ -155,12 +156,15 @@ export class Panel {
     this.running = true;
     this.dirty = true;
     time.addEventListener('change', this.onTime);
+    if (this.resized) this.resized.observe(this.el);
     this.loop();
   }
 
   stop() {
     this.running = false;
     time.removeEventListener('change', this.onTime);
+    if (this.resized) this.resized.disconnect();
+    clearTimeout(this.resizeTimer);
     if (this.abort) this.abort.abort();
     if (this.view.hideTip) this.view.hideTip();
     this.kick();
