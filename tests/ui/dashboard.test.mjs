@@ -62,6 +62,16 @@ test('dashboards: create, arrange, share', { timeout: 240_000 }, async (t) => {
     await page.locator('.dashboard h1', { hasText: 'Ops board' }).waitFor();
     assert.equal((await api(ui, 'GET', '/ca/dashboards/ops')).status, 200);
     assert.match(await page.locator('.dash-grid').innerText(), /No panels yet/);
+    // renamed in place
+    await page.click('.dash-actions button[name=rename]');
+    await page.fill('input[name=title]', 'Ops');
+    await page.press('input[name=title]', 'Escape');
+    assert.equal(await page.locator('.dashboard h1').innerText(), 'Ops board');
+    await page.click('.dash-actions button[name=rename]');
+    await page.fill('input[name=title]', 'Operations');
+    await page.press('input[name=title]', 'Enter');
+    assert.equal(await page.locator('.dashboard h1').innerText(), 'Operations');
+    await saved(ui, 'ops', (d) => d.title === 'Operations', 'the new title');
   });
 
   await t.test('panels are added, and saved', async () => {

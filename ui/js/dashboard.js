@@ -142,10 +142,39 @@ export class Dashboard {
         this.status.textContent = `Not deleted: ${e.message}`;
       }
     };
+    // the title, renamed in place: Enter or leaving the field keeps it, Escape does not
+    const heading = h('h1', this.title);
+    const titleIn = h('input.dash-title-in', { name: 'title', maxLength: 200, hidden: true,
+      'aria-label': 'dashboard title' });
+    const rename = h('button.small', { type: 'button', name: 'rename' }, 'Rename');
+    const endRename = (keep) => {
+      if (titleIn.hidden) return;
+      const t = titleIn.value.trim();
+      if (keep && t) {
+        this.title = t;
+        heading.textContent = t;
+        this.save(0);
+      }
+      titleIn.hidden = true;
+      heading.hidden = false;
+      rename.focus();
+    };
+    rename.onclick = () => {
+      titleIn.value = this.title;
+      heading.hidden = true;
+      titleIn.hidden = false;
+      titleIn.focus();
+      titleIn.select();
+    };
+    titleIn.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') endRename(true);
+      else if (e.key === 'Escape') endRename(false);
+    });
+    titleIn.addEventListener('blur', () => endRename(true));
     fill(this.el,
       h('div.dash-head',
-        h('div', h('h1', this.title), h('div.muted.dash-name', h('a', { href: '#/dashboards' }, 'Dashboards'), ` / ${this.name}`)),
-        h('div.dash-actions', this.status, copy, del)),
+        h('div', heading, titleIn, h('div.muted.dash-name', h('a', { href: '#/dashboards' }, 'Dashboards'), ` / ${this.name}`)),
+        h('div.dash-actions', this.status, rename, copy, del)),
       h('div.live-head', timeBar(),
         h('span.dash-add', this.addSel, addBtn, this.addErr)),
       this.linkOut,
