@@ -93,6 +93,10 @@ static const char *const routes[] = {
     "%s",
     "/ui/%s", /* the web UI's files (src/api/ui.c) */
     "/ui/%s/%s",
+    "/ca/dashboards", /* dashboards (src/api/dashboards.c) */
+    "/ca/dashboards/%s",
+    "/ca/customers/%t/dashboards",
+    "/ca/customers/%t/dashboards/%s",
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -212,12 +216,17 @@ static const char *const creates[] = {
 };
 #define NCREATES (sizeof(creates) / sizeof(creates[0]))
 
+static void remove_tree(const char *dir);
+
 static void reset(void)
 {
     static char frames[65536];
+    char dash[600];
     size_t at = 0;
     int64_t now = sn_now();
 
+    snprintf(dash, sizeof(dash), "%s/dashboards", srv->datadir);
+    remove_tree(dash);
     while (srv->n > 0)
         FUZZ_CHECK(
             sn_server_remove(srv, srv->insts[srv->n - 1]->scope, srv->insts[srv->n - 1]->id) == 0);
@@ -228,6 +237,10 @@ static void reset(void)
                    creates[i], 201);
     setup_call("POST", "/ca/customers/acme/instrumentations", "application/json",
                "Bearer acme-token-1", creates[0], 201);
+    setup_call("PUT", "/ca/dashboards/ops", "application/json", "Bearer operator-token",
+               "{\"panels\":[{\"instrumentation\":1,\"w\":2}]}", 201);
+    setup_call("PUT", "/ca/customers/acme/dashboards/mine", "application/json",
+               "Bearer acme-token-1", "{\"panels\":[]}", 201);
     /* frames for the last 30 seconds, from two hosts */
     for (int64_t t = now - 30; t < now; t++) {
         for (int h = 0; h < 2; h++) {

@@ -56,6 +56,11 @@ void sn_api_raw(struct sn_call *c);
 void sn_api_heatmap(struct sn_call *c, const char *what); /* image, details, average, percentile */
 void sn_api_ingest(struct sn_call *c);
 void sn_api_prometheus(struct sn_call *c);
+/* Dashboards (dashboards.c); name is the path's segment, unchecked. */
+void sn_api_dash_list(struct sn_call *c);
+void sn_api_dash_get(struct sn_call *c, const char *name);
+void sn_api_dash_put(struct sn_call *c, const char *name);
+void sn_api_dash_delete(struct sn_call *c, const char *name);
 /* The web UI's files at "/" (unless the client asks for JSON) and "/ui/...": true when the
  * request was one of them (and resp is set). Needs no token: the page asks for one. */
 bool sn_api_ui(struct sn_server *s, const struct sn_req *req, struct sn_resp *resp);

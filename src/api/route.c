@@ -15,6 +15,7 @@
 
 #include "api/assets.h"
 #include "api/internal.h"
+#include "serve/dashboards.h"
 
 size_t sn_api_limit(void *ctx, const char *method, const char *path)
 {
@@ -24,6 +25,8 @@ size_t sn_api_limit(void *ctx, const char *method, const char *path)
         n--;
     if (strcmp(method, "POST") == 0 && n >= 7 && strncmp(path + n - 7, "/ingest", 7) == 0)
         return SN_INGEST_BODY_MAX;
+    if (strcmp(method, "PUT") == 0 && strstr(path, "/dashboards/"))
+        return SN_DASH_BODY_MAX;
     return SN_API_BODY_MAX;
 }
 
@@ -73,6 +76,24 @@ static enum access authorize(const struct sn_server *s, const struct sn_req *r, 
     return DENY_401;
 }
 
+/* Whether the client may call some scope: a loopback client without tenants, else one with
+ * the operator's token or a tenant's. */
+static bool known_client(const struct sn_server *s, const struct sn_req *r)
+{
+    const char *tok = bearer(r);
+
+    if (!s->tenants)
+        return r->loopback;
+    if (!tok)
+        return false;
+    if (sn_token_eq(tok, s->tenants->operator_token))
+        return true;
+    for (size_t i = 0; i < s->tenants->n; i++)
+        if (sn_token_eq(tok, s->tenants->t[i].token))
+            return true;
+    return false;
+}
+
 static bool parse_id(const char *seg, uint64_t *id)
 {
     char *end;
@@ -105,6 +126,15 @@ static void dispatch(struct sn_call *c, char **seg, int n)
         return sn_api_transformations(c);
     } else if (n == 1 && post && strcmp(seg[0], "ingest") == 0) {
         return sn_api_ingest(c);
+    } else if (n >= 1 && n <= 2 && strcmp(seg[0], "dashboards") == 0) {
+        if (n == 1 && get)
+            return sn_api_dash_list(c);
+        if (n == 2 && get)
+            return sn_api_dash_get(c, seg[1]);
+        if (n == 2 && strcmp(m, "PUT") == 0)
+            return sn_api_dash_put(c, seg[1]);
+        if (n == 2 && strcmp(m, "DELETE") == 0)
+            return sn_api_dash_delete(c, seg[1]);
     } else if (n >= 1 && strcmp(seg[0], "instrumentations") == 0) {
         if (n == 1 && get)
             return sn_api_list(c);
@@ -321,9 +351,11 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
         return sn_api_prometheus(&c);
     }
     if (n == 0 && strcmp(req->method, "GET") == 0) {
-        sn_resp_json(
-            resp, 200,
-            json_pack("{s:s,s:s,s:s}", "name", "sonde", "api", "/ca", "metrics", "/metrics"));
+        json_t *self =
+            json_pack("{s:s,s:s,s:s}", "name", "sonde", "api", "/ca", "metrics", "/metrics");
+        if (self && known_client(c.s, req)) /* the host's name only to who may call a scope */
+            json_object_set_new(self, "host", json_string(c.s->host));
+        sn_resp_json(resp, 200, self);
         return;
     }
     if (n >= 2 && strcmp(seg[1], "analytics") == 0 && strlen(seg[0]) <= SN_TENANT_NAME_MAX) {

@@ -5,8 +5,10 @@
 //   predicate builder (and the server's refusal in words); the live heatmap updating; a key
 //   highlighted from the legend; hover (time, range, count) and click (per-key counts, equal
 //   to the API's); isolate (only the key's hue, the legend's colour being the pixels');
-//   percentile lines; scalar and discrete charts; pause and resume; a chosen window; clone
-//   and delete; an instrumentation deleted elsewhere.
+//   percentile lines; scalar and discrete charts (tooltips with swatches, biggest first);
+//   pause and resume (said for the whole page); a chosen window (typed on the axes' 24-hour
+//   clock); clone and delete; an instrumentation deleted elsewhere; 700 and 420 px wide
+//   windows; the dark theme; the server's host name in the header.
 // Screenshots of each view go to SONDE_UI_OUT (tests/out/ui of the build).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,9 +105,14 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     assert.match(lat, /numeric/);
     assert.match(lat, /nanoseconds/);
     assert.match(await card.locator('tr[data-field="execname"]').innerText(), /discrete/);
+    const all = await page.locator('.metric-card').count();
+    assert.match(await page.locator('.catalog-count').innerText(), new RegExp(`^${all} metrics in \\d+ modules$`));
     await page.fill('.catalog-filter', 'retransmits');
     assert.equal(await page.locator('.metric-card:visible').count(), 1);
     assert.ok(await page.locator('.metric-card[data-metric="tcp.retransmits"]').isVisible());
+    // the count says what the filter leaves, of how many
+    assert.match(await page.locator('.catalog-count').innerText(), new RegExp(`^1 of ${all} metrics \\(in 1 of \\d+ modules\\)$`));
+    await ui.screenshot('02a-catalog-filtered.png', { fullPage: false });
     await page.fill('.catalog-filter', '');
     await ui.screenshot('02-catalog.png');
     await card.locator('button', { hasText: 'Instrument' }).click();
@@ -137,7 +144,19 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     assert.deepEqual(await page.locator('.pred-row .pred-op option').evaluateAll((os) => os.map((o) => o.value)),
       ['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
     await page.selectOption('.pred-row .pred-op', 'gt');
+    // a value that does not read: the row says why, Create waits and says why too
+    await page.fill('.pred-row .pred-value', '2 parsecs');
+    await page.locator('.pred-row.bad .pred-error').waitFor();
+    assert.equal(await page.locator('.pred-row .pred-error').innerText(), '"2 parsecs" is not a value of latency (e.g. 2ms, 150us)');
+    assert.equal(await page.locator('.pred-row .pred-value').getAttribute('aria-invalid'), 'true');
+    assert.ok(await page.locator('#new-form button[type=submit]').isDisabled());
+    assert.match(await page.locator('#create-why').innerText(), /^Not yet: "2 parsecs" is not a value of latency/);
+    assert.match(await page.locator('.create-preview').getAttribute('class'), /stale/);
+    await ui.screenshot('04a-new-bad-unit.png');
     await page.fill('.pred-row .pred-value', '1us');
+    assert.ok(await page.locator('.pred-row .pred-error').isHidden());
+    assert.ok(await page.locator('#new-form button[type=submit]').isEnabled());
+    assert.ok(await page.locator('#create-why').isHidden());
     const preview = JSON.parse(await page.locator('.create-preview').innerText());
     assert.deepEqual(preview.predicate, { gt: ['latency', 1000] });
     assert.deepEqual(preview.decomposition, ['execname', 'latency']);
@@ -334,6 +353,28 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     await page.mouse.move(box.x + box.width - 20, box.y + box.height / 2);
     await waitFor(async () => /\d\d:\d\d:\d\d/.test(await sp.locator('.hm-tip').innerText()), { what: 'a chart tooltip' });
     assert.match(await sp.locator('.hm-tip').innerText(), /\d+(\.\d+)?k? syscalls/);
+    // the discrete chart's readout: the second's keys biggest first, each with its swatch
+    const dbox = await dp.locator('canvas.chart').boundingBox();
+    let dx = 20;
+    await waitFor(async () => { // a second with two keys or more, from the newest back
+      dx = dx >= dbox.width - 80 ? 20 : dx + 15;
+      await page.mouse.move(dbox.x + dbox.width - dx, dbox.y + dbox.height / 2);
+      await sleep(50);
+      return (await dp.locator('.hm-tip .tip-key[data-key]').count()) >= 2;
+    }, { ms: 15_000, what: 'a discrete tooltip of two keys or more' });
+    const rows = await dp.locator('.hm-tip .tip-key[data-key]').evaluateAll((rs) => rs.map((r) => ({
+      key: r.dataset.key,
+      n: Number(r.querySelector('.tip-n').textContent.replace(/\s/g, '').replace(/k$/, 'e3')),
+      swatch: getComputedStyle(r.querySelector('.swatch')).backgroundColor,
+      legend: (() => {
+        const li = [...r.closest('.panel').querySelectorAll('.legend li[data-key]')].find((l) => l.dataset.key === r.dataset.key);
+        return li ? getComputedStyle(li.querySelector('.swatch')).backgroundColor : null;
+      })(),
+    })));
+    const tipKeys = rows.filter((r) => r.key !== 'other');
+    for (let i = 1; i < tipKeys.length; i++) assert.ok(tipKeys[i - 1].n >= tipKeys[i].n, JSON.stringify(rows));
+    for (const r of rows) assert.equal(r.swatch, r.legend, `${r.key}: the tooltip's swatch is the legend's colour`);
+    await ui.screenshot('10a-chart-tooltip.png', { fullPage: false });
     await sp.scrollIntoViewIfNeeded();
     await ui.screenshot('10-charts.png');
   });
@@ -345,15 +386,27 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     await sleep(2500);
     assert.equal(await updated(page, hmId), held, 'no update while paused');
     assert.equal(await page.locator('button.pause').innerText(), 'Resume');
+    // paused is said for the whole page (a badge in the time bar) and on every panel
+    const badge = page.locator('.paused-badge');
+    assert.ok(await badge.isVisible());
+    assert.match(await badge.innerText(), /^Paused at \d\d:\d\d:\d\d$/);
+    assert.ok(await page.evaluate(() => document.body.classList.contains('is-paused')));
+    for (const st of await page.locator('.panel .panel-status').allInnerTexts())
+      assert.match(st, /^paused at \d\d:\d\d:\d\d/, 'every panel says paused');
     // paused panels still answer hovering and toggles on the interval they show
     await ui.screenshot('11-paused.png', { fullPage: false });
     await page.click('button.pause');
+    assert.ok(await badge.isHidden());
     await waitFor(async () => (await updated(page, hmId)) > held, { ms: 8_000, what: 'an update after resuming' });
   });
 
   await t.test('a chosen window shows that interval', async () => {
     await page.click('button[data-range=window]');
-    const start = Math.floor(new Date(await page.inputValue('input[name=window-start]')) / 1000);
+    // the start is typed on the clock the axes use: 24 hours, seconds, local time
+    const typed = await page.inputValue('input[name=window-start]');
+    assert.match(typed, /^\d{4}-\d\d-\d\d ([01]\d|2[0-3]):[0-5]\d:[0-5]\d$/);
+    assert.equal(await page.locator('input[name=window-start]').getAttribute('type'), 'text');
+    const start = Math.floor(new Date(typed) / 1000);
     await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-start')) === start,
       { ms: 8_000, what: 'the heatmap of the window' });
     assert.equal(await page.locator('button[data-range=window]').getAttribute('aria-pressed'), 'true');
@@ -366,6 +419,23 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-start')) === hourStart,
       { ms: 8_000, what: 'the heatmap of the hour' });
     assert.ok(await hm().locator('.panel-error').isHidden(), await hm().locator('.panel-error').innerText());
+    // a start typed in 24-hour time is the axes' time: its first label reads as typed
+    // (within the instrumentation's retention, and two minutes before now)
+    const d = new Date((Math.floor(Date.now() / 1000) - 180) * 1000), pad = (x) => String(x).padStart(2, '0');
+    const at = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    await page.selectOption('select[name=window-duration]', '60');
+    await page.fill('input[name=window-start]', at);
+    await page.press('input[name=window-start]', 'Enter');
+    const want = Math.floor(new Date(at) / 1000);
+    await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-start')) === want,
+      { ms: 8_000, what: 'the heatmap of the typed window' });
+    assert.equal(await page.inputValue('input[name=window-start]'), at);
+    const labels = await hm().locator('.axis-x span').allInnerTexts();
+    assert.ok(labels.length > 0 && labels.every((l) => /^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/.test(l)), labels.join(' '));
+    // a start that does not read is marked, and nothing changes
+    await page.fill('input[name=window-start]', 'yesterday at 3 pm');
+    await page.press('input[name=window-start]', 'Enter');
+    assert.match(await page.locator('input[name=window-start]').getAttribute('class'), /bad/);
     await page.click('button[data-range="60"]');
   });
 
@@ -412,6 +482,89 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     assert.equal(await p.locator('.ret-note').innerText(), 'This instrumentation keeps 2m: older seconds are blank.');
     await page.click('button[data-range="60"]');
     await p.locator('.ret-note').waitFor({ state: 'hidden', timeout: 8_000 });
+  });
+
+  await t.test('420 px wide: every view usable, nothing scrolls sideways', async () => {
+    await page.setViewportSize({ width: 420, height: 860 });
+    const wide = () => page.evaluate(() => {
+      const W = document.documentElement.clientWidth;
+      const out = [...document.querySelectorAll('body *')].filter((e) => {
+        if (!e.getClientRects().length || e.closest('[hidden], .legend, .hm-details, .metric-card, .create-preview, option')) return false;
+        const r = e.getBoundingClientRect();
+        return r.right > W + 1 && getComputedStyle(e).position !== 'absolute';
+      }).slice(0, 5).map((e) => `${e.tagName}.${e.className}: ${Math.round(e.getBoundingClientRect().right)}`);
+      return { scroll: document.documentElement.scrollWidth, W, out };
+    });
+    for (const [route, ready, shot] of [
+      ['/#/', '.panel .hm-plot[data-start]', '15-420-live.png'],
+      ['/#/new', '#new-form', '15-420-new.png'],
+      ['/#/catalog', '.metric-card', '15-420-catalog.png'],
+      ['/#/dashboards', '.dash-new', '15-420-dashboards.png'],
+    ]) {
+      await ui.goto(route);
+      await page.locator(ready).first().waitFor({ timeout: 15_000 });
+      await sleep(800);
+      const w = await wide();
+      assert.ok(w.scroll <= 420, `${route}: scrolls sideways: ${JSON.stringify(w)}`);
+      assert.deepEqual(w.out, [], `${route}: past the right edge`);
+      await ui.screenshot(shot);
+    }
+    // the time controls and a panel's controls are reachable
+    await ui.goto('/#/');
+    await page.locator('.panel .hm-plot[data-start]').first().waitFor({ timeout: 15_000 });
+    for (const sel of ['button.pause', 'button[data-range=window]', '.panel select[name=yscale]', 'nav a[data-nav=catalog]']) {
+      const b = await page.locator(sel).first().boundingBox();
+      assert.ok(b && b.x >= 0 && b.x + b.width <= 420, `${sel} on screen: ${JSON.stringify(b)}`);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  await t.test('dark theme: a dark page, readable text', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await ui.goto('/#/');
+    await page.locator('.panel canvas.chart[data-end]').first().waitFor({ timeout: 15_000 });
+    await sleep(1500); // a chart redrawn in the theme
+    const colours = await page.evaluate(() => {
+      const rgb = (c) => (c.match(/[\d.]+/g) || []).slice(0, 3).map(Number);
+      const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const contrast = (a, b) => (Math.max(lum(a), lum(b)) + 0.05) / (Math.min(lum(a), lum(b)) + 0.05);
+      const bg = rgb(getComputedStyle(document.documentElement).backgroundColor);
+      const card = rgb(getComputedStyle(document.querySelector('.panel')).backgroundColor);
+      const text = rgb(getComputedStyle(document.querySelector('.panel h2')).color);
+      const muted = rgb(getComputedStyle(document.querySelector('.panel-meta .muted')).color);
+      const btn = document.querySelector('button.pause');
+      const c = document.querySelector('.panel canvas.chart');
+      const px = c.getContext('2d').getImageData(2, 2, 1, 1).data;
+      return { bg: lum(bg), card: lum(card), text: contrast(text, card), muted: contrast(muted, card),
+        button: contrast(rgb(getComputedStyle(btn).color), rgb(getComputedStyle(btn).backgroundColor)),
+        chart: lum([px[0], px[1], px[2]]) };
+    });
+    assert.ok(colours.bg < 0.03, `a dark background: ${JSON.stringify(colours)}`);
+    assert.ok(colours.card < 0.05, `dark panels: ${JSON.stringify(colours)}`);
+    assert.ok(colours.text >= 7, `text readable (contrast ≥ 7): ${JSON.stringify(colours)}`);
+    assert.ok(colours.muted >= 4.5, `muted text readable (≥ 4.5): ${JSON.stringify(colours)}`);
+    assert.ok(colours.button >= 4.5, `buttons readable: ${JSON.stringify(colours)}`);
+    assert.ok(colours.chart < 0.05, `charts drawn dark: ${JSON.stringify(colours)}`);
+    await ui.screenshot('16-dark.png', { fullPage: false });
+    await ui.goto('/#/new');
+    await page.locator('#new-form').waitFor();
+    await ui.screenshot('16-dark-new.png', { fullPage: false });
+    await page.emulateMedia({ colorScheme: 'light' });
+    await ui.goto('/#/');
+    await page.locator('.panel').first().waitFor();
+    assert.ok(await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor) === 'rgb(248, 250, 252)');
+  });
+
+  await t.test('the header names the server\'s host', async () => {
+    const host = page.locator('header .host');
+    await host.waitFor();
+    assert.equal(await host.innerText(), os.hostname());
+    const self = await (await fetch(new URL('/', ui.serve.url), { headers: { Accept: 'application/json' } })).json();
+    assert.equal(self.host, os.hostname());
+    assert.match(await page.title(), new RegExp(`^${os.hostname()} — Sonde$`));
   });
 
   // what the browser logs of the errors this test provokes (the refused create; the

@@ -108,18 +108,30 @@ export function catalogView(cat, onInstrument) {
     });
     sections.push(h('section.module', { dataset: { module: mod } }, h('h2', label), cards));
   }
+  // the count says what the filter leaves: "N of M metrics"
+  const total = cat.metrics.length;
+  const count = h('span.muted.catalog-count', { role: 'status' });
+  const showCount = (shown, modules) => {
+    count.textContent = shown === total
+      ? `${total} metrics in ${byModule.size} modules`
+      : `${shown} of ${total} metrics (in ${modules} of ${byModule.size} modules)`;
+  };
   filter.addEventListener('input', () => {
     const q = filter.value.trim().toLowerCase();
+    let shown = 0, modules = 0;
     for (const s of sections) {
       let any = false;
       for (const card of s.querySelectorAll('.metric-card')) {
         const show = !q || card.searchText.includes(q);
         card.hidden = !show;
         any = any || show;
+        shown += show;
       }
       s.hidden = !any;
+      modules += any;
     }
+    showCount(shown, modules);
   });
-  return h('div.catalog', h('div.toolbar', filter,
-    h('span.muted', `${cat.metrics.length} metrics in ${byModule.size} modules`)), sections);
+  showCount(total, byModule.size);
+  return h('div.catalog', h('div.toolbar', filter, count), sections);
 }

@@ -1,17 +1,30 @@
 // The chart views of instrumentations without a numeric decomposition, from value/raw with
 // one point per granularity: a line for a scalar, stacked areas for a discrete decomposition
 // (top keys first, the rest summed as "other"), with axes in human units, a hover readout
-// and a legend. Drawn on a canvas sized to the panel; each redraw paints a whole frame.
+// and a legend. Drawn on a canvas sized to the panel; each redraw paints a whole frame, in the
+// page's theme (the --plot-* custom properties of sonde.css). The hover readout lists the
+// keys of the second pointed at biggest first, each with its colour.
 
 import { getBackground } from './api.js';
 import { fill, h } from './dom.js';
 import { fmtClock, fmtCount, fmtNumber, niceTicks } from './units.js';
 
-const HEIGHT = 240;
+const HEIGHTS = [240, 440, 640]; // by a dashboard's height step
 const M = { left: 64, right: 12, top: 10, bottom: 24 };
 const TOP = 10; // keys drawn; the rest is "other"
 const FULL_MS = 30_000;
 const OTHER = 'other';
+// The theme's colours for what is drawn (read at each draw: the theme may change).
+function theme(el) {
+  const cs = getComputedStyle(el);
+  const v = (name, dflt) => cs.getPropertyValue(name).trim() || dflt;
+  return {
+    bg: v('--plot-bg', '#fff'), grid: v('--plot-grid', '#e5e7eb'), text: v('--plot-text', '#4b5563'),
+    line: v('--plot-line', '#0b5cad'), fill: v('--plot-fill', 'rgba(11, 92, 173, 0.12)'),
+    other: v('--plot-other', '#9ca3af'),
+  };
+}
+
 // distinct colours for the bands, in order of first appearance (keys keep theirs)
 const PALETTE = ['#2563eb', '#f97316', '#16a34a', '#dc2626', '#9333ea', '#0891b2', '#ca8a04',
   '#db2777', '#4f46e5', '#65a30d', '#0d9488', '#c2410c'];
@@ -21,7 +34,8 @@ export class ChartView {
     this.panel = panel;
     this.discrete = discrete;
     this.colours = new Map(); // a key keeps its colour while the panel lives
-    this.canvas = h('canvas.chart', { width: 600, height: HEIGHT });
+    this.height = HEIGHTS[0];
+    this.canvas = h('canvas.chart', { width: 600, height: this.height });
     this.tip = h('div.hm-tip', { role: 'tooltip', hidden: true });
     this.legend = h('ul.legend', { 'aria-label': 'keys' });
     this.el = h('div.chartview', h('div.chart-plot', this.canvas, this.tip), this.legend);
@@ -30,10 +44,19 @@ export class ChartView {
     this.shown = null;
   }
 
+  // A dashboard's height step (1 to 3): a taller chart.
+  setHeight(step) {
+    const ht = HEIGHTS[Math.max(0, Math.min(HEIGHTS.length - 1, step - 1))];
+    if (ht === this.height) return;
+    this.height = ht;
+    this.canvas.style.height = `${ht}px`;
+    if (this.shown) this.draw(this.shown.pts);
+  }
+
   // A key keeps its colour while it is on screen; a new key takes a colour no key on screen
   // has (onScreen: the keys drawn now).
   colour(k, onScreen) {
-    if (k === OTHER) return '#9ca3af';
+    if (k === OTHER) return this.otherColour || '#9ca3af';
     if (!this.colours.has(k)) {
       const used = new Set([...(onScreen || [])].filter((x) => this.colours.has(x)).map((x) => this.colours.get(x)));
       const free = PALETTE.find((c) => !used.has(c)) || PALETTE[this.colours.size % PALETTE.length];
@@ -106,8 +129,12 @@ export class ChartView {
 
   draw(pts) {
     const c = this.canvas;
+    const HEIGHT = this.height;
+    const th = theme(c);
+    this.otherColour = th.other;
     const W = Math.max(200, Math.min(1400, this.el.clientWidth || 600));
     if (c.width !== W) c.width = W;
+    if (c.height !== HEIGHT) c.height = HEIGHT;
     const ctx = c.getContext('2d');
     const pw = W - M.left - M.right, ph = HEIGHT - M.top - M.bottom;
     const ser = this.series(pts);
@@ -122,10 +149,10 @@ export class ChartView {
     const Y = (v) => M.top + ph - (v / ymax) * ph;
     this.shown = { pts, ser, X, W };
 
-    ctx.fillStyle = '#fff';
+    ctx.fillStyle = th.bg;
     ctx.fillRect(0, 0, W, HEIGHT);
-    ctx.strokeStyle = '#e5e7eb';
-    ctx.fillStyle = '#4b5563';
+    ctx.strokeStyle = th.grid;
+    ctx.fillStyle = th.text;
     ctx.font = '11px system-ui, sans-serif';
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
@@ -160,13 +187,13 @@ export class ChartView {
         ctx.fillStyle = this.colour(s.key);
         ctx.fill();
       } else {
-        ctx.strokeStyle = '#0b5cad';
+        ctx.strokeStyle = th.line;
         ctx.lineWidth = 1.5;
         ctx.stroke();
         ctx.lineTo(X(n - 1), Y(0));
         ctx.lineTo(X(0), Y(0));
         ctx.closePath();
-        ctx.fillStyle = 'rgba(11, 92, 173, 0.12)';
+        ctx.fillStyle = th.fill;
         ctx.fill();
       }
       top.forEach((v, i) => { base[i] = v; });
@@ -196,12 +223,21 @@ export class ChartView {
     let best = 0;
     for (let i = 1; i < pts.length; i++) if (Math.abs(X(i) - x) < Math.abs(X(best) - x)) best = i;
     const unit = this.panel.metric && this.panel.metric.unit ? ` ${this.panel.metric.unit}` : '';
-    const lines = ser.filter((s) => !this.discrete || s.values[best] > 0).map((s) =>
-      h('div.tip-key', this.discrete ? `${s.key}: ${fmtCount(s.values[best])}` : `${fmtNumber(s.values[best])}${unit}`));
+    // the keys of that second, biggest first ("other" last), each with its colour
+    const here = ser.filter((s) => !this.discrete || s.values[best] > 0)
+      .sort((a, b) => (a.key === OTHER) - (b.key === OTHER) || b.values[best] - a.values[best]);
+    const lines = here.map((s) => (this.discrete
+      ? h('div.tip-key', { dataset: { key: s.key } },
+        h('span.swatch', { style: { background: this.colour(s.key) } }),
+        h('span.key', s.key), h('span.tip-n', fmtCount(s.values[best])))
+      : h('div.tip-key', `${fmtNumber(s.values[best])}${unit}`)));
+    const total = here.reduce((t, s) => t + s.values[best], 0);
     fill(this.tip, h('div.tip-time', fmtClock(pts[best].start_time)),
-      lines.length ? lines : h('div.muted', 'nothing'));
+      lines.length ? lines : h('div.muted', 'nothing'),
+      this.discrete && here.length > 1 ? h('div.tip-key.muted', h('span', 'total'), h('span.tip-n', fmtCount(total))) : null);
     this.tip.hidden = false;
-    this.tip.style.left = `${Math.min(X(best) + 12, this.canvas.width - 180)}px`;
+    const scale = r.width / this.canvas.width;
+    this.tip.style.left = `${Math.max(0, Math.min(X(best) * scale + 12, r.width - 190))}px`;
     this.tip.style.top = `${M.top}px`;
   }
 }

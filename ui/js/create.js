@@ -45,7 +45,8 @@ export function createView(cat, { initial, onCreated }) {
   const persist = h('input', { name: 'persist', type: 'checkbox' });
   const preview = h('pre.create-preview', { 'aria-label': 'the request body' });
   const error = h('p#new-error.error', { role: 'alert', hidden: true });
-  const submit = h('button.primary', { type: 'submit' }, 'Create');
+  const submit = h('button.primary', { type: 'submit', 'aria-describedby': 'create-why' }, 'Create');
+  const why = h('span#create-why.create-why.error', { hidden: true });
   const current = () => {
     const [module, stat] = metricSel.value.split('.');
     return metricOf(cat, module, stat);
@@ -83,13 +84,21 @@ export function createView(cat, { initial, onCreated }) {
     return b;
   };
 
+  // The preview follows the form; a condition whose value does not read says so on its row,
+  // and Create waits for it (its reason beside it).
+  let busy = false;
   function update() {
+    const problem = pred.check();
     try {
       preview.textContent = JSON.stringify(body(), null, 2);
       preview.classList.remove('stale');
     } catch (e) {
       preview.classList.add('stale');
     }
+    submit.disabled = busy || !!problem;
+    submit.title = problem ? `Not yet: ${problem}` : '';
+    why.textContent = problem ? `Not yet: ${problem}` : '';
+    why.hidden = !problem;
   }
 
   const apply = (p) => {
@@ -118,7 +127,7 @@ export function createView(cat, { initial, onCreated }) {
         h('label.check', persist, ' Keep its data across restarts (persist-data)')),
       h('div', h('span.field-label', 'Request'), preview)),
     error,
-    h('div.actions', submit));
+    h('div.actions', submit, why));
 
   form.addEventListener('change', update);
   form.addEventListener('input', update);
@@ -134,6 +143,7 @@ export function createView(cat, { initial, onCreated }) {
       error.hidden = false;
       return;
     }
+    busy = true;
     submit.disabled = true;
     try {
       const inst = await call('POST', '/instrumentations', { body: b });
@@ -142,7 +152,8 @@ export function createView(cat, { initial, onCreated }) {
       error.textContent = `Not created: ${e.message}`;
       error.hidden = false;
     } finally {
-      submit.disabled = false;
+      busy = false;
+      update();
     }
   });
 

@@ -1,16 +1,26 @@
 // The web UI's shell: the header and its connection state, the banner shown while the server
 // is away, and the views behind the location's hash:
 //   #/            live panels of every instrumentation, and their list
+//   #/dashboards  the saved dashboards, and a form for a new one
+//   #/d/NAME      a dashboard
 //   #/new[/M.S]   the form to create one (optionally of metric M.S)
 //   #/catalog     the metric catalog
 //   #/access      scope and token, for servers with tenants
+//
+// The live view's and a dashboard's URL carry what they show, so that a reload or a shared
+// link shows it again: the time (t=60|600 [&at=END] or from=START&len=N, timectl.js; nothing
+// for live 60 s, where a page starts) and,
+// per heatmap panel, v.ID=SCALE~YMIN~YMAX~MODE~KEYS (YMAX empty: auto; MODE empty: none;
+// KEYS comma-separated, last, as keys never hold a comma but may hold a "~"). The URL is
+// rewritten in place (history.replaceState) as these change.
 
 import { ApiError, OfflineError, call, conn, session } from './api.js';
 import { catalogView, instTitle, loadCatalog, predText } from './catalog.js';
 import { PRESETS, createView } from './create.js';
+import { Dashboard, dashboardList } from './dashboard.js';
 import { fill, h } from './dom.js';
 import { Panel } from './panel.js';
-import { timeBar } from './timectl.js';
+import { time, timeBar } from './timectl.js';
 
 const view = document.getElementById('view');
 const banner = document.getElementById('banner');
@@ -20,7 +30,59 @@ let catalog = null;
 let notice = '';
 let routeGen = 0; // a route() that finds a newer one started stops
 let live = null; // the live view while it is shown: {sync, gone}
+let dash = null; // the dashboard shown, if any
 let waitingForServer = false; // the view is the "waiting for the server" placeholder
+let urlQuery = new URLSearchParams(); // the parameters of the route's URL
+
+// --- the view in the URL -----------------------------------------------------------------
+const MODES = ['isolate', 'exclude', 'decompose_all'];
+function encodeState(st) {
+  const num = (x) => (x === null || x === undefined ? '' : String(x));
+  return [st.yscale, num(st.ymin), num(st.ymax), st.mode || '', (st.selected || []).join(',')].join('~');
+}
+function decodeState(text) {
+  const parts = String(text).split('~');
+  if (parts.length < 5) return null;
+  const [yscale, ymin, ymax, mode] = parts;
+  const keys = parts.slice(4).join('~');
+  const st = {};
+  if (yscale === 'log' || yscale === 'linear') st.yscale = yscale;
+  if (ymin !== '' && Number.isFinite(Number(ymin))) st.ymin = Number(ymin);
+  st.ymax = ymax === '' ? null : Number.isFinite(Number(ymax)) ? Number(ymax) : undefined;
+  st.mode = MODES.includes(mode) ? mode : null;
+  st.selected = keys ? keys.split(',') : [];
+  return st;
+}
+// The state the route's URL gives instrumentation id, or null.
+function urlState(id) {
+  const v = urlQuery.get(`v.${id}`);
+  return v === null ? null : decodeState(v);
+}
+
+let urlTimer = null;
+function writeUrl() {
+  clearTimeout(urlTimer);
+  urlTimer = setTimeout(() => {
+    const [path] = (location.hash.replace(/^#/, '') || '/').split('?');
+    let shown;
+    if (live && path === '/') shown = [...panels.values()].filter((p) => p.running);
+    else if (dash && path.startsWith('/d/')) shown = dash.panels();
+    else return;
+    // the default time (live, the last minute) goes unsaid: a page opens on it
+    const tq = time.toQuery();
+    const q = new URLSearchParams(tq.t === '60' && !tq.at ? {} : tq);
+    for (const p of shown) {
+      if (!p.heatmap) continue;
+      // a dashboard's panels say all (the dashboard's own may change); live ones what differs
+      if (dash || Object.keys(p.changedState()).length) q.set(`v.${p.inst.id}`, encodeState(p.viewState()));
+    }
+    const qs = q.toString();
+    const url = `#${path}${qs ? `?${qs}` : ''}`;
+    if (location.hash !== url) history.replaceState(history.state, '', url);
+    urlQuery = q;
+  }, 200);
+}
+time.addEventListener('change', writeUrl);
 
 // --- connection ------------------------------------------------------------------------
 // The banner is announced once when it appears (role=status); its countdown is not.
@@ -54,6 +116,8 @@ function leaveLive() {
   for (const p of panels.values()) p.stop();
   if (live) clearInterval(live.timer);
   live = null;
+  if (dash) dash.stop();
+  dash = null;
 }
 
 async function ensureCatalog() {
@@ -114,6 +178,7 @@ const hooks = {
   onCloned() {
     if (live) live.sync();
   },
+  onChange: () => writeUrl(),
 };
 
 async function liveView(gen) {
@@ -152,6 +217,10 @@ async function liveView(gen) {
           p = new Panel(cat, inst, hooks);
           panels.set(inst.id, p);
         }
+        if (!p.urlApplied) { // the URL's view of it, once per route
+          p.urlApplied = true;
+          p.applyState(urlState(inst.id));
+        }
         const want = prev ? prev.nextElementSibling : holder.firstElementChild;
         if (want !== p.el) {
           if (prev) prev.after(p.el);
@@ -172,8 +241,48 @@ async function liveView(gen) {
       syncing = null;
     }
   }
+  for (const p of panels.values()) p.urlApplied = false;
   live = { sync, timer: setInterval(() => { if (!document.hidden) sync(); }, 5000) };
   await sync();
+  writeUrl();
+}
+
+async function dashboardsPage(gen) {
+  setNav('dashboards');
+  await ensureCatalog();
+  const el = await dashboardList((name) => { location.hash = `#/d/${encodeURIComponent(name)}`; });
+  if (gen !== routeGen) return;
+  fill(view, h('h1', 'Dashboards'), el);
+}
+
+async function dashboardPage(gen, name) {
+  setNav('dashboards');
+  const cat = await ensureCatalog();
+  if (gen !== routeGen) return;
+  const d = new Dashboard(cat, name, {
+    urlState,
+    onChange: () => writeUrl(),
+    onDeleted: () => { location.hash = '#/dashboards'; },
+  });
+  try {
+    await d.load();
+  } catch (e) {
+    d.stop();
+    if (e instanceof ApiError && e.status === 404) {
+      if (gen !== routeGen) return;
+      fill(view, h('div.empty', h('h2', `There is no dashboard called "${name}"`),
+        h('p', h('a', { href: '#/dashboards' }, 'Dashboards'), ' lists those there are.')));
+      return;
+    }
+    throw e;
+  }
+  if (gen !== routeGen) {
+    d.stop();
+    return;
+  }
+  dash = d;
+  fill(view, d.el);
+  writeUrl();
 }
 
 async function newView(gen, metric) {
@@ -205,6 +314,7 @@ function accessView() {
     session.token = token.value.trim();
     session.save();
     catalog = null;
+    showHost();
     for (const p of panels.values()) p.stop();
     panels.clear();
     location.hash = '#/';
@@ -221,10 +331,14 @@ async function route() {
   const gen = ++routeGen;
   leaveLive();
   waitingForServer = false;
-  const hash = location.hash.replace(/^#/, '') || '/';
+  const [hash, qs] = (location.hash.replace(/^#/, '') || '/').split('?');
+  urlQuery = new URLSearchParams(qs || '');
+  if (hash === '/' || hash.startsWith('/d/')) time.fromQuery(urlQuery);
   const msg = notice;
   try {
     if (hash === '/') await liveView(gen);
+    else if (hash === '/dashboards') await dashboardsPage(gen);
+    else if (hash.startsWith('/d/') && hash.length > 3) await dashboardPage(gen, decodeURIComponent(hash.slice(3)));
     else if (hash === '/new' || hash.startsWith('/new/')) await newView(gen, hash.slice(5));
     else if (hash === '/catalog') await catalogPage(gen);
     else if (hash === '/access') accessView();
@@ -251,5 +365,24 @@ window.addEventListener('hashchange', route);
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) for (const p of panels.values()) p.wake();
 });
+// The server's host name, in the header: which machine these numbers are of.
+const hostEl = document.getElementById('host');
+async function showHost() {
+  try {
+    const hd = { Accept: 'application/json' };
+    if (session.token) hd.Authorization = `Bearer ${session.token}`;
+    const res = await fetch('./', { headers: hd, cache: 'no-store' });
+    const j = await res.json();
+    hostEl.textContent = j.host || '';
+    hostEl.hidden = !j.host;
+    hostEl.title = j.host ? `the server runs on ${j.host}` : '';
+    document.title = j.host ? `${j.host} — Sonde` : 'Sonde — latency analytics';
+  } catch (e) {
+    // shown when the server answers again
+  }
+}
+conn.addEventListener('change', () => { if (conn.online && hostEl.hidden) showHost(); });
+
 showConn();
+showHost();
 route();

@@ -2,6 +2,10 @@
 // view (a heatmap when it has a numeric decomposition, else a chart), refreshed each second
 // while time follows the clock, once per change otherwise. Errors from the server are shown
 // in words in the panel; a panel whose instrumentation is gone says so and stops.
+//
+// A panel's view state (a heatmap's selected keys, mode, y scale and range) can be read and
+// set (viewState/applyState), for URLs and dashboards; onChange is told when it may have
+// changed.
 
 import { ApiError, OfflineError, base, call } from './api.js';
 import { instTitle, metricOf, predText } from './catalog.js';
@@ -9,15 +13,20 @@ import { ChartView } from './charts.js';
 import { fill, h } from './dom.js';
 import { HeatmapView } from './heatmap.js';
 import { time } from './timectl.js';
-import { fmtClock, fmtSeconds } from './units.js';
+import { fmtClock, fmtInput, fmtSeconds } from './units.js';
+
+const MODES = ['isolate', 'exclude', 'decompose_all'];
 
 export class Panel {
-  constructor(cat, inst, { onGone, onCloned }) {
+  // hooks: onGone(panel, why), onCloned(inst), and optionally onChange(panel) (its view state
+  // may have changed) and actions (more elements for the panel's header).
+  constructor(cat, inst, { onGone, onCloned, onChange, actions }) {
     this.cat = cat;
     this.inst = inst;
     this.metric = metricOf(cat, inst.module, inst.stat);
     this.path = `/instrumentations/${encodeURIComponent(inst.id)}`;
     this.onGone = onGone;
+    this.onChange = onChange || null;
     this.running = false;
     this.dirty = true;
     this.wakeUp = null;
@@ -64,7 +73,7 @@ export class Panel {
             pred ? h('span', ` where ${pred}`) : null,
             h('span.muted', ` · ${this.metric && this.metric.unit ? `${this.metric.unit} ` : ''}${perG}`),
             h('span.muted', ` · keeps ${fmtSeconds(inst['retention-time'])}`))),
-        h('div.panel-actions', this.status, clone, del)),
+        h('div.panel-actions', this.status, actions || null, clone, del)),
       inst.warnings ? h('p.warning', inst.warnings.join('; ')) : null,
       this.error,
       this.retNote,
@@ -74,6 +83,72 @@ export class Panel {
       if (this.abort) this.abort.abort();
       this.kick();
     };
+    this.defaults = this.viewState();
+    // a panel made wider or narrower (the window, a dashboard's cell) is drawn again to fit,
+    // even when time stands still
+    this.width = 0;
+    this.resized = null;
+    if (window.ResizeObserver) {
+      this.resized = new ResizeObserver(() => {
+        const w = this.el.clientWidth;
+        if (!w || Math.abs(w - this.width) < 24) return;
+        const first = !this.width;
+        this.width = w;
+        if (first || !this.running) return;
+        clearTimeout(this.resizeTimer);
+        this.resizeTimer = setTimeout(() => {
+          this.dirty = true;
+          this.wake();
+        }, 250);
+      });
+    }
+  }
+
+  get heatmap() {
+    return this.view instanceof HeatmapView;
+  }
+
+  // What a heatmap panel draws, as plain data: {yscale, ymin, ymax (null: auto), selected,
+  // mode (null: none)}; {} for a chart.
+  viewState() {
+    if (!this.heatmap) return {};
+    const v = this.view;
+    return { yscale: v.yscale, ymin: v.ymin, ymax: v.auto ? null : v.ymax,
+      selected: [...v.selected], mode: v.mode };
+  }
+
+  // The members of viewState() that differ from the panel's defaults.
+  changedState() {
+    const now = this.viewState(), out = {};
+    for (const [k, v] of Object.entries(now))
+      if (JSON.stringify(v) !== JSON.stringify(this.defaults[k])) out[k] = v;
+    return out;
+  }
+
+  // Sets what a heatmap panel draws (members absent are left as they are; values that do not
+  // fit are ignored), and draws it.
+  applyState(o) {
+    if (!this.heatmap || !o) return;
+    const v = this.view;
+    if (o.yscale === 'log' || o.yscale === 'linear') {
+      v.yscale = o.yscale;
+      v.scaleIn.value = o.yscale;
+    }
+    if (Number.isFinite(o.ymin) && o.ymin >= 0) {
+      v.ymin = o.ymin;
+      v.yminIn.value = fmtInput(o.ymin, v.type);
+    }
+    if (o.ymax === null || (Number.isFinite(o.ymax) && o.ymax > v.ymin)) {
+      v.auto = o.ymax === null;
+      v.ymax = o.ymax;
+      v.autoIn.checked = v.auto;
+      v.ymaxIn.disabled = v.auto;
+      v.ymaxIn.value = v.auto ? '' : fmtInput(o.ymax, v.type);
+    }
+    if (Array.isArray(o.selected))
+      v.selected = o.selected.filter((k) => typeof k === 'string' && !k.includes(',')).slice(0, 63);
+    if (o.mode === null || MODES.includes(o.mode)) v.mode = v.keyField ? o.mode : null;
+    v.changed();
   }
 
   start() {
@@ -81,12 +156,15 @@ export class Panel {
     this.running = true;
     this.dirty = true;
     time.addEventListener('change', this.onTime);
+    if (this.resized) this.resized.observe(this.el);
     this.loop();
   }
 
   stop() {
     this.running = false;
     time.removeEventListener('change', this.onTime);
+    if (this.resized) this.resized.disconnect();
+    clearTimeout(this.resizeTimer);
     if (this.abort) this.abort.abort();
     if (this.view.hideTip) this.view.hideTip();
     this.kick();
@@ -96,6 +174,7 @@ export class Panel {
   kick() {
     this.dirty = true;
     this.wake();
+    if (this.onChange) this.onChange(this);
   }
 
   // Let the loop look again at whether there is anything to do (the page became visible).
@@ -158,8 +237,11 @@ export class Panel {
         time.noteEnd(pt.end_time);
         this.el.dataset.updated = String(pt.end_time);
         const src = `${pt.nsources} ${pt.nsources === 1 ? 'source' : 'sources'}`;
+        const paused = time.mode === 'live' && time.paused;
         fill(this.status, time.following ? h('span.live-dot', { title: 'live' }) : null,
-          `to ${fmtClock(pt.end_time)} · ${src}`, pt.delay ? ` · waited ${pt.delay} ms` : '');
+          paused ? h('span.paused-tag', 'paused') : null,
+          `${paused ? ' at' : 'to'} ${fmtClock(pt.end_time)} · ${src}`,
+          pt.delay ? ` · waited ${pt.delay} ms` : '');
       } catch (e) {
         if (e.name === 'AbortError') continue;
         if (e instanceof OfflineError) {

@@ -1,7 +1,9 @@
 // The predicate builder: and/or groups of "field operator value" rows, with operators and
 // value inputs that fit the field (discrete fields: == and != and, for containers, "under";
 // numeric ones also < <= > >=, with values typed in the field's units: "2ms", "4KiB").
-// value() gives CA's predicate object ({} for none) or throws an Error naming the bad row.
+// value() gives CA's predicate object ({} for none) or throws an Error naming the bad row;
+// check() marks each row whose value does not read (an inline error under it) and returns the
+// first problem, or ''.
 
 import { fieldLabel, fieldType, isNumeric } from './catalog.js';
 import { h } from './dom.js';
@@ -46,7 +48,10 @@ export class PredicateBuilder {
       h('legend', 'Match ', sel, ' these'),
       body,
       h('div.pred-actions',
-        h('button.small.pred-add', { type: 'button', onclick: () => body.append(this.row()) },
+        h('button.small.pred-add', { type: 'button', onclick: () => {
+          body.append(this.row());
+          this.el.dispatchEvent(new Event('change', { bubbles: true }));
+        } },
           '+ condition'),
         h('button.small.pred-add-group', { type: 'button',
           onclick: () => {
@@ -63,9 +68,14 @@ export class PredicateBuilder {
     const fieldSel = h('select.pred-field', { 'aria-label': 'field' });
     const opSel = h('select.pred-op', { 'aria-label': 'operator' });
     const value = h('input.pred-value', { type: 'text', 'aria-label': 'value', required: true });
+    const err = h('span.pred-error', { hidden: true, role: 'alert' });
     const row = h('div.pred-row', fieldSel, opSel, value,
       h('button.small.pred-remove', { type: 'button', title: 'remove condition',
-        onclick: () => row.remove() }, '×'));
+        onclick: () => {
+          row.remove();
+          this.el.dispatchEvent(new Event('change', { bubbles: true })); // the form re-checks
+        } }, '×'), err);
+    row.err = err;
     const setOps = () => {
       const f = fieldSel.value;
       const prev = opSel.value;
@@ -108,11 +118,33 @@ export class PredicateBuilder {
     if (text === '') throw new Error(`the condition on ${f} needs a value`);
     if (!isNumeric(this.cat, f)) return { [op]: [f, text] };
     const v = parseValue(text, fieldType(this.cat, f));
-    if (!Number.isFinite(v)) throw new Error(`"${text}" is not a value of ${f} (${hintOf(fieldType(this.cat, f))})`);
+    if (!Number.isFinite(v) || v < 0)
+      throw new Error(`"${text}" is not a value of ${f} (${hintOf(fieldType(this.cat, f))})`);
     return { [op]: [f, Math.round(v)] }; // the kernel's values are integers
   }
 
   value() {
     return this.groupValue(this.root.el) || {};
+  }
+
+  // Marks the rows whose value does not read, and says why under each (an empty value is not
+  // marked: the row is being filled in). Returns the first problem of any row, or ''.
+  check() {
+    let first = '';
+    for (const row of this.el.querySelectorAll('.pred-row')) {
+      let why = '';
+      try {
+        this.rowValue(row);
+      } catch (e) {
+        why = e.message;
+      }
+      const typed = row.querySelector('.pred-value').value.trim() !== '';
+      row.classList.toggle('bad', !!why && typed);
+      row.querySelector('.pred-value').setAttribute('aria-invalid', String(!!why && typed));
+      row.err.textContent = typed ? why : '';
+      row.err.hidden = !why || !typed;
+      if (why && !first) first = why;
+    }
+    return first;
   }
 }

@@ -4,9 +4,29 @@
 //
 // Paused panels all show the interval ending where the newest panel was when Pause was
 // pressed (frozenEnd), not each its own last second.
+//
+// The state goes into a page's URL and back (toQuery/fromQuery): t=60 or t=600 (live),
+// with at=END when paused (a Unix second), or from=START&len=SECONDS (a window).
+//
+// A window's start is typed as "YYYY-MM-DD HH:MM:SS", local time on a 24-hour clock: the
+// clock the axes use (a datetime-local input would follow the browser's locale, on a 12-hour
+// clock in many).
 
-import { h } from './dom.js';
-import { toLocalInput } from './units.js';
+import { fill, h } from './dom.js';
+import { fmtClock, toLocalInput } from './units.js';
+
+const RANGES = [60, 600];
+const LENGTHS = [[60, '1 min'], [300, '5 min'], [600, '10 min'], [1800, '30 min'], [3600, '1 h']];
+
+// "YYYY-MM-DD HH:MM:SS" (or with a T, or without seconds), local time → a Unix second, or NaN.
+export function parseLocal(text) {
+  const m = /^\s*(\d{4})-(\d\d)-(\d\d)[ T](\d\d?):(\d\d)(?::(\d\d))?\s*$/.exec(text || '');
+  if (!m) return NaN;
+  const [y, mo, d, hh, mm, ss] = m.slice(1).map((x) => Number(x || 0));
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 59) return NaN;
+  return Math.floor(new Date(y, mo - 1, d, hh, mm, ss).getTime() / 1000);
+}
+const showLocal = (sec) => toLocalInput(sec).replace('T', ' ');
 
 class TimeState extends EventTarget {
   constructor() {
@@ -34,6 +54,31 @@ class TimeState extends EventTarget {
   // The server's "now" as far as the page knows: the newest data seen, else our clock.
   now() {
     return this.lastEnd || Math.floor(Date.now() / 1000) - 1;
+  }
+
+  // The state as URL parameters (an object of strings).
+  toQuery() {
+    if (this.mode === 'window') return { from: String(this.start), len: String(this.duration) };
+    const q = { t: String(this.range) };
+    if (this.paused && this.frozenEnd) q.at = String(this.frozenEnd);
+    return q;
+  }
+
+  // Takes the state a URL's parameters (a URLSearchParams) name, if they name one; true when
+  // they did.
+  fromQuery(q) {
+    const num = (k) => (q.has(k) && /^\d{1,12}$/.test(q.get(k)) ? Number(q.get(k)) : null);
+    const from = num('from'), len = num('len'), t = num('t'), at = num('at');
+    if (from !== null && len !== null && len > 0 && len <= 3600) {
+      this.set({ mode: 'window', paused: false, start: from, duration: len });
+      return true;
+    }
+    if (t !== null && RANGES.includes(t)) {
+      if (at) this.set({ mode: 'live', range: t, paused: true, frozenEnd: at });
+      else this.set({ mode: 'live', range: t, paused: false });
+      return true;
+    }
+    return false;
   }
 
   // Whether panels should fetch on their own each granularity.
@@ -65,19 +110,22 @@ export function timeBar() {
   const live600 = h('button.seg', { type: 'button', dataset: { range: 600 } }, 'Live 10 min');
   const win = h('button.seg', { type: 'button', dataset: { range: 'window' } }, 'Window');
   const pause = h('button.pause', { type: 'button' }, 'Pause');
-  const start = h('input', { type: 'datetime-local', step: 1, name: 'window-start',
-    'aria-label': 'window start' });
+  const start = h('input.window-start', { type: 'text', name: 'window-start', inputMode: 'numeric',
+    placeholder: 'YYYY-MM-DD HH:MM:SS', size: 19, spellcheck: false, autocomplete: 'off',
+    'aria-label': 'window start, local time, 24-hour clock', title: 'local time, 24-hour clock' });
   const dur = h('select', { name: 'window-duration', 'aria-label': 'window length' },
-    [[60, '1 min'], [300, '5 min'], [600, '10 min'], [1800, '30 min'], [3600, '1 h']].map(
-      ([v, t]) => h('option', { value: v }, t)));
+    LENGTHS.map(([v, t]) => h('option', { value: v }, t)));
   const show = h('button.small', { type: 'button' }, 'Show');
   const winBox = h('span.window-box', start, dur, show);
+  // paused: said for the whole page, not only by the button's word
+  const badge = h('span.paused-badge', { role: 'status', hidden: true });
 
   // a window must end by the newest complete second: later ones are in the future
   const pick = (t, d) => {
     const latest = time.now();
     const s = Math.min(t, latest - d);
-    start.value = toLocalInput(s);
+    start.value = showLocal(s);
+    start.classList.remove('bad');
     time.set({ mode: 'window', paused: false, start: s, duration: d });
   };
   const sync = () => {
@@ -89,24 +137,36 @@ export function timeBar() {
     pause.textContent = time.paused ? 'Resume' : 'Pause';
     pause.setAttribute('aria-pressed', String(time.paused));
     if (time.mode === 'window') {
-      start.value = toLocalInput(time.start);
+      if (document.activeElement !== start) start.value = showLocal(time.start);
+      if (!LENGTHS.some(([v]) => v === time.duration))
+        dur.append(h('option', { value: time.duration }, `${time.duration} s`));
       dur.value = String(time.duration);
     }
+    const paused = time.mode === 'live' && time.paused;
+    badge.hidden = !paused;
+    if (paused) fill(badge, h('span.pause-icon', { 'aria-hidden': 'true' }), `Paused at ${fmtClock(time.frozenEnd || time.now())}`);
+    document.body.classList.toggle('is-paused', paused);
   };
   live60.onclick = () => time.set({ mode: 'live', range: 60, paused: false });
   live600.onclick = () => time.set({ mode: 'live', range: 600, paused: false });
   win.onclick = () => {
     const d = Number(dur.value);
-    pick(start.value ? Math.floor(new Date(start.value) / 1000) : time.now() - d, d);
+    const t = parseLocal(start.value);
+    pick(Number.isFinite(t) ? t : time.now() - d, d);
   };
-  show.onclick = () => {
-    const t = Math.floor(new Date(start.value) / 1000);
+  const showWindow = () => {
+    const t = parseLocal(start.value);
+    start.classList.toggle('bad', !Number.isFinite(t));
     if (Number.isFinite(t)) pick(t, Number(dur.value));
   };
+  show.onclick = showWindow;
+  start.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') showWindow();
+  });
   pause.onclick = () => time.set({ paused: !time.paused });
   time.addEventListener('change', sync);
   sync();
   bar = h('div.timebar', { role: 'toolbar', 'aria-label': 'time' },
-    h('span.seg-group', live60, live600, win), winBox, pause);
+    h('span.seg-group', live60, live600, win), winBox, pause, badge);
   return bar;
 }
