@@ -664,7 +664,7 @@ static int top_render(const struct top *t, const json_t *reply)
     qsort(rows, nrows, sizeof(*rows), row_cmp);
 
     localtime_r(&st, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+    strftime(stamp, sizeof(stamp), t->tty ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm);
     snprintf(line, sizeof(line), "sonde top: %s | %s (%ld s) | total %.15g | %zu key%s", t->title,
              stamp, t->window, total, nkeys, nkeys == 1 ? "" : "s");
     put(&fr, line, false);
