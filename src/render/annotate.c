@@ -25,7 +25,7 @@
 #define LINE_H   12 /* one line of text */
 #define SWATCH   10 /* legend swatch side */
 #define RAMP_W   120
-#define MAX_TICK 64
+#define MAX_TICK 256
 #define KEY_MAX  40 /* characters of a key in the legend */
 
 static const uint8_t C_TEXT[3] = {34, 34, 34};
