@@ -3,7 +3,14 @@
  * of its own, fed through POST /ca/ingest with frames for the last few seconds and the next
  * ones. Checks the plain snapshot printed when stdout is a pipe (keys by count, counts, p50 in
  * human units), then the terminal view under tmux: the header and both keys on screen, and `q`
- * ending the process. Without tmux (scripts/setup installs it) the tmux case fails.
+ * ending the process; then, in an 80x10 terminal with 20 keys: exactly 10 lines with the title
+ * on line 1 and the list clipped ("… N more keys"), the alternate screen, an ellipsis on a key
+ * cut to fit, sorting by p99/p50/count (c 5 9 s), the filter (/ Enter, Esc), pause (p, space:
+ * the time stamp freezes), help (?), a resize (SIGWINCH), the server stopped (the status says
+ * it is unreachable) and started again on the same port and data directory (top carries on),
+ * the instrumentation deleted, and SIGTERM bringing the shell's screen back. Every wait is
+ * bounded (capture-pane polled every 100 ms). Without tmux (scripts/setup installs it) the tmux
+ * cases fail.
  */
 #include <inttypes.h>
 #include <signal.h>
