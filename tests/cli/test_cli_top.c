@@ -293,13 +293,13 @@ static void test_view(void)
              url);
     T_EQ(sh(cmd), 0);
     T_STR(out, "3 /ca/instrumentations/3\n");
-    ingest_many(now - 2, now + 9);
+    ingest_many(now - 50, now + 9); /* in view for a minute (--window 60) */
 
     snprintf(tsess, sizeof(tsess), "snt-topv-%d", (int)getpid());
     snprintf(tsock, sizeof(tsock), "%s/%s.sock", t_outdir(), tsess);
     snprintf(cmd, sizeof(cmd),
              "tmux -f /dev/null -S %s new-session -d -s %s -x 80 -y 10 "
-             "'echo before-top; LC_ALL=C.UTF-8 exec %s top 3 --url %s' "
+             "'echo before-top; LC_ALL=C.UTF-8 exec %s top 3 --window 60 --url %s' "
              "&& tmux -S %s set-option -t %s remain-on-exit on",
              tsock, tsess, sonde, url, tsock, tsess);
     T_EQ(sh(cmd), 0);
@@ -353,7 +353,7 @@ static void test_view(void)
     keys("s");
     T_OK(wait_screen("sort: count", 3000));
     screen_line(5, line, sizeof(line));
-    T_OK(starts(line, "named-18 ")); /* 61 events, after proc19's 64 */
+    T_OK(starts(line, "named-18 ")); /* the second most events (61 a second, proc19 64) */
 
     /* pause: the view (its time stamp) freezes; resuming moves it again */
     keys("p");
@@ -406,7 +406,7 @@ static void test_view(void)
         T_EQ(srv.port, atoi(strchr(listen, ':') + 1));
     }
     now = (int64_t)time(NULL);
-    ingest_many(now - 1, now + 9);
+    ingest_many(now - 50, now + 9);
     T_OK(wait_screen_gone("unreachable", 8000));
     T_OK(wait_screen("more keys", 3000));
     screen_line(1, line, sizeof(line));
