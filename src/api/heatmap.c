@@ -20,6 +20,7 @@
 #include "api/value.h"
 #include "core/b64.h"
 #include "core/hist.h"
+#include "render/annotate.h"
 #include "render/heatmap.h"
 #include "render/png.h"
 
@@ -35,7 +36,10 @@ struct hm_req {
     double hues[SN_HM_MAX_LAYERS + 1];
     size_t nhues;
     char selbuf[4096], huebuf[1024];
-    int64_t x, y;   /* details */
+    int64_t x, y;  /* details */
+    bool annotate; /* image: axes, legend and title in margins (render/annotate.h) */
+    struct sn_annot ann;
+    char ann_title[512];
     double pct[16]; /* percentile(s) */
     size_t npct;
 };
@@ -92,7 +96,8 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
         !sn_param_int(c, "nbuckets", 1, 100, 100, &nb, NULL) ||
         !sn_param_bool(c, "isolate", false, &isolate) ||
         !sn_param_bool(c, "exclude", false, &exclude) ||
-        !sn_param_bool(c, "decompose_all", false, &h->decompose_all))
+        !sn_param_bool(c, "decompose_all", false, &h->decompose_all) ||
+        !sn_param_bool(c, "annotate", false, &h->annotate))
         return false;
     h->p.width = (int)w;
     h->p.height = (int)ht;
@@ -440,6 +445,7 @@ struct img_job {
     size_t npresent, nsel, ncols;
     char **drawn; /* decompose_all: the keys drawn, biggest first (into present) */
     struct columns cols;
+    int64_t start, duration; /* the point's interval (annotate) */
 };
 
 static void job_fini(struct img_job *j)
@@ -513,6 +519,60 @@ static json_t *layers_of(const struct img_job *j, const struct hm_req *h,
     return arr;
 }
 
+/* annotate=true: what the margins say, from the instrumentation (lock held). */
+static void annot_of(const struct sn_instn *in, struct hm_req *h)
+{
+    static const char *const types[] = {"number", "time", "subsecond", "size", "percent"};
+    const char *type = in->numf ? in->numf->type : "";
+    size_t off, i;
+    json_t *f;
+
+    off = (size_t)snprintf(h->ann_title, sizeof(h->ann_title), "%s.%s",
+                           in->metric ? in->metric->module : "?",
+                           in->metric ? in->metric->stat : "?");
+    json_array_foreach(in->decomposition, i, f)
+    {
+        if (off < sizeof(h->ann_title))
+            off += (size_t)snprintf(h->ann_title + off, sizeof(h->ann_title) - off, "%s%s",
+                                    i ? ", " : " by ", json_string_value(f));
+    }
+    h->ann.title = h->ann_title;
+    h->ann.yname = in->numf ? in->numf->def.name : NULL; /* the catalog's: static */
+    for (size_t u = 0; u < sizeof(types) / sizeof(types[0]); u++)
+        if (type && strcmp(type, types[u]) == 0)
+            h->ann.unit = (enum sn_annot_unit)u;
+}
+
+/* The annotated image of plot rgb (p: as drawn, ymax the one used) into *out (*w x *h2); the
+ * plot's place in *x, *y. Returns 0 or -errno. */
+static int annotate(const struct img_job *j, const struct hm_req *h, const struct sn_hm_params *p,
+                    double ymax, const uint8_t *rgb, uint8_t **out, int *w, int *h2, int *x, int *y)
+{
+    struct sn_annot a = h->ann;
+    struct sn_annot_layer layers[SN_HM_MAX_LAYERS + 1];
+    size_t first, n = sn_hm_drawn_layers(p, j->nsel, &first);
+    int rc;
+
+    for (size_t l = first; l < first + n; l++)
+        layers[l - first] = (struct sn_annot_layer){l == 0             ? NULL
+                                                    : h->decompose_all ? j->present[l - 1]
+                                                                       : h->sel[l - 1],
+                                                    sn_hm_layer_hue(p, l)};
+    a.layers = layers;
+    a.nlayers = n;
+    a.any_key = j->nsel > 0;
+    a.start = j->start;
+    a.duration = j->duration;
+    a.ymin = p->ymin;
+    a.ymax = ymax;
+    a.log = p->log;
+    a.linear = p->coloring == SN_HM_LINEAR;
+    a.weights = p->weights;
+    if ((rc = sn_annot_cells(p, j->cols.total, j->cols.selp, j->nsel, j->ncols, a.cell)) < 0)
+        return rc;
+    return sn_annot_render(&a, rgb, p->width, p->height, out, w, h2, x, y);
+}
+
 /* Draws a gathered image into o (or, for the raw PNG form, into *png). Returns 0 or -errno. */
 static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsigned char **png,
                 size_t *pnglen)
@@ -535,8 +595,15 @@ static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsi
     p.nhues = j->nsel + 1;
     if (rc == 0)
         rc = sn_hm_render(&p, j->cols.total, j->cols.selp, j->nsel, j->ncols, rgb, &ymax);
+    int aw = 0, ah = 0, ax = 0, ay = 0; /* annotate: the image's size, the plot's place */
+    if (rc == 0 && h->annotate) {
+        uint8_t *big = NULL;
+        rc = annotate(j, h, &p, ymax, rgb, &big, &aw, &ah, &ax, &ay);
+        free(rgb);
+        rgb = big;
+    }
     if (rc == 0)
-        rc = sn_png_encode_rgb(rgb, p.width, p.height, &img, &len);
+        rc = sn_png_encode_rgb(rgb, aw ? aw : p.width, aw ? ah : p.height, &img, &len);
     free(rgb);
     if (rc == 0 && png) {
         *png = img;
@@ -558,6 +625,10 @@ static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsi
         json_array_append_new(pj, json_string(j->present[i]));
     json_object_set_new(o, "present", pj);
     json_object_set_new(o, "layers", layers_of(j, h, &p));
+    if (h->annotate)
+        json_object_set_new(
+            o, "annotated",
+            json_pack("{s:i,s:i,s:i,s:i}", "width", aw, "height", ah, "plot_x", ax, "plot_y", ay));
     json_object_set_new(o, "image", json_string(b64));
     free(b64);
     return 0;
@@ -576,6 +647,10 @@ static void images(struct sn_call *c, struct sn_instn *in, const struct sn_value
 
     for (size_t k = 0; rc == 0 && k < n; k++) {
         rc = gather(in, v, k, h, &jobs[k]);
+        jobs[k].start = v->iv.start + (int64_t)k * v->iv.duration;
+        jobs[k].duration = v->iv.duration;
+        if (h->annotate && k == 0)
+            annot_of(in, h);
         if (rc == 0 && !h->png) {
             objs[k] = json_object();
             sn_value_point(c, in, v, k, objs[k]);

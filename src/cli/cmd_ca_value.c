@@ -35,6 +35,7 @@ enum {
     O_HUES,
     O_WEIGHTS,
     O_COLORING,
+    O_ANNOTATE,
 };
 
 /* How an option's argument becomes its query parameter. */
@@ -72,6 +73,7 @@ static const struct {
     {O_HUES, "hues", V_NUMBERS, NULL},
     {O_WEIGHTS, "weights", V_STRING, NULL},
     {O_COLORING, "coloring", V_STRING, NULL},
+    {O_ANNOTATE, "annotate", V_FLAG, "true"},
 };
 #define NPARAMS (sizeof(value_params) / sizeof(value_params[0]))
 
@@ -98,6 +100,7 @@ static const struct option value_longopts[] = {
     {"hues", required_argument, NULL, O_HUES},
     {"weights", required_argument, NULL, O_WEIGHTS},
     {"coloring", required_argument, NULL, O_COLORING},
+    {"annotate", no_argument, NULL, O_ANNOTATE},
     {NULL, 0, NULL, 0},
 };
 
@@ -483,6 +486,8 @@ static const char heatmap_usage[] =
     "\n"
     "options:\n"
     "  -o, --output FILE  write the PNG image to FILE\n"
+    "  --annotate         add a title, axes, a legend and the colour scale around it\n"
+    "                     (the image grows; the heatmap itself stays as drawn)\n"
     "  --width W          image width in pixels (10-1000; default 600)\n"
     "  --height H         image height in pixels (10-1000; default 300)\n"
     "  --start T          start of the interval (Unix seconds)\n"
@@ -549,8 +554,8 @@ static void print_heatmap(const json_t *j, const struct sn_unit *unit)
 
 int sn_cmd_heatmap(int argc, char **argv)
 {
-    static const char *const allowed[] = {"output", "width", "height",      "start", "duration",
-                                          "ymin",   "ymax",  KEY_DRAW_OPTS, NULL};
+    static const char *const allowed[] = {"output", "width", "height",      "start",    "duration",
+                                          "ymin",   "ymax",  KEY_DRAW_OPTS, "annotate", NULL};
     static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     struct value_args a;
     struct sn_ca_inst in;
