@@ -70,10 +70,40 @@ static bool int_member(struct check *k, const json_t *o, const char *where, cons
     return true;
 }
 
+/* Option name of o, when present (and, with nullable, not null), is one of the strings of
+ * allowed (NULL-terminated); else fails with what it must be. */
+static bool one_of(struct check *k, const json_t *o, const char *name, bool nullable,
+                   const char *const *allowed, const char *where)
+{
+    const json_t *v = json_object_get(o, name);
+    char must[128];
+    size_t n = 0;
+
+    if (!v || (nullable && json_is_null(v)))
+        return true;
+    for (size_t i = 0; allowed[i]; i++) {
+        if (json_is_string(v) && strcmp(json_string_value(v), allowed[i]) == 0)
+            return true;
+        n += (size_t)snprintf(must + n, sizeof(must) - n, "%s\"%s\"",
+                              i == 0                       ? ""
+                              : allowed[i + 1] || nullable ? ", "
+                                                           : " or ",
+                              allowed[i]);
+        if (n >= sizeof(must))
+            n = sizeof(must) - 1;
+    }
+    fail(k, "%s: \"%s\" must be %s%s", where, name, must, nullable ? " or null" : "");
+    return false;
+}
+
 /* A panel's options: how its view is drawn. Returns the normalized copy or NULL. */
 static json_t *check_options(struct check *k, const json_t *o, const char *where)
 {
-    static const char *const names[] = {"yscale", "ymin", "ymax", "selected", "mode", NULL};
+    static const char *const names[] = {"yscale", "ymin",     "ymax", "selected",
+                                        "mode",   "coloring", NULL};
+    static const char *const yscales[] = {"linear", "log", NULL};
+    static const char *const modes[] = {"isolate", "exclude", "decompose_all", NULL};
+    static const char *const colorings[] = {"linear", "rank", NULL};
     const json_t *v;
     json_t *out;
 
@@ -83,10 +113,10 @@ static json_t *check_options(struct check *k, const json_t *o, const char *where
         return fail(k, "%s: \"options\" must be an object", where), NULL;
     if (!only(k, o, where, names))
         return NULL;
-    if ((v = json_object_get(o, "yscale")) &&
-        (!json_is_string(v) ||
-         (strcmp(json_string_value(v), "linear") != 0 && strcmp(json_string_value(v), "log") != 0)))
-        return fail(k, "%s: \"yscale\" must be \"linear\" or \"log\"", where), NULL;
+    if (!one_of(k, o, "yscale", false, yscales, where) ||
+        !one_of(k, o, "mode", true, modes, where) ||
+        !one_of(k, o, "coloring", false, colorings, where))
+        return NULL;
     for (int i = 0; i < 2; i++) {
         const char *n = i ? "ymax" : "ymin";
         v = json_object_get(o, n);
@@ -94,13 +124,6 @@ static json_t *check_options(struct check *k, const json_t *o, const char *where
             (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e12))
             return fail(k, "%s: \"%s\" must be a number from 0 to 1e12, or null", where, n), NULL;
     }
-    if ((v = json_object_get(o, "mode")) && !json_is_null(v) &&
-        (!json_is_string(v) || (strcmp(json_string_value(v), "isolate") != 0 &&
-                                strcmp(json_string_value(v), "exclude") != 0 &&
-                                strcmp(json_string_value(v), "decompose_all") != 0)))
-        return fail(k, "%s: \"mode\" must be \"isolate\", \"exclude\", \"decompose_all\" or null",
-                    where),
-               NULL;
     if ((v = json_object_get(o, "selected"))) {
         size_t i;
         const json_t *s;

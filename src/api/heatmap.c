@@ -498,6 +498,14 @@ static int gather(struct sn_instn *in, const struct sn_value_req *v, size_t k,
     return rc;
 }
 
+/* The key of drawn layer l: NULL for the rest (layer 0), else the selected key, or
+ * decompose_all's l-th biggest. The reply's "layers" and an annotated image's legend both name
+ * their layers through this. */
+static const char *layer_key(const struct img_job *j, const struct hm_req *h, size_t l)
+{
+    return l == 0 ? NULL : h->decompose_all ? j->drawn[l - 1] : h->sel[l - 1];
+}
+
 /* The layers drawn, in drawing order, as the reply's "layers": {"hue"} for the rest (layer
  * 0), {"key", "hue"} for a key's; each hue the renderer's own (p: the parameters drawn with). */
 static json_t *layers_of(const struct img_job *j, const struct hm_req *h,
@@ -509,9 +517,8 @@ static json_t *layers_of(const struct img_job *j, const struct hm_req *h,
     for (size_t l = first; l < first + n; l++) {
         double hue = sn_hm_layer_hue(p, l);
         json_t *o = json_object();
-        if (l > 0) /* the keys drawn: the selected ones, or decompose_all's biggest */
-            json_object_set_new(o, "key",
-                                json_string(h->decompose_all ? j->drawn[l - 1] : h->sel[l - 1]));
+        if (l > 0)
+            json_object_set_new(o, "key", json_string(layer_key(j, h, l)));
         json_object_set_new(o, "hue",
                             hue == floor(hue) ? json_integer((json_int_t)hue) : json_real(hue));
         json_array_append_new(arr, o);
@@ -543,33 +550,31 @@ static void annot_of(const struct sn_instn *in, struct hm_req *h)
             h->ann.unit = (enum sn_annot_unit)u;
 }
 
-/* The annotated image of plot rgb (p: as drawn, ymax the one used) into *out (*w x *h2); the
- * plot's place in *x, *y. Returns 0 or -errno. */
+/* The annotated image of plot rgb (p and d: as drawn) into *out (*w x *h2); the plot's place
+ * in *x, *y. Returns 0 or -errno. */
 static int annotate(const struct img_job *j, const struct hm_req *h, const struct sn_hm_params *p,
-                    double ymax, const uint8_t *rgb, uint8_t **out, int *w, int *h2, int *x, int *y)
+                    const struct sn_hm_drawn *d, const uint8_t *rgb, uint8_t **out, int *w, int *h2,
+                    int *x, int *y)
 {
     struct sn_annot a = h->ann;
     struct sn_annot_layer layers[SN_HM_MAX_LAYERS + 1];
     size_t first, n = sn_hm_drawn_layers(p, j->nsel, &first);
-    int rc;
 
     for (size_t l = first; l < first + n; l++)
-        layers[l - first] = (struct sn_annot_layer){l == 0             ? NULL
-                                                    : h->decompose_all ? j->present[l - 1]
-                                                                       : h->sel[l - 1],
-                                                    sn_hm_layer_hue(p, l)};
+        layers[l - first] = (struct sn_annot_layer){layer_key(j, h, l), sn_hm_layer_hue(p, l)};
     a.layers = layers;
     a.nlayers = n;
     a.any_key = j->nsel > 0;
     a.start = j->start;
     a.duration = j->duration;
     a.ymin = p->ymin;
-    a.ymax = ymax;
+    a.ymax = d->ymax;
     a.log = p->log;
     a.linear = p->coloring == SN_HM_LINEAR;
     a.weights = p->weights;
-    if ((rc = sn_annot_cells(p, j->cols.total, j->cols.selp, j->nsel, j->ncols, a.cell)) < 0)
-        return rc;
+    a.cell[0] = d->cell_min;
+    a.cell[1] = d->cell_median;
+    a.cell[2] = d->cell_max;
     return sn_annot_render(&a, rgb, p->width, p->height, out, w, h2, x, y);
 }
 
@@ -578,7 +583,8 @@ static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsi
                 size_t *pnglen)
 {
     struct sn_hm_params p = h->p;
-    double hues[SN_HM_MAX_LAYERS + 1], ymax = 0;
+    double hues[SN_HM_MAX_LAYERS + 1];
+    struct sn_hm_drawn d = {0};
     uint8_t *rgb = malloc((size_t)p.width * (size_t)p.height * 3);
     unsigned char *img = NULL;
     size_t len = 0;
@@ -594,11 +600,11 @@ static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsi
     p.hues = hues;
     p.nhues = j->nsel + 1;
     if (rc == 0)
-        rc = sn_hm_render(&p, j->cols.total, j->cols.selp, j->nsel, j->ncols, rgb, &ymax);
+        rc = sn_hm_render(&p, j->cols.total, j->cols.selp, j->nsel, j->ncols, rgb, &d);
     int aw = 0, ah = 0, ax = 0, ay = 0; /* annotate: the image's size, the plot's place */
     if (rc == 0 && h->annotate) {
         uint8_t *big = NULL;
-        rc = annotate(j, h, &p, ymax, rgb, &big, &aw, &ah, &ax, &ay);
+        rc = annotate(j, h, &p, &d, rgb, &big, &aw, &ah, &ax, &ay);
         free(rgb);
         rgb = big;
     }
@@ -620,7 +626,8 @@ static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsi
     b64[sn_b64_encode(img, len, b64)] = '\0';
     free(img);
     json_t *pj = json_array();
-    set_conf(o, h, ymax);
+    set_conf(o, h, d.ymax);
+    json_object_set_new(o, "max_count", json_real(d.cell_max));
     for (size_t i = 0; i < j->npresent; i++)
         json_array_append_new(pj, json_string(j->present[i]));
     json_object_set_new(o, "present", pj);

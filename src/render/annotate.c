@@ -311,55 +311,6 @@ static void hsv(double h, double s, double v, uint8_t out[3])
         out[i] = (uint8_t)lround(fmin(1, fmax(0, r[i] + m)) * 255);
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-int sn_annot_cells(const struct sn_hm_params *p, const struct sn_hm_column *total,
-                   const struct sn_hm_column *const *sel, size_t nsel, size_t ncols, double out[3])
-{
-    int nb = p->nbuckets;
-    double ymax = p->ymax > p->ymin ? p->ymax : sn_hm_autoscale(total, ncols), *maps;
-    size_t cells = (size_t)nb * ncols, first, nl, nz = 0;
-
-    out[0] = out[1] = out[2] = 0;
-    if (nb <= 0 || ncols == 0 || nsel > SN_HM_MAX_LAYERS)
-        return -EINVAL;
-    if (!(ymax > p->ymin))
-        return 0;
-    if (!(maps = calloc(cells * (nsel + 1), sizeof(*maps))))
-        return -ENOMEM;
-    /* as sn_hm_render: layer 0 the total less the keys, then one per key */
-    for (size_t c = 0; c < ncols; c++) {
-        (p->log ? sn_hm_bucketize_log : sn_hm_bucketize)(&total[c], p->ymin, ymax, nb, p->weights,
-                                                         &maps[c * (size_t)nb]);
-        for (size_t k = 0; k < nsel; k++)
-            (p->log ? sn_hm_bucketize_log : sn_hm_bucketize)(
-                &sel[k][c], p->ymin, ymax, nb, p->weights, &maps[(k + 1) * cells + c * (size_t)nb]);
-    }
-    for (size_t i = 0; i < cells; i++) {
-        for (size_t k = 0; k < nsel; k++)
-            maps[i] -= maps[(k + 1) * cells + i];
-        if (maps[i] < 0.001)
-            maps[i] = 0;
-    }
-    nl = sn_hm_drawn_layers(p, nsel, &first);
-    double *v = &maps[first * cells];
-    for (size_t i = 0; i < nl * cells; i++)
-        if (v[i] != 0)
-            v[nz++] = v[i];
-    if (nz > 0) {
-        qsort(v, nz, sizeof(*v), cmp_dbl);
-        out[0] = v[0];
-        out[1] = v[nz / 2];
-        out[2] = v[nz - 1];
-    }
-    free(maps);
-    return 0;
-}
-
 /* ---- the image --------------------------------------------------------------------------- */
 
 /* The legend's entries laid out from (x0, y) within x < xmax: their count of rows. With rgb,

@@ -47,15 +47,9 @@ struct sn_annot {
     bool any_key;            /* keys were selected: layer 0 is "the rest", not everything */
     const struct sn_annot_layer *layers;
     size_t nlayers;
-    double cell[3]; /* the non-zero drawn cells' smallest, median and largest count (0: none);
-                       sn_annot_cells */
+    double cell[3]; /* the non-zero drawn cells' smallest, median and largest count (0: none):
+                       struct sn_hm_drawn's */
 };
-
-/* The non-zero cells of the layers sn_hm_render would draw with these arguments (p->ymax may
- * be <= p->ymin: auto-scaled as it does): out[0] the smallest, out[1] the median, out[2] the
- * largest count (all 0 when every cell is empty). Returns 0, -EINVAL or -ENOMEM. */
-int sn_annot_cells(const struct sn_hm_params *p, const struct sn_hm_column *total,
-                   const struct sn_hm_column *const *sel, size_t nsel, size_t ncols, double out[3]);
 
 /* Draws the annotated image of plot (pw x ph RGB, rows top to bottom) into a new buffer *out
  * (free() it) of *ow x *oh pixels; the plot sits unchanged at (*px, *py). Returns 0, -EINVAL

@@ -214,9 +214,33 @@ static void hsv_rgb(double h, double s, double v, double rgb[3])
     rgb[2] = b + m;
 }
 
+/* The smallest, median and largest of the non-zero values of v[n] into d. */
+static int cell_figures(const double *v, size_t n, struct sn_hm_drawn *d)
+{
+    size_t nz = 0;
+    double *s;
+
+    for (size_t i = 0; i < n; i++)
+        nz += v[i] != 0;
+    if (nz == 0)
+        return 0;
+    if (!(s = malloc(nz * sizeof(*s))))
+        return -ENOMEM;
+    nz = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != 0)
+            s[nz++] = v[i];
+    qsort(s, nz, sizeof(*s), cmp_desc);
+    d->cell_max = s[0];
+    d->cell_median = s[nz / 2];
+    d->cell_min = s[nz - 1];
+    free(s);
+    return 0;
+}
+
 int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
                  const struct sn_hm_column *const *sel, size_t nsel, size_t ncols, uint8_t *rgb,
-                 double *ymax_out)
+                 struct sn_hm_drawn *drawn)
 {
     int nb = p->nbuckets, w = p->width, h = p->height;
     double ymax = p->ymax > p->ymin ? p->ymax : sn_hm_autoscale(total, ncols);
@@ -225,8 +249,8 @@ int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
 
     if (nb <= 0 || w <= 0 || h <= 0 || ncols == 0 || nsel > SN_HM_MAX_LAYERS)
         return -EINVAL;
-    if (ymax_out)
-        *ymax_out = ymax;
+    if (drawn)
+        *drawn = (struct sn_hm_drawn){.ymax = ymax};
     /* layer 0: the total less the selected keys; then one per key */
     if (!(maps = calloc(cells * (nsel + 1), sizeof(*maps))))
         return -ENOMEM;
@@ -252,6 +276,10 @@ int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
     nlayers = sn_hm_drawn_layers(p, nsel, &first);
     double *v = &maps[first * cells];
     size_t nv = nlayers * cells;
+    if (drawn && cell_figures(v, nv, drawn) < 0) {
+        free(maps);
+        return -ENOMEM;
+    }
     if (p->coloring == SN_HM_LINEAR) {
         normalize_linear(v, nv);
     } else if (normalize_rank(v, nv) < 0) {

@@ -68,14 +68,24 @@ void sn_hm_bucketize_log(const struct sn_hm_column *col, double ymin, double yma
  * at max(ymin, 1). */
 double sn_hm_edge(double ymin, double ymax, int nb, int j, bool log);
 
+/* What sn_hm_render drew: the ymax used (auto-scaled when p->ymax <= p->ymin), and the
+ * counts (or weights) of the non-zero cells of the drawn layers before they were turned into
+ * saturation: the smallest, the median and the largest (all 0 when every cell is empty). With
+ * linear colouring a cell's saturation is its count over cell_max; the colour scales of the
+ * UI and of annotated images are labelled from these. */
+struct sn_hm_drawn {
+    double ymax;
+    double cell_min, cell_median, cell_max;
+};
+
 /*
  * Renders width x height RGB (rgb: width * height * 3 bytes, row 0 at the top) of ncols
- * columns: total[ncols], and sel[k][ncols] for each of nsel selected keys. *ymax_out (may be
- * NULL) receives the ymax used. Returns 0, or -EINVAL for bad parameters, -ENOMEM.
+ * columns: total[ncols], and sel[k][ncols] for each of nsel selected keys. *drawn (may be
+ * NULL) receives what was drawn. Returns 0, or -EINVAL for bad parameters, -ENOMEM.
  */
 int sn_hm_render(const struct sn_hm_params *p, const struct sn_hm_column *total,
                  const struct sn_hm_column *const *sel, size_t nsel, size_t ncols, uint8_t *rgb,
-                 double *ymax_out);
+                 struct sn_hm_drawn *drawn);
 
 /* The average and the p-th percentile (0..1) of a bucketized column map[nb] over
  * [ymin, ymax) (§4.4); ymin when the map is empty. The buckets are linear (sn_hm_bucketize)

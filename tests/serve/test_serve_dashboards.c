@@ -86,10 +86,11 @@ static void test_crud(void)
 
     /* create: 201, Location, the document normalized (ids as strings, defaults) */
     struct th_resp r;
-    const char *doc = "{\"title\":\"Ops\",\"panels\":[{\"instrumentation\":3,\"w\":2,\"h\":3,"
-                      "\"options\":{\"yscale\":\"log\",\"ymax\":2e7,\"selected\":[\"bash\",\"sh\"],"
-                      "\"mode\":\"isolate\"}},{\"instrumentation\":\"4\"},{\"definition\":{"
-                      "\"module\":\"syscall\",\"stat\":\"syscalls\"}}]}";
+    const char *doc =
+        "{\"title\":\"Ops\",\"panels\":[{\"instrumentation\":3,\"w\":2,\"h\":3,"
+        "\"options\":{\"yscale\":\"log\",\"ymax\":2e7,\"selected\":[\"bash\",\"sh\"],"
+        "\"mode\":\"isolate\",\"coloring\":\"rank\"}},{\"instrumentation\":\"4\"},{\"definition\":{"
+        "\"module\":\"syscall\",\"stat\":\"syscalls\"}}]}";
     T_REQUIRE(req(s.port, "PUT", "/ca/dashboards/ops", NULL, doc, &r) == 0);
     T_EQ(r.status, 201);
     char loc[256];
@@ -110,6 +111,7 @@ static void test_crud(void)
     json_t *o = json_object_get(p0, "options");
     T_STR(json_string_value(json_object_get(o, "yscale")), "log");
     T_STR(json_string_value(json_object_get(o, "mode")), "isolate");
+    T_STR(json_string_value(json_object_get(o, "coloring")), "rank");
     T_EQ(json_array_size(json_object_get(o, "selected")), 2);
     T_STR(json_string_value(json_object_get(p1, "instrumentation")), "4");
     T_EQ(json_integer_value(json_object_get(p1, "w")), 1);
@@ -184,7 +186,9 @@ static void test_validation(void)
     refused(s.port, P, "{\"panels\":[{\"instrumentation\":1,\"options\":{\"ymin\":-1}}]}",
             "\"ymin\" must be");
     refused(s.port, P, "{\"panels\":[{\"instrumentation\":1,\"options\":{\"mode\":\"all\"}}]}",
-            "\"mode\" must be");
+            "\"mode\" must be \"isolate\", \"exclude\", \"decompose_all\" or null");
+    refused(s.port, P, "{\"panels\":[{\"instrumentation\":1,\"options\":{\"coloring\":\"hsv\"}}]}",
+            "panels[0]: \"coloring\" must be \"linear\" or \"rank\"");
     refused(s.port, P,
             "{\"panels\":[{\"instrumentation\":1,\"options\":{\"selected\":[\"a,b\"]}}]}",
             "without a comma");

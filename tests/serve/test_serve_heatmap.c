@@ -475,8 +475,12 @@ static void test_worked_example(void)
     uint8_t rgb[10 * 10 * 3];
     struct sn_hm_column col = {WORKED_R, 6};
     struct sn_hm_params p = {.width = 10, .height = 10, .nbuckets = 10, .ymin = 0, .ymax = 50};
-    T_EQ(sn_hm_render(&p, &col, NULL, 0, 1, rgb, NULL), 0);
+    struct sn_hm_drawn d;
+    T_EQ(sn_hm_render(&p, &col, NULL, 0, 1, rgb, &d), 0);
     T_MEM(im.px, rgb, sizeof(rgb));
+    /* max_count: the largest drawn cell's count, what full colour means with linear shading */
+    T_OK(d.cell_max > 0);
+    T_DEQ(jnum(o, "max_count"), d.cell_max);
 
     /* without ymax, the same data auto-scale to 50 (M = 41) and draw the same image */
     json_decref(o);

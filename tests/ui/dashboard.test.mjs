@@ -145,13 +145,14 @@ test('dashboards: create, arrange, share', { timeout: 240_000 }, async (t) => {
       .evaluate((b) => b.closest('li').dataset.key);
     await p.locator(`.legend li[data-key="${key}"] button`).click();
     await p.locator('button[name=exclude]').click();
+    await p.locator('select[name=coloring]').selectOption('rank');
     await page.click('button.pause');
     await waitFor(() => hashParams(page.url()).has('at'), { what: 'the paused time in the URL' });
-    await waitFor(() => (hashParams(page.url()).get(`v.${H}`) || '').startsWith('linear~0~20000000~exclude~'),
+    await waitFor(() => (hashParams(page.url()).get(`v.${H}`) || '').startsWith('linear~0~20000000~exclude~rank~'),
       { what: 'the panel\'s view in the URL' });
     const q = hashParams(page.url());
     assert.equal(q.get('t'), '60');
-    assert.equal(q.get(`v.${H}`), `linear~0~20000000~exclude~${key}`);
+    assert.equal(q.get(`v.${H}`), `linear~0~20000000~exclude~rank~${key}`);
     assert.ok(!q.has(`v.${C}`), 'a chart has no view state');
     // paused, said for the page and on each panel
     const badge = page.locator('.paused-badge');
@@ -166,7 +167,8 @@ test('dashboards: create, arrange, share', { timeout: 240_000 }, async (t) => {
     url = page.url();
     // the dashboard keeps the panel's view too
     const doc = await saved(ui, 'ops', (d) => d.panels[1].options.mode === 'exclude', 'the panel\'s options');
-    assert.deepEqual(doc.panels[1].options, { yscale: 'linear', ymin: 0, ymax: 20_000_000, selected: [key], mode: 'exclude' });
+    assert.deepEqual(doc.panels[1].options,
+      { yscale: 'linear', ymin: 0, ymax: 20_000_000, selected: [key], mode: 'exclude', coloring: 'rank' });
     await ui.screenshot('dash-03-paused.png');
   });
 
@@ -181,6 +183,7 @@ test('dashboards: create, arrange, share', { timeout: 240_000 }, async (t) => {
     assert.equal(await p.locator('input[name=ymax]').inputValue(), '20ms', what);
     assert.equal(await p.locator('input[name=auto]').isChecked(), false, what);
     assert.equal(await p.locator('button[name=exclude]').getAttribute('aria-pressed'), 'true', what);
+    assert.equal(await p.locator('select[name=coloring]').inputValue(), 'rank', what);
     await waitFor(async () => (await p.locator(`.legend li[data-key="${state.key}"] button`).getAttribute('aria-pressed')) === 'true',
       { what: `${what}: the key selected` });
     assert.equal(await pg.locator('.paused-badge').innerText(), state.badge, what);

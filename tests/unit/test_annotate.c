@@ -110,26 +110,27 @@ static void test_plot_unchanged(void)
     struct sn_hm_params p = {.width = 600, .height = 300, .nbuckets = 100, .log = true};
     const struct sn_hm_column *sel[2] = {key1, key2};
     struct sn_annot_layer layers[3] = {{NULL, 21}, {"nginx", 112}, {"postgres", 203}};
-    double hues[3] = {21, 112, 203}, ymax = 0;
+    double hues[3] = {21, 112, 203};
+    struct sn_hm_drawn d;
     uint8_t *plot = malloc(600 * 300 * 3), *img;
     int ow, oh, px, py;
 
     build();
     p.hues = hues;
     p.nhues = 3;
-    T_EQ(sn_hm_render(&p, total, sel, 2, NCOLS, plot, &ymax), 0);
+    T_EQ(sn_hm_render(&p, total, sel, 2, NCOLS, plot, &d), 0);
     struct sn_annot a = {.title = "syscall.syscalls by execname, latency",
                          .yname = "latency",
                          .unit = SN_ANNOT_NS,
                          .start = 1796551200, /* 2026-12-06 10:40:00 UTC */
                          .duration = 60,
                          .ymin = 0,
-                         .ymax = ymax,
+                         .ymax = d.ymax,
                          .log = true,
                          .any_key = true,
                          .layers = layers,
-                         .nlayers = 3};
-    T_EQ(sn_annot_cells(&p, total, sel, 2, NCOLS, a.cell), 0);
+                         .nlayers = 3,
+                         .cell = {d.cell_min, d.cell_median, d.cell_max}};
     T_OK(a.cell[0] > 0 && a.cell[0] <= a.cell[1] && a.cell[1] <= a.cell[2]);
     T_REQUIRE((img = check_render(&a, plot, 600, 300, "annotated-log.png", &ow, &oh, &px, &py)));
     /* the legend's swatches: HSV(hue, 0.9, 0.95) as api.md gives them */
@@ -140,13 +141,15 @@ static void test_plot_unchanged(void)
 
     /* linear, one layer, a small plot: still the plot as it was, and a wider image than it */
     p = (struct sn_hm_params){.width = 50, .height = 40, .nbuckets = 20, .coloring = SN_HM_LINEAR};
-    T_EQ(sn_hm_render(&p, total, NULL, 0, NCOLS, plot, &ymax), 0);
+    T_EQ(sn_hm_render(&p, total, NULL, 0, NCOLS, plot, &d), 0);
     a.log = false;
     a.linear = true;
     a.any_key = false;
-    a.ymax = ymax;
+    a.ymax = d.ymax;
     a.nlayers = 1;
-    T_EQ(sn_annot_cells(&p, total, NULL, 0, NCOLS, a.cell), 0);
+    a.cell[0] = d.cell_min;
+    a.cell[1] = d.cell_median;
+    a.cell[2] = d.cell_max;
     img = check_render(&a, plot, 50, 40, "annotated-small.png", &ow, &oh, &px, &py);
     T_OK(ow > 200); /* the title needs the room */
     free(img);

@@ -19,7 +19,7 @@ static void test_worked_example(void)
     struct sn_hm_column col = {r, 2};
     struct sn_hm_params p = {.width = 10, .height = 10, .nbuckets = 10, .ymin = 0, .ymax = 50};
     uint8_t rgb[10 * 10 * 3];
-    double map[10] = {0}, ymax = -1;
+    double map[10] = {0};
 
     sn_hm_bucketize(&col, 0, 50, 10, false, map);
     T_NEAR(map[2], 2.2727, 1e-4);
@@ -28,8 +28,13 @@ static void test_worked_example(void)
     T_NEAR(map[6], 1.3636, 1e-4);
     T_NEAR(map[8], 0.2727, 1e-4);
     T_DEQ(map[0] + map[1] + map[5] + map[9], 0.0);
-    T_EQ(sn_hm_render(&p, &col, NULL, 0, 1, rgb, &ymax), 0);
-    T_DEQ(ymax, 50.0);
+    struct sn_hm_drawn d;
+    T_EQ(sn_hm_render(&p, &col, NULL, 0, 1, rgb, &d), 0);
+    T_DEQ(d.ymax, 50.0);
+    /* the drawn cells' figures, before they became saturation: 5 non-zero cells */
+    T_NEAR(d.cell_max, 2.2727, 1e-4);
+    T_NEAR(d.cell_median, 1.3636, 1e-4);
+    T_NEAR(d.cell_min, 0.2727, 1e-4);
     for (int y = 0; y < 10; y++)
         for (int x = 0; x < 10; x++) {
             t_note("row %d, x %d", y, x);
@@ -37,8 +42,8 @@ static void test_worked_example(void)
         }
     p.ymax = 0; /* auto-scaled: the same image */
     uint8_t again[sizeof(rgb)];
-    T_EQ(sn_hm_render(&p, &col, NULL, 0, 1, again, &ymax), 0);
-    T_DEQ(ymax, 50.0);
+    T_EQ(sn_hm_render(&p, &col, NULL, 0, 1, again, &d), 0);
+    T_DEQ(d.ymax, 50.0);
     T_MEM(again, rgb, sizeof(rgb));
 }
 

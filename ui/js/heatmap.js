@@ -283,14 +283,13 @@ export class HeatmapView {
     pic.src = `data:image/png;base64,${img.image}`;
     await pic.decode();
     const g = this.panel.inst.granularity;
-    // the scale's number and the legend's counts are asked meanwhile; the image does not
-    // wait for them
+    // the legend's counts are asked meanwhile; the image does not wait for them
     const quiet = (p) => p.catch((e) => {
       if (e.name === 'AbortError') throw e;
-      return null; // the scale goes without its number, the legend without counts
+      return null; // the legend goes without counts
     });
     const more = Promise.all([
-      quiet(this.peakOf(img, pic, params, signal)),
+      this.peakOf(img),
       this.keyField ? quiet(this.keyCounts(img, signal)) : null,
     ]);
     more.catch(() => {}); // awaited below (an abort must not go unhandled meanwhile)
@@ -341,57 +340,10 @@ export class HeatmapView {
     return out;
   }
 
-  // The largest count of a cell of any drawn layer: what full colour means. The image reply
-  // does not say it (a `max_count` in the reply is used when present); it is read from the
-  // details of the most saturated cell of the image (the one at intensity 1, by count or by
-  // rank alike; a cell mixing layers is paler, so it is not mistaken for it).
-  async peakOf(img, pic, params, signal) {
-    if (Number.isFinite(img.max_count)) return { max: img.max_count, exact: true };
-    if (!(img.ymax > img.ymin)) return null;
-    const W = img.width, H = img.height, nb = img.nbuckets || 100;
-    const n = Math.max(1, Math.round(img.duration / this.panel.inst.granularity));
-    const c = document.createElement('canvas');
-    c.width = W;
-    c.height = H;
-    const ctx = c.getContext('2d', { willReadFrequently: true });
-    ctx.drawImage(pic, 0, 0);
-    const d = ctx.getImageData(0, 0, W, H).data;
-    let best = 0, bx = -1, by = -1;
-    for (let col = 0; col < n; col++) {
-      const x = Math.floor((Math.floor((col * W) / n) + Math.floor(((col + 1) * W) / n) - 1) / 2);
-      for (let row = 0; row < nb; row++) {
-        const y = Math.floor((Math.floor((row * H) / nb) + Math.floor(((row + 1) * H) / nb) - 1) / 2);
-        const i = (y * W + x) * 4;
-        const hi = Math.max(d[i], d[i + 1], d[i + 2]), lo = Math.min(d[i], d[i + 1], d[i + 2]);
-        const sat = hi ? (hi - lo) / hi : 0;
-        if (sat > best) {
-          best = sat;
-          bx = x;
-          by = y;
-        }
-      }
-    }
-    if (bx < 0) return { max: 0 };
-    const det = await getBackground(`${this.panel.path}/value/heatmap/details`, {
-      ...params, start_time: img.start_time, duration: img.duration, ymin: img.ymin,
-      ymax: img.ymax, timeout: 0, x: bx, y: by,
-    }, signal);
-    const pres = (det && det.present) || {};
-    const sel = params.selected ? String(params.selected).split(',') : [];
-    const layers = Array.isArray(img.layers) ? img.layers : [{ hue: defaultHue(0) }];
-    const keyLayers = layers.filter((l) => l.key !== undefined && l.key !== null).map((l) => l.key);
-    let max = 0;
-    for (const l of layers) {
-      let v;
-      if (l.key === undefined || l.key === null) {
-        const minus = params.decompose_all ? keyLayers : sel;
-        v = (det.total || 0) - minus.reduce((a, k) => a + (pres[k] || 0), 0);
-      } else {
-        v = pres[l.key] || 0;
-      }
-      max = Math.max(max, v);
-    }
-    return { max, x: bx, y: by };
+  // The largest count of a cell of any drawn layer: what full colour means with count
+  // shading. The image reply says it (`max_count`, the server's own figure).
+  peakOf(img) {
+    return Number.isFinite(img.max_count) ? { max: img.max_count } : null;
   }
 
   // Vertical position (px from the top) of value v on the image's axis.
@@ -565,7 +517,7 @@ export class HeatmapView {
       this.scaleHi.textContent = max === null ? 'most' : `most: ${fmtCount(max)}`;
       this.scaleText.textContent = 'shade by rank: a cell is as dark as the share of cells with fewer events';
     } else {
-      this.scaleLo.textContent = '1';
+      this.scaleLo.textContent = '0';
       this.scaleHi.textContent = max === null ? 'max' : fmtCount(max);
       this.scaleText.textContent = max === null ? 'events per cell (one second × one row)'
         : `${unit(max)} per cell (one second × one row); a cell of n is n ÷ ${fmtCount(max)} of full colour`;

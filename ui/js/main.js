@@ -10,8 +10,9 @@
 // The live view's and a dashboard's URL carry what they show, so that a reload or a shared
 // link shows it again: the time (t=60|600 [&at=END] or from=START&len=N, timectl.js; nothing
 // for live 60 s, where a page starts) and,
-// per heatmap panel, v.ID=SCALE~YMIN~YMAX~MODE~KEYS (YMAX empty: auto; MODE empty: none;
-// KEYS comma-separated, last, as keys never hold a comma but may hold a "~"). The URL is
+// per heatmap panel, v.ID=SCALE~YMIN~YMAX~MODE~SHADE~KEYS (YMAX empty: auto; MODE empty: none;
+// SHADE empty: by count, else rank; KEYS comma-separated, last, as keys never hold a comma but
+// may hold a "~"). The URL is
 // rewritten in place (history.replaceState) as these change.
 
 import { ApiError, OfflineError, call, conn, session } from './api.js';
@@ -38,18 +39,20 @@ let urlQuery = new URLSearchParams(); // the parameters of the route's URL
 const MODES = ['isolate', 'exclude', 'decompose_all'];
 function encodeState(st) {
   const num = (x) => (x === null || x === undefined ? '' : String(x));
-  return [st.yscale, num(st.ymin), num(st.ymax), st.mode || '', (st.selected || []).join(',')].join('~');
+  return [st.yscale, num(st.ymin), num(st.ymax), st.mode || '',
+    st.coloring === 'rank' ? 'rank' : '', (st.selected || []).join(',')].join('~');
 }
 function decodeState(text) {
   const parts = String(text).split('~');
-  if (parts.length < 5) return null;
-  const [yscale, ymin, ymax, mode] = parts;
-  const keys = parts.slice(4).join('~');
+  if (parts.length < 6) return null;
+  const [yscale, ymin, ymax, mode, shade] = parts;
+  const keys = parts.slice(5).join('~');
   const st = {};
   if (yscale === 'log' || yscale === 'linear') st.yscale = yscale;
   if (ymin !== '' && Number.isFinite(Number(ymin))) st.ymin = Number(ymin);
   st.ymax = ymax === '' ? null : Number.isFinite(Number(ymax)) ? Number(ymax) : undefined;
   st.mode = MODES.includes(mode) ? mode : null;
+  st.coloring = shade === 'rank' ? 'rank' : 'linear';
   st.selected = keys ? keys.split(',') : [];
   return st;
 }

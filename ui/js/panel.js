@@ -114,7 +114,7 @@ export class Panel {
     if (!this.heatmap) return {};
     const v = this.view;
     return { yscale: v.yscale, ymin: v.ymin, ymax: v.auto ? null : v.ymax,
-      selected: [...v.selected], mode: v.mode };
+      selected: [...v.selected], mode: v.mode, coloring: v.coloring };
   }
 
   // The members of viewState() that differ from the panel's defaults.
@@ -148,6 +148,10 @@ export class Panel {
     if (Array.isArray(o.selected))
       v.selected = o.selected.filter((k) => typeof k === 'string' && !k.includes(',')).slice(0, 63);
     if (o.mode === null || MODES.includes(o.mode)) v.mode = v.keyField ? o.mode : null;
+    if (o.coloring === 'linear' || o.coloring === 'rank') {
+      v.coloring = o.coloring;
+      v.colorIn.value = o.coloring;
+    }
     v.changed();
   }
 
