@@ -205,13 +205,13 @@ static void sleepy_children(pid_t *pids)
             waitpid(pids[i], NULL, 0);
 }
 
-/* The entries of the engine's key set, from the kernel (a map of the syscall programs). */
+/* The entries of the engine's key sets, from the kernel (maps of the syscall programs). */
 static int keyset_entries(void)
 {
     uint32_t ids[4], map_ids[32];
-    int n = sn_engine_prog_ids(eng, SN_METRIC_SYSCALLS, ids, 4), count = -1;
+    int n = sn_engine_prog_ids(eng, SN_METRIC_SYSCALLS, ids, 4), count = -1, seen = 0;
 
-    for (int i = 0; i < n && count < 0; i++) {
+    for (int i = 0; i < n && seen < 2; i++) {
         struct bpf_prog_info pi;
         uint32_t len = sizeof(pi);
         int pfd = bpf_prog_get_fd_by_id(ids[i]);
@@ -224,15 +224,16 @@ static int keyset_entries(void)
             continue;
         }
         close(pfd);
-        for (uint32_t m = 0; m < pi.nr_map_ids && m < 32 && count < 0; m++) {
+        for (uint32_t m = 0; m < pi.nr_map_ids && m < 32 && seen < 2; m++) {
             struct bpf_map_info mi;
             uint32_t mlen = sizeof(mi);
             int mfd = bpf_map_get_fd_by_id(map_ids[m]);
             memset(&mi, 0, sizeof(mi));
             if (mfd >= 0 && bpf_obj_get_info_by_fd(mfd, &mi, &mlen) == 0 &&
-                strcmp(mi.name, "keyset") == 0) {
+                strncmp(mi.name, "keyset", 6) == 0) { /* keyset0, keyset1: a generation each */
                 struct sn_keyset_key k, *prev = NULL;
-                count = 0;
+                count = count < 0 ? 0 : count;
+                seen++;
                 while (bpf_map_get_next_key(mfd, prev, &k) == 0) {
                     count++;
                     prev = &k;
