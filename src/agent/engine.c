@@ -68,7 +68,8 @@ struct sn_engine {
     bool attached[SN_NMETRICS];
     bool used[SN_MAX_SLOTS];
     uint32_t metric_of[SN_MAX_SLOTS];
-    bool in_array[SN_MAX_SLOTS]; /* counts in hist_arr, not agg */
+    bool in_array[SN_MAX_SLOTS];     /* counts in hist_arr, not agg */
+    uint64_t freed_at[SN_MAX_SLOTS]; /* stats.collections when the slot was last disabled */
     uint32_t needs_of[SN_MAX_SLOTS];
     struct sn_metric_slots lists[SN_NMETRICS];
     struct sn_slot_spec specs[SN_MAX_SLOTS]; /* sampled and usdt slots need theirs later */
@@ -788,6 +789,44 @@ int sn_engine_scoped_cgroups(const struct sn_engine *e)
     return n;
 }
 
+/*
+ * A free slot, preferring one that no slot has used for two collections: cells a disabled slot
+ * counted before its programs saw it go wait in both generations' maps until drained (and are
+ * dropped then, their slot being unused); a new instrumentation in the same slot must not
+ * report them. SN_MAX_SLOTS when none is free.
+ */
+static uint32_t free_slot(const struct sn_engine *e)
+{
+    uint32_t any = SN_MAX_SLOTS;
+
+    for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
+        if (e->used[s])
+            continue;
+        if (e->stats.collections >= e->freed_at[s] + 2)
+            return s;
+        if (any == SN_MAX_SLOTS)
+            any = s;
+    }
+    return any;
+}
+
+/* Zeroes slot s's histograms in hist_arr (both generations), which only its drains empty:
+ * what a slot before it left must not count for a new one. */
+static void clear_array(struct sn_engine *e, uint32_t s)
+{
+    int fd = bpf_map__fd(e->sc->maps.hist_arr);
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+    memset(e->arr_values, 0, (size_t)SN_U64_ORDS * (size_t)e->ncpu * sizeof(*e->arr_values));
+    for (uint32_t g = 0; g < 2; g++) {
+        uint32_t count = SN_U64_ORDS;
+        for (uint32_t i = 0; i < SN_U64_ORDS; i++)
+            e->arr_keys[i] = (s * 2 + g) * SN_U64_ORDS + i;
+        bpf_map_update_batch(fd, e->arr_keys, e->arr_values, &count, &opts);
+        __atomic_store_n(&e->sc->bss->arr_dirty[s * 2 + g], 0, __ATOMIC_RELAXED);
+    }
+}
+
 int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
 {
     struct sn_slot sl = {0};
@@ -803,8 +842,7 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
     l = &e->lists[spec->metric];
     if (l->n >= SN_SLOTS_PER_METRIC)
         return -ENOSPC;
-    for (s = 0; s < SN_MAX_SLOTS && e->used[s]; s++)
-        ;
+    s = free_slot(e);
     if (s == SN_MAX_SLOTS)
         return -ENOSPC;
     sl.active = 1;
@@ -826,6 +864,8 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
     e->metric_of[s] = spec->metric;
     e->in_array[s] =
         s < SN_ARRAY_SLOTS && spec->key_field == SN_NO_FIELD && spec->num_field != SN_NO_FIELD;
+    if (e->in_array[s])
+        clear_array(e, s);
     e->scope_bits[s] = held;
     e->needs_of[s] = spec->needs | (held ? 1u << SN_SC_SCOPE | 1u << SN_SC_CONTAINER : 0);
     e->specs[s] = *spec;
@@ -873,6 +913,7 @@ int sn_engine_disable(struct sn_engine *e, int slot)
         detach(e, m);
     bpf_map_update_elem(bpf_map__fd(e->sc->maps.slots), &s, &empty, BPF_ANY);
     e->used[s] = false;
+    e->freed_at[s] = e->stats.collections;
     return 0;
 }
 
@@ -982,7 +1023,7 @@ static void report_cell(const struct sn_engine *e, const struct sn_agg_key *k, c
     for (int i = 0; i < e->ncpu; i++)
         c.count += v[i];
     memcpy(c.key, k->key, SN_KEYLEN);
-    if (c.count && fn)
+    if (c.count && fn && c.slot < SN_MAX_SLOTS && e->used[c.slot]) /* not a freed slot's */
         fn(&c, arg);
 }
 
