@@ -438,11 +438,11 @@ static void on_busy_cell(const struct sn_cell *c, void *arg)
 }
 
 /* Six instrumentations, scoped to the load's cgroup (idle: a predicate nothing matches) under an
- * engine that collects the
- * baseline way or not; BUSY_SECONDS one-second collections, measured. */
-static int busy_measure(bool baseline, bool idle, struct busy_result *r)
+ * engine that collects
+ * in the given mode; BUSY_SECONDS one-second collections, measured. */
+static int busy_measure(enum sn_collect_mode mode, bool idle, struct busy_result *r)
 {
-    struct sn_engine_opts o = {.exclude_tgid = (uint32_t)getpid(), .baseline_collect = baseline};
+    struct sn_engine_opts o = {.exclude_tgid = (uint32_t)getpid(), .collect = mode};
     struct sn_engine_stats s0, s1;
     struct sn_engine *e;
     int slots[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, fd = bpf_call_counter();
@@ -545,7 +545,8 @@ static int cmp_cpu(const void *a, const void *b)
 static void busy_host(void)
 {
     static const int levels[] = {4, BUSY_PROCS};
-    struct busy_result base[BUSY_ROUNDS], now[BUSY_ROUNDS], idle_base, idle_now;
+    struct busy_result base[BUSY_ROUNDS], batch[BUSY_ROUNDS], now[BUSY_ROUNDS], idle_base,
+        idle_batch, idle_now;
     cpu_set_t set;
 
     CPU_ZERO(&set);
@@ -565,8 +566,9 @@ static void busy_host(void)
         uint64_t c0 = busy_calls(&l);
         double t0 = now_ns();
         for (int r = 0; r < BUSY_ROUNDS; r++)
-            if (busy_measure(true, false, &base[r]) != 0 ||
-                busy_measure(false, false, &now[r]) != 0) {
+            if (busy_measure(SN_COLLECT_BASELINE, false, &base[r]) != 0 ||
+                busy_measure(SN_COLLECT_BATCH, false, &batch[r]) != 0 ||
+                busy_measure(SN_COLLECT_TABLE, false, &now[r]) != 0) {
                 printf("busy host: cannot load the engine\n");
                 busy_stop(&l);
                 return;
@@ -574,6 +576,7 @@ static void busy_host(void)
         double rate = (double)(busy_calls(&l) - c0) / ((now_ns() - t0) / 1e9);
         busy_stop(&l);
         qsort(base, BUSY_ROUNDS, sizeof(base[0]), cmp_cpu);
+        qsort(batch, BUSY_ROUNDS, sizeof(batch[0]), cmp_cpu);
         qsort(now, BUSY_ROUNDS, sizeof(now[0]), cmp_cpu);
         printf("\n%d threads in %d processes (a comm each), %.0f of their system calls/s:\n",
                levels[v] * BUSY_THREADS, levels[v], rate);
@@ -582,13 +585,16 @@ static void busy_host(void)
         printf("  %-30s %9s %11s %9s %10s %10s\n", "mode", "cells", "bpf()/coll", "(kernel)",
                "CPU ms/s", "of a core");
         busy_print("baseline (per cell)", &base[BUSY_ROUNDS / 2]);
-        busy_print("batched + dirty flags", &now[BUSY_ROUNDS / 2]);
+        busy_print("batched + dirty flags", &batch[BUSY_ROUNDS / 2]);
+        busy_print("cell table (default)", &now[BUSY_ROUNDS / 2]);
     }
-    busy_measure(true, true, &idle_base);
-    busy_measure(false, true, &idle_now);
+    busy_measure(SN_COLLECT_BASELINE, true, &idle_base);
+    busy_measure(SN_COLLECT_BATCH, true, &idle_batch);
+    busy_measure(SN_COLLECT_TABLE, true, &idle_now);
     printf("\nthe same six, idle (a predicate nothing matches):\n");
     busy_print("baseline (per cell)", &idle_base);
-    busy_print("batched + dirty flags", &idle_now);
+    busy_print("batched + dirty flags", &idle_batch);
+    busy_print("cell table (default)", &idle_now);
     printf("target: <= 0.5%% of a core\n\n");
     busy_cgroup(false);
 }
@@ -610,10 +616,10 @@ int main(int argc, char **argv)
         if (busy_cgroup(true) != 0 || busy_start(&l, BUSY_PROCS) != 0)
             return 1;
         sleep(1);
-        busy_measure(false, false, &r);
+        busy_measure(SN_COLLECT_TABLE, false, &r);
         busy_stop(&l);
         busy_cgroup(false);
-        busy_print("batched + dirty flags", &r);
+        busy_print("cell table (default)", &r);
         for (int i = 0; i < BUSY_NINST; i++)
             printf("  %7.0f cells/s  %s\n", r.per_inst[i], busy_bodies[i]);
         return 0;

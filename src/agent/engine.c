@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,9 +91,14 @@ struct sn_engine {
     uint8_t *set_values;            /* drain scratch: their SET_BATCH values */
     uint64_t *batch_values;         /* drain scratch: AGG_BATCH * ncpu cell values */
     uint64_t *drop_values;          /* drain scratch: NDROPS * ncpu drops counters */
-    bool baseline;                  /* collect as before 0.x: a system call or more per cell */
-    bool batch_broken;              /* the kernel refused a batch operation: per cell from then */
-    int mounts_fd;                  /* /proc/self/mountinfo, polled for changes (fs_devs) */
+    bool baseline;                  /* collect as before: a system call or more per cell */
+    bool table;                     /* cells in the table (SN_COLLECT_TABLE) */
+    uint32_t cap;                   /* the table's cells per generation */
+    struct sn_agg_key *cellkeys;    /* the table's keys, mapped: [2][cap] */
+    uint64_t *cellcnt;              /* its counters, mapped: [2][ncpu][cap] */
+    size_t cellkeys_len, cellcnt_len;
+    bool batch_broken; /* the kernel refused a batch operation: per cell from then */
+    int mounts_fd;     /* /proc/self/mountinfo, polled for changes (fs_devs) */
     struct sn_engine_stats stats;
     struct scope scopes[SN_SCOPE_BITS];
     uint64_t scope_bits[SN_MAX_SLOTS]; /* the scopes each slot holds */
@@ -294,6 +300,36 @@ static void wait_reaped(struct sn_engine *e)
     }
 }
 
+/* Maps the cell table's keys and counters into this process. */
+static int map_table(struct sn_engine *e)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    e->cellkeys_len = ((size_t)e->cap * 2 * sizeof(struct sn_agg_key) + page - 1) / page * page;
+    e->cellcnt_len =
+        ((size_t)e->cap * 2 * (size_t)e->ncpu * sizeof(uint64_t) + page - 1) / page * page;
+    e->cellkeys =
+        mmap(NULL, e->cellkeys_len, PROT_READ, MAP_SHARED, bpf_map__fd(e->sc->maps.cellkeys), 0);
+    e->cellcnt = mmap(NULL, e->cellcnt_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      bpf_map__fd(e->sc->maps.cellcnt), 0);
+    if (e->cellkeys == MAP_FAILED || e->cellcnt == MAP_FAILED) {
+        int rc = -errno;
+        sn_log(SN_LOG_WARN, "agent", "cannot map the cell table: %s", strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+static void unmap_table(struct sn_engine *e)
+{
+    if (e->cellkeys && e->cellkeys != MAP_FAILED)
+        munmap(e->cellkeys, e->cellkeys_len);
+    if (e->cellcnt && e->cellcnt != MAP_FAILED)
+        munmap(e->cellcnt, e->cellcnt_len);
+    e->cellkeys = NULL;
+    e->cellcnt = NULL;
+}
+
 int sn_engine_open(struct sn_engine **out)
 {
     return sn_engine_open_opts(out, NULL);
@@ -331,19 +367,33 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
         rc = -errno;
         goto err_free;
     }
-    if (o && o->agg_entries && o->agg_entries < SN_AGG_ENTRIES) {
-        bpf_map__set_max_entries(e->sc->maps.agg0, o->agg_entries);
-        bpf_map__set_max_entries(e->sc->maps.agg1, o->agg_entries);
-        bpf_map__set_max_entries(e->sc->maps.keyset0, o->agg_entries); /* keys <= cells */
-        bpf_map__set_max_entries(e->sc->maps.keyset1, o->agg_entries);
-    }
-    if (o) {
+    e->cap =
+        o && o->agg_entries && o->agg_entries < SN_AGG_ENTRIES ? o->agg_entries : SN_AGG_ENTRIES;
+    bpf_map__set_max_entries(e->sc->maps.keyset0, e->cap); /* keys <= cells */
+    bpf_map__set_max_entries(e->sc->maps.keyset1, e->cap);
+    e->table = !o || o->collect == SN_COLLECT_TABLE;
+    e->baseline = o && o->collect == SN_COLLECT_BASELINE;
+    if (o)
         e->sc->rodata->self_tgid = o->exclude_tgid;
-        e->baseline = o->baseline_collect;
+    if (e->table) { /* the hashes stay unused: one entry each */
+        e->sc->rodata->use_table = 1;
+        e->sc->rodata->cells_cap = e->cap;
+        e->sc->rodata->ncpus = (uint32_t)e->ncpu;
+        bpf_map__set_max_entries(e->sc->maps.agg0, 1);
+        bpf_map__set_max_entries(e->sc->maps.agg1, 1);
+        /* live keys of both generations and room for stale ones to age out */
+        bpf_map__set_max_entries(e->sc->maps.cellidx, e->cap * 4);
+        bpf_map__set_max_entries(e->sc->maps.cellkeys, e->cap * 2);
+        bpf_map__set_max_entries(e->sc->maps.cellcnt, e->cap * 2 * (uint32_t)e->ncpu);
+    } else {
+        bpf_map__set_max_entries(e->sc->maps.agg0, e->cap);
+        bpf_map__set_max_entries(e->sc->maps.agg1, e->cap);
     }
     /* nothing autoattaches: links are made per metric, on demand */
     rc = probes_bpf__load(e->sc);
     if (rc < 0)
+        goto err_destroy;
+    if (e->table && (rc = map_table(e)) < 0)
         goto err_destroy;
     e->perf_links = calloc((size_t)e->ncpu, sizeof(*e->perf_links));
     e->perf_fds = malloc((size_t)e->ncpu * sizeof(*e->perf_fds));
@@ -359,6 +409,7 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
     return 0;
 
 err_destroy:
+    unmap_table(e);
     probes_bpf__destroy(e->sc);
 err_free:
     free(e->perf_links);
@@ -385,6 +436,7 @@ void sn_engine_close(struct sn_engine *e)
         reap(e, e->usdt_links[sl], 2);
     wait_reaped(e); /* the programs must outlive their links */
     bpf_link__destroy(e->offcpu_link);
+    unmap_table(e);
     probes_bpf__destroy(e->sc);
     for (int b = 0; b < SN_SCOPE_BITS; b++)
         free(e->scopes[b].path);
@@ -1102,6 +1154,37 @@ static uint32_t drain_agg(struct sn_engine *e, uint32_t g, sn_cell_fn fn, void *
 }
 
 /*
+ * Generation g's cells from the table, in memory: the keys of the cells the kernel numbered,
+ * each one's counts summed over the CPUs' rows; the rows zeroed, the numbering restarted and
+ * the epoch bumped so that the kernel's index of keys to cells (cellidx) is stale for all of
+ * them at once. No system call. Returns the number of cells.
+ */
+static uint32_t drain_table(struct sn_engine *e, uint32_t g, sn_cell_fn fn, void *arg)
+{
+    uint32_t n = __atomic_load_n(&e->sc->bss->ncells[g], __ATOMIC_ACQUIRE), cells = 0;
+    const struct sn_agg_key *keys = e->cellkeys + (size_t)g * e->cap;
+
+    if (n > e->cap)
+        n = e->cap;
+    for (uint32_t i = 0; i < n; i++) {
+        struct sn_cell c = {
+            .slot = (int)(keys[i].slot_gen >> 1), .ord = keys[i].ord, .other = keys[i].other != 0};
+        for (int cpu = 0; cpu < e->ncpu; cpu++)
+            c.count += e->cellcnt[((size_t)g * (size_t)e->ncpu + (size_t)cpu) * e->cap + i];
+        memcpy(c.key, keys[i].key, SN_KEYLEN);
+        if (c.count && fn && c.slot < SN_MAX_SLOTS && e->used[c.slot])
+            fn(&c, arg);
+        cells += c.count != 0;
+    }
+    for (int cpu = 0; cpu < e->ncpu && n; cpu++)
+        memset(&e->cellcnt[((size_t)g * (size_t)e->ncpu + (size_t)cpu) * e->cap], 0,
+               (size_t)n * sizeof(uint64_t));
+    __atomic_store_n(&e->sc->bss->ncells[g], 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&e->sc->bss->epoch[g], e->sc->bss->epoch[g] + 1, __ATOMIC_RELEASE);
+    return cells;
+}
+
+/*
  * Empties generation g of the key cap's bookkeeping: the keys the slots admitted (keyset<g>)
  * and every slot's count of them (nkeys, in shared memory). Nothing to do when no slot
  * admitted a key and no cell was made (dirty); else the set is drained with batched
@@ -1239,9 +1322,15 @@ int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_s
 
     /* Cells, keys and drops of the old generation; each read only when the kernel flagged it
      * in shared memory, so that an idle second makes no system call. */
-    dirty = e->baseline ? true : take(&e->sc->bss->agg_dirty[old]);
-    if (dirty)
-        cells += drain_agg(e, old, fn, arg);
+    if (e->table) {
+        dirty = __atomic_load_n(&e->sc->bss->ncells[old], __ATOMIC_ACQUIRE) != 0;
+        if (dirty)
+            cells += drain_table(e, old, fn, arg);
+    } else {
+        dirty = e->baseline ? true : take(&e->sc->bss->agg_dirty[old]);
+        if (dirty)
+            cells += drain_agg(e, old, fn, arg);
+    }
     drain_keyset(e, old, dirty);
     for (uint32_t s = 0; s < SN_ARRAY_SLOTS; s++)
         if (e->used[s] && e->in_array[s] &&

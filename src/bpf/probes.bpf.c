@@ -42,6 +42,12 @@ __u32 want_cputime = 0; /* some syscall slot needs cputime: offcpu_switch is att
  * (--trace-self). Set before load, so the check folds away when it is 0. */
 const volatile __u32 self_tgid = 0;
 
+/* Cells in a table instead of agg0/agg1 (set before load; docs/agent.md): the table's cells
+ * per generation, and the rows of its counters (possible CPUs). */
+const volatile __u32 use_table = 0;
+const volatile __u32 cells_cap = 1;
+const volatile __u32 ncpus = 1;
+
 /*
  * What user space needs to drain a generation without asking the kernel (shared memory: .bss
  * is mapped into the agent, so reading and clearing these costs no system call). Each flag is
@@ -53,6 +59,8 @@ __u32 nkeys[SN_MAX_SLOTS * 2];      /* keys the key cap admitted, per slot and g
 __u8 agg_dirty[2];                  /* agg<g> got a new cell */
 __u8 arr_dirty[SN_ARRAY_SLOTS * 2]; /* hist_arr has counts of (slot, generation) */
 __u8 drops_dirty[2];                /* some drops counter of the generation is not zero */
+__u32 ncells[2];                    /* the table's cells made per generation (may pass the cap) */
+__u32 epoch[2];                     /* bumped by user space each time it drains a generation */
 
 static __always_inline void mark(__u8 *flag)
 {
@@ -95,6 +103,37 @@ struct sn_agg_map {
     __type(value, __u64);
 };
 struct sn_agg_map agg0 SEC(".maps"), agg1 SEC(".maps");
+
+/*
+ * The cell table (use_table): a cell is a number the kernel gives it on its first event of a
+ * generation (ncells[g]), its key at cellkeys[g * cap + n] and its counts at cellcnt[(g * ncpus
+ * + cpu) * cap + n], a row per CPU so that counting takes no atomic. Both arrays are mapped into
+ * user space, which reads the cells, zeroes their counts and bumps epoch[g] without a system
+ * call. cellidx finds a key's cell: key -> epoch << 32 | n, valid while the epoch is the
+ * generation's current one, so nothing is ever deleted; stale entries age out of the LRU.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1);
+    __type(key, struct sn_agg_key);
+    __type(value, __u64);
+} cellidx SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sn_agg_key);
+} cellkeys SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} cellcnt SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -404,10 +443,62 @@ static __always_inline int admit_key(__u32 s, __u32 g, __u32 cap, const char *ke
     return rc == -EEXIST ? KEY_IN : KEY_NO_ROOM;
 }
 
-/* agg<g> */
+/* This CPU's counter of cell n of generation g in the table. */
+static __always_inline __u64 *table_counter(__u32 g, __u32 n)
+{
+    __u32 i = (g * ncpus + bpf_get_smp_processor_id()) * cells_cap + n;
+    return bpf_map_lookup_elem(&cellcnt, &i);
+}
+
+/* The counter of k's cell in generation g (agg<g>, or the table), or NULL when it has none. */
 static __always_inline __u64 *agg_lookup(__u32 g, const struct sn_agg_key *k)
 {
+    if (use_table) {
+        __u64 *e = bpf_map_lookup_elem(&cellidx, k), v;
+        if (!e || g > 1)
+            return NULL;
+        v = *(volatile __u64 *)e;
+        return (__u32)(v >> 32) == epoch[g] ? table_counter(g, (__u32)v) : NULL;
+    }
     return g ? bpf_map_lookup_elem(&agg1, k) : bpf_map_lookup_elem(&agg0, k);
+}
+
+/* Makes k's cell in generation g of the table and returns its counter; NULL when the table is
+ * full. Two CPUs making the same cell at once: one's number wins in cellidx and both count
+ * there (the other number keeps the key and no counts, which user space skips). */
+static __always_inline __u64 *table_make(__u32 g, const struct sn_agg_key *k)
+{
+    __u32 ep, n, ki;
+    struct sn_agg_key *slot;
+    __u64 nv, old, *e;
+
+    if (g > 1)
+        return NULL;
+    ep = epoch[g];
+    n = __sync_fetch_and_add(&ncells[g], 1);
+    if (n >= cells_cap)
+        return NULL;
+    ki = g * cells_cap + n;
+    slot = bpf_map_lookup_elem(&cellkeys, &ki);
+    if (!slot)
+        return NULL;
+    __builtin_memcpy(slot, k, sizeof(*k));
+    nv = (__u64)ep << 32 | n;
+    e = bpf_map_lookup_elem(&cellidx, k);
+    if (!e) {
+        if (bpf_map_update_elem(&cellidx, k, &nv, BPF_NOEXIST) == 0)
+            return table_counter(g, n);
+        e = bpf_map_lookup_elem(&cellidx, k); /* made meanwhile */
+        if (!e)
+            return NULL;
+    }
+    old = *(volatile __u64 *)e;
+    if ((__u32)(old >> 32) == ep) /* made meanwhile, this epoch */
+        return table_counter(g, (__u32)old);
+    if (__sync_val_compare_and_swap(e, old, nv) == old) /* a stale entry: ours now */
+        return table_counter(g, n);
+    old = *(volatile __u64 *)e;
+    return (__u32)(old >> 32) == ep ? table_counter(g, (__u32)old) : NULL;
 }
 
 /* Adds a drop of kind (0 over the key cap, 1 map full) to slot s in generation g. */
@@ -477,6 +568,13 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
                 return 0;
             }
         }
+    }
+    if (use_table) {
+        v = table_make(g, &k);
+        if (!v)
+            goto lost;
+        *v += 1;
+        return 0;
     }
     if (g)
         rc = bpf_map_update_elem(&agg1, &k, &one, BPF_NOEXIST);
