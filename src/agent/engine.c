@@ -382,7 +382,7 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
         bpf_map__set_max_entries(e->sc->maps.agg0, 1);
         bpf_map__set_max_entries(e->sc->maps.agg1, 1);
         /* live keys of both generations and room for stale ones to age out */
-        bpf_map__set_max_entries(e->sc->maps.cellidx, e->cap * 4);
+        bpf_map__set_max_entries(e->sc->maps.cellidx, e->cap * 3);
         bpf_map__set_max_entries(e->sc->maps.cellkeys, e->cap * 2);
         bpf_map__set_max_entries(e->sc->maps.cellcnt, e->cap * 2 * (uint32_t)e->ncpu);
     } else {
