@@ -96,7 +96,8 @@ struct sn_engine {
     uint32_t cap;                   /* the table's cells per generation */
     struct sn_agg_key *cellkeys;    /* the table's keys, mapped: [2][cap] */
     uint64_t *cellcnt;              /* its counters, mapped: [2][ncpu][cap] */
-    size_t cellkeys_len, cellcnt_len;
+    uint64_t *histtab; /* keyless histograms, mapped: [SN_ARRAY_SLOTS][2][ncpu][SN_U64_ORDS] */
+    size_t cellkeys_len, cellcnt_len, histtab_len;
     bool batch_broken; /* the kernel refused a batch operation: per cell from then */
     int mounts_fd;     /* /proc/self/mountinfo, polled for changes (fs_devs) */
     struct sn_engine_stats stats;
@@ -312,7 +313,12 @@ static int map_table(struct sn_engine *e)
         mmap(NULL, e->cellkeys_len, PROT_READ, MAP_SHARED, bpf_map__fd(e->sc->maps.cellkeys), 0);
     e->cellcnt = mmap(NULL, e->cellcnt_len, PROT_READ | PROT_WRITE, MAP_SHARED,
                       bpf_map__fd(e->sc->maps.cellcnt), 0);
-    if (e->cellkeys == MAP_FAILED || e->cellcnt == MAP_FAILED) {
+    e->histtab_len =
+        ((size_t)SN_ARRAY_SLOTS * 2 * (size_t)e->ncpu * SN_U64_ORDS * sizeof(uint64_t) + page - 1) /
+        page * page;
+    e->histtab = mmap(NULL, e->histtab_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      bpf_map__fd(e->sc->maps.hist_tab), 0);
+    if (e->cellkeys == MAP_FAILED || e->cellcnt == MAP_FAILED || e->histtab == MAP_FAILED) {
         int rc = -errno;
         sn_log(SN_LOG_WARN, "agent", "cannot map the cell table: %s", strerror(-rc));
         return rc;
@@ -326,8 +332,11 @@ static void unmap_table(struct sn_engine *e)
         munmap(e->cellkeys, e->cellkeys_len);
     if (e->cellcnt && e->cellcnt != MAP_FAILED)
         munmap(e->cellcnt, e->cellcnt_len);
+    if (e->histtab && e->histtab != MAP_FAILED)
+        munmap(e->histtab, e->histtab_len);
     e->cellkeys = NULL;
     e->cellcnt = NULL;
+    e->histtab = NULL;
 }
 
 int sn_engine_open(struct sn_engine **out)
@@ -385,6 +394,9 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
         bpf_map__set_max_entries(e->sc->maps.cellidx, e->cap * 3);
         bpf_map__set_max_entries(e->sc->maps.cellkeys, e->cap * 2);
         bpf_map__set_max_entries(e->sc->maps.cellcnt, e->cap * 2 * (uint32_t)e->ncpu);
+        bpf_map__set_max_entries(e->sc->maps.hist_arr, 1);
+        bpf_map__set_max_entries(e->sc->maps.hist_tab,
+                                 SN_ARRAY_SLOTS * 2 * (uint32_t)e->ncpu * SN_U64_ORDS);
     } else {
         bpf_map__set_max_entries(e->sc->maps.agg0, e->cap);
         bpf_map__set_max_entries(e->sc->maps.agg1, e->cap);
@@ -869,6 +881,13 @@ static void clear_array(struct sn_engine *e, uint32_t s)
     int fd = bpf_map__fd(e->sc->maps.hist_arr);
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
 
+    if (e->table) {
+        memset(&e->histtab[(size_t)s * 2 * (size_t)e->ncpu * SN_U64_ORDS], 0,
+               2 * (size_t)e->ncpu * SN_U64_ORDS * sizeof(uint64_t));
+        for (uint32_t g = 0; g < 2; g++)
+            __atomic_store_n(&e->sc->bss->arr_dirty[s * 2 + g], 0, __ATOMIC_RELAXED);
+        return;
+    }
     memset(e->arr_values, 0, (size_t)SN_U64_ORDS * (size_t)e->ncpu * sizeof(*e->arr_values));
     for (uint32_t g = 0; g < 2; g++) {
         uint32_t count = SN_U64_ORDS;
@@ -1000,10 +1019,40 @@ int sn_engine_prog_ids(const struct sn_engine *e, uint32_t metric, uint32_t *ids
     return k;
 }
 
+/* Slot s's histogram of generation g from hist_tab, in memory: its non-empty buckets, summed
+ * over the CPUs' rows, reported and zeroed. No system call. Returns the number of cells. */
+static uint32_t drain_hist_tab(struct sn_engine *e, uint32_t s, uint32_t g, sn_cell_fn fn,
+                               void *arg)
+{
+    uint64_t *rows = &e->histtab[(size_t)(s * 2 + g) * (size_t)e->ncpu * SN_U64_ORDS];
+    uint32_t cells = 0;
+
+    for (uint32_t k = 0; k < SN_U64_ORDS; k++) {
+        struct sn_cell cell = {
+            .slot = (int)s,
+            .ord = (uint16_t)(k == 0 ? SN_BUCKET_ORD_ZERO : SN_U64_ORD_FIRST + k - 1)};
+        for (int c = 0; c < e->ncpu; c++) {
+            uint64_t *v = &rows[(size_t)c * SN_U64_ORDS + k];
+            if (*v) {
+                cell.count += *v;
+                *v = 0;
+            }
+        }
+        if (!cell.count)
+            continue;
+        cells++;
+        if (fn)
+            fn(&cell, arg);
+    }
+    return cells;
+}
+
 /* Reads slot s's histogram of generation g from hist_arr in one batch, reports its non-empty
  * buckets and zeroes them. Returns the number of cells. */
 static uint32_t drain_array(struct sn_engine *e, uint32_t s, uint32_t g, sn_cell_fn fn, void *arg)
 {
+    if (e->table)
+        return drain_hist_tab(e, s, g, fn, arg);
     int fd = bpf_map__fd(e->sc->maps.hist_arr);
     uint32_t base = (s * 2 + g) * SN_U64_ORDS, cells = 0, count = SN_U64_ORDS, in = base - 1, out;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);

@@ -142,6 +142,16 @@ struct {
     __type(value, __u64);
 } hist_arr SEC(".maps");
 
+/* The same histograms with the cell table (use_table), mapped into user space:
+ * hist_tab[((slot * 2 + gen) * ncpus + cpu) * SN_U64_ORDS + i], a row per CPU. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} hist_tab SEC(".maps");
+
 /* the key cap (bpf/engine.h): the discrete keys each slot has admitted in each generation (a
  * map per generation; how many per slot are in nkeys); both emptied by user space when it
  * drains the generation. Consulted only for a new cell. Each admitted key has a cell of its own in
@@ -533,7 +543,13 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
         __u32 i = ord == SN_BUCKET_ORD_ZERO ? 0 : (__u32)ord - SN_U64_ORD_FIRST + 1;
         if (i < SN_U64_ORDS) {
             __u32 idx = (s * 2 + g) * SN_U64_ORDS + i;
-            __u64 *c = bpf_map_lookup_elem(&hist_arr, &idx);
+            __u64 *c;
+            if (use_table) {
+                idx = ((s * 2 + g) * ncpus + bpf_get_smp_processor_id()) * SN_U64_ORDS + i;
+                c = bpf_map_lookup_elem(&hist_tab, &idx);
+            } else {
+                c = bpf_map_lookup_elem(&hist_arr, &idx);
+            }
             if (c) {
                 *c += 1;
                 mark(&arr_dirty[(s * 2 + g) & (SN_ARRAY_SLOTS * 2 - 1)]);
