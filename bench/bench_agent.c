@@ -14,10 +14,12 @@
  * ratios the targets are set on (ref/overhead.md): Sonde's addition against bpftrace's and
  * against the floor's; and the CPU the per-second collection takes with 10 instrumentations.
  *
- * Then a busy host (busy_host(); `bench_agent --busy` runs only that): hundreds of threads
- * with keys of their own, six instrumentations with thousands of live cells a second, and what
- * the agent's collection costs per second (CPU, bpf() calls), the way it collects now and the
- * way it did before (the engine's baseline_collect), in the same run.
+ * Then what a keyed event costs with cells in per-CPU hashes and in the table
+ * (keyed_event_cost(); `bench_agent --keyed` alone), and a busy host (busy_host(); `bench_agent
+ * --busy` runs both): up to 128 threads with keys of their own, six instrumentations with
+ * thousands of live cells a second, and what the agent's collection costs per second (CPU,
+ * bpf() calls) the three ways the engine can collect (sn_engine_opts.collect: the table, the
+ * batched hashes, and the baseline, the engine before them), in the same run.
  */
 #include <errno.h>
 #include <fcntl.h>

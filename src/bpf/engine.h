@@ -9,10 +9,13 @@
  * its discrete field (zeros when none). User space flips gen each second and drains the
  * other generation.
  *
- * Each generation has maps of its own (agg0/agg1, keyset0/keyset1), so that user space drains
- * one whole with batched lookup-and-delete, and flags in shared memory (.bss: agg_dirty,
- * arr_dirty, drops_dirty, nkeys) tell it which maps have anything, so that an idle
- * instrumentation costs no system call at all.
+ * By default the cells are a table (probes.bpf.c: cellidx, cellkeys, cellcnt): the kernel
+ * numbers a generation's cells as they appear and counts them in per-CPU rows of an array
+ * mapped into user space, which drains a generation by reading memory and bumping its epoch.
+ * Otherwise each generation has a per-CPU hash of its own (agg0/agg1), drained whole with
+ * batched lookup-and-delete. Key sets are per generation too (keyset0/keyset1), and flags in
+ * shared memory (.bss: agg_dirty, arr_dirty, drops_dirty, nkeys, ncells) tell user space which
+ * maps have anything, so that an idle instrumentation costs no system call at all.
  *
  * The key cap bounds a slot's distinct discrete keys per generation, not its cells: a key
  * spread over many buckets of the numeric field is one key. The keys admitted so far are a
