@@ -13,15 +13,25 @@
  * It prints ns per read (median of 7 runs of 200,000 reads) and what tracing adds, with the
  * ratios the targets are set on (ref/overhead.md): Sonde's addition against bpftrace's and
  * against the floor's; and the CPU the per-second collection takes with 10 instrumentations.
+ *
+ * Then what a keyed event costs with cells in per-CPU hashes and in the table
+ * (keyed_event_cost(); `bench_agent --keyed` alone), and a busy host (busy_host(); `bench_agent
+ * --busy` runs both): up to 128 threads with keys of their own, six instrumentations with
+ * thousands of live cells a second, and what the agent's collection costs per second (CPU,
+ * bpf() calls) the three ways the engine can collect (sn_engine_opts.collect: the table, the
+ * batched hashes, and the baseline, the engine before them), in the same run.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/perf_event.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -32,6 +42,7 @@
 #include <bpf/bpf.h>
 
 #include "agent/catalog.h"
+#include "agent/cgroup.h"
 #include "agent/engine.h"
 #include "agent/inst.h"
 #include "agent/predicate.h"
@@ -254,13 +265,433 @@ static void breakdown(int fd, const char *comm)
     close(stats);
 }
 
-int main(void)
+/* --- the busy host ---------------------------------------------------------------------- */
+
+#define BUSY_PROCS   16 /* at most */
+#define BUSY_THREADS 8  /* per process, each its own comm */
+#define BUSY_SECONDS 4  /* collections measured per mode and round */
+#define BUSY_ROUNDS  2
+
+/* The load's own cgroup (below the cgroup2 root), which the instrumentations are scoped to
+ * with "under": the load, not whatever else runs on the host, makes the cells measured. */
+static char busy_cg[64];
+
+struct busy_load {
+    volatile uint64_t *calls; /* shared: system calls made, per process */
+    volatile int *stop;
+    int nprocs;
+    pid_t pids[BUSY_PROCS];
+};
+
+struct busy_thread {
+    int proc, thread;
+    volatile uint64_t *calls;
+    volatile int *stop;
+};
+
+/* A thread of the load: a few quick calls (reads of /dev/zero, writes to /dev/null, getppid)
+ * and a sleep of 1 to 13 ms, so that its comm, its process and each system call spread over
+ * tens of latency buckets every second. */
+static void *busy_main(void *arg)
+{
+    struct busy_thread *t = arg;
+    char name[16], c;
+    int z = open("/dev/zero", O_RDONLY), n = open("/dev/null", O_WRONLY);
+    uint64_t k = (uint64_t)(t->proc * BUSY_THREADS + t->thread);
+
+    snprintf(name, sizeof(name), "snbusy%03d", (int)k);
+    prctl(PR_SET_NAME, name);
+    while (!*t->stop) {
+        if (read(z, &c, 1) != 1 || write(n, &c, 1) != 1)
+            break;
+        getppid();
+        static const long ms[] = {1, 2, 3, 5, 8, 13};
+        struct timespec ts = {0, ms[k++ % 6] * 1000000L};
+        nanosleep(&ts, NULL);
+        __atomic_fetch_add(t->calls, 4, __ATOMIC_RELAXED);
+    }
+    close(z);
+    close(n);
+    return NULL;
+}
+
+static void busy_proc(int proc, volatile uint64_t *calls, volatile int *stop)
+{
+    pthread_t th[BUSY_THREADS];
+    struct busy_thread a[BUSY_THREADS];
+
+    for (int i = 0; i < BUSY_THREADS; i++) {
+        a[i] = (struct busy_thread){proc, i, calls, stop};
+        pthread_create(&th[i], NULL, busy_main, &a[i]);
+    }
+    for (int i = 0; i < BUSY_THREADS; i++)
+        pthread_join(th[i], NULL);
+}
+
+static int busy_start(struct busy_load *l, int nprocs)
+{
+    void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    l->calls = m;
+    l->stop = (volatile int *)((char *)m + 2048);
+    l->nprocs = nprocs;
+    for (int p = 0; p < nprocs; p++) {
+        l->pids[p] = fork();
+        if (l->pids[p] == 0) {
+            char path[512];
+            FILE *f;
+            snprintf(path, sizeof(path), "%s%s/cgroup.procs", sn_cgroup_root(), busy_cg);
+            if ((f = fopen(path, "w")) != NULL) { /* before its threads: they inherit it */
+                fprintf(f, "%d\n", (int)getpid());
+                fclose(f);
+            }
+            busy_proc(p, &l->calls[p], l->stop);
+            _exit(0);
+        }
+    }
+    return 0;
+}
+
+static uint64_t busy_calls(const struct busy_load *l)
+{
+    uint64_t n = 0;
+    for (int p = 0; p < l->nprocs; p++)
+        n += __atomic_load_n(&l->calls[p], __ATOMIC_RELAXED);
+    return n;
+}
+
+static void busy_stop(struct busy_load *l)
+{
+    *l->stop = 1;
+    for (int p = 0; p < l->nprocs; p++)
+        if (l->pids[p] > 0)
+            waitpid(l->pids[p], NULL, 0);
+    munmap((void *)l->calls, 4096);
+}
+
+/* A counter of this thread's bpf() system calls from the kernel (the syscalls:sys_enter_bpf
+ * tracepoint), to check the engine's own count; -1 when tracefs has no such event. */
+static int bpf_call_counter(void)
+{
+    struct perf_event_attr attr = {.type = PERF_TYPE_TRACEPOINT, .size = sizeof(attr)};
+    struct stat st;
+    char buf[32] = {0};
+    FILE *f;
+
+    if (stat("/sys/kernel/tracing/events", &st) != 0)
+        mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL);
+    f = fopen("/sys/kernel/tracing/events/syscalls/sys_enter_bpf/id", "r");
+    if (!f || !fgets(buf, sizeof(buf), f)) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    attr.config = strtoull(buf, NULL, 10);
+    return (int)syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static uint64_t counter(int fd)
+{
+    uint64_t v = 0;
+    if (fd < 0 || read(fd, &v, sizeof(v)) != sizeof(v))
+        return 0;
+    return v;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+struct busy_result {
+    double per_inst[8]; /* cells per collection of each instrumentation */
+    double cpu_ms;      /* collection CPU per second */
+    double bpf_calls;   /* per collection, the engine's count */
+    double bpf_kernel;  /* per collection, the kernel's count */
+    double cells;       /* per collection */
+    double exit_ns;     /* the sys_exit program's run time per run (bpf_stats), or -1 */
+};
+
+static const char *busy_bodies[] = {
+    "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"execname\",\"latency\"]}",
+    "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"pid\",\"latency\"]}",
+    "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"syscall\",\"latency\"]}",
+    "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"execname\"]}",
+    "{\"module\":\"fs\",\"stat\":\"logical_ops\",\"decomposition\":[\"execname\",\"latency\"]}",
+    "{\"module\":\"cpu\",\"stat\":\"thread_executions\",\"decomposition\":[\"execname\","
+    "\"runtime\"]}",
+};
+#define BUSY_NINST (int)(sizeof(busy_bodies) / sizeof(busy_bodies[0]))
+
+struct busy_cells {
+    int *slots;
+    double *per_inst;
+};
+
+static void on_busy_cell(const struct sn_cell *c, void *arg)
+{
+    struct busy_cells *b = arg;
+    for (int i = 0; i < 8; i++)
+        if (b->slots[i] == c->slot)
+            b->per_inst[i]++;
+}
+
+/* Six instrumentations, scoped to the load's cgroup (idle: a predicate nothing matches) under an
+ * engine that collects
+ * in the given mode; BUSY_SECONDS one-second collections, measured. */
+static int busy_measure(enum sn_collect_mode mode, bool idle, struct busy_result *r)
+{
+    struct sn_engine_opts o = {.exclude_tgid = (uint32_t)getpid(), .collect = mode};
+    struct sn_engine_stats s0, s1;
+    struct sn_engine *e;
+    int slots[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, fd = bpf_call_counter();
+    double cpu = 0;
+    uint64_t k0, k1;
+    char pred[128];
+
+    if (idle)
+        snprintf(pred, sizeof(pred), "{\"eq\":[\"execname\",\"no-such-comm\"]}");
+    else
+        snprintf(pred, sizeof(pred), "{\"under\":[\"container\",\"%s\"]}", busy_cg);
+
+    memset(r, 0, sizeof(*r));
+    if (sn_engine_open_opts(&e, &o) != 0)
+        return -1;
+    for (int i = 0; i < BUSY_NINST; i++) {
+        char body[512], why[256];
+        struct sn_inst in;
+        json_t *j;
+        snprintf(body, sizeof(body), "%.*s,\"predicate\":%s}", (int)strlen(busy_bodies[i]) - 1,
+                 busy_bodies[i], pred);
+        j = json_loads(body, 0, NULL);
+        slots[i] = -1;
+        if (j && sn_inst_from_json(j, "b", "bench", SN_DEFAULT_KEY_CAP, &in, why, sizeof(why)) == 0)
+            slots[i] = sn_engine_enable(e, &in.spec);
+        else
+            fprintf(stderr, "busy: %s: %s\n", body, why);
+        json_decref(j);
+    }
+    sn_engine_collect(e, NULL, NULL, NULL);
+    sleep(1);
+    sn_engine_collect(e, NULL, NULL, NULL); /* both generations in use from here */
+    uint32_t ids[2];
+    uint64_t rc0 = 0, rt0 = 0;
+    bool have_ids = sn_engine_prog_ids(e, SN_METRIC_SYSCALLS, ids, 2) == 2;
+    if (have_ids)
+        prog_ns(ids[1], &rc0, &rt0, true);
+    sn_engine_stats(e, &s0);
+    k0 = counter(fd);
+    for (int s = 0; s < BUSY_SECONDS; s++) {
+        sleep(1);
+        struct busy_cells bc = {slots, r->per_inst};
+        double c0 = thread_cpu_s();
+        sn_engine_collect(e, on_busy_cell, &bc, NULL);
+        cpu += thread_cpu_s() - c0;
+    }
+    k1 = counter(fd);
+    sn_engine_stats(e, &s1);
+    r->exit_ns = have_ids ? prog_ns(ids[1], &rc0, &rt0, false) : -1;
+    r->cpu_ms = cpu * 1e3 / BUSY_SECONDS;
+    r->bpf_calls = (double)(s1.bpf_calls - s0.bpf_calls) / BUSY_SECONDS;
+    r->bpf_kernel = fd >= 0 ? (double)(k1 - k0) / BUSY_SECONDS : -1;
+    r->cells = (double)(s1.cells - s0.cells) / BUSY_SECONDS;
+    for (int i = 0; i < 8; i++)
+        r->per_inst[i] /= BUSY_SECONDS;
+    for (int i = 0; i < BUSY_NINST; i++)
+        if (slots[i] >= 0)
+            sn_engine_disable(e, slots[i]);
+    sn_engine_close(e);
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
+/* Makes (or removes) the load's cgroup. */
+static int busy_cgroup(bool make)
+{
+    char path[512];
+    const char *root = sn_cgroup_root();
+
+    if (!root) {
+        printf("busy host: no cgroup2 file system\n");
+        return -1;
+    }
+    snprintf(busy_cg, sizeof(busy_cg), "/sonde-bench-busy.%d", (int)getpid());
+    snprintf(path, sizeof(path), "%s%s", root, busy_cg);
+    if (!make)
+        return rmdir(path);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        printf("busy host: cannot make %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void busy_print(const char *mode, const struct busy_result *r)
+{
+    printf("  %-30s %9.0f %11.0f %9.0f %10.2f %9.3f%% %9.0f\n", mode, r->cells, r->bpf_calls,
+           r->bpf_kernel, r->cpu_ms, r->cpu_ms / 10, r->exit_ns);
+}
+
+static int cmp_cpu(const void *a, const void *b)
+{
+    double x = ((const struct busy_result *)a)->cpu_ms, y = ((const struct busy_result *)b)->cpu_ms;
+    return x < y ? -1 : x > y;
+}
+
+/* What a counted event costs with cells in per-CPU hashes and in the table: 1-byte reads of
+ * /dev/zero by this process under one instrumentation keyed by syscall and latency (every
+ * read an existing cell), in interleaved rounds, median ns per read. */
+static void keyed_event_cost(void)
+{
+    static const struct sn_field_def f[] = {
+        {"execname", SN_FIELD_DISCRETE, SN_SC_EXECNAME, NULL, NULL}};
+    double bare[ROUNDS], m[2][ROUNDS];
+    char comm[16], text[128], why[128];
+    int fd = open("/dev/zero", O_RDONLY);
+    struct sn_slot_spec sp = {.metric = SN_METRIC_SYSCALLS,
+                              .key_field = SN_SC_SYSCALL,
+                              .num_field = SN_SC_LATENCY,
+                              .key_cap = 1000,
+                              .needs =
+                                  1u << SN_SC_EXECNAME | 1u << SN_SC_SYSCALL | 1u << SN_SC_LATENCY};
+
+    prctl(PR_GET_NAME, comm);
+    snprintf(text, sizeof(text), "{\"eq\":[\"execname\",\"%s\"]}", comm);
+    json_t *j = json_loads(text, 0, NULL);
+    if (fd < 0 || !j || sn_pred_compile(j, f, 1, &sp.pred, why, sizeof(why)) != 0)
+        return;
+    json_decref(j);
+    for (int r = 0; r < ROUNDS; r++) {
+        bare[r] = per_read(fd);
+        for (int k = 0; k < 2; k++) {
+            struct sn_engine_opts o = {.collect = k ? SN_COLLECT_TABLE : SN_COLLECT_BATCH};
+            struct sn_engine *e;
+            m[k][r] = 0;
+            if (sn_engine_open_opts(&e, &o) != 0)
+                continue;
+            if (sn_engine_enable(e, &sp) >= 0) {
+                reads(fd, 1000); /* its cells exist */
+                m[k][r] = per_read(fd);
+            }
+            sn_engine_close(e);
+        }
+    }
+    double b = median(bare, ROUNDS);
+    printf("a counted event, keyed by syscall x latency (1-byte reads, median of %d rounds):\n"
+           "  bare %.0f ns/read; per-CPU hashes +%.0f ns; cell table +%.0f ns\n\n",
+           ROUNDS, b, median(m[0], ROUNDS) - b, median(m[1], ROUNDS) - b);
+    close(fd);
+}
+
+/*
+ * A busy host: threads in processes, each thread its own comm, each making system calls whose
+ * latencies spread over many buckets; six instrumentations with a key per thread or process,
+ * by latency. What the agent's collection costs per second, the way it collects now and the
+ * baseline way (a lookup and a delete per cell: the engine before batching), in alternating
+ * rounds, at two loads: 32 threads (about the issue's host: ~11,000 bpf() calls a second the
+ * baseline way) and 128; and with the six idle (predicates that match nothing).
+ */
+static void busy_host(void)
+{
+    static const int levels[] = {4, BUSY_PROCS};
+    struct busy_result base[BUSY_ROUNDS], batch[BUSY_ROUNDS], now[BUSY_ROUNDS], idle_base,
+        idle_batch, idle_now;
+    cpu_set_t set;
+
+    CPU_ZERO(&set);
+    for (int c = 0; c < CPU_SETSIZE && c < 64; c++)
+        CPU_SET(c, &set);
+    sched_setaffinity(0, sizeof(set), &set);
+    if (busy_cgroup(true) != 0)
+        return;
+    int stats = bpf_enable_stats(BPF_STATS_RUN_TIME); /* for "exit ns": sys_exit's cost */
+    printf("busy host: collection per second with %d instrumentations (median of %d rounds of "
+           "%d s; bpf() calls counted by the engine and by the kernel's sys_enter_bpf)\n",
+           BUSY_NINST, BUSY_ROUNDS, BUSY_SECONDS);
+    for (size_t v = 0; v < sizeof(levels) / sizeof(levels[0]); v++) {
+        struct busy_load l;
+        if (busy_start(&l, levels[v]) != 0)
+            return;
+        sleep(1);
+        uint64_t c0 = busy_calls(&l);
+        double t0 = now_ns();
+        for (int r = 0; r < BUSY_ROUNDS; r++)
+            for (int k = 0; k < 3; k++) { /* each round in another order */
+                int m = (r + k) % 3;
+                struct busy_result *out = m == 0 ? &base[r] : m == 1 ? &batch[r] : &now[r];
+                if (busy_measure(m == 0   ? SN_COLLECT_BASELINE
+                                 : m == 1 ? SN_COLLECT_BATCH
+                                          : SN_COLLECT_TABLE,
+                                 false, out) != 0) {
+                    printf("busy host: cannot load the engine\n");
+                    busy_stop(&l);
+                    return;
+                }
+            }
+        double rate = (double)(busy_calls(&l) - c0) / ((now_ns() - t0) / 1e9);
+        busy_stop(&l);
+        qsort(base, BUSY_ROUNDS, sizeof(base[0]), cmp_cpu);
+        qsort(batch, BUSY_ROUNDS, sizeof(batch[0]), cmp_cpu);
+        qsort(now, BUSY_ROUNDS, sizeof(now[0]), cmp_cpu);
+        printf("\n%d threads in %d processes (a comm each), %.0f of their system calls/s:\n",
+               levels[v] * BUSY_THREADS, levels[v], rate);
+        for (int i = 0; i < BUSY_NINST; i++)
+            printf("  %7.0f cells/s  %s\n", now[BUSY_ROUNDS / 2].per_inst[i], busy_bodies[i]);
+        printf("  %-30s %9s %11s %9s %10s %10s %9s\n", "mode", "cells", "bpf()/coll", "(kernel)",
+               "CPU ms/s", "of a core", "exit ns");
+        busy_print("baseline (per cell)", &base[BUSY_ROUNDS / 2]);
+        busy_print("batched + dirty flags", &batch[BUSY_ROUNDS / 2]);
+        busy_print("cell table (default)", &now[BUSY_ROUNDS / 2]);
+    }
+    busy_measure(SN_COLLECT_BASELINE, true, &idle_base);
+    busy_measure(SN_COLLECT_BATCH, true, &idle_batch);
+    busy_measure(SN_COLLECT_TABLE, true, &idle_now);
+    printf("\nthe same six, idle (a predicate nothing matches):\n");
+    busy_print("baseline (per cell)", &idle_base);
+    busy_print("batched + dirty flags", &idle_batch);
+    busy_print("cell table (default)", &idle_now);
+    printf("target: <= 0.5%% of a core; \"exit ns\": the sys_exit program's time per run "
+           "(kernel bpf_stats, which add some ns of their own), what an event pays\n\n");
+    busy_cgroup(false);
+    if (stats >= 0)
+        close(stats);
+}
+
+int main(int argc, char **argv)
 {
     int fd = open("/dev/zero", O_RDONLY);
     char comm[16];
     double bare, floor_ns = 0, sonde1 = 0, sonde10 = 0, bpftrace = 0;
     cpu_set_t set;
 
+    if (argc > 1 && strcmp(argv[1], "--keyed") == 0) { /* a keyed event's cost only */
+        keyed_event_cost();
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--busy") == 0) { /* the busy host only */
+        keyed_event_cost();
+        busy_host();
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--busy-profile") == 0) { /* its batched mode, to profile */
+        struct busy_load l;
+        struct busy_result r;
+        if (busy_cgroup(true) != 0 || busy_start(&l, BUSY_PROCS) != 0)
+            return 1;
+        sleep(1);
+        busy_measure(SN_COLLECT_TABLE, false, &r);
+        busy_stop(&l);
+        busy_cgroup(false);
+        busy_print("cell table (default)", &r);
+        for (int i = 0; i < BUSY_NINST; i++)
+            printf("  %7.0f cells/s  %s\n", r.per_inst[i], busy_bodies[i]);
+        return 0;
+    }
     CPU_ZERO(&set);
     CPU_SET(1, &set);
     sched_setaffinity(0, sizeof(set), &set);
@@ -361,5 +792,8 @@ int main(void)
         sn_engine_close(e);
     }
     breakdown(fd, comm);
+    printf("\n");
+    keyed_event_cost();
+    busy_host();
     return 0;
 }

@@ -13,7 +13,9 @@
  * no slot holds any more) leave the map. Only differences are written to the kernel.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <linux/perf_event.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +43,8 @@
 #define MAX_PG    4 /* PostgreSQL installations attached at once */
 #define SAMPLE_HZ 99
 #define SET_BATCH 1024 /* keyset entries read per batch when a generation's keys are emptied */
+#define AGG_BATCH 4096 /* cells read (and deleted) per system call when a generation drains */
+#define NDROPS    (SN_MAX_SLOTS * 2) /* a generation's drops counters */
 
 /* A cgroup prefix that enabled slots' UNDER leaves name; its index is its cgroup_scope bit. */
 struct scope {
@@ -64,7 +69,8 @@ struct sn_engine {
     bool attached[SN_NMETRICS];
     bool used[SN_MAX_SLOTS];
     uint32_t metric_of[SN_MAX_SLOTS];
-    bool in_array[SN_MAX_SLOTS]; /* counts in hist_arr, not agg */
+    bool in_array[SN_MAX_SLOTS];     /* counts in hist_arr, not agg */
+    uint64_t freed_at[SN_MAX_SLOTS]; /* stats.collections when the slot was last disabled */
     uint32_t needs_of[SN_MAX_SLOTS];
     struct sn_metric_slots lists[SN_NMETRICS];
     struct sn_slot_spec specs[SN_MAX_SLOTS]; /* sampled and usdt slots need theirs later */
@@ -83,6 +89,18 @@ struct sn_engine {
     uint64_t *arr_values;           /* drain scratch: SN_U64_ORDS * ncpu values */
     struct sn_keyset_key *set_keys; /* drain scratch: SET_BATCH keyset keys */
     uint8_t *set_values;            /* drain scratch: their SET_BATCH values */
+    uint64_t *batch_values;         /* drain scratch: AGG_BATCH * ncpu cell values */
+    uint64_t *drop_values;          /* drain scratch: NDROPS * ncpu drops counters */
+    bool baseline;                  /* collect as before: a system call or more per cell */
+    bool table;                     /* cells in the table (SN_COLLECT_TABLE) */
+    uint32_t cap;                   /* the table's cells per generation */
+    struct sn_agg_key *cellkeys;    /* the table's keys, mapped: [2][cap] */
+    uint64_t *cellcnt;              /* its counters, mapped: [2][ncpu][cap] */
+    uint64_t *histtab; /* keyless histograms, mapped: [SN_ARRAY_SLOTS][2][ncpu][SN_U64_ORDS] */
+    size_t cellkeys_len, cellcnt_len, histtab_len;
+    bool batch_broken; /* the kernel refused a batch operation: per cell from then */
+    int mounts_fd;     /* /proc/self/mountinfo, polled for changes (fs_devs) */
+    struct sn_engine_stats stats;
     struct scope scopes[SN_SCOPE_BITS];
     uint64_t scope_bits[SN_MAX_SLOTS]; /* the scopes each slot holds */
     struct scope_tab scope_now;        /* cgroup_scope as written, sorted by id */
@@ -162,15 +180,52 @@ static void fill_fs_syscalls(struct sn_engine *e)
     }
 }
 
-/* fs_devs from /proc/self/mountinfo ("id parent maj:min root mnt opts ... - fstype ..."):
- * the file-system type of operations by path, found by the device their stat reports */
-static void refresh_fs_devs(struct sn_engine *e)
+/* The whole of /proc/self/mountinfo (NUL terminated, malloc'd), or NULL. */
+static char *read_mounts(int fd)
 {
-    FILE *f = fopen("/proc/self/mountinfo", "r");
-    int fd = bpf_map__fd(e->sc->maps.fs_devs);
-    char line[4096];
+    size_t len = 0, cap = 16384;
+    char *buf = malloc(cap);
+    ssize_t n;
 
-    while (f && fgets(line, sizeof(line), f)) {
+    while (buf && (n = pread(fd, buf + len, cap - len - 1, (off_t)len)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 4096) {
+            char *b = realloc(buf, cap * 2);
+            if (!b)
+                break;
+            buf = b;
+            cap *= 2;
+        }
+    }
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+/* fs_devs from /proc/self/mountinfo ("id parent maj:min root mnt opts ... - fstype ..."):
+ * the file-system type of operations by path, found by the device their stat reports. Read
+ * when force is set (attaching fs.logical_ops) or when the mount table changed since (the
+ * kernel flags that with POLLPRI on an open mountinfo: one poll() a second, no bpf() call);
+ * the baseline collection reads and writes it every second. */
+static void refresh_fs_devs(struct sn_engine *e, bool force)
+{
+    int fd = bpf_map__fd(e->sc->maps.fs_devs);
+    char *text, *save = NULL;
+
+    if (e->mounts_fd < 0) {
+        e->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+        force = true;
+    }
+    if (e->mounts_fd < 0)
+        return;
+    if (!force && !e->baseline) {
+        struct pollfd p = {.fd = e->mounts_fd, .events = POLLPRI};
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLPRI | POLLERR)))
+            return;
+    }
+    text = read_mounts(e->mounts_fd);
+    for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
         unsigned ma, mi;
         char name[SN_KEYLEN + 1] = {0}, val[SN_KEYLEN] = {0};
         const char *dash = strstr(line, " - ");
@@ -180,9 +235,9 @@ static void refresh_fs_devs(struct sn_engine *e)
         uint32_t dev = ma << 20 | (mi & 0xfffff);
         memcpy(val, name, strnlen(name, SN_KEYLEN - 1));
         bpf_map_update_elem(fd, &dev, val, BPF_ANY);
+        e->stats.bpf_calls++;
     }
-    if (f)
-        fclose(f);
+    free(text);
 }
 
 /*
@@ -246,6 +301,44 @@ static void wait_reaped(struct sn_engine *e)
     }
 }
 
+/* Maps the cell table's keys and counters into this process. */
+static int map_table(struct sn_engine *e)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    e->cellkeys_len = ((size_t)e->cap * 2 * sizeof(struct sn_agg_key) + page - 1) / page * page;
+    e->cellcnt_len =
+        ((size_t)e->cap * 2 * (size_t)e->ncpu * sizeof(uint64_t) + page - 1) / page * page;
+    e->cellkeys =
+        mmap(NULL, e->cellkeys_len, PROT_READ, MAP_SHARED, bpf_map__fd(e->sc->maps.cellkeys), 0);
+    e->cellcnt = mmap(NULL, e->cellcnt_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      bpf_map__fd(e->sc->maps.cellcnt), 0);
+    e->histtab_len =
+        ((size_t)SN_ARRAY_SLOTS * 2 * (size_t)e->ncpu * SN_U64_ORDS * sizeof(uint64_t) + page - 1) /
+        page * page;
+    e->histtab = mmap(NULL, e->histtab_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      bpf_map__fd(e->sc->maps.hist_tab), 0);
+    if (e->cellkeys == MAP_FAILED || e->cellcnt == MAP_FAILED || e->histtab == MAP_FAILED) {
+        int rc = -errno;
+        sn_log(SN_LOG_WARN, "agent", "cannot map the cell table: %s", strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+static void unmap_table(struct sn_engine *e)
+{
+    if (e->cellkeys && e->cellkeys != MAP_FAILED)
+        munmap(e->cellkeys, e->cellkeys_len);
+    if (e->cellcnt && e->cellcnt != MAP_FAILED)
+        munmap(e->cellcnt, e->cellcnt_len);
+    if (e->histtab && e->histtab != MAP_FAILED)
+        munmap(e->histtab, e->histtab_len);
+    e->cellkeys = NULL;
+    e->cellcnt = NULL;
+    e->histtab = NULL;
+}
+
 int sn_engine_open(struct sn_engine **out)
 {
     return sn_engine_open_opts(out, NULL);
@@ -270,8 +363,11 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
     e->arr_values = malloc((size_t)SN_U64_ORDS * (size_t)e->ncpu * sizeof(*e->arr_values));
     e->set_keys = malloc(SET_BATCH * sizeof(*e->set_keys));
     e->set_values = malloc(SET_BATCH * sizeof(*e->set_values));
+    e->batch_values = malloc((size_t)AGG_BATCH * (size_t)e->ncpu * sizeof(*e->batch_values));
+    e->drop_values = malloc((size_t)NDROPS * (size_t)e->ncpu * sizeof(*e->drop_values));
+    e->mounts_fd = -1;
     if (!e->keys || !e->values || !e->arr_keys || !e->arr_values || !e->set_keys ||
-        !e->set_values) {
+        !e->set_values || !e->batch_values || !e->drop_values) {
         rc = -ENOMEM;
         goto err_free;
     }
@@ -280,13 +376,36 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
         rc = -errno;
         goto err_free;
     }
-    if (o && o->agg_entries && o->agg_entries < SN_AGG_ENTRIES) {
-        bpf_map__set_max_entries(e->sc->maps.agg, o->agg_entries);
-        bpf_map__set_max_entries(e->sc->maps.keyset, o->agg_entries); /* keys <= cells */
+    e->cap =
+        o && o->agg_entries && o->agg_entries < SN_AGG_ENTRIES ? o->agg_entries : SN_AGG_ENTRIES;
+    bpf_map__set_max_entries(e->sc->maps.keyset0, e->cap); /* keys <= cells */
+    bpf_map__set_max_entries(e->sc->maps.keyset1, e->cap);
+    e->table = !o || o->collect == SN_COLLECT_TABLE;
+    e->baseline = o && o->collect == SN_COLLECT_BASELINE;
+    if (o)
+        e->sc->rodata->self_tgid = o->exclude_tgid;
+    if (e->table) { /* the hashes stay unused: one entry each */
+        e->sc->rodata->use_table = 1;
+        e->sc->rodata->cells_cap = e->cap;
+        e->sc->rodata->ncpus = (uint32_t)e->ncpu;
+        bpf_map__set_max_entries(e->sc->maps.agg0, 1);
+        bpf_map__set_max_entries(e->sc->maps.agg1, 1);
+        /* live keys of both generations and room for stale ones to age out */
+        bpf_map__set_max_entries(e->sc->maps.cellidx, e->cap * 3);
+        bpf_map__set_max_entries(e->sc->maps.cellkeys, e->cap * 2);
+        bpf_map__set_max_entries(e->sc->maps.cellcnt, e->cap * 2 * (uint32_t)e->ncpu);
+        bpf_map__set_max_entries(e->sc->maps.hist_arr, 1);
+        bpf_map__set_max_entries(e->sc->maps.hist_tab,
+                                 SN_ARRAY_SLOTS * 2 * (uint32_t)e->ncpu * SN_U64_ORDS);
+    } else {
+        bpf_map__set_max_entries(e->sc->maps.agg0, e->cap);
+        bpf_map__set_max_entries(e->sc->maps.agg1, e->cap);
     }
     /* nothing autoattaches: links are made per metric, on demand */
     rc = probes_bpf__load(e->sc);
     if (rc < 0)
+        goto err_destroy;
+    if (e->table && (rc = map_table(e)) < 0)
         goto err_destroy;
     e->perf_links = calloc((size_t)e->ncpu, sizeof(*e->perf_links));
     e->perf_fds = malloc((size_t)e->ncpu * sizeof(*e->perf_fds));
@@ -302,6 +421,7 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
     return 0;
 
 err_destroy:
+    unmap_table(e);
     probes_bpf__destroy(e->sc);
 err_free:
     free(e->perf_links);
@@ -312,6 +432,8 @@ err_free:
     free(e->arr_values);
     free(e->set_keys);
     free(e->set_values);
+    free(e->batch_values);
+    free(e->drop_values);
     free(e);
     return rc;
 }
@@ -326,6 +448,7 @@ void sn_engine_close(struct sn_engine *e)
         reap(e, e->usdt_links[sl], 2);
     wait_reaped(e); /* the programs must outlive their links */
     bpf_link__destroy(e->offcpu_link);
+    unmap_table(e);
     probes_bpf__destroy(e->sc);
     for (int b = 0; b < SN_SCOPE_BITS; b++)
         free(e->scopes[b].path);
@@ -340,6 +463,10 @@ void sn_engine_close(struct sn_engine *e)
     free(e->arr_values);
     free(e->set_keys);
     free(e->set_values);
+    free(e->batch_values);
+    free(e->drop_values);
+    if (e->mounts_fd >= 0)
+        close(e->mounts_fd);
     free(e);
 }
 
@@ -530,7 +657,7 @@ static int attach(struct sn_engine *e, uint32_t metric)
         return 0;
     }
     if (metric == SN_METRIC_FS_OPS)
-        refresh_fs_devs(e);
+        refresh_fs_devs(e, true);
     for (int i = 0; i < n; i++) {
         e->links[metric][i] = bpf_program__attach(p[i]);
         if (!e->links[metric][i]) {
@@ -690,11 +817,13 @@ static void scope_refresh(struct sn_engine *e)
     while (i < now->n || j < next->n) {
         if (j == next->n || (i < now->n && now->v[i].id < next->v[j].id)) {
             bpf_map_delete_elem(fd, &now->v[i++].id);
+            e->stats.bpf_calls++;
             continue;
         }
         struct scope_ent x = next->v[j++];
         bool had = i < now->n && now->v[i].id == x.id, same = had && now->v[i].bits == x.bits;
         i += had;
+        e->stats.bpf_calls += !same;
         if (!same && bpf_map_update_elem(fd, &x.id, &x.bits, BPF_ANY) != 0) {
             if (!e->scope_warned)
                 sn_log(SN_LOG_WARN, "agent", "cgroup_scope: %s (more than %d cgroups?)",
@@ -724,6 +853,51 @@ int sn_engine_scoped_cgroups(const struct sn_engine *e)
     return n;
 }
 
+/*
+ * A free slot, preferring one that no slot has used for two collections: cells a disabled slot
+ * counted before its programs saw it go wait in both generations' maps until drained (and are
+ * dropped then, their slot being unused); a new instrumentation in the same slot must not
+ * report them. SN_MAX_SLOTS when none is free.
+ */
+static uint32_t free_slot(const struct sn_engine *e)
+{
+    uint32_t any = SN_MAX_SLOTS;
+
+    for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
+        if (e->used[s])
+            continue;
+        if (e->stats.collections >= e->freed_at[s] + 2)
+            return s;
+        if (any == SN_MAX_SLOTS)
+            any = s;
+    }
+    return any;
+}
+
+/* Zeroes slot s's histograms in hist_arr (both generations), which only its drains empty:
+ * what a slot before it left must not count for a new one. */
+static void clear_array(struct sn_engine *e, uint32_t s)
+{
+    int fd = bpf_map__fd(e->sc->maps.hist_arr);
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+    if (e->table) {
+        memset(&e->histtab[(size_t)s * 2 * (size_t)e->ncpu * SN_U64_ORDS], 0,
+               2 * (size_t)e->ncpu * SN_U64_ORDS * sizeof(uint64_t));
+        for (uint32_t g = 0; g < 2; g++)
+            __atomic_store_n(&e->sc->bss->arr_dirty[s * 2 + g], 0, __ATOMIC_RELAXED);
+        return;
+    }
+    memset(e->arr_values, 0, (size_t)SN_U64_ORDS * (size_t)e->ncpu * sizeof(*e->arr_values));
+    for (uint32_t g = 0; g < 2; g++) {
+        uint32_t count = SN_U64_ORDS;
+        for (uint32_t i = 0; i < SN_U64_ORDS; i++)
+            e->arr_keys[i] = (s * 2 + g) * SN_U64_ORDS + i;
+        bpf_map_update_batch(fd, e->arr_keys, e->arr_values, &count, &opts);
+        __atomic_store_n(&e->sc->bss->arr_dirty[s * 2 + g], 0, __ATOMIC_RELAXED);
+    }
+}
+
 int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
 {
     struct sn_slot sl = {0};
@@ -739,8 +913,7 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
     l = &e->lists[spec->metric];
     if (l->n >= SN_SLOTS_PER_METRIC)
         return -ENOSPC;
-    for (s = 0; s < SN_MAX_SLOTS && e->used[s]; s++)
-        ;
+    s = free_slot(e);
     if (s == SN_MAX_SLOTS)
         return -ENOSPC;
     sl.active = 1;
@@ -762,6 +935,8 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
     e->metric_of[s] = spec->metric;
     e->in_array[s] =
         s < SN_ARRAY_SLOTS && spec->key_field == SN_NO_FIELD && spec->num_field != SN_NO_FIELD;
+    if (e->in_array[s])
+        clear_array(e, s);
     e->scope_bits[s] = held;
     e->needs_of[s] = spec->needs | (held ? 1u << SN_SC_SCOPE | 1u << SN_SC_CONTAINER : 0);
     e->specs[s] = *spec;
@@ -809,6 +984,7 @@ int sn_engine_disable(struct sn_engine *e, int slot)
         detach(e, m);
     bpf_map_update_elem(bpf_map__fd(e->sc->maps.slots), &s, &empty, BPF_ANY);
     e->used[s] = false;
+    e->freed_at[s] = e->stats.collections;
     return 0;
 }
 
@@ -843,18 +1019,40 @@ int sn_engine_prog_ids(const struct sn_engine *e, uint32_t metric, uint32_t *ids
     return k;
 }
 
-static uint64_t percpu_sum(const struct sn_engine *e)
+/* Slot s's histogram of generation g from hist_tab, in memory: its non-empty buckets, summed
+ * over the CPUs' rows, reported and zeroed. No system call. Returns the number of cells. */
+static uint32_t drain_hist_tab(struct sn_engine *e, uint32_t s, uint32_t g, sn_cell_fn fn,
+                               void *arg)
 {
-    uint64_t sum = 0;
-    for (int i = 0; i < e->ncpu; i++)
-        sum += e->values[i];
-    return sum;
+    uint64_t *rows = &e->histtab[(size_t)(s * 2 + g) * (size_t)e->ncpu * SN_U64_ORDS];
+    uint32_t cells = 0;
+
+    for (uint32_t k = 0; k < SN_U64_ORDS; k++) {
+        struct sn_cell cell = {
+            .slot = (int)s,
+            .ord = (uint16_t)(k == 0 ? SN_BUCKET_ORD_ZERO : SN_U64_ORD_FIRST + k - 1)};
+        for (int c = 0; c < e->ncpu; c++) {
+            uint64_t *v = &rows[(size_t)c * SN_U64_ORDS + k];
+            if (*v) {
+                cell.count += *v;
+                *v = 0;
+            }
+        }
+        if (!cell.count)
+            continue;
+        cells++;
+        if (fn)
+            fn(&cell, arg);
+    }
+    return cells;
 }
 
 /* Reads slot s's histogram of generation g from hist_arr in one batch, reports its non-empty
  * buckets and zeroes them. Returns the number of cells. */
 static uint32_t drain_array(struct sn_engine *e, uint32_t s, uint32_t g, sn_cell_fn fn, void *arg)
 {
+    if (e->table)
+        return drain_hist_tab(e, s, g, fn, arg);
     int fd = bpf_map__fd(e->sc->maps.hist_arr);
     uint32_t base = (s * 2 + g) * SN_U64_ORDS, cells = 0, count = SN_U64_ORDS, in = base - 1, out;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
@@ -862,6 +1060,7 @@ static uint32_t drain_array(struct sn_engine *e, uint32_t s, uint32_t g, sn_cell
     for (uint32_t i = 0; i < SN_U64_ORDS; i++)
         e->arr_keys[i] = base + i;
     /* a batch resumes after the key passed as in_batch (NULL: from the start) */
+    e->stats.bpf_calls++;
     if (bpf_map_lookup_batch(fd, base ? &in : NULL, &out, e->arr_keys, e->arr_values, &count,
                              &opts) != 0 &&
         errno != ENOENT)
@@ -884,6 +1083,7 @@ static uint32_t drain_array(struct sn_engine *e, uint32_t s, uint32_t g, sn_cell
     if (cells) { /* zero only the buckets that had counts */
         memset(e->arr_values, 0, (size_t)cells * (size_t)e->ncpu * sizeof(*e->arr_values));
         count = cells;
+        e->stats.bpf_calls++;
         bpf_map_update_batch(fd, e->arr_keys, e->arr_values, &count, &opts);
     }
     return cells;
@@ -909,107 +1109,289 @@ static uint32_t collect_sampled(struct sn_engine *e, sn_cell_fn fn, void *arg)
     return n;
 }
 
-/*
- * Empties generation g of the key cap's bookkeeping: the keys the slots admitted (keyset),
- * read in batches, those of g deleted a batch at a time, and every slot's count of them
- * (nkeys). Called after the flip's grace period, when no program admits keys to g: a program
- * that still does (preempted across the flip) adds both a key and its count, which the next
- * drain of g removes together.
- */
-static void drain_keyset(struct sn_engine *e, uint32_t g)
+/* Reads a flag the kernel sets in shared memory (.bss) and clears it, in one step. */
+static bool take(uint8_t *flag)
 {
-    int fd = bpf_map__fd(e->sc->maps.keyset), nk = bpf_map__fd(e->sc->maps.nkeys);
-    uint32_t in = 0, out = 0, idx[SN_MAX_SLOTS], zero[SN_MAX_SLOTS] = {0};
-    uint32_t count = SN_MAX_SLOTS;
-    bool first = true, more = true;
+    return __atomic_exchange_n(flag, 0, __ATOMIC_ACQ_REL) != 0;
+}
+
+/* Reports one drained cell: key k, its per-CPU values v. */
+static void report_cell(const struct sn_engine *e, const struct sn_agg_key *k, const uint64_t *v,
+                        sn_cell_fn fn, void *arg)
+{
+    struct sn_cell c = {.slot = (int)(k->slot_gen >> 1), .ord = k->ord, .other = k->other != 0};
+
+    for (int i = 0; i < e->ncpu; i++)
+        c.count += v[i];
+    memcpy(c.key, k->key, SN_KEYLEN);
+    if (c.count && fn && c.slot < SN_MAX_SLOTS && e->used[c.slot]) /* not a freed slot's */
+        fn(&c, arg);
+}
+
+/*
+ * Generation g's cells one at a time: every key walked with get_next_key, then a lookup and a
+ * delete per cell, three system calls a cell. The baseline (which also walks the current
+ * generation's keys, as the one map of before held both), and the fallback of a kernel that
+ * refuses batches. Returns the number of cells.
+ */
+static uint32_t drain_agg_per_cell(struct sn_engine *e, uint32_t g, sn_cell_fn fn, void *arg)
+{
+    int fd = bpf_map__fd(g ? e->sc->maps.agg1 : e->sc->maps.agg0);
+    int cur = bpf_map__fd(g ? e->sc->maps.agg0 : e->sc->maps.agg1);
+    struct sn_agg_key *prev = NULL, next;
+    uint32_t n = 0, cells = 0;
+
+    if (e->baseline) {
+        while (e->stats.bpf_calls++, bpf_map_get_next_key(cur, prev, &next) == 0) {
+            e->keys[0] = next;
+            prev = &e->keys[0];
+        }
+        prev = NULL;
+    }
+    while (n < SN_AGG_ENTRIES &&
+           (e->stats.bpf_calls++, bpf_map_get_next_key(fd, prev, &next) == 0)) {
+        e->keys[n] = next;
+        prev = &e->keys[n++];
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        e->stats.bpf_calls++;
+        if (bpf_map_lookup_elem(fd, &e->keys[i], e->values) != 0)
+            continue;
+        e->stats.bpf_calls++;
+        bpf_map_delete_elem(fd, &e->keys[i]);
+        report_cell(e, &e->keys[i], e->values, fn, arg);
+        cells++;
+    }
+    return cells;
+}
+
+/* Generation g's cells, AGG_BATCH at a time with lookup-and-delete: a system call per batch,
+ * one for the last (partial) batch. Returns the number of cells. */
+static uint32_t drain_agg(struct sn_engine *e, uint32_t g, sn_cell_fn fn, void *arg)
+{
+    int fd = bpf_map__fd(g ? e->sc->maps.agg1 : e->sc->maps.agg0);
+    uint32_t in = 0, out = 0, cells = 0;
+    bool first = true;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
 
-    while (more) {
-        uint32_t n = SET_BATCH, k = 0;
+    if (e->baseline || e->batch_broken)
+        return drain_agg_per_cell(e, g, fn, arg);
+    for (;;) {
+        uint32_t n = AGG_BATCH;
+        int err = 0;
+        e->stats.bpf_calls++;
         /* a hash map's batch resumes at the bucket out names; ENOENT: that was the last */
-        if (bpf_map_lookup_batch(fd, first ? NULL : &in, &out, e->set_keys, e->set_values, &n,
-                                 &opts) != 0) {
-            if (errno != ENOENT)
-                break;
-            more = false;
-        }
-        first = false;
-        in = out;
+        if (bpf_map_lookup_and_delete_batch(fd, first ? NULL : &in, &out, e->keys, e->batch_values,
+                                            &n, &opts) != 0)
+            err = errno;
         for (uint32_t i = 0; i < n; i++)
-            if ((e->set_keys[i].slot_gen & 1) == g)
-                e->set_keys[k++] = e->set_keys[i];
-        uint32_t done = k;
-        if (k && bpf_map_delete_batch(fd, e->set_keys, &done, &opts) != 0)
-            for (uint32_t i = done; i < k; i++) /* what the batch did not get to */
-                bpf_map_delete_elem(fd, &e->set_keys[i]);
+            report_cell(e, &e->keys[i], &e->batch_values[(size_t)i * (size_t)e->ncpu], fn, arg);
+        cells += n;
+        if (err == ENOENT)
+            break;
+        if (err) {
+            sn_log(SN_LOG_WARN, "agent",
+                   "batched lookup-and-delete: %s; collecting cell by cell from now on",
+                   strerror(err));
+            e->batch_broken = true;
+            return cells + drain_agg_per_cell(e, g, fn, arg);
+        }
+        in = out;
+        first = false;
+    }
+    return cells;
+}
+
+/*
+ * Generation g's cells from the table, in memory: the keys of the cells the kernel numbered,
+ * each one's counts summed over the CPUs' rows; the rows zeroed, the numbering restarted and
+ * the epoch bumped so that the kernel's index of keys to cells (cellidx) is stale for all of
+ * them at once. No system call. Returns the number of cells.
+ */
+static uint32_t drain_table(struct sn_engine *e, uint32_t g, sn_cell_fn fn, void *arg)
+{
+    uint32_t n = __atomic_load_n(&e->sc->bss->ncells[g], __ATOMIC_ACQUIRE), cells = 0;
+    const struct sn_agg_key *keys = e->cellkeys + (size_t)g * e->cap;
+
+    if (n > e->cap)
+        n = e->cap;
+    for (uint32_t i = 0; i < n; i++) {
+        struct sn_cell c = {
+            .slot = (int)(keys[i].slot_gen >> 1), .ord = keys[i].ord, .other = keys[i].other != 0};
+        for (int cpu = 0; cpu < e->ncpu; cpu++)
+            c.count += e->cellcnt[((size_t)g * (size_t)e->ncpu + (size_t)cpu) * e->cap + i];
+        memcpy(c.key, keys[i].key, SN_KEYLEN);
+        if (c.count && fn && c.slot < SN_MAX_SLOTS && e->used[c.slot])
+            fn(&c, arg);
+        cells += c.count != 0;
+    }
+    for (int cpu = 0; cpu < e->ncpu && n; cpu++)
+        memset(&e->cellcnt[((size_t)g * (size_t)e->ncpu + (size_t)cpu) * e->cap], 0,
+               (size_t)n * sizeof(uint64_t));
+    __atomic_store_n(&e->sc->bss->ncells[g], 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&e->sc->bss->epoch[g], e->sc->bss->epoch[g] + 1, __ATOMIC_RELEASE);
+    return cells;
+}
+
+/*
+ * Empties generation g of the key cap's bookkeeping: the keys the slots admitted (keyset<g>)
+ * and every slot's count of them (nkeys, in shared memory). Nothing to do when no slot
+ * admitted a key and no cell was made (dirty); else the set is drained with batched
+ * lookup-and-delete. Called after the flip's grace period, when no program admits keys to g:
+ * a program that still does (preempted across the flip) adds both a key and its count, which
+ * the next drain of g removes together. The baseline reads both generations' sets and
+ * deletes g's keys a batch at a time, as before.
+ */
+static void drain_keyset(struct sn_engine *e, uint32_t g, bool dirty)
+{
+    int fd = bpf_map__fd(g ? e->sc->maps.keyset1 : e->sc->maps.keyset0);
+    int cur = bpf_map__fd(g ? e->sc->maps.keyset0 : e->sc->maps.keyset1);
+    uint32_t *nk = e->sc->bss->nkeys, in = 0, out = 0;
+    bool any = dirty, first = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+    for (uint32_t s = 0; s < SN_MAX_SLOTS && !any; s++)
+        any = __atomic_load_n(&nk[s * 2 + g], __ATOMIC_RELAXED) != 0;
+    for (int m = e->baseline ? 0 : 1; m < 2 && (any || e->baseline); m++) {
+        int f = m == 0 ? cur : fd;
+        first = true;
+        for (;;) {
+            uint32_t n = SET_BATCH, done;
+            int err = 0, rc;
+            e->stats.bpf_calls++;
+            if (e->baseline)
+                rc = bpf_map_lookup_batch(f, first ? NULL : &in, &out, e->set_keys, e->set_values,
+                                          &n, &opts);
+            else
+                rc = bpf_map_lookup_and_delete_batch(f, first ? NULL : &in, &out, e->set_keys,
+                                                     e->set_values, &n, &opts);
+            if (rc != 0)
+                err = errno;
+            done = n;
+            if (e->baseline && f == fd && n) {
+                e->stats.bpf_calls++;
+                bpf_map_delete_batch(f, e->set_keys, &done, &opts);
+            }
+            if (err == ENOENT)
+                break;
+            if (err) { /* no batches: one key at a time */
+                struct sn_keyset_key k;
+                while (bpf_map_get_next_key(fd, NULL, &k) == 0 && bpf_map_delete_elem(fd, &k) == 0)
+                    e->stats.bpf_calls += 2;
+                break;
+            }
+            in = out;
+            first = false;
+        }
     }
     for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) /* every slot: a freed one starts afresh */
-        idx[s] = s * 2 + g;
-    if (bpf_map_update_batch(nk, idx, zero, &count, &opts) != 0)
-        for (uint32_t s = 0; s < SN_MAX_SLOTS; s++)
-            bpf_map_update_elem(nk, &idx[s], &zero[s], BPF_ANY);
+        __atomic_store_n(&nk[s * 2 + g], 0, __ATOMIC_RELAXED);
+}
+
+/*
+ * Generation g's drops counters into drops (may be NULL), zeroed for the next use of g. Only
+ * when the kernel flagged one (drops_dirty): a batch read of the generation's counters and a
+ * batch write of zeros. The baseline reads and zeroes each enabled slot's two counters.
+ */
+static void drain_drops(struct sn_engine *e, uint32_t g, struct sn_slot_drops *drops)
+{
+    int fd = bpf_map__fd(e->sc->maps.drops);
+    uint32_t base = SN_DROP_IDX(g, 0, 0), in = base - 1, out, count = NDROPS;
+    uint32_t *keys = e->arr_keys; /* NDROPS <= SN_U64_ORDS */
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+    for (uint32_t s = 0; s < SN_MAX_SLOTS && drops; s++)
+        drops[s] = (struct sn_slot_drops){0};
+    if (e->baseline) {
+        for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
+            if (!e->used[s])
+                continue;
+            for (uint32_t k = 0; k < 2; k++) {
+                uint32_t di = SN_DROP_IDX(g, s, k);
+                uint64_t v = 0;
+                e->stats.bpf_calls += 2;
+                if (bpf_map_lookup_elem(fd, &di, e->values) == 0)
+                    for (int c = 0; c < e->ncpu; c++)
+                        v += e->values[c];
+                if (drops && k == 0)
+                    drops[s].over_cap = v;
+                else if (drops)
+                    drops[s].map_full = v;
+                memset(e->values, 0, (size_t)e->ncpu * sizeof(*e->values));
+                bpf_map_update_elem(fd, &di, e->values, BPF_ANY);
+            }
+        }
+        return;
+    }
+    if (!take(&e->sc->bss->drops_dirty[g]))
+        return;
+    e->stats.bpf_calls += 2;
+    if (bpf_map_lookup_batch(fd, base ? &in : NULL, &out, keys, e->drop_values, &count, &opts) !=
+            0 &&
+        errno != ENOENT)
+        return;
+    for (uint32_t i = 0; i < count && drops; i++) {
+        uint64_t v = 0;
+        uint32_t s = (keys[i] - base) / 2;
+        for (int c = 0; c < e->ncpu; c++)
+            v += e->drop_values[(size_t)i * (size_t)e->ncpu + (size_t)c];
+        if (s >= SN_MAX_SLOTS || !e->used[s])
+            continue;
+        if ((keys[i] - base) % 2 == 0)
+            drops[s].over_cap = v;
+        else
+            drops[s].map_full = v;
+    }
+    memset(e->drop_values, 0, (size_t)count * (size_t)e->ncpu * sizeof(*e->drop_values));
+    bpf_map_update_batch(fd, keys, e->drop_values, &count, &opts);
+}
+
+void sn_engine_stats(const struct sn_engine *e, struct sn_engine_stats *out)
+{
+    *out = e->stats;
 }
 
 int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_slot_drops *drops)
 {
-    int agg = bpf_map__fd(e->sc->maps.agg), dr = bpf_map__fd(e->sc->maps.drops);
-    uint32_t old = e->sc->bss->gen & 1, nkeys = 0;
-    struct sn_agg_key *prev = NULL, next;
+    uint32_t old = e->sc->bss->gen & 1, cells = 0;
     struct timespec t0, t;
+    bool dirty;
 
     /* Flip, then give programs that read the old generation time to finish (microseconds).
      * The wait spins on the vDSO clock rather than sleeping, so that the agent's own
      * collection makes no system call that its syscall instrumentations would count. A
      * program preempted across the flip adds its one count to the old generation after the
-     * drain; that count is reported with the next drain of that generation, never lost. */
+     * drain; that count is reported with the next drain of that generation, never lost (the
+     * flags it sets bring the next drain of that generation to it). */
     e->sc->bss->gen = old ^ 1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     do
         clock_gettime(CLOCK_MONOTONIC, &t);
     while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 200000);
 
-    while (nkeys < SN_AGG_ENTRIES && bpf_map_get_next_key(agg, prev, &next) == 0) {
-        e->keys[nkeys] = next;
-        prev = &e->keys[nkeys];
-        if ((next.slot_gen & 1) == old)
-            nkeys++;
+    /* Cells, keys and drops of the old generation; each read only when the kernel flagged it
+     * in shared memory, so that an idle second makes no system call. */
+    if (e->table) {
+        dirty = __atomic_load_n(&e->sc->bss->ncells[old], __ATOMIC_ACQUIRE) != 0;
+        if (dirty)
+            cells += drain_table(e, old, fn, arg);
+    } else {
+        dirty = e->baseline ? true : take(&e->sc->bss->agg_dirty[old]);
+        if (dirty)
+            cells += drain_agg(e, old, fn, arg);
     }
-    for (uint32_t i = 0; i < nkeys; i++) {
-        struct sn_cell c = {.slot = (int)(e->keys[i].slot_gen >> 1),
-                            .ord = e->keys[i].ord,
-                            .other = e->keys[i].other != 0};
-        if (bpf_map_lookup_elem(agg, &e->keys[i], e->values) != 0)
-            continue;
-        memcpy(c.key, e->keys[i].key, SN_KEYLEN);
-        c.count = percpu_sum(e);
-        bpf_map_delete_elem(agg, &e->keys[i]);
-        if (c.count && fn)
-            fn(&c, arg);
-    }
-    drain_keyset(e, old);
+    drain_keyset(e, old, dirty);
     for (uint32_t s = 0; s < SN_ARRAY_SLOTS; s++)
-        if (e->used[s] && e->in_array[s])
-            nkeys += drain_array(e, s, old, fn, arg);
-    nkeys += collect_sampled(e, fn, arg);
+        if (e->used[s] && e->in_array[s] &&
+            (e->baseline || take(&e->sc->bss->arr_dirty[s * 2 + old])))
+            cells += drain_array(e, s, old, fn, arg);
+    drain_drops(e, old, drops);
+    cells += collect_sampled(e, fn, arg);
     set_wall_offset(e);
     if (e->attached[SN_METRIC_FS_OPS])
-        refresh_fs_devs(e);
+        refresh_fs_devs(e, false);
     scope_refresh(e);
-    for (uint32_t s = 0; s < SN_MAX_SLOTS && drops; s++) {
-        if (!e->used[s])
-            continue;
-        for (uint32_t k = 0; k < 2; k++) {
-            uint32_t di = s * 2 + k;
-            uint64_t v = 0;
-            if (bpf_map_lookup_elem(dr, &di, e->values) == 0)
-                v = percpu_sum(e);
-            if (k == 0)
-                drops[s].over_cap = v;
-            else
-                drops[s].map_full = v;
-            memset(e->values, 0, (size_t)e->ncpu * sizeof(*e->values));
-            bpf_map_update_elem(dr, &di, e->values, BPF_ANY);
-        }
-    }
-    return (int)nkeys;
+    e->stats.collections++;
+    e->stats.cells += cells;
+    return (int)cells;
 }

@@ -57,10 +57,22 @@ typedef void (*sn_cell_fn)(const struct sn_cell *cell, void *arg);
  * privileges, with libbpf's reason logged through sn_log). */
 int sn_engine_open(struct sn_engine **out);
 
+/* How the engine keeps cells and collects them (docs/agent.md); the default is the table. */
+enum sn_collect_mode {
+    SN_COLLECT_TABLE = 0, /* cells numbered by the kernel in arrays mapped into user space:
+                             collecting reads memory, no system call per cell */
+    SN_COLLECT_BATCH,     /* per-CPU hashes drained with batched lookup-and-delete */
+    SN_COLLECT_BASELINE,  /* per-CPU hashes read as before (a walk, a lookup and a delete per
+                             cell, every counter every second): for bench/bench_agent.c */
+};
+
 struct sn_engine_opts {
-    uint32_t agg_entries; /* cells the kernel's aggregation map holds (0: SN_AGG_ENTRIES),
-                             and keys its key set holds; events that find either full are
-                             counted as map_full drops */
+    uint32_t agg_entries;  /* cells the kernel's aggregation map holds per generation (0:
+                              SN_AGG_ENTRIES), and keys its key set holds; events that find
+                              either full are counted as map_full drops */
+    uint32_t exclude_tgid; /* a process none of whose events count (the agent's own, getpid(),
+                              unless --trace-self), checked first in every probe; 0: none */
+    enum sn_collect_mode collect;
 };
 /* sn_engine_open() with options (o may be NULL). */
 int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o);
@@ -86,6 +98,15 @@ bool sn_engine_psargs(const struct sn_engine *e, uint64_t hash, char *out, size_
 /* How many cgroups the kernel's cgroup_scope map marks as under some enabled slot's "under"
  * prefix (the kernel's view, for status and tests). */
 int sn_engine_scoped_cgroups(const struct sn_engine *e);
+
+/* What collections have cost so far: counted by the engine (bpf() calls are those it makes
+ * while collecting, cells those it reported). */
+struct sn_engine_stats {
+    uint64_t collections;
+    uint64_t bpf_calls;
+    uint64_t cells;
+};
+void sn_engine_stats(const struct sn_engine *e, struct sn_engine_stats *out);
 
 /* Flips the generation, waits out programs still writing the old one, and calls fn for each
  * cell of it, then clears it (its cells, and the keys the key cap admitted in it). drops

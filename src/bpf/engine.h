@@ -9,6 +9,14 @@
  * its discrete field (zeros when none). User space flips gen each second and drains the
  * other generation.
  *
+ * By default the cells are a table (probes.bpf.c: cellidx, cellkeys, cellcnt): the kernel
+ * numbers a generation's cells as they appear and counts them in per-CPU rows of an array
+ * mapped into user space, which drains a generation by reading memory and bumping its epoch.
+ * Otherwise each generation has a per-CPU hash of its own (agg0/agg1), drained whole with
+ * batched lookup-and-delete. Key sets are per generation too (keyset0/keyset1), and flags in
+ * shared memory (.bss: agg_dirty, arr_dirty, drops_dirty, nkeys, ncells) tell user space which
+ * maps have anything, so that an idle instrumentation costs no system call at all.
+ *
  * The key cap bounds a slot's distinct discrete keys per generation, not its cells: a key
  * spread over many buckets of the numeric field is one key. The keys admitted so far are a
  * set (keyset: {slot, gen, key} -> 1, counted per slot and generation in nkeys), consulted
@@ -25,7 +33,7 @@
 #define SN_SLOTS_PER_METRIC 16
 #define SN_KEYLEN           16
 #define SN_NO_FIELD         0xff
-#define SN_AGG_ENTRIES      65536 /* cells of both generations; also the keyset's bound */
+#define SN_AGG_ENTRIES      65536 /* cells of a generation (agg0, agg1); also its keyset's bound */
 #define SN_PSARGS_LEN       128   /* bytes of a process's arguments kept (a power of 2) */
 #define SN_SCOPE_ENTRIES    65536 /* cgroups the cgroup_scope map can mark (bpf/pred.h) */
 #define SN_SCOPE_BITS       64    /* distinct cgroup prefixes in enabled slots */
@@ -126,8 +134,11 @@ enum sn_fs_how {
     SN_FSH_STAT,   /* by path: a struct stat filled at argument argi gives the device */
     SN_FSH_STATX,  /* by path: a struct statx at argument argi */
 };
-#define SN_FS_SYSCALLS 512
-#define SN_FS_NOARG    0xff
+#define SN_FS_SYSCALLS    512
+/* fstype of an operation with no file to ask (an open or stat of a path that failed, a bad
+ * descriptor) or on a device missing from the mount table */
+#define SN_FSTYPE_UNKNOWN "(unknown)"
+#define SN_FS_NOARG       0xff
 struct sn_fs_sys {
     __u8 op;     /* enum sn_fs_op; SN_FS_NONE: not a file-system operation */
     __u8 how;    /* enum sn_fs_how */
@@ -144,6 +155,10 @@ enum {
     SN_LEAVE_EXITED,
     SN_LEAVE_OTHER,
 };
+
+/* The drops map's index of slot s's counter of kind (0: over the key cap, 1: map full) in
+ * generation g: a generation's counters are contiguous. */
+#define SN_DROP_IDX(g, s, kind) (((g)*SN_MAX_SLOTS + (s)) * 2 + (kind))
 
 struct sn_slot {
     __u32 active;   /* 0: free */

@@ -37,6 +37,48 @@ __u32 gen = 0;          /* the generation being written; user space flips it */
 __s64 wall_off = 0;     /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by user space */
 __u32 want_cputime = 0; /* some syscall slot needs cputime: offcpu_switch is attached */
 
+/* The agent's own process (its tgid), whose events no program counts: the agent's collection
+ * would otherwise be a busy process in every system-call view. 0: count everything
+ * (--trace-self). Set before load, so the check folds away when it is 0. */
+const volatile __u32 self_tgid = 0;
+
+/* Cells in a table instead of agg0/agg1 (set before load; docs/agent.md): the table's cells
+ * per generation, and the rows of its counters (possible CPUs). */
+const volatile __u32 use_table = 0;
+const volatile __u32 cells_cap = 1;
+const volatile __u32 ncpus = 1;
+
+/*
+ * What user space needs to drain a generation without asking the kernel (shared memory: .bss
+ * is mapped into the agent, so reading and clearing these costs no system call). Each flag is
+ * set after the write it announces, and only when not set already (a read first: an event of
+ * a busy slot does not dirty a shared cache line). User space clears a flag before draining
+ * what it announces, so a write that lands after the drain sets it again for the next one.
+ */
+__u32 nkeys[SN_MAX_SLOTS * 2];      /* keys the key cap admitted, per slot and generation */
+__u8 agg_dirty[2];                  /* agg<g> got a new cell */
+__u8 arr_dirty[SN_ARRAY_SLOTS * 2]; /* hist_arr has counts of (slot, generation) */
+__u8 drops_dirty[2];                /* some drops counter of the generation is not zero */
+__u32 ncells[2];                    /* the table's cells made per generation (may pass the cap) */
+__u32 epoch[2];                     /* bumped by user space each time it drains a generation */
+
+static __always_inline void mark(__u8 *flag)
+{
+    if (!*flag)
+        *flag = 1;
+}
+
+/* Is tgid the agent's own process (and is that excluded)? */
+static __always_inline int is_self(__u32 tgid)
+{
+    return self_tgid && tgid == self_tgid;
+}
+
+static __always_inline int self_current(void)
+{
+    return self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid;
+}
+
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, SN_MAX_SLOTS);
@@ -51,12 +93,47 @@ struct {
     __type(value, struct sn_metric_slots);
 } by_metric SEC(".maps");
 
-struct {
+/* The cells, one map per generation: user space drains the old generation's map whole with
+ * batched lookup-and-delete, a system call per few thousand cells, and an idle one not at all
+ * (agg_dirty). */
+struct sn_agg_map {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
     __uint(max_entries, SN_AGG_ENTRIES);
     __type(key, struct sn_agg_key);
     __type(value, __u64);
-} agg SEC(".maps");
+};
+struct sn_agg_map agg0 SEC(".maps"), agg1 SEC(".maps");
+
+/*
+ * The cell table (use_table): a cell is a number the kernel gives it on its first event of a
+ * generation (ncells[g]), its key at cellkeys[g * cap + n] and its counts at cellcnt[(g * ncpus
+ * + cpu) * cap + n], a row per CPU so that counting takes no atomic. Both arrays are mapped into
+ * user space, which reads the cells, zeroes their counts and bumps epoch[g] without a system
+ * call. cellidx finds a key's cell: key -> epoch << 32 | n, valid while the epoch is the
+ * generation's current one, so nothing is ever deleted; stale entries age out of the LRU.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1);
+    __type(key, struct sn_agg_key);
+    __type(value, __u64);
+} cellidx SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sn_agg_key);
+} cellkeys SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} cellcnt SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -65,25 +142,29 @@ struct {
     __type(value, __u64);
 } hist_arr SEC(".maps");
 
-/* the key cap (bpf/engine.h): the discrete keys each slot has admitted in each generation, and
- * how many there are per slot and generation; both emptied by user space when it drains the
- * generation. Consulted only for a new cell. Each admitted key has a cell of its own in agg
- * (or lost one to a full map), so agg's size bounds the set; entries are allocated as keys
- * come. */
+/* The same histograms with the cell table (use_table), mapped into user space:
+ * hist_tab[((slot * 2 + gen) * ncpus + cpu) * SN_U64_ORDS + i], a row per CPU. */
 struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} hist_tab SEC(".maps");
+
+/* the key cap (bpf/engine.h): the discrete keys each slot has admitted in each generation (a
+ * map per generation; how many per slot are in nkeys); both emptied by user space when it
+ * drains the generation. Consulted only for a new cell. Each admitted key has a cell of its own in
+ * agg (or lost one to a full map), so agg's size bounds the set; entries are allocated as keys
+ * come. */
+struct sn_keyset_map {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(map_flags, BPF_F_NO_PREALLOC);
     __uint(max_entries, SN_AGG_ENTRIES);
     __type(key, struct sn_keyset_key);
     __type(value, __u8);
-} keyset SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, SN_MAX_SLOTS * 2);
-    __type(key, __u32);
-    __type(value, __u32);
-} nkeys SEC(".maps");
+};
+struct sn_keyset_map keyset0 SEC(".maps"), keyset1 SEC(".maps");
 
 /* cgroup id -> a bit per cgroup prefix it is at or below (bpf/pred.h's UNDER): written by user
  * space from the cgroup2 tree, read once per event when a slot has an UNDER leaf */
@@ -95,10 +176,12 @@ struct {
     __type(value, __u64);
 } cgroup_scope SEC(".maps");
 
-/* per slot: [0] events over the key cap (counted under "other"), [1] lost to a full map */
+/* per generation and slot, at SN_DROP_IDX(g, s, kind): kind 0 events over the key cap
+ * (counted under "other"), 1 lost to a full map. By generation, like the cells they go with:
+ * read after the flip, the old generation's are complete and the new one's are not mixed in. */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, SN_MAX_SLOTS * 2);
+    __uint(max_entries, 2 * SN_MAX_SLOTS * 2);
     __type(key, __u32);
     __type(value, __u64);
 } drops SEC(".maps");
@@ -347,19 +430,22 @@ static __always_inline int admit_key(__u32 s, __u32 g, __u32 cap, const char *ke
 {
     struct sn_keyset_key sk;
     __u32 idx = s * 2 + g, *nk;
+    void *set = g ? (void *)&keyset1 : (void *)&keyset0;
     __u8 one = 1;
     long rc;
 
+    if (idx >= SN_MAX_SLOTS * 2)
+        return KEY_OVER_CAP;
     __builtin_memset(&sk, 0, sizeof(sk));
     sk.slot_gen = s << 1 | g;
     __builtin_memcpy(sk.key, key, SN_KEYLEN);
-    if (bpf_map_lookup_elem(&keyset, &sk)) /* a new bucket of a known key */
+    if (bpf_map_lookup_elem(set, &sk)) /* a new bucket of a known key */
         return KEY_IN;
-    nk = bpf_map_lookup_elem(&nkeys, &idx);
+    nk = &nkeys[idx];
     /* read first: a slot at its cap takes no atomic per event over it */
-    if (!nk || *nk >= cap || __sync_fetch_and_add(nk, 1) >= cap)
+    if (*nk >= cap || __sync_fetch_and_add(nk, 1) >= cap)
         return KEY_OVER_CAP;
-    rc = bpf_map_update_elem(&keyset, &sk, &one, BPF_NOEXIST);
+    rc = bpf_map_update_elem(set, &sk, &one, BPF_NOEXIST);
     if (rc == 0)
         return KEY_IN;
     /* another CPU admitted it meanwhile (EEXIST), or the set is full: give the count back */
@@ -367,14 +453,85 @@ static __always_inline int admit_key(__u32 s, __u32 g, __u32 cap, const char *ke
     return rc == -EEXIST ? KEY_IN : KEY_NO_ROOM;
 }
 
+/* This CPU's counter of cell n of generation g in the table. */
+static __always_inline __u64 *table_counter(__u32 g, __u32 n)
+{
+    __u32 i = (g * ncpus + bpf_get_smp_processor_id()) * cells_cap + n;
+    return bpf_map_lookup_elem(&cellcnt, &i);
+}
+
+/* The counter of k's cell in generation g (agg<g>, or the table), or NULL when it has none. */
+static __always_inline __u64 *agg_lookup(__u32 g, const struct sn_agg_key *k)
+{
+    if (use_table) {
+        __u64 *e = bpf_map_lookup_elem(&cellidx, k), v;
+        if (!e || g > 1)
+            return NULL;
+        v = *(volatile __u64 *)e;
+        return (__u32)(v >> 32) == epoch[g] ? table_counter(g, (__u32)v) : NULL;
+    }
+    return g ? bpf_map_lookup_elem(&agg1, k) : bpf_map_lookup_elem(&agg0, k);
+}
+
+/* Makes k's cell in generation g of the table and returns its counter; NULL when the table is
+ * full. Two CPUs making the same cell at once: one's number wins in cellidx and both count
+ * there (the other number keeps the key and no counts, which user space skips). */
+static __always_inline __u64 *table_make(__u32 g, const struct sn_agg_key *k)
+{
+    __u32 ep, n, ki;
+    struct sn_agg_key *slot;
+    __u64 nv, old, *e;
+
+    if (g > 1)
+        return NULL;
+    ep = epoch[g];
+    n = __sync_fetch_and_add(&ncells[g], 1);
+    if (n >= cells_cap)
+        return NULL;
+    ki = g * cells_cap + n;
+    slot = bpf_map_lookup_elem(&cellkeys, &ki);
+    if (!slot)
+        return NULL;
+    __builtin_memcpy(slot, k, sizeof(*k));
+    nv = (__u64)ep << 32 | n;
+    e = bpf_map_lookup_elem(&cellidx, k);
+    if (!e) {
+        if (bpf_map_update_elem(&cellidx, k, &nv, BPF_NOEXIST) == 0)
+            return table_counter(g, n);
+        e = bpf_map_lookup_elem(&cellidx, k); /* made meanwhile */
+        if (!e)
+            return NULL;
+    }
+    old = *(volatile __u64 *)e;
+    if ((__u32)(old >> 32) == ep) /* made meanwhile, this epoch */
+        return table_counter(g, (__u32)old);
+    if (__sync_val_compare_and_swap(e, old, nv) == old) /* a stale entry: ours now */
+        return table_counter(g, n);
+    old = *(volatile __u64 *)e;
+    return (__u32)(old >> 32) == ep ? table_counter(g, (__u32)old) : NULL;
+}
+
+/* Adds a drop of kind (0 over the key cap, 1 map full) to slot s in generation g. */
+static __always_inline void count_drop(__u32 s, __u32 g, __u32 kind)
+{
+    __u32 di = SN_DROP_IDX(g, s, kind);
+    __u64 *d = bpf_map_lookup_elem(&drops, &di);
+
+    if (d)
+        *d += 1;
+    if (g < 2)
+        mark(&drops_dirty[g]);
+}
+
 /* Counts ev for slot s (sl) in generation g. Global, like pred_eval(). An existing cell costs
  * one lookup; only a new one consults the key cap. */
 __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event *ev, __u32 g)
 {
     struct sn_agg_key k;
-    __u64 one = 1, *v, *d;
-    __u32 f, di;
+    __u64 one = 1, *v;
+    __u32 f;
     __u16 ord = 0;
+    long rc;
 
     if (!sl || !ev || s >= SN_MAX_SLOTS || g > 1)
         return 0;
@@ -386,9 +543,16 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
         __u32 i = ord == SN_BUCKET_ORD_ZERO ? 0 : (__u32)ord - SN_U64_ORD_FIRST + 1;
         if (i < SN_U64_ORDS) {
             __u32 idx = (s * 2 + g) * SN_U64_ORDS + i;
-            __u64 *c = bpf_map_lookup_elem(&hist_arr, &idx);
+            __u64 *c;
+            if (use_table) {
+                idx = ((s * 2 + g) * ncpus + bpf_get_smp_processor_id()) * SN_U64_ORDS + i;
+                c = bpf_map_lookup_elem(&hist_tab, &idx);
+            } else {
+                c = bpf_map_lookup_elem(&hist_arr, &idx);
+            }
             if (c) {
                 *c += 1;
+                mark(&arr_dirty[(s * 2 + g) & (SN_ARRAY_SLOTS * 2 - 1)]);
                 return 0;
             }
         }
@@ -401,7 +565,7 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
         __builtin_memcpy(k.key, ev->str[f], SN_KEYLEN);
     else if (f < SN_EV_NNUM)
         __builtin_memcpy(k.key, &ev->num[f], sizeof(__s64));
-    v = bpf_map_lookup_elem(&agg, &k);
+    v = agg_lookup(g, &k);
     if (v) {
         *v += 1;
         return 0;
@@ -411,31 +575,38 @@ __noinline int count_event(__u32 s, const struct sn_slot *sl, const struct event
         if (in == KEY_NO_ROOM)
             goto lost;
         if (in == KEY_OVER_CAP) { /* to "other", in the same bucket */
-            di = s * 2;
-            d = bpf_map_lookup_elem(&drops, &di);
-            if (d)
-                *d += 1;
+            count_drop(s, g, 0);
             __builtin_memset(k.key, 0, SN_KEYLEN);
             k.other = 1;
-            v = bpf_map_lookup_elem(&agg, &k);
+            v = agg_lookup(g, &k);
             if (v) {
                 *v += 1;
                 return 0;
             }
         }
     }
-    if (bpf_map_update_elem(&agg, &k, &one, BPF_NOEXIST) == 0)
+    if (use_table) {
+        v = table_make(g, &k);
+        if (!v)
+            goto lost;
+        *v += 1;
         return 0;
-    v = bpf_map_lookup_elem(&agg, &k); /* another CPU created it meanwhile */
+    }
+    if (g)
+        rc = bpf_map_update_elem(&agg1, &k, &one, BPF_NOEXIST);
+    else
+        rc = bpf_map_update_elem(&agg0, &k, &one, BPF_NOEXIST);
+    if (rc == 0) {
+        mark(&agg_dirty[g]);
+        return 0;
+    }
+    v = agg_lookup(g, &k); /* another CPU created it meanwhile */
     if (v) {
         *v += 1;
         return 0;
     }
 lost:
-    di = s * 2 + 1;
-    d = bpf_map_lookup_elem(&drops, &di);
-    if (d)
-        *d += 1;
+    count_drop(s, g, 1);
     return 0;
 }
 
@@ -588,8 +759,11 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
     struct task_struct *task = bpf_get_current_task_btf();
-    struct sys_start *st = bpf_task_storage_get(&start_ns, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    struct sys_start *st;
 
+    if (is_self(task->tgid)) /* first: the agent's own calls cost it nothing more */
+        return 0;
+    st = bpf_task_storage_get(&start_ns, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!st)
         return 0;
     st->ts = bpf_ktime_get_ns();
@@ -661,9 +835,11 @@ int BPF_PROG(proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binpr
 {
     __u32 metric = SN_METRIC_PROC_EXECS;
     struct sn_metric_slots *ms;
+    struct event *ev;
 
-    struct event *ev = begin(metric, &ms);
-
+    if (self_current())
+        return 0;
+    ev = begin(metric, &ms);
     if (!ev)
         return 0;
     task_fields(ev, bpf_get_current_task_btf(), ms->needs);
@@ -678,8 +854,8 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
     struct sn_metric_slots *ms;
     struct event *ev;
 
-    if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
-        return 0; /* a thread, not a process */
+    if (self_current() || BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+        return 0; /* ours, or a thread, not a process */
     ev = begin(metric, &ms);
     if (!ev)
         return 0;
@@ -697,8 +873,8 @@ int BPF_PROG(proc_exit, struct task_struct *p)
     struct sn_metric_slots *ms;
     struct event *ev;
 
-    if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
-        return 0; /* a thread; the process ends with its main thread */
+    if (self_current() || BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
+        return 0; /* ours, or a thread: the process ends with its main thread */
     ev = begin(metric, &ms);
     if (!ev)
         return 0;
@@ -753,7 +929,11 @@ int BPF_PROG(block_complete, struct request *rq, blk_status_t error, unsigned in
 
 static __always_inline void stamp_wakeup(struct task_struct *p)
 {
-    __u64 *ts = bpf_task_storage_get(&woken_ns, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    __u64 *ts;
+
+    if (is_self(p->tgid)) /* never stamped: its switch in counts nothing */
+        return;
+    ts = bpf_task_storage_get(&woken_ns, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (ts)
         *ts = bpf_ktime_get_ns();
 }
@@ -879,7 +1059,7 @@ int BPF_PROG(fs_enter, struct pt_regs *regs, long id)
     struct fs_start *st;
     __u32 nr = (__u32)id;
 
-    if (id < 0 || nr >= SN_FS_SYSCALLS)
+    if (id < 0 || nr >= SN_FS_SYSCALLS || is_self(task->tgid))
         return 0;
     fs = bpf_map_lookup_elem(&fs_sys, &nr);
     if (!fs || fs->op == SN_FS_NONE)
@@ -952,6 +1132,10 @@ int BPF_PROG(fs_exit, struct pt_regs *regs, long ret)
             if (name)
                 __builtin_memcpy(ev->str[SN_SC_TEXT], name, SN_KEYLEN);
         }
+        /* no file to ask (an open or stat that failed, a bad descriptor) or a device not in
+         * the mount table: a name that says so rather than an empty key */
+        if (((__u64 *)ev->str[SN_SC_TEXT])[0] == 0)
+            __builtin_memcpy(ev->str[SN_SC_TEXT], SN_FSTYPE_UNKNOWN "\0\0\0\0\0\0\0", SN_KEYLEN);
     }
     st->ts = 0;
     task_fields(ev, task, needs);
@@ -1016,6 +1200,8 @@ int BPF_PROG(tcp_connect_state, const struct sock *sk, const int oldstate, const
     if (newstate == TCP_SYN_SENT) { /* in connect(): the process is current */
         struct task_struct *task = bpf_get_current_task_btf();
         struct conn_start c = {.ts = bpf_ktime_get_ns()};
+        if (is_self(task->tgid)) /* no start: its end counts nothing */
+            return 0;
         ms = bpf_map_lookup_elem(&by_metric, &metric);
         if (!ms)
             return 0;
@@ -1130,7 +1316,7 @@ int BPF_PROG(texec_switch, bool preempt, struct task_struct *prev, struct task_s
     struct event *ev;
     __u64 *ts, now = bpf_ktime_get_ns();
 
-    if (BPF_CORE_READ(prev, pid) != 0) {
+    if (BPF_CORE_READ(prev, pid) != 0 && !is_self(prev->tgid)) {
         ts = bpf_task_storage_get(&oncpu_ns, prev, 0, 0);
         ev = begin(metric, &ms);
         if (ts && *ts && ev) {
@@ -1140,7 +1326,7 @@ int BPF_PROG(texec_switch, bool preempt, struct task_struct *prev, struct task_s
             run_slots(ms, ev, SN_METRIC_THREAD_EXECS, gen & 1);
         }
     }
-    if (BPF_CORE_READ(next, pid) != 0) {
+    if (BPF_CORE_READ(next, pid) != 0 && !is_self(next->tgid)) {
         ts = bpf_task_storage_get(&oncpu_ns, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
         if (ts)
             *ts = now;
@@ -1155,9 +1341,11 @@ int thread_sample(void *ctx)
 {
     __u32 metric = SN_METRIC_THREAD_SAMPLES;
     struct sn_metric_slots *ms;
+    struct event *ev;
 
-    struct event *ev = begin(metric, &ms);
-
+    if (self_current())
+        return 0;
+    ev = begin(metric, &ms);
     if (!ev)
         return 0;
     task_fields(ev, bpf_get_current_task_btf(), ms->needs);

@@ -22,7 +22,7 @@
 
 static const char usage[] =
     "usage: sonde agent --inst FILE --stdout [--format json|binary] [--seconds N]\n"
-    "                   [--key-cap N]\n"
+    "                   [--key-cap N] [--trace-self]\n"
     "\n"
     "Instruments this host's kernel with BPF for the instrumentations in FILE and prints,\n"
     "once a second, one JSON frame per instrumentation (docs/agent.md). Needs root.\n"
@@ -41,6 +41,8 @@ static const char usage[] =
     "  --seconds N     stop after N frames per instrumentation (default: until SIGINT/SIGTERM)\n"
     "  --key-cap N     distinct keys per instrumentation per second before counts go to\n"
     "                  \"other\" (default 1000)\n"
+    "  --trace-self    count the agent's own events too (its collection's system calls, ...);\n"
+    "                  by default the kernel leaves this process out of every instrumentation\n"
     "  -h, --help      this help\n"
     "\n"
     "SIGHUP reads FILE again: new and changed instrumentations are enabled (their first frame\n"
@@ -178,18 +180,19 @@ static void reload_insts(struct sn_engine *eng, const char *file, const char *ho
 
 int sn_cmd_agent(int argc, char **argv)
 {
-    enum { O_INST = 256, O_STDOUT, O_SECONDS, O_KEYCAP, O_FORMAT };
+    enum { O_INST = 256, O_STDOUT, O_SECONDS, O_KEYCAP, O_FORMAT, O_SELF };
     static const struct option longopts[] = {
         {"inst", required_argument, NULL, O_INST},
         {"stdout", no_argument, NULL, O_STDOUT},
         {"seconds", required_argument, NULL, O_SECONDS},
         {"key-cap", required_argument, NULL, O_KEYCAP},
         {"format", required_argument, NULL, O_FORMAT},
+        {"trace-self", no_argument, NULL, O_SELF},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *file = NULL;
-    bool to_stdout = false, binary = false;
+    bool to_stdout = false, binary = false, trace_self = false;
     long seconds = 0, cap = SN_DEFAULT_KEY_CAP;
     struct sn_inst *insts = NULL;
     struct sn_engine *eng = NULL;
@@ -207,6 +210,9 @@ int sn_cmd_agent(int argc, char **argv)
             break;
         case O_STDOUT:
             to_stdout = true;
+            break;
+        case O_SELF:
+            trace_self = true;
             break;
         case O_FORMAT:
             if (strcmp(optarg, "json") != 0 && strcmp(optarg, "binary") != 0) {
@@ -238,7 +244,11 @@ int sn_cmd_agent(int argc, char **argv)
             return SN_EXIT_USAGE;
         }
     }
-    if (!file || !to_stdout || optind < argc) {
+    if (optind < argc) {
+        fprintf(stderr, "sonde agent: unexpected argument '%s'\n", argv[optind]);
+        return SN_EXIT_USAGE;
+    }
+    if (!file || !to_stdout) {
         fputs("sonde agent: --inst FILE and --stdout are required (for now)\n", stderr);
         return SN_EXIT_USAGE;
     }
@@ -249,7 +259,8 @@ int sn_cmd_agent(int argc, char **argv)
     if (rc != SN_EXIT_OK)
         return rc;
 
-    rc = sn_engine_open(&eng);
+    struct sn_engine_opts eo = {.exclude_tgid = trace_self ? 0 : (uint32_t)getpid()};
+    rc = sn_engine_open_opts(&eng, &eo);
     if (rc < 0) {
         fprintf(stderr,
                 "sonde agent: cannot load BPF programs: %s (needs root and a kernel "

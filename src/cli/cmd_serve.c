@@ -4,6 +4,7 @@
  * idle reaping, persisted data every minute); libmicrohttpd's threads serve the API; the
  * collector's thread runs the agent.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -24,7 +25,7 @@
 
 static const char usage[] =
     "usage: sonde serve [--listen HOST:PORT] [--data DIR] [--tenants FILE] [--no-agent]\n"
-    "                   [--threads N] [--key-cap N] [--ui-dir DIR]\n"
+    "                   [--threads N] [--key-cap N] [--ui-dir DIR] [--trace-self]\n"
     "\n"
     "Runs the agent, the aggregator and the Cloud Analytics HTTP API in one process\n"
     "(docs/api.md), and the web UI at / (docs/ui.md). Prints its URL on the first line of standard "
@@ -35,12 +36,15 @@ static const char usage[] =
     "  --listen HOST:PORT  where to serve (default 127.0.0.1:23181; port 0 picks a free one;\n"
     "                      \":PORT\" listens on every address)\n"
     "  --data DIR          state directory: instrumentation definitions and persisted data\n"
-    "                      (default /var/lib/sonde as root, else ~/.local/share/sonde)\n"
+    "                      (default /var/lib/sonde as root, else ~/.local/share/sonde); DIR\n"
+    "                      is created (mode 0700) when its parent exists\n"
     "  --tenants FILE      tokens and tenants (docs/api.md); without it only loopback clients\n"
     "                      are served and there are no tenant scopes\n"
     "  --no-agent          do not instrument this host: data comes only from ingest\n"
     "  --threads N         HTTP worker threads (default 4)\n"
     "  --key-cap N         distinct keys per instrumentation per second (default 1000)\n"
+    "  --trace-self        let the local agent count this process's own events (its API\n"
+    "                      threads and its collection); by default the kernel leaves them out\n"
     "  --ui-dir DIR        serve the web UI's files from DIR (a checkout's ui/) instead of\n"
     "                      the copy compiled in: edit, reload, no rebuild\n"
     "  -h, --help          this help\n"
@@ -48,8 +52,9 @@ static const char usage[] =
     "Without root (or BPF), the local agent cannot load: the server says so and serves data\n"
     "from ingest only.\n"
     "\n"
-    "exit codes: 0 stopped by a signal, 1 runtime error (cannot listen, bad data directory),\n"
-    "2 usage error or bad tenants file\n";
+    "exit codes: 0 stopped by a signal, 1 runtime error (cannot listen, a data directory that\n"
+    "cannot be created or read), 2 usage error (unknown option, bad value such as --listen\n"
+    "without a port, --data whose parent directory does not exist) or bad tenants file\n";
 
 static int mkdirs(const char *path)
 {
@@ -67,6 +72,86 @@ static int mkdirs(const char *path)
     return 0;
 }
 
+/* Is s "HOST:PORT", "[V6]:PORT" or ":PORT" with a numeric address or localhost and a port
+ * 0-65535 (what the HTTP server accepts)? Else says why in why. */
+static bool listen_ok(const char *s, char *why, size_t whylen)
+{
+    char host[256], buf[16];
+    const char *colon;
+    char *end;
+    long port;
+
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host)) {
+            snprintf(why, whylen, "want [IPV6]:PORT");
+            return false;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(rb - s - 1), s + 1);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon) {
+            snprintf(why, whylen, "no port: want HOST:PORT, e.g. %s:23181", s);
+            return false;
+        }
+        if ((size_t)(colon - s) >= sizeof(host)) {
+            snprintf(why, whylen, "host too long");
+            return false;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || port < 0 || port > 65535) {
+        snprintf(why, whylen, "bad port '%s' (want 0-65535; 0 picks a free one)", colon + 1);
+        return false;
+    }
+    if (!host[0] || strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, buf) == 1 ||
+        inet_pton(AF_INET6, host, buf) == 1)
+        return true;
+    snprintf(why, whylen, "host '%s' is not an IPv4 or IPv6 address or localhost", host);
+    return false;
+}
+
+/*
+ * The data directory named by --data: created (0700) when missing if its parent exists; a
+ * missing parent is the caller's mistake (a typo should not grow a tree of directories), said
+ * in why. Returns 0, SN_EXIT_USAGE or SN_EXIT_FAILURE.
+ */
+static int make_datadir(const char *dir, char *why, size_t whylen)
+{
+    char parent[1024];
+    struct stat st;
+    size_t n = strlen(dir);
+
+    while (n > 1 && dir[n - 1] == '/') /* "dir/" is dir */
+        n--;
+    snprintf(parent, sizeof(parent), "%.*s", (int)n, dir);
+    if (stat(parent, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        snprintf(why, whylen, "%.400s is not a directory", parent);
+        return SN_EXIT_USAGE;
+    }
+    char *slash = strrchr(parent, '/');
+    if (slash == parent)
+        slash[1] = '\0'; /* "/x": its parent is "/" */
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof(parent), ".");
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(why, whylen, "the parent directory %.400s does not exist (create it first)",
+                 parent);
+        return SN_EXIT_USAGE;
+    }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(why, whylen, "cannot create %.400s: %s", dir, strerror(errno));
+        return SN_EXIT_FAILURE;
+    }
+    return 0;
+}
+
 static void default_datadir(char *out, size_t len)
 {
     const char *home = getenv("HOME");
@@ -78,7 +163,7 @@ static void default_datadir(char *out, size_t len)
 
 int sn_cmd_serve(int argc, char **argv)
 {
-    enum { O_LISTEN = 256, O_DATA, O_TENANTS, O_NOAGENT, O_THREADS, O_KEYCAP, O_UIDIR };
+    enum { O_LISTEN = 256, O_DATA, O_TENANTS, O_NOAGENT, O_THREADS, O_KEYCAP, O_UIDIR, O_SELF };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"data", required_argument, NULL, O_DATA},
@@ -87,11 +172,12 @@ int sn_cmd_serve(int argc, char **argv)
         {"threads", required_argument, NULL, O_THREADS},
         {"key-cap", required_argument, NULL, O_KEYCAP},
         {"ui-dir", required_argument, NULL, O_UIDIR},
+        {"trace-self", no_argument, NULL, O_SELF},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = "127.0.0.1:23181", *tenants = NULL;
-    bool agent = true;
+    bool agent = true, trace_self = false, data_given = false;
     long threads = 4, cap = SN_DEFAULT_KEY_CAP;
     struct sn_server *s;
     char why[512], path[600];
@@ -108,7 +194,16 @@ int sn_cmd_serve(int argc, char **argv)
             listen = optarg;
             break;
         case O_DATA:
+            if (!optarg[0] || strlen(optarg) >= sizeof(s->datadir) - 8) {
+                fprintf(stderr, "sonde serve: --data wants a directory\n");
+                free(s);
+                return SN_EXIT_USAGE;
+            }
             snprintf(s->datadir, sizeof(s->datadir), "%s", optarg);
+            data_given = true;
+            break;
+        case O_SELF:
+            trace_self = true;
             break;
         case O_TENANTS:
             tenants = optarg;
@@ -150,10 +245,21 @@ int sn_cmd_serve(int argc, char **argv)
         free(s);
         return SN_EXIT_USAGE;
     }
+    if (!listen_ok(listen, why, sizeof(why))) {
+        fprintf(stderr, "sonde serve: --listen %s: %s\n", listen, why);
+        free(s);
+        return SN_EXIT_USAGE;
+    }
     if (tenants && sn_tenants_load(tenants, &s->tenants, why, sizeof(why)) < 0) {
         fprintf(stderr, "sonde serve: tenants file: %s\n", why);
         free(s);
         return SN_EXIT_USAGE;
+    }
+    if (data_given && (rc = make_datadir(s->datadir, why, sizeof(why))) != 0) {
+        fprintf(stderr, "sonde serve: --data %s: %s\n", s->datadir, why);
+        sn_tenants_free(s->tenants);
+        free(s);
+        return rc;
     }
     snprintf(path, sizeof(path), "%s/data", s->datadir);
     if ((rc = mkdirs(path)) < 0) {
@@ -190,7 +296,7 @@ int sn_cmd_serve(int argc, char **argv)
         goto out;
     }
     if (agent) {
-        rc = sn_collector_start(s, (uint32_t)cap, &s->collector);
+        rc = sn_collector_start(s, (uint32_t)cap, trace_self, &s->collector);
         if (rc < 0) {
             sn_log(SN_LOG_WARN, "serve",
                    "the local agent cannot load BPF programs (%s; needs root and a kernel with "

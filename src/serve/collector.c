@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/engine.h"
 #include "agent/frame.h"
@@ -175,16 +176,20 @@ static void *loop(void *arg)
     return NULL;
 }
 
-int sn_collector_start(struct sn_server *s, uint32_t key_cap, struct sn_collector **out)
+int sn_collector_start(struct sn_server *s, uint32_t key_cap, bool trace_self,
+                       struct sn_collector **out)
 {
     struct sn_collector *c = calloc(1, sizeof(*c));
+    /* the whole server (API threads, this collector) is left out of its own data unless
+     * asked: its collection would otherwise be a busy process in every system-call view */
+    struct sn_engine_opts o = {.exclude_tgid = trace_self ? 0 : (uint32_t)getpid()};
     int rc;
     (void)key_cap;
 
     if (!c)
         return -ENOMEM;
     c->s = s;
-    rc = sn_engine_open(&c->eng);
+    rc = sn_engine_open_opts(&c->eng, &o);
     if (rc < 0) {
         free(c);
         return rc;

@@ -10,6 +10,7 @@
 #ifndef SN_SERVE_COLLECTOR_H
 #define SN_SERVE_COLLECTOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,9 +19,11 @@
 struct sn_server;
 struct sn_collector;
 
-/* Loads the BPF programs and starts the thread. Returns 0, or a negative errno (-EPERM without
- * privileges) with the engine's reason logged. */
-int sn_collector_start(struct sn_server *s, uint32_t key_cap, struct sn_collector **out);
+/* Loads the BPF programs and starts the thread. The kernel counts no event of this process
+ * unless trace_self (--trace-self). Returns 0, or a negative errno (-EPERM without privileges)
+ * with the engine's reason logged. */
+int sn_collector_start(struct sn_server *s, uint32_t key_cap, bool trace_self,
+                       struct sn_collector **out);
 /* Enables inst (copied; inst->id is the instrumentation's key). Returns 0, or a negative errno
  * with why (e.g. a USDT probe the binary lacks). */
 int sn_collector_enable(struct sn_collector *c, const struct sn_inst *inst, char *why,

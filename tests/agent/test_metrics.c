@@ -237,6 +237,68 @@ static void test_fs_logical_ops(void)
         disable(all[i]);
 }
 
+/* Operations that fail: 3 opens and 2 stats of a path that does not exist and a read of a bad
+ * descriptor have no file to name; a failed seek on an open file keeps its file system's. */
+static void fs_failing_workload(void *arg)
+{
+    (void)arg;
+    char buf[16];
+    struct stat st;
+
+    for (int i = 0; i < 3; i++)
+        if (open("/nonexistent-sonde/x", O_RDONLY) >= 0)
+            _exit(1);
+    for (int i = 0; i < 2; i++)
+        if (stat("/nonexistent-sonde/x", &st) == 0)
+            _exit(1);
+    if (read(-1, buf, 1) >= 0)
+        _exit(1);
+    int fd = open(fs_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || lseek(fd, -1, SEEK_SET) >= 0)
+        _exit(1);
+    close(fd);
+}
+
+static void test_fs_failed_ops_fstype(void)
+{
+    struct probe bytype = {0}, unknown = {0};
+    struct probe *all[] = {&bytype, &unknown};
+    char body[512], fstype[64];
+    struct t_gated g;
+
+    snprintf(fs_path, sizeof(fs_path), "/var/tmp/sonde-fsfail.%d", (int)getpid());
+    g = t_gated_start(fs_failing_workload, NULL);
+    T_REQUIRE(g.pid > 0);
+    snprintf(body, sizeof(body),
+             "{\"module\":\"fs\",\"stat\":\"logical_ops\",\"decomposition\":[\"fstype\"],"
+             "\"predicate\":{\"eq\":[\"pid\",\"%d\"]}}",
+             (int)g.pid);
+    T_REQUIRE(enable(&bytype, body));
+    snprintf(body, sizeof(body),
+             "{\"module\":\"fs\",\"stat\":\"logical_ops\",\"decomposition\":[\"optype\"],"
+             "\"predicate\":{\"and\":[{\"eq\":[\"pid\",\"%d\"]},{\"eq\":[\"fstype\","
+             "\"" SN_FSTYPE_UNKNOWN "\"]}]}}",
+             (int)g.pid);
+    T_REQUIRE(enable(&unknown, body));
+    collect(all, 2);
+    t_gated_release(&g);
+    collect(all, 2);
+    fstype_of_path("/var/tmp", fstype, sizeof(fstype));
+    unlink(fs_path);
+    dump(&bytype);
+    dump(&unknown);
+    T_EQU(count_of(&bytype, ""), 0); /* never an empty key */
+    T_EQU(count_of(&bytype, SN_FSTYPE_UNKNOWN), 6);
+    T_EQU(count_of(&bytype, fstype), 3); /* open, the failed lseek, close */
+    T_EQU(bytype.f.count, 9);
+    T_EQU(count_of(&unknown, "open"), 3);
+    T_EQU(count_of(&unknown, "getattr"), 2);
+    T_EQU(count_of(&unknown, "read"), 1);
+    T_EQU(unknown.f.count, 6);
+    disable(&bytype);
+    disable(&unknown);
+}
+
 /* --- tcp ----------------------------------------------------------------------------------- */
 
 static int listener(int family, int backlog, int *port)
@@ -764,6 +826,8 @@ int main(int argc, char **argv)
               test_attach_detach_all);
         t_run("fs.logical_ops: a workload's operations by type, size and offset",
               test_fs_logical_ops);
+        t_run("fs.logical_ops: failed operations count under fstype \"(unknown)\"",
+              test_fs_failed_ops_fstype);
         t_run("tcp.connects and tcp.accepts over IPv4 and IPv6 loopback",
               test_tcp_connects_accepts);
         t_run("tcp.retransmits: a SYN dropped by a full accept queue", test_tcp_retransmits);

@@ -49,7 +49,7 @@ static int set_metric(const struct sn_metric_slots *ms)
 /* Sum of slot s's counts in generation g for ord (any key), or for key (any ord). */
 static uint64_t sum(uint32_t s, uint32_t g, int ord, const char *key)
 {
-    int fd = bpf_map__fd(skel->maps.agg), ncpu = libbpf_num_possible_cpus();
+    int fd = bpf_map__fd(g ? skel->maps.agg1 : skel->maps.agg0), ncpu = libbpf_num_possible_cpus();
     struct sn_agg_key k, next, *prev = NULL;
     uint64_t v[512], total = 0; /* per-CPU values; 512 CPUs is plenty for a test machine */
 

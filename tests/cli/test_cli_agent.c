@@ -4,7 +4,8 @@
  * frame, makes 20 nanosleeps of 2 ms, and reads the frames that follow: its sleeps appear,
  * exactly 20, in the [2000000, 2099999] ns range of its instrumentation, and a discrete
  * decomposition by syscall names clock_nanosleep. Bad instrumentation files are refused with
- * CA's messages and exit code 2.
+ * CA's messages and exit code 2, as are usage errors of `sonde agent` and `sonde serve`. The
+ * agent's own system calls are not counted unless --trace-self.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,6 +252,148 @@ static void test_bad_files(void)
     T_OK(strstr(err, "want a JSON array") != NULL);
 }
 
+/* The agent's frames of one instrumentation over its own pid (the child writes FILE with its
+ * pid, then becomes the agent): the total of frames 2..4, by syscall name in names. */
+static uint64_t own_calls(bool trace_self, char *names, size_t len)
+{
+    char line[65536];
+    uint64_t total = 0;
+    int fds[2], frames = 0;
+    pid_t pid;
+    FILE *p;
+
+    names[0] = '\0';
+    if (pipe(fds) != 0)
+        return 0;
+    pid = fork();
+    if (pid == 0) {
+        char text[512];
+        dup2(fds[1], 1);
+        close(fds[0]);
+        snprintf(text, sizeof(text),
+                 "[{\"id\":\"me\",\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":"
+                 "{\"eq\":[\"pid\",\"%d\"]},\"decomposition\":\"syscall\"}]",
+                 (int)getpid());
+        const char *path = write_file("agent_self", text);
+        if (path)
+            execl(sonde, sonde, "agent", "--inst", path, "--stdout", "--seconds", "4",
+                  trace_self ? "--trace-self" : (char *)NULL, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    p = fdopen(fds[0], "r");
+    while (p && fgets(line, sizeof(line), p)) {
+        json_t *j = json_loads(line, 0, NULL), *v = json_object_get(j, "value");
+        const char *k;
+        json_t *c;
+        if (++frames >= 2) /* the first second includes the start */
+            json_object_foreach(v, k, c)
+            {
+                total += (uint64_t)json_integer_value(c);
+                if (!strstr(names, k) && strlen(names) + strlen(k) + 2 < len)
+                    strcat(strcat(names, " "), k);
+            }
+        json_decref(j);
+    }
+    if (p)
+        fclose(p);
+    int st = -1;
+    waitpid(pid, &st, 0);
+    T_EQ(st, 0);
+    T_EQ(frames, 4);
+    return total;
+}
+
+/* The agent's own system calls (writing frames, sleeping, collecting) are left out in the
+ * kernel unless --trace-self. */
+static void test_trace_self(void)
+{
+    char names[1024];
+    uint64_t n = own_calls(false, names, sizeof(names));
+    t_note("without --trace-self: %llu of its own calls%s", (unsigned long long)n, names);
+    T_EQU(n, 0);
+    n = own_calls(true, names, sizeof(names));
+    t_note("with --trace-self: %llu of its own calls:%s", (unsigned long long)n, names);
+    T_OK(n >= 3); /* at least a frame written and a sleep a second */
+    T_OK(strstr(names, "write") != NULL);
+}
+
+/* Runs sonde with args (a shell fragment), output in out; the exit status. */
+static int run_cmd(const char *args, char *out, size_t len)
+{
+    char cmd[2048];
+    FILE *p;
+    size_t n;
+    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", sonde, args);
+    p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    return WEXITSTATUS(pclose(p));
+}
+
+static void test_usage_errors_exit_2(void)
+{
+    char out[4096], args[1024], dir[600];
+    struct stat st;
+
+    T_EQ(run_cmd("serve --listen 127.0.0.1 --no-agent", out, sizeof(out)), 2);
+    T_OK(strstr(out, "no port") != NULL);
+    T_EQ(run_cmd("serve --listen 127.0.0.1:65536 --no-agent", out, sizeof(out)), 2);
+    T_EQ(run_cmd("serve --listen nohost.example:80 --no-agent", out, sizeof(out)), 2);
+    T_EQ(run_cmd("serve --threads 0 --no-agent", out, sizeof(out)), 2);
+    T_EQ(run_cmd("serve --frobnicate", out, sizeof(out)), 2);
+    T_EQ(run_cmd("serve extra", out, sizeof(out)), 2);
+    snprintf(dir, sizeof(dir), "%s/nodir.%d/sub/data", t_outdir(), (int)getpid());
+    snprintf(args, sizeof(args), "serve --no-agent --listen 127.0.0.1:0 --data %s", dir);
+    T_EQ(run_cmd(args, out, sizeof(out)), 2);
+    t_note("%s", out);
+    T_OK(strstr(out, "does not exist") != NULL && strstr(out, "/sub") != NULL);
+    snprintf(dir, sizeof(dir), "%s/nodir.%d", t_outdir(), (int)getpid());
+    T_OK(stat(dir, &st) != 0); /* nothing was created */
+    T_EQ(run_cmd("agent --inst x --stdout extra", out, sizeof(out)), 2);
+    T_EQ(run_cmd("agent --stdout", out, sizeof(out)), 2);
+    T_EQ(run_cmd("agent --inst x --stdout --seconds -1", out, sizeof(out)), 2);
+    T_EQ(run_cmd("agent --inst x --stdout --frobnicate", out, sizeof(out)), 2);
+    T_EQ(run_cmd("agent --help", out, sizeof(out)), 0);
+    T_OK(strstr(out, "--trace-self") != NULL);
+    T_EQ(run_cmd("serve --help", out, sizeof(out)), 0);
+    T_OK(strstr(out, "--trace-self") != NULL);
+}
+
+/* --data DIR whose parent exists: DIR is made (0700) and the server runs. */
+static void test_data_dir_created(void)
+{
+    char dir[600], line[512];
+    struct stat st;
+    int fds[2];
+    pid_t pid;
+
+    snprintf(dir, sizeof(dir), "%s/newdata.%d", t_outdir(), (int)getpid());
+    T_REQUIRE(pipe(fds) == 0);
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execl(sonde, sonde, "serve", "--no-agent", "--listen", "127.0.0.1:0", "--data", dir,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *p = fdopen(fds[0], "r");
+    T_REQUIRE(pid > 0 && p != NULL);
+    T_OK(fgets(line, sizeof(line), p) != NULL && strstr(line, "serving on") != NULL);
+    kill(pid, SIGTERM);
+    fclose(p);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    T_EQ(status, 0);
+    T_REQUIRE(stat(dir, &st) == 0);
+    T_OK(S_ISDIR(st.st_mode));
+    T_EQ((int)(st.st_mode & 0777), 0700);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -262,5 +406,8 @@ int main(int argc, char **argv)
     t_run("SIGHUP enables and disables while the others keep reporting",
           test_reload_enables_and_disables);
     t_run("bad instrumentation files: CA messages, exit 2", test_bad_files);
+    t_run("the agent's own events are left out unless --trace-self", test_trace_self);
+    t_run("usage errors of serve and agent exit 2 and say why", test_usage_errors_exit_2);
+    t_run("--data DIR is created when its parent exists", test_data_dir_created);
     return t_done();
 }

@@ -3,9 +3,12 @@
  * this test process is the workload. It creates instrumentations filtered to its own comm,
  * makes 20 nanosleeps of 2 ms, and long-polls value/raw for the seconds they fell in: all 20
  * appear, by system call and in the 2 ms latency buckets, within 2 s of the last one. A
- * heatmap of them is drawn, and deleting the instrumentation detaches the probes.
+ * heatmap of them is drawn, and deleting the instrumentation detaches the probes. The server
+ * leaves its own process out of what it traces, unless --trace-self.
  */
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +140,54 @@ static void test_syscalls_reach_the_api(void)
     T_EQ(th_serve_stop(&s), 0);
 }
 
+/* The server's system calls by execname, restricted to its own pid, while it serves requests:
+ * none without --trace-self (the kernel leaves the whole process out), some with it. */
+static uint64_t own_calls(bool trace_self)
+{
+    static const char *const self[] = {"--trace-self", NULL};
+    struct th_serve s;
+    char body[512];
+    uint64_t total = 0;
+
+    if (th_serve_start(sonde, trace_self ? self : NULL, NULL, &s) != 0)
+        return UINT64_MAX;
+    snprintf(body, sizeof(body),
+             "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"pid\","
+             "\"%d\"]},\"decomposition\":[\"execname\"]}",
+             (int)s.pid);
+    int id = create(s.port, body);
+    double t0 = now_s();
+    for (int i = 0; i < 40; i++) { /* busy: requests served, a second's collections */
+        struct th_resp r;
+        if (th_get(s.port, "/ca", &r) == 0)
+            th_resp_free(&r);
+        usleep(50000);
+    }
+    long start = (long)t0 + 1, dur = (long)now_s() - start;
+    json_t *j = id > 0 && dur > 0 ? raw(s.port, id, start, dur) : NULL;
+    const char *k;
+    json_t *c;
+    json_object_foreach(json_object_get(j, "value"), k, c)
+    {
+        t_note("  %s: %lld", k, (long long)json_integer_value(c));
+        total += (uint64_t)json_integer_value(c);
+    }
+    T_OK(j != NULL);
+    json_decref(j);
+    th_serve_stop(&s);
+    return total;
+}
+
+static void test_server_leaves_itself_out(void)
+{
+    uint64_t n = own_calls(false);
+    t_note("without --trace-self: %llu system calls of the server's own", (unsigned long long)n);
+    T_EQU(n, 0);
+    n = own_calls(true);
+    t_note("with --trace-self: %llu", (unsigned long long)n);
+    T_OK(n > 0 && n != UINT64_MAX);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -146,5 +197,6 @@ int main(int argc, char **argv)
     sonde = argv[1];
     t_init(argc - 1, argv + 1);
     t_run("syscalls_reach_the_api", test_syscalls_reach_the_api);
+    t_run("server_leaves_itself_out", test_server_leaves_itself_out);
     return t_done();
 }
