@@ -50,8 +50,6 @@
 
 enum { O_WINDOW = 256, O_ITERATIONS, O_ASCII };
 
-enum unit_kind { U_NONE, U_TIME, U_SIZE };
-
 enum sort_by { BY_COUNT, BY_P50, BY_P99 };
 
 static const char *const sort_names[] = {"count", "p50", "p99"};
@@ -62,8 +60,7 @@ struct top {
     long window, iterations;
     bool ascii, tty;
     bool numeric, discrete; /* what the value holds: histograms, keys */
-    enum unit_kind unit;
-    double scale; /* raw value * scale = ns (U_TIME) or bytes (U_SIZE) */
+    struct sn_unit unit;    /* of the numeric field's values (none when there is none) */
     char title[256];
     /* the view's state (terminal mode) */
     enum sort_by sort;
@@ -186,48 +183,9 @@ static void after_ms(struct timespec *when, const struct timespec *from, long ms
 
 /* ---- units ------------------------------------------------------------------------------- */
 
-static void fmt_sig(char *out, size_t cap, double v, const char *unit)
-{
-    if (v < 9.995)
-        snprintf(out, cap, "%.2f %s", v, unit);
-    else if (v < 99.95)
-        snprintf(out, cap, "%.1f %s", v, unit);
-    else
-        snprintf(out, cap, "%.0f %s", v, unit);
-}
-
 static void fmt_value(const struct top *t, double v, char *out, size_t cap)
 {
-    if (isnan(v)) {
-        snprintf(out, cap, "-");
-        return;
-    }
-    if (t->unit == U_TIME) {
-        double ns = v * t->scale;
-        if (ns < 999.5)
-            snprintf(out, cap, "%.0f ns", ns);
-        else if (ns < 999500)
-            fmt_sig(out, cap, ns / 1e3, t->ascii ? "us" : "\xc2\xb5s");
-        else if (ns < 999500000)
-            fmt_sig(out, cap, ns / 1e6, "ms");
-        else
-            fmt_sig(out, cap, ns / 1e9, "s");
-    } else if (t->unit == U_SIZE) {
-        static const char *const u[] = {"KiB", "MiB", "GiB", "TiB"};
-        double b = v * t->scale;
-        int i = -1;
-        if (b < 1023.5) {
-            snprintf(out, cap, "%.0f B", b);
-            return;
-        }
-        while (i < 3 && b >= 1023.5) {
-            b /= 1024;
-            i++;
-        }
-        fmt_sig(out, cap, b, u[i]);
-    } else {
-        snprintf(out, cap, "%.4g", v);
-    }
+    sn_fmt_unit(out, cap, v, &t->unit);
 }
 
 /* ---- text cells -------------------------------------------------------------------------- */
@@ -357,54 +315,33 @@ static const char *jstr(const json_t *j)
 /* The instrumentation's title and value shape, and its numeric field's unit. */
 static int top_describe(struct top *t)
 {
-    char rel[64];
-    json_t *inst, *desc = NULL, *dec;
+    struct sn_ca_inst in;
     const char *arity;
+    json_t *dec, *f;
     size_t i, off;
-    json_t *f;
     int rc;
 
-    snprintf(rel, sizeof(rel), "/instrumentations/%s", t->id);
-    if ((rc = sn_ca_call_json(&t->ca, "GET", rel, NULL, true, &inst)) != SN_EXIT_OK)
+    if ((rc = sn_ca_inst_get(&t->ca, t->id, true, &in)) != SN_EXIT_OK) {
+        sn_ca_inst_free(&in);
         return rc;
-    arity = json_string_value(json_object_get(inst, "value-arity"));
-    arity = arity ? arity : "";
-    t->numeric = strstr(arity, "numeric") != NULL;
+    }
+    arity = jstr(json_object_get(in.props, "value-arity"));
+    t->numeric = in.numeric;
     t->discrete =
         strcmp(arity, "discrete-decomposition") == 0 || strcmp(arity, "numeric-decomposition") == 0;
-    dec = json_object_get(inst, "decomposition");
+    dec = json_object_get(in.props, "decomposition");
     off = (size_t)snprintf(t->title, sizeof(t->title), "%s %s.%s", t->id,
-                           jstr(json_object_get(inst, "module")),
-                           jstr(json_object_get(inst, "stat")));
+                           jstr(json_object_get(in.props, "module")),
+                           jstr(json_object_get(in.props, "stat")));
     json_array_foreach(dec, i, f)
     {
         if (off < sizeof(t->title))
             off += (size_t)snprintf(t->title + off, sizeof(t->title) - off, "%s%s",
                                     i ? ", " : " by ", jstr(f));
     }
-    t->unit = U_NONE;
-    t->scale = 1;
-    if (t->numeric && sn_ca_call_json(&t->ca, "GET", "", NULL, false, &desc) == SN_EXIT_OK) {
-        json_t *fields = json_object_get(desc, "fields"), *types = json_object_get(desc, "types");
-        json_array_foreach(dec, i, f)
-        {
-            const char *type =
-                json_string_value(json_object_get(json_object_get(fields, jstr(f)), "type"));
-            json_t *ty = json_object_get(types, type ? type : "");
-            const char *unit = json_string_value(json_object_get(ty, "unit"));
-            const char *ar = json_string_value(json_object_get(ty, "arity"));
-            if (!ar || strcmp(ar, "numeric") != 0)
-                continue;
-            if (unit && strcmp(unit, "seconds") == 0) {
-                t->unit = U_TIME;
-                t->scale = pow(10, (double)json_integer_value(json_object_get(ty, "power")) + 9);
-            } else if (unit && strcmp(unit, "bytes") == 0) {
-                t->unit = U_SIZE;
-            }
-        }
-        json_decref(desc);
-    }
-    json_decref(inst);
+    t->unit = in.unit;
+    t->unit.ascii = t->ascii;
+    sn_ca_inst_free(&in);
     return SN_EXIT_OK;
 }
 
