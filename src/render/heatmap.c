@@ -139,24 +139,33 @@ static int cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* The non-zero values of v[n], largest first, in a new array (free() it) of *nz; NULL with
+ * *nz 0 when there are none, NULL with *nz > 0 when out of memory. */
+static double *nonzero_desc(const double *v, size_t n, size_t *nz)
+{
+    double *s;
+
+    *nz = 0;
+    for (size_t i = 0; i < n; i++)
+        *nz += v[i] != 0;
+    if (*nz == 0 || !(s = malloc(*nz * sizeof(*s))))
+        return NULL;
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (v[i] != 0)
+            s[k++] = v[i];
+    qsort(s, *nz, sizeof(*s), cmp_desc);
+    return s;
+}
+
 /* Rank normalization: a value whose first place among all non-zero values (descending) is i
  * becomes (N - i) / N. */
 static int normalize_rank(double *v, size_t n)
 {
-    size_t nz = 0;
-    double *s;
+    size_t nz;
+    double *s = nonzero_desc(v, n, &nz);
 
-    for (size_t i = 0; i < n; i++)
-        nz += v[i] != 0;
-    if (nz == 0)
-        return 0;
-    if (!(s = malloc(nz * sizeof(*s))))
-        return -ENOMEM;
-    nz = 0;
-    for (size_t i = 0; i < n; i++)
-        if (v[i] != 0)
-            s[nz++] = v[i];
-    qsort(s, nz, sizeof(*s), cmp_desc);
+    if (!s)
+        return nz ? -ENOMEM : 0;
     for (size_t i = 0; i < n; i++) {
         if (v[i] == 0)
             continue;
@@ -217,20 +226,11 @@ static void hsv_rgb(double h, double s, double v, double rgb[3])
 /* The smallest, median and largest of the non-zero values of v[n] into d. */
 static int cell_figures(const double *v, size_t n, struct sn_hm_drawn *d)
 {
-    size_t nz = 0;
-    double *s;
+    size_t nz;
+    double *s = nonzero_desc(v, n, &nz);
 
-    for (size_t i = 0; i < n; i++)
-        nz += v[i] != 0;
-    if (nz == 0)
-        return 0;
-    if (!(s = malloc(nz * sizeof(*s))))
-        return -ENOMEM;
-    nz = 0;
-    for (size_t i = 0; i < n; i++)
-        if (v[i] != 0)
-            s[nz++] = v[i];
-    qsort(s, nz, sizeof(*s), cmp_desc);
+    if (!s)
+        return nz ? -ENOMEM : 0;
     d->cell_max = s[0];
     d->cell_median = s[nz / 2];
     d->cell_min = s[nz - 1];

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "serve/dashboards.h"
+#include "core/file.h"
 
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -84,47 +85,6 @@ static size_t count_scope(const char *datadir, const char *scope)
     return n;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) < 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
-/* Temporary file, fsync, rename, fsync of the directory. */
-static int write_atomic(const char *dir, const char *path, const char *buf, size_t len)
-{
-    char tmp[1100];
-    int fd, rc = 0;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    for (size_t off = 0; off < len && rc == 0;) {
-        ssize_t n = write(fd, buf + off, len - off);
-        if (n < 0 && errno != EINTR)
-            rc = -errno;
-        else if (n > 0)
-            off += (size_t)n;
-    }
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    else
-        rc = fsync_dir(dir);
-    return rc;
-}
-
 int sn_dash_put(const char *datadir, const char *scope, const char *name, const json_t *doc,
                 bool *created)
 {
@@ -147,7 +107,7 @@ int sn_dash_put(const char *datadir, const char *scope, const char *name, const 
         rc = -EDQUOT;
         goto out;
     }
-    rc = write_atomic(dir, path, text, strlen(text));
+    rc = sn_file_write_atomic(path, text, strlen(text));
 out:
     pthread_mutex_unlock(&write_lock);
     free(text);
@@ -184,7 +144,7 @@ int sn_dash_delete(const char *datadir, const char *scope, const char *name)
     if (unlink(path) < 0)
         rc = errno == ENOENT ? -ENOENT : -errno;
     else
-        fsync_dir(dir);
+        sn_file_sync_dir(dir);
     pthread_mutex_unlock(&write_lock);
     return rc;
 }

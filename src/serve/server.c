@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "agent/catalog.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "serve/collector.h"
 #include "serve/server.h"
@@ -104,32 +105,6 @@ int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struc
  * Files
  */
 
-static int write_atomic(const char *path, const void *buf, size_t len)
-{
-    char tmp[1024];
-    int fd, rc = 0;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    for (size_t off = 0; off < len && rc == 0;) {
-        ssize_t n = write(fd, (const char *)buf + off, len - off);
-        if (n < 0 && errno != EINTR)
-            rc = -errno;
-        else if (n > 0)
-            off += (size_t)n;
-    }
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    close(fd);
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
-
 static json_t *instn_def(const struct sn_instn *in)
 {
     return json_pack("{s:s,s:I,s:s,s:s,s:O,s:O,s:I,s:I,s:I,s:b,s:I}", "scope", in->scope, "id",
@@ -155,7 +130,7 @@ int sn_server_save_defs(struct sn_server *s)
     if (!text)
         return -ENOMEM;
     snprintf(path, sizeof(path), "%s/instrumentations.json", s->datadir);
-    rc = write_atomic(path, text, strlen(text));
+    rc = sn_file_write_atomic(path, text, strlen(text));
     free(text);
     if (rc < 0)
         sn_log(SN_LOG_ERROR, "serve", "cannot save %s: %s", path, strerror(-rc));
@@ -189,7 +164,7 @@ void sn_server_save_data(struct sn_server *s)
         if (!in->persist || sn_ds_save(in->ds, &buf, &len) < 0)
             continue;
         data_path(s, in, path, sizeof(path));
-        int rc = write_atomic(path, buf, len);
+        int rc = sn_file_write_atomic(path, buf, len);
         if (rc < 0)
             sn_log(SN_LOG_ERROR, "serve", "cannot save %s: %s", path, strerror(-rc));
         free(buf);

@@ -7,17 +7,7 @@
 // Screenshots go to SONDE_UI_OUT (tests/out/ui of the build).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openPage, screenshot, sleep, uiSession, waitFor } from './support.mjs';
-
-async function api(ui, method, p, body) {
-  const res = await fetch(new URL(p, ui.serve.url), {
-    method,
-    headers: body ? { 'Content-Type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
+import { api, openPage, screenshot, sleep, uiSession, waitFor } from './support.mjs';
 
 // The dashboard as the server has it, once it matches want (a function of the document).
 async function saved(ui, name, want, what) {

@@ -14,46 +14,14 @@
 // Screenshots go to SONDE_UI_OUT (tests/out/ui of the build), as hm-*.png.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { sleep, uiSession, waitFor } from './support.mjs';
+import { api, sleep, startWorkload, uiSession, waitFor } from './support.mjs';
 
 const NAME = 'snhm-sleeper';
 const GREEN = 'rgb(53, 242, 24)'; // the first selected key's hue, 112°, at full intensity
 const ORANGE = 'rgb(242, 101, 24)'; // the rest's, 21°
 
-function startWorkload() {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'snhm-'));
-  const bin = path.join(dir, NAME);
-  copyFileSync('/bin/sleep', bin);
-  const child = spawn('/bin/sh', ['-c', `while :; do "${bin}" 0.002; done`],
-    { detached: true, stdio: 'ignore' });
-  return {
-    stop() {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch (e) {
-        // gone already
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function api(ui, method, p, body) {
-  const res = await fetch(new URL(p, ui.serve.url), {
-    method,
-    headers: body ? { 'Content-Type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
-
 test('the heatmap panel', { timeout: 240_000 }, async (t) => {
-  const work = startWorkload();
+  const work = startWorkload(NAME);
   t.after(() => work.stop());
   const ui = await uiSession(t, { page: { viewport: { width: 1280, height: 1000 } } });
   const { page } = ui;

@@ -25,7 +25,8 @@
 // A server gets a parent-death signal (SIGKILL, through setpriv) and is also killed at exit, so
 // a test that crashes leaves no server behind; the browser exits when its pipe closes.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
@@ -418,4 +419,35 @@ export async function uiSession(t, opts = {}) {
   ui.screenshot = (name, o) => screenshot(ui.page, name, o);
   ui.assertNoErrors = () => assert.deepEqual(ui.errors, [], 'errors in the page');
   return ui;
+}
+
+// A loop of 2 ms sleeps by a process called name (a copy of /bin/sleep), until stop() kills
+// its process group: a workload the agent sees with a known name and latency.
+export function startWorkload(name) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'snui-work-'));
+  const bin = path.join(dir, name);
+  copyFileSync('/bin/sleep', bin);
+  const child = spawn('/bin/sh', ['-c', `while :; do "${bin}" 0.002; done`],
+    { detached: true, stdio: 'ignore' });
+  return {
+    stop() {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch (e) {
+        // gone already
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// One API call to ui's server: {status, json} (json null for an empty body).
+export async function api(ui, method, p, body) {
+  const res = await fetch(new URL(p, ui.serve.url), {
+    method,
+    headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
 }

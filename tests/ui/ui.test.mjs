@@ -12,42 +12,10 @@
 // Screenshots of each view go to SONDE_UI_OUT (tests/out/ui of the build).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { sleep, uiSession, waitFor } from './support.mjs';
+import { api, sleep, startWorkload, uiSession, waitFor } from './support.mjs';
 
 const NAME = 'snui-sleeper';
-
-// A loop of 2 ms sleeps by a process called NAME, until stopped (by its process group).
-function startWorkload() {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'snui-'));
-  const bin = path.join(dir, NAME);
-  copyFileSync('/bin/sleep', bin);
-  const child = spawn('/bin/sh', ['-c', `while :; do "${bin}" 0.002; done`],
-    { detached: true, stdio: 'ignore' });
-  return {
-    stop() {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch (e) {
-        // gone already
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function api(ui, method, p, body) {
-  const res = await fetch(new URL(p, ui.serve.url), {
-    method,
-    headers: body ? { 'Content-Type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
 
 // A summary of a canvas's pixels, computed in the page (a 1000 × 280 canvas is a million
 // numbers: too many to ship to the test each time): a hash, the count of non-white pixels,
@@ -81,7 +49,7 @@ const updated = (page, id) =>
   page.evaluate((i) => Number(document.querySelector(`.panel[data-id="${i}"]`)?.dataset.updated || 0), id);
 
 test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
-  const work = startWorkload();
+  const work = startWorkload(NAME);
   t.after(() => work.stop());
   const ui = await uiSession(t, { page: { viewport: { width: 1280, height: 900 } } });
   const { page } = ui;
