@@ -422,8 +422,8 @@ static const char *busy_bodies[] = {
     "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"syscall\",\"latency\"]}",
     "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"execname\"]}",
     "{\"module\":\"fs\",\"stat\":\"logical_ops\",\"decomposition\":[\"execname\",\"latency\"]}",
-    "{\"module\":\"cpu\",\"stat\":\"thread_executions\",\"decomposition\":[\"execname\","
-    "\"runtime\"]}",
+    ("{\"module\":\"cpu\",\"stat\":\"thread_executions\",\"decomposition\":[\"execname\","
+     "\"runtime\"]}"),
 };
 #define BUSY_NINST (int)(sizeof(busy_bodies) / sizeof(busy_bodies[0]))
 
