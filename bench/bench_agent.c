@@ -201,10 +201,25 @@ static pid_t start_bpftrace(const char *comm)
     close(pipefd[1]);
     FILE *out = fdopen(pipefd[0], "r");
     char line[256];
-    /* "Attaching 2 probes..." is printed once the probes are in place */
-    for (int i = 0; i < 5 && out && fgets(line, sizeof(line), out); i++)
-        if (strstr(line, "Attaching"))
-            break;
+    bool attached = false;
+    /* "Attaching 2 probes..." is printed once the probes are in place; without it (no
+     * bpftrace, or it failed) there is nothing to time, and a figure would measure nothing */
+    for (int i = 0; i < 5 && out && !attached && fgets(line, sizeof(line), out); i++)
+        attached = strstr(line, "Attaching") != NULL;
+    if (out)
+        fclose(out);
+    else
+        close(pipefd[0]);
+    if (!attached) {
+        static bool said;
+        if (!said)
+            fprintf(stderr, "bench_agent: bpftrace did not attach (is it installed? `make "
+                            "bench-agent` installs it): no bpftrace figure\n");
+        said = true;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
     sleep(1); /* let the attach settle before timing */
     return pid;
 }
@@ -778,8 +793,11 @@ int main(int argc, char **argv)
     printf("%-36s %10.0f %10.0f\n", "floor (hand-written libbpf)", floor_ns, floor_ns - bare);
     printf("%-36s %10.0f %10.0f\n", "sonde, 1 instrumentation", sonde1, sonde1 - bare);
     printf("%-36s %10.0f %10.0f\n", "sonde, 10 instrumentations", sonde10, sonde10 - bare);
-    printf("%-36s %10.0f %10.0f\n", "bpftrace", bpftrace, bpftrace - bare);
-    if (bpftrace > bare && floor_ns > bare)
+    if (nbt)
+        printf("%-36s %10.0f %10.0f\n", "bpftrace", bpftrace, bpftrace - bare);
+    else
+        printf("%-36s %21s\n", "bpftrace", "not measured");
+    if (nbt && bpftrace > bare && floor_ns > bare)
         printf("\nsonde / bpftrace added: %.2fx (target <= 0.35)\n"
                "sonde / floor added:    %.2fx (target <= 1.3)\n",
                (sonde1 - bare) / (bpftrace - bare), (sonde1 - bare) / (floor_ns - bare));
