@@ -797,12 +797,35 @@ static void test_leniency(void)
            r->ms);
     T_EQ(r->status, 413);
     T_OK((r->eof || r->reset) && r->ms < 1000);
+    /* a head larger than libmicrohttpd's buffer (16 KiB): a long target (414), a long header
+     * (431); neither line ends */
+    static char big[48 * 1024];
+    n = snprintf(big, sizeof(big), "GET /ca?x=");
+    memset(big + n, 'a', sizeof(big) - (size_t)n);
+    T_REQUIRE(exchange(PROBE_SRC, s.port, big, sizeof(big), 3000, r) == 0);
+    printf("# a target of 48 KiB: %d, %s after %.1f ms\n", r->status,
+           r->eof     ? "closed"
+           : r->reset ? "reset"
+                      : "still open",
+           r->ms);
+    T_EQ(r->status, 414);
+    T_OK((r->eof || r->reset) && r->ms < 1000);
+    n = snprintf(big, sizeof(big), "GET /ca HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(big + n, 'a', sizeof(big) - (size_t)n);
+    T_REQUIRE(exchange(PROBE_SRC, s.port, big, sizeof(big), 3000, r) == 0);
+    printf("# a header of 48 KiB: %d, %s after %.1f ms\n", r->status,
+           r->eof     ? "closed"
+           : r->reset ? "reset"
+                      : "still open",
+           r->ms);
+    T_EQ(r->status, 431);
+    T_OK((r->eof || r->reset) && r->ms < 1000);
     /* libmicrohttpd's own answers are counted, Sonde's too */
     double p5 = metric(s.port, NULL, REFUSED("protocol"));
     double b5 = metric(s.port, NULL, REFUSED("bad_request"));
     printf("# counted: protocol +%.0f, bad_request +%.0f\n", p5 - p4, b5 - b4);
     T_OK(b5 - b4 >= 6);
-    T_OK(p5 - p4 >= 3); /* the garbage line, no Host, HTTP/9.9 */
+    T_OK(p5 - p4 >= 5); /* the garbage line, no Host, HTTP/9.9, 414, 431 */
     /* and the server still serves */
     T_REQUIRE(get_from(PROBE_SRC, s.port, "/ui/sonde.css", NULL, r) == 0);
     T_OK(r->status == 200 || r->status == 404);
