@@ -440,6 +440,7 @@ static void test_busy_limit_and_slow_body(void)
     double ms;
 
     T_REQUIRE(start(&s, extra) == 0);
+    sleep_ms(100); /* the start-up probe's connection closed */
     for (int i = 0; i < 20; i++) {
         int fd = sock_from("127.0.0.1", s.port);
         if (fd < 0 || wait_connected(fd, 1000) != 0) {
@@ -448,6 +449,8 @@ static void test_busy_limit_and_slow_body(void)
             break;
         }
         send_some(fd, head, sizeof(head) - 1, 500);
+        sleep_ms(20); /* its head in before the next connects: else it is idle, and the next
+                       * one would close it to make room */
         fds[n++] = fd;
     }
     T_EQ(n, 20);
