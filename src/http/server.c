@@ -41,11 +41,10 @@
 #include "core/log.h"
 #include "http/server.h"
 
-#define SWEEP_MS       250        /* how often deadlines are checked */
-#define LOG_EVERY_MS   10000      /* at most one log line per refusal reason in this time */
-#define TRIM_MIN_BYTES (1u << 20) /* give memory back to the system after freeing a body this big  \
-                                   */
-#define MMAP_THRESHOLD (256u << 10) /* bodies this big and larger live in their own mapping */
+#define SWEEP_MS       250          /* how often deadlines are checked */
+#define LOG_EVERY_MS   10000        /* at most one log line per refusal reason in this time */
+#define TRIM_MIN_BYTES (1u << 20)   /* malloc_trim() after freeing a body this big */
+#define MMAP_THRESHOLD (256u << 10) /* bodies this big and larger get their own mapping */
 #define FD_SPARE       256          /* descriptors kept for everything but connections */
 
 enum sock_state { S_IDLE, S_READING, S_WORKING, S_CLOSING };
