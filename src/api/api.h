@@ -14,6 +14,11 @@
 void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp);
 /* The body size accepted on a path: CA's 4 KiB, more for ingest. */
 size_t sn_api_limit(void *ctx, const char *method, const char *path);
+/* http/server.h's admit: routes and authorizes a request on its head alone, before its body
+ * is read. Sets resp to the refusal sn_api_handle() would give whatever the body (a bad
+ * X-API-Version, 401, 403, 404, in the facade's form under /LOGIN/analytics) and returns 0,
+ * or leaves resp alone and returns the body size the route accepts (sn_api_limit()). */
+size_t sn_api_admit(void *ctx, struct sn_req *req, struct sn_resp *resp);
 
 #define SN_API_BODY_MAX    4096
 #define SN_INGEST_BODY_MAX (16u << 20)

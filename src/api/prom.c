@@ -91,6 +91,20 @@ void sn_api_prometheus(struct sn_call *c)
          (double)hs.too_large);
     emit(&o, "sonde_http_response_bytes_total", "counter", "Response body bytes sent.", NULL,
          (double)hs.bytes_out);
+    for (int i = 0; i < SN_HTTP_R_N; i++) { /* docs/operations.md: what each reason means */
+        char l[64];
+        snprintf(l, sizeof(l), "{reason=\"%s\"}", sn_http_refusal_name(i));
+        emit(&o, "sonde_http_refused_total", i ? NULL : "counter",
+             i ? NULL : "Connections and requests refused or cut by the server's limits.", l,
+             (double)hs.refused[i]);
+    }
+    emit(&o, "sonde_http_connections", "gauge", "Open HTTP connections.", NULL,
+         (double)hs.connections);
+    emit(&o, "sonde_http_connections_total", "counter", "HTTP connections accepted.", NULL,
+         (double)hs.accepted);
+    emit(&o, "sonde_http_body_memory_bytes", "gauge",
+         "Memory reserved for request bodies being received or handled.", NULL,
+         (double)hs.body_bytes);
     pthread_rwlock_rdlock(&s->lock);
     n = s->n;
     pthread_rwlock_unlock(&s->lock);

@@ -6,6 +6,9 @@
  * Who may call: without a tenants file, loopback clients only, with no token. With one, the
  * operator's token opens every scope, a tenant's token its own; another tenant's scope is an
  * empty 404, as if it did not exist.
+ *
+ * Both are decided on a request's head alone: sn_api_admit() runs the same routing without
+ * calling handlers, so that the server refuses a body it would not take before reading it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -108,8 +111,20 @@ static bool parse_id(const char *seg, uint64_t *id)
 
 #define MAXSEG 10
 
-/* Dispatches the segments after the scope's base. */
-static void dispatch(struct sn_call *c, char **seg, int n)
+/*
+ * A route's handler, unless admitting: then finding the route is the whole answer (the
+ * request may go on to send its body). Only in dispatch() and facade_dispatch(), whose
+ * admit parameter it reads.
+ */
+#define ROUTE(call)                                                                                \
+    do {                                                                                           \
+        if (!admit)                                                                                \
+            call;                                                                                  \
+        return;                                                                                    \
+    } while (0)
+
+/* Dispatches the segments after the scope's base (admit: see ROUTE). */
+static void dispatch(struct sn_call *c, char **seg, int n, bool admit)
 {
     const char *m = c->req->method;
     bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
@@ -117,49 +132,49 @@ static void dispatch(struct sn_call *c, char **seg, int n)
 
     if (n == 0) {
         if (get)
-            return sn_api_describe(c);
+            ROUTE(sn_api_describe(c));
     } else if (n == 1 && get && strcmp(seg[0], "metrics") == 0) {
-        return sn_api_legacy_metrics(c);
+        ROUTE(sn_api_legacy_metrics(c));
     } else if (n == 1 && get && strcmp(seg[0], "types") == 0) {
-        return sn_api_legacy_types(c);
+        ROUTE(sn_api_legacy_types(c));
     } else if (n == 1 && get && strcmp(seg[0], "transformations") == 0) {
-        return sn_api_transformations(c);
+        ROUTE(sn_api_transformations(c));
     } else if (n == 1 && post && strcmp(seg[0], "ingest") == 0) {
-        return sn_api_ingest(c);
+        ROUTE(sn_api_ingest(c));
     } else if (n >= 1 && n <= 2 && strcmp(seg[0], "dashboards") == 0) {
         if (n == 1 && get)
-            return sn_api_dash_list(c);
+            ROUTE(sn_api_dash_list(c));
         if (n == 2 && get)
-            return sn_api_dash_get(c, seg[1]);
+            ROUTE(sn_api_dash_get(c, seg[1]));
         if (n == 2 && strcmp(m, "PUT") == 0)
-            return sn_api_dash_put(c, seg[1]);
+            ROUTE(sn_api_dash_put(c, seg[1]));
         if (n == 2 && strcmp(m, "DELETE") == 0)
-            return sn_api_dash_delete(c, seg[1]);
+            ROUTE(sn_api_dash_delete(c, seg[1]));
     } else if (n >= 1 && strcmp(seg[0], "instrumentations") == 0) {
         if (n == 1 && get)
-            return sn_api_list(c);
+            ROUTE(sn_api_list(c));
         if (n == 1 && post)
-            return sn_api_create(c, 0);
+            ROUTE(sn_api_create(c, 0));
         if (n >= 2 && parse_id(seg[1], &c->id)) {
             if (n == 2 && get)
-                return sn_api_get(c);
+                ROUTE(sn_api_get(c));
             if (n == 2 && strcmp(m, "PUT") == 0)
-                return sn_api_put(c);
+                ROUTE(sn_api_put(c));
             if (n == 2 && strcmp(m, "DELETE") == 0)
-                return sn_api_delete(c);
+                ROUTE(sn_api_delete(c));
             if (n == 3 && post && strcmp(seg[2], "clone") == 0)
-                return sn_api_create(c, c->id);
+                ROUTE(sn_api_create(c, c->id));
             if (n >= 3 && get && strcmp(seg[2], "value") == 0) {
                 if (n == 3)
-                    return sn_api_value_index(c, false);
+                    ROUTE(sn_api_value_index(c, false));
                 if (n == 4 && strcmp(seg[3], "raw") == 0)
-                    return sn_api_raw(c);
+                    ROUTE(sn_api_raw(c));
                 if (n == 4 && strcmp(seg[3], "heatmap") == 0)
-                    return sn_api_value_index(c, true);
+                    ROUTE(sn_api_value_index(c, true));
                 if (n == 5 && strcmp(seg[3], "heatmap") == 0 &&
                     (strcmp(seg[4], "image") == 0 || strcmp(seg[4], "details") == 0 ||
                      strcmp(seg[4], "average") == 0 || strcmp(seg[4], "percentile") == 0))
-                    return sn_api_heatmap(c, seg[4]);
+                    ROUTE(sn_api_heatmap(c, seg[4]));
             }
         }
     }
@@ -202,10 +217,11 @@ static bool parse_body(struct sn_call *c)
  * The CloudAPI facade (§1.6): /LOGIN/analytics/... is the tenant LOGIN's scope, with
  * CloudAPI's differences: create and clone answer 200, property objects have no "uri", and
  * errors are restify's {"code","message"} (404 ResourceNotFound, 409 InvalidArgument or
- * MissingParameter).
+ * MissingParameter, 401 InvalidCredentials, 403 NotAuthorized, 400 BadRequest, 413
+ * RequestTooLarge).
  */
 
-static void facade_dispatch(struct sn_call *c, char **seg, int n)
+static void facade_dispatch(struct sn_call *c, char **seg, int n, bool admit)
 {
     const char *m = c->req->method;
     bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
@@ -215,33 +231,56 @@ static void facade_dispatch(struct sn_call *c, char **seg, int n)
     uint64_t src;
 
     if (n == 0 && get)
-        return sn_api_describe(c);
+        ROUTE(sn_api_describe(c));
     if (n >= 1 && strcmp(seg[0], "instrumentations") == 0) {
         if (n == 1 && get)
-            return sn_api_list(c);
+            ROUTE(sn_api_list(c));
         if (n == 1 && post) {
             if (clone && !parse_id(clone, &src)) {
                 sn_resp_empty(c->resp, 404);
                 return;
             }
             c->id = clone ? src : 0;
-            return sn_api_create(c, c->id);
+            ROUTE(sn_api_create(c, c->id));
         }
         if (n >= 2 && parse_id(seg[1], &c->id)) {
             if (n == 2 && get)
-                return sn_api_get(c);
+                ROUTE(sn_api_get(c));
             if (n == 2 && strcmp(m, "DELETE") == 0)
-                return sn_api_delete(c);
-            if (n == 2 && post && action && strcmp(action, "clone") == 0)
-                return sn_api_create(c, c->id);
+                ROUTE(sn_api_delete(c));
+            /* admitting, the parameters (which may come in the body) are not known yet */
+            if (n == 2 && post && (admit || (action && strcmp(action, "clone") == 0)))
+                ROUTE(sn_api_create(c, c->id));
             if (n == 4 && get && strcmp(seg[2], "value") == 0 && strcmp(seg[3], "raw") == 0)
-                return sn_api_raw(c);
+                ROUTE(sn_api_raw(c));
             if (n == 5 && get && strcmp(seg[2], "value") == 0 && strcmp(seg[3], "heatmap") == 0 &&
                 (strcmp(seg[4], "image") == 0 || strcmp(seg[4], "details") == 0))
-                return sn_api_heatmap(c, seg[4]);
+                ROUTE(sn_api_heatmap(c, seg[4]));
         }
     }
     sn_resp_empty(c->resp, 404);
+}
+
+/* CloudAPI's error code for a status (its docs' "Error Responses"). */
+static const char *facade_code(int status, const char *msg)
+{
+    switch (status) {
+    case 400:
+        return "BadRequest";
+    case 401:
+        return "InvalidCredentials";
+    case 403:
+        return "NotAuthorized";
+    case 404:
+        return "ResourceNotFound";
+    case 409:
+        return msg && strncmp(msg, "missing value", 13) == 0 ? "MissingParameter"
+                                                             : "InvalidArgument";
+    case 413:
+        return "RequestTooLarge";
+    default:
+        return status >= 400 && status < 500 ? "BadRequest" : "InternalError";
+    }
 }
 
 /* Rewrites a CA reply into CloudAPI's form. */
@@ -263,9 +302,7 @@ static void facade_reply(struct sn_resp *resp)
         return;
     if ((err = json_object_get(j, "error"))) {
         const char *msg = json_string_value(json_object_get(err, "message"));
-        const char *code = msg && strncmp(msg, "missing value", 13) == 0 ? "MissingParameter"
-                           : resp->status == 409                         ? "InvalidArgument"
-                                                                         : "InternalError";
+        const char *code = facade_code(resp->status, msg);
         int status = resp->status;
         sn_resp_json(resp, status, json_pack("{s:s,s:s}", "code", code, "message", msg ? msg : ""));
         json_decref(j);
@@ -316,17 +353,27 @@ static void deny(struct sn_resp *resp, enum access a)
     }
 }
 
-void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
+/*
+ * One request: answered in resp. Admitting (the head only, from sn_api_admit), it stops where
+ * a handler would be called: resp then holds a refusal (a bad version, 401, 403, 404) or
+ * nothing (the request may send its body). Every refusal depends on the head only, so that
+ * admitting and handling agree.
+ */
+static void handle(struct sn_server *s, struct sn_req *req, struct sn_resp *resp, bool admit)
 {
-    struct sn_call c = {.s = ctx, .req = req, .resp = resp, .scope = ""};
+    struct sn_call c = {.s = s, .req = req, .resp = resp, .scope = ""};
     char path[2048], *seg[MAXSEG + 1];
+    bool get = strcmp(req->method, "GET") == 0;
     int n = 0;
 
     if (strcmp(req->method, "OPTIONS") == 0) {
         sn_resp_empty(resp, 200);
         return;
     }
-    if (sn_api_ui(c.s, req, resp))
+    if (admit && (get || strcmp(req->method, "HEAD") == 0) &&
+        (strcmp(req->path, "/") == 0 || strncmp(req->path, "/ui/", 4) == 0))
+        return; /* the UI's: they read no body */
+    if (!admit && sn_api_ui(c.s, req, resp))
         return;
     if (req->api_version && !version_ok(req->api_version)) {
         CA_INVAL(&c, "invalid API version string: %.200s", req->api_version);
@@ -344,13 +391,17 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
         }
         seg[n++] = p;
     }
-    if (n == 1 && strcmp(seg[0], "metrics") == 0 && strcmp(req->method, "GET") == 0) {
+    if (n == 1 && strcmp(seg[0], "metrics") == 0 && get) {
         enum access a = authorize(c.s, req, "");
         if (a != ALLOW)
             return deny(resp, a);
-        return sn_api_prometheus(&c);
+        if (!admit)
+            sn_api_prometheus(&c);
+        return;
     }
-    if (n == 0 && strcmp(req->method, "GET") == 0) {
+    if (n == 0 && get) {
+        if (admit)
+            return;
         json_t *self =
             json_pack("{s:s,s:s,s:s}", "name", "sonde", "api", "/ca", "metrics", "/metrics");
         if (self && known_client(c.s, req)) /* the host's name only to who may call a scope */
@@ -366,16 +417,19 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
             deny(resp, a);
         else if (!c.s->tenants)
             sn_resp_empty(resp, 404);
-        else if (parse_body(&c))
-            facade_dispatch(&c, seg + 2, n - 2);
-        facade_reply(resp);
+        else if (admit || parse_body(&c))
+            facade_dispatch(&c, seg + 2, n - 2, admit);
+        if (!admit || resp->status)
+            facade_reply(resp);
         return;
     }
     if (n == 0 || strcmp(seg[0], "ca") != 0) {
         sn_resp_empty(resp, 404);
         return;
     }
-    if (n == 2 && strcmp(seg[1], "docs") == 0 && strcmp(req->method, "GET") == 0) {
+    if (n == 2 && strcmp(seg[1], "docs") == 0 && get) {
+        if (admit)
+            return;
         const struct sn_asset *doc = sn_asset_find("docs/api.md");
         unsigned char *b = doc ? malloc(doc->len) : NULL;
         if (!b) {
@@ -386,12 +440,13 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
         sn_resp_bytes(resp, 200, "text/markdown; charset=utf-8", b, doc->len);
         return;
     }
-    if (n == 3 && strcmp(seg[1], "admin") == 0 && strcmp(seg[2], "status") == 0 &&
-        strcmp(req->method, "GET") == 0) {
+    if (n == 3 && strcmp(seg[1], "admin") == 0 && strcmp(seg[2], "status") == 0 && get) {
         enum access a = authorize(c.s, req, "");
         if (a != ALLOW)
             return deny(resp, a);
-        return admin_status(&c);
+        if (!admit)
+            admin_status(&c);
+        return;
     }
     int first = 1;
     if (n >= 3 && strcmp(seg[1], "customers") == 0) {
@@ -415,7 +470,18 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
         sn_resp_empty(resp, 404); /* no tenants configured: no customer scopes */
         return;
     }
-    if (!(n - first == 1 && strcmp(seg[first], "ingest") == 0) && !parse_body(&c))
+    if (!admit && !(n - first == 1 && strcmp(seg[first], "ingest") == 0) && !parse_body(&c))
         return;
-    dispatch(&c, seg + first, n - first);
+    dispatch(&c, seg + first, n - first, admit);
+}
+
+void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
+{
+    handle(ctx, req, resp, false);
+}
+
+size_t sn_api_admit(void *ctx, struct sn_req *req, struct sn_resp *resp)
+{
+    handle(ctx, req, resp, true);
+    return resp->status ? 0 : sn_api_limit(ctx, req->method, req->path);
 }

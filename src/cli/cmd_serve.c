@@ -26,6 +26,8 @@
 static const char usage[] =
     "usage: sonde serve [--listen HOST:PORT] [--data DIR] [--tenants FILE] [--no-agent]\n"
     "                   [--threads N] [--key-cap N] [--ui-dir DIR] [--trace-self]\n"
+    "                   [--max-connections N] [--max-connections-per-ip N]\n"
+    "                   [--header-timeout S] [--body-timeout S] [--max-body-memory BYTES]\n"
     "\n"
     "Runs the agent, the aggregator and the Cloud Analytics HTTP API in one process\n"
     "(docs/api.md), and the web UI at / (docs/ui.md). Prints its URL on the first line of standard "
@@ -47,6 +49,17 @@ static const char usage[] =
     "                      threads and its collection); by default the kernel leaves them out\n"
     "  --ui-dir DIR        serve the web UI's files from DIR (a checkout's ui/) instead of\n"
     "                      the copy compiled in: edit, reload, no rebuild\n"
+    "\n"
+    "limits on clients (docs/operations.md; refusals are counted in /metrics):\n"
+    "  --max-connections N          open connections at most (default 1024); past it a new\n"
+    "                               connection closes the longest idle one, or is refused\n"
+    "  --max-connections-per-ip N   from one address (IPv6: one /64) at most (default 128)\n"
+    "  --header-timeout S           seconds to send a whole request head, from connecting or\n"
+    "                               from the end of the previous request (default 10)\n"
+    "  --body-timeout S             seconds for a request's body to arrive after its head\n"
+    "                               (default 60)\n"
+    "  --max-body-memory BYTES      request bodies in memory, all together (default 64M;\n"
+    "                               K, M, G suffixes); past it 503 with Retry-After\n"
     "  -h, --help          this help\n"
     "\n"
     "Without root (or BPF), the local agent cannot load: the server says so and serves data\n"
@@ -152,6 +165,44 @@ static int make_datadir(const char *dir, char *why, size_t whylen)
     return 0;
 }
 
+/* The value of limit option i (0 --max-connections, 1 --max-connections-per-ip,
+ * 2 --header-timeout, 3 --body-timeout, 4 --max-body-memory): an integer in the option's range;
+ * --max-body-memory also takes a K, M or G suffix (powers of 1024). Else says why on stderr. */
+static bool limit_arg(int i, const char *arg, uint64_t *out)
+{
+    static const struct {
+        const char *name;
+        uint64_t min, max;
+    } r[] = {
+        {"max-connections", 1, 1000000},
+        {"max-connections-per-ip", 1, 1000000},
+        {"header-timeout", 1, 3600},
+        {"body-timeout", 1, 86400},
+        {"max-body-memory", 1u << 20, 1ull << 40},
+    };
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (i == 4 && end != arg && end[0] && !end[1]) {
+        int shift = end[0] == 'K' || end[0] == 'k'   ? 10
+                    : end[0] == 'M' || end[0] == 'm' ? 20
+                    : end[0] == 'G' || end[0] == 'g' ? 30
+                                                     : -1;
+        if (shift > 0 && v <= (1ull << 40) >> shift) {
+            v <<= shift;
+            end++;
+        }
+    }
+    if (end == arg || *end || errno || arg[0] == '-' || v < r[i].min || v > r[i].max) {
+        fprintf(stderr, "sonde serve: --%s wants %s from %llu to %llu\n", r[i].name,
+                i == 4 ? "a size in bytes (K, M, G suffixes)" : "an integer",
+                (unsigned long long)r[i].min, (unsigned long long)r[i].max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 static void default_datadir(char *out, size_t len)
 {
     const char *home = getenv("HOME");
@@ -163,7 +214,21 @@ static void default_datadir(char *out, size_t len)
 
 int sn_cmd_serve(int argc, char **argv)
 {
-    enum { O_LISTEN = 256, O_DATA, O_TENANTS, O_NOAGENT, O_THREADS, O_KEYCAP, O_UIDIR, O_SELF };
+    enum {
+        O_LISTEN = 256,
+        O_DATA,
+        O_TENANTS,
+        O_NOAGENT,
+        O_THREADS,
+        O_KEYCAP,
+        O_UIDIR,
+        O_SELF,
+        O_MAXCONN,
+        O_MAXCONNIP,
+        O_HDRTIME,
+        O_BODYTIME,
+        O_BODYMEM,
+    };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"data", required_argument, NULL, O_DATA},
@@ -173,12 +238,22 @@ int sn_cmd_serve(int argc, char **argv)
         {"key-cap", required_argument, NULL, O_KEYCAP},
         {"ui-dir", required_argument, NULL, O_UIDIR},
         {"trace-self", no_argument, NULL, O_SELF},
+        {"max-connections", required_argument, NULL, O_MAXCONN},
+        {"max-connections-per-ip", required_argument, NULL, O_MAXCONNIP},
+        {"header-timeout", required_argument, NULL, O_HDRTIME},
+        {"body-timeout", required_argument, NULL, O_BODYTIME},
+        {"max-body-memory", required_argument, NULL, O_BODYMEM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = "127.0.0.1:23181", *tenants = NULL;
     bool agent = true, trace_self = false, data_given = false;
     long threads = 4, cap = SN_DEFAULT_KEY_CAP;
+    struct sn_http_opts ho = {.max_conns = SN_HTTP_DEFAULT_MAX_CONNS,
+                              .max_conns_per_ip = SN_HTTP_DEFAULT_MAX_CONNS_PER_IP,
+                              .header_timeout_s = SN_HTTP_DEFAULT_HEADER_TIMEOUT_S,
+                              .body_timeout_s = SN_HTTP_DEFAULT_BODY_TIMEOUT_S,
+                              .max_body_memory = SN_HTTP_DEFAULT_MAX_BODY_MEMORY};
     struct sn_server *s;
     char why[512], path[600];
     int c, rc;
@@ -228,6 +303,28 @@ int sn_cmd_serve(int argc, char **argv)
                 threads = v;
             else
                 cap = v;
+            break;
+        }
+        case O_MAXCONN:
+        case O_MAXCONNIP:
+        case O_HDRTIME:
+        case O_BODYTIME:
+        case O_BODYMEM: {
+            uint64_t v;
+            if (!limit_arg(c - O_MAXCONN, optarg, &v)) {
+                free(s);
+                return SN_EXIT_USAGE;
+            }
+            if (c == O_MAXCONN)
+                ho.max_conns = (unsigned)v;
+            else if (c == O_MAXCONNIP)
+                ho.max_conns_per_ip = (unsigned)v;
+            else if (c == O_HDRTIME)
+                ho.header_timeout_s = (unsigned)v;
+            else if (c == O_BODYTIME)
+                ho.body_timeout_s = (unsigned)v;
+            else
+                ho.max_body_memory = (size_t)v;
             break;
         }
         case 'h':
@@ -307,11 +404,12 @@ int sn_cmd_serve(int argc, char **argv)
     }
     sn_server_start_local_all(s);
     s->xforms = sn_xforms_start();
-    struct sn_http_opts ho = {.listen = listen,
-                              .threads = (int)threads,
-                              .handler = sn_api_handle,
-                              .limit = sn_api_limit,
-                              .ctx = s};
+    ho.listen = listen;
+    ho.threads = (int)threads;
+    ho.handler = sn_api_handle;
+    ho.limit = sn_api_limit;
+    ho.admit = sn_api_admit;
+    ho.ctx = s;
     if (sn_http_start(&ho, &s->http) < 0) {
         fprintf(stderr, "sonde serve: cannot listen on %s\n", listen);
         rc = SN_EXIT_FAILURE;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/request.h"
 
@@ -93,6 +94,80 @@ int sn_req_parse_form(struct sn_req *r, const char *text, size_t len, bool form)
     }
     free(buf);
     return rc;
+}
+
+/* Whether [p, p + n) equals word, ignoring case, once blanks around it are dropped. */
+static bool token_is(const char *p, const char *word)
+{
+    size_t n = strlen(p), w = strlen(word);
+    while (n && (*p == ' ' || *p == '\t')) {
+        p++;
+        n--;
+    }
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    return n == w && strncasecmp(p, word, w) == 0;
+}
+
+void sn_framing_add(struct sn_framing *f, const char *name, const char *value)
+{
+    if (!value)
+        value = "";
+    if (strcasecmp(name, "Content-Length") == 0) {
+        const char *p = value;
+        uint64_t v = 0;
+        bool ok = true;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p < '0' || *p > '9')
+            ok = false;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            unsigned d = (unsigned)(*p - '0');
+            if (v > (UINT64_MAX - d) / 10) {
+                ok = false;
+                break;
+            }
+            v = v * 10 + d;
+        }
+        while (ok && (*p == ' ' || *p == '\t'))
+            p++;
+        if (*p)
+            ok = false;
+        if (!ok)
+            f->cl_bad = true;
+        if (f->ncl++ == 0)
+            f->cl = v;
+        else if (v != f->cl)
+            f->cl_differ = true;
+    } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+        f->nte++;
+        f->te_chunked = f->nte == 1 && token_is(value, "chunked");
+    }
+}
+
+int sn_framing_check(const struct sn_framing *f, const char **why)
+{
+    const char *w = NULL;
+    int status = 0;
+
+    if (f->cl_bad || f->cl_differ) {
+        status = 400;
+        w = "bad Content-Length";
+    } else if (f->nte && !f->te_chunked) {
+        status = 501;
+        w = "the only transfer coding accepted is chunked";
+    } else if (f->nte && f->ncl) {
+        status = 400;
+        w = "both Transfer-Encoding and Content-Length";
+    }
+    if (why)
+        *why = w;
+    return status;
+}
+
+bool sn_target_has_nul(const char *raw)
+{
+    return raw && strstr(raw, "%00") != NULL;
 }
 
 void sn_req_fini(struct sn_req *r)

@@ -75,6 +75,30 @@ const char *sn_req_param(const struct sn_req *r, const char *name);
 size_t sn_req_params(const struct sn_req *r, const char *name, const char **out, size_t max,
                      char *buf, size_t buflen);
 
+/*
+ * What a request's head says of its body, from its headers one by one (the server checks it
+ * before reading any body): Content-Length must be one decimal number (repeated, the same
+ * one), Transfer-Encoding only "chunked" (RFC 9112 §6.1: Sonde knows no other coding), and not
+ * both (a request smuggling vector).
+ */
+struct sn_framing {
+    unsigned ncl;    /* Content-Length headers */
+    bool cl_bad;     /* one is not a decimal number that fits 64 bits */
+    bool cl_differ;  /* two disagree */
+    uint64_t cl;     /* the first */
+    unsigned nte;    /* Transfer-Encoding headers */
+    bool te_chunked; /* exactly one, and it reads "chunked" (any case, spaces around) */
+};
+/* Notes one header (name and value borrowed; value NULL is ""). */
+void sn_framing_add(struct sn_framing *f, const char *name, const char *value);
+/* 0 when the framing is sound: no body, a body of f->cl bytes, or chunked (f->te_chunked).
+ * Else the status to refuse the request with, and a reason in *why (a static string): 400
+ * (a bad or contradictory Content-Length, both framings) or 501 (another transfer coding). */
+int sn_framing_check(const struct sn_framing *f, const char **why);
+/* Whether a raw (not yet decoded) request target holds "%00", which decoding would turn into
+ * a NUL that cuts the path short. */
+bool sn_target_has_nul(const char *raw);
+
 /* Responses. Each sets status and body (replacing any earlier one). */
 void sn_resp_json(struct sn_resp *resp, int status, json_t *j); /* steals j; adds a newline */
 void sn_resp_empty(struct sn_resp *resp, int status);

@@ -62,8 +62,10 @@ test('the compiled-in UI', { timeout: 60_000 }, async (t) => {
   assert.deepEqual(await j.json(), { name: 'sonde', api: '/ca', metrics: '/metrics', host: os.hostname() });
 
   for (const p of ['/ui/nope.js', '/ui/', '/ui/js/', '/ui/.hidden', '/ui/js/../../CMakeLists.txt',
-    '/ui/a%00b', '/ui/a;b'])
+    '/ui/a;b'])
     assert.equal((await get(s, p)).status, 404, p);
+  // an encoded NUL is refused before any route (docs/operations.md)
+  assert.equal((await get(s, '/ui/a%00b')).status, 400);
   assert.equal(await raw(s, 'GET /ui/../docs/api.md HTTP/1.1'), 404);
   assert.equal(await raw(s, 'GET /ui/js/../../../etc/passwd HTTP/1.1'), 404);
   // only GET and HEAD

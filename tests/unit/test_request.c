@@ -3,10 +3,13 @@
  * space, %XX a byte, bad escapes and %00 refused, pairs without '='), parameter lookup (the
  * form body wins over the query string, the last value wins, lists from repeated and
  * comma-separated values), percent-decoding, and the exact bodies of JSON and error responses
- * (an error's message is made valid UTF-8 so the body stays valid JSON).
+ * (an error's message is made valid UTF-8 so the body stays valid JSON); the framing checks of
+ * a request's head (Content-Length, Transfer-Encoding) and %00 in raw targets.
  */
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -362,6 +365,75 @@ static void test_req_fini_frees_state(void)
     sn_req_fini(&r); /* twice is fine */
 }
 
+/* The framing of a head given as "Name: value" strings (NULL-terminated); its check's status. */
+static int framing(const char *const *h, struct sn_framing *f)
+{
+    memset(f, 0, sizeof(*f));
+    for (int i = 0; h[i]; i++) {
+        char name[64];
+        const char *colon = strchr(h[i], ':');
+        snprintf(name, sizeof(name), "%.*s", (int)(colon - h[i]), h[i]);
+        sn_framing_add(f, name, colon + 1);
+    }
+    const char *why = "unset";
+    int st = sn_framing_check(f, &why);
+    T_OK(st ? why != NULL : why == NULL);
+    return st;
+}
+
+static void test_framing(void)
+{
+    struct sn_framing f;
+    static const char *const none[] = {"Host: x", NULL};
+    static const char *const cl[] = {"Content-Length: 12", NULL};
+    static const char *const cl_same[] = {"Content-Length: 12", "content-length:12", NULL};
+    static const char *const cl_differ[] = {"Content-Length: 12", "Content-Length: 13", NULL};
+    static const char *const cl_max[] = {"Content-Length: 18446744073709551615", NULL};
+    static const char *const cl_over[] = {"Content-Length: 18446744073709551616", NULL};
+    static const char *const cl_neg[] = {"Content-Length: -1", NULL};
+    static const char *const cl_plus[] = {"Content-Length: +1", NULL};
+    static const char *const cl_empty[] = {"Content-Length:", NULL};
+    static const char *const cl_list[] = {"Content-Length: 1, 1", NULL};
+    static const char *const cl_hex[] = {"Content-Length: 0x10", NULL};
+    static const char *const te[] = {"Transfer-Encoding: Chunked ", NULL};
+    static const char *const te_gzip[] = {"Transfer-Encoding: gzip, chunked", NULL};
+    static const char *const te_two[] = {"Transfer-Encoding: chunked", "Transfer-Encoding: chunked",
+                                         NULL};
+    static const char *const te_cl[] = {"Transfer-Encoding: chunked", "Content-Length: 3", NULL};
+
+    T_EQ(framing(none, &f), 0);
+    T_EQU(f.cl, 0);
+    T_OK(!f.te_chunked);
+    T_EQ(framing(cl, &f), 0);
+    T_EQU(f.cl, 12);
+    T_EQ(framing(cl_same, &f), 0);
+    T_EQU(f.cl, 12);
+    T_EQ(framing(cl_differ, &f), 400);
+    T_EQ(framing(cl_max, &f), 0);
+    T_EQU(f.cl, UINT64_MAX);
+    T_EQ(framing(cl_over, &f), 400);
+    T_EQ(framing(cl_neg, &f), 400);
+    T_EQ(framing(cl_plus, &f), 400);
+    T_EQ(framing(cl_empty, &f), 400);
+    T_EQ(framing(cl_list, &f), 400);
+    T_EQ(framing(cl_hex, &f), 400);
+    T_EQ(framing(te, &f), 0);
+    T_OK(f.te_chunked);
+    T_EQ(framing(te_gzip, &f), 501);
+    T_EQ(framing(te_two, &f), 501);
+    T_EQ(framing(te_cl, &f), 400);
+}
+
+static void test_target_nul(void)
+{
+    T_OK(sn_target_has_nul("/ca/instrumentations/1%00/value/raw"));
+    T_OK(sn_target_has_nul("/ui/sonde.css%00.png"));
+    T_OK(sn_target_has_nul("/ca?x=%00"));
+    T_OK(!sn_target_has_nul("/ca?x=%2500"));
+    T_OK(!sn_target_has_nul("/ca/instrumentations/1"));
+    T_OK(!sn_target_has_nul(NULL));
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -374,5 +446,7 @@ int main(int argc, char **argv)
     t_run("resp_json", test_resp_json);
     t_run("resp_error", test_resp_error);
     t_run("req_fini_frees_state", test_req_fini_frees_state);
+    t_run("framing", test_framing);
+    t_run("target_nul", test_target_nul);
     return t_done();
 }
