@@ -625,8 +625,9 @@ static int publish(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t
     return SN_DS_ADDED;
 }
 
+/* shared: 0 the caller has ds to itself; 1 wait for other adders; 2 -EAGAIN if one is at work */
 static int add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
-               pthread_rwlock_t *lk, bool shared, struct sn_ds_fold *fold)
+               pthread_rwlock_t *lk, int shared, struct sn_ds_fold *fold)
 {
     struct rslot *old = NULL, *r = NULL, *dead = NULL;
     struct delta d;
@@ -640,9 +641,14 @@ static int add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now
     if (f->t > now + SN_DS_MAX_FUTURE)
         return SN_DS_FUTURE;
     t = align(ds, f->t);
-    if ((rc = delta_init(f, &d)) < 0) /* the frame's share of the work, before any lock */
+    if (shared == 2 && pthread_mutex_trylock(&ds->add_mu) != 0)
+        return -EAGAIN;
+    if ((rc = delta_init(f, &d)) < 0) { /* the frame's share of the work, before any lock */
+        if (shared == 2)
+            pthread_mutex_unlock(&ds->add_mu);
         return rc;
-    if (shared)
+    }
+    if (shared == 1)
         pthread_mutex_lock(&ds->add_mu);
     if (lk)
         pthread_rwlock_rdlock(lk);
@@ -672,13 +678,19 @@ static int add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now
 
 int sn_ds_add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now)
 {
-    return add(ds, f, now, NULL, false, NULL);
+    return add(ds, f, now, NULL, 0, NULL);
 }
 
 int sn_ds_add_shared(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
                      pthread_rwlock_t *readers, struct sn_ds_fold *fold)
 {
-    return add(ds, f, now, readers, true, fold);
+    return add(ds, f, now, readers, 1, fold);
+}
+
+int sn_ds_add_shared_try(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
+                         pthread_rwlock_t *readers, struct sn_ds_fold *fold)
+{
+    return add(ds, f, now, readers, 2, fold);
 }
 
 static void expire(struct sn_dataset *ds, int64_t now, struct rslot **dead)

@@ -113,6 +113,10 @@ int sn_ds_add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now)
  * for writing (to publish the new one). fold (may be NULL) receives what went to "other". */
 int sn_ds_add_shared(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
                      pthread_rwlock_t *readers, struct sn_ds_fold *fold);
+/* The same, but -EAGAIN at once when another adder is at work on ds (the local agent adds its
+ * other frames first rather than wait behind a big ingest). */
+int sn_ds_add_shared_try(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
+                         pthread_rwlock_t *readers, struct sn_ds_fold *fold);
 
 /* Records that source host is expected to report (an agent enabled the instrumentation) at
  * time now, without data; it counts in sn_ds_sources_since(). Returns 0 or -ENOMEM. */

@@ -174,19 +174,30 @@ static void collect(struct sn_collector *c, int64_t t)
     memset(drops, 0, sizeof(drops));
     sn_engine_collect(c->eng, on_cell, &x, drops);
     int64_t now = sn_now();
-    for (size_t i = 0; i < c->n; i++) { /* each takes the server's lock itself, briefly */
-        struct sn_wire_frame w;
-        frames[i].drops = drops[c->insts[i].slot];
-        if (sn_frame_wire_view(&frames[i], c->s->host, &w) == 0) {
+    /* each takes the server's lock itself, briefly; a frame whose dataset is busy (a big
+     * ingest merging into it) waits for a second pass, so that it delays no other's */
+    bool *later = calloc(c->n ? c->n : 1, sizeof(*later));
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < c->n; i++) {
+            struct sn_wire_frame w;
+            if (pass == 1 && (!later || !later[i])) /* without later, pass 0 blocked */
+                continue;
+            frames[i].drops = drops[c->insts[i].slot];
+            if (sn_frame_wire_view(&frames[i], c->s->host, &w) < 0)
+                continue;
             char **esc = utf8_keys(&w);
-            if (sn_server_ingest(c->s, &w, now, NULL) == SN_DS_ADDED)
+            int rc = pass == 0 && later ? sn_server_ingest_try(c->s, &w, now, NULL)
+                                        : sn_server_ingest(c->s, &w, now, NULL);
+            if (rc == -EAGAIN)
+                later[i] = true;
+            else if (rc == SN_DS_ADDED)
                 atomic_fetch_add(&c->s->c.frames_local, 1);
             for (size_t k = 0; esc && k < w.n; k++)
                 free(esc[k]);
             free(esc);
             free(w.entries);
         }
-    }
+    free(later);
     for (size_t i = 0; i < c->n; i++)
         sn_frame_fini(&frames[i]);
     free(frames);

@@ -324,8 +324,8 @@ int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id)
     return 0;
 }
 
-int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
-                     struct sn_ds_fold *fold)
+static int ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
+                  struct sn_ds_fold *fold, bool try)
 {
     struct sn_dataset *ds = NULL;
     struct sn_ds_fold fd;
@@ -344,7 +344,7 @@ int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t
         atomic_fetch_add(&s->c.frames_unknown, 1);
         return -ENOENT;
     }
-    rc = sn_ds_add_shared(ds, f, now, &s->lock, &fd);
+    rc = (try ? sn_ds_add_shared_try : sn_ds_add_shared)(ds, f, now, &s->lock, &fd);
     sn_ds_destroy(ds); /* the reference */
     switch (rc) {
     case SN_DS_ADDED:
@@ -370,6 +370,18 @@ int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t
         break;
     }
     return rc;
+}
+
+int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
+                     struct sn_ds_fold *fold)
+{
+    return ingest(s, f, now, fold, false);
+}
+
+int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
+                         struct sn_ds_fold *fold)
+{
+    return ingest(s, f, now, fold, true);
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -126,6 +126,10 @@ int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struc
  * key cap folded into "other". */
 int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
                      struct sn_ds_fold *fold);
+/* The same, but -EAGAIN (nothing counted) when another frame is being merged into the same
+ * dataset (sn_ds_add_shared_try()). */
+int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
+                         struct sn_ds_fold *fold);
 
 /* Lifecycle (cmd_serve.c). Loads the definitions file of the data directory (none is fine);
  * -EINVAL when it is unreadable. */

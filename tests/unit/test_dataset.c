@@ -1612,6 +1612,55 @@ static void test_add_shared_lock_brief(void)
     pthread_rwlockattr_destroy(&la);
 }
 
+struct big_add {
+    struct sn_dataset *ds;
+    pthread_rwlock_t *lk;
+    struct sn_wire_frame *f;
+    _Atomic bool done;
+};
+
+static void *big_adder(void *arg)
+{
+    struct big_add *b = arg;
+    T_EQ(sn_ds_add_shared(b->ds, b->f, NOW, b->lk, NULL), SN_DS_ADDED);
+    atomic_store(&b->done, true);
+    return NULL;
+}
+
+/* sn_ds_add_shared_try(): -EAGAIN, nothing changed, while another adder works on the dataset;
+ * added otherwise. */
+static void test_add_shared_try(void)
+{
+    pthread_rwlock_t lk;
+    pthread_rwlock_init(&lk, NULL);
+    struct sn_dataset *ds = mk(SN_WIRE_NUMERIC_BY_KEY, 1, 60, false);
+    struct big_add b = {.ds = ds, .lk = &lk, .f = big_frame(200000, NOW)};
+    struct fb small;
+    long busy = 0, added = 0;
+    pthread_t th;
+
+    frame_build(&small, SN_WIRE_NUMERIC_BY_KEY, "h2", NOW - 1, "a=100:1");
+    pthread_create(&th, NULL, big_adder, &b);
+    for (int i = 0; i < 100000 && !atomic_load(&b.done); i++) {
+        int rc = sn_ds_add_shared_try(ds, &small.f, NOW, &lk, NULL);
+        T_OK(rc == SN_DS_ADDED || rc == -EAGAIN);
+        busy += rc == -EAGAIN;
+        added += rc == SN_DS_ADDED;
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    pthread_join(th, NULL);
+    T_EQ(sn_ds_add_shared_try(ds, &small.f, NOW, &lk, NULL), SN_DS_ADDED);
+    added++;
+    printf("# try while a 200k-key frame was merged: %ld busy, %ld added\n", busy, added);
+    T_EQU(sn_ds_slot_at(ds, NOW - 1)->count, (uint64_t)added);
+    T_EQU(sn_ds_slot_at(ds, NOW)->count, 200000);
+    frame_free(&small);
+    big_free(b.f);
+    sn_ds_destroy(ds);
+    pthread_rwlock_destroy(&lk);
+}
+
 /* A reference keeps a dataset alive past its owner's destroy; expired slots can be freed
  * after the lock. */
 static void test_refs_and_deferred_expiry(void)
@@ -1661,6 +1710,7 @@ int main(int argc, char **argv)
     t_run("repeated_keys", test_repeated_keys);
     t_run("big_frame_linear", test_big_frame_linear);
     t_run("add_shared_lock_brief", test_add_shared_lock_brief);
+    t_run("add_shared_try", test_add_shared_try);
     t_run("refs_and_deferred_expiry", test_refs_and_deferred_expiry);
     return t_done();
 }
