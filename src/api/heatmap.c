@@ -705,7 +705,7 @@ static json_int_t share(double v)
 {
     if (v == 0)
         return 0;
-    return v < 1 ? 1 : (json_int_t)llround(v);
+    return v < 1 ? 1 : v >= 0x1p63 ? INT64_MAX : (json_int_t)llround(v); /* no overflow */
 }
 
 static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
