@@ -22,6 +22,12 @@
  *      ingested every second. Requests, errors (any non-200 or socket error), latencies, the
  *      server's CPU (utime+stime from /proc, % of one CPU) and its RSS at the end.
  *
+ *   5. hostile neighbours: the median of heatmap/image (8 keys) and value/raw (8 keys), quiet and
+ *      then while 1,000 slow connections (half a request head each, from 40 loopback addresses
+ *      127.0.0.2-41, so that per-address connection limits do not refuse them all) are held open
+ *      and a 200,000-key frame (--key-cap 100000) is ingested on a third instrumentation over
+ *      and over; both figures side by side with their ratio.
+ *
  * Latencies are client-side wall times (monotonic clock) from before connect to the last body
  * byte. Next to them, the server's own handler time (its /metrics counters: lock, parameters,
  * drawing, PNG, JSON) tells transport from work. Series of part 1-2 run in interleaved rounds,
@@ -34,7 +40,7 @@
  *
  *   bench_serve [--seconds N] [--reps N] [--events N] [--only PARTS] [SONDE]
  *   (or SERVE_SECONDS, SERVE_REPS, SERVE_EVENTS in the environment; --only 3 or --only 12
- *   runs those parts; SONDE defaults to the binary of this build tree)
+ *   runs those parts, --only 5 the hostile case; SONDE defaults to the binary of this build tree)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +51,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1367,6 +1374,215 @@ out:
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
+/* ---- part 5: hostile neighbours ---------------------------------------------------------------
+ */
+
+#define SLOW_CONNS   1000
+#define SLOW_ADDRS   40     /* 127.0.0.2 .. 127.0.0.41: 25 connections per address */
+#define HOSTILE_KEYS 200000 /* keys of the big frame, ingested over and over */
+
+/* A connection that sends half a request head and then nothing (a slow client), from
+ * 127.0.0.(2 + i % SLOW_ADDRS) so that per-address limits do not refuse them all. -1 when the
+ * server refused it. */
+static int slow_conn(int port, int i)
+{
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    static const char half[] = "GET /ca HTTP/1.1\r\nHost: bench\r\nX-Slow: ";
+
+    if (fd < 0)
+        return -1;
+    src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)(i % SLOW_ADDRS));
+    dst.sin_addr.s_addr = htonl(0x7f000001u);
+    dst.sin_port = htons((uint16_t)port);
+    if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
+        connect(fd, (struct sockaddr *)&dst, sizeof(dst)) != 0 ||
+        send(fd, half, sizeof(half) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(half) - 1)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct big_ingester {
+    pthread_t th;
+    int port;
+    struct sbuf body;
+    _Atomic bool stop;
+    uint64_t posts, errors;
+    double ms_sum;
+};
+
+/* Posts the big frame over and over until stopped. */
+static void *big_ingester_main(void *arg)
+{
+    struct big_ingester *g = arg;
+    while (!atomic_load(&g->stop)) {
+        double ms;
+        if (ingest(g->port, &g->body, &ms) != 1)
+            g->errors++;
+        g->posts++;
+        g->ms_sum += ms;
+    }
+    return NULL;
+}
+
+/* reps GETs of s (new connections): their statistics, and the failures in *failed (a server
+ * that limits connections may refuse some while the slow ones are held). -1 when none worked. */
+static int measure(int port, struct series *s, int reps, struct stats *out, int *failed)
+{
+    double ms;
+    s->n = 0;
+    *failed = 0;
+    struct srv_counters a, b;
+    for (int w = 0; w < WARMUP; w++)
+        one_get(port, s, &ms);
+    bool counters = srv_counters(port, &a);
+    for (int r = 0; r < reps; r++) {
+        if (one_get(port, s, &ms) < 0)
+            (*failed)++;
+        else
+            s->v[s->n++] = ms;
+    }
+    s->srv_s = s->srv_n = 0; /* the server's own handler time: stalls inside or outside it */
+    if (counters && srv_counters(port, &b)) {
+        s->srv_s = s->image ? b.render_s - a.render_s : b.raw_s - a.raw_s;
+        s->srv_n = s->image ? b.renders - a.renders : b.raws - a.raws;
+    }
+    *out = stats_of(s->v, s->n);
+    return s->n ? 0 : -1;
+}
+
+/* How many of fds[0..n) the server still holds open (not closed nor reset). */
+static int still_open(const int *fds, int n)
+{
+    int open = 0;
+    for (int i = 0; i < n; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN | POLLRDHUP};
+        if (poll(&p, 1, 0) == 0)
+            open++;
+    }
+    return open;
+}
+
+static int part_hostile(const char *sonde, int reps)
+{
+    static const char *const extra[] = {"--no-agent", "--key-cap", "100000", NULL};
+    struct th_serve sv;
+    struct big_ingester g = {0};
+    int fds[SLOW_CONNS], nslow = 0, rc = -1;
+    struct series s[2];
+    struct stats quiet[2], busy[2];
+    struct rlimit rl;
+
+    printf("== 5. heatmap and raw values while %d slow connections and a %d-key ingest run "
+           "(%d requests per series)\n",
+           SLOW_CONNS, HOSTILE_KEYS, reps);
+    /* the server inherits the limit: it needs a descriptor per connection */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (th_serve_start(sonde, extra, NULL, &sv) != 0)
+        return -1;
+    printf("  server: PID %d, port %d\n", (int)sv.pid, sv.port);
+    memset(s, 0, sizeof(s));
+    int id1 = create(sv.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\","
+                              "\"decomposition\":[\"latency\"]}");
+    int id8 = create(sv.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\","
+                              "\"decomposition\":[\"execname\",\"latency\"]}");
+    int big = create(sv.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\","
+                              "\"decomposition\":[\"execname\",\"latency\"]}");
+    int64_t t0 = (int64_t)time(NULL) - IMG_DURATION - 2;
+    if (id1 < 0 || id8 < 0 || big < 0 || prefill(sv.port, id1, id8, t0) != 0)
+        goto out;
+    s[0].name = "heatmap, 8 keys, new connection";
+    s[1].name = "raw 1 s, 8 keys, new connection";
+    snprintf(s[0].path, sizeof(s[0].path),
+             "/ca/instrumentations/%d/value/heatmap/image?start_time=%" PRId64
+             "&duration=%d&width=%d&height=%d&nbuckets=%d&decompose_all=true",
+             id8, t0, IMG_DURATION, IMG_W, IMG_H, IMG_NBUCKETS);
+    snprintf(s[1].path, sizeof(s[1].path),
+             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=1", id8,
+             t0 + IMG_DURATION / 2);
+    for (int i = 0; i < 2; i++) {
+        s[i].mode = NEW_CONN;
+        s[i].image = i == 0;
+        s[i].must = i == 0 ? "\"image\":\"" : "\"value\":";
+        s[i].k.fd = -1;
+        if (!(s[i].v = calloc((size_t)reps, sizeof(double))))
+            goto out;
+    }
+    int qfail[2], bfail[2];
+    double qsrv[2], bsrv[2]; /* the server's mean handler time, ms */
+    for (int i = 0; i < 2; i++) {
+        if (measure(sv.port, &s[i], reps, &quiet[i], &qfail[i]) < 0)
+            goto out;
+        qsrv[i] = s[i].srv_n > 0 ? s[i].srv_s * 1e3 / s[i].srv_n : NAN;
+    }
+
+    /* the big frame: numeric by key, one event per key, in the second before the prefill's */
+    sb_printf(&g.body,
+              "{\"v\":1,\"id\":\"%d\",\"host\":\"hostile\",\"t\":%" PRId64
+              ",\"arity\":\"numeric-decomposition\",\"value\":{",
+              big, t0 - 1);
+    for (int k = 0; k < HOSTILE_KEYS; k++)
+        sb_printf(&g.body, "%s\"k%07d\":[[[2000000,2099999],1]]", k ? "," : "", k);
+    sb_printf(&g.body, "}}\n");
+    g.port = sv.port;
+    for (int i = 0; i < SLOW_CONNS; i++)
+        if ((fds[nslow] = slow_conn(sv.port, i)) >= 0)
+            nslow++;
+    sleep_until_mono_ms(mono_ms() + 300); /* a server that refuses some closes them by then */
+    printf("  %d of %d slow connections opened, %d held open by the server (from %d loopback "
+           "addresses); big frame %.1f MB\n",
+           nslow, SLOW_CONNS, still_open(fds, nslow), SLOW_ADDRS, (double)g.body.n / 1e6);
+    if (pthread_create(&g.th, NULL, big_ingester_main, &g) != 0)
+        goto out;
+    sleep_until_mono_ms(mono_ms() + 200); /* the first post under way */
+    int bad = 0;
+    for (int i = 0; i < 2; i++) {
+        bad |= measure(sv.port, &s[i], reps, &busy[i], &bfail[i]) < 0;
+        bsrv[i] = s[i].srv_n > 0 ? s[i].srv_s * 1e3 / s[i].srv_n : NAN;
+    }
+    int held = still_open(fds, nslow);
+    atomic_store(&g.stop, true);
+    pthread_join(g.th, NULL);
+    for (int i = 0; i < nslow; i++)
+        close(fds[i]);
+    nslow = 0;
+    if (bad)
+        goto out;
+    printf("  big frame: %" PRIu64 " posts (%" PRIu64 " failed), %.0f ms each on average; "
+           "%d slow connections still held at the end\n",
+           g.posts, g.errors, g.posts ? g.ms_sum / (double)g.posts : 0, held);
+    printf("  %-34s %12s %12s %8s %12s %12s %8s %15s\n", "ms per request", "quiet median",
+           "hostile med.", "ratio", "hostile p99", "hostile max", "failed", "server mean q/h");
+    for (int i = 0; i < 2; i++) {
+        printf("  %-34s %12.3f %12.3f %8.2f %12.3f %12.3f %4d/%-3d %7.3f/%-7.3f\n", s[i].name,
+               quiet[i].med, busy[i].med, busy[i].med / quiet[i].med, busy[i].p99, busy[i].max,
+               qfail[i], bfail[i], qsrv[i], bsrv[i]);
+        char name[96];
+        snprintf(name, sizeof(name), "hostile: %s, median", s[i].name);
+        fig(name, busy[i].med, NAN, "ms");
+    }
+    rc = 0;
+out:
+    atomic_store(&g.stop, true);
+    for (int i = 0; i < nslow; i++)
+        close(fds[i]);
+    for (int i = 0; i < 2; i++)
+        free(s[i].v);
+    free(g.body.p);
+    int st = th_serve_stop(&sv);
+    printf(
+        "  (server mean: the handler's own time, quiet/hostile, by /metrics; a stall the client\n"
+        "   sees but the handler does not is in the HTTP layer: a pool thread busy with the\n"
+        "   big body, or a connection limit)\n");
+    printf("  server stopped (exit status %d)\n\n", st);
+    return rc;
+}
+
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -1386,7 +1602,7 @@ int main(int argc, char **argv)
 {
     int seconds = env_int("SERVE_SECONDS", 300), reps = env_int("SERVE_REPS", 200),
         events = env_int("SERVE_EVENTS", 10);
-    const char *sonde = SONDE_BIN, *only = "1234";
+    const char *sonde = SONDE_BIN, *only = "12345";
     char tmp[] = "/tmp/sonde-bench-serve-XXXXXX";
 
     for (int i = 1; i < argc; i++) {
@@ -1428,6 +1644,8 @@ int main(int argc, char **argv)
         failed |= part_event(sonde, events) != 0;
     if (strchr(only, '4'))
         failed |= part_load(sonde, seconds) != 0;
+    if (strchr(only, '5'))
+        failed |= part_hostile(sonde, reps) != 0;
     print_table();
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (failed)

@@ -6,7 +6,8 @@
  * fresh dataset that saves to the very same bytes (save and load are idempotent); sums over
  * the whole retention equal the slots' counts added up. Each input is also tried with every
  * checksum inside it fixed (the slots' frames and the file's), so mutations reach the parser
- * behind them.
+ * behind them. A byte of the header also picks a key cap (none, 1, 2 or 3 keys), so that loads
+ * fold keys into "other" and the fold is idempotent too.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -133,8 +134,11 @@ static void one(const uint8_t *data, size_t size)
     if (g < 1 || g > 3600)
         g = 1;
     for (uint8_t a = 0; a < 4; a++) {
-        struct sn_ds_opts o = {
-            .arity = a, .granularity = g, .retention = 600 * g, .point = size > 6 && (data[6] & 1)};
+        struct sn_ds_opts o = {.arity = a,
+                               .granularity = g,
+                               .retention = 600 * g,
+                               .point = size > 6 && (data[6] & 1),
+                               .key_cap = size > 7 ? data[7] % 4 : 0}; /* 0: none */
         struct sn_dataset *ds = sn_ds_create(&o);
         FUZZ_CHECK(ds);
         int rc = sn_ds_load(ds, data, size, NOW);

@@ -1,11 +1,15 @@
 /*
- * Datasets; see dataset.h. One merge routine serves every addition: a frame is first seen as
- * a slot that borrows its entries, then merged into its slot just as an interval's sum merges
- * one slot into another.
+ * Datasets; see dataset.h. Every addition builds a new slot: the frame's entries are sorted
+ * once (repeated keys merged), then merged with the current slot's sorted entries in one pass,
+ * keeping the key cap; the new slot replaces the old one in the ring. Interval sums merge
+ * slots the same way. Published slots are never changed, so an adder can build without the
+ * server's lock while readers read the slot it builds on.
  */
 #include <endian.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,12 +23,22 @@ struct source {
     int64_t last; /* last report or touch */
 };
 
+/* A slot of the ring. Immutable once in the ring (except by sn_ds_load(), which has the
+ * dataset to itself); refs counts the ring's reference and that of an adder building on it. */
+struct rslot {
+    struct sn_ds_slot s;
+    _Atomic uint32_t refs;
+    struct rslot *next; /* on a list of dead slots (struct sn_ds_dead) */
+};
+
 struct sn_dataset {
     struct sn_ds_opts o;
     uint32_t nslots;
-    struct sn_ds_slot *ring; /* slot of t at (t / G) % nslots; t == EMPTY when unused */
+    struct rslot **ring; /* slot of t at (t / G) % nslots; NULL when unused */
     struct source *src;
     uint32_t nsrc, capsrc;
+    pthread_mutex_t add_mu; /* one adder at a time (sn_ds_add_shared()) */
+    _Atomic uint32_t refs;
 };
 
 static uint64_t sat_add(uint64_t a, uint64_t b)
@@ -52,6 +66,37 @@ void sn_ds_slot_fini(struct sn_ds_slot *s)
     s->t = EMPTY;
 }
 
+static void rslot_free(struct rslot *r)
+{
+    if (!r)
+        return;
+    sn_ds_slot_fini(&r->s);
+    free(r);
+}
+
+/* Drops a reference to r; the last one frees it, or puts it on *dead when dead is not NULL. */
+static void rslot_unref(struct rslot *r, struct rslot **dead)
+{
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    if (dead) {
+        r->next = *dead;
+        *dead = r;
+    } else {
+        rslot_free(r);
+    }
+}
+
+void sn_ds_dead_free(struct sn_ds_dead *dead)
+{
+    struct rslot *r = (struct rslot *)dead;
+    while (r) {
+        struct rslot *next = r->next;
+        rslot_free(r);
+        r = next;
+    }
+}
+
 static bool opts_ok(const struct sn_ds_opts *o)
 {
     return o->arity <= SN_WIRE_NUMERIC_BY_KEY && o->granularity >= 1 &&
@@ -66,14 +111,6 @@ static uint32_t ring_size(uint32_t retention, uint32_t g)
     return (retention + SN_DS_MAX_FUTURE) / g + 2;
 }
 
-static struct sn_ds_slot *new_ring(uint32_t n)
-{
-    struct sn_ds_slot *r = calloc(n, sizeof(*r));
-    for (uint32_t i = 0; r && i < n; i++)
-        r[i].t = EMPTY;
-    return r;
-}
-
 struct sn_dataset *sn_ds_create(const struct sn_ds_opts *o)
 {
     struct sn_dataset *ds;
@@ -85,22 +122,31 @@ struct sn_dataset *sn_ds_create(const struct sn_ds_opts *o)
         return NULL;
     ds->o = *o;
     ds->nslots = ring_size(o->retention, o->granularity);
-    ds->ring = new_ring(ds->nslots);
+    ds->ring = calloc(ds->nslots, sizeof(*ds->ring));
     if (!ds->ring) {
         free(ds);
         return NULL;
     }
+    pthread_mutex_init(&ds->add_mu, NULL);
+    atomic_init(&ds->refs, 1);
+    return ds;
+}
+
+struct sn_dataset *sn_ds_ref(struct sn_dataset *ds)
+{
+    atomic_fetch_add(&ds->refs, 1);
     return ds;
 }
 
 void sn_ds_destroy(struct sn_dataset *ds)
 {
-    if (!ds)
+    if (!ds || atomic_fetch_sub(&ds->refs, 1) != 1)
         return;
     for (uint32_t i = 0; i < ds->nslots; i++)
-        sn_ds_slot_fini(&ds->ring[i]);
+        rslot_unref(ds->ring[i], NULL);
     for (uint32_t i = 0; i < ds->nsrc; i++)
         free(ds->src[i].name);
+    pthread_mutex_destroy(&ds->add_mu);
     free(ds->src);
     free(ds->ring);
     free(ds);
@@ -111,7 +157,7 @@ const struct sn_ds_opts *sn_ds_opts(const struct sn_dataset *ds)
     return &ds->o;
 }
 
-static struct sn_ds_slot *ring_slot(const struct sn_dataset *ds, int64_t t)
+static struct rslot **ring_at(const struct sn_dataset *ds, int64_t t)
 {
     int64_t k = t / (int64_t)ds->o.granularity;
     return &ds->ring[(uint64_t)k % ds->nslots];
@@ -120,31 +166,33 @@ static struct sn_ds_slot *ring_slot(const struct sn_dataset *ds, int64_t t)
 int sn_ds_set_retention(struct sn_dataset *ds, uint32_t retention, int64_t now)
 {
     struct sn_ds_opts o = ds->o;
-    struct sn_ds_slot *old = ds->ring, *ring;
+    struct rslot **old = ds->ring, **ring;
     uint32_t oldn = ds->nslots;
 
     o.retention = retention;
     if (!opts_ok(&o))
         return -EINVAL;
-    ring = new_ring(ring_size(retention, o.granularity));
+    ring = calloc(ring_size(retention, o.granularity), sizeof(*ring));
     if (!ring)
         return -ENOMEM;
     ds->o = o;
     ds->ring = ring;
     ds->nslots = ring_size(retention, o.granularity);
     for (uint32_t i = 0; i < oldn; i++) {
-        struct sn_ds_slot *s = &old[i], *d;
-        if (s->t == EMPTY || s->t < now - (int64_t)retention) {
-            sn_ds_slot_fini(s);
+        struct rslot *r = old[i], **d;
+        if (!r)
+            continue;
+        if (r->s.t < now - (int64_t)retention) {
+            rslot_unref(r, NULL);
             continue;
         }
-        d = ring_slot(ds, s->t);
-        if (d->t != EMPTY && d->t > s->t) { /* two old slots share the new index: keep newer */
-            sn_ds_slot_fini(s);
+        d = ring_at(ds, r->s.t);
+        if (*d && (*d)->s.t > r->s.t) { /* two old slots share the new index: keep newer */
+            rslot_unref(r, NULL);
             continue;
         }
-        sn_ds_slot_fini(d);
-        *d = *s;
+        rslot_unref(*d, NULL);
+        *d = r;
     }
     free(old);
     return 0;
@@ -233,11 +281,21 @@ static int add_source(struct sn_ds_slot *s, uint32_t i)
     return 0;
 }
 
+/* Whether host is a known source (its index in *out). */
+static bool source_find(const struct sn_dataset *ds, const char *host, uint32_t *out)
+{
+    for (uint32_t i = 0; i < ds->nsrc; i++)
+        if (strcmp(ds->src[i].name, host) == 0) {
+            *out = i;
+            return true;
+        }
+    return false;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Merging
  */
 
-/* *dst += src, creating *dst. Returns 0 or -ENOMEM (*dst unchanged). */
 static int merge_hist(struct sn_hist **dst, const struct sn_hist *src)
 {
     if (!src)
@@ -247,6 +305,161 @@ static int merge_hist(struct sn_hist **dst, const struct sn_hist *src)
         return *dst ? 0 : -ENOMEM;
     }
     return sn_hist_merge(*dst, src);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const struct sn_ds_entry *)a)->key, ((const struct sn_ds_entry *)b)->key);
+}
+
+/* A frame's entries sorted by key, repeated keys merged: keys and histograms borrowed from
+ * the frame, except the histograms of merged repeats (own[i]). */
+struct delta {
+    struct sn_ds_entry *e;
+    unsigned char *own;
+    size_t n;
+    struct sn_hist *total; /* numeric by key: the merge of every key's histogram */
+};
+
+static void delta_fini(struct delta *d)
+{
+    for (size_t i = 0; d->own && i < d->n; i++)
+        if (d->own[i])
+            sn_hist_destroy(d->e[i].hist);
+    free(d->e);
+    free(d->own);
+    sn_hist_destroy(d->total);
+    memset(d, 0, sizeof(*d));
+}
+
+static int delta_init(const struct sn_wire_frame *f, struct delta *d)
+{
+    size_t w = 0;
+
+    memset(d, 0, sizeof(*d));
+    if (f->arity == SN_WIRE_SCALAR || f->arity == SN_WIRE_NUMERIC || f->n == 0)
+        return 0;
+    d->e = malloc(f->n * sizeof(*d->e));
+    d->own = calloc(f->n, 1);
+    if (!d->e || !d->own)
+        goto oom;
+    for (size_t i = 0; i < f->n; i++)
+        d->e[i] = (struct sn_ds_entry){f->entries[i].key, f->entries[i].count, f->entries[i].hist};
+    qsort(d->e, f->n, sizeof(*d->e), cmp_entry);
+    for (size_t i = 0; i < f->n; i++) {
+        struct sn_ds_entry *p = w ? &d->e[w - 1] : NULL;
+        if (p && strcmp(p->key, d->e[i].key) == 0) {
+            p->count = sat_add(p->count, d->e[i].count);
+            if (d->e[i].hist) {
+                if (!d->own[w - 1]) { /* never merge into the frame's own histogram */
+                    struct sn_hist *h = p->hist ? sn_hist_clone(p->hist) : sn_hist_create();
+                    if (!h)
+                        goto oom;
+                    p->hist = h;
+                    d->own[w - 1] = 1;
+                }
+                if (sn_hist_merge(p->hist, d->e[i].hist) < 0)
+                    goto oom;
+            }
+            continue;
+        }
+        d->e[w] = d->e[i];
+        d->own[w++] = 0;
+    }
+    d->n = w;
+    if (f->arity == SN_WIRE_NUMERIC_BY_KEY) {
+        if (!(d->total = sn_hist_create()))
+            goto oom;
+        for (size_t i = 0; i < d->n; i++)
+            if (d->e[i].hist && sn_hist_merge(d->total, d->e[i].hist) < 0)
+                goto oom;
+    }
+    return 0;
+oom:
+    d->n = w;
+    delta_fini(d);
+    return -ENOMEM;
+}
+
+/* A deep copy of entry e, plus (when add is not NULL) add's count and histogram. */
+static int entry_copy(struct sn_ds_entry *out, const struct sn_ds_entry *e,
+                      const struct sn_ds_entry *add)
+{
+    out->key = strdup(e->key);
+    out->count = add ? sat_add(e->count, add->count) : e->count;
+    out->hist = NULL;
+    if (!out->key || merge_hist(&out->hist, e->hist) < 0 ||
+        (add && merge_hist(&out->hist, add->hist) < 0)) {
+        free(out->key);
+        sn_hist_destroy(out->hist);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+struct newkey {
+    uint64_t count;
+    size_t j; /* index in the delta */
+};
+
+/* Largest count first, then the delta's (key) order. */
+static int cmp_newkey(const void *a, const void *b)
+{
+    const struct newkey *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return x->j < y->j ? -1 : x->j > y->j;
+}
+
+static int keycmp(const struct sn_ds_entry *a, size_t i, size_t na, const struct sn_ds_entry *b,
+                  size_t j, size_t nb)
+{
+    if (i < na && j < nb)
+        return strcmp(a[i].key, b[j].key);
+    return i < na ? -1 : 1;
+}
+
+/* Which of d's keys old lacks get a place of their own under the cap (admit[j]); the others
+ * are folded into "other". Returns 0 or -ENOMEM. */
+static int admit_keys(const struct sn_ds_slot *old, const struct delta *d, uint32_t cap,
+                      unsigned char *admit)
+{
+    size_t K = old ? old->n : 0, i = 0, j = 0, nnew = 0, kept = K, room;
+    struct newkey *nk;
+
+    for (; j < d->n; j++) { /* old's keys and d's are both sorted */
+        while (i < K && strcmp(old->e[i].key, d->e[j].key) < 0)
+            i++;
+        bool isnew = !(i < K && strcmp(old->e[i].key, d->e[j].key) == 0);
+        admit[j] = isnew ? 0 : 1;
+        if (strcmp(d->e[j].key, SN_DS_OTHER) == 0)
+            admit[j] = 1; /* "other" is always there, and does not count */
+        else if (isnew)
+            nnew++;
+    }
+    for (i = 0; i < K; i++)
+        if (strcmp(old->e[i].key, SN_DS_OTHER) == 0)
+            kept--;
+    room = cap == 0 ? SIZE_MAX : kept < cap ? cap - kept : 0;
+    if (nnew <= room) {
+        for (j = 0; j < d->n; j++)
+            admit[j] = 1;
+        return 0;
+    }
+    if (room == 0)
+        return 0;
+    nk = malloc(nnew * sizeof(*nk));
+    if (!nk)
+        return -ENOMEM;
+    size_t m = 0;
+    for (j = 0; j < d->n; j++)
+        if (!admit[j])
+            nk[m++] = (struct newkey){d->e[j].count, j};
+    qsort(nk, m, sizeof(*nk), cmp_newkey);
+    for (size_t k = 0; k < room && k < m; k++)
+        admit[nk[k].j] = 1;
+    free(nk);
+    return 0;
 }
 
 /* The index of key in s's entries, or where it would go (*found false). */
@@ -269,131 +482,284 @@ static size_t find_key(const struct sn_ds_slot *s, const char *key, bool *found)
     return lo;
 }
 
-/*
- * dst += src: counts add, keys add per key (src may repeat a key), histograms merge. Keys are
- * looked up by binary search: from one second to the next the keys are mostly the same, so
- * inserts are rare. On -ENOMEM dst is valid but holds part of src.
- */
-static int merge_slot(struct sn_ds_slot *dst, const struct sn_ds_slot *src)
+/* Adds the folded count and histogram to s's "other" entry (room for one more entry is
+ * allocated). */
+static int add_other(struct sn_ds_slot *s, uint64_t count, const struct sn_hist *h)
 {
-    for (size_t j = 0; j < src->n; j++) {
-        const struct sn_ds_entry *s = &src->e[j];
-        bool found;
-        size_t i = find_key(dst, s->key, &found);
-        if (!found) {
-            if (dst->n == dst->cap) {
-                size_t cap = dst->cap ? dst->cap * 2 : 8;
-                struct sn_ds_entry *e = realloc(dst->e, cap * sizeof(*e));
-                if (!e)
-                    return -ENOMEM;
-                dst->e = e;
-                dst->cap = cap;
-            }
-            char *key = strdup(s->key);
-            if (!key)
-                return -ENOMEM;
-            memmove(&dst->e[i + 1], &dst->e[i], (dst->n - i) * sizeof(*dst->e));
-            dst->e[i] = (struct sn_ds_entry){key, 0, NULL};
-            dst->n++;
-        }
-        if (merge_hist(&dst->e[i].hist, s->hist) < 0)
+    bool found;
+    size_t i = find_key(s, SN_DS_OTHER, &found);
+    if (!found) {
+        char *key = strdup(SN_DS_OTHER);
+        if (!key)
             return -ENOMEM;
-        dst->e[i].count = sat_add(dst->e[i].count, s->count);
+        memmove(&s->e[i + 1], &s->e[i], (s->n - i) * sizeof(*s->e));
+        s->e[i] = (struct sn_ds_entry){key, 0, NULL};
+        s->n++;
     }
-    if (merge_hist(&dst->total, src->total) < 0)
+    s->e[i].count = sat_add(s->e[i].count, count);
+    return merge_hist(&s->e[i].hist, h);
+}
+
+/*
+ * The slot that old (NULL: none yet) becomes with frame f (its entries as d) added, for second
+ * t: a new slot that shares nothing with old, its sources old's (the frame's source is added
+ * when it is published). Runs without any lock: old is immutable. Returns 0 or -ENOMEM.
+ */
+static int build(const struct sn_dataset *ds, const struct sn_ds_slot *old,
+                 const struct sn_wire_frame *f, const struct delta *d, int64_t t,
+                 struct rslot **out, struct sn_ds_fold *fold)
+{
+    struct rslot *r = calloc(1, sizeof(*r));
+    struct sn_ds_slot *s = r ? &r->s : NULL;
+    size_t K = old ? old->n : 0;
+    unsigned char *admit = NULL;
+    struct sn_hist *fh = NULL;
+    uint64_t fcount = 0, fkeys = 0;
+    int rc = -ENOMEM;
+
+    if (!r)
+        return -ENOMEM;
+    atomic_init(&r->refs, 1);
+    s->t = t;
+    s->count = sat_add(old ? old->count : 0, f->total);
+    s->over_cap = sat_add(old ? old->over_cap : 0, f->over_cap);
+    s->map_full = sat_add(old ? old->map_full : 0, f->map_full);
+    if (old && old->nsrc) {
+        if (!(s->src = malloc(old->nsrc * sizeof(*s->src))))
+            goto out;
+        memcpy(s->src, old->src, old->nsrc * sizeof(*s->src));
+        s->nsrc = old->nsrc;
+    }
+    if (old && merge_hist(&s->total, old->total) < 0)
+        goto out;
+    if (f->arity == SN_WIRE_NUMERIC && f->n && merge_hist(&s->total, f->entries[0].hist) < 0)
+        goto out;
+    if (f->arity == SN_WIRE_NUMERIC_BY_KEY && merge_hist(&s->total, d->total) < 0)
+        goto out;
+    if (K + d->n > 0) {
+        if (!(admit = calloc(d->n ? d->n : 1, 1)) || admit_keys(old, d, ds->o.key_cap, admit) < 0 ||
+            !(s->e = malloc((K + d->n + 1) * sizeof(*s->e))))
+            goto out;
+        s->cap = K + d->n + 1;
+        for (size_t i = 0, j = 0; i < K || j < d->n;) {
+            int c = keycmp(old ? old->e : NULL, i, K, d->e, j, d->n);
+            if (c > 0 && !admit[j]) { /* no room: to "other" */
+                fcount = sat_add(fcount, d->e[j].count);
+                fkeys++;
+                if ((rc = merge_hist(&fh, d->e[j].hist)) < 0)
+                    goto out;
+                j++;
+                continue;
+            }
+            if (c < 0)
+                rc = entry_copy(&s->e[s->n], &old->e[i++], NULL);
+            else if (c == 0)
+                rc = entry_copy(&s->e[s->n], &old->e[i++], &d->e[j++]);
+            else
+                rc = entry_copy(&s->e[s->n], &d->e[j++], NULL);
+            if (rc < 0)
+                goto out;
+            s->n++;
+        }
+        rc = -ENOMEM;
+        if (fkeys && add_other(s, fcount, fh) < 0)
+            goto out;
+    }
+    s->over_cap = sat_add(s->over_cap, fcount);
+    if (fold) {
+        fold->keys = fkeys;
+        fold->events = fcount;
+    }
+    *out = r;
+    r = NULL;
+    rc = 0;
+out:
+    rslot_free(r);
+    free(admit);
+    sn_hist_destroy(fh);
+    return rc;
+}
+
+/* Under the readers' lock (read): whether f may be added to slot t, and the slot to build on
+ * (*old, referenced; NULL when the slot is new). */
+static int check(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t t, int64_t now,
+                 struct rslot **old)
+{
+    struct rslot *r = *ring_at(ds, t);
+    uint32_t si, pos;
+
+    *old = NULL;
+    if (t < now - (int64_t)ds->o.retention) /* the rule of sn_ds_expire() */
+        return SN_DS_LATE;
+    if (r && r->s.t > t)
+        return SN_DS_LATE;
+    if (!r || r->s.t < t) /* a slot past the retention, not yet expired: replaced */
+        return SN_DS_ADDED;
+    if (ds->o.point && source_find(ds, f->host, &si) && has_source(&r->s, si, &pos))
+        return SN_DS_DUPLICATE;
+    atomic_fetch_add(&r->refs, 1);
+    *old = r;
+    return SN_DS_ADDED;
+}
+
+/* Under the readers' lock (write): puts r in the ring in place of old (which an expiry or a
+ * change of retention may have taken out meanwhile: the frame is then late), with f's source.
+ * Slots that lose their last reference go on *dead. */
+static int publish(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t t, int64_t now,
+                   struct rslot *old, struct rslot *r, struct rslot **dead)
+{
+    struct rslot **p = ring_at(ds, t), *cur = *p;
+    uint32_t si;
+    int rc;
+
+    if (t < now - (int64_t)ds->o.retention)
+        return SN_DS_LATE;
+    if (old ? cur != old : cur && cur->s.t >= t)
+        return SN_DS_LATE;
+    if ((rc = source_index(ds, f->host, &si)) < 0 || (rc = add_source(&r->s, si)) < 0)
+        return rc;
+    *p = r;
+    rslot_unref(cur, dead);
+    if (ds->src[si].last < f->t)
+        ds->src[si].last = f->t;
+    return SN_DS_ADDED;
+}
+
+/* shared: 0 the caller has ds to itself; 1 wait for other adders; 2 -EAGAIN if one is at work */
+static int add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
+               pthread_rwlock_t *lk, int shared, struct sn_ds_fold *fold)
+{
+    struct rslot *old = NULL, *r = NULL, *dead = NULL;
+    struct delta d;
+    int64_t t;
+    int rc;
+
+    if (fold)
+        *fold = (struct sn_ds_fold){0, 0};
+    if (f->arity != ds->o.arity) /* arity and granularity never change */
+        return SN_DS_MISMATCH;
+    if (f->t > now + SN_DS_MAX_FUTURE)
+        return SN_DS_FUTURE;
+    t = align(ds, f->t);
+    if (shared == 2 && pthread_mutex_trylock(&ds->add_mu) != 0)
+        return -EAGAIN;
+    if ((rc = delta_init(f, &d)) < 0) { /* the frame's share of the work, before any lock */
+        if (shared == 2)
+            pthread_mutex_unlock(&ds->add_mu);
+        return rc;
+    }
+    if (shared == 1)
+        pthread_mutex_lock(&ds->add_mu);
+    if (lk)
+        pthread_rwlock_rdlock(lk);
+    rc = check(ds, f, t, now, &old);
+    if (lk)
+        pthread_rwlock_unlock(lk);
+    if (rc == SN_DS_ADDED && (rc = build(ds, old ? &old->s : NULL, f, &d, t, &r, fold)) == 0) {
+        if (lk)
+            pthread_rwlock_wrlock(lk);
+        rc = publish(ds, f, t, now, old, r, &dead);
+        if (lk)
+            pthread_rwlock_unlock(lk);
+        if (rc == SN_DS_ADDED)
+            r = NULL;
+    }
+    if (shared)
+        pthread_mutex_unlock(&ds->add_mu);
+    if (rc != SN_DS_ADDED && fold)
+        *fold = (struct sn_ds_fold){0, 0};
+    /* the old slot and whatever else lost its last reference, freed without any lock */
+    rslot_unref(old, NULL);
+    rslot_free(r);
+    sn_ds_dead_free((struct sn_ds_dead *)dead);
+    delta_fini(&d);
+    return rc;
+}
+
+int sn_ds_add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now)
+{
+    return add(ds, f, now, NULL, 0, NULL);
+}
+
+int sn_ds_add_shared(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
+                     pthread_rwlock_t *readers, struct sn_ds_fold *fold)
+{
+    return add(ds, f, now, readers, 1, fold);
+}
+
+int sn_ds_add_shared_try(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
+                         pthread_rwlock_t *readers, struct sn_ds_fold *fold)
+{
+    return add(ds, f, now, readers, 2, fold);
+}
+
+static void expire(struct sn_dataset *ds, int64_t now, struct rslot **dead)
+{
+    for (uint32_t i = 0; i < ds->nslots; i++)
+        if (ds->ring[i] && ds->ring[i]->s.t < now - (int64_t)ds->o.retention) {
+            rslot_unref(ds->ring[i], dead);
+            ds->ring[i] = NULL;
+        }
+}
+
+void sn_ds_expire(struct sn_dataset *ds, int64_t now)
+{
+    expire(ds, now, NULL);
+}
+
+void sn_ds_expire_defer(struct sn_dataset *ds, int64_t now, struct sn_ds_dead **dead)
+{
+    expire(ds, now, (struct rslot **)dead);
+}
+
+const struct sn_ds_slot *sn_ds_slot_at(const struct sn_dataset *ds, int64_t t)
+{
+    const struct rslot *r;
+    t = align(ds, t);
+    r = *ring_at(ds, t);
+    return r && r->s.t == t ? &r->s : NULL;
+}
+
+/* dst += src for interval sums: one pass over both sorted key lists. On -ENOMEM dst is valid
+ * but holds part of src. */
+static int sum_into(struct sn_ds_slot *dst, const struct sn_ds_slot *src)
+{
+    int rc = 0;
+
+    if (src->n) {
+        size_t cap = dst->n + src->n, k = 0, i = 0, j = 0;
+        struct sn_ds_entry *e = malloc(cap * sizeof(*e));
+        if (!e)
+            return -ENOMEM;
+        while (i < dst->n || j < src->n) {
+            int c = keycmp(dst->e, i, dst->n, src->e, j, src->n);
+            if (c < 0) {
+                e[k++] = dst->e[i++];
+            } else if (c == 0) {
+                e[k] = dst->e[i++];
+                if (rc == 0 && merge_hist(&e[k].hist, src->e[j].hist) < 0)
+                    rc = -ENOMEM;
+                if (rc == 0)
+                    e[k].count = sat_add(e[k].count, src->e[j].count);
+                k++;
+                j++;
+            } else {
+                if (rc == 0 && (rc = entry_copy(&e[k], &src->e[j], NULL)) == 0)
+                    k++;
+                j++;
+            }
+        }
+        free(dst->e);
+        dst->e = e;
+        dst->n = k;
+        dst->cap = cap;
+    }
+    if (rc < 0 || merge_hist(&dst->total, src->total) < 0)
         return -ENOMEM;
     dst->count = sat_add(dst->count, src->count);
     dst->over_cap = sat_add(dst->over_cap, src->over_cap);
     dst->map_full = sat_add(dst->map_full, src->map_full);
     return 0;
-}
-
-/* A frame seen as a slot, its entries borrowed. Returns 0 or -ENOMEM. */
-static int frame_view(const struct sn_wire_frame *f, struct sn_ds_slot *v)
-{
-    memset(v, 0, sizeof(*v));
-    v->count = f->total;
-    v->over_cap = f->over_cap;
-    v->map_full = f->map_full;
-    if (f->arity == SN_WIRE_NUMERIC) {
-        v->total = f->n ? f->entries[0].hist : NULL;
-        return 0;
-    }
-    if (f->arity == SN_WIRE_SCALAR || f->n == 0)
-        return 0;
-    v->e = malloc(f->n * sizeof(*v->e));
-    if (!v->e)
-        return -ENOMEM;
-    for (size_t i = 0; i < f->n; i++)
-        v->e[i] = (struct sn_ds_entry){f->entries[i].key, f->entries[i].count, f->entries[i].hist};
-    v->n = f->n;
-    return 0;
-}
-
-/* The total histogram of a numeric-by-key frame: the merge of its keys' histograms. */
-static struct sn_hist *keys_total(const struct sn_ds_slot *v)
-{
-    struct sn_hist *t = sn_hist_create();
-    for (size_t i = 0; t && i < v->n; i++)
-        if (v->e[i].hist && sn_hist_merge(t, v->e[i].hist) < 0) {
-            sn_hist_destroy(t);
-            return NULL;
-        }
-    return t;
-}
-
-int sn_ds_add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now)
-{
-    struct sn_ds_slot view, *s;
-    int64_t t = align(ds, f->t);
-    uint32_t si, pos;
-    int rc;
-
-    if (f->arity != ds->o.arity)
-        return SN_DS_MISMATCH;
-    if (f->t > now + SN_DS_MAX_FUTURE)
-        return SN_DS_FUTURE;
-    if (t < now - (int64_t)ds->o.retention) /* the rule of sn_ds_expire() */
-        return SN_DS_LATE;
-    s = ring_slot(ds, t);
-    if (s->t != EMPTY && s->t > t)
-        return SN_DS_LATE;
-    if ((rc = source_index(ds, f->host, &si)) < 0)
-        return rc;
-    if (s->t == t && ds->o.point && has_source(s, si, &pos))
-        return SN_DS_DUPLICATE;
-    if ((rc = frame_view(f, &view)) < 0)
-        return rc;
-    struct sn_hist *total = NULL;
-    if (ds->o.arity == SN_WIRE_NUMERIC_BY_KEY && !(view.total = total = keys_total(&view))) {
-        free(view.e);
-        return -ENOMEM;
-    }
-    if (s->t != t) { /* the ring slot held an older slot: it is past the retention */
-        sn_ds_slot_fini(s);
-        s->t = t;
-    }
-    rc = merge_slot(s, &view);
-    if (rc == 0 && (rc = add_source(s, si)) == 0 && ds->src[si].last < f->t)
-        ds->src[si].last = f->t;
-    free(view.e);
-    sn_hist_destroy(total);
-    return rc < 0 ? rc : SN_DS_ADDED;
-}
-
-void sn_ds_expire(struct sn_dataset *ds, int64_t now)
-{
-    for (uint32_t i = 0; i < ds->nslots; i++)
-        if (ds->ring[i].t != EMPTY && ds->ring[i].t < now - (int64_t)ds->o.retention)
-            sn_ds_slot_fini(&ds->ring[i]);
-}
-
-const struct sn_ds_slot *sn_ds_slot_at(const struct sn_dataset *ds, int64_t t)
-{
-    const struct sn_ds_slot *s;
-    t = align(ds, t);
-    s = ring_slot(ds, t);
-    return s->t == t ? s : NULL;
 }
 
 int sn_ds_sum(const struct sn_dataset *ds, int64_t start, int64_t duration, struct sn_ds_slot *out)
@@ -404,7 +770,7 @@ int sn_ds_sum(const struct sn_dataset *ds, int64_t start, int64_t duration, stru
     out->t = align(ds, start);
     for (int64_t t = out->t; t < start + duration; t += g) {
         const struct sn_ds_slot *s = sn_ds_slot_at(ds, t);
-        if (s && merge_slot(out, s) < 0) {
+        if (s && sum_into(out, s) < 0) {
             sn_ds_slot_fini(out);
             return -ENOMEM;
         }
@@ -413,7 +779,6 @@ int sn_ds_sum(const struct sn_dataset *ds, int64_t start, int64_t duration, stru
     }
     return 0;
 }
-
 uint32_t sn_ds_min_reporting(const struct sn_dataset *ds, int64_t start, int64_t duration)
 {
     uint32_t min = UINT32_MAX;
@@ -566,10 +931,10 @@ int sn_ds_save(const struct sn_dataset *ds, unsigned char **out, size_t *len)
         put(&b, ds->src[i].name, n);
     }
     for (uint32_t i = 0; i < ds->nslots; i++)
-        nslots += ds->ring[i].t != EMPTY;
+        nslots += ds->ring[i] != NULL;
     put_u32(&b, nslots);
     for (uint32_t i = 0; i < ds->nslots; i++)
-        if (ds->ring[i].t != EMPTY && put_slot(&b, ds, &ds->ring[i]) < 0)
+        if (ds->ring[i] && put_slot(&b, ds, &ds->ring[i]->s) < 0)
             b.oom = true;
     put_u32(&b, sn_crc32c(0, b.p, b.len));
     if (b.oom) {
@@ -678,15 +1043,16 @@ static int load(struct sn_dataset *ds, const unsigned char *buf, size_t len, int
             if (!apply)
                 continue;
             f.host = ds->src[map[si]].name;
+            /* the dataset is the caller's alone: its slots may be changed in place */
+            struct sn_ds_slot *sl = (struct sn_ds_slot *)sn_ds_slot_at(ds, t);
             if (i == 0) {
-                struct sn_ds_slot *sl = ring_slot(ds, align(ds, t));
-                bool fresh = sl->t != align(ds, t);
+                bool fresh = sl == NULL;
                 added = sn_ds_add(ds, &f, now);
-                if (added == SN_DS_ADDED && fresh) /* restore the slot's own count */
+                sl = (struct sn_ds_slot *)sn_ds_slot_at(ds, t);
+                if (added == SN_DS_ADDED && fresh && sl) /* restore the slot's own count */
                     sl->count = (uint64_t)count;
             } else {
-                struct sn_ds_slot *s = ring_slot(ds, align(ds, t));
-                added = s->t == align(ds, t) ? add_source(s, map[si]) : 0;
+                added = sl ? add_source(sl, map[si]) : 0;
             }
         }
         f.host = host;

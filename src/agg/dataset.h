@@ -12,14 +12,31 @@
  * metrics (a snapshot of state, e.g. memory.rss) a second report of the same source in one
  * slot is ignored, and an interval's value is its first slot's, not a sum.
  *
- * Not thread-safe: the server guards every dataset with its lock. Pointers returned into a
- * dataset are valid until the next call that changes it.
+ * Concurrency: a dataset serves many readers and one adder at a time without making either
+ * wait for the other's work. Readers (sn_ds_slot_at(), sn_ds_sum(), the source counts) hold the
+ * server's reader-writer lock for reading. sn_ds_add_shared() is the adder: it takes the
+ * dataset's own mutex (adders of one dataset queue there, nobody else does), builds the new
+ * slot from the current one and the frame with no server lock held (slots are never changed
+ * in place: a slot in the ring is immutable, and references keep the one being built on alive),
+ * and then takes the server's lock for writing only to publish it, which costs O(sources),
+ * never O(keys). Every other call that changes a dataset (sn_ds_add(), touch, expire, retention,
+ * load) is made with the server's lock held for writing. Pointers returned into a dataset are
+ * valid while the caller holds the server's lock.
+ *
+ * Key cap: a slot keeps at most key_cap keys (besides "other"); the counts and histograms of
+ * further keys go to the key "other", and the events folded so are added to over_cap. When a
+ * frame brings more new keys than there is room for, the ones with the largest counts are kept
+ * (ties: the smaller key).
+ *
+ * Cost: adding a frame of m keys to a slot of K keys is O(m log m + K): the frame's keys are
+ * sorted once and merged with the slot's, which are kept sorted.
  */
 #ifndef SN_AGG_DATASET_H
 #define SN_AGG_DATASET_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "core/hist.h"
@@ -56,6 +73,15 @@ struct sn_ds_opts {
     uint32_t granularity; /* G, seconds, >= 1 */
     uint32_t retention;   /* seconds kept; retention / G slots, at most SN_DS_MAX_SLOTS */
     bool point;           /* value-scope "point" */
+    uint32_t key_cap;     /* keys a slot keeps before the rest go to "other"; 0: no cap */
+};
+
+#define SN_DS_OTHER "other" /* the key of the counts past the key cap */
+
+/* What an addition folded into "other" (sn_ds_add_shared()). */
+struct sn_ds_fold {
+    uint64_t keys;   /* the frame's keys that found no room */
+    uint64_t events; /* their counts */
 };
 
 /* What sn_ds_add() did with a frame. */
@@ -69,15 +95,28 @@ enum sn_ds_added {
 
 /* A new empty dataset, or NULL (out of memory, or options out of range). */
 struct sn_dataset *sn_ds_create(const struct sn_ds_opts *o);
-void sn_ds_destroy(struct sn_dataset *ds); /* NULL is fine */
+/* Drops a reference; the last one frees the dataset. NULL is fine. */
+void sn_ds_destroy(struct sn_dataset *ds);
+/* Takes a reference (kept across a sn_ds_add_shared() without the server's lock). Returns ds. */
+struct sn_dataset *sn_ds_ref(struct sn_dataset *ds);
 const struct sn_ds_opts *sn_ds_opts(const struct sn_dataset *ds);
 
 /* Changes the retention, keeping the slots that still fit. Returns 0, -EINVAL or -ENOMEM. */
 int sn_ds_set_retention(struct sn_dataset *ds, uint32_t retention, int64_t now);
 
 /* Merges frame f (borrowed), reported by f->host for second f->t, into its slot. now is the
- * current Unix time. Returns an enum sn_ds_added (>= 0), or -ENOMEM (the slot is unchanged). */
+ * current Unix time. Returns an enum sn_ds_added (>= 0), or -ENOMEM (the slot is unchanged).
+ * The caller has the dataset to itself (the server's lock held for writing). */
 int sn_ds_add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now);
+/* The same for a caller holding no lock, only a reference to ds: readers holds the lock that
+ * readers of ds take for reading; it is taken briefly for reading (to look at the slot) and
+ * for writing (to publish the new one). fold (may be NULL) receives what went to "other". */
+int sn_ds_add_shared(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
+                     pthread_rwlock_t *readers, struct sn_ds_fold *fold);
+/* The same, but -EAGAIN at once when another adder is at work on ds (the local agent adds its
+ * other frames first rather than wait behind a big ingest). */
+int sn_ds_add_shared_try(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
+                         pthread_rwlock_t *readers, struct sn_ds_fold *fold);
 
 /* Records that source host is expected to report (an agent enabled the instrumentation) at
  * time now, without data; it counts in sn_ds_sources_since(). Returns 0 or -ENOMEM. */
@@ -85,6 +124,11 @@ int sn_ds_touch(struct sn_dataset *ds, const char *host, int64_t now);
 
 /* Frees slots that start before now - retention. */
 void sn_ds_expire(struct sn_dataset *ds, int64_t now);
+/* The same, but the slots are only unlinked and put on *dead (start it NULL), to be freed by
+ * sn_ds_dead_free() after the server's lock is released (a slot of many keys takes a while). */
+struct sn_ds_dead;
+void sn_ds_expire_defer(struct sn_dataset *ds, int64_t now, struct sn_ds_dead **dead);
+void sn_ds_dead_free(struct sn_ds_dead *dead);
 
 /* The slot holding second t, or NULL when nothing was reported for it. */
 const struct sn_ds_slot *sn_ds_slot_at(const struct sn_dataset *ds, int64_t t);

@@ -433,7 +433,10 @@ static void set_conf(json_t *o, const struct hm_req *h, double ymax)
     json_object_set_new(o, "width", json_integer(h->p.width));
     json_object_set_new(o, "height", json_integer(h->p.height));
     json_object_set_new(o, "ymin", json_integer((json_int_t)h->p.ymin));
-    json_object_set_new(o, "ymax", json_integer((json_int_t)llround(ymax)));
+    /* buckets at the format's extremes (up to 99e127) auto-scale past int64: llround() would
+     * overflow (ymax read -9223372036854775808); the largest double below 2^63 stands in */
+    double y = isfinite(ymax) ? fmin(fmax(ymax, 0), 0x1p63 - 1024) : 0x1p63 - 1024;
+    json_object_set_new(o, "ymax", json_integer((json_int_t)llround(y)));
     if (h->p.log)
         json_object_set_new(o, "yscale", json_string("log"));
 }
@@ -702,7 +705,7 @@ static json_int_t share(double v)
 {
     if (v == 0)
         return 0;
-    return v < 1 ? 1 : (json_int_t)llround(v);
+    return v < 1 ? 1 : v >= 0x1p63 ? INT64_MAX : (json_int_t)llround(v); /* no overflow */
 }
 
 static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,

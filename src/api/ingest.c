@@ -6,7 +6,12 @@
  * prints), told apart by Content-Type (application/octet-stream is binary).
  *
  * A body is taken whole or not at all: it is decoded and checked first (every frame well
- * formed, of its instrumentation's arity), then added. A bad frame is a 400 naming it and
+ * formed, its names and keys UTF-8, of its instrumentation's arity), then added. Decoding and
+ * checking take no lock (the arity check takes the server's lock for reading, a lookup per
+ * frame); adding takes it only to find each frame's dataset and to publish each merged slot
+ * (sn_server_ingest()), so a huge body holds up nobody but the ingests of its own
+ * instrumentations. Keys past the server's --key-cap go to "other", as the reply's "folded"
+ * counts. A bad frame is a 400 naming it and
  * counted; frames for unknown instrumentations (one just deleted), late ones (past the
  * retention) and ones stamped too far ahead are dropped and counted, as the reply says.
  * In a tenant's scope, frame ids are its instrumentations' ids; in the operator's, "N" is a
@@ -14,6 +19,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +34,9 @@
 
 struct ingest {
     struct sn_call *c;
-    bool apply;
-    size_t nframes;
-    uint64_t accepted, unknown, late, future, duplicate;
+    struct sn_wire_frame *f; /* decoded, ids scoped; owned */
+    size_t n, cap;
+    bool arity; /* the refusal is a frame of another arity than its instrumentation */
     char why[512];
 };
 
@@ -41,53 +47,60 @@ static const char *arity_name(uint8_t a)
     return a < 4 ? n[a] : "?";
 }
 
-/* Checks (first pass) or adds (second pass) one frame. Lock held. */
-static int one(const struct sn_wire_frame *f, void *arg)
+static void frames_free(struct ingest *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        sn_wire_frame_fini(&g->f[i]);
+    free(g->f);
+    g->f = NULL;
+    g->n = g->cap = 0;
+}
+
+/* Checks what needs no lock in frame f (the id's form in a tenant's scope, UTF-8 names and
+ * keys), scopes its id, and keeps it: f is moved into g (the decoder frees only what is left,
+ * nothing). */
+static int keep(const struct sn_wire_frame *cf, void *arg)
 {
     struct ingest *g = arg;
     struct sn_call *c = g->c;
-    struct sn_wire_frame scoped = *f;
-    char key[SN_SCOPE_MAX + 300];
+    struct sn_wire_frame *f = (struct sn_wire_frame *)cf; /* the decoder's own, to take */
+    size_t nth = g->n + 1, bad;
 
-    g->nframes++;
-    if (c->scope[0]) { /* a tenant names its own instrumentations only */
-        if (strchr(f->id, '/')) {
-            snprintf(g->why, sizeof(g->why), "frame %zu: id \"%.64s\" is not an instrumentation id",
-                     g->nframes, f->id);
+    if (c->scope[0] && strchr(f->id, '/')) { /* a tenant names its own instrumentations only */
+        snprintf(g->why, sizeof(g->why), "frame %zu: id \"%.64s\" is not an instrumentation id",
+                 nth, f->id);
+        return -EINVAL;
+    }
+    if (!sn_wire_utf8_valid(f->id, strlen(f->id), &bad) ||
+        !sn_wire_utf8_valid(f->host, strlen(f->host), &bad)) {
+        snprintf(g->why, sizeof(g->why), "frame %zu: \"%s\" is not valid UTF-8 (byte %zu)", nth,
+                 sn_wire_utf8_valid(f->id, strlen(f->id), &bad) ? "host" : "id", bad + 1);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < f->n; i++)
+        if (!sn_wire_utf8_valid(f->entries[i].key, strlen(f->entries[i].key), &bad)) {
+            snprintf(g->why, sizeof(g->why), "frame %zu: key %zu is not valid UTF-8 (byte %zu)",
+                     nth, i + 1, bad + 1);
             return -EINVAL;
         }
-        snprintf(key, sizeof(key), "%s/%s", c->scope, f->id);
-        scoped.id = key;
+    if (c->scope[0]) {
+        char *id = malloc(strlen(c->scope) + strlen(f->id) + 2);
+        if (!id)
+            return -ENOMEM;
+        sprintf(id, "%s/%s", c->scope, f->id);
+        free(f->id);
+        f->id = id;
     }
-    struct sn_instn *in = sn_server_find_key(c->s, scoped.id);
-    if (!g->apply) {
-        if (in && sn_ds_opts(in->ds)->arity != f->arity) {
-            snprintf(g->why, sizeof(g->why),
-                     "frame %zu: a %s frame for instrumentation %s, which is %s", g->nframes,
-                     arity_name(f->arity), f->id, arity_name(sn_ds_opts(in->ds)->arity));
-            return -EINVAL;
-        }
-        return 0;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 16;
+        struct sn_wire_frame *p = realloc(g->f, cap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        g->f = p;
+        g->cap = cap;
     }
-    switch (sn_server_ingest_locked(c->s, &scoped, sn_now())) {
-    case SN_DS_ADDED:
-        g->accepted++;
-        break;
-    case -ENOENT:
-        g->unknown++;
-        break;
-    case SN_DS_LATE:
-        g->late++;
-        break;
-    case SN_DS_FUTURE:
-        g->future++;
-        break;
-    case SN_DS_DUPLICATE:
-        g->duplicate++;
-        break;
-    case -ENOMEM:
-        return -ENOMEM;
-    }
+    g->f[g->n++] = *f;
+    memset(f, 0, sizeof(*f));
     return 0;
 }
 
@@ -118,9 +131,9 @@ static int binary(const unsigned char *p, size_t len, struct ingest *g)
         }
         if ((rc = sn_wire_frame_decode(p + at, flen, &f)) < 0) {
             snprintf(g->why, sizeof(g->why), "frame %d: %s", n + 1, sn_strerror(rc));
-            return -EINVAL;
+            return rc == -ENOMEM ? rc : -EINVAL;
         }
-        rc = one(&f, g);
+        rc = keep(&f, g);
         sn_wire_frame_fini(&f);
         if (rc < 0)
             return rc;
@@ -130,46 +143,109 @@ static int binary(const unsigned char *p, size_t len, struct ingest *g)
     return n;
 }
 
-static int pass(struct sn_call *c, bool bin, struct ingest *g)
+/* The frames' arities against their instrumentations', under the lock for reading (briefly:
+ * a lookup per frame). Returns 0 or -EINVAL (why set). */
+static int check_arity(struct ingest *g)
 {
-    g->nframes = 0;
-    if (bin)
-        return binary(c->req->body, c->req->body_len, g);
-    return sn_wire_frames_from_text((const char *)c->req->body, c->req->body_len, MAX_FRAMES, one,
-                                    g, g->why, sizeof(g->why));
+    struct sn_server *s = g->c->s;
+    int rc = 0;
+
+    pthread_rwlock_rdlock(&s->lock);
+    for (size_t i = 0; i < g->n && rc == 0; i++) {
+        const struct sn_wire_frame *f = &g->f[i];
+        struct sn_instn *in = sn_server_find_key(s, f->id);
+        if (in && sn_ds_opts(in->ds)->arity != f->arity) {
+            const char *id = strchr(f->id, '/') && g->c->scope[0] ? strchr(f->id, '/') + 1 : f->id;
+            snprintf(g->why, sizeof(g->why),
+                     "frame %zu: a %s frame for instrumentation %s, which is %s", i + 1,
+                     arity_name(f->arity), id, arity_name(sn_ds_opts(in->ds)->arity));
+            g->arity = true;
+            rc = -EINVAL;
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return rc;
 }
 
 void sn_api_ingest(struct sn_call *c)
 {
     struct ingest g = {.c = c};
+    struct sn_server *s = c->s;
     const char *ct = c->req->ctype ? c->req->ctype : "";
     bool bin = strncasecmp(ct, "application/octet-stream", 24) == 0 ||
                strncasecmp(ct, "application/x-sonde-frames", 26) == 0;
+    uint64_t accepted = 0, unknown = 0, late = 0, future = 0, duplicate = 0, mismatch = 0;
+    struct sn_ds_fold folded = {0, 0};
     int rc;
 
-    pthread_rwlock_rdlock(&c->s->lock);
-    rc = pass(c, bin, &g);
-    pthread_rwlock_unlock(&c->s->lock);
-    if (rc < 0) {
-        atomic_fetch_add(&c->s->c.frames_invalid, 1);
-        sn_resp_error(c->resp, rc == -E2BIG ? 413 : 400, "ECA_INVAL", "%s",
-                      g.why[0] ? g.why : "invalid frames");
+    /* decoded and checked whole, without the lock */
+    if (bin)
+        rc = binary(c->req->body, c->req->body_len, &g);
+    else
+        rc = sn_wire_frames_from_text((const char *)c->req->body, c->req->body_len, MAX_FRAMES,
+                                      keep, &g, g.why, sizeof(g.why));
+    if (rc >= 0)
+        rc = check_arity(&g);
+    if (rc == -ENOMEM) {
+        frames_free(&g);
+        sn_resp_error(c->resp, 503, "ECA_NORESOURCE", "out of memory decoding frames");
         return;
     }
-    g.apply = true;
-    g.why[0] = '\0';
-    pthread_rwlock_wrlock(&c->s->lock);
-    rc = pass(c, bin, &g);
-    pthread_rwlock_unlock(&c->s->lock);
-    if (c->s->http)
-        sn_http_wake(c->s->http);
+    if (rc < 0) {
+        /* one count per refused body, under the reason that refused it */
+        atomic_fetch_add(g.arity ? &s->c.frames_mismatch : &s->c.frames_invalid, 1);
+        sn_resp_error(c->resp, rc == -E2BIG ? 413 : 400, "ECA_INVAL", "%s",
+                      g.why[0] ? g.why : "invalid frames");
+        frames_free(&g);
+        return;
+    }
+    /* then added frame by frame, each taking the lock only to find its dataset and to publish
+     * the merged slot */
+    int64_t now = sn_now();
+    for (size_t i = 0; i < g.n && rc >= 0; i++) {
+        struct sn_ds_fold fd;
+        switch ((rc = sn_server_ingest(s, &g.f[i], now, &fd))) {
+        case SN_DS_ADDED:
+            accepted++;
+            folded.keys += fd.keys;
+            folded.events += fd.events;
+            break;
+        case -ENOENT:
+            unknown++;
+            rc = 0;
+            break;
+        case SN_DS_LATE:
+            late++;
+            break;
+        case SN_DS_FUTURE:
+            future++;
+            break;
+        case SN_DS_DUPLICATE:
+            duplicate++;
+            break;
+        case SN_DS_MISMATCH: /* recreated with another arity since the check */
+            mismatch++;
+            break;
+        }
+    }
+    size_t nframes = g.n;
+    frames_free(&g);
+    if (s->http)
+        sn_http_wake(s->http);
     if (rc < 0) {
         sn_resp_error(c->resp, 500, "ECA_NORESOURCE", "out of memory adding frames");
         return;
     }
-    sn_resp_json(c->resp, 200,
-                 json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "frames", (json_int_t)g.nframes, "accepted",
-                           (json_int_t)g.accepted, "unknown", (json_int_t)g.unknown, "late",
-                           (json_int_t)g.late, "future", (json_int_t)g.future, "duplicate",
-                           (json_int_t)g.duplicate));
+    json_t *reply =
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "frames", (json_int_t)nframes, "accepted",
+                  (json_int_t)accepted, "unknown", (json_int_t)unknown, "late", (json_int_t)late,
+                  "future", (json_int_t)future, "duplicate", (json_int_t)duplicate);
+    if (mismatch) /* an instrumentation recreated with another arity meanwhile */
+        json_object_set_new(reply, "mismatch", json_integer((json_int_t)mismatch));
+    if (folded.keys) /* the key cap */
+        json_object_set_new(
+            reply, "folded",
+            json_pack("{s:I,s:I}", "keys", (json_int_t)folded.keys, "events",
+                      (json_int_t)(folded.events > INT64_MAX ? INT64_MAX : folded.events)));
+    sn_resp_json(c->resp, 200, reply);
 }

@@ -68,6 +68,10 @@ void sn_api_prometheus(struct sn_call *c)
          "Events agents could not count exactly, by reason.", "{reason=\"over_cap\"}",
          C(events_over_cap));
     emit(&o, "sonde_events_dropped_total", NULL, NULL, "{reason=\"map_full\"}", C(events_map_full));
+    emit(&o, "sonde_keys_folded_total", "counter",
+         "Frame keys past --key-cap whose counts went to the key \"other\".", NULL, C(keys_folded));
+    emit(&o, "sonde_events_folded_total", "counter",
+         "Events of those keys (also in the slot's over_cap).", NULL, C(events_folded));
     emit(&o, "sonde_instrumentations_reaped_total", "counter",
          "Instrumentations deleted after idle-max seconds without access.", NULL, C(reaped));
     emit(&o, "sonde_heatmap_renders_total", "counter", "Heatmap images served.", NULL, C(renders));

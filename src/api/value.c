@@ -206,11 +206,18 @@ void sn_value_transform(struct sn_call *c, const struct sn_value_req *v, json_t 
  * Raw values
  */
 
+/* A count as JSON: an integer up to 2^63-1, above (jansson's integers are signed) a real, so
+ * that a saturated count reads 1.8446744073709552e+19, not -1. */
+static json_t *json_count(uint64_t v)
+{
+    return v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
+}
+
 json_t *sn_value_ranges(const struct sn_hist *h)
 {
     json_t *arr = json_array();
     struct sn_bucket b;
-    uint64_t n;
+    uint64_t n, lastn = 0;
     int64_t plo = INT64_MIN, lo, hi;
 
     for (size_t i = 0; h && sn_hist_bucket_at(h, i, &b, &n); i++) {
@@ -220,12 +227,13 @@ json_t *sn_value_ranges(const struct sn_hist *h)
             hi = lo;
         if (lo == plo) { /* buckets without an integer of their own fold into the last */
             json_t *last = json_array_get(arr, json_array_size(arr) - 1);
-            json_array_set_new(
-                last, 1, json_integer(json_integer_value(json_array_get(last, 1)) + (json_int_t)n));
+            lastn = lastn + n < lastn ? UINT64_MAX : lastn + n;
+            json_array_set_new(last, 1, json_count(lastn));
             continue;
         }
-        json_array_append_new(arr, json_pack("[[I,I],I]", (json_int_t)lo, (json_int_t)hi,
-                                             (json_int_t)(n > INT64_MAX ? INT64_MAX : n)));
+        json_array_append_new(
+            arr, json_pack("[[I,I],o]", (json_int_t)lo, (json_int_t)hi, json_count(n)));
+        lastn = n;
         plo = lo;
     }
     return arr;
@@ -236,11 +244,11 @@ json_t *sn_value_raw_json(const struct sn_instn *in, const struct sn_ds_slot *s)
     json_t *o;
     switch (in->arity) {
     case SN_ARITY_SCALAR:
-        return json_integer((json_int_t)s->count);
+        return json_count(s->count);
     case SN_ARITY_DISCRETE:
         o = json_object();
         for (size_t i = 0; i < s->n; i++)
-            json_object_set_new(o, s->e[i].key, json_integer((json_int_t)s->e[i].count));
+            json_object_set_new(o, s->e[i].key, json_count(s->e[i].count));
         return o;
     case SN_ARITY_NUMERIC:
         if (!in->keyf)

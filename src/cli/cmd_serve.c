@@ -376,6 +376,7 @@ int sn_cmd_serve(int argc, char **argv)
     pthread_rwlockattr_destroy(&la);
     s->next_ids = json_object();
     s->started = sn_now();
+    s->key_cap = (uint32_t)cap; /* ingested frames too, not only the local agent's */
 
     /* signals go to this thread only: block them before any other thread exists */
     sigset_t sigs;

@@ -1,7 +1,9 @@
 /*
  * The local agent's thread; see collector.h. Its loop is `sonde agent`'s (cli/cmd_agent.c):
  * sleep to the next second, collect, report; here reporting means adding each frame to its
- * dataset under the server's lock and waking long polls.
+ * dataset (sn_server_ingest(), which takes the server's lock only to find the dataset and to
+ * publish) and waking long polls. Keys that are not UTF-8 are escaped (\xNN per bad byte), not
+ * refused as ingest refuses them: the kernel's names are whatever bytes the system has.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +21,7 @@
 #include "http/server.h"
 #include "serve/collector.h"
 #include "serve/server.h"
+#include "wire/frame.h"
 
 enum cmd_kind { CMD_ENABLE, CMD_DISABLE };
 
@@ -106,6 +109,51 @@ static void on_cell(const struct sn_cell *cell, void *arg)
             x->rc = -ENOMEM;
 }
 
+/* A key that is not UTF-8 (a process or file name is any bytes) with each byte that does not
+ * belong to a valid sequence written as \xNN, so that API replies (JSON) can carry it and no
+ * two keys become one unless one of them literally reads \xNN. */
+static char *escape_key(const char *k)
+{
+    size_t n = strlen(k), o = 0, bad;
+    char *out = malloc(n * 4 + 1);
+
+    while (out && n) {
+        if (sn_wire_utf8_valid(k, n, NULL)) {
+            memcpy(out + o, k, n);
+            o += n;
+            break;
+        }
+        sn_wire_utf8_valid(k, n, &bad);
+        memcpy(out + o, k, bad);
+        o += bad;
+        o += (size_t)sprintf(out + o, "\\x%02X", (unsigned char)k[bad]);
+        k += bad + 1;
+        n -= bad + 1;
+    }
+    if (out)
+        out[o] = '\0';
+    return out;
+}
+
+/* Replaces w's keys that are not UTF-8 by escaped copies (escape_key()); returns the copies to
+ * free (NULL when none, or when out of memory: the frame then keeps its keys and ingest's
+ * rules do not apply to the local agent's frames anyway). */
+static char **utf8_keys(struct sn_wire_frame *w)
+{
+    char **esc = NULL;
+
+    for (size_t k = 0; k < w->n; k++) {
+        const char *key = w->entries[k].key;
+        if (sn_wire_utf8_valid(key, strlen(key), NULL))
+            continue;
+        if (!esc && !(esc = calloc(w->n, sizeof(*esc))))
+            return NULL;
+        if ((esc[k] = escape_key(key)))
+            w->entries[k].key = esc[k];
+    }
+    return esc;
+}
+
 /* One second: drains the kernel and adds a frame per instrumentation to its dataset. */
 static void collect(struct sn_collector *c, int64_t t)
 {
@@ -126,17 +174,30 @@ static void collect(struct sn_collector *c, int64_t t)
     memset(drops, 0, sizeof(drops));
     sn_engine_collect(c->eng, on_cell, &x, drops);
     int64_t now = sn_now();
-    pthread_rwlock_wrlock(&c->s->lock);
-    for (size_t i = 0; i < c->n; i++) {
-        struct sn_wire_frame w;
-        frames[i].drops = drops[c->insts[i].slot];
-        if (sn_frame_wire_view(&frames[i], c->s->host, &w) == 0) {
-            if (sn_server_ingest_locked(c->s, &w, now) == SN_DS_ADDED)
+    /* each takes the server's lock itself, briefly; a frame whose dataset is busy (a big
+     * ingest merging into it) waits for a second pass, so that it delays no other's */
+    bool *later = calloc(c->n ? c->n : 1, sizeof(*later));
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < c->n; i++) {
+            struct sn_wire_frame w;
+            if (pass == 1 && (!later || !later[i])) /* without later, pass 0 blocked */
+                continue;
+            frames[i].drops = drops[c->insts[i].slot];
+            if (sn_frame_wire_view(&frames[i], c->s->host, &w) < 0)
+                continue;
+            char **esc = utf8_keys(&w);
+            int rc = pass == 0 && later ? sn_server_ingest_try(c->s, &w, now, NULL)
+                                        : sn_server_ingest(c->s, &w, now, NULL);
+            if (rc == -EAGAIN)
+                later[i] = true;
+            else if (rc == SN_DS_ADDED)
                 atomic_fetch_add(&c->s->c.frames_local, 1);
+            for (size_t k = 0; esc && k < w.n; k++)
+                free(esc[k]);
+            free(esc);
             free(w.entries);
         }
-    }
-    pthread_rwlock_unlock(&c->s->lock);
+    free(later);
     for (size_t i = 0; i < c->n; i++)
         sn_frame_fini(&frames[i]);
     free(frames);

@@ -194,7 +194,7 @@ static void load_data(struct sn_server *s, struct sn_instn *in)
     fclose(f);
 }
 
-static struct sn_dataset *new_dataset(const struct sn_instn *in)
+static struct sn_dataset *new_dataset(const struct sn_server *s, const struct sn_instn *in)
 {
     struct sn_ds_opts o = {
         .arity = in->arity == SN_ARITY_SCALAR     ? SN_WIRE_SCALAR
@@ -204,6 +204,7 @@ static struct sn_dataset *new_dataset(const struct sn_instn *in)
         .granularity = in->granularity,
         .retention = in->retention,
         .point = in->metric->point,
+        .key_cap = s->key_cap,
     };
     return sn_ds_create(&o);
 }
@@ -244,7 +245,7 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
     json_int_t next;
     int rc;
 
-    in->ds = new_dataset(in);
+    in->ds = new_dataset(s, in);
     if (!in->ds) {
         snprintf(why, whylen, "out of memory");
         return -ENOMEM;
@@ -317,27 +318,43 @@ int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id)
         return -ENOENT;
     if (s->collector)
         sn_collector_disable(s->collector, in->key);
-    /* the collector looks instrumentations up by key under the lock, and readers hold the
-     * lock while they use one: nobody can reach it any more */
+    /* readers hold the lock while they use one, and frames being merged hold a reference
+     * to its dataset (freed with the last of them): nobody can reach it any more */
     sn_instn_free(in);
     return 0;
 }
 
-int sn_server_ingest_locked(struct sn_server *s, const struct sn_wire_frame *f, int64_t now)
+static int ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
+                  struct sn_ds_fold *fold, bool try)
 {
-    struct sn_instn *in = sn_server_find_key(s, f->id);
+    struct sn_dataset *ds = NULL;
+    struct sn_ds_fold fd;
     int rc;
 
-    if (!in) {
+    /* the lock only to find the dataset: a reference keeps it alive if it is deleted while
+     * the frame is merged, and the merge takes the lock itself, only to publish */
+    pthread_rwlock_rdlock(&s->lock);
+    struct sn_instn *in = sn_server_find_key(s, f->id);
+    if (in)
+        ds = sn_ds_ref(in->ds);
+    pthread_rwlock_unlock(&s->lock);
+    if (fold)
+        *fold = (struct sn_ds_fold){0, 0};
+    if (!ds) {
         atomic_fetch_add(&s->c.frames_unknown, 1);
         return -ENOENT;
     }
-    rc = sn_ds_add(in->ds, f, now);
+    rc = (try ? sn_ds_add_shared_try : sn_ds_add_shared)(ds, f, now, &s->lock, &fd);
+    sn_ds_destroy(ds); /* the reference */
     switch (rc) {
     case SN_DS_ADDED:
         atomic_fetch_add(&s->c.frames_in, 1);
         atomic_fetch_add(&s->c.events_over_cap, f->over_cap);
         atomic_fetch_add(&s->c.events_map_full, f->map_full);
+        atomic_fetch_add(&s->c.keys_folded, fd.keys);
+        atomic_fetch_add(&s->c.events_folded, fd.events);
+        if (fold)
+            *fold = fd;
         break;
     case SN_DS_LATE:
         atomic_fetch_add(&s->c.frames_late, 1);
@@ -353,6 +370,18 @@ int sn_server_ingest_locked(struct sn_server *s, const struct sn_wire_frame *f, 
         break;
     }
     return rc;
+}
+
+int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
+                     struct sn_ds_fold *fold)
+{
+    return ingest(s, f, now, fold, false);
+}
+
+int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
+                         struct sn_ds_fold *fold)
+{
+    return ingest(s, f, now, fold, true);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -413,7 +442,7 @@ int sn_server_load_defs(struct sn_server *s)
             in->predicate = json_object();
         if (!in->decomposition)
             in->decomposition = json_array();
-        in->ds = new_dataset(in);
+        in->ds = new_dataset(s, in);
         if (!in->ds || append(s, in) < 0) {
             sn_instn_free(in);
             continue;
@@ -457,10 +486,12 @@ void sn_server_tick(struct sn_server *s, int64_t now, bool save)
     char scopes[64][SN_SCOPE_MAX];
     size_t nidle = 0;
 
+    struct sn_ds_dead *dead = NULL; /* expired slots, freed after the lock */
+
     pthread_rwlock_wrlock(&s->lock);
     for (size_t i = 0; i < s->n; i++) {
         struct sn_instn *in = s->insts[i];
-        sn_ds_expire(in->ds, now);
+        sn_ds_expire_defer(in->ds, now, &dead);
         if (in->idle_max && now - atomic_load(&in->last_access) > (int64_t)in->idle_max &&
             nidle < 64) {
             idle[nidle] = in->id;
@@ -468,6 +499,7 @@ void sn_server_tick(struct sn_server *s, int64_t now, bool save)
         }
     }
     pthread_rwlock_unlock(&s->lock);
+    sn_ds_dead_free(dead);
     for (size_t i = 0; i < nidle; i++)
         if (sn_server_remove(s, scopes[i], idle[i]) == 0) {
             atomic_fetch_add(&s->c.reaped, 1);

@@ -4,9 +4,13 @@
  * frames to its datasets; a tick thread expires slots, reaps idle instrumentations and saves
  * persisted data once a minute.
  *
- * Locking: one reader-writer lock guards the instrumentations and their datasets. Value
- * queries and renders take it for reading (they run in parallel); frames, creates, changes and
- * deletes take it for writing, briefly. Counters are atomics, outside the lock.
+ * Locking: one reader-writer lock guards the instrumentations and what readers see of their
+ * datasets. Value queries and renders take it for reading (they run in parallel); creates,
+ * changes, deletes and the tick take it for writing, briefly. Frames (ingest and the local
+ * agent) take it only to find their dataset (a reference keeps it alive after a delete) and to
+ * publish each new slot, never while they decode a body or merge its keys: that work runs
+ * under the dataset's own mutex (agg/dataset.h), so a frame of any size on one instrumentation
+ * never holds up requests on another. Counters are atomics, outside the lock.
  */
 #ifndef SN_SERVE_SERVER_H
 #define SN_SERVE_SERVER_H
@@ -62,6 +66,8 @@ struct sn_counters {
     _Atomic uint64_t frames_mismatch;    /* of another arity than their instrumentation */
     _Atomic uint64_t events_over_cap;    /* agents' key-cap drops, from the frames */
     _Atomic uint64_t events_map_full;    /* agents' map-full drops, from the frames */
+    _Atomic uint64_t keys_folded;        /* frame keys past --key-cap, folded into "other" */
+    _Atomic uint64_t events_folded;      /* their events */
     _Atomic uint64_t reaped;             /* instrumentations deleted for idleness */
     _Atomic uint64_t renders, render_ns; /* heatmap images and the time drawing them */
     _Atomic uint64_t raw_requests, raw_ns;
@@ -81,6 +87,7 @@ struct sn_server {
     struct sn_http *http;
     struct sn_counters c;
     int64_t started;
+    uint32_t key_cap; /* --key-cap: keys a dataset's slot keeps before "other"; 0: no cap */
 };
 
 /* Current Unix time, seconds and milliseconds (CLOCK_REALTIME). */
@@ -113,9 +120,16 @@ void sn_instn_free(struct sn_instn *in);
 int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struct sn_inst *out,
                      char *why, size_t whylen);
 
-/* Adds a frame (borrowed) to its instrumentation's dataset and counts the outcome; lock held
- * for writing. Returns the enum sn_ds_added outcome, -ENOENT for an unknown id, -ENOMEM. */
-int sn_server_ingest_locked(struct sn_server *s, const struct sn_wire_frame *f, int64_t now);
+/* Adds a frame (borrowed) to its instrumentation's dataset and counts the outcome. Call
+ * without the lock: it takes it itself, briefly (sn_ds_add_shared()). Returns the enum
+ * sn_ds_added outcome, -ENOENT for an unknown id, -ENOMEM; fold (may be NULL) receives what the
+ * key cap folded into "other". */
+int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
+                     struct sn_ds_fold *fold);
+/* The same, but -EAGAIN (nothing counted) when another frame is being merged into the same
+ * dataset (sn_ds_add_shared_try()). */
+int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
+                         struct sn_ds_fold *fold);
 
 /* Lifecycle (cmd_serve.c). Loads the definitions file of the data directory (none is fine);
  * -EINVAL when it is unreadable. */

@@ -299,3 +299,39 @@ int sn_wire_frame_decode(const void *buf, size_t len, struct sn_wire_frame *out)
         sn_wire_frame_fini(out);
     return rc;
 }
+
+bool sn_wire_utf8_valid(const char *str, size_t n, size_t *bad)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2, cp = c & 0x1f, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3, cp = c & 0x0f, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            break;
+        }
+        if (n - i < len)
+            break;
+        size_t k = 1;
+        for (; k < len && (s[i + k] & 0xc0) == 0x80; k++)
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        if (k < len || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            break;
+        i += len;
+    }
+    if (i < n && bad)
+        *bad = i;
+    return i == n;
+}

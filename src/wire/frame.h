@@ -72,4 +72,9 @@ void sn_wire_frame_fini(struct sn_wire_frame *f);
  * entries in the same order (keys, counts, equal histograms). */
 bool sn_wire_frame_equal(const struct sn_wire_frame *a, const struct sn_wire_frame *b);
 
+/* Whether s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF). When it is not, *bad (may be NULL) is the offset of the first bad byte. The wire
+ * format does not require it; the server refuses frames whose names or keys fail it. */
+bool sn_wire_utf8_valid(const char *s, size_t n, size_t *bad);
+
 #endif

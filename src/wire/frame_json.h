@@ -56,6 +56,9 @@ int sn_wire_frames_from_text(const char *text, size_t len, size_t max, sn_wire_f
  *   `line 2: invalid JSON: ...`. Object keys must be unique in the text.
  * - Frames are counted in order: frame max+1 stops the decoding with -E2BIG after fn has been
  *   called for the first max (the same for arrays and lines).
+ * - fn may take the frame: the frame it is given is the reader's own (non-const in truth), and
+ *   what fn moves out and zeroes is not freed (sn_wire_frame_fini() of a zeroed frame is a
+ *   no-op); the ingest endpoint keeps a body's frames so.
  * - fn may be NULL (validation only). why is "" unless an error is returned by the decoder; it
  *   is left "" when fn stops the decoding. fn should return a negative value to stop, since a
  *   positive one reads as a frame count.

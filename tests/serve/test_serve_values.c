@@ -1422,7 +1422,8 @@ static void test_ingest_refused(void)
     int64_t T = now_s() - 200;
     char body[4096];
     T_REQUIRE(sc > 0 && nu > 0);
-    double inv0 = metric(M_INVALID), all0 = metric(M_ALL);
+    double inv0 = metric(M_INVALID), all0 = metric(M_ALL),
+           ar0 = metric("sonde_frames_dropped_total{reason=\"arity\"}");
 
     /* malformed JSON on the second line: nothing applied, not even the first frame */
     snprintf(body, sizeof(body), "%s\n{\"id\":\"%d\",\"host\":\"h\",\"t\":\n",
@@ -1487,7 +1488,8 @@ static void test_ingest_refused(void)
     T_VALUE(sc, T, 2, "0");
     T_VALUE(nu, T, 1, "[]");
     T_EQ(metric(M_ALL) - all0, 0);
-    T_EQ(metric(M_INVALID) - inv0, 13);
+    T_EQ(metric(M_INVALID) - inv0, 9); /* the 4 bodies of a wrong arity count under arity */
+    T_EQ(metric("sonde_frames_dropped_total{reason=\"arity\"}") - ar0, 4);
 
     /* and the server still takes a good body */
     snprintf(body, sizeof(body), "[%s,%s]", fr(ids(sc), "h", T, SC, "5"),

@@ -4,6 +4,7 @@
  * carry a valid checksum.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +149,41 @@ static void test_truncation_and_flips(void)
     sn_hist_destroy(both[0].hist);
 }
 
+/* sn_wire_utf8_valid(): what the server refuses in names and keys, and where. */
+static void test_utf8(void)
+{
+    static const struct {
+        const char *s;
+        bool ok;
+        size_t bad;
+    } cases[] = {
+        {"", true, 0},
+        {"nginx", true, 0},
+        {"caf\xc3\xa9", true, 0},       /* é */
+        {"\xe2\x82\xac", true, 0},      /* € */
+        {"\xf0\x9f\x98\x80", true, 0},  /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", true, 0},  /* U+10FFFF */
+        {"ab\xff", false, 2},           /* never in UTF-8 */
+        {"a\x80", false, 1},            /* a lone continuation byte */
+        {"\xc0\xaf", false, 0},         /* overlong '/' */
+        {"\xe0\x80\xaf", false, 0},     /* overlong, 3 bytes */
+        {"\xed\xa0\x80", false, 0},     /* a surrogate, U+D800 */
+        {"\xf4\x90\x80\x80", false, 0}, /* past U+10FFFF */
+        {"ok\xe2\x82", false, 2},       /* truncated */
+        {"x\xc3(", false, 1},           /* a continuation byte missing */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t bad = 999;
+        bool ok = sn_wire_utf8_valid(cases[i].s, strlen(cases[i].s), &bad);
+        T_EQ(ok, cases[i].ok);
+        if (!cases[i].ok)
+            T_EQU(bad, cases[i].bad);
+        else
+            T_EQU(bad, 999); /* untouched */
+    }
+    T_OK(sn_wire_utf8_valid("a\xff", 1, NULL)); /* only n bytes are looked at */
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -155,5 +191,6 @@ int main(int argc, char **argv)
     t_run("every arity round trips", test_every_arity);
     t_run("frames breaking the rules are not encoded", test_rejects_invalid_frames_to_encode);
     t_run("every truncation and flipped byte is rejected", test_truncation_and_flips);
+    t_run("UTF-8 validation of names and keys", test_utf8);
     return t_done();
 }
