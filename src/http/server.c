@@ -27,6 +27,7 @@ struct conn {
     unsigned char *body;
     size_t len, cap, limit;
     bool too_large, started, parked, was_parked;
+    bool waited; /* has been parked: counted in sn_http's npolls until completed */
     char ctype[256], version[128], auth[512], accept[256], inm[128];
     char *path, *method;
     struct conn *next; /* in the parked list */
@@ -41,6 +42,7 @@ struct sn_http {
     pthread_cond_t cv;
     struct conn *parked; /* guarded by mu */
     bool wake, stopping;
+    int npolls; /* connections ever parked and not yet completed (guarded by mu) */
     _Atomic uint64_t requests, by_class[6], nparked, too_large, bytes_out;
 };
 
@@ -206,16 +208,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (!finish_request(c))
             return send_resp(h, c);
     }
-    if (c->was_parked) {
-        c->was_parked = false;
-        pthread_mutex_lock(&h->mu);
-        bool stopping = h->stopping;
-        pthread_mutex_unlock(&h->mu);
-        if (stopping) {
-            sn_resp_empty(&c->resp, 503);
-            return send_resp(h, c);
-        }
-    }
+    c->was_parked = false;
+    /* stopping: the handler's last call, which must answer (a long poll with what it has) */
+    pthread_mutex_lock(&h->mu);
+    c->req.final = h->stopping;
+    pthread_mutex_unlock(&h->mu);
     c->req.now_ms = now_ms();
     c->resp.park_until_ms = 0;
     h->o.handler(h->o.ctx, &c->req, &c->resp);
@@ -223,8 +220,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         pthread_mutex_lock(&h->mu);
         if (h->stopping) { /* the parker is gone: nothing would resume it */
             pthread_mutex_unlock(&h->mu);
-            sn_resp_empty(&c->resp, 503);
+            sn_resp_error(&c->resp, 503, "ECA_NORESOURCE", "the server is stopping; try again");
             return send_resp(h, c);
+        }
+        if (!c->waited) {
+            c->waited = true;
+            h->npolls++;
         }
         atomic_fetch_add(&h->nparked, 1);
         MHD_suspend_connection(mc);
@@ -242,11 +243,17 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct conn *c = *con_cls;
-    (void)cls;
+    struct sn_http *h = cls;
     (void)mc;
     (void)toe;
     if (!c)
         return;
+    if (c->waited) { /* sn_http_stop waits for these */
+        pthread_mutex_lock(&h->mu);
+        h->npolls--;
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    }
     sn_req_fini(&c->req);
     sn_resp_fini(&c->resp);
     free(c->body);
@@ -428,6 +435,17 @@ void sn_http_stop(struct sn_http *h)
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
     pthread_join(h->parker, NULL);
+    /* every long poll the parker resumed gets its answer sent before the connections close
+     * (bounded: 5 s) */
+    int64_t until = now_ms() + 5000;
+    pthread_mutex_lock(&h->mu);
+    while (h->npolls > 0 && now_ms() < until) {
+        struct timespec ts = {until / 1000, (long)(until % 1000) * 1000000};
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    }
+    if (h->npolls > 0)
+        sn_log(SN_LOG_WARN, "http", "%d long poll(s) not answered at the stop", h->npolls);
+    pthread_mutex_unlock(&h->mu);
     MHD_stop_daemon(h->d);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
