@@ -19,6 +19,9 @@ if(SN_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
     message(FATAL_ERROR "SN_FUZZ needs clang (CC=clang)")
   endif()
-  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g)
+  # -fno-sanitize-recover: undefined behaviour aborts, so libFuzzer records it as a crash
+  # (else UBSan only prints, and a fuzz run passes over a signed overflow)
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+                      -fno-omit-frame-pointer -g)
   add_link_options(-fsanitize=address,undefined)
 endif()

@@ -221,15 +221,15 @@ static void remove_tree(const char *dir);
 static void reset(void)
 {
     static char frames[65536];
-    char dash[600];
+    char dash[600], why[512];
     size_t at = 0;
     int64_t now = sn_now();
 
     snprintf(dash, sizeof(dash), "%s/dashboards", srv->datadir);
     remove_tree(dash);
     while (srv->n > 0)
-        FUZZ_CHECK(
-            sn_server_remove(srv, srv->insts[srv->n - 1]->scope, srv->insts[srv->n - 1]->id) == 0);
+        FUZZ_CHECK(sn_server_remove(srv, srv->insts[srv->n - 1]->scope, srv->insts[srv->n - 1]->id,
+                                    why, sizeof(why)) == 0);
     json_object_clear(srv->next_ids);
     srv->tenants = tenants;
     for (size_t i = 0; i < NCREATES; i++)
@@ -292,8 +292,10 @@ static void remove_tree(const char *dir)
 
 static void teardown(void)
 {
+    char why[512];
     while (srv->n > 0)
-        sn_server_remove(srv, srv->insts[srv->n - 1]->scope, srv->insts[srv->n - 1]->id);
+        sn_server_remove(srv, srv->insts[srv->n - 1]->scope, srv->insts[srv->n - 1]->id, why,
+                         sizeof(why));
     remove_tree(srv->datadir);
     free(srv->insts);
     json_decref(srv->next_ids);

@@ -44,42 +44,6 @@ struct hm_req {
     size_t npct;
 };
 
-/* A list parameter: a JSON array in a JSON body, else repeated or comma-separated values. */
-static size_t param_list(struct sn_call *c, const char *name, const char **out, size_t max,
-                         char *buf, size_t len)
-{
-    const json_t *v = json_is_object(c->req->json) ? json_object_get(c->req->json, name) : NULL;
-    size_t n = 0, used = 0;
-
-    if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v) && n < max; i++) {
-            const json_t *e = json_array_get(v, i);
-            char tmp[64];
-            const char *s = json_is_string(e) ? json_string_value(e) : NULL;
-            if (!s && json_is_number(e)) {
-                snprintf(tmp, sizeof(tmp), "%.17g", json_number_value(e));
-                s = tmp;
-            }
-            if (!s)
-                continue;
-            size_t l = strlen(s);
-            if (used + l + 1 > len)
-                break;
-            out[n++] = memcpy(buf + used, s, l + 1);
-            used += l + 1;
-        }
-        return n;
-    }
-    if (json_is_string(v)) {
-        snprintf(buf, len, "%s", json_string_value(v));
-        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < max;
-             t = strtok_r(NULL, ",", &save))
-            out[n++] = t;
-        return n;
-    }
-    return sn_req_params(c->req, name, out, max, buf, len);
-}
-
 static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
 {
     int64_t w, ht, nb, ymin, ymax;
@@ -143,12 +107,12 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
     }
     if (c->req->accept && strcmp(c->req->accept, "image/png") == 0)
         h->png = true;
-    h->nsel = param_list(c, "selected", h->sel, MAX_SELECTED + 1, h->selbuf, sizeof(h->selbuf));
-    if (h->nsel > MAX_SELECTED) {
-        CA_INVAL(c, "value for param \"selected\" not valid: at most %d keys", MAX_SELECTED);
+    /* lists are read whole: too many items, or more text than the buffer, is a 409 */
+    if (!sn_param_list(c, "selected", h->sel, MAX_SELECTED, h->selbuf, sizeof(h->selbuf), &h->nsel))
         return false;
-    }
-    size_t nh = param_list(c, "hues", hue, SN_HM_MAX_LAYERS + 1, h->huebuf, sizeof(h->huebuf));
+    size_t nh;
+    if (!sn_param_list(c, "hues", hue, SN_HM_MAX_LAYERS + 1, h->huebuf, sizeof(h->huebuf), &nh))
+        return false;
     if (nh > 0) { /* CA checks the count, then each hue */
         size_t need = h->nsel + (h->p.mode == SN_HM_ISOLATE ? 0 : 1);
         if (nh < need) {
@@ -208,7 +172,9 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
     if (strcmp(what, "percentile") == 0) {
         const char *pv[16];
         char pbuf[512];
-        size_t np = param_list(c, "percentile", pv, 16, pbuf, sizeof(pbuf));
+        size_t np;
+        if (!sn_param_list(c, "percentile", pv, 16, pbuf, sizeof(pbuf), &np))
+            return false;
         if (np == 0) {
             CA_INVAL(c, "param \"percentile\" must be specified");
             return false;

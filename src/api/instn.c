@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/catalog.h"
+#include "serve/instn_def.h"
 #include "api/internal.h"
 #include "serve/transform.h"
 #include "core/log.h"
@@ -135,148 +135,14 @@ static json_t *request_props(struct sn_call *c)
     return o;
 }
 
-/* The text of a JSON value for messages: strings quoted, as CA prints them. */
-static void value_text(const json_t *v, char *out, size_t len)
+/* A failed save of the definitions file: 507 when the disk is full, else 500, and nothing
+ * changed (the caller rolled back). rc is the save's -errno. */
+static void unsaved(struct sn_call *c, int rc, const char *what)
 {
-    char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    snprintf(out, len, "%s", t ? t : "null");
-    free(t);
-}
-
-/* A property as an integer, JavaScript's parseInt way ("10.5" is 10); false when it has none. */
-static bool prop_int(const json_t *v, int64_t *out)
-{
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return true;
-    }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (!(d > -9e18 && d < 9e18))
-            return false;
-        *out = (int64_t)d;
-        return true;
-    }
-    if (json_is_string(v)) {
-        char *end;
-        long long x = strtoll(json_string_value(v), &end, 10);
-        if (end == json_string_value(v))
-            return false;
-        *out = x;
-        return true;
-    }
-    return false;
-}
-
-/* An integer property: *out and its text for messages, which CA prints as the parsed number
- * ("7" in a form reads 7) or, when it is not one, as the JSON value. */
-static bool prop_int_text(const json_t *v, int64_t *out, char *text, size_t len)
-{
-    if (prop_int(v, out)) {
-        snprintf(text, len, "%lld", (long long)*out);
-        return true;
-    }
-    value_text(v, text, len);
-    return false;
-}
-
-static bool prop_bool(const json_t *v, bool *out)
-{
-    if (json_is_boolean(v)) {
-        *out = json_is_true(v);
-        return true;
-    }
-    if (json_is_string(v) &&
-        (!strcmp(json_string_value(v), "true") || !strcmp(json_string_value(v), "false"))) {
-        *out = json_string_value(v)[0] == 't';
-        return true;
-    }
-    return false;
-}
-
-/* Validates the mutable properties present in p into in (CA's messages). create: the
- * immutable ones (granularity) too. */
-static bool mutable_props(struct sn_call *c, const json_t *p, struct sn_instn *in, bool create)
-{
-    const json_t *v;
-    char text[256];
-    int64_t x;
-
-    if (create && (v = json_object_get(p, "granularity"))) {
-        if (!prop_int_text(v, &x, text, sizeof(text)) || x < 1) {
-            CA_INVAL(c, "value %s for field \"granularity\" is invalid: not a positive integer",
-                     text);
-            return false;
-        }
-        if (x != 1 && x % 5 != 0) {
-            CA_INVAL(c, "value %s for field \"granularity\" is invalid: must be divisible by 5",
-                     text);
-            return false;
-        }
-        if (x > 3600) {
-            CA_INVAL(c, "value %s for field \"granularity\" is invalid: maximum is 3600", text);
-            return false;
-        }
-        in->granularity = (uint32_t)x;
-    }
-    if ((v = json_object_get(p, "retention-time"))) {
-        if (!prop_int_text(v, &x, text, sizeof(text))) {
-            CA_INVAL(c, "value %s for field \"retention-time\" is invalid: not a number", text);
-            return false;
-        }
-        if (x < 10) {
-            CA_INVAL(c, "value %s for field \"retention-time\" is invalid: minimum is 10", text);
-            return false;
-        }
-        if (x > 3600 * (int64_t)in->granularity) {
-            CA_INVAL(c,
-                     "value %s for field \"retention-time\" is invalid: maximum for granularity "
-                     "\"%u\" is %lld",
-                     text, in->granularity, 3600LL * in->granularity);
-            return false;
-        }
-        in->retention = (uint32_t)x;
-    } else if (create && in->retention > 3600 * in->granularity) {
-        in->retention = 3600 * in->granularity;
-    }
-    if (in->retention < in->granularity) /* at least one slot */
-        in->retention = in->granularity;
-    if ((v = json_object_get(p, "idle-max"))) {
-        if (!prop_int_text(v, &x, text, sizeof(text))) {
-            CA_INVAL(c, "value %s for field \"idle-max\" is invalid: not a number", text);
-            return false;
-        }
-        if (x < 0) {
-            CA_INVAL(c, "value %s for field \"idle-max\" is invalid: minimum is 0", text);
-            return false;
-        }
-        if (x > SN_IDLE_MAX_MAX) {
-            CA_INVAL(c, "value %s for field \"idle-max\" is invalid: maximum is %d", text,
-                     SN_IDLE_MAX_MAX);
-            return false;
-        }
-        if (x == 0 && c->scope[0]) {
-            CA_INVAL(c, "value %s for field \"idle-max\" is invalid: zero not allowed", text);
-            return false;
-        }
-        in->idle_max = (uint32_t)x;
-    }
-    if ((v = json_object_get(p, "persist-data"))) {
-        value_text(v, text, sizeof(text));
-        if (!prop_bool(v, &in->persist)) {
-            CA_INVAL(c, "value %s for field \"persist-data\" is invalid: must be a boolean", text);
-            return false;
-        }
-    }
-    if ((v = json_object_get(p, "enabled"))) {
-        bool b;
-        value_text(v, text, sizeof(text));
-        if (!prop_bool(v, &b) || !b) {
-            CA_INVAL(c, "value %s for field \"enabled\" is invalid: unsupported value", text);
-            return false;
-        }
-    }
-    return true;
+    int st = rc == -ENOSPC || rc == -EDQUOT ? 507 : 500;
+    sn_resp_error(c->resp, st, "ECA_IO",
+                  "%s: the definitions file cannot be written (%s); nothing was changed", what,
+                  strerror(-rc));
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -390,7 +256,6 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
 {
     json_t *p = request_props(c), *body = NULL, *warn = NULL;
     struct sn_instn *in;
-    struct sn_inst probe;
     char why[512], uri[256];
     int rc;
 
@@ -428,53 +293,20 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
     in->granularity = 1;
     in->retention = SN_DEFAULT_RETAIN;
     in->idle_max = SN_DEFAULT_IDLE;
-    /* module, stat, decomposition, predicate: the agent's validation and messages */
-    rc = sn_inst_from_json(body, "0", c->s->host, SN_DEFAULT_KEY_CAP, &probe, why, sizeof(why));
-    if (rc == 0 && c->scope[0] && !sn_catalog_field(probe.metric, "container")) {
-        snprintf(why, sizeof(why),
-                 "value \"%s.%s\" for field \"module.stat\" is invalid: not a valid module/stat "
-                 "pair",
-                 probe.metric->module, probe.metric->stat);
-        rc = -EINVAL;
-    }
-    if (rc < 0) {
+    /* every property, with the rules the definitions file is read with (serve/instn_def.h) */
+    if (sn_instn_from_props(c->s, body, in, why, sizeof(why)) < 0) {
         CA_INVAL(c, "%s", why);
         goto fail;
-    }
-    in->metric = probe.metric;
-    in->keyf = probe.key;
-    in->numf = probe.num;
-    in->arity = probe.arity;
-    if (!mutable_props(c, body, in, true))
-        goto fail;
-    {
-        const json_t *pred = json_object_get(body, "predicate");
-        if (json_is_string(pred))
-            in->predicate = json_loads(json_string_value(pred), JSON_DECODE_ANY, NULL);
-        else if (pred)
-            in->predicate = json_incref((json_t *)pred);
-        else
-            in->predicate = json_object();
-        in->decomposition = json_array();
-        if (probe.key)
-            json_array_append_new(in->decomposition, json_string(probe.key->def.name));
-        if (probe.num)
-            json_array_append_new(in->decomposition, json_string(probe.num->def.name));
-        /* keep the caller's order of the decomposition */
-        const json_t *d = json_object_get(body, "decomposition");
-        if (json_is_array(d) && json_array_size(d) == 2 && probe.key && probe.num &&
-            json_is_string(json_array_get(d, 0)) &&
-            strcmp(json_string_value(json_array_get(d, 0)), probe.num->def.name) == 0) {
-            json_array_clear(in->decomposition);
-            json_array_append_new(in->decomposition, json_string(probe.num->def.name));
-            json_array_append_new(in->decomposition, json_string(probe.key->def.name));
-        }
     }
     in->crtime_ms = sn_now_ms();
     atomic_store(&in->last_access, sn_now());
     rc = sn_server_add(c->s, in, why, sizeof(why));
     if (rc == -EDQUOT) {
         CA_INVAL(c, "only %d instrumentations allowed", SN_TENANT_QUOTA);
+        goto fail;
+    }
+    if (rc == -ENOSPC || rc == -EIO) {
+        sn_resp_error(c->resp, rc == -ENOSPC ? 507 : 500, "ECA_IO", "%s", why);
         goto fail;
     }
     if (rc < 0) {
@@ -512,43 +344,65 @@ void sn_api_get(struct sn_call *c)
     pthread_rwlock_unlock(&c->s->lock);
 }
 
+/* PUT: the change is saved before it is applied or answered. A failed save changes nothing
+ * (507 or 500); the dataset's retention changes only after the save, and is the one step that
+ * can still fail (-ENOMEM), after which the old properties are saved back. */
 void sn_api_put(struct sn_call *c)
 {
     json_t *p = request_props(c);
+    char why[512];
     if (!p)
         return;
     pthread_rwlock_wrlock(&c->s->lock);
     struct sn_instn *in = sn_api_instn(c);
-    if (in) {
-        struct sn_instn next = *in;
-        if (mutable_props(c, p, &next, false)) {
-            int rc = 0;
-            if (next.retention != in->retention)
-                rc = sn_ds_set_retention(in->ds, next.retention, sn_now());
-            if (rc < 0) {
-                sn_resp_empty(c->resp, 500);
-            } else {
-                bool unpersist = in->persist && !next.persist;
-                in->retention = next.retention;
-                in->idle_max = next.idle_max;
-                in->persist = next.persist;
-                if (unpersist)
-                    sn_server_unpersist(c->s, in);
-                sn_server_save_defs(c->s);
-                json_t *o = sn_api_props(c, in);
-                add_warnings(o, unknown_props(p));
-                sn_resp_json(c->resp, 200, o);
-            }
-        }
+    if (!in)
+        goto out;
+    struct sn_instn next = *in, old = *in;
+    if (!sn_instn_set_props(p, &next, false, why, sizeof(why))) {
+        CA_INVAL(c, "%s", why);
+        goto out;
     }
+    in->retention = next.retention;
+    in->idle_max = next.idle_max;
+    in->persist = next.persist;
+    int rc = sn_server_save_defs(c->s);
+    if (rc < 0) {
+        in->retention = old.retention;
+        in->idle_max = old.idle_max;
+        in->persist = old.persist;
+        unsaved(c, rc, "cannot change the instrumentation");
+        goto out;
+    }
+    if (next.retention != old.retention &&
+        (rc = sn_ds_set_retention(in->ds, next.retention, sn_now())) < 0) {
+        in->retention = old.retention;
+        in->idle_max = old.idle_max;
+        in->persist = old.persist;
+        sn_server_save_defs(c->s); /* on failure the tick saves again (server.h) */
+        sn_resp_error(c->resp, 500, "ECA_UNKNOWN", "cannot change the retention: %s",
+                      strerror(-rc));
+        goto out;
+    }
+    if (old.persist && !next.persist)
+        sn_server_unpersist(c->s, in);
+    json_t *o = sn_api_props(c, in);
+    add_warnings(o, sn_instn_immutable_warnings(p, in));
+    add_warnings(o, unknown_props(p));
+    sn_resp_json(c->resp, 200, o);
+out:
     pthread_rwlock_unlock(&c->s->lock);
     json_decref(p);
 }
 
 void sn_api_delete(struct sn_call *c)
 {
-    if (sn_server_remove(c->s, c->scope, c->id) < 0)
+    char why[512];
+    int rc = sn_server_remove(c->s, c->scope, c->id, why, sizeof(why));
+
+    if (rc == -ENOENT)
         sn_resp_empty(c->resp, 404);
+    else if (rc < 0)
+        sn_resp_error(c->resp, rc == -ENOSPC ? 507 : 500, "ECA_IO", "%s", why);
     else
         sn_resp_empty(c->resp, 204);
 }

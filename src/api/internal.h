@@ -36,6 +36,16 @@ bool sn_param_double(struct sn_call *c, const char *name, double min, double max
                      double *out, bool *given);
 /* A boolean: "true"/"false" (and JSON booleans in a JSON body); else "not a boolean". */
 bool sn_param_bool(struct sn_call *c, const char *name, bool dflt, bool *out);
+/*
+ * A list parameter: a JSON array (of strings or numbers) in a JSON body, a JSON string, or
+ * the form's (else the query's) values, repeated or comma-separated (empty items skipped).
+ * The whole value is read: more than max items, or more text than buf's len bytes (items
+ * NUL-terminated), is a 409 (`value for param "<p>" not valid: at most N values` or `longer
+ * than N bytes`), as is a JSON value of another kind (`not a list of strings`); false then.
+ * Otherwise out[0..*n) point into buf.
+ */
+bool sn_param_list(struct sn_call *c, const char *name, const char **out, size_t max, char *buf,
+                   size_t len, size_t *n);
 /* A parameter's raw value: from the JSON body when value parameters may come from it
  * (json_ok), else the query or form. Numbers and booleans of a JSON body come back as text in
  * buf. NULL when absent. */

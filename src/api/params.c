@@ -39,7 +39,8 @@ const char *sn_param_raw(struct sn_call *c, const char *name, char *buf, size_t 
 }
 
 /* Integer text as JavaScript's parseInt reads it ("10.5" is 10, "12abc" is 12): false when
- * no digits lead. */
+ * no digits lead. Beyond int64_t it is INT64_MAX or INT64_MIN, so that the range check says
+ * "value too large" (or small) rather than "not a number". */
 static bool parse_int(const char *s, int64_t *out)
 {
     char *end;
@@ -48,7 +49,7 @@ static bool parse_int(const char *s, int64_t *out)
         s++;
     errno = 0;
     v = strtoll(s, &end, 10);
-    if (end == s || errno)
+    if (end == s || (errno && errno != ERANGE))
         return false;
     *out = v;
     return true;
@@ -129,4 +130,80 @@ bool sn_param_bool(struct sn_call *c, const char *name, bool dflt, bool *out)
     }
     CA_INVAL(c, "value \"%.100s\" for param \"%s\" not valid: not a boolean", raw, name);
     return false;
+}
+
+/* Appends item (len bytes) to the list out[*n] in buf; false when it does not fit. */
+static bool list_add(const char *item, size_t l, const char **out, size_t max, char *buf,
+                     size_t len, size_t *used, size_t *n)
+{
+    if (*n >= max || *used + l + 1 > len)
+        return false;
+    memcpy(buf + *used, item, l);
+    buf[*used + l] = '\0';
+    out[(*n)++] = buf + *used;
+    *used += l + 1;
+    return true;
+}
+
+/* Splits text at commas (empty items skipped) into the list; false when it does not fit. */
+static bool list_split(const char *text, const char **out, size_t max, char *buf, size_t len,
+                       size_t *used, size_t *n)
+{
+    for (const char *p = text; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l && !list_add(p, l, out, max, buf, len, used, n))
+            return false;
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    return true;
+}
+
+bool sn_param_list(struct sn_call *c, const char *name, const char **out, size_t max, char *buf,
+                   size_t len, size_t *n)
+{
+    const json_t *v = json_is_object(c->req->json) ? json_object_get(c->req->json, name) : NULL;
+    size_t used = 0, i;
+    bool form = false, ok = true;
+
+    *n = 0;
+    if (json_is_array(v)) {
+        const json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            char tmp[SN_FMT_DOUBLE_LEN];
+            const char *s = json_string_value(e);
+            if (!s && json_is_number(e)) {
+                sn_fmt_double(tmp, json_number_value(e));
+                s = tmp;
+            }
+            if (!s) {
+                CA_INVAL(c, "value for param \"%s\" not valid: not a list of strings", name);
+                return false;
+            }
+            if (!(ok = list_add(s, strlen(s), out, max, buf, len, &used, n)))
+                break;
+        }
+    } else if (json_is_string(v)) {
+        ok = list_split(json_string_value(v), out, max, buf, len, &used, n);
+    } else if (v && !json_is_null(v)) {
+        CA_INVAL(c, "value for param \"%s\" not valid: not a list of strings", name);
+        return false;
+    } else {
+        /* the form's values when the form names it (CA's rule), else the query's */
+        for (i = 0; i < c->req->nparams; i++)
+            form |= c->req->params[i].form && strcmp(c->req->params[i].name, name) == 0;
+        for (i = 0; ok && i < c->req->nparams; i++)
+            if (c->req->params[i].form == form && strcmp(c->req->params[i].name, name) == 0)
+                ok = list_split(c->req->params[i].value, out, max, buf, len, &used, n);
+    }
+    if (!ok) {
+        if (*n >= max)
+            CA_INVAL(c, "value for param \"%s\" not valid: at most %zu values", name, max);
+        else
+            CA_INVAL(c, "value for param \"%s\" not valid: longer than %zu bytes", name, len - 1);
+        return false;
+    }
+    return true;
 }

@@ -89,8 +89,9 @@ void sn_api_prometheus(struct sn_call *c)
     emit(&o, "sonde_http_requests_total", NULL, NULL, "{code=\"3xx\"}", (double)hs.by_class[3]);
     emit(&o, "sonde_http_requests_total", NULL, NULL, "{code=\"4xx\"}", (double)hs.by_class[4]);
     emit(&o, "sonde_http_requests_total", NULL, NULL, "{code=\"5xx\"}", (double)hs.by_class[5]);
+    /* counted once per request, however often it was woken and parked again (api/value.c) */
     emit(&o, "sonde_http_long_polls_total", "counter",
-         "Value requests that waited for sources to report.", NULL, (double)hs.parked);
+         "Value requests that waited for sources to report.", NULL, C(long_polls));
     emit(&o, "sonde_http_too_large_total", "counter", "Requests refused for their body size.", NULL,
          (double)hs.too_large);
     emit(&o, "sonde_http_response_bytes_total", "counter", "Response body bytes sent.", NULL,
@@ -111,12 +112,22 @@ void sn_api_prometheus(struct sn_call *c)
          (double)hs.body_bytes);
     pthread_rwlock_rdlock(&s->lock);
     n = s->n;
+    bool unsaved = s->defs_unsaved;
     pthread_rwlock_unlock(&s->lock);
+    emit(&o, "sonde_save_failures_total", "counter",
+         "Writes of the definitions file or a data file that failed (e.g. a full disk).", NULL,
+         C(save_failures));
+    emit(&o, "sonde_definitions_unsaved", "gauge",
+         "1 while the definitions file is behind memory (a save is retried every second).", NULL,
+         unsaved ? 1 : 0);
     emit(&o, "sonde_instrumentations", "gauge", "Live instrumentations, every scope.", NULL,
          (double)n);
-    if (s->collector) {
-        uint64_t secs, last, on;
-        sn_collector_stats(s->collector, &secs, &last, &on);
+    {
+        /* without the local agent (--no-agent, or BPF unavailable) the series are there, as
+         * zeros: a dashboard or alert finds its series on every server */
+        uint64_t secs = 0, last = 0, on = 0;
+        if (s->collector)
+            sn_collector_stats(s->collector, &secs, &last, &on);
         emit(&o, "sonde_agent_collections_total", "counter", "Seconds the local agent collected.",
              NULL, (double)secs);
         emit(&o, "sonde_agent_collection_seconds", "gauge", "How long the last collection took.",

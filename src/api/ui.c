@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api/assets.h"
 #include "api/internal.h"
@@ -106,26 +107,33 @@ static void send_copy(struct sn_resp *resp, const char *name, const unsigned cha
     }
 }
 
+/* name under --ui-dir: 404 unless it is a regular file (a directory such as ui/js is not
+ * one), 500 when it cannot be read. */
 static void from_disk(struct sn_server *s, const char *name, struct sn_resp *resp)
 {
     char path[1024];
+    struct stat st;
+    unsigned char *b = NULL;
+    size_t len;
     FILE *f;
-    long len;
 
     snprintf(path, sizeof(path), "%s/%s", s->uidir, name);
     f = fopen(path, "rb");
     if (!f) {
-        sn_resp_empty(resp, 404);
+        sn_resp_empty(resp, errno == ENOENT || errno == ENOTDIR || errno == EISDIR ? 404 : 500);
         return;
     }
-    unsigned char *b = NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && len <= (long)UI_FILE_MAX &&
-        fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)len + 1)) &&
-        fread(b, 1, (size_t)len, f) == (size_t)len) {
-        send_copy(resp, name, b, (size_t)len);
-        add_header(resp, "Cache-Control", "no-store");
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        sn_resp_empty(resp, 404);
+        fclose(f);
+        return;
+    }
+    len = (size_t)st.st_size;
+    if (st.st_size > (off_t)UI_FILE_MAX || !(b = malloc(len + 1)) || fread(b, 1, len, f) != len) {
+        sn_resp_empty(resp, 500);
     } else {
-        sn_resp_empty(resp, errno == ENOENT ? 404 : 500);
+        send_copy(resp, name, b, len);
+        add_header(resp, "Cache-Control", "no-store");
     }
     free(b);
     fclose(f);

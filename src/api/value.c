@@ -64,44 +64,21 @@ bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_in
     struct sn_interval_req r = {0};
     int64_t n;
     bool has_n;
-    char buf[64];
     const char *why;
 
     memset(v, 0, sizeof(*v));
-    if (!sn_param_int(c, "start_time", 0, INT64_MAX / 4, 0, &r.start, &r.has_start) ||
+    if (!sn_param_int(c, "start_time", 0, SN_MAX_TIME, 0, &r.start, &r.has_start) ||
         !sn_param_int(c, "duration", 1, SN_MAX_DURATION, dflt_duration, &r.duration,
                       &r.has_duration) ||
-        !sn_param_int(c, "end_time", 0, INT64_MAX / 4, 0, &r.end, &r.has_end) ||
+        !sn_param_int(c, "end_time", 0, SN_MAX_TIME, 0, &r.end, &r.has_end) ||
         !sn_param_int(c, "ndatapoints", 1, SN_MAX_DATAPOINTS, 1, &n, &has_n) ||
         !sn_param_int(c, "timeout", 0, 5000, 5000, &v->timeout_ms, NULL))
         return false;
     /* transformations: a list (comma-separated, repeated, or a JSON array) of existing ones
-     * that apply to the decomposition */
-    const json_t *tj =
-        json_is_object(c->req->json) ? json_object_get(c->req->json, "transformations") : NULL;
-    if (json_is_array(tj)) {
-        size_t used = 0;
-        for (size_t i = 0; i < json_array_size(tj) && v->nxf < 4; i++) {
-            const char *t = json_string_value(json_array_get(tj, i));
-            size_t l = t ? strlen(t) : 0;
-            if (!t || used + l + 1 > sizeof(v->xfbuf)) {
-                CA_INVAL(c, "value for param \"transformations\" not valid: not a list of names");
-                return false;
-            }
-            v->xf[v->nxf++] = memcpy(v->xfbuf + used, t, l + 1);
-            used += l + 1;
-        }
-    } else {
-        v->nxf = sn_req_params(c->req, "transformations", v->xf, 4, v->xfbuf, sizeof(v->xfbuf));
-        const char *t = sn_param_raw(c, "transformations", buf, sizeof(buf));
-        if (json_is_string(tj) && t) { /* a JSON string: comma-separated names */
-            snprintf(v->xfbuf, sizeof(v->xfbuf), "%s", t);
-            v->nxf = 0;
-            for (char *save = NULL, *x = strtok_r(v->xfbuf, ",", &save); x && v->nxf < 4;
-                 x = strtok_r(NULL, ",", &save))
-                v->xf[v->nxf++] = x;
-        }
-    }
+     * that apply to the decomposition, validated whole (an over-long list is a 409 too) */
+    if (!sn_param_list(c, "transformations", v->xf, SN_MAX_XFORMS, v->xfbuf, sizeof(v->xfbuf),
+                       &v->nxf))
+        return false;
     for (size_t i = 0; i < v->nxf; i++) {
         if (!c->s->xforms || !sn_xform_exists(c->s->xforms, v->xf[i])) {
             CA_INVAL(c, "transformation \"%.100s\" does not exist", v->xf[i]);
@@ -117,11 +94,22 @@ bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_in
         CA_INVAL(c, "%s", why);
         return false;
     }
+    /* a duration from start_time and end_time is bounded as a given one is: every point's
+     * columns and sums are per slot */
+    if (v->iv.req_duration > SN_MAX_DURATION) {
+        CA_INVAL(c, "\"end_time\" - \"start_time\" not valid: value too large (max: %d)",
+                 SN_MAX_DURATION);
+        return false;
+    }
     v->n = (size_t)n;
     v->array = has_n;
-    /* the latest end must not lie beyond the request's time plus its timeout */
+    /* the latest end must not lie beyond the request's time plus its timeout. Bounds: start
+     * and end are at most SN_MAX_TIME (so start is too), ndatapoints * duration at most
+     * SN_MAX_DATAPOINTS * (2 * SN_MAX_DURATION): the sum cannot overflow. The comparison is in
+     * seconds, as last_end * 1000 could (t0_ms + timeout_ms >= 0, so flooring it is exact:
+     * last_end * 1000 > x exactly when last_end > x / 1000). */
     int64_t last_end = v->iv.start + (int64_t)v->n * v->iv.duration;
-    if (last_end * 1000 > c->req->t0_ms + v->timeout_ms) {
+    if (last_end > (c->req->t0_ms + v->timeout_ms) / 1000) {
         CA_INVAL(c, "requested data point is too far in the future");
         return false;
     }
@@ -144,12 +132,15 @@ bool sn_value_wait(struct sn_call *c, struct sn_instn *in, const struct sn_value
      * a source that skipped it (is down) */
     if ((last_end + SN_REPORT_GRACE) * 1000 < deadline)
         deadline = (last_end + SN_REPORT_GRACE) * 1000;
-    if ((s ? s->nsrc : 0) >= expected || c->req->now_ms >= deadline)
+    /* final: the server is stopping and this is the request's last call: answer with what
+     * there is (as at the timeout) rather than not at all */
+    if ((s ? s->nsrc : 0) >= expected || c->req->now_ms >= deadline || c->req->final)
         return true;
     c->resp->park_until_ms = deadline;
-    if (!c->req->state) { /* remembers that this request waited, for "delay" */
+    if (!c->req->state) { /* remembers that this request waited, for "delay"; counted once */
         c->req->state = malloc(1);
         c->req->state_free = free;
+        atomic_fetch_add(&c->s->c.long_polls, 1);
     }
     return false;
 }

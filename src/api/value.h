@@ -10,13 +10,17 @@
 
 #define SN_MAX_DATAPOINTS 3600 /* CA has no maximum; a bound keeps one request bounded */
 #define SN_REPORT_GRACE   2    /* seconds after a slot's end that its reports still arrive */
+#define SN_MAX_XFORMS     4    /* transformations one request may ask for */
+/* The largest start_time and end_time (seconds): anything later is refused as too far in the
+ * future anyway; the bound keeps every sum and product of times within int64_t. */
+#define SN_MAX_TIME       (INT64_MAX / 4)
 
 struct sn_value_req {
     struct sn_interval iv; /* the first point's */
     size_t n;              /* ndatapoints */
     bool array;            /* ndatapoints was given: the reply is an array */
     int64_t timeout_ms;
-    const char *xf[4]; /* transformations asked for (into xfbuf) */
+    const char *xf[SN_MAX_XFORMS]; /* transformations asked for (into xfbuf) */
     size_t nxf;
     char xfbuf[256];
 };

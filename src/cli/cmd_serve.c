@@ -66,8 +66,9 @@ static const char usage[] =
     "from ingest only.\n"
     "\n"
     "exit codes: 0 stopped by a signal, 1 runtime error (cannot listen, a data directory that\n"
-    "cannot be created or read), 2 usage error (unknown option, bad value such as --listen\n"
-    "without a port, --data whose parent directory does not exist) or bad tenants file\n";
+    "cannot be created or read, a final save at the stop that failed), 2 usage error (unknown\n"
+    "option, bad value such as --listen without a port, --data whose parent directory does not\n"
+    "exist) or bad tenants file\n";
 
 static int mkdirs(const char *path)
 {
@@ -448,9 +449,14 @@ out:
     sn_collector_stop(s->collector);
     s->collector = NULL;
     sn_xforms_stop(s->xforms);
-    pthread_rwlock_rdlock(&s->lock);
-    sn_server_save_data(s);
-    pthread_rwlock_unlock(&s->lock);
+    /* what was acknowledged and is not on disk would be lost: say so, and exit non-zero */
+    if (sn_server_save_final(s) < 0) {
+        sn_log(SN_LOG_ERROR, "serve",
+               "the final save failed (see above): persisted data or definitions are lost; "
+               "exiting with status %d",
+               SN_EXIT_FAILURE);
+        rc = SN_EXIT_FAILURE;
+    }
     for (size_t i = 0; i < s->n; i++)
         sn_instn_free(s->insts[i]);
     free(s->insts);

@@ -40,6 +40,7 @@ struct sn_req {
     bool loopback;    /* the peer is 127.0.0.0/8 or ::1 */
     int64_t t0_ms;    /* when the request arrived (CLOCK_REALTIME, ms) */
     int64_t now_ms;   /* when this call of the handler began */
+    bool final;       /* the server is stopping: this call must answer (it cannot park) */
     void *state;      /* a handler's state between calls of a parked request */
     void (*state_free)(void *state);
 };

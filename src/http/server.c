@@ -79,6 +79,7 @@ struct conn {
     size_t len, cap, limit;
     size_t reserved; /* of the body budget, held until the body is freed */
     bool chunked, started, parked, was_parked;
+    bool waited; /* has been parked: counted in sn_http's npolls until completed */
     char ctype[256], version[128], auth[512], accept[256], inm[128];
     char *path, *method;
     struct conn *next; /* in the parked list */
@@ -95,6 +96,7 @@ struct sn_http {
     pthread_cond_t cv;
     struct conn *parked; /* guarded by mu */
     bool wake, stopping;
+    int npolls; /* connections ever parked and not yet completed (guarded by mu) */
     /* connections, guarded by conn_mu */
     pthread_mutex_t conn_mu;
     pthread_cond_t sweep_cv;
@@ -709,16 +711,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (!finish_request(c))
             return send_resp(h, c);
     }
-    if (c->was_parked) {
-        c->was_parked = false;
-        pthread_mutex_lock(&h->mu);
-        bool stopping = h->stopping;
-        pthread_mutex_unlock(&h->mu);
-        if (stopping) {
-            sn_resp_empty(&c->resp, 503);
-            return send_resp(h, c);
-        }
-    }
+    c->was_parked = false;
+    /* stopping: the handler's last call, which must answer (a long poll with what it has) */
+    pthread_mutex_lock(&h->mu);
+    c->req.final = h->stopping;
+    pthread_mutex_unlock(&h->mu);
     c->req.now_ms = now_ms();
     c->resp.park_until_ms = 0;
     h->o.handler(h->o.ctx, &c->req, &c->resp);
@@ -726,8 +723,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         pthread_mutex_lock(&h->mu);
         if (h->stopping) { /* the parker is gone: nothing would resume it */
             pthread_mutex_unlock(&h->mu);
-            sn_resp_empty(&c->resp, 503);
+            sn_resp_error(&c->resp, 503, "ECA_NORESOURCE", "the server is stopping; try again");
             return send_resp(h, c);
+        }
+        if (!c->waited) {
+            c->waited = true;
+            h->npolls++;
         }
         atomic_fetch_add(&h->nparked, 1);
         MHD_suspend_connection(mc);
@@ -755,6 +756,12 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         return;
     if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
         refusal(h, SN_HTTP_R_STALLED, s ? s->ip : NULL);
+    if (c->waited) { /* sn_http_stop waits for these */
+        pthread_mutex_lock(&h->mu);
+        h->npolls--;
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    }
     sn_req_fini(&c->req);
     sn_resp_fini(&c->resp);
     body_free(h, c);
@@ -1030,6 +1037,17 @@ void sn_http_stop(struct sn_http *h)
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
     pthread_join(h->parker, NULL);
+    /* every long poll the parker resumed gets its answer sent before the connections close
+     * (bounded: 5 s) */
+    int64_t until = now_ms() + 5000;
+    pthread_mutex_lock(&h->mu);
+    while (h->npolls > 0 && now_ms() < until) {
+        struct timespec ts = {until / 1000, (long)(until % 1000) * 1000000};
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    }
+    if (h->npolls > 0)
+        sn_log(SN_LOG_WARN, "http", "%d long poll(s) not answered at the stop", h->npolls);
+    pthread_mutex_unlock(&h->mu);
     MHD_stop_daemon(h->d); /* closes every connection: their struct sock go */
     for (int i = 0; i < IP_BUCKETS; i++)
         while (h->ips[i]) {

@@ -71,13 +71,17 @@ struct sn_counters {
     _Atomic uint64_t reaped;             /* instrumentations deleted for idleness */
     _Atomic uint64_t renders, render_ns; /* heatmap images and the time drawing them */
     _Atomic uint64_t raw_requests, raw_ns;
+    _Atomic uint64_t long_polls;    /* value requests that waited, each counted once */
+    _Atomic uint64_t save_failures; /* writes of the definitions or a data file that failed */
 };
 
 struct sn_server {
     pthread_rwlock_t lock;
     struct sn_instn **insts; /* guarded by lock */
     size_t n, cap;
-    json_t *next_ids; /* {scope: next id} (guarded by lock) */
+    json_t *next_ids;  /* {scope: next id} (guarded by lock) */
+    bool defs_unsaved; /* the definitions file is behind memory: a save that could not be
+                        * undone failed (guarded by lock; the tick saves again) */
     char datadir[512];
     char uidir[512]; /* "": the UI compiled in; else serve the UI's files from this directory */
     char host[256];
@@ -101,17 +105,29 @@ struct sn_instn *sn_server_find_key(struct sn_server *s, const char *key);
 /* Live instrumentations in scope. Lock held. */
 size_t sn_server_count(struct sn_server *s, const char *scope);
 
+/*
+ * Durability: a create, change or delete is answered only once the definitions file holds it.
+ * When the file cannot be written (a full disk), the change is undone in memory too and the
+ * request fails, so that what a restart restores is what was acknowledged.
+ */
+
 /* Adds in with the next id of its scope (in->id), saves the definitions, and asks the local
- * agent to run it. Returns 0 (the server owns in from then on), or -EDQUOT (a tenant's quota),
- * or -errno with why (in is then not in the server and still the caller's). Takes the lock
- * itself. */
+ * agent to run it. Returns 0 (the server owns in from then on), or with why (in is then not
+ * in the server, nothing changed, and in is still the caller's): -EDQUOT a tenant's quota,
+ * -EOVERFLOW the scope's ids are used up (SN_INSTN_ID_MAX), -ENOSPC the definitions file
+ * cannot be written for want of space (ENOSPC, EDQUOT), -EIO it cannot be written for another
+ * reason, -EINVAL the local agent cannot run it, -ENOMEM. Takes the lock itself. */
 int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t whylen);
-/* Removes and frees the instrumentation (stops the local agent's, deletes its data file).
- * Returns 0 or -ENOENT. Takes the lock itself. */
-int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id);
+/* Removes and frees the instrumentation once the definitions file no longer holds it (then
+ * stops the local agent's and deletes its data file). Returns 0, -ENOENT, or -ENOSPC / -EIO
+ * with why when the file cannot be written (the instrumentation is kept, unchanged). Takes
+ * the lock itself. */
+int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *why, size_t whylen);
 /* Deletes the instrumentation's saved data (persist-data turned off). Lock held. */
 void sn_server_unpersist(struct sn_server *s, struct sn_instn *in);
-/* Saves the definitions file; call after changing an instrumentation under the lock. */
+/* Writes the definitions file (core/file.h: whole or not at all) with the write lock held.
+ * Returns 0 or -errno; logs a failure once (and the first success after one), counts it, and
+ * keeps defs_unsaved up to date. A caller that cannot undo its change leaves it to the tick. */
 int sn_server_save_defs(struct sn_server *s);
 /* Frees an instrumentation that is not (or no longer) in the server. */
 void sn_instn_free(struct sn_instn *in);
@@ -131,15 +147,27 @@ int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t
 int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
                          struct sn_ds_fold *fold);
 
-/* Lifecycle (cmd_serve.c). Loads the definitions file of the data directory (none is fine);
- * -EINVAL when it is unreadable. */
+/*
+ * Lifecycle (cmd_serve.c). Loads the definitions file of the data directory (none is fine),
+ * after removing the *.tmp files an interrupted save left (each logged). Every definition is
+ * checked as the API checks a create (serve/instn_def.h), and ids, duplicates, next_id and the
+ * tenant quota too; each one refused is logged with why, the file as it was is kept as
+ * instrumentations.json.rejected-YYYYMMDDTHHMMSSZ (logged), and only then is the file
+ * rewritten without them. Returns 0, or -EINVAL when the file is unreadable (not JSON, not
+ * the expected object), or -errno when the copy cannot be kept (nothing is rewritten then).
+ */
 int sn_server_load_defs(struct sn_server *s);
 /* Asks the local agent to run every instrumentation (after a restart). */
 void sn_server_start_local_all(struct sn_server *s);
 /* Once a second: expires slots, reaps idle instrumentations, and saves persisted data when
  * save is set. Takes the lock itself. */
 void sn_server_tick(struct sn_server *s, int64_t now, bool save);
-/* Saves the datasets of persist-data instrumentations. Lock held (read). */
-void sn_server_save_data(struct sn_server *s);
+/* Saves the datasets of persist-data instrumentations. Lock held (read). Returns 0, or the
+ * first -errno of those that could not be saved (each logged). */
+int sn_server_save_data(struct sn_server *s);
+/* The final save at shutdown: every persisted dataset, and the definitions if they are
+ * behind. Takes the lock itself. Returns 0, or the first -errno (logged): the caller exits
+ * non-zero then, as something acknowledged may be lost. */
+int sn_server_save_final(struct sn_server *s);
 
 #endif

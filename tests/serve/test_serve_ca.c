@@ -994,12 +994,19 @@ static void test_crud(void)
         json_decref(p);
         p = NULL;
     }
-    /* granularity (and the other immutable properties) cannot change: ignored */
+    /* granularity (and the other immutable properties) cannot change: ignored, as CA did,
+     * but the reply says so (a warning each; the same value sent back is none) */
     put_expect(path, JSON,
                "{\"granularity\":10,\"module\":\"disk\",\"stat\":\"physio_ops\","
                "\"decomposition\":[]}",
                200, NULL, &p);
     if (T_OK(p != NULL)) {
+        json_t *w = json_object_get(p, "warnings");
+        T_EQ(json_array_size(w), 4);
+        T_STR(json_string_value(json_array_get(w, 0)),
+              "property \"module\" cannot be changed after creation: \"disk\" ignored");
+        T_STR(json_string_value(json_array_get(w, 2)),
+              "property \"granularity\" cannot be changed after creation: 10 ignored");
         T_EQ(iget(p, "granularity"), 5);
         T_STR(sget(p, "module"), "syscall");
         T_STR(sget(p, "stat"), "syscalls");
