@@ -32,24 +32,11 @@ static bool g_up;
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int64_t real_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* t_note() applies to the next failure report: T_OKN sets it only when x fails, then clears
@@ -1684,7 +1671,7 @@ static void test_idle_reap(void)
     int st;
     T_REQUIRE(start_server(&s, no_agent, NULL) == 0);
     json_t *a = create(s.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"idle-max\":2}");
-    double t0 = mono_ms();
+    double t0 = th_now_ms();
     json_t *b = create(s.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"idle-max\":2}");
     json_t *z = create(s.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"idle-max\":0}");
     if (!T_OK(a && b && z)) {
@@ -1696,7 +1683,7 @@ static void test_idle_reap(void)
     }
     double gone_at = -1;
     /* poll b (an access), list (not an access) until a is reaped; bounded to 8 s */
-    for (int k = 0; k < 64 && mono_ms() - t0 < 8000; k++) {
+    for (int k = 0; k < 64 && th_now_ms() - t0 < 8000; k++) {
         json_t *bb = get_instn(s.port, sget(b, "id"), &st);
         T_EQ(st, 200);
         json_decref(bb);
@@ -1704,10 +1691,10 @@ static void test_idle_reap(void)
         bool has = list && list_has(list, sget(a, "id"));
         json_decref(list);
         if (!has) {
-            gone_at = mono_ms() - t0;
+            gone_at = th_now_ms() - t0;
             break;
         }
-        sleep_ms(250);
+        th_sleep_ms(250);
     }
     if (T_OKN(gone_at >= 0, "instrumentation with idle-max 2 still there after 8 s"))
         T_OKN(gone_at >= 1500 && gone_at <= 6000, "reaped after %.0f ms", gone_at);
@@ -2007,19 +1994,19 @@ static void test_agent(void)
     char *w = dumps(json_object_get(o, "warnings"));
     T_OKN(json_object_get(o, "warnings") == NULL, "the agent could not run it: %s", w);
     free(w);
-    sleep_ms(500);
+    th_sleep_ms(500);
     /* N getppid calls within one second, then the value of that second */
     const int N = 777;
     time_t s0;
     do {
         s0 = time(NULL);
-        sleep_ms(20);
+        th_sleep_ms(20);
     } while (time(NULL) == s0);
     s0 = time(NULL);
     for (int i = 0; i < N; i++)
         syscall(SYS_getppid);
     time_t s1 = time(NULL);
-    sleep_ms(1500);
+    th_sleep_ms(1500);
     json_t *v = raw_value(s.port, sget(o, "id"), (int64_t)s0, (int)(s1 - s0 + 1));
     if (T_OK(json_is_object(v))) {
         char *t = dumps(v);

@@ -47,12 +47,6 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* A request with a JSON body (or none); the reply parsed as JSON (NULL when it is not). */
 static json_t *jreq(int port, const char *method, const char *path, const char *body, int *status)
 {
@@ -724,7 +718,7 @@ static void test_sigterm_long_polls(void)
         p[i] = (struct poll_arg){.port = srv.port, .id = id, .T = T};
         T_REQUIRE(pthread_create(&thr[i], NULL, poll_fn, &p[i]) == 0);
     }
-    sleep_ms(600);
+    th_sleep_ms(600);
     /* frames wake every parked poll, which parks again: still one long poll each */
     char frame[256];
     snprintf(frame, sizeof(frame),
@@ -734,7 +728,7 @@ static void test_sigterm_long_polls(void)
     json_t *j = jreq(srv.port, "POST", "/ca/ingest", frame, &st);
     T_EQ(st, 200);
     json_decref(j);
-    sleep_ms(300);
+    th_sleep_ms(300);
     T_EQ(metric(srv.port, "sonde_http_long_polls_total"), NPOLLS);
 
     T_EQ(th_serve_stop(&srv), 0); /* SIGTERM while they wait */

@@ -48,19 +48,6 @@ static const char *sonde;
 
 /* ---- time, sockets ------------------------------------------------------------------------- */
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void raise_nofile(rlim_t want)
 {
     struct rlimit rl;
@@ -120,7 +107,7 @@ static int wait_connected(int fd, int timeout_ms)
  * early closes). Returns the bytes sent. */
 static size_t send_some(int fd, const void *p, size_t len, int timeout_ms)
 {
-    double end = mono_ms() + timeout_ms;
+    double end = th_now_ms() + timeout_ms;
     size_t off = 0;
     for (int k = 0; off < len && k < 1000000; k++) {
         ssize_t n = send(fd, (const char *)p + off, len - off, MSG_NOSIGNAL);
@@ -130,7 +117,7 @@ static size_t send_some(int fd, const void *p, size_t len, int timeout_ms)
         }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             break;
-        int left = (int)(end - mono_ms());
+        int left = (int)(end - th_now_ms());
         struct pollfd q = {.fd = fd, .events = POLLOUT};
         if (left <= 0 || poll(&q, 1, left) <= 0)
             break;
@@ -160,17 +147,17 @@ static struct raw *raw_new(void)
 /* Reads fd until the server closes it or timeout_ms passes. */
 static void read_all(int fd, int timeout_ms, struct raw *r)
 {
-    double t0 = mono_ms(), end = t0 + timeout_ms;
+    double t0 = th_now_ms(), end = t0 + timeout_ms;
     r->first_ms = -1;
     for (int k = 0; k < 100000; k++) {
-        int left = (int)(end - mono_ms());
+        int left = (int)(end - th_now_ms());
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, left) <= 0)
             break;
         ssize_t n = recv(fd, r->buf + r->n, sizeof(r->buf) - 1 - r->n, 0);
         if (n > 0) {
             if (r->first_ms < 0)
-                r->first_ms = mono_ms() - t0;
+                r->first_ms = th_now_ms() - t0;
             r->n += (size_t)n;
             r->buf[r->n] = '\0';
             if (!r->status && strncmp(r->buf, "HTTP/1.", 7) == 0 && r->n >= 12)
@@ -188,7 +175,7 @@ static void read_all(int fd, int timeout_ms, struct raw *r)
         r->reset = true;
         break;
     }
-    r->ms = mono_ms() - t0;
+    r->ms = th_now_ms() - t0;
 }
 
 /* One exchange from src: connect, send req (len bytes; all it can), read until the close or
@@ -245,7 +232,7 @@ static double metric(int port, const char *token, const char *name)
                 }
         }
         if (v < 0)
-            sleep_ms(100);
+            th_sleep_ms(100);
     }
     free(r);
     return v;
@@ -256,12 +243,12 @@ static double metric(int port, const char *token, const char *name)
 /* Polls metric until it reaches at least want (bounded by ms); returns the last value. */
 static double metric_reaches(int port, const char *token, const char *name, double want, int ms)
 {
-    double end = mono_ms() + ms, v = -1;
+    double end = th_now_ms() + ms, v = -1;
     for (int k = 0; k < 1000; k++) {
         v = metric(port, token, name);
-        if (v >= want || mono_ms() > end)
+        if (v >= want || th_now_ms() > end)
             break;
-        sleep_ms(100);
+        th_sleep_ms(100);
     }
     return v;
 }
@@ -287,9 +274,9 @@ static long rss_kb(pid_t pid)
 static int probe(int port, double *ms)
 {
     struct raw *r = raw_new();
-    double t0 = mono_ms();
+    double t0 = th_now_ms();
     int rc = get_from(PROBE_SRC, port, "/ca", NULL, r);
-    *ms = mono_ms() - t0;
+    *ms = th_now_ms() - t0;
     rc = rc ? rc : r->status == 200 ? 0 : -EPROTO;
     if (rc)
         t_note("probe: rc %d status %d after %.1f ms: %.200s", rc, r->status, *ms, r->buf);
@@ -313,7 +300,7 @@ static void probes(int port, int n, const char *what)
     for (int i = 0; i < n; i++) {
         T_EQ(probe(port, &ms[i]), 0);
         printf("# probe %d %s: %.2f ms\n", i, what, ms[i]);
-        sleep_ms(50);
+        th_sleep_ms(50);
     }
     qsort(ms, (size_t)n, sizeof(ms[0]), cmp_double);
     t_note("probes %s: median %.2f ms, worst %.2f ms", what, ms[n / 2], ms[n - 1]);
@@ -344,7 +331,7 @@ static void test_flood_one_address(void)
     double ms;
 
     T_REQUIRE(start(&s, extra) == 0);
-    double t0 = mono_ms();
+    double t0 = th_now_ms();
     for (int i = 0; i < FLOOD_N; i++) {
         int fd = sock_from("127.0.0.1", s.port);
         if (fd < 0) {
@@ -357,7 +344,7 @@ static void test_flood_one_address(void)
     for (int i = 0; i < n; i += 2) /* half of them: an unfinished head */
         if (wait_connected(fds[i], 1000) == 0)
             send_some(fds[i], "GET /ca HTTP/1.1\r\n", 18, 100);
-    printf("# flood: %d connections opened in %.0f ms\n", n, mono_ms() - t0);
+    printf("# flood: %d connections opened in %.0f ms\n", n, th_now_ms() - t0);
     probes(s.port, 7, "under the flood");
     double refused = metric_reaches(s.port, NULL, REFUSED("per_ip_limit"), FLOOD_N - 128 - 8, 5000);
     printf("# refused per_ip_limit: %.0f\n", refused);
@@ -406,7 +393,7 @@ static void test_flood_many_addresses(void)
             break;
         fds[n++] = fd;
         if (i % 100 == 99)
-            sleep_ms(20);
+            th_sleep_ms(20);
     }
     T_EQ(n, 600);
     double seen = metric_reaches(s.port, NULL, "sonde_http_connections_total", 600, 5000);
@@ -440,7 +427,7 @@ static void test_busy_limit_and_slow_body(void)
     double ms;
 
     T_REQUIRE(start(&s, extra) == 0);
-    sleep_ms(100); /* the start-up probe's connection closed */
+    th_sleep_ms(100); /* the start-up probe's connection closed */
     for (int i = 0; i < 20; i++) {
         int fd = sock_from("127.0.0.1", s.port);
         if (fd < 0 || wait_connected(fd, 1000) != 0) {
@@ -449,12 +436,12 @@ static void test_busy_limit_and_slow_body(void)
             break;
         }
         send_some(fd, head, sizeof(head) - 1, 500);
-        sleep_ms(20); /* its head in before the next connects: else it is idle, and the next
-                       * one would close it to make room */
+        th_sleep_ms(20); /* its head in before the next connects: else it is idle, and the next
+                          * one would close it to make room */
         fds[n++] = fd;
     }
     T_EQ(n, 20);
-    sleep_ms(300);
+    th_sleep_ms(300);
     struct raw *r = raw_new();
     T_EQ(get_from("127.0.0.3", s.port, "/ca", NULL, r), 0);
     printf("# a new client with 20 bodies arriving: status %d, %s after %.0f ms\n", r->status,
@@ -680,7 +667,7 @@ static void test_body_memory(void)
         fds[n++] = fd;
     }
     T_EQ(n, NA);
-    sleep_ms(300);
+    th_sleep_ms(300);
     long peak2 = rss_kb(s.pid);
     size_t sent[NA] = {0};
     bool done[NA] = {false};
@@ -717,7 +704,7 @@ static void test_body_memory(void)
             retry_after = true;
         close(fds[i]);
     }
-    sleep_ms(500);
+    th_sleep_ms(500);
     long after2 = rss_kb(s.pid);
     double refused = metric(s.port, "operator-token", REFUSED("body_memory"));
     printf("# %d authorized 16 MiB uploads: %d read whole (400), %d refused 503; body_memory "

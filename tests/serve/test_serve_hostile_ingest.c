@@ -33,19 +33,6 @@
 
 static const char *sonde;
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int http(int port, const char *method, const char *path, const char *ctype, const void *body,
                 size_t blen, int timeout_ms, struct th_resp *r)
 {
@@ -149,9 +136,9 @@ struct ingest_job {
 static void *ingest_thread(void *arg)
 {
     struct ingest_job *j = arg;
-    double t0 = mono_ms();
+    double t0 = th_now_ms();
     j->reply = ingest(j->port, "application/json", j->body, j->len, &j->st);
-    j->ms = mono_ms() - t0;
+    j->ms = th_now_ms() - t0;
     atomic_store(&j->done, true);
     return NULL;
 }
@@ -164,9 +151,9 @@ static double probe(int port, int id, int64_t t)
     snprintf(path, sizeof(path),
              "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=1&timeout=0", id,
              t);
-    double t0 = mono_ms();
+    double t0 = th_now_ms();
     int rc = http(port, "GET", path, NULL, NULL, 0, 60000, &r);
-    double ms = mono_ms() - t0;
+    double ms = th_now_ms() - t0;
     bool ok = rc == 0 && r.status == 200;
     th_resp_free(&r);
     return ok ? ms : -1;
@@ -212,7 +199,7 @@ static void test_big_frame_no_stall(void)
             failed++;
         else
             lat[n++] = ms;
-        sleep_ms(2);
+        th_sleep_ms(2);
     }
     pthread_join(th, NULL);
     qsort(lat, n, sizeof(double), cmp_d);

@@ -49,19 +49,6 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* One request with an optional bearer token and content type. */
 static int http(int port, const char *tok, const char *method, const char *path, const char *ctype,
                 const void *body, size_t blen, int timeout_ms, struct th_resp *r)
@@ -964,11 +951,11 @@ struct late_posts {
 static void *late_posts_fn(void *arg)
 {
     struct late_posts *p = arg;
-    double t0 = mono_ms();
+    double t0 = th_now_ms();
     for (int i = 0; i < p->n; i++) {
-        double wait = (double)p->at_ms[i] - (mono_ms() - t0);
+        double wait = (double)p->at_ms[i] - (th_now_ms() - t0);
         if (wait > 0)
-            sleep_ms((long)wait);
+            th_sleep_ms((long)wait);
         p->reply[i] = jreq(p->port, NULL, "POST", "/ca/ingest", "application/json", p->body[i],
                            &p->status[i]);
     }
@@ -1006,9 +993,9 @@ static json_t *wait_with(const char *path, struct late_posts *p, double *took)
         T_OK(!"pthread_create");
         return NULL;
     }
-    double t0 = mono_ms();
+    double t0 = th_now_ms();
     int rc = th_request(srv.port, "GET", path, NULL, NULL, 0, 10000, &r);
-    *took = mono_ms() - t0;
+    *took = th_now_ms() - t0;
     pthread_join(thr, NULL);
     for (int i = 0; i < p->n; i++) {
         T_EQ(p->status[i], 200);
@@ -1087,9 +1074,9 @@ static void test_long_poll_timeout(void)
 
     snprintf(path, sizeof(path),
              "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&timeout=2000", id, T);
-    double t0 = mono_ms();
+    double t0 = th_now_ms();
     int rc = th_request(srv.port, "GET", path, NULL, NULL, 0, 10000, &r);
-    double took = mono_ms() - t0;
+    double took = th_now_ms() - t0;
     T_EQ(rc, 0);
     T_EQ(r.status, 200);
     json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
@@ -1107,9 +1094,9 @@ static void test_long_poll_timeout(void)
      * without "delay" */
     snprintf(path, sizeof(path),
              "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&timeout=0", id, now_s() - 1);
-    t0 = mono_ms();
+    t0 = th_now_ms();
     rc = th_request(srv.port, "GET", path, NULL, NULL, 0, 10000, &r);
-    took = mono_ms() - t0;
+    took = th_now_ms() - t0;
     T_EQ(rc, 0);
     T_EQ(r.status, 200);
     j = r.body ? json_loads(r.body, 0, NULL) : NULL;
@@ -1216,7 +1203,7 @@ static void test_transformations(void)
             T_JEQ(names, "[\"localhost\"]");
         json_decref(j);
         if (!names)
-            sleep_ms(100);
+            th_sleep_ms(100);
     }
     T_OK(names != NULL);
     j = raw(tcp, "start_time=%" PRId64 "&transformations=geolocate", T + 1);
@@ -1561,8 +1548,8 @@ static void test_retention_expiry(void)
     feed(fr(ids(id), "h", N - 8, SC, "3"), 1);
     T_VALUE(id, N - 8, 1, "3");
     for (int i = 0; i < 100 && now_s() < N + 4; i++) /* N-8 is then older than now - 10 */
-        sleep_ms(100);
-    sleep_ms(1100); /* the server's once-a-second expiry has run since */
+        th_sleep_ms(100);
+    th_sleep_ms(1100); /* the server's once-a-second expiry has run since */
     j = raw(id, "start_time=%" PRId64 "&timeout=0", N - 8);
     T_JEQ(json_object_get(j, "value"), "0");
     T_EQ(jint(j, "minreporting"), 0);

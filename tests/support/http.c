@@ -48,14 +48,14 @@
 #define MAX_EXTRA        64   /* extra arguments of th_serve_start */
 #define MAX_ITERS        (1L << 22)
 
-static double now_ms(void)
+double th_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void sleep_ms(long ms)
+void th_sleep_ms(long ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -64,7 +64,7 @@ static void sleep_ms(long ms)
 /* Milliseconds left before deadline, rounded up (so that poll never spins at 0 early). */
 static int left_ms(double deadline)
 {
-    double d = deadline - now_ms();
+    double d = deadline - th_now_ms();
     if (d <= 0)
         return 0;
     if (d > INT_MAX)
@@ -530,7 +530,7 @@ int th_request(int port, const char *method, const char *path, const char *const
     memset(r, 0, sizeof(*r));
     if (port <= 0 || port > 65535 || !method || !method[0] || !path || timeout_ms <= 0)
         return -EINVAL;
-    double t0 = now_ms(), deadline = t0 + timeout_ms;
+    double t0 = th_now_ms(), deadline = t0 + timeout_ms;
     struct buf q = {0};
     int fd = -1;
     int rc = build_request(&q, port, method, path, headers, body, blen);
@@ -546,7 +546,7 @@ int th_request(int port, const char *method, const char *path, const char *const
     if (fd >= 0)
         close(fd);
     free(q.p);
-    r->ms = now_ms() - t0;
+    r->ms = th_now_ms() - t0;
     return rc;
 }
 
@@ -593,7 +593,7 @@ static int reap_ms(pid_t pid, long ms, int *status)
         if (w < 0 && errno != EINTR)
             return -1;
         if (k + 1 < polls)
-            sleep_ms(REAP_POLL_MS);
+            th_sleep_ms(REAP_POLL_MS);
     }
     return 0;
 }
@@ -717,7 +717,7 @@ int th_serve_start(const char *sonde, const char *const *extra, const char *dir_
     memset(s, 0, sizeof(*s));
     if (!sonde || !sonde[0])
         return -EINVAL;
-    double deadline = now_ms() + START_MS;
+    double deadline = th_now_ms() + START_MS;
     int rc = make_dir(dir_reuse, s->dir, sizeof(s->dir));
     if (rc) {
         fprintf(stderr, "th_serve_start: data directory: %s\n", strerror(-rc));
@@ -824,7 +824,7 @@ int th_serve_start(const char *sonde, const char *const *extra, const char *dir_
     if (rc > 0) {
         s->port = rc;
         rc = -ETIMEDOUT;
-        for (int k = 0; k < START_MS / PROBE_GAP_MS + 1 && now_ms() < deadline; k++) {
+        for (int k = 0; k < START_MS / PROBE_GAP_MS + 1 && th_now_ms() < deadline; k++) {
             int status;
             if (reap_ms(pid, 0, &status) != 0) {
                 fprintf(stderr, "th_serve_start: %s exited (status %d) before answering /ca\n",
@@ -841,7 +841,7 @@ int th_serve_start(const char *sonde, const char *const *extra, const char *dir_
                 rc = 0;
                 break;
             }
-            sleep_ms(PROBE_GAP_MS);
+            th_sleep_ms(PROBE_GAP_MS);
         }
         if (rc == -ETIMEDOUT)
             fprintf(stderr, "th_serve_start: no answer to GET /ca on port %d within %d ms\n",

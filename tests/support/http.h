@@ -37,6 +37,10 @@ struct th_resp {
     double ms;  /* wall time from connect to the last body byte */
 };
 
+/* Milliseconds of CLOCK_MONOTONIC (for deadlines and latencies), and a sleep of ms. */
+double th_now_ms(void);
+void th_sleep_ms(long ms);
+
 /* One request over a new TCP connection to 127.0.0.1:port (HTTP/1.1, Connection: close).
  * headers: NULL-terminated array of "Name: value" strings, or NULL. body may be NULL. A bound of
  * timeout_ms on the whole exchange (connect, send, receive). Returns 0 and fills *r (release with

@@ -32,19 +32,6 @@
 
 #define BIG_LEN (1024 * 1024 + 4321)
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static unsigned char big_byte(size_t i)
 {
     return (unsigned char)((i * 7 + 3) ^ (i >> 9));
@@ -131,11 +118,11 @@ static void respond(int fd, const char *method, const char *path, const char *re
     } else if (strcmp(path, "/chunked") == 0) {
         puts_(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                   "Transfer-Encoding: chunked\r\n\r\n");
-        sleep_ms(5);
+        th_sleep_ms(5);
         puts_(fd, "5\r\nhello\r\n");
-        sleep_ms(5);
+        th_sleep_ms(5);
         puts_(fd, "A;ext=1\r\n, world!!!\r\n");
-        sleep_ms(5);
+        th_sleep_ms(5);
         puts_(fd, "1c \r\n and the third of the chunks\r\n0\r\nX-Trailer: t\r\n\r\n");
         hold(fd); /* the client must stop at the last chunk, not wait for the close */
     } else if (strcmp(path, "/close") == 0) {
@@ -146,7 +133,7 @@ static void respond(int fd, const char *method, const char *path, const char *re
                         "0123456789";
         for (size_t i = 0, n = strlen(r); i < n; i += 3) {
             put(fd, r + i, n - i < 3 ? n - i : 3);
-            sleep_ms(1);
+            th_sleep_ms(1);
         }
         hold(fd);
     } else if (strcmp(path, "/stall") == 0) {
@@ -156,7 +143,7 @@ static void respond(int fd, const char *method, const char *path, const char *re
         puts_(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     } else if (strcmp(path, "/continue") == 0) {
         puts_(fd, "HTTP/1.1 100 Continue\r\n\r\n");
-        sleep_ms(5);
+        th_sleep_ms(5);
         puts_(fd, "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     } else if (strcmp(path, "/nobody") == 0) { /* HEAD, or 204: no body whatever the headers */
         puts_(fd, strcmp(method, "HEAD") == 0 ? "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"
@@ -272,7 +259,7 @@ static void server_stop(void)
     atomic_store(&srv.stop, true);
     pthread_join(srv.thr, NULL);
     for (int k = 0; k < 700 && atomic_load(&srv.active) > 0; k++)
-        sleep_ms(10);
+        th_sleep_ms(10);
     close(srv.lfd);
 }
 
@@ -464,9 +451,9 @@ static void test_early_answer(void)
 static void test_timeout(void)
 {
     struct th_resp r;
-    double t0 = now_ms();
+    double t0 = th_now_ms();
     int rc = th_request(srv.port, "GET", "/stall", NULL, NULL, 0, 300, &r);
-    double took = now_ms() - t0;
+    double took = th_now_ms() - t0;
     T_EQ(rc, -ETIMEDOUT);
     T_EQ(r.status, 0);
     T_OK(r.head == NULL && r.body == NULL);
@@ -487,12 +474,12 @@ static void test_refused(void)
     T_REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
     T_REQUIRE(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
     struct th_resp r;
-    double t0 = now_ms();
+    double t0 = th_now_ms();
     int rc = th_get(ntohs(a.sin_port), "/", &r);
     T_EQ(rc, -ECONNREFUSED);
     T_OK(rc < 0);
     T_EQ(r.status, 0);
-    T_OK(now_ms() - t0 < 1000);
+    T_OK(th_now_ms() - t0 < 1000);
     close(fd);
     T_EQ(th_get(0, "/", &r), -EINVAL);
     T_EQ(th_request(srv.port, "GET", "/", NULL, NULL, 0, 0, &r), -EINVAL);
@@ -601,9 +588,9 @@ static void test_serve_start_stop(void)
     char dir[256];
     snprintf(dir, sizeof(dir), "%s", s.dir);
     pid_t pid = s.pid;
-    double t0 = now_ms();
+    double t0 = th_now_ms();
     T_EQ(th_serve_stop(&s), 128 + SIGTERM);
-    T_OK(now_ms() - t0 < 1000);
+    T_OK(th_now_ms() - t0 < 1000);
     T_EQ(s.pid, 0);
     T_OK(s.out == NULL);
     T_STR(s.dir, dir); /* kept */
@@ -642,9 +629,9 @@ static void test_serve_exit_codes(void)
     sonde = script("fake_stubborn", text);
     T_REQUIRE(th_serve_start(sonde, NULL, NULL, &s) == 0);
     keep_dir(&s);
-    double t0 = now_ms();
+    double t0 = th_now_ms();
     T_EQ(th_serve_stop(&s), 128 + SIGKILL);
-    double took = now_ms() - t0;
+    double took = th_now_ms() - t0;
     t_note("took %.0f ms", took);
     T_OK(took >= 4900 && took < 7000);
 }
@@ -653,14 +640,14 @@ static void test_serve_failures(void)
 {
     char text[1024], pidfile[512];
     struct th_serve s;
-    double t0 = now_ms();
+    double t0 = th_now_ms();
     /* exits before printing anything */
     const char *sonde = script("fake_exits", "#!/bin/sh\necho oops >&2\nexit 3\n");
     T_EQ(th_serve_start(sonde, NULL, NULL, &s), -ECHILD);
     keep_dir(&s);
     T_EQ(s.pid, 0);
     T_OK(s.out == NULL);
-    T_OK(now_ms() - t0 < 3000);
+    T_OK(th_now_ms() - t0 < 3000);
 
     /* prints something that is not its URL: killed */
     snprintf(pidfile, sizeof(pidfile), "%s/fake_pid.%d", t_outdir(), (int)getpid());
@@ -682,7 +669,7 @@ static void test_serve_failures(void)
     T_EQ(th_serve_start(missing, NULL, NULL, &s), -ENOENT);
     keep_dir(&s);
     T_EQ(s.pid, 0);
-    T_OK(now_ms() - t0 < 5000);
+    T_OK(th_now_ms() - t0 < 5000);
 }
 
 /* A test process that dies without th_serve_stop leaves no server: as the subreaper of the
@@ -722,7 +709,7 @@ static void test_serve_parent_death(void)
         for (int k = 0; k < 500 && w == 0; k++) {
             w = waitpid(server, &status, WNOHANG);
             if (w == 0)
-                sleep_ms(10);
+                th_sleep_ms(10);
         }
         T_EQ(w, server);
         T_OK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
