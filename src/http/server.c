@@ -417,30 +417,32 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 }
 
 /* Closes connections past their deadlines, every SWEEP_MS. */
+/* Cuts (408) the connections of list l, oldest first, that entered it before since_ms,
+ * counting each as reason. Called and returns with conn_mu held; drops it to count. */
+static void cut_late(struct sn_http *h, struct sock_list *l, int64_t since_ms,
+                     enum sn_http_refusal reason)
+{
+    struct sock *s;
+
+    while ((s = l->head) && s->since_ms <= since_ms) {
+        char who[INET6_ADDRSTRLEN];
+        snprintf(who, sizeof(who), "%s", s->ip);
+        sock_cut(h, s, reply_408);
+        pthread_mutex_unlock(&h->conn_mu);
+        refusal(h, reason, who);
+        pthread_mutex_lock(&h->conn_mu);
+    }
+}
+
 static void *sweeper(void *arg)
 {
     struct sn_http *h = arg;
-    struct sock *s;
 
     pthread_mutex_lock(&h->conn_mu);
     while (!h->sweep_stop) {
         int64_t now = mono_ms();
-        while ((s = h->idle.head) && now - s->since_ms >= h->header_ms) {
-            char who[INET6_ADDRSTRLEN];
-            snprintf(who, sizeof(who), "%s", s->ip);
-            sock_cut(h, s, reply_408);
-            pthread_mutex_unlock(&h->conn_mu);
-            refusal(h, SN_HTTP_R_SLOW_HEADERS, who);
-            pthread_mutex_lock(&h->conn_mu);
-        }
-        while ((s = h->reading.head) && now - s->since_ms >= h->body_ms) {
-            char who[INET6_ADDRSTRLEN];
-            snprintf(who, sizeof(who), "%s", s->ip);
-            sock_cut(h, s, reply_408);
-            pthread_mutex_unlock(&h->conn_mu);
-            refusal(h, SN_HTTP_R_SLOW_BODY, who);
-            pthread_mutex_lock(&h->conn_mu);
-        }
+        cut_late(h, &h->idle, now - h->header_ms, SN_HTTP_R_SLOW_HEADERS);
+        cut_late(h, &h->reading, now - h->body_ms, SN_HTTP_R_SLOW_BODY);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += SWEEP_MS * 1000000L;
