@@ -24,7 +24,8 @@
 #include "render/heatmap.h"
 #include "render/png.h"
 
-#define MAX_SELECTED (SN_HM_MAX_LAYERS - 1)
+#define MAX_SELECTED   (SN_HM_MAX_LAYERS - 1)
+#define SN_HM_MAX_WORK (1 << 27) /* pixels and cells of one image request, all points */
 
 struct hm_req {
     const char *what; /* image, details, average or percentile */
@@ -872,6 +873,19 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
         !sn_value_wait(c, in, &v))
         goto out;
     if (img) {
+        /* what the images would cost to draw, all points together: pixels, and the cells
+         * bucketized (one column per slot); bounded so that one request cannot hold a worker
+         * for seconds (600 x 300, 100 buckets: 60 one-minute images are 11 M of 128 M) */
+        size_t n = h->png ? 1 : v.n;
+        double cols = (double)v.iv.duration / (double)(in->granularity ? in->granularity : 1);
+        double work = (double)n * ((double)h->p.width * h->p.height + cols * h->p.nbuckets);
+        if (work > (double)SN_HM_MAX_WORK) {
+            CA_INVAL(c,
+                     "too much to draw: %zu images of %lld s (%.0f pixels and cells; at most "
+                     "%d): ask for fewer data points, a shorter duration or smaller images",
+                     n, (long long)v.iv.duration, work, SN_HM_MAX_WORK);
+            goto out;
+        }
         images(c, in, &v, h, &locked);
         goto out;
     }

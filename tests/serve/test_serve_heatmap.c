@@ -660,6 +660,10 @@ static void test_limits(void)
           S);
     inval("value \"1001\" for param \"width\" not valid: value too large (max: 1000)",
           IMG "width=1001", id, S);
+    /* one request may not draw for seconds: 3600 images of an hour (found by fuzz_api) */
+    inval("too much to draw: 3600 images of 3600 s (1944000000 pixels and cells; at most "
+          "134217728): ask for fewer data points, a shorter duration or smaller images",
+          HM "/image?start_time=1000&duration=3600&ndatapoints=3600", id);
     inval("value \"abc\" for param \"width\" not valid: not a number", IMG "width=abc", id, S);
     inval("value \"9\" for param \"height\" not valid: value too small (min: 10)", IMG "height=9",
           id, S);
