@@ -29,6 +29,8 @@
 #include <time.h>
 
 #include "bus/bus.h"
+#include "core/clock.h"
+#include "core/grow.h"
 
 struct req;
 
@@ -89,13 +91,6 @@ static _Thread_local unsigned in_callback_depth;
  * Helpers
  */
 
-static int64_t realtime_ms(void) /* TODO(i13): core/clock.h's sn_now_ms() once on main */
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Copies s into out[SN_BUS_MAX_*+1], cutting it. */
 static void copy_cut(char *out, size_t size, const char *s)
 {
@@ -138,20 +133,18 @@ static int status_set(struct sn_bus *bus, const char *host, const char *key, int
     struct sn_bus_status *s;
     bool found;
     size_t i;
-    int64_t now = realtime_ms();
+    int64_t now = sn_now_ms();
 
     pthread_mutex_lock(&bus->status_mu);
     i = status_find(bus, key, host, &found);
     if (!found) {
         if (bus->nst == bus->capst) {
-            size_t cap = bus->capst ? bus->capst * 2 : 16;
-            struct sn_bus_status *p = realloc(bus->st, cap * sizeof(*p));
+            struct sn_bus_status *p = sn_grow(bus->st, &bus->capst, bus->nst + 1, sizeof(*p));
             if (!p) {
                 pthread_mutex_unlock(&bus->status_mu);
                 return -ENOMEM;
             }
             bus->st = p;
-            bus->capst = cap;
         }
         memmove(&bus->st[i + 1], &bus->st[i], (bus->nst - i) * sizeof(*bus->st));
         bus->nst++;
@@ -483,18 +476,11 @@ int sn_bus_subscribe_control(struct sn_bus *bus, const char *host, sn_bus_ctl_fn
     return 0;
 }
 
-/* Adds mono ms to now (CLOCK_MONOTONIC). */
+/* timeout_ms from now on CLOCK_MONOTONIC, as pthread_cond_timedwait() wants it. */
 static struct timespec deadline_of(int timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    int64_t ns = sn_mono_ns() + (int64_t)timeout_ms * 1000000;
+    return (struct timespec){.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
 }
 
 /* A new request holding copies of m, with no slot yet; NULL when out of memory. */
