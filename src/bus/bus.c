@@ -449,7 +449,7 @@ int sn_bus_subscribe_frames(struct sn_bus *bus, const char *key, sn_bus_frame_fn
     return rc;
 }
 
-int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f)
+int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f, void *ctx)
 {
     struct snap sn;
     int rc = 0;
@@ -461,7 +461,7 @@ int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f)
     for (size_t i = 0; i < sn.n; i++) {
         if (atomic_load(&sn.subs[i]->dead))
             continue;
-        int r = sn.subs[i]->frame_fn(sn.subs[i]->arg, f);
+        int r = sn.subs[i]->frame_fn(sn.subs[i]->arg, f, ctx);
         if (rc == 0)
             rc = r;
     }

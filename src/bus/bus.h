@@ -65,20 +65,25 @@ void sn_bus_close(struct sn_bus *bus);
  * Frames
  */
 
-/* A frame subscriber: f is borrowed for the call. Its result is returned to the publisher (see
- * sn_bus_publish_frame()); the aggregator's says whether the frame was added. */
-typedef int (*sn_bus_frame_fn)(void *arg, const struct sn_wire_frame *f);
+/* A frame subscriber: f is borrowed for the call; ctx is the publisher's (see
+ * sn_bus_publish_frame()). Its result is returned to the publisher: the aggregator's says
+ * whether the frame was added. */
+typedef int (*sn_bus_frame_fn)(void *arg, const struct sn_wire_frame *f, void *ctx);
 
-/* Subscribes fn(arg, frame) to the frames of instrumentation key (copied; NULL: every frame).
- * Returns 0 with the subscription in *out, -EINVAL (fn NULL, key longer than SN_BUS_MAX_KEY)
- * or -ENOMEM. */
+/* Subscribes fn(arg, frame, ctx) to the frames of instrumentation key (copied; NULL: every
+ * frame). Returns 0 with the subscription in *out, -EINVAL (fn NULL, key longer than
+ * SN_BUS_MAX_KEY) or -ENOMEM. */
 int sn_bus_subscribe_frames(struct sn_bus *bus, const char *key, sn_bus_frame_fn fn, void *arg,
                             struct sn_bus_sub **out);
-/* Delivers f (borrowed) to every subscriber of f->id and of every frame, in the publisher's
- * thread, in subscription order. Returns the first non-zero result a subscriber returned (the
- * others are still called), or 0 when each returned 0 or none matched; -EINVAL when f has no
- * id. */
-int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f);
+/*
+ * Delivers f (borrowed) to every subscriber of f->id and of every frame, in the publisher's
+ * thread, in subscription order, each given ctx (may be NULL): the publisher's own, for what
+ * a subscriber tells it beyond its result (e.g. ingest's reply counts what the aggregator's key
+ * cap folded; over NATS, remote subscribers will see NULL). Returns the first non-zero result a
+ * subscriber returned (the others are still called), or 0 when each returned 0 or none matched;
+ * -EINVAL when f has no id; -ENOMEM (nobody called).
+ */
+int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f, void *ctx);
 
 /* ------------------------------------------------------------------------------------------
  * Control: enable and disable, acknowledged per host

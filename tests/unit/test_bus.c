@@ -52,9 +52,12 @@ struct seen {
     struct sn_bus_sub *self; /* unsubscribe from inside the first call, when set */
 };
 
-static int on_frame(void *arg, const struct sn_wire_frame *f)
+static int on_frame(void *arg, const struct sn_wire_frame *f, void *ctx)
 {
     struct seen *s = arg;
+
+    if (ctx)
+        (*(int *)ctx)++;
 
     s->last = f;
     s->calls++;
@@ -77,34 +80,37 @@ static void test_frames(void)
 
     T_EQ(sn_bus_open(&bus), 0);
     /* no subscriber: 0 */
-    T_EQ(sn_bus_publish_frame(bus, &f1), 0);
+    T_EQ(sn_bus_publish_frame(bus, &f1, NULL), 0);
     T_EQ(sn_bus_subscribe_frames(bus, NULL, on_frame, &all, &sa), 0);
     T_EQ(sn_bus_subscribe_frames(bus, "1", on_frame, &one, &s1), 0);
     T_EQ(sn_bus_subscribe_frames(bus, "acme/2", on_frame, &two, &s2), 0);
 
-    T_EQ(sn_bus_publish_frame(bus, &f1), 7); /* all returns 0, then one's 7 */
-    T_EQ(sn_bus_publish_frame(bus, &f2), -3);
-    T_EQ(sn_bus_publish_frame(bus, &f1), 7);
+    T_EQ(sn_bus_publish_frame(bus, &f1, NULL), 7); /* all returns 0, then one's 7 */
+    T_EQ(sn_bus_publish_frame(bus, &f2, NULL), -3);
+    T_EQ(sn_bus_publish_frame(bus, &f1, NULL), 7);
     T_STR(all.log, "1,acme/2,1,");
     T_STR(one.log, "1,1,");
     T_STR(two.log, "acme/2,");
     T_OK(one.last == &f1 && two.last == &f2); /* borrowed, not copied */
+    int told = 0; /* the publisher's context reaches every subscriber called */
+    T_EQ(sn_bus_publish_frame(bus, &f2, &told), -3);
+    T_EQ(told, 2);
 
     /* not after unsubscribing */
     sn_bus_unsubscribe(s1);
-    T_EQ(sn_bus_publish_frame(bus, &f1), 0);
+    T_EQ(sn_bus_publish_frame(bus, &f1, NULL), 0);
     T_EQ(one.calls, 2);
-    T_EQ(all.calls, 4);
+    T_EQ(all.calls, 5);
 
     /* unsubscribing from inside its own callback */
     struct seen selfish = {0};
     struct sn_bus_sub *ss;
     T_EQ(sn_bus_subscribe_frames(bus, NULL, on_frame, &selfish, &ss), 0);
     selfish.self = ss;
-    sn_bus_publish_frame(bus, &f1);
-    sn_bus_publish_frame(bus, &f1);
+    sn_bus_publish_frame(bus, &f1, NULL);
+    sn_bus_publish_frame(bus, &f1, NULL);
     T_EQ(selfish.calls, 1);
-    T_EQ(all.calls, 6);
+    T_EQ(all.calls, 7);
 
     /* refusals */
     struct sn_bus_sub *x = NULL;
@@ -116,7 +122,7 @@ static void test_frames(void)
     T_EQ(sn_bus_subscribe_frames(bus, "", on_frame, &all, &x), -EINVAL);
     T_OK(x == NULL);
     struct sn_wire_frame noid = {.host = "h"};
-    T_EQ(sn_bus_publish_frame(bus, &noid), -EINVAL);
+    T_EQ(sn_bus_publish_frame(bus, &noid, NULL), -EINVAL);
 
     sn_bus_unsubscribe(NULL);
     sn_bus_close(bus); /* unsubscribes sa and s2 */
@@ -618,7 +624,7 @@ struct victim {
 
 static atomic_uint bad_calls;
 
-static int on_victim(void *arg, const struct sn_wire_frame *f)
+static int on_victim(void *arg, const struct sn_wire_frame *f, void *ctx)
 {
     struct victim *v = arg;
     if (v->magic != MAGIC)
@@ -627,7 +633,7 @@ static int on_victim(void *arg, const struct sn_wire_frame *f)
     return 0;
 }
 
-static int on_count(void *arg, const struct sn_wire_frame *f)
+static int on_count(void *arg, const struct sn_wire_frame *f, void *ctx)
 {
     atomic_fetch_add((atomic_uint *)arg, 1);
     return 0;
@@ -645,7 +651,7 @@ static void *publisher(void *arg)
     int64_t until = mono_ms() + 20000;
 
     for (int i = 0; i < PUBLISHED && mono_ms() < until; i++)
-        sn_bus_publish_frame(c->bus, &f);
+        sn_bus_publish_frame(c->bus, &f, NULL);
     return NULL;
 }
 
