@@ -47,11 +47,24 @@ static json_t *count_json(uint64_t c)
     return json_integer(c > INT64_MAX ? INT64_MAX : (json_int_t)c);
 }
 
-/* Appends [[lo,hi],count] to a (which takes nothing on failure). Returns 0 or -ENOMEM. */
+/* Appends [[lo,hi],count] to a. Returns 0 or -ENOMEM (a unchanged). Built without json_pack():
+ * parsing a format per range is most of the cost of a frame with many buckets. */
 static int append_range(json_t *a, int64_t lo, int64_t hi, uint64_t c)
 {
-    json_t *r = json_pack("[[I,I],o]", (json_int_t)lo, (json_int_t)hi, count_json(c));
-    return r && json_array_append_new(a, r) == 0 ? 0 : -ENOMEM;
+    json_t *r = json_array(), *lh = json_array();
+
+    /* json_array_append_new() takes its value even when it fails */
+    if (!r || !lh || json_array_append_new(lh, json_integer((json_int_t)lo)) ||
+        json_array_append_new(lh, json_integer((json_int_t)hi))) {
+        json_decref(lh);
+        json_decref(r);
+        return -ENOMEM;
+    }
+    if (json_array_append_new(r, lh) || json_array_append_new(r, count_json(c))) {
+        json_decref(r);
+        return -ENOMEM;
+    }
+    return json_array_append_new(a, r) ? -ENOMEM : 0;
 }
 
 #define RANGES_STACK 64 /* ranges converted without an allocation */
