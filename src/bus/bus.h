@@ -11,8 +11,8 @@
  *   control: enable, disable   one worker thread per host;       subject sonde.ctl.<host>
  *     K on host H (or all)     acks gathered with a timeout      (sonde.ctl.* for all),
  *                                                                request/reply with acks
- *   per-source status          a table in the bus, updated by    a KV bucket keyed
- *                              acks and by the sources           <host>.<key>
+ *   per-source status          a table in the bus, set by acks   a KV bucket keyed
+ *                              and sources, watched in order     <host>.<key>, watched
  *
  * Frames. A frame subscriber names an instrumentation key (a frame's id, "tenant/N" in a
  * tenant's scope) or NULL for every frame. sn_bus_publish_frame() calls every matching
@@ -52,7 +52,7 @@
 #define SN_BUS_MAX_WHY  255 /* a reason's bytes (longer ones are cut) */
 
 struct sn_bus;     /* opaque */
-struct sn_bus_sub; /* a subscription, of frames or of control messages */
+struct sn_bus_sub; /* a subscription: to frames, control messages or statuses */
 
 /* Creates an empty bus into *out. Returns 0 or -ENOMEM (*out untouched). */
 int sn_bus_open(struct sn_bus **out);
