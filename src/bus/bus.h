@@ -168,10 +168,10 @@ struct sn_bus_status {
 
 /*
  * Records what host says about key: rc 0 "running" (since now, or since the earlier time when it
- * was running already), -EOPNOTSUPP "unsupported", another rc < 0 "cannot run" (why may be
- * NULL), and notifies the watchers. Acks do this for the hosts that answer (enable: by its rc;
- * a timed-out enable: failed; disable done: cleared). Returns 0, -EINVAL (host or key empty or
- * too long, rc > 0) or -ENOMEM.
+ * was running already), -EOPNOTSUPP (= -ENOTSUP, what the agent says without BPF) "unsupported",
+ * another rc < 0 "cannot run" (why may be NULL), and notifies the watchers. Acks do this for the
+ * hosts that answer (enable: by its rc; a timed-out enable: failed; disable done: cleared).
+ * Returns 0, -EINVAL (host or key empty or too long, rc > 0) or -ENOMEM.
  */
 int sn_bus_report_status(struct sn_bus *bus, const char *host, const char *key, int rc,
                          const char *why);
