@@ -1,5 +1,5 @@
 /*
- * Fuzz target: instrumentation create bodies (agent/inst.h) from arbitrary JSON text: metric,
+ * Fuzz target: instrumentation create bodies (agent/probe.h) from arbitrary JSON text: metric,
  * decomposition, predicate (with every field kind of the catalog: names, numbers, cgroup
  * paths, IP addresses, psargs) and usdt.probes' probe naming. Properties: no crash; a
  * rejected body comes with a CA message; an accepted one has a 1..32 instruction program,
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "agent/inst.h"
+#include "agent/probe.h"
 #include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -18,14 +18,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
     json_t *j = json_loadb((const char *)data, size, JSON_DECODE_ANY, &jerr);
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
     int rc;
 
     if (!j)
         return 0;
     why[0] = '\0';
-    rc = sn_inst_from_json(j, "f", "fuzzhost", 100, &in, why, sizeof(why));
+    rc = sn_probe_compile(j, "f", "fuzzhost", 100, &in, why, sizeof(why));
     if (rc < 0) {
         FUZZ_CHECK(rc == -EINVAL);
         FUZZ_CHECK(why[0] != '\0');

@@ -78,7 +78,7 @@ static void render(const struct sn_frame *fr, const struct sn_catalog_field *f,
     }
 }
 
-int sn_frame_init(struct sn_frame *f, const struct sn_inst *inst, int64_t t)
+int sn_frame_init(struct sn_frame *f, const struct sn_probe *inst, int64_t t)
 {
     memset(f, 0, sizeof(*f));
     f->inst = inst;
@@ -179,6 +179,31 @@ json_t *sn_frame_to_json(const struct sn_frame *f, const char *host)
                      host, "t", (json_int_t)f->t, "arity", sn_arity_name(f->inst->arity), "value",
                      value, "drops", "over_cap", (json_int_t)f->drops.over_cap, "map_full",
                      (json_int_t)f->drops.map_full);
+}
+
+json_t *sn_frame_wire_to_json(const struct sn_wire_frame *w)
+{
+    static const char *const arity[] = {"scalar", "discrete-decomposition", "numeric-decomposition",
+                                        "numeric-decomposition"};
+    json_t *value;
+
+    if (w->arity > SN_WIRE_NUMERIC_BY_KEY)
+        return NULL;
+    if (w->arity == SN_WIRE_SCALAR) {
+        value = json_integer((json_int_t)w->total);
+    } else if (w->arity == SN_WIRE_NUMERIC) {
+        value = w->n == 1 ? raw_hist(w->entries[0].hist) : json_array();
+    } else {
+        value = json_object();
+        for (size_t i = 0; value && i < w->n; i++)
+            json_object_set_new(value, w->entries[i].key,
+                                w->arity == SN_WIRE_NUMERIC_BY_KEY
+                                    ? raw_hist(w->entries[i].hist)
+                                    : json_integer((json_int_t)w->entries[i].count));
+    }
+    return json_pack("{s:i,s:s,s:s,s:I,s:s,s:o,s:{s:I,s:I}}", "v", 1, "id", w->id, "host", w->host,
+                     "t", (json_int_t)w->t, "arity", arity[w->arity], "value", value, "drops",
+                     "over_cap", (json_int_t)w->over_cap, "map_full", (json_int_t)w->map_full);
 }
 
 int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wire_frame *w)

@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "agent/inst.h"
+#include "agent/probe.h"
 #include "core/hist.h"
 #include "wire/frame.h"
 
@@ -27,7 +27,7 @@ struct sn_frame_entry {
 };
 
 struct sn_frame {
-    const struct sn_inst *inst;
+    const struct sn_probe *inst;
     int64_t t;            /* the second (Unix time) the counts belong to */
     uint64_t count;       /* every event counted, whatever the arity */
     struct sn_hist *hist; /* numeric decomposition without a key */
@@ -38,13 +38,16 @@ struct sn_frame {
 };
 
 /* Starts an empty frame. Returns 0 or -ENOMEM. */
-int sn_frame_init(struct sn_frame *f, const struct sn_inst *inst, int64_t t);
+int sn_frame_init(struct sn_frame *f, const struct sn_probe *inst, int64_t t);
 /* Adds one drained cell of the instrumentation's slot; host names the host for hostname keys.
  * Returns 0 or -ENOMEM. */
 int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host);
 void sn_frame_fini(struct sn_frame *f);
 /* The JSON form (owned: json_decref it), or NULL when out of memory. */
 json_t *sn_frame_to_json(const struct sn_frame *f, const char *host);
+/* The JSON form of a wire frame (owned), the same as sn_frame_to_json() of the frame it views;
+ * NULL when out of memory or w's arity is unknown. (Until wire/ has its own encoder.) */
+json_t *sn_frame_wire_to_json(const struct sn_wire_frame *w);
 /* The frame as a wire frame (wire/frame.h) that borrows f's keys and histograms; free only
  * w->entries. Returns 0 or -ENOMEM. */
 int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wire_frame *w);

@@ -1,34 +1,34 @@
 /*
- * Instrumentations from CA create bodies (src/agent/inst.c) and frames (src/agent/frame.c),
- * without the kernel: CA's messages for each invalid body, arities, the kernel fields a spec
- * needs, hostname folding, name and pid constants, and the JSON and binary forms of frames of
- * every arity built from cells.
+ * Instrumentations from CA create bodies (src/agent/definition.c and probe.c) and frames
+ * (src/agent/frame.c), without the kernel: CA's messages for each invalid body, arities, the kernel
+ * fields a spec needs, hostname folding, name and pid constants, and the JSON and binary forms of
+ * frames of every arity built from cells.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/frame.h"
-#include "agent/inst.h"
+#include "agent/probe.h"
 #include "agent/names.h"
 #include "core/hist.h"
 #include "t.h"
 #include "wire/frame.h"
 
-static int parse(const char *text, struct sn_inst *in, char *why)
+static int parse(const char *text, struct sn_probe *in, char *why)
 {
     json_t *j = json_loads(text, 0, NULL);
     int rc;
     if (!j)
         return -1000;
-    rc = sn_inst_from_json(j, "7", "web1", 100, in, why, 512);
+    rc = sn_probe_compile(j, "7", "web1", 100, in, why, 512);
     json_decref(j);
     return rc;
 }
 
 #define T_BAD(text, msg)                                                                           \
     do {                                                                                           \
-        struct sn_inst in_;                                                                        \
+        struct sn_probe in_;                                                                       \
         char why_[512];                                                                            \
         t_note("%s", text);                                                                        \
         T_EQ(parse(text, &in_, why_), -EINVAL);                                                    \
@@ -78,7 +78,7 @@ static void test_messages(void)
  * ms, size in bytes. */
 static void test_units(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
     T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
                "\"1ms\"]}}",
@@ -118,7 +118,7 @@ static void test_units(void)
  * slice may come later), unlike an eq's container */
 static void test_under(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
     size_t n;
     const struct sn_metric_def *all = sn_catalog_all(&n);
@@ -155,7 +155,7 @@ static void test_under(void)
 
 static void test_arities_and_needs(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
 
     T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\"}", &in, why), 0);
@@ -185,7 +185,7 @@ static void test_arities_and_needs(void)
 
 static void test_hostname_folds(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
 
     T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"hostname\","
@@ -214,7 +214,7 @@ static json_t *frame_json(struct sn_frame *f)
 
 static void test_frames(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     struct sn_frame f;
     char why[512];
     struct sn_cell c = {.slot = 3};

@@ -1,6 +1,6 @@
 /*
  * The catalog's metrics on the real kernel, end to end through the agent's own path: a CA
- * create body (agent/inst.h) enabled in the engine, collected into frames (agent/frame.h) with
+ * create body (agent/probe.h) enabled in the engine, collected into frames (agent/frame.h) with
  * keys rendered as text. Each case runs a workload with a known answer in a child process and
  * holds the frames to it: file-system operations by type and size, TCP connects and accepts
  * by address and port, a retransmitted SYN, thread executions and 99 Hz samples, PostgreSQL
@@ -32,7 +32,7 @@
 #include "agent/catalog.h"
 #include "agent/engine.h"
 #include "agent/frame.h"
-#include "agent/inst.h"
+#include "agent/probe.h"
 #include "core/hist.h"
 #include "pg.h"
 #include "kernel_view.h"
@@ -46,7 +46,7 @@ static char host[256];
 /* An instrumentation enabled in the engine, and the frame its cells accumulate into across
  * collections. */
 struct probe {
-    struct sn_inst in;
+    struct sn_probe in;
     struct sn_frame f;
 };
 
@@ -54,7 +54,7 @@ static bool enable(struct probe *p, const char *body)
 {
     char why[512];
     json_t *j = json_loads(body, 0, NULL);
-    int rc = j ? sn_inst_from_json(j, "t", host, 1000, &p->in, why, sizeof(why)) : -1;
+    int rc = j ? sn_probe_compile(j, "t", host, 1000, &p->in, why, sizeof(why)) : -1;
 
     json_decref(j);
     if (rc < 0) {
@@ -785,24 +785,24 @@ static void test_attach_detach_all(void)
 
 static void test_bad_bodies(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
     json_t *j = json_loads("{\"module\":\"usdt\",\"stat\":\"probes\",\"predicate\":"
                            "{\"eq\":[\"provider\",\"x\"]}}",
                            0, NULL);
-    T_EQ(sn_inst_from_json(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
+    T_EQ(sn_probe_compile(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
     T_OK(strstr(why, "usdt.probes needs the predicate") != NULL);
     json_decref(j);
     j = json_loads("{\"module\":\"tcp\",\"stat\":\"connects\",\"predicate\":"
                    "{\"eq\":[\"raddr\",\"not-an-address\"]}}",
                    0, NULL);
-    T_EQ(sn_inst_from_json(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
+    T_EQ(sn_probe_compile(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
     T_OK(strstr(why, "is not a valid raddr") != NULL);
     json_decref(j);
     j = json_loads("{\"module\":\"fs\",\"stat\":\"logical_ops\",\"predicate\":"
                    "{\"eq\":[\"optype\",\"frobnicate\"]}}",
                    0, NULL);
-    T_EQ(sn_inst_from_json(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
+    T_EQ(sn_probe_compile(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
     T_OK(strstr(why, "is not a valid optype") != NULL);
     json_decref(j);
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "agent/frame.h"
-#include "agent/inst.h"
+#include "agent/probe.h"
 #include "core/hist.h"
 #include "t.h"
 #include "wire/frame.h"
@@ -155,11 +155,11 @@ static void test_each_arity(void)
 }
 
 /* An instrumentation parsed from a CA body, as the agent does. */
-static void inst(const char *body, struct sn_inst *in)
+static void inst(const char *body, struct sn_probe *in)
 {
     json_t *j = json_loads(body, 0, NULL);
     char why[512];
-    T_EQ(sn_inst_from_json(j, "7", "web1", 100, in, why, sizeof(why)), 0);
+    T_EQ(sn_probe_compile(j, "7", "web1", 100, in, why, sizeof(why)), 0);
     json_decref(j);
 }
 
@@ -189,7 +189,7 @@ static void check_agent_frame(const struct sn_frame *fr, enum sn_wire_arity arit
 
 static void test_agent_frames_equal_binary(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     struct sn_frame f;
 
     inst("{\"module\":\"syscall\",\"stat\":\"syscalls\"}", &in);
