@@ -32,7 +32,7 @@
  *                   new since the previous reading counts from 0.
  *
  * A difference is between a source's last two readings, whatever other readings came between:
- * the engine takes a reading of just the metric it enables (agent/engine.c), which must not cost
+ * the agent takes a reading of just the metric it enables (agent/agent.c), which must not cost
  * the metrics already enabled their next difference. That reading is also what keeps a source
  * read again after a pause from reporting the whole pause as one interval: a caller that stops
  * reading a metric takes a fresh reading of it when it starts again (cpu.usage is a rate over
@@ -115,7 +115,7 @@ struct nic_ent {
     uint64_t in, out; /* received, transmitted (bytes or packets) */
 };
 
-/* nic.bytes and nic.packets keep separate baselines: the engine's first reading of one must not
+/* nic.bytes and nic.packets keep separate baselines: the agent's first reading of one must not
  * restart the other's interval. */
 struct nic_src {
     uint64_t seq; /* reading that last read it; 0 never, or it failed */
