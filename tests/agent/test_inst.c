@@ -26,12 +26,38 @@ static int parse(const char *text, struct sn_probe *in, char *why)
     return rc;
 }
 
+/* sn_def_check(): the host-free check of text. */
+static int check(const char *text, char *why)
+{
+    struct sn_def d;
+    json_t *j = json_loads(text, 0, NULL);
+    int rc;
+    if (!j)
+        return -1000;
+    rc = sn_def_check(j, &d, why, 512);
+    json_decref(j);
+    return rc;
+}
+
+/* Refused when compiled for this host (only a host can say). */
+#define T_BAD_HERE(text, msg)                                                                      \
+    do {                                                                                           \
+        struct sn_probe in_;                                                                       \
+        char why_[512];                                                                            \
+        t_note("%s", text);                                                                        \
+        T_EQ(parse(text, &in_, why_), -EINVAL);                                                    \
+        T_STR(why_, msg);                                                                          \
+    } while (0)
+
+/* Refused by the host-free check too, with the same message. */
 #define T_BAD(text, msg)                                                                           \
     do {                                                                                           \
         struct sn_probe in_;                                                                       \
         char why_[512];                                                                            \
         t_note("%s", text);                                                                        \
         T_EQ(parse(text, &in_, why_), -EINVAL);                                                    \
+        T_STR(why_, msg);                                                                          \
+        T_EQ(check(text, why_), -EINVAL); /* the same with no host */                              \
         T_STR(why_, msg);                                                                          \
     } while (0)
 
@@ -72,6 +98,32 @@ static void test_messages(void)
           "\"a.slice\"]}}",
           "value {\"under\":[\"container\",\"a.slice\"]} for field \"predicate\" is invalid: "
           "\"under\" needs an absolute cgroup path, not \"a.slice\"");
+}
+
+/* What only a host can say: a container path that is no cgroup here passes the host-free
+ * check (another host may have it) and is refused when compiled for this host; the check's
+ * arity and fields are the compile's. */
+static void test_host_free(void)
+{
+    static const char body[] = "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":"
+                               "{\"eq\":[\"container\",\"/sonde-test-no-such.slice\"]},"
+                               "\"decomposition\":[\"execname\",\"latency\"]}";
+    struct sn_probe in;
+    struct sn_def d;
+    char why[512];
+    json_t *j = json_loads(body, 0, NULL);
+
+    T_REQUIRE(j != NULL);
+    T_EQ(sn_def_check(j, &d, why, sizeof(why)), 0);
+    T_EQ(d.arity, SN_ARITY_NUMERIC);
+    T_STR(d.key->def.name, "execname");
+    T_STR(d.num->def.name, "latency");
+    T_STR(d.metric->stat, "syscalls");
+    T_EQ(sn_probe_compile(j, "7", "web1", 100, &in, why, sizeof(why)), -EINVAL);
+    T_STR(why, "value {\"eq\":[\"container\",\"/sonde-test-no-such.slice\"]} for field "
+               "\"predicate\" is invalid: value \"/sonde-test-no-such.slice\" is not a valid "
+               "container");
+    json_decref(j);
 }
 
 /* Predicate constants with units convert by the catalog's types: time in ns, subsecond in
@@ -138,10 +190,10 @@ static void test_under(void)
         T_STR(sn_pred_under_path(&in.spec.pred, &in.spec.pred.insn[0]), "/no-such.slice/x");
         T_EQ(in.spec.needs, 1u << SN_SC_CONTAINER);
     }
-    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"container\","
-          "\"/no-such.slice/x\"]}}",
-          "value {\"eq\":[\"container\",\"/no-such.slice/x\"]} for field \"predicate\" is "
-          "invalid: value \"/no-such.slice/x\" is not a valid container");
+    T_BAD_HERE("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"container\","
+               "\"/no-such.slice/x\"]}}",
+               "value {\"eq\":[\"container\",\"/no-such.slice/x\"]} for field \"predicate\" is "
+               "invalid: value \"/no-such.slice/x\" is not a valid container");
     /* a tenant's wrapping of a user's predicate */
     T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"latency\"],"
                "\"predicate\":{\"and\":[{\"eq\":[\"execname\",\"nginx\"]},{\"or\":["
@@ -284,6 +336,7 @@ int main(int argc, char **argv)
 {
     t_init(argc, argv);
     t_run("invalid create bodies: CA's messages", test_messages);
+    t_run("definitions checked with no host, compiled for this one", test_host_free);
     t_run("predicate constants with units, by the catalog's types", test_units);
     t_run("arities, decomposition fields and the fields the kernel must read",
           test_arities_and_needs);
