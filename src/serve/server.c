@@ -29,18 +29,6 @@
 #include "serve/instn_def.h"
 #include "serve/server.h"
 
-int64_t sn_now(void)
-{
-    return (int64_t)time(NULL);
-}
-
-int64_t sn_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct sn_instn *sn_server_find(struct sn_server *s, const char *scope, uint64_t id)
 {
     for (size_t i = 0; i < s->n; i++)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "agent/definition.h"
+#include "core/clock.h"
 #include "agg/dataset.h"
 #include "serve/tenants.h"
 
@@ -93,10 +94,6 @@ struct sn_server {
     int64_t started;
     uint32_t key_cap; /* --key-cap: keys a dataset's slot keeps before "other"; 0: no cap */
 };
-
-/* Current Unix time, seconds and milliseconds (CLOCK_REALTIME). */
-int64_t sn_now(void);
-int64_t sn_now_ms(void);
 
 /* The instrumentation of scope with id, or NULL. Call with the lock held. */
 struct sn_instn *sn_server_find(struct sn_server *s, const char *scope, uint64_t id);
