@@ -19,6 +19,8 @@
 #include "agent/frame.h"
 #include "agent/probe.h"
 #include "agent/sampled.h"
+#include "core/clock.h"
+#include "core/grow.h"
 #include "core/log.h"
 
 /* A running (or starting) instrumentation. */
@@ -63,13 +65,6 @@ struct sn_agent {
 static bool is_sampled(uint32_t metric)
 {
     return metric >= SN_METRIC_SAMPLED_FIRST && metric < SN_NMETRICS;
-}
-
-static int64_t mono_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
 static void index_slots(struct sn_agent *a)
@@ -136,16 +131,10 @@ static void stop_one(struct sn_agent *a, struct live *l)
 
 static int reserve(struct sn_agent *a, size_t need)
 {
-    if (need <= a->cap)
-        return 0;
-    size_t cap = a->cap ? a->cap : 16;
-    while (cap < need)
-        cap *= 2;
-    struct live *p = realloc(a->live, cap * sizeof(*p));
+    struct live *p = sn_grow(a->live, &a->cap, need, sizeof(*p));
     if (!p)
         return -ENOMEM;
     a->live = p;
-    a->cap = cap;
     return 0;
 }
 
@@ -335,7 +324,7 @@ static void collect(struct sn_agent *a, int64_t t)
     struct sn_slot_drops drops[SN_MAX_SLOTS];
     struct sn_frame *frames = calloc(a->n ? a->n : 1, sizeof(*frames));
     struct collect_ctx x = {a, frames};
-    int64_t t0 = mono_ns();
+    int64_t t0 = sn_mono_ns();
     uint64_t mask = 0;
 
     for (size_t i = 0; i < a->n; i++)
@@ -369,7 +358,7 @@ static void collect(struct sn_agent *a, int64_t t)
     if (a->sink.second)
         a->sink.second(a->sink.arg, t);
     atomic_fetch_add(&a->seconds, 1);
-    atomic_store(&a->last_ns, (uint64_t)(mono_ns() - t0));
+    atomic_store(&a->last_ns, (uint64_t)(sn_mono_ns() - t0));
 }
 
 static void *loop(void *arg)

@@ -34,6 +34,7 @@
 #include "agent/cgroup.h"
 #include "agent/engine.h"
 #include "agent/names.h"
+#include "core/grow.h"
 #include "core/hist_bucket.h"
 #include "core/log.h"
 #include "probes.skel.h"
@@ -757,16 +758,12 @@ static void scope_add(uint64_t id, void *arg)
 {
     struct scope_tab *t = ((struct scope_walk *)arg)->t;
 
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        struct scope_ent *v = realloc(t->v, cap * sizeof(*v));
-        if (!v) {
-            t->oom = true;
-            return;
-        }
-        t->v = v;
-        t->cap = cap;
+    struct scope_ent *v = sn_grow(t->v, &t->cap, t->n + 1, sizeof(*v));
+    if (!v) {
+        t->oom = true;
+        return;
     }
+    t->v = v;
     t->v[t->n++] = (struct scope_ent){id, ((struct scope_walk *)arg)->bit};
 }
 

@@ -13,6 +13,7 @@
 #include "agent/cgroup.h"
 #include "agent/frame.h"
 #include "agent/names.h"
+#include "core/grow.h"
 #include "wire/frame.h"
 
 /* Copies src into out[len], truncating (snprintf("%s") would warn of the truncation). */
@@ -96,14 +97,10 @@ static struct sn_frame_entry *entry(struct sn_frame *f, const char *key)
     for (size_t i = 0; i < f->n; i++)
         if (strcmp(f->entries[i].key, key) == 0)
             return &f->entries[i];
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 16;
-        struct sn_frame_entry *p = realloc(f->entries, cap * sizeof(*p));
-        if (!p)
-            return NULL;
-        f->entries = p;
-        f->cap = cap;
-    }
+    struct sn_frame_entry *p = sn_grow(f->entries, &f->cap, f->n + 1, sizeof(*p));
+    if (!p)
+        return NULL;
+    f->entries = p;
     struct sn_frame_entry *e = &f->entries[f->n];
     memset(e, 0, sizeof(*e));
     copy_str(e->key, sizeof(e->key), key);
@@ -142,21 +139,19 @@ void sn_frame_fini(struct sn_frame *f)
     memset(f, 0, sizeof(*f));
 }
 
-/* [[lo,hi],count] per non-empty bucket, ascending: CA's raw form of a distribution. */
+/* [[lo,hi],count] per range, ascending (sn_hist_ranges()): CA's raw form of a distribution.
+ * NULL when out of memory. */
 static json_t *raw_hist(const struct sn_hist *h)
 {
-    json_t *a = json_array();
-    struct sn_bucket b;
-    uint64_t c;
+    size_t n = sn_hist_nbuckets(h);
+    struct sn_hist_range *r = malloc((n ? n : 1) * sizeof(*r));
+    json_t *a = r ? json_array() : NULL;
 
-    for (size_t i = 0; a && sn_hist_bucket_at(h, i, &b, &c); i++) {
-        int64_t lo, hi;
-        if (c == 0)
-            continue;
-        sn_bucket_int_range(b, &lo, &hi);
-        json_array_append_new(
-            a, json_pack("[[I,I],I]", (json_int_t)lo, (json_int_t)hi, (json_int_t)c));
-    }
+    n = r ? sn_hist_ranges(h, r) : 0;
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_pack("[[I,I],I]", (json_int_t)r[i].lo, (json_int_t)r[i].hi,
+                                           (json_int_t)r[i].count));
+    free(r);
     return a;
 }
 

@@ -78,6 +78,8 @@
 #include "agent/predicate.h"
 #include "agent/procfs.h"
 #include "agent/sampled.h"
+#include "core/clock.h"
+#include "core/grow.h"
 
 #define CG_MAX_DEPTH 32         /* deeper cgroups count in their ancestor at this depth */
 #define FILE_MAX     (8u << 20) /* largest host file read whole (/proc/net/dev, /proc/vmstat) */
@@ -181,21 +183,15 @@ struct sn_sampler {
     size_t capkv;
 };
 
-/* Makes room for need elements in *v (capacity *cap). */
+/* Makes room for need elements in *v (capacity *cap): sn_grow() in place. */
 static int grow(void *v, size_t *cap, size_t need, size_t elem)
 {
     void **p = v;
-    size_t n = *cap ? *cap : 16;
+    void *q = sn_grow(*p, cap, need, elem);
 
-    if (need <= *cap)
-        return 0;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
     if (!q)
         return -ENOMEM;
     *p = q;
-    *cap = n;
     return 0;
 }
 
@@ -423,7 +419,7 @@ static int read_cpu(struct sn_sampler *s)
     struct walk w = {.s = s, .deltas = s->cpu_seq != 0};
     const char *root = sn_cgroup_root();
     uint64_t hu = 0, hs = 0;
-    int64_t t = now_ns(CLOCK_MONOTONIC);
+    int64_t t = sn_mono_ns();
     int rc = read_host_cpu(s, &hu, &hs);
 
     if (rc < 0) {

@@ -20,6 +20,7 @@
 #include "agent/definition.h"
 #include "agent/frame.h"
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "wire/frame.h"
 
@@ -169,11 +170,10 @@ static int run_file(struct sn_agent *a, const char *path, size_t *n)
  */
 static void reload_file(struct sn_agent *a, const char *file)
 {
-    struct timespec t0, t1;
+    int64_t t0 = sn_mono_ns();
     size_t n = 0;
     int rc;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = run_file(a, file, &n);
     if (rc == SN_EXIT_USAGE) {
         sn_log(SN_LOG_WARN, "agent", "reload of %s failed; keeping the running set", file);
@@ -181,9 +181,8 @@ static void reload_file(struct sn_agent *a, const char *file)
     }
     if (rc != SN_EXIT_OK)
         sn_log(SN_LOG_WARN, "agent", "reload of %s: some instrumentations are not running", file);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     sn_log(SN_LOG_INFO, "agent", "reloaded %s: %zu instrumentation(s) in %.1f ms", file, n,
-           (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+           (double)(sn_mono_ns() - t0) / 1e6);
 }
 
 int sn_cmd_agent(int argc, char **argv)

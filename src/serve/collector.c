@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "core/grow.h"
 #include "http/server.h"
 #include "serve/collector.h"
 #include "serve/server.h"
@@ -41,14 +42,10 @@ static bool defer(struct sn_collector *c, const struct sn_wire_frame *f)
     size_t len = sn_wire_frame_len(f);
     unsigned char *buf;
 
-    if (c->nlater == c->caplater) {
-        size_t cap = c->caplater ? c->caplater * 2 : 16;
-        struct later *p = realloc(c->later, cap * sizeof(*p));
-        if (!p)
-            return false;
-        c->later = p;
-        c->caplater = cap;
-    }
+    struct later *p = sn_grow(c->later, &c->caplater, c->nlater + 1, sizeof(*p));
+    if (!p)
+        return false;
+    c->later = p;
     buf = malloc(len);
     if (!buf || sn_wire_frame_encode(f, buf, len) < 0) {
         free(buf);
