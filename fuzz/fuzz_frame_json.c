@@ -3,7 +3,8 @@
  * out-of-bounds read on any bytes; the result is a frame count within the bound or an error
  * with a message; every frame handed to the callback is one sn_wire_frame_encode() accepts and
  * that decodes back equal (JSON frames enter the same path as binary ones); a frame's total is
- * the sum of its entries. Each input is also decoded with a bound of one frame, which must stop
+ * the sum of its entries; and its JSON form (sn_wire_frame_to_json()) decodes back equal too.
+ * Each input is also decoded with a bound of one frame, which must stop
  * at the same first frame.
  */
 #include <errno.h>
@@ -50,6 +51,14 @@ static int frame(const struct sn_wire_frame *f, void *arg)
     check_equal(f, &d);
     sn_wire_frame_fini(&d);
     free(buf);
+    /* JSON -> frame -> JSON -> frame: the encoder is the decoder's inverse */
+    json_t *j = sn_wire_frame_to_json(f);
+    char why[128];
+    FUZZ_CHECK(j);
+    FUZZ_CHECK(sn_wire_frame_from_json(j, &d, why, sizeof(why)) == 0);
+    check_equal(f, &d);
+    sn_wire_frame_fini(&d);
+    json_decref(j);
     (*seen)++;
     return 0;
 }

@@ -1,8 +1,10 @@
 /*
  * Fuzz target: binary frames (src/wire/frame.h). Properties: no crash or out-of-bounds read;
  * a failed decode leaves the frame empty; a decoded frame encodes back to exactly the input
- * bytes (the format has one encoding per frame). Each input is tried as it is and with its
- * last four bytes replaced by the right checksum, so mutations reach the parser behind it.
+ * bytes (the format has one encoding per frame); its JSON form (wire/frame_json.h) is built
+ * without a crash or leak (it may be refused: names that are not UTF-8). Each input is tried as it
+ * is and with its last four bytes replaced by the right checksum, so mutations reach the parser
+ * behind it.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "core/crc32c.h"
 #include "fuzz_check.h"
 #include "wire/frame.h"
+#include "wire/frame_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,6 +32,7 @@ static int one(const uint8_t *data, size_t size)
     FUZZ_CHECK(sn_wire_frame_encode(&f, out, size) == (ssize_t)size);
     FUZZ_CHECK(memcmp(out, data, size) == 0);
     free(out);
+    json_decref(sn_wire_frame_to_json(&f));
     sn_wire_frame_fini(&f);
     return 0;
 }

@@ -2,22 +2,22 @@
  * Ingest (Sonde's extension, docs/api.md): `POST /ca/ingest` takes frames from agents without
  * a bus and from other producers, in the agent's documented forms: JSON (one frame object, an
  * array of them, or JSON lines, as `sonde agent --stdout` prints) or binary (each frame of
- * wire/frame.h behind its length as a little-endian u32, as `sonde agent --format binary`
- * prints), told apart by Content-Type (application/octet-stream is binary).
+ * wire/frame.h behind its length as a little-endian u32, the stream of wire/stream.h, as
+ * `sonde agent --format binary` prints), told apart by Content-Type (application/octet-stream
+ * is binary).
  *
- * A body is taken whole or not at all: it is decoded and checked first (every frame well
- * formed, its names and keys UTF-8, of its instrumentation's arity), then added. Decoding and
- * checking take no lock (the arity check takes the server's lock for reading, a lookup per
- * frame); adding takes it only to find each frame's dataset and to publish each merged slot
- * (sn_server_ingest()), so a huge body holds up nobody but the ingests of its own
- * instrumentations. Keys past the server's --key-cap go to "other", as the reply's "folded"
- * counts. A bad frame is a 400 naming it and
- * counted; frames for unknown instrumentations (one just deleted), late ones (past the
+ * A body is taken whole or not at all: it is decoded once, by wire/, into frames that are checked
+ * as they come (names and keys UTF-8, a tenant's ids) and kept; the kept frames are checked
+ * against their instrumentations' arities, then those same frames are added. Decoding and checking
+ * take no lock (the arity check takes the server's lock for reading, a lookup per frame); adding
+ * takes it only to find each frame's dataset and to publish each merged slot (sn_server_ingest()),
+ * so a huge body holds up nobody but the ingests of its own instrumentations. Keys past the
+ * server's --key-cap go to "other", as the reply's "folded" counts. A bad frame is a 400 naming it
+ * and counted; frames for unknown instrumentations (one just deleted), late ones (past the
  * retention) and ones stamped too far ahead are dropped and counted, as the reply says.
  * In a tenant's scope, frame ids are its instrumentations' ids; in the operator's, "N" is a
  * global instrumentation and "tenant/N" a tenant's.
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,9 +26,9 @@
 #include <strings.h>
 
 #include "api/internal.h"
-#include "core/err.h"
 #include "http/server.h"
 #include "wire/frame_json.h"
+#include "wire/stream.h"
 
 #define MAX_FRAMES 100000
 
@@ -71,10 +71,10 @@ static int keep(const struct sn_wire_frame *cf, void *arg)
                  nth, f->id);
         return -EINVAL;
     }
-    if (!sn_wire_utf8_valid(f->id, strlen(f->id), &bad) ||
-        !sn_wire_utf8_valid(f->host, strlen(f->host), &bad)) {
+    bool id_ok = sn_wire_utf8_valid(f->id, strlen(f->id), &bad);
+    if (!id_ok || !sn_wire_utf8_valid(f->host, strlen(f->host), &bad)) {
         snprintf(g->why, sizeof(g->why), "frame %zu: \"%s\" is not valid UTF-8 (byte %zu)", nth,
-                 sn_wire_utf8_valid(f->id, strlen(f->id), &bad) ? "host" : "id", bad + 1);
+                 id_ok ? "host" : "id", bad + 1);
         return -EINVAL;
     }
     for (size_t i = 0; i < f->n; i++)
@@ -104,43 +104,24 @@ static int keep(const struct sn_wire_frame *cf, void *arg)
     return 0;
 }
 
-/* Length-prefixed binary frames. Returns the number of frames or a negative error (why set). */
+/* A stream of binary frames (wire/stream.h). Returns the number of frames or a negative error
+ * (why set). */
 static int binary(const unsigned char *p, size_t len, struct ingest *g)
 {
-    size_t at = 0;
-    int n = 0;
+    struct sn_wire_stream r;
+    struct sn_wire_frame f;
+    int rc;
 
-    while (at < len) {
-        uint32_t flen;
-        struct sn_wire_frame f;
-        int rc;
-        if (len - at < 4) {
-            snprintf(g->why, sizeof(g->why), "frame %d: truncated length", n + 1);
-            return -EINVAL;
-        }
-        memcpy(&flen, p + at, 4);
-        flen = le32toh(flen);
-        at += 4;
-        if (flen > len - at) {
-            snprintf(g->why, sizeof(g->why), "frame %d: length %u runs past the body", n + 1, flen);
-            return -EINVAL;
-        }
-        if (n == MAX_FRAMES) {
-            snprintf(g->why, sizeof(g->why), "more than %d frames", MAX_FRAMES);
-            return -E2BIG;
-        }
-        if ((rc = sn_wire_frame_decode(p + at, flen, &f)) < 0) {
-            snprintf(g->why, sizeof(g->why), "frame %d: %s", n + 1, sn_strerror(rc));
-            return rc == -ENOMEM ? rc : -EINVAL;
-        }
+    sn_wire_stream_init(&r, p, len, 0, MAX_FRAMES);
+    while ((rc = sn_wire_stream_next(&r, &f, g->why, sizeof(g->why))) == 1) {
         rc = keep(&f, g);
-        sn_wire_frame_fini(&f);
+        sn_wire_frame_fini(&f); /* what keep() left: nothing once it took the frame */
         if (rc < 0)
             return rc;
-        at += flen;
-        n++;
     }
-    return n;
+    if (rc == -ENOMEM || rc == -E2BIG)
+        return rc;
+    return rc < 0 ? -EINVAL : (int)r.nth;
 }
 
 /* The frames' arities against their instrumentations', under the lock for reading (briefly:

@@ -1,6 +1,7 @@
 /*
  * The binary frame: what an agent sends an aggregator for one instrumentation and one second
- * (docs/agent.md; the JSON twin is in agent/frame.h). Little-endian, versioned, checksummed:
+ * (docs/agent.md; the JSON twin is wire/frame_json.h, a stream of them wire/stream.h).
+ * Little-endian, versioned, checksummed:
  *
  *   offset  size  field
  *   0       4     magic "SNFR"

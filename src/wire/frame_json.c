@@ -1,7 +1,8 @@
 /*
- * JSON frames into wire frames; see frame_json.h. Every member is checked before it is used,
- * every message names the member, and a failure frees what was built so far through
- * sn_wire_frame_fini() (entries count in f->n as soon as they own something).
+ * Wire frames into JSON and back; see frame_json.h. Encoding builds jansson objects in the
+ * documented member order. Decoding checks every member before it is used, every message
+ * names the member, and a failure frees what was built so far through sn_wire_frame_fini()
+ * (entries count in f->n as soon as they own something).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +33,110 @@ static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
     }
     return rc;
 }
+
+/* ------------------------------------------------------------------------------------------
+ * Encoding
+ */
+
+static const char *const arity_names[] = {"scalar", "discrete-decomposition",
+                                          "numeric-decomposition", "numeric-decomposition"};
+
+/* A count as a JSON integer: past INT64_MAX it would read back negative, so it saturates. */
+static json_t *count_json(uint64_t c)
+{
+    return json_integer(c > INT64_MAX ? INT64_MAX : (json_int_t)c);
+}
+
+/* Appends [[lo,hi],count] to a (which takes nothing on failure). Returns 0 or -ENOMEM. */
+static int append_range(json_t *a, int64_t lo, int64_t hi, uint64_t c)
+{
+    json_t *r = json_pack("[[I,I],o]", (json_int_t)lo, (json_int_t)hi, count_json(c));
+    return r && json_array_append_new(a, r) == 0 ? 0 : -ENOMEM;
+}
+
+/*
+ * h as CA's raw form of a distribution, [[lo,hi],count],... ascending: empty and NaN buckets
+ * skipped, a range whose hi is below its lo (a bucket holding no integer) clamped to lo, and a
+ * bucket whose lo equals the previous range's lo folded into it, counts saturating.
+ * TODO(i13): core/hist.h's sn_hist_ranges() once it is on main (the same rule).
+ */
+static json_t *ranges_json(const struct sn_hist *h)
+{
+    json_t *a = json_array();
+    int64_t plo = 0, phi = 0;
+    uint64_t pc = 0;
+    bool have = false;
+    struct sn_bucket b;
+    uint64_t c;
+
+    for (size_t i = 0; a && h && sn_hist_bucket_at(h, i, &b, &c); i++) {
+        int64_t lo, hi;
+        if (c == 0 || sn_bucket_int_range(b, &lo, &hi) == -EDOM)
+            continue;
+        if (hi < lo)
+            hi = lo;
+        if (have && lo == plo) {
+            pc = pc + c < pc ? UINT64_MAX : pc + c;
+            phi = hi > phi ? hi : phi;
+            continue;
+        }
+        if (have && append_range(a, plo, phi, pc) < 0)
+            goto fail;
+        plo = lo, phi = hi, pc = c, have = true;
+    }
+    if (a && have && append_range(a, plo, phi, pc) < 0)
+        goto fail;
+    return a;
+fail:
+    json_decref(a);
+    return NULL;
+}
+
+/* "value" of a discrete or numeric-by-key frame: {key: count or ranges} in entry order. */
+static json_t *keyed_json(const struct sn_wire_frame *f)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; o && i < f->n; i++) {
+        const struct sn_wire_entry *e = &f->entries[i];
+        json_t *v = f->arity == SN_WIRE_DISCRETE ? count_json(e->count) : ranges_json(e->hist);
+        if (!v) {
+            json_decref(o);
+            return NULL;
+        }
+        /* fails (and frees v) only for a key that is not UTF-8: left out, as documented */
+        json_object_set_new(o, e->key, v);
+    }
+    return o;
+}
+
+json_t *sn_wire_frame_to_json(const struct sn_wire_frame *f)
+{
+    json_t *value;
+
+    if (f->arity > SN_WIRE_NUMERIC_BY_KEY || !f->id || !f->host)
+        return NULL;
+    switch (f->arity) {
+    case SN_WIRE_SCALAR:
+        value = count_json(f->total);
+        break;
+    case SN_WIRE_NUMERIC:
+        value = f->n ? ranges_json(f->entries[0].hist) : json_array();
+        break;
+    default:
+        value = keyed_json(f);
+        break;
+    }
+    /* "o" takes value, even when the pack fails */
+    return json_pack("{s:i,s:s,s:s,s:I,s:s,s:o,s:{s:o,s:o}}", "v", SN_WIRE_VERSION, "id", f->id,
+                     "host", f->host, "t", (json_int_t)f->t, "arity", arity_names[f->arity],
+                     "value", value, "drops", "over_cap", count_json(f->over_cap), "map_full",
+                     count_json(f->map_full));
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Decoding
+ */
 
 static bool get_count(const json_t *v, uint64_t *out)
 {

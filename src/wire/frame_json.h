@@ -1,7 +1,9 @@
 /*
- * The JSON frame decoder: the inverse of sn_frame_to_json() (agent/frame.h), producing the same
- * struct sn_wire_frame that sn_wire_frame_decode() produces from the binary form, so that the
- * server ingests JSON and binary frames through one path. A frame object, version 1:
+ * The JSON form of frames, both directions: sn_wire_frame_to_json() writes what `sonde agent
+ * --stdout` prints, and sn_wire_frame_from_json() reads it back into the same struct
+ * sn_wire_frame that sn_wire_frame_decode() produces from the binary form, so that agents
+ * emit and the server ingests JSON and binary frames through one path. A frame object,
+ * version 1:
  *
  *   {"v":1,"id":"1","host":"web1","t":1763812345,"arity":"numeric-decomposition",
  *    "value":{"nginx":[[[2000000,2099999],18],[[2100000,2199999],2]]},
@@ -30,6 +32,24 @@
 #include <stddef.h>
 
 #include "wire/frame.h"
+
+/*
+ * The JSON form of f (borrowed): a new object (owned: json_decref() it) with the members in
+ * the order above, "v", "id", "host", "t", "arity", "value", "drops" (both drops always
+ * present). "value" is, by f->arity: f->total; {key: count} in entry order; the first entry's
+ * histogram as [[lo,hi],count],... (an empty array when there is no entry); {key:
+ * [[[lo,hi],count],...]} in entry order. Histograms give one range per non-empty bucket,
+ * ascending (integer ranges of core/hist.h's sn_hist_ranges() rule: buckets holding no integer
+ * fold into their neighbour's range, NaN buckets are left out). Counts past INT64_MAX (JSON
+ * integers are signed) are written as INT64_MAX.
+ * For every frame that sn_wire_frame_from_json() produces, decoding the result gives an equal
+ * frame (sn_wire_frame_equal()); for frames of agents (unique keys, integer buckets) too.
+ * A key that is not valid UTF-8 (jansson refuses it) is left out of "value", and a key that
+ * repeats replaces the earlier one's value, as the agent always did (its keys are unique).
+ * Returns NULL when out of memory, when f->arity is not one of enum sn_wire_arity, or when
+ * id or host is NULL or not valid UTF-8.
+ */
+json_t *sn_wire_frame_to_json(const struct sn_wire_frame *f);
 
 /* Decodes one JSON frame object j (borrowed) into *out (owned; release with sn_wire_frame_fini()).
  * Returns 0, or -EINVAL with a reason in why (e.g. `"t" must be an integer`,

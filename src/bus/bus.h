@@ -1,0 +1,177 @@
+/*
+ * The bus: how frames and control messages travel between sources (agents, remote ingest) and
+ * the aggregator, so that every source reaches the aggregator through one path. This is the
+ * in-process implementation; the fleet issue puts NATS JetStream behind the same interface,
+ * which is shaped for it:
+ *
+ *   what                       in process (now)                  NATS (later)
+ *   frames of instrumentation  subscribers by key (or all);      subject sonde.frames.<key>
+ *     key K                    delivered synchronously in the    (sonde.frames.> for all),
+ *                              publisher's thread, borrowed      a JetStream stream
+ *   control: enable, disable   one worker thread per host;       subject sonde.ctl.<host>
+ *     K on host H (or all)     acks gathered with a timeout      (sonde.ctl.* for all),
+ *                                                                request/reply with acks
+ *   per-source status          a table in the bus, updated by    a KV bucket keyed
+ *                              acks and by the sources           <host>.<key>
+ *
+ * Frames. A frame subscriber names an instrumentation key (a frame's id, "tenant/N" in a
+ * tenant's scope) or NULL for every frame. sn_bus_publish_frame() calls every matching
+ * subscriber in the publisher's thread, in subscription order, lending it the frame (zero copy:
+ * valid for the call only). Several threads may publish at once, so a callback may run in
+ * several threads at once.
+ *
+ * Control. A control subscriber is a host (a source able to run instrumentations).
+ * sn_bus_publish_control() hands the message to every subscribed host it is addressed to,
+ * each in that subscriber's own thread, and waits for every acknowledgement or the timeout: a
+ * host that does not answer in time gets a timed-out ack (-ETIMEDOUT), never a hang. Acks say
+ * per host whether the operation was done (rc 0) or why not.
+ *
+ * Status. Whether a source runs an instrumentation is the source's to say, not the value
+ * code's guess: each (host, key) has a status, "running since T" or "cannot run: why", which
+ * acks of enable and disable set, which a source can report at any time (an agent whose probe
+ * fails later), and which anyone can query (sn_bus_status()).
+ *
+ * Thread safety: every function may be called from any thread, except sn_bus_close(), which
+ * must come after every other call has returned. Unsubscribing waits for the subscriber's
+ * calls in progress, so after sn_bus_unsubscribe() returns its callback is never called again
+ * and its arg may be freed (see sn_bus_unsubscribe() for calls from inside a callback).
+ *
+ * Errors are negative errno values; see each function.
+ */
+#ifndef SN_BUS_BUS_H
+#define SN_BUS_BUS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire/frame.h"
+
+#define SN_BUS_MAX_HOST 255 /* a host name's bytes (longer ones are refused) */
+#define SN_BUS_MAX_KEY  255 /* an instrumentation key's bytes (longer ones are refused) */
+#define SN_BUS_MAX_WHY  255 /* a reason's bytes (longer ones are cut) */
+
+struct sn_bus;     /* opaque */
+struct sn_bus_sub; /* a subscription, of frames or of control messages */
+
+/* Creates an empty bus into *out. Returns 0 or -ENOMEM (*out untouched). */
+int sn_bus_open(struct sn_bus **out);
+/* Unsubscribes what is still subscribed (joining control threads, and waiting for those of
+ * hosts that unsubscribed from their own callbacks) and frees the bus; NULL is fine. Nothing
+ * else may be using the bus then, and no callback may be running but those finishing. */
+void sn_bus_close(struct sn_bus *bus);
+
+/* ------------------------------------------------------------------------------------------
+ * Frames
+ */
+
+/* A frame subscriber: f is borrowed for the call. Its result is returned to the publisher (see
+ * sn_bus_publish_frame()); the aggregator's says whether the frame was added. */
+typedef int (*sn_bus_frame_fn)(void *arg, const struct sn_wire_frame *f);
+
+/* Subscribes fn(arg, frame) to the frames of instrumentation key (copied; NULL: every frame).
+ * Returns 0 with the subscription in *out, -EINVAL (fn NULL, key longer than SN_BUS_MAX_KEY)
+ * or -ENOMEM. */
+int sn_bus_subscribe_frames(struct sn_bus *bus, const char *key, sn_bus_frame_fn fn, void *arg,
+                            struct sn_bus_sub **out);
+/* Delivers f (borrowed) to every subscriber of f->id and of every frame, in the publisher's
+ * thread, in subscription order. Returns the first non-zero result a subscriber returned (the
+ * others are still called), or 0 when each returned 0 or none matched; -EINVAL when f has no
+ * id. */
+int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f);
+
+/* ------------------------------------------------------------------------------------------
+ * Control: enable and disable, acknowledged per host
+ */
+
+enum sn_bus_op {
+    SN_BUS_ENABLE = 1,  /* run key with definition def */
+    SN_BUS_DISABLE = 2, /* stop running key (def is NULL) */
+};
+
+struct sn_bus_ctl {
+    enum sn_bus_op op;
+    const char *key;   /* the instrumentation key, as frames carry it */
+    const json_t *def; /* the definition (a CA instrumentation object) for SN_BUS_ENABLE */
+    const char *host;  /* the one host addressed, or NULL: every host */
+};
+
+struct sn_bus_ack {
+    char host[SN_BUS_MAX_HOST + 1]; /* who answers: set by the bus before the callback */
+    int rc;                         /* 0 done; a negative errno; -ETIMEDOUT: no answer in time */
+    char why[SN_BUS_MAX_WHY + 1];   /* why not, for a person: "" when rc is 0 */
+};
+
+/* A control subscriber. It runs in its host's own thread; it fills ack->rc and ack->why
+ * (ack->host is set already and kept; rc starts 0 and why ""; a positive rc becomes -EPROTO).
+ * m and everything in it are valid for the call: the bus's own copy of the definition, shared
+ * with the other hosts' threads, so never modified (json_deep_copy() it to keep it). */
+typedef void (*sn_bus_ctl_fn)(void *arg, const struct sn_bus_ctl *m, struct sn_bus_ack *ack);
+
+/* Subscribes host (copied) to control messages: starts its thread. Returns 0 with the
+ * subscription in *out, -EINVAL (fn NULL, host empty or longer than SN_BUS_MAX_HOST), -EEXIST
+ * (host is subscribed already), -ENOMEM, or -EAGAIN (no thread). */
+int sn_bus_subscribe_control(struct sn_bus *bus, const char *host, sn_bus_ctl_fn fn, void *arg,
+                             struct sn_bus_sub **out);
+/*
+ * Sends m (borrowed; the bus copies what it keeps) to every subscribed host it addresses and
+ * waits up to timeout_ms (>= 0) for their acks. Returns 0 with *nacks the number of hosts
+ * addressed and acks[0..min(*nacks, max)) their acks, sorted by host; a host that did not
+ * answer in time has rc -ETIMEDOUT and why "no answer within N ms", one unsubscribed before
+ * it answered -ESHUTDOWN. The acks also set each host's status of m->key (sn_bus_status()).
+ * Returns -EINVAL (op unknown, key NULL or too long, def NULL for enable) or -ENOMEM, with no
+ * message sent. acks may be NULL when max is 0. Waits at most timeout_ms (plus scheduling),
+ * however the subscribers behave.
+ */
+int sn_bus_publish_control(struct sn_bus *bus, const struct sn_bus_ctl *m, struct sn_bus_ack *acks,
+                           size_t max, int timeout_ms, size_t *nacks);
+
+/* ------------------------------------------------------------------------------------------
+ * Unsubscribing
+ */
+
+/*
+ * Ends a subscription of either kind; NULL is fine. s must not be used after this. No call of its
+ * callback starts after this begins, and it waits for the calls in progress (a control subscriber's
+ * thread is joined, so a control callback that never returns makes this wait too); control messages
+ * queued for it are answered -ESHUTDOWN at once. Called from inside a callback of the same bus (its
+ * own or another subscriber's) while the subscription has calls in progress, it cannot wait for the
+ * calling thread's own call: it returns at once, the subscription is freed when its last call
+ * in progress returns, and calls in progress in other threads may still be running then.
+ */
+void sn_bus_unsubscribe(struct sn_bus_sub *sub);
+
+/* ------------------------------------------------------------------------------------------
+ * Per-source status
+ */
+
+enum sn_bus_state {
+    SN_BUS_RUNNING = 1, /* the host runs key, since since_ms */
+    SN_BUS_FAILED = 2,  /* the host cannot run key: rc, why (since since_ms) */
+};
+
+struct sn_bus_status {
+    char host[SN_BUS_MAX_HOST + 1];
+    char key[SN_BUS_MAX_KEY + 1];
+    enum sn_bus_state state;
+    int64_t since_ms; /* Unix ms: when it started running, or when it last failed */
+    int rc;           /* 0 when running, else why it cannot run */
+    char why[SN_BUS_MAX_WHY + 1];
+};
+
+/*
+ * Records what host says about key: rc 0 "running" (since now, or since the earlier time when it
+ * was running already), rc < 0 "cannot run: why" (why may be NULL). Acks do this for the hosts
+ * that answer (enable: running or failed; a timed-out enable: failed; disable done: cleared).
+ * Returns 0, -EINVAL (host or key empty or too long, rc > 0) or -ENOMEM.
+ */
+int sn_bus_report_status(struct sn_bus *bus, const char *host, const char *key, int rc,
+                         const char *why);
+/* Forgets host's status of key (it no longer runs it; key NULL: every key of host). Returns
+ * the number of statuses removed. */
+size_t sn_bus_clear_status(struct sn_bus *bus, const char *host, const char *key);
+/* Copies the statuses of key (NULL: every key), sorted by key then host, into out[0..max).
+ * Returns how many there are (more than max: only max copied); out may be NULL when max is 0. */
+size_t sn_bus_status(struct sn_bus *bus, const char *key, struct sn_bus_status *out, size_t max);
+
+#endif
