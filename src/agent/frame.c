@@ -1,6 +1,6 @@
 /*
- * Frames from drained cells, and their JSON form; see frame.h. Keys are rendered to text
- * here, once per cell and second, never in the kernel.
+ * Frames from drained cells; see frame.h. Keys are rendered to text here, once per cell and
+ * second, never in the kernel.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -139,68 +139,6 @@ void sn_frame_fini(struct sn_frame *f)
     memset(f, 0, sizeof(*f));
 }
 
-/* [[lo,hi],count] per range, ascending (sn_hist_ranges()): CA's raw form of a distribution.
- * NULL when out of memory. */
-static json_t *raw_hist(const struct sn_hist *h)
-{
-    size_t n = sn_hist_nbuckets(h);
-    struct sn_hist_range *r = malloc((n ? n : 1) * sizeof(*r));
-    json_t *a = r ? json_array() : NULL;
-
-    n = r ? sn_hist_ranges(h, r) : 0;
-    for (size_t i = 0; a && i < n; i++)
-        json_array_append_new(a, json_pack("[[I,I],I]", (json_int_t)r[i].lo, (json_int_t)r[i].hi,
-                                           (json_int_t)r[i].count));
-    free(r);
-    return a;
-}
-
-json_t *sn_frame_to_json(const struct sn_frame *f, const char *host)
-{
-    json_t *value;
-
-    if (f->inst->arity == SN_ARITY_SCALAR) {
-        value = json_integer((json_int_t)f->count);
-    } else if (!f->inst->key) {
-        value = raw_hist(f->hist);
-    } else {
-        value = json_object();
-        for (size_t i = 0; value && i < f->n; i++)
-            json_object_set_new(value, f->entries[i].key,
-                                f->entries[i].hist ? raw_hist(f->entries[i].hist)
-                                                   : json_integer((json_int_t)f->entries[i].count));
-    }
-    return json_pack("{s:i,s:s,s:s,s:I,s:s,s:o,s:{s:I,s:I}}", "v", 1, "id", f->inst->id, "host",
-                     host, "t", (json_int_t)f->t, "arity", sn_arity_name(f->inst->arity), "value",
-                     value, "drops", "over_cap", (json_int_t)f->drops.over_cap, "map_full",
-                     (json_int_t)f->drops.map_full);
-}
-
-json_t *sn_frame_wire_to_json(const struct sn_wire_frame *w)
-{
-    static const char *const arity[] = {"scalar", "discrete-decomposition", "numeric-decomposition",
-                                        "numeric-decomposition"};
-    json_t *value;
-
-    if (w->arity > SN_WIRE_NUMERIC_BY_KEY)
-        return NULL;
-    if (w->arity == SN_WIRE_SCALAR) {
-        value = json_integer((json_int_t)w->total);
-    } else if (w->arity == SN_WIRE_NUMERIC) {
-        value = w->n == 1 ? raw_hist(w->entries[0].hist) : json_array();
-    } else {
-        value = json_object();
-        for (size_t i = 0; value && i < w->n; i++)
-            json_object_set_new(value, w->entries[i].key,
-                                w->arity == SN_WIRE_NUMERIC_BY_KEY
-                                    ? raw_hist(w->entries[i].hist)
-                                    : json_integer((json_int_t)w->entries[i].count));
-    }
-    return json_pack("{s:i,s:s,s:s,s:I,s:s,s:o,s:{s:I,s:I}}", "v", 1, "id", w->id, "host", w->host,
-                     "t", (json_int_t)w->t, "arity", arity[w->arity], "value", value, "drops",
-                     "over_cap", (json_int_t)w->over_cap, "map_full", (json_int_t)w->map_full);
-}
-
 int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wire_frame *w)
 {
     struct sn_wire_entry *e = calloc(f->n ? f->n : 1, sizeof(*e));
@@ -235,22 +173,4 @@ int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wir
         w->n = f->n;
     }
     return 0;
-}
-
-unsigned char *sn_frame_to_wire(const struct sn_frame *f, const char *host, size_t *len)
-{
-    struct sn_wire_frame w;
-    unsigned char *buf = NULL;
-    ssize_t rc;
-
-    if (sn_frame_wire_view(f, host, &w) < 0)
-        return NULL;
-    *len = sn_wire_frame_len(&w);
-    buf = malloc(*len);
-    if (buf && (rc = sn_wire_frame_encode(&w, buf, *len)) < 0) {
-        free(buf);
-        buf = NULL;
-    }
-    free(w.entries);
-    return buf;
 }

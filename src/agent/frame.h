@@ -1,15 +1,14 @@
 /*
- * Frames: what an agent reports for one instrumentation and one second. The value has the
+ * Frames as the agent builds them: what it reports for one instrumentation and one second,
+ * from the cells its sources drained, keys rendered as text. The value has the
  * instrumentation's arity: a count (scalar), {key: count} (discrete decomposition), a
  * histogram (numeric), or {key: histogram} (both); drops say what the kernel could not count
  * exactly (key cap, full map), so that nothing is lost silently.
  *
- * JSON form (one line per frame from `sonde agent --stdout`), version 1:
- *   {"v":1,"id":"1","host":"web1","t":1763812345,"arity":"numeric-decomposition",
- *    "value":{"nginx":[[[2000000,2099999],18],[[2100000,2199999],2]]},
- *    "drops":{"over_cap":0,"map_full":0}}
- * Histograms appear as CA's raw values: [[lo,hi],count] with inclusive integer ranges,
- * ascending. The binary form, with checksum, is wire/frame.h (sn_frame_to_wire()).
+ * A frame leaves the agent as its wire view (struct sn_wire_frame, sn_frame_wire_view()),
+ * the one frame type agents and aggregators share; wire/ owns every encoding of it: JSON
+ * (wire/frame_json.h, one line per frame from `sonde agent --stdout`), binary
+ * (wire/frame.h) and the binary stream (wire/stream.h).
  */
 #ifndef SN_AGENT_FRAME_H
 #define SN_AGENT_FRAME_H
@@ -43,16 +42,8 @@ int sn_frame_init(struct sn_frame *f, const struct sn_probe *inst, int64_t t);
  * Returns 0 or -ENOMEM. */
 int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host);
 void sn_frame_fini(struct sn_frame *f);
-/* The JSON form (owned: json_decref it), or NULL when out of memory. */
-json_t *sn_frame_to_json(const struct sn_frame *f, const char *host);
-/* The JSON form of a wire frame (owned), the same as sn_frame_to_json() of the frame it views;
- * NULL when out of memory or w's arity is unknown. (Until wire/ has its own encoder.) */
-json_t *sn_frame_wire_to_json(const struct sn_wire_frame *w);
 /* The frame as a wire frame (wire/frame.h) that borrows f's keys and histograms; free only
  * w->entries. Returns 0 or -ENOMEM. */
 int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wire_frame *w);
-/* The binary form (wire/frame.h) into a new buffer (owned: free it); *len its size. Returns
- * NULL when out of memory. */
-unsigned char *sn_frame_to_wire(const struct sn_frame *f, const char *host, size_t *len);
 
 #endif

@@ -5,7 +5,6 @@
  * This file is option parsing and a stdout sink: the agent itself (its loop, its sources, its
  * commands) is agent/agent.h.
  */
-#include <endian.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -18,11 +17,12 @@
 
 #include "agent/agent.h"
 #include "agent/definition.h"
-#include "agent/frame.h"
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "wire/frame.h"
+#include "wire/frame_json.h"
+#include "wire/stream.h"
 
 static const char usage[] =
     "usage: sonde agent --inst FILE --stdout [--format json|binary] [--seconds N]\n"
@@ -69,15 +69,10 @@ static void write_frame(void *arg, const struct sn_wire_frame *f)
     if (o->rc < 0 || (o->seconds && o->done >= o->seconds))
         return;
     if (o->binary) {
-        size_t len = sn_wire_frame_len(f);
-        unsigned char *b = malloc(len);
-        uint32_t le = htole32((uint32_t)len);
-        if (!b || sn_wire_frame_encode(f, b, len) < 0 || fwrite(&le, 4, 1, stdout) != 1 ||
-            fwrite(b, 1, len, stdout) != len)
+        if (sn_wire_stream_write(stdout, f) < 0)
             o->rc = -EIO;
-        free(b);
     } else {
-        json_t *j = sn_frame_wire_to_json(f);
+        json_t *j = sn_wire_frame_to_json(f);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         if (text)
             printf("%s\n", text);
