@@ -31,6 +31,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "agent/catalog.h"
 #include "agent/cgroup.h"
 #include "agent/engine.h"
 #include "agent/names.h"
@@ -481,59 +482,13 @@ static int write_list(struct sn_engine *e, uint32_t metric)
 /* The programs that answer a metric. */
 static int metric_progs(const struct sn_engine *e, uint32_t metric, struct bpf_program **p)
 {
-    switch (metric) {
-    case SN_METRIC_SYSCALLS:
-        p[0] = e->sc->progs.sys_enter;
-        p[1] = e->sc->progs.sys_exit;
-        return 2;
-    case SN_METRIC_PROC_EXECS:
-        p[0] = e->sc->progs.proc_exec;
-        return 1;
-    case SN_METRIC_PROC_FORKS:
-        p[0] = e->sc->progs.proc_fork;
-        return 1;
-    case SN_METRIC_PROC_EXITS:
-        p[0] = e->sc->progs.proc_exit;
-        return 1;
-    case SN_METRIC_DISK_OPS:
-        p[0] = e->sc->progs.block_issue;
-        p[1] = e->sc->progs.block_complete;
-        return 2;
-    case SN_METRIC_RUNQUEUE:
-        p[0] = e->sc->progs.runq_wakeup;
-        p[1] = e->sc->progs.runq_wakeup_new;
-        p[2] = e->sc->progs.runq_switch;
-        return 3;
-    case SN_METRIC_FS_OPS:
-        p[0] = e->sc->progs.fs_enter;
-        p[1] = e->sc->progs.fs_exit;
-        return 2;
-    case SN_METRIC_TCP_ACCEPTS:
-        p[0] = e->sc->progs.tcp_accept_state;
-        return 1;
-    case SN_METRIC_TCP_CONNECTS:
-        p[0] = e->sc->progs.tcp_connect_state;
-        return 1;
-    case SN_METRIC_TCP_RETRANS:
-        p[0] = e->sc->progs.tcp_retransmit;
-        return 1;
-    case SN_METRIC_THREAD_EXECS:
-        p[0] = e->sc->progs.texec_switch;
-        return 1;
-    case SN_METRIC_THREAD_SAMPLES:
-        p[0] = e->sc->progs.thread_sample;
-        return 1;
-    case SN_METRIC_PG_QUERIES:
-        p[0] = e->sc->progs.pg_query_start;
-        p[1] = e->sc->progs.pg_query_done;
-        return 2;
-    case SN_METRIC_USDT:
-        p[0] = e->sc->progs.usdt_start;
-        p[1] = e->sc->progs.usdt_done;
-        return 2;
-    default:
-        return 0;
-    }
+    const struct sn_metric_def *m = sn_catalog_metric(metric);
+    int n = 0;
+
+    for (size_t i = 0; m && i < sizeof(m->progs) / sizeof(m->progs[0]) && m->progs[i]; i++)
+        if ((p[n] = bpf_object__find_program_by_name(e->sc->obj, m->progs[i])))
+            n++;
+    return n;
 }
 
 static void detach(struct sn_engine *e, uint32_t metric)
