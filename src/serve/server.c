@@ -323,8 +323,9 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
     if (rc < 0)
         return rc;
     rc = start_local(s, in, why, whylen);
-    if (rc < 0 &&
-        rc != -ENOTSUP) { /* this host cannot run it (e.g. a USDT probe it lacks): refuse it */
+    /* this host cannot run it (e.g. a USDT probe it lacks): refuse it; without BPF here it
+     * stands, not running locally */
+    if (rc < 0 && rc != -ENOTSUP) {
         int src;
         /* forced: the refusal stands even when the file cannot say so yet (the tick saves
          * again; defs_unsaved) */
