@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
-#include "agent/frame.h"
+#include "agent/frame_build.h"
 #include "agent/probe.h"
 #include "agent/sampled.h"
 #include "core/clock.h"

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "agent/predicate.h"
-#include "bpf/engine.h"
+#include "bpf/slots.h"
 
 enum sn_render {
     SN_RENDER_STR,     /* the key's bytes are text (comm) */
@@ -48,7 +48,7 @@ struct sn_metric_def {
     /* How it is collected: the BPF programs of src/bpf/probes.bpf.c that answer it, by name
      * (the engine attaches them while some slot needs the metric); none for a sampled metric
      * (agent/sampled.h). A tracepoint or kprobe program needs nothing else: adding such a
-     * metric is its id (bpf/engine.h), its program and this entry. */
+     * metric is its id (bpf/slots.h), its program and this entry. */
     const char *progs[4];
 };
 

@@ -1,6 +1,6 @@
 /*
  * The agent's BPF source in user space: owns the BPF probes (skeletons), turns enabled
- * traced instrumentations into kernel slots (bpf/engine.h), attaches a probe's programs only
+ * traced instrumentations into kernel slots (bpf/slots.h), attaches a probe's programs only
  * while some slot needs them, and once a second flips the generation and drains the previous
  * one (docs/agent.md). Sampled metrics are not the engine's: see agent/sampled.h.
  *
@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "agent/predicate.h"
-#include "bpf/engine.h"
+#include "bpf/slots.h"
 
 struct sn_engine; /* opaque */
 

@@ -9,7 +9,7 @@
  *   nic.packets     packets: hostname, nic, direction
  *
  * A reading is a set of rows, one per source and key (a cgroup and a cpumode, an interface
- * and a direction, ...), each with the metric's fields (bpf/engine.h field ids) and a value.
+ * and a direction, ...), each with the metric's fields (bpf/slots.h field ids) and a value.
  * An instrumentation's predicate (sn_pred_eval) picks rows and its discrete decomposition
  * sums their values by key, exactly as the kernel does for traced metrics, so the frames
  * look the same. Interval metrics report the difference between the last two readings.

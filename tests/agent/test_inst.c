@@ -1,14 +1,14 @@
 /*
  * Instrumentations from CA create bodies (src/agent/definition.c and probe.c) and frames
- * (src/agent/frame.c), without the kernel: CA's messages for each invalid body, arities, the kernel
- * fields a spec needs, hostname folding, name and pid constants, and the JSON and binary forms of
- * frames of every arity built from cells.
+ * (src/agent/frame_build.c), without the kernel: CA's messages for each invalid body, arities, the
+ * kernel fields a spec needs, hostname folding, name and pid constants, and the JSON and binary
+ * forms of frames of every arity built from cells.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/frame.h"
+#include "agent/frame_build.h"
 #include "agent/probe.h"
 #include "agent/names.h"
 #include "core/hist.h"

@@ -1,8 +1,8 @@
 /*
  * The catalog's metrics on the real kernel, end to end through the agent's own path: a CA
  * create body (agent/probe.h) enabled in its source (the engine for traced metrics, the
- * sampler for sampled ones, as agent/agent.c does), collected into frames (agent/frame.h) with
- * keys rendered as text. Each case runs a workload with a known answer in a child process and
+ * sampler for sampled ones, as agent/agent.c does), collected into frames (agent/frame_build.h)
+ * with keys rendered as text. Each case runs a workload with a known answer in a child process and
  * holds the frames to it: file-system operations by type and size, TCP connects and accepts
  * by address and port, a retransmitted SYN, thread executions and 99 Hz samples, PostgreSQL
  * queries through its USDT probes, a generic USDT probe pair (plain and semaphore-guarded),
@@ -32,7 +32,7 @@
 
 #include "agent/catalog.h"
 #include "agent/engine.h"
-#include "agent/frame.h"
+#include "agent/frame_build.h"
 #include "agent/probe.h"
 #include "agent/sampled.h"
 #include "core/hist.h"

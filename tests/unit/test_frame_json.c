@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/frame.h"
+#include "agent/frame_build.h"
 #include "agent/probe.h"
 #include "core/hist.h"
 #include "t.h"

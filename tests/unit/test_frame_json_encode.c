@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/frame.h"
+#include "agent/frame_build.h"
 #include "agent/probe.h"
 #include "core/hist.h"
 #include "t.h"
@@ -78,7 +78,7 @@ static void check_text_round_trip(const char *text)
 
 static void test_documented_examples(void)
 {
-    /* frame_json.h and agent/frame.h */
+    /* frame_json.h and agent/frame_build.h */
     check_text_round_trip(
         "{\"v\":1,\"id\":\"1\",\"host\":\"web1\",\"t\":1763812345,\"arity\":\"numeric-"
         "decomposition\",\"value\":{\"nginx\":[[[2000000,2099999],18],[[2100000,2199999],2]]},"

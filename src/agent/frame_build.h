@@ -10,8 +10,8 @@
  * (wire/frame_json.h, one line per frame from `sonde agent --stdout`), binary
  * (wire/frame.h) and the binary stream (wire/stream.h).
  */
-#ifndef SN_AGENT_FRAME_H
-#define SN_AGENT_FRAME_H
+#ifndef SN_AGENT_FRAME_BUILD_H
+#define SN_AGENT_FRAME_BUILD_H
 
 #include <jansson.h>
 
@@ -26,10 +26,10 @@ struct sn_frame_entry {
 };
 
 struct sn_frame {
-    const struct sn_probe *inst;
-    int64_t t;            /* the second (Unix time) the counts belong to */
-    uint64_t count;       /* every event counted, whatever the arity */
-    struct sn_hist *hist; /* numeric decomposition without a key */
+    const struct sn_probe *probe; /* what the frame answers (borrowed) */
+    int64_t t;                    /* the second (Unix time) the counts belong to */
+    uint64_t count;               /* every event counted, whatever the arity */
+    struct sn_hist *hist;         /* numeric decomposition without a key */
     struct sn_frame_entry *entries;
     size_t n, cap;
     struct sn_slot_drops drops;
@@ -37,7 +37,7 @@ struct sn_frame {
 };
 
 /* Starts an empty frame. Returns 0 or -ENOMEM. */
-int sn_frame_init(struct sn_frame *f, const struct sn_probe *inst, int64_t t);
+int sn_frame_init(struct sn_frame *f, const struct sn_probe *probe, int64_t t);
 /* Adds one drained cell of the instrumentation's slot; host names the host for hostname keys.
  * Returns 0 or -ENOMEM. */
 int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host);

@@ -1,6 +1,6 @@
 /*
- * Frames from drained cells; see frame.h. Keys are rendered to text here, once per cell and
- * second, never in the kernel.
+ * Frames from drained cells; see frame_build.h. Keys are rendered to text here, once per
+ * cell and second, never in the kernel.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "agent/cgroup.h"
-#include "agent/frame.h"
+#include "agent/frame_build.h"
 #include "agent/names.h"
 #include "core/grow.h"
 #include "wire/frame.h"
@@ -79,12 +79,12 @@ static void render(const struct sn_frame *fr, const struct sn_catalog_field *f,
     }
 }
 
-int sn_frame_init(struct sn_frame *f, const struct sn_probe *inst, int64_t t)
+int sn_frame_init(struct sn_frame *f, const struct sn_probe *probe, int64_t t)
 {
     memset(f, 0, sizeof(*f));
-    f->inst = inst;
+    f->probe = probe;
     f->t = t;
-    if (inst->arity == SN_ARITY_NUMERIC && !inst->key) {
+    if (probe->arity == SN_ARITY_NUMERIC && !probe->key) {
         f->hist = sn_hist_create();
         if (!f->hist)
             return -ENOMEM;
@@ -104,7 +104,7 @@ static struct sn_frame_entry *entry(struct sn_frame *f, const char *key)
     struct sn_frame_entry *e = &f->entries[f->n];
     memset(e, 0, sizeof(*e));
     copy_str(e->key, sizeof(e->key), key);
-    if (f->inst->arity == SN_ARITY_NUMERIC && !(e->hist = sn_hist_create()))
+    if (f->probe->arity == SN_ARITY_NUMERIC && !(e->hist = sn_hist_create()))
         return NULL;
     f->n++;
     return e;
@@ -113,14 +113,14 @@ static struct sn_frame_entry *entry(struct sn_frame *f, const char *key)
 int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host)
 {
     f->count += c->count;
-    if (!f->inst->key) {
+    if (!f->probe->key) {
         if (f->hist)
             return sn_hist_insert_raw(f->hist, sn_bucket_from_ord(c->ord), c->count);
         return 0;
     }
     char key[128];
     struct sn_frame_entry *e;
-    render(f, f->inst->key, c, host, key, sizeof(key));
+    render(f, f->probe->key, c, host, key, sizeof(key));
     e = entry(f, key);
     if (!e)
         return -ENOMEM;
@@ -145,14 +145,14 @@ int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wir
 
     if (!e)
         return -ENOMEM;
-    *w = (struct sn_wire_frame){.id = (char *)f->inst->id,
+    *w = (struct sn_wire_frame){.id = (char *)f->probe->id,
                                 .host = (char *)host,
                                 .t = f->t,
                                 .total = f->count,
                                 .over_cap = f->drops.over_cap,
                                 .map_full = f->drops.map_full,
                                 .entries = e};
-    switch (f->inst->arity) {
+    switch (f->probe->arity) {
     case SN_ARITY_SCALAR:
         w->arity = SN_WIRE_SCALAR;
         break;
@@ -160,7 +160,7 @@ int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wir
         w->arity = SN_WIRE_DISCRETE;
         break;
     case SN_ARITY_NUMERIC:
-        w->arity = f->inst->key ? SN_WIRE_NUMERIC_BY_KEY : SN_WIRE_NUMERIC;
+        w->arity = f->probe->key ? SN_WIRE_NUMERIC_BY_KEY : SN_WIRE_NUMERIC;
         break;
     }
     if (w->arity == SN_WIRE_NUMERIC) {
