@@ -26,6 +26,8 @@
 #include <strings.h>
 
 #include "api/internal.h"
+#include "core/clock.h"
+#include "core/grow.h"
 #include "http/server.h"
 #include "wire/frame_json.h"
 #include "wire/stream.h"
@@ -92,12 +94,10 @@ static int keep(const struct sn_wire_frame *cf, void *arg)
         f->id = id;
     }
     if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 16;
-        struct sn_wire_frame *p = realloc(g->f, cap * sizeof(*p));
+        struct sn_wire_frame *p = sn_grow(g->f, &g->cap, g->n + 1, sizeof(*p));
         if (!p)
             return -ENOMEM;
         g->f = p;
-        g->cap = cap;
     }
     g->f[g->n++] = *f;
     memset(f, 0, sizeof(*f));

@@ -15,9 +15,12 @@
  * Statuses are set under the request's mutex, so a late answer always wins over the timeout.
  *
  * Status: a table sorted by (key, host) under its own mutex; small (hosts x instrumentations),
- * so a linear search and memmove are fine.
+ * so a linear search and memmove are fine. A change and the calls of its watchers happen under
+ * note_mu, one change at a time, so watchers see changes in the order the table took them.
  *
- * Lock order: bus->mu, then req->mu, then bus->status_mu. No callback runs under any of them.
+ * Lock order: req->mu, then note_mu, then bus->mu or status_mu (never both). Frame and control
+ * callbacks run under none of them; status watchers run under note_mu (and, for a change an
+ * ack makes, under that request's mu).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +32,8 @@
 #include <time.h>
 
 #include "bus/bus.h"
+#include "core/clock.h"
+#include "core/grow.h"
 
 struct req;
 
@@ -50,17 +55,20 @@ struct req {
     struct slot *slots;
 };
 
+enum kind { FRAMES, CONTROL, STATUS };
+
 struct sn_bus_sub {
     struct sn_bus *bus;
     struct sn_bus_sub *next;
-    bool control;
+    enum kind kind;
     atomic_bool dead;  /* unsubscribed: no call starts */
-    unsigned busy;     /* frames: publishers holding it in a snapshot (bus->mu) */
-    bool free_on_idle; /* frames: unsubscribed from a callback; the last publisher frees it */
+    unsigned busy;     /* frames, status: callers holding it in a snapshot (bus->mu) */
+    bool free_on_idle; /* frames, status: unsubscribed from a callback; the last caller frees */
     sn_bus_frame_fn frame_fn;
     sn_bus_ctl_fn ctl_fn;
+    sn_bus_status_fn status_fn;
     void *arg;
-    char *key; /* frames: the key subscribed, NULL for all */
+    char *key; /* frames, status: the key subscribed, NULL for all */
     /* control */
     char host[SN_BUS_MAX_HOST + 1];
     pthread_t thread;
@@ -76,6 +84,8 @@ struct sn_bus {
                                          control thread ended */
     unsigned nthreads;                /* control threads not yet ended (joined or not) */
     struct sn_bus_sub *frames, *ctls; /* frames in subscription order; ctls by host */
+    struct sn_bus_sub *watchers;      /* of statuses, in subscription order */
+    pthread_mutex_t note_mu;          /* a status change and its notification, one at a time */
     pthread_mutex_t status_mu;
     struct sn_bus_status *st; /* sorted by key, then host */
     size_t nst, capst;
@@ -89,13 +99,6 @@ static _Thread_local unsigned in_callback_depth;
  * Helpers
  */
 
-static int64_t realtime_ms(void) /* TODO(i13): core/clock.h's sn_now_ms() once on main */
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Copies s into out[SN_BUS_MAX_*+1], cutting it. */
 static void copy_cut(char *out, size_t size, const char *s)
 {
@@ -107,6 +110,102 @@ static void copy_cut(char *out, size_t size, const char *s)
 static bool name_ok(const char *s, size_t max)
 {
     return s && s[0] && strnlen(s, max + 1) <= max;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Snapshots: calling subscribers without a lock
+ */
+
+#define SNAP_STACK 16 /* subscribers held without an allocation */
+
+struct snap {
+    struct sn_bus_sub *stack[SNAP_STACK], **subs;
+    size_t n;
+    const struct sn_bus *outer; /* in_callback_of before */
+};
+
+/* Marks busy every subscriber of *list whose key is NULL or key, into sn, and notes that this
+ * thread is in a callback of bus. Returns 0 or -ENOMEM (nothing marked). */
+static int snap_take(struct sn_bus *bus, struct sn_bus_sub *const *list, const char *key,
+                     struct snap *sn)
+{
+    size_t n = 0;
+
+    sn->subs = sn->stack;
+    sn->n = 0;
+    pthread_mutex_lock(&bus->mu);
+    for (struct sn_bus_sub *s = *list; s; s = s->next)
+        n += !s->key || strcmp(s->key, key) == 0;
+    if (n > SNAP_STACK && !(sn->subs = malloc(n * sizeof(*sn->subs)))) {
+        pthread_mutex_unlock(&bus->mu);
+        return -ENOMEM;
+    }
+    for (struct sn_bus_sub *s = *list; s; s = s->next)
+        if (!s->key || strcmp(s->key, key) == 0) {
+            s->busy++;
+            sn->subs[sn->n++] = s;
+        }
+    pthread_mutex_unlock(&bus->mu);
+    sn->outer = in_callback_of;
+    in_callback_of = bus;
+    in_callback_depth++;
+    return 0;
+}
+
+static void free_sub(struct sn_bus_sub *s)
+{
+    free(s->key);
+    free(s);
+}
+
+/* Unmarks what snap_take() marked, freeing what was unsubscribed from a callback meanwhile. */
+static void snap_release(struct sn_bus *bus, struct snap *sn)
+{
+    in_callback_depth--;
+    in_callback_of = in_callback_depth ? sn->outer : NULL;
+    pthread_mutex_lock(&bus->mu);
+    for (size_t i = 0; i < sn->n; i++) {
+        struct sn_bus_sub *s = sn->subs[i];
+        if (--s->busy == 0 && s->free_on_idle)
+            free_sub(s);
+        else if (s->busy == 0 && atomic_load(&s->dead))
+            pthread_cond_broadcast(&bus->idle);
+    }
+    pthread_mutex_unlock(&bus->mu);
+    if (sn->subs != sn->stack)
+        free(sn->subs);
+}
+
+/* Appends a new subscription of kind to *list, its callback set (frame_fn or status_fn).
+ * Returns 0 or -EINVAL / -ENOMEM. */
+static int subscribe(struct sn_bus *bus, struct sn_bus_sub **list, enum kind kind, const char *key,
+                     sn_bus_frame_fn frame_fn, sn_bus_status_fn status_fn, void *arg,
+                     struct sn_bus_sub **out)
+{
+    struct sn_bus_sub *s, **tail;
+
+    if (key && !name_ok(key, SN_BUS_MAX_KEY))
+        return -EINVAL;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    if (key && !(s->key = strdup(key))) {
+        free(s);
+        return -ENOMEM;
+    }
+    s->bus = bus;
+    s->kind = kind;
+    s->frame_fn = frame_fn;
+    s->status_fn = status_fn;
+    s->arg = arg;
+    atomic_init(&s->dead, false);
+    pthread_mutex_lock(&bus->mu);
+    for (tail = list; *tail; tail = &(*tail)->next)
+        ;
+    *tail = s;
+    pthread_mutex_unlock(&bus->mu);
+    *out = s;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -131,27 +230,45 @@ static size_t status_find(const struct sn_bus *bus, const char *key, const char 
     return i;
 }
 
-/* Sets (key, host) to running (rc 0) or failed. status_mu not held. */
+/* Calls every watcher of st->key with st. note_mu held. */
+static void notify(struct sn_bus *bus, const struct sn_bus_status *st)
+{
+    struct snap sn;
+
+    if (snap_take(bus, &bus->watchers, st->key, &sn) < 0)
+        return; /* out of memory: the watchers miss this change */
+    for (size_t i = 0; i < sn.n; i++)
+        if (!atomic_load(&sn.subs[i]->dead))
+            sn.subs[i]->status_fn(sn.subs[i]->arg, st);
+    snap_release(bus, &sn);
+}
+
+static enum sn_bus_state state_of(int rc)
+{
+    return rc == 0 ? SN_BUS_RUNNING : rc == -EOPNOTSUPP ? SN_BUS_UNSUPPORTED : SN_BUS_FAILED;
+}
+
+/* Sets (key, host) by rc (state_of()) and notifies the watchers. */
 static int status_set(struct sn_bus *bus, const char *host, const char *key, int rc,
                       const char *why)
 {
-    struct sn_bus_status *s;
+    struct sn_bus_status *s, copy;
     bool found;
     size_t i;
-    int64_t now = realtime_ms();
+    int64_t now = sn_now_ms();
 
+    pthread_mutex_lock(&bus->note_mu);
     pthread_mutex_lock(&bus->status_mu);
     i = status_find(bus, key, host, &found);
     if (!found) {
         if (bus->nst == bus->capst) {
-            size_t cap = bus->capst ? bus->capst * 2 : 16;
-            struct sn_bus_status *p = realloc(bus->st, cap * sizeof(*p));
+            struct sn_bus_status *p = sn_grow(bus->st, &bus->capst, bus->nst + 1, sizeof(*p));
             if (!p) {
                 pthread_mutex_unlock(&bus->status_mu);
+                pthread_mutex_unlock(&bus->note_mu);
                 return -ENOMEM;
             }
             bus->st = p;
-            bus->capst = cap;
         }
         memmove(&bus->st[i + 1], &bus->st[i], (bus->nst - i) * sizeof(*bus->st));
         bus->nst++;
@@ -164,16 +281,17 @@ static int status_set(struct sn_bus *bus, const char *host, const char *key, int
     if (rc == 0) {
         if (!found || s->state != SN_BUS_RUNNING)
             s->since_ms = now;
-        s->state = SN_BUS_RUNNING;
-        s->rc = 0;
         s->why[0] = '\0';
     } else {
-        s->state = SN_BUS_FAILED;
         s->since_ms = now;
-        s->rc = rc;
         copy_cut(s->why, sizeof(s->why), why);
     }
+    s->state = state_of(rc);
+    s->rc = rc;
+    copy = *s;
     pthread_mutex_unlock(&bus->status_mu);
+    notify(bus, &copy);
+    pthread_mutex_unlock(&bus->note_mu);
     return 0;
 }
 
@@ -187,18 +305,34 @@ int sn_bus_report_status(struct sn_bus *bus, const char *host, const char *key, 
 
 size_t sn_bus_clear_status(struct sn_bus *bus, const char *host, const char *key)
 {
-    size_t kept = 0, removed;
+    size_t removed = 0;
 
-    pthread_mutex_lock(&bus->status_mu);
-    for (size_t i = 0; i < bus->nst; i++) {
-        const struct sn_bus_status *s = &bus->st[i];
-        if (host && strcmp(s->host, host) == 0 && (!key || strcmp(s->key, key) == 0))
-            continue;
-        bus->st[kept++] = *s;
+    if (!host)
+        return 0;
+    pthread_mutex_lock(&bus->note_mu);
+    for (;;) { /* one at a time, each notified as stopped */
+        struct sn_bus_status gone;
+        size_t i;
+        pthread_mutex_lock(&bus->status_mu);
+        for (i = 0; i < bus->nst; i++)
+            if (strcmp(bus->st[i].host, host) == 0 && (!key || strcmp(bus->st[i].key, key) == 0))
+                break;
+        if (i == bus->nst) {
+            pthread_mutex_unlock(&bus->status_mu);
+            break;
+        }
+        gone = bus->st[i];
+        memmove(&bus->st[i], &bus->st[i + 1], (bus->nst - i - 1) * sizeof(*bus->st));
+        bus->nst--;
+        pthread_mutex_unlock(&bus->status_mu);
+        gone.state = SN_BUS_STOPPED;
+        gone.since_ms = sn_now_ms();
+        gone.rc = 0;
+        gone.why[0] = '\0';
+        notify(bus, &gone);
+        removed++;
     }
-    removed = bus->nst - kept;
-    bus->nst = kept;
-    pthread_mutex_unlock(&bus->status_mu);
+    pthread_mutex_unlock(&bus->note_mu);
     return removed;
 }
 
@@ -216,6 +350,22 @@ size_t sn_bus_status(struct sn_bus *bus, const char *key, struct sn_bus_status *
     }
     pthread_mutex_unlock(&bus->status_mu);
     return n;
+}
+
+int sn_bus_subscribe_status(struct sn_bus *bus, const char *key, sn_bus_status_fn fn, void *arg,
+                            struct sn_bus_sub **out)
+{
+    struct sn_bus_sub *s;
+    int rc;
+
+    if (!fn)
+        return -EINVAL;
+    pthread_mutex_lock(&bus->note_mu); /* no change is missed between the link and the caller */
+    rc = subscribe(bus, &bus->watchers, STATUS, key, NULL, fn, arg, &s);
+    if (rc == 0)
+        *out = s;
+    pthread_mutex_unlock(&bus->note_mu);
+    return rc;
 }
 
 /* What an ack says about its host's status of the request's key. req->mu held. */
@@ -244,8 +394,12 @@ int sn_bus_open(struct sn_bus **out)
         goto err_mu;
     if (pthread_mutex_init(&bus->status_mu, NULL) != 0)
         goto err_idle;
+    if (pthread_mutex_init(&bus->note_mu, NULL) != 0)
+        goto err_status;
     *out = bus;
     return 0;
+err_status:
+    pthread_mutex_destroy(&bus->status_mu);
 err_idle:
     pthread_cond_destroy(&bus->idle);
 err_mu:
@@ -263,11 +417,14 @@ void sn_bus_close(struct sn_bus *bus)
         sn_bus_unsubscribe(bus->frames);
     while (bus->ctls)
         sn_bus_unsubscribe(bus->ctls);
+    while (bus->watchers)
+        sn_bus_unsubscribe(bus->watchers);
     pthread_mutex_lock(&bus->mu); /* threads of hosts unsubscribed from their own callbacks */
     while (bus->nthreads)
         pthread_cond_wait(&bus->idle, &bus->mu);
     pthread_mutex_unlock(&bus->mu);
     free(bus->st);
+    pthread_mutex_destroy(&bus->note_mu);
     pthread_mutex_destroy(&bus->status_mu);
     pthread_cond_destroy(&bus->idle);
     pthread_mutex_destroy(&bus->mu);
@@ -281,85 +438,34 @@ void sn_bus_close(struct sn_bus *bus)
 int sn_bus_subscribe_frames(struct sn_bus *bus, const char *key, sn_bus_frame_fn fn, void *arg,
                             struct sn_bus_sub **out)
 {
-    struct sn_bus_sub *s, **tail;
+    struct sn_bus_sub *s;
+    int rc;
 
-    if (!fn || (key && !name_ok(key, SN_BUS_MAX_KEY)))
+    if (!fn)
         return -EINVAL;
-    s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    if (key && !(s->key = strdup(key))) {
-        free(s);
-        return -ENOMEM;
-    }
-    s->bus = bus;
-    s->frame_fn = fn;
-    s->arg = arg;
-    atomic_init(&s->dead, false);
-    pthread_mutex_lock(&bus->mu);
-    for (tail = &bus->frames; *tail; tail = &(*tail)->next)
-        ;
-    *tail = s;
-    pthread_mutex_unlock(&bus->mu);
-    *out = s;
-    return 0;
+    rc = subscribe(bus, &bus->frames, FRAMES, key, fn, NULL, arg, &s);
+    if (rc == 0)
+        *out = s;
+    return rc;
 }
 
-static void free_sub(struct sn_bus_sub *s)
+int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f, void *ctx)
 {
-    free(s->key);
-    free(s);
-}
-
-#define SNAP_STACK 16 /* subscribers held without an allocation */
-
-int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f)
-{
-    struct sn_bus_sub *stack[SNAP_STACK], **snap = stack;
-    const struct sn_bus *outer = in_callback_of;
-    size_t n = 0;
+    struct snap sn;
     int rc = 0;
 
     if (!f->id)
         return -EINVAL;
-    pthread_mutex_lock(&bus->mu);
-    for (struct sn_bus_sub *s = bus->frames; s; s = s->next)
-        n += !s->key || strcmp(s->key, f->id) == 0;
-    if (n > SNAP_STACK && !(snap = malloc(n * sizeof(*snap)))) {
-        pthread_mutex_unlock(&bus->mu);
+    if (snap_take(bus, &bus->frames, f->id, &sn) < 0)
         return -ENOMEM;
-    }
-    n = 0;
-    for (struct sn_bus_sub *s = bus->frames; s; s = s->next)
-        if (!s->key || strcmp(s->key, f->id) == 0) {
-            s->busy++;
-            snap[n++] = s;
-        }
-    pthread_mutex_unlock(&bus->mu);
-
-    in_callback_of = bus;
-    in_callback_depth++;
-    for (size_t i = 0; i < n; i++) {
-        if (atomic_load(&snap[i]->dead))
+    for (size_t i = 0; i < sn.n; i++) {
+        if (atomic_load(&sn.subs[i]->dead))
             continue;
-        int r = snap[i]->frame_fn(snap[i]->arg, f);
+        int r = sn.subs[i]->frame_fn(sn.subs[i]->arg, f, ctx);
         if (rc == 0)
             rc = r;
     }
-    in_callback_depth--;
-    in_callback_of = in_callback_depth ? outer : NULL;
-
-    pthread_mutex_lock(&bus->mu);
-    for (size_t i = 0; i < n; i++) {
-        struct sn_bus_sub *s = snap[i];
-        if (--s->busy == 0 && s->free_on_idle)
-            free_sub(s);
-        else if (s->busy == 0 && atomic_load(&s->dead))
-            pthread_cond_broadcast(&bus->idle);
-    }
-    pthread_mutex_unlock(&bus->mu);
-    if (snap != stack)
-        free(snap);
+    snap_release(bus, &sn);
     return rc;
 }
 
@@ -451,7 +557,7 @@ int sn_bus_subscribe_control(struct sn_bus *bus, const char *host, sn_bus_ctl_fn
     if (!s)
         return -ENOMEM;
     s->bus = bus;
-    s->control = true;
+    s->kind = CONTROL;
     s->ctl_fn = fn;
     s->arg = arg;
     atomic_init(&s->dead, false);
@@ -483,18 +589,11 @@ int sn_bus_subscribe_control(struct sn_bus *bus, const char *host, sn_bus_ctl_fn
     return 0;
 }
 
-/* Adds mono ms to now (CLOCK_MONOTONIC). */
+/* timeout_ms from now on CLOCK_MONOTONIC, as pthread_cond_timedwait() wants it. */
 static struct timespec deadline_of(int timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    int64_t ns = sn_mono_ns() + (int64_t)timeout_ms * 1000000;
+    return (struct timespec){.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
 }
 
 /* A new request holding copies of m, with no slot yet; NULL when out of memory. */
@@ -651,12 +750,12 @@ void sn_bus_unsubscribe(struct sn_bus_sub *s)
     if (!s)
         return;
     bus = s->bus;
-    if (s->control) {
+    if (s->kind == CONTROL) {
         unsubscribe_control(bus, s);
         return;
     }
     pthread_mutex_lock(&bus->mu);
-    unlink_sub(&bus->frames, s);
+    unlink_sub(s->kind == FRAMES ? &bus->frames : &bus->watchers, s);
     atomic_store(&s->dead, true);
     if (in_callback_of == bus && s->busy) {
         s->free_on_idle = true; /* cannot wait for this thread's own call */

@@ -29,7 +29,7 @@
  * Status. Whether a source runs an instrumentation is the source's to say, not the value
  * code's guess: each (host, key) has a status, "running since T" or "cannot run: why", which
  * acks of enable and disable set, which a source can report at any time (an agent whose probe
- * fails later), and which anyone can query (sn_bus_status()).
+ * fails later), which anyone can query (sn_bus_status()) and watch (sn_bus_subscribe_status()).
  *
  * Thread safety: every function may be called from any thread, except sn_bus_close(), which
  * must come after every other call has returned. Unsubscribing waits for the subscriber's
@@ -65,20 +65,25 @@ void sn_bus_close(struct sn_bus *bus);
  * Frames
  */
 
-/* A frame subscriber: f is borrowed for the call. Its result is returned to the publisher (see
- * sn_bus_publish_frame()); the aggregator's says whether the frame was added. */
-typedef int (*sn_bus_frame_fn)(void *arg, const struct sn_wire_frame *f);
+/* A frame subscriber: f is borrowed for the call; ctx is the publisher's (see
+ * sn_bus_publish_frame()). Its result is returned to the publisher: the aggregator's says
+ * whether the frame was added. */
+typedef int (*sn_bus_frame_fn)(void *arg, const struct sn_wire_frame *f, void *ctx);
 
-/* Subscribes fn(arg, frame) to the frames of instrumentation key (copied; NULL: every frame).
- * Returns 0 with the subscription in *out, -EINVAL (fn NULL, key longer than SN_BUS_MAX_KEY)
- * or -ENOMEM. */
+/* Subscribes fn(arg, frame, ctx) to the frames of instrumentation key (copied; NULL: every
+ * frame). Returns 0 with the subscription in *out, -EINVAL (fn NULL, key longer than
+ * SN_BUS_MAX_KEY) or -ENOMEM. */
 int sn_bus_subscribe_frames(struct sn_bus *bus, const char *key, sn_bus_frame_fn fn, void *arg,
                             struct sn_bus_sub **out);
-/* Delivers f (borrowed) to every subscriber of f->id and of every frame, in the publisher's
- * thread, in subscription order. Returns the first non-zero result a subscriber returned (the
- * others are still called), or 0 when each returned 0 or none matched; -EINVAL when f has no
- * id. */
-int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f);
+/*
+ * Delivers f (borrowed) to every subscriber of f->id and of every frame, in the publisher's
+ * thread, in subscription order, each given ctx (may be NULL): the publisher's own, for what
+ * a subscriber tells it beyond its result (e.g. ingest's reply counts what the aggregator's key
+ * cap folded; over NATS, remote subscribers will see NULL). Returns the first non-zero result a
+ * subscriber returned (the others are still called), or 0 when each returned 0 or none matched;
+ * -EINVAL when f has no id; -ENOMEM (nobody called).
+ */
+int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f, void *ctx);
 
 /* ------------------------------------------------------------------------------------------
  * Control: enable and disable, acknowledged per host
@@ -146,8 +151,10 @@ void sn_bus_unsubscribe(struct sn_bus_sub *sub);
  */
 
 enum sn_bus_state {
-    SN_BUS_RUNNING = 1, /* the host runs key, since since_ms */
-    SN_BUS_FAILED = 2,  /* the host cannot run key: rc, why (since since_ms) */
+    SN_BUS_STOPPED = 0,     /* only in notifications: the status was cleared (at since_ms) */
+    SN_BUS_RUNNING = 1,     /* the host runs key, since since_ms */
+    SN_BUS_FAILED = 2,      /* the host cannot run this key: rc, why (since since_ms) */
+    SN_BUS_UNSUPPORTED = 3, /* rc -EOPNOTSUPP: the host runs nothing of the kind (e.g. no BPF) */
 };
 
 struct sn_bus_status {
@@ -161,17 +168,31 @@ struct sn_bus_status {
 
 /*
  * Records what host says about key: rc 0 "running" (since now, or since the earlier time when it
- * was running already), rc < 0 "cannot run: why" (why may be NULL). Acks do this for the hosts
- * that answer (enable: running or failed; a timed-out enable: failed; disable done: cleared).
- * Returns 0, -EINVAL (host or key empty or too long, rc > 0) or -ENOMEM.
+ * was running already), -EOPNOTSUPP "unsupported", another rc < 0 "cannot run" (why may be
+ * NULL), and notifies the watchers. Acks do this for the hosts that answer (enable: by its rc;
+ * a timed-out enable: failed; disable done: cleared). Returns 0, -EINVAL (host or key empty or
+ * too long, rc > 0) or -ENOMEM.
  */
 int sn_bus_report_status(struct sn_bus *bus, const char *host, const char *key, int rc,
                          const char *why);
-/* Forgets host's status of key (it no longer runs it; key NULL: every key of host). Returns
- * the number of statuses removed. */
+/* Forgets host's status of key (it no longer runs it; key NULL: every key of host), notifying
+ * the watchers of each with state SN_BUS_STOPPED. Returns the number of statuses removed. */
 size_t sn_bus_clear_status(struct sn_bus *bus, const char *host, const char *key);
 /* Copies the statuses of key (NULL: every key), sorted by key then host, into out[0..max).
  * Returns how many there are (more than max: only max copied); out may be NULL when max is 0. */
 size_t sn_bus_status(struct sn_bus *bus, const char *key, struct sn_bus_status *out, size_t max);
+
+/* A watcher of statuses: s (borrowed for the call) is a status as it now is, or as it was with
+ * state SN_BUS_STOPPED when it was cleared. Watchers are called in the thread that made the
+ * change, one change at a time in the order the table took them (so a mirror stays exact), under
+ * the bus's status lock: a watcher must not report or clear statuses, subscribe watchers or
+ * publish control messages (it may publish frames and unsubscribe). */
+typedef void (*sn_bus_status_fn)(void *arg, const struct sn_bus_status *s);
+/* Subscribes fn(arg, status) to the changes of key's statuses (key copied; NULL: every key);
+ * what is in the table already is not replayed (read it with sn_bus_status() after
+ * subscribing). Returns 0 with the subscription in *out, -EINVAL (fn NULL, key too long) or
+ * -ENOMEM. The aggregator mirrors statuses so (NATS: a watch on the KV bucket). */
+int sn_bus_subscribe_status(struct sn_bus *bus, const char *key, sn_bus_status_fn fn, void *arg,
+                            struct sn_bus_sub **out);
 
 #endif

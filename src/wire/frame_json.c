@@ -47,49 +47,50 @@ static json_t *count_json(uint64_t c)
     return json_integer(c > INT64_MAX ? INT64_MAX : (json_int_t)c);
 }
 
-/* Appends [[lo,hi],count] to a (which takes nothing on failure). Returns 0 or -ENOMEM. */
+/* Appends [[lo,hi],count] to a. Returns 0 or -ENOMEM (a unchanged). Built without json_pack():
+ * parsing a format per range is most of the cost of a frame with many buckets. */
 static int append_range(json_t *a, int64_t lo, int64_t hi, uint64_t c)
 {
-    json_t *r = json_pack("[[I,I],o]", (json_int_t)lo, (json_int_t)hi, count_json(c));
-    return r && json_array_append_new(a, r) == 0 ? 0 : -ENOMEM;
+    json_t *r = json_array(), *lh = json_array();
+
+    /* json_array_append_new() takes its value even when it fails */
+    if (!r || !lh || json_array_append_new(lh, json_integer((json_int_t)lo)) ||
+        json_array_append_new(lh, json_integer((json_int_t)hi))) {
+        json_decref(lh);
+        json_decref(r);
+        return -ENOMEM;
+    }
+    if (json_array_append_new(r, lh) || json_array_append_new(r, count_json(c))) {
+        json_decref(r);
+        return -ENOMEM;
+    }
+    return json_array_append_new(a, r) ? -ENOMEM : 0;
 }
 
-/*
- * h as CA's raw form of a distribution, [[lo,hi],count],... ascending: empty and NaN buckets
- * skipped, a range whose hi is below its lo (a bucket holding no integer) clamped to lo, and a
- * bucket whose lo equals the previous range's lo folded into it, counts saturating.
- * TODO(i13): core/hist.h's sn_hist_ranges() once it is on main (the same rule).
- */
+#define RANGES_STACK 64 /* ranges converted without an allocation */
+
+/* h as CA's raw form of a distribution, [[lo,hi],count],... ascending, by core/hist.h's one
+ * rule (sn_hist_ranges()). NULL when out of memory. */
 static json_t *ranges_json(const struct sn_hist *h)
 {
+    struct sn_hist_range stack[RANGES_STACK], *r = stack;
+    size_t nb = h ? sn_hist_nbuckets(h) : 0, n;
     json_t *a = json_array();
-    int64_t plo = 0, phi = 0;
-    uint64_t pc = 0;
-    bool have = false;
-    struct sn_bucket b;
-    uint64_t c;
 
-    for (size_t i = 0; a && h && sn_hist_bucket_at(h, i, &b, &c); i++) {
-        int64_t lo, hi;
-        if (c == 0 || sn_bucket_int_range(b, &lo, &hi) == -EDOM)
-            continue;
-        if (hi < lo)
-            hi = lo;
-        if (have && lo == plo) {
-            pc = pc + c < pc ? UINT64_MAX : pc + c;
-            phi = hi > phi ? hi : phi;
-            continue;
-        }
-        if (have && append_range(a, plo, phi, pc) < 0)
-            goto fail;
-        plo = lo, phi = hi, pc = c, have = true;
+    if (a && nb > RANGES_STACK && !(r = malloc(nb * sizeof(*r)))) {
+        json_decref(a);
+        return NULL;
     }
-    if (a && have && append_range(a, plo, phi, pc) < 0)
-        goto fail;
+    n = a ? sn_hist_ranges(h, r) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (append_range(a, r[i].lo, r[i].hi, r[i].count) < 0) {
+            json_decref(a);
+            a = NULL;
+            break;
+        }
+    if (r != stack)
+        free(r);
     return a;
-fail:
-    json_decref(a);
-    return NULL;
 }
 
 /* "value" of a discrete or numeric-by-key frame: {key: count or ranges} in entry order. */

@@ -39,8 +39,8 @@
  * present). "value" is, by f->arity: f->total; {key: count} in entry order; the first entry's
  * histogram as [[lo,hi],count],... (an empty array when there is no entry); {key:
  * [[[lo,hi],count],...]} in entry order. Histograms give one range per non-empty bucket,
- * ascending (integer ranges of core/hist.h's sn_hist_ranges() rule: buckets holding no integer
- * fold into their neighbour's range, NaN buckets are left out). Counts past INT64_MAX (JSON
+ * ascending, by core/hist.h's one rule (sn_hist_ranges(): buckets holding no integer fold into
+ * the range below them, NaN buckets are left out). Counts past INT64_MAX (JSON
  * integers are signed) are written as INT64_MAX.
  * For every frame that sn_wire_frame_from_json() produces, decoding the result gives an equal
  * frame (sn_wire_frame_equal()); for frames of agents (unique keys, integer buckets) too.

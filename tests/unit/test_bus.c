@@ -3,12 +3,14 @@
  * order, and none after unsubscribing (also from inside a callback); control messages are
  * acknowledged per host with rc and why, sorted by host, addressed to one host or all; a host
  * that never answers times out within the bound, one unsubscribed while messages wait answers
- * them -ESHUTDOWN; acks and sources set per-source status, which can be queried; and threads
- * publishing while another subscribes and unsubscribes never reach a freed subscriber (run
- * under ASan). Every wait is bounded in count and time.
+ * them -ESHUTDOWN; acks and sources set per-source status, which can be queried and watched
+ * (a mirror kept by a watcher equals the table while threads report); and threads publishing
+ * while another subscribes and unsubscribes never reach a freed subscriber (run under ASan).
+ * Every wait is bounded in count and time.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +52,12 @@ struct seen {
     struct sn_bus_sub *self; /* unsubscribe from inside the first call, when set */
 };
 
-static int on_frame(void *arg, const struct sn_wire_frame *f)
+static int on_frame(void *arg, const struct sn_wire_frame *f, void *ctx)
 {
     struct seen *s = arg;
+
+    if (ctx)
+        (*(int *)ctx)++;
 
     s->last = f;
     s->calls++;
@@ -75,34 +80,37 @@ static void test_frames(void)
 
     T_EQ(sn_bus_open(&bus), 0);
     /* no subscriber: 0 */
-    T_EQ(sn_bus_publish_frame(bus, &f1), 0);
+    T_EQ(sn_bus_publish_frame(bus, &f1, NULL), 0);
     T_EQ(sn_bus_subscribe_frames(bus, NULL, on_frame, &all, &sa), 0);
     T_EQ(sn_bus_subscribe_frames(bus, "1", on_frame, &one, &s1), 0);
     T_EQ(sn_bus_subscribe_frames(bus, "acme/2", on_frame, &two, &s2), 0);
 
-    T_EQ(sn_bus_publish_frame(bus, &f1), 7); /* all returns 0, then one's 7 */
-    T_EQ(sn_bus_publish_frame(bus, &f2), -3);
-    T_EQ(sn_bus_publish_frame(bus, &f1), 7);
+    T_EQ(sn_bus_publish_frame(bus, &f1, NULL), 7); /* all returns 0, then one's 7 */
+    T_EQ(sn_bus_publish_frame(bus, &f2, NULL), -3);
+    T_EQ(sn_bus_publish_frame(bus, &f1, NULL), 7);
     T_STR(all.log, "1,acme/2,1,");
     T_STR(one.log, "1,1,");
     T_STR(two.log, "acme/2,");
     T_OK(one.last == &f1 && two.last == &f2); /* borrowed, not copied */
+    int told = 0; /* the publisher's context reaches every subscriber called */
+    T_EQ(sn_bus_publish_frame(bus, &f2, &told), -3);
+    T_EQ(told, 2);
 
     /* not after unsubscribing */
     sn_bus_unsubscribe(s1);
-    T_EQ(sn_bus_publish_frame(bus, &f1), 0);
+    T_EQ(sn_bus_publish_frame(bus, &f1, NULL), 0);
     T_EQ(one.calls, 2);
-    T_EQ(all.calls, 4);
+    T_EQ(all.calls, 5);
 
     /* unsubscribing from inside its own callback */
     struct seen selfish = {0};
     struct sn_bus_sub *ss;
     T_EQ(sn_bus_subscribe_frames(bus, NULL, on_frame, &selfish, &ss), 0);
     selfish.self = ss;
-    sn_bus_publish_frame(bus, &f1);
-    sn_bus_publish_frame(bus, &f1);
+    sn_bus_publish_frame(bus, &f1, NULL);
+    sn_bus_publish_frame(bus, &f1, NULL);
     T_EQ(selfish.calls, 1);
-    T_EQ(all.calls, 6);
+    T_EQ(all.calls, 7);
 
     /* refusals */
     struct sn_bus_sub *x = NULL;
@@ -114,7 +122,7 @@ static void test_frames(void)
     T_EQ(sn_bus_subscribe_frames(bus, "", on_frame, &all, &x), -EINVAL);
     T_OK(x == NULL);
     struct sn_wire_frame noid = {.host = "h"};
-    T_EQ(sn_bus_publish_frame(bus, &noid), -EINVAL);
+    T_EQ(sn_bus_publish_frame(bus, &noid, NULL), -EINVAL);
 
     sn_bus_unsubscribe(NULL);
     sn_bus_close(bus); /* unsubscribes sa and s2 */
@@ -440,6 +448,169 @@ static void test_unsubscribe_control(void)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * Watching statuses
+ */
+
+struct watch {
+    char log[512]; /* "host key state rc," per change */
+    int calls;
+    struct sn_bus_sub *self; /* unsubscribe from inside the next call, when set */
+};
+
+static void on_status(void *arg, const struct sn_bus_status *st)
+{
+    struct watch *w = arg;
+    static const char *const names[] = {"stopped", "running", "failed", "unsupported"};
+    char one[128];
+
+    w->calls++;
+    snprintf(one, sizeof(one), "%.40s %.40s %s %d,", st->host, st->key,
+             st->state <= SN_BUS_UNSUPPORTED ? names[st->state] : "?", st->rc);
+    strncat(w->log, one, sizeof(w->log) - strlen(w->log) - 1);
+    if (w->self) {
+        sn_bus_unsubscribe(w->self);
+        w->self = NULL;
+    }
+}
+
+static void test_watch_status(void)
+{
+    struct sn_bus *bus;
+    struct watch all = {0}, only5 = {0}, selfish = {0};
+    struct sn_bus_sub *wa, *w5, *ws, *x = NULL;
+    struct host nobpf = {.rc = -EOPNOTSUPP, .why = "no BPF on this host"};
+    struct sn_bus_sub *sh;
+    struct sn_bus_ack acks[2];
+    struct sn_bus_status st[4];
+    size_t n;
+    json_t *def = json_pack("{s:s}", "module", "syscall");
+
+    T_EQ(sn_bus_open(&bus), 0);
+    T_EQ(sn_bus_report_status(bus, "web1", "4", 0, NULL), 0); /* before: not replayed */
+    T_EQ(sn_bus_subscribe_status(bus, NULL, on_status, &all, &wa), 0);
+    T_EQ(sn_bus_subscribe_status(bus, "5", on_status, &only5, &w5), 0);
+    T_EQ(sn_bus_subscribe_status(bus, NULL, NULL, NULL, &x), -EINVAL);
+    T_OK(x == NULL);
+
+    /* in order: running, failed, running again, cleared */
+    T_EQ(sn_bus_report_status(bus, "web1", "5", 0, NULL), 0);
+    T_EQ(sn_bus_report_status(bus, "web1", "5", -EPERM, "cannot attach"), 0);
+    T_EQ(sn_bus_report_status(bus, "web2", "6", 0, NULL), 0);
+    T_EQ(sn_bus_clear_status(bus, "web1", NULL), 2);
+    T_STR(all.log, "web1 5 running 0,web1 5 failed -1,web2 6 running 0,web1 4 stopped 0,"
+                   "web1 5 stopped 0,");
+    T_STR(only5.log, "web1 5 running 0,web1 5 failed -1,web1 5 stopped 0,");
+
+    /* an ack of -EOPNOTSUPP: unsupported, watched too */
+    T_EQ(sn_bus_subscribe_control(bus, "nobpf", on_ctl, &nobpf, &sh), 0);
+    all.log[0] = '\0';
+    T_EQ(sn_bus_publish_control(bus,
+                                &(struct sn_bus_ctl){.op = SN_BUS_ENABLE, .key = "7", .def = def},
+                                acks, 2, 5000, &n),
+         0);
+    T_EQ(n, 1);
+    T_EQ(acks[0].rc, -EOPNOTSUPP);
+    T_STR(all.log, "nobpf 7 unsupported -95,");
+    T_EQ(sn_bus_status(bus, "7", st, 4), 1);
+    T_EQ(st[0].state, SN_BUS_UNSUPPORTED);
+    T_STR(st[0].why, "no BPF on this host");
+
+    /* unsubscribed: no more calls; from inside its own call too */
+    sn_bus_unsubscribe(w5);
+    T_EQ(sn_bus_subscribe_status(bus, NULL, on_status, &selfish, &ws), 0);
+    selfish.self = ws;
+    int calls = only5.calls;
+    T_EQ(sn_bus_report_status(bus, "web1", "5", 0, NULL), 0);
+    T_EQ(sn_bus_report_status(bus, "web1", "5", -EIO, NULL), 0);
+    T_EQ(only5.calls, calls);
+    T_EQ(selfish.calls, 1);
+    json_decref(def);
+    sn_bus_close(bus); /* unsubscribes wa and sh */
+}
+
+#define MIRROR_HOSTS 3
+#define MIRROR_KEYS  4
+
+struct mirror {
+    pthread_mutex_t mu;
+    int state[MIRROR_HOSTS][MIRROR_KEYS]; /* -1: absent */
+    int rc[MIRROR_HOSTS][MIRROR_KEYS];
+};
+
+static void on_mirror(void *arg, const struct sn_bus_status *st)
+{
+    struct mirror *m = arg;
+    int h = st->host[1] - '0', k = st->key[0] - '0';
+
+    pthread_mutex_lock(&m->mu);
+    m->state[h][k] = st->state == SN_BUS_STOPPED ? -1 : (int)st->state;
+    m->rc[h][k] = st->rc;
+    pthread_mutex_unlock(&m->mu);
+}
+
+struct reporter {
+    struct sn_bus *bus;
+    unsigned seed;
+};
+
+static void *reporter_main(void *arg)
+{
+    struct reporter *r = arg;
+    int64_t until = mono_ms() + 10000;
+
+    for (int i = 0; i < 3000 && mono_ms() < until; i++) {
+        char host[4] = {'h', (char)('0' + rand_r(&r->seed) % MIRROR_HOSTS), 0, 0};
+        char key[2] = {(char)('0' + rand_r(&r->seed) % MIRROR_KEYS), 0};
+        int what = rand_r(&r->seed) % 4;
+        if (what == 3)
+            sn_bus_clear_status(r->bus, host, key);
+        else
+            sn_bus_report_status(r->bus, host, key,
+                                 what == 0   ? 0
+                                 : what == 1 ? -EIO
+                                             : -EOPNOTSUPP,
+                                 "why");
+    }
+    return NULL;
+}
+
+/* Threads reporting and clearing at once: a watcher's mirror ends equal to the table. */
+static void test_mirror(void)
+{
+    struct sn_bus *bus;
+    struct mirror m;
+    struct sn_bus_sub *w;
+    struct reporter r[3];
+    pthread_t th[3];
+    struct sn_bus_status st[MIRROR_HOSTS * MIRROR_KEYS];
+    size_t n, differ = 0;
+
+    pthread_mutex_init(&m.mu, NULL);
+    memset(m.state, 0xff, sizeof(m.state));
+    T_EQ(sn_bus_open(&bus), 0);
+    T_EQ(sn_bus_subscribe_status(bus, NULL, on_mirror, &m, &w), 0);
+    for (int i = 0; i < 3; i++) {
+        r[i] = (struct reporter){bus, 7u + (unsigned)i};
+        T_EQ(pthread_create(&th[i], NULL, reporter_main, &r[i]), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    n = sn_bus_status(bus, NULL, st, MIRROR_HOSTS * MIRROR_KEYS);
+    T_OK(n <= MIRROR_HOSTS * MIRROR_KEYS);
+    int table[MIRROR_HOSTS][MIRROR_KEYS];
+    memset(table, 0xff, sizeof(table));
+    for (size_t i = 0; i < n; i++)
+        table[st[i].host[1] - '0'][st[i].key[0] - '0'] = (int)st[i].state;
+    for (int h = 0; h < MIRROR_HOSTS; h++)
+        for (int k = 0; k < MIRROR_KEYS; k++)
+            differ += table[h][k] != m.state[h][k];
+    t_note("%zu statuses at the end", n);
+    T_EQU(differ, 0);
+    sn_bus_close(bus);
+    pthread_mutex_destroy(&m.mu);
+}
+
+/* ------------------------------------------------------------------------------------------
  * Concurrency
  */
 
@@ -453,7 +624,7 @@ struct victim {
 
 static atomic_uint bad_calls;
 
-static int on_victim(void *arg, const struct sn_wire_frame *f)
+static int on_victim(void *arg, const struct sn_wire_frame *f, void *ctx)
 {
     struct victim *v = arg;
     if (v->magic != MAGIC)
@@ -462,7 +633,7 @@ static int on_victim(void *arg, const struct sn_wire_frame *f)
     return 0;
 }
 
-static int on_count(void *arg, const struct sn_wire_frame *f)
+static int on_count(void *arg, const struct sn_wire_frame *f, void *ctx)
 {
     atomic_fetch_add((atomic_uint *)arg, 1);
     return 0;
@@ -480,7 +651,7 @@ static void *publisher(void *arg)
     int64_t until = mono_ms() + 20000;
 
     for (int i = 0; i < PUBLISHED && mono_ms() < until; i++)
-        sn_bus_publish_frame(c->bus, &f);
+        sn_bus_publish_frame(c->bus, &f, NULL);
     return NULL;
 }
 
@@ -532,6 +703,9 @@ int main(int argc, char **argv)
           test_silent_host);
     t_run("unsubscribing answers waiting messages; from inside a callback too",
           test_unsubscribe_control);
+    t_run("statuses watched in order; -EOPNOTSUPP is unsupported; unsubscribing watchers",
+          test_watch_status);
+    t_run("threads reporting at once: a watcher's mirror equals the table", test_mirror);
     t_run("publishing while subscribing and unsubscribing: no freed subscriber called",
           test_concurrent);
     return t_done();
