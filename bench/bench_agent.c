@@ -684,6 +684,17 @@ int main(int argc, char **argv)
     double bare, floor_ns = 0, sonde1 = 0, sonde10 = 0, bpftrace = 0;
     cpu_set_t set;
 
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        puts("usage: bench_agent [--keyed | --busy | --busy-profile | --help]\n"
+             "  (none)          per-read overhead: bare, floor, sonde (1 and 10), bpftrace; the\n"
+             "                  collection's CPU, enable latency and a breakdown; then a keyed\n"
+             "                  event's cost and the busy host (make bench-agent)\n"
+             "  --keyed         a keyed event's cost only\n"
+             "  --busy          a keyed event's cost and the busy host\n"
+             "  --busy-profile  the busy host's default collection, to profile\n"
+             "needs root; see the comment at the top of bench/bench_agent.c");
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "--keyed") == 0) { /* a keyed event's cost only */
         keyed_event_cost();
         return 0;
