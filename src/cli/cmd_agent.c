@@ -56,9 +56,12 @@ static const char usage[] =
     "exit codes: 0 ok, 1 runtime error (e.g. BPF cannot load), 2 usage error or bad FILE\n";
 
 /* The stdout sink: frames as JSON lines or length-prefixed binary, flushed each second; after
- * --seconds N seconds it writes nothing more and tells the main thread (SIGUSR1). */
+ * --seconds N seconds (counted from the first with frames: the agent may collect a second
+ * before FILE's instrumentations run) it writes nothing more and tells the main thread
+ * (SIGUSR1). */
 struct stdout_sink {
     bool binary;
+    bool started; /* a frame was written */
     long seconds, done;
     int rc;
 };
@@ -69,6 +72,7 @@ static void write_frame(void *arg, const struct sn_wire_frame *f)
 
     if (o->rc < 0 || (o->seconds && o->done >= o->seconds))
         return;
+    o->started = true;
     if (o->binary) {
         if (sn_wire_stream_write(stdout, f) < 0)
             o->rc = -EIO;
@@ -89,7 +93,7 @@ static void end_second(void *arg, int64_t t)
     struct stdout_sink *o = arg;
     (void)t;
 
-    if (o->seconds && o->done >= o->seconds)
+    if (!o->started || (o->seconds && o->done >= o->seconds))
         return;
     if (fflush(stdout) != 0)
         o->rc = -EIO;
