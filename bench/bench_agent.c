@@ -44,7 +44,7 @@
 #include "agent/catalog.h"
 #include "agent/cgroup.h"
 #include "agent/engine.h"
-#include "agent/inst.h"
+#include "agent/probe.h"
 #include "agent/predicate.h"
 #include "syslat.skel.h"
 
@@ -84,14 +84,14 @@ static void enable_latency(struct sn_engine *e)
     for (size_t i = 0; i < n; i++) {
         char body[256], why[256];
         double en[5], dis[5];
-        struct sn_inst in;
+        struct sn_probe in;
         int ok = 0;
 
         if (m[i].metric == SN_METRIC_USDT)
             continue; /* needs a target; postgres.queries stands for USDT */
         snprintf(body, sizeof(body), "{\"module\":\"%s\",\"stat\":\"%s\"}", m[i].module, m[i].stat);
         json_t *j = json_loads(body, 0, NULL);
-        if (sn_inst_from_json(j, "b", host, 100, &in, why, sizeof(why)) == 0)
+        if (sn_probe_compile(j, "b", host, 100, &in, why, sizeof(why)) == 0)
             for (int r = 0; r < 5; r++) {
                 double t0 = now_ns();
                 int slot = sn_engine_enable(e, &in.spec);
@@ -478,13 +478,13 @@ static int busy_measure(enum sn_collect_mode mode, bool idle, struct busy_result
         return -1;
     for (int i = 0; i < BUSY_NINST; i++) {
         char body[512], why[256];
-        struct sn_inst in;
+        struct sn_probe in;
         json_t *j;
         snprintf(body, sizeof(body), "%.*s,\"predicate\":%s}", (int)strlen(busy_bodies[i]) - 1,
                  busy_bodies[i], pred);
         j = json_loads(body, 0, NULL);
         slots[i] = -1;
-        if (j && sn_inst_from_json(j, "b", "bench", SN_DEFAULT_KEY_CAP, &in, why, sizeof(why)) == 0)
+        if (j && sn_probe_compile(j, "b", "bench", SN_DEFAULT_KEY_CAP, &in, why, sizeof(why)) == 0)
             slots[i] = sn_engine_enable(e, &in.spec);
         else
             fprintf(stderr, "busy: %s: %s\n", body, why);
@@ -684,6 +684,17 @@ int main(int argc, char **argv)
     double bare, floor_ns = 0, sonde1 = 0, sonde10 = 0, bpftrace = 0;
     cpu_set_t set;
 
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        puts("usage: bench_agent [--keyed | --busy | --busy-profile | --help]\n"
+             "  (none)          per-read overhead: bare, floor, sonde (1 and 10), bpftrace; the\n"
+             "                  collection's CPU, enable latency and a breakdown; then a keyed\n"
+             "                  event's cost and the busy host (make bench-agent)\n"
+             "  --keyed         a keyed event's cost only\n"
+             "  --busy          a keyed event's cost and the busy host\n"
+             "  --busy-profile  the busy host's default collection, to profile\n"
+             "needs root; see the comment at the top of bench/bench_agent.c");
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "--keyed") == 0) { /* a keyed event's cost only */
         keyed_event_cost();
         return 0;

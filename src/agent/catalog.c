@@ -302,46 +302,59 @@ static const struct sn_catalog_field mem_fields[] = {F_HOSTNAME, F_CONTAINER};
 static const struct sn_catalog_field nic_fields[] = {F_HOSTNAME, F_NIC, F_DIRECTION};
 
 #define FIELDS(a) a, sizeof(a) / sizeof(a[0])
+/* PROGS: the metric's BPF programs by name (catalog.h); SAMPLED: none */
+/* clang-format off */
+#define PROGS(...) {__VA_ARGS__}
+#define SAMPLED    {NULL}
+/* clang-format on */
 static const struct sn_metric_def metrics[] = {
     {"syscall", "System calls", "syscalls", "system calls", "syscalls", false, SN_METRIC_SYSCALLS,
-     FIELDS(syscall_fields)},
+     FIELDS(syscall_fields), PROGS("sys_enter", "sys_exit")},
     {"unix", "OS", "proc_execs", "processes executed", "processes", false, SN_METRIC_PROC_EXECS,
-     FIELDS(exec_fields)},
+     FIELDS(exec_fields), PROGS("proc_exec")},
     {"unix", "OS", "proc_forks", "processes created", "processes", false, SN_METRIC_PROC_FORKS,
-     FIELDS(fork_fields)},
+     FIELDS(fork_fields), PROGS("proc_fork")},
     {"unix", "OS", "proc_exits", "processes exited", "processes", false, SN_METRIC_PROC_EXITS,
-     FIELDS(exit_fields)},
+     FIELDS(exit_fields), PROGS("proc_exit")},
     {"disk", "Disk", "physio_ops", "I/O operations", "operations", false, SN_METRIC_DISK_OPS,
-     FIELDS(disk_fields)},
+     FIELDS(disk_fields), PROGS("block_issue", "block_complete")},
     {"cpu", "CPU", "runqueue", "runnable threads waiting", "threads", false, SN_METRIC_RUNQUEUE,
-     FIELDS(runq_fields)},
+     FIELDS(runq_fields), PROGS("runq_wakeup", "runq_wakeup_new", "runq_switch")},
     {"fs", "Filesystem", "logical_ops", "logical filesystem operations", "operations", false,
-     SN_METRIC_FS_OPS, FIELDS(fs_fields)},
+     SN_METRIC_FS_OPS, FIELDS(fs_fields), PROGS("fs_enter", "fs_exit")},
     {"tcp", "TCP", "accepts", "connections accepted", "connections", false, SN_METRIC_TCP_ACCEPTS,
-     FIELDS(accept_fields)},
+     FIELDS(accept_fields), PROGS("tcp_accept_state")},
     {"tcp", "TCP", "connects", "connections opened", "connections", false, SN_METRIC_TCP_CONNECTS,
-     FIELDS(connect_fields)},
+     FIELDS(connect_fields), PROGS("tcp_connect_state")},
     {"tcp", "TCP", "retransmits", "segments retransmitted", "segments", false,
-     SN_METRIC_TCP_RETRANS, FIELDS(retrans_fields)},
+     SN_METRIC_TCP_RETRANS, FIELDS(retrans_fields), PROGS("tcp_retransmit")},
     {"cpu", "CPU", "thread_executions", "thread executions", "operations", false,
-     SN_METRIC_THREAD_EXECS, FIELDS(texec_fields)},
+     SN_METRIC_THREAD_EXECS, FIELDS(texec_fields), PROGS("texec_switch")},
     {"cpu", "CPU", "thread_samples", "thread samples", "samples", false, SN_METRIC_THREAD_SAMPLES,
-     FIELDS(tsample_fields)},
+     FIELDS(tsample_fields), PROGS("thread_sample")},
     {"postgres", "Postgres", "queries", "queries", "queries", false, SN_METRIC_PG_QUERIES,
-     FIELDS(pg_fields)},
+     FIELDS(pg_fields), PROGS("pg_query_start", "pg_query_done")},
     {"usdt", "USDT", "probes", "USDT probe pairs", "operations", false, SN_METRIC_USDT,
-     FIELDS(usdt_fields)},
+     FIELDS(usdt_fields), PROGS("usdt_start", "usdt_done")},
     {"cpu", "CPU", "usage", "aggregated CPU usage", "percent of 1 CPU", true, SN_METRIC_CPU_USAGE,
-     FIELDS(usage_fields)},
+     FIELDS(usage_fields), SAMPLED},
     {"memory", "Memory", "rss", "resident set size", "bytes", true, SN_METRIC_MEM_RSS,
-     FIELDS(mem_fields)},
+     FIELDS(mem_fields), SAMPLED},
     {"memory", "Memory", "pageins", "pages paged in", "pages", false, SN_METRIC_MEM_PAGEINS,
-     FIELDS(mem_fields)},
+     FIELDS(mem_fields), SAMPLED},
     {"nic", "Network interface", "bytes", "bytes sent and received", "bytes", false,
-     SN_METRIC_NIC_BYTES, FIELDS(nic_fields)},
+     SN_METRIC_NIC_BYTES, FIELDS(nic_fields), SAMPLED},
     {"nic", "Network interface", "packets", "packets sent and received", "packets", false,
-     SN_METRIC_NIC_PACKETS, FIELDS(nic_fields)},
+     SN_METRIC_NIC_PACKETS, FIELDS(nic_fields), SAMPLED},
 };
+
+const struct sn_metric_def *sn_catalog_metric(uint32_t id)
+{
+    for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
+        if (metrics[i].metric == id)
+            return &metrics[i];
+    return NULL;
+}
 
 const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat)
 {

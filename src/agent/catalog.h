@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "agent/predicate.h"
-#include "bpf/engine.h"
+#include "bpf/slots.h"
 
 enum sn_render {
     SN_RENDER_STR,     /* the key's bytes are text (comm) */
@@ -45,8 +45,15 @@ struct sn_metric_def {
     uint32_t metric;  /* enum sn_metric_id */
     const struct sn_catalog_field *fields;
     size_t nfields;
+    /* How it is collected: the BPF programs of src/bpf/probes.bpf.c that answer it, by name
+     * (the engine attaches them while some slot needs the metric); none for a sampled metric
+     * (agent/sampled.h). A tracepoint or kprobe program needs nothing else: adding such a
+     * metric is its id (bpf/slots.h), its program and this entry. */
+    const char *progs[4];
 };
 
+/* The metric with id (enum sn_metric_id), or NULL. */
+const struct sn_metric_def *sn_catalog_metric(uint32_t id);
 /* The metric called module.stat, or NULL. */
 const struct sn_metric_def *sn_catalog_find(const char *module, const char *stat);
 /* The metric's field called name, or NULL. */

@@ -31,10 +31,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "agent/catalog.h"
 #include "agent/cgroup.h"
 #include "agent/engine.h"
 #include "agent/names.h"
-#include "agent/sampled.h"
+#include "core/grow.h"
 #include "core/hist_bucket.h"
 #include "core/log.h"
 #include "probes.skel.h"
@@ -73,15 +74,13 @@ struct sn_engine {
     uint64_t freed_at[SN_MAX_SLOTS]; /* stats.collections when the slot was last disabled */
     uint32_t needs_of[SN_MAX_SLOTS];
     struct sn_metric_slots lists[SN_NMETRICS];
-    struct sn_slot_spec specs[SN_MAX_SLOTS]; /* sampled and usdt slots need theirs later */
+    struct sn_slot_spec specs[SN_MAX_SLOTS]; /* usdt slots need theirs later */
     struct bpf_link **perf_links;            /* thread_samples: one per CPU */
     int *perf_fds;
     struct bpf_link *pg_links[MAX_PG * 2];        /* postgres.queries */
     struct bpf_link *usdt_links[SN_MAX_SLOTS][2]; /* usdt.probes: each slot its pair */
-    struct sn_sampler *sampler;                   /* sampled metrics */
     struct bpf_link *offcpu_link;                 /* while a syscall slot needs cputime */
     atomic_int reaping; /* batches of uprobe links being destroyed off the loop (reap()) */
-    bool sampler_primed;
     int ncpu;
     struct sn_agg_key *keys;        /* drain scratch: SN_AGG_ENTRIES keys */
     uint64_t *values;               /* drain scratch: ncpu values */
@@ -409,7 +408,7 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o)
         goto err_destroy;
     e->perf_links = calloc((size_t)e->ncpu, sizeof(*e->perf_links));
     e->perf_fds = malloc((size_t)e->ncpu * sizeof(*e->perf_fds));
-    if (!e->perf_links || !e->perf_fds || sn_sampler_open(&e->sampler) < 0) {
+    if (!e->perf_links || !e->perf_fds) {
         rc = -ENOMEM;
         goto err_destroy;
     }
@@ -454,7 +453,6 @@ void sn_engine_close(struct sn_engine *e)
         free(e->scopes[b].path);
     free(e->scope_now.v);
     free(e->scope_next.v);
-    sn_sampler_close(e->sampler);
     free(e->perf_links);
     free(e->perf_fds);
     free(e->keys);
@@ -484,59 +482,13 @@ static int write_list(struct sn_engine *e, uint32_t metric)
 /* The programs that answer a metric. */
 static int metric_progs(const struct sn_engine *e, uint32_t metric, struct bpf_program **p)
 {
-    switch (metric) {
-    case SN_METRIC_SYSCALLS:
-        p[0] = e->sc->progs.sys_enter;
-        p[1] = e->sc->progs.sys_exit;
-        return 2;
-    case SN_METRIC_PROC_EXECS:
-        p[0] = e->sc->progs.proc_exec;
-        return 1;
-    case SN_METRIC_PROC_FORKS:
-        p[0] = e->sc->progs.proc_fork;
-        return 1;
-    case SN_METRIC_PROC_EXITS:
-        p[0] = e->sc->progs.proc_exit;
-        return 1;
-    case SN_METRIC_DISK_OPS:
-        p[0] = e->sc->progs.block_issue;
-        p[1] = e->sc->progs.block_complete;
-        return 2;
-    case SN_METRIC_RUNQUEUE:
-        p[0] = e->sc->progs.runq_wakeup;
-        p[1] = e->sc->progs.runq_wakeup_new;
-        p[2] = e->sc->progs.runq_switch;
-        return 3;
-    case SN_METRIC_FS_OPS:
-        p[0] = e->sc->progs.fs_enter;
-        p[1] = e->sc->progs.fs_exit;
-        return 2;
-    case SN_METRIC_TCP_ACCEPTS:
-        p[0] = e->sc->progs.tcp_accept_state;
-        return 1;
-    case SN_METRIC_TCP_CONNECTS:
-        p[0] = e->sc->progs.tcp_connect_state;
-        return 1;
-    case SN_METRIC_TCP_RETRANS:
-        p[0] = e->sc->progs.tcp_retransmit;
-        return 1;
-    case SN_METRIC_THREAD_EXECS:
-        p[0] = e->sc->progs.texec_switch;
-        return 1;
-    case SN_METRIC_THREAD_SAMPLES:
-        p[0] = e->sc->progs.thread_sample;
-        return 1;
-    case SN_METRIC_PG_QUERIES:
-        p[0] = e->sc->progs.pg_query_start;
-        p[1] = e->sc->progs.pg_query_done;
-        return 2;
-    case SN_METRIC_USDT:
-        p[0] = e->sc->progs.usdt_start;
-        p[1] = e->sc->progs.usdt_done;
-        return 2;
-    default:
-        return 0;
-    }
+    const struct sn_metric_def *m = sn_catalog_metric(metric);
+    int n = 0;
+
+    for (size_t i = 0; m && i < sizeof(m->progs) / sizeof(m->progs[0]) && m->progs[i]; i++)
+        if ((p[n] = bpf_object__find_program_by_name(e->sc->obj, m->progs[i])))
+            n++;
+    return n;
 }
 
 static void detach(struct sn_engine *e, uint32_t metric)
@@ -711,8 +663,6 @@ static int kernel_prog(struct sn_engine *e, const struct sn_slot_spec *spec,
     out->n = spec->pred.n;
     out->pad = 0;
     memcpy(out->insn, spec->pred.insn, sizeof(out->insn));
-    if (is_sampled(spec->metric)) /* evaluated in user space, by path */
-        return 0;
     for (uint32_t i = 0; i < out->n; i++) {
         const char *path = sn_pred_under_path(&spec->pred, &spec->pred.insn[i]);
         int b, free_b = -1;
@@ -763,16 +713,12 @@ static void scope_add(uint64_t id, void *arg)
 {
     struct scope_tab *t = ((struct scope_walk *)arg)->t;
 
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        struct scope_ent *v = realloc(t->v, cap * sizeof(*v));
-        if (!v) {
-            t->oom = true;
-            return;
-        }
-        t->v = v;
-        t->cap = cap;
+    struct scope_ent *v = sn_grow(t->v, &t->cap, t->n + 1, sizeof(*v));
+    if (!v) {
+        t->oom = true;
+        return;
     }
+    t->v = v;
     t->v[t->n++] = (struct scope_ent){id, ((struct scope_walk *)arg)->bit};
 }
 
@@ -906,8 +852,9 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
     uint32_t s;
     int rc;
 
-    if (spec->metric >= SN_NMETRICS || spec->pred.n == 0 || spec->pred.n > SN_PRED_MAX_INSNS)
-        return -EINVAL;
+    if (spec->metric >= SN_NMETRICS || is_sampled(spec->metric) || spec->pred.n == 0 ||
+        spec->pred.n > SN_PRED_MAX_INSNS)
+        return -EINVAL;                 /* sampled metrics are the sampler's (agent/sampled.h) */
     if (spec->metric == SN_METRIC_USDT) /* old links may carry the slot it gets as cookie */
         wait_reaped(e);
     l = &e->lists[spec->metric];
@@ -948,8 +895,6 @@ int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec)
         rc = update_cputime(e);
     if (rc == 0 && spec->metric == SN_METRIC_USDT)
         rc = attach_usdt(e, s, spec);
-    if (rc == 0 && is_sampled(spec->metric) && l->n == 1) /* a first reading to differ from */
-        rc = sn_sampler_read(e->sampler, 1ull << spec->metric);
     if (rc < 0) {
         sn_engine_disable(e, (int)s);
         return rc;
@@ -1087,26 +1032,6 @@ static uint32_t drain_array(struct sn_engine *e, uint32_t s, uint32_t g, sn_cell
         bpf_map_update_batch(fd, e->arr_keys, e->arr_values, &count, &opts);
     }
     return cells;
-}
-
-/* The sampled metrics' slots: one reading for all, then each slot's cells. */
-static uint32_t collect_sampled(struct sn_engine *e, sn_cell_fn fn, void *arg)
-{
-    uint64_t mask = 0;
-    uint32_t n = 0;
-
-    for (uint32_t m = SN_METRIC_SAMPLED_FIRST; m < SN_NMETRICS; m++)
-        if (e->lists[m].n)
-            mask |= 1ull << m;
-    if (!mask || sn_sampler_read(e->sampler, mask) < 0)
-        return 0;
-    for (uint32_t s = 0; s < SN_MAX_SLOTS; s++) {
-        int c;
-        if (e->used[s] && is_sampled(e->metric_of[s]) &&
-            (c = sn_sampler_cells(e->sampler, (int)s, &e->specs[s], fn, arg)) > 0)
-            n += (uint32_t)c;
-    }
-    return n;
 }
 
 /* Reads a flag the kernel sets in shared memory (.bss) and clears it, in one step. */
@@ -1386,7 +1311,6 @@ int sn_engine_collect(struct sn_engine *e, sn_cell_fn fn, void *arg, struct sn_s
             (e->baseline || take(&e->sc->bss->arr_dirty[s * 2 + old])))
             cells += drain_array(e, s, old, fn, arg);
     drain_drops(e, old, drops);
-    cells += collect_sampled(e, fn, arg);
     set_wall_offset(e);
     if (e->attached[SN_METRIC_FS_OPS])
         refresh_fs_devs(e, false);

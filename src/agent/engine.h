@@ -1,8 +1,8 @@
 /*
- * The agent's engine in user space: owns the BPF probes (skeletons), turns enabled
- * instrumentations into kernel slots (bpf/engine.h), attaches a probe's programs only while
- * some slot needs them, and once a second flips the generation and drains the previous one
- * (docs/agent.md).
+ * The agent's BPF source in user space: owns the BPF probes (skeletons), turns enabled
+ * traced instrumentations into kernel slots (bpf/slots.h), attaches a probe's programs only
+ * while some slot needs them, and once a second flips the generation and drains the previous
+ * one (docs/agent.md). Sampled metrics are not the engine's: see agent/sampled.h.
  *
  * Not thread-safe: one thread (the agent's collection loop) owns an engine. (Uprobe links are
  * destroyed on short-lived threads of the engine's own, which touch nothing else.)
@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "agent/predicate.h"
-#include "bpf/engine.h"
+#include "bpf/slots.h"
 
 struct sn_engine; /* opaque */
 
@@ -80,8 +80,9 @@ int sn_engine_open_opts(struct sn_engine **out, const struct sn_engine_opts *o);
 void sn_engine_close(struct sn_engine *e);
 
 /* Installs spec in a free slot and attaches its probe if it was idle. Returns the slot
- * (>= 0), -ENOSPC when every slot (or the metric's list) is full, -EINVAL for a bad spec, or
- * the attach error (the slot is then released). */
+ * (>= 0), -ENOSPC when every slot (or the metric's list) is full, -EINVAL for a bad spec or a
+ * sampled metric (those are the sampler's: agent/sampled.h), or the attach error (the slot is
+ * then released). */
 int sn_engine_enable(struct sn_engine *e, const struct sn_slot_spec *spec);
 /* Releases slot; detaches the probe when it was the metric's last. Returns 0 or -ENOENT. */
 int sn_engine_disable(struct sn_engine *e, int slot);

@@ -32,7 +32,7 @@
  *                   new since the previous reading counts from 0.
  *
  * A difference is between a source's last two readings, whatever other readings came between:
- * the engine takes a reading of just the metric it enables (agent/engine.c), which must not cost
+ * the agent takes a reading of just the metric it enables (agent/agent.c), which must not cost
  * the metrics already enabled their next difference. That reading is also what keeps a source
  * read again after a pause from reporting the whole pause as one interval: a caller that stops
  * reading a metric takes a fresh reading of it when it starts again (cpu.usage is a rate over
@@ -78,6 +78,8 @@
 #include "agent/predicate.h"
 #include "agent/procfs.h"
 #include "agent/sampled.h"
+#include "core/clock.h"
+#include "core/grow.h"
 
 #define CG_MAX_DEPTH 32         /* deeper cgroups count in their ancestor at this depth */
 #define FILE_MAX     (8u << 20) /* largest host file read whole (/proc/net/dev, /proc/vmstat) */
@@ -115,7 +117,7 @@ struct nic_ent {
     uint64_t in, out; /* received, transmitted (bytes or packets) */
 };
 
-/* nic.bytes and nic.packets keep separate baselines: the engine's first reading of one must not
+/* nic.bytes and nic.packets keep separate baselines: the agent's first reading of one must not
  * restart the other's interval. */
 struct nic_src {
     uint64_t seq; /* reading that last read it; 0 never, or it failed */
@@ -181,21 +183,15 @@ struct sn_sampler {
     size_t capkv;
 };
 
-/* Makes room for need elements in *v (capacity *cap). */
+/* Makes room for need elements in *v (capacity *cap): sn_grow() in place. */
 static int grow(void *v, size_t *cap, size_t need, size_t elem)
 {
     void **p = v;
-    size_t n = *cap ? *cap : 16;
+    void *q = sn_grow(*p, cap, need, elem);
 
-    if (need <= *cap)
-        return 0;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
     if (!q)
         return -ENOMEM;
     *p = q;
-    *cap = n;
     return 0;
 }
 
@@ -423,7 +419,7 @@ static int read_cpu(struct sn_sampler *s)
     struct walk w = {.s = s, .deltas = s->cpu_seq != 0};
     const char *root = sn_cgroup_root();
     uint64_t hu = 0, hs = 0;
-    int64_t t = now_ns(CLOCK_MONOTONIC);
+    int64_t t = sn_mono_ns();
     int rc = read_host_cpu(s, &hu, &hs);
 
     if (rc < 0) {

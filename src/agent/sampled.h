@@ -9,10 +9,13 @@
  *   nic.packets     packets: hostname, nic, direction
  *
  * A reading is a set of rows, one per source and key (a cgroup and a cpumode, an interface
- * and a direction, ...), each with the metric's fields (bpf/engine.h field ids) and a value.
+ * and a direction, ...), each with the metric's fields (bpf/slots.h field ids) and a value.
  * An instrumentation's predicate (sn_pred_eval) picks rows and its discrete decomposition
  * sums their values by key, exactly as the kernel does for traced metrics, so the frames
  * look the same. Interval metrics report the difference between the last two readings.
+ *
+ * The sampler is a source of the agent's (agent/agent.h) beside the BPF engine, and needs no
+ * BPF: an agent that cannot load BPF still runs these.
  */
 #ifndef SN_AGENT_SAMPLED_H
 #define SN_AGENT_SAMPLED_H
@@ -32,7 +35,8 @@ void sn_sampler_close(struct sn_sampler *s);
  * have (/proc/stat, /proc/net/dev) cannot be read. */
 int sn_sampler_read(struct sn_sampler *s, uint64_t mask);
 
-/* Emits through fn the cells of one instrumentation (engine slot `slot`, spec) for the last
+/* Emits through fn the cells of one instrumentation (`slot`: the caller's number for it,
+ * passed through in each cell; spec) for the last
  * reading: rows of spec->metric that satisfy spec->pred, summed by spec->key_field (keys
  * encoded as the kernel encodes them: numbers as a little-endian int64 in the first 8 bytes,
  * strings NUL padded; zeros when there is no decomposition), with .ord = 0. Returns the

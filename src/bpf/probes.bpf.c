@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The agent's probes, one BPF object: the slot machinery every metric shares (slots, the
- * predicate interpreter, aggregation; bpf/engine.h, docs/agent.md) and each metric's
+ * predicate interpreter, aggregation; bpf/slots.h, docs/agent.md) and each metric's
  * programs, which the agent attaches one metric at a time.
  *
  * syscall.syscalls: every system call as an event (execname, pexecname, pid, ppid, syscall,
@@ -28,7 +28,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/usdt.bpf.h>
 
-#include "bpf/engine.h"
+#include "bpf/slots.h"
 #include "core/hist_bucket.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -152,7 +152,7 @@ struct {
     __type(value, __u64);
 } hist_tab SEC(".maps");
 
-/* the key cap (bpf/engine.h): the discrete keys each slot has admitted in each generation (a
+/* the key cap (bpf/slots.h): the discrete keys each slot has admitted in each generation (a
  * map per generation; how many per slot are in nkeys); both emptied by user space when it
  * drains the generation. Consulted only for a new cell. Each admitted key has a cell of its own in
  * agg (or lost one to a full map), so agg's size bounds the set; entries are allocated as keys

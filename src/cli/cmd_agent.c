@@ -1,12 +1,13 @@
 /*
  * `sonde agent`: runs instrumentations on this host and reports one frame per
  * instrumentation per second. For now it takes them from a file (a JSON array of CA create
- * bodies) and prints frames as JSON lines on stdout (agent/frame.h); `sonde serve` and the
- * fleet mode will feed it instead.
+ * bodies) and prints frames on stdout; `sonde serve` and the fleet mode will feed it instead.
+ * This file is option parsing and a stdout sink: the agent itself (its loop, its sources, its
+ * commands) is agent/agent.h.
  */
-#include <endian.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,18 +15,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/engine.h"
-#include "agent/frame.h"
-#include "agent/inst.h"
+#include "agent/agent.h"
+#include "agent/definition.h"
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/log.h"
+#include "wire/frame.h"
+#include "wire/frame_json.h"
+#include "wire/stream.h"
 
 static const char usage[] =
     "usage: sonde agent --inst FILE --stdout [--format json|binary] [--seconds N]\n"
     "                   [--key-cap N] [--trace-self]\n"
     "\n"
     "Instruments this host's kernel with BPF for the instrumentations in FILE and prints,\n"
-    "once a second, one JSON frame per instrumentation (docs/agent.md). Needs root.\n"
+    "once a second, one JSON frame per instrumentation (docs/agent.md). Needs root, but for\n"
+    "sampled metrics (cpu.usage, memory.*, nic.*), which run without BPF.\n"
     "\n"
     "FILE holds a JSON array of Cloud Analytics create bodies, e.g.\n"
     "  [{\"module\":\"syscall\",\"stat\":\"syscalls\",\n"
@@ -50,132 +55,134 @@ static const char usage[] =
     "\n"
     "exit codes: 0 ok, 1 runtime error (e.g. BPF cannot load), 2 usage error or bad FILE\n";
 
-static volatile sig_atomic_t stop, reload;
-
-static void on_signal(int sig)
-{
-    if (sig == SIGHUP)
-        reload = 1;
-    else
-        stop = 1;
-}
-
-struct collect_ctx {
-    struct sn_frame *frames;
-    const struct sn_inst *insts;
-    size_t n;
-    const char *host;
+/* The stdout sink: frames as JSON lines or length-prefixed binary, flushed each second; after
+ * --seconds N seconds (counted from the first with frames: the agent may collect a second
+ * before FILE's instrumentations run) it writes nothing more and tells the main thread
+ * (SIGUSR1). */
+struct stdout_sink {
+    bool binary;
+    bool started; /* a frame was written */
+    long seconds, done;
     int rc;
 };
 
-static void on_cell(const struct sn_cell *c, void *arg)
+static void write_frame(void *arg, const struct sn_wire_frame *f)
 {
-    struct collect_ctx *ctx = arg;
-    for (size_t i = 0; i < ctx->n; i++)
-        if (ctx->insts[i].slot == c->slot && sn_frame_add(&ctx->frames[i], c, ctx->host) < 0)
-            ctx->rc = -ENOMEM;
+    struct stdout_sink *o = arg;
+
+    if (o->rc < 0 || (o->seconds && o->done >= o->seconds))
+        return;
+    o->started = true;
+    if (o->binary) {
+        if (sn_wire_stream_write(stdout, f) < 0)
+            o->rc = -EIO;
+    } else {
+        json_t *j = sn_wire_frame_to_json(f);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (text)
+            printf("%s\n", text);
+        else
+            o->rc = -ENOMEM;
+        free(text);
+        json_decref(j);
+    }
 }
 
-static int load_insts(const char *path, const char *host, uint32_t cap, struct sn_inst **out,
-                      size_t *n)
+static void end_second(void *arg, int64_t t)
+{
+    struct stdout_sink *o = arg;
+    (void)t;
+
+    if (!o->started || (o->seconds && o->done >= o->seconds))
+        return;
+    if (fflush(stdout) != 0)
+        o->rc = -EIO;
+    o->done++;
+    if (o->rc < 0 || (o->seconds && o->done == o->seconds))
+        kill(getpid(), SIGUSR1); /* the main thread stops the agent */
+}
+
+/* FILE as the agent's definitions: defs[i] borrows from *root (json_decref it). Returns
+ * SN_EXIT_OK, or SN_EXIT_USAGE with the reason printed. */
+static int load_defs(const char *path, json_t **root, struct sn_agent_def **defs, char **ids,
+                     size_t *n)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr), *arr;
-    struct sn_inst *insts;
+    json_t *arr;
 
-    if (!root) {
+    *root = json_load_file(path, 0, &jerr);
+    if (!*root) {
         fprintf(stderr, "sonde agent: %s:%d: %s\n", path, jerr.line, jerr.text);
         return SN_EXIT_USAGE;
     }
-    arr = json_is_array(root) ? root : NULL;
+    arr = json_is_array(*root) ? *root : NULL;
     if (!arr || json_array_size(arr) == 0 || json_array_size(arr) > SN_MAX_SLOTS) {
         fprintf(stderr, "sonde agent: %s: want a JSON array of 1 to %d instrumentations\n", path,
                 SN_MAX_SLOTS);
-        json_decref(root);
+        json_decref(*root);
         return SN_EXIT_USAGE;
     }
-    insts = calloc(json_array_size(arr), sizeof(*insts));
-    if (!insts) {
-        json_decref(root);
+    *n = json_array_size(arr);
+    *defs = calloc(*n, sizeof(**defs));
+    *ids = calloc(*n, 32);
+    if (!*defs || !*ids) {
+        free(*defs);
+        free(*ids);
+        json_decref(*root);
         return SN_EXIT_FAILURE;
     }
-    for (size_t i = 0; i < json_array_size(arr); i++) {
+    for (size_t i = 0; i < *n; i++) {
         json_t *body = json_array_get(arr, i);
         const char *id = json_string_value(json_object_get(body, "id"));
-        char idbuf[32], why[512];
-        snprintf(idbuf, sizeof(idbuf), "%zu", i + 1);
-        if (sn_inst_from_json(body, id ? id : idbuf, host, cap, &insts[i], why, sizeof(why)) < 0) {
-            fprintf(stderr, "sonde agent: %s: instrumentation %zu: %s\n", path, i + 1, why);
-            free(insts);
-            json_decref(root);
-            return SN_EXIT_USAGE;
-        }
+        snprintf(*ids + i * 32, 32, "%zu", i + 1);
+        (*defs)[i] = (struct sn_agent_def){id ? id : *ids + i * 32, body};
     }
-    *n = json_array_size(arr);
-    *out = insts;
-    json_decref(root);
     return SN_EXIT_OK;
 }
 
-/* Enables insts[0..n). On failure, disables what it enabled and returns the error. */
-static int enable_all(struct sn_engine *eng, struct sn_inst *insts, size_t n)
+/* Makes the agent run FILE's instrumentations (sn_agent_sync()). Returns an exit code, with
+ * the reason printed: SN_EXIT_USAGE for a bad file, SN_EXIT_FAILURE when one cannot run. */
+static int run_file(struct sn_agent *a, const char *path, size_t *n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (insts[i].slot >= 0)
-            continue; /* kept from before a reload */
-        insts[i].slot = sn_engine_enable(eng, &insts[i].spec);
-        if (insts[i].slot < 0) {
-            int rc = insts[i].slot;
-            fprintf(stderr, "sonde agent: instrumentation %s: cannot enable: %s\n", insts[i].id,
-                    strerror(-rc));
-            insts[i].slot = -1;
-            return rc;
-        }
-    }
-    return 0;
-}
+    struct sn_agent_def *defs;
+    json_t *root;
+    char *ids, why[1024];
+    int rc = load_defs(path, &root, &defs, &ids, n);
 
-static bool same_inst(const struct sn_inst *a, const struct sn_inst *b)
-{
-    return strcmp(a->id, b->id) == 0 && a->metric == b->metric && a->key == b->key &&
-           a->num == b->num && memcmp(&a->spec, &b->spec, sizeof(a->spec)) == 0;
+    if (rc != SN_EXIT_OK)
+        return rc;
+    rc = sn_agent_sync(a, defs, *n, why, sizeof(why));
+    if (rc == -EINVAL)
+        fprintf(stderr, "sonde agent: %s: %s\n", path, why);
+    else if (rc < 0)
+        fprintf(stderr, "sonde agent: %s\n", why);
+    free(defs);
+    free(ids);
+    json_decref(root);
+    return rc == 0 ? SN_EXIT_OK : rc == -EINVAL ? SN_EXIT_USAGE : SN_EXIT_FAILURE;
 }
 
 /*
- * SIGHUP: reads FILE again and makes the engine match it. Instrumentations that did not change
- * keep their slots (and their counts of the current second); removed ones are disabled, new
- * and changed ones enabled. A bad file, or one that cannot be enabled, leaves the running set
- * as it was (logged).
+ * SIGHUP: reads FILE again and makes the agent match it (sn_agent_sync()): instrumentations
+ * that did not change keep their slots (and their counts of the current second); removed ones
+ * are disabled, new and changed ones enabled. A bad file leaves the running set as it was;
+ * one that cannot be enabled is left out (logged).
  */
-static void reload_insts(struct sn_engine *eng, const char *file, const char *host, uint32_t cap,
-                         struct sn_inst **insts, size_t *n)
+static void reload_file(struct sn_agent *a, const char *file)
 {
-    struct sn_inst *next;
-    size_t nn;
-    struct timespec t0, t1;
+    int64_t t0 = sn_mono_ns();
+    size_t n = 0;
+    int rc;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (load_insts(file, host, cap, &next, &nn) != SN_EXIT_OK) {
+    rc = run_file(a, file, &n);
+    if (rc == SN_EXIT_USAGE) {
         sn_log(SN_LOG_WARN, "agent", "reload of %s failed; keeping the running set", file);
         return;
     }
-    for (size_t i = 0; i < nn; i++) /* carry over unchanged ones */
-        for (size_t j = 0; j < *n; j++)
-            if ((*insts)[j].slot >= 0 && same_inst(&next[i], &(*insts)[j])) {
-                next[i].slot = (*insts)[j].slot;
-                (*insts)[j].slot = -1;
-            }
-    for (size_t j = 0; j < *n; j++) /* the rest of the old set goes */
-        if ((*insts)[j].slot >= 0)
-            sn_engine_disable(eng, (*insts)[j].slot);
-    if (enable_all(eng, next, nn) < 0)
+    if (rc != SN_EXIT_OK)
         sn_log(SN_LOG_WARN, "agent", "reload of %s: some instrumentations are not running", file);
-    free(*insts);
-    *insts = next;
-    *n = nn;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    sn_log(SN_LOG_INFO, "agent", "reloaded %s: %zu instrumentation(s) in %.1f ms", file, nn,
-           (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    sn_log(SN_LOG_INFO, "agent", "reloaded %s: %zu instrumentation(s) in %.1f ms", file, n,
+           (double)(sn_mono_ns() - t0) / 1e6);
 }
 
 int sn_cmd_agent(int argc, char **argv)
@@ -194,10 +201,7 @@ int sn_cmd_agent(int argc, char **argv)
     const char *file = NULL;
     bool to_stdout = false, binary = false, trace_self = false;
     long seconds = 0, cap = SN_DEFAULT_KEY_CAP;
-    struct sn_inst *insts = NULL;
-    struct sn_engine *eng = NULL;
-    struct sn_slot_drops drops[SN_MAX_SLOTS];
-    char host[256];
+    struct sn_agent *agent = NULL;
     size_t n = 0;
     int c, rc;
     char *end;
@@ -252,99 +256,37 @@ int sn_cmd_agent(int argc, char **argv)
         fputs("sonde agent: --inst FILE and --stdout are required (for now)\n", stderr);
         return SN_EXIT_USAGE;
     }
-    if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
-    rc = load_insts(file, host, (uint32_t)cap, &insts, &n);
-    if (rc != SN_EXIT_OK)
-        return rc;
+    /* before the agent's thread exists, so that it inherits the mask: signals are the main
+     * thread's, taken with sigwaitinfo() */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    struct sn_engine_opts eo = {.exclude_tgid = trace_self ? 0 : (uint32_t)getpid()};
-    rc = sn_engine_open_opts(&eng, &eo);
+    struct stdout_sink out = {.binary = binary, .seconds = seconds};
+    struct sn_agent_sink sink = {write_frame, end_second, &out};
+    struct sn_agent_opts ao = {.key_cap = (uint32_t)cap, .trace_self = trace_self};
+    rc = sn_agent_open(&ao, &sink, &agent);
     if (rc < 0) {
-        fprintf(stderr,
-                "sonde agent: cannot load BPF programs: %s (needs root and a kernel "
-                "with BTF)\n",
-                strerror(-rc));
-        free(insts);
+        fprintf(stderr, "sonde agent: cannot start: %s\n", strerror(-rc));
         return SN_EXIT_FAILURE;
     }
-    if (enable_all(eng, insts, n) < 0) {
-        rc = SN_EXIT_FAILURE;
-        goto out;
+    rc = run_file(agent, file, &n);
+    if (rc != SN_EXIT_OK) {
+        sn_agent_close(agent);
+        return rc;
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sn_log(SN_LOG_INFO, "agent", "%zu instrumentation(s) enabled on %s", n, host);
-
-    struct timespec next;
-    clock_gettime(CLOCK_REALTIME, &next);
-    next.tv_sec += 1;
-    next.tv_nsec = 0;
-    sn_engine_collect(eng, NULL, NULL, NULL); /* start from an empty second */
-    rc = SN_EXIT_OK;
-    for (long s = 0; !stop && (seconds == 0 || s < seconds); s++) {
-        struct sn_frame *frames = calloc(n, sizeof(*frames));
-        struct collect_ctx ctx = {frames, insts, n, host, 0};
-
-        while (!stop) {
-            if (reload) { /* between collections: the others' seconds are not disturbed */
-                reload = 0;
-                reload_insts(eng, file, host, (uint32_t)cap, &insts, &n);
-                free(frames);
-                frames = calloc(n, sizeof(*frames));
-                ctx = (struct collect_ctx){frames, insts, n, host, 0};
-            }
-            if (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &next, NULL) != EINTR)
-                break;
-        }
-        if (!frames) {
-            rc = SN_EXIT_FAILURE;
+    sn_log(SN_LOG_INFO, "agent", "%zu instrumentation(s) enabled on %s", n, sn_agent_host(agent));
+    for (;;) {
+        int sig = sigwaitinfo(&sigs, NULL);
+        if (sig == SIGHUP)
+            reload_file(agent, file);
+        else if (sig == SIGUSR1 || sig == SIGINT || sig == SIGTERM)
             break;
-        }
-        for (size_t i = 0; i < n; i++) {
-            sn_frame_init(&frames[i], &insts[i], (int64_t)next.tv_sec - 1);
-            frames[i].engine = eng;
-        }
-        memset(drops, 0, sizeof(drops));
-        sn_engine_collect(eng, on_cell, &ctx, drops);
-        for (size_t i = 0; i < n; i++) {
-            if (insts[i].slot < 0) { /* failed to enable at a reload */
-                sn_frame_fini(&frames[i]);
-                continue;
-            }
-            frames[i].drops = drops[insts[i].slot];
-            if (binary) {
-                size_t len;
-                unsigned char *b = sn_frame_to_wire(&frames[i], host, &len);
-                uint32_t le = htole32((uint32_t)len);
-                if (!b || fwrite(&le, 4, 1, stdout) != 1 || fwrite(b, 1, len, stdout) != len)
-                    ctx.rc = -EIO;
-                free(b);
-            } else {
-                json_t *j = sn_frame_to_json(&frames[i], host);
-                char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-                if (text)
-                    printf("%s\n", text);
-                else
-                    ctx.rc = -ENOMEM;
-                free(text);
-                json_decref(j);
-            }
-            sn_frame_fini(&frames[i]);
-        }
-        free(frames);
-        if (fflush(stdout) != 0 || ctx.rc < 0) {
-            rc = SN_EXIT_FAILURE;
-            break;
-        }
-        next.tv_sec += 1;
     }
-out:
-    sn_engine_close(eng);
-    free(insts);
-    return rc;
+    sn_agent_close(agent); /* no frame after this */
+    return out.rc < 0 ? SN_EXIT_FAILURE : SN_EXIT_OK;
 }

@@ -273,11 +273,13 @@ bool sn_instn_set_props(const json_t *p, struct sn_instn *in, bool create, char 
 int sn_instn_from_props(const struct sn_server *s, const json_t *p, struct sn_instn *in, char *why,
                         size_t whylen)
 {
-    struct sn_inst probe;
+    struct sn_def probe;
     json_t *pred;
+    (void)s; /* the definition is checked with no host */
 
-    /* module, stat, decomposition, predicate: the agent's validation and messages */
-    if (sn_inst_from_json(p, "0", s->host, SN_DEFAULT_KEY_CAP, &probe, why, whylen) < 0)
+    /* module, stat, decomposition, predicate: the agent's validation and messages, with no
+     * host (the agent that runs it compiles it for its own) */
+    if (sn_def_check(p, &probe, why, whylen) < 0)
         return -EINVAL;
     if (in->scope[0] && !sn_catalog_field(probe.metric, "container")) {
         snprintf(why, whylen,

@@ -23,9 +23,9 @@
  * A new instrumentation's properties p (borrowed: module, stat, decomposition, predicate,
  * granularity, retention-time, idle-max, persist-data, enabled) into in, whose scope is set
  * and whose other fields hold the defaults. Checks in CA's order: module, stat, decomposition
- * and predicate (the agent's rules, agent/inst.h), a tenant scope's metric having containers,
- * then sn_instn_set_props(create). On success sets metric, keyf, numf, arity, and new
- * references in predicate and decomposition (the caller's to free, e.g. sn_instn_free).
+ * and predicate (the agent's host-free rules, agent/definition.h), a tenant scope's metric
+ * having containers, then sn_instn_set_props(create). On success sets metric, keyf, numf, arity,
+ * and new references in predicate and decomposition (the caller's to free, e.g. sn_instn_free).
  * Returns 0, or -EINVAL with CA's message in why (in's json members then untouched).
  */
 int sn_instn_from_props(const struct sn_server *s, const json_t *p, struct sn_instn *in, char *why,

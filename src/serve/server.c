@@ -63,12 +63,10 @@ void sn_instn_free(struct sn_instn *in)
     free(in);
 }
 
-int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struct sn_inst *out,
-                     char *why, size_t whylen)
+json_t *sn_instn_agent_def(const struct sn_server *s, const struct sn_instn *in)
 {
-    json_t *body, *pred = json_incref(in->predicate);
+    json_t *pred = json_incref(in->predicate);
     const struct sn_tenant *t = in->scope[0] ? sn_tenants_find(s->tenants, in->scope) : NULL;
-    int rc;
 
     if (in->scope[0]) { /* the tenant's containers: (pred) and (container under any prefix) */
         json_t *any = json_array();
@@ -83,13 +81,8 @@ int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struc
         json_decref(pred);
         pred = both;
     }
-    body = json_pack("{s:s,s:s,s:o,s:O}", "module", in->metric->module, "stat", in->metric->stat,
+    return json_pack("{s:s,s:s,s:o,s:O}", "module", in->metric->module, "stat", in->metric->stat,
                      "predicate", pred, "decomposition", in->decomposition);
-    if (!body)
-        return -ENOMEM;
-    rc = sn_inst_from_json(body, in->key, s->host, SN_DEFAULT_KEY_CAP, out, why, whylen);
-    json_decref(body);
-    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -262,17 +255,22 @@ static int append(struct sn_server *s, struct sn_instn *in)
 static struct sn_instn *unlink_instn(struct sn_server *s, const char *scope, uint64_t id,
                                      bool force, int *save_rc);
 
-/* Asks the local agent to run in; records why not. Lock not held. */
+/* Asks the local agent to run in; records why not. Returns 0, -ENOTSUP when the agent cannot
+ * run it here for want of BPF (it stands, not running locally), or -EINVAL / -ENOMEM. Lock
+ * not held. */
 static int start_local(struct sn_server *s, struct sn_instn *in, char *why, size_t whylen)
 {
-    struct sn_inst ai;
+    json_t *def;
     int rc;
 
     if (!s->collector)
-        return 0;
-    rc = sn_instn_compile(s, in, &ai, why, whylen);
-    if (rc == 0)
-        rc = sn_collector_enable(s->collector, &ai, why, whylen);
+        return -ENOTSUP;
+    if (!(def = sn_instn_agent_def(s, in))) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    rc = sn_collector_enable(s->collector, in->key, def, why, whylen);
+    json_decref(def);
     return rc;
 }
 
@@ -325,7 +323,9 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
     if (rc < 0)
         return rc;
     rc = start_local(s, in, why, whylen);
-    if (rc < 0) { /* this host cannot run it (e.g. a USDT probe it lacks): refuse it */
+    /* this host cannot run it (e.g. a USDT probe it lacks): refuse it; without BPF here it
+     * stands, not running locally */
+    if (rc < 0 && rc != -ENOTSUP) {
         int src;
         /* forced: the refusal stands even when the file cannot say so yet (the tick saves
          * again; defs_unsaved) */
@@ -336,7 +336,7 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
         return -EINVAL;
     }
     pthread_rwlock_wrlock(&s->lock);
-    in->local = s->collector != NULL;
+    in->local = rc == 0;
     in->local_since_ms = sn_now_ms();
     if (in->local)
         sn_ds_touch(in->ds, s->host, sn_now());
@@ -692,13 +692,14 @@ void sn_server_start_local_all(struct sn_server *s)
     char why[512];
     for (size_t i = 0; i < s->n; i++) {
         struct sn_instn *in = s->insts[i];
-        if (start_local(s, in, why, sizeof(why)) < 0) {
+        int rc = start_local(s, in, why, sizeof(why));
+        if (rc < 0 && rc != -ENOTSUP) {
             snprintf(in->local_error, sizeof(in->local_error), "not running on %.64s: %.160s",
                      s->host, why);
             sn_log(SN_LOG_WARN, "serve", "instrumentation %s: %s", in->key, in->local_error);
             continue;
         }
-        in->local = s->collector != NULL;
+        in->local = rc == 0;
         in->local_since_ms = sn_now_ms();
         if (in->local)
             sn_ds_touch(in->ds, s->host, sn_now());

@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "agent/inst.h"
+#include "agent/definition.h"
 #include "core/clock.h"
 #include "agg/dataset.h"
 #include "serve/tenants.h"
@@ -128,10 +128,9 @@ void sn_server_unpersist(struct sn_server *s, struct sn_instn *in);
 int sn_server_save_defs(struct sn_server *s);
 /* Frees an instrumentation that is not (or no longer) in the server. */
 void sn_instn_free(struct sn_instn *in);
-/* Builds the agent's view of in (its kernel predicate includes the tenant's containers).
- * Returns 0 or -EINVAL with why. */
-int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struct sn_inst *out,
-                     char *why, size_t whylen);
+/* The host-free definition the local agent runs for in (owned; NULL when out of memory): its
+ * predicate includes the tenant's containers. */
+json_t *sn_instn_agent_def(const struct sn_server *s, const struct sn_instn *in);
 
 /* Adds a frame (borrowed) to its instrumentation's dataset and counts the outcome. Call
  * without the lock: it takes it itself, briefly (sn_ds_add_shared()). Returns the enum

@@ -27,7 +27,7 @@
 
 #include "agent/cgroup.h"
 #include "agent/engine.h"
-#include "agent/inst.h"
+#include "agent/probe.h"
 #include "workload.h"
 #include "t.h"
 
@@ -135,13 +135,13 @@ struct counts {
 static int enable(const char *pred)
 {
     char body[2048], why[512];
-    struct sn_inst in;
+    struct sn_probe in;
     snprintf(body, sizeof(body),
              "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"pid\"],"
              "\"predicate\":%s}",
              pred);
     json_t *j = json_loads(body, 0, NULL);
-    int rc = j ? sn_inst_from_json(j, "u", "host", 1000, &in, why, sizeof(why)) : -1;
+    int rc = j ? sn_probe_compile(j, "u", "host", 1000, &in, why, sizeof(why)) : -1;
     json_decref(j);
     if (rc < 0) {
         t_note("%s: %s", body, why);

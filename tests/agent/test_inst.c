@@ -1,37 +1,94 @@
 /*
- * Instrumentations from CA create bodies (src/agent/inst.c) and frames (src/agent/frame.c),
- * without the kernel: CA's messages for each invalid body, arities, the kernel fields a spec
- * needs, hostname folding, name and pid constants, and the JSON and binary forms of frames of
- * every arity built from cells.
+ * Instrumentations from CA create bodies (src/agent/definition.c and probe.c) and frames
+ * (src/agent/frame_build.c), without the kernel: CA's messages for each invalid body, arities, the
+ * kernel fields a spec needs, hostname folding, name and pid constants, and the JSON and binary
+ * forms of frames of every arity built from cells.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/frame.h"
-#include "agent/inst.h"
+#include "agent/frame_build.h"
+#include "agent/probe.h"
 #include "agent/names.h"
 #include "core/hist.h"
 #include "t.h"
 #include "wire/frame.h"
+#include "wire/frame_json.h"
 
-static int parse(const char *text, struct sn_inst *in, char *why)
+/* The agent's JSON and binary forms of a frame: its wire view (sn_frame_wire_view()) encoded by
+ * wire/ (owned; NULL when out of memory). */
+static json_t *agent_json(const struct sn_frame *f, const char *host)
+{
+    struct sn_wire_frame w;
+    json_t *j;
+    if (sn_frame_wire_view(f, host, &w) < 0)
+        return NULL;
+    j = sn_wire_frame_to_json(&w);
+    free(w.entries);
+    return j;
+}
+
+static unsigned char *agent_wire(const struct sn_frame *f, const char *host, size_t *len)
+{
+    struct sn_wire_frame w;
+    unsigned char *buf;
+    *len = 0;
+    if (sn_frame_wire_view(f, host, &w) < 0)
+        return NULL;
+    *len = sn_wire_frame_len(&w);
+    buf = malloc(*len);
+    if (buf && sn_wire_frame_encode(&w, buf, *len) < 0) {
+        free(buf);
+        buf = NULL;
+    }
+    free(w.entries);
+    return buf;
+}
+
+static int parse(const char *text, struct sn_probe *in, char *why)
 {
     json_t *j = json_loads(text, 0, NULL);
     int rc;
     if (!j)
         return -1000;
-    rc = sn_inst_from_json(j, "7", "web1", 100, in, why, 512);
+    rc = sn_probe_compile(j, "7", "web1", 100, in, why, 512);
     json_decref(j);
     return rc;
 }
 
-#define T_BAD(text, msg)                                                                           \
+/* sn_def_check(): the host-free check of text. */
+static int check(const char *text, char *why)
+{
+    struct sn_def d;
+    json_t *j = json_loads(text, 0, NULL);
+    int rc;
+    if (!j)
+        return -1000;
+    rc = sn_def_check(j, &d, why, 512);
+    json_decref(j);
+    return rc;
+}
+
+/* Refused when compiled for this host (only a host can say). */
+#define T_BAD_HERE(text, msg)                                                                      \
     do {                                                                                           \
-        struct sn_inst in_;                                                                        \
+        struct sn_probe in_;                                                                       \
         char why_[512];                                                                            \
         t_note("%s", text);                                                                        \
         T_EQ(parse(text, &in_, why_), -EINVAL);                                                    \
+        T_STR(why_, msg);                                                                          \
+    } while (0)
+
+/* Refused by the host-free check too, with the same message. */
+#define T_BAD(text, msg)                                                                           \
+    do {                                                                                           \
+        struct sn_probe in_;                                                                       \
+        char why_[512];                                                                            \
+        t_note("%s", text);                                                                        \
+        T_EQ(parse(text, &in_, why_), -EINVAL);                                                    \
+        T_STR(why_, msg);                                                                          \
+        T_EQ(check(text, why_), -EINVAL); /* the same with no host */                              \
         T_STR(why_, msg);                                                                          \
     } while (0)
 
@@ -74,11 +131,37 @@ static void test_messages(void)
           "\"under\" needs an absolute cgroup path, not \"a.slice\"");
 }
 
+/* What only a host can say: a container path that is no cgroup here passes the host-free
+ * check (another host may have it) and is refused when compiled for this host; the check's
+ * arity and fields are the compile's. */
+static void test_host_free(void)
+{
+    static const char body[] = "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":"
+                               "{\"eq\":[\"container\",\"/sonde-test-no-such.slice\"]},"
+                               "\"decomposition\":[\"execname\",\"latency\"]}";
+    struct sn_probe in;
+    struct sn_def d;
+    char why[512];
+    json_t *j = json_loads(body, 0, NULL);
+
+    T_REQUIRE(j != NULL);
+    T_EQ(sn_def_check(j, &d, why, sizeof(why)), 0);
+    T_EQ(d.arity, SN_ARITY_NUMERIC);
+    T_STR(d.key->def.name, "execname");
+    T_STR(d.num->def.name, "latency");
+    T_STR(d.metric->stat, "syscalls");
+    T_EQ(sn_probe_compile(j, "7", "web1", 100, &in, why, sizeof(why)), -EINVAL);
+    T_STR(why, "value {\"eq\":[\"container\",\"/sonde-test-no-such.slice\"]} for field "
+               "\"predicate\" is invalid: value \"/sonde-test-no-such.slice\" is not a valid "
+               "container");
+    json_decref(j);
+}
+
 /* Predicate constants with units convert by the catalog's types: time in ns, subsecond in
  * ms, size in bytes. */
 static void test_units(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
     T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"gt\":[\"latency\","
                "\"1ms\"]}}",
@@ -118,7 +201,7 @@ static void test_units(void)
  * slice may come later), unlike an eq's container */
 static void test_under(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
     size_t n;
     const struct sn_metric_def *all = sn_catalog_all(&n);
@@ -138,10 +221,10 @@ static void test_under(void)
         T_STR(sn_pred_under_path(&in.spec.pred, &in.spec.pred.insn[0]), "/no-such.slice/x");
         T_EQ(in.spec.needs, 1u << SN_SC_CONTAINER);
     }
-    T_BAD("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"container\","
-          "\"/no-such.slice/x\"]}}",
-          "value {\"eq\":[\"container\",\"/no-such.slice/x\"]} for field \"predicate\" is "
-          "invalid: value \"/no-such.slice/x\" is not a valid container");
+    T_BAD_HERE("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"container\","
+               "\"/no-such.slice/x\"]}}",
+               "value {\"eq\":[\"container\",\"/no-such.slice/x\"]} for field \"predicate\" is "
+               "invalid: value \"/no-such.slice/x\" is not a valid container");
     /* a tenant's wrapping of a user's predicate */
     T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"latency\"],"
                "\"predicate\":{\"and\":[{\"eq\":[\"execname\",\"nginx\"]},{\"or\":["
@@ -155,7 +238,7 @@ static void test_under(void)
 
 static void test_arities_and_needs(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
 
     T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\"}", &in, why), 0);
@@ -185,7 +268,7 @@ static void test_arities_and_needs(void)
 
 static void test_hostname_folds(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
 
     T_EQ(parse("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"hostname\","
@@ -206,7 +289,7 @@ static void test_hostname_folds(void)
 
 static json_t *frame_json(struct sn_frame *f)
 {
-    json_t *j = sn_frame_to_json(f, "web1");
+    json_t *j = agent_json(f, "web1");
     json_t *v = json_incref(json_object_get(j, "value"));
     json_decref(j);
     return v;
@@ -214,7 +297,7 @@ static json_t *frame_json(struct sn_frame *f)
 
 static void test_frames(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     struct sn_frame f;
     char why[512];
     struct sn_cell c = {.slot = 3};
@@ -237,7 +320,7 @@ static void test_frames(void)
     T_EQ(json_integer_value(json_object_get(v, "other")), 4);
     json_decref(v);
     size_t len;
-    unsigned char *bin = sn_frame_to_wire(&f, "web1", &len);
+    unsigned char *bin = agent_wire(&f, "web1", &len);
     struct sn_wire_frame w;
     T_REQUIRE(bin != NULL);
     T_EQ(sn_wire_frame_decode(bin, len, &w), 0);
@@ -260,7 +343,7 @@ static void test_frames(void)
     T_STR(text, "[[[2000000,2099999],3]]");
     free(text);
     json_decref(v);
-    bin = sn_frame_to_wire(&f, "web1", &len);
+    bin = agent_wire(&f, "web1", &len);
     T_REQUIRE(bin != NULL);
     T_EQ(sn_wire_frame_decode(bin, len, &w), 0);
     T_EQ(w.arity, SN_WIRE_NUMERIC);
@@ -284,6 +367,7 @@ int main(int argc, char **argv)
 {
     t_init(argc, argv);
     t_run("invalid create bodies: CA's messages", test_messages);
+    t_run("definitions checked with no host, compiled for this one", test_host_free);
     t_run("predicate constants with units, by the catalog's types", test_units);
     t_run("arities, decomposition fields and the fields the kernel must read",
           test_arities_and_needs);

@@ -1,7 +1,8 @@
 /*
  * The catalog's metrics on the real kernel, end to end through the agent's own path: a CA
- * create body (agent/inst.h) enabled in the engine, collected into frames (agent/frame.h) with
- * keys rendered as text. Each case runs a workload with a known answer in a child process and
+ * create body (agent/probe.h) enabled in its source (the engine for traced metrics, the
+ * sampler for sampled ones, as agent/agent.c does), collected into frames (agent/frame_build.h)
+ * with keys rendered as text. Each case runs a workload with a known answer in a child process and
  * holds the frames to it: file-system operations by type and size, TCP connects and accepts
  * by address and port, a retransmitted SYN, thread executions and 99 Hz samples, PostgreSQL
  * queries through its USDT probes, a generic USDT probe pair (plain and semaphore-guarded),
@@ -31,8 +32,9 @@
 
 #include "agent/catalog.h"
 #include "agent/engine.h"
-#include "agent/frame.h"
-#include "agent/inst.h"
+#include "agent/frame_build.h"
+#include "agent/probe.h"
+#include "agent/sampled.h"
 #include "core/hist.h"
 #include "pg.h"
 #include "kernel_view.h"
@@ -40,28 +42,42 @@
 #include "t.h"
 
 static struct sn_engine *eng;
+static struct sn_sampler *sampler; /* the sampled metrics' source */
 static const char *sdt_prog;
 static char host[256];
 
 /* An instrumentation enabled in the engine, and the frame its cells accumulate into across
  * collections. */
 struct probe {
-    struct sn_inst in;
+    struct sn_probe in;
     struct sn_frame f;
+    bool sampled; /* in the sampler; in.slot is then a number of the test's, past the engine's */
 };
+
+static bool is_sampled(uint32_t metric)
+{
+    return metric >= SN_METRIC_SAMPLED_FIRST;
+}
 
 static bool enable(struct probe *p, const char *body)
 {
     char why[512];
     json_t *j = json_loads(body, 0, NULL);
-    int rc = j ? sn_inst_from_json(j, "t", host, 1000, &p->in, why, sizeof(why)) : -1;
+    int rc = j ? sn_probe_compile(j, "t", host, 1000, &p->in, why, sizeof(why)) : -1;
 
     json_decref(j);
     if (rc < 0) {
         t_note("%s: %s", body, j ? why : "bad JSON");
         return false;
     }
-    p->in.slot = sn_engine_enable(eng, &p->in.spec);
+    p->sampled = is_sampled(p->in.metric->metric);
+    if (p->sampled) {
+        static int next_slot = SN_MAX_SLOTS;
+        p->in.slot = next_slot++;
+        sn_sampler_read(sampler, 1ull << p->in.metric->metric); /* a first reading */
+    } else {
+        p->in.slot = sn_engine_enable(eng, &p->in.spec);
+    }
     if (p->in.slot < 0) {
         t_note("enable %s: %s", body, strerror(-p->in.slot));
         return false;
@@ -73,7 +89,7 @@ static bool enable(struct probe *p, const char *body)
 
 static void disable(struct probe *p)
 {
-    if (p->in.slot >= 0)
+    if (p->in.slot >= 0 && !p->sampled)
         sn_engine_disable(eng, p->in.slot);
     p->in.slot = -1;
     sn_frame_fini(&p->f);
@@ -96,7 +112,15 @@ static void on_cell(const struct sn_cell *c, void *arg)
 static void collect(struct probe **p, int n)
 {
     struct collect_arg a = {p, n};
+    uint64_t mask = 0;
     sn_engine_collect(eng, on_cell, &a, NULL);
+    for (int i = 0; i < n; i++)
+        if (p[i]->sampled)
+            mask |= 1ull << p[i]->in.metric->metric;
+    if (mask && sn_sampler_read(sampler, mask) == 0)
+        for (int i = 0; i < n; i++)
+            if (p[i]->sampled)
+                sn_sampler_cells(sampler, p[i]->in.slot, &p[i]->in.spec, on_cell, &a);
 }
 
 static const struct sn_frame_entry *entry(const struct probe *p, const char *key)
@@ -714,7 +738,7 @@ static void test_syscall_cputime(void)
     T_OK(!sn_engine_attached(eng, SN_METRIC_SYSCALLS));
 }
 
-static void test_sampled_through_engine(void)
+static void test_sampled_through_sampler(void)
 {
     struct probe usage = {0}, lo = {0};
     struct probe *all[] = {&usage, &lo};
@@ -785,24 +809,24 @@ static void test_attach_detach_all(void)
 
 static void test_bad_bodies(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     char why[512];
     json_t *j = json_loads("{\"module\":\"usdt\",\"stat\":\"probes\",\"predicate\":"
                            "{\"eq\":[\"provider\",\"x\"]}}",
                            0, NULL);
-    T_EQ(sn_inst_from_json(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
+    T_EQ(sn_probe_compile(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
     T_OK(strstr(why, "usdt.probes needs the predicate") != NULL);
     json_decref(j);
     j = json_loads("{\"module\":\"tcp\",\"stat\":\"connects\",\"predicate\":"
                    "{\"eq\":[\"raddr\",\"not-an-address\"]}}",
                    0, NULL);
-    T_EQ(sn_inst_from_json(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
+    T_EQ(sn_probe_compile(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
     T_OK(strstr(why, "is not a valid raddr") != NULL);
     json_decref(j);
     j = json_loads("{\"module\":\"fs\",\"stat\":\"logical_ops\",\"predicate\":"
                    "{\"eq\":[\"optype\",\"frobnicate\"]}}",
                    0, NULL);
-    T_EQ(sn_inst_from_json(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
+    T_EQ(sn_probe_compile(j, "t", host, 10, &in, why, sizeof(why)), -EINVAL);
     T_OK(strstr(why, "is not a valid optype") != NULL);
     json_decref(j);
 }
@@ -817,6 +841,8 @@ int main(int argc, char **argv)
     t_init(argc - 1, argv + 1);
     t_unique_comm();
     gethostname(host, sizeof(host));
+    if (sn_sampler_open(&sampler) < 0)
+        return 1;
     int rc = sn_engine_open(&eng);
     if (rc < 0)
         fprintf(stderr, "cannot open the engine: %s (run as root)\n", strerror(-rc));
@@ -837,8 +863,9 @@ int main(int argc, char **argv)
         t_run("usdt.probes: a probe pair, with and without a semaphore", test_usdt_probes);
         t_run("psargs: keys and predicates on a process's arguments", test_psargs);
         t_run("syscall cputime: time on CPU within a system call", test_syscall_cputime);
-        t_run("sampled metrics through the engine", test_sampled_through_engine);
+        t_run("sampled metrics through the sampler", test_sampled_through_sampler);
     }
     sn_engine_close(eng);
+    sn_sampler_close(sampler);
     return eng || rc == 0 ? t_done() : 1;
 }

@@ -13,7 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "bpf/engine.h"
+#include "bpf/slots.h"
 #include "core/hist.h"
 #include "probes.skel.h"
 #include "t.h"
@@ -71,7 +71,7 @@ static uint64_t sum(uint32_t s, uint32_t g, int ord, const char *key)
 }
 
 /* Slot s's count in generation g for bucket ordinal ord, from the per-CPU array that keyless
- * numeric decompositions of slots below SN_ARRAY_SLOTS use (bpf/engine.h); ord < 0: all. */
+ * numeric decompositions of slots below SN_ARRAY_SLOTS use (bpf/slots.h); ord < 0: all. */
 static uint64_t sum_arr(uint32_t s, uint32_t g, int ord)
 {
     int fd = bpf_map__fd(skel->maps.hist_arr), ncpu = libbpf_num_possible_cpus();

@@ -13,11 +13,13 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "t.h"
 #include "wire/frame.h"
 
@@ -394,6 +396,67 @@ static void test_data_dir_created(void)
     T_EQ((int)(st.st_mode & 0777), 0700);
 }
 
+/* The value of the Prometheus sample named exactly name (with its labels) in text, or -1. */
+static long long prom_value(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, name, n) == 0 && l[n] == ' ')
+            return atoll(l + n + 1);
+    return -1;
+}
+
+/* `sonde serve --key-cap 2`: the cap reaches the local agent's kernel slots. Six processes of
+ * this test's name make system calls by pid; the kernel counts those past 2 keys a second
+ * under "other" and says so in the frames' over_cap, which the server adds up in /metrics.
+ * (With the kernel's default cap of 1000, over_cap would stay 0 and the server fold keys.) */
+static void test_serve_key_cap_reaches_the_kernel(void)
+{
+    static const char *const extra[] = {"--key-cap", "2", NULL};
+    struct th_serve s;
+    struct th_resp r;
+    char comm[16], body[512];
+    int gate[2];
+    pid_t kids[6];
+
+    T_REQUIRE(prctl(PR_GET_NAME, comm) == 0 && pipe(gate) == 0);
+    T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
+    snprintf(body, sizeof(body),
+             "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"execname\","
+             "\"%s\"]},\"decomposition\":[\"pid\"]}",
+             comm);
+    T_EQ(th_send(s.port, "POST", "/ca/instrumentations", "application/json", body, &r), 0);
+    T_EQ(r.status, 201);
+    th_resp_free(&r);
+    for (int i = 0; i < 6; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            char b;
+            if (read(gate[0], &b, 1) != 1)
+                _exit(1);
+            for (int k = 0; k < 200; k++)
+                syscall(SYS_getppid);
+            _exit(0);
+        }
+    }
+    T_OK(write(gate[1], "gggggg", 6) == 6);
+    for (int i = 0; i < 6; i++)
+        if (kids[i] > 0)
+            waitpid(kids[i], NULL, 0);
+    long long over = 0;
+    for (int w = 0; w < 50 && over <= 0; w++) { /* the second's frames: within 5 s */
+        th_sleep_ms(100);
+        if (th_get(s.port, "/metrics", &r) == 0 && r.status == 200 && r.body)
+            over = prom_value(r.body, "sonde_events_dropped_total{reason=\"over_cap\"}");
+        th_resp_free(&r);
+    }
+    t_note("events over the kernel's key cap: %lld", over);
+    T_OK(over > 0);
+    T_EQ(th_serve_stop(&s), 0);
+    close(gate[0]);
+    close(gate[1]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -409,5 +472,6 @@ int main(int argc, char **argv)
     t_run("the agent's own events are left out unless --trace-self", test_trace_self);
     t_run("usage errors of serve and agent exit 2 and say why", test_usage_errors_exit_2);
     t_run("--data DIR is created when its parent exists", test_data_dir_created);
+    t_run("serve --key-cap reaches the kernel", test_serve_key_cap_reaches_the_kernel);
     return t_done();
 }

@@ -10,12 +10,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/frame.h"
-#include "agent/inst.h"
+#include "agent/frame_build.h"
+#include "agent/probe.h"
 #include "core/hist.h"
 #include "t.h"
 #include "wire/frame.h"
 #include "wire/frame_json.h"
+
+/* The agent's JSON and binary forms of a frame: its wire view (sn_frame_wire_view()) encoded by
+ * wire/ (owned; NULL when out of memory). */
+static json_t *agent_json(const struct sn_frame *f, const char *host)
+{
+    struct sn_wire_frame w;
+    json_t *j;
+    if (sn_frame_wire_view(f, host, &w) < 0)
+        return NULL;
+    j = sn_wire_frame_to_json(&w);
+    free(w.entries);
+    return j;
+}
+
+static unsigned char *agent_wire(const struct sn_frame *f, const char *host, size_t *len)
+{
+    struct sn_wire_frame w;
+    unsigned char *buf;
+    *len = 0;
+    if (sn_frame_wire_view(f, host, &w) < 0)
+        return NULL;
+    *len = sn_wire_frame_len(&w);
+    buf = malloc(*len);
+    if (buf && sn_wire_frame_encode(&w, buf, *len) < 0) {
+        free(buf);
+        buf = NULL;
+    }
+    free(w.entries);
+    return buf;
+}
 
 /* Decodes one frame from text with sn_wire_frame_from_json(). */
 static int from_text(const char *text, struct sn_wire_frame *f, char *why, size_t whylen)
@@ -155,21 +185,21 @@ static void test_each_arity(void)
 }
 
 /* An instrumentation parsed from a CA body, as the agent does. */
-static void inst(const char *body, struct sn_inst *in)
+static void inst(const char *body, struct sn_probe *in)
 {
     json_t *j = json_loads(body, 0, NULL);
     char why[512];
-    T_EQ(sn_inst_from_json(j, "7", "web1", 100, in, why, sizeof(why)), 0);
+    T_EQ(sn_probe_compile(j, "7", "web1", 100, in, why, sizeof(why)), 0);
     json_decref(j);
 }
 
 /* The agent's JSON and binary forms of f decode to equal wire frames. */
 static void check_agent_frame(const struct sn_frame *fr, enum sn_wire_arity arity)
 {
-    json_t *j = sn_frame_to_json(fr, "web1");
+    json_t *j = agent_json(fr, "web1");
     char *text = json_dumps(j, JSON_COMPACT);
     size_t len;
-    unsigned char *bin = sn_frame_to_wire(fr, "web1", &len);
+    unsigned char *bin = agent_wire(fr, "web1", &len);
     struct sn_wire_frame a, b;
     char why[256] = "";
 
@@ -189,7 +219,7 @@ static void check_agent_frame(const struct sn_frame *fr, enum sn_wire_arity arit
 
 static void test_agent_frames_equal_binary(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     struct sn_frame f;
 
     inst("{\"module\":\"syscall\",\"stat\":\"syscalls\"}", &in);

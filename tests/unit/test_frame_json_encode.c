@@ -11,12 +11,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/frame.h"
-#include "agent/inst.h"
+#include "agent/frame_build.h"
+#include "agent/probe.h"
 #include "core/hist.h"
 #include "t.h"
 #include "wire/frame.h"
 #include "wire/frame_json.h"
+
+/* The agent's JSON and binary forms of a frame: its wire view (sn_frame_wire_view()) encoded by
+ * wire/ (owned; NULL when out of memory). */
+static json_t *agent_json(const struct sn_frame *f, const char *host)
+{
+    struct sn_wire_frame w;
+    json_t *j;
+    if (sn_frame_wire_view(f, host, &w) < 0)
+        return NULL;
+    j = sn_wire_frame_to_json(&w);
+    free(w.entries);
+    return j;
+}
 
 /* The compact text of f's JSON form (owned), or NULL. */
 static char *encode_text(const struct sn_wire_frame *f)
@@ -65,7 +78,7 @@ static void check_text_round_trip(const char *text)
 
 static void test_documented_examples(void)
 {
-    /* frame_json.h and agent/frame.h */
+    /* frame_json.h and agent/frame_build.h */
     check_text_round_trip(
         "{\"v\":1,\"id\":\"1\",\"host\":\"web1\",\"t\":1763812345,\"arity\":\"numeric-"
         "decomposition\",\"value\":{\"nginx\":[[[2000000,2099999],18],[[2100000,2199999],2]]},"
@@ -94,11 +107,11 @@ static void test_documented_examples(void)
 }
 
 /* An instrumentation parsed from a CA body, as the agent does. */
-static void inst(const char *body, struct sn_inst *in)
+static void inst(const char *body, struct sn_probe *in)
 {
     json_t *j = json_loads(body, 0, NULL);
     char why[512];
-    T_EQ(sn_inst_from_json(j, "7", "web1", 100, in, why, sizeof(why)), 0);
+    T_EQ(sn_probe_compile(j, "7", "web1", 100, in, why, sizeof(why)), 0);
     json_decref(j);
 }
 
@@ -107,7 +120,7 @@ static void inst(const char *body, struct sn_inst *in)
 static void check_agent(const struct sn_frame *fr, const char *expect)
 {
     struct sn_wire_frame w;
-    json_t *old = sn_frame_to_json(fr, "web1");
+    json_t *old = agent_json(fr, "web1");
     char *old_text = old ? json_dumps(old, JSON_COMPACT) : NULL, *text;
 
     T_EQ(sn_frame_wire_view(fr, "web1", &w), 0);
@@ -125,7 +138,7 @@ static void check_agent(const struct sn_frame *fr, const char *expect)
 
 static void test_agent_bytes(void)
 {
-    struct sn_inst in;
+    struct sn_probe in;
     struct sn_frame f;
     const char *names[] = {"nginx", "sh", "postgres", "nginx"};
 

@@ -24,8 +24,8 @@
  * at the cap counts under "other" (its bucket kept). User space empties the set and the
  * counters of a generation when it drains it.
  */
-#ifndef SN_BPF_ENGINE_H
-#define SN_BPF_ENGINE_H
+#ifndef SN_BPF_SLOTS_H
+#define SN_BPF_SLOTS_H
 
 #include "bpf/pred.h"
 

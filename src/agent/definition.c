@@ -1,7 +1,7 @@
 /*
- * CA create bodies into kernel slot specs; see inst.h. Validation follows CA's order: the
- * metric, then the decomposition's fields (at most one discrete and one numeric), then the
- * predicate, whose messages come from agent/predicate.c.
+ * Definitions checked with no host, and the predicate they compile to; see definition.h.
+ * Validation follows CA's order: the metric, then the decomposition's fields (at most one
+ * discrete and one numeric), then the predicate, whose messages come from agent/predicate.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/inst.h"
+#include "agent/definition.h"
 
 static int fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *why, size_t len, const char *fmt, ...)
@@ -119,8 +119,16 @@ static const char *probe_base(struct sn_slot_spec *spec)
     return base;
 }
 
-int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, uint32_t key_cap,
-                      struct sn_inst *in, char *why, size_t whylen)
+/* A cgroup path's form only, with no host to resolve it on (sn_def_check()). */
+static bool any_cgroup(const char *s, int64_t *out)
+{
+    (void)s;
+    *out = 0;
+    return true;
+}
+
+int sn_def_compile(const json_t *body, const char *hostname, struct sn_def *in,
+                   struct sn_slot_spec *spec, char *why, size_t whylen)
 {
     const char *module = json_string_value(json_object_get(body, "module"));
     const char *stat = json_string_value(json_object_get(body, "stat"));
@@ -134,8 +142,7 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
     int rc;
 
     memset(in, 0, sizeof(*in));
-    in->slot = -1;
-    snprintf(in->id, sizeof(in->id), "%s", id);
+    memset(spec, 0, sizeof(*spec));
     if (!json_is_object(body))
         return fail(why, whylen, "instrumentation must be a JSON object");
     if (!module)
@@ -206,7 +213,7 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
                       "predicate",
                       in->key->def.name);
         else
-            rc = usdt_target(pred, &in->spec, why, whylen);
+            rc = usdt_target(pred, spec, why, whylen);
         if (rc < 0) {
             json_decref(parsed);
             return rc;
@@ -221,18 +228,21 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
                    : strcmp(type, "subsecond") == 0 ? SN_UNIT_MS
                    : strcmp(type, "size") == 0      ? SN_UNIT_BYTES
                                                     : SN_UNIT_NONE;
+        if (!hostname && defs[i].kind == SN_FIELD_CGROUP)
+            defs[i].parse = any_cgroup;
         if (in->metric->fields[i].render != SN_RENDER_HOST)
             continue;
-        defs[i].constant = strcmp(name, "path") == 0       ? in->spec.usdt.path
-                           : strcmp(name, "provider") == 0 ? in->spec.usdt.provider
-                           : strcmp(name, "probe") == 0    ? probe_base(&in->spec)
-                                                           : hostname;
+        defs[i].constant = strcmp(name, "path") == 0       ? spec->usdt.path
+                           : strcmp(name, "provider") == 0 ? spec->usdt.provider
+                           : strcmp(name, "probe") == 0    ? probe_base(spec)
+                           : hostname                      ? hostname
+                                                           : "";
     }
     {
         json_t *empty = pred ? NULL : json_object();
         char reason[256];
         rc = sn_pred_compile_units(pred ? pred : empty, defs, units, in->metric->nfields,
-                                   &in->spec.pred, reason, sizeof(reason));
+                                   &spec->pred, reason, sizeof(reason));
         static const char nofield[] = "no such field for specified metric: ";
         if (rc == -ENOENT && strncmp(reason, nofield, sizeof(nofield) - 1) == 0) {
             no_field(why, whylen, reason + sizeof(nofield) - 1);
@@ -248,19 +258,17 @@ int sn_inst_from_json(const json_t *body, const char *id, const char *hostname, 
     json_decref(parsed);
     if (rc < 0)
         return -EINVAL;
-
-    in->spec.metric = in->metric->metric;
-    in->spec.key_cap = key_cap;
-    in->spec.key_field = in->key && in->key->def.id != SN_NO_FIELD ? in->key->def.id : SN_NO_FIELD;
-    in->spec.num_field = in->num ? in->num->def.id : SN_NO_FIELD;
-    for (uint32_t i = 0; i < in->spec.pred.n; i++) {
-        const struct sn_pred_insn *p = &in->spec.pred.insn[i];
-        if (p->op != SN_PRED_TRUE && p->op != SN_PRED_AND && p->op != SN_PRED_OR && p->field < 32)
-            in->spec.needs |= 1u << p->field;
-    }
-    if (in->spec.key_field != SN_NO_FIELD)
-        in->spec.needs |= 1u << in->spec.key_field;
-    if (in->spec.num_field != SN_NO_FIELD)
-        in->spec.needs |= 1u << in->spec.num_field;
     return 0;
+}
+
+int sn_def_check(const json_t *def, struct sn_def *out, char *why, size_t whylen)
+{
+    struct sn_slot_spec *spec = malloc(sizeof(*spec));
+    int rc;
+
+    if (!spec)
+        return fail(why, whylen, "out of memory");
+    rc = sn_def_compile(def, NULL, out, spec, why, whylen);
+    free(spec);
+    return rc;
 }

@@ -1,6 +1,6 @@
 /*
- * Frames from drained cells, and their JSON form; see frame.h. Keys are rendered to text
- * here, once per cell and second, never in the kernel.
+ * Frames from drained cells; see frame_build.h. Keys are rendered to text here, once per
+ * cell and second, never in the kernel.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -11,8 +11,9 @@
 #include <sys/stat.h>
 
 #include "agent/cgroup.h"
-#include "agent/frame.h"
+#include "agent/frame_build.h"
 #include "agent/names.h"
+#include "core/grow.h"
 #include "wire/frame.h"
 
 /* Copies src into out[len], truncating (snprintf("%s") would warn of the truncation). */
@@ -78,12 +79,12 @@ static void render(const struct sn_frame *fr, const struct sn_catalog_field *f,
     }
 }
 
-int sn_frame_init(struct sn_frame *f, const struct sn_inst *inst, int64_t t)
+int sn_frame_init(struct sn_frame *f, const struct sn_probe *probe, int64_t t)
 {
     memset(f, 0, sizeof(*f));
-    f->inst = inst;
+    f->probe = probe;
     f->t = t;
-    if (inst->arity == SN_ARITY_NUMERIC && !inst->key) {
+    if (probe->arity == SN_ARITY_NUMERIC && !probe->key) {
         f->hist = sn_hist_create();
         if (!f->hist)
             return -ENOMEM;
@@ -96,18 +97,14 @@ static struct sn_frame_entry *entry(struct sn_frame *f, const char *key)
     for (size_t i = 0; i < f->n; i++)
         if (strcmp(f->entries[i].key, key) == 0)
             return &f->entries[i];
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 16;
-        struct sn_frame_entry *p = realloc(f->entries, cap * sizeof(*p));
-        if (!p)
-            return NULL;
-        f->entries = p;
-        f->cap = cap;
-    }
+    struct sn_frame_entry *p = sn_grow(f->entries, &f->cap, f->n + 1, sizeof(*p));
+    if (!p)
+        return NULL;
+    f->entries = p;
     struct sn_frame_entry *e = &f->entries[f->n];
     memset(e, 0, sizeof(*e));
     copy_str(e->key, sizeof(e->key), key);
-    if (f->inst->arity == SN_ARITY_NUMERIC && !(e->hist = sn_hist_create()))
+    if (f->probe->arity == SN_ARITY_NUMERIC && !(e->hist = sn_hist_create()))
         return NULL;
     f->n++;
     return e;
@@ -116,14 +113,14 @@ static struct sn_frame_entry *entry(struct sn_frame *f, const char *key)
 int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host)
 {
     f->count += c->count;
-    if (!f->inst->key) {
+    if (!f->probe->key) {
         if (f->hist)
             return sn_hist_insert_raw(f->hist, sn_bucket_from_ord(c->ord), c->count);
         return 0;
     }
     char key[128];
     struct sn_frame_entry *e;
-    render(f, f->inst->key, c, host, key, sizeof(key));
+    render(f, f->probe->key, c, host, key, sizeof(key));
     e = entry(f, key);
     if (!e)
         return -ENOMEM;
@@ -142,59 +139,20 @@ void sn_frame_fini(struct sn_frame *f)
     memset(f, 0, sizeof(*f));
 }
 
-/* [[lo,hi],count] per non-empty bucket, ascending: CA's raw form of a distribution. */
-static json_t *raw_hist(const struct sn_hist *h)
-{
-    json_t *a = json_array();
-    struct sn_bucket b;
-    uint64_t c;
-
-    for (size_t i = 0; a && sn_hist_bucket_at(h, i, &b, &c); i++) {
-        int64_t lo, hi;
-        if (c == 0)
-            continue;
-        sn_bucket_int_range(b, &lo, &hi);
-        json_array_append_new(
-            a, json_pack("[[I,I],I]", (json_int_t)lo, (json_int_t)hi, (json_int_t)c));
-    }
-    return a;
-}
-
-json_t *sn_frame_to_json(const struct sn_frame *f, const char *host)
-{
-    json_t *value;
-
-    if (f->inst->arity == SN_ARITY_SCALAR) {
-        value = json_integer((json_int_t)f->count);
-    } else if (!f->inst->key) {
-        value = raw_hist(f->hist);
-    } else {
-        value = json_object();
-        for (size_t i = 0; value && i < f->n; i++)
-            json_object_set_new(value, f->entries[i].key,
-                                f->entries[i].hist ? raw_hist(f->entries[i].hist)
-                                                   : json_integer((json_int_t)f->entries[i].count));
-    }
-    return json_pack("{s:i,s:s,s:s,s:I,s:s,s:o,s:{s:I,s:I}}", "v", 1, "id", f->inst->id, "host",
-                     host, "t", (json_int_t)f->t, "arity", sn_arity_name(f->inst->arity), "value",
-                     value, "drops", "over_cap", (json_int_t)f->drops.over_cap, "map_full",
-                     (json_int_t)f->drops.map_full);
-}
-
 int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wire_frame *w)
 {
     struct sn_wire_entry *e = calloc(f->n ? f->n : 1, sizeof(*e));
 
     if (!e)
         return -ENOMEM;
-    *w = (struct sn_wire_frame){.id = (char *)f->inst->id,
+    *w = (struct sn_wire_frame){.id = (char *)f->probe->id,
                                 .host = (char *)host,
                                 .t = f->t,
                                 .total = f->count,
                                 .over_cap = f->drops.over_cap,
                                 .map_full = f->drops.map_full,
                                 .entries = e};
-    switch (f->inst->arity) {
+    switch (f->probe->arity) {
     case SN_ARITY_SCALAR:
         w->arity = SN_WIRE_SCALAR;
         break;
@@ -202,7 +160,7 @@ int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wir
         w->arity = SN_WIRE_DISCRETE;
         break;
     case SN_ARITY_NUMERIC:
-        w->arity = f->inst->key ? SN_WIRE_NUMERIC_BY_KEY : SN_WIRE_NUMERIC;
+        w->arity = f->probe->key ? SN_WIRE_NUMERIC_BY_KEY : SN_WIRE_NUMERIC;
         break;
     }
     if (w->arity == SN_WIRE_NUMERIC) {
@@ -215,22 +173,4 @@ int sn_frame_wire_view(const struct sn_frame *f, const char *host, struct sn_wir
         w->n = f->n;
     }
     return 0;
-}
-
-unsigned char *sn_frame_to_wire(const struct sn_frame *f, const char *host, size_t *len)
-{
-    struct sn_wire_frame w;
-    unsigned char *buf = NULL;
-    ssize_t rc;
-
-    if (sn_frame_wire_view(f, host, &w) < 0)
-        return NULL;
-    *len = sn_wire_frame_len(&w);
-    buf = malloc(*len);
-    if (buf && (rc = sn_wire_frame_encode(&w, buf, *len)) < 0) {
-        free(buf);
-        buf = NULL;
-    }
-    free(w.entries);
-    return buf;
 }
