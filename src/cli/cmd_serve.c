@@ -70,6 +70,15 @@ static const char usage[] =
     "option, bad value such as --listen without a port, --data whose parent directory does not\n"
     "exist) or bad tenants file\n";
 
+/* The aggregator's listener: new data wakes the parked long polls (api/value.c). */
+static void wake_long_polls(void *arg, const char *key)
+{
+    struct sn_server *s = arg;
+    (void)key;
+    if (s->http)
+        sn_http_wake(s->http);
+}
+
 static int mkdirs(const char *path)
 {
     char tmp[1024];
@@ -376,6 +385,15 @@ int sn_cmd_serve(int argc, char **argv)
     pthread_rwlock_init(&s->lock, &la);
     pthread_rwlockattr_destroy(&la);
     s->next_ids = json_object();
+    if (sn_agg_create(&s->agg) < 0 || sn_agg_listen(s->agg, wake_long_polls, s) < 0) {
+        fprintf(stderr, "sonde serve: out of memory\n");
+        sn_agg_destroy(s->agg);
+        json_decref(s->next_ids);
+        sn_tenants_free(s->tenants);
+        pthread_rwlock_destroy(&s->lock);
+        free(s);
+        return SN_EXIT_FAILURE;
+    }
     s->started = sn_now();
     s->key_cap = (uint32_t)cap; /* ingested frames too, not only the local agent's */
 
@@ -444,10 +462,11 @@ int sn_cmd_serve(int argc, char **argv)
     sn_log(SN_LOG_INFO, "serve", "stopping");
     rc = SN_EXIT_OK;
 out:
-    sn_http_stop(s->http);
-    s->http = NULL;
+    /* the sources first: no frame then wakes an HTTP server being stopped */
     sn_collector_stop(s->collector);
     s->collector = NULL;
+    sn_http_stop(s->http);
+    s->http = NULL;
     sn_xforms_stop(s->xforms);
     /* what was acknowledged and is not on disk would be lost: say so, and exit non-zero */
     if (sn_server_save_final(s) < 0) {
@@ -460,6 +479,7 @@ out:
     for (size_t i = 0; i < s->n; i++)
         sn_instn_free(s->insts[i]);
     free(s->insts);
+    sn_agg_destroy(s->agg);
     json_decref(s->next_ids);
     sn_tenants_free(s->tenants);
     pthread_rwlock_destroy(&s->lock);

@@ -75,6 +75,69 @@ void sn_instn_free(struct sn_instn *in)
     free(in);
 }
 
+/* A copy of in for a caller without the lock: its own JSON, no dataset. NULL: out of memory. */
+static struct sn_instn *instn_copy(const struct sn_instn *in)
+{
+    struct sn_instn *c = malloc(sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = *in;
+    atomic_store(&c->last_access, atomic_load(&in->last_access));
+    c->predicate = json_deep_copy(in->predicate);
+    c->decomposition = json_deep_copy(in->decomposition);
+    c->ds = NULL;
+    if ((in->predicate && !c->predicate) || (in->decomposition && !c->decomposition)) {
+        sn_instn_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct sn_instn *sn_server_get(struct sn_server *s, const char *scope, uint64_t id, bool touch)
+{
+    struct sn_instn *c = NULL;
+    pthread_rwlock_rdlock(&s->lock);
+    struct sn_instn *in = sn_server_find(s, scope, id);
+    if (in && touch)
+        atomic_store(&in->last_access, sn_now());
+    if (in)
+        c = instn_copy(in);
+    pthread_rwlock_unlock(&s->lock);
+    return c;
+}
+
+struct sn_instn **sn_server_list(struct sn_server *s, const char *scope, size_t *n)
+{
+    struct sn_instn **v;
+    size_t m = 0;
+
+    pthread_rwlock_rdlock(&s->lock);
+    v = malloc((s->n ? s->n : 1) * sizeof(*v));
+    for (size_t i = 0; v && i < s->n; i++) {
+        if (scope && strcmp(s->insts[i]->scope, scope) != 0)
+            continue;
+        if (!(v[m] = instn_copy(s->insts[i]))) {
+            while (m > 0)
+                sn_instn_free(v[--m]);
+            free(v);
+            v = NULL;
+            break;
+        }
+        m++;
+    }
+    pthread_rwlock_unlock(&s->lock);
+    *n = m;
+    return v;
+}
+
+void sn_server_state(struct sn_server *s, size_t *n, bool *defs_unsaved)
+{
+    pthread_rwlock_rdlock(&s->lock);
+    *n = s->n;
+    *defs_unsaved = s->defs_unsaved;
+    pthread_rwlock_unlock(&s->lock);
+}
+
 int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struct sn_inst *out,
                      char *why, size_t whylen)
 {
@@ -170,7 +233,6 @@ void sn_server_unpersist(struct sn_server *s, struct sn_instn *in)
     unlink(path);
 }
 
-/* Saves the datasets of persist-data instrumentations. Call with the lock held (read). */
 int sn_server_save_data(struct sn_server *s)
 {
     int first = 0;
@@ -184,7 +246,7 @@ int sn_server_save_data(struct sn_server *s)
         if (!in->persist)
             continue;
         data_path(s, in, path, sizeof(path));
-        if ((rc = sn_ds_save(in->ds, &buf, &len)) == 0) {
+        if ((rc = sn_agg_save(s->agg, in->key, &buf, &len)) == 0) {
             rc = sn_file_write_atomic(path, buf, len);
             free(buf);
         }
@@ -320,8 +382,11 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
         snprintf(in->key, sizeof(in->key), "%" PRIu64, in->id);
     json_object_set_new(s->next_ids, in->scope, json_integer((json_int_t)in->id + 1));
     rc = append(s, in);
+    if (rc == 0 && (rc = sn_agg_add(s->agg, in->key, in->ds)) < 0)
+        s->n--;
     if (rc == 0 && (rc = sn_server_save_defs(s)) < 0) {
         s->n--; /* undone: neither the instrumentation nor its id was given out */
+        sn_agg_remove(s->agg, in->key);
         rc = unsaved(rc, "cannot create the instrumentation", why, whylen);
     } else if (rc < 0) {
         snprintf(why, whylen, "out of memory");
@@ -347,12 +412,8 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
         in->ds = NULL;
         return -EINVAL;
     }
-    pthread_rwlock_wrlock(&s->lock);
-    in->local = s->collector != NULL;
-    in->local_since_ms = sn_now_ms();
-    if (in->local)
-        sn_ds_touch(in->ds, s->host, sn_now());
-    pthread_rwlock_unlock(&s->lock);
+    if (s->collector) /* this host is one source of it, and says so */
+        sn_agg_set_status(s->agg, in->key, s->host, true, sn_now_ms(), NULL);
     return 0;
 }
 
@@ -380,10 +441,66 @@ static struct sn_instn *unlink_instn(struct sn_server *s, const char *scope, uin
         s->n++;
         in = NULL;
     }
+    if (in)
+        sn_agg_remove(s->agg, in->key); /* queries and frames at work finish with their copy */
     if (in && in->persist)
         sn_server_unpersist(s, in);
     pthread_rwlock_unlock(&s->lock);
     return in;
+}
+
+int sn_server_change(struct sn_server *s, const char *scope, uint64_t id, const json_t *p,
+                     struct sn_instn **out, char *why, size_t whylen)
+{
+    int rc = 0;
+
+    if (out)
+        *out = NULL;
+    pthread_rwlock_wrlock(&s->lock);
+    struct sn_instn *in = sn_server_find(s, scope, id);
+    if (!in) {
+        snprintf(why, whylen, "no such instrumentation");
+        rc = -ENOENT;
+        goto out;
+    }
+    atomic_store(&in->last_access, sn_now());
+    struct sn_instn next = *in, old = *in;
+    if (!sn_instn_set_props(p, &next, false, why, whylen)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    /* saved before it is applied or answered: a failed save changes nothing */
+    in->retention = next.retention;
+    in->idle_max = next.idle_max;
+    in->persist = next.persist;
+    if ((rc = sn_server_save_defs(s)) < 0) {
+        in->retention = old.retention;
+        in->idle_max = old.idle_max;
+        in->persist = old.persist;
+        rc = unsaved(rc, "cannot change the instrumentation", why, whylen);
+        goto out;
+    }
+    /* the dataset's retention changes only after the save, and is the one step that can
+     * still fail (-ENOMEM), after which the old properties are saved back */
+    if (next.retention != old.retention &&
+        (rc = sn_agg_set_retention(s->agg, in->key, next.retention, sn_now())) < 0) {
+        in->retention = old.retention;
+        in->idle_max = old.idle_max;
+        in->persist = old.persist;
+        sn_server_save_defs(s); /* on failure the tick saves again (server.h) */
+        snprintf(why, whylen, "cannot change the retention: %s", strerror(-rc));
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (old.persist && !next.persist)
+        sn_server_unpersist(s, in);
+    if (out && !(*out = instn_copy(in))) {
+        snprintf(why, whylen, "out of memory");
+        rc = -ENOMEM;
+    }
+out:
+    pthread_rwlock_unlock(&s->lock);
+    return rc;
 }
 
 int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *why, size_t whylen)
@@ -399,70 +516,22 @@ int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *
     }
     if (s->collector)
         sn_collector_disable(s->collector, in->key);
-    /* readers hold the lock while they use one, and frames being merged hold a reference
-     * to its dataset (freed with the last of them): nobody can reach it any more */
+    /* readers have copies, and queries and frames at work hold references to its data in
+     * the aggregator (freed with the last of them): nobody can reach it any more */
     sn_instn_free(in);
     return 0;
-}
-
-static int ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
-                  struct sn_ds_fold *fold, bool try)
-{
-    struct sn_dataset *ds = NULL;
-    struct sn_ds_fold fd;
-    int rc;
-
-    /* the lock only to find the dataset: a reference keeps it alive if it is deleted while
-     * the frame is merged, and the merge takes the lock itself, only to publish */
-    pthread_rwlock_rdlock(&s->lock);
-    struct sn_instn *in = sn_server_find_key(s, f->id);
-    if (in)
-        ds = sn_ds_ref(in->ds);
-    pthread_rwlock_unlock(&s->lock);
-    if (fold)
-        *fold = (struct sn_ds_fold){0, 0};
-    if (!ds) {
-        atomic_fetch_add(&s->c.frames_unknown, 1);
-        return -ENOENT;
-    }
-    rc = (try ? sn_ds_add_shared_try : sn_ds_add_shared)(ds, f, now, &s->lock, &fd);
-    sn_ds_destroy(ds); /* the reference */
-    switch (rc) {
-    case SN_DS_ADDED:
-        atomic_fetch_add(&s->c.frames_in, 1);
-        atomic_fetch_add(&s->c.events_over_cap, f->over_cap);
-        atomic_fetch_add(&s->c.events_map_full, f->map_full);
-        atomic_fetch_add(&s->c.keys_folded, fd.keys);
-        atomic_fetch_add(&s->c.events_folded, fd.events);
-        if (fold)
-            *fold = fd;
-        break;
-    case SN_DS_LATE:
-        atomic_fetch_add(&s->c.frames_late, 1);
-        break;
-    case SN_DS_FUTURE:
-        atomic_fetch_add(&s->c.frames_future, 1);
-        break;
-    case SN_DS_DUPLICATE:
-        atomic_fetch_add(&s->c.frames_duplicate, 1);
-        break;
-    case SN_DS_MISMATCH:
-        atomic_fetch_add(&s->c.frames_mismatch, 1);
-        break;
-    }
-    return rc;
 }
 
 int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
                      struct sn_ds_fold *fold)
 {
-    return ingest(s, f, now, fold, false);
+    return sn_agg_ingest(s->agg, f, now, fold);
 }
 
 int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
                          struct sn_ds_fold *fold)
 {
-    return ingest(s, f, now, fold, true);
+    return sn_agg_ingest_try(s->agg, f, now, fold);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -666,6 +735,12 @@ int sn_server_load_defs(struct sn_server *s)
         }
         if (in->persist)
             load_data(s, in);
+        if (sn_agg_add(s->agg, in->key, in->ds) < 0) {
+            sn_log(SN_LOG_ERROR, "serve", "%s: instrumentation %s: out of memory", path, in->key);
+            s->n--;
+            sn_instn_free(in);
+            nrefused++;
+        }
     }
     /* next_id: the file's where it is valid, and past every id in use (never reused) */
     json_object_foreach(next_ids, scope, v)
@@ -701,20 +776,24 @@ int sn_server_load_defs(struct sn_server *s)
 
 void sn_server_start_local_all(struct sn_server *s)
 {
-    char why[512];
+    char why[512], msg[SN_AGG_WHY_MAX];
     for (size_t i = 0; i < s->n; i++) {
         struct sn_instn *in = s->insts[i];
         if (start_local(s, in, why, sizeof(why)) < 0) {
-            snprintf(in->local_error, sizeof(in->local_error), "not running on %.64s: %.160s",
-                     s->host, why);
-            sn_log(SN_LOG_WARN, "serve", "instrumentation %s: %s", in->key, in->local_error);
+            snprintf(msg, sizeof(msg), "not running on %.64s: %.160s", s->host, why);
+            sn_log(SN_LOG_WARN, "serve", "instrumentation %s: %s", in->key, msg);
+            sn_agg_set_status(s->agg, in->key, s->host, false, sn_now_ms(), msg);
             continue;
         }
-        in->local = s->collector != NULL;
-        in->local_since_ms = sn_now_ms();
-        if (in->local)
-            sn_ds_touch(in->ds, s->host, sn_now());
+        if (s->collector)
+            sn_agg_set_status(s->agg, in->key, s->host, true, sn_now_ms(), NULL);
     }
+}
+
+bool sn_server_local(struct sn_server *s, const char *key)
+{
+    struct sn_agg_status st;
+    return sn_agg_get_status(s->agg, key, s->host, &st) == 0 && st.running;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -727,14 +806,11 @@ void sn_server_tick(struct sn_server *s, int64_t now, bool save)
     char scopes[64][SN_SCOPE_MAX], why[512];
     size_t nidle = 0;
 
-    struct sn_ds_dead *dead = NULL; /* expired slots, freed after the lock */
-
     pthread_rwlock_wrlock(&s->lock);
     if (s->defs_unsaved) /* a change that could not be undone is still to be written */
         sn_server_save_defs(s);
     for (size_t i = 0; i < s->n; i++) {
         struct sn_instn *in = s->insts[i];
-        sn_ds_expire_defer(in->ds, now, &dead);
         if (in->idle_max && now - atomic_load(&in->last_access) > (int64_t)in->idle_max &&
             nidle < 64) {
             idle[nidle] = in->id;
@@ -742,7 +818,7 @@ void sn_server_tick(struct sn_server *s, int64_t now, bool save)
         }
     }
     pthread_rwlock_unlock(&s->lock);
-    sn_ds_dead_free(dead);
+    sn_agg_expire(s->agg, now);        /* each instrumentation under its own lock, briefly */
     for (size_t i = 0; i < nidle; i++) /* a failed save keeps it: reaped on a later tick */
         if (sn_server_remove(s, scopes[i], idle[i], why, sizeof(why)) == 0) {
             atomic_fetch_add(&s->c.reaped, 1);
