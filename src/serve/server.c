@@ -22,12 +22,14 @@
 #include <unistd.h>
 
 #include "agent/catalog.h"
+#include "api/api.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "serve/collector.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
+#include "serve/transform.h"
 
 int64_t sn_now(void)
 {
@@ -830,4 +832,124 @@ void sn_server_tick(struct sn_server *s, int64_t now, bool save)
         sn_server_save_data(s);
         pthread_rwlock_unlock(&s->lock);
     }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Life: open, run, close
+ */
+
+/* The aggregator's listener: new data wakes the parked long polls (api/value.c). */
+static void wake_long_polls(void *arg, const char *key)
+{
+    struct sn_server *s = arg;
+    (void)key;
+    if (s->http)
+        sn_http_wake(s->http);
+}
+
+int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
+{
+    struct sn_server *s = calloc(1, sizeof(*s));
+    pthread_rwlockattr_t la;
+    int rc;
+
+    *out = NULL;
+    if (!s) {
+        sn_tenants_free(o->tenants);
+        return -ENOMEM;
+    }
+    s->tenants = o->tenants;
+    snprintf(s->datadir, sizeof(s->datadir), "%s", o->datadir);
+    snprintf(s->uidir, sizeof(s->uidir), "%s", o->uidir ? o->uidir : "");
+    if (gethostname(s->host, sizeof(s->host)) != 0)
+        snprintf(s->host, sizeof(s->host), "localhost");
+    s->host[sizeof(s->host) - 1] = '\0';
+    /* creates, changes and deletes must not wait behind a stream of readers */
+    pthread_rwlockattr_init(&la);
+    pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->lock, &la);
+    pthread_rwlockattr_destroy(&la);
+    s->started = sn_now();
+    s->key_cap = o->key_cap; /* ingested frames too, not only the local agent's */
+    if (!(s->next_ids = json_object()) || sn_agg_create(&s->agg) < 0 ||
+        sn_agg_listen(s->agg, wake_long_polls, s) < 0) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if ((rc = sn_server_load_defs(s)) < 0)
+        goto fail;
+    if (o->agent && (rc = sn_collector_start(s, o->key_cap, o->trace_self, &s->collector)) < 0) {
+        sn_log(SN_LOG_WARN, "serve",
+               "the local agent cannot load BPF programs (%s; needs root and a kernel with "
+               "BTF): serving ingested data only",
+               strerror(-rc));
+        s->collector = NULL;
+    }
+    sn_server_start_local_all(s);
+    s->xforms = sn_xforms_start();
+    struct sn_http_opts ho = o->http;
+    ho.handler = sn_api_handle;
+    ho.limit = sn_api_limit;
+    ho.admit = sn_api_admit;
+    ho.ctx = s;
+    if (sn_http_start(&ho, &s->http) < 0) {
+        rc = -EADDRINUSE;
+        goto fail;
+    }
+    sn_log(SN_LOG_INFO, "serve", "data in %s; local agent %s; %s", s->datadir,
+           s->collector ? "on" : "off", s->tenants ? "tenants configured" : "loopback only");
+    *out = s;
+    return 0;
+fail:
+    if (sn_server_close(s) < 0)
+        sn_log(SN_LOG_ERROR, "serve",
+               "the final save failed (see above): persisted data or definitions are lost; "
+               "exiting with status 1");
+    return rc;
+}
+
+int sn_server_port(const struct sn_server *s)
+{
+    return sn_http_port(s->http);
+}
+
+int sn_server_run(struct sn_server *s, const sigset_t *stop)
+{
+    int64_t last_save = sn_now();
+    for (;;) {
+        struct timespec one = {1, 0};
+        int sig = sigtimedwait(stop, NULL, &one);
+        if (sig == SIGINT || sig == SIGTERM)
+            return sig;
+        int64_t now = sn_now();
+        bool save = now - last_save >= 60;
+        if (save)
+            last_save = now;
+        sn_server_tick(s, now, save);
+    }
+}
+
+int sn_server_close(struct sn_server *s)
+{
+    int rc;
+
+    if (!s)
+        return 0;
+    /* the sources first: no frame then wakes an HTTP server being stopped */
+    sn_collector_stop(s->collector);
+    s->collector = NULL;
+    sn_http_stop(s->http);
+    s->http = NULL;
+    sn_xforms_stop(s->xforms);
+    s->xforms = NULL;
+    rc = sn_server_save_final(s); /* the caller says what a failure means */
+    for (size_t i = 0; i < s->n; i++)
+        sn_instn_free(s->insts[i]);
+    free(s->insts);
+    sn_agg_destroy(s->agg);
+    json_decref(s->next_ids);
+    sn_tenants_free(s->tenants);
+    pthread_rwlock_destroy(&s->lock);
+    free(s);
+    return rc;
 }

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +25,7 @@
 #include "agent/inst.h"
 #include "agg/agg.h"
 #include "agg/dataset.h"
+#include "http/server.h"
 #include "serve/tenants.h"
 
 #define SN_SCOPE_MAX      64
@@ -87,6 +89,38 @@ struct sn_server {
     int64_t started;
     uint32_t key_cap; /* --key-cap: keys a dataset's slot keeps before "other"; 0: no cap */
 };
+
+/* What a server is opened with (cli/cmd_serve.c parses it from the command line). */
+struct sn_server_opts {
+    const char *datadir;        /* the data directory; it and its data/ exist */
+    const char *uidir;          /* NULL or "": the UI compiled in; else its files' directory */
+    struct sn_tenants *tenants; /* NULL: none (loopback only); the server's from open on,
+                                 * even when open fails */
+    uint32_t key_cap;           /* --key-cap: keys a slot keeps before "other" */
+    bool agent;                 /* run the local agent */
+    bool trace_self;            /* let the local agent count this process's events */
+    struct sn_http_opts http;   /* listen, threads, limits (the handler is the API's) */
+};
+
+/*
+ * The server's life. Open restores the definitions and persisted data of the data directory
+ * (sn_server_load_defs()), starts the local agent (logging why when it cannot) and runs every
+ * instrumentation there, starts the transformations and the HTTP API, and logs what it
+ * serves. Returns 0 with *out, or (nothing left running, *out NULL, the final save made as at
+ * a close): -EINVAL the definitions file is unreadable, -EADDRINUSE the API cannot listen,
+ * -ENOMEM, or the -errno of a copy of refused definitions that cannot be kept.
+ */
+int sn_server_open(const struct sn_server_opts *o, struct sn_server **out);
+/* The port the API listens on. */
+int sn_server_port(const struct sn_server *s);
+/* Runs the once-a-second tick (sn_server_tick(), saving persisted data once a minute) until
+ * SIGINT or SIGTERM arrives; the caller blocked the signals of stop before open (every thread
+ * then inherits the mask). Returns the signal. */
+int sn_server_run(struct sn_server *s, const sigset_t *stop);
+/* Stops the local agent, then the API, and makes the final save (sn_server_save_final()),
+ * then frees everything; NULL is fine. Returns 0, or the final save's first -errno (logged:
+ * something acknowledged may be lost, and the process should exit non-zero). */
+int sn_server_close(struct sn_server *s);
 
 /* Current Unix time, seconds and milliseconds (CLOCK_REALTIME). */
 int64_t sn_now(void);
