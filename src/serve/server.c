@@ -1,14 +1,8 @@
 /*
- * The server's state: instrumentations, their definitions on disk, and the frames that feed
- * their datasets; see server.h.
- *
- * Files in the data directory:
- *   instrumentations.json   every definition and the next id of each scope, rewritten
- *                           (temporary file, fsync, rename) on every change, so a restart
- *                           finds the instrumentations and their ids as they were
- *   data/<id>.snds, data/<tenant>@<id>.snds
- *                           the dataset of a persist-data instrumentation (agg/dataset.h),
- *                           saved once a minute and at shutdown
+ * The server's state: its life (open, run, close), the instrumentations' list with create,
+ * change and delete, the local agent asked to run them, and the tick; see server.h. The
+ * definitions file is defs_file.c's, the persisted datasets data_file.c's, the data itself the
+ * aggregator's (agg/agg.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -170,45 +164,8 @@ int sn_instn_compile(const struct sn_server *s, const struct sn_instn *in, struc
 }
 
 /* ------------------------------------------------------------------------------------------
- * Files
+ * The list
  */
-
-static json_t *instn_def(const struct sn_instn *in)
-{
-    return json_pack("{s:s,s:I,s:s,s:s,s:O,s:O,s:I,s:I,s:I,s:b,s:I}", "scope", in->scope, "id",
-                     (json_int_t)in->id, "module", in->metric->module, "stat", in->metric->stat,
-                     "predicate", in->predicate, "decomposition", in->decomposition, "granularity",
-                     (json_int_t)in->granularity, "retention-time", (json_int_t)in->retention,
-                     "idle-max", (json_int_t)in->idle_max, "persist-data", in->persist, "crtime",
-                     (json_int_t)in->crtime_ms);
-}
-
-int sn_server_save_defs(struct sn_server *s)
-{
-    json_t *arr = json_array(), *root;
-    char path[600], *text;
-    int rc;
-
-    for (size_t i = 0; i < s->n; i++)
-        json_array_append_new(arr, instn_def(s->insts[i]));
-    root =
-        json_pack("{s:i,s:O,s:o}", "version", 1, "next_id", s->next_ids, "instrumentations", arr);
-    text = root ? json_dumps(root, JSON_INDENT(1)) : NULL;
-    json_decref(root);
-    snprintf(path, sizeof(path), "%s/instrumentations.json", s->datadir);
-    rc = text ? sn_file_write_atomic(path, text, strlen(text)) : -ENOMEM;
-    free(text);
-    if (rc < 0) {
-        atomic_fetch_add(&s->c.save_failures, 1);
-        if (!s->defs_unsaved) /* once, not once a second while the disk stays full */
-            sn_log(SN_LOG_ERROR, "serve", "cannot save %s: %s", path, strerror(-rc));
-        s->defs_unsaved = true;
-    } else if (s->defs_unsaved) {
-        sn_log(SN_LOG_INFO, "serve", "%s saved again", path);
-        s->defs_unsaved = false;
-    }
-    return rc;
-}
 
 /* A failed save of the definitions as what add and remove return: -ENOSPC when space is
  * short, else -EIO; why says which and what was asked. */
@@ -219,93 +176,7 @@ static int unsaved(int rc, const char *what, char *why, size_t whylen)
     return rc == -ENOSPC || rc == -EDQUOT ? -ENOSPC : -EIO;
 }
 
-static void data_path(const struct sn_server *s, const struct sn_instn *in, char *out, size_t len)
-{
-    /* tenant names cannot hold '@': the operator's files and a tenant's never meet */
-    if (in->scope[0])
-        snprintf(out, len, "%s/data/%s@%" PRIu64 ".snds", s->datadir, in->scope, in->id);
-    else
-        snprintf(out, len, "%s/data/%" PRIu64 ".snds", s->datadir, in->id);
-}
-
-void sn_server_unpersist(struct sn_server *s, struct sn_instn *in)
-{
-    char path[700];
-    data_path(s, in, path, sizeof(path));
-    unlink(path);
-}
-
-int sn_server_save_data(struct sn_server *s)
-{
-    int first = 0;
-
-    for (size_t i = 0; i < s->n; i++) {
-        struct sn_instn *in = s->insts[i];
-        unsigned char *buf;
-        size_t len;
-        char path[700];
-        int rc;
-        if (!in->persist)
-            continue;
-        data_path(s, in, path, sizeof(path));
-        if ((rc = sn_agg_save(s->agg, in->key, &buf, &len)) == 0) {
-            rc = sn_file_write_atomic(path, buf, len);
-            free(buf);
-        }
-        if (rc < 0) {
-            atomic_fetch_add(&s->c.save_failures, 1);
-            sn_log(SN_LOG_ERROR, "serve", "cannot save %s: %s", path, strerror(-rc));
-            if (!first)
-                first = rc;
-        }
-    }
-    return first;
-}
-
-int sn_server_save_final(struct sn_server *s)
-{
-    int rc, drc = 0;
-
-    pthread_rwlock_wrlock(&s->lock);
-    rc = sn_server_save_data(s);
-    if (s->defs_unsaved)
-        drc = sn_server_save_defs(s);
-    pthread_rwlock_unlock(&s->lock);
-    return rc ? rc : drc;
-}
-
-static void load_data(struct sn_server *s, struct sn_instn *in)
-{
-    char path[700];
-    struct stat st;
-    unsigned char *buf = NULL;
-    FILE *f;
-    int rc = 0;
-
-    data_path(s, in, path, sizeof(path));
-    if (!(f = fopen(path, "rb"))) {
-        if (errno != ENOENT)
-            sn_log(SN_LOG_WARN, "serve", "%s: not loaded: %s", path, strerror(errno));
-        return;
-    }
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
-        rc = -EINVAL;
-    else if (st.st_size == 0) /* e.g. a crash between create and write on some filesystems */
-        sn_log(SN_LOG_WARN, "serve", "%s: empty, ignored (the instrumentation starts without data)",
-               path);
-    else if (!(buf = malloc((size_t)st.st_size)))
-        rc = -ENOMEM;
-    else if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
-        rc = -EIO;
-    else
-        rc = sn_ds_load(in->ds, buf, (size_t)st.st_size, sn_now());
-    if (rc < 0)
-        sn_log(SN_LOG_WARN, "serve", "%s: not loaded: %s", path, sn_strerror(rc));
-    free(buf);
-    fclose(f);
-}
-
-static struct sn_dataset *new_dataset(const struct sn_server *s, const struct sn_instn *in)
+struct sn_dataset *sn_server_new_dataset(const struct sn_server *s, const struct sn_instn *in)
 {
     struct sn_ds_opts o = {
         .arity = in->arity == SN_ARITY_SCALAR     ? SN_WIRE_SCALAR
@@ -320,8 +191,7 @@ static struct sn_dataset *new_dataset(const struct sn_server *s, const struct sn
     return sn_ds_create(&o);
 }
 
-/* Appends in (lock held). */
-static int append(struct sn_server *s, struct sn_instn *in)
+int sn_server_append(struct sn_server *s, struct sn_instn *in)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
@@ -358,7 +228,7 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
     json_int_t next;
     int rc;
 
-    in->ds = new_dataset(s, in);
+    in->ds = sn_server_new_dataset(s, in);
     if (!in->ds) {
         snprintf(why, whylen, "out of memory");
         return -ENOMEM;
@@ -383,7 +253,7 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
     else
         snprintf(in->key, sizeof(in->key), "%" PRIu64, in->id);
     json_object_set_new(s->next_ids, in->scope, json_integer((json_int_t)in->id + 1));
-    rc = append(s, in);
+    rc = sn_server_append(s, in);
     if (rc == 0 && (rc = sn_agg_add(s->agg, in->key, in->ds)) < 0)
         s->n--;
     if (rc == 0 && (rc = sn_server_save_defs(s)) < 0) {
@@ -534,246 +404,6 @@ int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int
                          struct sn_ds_fold *fold)
 {
     return sn_agg_ingest_try(s->agg, f, now, fold);
-}
-
-/* ------------------------------------------------------------------------------------------
- * Start-up: the definitions file
- */
-
-/* Removes the *.tmp files of dir that an interrupted sn_file_write_atomic left behind. */
-static void remove_tmp(const char *dir)
-{
-    char path[1200];
-    struct dirent *e;
-    DIR *d = opendir(dir);
-
-    while (d && (e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        struct stat st;
-        if (n < 5 || strcmp(e->d_name + n - 4, ".tmp") != 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        if (unlink(path) == 0)
-            sn_log(SN_LOG_INFO, "serve", "removed %s, left by an interrupted save", path);
-        else
-            sn_log(SN_LOG_WARN, "serve", "cannot remove %s: %s", path, strerror(errno));
-    }
-    if (d)
-        closedir(d);
-}
-
-/* The whole file at path into a new NUL-terminated buffer (*len bytes). -errno. */
-static int read_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    char *buf = NULL;
-    int rc = 0;
-
-    if (!f)
-        return -errno;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
-        rc = -EINVAL;
-    else if (!(buf = malloc((size_t)st.st_size + 1)))
-        rc = -ENOMEM;
-    else if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
-        rc = -EIO;
-    fclose(f);
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    buf[st.st_size] = '\0';
-    *out = buf;
-    *len = (size_t)st.st_size;
-    return 0;
-}
-
-/* Definition v of the file into a new instrumentation, checked as a create through the API is
- * (serve/instn_def.h), plus what only a file can get wrong: the id, a duplicate, the quota.
- * NULL with why when refused. */
-static struct sn_instn *instn_of_def(struct sn_server *s, const json_t *v, char *why, size_t whylen)
-{
-    const json_t *scope = json_object_get(v, "scope"), *id = json_object_get(v, "id");
-    const json_t *crtime = json_object_get(v, "crtime");
-    struct sn_instn *in;
-
-    if (!json_is_object(v)) {
-        snprintf(why, whylen, "not an object");
-        return NULL;
-    }
-    if ((scope && !json_is_string(scope)) ||
-        (scope && (json_string_length(scope) >= SN_SCOPE_MAX ||
-                   !sn_instn_scope_ok(json_string_value(scope))))) {
-        snprintf(why, whylen, "\"scope\" is not a tenant's name");
-        return NULL;
-    }
-    if (!json_is_integer(id) || json_integer_value(id) < 1 ||
-        json_integer_value(id) > SN_INSTN_ID_MAX) {
-        snprintf(why, whylen, "\"id\" is not an integer from 1 to %lld", SN_INSTN_ID_MAX);
-        return NULL;
-    }
-    if (crtime && (!json_is_integer(crtime) || json_integer_value(crtime) < 0)) {
-        snprintf(why, whylen, "\"crtime\" is not a time in milliseconds");
-        return NULL;
-    }
-    if (!(in = calloc(1, sizeof(*in)))) {
-        snprintf(why, whylen, "out of memory");
-        return NULL;
-    }
-    snprintf(in->scope, sizeof(in->scope), "%s", scope ? json_string_value(scope) : "");
-    in->id = (uint64_t)json_integer_value(id);
-    if (in->scope[0])
-        snprintf(in->key, sizeof(in->key), "%s/%" PRIu64, in->scope, in->id);
-    else
-        snprintf(in->key, sizeof(in->key), "%" PRIu64, in->id);
-    if (sn_server_find(s, in->scope, in->id)) {
-        snprintf(why, whylen, "a second definition of this id");
-        free(in);
-        return NULL;
-    }
-    if (in->scope[0] && sn_server_count(s, in->scope) >= SN_TENANT_QUOTA) {
-        snprintf(why, whylen, "over the tenant's quota of %d", SN_TENANT_QUOTA);
-        free(in);
-        return NULL;
-    }
-    in->granularity = 1;
-    in->retention = SN_DEFAULT_RETAIN;
-    in->idle_max = SN_DEFAULT_IDLE;
-    if (sn_instn_from_props(s, v, in, why, whylen) < 0) {
-        free(in);
-        return NULL;
-    }
-    in->crtime_ms = json_integer_value(crtime);
-    atomic_store(&in->last_access, sn_now()); /* idle clocks restart with the server */
-    if (in->scope[0] && s->tenants && !sn_tenants_find(s->tenants, in->scope))
-        sn_log(SN_LOG_WARN, "serve",
-               "instrumentation %s: tenant \"%s\" is not in the tenants file (kept, unreachable)",
-               in->key, in->scope);
-    return in;
-}
-
-/* Keeps text (the definitions file as read) as PATH.rejected-<UTC time>. */
-static int keep_rejected(const char *path, const char *text, size_t len, int nrefused)
-{
-    char copy[700], stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    int rc;
-
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(copy, sizeof(copy), "%s.rejected-%s", path, stamp);
-    rc = sn_file_write_atomic(copy, text, len);
-    if (rc < 0) {
-        sn_log(SN_LOG_ERROR, "serve",
-               "%s: %d refused definition(s), and no copy can be kept (%s: %s): not starting, "
-               "to lose nothing",
-               path, nrefused, copy, strerror(-rc));
-        return rc;
-    }
-    sn_log(SN_LOG_WARN, "serve",
-           "%s: %d definition(s) refused and left out; the file as it was is kept as %s", path,
-           nrefused, copy);
-    return 0;
-}
-
-int sn_server_load_defs(struct sn_server *s)
-{
-    char path[600], why[512], sub[600];
-    json_error_t jerr;
-    json_t *root, *arr, *next_ids, *v;
-    const char *scope;
-    char *text = NULL;
-    size_t i, len = 0;
-    int nrefused = 0, rc;
-
-    remove_tmp(s->datadir);
-    snprintf(sub, sizeof(sub), "%s/data", s->datadir);
-    remove_tmp(sub);
-    snprintf(sub, sizeof(sub), "%s/dashboards", s->datadir);
-    remove_tmp(sub);
-    snprintf(path, sizeof(path), "%s/instrumentations.json", s->datadir);
-    if ((rc = read_file(path, &text, &len)) == -ENOENT)
-        return 0;
-    if (rc < 0) {
-        sn_log(SN_LOG_ERROR, "serve", "%s: %s", path, strerror(-rc));
-        return -EINVAL;
-    }
-    root = json_loadb(text, len, 0, &jerr);
-    arr = json_object_get(root, "instrumentations");
-    next_ids = json_object_get(root, "next_id");
-    if (!root || !json_is_array(arr) || (next_ids && !json_is_object(next_ids))) {
-        if (!root)
-            sn_log(SN_LOG_ERROR, "serve", "%s:%d: %s", path, jerr.line, jerr.text);
-        else
-            sn_log(SN_LOG_ERROR, "serve",
-                   "%s: not an object with an array \"instrumentations\" and an object "
-                   "\"next_id\"",
-                   path);
-        json_decref(root);
-        free(text);
-        return -EINVAL;
-    }
-    json_array_foreach(arr, i, v)
-    {
-        struct sn_instn *in = instn_of_def(s, v, why, sizeof(why));
-        if (!in) {
-            char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-            sn_log(SN_LOG_ERROR, "serve", "%s: instrumentation #%zu refused: %s: %.300s", path, i,
-                   why, d ? d : "?");
-            free(d);
-            nrefused++;
-            continue;
-        }
-        in->ds = new_dataset(s, in);
-        if (!in->ds || append(s, in) < 0) {
-            sn_log(SN_LOG_ERROR, "serve", "%s: instrumentation %s: out of memory", path, in->key);
-            sn_instn_free(in);
-            nrefused++;
-            continue;
-        }
-        if (in->persist)
-            load_data(s, in);
-        if (sn_agg_add(s->agg, in->key, in->ds) < 0) {
-            sn_log(SN_LOG_ERROR, "serve", "%s: instrumentation %s: out of memory", path, in->key);
-            s->n--;
-            sn_instn_free(in);
-            nrefused++;
-        }
-    }
-    /* next_id: the file's where it is valid, and past every id in use (never reused) */
-    json_object_foreach(next_ids, scope, v)
-    {
-        if (!sn_instn_scope_ok(scope) || strlen(scope) >= SN_SCOPE_MAX || !json_is_integer(v) ||
-            json_integer_value(v) < 1 || json_integer_value(v) > SN_INSTN_ID_MAX + 1) {
-            char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-            sn_log(SN_LOG_ERROR, "serve", "%s: next_id of scope \"%.64s\" refused: %.64s", path,
-                   scope, d ? d : "?");
-            free(d);
-            nrefused++;
-            continue;
-        }
-        json_object_set(s->next_ids, scope, v);
-    }
-    for (i = 0; i < s->n; i++) {
-        struct sn_instn *in = s->insts[i];
-        json_int_t next = json_integer_value(json_object_get(s->next_ids, in->scope));
-        if (next <= (json_int_t)in->id)
-            json_object_set_new(s->next_ids, in->scope, json_integer((json_int_t)in->id + 1));
-    }
-    rc = 0;
-    if (nrefused && (rc = keep_rejected(path, text, len, nrefused)) == 0 &&
-        sn_server_save_defs(s) < 0)
-        rc = 0; /* the copy is kept; the tick writes the file once it can (defs_unsaved) */
-    json_decref(root);
-    free(text);
-    if (rc < 0)
-        return rc;
-    sn_log(SN_LOG_INFO, "serve", "%zu instrumentation(s) restored from %s", s->n, path);
-    return 0;
 }
 
 void sn_server_start_local_all(struct sn_server *s)

@@ -205,6 +205,13 @@ int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int
  * the expected object), or -errno when the copy cannot be kept (nothing is rewritten then).
  */
 int sn_server_load_defs(struct sn_server *s);
+/* Between the server's files (server.c, defs_file.c, data_file.c): a new dataset for in with
+ * the server's key cap (NULL when out of memory); appends in to the list (lock held; 0 or
+ * -ENOMEM); loads in's persisted data into in->ds before it is in the aggregator (a file
+ * that cannot be read is logged and left alone). */
+struct sn_dataset *sn_server_new_dataset(const struct sn_server *s, const struct sn_instn *in);
+int sn_server_append(struct sn_server *s, struct sn_instn *in);
+void sn_server_load_data(struct sn_server *s, struct sn_instn *in);
 /* Asks the local agent to run every instrumentation (after a restart). */
 void sn_server_start_local_all(struct sn_server *s);
 /* Once a second: expires slots, reaps idle instrumentations, and saves persisted data when
