@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agg/agg.h"
+#include "core/grow.h"
 
 struct status {
     char *host;
@@ -54,32 +55,6 @@ struct sn_agg_view {
     size_t n;
     const struct sn_ds_slot **s; /* referenced, in time order */
 };
-
-/* ------------------------------------------------------------------------------------------
- * Histograms to integer ranges (TEMPORARY: the lead's core/hist.c replaces it)
- */
-
-size_t sn_hist_ranges(const struct sn_hist *h, struct sn_hist_range *out)
-{
-    struct sn_bucket b;
-    uint64_t cnt;
-    int64_t lo, hi;
-    size_t n = 0;
-
-    for (size_t i = 0; h && sn_hist_bucket_at(h, i, &b, &cnt); i++) {
-        if (cnt == 0 || sn_bucket_int_range(b, &lo, &hi) == -EDOM)
-            continue;
-        if (hi < lo)
-            hi = lo;
-        if (n > 0 && out[n - 1].lo == lo) { /* no integer of its own: into the last */
-            uint64_t s = out[n - 1].count + cnt;
-            out[n - 1].count = s < cnt ? UINT64_MAX : s;
-            continue;
-        }
-        out[n++] = (struct sn_hist_range){lo, hi, cnt};
-    }
-    return n;
-}
 
 /* ------------------------------------------------------------------------------------------
  * The registry
@@ -180,14 +155,11 @@ int sn_agg_add(struct sn_agg *a, const char *key, struct sn_dataset *ds)
     if (index_of(a, key) < a->n) {
         rc = -EEXIST;
     } else if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 16;
-        struct entry **p = realloc(a->e, cap * sizeof(*p));
-        if (p) {
+        struct entry **p = sn_grow(a->e, &a->cap, a->n + 1, sizeof(*a->e));
+        if (p)
             a->e = p;
-            a->cap = cap;
-        } else {
+        else
             rc = -ENOMEM;
-        }
     }
     if (rc == 0)
         a->e[a->n++] = e;
@@ -362,12 +334,9 @@ int sn_agg_set_status(struct sn_agg *a, const char *key, const char *host, bool 
         if (strcmp(e->st[i].host, host) == 0)
             st = &e->st[i];
     if (!st && e->nst == e->capst) {
-        size_t cap = e->capst ? e->capst * 2 : 4;
-        struct status *p = realloc(e->st, cap * sizeof(*p));
-        if (p) {
+        struct status *p = sn_grow(e->st, &e->capst, e->nst + 1, sizeof(*e->st));
+        if (p)
             e->st = p;
-            e->capst = cap;
-        }
     }
     if (!st && e->nst < e->capst) {
         st = &e->st[e->nst];
@@ -778,14 +747,10 @@ int sn_agg_view_columns(const struct sn_agg_view *v, int64_t start, size_t ncols
             }
             size_t nb = h ? sn_hist_nbuckets(h) : 0;
             if (out->nr + nb > cap) {
-                size_t ncap = cap ? cap : 256;
-                while (ncap < out->nr + nb)
-                    ncap *= 2;
-                struct sn_hist_range *r = realloc(out->r, ncap * sizeof(*r));
+                struct sn_hist_range *r = sn_grow(out->r, &cap, out->nr + nb, sizeof(*r));
                 if (!r)
                     goto oom;
                 out->r = r;
-                cap = ncap;
             }
             out->nr += h ? sn_hist_ranges(h, out->r + out->nr) : 0;
             out->off[l * ncols + c + 1] = out->nr;

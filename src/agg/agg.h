@@ -32,13 +32,6 @@
 #include "core/hist.h"
 #include "wire/frame.h"
 
-/* TEMPORARY, until the lead's core/hist.h (issue 13) brings the one rule: then deleted here. */
-struct sn_hist_range {
-    int64_t lo, hi;
-    uint64_t count;
-};
-size_t sn_hist_ranges(const struct sn_hist *h, struct sn_hist_range *out);
-
 #define SN_AGG_MAX_LISTENERS 8
 #define SN_AGG_WHY_MAX       256
 

@@ -16,6 +16,7 @@
 
 #include "agg/dataset.h"
 #include "core/crc32c.h"
+#include "core/grow.h"
 
 #define EMPTY INT64_MIN
 
@@ -37,7 +38,8 @@ struct sn_dataset {
     uint32_t nslots;
     struct rslot **ring; /* slot of t at (t / G) % nslots; NULL when unused */
     struct source *src;
-    uint32_t nsrc, capsrc;
+    uint32_t nsrc;
+    size_t capsrc;
     pthread_mutex_t add_mu; /* one adder at a time (sn_ds_add_shared()) */
     _Atomic uint32_t refs;
 };
@@ -213,12 +215,10 @@ static int source_index(struct sn_dataset *ds, const char *host, uint32_t *out)
     if (ds->nsrc == SN_DS_MAX_SOURCES)
         return -ENOSPC;
     if (ds->nsrc == ds->capsrc) {
-        uint32_t cap = ds->capsrc ? ds->capsrc * 2 : 4;
-        struct source *s = realloc(ds->src, cap * sizeof(*s));
+        struct source *s = sn_grow(ds->src, &ds->capsrc, (size_t)ds->nsrc + 1, sizeof(*s));
         if (!s)
             return -ENOMEM;
         ds->src = s;
-        ds->capsrc = cap;
     }
     ds->src[ds->nsrc].name = strdup(host);
     if (!ds->src[ds->nsrc].name)
@@ -878,16 +878,12 @@ static void put(struct buf *b, const void *v, size_t n)
     if (b->oom)
         return;
     if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        unsigned char *p = realloc(b->p, cap);
+        unsigned char *p = sn_grow(b->p, &b->cap, b->len + n, 1);
         if (!p) {
             b->oom = true;
             return;
         }
         b->p = p;
-        b->cap = cap;
     }
     memcpy(b->p + b->len, v, n);
     b->len += n;

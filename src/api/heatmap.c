@@ -703,13 +703,12 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
     struct sn_value_req v;
     struct hm_req *h = malloc(sizeof(*h));
     bool img = strcmp(what, "image") == 0;
-    struct timespec t0, t1;
 
     if (!h) {
         sn_resp_empty(c->resp, 500);
         return;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = sn_mono_ns();
     struct sn_instn *in = sn_api_instn(c);
     if (!in)
         goto out;
@@ -743,9 +742,7 @@ out:
     sn_instn_free(in);
     free(h);
     if (img && c->resp->status == 200) {
-        clock_gettime(CLOCK_MONOTONIC, &t1);
         atomic_fetch_add(&c->s->c.renders, 1);
-        atomic_fetch_add(&c->s->c.render_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-                                                        (t1.tv_nsec - t0.tv_nsec)));
+        atomic_fetch_add(&c->s->c.render_ns, (uint64_t)(sn_mono_ns() - t0));
     }
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "core/grow.h"
 #include "http/server.h"
 #include "serve/collector.h"
 
@@ -30,14 +31,10 @@ static void emit(struct out *o, const char *name, const char *type, const char *
     if (n < 0)
         return;
     if (o->len + (size_t)n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 8192;
-        while (cap < o->len + (size_t)n + 1)
-            cap *= 2;
-        char *p = realloc(o->p, cap);
+        char *p = sn_grow(o->p, &o->cap, o->len + (size_t)n + 1, 1);
         if (!p)
             return;
         o->p = p;
-        o->cap = cap;
     }
     memcpy(o->p + o->len, line, (size_t)n + 1);
     o->len += (size_t)n;

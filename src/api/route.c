@@ -20,19 +20,6 @@
 #include "api/internal.h"
 #include "serve/dashboards.h"
 
-size_t sn_api_limit(void *ctx, const char *method, const char *path)
-{
-    size_t n = strlen(path);
-    (void)ctx;
-    while (n > 1 && path[n - 1] == '/')
-        n--;
-    if (strcmp(method, "POST") == 0 && n >= 7 && strncmp(path + n - 7, "/ingest", 7) == 0)
-        return SN_INGEST_BODY_MAX;
-    if (strcmp(method, "PUT") == 0 && strstr(path, "/dashboards/"))
-        return SN_DASH_BODY_MAX;
-    return SN_API_BODY_MAX;
-}
-
 static bool version_ok(const char *v)
 {
     int dots = 0;
@@ -111,74 +98,250 @@ static bool parse_id(const char *seg, uint64_t *id)
 
 #define MAXSEG 10
 
-/*
- * A route's handler, unless admitting: then finding the route is the whole answer (the
- * request may go on to send its body). Only in dispatch() and facade_dispatch(), whose
- * admit parameter it reads.
+/* ------------------------------------------------------------------------------------------
+ * The route table: every endpoint of the server, in the three places routes live. A new family
+ * of routes (OTLP's /v1/traces, Zipkin's /api/v2/...) is rows here, not another chain of
+ * comparisons.
  */
-#define ROUTE(call)                                                                                \
-    do {                                                                                           \
-        if (!admit)                                                                                \
-            call;                                                                                  \
-        return;                                                                                    \
-    } while (0)
 
-/* Dispatches the segments after the scope's base (admit: see ROUTE). */
-static void dispatch(struct sn_call *c, char **seg, int n, bool admit)
-{
-    const char *m = c->req->method;
-    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-    bool post = strcmp(m, "POST") == 0;
+enum family {
+    ROOT,   /* "/": the server's own (its index, Prometheus' /metrics) */
+    CA,     /* "/ca" (the operator's scope) and "/ca/customers/<tenant>" (a tenant's) */
+    FACADE, /* "/<tenant>/analytics": CloudAPI's form of a tenant's scope (below) */
+};
 
-    if (n == 0) {
-        if (get)
-            ROUTE(sn_api_describe(c));
-    } else if (n == 1 && get && strcmp(seg[0], "metrics") == 0) {
-        ROUTE(sn_api_legacy_metrics(c));
-    } else if (n == 1 && get && strcmp(seg[0], "types") == 0) {
-        ROUTE(sn_api_legacy_types(c));
-    } else if (n == 1 && get && strcmp(seg[0], "transformations") == 0) {
-        ROUTE(sn_api_transformations(c));
-    } else if (n == 1 && post && strcmp(seg[0], "ingest") == 0) {
-        ROUTE(sn_api_ingest(c));
-    } else if (n >= 1 && n <= 2 && strcmp(seg[0], "dashboards") == 0) {
-        if (n == 1 && get)
-            ROUTE(sn_api_dash_list(c));
-        if (n == 2 && get)
-            ROUTE(sn_api_dash_get(c, seg[1]));
-        if (n == 2 && strcmp(m, "PUT") == 0)
-            ROUTE(sn_api_dash_put(c, seg[1]));
-        if (n == 2 && strcmp(m, "DELETE") == 0)
-            ROUTE(sn_api_dash_delete(c, seg[1]));
-    } else if (n >= 1 && strcmp(seg[0], "instrumentations") == 0) {
-        if (n == 1 && get)
-            ROUTE(sn_api_list(c));
-        if (n == 1 && post)
-            ROUTE(sn_api_create(c, 0));
-        if (n >= 2 && parse_id(seg[1], &c->id)) {
-            if (n == 2 && get)
-                ROUTE(sn_api_get(c));
-            if (n == 2 && strcmp(m, "PUT") == 0)
-                ROUTE(sn_api_put(c));
-            if (n == 2 && strcmp(m, "DELETE") == 0)
-                ROUTE(sn_api_delete(c));
-            if (n == 3 && post && strcmp(seg[2], "clone") == 0)
-                ROUTE(sn_api_create(c, c->id));
-            if (n >= 3 && get && strcmp(seg[2], "value") == 0) {
-                if (n == 3)
-                    ROUTE(sn_api_value_index(c, false));
-                if (n == 4 && strcmp(seg[3], "raw") == 0)
-                    ROUTE(sn_api_raw(c));
-                if (n == 4 && strcmp(seg[3], "heatmap") == 0)
-                    ROUTE(sn_api_value_index(c, true));
-                if (n == 5 && strcmp(seg[3], "heatmap") == 0 &&
-                    (strcmp(seg[4], "image") == 0 || strcmp(seg[4], "details") == 0 ||
-                     strcmp(seg[4], "average") == 0 || strcmp(seg[4], "percentile") == 0))
-                    ROUTE(sn_api_heatmap(c, seg[4]));
-            }
-        }
+enum auth {
+    AUTH_OPEN,     /* anyone (the handler decides what to show) */
+    AUTH_OPERATOR, /* the operator's scope, whatever scope the path names */
+    AUTH_SCOPE,    /* the scope the path names */
+};
+
+#define R_NO_HEAD   1u /* GET only: HEAD is not answered (404) */
+#define R_BASE_ONLY 2u /* CA: at /ca only, not in a tenant's scope */
+#define R_RAW_BODY  4u /* the handler reads the body itself: no parameters are parsed from it */
+
+struct route {
+    enum family family;
+    const char *method; /* "GET" (HEAD too, unless R_NO_HEAD), "POST", "PUT", "DELETE" */
+    /* The segments after the family's base, '/'-separated: a literal, alternatives "a|b" (the
+     * segment is the handler's arg), ":id" (an instrumentation id, into c->id) or ":name" (any
+     * segment, the handler's arg); "" is the base itself. */
+    const char *pattern;
+    enum auth auth;
+    unsigned flags;
+    size_t body_max; /* 0: SN_API_BODY_MAX */
+    void (*fn)(struct sn_call *c, const char *arg);
+};
+
+static void root_index(struct sn_call *c, const char *arg);
+static void docs(struct sn_call *c, const char *arg);
+static void admin_status(struct sn_call *c, const char *arg);
+static void facade_create(struct sn_call *c, const char *arg);
+static void facade_action(struct sn_call *c, const char *arg);
+
+/* Handlers that take no argument, or a fixed one. */
+#define PLAIN(name, call)                                                                          \
+    static void name(struct sn_call *c, const char *arg)                                           \
+    {                                                                                              \
+        (void)arg;                                                                                 \
+        call;                                                                                      \
     }
-    sn_resp_empty(c->resp, 404);
+PLAIN(prometheus, sn_api_prometheus(c))
+PLAIN(describe, sn_api_describe(c))
+PLAIN(legacy_metrics, sn_api_legacy_metrics(c))
+PLAIN(legacy_types, sn_api_legacy_types(c))
+PLAIN(transformations, sn_api_transformations(c))
+PLAIN(ingest, sn_api_ingest(c))
+PLAIN(dash_list, sn_api_dash_list(c))
+PLAIN(inst_list, sn_api_list(c))
+PLAIN(inst_create, sn_api_create(c, 0))
+PLAIN(inst_get, sn_api_get(c))
+PLAIN(inst_put, sn_api_put(c))
+PLAIN(inst_delete, sn_api_delete(c))
+PLAIN(inst_clone, sn_api_create(c, c->id))
+PLAIN(value_index, sn_api_value_index(c, false))
+PLAIN(value_raw, sn_api_raw(c))
+PLAIN(heatmap_index, sn_api_value_index(c, true))
+#undef PLAIN
+static void dash_get(struct sn_call *c, const char *name)
+{
+    sn_api_dash_get(c, name);
+}
+static void dash_put(struct sn_call *c, const char *name)
+{
+    sn_api_dash_put(c, name);
+}
+static void dash_delete(struct sn_call *c, const char *name)
+{
+    sn_api_dash_delete(c, name);
+}
+static void heatmap(struct sn_call *c, const char *what)
+{
+    sn_api_heatmap(c, what);
+}
+
+#define HM_CA     "instrumentations/:id/value/heatmap/image|details|average|percentile"
+#define HM_FACADE "instrumentations/:id/value/heatmap/image|details"
+
+static const struct route routes[] = {
+    {ROOT, "GET", "", AUTH_OPEN, R_NO_HEAD, 0, root_index},
+    {ROOT, "GET", "metrics", AUTH_OPERATOR, R_NO_HEAD, 0, prometheus},
+
+    {CA, "GET", "docs", AUTH_OPEN, R_NO_HEAD | R_BASE_ONLY, 0, docs},
+    {CA, "GET", "admin/status", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, admin_status},
+    {CA, "GET", "", AUTH_SCOPE, 0, 0, describe},
+    {CA, "GET", "metrics", AUTH_SCOPE, 0, 0, legacy_metrics},
+    {CA, "GET", "types", AUTH_SCOPE, 0, 0, legacy_types},
+    {CA, "GET", "transformations", AUTH_SCOPE, 0, 0, transformations},
+    {CA, "POST", "ingest", AUTH_SCOPE, R_RAW_BODY, SN_INGEST_BODY_MAX, ingest},
+    {CA, "GET", "dashboards", AUTH_SCOPE, 0, 0, dash_list},
+    {CA, "GET", "dashboards/:name", AUTH_SCOPE, 0, 0, dash_get},
+    {CA, "PUT", "dashboards/:name", AUTH_SCOPE, 0, SN_DASH_BODY_MAX, dash_put},
+    {CA, "DELETE", "dashboards/:name", AUTH_SCOPE, 0, 0, dash_delete},
+    {CA, "GET", "instrumentations", AUTH_SCOPE, 0, 0, inst_list},
+    {CA, "POST", "instrumentations", AUTH_SCOPE, 0, 0, inst_create},
+    {CA, "GET", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_get},
+    {CA, "PUT", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_put},
+    {CA, "DELETE", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_delete},
+    {CA, "POST", "instrumentations/:id/clone", AUTH_SCOPE, 0, 0, inst_clone},
+    {CA, "GET", "instrumentations/:id/value", AUTH_SCOPE, 0, 0, value_index},
+    {CA, "GET", "instrumentations/:id/value/raw", AUTH_SCOPE, 0, 0, value_raw},
+    {CA, "GET", "instrumentations/:id/value/heatmap", AUTH_SCOPE, 0, 0, heatmap_index},
+    {CA, "GET", HM_CA, AUTH_SCOPE, 0, 0, heatmap},
+
+    {FACADE, "GET", "", AUTH_SCOPE, 0, 0, describe},
+    {FACADE, "GET", "instrumentations", AUTH_SCOPE, 0, 0, inst_list},
+    {FACADE, "POST", "instrumentations", AUTH_SCOPE, 0, 0, facade_create},
+    {FACADE, "GET", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_get},
+    {FACADE, "DELETE", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_delete},
+    {FACADE, "POST", "instrumentations/:id", AUTH_SCOPE, 0, 0, facade_action},
+    {FACADE, "GET", "instrumentations/:id/value/raw", AUTH_SCOPE, 0, 0, value_raw},
+    {FACADE, "GET", HM_FACADE, AUTH_SCOPE, 0, 0, heatmap},
+};
+
+/* Whether segment seg is one of the '|'-separated words of alt[0..len). */
+static bool one_of(const char *alt, size_t len, const char *seg)
+{
+    size_t sl = strlen(seg);
+    for (const char *p = alt, *end = alt + len; p < end;) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        size_t wl = (size_t)((bar ? bar : end) - p);
+        if (wl == sl && memcmp(p, seg, sl) == 0)
+            return true;
+        p += wl + 1;
+    }
+    return false;
+}
+
+/* Whether seg[0..n) matches r's pattern; sets *id and *arg from its variable segments. */
+static bool matches(const struct route *r, char **seg, int n, uint64_t *id, const char **arg)
+{
+    const char *p = r->pattern;
+    int i = 0;
+
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (i == n)
+            return false;
+        if (len == 3 && memcmp(p, ":id", 3) == 0) {
+            if (!parse_id(seg[i], id))
+                return false;
+        } else if (len == 5 && memcmp(p, ":name", 5) == 0) {
+            *arg = seg[i];
+        } else if (!one_of(p, len, seg[i])) {
+            return false;
+        } else if (memchr(p, '|', len)) {
+            *arg = seg[i];
+        }
+        i++;
+        p += len + (slash != NULL);
+    }
+    return i == n;
+}
+
+/* The route of family fam for method and seg[0..n) (in a tenant's scope when tenant), or NULL;
+ * *id and *arg receive its variable segments. */
+static const struct route *find_route(enum family fam, bool tenant, const char *method, char **seg,
+                                      int n, uint64_t *id, const char **arg)
+{
+    bool head = strcmp(method, "HEAD") == 0;
+
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const struct route *r = &routes[i];
+        if (r->family != fam || (tenant && (r->flags & R_BASE_ONLY)))
+            continue;
+        if (strcmp(r->method, method) != 0 &&
+            !(head && strcmp(r->method, "GET") == 0 && !(r->flags & R_NO_HEAD)))
+            continue;
+        if (matches(r, seg, n, id, arg))
+            return r;
+    }
+    return NULL;
+}
+
+/* Where a path's segments live: the family, its scope ("" or the tenant), the base of its URIs,
+ * and the index of the first segment after the base. False when no family has it (404). */
+static bool locate(char **seg, int n, enum family *fam, const char **scope, char *base,
+                   size_t baselen, int *first)
+{
+    *scope = "";
+    if (n >= 2 && strcmp(seg[1], "analytics") == 0 && strlen(seg[0]) <= SN_TENANT_NAME_MAX) {
+        *fam = FACADE;
+        *scope = seg[0];
+        *first = 2;
+        snprintf(base, baselen, "/%s/analytics", seg[0]);
+        return true;
+    }
+    if (n == 0 || strcmp(seg[0], "ca") != 0) {
+        *fam = ROOT;
+        *first = 0;
+        return true;
+    }
+    *fam = CA;
+    if (n >= 2 && strcmp(seg[1], "customers") == 0) {
+        if (n == 2 || strlen(seg[2]) > SN_TENANT_NAME_MAX)
+            return false;
+        *scope = seg[2];
+        *first = 3;
+        snprintf(base, baselen, "/ca/customers/%s", seg[2]);
+        return true;
+    }
+    *first = 1;
+    snprintf(base, baselen, "/ca");
+    return true;
+}
+
+/* Splits path (copied into buf) into at most MAXSEG segments. Returns their number, or -1
+ * when the path is too long or has more. */
+static int split(const char *path, char *buf, size_t len, char **seg)
+{
+    int n = 0;
+
+    if (strlen(path) >= len)
+        return -1;
+    strcpy(buf, path);
+    for (char *save = NULL, *p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (n == MAXSEG)
+            return -1;
+        seg[n++] = p;
+    }
+    return n;
+}
+
+size_t sn_api_limit(void *ctx, const char *method, const char *path)
+{
+    char buf[2048], *seg[MAXSEG + 1], base[128];
+    const char *scope, *arg = NULL;
+    enum family fam;
+    uint64_t id;
+    int first, n = split(path, buf, sizeof(buf), seg);
+    const struct route *r = NULL;
+
+    (void)ctx;
+    if (n >= 0 && locate(seg, n, &fam, &scope, base, sizeof(base), &first))
+        r = find_route(fam, scope[0] != '\0', method, seg + first, n - first, &id, &arg);
+    return r && r->body_max ? r->body_max : SN_API_BODY_MAX;
 }
 
 /* The body into parameters: JSON when it starts like JSON or is declared so (curl -d sends
@@ -221,44 +384,32 @@ static bool parse_body(struct sn_call *c)
  * RequestTooLarge).
  */
 
-static void facade_dispatch(struct sn_call *c, char **seg, int n, bool admit)
+/* POST .../instrumentations, with ?clone=ID to clone one. */
+static void facade_create(struct sn_call *c, const char *arg)
 {
-    const char *m = c->req->method;
-    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-    bool post = strcmp(m, "POST") == 0;
     const char *clone = sn_req_param(c->req, "clone");
-    const char *action = sn_req_param(c->req, "action");
     uint64_t src;
 
-    if (n == 0 && get)
-        ROUTE(sn_api_describe(c));
-    if (n >= 1 && strcmp(seg[0], "instrumentations") == 0) {
-        if (n == 1 && get)
-            ROUTE(sn_api_list(c));
-        if (n == 1 && post) {
-            if (clone && !parse_id(clone, &src)) {
-                sn_resp_empty(c->resp, 404);
-                return;
-            }
-            c->id = clone ? src : 0;
-            ROUTE(sn_api_create(c, c->id));
-        }
-        if (n >= 2 && parse_id(seg[1], &c->id)) {
-            if (n == 2 && get)
-                ROUTE(sn_api_get(c));
-            if (n == 2 && strcmp(m, "DELETE") == 0)
-                ROUTE(sn_api_delete(c));
-            /* admitting, the parameters (which may come in the body) are not known yet */
-            if (n == 2 && post && (admit || (action && strcmp(action, "clone") == 0)))
-                ROUTE(sn_api_create(c, c->id));
-            if (n == 4 && get && strcmp(seg[2], "value") == 0 && strcmp(seg[3], "raw") == 0)
-                ROUTE(sn_api_raw(c));
-            if (n == 5 && get && strcmp(seg[2], "value") == 0 && strcmp(seg[3], "heatmap") == 0 &&
-                (strcmp(seg[4], "image") == 0 || strcmp(seg[4], "details") == 0))
-                ROUTE(sn_api_heatmap(c, seg[4]));
-        }
+    (void)arg;
+    if (clone && !parse_id(clone, &src)) {
+        sn_resp_empty(c->resp, 404);
+        return;
     }
-    sn_resp_empty(c->resp, 404);
+    c->id = clone ? src : 0;
+    sn_api_create(c, c->id);
+}
+
+/* POST .../instrumentations/ID?action=clone (admitted on the head alone: the parameters may
+ * come in the body, which is read only then). */
+static void facade_action(struct sn_call *c, const char *arg)
+{
+    const char *action = sn_req_param(c->req, "action");
+
+    (void)arg;
+    if (action && strcmp(action, "clone") == 0)
+        sn_api_create(c, c->id);
+    else
+        sn_resp_empty(c->resp, 404);
 }
 
 /* CloudAPI's error code for a status (its docs' "Error Responses"). */
@@ -317,7 +468,7 @@ static void facade_reply(struct sn_resp *resp)
 }
 
 /* GET /ca/admin/status (operator): what this server is doing. */
-static void admin_status(struct sn_call *c)
+static void admin_status(struct sn_call *c, const char *arg)
 {
     struct sn_server *s = c->s;
     json_t *insts = json_array();
@@ -335,6 +486,7 @@ static void admin_status(struct sn_call *c)
     }
     size_t n = s->n;
     pthread_rwlock_unlock(&s->lock);
+    (void)arg;
     sn_resp_json(c->resp, 200,
                  json_pack("{s:s,s:I,s:s,s:b,s:b,s:I,s:o}", "host", s->host, "uptime",
                            (json_int_t)(now - s->started), "datadir", s->datadir, "agent",
@@ -354,126 +506,91 @@ static void deny(struct sn_resp *resp, enum access a)
     }
 }
 
+/* GET /: what this server is (its host's name only to a client that may call some scope). */
+static void root_index(struct sn_call *c, const char *arg)
+{
+    json_t *self = json_pack("{s:s,s:s,s:s}", "name", "sonde", "api", "/ca", "metrics", "/metrics");
+
+    (void)arg;
+    if (self && known_client(c->s, c->req))
+        json_object_set_new(self, "host", json_string(c->s->host));
+    sn_resp_json(c->resp, 200, self);
+}
+
+/* GET /ca/docs: this API's document, compiled into the binary. */
+static void docs(struct sn_call *c, const char *arg)
+{
+    const struct sn_asset *doc = sn_asset_find("docs/api.md");
+    unsigned char *b = doc ? malloc(doc->len) : NULL;
+
+    (void)arg;
+    if (!b) {
+        sn_resp_empty(c->resp, 500);
+        return;
+    }
+    memcpy(b, doc->data, doc->len);
+    sn_resp_bytes(c->resp, 200, "text/markdown; charset=utf-8", b, doc->len);
+}
+
 /*
  * One request: answered in resp. Admitting (the head only, from sn_api_admit), it stops where
  * a handler would be called: resp then holds a refusal (a bad version, 401, 403, 404) or
- * nothing (the request may send its body). Every refusal depends on the head only, so that
- * admitting and handling agree.
+ * nothing (the request may send its body), and the route found is returned (for its body
+ * limit). Every refusal depends on the head only, so that admitting and handling agree.
+ *
+ * Order: OPTIONS (CORS preflight), the UI's files, X-API-Version, the route; then who may call
+ * (a path under a scope that matches no route is authorized first, so that a client without
+ * the right learns nothing from a 404), the tenants' existence, the body's parameters, and the
+ * handler.
  */
-static void handle(struct sn_server *s, struct sn_req *req, struct sn_resp *resp, bool admit)
+static const struct route *handle(struct sn_server *s, struct sn_req *req, struct sn_resp *resp,
+                                  bool admit)
 {
     struct sn_call c = {.s = s, .req = req, .resp = resp, .scope = ""};
     char path[2048], *seg[MAXSEG + 1];
-    bool get = strcmp(req->method, "GET") == 0;
-    int n = 0;
+    const char *arg = NULL;
+    const struct route *r = NULL;
+    enum family fam;
+    int n, first;
 
     if (strcmp(req->method, "OPTIONS") == 0) {
         sn_resp_empty(resp, 200);
-        return;
+        return NULL;
     }
-    if (admit && (get || strcmp(req->method, "HEAD") == 0) &&
+    if (admit && (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) &&
         (strcmp(req->path, "/") == 0 || strncmp(req->path, "/ui/", 4) == 0))
-        return; /* the UI's: they read no body */
+        return NULL; /* the UI's: they read no body */
     if (!admit && sn_api_ui(c.s, req, resp))
-        return;
+        return NULL;
     if (req->api_version && !version_ok(req->api_version)) {
         CA_INVAL(&c, "invalid API version string: %.200s", req->api_version);
-        return;
+        return NULL;
     }
-    if (strlen(req->path) >= sizeof(path)) {
+    n = split(req->path, path, sizeof(path), seg);
+    if (n < 0 || !locate(seg, n, &fam, &c.scope, c.base, sizeof(c.base), &first)) {
         sn_resp_empty(resp, 404);
-        return;
+        return NULL;
     }
-    strcpy(path, req->path);
-    for (char *save = NULL, *p = strtok_r(path, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-        if (n == MAXSEG) {
-            sn_resp_empty(resp, 404);
-            return;
-        }
-        seg[n++] = p;
-    }
-    if (n == 1 && strcmp(seg[0], "metrics") == 0 && get) {
-        enum access a = authorize(c.s, req, "");
-        if (a != ALLOW)
-            return deny(resp, a);
-        if (!admit)
-            sn_api_prometheus(&c);
-        return;
-    }
-    if (n == 0 && get) {
-        if (admit)
-            return;
-        json_t *self =
-            json_pack("{s:s,s:s,s:s}", "name", "sonde", "api", "/ca", "metrics", "/metrics");
-        if (self && known_client(c.s, req)) /* the host's name only to who may call a scope */
-            json_object_set_new(self, "host", json_string(c.s->host));
-        sn_resp_json(resp, 200, self);
-        return;
-    }
-    if (n >= 2 && strcmp(seg[1], "analytics") == 0 && strlen(seg[0]) <= SN_TENANT_NAME_MAX) {
-        c.scope = seg[0];
-        snprintf(c.base, sizeof(c.base), "/%s/analytics", seg[0]);
-        enum access a = authorize(c.s, req, c.scope);
-        if (a != ALLOW)
-            deny(resp, a);
-        else if (!c.s->tenants)
-            sn_resp_empty(resp, 404);
-        else if (admit || parse_body(&c))
-            facade_dispatch(&c, seg + 2, n - 2, admit);
-        if (!admit || resp->status)
-            facade_reply(resp);
-        return;
-    }
-    if (n == 0 || strcmp(seg[0], "ca") != 0) {
+    r = find_route(fam, c.scope[0] != '\0', req->method, seg + first, n - first, &c.id, &arg);
+    if (!r && fam == ROOT) {
         sn_resp_empty(resp, 404);
-        return;
+        return NULL;
     }
-    if (n == 2 && strcmp(seg[1], "docs") == 0 && get) {
-        if (admit)
-            return;
-        const struct sn_asset *doc = sn_asset_find("docs/api.md");
-        unsigned char *b = doc ? malloc(doc->len) : NULL;
-        if (!b) {
-            sn_resp_empty(resp, 500);
-            return;
-        }
-        memcpy(b, doc->data, doc->len);
-        sn_resp_bytes(resp, 200, "text/markdown; charset=utf-8", b, doc->len);
-        return;
-    }
-    if (n == 3 && strcmp(seg[1], "admin") == 0 && strcmp(seg[2], "status") == 0 && get) {
-        enum access a = authorize(c.s, req, "");
-        if (a != ALLOW)
-            return deny(resp, a);
-        if (!admit)
-            admin_status(&c);
-        return;
-    }
-    int first = 1;
-    if (n >= 3 && strcmp(seg[1], "customers") == 0) {
-        if (strlen(seg[2]) > SN_TENANT_NAME_MAX) {
-            sn_resp_empty(resp, 404);
-            return;
-        }
-        c.scope = seg[2];
-        first = 3;
-        snprintf(c.base, sizeof(c.base), "/ca/customers/%s", seg[2]);
-    } else if (n == 2 && strcmp(seg[1], "customers") == 0) {
-        sn_resp_empty(resp, 404);
-        return;
-    } else {
-        snprintf(c.base, sizeof(c.base), "/ca");
-    }
-    enum access a = authorize(c.s, req, c.scope);
+    enum auth au = r ? r->auth : AUTH_SCOPE;
+    enum access a = au == AUTH_OPEN ? ALLOW : authorize(s, req, au == AUTH_OPERATOR ? "" : c.scope);
     if (a != ALLOW)
-        return deny(resp, a);
-    if (c.scope[0] && !c.s->tenants) {
-        sn_resp_empty(resp, 404); /* no tenants configured: no customer scopes */
-        return;
-    }
-    if (!admit && !(n - first == 1 && strcmp(seg[first], "ingest") == 0) && !parse_body(&c))
-        return;
-    dispatch(&c, seg + first, n - first, admit);
+        deny(resp, a);
+    else if (au == AUTH_SCOPE && c.scope[0] && !s->tenants)
+        sn_resp_empty(resp, 404); /* no tenants configured: no tenants' scopes */
+    else if (!admit && au == AUTH_SCOPE && !(r && (r->flags & R_RAW_BODY)) && !parse_body(&c))
+        ; /* answered */
+    else if (!r)
+        sn_resp_empty(resp, 404);
+    else if (!admit)
+        r->fn(&c, arg);
+    if (fam == FACADE && (!admit || resp->status))
+        facade_reply(resp);
+    return r;
 }
 
 void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
@@ -483,6 +600,6 @@ void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
 
 size_t sn_api_admit(void *ctx, struct sn_req *req, struct sn_resp *resp)
 {
-    handle(ctx, req, resp, true);
-    return resp->status ? 0 : sn_api_limit(ctx, req->method, req->path);
+    const struct route *r = handle(ctx, req, resp, true);
+    return resp->status ? 0 : r && r->body_max ? r->body_max : SN_API_BODY_MAX;
 }

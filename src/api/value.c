@@ -310,15 +310,11 @@ void sn_value_answer(struct sn_call *c, const struct sn_instn *in, struct sn_val
 void sn_api_raw(struct sn_call *c)
 {
     struct sn_value_req v;
-    struct timespec t0, t1;
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = sn_mono_ns();
     struct sn_instn *in = sn_api_instn(c);
     if (in && sn_value_parse(c, 1, in, &v) && sn_value_wait(c, in, &v))
         sn_value_answer(c, in, &v, raw_point, NULL, "value");
     sn_instn_free(in);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     atomic_fetch_add(&c->s->c.raw_requests, 1);
-    atomic_fetch_add(&c->s->c.raw_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-                                                 (t1.tv_nsec - t0.tv_nsec)));
+    atomic_fetch_add(&c->s->c.raw_ns, (uint64_t)(sn_mono_ns() - t0));
 }

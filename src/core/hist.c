@@ -480,6 +480,26 @@ bool sn_hist_bucket_at(const struct sn_hist *h, size_t i, struct sn_bucket *b, u
     return true;
 }
 
+size_t sn_hist_ranges(const struct sn_hist *h, struct sn_hist_range *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; h && i < h->used; i++) {
+        int64_t lo, hi;
+        uint64_t c = h->cnt[i];
+        if (c == 0 || sn_bucket_int_range(sn_bucket_from_ord(h->ord[i]), &lo, &hi) == -EDOM)
+            continue;
+        if (hi < lo)
+            hi = lo;
+        if (n > 0 && out[n - 1].lo == lo) { /* no integer of its own: folds into the last */
+            out[n - 1].count = out[n - 1].count + c < c ? UINT64_MAX : out[n - 1].count + c;
+            continue;
+        }
+        out[n++] = (struct sn_hist_range){lo, hi, c};
+    }
+    return n;
+}
+
 uint64_t sn_hist_bucket_count(const struct sn_hist *h, struct sn_bucket b)
 {
     int64_t slot;

@@ -130,6 +130,18 @@ int sn_hist_subtract(struct sn_hist *tgt, const struct sn_hist *src);
 size_t sn_hist_nbuckets(const struct sn_hist *h);
 /* The i-th bucket in ascending order and its count. Returns false when i is out of range. */
 bool sn_hist_bucket_at(const struct sn_hist *h, size_t i, struct sn_bucket *b, uint64_t *count);
+/* One non-empty bucket as the inclusive integer range the CA API reports (raw values,
+ * heatmap columns, frames' JSON). */
+struct sn_hist_range {
+    int64_t lo, hi;
+    uint64_t count;
+};
+/* The one rule for a histogram as CA integer ranges, ascending: empty and NaN buckets are
+ * skipped, a bucket holding no integer of its own (sn_bucket_int_range() -ERANGE, hi < lo) is
+ * clamped to [lo, lo], and a bucket whose lo equals the previous range's lo is folded into it
+ * (counts add, saturating). out must hold sn_hist_nbuckets(h) entries; h may be NULL. Returns
+ * the number of ranges written. */
+size_t sn_hist_ranges(const struct sn_hist *h, struct sn_hist_range *out);
 /* The count in bucket b (0 if absent). */
 uint64_t sn_hist_bucket_count(const struct sn_hist *h, struct sn_bucket b);
 /* Sum of every count, NaN bucket included, saturating at UINT64_MAX (hist_sample_count()). */

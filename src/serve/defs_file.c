@@ -178,7 +178,7 @@ static struct sn_instn *instn_of_def(struct sn_server *s, const json_t *v, char 
 static int keep_rejected(const char *path, const char *text, size_t len, int nrefused)
 {
     char copy[700], stamp[32];
-    time_t now = time(NULL);
+    time_t now = (time_t)sn_now();
     struct tm tm;
     int rc;
 

@@ -19,23 +19,12 @@
 #include "api/api.h"
 #include "core/err.h"
 #include "core/file.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "serve/collector.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
 #include "serve/transform.h"
-
-int64_t sn_now(void)
-{
-    return (int64_t)time(NULL);
-}
-
-int64_t sn_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct sn_instn *sn_server_find(struct sn_server *s, const char *scope, uint64_t id)
 {
@@ -194,12 +183,10 @@ struct sn_dataset *sn_server_new_dataset(const struct sn_server *s, const struct
 int sn_server_append(struct sn_server *s, struct sn_instn *in)
 {
     if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        struct sn_instn **p = realloc(s->insts, cap * sizeof(*p));
+        struct sn_instn **p = sn_grow(s->insts, &s->cap, s->n + 1, sizeof(*s->insts));
         if (!p)
             return -ENOMEM;
         s->insts = p;
-        s->cap = cap;
     }
     s->insts[s->n++] = in;
     return 0;

@@ -24,6 +24,7 @@
 
 #include "agent/inst.h"
 #include "agg/agg.h"
+#include "core/clock.h"
 #include "agg/dataset.h"
 #include "http/server.h"
 #include "serve/tenants.h"
@@ -121,10 +122,6 @@ int sn_server_run(struct sn_server *s, const sigset_t *stop);
  * then frees everything; NULL is fine. Returns 0, or the final save's first -errno (logged:
  * something acknowledged may be lost, and the process should exit non-zero). */
 int sn_server_close(struct sn_server *s);
-
-/* Current Unix time, seconds and milliseconds (CLOCK_REALTIME). */
-int64_t sn_now(void);
-int64_t sn_now_ms(void);
 
 /* The instrumentation of scope with id, or NULL. Call with the lock held. */
 struct sn_instn *sn_server_find(struct sn_server *s, const char *scope, uint64_t id);

@@ -158,7 +158,8 @@ test('the heatmap panel', { timeout: 240_000 }, async (t) => {
       let y0 = best.y, y1 = best.y;
       while (y0 > 0 && px(y0 - 1) === px(best.y)) y0--;
       while (y1 + 1 < c.height && px(y1 + 1) === px(best.y)) y1++;
-      return { x, y: Math.floor((y0 + y1) / 2) };
+      // with the y axis this image was drawn on: a later one may rescale it
+      return { x, y: Math.floor((y0 + y1) / 2), ymax: Number(document.querySelector(`${s} .hm-plot`).dataset.ymax) };
     }, [sel, 55]);
     await waitFor(() => requests.some((u) => u.includes('/heatmap/image') && u.includes('isolate=true')),
       { what: 'an isolated image request' });
@@ -194,7 +195,11 @@ test('the heatmap panel', { timeout: 240_000 }, async (t) => {
     };
     assert.ok(s.mark, 'a chosen cell is marked');
     assert.deepEqual([s.mark[0], s.mark[2]], expect(s));
-    assert.ok(s.mark[1] <= cell.y && cell.y < s.mark[3], `row ${JSON.stringify(s.mark)} holds y ${cell.y}`);
+    // the row holds the clicked cell's value: its y on this image's axis (the live axis may
+    // have rescaled since the cell was found; the outline follows the value, not the pixel)
+    const yNow = s.ymax === cell.ymax ? cell.y : s.H - ((s.H - cell.y) * cell.ymax) / s.ymax;
+    assert.ok(s.mark[1] - 1 <= yNow && yNow < s.mark[3] + 1,
+      `row ${JSON.stringify(s.mark)} holds y ${cell.y} (ymax ${cell.ymax}; now ${s.ymax}: y ${yNow})`);
     // ...drawn on the overlay (the outline's colour, --hm-mark, left of the cell)
     const edge = () => page.evaluate(([q, m]) => {
       const o = document.querySelector(`${q} canvas.hm-overlay`);

@@ -321,7 +321,11 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     await page.mouse.move(box.x + box.width - 20, box.y + box.height / 2);
     await waitFor(async () => /\d\d:\d\d:\d\d/.test(await sp.locator('.hm-tip').innerText()), { what: 'a chart tooltip' });
     assert.match(await sp.locator('.hm-tip').innerText(), /\d+(\.\d+)?k? syscalls/);
-    // the discrete chart's readout: the second's keys biggest first, each with its swatch
+    // the discrete chart's readout: the second's keys biggest first, each with its swatch.
+    // The page is held still meanwhile: the legend re-ranks its top ten at every refresh and
+    // the tooltip is drawn at a mouse move, so both must come from the same refresh.
+    await page.click('button.pause');
+    await sleep(1200); // a request in flight may still land
     const dbox = await dp.locator('canvas.chart').boundingBox();
     let dx = 20;
     await waitFor(async () => { // a second with two keys or more, from the newest back
@@ -343,6 +347,8 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     for (let i = 1; i < tipKeys.length; i++) assert.ok(tipKeys[i - 1].n >= tipKeys[i].n, JSON.stringify(rows));
     for (const r of rows) assert.equal(r.swatch, r.legend, `${r.key}: the tooltip's swatch is the legend's colour`);
     await ui.screenshot('10a-chart-tooltip.png', { fullPage: false });
+    await page.click('button.pause'); // resume
+    await waitFor(async () => (await page.locator('button.pause').innerText()) === 'Pause', { what: 'resumed' });
     await sp.scrollIntoViewIfNeeded();
     await ui.screenshot('10-charts.png');
   });
