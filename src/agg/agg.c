@@ -16,7 +16,7 @@
 
 struct status {
     char *host;
-    bool running;
+    enum sn_agg_run run;
     int64_t since_ms;
     char why[SN_AGG_WHY_MAX];
 };
@@ -186,6 +186,17 @@ int sn_agg_remove(struct sn_agg *a, const char *key)
     return 0;
 }
 
+int sn_agg_arity(struct sn_agg *a, const char *key)
+{
+    struct entry *e = find_ref(a, key);
+    int arity;
+    if (!e)
+        return -ENOENT;
+    arity = sn_ds_opts(e->ds)->arity; /* fixed at creation: no lock */
+    entry_unref(e);
+    return arity;
+}
+
 int sn_agg_set_retention(struct sn_agg *a, const char *key, uint32_t retention, int64_t now)
 {
     struct entry *e = find_ref(a, key);
@@ -320,7 +331,7 @@ void sn_agg_expire(struct sn_agg *a, int64_t now)
  * Per-source status
  */
 
-int sn_agg_set_status(struct sn_agg *a, const char *key, const char *host, bool running,
+int sn_agg_set_status(struct sn_agg *a, const char *key, const char *host, enum sn_agg_run run,
                       int64_t since_ms, const char *why)
 {
     struct entry *e = find_ref(a, key);
@@ -347,10 +358,10 @@ int sn_agg_set_status(struct sn_agg *a, const char *key, const char *host, bool 
             st = NULL;
     }
     if (st) {
-        st->running = running;
+        st->run = run;
         st->since_ms = since_ms;
         snprintf(st->why, sizeof(st->why), "%s", why ? why : "");
-        if (running)
+        if (run == SN_AGG_RUNNING)
             rc = sn_ds_touch(e->ds, host, since_ms / 1000);
     } else {
         rc = -ENOMEM;
@@ -372,7 +383,7 @@ int sn_agg_get_status(struct sn_agg *a, const char *key, const char *host,
     pthread_rwlock_rdlock(&e->lock);
     for (size_t i = 0; i < e->nst; i++)
         if (strcmp(e->st[i].host, host) == 0) {
-            out->running = e->st[i].running;
+            out->run = e->st[i].run;
             out->since_ms = e->st[i].since_ms;
             memcpy(out->why, e->st[i].why, sizeof(out->why));
             rc = 0;
@@ -401,7 +412,7 @@ char **sn_agg_not_running(struct sn_agg *a, const char *key, size_t *n)
     pthread_rwlock_rdlock(&e->lock);
     out = calloc(e->nst ? e->nst : 1, sizeof(*out));
     for (size_t i = 0; out && i < e->nst; i++) {
-        if (e->st[i].running || !e->st[i].why[0])
+        if (e->st[i].run != SN_AGG_REFUSED || !e->st[i].why[0])
             continue;
         if (!(out[*n] = strdup(e->st[i].why))) {
             sn_agg_strings_free(out, *n);
@@ -451,7 +462,7 @@ uint32_t sn_agg_expected(struct sn_agg *a, const char *key, int64_t now, int64_t
     n = sn_ds_reported_between(e->ds, now - 15, now - 5);
     /* a source that says it runs key reports every second: wait for it from its start on */
     for (size_t i = 0; n == 0 && i < e->nst; i++)
-        if (e->st[i].running && end * 1000 > e->st[i].since_ms)
+        if (e->st[i].run == SN_AGG_RUNNING && end * 1000 > e->st[i].since_ms)
             n = 1;
     pthread_rwlock_unlock(&e->lock);
     entry_unref(e);

@@ -71,6 +71,8 @@ int sn_agg_add(struct sn_agg *a, const char *key, struct sn_dataset *ds);
 /* Removes key; its dataset is freed once the queries and frames using it are done. Returns 0
  * or -ENOENT. */
 int sn_agg_remove(struct sn_agg *a, const char *key);
+/* The arity of key's frames (enum sn_wire_arity; it never changes), or -ENOENT. */
+int sn_agg_arity(struct sn_agg *a, const char *key);
 /* Changes key's retention (sn_ds_set_retention()). Returns 0, -ENOENT, -EINVAL or -ENOMEM. */
 int sn_agg_set_retention(struct sn_agg *a, const char *key, uint32_t retention, int64_t now);
 /* Writes key's dataset (sn_ds_save(): *buf owned, free()). Returns 0, -ENOENT or -ENOMEM. */
@@ -96,13 +98,20 @@ void sn_agg_expire(struct sn_agg *a, int64_t now);
 
 /* ---- Per-source status ----------------------------------------------------------------- */
 
-/* What source host says of instrumentation key: running since since_ms (Unix ms), or not
- * (why, "" when it was simply not asked). Running also counts the source as expected to
- * report (sn_ds_touch() at since_ms). Returns 0, -ENOENT or -ENOMEM. */
-int sn_agg_set_status(struct sn_agg *a, const char *key, const char *host, bool running,
+/* Whether a source runs an instrumentation. */
+enum sn_agg_run {
+    SN_AGG_STOPPED = 0, /* not asked to, or stopped */
+    SN_AGG_RUNNING,     /* runs it, since since_ms */
+    SN_AGG_REFUSED,     /* cannot run this one (why, e.g. a USDT probe it lacks): a warning */
+    SN_AGG_UNSUPPORTED, /* runs nothing of the kind (why, e.g. no BPF on the host): no warning */
+};
+/* What source host says of instrumentation key at since_ms (Unix ms), and why when it does
+ * not run it. Running also counts the source as expected to report (sn_ds_touch() at
+ * since_ms). Returns 0, -ENOENT or -ENOMEM. */
+int sn_agg_set_status(struct sn_agg *a, const char *key, const char *host, enum sn_agg_run run,
                       int64_t since_ms, const char *why);
 struct sn_agg_status {
-    bool running;
+    enum sn_agg_run run;
     int64_t since_ms;
     char why[SN_AGG_WHY_MAX];
 };
@@ -110,8 +119,8 @@ struct sn_agg_status {
  * *out zeroed). */
 int sn_agg_get_status(struct sn_agg *a, const char *key, const char *host,
                       struct sn_agg_status *out);
-/* Why key does not run, as every source that said so reported it: a new array of strings
- * (possibly empty), or NULL for no such key or out of memory. The caller frees it:
+/* Why key does not run, as every source that refused it (SN_AGG_REFUSED) said: a new array
+ * of strings (possibly empty), or NULL for no such key or out of memory. The caller frees it:
  * sn_agg_strings_free(). */
 char **sn_agg_not_running(struct sn_agg *a, const char *key, size_t *n);
 void sn_agg_strings_free(char **s, size_t n);

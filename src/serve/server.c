@@ -272,7 +272,7 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
         return -EINVAL;
     }
     if (s->collector) /* this host is one source of it, and says so */
-        sn_agg_set_status(s->agg, in->key, s->host, true, sn_now_ms(), NULL);
+        sn_agg_set_status(s->agg, in->key, s->host, SN_AGG_RUNNING, sn_now_ms(), NULL);
     return 0;
 }
 
@@ -401,18 +401,18 @@ void sn_server_start_local_all(struct sn_server *s)
         if (start_local(s, in, why, sizeof(why)) < 0) {
             snprintf(msg, sizeof(msg), "not running on %.64s: %.160s", s->host, why);
             sn_log(SN_LOG_WARN, "serve", "instrumentation %s: %s", in->key, msg);
-            sn_agg_set_status(s->agg, in->key, s->host, false, sn_now_ms(), msg);
+            sn_agg_set_status(s->agg, in->key, s->host, SN_AGG_REFUSED, sn_now_ms(), msg);
             continue;
         }
         if (s->collector)
-            sn_agg_set_status(s->agg, in->key, s->host, true, sn_now_ms(), NULL);
+            sn_agg_set_status(s->agg, in->key, s->host, SN_AGG_RUNNING, sn_now_ms(), NULL);
     }
 }
 
 bool sn_server_local(struct sn_server *s, const char *key)
 {
     struct sn_agg_status st;
-    return sn_agg_get_status(s->agg, key, s->host, &st) == 0 && st.running;
+    return sn_agg_get_status(s->agg, key, s->host, &st) == 0 && st.run == SN_AGG_RUNNING;
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -106,6 +106,8 @@ static void test_registry(void)
     T_EQ(add_to(agg, "1", 0, NULL, o), -EEXIST);
     T_EQ(add_to(agg, "", 0, NULL, o), -EINVAL);
     T_EQ(add_to(agg, "acme/1", 0, NULL, o), 0);
+    T_EQ(sn_agg_arity(agg, "acme/1"), SN_WIRE_SCALAR);
+    T_EQ(sn_agg_arity(agg, "acme/2"), -ENOENT);
     T_EQ(ingest(agg, "2", "h", NOW, SN_WIRE_SCALAR, 0, NULL, &one, NULL), -ENOENT);
     T_EQ(ingest(agg, "acme/1", "h", NOW, SN_WIRE_SCALAR, 0, NULL, &one, NULL), SN_DS_ADDED);
     T_EQ(sn_agg_remove(agg, "acme/1"), 0);
@@ -300,12 +302,12 @@ static void test_status_and_expected(void)
     size_t n;
 
     T_EQ(sn_agg_get_status(agg, "1", "here", &st), -ENOENT);
-    T_EQ(sn_agg_set_status(agg, "2", "here", true, 0, NULL), -ENOENT);
+    T_EQ(sn_agg_set_status(agg, "2", "here", SN_AGG_RUNNING, 0, NULL), -ENOENT);
     /* nobody reported lately, nobody runs it: nothing to wait for */
     T_EQ(sn_agg_expected(agg, "1", NOW, NOW - 1, &reported), 0);
-    T_EQ(sn_agg_set_status(agg, "1", "here", true, (int64_t)NOW * 1000, NULL), 0);
+    T_EQ(sn_agg_set_status(agg, "1", "here", SN_AGG_RUNNING, (int64_t)NOW * 1000, NULL), 0);
     T_EQ(sn_agg_get_status(agg, "1", "here", &st), 0);
-    T_OK(st.running);
+    T_EQ(st.run, SN_AGG_RUNNING);
     T_EQ(st.since_ms, (int64_t)NOW * 1000);
     T_EQ(sn_agg_sources_since(agg, "1", NOW), 1); /* running counts as a source */
     /* a slot ending after it started running: one source expected; before: none */
@@ -320,14 +322,20 @@ static void test_status_and_expected(void)
     T_EQ(ingest(agg, "1", "far2", NOW - 9, SN_WIRE_SCALAR, 0, NULL, &one, NULL), SN_DS_ADDED);
     T_EQ(sn_agg_expected(agg, "1", NOW, NOW, &reported), 2);
     /* why not: per source */
-    T_EQ(sn_agg_set_status(agg, "1", "other", false, 0, "not running on other: no probe"), 0);
+    T_EQ(sn_agg_set_status(agg, "1", "other", SN_AGG_REFUSED, 0, "not running on other: no probe"),
+         0);
+    /* a host without BPF says why too, but that is no warning of this instrumentation's */
+    T_EQ(sn_agg_set_status(agg, "1", "nobpf", SN_AGG_UNSUPPORTED, 0, "no BPF here"), 0);
+    T_EQ(sn_agg_get_status(agg, "1", "nobpf", &st), 0);
+    T_EQ(st.run, SN_AGG_UNSUPPORTED);
+    T_STR(st.why, "no BPF here");
     why = sn_agg_not_running(agg, "1", &n);
     T_REQUIRE(why != NULL);
     T_EQ(n, 1);
     if (n == 1)
         T_STR(why[0], "not running on other: no probe");
     sn_agg_strings_free(why, n);
-    T_EQ(sn_agg_set_status(agg, "1", "other", true, 0, NULL), 0);
+    T_EQ(sn_agg_set_status(agg, "1", "other", SN_AGG_RUNNING, 0, NULL), 0);
     why = sn_agg_not_running(agg, "1", &n);
     T_EQ(n, 0);
     sn_agg_strings_free(why, n);
