@@ -298,6 +298,7 @@ static void teardown(void)
                          sizeof(why));
     remove_tree(srv->datadir);
     free(srv->insts);
+    sn_agg_destroy(srv->agg);
     json_decref(srv->next_ids);
     pthread_rwlock_destroy(&srv->lock);
     free(srv);
@@ -316,6 +317,7 @@ static void setup(void)
     FUZZ_CHECK(srv);
     pthread_rwlock_init(&srv->lock, NULL);
     srv->next_ids = json_object();
+    FUZZ_CHECK(sn_agg_create(&srv->agg) == 0);
     snprintf(dir, sizeof(dir), "%s/sonde-fuzz-api-XXXXXX",
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     FUZZ_CHECK(mkdtemp(dir) != NULL);

@@ -60,6 +60,7 @@ static struct sn_server *server_new(void)
     FUZZ_CHECK(s);
     pthread_rwlock_init(&s->lock, NULL);
     s->next_ids = json_object();
+    FUZZ_CHECK(sn_agg_create(&s->agg) == 0);
     snprintf(s->datadir, sizeof(s->datadir), "%s", dir);
     snprintf(s->host, sizeof(s->host), "fuzzhost");
     return s;
@@ -70,6 +71,7 @@ static void server_free(struct sn_server *s)
     for (size_t i = 0; i < s->n; i++)
         sn_instn_free(s->insts[i]);
     free(s->insts);
+    sn_agg_destroy(s->agg);
     json_decref(s->next_ids);
     pthread_rwlock_destroy(&s->lock);
     free(s);

@@ -10,11 +10,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agg/dataset.h"
 #include "core/crc32c.h"
+#include "core/grow.h"
 
 #define EMPTY INT64_MIN
 
@@ -36,7 +38,8 @@ struct sn_dataset {
     uint32_t nslots;
     struct rslot **ring; /* slot of t at (t / G) % nslots; NULL when unused */
     struct source *src;
-    uint32_t nsrc, capsrc;
+    uint32_t nsrc;
+    size_t capsrc;
     pthread_mutex_t add_mu; /* one adder at a time (sn_ds_add_shared()) */
     _Atomic uint32_t refs;
 };
@@ -212,12 +215,10 @@ static int source_index(struct sn_dataset *ds, const char *host, uint32_t *out)
     if (ds->nsrc == SN_DS_MAX_SOURCES)
         return -ENOSPC;
     if (ds->nsrc == ds->capsrc) {
-        uint32_t cap = ds->capsrc ? ds->capsrc * 2 : 4;
-        struct source *s = realloc(ds->src, cap * sizeof(*s));
+        struct source *s = sn_grow(ds->src, &ds->capsrc, (size_t)ds->nsrc + 1, sizeof(*s));
         if (!s)
             return -ENOMEM;
         ds->src = s;
-        ds->capsrc = cap;
     }
     ds->src[ds->nsrc].name = strdup(host);
     if (!ds->src[ds->nsrc].name)
@@ -720,9 +721,56 @@ const struct sn_ds_slot *sn_ds_slot_at(const struct sn_dataset *ds, int64_t t)
     return r && r->s.t == t ? &r->s : NULL;
 }
 
+uint32_t sn_ds_nslots(const struct sn_dataset *ds)
+{
+    return ds->nslots;
+}
+
+static int cmp_rslot_t(const void *a, const void *b)
+{
+    int64_t x = (*(const struct sn_ds_slot *const *)a)->t;
+    int64_t y = (*(const struct sn_ds_slot *const *)b)->t;
+    return x < y ? -1 : x > y;
+}
+
+size_t sn_ds_slots_ref(const struct sn_dataset *ds, int64_t from, int64_t to,
+                       const struct sn_ds_slot **out)
+{
+    int64_t g = ds->o.granularity, t0 = align(ds, from);
+    size_t n = 0;
+
+    if (to <= t0)
+        return 0;
+    if ((uint64_t)(to - t0) / (uint64_t)g < ds->nslots) { /* fewer times than slots: by time */
+        for (int64_t t = t0; t < to; t += g) {
+            struct rslot *r = *ring_at(ds, t);
+            if (r && r->s.t == t) {
+                atomic_fetch_add(&r->refs, 1);
+                out[n++] = &r->s;
+            }
+        }
+        return n;
+    }
+    for (uint32_t i = 0; i < ds->nslots; i++) { /* else the whole ring, then sorted */
+        struct rslot *r = ds->ring[i];
+        if (r && r->s.t >= t0 && r->s.t < to) {
+            atomic_fetch_add(&r->refs, 1);
+            out[n++] = &r->s;
+        }
+    }
+    qsort(out, n, sizeof(*out), cmp_rslot_t);
+    return n;
+}
+
+void sn_ds_slot_unref(const struct sn_ds_slot *s)
+{
+    /* s is the first member of its rslot */
+    rslot_unref((struct rslot *)(uintptr_t)s, NULL);
+}
+
 /* dst += src for interval sums: one pass over both sorted key lists. On -ENOMEM dst is valid
  * but holds part of src. */
-static int sum_into(struct sn_ds_slot *dst, const struct sn_ds_slot *src)
+int sn_ds_slot_add(struct sn_ds_slot *dst, const struct sn_ds_slot *src)
 {
     int rc = 0;
 
@@ -770,7 +818,7 @@ int sn_ds_sum(const struct sn_dataset *ds, int64_t start, int64_t duration, stru
     out->t = align(ds, start);
     for (int64_t t = out->t; t < start + duration; t += g) {
         const struct sn_ds_slot *s = sn_ds_slot_at(ds, t);
-        if (s && sum_into(out, s) < 0) {
+        if (s && sn_ds_slot_add(out, s) < 0) {
             sn_ds_slot_fini(out);
             return -ENOMEM;
         }
@@ -830,16 +878,12 @@ static void put(struct buf *b, const void *v, size_t n)
     if (b->oom)
         return;
     if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        unsigned char *p = realloc(b->p, cap);
+        unsigned char *p = sn_grow(b->p, &b->cap, b->len + n, 1);
         if (!p) {
             b->oom = true;
             return;
         }
         b->p = p;
-        b->cap = cap;
     }
     memcpy(b->p + b->len, v, n);
     b->len += n;

@@ -13,15 +13,17 @@
  * slot is ignored, and an interval's value is its first slot's, not a sum.
  *
  * Concurrency: a dataset serves many readers and one adder at a time without making either
- * wait for the other's work. Readers (sn_ds_slot_at(), sn_ds_sum(), the source counts) hold the
- * server's reader-writer lock for reading. sn_ds_add_shared() is the adder: it takes the
- * dataset's own mutex (adders of one dataset queue there, nobody else does), builds the new
- * slot from the current one and the frame with no server lock held (slots are never changed
- * in place: a slot in the ring is immutable, and references keep the one being built on alive),
- * and then takes the server's lock for writing only to publish it, which costs O(sources),
- * never O(keys). Every other call that changes a dataset (sn_ds_add(), touch, expire, retention,
- * load) is made with the server's lock held for writing. Pointers returned into a dataset are
- * valid while the caller holds the server's lock.
+ * wait for the other's work. Its "readers' lock" is a reader-writer lock its owner keeps (the
+ * aggregator's per-instrumentation lock, agg/agg.h). Readers (sn_ds_slot_at(), sn_ds_sum(),
+ * sn_ds_slots_ref(), the source counts) hold it for reading. sn_ds_add_shared() is the adder:
+ * it takes the dataset's own mutex (adders of one dataset queue there, nobody else does),
+ * builds the new slot from the current one and the frame without the readers' lock (slots are
+ * never changed in place: a slot in the ring is immutable, and references keep the one being
+ * built on alive), and then takes the readers' lock for writing only to publish it, which
+ * costs O(sources), never O(keys). Every other call that changes a dataset (sn_ds_add(),
+ * touch, expire, retention, load) is made with the readers' lock held for writing. Pointers
+ * returned into a dataset are valid while the caller holds that lock; referenced slots
+ * (sn_ds_slots_ref()) without it.
  *
  * Key cap: a slot keeps at most key_cap keys (besides "other"); the counts and histograms of
  * further keys go to the key "other", and the events folded so are added to over_cap. When a
@@ -138,6 +140,19 @@ const struct sn_ds_slot *sn_ds_slot_at(const struct sn_dataset *ds, int64_t t);
  * -ENOMEM. */
 int sn_ds_sum(const struct sn_dataset *ds, int64_t start, int64_t duration, struct sn_ds_slot *out);
 void sn_ds_slot_fini(struct sn_ds_slot *s);
+
+/* Slots to be read without any lock (the aggregator's queries copy out of them): references
+ * to the slots starting in [from, to), in time order, into out, which has room for
+ * sn_ds_nslots(ds) of them. Call with the readers' lock held (read); returns how many. A
+ * referenced slot is immutable and stays valid, whatever happens to ds, until
+ * sn_ds_slot_unref(). */
+uint32_t sn_ds_nslots(const struct sn_dataset *ds);
+size_t sn_ds_slots_ref(const struct sn_dataset *ds, int64_t from, int64_t to,
+                       const struct sn_ds_slot **out);
+void sn_ds_slot_unref(const struct sn_ds_slot *s);
+/* dst += src, as an interval sum adds slots (dst owned, e.g. zeroed). Returns 0, or -ENOMEM
+ * with dst valid but holding part of src. */
+int sn_ds_slot_add(struct sn_ds_slot *dst, const struct sn_ds_slot *src);
 
 /* The minimum over the slots in [start, start + duration) of how many sources reported. */
 uint32_t sn_ds_min_reporting(const struct sn_dataset *ds, int64_t start, int64_t duration);

@@ -2,7 +2,9 @@
  * Heatmap resources (§1.5, §4.2-4.4): image, details, average and percentile, with every
  * parameter of CA's and Sonde's extensions (yscale=log, parameters from a JSON body, JSON
  * booleans, several percentiles at once, a raw image/png form, the layers drawn and their
- * hues). The drawing itself is render/heatmap.c; here the dataset's slots become its columns.
+ * hues). The drawing itself is render/heatmap.c; the columns it draws come from the
+ * aggregator's query API (agg/agg.h), copied out of one view per request, so that gathering
+ * and drawing run without any lock.
  *
  * The image and details share one pixel-to-column mapping: column i covers x from
  * floor(i*w/ncols) up to floor((i+1)*w/ncols), so a click always lands in the column drawn
@@ -210,57 +212,9 @@ struct columns {
     struct sn_hm_column *total;       /* [ncols] */
     struct sn_hm_column *sel;         /* [nsel][ncols] */
     const struct sn_hm_column **selp; /* [nsel] */
-    struct sn_hm_range *ranges;
-    size_t nranges, cap;
+    struct sn_hm_range *ranges;       /* the total's ranges first, column after column */
+    size_t nranges;
 };
-
-static int add_ranges(struct columns *cols, const struct sn_hist *h, struct sn_hm_column *out)
-{
-    size_t nb = h ? sn_hist_nbuckets(h) : 0;
-    struct sn_bucket b;
-    uint64_t n;
-    int64_t lo, hi;
-
-    out->r = NULL;
-    out->n = 0;
-    if (cols->nranges + nb > cols->cap) {
-        size_t cap = cols->cap ? cols->cap : 256;
-        while (cap < cols->nranges + nb)
-            cap *= 2;
-        struct sn_hm_range *r = realloc(cols->ranges, cap * sizeof(*r));
-        if (!r)
-            return -ENOMEM;
-        cols->ranges = r;
-        cols->cap = cap;
-    }
-    /* offsets for now: the arena may move; fixed up once every column is in */
-    out->r = (const struct sn_hm_range *)(uintptr_t)cols->nranges;
-    for (size_t i = 0; i < nb && sn_hist_bucket_at(h, i, &b, &n); i++) {
-        if (n == 0 || sn_bucket_int_range(b, &lo, &hi) == -EDOM)
-            continue;
-        if (hi < lo)
-            hi = lo;
-        cols->ranges[cols->nranges++] = (struct sn_hm_range){lo, hi, (double)n};
-        out->n++;
-    }
-    return 0;
-}
-
-static const struct sn_ds_entry *find_entry(const struct sn_ds_slot *s, const char *key)
-{
-    size_t lo = 0, hi = s ? s->n : 0;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(s->e[mid].key, key);
-        if (c == 0)
-            return &s->e[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
 
 static void columns_fini(struct columns *c)
 {
@@ -268,126 +222,40 @@ static void columns_fini(struct columns *c)
     free(c->sel);
     free(c->selp);
     free(c->ranges);
+    memset(c, 0, sizeof(*c));
 }
 
-/* The total's and each selected key's ranges per column [start + i*G]. */
-static int columns_of(const struct sn_instn *in, int64_t start, size_t ncols,
+/* The total's and each selected key's ranges per column [start + i*G], from v's view, as the
+ * renderer takes them. Returns 0 or -ENOMEM (cols then empty but finishable). */
+static int columns_of(const struct sn_value_req *v, int64_t start, size_t ncols,
                       const char *const *sel, size_t nsel, struct columns *cols)
 {
+    struct sn_agg_columns ac;
+
     memset(cols, 0, sizeof(*cols));
-    cols->total = calloc(ncols, sizeof(*cols->total));
-    cols->sel = calloc(ncols * (nsel ? nsel : 1), sizeof(*cols->sel));
-    cols->selp = calloc(nsel ? nsel : 1, sizeof(*cols->selp));
-    if (!cols->total || !cols->sel || !cols->selp)
+    if (sn_agg_view_columns(v->view, start, ncols, sel, nsel, &ac) < 0)
         return -ENOMEM;
-    for (size_t i = 0; i < ncols; i++) {
-        const struct sn_ds_slot *s =
-            sn_ds_slot_at(in->ds, start + (int64_t)i * (int64_t)in->granularity);
-        if (add_ranges(cols, s ? s->total : NULL, &cols->total[i]) < 0)
-            return -ENOMEM;
-        for (size_t k = 0; k < nsel; k++) {
-            const struct sn_ds_entry *e = find_entry(s, sel[k]);
-            if (add_ranges(cols, e ? e->hist : NULL, &cols->sel[k * ncols + i]) < 0)
-                return -ENOMEM;
-        }
+    cols->total = calloc(ncols ? ncols : 1, sizeof(*cols->total));
+    cols->sel = calloc(ncols * (nsel ? nsel : 1) + 1, sizeof(*cols->sel));
+    cols->selp = calloc(nsel ? nsel : 1, sizeof(*cols->selp));
+    cols->ranges = malloc((ac.nr ? ac.nr : 1) * sizeof(*cols->ranges));
+    if (!cols->total || !cols->sel || !cols->selp || !cols->ranges) {
+        sn_agg_columns_fini(&ac);
+        columns_fini(cols);
+        return -ENOMEM;
     }
-    for (size_t i = 0; i < ncols * (1 + nsel); i++) { /* offsets into pointers */
+    for (size_t i = 0; i < ac.nr; i++)
+        cols->ranges[i] = (struct sn_hm_range){ac.r[i].lo, ac.r[i].hi, (double)ac.r[i].count};
+    cols->nranges = ac.nr;
+    for (size_t i = 0; i < ncols * (1 + nsel); i++) {
         struct sn_hm_column *col = i < ncols ? &cols->total[i] : &cols->sel[i - ncols];
-        col->r = cols->ranges ? cols->ranges + (uintptr_t)col->r : NULL;
+        col->r = cols->ranges + ac.off[i];
+        col->n = ac.off[i + 1] - ac.off[i];
     }
     for (size_t k = 0; k < nsel; k++)
         cols->selp[k] = &cols->sel[k * ncols];
+    sn_agg_columns_fini(&ac);
     return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The keys with data anywhere in [start, start + ncols*G), sorted, into a new array (pointers
- * into the dataset: valid under the lock). */
-static const char **present_keys(const struct sn_instn *in, int64_t start, size_t ncols, size_t *n)
-{
-    size_t cap = 16, m = 0;
-    const char **k = malloc(cap * sizeof(*k));
-
-    for (size_t i = 0; k && i < ncols; i++) {
-        const struct sn_ds_slot *s =
-            sn_ds_slot_at(in->ds, start + (int64_t)i * (int64_t)in->granularity);
-        for (size_t j = 0; s && j < s->n; j++) {
-            if (s->e[j].count == 0)
-                continue;
-            if (m == cap) {
-                const char **g = realloc(k, (cap *= 2) * sizeof(*k));
-                if (!g) {
-                    free(k);
-                    return NULL;
-                }
-                k = g;
-            }
-            k[m++] = s->e[j].key;
-        }
-    }
-    if (!k)
-        return NULL;
-    qsort(k, m, sizeof(*k), cmp_str);
-    size_t u = 0;
-    for (size_t i = 0; i < m; i++)
-        if (u == 0 || strcmp(k[u - 1], k[i]) != 0)
-            k[u++] = k[i];
-    *n = u;
-    return k;
-}
-
-struct key_count {
-    uint64_t count;
-    size_t i; /* index in the sorted present keys */
-};
-
-/* Largest count first; ties in the keys' (sorted) order. */
-static int cmp_key_count(const void *a, const void *b)
-{
-    const struct key_count *x = a, *y = b;
-    if (x->count != y->count)
-        return x->count > y->count ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* decompose_all's order: the indices of keys[0..n-1] (sorted, unique) by their event counts
- * summed over [start, start + ncols*G), largest first, ties by name. Returns a new array, or
- * NULL when out of memory. Lock held. */
-static size_t *biggest_keys(const struct sn_instn *in, int64_t start, size_t ncols,
-                            const char *const *keys, size_t n)
-{
-    struct key_count *kc = calloc(n ? n : 1, sizeof(*kc));
-    size_t *order = malloc((n ? n : 1) * sizeof(*order));
-
-    if (!kc || !order) {
-        free(kc);
-        free(order);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++)
-        kc[i].i = i;
-    for (size_t c = 0; c < ncols; c++) {
-        const struct sn_ds_slot *s =
-            sn_ds_slot_at(in->ds, start + (int64_t)c * (int64_t)in->granularity);
-        for (size_t e = 0; s && e < s->n; e++) {
-            const char *k = s->e[e].key;
-            const char *const *hit = bsearch(&k, keys, n, sizeof(*keys), cmp_str);
-            if (hit) {
-                struct key_count *x = &kc[hit - keys];
-                x->count =
-                    s->e[e].count > UINT64_MAX - x->count ? UINT64_MAX : x->count + s->e[e].count;
-            }
-        }
-    }
-    qsort(kc, n, sizeof(*kc), cmp_key_count);
-    for (size_t i = 0; i < n; i++)
-        order[i] = kc[i].i;
-    free(kc);
-    return order;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -408,8 +276,7 @@ static void set_conf(json_t *o, const struct hm_req *h, double ymax)
         json_object_set_new(o, "yscale", json_string("log"));
 }
 
-/* What drawing one image needs, copied out of the dataset under the lock so that drawing and
- * encoding (most of the time) run without it and never hold up the frames coming in. */
+/* What drawing one image needs, copied out of the request's view. */
 struct img_job {
     char **present; /* keys with data in the interval, sorted (owned copies) */
     size_t npresent, nsel, ncols;
@@ -420,52 +287,40 @@ struct img_job {
 
 static void job_fini(struct img_job *j)
 {
-    for (size_t i = 0; i < j->npresent; i++)
-        free(j->present[i]);
-    free(j->present);
+    sn_agg_strings_free(j->present, j->npresent);
     free(j->drawn);
     columns_fini(&j->cols);
 }
 
-/* Copies point k's columns (lock held). Returns 0 or -ENOMEM. */
-static int gather(struct sn_instn *in, const struct sn_value_req *v, size_t k,
+/* Copies point k's columns out of v's view. Returns 0 or -ENOMEM. */
+static int gather(const struct sn_instn *in, const struct sn_value_req *v, size_t k,
                   const struct hm_req *h, struct img_job *j)
 {
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
-    const char **present;
     const char *const *sel = h->sel;
 
     memset(j, 0, sizeof(*j));
     j->ncols = (size_t)(v->iv.duration / in->granularity);
-    if (!(present = present_keys(in, start, j->ncols, &j->npresent)))
+    if (sn_agg_view_keys(v->view, start, j->ncols, &j->present, &j->npresent) < 0)
         return -ENOMEM;
-    j->present = calloc(j->npresent ? j->npresent : 1, sizeof(char *));
-    for (size_t i = 0; j->present && i < j->npresent; i++)
-        if (!(j->present[i] = strdup(present[i]))) {
-            j->npresent = i;
-            free(present);
-            return -ENOMEM;
-        }
     j->nsel = h->nsel;
-    if (h->decompose_all && j->present) {
-        size_t *order = biggest_keys(in, start, j->ncols, present, j->npresent);
+    if (h->decompose_all) { /* the biggest keys first */
+        size_t *order;
+        if (sn_agg_view_biggest(v->view, start, j->ncols, (const char *const *)j->present,
+                                j->npresent, &order) < 0)
+            return -ENOMEM;
         j->nsel = j->npresent < MAX_SELECTED ? j->npresent : MAX_SELECTED;
         j->drawn = calloc(j->nsel ? j->nsel : 1, sizeof(*j->drawn));
-        if (!order || !j->drawn) {
+        if (!j->drawn) {
             free(order);
-            free(present);
             return -ENOMEM;
         }
-        for (size_t i = 0; i < j->nsel; i++) { /* present reordered: the biggest first */
+        for (size_t i = 0; i < j->nsel; i++)
             j->drawn[i] = j->present[order[i]];
-            present[i] = j->drawn[i];
-        }
         free(order);
-        sel = present;
+        sel = (const char *const *)j->drawn;
     }
-    int rc = j->present ? columns_of(in, start, j->ncols, sel, j->nsel, &j->cols) : -ENOMEM;
-    free(present);
-    return rc;
+    return columns_of(v, start, j->ncols, sel, j->nsel, &j->cols);
 }
 
 /* The key of drawn layer l: NULL for the rest (layer 0), else the selected key, or
@@ -496,7 +351,7 @@ static json_t *layers_of(const struct img_job *j, const struct hm_req *h,
     return arr;
 }
 
-/* annotate=true: what the margins say, from the instrumentation (lock held). */
+/* annotate=true: what the margins say, from the instrumentation. */
 static void annot_of(const struct sn_instn *in, struct hm_req *h)
 {
     static const char *const types[] = {"number", "time", "subsecond", "size", "percent"};
@@ -611,16 +466,21 @@ static int draw(const struct img_job *j, const struct hm_req *h, json_t *o, unsi
     return 0;
 }
 
-/* image: gathers every point under the lock (which the caller holds, and this releases), then
- * draws them without it. */
-static void images(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v,
-                   struct hm_req *h, bool *locked)
+/* image: gathers every point from one view, lets the view go, then draws them. */
+static void images(struct sn_call *c, const struct sn_instn *in, struct sn_value_req *v,
+                   struct hm_req *h)
 {
     size_t n = h->png ? 1 : v->n;
-    struct img_job *jobs = calloc(n, sizeof(*jobs));
-    json_t **objs = calloc(n, sizeof(*objs));
+    struct img_job *jobs;
+    json_t **objs;
     json_t *out = NULL;
-    int rc = jobs && objs ? 0 : -ENOMEM;
+    int rc;
+
+    if (sn_value_open(c, in, v) < 0)
+        return;
+    jobs = calloc(n, sizeof(*jobs));
+    objs = calloc(n, sizeof(*objs));
+    rc = jobs && objs ? 0 : -ENOMEM;
 
     for (size_t k = 0; rc == 0 && k < n; k++) {
         rc = gather(in, v, k, h, &jobs[k]);
@@ -633,8 +493,7 @@ static void images(struct sn_call *c, struct sn_instn *in, const struct sn_value
             sn_value_point(c, in, v, k, objs[k]);
         }
     }
-    pthread_rwlock_unlock(&c->s->lock);
-    *locked = false;
+    sn_value_close(v);
     if (rc == 0 && h->png) { /* the raw form: one image, for <img src=...> */
         unsigned char *png = NULL;
         size_t len = 0;
@@ -675,8 +534,8 @@ static json_int_t share(double v)
     return v < 1 ? 1 : v >= 0x1p63 ? INT64_MAX : (json_int_t)llround(v); /* no overflow */
 }
 
-static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
-                   struct hm_req *h, json_t *o)
+static int details(struct sn_call *c, const struct sn_instn *in, const struct sn_value_req *v,
+                   size_t k, struct hm_req *h, json_t *o)
 {
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
     int64_t ncols = v->iv.duration / in->granularity;
@@ -687,30 +546,30 @@ static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value
     double lo = llround(sn_hm_edge(h->p.ymin, h->p.ymax, (int)nb, j, h->p.log));
     double hi = llround(sn_hm_edge(h->p.ymin, h->p.ymax, (int)nb, j + 1, h->p.log));
     int64_t t = start + col * (int64_t)in->granularity;
-    const struct sn_ds_slot *s = sn_ds_slot_at(in->ds, t);
     json_t *present = json_object();
     json_int_t total = 0;
     struct columns cols;
+    char **keys = NULL;
+    size_t nkeys = 0;
     (void)c;
 
-    if (columns_of(in, t, 1, NULL, 0, &cols) < 0) {
-        columns_fini(&cols);
+    /* the slot's keys (each a layer of the one column), sorted */
+    if ((in->keyf && sn_agg_view_keys(v->view, t, 1, &keys, &nkeys) < 0) ||
+        columns_of(v, t, 1, (const char *const *)keys, nkeys, &cols) < 0) {
+        sn_agg_strings_free(keys, nkeys);
         json_decref(present);
         return -ENOMEM;
     }
     if (in->keyf) {
-        for (size_t i = 0; s && i < s->n; i++) {
-            struct columns kc;
+        for (size_t i = 0; i < nkeys; i++) {
             double m = 0;
-            const char *key = s->e[i].key;
-            if (columns_of(in, t, 1, &key, 1, &kc) == 0)
-                sn_hm_bucketize(&kc.sel[0], lo, hi, 1, h->p.weights, &m);
-            columns_fini(&kc);
+            sn_hm_bucketize(&cols.sel[i], lo, hi, 1, h->p.weights, &m);
             if (share(m)) {
-                json_object_set_new(present, key, json_integer(share(m)));
+                json_object_set_new(present, keys[i], json_integer(share(m)));
                 total += share(m);
             }
         }
+        sn_agg_strings_free(keys, nkeys);
     } else {
         double m = 0;
         sn_hm_bucketize(&cols.total[0], lo, hi, 1, h->p.weights, &m);
@@ -731,25 +590,17 @@ static int details(struct sn_call *c, struct sn_instn *in, const struct sn_value
  * hist_stats.c) over them. Without data: average null, each percentile 0 (what the rows method
  * gives with its default ymin). The rows' parameters (ymin, ymax, nbuckets, yscale) are not
  * used, and the reply leaves them out. */
-static int exact_stat(struct sn_instn *in, const struct sn_value_req *v, size_t k,
+static int exact_stat(const struct sn_instn *in, const struct sn_value_req *v, size_t k,
                       const struct hm_req *h, bool average, json_t *o)
 {
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
     size_t ncols = (size_t)(v->iv.duration / in->granularity);
-    struct sn_hist *all = sn_hist_create();
+    struct sn_hist *all;
     double q[16], r[16], out[16];
     size_t idx[16];
 
-    if (!all)
+    if (sn_agg_view_total(v->view, start, ncols, &all) < 0)
         return -ENOMEM;
-    for (size_t i = 0; i < ncols; i++) {
-        const struct sn_ds_slot *s =
-            sn_ds_slot_at(in->ds, start + (int64_t)i * (int64_t)in->granularity);
-        if (s && s->total && sn_hist_merge(all, s->total) < 0) {
-            sn_hist_destroy(all);
-            return -ENOMEM;
-        }
-    }
     json_object_set_new(o, "method", json_string("exact"));
     if (average) {
         double m = sn_hist_mean(all);
@@ -787,7 +638,7 @@ static int exact_stat(struct sn_instn *in, const struct sn_value_req *v, size_t 
 
 /* average and percentile: one column over the whole interval, in linear or (yscale=log)
  * log-spaced buckets. */
-static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t k,
+static int column_stat(const struct sn_instn *in, const struct sn_value_req *v, size_t k,
                        struct hm_req *h, bool average, json_t *o)
 {
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
@@ -800,7 +651,7 @@ static int column_stat(struct sn_instn *in, const struct sn_value_req *v, size_t
 
     if (!map)
         return -ENOMEM;
-    if (columns_of(in, start, ncols, NULL, 0, &cols) < 0)
+    if (columns_of(v, start, ncols, NULL, 0, &cols) < 0)
         goto out;
     /* the interval's ranges as one column: they sit back to back in the arena */
     all.r = cols.ranges;
@@ -836,8 +687,8 @@ out:
 }
 
 /* A point of details, average or percentile (h->what says which). */
-static int point(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
-                 json_t *o, void *arg)
+static int point(struct sn_call *c, const struct sn_instn *in, const struct sn_value_req *v,
+                 size_t k, json_t *o, void *arg)
 {
     struct hm_req *h = arg;
     if (strcmp(h->what, "details") == 0)
@@ -852,15 +703,12 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
     struct sn_value_req v;
     struct hm_req *h = malloc(sizeof(*h));
     bool img = strcmp(what, "image") == 0;
-    struct timespec t0, t1;
 
     if (!h) {
         sn_resp_empty(c->resp, 500);
         return;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    pthread_rwlock_rdlock(&c->s->lock);
-    bool locked = true;
+    int64_t t0 = sn_mono_ns();
     struct sn_instn *in = sn_api_instn(c);
     if (!in)
         goto out;
@@ -886,19 +734,15 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
                      n, (long long)v.iv.duration, work, SN_HM_MAX_WORK);
             goto out;
         }
-        images(c, in, &v, h, &locked);
+        images(c, in, &v, h);
         goto out;
     }
     sn_value_answer(c, in, &v, point, h, "present");
-    locked = false;
 out:
-    if (locked)
-        pthread_rwlock_unlock(&c->s->lock);
+    sn_instn_free(in);
     free(h);
     if (img && c->resp->status == 200) {
-        clock_gettime(CLOCK_MONOTONIC, &t1);
         atomic_fetch_add(&c->s->c.renders, 1);
-        atomic_fetch_add(&c->s->c.render_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-                                                        (t1.tv_nsec - t0.tv_nsec)));
+        atomic_fetch_add(&c->s->c.render_ns, (uint64_t)(sn_mono_ns() - t0));
     }
 }

@@ -17,20 +17,17 @@
 
 struct sn_instn *sn_api_instn(struct sn_call *c)
 {
-    struct sn_instn *in = sn_server_find(c->s, c->scope, c->id);
-    if (!in) {
+    struct sn_instn *in = sn_server_get(c->s, c->scope, c->id, true);
+    if (!in)
         sn_resp_empty(c->resp, 404);
-        return NULL;
-    }
-    atomic_store(&in->last_access, sn_now());
     return in;
 }
 
-json_t *sn_api_props(struct sn_call *c, struct sn_instn *in)
+json_t *sn_api_props(struct sn_call *c, const struct sn_instn *in)
 {
     char uri[256];
     int64_t now = sn_now();
-    uint32_t nsrc = sn_ds_sources_since(in->ds, now - (int64_t)in->retention);
+    uint32_t nsrc = sn_agg_sources_since(c->s->agg, in->key, now - (int64_t)in->retention);
     json_t *uris = json_array(), *o;
 
     snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64, c->base, in->id);
@@ -68,8 +65,15 @@ json_t *sn_api_props(struct sn_call *c, struct sn_instn *in)
                 json_object_del(xf, name);
         }
         json_object_set_new(o, "transformations", xf);
-        if (in->local_error[0]) /* Sonde: why this host's agent does not run it */
-            json_object_set_new(o, "warnings", json_pack("[s]", in->local_error));
+        size_t nwhy = 0; /* Sonde: why a source (this host's agent) does not run it */
+        char **why = sn_agg_not_running(c->s->agg, in->key, &nwhy);
+        if (nwhy) {
+            json_t *w = json_array();
+            for (size_t i = 0; i < nwhy; i++)
+                json_array_append_new(w, json_string(why[i]));
+            json_object_set_new(o, "warnings", w);
+        }
+        sn_agg_strings_free(why, nwhy);
     }
     return o;
 }
@@ -80,19 +84,25 @@ void sn_api_list(struct sn_call *c)
     const char *all = sn_req_param(c->req, "all");
     bool every = !c->scope[0] && all && strcmp(all, "true") == 0;
 
-    pthread_rwlock_rdlock(&c->s->lock);
-    for (size_t i = 0; i < c->s->n; i++) {
-        struct sn_instn *in = c->s->insts[i];
-        if (!every && strcmp(in->scope, c->scope) != 0)
-            continue;
+    size_t n;
+    struct sn_instn **v = sn_server_list(c->s, every ? NULL : c->scope, &n);
+
+    if (!v) {
+        json_decref(arr);
+        sn_resp_empty(c->resp, 500);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct sn_instn *in = v[i];
         struct sn_call ic = *c;
         if (in->scope[0])
             snprintf(ic.base, sizeof(ic.base), "/ca/customers/%s", in->scope);
         else
             snprintf(ic.base, sizeof(ic.base), "/ca");
         json_array_append_new(arr, sn_api_props(&ic, in));
+        sn_instn_free(in);
     }
-    pthread_rwlock_unlock(&c->s->lock);
+    free(v);
     sn_resp_json(c->resp, 200, arr);
 }
 
@@ -133,16 +143,6 @@ static json_t *request_props(struct sn_call *c)
         json_object_set_new(o, name, json_string(sn_req_param(c->req, name)));
     }
     return o;
-}
-
-/* A failed save of the definitions file: 507 when the disk is full, else 500, and nothing
- * changed (the caller rolled back). rc is the save's -errno. */
-static void unsaved(struct sn_call *c, int rc, const char *what)
-{
-    int st = rc == -ENOSPC || rc == -EDQUOT ? 507 : 500;
-    sn_resp_error(c->resp, st, "ECA_IO",
-                  "%s: the definitions file cannot be written (%s); nothing was changed", what,
-                  strerror(-rc));
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -263,10 +263,8 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
         return;
     warn = unknown_props(p);
     if (clone_of) { /* the source's properties, overlaid with the request's */
-        pthread_rwlock_rdlock(&c->s->lock);
         struct sn_instn *src = sn_api_instn(c);
         if (!src) {
-            pthread_rwlock_unlock(&c->s->lock);
             json_decref(p);
             json_decref(warn);
             return;
@@ -276,7 +274,7 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
                          src->decomposition, "granularity", (json_int_t)src->granularity,
                          "retention-time", (json_int_t)src->retention, "idle-max",
                          (json_int_t)src->idle_max, "persist-data", src->persist);
-        pthread_rwlock_unlock(&c->s->lock);
+        sn_instn_free(src);
         json_object_update(body, p);
         json_decref(p);
     } else {
@@ -315,19 +313,18 @@ void sn_api_create(struct sn_call *c, uint64_t clone_of)
     }
     json_decref(body);
     uint64_t id = in->id; /* in belongs to the server now: it may be deleted at any time */
-    pthread_rwlock_rdlock(&c->s->lock);
-    in = sn_server_find(c->s, c->scope, id);
+    in = sn_server_get(c->s, c->scope, id, false);
     if (in) {
         snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64, c->base, id);
         c->resp->location = strdup(uri);
         json_t *o = sn_api_props(c, in);
         add_warnings(o, warn);
         sn_resp_json(c->resp, 201, o);
+        sn_instn_free(in);
     } else {
         json_decref(warn);
         sn_resp_empty(c->resp, 404);
     }
-    pthread_rwlock_unlock(&c->s->lock);
     return;
 fail:
     json_decref(warn);
@@ -337,60 +334,40 @@ fail:
 
 void sn_api_get(struct sn_call *c)
 {
-    pthread_rwlock_rdlock(&c->s->lock);
     struct sn_instn *in = sn_api_instn(c);
     if (in)
         sn_resp_json(c->resp, 200, sn_api_props(c, in));
-    pthread_rwlock_unlock(&c->s->lock);
+    sn_instn_free(in);
 }
 
-/* PUT: the change is saved before it is applied or answered. A failed save changes nothing
- * (507 or 500); the dataset's retention changes only after the save, and is the one step that
- * can still fail (-ENOMEM), after which the old properties are saved back. */
+/* PUT: the change is saved before it is applied or answered (sn_server_change()). A failed
+ * save changes nothing (507 or 500); a retention that cannot change is a 500 with the old
+ * properties kept. */
 void sn_api_put(struct sn_call *c)
 {
     json_t *p = request_props(c);
+    struct sn_instn *in = NULL;
     char why[512];
+    int rc;
+
     if (!p)
         return;
-    pthread_rwlock_wrlock(&c->s->lock);
-    struct sn_instn *in = sn_api_instn(c);
-    if (!in)
-        goto out;
-    struct sn_instn next = *in, old = *in;
-    if (!sn_instn_set_props(p, &next, false, why, sizeof(why))) {
+    rc = sn_server_change(c->s, c->scope, c->id, p, &in, why, sizeof(why));
+    if (rc == -ENOENT) {
+        sn_resp_empty(c->resp, 404);
+    } else if (rc == -EINVAL) {
         CA_INVAL(c, "%s", why);
-        goto out;
+    } else if (rc == -ENOSPC || rc == -EIO) {
+        sn_resp_error(c->resp, rc == -ENOSPC ? 507 : 500, "ECA_IO", "%s", why);
+    } else if (rc < 0) {
+        sn_resp_error(c->resp, 500, "ECA_UNKNOWN", "%s", why);
+    } else {
+        json_t *o = sn_api_props(c, in);
+        add_warnings(o, sn_instn_immutable_warnings(p, in));
+        add_warnings(o, unknown_props(p));
+        sn_resp_json(c->resp, 200, o);
     }
-    in->retention = next.retention;
-    in->idle_max = next.idle_max;
-    in->persist = next.persist;
-    int rc = sn_server_save_defs(c->s);
-    if (rc < 0) {
-        in->retention = old.retention;
-        in->idle_max = old.idle_max;
-        in->persist = old.persist;
-        unsaved(c, rc, "cannot change the instrumentation");
-        goto out;
-    }
-    if (next.retention != old.retention &&
-        (rc = sn_ds_set_retention(in->ds, next.retention, sn_now())) < 0) {
-        in->retention = old.retention;
-        in->idle_max = old.idle_max;
-        in->persist = old.persist;
-        sn_server_save_defs(c->s); /* on failure the tick saves again (server.h) */
-        sn_resp_error(c->resp, 500, "ECA_UNKNOWN", "cannot change the retention: %s",
-                      strerror(-rc));
-        goto out;
-    }
-    if (old.persist && !next.persist)
-        sn_server_unpersist(c->s, in);
-    json_t *o = sn_api_props(c, in);
-    add_warnings(o, sn_instn_immutable_warnings(p, in));
-    add_warnings(o, unknown_props(p));
-    sn_resp_json(c->resp, 200, o);
-out:
-    pthread_rwlock_unlock(&c->s->lock);
+    sn_instn_free(in);
     json_decref(p);
 }
 

@@ -75,11 +75,12 @@ void sn_api_dash_delete(struct sn_call *c, const char *name);
  * request was one of them (and resp is set). Needs no token: the page asks for one. */
 bool sn_api_ui(struct sn_server *s, const struct sn_req *req, struct sn_resp *resp);
 
-/* The instrumentation's property object (CA's field order). Lock held. */
-json_t *sn_api_props(struct sn_call *c, struct sn_instn *in);
+/* The instrumentation's property object (CA's field order), its sources and warnings from the
+ * aggregator. */
+json_t *sn_api_props(struct sn_call *c, const struct sn_instn *in);
 
-/* The instrumentation of the path, with its last access time updated, or NULL after an empty
- * 404. Lock held. */
+/* A copy of the instrumentation of the path (the caller's: sn_instn_free()), with its last
+ * access time updated, or NULL after an empty 404. */
 struct sn_instn *sn_api_instn(struct sn_call *c);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "core/grow.h"
 #include "http/server.h"
 #include "serve/collector.h"
 
@@ -30,48 +31,49 @@ static void emit(struct out *o, const char *name, const char *type, const char *
     if (n < 0)
         return;
     if (o->len + (size_t)n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 8192;
-        while (cap < o->len + (size_t)n + 1)
-            cap *= 2;
-        char *p = realloc(o->p, cap);
+        char *p = sn_grow(o->p, &o->cap, o->len + (size_t)n + 1, 1);
         if (!p)
             return;
         o->p = p;
-        o->cap = cap;
     }
     memcpy(o->p + o->len, line, (size_t)n + 1);
     o->len += (size_t)n;
 }
 
 #define C(x) ((double)atomic_load(&s->c.x))
+#define A(x) ((double)ac.x) /* the aggregator's */
 
 void sn_api_prometheus(struct sn_call *c)
 {
     struct sn_server *s = c->s;
     struct out o = {0};
     struct sn_http_stats hs = {0};
+    struct sn_agg_counters ac;
     size_t n;
 
+    sn_agg_counters(s->agg, &ac);
+
     emit(&o, "sonde_frames_total", "counter", "Frames added to a dataset, by origin.",
-         "{origin=\"all\"}", C(frames_in));
+         "{origin=\"all\"}", A(frames_in));
     emit(&o, "sonde_frames_total", NULL, NULL, "{origin=\"local\"}", C(frames_local));
     emit(&o, "sonde_frames_dropped_total", "counter",
          "Frames not added, by reason (invalid: refused ingest bodies).", "{reason=\"invalid\"}",
          C(frames_invalid));
-    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"unknown\"}", C(frames_unknown));
-    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"late\"}", C(frames_late));
-    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"future\"}", C(frames_future));
+    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"unknown\"}", A(frames_unknown));
+    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"late\"}", A(frames_late));
+    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"future\"}", A(frames_future));
     emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"duplicate\"}",
-         C(frames_duplicate));
-    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"arity\"}", C(frames_mismatch));
+         A(frames_duplicate));
+    emit(&o, "sonde_frames_dropped_total", NULL, NULL, "{reason=\"arity\"}",
+         C(frames_mismatch) + A(frames_mismatch));
     emit(&o, "sonde_events_dropped_total", "counter",
          "Events agents could not count exactly, by reason.", "{reason=\"over_cap\"}",
-         C(events_over_cap));
-    emit(&o, "sonde_events_dropped_total", NULL, NULL, "{reason=\"map_full\"}", C(events_map_full));
+         A(events_over_cap));
+    emit(&o, "sonde_events_dropped_total", NULL, NULL, "{reason=\"map_full\"}", A(events_map_full));
     emit(&o, "sonde_keys_folded_total", "counter",
-         "Frame keys past --key-cap whose counts went to the key \"other\".", NULL, C(keys_folded));
+         "Frame keys past --key-cap whose counts went to the key \"other\".", NULL, A(keys_folded));
     emit(&o, "sonde_events_folded_total", "counter",
-         "Events of those keys (also in the slot's over_cap).", NULL, C(events_folded));
+         "Events of those keys (also in the slot's over_cap).", NULL, A(events_folded));
     emit(&o, "sonde_instrumentations_reaped_total", "counter",
          "Instrumentations deleted after idle-max seconds without access.", NULL, C(reaped));
     emit(&o, "sonde_heatmap_renders_total", "counter", "Heatmap images served.", NULL, C(renders));
@@ -110,10 +112,8 @@ void sn_api_prometheus(struct sn_call *c)
     emit(&o, "sonde_http_body_memory_bytes", "gauge",
          "Memory reserved for request bodies being received or handled.", NULL,
          (double)hs.body_bytes);
-    pthread_rwlock_rdlock(&s->lock);
-    n = s->n;
-    bool unsaved = s->defs_unsaved;
-    pthread_rwlock_unlock(&s->lock);
+    bool unsaved;
+    sn_server_state(s, &n, &unsaved);
     emit(&o, "sonde_save_failures_total", "counter",
          "Writes of the definitions file or a data file that failed (e.g. a full disk).", NULL,
          C(save_failures));

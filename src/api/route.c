@@ -479,8 +479,9 @@ static void admin_status(struct sn_call *c, const char *arg)
         struct sn_instn *in = s->insts[i];
         json_array_append_new(
             insts, json_pack("{s:s,s:s,s:b,s:I,s:I}", "key", in->key, "metric", in->metric->stat,
-                             "local", in->local, "nsources",
-                             (json_int_t)sn_ds_sources_since(in->ds, now - (int64_t)in->retention),
+                             "local", sn_server_local(s, in->key), "nsources",
+                             (json_int_t)sn_agg_sources_since(s->agg, in->key,
+                                                              now - (int64_t)in->retention),
                              "idle", (json_int_t)(now - atomic_load(&in->last_access))));
     }
     size_t n = s->n;

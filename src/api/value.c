@@ -21,14 +21,11 @@ void sn_api_value_index(struct sn_call *c, bool heatmap)
     char uri[256], u[320];
     json_t *arr;
 
-    pthread_rwlock_rdlock(&c->s->lock);
     struct sn_instn *in = sn_api_instn(c);
-    if (!in) {
-        pthread_rwlock_unlock(&c->s->lock);
+    if (!in)
         return;
-    }
     bool numeric = in->arity == SN_ARITY_NUMERIC;
-    pthread_rwlock_unlock(&c->s->lock);
+    sn_instn_free(in);
     snprintf(uri, sizeof(uri), "%s/instrumentations/%" PRIu64 "/value", c->base, c->id);
     arr = json_array();
     if (heatmap) {
@@ -116,25 +113,23 @@ bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_in
     return true;
 }
 
-bool sn_value_wait(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v)
+bool sn_value_wait(struct sn_call *c, const struct sn_instn *in, const struct sn_value_req *v)
 {
     int64_t now = c->req->now_ms / 1000;
     int64_t deadline = c->req->t0_ms + v->timeout_ms;
     int64_t last_end = v->iv.start + (int64_t)v->n * v->iv.duration;
     int64_t last = last_end - in->granularity; /* the last slot the answer needs */
-    uint32_t expected = sn_ds_reported_between(in->ds, now - 15, now - 5);
-    const struct sn_ds_slot *s = sn_ds_slot_at(in->ds, last);
-
-    /* this host's agent reports every second it runs the instrumentation */
-    if (in->local && expected == 0 && (last + in->granularity) * 1000 > in->local_since_ms)
-        expected = 1;
+    uint32_t reported;
+    /* the sources that reported lately; else one that runs it (e.g. this host's agent,
+     * which reports every second it runs the instrumentation) */
+    uint32_t expected = sn_agg_expected(c->s->agg, in->key, now, last, &reported);
     /* a slot that ended more than SN_REPORT_GRACE s ago gets no more reports: do not wait for
      * a source that skipped it (is down) */
     if ((last_end + SN_REPORT_GRACE) * 1000 < deadline)
         deadline = (last_end + SN_REPORT_GRACE) * 1000;
     /* final: the server is stopping and this is the request's last call: answer with what
      * there is (as at the timeout) rather than not at all */
-    if ((s ? s->nsrc : 0) >= expected || c->req->now_ms >= deadline || c->req->final)
+    if (reported >= expected || c->req->now_ms >= deadline || c->req->final)
         return true;
     c->resp->park_until_ms = deadline;
     if (!c->req->state) { /* remembers that this request waited, for "delay"; counted once */
@@ -145,20 +140,40 @@ bool sn_value_wait(struct sn_call *c, struct sn_instn *in, const struct sn_value
     return false;
 }
 
-void sn_value_point(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
-                    json_t *o)
+int sn_value_open(struct sn_call *c, const struct sn_instn *in, struct sn_value_req *v)
+{
+    int64_t now = c->req->now_ms / 1000;
+    int64_t end = v->iv.start + (int64_t)v->n * v->iv.duration;
+    int rc = sn_agg_view_open(c->s->agg, in->key, v->iv.start, end, &v->view);
+
+    if (rc == -ENOENT)
+        sn_resp_empty(c->resp, 404); /* deleted since the handler's copy was taken */
+    else if (rc < 0)
+        sn_resp_empty(c->resp, 500);
+    else
+        v->nsources = sn_agg_sources_since(c->s->agg, in->key, now - (int64_t)in->retention);
+    return rc;
+}
+
+void sn_value_close(struct sn_value_req *v)
+{
+    sn_agg_view_close(v->view);
+    v->view = NULL;
+}
+
+void sn_value_point(struct sn_call *c, const struct sn_instn *in, const struct sn_value_req *v,
+                    size_t k, json_t *o)
 {
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
     int64_t rstart = v->iv.req_start + (int64_t)k * v->iv.req_duration;
-    int64_t now = c->req->now_ms / 1000;
+    (void)in;
 
     json_object_set_new(o, "start_time", json_integer(start));
     json_object_set_new(o, "duration", json_integer(v->iv.duration));
     json_object_set_new(o, "end_time", json_integer(start + v->iv.duration));
-    json_object_set_new(o, "nsources",
-                        json_integer(sn_ds_sources_since(in->ds, now - (int64_t)in->retention)));
+    json_object_set_new(o, "nsources", json_integer(v->nsources));
     json_object_set_new(o, "minreporting",
-                        json_integer(sn_ds_min_reporting(in->ds, start, v->iv.duration)));
+                        json_integer(sn_agg_view_min_reporting(v->view, start, v->iv.duration)));
     json_object_set_new(o, "requested_start_time", json_integer(rstart));
     json_object_set_new(o, "requested_duration", json_integer(v->iv.req_duration));
     json_object_set_new(o, "requested_end_time", json_integer(rstart + v->iv.req_duration));
@@ -206,27 +221,20 @@ static json_t *json_count(uint64_t v)
 
 json_t *sn_value_ranges(const struct sn_hist *h)
 {
+    size_t nb = h ? sn_hist_nbuckets(h) : 0;
+    struct sn_hist_range *r = malloc((nb ? nb : 1) * sizeof(*r));
     json_t *arr = json_array();
-    struct sn_bucket b;
-    uint64_t n, lastn = 0;
-    int64_t plo = INT64_MIN, lo, hi;
 
-    for (size_t i = 0; h && sn_hist_bucket_at(h, i, &b, &n); i++) {
-        if (n == 0 || sn_bucket_int_range(b, &lo, &hi) == -EDOM)
-            continue;
-        if (hi < lo)
-            hi = lo;
-        if (lo == plo) { /* buckets without an integer of their own fold into the last */
-            json_t *last = json_array_get(arr, json_array_size(arr) - 1);
-            lastn = lastn + n < lastn ? UINT64_MAX : lastn + n;
-            json_array_set_new(last, 1, json_count(lastn));
-            continue;
-        }
-        json_array_append_new(
-            arr, json_pack("[[I,I],o]", (json_int_t)lo, (json_int_t)hi, json_count(n)));
-        lastn = n;
-        plo = lo;
+    if (!r || !arr) {
+        free(r);
+        json_decref(arr);
+        return NULL;
     }
+    size_t n = sn_hist_ranges(h, r);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("[[I,I],o]", (json_int_t)r[i].lo, (json_int_t)r[i].hi,
+                                             json_count(r[i].count)));
+    free(r);
     return arr;
 }
 
@@ -252,25 +260,29 @@ json_t *sn_value_raw_json(const struct sn_instn *in, const struct sn_ds_slot *s)
     return json_null();
 }
 
-static int raw_point(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
-                     json_t *o, void *arg)
+static int raw_point(struct sn_call *c, const struct sn_instn *in, const struct sn_value_req *v,
+                     size_t k, json_t *o, void *arg)
 {
     struct sn_ds_slot sum;
     (void)c;
     (void)arg;
-    if (sn_ds_sum(in->ds, v->iv.start + (int64_t)k * v->iv.duration, v->iv.duration, &sum) < 0)
+    if (sn_agg_view_sum(v->view, v->iv.start + (int64_t)k * v->iv.duration, v->iv.duration, &sum) <
+        0)
         return -ENOMEM;
     json_object_set_new(o, "value", sn_value_raw_json(in, &sum));
-    sn_ds_slot_fini(&sum);
+    sn_agg_sum_fini(&sum);
     return 0;
 }
 
-void sn_value_answer(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v,
+void sn_value_answer(struct sn_call *c, const struct sn_instn *in, struct sn_value_req *v,
                      sn_point_fn fn, void *arg, const char *from)
 {
-    json_t *out = v->array ? json_array() : NULL;
+    json_t *out;
     int rc = 0;
 
+    if (sn_value_open(c, in, v) < 0)
+        return;
+    out = v->array ? json_array() : NULL;
     for (size_t k = 0; rc == 0 && k < v->n; k++) {
         json_t *o = json_object();
         if ((rc = fn(c, in, v, k, o, arg)) < 0) {
@@ -284,7 +296,7 @@ void sn_value_answer(struct sn_call *c, struct sn_instn *in, const struct sn_val
         }
         json_array_append_new(out, o);
     }
-    pthread_rwlock_unlock(&c->s->lock);
+    sn_value_close(v);
     if (rc < 0) {
         json_decref(out);
         sn_resp_empty(c->resp, 500);
@@ -298,23 +310,11 @@ void sn_value_answer(struct sn_call *c, struct sn_instn *in, const struct sn_val
 void sn_api_raw(struct sn_call *c)
 {
     struct sn_value_req v;
-    struct timespec t0, t1;
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    pthread_rwlock_rdlock(&c->s->lock);
-    bool locked = true;
+    int64_t t0 = sn_mono_ns();
     struct sn_instn *in = sn_api_instn(c);
-    if (!in)
-        goto out;
-    if (!sn_value_parse(c, 1, in, &v) || !sn_value_wait(c, in, &v))
-        goto out;
-    sn_value_answer(c, in, &v, raw_point, NULL, "value");
-    locked = false;
-out:
-    if (locked)
-        pthread_rwlock_unlock(&c->s->lock);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (in && sn_value_parse(c, 1, in, &v) && sn_value_wait(c, in, &v))
+        sn_value_answer(c, in, &v, raw_point, NULL, "value");
+    sn_instn_free(in);
     atomic_fetch_add(&c->s->c.raw_requests, 1);
-    atomic_fetch_add(&c->s->c.raw_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-                                                 (t1.tv_nsec - t0.tv_nsec)));
+    atomic_fetch_add(&c->s->c.raw_ns, (uint64_t)(sn_mono_ns() - t0));
 }

@@ -1,10 +1,13 @@
 /*
  * What the value resources share (value.c): a request's interval and points, the long poll,
- * the common fields of each reply point, and raw values as CA's JSON.
+ * the common fields of each reply point, and raw values as CA's JSON. The instrumentation is
+ * the handler's copy (sn_api_instn()); its data comes from the aggregator through one view
+ * per request (agg/agg.h), read without any lock.
  */
 #ifndef SN_API_VALUE_H
 #define SN_API_VALUE_H
 
+#include "agg/agg.h"
 #include "agg/interval.h"
 #include "api/internal.h"
 
@@ -23,10 +26,12 @@ struct sn_value_req {
     const char *xf[SN_MAX_XFORMS]; /* transformations asked for (into xfbuf) */
     size_t nxf;
     char xfbuf[256];
+    struct sn_agg_view *view; /* the slots of every point (sn_value_open()) */
+    uint32_t nsources;        /* sources within the retention, when the view was opened */
 };
 
 /* Reads the interval parameters with the resource's default duration, and the transformations
- * asked for, for instrumentation in (lock held). False after answering 409. */
+ * asked for, for instrumentation in. False after answering 409. */
 bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_instn *in,
                     struct sn_value_req *v);
 /* Sets point's "transformations" for the keys of its member from (an object's keys, or an
@@ -34,20 +39,25 @@ bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_in
 void sn_value_transform(struct sn_call *c, const struct sn_value_req *v, json_t *point,
                         const char *from);
 /* True when the answer can be given now; false after parking the request (the handler is
- * called again when data arrives or the timeout passes). Lock held. */
-bool sn_value_wait(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v);
-/* Sets the common fields of point k into o. Lock held. */
-void sn_value_point(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v, size_t k,
-                    json_t *o);
-/* Builds point k of a reply into o (lock held). Returns 0 or -ENOMEM. */
-typedef int (*sn_point_fn)(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v,
-                           size_t k, json_t *o, void *arg);
-/* Answers a value request: each point by fn with the common fields, one object or an array;
- * then, with the lock released (this releases it), the transformations of the keys of member
- * from of each point. */
-void sn_value_answer(struct sn_call *c, struct sn_instn *in, const struct sn_value_req *v,
+ * called again when data arrives or the timeout passes). */
+bool sn_value_wait(struct sn_call *c, const struct sn_instn *in, const struct sn_value_req *v);
+/* Opens v->view over every point's interval and reads v->nsources. Returns 0, or -ENOENT (the
+ * instrumentation was deleted meanwhile) or -ENOMEM, after answering 404 or 500. */
+int sn_value_open(struct sn_call *c, const struct sn_instn *in, struct sn_value_req *v);
+/* Closes v->view (the slots it referenced are let go); fine when not open. */
+void sn_value_close(struct sn_value_req *v);
+/* Sets the common fields of point k into o (v open). */
+void sn_value_point(struct sn_call *c, const struct sn_instn *in, const struct sn_value_req *v,
+                    size_t k, json_t *o);
+/* Builds point k of a reply into o from v->view. Returns 0 or -ENOMEM. */
+typedef int (*sn_point_fn)(struct sn_call *c, const struct sn_instn *in,
+                           const struct sn_value_req *v, size_t k, json_t *o, void *arg);
+/* Answers a value request: opens v, builds each point by fn with the common fields, one
+ * object or an array, closes v, then adds the transformations of the keys of member from of
+ * each point. */
+void sn_value_answer(struct sn_call *c, const struct sn_instn *in, struct sn_value_req *v,
                      sn_point_fn fn, void *arg, const char *from);
-/* A histogram as CA's ranges [[[lo,hi],count],...]. */
+/* A histogram as CA's ranges [[[lo,hi],count],...] (core/hist.h's rule). */
 json_t *sn_value_ranges(const struct sn_hist *h);
 /* A slot's value in the shape of the instrumentation's arity (§1.5 raw). */
 json_t *sn_value_raw_json(const struct sn_instn *in, const struct sn_ds_slot *s);

@@ -1,8 +1,8 @@
 /*
- * `sonde serve`: the local agent, the aggregator and the Cloud Analytics API in one process
- * (serve/server.h). The main thread handles signals and runs the once-a-second tick (expiry,
- * idle reaping, persisted data every minute); libmicrohttpd's threads serve the API; the
- * collector's thread runs the agent.
+ * `sonde serve`: the local agent, the aggregator and the Cloud Analytics API in one process.
+ * This file only parses and checks the options (and makes the data directory); the server
+ * (serve/server.h) is opened with them, run until SIGINT or SIGTERM on this thread (the
+ * once-a-second tick), and closed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,13 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/api.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "http/server.h"
-#include "serve/collector.h"
 #include "serve/server.h"
-#include "serve/transform.h"
 
 static const char usage[] =
     "usage: sonde serve [--listen HOST:PORT] [--data DIR] [--tenants FILE] [--no-agent]\n"
@@ -255,14 +252,12 @@ int sn_cmd_serve(int argc, char **argv)
                               .header_timeout_s = SN_HTTP_DEFAULT_HEADER_TIMEOUT_S,
                               .body_timeout_s = SN_HTTP_DEFAULT_BODY_TIMEOUT_S,
                               .max_body_memory = SN_HTTP_DEFAULT_MAX_BODY_MEMORY};
+    struct sn_server_opts so = {0};
     struct sn_server *s;
-    char why[512], path[600];
+    char why[512], path[600], datadir[512], uidir[512] = "";
     int c, rc;
 
-    s = calloc(1, sizeof(*s));
-    if (!s)
-        return SN_EXIT_FAILURE;
-    default_datadir(s->datadir, sizeof(s->datadir));
+    default_datadir(datadir, sizeof(datadir));
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
         switch (c) {
@@ -270,12 +265,11 @@ int sn_cmd_serve(int argc, char **argv)
             listen = optarg;
             break;
         case O_DATA:
-            if (!optarg[0] || strlen(optarg) >= sizeof(s->datadir) - 8) {
+            if (!optarg[0] || strlen(optarg) >= sizeof(datadir) - 8) {
                 fprintf(stderr, "sonde serve: --data wants a directory\n");
-                free(s);
                 return SN_EXIT_USAGE;
             }
-            snprintf(s->datadir, sizeof(s->datadir), "%s", optarg);
+            snprintf(datadir, sizeof(datadir), "%s", optarg);
             data_given = true;
             break;
         case O_SELF:
@@ -285,7 +279,7 @@ int sn_cmd_serve(int argc, char **argv)
             tenants = optarg;
             break;
         case O_UIDIR:
-            snprintf(s->uidir, sizeof(s->uidir), "%s", optarg);
+            snprintf(uidir, sizeof(uidir), "%s", optarg);
             break;
         case O_NOAGENT:
             agent = false;
@@ -297,7 +291,6 @@ int sn_cmd_serve(int argc, char **argv)
             if (end == optarg || *end || v < 1 || v > (c == O_THREADS ? 64 : 100000)) {
                 fprintf(stderr, "sonde serve: --%s wants a positive integer\n",
                         c == O_THREADS ? "threads" : "key-cap");
-                free(s);
                 return SN_EXIT_USAGE;
             }
             if (c == O_THREADS)
@@ -313,7 +306,6 @@ int sn_cmd_serve(int argc, char **argv)
         case O_BODYMEM: {
             uint64_t v;
             if (!limit_arg(c - O_MAXCONN, optarg, &v)) {
-                free(s);
                 return SN_EXIT_USAGE;
             }
             if (c == O_MAXCONN)
@@ -330,54 +322,43 @@ int sn_cmd_serve(int argc, char **argv)
         }
         case 'h':
             fputs(usage, stdout);
-            free(s);
             return SN_EXIT_OK;
         default:
             fputs("run 'sonde serve --help' for usage\n", stderr);
-            free(s);
             return SN_EXIT_USAGE;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "sonde serve: unexpected argument '%s'\n", argv[optind]);
-        free(s);
         return SN_EXIT_USAGE;
     }
     if (!listen_ok(listen, why, sizeof(why))) {
         fprintf(stderr, "sonde serve: --listen %s: %s\n", listen, why);
-        free(s);
         return SN_EXIT_USAGE;
     }
-    if (tenants && sn_tenants_load(tenants, &s->tenants, why, sizeof(why)) < 0) {
+    if (tenants && sn_tenants_load(tenants, &so.tenants, why, sizeof(why)) < 0) {
         fprintf(stderr, "sonde serve: tenants file: %s\n", why);
-        free(s);
         return SN_EXIT_USAGE;
     }
-    if (data_given && (rc = make_datadir(s->datadir, why, sizeof(why))) != 0) {
-        fprintf(stderr, "sonde serve: --data %s: %s\n", s->datadir, why);
-        sn_tenants_free(s->tenants);
-        free(s);
+    if (data_given && (rc = make_datadir(datadir, why, sizeof(why))) != 0) {
+        fprintf(stderr, "sonde serve: --data %s: %s\n", datadir, why);
+        sn_tenants_free(so.tenants);
         return rc;
     }
-    snprintf(path, sizeof(path), "%s/data", s->datadir);
+    snprintf(path, sizeof(path), "%s/data", datadir);
     if ((rc = mkdirs(path)) < 0) {
         fprintf(stderr, "sonde serve: cannot create %s: %s\n", path, strerror(-rc));
-        sn_tenants_free(s->tenants);
-        free(s);
+        sn_tenants_free(so.tenants);
         return SN_EXIT_FAILURE;
     }
-    if (gethostname(s->host, sizeof(s->host)) != 0)
-        snprintf(s->host, sizeof(s->host), "localhost");
-    s->host[sizeof(s->host) - 1] = '\0';
-    /* frames (writers) must not wait behind a stream of heatmap readers */
-    pthread_rwlockattr_t la;
-    pthread_rwlockattr_init(&la);
-    pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&s->lock, &la);
-    pthread_rwlockattr_destroy(&la);
-    s->next_ids = json_object();
-    s->started = sn_now();
-    s->key_cap = (uint32_t)cap; /* ingested frames too, not only the local agent's */
+    so.datadir = datadir;
+    so.uidir = uidir;
+    so.key_cap = (uint32_t)cap;
+    so.agent = agent;
+    so.trace_self = trace_self;
+    ho.listen = listen;
+    ho.threads = (int)threads;
+    so.http = ho;
 
     /* signals go to this thread only: block them before any other thread exists */
     sigset_t sigs;
@@ -388,34 +369,19 @@ int sn_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (sn_server_load_defs(s) < 0) {
-        fprintf(stderr, "sonde serve: %s/instrumentations.json is unreadable; move it aside\n",
-                s->datadir);
-        rc = SN_EXIT_FAILURE;
-        goto out;
-    }
-    if (agent) {
-        rc = sn_collector_start(s, (uint32_t)cap, trace_self, &s->collector);
-        if (rc < 0) {
-            sn_log(SN_LOG_WARN, "serve",
-                   "the local agent cannot load BPF programs (%s; needs root and a kernel with "
-                   "BTF): serving ingested data only",
-                   strerror(-rc));
-            s->collector = NULL;
-        }
-    }
-    sn_server_start_local_all(s);
-    s->xforms = sn_xforms_start();
-    ho.listen = listen;
-    ho.threads = (int)threads;
-    ho.handler = sn_api_handle;
-    ho.limit = sn_api_limit;
-    ho.admit = sn_api_admit;
-    ho.ctx = s;
-    if (sn_http_start(&ho, &s->http) < 0) {
+    rc = sn_server_open(&so, &s); /* the tenants are the server's from here on */
+    if (rc == -EADDRINUSE) {
         fprintf(stderr, "sonde serve: cannot listen on %s\n", listen);
-        rc = SN_EXIT_FAILURE;
-        goto out;
+        return SN_EXIT_FAILURE;
+    }
+    if (rc == -ENOMEM) {
+        fprintf(stderr, "sonde serve: out of memory\n");
+        return SN_EXIT_FAILURE;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "sonde serve: %s/instrumentations.json is unreadable; move it aside\n",
+                datadir);
+        return SN_EXIT_FAILURE;
     }
     {
         char host[256];
@@ -423,46 +389,18 @@ int sn_cmd_serve(int argc, char **argv)
         snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
         if (!host[0])
             snprintf(host, sizeof(host), "127.0.0.1");
-        printf("sonde: serving on http://%s:%d/\n", host, sn_http_port(s->http));
+        printf("sonde: serving on http://%s:%d/\n", host, sn_server_port(s));
         fflush(stdout);
     }
-    sn_log(SN_LOG_INFO, "serve", "data in %s; local agent %s; %s", s->datadir,
-           s->collector ? "on" : "off", s->tenants ? "tenants configured" : "loopback only");
-
-    int64_t last_save = sn_now();
-    for (;;) {
-        struct timespec one = {1, 0};
-        int sig = sigtimedwait(&sigs, NULL, &one);
-        if (sig == SIGINT || sig == SIGTERM)
-            break;
-        int64_t now = sn_now();
-        bool save = now - last_save >= 60;
-        if (save)
-            last_save = now;
-        sn_server_tick(s, now, save);
-    }
+    sn_server_run(s, &sigs);
     sn_log(SN_LOG_INFO, "serve", "stopping");
-    rc = SN_EXIT_OK;
-out:
-    sn_http_stop(s->http);
-    s->http = NULL;
-    sn_collector_stop(s->collector);
-    s->collector = NULL;
-    sn_xforms_stop(s->xforms);
     /* what was acknowledged and is not on disk would be lost: say so, and exit non-zero */
-    if (sn_server_save_final(s) < 0) {
+    if (sn_server_close(s) < 0) {
         sn_log(SN_LOG_ERROR, "serve",
                "the final save failed (see above): persisted data or definitions are lost; "
                "exiting with status %d",
                SN_EXIT_FAILURE);
-        rc = SN_EXIT_FAILURE;
+        return SN_EXIT_FAILURE;
     }
-    for (size_t i = 0; i < s->n; i++)
-        sn_instn_free(s->insts[i]);
-    free(s->insts);
-    json_decref(s->next_ids);
-    sn_tenants_free(s->tenants);
-    pthread_rwlock_destroy(&s->lock);
-    free(s);
-    return rc;
+    return SN_EXIT_OK;
 }

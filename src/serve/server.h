@@ -1,29 +1,32 @@
 /*
  * `sonde serve`: the state of one server process, shared by its parts. The API's handlers
- * (src/api) read and change it; the collector (the local agent) and the ingest endpoint add
- * frames to its datasets; a tick thread expires slots, reaps idle instrumentations and saves
- * persisted data once a minute.
+ * (src/api) read and change the instrumentations' definitions through the calls below, and
+ * their data through the aggregator (agg/agg.h, s->agg), which the collector (the local agent)
+ * and the ingest endpoint feed; a tick thread expires slots, reaps idle instrumentations and
+ * saves persisted data once a minute.
  *
- * Locking: one reader-writer lock guards the instrumentations and what readers see of their
- * datasets. Value queries and renders take it for reading (they run in parallel); creates,
- * changes, deletes and the tick take it for writing, briefly. Frames (ingest and the local
- * agent) take it only to find their dataset (a reference keeps it alive after a delete) and to
- * publish each new slot, never while they decode a body or merge its keys: that work runs
- * under the dataset's own mutex (agg/dataset.h), so a frame of any size on one instrumentation
- * never holds up requests on another. Counters are atomics, outside the lock.
+ * Locking: the server's reader-writer lock guards the instrumentations' definitions (the list,
+ * next ids, the definitions file) and nothing else; the calls below take it themselves and
+ * hand out copies. Data has its own locks, per instrumentation, inside the aggregator: a frame
+ * of any size on one instrumentation never holds up requests on another, and no request waits
+ * for a frame to be merged. Lock order: the server's lock, then the aggregator's. Counters are
+ * atomics, outside any lock.
  */
 #ifndef SN_SERVE_SERVER_H
 #define SN_SERVE_SERVER_H
 
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "agent/definition.h"
+#include "agg/agg.h"
 #include "core/clock.h"
 #include "agg/dataset.h"
+#include "http/server.h"
 #include "serve/tenants.h"
 
 #define SN_SCOPE_MAX      64
@@ -46,29 +49,21 @@ struct sn_instn {
     bool persist;
     int64_t crtime_ms;
     _Atomic int64_t last_access; /* seconds; CA's idle reaping */
-    struct sn_dataset *ds;
-    bool local;             /* the local agent runs it */
-    int64_t local_since_ms; /* since when */
-    char local_error[256];  /* why the local agent could not, if it could not */
+    struct sn_dataset *ds;       /* a reference, for its immutable options (sn_ds_opts()) and the
+                                  * start-up load; its data is read and fed through s->agg only.
+                                  * NULL in copies (sn_server_get()) */
 };
 
 struct sn_collector;
 struct sn_http;
 
-/* Counters for /metrics; each an atomic, bumped where it happens. */
+/* Counters for /metrics; each an atomic, bumped where it happens. What happens to frames in
+ * the aggregator is counted there (sn_agg_counters()). */
 struct sn_counters {
-    _Atomic uint64_t frames_in;          /* frames accepted into a dataset */
-    _Atomic uint64_t frames_local;       /* of them, from the local agent */
+    _Atomic uint64_t frames_local;       /* frames added, from the local agent */
     _Atomic uint64_t frames_invalid;     /* ingest frames refused as malformed */
-    _Atomic uint64_t frames_unknown;     /* for no such instrumentation (e.g. just deleted) */
-    _Atomic uint64_t frames_late;        /* older than the retention */
-    _Atomic uint64_t frames_future;      /* stamped too far ahead */
-    _Atomic uint64_t frames_duplicate;   /* point scope: a second report of one source */
-    _Atomic uint64_t frames_mismatch;    /* of another arity than their instrumentation */
-    _Atomic uint64_t events_over_cap;    /* agents' key-cap drops, from the frames */
-    _Atomic uint64_t events_map_full;    /* agents' map-full drops, from the frames */
-    _Atomic uint64_t keys_folded;        /* frame keys past --key-cap, folded into "other" */
-    _Atomic uint64_t events_folded;      /* their events */
+    _Atomic uint64_t frames_mismatch;    /* ingest bodies refused for a frame of another arity
+                                          * (frames dropped so: the aggregator's count) */
     _Atomic uint64_t reaped;             /* instrumentations deleted for idleness */
     _Atomic uint64_t renders, render_ns; /* heatmap images and the time drawing them */
     _Atomic uint64_t raw_requests, raw_ns;
@@ -77,7 +72,7 @@ struct sn_counters {
 };
 
 struct sn_server {
-    pthread_rwlock_t lock;
+    pthread_rwlock_t lock;   /* the definitions: insts, n, next_ids, defs_unsaved */
     struct sn_instn **insts; /* guarded by lock */
     size_t n, cap;
     json_t *next_ids;  /* {scope: next id} (guarded by lock) */
@@ -90,10 +85,43 @@ struct sn_server {
     struct sn_collector *collector; /* NULL when the local agent is off */
     struct sn_xforms *xforms;       /* transformations of keys (serve/transform.h) */
     struct sn_http *http;
+    struct sn_agg *agg; /* every instrumentation's data, by key */
     struct sn_counters c;
     int64_t started;
     uint32_t key_cap; /* --key-cap: keys a dataset's slot keeps before "other"; 0: no cap */
 };
+
+/* What a server is opened with (cli/cmd_serve.c parses it from the command line). */
+struct sn_server_opts {
+    const char *datadir;        /* the data directory; it and its data/ exist */
+    const char *uidir;          /* NULL or "": the UI compiled in; else its files' directory */
+    struct sn_tenants *tenants; /* NULL: none (loopback only); the server's from open on,
+                                 * even when open fails */
+    uint32_t key_cap;           /* --key-cap: keys a slot keeps before "other" */
+    bool agent;                 /* run the local agent */
+    bool trace_self;            /* let the local agent count this process's events */
+    struct sn_http_opts http;   /* listen, threads, limits (the handler is the API's) */
+};
+
+/*
+ * The server's life. Open restores the definitions and persisted data of the data directory
+ * (sn_server_load_defs()), starts the local agent (logging why when it cannot) and runs every
+ * instrumentation there, starts the transformations and the HTTP API, and logs what it
+ * serves. Returns 0 with *out, or (nothing left running, *out NULL, the final save made as at
+ * a close): -EINVAL the definitions file is unreadable, -EADDRINUSE the API cannot listen,
+ * -ENOMEM, or the -errno of a copy of refused definitions that cannot be kept.
+ */
+int sn_server_open(const struct sn_server_opts *o, struct sn_server **out);
+/* The port the API listens on. */
+int sn_server_port(const struct sn_server *s);
+/* Runs the once-a-second tick (sn_server_tick(), saving persisted data once a minute) until
+ * SIGINT or SIGTERM arrives; the caller blocked the signals of stop before open (every thread
+ * then inherits the mask). Returns the signal. */
+int sn_server_run(struct sn_server *s, const sigset_t *stop);
+/* Stops the local agent, then the API, and makes the final save (sn_server_save_final()),
+ * then frees everything; NULL is fine. Returns 0, or the final save's first -errno (logged:
+ * something acknowledged may be lost, and the process should exit non-zero). */
+int sn_server_close(struct sn_server *s);
 
 /* The instrumentation of scope with id, or NULL. Call with the lock held. */
 struct sn_instn *sn_server_find(struct sn_server *s, const char *scope, uint64_t id);
@@ -122,6 +150,30 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
 int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *why, size_t whylen);
 /* Deletes the instrumentation's saved data (persist-data turned off). Lock held. */
 void sn_server_unpersist(struct sn_server *s, struct sn_instn *in);
+
+/*
+ * Copies for the API, taken under the lock (which these take themselves): each is the
+ * caller's (sn_instn_free()), with its own predicate and decomposition and no dataset.
+ */
+/* The instrumentation of scope with id; its last access set to now when touch. NULL when there
+ * is none (or out of memory). */
+struct sn_instn *sn_server_get(struct sn_server *s, const char *scope, uint64_t id, bool touch);
+/* The instrumentations of scope (NULL: every scope), oldest first, as a new array of *n copies
+ * (free() it, and each with sn_instn_free()). NULL when out of memory. */
+struct sn_instn **sn_server_list(struct sn_server *s, const char *scope, size_t *n);
+/* How many instrumentations there are, and whether the definitions file is behind memory. */
+void sn_server_state(struct sn_server *s, size_t *n, bool *defs_unsaved);
+/*
+ * A change (PUT) of the instrumentation of scope with id: the properties of p (borrowed) that
+ * may change (sn_instn_set_props()) are saved, then applied; *out (when not NULL) receives a
+ * copy as changed. Returns 0, or with why: -ENOENT, -EINVAL (CA's message), -ENOSPC / -EIO
+ * when the definitions file cannot be written (nothing changed), -ENOMEM when the dataset's
+ * retention cannot change ("cannot change the retention: ...": the old properties are kept).
+ */
+int sn_server_change(struct sn_server *s, const char *scope, uint64_t id, const json_t *p,
+                     struct sn_instn **out, char *why, size_t whylen);
+/* Whether this host's agent runs instrumentation key (per-source status, agg/agg.h). */
+bool sn_server_local(struct sn_server *s, const char *key);
 /* Writes the definitions file (core/file.h: whole or not at all) with the write lock held.
  * Returns 0 or -errno; logs a failure once (and the first success after one), counts it, and
  * keeps defs_unsaved up to date. A caller that cannot undo its change leaves it to the tick. */
@@ -132,14 +184,10 @@ void sn_instn_free(struct sn_instn *in);
  * predicate includes the tenant's containers. */
 json_t *sn_instn_agent_def(const struct sn_server *s, const struct sn_instn *in);
 
-/* Adds a frame (borrowed) to its instrumentation's dataset and counts the outcome. Call
- * without the lock: it takes it itself, briefly (sn_ds_add_shared()). Returns the enum
- * sn_ds_added outcome, -ENOENT for an unknown id, -ENOMEM; fold (may be NULL) receives what the
- * key cap folded into "other". */
+/* Thin wrappers of sn_agg_ingest() and sn_agg_ingest_try() on s->agg, kept until every caller
+ * calls the aggregator itself. */
 int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
                      struct sn_ds_fold *fold);
-/* The same, but -EAGAIN (nothing counted) when another frame is being merged into the same
- * dataset (sn_ds_add_shared_try()). */
 int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
                          struct sn_ds_fold *fold);
 
@@ -153,12 +201,19 @@ int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int
  * the expected object), or -errno when the copy cannot be kept (nothing is rewritten then).
  */
 int sn_server_load_defs(struct sn_server *s);
+/* Between the server's files (server.c, defs_file.c, data_file.c): a new dataset for in with
+ * the server's key cap (NULL when out of memory); appends in to the list (lock held; 0 or
+ * -ENOMEM); loads in's persisted data into in->ds before it is in the aggregator (a file
+ * that cannot be read is logged and left alone). */
+struct sn_dataset *sn_server_new_dataset(const struct sn_server *s, const struct sn_instn *in);
+int sn_server_append(struct sn_server *s, struct sn_instn *in);
+void sn_server_load_data(struct sn_server *s, struct sn_instn *in);
 /* Asks the local agent to run every instrumentation (after a restart). */
 void sn_server_start_local_all(struct sn_server *s);
 /* Once a second: expires slots, reaps idle instrumentations, and saves persisted data when
  * save is set. Takes the lock itself. */
 void sn_server_tick(struct sn_server *s, int64_t now, bool save);
-/* Saves the datasets of persist-data instrumentations. Lock held (read). Returns 0, or the
+/* Saves the datasets of persist-data instrumentations. Lock held. Returns 0, or the
  * first -errno of those that could not be saved (each logged). */
 int sn_server_save_data(struct sn_server *s);
 /* The final save at shutdown: every persisted dataset, and the definitions if they are
