@@ -35,6 +35,7 @@
 #include "api/api.h"
 #include "core/log.h"
 #include "fuzz_check.h"
+#include "serve/flow.h"
 #include "serve/server.h"
 #include "serve/tenants.h"
 
@@ -298,6 +299,7 @@ static void teardown(void)
                          sizeof(why));
     remove_tree(srv->datadir);
     free(srv->insts);
+    sn_flow_close(srv);
     sn_agg_destroy(srv->agg);
     json_decref(srv->next_ids);
     pthread_rwlock_destroy(&srv->lock);
@@ -318,6 +320,7 @@ static void setup(void)
     pthread_rwlock_init(&srv->lock, NULL);
     srv->next_ids = json_object();
     FUZZ_CHECK(sn_agg_create(&srv->agg) == 0);
+    FUZZ_CHECK(sn_flow_open(srv) == 0); /* the bus frames and control travel on */
     snprintf(dir, sizeof(dir), "%s/sonde-fuzz-api-XXXXXX",
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     FUZZ_CHECK(mkdtemp(dir) != NULL);

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "fuzz_check.h"
 #include "serve/instn_def.h"
+#include "serve/flow.h"
 #include "serve/server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -61,6 +62,7 @@ static struct sn_server *server_new(void)
     pthread_rwlock_init(&s->lock, NULL);
     s->next_ids = json_object();
     FUZZ_CHECK(sn_agg_create(&s->agg) == 0);
+    FUZZ_CHECK(sn_flow_open(s) == 0); /* the bus frames and control travel on */
     snprintf(s->datadir, sizeof(s->datadir), "%s", dir);
     snprintf(s->host, sizeof(s->host), "fuzzhost");
     return s;
@@ -71,6 +73,7 @@ static void server_free(struct sn_server *s)
     for (size_t i = 0; i < s->n; i++)
         sn_instn_free(s->insts[i]);
     free(s->insts);
+    sn_flow_close(s);
     sn_agg_destroy(s->agg);
     json_decref(s->next_ids);
     pthread_rwlock_destroy(&s->lock);

@@ -1,17 +1,18 @@
 /*
- * Ingest (Sonde's extension, docs/api.md): `POST /ca/ingest` takes frames from agents without
- * a bus and from other producers, in the agent's documented forms: JSON (one frame object, an
- * array of them, or JSON lines, as `sonde agent --stdout` prints) or binary (each frame of
- * wire/frame.h behind its length as a little-endian u32, the stream of wire/stream.h, as
+ * Ingest (Sonde's extension, docs/api.md): `POST /ca/ingest` takes frames from agents that are
+ * not on the server's bus and from other producers, in the agent's documented forms: JSON (one
+ * frame object, an array of them, or JSON lines, as `sonde agent --stdout` prints) or binary (each
+ * frame of wire/frame.h behind its length as a little-endian u32, the stream of wire/stream.h, as
  * `sonde agent --format binary` prints), told apart by Content-Type (application/octet-stream
  * is binary).
  *
  * A body is taken whole or not at all: it is decoded once, by wire/, into frames that are checked
  * as they come (names and keys UTF-8, a tenant's ids) and kept; the kept frames are checked
- * against their instrumentations' arities, then those same frames are added. Decoding and checking
- * take no lock (the arity check takes the server's lock for reading, a lookup per frame); adding
- * takes it only to find each frame's dataset and to publish each merged slot (sn_server_ingest()),
- * so a huge body holds up nobody but the ingests of its own instrumentations. Keys past the
+ * against their instrumentations' arities, then those same frames are published to the
+ * aggregator through the bus, the path every source's frames take (serve/flow.h). Decoding and
+ * checking take no lock (the arity check is a lookup per frame in the aggregator); adding locks
+ * only each frame's own instrumentation, so a huge body holds up nobody but the ingests of its
+ * own instrumentations. Keys past the
  * server's --key-cap go to "other", as the reply's "folded" counts. A bad frame is a 400 naming it
  * and counted; frames for unknown instrumentations (one just deleted), late ones (past the
  * retention) and ones stamped too far ahead are dropped and counted, as the reply says.
@@ -28,7 +29,7 @@
 #include "api/internal.h"
 #include "core/clock.h"
 #include "core/grow.h"
-#include "http/server.h"
+#include "serve/flow.h"
 #include "wire/frame_json.h"
 #include "wire/stream.h"
 
@@ -124,28 +125,25 @@ static int binary(const unsigned char *p, size_t len, struct ingest *g)
     return rc < 0 ? -EINVAL : (int)r.nth;
 }
 
-/* The frames' arities against their instrumentations', under the lock for reading (briefly:
- * a lookup per frame). Returns 0 or -EINVAL (why set). */
+/* The frames' arities against their instrumentations' (a lookup per frame in the aggregator).
+ * Returns 0 or -EINVAL (why set). */
 static int check_arity(struct ingest *g)
 {
     struct sn_server *s = g->c->s;
-    int rc = 0;
 
-    pthread_rwlock_rdlock(&s->lock);
-    for (size_t i = 0; i < g->n && rc == 0; i++) {
+    for (size_t i = 0; i < g->n; i++) {
         const struct sn_wire_frame *f = &g->f[i];
-        struct sn_instn *in = sn_server_find_key(s, f->id);
-        if (in && sn_ds_opts(in->ds)->arity != f->arity) {
+        int arity = sn_agg_arity(s->agg, f->id);
+        if (arity >= 0 && arity != f->arity) {
             const char *id = strchr(f->id, '/') && g->c->scope[0] ? strchr(f->id, '/') + 1 : f->id;
             snprintf(g->why, sizeof(g->why),
                      "frame %zu: a %s frame for instrumentation %s, which is %s", i + 1,
-                     arity_name(f->arity), id, arity_name(sn_ds_opts(in->ds)->arity));
+                     arity_name(f->arity), id, arity_name((uint8_t)arity));
             g->arity = true;
-            rc = -EINVAL;
+            return -EINVAL;
         }
     }
-    pthread_rwlock_unlock(&s->lock);
-    return rc;
+    return 0;
 }
 
 void sn_api_ingest(struct sn_call *c)
@@ -180,12 +178,12 @@ void sn_api_ingest(struct sn_call *c)
         frames_free(&g);
         return;
     }
-    /* then added frame by frame, each taking the lock only to find its dataset and to publish
+    /* then published frame by frame, each locking only its own instrumentation to publish
      * the merged slot */
     int64_t now = sn_now();
     for (size_t i = 0; i < g.n && rc >= 0; i++) {
         struct sn_ds_fold fd;
-        switch ((rc = sn_server_ingest(s, &g.f[i], now, &fd))) {
+        switch ((rc = sn_flow_frame(s, &g.f[i], now, false, &fd))) {
         case SN_DS_ADDED:
             accepted++;
             folded.keys += fd.keys;
@@ -211,8 +209,6 @@ void sn_api_ingest(struct sn_call *c)
     }
     size_t nframes = g.n;
     frames_free(&g);
-    if (s->http)
-        sn_http_wake(s->http);
     if (rc < 0) {
         sn_resp_error(c->resp, 500, "ECA_NORESOURCE", "out of memory adding frames");
         return;

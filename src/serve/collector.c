@@ -1,10 +1,10 @@
 /*
- * The local agent's sink; see collector.h. Each frame goes to its dataset with
- * sn_server_ingest_try(), which takes the server's lock only to find the dataset and to
- * publish; a frame whose dataset is busy (a big ingest merging into it) is kept, encoded,
- * and added after the second's other frames, so that it delays none of them. Then long polls
- * are woken. The agent escapes keys that are not UTF-8 (\xNN per bad byte) before they get
- * here: the kernel's names are whatever bytes the system has.
+ * The local agent on the bus; see collector.h. Each frame is published with try set (the
+ * aggregator answers -EAGAIN rather than wait for a dataset another frame is being merged
+ * into): a frame whose dataset is busy (a big ingest merging into it) is kept, encoded, and
+ * published after the second's other frames, so that it delays none of them. The agent
+ * escapes keys that are not UTF-8 (\xNN per bad byte) before they get here: the kernel's
+ * names are whatever bytes the system has.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,8 +13,9 @@
 
 #include "agent/agent.h"
 #include "core/grow.h"
-#include "http/server.h"
+#include "bus/bus.h"
 #include "serve/collector.h"
+#include "serve/flow.h"
 #include "serve/server.h"
 #include "wire/frame.h"
 
@@ -26,7 +27,8 @@ struct later {
 struct sn_collector {
     struct sn_server *s;
     struct sn_agent *agent;
-    struct later *later; /* the agent thread's: frames whose dataset was busy */
+    struct sn_bus_sub *control; /* this host's control messages */
+    struct later *later;        /* the agent thread's: frames whose dataset was busy */
     size_t nlater, caplater;
 };
 
@@ -58,10 +60,10 @@ static bool defer(struct sn_collector *c, const struct sn_wire_frame *f)
 static void on_frame(void *arg, const struct sn_wire_frame *f)
 {
     struct sn_collector *c = arg;
-    int rc = sn_server_ingest_try(c->s, f, sn_now(), NULL);
+    int rc = sn_flow_frame(c->s, f, sn_now(), true, NULL);
 
     if (rc == -EAGAIN && !defer(c, f))
-        rc = sn_server_ingest(c->s, f, sn_now(), NULL);
+        rc = sn_flow_frame(c->s, f, sn_now(), false, NULL);
     count(c, rc);
 }
 
@@ -73,14 +75,26 @@ static void on_second(void *arg, int64_t t)
     for (size_t i = 0; i < c->nlater; i++) {
         struct sn_wire_frame f;
         if (sn_wire_frame_decode(c->later[i].buf, c->later[i].len, &f) == 0) {
-            count(c, sn_server_ingest(c->s, &f, sn_now(), NULL));
+            count(c, sn_flow_frame(c->s, &f, sn_now(), false, NULL));
             sn_wire_frame_fini(&f);
         }
         free(c->later[i].buf);
     }
     c->nlater = 0;
-    if (c->s->http)
-        sn_http_wake(c->s->http);
+}
+
+/* The bus's control messages for this host, on the bus's thread for it. */
+static void on_control(void *arg, const struct sn_bus_ctl *m, struct sn_bus_ack *ack)
+{
+    struct sn_collector *c = arg;
+
+    if (m->op == SN_BUS_DISABLE) {
+        sn_agent_disable(c->agent, m->key);
+        return;
+    }
+    int rc = sn_agent_enable(c->agent, m->key, m->def, ack->why, sizeof(ack->why));
+    /* -EOPNOTSUPP (= -ENOTSUP): no BPF here, the instrumentation stands, not running here */
+    ack->rc = rc == 0 || rc == -EOPNOTSUPP || rc == -ENOMEM ? rc : -EINVAL;
 }
 
 int sn_collector_start(struct sn_server *s, uint32_t key_cap, bool trace_self,
@@ -99,20 +113,14 @@ int sn_collector_start(struct sn_server *s, uint32_t key_cap, bool trace_self,
         free(c);
         return rc;
     }
+    rc = sn_bus_subscribe_control(s->bus, s->host, on_control, c, &c->control);
+    if (rc < 0) {
+        sn_agent_close(c->agent);
+        free(c);
+        return rc;
+    }
     *out = c;
     return 0;
-}
-
-int sn_collector_enable(struct sn_collector *c, const char *key, const json_t *def, char *why,
-                        size_t whylen)
-{
-    int rc = sn_agent_enable(c->agent, key, def, why, whylen);
-    return rc == 0 || rc == -ENOTSUP || rc == -ENOMEM ? rc : -EINVAL;
-}
-
-void sn_collector_disable(struct sn_collector *c, const char *key)
-{
-    sn_agent_disable(c->agent, key);
 }
 
 void sn_collector_stats(const struct sn_collector *c, uint64_t *seconds, uint64_t *last_ns,
@@ -129,7 +137,8 @@ void sn_collector_stop(struct sn_collector *c)
 {
     if (!c)
         return;
-    sn_agent_close(c->agent); /* no frame after this */
+    sn_bus_unsubscribe(c->control); /* no command after this */
+    sn_agent_close(c->agent);       /* no frame after this */
     for (size_t i = 0; i < c->nlater; i++)
         free(c->later[i].buf);
     free(c->later);

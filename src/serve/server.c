@@ -22,6 +22,7 @@
 #include "core/grow.h"
 #include "core/log.h"
 #include "serve/collector.h"
+#include "serve/flow.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
 #include "serve/transform.h"
@@ -188,27 +189,6 @@ int sn_server_append(struct sn_server *s, struct sn_instn *in)
 static struct sn_instn *unlink_instn(struct sn_server *s, const char *scope, uint64_t id,
                                      bool force, int *save_rc);
 
-/* Asks the local agent to run in; records why not. Returns 0, -ENOTSUP when the agent cannot
- * run it here for want of BPF (it stands, not running locally), or -EINVAL / -ENOMEM. Lock
- * not held. */
-static int start_local(struct sn_server *s, struct sn_instn *in, char *why, size_t whylen)
-{
-    json_t *def;
-    int rc;
-
-    if (!s->collector) {
-        snprintf(why, whylen, "the local agent is off");
-        return -ENOTSUP;
-    }
-    if (!(def = sn_instn_agent_def(s, in))) {
-        snprintf(why, whylen, "out of memory");
-        return -ENOMEM;
-    }
-    rc = sn_collector_enable(s->collector, in->key, def, why, whylen);
-    json_decref(def);
-    return rc;
-}
-
 int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t whylen)
 {
     json_t *had;
@@ -260,22 +240,20 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
     pthread_rwlock_unlock(&s->lock);
     if (rc < 0)
         return rc;
-    rc = start_local(s, in, why, whylen);
-    /* this host cannot run it (e.g. a USDT probe it lacks): refuse it; without BPF here it
-     * stands, not running locally */
-    if (rc < 0 && rc != -ENOTSUP) {
+    rc = sn_flow_enable(s, in, why, whylen);
+    /* a source cannot run it (e.g. a USDT probe this host lacks): refuse it; a host without
+     * BPF runs none of its kind, and it stands there, not running */
+    if (rc < 0) {
         int src;
         /* forced: the refusal stands even when the file cannot say so yet (the tick saves
          * again; defs_unsaved) */
         if (unlink_instn(s, in->scope, in->id, true, &src) != in) /* deleted meanwhile */
             snprintf(why, whylen, "deleted while being created");
+        sn_flow_disable(s, in->key); /* where it did start */
         sn_ds_destroy(in->ds);
         in->ds = NULL;
         return -EINVAL;
     }
-    /* this host is one source of it, and says so */
-    sn_agg_set_status(s->agg, in->key, s->host, rc == 0 ? SN_AGG_RUNNING : SN_AGG_UNSUPPORTED,
-                      sn_now_ms(), rc == 0 ? NULL : why);
     return 0;
 }
 
@@ -376,41 +354,20 @@ int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *
         snprintf(why, whylen, "no such instrumentation");
         return -ENOENT;
     }
-    if (s->collector)
-        sn_collector_disable(s->collector, in->key);
+    sn_flow_disable(s, in->key);
     /* readers have copies, and queries and frames at work hold references to its data in
      * the aggregator (freed with the last of them): nobody can reach it any more */
     sn_instn_free(in);
     return 0;
 }
 
-int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
-                     struct sn_ds_fold *fold)
-{
-    return sn_agg_ingest(s->agg, f, now, fold);
-}
-
-int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
-                         struct sn_ds_fold *fold)
-{
-    return sn_agg_ingest_try(s->agg, f, now, fold);
-}
-
 void sn_server_start_local_all(struct sn_server *s)
 {
-    char why[512], msg[SN_AGG_WHY_MAX];
-    for (size_t i = 0; i < s->n; i++) {
-        struct sn_instn *in = s->insts[i];
-        int rc = start_local(s, in, why, sizeof(why));
-        if (rc < 0 && rc != -ENOTSUP) {
-            snprintf(msg, sizeof(msg), "not running on %.64s: %.160s", s->host, why);
-            sn_log(SN_LOG_WARN, "serve", "instrumentation %s: %s", in->key, msg);
-            sn_agg_set_status(s->agg, in->key, s->host, SN_AGG_REFUSED, sn_now_ms(), msg);
-            continue;
-        }
-        sn_agg_set_status(s->agg, in->key, s->host, rc == 0 ? SN_AGG_RUNNING : SN_AGG_UNSUPPORTED,
-                          sn_now_ms(), rc == 0 ? NULL : why);
-    }
+    char why[512];
+    for (size_t i = 0; i < s->n; i++) /* a refusal is the sources' status of it (a warning) */
+        if (sn_flow_enable(s, s->insts[i], why, sizeof(why)) < 0)
+            sn_log(SN_LOG_WARN, "serve", "instrumentation %s: not running on some host: %s",
+                   s->insts[i]->key, why);
 }
 
 bool sn_server_local(struct sn_server *s, const char *key)
@@ -493,7 +450,7 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     s->started = sn_now();
     s->key_cap = o->key_cap; /* ingested frames too, not only the local agent's */
     if (!(s->next_ids = json_object()) || sn_agg_create(&s->agg) < 0 ||
-        sn_agg_listen(s->agg, wake_long_polls, s) < 0) {
+        sn_agg_listen(s->agg, wake_long_polls, s) < 0 || sn_flow_open(s) < 0) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -563,6 +520,7 @@ int sn_server_close(struct sn_server *s)
     s->http = NULL;
     sn_xforms_stop(s->xforms);
     s->xforms = NULL;
+    sn_flow_close(s);             /* nobody publishes any more */
     rc = sn_server_save_final(s); /* the caller says what a failure means */
     for (size_t i = 0; i < s->n; i++)
         sn_instn_free(s->insts[i]);

@@ -55,6 +55,8 @@ struct sn_instn {
 };
 
 struct sn_collector;
+struct sn_bus;
+struct sn_bus_sub;
 struct sn_http;
 
 /* Counters for /metrics; each an atomic, bumped where it happens. What happens to frames in
@@ -86,6 +88,8 @@ struct sn_server {
     struct sn_xforms *xforms;       /* transformations of keys (serve/transform.h) */
     struct sn_http *http;
     struct sn_agg *agg; /* every instrumentation's data, by key */
+    struct sn_bus *bus; /* between the sources and the aggregator (serve/flow.h) */
+    struct sn_bus_sub *bus_frames, *bus_status; /* the aggregator's subscriptions */
     struct sn_counters c;
     int64_t started;
     uint32_t key_cap; /* --key-cap: keys a dataset's slot keeps before "other"; 0: no cap */
@@ -183,13 +187,6 @@ void sn_instn_free(struct sn_instn *in);
 /* The host-free definition the local agent runs for in (owned; NULL when out of memory): its
  * predicate includes the tenant's containers. */
 json_t *sn_instn_agent_def(const struct sn_server *s, const struct sn_instn *in);
-
-/* Thin wrappers of sn_agg_ingest() and sn_agg_ingest_try() on s->agg, kept until every caller
- * calls the aggregator itself. */
-int sn_server_ingest(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
-                     struct sn_ds_fold *fold);
-int sn_server_ingest_try(struct sn_server *s, const struct sn_wire_frame *f, int64_t now,
-                         struct sn_ds_fold *fold);
 
 /*
  * Lifecycle (cmd_serve.c). Loads the definitions file of the data directory (none is fine),

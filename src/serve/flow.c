@@ -1,0 +1,132 @@
+/*
+ * The one data path: the bus between the sources and the aggregator; see flow.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agg/agg.h"
+#include "bus/bus.h"
+#include "core/log.h"
+#include "serve/flow.h"
+#include "serve/server.h"
+
+/* What a publisher of frames tells the aggregator, and hears back (the bus's ctx). */
+struct frame_ctx {
+    int64_t now;
+    bool try;
+    struct sn_ds_fold fold;
+};
+
+/* The aggregator as the bus's frame subscriber. */
+static int on_frame(void *arg, const struct sn_wire_frame *f, void *ctx)
+{
+    struct sn_agg *a = arg;
+    struct frame_ctx *x = ctx;
+    int64_t now = x ? x->now : sn_now();
+
+    if (x && x->try)
+        return sn_agg_ingest_try(a, f, now, &x->fold);
+    return sn_agg_ingest(a, f, now, x ? &x->fold : NULL);
+}
+
+/* The aggregator's mirror of what each source says it runs. */
+static void on_status(void *arg, const struct sn_bus_status *st)
+{
+    struct sn_server *s = arg;
+    char why[SN_AGG_WHY_MAX];
+    enum sn_agg_run run = SN_AGG_STOPPED;
+
+    switch (st->state) {
+    case SN_BUS_RUNNING:
+        run = SN_AGG_RUNNING;
+        break;
+    case SN_BUS_FAILED:
+        run = SN_AGG_REFUSED;
+        break;
+    case SN_BUS_UNSUPPORTED:
+        run = SN_AGG_UNSUPPORTED;
+        break;
+    case SN_BUS_STOPPED:
+        break;
+    }
+    if (run == SN_AGG_REFUSED)
+        snprintf(why, sizeof(why), "not running on %.64s: %.160s", st->host, st->why);
+    else
+        snprintf(why, sizeof(why), "%s", st->why);
+    /* -ENOENT: an instrumentation being deleted, or refused at its create */
+    sn_agg_set_status(s->agg, st->key, st->host, run, st->since_ms, why);
+}
+
+int sn_flow_open(struct sn_server *s)
+{
+    if (sn_bus_open(&s->bus) < 0)
+        return -ENOMEM;
+    if (sn_bus_subscribe_frames(s->bus, NULL, on_frame, s->agg, &s->bus_frames) < 0 ||
+        sn_bus_subscribe_status(s->bus, NULL, on_status, s, &s->bus_status) < 0) {
+        sn_flow_close(s);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void sn_flow_close(struct sn_server *s)
+{
+    sn_bus_unsubscribe(s->bus_frames);
+    sn_bus_unsubscribe(s->bus_status);
+    sn_bus_close(s->bus);
+    s->bus_frames = s->bus_status = NULL;
+    s->bus = NULL;
+}
+
+int sn_flow_frame(struct sn_server *s, const struct sn_wire_frame *f, int64_t now, bool try,
+                  struct sn_ds_fold *fold)
+{
+    struct frame_ctx x = {.now = now, .try = try};
+    int rc = sn_bus_publish_frame(s->bus, f, &x);
+
+    if (fold)
+        *fold = x.fold;
+    return rc;
+}
+
+/* Sends one control message to every host; *nacks of them answered into acks[0..max). */
+static int control(struct sn_server *s, enum sn_bus_op op, const char *key, const json_t *def,
+                   struct sn_bus_ack *acks, size_t max, size_t *nacks)
+{
+    struct sn_bus_ctl m = {.op = op, .key = key, .def = def};
+    return sn_bus_publish_control(s->bus, &m, acks, max, SN_FLOW_CTL_TIMEOUT_MS, nacks);
+}
+
+int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, size_t whylen)
+{
+    struct sn_bus_ack acks[16];
+    size_t n = 0;
+    json_t *def = sn_instn_agent_def(s, in);
+    int rc;
+
+    if (!def) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    rc = control(s, SN_BUS_ENABLE, in->key, def, acks, sizeof(acks) / sizeof(acks[0]), &n);
+    json_decref(def);
+    if (rc < 0) {
+        snprintf(why, whylen, "out of memory");
+        return rc;
+    }
+    for (size_t i = 0; i < n && i < sizeof(acks) / sizeof(acks[0]); i++) {
+        if (acks[i].rc == 0 || acks[i].rc == -EOPNOTSUPP)
+            continue;
+        snprintf(why, whylen, "%s", acks[i].why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void sn_flow_disable(struct sn_server *s, const char *key)
+{
+    size_t n;
+    control(s, SN_BUS_DISABLE, key, NULL, NULL, 0, &n);
+}

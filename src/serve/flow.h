@@ -1,0 +1,53 @@
+/*
+ * The one data path of `sonde serve`: every source reaches the aggregator through the bus
+ * (bus/bus.h), and the aggregator reaches every source through it.
+ *
+ *   local agent (serve/collector.c) ─┐ frames                 ┌─> aggregator (agg/agg.h)
+ *   POST /ca/ingest (api/ingest.c) ──┼──> bus (in process; ───┤   adds them to datasets,
+ *   (the fleet: NATS)  ──────────────┘    NATS in a fleet)    └─> mirrors sources' statuses
+ *
+ *   server (create, delete, restart) ──> bus control: enable / disable ──> every source host,
+ *                                        acknowledged per host (running, refused, unsupported)
+ *
+ * Nothing else adds frames to a dataset or tells an agent what to run; "is this source running
+ * that instrumentation" is what the sources said, read from the aggregator's mirror.
+ */
+#ifndef SN_SERVE_FLOW_H
+#define SN_SERVE_FLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "agg/dataset.h"
+#include "wire/frame.h"
+
+struct sn_server;
+struct sn_instn;
+
+/* How long a create or a restart waits for the sources' acknowledgements (ms). */
+#define SN_FLOW_CTL_TIMEOUT_MS 30000
+
+/* Opens s->bus and subscribes the aggregator (s->agg) to every frame and to the sources'
+ * statuses. Returns 0 or -ENOMEM. */
+int sn_flow_open(struct sn_server *s);
+/* Unsubscribes and closes the bus; after the sources have stopped. */
+void sn_flow_close(struct sn_server *s);
+
+/* Publishes frame f (borrowed) from a source; now is the time it is added at. Returns the
+ * aggregator's outcome (enum sn_ds_added), -ENOENT (no such instrumentation) or -ENOMEM; with
+ * try, -EAGAIN (nothing done) when another frame is being merged into the same dataset. fold
+ * (may be NULL) receives what the key cap folded into "other". */
+int sn_flow_frame(struct sn_server *s, const struct sn_wire_frame *f, int64_t now, bool try,
+                  struct sn_ds_fold *fold);
+
+/* Asks every source host to run in (its host-free definition, the tenant's containers in its
+ * predicate) and waits for their acknowledgements. Returns 0 when none refused it (hosts
+ * without BPF say "unsupported", and it stands there not running), or -EINVAL with the first
+ * refusal's why ("cannot enable on this host: ...", a USDT probe it lacks, no answer in time;
+ * the hosts that did start it keep running it until sn_flow_disable()); -ENOMEM. The hosts'
+ * answers become their statuses of in (the aggregator's mirror). */
+int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, size_t whylen);
+/* Asks every source host to stop running key, and waits for them. */
+void sn_flow_disable(struct sn_server *s, const char *key);
+
+#endif
