@@ -1,6 +1,6 @@
 /*
  * The HTTP API of `sonde serve`: Joyent Cloud Analytics' (../shared/ref/joyent-ca.md §1, §4)
- * with Sonde's extensions (docs/api.md), as one handler for http/server.h. Routes live in
+ * with Sonde's extensions (docs/api.md), as one handler for http/httpd.h. Routes live in
  * route.c; each resource family has a file of its own.
  */
 #ifndef SN_API_API_H
@@ -14,7 +14,7 @@
 void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp);
 /* The body size accepted on a path: CA's 4 KiB, more for ingest. */
 size_t sn_api_limit(void *ctx, const char *method, const char *path);
-/* http/server.h's admit: routes and authorizes a request on its head alone, before its body
+/* http/httpd.h's admit: routes and authorizes a request on its head alone, before its body
  * is read. Sets resp to the refusal sn_api_handle() would give whatever the body (a bad
  * X-API-Version, 401, 403, 404, in the facade's form under /LOGIN/analytics) and returns 0,
  * or leaves resp alone and returns the body size the route accepts (sn_api_limit()). */

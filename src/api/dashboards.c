@@ -1,6 +1,6 @@
 /*
  * Dashboards (Sonde's extension, docs/api.md "Dashboards"): the web UI's saved views, named
- * JSON documents of a scope, kept by serve/dashboards.c.
+ * JSON documents of a scope, kept by serve/dash_store.c.
  *
  *   GET    /dashboards          the scope's dashboards: [{name, title, npanels, mtime, uri}]
  *   GET    /dashboards/NAME     the document
@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "api/internal.h"
-#include "serve/dashboards.h"
+#include "serve/dash_store.h"
 
 #define TITLE_MAX    200
 #define SELECTED_MAX 63 /* keys the server draws layers for */

@@ -2,7 +2,7 @@
  * Heatmap resources (§1.5, §4.2-4.4): image, details, average and percentile, with every
  * parameter of CA's and Sonde's extensions (yscale=log, parameters from a JSON body, JSON
  * booleans, several percentiles at once, a raw image/png form, the layers drawn and their
- * hues). The drawing itself is render/heatmap.c; the columns it draws come from the
+ * hues). The drawing itself is render/raster.c; the columns it draws come from the
  * aggregator's query API (agg/agg.h), copied out of one view per request, so that gathering
  * and drawing run without any lock.
  *
@@ -23,7 +23,7 @@
 #include "core/b64.h"
 #include "core/hist.h"
 #include "render/annotate.h"
-#include "render/heatmap.h"
+#include "render/raster.h"
 #include "render/png.h"
 
 #define MAX_SELECTED   (SN_HM_MAX_LAYERS - 1)

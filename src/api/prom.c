@@ -10,7 +10,7 @@
 
 #include "api/internal.h"
 #include "core/grow.h"
-#include "http/server.h"
+#include "http/httpd.h"
 #include "serve/collector.h"
 
 struct out {

@@ -18,7 +18,7 @@
 
 #include "api/assets.h"
 #include "api/internal.h"
-#include "serve/dashboards.h"
+#include "serve/dash_store.h"
 
 static bool version_ok(const char *v)
 {
@@ -474,18 +474,19 @@ static void admin_status(struct sn_call *c, const char *arg)
     json_t *insts = json_array();
     int64_t now = sn_now();
 
-    pthread_rwlock_rdlock(&s->lock);
-    for (size_t i = 0; i < s->n; i++) {
-        struct sn_instn *in = s->insts[i];
+    size_t n = 0;
+    struct sn_instn **list = sn_server_list(s, NULL, &n); /* copies */
+    for (size_t i = 0; i < n; i++) {
+        struct sn_instn *in = list[i];
         json_array_append_new(
             insts, json_pack("{s:s,s:s,s:b,s:I,s:I}", "key", in->key, "metric", in->metric->stat,
                              "local", sn_server_local(s, in->key), "nsources",
                              (json_int_t)sn_agg_sources_since(s->agg, in->key,
                                                               now - (int64_t)in->retention),
                              "idle", (json_int_t)(now - atomic_load(&in->last_access))));
+        sn_instn_free(in);
     }
-    size_t n = s->n;
-    pthread_rwlock_unlock(&s->lock);
+    free(list);
     (void)arg;
     sn_resp_json(c->resp, 200,
                  json_pack("{s:s,s:I,s:s,s:b,s:b,s:I,s:o}", "host", s->host, "uptime",

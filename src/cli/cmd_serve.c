@@ -17,7 +17,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
-#include "http/server.h"
+#include "http/httpd.h"
 #include "serve/server.h"
 
 static const char usage[] =

@@ -1,6 +1,6 @@
 /*
  * An HTTP request and its response as the API sees them, apart from the server library
- * (http/server.c fills them from libmicrohttpd), so that handlers are plain functions that
+ * (http/httpd.c fills them from libmicrohttpd), so that handlers are plain functions that
  * tests and fuzz targets can call.
  *
  * Parameters come from the query string and from a url-encoded form body; the form's win when

@@ -1,5 +1,5 @@
 /*
- * Annotated heatmaps: a plain heatmap (render/heatmap.h) framed by margins that say what it
+ * Annotated heatmaps: a plain heatmap (render/raster.h) framed by margins that say what it
  * shows, so that the image can be shared on its own: a title (the instrumentation's
  * module.stat and decomposition) and the interval, the y axis with ticks in the value's unit
  * (linear or log as drawn), the x axis in UTC wall-clock time, a legend of the layers drawn (a
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "render/heatmap.h"
+#include "render/raster.h"
 
 /* The unit of the values on the y axis (CA's numeric types). */
 enum sn_annot_unit {

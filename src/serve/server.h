@@ -26,7 +26,7 @@
 #include "agg/agg.h"
 #include "core/clock.h"
 #include "agg/dataset.h"
-#include "http/server.h"
+#include "http/httpd.h"
 #include "serve/tenants.h"
 
 #define SN_SCOPE_MAX      64

@@ -8,7 +8,7 @@
  * mapping with the image), average and percentile (§4.4's figures and methodology).
  *
  * Expected pixels are computed here: colours with an HSV conversion of the test's own, and
- * where the reference gives no figure (yscale=log) with render/heatmap.h as the oracle, which
+ * where the reference gives no figure (yscale=log) with render/raster.h as the oracle, which
  * tests/unit/test_heatmap.c holds to the reference. Data sit 5-8 minutes in the past, inside
  * the 600 s retention and older than the 15 s window of "recent" sources, so no request waits
  * (test_sources alone reports from 9 s ago, and asks only for seconds every source filled).
@@ -28,7 +28,7 @@
 #include "core/b64.h"
 #include "core/hist.h"
 #include "http.h"
-#include "render/heatmap.h"
+#include "render/raster.h"
 #include "t.h"
 
 static const char *sonde;

@@ -1,5 +1,5 @@
 // The UI's human units (ui/js/units.js), under Node: durations, sizes, counts, ticks, typed
-// values read back, and legend colours equal to the server's pixels (src/render/heatmap.c).
+// values read back, and legend colours equal to the server's pixels (src/render/raster.c).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -138,7 +138,7 @@ test('clock times are local hh:mm:ss', () => {
 });
 
 test('legend colours are the server\'s full-intensity pixels', () => {
-  // src/render/heatmap.c: HSV(hue, 0.9, 0.95) rounded to bytes; 21° and 112° are the first
+  // src/render/raster.c: HSV(hue, 0.9, 0.95) rounded to bytes; 21° and 112° are the first
   // two default hues
   assert.equal(hueColor(0), 'rgb(242, 24, 24)');
   assert.equal(hueColor(21), 'rgb(242, 101, 24)');

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "render/heatmap.h"
+#include "render/raster.h"
 #include "t.h"
 
 static void test_worked_example(void)

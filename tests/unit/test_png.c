@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "render/heatmap.h"
+#include "render/raster.h"
 #include "render/png.h"
 #include "t.h"
 

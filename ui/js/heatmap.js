@@ -49,7 +49,7 @@ export function rowAt(y, hpx, nb) {
   return Math.max(0, Math.min(nb - 1, Math.ceil(((y + 1) * nb) / hpx) - 1));
 }
 
-// Edge j (0 at ymin) of nb rows over [ymin, ymax], linear or log, as src/render/heatmap.c.
+// Edge j (0 at ymin) of nb rows over [ymin, ymax], linear or log, as src/render/raster.c.
 export function rowEdge(ymin, ymax, nb, j, log) {
   if (!log) return ymin + ((ymax - ymin) * j) / nb;
   const lo = ymin < 1 ? 1 : ymin;

@@ -208,7 +208,7 @@ export function fmtInput(v, t) {
 }
 
 // The full-intensity colour of a heatmap layer of this hue, as the server draws it
-// (src/render/heatmap.c: HSV with saturation 0.9 and value 0.95, rounded to bytes).
+// (src/render/raster.c: HSV with saturation 0.9 and value 0.95, rounded to bytes).
 export function hueColor(h) {
   const s = 0.9, v = 0.95, c = v * s, hp = (((h % 360) + 360) % 360) / 60;
   const x = c * (1 - Math.abs((hp % 2) - 1)), m = v - c;

@@ -20,8 +20,8 @@
  * 503 with Retry-After. Each refusal is counted (sn_http_stats) and logged, at most once per
  * 10 s per reason.
  */
-#ifndef SN_HTTP_SERVER_H
-#define SN_HTTP_SERVER_H
+#ifndef SN_HTTP_HTTPD_H
+#define SN_HTTP_HTTPD_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -9,8 +9,8 @@
  * take, and each selected key) are normalized together (rank or linear) and coloured in HSV
  * with a hue per layer, mixed by intensity.
  */
-#ifndef SN_RENDER_HEATMAP_H
-#define SN_RENDER_HEATMAP_H
+#ifndef SN_RENDER_RASTER_H
+#define SN_RENDER_RASTER_H
 
 #include <stdbool.h>
 #include <stddef.h>

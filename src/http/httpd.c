@@ -39,7 +39,7 @@
 #include <time.h>
 
 #include "core/log.h"
-#include "http/server.h"
+#include "http/httpd.h"
 
 #define SWEEP_MS       250          /* how often deadlines are checked */
 #define LOG_EVERY_MS   10000        /* at most one log line per refusal reason in this time */

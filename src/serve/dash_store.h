@@ -14,8 +14,8 @@
  * The store checks names and counts; what a document holds is the API's business
  * (src/api/dashboards.c). Thread-safe: writes of one process are serialized by a mutex.
  */
-#ifndef SN_SERVE_DASHBOARDS_H
-#define SN_SERVE_DASHBOARDS_H
+#ifndef SN_SERVE_DASH_STORE_H
+#define SN_SERVE_DASH_STORE_H
 
 #include <jansson.h>
 #include <stdbool.h>

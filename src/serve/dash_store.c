@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "serve/dashboards.h"
+#include "serve/dash_store.h"
 #include "core/file.h"
 
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "render/heatmap.h"
+#include "render/raster.h"
 
 double sn_hm_default_hue(size_t i)
 {
