@@ -163,23 +163,6 @@ PLAIN(value_index, sn_api_value_index(c, false))
 PLAIN(value_raw, sn_api_raw(c))
 PLAIN(heatmap_index, sn_api_value_index(c, true))
 #undef PLAIN
-static void dash_get(struct sn_call *c, const char *name)
-{
-    sn_api_dash_get(c, name);
-}
-static void dash_put(struct sn_call *c, const char *name)
-{
-    sn_api_dash_put(c, name);
-}
-static void dash_delete(struct sn_call *c, const char *name)
-{
-    sn_api_dash_delete(c, name);
-}
-static void heatmap(struct sn_call *c, const char *what)
-{
-    sn_api_heatmap(c, what);
-}
-
 #define HM_CA     "instrumentations/:id/value/heatmap/image|details|average|percentile"
 #define HM_FACADE "instrumentations/:id/value/heatmap/image|details"
 
@@ -195,9 +178,9 @@ static const struct route routes[] = {
     {CA, "GET", "transformations", AUTH_SCOPE, 0, 0, transformations},
     {CA, "POST", "ingest", AUTH_SCOPE, R_RAW_BODY, SN_INGEST_BODY_MAX, ingest},
     {CA, "GET", "dashboards", AUTH_SCOPE, 0, 0, dash_list},
-    {CA, "GET", "dashboards/:name", AUTH_SCOPE, 0, 0, dash_get},
-    {CA, "PUT", "dashboards/:name", AUTH_SCOPE, 0, SN_DASH_BODY_MAX, dash_put},
-    {CA, "DELETE", "dashboards/:name", AUTH_SCOPE, 0, 0, dash_delete},
+    {CA, "GET", "dashboards/:name", AUTH_SCOPE, 0, 0, sn_api_dash_get},
+    {CA, "PUT", "dashboards/:name", AUTH_SCOPE, 0, SN_DASH_BODY_MAX, sn_api_dash_put},
+    {CA, "DELETE", "dashboards/:name", AUTH_SCOPE, 0, 0, sn_api_dash_delete},
     {CA, "GET", "instrumentations", AUTH_SCOPE, 0, 0, inst_list},
     {CA, "POST", "instrumentations", AUTH_SCOPE, 0, 0, inst_create},
     {CA, "GET", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_get},
@@ -207,7 +190,7 @@ static const struct route routes[] = {
     {CA, "GET", "instrumentations/:id/value", AUTH_SCOPE, 0, 0, value_index},
     {CA, "GET", "instrumentations/:id/value/raw", AUTH_SCOPE, 0, 0, value_raw},
     {CA, "GET", "instrumentations/:id/value/heatmap", AUTH_SCOPE, 0, 0, heatmap_index},
-    {CA, "GET", HM_CA, AUTH_SCOPE, 0, 0, heatmap},
+    {CA, "GET", HM_CA, AUTH_SCOPE, 0, 0, sn_api_heatmap},
 
     {FACADE, "GET", "", AUTH_SCOPE, 0, 0, describe},
     {FACADE, "GET", "instrumentations", AUTH_SCOPE, 0, 0, inst_list},
@@ -216,7 +199,7 @@ static const struct route routes[] = {
     {FACADE, "DELETE", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_delete},
     {FACADE, "POST", "instrumentations/:id", AUTH_SCOPE, 0, 0, facade_action},
     {FACADE, "GET", "instrumentations/:id/value/raw", AUTH_SCOPE, 0, 0, value_raw},
-    {FACADE, "GET", HM_FACADE, AUTH_SCOPE, 0, 0, heatmap},
+    {FACADE, "GET", HM_FACADE, AUTH_SCOPE, 0, 0, sn_api_heatmap},
 };
 
 /* Whether segment seg is one of the '|'-separated words of alt[0..len). */

@@ -3,6 +3,7 @@
  * request written whole, and the response read until it is complete (chunked or
  * Content-Length framing) or the server closes the connection. No third-party library.
  */
+#include "core/clock.h"
 #include "http/client.h"
 
 #include <ctype.h>
@@ -72,18 +73,11 @@ int sn_url_parse(const char *url, struct sn_url *u)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for events on fd until the deadline; 0, or -ETIMEDOUT / -errno. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (int tries = 0; tries < 1000000; tries++) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - sn_mono_ms();
         struct pollfd pfd = {.fd = fd, .events = events};
         int n;
         if (left <= 0)
@@ -364,7 +358,7 @@ int sn_http_request(const struct sn_url *u, const char *method, const char *path
                     const char *const *headers, const void *body, size_t blen, int timeout_ms,
                     struct sn_http_resp *r)
 {
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
+    int64_t deadline = sn_mono_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
     struct buf req = {0}, in = {0};
     bool head_only = strcmp(method, "HEAD") == 0;
     int fd, rc;

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/clock.h"
 #include "http/httpd.h"
 
 #define SWEEP_MS       250          /* how often deadlines are checked */
@@ -121,26 +122,12 @@ const char *sn_http_refusal_name(int why)
     return why >= 0 && why < SN_HTTP_R_N ? refusal_names[why] : NULL;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Counts a refusal and logs it, at most once per LOG_EVERY_MS per reason (the line says how
  * many there were since the last one). who: the client's address, or NULL. */
 static void refusal(struct sn_http *h, int why, const char *who)
 {
     uint64_t n = atomic_fetch_add(&h->refused[why], 1) + 1;
-    int64_t now = mono_ms(), last = atomic_load(&h->log_ms[why]);
+    int64_t now = sn_mono_ms(), last = atomic_load(&h->log_ms[why]);
 
     if (last && now - last < LOG_EVERY_MS)
         return;
@@ -194,7 +181,7 @@ static void sock_set(struct sn_http *h, struct sock *s, enum sock_state st)
         return;
     list_del(list_of(h, s->state), s);
     s->state = st;
-    s->since_ms = mono_ms();
+    s->since_ms = sn_mono_ms();
     list_add(list_of(h, st), s);
 }
 
@@ -350,7 +337,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
             s->ipc->n++;
         h->nconns++;
         s->state = S_IDLE;
-        s->since_ms = mono_ms();
+        s->since_ms = sn_mono_ms();
         list_add(&h->idle, s);
         pthread_mutex_unlock(&h->conn_mu);
         atomic_fetch_add(&h->nconns_seen, 1);
@@ -440,7 +427,7 @@ static void *sweeper(void *arg)
 
     pthread_mutex_lock(&h->conn_mu);
     while (!h->sweep_stop) {
-        int64_t now = mono_ms();
+        int64_t now = sn_mono_ms();
         cut_late(h, &h->idle, now - h->header_ms, SN_HTTP_R_SLOW_HEADERS);
         cut_late(h, &h->reading, now - h->body_ms, SN_HTTP_R_SLOW_BODY);
         struct timespec ts;
@@ -693,7 +680,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             return MHD_NO;
         c->req.method = c->method;
         c->req.path = c->path;
-        c->req.t0_ms = now_ms();
+        c->req.t0_ms = sn_now_ms();
         c->req.loopback = is_loopback(mc);
         copy_header(mc, "Content-Type", c->ctype, sizeof(c->ctype), &c->req.ctype);
         copy_header(mc, "X-API-Version", c->version, sizeof(c->version), &c->req.api_version);
@@ -718,7 +705,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     pthread_mutex_lock(&h->mu);
     c->req.final = h->stopping;
     pthread_mutex_unlock(&h->mu);
-    c->req.now_ms = now_ms();
+    c->req.now_ms = sn_now_ms();
     c->resp.park_until_ms = 0;
     h->o.handler(h->o.ctx, &c->req, &c->resp);
     if (c->resp.park_until_ms > 0 && c->resp.status == 0) {
@@ -782,7 +769,7 @@ static void *parker(void *arg)
 
     pthread_mutex_lock(&h->mu);
     for (;;) {
-        int64_t now = now_ms(), next = INT64_MAX;
+        int64_t now = sn_now_ms(), next = INT64_MAX;
         bool all = h->wake || h->stopping;
         h->wake = false;
         for (struct conn **pp = &h->parked; *pp;) {
@@ -1041,9 +1028,9 @@ void sn_http_stop(struct sn_http *h)
     pthread_join(h->parker, NULL);
     /* every long poll the parker resumed gets its answer sent before the connections close
      * (bounded: 5 s) */
-    int64_t until = now_ms() + 5000;
+    int64_t until = sn_now_ms() + 5000;
     pthread_mutex_lock(&h->mu);
-    while (h->npolls > 0 && now_ms() < until) {
+    while (h->npolls > 0 && sn_now_ms() < until) {
         struct timespec ts = {until / 1000, (long)(until % 1000) * 1000000};
         pthread_cond_timedwait(&h->cv, &h->mu, &ts);
     }
