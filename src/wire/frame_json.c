@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,24 +14,9 @@
 
 #include "core/hist.h"
 #include "wire/frame_json.h"
+#include "wire/wire_fail.h"
 
 #define KEY_SHOWN 40 /* bytes of a key quoted in a message */
-
-static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Writes the message into why (when there is room for one) and returns rc. */
-static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why && whylen) {
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* ------------------------------------------------------------------------------------------
  * Encoding
@@ -173,15 +157,15 @@ static int get_name(const json_t *j, const char *member, char **out, char *why, 
     size_t len;
 
     if (!s)
-        return fail(why, whylen, -EINVAL, "\"%s\" is missing", member);
+        return sn_wire_fail(why, whylen, -EINVAL, "\"%s\" is missing", member);
     if (!json_is_string(s))
-        return fail(why, whylen, -EINVAL, "\"%s\" must be a string", member);
+        return sn_wire_fail(why, whylen, -EINVAL, "\"%s\" must be a string", member);
     len = json_string_length(s);
     if (len == 0 || len > SN_WIRE_MAX_NAME)
-        return fail(why, whylen, -EINVAL, "\"%s\" must be 1 to %d bytes long (is %zu)", member,
-                    SN_WIRE_MAX_NAME, len);
+        return sn_wire_fail(why, whylen, -EINVAL, "\"%s\" must be 1 to %d bytes long (is %zu)",
+                            member, SN_WIRE_MAX_NAME, len);
     if (strlen(json_string_value(s)) != len)
-        return fail(why, whylen, -EINVAL, "\"%s\" must not contain a NUL byte", member);
+        return sn_wire_fail(why, whylen, -EINVAL, "\"%s\" must not contain a NUL byte", member);
     *out = dup_bytes(json_string_value(s), len);
     return *out ? 0 : -ENOMEM;
 }
@@ -221,7 +205,7 @@ static int get_hist(const json_t *a, const char *where, struct sn_hist **out, ui
     int rc = 0;
 
     if (!json_is_array(a))
-        return fail(why, whylen, -EINVAL, "%s must be an array of [[lo,hi],count]", where);
+        return sn_wire_fail(why, whylen, -EINVAL, "%s must be an array of [[lo,hi],count]", where);
     h = sn_hist_create();
     if (!h)
         return -ENOMEM;
@@ -231,7 +215,8 @@ static int get_hist(const json_t *a, const char *where, struct sn_hist **out, ui
         uint64_t c;
 
         if (!json_is_array(el) || json_array_size(el) != 2) {
-            rc = fail(why, whylen, -EINVAL, "%s: item %zu must be [[lo,hi],count]", where, i + 1);
+            rc = sn_wire_fail(why, whylen, -EINVAL, "%s: item %zu must be [[lo,hi],count]", where,
+                              i + 1);
             break;
         }
         r = json_array_get(el, 0);
@@ -239,26 +224,29 @@ static int get_hist(const json_t *a, const char *where, struct sn_hist **out, ui
         hi = json_array_get(r, 1);
         if (!json_is_array(r) || json_array_size(r) != 2 || !json_is_integer(lo) ||
             !json_is_integer(hi)) {
-            rc = fail(why, whylen, -EINVAL, "%s: item %zu: the range must be [lo,hi], two integers",
-                      where, i + 1);
+            rc =
+                sn_wire_fail(why, whylen, -EINVAL,
+                             "%s: item %zu: the range must be [lo,hi], two integers", where, i + 1);
             break;
         }
         if (!get_count(json_array_get(el, 1), &c)) {
-            rc = fail(why, whylen, -EINVAL,
-                      "%s: item %zu: the count must be a non-negative integer", where, i + 1);
+            rc = sn_wire_fail(why, whylen, -EINVAL,
+                              "%s: item %zu: the count must be a non-negative integer", where,
+                              i + 1);
             break;
         }
         if (!bucket_of_range(json_integer_value(lo), json_integer_value(hi), &b)) {
-            rc = fail(why, whylen, -EINVAL,
-                      "%s: range [%" JSON_INTEGER_FORMAT ",%" JSON_INTEGER_FORMAT
-                      "] is not a histogram bucket",
-                      where, json_integer_value(lo), json_integer_value(hi));
+            rc = sn_wire_fail(why, whylen, -EINVAL,
+                              "%s: range [%" JSON_INTEGER_FORMAT ",%" JSON_INTEGER_FORMAT
+                              "] is not a histogram bucket",
+                              where, json_integer_value(lo), json_integer_value(hi));
             break;
         }
         if (c == 0) /* the binary form carries no empty bucket */
             continue;
         if (__builtin_add_overflow(sum, c, &sum)) {
-            rc = fail(why, whylen, -EINVAL, "%s: the counts add up to more than 2^64-1", where);
+            rc = sn_wire_fail(why, whylen, -EINVAL, "%s: the counts add up to more than 2^64-1",
+                              where);
             break;
         }
         rc = sn_hist_insert_raw_end(h, b, c);
@@ -302,18 +290,19 @@ static int get_entries(const json_t *v, struct sn_wire_frame *f, char *why, size
 
         quote_key(q, sizeof(q), key, keylen);
         if (keylen > SN_WIRE_MAX_KEY)
-            return fail(why, whylen, -EINVAL, "value: key %s is longer than %d bytes", q,
-                        SN_WIRE_MAX_KEY);
+            return sn_wire_fail(why, whylen, -EINVAL, "value: key %s is longer than %d bytes", q,
+                                SN_WIRE_MAX_KEY);
         if (strlen(key) != keylen)
-            return fail(why, whylen, -EINVAL, "value: key %s contains a NUL byte", q);
+            return sn_wire_fail(why, whylen, -EINVAL, "value: key %s contains a NUL byte", q);
         if (f->n == n) /* cannot happen: the object did not grow */
-            return fail(why, whylen, -EINVAL, "value: changed while decoded");
+            return sn_wire_fail(why, whylen, -EINVAL, "value: changed while decoded");
         if (!(e->key = dup_bytes(key, keylen)))
             return -ENOMEM;
         f->n++;
         if (f->arity == SN_WIRE_DISCRETE) {
             if (!get_count(val, &e->count))
-                return fail(why, whylen, -EINVAL, "value: %s must be a non-negative integer", q);
+                return sn_wire_fail(why, whylen, -EINVAL,
+                                    "value: %s must be a non-negative integer", q);
         } else {
             snprintf(where, sizeof(where), "value: %s", q);
             rc = get_hist(val, where, &e->hist, &e->count, why, whylen);
@@ -321,7 +310,8 @@ static int get_entries(const json_t *v, struct sn_wire_frame *f, char *why, size
                 return rc;
         }
         if (__builtin_add_overflow(f->total, e->count, &f->total))
-            return fail(why, whylen, -EINVAL, "value: the counts add up to more than 2^64-1");
+            return sn_wire_fail(why, whylen, -EINVAL,
+                                "value: the counts add up to more than 2^64-1");
     }
     return 0;
 }
@@ -333,11 +323,13 @@ static int get_drops(const json_t *j, struct sn_wire_frame *f, char *why, size_t
     if (!d)
         return 0;
     if (!json_is_object(d))
-        return fail(why, whylen, -EINVAL, "\"drops\" must be an object");
+        return sn_wire_fail(why, whylen, -EINVAL, "\"drops\" must be an object");
     if ((m = json_object_get(d, "over_cap")) && !get_count(m, &f->over_cap))
-        return fail(why, whylen, -EINVAL, "drops: \"over_cap\" must be a non-negative integer");
+        return sn_wire_fail(why, whylen, -EINVAL,
+                            "drops: \"over_cap\" must be a non-negative integer");
     if ((m = json_object_get(d, "map_full")) && !get_count(m, &f->map_full))
-        return fail(why, whylen, -EINVAL, "drops: \"map_full\" must be a non-negative integer");
+        return sn_wire_fail(why, whylen, -EINVAL,
+                            "drops: \"map_full\" must be a non-negative integer");
     return 0;
 }
 
@@ -348,53 +340,54 @@ static int decode(const json_t *j, struct sn_wire_frame *f, char *why, size_t wh
     int rc;
 
     if (!json_is_object(j))
-        return fail(why, whylen, -EINVAL, "a frame must be a JSON object");
+        return sn_wire_fail(why, whylen, -EINVAL, "a frame must be a JSON object");
     v = json_object_get(j, "v");
     if (v && !(json_is_integer(v) && json_integer_value(v) == SN_WIRE_VERSION))
-        return fail(why, whylen, -EINVAL, "\"v\" must be %d (the only version known)",
-                    SN_WIRE_VERSION);
+        return sn_wire_fail(why, whylen, -EINVAL, "\"v\" must be %d (the only version known)",
+                            SN_WIRE_VERSION);
     if ((rc = get_name(j, "id", &f->id, why, whylen)) < 0 ||
         (rc = get_name(j, "host", &f->host, why, whylen)) < 0)
         return rc;
 
     t = json_object_get(j, "t");
     if (!t)
-        return fail(why, whylen, -EINVAL, "\"t\" is missing");
+        return sn_wire_fail(why, whylen, -EINVAL, "\"t\" is missing");
     if (!json_is_integer(t))
-        return fail(why, whylen, -EINVAL, "\"t\" must be an integer");
+        return sn_wire_fail(why, whylen, -EINVAL, "\"t\" must be an integer");
     if (json_integer_value(t) < 0)
-        return fail(why, whylen, -EINVAL, "\"t\" must not be negative");
+        return sn_wire_fail(why, whylen, -EINVAL, "\"t\" must not be negative");
     f->t = json_integer_value(t);
 
     arity = json_object_get(j, "arity");
     if (!arity)
-        return fail(why, whylen, -EINVAL, "\"arity\" is missing");
+        return sn_wire_fail(why, whylen, -EINVAL, "\"arity\" is missing");
     a = json_string_value(arity); /* NULL unless a string */
     value = json_object_get(j, "value");
     if (a && strcmp(a, "scalar") == 0) {
         f->arity = SN_WIRE_SCALAR;
         if (value && !get_count(value, &f->total))
-            return fail(why, whylen, -EINVAL,
-                        "\"value\" must be a non-negative integer for a scalar frame");
+            return sn_wire_fail(why, whylen, -EINVAL,
+                                "\"value\" must be a non-negative integer for a scalar frame");
     } else if (a && strcmp(a, "discrete-decomposition") == 0) {
         f->arity = SN_WIRE_DISCRETE;
         if (value && !json_is_object(value))
-            return fail(why, whylen, -EINVAL,
-                        "\"value\" must be an object {key: count} for a discrete-decomposition "
-                        "frame");
+            return sn_wire_fail(
+                why, whylen, -EINVAL,
+                "\"value\" must be an object {key: count} for a discrete-decomposition "
+                "frame");
     } else if (a && strcmp(a, "numeric-decomposition") == 0) {
         f->arity = json_is_object(value) ? SN_WIRE_NUMERIC_BY_KEY : SN_WIRE_NUMERIC;
         if (value && !json_is_object(value) && !json_is_array(value))
-            return fail(why, whylen, -EINVAL,
-                        "\"value\" must be an array of [[lo,hi],count] or an object {key: "
-                        "[[[lo,hi],count],...]} for a numeric-decomposition frame");
+            return sn_wire_fail(why, whylen, -EINVAL,
+                                "\"value\" must be an array of [[lo,hi],count] or an object {key: "
+                                "[[[lo,hi],count],...]} for a numeric-decomposition frame");
     } else {
-        return fail(why, whylen, -EINVAL,
-                    "\"arity\" must be \"scalar\", \"discrete-decomposition\" or "
-                    "\"numeric-decomposition\"");
+        return sn_wire_fail(why, whylen, -EINVAL,
+                            "\"arity\" must be \"scalar\", \"discrete-decomposition\" or "
+                            "\"numeric-decomposition\"");
     }
     if (!value)
-        return fail(why, whylen, -EINVAL, "\"value\" is missing");
+        return sn_wire_fail(why, whylen, -EINVAL, "\"value\" is missing");
     if (f->arity != SN_WIRE_SCALAR && (rc = get_entries(value, f, why, whylen)) < 0)
         return rc;
     return get_drops(j, f, why, whylen);
@@ -410,7 +403,7 @@ int sn_wire_frame_from_json(const json_t *j, struct sn_wire_frame *out, char *wh
     rc = decode(j, out, why, whylen);
     if (rc < 0) {
         if (rc == -ENOMEM)
-            fail(why, whylen, rc, "out of memory");
+            sn_wire_fail(why, whylen, rc, "out of memory");
         sn_wire_frame_fini(out);
     }
     return rc;
@@ -456,7 +449,7 @@ static int deliver(struct reader *r, const json_t *o)
 
     rc = sn_wire_frame_from_json(o, &f, sub, sizeof(sub));
     if (rc < 0)
-        return fail(r->why, r->whylen, rc, "frame %zu: %s", r->n, sub);
+        return sn_wire_fail(r->why, r->whylen, rc, "frame %zu: %s", r->n, sub);
     rc = r->fn ? r->fn(&f, r->arg) : 0;
     sn_wire_frame_fini(&f);
     return rc;
@@ -466,7 +459,7 @@ static int deliver(struct reader *r, const json_t *o)
 static int next_frame(struct reader *r)
 {
     if (r->n == r->max)
-        return fail(r->why, r->whylen, -E2BIG, "more than %zu frames", r->max);
+        return sn_wire_fail(r->why, r->whylen, -E2BIG, "more than %zu frames", r->max);
     r->n++;
     return 0;
 }
@@ -478,13 +471,14 @@ static int from_array(struct reader *r)
     int rc = 0;
 
     if (!a)
-        return fail(r->why, r->whylen, -EINVAL, "line %d: invalid JSON: %s", err.line, err.text);
+        return sn_wire_fail(r->why, r->whylen, -EINVAL, "line %d: invalid JSON: %s", err.line,
+                            err.text);
     for (size_t i = 0; i < json_array_size(a) && rc == 0; i++) {
         const json_t *o = json_array_get(a, i);
         if ((rc = next_frame(r)) != 0)
             break;
         if (!json_is_object(o))
-            rc = fail(r->why, r->whylen, -EINVAL, "frame %zu: not a JSON object", r->n);
+            rc = sn_wire_fail(r->why, r->whylen, -EINVAL, "frame %zu: not a JSON object", r->n);
         else
             rc = deliver(r, o);
     }
@@ -505,13 +499,14 @@ static int from_lines(struct reader *r)
         if ((rc = next_frame(r)) != 0)
             return rc;
         if (r->text[r->pos] != '{')
-            return fail(r->why, r->whylen, -EINVAL, "frame %zu: line %zu: not a JSON object", r->n,
-                        r->line);
+            return sn_wire_fail(r->why, r->whylen, -EINVAL,
+                                "frame %zu: line %zu: not a JSON object", r->n, r->line);
         o = json_loadb(r->text + r->pos, r->len - r->pos,
                        JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &err);
         if (!o)
-            return fail(r->why, r->whylen, -EINVAL, "frame %zu: line %zu: invalid JSON: %s", r->n,
-                        r->line + (size_t)(err.line > 0 ? err.line - 1 : 0), err.text);
+            return sn_wire_fail(r->why, r->whylen, -EINVAL, "frame %zu: line %zu: invalid JSON: %s",
+                                r->n, r->line + (size_t)(err.line > 0 ? err.line - 1 : 0),
+                                err.text);
         /* on success err.position is what the decoder read: up to the closing brace */
         r->pos += (size_t)err.position;
         for (size_t i = start; i < r->pos; i++)
@@ -523,8 +518,9 @@ static int from_lines(struct reader *r)
         if (skip_blank(r) == 0 && r->pos < r->len) {
             if ((rc = next_frame(r)) != 0)
                 return rc;
-            return fail(r->why, r->whylen, -EINVAL,
-                        "frame %zu: line %zu: a frame must start on a new line", r->n, r->line);
+            return sn_wire_fail(r->why, r->whylen, -EINVAL,
+                                "frame %zu: line %zu: a frame must start on a new line", r->n,
+                                r->line);
         }
     }
     return 0;

@@ -4,28 +4,12 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
 #include "wire/stream.h"
-
-static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Writes the message into why (when there is room for one) and returns rc. */
-static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why && whylen) {
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
+#include "wire/wire_fail.h"
 
 size_t sn_wire_stream_len(const struct sn_wire_frame *f)
 {
@@ -90,20 +74,20 @@ int sn_wire_stream_next(struct sn_wire_stream *r, struct sn_wire_frame *out, cha
     if (left == 0)
         return 0;
     if (left < 4)
-        return fail(why, whylen, SN_E_TRUNCATED, "frame %zu: truncated length", nth);
+        return sn_wire_fail(why, whylen, SN_E_TRUNCATED, "frame %zu: truncated length", nth);
     memcpy(&flen, r->buf + r->at, 4);
     flen = le32toh(flen);
     if (flen > left - 4)
-        return fail(why, whylen, SN_E_TRUNCATED, "frame %zu: length %u runs past the body", nth,
-                    flen);
+        return sn_wire_fail(why, whylen, SN_E_TRUNCATED, "frame %zu: length %u runs past the body",
+                            nth, flen);
     if (flen > r->max_len)
-        return fail(why, whylen, -EMSGSIZE, "frame %zu: length %u is over the maximum %u", nth,
-                    flen, r->max_len);
+        return sn_wire_fail(why, whylen, -EMSGSIZE, "frame %zu: length %u is over the maximum %u",
+                            nth, flen, r->max_len);
     if (r->nth == r->max_frames)
-        return fail(why, whylen, -E2BIG, "more than %zu frames", r->max_frames);
+        return sn_wire_fail(why, whylen, -E2BIG, "more than %zu frames", r->max_frames);
     rc = sn_wire_frame_decode(r->buf + r->at + 4, flen, out);
     if (rc < 0)
-        return fail(why, whylen, rc, "frame %zu: %s", nth, sn_strerror(rc));
+        return sn_wire_fail(why, whylen, rc, "frame %zu: %s", nth, sn_strerror(rc));
     r->at += 4 + (size_t)flen;
     r->nth = nth;
     return 1;
