@@ -469,24 +469,33 @@ static int submit(struct sn_agent *a, struct cmd *k)
     return k->rc;
 }
 
-int sn_agent_enable(struct sn_agent *a, const char *key, const json_t *def, char *why,
-                    size_t whylen)
+/* A command and n probes (at least one) for it, zeroed: 0, or -ENOMEM with why set and both
+ * *k and *p NULL. */
+static int cmd_alloc(size_t n, struct cmd **k, struct sn_probe **p, char *why, size_t whylen)
 {
-    struct cmd *k = calloc(1, sizeof(*k));
-    struct sn_probe *p = calloc(1, sizeof(*p));
-    int rc;
-
-    if (!k || !p) {
-        free(k);
-        free(p);
+    *k = calloc(1, sizeof(**k));
+    *p = calloc(n ? n : 1, sizeof(**p));
+    if (!*k || !*p) {
+        free(*k);
+        free(*p);
+        *k = NULL;
+        *p = NULL;
         snprintf(why, whylen, "out of memory");
         return -ENOMEM;
     }
-    rc = sn_probe_compile(def, key, a->host, a->key_cap, p, why, whylen);
+    return 0;
+}
+
+/* Unless rc < 0 (a probe did not compile), runs command k of kind with probes p[0..n) on the
+ * agent's thread, why set to its refusal. Frees k and p either way; returns rc or the
+ * command's rc. */
+static int cmd_run(struct sn_agent *a, struct cmd *k, enum cmd_kind kind, struct sn_probe *p,
+                   size_t n, int rc, char *why, size_t whylen)
+{
     if (rc == 0) {
-        k->kind = CMD_ENABLE;
+        k->kind = kind;
         k->probes = p;
-        k->n = 1;
+        k->n = n;
         rc = submit(a, k);
         if (rc < 0)
             snprintf(why, whylen, "%s", k->why);
@@ -494,6 +503,19 @@ int sn_agent_enable(struct sn_agent *a, const char *key, const json_t *def, char
     free(p);
     free(k);
     return rc;
+}
+
+int sn_agent_enable(struct sn_agent *a, const char *key, const json_t *def, char *why,
+                    size_t whylen)
+{
+    struct cmd *k;
+    struct sn_probe *p;
+    int rc = cmd_alloc(1, &k, &p, why, whylen);
+
+    if (rc < 0)
+        return rc;
+    rc = sn_probe_compile(def, key, a->host, a->key_cap, p, why, whylen);
+    return cmd_run(a, k, CMD_ENABLE, p, 1, rc, why, whylen);
 }
 
 void sn_agent_disable(struct sn_agent *a, const char *key)
@@ -506,16 +528,12 @@ void sn_agent_disable(struct sn_agent *a, const char *key)
 int sn_agent_sync(struct sn_agent *a, const struct sn_agent_def *defs, size_t n, char *why,
                   size_t whylen)
 {
-    struct cmd *k = calloc(1, sizeof(*k));
-    struct sn_probe *p = calloc(n ? n : 1, sizeof(*p));
-    int rc = 0;
+    struct cmd *k;
+    struct sn_probe *p;
+    int rc = cmd_alloc(n, &k, &p, why, whylen);
 
-    if (!k || !p) {
-        free(k);
-        free(p);
-        snprintf(why, whylen, "out of memory");
-        return -ENOMEM;
-    }
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < n && rc == 0; i++) { /* all compile, or nothing changes */
         char reason[512];
         rc = sn_probe_compile(defs[i].def, defs[i].key, a->host, a->key_cap, &p[i], reason,
@@ -523,17 +541,7 @@ int sn_agent_sync(struct sn_agent *a, const struct sn_agent_def *defs, size_t n,
         if (rc < 0)
             snprintf(why, whylen, "instrumentation %zu: %s", i + 1, reason);
     }
-    if (rc == 0) {
-        k->kind = CMD_SYNC;
-        k->probes = p;
-        k->n = n;
-        rc = submit(a, k);
-        if (rc < 0)
-            snprintf(why, whylen, "%s", k->why);
-    }
-    free(p);
-    free(k);
-    return rc;
+    return cmd_run(a, k, CMD_SYNC, p, n, rc, why, whylen);
 }
 
 void sn_agent_stats(const struct sn_agent *a, struct sn_agent_stats *out)
