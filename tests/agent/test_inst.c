@@ -10,41 +10,12 @@
 
 #include "agent/frame_build.h"
 #include "agent/probe.h"
+#include "agent_frames.h"
 #include "agent/names.h"
 #include "core/hist.h"
 #include "t.h"
 #include "wire/frame.h"
 #include "wire/frame_json.h"
-
-/* The agent's JSON and binary forms of a frame: its wire view (sn_frame_wire_view()) encoded by
- * wire/ (owned; NULL when out of memory). */
-static json_t *agent_json(const struct sn_frame *f, const char *host)
-{
-    struct sn_wire_frame w;
-    json_t *j;
-    if (sn_frame_wire_view(f, host, &w) < 0)
-        return NULL;
-    j = sn_wire_frame_to_json(&w);
-    free(w.entries);
-    return j;
-}
-
-static unsigned char *agent_wire(const struct sn_frame *f, const char *host, size_t *len)
-{
-    struct sn_wire_frame w;
-    unsigned char *buf;
-    *len = 0;
-    if (sn_frame_wire_view(f, host, &w) < 0)
-        return NULL;
-    *len = sn_wire_frame_len(&w);
-    buf = malloc(*len);
-    if (buf && sn_wire_frame_encode(&w, buf, *len) < 0) {
-        free(buf);
-        buf = NULL;
-    }
-    free(w.entries);
-    return buf;
-}
 
 static int parse(const char *text, struct sn_probe *in, char *why)
 {
@@ -83,13 +54,10 @@ static int check(const char *text, char *why)
 /* Refused by the host-free check too, with the same message. */
 #define T_BAD(text, msg)                                                                           \
     do {                                                                                           \
-        struct sn_probe in_;                                                                       \
-        char why_[512];                                                                            \
-        t_note("%s", text);                                                                        \
-        T_EQ(parse(text, &in_, why_), -EINVAL);                                                    \
-        T_STR(why_, msg);                                                                          \
-        T_EQ(check(text, why_), -EINVAL); /* the same with no host */                              \
-        T_STR(why_, msg);                                                                          \
+        char whyc_[512];                                                                           \
+        T_BAD_HERE(text, msg);                                                                     \
+        T_EQ(check(text, whyc_), -EINVAL); /* the same with no host */                             \
+        T_STR(whyc_, msg);                                                                         \
     } while (0)
 
 static void test_messages(void)
@@ -289,7 +257,7 @@ static void test_hostname_folds(void)
 
 static json_t *frame_json(struct sn_frame *f)
 {
-    json_t *j = agent_json(f, "web1");
+    json_t *j = t_agent_json(f, "web1");
     json_t *v = json_incref(json_object_get(j, "value"));
     json_decref(j);
     return v;
@@ -320,7 +288,7 @@ static void test_frames(void)
     T_EQ(json_integer_value(json_object_get(v, "other")), 4);
     json_decref(v);
     size_t len;
-    unsigned char *bin = agent_wire(&f, "web1", &len);
+    unsigned char *bin = t_agent_wire(&f, "web1", &len);
     struct sn_wire_frame w;
     T_REQUIRE(bin != NULL);
     T_EQ(sn_wire_frame_decode(bin, len, &w), 0);
@@ -343,7 +311,7 @@ static void test_frames(void)
     T_STR(text, "[[[2000000,2099999],3]]");
     free(text);
     json_decref(v);
-    bin = agent_wire(&f, "web1", &len);
+    bin = t_agent_wire(&f, "web1", &len);
     T_REQUIRE(bin != NULL);
     T_EQ(sn_wire_frame_decode(bin, len, &w), 0);
     T_EQ(w.arity, SN_WIRE_NUMERIC);

@@ -12,40 +12,11 @@
 
 #include "agent/frame_build.h"
 #include "agent/probe.h"
+#include "agent_frames.h"
 #include "core/hist.h"
 #include "t.h"
 #include "wire/frame.h"
 #include "wire/frame_json.h"
-
-/* The agent's JSON and binary forms of a frame: its wire view (sn_frame_wire_view()) encoded by
- * wire/ (owned; NULL when out of memory). */
-static json_t *agent_json(const struct sn_frame *f, const char *host)
-{
-    struct sn_wire_frame w;
-    json_t *j;
-    if (sn_frame_wire_view(f, host, &w) < 0)
-        return NULL;
-    j = sn_wire_frame_to_json(&w);
-    free(w.entries);
-    return j;
-}
-
-static unsigned char *agent_wire(const struct sn_frame *f, const char *host, size_t *len)
-{
-    struct sn_wire_frame w;
-    unsigned char *buf;
-    *len = 0;
-    if (sn_frame_wire_view(f, host, &w) < 0)
-        return NULL;
-    *len = sn_wire_frame_len(&w);
-    buf = malloc(*len);
-    if (buf && sn_wire_frame_encode(&w, buf, *len) < 0) {
-        free(buf);
-        buf = NULL;
-    }
-    free(w.entries);
-    return buf;
-}
 
 /* Decodes one frame from text with sn_wire_frame_from_json(). */
 static int from_text(const char *text, struct sn_wire_frame *f, char *why, size_t whylen)
@@ -184,22 +155,13 @@ static void test_each_arity(void)
     sn_wire_frame_fini(&f);
 }
 
-/* An instrumentation parsed from a CA body, as the agent does. */
-static void inst(const char *body, struct sn_probe *in)
-{
-    json_t *j = json_loads(body, 0, NULL);
-    char why[512];
-    T_EQ(sn_probe_compile(j, "7", "web1", 100, in, why, sizeof(why)), 0);
-    json_decref(j);
-}
-
 /* The agent's JSON and binary forms of f decode to equal wire frames. */
 static void check_agent_frame(const struct sn_frame *fr, enum sn_wire_arity arity)
 {
-    json_t *j = agent_json(fr, "web1");
+    json_t *j = t_agent_json(fr, "web1");
     char *text = json_dumps(j, JSON_COMPACT);
     size_t len;
-    unsigned char *bin = agent_wire(fr, "web1", &len);
+    unsigned char *bin = t_agent_wire(fr, "web1", &len);
     struct sn_wire_frame a, b;
     char why[256] = "";
 
@@ -217,64 +179,18 @@ static void check_agent_frame(const struct sn_frame *fr, enum sn_wire_arity arit
     json_decref(j);
 }
 
+/* t_agent_frames_each()'s frames, in order: their arities. */
+static void check_agent_each(const struct sn_frame *fr, int which, void *arg)
+{
+    static const enum sn_wire_arity arity[] = {SN_WIRE_SCALAR, SN_WIRE_DISCRETE, SN_WIRE_NUMERIC,
+                                               SN_WIRE_NUMERIC_BY_KEY};
+    (void)arg;
+    check_agent_frame(fr, arity[which]);
+}
+
 static void test_agent_frames_equal_binary(void)
 {
-    struct sn_probe in;
-    struct sn_frame f;
-
-    inst("{\"module\":\"syscall\",\"stat\":\"syscalls\"}", &in);
-    T_EQ(sn_frame_init(&f, &in, 1700000000), 0);
-    T_EQ(sn_frame_add(&f, &(struct sn_cell){.count = 9}, "web1"), 0);
-    f.drops.over_cap = 1;
-    f.drops.map_full = 2;
-    check_agent_frame(&f, SN_WIRE_SCALAR);
-    sn_frame_fini(&f);
-
-    inst("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"execname\"]}", &in);
-    T_EQ(sn_frame_init(&f, &in, 1700000001), 0);
-    const char *names[] = {"nginx", "sh", "postgres", "nginx"};
-    for (size_t i = 0; i < 4; i++) {
-        struct sn_cell c = {.count = 3 + i};
-        memcpy(c.key, names[i], strlen(names[i]));
-        T_EQ(sn_frame_add(&f, &c, "web1"), 0);
-    }
-    T_EQ(sn_frame_add(&f, &(struct sn_cell){.other = true, .count = 4}, "web1"), 0);
-    f.drops.over_cap = 4;
-    check_agent_frame(&f, SN_WIRE_DISCRETE);
-    sn_frame_fini(&f);
-
-    inst("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"latency\"]}", &in);
-    T_EQ(sn_frame_init(&f, &in, 1700000002), 0);
-    const uint64_t ns[] = {0,
-                           1,
-                           9,
-                           10,
-                           11,
-                           99,
-                           100,
-                           2050000,
-                           2099999,
-                           123456789,
-                           1000000000000,
-                           99999999999999999ULL,
-                           9200000000000000000ULL};
-    for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
-        T_EQ(sn_frame_add(&f, &(struct sn_cell){.ord = sn_ord_of_u64(ns[i]), .count = i + 1}, "w"),
-             0);
-    check_agent_frame(&f, SN_WIRE_NUMERIC);
-    sn_frame_fini(&f);
-
-    inst("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"execname\","
-         "\"latency\"]}",
-         &in);
-    T_EQ(sn_frame_init(&f, &in, 1700000003), 0);
-    for (size_t i = 0; i < 40; i++) {
-        struct sn_cell c = {.ord = sn_ord_of_u64(1000 * i * i + 7), .count = i};
-        memcpy(c.key, names[i % 3], strlen(names[i % 3]));
-        T_EQ(sn_frame_add(&f, &c, "web1"), 0);
-    }
-    check_agent_frame(&f, SN_WIRE_NUMERIC_BY_KEY);
-    sn_frame_fini(&f);
+    t_agent_frames_each(check_agent_each, NULL);
 }
 
 /* Appends h's raw form, [[lo,hi],count],..., to out. */

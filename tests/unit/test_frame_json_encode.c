@@ -13,23 +13,11 @@
 
 #include "agent/frame_build.h"
 #include "agent/probe.h"
+#include "agent_frames.h"
 #include "core/hist.h"
 #include "t.h"
 #include "wire/frame.h"
 #include "wire/frame_json.h"
-
-/* The agent's JSON and binary forms of a frame: its wire view (sn_frame_wire_view()) encoded by
- * wire/ (owned; NULL when out of memory). */
-static json_t *agent_json(const struct sn_frame *f, const char *host)
-{
-    struct sn_wire_frame w;
-    json_t *j;
-    if (sn_frame_wire_view(f, host, &w) < 0)
-        return NULL;
-    j = sn_wire_frame_to_json(&w);
-    free(w.entries);
-    return j;
-}
 
 /* The compact text of f's JSON form (owned), or NULL. */
 static char *encode_text(const struct sn_wire_frame *f)
@@ -106,21 +94,12 @@ static void test_documented_examples(void)
                           "}");
 }
 
-/* An instrumentation parsed from a CA body, as the agent does. */
-static void inst(const char *body, struct sn_probe *in)
-{
-    json_t *j = json_loads(body, 0, NULL);
-    char why[512];
-    T_EQ(sn_probe_compile(j, "7", "web1", 100, in, why, sizeof(why)), 0);
-    json_decref(j);
-}
-
 /* The wire view of an agent frame encodes to expect, to what the agent's own encoder writes,
  * and decodes back equal. */
 static void check_agent(const struct sn_frame *fr, const char *expect)
 {
     struct sn_wire_frame w;
-    json_t *old = agent_json(fr, "web1");
+    json_t *old = t_agent_json(fr, "web1");
     char *old_text = old ? json_dumps(old, JSON_COMPACT) : NULL, *text;
 
     T_EQ(sn_frame_wire_view(fr, "web1", &w), 0);
@@ -136,73 +115,30 @@ static void check_agent(const struct sn_frame *fr, const char *expect)
     free(w.entries);
 }
 
+/* The agent's exact bytes of each frame of t_agent_frames_each() (by-key: no text given). */
+static void check_agent_each(const struct sn_frame *fr, int which, void *arg)
+{
+    static const char *const expect[] = {
+        "{\"v\":1,\"id\":\"7\",\"host\":\"web1\",\"t\":1700000000,\"arity\":"
+        "\"scalar\",\"value\":9,\"drops\":{\"over_cap\":1,\"map_full\":2}}",
+        "{\"v\":1,\"id\":\"7\",\"host\":\"web1\",\"t\":1700000001,\"arity\":"
+        "\"discrete-decomposition\",\"value\":{\"nginx\":9,\"sh\":4,\"postgres\":5,"
+        "\"other\":4},\"drops\":{\"over_cap\":4,\"map_full\":0}}",
+        "{\"v\":1,\"id\":\"7\",\"host\":\"web1\",\"t\":1700000002,\"arity\":\"numeric-"
+        "decomposition\",\"value\":[[[0,0],1],[[1,1],2],[[9,9],3],[[10,10],4],[[11,11],5]"
+        ",[[99,99],6],[[100,109],7],[[2000000,2099999],17],[[120000000,129999999],10],"
+        "[[1000000000000,1099999999999],11],[[100000000000000000,109999999999999999],12],"
+        "[[9200000000000000000,9223372036854775807],13]],\"drops\":{\"over_cap\":0,"
+        "\"map_full\":0}}",
+        NULL,
+    };
+    (void)arg;
+    check_agent(fr, expect[which]);
+}
+
 static void test_agent_bytes(void)
 {
-    struct sn_probe in;
-    struct sn_frame f;
-    const char *names[] = {"nginx", "sh", "postgres", "nginx"};
-
-    inst("{\"module\":\"syscall\",\"stat\":\"syscalls\"}", &in);
-    T_EQ(sn_frame_init(&f, &in, 1700000000), 0);
-    T_EQ(sn_frame_add(&f, &(struct sn_cell){.count = 9}, "web1"), 0);
-    f.drops.over_cap = 1;
-    f.drops.map_full = 2;
-    check_agent(&f, "{\"v\":1,\"id\":\"7\",\"host\":\"web1\",\"t\":1700000000,\"arity\":"
-                    "\"scalar\",\"value\":9,\"drops\":{\"over_cap\":1,\"map_full\":2}}");
-    sn_frame_fini(&f);
-
-    inst("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"execname\"]}", &in);
-    T_EQ(sn_frame_init(&f, &in, 1700000001), 0);
-    for (size_t i = 0; i < 4; i++) {
-        struct sn_cell c = {.count = 3 + i};
-        memcpy(c.key, names[i], strlen(names[i]));
-        T_EQ(sn_frame_add(&f, &c, "web1"), 0);
-    }
-    T_EQ(sn_frame_add(&f, &(struct sn_cell){.other = true, .count = 4}, "web1"), 0);
-    f.drops.over_cap = 4;
-    check_agent(&f, "{\"v\":1,\"id\":\"7\",\"host\":\"web1\",\"t\":1700000001,\"arity\":"
-                    "\"discrete-decomposition\",\"value\":{\"nginx\":9,\"sh\":4,\"postgres\":5,"
-                    "\"other\":4},\"drops\":{\"over_cap\":4,\"map_full\":0}}");
-    sn_frame_fini(&f);
-
-    inst("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"latency\"]}", &in);
-    T_EQ(sn_frame_init(&f, &in, 1700000002), 0);
-    const uint64_t ns[] = {0,
-                           1,
-                           9,
-                           10,
-                           11,
-                           99,
-                           100,
-                           2050000,
-                           2099999,
-                           123456789,
-                           1000000000000,
-                           99999999999999999ULL,
-                           9200000000000000000ULL};
-    for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
-        T_EQ(sn_frame_add(&f, &(struct sn_cell){.ord = sn_ord_of_u64(ns[i]), .count = i + 1}, "w"),
-             0);
-    check_agent(&f,
-                "{\"v\":1,\"id\":\"7\",\"host\":\"web1\",\"t\":1700000002,\"arity\":\"numeric-"
-                "decomposition\",\"value\":[[[0,0],1],[[1,1],2],[[9,9],3],[[10,10],4],[[11,11],5]"
-                ",[[99,99],6],[[100,109],7],[[2000000,2099999],17],[[120000000,129999999],10],"
-                "[[1000000000000,1099999999999],11],[[100000000000000000,109999999999999999],12],"
-                "[[9200000000000000000,9223372036854775807],13]],\"drops\":{\"over_cap\":0,"
-                "\"map_full\":0}}");
-    sn_frame_fini(&f);
-
-    inst("{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":[\"execname\","
-         "\"latency\"]}",
-         &in);
-    T_EQ(sn_frame_init(&f, &in, 1700000003), 0);
-    for (size_t i = 0; i < 40; i++) {
-        struct sn_cell c = {.ord = sn_ord_of_u64(1000 * i * i + 7), .count = i};
-        memcpy(c.key, names[i % 3], strlen(names[i % 3]));
-        T_EQ(sn_frame_add(&f, &c, "web1"), 0);
-    }
-    check_agent(&f, NULL);
-    sn_frame_fini(&f);
+    t_agent_frames_each(check_agent_each, NULL);
 }
 
 /* Hand-built frames of every arity read back equal, histograms with negative, clamped and
