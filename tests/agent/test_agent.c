@@ -362,11 +362,9 @@ static void test_key_cap(void)
     struct sn_agent_opts o = {.key_cap = 2};
     struct sn_agent *a = NULL;
     char why[512], comm[16];
-    int gate[2];
-    pid_t kids[6];
 
     sink_init(&s, &sk);
-    T_REQUIRE(prctl(PR_GET_NAME, comm) == 0 && pipe(gate) == 0);
+    T_REQUIRE(prctl(PR_GET_NAME, comm) == 0);
     T_REQUIRE(sn_agent_open(&o, &sk, &a) == 0);
     char text[256];
     snprintf(text, sizeof(text),
@@ -375,21 +373,7 @@ static void test_key_cap(void)
              comm);
     json_t *d = json_loads(text, 0, NULL);
     T_EQ(sn_agent_enable(a, "bypid", d, why, sizeof(why)), 0);
-    for (int i = 0; i < 6; i++) {
-        kids[i] = fork();
-        if (kids[i] == 0) {
-            char b;
-            if (read(gate[0], &b, 1) != 1)
-                _exit(1);
-            for (int k = 0; k < 200; k++)
-                syscall(SYS_getppid);
-            _exit(0);
-        }
-    }
-    T_OK(write(gate[1], "gggggg", 6) == 6);
-    for (int i = 0; i < 6; i++)
-        if (kids[i] > 0)
-            waitpid(kids[i], NULL, 0);
+    T_OK(t_forked_getppid(6, 200) == 0);
     T_OK(wait_seconds(&s, 2));
     uint64_t total = 0, over = 0;
     bool other = false;
@@ -410,8 +394,6 @@ static void test_key_cap(void)
     json_decref(d);
     sn_agent_close(a);
     sink_fini(&s);
-    close(gate[0]);
-    close(gate[1]);
 }
 
 int main(int argc, char **argv)

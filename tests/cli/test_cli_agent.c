@@ -22,6 +22,7 @@
 #include "http.h"
 #include "t.h"
 #include "wire/frame.h"
+#include "workload.h"
 
 static const char *sonde;
 
@@ -416,10 +417,8 @@ static void test_serve_key_cap_reaches_the_kernel(void)
     struct th_serve s;
     struct th_resp r;
     char comm[16], body[512];
-    int gate[2];
-    pid_t kids[6];
 
-    T_REQUIRE(prctl(PR_GET_NAME, comm) == 0 && pipe(gate) == 0);
+    T_REQUIRE(prctl(PR_GET_NAME, comm) == 0);
     T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
     snprintf(body, sizeof(body),
              "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"execname\","
@@ -428,21 +427,7 @@ static void test_serve_key_cap_reaches_the_kernel(void)
     T_EQ(th_send(s.port, "POST", "/ca/instrumentations", "application/json", body, &r), 0);
     T_EQ(r.status, 201);
     th_resp_free(&r);
-    for (int i = 0; i < 6; i++) {
-        kids[i] = fork();
-        if (kids[i] == 0) {
-            char b;
-            if (read(gate[0], &b, 1) != 1)
-                _exit(1);
-            for (int k = 0; k < 200; k++)
-                syscall(SYS_getppid);
-            _exit(0);
-        }
-    }
-    T_OK(write(gate[1], "gggggg", 6) == 6);
-    for (int i = 0; i < 6; i++)
-        if (kids[i] > 0)
-            waitpid(kids[i], NULL, 0);
+    T_OK(t_forked_getppid(6, 200) == 0);
     long long over = 0;
     for (int w = 0; w < 50 && over <= 0; w++) { /* the second's frames: within 5 s */
         th_sleep_ms(100);
@@ -453,8 +438,6 @@ static void test_serve_key_cap_reaches_the_kernel(void)
     t_note("events over the kernel's key cap: %lld", over);
     T_OK(over > 0);
     T_EQ(th_serve_stop(&s), 0);
-    close(gate[0]);
-    close(gate[1]);
 }
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,4 +53,33 @@ void t_gated_release(struct t_gated *g)
         kill(g->pid, SIGKILL);
     close(g->go);
     waitpid(g->pid, NULL, 0);
+}
+
+int t_forked_getppid(int n, int calls)
+{
+    int gate[2], rc;
+    pid_t kids[64];
+    char go[64];
+
+    if (n < 0 || n > 64 || pipe(gate) != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            char b;
+            if (read(gate[0], &b, 1) != 1)
+                _exit(1);
+            for (int k = 0; k < calls; k++)
+                syscall(SYS_getppid);
+            _exit(0);
+        }
+    }
+    memset(go, 'g', sizeof(go));
+    rc = write(gate[1], go, (size_t)n) == n ? 0 : -1;
+    close(gate[1]); /* a child the write missed reads end of file and exits */
+    for (int i = 0; i < n; i++)
+        if (kids[i] > 0)
+            waitpid(kids[i], NULL, 0);
+    close(gate[0]);
+    return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * Workloads for kernel tests: a child process that waits at a gate (a read of a pipe) until
  * the test has enabled its probes with the child's pid in their predicates, then runs the
- * workload and exits.
+ * workload and exits; and many children at once, released together.
  */
 #ifndef SN_TESTS_WORKLOAD_H
 #define SN_TESTS_WORKLOAD_H
@@ -21,5 +21,11 @@ struct t_gated t_gated_start(void (*fn)(void *), void *arg);
 /* Opens the gate and waits for the child to finish (it is killed if the gate cannot be
  * opened). */
 void t_gated_release(struct t_gated *g);
+
+/* Forks n children (n <= 64) that wait at one gate, releases them together, each then making
+ * calls getppid calls, and waits for them all: n processes of the test's name run at once.
+ * Returns 0, or -1 when the gate could not be made or opened (the children it reached are
+ * reaped). */
+int t_forked_getppid(int n, int calls);
 
 #endif
