@@ -697,6 +697,19 @@ int sn_bus_publish_control(struct sn_bus *bus, const struct sn_bus_ctl *m, struc
     return 0;
 }
 
+size_t sn_bus_queued(struct sn_bus *bus, const char *host)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&bus->mu);
+    for (struct sn_bus_sub *s = bus->ctls; s; s = s->next)
+        if (strcmp(s->host, host) == 0)
+            for (const struct slot *sl = s->head; sl; sl = sl->next)
+                n++;
+    pthread_mutex_unlock(&bus->mu);
+    return n;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Unsubscribing
  */

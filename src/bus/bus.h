@@ -130,6 +130,10 @@ int sn_bus_subscribe_control(struct sn_bus *bus, const char *host, sn_bus_ctl_fn
  */
 int sn_bus_publish_control(struct sn_bus *bus, const struct sn_bus_ctl *m, struct sn_bus_ack *acks,
                            size_t max, int timeout_ms, size_t *nacks);
+/* The number of control messages waiting in host's queue (not the one being answered): 0 when
+ * none wait or host is not subscribed. For watching a busy host (and for tests to know that a
+ * message is queued). */
+size_t sn_bus_queued(struct sn_bus *bus, const char *host);
 
 /* ------------------------------------------------------------------------------------------
  * Unsubscribing
