@@ -51,6 +51,14 @@ static void test_grow(void)
     free(a);
 }
 
+/* Range x is [l, h] holding c. */
+#define T_RANGE(x, l, h, c)                                                                        \
+    do {                                                                                           \
+        T_EQ((x).lo, l);                                                                           \
+        T_EQ((x).hi, h);                                                                           \
+        T_EQU((x).count, c);                                                                       \
+    } while (0)
+
 static void test_ranges(void)
 {
     struct sn_hist *h = sn_hist_create();
@@ -67,18 +75,10 @@ static void test_ranges(void)
     sn_hist_insert_u64(h, 50, 0); /* empty: skipped */
     size_t n = sn_hist_ranges(h, r);
     T_REQUIRE(n == 4);
-    T_EQ(r[0].lo, 0);
-    T_EQ(r[0].hi, 0);
-    T_EQU(r[0].count, 2);
-    T_EQ(r[1].lo, 1);
-    T_EQ(r[1].hi, 1);
-    T_EQU(r[1].count, 9);
-    T_EQ(r[2].lo, 2300);
-    T_EQ(r[2].hi, 2399);
-    T_EQU(r[2].count, 3);
-    T_EQ(r[3].lo, 1000000);
-    T_EQ(r[3].hi, 1099999);
-    T_EQU(r[3].count, 1);
+    T_RANGE(r[0], 0, 0, 2);
+    T_RANGE(r[1], 1, 1, 9);
+    T_RANGE(r[2], 2300, 2399, 3);
+    T_RANGE(r[3], 1000000, 1099999, 1);
     /* folding saturates */
     sn_hist_insert(h, 1.15, UINT64_MAX - 1);
     n = sn_hist_ranges(h, r);
