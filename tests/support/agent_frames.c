@@ -108,3 +108,14 @@ void t_agent_frames_each(void (*check)(const struct sn_frame *f, int which, void
     check(&f, 3, arg);
     sn_frame_fini(&f);
 }
+
+void t_wire_hists(struct sn_hist *h1, struct sn_hist *h2)
+{
+    sn_hist_insert_u64(h1, 2000000, 10);
+    sn_hist_insert_u64(h1, 3500000, 20);
+    sn_hist_insert_int_scale(h2, -5, 0, 4);       /* [-5,-5] */
+    sn_hist_insert_int_scale(h2, -1050, 0, 6);    /* [-1099,-1000] */
+    sn_hist_insert_int_scale(h2, -10, 17, 1);     /* {-10,18}: far edge is no double */
+    sn_hist_insert_int_scale(h2, 9250000, 12, 2); /* {92,18}: clamped to INT64_MAX */
+    sn_hist_insert_u64(h2, 77, 1);
+}

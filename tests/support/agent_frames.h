@@ -2,7 +2,7 @@
  * Agent frames for the wire-format tests (tests/unit/test_frame_json*.c, tests/agent/test_inst.c):
  * the agent's JSON and binary forms of a frame, instrumentations compiled from CA bodies as the
  * agent does, and one frame of each arity built from cells, so that every test checks the same
- * frames the same way.
+ * frames the same way; and two hand-built histograms with edge buckets.
  */
 #ifndef SN_TESTS_AGENT_FRAMES_H
 #define SN_TESTS_AGENT_FRAMES_H
@@ -32,5 +32,11 @@ void t_agent_inst(const char *body, struct sn_probe *in);
  * 3 numeric by execname and latency, t 1700000003: 40 cells over three names.
  * Builds each (asserting every step), calls check(f, which, arg), then frees it. */
 void t_agent_frames_each(void (*check)(const struct sn_frame *f, int which, void *arg), void *arg);
+
+struct sn_hist;
+/* The hand-built histograms of the wire-format tests, added into h1 and h2: h1 two latencies
+ * (2 ms x10, 3.5 ms x20); h2 the edges, [-5,-5] x4, [-1099,-1000] x6, {-10,18} x1 (its far edge
+ * is no double), {92,18} x2 (clamped to INT64_MAX) and [77,77] x1. */
+void t_wire_hists(struct sn_hist *h1, struct sn_hist *h2);
 
 #endif

@@ -215,13 +215,7 @@ static void test_hand_built_equals_binary(void)
     char text[4096], why[256];
     struct sn_wire_frame a, b;
 
-    sn_hist_insert_u64(h1, 2000000, 10);
-    sn_hist_insert_u64(h1, 3500000, 20);
-    sn_hist_insert_int_scale(h2, -5, 0, 4);       /* [-5,-5] */
-    sn_hist_insert_int_scale(h2, -1050, 0, 6);    /* [-1099,-1000] */
-    sn_hist_insert_int_scale(h2, -10, 17, 1);     /* {-10,18}: far edge is no double */
-    sn_hist_insert_int_scale(h2, 9250000, 12, 2); /* {92,18}: clamped to INT64_MAX */
-    sn_hist_insert_u64(h2, 77, 1);
+    t_wire_hists(h1, h2);
 
     struct sn_wire_entry e[] = {{"a", 30, h1}, {"b\"q", 14, h2}};
     struct sn_wire_frame f = {.id = "latency-by-app",

@@ -148,14 +148,8 @@ static void test_round_trip_each_arity(void)
     struct sn_hist *h1 = sn_hist_create(), *h2 = sn_hist_create(), *h3 = sn_hist_create();
 
     T_REQUIRE(h1 && h2 && h3);
-    sn_hist_insert_u64(h1, 2000000, 10);
-    sn_hist_insert_u64(h1, 3500000, 20);
-    sn_hist_insert_int_scale(h2, -5, 0, 4);       /* [-5,-5] */
-    sn_hist_insert_int_scale(h2, -1050, 0, 6);    /* [-1099,-1000] */
-    sn_hist_insert_int_scale(h2, -10, 17, 1);     /* {-10,18}: far edge is no double */
-    sn_hist_insert_int_scale(h2, 9250000, 12, 2); /* {92,18}: clamped to INT64_MAX */
-    sn_hist_insert_u64(h2, 0, 3);
-    sn_hist_insert_u64(h2, 77, 1);
+    t_wire_hists(h1, h2);
+    sn_hist_insert_u64(h2, 0, 3); /* and a zero bucket */
 
     struct sn_wire_frame s = {.id = "1",
                               .host = "web1",
