@@ -747,25 +747,28 @@ int sn_agg_view_columns(const struct sn_agg_view *v, int64_t start, size_t ncols
             break;
         col[c] = v->s[i];
     }
+    /* the histogram of each layer's column, and room for all their ranges at once */
+    const struct sn_hist **h = calloc(nl * ncols + 1, sizeof(*h));
+    if (!h)
+        goto oom;
     for (size_t l = 0; l < nl; l++)
         for (size_t c = 0; c < ncols; c++) {
-            const struct sn_hist *h = NULL;
-            if (col[c] && l == 0) {
-                h = col[c]->total;
-            } else if (col[c]) {
-                const struct sn_ds_entry *e = find_entry(col[c], sel[l - 1]);
-                h = e ? e->hist : NULL;
-            }
-            size_t nb = h ? sn_hist_nbuckets(h) : 0;
-            if (out->nr + nb > cap) {
-                struct sn_hist_range *r = sn_grow(out->r, &cap, out->nr + nb, sizeof(*r));
-                if (!r)
-                    goto oom;
-                out->r = r;
-            }
-            out->nr += h ? sn_hist_ranges(h, out->r + out->nr) : 0;
-            out->off[l * ncols + c + 1] = out->nr;
+            const struct sn_ds_entry *e;
+            if (col[c] && l == 0)
+                h[l * ncols + c] = col[c]->total;
+            else if (col[c] && (e = find_entry(col[c], sel[l - 1])))
+                h[l * ncols + c] = e->hist;
+            cap += h[l * ncols + c] ? sn_hist_nbuckets(h[l * ncols + c]) : 0;
         }
+    if (!(out->r = malloc((cap ? cap : 1) * sizeof(*out->r)))) {
+        free(h);
+        goto oom;
+    }
+    for (size_t i = 0; i < nl * ncols; i++) {
+        out->nr += sn_hist_ranges(h[i], out->r + out->nr);
+        out->off[i + 1] = out->nr;
+    }
+    free(h);
     free(col);
     return 0;
 oom:

@@ -11,6 +11,7 @@
  * under it (CA's details used another mapping; see the reference's note in §4.3).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -208,6 +209,12 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
  * Columns from slots
  */
 
+_Static_assert(sizeof(struct sn_hm_range) == sizeof(struct sn_hist_range) &&
+                   offsetof(struct sn_hm_range, lo) == offsetof(struct sn_hist_range, lo) &&
+                   offsetof(struct sn_hm_range, hi) == offsetof(struct sn_hist_range, hi) &&
+                   offsetof(struct sn_hm_range, count) == offsetof(struct sn_hist_range, count),
+               "a column's ranges are converted in place");
+
 struct columns {
     struct sn_hm_column *total;       /* [ncols] */
     struct sn_hm_column *sel;         /* [nsel][ncols] */
@@ -238,14 +245,20 @@ static int columns_of(const struct sn_value_req *v, int64_t start, size_t ncols,
     cols->total = calloc(ncols ? ncols : 1, sizeof(*cols->total));
     cols->sel = calloc(ncols * (nsel ? nsel : 1) + 1, sizeof(*cols->sel));
     cols->selp = calloc(nsel ? nsel : 1, sizeof(*cols->selp));
-    cols->ranges = malloc((ac.nr ? ac.nr : 1) * sizeof(*cols->ranges));
-    if (!cols->total || !cols->sel || !cols->selp || !cols->ranges) {
+    if (!cols->total || !cols->sel || !cols->selp) {
         sn_agg_columns_fini(&ac);
         columns_fini(cols);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < ac.nr; i++)
-        cols->ranges[i] = (struct sn_hm_range){ac.r[i].lo, ac.r[i].hi, (double)ac.r[i].count};
+    /* the renderer's ranges in the aggregator's array, converted in place (same size and
+     * layout but for the count's type: each element is read whole, then written whole as the
+     * renderer's type, which allocated memory allows), so a big image copies no range */
+    cols->ranges = (struct sn_hm_range *)(void *)ac.r;
+    for (size_t i = 0; i < ac.nr; i++) {
+        struct sn_hist_range r = ac.r[i];
+        cols->ranges[i] = (struct sn_hm_range){r.lo, r.hi, (double)r.count};
+    }
+    ac.r = NULL; /* the columns' now */
     cols->nranges = ac.nr;
     for (size_t i = 0; i < ncols * (1 + nsel); i++) {
         struct sn_hm_column *col = i < ncols ? &cols->total[i] : &cols->sel[i - ncols];
