@@ -442,10 +442,7 @@ static void test_serve_key_cap_reaches_the_kernel(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
-        return 2;
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     t_unique_comm();
     t_run("a workload's 2 ms sleeps appear in the agent's frames", test_frames_from_a_workload);
     t_run("binary frames decode, checksums and all", test_binary_frames);

@@ -14,6 +14,7 @@
 
 #include "core/hist.h"
 #include "llmodel.h"
+#include "http.h"
 #include "t.h"
 
 static const char *sonde;
@@ -312,12 +313,7 @@ static void test_matches_model(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s PATH_TO_SONDE\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     t_run("help, usage and exit codes", test_help_and_usage);
     t_run("worked example: bytes, base64, quantiles", test_worked_example);
     t_run("summary and bar chart", test_summary);

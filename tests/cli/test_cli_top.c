@@ -436,12 +436,7 @@ int main(int argc, char **argv)
 {
     static const char *const extra[] = {"--no-agent", NULL};
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE_BINARY\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     if (th_serve_start(sonde, extra, NULL, &srv) != 0) {
         fprintf(stderr, "cannot start sonde serve\n");
         return 1;

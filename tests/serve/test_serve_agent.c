@@ -190,12 +190,7 @@ static void test_server_leaves_itself_out(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE]\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     t_run("syscalls_reach_the_api", test_syscalls_reach_the_api);
     t_run("server_leaves_itself_out", test_server_leaves_itself_out);
     return t_done();

@@ -282,12 +282,7 @@ static void test_cli(void)
 int main(int argc, char **argv)
 {
     static const char *const extra[] = {"--no-agent", NULL};
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     if (th_serve_start(sonde, extra, NULL, &srv) != 0) {
         fprintf(stderr, "cannot start sonde serve\n");
         return 1;

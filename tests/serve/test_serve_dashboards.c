@@ -368,12 +368,7 @@ static void test_kill9(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE]\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     signal(SIGPIPE, SIG_IGN);
     snprintf(tenants_file, sizeof(tenants_file), "%s/dash-tenants-%d.json", t_outdir(),
              (int)getpid());

@@ -777,12 +777,7 @@ static void test_ui_dir(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE-FILTER]\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     signal(SIGPIPE, SIG_IGN);
     t_run("full_disk", test_full_disk);
     t_run("defs_validated", test_defs_validated);

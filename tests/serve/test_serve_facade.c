@@ -131,12 +131,7 @@ static void test_docs_and_status(void)
 int main(int argc, char **argv)
 {
     char file[512];
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE]\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     snprintf(file, sizeof(file), "%s/facade-tenants-%d.json", t_outdir(), (int)getpid());
     FILE *f = fopen(file, "w");
     if (!f)

@@ -2453,12 +2453,7 @@ int main(int argc, char **argv)
 {
     static const char *const extra[] = {"--no-agent", NULL};
     /* argv[1] is the sonde binary; a case-name filter may follow */
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE]\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     if (th_serve_start(sonde, extra, NULL, &srv) != 0) {
         t_run("sonde serve --no-agent starts", test_no_server);
         return t_done();

@@ -850,13 +850,8 @@ static void test_options(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE]\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    t_init(argc - 1, argv + 1);
     raise_nofile(FLOOD_N + 512);
     snprintf(tenants_file, sizeof(tenants_file), "%s/hostile-tenants-%d.json", t_outdir(),
              (int)getpid());

@@ -425,12 +425,7 @@ static void test_extreme_buckets(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE-FILTER]\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     const char *extra[] = {"--no-agent", "--key-cap", "10", NULL};
     if (th_serve_start(sonde, extra, NULL, &srv) != 0) {
         fprintf(stderr, "cannot start %s serve\n", sonde);

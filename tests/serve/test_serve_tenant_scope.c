@@ -188,12 +188,7 @@ static void test_tenant_sees_only_its_containers(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE]\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     t_run("tenant_sees_only_its_containers", test_tenant_sees_only_its_containers);
     return t_done();
 }

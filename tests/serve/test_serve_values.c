@@ -1690,12 +1690,7 @@ static void test_tenant_ingest(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE-FILTER]\n", argv[0]);
-        return 2;
-    }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1); /* argv[1] is the binary; an optional filter follows it */
+    sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     const char *extra[] = {"--no-agent", NULL};
     srv_up = th_serve_start(sonde, extra, NULL, &srv) == 0;
     if (!srv_up) {

@@ -61,6 +61,16 @@ void th_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+const char *th_sonde_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s SONDE [CASE-FILTER]\n", argv[0]);
+        exit(2);
+    }
+    t_init(argc - 1, argv + 1);
+    return argv[1];
+}
+
 /* Milliseconds left before deadline, rounded up (so that poll never spins at 0 early). */
 static int left_ms(double deadline)
 {

@@ -41,6 +41,11 @@ struct th_resp {
 double th_now_ms(void);
 void th_sleep_ms(long ms);
 
+/* The start of every test that runs the sonde binary: `TEST SONDE [CASE-FILTER]`. Exits 2
+ * with a usage line when SONDE is missing; else starts the harness on the filter (t_init())
+ * and returns SONDE. */
+const char *th_sonde_main(int argc, char **argv);
+
 /* One request over a new TCP connection to 127.0.0.1:port (HTTP/1.1, Connection: close).
  * headers: NULL-terminated array of "Name: value" strings, or NULL. body may be NULL. A bound of
  * timeout_ms on the whole exchange (connect, send, receive). Returns 0 and fills *r (release with
