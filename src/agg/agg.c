@@ -51,7 +51,7 @@ struct sn_agg {
 
 struct sn_agg_view {
     uint32_t g;
-    bool point;
+    bool point, values;
     size_t n;
     const struct sn_ds_slot **s; /* referenced, in time order */
 };
@@ -253,7 +253,7 @@ static int ingest(struct sn_agg *a, const struct sn_wire_frame *f, int64_t now,
         if (fold)
             *fold = fd;
         for (size_t i = 0, n = atomic_load(&a->nlis); i < n; i++)
-            a->lis[i].fn(a->lis[i].arg, f->id);
+            a->lis[i].fn(a->lis[i].arg, f->id, f->t);
         break;
     case SN_DS_LATE:
         atomic_fetch_add(&a->c.frames_late, 1);
@@ -431,6 +431,54 @@ char **sn_agg_not_running(struct sn_agg *a, const char *key, size_t *n)
  * Queries
  */
 
+int sn_agg_slot_get(struct sn_agg *a, const char *key, int64_t t, const struct sn_ds_slot **slot,
+                    char ***names)
+{
+    struct entry *e = find_ref(a, key);
+    const struct sn_ds_slot *sl;
+    char **nm = NULL;
+    int rc = 0;
+
+    *slot = NULL;
+    *names = NULL;
+    if (!e)
+        return -ENOENT;
+    pthread_rwlock_rdlock(&e->lock);
+    const struct sn_ds_slot *one;
+    if (sn_ds_slots_ref(e->ds, t, t + 1, &one) == 1) {
+        sl = one;
+        if (!(nm = calloc(sl->nsrc ? sl->nsrc : 1, sizeof(*nm))))
+            rc = -ENOMEM;
+        for (uint32_t i = 0; rc == 0 && i < sl->nsrc; i++) {
+            const char *n = sn_ds_source_name(e->ds, sl->src[i]);
+            if (!(nm[i] = strdup(n ? n : "")))
+                rc = -ENOMEM;
+        }
+        if (rc < 0) {
+            sn_agg_strings_free(nm, sl->nsrc);
+            sn_ds_slot_unref(sl);
+        } else {
+            *slot = sl;
+            *names = nm;
+        }
+    } else {
+        rc = -ENOENT;
+    }
+    pthread_rwlock_unlock(&e->lock);
+    entry_unref(e);
+    return rc;
+}
+
+int sn_agg_opts(struct sn_agg *a, const char *key, struct sn_ds_opts *o)
+{
+    struct entry *e = find_ref(a, key);
+    if (!e)
+        return -ENOENT;
+    *o = *sn_ds_opts(e->ds); /* immutable */
+    entry_unref(e);
+    return 0;
+}
+
 uint32_t sn_agg_sources_since(struct sn_agg *a, const char *key, int64_t t)
 {
     struct entry *e = find_ref(a, key);
@@ -510,6 +558,33 @@ void sn_agg_view_close(struct sn_agg_view *v)
         sn_ds_slot_unref(v->s[i]); /* the last reference frees it, here, without a lock */
     free(v->s);
     free(v);
+}
+
+int sn_agg_view_adopt(uint32_t g, bool point, bool values, struct sn_ds_slot **s, size_t n,
+                      struct sn_agg_view **out)
+{
+    struct sn_agg_view *v = calloc(1, sizeof(*v));
+
+    *out = NULL;
+    if (!v || g == 0) {
+        free(v);
+        for (size_t i = 0; i < n; i++)
+            sn_ds_slot_unref(s[i]);
+        free(s);
+        return -ENOMEM;
+    }
+    v->g = g;
+    v->point = point;
+    v->values = values;
+    v->n = n;
+    v->s = (const struct sn_ds_slot **)s;
+    *out = v;
+    return 0;
+}
+
+bool sn_agg_view_values(const struct sn_agg_view *v)
+{
+    return v->values;
 }
 
 uint32_t sn_agg_view_granularity(const struct sn_agg_view *v)

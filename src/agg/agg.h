@@ -51,15 +51,16 @@ struct sn_agg_counters {
     uint64_t events_folded;    /* their events */
 };
 
-/* Called after a frame was added to instrumentation key's dataset, with no lock held. */
-typedef void (*sn_agg_listener)(void *arg, const char *key);
+/* Called after a frame for second t was added to instrumentation key's dataset, with no lock
+ * held. */
+typedef void (*sn_agg_listener)(void *arg, const char *key, int64_t t);
 
 /* A new empty aggregator into *out. Returns 0 or -ENOMEM. */
 int sn_agg_create(struct sn_agg **out);
 /* Frees it and every dataset (the last references); NULL is fine. No call may be running. */
 void sn_agg_destroy(struct sn_agg *a);
 
-/* Registers fn(arg, key) for every frame added from now on. Returns 0, or -ENOSPC past
+/* Registers fn(arg, key, t) for every frame added from now on. Returns 0, or -ENOSPC past
  * SN_AGG_MAX_LISTENERS. */
 int sn_agg_listen(struct sn_agg *a, sn_agg_listener fn, void *arg);
 
@@ -127,6 +128,14 @@ void sn_agg_strings_free(char **s, size_t n);
 
 /* ---- Queries: values copied out, valid without any lock -------------------------------- */
 
+/* The slot of key holding second t, referenced (sn_ds_slot_unref()) into *slot, and the names
+ * of its sources (slot->src[i]'s is (*names)[i]; sn_agg_strings_free(*names, slot->nsrc)).
+ * Returns 0, -ENOENT (no such key, or no data for t: *slot NULL) or -ENOMEM. */
+int sn_agg_slot_get(struct sn_agg *a, const char *key, int64_t t, const struct sn_ds_slot **slot,
+                    char ***names);
+/* The options of key's dataset into *o. Returns 0 or -ENOENT. */
+int sn_agg_opts(struct sn_agg *a, const char *key, struct sn_ds_opts *o);
+
 /* How many sources reported (or said they run key) at or after t; 0 for no such key. */
 uint32_t sn_agg_sources_since(struct sn_agg *a, const char *key, int64_t t);
 /* How many sources a long poll for the slot holding second last should wait for, at time now
@@ -144,6 +153,16 @@ struct sn_agg_view;
 int sn_agg_view_open(struct sn_agg *a, const char *key, int64_t from, int64_t to,
                      struct sn_agg_view **out);
 void sn_agg_view_close(struct sn_agg_view *v); /* NULL is fine */
+/* A view of slots built elsewhere (the store's history): s[0..n) (a malloc'd array of slots
+ * from sn_ds_slot_new(), in time order, starting at multiples of g; the view takes the array
+ * and the slots over, whatever it returns),
+ * of granularity g. point: a snapshot metric's raw slots (sums take the first slot); values:
+ * rolled-up point slots (counts are sums of values and histograms hold the values: they add).
+ * Returns 0 or -ENOMEM. */
+int sn_agg_view_adopt(uint32_t g, bool point, bool values, struct sn_ds_slot **s, size_t n,
+                      struct sn_agg_view **out);
+/* Whether the view's slots are rolled-up point slots (sn_agg_view_adopt()). */
+bool sn_agg_view_values(const struct sn_agg_view *v);
 /* The granularity of key's dataset. */
 uint32_t sn_agg_view_granularity(const struct sn_agg_view *v);
 /* How many sources reported in the slot holding t (0: none, or outside the view). */

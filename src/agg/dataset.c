@@ -762,6 +762,16 @@ size_t sn_ds_slots_ref(const struct sn_dataset *ds, int64_t from, int64_t to,
     return n;
 }
 
+struct sn_ds_slot *sn_ds_slot_new(int64_t t)
+{
+    struct rslot *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->s.t = t;
+    atomic_init(&r->refs, 1);
+    return &r->s;
+}
+
 void sn_ds_slot_unref(const struct sn_ds_slot *s)
 {
     /* s is the first member of its rslot */

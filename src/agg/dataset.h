@@ -150,6 +150,10 @@ uint32_t sn_ds_nslots(const struct sn_dataset *ds);
 size_t sn_ds_slots_ref(const struct sn_dataset *ds, int64_t from, int64_t to,
                        const struct sn_ds_slot **out);
 void sn_ds_slot_unref(const struct sn_ds_slot *s);
+/* A new empty slot starting at t, referenced once, for slots built outside a dataset (the
+ * store's history, agg/agg.h's sn_agg_view_adopt()): fill it, then only read it; the last
+ * sn_ds_slot_unref() frees it. NULL when out of memory. */
+struct sn_ds_slot *sn_ds_slot_new(int64_t t);
 /* dst += src, as an interval sum adds slots (dst owned, e.g. zeroed). Returns 0, or -ENOMEM
  * with dst valid but holding part of src. */
 int sn_ds_slot_add(struct sn_ds_slot *dst, const struct sn_ds_slot *src);

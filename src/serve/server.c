@@ -417,10 +417,11 @@ void sn_server_tick(struct sn_server *s, int64_t now, bool save)
  */
 
 /* The aggregator's listener: new data wakes the parked long polls (api/value.c). */
-static void wake_long_polls(void *arg, const char *key)
+static void wake_long_polls(void *arg, const char *key, int64_t t)
 {
     struct sn_server *s = arg;
     (void)key;
+    (void)t;
     if (s->http)
         sn_http_wake(s->http);
 }

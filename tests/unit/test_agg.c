@@ -348,9 +348,10 @@ struct heard {
     char last[32];
 };
 
-static void listener(void *arg, const char *key)
+static void listener(void *arg, const char *key, int64_t t)
 {
     struct heard *h = arg;
+    (void)t;
     snprintf(h->last, sizeof(h->last), "%s", key);
     atomic_fetch_add(&h->n, 1);
 }
