@@ -582,6 +582,12 @@ int sn_agg_view_adopt(uint32_t g, bool point, bool values, struct sn_ds_slot **s
     return 0;
 }
 
+size_t sn_agg_view_slots(const struct sn_agg_view *v, const struct sn_ds_slot ***s)
+{
+    *s = v->s;
+    return v->n;
+}
+
 bool sn_agg_view_values(const struct sn_agg_view *v)
 {
     return v->values;

@@ -161,6 +161,8 @@ void sn_agg_view_close(struct sn_agg_view *v); /* NULL is fine */
  * Returns 0 or -ENOMEM. */
 int sn_agg_view_adopt(uint32_t g, bool point, bool values, struct sn_ds_slot **s, size_t n,
                       struct sn_agg_view **out);
+/* The view's slots, in time order, into *s (valid while the view is open); returns how many. */
+size_t sn_agg_view_slots(const struct sn_agg_view *v, const struct sn_ds_slot ***s);
 /* Whether the view's slots are rolled-up point slots (sn_agg_view_adopt()). */
 bool sn_agg_view_values(const struct sn_agg_view *v);
 /* The granularity of key's dataset. */

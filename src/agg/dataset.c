@@ -911,63 +911,109 @@ static void put_i64(struct buf *b, int64_t v)
     put_u32(b, (uint32_t)((uint64_t)v >> 32));
 }
 
+int sn_ds_frame_of(uint8_t arity, const struct sn_ds_slot *s, struct sn_ds_frame *out)
+{
+    struct sn_wire_frame *f = &out->f;
+
+    memset(out, 0, sizeof(*out));
+    out->e = s->n ? malloc(s->n * sizeof(*out->e)) : NULL;
+    out->empty = sn_hist_create();
+    if ((s->n && !out->e) || !out->empty) {
+        sn_ds_frame_fini(out);
+        return -ENOMEM;
+    }
+    *f = (struct sn_wire_frame){.t = s->t,
+                                .arity = arity,
+                                .total = s->count,
+                                .over_cap = s->over_cap,
+                                .map_full = s->map_full};
+    /* a frame's counts are what the format checks them against: each entry's its histogram's,
+     * the total their sum as the format adds them (a saturated slot still converts) */
+    if (arity == SN_WIRE_NUMERIC) {
+        const struct sn_hist *h = s->total ? s->total : out->empty;
+        out->one = (struct sn_wire_entry){"", sn_hist_count(h), (struct sn_hist *)h};
+        f->entries = &out->one;
+        f->n = 1;
+        f->total = out->one.count;
+    } else if (arity != SN_WIRE_SCALAR) {
+        f->total = 0;
+        for (size_t i = 0; i < s->n; i++) {
+            out->e[i] = (struct sn_wire_entry){s->e[i].key, s->e[i].count, NULL};
+            if (arity == SN_WIRE_NUMERIC_BY_KEY) {
+                out->e[i].hist = s->e[i].hist ? s->e[i].hist : out->empty;
+                out->e[i].count = sn_hist_count(out->e[i].hist);
+            }
+            f->total += out->e[i].count;
+        }
+        f->entries = out->e;
+        f->n = s->n;
+    }
+    return 0;
+}
+
+void sn_ds_frame_fini(struct sn_ds_frame *fr)
+{
+    free(fr->e);
+    sn_hist_destroy(fr->empty);
+    memset(fr, 0, sizeof(*fr));
+}
+
 static int put_slot(struct buf *b, const struct sn_dataset *ds, const struct sn_ds_slot *s)
 {
-    struct sn_wire_entry one, *e = s->n ? malloc(s->n * sizeof(*e)) : NULL;
-    struct sn_hist *empty = sn_hist_create();
-    struct sn_wire_frame f = {.id = "ds",
-                              .host = "ds",
-                              .t = s->t,
-                              .arity = ds->o.arity,
-                              .total = s->count,
-                              .over_cap = s->over_cap,
-                              .map_full = s->map_full};
+    struct sn_ds_frame fr;
     size_t len;
     ssize_t rc;
 
-    if ((s->n && !e) || !empty) {
-        free(e);
-        sn_hist_destroy(empty);
-        return -ENOMEM;
-    }
-    /* a frame's counts are what the format checks them against: each entry's its histogram's,
-     * the total their sum as the format adds them (a saturated slot still saves) */
-    if (ds->o.arity == SN_WIRE_NUMERIC) {
-        const struct sn_hist *h = s->total ? s->total : empty;
-        one = (struct sn_wire_entry){"", sn_hist_count(h), (struct sn_hist *)h};
-        f.entries = &one;
-        f.n = 1;
-        f.total = one.count;
-    } else if (ds->o.arity != SN_WIRE_SCALAR) {
-        f.total = 0;
-        for (size_t i = 0; i < s->n; i++) {
-            e[i] = (struct sn_wire_entry){s->e[i].key, s->e[i].count, NULL};
-            if (ds->o.arity == SN_WIRE_NUMERIC_BY_KEY) {
-                e[i].hist = s->e[i].hist ? s->e[i].hist : empty;
-                e[i].count = sn_hist_count(e[i].hist);
-            }
-            f.total += e[i].count;
-        }
-        f.entries = e;
-        f.n = s->n;
-    }
+    if ((rc = sn_ds_frame_of(ds->o.arity, s, &fr)) < 0)
+        return (int)rc;
+    fr.f.id = "ds";
+    fr.f.host = "ds";
     put_i64(b, s->t);
     put_i64(b,
             (int64_t)s->count); /* the slot's own: the frame's total is what its entries add to */
     put_u32(b, s->nsrc);
     for (uint32_t i = 0; i < s->nsrc; i++)
         put_u32(b, s->src[i]);
-    len = sn_wire_frame_len(&f);
+    len = sn_wire_frame_len(&fr.f);
     unsigned char *fb = malloc(len);
-    rc = fb ? sn_wire_frame_encode(&f, fb, len) : -ENOMEM;
+    rc = fb ? sn_wire_frame_encode(&fr.f, fb, len) : -ENOMEM;
     if (rc >= 0) {
         put_u32(b, (uint32_t)rc);
         put(b, fb, (size_t)rc);
     }
     free(fb);
-    free(e);
-    sn_hist_destroy(empty);
+    sn_ds_frame_fini(&fr);
     return rc < 0 ? (int)rc : 0;
+}
+
+int sn_ds_restore(struct sn_dataset *ds, const struct sn_ds_slot *s, const char *const *names,
+                  int64_t now)
+{
+    struct sn_ds_frame fr;
+    int rc;
+
+    if (!s->nsrc)
+        return 0; /* nobody reported: nothing to restore */
+    if ((rc = sn_ds_frame_of(ds->o.arity, s, &fr)) < 0)
+        return rc;
+    fr.f.id = "ds";
+    fr.f.host = (char *)names[0];
+    struct sn_ds_slot *sl = (struct sn_ds_slot *)sn_ds_slot_at(ds, s->t);
+    bool fresh = sl == NULL;
+    rc = sn_ds_add(ds, &fr.f, now);
+    sn_ds_frame_fini(&fr);
+    if (rc != SN_DS_ADDED)
+        return rc < 0 ? rc : 0;
+    /* the dataset is the caller's alone: its slots may be changed in place */
+    sl = (struct sn_ds_slot *)sn_ds_slot_at(ds, s->t);
+    if (fresh && sl)
+        sl->count = s->count; /* the slot's own count */
+    for (uint32_t i = 1; sl && i < s->nsrc; i++) {
+        uint32_t si;
+        if ((rc = source_index(ds, names[i], &si)) < 0 || (rc = add_source(sl, si)) < 0)
+            return rc;
+    }
+    return 0;
 }
 
 int sn_ds_save(const struct sn_dataset *ds, unsigned char **out, size_t *len)

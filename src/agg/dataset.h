@@ -168,6 +168,22 @@ uint32_t sn_ds_sources_since(const struct sn_dataset *ds, int64_t t);
 /* The name of source i. */
 const char *sn_ds_source_name(const struct sn_dataset *ds, uint32_t i);
 
+/* A slot as a frame: what slot s of a dataset of arity says, as a frame whose entries borrow
+ * s's keys and histograms (f.id and f.host left for the caller to set). Returns 0 or -ENOMEM;
+ * sn_ds_frame_fini() frees what it allocated. Do not copy the struct (f points into it). */
+struct sn_ds_frame {
+    struct sn_wire_frame f;
+    struct sn_wire_entry one, *e;
+    struct sn_hist *empty;
+};
+int sn_ds_frame_of(uint8_t arity, const struct sn_ds_slot *s, struct sn_ds_frame *out);
+void sn_ds_frame_fini(struct sn_ds_frame *fr);
+/* Puts slot s (read back from the store; its sources named by names[0..s->nsrc)) into ds, as
+ * the frames that made it would. The caller has ds to itself (before it is in the
+ * aggregator). Returns 0 (late slots are simply not kept) or -ENOMEM. */
+int sn_ds_restore(struct sn_dataset *ds, const struct sn_ds_slot *s, const char *const *names,
+                  int64_t now);
+
 /* Persistence (persist-data): writes every slot to buf (owned, free()) as *len bytes, and
  * reads such a buffer back, merging its slots into ds (sources by name). Slots of another
  * granularity or arity are refused: -EINVAL. The format is docs/formats.md's dataset file. */

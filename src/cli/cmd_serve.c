@@ -25,16 +25,17 @@ static const char usage[] =
     "                   [--threads N] [--key-cap N] [--ui-dir DIR] [--trace-self]\n"
     "                   [--max-connections N] [--max-connections-per-ip N]\n"
     "                   [--header-timeout S] [--body-timeout S] [--max-body-memory BYTES]\n"
+    "                   [--tiers LIST] [--store-max-bytes BYTES] [--rollup-keys N]\n"
     "\n"
     "Runs the agent, the aggregator and the Cloud Analytics HTTP API in one process\n"
     "(docs/api.md), and the web UI at / (docs/ui.md). Prints its URL on the first line of standard "
     "output. Stops cleanly on\n"
-    "SIGINT or SIGTERM, saving persisted data.\n"
+    "SIGINT or SIGTERM, after writing what memory holds into the store.\n"
     "\n"
     "options:\n"
     "  --listen HOST:PORT  where to serve (default 127.0.0.1:23181; port 0 picks a free one;\n"
     "                      \":PORT\" listens on every address)\n"
-    "  --data DIR          state directory: instrumentation definitions and persisted data\n"
+    "  --data DIR          state directory: the store (definitions and history, DIR/store)\n"
     "                      (default /var/lib/sonde as root, else ~/.local/share/sonde); DIR\n"
     "                      is created (mode 0700) when its parent exists\n"
     "  --tenants FILE      tokens and tenants (docs/api.md); without it only loopback clients\n"
@@ -46,6 +47,13 @@ static const char usage[] =
     "                      threads and its collection); by default the kernel leaves them out\n"
     "  --ui-dir DIR        serve the web UI's files from DIR (a checkout's ui/) instead of\n"
     "                      the copy compiled in: edit, reload, no rebuild\n"
+    "\n"
+    "history (docs/operations.md):\n"
+    "  --tiers LIST        how long each tier keeps data (default raw:2d,1m:90d,1h:5y,1d:10y;\n"
+    "                      raw is each instrumentation's granularity; \"1m:0\" turns a tier off)\n"
+    "  --store-max-bytes BYTES  cap on the store's data (K, M, G, T suffixes; default none):\n"
+    "                      past it the oldest data of the finest tier goes first\n"
+    "  --rollup-keys N     keys a rollup record keeps before \"other\" (default 1000)\n"
     "\n"
     "limits on clients (docs/operations.md; refusals are counted in /metrics):\n"
     "  --max-connections N          open connections at most (default 1024); past it a new\n"
@@ -226,6 +234,9 @@ int sn_cmd_serve(int argc, char **argv)
         O_HDRTIME,
         O_BODYTIME,
         O_BODYMEM,
+        O_TIERS,
+        O_STOREMAX,
+        O_ROLLUPKEYS,
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -241,6 +252,9 @@ int sn_cmd_serve(int argc, char **argv)
         {"header-timeout", required_argument, NULL, O_HDRTIME},
         {"body-timeout", required_argument, NULL, O_BODYTIME},
         {"max-body-memory", required_argument, NULL, O_BODYMEM},
+        {"tiers", required_argument, NULL, O_TIERS},
+        {"store-max-bytes", required_argument, NULL, O_STOREMAX},
+        {"rollup-keys", required_argument, NULL, O_ROLLUPKEYS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -275,6 +289,39 @@ int sn_cmd_serve(int argc, char **argv)
         case O_SELF:
             trace_self = true;
             break;
+        case O_TIERS:
+            if (sn_tiers_parse(optarg, &so.tiers, why, sizeof(why)) < 0) {
+                fprintf(stderr, "sonde serve: --tiers: %s\n", why);
+                return SN_EXIT_USAGE;
+            }
+            break;
+        case O_STOREMAX:
+        case O_ROLLUPKEYS: {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            int shift = c == O_ROLLUPKEYS || !*end ? 0
+                        : strchr("kK", *end)       ? 10
+                        : strchr("mM", *end)       ? 20
+                        : strchr("gG", *end)       ? 30
+                        : strchr("tT", *end)       ? 40
+                                                   : -1;
+            if (shift > 0 && !end[1])
+                end++;
+            if (end == optarg || *end || errno || optarg[0] == '-' || shift < 0 || v == 0 ||
+                v > (c == O_ROLLUPKEYS ? 1000000ull : (1ull << 50) >> shift)) {
+                fprintf(stderr, "sonde serve: --%s wants %s\n",
+                        c == O_ROLLUPKEYS ? "rollup-keys" : "store-max-bytes",
+                        c == O_ROLLUPKEYS ? "an integer from 1 to 1000000"
+                                          : "a size in bytes (K, M, G, T suffixes), at least 1");
+                return SN_EXIT_USAGE;
+            }
+            if (c == O_ROLLUPKEYS)
+                so.rollup_keys = (uint32_t)v;
+            else
+                so.store_max_bytes = (uint64_t)v << shift;
+            break;
+        }
         case O_TENANTS:
             tenants = optarg;
             break;

@@ -1,9 +1,11 @@
 /*
- * The definitions file of the data directory, instrumentations.json: every definition and the
- * next id of each scope, rewritten (temporary file, fsync, rename) on every change, so that a
- * restart finds the instrumentations and their ids as they were; read back at start with
- * every definition checked as a create is (serve/server.h: sn_server_save_defs(),
- * sn_server_load_defs()).
+ * The definitions: every instrumentation's definition and the next id of each scope, as one
+ * JSON document (docs/formats.md) kept in the store under "definitions" and rewritten in one
+ * transaction on every change, so that a restart finds the instrumentations and their ids as
+ * they were; read back at start with every definition checked as a create is (serve/server.h:
+ * sn_server_save_defs(), sn_server_load_defs()). An older version's instrumentations.json is
+ * read when the store has no definitions yet (the first start after an upgrade), written into
+ * the store, and left alone.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,8 +44,8 @@ int sn_server_save_defs(struct sn_server *s)
         json_pack("{s:i,s:O,s:o}", "version", 1, "next_id", s->next_ids, "instrumentations", arr);
     text = root ? json_dumps(root, JSON_INDENT(1)) : NULL;
     json_decref(root);
-    snprintf(path, sizeof(path), "%s/instrumentations.json", s->datadir);
-    rc = text ? sn_file_write_atomic(path, text, strlen(text)) : -ENOMEM;
+    snprintf(path, sizeof(path), "%s/store (definitions)", s->datadir);
+    rc = text ? sn_store_meta_put(s->store, "definitions", text, strlen(text)) : -ENOMEM;
     free(text);
     if (rc < 0) {
         atomic_fetch_add(&s->c.save_failures, 1);
@@ -214,9 +216,15 @@ int sn_server_load_defs(struct sn_server *s)
     remove_tmp(sub);
     snprintf(sub, sizeof(sub), "%s/dashboards", s->datadir);
     remove_tmp(sub);
-    snprintf(path, sizeof(path), "%s/instrumentations.json", s->datadir);
-    if ((rc = read_file(path, &text, &len)) == -ENOENT)
-        return 0;
+    /* the store's, or (once, after an upgrade) the older version's file */
+    bool migrate = false;
+    snprintf(path, sizeof(path), "%s/store (definitions)", s->datadir);
+    if ((rc = sn_store_meta_get(s->store, "definitions", &text, &len)) == -ENOENT) {
+        snprintf(path, sizeof(path), "%s/instrumentations.json", s->datadir);
+        if ((rc = read_file(path, &text, &len)) == -ENOENT)
+            return 0;
+        migrate = true;
+    }
     if (rc < 0) {
         sn_log(SN_LOG_ERROR, "serve", "%s: %s", path, strerror(-rc));
         return -EINVAL;
@@ -254,8 +262,14 @@ int sn_server_load_defs(struct sn_server *s)
             nrefused++;
             continue;
         }
-        if (in->persist)
-            sn_server_load_data(s, in);
+        if (sn_server_store_inst(s, in) < 0) {
+            sn_log(SN_LOG_ERROR, "serve", "%s: instrumentation %s: out of memory", path, in->key);
+            s->n--;
+            sn_instn_free(in);
+            nrefused++;
+            continue;
+        }
+        sn_server_load_data(s, in, migrate);
         if (sn_agg_add(s->agg, in->key, in->ds) < 0) {
             sn_log(SN_LOG_ERROR, "serve", "%s: instrumentation %s: out of memory", path, in->key);
             s->n--;
@@ -284,13 +298,32 @@ int sn_server_load_defs(struct sn_server *s)
             json_object_set_new(s->next_ids, in->scope, json_integer((json_int_t)in->id + 1));
     }
     rc = 0;
-    if (nrefused && (rc = keep_rejected(path, text, len, nrefused)) == 0 &&
-        sn_server_save_defs(s) < 0)
-        rc = 0; /* the copy is kept; the tick writes the file once it can (defs_unsaved) */
+    if (nrefused) { /* the document as it was is kept beside the data, then rewritten */
+        char copy[600];
+        snprintf(copy, sizeof(copy), "%s", path);
+        if (!migrate)
+            snprintf(copy, sizeof(copy), "%s/definitions.json", s->datadir);
+        rc = keep_rejected(copy, text, len, nrefused);
+    }
+    /* a failed save leaves the tick to write them once it can (defs_unsaved) */
+    if (rc == 0 && (nrefused || migrate) && sn_server_save_defs(s) == 0 && migrate)
+        sn_log(SN_LOG_INFO, "serve", "%s: migrated into the store (the file is left as it is)",
+               path);
     json_decref(root);
     free(text);
     if (rc < 0)
         return rc;
     sn_log(SN_LOG_INFO, "serve", "%zu instrumentation(s) restored from %s", s->n, path);
     return 0;
+}
+
+int sn_server_save_final(struct sn_server *s)
+{
+    int rc = 0;
+
+    pthread_rwlock_wrlock(&s->lock);
+    if (s->defs_unsaved)
+        rc = sn_server_save_defs(s);
+    pthread_rwlock_unlock(&s->lock);
+    return rc;
 }

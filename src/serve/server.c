@@ -221,11 +221,15 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
         snprintf(in->key, sizeof(in->key), "%" PRIu64, in->id);
     json_object_set_new(s->next_ids, in->scope, json_integer((json_int_t)in->id + 1));
     rc = sn_server_append(s, in);
-    if (rc == 0 && (rc = sn_agg_add(s->agg, in->key, in->ds)) < 0)
+    if (rc == 0 && ((rc = sn_server_store_inst(s, in)) < 0 ||
+                    (rc = sn_agg_add(s->agg, in->key, in->ds)) < 0)) {
         s->n--;
+        sn_store_inst_drop(s->store, in->key);
+    }
     if (rc == 0 && (rc = sn_server_save_defs(s)) < 0) {
         s->n--; /* undone: neither the instrumentation nor its id was given out */
         sn_agg_remove(s->agg, in->key);
+        sn_store_inst_drop(s->store, in->key);
         rc = unsaved(rc, "cannot create the instrumentation", why, whylen);
     } else if (rc < 0) {
         snprintf(why, whylen, "out of memory");
@@ -281,10 +285,15 @@ static struct sn_instn *unlink_instn(struct sn_server *s, const char *scope, uin
         s->n++;
         in = NULL;
     }
-    if (in)
+    if (in) {
         sn_agg_remove(s->agg, in->key); /* queries and frames at work finish with their copy */
-    if (in && in->persist)
-        sn_server_unpersist(s, in);
+        /* its records go in the background; a failure to unlink them is logged: they are
+         * removed at the next start (the definitions no longer hold it) */
+        int drc = sn_store_inst_drop(s->store, in->key);
+        if (drc < 0 && drc != -ENOENT)
+            sn_log(SN_LOG_WARN, "serve", "instrumentation %s: its history is not deleted yet: %s",
+                   in->key, strerror(-drc));
+    }
     pthread_rwlock_unlock(&s->lock);
     return in;
 }
@@ -332,8 +341,7 @@ int sn_server_change(struct sn_server *s, const char *scope, uint64_t id, const 
         rc = -ENOMEM;
         goto out;
     }
-    if (old.persist && !next.persist)
-        sn_server_unpersist(s, in);
+    sn_server_store_inst(s, in); /* the store's tiers follow retention and persist-data */
     if (out && !(*out = instn_copy(in))) {
         snprintf(why, whylen, "out of memory");
         rc = -ENOMEM;
@@ -380,7 +388,7 @@ bool sn_server_local(struct sn_server *s, const char *key)
  * The tick: expiry, idle reaping, saving
  */
 
-void sn_server_tick(struct sn_server *s, int64_t now, bool save)
+void sn_server_tick(struct sn_server *s, int64_t now)
 {
     uint64_t idle[64];
     char scopes[64][SN_SCOPE_MAX], why[512];
@@ -405,11 +413,6 @@ void sn_server_tick(struct sn_server *s, int64_t now, bool save)
             sn_log(SN_LOG_INFO, "serve", "instrumentation %s%s%" PRIu64 " reaped: idle", scopes[i],
                    scopes[i][0] ? "/" : "", idle[i]);
         }
-    if (save) {
-        pthread_rwlock_rdlock(&s->lock);
-        sn_server_save_data(s);
-        pthread_rwlock_unlock(&s->lock);
-    }
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -428,6 +431,7 @@ static void wake_long_polls(void *arg, const char *key, int64_t t)
 
 int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
 {
+    char sdir[600];
     struct sn_server *s = calloc(1, sizeof(*s));
     pthread_rwlockattr_t la;
     int rc;
@@ -455,7 +459,21 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
         rc = -ENOMEM;
         goto fail;
     }
+    struct sn_store_opts so = {.dir = sdir,
+                               .tiers = o->tiers,
+                               .max_bytes = o->store_max_bytes,
+                               .rollup_keys = o->rollup_keys};
+    char why[512];
+    snprintf(sdir, sizeof(sdir), "%s/store", s->datadir);
+    if (!so.tiers.keep[SN_TIER_RAW])
+        sn_tiers_default(&so.tiers);
+    if ((rc = sn_store_open(&so, &s->store, why, sizeof(why))) < 0) {
+        sn_log(SN_LOG_ERROR, "serve", "%s", why);
+        goto fail;
+    }
     if ((rc = sn_server_load_defs(s)) < 0)
+        goto fail;
+    if ((rc = sn_store_follow(s->store, s->agg)) < 0)
         goto fail;
     if (o->agent && (rc = sn_collector_start(s, o->key_cap, o->trace_self, &s->collector)) < 0) {
         sn_log(SN_LOG_WARN, "serve",
@@ -494,17 +512,12 @@ int sn_server_port(const struct sn_server *s)
 
 int sn_server_run(struct sn_server *s, const sigset_t *stop)
 {
-    int64_t last_save = sn_now();
     for (;;) {
         struct timespec one = {1, 0};
         int sig = sigtimedwait(stop, NULL, &one);
         if (sig == SIGINT || sig == SIGTERM)
             return sig;
-        int64_t now = sn_now();
-        bool save = now - last_save >= 60;
-        if (save)
-            last_save = now;
-        sn_server_tick(s, now, save);
+        sn_server_tick(s, sn_now());
     }
 }
 
@@ -523,6 +536,8 @@ int sn_server_close(struct sn_server *s)
     s->xforms = NULL;
     sn_flow_close(s);             /* nobody publishes any more */
     rc = sn_server_save_final(s); /* the caller says what a failure means */
+    sn_store_close(s->store);     /* after a last write of what memory holds */
+    s->store = NULL;
     for (size_t i = 0; i < s->n; i++)
         sn_instn_free(s->insts[i]);
     free(s->insts);

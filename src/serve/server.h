@@ -28,6 +28,7 @@
 #include "agg/dataset.h"
 #include "http/httpd.h"
 #include "serve/tenants.h"
+#include "store/store.h"
 
 #define SN_SCOPE_MAX      64
 #define SN_TENANT_QUOTA   10     /* live instrumentations per tenant (CA) */
@@ -70,7 +71,7 @@ struct sn_counters {
     _Atomic uint64_t renders, render_ns; /* heatmap images and the time drawing them */
     _Atomic uint64_t raw_requests, raw_ns;
     _Atomic uint64_t long_polls;    /* value requests that waited, each counted once */
-    _Atomic uint64_t save_failures; /* writes of the definitions or a data file that failed */
+    _Atomic uint64_t save_failures; /* writes of the definitions that failed */
 };
 
 struct sn_server {
@@ -87,8 +88,9 @@ struct sn_server {
     struct sn_collector *collector; /* NULL when the local agent is off */
     struct sn_xforms *xforms;       /* transformations of keys (serve/transform.h) */
     struct sn_http *http;
-    struct sn_agg *agg; /* every instrumentation's data, by key */
-    struct sn_bus *bus; /* between the sources and the aggregator (serve/flow.h) */
+    struct sn_agg *agg;     /* every instrumentation's data, by key */
+    struct sn_store *store; /* the definitions and every instrumentation's history */
+    struct sn_bus *bus;     /* between the sources and the aggregator (serve/flow.h) */
     struct sn_bus_sub *bus_frames, *bus_status; /* the aggregator's subscriptions */
     struct sn_counters c;
     int64_t started;
@@ -102,6 +104,9 @@ struct sn_server_opts {
     struct sn_tenants *tenants; /* NULL: none (loopback only); the server's from open on,
                                  * even when open fails */
     uint32_t key_cap;           /* --key-cap: keys a slot keeps before "other" */
+    struct sn_tiers tiers;      /* --tiers */
+    uint64_t store_max_bytes;   /* --store-max-bytes: 0 none */
+    uint32_t rollup_keys;       /* --rollup-keys: keys a rollup record keeps (0: default) */
     bool agent;                 /* run the local agent */
     bool trace_self;            /* let the local agent count this process's events */
     struct sn_http_opts http;   /* listen, threads, limits (the handler is the API's) */
@@ -152,8 +157,6 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
  * with why when the file cannot be written (the instrumentation is kept, unchanged). Takes
  * the lock itself. */
 int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *why, size_t whylen);
-/* Deletes the instrumentation's saved data (persist-data turned off). Lock held. */
-void sn_server_unpersist(struct sn_server *s, struct sn_instn *in);
 
 /*
  * Copies for the API, taken under the lock (which these take themselves): each is the
@@ -178,7 +181,8 @@ int sn_server_change(struct sn_server *s, const char *scope, uint64_t id, const 
                      struct sn_instn **out, char *why, size_t whylen);
 /* Whether this host's agent runs instrumentation key (per-source status, agg/agg.h). */
 bool sn_server_local(struct sn_server *s, const char *key);
-/* Writes the definitions file (core/file.h: whole or not at all) with the write lock held.
+/* Writes the definitions into the store (one transaction: whole or not at all) with the write
+ * lock held.
  * Returns 0 or -errno; logs a failure once (and the first success after one), counts it, and
  * keeps defs_unsaved up to date. A caller that cannot undo its change leaves it to the tick. */
 int sn_server_save_defs(struct sn_server *s);
@@ -200,21 +204,20 @@ json_t *sn_instn_agent_def(const struct sn_server *s, const struct sn_instn *in)
 int sn_server_load_defs(struct sn_server *s);
 /* Between the server's files (server.c, defs_file.c, data_file.c): a new dataset for in with
  * the server's key cap (NULL when out of memory); appends in to the list (lock held; 0 or
- * -ENOMEM); loads in's persisted data into in->ds before it is in the aggregator (a file
- * that cannot be read is logged and left alone). */
+ * -ENOMEM); tells the store what in is (sn_store_inst_set()); fills in->ds, before it is in
+ * the aggregator, with the store's raw records of its retention, and (migrate) with the
+ * .snds file of an older version, which is then written into the store and left alone. */
 struct sn_dataset *sn_server_new_dataset(const struct sn_server *s, const struct sn_instn *in);
 int sn_server_append(struct sn_server *s, struct sn_instn *in);
-void sn_server_load_data(struct sn_server *s, struct sn_instn *in);
+int sn_server_store_inst(struct sn_server *s, const struct sn_instn *in);
+void sn_server_load_data(struct sn_server *s, struct sn_instn *in, bool migrate);
 /* Asks the local agent to run every instrumentation (after a restart). */
 void sn_server_start_local_all(struct sn_server *s);
-/* Once a second: expires slots, reaps idle instrumentations, and saves persisted data when
- * save is set. Takes the lock itself. */
-void sn_server_tick(struct sn_server *s, int64_t now, bool save);
-/* Saves the datasets of persist-data instrumentations. Lock held. Returns 0, or the
- * first -errno of those that could not be saved (each logged). */
-int sn_server_save_data(struct sn_server *s);
-/* The final save at shutdown: every persisted dataset, and the definitions if they are
- * behind. Takes the lock itself. Returns 0, or the first -errno (logged): the caller exits
+/* Once a second: expires slots and reaps idle instrumentations (the store writes on its own
+ * thread). Takes the lock itself. */
+void sn_server_tick(struct sn_server *s, int64_t now);
+/* The final save at shutdown: the definitions if they are behind (the store writes the data
+ * as it closes). Takes the lock itself. Returns 0, or the -errno (logged): the caller exits
  * non-zero then, as something acknowledged may be lost. */
 int sn_server_save_final(struct sn_server *s);
 

@@ -1598,6 +1598,37 @@ int sn_store_read(struct sn_store *st, const char *key, enum sn_tier t, int64_t 
     return 0;
 }
 
+int sn_store_source_names(struct sn_store *st, const char *key, const struct sn_ds_slot *s,
+                          char ***names)
+{
+    char **nm = calloc(s->nsrc ? s->nsrc : 1, sizeof(*nm));
+    int rc = 0;
+
+    *names = NULL;
+    if (!nm)
+        return -ENOMEM;
+    pthread_mutex_lock(&st->mu);
+    struct inst *in = inst_find(st, key);
+    pthread_mutex_unlock(&st->mu);
+    if (!in) {
+        free(nm);
+        return -ENOENT;
+    }
+    pthread_rwlock_rdlock(&st->nameslock);
+    for (uint32_t i = 0; i < s->nsrc && rc == 0; i++) {
+        const char *n = sn_intern_name(&in->srcs, s->src[i]);
+        if (!(nm[i] = strdup(n ? n : "?")))
+            rc = -ENOMEM;
+    }
+    pthread_rwlock_unlock(&st->nameslock);
+    if (rc < 0) {
+        sn_agg_strings_free(nm, s->nsrc);
+        return rc;
+    }
+    *names = nm;
+    return 0;
+}
+
 int sn_store_oldest(struct sn_store *st, const char *key, enum sn_tier t, int64_t *t0)
 {
     MDB_txn *txn;

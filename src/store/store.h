@@ -127,6 +127,11 @@ int sn_store_flush(struct sn_store *st, int64_t now);
  * Damaged records are skipped and counted. Returns 0, -ENOENT (no such key) or -ENOMEM. */
 int sn_store_read(struct sn_store *st, const char *key, enum sn_tier t, int64_t from, int64_t to,
                   struct sn_ds_slot ***out, size_t *n, bool *values);
+/* The names of the sources of slot s read from key's records (s->src holds the store's ids):
+ * a new array of s->nsrc new strings (sn_agg_strings_free()); an unknown id is named "?".
+ * Returns 0, -ENOENT or -ENOMEM. */
+int sn_store_source_names(struct sn_store *st, const char *key, const struct sn_ds_slot *s,
+                          char ***names);
 /* The start of the oldest record of key at tier t into *t0. Returns 0 or -ENOENT. */
 int sn_store_oldest(struct sn_store *st, const char *key, enum sn_tier t, int64_t *t0);
 
