@@ -297,6 +297,7 @@ static void teardown(void)
     while (srv->n > 0)
         sn_server_remove(srv, srv->insts[srv->n - 1]->scope, srv->insts[srv->n - 1]->id, why,
                          sizeof(why));
+    sn_store_close(srv->store);
     remove_tree(srv->datadir);
     free(srv->insts);
     sn_flow_close(srv);
@@ -327,6 +328,10 @@ static void setup(void)
     snprintf(srv->datadir, sizeof(srv->datadir), "%s", dir);
     snprintf(sub, sizeof(sub), "%s/data", dir);
     FUZZ_CHECK(mkdir(sub, 0700) == 0);
+    snprintf(sub, sizeof(sub), "%s/store", dir);
+    struct sn_store_opts so = {.dir = sub};
+    sn_tiers_default(&so.tiers);
+    FUZZ_CHECK(sn_store_open(&so, &srv->store, why, sizeof(why)) == 0);
     snprintf(srv->host, sizeof(srv->host), "fuzzhost");
     srv->started = sn_now();
     reset();

@@ -1,6 +1,7 @@
 /*
- * Fuzz target: the definitions file read at start (sn_server_load_defs, serve/server.h). The
- * input is instrumentations.json in a fresh data directory; the server must load it or refuse
+ * Fuzz target: the definitions read at start (sn_server_load_defs, serve/server.h). The
+ * input is an older version's instrumentations.json in a fresh data directory (migrated into
+ * the store, then read back from it); the server must load it or refuse
  * it whole, never crash, and what it keeps must be what the API could have created:
  *   every id in 1..SN_INSTN_ID_MAX and unique in its scope, every scope a tenant's name or "",
  *   granularity 1 or a multiple of 5 up to 3600, retention within [granularity, 3600 x
@@ -65,7 +66,19 @@ static struct sn_server *server_new(void)
     FUZZ_CHECK(sn_flow_open(s) == 0); /* the bus frames and control travel on */
     snprintf(s->datadir, sizeof(s->datadir), "%s", dir);
     snprintf(s->host, sizeof(s->host), "fuzzhost");
+    char sub[600], why[256];
+    snprintf(sub, sizeof(sub), "%s/store", dir);
+    struct sn_store_opts so = {.dir = sub};
+    sn_tiers_default(&so.tiers);
+    FUZZ_CHECK(sn_store_open(&so, &s->store, why, sizeof(why)) == 0);
     return s;
+}
+
+/* The store closed (one environment open at a time in a process). */
+static void store_close(struct sn_server *s)
+{
+    sn_store_close(s->store);
+    s->store = NULL;
 }
 
 static void server_free(struct sn_server *s)
@@ -74,6 +87,7 @@ static void server_free(struct sn_server *s)
         sn_instn_free(s->insts[i]);
     free(s->insts);
     sn_flow_close(s);
+    store_close(s);
     sn_agg_destroy(s->agg);
     json_decref(s->next_ids);
     pthread_rwlock_destroy(&s->lock);
@@ -133,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_loaded(s);
         /* saved and read again, every one stays */
         FUZZ_CHECK(sn_server_save_defs(s) == 0);
+        store_close(s);
         struct sn_server *again = server_new();
         FUZZ_CHECK(sn_server_load_defs(again) == 0);
         FUZZ_CHECK(again->n == s->n);

@@ -313,7 +313,7 @@ static int gather(const struct sn_instn *in, const struct sn_value_req *v, size_
     const char *const *sel = h->sel;
 
     memset(j, 0, sizeof(*j));
-    j->ncols = (size_t)(v->iv.duration / in->granularity);
+    j->ncols = (size_t)(v->iv.duration / v->pick.gran);
     if (sn_agg_view_keys(v->view, start, j->ncols, &j->present, &j->npresent) < 0)
         return -ENOMEM;
     j->nsel = h->nsel;
@@ -551,14 +551,14 @@ static int details(struct sn_call *c, const struct sn_instn *in, const struct sn
                    size_t k, struct hm_req *h, json_t *o)
 {
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
-    int64_t ncols = v->iv.duration / in->granularity;
+    int64_t ncols = v->iv.duration / (int64_t)v->pick.gran;
     int64_t w = h->p.width, ht = h->p.height, nb = h->p.nbuckets;
     int64_t col = ((h->x + 1) * ncols + w - 1) / w - 1; /* the column drawn at x */
     int64_t row = ((h->y + 1) * nb + ht - 1) / ht - 1;  /* the bucket band at y */
     int j = (int)(nb - 1 - row);
     double lo = llround(sn_hm_edge(h->p.ymin, h->p.ymax, (int)nb, j, h->p.log));
     double hi = llround(sn_hm_edge(h->p.ymin, h->p.ymax, (int)nb, j + 1, h->p.log));
-    int64_t t = start + col * (int64_t)in->granularity;
+    int64_t t = start + col * (int64_t)v->pick.gran;
     json_t *present = json_object();
     json_int_t total = 0;
     struct columns cols;
@@ -607,7 +607,7 @@ static int exact_stat(const struct sn_instn *in, const struct sn_value_req *v, s
                       const struct hm_req *h, bool average, json_t *o)
 {
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
-    size_t ncols = (size_t)(v->iv.duration / in->granularity);
+    size_t ncols = (size_t)(v->iv.duration / v->pick.gran);
     struct sn_hist *all;
     double q[16], r[16], out[16];
     size_t idx[16];
@@ -655,7 +655,7 @@ static int column_stat(const struct sn_instn *in, const struct sn_value_req *v, 
                        struct hm_req *h, bool average, json_t *o)
 {
     int64_t start = v->iv.start + (int64_t)k * v->iv.duration;
-    size_t ncols = (size_t)(v->iv.duration / in->granularity);
+    size_t ncols = (size_t)(v->iv.duration / v->pick.gran);
     struct columns cols;
     struct sn_hm_column all;
     int nb = h->p.nbuckets;
@@ -730,7 +730,8 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
         goto out;
     }
     bool long_dflt = img || strcmp(what, "details") == 0;
-    if (!parse_hm(c, what, h) || !sn_value_parse(c, long_dflt ? 60 : 1, in, &v) ||
+    if (!parse_hm(c, what, h) ||
+        !sn_value_parse(c, long_dflt ? 60 : 1, in, (uint32_t)h->p.width, &v) ||
         !sn_value_wait(c, in, &v))
         goto out;
     if (img) {
@@ -738,7 +739,7 @@ void sn_api_heatmap(struct sn_call *c, const char *what)
          * bucketized (one column per slot); bounded so that one request cannot hold a worker
          * for seconds (600 x 300, 100 buckets: 60 one-minute images are 11 M of 128 M) */
         size_t n = h->png ? 1 : v.n;
-        double cols = (double)v.iv.duration / (double)(in->granularity ? in->granularity : 1);
+        double cols = (double)v.iv.duration / (double)v.pick.gran;
         double work = (double)n * ((double)h->p.width * h->p.height + cols * h->p.nbuckets);
         if (work > (double)SN_HM_MAX_WORK) {
             CA_INVAL(c,

@@ -146,14 +146,15 @@ static int check_arity(struct ingest *g)
     return 0;
 }
 
-void sn_api_ingest(struct sn_call *c)
+void sn_api_ingest(struct sn_call *c, bool import)
 {
     struct ingest g = {.c = c};
     struct sn_server *s = c->s;
     const char *ct = c->req->ctype ? c->req->ctype : "";
     bool bin = strncasecmp(ct, "application/octet-stream", 24) == 0 ||
                strncasecmp(ct, "application/x-sonde-frames", 26) == 0;
-    uint64_t accepted = 0, unknown = 0, late = 0, future = 0, duplicate = 0, mismatch = 0;
+    uint64_t accepted = 0, unknown = 0, late = 0, future = 0, duplicate = 0, mismatch = 0,
+             stored = 0;
     struct sn_ds_fold folded = {0, 0};
     int rc;
 
@@ -183,7 +184,14 @@ void sn_api_ingest(struct sn_call *c)
     int64_t now = sn_now();
     for (size_t i = 0; i < g.n && rc >= 0; i++) {
         struct sn_ds_fold fd;
-        switch ((rc = sn_flow_frame(s, &g.f[i], now, false, &fd))) {
+        rc = sn_flow_frame(s, &g.f[i], now, false, &fd);
+        if (import && rc == SN_DS_LATE) { /* older than memory: into the store */
+            if ((rc = sn_flow_store(s, &g.f[i], now)) == 0) {
+                stored++;
+                continue;
+            }
+        }
+        switch (rc) {
         case SN_DS_ADDED:
             accepted++;
             folded.keys += fd.keys;
@@ -213,10 +221,12 @@ void sn_api_ingest(struct sn_call *c)
         sn_resp_error(c->resp, 500, "ECA_NORESOURCE", "out of memory adding frames");
         return;
     }
-    json_t *reply =
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "frames", (json_int_t)nframes, "accepted",
-                  (json_int_t)accepted, "unknown", (json_int_t)unknown, "late", (json_int_t)late,
-                  "future", (json_int_t)future, "duplicate", (json_int_t)duplicate);
+    json_t *reply = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "frames", (json_int_t)nframes,
+                              "accepted", (json_int_t)(accepted + stored), "unknown",
+                              (json_int_t)unknown, "late", (json_int_t)late, "future",
+                              (json_int_t)future, "duplicate", (json_int_t)duplicate);
+    if (import) /* of the accepted, those older than memory, merged into the store */
+        json_object_set_new(reply, "stored", json_integer((json_int_t)stored));
     if (mismatch) /* an instrumentation recreated with another arity meanwhile */
         json_object_set_new(reply, "mismatch", json_integer((json_int_t)mismatch));
     if (folded.keys) /* the key cap */

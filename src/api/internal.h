@@ -64,7 +64,10 @@ void sn_api_delete(struct sn_call *c);
 void sn_api_value_index(struct sn_call *c, bool heatmap);
 void sn_api_raw(struct sn_call *c);
 void sn_api_heatmap(struct sn_call *c, const char *what); /* image, details, average, percentile */
-void sn_api_ingest(struct sn_call *c);
+/* POST ingest (live frames) and import (past seconds too, into the store: backfill). */
+void sn_api_ingest(struct sn_call *c, bool import);
+/* GET instrumentations/:id/export: the stored records as JSON lines of frames. */
+void sn_api_export(struct sn_call *c);
 void sn_api_prometheus(struct sn_call *c);
 /* Dashboards (dashboards.c); name is the path's segment, unchecked. */
 void sn_api_dash_list(struct sn_call *c);

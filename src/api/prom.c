@@ -115,11 +115,55 @@ void sn_api_prometheus(struct sn_call *c)
     bool unsaved;
     sn_server_state(s, &n, &unsaved);
     emit(&o, "sonde_save_failures_total", "counter",
-         "Writes of the definitions file or a data file that failed (e.g. a full disk).", NULL,
-         C(save_failures));
+         "Writes of the definitions that failed (e.g. a full disk).", NULL, C(save_failures));
     emit(&o, "sonde_definitions_unsaved", "gauge",
-         "1 while the definitions file is behind memory (a save is retried every second).", NULL,
+         "1 while the stored definitions are behind memory (a save is retried every second).", NULL,
          unsaved ? 1 : 0);
+    if (s->store) { /* docs/operations.md: the store */
+        struct sn_store_stats ss;
+        sn_store_stats(s->store, &ss);
+        struct {
+            const char *name, *type, *help;
+            double v;
+        } st[] = {
+            {"sonde_store_commits_total", "counter", "Per-second write transactions committed.",
+             (double)ss.commits},
+            {"sonde_store_commit_seconds_total", "counter", "Time spent in them.",
+             (double)ss.commit_ns / 1e9},
+            {"sonde_store_records_written_total", "counter", "Raw records written.",
+             (double)ss.records_written},
+            {"sonde_store_rollups_written_total", "counter", "Rollup records written.",
+             (double)ss.rollups_written},
+            {"sonde_store_bytes_written_total", "counter", "Record bytes written.",
+             (double)ss.bytes_written},
+            {"sonde_store_write_errors_total", "counter",
+             "Write transactions that failed (ENOSPC, EIO, ...): data is kept in memory and "
+             "written when writing works again.",
+             (double)ss.write_errors},
+            {"sonde_store_write_failing", "gauge", "1 while writes fail (errno of the last).",
+             ss.last_error ? 1 : 0},
+            {"sonde_store_slots_lost_total", "counter",
+             "Slots memory no longer held when writing worked again.", (double)ss.slots_lost},
+            {"sonde_store_records_expired_total", "counter", "Records removed by retention.",
+             (double)ss.records_expired},
+            {"sonde_store_records_deleted_total", "counter",
+             "Records removed with their deleted instrumentation.", (double)ss.records_deleted},
+            {"sonde_store_records_dropped_total", "counter",
+             "Records removed by --store-max-bytes (oldest of the finest tier first).",
+             (double)ss.records_dropped},
+            {"sonde_store_records_damaged_total", "counter",
+             "Records read that failed their checks (skipped).", (double)ss.records_damaged},
+            {"sonde_store_map_grown_total", "counter", "Times the LMDB map grew.",
+             (double)ss.map_grown},
+            {"sonde_store_map_bytes", "gauge", "The LMDB map's size.", (double)ss.map_size},
+            {"sonde_store_used_bytes", "gauge", "Pages the store's data uses, in bytes.",
+             (double)ss.used_bytes},
+            {"sonde_store_pending", "gauge", "Slots and rollups waiting to be written.",
+             (double)ss.pending},
+        };
+        for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+            emit(&o, st[i].name, st[i].type, st[i].help, NULL, st[i].v);
+    }
     emit(&o, "sonde_instrumentations", "gauge", "Live instrumentations, every scope.", NULL,
          (double)n);
     {

@@ -151,7 +151,9 @@ PLAIN(describe, sn_api_describe(c))
 PLAIN(legacy_metrics, sn_api_legacy_metrics(c))
 PLAIN(legacy_types, sn_api_legacy_types(c))
 PLAIN(transformations, sn_api_transformations(c))
-PLAIN(ingest, sn_api_ingest(c))
+PLAIN(ingest, sn_api_ingest(c, false))
+PLAIN(import, sn_api_ingest(c, true))
+PLAIN(inst_export, sn_api_export(c))
 PLAIN(dash_list, sn_api_dash_list(c))
 PLAIN(inst_list, sn_api_list(c))
 PLAIN(inst_create, sn_api_create(c, 0))
@@ -177,6 +179,7 @@ static const struct route routes[] = {
     {CA, "GET", "types", AUTH_SCOPE, 0, 0, legacy_types},
     {CA, "GET", "transformations", AUTH_SCOPE, 0, 0, transformations},
     {CA, "POST", "ingest", AUTH_SCOPE, R_RAW_BODY, SN_INGEST_BODY_MAX, ingest},
+    {CA, "POST", "import", AUTH_SCOPE, R_RAW_BODY, SN_INGEST_BODY_MAX, import},
     {CA, "GET", "dashboards", AUTH_SCOPE, 0, 0, dash_list},
     {CA, "GET", "dashboards/:name", AUTH_SCOPE, 0, 0, sn_api_dash_get},
     {CA, "PUT", "dashboards/:name", AUTH_SCOPE, 0, SN_DASH_BODY_MAX, sn_api_dash_put},
@@ -187,6 +190,7 @@ static const struct route routes[] = {
     {CA, "PUT", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_put},
     {CA, "DELETE", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_delete},
     {CA, "POST", "instrumentations/:id/clone", AUTH_SCOPE, 0, 0, inst_clone},
+    {CA, "GET", "instrumentations/:id/export", AUTH_SCOPE, 0, 0, inst_export},
     {CA, "GET", "instrumentations/:id/value", AUTH_SCOPE, 0, 0, value_index},
     {CA, "GET", "instrumentations/:id/value/raw", AUTH_SCOPE, 0, 0, value_raw},
     {CA, "GET", "instrumentations/:id/value/heatmap", AUTH_SCOPE, 0, 0, heatmap_index},
@@ -471,11 +475,27 @@ static void admin_status(struct sn_call *c, const char *arg)
     }
     free(list);
     (void)arg;
+    json_t *store = json_null();
+    if (s->store) {
+        struct sn_store_stats ss;
+        char tiers[160];
+        sn_store_stats(s->store, &ss);
+        sn_tiers_fmt(&sn_store_options(s->store)->tiers, tiers, sizeof(tiers));
+        store = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:s?,s:I,s:I,s:I,s:I,s:I}", "tiers", tiers,
+                          "commits", (json_int_t)ss.commits, "records_written",
+                          (json_int_t)ss.records_written, "rollups_written",
+                          (json_int_t)ss.rollups_written, "bytes_written",
+                          (json_int_t)ss.bytes_written, "write_errors", (json_int_t)ss.write_errors,
+                          "last_error", ss.last_error ? strerror(-ss.last_error) : NULL,
+                          "records_dropped", (json_int_t)ss.records_dropped, "records_damaged",
+                          (json_int_t)ss.records_damaged, "used_bytes", (json_int_t)ss.used_bytes,
+                          "map_bytes", (json_int_t)ss.map_size, "pending", (json_int_t)ss.pending);
+    }
     sn_resp_json(c->resp, 200,
-                 json_pack("{s:s,s:I,s:s,s:b,s:b,s:I,s:o}", "host", s->host, "uptime",
+                 json_pack("{s:s,s:I,s:s,s:b,s:b,s:I,s:o,s:o}", "host", s->host, "uptime",
                            (json_int_t)(now - s->started), "datadir", s->datadir, "agent",
                            s->collector != NULL, "tenants", s->tenants != NULL, "ninstrumentations",
-                           (json_int_t)n, "instrumentations", insts));
+                           (json_int_t)n, "store", store, "instrumentations", insts));
 }
 
 static void deny(struct sn_resp *resp, enum access a)

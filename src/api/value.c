@@ -54,9 +54,20 @@ void sn_api_value_index(struct sn_call *c, bool heatmap)
  * Intervals and the long poll
  */
 
-bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_instn *in,
-                    struct sn_value_req *v)
+int64_t sn_value_max_duration(struct sn_call *c)
 {
+    int64_t max = SN_MAX_DURATION;
+    const struct sn_store_opts *o = c->s->store ? sn_store_options(c->s->store) : NULL;
+    for (int t = 0; o && t < SN_NTIERS; t++)
+        if (o->tiers.keep[t] > max)
+            max = o->tiers.keep[t];
+    return max;
+}
+
+bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_instn *in,
+                    uint32_t maxcols, struct sn_value_req *v)
+{
+    int64_t maxdur = sn_value_max_duration(c);
     int64_t g = in->granularity;
     struct sn_interval_req r = {0};
     int64_t n;
@@ -65,8 +76,7 @@ bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_in
 
     memset(v, 0, sizeof(*v));
     if (!sn_param_int(c, "start_time", 0, SN_MAX_TIME, 0, &r.start, &r.has_start) ||
-        !sn_param_int(c, "duration", 1, SN_MAX_DURATION, dflt_duration, &r.duration,
-                      &r.has_duration) ||
+        !sn_param_int(c, "duration", 1, maxdur, dflt_duration, &r.duration, &r.has_duration) ||
         !sn_param_int(c, "end_time", 0, SN_MAX_TIME, 0, &r.end, &r.has_end) ||
         !sn_param_int(c, "ndatapoints", 1, SN_MAX_DATAPOINTS, 1, &n, &has_n) ||
         !sn_param_int(c, "timeout", 0, 5000, 5000, &v->timeout_ms, NULL))
@@ -91,11 +101,20 @@ bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_in
         CA_INVAL(c, "%s", why);
         return false;
     }
-    /* a duration from start_time and end_time is bounded as a given one is: every point's
-     * columns and sums are per slot */
-    if (v->iv.req_duration > SN_MAX_DURATION) {
-        CA_INVAL(c, "\"end_time\" - \"start_time\" not valid: value too large (max: %d)",
-                 SN_MAX_DURATION);
+    /* a duration from start_time and end_time is bounded as a given one is */
+    if (v->iv.req_duration > maxdur) {
+        CA_INVAL(c, "\"end_time\" - \"start_time\" not valid: value too large (max: %lld)",
+                 (long long)maxdur);
+        return false;
+    }
+    /* memory answers what it holds; older data comes from the store, at the granularity of
+     * the tier that answers (the interval aligned to it anew) */
+    sn_history_pick(c->s->store, in->key, in->granularity, in->retention, c->req->t0_ms / 1000,
+                    v->iv.start, v->iv.duration, maxcols, &v->pick);
+    if (!v->pick.memory && (int64_t)v->pick.gran != g &&
+        sn_interval_resolve(&r, dflt_duration, c->req->t0_ms / 1000, v->pick.gran, &v->iv, &why) <
+            0) {
+        CA_INVAL(c, "%s", why);
         return false;
     }
     v->n = (size_t)n;
@@ -144,7 +163,7 @@ int sn_value_open(struct sn_call *c, const struct sn_instn *in, struct sn_value_
 {
     int64_t now = c->req->now_ms / 1000;
     int64_t end = v->iv.start + (int64_t)v->n * v->iv.duration;
-    int rc = sn_agg_view_open(c->s->agg, in->key, v->iv.start, end, &v->view);
+    int rc = sn_history_view(c->s->store, c->s->agg, in->key, &v->pick, v->iv.start, end, &v->view);
 
     if (rc == -ENOENT)
         sn_resp_empty(c->resp, 404); /* deleted since the handler's copy was taken */
@@ -177,6 +196,9 @@ void sn_value_point(struct sn_call *c, const struct sn_instn *in, const struct s
     json_object_set_new(o, "requested_start_time", json_integer(rstart));
     json_object_set_new(o, "requested_duration", json_integer(v->iv.req_duration));
     json_object_set_new(o, "requested_end_time", json_integer(rstart + v->iv.req_duration));
+    /* extensions: the seconds each slot of the answer covers, and the tier it came from */
+    json_object_set_new(o, "granularity", json_integer(sn_agg_view_granularity(v->view)));
+    json_object_set_new(o, "tier", json_string(sn_tier_name(v->pick.tier)));
     json_object_set_new(o, "transformations", json_object());
     if (c->req->state)
         json_object_set_new(o, "delay", json_integer(c->req->now_ms - c->req->t0_ms));
@@ -260,6 +282,37 @@ json_t *sn_value_raw_json(const struct sn_instn *in, const struct sn_ds_slot *s)
     return json_null();
 }
 
+/* The per-slot values of a rolled-up point metric (store/rollup.h): {min, p50, p99, max}. */
+static json_t *value_summary(const struct sn_hist *h)
+{
+    static const double q[4] = {0, 0.5, 0.99, 1};
+    double out[4];
+    if (!h || sn_hist_count(h) == 0 || sn_hist_quantiles(h, q, 4, out, SN_QUANTILE_TYPE1) < 0)
+        return json_null();
+    return json_pack("{s:f,s:f,s:f,s:f}", "min", out[0], "p50", out[1], "p99", out[2], "max",
+                     out[3]);
+}
+
+/* A rolled-up point metric's sum made what a raw one says: each value the mean of the slots'
+ * (count / samples), with their min, p50, p99 and max as the "distribution" extension. */
+static void values_as_raw(const struct sn_instn *in, struct sn_ds_slot *sum, json_t *o)
+{
+    json_t *d = json_object();
+    if (in->arity == SN_ARITY_SCALAR) {
+        uint64_t n = sum->total ? sn_hist_count(sum->total) : 0;
+        sum->count = n ? (sum->count + n / 2) / n : 0;
+        json_decref(d);
+        d = value_summary(sum->total);
+    } else {
+        for (size_t i = 0; i < sum->n; i++) {
+            uint64_t n = sum->e[i].hist ? sn_hist_count(sum->e[i].hist) : 0;
+            sum->e[i].count = n ? (sum->e[i].count + n / 2) / n : 0;
+            json_object_set_new(d, sum->e[i].key, value_summary(sum->e[i].hist));
+        }
+    }
+    json_object_set_new(o, "distribution", d);
+}
+
 static int raw_point(struct sn_call *c, const struct sn_instn *in, const struct sn_value_req *v,
                      size_t k, json_t *o, void *arg)
 {
@@ -269,6 +322,8 @@ static int raw_point(struct sn_call *c, const struct sn_instn *in, const struct 
     if (sn_agg_view_sum(v->view, v->iv.start + (int64_t)k * v->iv.duration, v->iv.duration, &sum) <
         0)
         return -ENOMEM;
+    if (sn_agg_view_values(v->view))
+        values_as_raw(in, &sum, o);
     json_object_set_new(o, "value", sn_value_raw_json(in, &sum));
     sn_agg_sum_fini(&sum);
     return 0;
@@ -312,7 +367,7 @@ void sn_api_raw(struct sn_call *c)
     struct sn_value_req v;
     int64_t t0 = sn_mono_ns();
     struct sn_instn *in = sn_api_instn(c);
-    if (in && sn_value_parse(c, 1, in, &v) && sn_value_wait(c, in, &v))
+    if (in && sn_value_parse(c, 1, in, 0, &v) && sn_value_wait(c, in, &v))
         sn_value_answer(c, in, &v, raw_point, NULL, "value");
     sn_instn_free(in);
     atomic_fetch_add(&c->s->c.raw_requests, 1);

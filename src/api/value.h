@@ -10,6 +10,7 @@
 #include "agg/agg.h"
 #include "agg/interval.h"
 #include "api/internal.h"
+#include "store/history.h"
 
 #define SN_MAX_DATAPOINTS 3600 /* CA has no maximum; a bound keeps one request bounded */
 #define SN_REPORT_GRACE   2    /* seconds after a slot's end that its reports still arrive */
@@ -26,14 +27,22 @@ struct sn_value_req {
     const char *xf[SN_MAX_XFORMS]; /* transformations asked for (into xfbuf) */
     size_t nxf;
     char xfbuf[256];
-    struct sn_agg_view *view; /* the slots of every point (sn_value_open()) */
-    uint32_t nsources;        /* sources within the retention, when the view was opened */
+    struct sn_history_pick pick; /* memory, or the store's tier and the slots' width */
+    struct sn_agg_view *view;    /* the slots of every point (sn_value_open()) */
+    uint32_t nsources;           /* sources within the retention, when the view was opened */
 };
 
 /* Reads the interval parameters with the resource's default duration, and the transformations
- * asked for, for instrumentation in. False after answering 409. */
+ * asked for, for instrumentation in, and picks where the answer comes from (memory, or the
+ * store's finest tier that keeps the start: store/history.h); maxcols: the columns an answer
+ * shows at most (a heatmap's width), 0 for one value per point. The interval is aligned to
+ * the granularity of what answers (v->pick.gran). A duration may reach the longest a tier
+ * keeps (sn_value_max_duration()). False after answering 409. */
 bool sn_value_parse(struct sn_call *c, int64_t dflt_duration, const struct sn_instn *in,
-                    struct sn_value_req *v);
+                    uint32_t maxcols, struct sn_value_req *v);
+/* The longest duration a request may ask for: what the store's longest tier keeps, at least
+ * SN_MAX_DURATION. */
+int64_t sn_value_max_duration(struct sn_call *c);
 /* Sets point's "transformations" for the keys of its member from (an object's keys, or an
  * array of strings). Call without the lock: reverse DNS may wait a moment. */
 void sn_value_transform(struct sn_call *c, const struct sn_value_req *v, json_t *point,

@@ -91,6 +91,43 @@ int sn_flow_frame(struct sn_server *s, const struct sn_wire_frame *f, int64_t no
     return rc;
 }
 
+int sn_flow_store(struct sn_server *s, const struct sn_wire_frame *f, int64_t now)
+{
+    struct sn_ds_opts o;
+    int rc;
+
+    if (sn_agg_opts(s->agg, f->id, &o) < 0)
+        return -ENOENT;
+    if (f->arity != o.arity)
+        return SN_DS_MISMATCH;
+    enum sn_tier tier = SN_NTIERS;
+    for (int t = SN_TIER_RAW; t < SN_NTIERS && tier == SN_NTIERS; t++) {
+        int64_t keep = sn_store_keep(s->store, f->id, (enum sn_tier)t);
+        if (keep && f->t >= now - keep)
+            tier = (enum sn_tier)t;
+    }
+    if (tier == SN_NTIERS)
+        return SN_DS_LATE;
+    /* the frame as a slot: a dataset of one slot, fed the frame as it would be live */
+    o.retention = o.granularity;
+    o.key_cap = s->key_cap;
+    struct sn_dataset *ds = sn_ds_create(&o);
+    if (!ds)
+        return -ENOMEM;
+    rc = sn_ds_add(ds, f, f->t);
+    const struct sn_ds_slot *sl = sn_ds_slot_at(ds, f->t);
+    if (rc == SN_DS_ADDED && sl) {
+        const char *names[1] = {f->host};
+        struct sn_ds_slot one = *sl;
+        one.nsrc = 1;
+        rc = sn_store_merge(s->store, f->id, tier, &one, names);
+    } else if (rc >= 0) {
+        rc = SN_DS_LATE;
+    }
+    sn_ds_destroy(ds);
+    return rc;
+}
+
 /* Sends one control message to every host; *nacks of them answered into acks[0..max). */
 static int control(struct sn_server *s, enum sn_bus_op op, const char *key, const json_t *def,
                    struct sn_bus_ack *acks, size_t max, size_t *nacks)

@@ -40,6 +40,12 @@ void sn_flow_close(struct sn_server *s);
 int sn_flow_frame(struct sn_server *s, const struct sn_wire_frame *f, int64_t now, bool try,
                   struct sn_ds_fold *fold);
 
+/* Stores frame f (borrowed) for a second older than memory holds (import, backfill): merged
+ * into the record of the finest tier that keeps f->t (store/store.h), rolled up from there like
+ * live data. now: Unix seconds. Returns 0, SN_DS_LATE (no tier keeps it), SN_DS_MISMATCH,
+ * -ENOENT (no such instrumentation) or -ENOMEM. */
+int sn_flow_store(struct sn_server *s, const struct sn_wire_frame *f, int64_t now);
+
 /* Asks every source host to run in (its host-free definition, the tenant's containers in its
  * predicate) and waits for their acknowledgements. Returns 0 when none refused it (hosts
  * without BPF say "unsupported", and it stands there not running), or -EINVAL with the first

@@ -27,9 +27,8 @@ void sn_history_pick(struct sn_store *st, const char *key, uint32_t g, uint32_t 
             break;
         }
     }
-    if (pick == SN_NTIERS)
-        pick = coarsest;
-    if (pick == SN_NTIERS) /* the store keeps nothing of it: memory, which may be empty */
+    (void)coarsest;
+    if (pick == SN_NTIERS) /* no tier keeps the start: as memory, what little there is */
         return;
     int64_t p = pick == SN_TIER_RAW ? (int64_t)out->gran : sn_tier_period(pick);
     int64_t k = 1;

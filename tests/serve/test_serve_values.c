@@ -1130,8 +1130,8 @@ static void test_params(void)
                          "5000)"},
         {"timeout=-1", "value \"-1\" for param \"timeout\" not valid: value too small (min: 0)"},
         {"timeout=soon", "value \"soon\" for param \"timeout\" not valid: not a number"},
-        {"duration=3601", "value \"3601\" for param \"duration\" not valid: value too large "
-                          "(max: 3600)"},
+        {"duration=315360001", "value \"315360001\" for param \"duration\" not valid: value "
+                               "too large (max: 315360000)"},
         {"duration=0", "value \"0\" for param \"duration\" not valid: value too small (min: 1)"},
         {"duration=-3", "value \"-3\" for param \"duration\" not valid: value too small (min: 1)"},
         {"duration=long", "value \"long\" for param \"duration\" not valid: not a number"},
