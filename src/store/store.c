@@ -1177,6 +1177,8 @@ static int collect(struct sn_store *st, struct tick *k, size_t *cap)
             continue;
         }
         k->w = w;
+        /* a record starts at a multiple of its tier's period */
+        m->s.t = align_down(m->s.t, period_of(in, (enum sn_tier)m->tier));
         w[k->nw++] = (struct work){
             .in = in, .t = m->s.t, .tier = m->tier, .merge = true, .s = m->s, .names = m->names};
         free(m->key);
@@ -1223,7 +1225,6 @@ static void work_requeue(struct sn_store *st, struct tick *k)
             char *key = strdup(w->in->key);
             if (a && key) {
                 st->merges = a;
-                /* the sources were turned into store ids: names by id from here on */
                 a[st->nmerges++] = (struct merge){key, w->tier, w->s, w->names};
                 w->s = (struct sn_ds_slot){0};
                 w->names = NULL;
