@@ -268,10 +268,11 @@ export class Panel {
           return;
         } else {
           this.showError(e.message);
-          // the same question gets the same answer: live panels ask again in a while,
-          // a window or a paused view waits for a change
+          // the same question gets the same answer: live panels ask again in a while (a
+          // range of history at its pace), a custom interval or a paused view waits for a
+          // change
           this.dirty = time.following;
-          await this.nap(2000);
+          await this.nap(time.livePoll ? 2000 : time.refreshMs(this.shownGran || this.inst.granularity));
           continue;
         }
       }
