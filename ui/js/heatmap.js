@@ -461,8 +461,10 @@ export class HeatmapView {
     this.drawScale(img, peak, params);
     this.drawLegend(img);
     // the cell under a still pointer (or the keyboard's cursor) holds another second now:
-    // the tooltip names that one
-    if (this.pointer) {
+    // the tooltip names that one (none while dragging)
+    if (this.drag) {
+      // the band is painted above; the tooltip waits for the drag to end
+    } else if (this.pointer) {
       this.hoverAt(this.pointer.x, this.pointer.y);
     } else if (this.cursor && this.keyboard && document.activeElement === this.overlay) {
       const { x, y } = this.cell(this.cursor.col, this.cursor.row);

@@ -53,7 +53,7 @@ class TimeState extends EventTarget {
   }
 
   set(patch) {
-    if (patch.paused && !this.paused) this.frozenEnd = this.lastEnd || this.clock();
+    if (patch.paused && !this.paused) this.frozenEnd = this.lastEnd || this.clock() + 1;
     Object.assign(this, patch);
     this.dispatchEvent(new Event('change'));
   }
@@ -77,10 +77,11 @@ class TimeState extends EventTarget {
     if (prev) this.set(prev);
   }
 
-  // A panel showed data up to end (a Unix second); live: the server chose it (its clock).
+  // A panel showed data up to end (a Unix second, the end of its last slot); live: the
+  // server chose it (its latest complete slot, by its clock).
   noteEnd(end, live) {
     if (end > this.lastEnd) this.lastEnd = end;
-    if (live) this.skew = end - nowSec();
+    if (live) this.skew = end - 1 - nowSec();
   }
 
   // The server's newest complete second as far as the page knows: our clock, corrected by
@@ -107,12 +108,13 @@ class TimeState extends EventTarget {
   fromQuery(q) {
     const num = (k) => (q.has(k) && /^\d{1,12}$/.test(q.get(k)) ? Number(q.get(k)) : null);
     const from = num('from'), len = num('len'), t = num('t'), at = num('at');
-    this.backStack = [];
     if (from !== null && len !== null && len > 0 && len <= MAX_LEN) {
+      this.backStack = [];
       this.set({ mode: 'window', paused: false, start: from, duration: len });
       return true;
     }
     if (t !== null && RANGES.some(([r]) => r === t)) {
+      this.backStack = [];
       if (at) this.set({ mode: 'live', range: t, paused: true, frozenEnd: at });
       else this.set({ mode: 'live', range: t, paused: false });
       return true;
