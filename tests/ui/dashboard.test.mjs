@@ -214,12 +214,15 @@ test('dashboards: create, arrange, share', { timeout: 240_000 }, async (t) => {
     const p = fresh.page.locator(`.dash-cell[data-id="${H}"]`);
     await waitFor(async () => Number(await p.locator('.hm-plot').getAttribute('data-start')) === start,
       { ms: 15_000, what: 'the window of the link' });
-    assert.equal(await fresh.page.locator('button[data-range=window]').getAttribute('aria-pressed'), 'true');
-    assert.equal(await fresh.page.locator('select[name=window-duration]').inputValue(), '120');
-    const typed = await fresh.page.inputValue('input[name=window-start]');
-    const d = new Date(start * 1000), pad = (x) => String(x).padStart(2, '0');
-    assert.equal(typed, `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`);
+    assert.equal(await fresh.page.locator('button[data-range=custom]').getAttribute('aria-pressed'), 'true');
+    const pad = (x) => String(x).padStart(2, '0');
+    const local = (sec) => {
+      const d = new Date(sec * 1000);
+      return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+        `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    };
+    assert.equal(await fresh.page.inputValue('input[name=custom-from]'), local(start));
+    assert.equal(await fresh.page.inputValue('input[name=custom-to]'), local(start + 120));
     assert.ok(await fresh.page.locator('.paused-badge').isHidden());
     assert.deepEqual(fresh.errors, [], 'errors in the fresh page');
   }

@@ -6,7 +6,7 @@
 //   highlighted from the legend; hover (time, range, count) and click (per-key counts, equal
 //   to the API's); isolate (only the key's hue, the legend's colour being the pixels');
 //   percentile lines; scalar and discrete charts (tooltips with swatches, biggest first);
-//   pause and resume (said for the whole page); a chosen window (typed on the axes' 24-hour
+//   pause and resume (said for the whole page); a custom interval (typed on the axes' 24-hour
 //   clock); clone and delete; an instrumentation deleted elsewhere; 700 and 420 px wide
 //   windows; the dark theme; the server's host name in the header.
 // Screenshots of each view go to SONDE_UI_OUT (tests/out/ui of the build).
@@ -374,42 +374,50 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     await waitFor(async () => (await updated(page, hmId)) > held, { ms: 8_000, what: 'an update after resuming' });
   });
 
-  await t.test('a chosen window shows that interval', async () => {
-    await page.click('button[data-range=window]');
-    // the start is typed on the clock the axes use: 24 hours, seconds, local time
-    const typed = await page.inputValue('input[name=window-start]');
+  await t.test('a custom interval shows that interval', async () => {
+    await page.click('button[data-range=custom]');
+    // the times are typed on the clock the axes use: 24 hours, seconds, local time; Custom
+    // opens on the minute shown
+    const typed = await page.inputValue('input[name=custom-from]');
     assert.match(typed, /^\d{4}-\d\d-\d\d ([01]\d|2[0-3]):[0-5]\d:[0-5]\d$/);
-    assert.equal(await page.locator('input[name=window-start]').getAttribute('type'), 'text');
+    assert.equal(await page.locator('input[name=custom-from]').getAttribute('type'), 'text');
     const start = Math.floor(new Date(typed) / 1000);
+    assert.equal(Math.floor(new Date(await page.inputValue('input[name=custom-to]')) / 1000), start + 60);
     await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-start')) === start,
-      { ms: 8_000, what: 'the heatmap of the window' });
-    assert.equal(await page.locator('button[data-range=window]').getAttribute('aria-pressed'), 'true');
+      { ms: 8_000, what: 'the heatmap of the interval' });
+    assert.equal(await page.locator('button[data-range=custom]').getAttribute('aria-pressed'), 'true');
     await ui.screenshot('12-window.png', { fullPage: false });
-    // an hour from now on would end in the future: the start moves back to fit
-    await page.selectOption('select[name=window-duration]', '3600');
-    await page.click('.window-box button');
-    const hourStart = Math.floor(new Date(await page.inputValue('input[name=window-start]')) / 1000);
-    assert.ok(hourStart + 3600 <= Date.now() / 1000 + 1, 'the window ends by now');
-    await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-start')) === hourStart,
-      { ms: 8_000, what: 'the heatmap of the hour' });
+    const pad = (x) => String(x).padStart(2, '0');
+    const local = (sec) => {
+      const d = new Date(sec * 1000);
+      return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    };
+    // an end after now would be in the future: it is moved back to now
+    const now = Math.floor(Date.now() / 1000);
+    await page.fill('input[name=custom-from]', local(now - 100));
+    await page.fill('input[name=custom-to]', local(now + 3600));
+    await page.click('.custom-box button');
+    const end = Math.floor(new Date(await page.inputValue('input[name=custom-to]')) / 1000);
+    assert.ok(end <= Date.now() / 1000 + 1, 'the interval ends by now');
+    await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-start')) === now - 100,
+      { ms: 8_000, what: 'the heatmap of the interval ending now' });
     assert.ok(await hm().locator('.panel-error').isHidden(), await hm().locator('.panel-error').innerText());
     // a start typed in 24-hour time is the axes' time: its first label reads as typed
-    // (within the instrumentation's retention, and two minutes before now)
-    const d = new Date((Math.floor(Date.now() / 1000) - 180) * 1000), pad = (x) => String(x).padStart(2, '0');
-    const at = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-    await page.selectOption('select[name=window-duration]', '60');
-    await page.fill('input[name=window-start]', at);
-    await page.press('input[name=window-start]', 'Enter');
+    // (within the instrumentation's retention, and three minutes before now)
+    const at = local(Math.floor(Date.now() / 1000) - 180);
     const want = Math.floor(new Date(at) / 1000);
+    await page.fill('input[name=custom-from]', at);
+    await page.fill('input[name=custom-to]', local(want + 60));
+    await page.press('input[name=custom-from]', 'Enter');
     await waitFor(async () => Number(await hm().locator('.hm-plot').getAttribute('data-start')) === want,
-      { ms: 8_000, what: 'the heatmap of the typed window' });
-    assert.equal(await page.inputValue('input[name=window-start]'), at);
+      { ms: 8_000, what: 'the heatmap of the typed interval' });
+    assert.equal(await page.inputValue('input[name=custom-from]'), at);
     const labels = await hm().locator('.axis-x span').allInnerTexts();
     assert.ok(labels.length > 0 && labels.every((l) => /^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/.test(l)), labels.join(' '));
-    // a start that does not read is marked, and nothing changes
-    await page.fill('input[name=window-start]', 'yesterday at 3 pm');
-    await page.press('input[name=window-start]', 'Enter');
-    assert.match(await page.locator('input[name=window-start]').getAttribute('class'), /bad/);
+    // a time that does not read is marked, and nothing changes
+    await page.fill('input[name=custom-from]', 'yesterday at 3 pm');
+    await page.press('input[name=custom-from]', 'Enter');
+    assert.match(await page.locator('input[name=custom-from]').getAttribute('class'), /bad/);
     await page.click('button[data-range="60"]');
   });
 
@@ -449,9 +457,9 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     assert.ok(widths.doc <= 700, JSON.stringify(widths));
     assert.ok(widths.canvas <= 700, JSON.stringify(widths));
     await ui.screenshot('14-narrow.png', { fullPage: false });
-    // ten minutes of an instrumentation that keeps two: the panel says why most is blank
+    // five minutes of an instrumentation that keeps two: the panel says why most is blank
     assert.ok(await p.locator('.ret-note').isHidden());
-    await page.click('button[data-range="600"]');
+    await page.click('button[data-range="300"]');
     await p.locator('.ret-note').waitFor({ timeout: 8_000 });
     assert.equal(await p.locator('.ret-note').innerText(), 'This instrumentation keeps 2m: older seconds are blank.');
     await page.click('button[data-range="60"]');
@@ -486,7 +494,7 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     // the time controls and a panel's controls are reachable
     await ui.goto('/#/');
     await page.locator('.panel .hm-plot[data-start]').first().waitFor({ timeout: 15_000 });
-    for (const sel of ['button.pause', 'button[data-range=window]', '.panel select[name=yscale]', 'nav a[data-nav=catalog]']) {
+    for (const sel of ['button.pause', 'button[data-range=custom]', '.panel select[name=yscale]', 'nav a[data-nav=catalog]']) {
       const b = await page.locator(sel).first().boundingBox();
       assert.ok(b && b.x >= 0 && b.x + b.width <= 420, `${sel} on screen: ${JSON.stringify(b)}`);
     }

@@ -1,10 +1,11 @@
 // The UI's human units (ui/js/units.js), under Node: durations, sizes, counts, ticks, typed
-// values read back, and legend colours equal to the server's pixels (src/render/raster.c).
+// values read back, legend colours equal to the server's pixels (src/render/raster.c), and
+// time axes and resolutions from a minute to a month.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  durationTicks, fmtBytes, fmtClock, fmtCount, fmtDuration, fmtNumber, fmtRange, fmtSeconds, fmtTicks,
-  fmtValue, hueColor, logTicks, niceTicks, parseValue, sig3,
+  durationTicks, fmtBytes, fmtClock, fmtCount, fmtDay, fmtDuration, fmtGran, fmtNumber, fmtRange,
+  fmtSeconds, fmtTicks, fmtValue, fmtWhen, hueColor, logTicks, niceTicks, parseValue, sig3, timeTicks,
 } from '../../ui/js/units.js';
 
 const NS = { name: 'time', arity: 'numeric', unit: 'seconds', abbr: 's', base: 10, power: -9 };
@@ -145,4 +146,45 @@ test('legend colours are the server\'s full-intensity pixels', () => {
   assert.equal(hueColor(112), 'rgb(53, 242, 24)');
   assert.equal(hueColor(240), 'rgb(24, 24, 242)');
   assert.equal(hueColor(360 + 21), hueColor(21));
+});
+
+test('resolutions read as people say them', () => {
+  assert.equal(fmtGran(1), '1 s');
+  assert.equal(fmtGran(10), '10 s');
+  assert.equal(fmtGran(60), '1 min');
+  assert.equal(fmtGran(300), '5 min');
+  assert.equal(fmtGran(3600), '1 h');
+  assert.equal(fmtGran(86400), '1 d');
+  assert.equal(fmtGran(90), '90 s');
+});
+
+test('times carry their day over a day or more', () => {
+  const t = new Date(2026, 11, 7, 16, 22, 5).getTime() / 1000;
+  assert.equal(fmtDay(t), '7 Dec');
+  assert.equal(fmtWhen(t, 3600), '16:22:05');
+  assert.equal(fmtWhen(t, 86400), '7 Dec 16:22:05');
+});
+
+test('time axes suit their range: seconds, minutes, hours, days', () => {
+  const end = new Date(2026, 11, 7, 16, 22, 5).getTime() / 1000;
+  const clock = /^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/, day = /^\d{1,2} [A-Z][a-z]{2}$/;
+  for (const [span, re, sec] of [[60, clock, true], [300, clock, false], [3600, clock, false],
+    [21600, clock, false], [604800, day, false], [2592000, day, false]]) {
+    const ticks = timeTicks(end - span, end, 600);
+    assert.ok(ticks.length >= 2 && ticks.length <= 7, `${span}: ${ticks.map((x) => x.label)}`);
+    for (const { t, label } of ticks) {
+      assert.ok(t >= end - span && t <= end, `${span}: ${t}`);
+      assert.match(label, re, `${span}: ${label}`);
+      assert.equal(label.length === 8, sec, `${span}: ${label}`);
+    }
+    // round local times, evenly spaced
+    const steps = new Set(ticks.slice(1).map((x, i) => x.t - ticks[i].t));
+    assert.ok(steps.size <= 2, `${span}: steps ${[...steps]}`); // (a change of summer time)
+  }
+  // a day: hours, and its midnight says the day
+  const oneDay = timeTicks(end - 86400, end, 600);
+  assert.ok(oneDay.some((x) => x.label === '7 Dec'), oneDay.map((x) => x.label).join(' '));
+  assert.ok(oneDay.every((x) => clock.test(x.label) || x.label === '7 Dec'), oneDay.map((x) => x.label).join(' '));
+  // six hours fall on local hours
+  for (const { t } of timeTicks(end - 21600, end, 600)) assert.equal(new Date(t * 1000).getMinutes(), 0);
 });

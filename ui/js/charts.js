@@ -4,16 +4,30 @@
 // and a legend. Drawn on a canvas sized to the panel; each redraw paints a whole frame, in the
 // page's theme (the --plot-* custom properties of sonde.css). The hover readout lists the
 // keys of the second pointed at biggest first, each with its colour.
+//
+// Intervals of history (a start named) are asked as at most about MAX_POINTS points: each
+// point sums a step of whole granularities (1 h: 10 s; 30 d: 2 h), read by the server from
+// the finest stored tier that fits.
 
 import { getBackground } from './api.js';
 import { fill, h } from './dom.js';
-import { fmtClock, fmtCount, fmtNumber, niceTicks } from './units.js';
+import { fmtCount, fmtNumber, fmtWhen, niceTicks, timeTicks } from './units.js';
 
 const HEIGHTS = [240, 440, 640]; // by a dashboard's height step
 const M = { left: 64, right: 12, top: 10, bottom: 24 };
 const TOP = 10; // keys drawn; the rest is "other"
 const FULL_MS = 30_000;
 const OTHER = 'other';
+const MAX_POINTS = 360;
+const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+  86400];
+
+// The seconds each point of a chart of span seconds sums: a round multiple of the
+// granularity g, so that there are at most MAX_POINTS points (or one step a day).
+export function chartStep(span, g) {
+  const s = STEPS.find((x) => x >= g && x % g === 0 && span / x <= MAX_POINTS);
+  return s || Math.max(g, Math.ceil(span / MAX_POINTS / g) * g);
+}
 // The theme's colours for what is drawn (read at each draw: the theme may change).
 function theme(el) {
   const cs = getComputedStyle(el);
@@ -65,6 +79,16 @@ export class ChartView {
     return this.colours.get(k);
   }
 
+  // What an interval span seconds long is aligned to: its points' step.
+  align(span) {
+    return chartStep(span, this.panel.inst.granularity);
+  }
+
+  // The resolution of a point when its reply does not say: the step it was asked for.
+  gran(pt) {
+    return pt && pt.end_time > pt.start_time ? pt.end_time - pt.start_time : this.panel.inst.granularity;
+  }
+
   get interval() {
     if (!this.shown || !this.shown.pts.length) return null;
     const p = this.shown.pts;
@@ -77,7 +101,8 @@ export class ChartView {
   // the chart holds, for those. Every FULL seconds (and on any change) the whole interval
   // is fetched again, to take in sources that reported late.
   async refresh(iv, extra, signal) {
-    const g = this.panel.inst.granularity;
+    const g = iv.start_time !== undefined ? chartStep(iv.duration, this.panel.inst.granularity)
+      : this.panel.inst.granularity;
     const n = Math.max(1, Math.round(iv.duration / g));
     const raw = `${this.panel.path}/value/raw`;
     const fetchFrom = async (start, count, more) => {
@@ -166,13 +191,12 @@ export class ChartView {
     }
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
-    if (n > 0) {
-      const span = pts[n - 1].end_time - pts[0].start_time;
-      const step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].find((s) => span / s <= pw / 90) || 3600;
-      for (let i = 0; i < n; i++) {
-        if (pts[i].start_time % step !== 0) continue;
-        const label = fmtClock(pts[i].start_time), half = ctx.measureText(label).width / 2;
-        if (X(i) - half >= 0 && X(i) + half <= W) ctx.fillText(label, X(i), M.top + ph + 6);
+    if (n > 1) {
+      // labels at round times, placed between the points around them
+      const t0 = pts[0].start_time, tn = pts[n - 1].start_time;
+      for (const { t, label } of timeTicks(t0, tn, pw)) {
+        const x = M.left + ((t - t0) / (tn - t0)) * pw, half = ctx.measureText(label).width / 2;
+        if (x - half >= 0 && x + half <= W) ctx.fillText(label, x, M.top + ph + 6);
       }
     }
     // areas from the bottom up (biggest first at the bottom), or the scalar's line
@@ -232,7 +256,8 @@ export class ChartView {
         h('span.key', s.key), h('span.tip-n', fmtCount(s.values[best])))
       : h('div.tip-key', `${fmtNumber(s.values[best])}${unit}`)));
     const total = here.reduce((t, s) => t + s.values[best], 0);
-    fill(this.tip, h('div.tip-time', fmtClock(pts[best].start_time)),
+    const span = pts[pts.length - 1].end_time - pts[0].start_time;
+    fill(this.tip, h('div.tip-time', fmtWhen(pts[best].start_time, span)),
       lines.length ? lines : h('div.muted', 'nothing'),
       this.discrete && here.length > 1 ? h('div.tip-key.muted', h('span', 'total'), h('span.tip-n', fmtCount(total))) : null);
     this.tip.hidden = false;

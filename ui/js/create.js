@@ -1,7 +1,8 @@
 // The form that creates an instrumentation: a metric picker, decomposition pickers limited to
 // the metric's fields of each kind (at most one discrete and one numeric, as the server
-// allows), the predicate builder, granularity, retention and idle-max; a preview of the body
-// sent, and the server's refusal in words.
+// allows), the predicate builder, granularity, retention and idle-max, and whether it keeps
+// history (persist-data, checked by default: what the UI creates keeps its history); a
+// preview of the body sent, and the server's refusal in words.
 
 import { call } from './api.js';
 import { fieldLabel, isNumeric, metricKey, metricOf } from './catalog.js';
@@ -20,6 +21,11 @@ export const PRESETS = [
   { label: 'Processes started, by name', module: 'unix', stat: 'proc_execs',
     decomposition: ['execname'] },
 ];
+
+// The body that creates preset p: with its history kept, as everything the UI creates.
+export function presetBody(p) {
+  return { module: p.module, stat: p.stat, decomposition: p.decomposition, 'persist-data': true };
+}
 
 function labelled(text, control, hint) {
   return h('label.field', h('span.field-label', text), control, hint ? h('small.hint', hint) : null);
@@ -42,7 +48,7 @@ export function createView(cat, { initial, onCreated }) {
     [1, 5, 10, 30, 60].map((g) => h('option', { value: g }, `${g} s`)));
   const retention = h('input', { name: 'retention', type: 'number', min: 10, value: 600, step: 1 });
   const idle = h('input', { name: 'idle', type: 'number', min: 0, max: 604800, value: 3600 });
-  const persist = h('input', { name: 'persist', type: 'checkbox' });
+  const persist = h('input', { name: 'persist', type: 'checkbox', checked: true });
   const preview = h('pre.create-preview', { 'aria-label': 'the request body' });
   const error = h('p#new-error.error', { role: 'alert', hidden: true });
   const submit = h('button.primary', { type: 'submit', 'aria-describedby': 'create-why' }, 'Create');
@@ -124,7 +130,9 @@ export function createView(cat, { initial, onCreated }) {
           labelled('Granularity', gran),
           labelled('Retention (s)', retention, '10 to 3600 × granularity'),
           labelled('Idle max (s)', idle, 'deleted after this long unwatched; 0 never')),
-        h('label.check', persist, ' Keep its data across restarts (persist-data)')),
+        h('label.check.persist', persist, ' Keep its history (persist-data): every second for 2 days, ' +
+          '1-minute data for 90 days and hourly data for years (the server\'s --tiers); unchecked, ' +
+          'only the retention above is kept')),
       h('div', h('span.field-label', 'Request'), preview)),
     error,
     h('div.actions', submit, why));

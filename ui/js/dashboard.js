@@ -12,7 +12,7 @@
 
 import { ApiError, call } from './api.js';
 import { instTitle } from './catalog.js';
-import { PRESETS } from './create.js';
+import { PRESETS, presetBody } from './create.js';
 import { fill, h } from './dom.js';
 import { Panel } from './panel.js';
 import { timeBar } from './timectl.js';
@@ -215,7 +215,7 @@ export class Dashboard {
       if (v.startsWith('preset:')) {
         const p = PRESETS[Number(v.slice(7))];
         inst = await call('POST', '/instrumentations',
-          { body: { module: p.module, stat: p.stat, decomposition: p.decomposition } });
+          { body: presetBody(p) });
         this.insts.set(String(inst.id), inst);
       } else {
         await this.refreshInsts();

@@ -11,15 +11,22 @@
 //  - a legend of the keys present, biggest first with their counts, a search box and
 //    "N more"; clicking a key highlights it (selected), and isolate / exclude /
 //    decompose-all toggles;
-//  - ymin / ymax (in units: "10ms") or auto, and a linear or log y axis.
+//  - ymin / ymax (in units: "10ms") or auto, and a linear or log y axis;
+//  - drag across the image (mouse down, move, up) to zoom every panel into the columns
+//    dragged over: a custom interval (timectl.js), a band drawn over them while dragging.
+//
+// A column covers the reply's "granularity" seconds (the server merges whole stored records
+// for long intervals); a server without a store leaves it out and a column is then the
+// instrumentation's granularity.
 
 import { get, getBackground } from './api.js';
 import { fieldType, isNumeric } from './catalog.js';
 import { fill, h } from './dom.js';
 import {
-  durationTicks, fmtClock, fmtCount, fmtInput, fmtRange, fmtTicks, hueColor, logTicks, niceTicks,
-  parseValue,
+  durationTicks, fmtCount, fmtInput, fmtRange, fmtTicks, fmtWhen, hueColor, logTicks, niceTicks,
+  parseValue, timeTicks,
 } from './units.js';
+import { time } from './timectl.js';
 
 const HEIGHT = 280;
 const MAX_SELECTED = 63; // the server draws at most this many keys' layers
@@ -33,6 +40,7 @@ const PCTL = [
 const defaultHue = (i) => (21 + 91 * i) % 360;
 const keyText = (k) => (k === '' ? '(empty)' : k);
 const byCount = (a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+const DRAG_MIN = 4; // pixels the pointer moves, button down, before it is a drag, not a click
 
 // The column drawn under pixel x when n columns share w pixels: column i covers
 // [floor(i·w/n), floor((i+1)·w/n)), as the server draws and answers details.
@@ -215,13 +223,19 @@ export class HeatmapView {
 
     this.overlay.addEventListener('mousemove', (e) => {
       this.pointer = this.pixel(e);
+      if (this.drag) return; // the band follows (a listener on the window)
       this.hoverAt(this.pointer.x, this.pointer.y);
     });
+    this.overlay.addEventListener('mousedown', (e) => this.dragStart(e));
     this.overlay.addEventListener('mouseleave', () => {
       this.pointer = null;
       this.hideTip();
     });
     this.overlay.addEventListener('click', (e) => {
+      if (this.dragged) { // the end of a drag, not a click
+        this.dragged = false;
+        return;
+      }
       const { x, y } = this.pixel(e);
       this.clickAt(x, y);
     });
@@ -238,6 +252,52 @@ export class HeatmapView {
       if (!this.pointer) this.hideTip();
       this.paintOverlay();
     });
+  }
+
+  // Drag-to-zoom: the button pressed on the image starts a drag; moving DRAG_MIN pixels or
+  // more makes it one (a band over the columns dragged across); released, every panel shows
+  // those columns' interval, from the start of the first to the end of the last.
+  dragStart(e) {
+    if (e.button !== 0 || !this.shown) return;
+    const x = this.pixel(e).x;
+    this.drag = { x0: x, x1: x, shown: this.shown, moved: false };
+    this.dragged = false;
+    const move = (ev) => {
+      const d = this.drag;
+      if (!d) return;
+      d.x1 = this.pixel(ev).x;
+      if (!d.moved && Math.abs(d.x1 - d.x0) >= DRAG_MIN) {
+        d.moved = true;
+        this.hideTip();
+      }
+      if (d.moved) {
+        ev.preventDefault(); // no text selection meanwhile
+        this.paintOverlay();
+      }
+    };
+    const up = (ev) => {
+      window.removeEventListener('mousemove', move, true);
+      window.removeEventListener('mouseup', up, true);
+      const d = this.drag;
+      this.drag = null;
+      if (!d) return;
+      d.x1 = this.pixel(ev).x;
+      if (!d.moved && Math.abs(d.x1 - d.x0) < DRAG_MIN) return; // a click
+      this.dragged = ev.target === this.overlay; // its click event follows: not a click
+      this.paintOverlay();
+      const iv = this.dragInterval(d);
+      if (iv) time.zoom(iv.start, iv.duration);
+    };
+    window.addEventListener('mousemove', move, true);
+    window.addEventListener('mouseup', up, true);
+  }
+
+  // The interval of the columns between pixels x0 and x1 of the image a drag began on.
+  dragInterval(d) {
+    const { img } = d.shown;
+    const g = this.colG(img), n = Math.max(1, Math.round(img.duration / g));
+    const a = columnAt(Math.min(d.x0, d.x1), img.width, n), b = columnAt(Math.max(d.x0, d.x1), img.width, n);
+    return { start: img.start_time + a * g, duration: (b - a + 1) * g };
   }
 
   hideTip() {
@@ -275,6 +335,25 @@ export class HeatmapView {
       : null;
   }
 
+  // Seconds a column of img covers: the reply's granularity, else the instrumentation's.
+  colG(img) {
+    const g = Number(img && img.granularity);
+    return g > 0 ? g : this.panel.inst.granularity;
+  }
+
+  // The resolution of img when its reply does not say (Panel.showResolution).
+  gran(img) {
+    return this.colG(img);
+  }
+
+  // What an interval span seconds long is aligned to: the columns of the image shown when it
+  // is of that length (the server chose them), else the instrumentation's granularity.
+  align(span) {
+    const img = this.shown && this.shown.img, g = Number(img && img.granularity);
+    if (g > 0 && img.duration >= span && img.duration < span + g) return g;
+    return this.panel.inst.granularity;
+  }
+
   async refresh(iv, extra, signal) {
     const path = `${this.panel.path}/value/heatmap`;
     const params = { ...this.drawParams(), ...iv, ...extra };
@@ -282,7 +361,7 @@ export class HeatmapView {
     const pic = new Image();
     pic.src = `data:image/png;base64,${img.image}`;
     await pic.decode();
-    const g = this.panel.inst.granularity;
+    const g = this.colG(img);
     // the legend's counts are asked meanwhile; the image does not wait for them
     const quiet = (p) => p.catch((e) => {
       if (e.name === 'AbortError') throw e;
@@ -368,6 +447,8 @@ export class HeatmapView {
     this.shown = { img, params, pct, peak };
     this.frame++;
     this.plot.dataset.start = img.start_time;
+    this.plot.dataset.duration = img.duration;
+    this.plot.dataset.granularity = this.colG(img);
     this.plot.dataset.ymax = img.ymax;
     this.plot.dataset.yscale = img.yscale === 'log' ? 'log' : 'linear';
     this.plot.dataset.coloring = params.coloring || 'rank';
@@ -380,8 +461,10 @@ export class HeatmapView {
     this.drawScale(img, peak, params);
     this.drawLegend(img);
     // the cell under a still pointer (or the keyboard's cursor) holds another second now:
-    // the tooltip names that one
-    if (this.pointer) {
+    // the tooltip names that one (none while dragging)
+    if (this.drag) {
+      // the band is painted above; the tooltip waits for the drag to end
+    } else if (this.pointer) {
       this.hoverAt(this.pointer.x, this.pointer.y);
     } else if (this.cursor && this.keyboard && document.activeElement === this.overlay) {
       const { x, y } = this.cell(this.cursor.col, this.cursor.row);
@@ -396,7 +479,7 @@ export class HeatmapView {
     const W = img.width, H = img.height;
     const o = this.overlay.getContext('2d');
     o.clearRect(0, 0, W, H);
-    const n = Math.max(1, Math.round(img.duration / this.panel.inst.granularity));
+    const n = Math.max(1, Math.round(img.duration / this.colG(img)));
     if (pct && img.ymax > img.ymin) {
       const pts = Array.isArray(pct) ? pct : [pct];
       PCTL.forEach(([, name, colour], k) => {
@@ -421,6 +504,18 @@ export class HeatmapView {
       });
     }
     o.setLineDash([]);
+    const drag = this.drag;
+    if (drag && drag.moved) { // the band dragged across: the columns it will zoom into
+      const x0 = Math.min(drag.x0, drag.x1), x1 = Math.max(drag.x0, drag.x1);
+      o.fillStyle = cssVar(this.el, '--hm-drag', 'rgba(37, 99, 235, 0.18)');
+      o.fillRect(x0, 0, x1 - x0 + 1, H);
+      o.strokeStyle = cssVar(this.el, '--hm-drag-edge', 'rgba(37, 99, 235, 0.9)');
+      o.lineWidth = 1;
+      o.strokeRect(x0 + 0.5, 0.5, x1 - x0, H - 1);
+      this.plot.dataset.band = `${x0},${x1}`;
+    } else {
+      delete this.plot.dataset.band;
+    }
     const mark = this.markBox();
     if (mark) {
       const { x0, x1, y0, y1 } = mark;
@@ -449,8 +544,8 @@ export class HeatmapView {
     const c = this.chosen;
     if (!c || !this.shown) return null;
     const { img, n, nb, W, H } = this.geometry();
-    const g = this.panel.inst.granularity;
-    const col = Math.round((c.t - img.start_time) / g);
+    const g = this.colG(img);
+    const col = Math.floor((c.t - img.start_time) / g);
     if (col < 0 || col >= n) return null;
     const x0 = Math.floor((col * W) / n), x1 = Math.floor(((col + 1) * W) / n);
     let y0, y1;
@@ -481,12 +576,10 @@ export class HeatmapView {
     const names = fmtTicks(ticks, this.type, img.yscale === 'log');
     fill(this.yaxis, ticks.map((v, i) =>
       h('span', { style: { top: `${Math.round(this.yOf(v, img))}px` } }, names[i])));
-    const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
-    const step = steps.find((s) => img.duration / s <= Math.max(2, W / 90)) || 3600;
     const labels = [];
-    for (let t = Math.ceil(img.start_time / step) * step; t <= img.end_time; t += step) {
+    for (const { t, label } of timeTicks(img.start_time, img.start_time + img.duration, W)) {
       const x = Math.round(((t - img.start_time) / img.duration) * W);
-      if (x >= 25 && x <= W - 25) labels.push(h('span', { style: { left: `${x}px` } }, fmtClock(t)));
+      if (x >= 25 && x <= W - 25) labels.push(h('span', { style: { left: `${x}px` } }, label));
     }
     fill(this.xaxis, labels);
   }
@@ -673,7 +766,7 @@ export class HeatmapView {
   // or newest column, Enter or Space opens its details; the tooltip follows it.
   geometry() {
     const { img } = this.shown;
-    const n = Math.max(1, Math.round(img.duration / this.panel.inst.granularity));
+    const n = Math.max(1, Math.round(img.duration / this.colG(img)));
     return { img, n, nb: img.nbuckets || 100, W: img.width, H: img.height };
   }
 
@@ -731,7 +824,7 @@ export class HeatmapView {
   // The cell at pixel (x, y) of an image shown: its second, row and value range.
   cellAt(shown, x, y) {
     const { img } = shown;
-    const g = this.panel.inst.granularity;
+    const g = this.colG(img);
     const n = Math.max(1, Math.round(img.duration / g)), nb = img.nbuckets || 100;
     const row = rowAt(y, img.height, nb), j = nb - 1 - row, log = img.yscale === 'log';
     return { t: img.start_time + columnAt(x, img.width, n) * g, row, ymin: img.ymin, ymax: img.ymax,
@@ -768,7 +861,7 @@ export class HeatmapView {
     this.tip.dataset.time = String(t);
     if (!same) {
       // the second at once; the counts when the server answers
-      fill(this.tip, h('div.tip-time', fmtClock(t)), h('div.tip-range', fmtRange(lo, hi, this.type)),
+      fill(this.tip, h('div.tip-time', fmtWhen(t, shown.img.duration)), h('div.tip-range', fmtRange(lo, hi, this.type)),
         h('div.muted', '…'));
     } else {
       this.tip.classList.add('stale'); // the same cell: its counts may change
@@ -782,14 +875,14 @@ export class HeatmapView {
         if (this.tipKey !== key) return;
         this.tip.classList.remove('stale');
         if (!d) {
-          fill(this.tip, h('div.tip-time', fmtClock(t)), h('div.muted', 'no data'));
+          fill(this.tip, h('div.tip-time', fmtWhen(t, shown.img.duration)), h('div.muted', 'no data'));
           return;
         }
         const layers = this.layersOf(shown.img);
         const keys = Object.entries(d.present || {}).sort(byCount);
         const top = keys.slice(0, TIP_KEYS);
         fill(this.tip,
-          h('div.tip-time', fmtClock(d.bucket_time)),
+          h('div.tip-time', fmtWhen(d.bucket_time, shown.img.duration)),
           h('div.tip-range', fmtRange(d.bucket_ymin, d.bucket_ymax, this.type)),
           h('div.tip-count', `${fmtCount(d.total)} ${d.total === 1 ? 'event' : 'events'}`),
           top.map(([k, c]) => h('div.tip-key', { dataset: { key: k } }, this.swatch(k, layers, true),
@@ -830,12 +923,12 @@ export class HeatmapView {
   showDetails(d, shown) {
     const rows = Object.entries(d.present || {}).sort(byCount);
     const layers = this.layersOf((this.shown || shown).img);
-    const g = this.panel.inst.granularity;
+    const img = (this.shown || shown).img, g = this.colG(img), when = (t) => fmtWhen(t, img.duration);
     const close = h('button.small', { type: 'button', title: 'close', 'aria-label': 'close the details',
       onclick: () => this.closeDetails() }, '×');
     fill(this.details,
       h('div.details-head', { dataset: { start: d.bucket_time, end: d.bucket_time + g } },
-        h('strong.details-time', `${fmtClock(d.bucket_time)} – ${fmtClock(d.bucket_time + g)}`),
+        h('strong.details-time', `${when(d.bucket_time)} – ${when(d.bucket_time + g)}`),
         h('span', ` · ${this.numField} ${fmtRange(d.bucket_ymin, d.bucket_ymax, this.type)}`),
         h('span.details-total', ` · ${fmtCount(d.total)} ${d.total === 1 ? 'event' : 'events'}`),
         close),

@@ -8,7 +8,7 @@
 //   #/access      scope and token, for servers with tenants
 //
 // The live view's and a dashboard's URL carry what they show, so that a reload or a shared
-// link shows it again: the time (t=60|600 [&at=END] or from=START&len=N, timectl.js; nothing
+// link shows it again: the time (t=SECONDS [&at=END] or from=START&len=N, timectl.js; nothing
 // for live 60 s, where a page starts) and,
 // per heatmap panel, v.ID=SCALE~YMIN~YMAX~MODE~SHADE~KEYS (YMAX empty: auto; MODE empty: none;
 // SHADE empty: by count, else rank; KEYS comma-separated, last, as keys never hold a comma but
@@ -17,7 +17,7 @@
 
 import { ApiError, OfflineError, call, conn, session } from './api.js';
 import { catalogView, instTitle, loadCatalog, predText } from './catalog.js';
-import { PRESETS, createView } from './create.js';
+import { PRESETS, createView, presetBody } from './create.js';
 import { Dashboard, dashboardList } from './dashboard.js';
 import { fill, h } from './dom.js';
 import { Panel } from './panel.js';
@@ -158,7 +158,7 @@ function emptyLive(onCreated) {
       .map((p) => h('button.preset', { type: 'button', onclick: async (ev) => {
         ev.target.disabled = true;
         try {
-          await call('POST', '/instrumentations', { body: { module: p.module, stat: p.stat, decomposition: p.decomposition } });
+          await call('POST', '/instrumentations', { body: presetBody(p) });
           onCreated();
         } catch (e) {
           ev.target.disabled = false;

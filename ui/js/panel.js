@@ -1,7 +1,10 @@
 // A live panel of one instrumentation: its title, what it counts, clone and delete, and its
-// view (a heatmap when it has a numeric decomposition, else a chart), refreshed each second
-// while time follows the clock, once per change otherwise. Errors from the server are shown
-// in words in the panel; a panel whose instrumentation is gone says so and stops.
+// view (a heatmap when it has a numeric decomposition, else a chart), refreshed each
+// granularity while time is live, every column's granularity or 10 s (the longer) for a range
+// of history ending now, once per change otherwise. It says which resolution it shows (the
+// reply's "granularity" and "tier": the server answers from the finest stored tier that fits).
+// Errors from the server are shown in words in the panel; a panel whose instrumentation is
+// gone says so and stops.
 //
 // A panel's view state (a heatmap's selected keys, mode, y scale and range) can be read and
 // set (viewState/applyState), for URLs and dashboards; onChange is told when it may have
@@ -13,7 +16,7 @@ import { ChartView } from './charts.js';
 import { fill, h } from './dom.js';
 import { HeatmapView } from './heatmap.js';
 import { time } from './timectl.js';
-import { fmtClock, fmtInput, fmtSeconds } from './units.js';
+import { fmtGran, fmtInput, fmtSeconds, fmtWhen } from './units.js';
 
 const MODES = ['isolate', 'exclude', 'decompose_all'];
 
@@ -37,6 +40,9 @@ export class Panel {
     this.status = h('span.panel-status', { 'aria-live': 'off' }, 'waiting for data…');
     this.error = h('p.panel-error.error', { role: 'alert', hidden: true });
     this.retNote = h('p.ret-note.muted', { hidden: true });
+    // the resolution shown: "1 min resolution", from the reply
+    this.res = h('span.panel-res', { title: 'the time each column or point covers' });
+    this.resBox = h('span.muted', { hidden: true }, ' · ', this.res);
     const pred = predText(inst.predicate);
     const perG = inst.granularity === 1 ? 'per second' : `per ${inst.granularity} s`;
     const clone = h('button.small', { type: 'button', title: 'a copy of this instrumentation' }, 'Clone');
@@ -72,7 +78,9 @@ export class Panel {
             h('code', `#${inst.id}`),
             pred ? h('span', ` where ${pred}`) : null,
             h('span.muted', ` · ${this.metric && this.metric.unit ? `${this.metric.unit} ` : ''}${perG}`),
-            h('span.muted', ` · keeps ${fmtSeconds(inst['retention-time'])}`))),
+            h('span.muted', ` · keeps ${fmtSeconds(inst['retention-time'])}`),
+            h('span.muted', inst['persist-data'] ? ' · history kept' : ''),
+            this.resBox)),
         h('div.panel-actions', this.status, actions || null, clone, del)),
       inst.warnings ? h('p.warning', inst.warnings.join('; ')) : null,
       this.error,
@@ -203,12 +211,13 @@ export class Panel {
 
   interval() {
     if (time.mode === 'live' && time.paused && !time.frozenEnd && this.view.interval) return this.view.interval;
-    return time.params(this.inst.granularity);
+    return time.params(this.view.align(time.span));
   }
 
-  // Why an interval that names its start cannot be shown any more, or null.
+  // Why an interval that names its start cannot be shown any more, or null. History kept
+  // (persist-data) is there for years: the server says when it is not.
   expired(iv) {
-    if (iv.start_time === undefined) return null;
+    if (iv.start_time === undefined || this.inst['persist-data']) return null;
     const keep = this.inst['retention-time'];
     if (iv.start_time + iv.duration > time.now() - keep) return null;
     return `this interval is older than the retention (${fmtSeconds(keep)}): the server no longer has its data`;
@@ -231,20 +240,22 @@ export class Panel {
         continue;
       }
       try {
-        const extra = { timeout: time.following ? 2000 : 0 };
+        const live = time.livePoll && iv.start_time === undefined;
+        const extra = { timeout: live ? 2000 : 0 };
         const pt = await this.view.refresh(iv, extra, this.abort.signal);
         this.showError('');
-        // a range longer than the retention is partly blank: say why
+        // a range longer than the retention is partly blank (without history): say why
         const keep = this.inst['retention-time'];
-        this.retNote.hidden = !(iv.duration > keep);
+        this.retNote.hidden = !(iv.duration > keep) || !!this.inst['persist-data'];
         this.retNote.textContent = `This instrumentation keeps ${fmtSeconds(keep)}: older seconds are blank.`;
-        time.noteEnd(pt.end_time);
+        this.showResolution(pt);
+        time.noteEnd(pt.end_time, live);
         this.el.dataset.updated = String(pt.end_time);
         const src = `${pt.nsources} ${pt.nsources === 1 ? 'source' : 'sources'}`;
         const paused = time.mode === 'live' && time.paused;
         fill(this.status, time.following ? h('span.live-dot', { title: 'live' }) : null,
           paused ? h('span.paused-tag', 'paused') : null,
-          `${paused ? ' at' : 'to'} ${fmtClock(pt.end_time)} · ${src}`,
+          `${paused ? ' at' : 'to'} ${fmtWhen(pt.end_time, iv.duration)} · ${src}`,
           pt.delay ? ` · waited ${pt.delay} ms` : '');
       } catch (e) {
         if (e.name === 'AbortError') continue;
@@ -257,20 +268,40 @@ export class Panel {
           return;
         } else {
           this.showError(e.message);
-          // the same question gets the same answer: live panels ask again in a while,
-          // a window or a paused view waits for a change
+          // the same question gets the same answer: live panels ask again in a while (a
+          // range of history at its pace), a custom interval or a paused view waits for a
+          // change
           this.dirty = time.following;
-          await this.nap(2000);
+          await this.nap(time.livePoll ? 2000 : time.refreshMs(this.shownGran || this.inst.granularity));
           continue;
         }
       }
-      if (time.following) {
+      if (time.livePoll) {
         // the next slot's data, asked just after the slot ends; the server waits for it
         // if it is late
         const g = this.inst.granularity * 1000, now = Date.now();
         await this.nap(Math.max(200, g - (now % g) + 30));
+      } else if (time.following) {
+        // history ending now: asked again once a column may have filled
+        await this.nap(time.refreshMs(this.shownGran || this.inst.granularity));
       }
     }
+  }
+
+  // The resolution of what pt (the reply drawn) shows: its "granularity" (seconds a column or
+  // point covers) and "tier" ("raw", "1m", "1h", "1d"). A server without a store says
+  // neither: then a heatmap's columns are the instrumentation's granularity, a chart's points
+  // the step it asked.
+  showResolution(pt) {
+    const g = Number(pt.granularity) > 0 ? Number(pt.granularity) : this.view.gran(pt);
+    const tier = typeof pt.tier === 'string' ? pt.tier : '';
+    this.shownGran = g;
+    this.res.textContent = `${fmtGran(g)} resolution`;
+    this.resBox.hidden = false;
+    this.res.title = `each ${this.heatmap ? 'column' : 'point'} covers ${fmtGran(g)}` +
+      (tier ? `, read from the ${tier === 'raw' ? 'raw data' : `${tier} rollups`}` : '');
+    this.el.dataset.granularity = String(g);
+    this.el.dataset.tier = tier;
   }
 
   // A link target for this panel's raw data, for people who want the JSON.

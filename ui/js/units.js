@@ -109,6 +109,55 @@ export function fmtClock(sec) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+// The local day of a Unix second: "7 Dec".
+export function fmtDay(sec) {
+  const d = new Date(sec * 1000);
+  return `${d.getDate()} ${MONTHS[d.getMonth()]}`;
+}
+
+// A Unix second for a reader of an interval span seconds long: the clock ("16:22:05") when
+// the interval is shorter than a day, else with its day ("7 Dec 16:22:05").
+export function fmtWhen(sec, span) {
+  return span >= 86400 ? `${fmtDay(sec)} ${fmtClock(sec)}` : fmtClock(sec);
+}
+
+// A resolution (seconds one column or point covers): "1 s", "10 s", "1 min", "6 h", "1 d".
+export function fmtGran(s) {
+  if (!(s > 0)) return '–';
+  if (s % 86400 === 0) return `${s / 86400} d`;
+  if (s % 3600 === 0) return `${s / 3600} h`;
+  if (s % 60 === 0) return `${s / 60} min`;
+  return `${s} s`;
+}
+
+// Steps between the time axis's labels, in seconds.
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+  43200, 86400, 172800, 345600, 604800];
+
+// The labels of a time axis over [start, end] (Unix seconds) px pixels wide, at most one per
+// minPx pixels: [{t, label}], at round local times (a step of an hour falls on local hours, a
+// day on local midnights). Labels suit the step: "16:22:05" under a minute, "16:20" under a
+// day, where a label falling on midnight gives the day ("7 Dec"); days give the day alone.
+export function timeTicks(start, end, px, minPx = 90) {
+  const span = end - start;
+  if (!(span > 0) || !(px > 0)) return [];
+  const step = TIME_STEPS.find((s) => span / s <= Math.max(2, px / minPx)) || 604800;
+  // local time, as seconds since the epoch of the local clock (DST within a range aside)
+  const off = -new Date(start * 1000).getTimezoneOffset() * 60;
+  const out = [];
+  for (let lt = Math.ceil((start + off) / step) * step; lt - off <= end && out.length < 1000; lt += step) {
+    const t = lt - off;
+    let label;
+    if (step >= 86400 || (lt % 86400 === 0 && span >= 86400)) label = fmtDay(t);
+    else if (step < 60) label = fmtClock(t);
+    else label = fmtClock(t).slice(0, 5);
+    out.push({ t, label });
+  }
+  return out;
+}
+
 // A Unix second as the value of an <input type="datetime-local" step="1">.
 export function toLocalInput(sec) {
   const d = new Date(sec * 1000);
