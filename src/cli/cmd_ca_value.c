@@ -323,7 +323,7 @@ static void num_str(const json_t *v, char *out, size_t cap)
 
 /* The line that says which stored points answered, when the reply says it (its "granularity",
  * seconds a point or column covers, and "tier", "raw", "1m", "1h" or "1d": docs/api.md):
- * "granularity 1m (tier 1h)" on stdout. Nothing when the reply has neither. */
+ * "granularity 1h (tier 1h)" on stdout. Nothing when the reply has neither. */
 static void print_granularity(const json_t *j)
 {
     const json_t *g = json_object_get(j, "granularity");
@@ -484,8 +484,8 @@ static const char raw_usage[] =
     "Prints the raw value of instrumentation ID over an interval (by default the last\n"
     "complete data point): a number (scalar), keys by count descending (discrete), or\n"
     "ranges [lo, hi) in the field's unit (ns, us, ms, s; B, KiB...) with counts and a bar\n"
-    "(numeric). Over history, a first line says which stored points answered:\n"
-    "\"granularity 1h (tier 1h)\".\n"
+    "(numeric). When the reply says which stored points answered (a store's history),\n"
+    "a first line says it: \"granularity 1h (tier 1h)\".\n"
     "\n"
     "options:\n"
     "  --start T         start of the interval: Unix seconds, now, a time before now\n"

@@ -470,6 +470,25 @@ static void test_time_errors(void)
     T_EQ(srv_run("raw 2 --duration %s", "101y"), 2);
 }
 
+/* create's seconds take durations too */
+static void test_create_durations(void)
+{
+    json_t *j;
+    T_EQ(srv_run("create syscall.syscalls --json --retention %s --idle-max 1h", "20m"), 0);
+    j = out_json();
+    T_EQ(json_integer_value(json_object_get(j, "retention-time")), 1200);
+    T_EQ(json_integer_value(json_object_get(j, "idle-max")), 3600);
+    json_decref(j);
+    T_EQ(srv_run("create syscall.syscalls --json --retention %s", "600"), 0);
+    j = out_json();
+    T_EQ(json_integer_value(json_object_get(j, "retention-time")), 600);
+    json_decref(j);
+    T_EQ(srv_run("create syscall.syscalls --retention %s", "1h30"), 2);
+    T_STR(err, "sonde create: --retention wants seconds or a duration (90s, 5m, 1h, 2d), not "
+               "'1h30'\n");
+    T_EQ(srv_run("create syscall.syscalls --idle-max %s", "-1m"), 2);
+}
+
 /* ---- against sonde serve: export and import ---------------------------------------------- */
 
 /* Whether srv serves the store's export resource (the lead's server side of issue 14). */
@@ -852,6 +871,7 @@ int main(int argc, char **argv)
     t_run("export usage", test_export_usage);
     t_run("import requests", test_import_requests);
     t_run("granularity shown", test_granularity_shown);
+    t_run("create durations", test_create_durations);
     atomic_store(&L.stop, true);
     pthread_join(L.th, NULL);
     close(L.fd);
