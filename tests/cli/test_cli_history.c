@@ -355,6 +355,10 @@ static void answer_history(int fd, const struct rec *r, int nth)
         reply(fd, 200, "application/json",
               "{\"start_time\":1796000000,\"duration\":604800,\"granularity\":3600,"
               "\"tier\":\"1h\",\"present\":[]}");
+    else if (strstr(r->line, "/value/heatmap/details?"))
+        reply(fd, 200, "application/json",
+              "{\"bucket_time\":1796000000,\"bucket_ymin\":3000,\"bucket_ymax\":3100,"
+              "\"total\":4,\"present\":{},\"granularity\":86400,\"tier\":\"1d\"}");
     else if (strstr(r->line, "/value/heatmap/percentile?"))
         reply(fd, 200, "application/json",
               "{\"percentile\":[3050],\"method\":\"exact\",\"granularity\":60,\"tier\":\"1m\"}");
@@ -829,6 +833,13 @@ static void test_granularity_shown(void)
     T_OK(strstr(out, "\ngranularity            1h (3600)\ntier                   1h\n") != NULL);
     T_EQ(run_at(L.url, NULL, "percentile 4 -P 0.5 --start -1d --duration 1h"), 0);
     T_STR(out, "granularity 1m (tier 1m)\np0.5        3.05 us\n");
+    T_EQ(run_at(L.url, NULL, "details 4 --x 3 --y 5 --ymax 1ms --start -30d --duration 30d"), 2);
+    T_EQ(run_at(L.url, NULL, "details 4 --x 3 --y 5 --ymax 1000000 --start -30d --duration 30d"),
+         0);
+    T_STR(out, "time     2026-11-30 00:53:20 (1796000000)\n"
+               "granularity 1d (tier 1d)\n"
+               "range    [3.00 us, 3.10 us)\n"
+               "total    4\n");
     listener_case(NULL);
 }
 
