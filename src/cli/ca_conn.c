@@ -95,9 +95,25 @@ int sn_ca_ready(struct sn_ca *ca)
     return SN_EXIT_OK;
 }
 
-/* One request to path (the whole path) at ca's host; sn_http_request()'s return. */
-static int request(struct sn_ca *ca, const char *method, const char *path, const char *body,
-                   bool accept_json, struct sn_http_resp *r)
+/* Where a streamed body goes: the caller's sink, and whether it failed. */
+struct stream_to {
+    sn_http_sink_fn sink;
+    void *arg;
+    bool failed;
+};
+
+static int stream_to(void *arg, const void *p, size_t n)
+{
+    struct stream_to *t = arg;
+    int rc = t->sink(t->arg, p, n);
+    t->failed |= rc < 0;
+    return rc;
+}
+
+/* One request to path (the whole path) at ca's host; sn_http_request()'s return (with to:
+ * sn_http_request_stream()'s). */
+static int request_to(struct sn_ca *ca, const char *method, const char *path, const char *body,
+                      bool accept_json, struct stream_to *to, struct sn_http_resp *r)
 {
     char auth[1024];
     const char *headers[4];
@@ -112,8 +128,17 @@ static int request(struct sn_ca *ca, const char *method, const char *path, const
     if (accept_json)
         headers[nh++] = "Accept: application/json";
     headers[nh] = NULL;
+    if (to)
+        return sn_http_request_stream(&ca->u, method, path, headers, body, body ? strlen(body) : 0,
+                                      SN_CA_TIMEOUT_MS, stream_to, to, r);
     return sn_http_request(&ca->u, method, path, headers, body, body ? strlen(body) : 0,
                            SN_CA_TIMEOUT_MS, r);
+}
+
+static int request(struct sn_ca *ca, const char *method, const char *path, const char *body,
+                   bool accept_json, struct sn_http_resp *r)
+{
+    return request_to(ca, method, path, body, accept_json, NULL, r);
 }
 
 /* Prints why the server could not be reached (rc from sn_http_request). */
@@ -208,8 +233,9 @@ static void print_error(struct sn_ca *ca, const struct sn_http_resp *r, bool is_
     json_decref(j);
 }
 
-int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char *body,
-               bool is_inst, struct sn_http_resp *r)
+/* sn_ca_call(), streaming a 2xx body to `to` when not NULL. */
+static int call(struct sn_ca *ca, const char *method, const char *rel, const char *body,
+                bool is_inst, struct stream_to *to, struct sn_http_resp *r)
 {
     char path[4096];
     int rc, n;
@@ -222,7 +248,15 @@ int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char
         fprintf(stderr, "%s: request too long\n", ca->cmd);
         return SN_EXIT_FAILURE;
     }
-    rc = request(ca, method, path, body, false, r);
+    rc = request_to(ca, method, path, body, false, to, r);
+    if (rc < 0 && to && to->failed)
+        return SN_EXIT_FAILURE; /* the sink said why */
+    if (rc < 0 && r->status) {
+        fprintf(stderr, "sonde: the download from %s was cut short (%s)\n", ca->url,
+                rc == -EPROTO ? "the connection closed before the end" : strerror(-rc));
+        r->status = 0;
+        return SN_EXIT_FAILURE;
+    }
     if (rc < 0) {
         print_unreachable(ca, rc);
         return SN_EXIT_FAILURE;
@@ -233,6 +267,24 @@ int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char
         return SN_EXIT_FAILURE;
     }
     return SN_EXIT_OK;
+}
+
+int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char *body,
+               bool is_inst, struct sn_http_resp *r)
+{
+    return call(ca, method, rel, body, is_inst, NULL, r);
+}
+
+int sn_ca_call_stream(struct sn_ca *ca, const char *method, const char *rel, bool is_inst,
+                      sn_http_sink_fn sink, void *arg)
+{
+    struct stream_to to = {sink, arg, false};
+    struct sn_http_resp r;
+    int rc = call(ca, method, rel, NULL, is_inst, &to, &r);
+
+    if (rc == SN_EXIT_OK)
+        sn_http_resp_free(&r);
+    return rc;
 }
 
 int sn_ca_call_json(struct sn_ca *ca, const char *method, const char *rel, const char *body,

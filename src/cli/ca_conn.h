@@ -74,6 +74,13 @@ int sn_ca_call(struct sn_ca *ca, const char *method, const char *rel, const char
 int sn_ca_call_json(struct sn_ca *ca, const char *method, const char *rel, const char *body,
                     bool is_inst, json_t **out);
 
+/* The same for a download of any size (`sonde export`): a 2xx body goes to sink as it comes
+ * (http/client.h), each wait bounded (30 s) rather than the whole exchange. Failures are said
+ * as by sn_ca_call(), and a body cut short as "sonde: the download from URL was cut short
+ * (...)"; a failure of sink itself is not said (sink says it). SN_EXIT_OK or SN_EXIT_FAILURE. */
+int sn_ca_call_stream(struct sn_ca *ca, const char *method, const char *rel, bool is_inst,
+                      sn_http_sink_fn sink, void *arg);
+
 /* What the value commands need to know of an instrumentation besides its values. */
 struct sn_ca_inst {
     json_t *props;        /* its properties (GET /instrumentations/ID) */

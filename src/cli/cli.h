@@ -29,5 +29,8 @@ int sn_cmd_heatmap(int argc, char **argv);
 int sn_cmd_details(int argc, char **argv);
 int sn_cmd_percentile(int argc, char **argv);
 int sn_cmd_top(int argc, char **argv); /* cmd_top.c */
+/* a store's history out as JSON lines, and frames for past seconds in (cmd_export.c) */
+int sn_cmd_export(int argc, char **argv);
+int sn_cmd_import(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "cli/ca_conn.h"
 #include "cli/cli.h"
+#include "core/timespec.h"
 
 /* Parses argv for a command that takes only the common options. Returns -1 to carry on (the
  * operands start at optind), or an exit code. */
@@ -325,6 +326,7 @@ static const char create_usage[] =
     "  --granularity N        seconds per data point (1, or a multiple of 5)\n"
     "  --retention N          seconds of data kept (retention-time)\n"
     "  --idle-max N           seconds without access before the server deletes it\n"
+    "                         (each N: seconds, or a duration: 90s, 10m, 1h, 2d)\n"
     "  --persist              keep the data across restarts (persist-data)\n" SN_CA_COMMON_HELP;
 
 /* A predicate "FIELD OP VALUE" (blanks around OP optional) as CA's {"OP":[FIELD, VALUE]}:
@@ -373,16 +375,22 @@ static json_t *infix_predicate(const char *s, const char **why)
     return NULL;
 }
 
+/* Seconds as a non-negative integer or a duration (core/timespec.h: 90s, 1h, 2d). */
 static bool parse_count(const char *cmd, const char *opt, const char *s, long long *out)
 {
     char *end;
+    int64_t d;
     errno = 0;
     *out = strtoll(s, &end, 10);
-    if (errno || end == s || *end || *out < 0) {
-        fprintf(stderr, "%s: %s wants a non-negative integer, not '%s'\n", cmd, opt, s);
-        return false;
+    if (!errno && end != s && !*end && *out >= 0)
+        return true;
+    if (s[0] != '-' && sn_duration_parse(s, &d) == 0) {
+        *out = (long long)d;
+        return true;
     }
-    return true;
+    fprintf(stderr, "%s: %s wants seconds or a duration (90s, 5m, 1h, 2d), not '%s'\n", cmd, opt,
+            s);
+    return false;
 }
 
 int sn_cmd_create(int argc, char **argv)
@@ -448,7 +456,10 @@ int sn_cmd_create(int argc, char **argv)
             const char *name = c == O_GRAN  ? "granularity"
                                : c == O_RET ? "retention-time"
                                             : "idle-max";
-            if (!parse_count(ca.cmd, argv[optind - 1], optarg, &v))
+            const char *opt = c == O_GRAN  ? "--granularity"
+                              : c == O_RET ? "--retention"
+                                           : "--idle-max";
+            if (!parse_count(ca.cmd, opt, optarg, &v))
                 goto out;
             json_object_set_new(body, name, json_integer(v));
             break;

@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/ca_conn.h"
 #include "cli/cli.h"
 #include "core/fmt.h"
+#include "core/timespec.h"
 
 enum {
     O_START = 256,
@@ -40,11 +42,13 @@ enum {
 
 /* How an option's argument becomes its query parameter. */
 enum vkind {
-    V_NUMBER,  /* a number */
-    V_NUMBERS, /* numbers separated by commas */
-    V_STRING,  /* any non-empty text, sent as given: the server checks it */
-    V_KEYS,    /* keys, comma-separated; repeatable, every occurrence is sent */
-    V_FLAG,    /* no argument: the parameter is sent with the value `flag` */
+    V_TIME,     /* a point in time as sn_time_parse() reads it, sent as Unix seconds */
+    V_DURATION, /* a duration as sn_duration_parse() reads it, sent as seconds */
+    V_NUMBER,   /* a number */
+    V_NUMBERS,  /* numbers separated by commas */
+    V_STRING,   /* any non-empty text, sent as given: the server checks it */
+    V_KEYS,     /* keys, comma-separated; repeatable, every occurrence is sent */
+    V_FLAG,     /* no argument: the parameter is sent with the value `flag` */
 };
 
 /* Value options: the query parameter each sets, and how. Options given twice (but V_KEYS)
@@ -55,8 +59,8 @@ static const struct {
     enum vkind kind;
     const char *flag;
 } value_params[] = {
-    {O_START, "start_time", V_NUMBER, NULL},
-    {O_DURATION, "duration", V_NUMBER, NULL},
+    {O_START, "start_time", V_TIME, NULL},
+    {O_DURATION, "duration", V_DURATION, NULL},
     {O_WIDTH, "width", V_NUMBER, NULL},
     {O_HEIGHT, "height", V_NUMBER, NULL},
     {O_YMIN, "ymin", V_NUMBER, NULL},
@@ -132,7 +136,14 @@ struct value_args {
     bool rows;                /* --rows */
     const char *val[NPARAMS]; /* per value_params entry: the value given, or NULL */
     char query[VALUE_QUERY_MAX];
+    char start[24], duration[24]; /* --start and --duration in seconds, as sent */
 };
+
+/* The forms --start and --duration take, for their error messages (core/timespec.h). */
+#define TIME_FORMS                                                                                 \
+    "Unix seconds, now, a time before now (-7d, -1h30m) or a UTC date (2026-12-01, "               \
+    "2026-12-01T03:00Z)"
+#define DURATION_FORMS "seconds or a number and a unit (90s, 5m, 1h30m, 2d, 1w; s m h d w y)"
 
 /* True when s is a number (lists: numbers separated by commas). */
 static bool numeric_arg(const char *s, bool list)
@@ -153,8 +164,26 @@ static bool numeric_arg(const char *s, bool list)
 static int value_param(struct value_args *a, size_t i, const char *name, const char *arg)
 {
     const char *cmd = a->ca.cmd;
+    int64_t t;
 
     switch (value_params[i].kind) {
+    case V_TIME:
+        if (sn_time_parse(arg, (int64_t)time(NULL), &t) < 0) {
+            fprintf(stderr, "%s: --%s wants a time: " TIME_FORMS ", not '%s'\n", cmd, name, arg);
+            return SN_EXIT_USAGE;
+        }
+        snprintf(a->start, sizeof(a->start), "%lld", (long long)t);
+        arg = a->start;
+        break;
+    case V_DURATION:
+        if (sn_duration_parse(arg, &t) < 0) {
+            fprintf(stderr, "%s: --%s wants a duration: " DURATION_FORMS ", not '%s'\n", cmd, name,
+                    arg);
+            return SN_EXIT_USAGE;
+        }
+        snprintf(a->duration, sizeof(a->duration), "%lld", (long long)t);
+        arg = a->duration;
+        break;
     case V_NUMBER:
     case V_NUMBERS:
         if (!numeric_arg(arg, value_params[i].kind == V_NUMBERS)) {
@@ -290,6 +319,25 @@ static void num_str(const json_t *v, char *out, size_t cap)
         snprintf(out, cap, "null");
     else
         snprintf(out, cap, "?");
+}
+
+/* The line that says which stored points answered, when the reply says it (its "granularity",
+ * seconds a point or column covers, and "tier", "raw", "1m", "1h" or "1d": docs/api.md):
+ * "granularity 1h (tier 1h)" on stdout. Nothing when the reply has neither. */
+static void print_granularity(const json_t *j)
+{
+    const json_t *g = json_object_get(j, "granularity");
+    const char *tier = json_string_value(json_object_get(j, "tier"));
+    char d[32] = "?";
+
+    if (!g && !tier)
+        return;
+    if (json_is_integer(g))
+        sn_duration_fmt(d, (int64_t)json_integer_value(g));
+    if (tier)
+        printf("granularity %s (tier %s)\n", d, tier);
+    else
+        printf("granularity %s\n", d);
 }
 
 /* ---- raw --------------------------------------------------------------------------------- */
@@ -436,11 +484,13 @@ static const char raw_usage[] =
     "Prints the raw value of instrumentation ID over an interval (by default the last\n"
     "complete data point): a number (scalar), keys by count descending (discrete), or\n"
     "ranges [lo, hi) in the field's unit (ns, us, ms, s; B, KiB...) with counts and a bar\n"
-    "(numeric).\n"
+    "(numeric). When the reply says which stored points answered (a store's history),\n"
+    "a first line says it: \"granularity 1h (tier 1h)\".\n"
     "\n"
     "options:\n"
-    "  --start T         start of the interval (Unix seconds; start_time)\n"
-    "  --duration N      length of the interval in seconds\n"
+    "  --start T         start of the interval: Unix seconds, now, a time before now\n"
+    "                    (-7d, -1h30m) or a UTC date (2026-12-01, 2026-12-01T03:00Z)\n"
+    "  --duration D      length of the interval: 90s, 5m, 1h30m, 7d... or seconds\n"
     "  --top N           only the N biggest keys, then \"... and M more (K "
     "events)\"\n" SN_CA_COMMON_HELP;
 
@@ -468,6 +518,7 @@ int sn_cmd_raw(int argc, char **argv)
         sn_ca_print_json(j);
     } else {
         struct view v = {in.unit, in.vunit, a.top};
+        print_granularity(j);
         rc = print_raw(json_object_get(j, "value"), &v);
     }
     json_decref(j);
@@ -490,8 +541,10 @@ static const char heatmap_usage[] =
     "                     (the image grows; the heatmap itself stays as drawn)\n"
     "  --width W          image width in pixels (10-1000; default 600)\n"
     "  --height H         image height in pixels (10-1000; default 300)\n"
-    "  --start T          start of the interval (Unix seconds)\n"
-    "  --duration N       seconds shown (default 60)\n"
+    "  --start T          start of the interval: Unix seconds, now, a time before now\n"
+    "                     (-7d, -1h30m) or a UTC date (2026-12-01, 2026-12-01T03:00Z)\n"
+    "  --duration D       time shown: 90s, 5m, 1h30m, 7d... or seconds (default 60)\n"
+    "                     (over history the server says its granularity and tier)\n"
     "  --ymin Y, --ymax Y the value range (ymax auto-scales when absent)\n" KEY_DRAW_HELP
         SN_CA_COMMON_HELP;
 
@@ -533,6 +586,9 @@ static void print_heatmap(const json_t *j, const struct sn_unit *unit)
         if (kl > 5 && strcmp(k + kl - 5, "_time") == 0 && json_is_integer(v)) {
             time_str(v, buf, sizeof(buf));
             printf("%-22s %s\n", k, buf);
+        } else if (strcmp(k, "granularity") == 0 && json_is_integer(v)) {
+            sn_duration_fmt(buf, (int64_t)json_integer_value(v)); /* seconds a column covers */
+            printf("%-22s %s (%lld)\n", k, buf, (long long)json_integer_value(v));
         } else if ((strcmp(k, "ymin") == 0 || strcmp(k, "ymax") == 0) && json_is_number(v)) {
             sn_fmt_unit(buf, sizeof(buf), json_number_value(v), unit);
             printf("%-22s %s\n", k, buf);
@@ -618,7 +674,7 @@ static const char details_usage[] =
     "  --x X, --y Y       the pixel (required)\n"
     "  --top N            only the N biggest keys, then \"... and M more (K events)\"\n"
     "  --ymax Y           the top of the value range (required), --ymin Y its bottom\n"
-    "  --width W, --height H, --start T, --duration N\n"
+    "  --width W, --height H, --start T, --duration D\n"
     "                     as for `sonde heatmap`\n"
     "  the heatmap's options, sent to the server (the counts are of every key present,\n"
     "  whatever the selection):\n" KEY_DRAW_HELP SN_CA_COMMON_HELP;
@@ -658,7 +714,9 @@ int sn_cmd_details(int argc, char **argv)
         time_str(json_object_get(j, "bucket_time"), n, sizeof(n));
         sn_fmt_unit(lo, sizeof(lo), json_number_value(json_object_get(j, "bucket_ymin")), &in.unit);
         sn_fmt_unit(hi, sizeof(hi), json_number_value(json_object_get(j, "bucket_ymax")), &in.unit);
-        printf("time     %s\nrange    [%s, %s)\n", n, lo, hi);
+        printf("time     %s\n", n);
+        print_granularity(j);
+        printf("range    [%s, %s)\n", lo, hi);
         count_str(json_number_value(json_object_get(j, "total")), &v, n, sizeof(n));
         printf("total    %s\n", n);
         if (json_object_size(json_object_get(j, "present")))
@@ -681,8 +739,10 @@ static const char percentile_usage[] =
     "\n"
     "options:\n"
     "  -P, --percentile L the percentiles, e.g. 0.5,0.9,0.99 (required)\n"
-    "  --start T          start of the interval (Unix seconds)\n"
-    "  --duration N       seconds (default 1)\n"
+    "  --start T          start of the interval: Unix seconds, now, a time before now\n"
+    "                     (-7d, -1h30m) or a UTC date (2026-12-01, 2026-12-01T03:00Z)\n"
+    "  --duration D       length of the interval: 90s, 5m, 1h30m, 7d... or seconds\n"
+    "                     (default 1 s)\n"
     "  --rows             compute them as Cloud Analytics did instead: over --nbuckets rows\n"
     "                     between ymin and ymax (log-spaced with --log); only then may\n"
     "                     --ymin, --ymax, --nbuckets and --log be given\n"
@@ -741,6 +801,8 @@ int sn_cmd_percentile(int argc, char **argv)
     if (!a.rows && (!q_method || strcmp(q_method, "exact") != 0))
         fprintf(stderr, "sonde: warning: the server does not compute exact percentiles "
                         "(method=exact): these are from its rows, as with --rows\n");
+    if (!a.ca.json)
+        print_granularity(j);
     if (a.ca.json) {
         sn_ca_print_json(j);
     } else if (json_is_array(p)) {

@@ -35,6 +35,8 @@ static const struct command commands[] = {
     {"details", sn_cmd_details, "show what one pixel of a heatmap holds"},
     {"percentile", sn_cmd_percentile, "print percentiles of an instrumentation"},
     {"top", sn_cmd_top, "watch an instrumentation's keys, counts and percentiles live"},
+    {"export", sn_cmd_export, "write an instrumentation's stored history as JSON lines"},
+    {"import", sn_cmd_import, "send frames of past seconds (JSON lines) to a server's store"},
     {"version", cmd_version, "print the version"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -14,13 +15,20 @@
 static int64_t unit_of(char c)
 {
     switch (c) {
-    case 's': return 1;
-    case 'm': return 60;
-    case 'h': return 3600;
-    case 'd': return 86400;
-    case 'w': return 7 * 86400;
-    case 'y': return SN_YEAR_SECONDS;
-    default: return 0;
+    case 's':
+        return 1;
+    case 'm':
+        return 60;
+    case 'h':
+        return 3600;
+    case 'd':
+        return 86400;
+    case 'w':
+        return 7 * 86400;
+    case 'y':
+        return SN_YEAR_SECONDS;
+    default:
+        return 0;
     }
 }
 
@@ -56,12 +64,26 @@ int sn_duration_parse(const char *s, int64_t *secs)
     return 0;
 }
 
+/* Whether s[i] for each i in the first n of at are digits (sscanf's %2d also takes " 3",
+ * "-1" and "+1"). */
+static bool digits_at(const char *s, const int *at, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[at[i]]))
+            return false;
+    return true;
+}
+
 static int parse_iso(const char *s, int64_t *t)
 {
+    static const int at[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
     struct tm tm = {0};
     int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;
     size_t len = strlen(s);
 
+    if (len < 10 || !digits_at(s, at, 8) || (len > 10 && (len < 16 || !digits_at(s, at, 12))) ||
+        (len > 16 && s[16] == ':' && (len < 19 || !digits_at(s, at, 14))))
+        return -EINVAL;
     if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
         return -EINVAL;
     if (len > 10) {
@@ -90,7 +112,7 @@ static int parse_iso(const char *s, int64_t *t)
     tm.tm_min = mi;
     tm.tm_sec = sec;
     time_t v = timegm(&tm);
-    if (v < 0)
+    if (v < 0 || tm.tm_mday != d || tm.tm_mon != mo - 1) /* normalized: 2026-02-31 */
         return -EINVAL;
     *t = (int64_t)v;
     return 0;

@@ -326,6 +326,134 @@ static int parse(struct buf *in, bool eof, bool head_only, struct sn_http_resp *
     return 1;
 }
 
+/* ---- a 2xx body handed to a sink as it comes (sn_http_request_stream) ------------------ */
+
+#define CHUNK_LINE_MAX 1024 /* a chunk-size or trailer line longer than this is -EPROTO */
+
+struct stream {
+    sn_http_sink_fn sink;
+    void *arg;
+    bool on;                                 /* the head was 2xx: the body goes to sink */
+    bool done;                               /* the body ended as its framing says */
+    enum { F_LENGTH, F_CHUNKED, F_CLOSE } f; /* its framing */
+    enum { C_SIZE, C_DATA, C_CRLF, C_TRAILER } c;
+    uint64_t left; /* F_LENGTH: bytes still to come; C_DATA: of the current chunk */
+    char line[CHUNK_LINE_MAX];
+    size_t llen;
+};
+
+/* Appends byte ch to the line being read; 1 when it ends the line, 0, or -EPROTO. */
+static int line_add(struct stream *st, char ch)
+{
+    if (st->llen >= sizeof(st->line) - 1)
+        return -EPROTO;
+    st->line[st->llen++] = ch;
+    st->line[st->llen] = '\0';
+    return ch == '\n';
+}
+
+/* Feeds n bytes of body; 0 (more to come or done: st->done), or <0 (-EPROTO, sink's error). */
+static int stream_feed(struct stream *st, const char *p, size_t n)
+{
+    size_t i = 0;
+    int rc;
+
+    if (st->f != F_CHUNKED) {
+        size_t take = n;
+        if (st->f == F_LENGTH) {
+            take = st->left < n ? (size_t)st->left : n;
+            st->left -= take;
+            st->done = st->left == 0;
+        }
+        return take ? st->sink(st->arg, p, take) : 0;
+    }
+    while (i < n && !st->done) {
+        if (st->c == C_DATA) {
+            size_t take = st->left < n - i ? (size_t)st->left : n - i;
+            if ((rc = st->sink(st->arg, p + i, take)) < 0)
+                return rc;
+            i += take;
+            if ((st->left -= take) == 0) {
+                st->c = C_CRLF;
+                st->llen = 0;
+            }
+            continue;
+        }
+        if ((rc = line_add(st, p[i++])) < 0)
+            return rc;
+        if (rc == 0)
+            continue;
+        if (st->c == C_CRLF) { /* the CRLF after a chunk's data */
+            if (strcmp(st->line, "\r\n") != 0)
+                return -EPROTO;
+            st->c = C_SIZE;
+        } else if (st->c == C_SIZE) {
+            char *end;
+            unsigned long long sz;
+            if (!isxdigit((unsigned char)st->line[0]))
+                return -EPROTO;
+            sz = strtoull(st->line, &end, 16);
+            if (*end != '\r' && *end != ';' && *end != '\n' && *end != ' ')
+                return -EPROTO;
+            st->left = sz;
+            st->c = sz ? C_DATA : C_TRAILER;
+        } else { /* C_TRAILER: trailers until an empty line */
+            st->done = strcmp(st->line, "\r\n") == 0 || strcmp(st->line, "\n") == 0;
+        }
+        st->llen = 0;
+    }
+    return 0;
+}
+
+/* Once in holds a whole head (interim 1xx ones dropped): when it is a 2xx with a body, sets st
+ * up from its framing, fills r's status and type, feeds st what followed the head (in is
+ * emptied) and returns 1; 0 when the response is to be read whole (or the head is
+ * incomplete); <0 on error. */
+static int stream_start(struct buf *in, bool head_only, struct stream *st, struct sn_http_resp *r)
+{
+    char *hend = in->p ? strstr(in->p, "\r\n\r\n") : NULL;
+    int major, minor, status;
+    size_t hlen, vlen, blen;
+    const char *v;
+    char *body;
+
+    if (!hend)
+        return 0;
+    if (sscanf(in->p, "HTTP/%d.%d %3d", &major, &minor, &status) < 3 || major != 1)
+        return 0; /* parse() says why */
+    hlen = (size_t)(hend - in->p) + 2;
+    body = hend + 4;
+    blen = in->len - (size_t)(body - in->p);
+    if (status >= 100 && status < 200 && status != 101) { /* interim: drop it */
+        memmove(in->p, body, blen + 1);
+        in->len = blen;
+        return stream_start(in, head_only, st, r);
+    }
+    if (status < 200 || status > 299 || status == 204 || head_only)
+        return 0;
+    r->status = status;
+    r->ctype[0] = '\0';
+    if ((v = find_header(in->p, hlen, "Content-Type", &vlen)) != NULL)
+        snprintf(r->ctype, sizeof(r->ctype), "%.*s", (int)vlen, v);
+    st->f = F_CLOSE;
+    if ((v = find_header(in->p, hlen, "Transfer-Encoding", &vlen)) != NULL && vlen >= 7 &&
+        strncasecmp(v + vlen - 7, "chunked", 7) == 0) {
+        st->f = F_CHUNKED;
+        st->c = C_SIZE;
+    } else if ((v = find_header(in->p, hlen, "Content-Length", &vlen)) != NULL) {
+        char *end;
+        st->left = strtoull(v, &end, 10);
+        if (end == v || end != v + vlen)
+            return -EPROTO;
+        st->f = F_LENGTH;
+        st->done = st->left == 0;
+    }
+    st->on = true;
+    in->len = 0;
+    int rc = blen ? stream_feed(st, body, blen) : 0;
+    return rc < 0 ? rc : 1;
+}
+
 static int build_request(struct buf *req, const struct sn_url *u, const char *method,
                          const char *path, const char *const *headers, const void *body,
                          size_t blen)
@@ -354,11 +482,12 @@ static int build_request(struct buf *req, const struct sn_url *u, const char *me
     return rc ? -ENOMEM : 0;
 }
 
-int sn_http_request(const struct sn_url *u, const char *method, const char *path,
+/* One request; with st, a 2xx body streams to st's sink and timeout_ms bounds each wait. */
+static int exchange(const struct sn_url *u, const char *method, const char *path,
                     const char *const *headers, const void *body, size_t blen, int timeout_ms,
-                    struct sn_http_resp *r)
+                    struct stream *st, struct sn_http_resp *r)
 {
-    int64_t deadline = sn_mono_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
+    int64_t wait_ms = timeout_ms > 0 ? timeout_ms : 10000, deadline = sn_mono_ms() + wait_ms;
     struct buf req = {0}, in = {0};
     bool head_only = strcmp(method, "HEAD") == 0;
     int fd, rc;
@@ -378,9 +507,21 @@ int sn_http_request(const struct sn_url *u, const char *method, const char *path
         char chunk[16384];
         ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
         if (n > 0) {
+            if (st)
+                deadline = sn_mono_ms() + wait_ms; /* each wait bounded, not the exchange */
+            if (st && st->on) {
+                if ((rc = stream_feed(st, chunk, (size_t)n)) < 0 || st->done)
+                    break;
+                continue;
+            }
             if (buf_add(&in, chunk, (size_t)n) < 0) {
                 rc = -ENOMEM;
                 break;
+            }
+            if (st && (rc = stream_start(&in, head_only, st, r)) != 0) { /* 1: streaming */
+                if (rc < 0 || st->done)
+                    break;
+                continue;
             }
             if (in.len > (size_t)SN_HTTP_MAX_HEAD + SN_HTTP_MAX_BODY) {
                 rc = -EMSGSIZE;
@@ -392,7 +533,10 @@ int sn_http_request(const struct sn_url *u, const char *method, const char *path
             continue;
         }
         if (n == 0) {
-            rc = parse(&in, true, head_only, r);
+            if (st && st->on)
+                rc = st->done || st->f == F_CLOSE ? 1 : -EPROTO; /* cut short */
+            else
+                rc = parse(&in, true, head_only, r);
             break;
         }
         if (errno == EINTR)
@@ -403,22 +547,40 @@ int sn_http_request(const struct sn_url *u, const char *method, const char *path
                 break;
             continue;
         }
-        rc = in.len ? parse(&in, true, head_only, r) : -errno;
+        rc = st && st->on ? -errno : in.len ? parse(&in, true, head_only, r) : -errno;
         if (rc == 0)
             rc = -ECONNRESET;
         break;
     }
     close(fd);
-    if (rc == 1)
+    if (rc == 1 || (st && st->on && st->done && rc == 0))
         rc = 0;
     else if (rc == 0)
         rc = -ECONNRESET;
 out:
     free(req.p);
     free(in.p);
-    if (rc < 0)
+    if (rc < 0) {
+        int status = st && st->on ? r->status : 0;
         sn_http_resp_free(r);
+        r->status = status;
+    }
     return rc;
+}
+
+int sn_http_request(const struct sn_url *u, const char *method, const char *path,
+                    const char *const *headers, const void *body, size_t blen, int timeout_ms,
+                    struct sn_http_resp *r)
+{
+    return exchange(u, method, path, headers, body, blen, timeout_ms, NULL, r);
+}
+
+int sn_http_request_stream(const struct sn_url *u, const char *method, const char *path,
+                           const char *const *headers, const void *body, size_t blen,
+                           int timeout_ms, sn_http_sink_fn sink, void *arg, struct sn_http_resp *r)
+{
+    struct stream st = {.sink = sink, .arg = arg};
+    return exchange(u, method, path, headers, body, blen, timeout_ms, &st, r);
 }
 
 void sn_http_resp_free(struct sn_http_resp *r)

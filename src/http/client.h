@@ -3,6 +3,8 @@
  * (`sonde list`, `sonde raw`...). One request per connection (Connection: close); every wait is
  * bounded by poll() against one deadline for the whole exchange. Responses are framed by
  * Transfer-Encoding: chunked, else Content-Length, else the connection's close.
+ * sn_http_request_stream() hands a 2xx body to a callback as it comes (downloads of any size,
+ * `sonde export`), its waits each bounded rather than the whole exchange.
  *
  *   struct sn_url u;
  *   if (sn_url_parse("http://127.0.0.1:23181", &u) < 0) ...;
@@ -43,6 +45,22 @@ int sn_url_parse(const char *url, struct sn_url *u);
 int sn_http_request(const struct sn_url *u, const char *method, const char *path,
                     const char *const *headers, const void *body, size_t blen, int timeout_ms,
                     struct sn_http_resp *r);
+
+/* Where a streamed body goes (sn_http_request_stream): called with each piece of the body in
+ * order, chunked framing removed. Returns 0, or a negative errno that ends the request. */
+typedef int (*sn_http_sink_fn)(void *arg, const void *p, size_t n);
+
+/* sn_http_request(), but the body of a 2xx response (there is one unless HEAD, 204) goes to
+ * sink as it arrives, of any size, instead of into r->body (then NULL, r->len 0); and
+ * timeout_ms bounds each wait (to connect, to send, for the next bytes), not the whole
+ * exchange, so a long download goes on while bytes come. Other responses are read whole into
+ * *r, as by sn_http_request(). Returns 0 when the body ended as its framing says; else -errno
+ * as sn_http_request() does, -EPROTO when the connection closed before the body's end (its
+ * Content-Length or last chunk) after sink had what came, or sink's error. After a failure
+ * that followed a 2xx head, r->status still holds that status (r->body NULL). */
+int sn_http_request_stream(const struct sn_url *u, const char *method, const char *path,
+                           const char *const *headers, const void *body, size_t blen,
+                           int timeout_ms, sn_http_sink_fn sink, void *arg, struct sn_http_resp *r);
 
 void sn_http_resp_free(struct sn_http_resp *r);
 
