@@ -20,6 +20,7 @@
  * global instrumentation and "tenant/N" a tenant's.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +218,12 @@ void sn_api_ingest(struct sn_call *c, bool import)
     }
     size_t nframes = g.n;
     frames_free(&g);
+    /* an import is answered once the store holds it */
+    if (rc >= 0 && stored && sn_store_sync(s->store) < 0) {
+        sn_resp_error(c->resp, 507, "ECA_IO", "the store cannot be written: the %" PRIu64
+                      " frames older than memory are queued and written when it can", stored);
+        return;
+    }
     if (rc < 0) {
         sn_resp_error(c->resp, 500, "ECA_NORESOURCE", "out of memory adding frames");
         return;

@@ -323,14 +323,15 @@ static void num_str(const json_t *v, char *out, size_t cap)
 
 /* The line that says which stored points answered, when the reply says it (its "granularity",
  * seconds a point or column covers, and "tier", "raw", "1m", "1h" or "1d": docs/api.md):
- * "granularity 1h (tier 1h)" on stdout. Nothing when the reply has neither. */
+ * "granularity 1h (tier 1h)" on stdout. Nothing when the reply has neither, or when the raw
+ * tier answered (memory's slots or the stored seconds: the instrumentation's own). */
 static void print_granularity(const json_t *j)
 {
     const json_t *g = json_object_get(j, "granularity");
     const char *tier = json_string_value(json_object_get(j, "tier"));
     char d[32] = "?";
 
-    if (!g && !tier)
+    if ((!g && !tier) || (tier && strcmp(tier, "raw") == 0))
         return;
     if (json_is_integer(g))
         sn_duration_fmt(d, (int64_t)json_integer_value(g));

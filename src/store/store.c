@@ -1476,6 +1476,14 @@ int sn_store_flush(struct sn_store *st, int64_t now)
     return rc;
 }
 
+int sn_store_sync(struct sn_store *st)
+{
+    pthread_mutex_lock(&st->wmu);
+    int rc = write_tick(st, sn_now(), true);
+    pthread_mutex_unlock(&st->wmu);
+    return rc;
+}
+
 /* ---- The writer thread -------------------------------------------------------------------- */
 
 static void *writer(void *arg)

@@ -116,6 +116,10 @@ int64_t sn_store_keep(struct sn_store *st, const char *key, enum sn_tier t);
  * marked. Written with the next per-second transaction; returns 0, -ENOENT or -ENOMEM. */
 int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
                    const char *const *src_names);
+/* Commits what sn_store_merge() queued (with the closed dirty slots and rollups, as the
+ * writer's next second would) before returning: an import is stored when it is answered.
+ * Returns 0 or the -errno of the write. */
+int sn_store_sync(struct sn_store *st);
 /* Writes every dirty closed slot and pending rollup now (as the writer does each second),
  * then the maintenance; now: Unix seconds. Returns 0 or the -errno of the write. For tests and
  * benchmarks, and the final write. */
