@@ -220,8 +220,10 @@ void sn_api_ingest(struct sn_call *c, bool import)
     frames_free(&g);
     /* an import is answered once the store holds it */
     if (rc >= 0 && stored && sn_store_sync(s->store) < 0) {
-        sn_resp_error(c->resp, 507, "ECA_IO", "the store cannot be written: the %" PRIu64
-                      " frames older than memory are queued and written when it can", stored);
+        sn_resp_error(c->resp, 507, "ECA_IO",
+                      "the store cannot be written: the %" PRIu64
+                      " frames older than memory are queued and written when it can",
+                      stored);
         return;
     }
     if (rc < 0) {

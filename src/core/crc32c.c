@@ -1,6 +1,7 @@
 /*
- * CRC-32C, slice-by-8 over tables built once (pthread_once); see crc32c.h. About 1 byte per
- * cycle, plenty for frames of a few KiB once a second.
+ * CRC-32C; see crc32c.h. On x86-64 CPUs with SSE4.2 (checked once at run time) the crc32
+ * instruction, 8 bytes a step (about 8 bytes per cycle: the store checks every record it reads);
+ * elsewhere slice-by-8 over tables built once (pthread_once), about 1 byte per cycle.
  */
 #include <pthread.h>
 #include <string.h>
@@ -23,10 +24,39 @@ static void table_fill(void)
             table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HW_CRC 1
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
+{
+    uint64_t c = ~crc;
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        len -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return ~c32;
+}
+
+static int hw_ok = -1; /* unknown; set once (a benign race: every thread finds the same) */
+#endif
+
 uint32_t sn_crc32c(uint32_t crc, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
 
+#ifdef HW_CRC
+    if (hw_ok < 0) {
+        __builtin_cpu_init();
+        hw_ok = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    }
+    if (hw_ok)
+        return crc_hw(crc, p, len);
+#endif
     pthread_once(&table_once, table_fill);
     crc = ~crc;
     while (len >= 8) {

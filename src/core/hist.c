@@ -293,6 +293,23 @@ int sn_hist_insert_raw_end(struct sn_hist *h, struct sn_bucket b, uint64_t count
     return 0;
 }
 
+int sn_hist_append_ords(struct sn_hist *h, const uint16_t *ord, const uint64_t *cnt, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ord[i] >= SN_BUCKET_NORD ||
+            (i ? ord[i] <= ord[i - 1] : h->used && ord[0] <= h->ord[h->used - 1]))
+            return -EINVAL;
+    if (!n)
+        return 0;
+    if (sn_hist_reserve(h, h->used + n) < 0)
+        return -ENOMEM;
+    index_free(h); /* rebuilt on the next single insert that wants it */
+    memcpy(h->ord + h->used, ord, n * sizeof(*ord));
+    memcpy(h->cnt + h->used, cnt, n * sizeof(*cnt));
+    h->used += n;
+    return 0;
+}
+
 uint64_t sn_hist_remove(struct sn_hist *h, double v, uint64_t count)
 {
     int64_t slot = find(h, sn_ord_from_double(v), NULL);

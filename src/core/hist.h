@@ -100,6 +100,12 @@ int sn_hist_insert_u64(struct sn_hist *h, uint64_t v, uint64_t count);
  * what libcircllhist's hist_insert_raw_end() means to do (its guard is inverted; see docs).
  */
 int sn_hist_insert_raw_end(struct sn_hist *h, struct sn_bucket b, uint64_t count);
+/*
+ * Bulk append for decoders: n buckets by ordinal (strictly ascending, each < SN_BUCKET_NORD,
+ * the first after h's last bucket) with their counts, copied in with one reservation. Returns
+ * 0, -EINVAL (an ordinal out of range or out of order: h unchanged) or -ENOMEM.
+ */
+int sn_hist_append_ords(struct sn_hist *h, const uint16_t *ord, const uint64_t *cnt, size_t n);
 
 /* Removes up to count samples from v's bucket (floor at 0; the bucket stays). Returns the
  * number removed. */

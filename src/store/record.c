@@ -278,25 +278,23 @@ static inline int get_varint12(struct rd *r, uint64_t *v)
     return get_varint(r, v);
 }
 
-/* Histograms up to this many buckets are rebuilt through a buffer on the stack. */
+/* Histograms up to this many buckets are gathered on the stack. */
 #define STACK_BUCKETS 128
-#define CIRC_REC_MAX  11 /* a circllhist record: val, exp, width, up to 8 bytes of count */
 
 /*
  * Reads a histogram into *out (created; out NULL: only counted into *nbuckets).
  *
  * The histogram is not built bucket by bucket (sn_hist_insert_raw_end() costs ~40
  * instructions a bucket, and grows its arrays three times on the way to 40 buckets): the
- * buckets are written, as they are checked, in circllhist's binary form into a buffer, and
- * sn_hist_decode() builds the histogram from it in one exact allocation with its batched
- * loop. The buffer is on the stack up to STACK_BUCKETS buckets.
+ * ordinals and counts are gathered as they are checked, then copied in at once with one exact
+ * allocation (sn_hist_append_ords()).
  */
 static int get_hist(struct rd *r, struct sn_hist **out, uint64_t *nbuckets)
 {
-    unsigned char stack[2 + STACK_BUCKETS * CIRC_REC_MAX], *buf = stack, *q;
+    uint16_t sord[STACK_BUCKETS], *ord = sord;
+    uint64_t scnt[STACK_BUCKETS], *cnt = scnt;
     uint64_t n, gap, c, next = 0;
     struct sn_hist *h = NULL;
-    ssize_t got;
     int rc;
 
     if ((rc = get_varint(r, &n)) < 0)
@@ -305,12 +303,15 @@ static int get_hist(struct rd *r, struct sn_hist **out, uint64_t *nbuckets)
         return SN_E_CORRUPT;
     if (n > left(r) / 2) /* each bucket takes two bytes at least */
         return SN_E_TRUNCATED;
-    if (out && n > STACK_BUCKETS && !(buf = malloc(2 + n * CIRC_REC_MAX)))
-        return -ENOMEM;
-    buf[0] = (unsigned char)(n >> 8); /* n <= SN_BUCKET_NORD < 2^16 */
-    buf[1] = (unsigned char)n;
-    q = buf + 2;
-    /* a local copy of the position: the stores into buf cannot alias it */
+    if (out && n > STACK_BUCKETS) {
+        ord = malloc(n * sizeof(*ord));
+        cnt = malloc(n * sizeof(*cnt));
+        if (!ord || !cnt) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    /* a local copy of the position: the stores into ord and cnt cannot alias it */
     struct rd in = *r;
     for (uint64_t i = 0; i < n; i++) {
         if ((rc = get_varint12(&in, &gap)) < 0 || (rc = get_varint12(&in, &c)) < 0)
@@ -320,13 +321,8 @@ static int get_hist(struct rd *r, struct sn_hist **out, uint64_t *nbuckets)
             goto out; /* an ordinal past the last bucket, or an empty bucket */
         next += gap;
         if (out) {
-            struct sn_bucket b = sn_bucket_from_ord((uint32_t)next);
-            uint64_t le = htole64(c);
-            q[0] = (unsigned char)b.val;
-            q[1] = (unsigned char)b.exp;
-            q[2] = 7; /* every count in 8 bytes: one width, so sn_hist_decode() batches */
-            memcpy(q + 3, &le, 8);
-            q += CIRC_REC_MAX;
+            ord[i] = (uint16_t)next;
+            cnt[i] = c;
         }
         next++;
     }
@@ -336,8 +332,9 @@ static int get_hist(struct rd *r, struct sn_hist **out, uint64_t *nbuckets)
         rc = -ENOMEM;
         if (!(h = sn_hist_create()))
             goto out;
-        if ((got = sn_hist_decode(h, buf, (size_t)(q - buf), 0)) != q - buf) {
-            sn_hist_destroy(h); /* only memory can fail: the records are valid and sorted */
+        /* ascending and in range by construction: only memory can fail */
+        if (sn_hist_append_ords(h, ord, cnt, (size_t)n) < 0) {
+            sn_hist_destroy(h);
             goto out;
         }
         *out = h;
@@ -345,8 +342,10 @@ static int get_hist(struct rd *r, struct sn_hist **out, uint64_t *nbuckets)
     }
     *nbuckets += n;
 out:
-    if (buf != stack)
-        free(buf);
+    if (ord != sord)
+        free(ord);
+    if (cnt != scnt)
+        free(cnt);
     return rc;
 }
 
