@@ -305,6 +305,11 @@ int sn_server_load_defs(struct sn_server *s)
             snprintf(copy, sizeof(copy), "%s/definitions.json", s->datadir);
         rc = keep_rejected(copy, text, len, nrefused);
     }
+    /* the migrated data is in the store before the definitions are: once they are, the older
+     * files are never read again */
+    if (rc == 0 && migrate && (rc = sn_store_sync(s->store)) < 0)
+        sn_log(SN_LOG_ERROR, "serve", "cannot write the migrated data into the store: %s",
+               strerror(-rc));
     /* a failed save leaves the tick to write them once it can (defs_unsaved) */
     if (rc == 0 && (nrefused || migrate) && sn_server_save_defs(s) == 0 && migrate)
         sn_log(SN_LOG_INFO, "serve", "%s: migrated into the store (the file is left as it is)",

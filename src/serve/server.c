@@ -473,6 +473,7 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     }
     if ((rc = sn_server_load_defs(s)) < 0)
         goto fail;
+    sn_store_drop_unset(s->store); /* what it cannot drop now, it drops at the next start */
     if ((rc = sn_store_follow(s->store, s->agg)) < 0)
         goto fail;
     if (o->agent && (rc = sn_collector_start(s, o->key_cap, o->trace_self, &s->collector)) < 0) {

@@ -664,6 +664,32 @@ int sn_store_inst_drop(struct sn_store *st, const char *key)
     return rc;
 }
 
+int sn_store_drop_unset(struct sn_store *st)
+{
+    int n = 0, rc = 0;
+    for (;;) {
+        char *key = NULL;
+        pthread_mutex_lock(&st->mu);
+        for (size_t i = 0; i < st->ninsts && !key; i++)
+            if (st->insts[i] && !st->insts[i]->set)
+                key = strdup(st->insts[i]->key);
+        pthread_mutex_unlock(&st->mu);
+        if (!key)
+            break;
+        rc = sn_store_inst_drop(st, key);
+        if (rc == 0)
+            sn_log(SN_LOG_INFO, "store",
+                   "instrumentation %s has no definition: its history is "
+                   "deleted",
+                   key);
+        free(key);
+        if (rc < 0)
+            return rc;
+        n++;
+    }
+    return n;
+}
+
 int64_t sn_store_keep(struct sn_store *st, const char *key, enum sn_tier t)
 {
     pthread_mutex_lock(&st->mu);

@@ -11,7 +11,9 @@
  * transaction. A pending rollup whose period has closed is computed from the finer tier's
  * records (an exact merge: counts add, histograms merge; point-scope slots become histograms
  * of their values) and written in the same per-second transaction. So a crash loses at most
- * the seconds not yet committed (about SN_STORE_GRACE + 1 s) and never a rollup.
+ * the seconds not yet committed (at most 2 s: a slot is written SN_STORE_GRACE s after it
+ * ends, in the next second's transaction; a report arriving later rewrites it) and never a
+ * rollup.
  *
  * Maintenance, in small transactions after each write: retention (records older than their
  * tier keeps for their instrumentation), the data of deleted instrumentations, and the size
@@ -105,6 +107,10 @@ int sn_store_inst_set(struct sn_store *st, const char *key, const struct sn_stor
  * transactions; a new instrumentation of the same key starts empty. Returns 0, -ENOENT, or
  * the -errno of the transaction that unlinks it (-ENOSPC, -EIO). */
 int sn_store_inst_drop(struct sn_store *st, const char *key);
+/* Forgets every instrumentation the store holds that nobody set since it opened (after the
+ * server restored its definitions: what a crash between deleting a definition and dropping its
+ * data left behind). Returns how many, or the -errno of a drop. */
+int sn_store_drop_unset(struct sn_store *st);
 /* How long tier t keeps key's records (0: not kept) and its period (raw: the granularity). */
 int64_t sn_store_keep(struct sn_store *st, const char *key, enum sn_tier t);
 
