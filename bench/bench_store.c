@@ -85,7 +85,7 @@ static double pct(double *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
-static void die(const char *what, int rc)
+static _Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_store: %s: %d (%s)\n", what, rc, strerror(rc < 0 ? -rc : rc));
     exit(1);
@@ -326,10 +326,10 @@ int main(void)
     uint64_t nhour = ss.rollups_written - rolled0;
     report("rollup: commit closing a minute (1m records)", minute_ms, "ms", 0, 0, true);
     report("rollup: commit closing an hour (1h records)", hour_ms, "ms", 0, 0, true);
-    printf("  (%" PRIu64 " 1-min rollups of 60 raw records each, %" PRIu64
+    printf("  (%" PRIu64 " 1-min rollups of %d raw records each, %" PRIu64
            " 1-h rollups of 60 1-min records each, in one commit each; filling the other 59 "
            "minutes by merge took %.0f ms)\n",
-           nminute, nhour, fill_ms);
+           nminute, nsec, nhour, fill_ms);
 
     /* ---- read: a day of 1-min records, 40 buckets each ------------------------------------ */
     int64_t day = t0 + DAY; /* within the raw tier's 2 days of the write benchmark's data */
@@ -395,10 +395,10 @@ int main(void)
     /* ---- size: every stored record, by tier, through liblmdb after the close ------------- */
     sn_store_close(st);
     sn_agg_destroy(agg);
-    MDB_env *env;
-    MDB_txn *txn;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
     MDB_dbi dbi;
-    MDB_cursor *cur;
+    MDB_cursor *cur = NULL;
     MDB_val k, v;
     uint64_t recs[SN_NTIERS] = {0}, bytes[SN_NTIERS] = {0}, buckets[SN_NTIERS] = {0};
     if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 8)) ||
