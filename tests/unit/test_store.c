@@ -12,9 +12,12 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agg/agg.h"
@@ -805,7 +808,7 @@ static void test_map_growth(void)
 }
 
 /* A byte of a stored record changed behind the store's back: that record is skipped and
- * counted, the others read. */
+ * counted, the others read, by a read and by the rollup that reads it. */
 static void test_damaged_record(void)
 {
     char dir[600];
@@ -814,13 +817,17 @@ static void test_damaged_record(void)
     T_REQUIRE(st);
     inst_set(st, "d", SN_WIRE_DISCRETE, false, true, 1, 600);
     t_seed(88);
+    struct sn_ds_slot want; /* the minute's rollup: every record but the damaged one */
+    model_init(&want, T0);
     for (int64_t t = T0; t < T0 + 10; t++) {
         struct sn_ds_slot s;
         make_slot(&s, t, SN_WIRE_DISCRETE, 4, 1);
         T_EQ(sn_store_merge(st, "d", SN_TIER_RAW, &s, HOSTS), 0);
+        if (t != T0 + 3)
+            model_add(&want, &s);
         sn_ds_slot_fini(&s);
     }
-    T_EQ(sn_store_flush(st, T0 + 20), 0);
+    T_EQ(sn_store_flush(st, T0 + 20), 0); /* the minute not closed: its rollup pending */
     T_EQU(count_records(st, "d", SN_TIER_RAW, T0, T0 + 10), 10);
     sn_store_close(st);
 
@@ -871,6 +878,13 @@ static void test_damaged_record(void)
     struct sn_store_stats ss;
     sn_store_stats(st, &ss);
     T_EQU(ss.records_damaged, 1);
+    /* the pending rollup, computed after the reopen, skips it too (and counts it) */
+    inst_set(st, "d", SN_WIRE_DISCRETE, false, true, 1, 600);
+    flush_live(st, T0 + 100);
+    check_record(st, "d", SN_TIER_1M, T0, &want, SN_WIRE_DISCRETE, false);
+    sn_store_stats(st, &ss);
+    T_EQU(ss.records_damaged, 2);
+    sn_ds_slot_fini(&want);
     sn_store_close(st);
 }
 
@@ -941,6 +955,98 @@ static void test_follow(void)
     sn_agg_destroy(agg);
 }
 
+/* The close's last write: a slot still open (this very second, a point-scope scalar) is written
+ * by sn_store_close(), so a SIGTERM loses nothing memory held. */
+static void test_close_writes_open_slots(void)
+{
+    char dir[600];
+    new_dir(dir, sizeof(dir));
+    struct sn_store *st = open_store(dir, NULL);
+    struct sn_agg *agg = NULL;
+    T_REQUIRE(st);
+    T_REQUIRE(sn_agg_create(&agg) == 0);
+    struct sn_ds_opts dso = {
+        .arity = SN_WIRE_SCALAR, .granularity = 1, .retention = 600, .point = true};
+    struct sn_dataset *ds = sn_ds_create(&dso);
+    T_REQUIRE(ds);
+    T_EQ(sn_agg_add(agg, "rss", ds), 0);
+    inst_set(st, "rss", SN_WIRE_SCALAR, true, true, 1, 600);
+    T_EQ(sn_store_follow(st, agg), 0);
+    const int64_t t = sn_now();
+    struct sn_wire_frame fr = {
+        .id = "rss", .host = "h0", .t = t, .arity = SN_WIRE_SCALAR, .total = 4242};
+    T_EQ(sn_agg_ingest(agg, &fr, t, NULL), SN_DS_ADDED);
+    fr.host = "h1";
+    fr.total = 1000;
+    T_EQ(sn_agg_ingest(agg, &fr, t, NULL), SN_DS_ADDED);
+    sn_store_close(st); /* at once: the slot has not closed */
+    st = open_store(dir, NULL);
+    T_REQUIRE(st);
+    struct sn_ds_slot want = {.t = t, .count = 5242, .nsrc = 2};
+    check_record(st, "rss", SN_TIER_RAW, t, &want, SN_WIRE_SCALAR, false);
+    sn_store_close(st);
+    sn_ds_destroy(ds);
+    sn_agg_destroy(agg);
+}
+
+/* A write that fails (the file may not grow: RLIMIT_FSIZE, as a full disk would) is counted,
+ * with its error; the slots stay queued and are written once writing works again. */
+static void test_write_error(void)
+{
+    char dir[600], path[700];
+    new_dir(dir, sizeof(dir));
+    struct sn_store *st = open_store(dir, NULL);
+    T_REQUIRE(st);
+    inst_set(st, "n", SN_WIRE_NUMERIC_BY_KEY, false, true, 1, 600);
+    t_seed(111);
+    struct sn_ds_slot first;
+    make_slot(&first, T0, SN_WIRE_NUMERIC_BY_KEY, 4, 1);
+    T_EQ(sn_store_merge(st, "n", SN_TIER_RAW, &first, HOSTS), 0);
+    T_EQ(sn_store_flush(st, T0 + 5), 0);
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    struct stat sb;
+    T_REQUIRE(stat(path, &sb) == 0);
+
+    struct rlimit old, lim;
+    T_REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)sb.st_size; /* no page past the file's end */
+    T_REQUIRE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    enum { N = 200 };
+    struct sn_ds_slot want[N];
+    for (int i = 0; i < N; i++) {
+        make_slot(&want[i], T0 + 10 + i, SN_WIRE_NUMERIC_BY_KEY, 30, 1);
+        T_EQ(sn_store_merge(st, "n", SN_TIER_RAW, &want[i], HOSTS), 0);
+    }
+    int rc1 = sn_store_flush(st, T0 + 300), rc2 = sn_store_flush(st, T0 + 301);
+    struct sn_store_stats ss;
+    sn_store_stats(st, &ss);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, oldsig);
+    t_note("flushes: %d %d", rc1, rc2);
+    T_OK(rc1 < 0);
+    T_OK(rc2 < 0);
+    T_EQU(ss.write_errors, 2);
+    T_OK(ss.last_error < 0);
+    T_OK(ss.pending >= N);
+    T_EQU(count_records(st, "n", SN_TIER_RAW, T0 + 10, T0 + 10 + N), 0);
+    check_record(st, "n", SN_TIER_RAW, T0, &first, SN_WIRE_NUMERIC_BY_KEY, false);
+
+    /* room again: everything queued is written, the error cleared */
+    T_EQ(sn_store_flush(st, T0 + 302), 0);
+    sn_store_stats(st, &ss);
+    T_EQ(ss.last_error, 0);
+    T_EQU(ss.write_errors, 2);
+    T_EQU(count_records(st, "n", SN_TIER_RAW, T0 + 10, T0 + 10 + N), N);
+    for (int i = 0; i < N; i += 37)
+        check_record(st, "n", SN_TIER_RAW, T0 + 10 + i, &want[i], SN_WIRE_NUMERIC_BY_KEY, false);
+    for (int i = 0; i < N; i++)
+        sn_ds_slot_fini(&want[i]);
+    sn_ds_slot_fini(&first);
+    sn_store_close(st);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -962,6 +1068,8 @@ int main(int argc, char **argv)
     t_run("map growth", test_map_growth);
     t_run("damaged record", test_damaged_record);
     t_run("follow an aggregator", test_follow);
+    t_run("close writes open slots", test_close_writes_open_slots);
+    t_run("a failed write is counted and redone", test_write_error);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return t_done();
 }
