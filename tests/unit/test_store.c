@@ -12,7 +12,9 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1047,6 +1049,74 @@ static void test_write_error(void)
     sn_store_close(st);
 }
 
+/* Readers in two threads while the main thread writes (the map growing from 1 MiB): every
+ * read sees whole records, oldest first, never fewer than a read before it. */
+struct reader {
+    struct sn_store *st;
+    _Atomic int *stop;
+    size_t reads, bad;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    size_t last = 0;
+    for (int i = 0; i < 100000 && !atomic_load(r->stop); i++) {
+        struct sn_ds_slot **s;
+        size_t n;
+        bool v;
+        if (sn_store_read(r->st, "big", SN_TIER_RAW, 0, INT64_MAX / 2, &s, &n, &v) != 0) {
+            r->bad++;
+            continue;
+        }
+        if (n < last)
+            r->bad++;
+        for (size_t j = 1; j < n; j++)
+            if (s[j]->t <= s[j - 1]->t || s[j]->count == 0)
+                r->bad++;
+        last = n;
+        slots_free(s, n);
+        r->reads++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_readers(void)
+{
+    char dir[600];
+    new_dir(dir, sizeof(dir));
+    struct sn_store_opts o = {.map_size = 1 << 20};
+    struct sn_store *st = open_store(dir, &o);
+    T_REQUIRE(st);
+    inst_set(st, "big", SN_WIRE_NUMERIC_BY_KEY, false, true, 1, 600);
+    _Atomic int stop = 0;
+    struct reader r[2] = {{st, &stop, 0, 0}, {st, &stop, 0, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        T_REQUIRE(pthread_create(&th[i], NULL, reader_main, &r[i]) == 0);
+    t_seed(123);
+    for (int64_t t = T0; t < T0 + 1500; t++) {
+        struct sn_ds_slot s;
+        make_slot(&s, t, SN_WIRE_NUMERIC_BY_KEY, 30, 2);
+        T_EQ(sn_store_merge(st, "big", SN_TIER_RAW, &s, HOSTS), 0);
+        sn_ds_slot_fini(&s);
+        if (t % 50 == 49)
+            T_EQ(sn_store_flush(st, t + 1), 0);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        T_OK(r[i].reads > 0);
+        T_EQU(r[i].bad, 0);
+    }
+    struct sn_store_stats ss;
+    sn_store_stats(st, &ss);
+    T_OK(ss.map_grown > 0);
+    T_EQU(ss.records_damaged, 0);
+    T_EQU(count_records(st, "big", SN_TIER_RAW, 0, INT64_MAX / 2), 1500);
+    sn_store_close(st);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -1070,6 +1140,7 @@ int main(int argc, char **argv)
     t_run("follow an aggregator", test_follow);
     t_run("close writes open slots", test_close_writes_open_slots);
     t_run("a failed write is counted and redone", test_write_error);
+    t_run("readers while the writer writes and the map grows", test_concurrent_readers);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return t_done();
 }
