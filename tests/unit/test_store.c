@@ -225,6 +225,19 @@ static void check_record(struct sn_store *st, const char *key, enum sn_tier t, i
     if (T_EQU(n, 1)) {
         T_EQ(v, values);
         slot_eq(s[0], want, arity, values);
+        /* the sources by name: the first nsrc of HOSTS (every slot here has a prefix) */
+        char **names = NULL;
+        T_EQ(sn_store_source_names(st, key, s[0], &names), 0);
+        for (uint32_t i = 0; names && i < s[0]->nsrc; i++) {
+            bool known = false;
+            for (uint32_t j = 0; j < want->nsrc && j < 3; j++)
+                known |= strcmp(names[i], HOSTS[j]) == 0;
+            for (uint32_t j = 0; j < i; j++)
+                known &= strcmp(names[i], names[j]) != 0;
+            T_OK(known);
+        }
+        if (names)
+            sn_agg_strings_free(names, s[0]->nsrc);
     }
     slots_free(s, n);
 }
