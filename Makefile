@@ -8,6 +8,8 @@
 #   make bench-agent  what tracing adds to a system call: Sonde vs bpftrace and a floor
 #   make bench-serve  sonde serve over loopback: heatmaps, raw values, event to API, load
 #                     (SERVE_SECONDS=300 of load)
+#   make bench-store  the LMDB store: commits per second, a day's read, sizes, rollups
+#                     (STORE_SECONDS=60 simulated)
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
 #   make fresh-check  the README's `make run` and `make check` on a debootstrap'd Debian 12
 #                     (downloads; for developers, not CI; scripts/fresh-check)
@@ -16,8 +18,8 @@ FUZZ_SECONDS ?= 20
 WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
-.PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve soak-agent \
-        fresh-check clean
+.PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve bench-store \
+        soak-agent fresh-check clean
 all: build
 
 setup:
@@ -61,6 +63,10 @@ bench-agent: build
 SERVE_SECONDS ?= 300
 bench-serve: build
 	SERVE_SECONDS=$(SERVE_SECONDS) ./build/bench/bench_serve
+
+STORE_SECONDS ?= 60
+bench-store: build
+	STORE_SECONDS=$(STORE_SECONDS) ./build/bench/bench_store
 
 MINUTES ?= 60
 soak-agent: build
