@@ -1193,7 +1193,7 @@ static int collect(struct sn_store *st, struct tick *k, size_t *cap)
         struct inst *in = inst_find(st, m->key);
         struct work *w = in && in->set ? sn_grow(k->w, cap, k->nw + 1, sizeof(*w)) : NULL;
         if (!w) {
-            if (in && in->set) { /* out of memory: next time */
+            if (in) { /* out of memory, or not set yet (at start): next time */
                 st->merges[nm++] = *m;
                 continue;
             }
@@ -1362,7 +1362,9 @@ static int delete_range(MDB_txn *txn, MDB_dbi db, uint32_t sid, int tier, int64_
         (*count)++;
     }
     mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+    /* past the last record (MDB_NOTFOUND), or the database emptied: LMDB then leaves the
+     * cursor unset and MDB_GET_CURRENT says EINVAL */
+    return rc == MDB_NOTFOUND || rc == EINVAL || rc == 0 ? 0 : rc;
 }
 
 static int do_maint(struct sn_store *st, MDB_txn *txn, void *arg)
@@ -1427,16 +1429,20 @@ static int do_maint(struct sn_store *st, MDB_txn *txn, void *arg)
     if (m->over) {
         for (int tier = 0; tier < SN_NTIERS && m->budget; tier++) {
             int64_t oldest = INT64_MAX;
-            uint32_t sids[4096];
             size_t ns = 0;
             pthread_mutex_lock(&st->mu);
-            for (size_t i = 0; i < st->ninsts && ns < 4096; i++)
+            uint32_t *sids = malloc((st->ninsts ? st->ninsts : 1) * sizeof(*sids));
+            for (size_t i = 0; sids && i < st->ninsts; i++)
                 if (st->insts[i] && st->insts[i]->sid && st->insts[i]->sid_saved)
                     sids[ns++] = st->insts[i]->sid;
             pthread_mutex_unlock(&st->mu);
+            if (!sids)
+                return ENOMEM;
             MDB_cursor *cur;
-            if ((rc = mdb_cursor_open(txn, st->data, &cur)))
+            if ((rc = mdb_cursor_open(txn, st->data, &cur))) {
+                free(sids);
                 return rc;
+            }
             for (size_t i = 0; i < ns; i++) {
                 unsigned char key[DATA_KEY_LEN];
                 MDB_val kv = {DATA_KEY_LEN, key}, v;
@@ -1450,13 +1456,17 @@ static int do_maint(struct sn_store *st, MDB_txn *txn, void *arg)
                 }
             }
             mdb_cursor_close(cur);
-            if (oldest == INT64_MAX)
+            if (oldest == INT64_MAX) {
+                free(sids);
                 continue;
+            }
             int64_t before = oldest + (tier == SN_TIER_RAW ? 60 : sn_tier_period(tier));
-            for (size_t i = 0; i < ns && m->budget; i++)
-                if ((rc = delete_range(txn, st->data, sids[i], tier, before, &m->budget,
-                                       &m->dropped, &more)))
-                    return rc;
+            for (size_t i = 0; i < ns && m->budget && rc == 0; i++)
+                rc = delete_range(txn, st->data, sids[i], tier, before, &m->budget, &m->dropped,
+                                  &more);
+            free(sids);
+            if (rc)
+                return rc;
             break;
         }
     }
@@ -1495,9 +1505,13 @@ static int maintain(struct sn_store *st, int64_t now)
 int sn_store_flush(struct sn_store *st, int64_t now)
 {
     pthread_mutex_lock(&st->wmu);
-    int rc = st->agg || st->nmerges ? write_tick(st, now, true) : 0;
+    pthread_mutex_lock(&st->mu);
+    bool work = st->agg || st->nmerges || st->npend;
+    pthread_mutex_unlock(&st->mu);
+    int rc = work ? write_tick(st, now, true) : 0;
+    int mrc = maintain(st, now); /* even when writing failed: it may free pages */
     if (rc == 0)
-        rc = maintain(st, now);
+        rc = mrc;
     pthread_mutex_unlock(&st->wmu);
     return rc;
 }
@@ -1532,8 +1546,8 @@ static void *writer(void *arg)
         if (st->stop)
             break;
         int64_t now = sn_now();
-        if (write_tick(st, now, true) == 0)
-            maintain(st, now);
+        write_tick(st, now, true);
+        maintain(st, now); /* even when writing failed: retention may free pages */
     }
     pthread_mutex_unlock(&st->wmu);
     return NULL;
