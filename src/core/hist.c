@@ -17,6 +17,7 @@
  * binary search.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,16 +442,97 @@ int sn_hist_merge(struct sn_hist *tgt, const struct sn_hist *src)
     return 0;
 }
 
+/* Merging many histograms at once: their counts added into a dense array by ordinal (a thread's
+ * own, kept zeroed between uses), the ordinals present marked in a bitmap, then gathered in
+ * order: O(buckets in) + O(buckets out) + 721 words, instead of a sorted union per pair. */
+#define MANY_MIN   4 /* fewer sources: pairwise merges are as quick */
+#define DENSE_BITS ((SN_BUCKET_NORD + 63) / 64)
+
+struct dense {
+    uint64_t cnt[SN_BUCKET_NORD];
+    uint64_t bits[DENSE_BITS];
+};
+
+static pthread_key_t dense_key;
+static pthread_once_t dense_once = PTHREAD_ONCE_INIT;
+static bool dense_key_ok;
+
+static void dense_key_make(void)
+{
+    dense_key_ok = pthread_key_create(&dense_key, free) == 0;
+}
+
+static struct dense *dense_get(void)
+{
+    pthread_once(&dense_once, dense_key_make);
+    if (!dense_key_ok)
+        return NULL;
+    struct dense *d = pthread_getspecific(dense_key);
+    if (!d && (d = calloc(1, sizeof(*d))) && pthread_setspecific(dense_key, d) != 0) {
+        free(d);
+        d = NULL;
+    }
+    return d;
+}
+
+static void dense_add(struct dense *d, const struct sn_hist *h)
+{
+    for (uint32_t i = 0; i < h->used; i++) {
+        uint16_t o = h->ord[i];
+        d->cnt[o] = sat_add(d->cnt[o], h->cnt[i]);
+        d->bits[o >> 6] |= 1ull << (o & 63);
+    }
+}
+
 int sn_hist_merge_many(struct sn_hist *tgt, const struct sn_hist *const *srcs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!srcs[i])
-            continue;
-        int rc = sn_hist_merge(tgt, srcs[i]);
-        if (rc < 0)
-            return rc;
+    struct dense *d = n >= MANY_MIN ? dense_get() : NULL;
+
+    if (!d) {
+        for (size_t i = 0; i < n; i++) {
+            if (!srcs[i])
+                continue;
+            int rc = sn_hist_merge(tgt, srcs[i]);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
     }
+    dense_add(d, tgt);
+    for (size_t i = 0; i < n; i++) /* tgt among its sources adds its counts once more */
+        if (srcs[i])
+            dense_add(d, srcs[i]);
+    uint32_t used = 0;
+    for (uint32_t w = 0; w < DENSE_BITS; w++)
+        used += (uint32_t)__builtin_popcountll(d->bits[w]);
+    int rc = sn_hist_reserve(tgt, used);
+    uint32_t k = 0;
+    for (uint32_t w = 0; w < DENSE_BITS; w++) {
+        uint64_t b = d->bits[w];
+        d->bits[w] = 0;
+        while (b) {
+            uint32_t o = w * 64 + (uint32_t)__builtin_ctzll(b);
+            b &= b - 1;
+            if (rc == 0) {
+                tgt->ord[k] = (uint16_t)o;
+                tgt->cnt[k] = d->cnt[o];
+                k++;
+            }
+            d->cnt[o] = 0; /* zeroed for the next use, whatever happened */
+        }
+    }
+    if (rc < 0)
+        return -ENOMEM; /* tgt unchanged: its arrays were only read */
+    tgt->used = k;
+    index_free(tgt);
     return 0;
+}
+
+size_t sn_hist_raw(const struct sn_hist *h, const uint16_t **ord, const uint64_t **cnt)
+{
+    *ord = h->ord;
+    *cnt = h->cnt;
+    return h->used;
 }
 
 int sn_hist_subtract(struct sn_hist *tgt, const struct sn_hist *src)

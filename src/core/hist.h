@@ -106,6 +106,9 @@ int sn_hist_insert_raw_end(struct sn_hist *h, struct sn_bucket b, uint64_t count
  * 0, -EINVAL (an ordinal out of range or out of order: h unchanged) or -ENOMEM.
  */
 int sn_hist_append_ords(struct sn_hist *h, const uint16_t *ord, const uint64_t *cnt, size_t n);
+/* The buckets as they are kept, for codecs: *ord the ordinals (ascending), *cnt their counts
+ * (zero counts included). Valid until h changes. Returns how many. */
+size_t sn_hist_raw(const struct sn_hist *h, const uint16_t **ord, const uint64_t **cnt);
 
 /* Removes up to count samples from v's bucket (floor at 0; the bucket stays). Returns the
  * number removed. */

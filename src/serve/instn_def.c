@@ -258,6 +258,10 @@ bool sn_instn_set_props(const json_t *p, struct sn_instn *in, bool create, char 
             return false;
         }
     }
+    /* kept history is history one comes back to: a persist-data instrumentation created
+     * without an idle-max is never reaped (a tenant's: after a week, the most it may ask) */
+    if (create && in->persist && !json_object_get(p, "idle-max"))
+        in->idle_max = in->scope[0] ? SN_IDLE_MAX_MAX : 0;
     if ((v = json_object_get(p, "enabled"))) {
         bool b;
         value_text(v, text, sizeof(text));

@@ -90,25 +90,23 @@ static unsigned char *put_varint(unsigned char *p, uint64_t v)
 /* Appends histogram h (NULL: empty), its non-empty buckets only. Returns 0 or -ENOMEM. */
 static int add_hist(struct sn_rec_buf *b, const struct sn_hist *h)
 {
-    size_t nb = h ? sn_hist_nbuckets(h) : 0, used = 0;
-    struct sn_bucket bk;
-    uint64_t c;
+    const uint16_t *ord = NULL;
+    const uint64_t *cnt = NULL;
+    size_t nb = h ? sn_hist_raw(h, &ord, &cnt) : 0, used = 0;
     unsigned char *p;
     uint32_t next = 0; /* the smallest ordinal the next bucket can have */
 
     for (size_t i = 0; i < nb; i++)
-        if (sn_hist_bucket_at(h, i, NULL, &c) && c)
-            used++;
+        used += cnt[i] != 0;
     if (reserve(b, VARINT_MAX + used * (ORD_MAX + VARINT_MAX)) < 0) /* used < 2^16 */
         return -ENOMEM;
     p = put_varint(b->p + b->len, used);
     for (size_t i = 0; i < nb; i++) {
-        if (!sn_hist_bucket_at(h, i, &bk, &c) || !c)
+        if (!cnt[i])
             continue;
-        uint32_t ord = sn_bucket_ord(bk);
-        p = put_varint(p, ord - next); /* ascending: ord >= next */
-        p = put_varint(p, c);
-        next = ord + 1;
+        p = put_varint(p, (uint32_t)ord[i] - next); /* ascending: ord >= next */
+        p = put_varint(p, cnt[i]);
+        next = (uint32_t)ord[i] + 1;
     }
     b->len = (size_t)(p - b->p);
     return 0;

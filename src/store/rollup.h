@@ -18,6 +18,11 @@
  * Returns 0 or -ENOMEM (dst valid, holding part of src). */
 int sn_rollup_add(struct sn_ds_slot *dst, const struct sn_ds_slot *src, uint8_t arity,
                   bool raw_point);
+/* dst += src[0] + ... + src[n-1], as sn_rollup_add() one by one would, but in one pass: the
+ * keys of all of them sorted once and each key's histograms merged at once
+ * (sn_hist_merge_many()). Returns 0 or -ENOMEM (dst valid, holding part of the sum). */
+int sn_rollup_sum(struct sn_ds_slot *dst, const struct sn_ds_slot *const *src, size_t n,
+                  uint8_t arity, bool raw_point);
 /* Keeps at most cap keys in s besides "other": the largest counts (ties: the smaller key); the
  * rest are summed into "other". cap 0: no cap. Returns how many keys were folded, or -ENOMEM. */
 int64_t sn_rollup_cap(struct sn_ds_slot *s, uint32_t cap);

@@ -46,6 +46,7 @@
 #define KIND_SRC         1
 #define DATA_KEY_LEN     13
 #define MAX_GROW_RETRIES 8
+#define ROLLUP_BUDGET_NS (150 * 1000000LL) /* rollups one tick computes; the rest wait a tick */
 
 struct dirty {
     int64_t t;
@@ -791,6 +792,7 @@ struct tick {
     size_t capk, caps;
     uint64_t written, rolled, bytes;
     bool rollups; /* compute the closed rollups (not at the final write: periods are open) */
+    int64_t t0_ns; /* when the tick began (the rollups' budget) */
 };
 
 /* Gives in its sid when it has none (mu not needed: only ticks, under wmu, do this). */
@@ -997,14 +999,15 @@ static int roll(struct sn_store *st, MDB_txn *txn, struct tick *k, struct inst *
     unsigned char key[DATA_KEY_LEN];
     MDB_cursor *cur;
     MDB_val kv, v;
-    struct sn_ds_slot sum = {.t = p->t}, one;
+    struct sn_ds_slot sum = {.t = p->t}, *recs = NULL;
     struct sn_rec_info info;
-    size_t nrec = 0;
+    size_t nrec = 0, cap = 0;
     int rc = mdb_cursor_open(txn, st->data, &cur);
     if (rc)
         return rc;
     data_key(key, in->sid, (uint8_t)finer, p->t);
     kv = (MDB_val){DATA_KEY_LEN, key};
+    /* the finer records decoded, then summed in one pass (sn_rollup_sum()) */
     pthread_rwlock_rdlock(&st->nameslock);
     for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
@@ -1012,8 +1015,14 @@ static int roll(struct sn_store *st, MDB_txn *txn, struct tick *k, struct inst *
         if (kv.mv_size != DATA_KEY_LEN || rd32(kp) != in->sid || kp[4] != finer ||
             (int64_t)rd64(kp + 5) >= end)
             break;
-        int d = sn_rec_decode(v.mv_data, v.mv_size, (const char *const *)in->keys.name, in->keys.n,
-                              &one, &info);
+        struct sn_ds_slot *a = sn_grow(recs, &cap, nrec + 1, sizeof(*a));
+        if (!a) {
+            rc = ENOMEM;
+            break;
+        }
+        recs = a;
+        int d = sn_rec_decode(v.mv_data, v.mv_size, (const char *const *)in->keys.name,
+                              in->keys.n, &recs[nrec], &info);
         if (d == -ENOMEM) {
             rc = ENOMEM;
             break;
@@ -1022,19 +1031,19 @@ static int roll(struct sn_store *st, MDB_txn *txn, struct tick *k, struct inst *
             atomic_fetch_add(&st->c.records_damaged, 1);
             continue;
         }
-        d = sn_rollup_add(&sum, &one, in->cfg.arity, raw_point);
-        sn_ds_slot_fini(&one);
-        if (d < 0) {
-            rc = ENOMEM;
-            break;
-        }
         nrec++;
     }
     pthread_rwlock_unlock(&st->nameslock);
     mdb_cursor_close(cur);
     if (rc == MDB_NOTFOUND || rc == 0) {
         rc = 0;
-        if (nrec) {
+        const struct sn_ds_slot **ptrs = nrec ? malloc(nrec * sizeof(*ptrs)) : NULL;
+        for (size_t i = 0; ptrs && i < nrec; i++)
+            ptrs[i] = &recs[i];
+        if (nrec && (!ptrs || sn_rollup_sum(&sum, ptrs, nrec, in->cfg.arity, raw_point) < 0))
+            rc = ENOMEM;
+        free(ptrs);
+        if (rc == 0 && nrec) {
             if (sn_rollup_cap(&sum, st->o.rollup_keys) < 0)
                 rc = ENOMEM;
             else if (!(rc = encode(st, k, in, &sum, NULL, in->cfg.point)) &&
@@ -1044,6 +1053,9 @@ static int roll(struct sn_store *st, MDB_txn *txn, struct tick *k, struct inst *
             }
         }
     }
+    for (size_t i = 0; i < nrec; i++)
+        sn_ds_slot_fini(&recs[i]);
+    free(recs);
     sn_ds_slot_fini(&sum);
     if (rc)
         return rc;
@@ -1093,6 +1105,8 @@ static int do_tick(struct sn_store *st, MDB_txn *txn, void *arg)
     /* the rollups whose period has closed, finer tiers first (a 1 h rollup reads the 1 min
      * ones this pass wrote) */
     for (size_t i = 0; rc == 0 && k->rollups;) {
+        if (sn_mono_ns() - k->t0_ns > ROLLUP_BUDGET_NS)
+            break; /* a second's writes wait for no more than this many rollups */
         pthread_mutex_lock(&st->mu);
         struct pend p;
         bool any = false;
@@ -1273,9 +1287,9 @@ static void work_requeue(struct sn_store *st, struct tick *k)
 
 static int write_tick(struct sn_store *st, int64_t now, bool rollups)
 {
-    struct tick k = {.now = now, .rollups = rollups};
+    struct tick k = {.now = now, .rollups = rollups, .t0_ns = sn_mono_ns()};
     size_t cap = 0;
-    int64_t t0 = sn_mono_ns();
+    int64_t t0 = k.t0_ns;
     int rc;
 
     collect(st, &k, &cap);

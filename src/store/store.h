@@ -38,7 +38,7 @@
 #include "agg/dataset.h"
 #include "store/tiers.h"
 
-#define SN_STORE_GRACE       2    /* seconds after a slot's end before it is written */
+#define SN_STORE_GRACE       1    /* seconds after a slot's end before it is written */
 #define SN_STORE_ROLLUP_KEYS 1000 /* default keys a rollup record keeps before "other" */
 
 struct sn_store; /* opaque */

@@ -94,6 +94,34 @@ static void test_crc_and_append(void)
     T_EQ(sn_hist_count(h), 8u);
     sn_hist_destroy(e);
     sn_hist_destroy(h);
+
+    /* merge_many (dense, from 4 sources) says what pairwise merges say: random histograms,
+     * zero-count buckets, saturation, the target among the sources */
+    uint64_t seed = 7;
+    for (int round = 0; round < 50; round++) {
+        struct sn_hist *src[12], *a = sn_hist_create(), *b;
+        size_t n = 1 + (size_t)round % 12;
+        for (size_t i = 0; i < n; i++) {
+            src[i] = sn_hist_create();
+            for (int k = 0; k < 30; k++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                sn_hist_insert_u64(src[i], (seed >> 33) % 100000, (seed >> 20) % 5);
+            }
+        }
+        if (round == 3)
+            sn_hist_insert_u64(src[0], 5, UINT64_MAX);
+        sn_hist_insert_u64(a, 42, 1);
+        b = sn_hist_clone(a);
+        for (size_t i = 0; i < n; i++)
+            sn_hist_merge(a, src[i]);
+        T_EQ(sn_hist_merge_many(b, (const struct sn_hist *const *)src, n), 0);
+        T_OK(sn_hist_equal(a, b));
+        T_EQ(sn_hist_nbuckets(a), sn_hist_nbuckets(b));
+        for (size_t i = 0; i < n; i++)
+            sn_hist_destroy(src[i]);
+        sn_hist_destroy(a);
+        sn_hist_destroy(b);
+    }
 }
 
 static void test_ranges(void)
