@@ -661,15 +661,14 @@ int sn_agg_view_sum(const struct sn_agg_view *v, int64_t start, int64_t duration
 
     memset(out, 0, sizeof(*out));
     out->t = t0;
-    for (size_t i = lower(v, t0); i < v->n && v->s[i]->t < end; i++) {
-        if (v->point && v->s[i]->t != t0) /* a snapshot: the first slot's, never a sum */
-            break;
-        if (sn_ds_slot_add(out, v->s[i]) < 0) {
-            sn_ds_slot_fini(out);
-            return -ENOMEM;
-        }
-        if (v->point)
-            break;
+    size_t from = lower(v, t0), to = from;
+    while (to < v->n && v->s[to]->t < end)
+        to++;
+    if (v->point && to > from) /* a snapshot: the first slot's, never a sum */
+        to = v->s[from]->t == t0 ? from + 1 : from;
+    if (to > from && sn_ds_slot_add_many(out, v->s + from, to - from, false) < 0) {
+        sn_ds_slot_fini(out);
+        return -ENOMEM;
     }
     return 0;
 }

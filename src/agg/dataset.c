@@ -820,6 +820,154 @@ int sn_ds_slot_add(struct sn_ds_slot *dst, const struct sn_ds_slot *src)
     return 0;
 }
 
+/* ---- Many slots at once ---------------------------------------------------------------- */
+
+/* An entry of one of the slots being summed (dst's own: from < 0). */
+struct ref {
+    const char *key;
+    uint64_t count;
+    const struct sn_hist *hist;
+    long from; /* -1: dst's entry i (moved, not copied) */
+    size_t i;
+};
+
+static int cmp_ref_key(const void *a, const void *b)
+{
+    const struct ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c)
+        return c;
+    return x->from < y->from ? -1 : x->from > y->from; /* dst's first: it is the target */
+}
+
+static uint64_t sat(uint64_t a, uint64_t b)
+{
+    return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* Whether the slots have keys (a discrete point metric's values go per key, a scalar's to the
+ * total). */
+static bool src_keyed(const struct sn_ds_slot *const *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (src[i]->n)
+            return true;
+    return false;
+}
+
+/* A histogram of one sample per count (a point metric's values). */
+static int values_into(struct sn_hist **h, const uint64_t *v, size_t n)
+{
+    if (!*h && !(*h = sn_hist_create()))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (sn_hist_insert_u64(*h, v[i], 1) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+int sn_ds_slot_add_many(struct sn_ds_slot *dst, const struct sn_ds_slot *const *src, size_t n,
+                        bool values)
+{
+    const struct sn_hist **hs = NULL;
+    struct ref *r = NULL;
+    size_t nr = 0, nh = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        dst->count = sat(dst->count, src[i]->count);
+        dst->over_cap = sat(dst->over_cap, src[i]->over_cap);
+        dst->map_full = sat(dst->map_full, src[i]->map_full);
+    }
+    /* the totals */
+    if (values && !src_keyed(src, n)) { /* a scalar's values */
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = values_into(&dst->total, &src[i]->count, 1);
+    } else if (!values) {
+        if (!(hs = malloc((n ? n : 1) * sizeof(*hs))))
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            if (src[i]->total)
+                hs[nh++] = src[i]->total;
+        if (nh && !dst->total && !(dst->total = sn_hist_create()))
+            rc = -ENOMEM;
+        if (rc == 0 && nh)
+            rc = sn_hist_merge_many(dst->total, hs, nh);
+    }
+    if (rc < 0)
+        goto out;
+    /* the entries: every slot's, sorted by key once, each key's merged at once */
+    size_t total = dst->n;
+    for (size_t i = 0; i < n; i++)
+        total += src[i]->n;
+    if (total == dst->n)
+        goto out;
+    free(hs);
+    if (!(r = malloc(total * sizeof(*r))) || !(hs = malloc(total * sizeof(*hs)))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t j = 0; j < dst->n; j++)
+        r[nr++] = (struct ref){dst->e[j].key, dst->e[j].count, dst->e[j].hist, -1, j};
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < src[i]->n; j++)
+            r[nr++] =
+                (struct ref){src[i]->e[j].key, src[i]->e[j].count, src[i]->e[j].hist, (long)i, j};
+    qsort(r, nr, sizeof(*r), cmp_ref_key);
+    size_t ngroups = 0;
+    for (size_t k = 0; k < nr; k++)
+        ngroups += k == 0 || strcmp(r[k].key, r[k - 1].key) != 0;
+    struct sn_ds_entry *e = calloc(ngroups, sizeof(*e));
+    if (!e) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    size_t g = 0;
+    for (size_t k = 0; k < nr;) {
+        size_t end = k + 1;
+        while (end < nr && strcmp(r[end].key, r[k].key) == 0)
+            end++;
+        struct sn_ds_entry *out = &e[g++];
+        size_t first = k;
+        if (r[k].from < 0) { /* dst's entry: moved, the others added to it */
+            *out = dst->e[r[k].i];
+            dst->e[r[k].i].key = NULL;
+            dst->e[r[k].i].hist = NULL;
+            first = k + 1;
+        } else if (!(out->key = strdup(r[k].key))) {
+            rc = -ENOMEM;
+        }
+        nh = 0;
+        for (size_t m = first; m < end; m++) {
+            out->count = sat(out->count, r[m].count);
+            if (values) {
+                if (rc == 0)
+                    rc = values_into(&out->hist, &r[m].count, 1);
+            } else if (r[m].hist) {
+                hs[nh++] = r[m].hist;
+            }
+        }
+        if (rc == 0 && nh && !out->hist && !(out->hist = sn_hist_create()))
+            rc = -ENOMEM;
+        if (rc == 0 && nh)
+            rc = sn_hist_merge_many(out->hist, hs, nh);
+        k = end;
+    }
+    /* dst's entries not moved (none, unless out of memory) are freed with the old array */
+    for (size_t j = 0; j < dst->n; j++) {
+        free(dst->e[j].key);
+        sn_hist_destroy(dst->e[j].hist);
+    }
+    free(dst->e);
+    dst->e = e;
+    dst->n = g;
+    dst->cap = ngroups;
+out:
+    free(r);
+    free(hs);
+    return rc;
+}
+
 int sn_ds_sum(const struct sn_dataset *ds, int64_t start, int64_t duration, struct sn_ds_slot *out)
 {
     int64_t g = ds->o.granularity;

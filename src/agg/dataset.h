@@ -158,6 +158,15 @@ struct sn_ds_slot *sn_ds_slot_new(int64_t t);
  * with dst valid but holding part of src. */
 int sn_ds_slot_add(struct sn_ds_slot *dst, const struct sn_ds_slot *src);
 
+/* dst += src[0] + ... + src[n-1], as sn_ds_slot_add() one by one would (sources aside: dst's
+ * are left), in one pass: the keys of all of them sorted once and each key's histograms merged
+ * at once (sn_hist_merge_many()). values: the sources are a point metric's slots whose counts
+ * are added as values, one sample each in dst's histograms (a scalar's in the total, a
+ * discrete one's per key), their sums in the counts (store/rollup.h). Returns 0 or -ENOMEM
+ * (dst valid, holding part of the sum). */
+int sn_ds_slot_add_many(struct sn_ds_slot *dst, const struct sn_ds_slot *const *src, size_t n,
+                        bool values);
+
 /* The minimum over the slots in [start, start + duration) of how many sources reported. */
 uint32_t sn_ds_min_reporting(const struct sn_dataset *ds, int64_t start, int64_t duration);
 /* How many distinct sources reported in any slot within [from, to] (CA's "expected" sources:

@@ -451,6 +451,7 @@ int sn_hist_merge(struct sn_hist *tgt, const struct sn_hist *src)
 struct dense {
     uint64_t cnt[SN_BUCKET_NORD];
     uint64_t bits[DENSE_BITS];
+    uint32_t n; /* bits set */
 };
 
 static pthread_key_t dense_key;
@@ -479,8 +480,10 @@ static void dense_add(struct dense *d, const struct sn_hist *h)
 {
     for (uint32_t i = 0; i < h->used; i++) {
         uint16_t o = h->ord[i];
+        uint64_t m = 1ull << (o & 63);
         d->cnt[o] = sat_add(d->cnt[o], h->cnt[i]);
-        d->bits[o >> 6] |= 1ull << (o & 63);
+        d->n += !(d->bits[o >> 6] & m);
+        d->bits[o >> 6] |= m;
     }
 }
 
@@ -502,9 +505,8 @@ int sn_hist_merge_many(struct sn_hist *tgt, const struct sn_hist *const *srcs, s
     for (size_t i = 0; i < n; i++) /* tgt among its sources adds its counts once more */
         if (srcs[i])
             dense_add(d, srcs[i]);
-    uint32_t used = 0;
-    for (uint32_t w = 0; w < DENSE_BITS; w++)
-        used += (uint32_t)__builtin_popcountll(d->bits[w]);
+    uint32_t used = d->n;
+    d->n = 0;
     int rc = sn_hist_reserve(tgt, used);
     uint32_t k = 0;
     for (uint32_t w = 0; w < DENSE_BITS; w++) {

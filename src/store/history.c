@@ -39,21 +39,29 @@ void sn_history_pick(struct sn_store *st, const char *key, uint32_t g, uint32_t 
     out->gran = (uint32_t)(p * k);
 }
 
-/* dst += src for a column of several slots; dst keeps the most sources any of them had. */
-static int add_into(struct sn_ds_slot *dst, const struct sn_ds_slot *src, bool first)
+/* A column: the sum of its slots (one pass, sn_ds_slot_add_many()), with the most sources any
+ * of them had (memory's and the store's name sources apart: counts are what a view gives). */
+static struct sn_ds_slot *column(int64_t t, const struct sn_ds_slot *const *s, size_t n,
+                                 bool first_only)
 {
-    if (sn_ds_slot_add(dst, src) < 0)
-        return -ENOMEM;
-    if (first || src->nsrc > dst->nsrc) {
-        uint32_t *s = malloc((src->nsrc ? src->nsrc : 1) * sizeof(*s));
-        if (!s)
-            return -ENOMEM;
-        memcpy(s, src->src, src->nsrc * sizeof(*s));
-        free(dst->src);
-        dst->src = s;
-        dst->nsrc = src->nsrc;
+    struct sn_ds_slot *c = sn_ds_slot_new(t);
+    const struct sn_ds_slot *most = s[0];
+    if (!c)
+        return NULL;
+    if (first_only)
+        n = 1;
+    for (size_t i = 1; i < n; i++)
+        if (s[i]->nsrc > most->nsrc)
+            most = s[i];
+    if (sn_ds_slot_add_many(c, s, n, false) < 0 ||
+        (most->nsrc && !(c->src = malloc(most->nsrc * sizeof(*c->src))))) {
+        sn_ds_slot_unref(c);
+        return NULL;
     }
-    return 0;
+    if (most->nsrc)
+        memcpy(c->src, most->src, most->nsrc * sizeof(*c->src));
+    c->nsrc = most->nsrc;
+    return c;
 }
 
 int sn_history_view(struct sn_store *st, struct sn_agg *agg, const char *key,
@@ -80,38 +88,44 @@ int sn_history_view(struct sn_store *st, struct sn_agg *agg, const char *key,
     if (p->tier == SN_TIER_RAW && sn_agg_view_open(agg, key, from, to, &mv) == 0)
         nmem = sn_agg_view_slots(mv, &mem);
     int64_t g = p->gran;
-    size_t i = 0, j = 0;
-    while (i < nrec || j < nmem) {
-        const struct sn_ds_slot *s;
+    size_t i = 0, j = 0, nin = 0, capin = 0;
+    const struct sn_ds_slot **in = NULL; /* the current column's slots */
+    int64_t at = 0;
+    /* the slots in time order (memory's where both have one), a column of each run of them
+     * starting in the same multiple of g */
+    for (;;) {
+        const struct sn_ds_slot *s = NULL;
         if (j < nmem && (i == nrec || mem[j]->t <= recs[i]->t)) {
             if (i < nrec && recs[i]->t == mem[j]->t)
                 i++;
             s = mem[j++];
-        } else {
+        } else if (i < nrec) {
             s = recs[i++];
         }
-        int64_t c = s->t - (s->t % g + g) % g;
-        if (!ncols || cols[ncols - 1]->t != c) {
+        int64_t c = s ? s->t - (s->t % g + g) % g : 0;
+        if (nin && (!s || c != at)) {
             struct sn_ds_slot **a = sn_grow(cols, &capc, ncols + 1, sizeof(*a));
-            struct sn_ds_slot *n = a ? sn_ds_slot_new(c) : NULL;
-            if (!n) {
-                cols = a ? a : cols;
+            struct sn_ds_slot *col = a ? column(at, in, nin, o.point && !values) : NULL;
+            cols = a ? a : cols;
+            if (!col) {
                 rc = -ENOMEM;
                 break;
             }
-            cols = a;
-            cols[ncols++] = n;
-            if (add_into(n, s, true) < 0) {
-                rc = -ENOMEM;
-                break;
-            }
-        } else if (o.point && !values) {
-            continue; /* a snapshot's column is its first slot */
-        } else if (add_into(cols[ncols - 1], s, false) < 0) {
+            cols[ncols++] = col;
+            nin = 0;
+        }
+        if (!s)
+            break;
+        const struct sn_ds_slot **b = sn_grow(in, &capin, nin + 1, sizeof(*b));
+        if (!b) {
             rc = -ENOMEM;
             break;
         }
+        in = b;
+        in[nin++] = s;
+        at = c;
     }
+    free(in);
     for (size_t k = 0; k < nrec; k++)
         sn_ds_slot_unref(recs[k]);
     free(recs);

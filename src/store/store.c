@@ -791,7 +791,7 @@ struct tick {
     uint32_t *kid, *sid;
     size_t capk, caps;
     uint64_t written, rolled, bytes;
-    bool rollups; /* compute the closed rollups (not at the final write: periods are open) */
+    bool rollups;  /* compute the closed rollups (not at the final write: periods are open) */
     int64_t t0_ns; /* when the tick began (the rollups' budget) */
 };
 
@@ -1021,8 +1021,8 @@ static int roll(struct sn_store *st, MDB_txn *txn, struct tick *k, struct inst *
             break;
         }
         recs = a;
-        int d = sn_rec_decode(v.mv_data, v.mv_size, (const char *const *)in->keys.name,
-                              in->keys.n, &recs[nrec], &info);
+        int d = sn_rec_decode(v.mv_data, v.mv_size, (const char *const *)in->keys.name, in->keys.n,
+                              &recs[nrec], &info);
         if (d == -ENOMEM) {
             rc = ENOMEM;
             break;
