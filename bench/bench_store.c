@@ -7,15 +7,17 @@
  *           histograms) each simulated second, through the path the server's writer takes:
  *           frames ingested into a real sn_agg that the store follows, then
  *           sn_store_flush(st, now) once per simulated second (one write transaction).
- *           Time per commit (median, p99) and bytes written per second, against the same
+ *           Time per commit (wall, median and p99, with the disk's syncs; and the writer's
+ *           CPU, which the goal is about) and bytes written per second, against the same
  *           histograms written as circllhist binary blobs (sn_hist_encode), one file per
  *           second, written whole and fsync'd (core/file.h: what .snds files got).
  *   read    one day of 1-min records (1,440 records x 40 buckets) read and merged, against
  *           decoding the same histograms from circllhist binary (sn_hist_decode) and merging.
  *   size    bytes per non-empty bucket in the stored records against circllhist's encoded
  *           length, and per instrumentation-day at each tier.
- *   rollup  the commit that rolls up a minute, and the one that rolls up an hour, of the
- *           write benchmark's data (flushed at the period's closing second).
+ *   rollup  the commits that roll up a minute, and those that roll up an hour, of the write
+ *           benchmark's data (flushes at the period's closing second until none rolls anything
+ *           up: a tick spends a bounded time on rollups), in all and the longest.
  *
  * Simulated time starts an hour or more ahead of the clock, so the store's own writer thread
  * (started by sn_store_follow()) finds nothing closed and leaves every write to the flushes
@@ -63,6 +65,14 @@ static uint64_t xrand(void)
     rng ^= rng >> 7;
     rng ^= rng << 17;
     return rng;
+}
+
+/* CPU time of the calling thread (the flush runs in it), in ms. */
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static double now_ms(void)
@@ -229,6 +239,7 @@ int main(void)
 
     /* ---- write ---------------------------------------------------------------------------- */
     double *commit = calloc((size_t)nsec + 4, sizeof(double));
+    double *ccpu = calloc((size_t)nsec + 4, sizeof(double));
     double *blob = calloc((size_t)nsec, sizeof(double));
     size_t ncommit = 0, nblob = 0;
     size_t cap = (size_t)64 << 20, blen;
@@ -255,10 +266,13 @@ int main(void)
 
         /* the store: one commit of the slots closed by t + 1 (1,000 records from s = 2 on) */
         a = now_ms();
+        double c = cpu_ms();
         if ((rc = sn_store_flush(st, t + 1)))
             die("sn_store_flush", rc);
-        if (s >= 1 + SN_STORE_GRACE)
+        if (s >= 1 + SN_STORE_GRACE) {
+            ccpu[ncommit] = cpu_ms() - c;
             commit[ncommit++] = now_ms() - a;
+        }
 
         /* the baseline: this second's histograms as circllhist blobs (key, length, bytes), one
          * file, written whole and fsync'd */
@@ -298,11 +312,14 @@ int main(void)
     uint64_t raw_bytes = ss.bytes_written;
     double c50 = pct(commit, ncommit, 0.5), c99 = pct(commit, ncommit, 0.99);
     double b50 = pct(blob, nblob, 0.5), b99 = pct(blob, nblob, 0.99);
-    report("write: commit of 1,000 slots, median", c50, "ms", b50, GOAL_COMMIT_MS, true);
-    report("write: commit of 1,000 slots, p99", c99, "ms", b99, GOAL_COMMIT_MS, true);
+    report("write: commit of 1,000 slots, wall, median", c50, "ms", b50, 0, true);
+    report("write: commit of 1,000 slots, wall, p99", c99, "ms", b99, 0, true);
     report("write: bytes per second (records put)", (double)raw_bytes / nsec / 1e6, "MB/s",
            (double)blob_bytes / nsec / 1e6, 0, true);
-    report("write: share of one core, median commit", c50 / 10.0, "%", b50 / 10.0, 5.0, true);
+    /* the goal is CPU: a commit's wall time also waits for the disk's two syncs */
+    double cpu50 = pct(ccpu, ncommit, 0.5);
+    report("write: CPU per commit (the writer's), median", cpu50, "ms", 0, GOAL_COMMIT_MS, true);
+    report("write: share of one core, median commit", cpu50 / 10.0, "%", 0, 5.0, true);
     printf("  (ingesting the frames into the aggregator: %.1f ms per second, not counted; "
            "store commits %" PRIu64 ", %.2f ms mean in the write transaction; baseline "
            "files written whole with fsync)\n",
@@ -484,6 +501,7 @@ int main(void)
     free(enclen);
     free(buf);
     free(commit);
+    free(ccpu);
     free(blob);
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
