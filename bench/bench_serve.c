@@ -28,6 +28,11 @@
  *      and a 200,000-key frame (--key-cap 100000) is ingested on a third instrumentation over
  *      and over; both figures side by side with their ratio.
  *
+ *   6. history (also run by make bench-store): heatmap/image 600x300 of the last 7 days of an
+ *      instrumentation with 8 keys (execname and latency, decompose_all), served from the store
+ *      (a week of one frame a minute put in with POST /ca/import: the 1-hour tier answers),
+ *      <= 20 ms median; beside it, its baseline: the same image of the last 60 s, from memory.
+ *
  * Latencies are client-side wall times (monotonic clock) from before connect to the last body
  * byte. Next to them, the server's own handler time (its /metrics counters: lock, parameters,
  * drawing, PNG, JSON) tells transport from work. Series of part 1-2 run in interleaved rounds,
@@ -876,6 +881,132 @@ out:
     return rc;
 }
 
+/* ---- part 6: history ------------------------------------------------------------------------ */
+
+/* POSTs JSON lines to /ca/import; returns the frames accepted, or -1 (reason on stderr). */
+static int import_frames(int port, const struct sbuf *body)
+{
+    static const char *const hdrs[] = {"Content-Type: application/json", NULL};
+    struct th_resp r;
+    int accepted = -1;
+    int rc = th_request(port, "POST", "/ca/import", hdrs, body->p, body->n, 120000, &r);
+    if (rc == 0 && r.status == 200) {
+        json_t *j = json_loads(r.body, 0, NULL);
+        if (json_is_integer(json_object_get(j, "accepted")))
+            accepted = (int)json_integer_value(json_object_get(j, "accepted"));
+        json_decref(j);
+    }
+    if (accepted < 0)
+        fprintf(stderr, "bench_serve: import: %s (status %d): %.300s\n",
+                rc ? strerror(-rc) : "refused", r.status, r.body ? r.body : "");
+    th_resp_free(&r);
+    return accepted;
+}
+
+static int part_history(const char *sonde, int reps)
+{
+    static const char *const extra[] = {"--no-agent", NULL};
+    struct th_serve sv;
+    struct series s[2];
+    int rc = -1;
+
+    memset(s, 0, sizeof(s));
+    s[0].k.fd = s[1].k.fd = -1;
+    printf("== 6. history: a week's heatmap from the store (%d requests per series)\n", reps);
+    if (th_serve_start(sonde, extra, NULL, &sv) != 0)
+        return -1;
+    printf("  server: PID %d, port %d\n", (int)sv.pid, sv.port);
+    int id = create(sv.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\","
+                             "\"decomposition\":[\"execname\",\"latency\"],"
+                             "\"persist-data\":true}");
+    int64_t now = (int64_t)time(NULL), week = 7 * 86400, t0 = now - IMG_DURATION - 2;
+    if (id < 0)
+        goto out;
+    /* a week, one frame a minute, 8 keys of ~40 buckets, in bodies of 1,000 frames */
+    double a = mono_ms();
+    int frames = 0;
+    for (int64_t t = now - week - 60; t < now - 600;) {
+        struct sbuf b = {0};
+        for (int k = 0; k < 1000 && t < now - 600; k++, t += 60)
+            frame_json(&b, id, true, t);
+        int n = import_frames(sv.port, &b);
+        free(b.p);
+        if (n < 0)
+            goto out;
+        frames += n;
+    }
+    printf("  imported %d frames (a week, one a minute, 8 keys) in %.1f s\n", frames,
+           (mono_ms() - a) / 1e3);
+    struct sbuf b = {0}; /* and the last minute, live, for the baseline */
+    for (int64_t t = t0; t < t0 + IMG_DURATION; t++)
+        frame_json(&b, id, true, t);
+    int n = ingest(sv.port, &b, NULL);
+    free(b.p);
+    if (n != IMG_DURATION)
+        goto out;
+    s[0].name = "heatmap, 7 days, 8 keys, store";
+    s[1].name = "heatmap, 60 s, 8 keys, memory";
+    for (int i = 0; i < 2; i++) {
+        s[i].mode = KEEP_ALIVE;
+        s[i].image = true;
+        s[i].must = "\"image\":\"";
+        s[i].k.port = sv.port;
+        s[i].target_ms = i == 0 ? 20 : NAN;
+        if (!(s[i].v = calloc((size_t)reps, sizeof(double))))
+            goto out;
+        snprintf(s[i].path, sizeof(s[i].path),
+                 "/ca/instrumentations/%d/value/heatmap/image?start_time=%" PRId64
+                 "&duration=%" PRId64 "&width=%d&height=%d&nbuckets=%d&decompose_all=true",
+                 id, i == 0 ? now - week : t0, i == 0 ? week : (int64_t)IMG_DURATION, IMG_W,
+                 IMG_H, IMG_NBUCKETS);
+    }
+    if (!check_image(sv.port, s[0].path, NKEYS) || !check_image(sv.port, s[1].path, NKEYS))
+        goto out;
+    struct th_resp r;
+    if (th_get(sv.port, s[0].path, &r) == 0) { /* which tier and granularity answered */
+        json_t *j = json_loads(r.body, 0, NULL);
+        printf("  the week's image: tier %s, granularity %" JSON_INTEGER_FORMAT " s\n",
+               json_string_value(json_object_get(j, "tier")),
+               json_integer_value(json_object_get(j, "granularity")));
+        json_decref(j);
+    }
+    th_resp_free(&r);
+    for (int round = 0; round < ROUNDS; round++)
+        for (int i = 0; i < 2; i++) {
+            int share = reps / ROUNDS + (round < reps % ROUNDS);
+            double ms;
+            for (int w = 0; w < WARMUP; w++)
+                if (one_get(sv.port, &s[i], &ms) < 0)
+                    goto out;
+            for (int k = 0; k < share; k++) {
+                if (one_get(sv.port, &s[i], &ms) < 0)
+                    goto out;
+                s[i].v[s[i].n++] = ms;
+            }
+        }
+    struct stats st0 = stats_of(s[0].v, s[0].n), st1 = stats_of(s[1].v, s[1].n);
+    printf("  %-34s %9s %9s %9s\n", "ms per request (keep-alive)", "median", "p90", "p99");
+    for (int i = 0; i < 2; i++) {
+        struct stats st = i ? st1 : st0;
+        printf("  %-34s %9.3f %9.3f %9.3f\n", s[i].name, st.med, st.p90, st.p99);
+    }
+    printf("  ratio: the week from the store takes %.2fx the minute from memory\n",
+           st0.med / st1.med);
+    fig("heatmap, 7 days from the store, 8 keys, median", st0.med, 20, "ms");
+    fig("heatmap, 60 s from memory, 8 keys (baseline), median", st1.med, NAN, "ms");
+    rc = 0;
+out:
+    if (rc != 0)
+        fig_missing("heatmap, 7 days from the store, 8 keys, median", 20, "ms", "failed");
+    for (int i = 0; i < 2; i++) {
+        ka_close(&s[i].k);
+        free(s[i].v);
+    }
+    int stc = th_serve_stop(&sv);
+    printf("  server stopped (exit status %d)\n\n", stc);
+    return rc;
+}
+
 /* ---- part 3: event to API ------------------------------------------------------------------- */
 
 /* The child: named comm; for each start time it reads (CLOCK_REALTIME ns; 0 ends it), waits
@@ -1602,7 +1733,7 @@ int main(int argc, char **argv)
 {
     int seconds = env_int("SERVE_SECONDS", 300), reps = env_int("SERVE_REPS", 200),
         events = env_int("SERVE_EVENTS", 10);
-    const char *sonde = SONDE_BIN, *only = "12345";
+    const char *sonde = SONDE_BIN, *only = "123456";
     char tmp[] = "/tmp/sonde-bench-serve-XXXXXX";
 
     for (int i = 1; i < argc; i++) {
@@ -1646,6 +1777,8 @@ int main(int argc, char **argv)
         failed |= part_load(sonde, seconds) != 0;
     if (strchr(only, '5'))
         failed |= part_hostile(sonde, reps) != 0;
+    if (strchr(only, '6'))
+        failed |= part_history(sonde, reps) != 0;
     print_table();
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (failed)

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,28 +134,70 @@ void sn_hm_bucketize_log(const struct sn_hm_column *col, double ymin, double yma
     }
 }
 
-static int cmp_desc(const void *a, const void *b)
+/* A double's bits as an unsigned key that sorts as the doubles do (negatives flipped). */
+static uint64_t sort_key(double d)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
+    uint64_t u;
+    memcpy(&u, &d, sizeof(u));
+    return u >> 63 ? ~u : u | (1ull << 63);
+}
+
+static double key_double(uint64_t k)
+{
+    uint64_t u = k >> 63 ? k & ~(1ull << 63) : ~k;
+    double d;
+    memcpy(&d, &u, sizeof(d));
+    return d;
 }
 
 /* The non-zero values of v[n], largest first, in a new array (free() it) of *nz; NULL with
- * *nz 0 when there are none, NULL with *nz > 0 when out of memory. */
+ * *nz 0 when there are none, NULL with *nz > 0 when out of memory. A radix sort on the values'
+ * bits (4 passes of 16 bits): a week's image has 100,000s of cells to rank. */
 static double *nonzero_desc(const double *v, size_t n, size_t *nz)
 {
-    double *s;
+    uint64_t *a, *b;
 
     *nz = 0;
     for (size_t i = 0; i < n; i++)
         *nz += v[i] != 0;
-    if (*nz == 0 || !(s = malloc(*nz * sizeof(*s))))
+    if (*nz == 0)
         return NULL;
+    a = malloc(*nz * sizeof(*a));
+    b = malloc(*nz * sizeof(*b));
+    size_t *count = malloc(65536 * sizeof(*count));
+    if (!a || !b || !count) {
+        free(a);
+        free(b);
+        free(count);
+        return NULL;
+    }
     for (size_t i = 0, k = 0; i < n; i++)
         if (v[i] != 0)
-            s[k++] = v[i];
-    qsort(s, *nz, sizeof(*s), cmp_desc);
-    return s;
+            a[k++] = sort_key(v[i]);
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(count, 0, 65536 * sizeof(*count));
+        for (size_t i = 0; i < *nz; i++)
+            count[(a[i] >> shift) & 0xffff]++;
+        size_t sum = 0;
+        for (size_t d = 0; d < 65536; d++) {
+            size_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < *nz; i++)
+            b[count[(a[i] >> shift) & 0xffff]++] = a[i];
+        uint64_t *t = a;
+        a = b;
+        b = t;
+    }
+    free(b);
+    free(count);
+    double *out = malloc(*nz * sizeof(*out)); /* descending */
+    if (out)
+        for (size_t i = 0; i < *nz; i++)
+            out[*nz - 1 - i] = key_double(a[i]);
+    free(a);
+    return out;
 }
 
 /* Rank normalization: a value whose first place among all non-zero values (descending) is i
