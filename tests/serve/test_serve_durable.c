@@ -16,9 +16,8 @@
  * An older version's data/1.snds is migrated and served after the first and a second start.
  * *.tmp files left by a crash are removed at start, and an empty .snds file is logged. Time
  * parameters that overflowed (start_time=9223372036854776, INT64_MAX / 4, 2^63 and beyond) on
- * every route
- * that takes times; over-long or too many transformations and selected keys; PUT of an
- * immutable property; /ui/<directory> with --ui-dir; /metrics counting a long poll once
+ * every route that takes times; over-long or too many transformations and selected keys; PUT
+ * of an immutable property; /ui/<directory> with --ui-dir; /metrics counting a long poll once
  * however often it is woken, and the agent's series as zeros without the agent; SIGTERM with
  * parked long polls, every one of which gets its answer.
  *
