@@ -501,11 +501,111 @@ static void test_crash_rounds(void)
     T_EQ(th_serve_stop(&s), 0);
 }
 
+/* ---- a full disk for data ------------------------------------------------------------------ */
+
+/* Fills the filesystem of dir with dir/filler until it refuses a byte more. */
+static void fill(const char *dir)
+{
+    char path[600], block[65536];
+    snprintf(path, sizeof(path), "%s/filler", dir);
+    memset(block, 'x', sizeof(block));
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    T_REQUIRE(fd >= 0);
+    for (size_t chunk = sizeof(block); chunk > 0; chunk /= 2)
+        while (write(fd, block, chunk) == (ssize_t)chunk)
+            ;
+    close(fd);
+}
+
+/* A discrete frame of 100 long keys (distinct per n) for second t of instrumentation id. */
+static void big_frame(struct text *b, int id, int64_t t, int n)
+{
+    b->len = 0;
+    tprintf(b,
+            "{\"id\":\"%d\",\"host\":\"h\",\"t\":%" PRId64
+            ",\"arity\":\"discrete-decomposition\",\"value\":{",
+            id, t);
+    for (int k = 0; k < 100; k++)
+        tprintf(b, "%s\"process-with-a-long-name-%06d-%03d\":%d", k ? "," : "", n, k, k + 1);
+    tprintf(b, "}}\n");
+}
+
+static void test_full_disk(void)
+{
+    char dir[512], path[600];
+    struct th_serve s;
+    struct text b = {0};
+    int st;
+
+    if (geteuid() != 0) { /* CI runs as root; elsewhere this case cannot mount */
+        t_skip("needs root to mount a tmpfs");
+        return;
+    }
+    snprintf(dir, sizeof(dir), "%s/store-tmpfs-%d", t_outdir(), (int)getpid());
+    mkdir(dir, 0700);
+    T_REQUIRE(mount("tmpfs", dir, "tmpfs", 0, "size=4m,mode=0700") == 0);
+    T_REQUIRE(th_serve_start(sonde, no_agent, dir, &s) == 0);
+    int id = create(s.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\","
+                            "\"decomposition\":[\"execname\"]}");
+    T_REQUIRE(id > 0);
+    fill(dir);
+
+    /* ingest until the store's writes fail: every frame is still acknowledged (memory) */
+    int n = 0;
+    int64_t t = 0;
+    double until = th_now_ms() + 60000;
+    while (n < 3000 && th_now_ms() < until &&
+           metric(s.port, "sonde_store_write_errors_total") < 1) {
+        t = now_s() - 4 - n % 30;
+        big_frame(&b, id, t, n);
+        T_EQ(post_frames(s.port, "/ca/ingest", b.p, b.len), 1);
+        if (n++ % 20 == 19)
+            th_sleep_ms(200);
+    }
+    t_note("%d frames until a write failed", n);
+    T_OK(metric(s.port, "sonde_store_write_errors_total") >= 1);
+    T_EQ(metric(s.port, "sonde_store_write_failing"), 1);
+    json_t *j = jreq(s.port, "GET", "/ca/admin/status", NULL, &st);
+    T_EQ(st, 200);
+    json_t *store = json_object_get(j, "store");
+    T_OK(json_integer_value(json_object_get(store, "write_errors")) >= 1);
+    T_OK(json_is_string(json_object_get(store, "last_error")));
+    json_decref(j);
+    /* the server answers from memory: the last frame's second holds its keys */
+    j = getf(s.port, &st,
+             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=1&timeout=0", id,
+             t);
+    T_EQ(st, 200);
+    char key[64];
+    snprintf(key, sizeof(key), "process-with-a-long-name-%06d-%03d", n - 1, 7);
+    T_EQ(json_integer_value(json_object_get(json_object_get(j, "value"), key)), 8);
+    json_decref(j);
+
+    /* space again: writing resumes */
+    snprintf(path, sizeof(path), "%s/filler", dir);
+    T_EQ(unlink(path), 0);
+    double w0 = metric(s.port, "sonde_store_records_written_total");
+    for (int i = 0; i < 100 && (metric(s.port, "sonde_store_write_failing") != 0 ||
+                                metric(s.port, "sonde_store_records_written_total") <= w0);
+         i++) {
+        big_frame(&b, id, now_s() - 4, n++);
+        T_EQ(post_frames(s.port, "/ca/ingest", b.p, b.len), 1);
+        th_sleep_ms(200);
+    }
+    T_EQ(metric(s.port, "sonde_store_write_failing"), 0);
+    T_OK(metric(s.port, "sonde_store_records_written_total") > w0);
+    T_EQ(th_serve_stop(&s), 0);
+    free(b.p);
+    T_EQ(umount(dir), 0);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     signal(SIGPIPE, SIG_IGN);
     t_run("restart", test_restart);
     t_run("crash_rounds", test_crash_rounds);
+    t_run("full_disk", test_full_disk);
     return t_done();
 }
