@@ -107,17 +107,6 @@ static double metric(int port, const char *series)
     return v;
 }
 
-/* Waits (bounded: 20 s) until the store has nothing pending, twice in a row 300 ms apart. */
-static void settle(int port)
-{
-    int quiet = 0;
-    for (int i = 0; i < 66 && quiet < 2; i++) {
-        quiet = metric(port, "sonde_store_pending") == 0 ? quiet + 1 : 0;
-        th_sleep_ms(300);
-    }
-    T_EQ(quiet, 2);
-}
-
 /* Creates an instrumentation; its id, or -1. */
 static int create(int port, const char *props)
 {
@@ -306,9 +295,12 @@ static int check_model(int port, const int *ids, const struct model *m, int64_t 
                          "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
                          "&duration=1&ndatapoints=%d&timeout=0",
                          ids[i], m->base, n);
-        if (!T_EQ(st, 200))
-            t_note("%s", json_dumps(j, JSON_COMPACT));
-        T_REQUIRE(json_array_size(j) == (size_t)n);
+        if (!T_EQ(json_array_size(j), (size_t)n)) {
+            t_note("status %d", st);
+            bad_values++;
+            json_decref(j);
+            return -1;
+        }
         for (int s = 0; s < n; s++) {
             const json_t *v = json_object_get(json_array_get(j, (size_t)s), "value");
             json_int_t got0 =
@@ -1121,7 +1113,8 @@ static struct exported export_of(int port, int id, int64_t a, int64_t b, int64_t
     snprintf(path, sizeof(path),
              "/ca/instrumentations/%d/export?start_time=%" PRId64 "&end_time=%" PRId64, id, a, b);
     char *text = get_text(port, path, &len);
-    T_REQUIRE(text != NULL);
+    if (!T_OK(text != NULL))
+        return e;
     for (char *line = text, *end; line && *line; line = end ? end + 1 : NULL) {
         end = strchr(line, '\n');
         json_t *f = json_loadb(line, end ? (size_t)(end - line) : strlen(line), 0, NULL);
