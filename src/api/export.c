@@ -4,11 +4,12 @@
  * `/ca/ingest` and `/ca/import` take, wire/frame_json.h), oldest first, one frame per stored
  * record at the finest tier that holds its time: raw records (memory's for the seconds not
  * written yet) where the raw tier still has data, then the 1-minute records before the oldest
- * raw one, and so on. Each frame is stamped at its record's start and carries, as the
- * extension member "sources", the names of the sources that reported in it. `sonde export`
+ * raw one, and so on. Each frame is stamped at its record's start, in the name of the first
+ * source that reported in it; each other source gets an empty frame of the same second, so
+ * that an import counts every source as the original did. `sonde export`
  * writes it, `sonde import` (POST /ca/import) reads it back: the same records, so the same
  * answers, into a fresh server (see docs/api.md for the two limits: a period at each tier's
- * expiry boundary, and a rolled-up point metric's values, exported as their mean).
+ * expiry boundary, and a rolled-up point metric's values, exported as their mean, rounded).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -59,7 +60,7 @@ static int emit(struct out *o, const char *id, uint8_t arity, bool values,
     struct sn_ds_slot mean = {0};
     const struct sn_ds_slot *use = s;
     struct sn_ds_frame fr;
-    int rc;
+    int rc = 0;
 
     if (values) { /* a rolled-up point metric: the mean of its values, as a raw slot says */
         mean = *s;
@@ -67,24 +68,24 @@ static int emit(struct out *o, const char *id, uint8_t arity, bool values,
         if (s->n && !mean.e)
             return -ENOMEM;
         uint64_t n = s->total ? sn_hist_count(s->total) : 0;
-        mean.count = n ? s->count / n : 0;
+        mean.count = n ? (s->count + n / 2) / n : 0; /* rounded, as value/raw rounds */
         mean.total = NULL;
         for (size_t i = 0; i < s->n; i++) {
             uint64_t k = s->e[i].hist ? sn_hist_count(s->e[i].hist) : 0;
-            mean.e[i] = (struct sn_ds_entry){s->e[i].key, k ? s->e[i].count / k : 0, NULL};
+            mean.e[i] = (struct sn_ds_entry){s->e[i].key, k ? (s->e[i].count + k / 2) / k : 0,
+                                             NULL};
         }
         use = &mean;
     }
-    if ((rc = sn_ds_frame_of(arity, use, &fr)) == 0) {
+    /* the data as the first source's frame; each other source's as an empty frame of the same
+     * second, which an import counts as that source's report (nsources, minreporting) */
+    struct sn_ds_slot none = {.t = s->t};
+    for (uint32_t i = 0; rc == 0 && i < (s->nsrc ? s->nsrc : 1); i++) {
+        if ((rc = sn_ds_frame_of(arity, i ? &none : use, &fr)) < 0)
+            break;
         fr.f.id = (char *)id;
-        fr.f.host = s->nsrc && names ? names[0] : "export";
+        fr.f.host = s->nsrc && names ? names[i] : "export";
         json_t *j = sn_wire_frame_to_json(&fr.f);
-        if (j && s->nsrc && names) {
-            json_t *a = json_array();
-            for (uint32_t i = 0; i < s->nsrc; i++)
-                json_array_append_new(a, json_string(names[i]));
-            json_object_set_new(j, "sources", a);
-        }
         char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
         if (line)
             put_line(o, line);

@@ -52,7 +52,8 @@ static int load_snds(struct sn_server *s, struct sn_instn *in, const char *path)
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
         rc = -EINVAL;
     else if (st.st_size == 0) /* e.g. a crash between create and write on some filesystems */
-        rc = 0;
+        sn_log(SN_LOG_WARN, "serve", "%s: empty, ignored (the instrumentation starts without data)",
+               path);
     else if (!(buf = malloc((size_t)st.st_size)))
         rc = -ENOMEM;
     else if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)

@@ -537,8 +537,10 @@ int sn_server_close(struct sn_server *s)
     s->xforms = NULL;
     sn_flow_close(s);             /* nobody publishes any more */
     rc = sn_server_save_final(s); /* the caller says what a failure means */
-    sn_store_close(s->store);     /* after a last write of what memory holds */
+    int src = sn_store_close(s->store); /* after a last write of what memory holds */
     s->store = NULL;
+    if (rc == 0)
+        rc = src;
     for (size_t i = 0; i < s->n; i++)
         sn_instn_free(s->insts[i]);
     free(s->insts);

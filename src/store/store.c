@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "core/clock.h"
@@ -191,6 +192,13 @@ typedef int (*txn_fn)(struct sn_store *st, MDB_txn *txn, void *arg);
 
 /* Runs fn in a write transaction and commits it; when the map is full, grows it and runs fn
  * again. fn returns 0 or an LMDB / errno code (positive) to abort. Returns 0 or -errno. */
+/* Whether the filesystem of dir has no space left (LMDB reports a short write as EIO). */
+static bool disk_full(const char *dir)
+{
+    struct statvfs v;
+    return statvfs(dir, &v) == 0 && (v.f_bavail == 0 || v.f_favail == 0);
+}
+
 static int write_txn(struct sn_store *st, txn_fn fn, void *arg)
 {
     int rc = 0;
@@ -209,7 +217,8 @@ static int write_txn(struct sn_store *st, txn_fn fn, void *arg)
         if (grow_map(st) != 0)
             break;
     }
-    return errno_of(rc);
+    rc = errno_of(rc);
+    return rc == -EIO && disk_full(st->dir) ? -ENOSPC : rc;
 }
 
 static int read_begin(struct sn_store *st, MDB_txn **txn)
@@ -1230,7 +1239,12 @@ static int collect(struct sn_store *st, struct tick *k, size_t *cap)
     for (size_t i = 0; i < k->nw; i++) {
         struct work *w = &k->w[i];
         if (!w->merge && sn_agg_slot_get(st->agg, w->in->key, w->t, &w->ref, &w->names) < 0) {
-            atomic_fetch_add(&st->c.slots_lost, 1); /* expired or deleted meanwhile */
+            /* expired while writing failed, or deleted meanwhile */
+            if (!w->in->dropped && atomic_fetch_add(&st->c.slots_lost, 1) == 0)
+                sn_log(SN_LOG_ERROR, "store",
+                       "instrumentation %s: second %" PRId64 " left memory before it could be "
+                       "written (counted in sonde_store_slots_lost_total; logged once)",
+                       w->in->key, w->t);
             continue;
         }
         k->w[j++] = *w;
@@ -1429,7 +1443,8 @@ static int do_maint(struct sn_store *st, MDB_txn *txn, void *arg)
         int64_t keep = keep_of(st, in, t);
         todo[ntodo].sid = in->sid;
         todo[ntodo].tier = (int)t;
-        todo[ntodo].before = keep ? m->now - keep : INT64_MAX;
+        /* a record goes once its whole period is older than the tier keeps */
+        todo[ntodo].before = keep ? m->now - keep - period_of(in, t) + 1 : INT64_MAX;
         ntodo++;
     }
     if (n)
@@ -1750,10 +1765,12 @@ void sn_store_stats(struct sn_store *st, struct sn_store_stats *o)
 
 /* ---- Closing ------------------------------------------------------------------------------- */
 
-void sn_store_close(struct sn_store *st)
+int sn_store_close(struct sn_store *st)
 {
+    int rc = 0;
+
     if (!st)
-        return;
+        return 0;
     if (st->running) {
         pthread_mutex_lock(&st->wmu);
         st->stop = true;
@@ -1761,7 +1778,11 @@ void sn_store_close(struct sn_store *st)
         pthread_mutex_unlock(&st->wmu);
         pthread_join(st->thread, NULL);
         /* the last write: every slot memory holds, closed or not (a SIGTERM loses nothing) */
-        write_tick(st, INT64_MAX / 4, false);
+        if ((rc = write_tick(st, INT64_MAX / 4, false)) < 0)
+            sn_log(SN_LOG_ERROR, "store",
+                   "the last write failed (%s): the seconds memory held and the store did not "
+                   "are lost",
+                   strerror(-rc));
     }
     if (st->env)
         mdb_env_close(st->env);
@@ -1786,4 +1807,5 @@ void sn_store_close(struct sn_store *st)
     pthread_mutex_destroy(&st->wmu);
     pthread_cond_destroy(&st->cv);
     free(st);
+    return rc;
 }

@@ -80,9 +80,10 @@ struct sn_store_stats {
 
 /* Opens (creating when needed) the store in o->dir. Returns 0 with *out, or -errno with why. */
 int sn_store_open(const struct sn_store_opts *o, struct sn_store **out, char *why, size_t len);
-/* Stops the writer after a last write of every closed dirty slot (SIGTERM loses nothing that
- * memory held), then closes the environment. NULL is fine. */
-void sn_store_close(struct sn_store *st);
+/* Stops the writer after a last write of every dirty slot (SIGTERM loses nothing that memory
+ * held), then closes the environment. NULL is fine. Returns 0, or the -errno of a last
+ * write that failed (logged): what memory held is missing from the store. */
+int sn_store_close(struct sn_store *st);
 /* The options the store runs with. */
 const struct sn_store_opts *sn_store_options(const struct sn_store *st);
 
