@@ -957,8 +957,8 @@ static int part_history(const char *sonde, int reps)
         snprintf(s[i].path, sizeof(s[i].path),
                  "/ca/instrumentations/%d/value/heatmap/image?start_time=%" PRId64
                  "&duration=%" PRId64 "&width=%d&height=%d&nbuckets=%d&decompose_all=true",
-                 id, i == 0 ? now - week : t0, i == 0 ? week : (int64_t)IMG_DURATION, IMG_W,
-                 IMG_H, IMG_NBUCKETS);
+                 id, i == 0 ? now - week : t0, i == 0 ? week : (int64_t)IMG_DURATION, IMG_W, IMG_H,
+                 IMG_NBUCKETS);
     }
     if (!check_image(sv.port, s[0].path, NKEYS) || !check_image(sv.port, s[1].path, NKEYS))
         goto out;

@@ -72,8 +72,8 @@ static int emit(struct out *o, const char *id, uint8_t arity, bool values,
         mean.total = NULL;
         for (size_t i = 0; i < s->n; i++) {
             uint64_t k = s->e[i].hist ? sn_hist_count(s->e[i].hist) : 0;
-            mean.e[i] = (struct sn_ds_entry){s->e[i].key, k ? (s->e[i].count + k / 2) / k : 0,
-                                             NULL};
+            mean.e[i] =
+                (struct sn_ds_entry){s->e[i].key, k ? (s->e[i].count + k / 2) / k : 0, NULL};
         }
         use = &mean;
     }

@@ -535,8 +535,8 @@ int sn_server_close(struct sn_server *s)
     s->http = NULL;
     sn_xforms_stop(s->xforms);
     s->xforms = NULL;
-    sn_flow_close(s);             /* nobody publishes any more */
-    rc = sn_server_save_final(s); /* the caller says what a failure means */
+    sn_flow_close(s);                   /* nobody publishes any more */
+    rc = sn_server_save_final(s);       /* the caller says what a failure means */
     int src = sn_store_close(s->store); /* after a last write of what memory holds */
     s->store = NULL;
     if (rc == 0)

@@ -42,6 +42,7 @@
 
 #include "agg/dataset.h"
 #include "http.h"
+#include "http_json.h"
 #include "t.h"
 
 static const char *sonde;
@@ -51,33 +52,6 @@ static const char *sonde;
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
-}
-
-/* A request with a JSON body (or none); the reply parsed as JSON (NULL when it is not). */
-static json_t *jreq(int port, const char *method, const char *path, const char *body, int *status)
-{
-    const char *h[] = {"Content-Type: application/json", NULL};
-    struct th_resp r = {0};
-    json_t *j = NULL;
-    int rc =
-        th_request(port, method, path, body ? h : NULL, body, body ? strlen(body) : 0, 10000, &r);
-
-    *status = rc == 0 ? r.status : 0;
-    if (rc == 0 && r.body && r.len)
-        j = json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL);
-    th_resp_free(&r);
-    return j;
-}
-
-__attribute__((format(printf, 3, 4))) static json_t *getf(int port, int *status, const char *fmt,
-                                                          ...)
-{
-    char path[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    return jreq(port, "GET", path, NULL, status);
 }
 
 static const char *err_code(const json_t *j)
@@ -108,7 +82,7 @@ static bool starts_with(const char *s, const char *prefix)
 static int create(int port, const char *props)
 {
     int st;
-    json_t *j = jreq(port, "POST", "/ca/instrumentations", props, &st);
+    json_t *j = th_jreq(port, "POST", "/ca/instrumentations", props, &st);
     const char *id = json_string_value(json_object_get(j, "id"));
     int out = st == 201 && id ? atoi(id) : -1;
     if (out < 0)
@@ -121,7 +95,7 @@ static int create(int port, const char *props)
 static void list_ids(int port, char *out, size_t len)
 {
     int st;
-    json_t *j = jreq(port, "GET", "/ca/instrumentations", NULL, &st), *e;
+    json_t *j = th_jreq(port, "GET", "/ca/instrumentations", NULL, &st), *e;
     size_t i, at = 0;
     out[0] = '\0';
     json_array_foreach(j, i, e) at += (size_t)snprintf(out + at, len - at, "%s%s", i ? "," : "",
@@ -263,7 +237,7 @@ static int change(int port, int i, struct acked *m)
     json_t *j = NULL;
     switch (i % 3) {
     case 0:
-        j = jreq(port, "POST", "/ca/instrumentations", SYSCALLS, &st);
+        j = th_jreq(port, "POST", "/ca/instrumentations", SYSCALLS, &st);
         if (st == 201) {
             T_EQ(atoi(json_string_value(json_object_get(j, "id"))), m->next);
             ids_add(m, m->next++);
@@ -271,12 +245,12 @@ static int change(int port, int i, struct acked *m)
         break;
     case 1:
         snprintf(body, sizeof(body), "{\"retention-time\":%d}", m->retention3 + 10);
-        j = jreq(port, "PUT", "/ca/instrumentations/3", body, &st);
+        j = th_jreq(port, "PUT", "/ca/instrumentations/3", body, &st);
         if (st == 200)
             m->retention3 += 10;
         break;
     default:
-        j = jreq(port, "POST", "/ca/instrumentations/3/clone", NULL, &st);
+        j = th_jreq(port, "POST", "/ca/instrumentations/3/clone", NULL, &st);
         if (st == 201) {
             T_EQ(atoi(json_string_value(json_object_get(j, "id"))), m->next);
             ids_add(m, m->next++);
@@ -311,7 +285,7 @@ static void same_as_acked(int port, const struct acked *m)
     int st;
     list_ids(port, ids, sizeof(ids));
     T_STR(ids, m->ids);
-    json_t *j = jreq(port, "GET", "/ca/instrumentations/3", NULL, &st);
+    json_t *j = th_jreq(port, "GET", "/ca/instrumentations/3", NULL, &st);
     T_EQ(json_integer_value(json_object_get(j, "retention-time")), m->retention3);
     json_decref(j);
 }
@@ -320,8 +294,8 @@ static void same_as_acked(int port, const struct acked *m)
 static json_int_t raw_at(int port, int id, int64_t t)
 {
     int st;
-    json_t *j = getf(port, &st,
-                     "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=1", id, t);
+    json_t *j = th_getf(
+        port, &st, "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=1", id, t);
     json_int_t v = st == 200 ? json_integer_value(json_object_get(j, "value")) : -1;
     json_decref(j);
     return v;
@@ -336,7 +310,7 @@ static void post_value(int port, int64_t t, int v)
              "{\"v\":1,\"id\":\"1\",\"host\":\"h\",\"t\":%" PRId64
              ",\"arity\":\"scalar\",\"value\":%d}",
              t, v);
-    json_t *j = jreq(port, "POST", "/ca/ingest", frame, &st);
+    json_t *j = th_jreq(port, "POST", "/ca/ingest", frame, &st);
     T_EQ(st, 200);
     json_decref(j);
 }
@@ -374,7 +348,7 @@ static void test_full_disk(void)
     int c = create(srv.port, SYSCALLS);
     int e = create(srv.port, SYSCALLS);
     T_REQUIRE(a == 1 && b == 2 && c == 3 && e == 4);
-    j = jreq(srv.port, "DELETE", "/ca/instrumentations/4", NULL, &st); /* acknowledged */
+    j = th_jreq(srv.port, "DELETE", "/ca/instrumentations/4", NULL, &st); /* acknowledged */
     T_EQ(st, 204);
     json_decref(j);
     snprintf(m.ids, sizeof(m.ids), "1,2,3");
@@ -400,7 +374,7 @@ static void test_full_disk(void)
     same_as_acked(srv.port, &m);
     T_OK(metric(srv.port, "sonde_save_failures_total") >= fails0 + 1);
     /* a DELETE too is acknowledged or refused, never half done */
-    j = jreq(srv.port, "DELETE", "/ca/instrumentations/2", NULL, &st);
+    j = th_jreq(srv.port, "DELETE", "/ca/instrumentations/2", NULL, &st);
     T_OK(st == 204 || st == 507);
     if (st == 204)
         ids_del(&m, 2);
@@ -436,18 +410,18 @@ static void test_full_disk(void)
     T_EQ(metric(srv.port, "sonde_store_write_failing"), 0);
     int next = m.next;
     T_EQ(create(srv.port, SYSCALLS), next);
-    j = jreq(srv.port, "PUT", "/ca/instrumentations/3", "{\"retention-time\":20}", &st);
+    j = th_jreq(srv.port, "PUT", "/ca/instrumentations/3", "{\"retention-time\":20}", &st);
     T_EQ(st, 200);
     json_decref(j);
-    j = jreq(srv.port, "DELETE", "/ca/instrumentations/1", NULL, &st);
+    j = th_jreq(srv.port, "DELETE", "/ca/instrumentations/1", NULL, &st);
     T_EQ(st, 204);
     json_decref(j);
     T_EQ(th_serve_stop(&srv), 0);
     T_REQUIRE(start_logged(extra, dir, log, &srv) == 0);
-    j = jreq(srv.port, "GET", "/ca/instrumentations/3", NULL, &st);
+    j = th_jreq(srv.port, "GET", "/ca/instrumentations/3", NULL, &st);
     T_EQ(json_integer_value(json_object_get(j, "retention-time")), 20);
     json_decref(j);
-    j = jreq(srv.port, "GET", "/ca/instrumentations/1", NULL, &st);
+    j = th_jreq(srv.port, "GET", "/ca/instrumentations/1", NULL, &st);
     T_EQ(st, 404);
     json_decref(j);
     T_EQ(create(srv.port, SYSCALLS), next + 1);
@@ -537,11 +511,11 @@ static void test_defs_validated(void)
     list_ids(srv.port, ids, sizeof(ids));
     T_STR(ids, "1,6,7");
     int st;
-    json_t *j = jreq(srv.port, "GET", "/ca/instrumentations/6", NULL, &st);
+    json_t *j = th_jreq(srv.port, "GET", "/ca/instrumentations/6", NULL, &st);
     T_EQ(st, 200);
     T_EQ(json_integer_value(json_object_get(j, "retention-time")), 600);
     json_decref(j);
-    j = jreq(srv.port, "DELETE", "/ca/instrumentations/7", NULL, &st);
+    j = th_jreq(srv.port, "DELETE", "/ca/instrumentations/7", NULL, &st);
     T_EQ(st, 204);
     json_decref(j);
     T_EQ(th_serve_stop(&srv), 0);
@@ -568,11 +542,11 @@ static void test_defs_validated(void)
                    "", "9007199254740991", "") "]}");
     for (int round = 0; round < 2; round++) { /* migrated, then from the store */
         T_REQUIRE(start_logged(extra, dir, log, &srv) == 0);
-        j = jreq(srv.port, "POST", "/ca/instrumentations", SYSCALLS, &st);
+        j = th_jreq(srv.port, "POST", "/ca/instrumentations", SYSCALLS, &st);
         T_INVAL(st, j,
                 "no instrumentation ids left in this scope (the largest is 9007199254740991)");
         json_decref(j);
-        j = jreq(srv.port, "GET", "/ca/instrumentations/9007199254740991", NULL, &st);
+        j = th_jreq(srv.port, "GET", "/ca/instrumentations/9007199254740991", NULL, &st);
         T_EQ(st, 200);
         json_decref(j);
         T_EQ(th_serve_stop(&srv), 0);
@@ -734,7 +708,7 @@ static void test_time_overflow(void)
     for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++)
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
             json_t *j =
-                getf(psrv.port, &st, "/ca/instrumentations/%d/%s%s", id, routes[r], cases[i].q);
+                th_getf(psrv.port, &st, "/ca/instrumentations/%d/%s%s", id, routes[r], cases[i].q);
             t_note("%s%s", routes[r], cases[i].q);
             T_INVAL(st, j, cases[i].msg);
             json_decref(j);
@@ -754,18 +728,19 @@ static void test_time_overflow(void)
     };
     for (size_t i = 0; i < sizeof(hm) / sizeof(hm[0]); i++) {
         json_t *j =
-            getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/image?%s", id, hm[i].q);
+            th_getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/image?%s", id, hm[i].q);
         t_note("%s", hm[i].q);
         T_INVAL(st, j, hm[i].msg);
         json_decref(j);
     }
-    json_t *j = getf(psrv.port, &st,
-                     "/ca/instrumentations/%d/value/heatmap/details?ymax=100&x=4294967296&y=1", id);
+    json_t *j =
+        th_getf(psrv.port, &st,
+                "/ca/instrumentations/%d/value/heatmap/details?ymax=100&x=4294967296&y=1", id);
     T_INVAL(st, j,
             "value \"4294967296\" for param \"x\" not valid: value too large (max: 2147483647)");
     json_decref(j);
-    j = getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/percentile?percentile=1e308",
-             id);
+    j = th_getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/percentile?percentile=1e308",
+                id);
     T_INVAL(st, j, "value \"1e308\" for param \"percentile\" not valid: value too large (max: 1)");
     json_decref(j);
 }
@@ -787,25 +762,26 @@ static void test_long_lists(void)
     for (int i = 0; i < 300; i++)
         q[at++] = 'x';
     q[at] = '\0';
-    j = getf(psrv.port, &st, "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&%s", id, T,
-             q);
+    j = th_getf(psrv.port, &st, "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&%s", id,
+                T, q);
     T_INVAL(st, j, "value for param \"transformations\" not valid: longer than 255 bytes");
     json_decref(j);
-    j = getf(psrv.port, &st,
-             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&transformations=a,b,c,d,e",
-             id, T);
+    j = th_getf(psrv.port, &st,
+                "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
+                "&transformations=a,b,c,d,e",
+                id, T);
     T_INVAL(st, j, "value for param \"transformations\" not valid: at most 4 values");
     json_decref(j);
     char path[128];
     snprintf(path, sizeof(path), "/ca/instrumentations/%d/value/raw", id);
-    j = jreq(psrv.port, "GET", path, "{\"transformations\":[\"reversedns\",{}]}", &st);
+    j = th_jreq(psrv.port, "GET", path, "{\"transformations\":[\"reversedns\",{}]}", &st);
     T_INVAL(st, j, "value for param \"transformations\" not valid: not a list of strings");
     json_decref(j);
     at = (size_t)snprintf(q, sizeof(q), "{\"transformations\":\"geolocate,");
     for (int i = 0; i < 300; i++)
         q[at++] = 'y';
     snprintf(q + at, sizeof(q) - at, "\"}");
-    j = jreq(psrv.port, "GET", path, q, &st);
+    j = th_jreq(psrv.port, "GET", path, q, &st);
     T_INVAL(st, j, "value for param \"transformations\" not valid: longer than 255 bytes");
     json_decref(j);
 
@@ -813,16 +789,16 @@ static void test_long_lists(void)
     at = (size_t)snprintf(q, sizeof(q), "selected=");
     for (int i = 0; i < 60; i++)
         at += (size_t)snprintf(q + at, sizeof(q) - at, "%skey-%04d-%060d", i ? "," : "", i, 0);
-    j = getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/image?%s", id, q);
+    j = th_getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/image?%s", id, q);
     T_INVAL(st, j, "value for param \"selected\" not valid: longer than 4095 bytes");
     json_decref(j);
     at = (size_t)snprintf(q, sizeof(q), "selected=");
     for (int i = 0; i < 64; i++)
         at += (size_t)snprintf(q + at, sizeof(q) - at, "%sk%d", i ? "," : "", i);
-    j = getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/image?%s", id, q);
+    j = th_getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/image?%s", id, q);
     T_INVAL(st, j, "value for param \"selected\" not valid: at most 63 values");
     json_decref(j);
-    j = getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/image?selected=a,b", id);
+    j = th_getf(psrv.port, &st, "/ca/instrumentations/%d/value/heatmap/image?selected=a,b", id);
     T_EQ(st, 200); /* short lists as before */
     json_decref(j);
 }
@@ -848,15 +824,15 @@ static void test_put_immutable(void)
     T_REQUIRE(id > 0);
     snprintf(path, sizeof(path), "/ca/instrumentations/%d", id);
 
-    j = jreq(psrv.port, "PUT", path, "{\"granularity\":5}", &st);
+    j = th_jreq(psrv.port, "PUT", path, "{\"granularity\":5}", &st);
     T_EQ(st, 200);
     T_STR(warnings_of(j), "property \"granularity\" cannot be changed after creation: 5 ignored");
     T_EQ(json_integer_value(json_object_get(j, "granularity")), 1);
     json_decref(j);
-    j = jreq(psrv.port, "PUT", path,
-             "{\"stat\":\"rss\",\"idle-max\":10,\"decomposition\":[\"execname\"],"
-             "\"predicate\":{\"eq\":[\"execname\",\"sh\"]},\"granularty\":5}",
-             &st);
+    j = th_jreq(psrv.port, "PUT", path,
+                "{\"stat\":\"rss\",\"idle-max\":10,\"decomposition\":[\"execname\"],"
+                "\"predicate\":{\"eq\":[\"execname\",\"sh\"]},\"granularty\":5}",
+                &st);
     T_EQ(st, 200);
     T_STR(warnings_of(j),
           "property \"stat\" cannot be changed after creation: \"rss\" ignored | property "
@@ -868,12 +844,13 @@ static void test_put_immutable(void)
     /* the property object sent back as it came: no warning */
     char *back = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    j = jreq(psrv.port, "PUT", path, back, &st);
+    j = th_jreq(psrv.port, "PUT", path, back, &st);
     free(back);
     T_EQ(st, 200);
     T_OK(json_object_get(j, "warnings") == NULL);
     json_decref(j);
-    j = jreq(psrv.port, "PUT", path, "{\"granularity\":\"1\",\"decomposition\":\"latency\"}", &st);
+    j = th_jreq(psrv.port, "PUT", path, "{\"granularity\":\"1\",\"decomposition\":\"latency\"}",
+                &st);
     T_EQ(st, 200);
     T_OK(json_object_get(j, "warnings") == NULL);
     json_decref(j);
@@ -924,7 +901,7 @@ static void expect_source(int port, int id)
                                ",\"arity\":\"scalar\",\"value\":1}",
                                at > 1 ? "," : "", id, t);
     snprintf(body + at, sizeof(body) - at, "]");
-    json_t *j = jreq(port, "POST", "/ca/ingest", body, &st);
+    json_t *j = th_jreq(port, "POST", "/ca/ingest", body, &st);
     T_EQ(st, 200);
     json_decref(j);
 }
@@ -954,7 +931,7 @@ static void test_sigterm_long_polls(void)
              "{\"v\":1,\"id\":\"%d\",\"host\":\"lp\",\"t\":%" PRId64
              ",\"arity\":\"scalar\",\"value\":1}",
              other, now_s() - 1);
-    json_t *j = jreq(srv.port, "POST", "/ca/ingest", frame, &st);
+    json_t *j = th_jreq(srv.port, "POST", "/ca/ingest", frame, &st);
     T_EQ(st, 200);
     json_decref(j);
     th_sleep_ms(300);

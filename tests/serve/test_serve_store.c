@@ -37,6 +37,7 @@
 
 #include "core/hist.h"
 #include "http.h"
+#include "http_json.h"
 #include "t.h"
 
 static const char *sonde;
@@ -47,33 +48,6 @@ static const char *const no_agent[] = {"--no-agent", NULL};
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
-}
-
-/* A request with a JSON body (or none); the reply parsed as JSON (NULL when it is not). */
-static json_t *jreq(int port, const char *method, const char *path, const char *body, int *status)
-{
-    const char *h[] = {"Content-Type: application/json", NULL};
-    struct th_resp r = {0};
-    json_t *j = NULL;
-    int rc =
-        th_request(port, method, path, body ? h : NULL, body, body ? strlen(body) : 0, 30000, &r);
-
-    *status = rc == 0 ? r.status : 0;
-    if (rc == 0 && r.body && r.len)
-        j = json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL);
-    th_resp_free(&r);
-    return j;
-}
-
-__attribute__((format(printf, 3, 4))) static json_t *getf(int port, int *status, const char *fmt,
-                                                          ...)
-{
-    char path[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    return jreq(port, "GET", path, NULL, status);
 }
 
 /* The body of a GET (owned, NUL-terminated), or NULL unless 200. */
@@ -111,7 +85,7 @@ static double metric(int port, const char *series)
 static int create(int port, const char *props)
 {
     int st;
-    json_t *j = jreq(port, "POST", "/ca/instrumentations", props, &st);
+    json_t *j = th_jreq(port, "POST", "/ca/instrumentations", props, &st);
     const char *id = json_string_value(json_object_get(j, "id"));
     int out = st == 201 && id ? atoi(id) : -1;
     if (out < 0)
@@ -291,10 +265,10 @@ static int check_model(int port, const int *ids, const struct model *m, int64_t 
     if (n > SPAN)
         n = SPAN;
     for (int i = 0; i < NI; i++) {
-        json_t *j = getf(port, &st,
-                         "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
-                         "&duration=1&ndatapoints=%d&timeout=0",
-                         ids[i], m->base, n);
+        json_t *j = th_getf(port, &st,
+                            "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
+                            "&duration=1&ndatapoints=%d&timeout=0",
+                            ids[i], m->base, n);
         if (!T_EQ(json_array_size(j), (size_t)n)) {
             t_note("status %d", st);
             bad_values++;
@@ -343,7 +317,7 @@ static void make_insts(int port, int *ids)
 static void list_ids(int port, char *out, size_t len)
 {
     int st;
-    json_t *j = jreq(port, "GET", "/ca/instrumentations", NULL, &st), *e;
+    json_t *j = th_jreq(port, "GET", "/ca/instrumentations", NULL, &st), *e;
     size_t i, at = 0;
     out[0] = '\0';
     json_array_foreach(j, i, e) at += (size_t)snprintf(out + at, len - at, "%s%s", i ? "," : "",
@@ -355,10 +329,10 @@ static void list_ids(int port, char *out, size_t len)
 static char *values_of(int port, int id, int64_t t0, int n)
 {
     int st;
-    json_t *j = getf(port, &st,
-                     "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
-                     "&duration=1&ndatapoints=%d&timeout=0",
-                     id, t0, n);
+    json_t *j = th_getf(port, &st,
+                        "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
+                        "&duration=1&ndatapoints=%d&timeout=0",
+                        id, t0, n);
     json_t *vals = json_array(), *e;
     size_t i;
     json_array_foreach(j, i, e) json_array_append(vals, json_object_get(e, "value"));
@@ -400,7 +374,7 @@ static void test_restart(void)
         free(v2);
     }
     json_t *j =
-        getf(s.port, &st, "/ca/instrumentations/%d/value/raw?start_time=%" PRId64, ids[0], t0);
+        th_getf(s.port, &st, "/ca/instrumentations/%d/value/raw?start_time=%" PRId64, ids[0], t0);
     T_EQ(json_integer_value(json_object_get(json_object_get(j, "value"), "p03")), 4);
     json_decref(j);
 
@@ -557,16 +531,16 @@ static void test_full_disk(void)
     t_note("%d frames until a write failed", n);
     T_OK(metric(s.port, "sonde_store_write_errors_total") >= 1);
     T_EQ(metric(s.port, "sonde_store_write_failing"), 1);
-    json_t *j = jreq(s.port, "GET", "/ca/admin/status", NULL, &st);
+    json_t *j = th_jreq(s.port, "GET", "/ca/admin/status", NULL, &st);
     T_EQ(st, 200);
     json_t *store = json_object_get(j, "store");
     T_OK(json_integer_value(json_object_get(store, "write_errors")) >= 1);
     T_OK(json_is_string(json_object_get(store, "last_error")));
     json_decref(j);
     /* the server answers from memory: the last frame's second holds its keys */
-    j = getf(s.port, &st,
-             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=1&timeout=0", id,
-             t);
+    j = th_getf(s.port, &st,
+                "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=1&timeout=0", id,
+                t);
     T_EQ(st, 200);
     char key[64];
     snprintf(key, sizeof(key), "process-with-a-long-name-%06d-%03d", n - 1, 7);
@@ -845,10 +819,10 @@ static void check_raw(int port, const int *ids)
         for (int w = 0; w < NHIST; w++) {
             int st;
             int64_t now = now_s(), g;
-            json_t *j = getf(port, &st,
-                             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
-                             "&duration=%" PRId64 "&timeout=0",
-                             ids[w], rq[q].start, rq[q].span);
+            json_t *j = th_getf(port, &st,
+                                "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
+                                "&duration=%" PRId64 "&timeout=0",
+                                ids[w], rq[q].start, rq[q].span);
             t_note("instrumentation %d, start B+%" PRId64 ", span %" PRId64, ids[w],
                    rq[q].start - H.B, rq[q].span);
             T_EQ(st, 200);
@@ -895,10 +869,10 @@ static void check_heatmaps(int port, const int *ids)
             int64_t now = now_s(), g;
             t_note("heatmaps of %d, start B+%" PRId64 ", span %" PRId64, ids[w], rq[q].start - H.B,
                    rq[q].span);
-            json_t *j = getf(port, &st,
-                             "/ca/instrumentations/%d/value/heatmap/average?start_time=%" PRId64
-                             "&duration=%" PRId64 "&method=exact&timeout=0",
-                             ids[w], rq[q].start, rq[q].span);
+            json_t *j = th_getf(port, &st,
+                                "/ca/instrumentations/%d/value/heatmap/average?start_time=%" PRId64
+                                "&duration=%" PRId64 "&method=exact&timeout=0",
+                                ids[w], rq[q].start, rq[q].span);
             T_EQ(st, 200);
             const char *tier = expect_tier(now, rq[q].start, rq[q].span, 600, &g);
             T_STR(json_string_value(json_object_get(j, "tier")), tier);
@@ -917,11 +891,11 @@ static void check_heatmaps(int port, const int *ids)
             /* details at three columns of a 50-column image, one band over every value */
             static const int xs[3] = {0, 24, 49};
             for (int xi = 0; xi < 3; xi++) {
-                j = getf(port, &st,
-                         "/ca/instrumentations/%d/value/heatmap/details?start_time=%" PRId64
-                         "&duration=%" PRId64 "&width=50&height=10&ymin=0&ymax=100000000"
-                         "&nbuckets=1&x=%d&y=0&timeout=0",
-                         ids[w], rq[q].start, rq[q].span, xs[xi]);
+                j = th_getf(port, &st,
+                            "/ca/instrumentations/%d/value/heatmap/details?start_time=%" PRId64
+                            "&duration=%" PRId64 "&width=50&height=10&ymin=0&ymax=100000000"
+                            "&nbuckets=1&x=%d&y=0&timeout=0",
+                            ids[w], rq[q].start, rq[q].span, xs[xi]);
                 T_EQ(st, 200);
                 tier = expect_tier(now, rq[q].start, rq[q].span, 50, &g);
                 T_STR(json_string_value(json_object_get(j, "tier")), tier);
@@ -1015,24 +989,25 @@ static json_t *answers(int port, const int *ids)
     for (size_t q = 0; q < nrq; q++)
         for (int w = 0; w < NHIST; w++) {
             int st;
-            json_array_append_new(all, getf(port, &st,
-                                            "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
-                                            "&duration=%" PRId64 "&timeout=0",
-                                            ids[w], rq[q].start, rq[q].span));
+            json_array_append_new(all,
+                                  th_getf(port, &st,
+                                          "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
+                                          "&duration=%" PRId64 "&timeout=0",
+                                          ids[w], rq[q].start, rq[q].span));
             if (w > I_NUMKEY)
                 continue;
-            json_array_append_new(all, getf(port, &st,
-                                            "/ca/instrumentations/%d/value/heatmap/average?"
-                                            "start_time=%" PRId64 "&duration=%" PRId64
-                                            "&method=exact&timeout=0",
-                                            ids[w], rq[q].start, rq[q].span));
+            json_array_append_new(all, th_getf(port, &st,
+                                               "/ca/instrumentations/%d/value/heatmap/average?"
+                                               "start_time=%" PRId64 "&duration=%" PRId64
+                                               "&method=exact&timeout=0",
+                                               ids[w], rq[q].start, rq[q].span));
             for (int x = 0; x < 50; x += 7)
                 json_array_append_new(
-                    all, getf(port, &st,
-                              "/ca/instrumentations/%d/value/heatmap/details?start_time=%" PRId64
-                              "&duration=%" PRId64 "&width=50&height=10&ymax=20000000&"
-                              "nbuckets=4&x=%d&y=%d&timeout=0",
-                              ids[w], rq[q].start, rq[q].span, x, x % 10));
+                    all, th_getf(port, &st,
+                                 "/ca/instrumentations/%d/value/heatmap/details?start_time=%" PRId64
+                                 "&duration=%" PRId64 "&width=50&height=10&ymax=20000000&"
+                                 "nbuckets=4&x=%d&y=%d&timeout=0",
+                                 ids[w], rq[q].start, rq[q].span, x, x % 10));
         }
     return all;
 }
@@ -1191,9 +1166,9 @@ static void test_retention(void)
     T_EQ(gone.n, 0);
     /* value/raw past the raw tier: the 1-minute tier's whole minutes */
     json_t *j =
-        getf(s.port, &st,
-             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=180&timeout=0", id,
-             t[1] - t[1] % 60);
+        th_getf(s.port, &st,
+                "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=180&timeout=0",
+                id, t[1] - t[1] % 60);
     T_EQ(st, 200);
     T_STR(json_string_value(json_object_get(j, "tier")), "1m");
     T_EQ(json_integer_value(json_object_get(j, "value")), 6);
@@ -1201,7 +1176,7 @@ static void test_retention(void)
 
     /* deleting the instrumentation removes its records; the next id starts empty */
     double d0 = metric(s.port, "sonde_store_records_deleted_total");
-    j = jreq(s.port, "DELETE", "/ca/instrumentations/1", NULL, &st);
+    j = th_jreq(s.port, "DELETE", "/ca/instrumentations/1", NULL, &st);
     T_EQ(st, 204);
     json_decref(j);
     for (int i = 0; i < 50 && metric(s.port, "sonde_store_records_deleted_total") <= d0; i++)
@@ -1211,9 +1186,9 @@ static void test_retention(void)
         create(s.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"persist-data\":true}");
     T_EQ(id2, id + 1);
     T_EQ(export_of(s.port, id2, now - 3 * 86400, now - 700, 0, NULL, 0).n, 0);
-    j = getf(s.port, &st,
-             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=180&timeout=0", id2,
-             t[1] - t[1] % 60);
+    j = th_getf(s.port, &st,
+                "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=180&timeout=0",
+                id2, t[1] - t[1] % 60);
     T_EQ(json_integer_value(json_object_get(j, "value")), 0);
     json_decref(j);
     T_EQ(th_serve_stop(&s), 0);
