@@ -9,7 +9,7 @@
 #   make bench-serve  sonde serve over loopback: heatmaps, raw values, event to API, load
 #                     (SERVE_SECONDS=300 of load)
 #   make bench-store  the LMDB store: commits per second, a day's read, sizes, rollups
-#                     (STORE_SECONDS=60 simulated)
+#                     (STORE_SECONDS=60 simulated), and a week's heatmap over HTTP
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
 #   make fresh-check  the README's `make run` and `make check` on a debootstrap'd Debian 12
 #                     (downloads; for developers, not CI; scripts/fresh-check)
@@ -67,6 +67,7 @@ bench-serve: build
 STORE_SECONDS ?= 60
 bench-store: build
 	STORE_SECONDS=$(STORE_SECONDS) ./build/bench/bench_store
+	./build/bench/bench_serve --only 6 --reps 100
 
 MINUTES ?= 60
 soak-agent: build
