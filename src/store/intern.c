@@ -65,14 +65,6 @@ static int reserve(struct sn_intern *t, uint32_t count)
     return 0;
 }
 
-static uint32_t used(const struct sn_intern *t)
-{
-    uint32_t c = 0;
-    for (uint32_t i = 0; i < t->n; i++)
-        c += t->name[i] != NULL;
-    return c;
-}
-
 int sn_intern_set(struct sn_intern *t, uint32_t id, const char *name, size_t len)
 {
     if (id == UINT32_MAX)
@@ -87,7 +79,7 @@ int sn_intern_set(struct sn_intern *t, uint32_t id, const char *name, size_t len
         t->name = nm;
         t->cap = (uint32_t)cap;
     }
-    if (reserve(t, used(t)) < 0)
+    if (reserve(t, t->count) < 0)
         return -ENOMEM;
     char *copy = strndup(name, len);
     if (!copy)
@@ -97,6 +89,7 @@ int sn_intern_set(struct sn_intern *t, uint32_t id, const char *name, size_t len
     if (id >= t->n)
         t->n = id + 1;
     t->name[id] = copy;
+    t->count++;
     place(t->slot, t->hcap, copy, id);
     return 0;
 }

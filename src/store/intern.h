@@ -12,7 +12,8 @@
 
 struct sn_intern {
     char **name;    /* [id] */
-    uint32_t n;     /* ids in use */
+    uint32_t n;     /* ids below this may be in use */
+    uint32_t count; /* names held (ids in use: fewer than n when a table loaded has gaps) */
     uint32_t cap;   /* name[] allocated */
     uint32_t *slot; /* open addressing: id + 1, 0 empty; hcap a power of two */
     uint32_t hcap;

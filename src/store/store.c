@@ -1319,8 +1319,14 @@ static int write_tick(struct sn_store *st, int64_t now, bool rollups)
             }
         st->next_sid_saved = true;
         pthread_mutex_unlock(&st->mu);
+        int64_t took = sn_mono_ns() - t0;
         atomic_fetch_add(&st->c.commits, 1);
-        atomic_fetch_add(&st->c.commit_ns, (uint64_t)(sn_mono_ns() - t0));
+        atomic_fetch_add(&st->c.commit_ns, (uint64_t)took);
+        if (took > 1000000000LL) /* a second's write that took more than a second */
+            sn_log(SN_LOG_WARN, "store",
+                   "a write took %lld ms (%zu slots and merges, %" PRIu64 " rollups, %" PRIu64
+                   " bytes)",
+                   (long long)(took / 1000000), k.nw, k.rolled, k.bytes);
         atomic_fetch_add(&st->c.records_written, k.written);
         atomic_fetch_add(&st->c.rollups_written, k.rolled);
         atomic_fetch_add(&st->c.bytes_written, k.bytes);
