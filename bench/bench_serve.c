@@ -281,14 +281,15 @@ static void frame_json(struct sbuf *b, int id, bool by_key, int64_t t)
 
 /* ---- requests ------------------------------------------------------------------------------- */
 
-/* POSTs JSON frames (JSON lines); returns the number accepted, or -1 (reason on stderr). */
-static int ingest(int port, const struct sbuf *body, double *ms)
+/* POSTs JSON frames (JSON lines) to path (/ca/ingest, /ca/import); returns the number accepted,
+ * or -1 (reason on stderr). */
+static int post_frames(int port, const char *path, const struct sbuf *body, double *ms)
 {
     static const char *const hdrs[] = {"Content-Type: application/json", NULL};
     struct th_resp r;
     int accepted = -1;
     double t0 = mono_ms();
-    int rc = th_request(port, "POST", "/ca/ingest", hdrs, body->p, body->n, 30000, &r);
+    int rc = th_request(port, "POST", path, hdrs, body->p, body->n, 120000, &r);
     if (ms)
         *ms = mono_ms() - t0;
     if (rc == 0 && r.status == 200) {
@@ -298,10 +299,15 @@ static int ingest(int port, const struct sbuf *body, double *ms)
         json_decref(j);
     }
     if (accepted < 0)
-        fprintf(stderr, "bench_serve: ingest: %s (status %d): %.300s\n",
+        fprintf(stderr, "bench_serve: %s: %s (status %d): %.300s\n", path,
                 rc ? strerror(-rc) : "refused", r.status, r.body ? r.body : "");
     th_resp_free(&r);
     return accepted;
+}
+
+static int ingest(int port, const struct sbuf *body, double *ms)
+{
+    return post_frames(port, "/ca/ingest", body, ms);
 }
 
 /* Creates an instrumentation; returns its id, or -1 (reason on stderr). */
@@ -883,26 +889,6 @@ out:
 
 /* ---- part 6: history ------------------------------------------------------------------------ */
 
-/* POSTs JSON lines to /ca/import; returns the frames accepted, or -1 (reason on stderr). */
-static int import_frames(int port, const struct sbuf *body)
-{
-    static const char *const hdrs[] = {"Content-Type: application/json", NULL};
-    struct th_resp r;
-    int accepted = -1;
-    int rc = th_request(port, "POST", "/ca/import", hdrs, body->p, body->n, 120000, &r);
-    if (rc == 0 && r.status == 200) {
-        json_t *j = json_loads(r.body, 0, NULL);
-        if (json_is_integer(json_object_get(j, "accepted")))
-            accepted = (int)json_integer_value(json_object_get(j, "accepted"));
-        json_decref(j);
-    }
-    if (accepted < 0)
-        fprintf(stderr, "bench_serve: import: %s (status %d): %.300s\n",
-                rc ? strerror(-rc) : "refused", r.status, r.body ? r.body : "");
-    th_resp_free(&r);
-    return accepted;
-}
-
 static int part_history(const char *sonde, int reps)
 {
     static const char *const extra[] = {"--no-agent", NULL};
@@ -929,7 +915,7 @@ static int part_history(const char *sonde, int reps)
         struct sbuf b = {0};
         for (int k = 0; k < 1000 && t < now - 600; k++, t += 60)
             frame_json(&b, id, true, t);
-        int n = import_frames(sv.port, &b);
+        int n = post_frames(sv.port, "/ca/import", &b, NULL);
         free(b.p);
         if (n < 0)
             goto out;

@@ -103,23 +103,6 @@ static void list_ids(int port, char *out, size_t len)
     json_decref(j);
 }
 
-/* A series of GET /metrics, or -1 when absent. */
-static double metric(int port, const char *series)
-{
-    struct th_resp r = {0};
-    double v = -1;
-    size_t n = strlen(series);
-
-    if (th_get(port, "/metrics", &r) == 0 && r.status == 200)
-        for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-            if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-                v = strtod(p + n + 1, NULL);
-                break;
-            }
-    th_resp_free(&r);
-    return v;
-}
-
 /* Starts a server with its stderr (the log) going to log (appended). */
 static int start_logged(const char *const *extra, const char *dir, const char *log,
                         struct th_serve *s)
@@ -355,13 +338,13 @@ static void test_full_disk(void)
     int64_t t7 = now_s() - 20, t9 = t7 + 1;
     post_value(srv.port, t7, 7);
     /* written by the store before the disk fills */
-    for (int k = 0; k < 100 && metric(srv.port, "sonde_store_records_written_total") < 1; k++)
+    for (int k = 0; k < 100 && th_metric(srv.port, "sonde_store_records_written_total") < 1; k++)
         th_sleep_ms(100);
-    T_OK(metric(srv.port, "sonde_store_records_written_total") >= 1);
+    T_OK(th_metric(srv.port, "sonde_store_records_written_total") >= 1);
 
     fill(dir);
     /* changes until one is refused; the refused one changes nothing and is counted */
-    double fails0 = metric(srv.port, "sonde_save_failures_total");
+    double fails0 = th_metric(srv.port, "sonde_save_failures_total");
     int refused = 0, i;
     for (i = 0; i < 600 && !refused; i++) {
         int rc = change(srv.port, i, &m);
@@ -372,7 +355,7 @@ static void test_full_disk(void)
     T_EQ(refused, 1);
     T_EQ(m.eio, 0); /* a full disk is 507, whether LMDB's write was short or refused */
     same_as_acked(srv.port, &m);
-    T_OK(metric(srv.port, "sonde_save_failures_total") >= fails0 + 1);
+    T_OK(th_metric(srv.port, "sonde_save_failures_total") >= fails0 + 1);
     /* a DELETE too is acknowledged or refused, never half done */
     j = th_jreq(srv.port, "DELETE", "/ca/instrumentations/2", NULL, &st);
     T_OK(st == 204 || st == 507);
@@ -384,10 +367,10 @@ static void test_full_disk(void)
     /* data that memory holds but the full disk refuses: the store's writes fail, counted; the
      * stop's last write of it fails too, so the stop exits 1 and says so */
     post_value(srv.port, t9, 9);
-    for (int k = 0; k < 100 && metric(srv.port, "sonde_store_write_errors_total") < 1; k++)
+    for (int k = 0; k < 100 && th_metric(srv.port, "sonde_store_write_errors_total") < 1; k++)
         th_sleep_ms(100);
-    T_OK(metric(srv.port, "sonde_store_write_errors_total") >= 1);
-    T_EQ(metric(srv.port, "sonde_store_write_failing"), 1);
+    T_OK(th_metric(srv.port, "sonde_store_write_errors_total") >= 1);
+    T_EQ(th_metric(srv.port, "sonde_store_write_failing"), 1);
     T_EQ(raw_at(srv.port, 1, t9), 9); /* served from memory meanwhile */
     int stopped = th_serve_stop(&srv);
     T_EQ(stopped, 1);
@@ -401,13 +384,13 @@ static void test_full_disk(void)
     if (stopped == 0) /* a stop that said nothing failed wrote it */
         T_EQ(raw_at(srv.port, 1, t9), 9);
     /* space again: data is written, changes succeed, and the failures used up no id */
-    double written = metric(srv.port, "sonde_store_records_written_total");
+    double written = th_metric(srv.port, "sonde_store_records_written_total");
     post_value(srv.port, now_s() - 5, 5);
-    for (int k = 0; k < 100 && metric(srv.port, "sonde_store_records_written_total") <= written;
+    for (int k = 0; k < 100 && th_metric(srv.port, "sonde_store_records_written_total") <= written;
          k++)
         th_sleep_ms(100);
-    T_OK(metric(srv.port, "sonde_store_records_written_total") > written);
-    T_EQ(metric(srv.port, "sonde_store_write_failing"), 0);
+    T_OK(th_metric(srv.port, "sonde_store_records_written_total") > written);
+    T_EQ(th_metric(srv.port, "sonde_store_write_failing"), 0);
     int next = m.next;
     T_EQ(create(srv.port, SYSCALLS), next);
     j = th_jreq(srv.port, "PUT", "/ca/instrumentations/3", "{\"retention-time\":20}", &st);
@@ -858,9 +841,9 @@ static void test_put_immutable(void)
 
 static void test_metrics_without_agent(void)
 {
-    T_EQ(metric(psrv.port, "sonde_agent_collections_total"), 0);
-    T_EQ(metric(psrv.port, "sonde_agent_collection_seconds"), 0);
-    T_EQ(metric(psrv.port, "sonde_agent_instrumentations"), 0);
+    T_EQ(th_metric(psrv.port, "sonde_agent_collections_total"), 0);
+    T_EQ(th_metric(psrv.port, "sonde_agent_collection_seconds"), 0);
+    T_EQ(th_metric(psrv.port, "sonde_agent_instrumentations"), 0);
 }
 
 /* ---- long polls ---------------------------------------------------------------------------- */
@@ -935,7 +918,7 @@ static void test_sigterm_long_polls(void)
     T_EQ(st, 200);
     json_decref(j);
     th_sleep_ms(300);
-    T_EQ(metric(srv.port, "sonde_http_long_polls_total"), NPOLLS);
+    T_EQ(th_metric(srv.port, "sonde_http_long_polls_total"), NPOLLS);
 
     T_EQ(th_serve_stop(&srv), 0); /* SIGTERM while they wait */
     int answered = 0;

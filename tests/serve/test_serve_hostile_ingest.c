@@ -85,22 +85,6 @@ static int64_t jint(const json_t *o, const char *k)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : INT64_MIN;
 }
 
-/* A metric's value in /metrics text (the line starting with name), or -1. */
-static double metric(int port, const char *name)
-{
-    struct th_resp r = {0};
-    double v = -1;
-    if (th_get(port, "/metrics", &r) == 0 && r.body) {
-        for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-            if (strncmp(p, name, strlen(name)) == 0 && p[strlen(name)] == ' ') {
-                v = strtod(p + strlen(name) + 1, NULL);
-                break;
-            }
-    }
-    th_resp_free(&r);
-    return v;
-}
-
 #define SYSCALLS(decomp)                                                                           \
     "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"decomposition\":" decomp "}"
 
@@ -241,7 +225,7 @@ static void test_big_frame_no_stall(void)
     T_EQ(json_integer_value(json_array_get(json_array_get(json_object_get(v, "other"), 0), 1)),
          100000);
     json_decref(j);
-    T_EQ(metric(bsrv.port, "sonde_keys_folded_total"), 100000);
+    T_EQ(th_metric(bsrv.port, "sonde_keys_folded_total"), 100000);
     T_EQ(th_serve_stop(&bsrv), 0);
 }
 
@@ -262,7 +246,7 @@ static void test_key_cap_small(void)
         at += (size_t)snprintf(body + at, sizeof(body) - at, "%s\"a%02d\":%d", i > 1 ? "," : "", i,
                                i);
     snprintf(body + at, sizeof(body) - at, "}}");
-    double before = metric(srv.port, "sonde_keys_folded_total");
+    double before = th_metric(srv.port, "sonde_keys_folded_total");
     int st;
     json_t *j = ingest(srv.port, "application/json", body, strlen(body), &st);
     T_EQ(st, 200);
@@ -281,7 +265,7 @@ static void test_key_cap_small(void)
     T_EQ(jint(v, "a16"), 16);
     T_OK(json_object_get(v, "a15") == NULL);
     json_decref(j);
-    T_EQ(metric(srv.port, "sonde_keys_folded_total") - before, 15);
+    T_EQ(th_metric(srv.port, "sonde_keys_folded_total") - before, 15);
 }
 
 /* A binary body of one frame: id, arity, and entries (keys with counts; histograms for the
@@ -347,8 +331,8 @@ static void test_utf8_refused(void)
 static void test_arity_counted(void)
 {
     int id = create(srv.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\"}");
-    double arity = metric(srv.port, "sonde_frames_dropped_total{reason=\"arity\"}");
-    double invalid = metric(srv.port, "sonde_frames_dropped_total{reason=\"invalid\"}");
+    double arity = th_metric(srv.port, "sonde_frames_dropped_total{reason=\"arity\"}");
+    double invalid = th_metric(srv.port, "sonde_frames_dropped_total{reason=\"invalid\"}");
     char body[512];
     snprintf(body, sizeof(body),
              "{\"v\":1,\"id\":\"%d\",\"host\":\"h\",\"t\":%" PRId64
@@ -357,8 +341,8 @@ static void test_arity_counted(void)
     int st;
     json_decref(ingest(srv.port, "application/json", body, strlen(body), &st));
     T_EQ(st, 400);
-    T_EQ(metric(srv.port, "sonde_frames_dropped_total{reason=\"arity\"}") - arity, 1);
-    T_EQ(metric(srv.port, "sonde_frames_dropped_total{reason=\"invalid\"}") - invalid, 0);
+    T_EQ(th_metric(srv.port, "sonde_frames_dropped_total{reason=\"arity\"}") - arity, 1);
+    T_EQ(th_metric(srv.port, "sonde_frames_dropped_total{reason=\"invalid\"}") - invalid, 0);
 }
 
 static void test_big_counts_unsigned(void)

@@ -64,23 +64,6 @@ static char *get_text(int port, const char *path, size_t *len)
     return out;
 }
 
-/* A series of GET /metrics, or -1 when absent. */
-static double metric(int port, const char *series)
-{
-    struct th_resp r = {0};
-    double v = -1;
-    size_t n = strlen(series);
-
-    if (th_get(port, "/metrics", &r) == 0 && r.status == 200)
-        for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-            if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-                v = strtod(p + n + 1, NULL);
-                break;
-            }
-    th_resp_free(&r);
-    return v;
-}
-
 /* Creates an instrumentation; its id, or -1. */
 static int create(int port, const char *props)
 {
@@ -521,7 +504,7 @@ static void test_full_disk(void)
     int64_t t = 0;
     double until = th_now_ms() + 60000;
     while (n < 3000 && th_now_ms() < until &&
-           metric(s.port, "sonde_store_write_errors_total") < 1) {
+           th_metric(s.port, "sonde_store_write_errors_total") < 1) {
         t = now_s() - 4 - n % 30;
         big_frame(&b, id, t, n);
         T_EQ(post_frames(s.port, "/ca/ingest", b.p, b.len), 1);
@@ -529,8 +512,8 @@ static void test_full_disk(void)
             th_sleep_ms(200);
     }
     t_note("%d frames until a write failed", n);
-    T_OK(metric(s.port, "sonde_store_write_errors_total") >= 1);
-    T_EQ(metric(s.port, "sonde_store_write_failing"), 1);
+    T_OK(th_metric(s.port, "sonde_store_write_errors_total") >= 1);
+    T_EQ(th_metric(s.port, "sonde_store_write_failing"), 1);
     json_t *j = th_jreq(s.port, "GET", "/ca/admin/status", NULL, &st);
     T_EQ(st, 200);
     json_t *store = json_object_get(j, "store");
@@ -550,16 +533,16 @@ static void test_full_disk(void)
     /* space again: writing resumes */
     snprintf(path, sizeof(path), "%s/filler", dir);
     T_EQ(unlink(path), 0);
-    double w0 = metric(s.port, "sonde_store_records_written_total");
-    for (int i = 0; i < 100 && (metric(s.port, "sonde_store_write_failing") != 0 ||
-                                metric(s.port, "sonde_store_records_written_total") <= w0);
+    double w0 = th_metric(s.port, "sonde_store_records_written_total");
+    for (int i = 0; i < 100 && (th_metric(s.port, "sonde_store_write_failing") != 0 ||
+                                th_metric(s.port, "sonde_store_records_written_total") <= w0);
          i++) {
         big_frame(&b, id, now_s() - 4, n++);
         T_EQ(post_frames(s.port, "/ca/ingest", b.p, b.len), 1);
         th_sleep_ms(200);
     }
-    T_EQ(metric(s.port, "sonde_store_write_failing"), 0);
-    T_OK(metric(s.port, "sonde_store_records_written_total") > w0);
+    T_EQ(th_metric(s.port, "sonde_store_write_failing"), 0);
+    T_OK(th_metric(s.port, "sonde_store_records_written_total") > w0);
     T_EQ(th_serve_stop(&s), 0);
     free(b.p);
     T_EQ(umount(dir), 0);
@@ -936,9 +919,9 @@ static void settle_rollups(int port, bool all)
     double last = -1;
     int same = 0;
     for (int i = 0; i < 100 && same < 3; i++) {
-        double r = metric(port, "sonde_store_rollups_written_total") +
-                   1e9 * metric(port, "sonde_store_records_written_total");
-        same = r == last && (!all || metric(port, "sonde_store_pending") == 0) ? same + 1 : 0;
+        double r = th_metric(port, "sonde_store_rollups_written_total") +
+                   1e9 * th_metric(port, "sonde_store_records_written_total");
+        same = r == last && (!all || th_metric(port, "sonde_store_pending") == 0) ? same + 1 : 0;
         last = r;
         th_sleep_ms(300);
     }
@@ -1146,7 +1129,7 @@ static void test_retention(void)
     free(b.p);
     settle_rollups(s.port, false);
     th_sleep_ms(6000); /* the maintenance runs each second */
-    T_OK(metric(s.port, "sonde_store_records_expired_total") >= 3);
+    T_OK(th_metric(s.port, "sonde_store_records_expired_total") >= 3);
 
     /* each age as the tier that keeps it: raw seconds, then whole minutes, hours, days */
     static const int64_t period[5] = {1, 60, 3600, 86400, 0};
@@ -1175,13 +1158,13 @@ static void test_retention(void)
     json_decref(j);
 
     /* deleting the instrumentation removes its records; the next id starts empty */
-    double d0 = metric(s.port, "sonde_store_records_deleted_total");
+    double d0 = th_metric(s.port, "sonde_store_records_deleted_total");
     j = th_jreq(s.port, "DELETE", "/ca/instrumentations/1", NULL, &st);
     T_EQ(st, 204);
     json_decref(j);
-    for (int i = 0; i < 50 && metric(s.port, "sonde_store_records_deleted_total") <= d0; i++)
+    for (int i = 0; i < 50 && th_metric(s.port, "sonde_store_records_deleted_total") <= d0; i++)
         th_sleep_ms(200);
-    T_OK(metric(s.port, "sonde_store_records_deleted_total") > d0);
+    T_OK(th_metric(s.port, "sonde_store_records_deleted_total") > d0);
     int id2 =
         create(s.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"persist-data\":true}");
     T_EQ(id2, id + 1);
@@ -1224,11 +1207,11 @@ static void test_size_cap(void)
     }
     free(b.p);
     free(one.p);
-    for (int i = 0; i < 50 && metric(s.port, "sonde_store_records_dropped_total") <= 0; i++)
+    for (int i = 0; i < 50 && th_metric(s.port, "sonde_store_records_dropped_total") <= 0; i++)
         th_sleep_ms(200);
     settle_rollups(s.port, false);
     th_sleep_ms(2000);
-    double dropped = metric(s.port, "sonde_store_records_dropped_total");
+    double dropped = th_metric(s.port, "sonde_store_records_dropped_total");
     T_OK(dropped > 0);
     /* the raw records left are the newest (a suffix of what was sent); before them, whole
      * minutes of the 1-minute tier; every count still there */

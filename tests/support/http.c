@@ -903,3 +903,19 @@ int th_serve_stop(struct th_serve *s)
     s->port = 0;
     return r < 0 ? -ECHILD : exit_code(status);
 }
+
+double th_metric(int port, const char *series)
+{
+    struct th_resp r = {0};
+    double v = -1;
+    size_t n = strlen(series);
+
+    if (th_get(port, "/metrics", &r) == 0 && r.status == 200)
+        for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+            if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+                v = strtod(p + n + 1, NULL);
+                break;
+            }
+    th_resp_free(&r);
+    return v;
+}

@@ -77,6 +77,9 @@ bool th_header(const struct th_resp *r, const char *name, char *out, size_t len)
  * type (ctype NULL: no Content-Type; body NULL: none, with Content-Length: 0 for POST/PUT/PATCH).
  * body is a NUL-terminated string; its strlen() bytes are sent. */
 int th_get(int port, const char *path, struct th_resp *r);
+/* The value of a series of GET /metrics (the line "SERIES VALUE", labels included in series),
+ * or -1 when there is none (or no answer). */
+double th_metric(int port, const char *series);
 int th_send(int port, const char *method, const char *path, const char *ctype, const char *body,
             struct th_resp *r);
 
