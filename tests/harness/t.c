@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -264,4 +265,26 @@ int t_capture(const char *cmd, const char *input, char *out, size_t outlen, char
     slurp(err_path, err, errlen);
     unlink(in_path);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int t_fill_disk(const char *dir)
+{
+    char path[600], block[65536];
+    snprintf(path, sizeof(path), "%s/filler", dir);
+    memset(block, 'x', sizeof(block));
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd < 0)
+        return -errno;
+    for (size_t chunk = sizeof(block); chunk > 0; chunk /= 2)
+        while (write(fd, block, chunk) == (ssize_t)chunk)
+            ;
+    close(fd);
+    return 0;
+}
+
+int t_unfill_disk(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/filler", dir);
+    return unlink(path) == 0 ? 0 : -errno;
 }

@@ -77,4 +77,10 @@ int t_capture(const char *cmd, const char *input, char *out, size_t outlen, char
 /* Directory for test artefacts (tests/out under the build tree); created on demand. */
 const char *t_outdir(void);
 
+/* A full disk: fills the filesystem of dir with the file dir/filler until it refuses a byte
+ * more (the full-disk cases, on a small tmpfs); t_unfill_disk() removes it. Returns 0 or
+ * -errno. */
+int t_fill_disk(const char *dir);
+int t_unfill_disk(const char *dir);
+
 #endif

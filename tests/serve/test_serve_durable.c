@@ -165,27 +165,6 @@ static void fresh_dir(const char *what, char *out, size_t len)
 
 /* ---- a full disk --------------------------------------------------------------------------- */
 
-/* Fills the filesystem of dir with dir/filler until it refuses a byte more. */
-static void fill(const char *dir)
-{
-    char path[600], block[65536];
-    snprintf(path, sizeof(path), "%s/filler", dir);
-    memset(block, 'x', sizeof(block));
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    T_REQUIRE(fd >= 0);
-    for (size_t chunk = sizeof(block); chunk > 0; chunk /= 2)
-        while (write(fd, block, chunk) == (ssize_t)chunk)
-            ;
-    close(fd);
-}
-
-static void unfill(const char *dir)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/filler", dir);
-    T_EQ(unlink(path), 0);
-}
-
 /* What the API acknowledged: the ids listed, and instrumentation 3's retention-time. */
 struct acked {
     char ids[4096];
@@ -342,7 +321,7 @@ static void test_full_disk(void)
         th_sleep_ms(100);
     T_OK(th_metric(srv.port, "sonde_store_records_written_total") >= 1);
 
-    fill(dir);
+    T_EQ(t_fill_disk(dir), 0);
     /* changes until one is refused; the refused one changes nothing and is counted */
     double fails0 = th_metric(srv.port, "sonde_save_failures_total");
     int refused = 0, i;
@@ -375,7 +354,7 @@ static void test_full_disk(void)
     int stopped = th_serve_stop(&srv);
     T_EQ(stopped, 1);
     T_OK(file_has(log, "the final save failed"));
-    unfill(dir);
+    T_EQ(t_unfill_disk(dir), 0);
 
     /* a restart finds exactly what was acknowledged, the ingested value too */
     T_REQUIRE(start_logged(extra, dir, log, &srv) == 0);

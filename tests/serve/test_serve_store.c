@@ -452,20 +452,6 @@ static void test_crash_rounds(void)
 
 /* ---- a full disk for data ------------------------------------------------------------------ */
 
-/* Fills the filesystem of dir with dir/filler until it refuses a byte more. */
-static void fill(const char *dir)
-{
-    char path[600], block[65536];
-    snprintf(path, sizeof(path), "%s/filler", dir);
-    memset(block, 'x', sizeof(block));
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    T_REQUIRE(fd >= 0);
-    for (size_t chunk = sizeof(block); chunk > 0; chunk /= 2)
-        while (write(fd, block, chunk) == (ssize_t)chunk)
-            ;
-    close(fd);
-}
-
 /* A discrete frame of 100 long keys (distinct per n) for second t of instrumentation id. */
 static void big_frame(struct text *b, int id, int64_t t, int n)
 {
@@ -481,7 +467,7 @@ static void big_frame(struct text *b, int id, int64_t t, int n)
 
 static void test_full_disk(void)
 {
-    char dir[512], path[600];
+    char dir[512];
     struct th_serve s;
     struct text b = {0};
     int st;
@@ -497,7 +483,7 @@ static void test_full_disk(void)
     int id = create(s.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\","
                             "\"decomposition\":[\"execname\"]}");
     T_REQUIRE(id > 0);
-    fill(dir);
+    T_EQ(t_fill_disk(dir), 0);
 
     /* ingest until the store's writes fail: every frame is still acknowledged (memory) */
     int n = 0;
@@ -531,8 +517,7 @@ static void test_full_disk(void)
     json_decref(j);
 
     /* space again: writing resumes */
-    snprintf(path, sizeof(path), "%s/filler", dir);
-    T_EQ(unlink(path), 0);
+    T_EQ(t_unfill_disk(dir), 0);
     double w0 = th_metric(s.port, "sonde_store_records_written_total");
     for (int i = 0; i < 100 && (th_metric(s.port, "sonde_store_write_failing") != 0 ||
                                 th_metric(s.port, "sonde_store_records_written_total") <= w0);
