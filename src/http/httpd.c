@@ -122,11 +122,10 @@ const char *sn_http_refusal_name(int why)
     return why >= 0 && why < SN_HTTP_R_N ? refusal_names[why] : NULL;
 }
 
-/* Counts a refusal and logs it, at most once per LOG_EVERY_MS per reason (the line says how
+/* Logs the n-th refusal for why, at most once per LOG_EVERY_MS per reason (the line says how
  * many there were since the last one). who: the client's address, or NULL. */
-static void refusal(struct sn_http *h, int why, const char *who)
+static void refusal_log(struct sn_http *h, int why, uint64_t n, const char *who)
 {
-    uint64_t n = atomic_fetch_add(&h->refused[why], 1) + 1;
     int64_t now = sn_mono_ms(), last = atomic_load(&h->log_ms[why]);
 
     if (last && now - last < LOG_EVERY_MS)
@@ -138,6 +137,19 @@ static void refusal(struct sn_http *h, int why, const char *who)
            "refused (%s): %" PRIu64 " since the last report, %" PRIu64 " in all%s%s",
            refusal_names[why], n - before, n, who && who[0] ? "; the last from " : "",
            who && who[0] ? who : "");
+}
+
+/* Counts a refusal; returns the count. Count before the client can see the refusal (the
+ * answer or the close), so a client that reads /metrics next finds it counted. */
+static uint64_t refusal_count(struct sn_http *h, int why)
+{
+    return atomic_fetch_add(&h->refused[why], 1) + 1;
+}
+
+/* Counts a refusal and logs it. */
+static void refusal(struct sn_http *h, int why, const char *who)
+{
+    refusal_log(h, why, refusal_count(h, why), who);
 }
 
 /* ---- connections ------------------------------------------------------------------------- */
@@ -299,10 +311,11 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     } else if (h->nconns - h->nclosing >= h->o.max_conns) {
         struct sock *old = h->idle.head;
         if (old) {
-            sock_cut(h, old, NULL);
+            uint64_t n = refusal_count(h, SN_HTTP_R_IDLE_EVICTED);
             snprintf(who, sizeof(who), "%s", old->ip);
+            sock_cut(h, old, NULL);
             pthread_mutex_unlock(&h->conn_mu);
-            refusal(h, SN_HTTP_R_IDLE_EVICTED, who);
+            refusal_log(h, SN_HTTP_R_IDLE_EVICTED, n, who);
             return MHD_YES;
         }
         why = SN_HTTP_R_GLOBAL_LIMIT;
@@ -414,9 +427,10 @@ static void cut_late(struct sn_http *h, struct sock_list *l, int64_t since_ms,
     while ((s = l->head) && s->since_ms <= since_ms) {
         char who[INET6_ADDRSTRLEN];
         snprintf(who, sizeof(who), "%s", s->ip);
+        uint64_t n = refusal_count(h, reason);
         sock_cut(h, s, reply_408);
         pthread_mutex_unlock(&h->conn_mu);
-        refusal(h, reason, who);
+        refusal_log(h, reason, n, who);
         pthread_mutex_lock(&h->conn_mu);
     }
 }
