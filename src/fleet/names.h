@@ -1,0 +1,75 @@
+/*
+ * The fleet's names on NATS: streams, subjects, key-value buckets and keys, message ids, and
+ * what a valid host name is. One file so that the agent, the nodes, `sonde ctl snoop` and the
+ * docs (docs/fleet.md) agree, and so that every parser of a name that comes off the bus (where
+ * anyone with credentials can publish anything) is in one place, with a fuzz target.
+ *
+ *   frames     stream SONDE_FRAMES, subjects sonde.frames.<inst>.<host>
+ *              payload: one binary frame (wire/frame.h); header Nats-Msg-Id <host>.<inst>.<t>
+ *              (JetStream drops a re-send of the same second within its duplicate window)
+ *   defs       KV bucket sonde_defs:    inst.<inst>  one instrumentation (docs/fleet.md)
+ *                                       next.<scope> the next id of a scope (compare-and-set)
+ *   members    KV bucket sonde_members: node.<id>    a `sonde serve` node's heartbeat
+ *                                       agent.<host> an agent's heartbeat, with its statuses
+ *
+ * <inst> is an instrumentation key as frames carry it ("7", or "acme/7" in tenant acme's
+ * scope) written as one subject token: a tenant name is letters, digits, '-', '_' and '.'
+ * (serve/tenants.c), and its dots are written "=2E" ("a.b/7" -> "a=2Eb/7"); '=' never occurs
+ * in a tenant name and '/' is valid in subjects and KV keys, so the token maps back
+ * unambiguously. <host> is a host name as
+ * sn_fleet_host_valid() takes it; it may contain dots, and comes last in a subject.
+ */
+#ifndef SN_FLEET_NAMES_H
+#define SN_FLEET_NAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SN_FLEET_FRAMES_STREAM  "SONDE_FRAMES"
+#define SN_FLEET_FRAMES_PREFIX  "sonde.frames." /* + <inst>.<host> */
+#define SN_FLEET_FRAMES_ALL     "sonde.frames.>"
+#define SN_FLEET_KV_DEFS        "sonde_defs"
+#define SN_FLEET_KV_MEMBERS     "sonde_members"
+#define SN_FLEET_HOST_MAX       253 /* bytes of a host name (DNS) */
+#define SN_FLEET_SUBJECT_MAX    384 /* bytes of any subject, KV key or message id, with NUL */
+
+/* True when host is a name the fleet accepts: 1..SN_FLEET_HOST_MAX bytes of [A-Za-z0-9._-],
+ * not starting or ending with '.', no ".." (a subject token cannot be empty). Frames from any
+ * other host are counted and dropped. */
+bool sn_fleet_host_valid(const char *host);
+
+/* The token of instrumentation key inst ("7" -> "7", "a.b/7" -> "a=2Eb/7") into out[len].
+ * Returns 0, or -EINVAL when inst is not "<digits>" or "<tenant>/<digits>" with a tenant of
+ * 1..64 [A-Za-z0-9._-], -ENOSPC when out is too small. */
+int sn_fleet_inst_token(const char *inst, char *out, size_t len);
+/* The reverse: the key of token tok (its first n bytes). 0, -EINVAL, -ENOSPC. */
+int sn_fleet_inst_of_token(const char *tok, size_t n, char *out, size_t len);
+
+/* "sonde.frames.<inst>.<host>" for a frame of inst from host. 0, -EINVAL, -ENOSPC. */
+int sn_fleet_frame_subject(const char *inst, const char *host, char *out, size_t len);
+/* "sonde.frames.<inst>.>": every host's frames of inst (a consumer's filter). 0 or -errno. */
+int sn_fleet_frame_filter(const char *inst, char *out, size_t len);
+/* Parses a frame subject: inst (key form, "acme/7") into inst[ilen], host into host[hlen].
+ * 0, or -EINVAL when subj is not a frame subject with a valid inst and host. */
+int sn_fleet_parse_frame_subject(const char *subj, char *inst, size_t ilen, char *host,
+                                 size_t hlen);
+/* "<host>.<inst>.<t>": the message id of host's frame of inst for second t. 0 or -errno. */
+int sn_fleet_msg_id(const char *host, const char *inst, int64_t t, char *out, size_t len);
+
+/* KV keys of the defs bucket: "inst.<inst>" and "next.<scope>" ("next._" for the global
+ * scope, whose name is ""). 0, -EINVAL, -ENOSPC. */
+int sn_fleet_def_key(const char *inst, char *out, size_t len);
+int sn_fleet_next_key(const char *scope, char *out, size_t len);
+/* Parses a defs key "inst.<token>" into the instrumentation key. 0 or -EINVAL (not one). */
+int sn_fleet_parse_def_key(const char *key, char *inst, size_t len);
+
+/* KV keys of the members bucket: "node.<id>" (id as sn_fleet_host_valid()) and
+ * "agent.<host>". 0, -EINVAL, -ENOSPC. */
+int sn_fleet_node_key(const char *id, char *out, size_t len);
+int sn_fleet_agent_key(const char *host, char *out, size_t len);
+/* Parses a members key: 'n' (node) or 'a' (agent) into *kind and the name into name[len].
+ * 0 or -EINVAL. */
+int sn_fleet_parse_member_key(const char *key, char *kind, char *name, size_t len);
+
+#endif
