@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "http/httpd.h"
+#include "fleet/link.h"
 #include "serve/server.h"
 
 static const char usage[] =
@@ -26,6 +27,7 @@ static const char usage[] =
     "                   [--max-connections N] [--max-connections-per-ip N]\n"
     "                   [--header-timeout S] [--body-timeout S] [--max-body-memory BYTES]\n"
     "                   [--tiers LIST] [--store-max-bytes BYTES] [--rollup-keys N]\n"
+    "                   [--nats URL[,URL...] [--node-id ID] [--zone Z] [NATS options]]\n"
     "\n"
     "Runs the agent, the aggregator and the Cloud Analytics HTTP API in one process\n"
     "(docs/api.md), and the web UI at / (docs/ui.md); keeps every instrumentation's history\n"
@@ -60,6 +62,15 @@ static const char usage[] =
     "                      (counted); the file does not shrink, its free pages are reused\n"
     "  --rollup-keys N     keys a rollup record keeps before \"other\" (default 1000;\n"
     "                      1-1000000)\n"
+    "\n"
+    "fleet (docs/fleet.md):\n"
+    "  --nats URL[,URL...]  be a node of a fleet: definitions, membership and frames go\n"
+    "                      through NATS JetStream; this node aggregates and stores the\n"
+    "                      instrumentations it owns and answers any request (no local agent:\n"
+    "                      run `sonde agent --nats` on every host, this one too)\n"
+    "  --node-id ID        this node's name in the fleet (default HOSTNAME-PORT)\n"
+    "  --zone Z            its zone: each instrumentation's owners spread across zones\n"
+    "%s"
     "\n"
     "limits on clients (docs/operations.md; refusals are counted in /metrics):\n"
     "  --max-connections N          open connections at most (default 1024); past it a new\n"
@@ -244,6 +255,9 @@ int sn_cmd_serve(int argc, char **argv)
         O_TIERS,
         O_STOREMAX,
         O_ROLLUPKEYS,
+        O_NODEID,
+        O_ZONE,
+        O_LINK, /* the NATS link's options: sn_link_opt() */
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -262,6 +276,9 @@ int sn_cmd_serve(int argc, char **argv)
         {"tiers", required_argument, NULL, O_TIERS},
         {"store-max-bytes", required_argument, NULL, O_STOREMAX},
         {"rollup-keys", required_argument, NULL, O_ROLLUPKEYS},
+        {"node-id", required_argument, NULL, O_NODEID},
+        {"zone", required_argument, NULL, O_ZONE},
+        SN_LINK_LONGOPTS(O_LINK),
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -280,8 +297,24 @@ int sn_cmd_serve(int argc, char **argv)
 
     default_datadir(datadir, sizeof(datadir));
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    struct sn_link_opts link = {0};
+    const char *node_id = NULL, *zone = NULL;
+    int li = 0;
+    while ((c = getopt_long(argc, argv, "+h", longopts, &li)) != -1) {
         switch (c) {
+        case O_NODEID:
+            node_id = optarg;
+            break;
+        case O_ZONE:
+            zone = optarg;
+            break;
+        case O_LINK:
+            if (sn_link_opt(&link, longopts[li].name, optarg, why, sizeof(why)) < 0) {
+                fprintf(stderr, "sonde serve: --%s: %s\n", longopts[li].name, why);
+                sn_link_opts_fini(&link);
+                return SN_EXIT_USAGE;
+            }
+            break;
         case O_LISTEN:
             listen = optarg;
             break;
@@ -375,7 +408,7 @@ int sn_cmd_serve(int argc, char **argv)
             break;
         }
         case 'h':
-            fputs(usage, stdout);
+            printf(usage, sn_link_usage);
             return SN_EXIT_OK;
         default:
             fputs("run 'sonde serve --help' for usage\n", stderr);
@@ -385,6 +418,17 @@ int sn_cmd_serve(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "sonde serve: unexpected argument '%s'\n", argv[optind]);
         return SN_EXIT_USAGE;
+    }
+    if ((link.urls || node_id || zone) && sn_link_opts_check(&link, why, sizeof(why)) < 0) {
+        fprintf(stderr, "sonde serve: %s\n", why);
+        sn_link_opts_fini(&link);
+        return SN_EXIT_USAGE;
+    }
+    if (link.urls) {
+        so.nats = &link;
+        so.node_id = node_id;
+        so.zone = zone;
+        agent = false; /* in a fleet, `sonde agent --nats` instruments every host */
     }
     if (!listen_ok(listen, why, sizeof(why))) {
         fprintf(stderr, "sonde serve: --listen %s: %s\n", listen, why);
@@ -432,9 +476,15 @@ int sn_cmd_serve(int argc, char **argv)
         fprintf(stderr, "sonde serve: out of memory\n");
         return SN_EXIT_FAILURE;
     }
+    if (rc == -ENOTCONN) {
+        fprintf(stderr, "sonde serve: cannot join the fleet (see the log above)\n");
+        sn_link_opts_fini(&link);
+        return SN_EXIT_FAILURE;
+    }
     if (rc < 0) {
         fprintf(stderr, "sonde serve: %s/instrumentations.json is unreadable; move it aside\n",
                 datadir);
+        sn_link_opts_fini(&link);
         return SN_EXIT_FAILURE;
     }
     {
@@ -454,7 +504,9 @@ int sn_cmd_serve(int argc, char **argv)
                "the final save failed (see above): persisted data or definitions are lost; "
                "exiting with status %d",
                SN_EXIT_FAILURE);
+        sn_link_opts_fini(&link);
         return SN_EXIT_FAILURE;
     }
+    sn_link_opts_fini(&link);
     return SN_EXIT_OK;
 }

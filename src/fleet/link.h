@@ -37,7 +37,16 @@ struct sn_link_opts {
     int64_t dedup_s;       /* its duplicate window (default 180 s: the agent's buffer + 60 s) */
 };
 
-/* The usage lines of the options above, for each command's --help. */
+/* The options above as getopt_long entries, each with has_arg and val v: a command adds
+ * SN_LINK_LONGOPTS(O_LINK) to its table and hands longopts[index].name and optarg to
+ * sn_link_opt(). */
+#define SN_LINK_LONGOPTS(v)                                                                        \
+    {"nats", 1, NULL, (v)}, {"nats-user", 1, NULL, (v)}, {"nats-password", 1, NULL, (v)},         \
+        {"nats-token", 1, NULL, (v)}, {"nats-creds", 1, NULL, (v)}, {"nats-nkey", 1, NULL, (v)},  \
+        {"nats-tls-ca", 1, NULL, (v)}, {"nats-tls-cert", 1, NULL, (v)},                           \
+        {"nats-tls-key", 1, NULL, (v)}, {"nats-replicas", 1, NULL, (v)}
+
+/* The usage lines of the options above but --nats, for each command's --help. */
 extern const char sn_link_usage[];
 
 /* If name is one of the options above (without its value), stores value (copied) and returns

@@ -22,7 +22,7 @@
 #include "serve/instn_def.h"
 #include "serve/server.h"
 
-static json_t *instn_def(const struct sn_instn *in)
+json_t *sn_instn_def_json(const struct sn_instn *in)
 {
     return json_pack("{s:s,s:I,s:s,s:s,s:O,s:O,s:I,s:I,s:I,s:b,s:I}", "scope", in->scope, "id",
                      (json_int_t)in->id, "module", in->metric->module, "stat", in->metric->stat,
@@ -39,7 +39,7 @@ int sn_server_save_defs(struct sn_server *s)
     int rc;
 
     for (size_t i = 0; i < s->n; i++)
-        json_array_append_new(arr, instn_def(s->insts[i]));
+        json_array_append_new(arr, sn_instn_def_json(s->insts[i]));
     root =
         json_pack("{s:i,s:O,s:o}", "version", 1, "next_id", s->next_ids, "instrumentations", arr);
     text = root ? json_dumps(root, JSON_INDENT(1)) : NULL;
@@ -269,7 +269,8 @@ int sn_server_load_defs(struct sn_server *s)
             nrefused++;
             continue;
         }
-        sn_server_load_data(s, in, migrate);
+        if (!s->fleet_mode) /* a fleet node's memory is rebuilt from the stream */
+            sn_server_load_data(s, in, migrate);
         if (sn_agg_add(s->agg, in->key, in->ds) < 0) {
             sn_log(SN_LOG_ERROR, "serve", "%s: instrumentation %s: out of memory", path, in->key);
             s->n--;
@@ -320,6 +321,67 @@ int sn_server_load_defs(struct sn_server *s)
         return rc;
     sn_log(SN_LOG_INFO, "serve", "%zu instrumentation(s) restored from %s", s->n, path);
     return 0;
+}
+
+int sn_server_adopt(struct sn_server *s, const json_t *def, char *why, size_t whylen)
+{
+    const json_t *scope = json_object_get(def, "scope"), *id = json_object_get(def, "id");
+    int rc = 0;
+
+    if (!json_is_integer(id) || (scope && !json_is_string(scope))) {
+        snprintf(why, whylen, "no \"scope\" and \"id\"");
+        return -EINVAL;
+    }
+    pthread_rwlock_wrlock(&s->lock);
+    struct sn_instn *had =
+        sn_server_find(s, scope ? json_string_value(scope) : "", (uint64_t)json_integer_value(id));
+    if (had) { /* known: what may change (a PUT on another node) */
+        struct sn_instn next = *had;
+        if (!sn_instn_set_props(def, &next, false, why, whylen)) {
+            rc = -EINVAL;
+        } else if (next.retention != had->retention || next.idle_max != had->idle_max ||
+                   next.persist != had->persist) {
+            if (next.retention != had->retention &&
+                sn_agg_set_retention(s->agg, had->key, next.retention, sn_now()) < 0) {
+                snprintf(why, whylen, "cannot change the retention: out of memory");
+                rc = -ENOMEM;
+            } else {
+                had->retention = next.retention;
+                had->idle_max = next.idle_max;
+                had->persist = next.persist;
+                sn_server_store_inst(s, had);
+                sn_server_save_defs(s); /* the local copy; a failure: the tick saves again */
+            }
+        }
+        pthread_rwlock_unlock(&s->lock);
+        return rc;
+    }
+    struct sn_instn *in = instn_of_def(s, def, why, whylen);
+    if (!in) {
+        pthread_rwlock_unlock(&s->lock);
+        return -EINVAL;
+    }
+    in->ds = sn_server_new_dataset(s, in);
+    if (!in->ds || sn_server_append(s, in) < 0) {
+        sn_instn_free(in);
+        pthread_rwlock_unlock(&s->lock);
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    if (sn_server_store_inst(s, in) < 0 || sn_agg_add(s->agg, in->key, in->ds) < 0) {
+        s->n--;
+        sn_store_inst_drop(s->store, in->key);
+        sn_instn_free(in);
+        pthread_rwlock_unlock(&s->lock);
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    json_int_t next = json_integer_value(json_object_get(s->next_ids, in->scope));
+    if (next <= (json_int_t)in->id)
+        json_object_set_new(s->next_ids, in->scope, json_integer((json_int_t)in->id + 1));
+    sn_server_save_defs(s); /* the local copy of the fleet's definitions */
+    pthread_rwlock_unlock(&s->lock);
+    return 1;
 }
 
 int sn_server_save_final(struct sn_server *s)

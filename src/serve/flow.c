@@ -9,6 +9,7 @@
 #include "agg/agg.h"
 #include "bus/bus.h"
 #include "core/log.h"
+#include "serve/fleet.h"
 #include "serve/flow.h"
 #include "serve/server.h"
 
@@ -140,9 +141,12 @@ int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, si
 {
     struct sn_bus_ack acks[16];
     size_t n = 0;
-    json_t *def = sn_instn_agent_def(s, in);
+    json_t *def;
     int rc;
 
+    if (s->fleet) /* the agents watch the fleet's definitions; each says what it runs */
+        return sn_fleet_put_def(s->fleet, in, why, whylen) < 0 ? -EIO : 0;
+    def = sn_instn_agent_def(s, in);
     if (!def) {
         snprintf(why, whylen, "out of memory");
         return -ENOMEM;
@@ -165,5 +169,28 @@ int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, si
 void sn_flow_disable(struct sn_server *s, const char *key)
 {
     size_t n;
+    if (s->fleet) {
+        sn_fleet_delete_def(s->fleet, key);
+        return;
+    }
     control(s, SN_BUS_DISABLE, key, NULL, NULL, 0, &n);
+}
+
+int sn_flow_report_status(struct sn_server *s, const char *host, const char *key, int rc,
+                          const char *why)
+{
+    return sn_bus_report_status(s->bus, host, key, rc, why);
+}
+
+void sn_flow_clear_status(struct sn_server *s, const char *host, const char *key)
+{
+    sn_bus_clear_status(s->bus, host, key);
+}
+
+void sn_flow_resync_status(struct sn_server *s, const char *key)
+{
+    struct sn_bus_status st[64];
+    size_t n = sn_bus_status(s->bus, key, st, 64);
+    for (size_t i = 0; i < n && i < 64; i++)
+        on_status(s, &st[i]);
 }

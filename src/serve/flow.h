@@ -56,4 +56,13 @@ int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, si
 /* Asks every source host to stop running key, and waits for them. */
 void sn_flow_disable(struct sn_server *s, const char *key);
 
+/* What a source says it runs, into the bus's statuses (serve/fleet.c: agents' heartbeats):
+ * sn_bus_report_status() and sn_bus_clear_status() on the server's bus. */
+int sn_flow_report_status(struct sn_server *s, const char *host, const char *key, int rc,
+                          const char *why);
+void sn_flow_clear_status(struct sn_server *s, const char *host, const char *key);
+/* Tells the aggregator again every status of key the bus holds (after its dataset was
+ * replaced: sn_server_reset_data()). */
+void sn_flow_resync_status(struct sn_server *s, const char *key);
+
 #endif

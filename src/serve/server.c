@@ -193,8 +193,12 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
 {
     json_t *had;
     json_int_t next;
+    uint64_t claimed = 0;
     int rc;
 
+    /* in a fleet, the id is the fleet's: claimed in its bucket, never given twice */
+    if (s->fleet && (rc = sn_fleet_claim_id(s->fleet, in->scope, &claimed, why, whylen)) < 0)
+        return rc == -EOVERFLOW ? rc : -EIO;
     in->ds = sn_server_new_dataset(s, in);
     if (!in->ds) {
         snprintf(why, whylen, "out of memory");
@@ -207,7 +211,7 @@ int sn_server_add(struct sn_server *s, struct sn_instn *in, char *why, size_t wh
     }
     had = json_incref(json_object_get(s->next_ids, in->scope)); /* to undo */
     next = json_integer_value(had);
-    in->id = next > 0 ? (uint64_t)next : 1;
+    in->id = claimed ? claimed : next > 0 ? (uint64_t)next : 1;
     if (in->id > (uint64_t)SN_INSTN_ID_MAX) {
         pthread_rwlock_unlock(&s->lock);
         json_decref(had);
@@ -354,7 +358,31 @@ out:
 int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *why, size_t whylen)
 {
     int save_rc;
-    struct sn_instn *in = unlink_instn(s, scope, id, false, &save_rc);
+    struct sn_instn *in;
+
+    if (s->fleet) { /* the fleet's record first: a delete it does not hold would come back */
+        char key[SN_SCOPE_MAX + 24];
+        int rc;
+        if (scope[0])
+            snprintf(key, sizeof(key), "%s/%" PRIu64, scope, id);
+        else
+            snprintf(key, sizeof(key), "%" PRIu64, id);
+        pthread_rwlock_rdlock(&s->lock);
+        bool there = sn_server_find(s, scope, id) != NULL;
+        pthread_rwlock_unlock(&s->lock);
+        if (!there) {
+            snprintf(why, whylen, "no such instrumentation");
+            return -ENOENT;
+        }
+        if ((rc = sn_fleet_delete_def(s->fleet, key)) < 0) {
+            snprintf(why, whylen,
+                     "cannot delete the instrumentation: the fleet's configuration (NATS) "
+                     "cannot be written: %s",
+                     strerror(-rc));
+            return -EIO;
+        }
+    }
+    in = unlink_instn(s, scope, id, false, &save_rc);
 
     if (!in && save_rc < 0)
         return unsaved(save_rc, "cannot delete the instrumentation", why, whylen);
@@ -362,11 +390,52 @@ int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *
         snprintf(why, whylen, "no such instrumentation");
         return -ENOENT;
     }
-    sn_flow_disable(s, in->key);
+    if (!s->fleet) /* in a fleet, deleting its definition was the agents' word */
+        sn_flow_disable(s, in->key);
     /* readers have copies, and queries and frames at work hold references to its data in
      * the aggregator (freed with the last of them): nobody can reach it any more */
     sn_instn_free(in);
     return 0;
+}
+
+int sn_server_forget(struct sn_server *s, const char *key)
+{
+    const char *slash = strchr(key, '/');
+    char scope[SN_SCOPE_MAX] = "";
+    int save_rc;
+
+    if (slash && (size_t)(slash - key) < sizeof(scope))
+        snprintf(scope, sizeof(scope), "%.*s", (int)(slash - key), key);
+    struct sn_instn *in = unlink_instn(s, scope, strtoull(slash ? slash + 1 : key, NULL, 10),
+                                       true, &save_rc);
+    if (!in)
+        return -ENOENT;
+    sn_instn_free(in);
+    return 0;
+}
+
+int sn_server_reset_data(struct sn_server *s, const char *key)
+{
+    int rc = -ENOENT;
+
+    pthread_rwlock_wrlock(&s->lock);
+    struct sn_instn *in = sn_server_find_key(s, key);
+    if (in) {
+        struct sn_dataset *ds = sn_server_new_dataset(s, in);
+        rc = -ENOMEM;
+        if (ds) {
+            sn_agg_remove(s->agg, in->key); /* readers at work keep their reference */
+            if ((rc = sn_agg_add(s->agg, in->key, ds)) == 0) {
+                sn_ds_destroy(in->ds);
+                in->ds = ds;
+                sn_flow_resync_status(s, in->key); /* the statuses lived in the old entry */
+            } else {
+                sn_ds_destroy(ds);
+            }
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return rc;
 }
 
 void sn_server_start_local_all(struct sn_server *s)

@@ -56,6 +56,8 @@ struct sn_instn {
 };
 
 struct sn_collector;
+struct sn_fleet;
+struct sn_link_opts;
 struct sn_bus;
 struct sn_bus_sub;
 struct sn_http;
@@ -92,6 +94,8 @@ struct sn_server {
     struct sn_store *store; /* the definitions and every instrumentation's history */
     struct sn_bus *bus;     /* between the sources and the aggregator (serve/flow.h) */
     struct sn_bus_sub *bus_frames, *bus_status; /* the aggregator's subscriptions */
+    struct sn_fleet *fleet; /* NULL: one host; else this node's part in a fleet (serve/fleet.h) */
+    bool fleet_mode;        /* --nats: memory comes from the stream, not the store */
     struct sn_counters c;
     int64_t started;
     uint32_t key_cap; /* --key-cap: keys a dataset's slot keeps before "other"; 0: no cap */
@@ -109,6 +113,8 @@ struct sn_server_opts {
     uint32_t rollup_keys;       /* --rollup-keys: keys a rollup record keeps (0: default) */
     bool agent;                 /* run the local agent */
     bool trace_self;            /* let the local agent count this process's events */
+    const struct sn_link_opts *nats; /* --nats: a node of a fleet (NULL: one host) */
+    const char *node_id, *zone;      /* --node-id, --zone (a fleet's) */
     struct sn_http_opts http;   /* listen, threads, limits (the handler is the API's) */
 };
 
@@ -186,6 +192,19 @@ bool sn_server_local(struct sn_server *s, const char *key);
  * Returns 0 or -errno; logs a failure once (and the first success after one), counts it, and
  * keeps defs_unsaved up to date. A caller that cannot undo its change leaves it to the tick. */
 int sn_server_save_defs(struct sn_server *s);
+/*
+ * A fleet's definitions (serve/fleet.c), applied on every node as the bucket changes:
+ * adopt takes a definition as sn_instn_def_json() writes it: a new instrumentation (returns
+ * 1), or the changeable properties of a known one (0); -EINVAL / -ENOMEM with why. Forget
+ * removes key with its data, telling no source (the bucket told them). Reset replaces key's
+ * memory with an empty dataset (an owner about to rebuild it from the stream, or a node that
+ * no longer owns it). Each takes the lock itself; 0 or -ENOENT, -ENOMEM.
+ */
+int sn_server_adopt(struct sn_server *s, const json_t *def, char *why, size_t whylen);
+int sn_server_forget(struct sn_server *s, const char *key);
+int sn_server_reset_data(struct sn_server *s, const char *key);
+/* in's definition as the store and the fleet keep it (docs/formats.md). */
+json_t *sn_instn_def_json(const struct sn_instn *in);
 /* Frees an instrumentation that is not (or no longer) in the server. */
 void sn_instn_free(struct sn_instn *in);
 /* The host-free definition the local agent runs for in (owned; NULL when out of memory): its

@@ -1,0 +1,914 @@
+/*
+ * `sonde serve --nats`: the server as a node of a fleet; see fleet.h for what it does, and
+ * docs/fleet.md for the names on the bus and the failure behaviour.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/grow.h"
+#include "core/log.h"
+#include "fleet/names.h"
+#include "fleet/rendezvous.h"
+#include "serve/fleet.h"
+#include "serve/flow.h"
+#include "serve/server.h"
+#include "wire/frame.h"
+
+#ifndef SN_VERSION
+#define SN_VERSION "dev"
+#endif
+
+/* A node or an agent heard on the members bucket. */
+struct member {
+    char kind; /* 'n' node, 'a' agent */
+    char name[SN_FLEET_HOST_MAX + 1];
+    int64_t seen_ms; /* monotonic ms of its last heartbeat here */
+    json_t *v;       /* its last heartbeat */
+};
+
+/* An instrumentation this node consumes (kept until close once made: cnats may still be in
+ * its callback after an unsubscribe, so the struct outlives every subscription of it). */
+struct owned {
+    struct sn_fleet *f;
+    char key[SN_SCOPE_MAX + 24];
+    natsSubscription *sub; /* NULL while not owned */
+    _Atomic uint64_t last_seq; /* the stream sequence of the last frame taken */
+    _Atomic bool active;
+};
+
+struct sn_fleet {
+    struct sn_server *s;
+    struct sn_link *link;
+    kvStore *defs, *members;
+    char id[SN_FLEET_HOST_MAX + 1], zone[64], api[128];
+    int64_t started_ms;
+
+    pthread_mutex_t mu; /* members, owned */
+    pthread_cond_t cv;  /* the heartbeat's wake-up: stop, a change of members or definitions */
+    struct member *m;
+    size_t nm, capm;
+    struct owned **own;
+    size_t nown, capown;
+    bool dirty;     /* ownership to recompute */
+    bool resubscribe; /* the link came back: consumers restart where they were */
+
+    kvWatcher *wdefs, *wmembers;
+    pthread_t tdefs, tmembers, tbeat;
+    bool tdefs_on, tmembers_on, tbeat_on;
+    _Atomic bool stop;
+
+    _Atomic uint64_t frames, frames_late, frames_bad, frames_foreign, replays, defs_applied,
+        link_down;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wake(struct sn_fleet *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->dirty = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- Definitions ------------------------------------------------------------------------- */
+
+int sn_fleet_claim_id(struct sn_fleet *f, const char *scope, uint64_t *id, char *why,
+                      size_t whylen)
+{
+    char key[SN_FLEET_SUBJECT_MAX], num[32];
+    natsStatus st = NATS_OK;
+
+    if (sn_fleet_next_key(scope, key, sizeof(key)) < 0) {
+        snprintf(why, whylen, "scope \"%.64s\" has no name on the bus", scope);
+        return -EINVAL;
+    }
+    for (int attempt = 0; attempt < 50; attempt++) {
+        kvEntry *e = NULL;
+        uint64_t rev;
+        st = kvStore_Get(&e, f->defs, key);
+        if (st == NATS_NOT_FOUND) {
+            snprintf(num, sizeof(num), "2");
+            st = kvStore_CreateString(&rev, f->defs, key, num);
+            if (st == NATS_OK) {
+                *id = 1;
+                return 0;
+            }
+        } else if (st == NATS_OK) {
+            const char *v = kvEntry_ValueString(e);
+            unsigned long long n = v ? strtoull(v, NULL, 10) : 0;
+            uint64_t last = kvEntry_Revision(e);
+            kvEntry_Destroy(e);
+            if (n < 1)
+                n = 1;
+            if (n > (unsigned long long)SN_INSTN_ID_MAX) {
+                snprintf(why, whylen,
+                         "no instrumentation ids left in this scope (the largest is %lld)",
+                         SN_INSTN_ID_MAX);
+                return -EOVERFLOW;
+            }
+            snprintf(num, sizeof(num), "%llu", n + 1);
+            st = kvStore_UpdateString(&rev, f->defs, key, num, last);
+            if (st == NATS_OK) {
+                *id = n;
+                return 0;
+            }
+        }
+        if (st != NATS_OK && st != NATS_NOT_FOUND && st != NATS_ERR)
+            break; /* NATS_ERR: the compare-and-set lost to another node: again */
+    }
+    snprintf(why, whylen, "the fleet's configuration (NATS) cannot give an id: %s",
+             natsStatus_GetText(st));
+    return sn_link_err(st) ? sn_link_err(st) : -EIO;
+}
+
+int sn_fleet_put_def(struct sn_fleet *f, const struct sn_instn *in, char *why, size_t whylen)
+{
+    char key[SN_FLEET_SUBJECT_MAX];
+    json_t *def = sn_instn_def_json(in), *agent = sn_instn_agent_def(f->s, in);
+    json_t *v = def && agent ? json_pack("{s:i,s:s,s:O,s:O}", "v", 1, "key", in->key, "def", def,
+                                         "agent", agent)
+                             : NULL;
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    int rc = 0;
+
+    json_decref(def);
+    json_decref(agent);
+    json_decref(v);
+    if (!text) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    if (sn_fleet_def_key(in->key, key, sizeof(key)) < 0) {
+        snprintf(why, whylen, "instrumentation %s has no name on the bus", in->key);
+        rc = -EINVAL;
+    } else {
+        uint64_t rev;
+        natsStatus st = kvStore_PutString(&rev, f->defs, key, text);
+        if (st != NATS_OK) {
+            snprintf(why, whylen, "the fleet's configuration (NATS) cannot be written: %s",
+                     natsStatus_GetText(st));
+            rc = sn_link_err(st) ? sn_link_err(st) : -EIO;
+        }
+    }
+    free(text);
+    return rc;
+}
+
+int sn_fleet_delete_def(struct sn_fleet *f, const char *key)
+{
+    char k[SN_FLEET_SUBJECT_MAX];
+    if (sn_fleet_def_key(key, k, sizeof(k)) < 0)
+        return -EINVAL;
+    natsStatus st = kvStore_Delete(f->defs, k);
+    return st == NATS_OK ? 0 : sn_link_err(st) ? sn_link_err(st) : -EIO;
+}
+
+/* One entry of the definitions bucket, as the watcher sees it. */
+static void on_def(struct sn_fleet *f, kvEntry *e)
+{
+    char inst[SN_SCOPE_MAX + 24], why[512];
+    const char *k = kvEntry_Key(e);
+
+    if (sn_fleet_parse_def_key(k, inst, sizeof(inst)) < 0)
+        return; /* next.<scope>, or junk */
+    if (kvEntry_Operation(e) != kvOp_Put) {
+        if (sn_server_forget(f->s, inst) == 0)
+            sn_log(SN_LOG_INFO, "fleet", "instrumentation %s deleted", inst);
+        wake(f);
+        return;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), 0, &jerr);
+    const json_t *def = json_object_get(v, "def");
+    const char *vk = json_string_value(json_object_get(v, "key"));
+    if (!json_is_object(def) || !vk || strcmp(vk, inst) != 0) {
+        atomic_fetch_add(&f->frames_bad, 1);
+        sn_log(SN_LOG_WARN, "fleet", "%s: not a definition of %s: ignored", k, inst);
+    } else {
+        int rc = sn_server_adopt(f->s, def, why, sizeof(why));
+        if (rc < 0)
+            sn_log(SN_LOG_WARN, "fleet", "%s: refused: %s", k, why);
+        else
+            atomic_fetch_add(&f->defs_applied, 1);
+    }
+    json_decref(v);
+    wake(f);
+}
+
+static void *watch_defs(void *arg)
+{
+    struct sn_fleet *f = arg;
+
+    while (!atomic_load(&f->stop)) {
+        kvEntry *e = NULL;
+        natsStatus st = kvWatcher_Next(&e, f->wdefs, 500);
+        if (st == NATS_OK && e) {
+            on_def(f, e);
+            kvEntry_Destroy(e);
+        } else if (st != NATS_OK && st != NATS_TIMEOUT) {
+            break; /* stopped */
+        }
+    }
+    return NULL;
+}
+
+/* The bucket's definitions into the server: every one, and none of the server's that the
+ * bucket lacks (deleted while this node was away). An empty bucket takes the server's own
+ * (a single host's data directory becoming the fleet's first node). */
+static int load_defs(struct sn_fleet *f, char *why, size_t whylen)
+{
+    kvKeysList keys = {0};
+    natsStatus st = kvStore_Keys(&keys, f->defs, NULL);
+    size_t n = 0;
+    struct sn_instn **mine;
+
+    if (st != NATS_OK && st != NATS_NOT_FOUND) {
+        snprintf(why, whylen, "cannot read the fleet's definitions: %s", natsStatus_GetText(st));
+        return -EIO;
+    }
+    mine = sn_server_list(f->s, NULL, &n);
+    if (st == NATS_NOT_FOUND || keys.Count == 0) {
+        for (size_t i = 0; mine && i < n; i++) {
+            char w[512];
+            if (sn_fleet_put_def(f, mine[i], w, sizeof(w)) < 0)
+                sn_log(SN_LOG_WARN, "fleet", "instrumentation %s not uploaded: %s", mine[i]->key,
+                       w);
+        }
+        /* the next ids: past every one in use */
+        for (size_t i = 0; mine && i < n; i++) {
+            char k[SN_FLEET_SUBJECT_MAX], num[32];
+            uint64_t rev;
+            if (sn_fleet_next_key(mine[i]->scope, k, sizeof(k)) == 0) {
+                uint64_t next = 0;
+                for (size_t j = 0; j < n; j++)
+                    if (strcmp(mine[j]->scope, mine[i]->scope) == 0 && mine[j]->id >= next)
+                        next = mine[j]->id + 1;
+                snprintf(num, sizeof(num), "%" PRIu64, next);
+                kvStore_PutString(&rev, f->defs, k, num);
+            }
+        }
+        if (n)
+            sn_log(SN_LOG_INFO, "fleet", "the fleet had no definitions: %zu uploaded", n);
+    } else {
+        for (size_t i = 0; mine && i < n; i++) {
+            char k[SN_FLEET_SUBJECT_MAX];
+            kvEntry *e = NULL;
+            if (sn_fleet_def_key(mine[i]->key, k, sizeof(k)) < 0 ||
+                kvStore_Get(&e, f->defs, k) == NATS_NOT_FOUND) {
+                sn_log(SN_LOG_INFO, "fleet", "instrumentation %s is no longer in the fleet",
+                       mine[i]->key);
+                sn_server_forget(f->s, mine[i]->key);
+            }
+            kvEntry_Destroy(e);
+        }
+    }
+    for (size_t i = 0; mine && i < n; i++)
+        sn_instn_free(mine[i]);
+    free(mine);
+    kvKeysList_Destroy(&keys);
+    return 0;
+}
+
+/* ---- Members ------------------------------------------------------------------------------ */
+
+static struct member *member_find(struct sn_fleet *f, char kind, const char *name)
+{
+    for (size_t i = 0; i < f->nm; i++)
+        if (f->m[i].kind == kind && strcmp(f->m[i].name, name) == 0)
+            return &f->m[i];
+    return NULL;
+}
+
+/* An agent's "running" into the bus's statuses: what it runs now, and none of what it
+ * stopped (prev: its heartbeat before, or NULL). Called without f->mu. */
+static void mirror_agent(struct sn_fleet *f, const char *host, const json_t *prev,
+                         const json_t *now)
+{
+    const json_t *run = json_object_get(now, "running"), *was = json_object_get(prev, "running");
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)run, key, v)
+    {
+        json_int_t rc = json_integer_value(json_object_get(v, "rc"));
+        const char *why = json_string_value(json_object_get(v, "why"));
+        const json_t *old = json_object_get(was, key);
+        if (old && json_equal(old, v))
+            continue;
+        if (rc > 0 || rc < -4095)
+            rc = -EPROTO;
+        sn_flow_report_status(f->s, host, key, (int)rc, why);
+    }
+    json_object_foreach((json_t *)was, key, v)
+    {
+        if (!json_object_get(run, key))
+            sn_flow_clear_status(f->s, host, key);
+    }
+}
+
+static void on_member(struct sn_fleet *f, kvEntry *e)
+{
+    char kind, name[SN_FLEET_HOST_MAX + 1];
+    json_t *v = NULL, *prev = NULL;
+    bool gone = kvEntry_Operation(e) != kvOp_Put;
+
+    if (sn_fleet_parse_member_key(kvEntry_Key(e), &kind, name, sizeof(name)) < 0)
+        return;
+    if (!gone) {
+        v = json_loadb(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), 0, NULL);
+        if (!json_is_object(v)) {
+            json_decref(v);
+            atomic_fetch_add(&f->frames_bad, 1);
+            return;
+        }
+    }
+    pthread_mutex_lock(&f->mu);
+    struct member *m = member_find(f, kind, name);
+    if (gone) {
+        if (m) {
+            prev = m->v;
+            *m = f->m[--f->nm];
+        }
+    } else {
+        if (!m) {
+            struct member *p = sn_grow(f->m, &f->capm, f->nm + 1, sizeof(*p));
+            if (p) {
+                f->m = p;
+                m = &f->m[f->nm++];
+                memset(m, 0, sizeof(*m));
+                m->kind = kind;
+                snprintf(m->name, sizeof(m->name), "%s", name);
+            }
+        }
+        if (m) {
+            prev = m->v;
+            m->v = json_incref(v);
+            m->seen_ms = mono_ms();
+        }
+    }
+    if (kind == 'n')
+        f->dirty = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (kind == 'a')
+        mirror_agent(f, name, prev, v);
+    json_decref(prev);
+    json_decref(v);
+}
+
+static void *watch_members(void *arg)
+{
+    struct sn_fleet *f = arg;
+
+    while (!atomic_load(&f->stop)) {
+        kvEntry *e = NULL;
+        natsStatus st = kvWatcher_Next(&e, f->wmembers, 500);
+        if (st == NATS_OK && e) {
+            on_member(f, e);
+            kvEntry_Destroy(e);
+        } else if (st != NATS_OK && st != NATS_TIMEOUT) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Forgets members silent too long (nodes: their share moves; agents: they run nothing). */
+static void expire_members(struct sn_fleet *f, int64_t now)
+{
+    for (;;) {
+        char name[SN_FLEET_HOST_MAX + 1];
+        json_t *prev = NULL;
+        char kind = 0;
+        pthread_mutex_lock(&f->mu);
+        for (size_t i = 0; i < f->nm; i++) {
+            struct member *m = &f->m[i];
+            int64_t dead = m->kind == 'n' ? SN_FLEET_NODE_DEAD_MS : SN_FLEET_AGENT_DEAD_MS;
+            if (now - m->seen_ms <= dead ||
+                (m->kind == 'n' && strcmp(m->name, f->id) == 0))
+                continue;
+            kind = m->kind;
+            snprintf(name, sizeof(name), "%s", m->name);
+            prev = m->v;
+            *m = f->m[--f->nm];
+            f->dirty = true;
+            break;
+        }
+        pthread_mutex_unlock(&f->mu);
+        if (!kind)
+            return;
+        sn_log(SN_LOG_INFO, "fleet", "%s %s: silent for %d s, gone", kind == 'n' ? "node" : "agent",
+               name, (kind == 'n' ? SN_FLEET_NODE_DEAD_MS : SN_FLEET_AGENT_DEAD_MS) / 1000);
+        if (kind == 'a')
+            mirror_agent(f, name, prev, NULL);
+        json_decref(prev);
+    }
+}
+
+/* ---- Owning: consumers of frames ---------------------------------------------------------- */
+
+static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct owned *o = closure;
+    struct sn_fleet *f = o->f;
+    jsMsgMetaData *meta = NULL;
+    char inst[SN_SCOPE_MAX + 24], host[SN_FLEET_HOST_MAX + 1];
+    struct sn_wire_frame fr;
+    (void)nc;
+    (void)sub;
+
+    if (!atomic_load(&o->active)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        uint64_t seq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+        if (seq <= atomic_load(&o->last_seq)) { /* seen: a consumer restarted behind it */
+            natsMsg_Destroy(msg);
+            return;
+        }
+        atomic_store(&o->last_seq, seq);
+    }
+    if (sn_fleet_parse_frame_subject(natsMsg_GetSubject(msg), inst, sizeof(inst), host,
+                                     sizeof(host)) < 0 ||
+        strcmp(inst, o->key) != 0) {
+        atomic_fetch_add(&f->frames_foreign, 1);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (sn_wire_frame_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &fr) < 0) {
+        atomic_fetch_add(&f->frames_bad, 1);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (!fr.id || !fr.host || strcmp(fr.id, inst) != 0 || strcmp(fr.host, host) != 0) {
+        atomic_fetch_add(&f->frames_foreign, 1); /* a forged or misrouted frame */
+    } else {
+        int64_t now = sn_now();
+        int rc = sn_flow_frame(f->s, &fr, now, false, NULL);
+        if (rc == SN_DS_LATE) {
+            rc = sn_flow_store(f->s, &fr, now);
+            atomic_fetch_add(&f->frames_late, 1);
+        }
+        if (rc == SN_DS_MISMATCH || rc == -EINVAL)
+            atomic_fetch_add(&f->frames_bad, 1);
+        else
+            atomic_fetch_add(&f->frames, 1);
+    }
+    sn_wire_frame_fini(&fr);
+    natsMsg_Destroy(msg);
+}
+
+/* Starts consuming key's frames: from seq + 1 when seq, else from the start of its retention
+ * (memory rebuilt from the stream). f->mu not held. */
+static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t retention)
+{
+    char filter[SN_FLEET_SUBJECT_MAX];
+    jsSubOptions so;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+
+    if (sn_fleet_frame_filter(o->key, filter, sizeof(filter)) < 0)
+        return -EINVAL;
+    jsSubOptions_Init(&so);
+    so.Stream = SN_FLEET_FRAMES_STREAM;
+    so.Ordered = true;
+    if (seq) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = seq + 1;
+    } else {
+        /* a second inside the retention: frames older than memory would go to the store,
+         * which already holds them */
+        so.Config.DeliverPolicy = js_DeliverByStartTime;
+        so.Config.OptStartTime = (unix_ms() - ((int64_t)retention - 2) * 1000) * 1000000;
+    }
+    natsStatus st = js_Subscribe(&sub, sn_link_js(f->link), filter, on_frame_msg, o, NULL, &so,
+                                 &jerr);
+    if (st != NATS_OK) {
+        sn_log(SN_LOG_WARN, "fleet", "instrumentation %s: cannot consume its frames: %s (%d)",
+               o->key, natsStatus_GetText(st), (int)jerr);
+        return sn_link_err(st) ? sn_link_err(st) : -EIO;
+    }
+    natsSubscription_SetPendingLimits(sub, -1, 256 * 1024 * 1024);
+    o->sub = sub;
+    return 0;
+}
+
+static void unsubscribe(struct owned *o)
+{
+    if (!o->sub)
+        return;
+    natsSubscription_Unsubscribe(o->sub);
+    natsSubscription_Destroy(o->sub);
+    o->sub = NULL;
+}
+
+static struct owned *owned_get(struct sn_fleet *f, const char *key, bool make)
+{
+    for (size_t i = 0; i < f->nown; i++)
+        if (strcmp(f->own[i]->key, key) == 0)
+            return f->own[i];
+    if (!make)
+        return NULL;
+    struct owned **p = sn_grow(f->own, &f->capown, f->nown + 1, sizeof(*p));
+    struct owned *o = calloc(1, sizeof(*o));
+    if (!p || !o) {
+        free(o);
+        if (p)
+            f->own = p;
+        return NULL;
+    }
+    f->own = p;
+    o->f = f;
+    snprintf(o->key, sizeof(o->key), "%s", key);
+    f->own[f->nown++] = o;
+    return o;
+}
+
+/* The live nodes (this one included) as rendezvous input; ids point into f->m or f. */
+static size_t live_nodes(struct sn_fleet *f, struct sn_hrw_node *out, size_t max)
+{
+    size_t n = 0;
+    bool self = false;
+    for (size_t i = 0; i < f->nm && n < max; i++) {
+        if (f->m[i].kind != 'n')
+            continue;
+        out[n].id = f->m[i].name;
+        out[n].zone = json_string_value(json_object_get(f->m[i].v, "zone"));
+        self |= strcmp(f->m[i].name, f->id) == 0;
+        n++;
+    }
+    if (!self && n < max)
+        out[n++] = (struct sn_hrw_node){.id = f->id, .zone = f->zone};
+    return n;
+}
+
+static bool owns_locked(struct sn_fleet *f, const char *key)
+{
+    struct sn_hrw_node nodes[256];
+    size_t idx[SN_FLEET_OWNERS];
+    size_t n = live_nodes(f, nodes, 256);
+    size_t k = sn_hrw_owners(key, nodes, n, SN_FLEET_OWNERS, idx);
+    for (size_t i = 0; i < k; i++)
+        if (strcmp(nodes[idx[i]].id, f->id) == 0)
+            return true;
+    return false;
+}
+
+bool sn_fleet_owns(struct sn_fleet *f, const char *key)
+{
+    pthread_mutex_lock(&f->mu);
+    struct owned *o = owned_get(f, key, false);
+    bool yes = o && atomic_load(&o->active);
+    pthread_mutex_unlock(&f->mu);
+    return yes;
+}
+
+int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len)
+{
+    struct sn_hrw_node nodes[256];
+    size_t idx[SN_FLEET_OWNERS];
+    int rc = -ENOENT;
+
+    pthread_mutex_lock(&f->mu);
+    size_t n = live_nodes(f, nodes, 256);
+    size_t k = sn_hrw_owners(key, nodes, n, SN_FLEET_OWNERS, idx);
+    for (size_t i = 0; i < k && rc < 0; i++) {
+        if (strcmp(nodes[idx[i]].id, f->id) == 0)
+            continue;
+        struct member *m = member_find(f, 'n', nodes[idx[i]].id);
+        const char *api = m ? json_string_value(json_object_get(m->v, "api")) : NULL;
+        if (api) {
+            snprintf(out, len, "%s", api);
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* Makes what this node consumes follow ownership: starts consumers for what it owns now
+ * (its memory of each rebuilt from the stream), stops and forgets the rest. */
+static void rebalance(struct sn_fleet *f)
+{
+    size_t n = 0;
+    struct sn_instn **all = sn_server_list(f->s, NULL, &n);
+    bool resub;
+
+    pthread_mutex_lock(&f->mu);
+    resub = f->resubscribe;
+    f->resubscribe = false;
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; all && i < n; i++) {
+        pthread_mutex_lock(&f->mu);
+        bool mine = owns_locked(f, all[i]->key);
+        struct owned *o = owned_get(f, all[i]->key, mine);
+        pthread_mutex_unlock(&f->mu);
+        if (!o)
+            continue;
+        if (mine && !o->sub) {
+            /* a new owner: memory from the stream alone (what it held is stale) */
+            sn_server_reset_data(f->s, o->key);
+            atomic_store(&o->last_seq, 0);
+            atomic_store(&o->active, true);
+            if (subscribe(f, o, 0, all[i]->retention) == 0) {
+                atomic_fetch_add(&f->replays, 1);
+                sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: owned; replaying its %" PRIu32
+                       " s of frames", o->key, all[i]->retention);
+            } else {
+                atomic_store(&o->active, false);
+            }
+        } else if (mine && resub) {
+            unsubscribe(o);
+            if (subscribe(f, o, atomic_load(&o->last_seq), all[i]->retention) < 0)
+                atomic_store(&o->active, false);
+        } else if (!mine && o->sub) {
+            atomic_store(&o->active, false);
+            unsubscribe(o);
+            sn_server_reset_data(f->s, o->key);
+            sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: owned elsewhere now", o->key);
+        }
+    }
+    /* deleted instrumentations */
+    pthread_mutex_lock(&f->mu);
+    for (size_t j = 0; j < f->nown; j++) {
+        struct owned *o = f->own[j];
+        bool there = false;
+        for (size_t i = 0; all && i < n && !there; i++)
+            there = strcmp(all[i]->key, o->key) == 0;
+        if (!there && o->sub) {
+            atomic_store(&o->active, false);
+            natsSubscription *sub = o->sub;
+            o->sub = NULL;
+            pthread_mutex_unlock(&f->mu);
+            natsSubscription_Unsubscribe(sub);
+            natsSubscription_Destroy(sub);
+            pthread_mutex_lock(&f->mu);
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; all && i < n; i++)
+        sn_instn_free(all[i]);
+    free(all);
+}
+
+/* ---- The heartbeat ------------------------------------------------------------------------ */
+
+static void beat(struct sn_fleet *f)
+{
+    char key[SN_FLEET_SUBJECT_MAX];
+    json_t *owned = json_array();
+    uint64_t rev;
+
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nown; i++)
+        if (atomic_load(&f->own[i]->active))
+            json_array_append_new(owned, json_string(f->own[i]->key));
+    pthread_mutex_unlock(&f->mu);
+    json_t *v = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:I,s:I}", "v", 1, "kind", "node", "id",
+                          f->id, "zone", f->zone, "api", f->api, "version", SN_VERSION,
+                          "started_ms", (json_int_t)f->started_ms, "owned", owned, "frames",
+                          (json_int_t)atomic_load(&f->frames), "frames_bad",
+                          (json_int_t)atomic_load(&f->frames_bad));
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (text && sn_fleet_node_key(f->id, key, sizeof(key)) == 0)
+        kvStore_PutString(&rev, f->members, key, text);
+    free(text);
+}
+
+static void *heartbeat(void *arg)
+{
+    struct sn_fleet *f = arg;
+    int64_t next = 0;
+
+    while (!atomic_load(&f->stop)) {
+        int64_t now = mono_ms();
+        if (now >= next) {
+            beat(f);
+            expire_members(f, now);
+            next = now + SN_FLEET_NODE_BEAT_MS;
+        }
+        pthread_mutex_lock(&f->mu);
+        bool dirty = f->dirty || f->resubscribe;
+        f->dirty = false;
+        pthread_mutex_unlock(&f->mu);
+        if (dirty)
+            rebalance(f);
+        pthread_mutex_lock(&f->mu);
+        if (!f->dirty && !f->resubscribe && !atomic_load(&f->stop)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+        }
+        pthread_mutex_unlock(&f->mu);
+    }
+    return NULL;
+}
+
+/* ---- Life ----------------------------------------------------------------------------------- */
+
+static void link_down(void *arg)
+{
+    struct sn_fleet *f = arg;
+    atomic_fetch_add(&f->link_down, 1);
+    sn_log(SN_LOG_WARN, "fleet", "NATS connection lost: reconnecting");
+}
+
+static void link_up(void *arg)
+{
+    struct sn_fleet *f = arg;
+    sn_log(SN_LOG_INFO, "fleet", "NATS connection back");
+    pthread_mutex_lock(&f->mu);
+    f->resubscribe = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_fleet **out,
+                  char *why, size_t whylen)
+{
+    struct sn_fleet *f = calloc(1, sizeof(*f));
+    int rc;
+
+    *out = NULL;
+    if (!f) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    f->s = s;
+    f->started_ms = unix_ms();
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    snprintf(f->zone, sizeof(f->zone), "%s", o->zone ? o->zone : "");
+    snprintf(f->api, sizeof(f->api), "http://127.0.0.1:%d", sn_server_port(s));
+    if (o->id && o->id[0])
+        snprintf(f->id, sizeof(f->id), "%s", o->id);
+    else
+        snprintf(f->id, sizeof(f->id), "%.200s-%d", s->host, sn_server_port(s));
+    if (!sn_fleet_host_valid(f->id)) {
+        snprintf(why, whylen, "node id \"%.64s\": letters, digits, '.', '-' and '_' only",
+                 f->id);
+        rc = -EINVAL;
+        goto fail;
+    }
+    struct sn_link_events ev = {.down = link_down, .up = link_up, .arg = f};
+    if ((rc = sn_link_open(o->link, &ev, 10000, &f->link, why, whylen)) < 0 ||
+        (rc = sn_link_ensure(f->link, 15000, why, whylen)) < 0)
+        goto fail;
+    f->defs = sn_link_kv(f->link, SN_FLEET_KV_DEFS);
+    f->members = sn_link_kv(f->link, SN_FLEET_KV_MEMBERS);
+    if (!f->defs || !f->members) {
+        snprintf(why, whylen, "the fleet's buckets are missing");
+        rc = -EIO;
+        goto fail;
+    }
+    s->fleet = f; /* creates from now on claim their ids in the bucket */
+    if ((rc = load_defs(f, why, whylen)) < 0)
+        goto fail;
+    kvWatchOptions wo;
+    kvWatchOptions_Init(&wo);
+    if (kvStore_Watch(&f->wdefs, f->defs, "inst.>", &wo) != NATS_OK ||
+        kvStore_WatchAll(&f->wmembers, f->members, &wo) != NATS_OK) {
+        snprintf(why, whylen, "cannot watch the fleet's buckets");
+        rc = -EIO;
+        goto fail;
+    }
+    beat(f);
+    f->dirty = true;
+    if (pthread_create(&f->tdefs, NULL, watch_defs, f) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    f->tdefs_on = true;
+    if (pthread_create(&f->tmembers, NULL, watch_members, f) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    f->tmembers_on = true;
+    if (pthread_create(&f->tbeat, NULL, heartbeat, f) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    f->tbeat_on = true;
+    sn_log(SN_LOG_INFO, "fleet", "node %s%s%s in the fleet (replicas %d), API %s", f->id,
+           f->zone[0] ? ", zone " : "", f->zone, sn_link_replicas(f->link), f->api);
+    *out = f;
+    return 0;
+fail:
+    if (rc == -EAGAIN)
+        snprintf(why, whylen, "cannot start a thread");
+    sn_fleet_close(f);
+    s->fleet = NULL;
+    return rc;
+}
+
+void sn_fleet_close(struct sn_fleet *f)
+{
+    char key[SN_FLEET_SUBJECT_MAX];
+
+    if (!f)
+        return;
+    atomic_store(&f->stop, true);
+    pthread_mutex_lock(&f->mu);
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (f->wdefs)
+        kvWatcher_Stop(f->wdefs);
+    if (f->wmembers)
+        kvWatcher_Stop(f->wmembers);
+    if (f->tbeat_on)
+        pthread_join(f->tbeat, NULL);
+    if (f->tdefs_on)
+        pthread_join(f->tdefs, NULL);
+    if (f->tmembers_on)
+        pthread_join(f->tmembers, NULL);
+    for (size_t i = 0; i < f->nown; i++) {
+        atomic_store(&f->own[i]->active, false);
+        unsubscribe(f->own[i]);
+    }
+    if (f->members && sn_fleet_node_key(f->id, key, sizeof(key)) == 0)
+        kvStore_Delete(f->members, key); /* goodbye: the others move its share at once */
+    kvWatcher_Destroy(f->wdefs);
+    kvWatcher_Destroy(f->wmembers);
+    sn_link_close(f->link); /* after it, no callback runs */
+    for (size_t i = 0; i < f->nown; i++)
+        free(f->own[i]);
+    free(f->own);
+    for (size_t i = 0; i < f->nm; i++)
+        json_decref(f->m[i].v);
+    free(f->m);
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->frames = atomic_load(&f->frames);
+    out->frames_late = atomic_load(&f->frames_late);
+    out->frames_bad = atomic_load(&f->frames_bad);
+    out->frames_foreign = atomic_load(&f->frames_foreign);
+    out->replays = atomic_load(&f->replays);
+    out->defs_applied = atomic_load(&f->defs_applied);
+    out->link_down = atomic_load(&f->link_down);
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nown; i++)
+        out->owned += atomic_load(&f->own[i]->active);
+    for (size_t i = 0; i < f->nm; i++) {
+        out->nodes += f->m[i].kind == 'n';
+        out->agents += f->m[i].kind == 'a';
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+json_t *sn_fleet_state(struct sn_fleet *f)
+{
+    json_t *owned = json_array(), *nodes = json_array(), *agents = json_array();
+    int64_t now = mono_ms();
+
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nown; i++)
+        if (atomic_load(&f->own[i]->active))
+            json_array_append_new(owned,
+                                  json_pack("{s:s,s:I}", "key", f->own[i]->key, "stream_seq",
+                                            (json_int_t)atomic_load(&f->own[i]->last_seq)));
+    for (size_t i = 0; i < f->nm; i++) {
+        json_t *m = json_deep_copy(f->m[i].v);
+        if (!m)
+            continue;
+        json_object_set_new(m, "seen_ms_ago", json_integer(now - f->m[i].seen_ms));
+        json_array_append_new(f->m[i].kind == 'n' ? nodes : agents, m);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return json_pack("{s:s,s:s,s:b,s:o,s:o,s:o}", "id", f->id, "zone", f->zone, "connected",
+                     sn_link_up(f->link), "owned", owned, "nodes", nodes, "agents", agents);
+}

@@ -1,0 +1,84 @@
+/*
+ * `sonde serve --nats`: the server as one node of a fleet (docs/fleet.md). The node
+ *
+ *   - keeps the definitions in the KV bucket sonde_defs, the fleet's one record of them: a
+ *     create claims its id there (compare-and-set of next.<scope>) and puts the definition
+ *     before the API answers; every node watches the bucket and holds every definition, so
+ *     any node answers any definition request; agents watch the same keys (fleet/names.h);
+ *   - says it is alive (node.<id> in sonde_members, once a second) and watches the other
+ *     nodes and the agents: an agent's heartbeat carries what it runs, which the node mirrors
+ *     into the bus's statuses (serve/flow.c), so that nsources and "running" count hosts;
+ *   - owns the instrumentations that rendezvous hashing over the live nodes gives it
+ *     (fleet/rendezvous.h, SN_FLEET_OWNERS of them, zone-spread): for each, one ordered
+ *     JetStream consumer of sonde.frames.<inst>.> that starts at the beginning of the
+ *     instrumentation's retention, so that a new owner rebuilds its memory from the stream,
+ *     then follows it; each frame goes through the one data path (sn_flow_frame(), and the
+ *     store for frames older than memory). A node that stops owning one drops its memory of
+ *     it, and the API proxies its value requests to an owner (sn_fleet_owner_api()).
+ *
+ * Threads: cnats's (the watchers' and consumers' callbacks, the link's events) and the
+ * node's own heartbeat thread; a mutex guards the node's tables, never held across a call
+ * into the server, the aggregator or NATS.
+ */
+#ifndef SN_SERVE_FLEET_H
+#define SN_SERVE_FLEET_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleet/link.h"
+
+#define SN_FLEET_OWNERS         2    /* nodes owning each instrumentation (fewer when fewer) */
+#define SN_FLEET_NODE_BEAT_MS   1000 /* a node's heartbeat */
+#define SN_FLEET_NODE_DEAD_MS   3000 /* a node silent this long is dead: its share moves */
+#define SN_FLEET_AGENT_DEAD_MS  6000 /* an agent silent this long runs nothing */
+
+struct sn_server;
+struct sn_instn;
+struct sn_fleet; /* opaque */
+
+struct sn_fleet_opts {
+    const struct sn_link_opts *link;
+    const char *id;   /* this node's name (default: the host name and the API's port) */
+    const char *zone; /* "" or NULL: none */
+};
+
+/*
+ * Connects, ensures the stream and buckets, loads the fleet's definitions into the server
+ * (those of the local store that the bucket lacks are uploaded only when the bucket has no
+ * definitions at all: a single host becoming the fleet's first node; otherwise the bucket
+ * wins), and starts the watchers and the heartbeat. Called by sn_server_open() after the API
+ * listens (the heartbeat says where). Returns 0 with *out, or -errno with why.
+ */
+int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_fleet **out,
+                  char *why, size_t whylen);
+/* Stops consuming and watching, says goodbye (deletes node.<id>) and closes; NULL is fine. */
+void sn_fleet_close(struct sn_fleet *f);
+
+/* A new id for an instrumentation of scope, unique in the fleet. 0 or -errno with why. */
+int sn_fleet_claim_id(struct sn_fleet *f, const char *scope, uint64_t *id, char *why,
+                      size_t whylen);
+/* Puts in's definition (and the agents' definition of it) into the bucket: the sources'
+ * control in a fleet (sn_flow_enable()). 0 or -errno with why. */
+int sn_fleet_put_def(struct sn_fleet *f, const struct sn_instn *in, char *why, size_t whylen);
+/* Deletes key's definition from the bucket (sn_flow_disable()). 0 or -errno. */
+int sn_fleet_delete_def(struct sn_fleet *f, const char *key);
+
+/* Whether this node owns key now. */
+bool sn_fleet_owns(struct sn_fleet *f, const char *key);
+/* The API base URL of an owner of key other than this node ("http://127.0.0.1:23181"), into
+ * out[len]; -ENOENT when no live node owns it. */
+int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len);
+
+struct sn_fleet_stats {
+    uint64_t frames, frames_late, frames_bad, frames_foreign; /* consumed; into the store; */
+    uint64_t replays, owned, nodes, agents;                   /* undecodable; wrong host/id */
+    uint64_t defs_applied, link_down;
+};
+void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out);
+/* The node's state as JSON (owned, members, consumers), for /ca/admin/status and SIGUSR1. */
+json_t *sn_fleet_state(struct sn_fleet *f);
+
+#endif
