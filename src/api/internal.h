@@ -86,4 +86,9 @@ json_t *sn_api_props(struct sn_call *c, const struct sn_instn *in);
  * access time updated, or NULL after an empty 404. */
 struct sn_instn *sn_api_instn(struct sn_call *c);
 
+/* In a fleet, a data request for an instrumentation this node does not own, answered by an
+ * owner (api/proxy.c): true when answered so (or refused: no owner, 503), false when this
+ * node answers it. */
+bool sn_api_proxy(struct sn_call *c);
+
 #endif

@@ -119,6 +119,7 @@ enum auth {
 #define R_NO_HEAD   1u /* GET only: HEAD is not answered (404) */
 #define R_BASE_ONLY 2u /* CA: at /ca only, not in a tenant's scope */
 #define R_RAW_BODY  4u /* the handler reads the body itself: no parameters are parsed from it */
+#define R_DATA      8u /* reads an instrumentation's data: in a fleet, an owner answers */
 
 struct route {
     enum family family;
@@ -190,11 +191,11 @@ static const struct route routes[] = {
     {CA, "PUT", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_put},
     {CA, "DELETE", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_delete},
     {CA, "POST", "instrumentations/:id/clone", AUTH_SCOPE, 0, 0, inst_clone},
-    {CA, "GET", "instrumentations/:id/export", AUTH_SCOPE, 0, 0, inst_export},
+    {CA, "GET", "instrumentations/:id/export", AUTH_SCOPE, R_DATA, 0, inst_export},
     {CA, "GET", "instrumentations/:id/value", AUTH_SCOPE, 0, 0, value_index},
-    {CA, "GET", "instrumentations/:id/value/raw", AUTH_SCOPE, 0, 0, value_raw},
+    {CA, "GET", "instrumentations/:id/value/raw", AUTH_SCOPE, R_DATA, 0, value_raw},
     {CA, "GET", "instrumentations/:id/value/heatmap", AUTH_SCOPE, 0, 0, heatmap_index},
-    {CA, "GET", HM_CA, AUTH_SCOPE, 0, 0, sn_api_heatmap},
+    {CA, "GET", HM_CA, AUTH_SCOPE, R_DATA, 0, sn_api_heatmap},
 
     {FACADE, "GET", "", AUTH_SCOPE, 0, 0, describe},
     {FACADE, "GET", "instrumentations", AUTH_SCOPE, 0, 0, inst_list},
@@ -202,8 +203,8 @@ static const struct route routes[] = {
     {FACADE, "GET", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_get},
     {FACADE, "DELETE", "instrumentations/:id", AUTH_SCOPE, 0, 0, inst_delete},
     {FACADE, "POST", "instrumentations/:id", AUTH_SCOPE, 0, 0, facade_action},
-    {FACADE, "GET", "instrumentations/:id/value/raw", AUTH_SCOPE, 0, 0, value_raw},
-    {FACADE, "GET", HM_FACADE, AUTH_SCOPE, 0, 0, sn_api_heatmap},
+    {FACADE, "GET", "instrumentations/:id/value/raw", AUTH_SCOPE, R_DATA, 0, value_raw},
+    {FACADE, "GET", HM_FACADE, AUTH_SCOPE, R_DATA, 0, sn_api_heatmap},
 };
 
 /* Whether segment seg is one of the '|'-separated words of alt[0..len). */
@@ -590,7 +591,7 @@ static const struct route *handle(struct sn_server *s, struct sn_req *req, struc
         ; /* answered */
     else if (!r)
         sn_resp_empty(resp, 404);
-    else if (!admit)
+    else if (!admit && !((r->flags & R_DATA) && sn_api_proxy(&c)))
         r->fn(&c, arg);
     if (fam == FACADE && (!admit || resp->status))
         facade_reply(resp);

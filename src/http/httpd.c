@@ -701,6 +701,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         copy_header(mc, "Authorization", c->auth, sizeof(c->auth), &c->req.auth);
         copy_header(mc, "Accept", c->accept, sizeof(c->accept), &c->req.accept);
         copy_header(mc, "If-None-Match", c->inm, sizeof(c->inm), &c->req.if_none_match);
+        c->req.proxied =
+            MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Sonde-Proxied") != NULL;
         return on_head(h, c);
     }
     if (*upload_data_size) { /* a piece of the body */

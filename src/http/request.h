@@ -38,6 +38,7 @@ struct sn_req {
     json_t *json;     /* the body parsed as JSON, or NULL */
     bool body_parsed; /* the handler has read the body into params or json */
     bool loopback;    /* the peer is 127.0.0.0/8 or ::1 */
+    bool proxied;     /* X-Sonde-Proxied: another node of the fleet sent it on (api/proxy.c) */
     int64_t t0_ms;    /* when the request arrived (CLOCK_REALTIME, ms) */
     int64_t now_ms;   /* when this call of the handler began */
     bool final;       /* the server is stopping: this call must answer (it cannot park) */

@@ -189,8 +189,12 @@ void sn_flow_clear_status(struct sn_server *s, const char *host, const char *key
 
 void sn_flow_resync_status(struct sn_server *s, const char *key)
 {
-    struct sn_bus_status st[64];
-    size_t n = sn_bus_status(s->bus, key, st, 64);
-    for (size_t i = 0; i < n && i < 64; i++)
+    size_t n = sn_bus_status(s->bus, key, NULL, 0);
+    struct sn_bus_status *st = n ? malloc(n * sizeof(*st)) : NULL;
+    size_t now = st ? sn_bus_status(s->bus, key, st, n) : 0;
+    if (now < n) /* more meanwhile: the first n copied */
+        n = now;
+    for (size_t i = 0; st && i < n; i++)
         on_status(s, &st[i]);
+    free(st);
 }

@@ -22,6 +22,7 @@
 #include "core/grow.h"
 #include "core/log.h"
 #include "serve/collector.h"
+#include "serve/fleet.h"
 #include "serve/flow.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
@@ -468,6 +469,9 @@ void sn_server_tick(struct sn_server *s, int64_t now)
         sn_server_save_defs(s);
     for (size_t i = 0; i < s->n; i++) {
         struct sn_instn *in = s->insts[i];
+        /* in a fleet, an owner reaps (value requests reach owners; the others proxy them) */
+        if (s->fleet && !sn_fleet_owns(s->fleet, in->key))
+            continue;
         if (in->idle_max && now - atomic_load(&in->last_access) > (int64_t)in->idle_max &&
             nidle < 64) {
             idle[nidle] = in->id;
@@ -540,6 +544,7 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
         sn_log(SN_LOG_ERROR, "serve", "%s", why);
         goto fail;
     }
+    s->fleet_mode = o->nats != NULL;
     if ((rc = sn_server_load_defs(s)) < 0)
         goto fail;
     sn_store_drop_unset(s->store); /* what it cannot drop now, it drops at the next start */
@@ -552,7 +557,8 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
                strerror(-rc));
         s->collector = NULL;
     }
-    sn_server_start_local_all(s);
+    if (!s->fleet_mode)
+        sn_server_start_local_all(s);
     s->xforms = sn_xforms_start();
     struct sn_http_opts ho = o->http;
     ho.handler = sn_api_handle;
@@ -562,6 +568,16 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     if (sn_http_start(&ho, &s->http) < 0) {
         rc = -EADDRINUSE;
         goto fail;
+    }
+    if (o->nats) { /* after the API listens: the heartbeat says where */
+        struct sn_fleet_opts fo = {.link = o->nats, .id = o->node_id, .zone = o->zone};
+        struct sn_fleet *f;
+        if ((rc = sn_fleet_open(s, &fo, &f, why, sizeof(why))) < 0) {
+            sn_log(SN_LOG_ERROR, "fleet", "%s", why);
+            rc = -ENOTCONN;
+            goto fail;
+        }
+        s->fleet = f;
     }
     sn_log(SN_LOG_INFO, "serve", "data in %s; local agent %s; %s", s->datadir,
            s->collector ? "on" : "off", s->tenants ? "tenants configured" : "loopback only");
@@ -600,6 +616,8 @@ int sn_server_close(struct sn_server *s)
     /* the sources first: no frame then wakes an HTTP server being stopped */
     sn_collector_stop(s->collector);
     s->collector = NULL;
+    sn_fleet_close(s->fleet); /* the fleet's consumers are sources too */
+    s->fleet = NULL;
     sn_http_stop(s->http);
     s->http = NULL;
     sn_xforms_stop(s->xforms);
