@@ -1,0 +1,475 @@
+/*
+ * Real nats-server processes for the fleet tests; see nats.h.
+ *
+ * Each server is a fork + execv of nats-server -c <its conf>, its stdout and stderr appended to
+ * its log file (a restart appends to the same log), with a parent-death signal. Readiness is
+ * asked of the monitoring port over plain HTTP with the tests' own client (support/http.h):
+ * /healthz for every server, and /jsz's meta_cluster for a cluster (a leader, and every peer
+ * current), so a test can create replicated streams as soon as start returns.
+ *
+ * Ports: the client, route and monitoring ports of every server are taken together (all the
+ * probing sockets stay bound until the last one is chosen, so they are distinct), then released
+ * for the servers; a restart reuses them.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "http.h"
+#include "nats.h"
+#include "t.h"
+
+#define NATS_BIN_DEFAULT "/usr/sbin/nats-server"
+#define PROBE_MS         1000 /* one monitoring request */
+#define POLL_MS          50
+#define STOP_MS          5000 /* after SIGTERM, before SIGKILL */
+#define KILL_MS          5000 /* after SIGKILL */
+#define OPENSSL_MS       20000
+#define LOG_TAIL         1500
+
+static const char *nats_bin(void)
+{
+    const char *e = getenv("SN_NATS_SERVER");
+    return e && e[0] ? e : NATS_BIN_DEFAULT;
+}
+
+/* ---- ports --------------------------------------------------------------------------------- */
+
+/* Takes nports distinct free TCP ports on 127.0.0.1 into ports[]: 0 or -errno. */
+static int free_ports(int *ports, int nports)
+{
+    int fds[3 * TH_NATS_MAX];
+    int rc = 0, k;
+    if (nports > (int)(sizeof(fds) / sizeof(fds[0])))
+        return -EINVAL;
+    for (k = 0; k < nports; k++) {
+        fds[k] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fds[k] < 0) {
+            rc = -errno;
+            break;
+        }
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof(a);
+        if (bind(fds[k], (struct sockaddr *)&a, sizeof(a)) != 0 ||
+            getsockname(fds[k], (struct sockaddr *)&a, &len) != 0) {
+            rc = -errno;
+            close(fds[k]);
+            break;
+        }
+        ports[k] = ntohs(a.sin_port);
+    }
+    for (int j = 0; j < k; j++)
+        close(fds[j]);
+    return rc;
+}
+
+/* ---- files --------------------------------------------------------------------------------- */
+
+static void print_tail(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "th_nats: (no %s)\n", path);
+        return;
+    }
+    char buf[LOG_TAIL + 1];
+    long start = 0;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        start = size > LOG_TAIL ? size - LOG_TAIL : 0;
+    }
+    fseek(f, start, SEEK_SET);
+    size_t got = fread(buf, 1, LOG_TAIL, f);
+    fclose(f);
+    buf[got] = '\0';
+    const char *p = buf;
+    if (start > 0 && strchr(buf, '\n'))
+        p = strchr(buf, '\n') + 1;
+    fprintf(stderr, "---- tail of %s ----\n%s%s---- end ----\n", path, p,
+            got > 0 && buf[got - 1] != '\n' ? "\n" : "");
+}
+
+void th_nats_dump(const struct th_nats *n)
+{
+    for (int i = 0; i < n->n; i++) {
+        fprintf(stderr, "th_nats: server %d (pid %d, port %d): log %s\n", i, (int)n->s[i].pid,
+                n->s[i].port, n->s[i].log);
+        print_tail(n->s[i].log);
+    }
+}
+
+/* The TLS material of the test: a CA, a server certificate for IP:127.0.0.1 and a client
+ * certificate, EC P-256 keys, valid for 2 days (openssl 3's `req -x509 -CA`). */
+static int make_certs(struct th_nats *n)
+{
+    char tls[300], cmd[4096], out[256], err[2048];
+    snprintf(tls, sizeof(tls), "%s/tls", n->dir);
+    if (mkdir(tls, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2";
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && "
+             "openssl req -x509 %s -keyout ca.key -out ca.pem -subj /CN=sonde-test-ca "
+             "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
+             "&& openssl req -x509 %s -CA ca.pem -CAkey ca.key -keyout server.key "
+             "-out server.pem -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+             "-addext extendedKeyUsage=serverAuth "
+             "&& openssl req -x509 %s -CA ca.pem -CAkey ca.key -keyout client.key "
+             "-out client.pem -subj /CN=sonde-test-client -addext extendedKeyUsage=clientAuth",
+             tls, ec, ec, ec);
+    int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "th_nats: openssl failed (%d; package openssl, scripts/setup):\n%s\n", rc,
+                err);
+        return -EIO;
+    }
+    snprintf(n->ca, sizeof(n->ca), "%s/ca.pem", tls);
+    snprintf(n->cert, sizeof(n->cert), "%s/client.pem", tls);
+    snprintf(n->key, sizeof(n->key), "%s/client.key", tls);
+    return 0;
+}
+
+static int write_conf(const struct th_nats *n, int i)
+{
+    const struct th_nats_server *s = &n->s[i];
+    FILE *f = fopen(s->conf, "w");
+    if (!f)
+        return -errno;
+    fprintf(f,
+            "# th_nats server %d of %d (tests/support/nats.c)\n"
+            "server_name: \"sonde-nats-%d\"\n"
+            "listen: \"127.0.0.1:%d\"\n"
+            "http: \"127.0.0.1:%d\"\n"
+            "jetstream {\n  store_dir: \"%s\"\n  max_memory_store: 64MB\n"
+            "  max_file_store: 1GB\n}\n",
+            i, n->n, i, s->port, s->monitor_port, s->store);
+    if (n->n > 1) {
+        fprintf(f, "cluster {\n  name: \"sonde-test\"\n  listen: \"127.0.0.1:%d\"\n  routes: [",
+                s->cluster_port);
+        for (int j = 0; j < n->n; j++)
+            if (j != i)
+                fprintf(f, "\n    \"nats://127.0.0.1:%d\"", n->s[j].cluster_port);
+        fprintf(f, "\n  ]\n}\n");
+    }
+    if (n->flags & TH_NATS_USERPASS)
+        fprintf(f, "authorization {\n  user: \"%s\"\n  password: \"%s\"\n}\n", TH_NATS_USER,
+                TH_NATS_PASSWORD);
+    if (n->flags & TH_NATS_TOKEN)
+        fprintf(f, "authorization {\n  token: \"%s\"\n}\n", TH_NATS_TOKEN_VALUE);
+    if (n->flags & TH_NATS_TLS)
+        fprintf(f,
+                "tls {\n  cert_file: \"%s/tls/server.pem\"\n  key_file: \"%s/tls/server.key\"\n"
+                "  ca_file: \"%s/tls/ca.pem\"\n  verify: true\n  timeout: 2\n}\n",
+                n->dir, n->dir, n->dir);
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
+/* ---- processes ----------------------------------------------------------------------------- */
+
+static int spawn(struct th_nats *n, int i)
+{
+    struct th_nats_server *s = &n->s[i];
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int in = open("/dev/null", O_RDONLY);
+        int log = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (in < 0 || log < 0)
+            _exit(127);
+        dup2(in, 0);
+        dup2(log, 1);
+        dup2(log, 2);
+        const char *argv[] = {nats_bin(), "-c", s->conf, NULL};
+        execv(argv[0], (char *const *)argv);
+        dprintf(2, "th_nats: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    s->pid = pid;
+    return 0;
+}
+
+/* Whether server i has exited (reaped then, pid set to 0). */
+static int exited(struct th_nats *n, int i)
+{
+    int st;
+    if (n->s[i].pid <= 0)
+        return 1;
+    pid_t r = waitpid(n->s[i].pid, &st, WNOHANG);
+    if (r == n->s[i].pid || (r < 0 && errno == ECHILD)) {
+        n->s[i].pid = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static int wait_gone(struct th_nats *n, int i, int ms)
+{
+    for (int k = 0; k <= ms / 5; k++) {
+        if (exited(n, i))
+            return 0;
+        th_sleep_ms(5);
+    }
+    return -ETIMEDOUT;
+}
+
+/* ---- readiness ----------------------------------------------------------------------------- */
+
+static json_t *get_json(int port, const char *path)
+{
+    struct th_resp r;
+    json_t *j = NULL;
+    if (th_request(port, "GET", path, NULL, NULL, 0, PROBE_MS, &r) == 0 && r.status == 200)
+        j = json_loadb(r.body, r.len, 0, NULL);
+    th_resp_free(&r);
+    return j;
+}
+
+/* Server i's JetStream meta leader (by its server name "sonde-nats-K") into *leader (-1: none),
+ * and how many of the meta group's replicas that server sees current (only the leader lists
+ * them). 0 when i answers /healthz ok and /jsz with JetStream enabled, else -1. */
+static int js_state(const struct th_nats *n, int i, int *leader, int *current)
+{
+    const struct th_nats_server *s = &n->s[i];
+    *leader = -1;
+    *current = 0;
+    if (s->pid <= 0)
+        return -1;
+    json_t *h = get_json(s->monitor_port, "/healthz");
+    const char *st = json_string_value(json_object_get(h, "status"));
+    int ok = st && strcmp(st, "ok") == 0;
+    json_decref(h);
+    json_t *j = ok ? get_json(s->monitor_port, "/jsz") : NULL;
+    if (!j || json_is_true(json_object_get(j, "disabled"))) {
+        json_decref(j);
+        return -1;
+    }
+    json_t *m = json_object_get(j, "meta_cluster");
+    const char *name = json_string_value(json_object_get(m, "leader"));
+    int k;
+    if (name && sscanf(name, "sonde-nats-%d", &k) == 1 && k >= 0 && k < n->n)
+        *leader = k;
+    size_t x;
+    json_t *r;
+    json_array_foreach(json_object_get(m, "replicas"), x, r)
+    {
+        if (json_is_true(json_object_get(r, "current")))
+            (*current)++;
+    }
+    json_decref(j);
+    return 0;
+}
+
+int th_nats_js_ready(const struct th_nats *n, int i)
+{
+    int leader, current;
+    if (js_state(n, i, &leader, &current) != 0)
+        return 0;
+    if (n->n == 1)
+        return 1;
+    if (leader < 0 || n->s[leader].pid <= 0)
+        return 0;
+    int running = 0;
+    for (int k = 0; k < n->n; k++)
+        running += n->s[k].pid > 0;
+    /* the leader sees every other running server current in the meta group */
+    if (leader != i && js_state(n, leader, &leader, &current) != 0)
+        return 0;
+    return current + 1 >= running;
+}
+
+/* Waits until every running server is ready, or one exits, or the deadline. */
+static int wait_ready(struct th_nats *n, double deadline)
+{
+    for (int k = 0; k < TH_NATS_START_MS / POLL_MS + 1; k++) {
+        int all = 1;
+        for (int i = 0; i < n->n; i++) {
+            if (n->s[i].pid <= 0)
+                continue;
+            if (exited(n, i)) {
+                fprintf(stderr, "th_nats: server %d exited while starting\n", i);
+                return -ECHILD;
+            }
+            if (!th_nats_js_ready(n, i)) {
+                all = 0;
+                break;
+            }
+        }
+        if (all)
+            return 0;
+        if (th_now_ms() > deadline)
+            break;
+        th_sleep_ms(POLL_MS);
+    }
+    fprintf(stderr, "th_nats: servers not ready within %d ms\n", TH_NATS_START_MS);
+    return -ETIMEDOUT;
+}
+
+/* ---- the API ------------------------------------------------------------------------------- */
+
+const char *th_nats_url(const struct th_nats *n)
+{
+    return n->url;
+}
+
+const char *th_nats_url_of(const struct th_nats *n, int i, char *out, size_t len)
+{
+    snprintf(out, len, "%s://127.0.0.1:%d", n->flags & TH_NATS_TLS ? "tls" : "nats", n->s[i].port);
+    return out;
+}
+
+int th_nats_start(struct th_nats *n, int nservers, unsigned flags)
+{
+    memset(n, 0, sizeof(*n));
+    if (nservers != 1 && nservers != TH_NATS_MAX)
+        return -EINVAL;
+    if (access(nats_bin(), X_OK) != 0) {
+        int e = errno;
+        fprintf(stderr, "th_nats: %s: %s (package nats-server; scripts/setup)\n", nats_bin(),
+                strerror(e));
+        return -e;
+    }
+    n->n = nservers;
+    n->flags = flags;
+    char tmpl[300], abs[PATH_MAX];
+    snprintf(tmpl, sizeof(tmpl), "%s/nats-XXXXXX", t_outdir());
+    if (!mkdtemp(tmpl) || !realpath(tmpl, abs)) {
+        int e = errno;
+        fprintf(stderr, "th_nats: mkdtemp %s: %s\n", tmpl, strerror(e));
+        return -e;
+    }
+    if (strlen(abs) >= sizeof(n->dir) - 64) {
+        fprintf(stderr, "th_nats: %s: path too long\n", abs);
+        return -ENAMETOOLONG;
+    }
+    memcpy(n->dir, abs, strlen(abs) + 1);
+    int rc;
+    if ((flags & TH_NATS_TLS) && (rc = make_certs(n)) != 0)
+        return rc;
+
+    int ports[3 * TH_NATS_MAX];
+    if ((rc = free_ports(ports, 3 * nservers)) != 0) {
+        fprintf(stderr, "th_nats: no free ports on 127.0.0.1: %s\n", strerror(-rc));
+        return rc;
+    }
+    size_t off = 0;
+    for (int i = 0; i < nservers; i++) {
+        struct th_nats_server *s = &n->s[i];
+        s->port = ports[3 * i];
+        s->monitor_port = ports[3 * i + 1];
+        s->cluster_port = nservers > 1 ? ports[3 * i + 2] : 0;
+        snprintf(s->conf, sizeof(s->conf), "%s/s%d.conf", n->dir, i);
+        snprintf(s->log, sizeof(s->log), "%s/s%d.log", n->dir, i);
+        snprintf(s->store, sizeof(s->store), "%s/s%d", n->dir, i);
+        char u[64];
+        off += (size_t)snprintf(n->url + off, sizeof(n->url) - off, "%s%s", i ? "," : "",
+                                th_nats_url_of(n, i, u, sizeof(u)));
+    }
+    for (int i = 0; i < nservers; i++)
+        if ((rc = write_conf(n, i)) != 0) {
+            fprintf(stderr, "th_nats: writing %s: %s\n", n->s[i].conf, strerror(-rc));
+            return rc;
+        }
+    rc = th_nats_start_all(n);
+    if (rc != 0)
+        th_nats_free(n);
+    return rc;
+}
+
+int th_nats_start_all(struct th_nats *n)
+{
+    double deadline = th_now_ms() + TH_NATS_START_MS;
+    int rc = 0;
+    for (int i = 0; i < n->n && rc == 0; i++)
+        if (n->s[i].pid <= 0)
+            rc = spawn(n, i);
+    if (rc == 0)
+        rc = wait_ready(n, deadline);
+    if (rc != 0)
+        th_nats_dump(n);
+    return rc;
+}
+
+int th_nats_kill(struct th_nats *n, int i, int sig)
+{
+    if (i < 0 || i >= n->n)
+        return -EINVAL;
+    if (exited(n, i))
+        return -ECHILD;
+    if (kill(n->s[i].pid, sig) != 0)
+        return -errno;
+    if (sig != SIGKILL && sig != SIGTERM && sig != SIGINT)
+        return 0;
+    if (wait_gone(n, i, sig == SIGKILL ? KILL_MS : STOP_MS) == 0)
+        return 0;
+    if (sig != SIGKILL) {
+        kill(n->s[i].pid, SIGKILL);
+        if (wait_gone(n, i, KILL_MS) == 0)
+            return 0;
+    }
+    fprintf(stderr, "th_nats: server %d (pid %d) still there after SIGKILL\n", i, (int)n->s[i].pid);
+    return -ETIMEDOUT;
+}
+
+int th_nats_restart(struct th_nats *n, int i)
+{
+    if (i < 0 || i >= n->n)
+        return -EINVAL;
+    if (!exited(n, i))
+        return -EBUSY;
+    double deadline = th_now_ms() + TH_NATS_START_MS;
+    int rc = spawn(n, i);
+    if (rc == 0)
+        rc = wait_ready(n, deadline);
+    if (rc != 0)
+        th_nats_dump(n);
+    return rc;
+}
+
+int th_nats_stop_all(struct th_nats *n)
+{
+    int rc = 0;
+    for (int i = 0; i < n->n; i++)
+        if (n->s[i].pid > 0 && kill(n->s[i].pid, SIGTERM) != 0 && errno != ESRCH)
+            rc = -errno;
+    for (int i = 0; i < n->n; i++) {
+        if (n->s[i].pid <= 0)
+            continue;
+        if (wait_gone(n, i, STOP_MS) != 0) {
+            kill(n->s[i].pid, SIGKILL);
+            if (wait_gone(n, i, KILL_MS) != 0)
+                rc = -ETIMEDOUT;
+        }
+    }
+    return rc;
+}
+
+void th_nats_free(struct th_nats *n)
+{
+    if (!n)
+        return;
+    for (int i = 0; i < n->n && i < TH_NATS_MAX; i++)
+        if (n->s[i].pid > 0) {
+            kill(n->s[i].pid, SIGKILL);
+            wait_gone(n, i, KILL_MS);
+        }
+}

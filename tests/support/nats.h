@@ -1,0 +1,91 @@
+/*
+ * Real nats-server processes for the fleet tests: one server, or a three-server JetStream
+ * cluster, on free loopback ports, each with its own store directory and log file under a fresh
+ * directory of the test's out dir (t_outdir()/nats-XXXXXX). Tests kill, restart, stop and start
+ * them by PID to see what the fleet does when its bus fails; nothing here is a mock.
+ *
+ *   struct th_nats n;
+ *   if (th_nats_start(&n, 3, 0) != 0) ...;   // message on stderr, logs' paths included
+ *   connect to th_nats_url(&n) ...           // "nats://127.0.0.1:P1,nats://127.0.0.1:P2,..."
+ *   th_nats_kill(&n, 0, SIGKILL); th_nats_restart(&n, 0);
+ *   th_nats_free(&n);
+ *
+ * Each server is started from its own configuration file (dir/sN.conf, kept for a post-mortem):
+ * listen 127.0.0.1:P, a monitoring port (plain HTTP on 127.0.0.1), JetStream with store
+ * dir/sN/, and for a cluster the cluster block (name "sonde-test", routes to the other two).
+ * The flags add client authentication: a user and password, a token, or TLS with a CA of the
+ * test's own and a required client certificate (made at start with Debian's openssl CLI: a CA, a
+ * server certificate for IP:127.0.0.1 and a client certificate, in dir/tls/).
+ *
+ * Starting waits (bounded: TH_NATS_START_MS) until every server answers /healthz and, for a
+ * cluster, until JetStream has a meta leader (/jsz): a test can create streams at once. Every
+ * server gets a parent-death signal (SIGKILL) tied to the thread that started it, so a crashed
+ * test leaves no server behind. Every wait is bounded in count and time.
+ */
+#ifndef SN_TESTS_NATS_H
+#define SN_TESTS_NATS_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define TH_NATS_MAX      3
+#define TH_NATS_START_MS 20000 /* th_nats_start and th_nats_start_all, in all */
+
+/* Flags of th_nats_start (at most one kind of authentication). */
+#define TH_NATS_USERPASS 0x1u /* user TH_NATS_USER, password TH_NATS_PASSWORD */
+#define TH_NATS_TOKEN    0x2u /* token TH_NATS_TOKEN_VALUE */
+#define TH_NATS_TLS      0x4u /* TLS, client certificate required (n->ca, n->cert, n->key) */
+
+#define TH_NATS_USER        "sonde"
+#define TH_NATS_PASSWORD    "s0nde-pass"
+#define TH_NATS_TOKEN_VALUE "s0nde-token"
+
+struct th_nats_server {
+    pid_t pid;        /* 0 when not running */
+    int port;         /* client port on 127.0.0.1 */
+    int cluster_port; /* route port (a cluster only; 0 otherwise) */
+    int monitor_port; /* HTTP monitoring (/healthz, /jsz, /varz) */
+    char conf[320];   /* its configuration file */
+    char log[320];    /* its log file */
+    char store[320];  /* its JetStream store directory */
+};
+
+struct th_nats {
+    int n; /* servers: 1 or 3 */
+    unsigned flags;
+    char dir[256]; /* the fresh directory (absolute), kept after th_nats_free */
+    char url[512]; /* th_nats_url() */
+    char ca[320];  /* TLS only: the CA, the client certificate and its key (PEM files) */
+    char cert[320];
+    char key[320];
+    struct th_nats_server s[TH_NATS_MAX];
+};
+
+/* Starts nservers (1, or 3 for a JetStream cluster) servers and waits until they are ready.
+ * Returns 0, or -errno with a message on stderr (the servers' log paths and tails included);
+ * on error nothing is left running (the directory is kept). */
+int th_nats_start(struct th_nats *n, int nservers, unsigned flags);
+/* The servers' client URLs, comma-separated ("tls://..." with TH_NATS_TLS). */
+const char *th_nats_url(const struct th_nats *n);
+/* The client URL of server i alone. */
+const char *th_nats_url_of(const struct th_nats *n, int i, char *out, size_t len);
+/* Sends sig to server i and, for SIGKILL/SIGTERM/SIGINT, waits (bounded) until it is gone.
+ * 0 or -errno (-ECHILD: not running). */
+int th_nats_kill(struct th_nats *n, int i, int sig);
+/* Starts server i again (same ports, configuration and store); waits until it answers
+ * /healthz (and, in a cluster, until JetStream has a meta leader again). 0 or -errno. */
+int th_nats_restart(struct th_nats *n, int i);
+/* Stops every running server (SIGTERM, then SIGKILL) / starts every stopped one and waits as
+ * th_nats_start does. 0 or -errno. */
+int th_nats_stop_all(struct th_nats *n);
+int th_nats_start_all(struct th_nats *n);
+/* Whether JetStream has a meta leader now, as server i's /jsz says (a single server: whether
+ * JetStream is enabled and /healthz is ok). */
+int th_nats_js_ready(const struct th_nats *n, int i);
+/* Prints the paths (and tails) of the servers' logs on stderr: for a test that failed. */
+void th_nats_dump(const struct th_nats *n);
+/* Stops by PID whatever is still running; keeps the directory. n may be zeroed; safe twice. */
+void th_nats_free(struct th_nats *n);
+
+#endif
