@@ -16,6 +16,7 @@
 
 int sn_cmd_hist(int argc, char **argv);
 int sn_cmd_agent(int argc, char **argv);
+int sn_cmd_ctl(int argc, char **argv);
 int sn_cmd_serve(int argc, char **argv);
 /* clients of the CA API of `sonde serve` (cmd_ca.c, cmd_ca_value.c) */
 int sn_cmd_describe(int argc, char **argv);

@@ -37,6 +37,7 @@ static const struct command commands[] = {
     {"top", sn_cmd_top, "watch an instrumentation's keys, counts and percentiles live"},
     {"export", sn_cmd_export, "write an instrumentation's stored history as JSON lines"},
     {"import", sn_cmd_import, "send frames of past seconds (JSON lines) to a server's store"},
+    {"ctl", sn_cmd_ctl, "a fleet's status and a tail of its bus (NATS)"},
     {"version", cmd_version, "print the version"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

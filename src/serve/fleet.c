@@ -19,6 +19,7 @@
 #include "fleet/rendezvous.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
+#include "serve/instn_def.h"
 #include "serve/server.h"
 #include "wire/frame.h"
 
@@ -41,6 +42,9 @@ struct owned {
     char key[SN_SCOPE_MAX + 24];
     natsSubscription *sub; /* NULL while not owned */
     _Atomic uint64_t last_seq; /* the stream sequence of the last frame taken */
+    _Atomic uint64_t pending;  /* frames of the stream still to come, at the last one */
+    _Atomic uint64_t frames;   /* frames taken */
+    _Atomic int64_t last_t;    /* the second of the last frame taken */
     _Atomic bool active;
 };
 
@@ -444,6 +448,7 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     }
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         uint64_t seq = meta->Sequence.Stream;
+        atomic_store(&o->pending, meta->NumPending);
         jsMsgMetaData_Destroy(meta);
         if (seq <= atomic_load(&o->last_seq)) { /* seen: a consumer restarted behind it */
             natsMsg_Destroy(msg);
@@ -472,10 +477,14 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
             rc = sn_flow_store(f->s, &fr, now);
             atomic_fetch_add(&f->frames_late, 1);
         }
-        if (rc == SN_DS_MISMATCH || rc == -EINVAL)
+        if (rc == SN_DS_MISMATCH || rc == -EINVAL) {
             atomic_fetch_add(&f->frames_bad, 1);
-        else
+        } else {
             atomic_fetch_add(&f->frames, 1);
+            atomic_fetch_add(&o->frames, 1);
+            if (fr.t > atomic_load(&o->last_t))
+                atomic_store(&o->last_t, fr.t);
+        }
     }
     sn_wire_frame_fini(&fr);
     natsMsg_Destroy(msg);
@@ -682,10 +691,19 @@ static void beat(struct sn_fleet *f)
     json_t *owned = json_array();
     uint64_t rev;
 
+    int64_t now = sn_now();
     pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < f->nown; i++)
-        if (atomic_load(&f->own[i]->active))
-            json_array_append_new(owned, json_string(f->own[i]->key));
+    for (size_t i = 0; i < f->nown; i++) {
+        struct owned *o = f->own[i];
+        if (!atomic_load(&o->active))
+            continue;
+        int64_t last = atomic_load(&o->last_t);
+        json_array_append_new(owned, json_pack("{s:s,s:I,s:I,s:I,s:I}", "key", o->key, "frames",
+                                               (json_int_t)atomic_load(&o->frames), "pending",
+                                               (json_int_t)atomic_load(&o->pending), "last_frame",
+                                               (json_int_t)last, "lag_s",
+                                               (json_int_t)(last ? now - last : -1)));
+    }
     pthread_mutex_unlock(&f->mu);
     json_t *v = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:I,s:I}", "v", 1, "kind", "node", "id",
                           f->id, "zone", f->zone, "api", f->api, "version", SN_VERSION,
@@ -899,8 +917,10 @@ json_t *sn_fleet_state(struct sn_fleet *f)
     for (size_t i = 0; i < f->nown; i++)
         if (atomic_load(&f->own[i]->active))
             json_array_append_new(owned,
-                                  json_pack("{s:s,s:I}", "key", f->own[i]->key, "stream_seq",
-                                            (json_int_t)atomic_load(&f->own[i]->last_seq)));
+                                  json_pack("{s:s,s:I,s:I}", "key", f->own[i]->key, "stream_seq",
+                                            (json_int_t)atomic_load(&f->own[i]->last_seq),
+                                            "pending",
+                                            (json_int_t)atomic_load(&f->own[i]->pending)));
     for (size_t i = 0; i < f->nm; i++) {
         json_t *m = json_deep_copy(f->m[i].v);
         if (!m)
