@@ -132,7 +132,7 @@ static void print_status(const json_t *st)
     {
         const char *key;
         json_t *r;
-        char list[512] = "", last[16] = "-";
+        char list[512] = "", last[32] = "-";
         size_t at = 0;
         json_object_foreach(json_object_get(v, "running"), key, r)
         {
@@ -206,7 +206,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
 static int snoop(struct sn_link *l, const char *subject, const char *inst, const char *host,
                  long seconds)
 {
-    char subj[3][SN_FLEET_SUBJECT_MAX], tok[SN_FLEET_SUBJECT_MAX];
+    char subj[3][SN_FLEET_SUBJECT_MAX + 32], tok[SN_FLEET_SUBJECT_MAX / 2];
     natsSubscription *subs[3] = {0};
     int n = 0;
 

@@ -619,7 +619,7 @@ static natsStatus ensure_bucket(struct sn_link *l, kvStore **kv, const char *buc
     kvConfig_Init(&c);
     c.Bucket = bucket;
     c.History = (uint8_t)history;
-    c.TTL = ttl_ms;
+    c.TTL = ttl_ms * 1000000; /* cnats 3.4 takes nanoseconds, whatever its header says */
     c.StorageType = js_FileStorage;
     c.Replicas = l->replicas;
     s = js_CreateKeyValue(kv, l->js, &c);
