@@ -26,13 +26,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SN_FLEET_FRAMES_STREAM  "SONDE_FRAMES"
-#define SN_FLEET_FRAMES_PREFIX  "sonde.frames." /* + <inst>.<host> */
-#define SN_FLEET_FRAMES_ALL     "sonde.frames.>"
-#define SN_FLEET_KV_DEFS        "sonde_defs"
-#define SN_FLEET_KV_MEMBERS     "sonde_members"
-#define SN_FLEET_HOST_MAX       253 /* bytes of a host name (DNS) */
-#define SN_FLEET_SUBJECT_MAX    384 /* bytes of any subject, KV key or message id, with NUL */
+#define SN_FLEET_FRAMES_STREAM "SONDE_FRAMES"
+#define SN_FLEET_FRAMES_PREFIX "sonde.frames." /* + <inst>.<host> */
+#define SN_FLEET_FRAMES_ALL    "sonde.frames.>"
+#define SN_FLEET_KV_DEFS       "sonde_defs"
+#define SN_FLEET_KV_MEMBERS    "sonde_members"
+#define SN_FLEET_HOST_MAX      253 /* bytes of a host name (DNS) */
+#define SN_FLEET_SUBJECT_MAX   512 /* bytes of any subject, KV key or message id, with NUL */
 
 /* True when host is a name the fleet accepts: 1..SN_FLEET_HOST_MAX bytes of [A-Za-z0-9._-],
  * not starting or ending with '.', no ".." (a subject token cannot be empty). Frames from any
@@ -41,7 +41,9 @@ bool sn_fleet_host_valid(const char *host);
 
 /* The token of instrumentation key inst ("7" -> "7", "a.b/7" -> "a=2Eb/7") into out[len].
  * Returns 0, or -EINVAL when inst is not "<digits>" or "<tenant>/<digits>" with a tenant of
- * 1..64 [A-Za-z0-9._-], -ENOSPC when out is too small. */
+ * 1..64 [A-Za-z0-9._-] and an id in canonical decimal (1..2^53-1, no leading zero, as
+ * serve/ writes it), -ENOSPC when out is too small. Every function here leaves "" in its
+ * output on failure; a parser's output too small is -ENOSPC. */
 int sn_fleet_inst_token(const char *inst, char *out, size_t len);
 /* The reverse: the key of token tok (its first n bytes). 0, -EINVAL, -ENOSPC. */
 int sn_fleet_inst_of_token(const char *tok, size_t n, char *out, size_t len);
@@ -57,8 +59,9 @@ int sn_fleet_parse_frame_subject(const char *subj, char *inst, size_t ilen, char
 /* "<host>.<inst>.<t>": the message id of host's frame of inst for second t. 0 or -errno. */
 int sn_fleet_msg_id(const char *host, const char *inst, int64_t t, char *out, size_t len);
 
-/* KV keys of the defs bucket: "inst.<inst>" and "next.<scope>" ("next._" for the global
- * scope, whose name is ""). 0, -EINVAL, -ENOSPC. */
+/* KV keys of the defs bucket: "inst.<inst>" and "next.<scope>" (the scope's dots written
+ * "=2E" as in <inst>; "next.=" for the global scope, whose name is "": '_' is a tenant's
+ * name). 0, -EINVAL, -ENOSPC. */
 int sn_fleet_def_key(const char *inst, char *out, size_t len);
 int sn_fleet_next_key(const char *scope, char *out, size_t len);
 /* Parses a defs key "inst.<token>" into the instrumentation key. 0 or -EINVAL (not one). */
