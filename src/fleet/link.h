@@ -26,13 +26,14 @@ struct sn_link_opts {
     char *password;  /* --nats-password */
     char *token;     /* --nats-token */
     char *creds;     /* --nats-creds FILE: a JWT and nkey seed (.creds) */
-    char *nkey_seed; /* --nats-nkey FILE: a file holding an nkey seed (SU...) */
+    char *nkey_seed; /* --nats-nkey FILE: a user nkey seed (SU...) and its public key (U...),
+                        one a line, as `nk -gen user -pubout` writes them */
     char *tls_ca;    /* --nats-tls-ca FILE: the CA to trust (implies TLS) */
     char *tls_cert;  /* --nats-tls-cert FILE, with --nats-tls-key FILE: a client certificate */
     char *tls_key;
-    char *name;      /* the connection's name as the servers show it (default "sonde") */
-    int replicas;    /* --nats-replicas N: of the stream and buckets it creates (0: as many as
-                        the cluster has servers, at most 3) */
+    char *name;            /* the connection's name as the servers show it (default "sonde") */
+    int replicas;          /* --nats-replicas N: of the stream and buckets it creates (0: as many as
+                              the cluster has servers, at most 3) */
     int64_t frames_keep_s; /* how long the frames stream keeps frames (default 2 days) */
     int64_t dedup_s;       /* its duplicate window (default 180 s: the agent's buffer + 60 s) */
 };
@@ -54,8 +55,8 @@ struct sn_link; /* opaque */
 
 /* What the owner hears, from cnats's threads (never with a lock of the link held). */
 struct sn_link_events {
-    void (*down)(void *arg);      /* the connection was lost: cnats reconnects */
-    void (*up)(void *arg);        /* connected again (not called for the first connect) */
+    void (*down)(void *arg); /* the connection was lost: cnats reconnects */
+    void (*up)(void *arg);   /* connected again (not called for the first connect) */
     void *arg;
 };
 
@@ -64,8 +65,8 @@ struct sn_link_events {
  * every 250 ms, buffering up to 8 MiB of publishes meanwhile) and gets the JetStream context.
  * timeout_ms < 0: returns at once with the link down when no server answers, and keeps trying
  * in the background (cnats's retry on failed connect), calling ev->up once connected: an
- * agent starts before its broker. ev may be NULL. Returns 0 with *out, or -EHOSTUNREACH (no server answered in time),
- * -EACCES (authentication or TLS refused), -EINVAL, -ENOMEM, with why.
+ * agent starts before its broker. ev may be NULL. Returns 0 with *out, or -EHOSTUNREACH (no server
+ * answered in time), -EACCES (authentication or TLS refused), -EINVAL, -ENOMEM, with why.
  */
 int sn_link_open(const struct sn_link_opts *o, const struct sn_link_events *ev, int timeout_ms,
                  struct sn_link **out, char *why, size_t whylen);
