@@ -15,7 +15,6 @@
  *   - with --buffer-seconds 3 the same outage drops frames, counted in the heartbeat: exactly
  *     the seconds missing from the stream.
  */
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +43,15 @@
 #include "wire/frame.h"
 
 static const char *sonde;
+
+/* A figure for the log ("# ...") that is also the note of the next failure. */
+#define NOTE(...)                                                                                  \
+    do {                                                                                           \
+        printf("# " __VA_ARGS__);                                                                  \
+        printf("\n");                                                                              \
+        fflush(stdout);                                                                            \
+        t_note(__VA_ARGS__);                                                                       \
+    } while (0)
 
 static int64_t now_ms(void)
 {
@@ -79,7 +87,7 @@ static int fleet_up(void)
         rc = sn_link_ensure(link_, 10000, why, sizeof(why));
     sn_link_opts_fini(&lo);
     if (rc < 0) {
-        t_note("link: %s (%d)", why, rc);
+        NOTE("link: %s (%d)", why, rc);
         return -1;
     }
     defs = sn_link_kv(link_, SN_FLEET_KV_DEFS);
@@ -228,7 +236,7 @@ static int agent_stop(struct agent *a, int sig)
     kill(a->pid, SIGKILL);
     waitpid(a->pid, &status, 0);
     a->pid = 0;
-    t_note("agent %s did not stop within 10 s (log %s)", a->host, a->log);
+    NOTE("agent %s did not stop within 10 s (log %s)", a->host, a->log);
     return -1;
 }
 
@@ -306,8 +314,8 @@ static void frames_add(struct frames *fs, natsMsg *m)
         strcmp(subj, natsMsg_GetSubject(m)) != 0 ||
         sn_fleet_msg_id(f.host, f.id, f.t, id, sizeof(id)) < 0 || !hid || strcmp(hid, id) != 0) {
         if (fs->bad++ < 3)
-            t_note("frame %s/%s/%lld on %s with id %s", f.host, f.id, (long long)f.t,
-                   natsMsg_GetSubject(m), hid ? hid : "(none)");
+            NOTE("frame %s/%s/%lld on %s with id %s", f.host, f.id, (long long)f.t,
+                 natsMsg_GetSubject(m), hid ? hid : "(none)");
     }
     for (size_t i = 0; i < fs->n; i++) {
         struct seen *s = &fs->v[i];
@@ -498,17 +506,17 @@ static void test_enable_frames_delete(void)
     T_REQUIRE(agent_start(&a, "a", NULL, NULL, NULL) == 0);
     int64_t t0 = now_ms();
     int64_t up = wait_hb("a", NULL, true, t0, 15000);
-    t_note("agent's first heartbeat %lld ms after its start", (long long)up);
+    NOTE("agent's first heartbeat %lld ms after its start", (long long)up);
     T_REQUIRE(up >= 0);
     int links0 = links_of(a.pid);
-    t_note("links to the agent's programs before: %d", links0);
+    NOTE("links to the agent's programs before: %d", links0);
 
     natsSubscription *sub = subscribe("sonde.frames.>");
     T_REQUIRE(sub != NULL);
     t0 = now_ms();
     T_REQUIRE(put_def("7", SYSCALLS_BY_NAME) == 0);
     int64_t on = wait_hb("a", "7", true, t0, 3000);
-    t_note("7 running %lld ms after the put", (long long)on);
+    NOTE("7 running %lld ms after the put", (long long)on);
     T_OK(on >= 0 && on <= 1000);
     T_OK(links_of(a.pid) > links0);
     /* a tenant's, with a dot in the tenant's name: its subject token is "ac=2Eme/3" */
@@ -526,7 +534,7 @@ static void test_enable_frames_delete(void)
         n3 += strcmp(fs.v[i].inst, "ac.me/3") == 0 && strcmp(fs.v[i].host, "a") == 0;
         T_EQ(fs.v[i].count, 1);
     }
-    t_note("frames in 2.5 s: %d of 7, %d of ac.me/3", n7, n3);
+    NOTE("frames in 2.5 s: %d of 7, %d of ac.me/3", n7, n3);
     T_OK(n7 >= 2 && n3 >= 2);
     T_EQ(fs.bad, 0);
     frames_free(&fs);
@@ -539,13 +547,13 @@ static void test_enable_frames_delete(void)
     T_REQUIRE(del_def("7") == 0 && del_def("ac.me/3") == 0);
     int64_t off = wait_hb("a", "7", false, t0, 3000);
     int64_t off3 = wait_hb("a", "ac.me/3", false, t0, 3000);
-    t_note("stopped %lld ms (7), %lld ms (ac.me/3) after the deletes", (long long)off,
-           (long long)off3);
+    NOTE("stopped %lld ms (7), %lld ms (ac.me/3) after the deletes", (long long)off,
+         (long long)off3);
     T_OK(off >= 0 && off <= 1000 && off3 >= 0 && off3 <= 1000);
     int links1 = -1;
     for (int i = 0; i < 100 && (links1 = links_of(a.pid)) != links0; i++)
         sleep_ms(10);
-    t_note("links after the deletes: %d (before %d)", links1, links0);
+    NOTE("links after the deletes: %d (before %d)", links1, links0);
     T_EQ(links1, links0);
     T_EQ(agent_stop(&a, SIGTERM), 0);
     fleet_down();
@@ -560,7 +568,7 @@ static void test_cgroups_per_host(void)
     snprintf(ca, sizeof(ca), "/sonde-fleet-%d-a", (int)getpid());
     snprintf(cb, sizeof(cb), "/sonde-fleet-%d-b", (int)getpid());
     snprintf(cbsub, sizeof(cbsub), "%s/inner", cb);
-    t_note("cgroup v2 mounted? (run as root)");
+    NOTE("cgroup v2 mounted? (run as root)");
     T_REQUIRE(cg_make(ca) && cg_make(cb) && cg_make(cbsub));
     T_REQUIRE(fleet_up() == 0);
     T_REQUIRE(agent_start(&a, "a", ca, NULL, NULL) == 0);
@@ -588,7 +596,7 @@ static void test_cgroups_per_host(void)
         sa += strcmp(fs.v[i].host, "a") == 0 ? fs.v[i].total : 0;
         sb += strcmp(fs.v[i].host, "b") == 0 ? fs.v[i].total : 0;
     }
-    t_note("getppid calls: a %llu, b %llu", (unsigned long long)sa, (unsigned long long)sb);
+    NOTE("getppid calls: a %llu, b %llu", (unsigned long long)sa, (unsigned long long)sb);
     T_EQU(sa, 1500);
     T_EQU(sb, 2500);
     T_EQ(fs.bad, 0);
@@ -611,7 +619,7 @@ static void test_late_start_and_restart(void)
     T_REQUIRE(agent_start(&a, "late", NULL, NULL, NULL) == 0);
     int64_t c1 = wait_hb("late", "1", true, t0, 10000);
     int64_t c3 = wait_hb("late", "acme/3", true, t0, 10000);
-    t_note("late start: running all %lld ms after the start", (long long)(c1 > c3 ? c1 : c3));
+    NOTE("late start: running all %lld ms after the start", (long long)(c1 > c3 ? c1 : c3));
     T_OK(c1 >= 0 && c1 <= 2000 && c3 >= 0 && c3 <= 2000);
     T_OK(!hb_running("late", "2"));
 
@@ -623,7 +631,7 @@ static void test_late_start_and_restart(void)
     T_REQUIRE(agent_start(&a, "late", NULL, NULL, NULL) == 0);
     int64_t c2 = wait_hb("late", "2", true, t0, 10000);
     int64_t g1 = wait_hb("late", "1", false, now_ms(), 3000);
-    t_note("restart: 2 running %lld ms after the start; 1 gone", (long long)c2);
+    NOTE("restart: 2 running %lld ms after the start; 1 gone", (long long)c2);
     T_OK(c2 >= 0 && c2 <= 2000 && g1 >= 0);
     T_OK(hb_running("late", "acme/3"));
     T_EQ(agent_stop(&a, SIGTERM), 0);
@@ -656,8 +664,8 @@ static void outage(const char *host, const char *extra_opt, const char *extra_va
                   json_integer_value(json_object_get(hb, "last_frame")) >= *back_t;
         json_decref(hb);
     }
-    t_note("outage of %d s: the agent had sent what it held %lld ms after the restart", outage_s,
-           (long long)(now_ms() - t0));
+    NOTE("outage of %d s: the agent had sent what it held %lld ms after the restart", outage_s,
+         (long long)(now_ms() - t0));
     T_OK(drained);
     sleep_ms(2500); /* a heartbeat with the final counters */
     *dropped = hb_counter(host, "dropped");
@@ -681,13 +689,13 @@ static void test_broker_outage_loses_nothing(void)
         missing += c == 0;
         during += c == 1 && t >= down && t < back;
         if (missing + twice < 5 && c != 1)
-            t_note("second %lld: %d frame(s)", (long long)t, c);
+            NOTE("second %lld: %d frame(s)", (long long)t, c);
     }
     for (size_t i = 0; i < fs.n; i++)
         twice += fs.v[i].count > 1;
-    t_note("seconds %lld..%lld (down %lld..%lld): %d missing, %d twice, %d of the outage",
-           (long long)first, (long long)back + 1, (long long)down, (long long)back, missing, twice,
-           during);
+    NOTE("seconds %lld..%lld (down %lld..%lld): %d missing, %d twice, %d of the outage",
+         (long long)first, (long long)back + 1, (long long)down, (long long)back, missing, twice,
+         during);
     T_EQ(missing, 0);
     T_EQ(twice, 0);
     T_OK(during >= 9);
@@ -713,8 +721,8 @@ static void test_buffer_cap_drops_counted(void)
         T_EQ(fs.v[i].count, 1);
     }
     int64_t missing = hi >= lo ? hi - lo + 1 - n : -1;
-    t_note("frames %lld..%lld: %lld missing; the heartbeat says %lld dropped", (long long)lo,
-           (long long)hi, (long long)missing, (long long)dropped);
+    NOTE("frames %lld..%lld: %lld missing; the heartbeat says %lld dropped", (long long)lo,
+         (long long)hi, (long long)missing, (long long)dropped);
     T_OK(dropped >= 3);
     T_EQ(missing, dropped);
     frames_free(&fs);
