@@ -1,9 +1,10 @@
 /*
  * `sonde agent`: runs instrumentations on this host and reports one frame per
- * instrumentation per second. For now it takes them from a file (a JSON array of CA create
- * bodies) and prints frames on stdout; `sonde serve` and the fleet mode will feed it instead.
- * This file is option parsing and a stdout sink: the agent itself (its loop, its sources, its
- * commands) is agent/agent.h.
+ * instrumentation per second. Two modes: from a file (a JSON array of CA create bodies) with
+ * frames printed on stdout, or in a fleet (--nats), where the definitions come from NATS's
+ * key-value bucket and the frames go to JetStream (fleet/fleet_agent.h). This file is option
+ * parsing and the stdout sink: the agent itself (its loop, its sources, its commands) is
+ * agent/agent.h.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,17 +21,32 @@
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "fleet/fleet_agent.h"
+#include "fleet/link.h"
+#include "fleet/names.h"
 #include "wire/frame.h"
 #include "wire/frame_json.h"
 #include "wire/stream.h"
 
+#ifndef SN_AGENT_VERSION
+#define SN_AGENT_VERSION "0.1.0" /* as cli/main.c's SN_VERSION */
+#endif
+
 static const char usage[] =
     "usage: sonde agent --inst FILE --stdout [--format json|binary] [--seconds N]\n"
-    "                   [--key-cap N] [--trace-self]\n"
+    "                   [--key-cap N] [--trace-self] [--hostname NAME] [--cgroup PATH]\n"
+    "       sonde agent --nats URL[,URL...] [NATS options] [--hostname NAME] [--cgroup PATH]\n"
+    "                   [--zone Z] [--buffer-seconds N] [--buffer-bytes N] [--key-cap N]\n"
+    "                   [--trace-self]\n"
     "\n"
     "Instruments this host's kernel with BPF for the instrumentations in FILE and prints,\n"
     "once a second, one JSON frame per instrumentation (docs/agent.md). Needs root, but for\n"
     "sampled metrics (cpu.usage, memory.*, nic.*), which run without BPF.\n"
+    "\n"
+    "With --nats (instead of --inst and --stdout) the agent is a member of a fleet: it runs the\n"
+    "instrumentations of the key-value bucket sonde_defs (enabled and disabled as they change)\n"
+    "and publishes its frames to the JetStream stream SONDE_FRAMES, keeping up to\n"
+    "--buffer-seconds of them while the broker is unreachable (docs/fleet.md).\n"
     "\n"
     "FILE holds a JSON array of Cloud Analytics create bodies, e.g.\n"
     "  [{\"module\":\"syscall\",\"stat\":\"syscalls\",\n"
@@ -48,10 +64,22 @@ static const char usage[] =
     "                  \"other\" (default 1000)\n"
     "  --trace-self    count the agent's own events too (its collection's system calls, ...);\n"
     "                  by default the kernel leaves this process out of every instrumentation\n"
+    "  --hostname NAME this host's name in frames and predicates (default: gethostname());\n"
+    "                  letters, digits, '.', '-', '_'\n"
+    "  --cgroup PATH   count only the cgroup v2 PATH and its descendants (every predicate is\n"
+    "                  ANDed with {\"under\":[\"container\",PATH]}): one agent per container\n"
     "  -h, --help      this help\n"
     "\n"
-    "SIGHUP reads FILE again: new and changed instrumentations are enabled (their first frame\n"
-    "comes with the next second), removed ones disabled, the others keep running untouched.\n"
+    "fleet options:\n"
+    "%s"
+    "  --zone Z                this host's zone, shown in its heartbeat\n"
+    "  --buffer-seconds N      frames kept while the broker is unreachable (default 120)\n"
+    "  --buffer-bytes N        ... and at most N bytes of them (default 67108864, 64 MiB)\n"
+    "\n"
+    "SIGHUP reads FILE again (with --nats: the whole set of definitions): new and changed\n"
+    "instrumentations are enabled (their first frame comes with the next second), removed ones\n"
+    "disabled, the others keep running untouched. With --nats, SIGUSR1 writes the agent's state\n"
+    "(instrumentations, buffer, counters) to the log.\n"
     "\n"
     "exit codes: 0 ok, 1 runtime error (e.g. BPF cannot load), 2 usage error or bad FILE\n";
 
@@ -104,8 +132,8 @@ static void end_second(void *arg, int64_t t)
 
 /* FILE as the agent's definitions: defs[i] borrows from *root (json_decref it). Returns
  * SN_EXIT_OK, or SN_EXIT_USAGE with the reason printed. */
-static int load_defs(const char *path, json_t **root, struct sn_agent_def **defs, char **ids,
-                     size_t *n)
+static int load_defs(const char *path, const char *cgroup, json_t **root,
+                     struct sn_agent_def **defs, char **ids, size_t *n)
 {
     json_error_t jerr;
     json_t *arr;
@@ -132,6 +160,8 @@ static int load_defs(const char *path, json_t **root, struct sn_agent_def **defs
         return SN_EXIT_FAILURE;
     }
     for (size_t i = 0; i < *n; i++) {
+        if (cgroup) /* --cgroup: this cgroup and its descendants only */
+            json_array_set_new(arr, i, sn_fleet_scope_def(json_array_get(arr, i), cgroup));
         json_t *body = json_array_get(arr, i);
         const char *id = json_string_value(json_object_get(body, "id"));
         snprintf(*ids + i * 32, 32, "%zu", i + 1);
@@ -142,12 +172,12 @@ static int load_defs(const char *path, json_t **root, struct sn_agent_def **defs
 
 /* Makes the agent run FILE's instrumentations (sn_agent_sync()). Returns an exit code, with
  * the reason printed: SN_EXIT_USAGE for a bad file, SN_EXIT_FAILURE when one cannot run. */
-static int run_file(struct sn_agent *a, const char *path, size_t *n)
+static int run_file(struct sn_agent *a, const char *path, const char *cgroup, size_t *n)
 {
     struct sn_agent_def *defs;
     json_t *root;
     char *ids, why[1024];
-    int rc = load_defs(path, &root, &defs, &ids, n);
+    int rc = load_defs(path, cgroup, &root, &defs, &ids, n);
 
     if (rc != SN_EXIT_OK)
         return rc;
@@ -168,13 +198,13 @@ static int run_file(struct sn_agent *a, const char *path, size_t *n)
  * are disabled, new and changed ones enabled. A bad file leaves the running set as it was;
  * one that cannot be enabled is left out (logged).
  */
-static void reload_file(struct sn_agent *a, const char *file)
+static void reload_file(struct sn_agent *a, const char *file, const char *cgroup)
 {
     int64_t t0 = sn_mono_ns();
     size_t n = 0;
     int rc;
 
-    rc = run_file(a, file, &n);
+    rc = run_file(a, file, cgroup, &n);
     if (rc == SN_EXIT_USAGE) {
         sn_log(SN_LOG_WARN, "agent", "reload of %s failed; keeping the running set", file);
         return;
@@ -185,27 +215,94 @@ static void reload_file(struct sn_agent *a, const char *file)
            (double)(sn_mono_ns() - t0) / 1e6);
 }
 
+/* The link options (fleet/link.h), all with a value, handed to sn_link_opt() by name. */
+static const char *const link_opts[] = {
+    "nats",      "nats-user",   "nats-password", "nats-token",   "nats-creds",
+    "nats-nkey", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "nats-replicas",
+};
+#define NLINK (sizeof(link_opts) / sizeof(link_opts[0]))
+
+/* The fleet mode: runs until SIGINT or SIGTERM; SIGHUP reads the definitions again, SIGUSR1
+ * dumps the state to the log. */
+static int run_fleet(const struct sn_agent_opts *ao, const struct sn_fleet_agent_opts *fo,
+                     const sigset_t *sigs)
+{
+    struct sn_fleet_agent *fa;
+    char why[512] = "";
+    int rc = sn_fleet_agent_open(ao, fo, &fa, why, sizeof(why));
+
+    if (rc < 0) {
+        fprintf(stderr, "sonde agent: %s\n", why[0] ? why : strerror(-rc));
+        return rc == -EINVAL ? SN_EXIT_USAGE : SN_EXIT_FAILURE;
+    }
+    sn_log(SN_LOG_INFO, "agent", "in the fleet at %s as %s%s%s", fo->link->urls,
+           ao->host ? ao->host : "this host", fo->cgroup ? ", cgroup " : "",
+           fo->cgroup ? fo->cgroup : "");
+    for (;;) {
+        int sig = sigwaitinfo(sigs, NULL);
+        if (sig == SIGHUP)
+            sn_fleet_agent_resync(fa);
+        else if (sig == SIGUSR1)
+            sn_fleet_agent_dump(fa);
+        else if (sig == SIGINT || sig == SIGTERM)
+            break;
+    }
+    sn_fleet_agent_close(fa);
+    return SN_EXIT_OK;
+}
+
+/* A decimal integer in [lo, hi] into *v; false otherwise. */
+static bool parse_num(const char *text, long long lo, long long hi, long long *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtoll(text, &end, 10);
+    return end != text && !*end && errno == 0 && *v >= lo && *v <= hi;
+}
+
 int sn_cmd_agent(int argc, char **argv)
 {
-    enum { O_INST = 256, O_STDOUT, O_SECONDS, O_KEYCAP, O_FORMAT, O_SELF };
-    static const struct option longopts[] = {
+    enum {
+        O_INST = 256,
+        O_STDOUT,
+        O_SECONDS,
+        O_KEYCAP,
+        O_FORMAT,
+        O_SELF,
+        O_HOSTNAME,
+        O_CGROUP,
+        O_ZONE,
+        O_BUFSEC,
+        O_BUFBYTES,
+        O_LINK, /* the link's options: O_LINK + i for link_opts[i] */
+    };
+    struct option longopts[16 + NLINK] = {
         {"inst", required_argument, NULL, O_INST},
         {"stdout", no_argument, NULL, O_STDOUT},
         {"seconds", required_argument, NULL, O_SECONDS},
         {"key-cap", required_argument, NULL, O_KEYCAP},
         {"format", required_argument, NULL, O_FORMAT},
         {"trace-self", no_argument, NULL, O_SELF},
+        {"hostname", required_argument, NULL, O_HOSTNAME},
+        {"cgroup", required_argument, NULL, O_CGROUP},
+        {"zone", required_argument, NULL, O_ZONE},
+        {"buffer-seconds", required_argument, NULL, O_BUFSEC},
+        {"buffer-bytes", required_argument, NULL, O_BUFBYTES},
         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
     };
-    const char *file = NULL;
-    bool to_stdout = false, binary = false, trace_self = false;
+    const char *file = NULL, *host = NULL, *cgroup = NULL, *zone = NULL;
+    bool to_stdout = false, binary = false, trace_self = false, fleet_only = false,
+         link_given = false;
     long seconds = 0, cap = SN_DEFAULT_KEY_CAP;
+    long long buf_s = 120, buf_bytes = 64LL << 20;
+    struct sn_link_opts lo = {0};
     struct sn_agent *agent = NULL;
     size_t n = 0;
     int c, rc;
-    char *end;
+    char *end, why[512];
 
+    for (size_t i = 0; i < NLINK; i++)
+        longopts[12 + i] = (struct option){link_opts[i], required_argument, NULL, O_LINK + (int)i};
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
         switch (c) {
@@ -218,9 +315,48 @@ int sn_cmd_agent(int argc, char **argv)
         case O_SELF:
             trace_self = true;
             break;
+        case O_HOSTNAME:
+            if (!sn_fleet_host_valid(optarg)) {
+                fprintf(stderr,
+                        "sonde agent: --hostname \"%s\": want 1 to %d letters, digits, "
+                        "'.', '-' or '_', not starting or ending with '.'\n",
+                        optarg, SN_FLEET_HOST_MAX);
+                sn_link_opts_fini(&lo);
+                return SN_EXIT_USAGE;
+            }
+            host = optarg;
+            break;
+        case O_CGROUP:
+            if (optarg[0] != '/') {
+                fprintf(stderr, "sonde agent: --cgroup wants an absolute cgroup path, e.g. "
+                                "/system.slice/nginx.service\n");
+                sn_link_opts_fini(&lo);
+                return SN_EXIT_USAGE;
+            }
+            cgroup = optarg;
+            break;
+        case O_ZONE:
+            zone = optarg;
+            fleet_only = true;
+            break;
+        case O_BUFSEC:
+        case O_BUFBYTES: {
+            long long v;
+            bool secs = c == O_BUFSEC;
+            if (!parse_num(optarg, 1, secs ? 86400 : (16LL << 30), &v)) {
+                fprintf(stderr, "sonde agent: --%s wants an integer from 1 to %s\n",
+                        secs ? "buffer-seconds" : "buffer-bytes", secs ? "86400" : "17179869184");
+                sn_link_opts_fini(&lo);
+                return SN_EXIT_USAGE;
+            }
+            *(secs ? &buf_s : &buf_bytes) = v;
+            fleet_only = true;
+            break;
+        }
         case O_FORMAT:
             if (strcmp(optarg, "json") != 0 && strcmp(optarg, "binary") != 0) {
                 fprintf(stderr, "sonde agent: --format must be json or binary\n");
+                sn_link_opts_fini(&lo);
                 return SN_EXIT_USAGE;
             }
             binary = optarg[0] == 'b';
@@ -232,6 +368,7 @@ int sn_cmd_agent(int argc, char **argv)
                 fprintf(stderr, "sonde agent: --%s wants a %s integer\n",
                         c == O_SECONDS ? "seconds" : "key-cap",
                         c == O_SECONDS ? "non-negative" : "positive");
+                sn_link_opts_fini(&lo);
                 return SN_EXIT_USAGE;
             }
             if (c == O_SECONDS)
@@ -241,19 +378,56 @@ int sn_cmd_agent(int argc, char **argv)
             break;
         }
         case 'h':
-            fputs(usage, stdout);
+            printf(usage, sn_link_usage);
+            sn_link_opts_fini(&lo);
             return SN_EXIT_OK;
         default:
+            if (c >= O_LINK && c < O_LINK + (int)NLINK) {
+                char name[64];
+                snprintf(name, sizeof(name), "--%s", link_opts[c - O_LINK]);
+                why[0] = 0;
+                rc = sn_link_opt(&lo, name, optarg, why, sizeof(why));
+                link_given = true;
+                if (rc == 1)
+                    break;
+                fprintf(stderr, "sonde agent: %s: %s\n", name,
+                        rc == 0  ? "not a NATS option"
+                        : why[0] ? why
+                                 : strerror(-rc));
+                sn_link_opts_fini(&lo);
+                return rc == -ENOMEM ? SN_EXIT_FAILURE : SN_EXIT_USAGE;
+            }
             fputs("run 'sonde agent --help' for usage\n", stderr);
+            sn_link_opts_fini(&lo);
             return SN_EXIT_USAGE;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "sonde agent: unexpected argument '%s'\n", argv[optind]);
+        sn_link_opts_fini(&lo);
         return SN_EXIT_USAGE;
     }
-    if (!file || !to_stdout) {
-        fputs("sonde agent: --inst FILE and --stdout are required (for now)\n", stderr);
+    bool fleet = lo.urls != NULL;
+    if (fleet && (file || to_stdout || seconds || binary)) {
+        fputs("sonde agent: --nats replaces --inst, --stdout, --format and --seconds: one mode "
+              "or the other\n",
+              stderr);
+        sn_link_opts_fini(&lo);
+        return SN_EXIT_USAGE;
+    }
+    if (!fleet && (!file || !to_stdout)) {
+        fputs("sonde agent: either --nats URL or --inst FILE --stdout\n", stderr);
+        sn_link_opts_fini(&lo);
+        return SN_EXIT_USAGE;
+    }
+    if (!fleet && (fleet_only || link_given)) {
+        fputs("sonde agent: --zone, --buffer-* and the NATS options need --nats\n", stderr);
+        sn_link_opts_fini(&lo);
+        return SN_EXIT_USAGE;
+    }
+    if (fleet && sn_link_opts_check(&lo, why, sizeof(why)) < 0) {
+        fprintf(stderr, "sonde agent: %s\n", why);
+        sn_link_opts_fini(&lo);
         return SN_EXIT_USAGE;
     }
     /* before the agent's thread exists, so that it inherits the mask: signals are the main
@@ -266,15 +440,28 @@ int sn_cmd_agent(int argc, char **argv)
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+    struct sn_agent_opts ao = {.host = host, .key_cap = (uint32_t)cap, .trace_self = trace_self};
+    if (fleet) {
+        struct sn_fleet_agent_opts fo = {
+            .link = &lo,
+            .cgroup = cgroup,
+            .zone = zone,
+            .version = SN_AGENT_VERSION,
+            .buffer_ms = (int64_t)buf_s * 1000,
+            .buffer_bytes = (size_t)buf_bytes,
+        };
+        rc = run_fleet(&ao, &fo, &sigs);
+        sn_link_opts_fini(&lo);
+        return rc;
+    }
     struct stdout_sink out = {.binary = binary, .seconds = seconds};
     struct sn_agent_sink sink = {write_frame, end_second, &out};
-    struct sn_agent_opts ao = {.key_cap = (uint32_t)cap, .trace_self = trace_self};
     rc = sn_agent_open(&ao, &sink, &agent);
     if (rc < 0) {
         fprintf(stderr, "sonde agent: cannot start: %s\n", strerror(-rc));
         return SN_EXIT_FAILURE;
     }
-    rc = run_file(agent, file, &n);
+    rc = run_file(agent, file, cgroup, &n);
     if (rc != SN_EXIT_OK) {
         sn_agent_close(agent);
         return rc;
@@ -283,7 +470,7 @@ int sn_cmd_agent(int argc, char **argv)
     for (;;) {
         int sig = sigwaitinfo(&sigs, NULL);
         if (sig == SIGHUP)
-            reload_file(agent, file);
+            reload_file(agent, file, cgroup);
         else if (sig == SIGUSR1 || sig == SIGINT || sig == SIGTERM)
             break;
     }
