@@ -12,6 +12,7 @@
 #include "core/grow.h"
 #include "http/httpd.h"
 #include "serve/collector.h"
+#include "serve/fleet.h"
 
 struct out {
     char *p;
@@ -166,6 +167,56 @@ void sn_api_prometheus(struct sn_call *c)
     }
     emit(&o, "sonde_instrumentations", "gauge", "Live instrumentations, every scope.", NULL,
          (double)n);
+    {
+        /* the fleet (docs/fleet.md); zeros on a single host, so that every server has them */
+        struct sn_fleet_stats fs = {0};
+        if (s->fleet)
+            sn_fleet_stats(s->fleet, &fs);
+        struct {
+            const char *name, *type, *help, *labels;
+            double v;
+        } st[] = {
+            {"sonde_fleet_frames_total", "counter", "Frames taken from the bus.", NULL,
+             (double)fs.frames},
+            {"sonde_fleet_frames_late_total", "counter",
+             "Frames older than memory, merged into the store.", NULL, (double)fs.frames_late},
+            {"sonde_fleet_frames_refused_total", "counter",
+             "Frames from the bus refused (counted and dropped).", "{reason=\"undecodable\"}",
+             (double)fs.frames_bad},
+            {"sonde_fleet_frames_refused_total", NULL, NULL, "{reason=\"foreign\"}",
+             (double)fs.frames_foreign},
+            {"sonde_fleet_owned", "gauge", "Instrumentations this node owns.", NULL,
+             (double)fs.owned},
+            {"sonde_fleet_nodes", "gauge", "Live nodes this node hears.", NULL, (double)fs.nodes},
+            {"sonde_fleet_agents", "gauge", "Live agents this node hears.", NULL,
+             (double)fs.agents},
+            {"sonde_fleet_replays_total", "counter",
+             "Instrumentations taken over, their memory rebuilt from the stream.", NULL,
+             (double)fs.replays},
+            {"sonde_fleet_consumer_restarts_total", "counter",
+             "Consumers restarted where they were, after the bus came back.", NULL,
+             (double)fs.restarts},
+            {"sonde_fleet_consumer_pending", "gauge",
+             "Frames in the stream not yet taken by this node's consumers.", NULL,
+             (double)fs.pending},
+            {"sonde_fleet_lag_seconds", "gauge",
+             "The largest age of the newest frame taken, over owned instrumentations.", NULL,
+             (double)fs.lag_s},
+            {"sonde_fleet_link_down_total", "counter", "Times the NATS connection was lost.",
+             NULL, (double)fs.link_down},
+            {"sonde_fleet_agent_buffered_frames", "gauge",
+             "Frames the live agents hold, not yet acknowledged by JetStream.", NULL,
+             (double)fs.agent_buffered},
+            {"sonde_fleet_agent_dropped_frames_total", "counter",
+             "Frames the live agents dropped from their buffers (too old or over the cap).", NULL,
+             (double)fs.agent_dropped},
+            {"sonde_fleet_agent_duplicates_total", "counter",
+             "Re-sent frames JetStream recognized and kept once (live agents).", NULL,
+             (double)fs.agent_duplicates},
+        };
+        for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+            emit(&o, st[i].name, st[i].type, st[i].help, st[i].labels, st[i].v);
+    }
     {
         /* without the local agent (--no-agent, or BPF unavailable) the series are there, as
          * zeros: a dashboard or alert finds its series on every server */

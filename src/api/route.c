@@ -19,6 +19,7 @@
 #include "api/assets.h"
 #include "api/internal.h"
 #include "serve/dash_store.h"
+#include "serve/fleet.h"
 
 static bool version_ok(const char *v)
 {
@@ -492,11 +493,13 @@ static void admin_status(struct sn_call *c, const char *arg)
                           (json_int_t)ss.records_damaged, "used_bytes", (json_int_t)ss.used_bytes,
                           "map_bytes", (json_int_t)ss.map_size, "pending", (json_int_t)ss.pending);
     }
+    json_t *fleet = s->fleet ? sn_fleet_state(s->fleet) : json_null();
     sn_resp_json(c->resp, 200,
-                 json_pack("{s:s,s:I,s:s,s:b,s:b,s:I,s:o,s:o}", "host", s->host, "uptime",
+                 json_pack("{s:s,s:I,s:s,s:b,s:b,s:I,s:o,s:o,s:o}", "host", s->host, "uptime",
                            (json_int_t)(now - s->started), "datadir", s->datadir, "agent",
                            s->collector != NULL, "tenants", s->tenants != NULL, "ninstrumentations",
-                           (json_int_t)n, "store", store, "instrumentations", insts));
+                           (json_int_t)n, "store", store, "fleet", fleet, "instrumentations",
+                           insts));
 }
 
 static void deny(struct sn_resp *resp, enum access a)

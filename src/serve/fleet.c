@@ -69,8 +69,8 @@ struct sn_fleet {
     bool tdefs_on, tmembers_on, tbeat_on;
     _Atomic bool stop;
 
-    _Atomic uint64_t frames, frames_late, frames_bad, frames_foreign, replays, defs_applied,
-        link_down;
+    _Atomic uint64_t frames, frames_late, frames_bad, frames_foreign, replays, restarts,
+        defs_applied, link_down;
 };
 
 static int64_t mono_ms(void)
@@ -650,6 +650,7 @@ static void rebalance(struct sn_fleet *f)
                 atomic_store(&o->active, false);
             }
         } else if (mine && resub) {
+            atomic_fetch_add(&f->restarts, 1);
             unsubscribe(o);
             if (subscribe(f, o, atomic_load(&o->last_seq), all[i]->retention) < 0)
                 atomic_store(&o->active, false);
@@ -896,14 +897,30 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
     out->frames_bad = atomic_load(&f->frames_bad);
     out->frames_foreign = atomic_load(&f->frames_foreign);
     out->replays = atomic_load(&f->replays);
+    out->restarts = atomic_load(&f->restarts);
     out->defs_applied = atomic_load(&f->defs_applied);
     out->link_down = atomic_load(&f->link_down);
+    int64_t now = sn_now();
     pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < f->nown; i++)
-        out->owned += atomic_load(&f->own[i]->active);
+    for (size_t i = 0; i < f->nown; i++) {
+        struct owned *o = f->own[i];
+        if (!atomic_load(&o->active))
+            continue;
+        int64_t last = atomic_load(&o->last_t);
+        out->owned++;
+        out->pending += atomic_load(&o->pending);
+        if (last && now - last > out->lag_s)
+            out->lag_s = now - last;
+    }
     for (size_t i = 0; i < f->nm; i++) {
+        const json_t *v = f->m[i].v;
         out->nodes += f->m[i].kind == 'n';
-        out->agents += f->m[i].kind == 'a';
+        if (f->m[i].kind != 'a')
+            continue;
+        out->agents++;
+        out->agent_buffered += (uint64_t)json_integer_value(json_object_get(v, "buffered"));
+        out->agent_dropped += (uint64_t)json_integer_value(json_object_get(v, "dropped"));
+        out->agent_duplicates += (uint64_t)json_integer_value(json_object_get(v, "duplicates"));
     }
     pthread_mutex_unlock(&f->mu);
 }

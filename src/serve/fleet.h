@@ -73,9 +73,17 @@ bool sn_fleet_owns(struct sn_fleet *f, const char *key);
 int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len);
 
 struct sn_fleet_stats {
-    uint64_t frames, frames_late, frames_bad, frames_foreign; /* consumed; into the store; */
-    uint64_t replays, owned, nodes, agents;                   /* undecodable; wrong host/id */
+    uint64_t frames;         /* taken from the bus into the aggregator */
+    uint64_t frames_late;    /* older than memory: merged into the store */
+    uint64_t frames_bad;     /* undecodable, or of the wrong arity */
+    uint64_t frames_foreign; /* a subject, host or id that do not agree (forged or misrouted) */
+    uint64_t replays;        /* instrumentations taken over (memory rebuilt from the stream) */
+    uint64_t restarts;       /* consumers restarted where they were (the link came back) */
+    uint64_t owned, nodes, agents;
+    uint64_t pending;   /* frames in the stream not yet taken, over owned instrumentations */
+    int64_t lag_s;      /* the largest age of the newest frame taken, over owned ones */
     uint64_t defs_applied, link_down;
+    uint64_t agent_buffered, agent_dropped, agent_duplicates; /* live agents' heartbeats */
 };
 void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out);
 /* The node's state as JSON (owned, members, consumers), for /ca/admin/status and SIGUSR1. */

@@ -596,6 +596,46 @@ int sn_server_port(const struct sn_server *s)
     return sn_http_port(s->http);
 }
 
+void sn_server_dump(struct sn_server *s)
+{
+    struct sn_agg_counters ac;
+    size_t n = 0;
+    int64_t now = sn_now();
+    struct sn_instn **list = sn_server_list(s, NULL, &n);
+
+    sn_agg_counters(s->agg, &ac);
+    sn_log(SN_LOG_INFO, "dump",
+           "%zu instrumentation(s); frames in %" PRIu64 ", late %" PRIu64 ", unknown %" PRIu64
+           ", mismatched %" PRIu64,
+           n, ac.frames_in, ac.frames_late, ac.frames_unknown, ac.frames_mismatch);
+    for (size_t i = 0; list && i < n; i++) {
+        struct sn_instn *in = list[i];
+        sn_log(SN_LOG_INFO, "dump",
+               "instrumentation %s: %s.%s, granularity %" PRIu32 " s, retention %" PRIu32
+               " s, %" PRIu32 " source(s) in its retention%s%s",
+               in->key, in->metric->module, in->metric->stat, in->granularity, in->retention,
+               sn_agg_sources_since(s->agg, in->key, now - (int64_t)in->retention),
+               s->fleet ? (sn_fleet_owns(s->fleet, in->key) ? "; owned here" : "; owned elsewhere")
+                        : "",
+               in->persist ? "; persisted" : "");
+        sn_instn_free(in);
+    }
+    free(list);
+    if (s->store) {
+        struct sn_store_stats ss;
+        sn_store_stats(s->store, &ss);
+        sn_log(SN_LOG_INFO, "dump", "store: %" PRIu64 " waiting to be written, %" PRIu64
+               " commits, %" PRIu64 " write errors", ss.pending, ss.commits, ss.write_errors);
+    }
+    if (s->fleet) {
+        json_t *st = sn_fleet_state(s->fleet);
+        char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
+        sn_log(SN_LOG_INFO, "dump", "fleet: %s", text ? text : "?");
+        free(text);
+        json_decref(st);
+    }
+}
+
 int sn_server_run(struct sn_server *s, const sigset_t *stop)
 {
     for (;;) {
@@ -603,6 +643,10 @@ int sn_server_run(struct sn_server *s, const sigset_t *stop)
         int sig = sigtimedwait(stop, NULL, &one);
         if (sig == SIGINT || sig == SIGTERM)
             return sig;
+        if (sig == SIGUSR1) {
+            sn_server_dump(s);
+            continue;
+        }
         sn_server_tick(s, sn_now());
     }
 }

@@ -133,6 +133,9 @@ int sn_server_port(const struct sn_server *s);
  * SIGINT or SIGTERM arrives; the caller blocked the signals of stop before open (every thread
  * then inherits the mask). Returns the signal. */
 int sn_server_run(struct sn_server *s, const sigset_t *stop);
+/* Writes the server's state to the log (SIGUSR1): instrumentations and who owns them,
+ * sources, the store's queue, the fleet's members and consumers. */
+void sn_server_dump(struct sn_server *s);
 /* Stops the local agent, then the API, and makes the final save (sn_server_save_final()),
  * then frees everything; NULL is fine. Returns 0, or the final save's first -errno (logged:
  * something acknowledged may be lost, and the process should exit non-zero). */
