@@ -11,6 +11,7 @@
 #   make bench-store  the LMDB store: commits per second, a day's read, sizes, rollups
 #                     (STORE_SECONDS=60 simulated), and a week's heatmap over HTTP
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
+#   make fleet-demo   a fleet on loopback: 3 NATS servers (JetStream), 2 nodes, 3 agents
 #   make fresh-check  the README's `make run` and `make check` on a debootstrap'd Debian 12
 #                     (downloads; for developers, not CI; scripts/fresh-check)
 JOBS         ?= 2
@@ -19,7 +20,7 @@ WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
 .PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve bench-store \
-        soak-agent fresh-check clean
+        soak-agent fleet-demo fresh-check clean
 all: build
 
 setup:
@@ -72,6 +73,9 @@ bench-store: build
 MINUTES ?= 60
 soak-agent: build
 	scripts/soak-agent $(MINUTES)
+
+fleet-demo: build
+	scripts/fleet-demo
 
 fresh-check:
 	scripts/fresh-check

@@ -849,38 +849,54 @@ fail:
     return rc;
 }
 
+/* Says goodbye: a delete of node.<id> published as the KV does (a header on the bucket's
+ * subject), without waiting for JetStream's answer, so that a bus going away at the same
+ * moment (Ctrl-C reaches every process of a demo) never holds the stop. The others move this
+ * node's share at once; had it not reached them, they would see the node silent. */
+static void goodbye(struct sn_fleet *f)
+{
+    char key[SN_FLEET_SUBJECT_MAX], subj[SN_FLEET_SUBJECT_MAX + 32];
+    natsMsg *m = NULL;
+
+    if (!f->link || !sn_link_up(f->link) || sn_fleet_node_key(f->id, key, sizeof(key)) < 0)
+        return;
+    snprintf(subj, sizeof(subj), "$KV.%s.%s", SN_FLEET_KV_MEMBERS, key);
+    if (natsMsg_Create(&m, subj, NULL, NULL, 0) == NATS_OK &&
+        natsMsgHeader_Set(m, "KV-Operation", "DEL") == NATS_OK)
+        natsConnection_PublishMsg(sn_link_conn(f->link), m);
+    natsMsg_Destroy(m);
+    natsConnection_FlushTimeout(sn_link_conn(f->link), 500);
+}
+
 void sn_fleet_close(struct sn_fleet *f)
 {
-    char key[SN_FLEET_SUBJECT_MAX];
-
     if (!f)
         return;
     atomic_store(&f->stop, true);
     pthread_mutex_lock(&f->mu);
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
-    if (f->wdefs)
-        kvWatcher_Stop(f->wdefs);
-    if (f->wmembers)
-        kvWatcher_Stop(f->wmembers);
+    /* the watchers' threads wake every 500 ms to see stop */
     if (f->tbeat_on)
         pthread_join(f->tbeat, NULL);
     if (f->tdefs_on)
         pthread_join(f->tdefs, NULL);
     if (f->tmembers_on)
         pthread_join(f->tmembers, NULL);
-    for (size_t i = 0; i < f->nown; i++) {
+    for (size_t i = 0; i < f->nown; i++)
         atomic_store(&f->own[i]->active, false);
-        unsubscribe(f->own[i]);
+    goodbye(f);
+    /* the connection closed first: consumers and watchers then go without a word to the
+     * servers (which forget ephemeral consumers by themselves), so a bus that is down cannot
+     * hold the stop; after it, no callback runs */
+    sn_link_close(f->link);
+    for (size_t i = 0; i < f->nown; i++) {
+        natsSubscription_Destroy(f->own[i]->sub);
+        free(f->own[i]);
     }
-    if (f->members && sn_fleet_node_key(f->id, key, sizeof(key)) == 0)
-        kvStore_Delete(f->members, key); /* goodbye: the others move its share at once */
+    free(f->own);
     kvWatcher_Destroy(f->wdefs);
     kvWatcher_Destroy(f->wmembers);
-    sn_link_close(f->link); /* after it, no callback runs */
-    for (size_t i = 0; i < f->nown; i++)
-        free(f->own[i]);
-    free(f->own);
     for (size_t i = 0; i < f->nm; i++)
         json_decref(f->m[i].v);
     free(f->m);
