@@ -800,8 +800,9 @@ struct tick {
     uint32_t *kid, *sid;
     size_t capk, caps;
     uint64_t written, rolled, bytes;
-    bool rollups;  /* compute the closed rollups (not at the final write: periods are open) */
-    int64_t t0_ns; /* when the tick began (the rollups' budget) */
+    bool rollups;    /* compute the closed rollups (not at the final write: periods are open) */
+    int64_t t0_ns;   /* when the tick began (the rollups' budget) */
+    bool unbudgeted; /* every closed rollup in this tick (sn_store_flush()) */
 };
 
 /* Gives in its sid when it has none (mu not needed: only ticks, under wmu, do this). */
@@ -1114,7 +1115,7 @@ static int do_tick(struct sn_store *st, MDB_txn *txn, void *arg)
     /* the rollups whose period has closed, finer tiers first (a 1 h rollup reads the 1 min
      * ones this pass wrote) */
     for (size_t i = 0; rc == 0 && k->rollups;) {
-        if (sn_mono_ns() - k->t0_ns > ROLLUP_BUDGET_NS)
+        if (!k->unbudgeted && sn_mono_ns() - k->t0_ns > ROLLUP_BUDGET_NS)
             break; /* a second's writes wait for no more than this many rollups */
         pthread_mutex_lock(&st->mu);
         struct pend p;
@@ -1299,9 +1300,10 @@ static void work_requeue(struct sn_store *st, struct tick *k)
     pthread_mutex_unlock(&st->mu);
 }
 
-static int write_tick(struct sn_store *st, int64_t now, bool rollups)
+static int write_tick(struct sn_store *st, int64_t now, bool rollups, bool unbudgeted)
 {
-    struct tick k = {.now = now, .rollups = rollups, .t0_ns = sn_mono_ns()};
+    struct tick k = {
+        .now = now, .rollups = rollups, .t0_ns = sn_mono_ns(), .unbudgeted = unbudgeted};
     size_t cap = 0;
     int64_t t0 = k.t0_ns;
     int rc;
@@ -1543,7 +1545,7 @@ int sn_store_flush(struct sn_store *st, int64_t now)
     pthread_mutex_lock(&st->mu);
     bool work = st->agg || st->nmerges || st->npend;
     pthread_mutex_unlock(&st->mu);
-    int rc = work ? write_tick(st, now, true) : 0;
+    int rc = work ? write_tick(st, now, true, true) : 0;
     int mrc = maintain(st, now); /* even when writing failed: it may free pages */
     if (rc == 0)
         rc = mrc;
@@ -1554,7 +1556,7 @@ int sn_store_flush(struct sn_store *st, int64_t now)
 int sn_store_sync(struct sn_store *st)
 {
     pthread_mutex_lock(&st->wmu);
-    int rc = write_tick(st, sn_now(), true);
+    int rc = write_tick(st, sn_now(), true, false);
     pthread_mutex_unlock(&st->wmu);
     return rc;
 }
@@ -1581,7 +1583,7 @@ static void *writer(void *arg)
         if (st->stop)
             break;
         int64_t now = sn_now();
-        write_tick(st, now, true);
+        write_tick(st, now, true, false);
         maintain(st, now); /* even when writing failed: retention may free pages */
     }
     pthread_mutex_unlock(&st->wmu);
@@ -1784,7 +1786,7 @@ int sn_store_close(struct sn_store *st)
         pthread_mutex_unlock(&st->wmu);
         pthread_join(st->thread, NULL);
         /* the last write: every slot memory holds, closed or not (a SIGTERM loses nothing) */
-        if ((rc = write_tick(st, INT64_MAX / 4, false)) < 0)
+        if ((rc = write_tick(st, INT64_MAX / 4, false, false)) < 0)
             sn_log(SN_LOG_ERROR, "store",
                    "the last write failed (%s): the seconds memory held and the store did not "
                    "are lost",

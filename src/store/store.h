@@ -127,9 +127,10 @@ int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const s
  * writer's next second would) before returning: an import is stored when it is answered.
  * Returns 0 or the -errno of the write. */
 int sn_store_sync(struct sn_store *st);
-/* Writes every dirty closed slot and pending rollup now (as the writer does each second),
- * then the maintenance; now: Unix seconds. Returns 0 or the -errno of the write. For tests and
- * benchmarks, and the final write. */
+/* Writes every dirty closed slot and every pending rollup whose period has closed now (as
+ * the writer does each second, but with no time budget on the rollups), then the maintenance; now:
+ * Unix seconds. Returns 0 or the -errno of the write. For tests and benchmarks, and the final
+ * write. */
 int sn_store_flush(struct sn_store *st, int64_t now);
 
 /* Reads key's records of tier t starting in [from, to), oldest first: each decoded into a new

@@ -595,15 +595,19 @@ int th_send(int port, const char *method, const char *path, const char *ctype, c
 /* Waits up to ms for pid to exit: 1 (reaped; *status set), 0 (still running), -1 (not ours). */
 static int reap_ms(pid_t pid, long ms, int *status)
 {
-    long polls = ms / REAP_POLL_MS + 1;
+    /* by the clock, not by a count of sleeps: on a loaded machine sleeps overrun, and the
+     * SIGKILL would come late (the count only bounds the loop) */
+    double end = th_now_ms() + (double)ms;
+    long polls = 4 * (ms / REAP_POLL_MS) + 2;
     for (long k = 0; k < polls; k++) {
         pid_t w = waitpid(pid, status, WNOHANG);
         if (w == pid)
             return 1;
         if (w < 0 && errno != EINTR)
             return -1;
-        if (k + 1 < polls)
-            th_sleep_ms(REAP_POLL_MS);
+        if (th_now_ms() >= end)
+            break;
+        th_sleep_ms(REAP_POLL_MS);
     }
     return 0;
 }

@@ -174,10 +174,12 @@ test('the heatmap panel', { timeout: 240_000 }, async (t) => {
     const clicked = await page.evaluate(([q, x, y]) => {
       const tip = document.querySelector(`${q} .hm-tip`);
       const time = Number(tip.dataset.time);
-      const start = Number(document.querySelector(`${q} .hm-plot`).dataset.start);
+      const plot = document.querySelector(`${q} .hm-plot`);
+      const start = Number(plot.dataset.start);
       document.querySelector(`${q} canvas.hm-overlay`).dispatchEvent(
         new MouseEvent('click', { clientX: x, clientY: y, bubbles: true }));
-      return { time, start };
+      // the axis the click landed on (a live image may have rescaled since the cell was found)
+      return { time, start, ymax: Number(plot.dataset.ymax) };
     }, [sel, cx, cy]);
     assert.equal(clicked.time, clicked.start + 55);
     const head = hm.locator('.details-head');
@@ -195,11 +197,12 @@ test('the heatmap panel', { timeout: 240_000 }, async (t) => {
     };
     assert.ok(s.mark, 'a chosen cell is marked');
     assert.deepEqual([s.mark[0], s.mark[2]], expect(s));
-    // the row holds the clicked cell's value: its y on this image's axis (the live axis may
-    // have rescaled since the cell was found; the outline follows the value, not the pixel)
-    const yNow = s.ymax === cell.ymax ? cell.y : s.H - ((s.H - cell.y) * cell.ymax) / s.ymax;
+    // the row holds the clicked value: the clicked pixel on the axis it landed on, as y on
+    // this image's axis (the live axis may rescale between finding the cell, the click and
+    // now; the outline follows the value, not the pixel)
+    const yNow = s.ymax === clicked.ymax ? cell.y : s.H - ((s.H - cell.y) * clicked.ymax) / s.ymax;
     assert.ok(s.mark[1] - 1 <= yNow && yNow < s.mark[3] + 1,
-      `row ${JSON.stringify(s.mark)} holds y ${cell.y} (ymax ${cell.ymax}; now ${s.ymax}: y ${yNow})`);
+      `row ${JSON.stringify(s.mark)} holds y ${cell.y} (clicked on ymax ${clicked.ymax}; now ${s.ymax}: y ${yNow})`);
     // ...drawn on the overlay (the outline's colour, --hm-mark, left of the cell)
     const edge = () => page.evaluate(([q, m]) => {
       const o = document.querySelector(`${q} canvas.hm-overlay`);
