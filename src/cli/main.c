@@ -8,10 +8,6 @@
 #include "cli/cli.h"
 #include "core/log.h"
 
-#ifndef SN_VERSION
-#define SN_VERSION "0.1.0"
-#endif
-
 struct command {
     const char *name;
     int (*fn)(int argc, char **argv);

@@ -23,9 +23,6 @@
 #include "serve/server.h"
 #include "wire/frame.h"
 
-#ifndef SN_VERSION
-#define SN_VERSION "dev"
-#endif
 
 /* A node or an agent heard on the members bucket. */
 struct member {
@@ -377,6 +374,15 @@ static void on_member(struct sn_fleet *f, kvEntry *e)
     pthread_mutex_unlock(&f->mu);
     if (kind == 'a')
         mirror_agent(f, name, prev, v);
+    if (kind == 'n' && v && strcmp(name, f->id) != 0) {
+        const char *key;
+        json_t *t;
+        json_object_foreach(json_object_get(v, "access"), key, t)
+        {
+            if (json_is_integer(t))
+                sn_server_touch(f->s, key, json_integer_value(t));
+        }
+    }
     json_decref(prev);
     json_decref(v);
 }
@@ -706,9 +712,17 @@ static void beat(struct sn_fleet *f)
                                                (json_int_t)(last ? now - last : -1)));
     }
     pthread_mutex_unlock(&f->mu);
-    json_t *v = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:I,s:I}", "v", 1, "kind", "node", "id",
+    /* what was read here lately: every node's idle clocks (an owner reaps) follow every read */
+    char keys[256][SN_SCOPE_MAX + 24];
+    int64_t at[256];
+    json_t *access = json_object();
+    size_t na = sn_server_accessed_since(f->s, now - 5, keys, at, 256);
+    for (size_t i = 0; i < na; i++)
+        json_object_set_new(access, keys[i], json_integer(at[i]));
+    json_t *v = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I}", "v", 1, "kind", "node", "id",
                           f->id, "zone", f->zone, "api", f->api, "version", SN_VERSION,
-                          "started_ms", (json_int_t)f->started_ms, "owned", owned, "frames",
+                          "started_ms", (json_int_t)f->started_ms, "owned", owned, "access", access,
+                          "frames",
                           (json_int_t)atomic_load(&f->frames), "frames_bad",
                           (json_int_t)atomic_load(&f->frames_bad));
     char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;

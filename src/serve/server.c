@@ -415,6 +415,34 @@ int sn_server_forget(struct sn_server *s, const char *key)
     return 0;
 }
 
+void sn_server_touch(struct sn_server *s, const char *key, int64_t t)
+{
+    pthread_rwlock_rdlock(&s->lock);
+    struct sn_instn *in = sn_server_find_key(s, key);
+    if (in) {
+        int64_t was = atomic_load(&in->last_access);
+        while (was < t && !atomic_compare_exchange_weak(&in->last_access, &was, t))
+            ;
+    }
+    pthread_rwlock_unlock(&s->lock);
+}
+
+size_t sn_server_accessed_since(struct sn_server *s, int64_t since, char (*keys)[SN_SCOPE_MAX + 24],
+                                int64_t *at, size_t max)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&s->lock);
+    for (size_t i = 0; i < s->n && n < max; i++) {
+        int64_t t = atomic_load(&s->insts[i]->last_access);
+        if (t >= since) {
+            snprintf(keys[n], sizeof(keys[n]), "%s", s->insts[i]->key);
+            at[n++] = t;
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return n;
+}
+
 int sn_server_reset_data(struct sn_server *s, const char *key)
 {
     int rc = -ENOENT;

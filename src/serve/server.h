@@ -206,6 +206,12 @@ int sn_server_save_defs(struct sn_server *s);
 int sn_server_adopt(struct sn_server *s, const json_t *def, char *why, size_t whylen);
 int sn_server_forget(struct sn_server *s, const char *key);
 int sn_server_reset_data(struct sn_server *s, const char *key);
+/* Idle clocks across a fleet: another node's request touched key at t (its last access
+ * becomes t if later); and the keys of this node's instrumentations last accessed at or after
+ * since, with when, into keys[0..max) and at[0..max) (returns how many). */
+void sn_server_touch(struct sn_server *s, const char *key, int64_t t);
+size_t sn_server_accessed_since(struct sn_server *s, int64_t since, char (*keys)[SN_SCOPE_MAX + 24],
+                                int64_t *at, size_t max);
 /* in's definition as the store and the fleet keep it (docs/formats.md). */
 json_t *sn_instn_def_json(const struct sn_instn *in);
 /* Frees an instrumentation that is not (or no longer) in the server. */
