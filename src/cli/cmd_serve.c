@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "http/client.h"
 #include "http/httpd.h"
 #include "fleet/link.h"
 #include "serve/server.h"
@@ -27,7 +28,8 @@ static const char usage[] =
     "                   [--max-connections N] [--max-connections-per-ip N]\n"
     "                   [--header-timeout S] [--body-timeout S] [--max-body-memory BYTES]\n"
     "                   [--tiers LIST] [--store-max-bytes BYTES] [--rollup-keys N]\n"
-    "                   [--nats URL[,URL...] [--node-id ID] [--zone Z] [NATS options]]\n"
+    "                   [--nats URL[,URL...] [--node-id ID] [--zone Z] [--advertise URL]\n"
+    "                    [NATS options]]\n"
     "\n"
     "Runs the agent, the aggregator and the Cloud Analytics HTTP API in one process\n"
     "(docs/api.md), and the web UI at / (docs/ui.md); keeps every instrumentation's history\n"
@@ -70,6 +72,8 @@ static const char usage[] =
     "                      run `sonde agent --nats` on every host, this one too)\n"
     "  --node-id ID        this node's name in the fleet (default HOSTNAME-PORT)\n"
     "  --zone Z            its zone: each instrumentation's owners spread across zones\n"
+    "  --advertise URL     where the other nodes reach this API (default http://HOST:PORT of\n"
+    "                      --listen, this host's name when it listens on every address)\n"
     "%s"
     "\n"
     "limits on clients (docs/operations.md; refusals are counted in /metrics):\n"
@@ -257,6 +261,7 @@ int sn_cmd_serve(int argc, char **argv)
         O_ROLLUPKEYS,
         O_NODEID,
         O_ZONE,
+        O_ADVERTISE,
         O_LINK, /* the NATS link's options: sn_link_opt() */
     };
     static const struct option longopts[] = {
@@ -278,6 +283,7 @@ int sn_cmd_serve(int argc, char **argv)
         {"rollup-keys", required_argument, NULL, O_ROLLUPKEYS},
         {"node-id", required_argument, NULL, O_NODEID},
         {"zone", required_argument, NULL, O_ZONE},
+        {"advertise", required_argument, NULL, O_ADVERTISE},
         SN_LINK_LONGOPTS(O_LINK),
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -298,7 +304,7 @@ int sn_cmd_serve(int argc, char **argv)
     default_datadir(datadir, sizeof(datadir));
     optind = 1;
     struct sn_link_opts link = {0};
-    const char *node_id = NULL, *zone = NULL;
+    const char *node_id = NULL, *zone = NULL, *advertise = NULL;
     int li = 0;
     while ((c = getopt_long(argc, argv, "+h", longopts, &li)) != -1) {
         switch (c) {
@@ -308,6 +314,15 @@ int sn_cmd_serve(int argc, char **argv)
         case O_ZONE:
             zone = optarg;
             break;
+        case O_ADVERTISE: {
+            struct sn_url u;
+            if (sn_url_parse(optarg, &u) < 0) {
+                fprintf(stderr, "sonde serve: --advertise wants http://HOST:PORT\n");
+                return SN_EXIT_USAGE;
+            }
+            advertise = optarg;
+            break;
+        }
         case O_LINK:
             if (sn_link_opt(&link, longopts[li].name, optarg, why, sizeof(why)) < 0) {
                 fprintf(stderr, "sonde serve: --%s: %s\n", longopts[li].name, why);
@@ -428,6 +443,7 @@ int sn_cmd_serve(int argc, char **argv)
         so.nats = &link;
         so.node_id = node_id;
         so.zone = zone;
+        so.advertise = advertise;
         agent = false; /* in a fleet, `sonde agent --nats` instruments every host */
     }
     if (!listen_ok(listen, why, sizeof(why))) {

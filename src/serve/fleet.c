@@ -801,7 +801,10 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     snprintf(f->zone, sizeof(f->zone), "%s", o->zone ? o->zone : "");
-    snprintf(f->api, sizeof(f->api), "http://127.0.0.1:%d", sn_server_port(s));
+    if (o->api && o->api[0])
+        snprintf(f->api, sizeof(f->api), "%s", o->api);
+    else
+        snprintf(f->api, sizeof(f->api), "http://127.0.0.1:%d", sn_server_port(s));
     if (o->id && o->id[0])
         snprintf(f->id, sizeof(f->id), "%s", o->id);
     else

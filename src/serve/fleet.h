@@ -43,6 +43,7 @@ struct sn_fleet_opts {
     const struct sn_link_opts *link;
     const char *id;   /* this node's name (default: the host name and the API's port) */
     const char *zone; /* "" or NULL: none */
+    const char *api;  /* the API's URL other nodes send requests to (NULL: http://127.0.0.1:PORT) */
 };
 
 /*

@@ -598,7 +598,21 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
         goto fail;
     }
     if (o->nats) { /* after the API listens: the heartbeat says where */
-        struct sn_fleet_opts fo = {.link = o->nats, .id = o->node_id, .zone = o->zone};
+        /* where other nodes reach this API: --advertise, else the address it listens on
+         * (this host's name when that is every address) */
+        char api[300], host[256] = "";
+        const char *l = o->http.listen ? o->http.listen : "";
+        const char *colon = strrchr(l, ':');
+        if (colon && colon - l < (long)sizeof(host))
+            snprintf(host, sizeof(host), "%.*s", (int)(colon - l), l);
+        if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0)
+            snprintf(host, sizeof(host), "%s", s->host);
+        if (o->advertise)
+            snprintf(api, sizeof(api), "%s", o->advertise);
+        else
+            snprintf(api, sizeof(api), "http://%s:%d", host, sn_http_port(s->http));
+        struct sn_fleet_opts fo = {
+            .link = o->nats, .id = o->node_id, .zone = o->zone, .api = api};
         struct sn_fleet *f;
         if ((rc = sn_fleet_open(s, &fo, &f, why, sizeof(why))) < 0) {
             sn_log(SN_LOG_ERROR, "fleet", "%s", why);

@@ -115,6 +115,7 @@ struct sn_server_opts {
     bool trace_self;            /* let the local agent count this process's events */
     const struct sn_link_opts *nats; /* --nats: a node of a fleet (NULL: one host) */
     const char *node_id, *zone;      /* --node-id, --zone (a fleet's) */
+    const char *advertise;           /* --advertise URL: where other nodes reach this API */
     struct sn_http_opts http;   /* listen, threads, limits (the handler is the API's) */
 };
 
