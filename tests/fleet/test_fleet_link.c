@@ -656,6 +656,43 @@ static void test_tls(void)
     th_nats_free(&n);
 }
 
+/* an nkey made without nsc (support/nats.c): the seed file signs the server's nonce */
+static void test_nkey(void)
+{
+    struct th_nats n;
+    T_REQUIRE(th_nats_start(&n, 1, TH_NATS_NKEY) == 0);
+    t_note("nkey %s (%s)", n.nkey, n.nkey_pub);
+    const char *good[] = {"--nats-nkey", n.nkey, NULL};
+    expect_open(&n, good, 0, NULL);
+    expect_open(&n, NULL, -EACCES, "Authorization Violation");
+    /* another key (this one's public key, with the seed of a second server's key) */
+    struct th_nats other;
+    T_REQUIRE(th_nats_start(&other, 1, TH_NATS_NKEY) == 0);
+    char mixed[400];
+    snprintf(mixed, sizeof(mixed), "%s/mixed.nk", n.dir);
+    FILE *f = fopen(mixed, "w"), *g = fopen(other.nkey, "r");
+    char seed[128] = "";
+    if (g && fgets(seed, sizeof(seed), g))
+        seed[strcspn(seed, "\n")] = '\0';
+    if (g)
+        fclose(g);
+    if (f) {
+        fprintf(f, "%s\n%s\n", seed, n.nkey_pub);
+        fclose(f);
+    }
+    const char *bad[] = {"--nats-nkey", mixed, NULL};
+    expect_open(&n, bad, -EACCES, "Authorization Violation");
+    /* a seed alone: told what the file needs */
+    f = fopen(mixed, "w");
+    if (f) {
+        fprintf(f, "%s\n", seed);
+        fclose(f);
+    }
+    expect_open(&n, bad, -EINVAL, "no public key (a line U...");
+    th_nats_free(&other);
+    th_nats_free(&n);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -672,6 +709,7 @@ int main(int argc, char **argv)
     t_run("userpass", test_userpass);
     t_run("token", test_token);
     t_run("tls", test_tls);
+    t_run("nkey", test_nkey);
     th_nats_free(&one);
     nats_CloseAndWait(5000); /* cnats's threads and global state, for LeakSanitizer */
     return t_done();
