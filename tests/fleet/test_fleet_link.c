@@ -390,6 +390,7 @@ static void check_ensured(struct sn_link *l, int replicas)
 
 struct racer {
     const char *url;
+    int ensure_ms;
     int rc;
     char why[WHY];
 };
@@ -400,7 +401,7 @@ static void *race(void *arg)
     struct sn_link *l = NULL;
     r->rc = open_url(r->url, NULL, OPEN_MS, &l, r->why);
     if (r->rc == 0)
-        r->rc = sn_link_ensure(l, OPEN_MS, r->why, sizeof(r->why));
+        r->rc = sn_link_ensure(l, r->ensure_ms, r->why, sizeof(r->why));
     sn_link_close(l);
     return NULL;
 }
@@ -443,7 +444,7 @@ static void test_ensure(void)
         struct racer r[4];
         pthread_t th[4];
         for (int i = 0; i < 4; i++) {
-            r[i] = (struct racer){.url = th_nats_url(&n)};
+            r[i] = (struct racer){.url = th_nats_url(&n), .ensure_ms = OPEN_MS};
             pthread_create(&th[i], NULL, race, &r[i]);
         }
         for (int i = 0; i < 4; i++) {
@@ -514,14 +515,30 @@ static void test_ensure_cluster(void)
     struct th_nats n;
     T_REQUIRE(th_nats_start(&n, 3, 0) == 0);
     struct sn_link *l = NULL;
-    char why[WHY] = "", url0[64];
+    char why[WHY] = "", url0[64], urls[3][64];
+    /* three nodes at once, each on its own server with that one URL only */
+    struct racer r[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        r[i] = (struct racer){.url = th_nats_url_of(&n, i, urls[i], sizeof(urls[i])),
+                              .ensure_ms = 15000};
+        pthread_create(&th[i], NULL, race, &r[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        t_note("racer %d: %s", i, r[i].why);
+        T_EQ(r[i].rc, 0);
+    }
     /* one URL: the others are discovered, and the replicas follow (3) */
     T_EQ(open_url(th_nats_url_of(&n, 0, url0, sizeof(url0)), NULL, OPEN_MS, &l, why), 0);
     if (l) {
         T_EQ(sn_link_ensure(l, 15000, why, sizeof(why)), 0);
         t_note("%s", why);
         check_ensured(l, 3);
+        /* with one server of three gone, ensure still finds everything (a quorum is left) */
+        T_EQ(th_nats_kill(&n, 1, SIGKILL), 0);
         T_EQ(sn_link_ensure(l, 15000, why, sizeof(why)), 0);
+        t_note("%s", why);
         /* a node connected to another server finds them */
         struct sn_link *l2 = NULL;
         char url2[64];
