@@ -261,6 +261,15 @@ static void test_ack(void)
     sn_outbox_free(ob);
 }
 
+/* Adds 100 messages for each visited one. */
+static int add_more(void *arg, const struct sn_outbox_msg *m)
+{
+    T_STR(m->id, "pre");
+    for (int i = 0; i < 100; i++)
+        T_OK(add(arg, "more", 1, 0) > 0);
+    return 0;
+}
+
 static void test_each(void)
 {
     struct sn_outbox *ob = sn_outbox_new(NULL);
@@ -300,6 +309,12 @@ static void test_each(void)
     sn_outbox_stats(ob, &st);
     T_EQU(st.msgs, 0);
     T_EQ(sn_outbox_each(ob, 0, 100, NULL, NULL), 0);
+    /* fn may add: what it adds (past the ring's first size) is not visited in that call */
+    for (int i = 0; i < 5; i++)
+        add(ob, "pre", 1, 0);
+    T_EQ(sn_outbox_each(ob, 0, 100, add_more, ob), 0);
+    sn_outbox_stats(ob, &st);
+    T_EQU(st.msgs, 5 + 5 * 100);
     sn_outbox_free(ob);
 }
 
