@@ -331,7 +331,7 @@ static void *pub_main(void *arg)
             fa->resend = true;
             fa->stall_since_ms = now;
         }
-        bool resend = up && fa->resend;
+        bool resend = up && fa->resend, ever_sent = fa->sent > 0;
         if (resend) {
             fa->resend = false;
             fa->sent_upto = 0;
@@ -340,7 +340,9 @@ static void *pub_main(void *arg)
             sn_outbox_each(fa->ob, fa->sent_upto, BATCH, take, bp);
         pthread_mutex_unlock(&fa->mu);
 
-        if (resend && fa->js) { /* cnats forgets what it still waited for: we resend it all */
+        /* cnats forgets what it still waited for: we resend it all (cnats 3.4.1 crashes in
+         * js_PublishAsyncGetPendingList before the context's first asynchronous publish) */
+        if (resend && fa->js && ever_sent) {
             natsMsgList pending = {0};
             if (js_PublishAsyncGetPendingList(&pending, fa->js) == NATS_OK)
                 natsMsgList_Destroy(&pending);
