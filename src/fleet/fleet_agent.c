@@ -799,7 +799,6 @@ int sn_fleet_agent_open(const struct sn_agent_opts *ao, const struct sn_fleet_ag
     pthread_mutex_init(&fa->mu, NULL);
     pthread_mutex_init(&fa->st_mu, NULL);
     pthread_cond_init(&fa->cond, NULL);
-    fa->started_ms = sn_now_ms();
     fa->cgroup = o->cgroup && o->cgroup[0] ? strdup(o->cgroup) : NULL;
     fa->zone = strdup(o->zone ? o->zone : "");
     fa->version = strdup(o->version ? o->version : "");
@@ -816,6 +815,7 @@ int sn_fleet_agent_open(const struct sn_agent_opts *ao, const struct sn_fleet_ag
         sn_fleet_agent_close(fa);
         return rc;
     }
+    fa->started_ms = sn_now_ms(); /* its sources loaded (BPF: 0.5 s or more) */
     snprintf(fa->host, sizeof(fa->host), "%s", sn_agent_host(fa->agent));
     if (!sn_fleet_host_valid(fa->host)) {
         fmt_why(why, whylen,
