@@ -71,6 +71,7 @@ struct sn_link {
     kvStore *defs, *members;
     struct sn_link_events ev;
     int replicas_opt, replicas;
+    bool tls, tls_cert; /* TLS is used; with a client certificate */
     int64_t keep_ns, dedup_ns;
 
     pthread_mutex_t mu; /* the fields below */
@@ -362,12 +363,20 @@ static int nkey_public(const char *file, char *pub, size_t len, char *why, size_
     return seed ? rc : -EINVAL;
 }
 
-/* What cnats said last on this thread, or the status's text. */
+/* What cnats said last on this thread (without its "(conn.c:1905): " origin), or the
+ * status's text. */
 static const char *nats_why(natsStatus s)
 {
     natsStatus ls;
     const char *t = nats_GetLastError(&ls);
-    return t && t[0] ? t : natsStatus_GetText(s);
+    if (!t || !t[0])
+        return natsStatus_GetText(s);
+    if (t[0] == '(') {
+        const char *e = strstr(t, "): ");
+        if (e && e - t < 64)
+            t = e + 3;
+    }
+    return t;
 }
 
 static bool refused(natsStatus s)
@@ -397,6 +406,8 @@ static natsStatus build_opts(struct sn_link *l, const struct sn_link_opts *o, in
         tls = tls || strncmp(urls[i], "tls://", 6) == 0;
     s = natsOptions_SetServers(op, urls, n);
     free(list);
+    l->tls = tls;
+    l->tls_cert = o->tls_cert != NULL;
 
     if (s == NATS_OK)
         s = natsOptions_SetName(op, o->name && o->name[0] ? o->name : "sonde");
@@ -514,6 +525,14 @@ int sn_link_open(const struct sn_link_opts *o, const struct sn_link_events *ev, 
             say(why, whylen, "NATS at %s refused this client: %s", o->urls, nats_why(s));
             return open_fail(l, -EACCES);
         }
+        if (s == NATS_PROTOCOL_ERROR && l->tls && !l->tls_cert) {
+            /* TLS 1.3: a server that wants a client certificate closes after the handshake */
+            say(why, whylen,
+                "NATS at %s refused this client: %s (the server closed the connection after "
+                "the TLS handshake: does it require a client certificate, --nats-tls-cert?)",
+                o->urls, nats_why(s));
+            return open_fail(l, -EACCES);
+        }
         if (s == NATS_NO_MEMORY)
             return open_fail(l, -ENOMEM);
         if (timeout_ms < 0 || sn_mono_ms() + RETRY_GAP_MS > deadline || k > 100000) {
@@ -608,7 +627,7 @@ static natsStatus ensure_stream(struct sn_link *l, jsErrCode *jerr)
 }
 
 static natsStatus ensure_bucket(struct sn_link *l, kvStore **kv, const char *bucket, int history,
-                                int64_t ttl_ms)
+                                int64_t ttl_ns)
 {
     if (*kv)
         return NATS_OK;
@@ -619,7 +638,7 @@ static natsStatus ensure_bucket(struct sn_link *l, kvStore **kv, const char *buc
     kvConfig_Init(&c);
     c.Bucket = bucket;
     c.History = (uint8_t)history;
-    c.TTL = ttl_ms;
+    c.TTL = ttl_ns; /* cnats 3.4 passes it on as the stream's MaxAge: nanoseconds */
     c.StorageType = js_FileStorage;
     c.Replicas = l->replicas;
     s = js_CreateKeyValue(kv, l->js, &c);
@@ -656,7 +675,7 @@ int sn_link_ensure(struct sn_link *l, int timeout_ms, char *why, size_t whylen)
             if (s == NATS_OK) {
                 what = "bucket " SN_FLEET_KV_MEMBERS;
                 s = ensure_bucket(l, &l->members, SN_FLEET_KV_MEMBERS, 1,
-                                  (int64_t)MEMBERS_TTL_S * 1000);
+                                  (int64_t)MEMBERS_TTL_S * NS_PER_S);
             }
             if (s == NATS_OK)
                 return 0;

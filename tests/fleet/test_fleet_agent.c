@@ -1,7 +1,7 @@
 /*
- * `sonde agent --nats` end to end (argv[1] is the sonde binary; needs root, as CI runs): a
- * real nats-server (tests/support/nats.h), the real agent processes, and this test as the
- * fleet's definitions writer (cnats on the link a node would have, fleet/link.h) and reader of
+ * `sonde agent --nats` end to end ($SN_SONDE or argv[1] is the sonde binary; needs root, as CI
+ * runs): a real nats-server (tests/support/nats.h), the real agent processes, and this test as
+ * the fleet's definitions writer (cnats on the link a node would have, fleet/link.h) and reader of
  * the frames (a core subscription, and the stream itself through an ordered consumer).
  *
  *   - a definition put into sonde_defs runs within 1 s (the agent's heartbeat says so) and its
@@ -822,12 +822,19 @@ static void test_usage(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE-FILTER]\n", argv[0]);
+    /* the sonde binary: $SN_SONDE (as CTest runs it), or argv[1] then the case filter */
+    sonde = getenv("SN_SONDE");
+    if (!sonde && argc >= 2) {
+        sonde = argv[1];
+        argc--;
+        argv++;
+    }
+    if (!sonde) {
+        fprintf(stderr, "usage: SN_SONDE=SONDE %s [CASE-FILTER], or %s SONDE [CASE-FILTER]\n",
+                argv[0], argv[0]);
         return 2;
     }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    t_init(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     t_run("usage", test_usage);
     t_run("enable_frames_delete", test_enable_frames_delete);

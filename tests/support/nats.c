@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,95 @@ static int make_certs(struct th_nats *n)
     return 0;
 }
 
+/* ---- nkeys: base32 (RFC 4648, no padding) of a prefix, the key and a CRC-16 (XMODEM) ------ */
+
+static uint16_t crc16(const uint8_t *p, size_t n)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (uint16_t)(p[i] << 8);
+        for (int b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+    }
+    return crc;
+}
+
+/* raw[n] (the prefix bytes and the key) with its CRC appended, base32 into out. */
+static void nkey_encode(uint8_t *raw, size_t n, char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    uint16_t c = crc16(raw, n);
+    raw[n++] = (uint8_t)(c & 0xff);
+    raw[n++] = (uint8_t)(c >> 8);
+    unsigned acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | raw[i];
+        bits += 8;
+        while (bits >= 5) {
+            out[o++] = abc[(acc >> (bits - 5)) & 31];
+            bits -= 5;
+        }
+    }
+    if (bits > 0)
+        out[o++] = abc[(acc << (5 - bits)) & 31];
+    out[o] = '\0';
+}
+
+/* The last 32 bytes of a DER file (an Ed25519 private key's seed, or its public key). */
+static int der_tail32(const char *path, uint8_t *out)
+{
+    uint8_t buf[128];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    if (n < 32)
+        return -EPROTO;
+    memcpy(out, buf + n - 32, 32);
+    return 0;
+}
+
+/* A user nkey: openssl makes the Ed25519 key; the seed and public key are written as nkeys
+ * (seed prefix 'S' and user prefix 'U' packed in two bytes; the public key with 'U' alone). */
+static int make_nkey(struct th_nats *n)
+{
+    char cmd[1024], out[256], err[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && openssl genpkey -algorithm ed25519 -outform DER -out nkey.der && "
+             "openssl pkey -inform DER -in nkey.der -pubout -outform DER -out nkey.pub.der",
+             n->dir);
+    int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "th_nats: openssl (ed25519) failed (%d):\n%s\n", rc, err);
+        return -EIO;
+    }
+    uint8_t seed[32], pub[32], raw[40];
+    char path[400], seed_s[80];
+    snprintf(path, sizeof(path), "%s/nkey.der", n->dir);
+    if ((rc = der_tail32(path, seed)) != 0)
+        return rc;
+    snprintf(path, sizeof(path), "%s/nkey.pub.der", n->dir);
+    if ((rc = der_tail32(path, pub)) != 0)
+        return rc;
+    const uint8_t pseed = 18 << 3, puser = 20 << 3;
+    raw[0] = (uint8_t)(pseed | (puser >> 5));
+    raw[1] = (uint8_t)((puser & 31) << 3);
+    memcpy(raw + 2, seed, 32);
+    nkey_encode(raw, 34, seed_s);
+    raw[0] = puser;
+    memcpy(raw + 1, pub, 32);
+    nkey_encode(raw, 33, n->nkey_pub);
+    snprintf(n->nkey, sizeof(n->nkey), "%s/user.nk", n->dir);
+    FILE *f = fopen(n->nkey, "w");
+    if (!f)
+        return -errno;
+    fprintf(f, "%s\n%s\n", seed_s, n->nkey_pub);
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
 static int write_conf(const struct th_nats *n, int i)
 {
     const struct th_nats_server *s = &n->s[i];
@@ -171,6 +261,8 @@ static int write_conf(const struct th_nats *n, int i)
                 TH_NATS_PASSWORD);
     if (n->flags & TH_NATS_TOKEN)
         fprintf(f, "authorization {\n  token: \"%s\"\n}\n", TH_NATS_TOKEN_VALUE);
+    if (n->flags & TH_NATS_NKEY)
+        fprintf(f, "authorization {\n  users: [\n    { nkey: \"%s\" }\n  ]\n}\n", n->nkey_pub);
     if (n->flags & TH_NATS_TLS)
         fprintf(f,
                 "tls {\n  cert_file: \"%s/tls/server.pem\"\n  key_file: \"%s/tls/server.key\"\n"
@@ -364,6 +456,8 @@ int th_nats_start(struct th_nats *n, int nservers, unsigned flags)
     memcpy(n->dir, abs, strlen(abs) + 1);
     int rc;
     if ((flags & TH_NATS_TLS) && (rc = make_certs(n)) != 0)
+        return rc;
+    if ((flags & TH_NATS_NKEY) && (rc = make_nkey(n)) != 0)
         return rc;
 
     int ports[3 * TH_NATS_MAX];

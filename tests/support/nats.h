@@ -15,7 +15,8 @@
  * dir/sN/, and for a cluster the cluster block (name "sonde-test", routes to the other two).
  * The flags add client authentication: a user and password, a token, or TLS with a CA of the
  * test's own and a required client certificate (made at start with Debian's openssl CLI: a CA, a
- * server certificate for IP:127.0.0.1 and a client certificate, in dir/tls/).
+ * server certificate for IP:127.0.0.1 and a client certificate, in dir/tls/), or a user nkey
+ * (an Ed25519 key made by openssl, written in the nkey encoding: no nsc or nk needed).
  *
  * Starting waits (bounded: TH_NATS_START_MS) until every server answers /healthz and, for a
  * cluster, until JetStream has a meta leader (/jsz): a test can create streams at once. Every
@@ -36,6 +37,7 @@
 #define TH_NATS_USERPASS 0x1u /* user TH_NATS_USER, password TH_NATS_PASSWORD */
 #define TH_NATS_TOKEN    0x2u /* token TH_NATS_TOKEN_VALUE */
 #define TH_NATS_TLS      0x4u /* TLS, client certificate required (n->ca, n->cert, n->key) */
+#define TH_NATS_NKEY     0x8u /* a user nkey (n->nkey: its seed and public key) */
 
 #define TH_NATS_USER        "sonde"
 #define TH_NATS_PASSWORD    "s0nde-pass"
@@ -59,6 +61,8 @@ struct th_nats {
     char ca[320];  /* TLS only: the CA, the client certificate and its key (PEM files) */
     char cert[320];
     char key[320];
+    char nkey[320];    /* TH_NATS_NKEY: a file with the seed (SU...) and public key (U...) */
+    char nkey_pub[64]; /* that public key */
     struct th_nats_server s[TH_NATS_MAX];
 };
 
