@@ -22,7 +22,7 @@ struct sn_outbox_opts {
 /* One message: owned by the outbox while in it. */
 struct sn_outbox_msg {
     char *subject;
-    char *id;       /* the Nats-Msg-Id */
+    char *id; /* the Nats-Msg-Id */
     void *data;
     size_t len;
     int64_t made_ms; /* when the frame was made (its age counts from there) */
@@ -31,7 +31,7 @@ struct sn_outbox_msg {
 
 struct sn_outbox_stats {
     uint64_t msgs, bytes;               /* held now */
-    uint64_t added, acked;              /* in all */
+    uint64_t added, acked;              /* in all (added: every call of sn_outbox_add()) */
     uint64_t dropped_age, dropped_full; /* dropped: too old, over max_bytes */
     int64_t oldest_ms;                  /* made_ms of the oldest held (0: empty) */
 };
@@ -42,9 +42,10 @@ void sn_outbox_free(struct sn_outbox *ob);
 
 /* Adds a message (copied), dropping the oldest as needed to fit max_bytes (a message larger
  * than max_bytes on its own is dropped itself and counted dropped_full). Returns its seq (> 0),
- * or 0 when dropped or out of memory (counted dropped_full). */
-uint64_t sn_outbox_add(struct sn_outbox *ob, const char *subject, const char *id,
-                       const void *data, size_t len, int64_t made_ms);
+ * or 0 when dropped or out of memory (counted dropped_full; no seq is used up). Always
+ * added == msgs + acked + dropped_age + dropped_full. */
+uint64_t sn_outbox_add(struct sn_outbox *ob, const char *subject, const char *id, const void *data,
+                       size_t len, int64_t made_ms);
 /* Drops what is older than max_age at now_ms (counted dropped_age). Returns how many. */
 size_t sn_outbox_expire(struct sn_outbox *ob, int64_t now_ms);
 /* Removes the message seq (acknowledged by JetStream); 0, or -ENOENT when it is not held
@@ -55,7 +56,8 @@ int sn_outbox_ack(struct sn_outbox *ob, uint64_t seq);
  * nothing: both are kept, and this removes the older). O(1) on average. */
 int sn_outbox_ack_id(struct sn_outbox *ob, const char *id);
 /* The held messages, oldest first: calls fn for each with seq > after, until fn returns
- * non-zero (returned) or max messages were visited. Messages stay held. */
+ * non-zero (returned) or max messages were visited. Messages stay held; fn may ack (any
+ * message) or add (what it adds is not visited in this call). */
 int sn_outbox_each(struct sn_outbox *ob, uint64_t after, size_t max,
                    int (*fn)(void *arg, const struct sn_outbox_msg *m), void *arg);
 void sn_outbox_stats(const struct sn_outbox *ob, struct sn_outbox_stats *out);
