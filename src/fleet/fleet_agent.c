@@ -331,7 +331,7 @@ static void *pub_main(void *arg)
             fa->resend = true;
             fa->stall_since_ms = now;
         }
-        bool resend = up && fa->resend;
+        bool resend = up && fa->resend, ever_sent = fa->sent > 0;
         if (resend) {
             fa->resend = false;
             fa->sent_upto = 0;
@@ -340,7 +340,9 @@ static void *pub_main(void *arg)
             sn_outbox_each(fa->ob, fa->sent_upto, BATCH, take, bp);
         pthread_mutex_unlock(&fa->mu);
 
-        if (resend && fa->js) { /* cnats forgets what it still waited for: we resend it all */
+        /* cnats forgets what it still waited for: we resend it all (cnats 3.4.1 crashes in
+         * js_PublishAsyncGetPendingList before the context's first asynchronous publish) */
+        if (resend && fa->js && ever_sent) {
             natsMsgList pending = {0};
             if (js_PublishAsyncGetPendingList(&pending, fa->js) == NATS_OK)
                 natsMsgList_Destroy(&pending);
@@ -797,7 +799,6 @@ int sn_fleet_agent_open(const struct sn_agent_opts *ao, const struct sn_fleet_ag
     pthread_mutex_init(&fa->mu, NULL);
     pthread_mutex_init(&fa->st_mu, NULL);
     pthread_cond_init(&fa->cond, NULL);
-    fa->started_ms = sn_now_ms();
     fa->cgroup = o->cgroup && o->cgroup[0] ? strdup(o->cgroup) : NULL;
     fa->zone = strdup(o->zone ? o->zone : "");
     fa->version = strdup(o->version ? o->version : "");
@@ -814,6 +815,7 @@ int sn_fleet_agent_open(const struct sn_agent_opts *ao, const struct sn_fleet_ag
         sn_fleet_agent_close(fa);
         return rc;
     }
+    fa->started_ms = sn_now_ms(); /* its sources loaded (BPF: 0.5 s or more) */
     snprintf(fa->host, sizeof(fa->host), "%s", sn_agent_host(fa->agent));
     if (!sn_fleet_host_valid(fa->host)) {
         fmt_why(why, whylen,

@@ -1,7 +1,7 @@
 /*
- * `sonde agent --nats` end to end (argv[1] is the sonde binary; needs root, as CI runs): a
- * real nats-server (tests/support/nats.h), the real agent processes, and this test as the
- * fleet's definitions writer (cnats on the link a node would have, fleet/link.h) and reader of
+ * `sonde agent --nats` end to end ($SN_SONDE or argv[1] is the sonde binary; needs root, as CI
+ * runs): a real nats-server (tests/support/nats.h), the real agent processes, and this test as
+ * the fleet's definitions writer (cnats on the link a node would have, fleet/link.h) and reader of
  * the frames (a core subscription, and the stream itself through an ordered consumer).
  *
  *   - a definition put into sonde_defs runs within 1 s (the agent's heartbeat says so) and its
@@ -619,8 +619,11 @@ static void test_late_start_and_restart(void)
     T_REQUIRE(agent_start(&a, "late", NULL, NULL, NULL) == 0);
     int64_t c1 = wait_hb("late", "1", true, t0, 10000);
     int64_t c3 = wait_hb("late", "acme/3", true, t0, 10000);
-    NOTE("late start: running all %lld ms after the start", (long long)(c1 > c3 ? c1 : c3));
-    T_OK(c1 >= 0 && c1 <= 2000 && c3 >= 0 && c3 <= 2000);
+    int64_t ready = hb_counter("late", "started_ms") - t0;
+    NOTE("late start: running all %lld ms after the start (%lld ms after its sources loaded)",
+         (long long)(c1 > c3 ? c1 : c3), (long long)((c1 > c3 ? c1 : c3) - ready));
+    T_OK(c1 >= 0 && c3 >= 0);
+    T_OK(c1 - ready <= 2000 && c3 - ready <= 2000);
     T_OK(!hb_running("late", "2"));
 
     /* killed, a definition changes meanwhile, started again */
@@ -631,8 +634,10 @@ static void test_late_start_and_restart(void)
     T_REQUIRE(agent_start(&a, "late", NULL, NULL, NULL) == 0);
     int64_t c2 = wait_hb("late", "2", true, t0, 10000);
     int64_t g1 = wait_hb("late", "1", false, now_ms(), 3000);
-    NOTE("restart: 2 running %lld ms after the start; 1 gone", (long long)c2);
-    T_OK(c2 >= 0 && c2 <= 2000 && g1 >= 0);
+    ready = hb_counter("late", "started_ms") - t0;
+    NOTE("restart: 2 running %lld ms after the start (%lld ms after its sources loaded); 1 gone",
+         (long long)c2, (long long)(c2 - ready));
+    T_OK(c2 >= 0 && c2 - ready <= 2000 && g1 >= 0);
     T_OK(hb_running("late", "acme/3"));
     T_EQ(agent_stop(&a, SIGTERM), 0);
     fleet_down();
@@ -729,18 +734,113 @@ static void test_buffer_cap_drops_counted(void)
     fleet_down();
 }
 
+/* The agent before its broker: started while the (fresh) server is down, it connects when the
+ * server comes, creates the stream and buckets itself (no node has yet), and runs what is put;
+ * SIGUSR1 writes its state to its log. */
+static void test_agent_before_broker(void)
+{
+    struct agent a = {0};
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+
+    memset(&nats, 0, sizeof(nats));
+    T_REQUIRE(th_nats_start(&nats, 1, 0) == 0);
+    T_REQUIRE(th_nats_kill(&nats, 0, SIGKILL) == 0);
+    T_REQUIRE(agent_start(&a, "early", NULL, NULL, NULL) == 0);
+    sleep_ms(1500);
+    T_OK(kill(a.pid, 0) == 0); /* still there, trying */
+    T_REQUIRE(th_nats_restart(&nats, 0) == 0);
+    int64_t t0 = now_ms();
+    T_REQUIRE(natsConnection_ConnectTo(&nc, th_nats_url(&nats)) == NATS_OK);
+    T_REQUIRE(natsConnection_JetStream(&js, nc, NULL) == NATS_OK);
+    for (int i = 0; i < 200 && js_KeyValue(&kv, js, SN_FLEET_KV_MEMBERS) != NATS_OK; i++)
+        sleep_ms(50);
+    NOTE("the agent made the buckets %lld ms after the server came", (long long)(now_ms() - t0));
+    T_OK(kv != NULL);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    /* from here as a node would: the link finds what the agent created */
+    struct sn_link_opts lo = {0};
+    char why[256] = "";
+    lo.urls = strdup(th_nats_url(&nats));
+    T_REQUIRE(sn_link_open(&lo, NULL, 5000, &link_, why, sizeof(why)) == 0);
+    sn_link_opts_fini(&lo);
+    T_REQUIRE(sn_link_ensure(link_, 10000, why, sizeof(why)) == 0);
+    defs = sn_link_kv(link_, SN_FLEET_KV_DEFS);
+    members = sn_link_kv(link_, SN_FLEET_KV_MEMBERS);
+    T_REQUIRE(defs && members);
+    t0 = now_ms();
+    T_REQUIRE(put_def("4", GETPPIDS) == 0);
+    int64_t on = wait_hb("early", "4", true, t0, 3000);
+    NOTE("4 running %lld ms after the put", (long long)on);
+    T_OK(on >= 0 && on <= 1000);
+    int64_t acked = 0;
+    for (int i = 0; i < 50 && (acked = hb_counter("early", "acked")) < 1; i++)
+        sleep_ms(100); /* frames of the next seconds, in a heartbeat of the next 2 s */
+    T_OK(acked >= 1);
+
+    T_OK(kill(a.pid, SIGUSR1) == 0);
+    char text[8192] = "";
+    bool dumped = false;
+    for (int i = 0; i < 100 && !dumped; i++) {
+        sleep_ms(20);
+        FILE *f = fopen(a.log, "r");
+        size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+        text[n] = 0;
+        if (f)
+            fclose(f);
+        dumped = strstr(text, "sub=dump") && strstr(text, "4: running") && strstr(text, "outbox: ");
+    }
+    T_OK(dumped);
+    T_EQ(agent_stop(&a, SIGTERM), 0);
+    fleet_down();
+}
+
+/* Usage errors: exit 2 with the reason, before anything starts. */
+static void test_usage(void)
+{
+    static const char *const bad[][2] = {
+        {"--nats nats://127.0.0.1:1 --inst /dev/null --stdout", "one mode or the other"},
+        {"--nats nats://127.0.0.1:1 --hostname 'a..b'", "--hostname"},
+        {"--nats nats://127.0.0.1:1 --cgroup relative", "absolute"},
+        {"--nats nats://127.0.0.1:1 --buffer-seconds 0", "--buffer-seconds"},
+        {"--inst /dev/null --stdout --zone z", "need --nats"},
+        {"--nats-user u --inst /dev/null --stdout", "need --nats"},
+        {"--nats nats://127.0.0.1:1 --nats-user u", "password"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char cmd[512], out[256], err[1024];
+        snprintf(cmd, sizeof(cmd), "%s agent %s", sonde, bad[i][0]);
+        int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+        NOTE("%s: %d %s", bad[i][0], rc, err);
+        T_EQ(rc, 2);
+        T_OK(strstr(err, bad[i][1]) != NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s SONDE [CASE-FILTER]\n", argv[0]);
+    /* the sonde binary: $SN_SONDE (as CTest runs it), or argv[1] then the case filter */
+    sonde = getenv("SN_SONDE");
+    if (!sonde && argc >= 2) {
+        sonde = argv[1];
+        argc--;
+        argv++;
+    }
+    if (!sonde) {
+        fprintf(stderr, "usage: SN_SONDE=SONDE %s [CASE-FILTER], or %s SONDE [CASE-FILTER]\n",
+                argv[0], argv[0]);
         return 2;
     }
-    sonde = argv[1];
-    t_init(argc - 1, argv + 1);
+    t_init(argc, argv);
     signal(SIGPIPE, SIG_IGN);
+    t_run("usage", test_usage);
     t_run("enable_frames_delete", test_enable_frames_delete);
     t_run("cgroups_per_host", test_cgroups_per_host);
     t_run("late_start_and_restart", test_late_start_and_restart);
+    t_run("agent_before_broker", test_agent_before_broker);
     t_run("broker_outage_loses_nothing", test_broker_outage_loses_nothing);
     t_run("buffer_cap_drops_counted", test_buffer_cap_drops_counted);
     return t_done();
