@@ -75,6 +75,7 @@ struct pend {
 struct merge {
     char *key;
     uint8_t tier;
+    bool replace; /* sn_store_put(): the slot is the whole record */
     struct sn_ds_slot s;
     char **names; /* of s's sources */
 };
@@ -732,10 +733,10 @@ static void on_frame(void *arg, const char *key, int64_t t)
     pthread_mutex_unlock(&st->mu);
 }
 
-int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
-                   const char *const *src_names)
+static int queue_slot(struct sn_store *st, const char *key, enum sn_tier t,
+                      const struct sn_ds_slot *s, const char *const *src_names, bool replace)
 {
-    struct merge m = {.tier = (uint8_t)t};
+    struct merge m = {.tier = (uint8_t)t, .replace = replace};
     int rc = 0;
 
     if (!(m.key = strdup(key)) || !(m.names = calloc(s->nsrc ? s->nsrc : 1, sizeof(char *))))
@@ -779,6 +780,18 @@ int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const s
     return rc;
 }
 
+int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
+                   const char *const *src_names)
+{
+    return queue_slot(st, key, t, s, src_names, false);
+}
+
+int sn_store_put(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
+                 const char *const *src_names)
+{
+    return queue_slot(st, key, t, s, src_names, true);
+}
+
 /* ---- The per-second write -------------------------------------------------------------- */
 
 /* A slot to write: read from the aggregator, or given to merge. */
@@ -786,7 +799,8 @@ struct work {
     struct inst *in;
     int64_t t;
     uint8_t tier;
-    bool merge;                   /* add to the record (else replace it) */
+    bool merge;                   /* s is given: add it to the record (else replace it) */
+    bool replace;                 /* s is given and replaces the record (sn_store_put()) */
     struct sn_ds_slot s;          /* merge: owned */
     const struct sn_ds_slot *ref; /* from the aggregator: referenced */
     char **names;                 /* source names of the slot */
@@ -948,9 +962,9 @@ static int write_work(struct sn_store *st, MDB_txn *txn, struct tick *k, struct 
         if ((rc = encode(st, k, in, w->ref, w->names, false)))
             return rc;
     } else {
-        struct sn_ds_slot rec;
-        bool found;
-        if ((rc = get_record(st, txn, in, w->tier, w->t, &rec, &found)))
+        struct sn_ds_slot rec = {.t = w->t};
+        bool found = false;
+        if (!w->replace && (rc = get_record(st, txn, in, w->tier, w->t, &rec, &found)))
             return rc;
         /* the merge's sources: names into the store's ids, ascending as the union wants (in a
          * copy: the slot stays as it was should the transaction fail and be run again) */
@@ -1230,7 +1244,13 @@ static int collect(struct sn_store *st, struct tick *k, size_t *cap)
         /* a record starts at a multiple of its tier's period */
         m->s.t = align_down(m->s.t, period_of(in, (enum sn_tier)m->tier));
         w[k->nw++] = (struct work){
-            .in = in, .t = m->s.t, .tier = m->tier, .merge = true, .s = m->s, .names = m->names};
+            .in = in,
+            .t = m->s.t,
+            .tier = m->tier,
+            .merge = true,
+            .replace = m->replace,
+            .s = m->s,
+            .names = m->names};
         free(m->key);
     }
     st->nmerges = nm;
@@ -1280,7 +1300,8 @@ static void work_requeue(struct sn_store *st, struct tick *k)
             char *key = strdup(w->in->key);
             if (a && key) {
                 st->merges = a;
-                a[st->nmerges++] = (struct merge){key, w->tier, w->s, w->names};
+                a[st->nmerges++] = (struct merge){
+                    .key = key, .tier = w->tier, .replace = w->replace, .s = w->s, .names = w->names};
                 w->s = (struct sn_ds_slot){0};
                 w->names = NULL;
                 w->merge = true;
@@ -1603,6 +1624,42 @@ int sn_store_follow(struct sn_store *st, struct sn_agg *agg)
 }
 
 /* ---- Reading ---------------------------------------------------------------------------- */
+
+int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t *at)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    unsigned char k[DATA_KEY_LEN];
+    MDB_val kv, v;
+    int rc;
+
+    pthread_mutex_lock(&st->mu);
+    struct inst *in = inst_find(st, key);
+    uint32_t sid = in ? in->sid : 0;
+    bool saved = in && in->sid_saved;
+    pthread_mutex_unlock(&st->mu);
+    if (!in || !sid || !saved)
+        return -ENOENT;
+    if ((rc = read_begin(st, &txn)) < 0)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, st->data, &cur))) {
+        read_end(st, txn);
+        return errno_of(rc);
+    }
+    data_key(k, sid, (uint8_t)t, 0);
+    kv = (MDB_val){DATA_KEY_LEN, k};
+    rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
+    if (rc == 0) {
+        const unsigned char *kp = kv.mv_data;
+        if (kv.mv_size == DATA_KEY_LEN && rd32(kp) == sid && kp[4] == t)
+            *at = (int64_t)rd64(kp + 5);
+        else
+            rc = MDB_NOTFOUND;
+    }
+    mdb_cursor_close(cur);
+    read_end(st, txn);
+    return rc == 0 ? 0 : rc == MDB_NOTFOUND ? -ENOENT : errno_of(rc);
+}
 
 int sn_store_read(struct sn_store *st, const char *key, enum sn_tier t, int64_t from, int64_t to,
                   struct sn_ds_slot ***out, size_t *n, bool *values)

@@ -123,6 +123,13 @@ int64_t sn_store_keep(struct sn_store *st, const char *key, enum sn_tier t);
  * marked. Written with the next per-second transaction; returns 0, -ENOENT or -ENOMEM. */
 int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
                    const char *const *src_names);
+/* The start of key's oldest record of tier t into *at: 0, or -ENOENT (none, or no such key),
+ * -errno. */
+int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t *at);
+/* sn_store_merge(), but s replaces key's record of tier t at s->t (a record rebuilt whole:
+ * a fleet node rebuilding its store from the stream). */
+int sn_store_put(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
+                 const char *const *src_names);
 /* Commits what sn_store_merge() queued (with the closed dirty slots and rollups, as the
  * writer's next second would) before returning: an import is stored when it is answered.
  * Returns 0 or the -errno of the write. */
