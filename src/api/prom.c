@@ -193,6 +193,10 @@ void sn_api_prometheus(struct sn_call *c)
             {"sonde_fleet_replays_total", "counter",
              "Instrumentations taken over, their memory rebuilt from the stream.", NULL,
              (double)fs.replays},
+            {"sonde_fleet_rebuilt_frames_total", "counter",
+             "Frames of the stream taken to rebuild the history of a share this node's store "
+             "never held.",
+             NULL, (double)fs.rebuilt},
             {"sonde_fleet_consumer_restarts_total", "counter",
              "Consumers restarted where they were, after the bus came back.", NULL,
              (double)fs.restarts},

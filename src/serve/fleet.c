@@ -61,13 +61,17 @@ struct sn_fleet {
     bool dirty;     /* ownership to recompute */
     bool resubscribe; /* the link came back: consumers restart where they were */
 
+    struct job *jobs; /* rebuilds to run, in order (f->mu) */
+    size_t njobs, capjobs;
+    pthread_cond_t jobs_cv;
+
     kvWatcher *wdefs, *wmembers;
-    pthread_t tdefs, tmembers, tbeat;
-    bool tdefs_on, tmembers_on, tbeat_on;
+    pthread_t tdefs, tmembers, tbeat, trebuild;
+    bool tdefs_on, tmembers_on, tbeat_on, trebuild_on;
     _Atomic bool stop;
 
     _Atomic uint64_t frames, frames_late, frames_bad, frames_foreign, replays, restarts,
-        defs_applied, link_down;
+        defs_applied, link_down, rebuilt;
 };
 
 static int64_t mono_ms(void)
@@ -438,40 +442,22 @@ static void expire_members(struct sn_fleet *f, int64_t now)
 
 /* ---- Owning: consumers of frames ---------------------------------------------------------- */
 
-static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+/* One frame off the bus for o's instrumentation (msg borrowed): checked (the subject, the
+ * frame's own id and host must agree: anyone with credentials can publish) and taken through
+ * the one data path; a frame older than memory goes to the store. */
+static void take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg)
 {
-    struct owned *o = closure;
-    struct sn_fleet *f = o->f;
-    jsMsgMetaData *meta = NULL;
     char inst[SN_SCOPE_MAX + 24], host[SN_FLEET_HOST_MAX + 1];
     struct sn_wire_frame fr;
-    (void)nc;
-    (void)sub;
 
-    if (!atomic_load(&o->active)) {
-        natsMsg_Destroy(msg);
-        return;
-    }
-    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-        uint64_t seq = meta->Sequence.Stream;
-        atomic_store(&o->pending, meta->NumPending);
-        jsMsgMetaData_Destroy(meta);
-        if (seq <= atomic_load(&o->last_seq)) { /* seen: a consumer restarted behind it */
-            natsMsg_Destroy(msg);
-            return;
-        }
-        atomic_store(&o->last_seq, seq);
-    }
     if (sn_fleet_parse_frame_subject(natsMsg_GetSubject(msg), inst, sizeof(inst), host,
                                      sizeof(host)) < 0 ||
         strcmp(inst, o->key) != 0) {
         atomic_fetch_add(&f->frames_foreign, 1);
-        natsMsg_Destroy(msg);
         return;
     }
     if (sn_wire_frame_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &fr) < 0) {
         atomic_fetch_add(&f->frames_bad, 1);
-        natsMsg_Destroy(msg);
         return;
     }
     if (!fr.id || !fr.host || strcmp(fr.id, inst) != 0 || strcmp(fr.host, host) != 0) {
@@ -493,12 +479,145 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         }
     }
     sn_wire_frame_fini(&fr);
+}
+
+static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct owned *o = closure;
+    jsMsgMetaData *meta = NULL;
+    (void)nc;
+    (void)sub;
+
+    if (!atomic_load(&o->active)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        uint64_t seq = meta->Sequence.Stream;
+        atomic_store(&o->pending, meta->NumPending);
+        jsMsgMetaData_Destroy(meta);
+        if (seq <= atomic_load(&o->last_seq)) { /* seen: a consumer restarted behind it */
+            natsMsg_Destroy(msg);
+            return;
+        }
+        atomic_store(&o->last_seq, seq);
+    }
+    take_frame(o->f, o, msg);
     natsMsg_Destroy(msg);
+}
+
+/* ---- Rebuilding history from the stream -------------------------------------------------- */
+
+/*
+ * A node that takes over an instrumentation its store knows nothing of (a new node with an
+ * empty data directory, or a share it never held) rebuilds its history from the frames
+ * stream: every frame that arrived before the live consumer's start (until_ns, the stream's
+ * arrival time) is taken as the live consumer takes frames, so each frame goes exactly once
+ * into memory (when recent) or into the store, whose rollups follow. The live consumer takes
+ * everything from until_ns on; the two never overlap. One rebuild at a time, in the node's
+ * rebuild thread, held back while the store has more than REBUILD_BACKLOG slots to write.
+ */
+#define REBUILD_BACKLOG 20000
+
+struct job {
+    struct owned *o;
+    int64_t until_ns;
+};
+
+static void rebuild(struct sn_fleet *f, const struct job *j)
+{
+    char filter[SN_FLEET_SUBJECT_MAX];
+    jsSubOptions so;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+    uint64_t n = 0;
+    int64_t t0 = mono_ms();
+
+    if (sn_fleet_frame_filter(j->o->key, filter, sizeof(filter)) < 0)
+        return;
+    jsSubOptions_Init(&so);
+    so.Stream = SN_FLEET_FRAMES_STREAM;
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    if (js_SubscribeSync(&sub, sn_link_js(f->link), filter, NULL, &so, &jerr) != NATS_OK) {
+        sn_log(SN_LOG_WARN, "fleet", "instrumentation %s: cannot read its history: %d", j->o->key,
+               (int)jerr);
+        return;
+    }
+    while (!atomic_load(&f->stop) && atomic_load(&j->o->active)) {
+        natsMsg *m = NULL;
+        jsMsgMetaData *meta = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK)
+            break; /* nothing older left (or the bus is gone: the next takeover tries again) */
+        bool done = false, last = false;
+        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+            done = meta->Timestamp >= j->until_ns;
+            last = meta->NumPending == 0;
+            jsMsgMetaData_Destroy(meta);
+        }
+        if (!done) {
+            take_frame(f, j->o, m);
+            n++;
+        }
+        natsMsg_Destroy(m);
+        if (done || last)
+            break;
+        if (n % 1000 == 0) { /* the store writes what it was given before more comes */
+            struct sn_store_stats ss;
+            for (int k = 0; k < 600 && !atomic_load(&f->stop); k++) {
+                sn_store_stats(f->s->store, &ss);
+                if (ss.pending < REBUILD_BACKLOG)
+                    break;
+                struct timespec d = {0, 50 * 1000000L};
+                nanosleep(&d, NULL);
+            }
+        }
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    atomic_fetch_add(&f->rebuilt, n);
+    sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: history rebuilt from %" PRIu64
+           " frame(s) of the stream in %.1f s", j->o->key, n, (double)(mono_ms() - t0) / 1000);
+}
+
+static void *rebuilder(void *arg)
+{
+    struct sn_fleet *f = arg;
+
+    pthread_mutex_lock(&f->mu);
+    while (!atomic_load(&f->stop)) {
+        if (!f->njobs) {
+            pthread_cond_wait(&f->jobs_cv, &f->mu);
+            continue;
+        }
+        struct job j = f->jobs[0];
+        memmove(&f->jobs[0], &f->jobs[1], (f->njobs - 1) * sizeof(*f->jobs));
+        f->njobs--;
+        pthread_mutex_unlock(&f->mu);
+        rebuild(f, &j);
+        pthread_mutex_lock(&f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* Queues the rebuild of o's history up to until_ns (f->mu not held). */
+static void queue_rebuild(struct sn_fleet *f, struct owned *o, int64_t until_ns)
+{
+    pthread_mutex_lock(&f->mu);
+    struct job *p = sn_grow(f->jobs, &f->capjobs, f->njobs + 1, sizeof(*p));
+    if (p) {
+        f->jobs = p;
+        f->jobs[f->njobs++] = (struct job){.o = o, .until_ns = until_ns};
+        pthread_cond_signal(&f->jobs_cv);
+    }
+    pthread_mutex_unlock(&f->mu);
 }
 
 /* Starts consuming key's frames: from seq + 1 when seq, else from the start of its retention
  * (memory rebuilt from the stream). f->mu not held. */
-static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t retention)
+static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t retention,
+                     int64_t *start_ns)
 {
     char filter[SN_FLEET_SUBJECT_MAX];
     jsSubOptions so;
@@ -518,6 +637,8 @@ static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t
          * which already holds them */
         so.Config.DeliverPolicy = js_DeliverByStartTime;
         so.Config.OptStartTime = (unix_ms() - ((int64_t)retention - 2) * 1000) * 1000000;
+        if (start_ns)
+            *start_ns = so.Config.OptStartTime;
     }
     natsStatus st = js_Subscribe(&sub, sn_link_js(f->link), filter, on_frame_msg, o, NULL, &so,
                                  &jerr);
@@ -648,17 +769,22 @@ static void rebalance(struct sn_fleet *f)
             sn_server_reset_data(f->s, o->key);
             atomic_store(&o->last_seq, 0);
             atomic_store(&o->active, true);
-            if (subscribe(f, o, 0, all[i]->retention) == 0) {
+            int64_t at, start_ns = 0;
+            bool known = sn_store_first(f->s->store, o->key, SN_TIER_RAW, &at) == 0;
+            if (subscribe(f, o, 0, all[i]->retention, &start_ns) == 0) {
                 atomic_fetch_add(&f->replays, 1);
                 sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: owned; replaying its %" PRIu32
-                       " s of frames", o->key, all[i]->retention);
+                       " s of frames%s", o->key, all[i]->retention,
+                       known ? "" : ", and its history before them");
+                if (!known) /* a share this store never held: its history from the stream */
+                    queue_rebuild(f, o, start_ns);
             } else {
                 atomic_store(&o->active, false);
             }
         } else if (mine && resub) {
             atomic_fetch_add(&f->restarts, 1);
             unsubscribe(o);
-            if (subscribe(f, o, atomic_load(&o->last_seq), all[i]->retention) < 0)
+            if (subscribe(f, o, atomic_load(&o->last_seq), all[i]->retention, NULL) < 0)
                 atomic_store(&o->active, false);
         } else if (!mine && o->sub) {
             atomic_store(&o->active, false);
@@ -800,6 +926,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     f->started_ms = unix_ms();
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
+    pthread_cond_init(&f->jobs_cv, NULL);
     snprintf(f->zone, sizeof(f->zone), "%s", o->zone ? o->zone : "");
     if (o->api && o->api[0])
         snprintf(f->api, sizeof(f->api), "%s", o->api);
@@ -849,6 +976,11 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         goto fail;
     }
     f->tmembers_on = true;
+    if (pthread_create(&f->trebuild, NULL, rebuilder, f) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    f->trebuild_on = true;
     if (pthread_create(&f->tbeat, NULL, heartbeat, f) != 0) {
         rc = -EAGAIN;
         goto fail;
@@ -892,10 +1024,13 @@ void sn_fleet_close(struct sn_fleet *f)
     atomic_store(&f->stop, true);
     pthread_mutex_lock(&f->mu);
     pthread_cond_broadcast(&f->cv);
+    pthread_cond_broadcast(&f->jobs_cv);
     pthread_mutex_unlock(&f->mu);
-    /* the watchers' threads wake every 500 ms to see stop */
+    /* the watchers' threads wake every 500 ms to see stop, the rebuild's every 2 s */
     if (f->tbeat_on)
         pthread_join(f->tbeat, NULL);
+    if (f->trebuild_on)
+        pthread_join(f->trebuild, NULL);
     if (f->tdefs_on)
         pthread_join(f->tdefs, NULL);
     if (f->tmembers_on)
@@ -917,6 +1052,8 @@ void sn_fleet_close(struct sn_fleet *f)
     for (size_t i = 0; i < f->nm; i++)
         json_decref(f->m[i].v);
     free(f->m);
+    free(f->jobs);
+    pthread_cond_destroy(&f->jobs_cv);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);
@@ -931,6 +1068,7 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
     out->frames_foreign = atomic_load(&f->frames_foreign);
     out->replays = atomic_load(&f->replays);
     out->restarts = atomic_load(&f->restarts);
+    out->rebuilt = atomic_load(&f->rebuilt);
     out->defs_applied = atomic_load(&f->defs_applied);
     out->link_down = atomic_load(&f->link_down);
     int64_t now = sn_now();

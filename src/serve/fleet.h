@@ -80,6 +80,7 @@ struct sn_fleet_stats {
     uint64_t frames_foreign; /* a subject, host or id that do not agree (forged or misrouted) */
     uint64_t replays;        /* instrumentations taken over (memory rebuilt from the stream) */
     uint64_t restarts;       /* consumers restarted where they were (the link came back) */
+    uint64_t rebuilt;        /* frames of the stream taken to rebuild history (a new share) */
     uint64_t owned, nodes, agents;
     uint64_t pending;   /* frames in the stream not yet taken, over owned instrumentations */
     int64_t lag_s;      /* the largest age of the newest frame taken, over owned ones */
