@@ -197,6 +197,12 @@ void sn_api_prometheus(struct sn_call *c)
              "Frames of the stream taken to rebuild the history of a share this node's store "
              "never held.",
              NULL, (double)fs.rebuilt},
+            {"sonde_fleet_rollups_sent_total", "counter",
+             "Rollup records this node put on the bus (JetStream's record of history).", NULL,
+             (double)fs.rollups_sent},
+            {"sonde_fleet_rollups_rebuilt_total", "counter",
+             "Rollup records taken from the bus to rebuild the history of a new share.", NULL,
+             (double)fs.rollups_rebuilt},
             {"sonde_fleet_consumer_restarts_total", "counter",
              "Consumers restarted where they were, after the bus came back.", NULL,
              (double)fs.restarts},

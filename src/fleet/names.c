@@ -189,6 +189,58 @@ int sn_fleet_frame_filter(const char *inst, char *out, size_t len)
     return 0;
 }
 
+static bool tier_ok(const char *tier)
+{
+    return tier && (!strcmp(tier, "1m") || !strcmp(tier, "1h") || !strcmp(tier, "1d"));
+}
+
+int sn_fleet_rollup_subject(const char *inst, const char *tier, int64_t t, char *out, size_t len)
+{
+    char num[24];
+    size_t at = 0;
+    int rc = start(out, len);
+    if (rc < 0)
+        return rc;
+    if (!inst_valid(inst) || !tier_ok(tier) || t < 0)
+        return -EINVAL;
+    int n = snprintf(num, sizeof(num), ".%lld", (long long)t);
+    if ((rc = put(out, len, &at, SN_FLEET_ROLLUPS_PREFIX, strlen(SN_FLEET_ROLLUPS_PREFIX))) < 0 ||
+        (rc = put(out, len, &at, tier, 2)) < 0 || (rc = put(out, len, &at, ".", 1)) < 0 ||
+        (rc = put_inst(out, len, &at, inst)) < 0 || (rc = put(out, len, &at, num, (size_t)n)) < 0)
+        return done(out, rc);
+    return 0;
+}
+
+int sn_fleet_rollup_filter(const char *inst, const char *tier, char *out, size_t len)
+{
+    size_t at = 0;
+    int rc = start(out, len);
+    if (rc < 0)
+        return rc;
+    if (!inst_valid(inst) || !tier_ok(tier))
+        return -EINVAL;
+    if ((rc = put(out, len, &at, SN_FLEET_ROLLUPS_PREFIX, strlen(SN_FLEET_ROLLUPS_PREFIX))) < 0 ||
+        (rc = put(out, len, &at, tier, 2)) < 0 || (rc = put(out, len, &at, ".", 1)) < 0 ||
+        (rc = put_inst(out, len, &at, inst)) < 0 || (rc = put(out, len, &at, ".>", 2)) < 0)
+        return done(out, rc);
+    return 0;
+}
+
+int sn_fleet_rollup_stream(const char *tier, char *out, size_t len)
+{
+    size_t at = 0;
+    int rc = start(out, len);
+    if (rc < 0)
+        return rc;
+    if (!tier_ok(tier))
+        return -EINVAL;
+    char up[3] = {tier[0], (char)(tier[1] - 'a' + 'A'), '\0'};
+    if ((rc = put(out, len, &at, SN_FLEET_ROLLUPS_STREAM, strlen(SN_FLEET_ROLLUPS_STREAM))) < 0 ||
+        (rc = put(out, len, &at, up, 2)) < 0)
+        return done(out, rc);
+    return 0;
+}
+
 /* Copies the NUL-terminated name into out[len]: 0 or -ENOSPC (out left ""). */
 static int copy_out(const char *name, char *out, size_t len)
 {

@@ -17,6 +17,8 @@
 #include "core/log.h"
 #include "fleet/names.h"
 #include "fleet/rendezvous.h"
+#include "fleet/rollup_msg.h"
+#include "store/tiers.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
 #include "serve/instn_def.h"
@@ -61,6 +63,7 @@ struct sn_fleet {
     bool dirty;     /* ownership to recompute */
     bool resubscribe; /* the link came back: consumers restart where they were */
 
+    struct sn_rec_buf rbuf; /* the store's writer thread's: a rollup's message */
     struct job *jobs; /* rebuilds to run, in order (f->mu) */
     size_t njobs, capjobs;
     pthread_cond_t jobs_cv;
@@ -71,7 +74,7 @@ struct sn_fleet {
     _Atomic bool stop;
 
     _Atomic uint64_t frames, frames_late, frames_bad, frames_foreign, replays, restarts,
-        defs_applied, link_down, rebuilt;
+        defs_applied, link_down, rebuilt, rollups_sent, rollups_rebuilt;
 };
 
 static int64_t mono_ms(void)
@@ -506,6 +509,112 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     natsMsg_Destroy(msg);
 }
 
+/* ---- Frames from this node's own sources (POST /ca/ingest, /ca/import) ------------------ */
+
+int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr)
+{
+    char subj[SN_FLEET_SUBJECT_MAX], id[SN_FLEET_SUBJECT_MAX];
+    size_t len = sn_wire_frame_len(fr);
+    unsigned char *buf;
+    natsMsg *m = NULL;
+    jsPubAck *ack = NULL;
+    jsErrCode jerr = 0;
+    int rc = 0;
+
+    if (!fr->host || !sn_fleet_host_valid(fr->host) ||
+        sn_fleet_frame_subject(fr->id, fr->host, subj, sizeof(subj)) < 0 ||
+        sn_fleet_msg_id(fr->host, fr->id, fr->t, id, sizeof(id)) < 0)
+        return -EINVAL;
+    if (!(buf = malloc(len)))
+        return -ENOMEM;
+    if (sn_wire_frame_encode(fr, buf, len) < 0) {
+        free(buf);
+        return -EINVAL;
+    }
+    natsStatus st = natsMsg_Create(&m, subj, NULL, (const char *)buf, (int)len);
+    if (st == NATS_OK)
+        st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    if (st == NATS_OK)
+        st = js_PublishMsg(&ack, sn_link_js(f->link), m, NULL, &jerr);
+    if (st != NATS_OK)
+        rc = sn_link_err(st) ? sn_link_err(st) : -EIO;
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(m);
+    free(buf);
+    return rc;
+}
+
+/* ---- Rollups on the bus ------------------------------------------------------------------- */
+
+static const enum sn_tier rollup_tiers[] = {SN_TIER_1M, SN_TIER_1H, SN_TIER_1D};
+
+/* The three rollup streams, each keeping what its tier keeps (this node's --tiers; an existing
+ * stream with a shorter age is lengthened), one message per subject: the latest record of
+ * each period. */
+static int ensure_rollups(struct sn_fleet *f, char *why, size_t whylen)
+{
+    const struct sn_tiers *tiers = &sn_store_options(f->s->store)->tiers;
+
+    for (size_t i = 0; i < 3; i++) {
+        enum sn_tier t = rollup_tiers[i];
+        char name[64], subj[64];
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        int64_t keep_ns = (tiers->keep[t] ? tiers->keep[t] : 86400) * 1000000000LL;
+        sn_fleet_rollup_stream(sn_tier_name(t), name, sizeof(name));
+        snprintf(subj, sizeof(subj), "%s%s.>", SN_FLEET_ROLLUPS_PREFIX, sn_tier_name(t));
+        natsStatus st = js_GetStreamInfo(&si, sn_link_js(f->link), name, NULL, &jerr);
+        if (st == NATS_NOT_FOUND) {
+            const char *subjects[] = {subj};
+            jsStreamConfig c;
+            jsStreamConfig_Init(&c);
+            c.Name = name;
+            c.Subjects = subjects;
+            c.SubjectsLen = 1;
+            c.Storage = js_FileStorage;
+            c.Replicas = sn_link_replicas(f->link);
+            c.MaxAge = keep_ns;
+            c.MaxMsgsPerSubject = 1;
+            jerr = 0;
+            st = js_AddStream(&si, sn_link_js(f->link), &c, NULL, &jerr);
+            if (st != NATS_OK && jerr == JSStreamNameExistErr) /* another node's, meanwhile */
+                st = NATS_OK;
+        } else if (st == NATS_OK && si->Config->MaxAge && si->Config->MaxAge < keep_ns) {
+            jsStreamConfig c = *si->Config;
+            jsStreamInfo *ui = NULL;
+            c.MaxAge = keep_ns;
+            st = js_UpdateStream(&ui, sn_link_js(f->link), &c, NULL, &jerr);
+            jsStreamInfo_Destroy(ui);
+        }
+        jsStreamInfo_Destroy(si);
+        if (st != NATS_OK) {
+            snprintf(why, whylen, "NATS JetStream: stream %s: %s (%d)", name,
+                     natsStatus_GetText(st), (int)jerr);
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+/* The store wrote a rollup record: an owner puts it on the bus (asynchronously: this is the
+ * store's writer thread, inside its transaction), where it replaces the period's last one. */
+static void on_rollup(void *arg, const char *key, enum sn_tier tier, int64_t t,
+                      const struct sn_ds_slot *s, const char *const *src_names, uint8_t arity,
+                      bool values)
+{
+    struct sn_fleet *f = arg;
+    char subj[SN_FLEET_SUBJECT_MAX];
+
+    if (!sn_fleet_owns(f, key) ||
+        sn_fleet_rollup_subject(key, sn_tier_name(tier), t, subj, sizeof(subj)) < 0)
+        return;
+    ssize_t n = sn_rollup_msg_encode(s, arity, values, (uint8_t)tier, t, src_names, &f->rbuf);
+    if (n < 0)
+        return;
+    if (js_PublishAsync(sn_link_js(f->link), subj, f->rbuf.p, (int)n, NULL) == NATS_OK)
+        atomic_fetch_add(&f->rollups_sent, 1);
+}
+
 /* ---- Rebuilding history from the stream -------------------------------------------------- */
 
 /*
@@ -523,6 +632,76 @@ struct job {
     struct owned *o;
     int64_t until_ns;
 };
+
+/* Waits (bounded: 2 min) until the store has written what it was given. */
+static void store_drained(struct sn_fleet *f)
+{
+    for (int k = 0; k < 2400 && !atomic_load(&f->stop); k++) {
+        struct sn_store_stats ss;
+        sn_store_stats(f->s->store, &ss);
+        if (ss.pending == 0)
+            return;
+        struct timespec d = {0, 50 * 1000000L};
+        nanosleep(&d, NULL);
+    }
+}
+
+/* The rollup records of o's instrumentation on the bus into the store, each replacing the
+ * period's record there: after the frames (their merges recompute the rollups they touch,
+ * which at the frames stream's oldest period are partial; the bus's records are whole), finer
+ * tiers first. Returns how many. */
+static uint64_t rebuild_rollups(struct sn_fleet *f, struct owned *o)
+{
+    uint64_t n = 0;
+
+    store_drained(f);
+    for (size_t i = 0; i < 3 && !atomic_load(&f->stop) && atomic_load(&o->active); i++) {
+        enum sn_tier tier = rollup_tiers[i];
+        char filter[SN_FLEET_SUBJECT_MAX], stream[64];
+        jsSubOptions so;
+        natsSubscription *sub = NULL;
+        jsErrCode jerr = 0;
+        if (!sn_store_keep(f->s->store, o->key, tier) ||
+            sn_fleet_rollup_filter(o->key, sn_tier_name(tier), filter, sizeof(filter)) < 0 ||
+            sn_fleet_rollup_stream(sn_tier_name(tier), stream, sizeof(stream)) < 0)
+            continue;
+        jsSubOptions_Init(&so);
+        so.Stream = stream;
+        so.Ordered = true;
+        so.Config.DeliverPolicy = js_DeliverAll;
+        if (js_SubscribeSync(&sub, sn_link_js(f->link), filter, NULL, &so, &jerr) != NATS_OK)
+            continue;
+        while (!atomic_load(&f->stop) && atomic_load(&o->active)) {
+            natsMsg *m = NULL;
+            jsMsgMetaData *meta = NULL;
+            if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK)
+                break;
+            bool last = natsMsg_GetMetaData(&meta, m) == NATS_OK && meta->NumPending == 0;
+            jsMsgMetaData_Destroy(meta);
+            struct sn_rollup_msg r;
+            if (sn_rollup_msg_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &r) ==
+                    0 &&
+                r.tier == tier) {
+                if (sn_store_put(f->s->store, o->key, tier, &r.slot,
+                                 (const char *const *)r.src) == 0)
+                    n++;
+                sn_rollup_msg_fini(&r);
+            } else {
+                atomic_fetch_add(&f->frames_bad, 1);
+            }
+            natsMsg_Destroy(m);
+            if (last)
+                break;
+            if (n % 1000 == 0)
+                store_drained(f);
+        }
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+        store_drained(f);
+    }
+    atomic_fetch_add(&f->rollups_rebuilt, n);
+    return n;
+}
 
 static void rebuild(struct sn_fleet *f, const struct job *j)
 {
@@ -576,8 +755,10 @@ static void rebuild(struct sn_fleet *f, const struct job *j)
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
     atomic_fetch_add(&f->rebuilt, n);
+    uint64_t nr = rebuild_rollups(f, j->o);
     sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: history rebuilt from %" PRIu64
-           " frame(s) of the stream in %.1f s", j->o->key, n, (double)(mono_ms() - t0) / 1000);
+           " frame(s) and %" PRIu64 " rollup record(s) of the streams in %.1f s", j->o->key, n,
+           nr, (double)(mono_ms() - t0) / 1000);
 }
 
 static void *rebuilder(void *arg)
@@ -946,6 +1127,8 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     if ((rc = sn_link_open(o->link, &ev, 10000, &f->link, why, whylen)) < 0 ||
         (rc = sn_link_ensure(f->link, 15000, why, whylen)) < 0)
         goto fail;
+    if ((rc = ensure_rollups(f, why, whylen)) < 0)
+        goto fail;
     f->defs = sn_link_kv(f->link, SN_FLEET_KV_DEFS);
     f->members = sn_link_kv(f->link, SN_FLEET_KV_MEMBERS);
     if (!f->defs || !f->members) {
@@ -966,6 +1149,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     }
     beat(f);
     f->dirty = true;
+    sn_store_on_rollup(s->store, on_rollup, f);
     if (pthread_create(&f->tdefs, NULL, watch_defs, f) != 0) {
         rc = -EAGAIN;
         goto fail;
@@ -1037,6 +1221,8 @@ void sn_fleet_close(struct sn_fleet *f)
         pthread_join(f->tmembers, NULL);
     for (size_t i = 0; i < f->nown; i++)
         atomic_store(&f->own[i]->active, false);
+    if (f->s && f->s->store)
+        sn_store_on_rollup(f->s->store, NULL, NULL); /* after a tick in progress */
     goodbye(f);
     /* the connection closed first: consumers and watchers then go without a word to the
      * servers (which forget ephemeral consumers by themselves), so a bus that is down cannot
@@ -1053,6 +1239,7 @@ void sn_fleet_close(struct sn_fleet *f)
         json_decref(f->m[i].v);
     free(f->m);
     free(f->jobs);
+    sn_rec_buf_fini(&f->rbuf);
     pthread_cond_destroy(&f->jobs_cv);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
@@ -1069,6 +1256,8 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
     out->replays = atomic_load(&f->replays);
     out->restarts = atomic_load(&f->restarts);
     out->rebuilt = atomic_load(&f->rebuilt);
+    out->rollups_sent = atomic_load(&f->rollups_sent);
+    out->rollups_rebuilt = atomic_load(&f->rollups_rebuilt);
     out->defs_applied = atomic_load(&f->defs_applied);
     out->link_down = atomic_load(&f->link_down);
     int64_t now = sn_now();

@@ -67,6 +67,12 @@ int sn_fleet_put_def(struct sn_fleet *f, const struct sn_instn *in, char *why, s
 /* Deletes key's definition from the bucket (sn_flow_disable()). 0 or -errno. */
 int sn_fleet_delete_def(struct sn_fleet *f, const char *key);
 
+/* Puts a frame of this node's own sources (ingest, import) on the bus, as an agent does
+ * (subject, message id), and waits for JetStream to store it. 0, -EINVAL (a host name or
+ * instrumentation the bus cannot carry), or -errno of the bus. */
+struct sn_wire_frame;
+int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr);
+
 /* Whether this node owns key now. */
 bool sn_fleet_owns(struct sn_fleet *f, const char *key);
 /* The API base URL of an owner of key other than this node ("http://127.0.0.1:23181"), into
@@ -81,6 +87,8 @@ struct sn_fleet_stats {
     uint64_t replays;        /* instrumentations taken over (memory rebuilt from the stream) */
     uint64_t restarts;       /* consumers restarted where they were (the link came back) */
     uint64_t rebuilt;        /* frames of the stream taken to rebuild history (a new share) */
+    uint64_t rollups_sent;    /* rollup records this node put on the bus */
+    uint64_t rollups_rebuilt; /* rollup records taken from the bus to rebuild history */
     uint64_t owned, nodes, agents;
     uint64_t pending;   /* frames in the stream not yet taken, over owned instrumentations */
     int64_t lag_s;      /* the largest age of the newest frame taken, over owned ones */

@@ -56,6 +56,12 @@ int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, si
 /* Asks every source host to stop running key, and waits for them. */
 void sn_flow_disable(struct sn_server *s, const char *key);
 
+/* A source's frame in a fleet: onto the bus, from which the owners' consumers take it
+ * through sn_flow_frame() (serve/fleet.h). 0 once JetStream stored it; -ENOENT (no such
+ * instrumentation), -EINVAL (a host name the bus cannot carry), -errno of the bus. On a single
+ * host (no fleet): -ENOTSUP. */
+int sn_flow_publish(struct sn_server *s, const struct sn_wire_frame *f);
+
 /* What a source says it runs, into the bus's statuses (serve/fleet.c: agents' heartbeats):
  * sn_bus_report_status() and sn_bus_clear_status() on the server's bus. */
 int sn_flow_report_status(struct sn_server *s, const char *host, const char *key, int rc,

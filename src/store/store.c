@@ -89,6 +89,8 @@ struct counters {
 
 struct sn_store {
     struct sn_store_opts o;
+    sn_store_rollup_fn on_rollup; /* set and read under wmu (the writer's) */
+    void *on_rollup_arg;
     char dir[512];
     MDB_env *env;
     MDB_dbi meta, insts_db, names_db, data, pending_db, dead_db;
@@ -950,6 +952,15 @@ static int get_record(struct sn_store *st, MDB_txn *txn, struct inst *in, uint8_
     return 0;
 }
 
+/* Tells the rollup listener of a rollup record just written into txn (writer mutex held). */
+static void told_rollup(struct sn_store *st, struct inst *in, uint8_t tier, int64_t t,
+                        const struct sn_ds_slot *s, bool values)
+{
+    if (st->on_rollup && tier != SN_TIER_RAW)
+        st->on_rollup(st->on_rollup_arg, in->key, (enum sn_tier)tier, t, s,
+                      (const char *const *)in->srcs.name, in->cfg.arity, values);
+}
+
 /* Writes one slot of work: raw slots from the aggregator replace their record; merges add. */
 static int write_work(struct sn_store *st, MDB_txn *txn, struct tick *k, struct work *w)
 {
@@ -995,6 +1006,8 @@ static int write_work(struct sn_store *st, MDB_txn *txn, struct tick *k, struct 
             rc = ENOMEM;
         if (rc == 0)
             rc = encode(st, k, in, &rec, NULL, values);
+        if (rc == 0)
+            told_rollup(st, in, w->tier, w->t, &rec, values);
         sn_ds_slot_fini(&rec);
         if (rc)
             return rc;
@@ -1072,6 +1085,7 @@ static int roll(struct sn_store *st, MDB_txn *txn, struct tick *k, struct inst *
                 rc = ENOMEM;
             else if (!(rc = encode(st, k, in, &sum, NULL, in->cfg.point)) &&
                      !(rc = put_record(st, txn, k, in, p->tier, p->t))) {
+                told_rollup(st, in, p->tier, p->t, &sum, in->cfg.point);
                 k->rolled++;
                 rc = mark_next(st, txn, in, (enum sn_tier)p->tier, p->t);
             }
@@ -1624,6 +1638,14 @@ int sn_store_follow(struct sn_store *st, struct sn_agg *agg)
 }
 
 /* ---- Reading ---------------------------------------------------------------------------- */
+
+void sn_store_on_rollup(struct sn_store *st, sn_store_rollup_fn fn, void *arg)
+{
+    pthread_mutex_lock(&st->wmu); /* not while a tick runs */
+    st->on_rollup = fn;
+    st->on_rollup_arg = arg;
+    pthread_mutex_unlock(&st->wmu);
+}
 
 int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t *at)
 {
