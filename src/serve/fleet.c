@@ -633,14 +633,21 @@ struct job {
     int64_t until_ns;
 };
 
-/* Waits (bounded: 2 min) until the store has written what it was given. */
+/* Waits (bounded: 2 min) until the store has written what it was given: its queue stops
+ * shrinking for a second (rollups of periods still open stay queued until they close). */
 static void store_drained(struct sn_fleet *f)
 {
+    uint64_t last = UINT64_MAX;
+    int still = 0;
     for (int k = 0; k < 2400 && !atomic_load(&f->stop); k++) {
         struct sn_store_stats ss;
         sn_store_stats(f->s->store, &ss);
         if (ss.pending == 0)
             return;
+        still = ss.pending >= last ? still + 1 : 0;
+        if (still >= 20)
+            return;
+        last = ss.pending;
         struct timespec d = {0, 50 * 1000000L};
         nanosleep(&d, NULL);
     }
