@@ -46,7 +46,7 @@
 #define RETRY_GAP_MS       250 /* between attempts of open and ensure */
 #define FLUSH_MS           2000
 #define CLOSE_WAIT_MS      5000 /* for cnats's closed callback */
-#define JS_API_WAIT_MS     5000 /* one JetStream API request */
+#define JS_API_WAIT_MS     2000 /* one JetStream API request of ensure (then it asks again) */
 #define DEFS_HISTORY       5
 #define MEMBERS_TTL_S      30
 
@@ -609,6 +609,9 @@ static natsStatus ensure_stream(struct sn_link *l, jsErrCode *jerr)
     }
     if (s != NATS_OK)
         return s;
+    /* the fleet's replicas are the existing stream's (the buckets follow them) */
+    if (si->Config->Replicas > 0)
+        l->replicas = (int)si->Config->Replicas;
     if (si->Config->MaxAge >= l->keep_ns && si->Config->Duplicates >= l->dedup_ns) {
         jsStreamInfo_Destroy(si);
         return NATS_OK;

@@ -83,7 +83,8 @@ natsConnection *sn_link_conn(struct sn_link *l);
 jsCtx *sn_link_js(struct sn_link *l);
 /* Whether the connection is up now. */
 bool sn_link_up(struct sn_link *l);
-/* The replicas used for what this link creates (after ensure). */
+/* The replicas of the fleet's stream and buckets (after ensure): an existing frames stream's,
+ * else what this link created them with. */
 int sn_link_replicas(struct sn_link *l);
 
 struct sn_link_stats {

@@ -390,6 +390,7 @@ static void check_ensured(struct sn_link *l, int replicas)
 
 struct racer {
     const char *url;
+    int ensure_ms;
     int rc;
     char why[WHY];
 };
@@ -400,7 +401,7 @@ static void *race(void *arg)
     struct sn_link *l = NULL;
     r->rc = open_url(r->url, NULL, OPEN_MS, &l, r->why);
     if (r->rc == 0)
-        r->rc = sn_link_ensure(l, OPEN_MS, r->why, sizeof(r->why));
+        r->rc = sn_link_ensure(l, r->ensure_ms, r->why, sizeof(r->why));
     sn_link_close(l);
     return NULL;
 }
@@ -443,7 +444,7 @@ static void test_ensure(void)
         struct racer r[4];
         pthread_t th[4];
         for (int i = 0; i < 4; i++) {
-            r[i] = (struct racer){.url = th_nats_url(&n)};
+            r[i] = (struct racer){.url = th_nats_url(&n), .ensure_ms = OPEN_MS};
             pthread_create(&th[i], NULL, race, &r[i]);
         }
         for (int i = 0; i < 4; i++) {
@@ -514,14 +515,30 @@ static void test_ensure_cluster(void)
     struct th_nats n;
     T_REQUIRE(th_nats_start(&n, 3, 0) == 0);
     struct sn_link *l = NULL;
-    char why[WHY] = "", url0[64];
+    char why[WHY] = "", url0[64], urls[3][64];
+    /* three nodes at once, each on its own server with that one URL only */
+    struct racer r[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        r[i] = (struct racer){.url = th_nats_url_of(&n, i, urls[i], sizeof(urls[i])),
+                              .ensure_ms = 15000};
+        pthread_create(&th[i], NULL, race, &r[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        t_note("racer %d: %s", i, r[i].why);
+        T_EQ(r[i].rc, 0);
+    }
     /* one URL: the others are discovered, and the replicas follow (3) */
     T_EQ(open_url(th_nats_url_of(&n, 0, url0, sizeof(url0)), NULL, OPEN_MS, &l, why), 0);
     if (l) {
         T_EQ(sn_link_ensure(l, 15000, why, sizeof(why)), 0);
         t_note("%s", why);
         check_ensured(l, 3);
+        /* with one server of three gone, ensure still finds everything (a quorum is left) */
+        T_EQ(th_nats_kill(&n, 1, SIGKILL), 0);
         T_EQ(sn_link_ensure(l, 15000, why, sizeof(why)), 0);
+        t_note("%s", why);
         /* a node connected to another server finds them */
         struct sn_link *l2 = NULL;
         char url2[64];
@@ -530,6 +547,67 @@ static void test_ensure_cluster(void)
         check_ensured(l2, 3);
         sn_link_close(l2);
     }
+    sn_link_close(l);
+    th_nats_free(&n);
+}
+
+static uint64_t stream_msgs(struct sn_link *l)
+{
+    jsStreamInfo *si = NULL;
+    uint64_t n = UINT64_MAX;
+    if (js_GetStreamInfo(&si, sn_link_js(l), SN_FLEET_FRAMES_STREAM, NULL, NULL) == NATS_OK)
+        n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
+/* The whole cluster down and back (the harness's outage), one server killed and restarted: the
+ * link comes back each time, and what the stream holds survives (same store directories). */
+static void test_cluster_outage(void)
+{
+    struct th_nats n;
+    T_REQUIRE(th_nats_start(&n, 3, 0) == 0);
+    struct counts c = {0};
+    struct sn_link_events ev = {.down = count_down, .up = count_up, .arg = &c};
+    struct sn_link *l = NULL;
+    char why[WHY] = "";
+    T_EQ(open_url(th_nats_url(&n), &ev, OPEN_MS, &l, why), 0);
+    if (!l) {
+        th_nats_free(&n);
+        return;
+    }
+    T_EQ(sn_link_ensure(l, 15000, why, sizeof(why)), 0);
+    jsPubAck *pa = NULL;
+    T_EQ(js_Publish(&pa, sn_link_js(l), "sonde.frames.7.h1", "x", 1, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(pa);
+    T_EQU(stream_msgs(l), 1);
+
+    T_EQ(th_nats_stop_all(&n), 0);
+    T_OK(wait_count(&c.down, 1, WAIT_MS));
+    T_OK(!sn_link_up(l));
+    th_sleep_ms(1000);
+    T_EQ(th_nats_start_all(&n), 0);
+    T_OK(wait_count(&c.up, 1, WAIT_MS));
+    T_EQ(sn_link_ensure(l, 15000, why, sizeof(why)), 0);
+    t_note("%s", why);
+    T_EQU(stream_msgs(l), 1);
+
+    /* the server this link is on, killed and restarted: it moves to another one */
+    struct sn_link_stats st;
+    sn_link_stats(l, &st);
+    int on = -1;
+    for (int i = 0; i < n.n; i++) {
+        char u[64];
+        snprintf(u, sizeof(u), "127.0.0.1:%d", n.s[i].port);
+        if (strstr(st.server, u))
+            on = i;
+    }
+    T_REQUIRE(on >= 0);
+    T_EQ(th_nats_kill(&n, on, SIGKILL), 0);
+    T_OK(wait_count(&c.up, 2, WAIT_MS));
+    T_EQ(th_nats_restart(&n, on), 0);
+    T_EQ(sn_link_ensure(l, 15000, why, sizeof(why)), 0);
+    T_EQU(stream_msgs(l), 1);
     sn_link_close(l);
     th_nats_free(&n);
 }
@@ -706,6 +784,7 @@ int main(int argc, char **argv)
     t_run("ensure_update", test_ensure_update);
     t_run("ensure_cluster", test_ensure_cluster);
     t_run("dedup", test_dedup);
+    t_run("cluster_outage", test_cluster_outage);
     t_run("userpass", test_userpass);
     t_run("token", test_token);
     t_run("tls", test_tls);
