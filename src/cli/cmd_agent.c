@@ -28,9 +28,6 @@
 #include "wire/frame_json.h"
 #include "wire/stream.h"
 
-#ifndef SN_AGENT_VERSION
-#define SN_AGENT_VERSION "0.1.0" /* as cli/main.c's SN_VERSION */
-#endif
 
 static const char usage[] =
     "usage: sonde agent --inst FILE --stdout [--format json|binary] [--seconds N]\n"
@@ -446,7 +443,7 @@ int sn_cmd_agent(int argc, char **argv)
             .link = &lo,
             .cgroup = cgroup,
             .zone = zone,
-            .version = SN_AGENT_VERSION,
+            .version = SN_VERSION,
             .buffer_ms = (int64_t)buf_s * 1000,
             .buffer_bytes = (size_t)buf_bytes,
         };
