@@ -24,7 +24,7 @@
 /* resp->ctype is a static string: the owner's Content-Type as one of the API's own. */
 static const char *static_ctype(const char *ct)
 {
-    static const char *known[] = {"application/json", "image/png", "application/x-ndjson",
+    static const char *known[] = {"application/json",          "image/png",  "application/x-ndjson",
                                   "text/plain; charset=utf-8", "text/plain", "text/html"};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strncasecmp(ct, known[i], strlen(known[i])) == 0)

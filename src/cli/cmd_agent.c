@@ -28,7 +28,6 @@
 #include "wire/frame_json.h"
 #include "wire/stream.h"
 
-
 static const char usage[] =
     "usage: sonde agent --inst FILE --stdout [--format json|binary] [--seconds N]\n"
     "                   [--key-cap N] [--trace-self] [--hostname NAME] [--cgroup PATH]\n"

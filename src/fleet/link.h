@@ -42,10 +42,13 @@ struct sn_link_opts {
  * SN_LINK_LONGOPTS(O_LINK) to its table and hands longopts[index].name and optarg to
  * sn_link_opt(). */
 #define SN_LINK_LONGOPTS(v)                                                                        \
-    {"nats", 1, NULL, (v)}, {"nats-user", 1, NULL, (v)}, {"nats-password", 1, NULL, (v)},         \
-        {"nats-token", 1, NULL, (v)}, {"nats-creds", 1, NULL, (v)}, {"nats-nkey", 1, NULL, (v)},  \
-        {"nats-tls-ca", 1, NULL, (v)}, {"nats-tls-cert", 1, NULL, (v)},                           \
-        {"nats-tls-key", 1, NULL, (v)}, {"nats-replicas", 1, NULL, (v)}
+    {"nats", 1, NULL, (v)}, {"nats-user", 1, NULL, (v)}, {"nats-password", 1, NULL, (v)},          \
+        {"nats-token", 1, NULL, (v)}, {"nats-creds", 1, NULL, (v)}, {"nats-nkey", 1, NULL, (v)},   \
+        {"nats-tls-ca", 1, NULL, (v)}, {"nats-tls-cert", 1, NULL, (v)},                            \
+        {"nats-tls-key", 1, NULL, (v)},                                                            \
+    {                                                                                              \
+        "nats-replicas", 1, NULL, (v)                                                              \
+    }
 
 /* The usage lines of the options above but --nats, for each command's --help. */
 extern const char sn_link_usage[];

@@ -30,15 +30,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SN_FLEET_FRAMES_STREAM "SONDE_FRAMES"
-#define SN_FLEET_FRAMES_PREFIX "sonde.frames." /* + <inst>.<host> */
-#define SN_FLEET_FRAMES_ALL    "sonde.frames.>"
+#define SN_FLEET_FRAMES_STREAM  "SONDE_FRAMES"
+#define SN_FLEET_FRAMES_PREFIX  "sonde.frames." /* + <inst>.<host> */
+#define SN_FLEET_FRAMES_ALL     "sonde.frames.>"
 #define SN_FLEET_ROLLUPS_STREAM "SONDE_ROLLUPS_" /* + 1M, 1H, 1D */
-#define SN_FLEET_ROLLUPS_PREFIX "sonde.rollups."  /* + <tier>.<inst>.<t> */
-#define SN_FLEET_KV_DEFS       "sonde_defs"
-#define SN_FLEET_KV_MEMBERS    "sonde_members"
-#define SN_FLEET_HOST_MAX      253 /* bytes of a host name (DNS) */
-#define SN_FLEET_SUBJECT_MAX   512 /* bytes of any subject, KV key or message id, with NUL */
+#define SN_FLEET_ROLLUPS_PREFIX "sonde.rollups." /* + <tier>.<inst>.<t> */
+#define SN_FLEET_KV_DEFS        "sonde_defs"
+#define SN_FLEET_KV_MEMBERS     "sonde_members"
+#define SN_FLEET_HOST_MAX       253 /* bytes of a host name (DNS) */
+#define SN_FLEET_SUBJECT_MAX    512 /* bytes of any subject, KV key or message id, with NUL */
 
 /* True when host is a name the fleet accepts: 1..SN_FLEET_HOST_MAX bytes of [A-Za-z0-9._-],
  * not starting or ending with '.', no ".." (a subject token cannot be empty). Frames from any

@@ -25,7 +25,6 @@
 #include "serve/server.h"
 #include "wire/frame.h"
 
-
 /* A node or an agent heard on the members bucket. */
 struct member {
     char kind; /* 'n' node, 'a' agent */
@@ -39,7 +38,7 @@ struct member {
 struct owned {
     struct sn_fleet *f;
     char key[SN_SCOPE_MAX + 24];
-    natsSubscription *sub; /* NULL while not owned */
+    natsSubscription *sub;     /* NULL while not owned */
     _Atomic uint64_t last_seq; /* the stream sequence of the last frame taken */
     _Atomic uint64_t pending;  /* frames of the stream still to come, at the last one */
     _Atomic uint64_t frames;   /* frames taken */
@@ -60,11 +59,11 @@ struct sn_fleet {
     size_t nm, capm;
     struct owned **own;
     size_t nown, capown;
-    bool dirty;     /* ownership to recompute */
+    bool dirty;       /* ownership to recompute */
     bool resubscribe; /* the link came back: consumers restart where they were */
 
     struct sn_rec_buf rbuf; /* the store's writer thread's: a rollup's message */
-    struct job *jobs; /* rebuilds to run, in order (f->mu) */
+    struct job *jobs;       /* rebuilds to run, in order (f->mu) */
     size_t njobs, capjobs;
     pthread_cond_t jobs_cv;
 
@@ -101,8 +100,7 @@ static void wake(struct sn_fleet *f)
 
 /* ---- Definitions ------------------------------------------------------------------------- */
 
-int sn_fleet_claim_id(struct sn_fleet *f, const char *scope, uint64_t *id, char *why,
-                      size_t whylen)
+int sn_fleet_claim_id(struct sn_fleet *f, const char *scope, uint64_t *id, char *why, size_t whylen)
 {
     char key[SN_FLEET_SUBJECT_MAX], num[32];
     natsStatus st = NATS_OK;
@@ -422,8 +420,7 @@ static void expire_members(struct sn_fleet *f, int64_t now)
         for (size_t i = 0; i < f->nm; i++) {
             struct member *m = &f->m[i];
             int64_t dead = m->kind == 'n' ? SN_FLEET_NODE_DEAD_MS : SN_FLEET_AGENT_DEAD_MS;
-            if (now - m->seen_ms <= dead ||
-                (m->kind == 'n' && strcmp(m->name, f->id) == 0))
+            if (now - m->seen_ms <= dead || (m->kind == 'n' && strcmp(m->name, f->id) == 0))
                 continue;
             kind = m->kind;
             snprintf(name, sizeof(name), "%s", m->name);
@@ -689,8 +686,8 @@ static uint64_t rebuild_rollups(struct sn_fleet *f, struct owned *o)
             if (sn_rollup_msg_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &r) ==
                     0 &&
                 r.tier == tier) {
-                if (sn_store_put(f->s->store, o->key, tier, &r.slot,
-                                 (const char *const *)r.src) == 0)
+                if (sn_store_put(f->s->store, o->key, tier, &r.slot, (const char *const *)r.src) ==
+                    0)
                     n++;
                 sn_rollup_msg_fini(&r);
             } else {
@@ -763,9 +760,10 @@ static void rebuild(struct sn_fleet *f, const struct job *j)
     natsSubscription_Destroy(sub);
     atomic_fetch_add(&f->rebuilt, n);
     uint64_t nr = rebuild_rollups(f, j->o);
-    sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: history rebuilt from %" PRIu64
-           " frame(s) and %" PRIu64 " rollup record(s) of the streams in %.1f s", j->o->key, n,
-           nr, (double)(mono_ms() - t0) / 1000);
+    sn_log(SN_LOG_INFO, "fleet",
+           "instrumentation %s: history rebuilt from %" PRIu64 " frame(s) and %" PRIu64
+           " rollup record(s) of the streams in %.1f s",
+           j->o->key, n, nr, (double)(mono_ms() - t0) / 1000);
 }
 
 static void *rebuilder(void *arg)
@@ -828,8 +826,8 @@ static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t
         if (start_ns)
             *start_ns = so.Config.OptStartTime;
     }
-    natsStatus st = js_Subscribe(&sub, sn_link_js(f->link), filter, on_frame_msg, o, NULL, &so,
-                                 &jerr);
+    natsStatus st =
+        js_Subscribe(&sub, sn_link_js(f->link), filter, on_frame_msg, o, NULL, &so, &jerr);
     if (st != NATS_OK) {
         sn_log(SN_LOG_WARN, "fleet", "instrumentation %s: cannot consume its frames: %s (%d)",
                o->key, natsStatus_GetText(st), (int)jerr);
@@ -961,9 +959,9 @@ static void rebalance(struct sn_fleet *f)
             bool known = sn_store_first(f->s->store, o->key, SN_TIER_RAW, &at) == 0;
             if (subscribe(f, o, 0, all[i]->retention, &start_ns) == 0) {
                 atomic_fetch_add(&f->replays, 1);
-                sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: owned; replaying its %" PRIu32
-                       " s of frames%s", o->key, all[i]->retention,
-                       known ? "" : ", and its history before them");
+                sn_log(SN_LOG_INFO, "fleet",
+                       "instrumentation %s: owned; replaying its %" PRIu32 " s of frames%s", o->key,
+                       all[i]->retention, known ? "" : ", and its history before them");
                 if (!known) /* a share this store never held: its history from the stream */
                     queue_rebuild(f, o, start_ns);
             } else {
@@ -1033,11 +1031,10 @@ static void beat(struct sn_fleet *f)
     size_t na = sn_server_accessed_since(f->s, now - 5, keys, at, 256);
     for (size_t i = 0; i < na; i++)
         json_object_set_new(access, keys[i], json_integer(at[i]));
-    json_t *v = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I}", "v", 1, "kind", "node", "id",
-                          f->id, "zone", f->zone, "api", f->api, "version", SN_VERSION,
+    json_t *v = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I}", "v", 1, "kind", "node",
+                          "id", f->id, "zone", f->zone, "api", f->api, "version", SN_VERSION,
                           "started_ms", (json_int_t)f->started_ms, "owned", owned, "access", access,
-                          "frames",
-                          (json_int_t)atomic_load(&f->frames), "frames_bad",
+                          "frames", (json_int_t)atomic_load(&f->frames), "frames_bad",
                           (json_int_t)atomic_load(&f->frames_bad));
     char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
@@ -1125,8 +1122,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     else
         snprintf(f->id, sizeof(f->id), "%.200s-%d", s->host, sn_server_port(s));
     if (!sn_fleet_host_valid(f->id)) {
-        snprintf(why, whylen, "node id \"%.64s\": letters, digits, '.', '-' and '_' only",
-                 f->id);
+        snprintf(why, whylen, "node id \"%.64s\": letters, digits, '.', '-' and '_' only", f->id);
         rc = -EINVAL;
         goto fail;
     }
@@ -1300,11 +1296,10 @@ json_t *sn_fleet_state(struct sn_fleet *f)
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nown; i++)
         if (atomic_load(&f->own[i]->active))
-            json_array_append_new(owned,
-                                  json_pack("{s:s,s:I,s:I}", "key", f->own[i]->key, "stream_seq",
-                                            (json_int_t)atomic_load(&f->own[i]->last_seq),
-                                            "pending",
-                                            (json_int_t)atomic_load(&f->own[i]->pending)));
+            json_array_append_new(
+                owned, json_pack("{s:s,s:I,s:I}", "key", f->own[i]->key, "stream_seq",
+                                 (json_int_t)atomic_load(&f->own[i]->last_seq), "pending",
+                                 (json_int_t)atomic_load(&f->own[i]->pending)));
     for (size_t i = 0; i < f->nm; i++) {
         json_t *m = json_deep_copy(f->m[i].v);
         if (!m)

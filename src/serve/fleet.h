@@ -30,10 +30,10 @@
 
 #include "fleet/link.h"
 
-#define SN_FLEET_OWNERS         2    /* nodes owning each instrumentation (fewer when fewer) */
-#define SN_FLEET_NODE_BEAT_MS   1000 /* a node's heartbeat */
-#define SN_FLEET_NODE_DEAD_MS   3000 /* a node silent this long is dead: its share moves */
-#define SN_FLEET_AGENT_DEAD_MS  6000 /* an agent silent this long runs nothing */
+#define SN_FLEET_OWNERS        2    /* nodes owning each instrumentation (fewer when fewer) */
+#define SN_FLEET_NODE_BEAT_MS  1000 /* a node's heartbeat */
+#define SN_FLEET_NODE_DEAD_MS  3000 /* a node silent this long is dead: its share moves */
+#define SN_FLEET_AGENT_DEAD_MS 6000 /* an agent silent this long runs nothing */
 
 struct sn_server;
 struct sn_instn;
@@ -80,18 +80,18 @@ bool sn_fleet_owns(struct sn_fleet *f, const char *key);
 int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len);
 
 struct sn_fleet_stats {
-    uint64_t frames;         /* taken from the bus into the aggregator */
-    uint64_t frames_late;    /* older than memory: merged into the store */
-    uint64_t frames_bad;     /* undecodable, or of the wrong arity */
-    uint64_t frames_foreign; /* a subject, host or id that do not agree (forged or misrouted) */
-    uint64_t replays;        /* instrumentations taken over (memory rebuilt from the stream) */
-    uint64_t restarts;       /* consumers restarted where they were (the link came back) */
-    uint64_t rebuilt;        /* frames of the stream taken to rebuild history (a new share) */
+    uint64_t frames;          /* taken from the bus into the aggregator */
+    uint64_t frames_late;     /* older than memory: merged into the store */
+    uint64_t frames_bad;      /* undecodable, or of the wrong arity */
+    uint64_t frames_foreign;  /* a subject, host or id that do not agree (forged or misrouted) */
+    uint64_t replays;         /* instrumentations taken over (memory rebuilt from the stream) */
+    uint64_t restarts;        /* consumers restarted where they were (the link came back) */
+    uint64_t rebuilt;         /* frames of the stream taken to rebuild history (a new share) */
     uint64_t rollups_sent;    /* rollup records this node put on the bus */
     uint64_t rollups_rebuilt; /* rollup records taken from the bus to rebuild history */
     uint64_t owned, nodes, agents;
-    uint64_t pending;   /* frames in the stream not yet taken, over owned instrumentations */
-    int64_t lag_s;      /* the largest age of the newest frame taken, over owned ones */
+    uint64_t pending; /* frames in the stream not yet taken, over owned instrumentations */
+    int64_t lag_s;    /* the largest age of the newest frame taken, over owned ones */
     uint64_t defs_applied, link_down;
     uint64_t agent_buffered, agent_dropped, agent_duplicates; /* live agents' heartbeats */
 };

@@ -407,8 +407,8 @@ int sn_server_forget(struct sn_server *s, const char *key)
 
     if (slash && (size_t)(slash - key) < sizeof(scope))
         snprintf(scope, sizeof(scope), "%.*s", (int)(slash - key), key);
-    struct sn_instn *in = unlink_instn(s, scope, strtoull(slash ? slash + 1 : key, NULL, 10),
-                                       true, &save_rc);
+    struct sn_instn *in =
+        unlink_instn(s, scope, strtoull(slash ? slash + 1 : key, NULL, 10), true, &save_rc);
     if (!in)
         return -ENOENT;
     sn_instn_free(in);
@@ -611,8 +611,7 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
             snprintf(api, sizeof(api), "%s", o->advertise);
         else
             snprintf(api, sizeof(api), "http://%s:%d", host, sn_http_port(s->http));
-        struct sn_fleet_opts fo = {
-            .link = o->nats, .id = o->node_id, .zone = o->zone, .api = api};
+        struct sn_fleet_opts fo = {.link = o->nats, .id = o->node_id, .zone = o->zone, .api = api};
         struct sn_fleet *f;
         if ((rc = sn_fleet_open(s, &fo, &f, why, sizeof(why))) < 0) {
             sn_log(SN_LOG_ERROR, "fleet", "%s", why);
@@ -666,8 +665,10 @@ void sn_server_dump(struct sn_server *s)
     if (s->store) {
         struct sn_store_stats ss;
         sn_store_stats(s->store, &ss);
-        sn_log(SN_LOG_INFO, "dump", "store: %" PRIu64 " waiting to be written, %" PRIu64
-               " commits, %" PRIu64 " write errors", ss.pending, ss.commits, ss.write_errors);
+        sn_log(SN_LOG_INFO, "dump",
+               "store: %" PRIu64 " waiting to be written, %" PRIu64 " commits, %" PRIu64
+               " write errors",
+               ss.pending, ss.commits, ss.write_errors);
     }
     if (s->fleet) {
         json_t *st = sn_fleet_state(s->fleet);

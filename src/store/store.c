@@ -1257,14 +1257,13 @@ static int collect(struct sn_store *st, struct tick *k, size_t *cap)
         k->w = w;
         /* a record starts at a multiple of its tier's period */
         m->s.t = align_down(m->s.t, period_of(in, (enum sn_tier)m->tier));
-        w[k->nw++] = (struct work){
-            .in = in,
-            .t = m->s.t,
-            .tier = m->tier,
-            .merge = true,
-            .replace = m->replace,
-            .s = m->s,
-            .names = m->names};
+        w[k->nw++] = (struct work){.in = in,
+                                   .t = m->s.t,
+                                   .tier = m->tier,
+                                   .merge = true,
+                                   .replace = m->replace,
+                                   .s = m->s,
+                                   .names = m->names};
         free(m->key);
     }
     st->nmerges = nm;
@@ -1314,8 +1313,11 @@ static void work_requeue(struct sn_store *st, struct tick *k)
             char *key = strdup(w->in->key);
             if (a && key) {
                 st->merges = a;
-                a[st->nmerges++] = (struct merge){
-                    .key = key, .tier = w->tier, .replace = w->replace, .s = w->s, .names = w->names};
+                a[st->nmerges++] = (struct merge){.key = key,
+                                                  .tier = w->tier,
+                                                  .replace = w->replace,
+                                                  .s = w->s,
+                                                  .names = w->names};
                 w->s = (struct sn_ds_slot){0};
                 w->names = NULL;
                 w->merge = true;

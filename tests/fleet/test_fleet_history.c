@@ -152,8 +152,8 @@ static void test_import_and_rebuild(void)
         json_decref(jb);
     }
     /* and the values themselves: h0 counted 1 + 3 + ... + 239, h1 2 + 4 + ... + 240 */
-    snprintf(path, sizeof(path), "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
-             "&duration=7200", id, t0);
+    snprintf(path, sizeof(path),
+             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=7200", id, t0);
     json_t *jb = local_get(b.port, path);
     json_t *v = json_object_get(jb, "value");
     T_EQ(json_integer_value(json_object_get(v, "h0")), 14400);
@@ -161,8 +161,9 @@ static void test_import_and_rebuild(void)
     T_EQ(json_string_value(json_object_get(jb, "tier")) ? 1 : 0, 1);
     json_decref(jb);
     /* a day of it at 1 h: the two hours' records rebuilt from the bus's 1 h records */
-    snprintf(path, sizeof(path), "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
-             "&duration=86400", id, t0 - 86400 + 7200);
+    snprintf(path, sizeof(path),
+             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=86400", id,
+             t0 - 86400 + 7200);
     jb = local_get(b.port, path);
     json_t *ja = local_get(a.port, path);
     T_OK(jb && ja && json_equal(json_object_get(ja, "value"), json_object_get(jb, "value")));
@@ -204,8 +205,8 @@ static void test_ingest_reaches_owners(void)
         json_decref(j);
     }
     /* from any node (proxied to an owner when it is not one): each host once */
-    snprintf(path, sizeof(path), "/ca/instrumentations/%d/value/raw?start_time=%" PRId64
-             "&duration=1", id, t);
+    snprintf(path, sizeof(path),
+             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=1", id, t);
     for (int k = 0; k < 3; k++) {
         json_t *v = NULL;
         for (int tries = 0; tries < 50; tries++) {
