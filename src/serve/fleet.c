@@ -43,7 +43,9 @@ struct owned {
     _Atomic uint64_t pending;  /* frames of the stream still to come, at the last one */
     _Atomic uint64_t frames;   /* frames taken */
     _Atomic int64_t last_t;    /* the second of the last frame taken */
+    _Atomic int64_t since_ms;  /* (monotonic) when this node began consuming it */
     _Atomic bool active;
+    _Atomic bool ready; /* caught up with the stream after taking over: it answers queries */
 };
 
 struct sn_fleet {
@@ -53,8 +55,9 @@ struct sn_fleet {
     char id[SN_FLEET_HOST_MAX + 1], zone[64], api[128];
     int64_t started_ms;
 
-    pthread_mutex_t mu; /* members, owned */
-    pthread_cond_t cv;  /* the heartbeat's wake-up: stop, a change of members or definitions */
+    pthread_mutex_t mu;     /* members, owned */
+    pthread_cond_t cv;      /* the balancer's wake-up: stop, a change of members or definitions */
+    pthread_cond_t beat_cv; /* the heartbeat's: stop */
     struct member *m;
     size_t nm, capm;
     struct owned **own;
@@ -68,8 +71,8 @@ struct sn_fleet {
     pthread_cond_t jobs_cv;
 
     kvWatcher *wdefs, *wmembers;
-    pthread_t tdefs, tmembers, tbeat, trebuild;
-    bool tdefs_on, tmembers_on, tbeat_on, trebuild_on;
+    pthread_t tdefs, tmembers, tbeat, tbalance, trebuild;
+    bool tdefs_on, tmembers_on, tbeat_on, tbalance_on, trebuild_on;
     _Atomic bool stop;
 
     _Atomic uint64_t frames, frames_late, frames_bad, frames_foreign, replays, restarts,
@@ -485,6 +488,7 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
 {
     struct owned *o = closure;
     jsMsgMetaData *meta = NULL;
+    bool caught_up = false;
     (void)nc;
     (void)sub;
 
@@ -495,6 +499,7 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         uint64_t seq = meta->Sequence.Stream;
         atomic_store(&o->pending, meta->NumPending);
+        caught_up = meta->NumPending == 0;
         jsMsgMetaData_Destroy(meta);
         if (seq <= atomic_load(&o->last_seq)) { /* seen: a consumer restarted behind it */
             natsMsg_Destroy(msg);
@@ -503,6 +508,8 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         atomic_store(&o->last_seq, seq);
     }
     take_frame(o->f, o, msg);
+    if (caught_up && !atomic_load(&o->ready)) /* the replay's last frame: it answers now */
+        atomic_store(&o->ready, true);
     natsMsg_Destroy(msg);
 }
 
@@ -908,6 +915,29 @@ bool sn_fleet_owns(struct sn_fleet *f, const char *key)
     return yes;
 }
 
+bool sn_fleet_serves(struct sn_fleet *f, const char *key)
+{
+    pthread_mutex_lock(&f->mu);
+    struct owned *o = owned_get(f, key, false);
+    bool yes = o && atomic_load(&o->active) && atomic_load(&o->ready);
+    pthread_mutex_unlock(&f->mu);
+    return yes;
+}
+
+/* Whether node member m says it owns key and has caught up with it (its heartbeat). */
+static bool member_serves(const struct member *m, const char *key)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(m->v, "owned"), i, o)
+    {
+        if (json_is_object(o) && json_is_true(json_object_get(o, "ready")) &&
+            strcmp(json_string_value(json_object_get(o, "key")) ?: "", key) == 0)
+            return true;
+    }
+    return false;
+}
+
 int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len)
 {
     struct sn_hrw_node nodes[256];
@@ -917,16 +947,18 @@ int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t le
     pthread_mutex_lock(&f->mu);
     size_t n = live_nodes(f, nodes, 256);
     size_t k = sn_hrw_owners(key, nodes, n, SN_FLEET_OWNERS, idx);
-    for (size_t i = 0; i < k && rc < 0; i++) {
-        if (strcmp(nodes[idx[i]].id, f->id) == 0)
-            continue;
-        struct member *m = member_find(f, 'n', nodes[idx[i]].id);
-        const char *api = m ? json_string_value(json_object_get(m->v, "api")) : NULL;
-        if (api) {
-            snprintf(out, len, "%s", api);
-            rc = 0;
+    /* an owner that has caught up first; else any owner (it answers with what it has) */
+    for (int pass = 0; pass < 2 && rc < 0; pass++)
+        for (size_t i = 0; i < k && rc < 0; i++) {
+            if (strcmp(nodes[idx[i]].id, f->id) == 0)
+                continue;
+            struct member *m = member_find(f, 'n', nodes[idx[i]].id);
+            const char *api = m ? json_string_value(json_object_get(m->v, "api")) : NULL;
+            if (api && (pass == 1 || member_serves(m, key))) {
+                snprintf(out, len, "%s", api);
+                rc = 0;
+            }
         }
-    }
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
@@ -954,6 +986,8 @@ static void rebalance(struct sn_fleet *f)
             /* a new owner: memory from the stream alone (what it held is stale) */
             sn_server_reset_data(f->s, o->key);
             atomic_store(&o->last_seq, 0);
+            atomic_store(&o->ready, false);
+            atomic_store(&o->since_ms, mono_ms());
             atomic_store(&o->active, true);
             int64_t at, start_ns = 0;
             bool known = sn_store_first(f->s->store, o->key, SN_TIER_RAW, &at) == 0;
@@ -974,6 +1008,7 @@ static void rebalance(struct sn_fleet *f)
                 atomic_store(&o->active, false);
         } else if (!mine && o->sub) {
             atomic_store(&o->active, false);
+            atomic_store(&o->ready, false);
             unsubscribe(o);
             sn_server_reset_data(f->s, o->key);
             sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: owned elsewhere now", o->key);
@@ -1017,11 +1052,11 @@ static void beat(struct sn_fleet *f)
         if (!atomic_load(&o->active))
             continue;
         int64_t last = atomic_load(&o->last_t);
-        json_array_append_new(owned, json_pack("{s:s,s:I,s:I,s:I,s:I}", "key", o->key, "frames",
-                                               (json_int_t)atomic_load(&o->frames), "pending",
-                                               (json_int_t)atomic_load(&o->pending), "last_frame",
-                                               (json_int_t)last, "lag_s",
-                                               (json_int_t)(last ? now - last : -1)));
+        json_array_append_new(
+            owned, json_pack("{s:s,s:b,s:I,s:I,s:I,s:I}", "key", o->key, "ready",
+                             atomic_load(&o->ready), "frames", (json_int_t)atomic_load(&o->frames),
+                             "pending", (json_int_t)atomic_load(&o->pending), "last_frame",
+                             (json_int_t)last, "lag_s", (json_int_t)(last ? now - last : -1)));
     }
     pthread_mutex_unlock(&f->mu);
     /* what was read here lately: every node's idle clocks (an owner reaps) follow every read */
@@ -1043,24 +1078,57 @@ static void beat(struct sn_fleet *f)
     free(text);
 }
 
+/* An owner whose consumer has delivered nothing a second after it began has nothing to
+ * replay (an instrumentation without frames yet): it is ready. */
+static void mark_ready(struct sn_fleet *f)
+{
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nown; i++) {
+        struct owned *o = f->own[i];
+        if (atomic_load(&o->active) && !atomic_load(&o->ready) && atomic_load(&o->last_seq) == 0 &&
+            now - atomic_load(&o->since_ms) > 1000)
+            atomic_store(&o->ready, true);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* The heartbeat's thread: beats and forgets the silent, once a second, never held up by a
+ * rebalance (which may take a while: a consumer per instrumentation taken over). */
 static void *heartbeat(void *arg)
 {
     struct sn_fleet *f = arg;
-    int64_t next = 0;
 
     while (!atomic_load(&f->stop)) {
-        int64_t now = mono_ms();
-        if (now >= next) {
-            beat(f);
-            expire_members(f, now);
-            next = now + SN_FLEET_NODE_BEAT_MS;
+        beat(f);
+        expire_members(f, mono_ms());
+        pthread_mutex_lock(&f->mu);
+        if (!atomic_load(&f->stop)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += SN_FLEET_NODE_BEAT_MS / 1000;
+            pthread_cond_timedwait(&f->beat_cv, &f->mu, &ts);
         }
+        pthread_mutex_unlock(&f->mu);
+    }
+    return NULL;
+}
+
+/* The balancer's thread: makes what this node consumes follow ownership whenever members or
+ * definitions change (wake()), the link comes back, or a consumer is found behind; and marks
+ * a replaying owner ready once it caught up. */
+static void *balancer(void *arg)
+{
+    struct sn_fleet *f = arg;
+
+    while (!atomic_load(&f->stop)) {
         pthread_mutex_lock(&f->mu);
         bool dirty = f->dirty || f->resubscribe;
         f->dirty = false;
         pthread_mutex_unlock(&f->mu);
         if (dirty)
             rebalance(f);
+        mark_ready(f);
         pthread_mutex_lock(&f->mu);
         if (!f->dirty && !f->resubscribe && !atomic_load(&f->stop)) {
             struct timespec ts;
@@ -1112,6 +1180,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     pthread_cond_init(&f->jobs_cv, NULL);
+    pthread_cond_init(&f->beat_cv, NULL);
     snprintf(f->zone, sizeof(f->zone), "%s", o->zone ? o->zone : "");
     if (o->api && o->api[0])
         snprintf(f->api, sizeof(f->api), "%s", o->api);
@@ -1173,6 +1242,11 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         goto fail;
     }
     f->tbeat_on = true;
+    if (pthread_create(&f->tbalance, NULL, balancer, f) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    f->tbalance_on = true;
     sn_log(SN_LOG_INFO, "fleet", "node %s%s%s in the fleet (replicas %d), API %s", f->id,
            f->zone[0] ? ", zone " : "", f->zone, sn_link_replicas(f->link), f->api);
     *out = f;
@@ -1212,10 +1286,13 @@ void sn_fleet_close(struct sn_fleet *f)
     pthread_mutex_lock(&f->mu);
     pthread_cond_broadcast(&f->cv);
     pthread_cond_broadcast(&f->jobs_cv);
+    pthread_cond_broadcast(&f->beat_cv);
     pthread_mutex_unlock(&f->mu);
     /* the watchers' threads wake every 500 ms to see stop, the rebuild's every 2 s */
     if (f->tbeat_on)
         pthread_join(f->tbeat, NULL);
+    if (f->tbalance_on)
+        pthread_join(f->tbalance, NULL);
     if (f->trebuild_on)
         pthread_join(f->trebuild, NULL);
     if (f->tdefs_on)
@@ -1244,6 +1321,7 @@ void sn_fleet_close(struct sn_fleet *f)
     free(f->jobs);
     sn_rec_buf_fini(&f->rbuf);
     pthread_cond_destroy(&f->jobs_cv);
+    pthread_cond_destroy(&f->beat_cv);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);

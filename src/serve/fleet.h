@@ -75,8 +75,11 @@ int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr);
 
 /* Whether this node owns key now. */
 bool sn_fleet_owns(struct sn_fleet *f, const char *key);
-/* The API base URL of an owner of key other than this node ("http://127.0.0.1:23181"), into
- * out[len]; -ENOENT when no live node owns it. */
+/* Whether this node owns key and has caught up with its stream since it took it over (its
+ * memory rebuilt): then it answers key's data requests itself. */
+bool sn_fleet_serves(struct sn_fleet *f, const char *key);
+/* The API base URL of an owner of key other than this node, one that has caught up first
+ * ("http://127.0.0.1:23181"), into out[len]; -ENOENT when no live node owns it. */
 int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len);
 
 struct sn_fleet_stats {

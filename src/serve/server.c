@@ -306,6 +306,7 @@ static struct sn_instn *unlink_instn(struct sn_server *s, const char *scope, uin
 int sn_server_change(struct sn_server *s, const char *scope, uint64_t id, const json_t *p,
                      struct sn_instn **out, char *why, size_t whylen)
 {
+    struct sn_instn *changed = NULL;
     int rc = 0;
 
     if (out)
@@ -347,12 +348,24 @@ int sn_server_change(struct sn_server *s, const char *scope, uint64_t id, const 
         goto out;
     }
     sn_server_store_inst(s, in); /* the store's tiers follow retention and persist-data */
+    changed = s->fleet ? instn_copy(in) : NULL;
     if (out && !(*out = instn_copy(in))) {
         snprintf(why, whylen, "out of memory");
         rc = -ENOMEM;
     }
 out:
     pthread_rwlock_unlock(&s->lock);
+    /* in a fleet, the other nodes apply it from the bucket (a failure there: said, and the
+     * change stands here; the next change or a restart makes them agree) */
+    if (rc == 0 && s->fleet) {
+        char w[512];
+        if (!changed || sn_fleet_put_def(s->fleet, changed, w, sizeof(w)) < 0)
+            sn_log(SN_LOG_WARN, "fleet",
+                   "the change of %s%s%" PRIu64 " did not reach the fleet: %s", scope,
+                   scope[0] ? "/" : "", id, changed ? w : "out of memory");
+    }
+    if (changed)
+        sn_instn_free(changed);
     return rc;
 }
 
@@ -384,7 +397,8 @@ int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *
         }
     }
     in = unlink_instn(s, scope, id, false, &save_rc);
-
+    if (!in && s->fleet && save_rc == 0) /* the bucket's watcher forgot it first: done */
+        return 0;
     if (!in && save_rc < 0)
         return unsaved(save_rc, "cannot delete the instrumentation", why, whylen);
     if (!in) {
