@@ -87,6 +87,12 @@ int sn_link_open(const struct sn_link_opts *o, const struct sn_link_events *ev, 
  * up to timeout_ms while JetStream has no leader yet (a cluster just started). 0 or -errno
  * with why. */
 int sn_link_ensure(struct sn_link *l, int timeout_ms, char *why, size_t whylen);
+/* Another stream of the fleet's (the nodes' rollup streams): created when missing, with the
+ * link's replicas, file storage, max_age_ns and per_subject messages kept per subject (0: no
+ * limit); an existing one keeps its settings but a shorter age, which is raised. 0 or -errno
+ * with why. */
+int sn_link_ensure_stream(struct sn_link *l, const char *name, const char *subject,
+                          int64_t max_age_ns, int64_t per_subject, char *why, size_t whylen);
 /* The bucket (fleet/names.h: SN_FLEET_KV_DEFS, SN_FLEET_KV_MEMBERS), bound at ensure; NULL
  * before it. Owned by the link. */
 kvStore *sn_link_kv(struct sn_link *l, const char *bucket);

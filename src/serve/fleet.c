@@ -225,20 +225,25 @@ static void on_def(struct sn_fleet *f, kvEntry *e)
     wake(f);
 }
 
-static void *watch_defs(void *arg)
+/* A watcher's loop: each entry to fn until stop (seen every 500 ms) or the watcher stops. */
+static void watch(struct sn_fleet *f, kvWatcher *w, void (*fn)(struct sn_fleet *, kvEntry *))
 {
-    struct sn_fleet *f = arg;
-
     while (!atomic_load(&f->stop)) {
         kvEntry *e = NULL;
-        natsStatus st = kvWatcher_Next(&e, f->wdefs, 500);
+        natsStatus st = kvWatcher_Next(&e, w, 500);
         if (st == NATS_OK && e) {
-            on_def(f, e);
+            fn(f, e);
             kvEntry_Destroy(e);
         } else if (st != NATS_OK && st != NATS_TIMEOUT) {
             break; /* stopped */
         }
     }
+}
+
+static void *watch_defs(void *arg)
+{
+    struct sn_fleet *f = arg;
+    watch(f, f->wdefs, on_def);
     return NULL;
 }
 
@@ -398,17 +403,7 @@ static void on_member(struct sn_fleet *f, kvEntry *e)
 static void *watch_members(void *arg)
 {
     struct sn_fleet *f = arg;
-
-    while (!atomic_load(&f->stop)) {
-        kvEntry *e = NULL;
-        natsStatus st = kvWatcher_Next(&e, f->wmembers, 500);
-        if (st == NATS_OK && e) {
-            on_member(f, e);
-            kvEntry_Destroy(e);
-        } else if (st != NATS_OK && st != NATS_TIMEOUT) {
-            break;
-        }
-    }
+    watch(f, f->wmembers, on_member);
     return NULL;
 }
 
@@ -562,40 +557,12 @@ static int ensure_rollups(struct sn_fleet *f, char *why, size_t whylen)
     for (size_t i = 0; i < 3; i++) {
         enum sn_tier t = rollup_tiers[i];
         char name[64], subj[64];
-        jsStreamInfo *si = NULL;
-        jsErrCode jerr = 0;
         int64_t keep_ns = (tiers->keep[t] ? tiers->keep[t] : 86400) * 1000000000LL;
         sn_fleet_rollup_stream(sn_tier_name(t), name, sizeof(name));
         snprintf(subj, sizeof(subj), "%s%s.>", SN_FLEET_ROLLUPS_PREFIX, sn_tier_name(t));
-        natsStatus st = js_GetStreamInfo(&si, sn_link_js(f->link), name, NULL, &jerr);
-        if (st == NATS_NOT_FOUND) {
-            const char *subjects[] = {subj};
-            jsStreamConfig c;
-            jsStreamConfig_Init(&c);
-            c.Name = name;
-            c.Subjects = subjects;
-            c.SubjectsLen = 1;
-            c.Storage = js_FileStorage;
-            c.Replicas = sn_link_replicas(f->link);
-            c.MaxAge = keep_ns;
-            c.MaxMsgsPerSubject = 1;
-            jerr = 0;
-            st = js_AddStream(&si, sn_link_js(f->link), &c, NULL, &jerr);
-            if (st != NATS_OK && jerr == JSStreamNameExistErr) /* another node's, meanwhile */
-                st = NATS_OK;
-        } else if (st == NATS_OK && si->Config->MaxAge && si->Config->MaxAge < keep_ns) {
-            jsStreamConfig c = *si->Config;
-            jsStreamInfo *ui = NULL;
-            c.MaxAge = keep_ns;
-            st = js_UpdateStream(&ui, sn_link_js(f->link), &c, NULL, &jerr);
-            jsStreamInfo_Destroy(ui);
-        }
-        jsStreamInfo_Destroy(si);
-        if (st != NATS_OK) {
-            snprintf(why, whylen, "NATS JetStream: stream %s: %s (%d)", name,
-                     natsStatus_GetText(st), (int)jerr);
-            return -EIO;
-        }
+        int rc = sn_link_ensure_stream(f->link, name, subj, keep_ns, 1, why, whylen);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }

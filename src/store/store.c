@@ -1649,13 +1649,38 @@ void sn_store_on_rollup(struct sn_store *st, sn_store_rollup_fn fn, void *arg)
     pthread_mutex_unlock(&st->wmu);
 }
 
+/* A read transaction and a cursor on the data database placed at the first record of sid's
+ * tier t starting at or after from (MDB_SET_RANGE: *kv and *v hold it). Returns 0, or
+ * MDB_NOTFOUND (no record at or after: *txn and *cur are open all the same; it is negative,
+ * as LMDB's codes are), or -errno with nothing open. Close with mdb_cursor_close() and read_end().
+ */
+static int data_cursor(struct sn_store *st, uint32_t sid, uint8_t t, int64_t from, unsigned char *k,
+                       MDB_txn **txn, MDB_cursor **cur, MDB_val *kv, MDB_val *v)
+{
+    int rc;
+    if ((rc = read_begin(st, txn)) < 0)
+        return rc;
+    if ((rc = mdb_cursor_open(*txn, st->data, cur))) {
+        read_end(st, *txn);
+        return errno_of(rc);
+    }
+    data_key(k, sid, t, from < 0 ? 0 : from);
+    *kv = (MDB_val){DATA_KEY_LEN, k};
+    rc = mdb_cursor_get(*cur, kv, v, MDB_SET_RANGE);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        mdb_cursor_close(*cur);
+        read_end(st, *txn);
+        return errno_of(rc);
+    }
+    return rc;
+}
+
 int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t *at)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
     unsigned char k[DATA_KEY_LEN];
     MDB_val kv, v;
-    int rc;
 
     pthread_mutex_lock(&st->mu);
     struct inst *in = inst_find(st, key);
@@ -1664,25 +1689,17 @@ int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t
     pthread_mutex_unlock(&st->mu);
     if (!in || !sid || !saved)
         return -ENOENT;
-    if ((rc = read_begin(st, &txn)) < 0)
+    int rc = data_cursor(st, sid, (uint8_t)t, 0, k, &txn, &cur, &kv, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
-    if ((rc = mdb_cursor_open(txn, st->data, &cur))) {
-        read_end(st, txn);
-        return errno_of(rc);
-    }
-    data_key(k, sid, (uint8_t)t, 0);
-    kv = (MDB_val){DATA_KEY_LEN, k};
-    rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
-    if (rc == 0) {
-        const unsigned char *kp = kv.mv_data;
-        if (kv.mv_size == DATA_KEY_LEN && rd32(kp) == sid && kp[4] == t)
-            *at = (int64_t)rd64(kp + 5);
-        else
-            rc = MDB_NOTFOUND;
-    }
+    const unsigned char *kp = kv.mv_data;
+    if (rc == 0 && kv.mv_size == DATA_KEY_LEN && rd32(kp) == sid && kp[4] == t)
+        *at = (int64_t)rd64(kp + 5);
+    else
+        rc = -ENOENT;
     mdb_cursor_close(cur);
     read_end(st, txn);
-    return rc == 0 ? 0 : rc == MDB_NOTFOUND ? -ENOENT : errno_of(rc);
+    return rc;
 }
 
 int sn_store_read(struct sn_store *st, const char *key, enum sn_tier t, int64_t from, int64_t to,
@@ -1707,17 +1724,11 @@ int sn_store_read(struct sn_store *st, const char *key, enum sn_tier t, int64_t 
         return -ENOENT;
     if (!sid || !saved || to <= from)
         return 0;
-    if ((rc = read_begin(st, &txn)) < 0)
+    rc = data_cursor(st, sid, (uint8_t)t, from, k, &txn, &cur, &kv, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
-    if ((rc = mdb_cursor_open(txn, st->data, &cur))) {
-        read_end(st, txn);
-        return errno_of(rc);
-    }
-    data_key(k, sid, (uint8_t)t, from < 0 ? 0 : from);
-    kv = (MDB_val){DATA_KEY_LEN, k};
     pthread_rwlock_rdlock(&st->nameslock);
-    for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+    for (; rc == 0; rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
         const unsigned char *kp = kv.mv_data;
         if (kv.mv_size != DATA_KEY_LEN || rd32(kp) != sid || kp[4] != t)
             break;
