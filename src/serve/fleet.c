@@ -304,6 +304,45 @@ static int load_defs(struct sn_fleet *f, char *why, size_t whylen)
     return 0;
 }
 
+/* The tenants: a node started with --tenants puts them in the bucket (key "tenants"); a node
+ * started without takes them from there as it opens (sn_fleet_fetch_tenants()). */
+static void share_tenants(struct sn_fleet *f)
+{
+    uint64_t rev;
+    if (!f->s->tenants)
+        return;
+    json_t *j = sn_tenants_json(f->s->tenants);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (!text || kvStore_PutString(&rev, f->defs, "tenants", text) != NATS_OK)
+        sn_log(SN_LOG_WARN, "fleet", "the tenants could not be shared with the fleet");
+    free(text);
+    json_decref(j);
+}
+
+struct sn_tenants *sn_fleet_fetch_tenants(const struct sn_link_opts *o)
+{
+    struct sn_link *l = NULL;
+    struct sn_tenants *t = NULL;
+    kvStore *kv = NULL;
+    kvEntry *e = NULL;
+    char why[512];
+
+    if (sn_link_open(o, NULL, 10000, &l, why, sizeof(why)) < 0)
+        return NULL; /* sn_fleet_open() says why */
+    if (js_KeyValue(&kv, sn_link_js(l), SN_FLEET_KV_DEFS) == NATS_OK &&
+        kvStore_Get(&e, kv, "tenants") == NATS_OK) {
+        if (sn_tenants_parse(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), &t, why, sizeof(why)) ==
+            0)
+            sn_log(SN_LOG_INFO, "fleet", "tenants from the fleet: %zu", t->n);
+        else
+            sn_log(SN_LOG_WARN, "fleet", "the fleet's tenants are refused: %s", why);
+    }
+    kvEntry_Destroy(e);
+    kvStore_Destroy(kv);
+    sn_link_close(l);
+    return t;
+}
+
 /* ---- Members ------------------------------------------------------------------------------ */
 
 static struct member *member_find(struct sn_fleet *f, char kind, const char *name)
@@ -1175,6 +1214,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         rc = -EIO;
         goto fail;
     }
+    share_tenants(f);
     s->fleet = f; /* creates from now on claim their ids in the bucket */
     if ((rc = load_defs(f, why, whylen)) < 0)
         goto fail;

@@ -55,6 +55,11 @@ struct sn_fleet_opts {
  */
 int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_fleet **out,
                   char *why, size_t whylen);
+/* The tenants the fleet's bucket holds (a node started with --tenants put them there), for a
+ * node started without, before its API listens; NULL when there are none or the bus cannot be
+ * reached (then the node is loopback-only, as a single host without --tenants). */
+struct sn_tenants;
+struct sn_tenants *sn_fleet_fetch_tenants(const struct sn_link_opts *o);
 /* Stops consuming and watching, says goodbye (deletes node.<id>) and closes; NULL is fine. */
 void sn_fleet_close(struct sn_fleet *f);
 

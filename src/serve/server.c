@@ -601,6 +601,8 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     }
     if (!s->fleet_mode)
         sn_server_start_local_all(s);
+    else if (!s->tenants) /* before the API listens: the fleet's, when it has them */
+        s->tenants = sn_fleet_fetch_tenants(o->nats);
     s->xforms = sn_xforms_start();
     struct sn_http_opts ho = o->http;
     ho.handler = sn_api_handle;

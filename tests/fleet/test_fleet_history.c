@@ -11,6 +11,9 @@
  *                        as the first node does, at the 1 min and 1 h tiers.
  *   ingest_reaches_owners  a frame POSTed to any node is added by the owners (the bus's
  *                        path), and counted once however many nodes there are.
+ *   tenants_from_the_bus a node started with --tenants shares them; a node started without
+ *                        serves the same tenants' scopes with the same tokens, and a tenant's
+ *                        instrumentation created on one is seen, scoped, on the other.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -239,6 +242,63 @@ static void test_ingest_reaches_owners(void)
     th_nats_free(&n);
 }
 
+static int get_auth(int port, const char *path, const char *token)
+{
+    char auth[128];
+    const char *hdr[] = {auth, NULL};
+    struct th_resp r = {0};
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    int st = th_request(port, "GET", path, hdr, NULL, 0, 30000, &r) == 0 ? r.status : 0;
+    th_resp_free(&r);
+    return st;
+}
+
+static void test_tenants_from_the_bus(void)
+{
+    struct th_nats n;
+    struct th_serve a = {0}, b = {0};
+    char file[300];
+
+    T_REQUIRE(th_nats_start(&n, 1, 0) == 0);
+    snprintf(file, sizeof(file), "%s/tenants.json", n.dir);
+    FILE *f = fopen(file, "w");
+    T_REQUIRE(f);
+    fputs("{\"operator\":{\"token\":\"op-token\"},\"tenants\":{\"acme\":"
+          "{\"token\":\"acme-token\",\"cgroups\":[\"/acme.slice\"]}}}",
+          f);
+    fclose(f);
+    const char *ea[] = {"--nats", th_nats_url(&n), "--node-id", "with", "--tenants", file, NULL};
+    const char *eb[] = {"--nats", th_nats_url(&n), "--node-id", "without", NULL};
+    T_REQUIRE(th_serve_start(sonde, ea, NULL, &a) == 0);
+    T_REQUIRE(th_serve_start(sonde, eb, NULL, &b) == 0);
+    /* the tenant's scope on the node without a file: its token opens it, another does not */
+    T_EQ(get_auth(b.port, "/ca/customers/acme/instrumentations", "acme-token"), 200);
+    T_EQ(get_auth(b.port, "/ca/customers/acme/instrumentations", "wrong"), 401);
+    T_EQ(get_auth(b.port, "/ca/customers/nobody/instrumentations", "op-token"), 404);
+    /* created on one, seen on the other, in its scope only */
+    char auth[64];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer acme-token");
+    const char *hdr[] = {auth, "Content-Type: application/json", NULL};
+    struct th_resp r = {0};
+    const char *body = "{\"module\":\"syscall\",\"stat\":\"syscalls\"}";
+    T_EQ(th_request(a.port, "POST", "/ca/customers/acme/instrumentations", hdr, body, strlen(body),
+                    30000, &r),
+         0);
+    T_OK(r.status == 200 || r.status == 201);
+    th_resp_free(&r);
+    int found = 0;
+    for (int k = 0; k < 30 && found != 200; k++) {
+        found = get_auth(b.port, "/ca/customers/acme/instrumentations/1", "acme-token");
+        if (found != 200)
+            th_sleep_ms(100);
+    }
+    T_EQ(found, 200);
+    T_EQ(get_auth(b.port, "/ca/instrumentations/1", "op-token"), 404); /* not the operator's */
+    T_EQ(th_serve_stop(&b), 0);
+    T_EQ(th_serve_stop(&a), 0);
+    th_nats_free(&n);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -249,5 +309,6 @@ int main(int argc, char **argv)
     }
     t_run("import_and_rebuild", test_import_and_rebuild);
     t_run("ingest_reaches_owners", test_ingest_reaches_owners);
+    t_run("tenants_from_the_bus", test_tenants_from_the_bus);
     return t_done();
 }
