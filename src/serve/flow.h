@@ -3,11 +3,13 @@
  * (bus/bus.h), and the aggregator reaches every source through it.
  *
  *   local agent (serve/collector.c) ─┐ frames                 ┌─> aggregator (agg/agg.h)
- *   POST /ca/ingest (api/ingest.c) ──┼──> bus (in process; ───┤   adds them to datasets,
- *   (the fleet: NATS)  ──────────────┘    NATS in a fleet)    └─> mirrors sources' statuses
+ *   POST /ca/ingest (api/ingest.c) ──┼──> bus (in process) ───┤   adds them to datasets,
+ *   a fleet's owners (serve/fleet.c)─┘                        └─> mirrors sources' statuses
  *
  *   server (create, delete, restart) ──> bus control: enable / disable ──> every source host,
- *                                        acknowledged per host (running, refused, unsupported)
+ *                                        acknowledged per host (running, refused, unsupported);
+ *                                        in a fleet: the definition put in (deleted from) the
+ *                                        bucket the agents watch (serve/fleet.h)
  *
  * Nothing else adds frames to a dataset or tells an agent what to run; "is this source running
  * that instrumentation" is what the sources said, read from the aggregator's mirror.
