@@ -309,8 +309,7 @@ int sn_cmd_ctl(int argc, char **argv)
             break;
         }
         case O_LINK:
-            if (sn_link_opt(&lo, longopts[li].name, optarg, why, sizeof(why)) < 0) {
-                fprintf(stderr, "sonde ctl: --%s: %s\n", longopts[li].name, why);
+            if (sn_link_cli_opt(&lo, "sonde ctl", longopts[li].name, optarg) != 1) {
                 sn_link_opts_fini(&lo);
                 return SN_EXIT_USAGE;
             }

@@ -323,8 +323,7 @@ int sn_cmd_serve(int argc, char **argv)
             break;
         }
         case O_LINK:
-            if (sn_link_opt(&link, longopts[li].name, optarg, why, sizeof(why)) < 0) {
-                fprintf(stderr, "sonde serve: --%s: %s\n", longopts[li].name, why);
+            if (sn_link_cli_opt(&link, "sonde serve", longopts[li].name, optarg) != 1) {
                 sn_link_opts_fini(&link);
                 return SN_EXIT_USAGE;
             }

@@ -231,6 +231,17 @@ int sn_link_opt(struct sn_link_opts *o, const char *name, const char *value, cha
     return 0;
 }
 
+int sn_link_cli_opt(struct sn_link_opts *o, const char *cmd, const char *name, const char *value)
+{
+    char why[512] = "";
+    int rc = sn_link_opt(o, name, value, why, sizeof(why));
+    if (rc > 0)
+        return 1;
+    if (rc < 0)
+        fprintf(stderr, "%s: %s\n", cmd, why[0] ? why : strerror(-rc));
+    return rc;
+}
+
 int sn_link_opts_check(const struct sn_link_opts *o, char *why, size_t whylen)
 {
     if (!o || !o->urls || !o->urls[0]) {

@@ -58,6 +58,9 @@ extern const char sn_link_usage[];
  * out of range, a file that cannot be read), -ENOMEM. */
 int sn_link_opt(struct sn_link_opts *o, const char *name, const char *value, char *why,
                 size_t whylen);
+/* sn_link_opt() for a command's option loop: a refusal is printed on stderr as "CMD: why".
+ * Returns 1 (stored), 0 (not a link option) or the -errno (printed). */
+int sn_link_cli_opt(struct sn_link_opts *o, const char *cmd, const char *name, const char *value);
 /* Checks the whole: --nats given, a password with a user, a key with a certificate, one kind
  * of credentials. 0 or -EINVAL with why. */
 int sn_link_opts_check(const struct sn_link_opts *o, char *why, size_t whylen);
