@@ -1202,7 +1202,12 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         goto fail;
     }
     struct sn_link_events ev = {.down = link_down, .up = link_up, .arg = f};
-    if ((rc = sn_link_open(o->link, &ev, 10000, &f->link, why, whylen)) < 0 ||
+    /* the frames stream keeps at least the raw tier's time (a new owner rebuilds from it) */
+    struct sn_link_opts lo = *o->link;
+    int64_t raw_keep = sn_store_options(s->store)->tiers.keep[SN_TIER_RAW];
+    if (!lo.frames_keep_s && raw_keep > 2 * 86400)
+        lo.frames_keep_s = raw_keep;
+    if ((rc = sn_link_open(&lo, &ev, 10000, &f->link, why, whylen)) < 0 ||
         (rc = sn_link_ensure(f->link, 15000, why, whylen)) < 0)
         goto fail;
     if ((rc = ensure_rollups(f, why, whylen)) < 0)
