@@ -17,81 +17,13 @@
 #include "core/log.h"
 #include "fleet/names.h"
 #include "fleet/rendezvous.h"
-#include "fleet/rollup_msg.h"
 #include "store/tiers.h"
 #include "serve/fleet.h"
+#include "serve/fleet_int.h"
 #include "serve/flow.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
 #include "wire/frame.h"
-
-/* A node or an agent heard on the members bucket. */
-struct member {
-    char kind; /* 'n' node, 'a' agent */
-    char name[SN_FLEET_HOST_MAX + 1];
-    int64_t seen_ms; /* monotonic ms of its last heartbeat here */
-    json_t *v;       /* its last heartbeat */
-};
-
-/* An instrumentation this node consumes (kept until close once made: cnats may still be in
- * its callback after an unsubscribe, so the struct outlives every subscription of it). */
-struct owned {
-    struct sn_fleet *f;
-    char key[SN_SCOPE_MAX + 24];
-    natsSubscription *sub;     /* NULL while not owned */
-    _Atomic uint64_t last_seq; /* the stream sequence of the last frame taken */
-    _Atomic uint64_t pending;  /* frames of the stream still to come, at the last one */
-    _Atomic uint64_t frames;   /* frames taken */
-    _Atomic int64_t last_t;    /* the second of the last frame taken */
-    _Atomic int64_t since_ms;  /* (monotonic) when this node began consuming it */
-    _Atomic bool active;
-    _Atomic bool ready; /* caught up with the stream after taking over: it answers queries */
-};
-
-struct sn_fleet {
-    struct sn_server *s;
-    struct sn_link *link;
-    kvStore *defs, *members;
-    char id[SN_FLEET_HOST_MAX + 1], zone[64], api[128];
-    int64_t started_ms;
-
-    pthread_mutex_t mu;     /* members, owned */
-    pthread_cond_t cv;      /* the balancer's wake-up: stop, a change of members or definitions */
-    pthread_cond_t beat_cv; /* the heartbeat's: stop */
-    struct member *m;
-    size_t nm, capm;
-    struct owned **own;
-    size_t nown, capown;
-    bool dirty;       /* ownership to recompute */
-    bool resubscribe; /* the link came back: consumers restart where they were */
-
-    struct sn_rec_buf rbuf; /* the store's writer thread's: a rollup's message */
-    struct job *jobs;       /* rebuilds to run, in order (f->mu) */
-    size_t njobs, capjobs;
-    pthread_cond_t jobs_cv;
-
-    kvWatcher *wdefs, *wmembers;
-    pthread_t tdefs, tmembers, tbeat, tbalance, trebuild;
-    bool tdefs_on, tmembers_on, tbeat_on, tbalance_on, trebuild_on;
-    _Atomic bool stop;
-
-    _Atomic uint64_t frames, frames_late, frames_bad, frames_foreign, replays, restarts,
-        defs_applied, link_down, rebuilt, rollups_sent, rollups_rebuilt;
-};
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void wake(struct sn_fleet *f)
 {
@@ -417,7 +349,7 @@ static void on_member(struct sn_fleet *f, kvEntry *e)
         if (m) {
             prev = m->v;
             m->v = json_incref(v);
-            m->seen_ms = mono_ms();
+            m->seen_ms = sn_mono_ms();
         }
     }
     if (kind == 'n')
@@ -482,7 +414,7 @@ static void expire_members(struct sn_fleet *f, int64_t now)
 /* One frame off the bus for o's instrumentation (msg borrowed): checked (the subject, the
  * frame's own id and host must agree: anyone with credentials can publish) and taken through
  * the one data path; a frame older than memory goes to the store. */
-static void take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg)
+void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg)
 {
     char inst[SN_SCOPE_MAX + 24], host[SN_FLEET_HOST_MAX + 1];
     struct sn_wire_frame fr;
@@ -541,7 +473,7 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         }
         atomic_store(&o->last_seq, seq);
     }
-    take_frame(o->f, o, msg);
+    sn_fleet_take_frame(o->f, o, msg);
     if (caught_up && !atomic_load(&o->ready)) /* the replay's last frame: it answers now */
         atomic_store(&o->ready, true);
     natsMsg_Destroy(msg);
@@ -582,237 +514,6 @@ int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr)
     return rc;
 }
 
-/* ---- Rollups on the bus ------------------------------------------------------------------- */
-
-static const enum sn_tier rollup_tiers[] = {SN_TIER_1M, SN_TIER_1H, SN_TIER_1D};
-
-/* The three rollup streams, each keeping what its tier keeps (this node's --tiers; an existing
- * stream with a shorter age is lengthened), one message per subject: the latest record of
- * each period. */
-static int ensure_rollups(struct sn_fleet *f, char *why, size_t whylen)
-{
-    const struct sn_tiers *tiers = &sn_store_options(f->s->store)->tiers;
-
-    for (size_t i = 0; i < 3; i++) {
-        enum sn_tier t = rollup_tiers[i];
-        char name[64], subj[64];
-        int64_t keep_ns = (tiers->keep[t] ? tiers->keep[t] : 86400) * 1000000000LL;
-        sn_fleet_rollup_stream(sn_tier_name(t), name, sizeof(name));
-        snprintf(subj, sizeof(subj), "%s%s.>", SN_FLEET_ROLLUPS_PREFIX, sn_tier_name(t));
-        int rc = sn_link_ensure_stream(f->link, name, subj, keep_ns, 1, why, whylen);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* The store wrote a rollup record: an owner puts it on the bus (asynchronously: this is the
- * store's writer thread, inside its transaction), where it replaces the period's last one. */
-static void on_rollup(void *arg, const char *key, enum sn_tier tier, int64_t t,
-                      const struct sn_ds_slot *s, const char *const *src_names, uint8_t arity,
-                      bool values)
-{
-    struct sn_fleet *f = arg;
-    char subj[SN_FLEET_SUBJECT_MAX];
-
-    if (!sn_fleet_owns(f, key) ||
-        sn_fleet_rollup_subject(key, sn_tier_name(tier), t, subj, sizeof(subj)) < 0)
-        return;
-    ssize_t n = sn_rollup_msg_encode(s, arity, values, (uint8_t)tier, t, src_names, &f->rbuf);
-    if (n < 0)
-        return;
-    if (js_PublishAsync(sn_link_js(f->link), subj, f->rbuf.p, (int)n, NULL) == NATS_OK)
-        atomic_fetch_add(&f->rollups_sent, 1);
-}
-
-/* ---- Rebuilding history from the stream -------------------------------------------------- */
-
-/*
- * A node that takes over an instrumentation its store knows nothing of (a new node with an
- * empty data directory, or a share it never held) rebuilds its history from the frames
- * stream: every frame that arrived before the live consumer's start (until_ns, the stream's
- * arrival time) is taken as the live consumer takes frames, so each frame goes exactly once
- * into memory (when recent) or into the store, whose rollups follow. The live consumer takes
- * everything from until_ns on; the two never overlap. One rebuild at a time, in the node's
- * rebuild thread, held back while the store has more than REBUILD_BACKLOG slots to write.
- */
-#define REBUILD_BACKLOG 20000
-
-struct job {
-    struct owned *o;
-    int64_t until_ns;
-};
-
-/* Waits (bounded: 2 min) until the store has written what it was given: its queue stops
- * shrinking for a second (rollups of periods still open stay queued until they close). */
-static void store_drained(struct sn_fleet *f)
-{
-    uint64_t last = UINT64_MAX;
-    int still = 0;
-    for (int k = 0; k < 2400 && !atomic_load(&f->stop); k++) {
-        struct sn_store_stats ss;
-        sn_store_stats(f->s->store, &ss);
-        if (ss.pending == 0)
-            return;
-        still = ss.pending >= last ? still + 1 : 0;
-        if (still >= 20)
-            return;
-        last = ss.pending;
-        struct timespec d = {0, 50 * 1000000L};
-        nanosleep(&d, NULL);
-    }
-}
-
-/* The rollup records of o's instrumentation on the bus into the store, each replacing the
- * period's record there: after the frames (their merges recompute the rollups they touch,
- * which at the frames stream's oldest period are partial; the bus's records are whole), finer
- * tiers first. Returns how many. */
-static uint64_t rebuild_rollups(struct sn_fleet *f, struct owned *o)
-{
-    uint64_t n = 0;
-
-    store_drained(f);
-    for (size_t i = 0; i < 3 && !atomic_load(&f->stop) && atomic_load(&o->active); i++) {
-        enum sn_tier tier = rollup_tiers[i];
-        char filter[SN_FLEET_SUBJECT_MAX], stream[64];
-        jsSubOptions so;
-        natsSubscription *sub = NULL;
-        jsErrCode jerr = 0;
-        if (!sn_store_keep(f->s->store, o->key, tier) ||
-            sn_fleet_rollup_filter(o->key, sn_tier_name(tier), filter, sizeof(filter)) < 0 ||
-            sn_fleet_rollup_stream(sn_tier_name(tier), stream, sizeof(stream)) < 0)
-            continue;
-        jsSubOptions_Init(&so);
-        so.Stream = stream;
-        so.Ordered = true;
-        so.Config.DeliverPolicy = js_DeliverAll;
-        if (js_SubscribeSync(&sub, sn_link_js(f->link), filter, NULL, &so, &jerr) != NATS_OK)
-            continue;
-        while (!atomic_load(&f->stop) && atomic_load(&o->active)) {
-            natsMsg *m = NULL;
-            jsMsgMetaData *meta = NULL;
-            if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK)
-                break;
-            bool last = natsMsg_GetMetaData(&meta, m) == NATS_OK && meta->NumPending == 0;
-            jsMsgMetaData_Destroy(meta);
-            struct sn_rollup_msg r;
-            if (sn_rollup_msg_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &r) ==
-                    0 &&
-                r.tier == tier) {
-                if (sn_store_put(f->s->store, o->key, tier, &r.slot, (const char *const *)r.src) ==
-                    0)
-                    n++;
-                sn_rollup_msg_fini(&r);
-            } else {
-                atomic_fetch_add(&f->frames_bad, 1);
-            }
-            natsMsg_Destroy(m);
-            if (last)
-                break;
-            if (n % 1000 == 0)
-                store_drained(f);
-        }
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-        store_drained(f);
-    }
-    atomic_fetch_add(&f->rollups_rebuilt, n);
-    return n;
-}
-
-static void rebuild(struct sn_fleet *f, const struct job *j)
-{
-    char filter[SN_FLEET_SUBJECT_MAX];
-    jsSubOptions so;
-    natsSubscription *sub = NULL;
-    jsErrCode jerr = 0;
-    uint64_t n = 0;
-    int64_t t0 = mono_ms();
-
-    if (sn_fleet_frame_filter(j->o->key, filter, sizeof(filter)) < 0)
-        return;
-    jsSubOptions_Init(&so);
-    so.Stream = SN_FLEET_FRAMES_STREAM;
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverAll;
-    if (js_SubscribeSync(&sub, sn_link_js(f->link), filter, NULL, &so, &jerr) != NATS_OK) {
-        sn_log(SN_LOG_WARN, "fleet", "instrumentation %s: cannot read its history: %d", j->o->key,
-               (int)jerr);
-        return;
-    }
-    while (!atomic_load(&f->stop) && atomic_load(&j->o->active)) {
-        natsMsg *m = NULL;
-        jsMsgMetaData *meta = NULL;
-        if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK)
-            break; /* nothing older left (or the bus is gone: the next takeover tries again) */
-        bool done = false, last = false;
-        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-            done = meta->Timestamp >= j->until_ns;
-            last = meta->NumPending == 0;
-            jsMsgMetaData_Destroy(meta);
-        }
-        if (!done) {
-            take_frame(f, j->o, m);
-            n++;
-        }
-        natsMsg_Destroy(m);
-        if (done || last)
-            break;
-        if (n % 1000 == 0) { /* the store writes what it was given before more comes */
-            struct sn_store_stats ss;
-            for (int k = 0; k < 600 && !atomic_load(&f->stop); k++) {
-                sn_store_stats(f->s->store, &ss);
-                if (ss.pending < REBUILD_BACKLOG)
-                    break;
-                struct timespec d = {0, 50 * 1000000L};
-                nanosleep(&d, NULL);
-            }
-        }
-    }
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-    atomic_fetch_add(&f->rebuilt, n);
-    uint64_t nr = rebuild_rollups(f, j->o);
-    sn_log(SN_LOG_INFO, "fleet",
-           "instrumentation %s: history rebuilt from %" PRIu64 " frame(s) and %" PRIu64
-           " rollup record(s) of the streams in %.1f s",
-           j->o->key, n, nr, (double)(mono_ms() - t0) / 1000);
-}
-
-static void *rebuilder(void *arg)
-{
-    struct sn_fleet *f = arg;
-
-    pthread_mutex_lock(&f->mu);
-    while (!atomic_load(&f->stop)) {
-        if (!f->njobs) {
-            pthread_cond_wait(&f->jobs_cv, &f->mu);
-            continue;
-        }
-        struct job j = f->jobs[0];
-        memmove(&f->jobs[0], &f->jobs[1], (f->njobs - 1) * sizeof(*f->jobs));
-        f->njobs--;
-        pthread_mutex_unlock(&f->mu);
-        rebuild(f, &j);
-        pthread_mutex_lock(&f->mu);
-    }
-    pthread_mutex_unlock(&f->mu);
-    return NULL;
-}
-
-/* Queues the rebuild of o's history up to until_ns (f->mu not held). */
-static void queue_rebuild(struct sn_fleet *f, struct owned *o, int64_t until_ns)
-{
-    pthread_mutex_lock(&f->mu);
-    struct job *p = sn_grow(f->jobs, &f->capjobs, f->njobs + 1, sizeof(*p));
-    if (p) {
-        f->jobs = p;
-        f->jobs[f->njobs++] = (struct job){.o = o, .until_ns = until_ns};
-        pthread_cond_signal(&f->jobs_cv);
-    }
-    pthread_mutex_unlock(&f->mu);
-}
-
 /* Starts consuming key's frames: from seq + 1 when seq, else from the start of its retention
  * (memory rebuilt from the stream). f->mu not held. */
 static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t retention,
@@ -835,7 +536,7 @@ static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t
         /* a second inside the retention: frames older than memory would go to the store,
          * which already holds them */
         so.Config.DeliverPolicy = js_DeliverByStartTime;
-        so.Config.OptStartTime = (unix_ms() - ((int64_t)retention - 2) * 1000) * 1000000;
+        so.Config.OptStartTime = (sn_now_ms() - ((int64_t)retention - 2) * 1000) * 1000000;
         if (start_ns)
             *start_ns = so.Config.OptStartTime;
     }
@@ -993,7 +694,7 @@ static void rebalance(struct sn_fleet *f)
             sn_server_reset_data(f->s, o->key);
             atomic_store(&o->last_seq, 0);
             atomic_store(&o->ready, false);
-            atomic_store(&o->since_ms, mono_ms());
+            atomic_store(&o->since_ms, sn_mono_ms());
             atomic_store(&o->active, true);
             int64_t at, start_ns = 0;
             bool known = sn_store_first(f->s->store, o->key, SN_TIER_RAW, &at) == 0;
@@ -1003,7 +704,7 @@ static void rebalance(struct sn_fleet *f)
                        "instrumentation %s: owned; replaying its %" PRIu32 " s of frames%s", o->key,
                        all[i]->retention, known ? "" : ", and its history before them");
                 if (!known) /* a share this store never held: its history from the stream */
-                    queue_rebuild(f, o, start_ns);
+                    sn_fleet_queue_rebuild(f, o, start_ns);
             } else {
                 atomic_store(&o->active, false);
             }
@@ -1088,7 +789,7 @@ static void beat(struct sn_fleet *f)
  * replay (an instrumentation without frames yet): it is ready. */
 static void mark_ready(struct sn_fleet *f)
 {
-    int64_t now = mono_ms();
+    int64_t now = sn_mono_ms();
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nown; i++) {
         struct owned *o = f->own[i];
@@ -1107,7 +808,7 @@ static void *heartbeat(void *arg)
 
     while (!atomic_load(&f->stop)) {
         beat(f);
-        expire_members(f, mono_ms());
+        expire_members(f, sn_mono_ms());
         pthread_mutex_lock(&f->mu);
         if (!atomic_load(&f->stop)) {
             struct timespec ts;
@@ -1182,7 +883,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         return -ENOMEM;
     }
     f->s = s;
-    f->started_ms = unix_ms();
+    f->started_ms = sn_now_ms();
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     pthread_cond_init(&f->jobs_cv, NULL);
@@ -1210,8 +911,6 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     if ((rc = sn_link_open(&lo, &ev, 10000, &f->link, why, whylen)) < 0 ||
         (rc = sn_link_ensure(f->link, 15000, why, whylen)) < 0)
         goto fail;
-    if ((rc = ensure_rollups(f, why, whylen)) < 0)
-        goto fail;
     f->defs = sn_link_kv(f->link, SN_FLEET_KV_DEFS);
     f->members = sn_link_kv(f->link, SN_FLEET_KV_MEMBERS);
     if (!f->defs || !f->members) {
@@ -1233,7 +932,6 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     }
     beat(f);
     f->dirty = true;
-    sn_store_on_rollup(s->store, on_rollup, f);
     if (pthread_create(&f->tdefs, NULL, watch_defs, f) != 0) {
         rc = -EAGAIN;
         goto fail;
@@ -1244,11 +942,8 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         goto fail;
     }
     f->tmembers_on = true;
-    if (pthread_create(&f->trebuild, NULL, rebuilder, f) != 0) {
-        rc = -EAGAIN;
+    if ((rc = sn_fleet_history_start(f, why, whylen)) < 0)
         goto fail;
-    }
-    f->trebuild_on = true;
     if (pthread_create(&f->tbeat, NULL, heartbeat, f) != 0) {
         rc = -EAGAIN;
         goto fail;
@@ -1305,16 +1000,13 @@ void sn_fleet_close(struct sn_fleet *f)
         pthread_join(f->tbeat, NULL);
     if (f->tbalance_on)
         pthread_join(f->tbalance, NULL);
-    if (f->trebuild_on)
-        pthread_join(f->trebuild, NULL);
+    sn_fleet_history_stop(f);
     if (f->tdefs_on)
         pthread_join(f->tdefs, NULL);
     if (f->tmembers_on)
         pthread_join(f->tmembers, NULL);
     for (size_t i = 0; i < f->nown; i++)
         atomic_store(&f->own[i]->active, false);
-    if (f->s && f->s->store)
-        sn_store_on_rollup(f->s->store, NULL, NULL); /* after a tick in progress */
     goodbye(f);
     /* the connection closed first: consumers and watchers then go without a word to the
      * servers (which forget ephemeral consumers by themselves), so a bus that is down cannot
@@ -1330,8 +1022,7 @@ void sn_fleet_close(struct sn_fleet *f)
     for (size_t i = 0; i < f->nm; i++)
         json_decref(f->m[i].v);
     free(f->m);
-    free(f->jobs);
-    sn_rec_buf_fini(&f->rbuf);
+    sn_fleet_history_fini(f);
     pthread_cond_destroy(&f->jobs_cv);
     pthread_cond_destroy(&f->beat_cv);
     pthread_cond_destroy(&f->cv);
@@ -1381,7 +1072,7 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
 json_t *sn_fleet_state(struct sn_fleet *f)
 {
     json_t *owned = json_array(), *nodes = json_array(), *agents = json_array();
-    int64_t now = mono_ms();
+    int64_t now = sn_mono_ms();
 
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nown; i++)

@@ -1,0 +1,88 @@
+/*
+ * Inside a fleet node (serve/fleet.h): the state that serve/fleet.c (membership, definitions,
+ * ownership and consumers) and serve/fleet_history.c (rollups on the bus, history rebuilt
+ * from the streams) share. Not for anything outside serve/fleet*.c.
+ */
+#ifndef SN_SERVE_FLEET_INT_H
+#define SN_SERVE_FLEET_INT_H
+
+#include <jansson.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fleet/link.h"
+#include "fleet/names.h"
+#include "serve/server.h"
+#include "store/record.h"
+
+/* A node or an agent heard on the members bucket. */
+struct member {
+    char kind; /* 'n' node, 'a' agent */
+    char name[SN_FLEET_HOST_MAX + 1];
+    int64_t seen_ms; /* monotonic ms of its last heartbeat here */
+    json_t *v;       /* its last heartbeat */
+};
+
+/* An instrumentation this node consumes (kept until close once made: cnats may still be in
+ * its callback after an unsubscribe, so the struct outlives every subscription of it). */
+struct owned {
+    struct sn_fleet *f;
+    char key[SN_SCOPE_MAX + 24];
+    natsSubscription *sub;     /* NULL while not owned */
+    _Atomic uint64_t last_seq; /* the stream sequence of the last frame taken */
+    _Atomic uint64_t pending;  /* frames of the stream still to come, at the last one */
+    _Atomic uint64_t frames;   /* frames taken */
+    _Atomic int64_t last_t;    /* the second of the last frame taken */
+    _Atomic int64_t since_ms;  /* (monotonic) when this node began consuming it */
+    _Atomic bool active;
+    _Atomic bool ready; /* caught up with the stream after taking over: it answers queries */
+};
+
+struct sn_fleet {
+    struct sn_server *s;
+    struct sn_link *link;
+    kvStore *defs, *members;
+    char id[SN_FLEET_HOST_MAX + 1], zone[64], api[128];
+    int64_t started_ms;
+
+    pthread_mutex_t mu;     /* members, owned */
+    pthread_cond_t cv;      /* the balancer's wake-up: stop, a change of members or definitions */
+    pthread_cond_t beat_cv; /* the heartbeat's: stop */
+    struct member *m;
+    size_t nm, capm;
+    struct owned **own;
+    size_t nown, capown;
+    bool dirty;       /* ownership to recompute */
+    bool resubscribe; /* the link came back: consumers restart where they were */
+
+    struct sn_rec_buf rbuf; /* the store's writer thread's: a rollup's message */
+    struct fleet_job *jobs; /* rebuilds to run, in order (f->mu; fleet_history.c) */
+    size_t njobs, capjobs;
+    pthread_cond_t jobs_cv;
+
+    kvWatcher *wdefs, *wmembers;
+    pthread_t tdefs, tmembers, tbeat, tbalance, trebuild;
+    bool tdefs_on, tmembers_on, tbeat_on, tbalance_on, trebuild_on;
+    _Atomic bool stop;
+
+    _Atomic uint64_t frames, frames_late, frames_bad, frames_foreign, replays, restarts,
+        defs_applied, link_down, rebuilt, rollups_sent, rollups_rebuilt;
+};
+
+/* One frame off the bus for o's instrumentation (msg borrowed), checked and taken through the
+ * one data path (fleet.c). */
+void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg);
+
+/* History (fleet_history.c): the rollup streams ensured and the store's rollups put on the
+ * bus, and the rebuild thread started (0 or -errno with why); a rebuild of o's history up to
+ * until_ns (the stream's arrival time where its live consumer starts) queued; stop (the
+ * listener cleared, the thread joined: after f->stop is set) and fini (memory freed). */
+int sn_fleet_history_start(struct sn_fleet *f, char *why, size_t whylen);
+void sn_fleet_queue_rebuild(struct sn_fleet *f, struct owned *o, int64_t until_ns);
+void sn_fleet_history_stop(struct sn_fleet *f);
+void sn_fleet_history_fini(struct sn_fleet *f);
+
+#endif
