@@ -313,14 +313,16 @@ static void sums_body(void)
     }
     char q[512];
     snprintf(q, sizeof(q),
-             "start_time=%" PRId64 "&duration=%" PRId64 "&width=%" PRId64
-             "&height=20&ymin=0&ymax=100000&nbuckets=20",
-             start, dur, dur);
+             "start_time=%" PRId64 "&duration=%" PRId64
+             "&width=10&height=10&ymin=0&ymax=20000&nbuckets=10",
+             start, dur);
     char *img[2] = {NULL, NULL};
     for (int node = 0; node < 2; node++) {
         int st = 0;
-        json_t *j =
-            th_getf(F.n[node].port, &st, "/ca/instrumentations/%s/value/heatmap/image?%s", hid, q);
+        json_t *j = th_getf(F.n[node].port, &st,
+                            "/ca/instrumentations/%s/value/heatmap/image?start_time=%" PRId64
+                            "&duration=%" PRId64 "&ymax=20000",
+                            hid, start, dur);
         T_EQ(st, 200);
         const char *b64 = json_string_value(json_object_get(j, "image"));
         T_OK(b64 && strlen(b64) > 100);
@@ -332,8 +334,8 @@ static void sums_body(void)
     free(img[0]);
     free(img[1]);
     int cells = 0, nonempty = 0;
-    for (int x = 0; x < dur; x++) {
-        for (int y = 0; y < 20; y += 1) {
+    for (int x = 0; x < 10; x++) {
+        for (int y = 0; y < 10; y++) {
             char *d[2] = {NULL, NULL};
             int64_t total = -1;
             for (int node = 0; node < 2; node++) {
@@ -353,8 +355,7 @@ static void sums_body(void)
                 NOTE("details x=%d y=%d: n1 %s, n2 %s", x, y, d[0] ? d[0] : "-",
                      d[1] ? d[1] : "-");
                 T_OK(false);
-                x = (int)dur; /* one is enough */
-                y = 20;
+                x = y = 10; /* one is enough */
             }
             free(d[0]);
             free(d[1]);

@@ -288,6 +288,12 @@ static pid_t in_cgroup(struct th_fleet *f, int i, int ready_w, int ready_r)
     char procs[600], me[32];
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(ready_r);
+    for (int j = 0; j < f->nh; j++) { /* other workloads' pipes: their stops must reach them */
+        if (f->h[j].work) {
+            close(f->h[j].work_stop);
+            close(f->h[j].work_count);
+        }
+    }
     snprintf(procs, sizeof(procs), "%s%s/cgroup.procs", th_cgroup_root(), f->h[i].cgroup);
     snprintf(me, sizeof(me), "%d", (int)getpid());
     int fd = open(procs, O_WRONLY);
@@ -310,7 +316,7 @@ static bool wait_ready(int fd)
 int th_host_calls(struct th_fleet *f, int i, long calls)
 {
     int ready[2];
-    if (pipe(ready) != 0)
+    if (pipe2(ready, O_CLOEXEC) != 0)
         return -errno;
     pid_t pid = in_cgroup(f, i, ready[1], ready[0]);
     if (pid == 0) {
@@ -338,9 +344,9 @@ int th_host_steady_start(struct th_fleet *f, int i, int per_tick)
     int ready[2], stop[2], count[2];
     if (h->work)
         return -EBUSY;
-    if (pipe(ready) != 0)
+    if (pipe2(ready, O_CLOEXEC) != 0)
         return -errno;
-    if (pipe(stop) != 0 || pipe(count) != 0) {
+    if (pipe2(stop, O_CLOEXEC) != 0 || pipe2(count, O_CLOEXEC) != 0) {
         close(ready[0]);
         close(ready[1]);
         return -EMFILE;
