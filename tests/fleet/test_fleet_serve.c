@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "fleet/names.h"
+#include "fleet/rendezvous.h"
 #include "fleet_hosts.h"
 #include "http.h"
 #include "http_json.h"
@@ -132,10 +133,10 @@ static bool create(int node, const char *body, char *id, size_t len)
 static json_t *raw(int node, const char *id, int64_t start, int64_t dur)
 {
     int st = 0;
-    json_t *j = th_getf(F.n[node].port, &st,
-                        "/ca/instrumentations/%s/value/raw?start_time=%" PRId64
-                        "&duration=%" PRId64,
-                        id, start, dur);
+    json_t *j =
+        th_getf(F.n[node].port, &st,
+                "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=%" PRId64, id,
+                start, dur);
     if (st != 200) {
         json_decref(j);
         return NULL;
@@ -352,8 +353,7 @@ static void sums_body(void)
             cells++;
             nonempty += total > 0;
             if (!d[0] || !d[1] || strcmp(d[0], d[1]) != 0) {
-                NOTE("details x=%d y=%d: n1 %s, n2 %s", x, y, d[0] ? d[0] : "-",
-                     d[1] ? d[1] : "-");
+                NOTE("details x=%d y=%d: n1 %s, n2 %s", x, y, d[0] ? d[0] : "-", d[1] ? d[1] : "-");
                 T_OK(false);
                 x = y = 10; /* one is enough */
             }
@@ -393,12 +393,18 @@ static void owner_killed_body(void)
     NOTE("owners of %s: %d (n%d, n%d)", id, nowners, owners[0] + 1,
          nowners > 1 ? owners[1] + 1 : 0);
     T_REQUIRE(nowners == 2 && other >= 0);
-    int dead = owners[0], alive = owners[1];
+    /* the owner the non-owner sends value requests to (sn_fleet_owner_api(): the first of
+     * the rendezvous order that is not itself): killed, the worst case */
+    struct sn_hrw_node hn[3] = {{"n1", ""}, {"n2", ""}, {"n3", ""}};
+    size_t rank[2];
+    T_REQUIRE(sn_hrw_owners(id, hn, 3, 2, rank) == 2);
+    T_REQUIRE((int)rank[0] != other && (int)rank[1] != other);
+    int dead = (int)rank[0], alive = (int)rank[1];
     int64_t kill_ms = th_unix_ms();
     T_REQUIRE(th_node_stop(&F, dead, SIGKILL) >= 0);
     /* a value request to the node that does not own it (it proxies), and to the live owner */
     int64_t answered[2] = {-1, -1};
-    int asked[2] = {other, alive};
+    int asked[2] = {other, alive}, errors[2] = {0, 0};
     for (int i = 0; i < 300 && (answered[0] < 0 || answered[1] < 0); i++) { /* 15 s */
         for (int k = 0; k < 2; k++) {
             if (answered[k] >= 0)
@@ -413,14 +419,17 @@ static void owner_killed_body(void)
             json_t *j = rc == 0 && r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
             if (j && json_object_size(json_object_get(j, "value")) == 3)
                 answered[k] = th_unix_ms() - kill_ms;
+            else if (errors[k]++ == 0)
+                NOTE("n%d, %" PRId64 " ms after the kill: %d %.200s", asked[k] + 1,
+                     th_unix_ms() - kill_ms, rc == 0 ? r.status : rc, rc == 0 ? r.body : "");
             json_decref(j);
             th_resp_free(&r);
         }
         th_sleep_ms(50);
     }
     NOTE("n%d killed: the non-owner n%d answered with every host %" PRId64
-         " ms after, the live owner n%d %" PRId64 " ms after",
-         dead + 1, other + 1, answered[0], alive + 1, answered[1]);
+         " ms after (%d failed answers before), the live owner n%d %" PRId64 " ms after",
+         dead + 1, other + 1, answered[0], errors[0], alive + 1, answered[1]);
     T_OK(answered[0] >= 0 && answered[0] <= 5000);
     T_OK(answered[1] >= 0 && answered[1] <= 5000);
     /* the share moved: the former non-owner owns it now */
@@ -463,19 +472,32 @@ static void nats_server_killed_body(void)
     T_REQUIRE(steady_all());
     int64_t t0 = now_s();
     th_sleep_ms(3000);
-    T_REQUIRE(th_nats_kill(&nats, 0, SIGKILL) == 0);
+    /* the server with the most clients (nodes and agents) */
+    int victim = 0, most = -1;
+    for (int i = 0; i < 3; i++) {
+        int st = 0;
+        json_t *j = th_getf(nats.s[i].monitor_port, &st, "/varz");
+        int c = (int)json_integer_value(json_object_get(j, "connections"));
+        if (c > most) {
+            most = c;
+            victim = i;
+        }
+        json_decref(j);
+    }
+    T_REQUIRE(th_nats_kill(&nats, victim, SIGKILL) == 0);
     int64_t down_t = now_s();
     th_sleep_ms(8000);
-    T_REQUIRE(th_nats_restart(&nats, 0) == 0);
-    NOTE("NATS server 0 down from %" PRId64 " for %" PRId64 " s", down_t, now_s() - down_t);
+    T_REQUIRE(th_nats_restart(&nats, victim) == 0);
+    NOTE("NATS server %d (%d clients) down from %" PRId64 " for %" PRId64 " s", victim, most,
+         down_t, now_s() - down_t);
     th_sleep_ms(4000);
     int64_t t1 = now_s();
     T_REQUIRE(stop_all_steady(made));
     after_second(t1, 1500);
     for (int node = 0; node < 2; node++) {
         int64_t ms = settle(node, id, t0 - 2, t1 + 2, t0 + 1, t1 - 1, made, 15000);
-        NOTE("n%d: every second of every host, exact sums, %" PRId64 " ms after the end",
-             node + 1, ms);
+        NOTE("n%d: every second of every host, exact sums, %" PRId64 " ms after the end", node + 1,
+             ms);
         T_OK(ms >= 0);
     }
 }
@@ -534,8 +556,8 @@ static void nats_outage_body(void)
     after_second(t1, 1500);
     for (int node = 0; node < 2; node++) {
         int64_t ms = settle(node, id, t0 - 2, t1 + 2, t0 + 1, t1 - 1, made, 20000);
-        NOTE("n%d: every second of every host, exact sums, %" PRId64 " ms after the end",
-             node + 1, ms);
+        NOTE("n%d: every second of every host, exact sums, %" PRId64 " ms after the end", node + 1,
+             ms);
         T_OK(ms >= 0);
         double restarts = th_metric(F.n[node].port, "sonde_fleet_consumer_restarts_total");
         NOTE("n%d: consumer restarts %.0f", node + 1, restarts);

@@ -51,21 +51,21 @@ struct th_host {
 
 struct th_node {
     char id[64];
-    pid_t pid;      /* 0 when not running */
-    int port;       /* its API on 127.0.0.1 (kept after a stop) */
-    char dir[384];  /* its data directory (kept) */
-    char log[400];  /* its stdout and stderr (appended to on a restart) */
+    pid_t pid;     /* 0 when not running */
+    int port;      /* its API on 127.0.0.1 (kept after a stop) */
+    char dir[384]; /* its data directory (kept) */
+    char log[400]; /* its stdout and stderr (appended to on a restart) */
 };
 
 struct th_fleet {
     const char *sonde;
-    char url[512];  /* NATS servers, as --nats takes them */
-    char dir[256];  /* t_outdir()/fleet-XXXXXX */
+    char url[512]; /* NATS servers, as --nats takes them */
+    char dir[256]; /* t_outdir()/fleet-XXXXXX */
     struct th_host h[TH_FLEET_HOSTS];
     int nh;
     struct th_node n[TH_FLEET_NODES];
     int nn;
-    bool live;      /* registered for the clean-up at exit */
+    bool live; /* registered for the clean-up at exit */
 };
 
 /* The cgroup2 mount point ("/sys/fs/cgroup" or "/sys/fs/cgroup/unified"), NULL when none. */
