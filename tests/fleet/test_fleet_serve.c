@@ -272,7 +272,7 @@ static void sums_body(void)
     T_REQUIRE(th_wait_running(&F, 0, hid, NULL, -1, 10000) >= 0);
     int64_t t0 = now_s();
     for (int h = 0; h < 3; h++)
-        T_REQUIRE(th_host_calls(&F, h, calls[h]) == 0);
+        T_REQUIRE(th_host_calls(&F, h, NULL, calls[h]) == 0);
     int64_t t1 = now_s();
     after_second(t1, 1500); /* the frames of the last second, a second later */
     int64_t start = t0 - 1, dur = t1 - t0 + 3;
@@ -789,55 +789,79 @@ static int64_t wait_listed(int node, const char *id, bool want, int64_t t0)
     return -1;
 }
 
+/*
+ * BUG (src/serve/server.c, the fleet branch of the delete): a DELETE answers 404 about half
+ * the time although it deleted the instrumentation. The delete removes the definition from
+ * the bucket (sn_fleet_delete_def()) and only then unlinks it locally (unlink_instn()); the
+ * node's own watcher of the bucket (serve/fleet.c on_def() -> sn_server_forget()) often
+ * unlinks it first, and the delete then finds nothing: "no such instrumentation", 404. Several
+ * rounds here so that the race shows at least once.
+ */
+#define DEF_ROUNDS 6
+
 static void definitions_body(void)
 {
     char id[32];
+    int ok_deletes = 0;
     T_REQUIRE(up(1, 2, 2) == 0);
-    int64_t t0 = th_unix_ms();
-    T_REQUIRE(create(0, GETPPID_BY_HOST, id, sizeof(id)));
-    int64_t on_b = wait_listed(1, id, true, t0);
-    NOTE("created on n1: listed by n2 %" PRId64 " ms after the POST", on_b);
-    T_OK(on_b >= 0 && on_b <= 1000);
-    int64_t run = th_wait_running(&F, 0, id, NULL, -1, 10000);
-    NOTE("running on both agents %" PRId64 " ms later", run);
-    T_REQUIRE(run >= 0);
-    char path[128];
-    snprintf(path, sizeof(path), "/ca/instrumentations/%s", id);
-    t0 = th_unix_ms();
-    struct th_resp r;
-    T_REQUIRE(th_request(F.n[1].port, "DELETE", path, NULL, NULL, 0, 10000, &r) == 0);
-    int st = r.status;
-    th_resp_free(&r);
-    T_OK(st == 204 || st == 200);
-    int64_t off_a = wait_listed(0, id, false, t0);
-    NOTE("deleted on n2: gone from n1 %" PRId64 " ms after the DELETE", off_a);
-    T_OK(off_a >= 0 && off_a <= 1000);
-    /* detached from every agent: their heartbeats (as n1 hears them) no longer run it */
-    int64_t off = -1;
-    for (int i = 0; i < 500 && off < 0; i++) {
-        json_t *j = th_node_status(&F, 0);
-        json_t *agents = json_object_get(json_object_get(j, "fleet"), "agents");
-        size_t k;
-        json_t *a;
-        int still = 0;
-        json_array_foreach(agents, k, a)
-        {
-            still += json_object_get(json_object_get(a, "running"), id) != NULL;
+    for (int round = 0; round < DEF_ROUNDS; round++) {
+        int64_t t0 = th_unix_ms();
+        T_REQUIRE(create(0, GETPPID_BY_HOST, id, sizeof(id)));
+        int64_t on_b = wait_listed(1, id, true, t0);
+        if (round == 0)
+            NOTE("created on n1: listed by n2 %" PRId64 " ms after the POST", on_b);
+        T_OK(on_b >= 0 && on_b <= 1000);
+        int64_t run = th_wait_running(&F, 0, id, NULL, -1, 10000);
+        if (round == 0)
+            NOTE("running on both agents %" PRId64 " ms later", run);
+        T_REQUIRE(run >= 0);
+        char path[128];
+        snprintf(path, sizeof(path), "/ca/instrumentations/%s", id);
+        t0 = th_unix_ms();
+        struct th_resp r;
+        T_REQUIRE(th_request(F.n[1].port, "DELETE", path, NULL, NULL, 0, 10000, &r) == 0);
+        int st = r.status;
+        if (st != 204)
+            NOTE("BUG: DELETE of %s on n2 (it was deleted): %d %.300s", id, st,
+                 r.body ? r.body : "");
+        ok_deletes += st == 204;
+        th_resp_free(&r);
+        int64_t off_a = wait_listed(0, id, false, t0);
+        if (round == 0)
+            NOTE("deleted on n2: gone from n1 %" PRId64 " ms after the DELETE", off_a);
+        T_OK(off_a >= 0 && off_a <= 1000);
+        T_OK(wait_listed(1, id, false, t0) >= 0);
+        /* detached from every agent: their heartbeats (as n1 hears them) no longer run it */
+        int64_t off = -1;
+        for (int i = 0; i < 500 && off < 0; i++) {
+            json_t *j = th_node_status(&F, 0);
+            json_t *agents = json_object_get(json_object_get(j, "fleet"), "agents");
+            size_t k;
+            json_t *a;
+            int still = 0;
+            json_array_foreach(agents, k, a)
+            {
+                still += json_object_get(json_object_get(a, "running"), id) != NULL;
+            }
+            if (json_array_size(agents) == 2 && still == 0)
+                off = th_unix_ms() - t0;
+            json_decref(j);
+            if (off < 0)
+                th_sleep_ms(10);
         }
-        if (json_array_size(agents) == 2 && still == 0)
-            off = th_unix_ms() - t0;
-        json_decref(j);
-        if (off < 0)
-            th_sleep_ms(10);
+        if (round == 0)
+            NOTE("detached from both agents %" PRId64 " ms after the DELETE", off);
+        T_OK(off >= 0 && off <= 2000);
+        /* and its data requests are 404 on both */
+        for (int node = 0; node < 2; node++) {
+            json_t *j = th_getf(F.n[node].port, &st, "/ca/instrumentations/%s/value/raw", id);
+            T_EQ(st, 404);
+            json_decref(j);
+        }
     }
-    NOTE("detached from both agents %" PRId64 " ms after the DELETE", off);
-    T_OK(off >= 0 && off <= 2000);
-    /* and its data requests are 404 on both */
-    for (int node = 0; node < 2; node++) {
-        json_t *j = th_getf(F.n[node].port, &st, "/ca/instrumentations/%s/value/raw", id);
-        T_EQ(st, 404);
-        json_decref(j);
-    }
+    NOTE("%d of %d DELETEs answered 204 (each deleted the instrumentation)", ok_deletes,
+         DEF_ROUNDS);
+    T_EQ(ok_deletes, DEF_ROUNDS);
 }
 
 static void test_definitions(void)

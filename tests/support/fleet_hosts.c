@@ -52,10 +52,22 @@ const char *th_cgroup_root(void)
     return root[0] ? root : NULL;
 }
 
-/* Kills (SIGKILL) what runs in cgroup full (an absolute path) and removes it; bounded. */
-static void cg_remove(const char *full)
+/* Kills (SIGKILL) what runs in cgroup full (an absolute path) and its descendants and
+ * removes them, children first; bounded (depth 8). */
+static void cg_remove_at(const char *full, int depth)
 {
-    char procs[512];
+    char procs[600];
+    DIR *d = depth < 8 ? opendir(full) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char child[600];
+        if (snprintf(child, sizeof(child), "%s/%s", full, de->d_name) < (int)sizeof(child))
+            cg_remove_at(child, depth + 1);
+    }
+    if (d)
+        closedir(d);
     snprintf(procs, sizeof(procs), "%s/cgroup.procs", full);
     for (int round = 0; round < 200; round++) {
         if (rmdir(full) == 0 || errno == ENOENT)
@@ -72,6 +84,11 @@ static void cg_remove(const char *full)
         th_sleep_ms(10);
     }
     fprintf(stderr, "fleet_hosts: cannot remove cgroup %s: %s\n", full, strerror(errno));
+}
+
+static void cg_remove(const char *full)
+{
+    cg_remove_at(full, 0);
 }
 
 /* Cgroups of earlier runs (sonde-th-<pid>-*) whose process is gone: a test killed by its
@@ -219,6 +236,17 @@ void th_fleet_free(struct th_fleet *f)
 
 /* ---- hosts ---- */
 
+int th_host_add_uncontained(struct th_fleet *f, const char *name)
+{
+    if (f->nh >= TH_FLEET_HOSTS)
+        return -ENOSPC;
+    struct th_host *h = &f->h[f->nh];
+    memset(h, 0, sizeof(*h));
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    snprintf(h->log, sizeof(h->log), "%s/agent-%s.log", f->dir, name);
+    return f->nh++;
+}
+
 int th_host_add(struct th_fleet *f, const char *name)
 {
     const char *root = th_cgroup_root();
@@ -255,8 +283,10 @@ int th_host_agent_start(struct th_fleet *f, int i, const char *const *extra)
     argv[n++] = f->url;
     argv[n++] = "--hostname";
     argv[n++] = h->name;
-    argv[n++] = "--cgroup";
-    argv[n++] = h->cgroup;
+    if (h->cgroup[0]) {
+        argv[n++] = "--cgroup";
+        argv[n++] = h->cgroup;
+    }
     for (int k = 0; extra && extra[k] && n < 31; k++)
         argv[n++] = extra[k];
     argv[n] = NULL;
@@ -277,15 +307,21 @@ int th_host_agent_stop(struct th_fleet *f, int i, int sig)
     return st;
 }
 
-/* A child in host i's cgroup: joins it, says so on ready, then runs body. */
-static pid_t in_cgroup(struct th_fleet *f, int i, int ready_w, int ready_r)
+/* A child in host i's cgroup (or its descendant sub, made when missing): joins it, says so on
+ * ready and returns 0; the parent gets the child's pid (or -1). */
+static pid_t in_cgroup(struct th_fleet *f, int i, const char *sub, int ready_w, int ready_r)
 {
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s%s%s%s", th_cgroup_root(), f->h[i].cgroup, sub ? "/" : "",
+             sub ? sub : "");
+    if (sub && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return -1;
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    char procs[600], me[32];
+    char procs[640], me[32];
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(ready_r);
     for (int j = 0; j < f->nh; j++) { /* other workloads' pipes: their stops must reach them */
@@ -294,7 +330,7 @@ static pid_t in_cgroup(struct th_fleet *f, int i, int ready_w, int ready_r)
             close(f->h[j].work_count);
         }
     }
-    snprintf(procs, sizeof(procs), "%s%s/cgroup.procs", th_cgroup_root(), f->h[i].cgroup);
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
     snprintf(me, sizeof(me), "%d", (int)getpid());
     int fd = open(procs, O_WRONLY);
     if (fd < 0 || write(fd, me, strlen(me)) < 0)
@@ -313,12 +349,14 @@ static bool wait_ready(int fd)
     return poll(&p, 1, 10000) == 1 && read(fd, &c, 1) == 1;
 }
 
-int th_host_calls(struct th_fleet *f, int i, long calls)
+int th_host_calls(struct th_fleet *f, int i, const char *sub, long calls)
 {
     int ready[2];
+    if (!f->h[i].cgroup[0])
+        return -EINVAL;
     if (pipe2(ready, O_CLOEXEC) != 0)
         return -errno;
-    pid_t pid = in_cgroup(f, i, ready[1], ready[0]);
+    pid_t pid = in_cgroup(f, i, sub, ready[1], ready[0]);
     if (pid == 0) {
         alarm(60);
         for (long k = 0; k < calls; k++)
@@ -344,6 +382,8 @@ int th_host_steady_start(struct th_fleet *f, int i, int per_tick)
     int ready[2], stop[2], count[2];
     if (h->work)
         return -EBUSY;
+    if (!h->cgroup[0])
+        return -EINVAL;
     if (pipe2(ready, O_CLOEXEC) != 0)
         return -errno;
     if (pipe2(stop, O_CLOEXEC) != 0 || pipe2(count, O_CLOEXEC) != 0) {
@@ -351,7 +391,7 @@ int th_host_steady_start(struct th_fleet *f, int i, int per_tick)
         close(ready[1]);
         return -EMFILE;
     }
-    pid_t pid = in_cgroup(f, i, ready[1], ready[0]);
+    pid_t pid = in_cgroup(f, i, NULL, ready[1], ready[0]);
     if (pid == 0) {
         int64_t made = 0;
         close(stop[1]);

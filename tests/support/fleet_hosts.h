@@ -18,7 +18,7 @@
  *   int a = th_host_add(&f, "h1");            // the cgroup
  *   th_host_agent_start(&f, a, NULL);          // the agent
  *   int n = th_node_start(&f, "n1", NULL, NULL);
- *   ... th_host_calls(&f, a, 1000); f.n[n].port ...
+ *   ... th_host_calls(&f, a, NULL, 1000); f.n[n].port ...
  *   th_fleet_free(&f);                          // everything stopped, cgroups removed
  *
  * Every child gets a parent-death signal (SIGKILL), and every fleet not yet freed is freed at
@@ -75,20 +75,23 @@ const char *th_cgroup_root(void);
  * or the process exits (static storage). 0, or -errno with a message on stderr. */
 int th_fleet_init(struct th_fleet *f, const char *sonde, const char *url);
 /* Stops every workload, agent (SIGTERM, then SIGKILL) and node (SIGTERM, then SIGKILL) by PID
- * and removes the hosts' cgroups (killing what still runs in them). Safe twice; f may be
- * zeroed. */
+ * and removes the hosts' cgroups and their descendants (killing what still runs in them). Safe
+ * twice; f may be zeroed. */
 void th_fleet_free(struct th_fleet *f);
 
 /* A host named name (letters, digits, '-'): its cgroup made. Its index, or -errno. */
 int th_host_add(struct th_fleet *f, const char *name);
+/* A host without a cgroup: its agent sees the whole machine (no --cgroup); no workloads. */
+int th_host_add_uncontained(struct th_fleet *f, const char *name);
 /* Starts host i's agent, with the extra arguments extra (NULL-terminated, may be NULL).
  * Does not wait for it (th_host_wait_running does). 0 or -errno. */
 int th_host_agent_start(struct th_fleet *f, int i, const char *const *extra);
 /* Stops host i's agent with sig, waiting up to 10 s (then SIGKILL). Its wait status, or -1. */
 int th_host_agent_stop(struct th_fleet *f, int i, int sig);
-/* Makes exactly calls getppid calls in host i's cgroup (a child that joins it first) and
- * waits for them (bounded: 60 s). 0 or -errno. */
-int th_host_calls(struct th_fleet *f, int i, long calls);
+/* Makes exactly calls getppid calls in host i's cgroup, or in its descendant sub (a relative
+ * path, made when missing; NULL: the host's own), from a child that joins it first, and waits
+ * for them (bounded: 60 s). 0 or -errno. */
+int th_host_calls(struct th_fleet *f, int i, const char *sub, long calls);
 /* Starts a steady workload in host i's cgroup: per_tick getppid calls every 5 ms. 0 or -errno. */
 int th_host_steady_start(struct th_fleet *f, int i, int per_tick);
 /* Stops it: the number of calls it made (all of them in the cgroup), or -1. */
