@@ -460,6 +460,68 @@ static void test_owner_killed(void)
     down();
 }
 
+/* ---- 2b. an owner killed and started again on its data directory ---- */
+
+#define GETPPID_BY_HOST_PERSISTED                                                                  \
+    "{\"module\":\"syscall\",\"stat\":\"syscalls\",\"predicate\":{\"eq\":[\"syscall\","            \
+    "\"getppid\"]},\"decomposition\":[\"hostname\"],\"persist-data\":true}"
+
+static int restart_sig = SIGKILL;
+
+/* n1 stopped with restart_sig (SIGKILL: nothing written; SIGTERM: memory written into the
+ * store) and started again on its data directory: it owns the instrumentation again, its
+ * memory rebuilt from the stream, and nothing it had stored is counted twice. */
+static void owner_restarted_body(void)
+{
+    char id[32];
+    int64_t made[2];
+    T_REQUIRE(up(1, 2, 2) == 0);
+    T_REQUIRE(create(0, GETPPID_BY_HOST_PERSISTED, id, sizeof(id)));
+    T_REQUIRE(th_wait_running(&F, 0, id, NULL, -1, 10000) >= 0);
+    T_REQUIRE(steady_all());
+    int64_t t0 = now_s();
+    th_sleep_ms(5000);
+    T_REQUIRE(th_node_owns(&F, 0, id));
+    T_REQUIRE(th_node_stop(&F, 0, restart_sig) >= 0);
+    th_sleep_ms(2000);
+    int64_t r0 = th_unix_ms();
+    T_REQUIRE(th_node_start(&F, "n1", NULL, NULL) == 0);
+    int64_t owned = -1;
+    for (int i = 0; i < 100 && owned < 0; i++) {
+        if (th_node_owns(&F, 0, id))
+            owned = th_unix_ms() - r0;
+        else
+            th_sleep_ms(100);
+    }
+    NOTE("n1 stopped (%s) and started again on its data: owns %s %" PRId64 " ms after its start",
+         restart_sig == SIGKILL ? "kill -9" : "SIGTERM", id, owned);
+    T_OK(owned >= 0);
+    th_sleep_ms(3000);
+    int64_t t1 = now_s();
+    T_REQUIRE(stop_all_steady(made));
+    after_second(t1, 1500);
+    for (int node = 0; node < 2; node++) {
+        int64_t ms = settle(node, id, t0 - 2, t1 + 2, t0 + 1, t1 - 1, made, 10000);
+        NOTE("n%d: every second of every host, exact sums, %" PRId64 " ms after the end", node + 1,
+             ms);
+        T_OK(ms >= 0);
+    }
+}
+
+static void test_owner_restarted(void)
+{
+    restart_sig = SIGKILL;
+    owner_restarted_body();
+    down();
+}
+
+static void test_owner_stopped_restarted(void)
+{
+    restart_sig = SIGTERM;
+    owner_restarted_body();
+    down();
+}
+
 /* ---- 3. one NATS server killed ---- */
 
 static void nats_server_killed_body(void)
@@ -890,6 +952,8 @@ int main(int argc, char **argv)
     t_run("bad_input", test_bad_input);
     t_run("sums", test_sums);
     t_run("owner_killed", test_owner_killed);
+    t_run("owner_restarted", test_owner_restarted);
+    t_run("owner_stopped_restarted", test_owner_stopped_restarted);
     t_run("node_joins", test_node_joins);
     t_run("nats_server_killed", test_nats_server_killed);
     t_run("nats_outage", test_nats_outage);

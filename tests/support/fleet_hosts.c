@@ -307,6 +307,25 @@ int th_host_agent_stop(struct th_fleet *f, int i, int sig)
     return st;
 }
 
+int th_host_subgroup(struct th_fleet *f, int i, const char *sub)
+{
+    char dir[600];
+    if (!f->h[i].cgroup[0] || !sub || !sub[0] || sub[0] == '/' || strstr(sub, ".."))
+        return -EINVAL;
+    int n = snprintf(dir, sizeof(dir), "%s%s/", th_cgroup_root(), f->h[i].cgroup);
+    for (const char *p = sub; n < (int)sizeof(dir) - 1; p++) { /* each level in turn */
+        if (*p == '/' || !*p) {
+            dir[n] = 0;
+            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+                return -errno;
+            if (!*p)
+                return 0;
+        }
+        dir[n++] = *p;
+    }
+    return -ENAMETOOLONG;
+}
+
 /* A child in host i's cgroup (or its descendant sub, made when missing): joins it, says so on
  * ready and returns 0; the parent gets the child's pid (or -1). */
 static pid_t in_cgroup(struct th_fleet *f, int i, const char *sub, int ready_w, int ready_r)

@@ -88,6 +88,10 @@ int th_host_add_uncontained(struct th_fleet *f, const char *name);
 int th_host_agent_start(struct th_fleet *f, int i, const char *const *extra);
 /* Stops host i's agent with sig, waiting up to 10 s (then SIGKILL). Its wait status, or -1. */
 int th_host_agent_stop(struct th_fleet *f, int i, int sig);
+/* Makes host i's descendant cgroup sub (a relative path: "inner", "a/b"). An agent sees a
+ * cgroup made after it attached at its next collection (once a second): make descendants
+ * before their workloads. 0 or -errno. */
+int th_host_subgroup(struct th_fleet *f, int i, const char *sub);
 /* Makes exactly calls getppid calls in host i's cgroup, or in its descendant sub (a relative
  * path, made when missing; NULL: the host's own), from a child that joins it first, and waits
  * for them (bounded: 60 s). 0 or -errno. */
