@@ -400,6 +400,23 @@ static void owner_killed_body(void)
     T_REQUIRE(sn_hrw_owners(id, hn, 3, 2, rank) == 2);
     T_REQUIRE((int)rank[0] != other && (int)rank[1] != other);
     int dead = (int)rank[0], alive = (int)rank[1];
+    /* before the kill: the non-owner's answer (proxied) is the owners' */
+    char *per[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++) {
+        int st = 0;
+        json_t *j = th_getf(F.n[i].port, &st,
+                            "/ca/instrumentations/%s/value/raw?start_time=%" PRId64
+                            "&duration=1&ndatapoints=3",
+                            id, t0);
+        T_EQ(st, 200);
+        per[i] = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(j);
+    }
+    T_OK(per[0] && per[1] && per[2] && strcmp(per[0], per[1]) == 0 && strcmp(per[1], per[2]) == 0);
+    NOTE("3 seconds from n1, n2, n3 (n%d through an owner): %s", other + 1,
+         per[other] ? per[other] : "-");
+    for (int i = 0; i < 3; i++)
+        free(per[i]);
     int64_t kill_ms = th_unix_ms();
     T_REQUIRE(th_node_stop(&F, dead, SIGKILL) >= 0);
     /* a value request to the node that does not own it (it proxies), and to the live owner */
