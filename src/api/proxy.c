@@ -73,7 +73,7 @@ bool sn_api_proxy(struct sn_call *c)
         return false;
     if (c->req->proxied) /* sent on once already: answered here */
         return false;
-    if (sn_fleet_owner_api(s->fleet, key, api, sizeof(api)) < 0 || sn_url_parse(api, &u) < 0) {
+    if (sn_fleet_owner_api(s->fleet, key, 0, api, sizeof(api)) < 0) {
         if (sn_fleet_owns(s->fleet, key)) /* catching up, and no other owner: what it has */
             return false;
         sn_resp_error(c->resp, 503, "ECA_NORESOURCE",
@@ -114,11 +114,22 @@ bool sn_api_proxy(struct sn_call *c)
         headers[i] = hv[i];
     headers[nh++] = "X-Sonde-Proxied: 1";
     headers[nh] = NULL;
-    int rc = sn_http_request(&u, c->req->method, target, headers, NULL, 0, PROXY_TIMEOUT_MS, &r);
+    /* each owner in turn until one answers: one that died a moment ago is still listed until
+     * the others hear it silent (3 s) */
+    int rc = -ENOENT;
+    for (size_t nth = 0; rc < 0 && nth < SN_FLEET_OWNERS; nth++) {
+        if (nth && sn_fleet_owner_api(s->fleet, key, nth, api, sizeof(api)) < 0)
+            break;
+        if (sn_url_parse(api, &u) < 0)
+            continue;
+        rc = sn_http_request(&u, c->req->method, target, headers, NULL, 0, PROXY_TIMEOUT_MS, &r);
+    }
+    if (rc < 0 && sn_fleet_owns(s->fleet, key)) /* an owner catching up: what it has */
+        return false;
     if (rc < 0) {
         sn_resp_error(c->resp, 502, "ECA_NORESOURCE",
-                      "the owner of instrumentation %s (%s) did not answer: %s", key, api,
-                      strerror(-rc));
+                      "the owners of instrumentation %s did not answer (the last, %s: %s)", key,
+                      api, strerror(-rc));
         return true;
     }
     sn_resp_bytes(c->resp, r.status, static_ctype(r.ctype), (unsigned char *)r.body, r.len);

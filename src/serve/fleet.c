@@ -462,6 +462,7 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         natsMsg_Destroy(msg);
         return;
     }
+    atomic_store(&o->heard_ms, sn_mono_ms());
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         uint64_t seq = meta->Sequence.Stream;
         atomic_store(&o->pending, meta->NumPending);
@@ -645,23 +646,25 @@ static bool member_serves(const struct member *m, const char *key)
     return false;
 }
 
-int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len)
+int sn_fleet_owner_api(struct sn_fleet *f, const char *key, size_t nth, char *out, size_t len)
 {
     struct sn_hrw_node nodes[256];
-    size_t idx[SN_FLEET_OWNERS];
+    size_t idx[SN_FLEET_OWNERS], seen = 0;
     int rc = -ENOENT;
 
     pthread_mutex_lock(&f->mu);
     size_t n = live_nodes(f, nodes, 256);
     size_t k = sn_hrw_owners(key, nodes, n, SN_FLEET_OWNERS, idx);
-    /* an owner that has caught up first; else any owner (it answers with what it has) */
+    /* owners that have caught up first; then the others (they answer with what they have) */
     for (int pass = 0; pass < 2 && rc < 0; pass++)
         for (size_t i = 0; i < k && rc < 0; i++) {
             if (strcmp(nodes[idx[i]].id, f->id) == 0)
                 continue;
             struct member *m = member_find(f, 'n', nodes[idx[i]].id);
             const char *api = m ? json_string_value(json_object_get(m->v, "api")) : NULL;
-            if (api && (pass == 1 || member_serves(m, key))) {
+            if (!api || (pass == 0) != member_serves(m, key))
+                continue;
+            if (seen++ == nth) {
                 snprintf(out, len, "%s", api);
                 rc = 0;
             }
@@ -689,12 +692,14 @@ static void rebalance(struct sn_fleet *f)
         pthread_mutex_unlock(&f->mu);
         if (!o)
             continue;
-        if (mine && !o->sub) {
+        if (mine && !atomic_load(&o->active)) {
             /* a new owner: memory from the stream alone (what it held is stale) */
             sn_server_reset_data(f->s, o->key);
             atomic_store(&o->last_seq, 0);
             atomic_store(&o->ready, false);
             atomic_store(&o->since_ms, sn_mono_ms());
+            atomic_store(&o->heard_ms, sn_mono_ms());
+            o->lost = false;
             atomic_store(&o->active, true);
             int64_t at, start_ns = 0;
             bool known = sn_store_first(f->s->store, o->key, SN_TIER_RAW, &at) == 0;
@@ -706,14 +711,18 @@ static void rebalance(struct sn_fleet *f)
                 if (!known) /* a share this store never held: its history from the stream */
                     sn_fleet_queue_rebuild(f, o, start_ns);
             } else {
-                atomic_store(&o->active, false);
+                atomic_store(&o->active, false); /* taken over again at the next pass */
             }
-        } else if (mine && resub) {
+        } else if (mine && (resub || !o->sub || o->lost)) {
+            /* its consumer again, from the frame after the last one taken: the link came back,
+             * the consumer is gone on the servers (one of them died), or a restart failed */
             atomic_fetch_add(&f->restarts, 1);
             unsubscribe(o);
+            o->lost = false;
+            atomic_store(&o->heard_ms, sn_mono_ms());
             if (subscribe(f, o, atomic_load(&o->last_seq), all[i]->retention, NULL) < 0)
-                atomic_store(&o->active, false);
-        } else if (!mine && o->sub) {
+                wake(f); /* tried again soon */
+        } else if (!mine && atomic_load(&o->active)) {
             atomic_store(&o->active, false);
             atomic_store(&o->ready, false);
             unsubscribe(o);
@@ -800,6 +809,36 @@ static void mark_ready(struct sn_fleet *f)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* A consumer silent for 3 s is asked after (at most every 3 s): one whose server died is gone
+ * (ephemeral consumers live on one server), and cnats does not always bring it back; the
+ * balancer then restarts it from the frame after the last one taken. Busy ones are alive. */
+static void check_consumers(struct sn_fleet *f)
+{
+    int64_t now = sn_mono_ms();
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->nown;
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < n && !atomic_load(&f->stop); i++) {
+        pthread_mutex_lock(&f->mu);
+        struct owned *o = f->own[i];
+        pthread_mutex_unlock(&f->mu);
+        if (!atomic_load(&o->active) || !o->sub || now - atomic_load(&o->heard_ms) < 3000 ||
+            now - o->checked_ms < 3000)
+            continue;
+        o->checked_ms = now;
+        jsConsumerInfo *ci = NULL;
+        jsErrCode jerr = 0;
+        natsStatus st = natsSubscription_GetConsumerInfo(&ci, o->sub, NULL, &jerr);
+        jsConsumerInfo_Destroy(ci);
+        if (st != NATS_OK) {
+            sn_log(SN_LOG_WARN, "fleet", "instrumentation %s: its consumer is gone (%s): again",
+                   o->key, natsStatus_GetText(st));
+            o->lost = true;
+            wake(f);
+        }
+    }
+}
+
 /* The heartbeat's thread: beats and forgets the silent, once a second, never held up by a
  * rebalance (which may take a while: a consumer per instrumentation taken over). */
 static void *heartbeat(void *arg)
@@ -836,6 +875,7 @@ static void *balancer(void *arg)
         if (dirty)
             rebalance(f);
         mark_ready(f);
+        check_consumers(f);
         pthread_mutex_lock(&f->mu);
         if (!f->dirty && !f->resubscribe && !atomic_load(&f->stop)) {
             struct timespec ts;

@@ -83,10 +83,9 @@ bool sn_fleet_owns(struct sn_fleet *f, const char *key);
 /* Whether this node owns key and has caught up with its stream since it took it over (its
  * memory rebuilt): then it answers key's data requests itself. */
 bool sn_fleet_serves(struct sn_fleet *f, const char *key);
-/* The API base URL of an owner of key other than this node, one that has caught up first
- * ("http://127.0.0.1:23181"), into out[len]; -ENOENT when no live node owns it. */
-int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len);
-
+/* The API base URL of the nth (from 0) owner of key other than this node, those that have
+ * caught up first ("http://127.0.0.1:23181"), into out[len]; -ENOENT when there is no nth. */
+int sn_fleet_owner_api(struct sn_fleet *f, const char *key, size_t nth, char *out, size_t len);
 struct sn_fleet_stats {
     uint64_t frames;          /* taken from the bus into the aggregator */
     uint64_t frames_late;     /* older than memory: merged into the store */

@@ -37,6 +37,9 @@ struct owned {
     _Atomic uint64_t frames;   /* frames taken */
     _Atomic int64_t last_t;    /* the second of the last frame taken */
     _Atomic int64_t since_ms;  /* (monotonic) when this node began consuming it */
+    _Atomic int64_t heard_ms;  /* (monotonic) the last message its consumer delivered */
+    int64_t checked_ms;        /* (monotonic) its consumer last asked after (balancer only) */
+    bool lost;                 /* its consumer is gone on the servers: restart it (balancer) */
     _Atomic bool active;
     _Atomic bool ready; /* caught up with the stream after taking over: it answers queries */
 };
