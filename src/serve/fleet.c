@@ -157,32 +157,77 @@ static void on_def(struct sn_fleet *f, kvEntry *e)
     wake(f);
 }
 
-/* A watcher's loop: each entry to fn until stop (seen every 500 ms) or the watcher stops. */
-static void watch(struct sn_fleet *f, kvWatcher *w, void (*fn)(struct sn_fleet *, kvEntry *))
+static int load_defs(struct sn_fleet *f, bool first, char *why, size_t whylen);
+
+/* A watcher's loop: each entry to fn until stop (seen every 500 ms). The watcher is made
+ * again (keys: "inst.>", or NULL for every key) when f->watch_gen moves: the link came back,
+ * or the members' watcher heard nothing for 3 s although this node's own heartbeat passes
+ * through it each second (its consumer lived on a server that died); after, when not NULL,
+ * runs once it is made again. The thread owns *w. */
+static void watch(struct sn_fleet *f, kvWatcher **w, kvStore *kv, const char *keys,
+                  void (*fn)(struct sn_fleet *, kvEntry *), void (*after)(struct sn_fleet *),
+                  bool silence_is_loss)
 {
+    unsigned gen = atomic_load(&f->watch_gen);
+    int64_t heard = sn_mono_ms();
+
     while (!atomic_load(&f->stop)) {
+        if (gen != atomic_load(&f->watch_gen)) {
+            kvWatchOptions wo;
+            kvWatcher *nw = NULL;
+            kvWatchOptions_Init(&wo);
+            natsStatus st =
+                keys ? kvStore_Watch(&nw, kv, keys, &wo) : kvStore_WatchAll(&nw, kv, &wo);
+            if (st != NATS_OK) {
+                nats_Sleep(500); /* the bus is not back yet */
+                continue;
+            }
+            kvWatcher_Destroy(*w);
+            *w = nw;
+            gen = atomic_load(&f->watch_gen);
+            heard = sn_mono_ms();
+            if (after)
+                after(f);
+        }
         kvEntry *e = NULL;
-        natsStatus st = kvWatcher_Next(&e, w, 500);
-        if (st == NATS_OK && e) {
-            fn(f, e);
-            kvEntry_Destroy(e);
-        } else if (st != NATS_OK && st != NATS_TIMEOUT) {
-            break; /* stopped */
+        natsStatus st = kvWatcher_Next(&e, *w, 500);
+        if (st == NATS_OK) {
+            heard = sn_mono_ms();
+            if (e) {
+                fn(f, e);
+                kvEntry_Destroy(e);
+            }
+        } else if (st == NATS_TIMEOUT) {
+            if (silence_is_loss && sn_mono_ms() - heard > 3000) {
+                sn_log(SN_LOG_WARN, "fleet", "the fleet's buckets are silent: watching again");
+                atomic_fetch_add(&f->watch_gen, 1);
+            }
+        } else if (!atomic_load(&f->stop)) { /* the watcher ended under us: again */
+            atomic_fetch_add(&f->watch_gen, 1);
+            nats_Sleep(200);
         }
     }
+}
+
+/* After the definitions' watcher was made again: what was deleted meanwhile is forgotten. */
+static void defs_again(struct sn_fleet *f)
+{
+    char why[256];
+    load_defs(f, false, why, sizeof(why));
+    wake(f);
 }
 
 static void *watch_defs(void *arg)
 {
     struct sn_fleet *f = arg;
-    watch(f, f->wdefs, on_def);
+    watch(f, &f->wdefs, f->defs, "inst.>", on_def, defs_again, false);
     return NULL;
 }
 
 /* The bucket's definitions into the server: every one, and none of the server's that the
  * bucket lacks (deleted while this node was away). An empty bucket takes the server's own
  * (a single host's data directory becoming the fleet's first node). */
-static int load_defs(struct sn_fleet *f, char *why, size_t whylen)
+static int load_defs(struct sn_fleet *f, bool first, char *why, size_t whylen)
 {
     kvKeysList keys = {0};
     natsStatus st = kvStore_Keys(&keys, f->defs, NULL);
@@ -194,7 +239,7 @@ static int load_defs(struct sn_fleet *f, char *why, size_t whylen)
         return -EIO;
     }
     mine = sn_server_list(f->s, NULL, &n);
-    if (st == NATS_NOT_FOUND || keys.Count == 0) {
+    if (first && (st == NATS_NOT_FOUND || keys.Count == 0)) {
         for (size_t i = 0; mine && i < n; i++) {
             char w[512];
             if (sn_fleet_put_def(f, mine[i], w, sizeof(w)) < 0)
@@ -314,6 +359,7 @@ static void mirror_agent(struct sn_fleet *f, const char *host, const json_t *pre
 
 static void on_member(struct sn_fleet *f, kvEntry *e)
 {
+    atomic_store(&f->members_heard_ms, sn_mono_ms());
     char kind, name[SN_FLEET_HOST_MAX + 1];
     json_t *v = NULL, *prev = NULL;
     bool gone = kvEntry_Operation(e) != kvOp_Put;
@@ -374,13 +420,17 @@ static void on_member(struct sn_fleet *f, kvEntry *e)
 static void *watch_members(void *arg)
 {
     struct sn_fleet *f = arg;
-    watch(f, f->wmembers, on_member);
+    watch(f, &f->wmembers, f->members, NULL, on_member, NULL, true);
     return NULL;
 }
 
 /* Forgets members silent too long (nodes: their share moves; agents: they run nothing). */
 static void expire_members(struct sn_fleet *f, int64_t now)
 {
+    /* this node's own heartbeat passes through the watcher each second: when even that was
+     * not heard, the watcher is what fell silent, not the members (it is made again) */
+    if (now - atomic_load(&f->members_heard_ms) > 1500)
+        return;
     for (;;) {
         char name[SN_FLEET_HOST_MAX + 1];
         json_t *prev = NULL;
@@ -905,6 +955,7 @@ static void link_up(void *arg)
 {
     struct sn_fleet *f = arg;
     sn_log(SN_LOG_INFO, "fleet", "NATS connection back");
+    atomic_fetch_add(&f->watch_gen, 1); /* the watchers made again, from the current values */
     pthread_mutex_lock(&f->mu);
     f->resubscribe = true;
     pthread_cond_broadcast(&f->cv);
@@ -960,7 +1011,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     }
     share_tenants(f);
     s->fleet = f; /* creates from now on claim their ids in the bucket */
-    if ((rc = load_defs(f, why, whylen)) < 0)
+    if ((rc = load_defs(f, true, why, whylen)) < 0)
         goto fail;
     kvWatchOptions wo;
     kvWatchOptions_Init(&wo);
@@ -971,6 +1022,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         goto fail;
     }
     beat(f);
+    atomic_store(&f->members_heard_ms, sn_mono_ms());
     f->dirty = true;
     if (pthread_create(&f->tdefs, NULL, watch_defs, f) != 0) {
         rc = -EAGAIN;

@@ -66,7 +66,9 @@ struct sn_fleet {
     size_t njobs, capjobs;
     pthread_cond_t jobs_cv;
 
-    kvWatcher *wdefs, *wmembers;
+    kvWatcher *wdefs, *wmembers; /* each its thread's (made again when watch_gen moves) */
+    _Atomic unsigned watch_gen;
+    _Atomic int64_t members_heard_ms; /* (monotonic) the members' watcher's last entry */
     pthread_t tdefs, tmembers, tbeat, tbalance, trebuild;
     bool tdefs_on, tmembers_on, tbeat_on, tbalance_on, trebuild_on;
     _Atomic bool stop;
