@@ -39,11 +39,16 @@
  * sustained (acknowledged frames/s, consumed frames/s) and where the machine's CPU went.
  * A single nats-server by default (FLEET_NATS=3: a 3-server cluster, replicas 3): on a
  * 2-CPU machine three servers' replication would take the CPU the nodes are measured with.
+ * For the same reason the default load is the issue's 1,000 hosts only on 8 CPUs or more:
+ * below, 100 hosts per CPU (2,000 frames/s on 2 CPUs), because the two nodes, the server and
+ * the generator together need about half a core per 1,000 frames/s; the run says so, and the
+ * per-1,000-frames/s figures project to 10,000 (FLEET_HOSTS=1000 offers the full load anyway,
+ * and the run then prints what was sustained).
  *
  * Benchmarks report, never assert: the exit status is 0 whenever the bench ran, whatever the
  * figures; 1 when it could not (a server did not start, a setup request was refused).
  *
- *   bench_fleet [SONDE]   with, in the environment: FLEET_SECONDS (60), FLEET_HOSTS (1000),
+ *   bench_fleet [SONDE]   with, in the environment: FLEET_SECONDS (60), FLEET_HOSTS (above),
  *   FLEET_INSTS (10), FLEET_CONNS (4), FLEET_NATS (1 or 3), FLEET_BASE_SECONDS (20)
  */
 #include <errno.h>
@@ -882,6 +887,8 @@ static int part_steady(struct th_nats *nt, int seconds)
         printf("  stream: %.0f bytes a frame stored (JetStream's accounting), %.1f MiB/s\n",
                (double)(sb1 - sb0) / (double)(sm1 - sm0), (double)(sb1 - sb0) / wall / 1048576);
     fig("generator: frames/s acknowledged by JetStream", acked_rate, NAN, "/s");
+    double offered = (double)g.hosts * g.insts;
+    bool pub_ok = acked_rate >= 0.97 * offered && l1.late == l0.late;
 
     double worst = 0;
     for (int k = 0; k < 2; k++) {
@@ -895,6 +902,8 @@ static int part_steady(struct th_nats *nt, int seconds)
             worst = perk;
     }
     cpu_per_k_2node = worst;
+    double consumed_min = fmin((fr1[0] - fr0[0]) / wall, (fr1[1] - fr0[1]) / wall);
+    bool sustained = pub_ok && consumed_min >= 0.97 * acked_rate;
     fig("node CPU per 1,000 frames/s (worst node), % of a core", worst, NAN, "%");
     /* the goal: the whole load (10,000 frames/s) within one core with room to spare */
     fig("node CPU at 10,000 frames/s (projected), % of a core", worst * 10, 100, "%");
@@ -905,6 +914,16 @@ static int part_steady(struct th_nats *nt, int seconds)
            "generator %.0f, others %.0f, stolen %.1f\n",
            wall, sysconf(_SC_NPROCESSORS_ONLN), nodesc, natsc, self, busy - nodesc - natsc - self,
            steal);
+    if (sustained)
+        printf("  sustained: every second's %.0f frames published, acknowledged and consumed by "
+               "both nodes within the second\n",
+               offered);
+    else
+        printf("  NOT SUSTAINED: %.0f frames/s offered, %.0f/s acknowledged, %.0f/s consumed by "
+               "the slower node: the machine's\n  %ld CPUs were busy %.0f %% of one CPU (see "
+               "above); the latencies below include that backlog\n",
+               offered, acked_rate, consumed_min, sysconf(_SC_NPROCESSORS_ONLN), busy);
+    fig("frames/s consumed by the slower node", consumed_min, NAN, "/s");
     fig("nats-server CPU per 1,000 frames/s, % of a core",
         acked_rate > 0 ? natsc / (acked_rate / 1000) : NAN, NAN, "%");
 
@@ -1338,7 +1357,14 @@ int main(int argc, char **argv)
     int failed = 0;
 
     g.seconds = env_int("FLEET_SECONDS", 60);
-    g.hosts = env_int("FLEET_HOSTS", 1000);
+    /* the issue's load is 1,000 hosts x 10 instrumentations; this bench's processes need
+     * about half a core per 1,000 frames/s in all (two nodes each consuming everything, the
+     * nats-server, the generator), so a machine of fewer than 8 CPUs gets 100 hosts per CPU
+     * (2,000 frames/s on 2 CPUs): the rate it offers is one it can sustain, and the figures
+     * per 1,000 frames/s project to the full load. FLEET_HOSTS=1000 offers it anyway. */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int dflt_hosts = ncpu >= 8 ? 1000 : (int)(ncpu < 1 ? 100 : 100 * ncpu);
+    g.hosts = env_int("FLEET_HOSTS", dflt_hosts);
     g.insts = env_int("FLEET_INSTS", 10);
     g.conns = env_int("FLEET_CONNS", 4);
     g.nats = env_int("FLEET_NATS", 1);
@@ -1359,8 +1385,15 @@ int main(int argc, char **argv)
     snprintf(outdir, sizeof(outdir), "%s", tmp);
     setenv("SN_TEST_OUT", tmp, 1);
     rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)real_ns();
-    printf("sonde fleet benchmarks: %s, %ld CPUs, %d nats-server%s, data under %s\n\n", sonde,
-           sysconf(_SC_NPROCESSORS_ONLN), g.nats, g.nats > 1 ? "s (replicas 3)" : "", tmp);
+    printf("sonde fleet benchmarks: %s, %ld CPUs, %d nats-server%s, data under %s\n", sonde, ncpu,
+           g.nats, g.nats > 1 ? "s (replicas 3)" : "", tmp);
+    if (!getenv("FLEET_HOSTS") && g.hosts < 1000)
+        printf("load: %d hosts, not the issue's 1,000: on %ld CPUs the nodes, the nats-server "
+               "and the generator\nneed about half a core per 1,000 frames/s together, so "
+               "10,000 frames/s cannot be sustained here;\nthe figures per 1,000 frames/s "
+               "project to it (FLEET_HOSTS=1000 offers the full load anyway)\n",
+               g.hosts, ncpu);
+    printf("\n");
 
     memset(&nt, 0, sizeof(nt));
     if (make_pool() != 0 || th_nats_start(&nt, g.nats, 0) != 0 || raise_store_limit(&nt) != 0) {
