@@ -610,6 +610,8 @@ static void phase_end(double wall)
     struct load_counts l;
     int64_t mx = 0;
     load_counts(&l);
+    if (wall < 1)
+        return; /* too short to say a rate */
     for (int c = 0; c < g.conns; c++)
         if (atomic_load(&pc[c].ack_max_ns) > mx)
             mx = atomic_load(&pc[c].ack_max_ns);
