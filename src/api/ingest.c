@@ -180,6 +180,38 @@ void sn_api_ingest(struct sn_call *c, bool import)
         frames_free(&g);
         return;
     }
+    /* in a fleet, onto the bus: the owners take them (answered once JetStream stored them) */
+    if (s->fleet) {
+        uint64_t published = 0, invalid = 0;
+        int brc = 0;
+        for (size_t i = 0; i < g.n && brc >= 0; i++) {
+            int prc = sn_flow_publish(s, &g.f[i]);
+            if (prc == 0)
+                published++;
+            else if (prc == -ENOENT)
+                unknown++;
+            else if (prc == -EINVAL)
+                invalid++;
+            else
+                brc = prc;
+        }
+        size_t nf = g.n;
+        frames_free(&g);
+        if (brc < 0) {
+            sn_resp_error(c->resp, 503, "ECA_NORESOURCE",
+                          "the fleet's bus (NATS) did not store the frames: %s; %" PRIu64
+                          " of %zu were stored before it failed",
+                          strerror(-brc), published, nf);
+            c->resp->hdr[0][0] = "Retry-After";
+            c->resp->hdr[0][1] = "1";
+            return;
+        }
+        sn_resp_json(c->resp, 200,
+                     json_pack("{s:I,s:I,s:I,s:I}", "frames", (json_int_t)nf, "accepted",
+                               (json_int_t)published, "unknown", (json_int_t)unknown, "invalid",
+                               (json_int_t)invalid));
+        return;
+    }
     /* then published frame by frame, each locking only its own instrumentation to publish
      * the merged slot */
     int64_t now = sn_now();

@@ -41,6 +41,18 @@ static void emit(struct out *o, const char *name, const char *type, const char *
     o->len += (size_t)n;
 }
 
+/* A table of series: one section's metrics, emitted in order. */
+struct row {
+    const char *name, *type, *help, *labels; /* type NULL: another series of the row above */
+    double v;
+};
+
+static void emit_rows(struct out *o, const struct row *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        emit(o, r[i].name, r[i].type, r[i].help, r[i].labels, r[i].v);
+}
+
 #define C(x) ((double)atomic_load(&s->c.x))
 #define A(x) ((double)ac.x) /* the aggregator's */
 
@@ -123,47 +135,44 @@ void sn_api_prometheus(struct sn_call *c)
     if (s->store) { /* docs/operations.md: the store */
         struct sn_store_stats ss;
         sn_store_stats(s->store, &ss);
-        struct {
-            const char *name, *type, *help;
-            double v;
-        } st[] = {
+        const struct row st[] = {
             {"sonde_store_commits_total", "counter", "Per-second write transactions committed.",
-             (double)ss.commits},
-            {"sonde_store_commit_seconds_total", "counter", "Time spent in them.",
+             NULL, (double)ss.commits},
+            {"sonde_store_commit_seconds_total", "counter", "Time spent in them.", NULL,
              (double)ss.commit_ns / 1e9},
-            {"sonde_store_records_written_total", "counter", "Raw records written.",
+            {"sonde_store_records_written_total", "counter", "Raw records written.", NULL,
              (double)ss.records_written},
-            {"sonde_store_rollups_written_total", "counter", "Rollup records written.",
+            {"sonde_store_rollups_written_total", "counter", "Rollup records written.", NULL,
              (double)ss.rollups_written},
-            {"sonde_store_bytes_written_total", "counter", "Record bytes written.",
+            {"sonde_store_bytes_written_total", "counter", "Record bytes written.", NULL,
              (double)ss.bytes_written},
             {"sonde_store_write_errors_total", "counter",
              "Write transactions that failed (ENOSPC, EIO, ...): data is kept in memory and "
              "written when writing works again.",
-             (double)ss.write_errors},
-            {"sonde_store_write_failing", "gauge", "1 while writes fail (errno of the last).",
+             NULL, (double)ss.write_errors},
+            {"sonde_store_write_failing", "gauge", "1 while writes fail (errno of the last).", NULL,
              ss.last_error ? 1 : 0},
             {"sonde_store_slots_lost_total", "counter",
-             "Slots memory no longer held when writing worked again.", (double)ss.slots_lost},
-            {"sonde_store_records_expired_total", "counter", "Records removed by retention.",
+             "Slots memory no longer held when writing worked again.", NULL, (double)ss.slots_lost},
+            {"sonde_store_records_expired_total", "counter", "Records removed by retention.", NULL,
              (double)ss.records_expired},
             {"sonde_store_records_deleted_total", "counter",
-             "Records removed with their deleted instrumentation.", (double)ss.records_deleted},
+             "Records removed with their deleted instrumentation.", NULL,
+             (double)ss.records_deleted},
             {"sonde_store_records_dropped_total", "counter",
-             "Records removed by --store-max-bytes (oldest of the finest tier first).",
+             "Records removed by --store-max-bytes (oldest of the finest tier first).", NULL,
              (double)ss.records_dropped},
             {"sonde_store_records_damaged_total", "counter",
-             "Records read that failed their checks (skipped).", (double)ss.records_damaged},
-            {"sonde_store_map_grown_total", "counter", "Times the LMDB map grew.",
+             "Records read that failed their checks (skipped).", NULL, (double)ss.records_damaged},
+            {"sonde_store_map_grown_total", "counter", "Times the LMDB map grew.", NULL,
              (double)ss.map_grown},
-            {"sonde_store_map_bytes", "gauge", "The LMDB map's size.", (double)ss.map_size},
-            {"sonde_store_used_bytes", "gauge", "Pages the store's data uses, in bytes.",
+            {"sonde_store_map_bytes", "gauge", "The LMDB map's size.", NULL, (double)ss.map_size},
+            {"sonde_store_used_bytes", "gauge", "Pages the store's data uses, in bytes.", NULL,
              (double)ss.used_bytes},
-            {"sonde_store_pending", "gauge", "Slots and rollups waiting to be written.",
+            {"sonde_store_pending", "gauge", "Slots and rollups waiting to be written.", NULL,
              (double)ss.pending},
         };
-        for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
-            emit(&o, st[i].name, st[i].type, st[i].help, NULL, st[i].v);
+        emit_rows(&o, st, sizeof(st) / sizeof(st[0]));
     }
     emit(&o, "sonde_instrumentations", "gauge", "Live instrumentations, every scope.", NULL,
          (double)n);
@@ -172,10 +181,7 @@ void sn_api_prometheus(struct sn_call *c)
         struct sn_fleet_stats fs = {0};
         if (s->fleet)
             sn_fleet_stats(s->fleet, &fs);
-        struct {
-            const char *name, *type, *help, *labels;
-            double v;
-        } st[] = {
+        const struct row st[] = {
             {"sonde_fleet_frames_total", "counter", "Frames taken from the bus.", NULL,
              (double)fs.frames},
             {"sonde_fleet_frames_late_total", "counter",
@@ -193,6 +199,16 @@ void sn_api_prometheus(struct sn_call *c)
             {"sonde_fleet_replays_total", "counter",
              "Instrumentations taken over, their memory rebuilt from the stream.", NULL,
              (double)fs.replays},
+            {"sonde_fleet_rebuilt_frames_total", "counter",
+             "Frames of the stream taken to rebuild the history of a share this node's store "
+             "never held.",
+             NULL, (double)fs.rebuilt},
+            {"sonde_fleet_rollups_sent_total", "counter",
+             "Rollup records this node put on the bus (JetStream's record of history).", NULL,
+             (double)fs.rollups_sent},
+            {"sonde_fleet_rollups_rebuilt_total", "counter",
+             "Rollup records taken from the bus to rebuild the history of a new share.", NULL,
+             (double)fs.rollups_rebuilt},
             {"sonde_fleet_consumer_restarts_total", "counter",
              "Consumers restarted where they were, after the bus came back.", NULL,
              (double)fs.restarts},
@@ -202,8 +218,8 @@ void sn_api_prometheus(struct sn_call *c)
             {"sonde_fleet_lag_seconds", "gauge",
              "The largest age of the newest frame taken, over owned instrumentations.", NULL,
              (double)fs.lag_s},
-            {"sonde_fleet_link_down_total", "counter", "Times the NATS connection was lost.",
-             NULL, (double)fs.link_down},
+            {"sonde_fleet_link_down_total", "counter", "Times the NATS connection was lost.", NULL,
+             (double)fs.link_down},
             {"sonde_fleet_agent_buffered_frames", "gauge",
              "Frames the live agents hold, not yet acknowledged by JetStream.", NULL,
              (double)fs.agent_buffered},
@@ -214,8 +230,7 @@ void sn_api_prometheus(struct sn_call *c)
              "Re-sent frames JetStream recognized and kept once (live agents).", NULL,
              (double)fs.agent_duplicates},
         };
-        for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
-            emit(&o, st[i].name, st[i].type, st[i].help, st[i].labels, st[i].v);
+        emit_rows(&o, st, sizeof(st) / sizeof(st[0]));
     }
     {
         /* without the local agent (--no-agent, or BPF unavailable) the series are there, as

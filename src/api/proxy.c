@@ -24,7 +24,7 @@
 /* resp->ctype is a static string: the owner's Content-Type as one of the API's own. */
 static const char *static_ctype(const char *ct)
 {
-    static const char *known[] = {"application/json", "image/png", "application/x-ndjson",
+    static const char *known[] = {"application/json",          "image/png",  "application/x-ndjson",
                                   "text/plain; charset=utf-8", "text/plain", "text/html"};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strncasecmp(ct, known[i], strlen(known[i])) == 0)
@@ -69,11 +69,13 @@ bool sn_api_proxy(struct sn_call *c)
         snprintf(key, sizeof(key), "%s/%" PRIu64, c->scope, c->id);
     else
         snprintf(key, sizeof(key), "%" PRIu64, c->id);
-    if (sn_fleet_owns(s->fleet, key))
+    if (sn_fleet_serves(s->fleet, key))
         return false;
     if (c->req->proxied) /* sent on once already: answered here */
         return false;
     if (sn_fleet_owner_api(s->fleet, key, api, sizeof(api)) < 0 || sn_url_parse(api, &u) < 0) {
+        if (sn_fleet_owns(s->fleet, key)) /* catching up, and no other owner: what it has */
+            return false;
         sn_resp_error(c->resp, 503, "ECA_NORESOURCE",
                       "no node of the fleet owns instrumentation %s now: try again", key);
         c->resp->hdr[0][0] = "Retry-After";

@@ -1,18 +1,19 @@
 /*
  * The bus: how frames and control messages travel between sources (agents, remote ingest) and
- * the aggregator, so that every source reaches the aggregator through one path. This is the
- * in-process implementation; the fleet issue puts NATS JetStream behind the same interface,
- * which is shaped for it:
+ * the aggregator inside one process, so that every source reaches the aggregator through one
+ * path. In a fleet (docs/fleet.md) NATS JetStream carries the same three things between hosts
+ * and serve/fleet.c hands them to this bus on each node:
  *
- *   what                       in process (now)                  NATS (later)
- *   frames of instrumentation  subscribers by key (or all);      subject sonde.frames.<key>
- *     key K                    delivered synchronously in the    (sonde.frames.> for all),
- *                              publisher's thread, borrowed      a JetStream stream
- *   control: enable, disable   one worker thread per host;       subject sonde.ctl.<host>
- *     K on host H (or all)     acks gathered with a timeout      (sonde.ctl.* for all),
- *                                                                request/reply with acks
- *   per-source status          a table in the bus, set by acks   a KV bucket keyed
- *                              and sources, watched in order     <host>.<key>, watched
+ *   what                       in process (this bus)             between hosts (NATS)
+ *   frames of instrumentation  subscribers by key (or all);      stream SONDE_FRAMES, subject
+ *     key K                    delivered synchronously in the    sonde.frames.<K>.<host>; an
+ *                              publisher's thread, borrowed      owner's consumer publishes
+ *                                                                each frame here
+ *   control: enable, disable   one worker thread per host;       the definitions bucket
+ *     K on host H (or all)     acks gathered with a timeout      sonde_defs, which every agent
+ *                                                                watches
+ *   per-source status          a table in the bus, set by acks   agents' heartbeats in
+ *                              and sources, watched in order     sonde_members, reported here
  *
  * Frames. A frame subscriber names an instrumentation key (a frame's id, "tenant/N" in a
  * tenant's scope) or NULL for every frame. sn_bus_publish_frame() calls every matching

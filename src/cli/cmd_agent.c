@@ -28,10 +28,6 @@
 #include "wire/frame_json.h"
 #include "wire/stream.h"
 
-#ifndef SN_AGENT_VERSION
-#define SN_AGENT_VERSION "0.1.0" /* as cli/main.c's SN_VERSION */
-#endif
-
 static const char usage[] =
     "usage: sonde agent --inst FILE --stdout [--format json|binary] [--seconds N]\n"
     "                   [--key-cap N] [--trace-self] [--hostname NAME] [--cgroup PATH]\n"
@@ -215,13 +211,6 @@ static void reload_file(struct sn_agent *a, const char *file, const char *cgroup
            (double)(sn_mono_ns() - t0) / 1e6);
 }
 
-/* The link options (fleet/link.h), all with a value, handed to sn_link_opt() by name. */
-static const char *const link_opts[] = {
-    "nats",      "nats-user",   "nats-password", "nats-token",   "nats-creds",
-    "nats-nkey", "nats-tls-ca", "nats-tls-cert", "nats-tls-key", "nats-replicas",
-};
-#define NLINK (sizeof(link_opts) / sizeof(link_opts[0]))
-
 /* The fleet mode: runs until SIGINT or SIGTERM; SIGHUP reads the definitions again, SIGUSR1
  * dumps the state to the log. */
 static int run_fleet(const struct sn_agent_opts *ao, const struct sn_fleet_agent_opts *fo,
@@ -274,9 +263,9 @@ int sn_cmd_agent(int argc, char **argv)
         O_ZONE,
         O_BUFSEC,
         O_BUFBYTES,
-        O_LINK, /* the link's options: O_LINK + i for link_opts[i] */
+        O_LINK, /* the link's options (fleet/link.h), handed to it by name */
     };
-    struct option longopts[16 + NLINK] = {
+    static const struct option longopts[] = {
         {"inst", required_argument, NULL, O_INST},
         {"stdout", no_argument, NULL, O_STDOUT},
         {"seconds", required_argument, NULL, O_SECONDS},
@@ -288,7 +277,9 @@ int sn_cmd_agent(int argc, char **argv)
         {"zone", required_argument, NULL, O_ZONE},
         {"buffer-seconds", required_argument, NULL, O_BUFSEC},
         {"buffer-bytes", required_argument, NULL, O_BUFBYTES},
+        SN_LINK_LONGOPTS(O_LINK),
         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *file = NULL, *host = NULL, *cgroup = NULL, *zone = NULL;
     bool to_stdout = false, binary = false, trace_self = false, fleet_only = false,
@@ -298,13 +289,11 @@ int sn_cmd_agent(int argc, char **argv)
     struct sn_link_opts lo = {0};
     struct sn_agent *agent = NULL;
     size_t n = 0;
-    int c, rc;
+    int c, rc, li = 0;
     char *end, why[512];
 
-    for (size_t i = 0; i < NLINK; i++)
-        longopts[12 + i] = (struct option){link_opts[i], required_argument, NULL, O_LINK + (int)i};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+h", longopts, &li)) != -1) {
         switch (c) {
         case O_INST:
             file = optarg;
@@ -381,22 +370,13 @@ int sn_cmd_agent(int argc, char **argv)
             printf(usage, sn_link_usage);
             sn_link_opts_fini(&lo);
             return SN_EXIT_OK;
+        case O_LINK:
+            link_given = true;
+            if ((rc = sn_link_cli_opt(&lo, "sonde agent", longopts[li].name, optarg)) == 1)
+                break;
+            sn_link_opts_fini(&lo);
+            return rc == -ENOMEM ? SN_EXIT_FAILURE : SN_EXIT_USAGE;
         default:
-            if (c >= O_LINK && c < O_LINK + (int)NLINK) {
-                char name[64];
-                snprintf(name, sizeof(name), "--%s", link_opts[c - O_LINK]);
-                why[0] = 0;
-                rc = sn_link_opt(&lo, name, optarg, why, sizeof(why));
-                link_given = true;
-                if (rc == 1)
-                    break;
-                fprintf(stderr, "sonde agent: %s: %s\n", name,
-                        rc == 0  ? "not a NATS option"
-                        : why[0] ? why
-                                 : strerror(-rc));
-                sn_link_opts_fini(&lo);
-                return rc == -ENOMEM ? SN_EXIT_FAILURE : SN_EXIT_USAGE;
-            }
             fputs("run 'sonde agent --help' for usage\n", stderr);
             sn_link_opts_fini(&lo);
             return SN_EXIT_USAGE;
@@ -446,7 +426,7 @@ int sn_cmd_agent(int argc, char **argv)
             .link = &lo,
             .cgroup = cgroup,
             .zone = zone,
-            .version = SN_AGENT_VERSION,
+            .version = SN_VERSION,
             .buffer_ms = (int64_t)buf_s * 1000,
             .buffer_bytes = (size_t)buf_bytes,
         };

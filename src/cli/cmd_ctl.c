@@ -138,8 +138,8 @@ static void print_status(const json_t *st)
         {
             long long rc = num(r, "rc");
             if (at < sizeof(list))
-                at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s%s", at ? "," : "",
-                                       key, rc ? "(!)" : "");
+                at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s%s", at ? "," : "", key,
+                                       rc ? "(!)" : "");
         }
         long long lf = num(v, "last_frame");
         if (lf > 0)
@@ -166,8 +166,8 @@ static void print_frame(const char *subject, const void *data, int len)
         return;
     }
     static const char *arity[] = {"scalar", "discrete", "numeric", "numeric-by-key"};
-    printf("frame t=%" PRId64 " host=%s inst=%s %s total=%" PRIu64 " keys=%zu", f.t, f.host,
-           f.id, f.arity < 4 ? arity[f.arity] : "?", f.total, f.n);
+    printf("frame t=%" PRId64 " host=%s inst=%s %s total=%" PRIu64 " keys=%zu", f.t, f.host, f.id,
+           f.arity < 4 ? arity[f.arity] : "?", f.total, f.n);
     if (f.over_cap)
         printf(" over_cap=%" PRIu64, f.over_cap);
     if (f.map_full)
@@ -194,8 +194,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
         const char *op = NULL;
         const char *key = subj + strlen("$KV." SN_FLEET_KV_DEFS ".");
         natsMsgHeader_Get(m, "KV-Operation", &op);
-        printf("definition %s %s%s%.*s\n", op ? op : "PUT", key, len ? " " : "", len > 400 ? 400 : len,
-               data ? data : "");
+        printf("definition %s %s%s%.*s\n", op ? op : "PUT", key, len ? " " : "",
+               len > 400 ? 400 : len, data ? data : "");
     } else {
         printf("%s: %.*s\n", subj, len > 400 ? 400 : len, data ? data : "");
     }
@@ -229,8 +229,7 @@ static int snoop(struct sn_link *l, const char *subject, const char *inst, const
                      inst ? "inst." : ">", inst ? tok : "");
     }
     for (int i = 0; i < n; i++)
-        if (natsConnection_Subscribe(&subs[i], sn_link_conn(l), subj[i], on_msg, NULL) !=
-            NATS_OK) {
+        if (natsConnection_Subscribe(&subs[i], sn_link_conn(l), subj[i], on_msg, NULL) != NATS_OK) {
             fprintf(stderr, "sonde ctl snoop: cannot subscribe to %s\n", subj[i]);
             for (int j = 0; j < i; j++)
                 natsSubscription_Destroy(subs[j]);
@@ -310,8 +309,7 @@ int sn_cmd_ctl(int argc, char **argv)
             break;
         }
         case O_LINK:
-            if (sn_link_opt(&lo, longopts[li].name, optarg, why, sizeof(why)) < 0) {
-                fprintf(stderr, "sonde ctl: --%s: %s\n", longopts[li].name, why);
+            if (sn_link_cli_opt(&lo, "sonde ctl", longopts[li].name, optarg) != 1) {
                 sn_link_opts_fini(&lo);
                 return SN_EXIT_USAGE;
             }

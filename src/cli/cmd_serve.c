@@ -65,11 +65,10 @@ static const char usage[] =
     "  --rollup-keys N     keys a rollup record keeps before \"other\" (default 1000;\n"
     "                      1-1000000)\n"
     "\n"
-    "fleet (docs/fleet.md):\n"
-    "  --nats URL[,URL...]  be a node of a fleet: definitions, membership and frames go\n"
-    "                      through NATS JetStream; this node aggregates and stores the\n"
-    "                      instrumentations it owns and answers any request (no local agent:\n"
-    "                      run `sonde agent --nats` on every host, this one too)\n"
+    "fleet (docs/fleet.md): with --nats this server is a node of a fleet: definitions,\n"
+    "membership and frames go through NATS JetStream; it aggregates and stores the\n"
+    "instrumentations it owns and answers any request (no local agent: run `sonde agent\n"
+    "--nats` on every host, this one too)\n"
     "  --node-id ID        this node's name in the fleet (default HOSTNAME-PORT)\n"
     "  --zone Z            its zone: each instrumentation's owners spread across zones\n"
     "  --advertise URL     where the other nodes reach this API (default http://HOST:PORT of\n"
@@ -324,8 +323,7 @@ int sn_cmd_serve(int argc, char **argv)
             break;
         }
         case O_LINK:
-            if (sn_link_opt(&link, longopts[li].name, optarg, why, sizeof(why)) < 0) {
-                fprintf(stderr, "sonde serve: --%s: %s\n", longopts[li].name, why);
+            if (sn_link_cli_opt(&link, "sonde serve", longopts[li].name, optarg) != 1) {
                 sn_link_opts_fini(&link);
                 return SN_EXIT_USAGE;
             }

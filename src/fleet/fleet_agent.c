@@ -581,14 +581,15 @@ static json_t *heartbeat_json(struct sn_fleet_agent *fa)
                                       (json_int_t)in->since_ms));
     }
     pthread_mutex_unlock(&fa->st_mu);
-    return json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:b,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "v", 1,
-                     "kind", "agent", "host", fa->host, "zone", fa->zone, "version", fa->version,
-                     "started_ms", (json_int_t)fa->started_ms, "bpf", as.bpf, "no_bpf_reason",
-                     sn_agent_no_bpf_reason(fa->agent), "running", running, "last_frame",
-                     (json_int_t)st.last_frame, "buffered", (json_int_t)st.buffered,
+    return json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:b,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
+                     "v", 1, "kind", "agent", "host", fa->host, "zone", fa->zone, "version",
+                     fa->version, "started_ms", (json_int_t)fa->started_ms, "bpf", as.bpf,
+                     "no_bpf_reason", sn_agent_no_bpf_reason(fa->agent), "running", running,
+                     "last_frame", (json_int_t)st.last_frame, "buffered", (json_int_t)st.buffered,
                      "buffered_bytes", (json_int_t)st.buffered_bytes, "dropped",
                      (json_int_t)st.dropped, "sent", (json_int_t)st.sent, "acked",
-                     (json_int_t)st.acked, "cgroup", fa->cgroup ? fa->cgroup : "");
+                     (json_int_t)st.acked, "duplicates", (json_int_t)st.dups, "errors",
+                     (json_int_t)st.errors, "cgroup", fa->cgroup ? fa->cgroup : "");
 }
 
 /* Puts agent.<host> into the members bucket. 0 or -errno. */

@@ -231,6 +231,17 @@ int sn_link_opt(struct sn_link_opts *o, const char *name, const char *value, cha
     return 0;
 }
 
+int sn_link_cli_opt(struct sn_link_opts *o, const char *cmd, const char *name, const char *value)
+{
+    char why[512] = "";
+    int rc = sn_link_opt(o, name, value, why, sizeof(why));
+    if (rc > 0)
+        return 1;
+    if (rc < 0)
+        fprintf(stderr, "%s: %s\n", cmd, why[0] ? why : strerror(-rc));
+    return rc;
+}
+
 int sn_link_opts_check(const struct sn_link_opts *o, char *why, size_t whylen)
 {
     if (!o || !o->urls || !o->urls[0]) {
@@ -579,24 +590,36 @@ static int default_replicas(struct sn_link *l)
     return count < 1 ? 1 : count > 3 ? 3 : count;
 }
 
-static natsStatus ensure_stream(struct sn_link *l, jsErrCode *jerr)
+/* A stream as the fleet wants it: created when missing (file storage, the link's replicas),
+ * else kept as it is but for limits shorter than wanted, which are raised. */
+struct want_stream {
+    const char *name, *subject;
+    int64_t max_age_ns, dedup_ns; /* 0: none asked */
+    int64_t per_subject;          /* messages kept per subject (0: no limit) */
+};
+
+static natsStatus ensure_stream(struct sn_link *l, const struct want_stream *w, int *replicas,
+                                jsErrCode *jerr)
 {
     jsStreamInfo *si = NULL;
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = JS_API_WAIT_MS;
-    natsStatus s = js_GetStreamInfo(&si, l->js, SN_FLEET_FRAMES_STREAM, &jo, jerr);
+    natsStatus s = js_GetStreamInfo(&si, l->js, w->name, &jo, jerr);
     if (s == NATS_NOT_FOUND) {
-        const char *subjects[] = {SN_FLEET_FRAMES_ALL};
+        const char *subjects[] = {w->subject};
         jsStreamConfig c;
         jsStreamConfig_Init(&c);
-        c.Name = SN_FLEET_FRAMES_STREAM;
+        c.Name = w->name;
         c.Subjects = subjects;
         c.SubjectsLen = 1;
         c.Storage = js_FileStorage;
         c.Replicas = l->replicas;
-        c.MaxAge = l->keep_ns;
-        c.Duplicates = l->dedup_ns;
+        c.MaxAge = w->max_age_ns;
+        if (w->dedup_ns)
+            c.Duplicates = w->dedup_ns;
+        if (w->per_subject)
+            c.MaxMsgsPerSubject = w->per_subject;
         *jerr = 0;
         s = js_AddStream(&si, l->js, &c, &jo, jerr);
         if (s == NATS_OK || *jerr != JSStreamNameExistErr) {
@@ -605,28 +628,43 @@ static natsStatus ensure_stream(struct sn_link *l, jsErrCode *jerr)
         }
         /* another node created it meanwhile: check its limits below */
         *jerr = 0;
-        s = js_GetStreamInfo(&si, l->js, SN_FLEET_FRAMES_STREAM, &jo, jerr);
+        s = js_GetStreamInfo(&si, l->js, w->name, &jo, jerr);
     }
     if (s != NATS_OK)
         return s;
-    /* the fleet's replicas are the existing stream's (the buckets follow them) */
-    if (si->Config->Replicas > 0)
-        l->replicas = (int)si->Config->Replicas;
-    if (si->Config->MaxAge >= l->keep_ns && si->Config->Duplicates >= l->dedup_ns) {
+    if (replicas && si->Config->Replicas > 0)
+        *replicas = (int)si->Config->Replicas;
+    bool age_short = si->Config->MaxAge && si->Config->MaxAge < w->max_age_ns;
+    bool dedup_short = w->dedup_ns && si->Config->Duplicates < w->dedup_ns;
+    if (!age_short && !dedup_short) {
         jsStreamInfo_Destroy(si);
         return NATS_OK;
     }
     /* keep everything of the existing stream but the limits that are too short */
     jsStreamConfig c = *si->Config;
-    if (c.MaxAge < l->keep_ns)
-        c.MaxAge = l->keep_ns;
-    if (c.Duplicates < l->dedup_ns)
-        c.Duplicates = l->dedup_ns;
+    if (age_short)
+        c.MaxAge = w->max_age_ns;
+    if (dedup_short)
+        c.Duplicates = w->dedup_ns;
     jsStreamInfo *ui = NULL;
     s = js_UpdateStream(&ui, l->js, &c, &jo, jerr);
     jsStreamInfo_Destroy(ui);
     jsStreamInfo_Destroy(si);
     return s;
+}
+
+int sn_link_ensure_stream(struct sn_link *l, const char *name, const char *subject,
+                          int64_t max_age_ns, int64_t per_subject, char *why, size_t whylen)
+{
+    struct want_stream w = {
+        .name = name, .subject = subject, .max_age_ns = max_age_ns, .per_subject = per_subject};
+    jsErrCode jerr = 0;
+    natsStatus s = ensure_stream(l, &w, NULL, &jerr);
+    if (s == NATS_OK)
+        return 0;
+    snprintf(why, whylen, "NATS JetStream: stream %s: %s (%d)", name, natsStatus_GetText(s),
+             (int)jerr);
+    return sn_link_err(s) ? sn_link_err(s) : -EIO;
 }
 
 static natsStatus ensure_bucket(struct sn_link *l, kvStore **kv, const char *bucket, int history,
@@ -670,7 +708,12 @@ int sn_link_ensure(struct sn_link *l, int timeout_ms, char *why, size_t whylen)
                 l->replicas = l->replicas_opt ? l->replicas_opt : default_replicas(l);
             jerr = 0;
             what = "stream " SN_FLEET_FRAMES_STREAM;
-            s = ensure_stream(l, &jerr);
+            struct want_stream frames = {.name = SN_FLEET_FRAMES_STREAM,
+                                         .subject = SN_FLEET_FRAMES_ALL,
+                                         .max_age_ns = l->keep_ns,
+                                         .dedup_ns = l->dedup_ns};
+            /* the fleet's replicas are the existing stream's (the buckets follow them) */
+            s = ensure_stream(l, &frames, &l->replicas, &jerr);
             if (s == NATS_OK) {
                 what = "bucket " SN_FLEET_KV_DEFS;
                 s = ensure_bucket(l, &l->defs, SN_FLEET_KV_DEFS, DEFS_HISTORY, 0);

@@ -42,10 +42,13 @@ struct sn_link_opts {
  * SN_LINK_LONGOPTS(O_LINK) to its table and hands longopts[index].name and optarg to
  * sn_link_opt(). */
 #define SN_LINK_LONGOPTS(v)                                                                        \
-    {"nats", 1, NULL, (v)}, {"nats-user", 1, NULL, (v)}, {"nats-password", 1, NULL, (v)},         \
-        {"nats-token", 1, NULL, (v)}, {"nats-creds", 1, NULL, (v)}, {"nats-nkey", 1, NULL, (v)},  \
-        {"nats-tls-ca", 1, NULL, (v)}, {"nats-tls-cert", 1, NULL, (v)},                           \
-        {"nats-tls-key", 1, NULL, (v)}, {"nats-replicas", 1, NULL, (v)}
+    {"nats", 1, NULL, (v)}, {"nats-user", 1, NULL, (v)}, {"nats-password", 1, NULL, (v)},          \
+        {"nats-token", 1, NULL, (v)}, {"nats-creds", 1, NULL, (v)}, {"nats-nkey", 1, NULL, (v)},   \
+        {"nats-tls-ca", 1, NULL, (v)}, {"nats-tls-cert", 1, NULL, (v)},                            \
+        {"nats-tls-key", 1, NULL, (v)},                                                            \
+    {                                                                                              \
+        "nats-replicas", 1, NULL, (v)                                                              \
+    }
 
 /* The usage lines of the options above but --nats, for each command's --help. */
 extern const char sn_link_usage[];
@@ -55,6 +58,9 @@ extern const char sn_link_usage[];
  * out of range, a file that cannot be read), -ENOMEM. */
 int sn_link_opt(struct sn_link_opts *o, const char *name, const char *value, char *why,
                 size_t whylen);
+/* sn_link_opt() for a command's option loop: a refusal is printed on stderr as "CMD: why".
+ * Returns 1 (stored), 0 (not a link option) or the -errno (printed). */
+int sn_link_cli_opt(struct sn_link_opts *o, const char *cmd, const char *name, const char *value);
 /* Checks the whole: --nats given, a password with a user, a key with a certificate, one kind
  * of credentials. 0 or -EINVAL with why. */
 int sn_link_opts_check(const struct sn_link_opts *o, char *why, size_t whylen);
@@ -84,6 +90,12 @@ int sn_link_open(const struct sn_link_opts *o, const struct sn_link_events *ev, 
  * up to timeout_ms while JetStream has no leader yet (a cluster just started). 0 or -errno
  * with why. */
 int sn_link_ensure(struct sn_link *l, int timeout_ms, char *why, size_t whylen);
+/* Another stream of the fleet's (the nodes' rollup streams): created when missing, with the
+ * link's replicas, file storage, max_age_ns and per_subject messages kept per subject (0: no
+ * limit); an existing one keeps its settings but a shorter age, which is raised. 0 or -errno
+ * with why. */
+int sn_link_ensure_stream(struct sn_link *l, const char *name, const char *subject,
+                          int64_t max_age_ns, int64_t per_subject, char *why, size_t whylen);
 /* The bucket (fleet/names.h: SN_FLEET_KV_DEFS, SN_FLEET_KV_MEMBERS), bound at ensure; NULL
  * before it. Owned by the link. */
 kvStore *sn_link_kv(struct sn_link *l, const char *bucket);

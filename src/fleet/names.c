@@ -160,22 +160,9 @@ int sn_fleet_inst_of_token(const char *tok, size_t n, char *out, size_t len)
     return done(out, put(out, len, &at, key, k));
 }
 
-int sn_fleet_frame_subject(const char *inst, const char *host, char *out, size_t len)
-{
-    size_t at = 0;
-    int rc = start(out, len);
-    if (rc < 0)
-        return rc;
-    if (!inst_valid(inst) || !sn_fleet_host_valid(host))
-        return -EINVAL;
-    if ((rc = put(out, len, &at, SN_FLEET_FRAMES_PREFIX, strlen(SN_FLEET_FRAMES_PREFIX))) < 0 ||
-        (rc = put_inst(out, len, &at, inst)) < 0 || (rc = put(out, len, &at, ".", 1)) < 0 ||
-        (rc = put(out, len, &at, host, strlen(host))) < 0)
-        return done(out, rc);
-    return 0;
-}
-
-int sn_fleet_frame_filter(const char *inst, char *out, size_t len)
+/* out = head + <inst>'s token + "." + tail, for a valid inst (the caller checked the rest):
+ * every subject that names an instrumentation. 0, -EINVAL, -ENOSPC (out left ""). */
+static int inst_subject(const char *head, const char *inst, const char *tail, char *out, size_t len)
 {
     size_t at = 0;
     int rc = start(out, len);
@@ -183,8 +170,60 @@ int sn_fleet_frame_filter(const char *inst, char *out, size_t len)
         return rc;
     if (!inst_valid(inst))
         return -EINVAL;
-    if ((rc = put(out, len, &at, SN_FLEET_FRAMES_PREFIX, strlen(SN_FLEET_FRAMES_PREFIX))) < 0 ||
-        (rc = put_inst(out, len, &at, inst)) < 0 || (rc = put(out, len, &at, ".>", 2)) < 0)
+    if ((rc = put(out, len, &at, head, strlen(head))) < 0 ||
+        (rc = put_inst(out, len, &at, inst)) < 0 || (rc = put(out, len, &at, ".", 1)) < 0 ||
+        (rc = put(out, len, &at, tail, strlen(tail))) < 0)
+        return done(out, rc);
+    return 0;
+}
+
+int sn_fleet_frame_subject(const char *inst, const char *host, char *out, size_t len)
+{
+    if (!sn_fleet_host_valid(host))
+        return start(out, len) < 0 ? -ENOSPC : -EINVAL;
+    return inst_subject(SN_FLEET_FRAMES_PREFIX, inst, host, out, len);
+}
+
+int sn_fleet_frame_filter(const char *inst, char *out, size_t len)
+{
+    return inst_subject(SN_FLEET_FRAMES_PREFIX, inst, ">", out, len);
+}
+
+static bool tier_ok(const char *tier)
+{
+    return tier && (!strcmp(tier, "1m") || !strcmp(tier, "1h") || !strcmp(tier, "1d"));
+}
+
+int sn_fleet_rollup_subject(const char *inst, const char *tier, int64_t t, char *out, size_t len)
+{
+    char head[32], sec[24];
+    if (!tier_ok(tier) || t < 0)
+        return start(out, len) < 0 ? -ENOSPC : -EINVAL;
+    snprintf(head, sizeof(head), "%s%s.", SN_FLEET_ROLLUPS_PREFIX, tier);
+    snprintf(sec, sizeof(sec), "%" PRId64, t);
+    return inst_subject(head, inst, sec, out, len);
+}
+
+int sn_fleet_rollup_filter(const char *inst, const char *tier, char *out, size_t len)
+{
+    char head[32];
+    if (!tier_ok(tier))
+        return start(out, len) < 0 ? -ENOSPC : -EINVAL;
+    snprintf(head, sizeof(head), "%s%s.", SN_FLEET_ROLLUPS_PREFIX, tier);
+    return inst_subject(head, inst, ">", out, len);
+}
+
+int sn_fleet_rollup_stream(const char *tier, char *out, size_t len)
+{
+    size_t at = 0;
+    int rc = start(out, len);
+    if (rc < 0)
+        return rc;
+    if (!tier_ok(tier))
+        return -EINVAL;
+    char up[3] = {tier[0], (char)(tier[1] - 'a' + 'A'), '\0'};
+    if ((rc = put(out, len, &at, SN_FLEET_ROLLUPS_STREAM, strlen(SN_FLEET_ROLLUPS_STREAM))) < 0 ||
+        (rc = put(out, len, &at, up, 2)) < 0)
         return done(out, rc);
     return 0;
 }
@@ -241,14 +280,21 @@ static int key_of(const char *prefix, const char *name, size_t n, bool esc, char
     return done(out, rc);
 }
 
-int sn_fleet_def_key(const char *inst, char *out, size_t len)
+/* key_of() for a name checked already (valid): out left "" and -EINVAL when it is not. */
+static int checked_key(const char *prefix, const char *name, bool valid, bool esc, char *out,
+                       size_t len)
 {
     int rc = start(out, len);
     if (rc < 0)
         return rc;
-    if (!inst_valid(inst))
+    if (!valid)
         return -EINVAL;
-    return key_of("inst.", inst, strlen(inst), true, out, len);
+    return key_of(prefix, name, strlen(name), esc, out, len);
+}
+
+int sn_fleet_def_key(const char *inst, char *out, size_t len)
+{
+    return checked_key("inst.", inst, inst_valid(inst), true, out, len);
 }
 
 int sn_fleet_next_key(const char *scope, char *out, size_t len)
@@ -278,22 +324,12 @@ int sn_fleet_parse_def_key(const char *key, char *inst, size_t len)
 
 int sn_fleet_node_key(const char *id, char *out, size_t len)
 {
-    int rc = start(out, len);
-    if (rc < 0)
-        return rc;
-    if (!sn_fleet_host_valid(id))
-        return -EINVAL;
-    return key_of("node.", id, strlen(id), false, out, len);
+    return checked_key("node.", id, sn_fleet_host_valid(id), false, out, len);
 }
 
 int sn_fleet_agent_key(const char *host, char *out, size_t len)
 {
-    int rc = start(out, len);
-    if (rc < 0)
-        return rc;
-    if (!sn_fleet_host_valid(host))
-        return -EINVAL;
-    return key_of("agent.", host, strlen(host), false, out, len);
+    return checked_key("agent.", host, sn_fleet_host_valid(host), false, out, len);
 }
 
 int sn_fleet_parse_member_key(const char *key, char *kind, char *name, size_t len)

@@ -7,6 +7,10 @@
  *   frames     stream SONDE_FRAMES, subjects sonde.frames.<inst>.<host>
  *              payload: one binary frame (wire/frame.h); header Nats-Msg-Id <host>.<inst>.<t>
  *              (JetStream drops a re-send of the same second within its duplicate window)
+ *   rollups    streams SONDE_ROLLUPS_1M, _1H and _1D (each keeping its tier's --tiers time),
+ *              subjects sonde.rollups.<tier>.<inst>.<t>, one message kept per subject (the
+ *              latest: a rollup corrected by late frames replaces it); payload: a rollup
+ *              record with its names (fleet/rollup_msg.h)
  *   defs       KV bucket sonde_defs:    inst.<inst>  one instrumentation (docs/fleet.md)
  *                                       next.<scope> the next id of a scope (compare-and-set)
  *   members    KV bucket sonde_members: node.<id>    a `sonde serve` node's heartbeat
@@ -26,13 +30,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SN_FLEET_FRAMES_STREAM "SONDE_FRAMES"
-#define SN_FLEET_FRAMES_PREFIX "sonde.frames." /* + <inst>.<host> */
-#define SN_FLEET_FRAMES_ALL    "sonde.frames.>"
-#define SN_FLEET_KV_DEFS       "sonde_defs"
-#define SN_FLEET_KV_MEMBERS    "sonde_members"
-#define SN_FLEET_HOST_MAX      253 /* bytes of a host name (DNS) */
-#define SN_FLEET_SUBJECT_MAX   512 /* bytes of any subject, KV key or message id, with NUL */
+#define SN_FLEET_FRAMES_STREAM  "SONDE_FRAMES"
+#define SN_FLEET_FRAMES_PREFIX  "sonde.frames." /* + <inst>.<host> */
+#define SN_FLEET_FRAMES_ALL     "sonde.frames.>"
+#define SN_FLEET_ROLLUPS_STREAM "SONDE_ROLLUPS_" /* + 1M, 1H, 1D */
+#define SN_FLEET_ROLLUPS_PREFIX "sonde.rollups." /* + <tier>.<inst>.<t> */
+#define SN_FLEET_KV_DEFS        "sonde_defs"
+#define SN_FLEET_KV_MEMBERS     "sonde_members"
+#define SN_FLEET_HOST_MAX       253 /* bytes of a host name (DNS) */
+#define SN_FLEET_SUBJECT_MAX    512 /* bytes of any subject, KV key or message id, with NUL */
 
 /* True when host is a name the fleet accepts: 1..SN_FLEET_HOST_MAX bytes of [A-Za-z0-9._-],
  * not starting or ending with '.', no ".." (a subject token cannot be empty). Frames from any
@@ -56,6 +62,13 @@ int sn_fleet_frame_filter(const char *inst, char *out, size_t len);
  * 0, or -EINVAL when subj is not a frame subject with a valid inst and host. */
 int sn_fleet_parse_frame_subject(const char *subj, char *inst, size_t ilen, char *host,
                                  size_t hlen);
+/* "sonde.rollups.<tier>.<inst>.<t>": inst's rollup record of tier ("1m", "1h" or "1d") for
+ * the period starting at t (>= 0). 0, -EINVAL, -ENOSPC. */
+int sn_fleet_rollup_subject(const char *inst, const char *tier, int64_t t, char *out, size_t len);
+/* "sonde.rollups.<tier>.<inst>.>": inst's records of tier. 0 or -errno. */
+int sn_fleet_rollup_filter(const char *inst, const char *tier, char *out, size_t len);
+/* The stream of tier's records: "SONDE_ROLLUPS_1M" for "1m"... 0, -EINVAL, -ENOSPC. */
+int sn_fleet_rollup_stream(const char *tier, char *out, size_t len);
 /* "<host>.<inst>.<t>": the message id of host's frame of inst for second t. 0 or -errno. */
 int sn_fleet_msg_id(const char *host, const char *inst, int64_t t, char *out, size_t len);
 

@@ -17,12 +17,13 @@
 #include "core/log.h"
 #include "fleet/names.h"
 #include "fleet/rendezvous.h"
+#include "fleet/rollup_msg.h"
+#include "store/tiers.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
 #include "wire/frame.h"
-
 
 /* A node or an agent heard on the members bucket. */
 struct member {
@@ -37,12 +38,14 @@ struct member {
 struct owned {
     struct sn_fleet *f;
     char key[SN_SCOPE_MAX + 24];
-    natsSubscription *sub; /* NULL while not owned */
+    natsSubscription *sub;     /* NULL while not owned */
     _Atomic uint64_t last_seq; /* the stream sequence of the last frame taken */
     _Atomic uint64_t pending;  /* frames of the stream still to come, at the last one */
     _Atomic uint64_t frames;   /* frames taken */
     _Atomic int64_t last_t;    /* the second of the last frame taken */
+    _Atomic int64_t since_ms;  /* (monotonic) when this node began consuming it */
     _Atomic bool active;
+    _Atomic bool ready; /* caught up with the stream after taking over: it answers queries */
 };
 
 struct sn_fleet {
@@ -52,22 +55,28 @@ struct sn_fleet {
     char id[SN_FLEET_HOST_MAX + 1], zone[64], api[128];
     int64_t started_ms;
 
-    pthread_mutex_t mu; /* members, owned */
-    pthread_cond_t cv;  /* the heartbeat's wake-up: stop, a change of members or definitions */
+    pthread_mutex_t mu;     /* members, owned */
+    pthread_cond_t cv;      /* the balancer's wake-up: stop, a change of members or definitions */
+    pthread_cond_t beat_cv; /* the heartbeat's: stop */
     struct member *m;
     size_t nm, capm;
     struct owned **own;
     size_t nown, capown;
-    bool dirty;     /* ownership to recompute */
+    bool dirty;       /* ownership to recompute */
     bool resubscribe; /* the link came back: consumers restart where they were */
 
+    struct sn_rec_buf rbuf; /* the store's writer thread's: a rollup's message */
+    struct job *jobs;       /* rebuilds to run, in order (f->mu) */
+    size_t njobs, capjobs;
+    pthread_cond_t jobs_cv;
+
     kvWatcher *wdefs, *wmembers;
-    pthread_t tdefs, tmembers, tbeat;
-    bool tdefs_on, tmembers_on, tbeat_on;
+    pthread_t tdefs, tmembers, tbeat, tbalance, trebuild;
+    bool tdefs_on, tmembers_on, tbeat_on, tbalance_on, trebuild_on;
     _Atomic bool stop;
 
     _Atomic uint64_t frames, frames_late, frames_bad, frames_foreign, replays, restarts,
-        defs_applied, link_down;
+        defs_applied, link_down, rebuilt, rollups_sent, rollups_rebuilt;
 };
 
 static int64_t mono_ms(void)
@@ -94,8 +103,7 @@ static void wake(struct sn_fleet *f)
 
 /* ---- Definitions ------------------------------------------------------------------------- */
 
-int sn_fleet_claim_id(struct sn_fleet *f, const char *scope, uint64_t *id, char *why,
-                      size_t whylen)
+int sn_fleet_claim_id(struct sn_fleet *f, const char *scope, uint64_t *id, char *why, size_t whylen)
 {
     char key[SN_FLEET_SUBJECT_MAX], num[32];
     natsStatus st = NATS_OK;
@@ -217,20 +225,25 @@ static void on_def(struct sn_fleet *f, kvEntry *e)
     wake(f);
 }
 
-static void *watch_defs(void *arg)
+/* A watcher's loop: each entry to fn until stop (seen every 500 ms) or the watcher stops. */
+static void watch(struct sn_fleet *f, kvWatcher *w, void (*fn)(struct sn_fleet *, kvEntry *))
 {
-    struct sn_fleet *f = arg;
-
     while (!atomic_load(&f->stop)) {
         kvEntry *e = NULL;
-        natsStatus st = kvWatcher_Next(&e, f->wdefs, 500);
+        natsStatus st = kvWatcher_Next(&e, w, 500);
         if (st == NATS_OK && e) {
-            on_def(f, e);
+            fn(f, e);
             kvEntry_Destroy(e);
         } else if (st != NATS_OK && st != NATS_TIMEOUT) {
             break; /* stopped */
         }
     }
+}
+
+static void *watch_defs(void *arg)
+{
+    struct sn_fleet *f = arg;
+    watch(f, f->wdefs, on_def);
     return NULL;
 }
 
@@ -289,6 +302,45 @@ static int load_defs(struct sn_fleet *f, char *why, size_t whylen)
     free(mine);
     kvKeysList_Destroy(&keys);
     return 0;
+}
+
+/* The tenants: a node started with --tenants puts them in the bucket (key "tenants"); a node
+ * started without takes them from there as it opens (sn_fleet_fetch_tenants()). */
+static void share_tenants(struct sn_fleet *f)
+{
+    uint64_t rev;
+    if (!f->s->tenants)
+        return;
+    json_t *j = sn_tenants_json(f->s->tenants);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (!text || kvStore_PutString(&rev, f->defs, "tenants", text) != NATS_OK)
+        sn_log(SN_LOG_WARN, "fleet", "the tenants could not be shared with the fleet");
+    free(text);
+    json_decref(j);
+}
+
+struct sn_tenants *sn_fleet_fetch_tenants(const struct sn_link_opts *o)
+{
+    struct sn_link *l = NULL;
+    struct sn_tenants *t = NULL;
+    kvStore *kv = NULL;
+    kvEntry *e = NULL;
+    char why[512];
+
+    if (sn_link_open(o, NULL, 10000, &l, why, sizeof(why)) < 0)
+        return NULL; /* sn_fleet_open() says why */
+    if (js_KeyValue(&kv, sn_link_js(l), SN_FLEET_KV_DEFS) == NATS_OK &&
+        kvStore_Get(&e, kv, "tenants") == NATS_OK) {
+        if (sn_tenants_parse(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), &t, why, sizeof(why)) ==
+            0)
+            sn_log(SN_LOG_INFO, "fleet", "tenants from the fleet: %zu", t->n);
+        else
+            sn_log(SN_LOG_WARN, "fleet", "the fleet's tenants are refused: %s", why);
+    }
+    kvEntry_Destroy(e);
+    kvStore_Destroy(kv);
+    sn_link_close(l);
+    return t;
 }
 
 /* ---- Members ------------------------------------------------------------------------------ */
@@ -390,17 +442,7 @@ static void on_member(struct sn_fleet *f, kvEntry *e)
 static void *watch_members(void *arg)
 {
     struct sn_fleet *f = arg;
-
-    while (!atomic_load(&f->stop)) {
-        kvEntry *e = NULL;
-        natsStatus st = kvWatcher_Next(&e, f->wmembers, 500);
-        if (st == NATS_OK && e) {
-            on_member(f, e);
-            kvEntry_Destroy(e);
-        } else if (st != NATS_OK && st != NATS_TIMEOUT) {
-            break;
-        }
-    }
+    watch(f, f->wmembers, on_member);
     return NULL;
 }
 
@@ -415,8 +457,7 @@ static void expire_members(struct sn_fleet *f, int64_t now)
         for (size_t i = 0; i < f->nm; i++) {
             struct member *m = &f->m[i];
             int64_t dead = m->kind == 'n' ? SN_FLEET_NODE_DEAD_MS : SN_FLEET_AGENT_DEAD_MS;
-            if (now - m->seen_ms <= dead ||
-                (m->kind == 'n' && strcmp(m->name, f->id) == 0))
+            if (now - m->seen_ms <= dead || (m->kind == 'n' && strcmp(m->name, f->id) == 0))
                 continue;
             kind = m->kind;
             snprintf(name, sizeof(name), "%s", m->name);
@@ -438,40 +479,22 @@ static void expire_members(struct sn_fleet *f, int64_t now)
 
 /* ---- Owning: consumers of frames ---------------------------------------------------------- */
 
-static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+/* One frame off the bus for o's instrumentation (msg borrowed): checked (the subject, the
+ * frame's own id and host must agree: anyone with credentials can publish) and taken through
+ * the one data path; a frame older than memory goes to the store. */
+static void take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg)
 {
-    struct owned *o = closure;
-    struct sn_fleet *f = o->f;
-    jsMsgMetaData *meta = NULL;
     char inst[SN_SCOPE_MAX + 24], host[SN_FLEET_HOST_MAX + 1];
     struct sn_wire_frame fr;
-    (void)nc;
-    (void)sub;
 
-    if (!atomic_load(&o->active)) {
-        natsMsg_Destroy(msg);
-        return;
-    }
-    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-        uint64_t seq = meta->Sequence.Stream;
-        atomic_store(&o->pending, meta->NumPending);
-        jsMsgMetaData_Destroy(meta);
-        if (seq <= atomic_load(&o->last_seq)) { /* seen: a consumer restarted behind it */
-            natsMsg_Destroy(msg);
-            return;
-        }
-        atomic_store(&o->last_seq, seq);
-    }
     if (sn_fleet_parse_frame_subject(natsMsg_GetSubject(msg), inst, sizeof(inst), host,
                                      sizeof(host)) < 0 ||
         strcmp(inst, o->key) != 0) {
         atomic_fetch_add(&f->frames_foreign, 1);
-        natsMsg_Destroy(msg);
         return;
     }
     if (sn_wire_frame_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &fr) < 0) {
         atomic_fetch_add(&f->frames_bad, 1);
-        natsMsg_Destroy(msg);
         return;
     }
     if (!fr.id || !fr.host || strcmp(fr.id, inst) != 0 || strcmp(fr.host, host) != 0) {
@@ -493,12 +516,307 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         }
     }
     sn_wire_frame_fini(&fr);
+}
+
+static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct owned *o = closure;
+    jsMsgMetaData *meta = NULL;
+    bool caught_up = false;
+    (void)nc;
+    (void)sub;
+
+    if (!atomic_load(&o->active)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        uint64_t seq = meta->Sequence.Stream;
+        atomic_store(&o->pending, meta->NumPending);
+        caught_up = meta->NumPending == 0;
+        jsMsgMetaData_Destroy(meta);
+        if (seq <= atomic_load(&o->last_seq)) { /* seen: a consumer restarted behind it */
+            natsMsg_Destroy(msg);
+            return;
+        }
+        atomic_store(&o->last_seq, seq);
+    }
+    take_frame(o->f, o, msg);
+    if (caught_up && !atomic_load(&o->ready)) /* the replay's last frame: it answers now */
+        atomic_store(&o->ready, true);
     natsMsg_Destroy(msg);
+}
+
+/* ---- Frames from this node's own sources (POST /ca/ingest, /ca/import) ------------------ */
+
+int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr)
+{
+    char subj[SN_FLEET_SUBJECT_MAX], id[SN_FLEET_SUBJECT_MAX];
+    size_t len = sn_wire_frame_len(fr);
+    unsigned char *buf;
+    natsMsg *m = NULL;
+    jsPubAck *ack = NULL;
+    jsErrCode jerr = 0;
+    int rc = 0;
+
+    if (!fr->host || !sn_fleet_host_valid(fr->host) ||
+        sn_fleet_frame_subject(fr->id, fr->host, subj, sizeof(subj)) < 0 ||
+        sn_fleet_msg_id(fr->host, fr->id, fr->t, id, sizeof(id)) < 0)
+        return -EINVAL;
+    if (!(buf = malloc(len)))
+        return -ENOMEM;
+    if (sn_wire_frame_encode(fr, buf, len) < 0) {
+        free(buf);
+        return -EINVAL;
+    }
+    natsStatus st = natsMsg_Create(&m, subj, NULL, (const char *)buf, (int)len);
+    if (st == NATS_OK)
+        st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    if (st == NATS_OK)
+        st = js_PublishMsg(&ack, sn_link_js(f->link), m, NULL, &jerr);
+    if (st != NATS_OK)
+        rc = sn_link_err(st) ? sn_link_err(st) : -EIO;
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(m);
+    free(buf);
+    return rc;
+}
+
+/* ---- Rollups on the bus ------------------------------------------------------------------- */
+
+static const enum sn_tier rollup_tiers[] = {SN_TIER_1M, SN_TIER_1H, SN_TIER_1D};
+
+/* The three rollup streams, each keeping what its tier keeps (this node's --tiers; an existing
+ * stream with a shorter age is lengthened), one message per subject: the latest record of
+ * each period. */
+static int ensure_rollups(struct sn_fleet *f, char *why, size_t whylen)
+{
+    const struct sn_tiers *tiers = &sn_store_options(f->s->store)->tiers;
+
+    for (size_t i = 0; i < 3; i++) {
+        enum sn_tier t = rollup_tiers[i];
+        char name[64], subj[64];
+        int64_t keep_ns = (tiers->keep[t] ? tiers->keep[t] : 86400) * 1000000000LL;
+        sn_fleet_rollup_stream(sn_tier_name(t), name, sizeof(name));
+        snprintf(subj, sizeof(subj), "%s%s.>", SN_FLEET_ROLLUPS_PREFIX, sn_tier_name(t));
+        int rc = sn_link_ensure_stream(f->link, name, subj, keep_ns, 1, why, whylen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The store wrote a rollup record: an owner puts it on the bus (asynchronously: this is the
+ * store's writer thread, inside its transaction), where it replaces the period's last one. */
+static void on_rollup(void *arg, const char *key, enum sn_tier tier, int64_t t,
+                      const struct sn_ds_slot *s, const char *const *src_names, uint8_t arity,
+                      bool values)
+{
+    struct sn_fleet *f = arg;
+    char subj[SN_FLEET_SUBJECT_MAX];
+
+    if (!sn_fleet_owns(f, key) ||
+        sn_fleet_rollup_subject(key, sn_tier_name(tier), t, subj, sizeof(subj)) < 0)
+        return;
+    ssize_t n = sn_rollup_msg_encode(s, arity, values, (uint8_t)tier, t, src_names, &f->rbuf);
+    if (n < 0)
+        return;
+    if (js_PublishAsync(sn_link_js(f->link), subj, f->rbuf.p, (int)n, NULL) == NATS_OK)
+        atomic_fetch_add(&f->rollups_sent, 1);
+}
+
+/* ---- Rebuilding history from the stream -------------------------------------------------- */
+
+/*
+ * A node that takes over an instrumentation its store knows nothing of (a new node with an
+ * empty data directory, or a share it never held) rebuilds its history from the frames
+ * stream: every frame that arrived before the live consumer's start (until_ns, the stream's
+ * arrival time) is taken as the live consumer takes frames, so each frame goes exactly once
+ * into memory (when recent) or into the store, whose rollups follow. The live consumer takes
+ * everything from until_ns on; the two never overlap. One rebuild at a time, in the node's
+ * rebuild thread, held back while the store has more than REBUILD_BACKLOG slots to write.
+ */
+#define REBUILD_BACKLOG 20000
+
+struct job {
+    struct owned *o;
+    int64_t until_ns;
+};
+
+/* Waits (bounded: 2 min) until the store has written what it was given: its queue stops
+ * shrinking for a second (rollups of periods still open stay queued until they close). */
+static void store_drained(struct sn_fleet *f)
+{
+    uint64_t last = UINT64_MAX;
+    int still = 0;
+    for (int k = 0; k < 2400 && !atomic_load(&f->stop); k++) {
+        struct sn_store_stats ss;
+        sn_store_stats(f->s->store, &ss);
+        if (ss.pending == 0)
+            return;
+        still = ss.pending >= last ? still + 1 : 0;
+        if (still >= 20)
+            return;
+        last = ss.pending;
+        struct timespec d = {0, 50 * 1000000L};
+        nanosleep(&d, NULL);
+    }
+}
+
+/* The rollup records of o's instrumentation on the bus into the store, each replacing the
+ * period's record there: after the frames (their merges recompute the rollups they touch,
+ * which at the frames stream's oldest period are partial; the bus's records are whole), finer
+ * tiers first. Returns how many. */
+static uint64_t rebuild_rollups(struct sn_fleet *f, struct owned *o)
+{
+    uint64_t n = 0;
+
+    store_drained(f);
+    for (size_t i = 0; i < 3 && !atomic_load(&f->stop) && atomic_load(&o->active); i++) {
+        enum sn_tier tier = rollup_tiers[i];
+        char filter[SN_FLEET_SUBJECT_MAX], stream[64];
+        jsSubOptions so;
+        natsSubscription *sub = NULL;
+        jsErrCode jerr = 0;
+        if (!sn_store_keep(f->s->store, o->key, tier) ||
+            sn_fleet_rollup_filter(o->key, sn_tier_name(tier), filter, sizeof(filter)) < 0 ||
+            sn_fleet_rollup_stream(sn_tier_name(tier), stream, sizeof(stream)) < 0)
+            continue;
+        jsSubOptions_Init(&so);
+        so.Stream = stream;
+        so.Ordered = true;
+        so.Config.DeliverPolicy = js_DeliverAll;
+        if (js_SubscribeSync(&sub, sn_link_js(f->link), filter, NULL, &so, &jerr) != NATS_OK)
+            continue;
+        while (!atomic_load(&f->stop) && atomic_load(&o->active)) {
+            natsMsg *m = NULL;
+            jsMsgMetaData *meta = NULL;
+            if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK)
+                break;
+            bool last = natsMsg_GetMetaData(&meta, m) == NATS_OK && meta->NumPending == 0;
+            jsMsgMetaData_Destroy(meta);
+            struct sn_rollup_msg r;
+            if (sn_rollup_msg_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &r) ==
+                    0 &&
+                r.tier == tier) {
+                if (sn_store_put(f->s->store, o->key, tier, &r.slot, (const char *const *)r.src) ==
+                    0)
+                    n++;
+                sn_rollup_msg_fini(&r);
+            } else {
+                atomic_fetch_add(&f->frames_bad, 1);
+            }
+            natsMsg_Destroy(m);
+            if (last)
+                break;
+            if (n % 1000 == 0)
+                store_drained(f);
+        }
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+        store_drained(f);
+    }
+    atomic_fetch_add(&f->rollups_rebuilt, n);
+    return n;
+}
+
+static void rebuild(struct sn_fleet *f, const struct job *j)
+{
+    char filter[SN_FLEET_SUBJECT_MAX];
+    jsSubOptions so;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+    uint64_t n = 0;
+    int64_t t0 = mono_ms();
+
+    if (sn_fleet_frame_filter(j->o->key, filter, sizeof(filter)) < 0)
+        return;
+    jsSubOptions_Init(&so);
+    so.Stream = SN_FLEET_FRAMES_STREAM;
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    if (js_SubscribeSync(&sub, sn_link_js(f->link), filter, NULL, &so, &jerr) != NATS_OK) {
+        sn_log(SN_LOG_WARN, "fleet", "instrumentation %s: cannot read its history: %d", j->o->key,
+               (int)jerr);
+        return;
+    }
+    while (!atomic_load(&f->stop) && atomic_load(&j->o->active)) {
+        natsMsg *m = NULL;
+        jsMsgMetaData *meta = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK)
+            break; /* nothing older left (or the bus is gone: the next takeover tries again) */
+        bool done = false, last = false;
+        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+            done = meta->Timestamp >= j->until_ns;
+            last = meta->NumPending == 0;
+            jsMsgMetaData_Destroy(meta);
+        }
+        if (!done) {
+            take_frame(f, j->o, m);
+            n++;
+        }
+        natsMsg_Destroy(m);
+        if (done || last)
+            break;
+        if (n % 1000 == 0) { /* the store writes what it was given before more comes */
+            struct sn_store_stats ss;
+            for (int k = 0; k < 600 && !atomic_load(&f->stop); k++) {
+                sn_store_stats(f->s->store, &ss);
+                if (ss.pending < REBUILD_BACKLOG)
+                    break;
+                struct timespec d = {0, 50 * 1000000L};
+                nanosleep(&d, NULL);
+            }
+        }
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    atomic_fetch_add(&f->rebuilt, n);
+    uint64_t nr = rebuild_rollups(f, j->o);
+    sn_log(SN_LOG_INFO, "fleet",
+           "instrumentation %s: history rebuilt from %" PRIu64 " frame(s) and %" PRIu64
+           " rollup record(s) of the streams in %.1f s",
+           j->o->key, n, nr, (double)(mono_ms() - t0) / 1000);
+}
+
+static void *rebuilder(void *arg)
+{
+    struct sn_fleet *f = arg;
+
+    pthread_mutex_lock(&f->mu);
+    while (!atomic_load(&f->stop)) {
+        if (!f->njobs) {
+            pthread_cond_wait(&f->jobs_cv, &f->mu);
+            continue;
+        }
+        struct job j = f->jobs[0];
+        memmove(&f->jobs[0], &f->jobs[1], (f->njobs - 1) * sizeof(*f->jobs));
+        f->njobs--;
+        pthread_mutex_unlock(&f->mu);
+        rebuild(f, &j);
+        pthread_mutex_lock(&f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* Queues the rebuild of o's history up to until_ns (f->mu not held). */
+static void queue_rebuild(struct sn_fleet *f, struct owned *o, int64_t until_ns)
+{
+    pthread_mutex_lock(&f->mu);
+    struct job *p = sn_grow(f->jobs, &f->capjobs, f->njobs + 1, sizeof(*p));
+    if (p) {
+        f->jobs = p;
+        f->jobs[f->njobs++] = (struct job){.o = o, .until_ns = until_ns};
+        pthread_cond_signal(&f->jobs_cv);
+    }
+    pthread_mutex_unlock(&f->mu);
 }
 
 /* Starts consuming key's frames: from seq + 1 when seq, else from the start of its retention
  * (memory rebuilt from the stream). f->mu not held. */
-static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t retention)
+static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t retention,
+                     int64_t *start_ns)
 {
     char filter[SN_FLEET_SUBJECT_MAX];
     jsSubOptions so;
@@ -518,9 +836,11 @@ static int subscribe(struct sn_fleet *f, struct owned *o, uint64_t seq, uint32_t
          * which already holds them */
         so.Config.DeliverPolicy = js_DeliverByStartTime;
         so.Config.OptStartTime = (unix_ms() - ((int64_t)retention - 2) * 1000) * 1000000;
+        if (start_ns)
+            *start_ns = so.Config.OptStartTime;
     }
-    natsStatus st = js_Subscribe(&sub, sn_link_js(f->link), filter, on_frame_msg, o, NULL, &so,
-                                 &jerr);
+    natsStatus st =
+        js_Subscribe(&sub, sn_link_js(f->link), filter, on_frame_msg, o, NULL, &so, &jerr);
     if (st != NATS_OK) {
         sn_log(SN_LOG_WARN, "fleet", "instrumentation %s: cannot consume its frames: %s (%d)",
                o->key, natsStatus_GetText(st), (int)jerr);
@@ -601,6 +921,29 @@ bool sn_fleet_owns(struct sn_fleet *f, const char *key)
     return yes;
 }
 
+bool sn_fleet_serves(struct sn_fleet *f, const char *key)
+{
+    pthread_mutex_lock(&f->mu);
+    struct owned *o = owned_get(f, key, false);
+    bool yes = o && atomic_load(&o->active) && atomic_load(&o->ready);
+    pthread_mutex_unlock(&f->mu);
+    return yes;
+}
+
+/* Whether node member m says it owns key and has caught up with it (its heartbeat). */
+static bool member_serves(const struct member *m, const char *key)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(m->v, "owned"), i, o)
+    {
+        if (json_is_object(o) && json_is_true(json_object_get(o, "ready")) &&
+            strcmp(json_string_value(json_object_get(o, "key")) ?: "", key) == 0)
+            return true;
+    }
+    return false;
+}
+
 int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len)
 {
     struct sn_hrw_node nodes[256];
@@ -610,16 +953,18 @@ int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t le
     pthread_mutex_lock(&f->mu);
     size_t n = live_nodes(f, nodes, 256);
     size_t k = sn_hrw_owners(key, nodes, n, SN_FLEET_OWNERS, idx);
-    for (size_t i = 0; i < k && rc < 0; i++) {
-        if (strcmp(nodes[idx[i]].id, f->id) == 0)
-            continue;
-        struct member *m = member_find(f, 'n', nodes[idx[i]].id);
-        const char *api = m ? json_string_value(json_object_get(m->v, "api")) : NULL;
-        if (api) {
-            snprintf(out, len, "%s", api);
-            rc = 0;
+    /* an owner that has caught up first; else any owner (it answers with what it has) */
+    for (int pass = 0; pass < 2 && rc < 0; pass++)
+        for (size_t i = 0; i < k && rc < 0; i++) {
+            if (strcmp(nodes[idx[i]].id, f->id) == 0)
+                continue;
+            struct member *m = member_find(f, 'n', nodes[idx[i]].id);
+            const char *api = m ? json_string_value(json_object_get(m->v, "api")) : NULL;
+            if (api && (pass == 1 || member_serves(m, key))) {
+                snprintf(out, len, "%s", api);
+                rc = 0;
+            }
         }
-    }
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
@@ -647,21 +992,29 @@ static void rebalance(struct sn_fleet *f)
             /* a new owner: memory from the stream alone (what it held is stale) */
             sn_server_reset_data(f->s, o->key);
             atomic_store(&o->last_seq, 0);
+            atomic_store(&o->ready, false);
+            atomic_store(&o->since_ms, mono_ms());
             atomic_store(&o->active, true);
-            if (subscribe(f, o, 0, all[i]->retention) == 0) {
+            int64_t at, start_ns = 0;
+            bool known = sn_store_first(f->s->store, o->key, SN_TIER_RAW, &at) == 0;
+            if (subscribe(f, o, 0, all[i]->retention, &start_ns) == 0) {
                 atomic_fetch_add(&f->replays, 1);
-                sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: owned; replaying its %" PRIu32
-                       " s of frames", o->key, all[i]->retention);
+                sn_log(SN_LOG_INFO, "fleet",
+                       "instrumentation %s: owned; replaying its %" PRIu32 " s of frames%s", o->key,
+                       all[i]->retention, known ? "" : ", and its history before them");
+                if (!known) /* a share this store never held: its history from the stream */
+                    queue_rebuild(f, o, start_ns);
             } else {
                 atomic_store(&o->active, false);
             }
         } else if (mine && resub) {
             atomic_fetch_add(&f->restarts, 1);
             unsubscribe(o);
-            if (subscribe(f, o, atomic_load(&o->last_seq), all[i]->retention) < 0)
+            if (subscribe(f, o, atomic_load(&o->last_seq), all[i]->retention, NULL) < 0)
                 atomic_store(&o->active, false);
         } else if (!mine && o->sub) {
             atomic_store(&o->active, false);
+            atomic_store(&o->ready, false);
             unsubscribe(o);
             sn_server_reset_data(f->s, o->key);
             sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: owned elsewhere now", o->key);
@@ -705,11 +1058,11 @@ static void beat(struct sn_fleet *f)
         if (!atomic_load(&o->active))
             continue;
         int64_t last = atomic_load(&o->last_t);
-        json_array_append_new(owned, json_pack("{s:s,s:I,s:I,s:I,s:I}", "key", o->key, "frames",
-                                               (json_int_t)atomic_load(&o->frames), "pending",
-                                               (json_int_t)atomic_load(&o->pending), "last_frame",
-                                               (json_int_t)last, "lag_s",
-                                               (json_int_t)(last ? now - last : -1)));
+        json_array_append_new(
+            owned, json_pack("{s:s,s:b,s:I,s:I,s:I,s:I}", "key", o->key, "ready",
+                             atomic_load(&o->ready), "frames", (json_int_t)atomic_load(&o->frames),
+                             "pending", (json_int_t)atomic_load(&o->pending), "last_frame",
+                             (json_int_t)last, "lag_s", (json_int_t)(last ? now - last : -1)));
     }
     pthread_mutex_unlock(&f->mu);
     /* what was read here lately: every node's idle clocks (an owner reaps) follow every read */
@@ -719,11 +1072,10 @@ static void beat(struct sn_fleet *f)
     size_t na = sn_server_accessed_since(f->s, now - 5, keys, at, 256);
     for (size_t i = 0; i < na; i++)
         json_object_set_new(access, keys[i], json_integer(at[i]));
-    json_t *v = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I}", "v", 1, "kind", "node", "id",
-                          f->id, "zone", f->zone, "api", f->api, "version", SN_VERSION,
+    json_t *v = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I}", "v", 1, "kind", "node",
+                          "id", f->id, "zone", f->zone, "api", f->api, "version", SN_VERSION,
                           "started_ms", (json_int_t)f->started_ms, "owned", owned, "access", access,
-                          "frames",
-                          (json_int_t)atomic_load(&f->frames), "frames_bad",
+                          "frames", (json_int_t)atomic_load(&f->frames), "frames_bad",
                           (json_int_t)atomic_load(&f->frames_bad));
     char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
@@ -732,24 +1084,57 @@ static void beat(struct sn_fleet *f)
     free(text);
 }
 
+/* An owner whose consumer has delivered nothing a second after it began has nothing to
+ * replay (an instrumentation without frames yet): it is ready. */
+static void mark_ready(struct sn_fleet *f)
+{
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nown; i++) {
+        struct owned *o = f->own[i];
+        if (atomic_load(&o->active) && !atomic_load(&o->ready) && atomic_load(&o->last_seq) == 0 &&
+            now - atomic_load(&o->since_ms) > 1000)
+            atomic_store(&o->ready, true);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* The heartbeat's thread: beats and forgets the silent, once a second, never held up by a
+ * rebalance (which may take a while: a consumer per instrumentation taken over). */
 static void *heartbeat(void *arg)
 {
     struct sn_fleet *f = arg;
-    int64_t next = 0;
 
     while (!atomic_load(&f->stop)) {
-        int64_t now = mono_ms();
-        if (now >= next) {
-            beat(f);
-            expire_members(f, now);
-            next = now + SN_FLEET_NODE_BEAT_MS;
+        beat(f);
+        expire_members(f, mono_ms());
+        pthread_mutex_lock(&f->mu);
+        if (!atomic_load(&f->stop)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += SN_FLEET_NODE_BEAT_MS / 1000;
+            pthread_cond_timedwait(&f->beat_cv, &f->mu, &ts);
         }
+        pthread_mutex_unlock(&f->mu);
+    }
+    return NULL;
+}
+
+/* The balancer's thread: makes what this node consumes follow ownership whenever members or
+ * definitions change (wake()), the link comes back, or a consumer is found behind; and marks
+ * a replaying owner ready once it caught up. */
+static void *balancer(void *arg)
+{
+    struct sn_fleet *f = arg;
+
+    while (!atomic_load(&f->stop)) {
         pthread_mutex_lock(&f->mu);
         bool dirty = f->dirty || f->resubscribe;
         f->dirty = false;
         pthread_mutex_unlock(&f->mu);
         if (dirty)
             rebalance(f);
+        mark_ready(f);
         pthread_mutex_lock(&f->mu);
         if (!f->dirty && !f->resubscribe && !atomic_load(&f->stop)) {
             struct timespec ts;
@@ -800,6 +1185,8 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     f->started_ms = unix_ms();
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
+    pthread_cond_init(&f->jobs_cv, NULL);
+    pthread_cond_init(&f->beat_cv, NULL);
     snprintf(f->zone, sizeof(f->zone), "%s", o->zone ? o->zone : "");
     if (o->api && o->api[0])
         snprintf(f->api, sizeof(f->api), "%s", o->api);
@@ -810,14 +1197,20 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     else
         snprintf(f->id, sizeof(f->id), "%.200s-%d", s->host, sn_server_port(s));
     if (!sn_fleet_host_valid(f->id)) {
-        snprintf(why, whylen, "node id \"%.64s\": letters, digits, '.', '-' and '_' only",
-                 f->id);
+        snprintf(why, whylen, "node id \"%.64s\": letters, digits, '.', '-' and '_' only", f->id);
         rc = -EINVAL;
         goto fail;
     }
     struct sn_link_events ev = {.down = link_down, .up = link_up, .arg = f};
-    if ((rc = sn_link_open(o->link, &ev, 10000, &f->link, why, whylen)) < 0 ||
+    /* the frames stream keeps at least the raw tier's time (a new owner rebuilds from it) */
+    struct sn_link_opts lo = *o->link;
+    int64_t raw_keep = sn_store_options(s->store)->tiers.keep[SN_TIER_RAW];
+    if (!lo.frames_keep_s && raw_keep > 2 * 86400)
+        lo.frames_keep_s = raw_keep;
+    if ((rc = sn_link_open(&lo, &ev, 10000, &f->link, why, whylen)) < 0 ||
         (rc = sn_link_ensure(f->link, 15000, why, whylen)) < 0)
+        goto fail;
+    if ((rc = ensure_rollups(f, why, whylen)) < 0)
         goto fail;
     f->defs = sn_link_kv(f->link, SN_FLEET_KV_DEFS);
     f->members = sn_link_kv(f->link, SN_FLEET_KV_MEMBERS);
@@ -826,6 +1219,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         rc = -EIO;
         goto fail;
     }
+    share_tenants(f);
     s->fleet = f; /* creates from now on claim their ids in the bucket */
     if ((rc = load_defs(f, why, whylen)) < 0)
         goto fail;
@@ -839,6 +1233,7 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     }
     beat(f);
     f->dirty = true;
+    sn_store_on_rollup(s->store, on_rollup, f);
     if (pthread_create(&f->tdefs, NULL, watch_defs, f) != 0) {
         rc = -EAGAIN;
         goto fail;
@@ -849,11 +1244,21 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         goto fail;
     }
     f->tmembers_on = true;
+    if (pthread_create(&f->trebuild, NULL, rebuilder, f) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    f->trebuild_on = true;
     if (pthread_create(&f->tbeat, NULL, heartbeat, f) != 0) {
         rc = -EAGAIN;
         goto fail;
     }
     f->tbeat_on = true;
+    if (pthread_create(&f->tbalance, NULL, balancer, f) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    f->tbalance_on = true;
     sn_log(SN_LOG_INFO, "fleet", "node %s%s%s in the fleet (replicas %d), API %s", f->id,
            f->zone[0] ? ", zone " : "", f->zone, sn_link_replicas(f->link), f->api);
     *out = f;
@@ -892,16 +1297,24 @@ void sn_fleet_close(struct sn_fleet *f)
     atomic_store(&f->stop, true);
     pthread_mutex_lock(&f->mu);
     pthread_cond_broadcast(&f->cv);
+    pthread_cond_broadcast(&f->jobs_cv);
+    pthread_cond_broadcast(&f->beat_cv);
     pthread_mutex_unlock(&f->mu);
-    /* the watchers' threads wake every 500 ms to see stop */
+    /* the watchers' threads wake every 500 ms to see stop, the rebuild's every 2 s */
     if (f->tbeat_on)
         pthread_join(f->tbeat, NULL);
+    if (f->tbalance_on)
+        pthread_join(f->tbalance, NULL);
+    if (f->trebuild_on)
+        pthread_join(f->trebuild, NULL);
     if (f->tdefs_on)
         pthread_join(f->tdefs, NULL);
     if (f->tmembers_on)
         pthread_join(f->tmembers, NULL);
     for (size_t i = 0; i < f->nown; i++)
         atomic_store(&f->own[i]->active, false);
+    if (f->s && f->s->store)
+        sn_store_on_rollup(f->s->store, NULL, NULL); /* after a tick in progress */
     goodbye(f);
     /* the connection closed first: consumers and watchers then go without a word to the
      * servers (which forget ephemeral consumers by themselves), so a bus that is down cannot
@@ -917,6 +1330,10 @@ void sn_fleet_close(struct sn_fleet *f)
     for (size_t i = 0; i < f->nm; i++)
         json_decref(f->m[i].v);
     free(f->m);
+    free(f->jobs);
+    sn_rec_buf_fini(&f->rbuf);
+    pthread_cond_destroy(&f->jobs_cv);
+    pthread_cond_destroy(&f->beat_cv);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);
@@ -931,6 +1348,9 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
     out->frames_foreign = atomic_load(&f->frames_foreign);
     out->replays = atomic_load(&f->replays);
     out->restarts = atomic_load(&f->restarts);
+    out->rebuilt = atomic_load(&f->rebuilt);
+    out->rollups_sent = atomic_load(&f->rollups_sent);
+    out->rollups_rebuilt = atomic_load(&f->rollups_rebuilt);
     out->defs_applied = atomic_load(&f->defs_applied);
     out->link_down = atomic_load(&f->link_down);
     int64_t now = sn_now();
@@ -966,11 +1386,10 @@ json_t *sn_fleet_state(struct sn_fleet *f)
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nown; i++)
         if (atomic_load(&f->own[i]->active))
-            json_array_append_new(owned,
-                                  json_pack("{s:s,s:I,s:I}", "key", f->own[i]->key, "stream_seq",
-                                            (json_int_t)atomic_load(&f->own[i]->last_seq),
-                                            "pending",
-                                            (json_int_t)atomic_load(&f->own[i]->pending)));
+            json_array_append_new(
+                owned, json_pack("{s:s,s:I,s:I}", "key", f->own[i]->key, "stream_seq",
+                                 (json_int_t)atomic_load(&f->own[i]->last_seq), "pending",
+                                 (json_int_t)atomic_load(&f->own[i]->pending)));
     for (size_t i = 0; i < f->nm; i++) {
         json_t *m = json_deep_copy(f->m[i].v);
         if (!m)

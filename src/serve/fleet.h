@@ -30,10 +30,10 @@
 
 #include "fleet/link.h"
 
-#define SN_FLEET_OWNERS         2    /* nodes owning each instrumentation (fewer when fewer) */
-#define SN_FLEET_NODE_BEAT_MS   1000 /* a node's heartbeat */
-#define SN_FLEET_NODE_DEAD_MS   3000 /* a node silent this long is dead: its share moves */
-#define SN_FLEET_AGENT_DEAD_MS  6000 /* an agent silent this long runs nothing */
+#define SN_FLEET_OWNERS        2    /* nodes owning each instrumentation (fewer when fewer) */
+#define SN_FLEET_NODE_BEAT_MS  1000 /* a node's heartbeat */
+#define SN_FLEET_NODE_DEAD_MS  3000 /* a node silent this long is dead: its share moves */
+#define SN_FLEET_AGENT_DEAD_MS 6000 /* an agent silent this long runs nothing */
 
 struct sn_server;
 struct sn_instn;
@@ -55,6 +55,11 @@ struct sn_fleet_opts {
  */
 int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_fleet **out,
                   char *why, size_t whylen);
+/* The tenants the fleet's bucket holds (a node started with --tenants put them there), for a
+ * node started without, before its API listens; NULL when there are none or the bus cannot be
+ * reached (then the node is loopback-only, as a single host without --tenants). */
+struct sn_tenants;
+struct sn_tenants *sn_fleet_fetch_tenants(const struct sn_link_opts *o);
 /* Stops consuming and watching, says goodbye (deletes node.<id>) and closes; NULL is fine. */
 void sn_fleet_close(struct sn_fleet *f);
 
@@ -67,22 +72,34 @@ int sn_fleet_put_def(struct sn_fleet *f, const struct sn_instn *in, char *why, s
 /* Deletes key's definition from the bucket (sn_flow_disable()). 0 or -errno. */
 int sn_fleet_delete_def(struct sn_fleet *f, const char *key);
 
+/* Puts a frame of this node's own sources (ingest, import) on the bus, as an agent does
+ * (subject, message id), and waits for JetStream to store it. 0, -EINVAL (a host name or
+ * instrumentation the bus cannot carry), or -errno of the bus. */
+struct sn_wire_frame;
+int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr);
+
 /* Whether this node owns key now. */
 bool sn_fleet_owns(struct sn_fleet *f, const char *key);
-/* The API base URL of an owner of key other than this node ("http://127.0.0.1:23181"), into
- * out[len]; -ENOENT when no live node owns it. */
+/* Whether this node owns key and has caught up with its stream since it took it over (its
+ * memory rebuilt): then it answers key's data requests itself. */
+bool sn_fleet_serves(struct sn_fleet *f, const char *key);
+/* The API base URL of an owner of key other than this node, one that has caught up first
+ * ("http://127.0.0.1:23181"), into out[len]; -ENOENT when no live node owns it. */
 int sn_fleet_owner_api(struct sn_fleet *f, const char *key, char *out, size_t len);
 
 struct sn_fleet_stats {
-    uint64_t frames;         /* taken from the bus into the aggregator */
-    uint64_t frames_late;    /* older than memory: merged into the store */
-    uint64_t frames_bad;     /* undecodable, or of the wrong arity */
-    uint64_t frames_foreign; /* a subject, host or id that do not agree (forged or misrouted) */
-    uint64_t replays;        /* instrumentations taken over (memory rebuilt from the stream) */
-    uint64_t restarts;       /* consumers restarted where they were (the link came back) */
+    uint64_t frames;          /* taken from the bus into the aggregator */
+    uint64_t frames_late;     /* older than memory: merged into the store */
+    uint64_t frames_bad;      /* undecodable, or of the wrong arity */
+    uint64_t frames_foreign;  /* a subject, host or id that do not agree (forged or misrouted) */
+    uint64_t replays;         /* instrumentations taken over (memory rebuilt from the stream) */
+    uint64_t restarts;        /* consumers restarted where they were (the link came back) */
+    uint64_t rebuilt;         /* frames of the stream taken to rebuild history (a new share) */
+    uint64_t rollups_sent;    /* rollup records this node put on the bus */
+    uint64_t rollups_rebuilt; /* rollup records taken from the bus to rebuild history */
     uint64_t owned, nodes, agents;
-    uint64_t pending;   /* frames in the stream not yet taken, over owned instrumentations */
-    int64_t lag_s;      /* the largest age of the newest frame taken, over owned ones */
+    uint64_t pending; /* frames in the stream not yet taken, over owned instrumentations */
+    int64_t lag_s;    /* the largest age of the newest frame taken, over owned ones */
     uint64_t defs_applied, link_down;
     uint64_t agent_buffered, agent_dropped, agent_duplicates; /* live agents' heartbeats */
 };

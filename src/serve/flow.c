@@ -92,6 +92,15 @@ int sn_flow_frame(struct sn_server *s, const struct sn_wire_frame *f, int64_t no
     return rc;
 }
 
+int sn_flow_publish(struct sn_server *s, const struct sn_wire_frame *f)
+{
+    if (!s->fleet)
+        return -ENOTSUP;
+    if (sn_agg_arity(s->agg, f->id) < 0)
+        return -ENOENT;
+    return sn_fleet_publish_frame(s->fleet, f);
+}
+
 int sn_flow_store(struct sn_server *s, const struct sn_wire_frame *f, int64_t now)
 {
     struct sn_ds_opts o;

@@ -3,11 +3,13 @@
  * (bus/bus.h), and the aggregator reaches every source through it.
  *
  *   local agent (serve/collector.c) ─┐ frames                 ┌─> aggregator (agg/agg.h)
- *   POST /ca/ingest (api/ingest.c) ──┼──> bus (in process; ───┤   adds them to datasets,
- *   (the fleet: NATS)  ──────────────┘    NATS in a fleet)    └─> mirrors sources' statuses
+ *   POST /ca/ingest (api/ingest.c) ──┼──> bus (in process) ───┤   adds them to datasets,
+ *   a fleet's owners (serve/fleet.c)─┘                        └─> mirrors sources' statuses
  *
  *   server (create, delete, restart) ──> bus control: enable / disable ──> every source host,
- *                                        acknowledged per host (running, refused, unsupported)
+ *                                        acknowledged per host (running, refused, unsupported);
+ *                                        in a fleet: the definition put in (deleted from) the
+ *                                        bucket the agents watch (serve/fleet.h)
  *
  * Nothing else adds frames to a dataset or tells an agent what to run; "is this source running
  * that instrumentation" is what the sources said, read from the aggregator's mirror.
@@ -55,6 +57,12 @@ int sn_flow_store(struct sn_server *s, const struct sn_wire_frame *f, int64_t no
 int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, size_t whylen);
 /* Asks every source host to stop running key, and waits for them. */
 void sn_flow_disable(struct sn_server *s, const char *key);
+
+/* A source's frame in a fleet: onto the bus, from which the owners' consumers take it
+ * through sn_flow_frame() (serve/fleet.h). 0 once JetStream stored it; -ENOENT (no such
+ * instrumentation), -EINVAL (a host name the bus cannot carry), -errno of the bus. On a single
+ * host (no fleet): -ENOTSUP. */
+int sn_flow_publish(struct sn_server *s, const struct sn_wire_frame *f);
 
 /* What a source says it runs, into the bus's statuses (serve/fleet.c: agents' heartbeats):
  * sn_bus_report_status() and sn_bus_clear_status() on the server's bus. */

@@ -306,6 +306,7 @@ static struct sn_instn *unlink_instn(struct sn_server *s, const char *scope, uin
 int sn_server_change(struct sn_server *s, const char *scope, uint64_t id, const json_t *p,
                      struct sn_instn **out, char *why, size_t whylen)
 {
+    struct sn_instn *changed = NULL;
     int rc = 0;
 
     if (out)
@@ -347,12 +348,24 @@ int sn_server_change(struct sn_server *s, const char *scope, uint64_t id, const 
         goto out;
     }
     sn_server_store_inst(s, in); /* the store's tiers follow retention and persist-data */
+    changed = s->fleet ? instn_copy(in) : NULL;
     if (out && !(*out = instn_copy(in))) {
         snprintf(why, whylen, "out of memory");
         rc = -ENOMEM;
     }
 out:
     pthread_rwlock_unlock(&s->lock);
+    /* in a fleet, the other nodes apply it from the bucket (a failure there: said, and the
+     * change stands here; the next change or a restart makes them agree) */
+    if (rc == 0 && s->fleet) {
+        char w[512];
+        if (!changed || sn_fleet_put_def(s->fleet, changed, w, sizeof(w)) < 0)
+            sn_log(SN_LOG_WARN, "fleet",
+                   "the change of %s%s%" PRIu64 " did not reach the fleet: %s", scope,
+                   scope[0] ? "/" : "", id, changed ? w : "out of memory");
+    }
+    if (changed)
+        sn_instn_free(changed);
     return rc;
 }
 
@@ -384,7 +397,8 @@ int sn_server_remove(struct sn_server *s, const char *scope, uint64_t id, char *
         }
     }
     in = unlink_instn(s, scope, id, false, &save_rc);
-
+    if (!in && s->fleet && save_rc == 0) /* the bucket's watcher forgot it first: done */
+        return 0;
     if (!in && save_rc < 0)
         return unsaved(save_rc, "cannot delete the instrumentation", why, whylen);
     if (!in) {
@@ -407,8 +421,8 @@ int sn_server_forget(struct sn_server *s, const char *key)
 
     if (slash && (size_t)(slash - key) < sizeof(scope))
         snprintf(scope, sizeof(scope), "%.*s", (int)(slash - key), key);
-    struct sn_instn *in = unlink_instn(s, scope, strtoull(slash ? slash + 1 : key, NULL, 10),
-                                       true, &save_rc);
+    struct sn_instn *in =
+        unlink_instn(s, scope, strtoull(slash ? slash + 1 : key, NULL, 10), true, &save_rc);
     if (!in)
         return -ENOENT;
     sn_instn_free(in);
@@ -587,6 +601,8 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     }
     if (!s->fleet_mode)
         sn_server_start_local_all(s);
+    else if (!s->tenants) /* before the API listens: the fleet's, when it has them */
+        s->tenants = sn_fleet_fetch_tenants(o->nats);
     s->xforms = sn_xforms_start();
     struct sn_http_opts ho = o->http;
     ho.handler = sn_api_handle;
@@ -611,8 +627,7 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
             snprintf(api, sizeof(api), "%s", o->advertise);
         else
             snprintf(api, sizeof(api), "http://%s:%d", host, sn_http_port(s->http));
-        struct sn_fleet_opts fo = {
-            .link = o->nats, .id = o->node_id, .zone = o->zone, .api = api};
+        struct sn_fleet_opts fo = {.link = o->nats, .id = o->node_id, .zone = o->zone, .api = api};
         struct sn_fleet *f;
         if ((rc = sn_fleet_open(s, &fo, &f, why, sizeof(why))) < 0) {
             sn_log(SN_LOG_ERROR, "fleet", "%s", why);
@@ -666,8 +681,10 @@ void sn_server_dump(struct sn_server *s)
     if (s->store) {
         struct sn_store_stats ss;
         sn_store_stats(s->store, &ss);
-        sn_log(SN_LOG_INFO, "dump", "store: %" PRIu64 " waiting to be written, %" PRIu64
-               " commits, %" PRIu64 " write errors", ss.pending, ss.commits, ss.write_errors);
+        sn_log(SN_LOG_INFO, "dump",
+               "store: %" PRIu64 " waiting to be written, %" PRIu64 " commits, %" PRIu64
+               " write errors",
+               ss.pending, ss.commits, ss.write_errors);
     }
     if (s->fleet) {
         json_t *st = sn_fleet_state(s->fleet);

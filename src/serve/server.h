@@ -103,20 +103,20 @@ struct sn_server {
 
 /* What a server is opened with (cli/cmd_serve.c parses it from the command line). */
 struct sn_server_opts {
-    const char *datadir;        /* the data directory; it and its data/ exist */
-    const char *uidir;          /* NULL or "": the UI compiled in; else its files' directory */
-    struct sn_tenants *tenants; /* NULL: none (loopback only); the server's from open on,
-                                 * even when open fails */
-    uint32_t key_cap;           /* --key-cap: keys a slot keeps before "other" */
-    struct sn_tiers tiers;      /* --tiers */
-    uint64_t store_max_bytes;   /* --store-max-bytes: 0 none */
-    uint32_t rollup_keys;       /* --rollup-keys: keys a rollup record keeps (0: default) */
-    bool agent;                 /* run the local agent */
-    bool trace_self;            /* let the local agent count this process's events */
+    const char *datadir;             /* the data directory; it and its data/ exist */
+    const char *uidir;               /* NULL or "": the UI compiled in; else its files' directory */
+    struct sn_tenants *tenants;      /* NULL: none (loopback only); the server's from open on,
+                                      * even when open fails */
+    uint32_t key_cap;                /* --key-cap: keys a slot keeps before "other" */
+    struct sn_tiers tiers;           /* --tiers */
+    uint64_t store_max_bytes;        /* --store-max-bytes: 0 none */
+    uint32_t rollup_keys;            /* --rollup-keys: keys a rollup record keeps (0: default) */
+    bool agent;                      /* run the local agent */
+    bool trace_self;                 /* let the local agent count this process's events */
     const struct sn_link_opts *nats; /* --nats: a node of a fleet (NULL: one host) */
     const char *node_id, *zone;      /* --node-id, --zone (a fleet's) */
     const char *advertise;           /* --advertise URL: where other nodes reach this API */
-    struct sn_http_opts http;   /* listen, threads, limits (the handler is the API's) */
+    struct sn_http_opts http;        /* listen, threads, limits (the handler is the API's) */
 };
 
 /*

@@ -194,3 +194,20 @@ bool sn_token_eq(const char *given, const char *expected)
         d |= (unsigned char)(given[i < gl ? i : 0] ^ expected[i]);
     return d == 0;
 }
+
+json_t *sn_tenants_json(const struct sn_tenants *t)
+{
+    json_t *all = json_object(), *root;
+    for (size_t i = 0; all && i < t->n; i++) {
+        json_t *cg = json_array();
+        for (size_t j = 0; cg && j < t->t[i].ncgroups; j++)
+            json_array_append_new(cg, json_string(t->t[i].cgroups[j]));
+        json_object_set_new(all, t->t[i].name,
+                            json_pack("{s:s,s:o}", "token", t->t[i].token, "cgroups", cg));
+    }
+    if (t->operator_token)
+        root = json_pack("{s:{s:s},s:o}", "operator", "token", t->operator_token, "tenants", all);
+    else
+        root = json_pack("{s:o}", "tenants", all);
+    return root;
+}

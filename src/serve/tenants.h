@@ -12,6 +12,7 @@
 #ifndef SN_SERVE_TENANTS_H
 #define SN_SERVE_TENANTS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -35,6 +36,9 @@ int sn_tenants_load(const char *path, struct sn_tenants **out, char *why, size_t
 int sn_tenants_parse(const char *text, size_t len, struct sn_tenants **out, char *why,
                      size_t whylen);
 void sn_tenants_free(struct sn_tenants *t); /* NULL is fine */
+/* The file's form of t (a fleet keeps it in its bucket: docs/fleet.md); NULL when out of
+ * memory. sn_tenants_parse() of its text gives t back. */
+json_t *sn_tenants_json(const struct sn_tenants *t);
 const struct sn_tenant *sn_tenants_find(const struct sn_tenants *t, const char *name);
 /* Compares a presented token with an expected one in constant time. */
 bool sn_token_eq(const char *given, const char *expected);

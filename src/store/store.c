@@ -75,6 +75,7 @@ struct pend {
 struct merge {
     char *key;
     uint8_t tier;
+    bool replace; /* sn_store_put(): the slot is the whole record */
     struct sn_ds_slot s;
     char **names; /* of s's sources */
 };
@@ -88,6 +89,8 @@ struct counters {
 
 struct sn_store {
     struct sn_store_opts o;
+    sn_store_rollup_fn on_rollup; /* set and read under wmu (the writer's) */
+    void *on_rollup_arg;
     char dir[512];
     MDB_env *env;
     MDB_dbi meta, insts_db, names_db, data, pending_db, dead_db;
@@ -732,10 +735,10 @@ static void on_frame(void *arg, const char *key, int64_t t)
     pthread_mutex_unlock(&st->mu);
 }
 
-int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
-                   const char *const *src_names)
+static int queue_slot(struct sn_store *st, const char *key, enum sn_tier t,
+                      const struct sn_ds_slot *s, const char *const *src_names, bool replace)
 {
-    struct merge m = {.tier = (uint8_t)t};
+    struct merge m = {.tier = (uint8_t)t, .replace = replace};
     int rc = 0;
 
     if (!(m.key = strdup(key)) || !(m.names = calloc(s->nsrc ? s->nsrc : 1, sizeof(char *))))
@@ -779,6 +782,18 @@ int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const s
     return rc;
 }
 
+int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
+                   const char *const *src_names)
+{
+    return queue_slot(st, key, t, s, src_names, false);
+}
+
+int sn_store_put(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
+                 const char *const *src_names)
+{
+    return queue_slot(st, key, t, s, src_names, true);
+}
+
 /* ---- The per-second write -------------------------------------------------------------- */
 
 /* A slot to write: read from the aggregator, or given to merge. */
@@ -786,7 +801,8 @@ struct work {
     struct inst *in;
     int64_t t;
     uint8_t tier;
-    bool merge;                   /* add to the record (else replace it) */
+    bool merge;                   /* s is given: add it to the record (else replace it) */
+    bool replace;                 /* s is given and replaces the record (sn_store_put()) */
     struct sn_ds_slot s;          /* merge: owned */
     const struct sn_ds_slot *ref; /* from the aggregator: referenced */
     char **names;                 /* source names of the slot */
@@ -936,6 +952,15 @@ static int get_record(struct sn_store *st, MDB_txn *txn, struct inst *in, uint8_
     return 0;
 }
 
+/* Tells the rollup listener of a rollup record just written into txn (writer mutex held). */
+static void told_rollup(struct sn_store *st, struct inst *in, uint8_t tier, int64_t t,
+                        const struct sn_ds_slot *s, bool values)
+{
+    if (st->on_rollup && tier != SN_TIER_RAW)
+        st->on_rollup(st->on_rollup_arg, in->key, (enum sn_tier)tier, t, s,
+                      (const char *const *)in->srcs.name, in->cfg.arity, values);
+}
+
 /* Writes one slot of work: raw slots from the aggregator replace their record; merges add. */
 static int write_work(struct sn_store *st, MDB_txn *txn, struct tick *k, struct work *w)
 {
@@ -948,9 +973,9 @@ static int write_work(struct sn_store *st, MDB_txn *txn, struct tick *k, struct 
         if ((rc = encode(st, k, in, w->ref, w->names, false)))
             return rc;
     } else {
-        struct sn_ds_slot rec;
-        bool found;
-        if ((rc = get_record(st, txn, in, w->tier, w->t, &rec, &found)))
+        struct sn_ds_slot rec = {.t = w->t};
+        bool found = false;
+        if (!w->replace && (rc = get_record(st, txn, in, w->tier, w->t, &rec, &found)))
             return rc;
         /* the merge's sources: names into the store's ids, ascending as the union wants (in a
          * copy: the slot stays as it was should the transaction fail and be run again) */
@@ -981,6 +1006,8 @@ static int write_work(struct sn_store *st, MDB_txn *txn, struct tick *k, struct 
             rc = ENOMEM;
         if (rc == 0)
             rc = encode(st, k, in, &rec, NULL, values);
+        if (rc == 0)
+            told_rollup(st, in, w->tier, w->t, &rec, values);
         sn_ds_slot_fini(&rec);
         if (rc)
             return rc;
@@ -1058,6 +1085,7 @@ static int roll(struct sn_store *st, MDB_txn *txn, struct tick *k, struct inst *
                 rc = ENOMEM;
             else if (!(rc = encode(st, k, in, &sum, NULL, in->cfg.point)) &&
                      !(rc = put_record(st, txn, k, in, p->tier, p->t))) {
+                told_rollup(st, in, p->tier, p->t, &sum, in->cfg.point);
                 k->rolled++;
                 rc = mark_next(st, txn, in, (enum sn_tier)p->tier, p->t);
             }
@@ -1229,8 +1257,13 @@ static int collect(struct sn_store *st, struct tick *k, size_t *cap)
         k->w = w;
         /* a record starts at a multiple of its tier's period */
         m->s.t = align_down(m->s.t, period_of(in, (enum sn_tier)m->tier));
-        w[k->nw++] = (struct work){
-            .in = in, .t = m->s.t, .tier = m->tier, .merge = true, .s = m->s, .names = m->names};
+        w[k->nw++] = (struct work){.in = in,
+                                   .t = m->s.t,
+                                   .tier = m->tier,
+                                   .merge = true,
+                                   .replace = m->replace,
+                                   .s = m->s,
+                                   .names = m->names};
         free(m->key);
     }
     st->nmerges = nm;
@@ -1280,7 +1313,11 @@ static void work_requeue(struct sn_store *st, struct tick *k)
             char *key = strdup(w->in->key);
             if (a && key) {
                 st->merges = a;
-                a[st->nmerges++] = (struct merge){key, w->tier, w->s, w->names};
+                a[st->nmerges++] = (struct merge){.key = key,
+                                                  .tier = w->tier,
+                                                  .replace = w->replace,
+                                                  .s = w->s,
+                                                  .names = w->names};
                 w->s = (struct sn_ds_slot){0};
                 w->names = NULL;
                 w->merge = true;
@@ -1604,6 +1641,67 @@ int sn_store_follow(struct sn_store *st, struct sn_agg *agg)
 
 /* ---- Reading ---------------------------------------------------------------------------- */
 
+void sn_store_on_rollup(struct sn_store *st, sn_store_rollup_fn fn, void *arg)
+{
+    pthread_mutex_lock(&st->wmu); /* not while a tick runs */
+    st->on_rollup = fn;
+    st->on_rollup_arg = arg;
+    pthread_mutex_unlock(&st->wmu);
+}
+
+/* A read transaction and a cursor on the data database placed at the first record of sid's
+ * tier t starting at or after from (MDB_SET_RANGE: *kv and *v hold it). Returns 0, or
+ * MDB_NOTFOUND (no record at or after: *txn and *cur are open all the same; it is negative,
+ * as LMDB's codes are), or -errno with nothing open. Close with mdb_cursor_close() and read_end().
+ */
+static int data_cursor(struct sn_store *st, uint32_t sid, uint8_t t, int64_t from, unsigned char *k,
+                       MDB_txn **txn, MDB_cursor **cur, MDB_val *kv, MDB_val *v)
+{
+    int rc;
+    if ((rc = read_begin(st, txn)) < 0)
+        return rc;
+    if ((rc = mdb_cursor_open(*txn, st->data, cur))) {
+        read_end(st, *txn);
+        return errno_of(rc);
+    }
+    data_key(k, sid, t, from < 0 ? 0 : from);
+    *kv = (MDB_val){DATA_KEY_LEN, k};
+    rc = mdb_cursor_get(*cur, kv, v, MDB_SET_RANGE);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        mdb_cursor_close(*cur);
+        read_end(st, *txn);
+        return errno_of(rc);
+    }
+    return rc;
+}
+
+int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t *at)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    unsigned char k[DATA_KEY_LEN];
+    MDB_val kv, v;
+
+    pthread_mutex_lock(&st->mu);
+    struct inst *in = inst_find(st, key);
+    uint32_t sid = in ? in->sid : 0;
+    bool saved = in && in->sid_saved;
+    pthread_mutex_unlock(&st->mu);
+    if (!in || !sid || !saved)
+        return -ENOENT;
+    int rc = data_cursor(st, sid, (uint8_t)t, 0, k, &txn, &cur, &kv, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    const unsigned char *kp = kv.mv_data;
+    if (rc == 0 && kv.mv_size == DATA_KEY_LEN && rd32(kp) == sid && kp[4] == t)
+        *at = (int64_t)rd64(kp + 5);
+    else
+        rc = -ENOENT;
+    mdb_cursor_close(cur);
+    read_end(st, txn);
+    return rc;
+}
+
 int sn_store_read(struct sn_store *st, const char *key, enum sn_tier t, int64_t from, int64_t to,
                   struct sn_ds_slot ***out, size_t *n, bool *values)
 {
@@ -1626,17 +1724,11 @@ int sn_store_read(struct sn_store *st, const char *key, enum sn_tier t, int64_t 
         return -ENOENT;
     if (!sid || !saved || to <= from)
         return 0;
-    if ((rc = read_begin(st, &txn)) < 0)
+    rc = data_cursor(st, sid, (uint8_t)t, from, k, &txn, &cur, &kv, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
-    if ((rc = mdb_cursor_open(txn, st->data, &cur))) {
-        read_end(st, txn);
-        return errno_of(rc);
-    }
-    data_key(k, sid, (uint8_t)t, from < 0 ? 0 : from);
-    kv = (MDB_val){DATA_KEY_LEN, k};
     pthread_rwlock_rdlock(&st->nameslock);
-    for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+    for (; rc == 0; rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
         const unsigned char *kp = kv.mv_data;
         if (kv.mv_size != DATA_KEY_LEN || rd32(kp) != sid || kp[4] != t)
             break;

@@ -123,6 +123,23 @@ int64_t sn_store_keep(struct sn_store *st, const char *key, enum sn_tier t);
  * marked. Written with the next per-second transaction; returns 0, -ENOENT or -ENOMEM. */
 int sn_store_merge(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
                    const char *const *src_names);
+/* A rollup record (tiers 1m, 1h, 1d) was written for key's period starting at t: slot s
+ * (borrowed for the call; s->src[] index src_names), of arity arity, values as
+ * store/record.h says. Called on the writer's thread inside its transaction (which may still
+ * fail and be run again: the same record is then told again), so it must not block or call
+ * the store. The fleet puts these on the bus (serve/fleet.c). */
+typedef void (*sn_store_rollup_fn)(void *arg, const char *key, enum sn_tier tier, int64_t t,
+                                   const struct sn_ds_slot *s, const char *const *src_names,
+                                   uint8_t arity, bool values);
+/* Sets (fn NULL: clears) the rollup listener; waits for a tick in progress. */
+void sn_store_on_rollup(struct sn_store *st, sn_store_rollup_fn fn, void *arg);
+/* The start of key's oldest record of tier t into *at: 0, or -ENOENT (none, or no such key),
+ * -errno. */
+int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t *at);
+/* sn_store_merge(), but s replaces key's record of tier t at s->t (a record rebuilt whole:
+ * a fleet node rebuilding its store from the stream). */
+int sn_store_put(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
+                 const char *const *src_names);
 /* Commits what sn_store_merge() queued (with the closed dirty slots and rollups, as the
  * writer's next second would) before returning: an import is stored when it is answered.
  * Returns 0 or the -errno of the write. */

@@ -333,6 +333,9 @@ static int run_cmd(const char *args, char *out, size_t len)
         return -1;
     n = fread(out, 1, len - 1, p);
     out[n] = '\0';
+    char rest[4096]; /* the rest is read too: a writer must not die of a closed pipe */
+    while (fread(rest, 1, sizeof(rest), p) > 0)
+        ;
     return WEXITSTATUS(pclose(p));
 }
 

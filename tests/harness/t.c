@@ -288,3 +288,29 @@ int t_unfill_disk(const char *dir)
     snprintf(path, sizeof(path), "%s/filler", dir);
     return unlink(path) == 0 ? 0 : -errno;
 }
+
+void t_print_tail(const char *who, const char *path, size_t max)
+{
+    char buf[8192 + 1];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: (no %s)\n", who, path);
+        return;
+    }
+    if (max > sizeof(buf) - 1)
+        max = sizeof(buf) - 1;
+    long start = 0;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        start = size > (long)max ? size - (long)max : 0;
+    }
+    fseek(f, start, SEEK_SET);
+    size_t n = fread(buf, 1, max, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = buf;
+    if (start > 0 && strchr(buf, '\n'))
+        p = strchr(buf, '\n') + 1; /* from the first whole line */
+    fprintf(stderr, "---- tail of %s ----\n%s%s---- end ----\n", path, p,
+            n > 0 && buf[n - 1] != '\n' ? "\n" : "");
+}

@@ -32,6 +32,10 @@ bool t_check_near(const char *file, int line, const char *expr, double a, double
 bool t_check_str(const char *file, int line, const char *expr, const char *a, const char *b);
 bool t_check_mem(const char *file, int line, const char *expr, const void *a, const void *b,
                  size_t n);
+/* Prints the last max bytes (at most 8192) of the file at path on stderr, from its first whole
+ * line, framed "---- tail of PATH ----" (a server's log, for a test that failed); who prefixes
+ * the line saying that the file is missing. */
+void t_print_tail(const char *who, const char *path, size_t max);
 /* printf-style note attached to the next failure report of the current case */
 void t_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -81,36 +81,12 @@ static int free_ports(int *ports, int nports)
 
 /* ---- files --------------------------------------------------------------------------------- */
 
-static void print_tail(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "th_nats: (no %s)\n", path);
-        return;
-    }
-    char buf[LOG_TAIL + 1];
-    long start = 0;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long size = ftell(f);
-        start = size > LOG_TAIL ? size - LOG_TAIL : 0;
-    }
-    fseek(f, start, SEEK_SET);
-    size_t got = fread(buf, 1, LOG_TAIL, f);
-    fclose(f);
-    buf[got] = '\0';
-    const char *p = buf;
-    if (start > 0 && strchr(buf, '\n'))
-        p = strchr(buf, '\n') + 1;
-    fprintf(stderr, "---- tail of %s ----\n%s%s---- end ----\n", path, p,
-            got > 0 && buf[got - 1] != '\n' ? "\n" : "");
-}
-
 void th_nats_dump(const struct th_nats *n)
 {
     for (int i = 0; i < n->n; i++) {
         fprintf(stderr, "th_nats: server %d (pid %d, port %d): log %s\n", i, (int)n->s[i].pid,
                 n->s[i].port, n->s[i].log);
-        print_tail(n->s[i].log);
+        t_print_tail("th_nats", n->s[i].log, LOG_TAIL);
     }
 }
 

@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 
 #include "pg.h"
+#include "t.h"
 
 #define DIR_PREFIX  "/tmp/sn-pg-"
 #define START_MS    30000 /* sn_pg_start: initdb + server start, in all */
@@ -194,30 +195,6 @@ static int run(const char *const argv[], const char *cwd, const char *out, const
     return -1;
 }
 
-static void print_tail(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "sn_pg: (no %s)\n", path);
-        return;
-    }
-    char buf[LOG_TAIL + 1];
-    long start = 0;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long size = ftell(f);
-        start = size > LOG_TAIL ? size - LOG_TAIL : 0;
-    }
-    fseek(f, start, SEEK_SET);
-    size_t n = fread(buf, 1, LOG_TAIL, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = buf;
-    if (start > 0 && strchr(buf, '\n'))
-        p = strchr(buf, '\n') + 1; /* from the first whole line */
-    fprintf(stderr, "---- tail of %s ----\n%s%s---- end ----\n", path, p,
-            n > 0 && buf[n - 1] != '\n' ? "\n" : "");
-}
-
 /* A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
 static int free_port(void)
 {
@@ -368,14 +345,14 @@ int sn_pg_start(struct sn_pg *pg)
     int rc = run(initdb, pg->dir, log, &o, INITDB_MS);
     if (rc != 0) {
         fprintf(stderr, "sn_pg: initdb failed (%d)\n", rc);
-        print_tail(log);
+        t_print_tail("sn_pg", log, LOG_TAIL);
         sn_pg_stop(pg);
         return -1;
     }
 
     if (start_server(pg, &o, deadline) != 0) {
         snprintf(log, sizeof(log), "%s/server.log", pg->dir);
-        print_tail(log);
+        t_print_tail("sn_pg", log, LOG_TAIL);
         sn_pg_stop(pg);
         return -1;
     }
@@ -431,7 +408,7 @@ int sn_pg_exec(const struct sn_pg *pg, const char *sql)
     int rc = run(argv, pg->dir, log, &self, EXEC_MS);
     if (rc != 0) {
         fprintf(stderr, "sn_pg_exec: psql exited %d\n", rc);
-        print_tail(log);
+        t_print_tail("sn_pg", log, LOG_TAIL);
     }
     unlink(path);
     unlink(log);

@@ -216,6 +216,26 @@ static void test_zones(void)
     }
 }
 
+/* The example of docs/fleet.md ("Names on the bus"), value for value. */
+static void test_doc_example(void)
+{
+    T_EQU(sn_hrw_weight("acme/7", "node-a"), 0x5dd8a3bfc1ee438cULL);
+    T_EQU(sn_hrw_weight("acme/7", "node-b"), 0xb9f9018291f56cefULL);
+    T_EQU(sn_hrw_weight("acme/7", "node-c"), 0xdf156c37ef2a0811ULL);
+    struct sn_hrw_node z[] = {{"node-a", "east"}, {"node-b", "west"}, {"node-c", "west"}};
+    struct sn_hrw_node flat[] = {{"node-a", ""}, {"node-b", ""}, {"node-c", ""}};
+    size_t out[2];
+    T_EQ(sn_hrw_owners("acme/7", z, 3, 2, out), 2);
+    T_STR(z[out[0]].id, "node-c");
+    T_STR(z[out[1]].id, "node-a");
+    T_EQ(sn_hrw_owners("acme/7", flat, 3, 2, out), 2);
+    T_STR(flat[out[0]].id, "node-c");
+    T_STR(flat[out[1]].id, "node-b");
+    T_EQ(sn_hrw_owners("acme/7", z, 2, 2, out), 2); /* node-c gone */
+    T_STR(z[out[0]].id, "node-b");
+    T_STR(z[out[1]].id, "node-a");
+}
+
 static void test_want(void)
 {
     struct sn_hrw_node n[] = {{"n1", ""}, {"n2", "z"}, {"n3", NULL}};
@@ -241,6 +261,7 @@ int main(int argc, char **argv)
     t_run("balance", test_balance);
     t_run("movement", test_movement);
     t_run("zones", test_zones);
+    t_run("doc_example", test_doc_example);
     t_run("want", test_want);
     return t_done();
 }
