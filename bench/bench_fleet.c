@@ -1216,7 +1216,7 @@ static int part_failover3(const char *sonde, const char *url)
     failover_wait(2, t0, kill_s, owned_by, true, &ta, &tm, &nm);
     phase_end(mono_s() - t0);
     printf("  node 2 owned %d instrumentations: each answered complete at every survivor after "
-           "%.2f s\n  (a request at a node that does not own it is proxied to an owner; until "
+           "%.2f s\n  (a request at a node that does not serve it is proxied to an owner; until "
            "node 2 is declared dead\n  after %d s of silence that may be node 2);\n",
            n2, ta, 3);
     printf("  %d moved to a new owner, which replayed them from the stream and answered "
@@ -1255,7 +1255,11 @@ static int part_rebuild(const char *sonde, const char *url)
     uint64_t pend[MAX_INSTS];
     int owned = 0;
     while (mono_s() - t0 < WAIT_S * 3) {
-        double fr = node_metric(4, "sonde_fleet_frames_total");
+        /* memory's frames, and those of older history when the node rebuilds that too
+         * (sonde_fleet_rebuilt_frames_total; absent: none) */
+        double fr = node_metric(4, "sonde_fleet_frames_total"),
+               rb = node_metric(4, "sonde_fleet_rebuilt_frames_total");
+        fr += rb > 0 ? rb : 0;
         owned = node_owned(4, own, pend);
         uint64_t p = 0;
         for (int i = 0; i < g.insts; i++)
