@@ -10,6 +10,10 @@
 #                     (SERVE_SECONDS=300 of load)
 #   make bench-store  the LMDB store: commits per second, a day's read, sizes, rollups
 #                     (STORE_SECONDS=60 simulated), and a week's heatmap over HTTP
+#   make bench-fleet  `sonde serve --nats` nodes under a load generator on the fleet's protocol:
+#                     CPU per 1,000 frames/s, publish to ack, event to API, failover, rebuild,
+#                     and baselines (NATS alone, one server without NATS) (FLEET_SECONDS=60
+#                     of steady load; FLEET_HOSTS, FLEET_INSTS, FLEET_NATS: bench/bench_fleet.c)
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
 #   make fleet-demo   a fleet on loopback: 3 NATS servers (JetStream), 2 nodes, 3 agents
 #   make fresh-check  the README's `make run` and `make check` on a debootstrap'd Debian 12
@@ -20,7 +24,7 @@ WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
 .PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve bench-store \
-        soak-agent fleet-demo fresh-check clean
+        bench-fleet soak-agent fleet-demo fresh-check clean
 all: build
 
 setup:
@@ -69,6 +73,10 @@ STORE_SECONDS ?= 60
 bench-store: build
 	STORE_SECONDS=$(STORE_SECONDS) ./build/bench/bench_store
 	./build/bench/bench_serve --only 6 --reps 100
+
+FLEET_SECONDS ?= 60
+bench-fleet: build
+	FLEET_SECONDS=$(FLEET_SECONDS) ./build/bench/bench_fleet
 
 MINUTES ?= 60
 soak-agent: build
