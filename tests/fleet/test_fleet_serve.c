@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include <nats/nats.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,6 +75,9 @@ static struct th_fleet F;
 
 /* nservers NATS servers, nnodes nodes (n1..), nhosts hosts (h1..) with their agents, every
  * node hearing every other and every agent. 0 or -1. */
+static const char *const *node_extra; /* the nodes' extra arguments (NULL: none) */
+static const char *node_token;        /* the operator's token they want (NULL: none) */
+
 static int up(int nservers, int nnodes, int nhosts)
 {
     memset(&nats, 0, sizeof(nats));
@@ -81,11 +85,13 @@ static int up(int nservers, int nnodes, int nhosts)
         return -1;
     if (th_fleet_init(&F, sonde, th_nats_url(&nats)) != 0)
         return -1;
+    if (node_token)
+        snprintf(F.token, sizeof(F.token), "%s", node_token);
     NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
     for (int i = 0; i < nnodes; i++) {
         char id[16];
         snprintf(id, sizeof(id), "n%d", i + 1);
-        if (th_node_start(&F, id, NULL, NULL) < 0)
+        if (th_node_start(&F, id, NULL, node_extra) < 0)
             return -1;
     }
     for (int i = 0; i < nhosts; i++) {
@@ -110,11 +116,24 @@ static void down(void)
     th_nats_free(&nats);
 }
 
+/* GET of the path printf(fmt, ...) makes on node i (with the fleet's token), as JSON. */
+static json_t *jget(int node, int *status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static json_t *jget(int node, int *status, const char *fmt, ...)
+{
+    char path[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof(path), fmt, ap);
+    va_end(ap);
+    return th_node_jreq(&F, node, "GET", path, NULL, status);
+}
+
 /* POST of body on node i: the new instrumentation's id ("1"), into id[len]; false on error. */
-static bool create(int node, const char *body, char *id, size_t len)
+static bool create_at(int node, const char *path, const char *body, char *id, size_t len)
 {
     int st = 0;
-    json_t *j = th_jreq(F.n[node].port, "POST", "/ca/instrumentations", body, &st);
+    json_t *j = th_node_jreq(&F, node, "POST", path, body, &st);
     const char *v = json_string_value(json_object_get(j, "id"));
     bool ok = st == 201 || st == 200;
     if (ok && v)
@@ -125,6 +144,11 @@ static bool create(int node, const char *body, char *id, size_t len)
     return ok && v;
 }
 
+static bool create(int node, const char *body, char *id, size_t len)
+{
+    return create_at(node, "/ca/instrumentations", body, id, len);
+}
+
 /* ---- values ---- */
 
 #define MAXS 400 /* seconds of a per-second read */
@@ -133,10 +157,9 @@ static bool create(int node, const char *body, char *id, size_t len)
 static json_t *raw(int node, const char *id, int64_t start, int64_t dur)
 {
     int st = 0;
-    json_t *j =
-        th_getf(F.n[node].port, &st,
-                "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=%" PRId64, id,
-                start, dur);
+    json_t *j = jget(node, &st,
+                     "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=%" PRId64,
+                     id, start, dur);
     if (st != 200) {
         json_decref(j);
         return NULL;
@@ -166,10 +189,10 @@ static int per_second(int node, const char *id, int64_t start, int n, int64_t c[
     int st = 0;
     if (n > MAXS)
         return -1;
-    json_t *j = th_getf(F.n[node].port, &st,
-                        "/ca/instrumentations/%s/value/raw?start_time=%" PRId64
-                        "&duration=1&ndatapoints=%d",
-                        id, start, n);
+    json_t *j =
+        jget(node, &st,
+             "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=1&ndatapoints=%d",
+             id, start, n);
     if (st != 200 || !json_is_array(j) || (int)json_array_size(j) != n) {
         NOTE("per-second read of %s from n%d: %d, %s", id, node + 1, st,
              j ? (json_is_array(j) ? "array of another size" : "not an array") : "no JSON");
@@ -320,10 +343,10 @@ static void sums_body(void)
     char *img[2] = {NULL, NULL};
     for (int node = 0; node < 2; node++) {
         int st = 0;
-        json_t *j = th_getf(F.n[node].port, &st,
-                            "/ca/instrumentations/%s/value/heatmap/image?start_time=%" PRId64
-                            "&duration=%" PRId64 "&ymax=20000",
-                            hid, start, dur);
+        json_t *j = jget(node, &st,
+                         "/ca/instrumentations/%s/value/heatmap/image?start_time=%" PRId64
+                         "&duration=%" PRId64 "&ymax=20000",
+                         hid, start, dur);
         T_EQ(st, 200);
         const char *b64 = json_string_value(json_object_get(j, "image"));
         T_OK(b64 && strlen(b64) > 100);
@@ -341,9 +364,9 @@ static void sums_body(void)
             int64_t total = -1;
             for (int node = 0; node < 2; node++) {
                 int st = 0;
-                json_t *j = th_getf(F.n[node].port, &st,
-                                    "/ca/instrumentations/%s/value/heatmap/details?%s&x=%d&y=%d",
-                                    hid, q, x, y);
+                json_t *j =
+                    jget(node, &st, "/ca/instrumentations/%s/value/heatmap/details?%s&x=%d&y=%d",
+                         hid, q, x, y);
                 if (st == 200 && j) {
                     d[node] = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
                     total = (int64_t)json_integer_value(json_object_get(j, "total"));
@@ -404,10 +427,10 @@ static void owner_killed_body(void)
     char *per[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) {
         int st = 0;
-        json_t *j = th_getf(F.n[i].port, &st,
-                            "/ca/instrumentations/%s/value/raw?start_time=%" PRId64
-                            "&duration=1&ndatapoints=3",
-                            id, t0);
+        json_t *j = jget(i, &st,
+                         "/ca/instrumentations/%s/value/raw?start_time=%" PRId64
+                         "&duration=1&ndatapoints=3",
+                         id, t0);
         T_EQ(st, 200);
         per[i] = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(j);
@@ -536,6 +559,80 @@ static void test_owner_stopped_restarted(void)
 {
     restart_sig = SIGTERM;
     owner_restarted_body();
+    down();
+}
+
+/* ---- 2c. a tenant's instrumentation through the fleet ---- */
+
+/* A tenant "ac.me" (a dot in its name: "ac=2Eme" on the bus) whose cgroup is host h1's: its
+ * instrumentation, created on one node of 3, runs on both agents, counts h1's calls only, and
+ * every node answers its values (a non-owner through an owner), with the operator's token and
+ * with the tenant's. */
+static void tenant_body(void)
+{
+    char path[512], id[32], key[64];
+    FILE *fp;
+    snprintf(path, sizeof(path), "%s/tenants-%d.json", t_outdir(), (int)getpid());
+    T_REQUIRE((fp = fopen(path, "w")) != NULL);
+    fprintf(fp,
+            "{\"operator\":{\"token\":\"operator-secret-42\"},\"tenants\":{\"ac.me\":"
+            "{\"token\":\"acme-secret-token\",\"cgroups\":[\"/sonde-th-%d-h1\"]}}}\n",
+            (int)getpid());
+    fclose(fp);
+    const char *extra[] = {"--tenants", path, NULL};
+    node_extra = extra;
+    node_token = "operator-secret-42";
+    int rc = up(1, 3, 2);
+    node_extra = NULL;
+    node_token = NULL;
+    T_REQUIRE(rc == 0);
+    T_REQUIRE(
+        create_at(0, "/ca/customers/ac.me/instrumentations", GETPPID_BY_HOST, id, sizeof(id)));
+    snprintf(key, sizeof(key), "ac.me/%s", id);
+    int64_t run = th_wait_running(&F, 0, key, NULL, -1, 10000);
+    NOTE("%s running on both agents %" PRId64 " ms after the create", key, run);
+    T_REQUIRE(run >= 0);
+    int64_t t0 = now_s();
+    T_REQUIRE(th_host_calls(&F, 0, NULL, 1200) == 0);
+    T_REQUIRE(th_host_calls(&F, 1, NULL, 700) == 0);
+    int64_t t1 = now_s();
+    after_second(t1, 1500);
+    int owners = 0;
+    for (int node = 0; node < 3; node++)
+        owners += th_node_owns(&F, node, key);
+    T_EQ(owners, 2); /* so one of the three answers through an owner */
+    for (int node = 0; node < 3; node++) {
+        for (int tok = 0; tok < 2; tok++) {
+            snprintf(F.token, sizeof(F.token), "%s",
+                     tok ? "acme-secret-token" : "operator-secret-42");
+            json_t *j = NULL;
+            int st = 0;
+            for (int i = 0; i < 40; i++) { /* 10 s */
+                json_decref(j);
+                j = jget(node, &st,
+                         "/ca/customers/ac.me/instrumentations/%s/value/raw?start_time=%" PRId64
+                         "&duration=%" PRId64,
+                         id, t0 - 1, t1 - t0 + 3);
+                if (st == 200 && of(json_object_get(j, "value"), "h1") == 1200)
+                    break;
+                th_sleep_ms(250);
+            }
+            char *text = j ? json_dumps(json_object_get(j, "value"), JSON_COMPACT) : NULL;
+            NOTE("n%d (%s token): %d %s", node + 1, tok ? "the tenant's" : "the operator's", st,
+                 text ? text : "-");
+            free(text);
+            T_EQ(st, 200);
+            T_EQ(of(json_object_get(j, "value"), "h1"), 1200);
+            T_EQ(total_of(json_object_get(j, "value")), 1200); /* h2 is not the tenant's */
+            json_decref(j);
+        }
+    }
+    snprintf(F.token, sizeof(F.token), "%s", "operator-secret-42");
+}
+
+static void test_tenant(void)
+{
+    tenant_body();
     down();
 }
 
@@ -844,7 +941,7 @@ static void test_bad_input(void)
 static bool listed(int node, const char *id)
 {
     int st = 0;
-    json_t *j = th_jreq(F.n[node].port, "GET", "/ca/instrumentations", NULL, &st);
+    json_t *j = th_node_jreq(&F, node, "GET", "/ca/instrumentations", NULL, &st);
     size_t k;
     json_t *o;
     bool yes = false;
@@ -933,7 +1030,7 @@ static void definitions_body(void)
         T_OK(off >= 0 && off <= 2000);
         /* and its data requests are 404 on both */
         for (int node = 0; node < 2; node++) {
-            json_t *j = th_getf(F.n[node].port, &st, "/ca/instrumentations/%s/value/raw", id);
+            json_t *j = jget(node, &st, "/ca/instrumentations/%s/value/raw", id);
             T_EQ(st, 404);
             json_decref(j);
         }
@@ -971,6 +1068,7 @@ int main(int argc, char **argv)
     t_run("owner_killed", test_owner_killed);
     t_run("owner_restarted", test_owner_restarted);
     t_run("owner_stopped_restarted", test_owner_stopped_restarted);
+    t_run("tenant", test_tenant);
     t_run("node_joins", test_node_joins);
     t_run("nats_server_killed", test_nats_server_killed);
     t_run("nats_outage", test_nats_outage);
