@@ -973,7 +973,7 @@ static int64_t wait_listed(int node, const char *id, bool want, int64_t t0)
  * unlinks it first, and the delete then finds nothing: "no such instrumentation", 404. Several
  * rounds here so that the race shows at least once.
  */
-#define DEF_ROUNDS 6
+#define DEF_ROUNDS 12
 
 static void definitions_body(void)
 {
