@@ -920,6 +920,38 @@ static void bad_input_body(void)
     T_OK(j != NULL);
     T_EQ(json_integer_value(json_object_get(j, "value")), 7);
     json_decref(j);
+    /* frames from a day ahead and ten days back (a host's clock gone wrong, or forged): they
+     * must not push the recent seconds out of memory */
+    n = frame(id, "fake", t + 86400, 11, false, buf, sizeof(buf));
+    T_OK(n > 0 && publish(js, subj, buf, n));
+    n = frame(id, "fake", t - 864000, 13, false, buf, sizeof(buf));
+    T_OK(n > 0 && publish(js, subj, buf, n));
+    th_sleep_ms(1000);
+    double frames2 = metric(port, "sonde_fleet_frames_total");
+    double late2 = metric(port, "sonde_fleet_frames_late_total");
+    double undec2 = metric(port, "sonde_fleet_frames_refused_total{reason=\"undecodable\"}");
+    NOTE("after the frames of other days: frames %.0f, late %.0f, undecodable %.0f", frames2, late2,
+         undec2);
+    j = raw(0, id, t, 1);
+    T_OK(j != NULL);
+    NOTE("second %" PRId64 " after them: %s", t,
+         j ? (json_is_integer(json_object_get(j, "value")) ? "a number" : "no number") : "-");
+    T_EQ(json_integer_value(json_object_get(j, "value")), 7);
+    json_decref(j);
+    /* and a frame of now is still taken */
+    int64_t t2 = now_s() - 1;
+    n = frame(id, "fake", t2, 5, false, buf, sizeof(buf));
+    T_OK(n > 0 && publish(js, subj, buf, n));
+    int64_t got = -1;
+    for (int i = 0; i < 30 && got != 5; i++) {
+        json_t *k = raw(0, id, t2, 1);
+        got = k ? (int64_t)json_integer_value(json_object_get(k, "value")) : -1;
+        json_decref(k);
+        if (got != 5)
+            th_sleep_ms(100);
+    }
+    NOTE("a frame of second %" PRId64 " after them: %" PRId64 " (5 sent)", t2, got);
+    T_EQ(got, 5);
     /* still alive and answering */
     struct th_resp r;
     T_EQ(th_get(port, "/ca", &r), 0);
