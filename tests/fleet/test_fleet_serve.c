@@ -182,6 +182,8 @@ static int64_t total_of(const json_t *value)
     return sum;
 }
 
+static int last_status; /* of the last per_second() */
+
 /* Per second: c[s][h] = host h's count in second start + s, for n seconds, from node i
  * (value/raw with ndatapoints). 0 or -1. */
 static int per_second(int node, const char *id, int64_t start, int n, int64_t c[][TH_FLEET_HOSTS])
@@ -193,6 +195,7 @@ static int per_second(int node, const char *id, int64_t start, int n, int64_t c[
         jget(node, &st,
              "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=1&ndatapoints=%d",
              id, start, n);
+    last_status = st;
     if (st != 200 || !json_is_array(j) || (int)json_array_size(j) != n) {
         NOTE("per-second read of %s from n%d: %d, %s", id, node + 1, st,
              j ? (json_is_array(j) ? "array of another size" : "not an array") : "no JSON");
@@ -686,6 +689,17 @@ static void test_nats_server_killed(void)
 
 /* ---- 4. every NATS server stopped for 60 s ---- */
 
+/*
+ * BUG (src/serve/fleet.c, rebalance(), the "mine && resub" branch): when the servers come
+ * back, the link's "up" makes the node restart its consumers where they were; JetStream has
+ * no leader yet and js_Subscribe times out (10 s, in the heartbeat thread: no heartbeats
+ * meanwhile); the node then sets the instrumentation inactive with no subscription, and until
+ * a later rebalance takes it as a new owner (replaying its whole retention) the node answers
+ * its value requests 503 "no node of the fleet owns instrumentation 1 now", although its
+ * memory holds every second. Seen: ~20 such answers over ~6 s on one node. No frame is lost
+ * or doubled (the exact sums at the end hold).
+ */
+
 static void nats_outage_body(void)
 {
     char id[32];
@@ -698,20 +712,49 @@ static void nats_outage_body(void)
     th_sleep_ms(3000);
     T_REQUIRE(th_nats_stop_all(&nats) == 0);
     int64_t down_t = now_s();
-    th_sleep_ms(60000);
+    /* meanwhile each node answers from its memory: the seconds before the outage */
+    int refused = 0, asked = 0;
+    int64_t end_ms = th_unix_ms() + 60000;
+    for (int i = 0; i < 120 && th_unix_ms() < end_ms; i++) {
+        for (int node = 0; node < 2; node++) {
+            int st = 0;
+            int64_t q0 = th_unix_ms();
+            json_t *j =
+                jget(node, &st,
+                     "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=2", id, t0);
+            asked++;
+            if (st != 200 || json_object_size(json_object_get(j, "value")) != 3) {
+                char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                if (refused++ < 3)
+                    NOTE("during the outage, n%d (%" PRId64 " ms): %d %.200s", node + 1,
+                         th_unix_ms() - q0, st, text ? text : "");
+                free(text);
+            }
+            json_decref(j);
+        }
+        int64_t left = end_ms - th_unix_ms();
+        th_sleep_ms(left > 5000 ? 5000 : left > 0 ? left : 0);
+    }
+    NOTE("during the outage: %d of %d value requests answered with the seconds before it",
+         asked - refused, asked);
+    T_EQ(refused, 0);
     int64_t back_ms = th_unix_ms();
     T_REQUIRE(th_nats_start_all(&nats) == 0);
     int64_t back_t = now_s();
     NOTE("every NATS server down %" PRId64 "..%" PRId64 " (ready again %" PRId64
          " ms after the start)",
          down_t, back_t, th_unix_ms() - back_ms);
-    /* catch-up: every second of the outage, every host, on both nodes */
+    /* catch-up: every second of the outage, every host, on both nodes; every request
+     * answered meanwhile (the seconds may still come: not the answers) */
+    int unavailable = 0;
     for (int node = 0; node < 2; node++) {
         int64_t caught = -1;
         for (int i = 0; i < 240 && caught < 0; i++) { /* 60 s */
             static int64_t c[MAXS][TH_FLEET_HOSTS];
             int n = (int)(back_t - down_t + 1);
-            if (per_second(node, id, down_t, n, c) == 0) {
+            int rc = per_second(node, id, down_t, n, c);
+            unavailable += rc != 0 && last_status != 200;
+            if (rc == 0) {
                 int gaps = 0;
                 for (int s = 0; s < n; s++)
                     for (int h = 0; h < F.nh; h++)
@@ -726,6 +769,11 @@ static void nats_outage_body(void)
              node + 1, caught);
         T_OK(caught >= 0);
     }
+    if (unavailable)
+        NOTE("BUG: requests not answered (not 200) while the nodes caught up: %d (see the case's "
+             "comment)",
+             unavailable);
+    T_EQ(unavailable, 0);
     th_sleep_ms(3000); /* and the consumers follow the stream again */
     int64_t t1 = now_s();
     T_REQUIRE(stop_all_steady(made));
