@@ -641,6 +641,41 @@ static void test_tenant(void)
 
 /* ---- 3. one NATS server killed ---- */
 
+/* The index of the server leading the stream SONDE_FRAMES (its /jsz), or -1. */
+static int frames_leader(void)
+{
+    for (int i = 0; i < nats.n; i++) {
+        struct th_resp r;
+        if (!nats.s[i].pid ||
+            th_get(nats.s[i].monitor_port, "/jsz?accounts=true&streams=true", &r) != 0)
+            continue;
+        /* reserved_memory is 2^64 - 1: more than a JSON integer of jansson's */
+        json_t *j = r.body ? json_loads(r.body, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
+        th_resp_free(&r);
+        json_t *accs = json_object_get(j, "account_details");
+        size_t a, k;
+        json_t *acc, *sd;
+        int found = -1;
+        json_array_foreach(accs, a, acc)
+        {
+            json_array_foreach(json_object_get(acc, "stream_detail"), k, sd)
+            {
+                const char *name = json_string_value(json_object_get(sd, "name"));
+                const char *leader =
+                    json_string_value(json_object_get(json_object_get(sd, "cluster"), "leader"));
+                int idx;
+                if (name && leader && strcmp(name, "SONDE_FRAMES") == 0 &&
+                    sscanf(leader, "sonde-nats-%d", &idx) == 1 && idx >= 0 && idx < nats.n)
+                    found = idx;
+            }
+        }
+        json_decref(j);
+        if (found >= 0)
+            return found;
+    }
+    return -1;
+}
+
 static void nats_server_killed_body(void)
 {
     char id[32];
@@ -651,25 +686,16 @@ static void nats_server_killed_body(void)
     T_REQUIRE(steady_all());
     int64_t t0 = now_s();
     th_sleep_ms(3000);
-    /* the server with the most clients (nodes and agents) */
-    int victim = 0, most = -1;
-    for (int i = 0; i < 3; i++) {
-        int st = 0;
-        json_t *j = th_getf(nats.s[i].monitor_port, &st, "/varz");
-        int c = (int)json_integer_value(json_object_get(j, "connections"));
-        if (c > most) {
-            most = c;
-            victim = i;
-        }
-        json_decref(j);
-    }
+    /* the leader of the frames' stream (the meta leader too, often, and the home of consumers)
+     * killed -9 for 8 s and started again; meanwhile every node answers every value request */
+    int refused = 0, asked = 0, victim = frames_leader();
+    NOTE("the leader of SONDE_FRAMES: server %d", victim);
+    T_REQUIRE(victim >= 0);
     T_REQUIRE(th_nats_kill(&nats, victim, SIGKILL) == 0);
     int64_t down_t = now_s();
-    /* meanwhile, and after the restart, every node answers every value request */
-    int refused = 0, asked = 0;
     for (int phase = 0; phase < 2; phase++) {
         int64_t end_ms = th_unix_ms() + (phase ? 4000 : 8000);
-        for (int i = 0; i < 200 && th_unix_ms() < end_ms; i++) {
+        for (int i = 0; i < 100 && th_unix_ms() < end_ms; i++) {
             for (int node = 0; node < 2; node++) {
                 int st = 0;
                 json_t *j = jget(
@@ -690,11 +716,11 @@ static void nats_server_killed_body(void)
         if (phase == 0)
             T_REQUIRE(th_nats_restart(&nats, victim) == 0);
     }
-    NOTE("while server %d was down and after: %d of %d value requests answered", victim,
-         asked - refused, asked);
+    NOTE("NATS server %d down from %+" PRId64 " s to %+" PRId64 " s", victim, down_t - t0,
+         now_s() - 4 - t0);
+    NOTE("while the server was down and after: %d of %d value requests answered", asked - refused,
+         asked);
     T_EQ(refused, 0);
-    NOTE("NATS server %d (%d clients) down from %" PRId64 " (%" PRId64 " s ago)", victim, most,
-         down_t, now_s() - down_t);
     int64_t t1 = now_s();
     T_REQUIRE(stop_all_steady(made));
     after_second(t1, 1500);
@@ -703,6 +729,8 @@ static void nats_server_killed_body(void)
         NOTE("n%d: every second of every host, exact sums, %" PRId64 " ms after the end", node + 1,
              ms);
         T_OK(ms >= 0);
+        if (ms < 0)
+            NOTE("BUG: n%d stopped taking frames (see the case's comment)", node + 1);
     }
 }
 
