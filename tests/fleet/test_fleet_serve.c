@@ -8,8 +8,11 @@
  *
  *   1. sums: 3 NATS servers, 2 nodes, 3 hosts: value/raw from either node equals the calls,
  *      by host and in total, nsources 3; both nodes' heatmaps (details, image) are the same;
- *   2. owner killed: 3 nodes; kill -9 of an owner: a live node answers within 5 s, and every
- *      second of every host is there afterwards, none counted twice;
+ *   2. owner killed: 3 nodes; kill -9 of the owner a non-owner proxies to: a live node
+ *      answers within 5 s, and every second of every host is there afterwards, none twice;
+ *      (2b) an owner killed -9, or stopped, and started again on its data directory: nothing
+ *      counted twice; (2c) a tenant's instrumentation ("ac.me/1") through 3 nodes: its
+ *      cgroup's calls only, from every node, with the operator's and the tenant's tokens;
  *   3. one NATS server of 3 killed -9 and restarted: nothing lost, nothing doubled;
  *   4. every NATS server stopped for 60 s: the agents' buffers bring every second, the nodes'
  *      consumers resume, nothing counted twice;
@@ -18,7 +21,9 @@
  *   7. definitions: a create on A is listed on B within 1 s; a delete on B removes it on A
  *      and detaches it from every agent.
  *
- * A case that finds a bug in src/ says so in a "# BUG" line (see the report of the branch).
+ * A case that finds a bug in src/ has a comment "BUG (where): what" above it and prints
+ * "# BUG" lines when it shows: definitions (a DELETE's 404), nats_server_killed (a node deaf
+ * for good after a server's kill), nats_outage (503s after the outage).
  */
 #include <errno.h>
 #include <inttypes.h>
