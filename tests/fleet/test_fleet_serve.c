@@ -8,8 +8,11 @@
  *
  *   1. sums: 3 NATS servers, 2 nodes, 3 hosts: value/raw from either node equals the calls,
  *      by host and in total, nsources 3; both nodes' heatmaps (details, image) are the same;
- *   2. owner killed: 3 nodes; kill -9 of an owner: a live node answers within 5 s, and every
- *      second of every host is there afterwards, none counted twice;
+ *   2. owner killed: 3 nodes; kill -9 of the owner a non-owner proxies to: a live node
+ *      answers within 5 s, and every second of every host is there afterwards, none twice;
+ *      (2b) an owner killed -9, or stopped, and started again on its data directory: nothing
+ *      counted twice; (2c) a tenant's instrumentation ("ac.me/1") through 3 nodes: its
+ *      cgroup's calls only, from every node, with the operator's and the tenant's tokens;
  *   3. one NATS server of 3 killed -9 and restarted: nothing lost, nothing doubled;
  *   4. every NATS server stopped for 60 s: the agents' buffers bring every second, the nodes'
  *      consumers resume, nothing counted twice;
@@ -18,13 +21,16 @@
  *   7. definitions: a create on A is listed on B within 1 s; a delete on B removes it on A
  *      and detaches it from every agent.
  *
- * A case that finds a bug in src/ says so in a "# BUG" line (see the report of the branch).
+ * A case that finds a bug in src/ has a comment "BUG (where): what" above it and prints
+ * "# BUG" lines when it shows: definitions (a DELETE's 404), nats_server_killed (a node deaf
+ * for good after a server's kill), nats_outage (503s after the outage).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <nats/nats.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,6 +80,9 @@ static struct th_fleet F;
 
 /* nservers NATS servers, nnodes nodes (n1..), nhosts hosts (h1..) with their agents, every
  * node hearing every other and every agent. 0 or -1. */
+static const char *const *node_extra; /* the nodes' extra arguments (NULL: none) */
+static const char *node_token;        /* the operator's token they want (NULL: none) */
+
 static int up(int nservers, int nnodes, int nhosts)
 {
     memset(&nats, 0, sizeof(nats));
@@ -81,11 +90,13 @@ static int up(int nservers, int nnodes, int nhosts)
         return -1;
     if (th_fleet_init(&F, sonde, th_nats_url(&nats)) != 0)
         return -1;
+    if (node_token)
+        snprintf(F.token, sizeof(F.token), "%s", node_token);
     NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
     for (int i = 0; i < nnodes; i++) {
         char id[16];
         snprintf(id, sizeof(id), "n%d", i + 1);
-        if (th_node_start(&F, id, NULL, NULL) < 0)
+        if (th_node_start(&F, id, NULL, node_extra) < 0)
             return -1;
     }
     for (int i = 0; i < nhosts; i++) {
@@ -110,11 +121,24 @@ static void down(void)
     th_nats_free(&nats);
 }
 
+/* GET of the path printf(fmt, ...) makes on node i (with the fleet's token), as JSON. */
+static json_t *jget(int node, int *status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static json_t *jget(int node, int *status, const char *fmt, ...)
+{
+    char path[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof(path), fmt, ap);
+    va_end(ap);
+    return th_node_jreq(&F, node, "GET", path, NULL, status);
+}
+
 /* POST of body on node i: the new instrumentation's id ("1"), into id[len]; false on error. */
-static bool create(int node, const char *body, char *id, size_t len)
+static bool create_at(int node, const char *path, const char *body, char *id, size_t len)
 {
     int st = 0;
-    json_t *j = th_jreq(F.n[node].port, "POST", "/ca/instrumentations", body, &st);
+    json_t *j = th_node_jreq(&F, node, "POST", path, body, &st);
     const char *v = json_string_value(json_object_get(j, "id"));
     bool ok = st == 201 || st == 200;
     if (ok && v)
@@ -125,6 +149,11 @@ static bool create(int node, const char *body, char *id, size_t len)
     return ok && v;
 }
 
+static bool create(int node, const char *body, char *id, size_t len)
+{
+    return create_at(node, "/ca/instrumentations", body, id, len);
+}
+
 /* ---- values ---- */
 
 #define MAXS 400 /* seconds of a per-second read */
@@ -133,10 +162,9 @@ static bool create(int node, const char *body, char *id, size_t len)
 static json_t *raw(int node, const char *id, int64_t start, int64_t dur)
 {
     int st = 0;
-    json_t *j =
-        th_getf(F.n[node].port, &st,
-                "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=%" PRId64, id,
-                start, dur);
+    json_t *j = jget(node, &st,
+                     "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=%" PRId64,
+                     id, start, dur);
     if (st != 200) {
         json_decref(j);
         return NULL;
@@ -159,6 +187,8 @@ static int64_t total_of(const json_t *value)
     return sum;
 }
 
+static int last_status; /* of the last per_second() */
+
 /* Per second: c[s][h] = host h's count in second start + s, for n seconds, from node i
  * (value/raw with ndatapoints). 0 or -1. */
 static int per_second(int node, const char *id, int64_t start, int n, int64_t c[][TH_FLEET_HOSTS])
@@ -166,10 +196,11 @@ static int per_second(int node, const char *id, int64_t start, int n, int64_t c[
     int st = 0;
     if (n > MAXS)
         return -1;
-    json_t *j = th_getf(F.n[node].port, &st,
-                        "/ca/instrumentations/%s/value/raw?start_time=%" PRId64
-                        "&duration=1&ndatapoints=%d",
-                        id, start, n);
+    json_t *j =
+        jget(node, &st,
+             "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=1&ndatapoints=%d",
+             id, start, n);
+    last_status = st;
     if (st != 200 || !json_is_array(j) || (int)json_array_size(j) != n) {
         NOTE("per-second read of %s from n%d: %d, %s", id, node + 1, st,
              j ? (json_is_array(j) ? "array of another size" : "not an array") : "no JSON");
@@ -320,10 +351,10 @@ static void sums_body(void)
     char *img[2] = {NULL, NULL};
     for (int node = 0; node < 2; node++) {
         int st = 0;
-        json_t *j = th_getf(F.n[node].port, &st,
-                            "/ca/instrumentations/%s/value/heatmap/image?start_time=%" PRId64
-                            "&duration=%" PRId64 "&ymax=20000",
-                            hid, start, dur);
+        json_t *j = jget(node, &st,
+                         "/ca/instrumentations/%s/value/heatmap/image?start_time=%" PRId64
+                         "&duration=%" PRId64 "&ymax=20000",
+                         hid, start, dur);
         T_EQ(st, 200);
         const char *b64 = json_string_value(json_object_get(j, "image"));
         T_OK(b64 && strlen(b64) > 100);
@@ -341,9 +372,9 @@ static void sums_body(void)
             int64_t total = -1;
             for (int node = 0; node < 2; node++) {
                 int st = 0;
-                json_t *j = th_getf(F.n[node].port, &st,
-                                    "/ca/instrumentations/%s/value/heatmap/details?%s&x=%d&y=%d",
-                                    hid, q, x, y);
+                json_t *j =
+                    jget(node, &st, "/ca/instrumentations/%s/value/heatmap/details?%s&x=%d&y=%d",
+                         hid, q, x, y);
                 if (st == 200 && j) {
                     d[node] = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
                     total = (int64_t)json_integer_value(json_object_get(j, "total"));
@@ -404,10 +435,10 @@ static void owner_killed_body(void)
     char *per[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) {
         int st = 0;
-        json_t *j = th_getf(F.n[i].port, &st,
-                            "/ca/instrumentations/%s/value/raw?start_time=%" PRId64
-                            "&duration=1&ndatapoints=3",
-                            id, t0);
+        json_t *j = jget(i, &st,
+                         "/ca/instrumentations/%s/value/raw?start_time=%" PRId64
+                         "&duration=1&ndatapoints=3",
+                         id, t0);
         T_EQ(st, 200);
         per[i] = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(j);
@@ -539,7 +570,129 @@ static void test_owner_stopped_restarted(void)
     down();
 }
 
+/* ---- 2c. a tenant's instrumentation through the fleet ---- */
+
+/* A tenant "ac.me" (a dot in its name: "ac=2Eme" on the bus) whose cgroup is host h1's: its
+ * instrumentation, created on one node of 3, runs on both agents, counts h1's calls only, and
+ * every node answers its values (a non-owner through an owner), with the operator's token and
+ * with the tenant's. */
+static void tenant_body(void)
+{
+    char path[512], id[32], key[64];
+    FILE *fp;
+    snprintf(path, sizeof(path), "%s/tenants-%d.json", t_outdir(), (int)getpid());
+    T_REQUIRE((fp = fopen(path, "w")) != NULL);
+    fprintf(fp,
+            "{\"operator\":{\"token\":\"operator-secret-42\"},\"tenants\":{\"ac.me\":"
+            "{\"token\":\"acme-secret-token\",\"cgroups\":[\"/sonde-th-%d-h1\"]}}}\n",
+            (int)getpid());
+    fclose(fp);
+    const char *extra[] = {"--tenants", path, NULL};
+    node_extra = extra;
+    node_token = "operator-secret-42";
+    int rc = up(1, 3, 2);
+    node_extra = NULL;
+    node_token = NULL;
+    T_REQUIRE(rc == 0);
+    T_REQUIRE(
+        create_at(0, "/ca/customers/ac.me/instrumentations", GETPPID_BY_HOST, id, sizeof(id)));
+    snprintf(key, sizeof(key), "ac.me/%s", id);
+    int64_t run = th_wait_running(&F, 0, key, NULL, -1, 10000);
+    NOTE("%s running on both agents %" PRId64 " ms after the create", key, run);
+    T_REQUIRE(run >= 0);
+    int64_t t0 = now_s();
+    T_REQUIRE(th_host_calls(&F, 0, NULL, 1200) == 0);
+    T_REQUIRE(th_host_calls(&F, 1, NULL, 700) == 0);
+    int64_t t1 = now_s();
+    after_second(t1, 1500);
+    int owners = 0;
+    for (int node = 0; node < 3; node++)
+        owners += th_node_owns(&F, node, key);
+    T_EQ(owners, 2); /* so one of the three answers through an owner */
+    for (int node = 0; node < 3; node++) {
+        for (int tok = 0; tok < 2; tok++) {
+            snprintf(F.token, sizeof(F.token), "%s",
+                     tok ? "acme-secret-token" : "operator-secret-42");
+            json_t *j = NULL;
+            int st = 0;
+            for (int i = 0; i < 40; i++) { /* 10 s */
+                json_decref(j);
+                j = jget(node, &st,
+                         "/ca/customers/ac.me/instrumentations/%s/value/raw?start_time=%" PRId64
+                         "&duration=%" PRId64,
+                         id, t0 - 1, t1 - t0 + 3);
+                if (st == 200 && of(json_object_get(j, "value"), "h1") == 1200)
+                    break;
+                th_sleep_ms(250);
+            }
+            char *text = j ? json_dumps(json_object_get(j, "value"), JSON_COMPACT) : NULL;
+            NOTE("n%d (%s token): %d %s", node + 1, tok ? "the tenant's" : "the operator's", st,
+                 text ? text : "-");
+            free(text);
+            T_EQ(st, 200);
+            T_EQ(of(json_object_get(j, "value"), "h1"), 1200);
+            T_EQ(total_of(json_object_get(j, "value")), 1200); /* h2 is not the tenant's */
+            json_decref(j);
+        }
+    }
+    snprintf(F.token, sizeof(F.token), "%s", "operator-secret-42");
+}
+
+static void test_tenant(void)
+{
+    tenant_body();
+    down();
+}
+
 /* ---- 3. one NATS server killed ---- */
+
+/*
+ * BUG (src/serve/fleet.c: subscribe() and the KV watchers of sn_fleet_open()): a node whose
+ * connection is to a surviving server, but whose ordered consumers (the frames' consumer, the
+ * watchers of sonde_members and sonde_defs: R1 ephemeral consumers) were placed on the server
+ * killed, never gets them back: no "connection lost" comes (so link_up()'s resubscribe never
+ * runs), the ordered consumers are not reset, and the node has no stall check of its own. It
+ * stops taking frames for good (its values keep answering 200, with the seconds before the
+ * kill only: ~17% of the calls counted) and finds every other node and agent "silent, gone".
+ * Seen with the ASan build on 3 runs of 3 (n1 every time, its consumers on the stream's
+ * leader), not on the gcc build's runs; the nodes' logs say "node n2: silent for 3 s, gone"
+ * 3 s after the kill and nothing after.
+ */
+
+/* The index of the server leading the stream SONDE_FRAMES (its /jsz), or -1. */
+static int frames_leader(void)
+{
+    for (int i = 0; i < nats.n; i++) {
+        struct th_resp r;
+        if (!nats.s[i].pid ||
+            th_get(nats.s[i].monitor_port, "/jsz?accounts=true&streams=true", &r) != 0)
+            continue;
+        /* reserved_memory is 2^64 - 1: more than a JSON integer of jansson's */
+        json_t *j = r.body ? json_loads(r.body, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
+        th_resp_free(&r);
+        json_t *accs = json_object_get(j, "account_details");
+        size_t a, k;
+        json_t *acc, *sd;
+        int found = -1;
+        json_array_foreach(accs, a, acc)
+        {
+            json_array_foreach(json_object_get(acc, "stream_detail"), k, sd)
+            {
+                const char *name = json_string_value(json_object_get(sd, "name"));
+                const char *leader =
+                    json_string_value(json_object_get(json_object_get(sd, "cluster"), "leader"));
+                int idx;
+                if (name && leader && strcmp(name, "SONDE_FRAMES") == 0 &&
+                    sscanf(leader, "sonde-nats-%d", &idx) == 1 && idx >= 0 && idx < nats.n)
+                    found = idx;
+            }
+        }
+        json_decref(j);
+        if (found >= 0)
+            return found;
+    }
+    return -1;
+}
 
 static void nats_server_killed_body(void)
 {
@@ -551,25 +704,41 @@ static void nats_server_killed_body(void)
     T_REQUIRE(steady_all());
     int64_t t0 = now_s();
     th_sleep_ms(3000);
-    /* the server with the most clients (nodes and agents) */
-    int victim = 0, most = -1;
-    for (int i = 0; i < 3; i++) {
-        int st = 0;
-        json_t *j = th_getf(nats.s[i].monitor_port, &st, "/varz");
-        int c = (int)json_integer_value(json_object_get(j, "connections"));
-        if (c > most) {
-            most = c;
-            victim = i;
-        }
-        json_decref(j);
-    }
+    /* the leader of the frames' stream (the meta leader too, often, and the home of consumers)
+     * killed -9 for 8 s and started again; meanwhile every node answers every value request */
+    int refused = 0, asked = 0, victim = frames_leader();
+    NOTE("the leader of SONDE_FRAMES: server %d", victim);
+    T_REQUIRE(victim >= 0);
     T_REQUIRE(th_nats_kill(&nats, victim, SIGKILL) == 0);
     int64_t down_t = now_s();
-    th_sleep_ms(8000);
-    T_REQUIRE(th_nats_restart(&nats, victim) == 0);
-    NOTE("NATS server %d (%d clients) down from %" PRId64 " for %" PRId64 " s", victim, most,
-         down_t, now_s() - down_t);
-    th_sleep_ms(4000);
+    for (int phase = 0; phase < 2; phase++) {
+        int64_t end_ms = th_unix_ms() + (phase ? 4000 : 8000);
+        for (int i = 0; i < 100 && th_unix_ms() < end_ms; i++) {
+            for (int node = 0; node < 2; node++) {
+                int st = 0;
+                json_t *j = jget(
+                    node, &st,
+                    "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=2", id, t0);
+                asked++;
+                if (st != 200 || json_object_size(json_object_get(j, "value")) != 3) {
+                    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                    if (refused++ < 3)
+                        NOTE("NATS server %d %s, n%d: %d %.200s", victim, phase ? "back" : "down",
+                             node + 1, st, text ? text : "");
+                    free(text);
+                }
+                json_decref(j);
+            }
+            th_sleep_ms(250);
+        }
+        if (phase == 0)
+            T_REQUIRE(th_nats_restart(&nats, victim) == 0);
+    }
+    NOTE("NATS server %d down from %+" PRId64 " s to %+" PRId64 " s", victim, down_t - t0,
+         now_s() - 4 - t0);
+    NOTE("while the server was down and after: %d of %d value requests answered", asked - refused,
+         asked);
+    T_EQ(refused, 0);
     int64_t t1 = now_s();
     T_REQUIRE(stop_all_steady(made));
     after_second(t1, 1500);
@@ -578,6 +747,8 @@ static void nats_server_killed_body(void)
         NOTE("n%d: every second of every host, exact sums, %" PRId64 " ms after the end", node + 1,
              ms);
         T_OK(ms >= 0);
+        if (ms < 0)
+            NOTE("BUG: n%d stopped taking frames (see the case's comment)", node + 1);
     }
 }
 
@@ -588,6 +759,17 @@ static void test_nats_server_killed(void)
 }
 
 /* ---- 4. every NATS server stopped for 60 s ---- */
+
+/*
+ * BUG (src/serve/fleet.c, rebalance(), the "mine && resub" branch): when the servers come
+ * back, the link's "up" makes the node restart its consumers where they were; JetStream has
+ * no leader yet and js_Subscribe times out (10 s, in the heartbeat thread: no heartbeats
+ * meanwhile); the node then sets the instrumentation inactive with no subscription, and until
+ * a later rebalance takes it as a new owner (replaying its whole retention) the node answers
+ * its value requests 503 "no node of the fleet owns instrumentation 1 now", although its
+ * memory holds every second. Seen: ~20 such answers over ~6 s on one node. No frame is lost
+ * or doubled (the exact sums at the end hold).
+ */
 
 static void nats_outage_body(void)
 {
@@ -601,20 +783,49 @@ static void nats_outage_body(void)
     th_sleep_ms(3000);
     T_REQUIRE(th_nats_stop_all(&nats) == 0);
     int64_t down_t = now_s();
-    th_sleep_ms(60000);
+    /* meanwhile each node answers from its memory: the seconds before the outage */
+    int refused = 0, asked = 0;
+    int64_t end_ms = th_unix_ms() + 60000;
+    for (int i = 0; i < 120 && th_unix_ms() < end_ms; i++) {
+        for (int node = 0; node < 2; node++) {
+            int st = 0;
+            int64_t q0 = th_unix_ms();
+            json_t *j =
+                jget(node, &st,
+                     "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=2", id, t0);
+            asked++;
+            if (st != 200 || json_object_size(json_object_get(j, "value")) != 3) {
+                char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                if (refused++ < 3)
+                    NOTE("during the outage, n%d (%" PRId64 " ms): %d %.200s", node + 1,
+                         th_unix_ms() - q0, st, text ? text : "");
+                free(text);
+            }
+            json_decref(j);
+        }
+        int64_t left = end_ms - th_unix_ms();
+        th_sleep_ms(left > 5000 ? 5000 : left > 0 ? left : 0);
+    }
+    NOTE("during the outage: %d of %d value requests answered with the seconds before it",
+         asked - refused, asked);
+    T_EQ(refused, 0);
     int64_t back_ms = th_unix_ms();
     T_REQUIRE(th_nats_start_all(&nats) == 0);
     int64_t back_t = now_s();
     NOTE("every NATS server down %" PRId64 "..%" PRId64 " (ready again %" PRId64
          " ms after the start)",
          down_t, back_t, th_unix_ms() - back_ms);
-    /* catch-up: every second of the outage, every host, on both nodes */
+    /* catch-up: every second of the outage, every host, on both nodes; every request
+     * answered meanwhile (the seconds may still come: not the answers) */
+    int unavailable = 0;
     for (int node = 0; node < 2; node++) {
         int64_t caught = -1;
         for (int i = 0; i < 240 && caught < 0; i++) { /* 60 s */
             static int64_t c[MAXS][TH_FLEET_HOSTS];
             int n = (int)(back_t - down_t + 1);
-            if (per_second(node, id, down_t, n, c) == 0) {
+            int rc = per_second(node, id, down_t, n, c);
+            unavailable += rc != 0 && last_status != 200;
+            if (rc == 0) {
                 int gaps = 0;
                 for (int s = 0; s < n; s++)
                     for (int h = 0; h < F.nh; h++)
@@ -629,6 +840,11 @@ static void nats_outage_body(void)
              node + 1, caught);
         T_OK(caught >= 0);
     }
+    if (unavailable)
+        NOTE("BUG: requests not answered (not 200) while the nodes caught up: %d (see the case's "
+             "comment)",
+             unavailable);
+    T_EQ(unavailable, 0);
     th_sleep_ms(3000); /* and the consumers follow the stream again */
     int64_t t1 = now_s();
     T_REQUIRE(stop_all_steady(made));
@@ -823,6 +1039,38 @@ static void bad_input_body(void)
     T_OK(j != NULL);
     T_EQ(json_integer_value(json_object_get(j, "value")), 7);
     json_decref(j);
+    /* frames from a day ahead and ten days back (a host's clock gone wrong, or forged): they
+     * must not push the recent seconds out of memory */
+    n = frame(id, "fake", t + 86400, 11, false, buf, sizeof(buf));
+    T_OK(n > 0 && publish(js, subj, buf, n));
+    n = frame(id, "fake", t - 864000, 13, false, buf, sizeof(buf));
+    T_OK(n > 0 && publish(js, subj, buf, n));
+    th_sleep_ms(1000);
+    double frames2 = metric(port, "sonde_fleet_frames_total");
+    double late2 = metric(port, "sonde_fleet_frames_late_total");
+    double undec2 = metric(port, "sonde_fleet_frames_refused_total{reason=\"undecodable\"}");
+    NOTE("after the frames of other days: frames %.0f, late %.0f, undecodable %.0f", frames2, late2,
+         undec2);
+    j = raw(0, id, t, 1);
+    T_OK(j != NULL);
+    NOTE("second %" PRId64 " after them: %s", t,
+         j ? (json_is_integer(json_object_get(j, "value")) ? "a number" : "no number") : "-");
+    T_EQ(json_integer_value(json_object_get(j, "value")), 7);
+    json_decref(j);
+    /* and a frame of now is still taken */
+    int64_t t2 = now_s() - 1;
+    n = frame(id, "fake", t2, 5, false, buf, sizeof(buf));
+    T_OK(n > 0 && publish(js, subj, buf, n));
+    int64_t got = -1;
+    for (int i = 0; i < 30 && got != 5; i++) {
+        json_t *k = raw(0, id, t2, 1);
+        got = k ? (int64_t)json_integer_value(json_object_get(k, "value")) : -1;
+        json_decref(k);
+        if (got != 5)
+            th_sleep_ms(100);
+    }
+    NOTE("a frame of second %" PRId64 " after them: %" PRId64 " (5 sent)", t2, got);
+    T_EQ(got, 5);
     /* still alive and answering */
     struct th_resp r;
     T_EQ(th_get(port, "/ca", &r), 0);
@@ -844,7 +1092,7 @@ static void test_bad_input(void)
 static bool listed(int node, const char *id)
 {
     int st = 0;
-    json_t *j = th_jreq(F.n[node].port, "GET", "/ca/instrumentations", NULL, &st);
+    json_t *j = th_node_jreq(&F, node, "GET", "/ca/instrumentations", NULL, &st);
     size_t k;
     json_t *o;
     bool yes = false;
@@ -876,7 +1124,7 @@ static int64_t wait_listed(int node, const char *id, bool want, int64_t t0)
  * unlinks it first, and the delete then finds nothing: "no such instrumentation", 404. Several
  * rounds here so that the race shows at least once.
  */
-#define DEF_ROUNDS 6
+#define DEF_ROUNDS 12
 
 static void definitions_body(void)
 {
@@ -933,7 +1181,7 @@ static void definitions_body(void)
         T_OK(off >= 0 && off <= 2000);
         /* and its data requests are 404 on both */
         for (int node = 0; node < 2; node++) {
-            json_t *j = th_getf(F.n[node].port, &st, "/ca/instrumentations/%s/value/raw", id);
+            json_t *j = jget(node, &st, "/ca/instrumentations/%s/value/raw", id);
             T_EQ(st, 404);
             json_decref(j);
         }
@@ -971,6 +1219,7 @@ int main(int argc, char **argv)
     t_run("owner_killed", test_owner_killed);
     t_run("owner_restarted", test_owner_restarted);
     t_run("owner_stopped_restarted", test_owner_stopped_restarted);
+    t_run("tenant", test_tenant);
     t_run("node_joins", test_node_joins);
     t_run("nats_server_killed", test_nats_server_killed);
     t_run("nats_outage", test_nats_outage);

@@ -65,7 +65,8 @@ struct th_fleet {
     int nh;
     struct th_node n[TH_FLEET_NODES];
     int nn;
-    bool live; /* registered for the clean-up at exit */
+    char token[128]; /* the operator's token when the nodes run with --tenants ("": none) */
+    bool live;       /* registered for the clean-up at exit */
 };
 
 /* The cgroup2 mount point ("/sys/fs/cgroup" or "/sys/fs/cgroup/unified"), NULL when none. */
@@ -109,6 +110,11 @@ int th_node_start(struct th_fleet *f, const char *id, const char *dir_reuse,
 /* Stops node i with sig (SIGKILL: at once, nothing written; SIGTERM: cleanly, then SIGKILL
  * after 10 s) and reaps it. Its wait status, or -1 when it was not running. */
 int th_node_stop(struct th_fleet *f, int i, int sig);
+/* A request to node i with a JSON body (NULL: none) and f->token (when set) as a bearer
+ * token: the reply as JSON (NULL when it is not JSON), *status its status (0: no reply).
+ * A 30 s bound. */
+json_t *th_node_jreq(struct th_fleet *f, int i, const char *method, const char *path,
+                     const char *body, int *status);
 /* Node i's GET /ca/admin/status (NULL: no answer). */
 json_t *th_node_status(struct th_fleet *f, int i);
 /* Whether node i owns instrumentation key now (its status' "fleet" "owned"). */
