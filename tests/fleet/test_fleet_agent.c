@@ -21,26 +21,20 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <nats/nats.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/cgroup.h"
 #include "fleet/link.h"
 #include "fleet/names.h"
+#include "fleet_hosts.h"
 #include "kernel_view.h"
 #include "nats.h"
 #include "t.h"
@@ -74,6 +68,7 @@ static void sleep_ms(int ms)
 /* ---- the fleet: one server, the buckets and stream made as a node makes them ---- */
 
 static struct th_nats nats;
+static struct th_fleet hosts; /* the agents' hosts (support/fleet_hosts.h) */
 static struct sn_link *link_;
 static kvStore *defs, *members;
 
@@ -106,6 +101,7 @@ static int fleet_up(void)
 
 static void fleet_down(void)
 {
+    th_fleet_free(&hosts); /* agents still running, the hosts' cgroups */
     sn_link_close(link_);
     link_ = NULL;
     defs = members = NULL;
@@ -180,73 +176,46 @@ static int64_t hb_counter(const char *host, const char *name)
     return n;
 }
 
-/* ---- agents: real `sonde agent --nats` processes ---- */
+/* ---- agents: real `sonde agent --nats` processes (support/fleet_hosts.h) ---- */
 
 struct agent {
+    int i; /* its host in hosts */
     pid_t pid;
     char host[64];
-    char log[512];
+    char log[384];
 };
 
-static int agent_start(struct agent *a, const char *host, const char *cgroup, const char *extra_opt,
+/* Starts host's agent: in a cgroup of its own (contained: --cgroup, its workloads through
+ * th_host_calls()) or seeing the whole machine; the same host again after a stop. */
+static int agent_start(struct agent *a, const char *host, bool contained, const char *extra_opt,
                        const char *extra_val)
 {
-    const char *argv[16];
-    int n = 0;
-
+    const char *extra[] = {extra_opt, extra_val, NULL};
+    if (!hosts.live && th_fleet_init(&hosts, sonde, th_nats_url(&nats)) != 0)
+        return -1;
+    a->i = -1;
+    for (int i = 0; i < hosts.nh; i++)
+        if (strcmp(hosts.h[i].name, host) == 0)
+            a->i = i;
+    if (a->i < 0)
+        a->i = contained ? th_host_add(&hosts, host) : th_host_add_uncontained(&hosts, host);
+    if (a->i < 0 || th_host_agent_start(&hosts, a->i, extra_opt ? extra : NULL) != 0)
+        return -1;
+    a->pid = hosts.h[a->i].agent;
     snprintf(a->host, sizeof(a->host), "%s", host);
-    snprintf(a->log, sizeof(a->log), "%s/fleet-agent-%d-%s.log", t_outdir(), (int)getpid(), host);
-    argv[n++] = sonde;
-    argv[n++] = "agent";
-    argv[n++] = "--nats";
-    argv[n++] = th_nats_url(&nats);
-    argv[n++] = "--hostname";
-    argv[n++] = host;
-    if (cgroup) {
-        argv[n++] = "--cgroup";
-        argv[n++] = cgroup;
-    }
-    if (extra_opt) {
-        argv[n++] = extra_opt;
-        argv[n++] = extra_val;
-    }
-    argv[n] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    a->pid = fork();
-    if (a->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(sonde, (char *const *)argv);
-        _exit(127);
-    }
-    return a->pid > 0 ? 0 : -1;
+    snprintf(a->log, sizeof(a->log), "%s", hosts.h[a->i].log);
+    return 0;
 }
 
 /* Stops the agent with sig (SIGTERM, SIGKILL), waiting up to 10 s (then SIGKILL). Returns
  * its exit status as waitpid gives it, or -1. */
 static int agent_stop(struct agent *a, int sig)
 {
-    int status = -1;
     if (a->pid <= 0)
         return -1;
-    kill(a->pid, sig);
-    for (int i = 0; i < 1000; i++) {
-        if (waitpid(a->pid, &status, WNOHANG) == a->pid) {
-            a->pid = 0;
-            return status;
-        }
-        sleep_ms(10);
-    }
-    kill(a->pid, SIGKILL);
-    waitpid(a->pid, &status, 0);
+    int status = th_host_agent_stop(&hosts, a->i, sig);
     a->pid = 0;
-    NOTE("agent %s did not stop within 10 s (log %s)", a->host, a->log);
-    return -1;
+    return status;
 }
 
 /* The ids of the BPF programs process pid holds (its fds' "prog_id:" in /proc). */
@@ -407,98 +376,6 @@ static void unsubscribe(natsSubscription *sub)
     natsSubscription_Destroy(sub);
 }
 
-/* ---- cgroups and their workloads ---- */
-
-static char cgs[4][256];
-static int ncgs;
-
-static bool cg_make(const char *rel)
-{
-    char full[1024];
-    if (!sn_cgroup_root() || ncgs >= 4)
-        return false;
-    snprintf(full, sizeof(full), "%s%s", sn_cgroup_root(), rel);
-    if (mkdir(full, 0755) != 0 && errno != EEXIST)
-        return false;
-    snprintf(cgs[ncgs++], sizeof(cgs[0]), "%s", rel);
-    return true;
-}
-
-static void cg_cleanup(void)
-{
-    for (int i = ncgs - 1; i >= 0; i--) { /* children before their parents */
-        char full[1024];
-        snprintf(full, sizeof(full), "%s%s", sn_cgroup_root(), cgs[i]);
-        for (int tries = 0; tries < 200 && rmdir(full) != 0 && errno == EBUSY; tries++)
-            sleep_ms(5);
-    }
-    ncgs = 0;
-}
-
-/* A child that joins cgroup rel, waits at a gate, makes calls getppid calls and exits. */
-struct worker {
-    pid_t pid;
-    int go;
-};
-
-static int worker_start(struct worker *w, const char *rel, int calls)
-{
-    int ready[2], go[2];
-    if (pipe(ready) != 0)
-        return -1;
-    if (pipe(go) != 0) {
-        close(ready[0]);
-        close(ready[1]);
-        return -1;
-    }
-    fflush(stdout);
-    w->pid = fork();
-    if (w->pid == 0) {
-        char full[1024], pid[32], c;
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        alarm(60);
-        close(ready[0]);
-        close(go[1]);
-        snprintf(full, sizeof(full), "%s%s/cgroup.procs", sn_cgroup_root(), rel);
-        snprintf(pid, sizeof(pid), "%d", (int)getpid());
-        int fd = open(full, O_WRONLY);
-        if (fd < 0 || write(fd, pid, strlen(pid)) < 0)
-            _exit(2);
-        close(fd);
-        if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
-            _exit(3);
-        for (int i = 0; i < calls; i++)
-            syscall(SYS_getppid);
-        _exit(0);
-    }
-    close(ready[1]);
-    close(go[0]);
-    w->go = go[1];
-    struct pollfd p = {.fd = ready[0], .events = POLLIN};
-    char c;
-    bool ok = w->pid > 0 && poll(&p, 1, 10000) == 1 && read(ready[0], &c, 1) == 1;
-    close(ready[0]);
-    if (!ok) {
-        if (w->pid > 0) {
-            kill(w->pid, SIGKILL);
-            waitpid(w->pid, NULL, 0);
-        }
-        close(w->go);
-        return -1;
-    }
-    return 0;
-}
-
-static int worker_finish(struct worker *w)
-{
-    int status = -1;
-    if (write(w->go, "g", 1) != 1)
-        kill(w->pid, SIGKILL);
-    close(w->go);
-    waitpid(w->pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* ---- the cases ---- */
 
 #define SYSCALLS_BY_NAME                                                                           \
@@ -512,7 +389,7 @@ static void test_enable_frames_delete(void)
 {
     struct agent a = {0};
     T_REQUIRE(fleet_up() == 0);
-    T_REQUIRE(agent_start(&a, "a", NULL, NULL, NULL) == 0);
+    T_REQUIRE(agent_start(&a, "a", false, NULL, NULL) == 0);
     int64_t t0 = now_ms();
     int64_t up = wait_hb("a", NULL, true, t0, 15000);
     NOTE("agent's first heartbeat %lld ms after its start", (long long)up);
@@ -571,32 +448,25 @@ static void test_enable_frames_delete(void)
 static void test_cgroups_per_host(void)
 {
     struct agent a = {0}, b = {0};
-    char ca[128], cb[128], cbsub[160];
-    struct worker wa, wb;
 
-    snprintf(ca, sizeof(ca), "/sonde-fleet-%d-a", (int)getpid());
-    snprintf(cb, sizeof(cb), "/sonde-fleet-%d-b", (int)getpid());
-    snprintf(cbsub, sizeof(cbsub), "%s/inner", cb);
     NOTE("cgroup v2 mounted? (run as root)");
-    T_REQUIRE(cg_make(ca) && cg_make(cb) && cg_make(cbsub));
     T_REQUIRE(fleet_up() == 0);
-    T_REQUIRE(agent_start(&a, "a", ca, NULL, NULL) == 0);
-    T_REQUIRE(agent_start(&b, "b", cb, NULL, NULL) == 0);
+    T_REQUIRE(agent_start(&a, "a", true, NULL, NULL) == 0);
+    T_REQUIRE(agent_start(&b, "b", true, NULL, NULL) == 0);
+    T_REQUIRE(th_host_subgroup(&hosts, b.i, "inner") == 0);
     T_REQUIRE(put_def("5", GETPPIDS) == 0);
     int64_t t0 = now_ms();
     T_REQUIRE(wait_hb("a", "5", true, t0, 15000) >= 0);
     T_REQUIRE(wait_hb("b", "5", true, t0, 15000) >= 0);
     json_t *hb = heartbeat("b");
-    T_STR(json_string_value(json_object_get(hb, "cgroup")), cb);
+    T_STR(json_string_value(json_object_get(hb, "cgroup")), hosts.h[b.i].cgroup);
     json_decref(hb);
 
     natsSubscription *sub = subscribe("sonde.frames.5.>");
     T_REQUIRE(sub != NULL);
     /* b's workload in a descendant of its cgroup: descendants count too */
-    T_REQUIRE(worker_start(&wa, ca, 1500) == 0);
-    T_REQUIRE(worker_start(&wb, cbsub, 2500) == 0);
-    T_EQ(worker_finish(&wa), 0);
-    T_EQ(worker_finish(&wb), 0);
+    T_EQ(th_host_calls(&hosts, a.i, NULL, 1500), 0);
+    T_EQ(th_host_calls(&hosts, b.i, "inner", 2500), 0);
     struct frames fs = {0};
     drain(sub, &fs, 3500); /* the seconds of the calls, and two more */
     unsubscribe(sub);
@@ -613,7 +483,6 @@ static void test_cgroups_per_host(void)
     T_EQ(agent_stop(&a, SIGTERM), 0);
     T_EQ(agent_stop(&b, SIGTERM), 0);
     fleet_down();
-    cg_cleanup();
 }
 
 static void test_late_start_and_restart(void)
@@ -625,7 +494,7 @@ static void test_late_start_and_restart(void)
     T_REQUIRE(put_def("acme/3", GETPPIDS) == 0);
     T_REQUIRE(del_def("2") == 0); /* a deleted one stays deleted */
     int64_t t0 = now_ms();
-    T_REQUIRE(agent_start(&a, "late", NULL, NULL, NULL) == 0);
+    T_REQUIRE(agent_start(&a, "late", false, NULL, NULL) == 0);
     int64_t c1 = wait_hb("late", "1", true, t0, 10000);
     int64_t c3 = wait_hb("late", "acme/3", true, t0, 10000);
     int64_t ready = hb_counter("late", "started_ms") - t0;
@@ -640,7 +509,7 @@ static void test_late_start_and_restart(void)
     T_REQUIRE(put_def("2", GETPPIDS) == 0);
     T_REQUIRE(del_def("1") == 0);
     t0 = now_ms();
-    T_REQUIRE(agent_start(&a, "late", NULL, NULL, NULL) == 0);
+    T_REQUIRE(agent_start(&a, "late", false, NULL, NULL) == 0);
     int64_t c2 = wait_hb("late", "2", true, t0, 10000);
     int64_t g1 = wait_hb("late", "1", false, now_ms(), 3000);
     ready = hb_counter("late", "started_ms") - t0;
@@ -658,7 +527,7 @@ static void outage(const char *host, const char *extra_opt, const char *extra_va
                    int64_t *dropped)
 {
     struct agent a = {0};
-    T_REQUIRE(agent_start(&a, host, NULL, extra_opt, extra_val) == 0);
+    T_REQUIRE(agent_start(&a, host, false, extra_opt, extra_val) == 0);
     T_REQUIRE(put_def("9", GETPPIDS) == 0);
     T_REQUIRE(wait_hb(host, "9", true, now_ms(), 15000) >= 0);
     *first_t = now_ms() / 1000;
@@ -750,7 +619,7 @@ static void test_cluster_server_killed(void)
     struct agent a = {0};
     struct frames fs = {0};
     T_REQUIRE(fleet_up_n(3) == 0);
-    T_REQUIRE(agent_start(&a, "c", NULL, NULL, NULL) == 0);
+    T_REQUIRE(agent_start(&a, "c", false, NULL, NULL) == 0);
     T_REQUIRE(put_def("8", GETPPIDS) == 0);
     T_REQUIRE(wait_hb("c", "8", true, now_ms(), 15000) >= 0);
     int64_t first = now_ms() / 1000;
@@ -804,7 +673,7 @@ static void test_agent_before_broker(void)
     memset(&nats, 0, sizeof(nats));
     T_REQUIRE(th_nats_start(&nats, 1, 0) == 0);
     T_REQUIRE(th_nats_kill(&nats, 0, SIGKILL) == 0);
-    T_REQUIRE(agent_start(&a, "early", NULL, NULL, NULL) == 0);
+    T_REQUIRE(agent_start(&a, "early", false, NULL, NULL) == 0);
     sleep_ms(1500);
     T_OK(kill(a.pid, 0) == 0); /* still there, trying */
     T_REQUIRE(th_nats_restart(&nats, 0) == 0);

@@ -654,9 +654,9 @@ static void test_tenant(void)
  * runs), the ordered consumers are not reset, and the node has no stall check of its own. It
  * stops taking frames for good (its values keep answering 200, with the seconds before the
  * kill only: ~17% of the calls counted) and finds every other node and agent "silent, gone".
- * Seen with the ASan build on 3 runs of 3 (n1 every time, its consumers on the stream's
- * leader), not on the gcc build's runs; the nodes' logs say "node n2: silent for 3 s, gone"
- * 3 s after the kill and nothing after.
+ * Seen with the ASan build on 4 runs of 4 (one node each time, n1 or n2, its consumers on
+ * the stream's leader), not on the gcc build's 3 runs; that node's log says "node n2: silent
+ * for 3 s, gone" 3 s after the kill and nothing after.
  */
 
 /* The index of the server leading the stream SONDE_FRAMES (its /jsz), or -1. */
