@@ -21,9 +21,8 @@
  *   7. definitions: a create on A is listed on B within 1 s; a delete on B removes it on A
  *      and detaches it from every agent.
  *
- * A case that finds a bug in src/ has a comment "BUG (where): what" above it and prints
- * "# BUG" lines when it shows: definitions (a DELETE's 404), nats_server_killed (a node deaf
- * for good after a server's kill), nats_outage (503s after the outage).
+ * Three cases guard what they once found (each comment says what): definitions (a DELETE's
+ * 404), nats_server_killed (a node deaf after a server's kill), nats_outage (503s after it).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -647,16 +646,12 @@ static void test_tenant(void)
 /* ---- 3. one NATS server killed ---- */
 
 /*
- * BUG (src/serve/fleet.c: subscribe() and the KV watchers of sn_fleet_open()): a node whose
- * connection is to a surviving server, but whose ordered consumers (the frames' consumer, the
- * watchers of sonde_members and sonde_defs: R1 ephemeral consumers) were placed on the server
- * killed, never gets them back: no "connection lost" comes (so link_up()'s resubscribe never
- * runs), the ordered consumers are not reset, and the node has no stall check of its own. It
- * stops taking frames for good (its values keep answering 200, with the seconds before the
- * kill only: ~17% of the calls counted) and finds every other node and agent "silent, gone".
- * Seen with the ASan build on 4 runs of 4 (one node each time, n1 or n2, its consumers on
- * the stream's leader), not on the gcc build's 3 runs; that node's log says "node n2: silent
- * for 3 s, gone" 3 s after the kill and nothing after.
+ * What this case once found (src/serve/fleet.c): a node whose connection is to a surviving
+ * server, but whose ordered consumers (the frames' consumer, the watchers of sonde_members
+ * and sonde_defs: R1 ephemeral consumers) were placed on the server killed, never got them
+ * back (no "connection lost" comes) and stopped taking frames for good, finding every other
+ * node and agent "silent, gone". The node now asks after a silent consumer and restarts it
+ * where it was, and makes its watchers again when the members' watcher falls silent.
  */
 
 /* The index of the server leading the stream SONDE_FRAMES (its /jsz), or -1. */
@@ -748,7 +743,7 @@ static void nats_server_killed_body(void)
              ms);
         T_OK(ms >= 0);
         if (ms < 0)
-            NOTE("BUG: n%d stopped taking frames (see the case's comment)", node + 1);
+            NOTE("n%d stopped taking frames (see the case's comment)", node + 1);
     }
 }
 
@@ -761,14 +756,11 @@ static void test_nats_server_killed(void)
 /* ---- 4. every NATS server stopped for 60 s ---- */
 
 /*
- * BUG (src/serve/fleet.c, rebalance(), the "mine && resub" branch): when the servers come
- * back, the link's "up" makes the node restart its consumers where they were; JetStream has
- * no leader yet and js_Subscribe times out (10 s, in the heartbeat thread: no heartbeats
- * meanwhile); the node then sets the instrumentation inactive with no subscription, and until
- * a later rebalance takes it as a new owner (replaying its whole retention) the node answers
- * its value requests 503 "no node of the fleet owns instrumentation 1 now", although its
- * memory holds every second. Seen: ~20 such answers over ~6 s on one node. No frame is lost
- * or doubled (the exact sums at the end hold).
+ * What this case once found (src/serve/fleet.c, rebalance()): when the servers came back, a
+ * consumer's restart timed out (JetStream had no leader yet), the node dropped the
+ * instrumentation and answered its requests 503 "no node of the fleet owns it" for seconds,
+ * although its memory held every second. A failed restart now keeps the ownership and is
+ * tried again from where it was.
  */
 
 static void nats_outage_body(void)
@@ -841,7 +833,7 @@ static void nats_outage_body(void)
         T_OK(caught >= 0);
     }
     if (unavailable)
-        NOTE("BUG: requests not answered (not 200) while the nodes caught up: %d (see the case's "
+        NOTE("requests not answered (not 200) while the nodes caught up: %d (see the case's "
              "comment)",
              unavailable);
     T_EQ(unavailable, 0);
@@ -1117,12 +1109,9 @@ static int64_t wait_listed(int node, const char *id, bool want, int64_t t0)
 }
 
 /*
- * BUG (src/serve/server.c, the fleet branch of the delete): a DELETE answers 404 about half
- * the time although it deleted the instrumentation. The delete removes the definition from
- * the bucket (sn_fleet_delete_def()) and only then unlinks it locally (unlink_instn()); the
- * node's own watcher of the bucket (serve/fleet.c on_def() -> sn_server_forget()) often
- * unlinks it first, and the delete then finds nothing: "no such instrumentation", 404. Several
- * rounds here so that the race shows at least once.
+ * What this case once found (src/serve/server.c, the fleet branch of the delete): a DELETE
+ * answered 404 about half the time although it deleted the instrumentation: the node's own
+ * watcher of the bucket forgot it first. Several rounds, so that the race would show.
  */
 #define DEF_ROUNDS 12
 
@@ -1149,8 +1138,7 @@ static void definitions_body(void)
         T_REQUIRE(th_request(F.n[1].port, "DELETE", path, NULL, NULL, 0, 10000, &r) == 0);
         int st = r.status;
         if (st != 204)
-            NOTE("BUG: DELETE of %s on n2 (it was deleted): %d %.300s", id, st,
-                 r.body ? r.body : "");
+            NOTE("DELETE of %s on n2 (it was deleted): %d %.300s", id, st, r.body ? r.body : "");
         ok_deletes += st == 204;
         th_resp_free(&r);
         int64_t off_a = wait_listed(0, id, false, t0);
