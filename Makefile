@@ -19,9 +19,10 @@
 #   make fresh-check  the README's `make run` and `make check` on a debootstrap'd Debian 12
 #                     (downloads; for developers, not CI; scripts/fresh-check)
 JOBS         ?= 2
-# the fleet's end-to-end tests run in `make check`; under ASan they would take CI past its
-# 30 minutes (the fleet's code runs under ASan in test_fleet_history, _link and the units)
-ASAN_SKIP    ?= ^(test_fleet_serve|test_fleet_agent)$$
+# the fleet's end-to-end tests and the browser tests run in `make check`; under ASan they would
+# take CI past its 30 minutes (the fleet's code runs under ASan in test_fleet_history, _link and
+# the units; the browser tests exercise the UI's JavaScript, which ASan does not instrument)
+ASAN_SKIP    ?= ^(test_fleet_serve|test_fleet_agent|ui_.*)$$
 FUZZ_SECONDS ?= 20
 WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
