@@ -1024,28 +1024,18 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     beat(f);
     atomic_store(&f->members_heard_ms, sn_mono_ms());
     f->dirty = true;
-    if (pthread_create(&f->tdefs, NULL, watch_defs, f) != 0) {
+    if (!(f->tdefs_on = pthread_create(&f->tdefs, NULL, watch_defs, f) == 0) ||
+        !(f->tmembers_on = pthread_create(&f->tmembers, NULL, watch_members, f) == 0)) {
         rc = -EAGAIN;
         goto fail;
     }
-    f->tdefs_on = true;
-    if (pthread_create(&f->tmembers, NULL, watch_members, f) != 0) {
-        rc = -EAGAIN;
-        goto fail;
-    }
-    f->tmembers_on = true;
     if ((rc = sn_fleet_history_start(f, why, whylen)) < 0)
         goto fail;
-    if (pthread_create(&f->tbeat, NULL, heartbeat, f) != 0) {
+    if (!(f->tbeat_on = pthread_create(&f->tbeat, NULL, heartbeat, f) == 0) ||
+        !(f->tbalance_on = pthread_create(&f->tbalance, NULL, balancer, f) == 0)) {
         rc = -EAGAIN;
         goto fail;
     }
-    f->tbeat_on = true;
-    if (pthread_create(&f->tbalance, NULL, balancer, f) != 0) {
-        rc = -EAGAIN;
-        goto fail;
-    }
-    f->tbalance_on = true;
     sn_log(SN_LOG_INFO, "fleet", "node %s%s%s in the fleet (replicas %d), API %s", f->id,
            f->zone[0] ? ", zone " : "", f->zone, sn_link_replicas(f->link), f->api);
     *out = f;
