@@ -622,13 +622,22 @@ static natsStatus ensure_stream(struct sn_link *l, const struct want_stream *w, 
             c.MaxMsgsPerSubject = w->per_subject;
         *jerr = 0;
         s = js_AddStream(&si, l->js, &c, &jo, jerr);
-        if (s == NATS_OK || *jerr != JSStreamNameExistErr) {
+        if (s == NATS_OK ||
+            (*jerr != JSStreamNameExistErr && *jerr != JSStreamSubjectOverlapErr)) {
             jsStreamInfo_Destroy(si);
             return s;
         }
-        /* another node created it meanwhile: check its limits below */
+        /* another node created it meanwhile (a server that is still creating it says "subjects
+         * overlap", not "name in use"): check its limits below. Overlap with a stream of
+         * another name stays an error: ours is still not found. */
+        jsErrCode first = *jerr;
+        natsStatus fs = s;
         *jerr = 0;
         s = js_GetStreamInfo(&si, l->js, w->name, &jo, jerr);
+        if (s == NATS_NOT_FOUND) {
+            *jerr = first;
+            return fs;
+        }
     }
     if (s != NATS_OK)
         return s;
