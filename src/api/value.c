@@ -151,6 +151,7 @@ bool sn_value_wait(struct sn_call *c, const struct sn_instn *in, const struct sn
     if (reported >= expected || c->req->now_ms >= deadline || c->req->final)
         return true;
     c->resp->park_until_ms = deadline;
+    snprintf(c->resp->park_key, sizeof(c->resp->park_key), "%s", in->key);
     if (!c->req->state) { /* remembers that this request waited, for "delay"; counted once */
         c->req->state = malloc(1);
         c->req->state_free = free;

@@ -80,6 +80,8 @@ struct conn {
     size_t len, cap, limit;
     size_t reserved; /* of the body budget, held until the body is freed */
     bool chunked, started, parked, was_parked;
+    bool woken;        /* parked, and news came: resume at parked_ms + SN_HTTP_WAKE_MS */
+    int64_t parked_ms; /* when it was last parked (CLOCK_REALTIME, as park_until_ms) */
     bool waited; /* has been parked: counted in sn_http's npolls until completed */
     char ctype[256], version[128], auth[512], accept[256], inm[128];
     char *path, *method;
@@ -96,7 +98,7 @@ struct sn_http {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct conn *parked; /* guarded by mu */
-    bool wake, stopping;
+    bool stopping;
     int npolls; /* connections ever parked and not yet completed (guarded by mu) */
     /* connections, guarded by conn_mu */
     pthread_mutex_t conn_mu;
@@ -723,6 +725,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     pthread_mutex_unlock(&h->mu);
     c->req.now_ms = sn_now_ms();
     c->resp.park_until_ms = 0;
+    c->resp.park_key[0] = '\0';
     h->o.handler(h->o.ctx, &c->req, &c->resp);
     if (c->resp.park_until_ms > 0 && c->resp.status == 0) {
         pthread_mutex_lock(&h->mu);
@@ -738,6 +741,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         atomic_fetch_add(&h->nparked, 1);
         MHD_suspend_connection(mc);
         c->parked = true;
+        c->woken = false;
+        c->parked_ms = sn_now_ms();
         c->next = h->parked;
         h->parked = c;
         pthread_cond_signal(&h->cv);
@@ -778,7 +783,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 
 /* ---- threads and lifecycle --------------------------------------------------------------- */
 
-/* Resumes parked requests whose deadline passed, or all when woken. */
+/* Resumes parked requests whose deadline passed or whose news came (coalesced), or all when
+ * stopping. */
 static void *parker(void *arg)
 {
     struct sn_http *h = arg;
@@ -786,19 +792,20 @@ static void *parker(void *arg)
     pthread_mutex_lock(&h->mu);
     for (;;) {
         int64_t now = sn_now_ms(), next = INT64_MAX;
-        bool all = h->wake || h->stopping;
-        h->wake = false;
         for (struct conn **pp = &h->parked; *pp;) {
             struct conn *c = *pp;
-            if (all || c->resp.park_until_ms <= now) {
+            int64_t at = c->resp.park_until_ms;
+            if (c->woken && c->parked_ms + SN_HTTP_WAKE_MS < at)
+                at = c->parked_ms + SN_HTTP_WAKE_MS;
+            if (h->stopping || at <= now) {
                 *pp = c->next;
                 c->parked = false;
                 c->was_parked = true;
                 MHD_resume_connection(c->mc);
                 continue;
             }
-            if (c->resp.park_until_ms < next)
-                next = c->resp.park_until_ms;
+            if (at < next)
+                next = at;
             pp = &c->next;
         }
         if (h->stopping)
@@ -998,13 +1005,16 @@ int sn_http_port(const struct sn_http *h)
     return h->port;
 }
 
-void sn_http_wake(struct sn_http *h)
+void sn_http_wake(struct sn_http *h, const char *key)
 {
+    bool any = false;
+
     pthread_mutex_lock(&h->mu);
-    if (h->parked) {
-        h->wake = true;
+    for (struct conn *c = h->parked; c; c = c->next)
+        if (!c->woken && (!key || !c->resp.park_key[0] || strcmp(c->resp.park_key, key) == 0))
+            c->woken = any = true;
+    if (any)
         pthread_cond_signal(&h->cv);
-    }
     pthread_mutex_unlock(&h->mu);
 }
 

@@ -5,7 +5,11 @@
  *
  * Long polls: a handler that answers "park until T" has its connection suspended, costing no
  * thread; sn_http_wake() (new data arrived) or the deadline resumes it and the handler is
- * called again with the same request (and its req->state).
+ * called again with the same request (and its req->state). A parked request names what it
+ * waits for (resp->park_key, e.g. an instrumentation) and only news of that wakes it; wakes
+ * are coalesced: a woken request is resumed SN_HTTP_WAKE_MS after it was parked at the
+ * earliest, so that a burst of news (a thousand hosts' frames of one second) costs its handler
+ * a look every few milliseconds, not one per frame.
  *
  * Hostile clients (docs/operations.md): the server keeps at most max_conns connections and
  * max_conns_per_ip per client address (IPv6: per /64). A new connection over the global cap
@@ -94,8 +98,12 @@ struct sn_http_stats {
 int sn_http_start(const struct sn_http_opts *o, struct sn_http **out);
 /* The port actually bound (useful with port 0). */
 int sn_http_port(const struct sn_http *h);
-/* Resumes every parked request so that its handler looks again. Thread-safe. */
-void sn_http_wake(struct sn_http *h);
+#define SN_HTTP_WAKE_MS 10 /* a woken request's least time parked (ms) */
+
+/* News of key (NULL: of everything): resumes the parked requests waiting for it (or for any
+ * news), at the earliest SN_HTTP_WAKE_MS after each was parked, so that their handlers look
+ * again. Thread-safe; cheap when nothing waits for key. */
+void sn_http_wake(struct sn_http *h, const char *key);
 void sn_http_stats(const struct sn_http *h, struct sn_http_stats *out);
 /* Stops accepting, answers parked requests (their handler is called once more), and frees. */
 void sn_http_stop(struct sn_http *h);

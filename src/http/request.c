@@ -242,6 +242,7 @@ void sn_resp_bytes(struct sn_resp *resp, int status, const char *ctype, unsigned
     resp->body = body;
     resp->len = len;
     resp->park_until_ms = 0;
+    resp->park_key[0] = '\0';
 }
 
 void sn_resp_empty(struct sn_resp *resp, int status)

@@ -55,6 +55,7 @@ struct sn_resp {
     char *allow;           /* extra header "Allow" (owned), or NULL */
     const char *hdr[6][2]; /* more headers, {name, value}: static strings; name NULL ends */
     int64_t park_until_ms; /* > 0: not ready; call again when woken or at this time */
+    char park_key[256];    /* with park_until_ms: woken only by news of this key ("": any) */
 };
 
 /* Adds a parameter (copies name and value). Returns 0 or -ENOMEM. */

@@ -538,10 +538,9 @@ void sn_server_tick(struct sn_server *s, int64_t now)
 static void wake_long_polls(void *arg, const char *key, int64_t t)
 {
     struct sn_server *s = arg;
-    (void)key;
     (void)t;
     if (s->http)
-        sn_http_wake(s->http);
+        sn_http_wake(s->http, key);
 }
 
 int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
