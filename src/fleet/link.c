@@ -622,8 +622,7 @@ static natsStatus ensure_stream(struct sn_link *l, const struct want_stream *w, 
             c.MaxMsgsPerSubject = w->per_subject;
         *jerr = 0;
         s = js_AddStream(&si, l->js, &c, &jo, jerr);
-        if (s == NATS_OK ||
-            (*jerr != JSStreamNameExistErr && *jerr != JSStreamSubjectOverlapErr)) {
+        if (s == NATS_OK || (*jerr != JSStreamNameExistErr && *jerr != JSStreamSubjectOverlapErr)) {
             jsStreamInfo_Destroy(si);
             return s;
         }

@@ -82,7 +82,7 @@ struct conn {
     bool chunked, started, parked, was_parked;
     bool woken;        /* parked, and news came: resume at parked_ms + SN_HTTP_WAKE_MS */
     int64_t parked_ms; /* when it was last parked (CLOCK_REALTIME, as park_until_ms) */
-    bool waited; /* has been parked: counted in sn_http's npolls until completed */
+    bool waited;       /* has been parked: counted in sn_http's npolls until completed */
     char ctype[256], version[128], auth[512], accept[256], inm[128];
     char *path, *method;
     struct conn *next; /* in the parked list */
