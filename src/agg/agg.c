@@ -227,33 +227,14 @@ int sn_agg_save(struct sn_agg *a, const char *key, unsigned char **buf, size_t *
  * Ingest and the tick
  */
 
-static int ingest(struct sn_agg *a, const struct sn_wire_frame *f, int64_t now,
-                  struct sn_ds_fold *fold, bool try)
+/* Counts what happened to a frame (added, or why not). */
+static void count_outcome(struct sn_agg *a, const struct sn_wire_frame *f, int rc)
 {
-    struct entry *e = find_ref(a, f->id);
-    struct sn_ds_fold fd;
-    int rc;
-
-    if (fold)
-        *fold = (struct sn_ds_fold){0, 0};
-    if (!e) {
-        atomic_fetch_add(&a->c.frames_unknown, 1);
-        return -ENOENT;
-    }
-    /* merged under the dataset's adder mutex; e's lock only to look and to publish */
-    rc = (try ? sn_ds_add_shared_try : sn_ds_add_shared)(e->ds, f, now, &e->lock, &fd);
-    entry_unref(e);
     switch (rc) {
     case SN_DS_ADDED:
         atomic_fetch_add(&a->c.frames_in, 1);
         atomic_fetch_add(&a->c.events_over_cap, f->over_cap);
         atomic_fetch_add(&a->c.events_map_full, f->map_full);
-        atomic_fetch_add(&a->c.keys_folded, fd.keys);
-        atomic_fetch_add(&a->c.events_folded, fd.events);
-        if (fold)
-            *fold = fd;
-        for (size_t i = 0, n = atomic_load(&a->nlis); i < n; i++)
-            a->lis[i].fn(a->lis[i].arg, f->id, f->t);
         break;
     case SN_DS_LATE:
         atomic_fetch_add(&a->c.frames_late, 1);
@@ -268,19 +249,69 @@ static int ingest(struct sn_agg *a, const struct sn_wire_frame *f, int64_t now,
         atomic_fetch_add(&a->c.frames_mismatch, 1);
         break;
     }
-    return rc;
+}
+
+/* Frames f[0..n) of one instrumentation (f[0]->id) into its dataset, as one batch. */
+static void ingest_run(struct sn_agg *a, const struct sn_wire_frame *const *f, size_t n,
+                       int64_t now, bool try, int *rcs, struct sn_ds_fold *fold)
+{
+    struct entry *e = find_ref(a, f[0]->id);
+    struct sn_ds_fold fd = {0, 0};
+
+    if (!e) {
+        atomic_fetch_add(&a->c.frames_unknown, n);
+        for (size_t i = 0; i < n; i++)
+            rcs[i] = -ENOENT;
+        return;
+    }
+    /* merged under the dataset's adder mutex; e's lock only to look and to publish */
+    sn_ds_add_many(e->ds, f, n, now, &e->lock, try, rcs, &fd);
+    entry_unref(e);
+    atomic_fetch_add(&a->c.keys_folded, fd.keys);
+    atomic_fetch_add(&a->c.events_folded, fd.events);
+    if (fold) {
+        fold->keys += fd.keys;
+        fold->events += fd.events;
+    }
+    int64_t told = INT64_MIN; /* the listeners hear of each second once per run of it */
+    for (size_t i = 0; i < n; i++) {
+        count_outcome(a, f[i], rcs[i]);
+        if (rcs[i] != SN_DS_ADDED || f[i]->t == told)
+            continue;
+        told = f[i]->t;
+        for (size_t l = 0, nl = atomic_load(&a->nlis); l < nl; l++)
+            a->lis[l].fn(a->lis[l].arg, f[i]->id, f[i]->t);
+    }
+}
+
+void sn_agg_ingest_many(struct sn_agg *a, const struct sn_wire_frame *const *f, size_t n,
+                        int64_t now, bool try, int *rcs, struct sn_ds_fold *fold)
+{
+    if (fold)
+        *fold = (struct sn_ds_fold){0, 0};
+    for (size_t i = 0; i < n;) { /* runs of one instrumentation */
+        size_t j = i + 1;
+        while (j < n && strcmp(f[j]->id, f[i]->id) == 0)
+            j++;
+        ingest_run(a, f + i, j - i, now, try, rcs + i, fold);
+        i = j;
+    }
 }
 
 int sn_agg_ingest(struct sn_agg *a, const struct sn_wire_frame *f, int64_t now,
                   struct sn_ds_fold *fold)
 {
-    return ingest(a, f, now, fold, false);
+    int rc;
+    sn_agg_ingest_many(a, &f, 1, now, false, &rc, fold);
+    return rc;
 }
 
 int sn_agg_ingest_try(struct sn_agg *a, const struct sn_wire_frame *f, int64_t now,
                       struct sn_ds_fold *fold)
 {
-    return ingest(a, f, now, fold, true);
+    int rc;
+    sn_agg_ingest_many(a, &f, 1, now, true, &rc, fold);
+    return rc;
 }
 
 void sn_agg_counters(const struct sn_agg *a, struct sn_agg_counters *out)

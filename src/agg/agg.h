@@ -91,6 +91,12 @@ int sn_agg_ingest(struct sn_agg *a, const struct sn_wire_frame *f, int64_t now,
  * dataset: the local agent adds its other frames first rather than wait behind a big one. */
 int sn_agg_ingest_try(struct sn_agg *a, const struct sn_wire_frame *f, int64_t now,
                       struct sn_ds_fold *fold);
+/* Frames f[0..n) (borrowed; each with an id) added as sn_agg_ingest() (or, when try,
+ * sn_agg_ingest_try()) adds one, each one's result in rcs[i]; consecutive frames of one
+ * instrumentation go in as one batch (sn_ds_add_many(): a second's frames make one new slot),
+ * and the listeners hear of each second of a run once. fold (may be NULL): over the batch. */
+void sn_agg_ingest_many(struct sn_agg *a, const struct sn_wire_frame *const *f, size_t n,
+                        int64_t now, bool try, int *rcs, struct sn_ds_fold *fold);
 /* The counters, each read atomically. */
 void sn_agg_counters(const struct sn_agg *a, struct sn_agg_counters *out);
 /* Once a second: frees every slot older than its retention (the memory is freed after the

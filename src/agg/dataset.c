@@ -1,7 +1,8 @@
 /*
- * Datasets; see dataset.h. Every addition builds a new slot: the frame's entries are sorted
- * once (repeated keys merged), then merged with the current slot's sorted entries in one pass,
- * keeping the key cap; the new slot replaces the old one in the ring. Interval sums merge
+ * Datasets; see dataset.h. Every addition builds a new slot: the entries of the frames added
+ * to it at once (one, or a batch's frames of that second) are sorted once (repeated keys
+ * merged, sn_hist_merge_many()), then merged with the current slot's sorted entries in one
+ * pass, keeping the key cap; the new slot replaces the old one in the ring. Interval sums merge
  * slots the same way. Published slots are never changed, so an adder can build without the
  * server's lock while readers read the slot it builds on.
  */
@@ -308,18 +309,15 @@ static int merge_hist(struct sn_hist **dst, const struct sn_hist *src)
     return sn_hist_merge(*dst, src);
 }
 
-static int cmp_entry(const void *a, const void *b)
-{
-    return strcmp(((const struct sn_ds_entry *)a)->key, ((const struct sn_ds_entry *)b)->key);
-}
-
-/* A frame's entries sorted by key, repeated keys merged: keys and histograms borrowed from
- * the frame, except the histograms of merged repeats (own[i]). */
+/* The frames of one second (one or a batch of them) as one addition: their entries sorted by
+ * key, repeated keys merged: keys borrowed from the frames; a key's histogram borrowed when it
+ * comes once, else the merge of its frames' (own[i]). */
 struct delta {
     struct sn_ds_entry *e;
     unsigned char *own;
     size_t n;
-    struct sn_hist *total; /* numeric by key: the merge of every key's histogram */
+    struct sn_hist *total; /* numeric arities: the merge of every histogram (owned) */
+    uint64_t count, over_cap, map_full;
 };
 
 static void delta_fini(struct delta *d)
@@ -333,51 +331,102 @@ static void delta_fini(struct delta *d)
     memset(d, 0, sizeof(*d));
 }
 
-static int delta_init(const struct sn_wire_frame *f, struct delta *d)
+/* An entry of a frame, with its place in the batch (keeps the frames' order among equals). */
+struct dent {
+    struct sn_ds_entry e;
+    size_t seq;
+};
+
+static int cmp_dent(const void *a, const void *b)
 {
-    size_t w = 0;
+    const struct dent *x = a, *y = b;
+    int c = strcmp(x->e.key, y->e.key);
+    return c ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The delta of frames f[i] for i in idx[0..m) (m >= 1). Returns 0 or -ENOMEM (d empty). */
+static int delta_init(const struct sn_wire_frame *const *f, const size_t *idx, size_t m,
+                      struct delta *d)
+{
+    uint8_t arity = f[idx[0]]->arity;
+    size_t ne = 0, w = 0;
+    struct dent *all = NULL;
+    const struct sn_hist **hs = NULL;
 
     memset(d, 0, sizeof(*d));
-    if (f->arity == SN_WIRE_SCALAR || f->arity == SN_WIRE_NUMERIC || f->n == 0)
+    for (size_t k = 0; k < m; k++) {
+        const struct sn_wire_frame *fr = f[idx[k]];
+        d->count = sat_add(d->count, fr->total);
+        d->over_cap = sat_add(d->over_cap, fr->over_cap);
+        d->map_full = sat_add(d->map_full, fr->map_full);
+        ne += fr->n;
+    }
+    if (arity == SN_WIRE_SCALAR || ne == 0)
         return 0;
-    d->e = malloc(f->n * sizeof(*d->e));
-    d->own = calloc(f->n, 1);
-    if (!d->e || !d->own)
+    if (!(all = malloc(ne * sizeof(*all))) || !(hs = malloc(ne * sizeof(*hs))))
         goto oom;
-    for (size_t i = 0; i < f->n; i++)
-        d->e[i] = (struct sn_ds_entry){f->entries[i].key, f->entries[i].count, f->entries[i].hist};
-    qsort(d->e, f->n, sizeof(*d->e), cmp_entry);
-    for (size_t i = 0; i < f->n; i++) {
-        struct sn_ds_entry *p = w ? &d->e[w - 1] : NULL;
-        if (p && strcmp(p->key, d->e[i].key) == 0) {
-            p->count = sat_add(p->count, d->e[i].count);
-            if (d->e[i].hist) {
-                if (!d->own[w - 1]) { /* never merge into the frame's own histogram */
-                    struct sn_hist *h = p->hist ? sn_hist_clone(p->hist) : sn_hist_create();
-                    if (!h)
-                        goto oom;
-                    p->hist = h;
-                    d->own[w - 1] = 1;
-                }
-                if (sn_hist_merge(p->hist, d->e[i].hist) < 0)
-                    goto oom;
-            }
-            continue;
+    ne = 0;
+    for (size_t k = 0; k < m; k++) {
+        const struct sn_wire_frame *fr = f[idx[k]];
+        for (size_t i = 0; i < fr->n; i++, ne++) {
+            all[ne].e =
+                (struct sn_ds_entry){fr->entries[i].key, fr->entries[i].count, fr->entries[i].hist};
+            all[ne].seq = ne;
+            hs[ne] = fr->entries[i].hist;
         }
-        d->e[w] = d->e[i];
-        d->own[w++] = 0;
+    }
+    if (arity == SN_WIRE_NUMERIC || arity == SN_WIRE_NUMERIC_BY_KEY) {
+        /* numeric: a frame's one histogram; by key: every key's */
+        size_t nh = 0;
+        for (size_t k = 0, j = 0; k < m; k++) {
+            const struct sn_wire_frame *fr = f[idx[k]];
+            for (size_t i = 0; i < fr->n; i++, j++)
+                if (arity == SN_WIRE_NUMERIC_BY_KEY || i == 0)
+                    hs[nh++] = hs[j];
+        }
+        if (!(d->total = sn_hist_create()) || sn_hist_merge_many(d->total, hs, nh) < 0)
+            goto oom;
+    }
+    if (arity == SN_WIRE_NUMERIC) {
+        free(all);
+        free(hs);
+        return 0;
+    }
+    if (!(d->e = malloc(ne * sizeof(*d->e))) || !(d->own = calloc(ne, 1)))
+        goto oom;
+    if (ne > 1)
+        qsort(all, ne, sizeof(*all), cmp_dent);
+    for (size_t i = 0; i < ne;) {
+        size_t j = i + 1, nh = 0;
+        uint64_t count = all[i].e.count;
+        for (; j < ne && strcmp(all[j].e.key, all[i].e.key) == 0; j++)
+            count = sat_add(count, all[j].e.count);
+        d->e[w] = (struct sn_ds_entry){all[i].e.key, count, all[i].e.hist};
+        if (j - i > 1) { /* a repeated key: its histograms merged (never into a frame's own) */
+            for (size_t k = i; k < j; k++)
+                if (all[k].e.hist)
+                    hs[nh++] = all[k].e.hist;
+            if (nh > 1) {
+                struct sn_hist *h = sn_hist_create();
+                d->e[w].hist = h;
+                d->own[w] = 1;
+                d->n = w + 1;
+                if (!h || sn_hist_merge_many(h, hs, nh) < 0)
+                    goto oom;
+            } else {
+                d->e[w].hist = nh ? (struct sn_hist *)hs[0] : NULL;
+            }
+        }
+        w++;
+        i = j;
     }
     d->n = w;
-    if (f->arity == SN_WIRE_NUMERIC_BY_KEY) {
-        if (!(d->total = sn_hist_create()))
-            goto oom;
-        for (size_t i = 0; i < d->n; i++)
-            if (d->e[i].hist && sn_hist_merge(d->total, d->e[i].hist) < 0)
-                goto oom;
-    }
+    free(all);
+    free(hs);
     return 0;
 oom:
-    d->n = w;
+    free(all);
+    free(hs);
     delta_fini(d);
     return -ENOMEM;
 }
@@ -502,13 +551,12 @@ static int add_other(struct sn_ds_slot *s, uint64_t count, const struct sn_hist 
 }
 
 /*
- * The slot that old (NULL: none yet) becomes with frame f (its entries as d) added, for second
- * t: a new slot that shares nothing with old, its sources old's (the frame's source is added
- * when it is published). Runs without any lock: old is immutable. Returns 0 or -ENOMEM.
+ * The slot that old (NULL: none yet) becomes with the frames of d added, for second t: a new
+ * slot that shares nothing with old, its sources old's (the frames' sources are added when it
+ * is published). Runs without any lock: old is immutable. Returns 0 or -ENOMEM.
  */
-static int build(const struct sn_dataset *ds, const struct sn_ds_slot *old,
-                 const struct sn_wire_frame *f, const struct delta *d, int64_t t,
-                 struct rslot **out, struct sn_ds_fold *fold)
+static int build(const struct sn_dataset *ds, const struct sn_ds_slot *old, const struct delta *d,
+                 int64_t t, struct rslot **out, struct sn_ds_fold *fold)
 {
     struct rslot *r = calloc(1, sizeof(*r));
     struct sn_ds_slot *s = r ? &r->s : NULL;
@@ -522,9 +570,9 @@ static int build(const struct sn_dataset *ds, const struct sn_ds_slot *old,
         return -ENOMEM;
     atomic_init(&r->refs, 1);
     s->t = t;
-    s->count = sat_add(old ? old->count : 0, f->total);
-    s->over_cap = sat_add(old ? old->over_cap : 0, f->over_cap);
-    s->map_full = sat_add(old ? old->map_full : 0, f->map_full);
+    s->count = sat_add(old ? old->count : 0, d->count);
+    s->over_cap = sat_add(old ? old->over_cap : 0, d->over_cap);
+    s->map_full = sat_add(old ? old->map_full : 0, d->map_full);
     if (old && old->nsrc) {
         if (!(s->src = malloc(old->nsrc * sizeof(*s->src))))
             goto out;
@@ -533,9 +581,7 @@ static int build(const struct sn_dataset *ds, const struct sn_ds_slot *old,
     }
     if (old && merge_hist(&s->total, old->total) < 0)
         goto out;
-    if (f->arity == SN_WIRE_NUMERIC && f->n && merge_hist(&s->total, f->entries[0].hist) < 0)
-        goto out;
-    if (f->arity == SN_WIRE_NUMERIC_BY_KEY && merge_hist(&s->total, d->total) < 0)
+    if (merge_hist(&s->total, d->total) < 0)
         goto out;
     if (K + d->n > 0) {
         if (!(admit = calloc(d->n ? d->n : 1, 1)) || admit_keys(old, d, ds->o.key_cap, admit) < 0 ||
@@ -581,85 +627,127 @@ out:
     return rc;
 }
 
-/* Under the readers' lock (read): whether f may be added to slot t, and the slot to build on
- * (*old, referenced; NULL when the slot is new). */
-static int check(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t t, int64_t now,
-                 struct rslot **old)
+#define PENDING INT_MIN /* a frame of a batch not decided yet */
+
+/* One second's frames of a batch: f[idx[0..m)], all of slot t, in the batch's order. */
+struct group {
+    const struct sn_wire_frame *const *f;
+    size_t *idx, m;
+    int64_t t;
+};
+
+/* Under the readers' lock (read): whether g's frames may be added to slot t (rcs[] of those
+ * that may not: late, or a point metric's second report of a source), and the slot to build
+ * on (*old, referenced; NULL when the slot is new). Returns how many may. */
+static size_t check(struct sn_dataset *ds, const struct group *g, int64_t now, int *rcs,
+                    struct rslot **old)
 {
-    struct rslot *r = *ring_at(ds, t);
-    uint32_t si, pos;
+    struct rslot *r = *ring_at(ds, g->t);
+    bool late = g->t < now - (int64_t)ds->o.retention || (r && r->s.t > g->t);
+    size_t ok = 0;
 
     *old = NULL;
-    if (t < now - (int64_t)ds->o.retention) /* the rule of sn_ds_expire() */
-        return SN_DS_LATE;
-    if (r && r->s.t > t)
-        return SN_DS_LATE;
-    if (!r || r->s.t < t) /* a slot past the retention, not yet expired: replaced */
-        return SN_DS_ADDED;
-    if (ds->o.point && source_find(ds, f->host, &si) && has_source(&r->s, si, &pos))
-        return SN_DS_DUPLICATE;
-    atomic_fetch_add(&r->refs, 1);
-    *old = r;
-    return SN_DS_ADDED;
+    if (!late && r && r->s.t == g->t) {
+        atomic_fetch_add(&r->refs, 1);
+        *old = r;
+    }
+    for (size_t k = 0; k < g->m; k++) {
+        const struct sn_wire_frame *f = g->f[g->idx[k]];
+        uint32_t si, pos;
+        int *rc = &rcs[g->idx[k]];
+        *rc = late ? SN_DS_LATE : SN_DS_ADDED;
+        if (!late && ds->o.point) {
+            /* the first report of a source in a slot is its value; the rest are duplicates */
+            if (*old && source_find(ds, f->host, &si) && has_source(&(*old)->s, si, &pos))
+                *rc = SN_DS_DUPLICATE;
+            for (size_t j = 0; j < k && *rc == SN_DS_ADDED; j++)
+                if (rcs[g->idx[j]] == SN_DS_ADDED && strcmp(g->f[g->idx[j]]->host, f->host) == 0)
+                    *rc = SN_DS_DUPLICATE;
+        }
+        ok += *rc == SN_DS_ADDED;
+    }
+    return ok;
 }
 
 /* Under the readers' lock (write): puts r in the ring in place of old (which an expiry or a
- * change of retention may have taken out meanwhile: the frame is then late), with f's source.
- * Slots that lose their last reference go on *dead. */
-static int publish(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t t, int64_t now,
+ * change of retention may have taken out meanwhile: the frames are then late), with the sources
+ * of g's frames that are added (rcs[] SN_DS_ADDED). Slots that lose their last reference go
+ * on *dead. */
+static int publish(struct sn_dataset *ds, const struct group *g, int64_t now, const int *rcs,
                    struct rslot *old, struct rslot *r, struct rslot **dead)
 {
-    struct rslot **p = ring_at(ds, t), *cur = *p;
+    struct rslot **p = ring_at(ds, g->t), *cur = *p;
     uint32_t si;
     int rc;
 
-    if (t < now - (int64_t)ds->o.retention)
+    if (g->t < now - (int64_t)ds->o.retention)
         return SN_DS_LATE;
-    if (old ? cur != old : cur && cur->s.t >= t)
+    if (old ? cur != old : cur && cur->s.t >= g->t)
         return SN_DS_LATE;
-    if ((rc = source_index(ds, f->host, &si)) < 0 || (rc = add_source(&r->s, si)) < 0)
-        return rc;
+    for (size_t k = 0; k < g->m; k++) {
+        const struct sn_wire_frame *f = g->f[g->idx[k]];
+        if (rcs[g->idx[k]] != SN_DS_ADDED)
+            continue;
+        if ((rc = source_index(ds, f->host, &si)) < 0 || (rc = add_source(&r->s, si)) < 0)
+            return rc;
+        if (ds->src[si].last < f->t)
+            ds->src[si].last = f->t;
+    }
     *p = r;
     rslot_unref(cur, dead);
-    if (ds->src[si].last < f->t)
-        ds->src[si].last = f->t;
     return SN_DS_ADDED;
 }
 
-/* shared: 0 the caller has ds to itself; 1 wait for other adders; 2 -EAGAIN if one is at work */
-static int add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
-               pthread_rwlock_t *lk, int shared, struct sn_ds_fold *fold)
+/* Sets the result of g's frames still to be added (rcs[] SN_DS_ADDED) to rc. */
+static void settle(const struct group *g, int *rcs, int rc)
+{
+    for (size_t k = 0; k < g->m; k++)
+        if (rcs[g->idx[k]] == SN_DS_ADDED || rcs[g->idx[k]] == PENDING)
+            rcs[g->idx[k]] = rc;
+}
+
+/* Adds one second's frames (their results in rcs[]); shared as add()'s. */
+static void add_group(struct sn_dataset *ds, struct group *g, int64_t now, pthread_rwlock_t *lk,
+                      int shared, int *rcs, struct sn_ds_fold *fold)
 {
     struct rslot *old = NULL, *r = NULL, *dead = NULL;
+    struct sn_ds_fold fd = {0, 0};
     struct delta d;
-    int64_t t;
     int rc;
 
-    if (fold)
-        *fold = (struct sn_ds_fold){0, 0};
-    if (f->arity != ds->o.arity) /* arity and granularity never change */
-        return SN_DS_MISMATCH;
-    if (f->t > now + SN_DS_MAX_FUTURE)
-        return SN_DS_FUTURE;
-    t = align(ds, f->t);
-    if (shared == 2 && pthread_mutex_trylock(&ds->add_mu) != 0)
-        return -EAGAIN;
-    if ((rc = delta_init(f, &d)) < 0) { /* the frame's share of the work, before any lock */
+    if (shared == 2 && pthread_mutex_trylock(&ds->add_mu) != 0) {
+        settle(g, rcs, -EAGAIN);
+        return;
+    }
+    /* the frames' share of the work, before any lock: a point metric's duplicates, rare, are
+     * found under it and the delta made anew without them */
+    if ((rc = delta_init(g->f, g->idx, g->m, &d)) < 0) {
         if (shared == 2)
             pthread_mutex_unlock(&ds->add_mu);
-        return rc;
+        settle(g, rcs, rc);
+        return;
     }
     if (shared == 1)
         pthread_mutex_lock(&ds->add_mu);
     if (lk)
         pthread_rwlock_rdlock(lk);
-    rc = check(ds, f, t, now, &old);
+    size_t ok = check(ds, g, now, rcs, &old);
     if (lk)
         pthread_rwlock_unlock(lk);
-    if (rc == SN_DS_ADDED && (rc = build(ds, old ? &old->s : NULL, f, &d, t, &r, fold)) == 0) {
+    rc = ok ? SN_DS_ADDED : SN_DS_LATE; /* nothing to add: the results are set */
+    if (ok && ok < g->m && ds->o.point) {
+        size_t w = 0;
+        for (size_t k = 0; k < g->m; k++)
+            if (rcs[g->idx[k]] == SN_DS_ADDED)
+                g->idx[w++] = g->idx[k];
+        g->m = w;
+        delta_fini(&d);
+        rc = delta_init(g->f, g->idx, g->m, &d);
+    }
+    if (ok && rc == SN_DS_ADDED && (rc = build(ds, old ? &old->s : NULL, &d, g->t, &r, &fd)) == 0) {
         if (lk)
             pthread_rwlock_wrlock(lk);
-        rc = publish(ds, f, t, now, old, r, &dead);
+        rc = publish(ds, g, now, rcs, old, r, &dead);
         if (lk)
             pthread_rwlock_unlock(lk);
         if (rc == SN_DS_ADDED)
@@ -667,31 +755,108 @@ static int add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now
     }
     if (shared)
         pthread_mutex_unlock(&ds->add_mu);
-    if (rc != SN_DS_ADDED && fold)
-        *fold = (struct sn_ds_fold){0, 0};
+    if (ok && rc != SN_DS_ADDED)
+        settle(g, rcs, rc);
+    else if (ok && fold) {
+        fold->keys += fd.keys;
+        fold->events += fd.events;
+    }
     /* the old slot and whatever else lost its last reference, freed without any lock */
     rslot_unref(old, NULL);
     rslot_free(r);
     sn_ds_dead_free((struct sn_ds_dead *)dead);
     delta_fini(&d);
-    return rc;
+}
+
+/* A frame's aligned second and place in the batch, to group a batch by second. */
+struct tix {
+    int64_t t;
+    size_t i;
+};
+
+static int cmp_tix(const void *a, const void *b)
+{
+    const struct tix *x = a, *y = b;
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * Adds frames f[0..n) (n >= 1), each one's result in rcs[i], one new slot per second they
+ * cover (whatever their number: a batch of a thousand hosts' frames of one second costs one
+ * copy of its slot). shared: 0 the caller has ds to itself; 1 wait for other adders; 2 -EAGAIN
+ * if one is at work. Returns 0, or -ENOMEM when the batch's bookkeeping could not be made
+ * (then every rcs[i] is -ENOMEM).
+ */
+static int add(struct sn_dataset *ds, const struct sn_wire_frame *const *f, size_t n, int64_t now,
+               pthread_rwlock_t *lk, int shared, int *rcs, struct sn_ds_fold *fold)
+{
+    struct tix one, *tx = n > 1 ? malloc(n * sizeof(*tx)) : &one;
+    size_t one_i, *idx = n > 1 ? malloc(n * sizeof(*idx)) : &one_i, m = 0;
+
+    if (fold)
+        *fold = (struct sn_ds_fold){0, 0};
+    if (!tx || !idx) {
+        if (n > 1) {
+            free(tx);
+            free(idx);
+        }
+        for (size_t i = 0; i < n; i++)
+            rcs[i] = -ENOMEM;
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = PENDING;
+        if (f[i]->arity != ds->o.arity) /* arity and granularity never change */
+            rcs[i] = SN_DS_MISMATCH;
+        else if (f[i]->t > now + SN_DS_MAX_FUTURE)
+            rcs[i] = SN_DS_FUTURE;
+        else
+            tx[m++] = (struct tix){align(ds, f[i]->t), i};
+    }
+    if (m > 1)
+        qsort(tx, m, sizeof(*tx), cmp_tix);
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        struct group g = {.f = f, .idx = idx, .t = tx[i].t};
+        for (; j < m && tx[j].t == g.t; j++)
+            idx[g.m++] = tx[j].i;
+        add_group(ds, &g, now, lk, shared, rcs, fold);
+        i = j;
+    }
+    if (n > 1) {
+        free(tx);
+        free(idx);
+    }
+    return 0;
 }
 
 int sn_ds_add(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now)
 {
-    return add(ds, f, now, NULL, 0, NULL);
+    int rc;
+    return add(ds, &f, 1, now, NULL, 0, &rc, NULL) < 0 ? -ENOMEM : rc;
 }
 
 int sn_ds_add_shared(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
                      pthread_rwlock_t *readers, struct sn_ds_fold *fold)
 {
-    return add(ds, f, now, readers, 1, fold);
+    int rc;
+    return add(ds, &f, 1, now, readers, 1, &rc, fold) < 0 ? -ENOMEM : rc;
 }
 
 int sn_ds_add_shared_try(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
                          pthread_rwlock_t *readers, struct sn_ds_fold *fold)
 {
-    return add(ds, f, now, readers, 2, fold);
+    int rc;
+    return add(ds, &f, 1, now, readers, 2, &rc, fold) < 0 ? -ENOMEM : rc;
+}
+
+int sn_ds_add_many(struct sn_dataset *ds, const struct sn_wire_frame *const *f, size_t n,
+                   int64_t now, pthread_rwlock_t *readers, bool try, int *rcs,
+                   struct sn_ds_fold *fold)
+{
+    return add(ds, f, n, now, readers, try ? 2 : 1, rcs, fold);
 }
 
 static void expire(struct sn_dataset *ds, int64_t now, struct rslot **dead)

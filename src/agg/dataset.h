@@ -120,6 +120,18 @@ int sn_ds_add_shared(struct sn_dataset *ds, const struct sn_wire_frame *f, int64
 int sn_ds_add_shared_try(struct sn_dataset *ds, const struct sn_wire_frame *f, int64_t now,
                          pthread_rwlock_t *readers, struct sn_ds_fold *fold);
 
+/* Frames f[0..n) (borrowed; any instrumentation's seconds, any hosts) added as
+ * sn_ds_add_shared() adds one (or as sn_ds_add_shared_try(), when try), each one's result in
+ * rcs[i] (an enum sn_ds_added, -ENOMEM, or -EAGAIN when try): the frames of one second make
+ * one new slot, whatever their number, so that a batch (a thousand hosts' frames of a second,
+ * as a fleet's consumer or an ingest body brings them) costs one copy of the slot, not one per
+ * frame. A point metric's second report of a source in a slot, in the batch or before it, is
+ * SN_DS_DUPLICATE. fold (may be NULL) receives what went to "other", over the batch. Returns
+ * 0, or -ENOMEM (every rcs[i] -ENOMEM, nothing added). */
+int sn_ds_add_many(struct sn_dataset *ds, const struct sn_wire_frame *const *f, size_t n,
+                   int64_t now, pthread_rwlock_t *readers, bool try, int *rcs,
+                   struct sn_ds_fold *fold);
+
 /* Records that source host is expected to report (an agent enabled the instrumentation) at
  * time now, without data; it counts in sn_ds_sources_since(). Returns 0 or -ENOMEM. */
 int sn_ds_touch(struct sn_dataset *ds, const char *host, int64_t now);

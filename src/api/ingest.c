@@ -212,27 +212,36 @@ void sn_api_ingest(struct sn_call *c, bool import)
                                (json_int_t)invalid));
         return;
     }
-    /* then published frame by frame, each locking only its own instrumentation to publish
-     * the merged slot */
+    /* then published as one batch: each instrumentation's frames of a second make one new
+     * slot, locking only that instrumentation to publish it */
     int64_t now = sn_now();
-    for (size_t i = 0; i < g.n && rc >= 0; i++) {
-        struct sn_ds_fold fd;
-        rc = sn_flow_frame(s, &g.f[i], now, false, &fd);
-        if (import && rc == SN_DS_LATE) { /* older than memory: into the store */
-            if ((rc = sn_flow_store(s, &g.f[i], now)) == 0) {
+    const struct sn_wire_frame **fp = malloc((g.n ? g.n : 1) * sizeof(*fp));
+    int *rcs = malloc((g.n ? g.n : 1) * sizeof(*rcs));
+    if (!fp || !rcs) {
+        free(fp);
+        free(rcs);
+        frames_free(&g);
+        sn_resp_error(c->resp, 500, "ECA_NORESOURCE", "out of memory adding frames");
+        return;
+    }
+    for (size_t i = 0; i < g.n; i++)
+        fp[i] = &g.f[i];
+    if (g.n)
+        sn_flow_frames(s, fp, g.n, now, false, rcs, &folded);
+    for (size_t i = 0; i < g.n; i++) {
+        int frc = rcs[i];
+        if (import && frc == SN_DS_LATE) { /* older than memory: into the store */
+            if ((frc = sn_flow_store(s, &g.f[i], now)) == 0) {
                 stored++;
                 continue;
             }
         }
-        switch (rc) {
+        switch (frc) {
         case SN_DS_ADDED:
             accepted++;
-            folded.keys += fd.keys;
-            folded.events += fd.events;
             break;
         case -ENOENT:
             unknown++;
-            rc = 0;
             break;
         case SN_DS_LATE:
             late++;
@@ -246,8 +255,14 @@ void sn_api_ingest(struct sn_call *c, bool import)
         case SN_DS_MISMATCH: /* recreated with another arity since the check */
             mismatch++;
             break;
+        default:
+            if (frc < 0)
+                rc = frc;
+            break;
         }
     }
+    free(fp);
+    free(rcs);
     size_t nframes = g.n;
     frames_free(&g);
     /* an import is answered once the store holds it */

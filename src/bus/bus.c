@@ -449,24 +449,49 @@ int sn_bus_subscribe_frames(struct sn_bus *bus, const char *key, sn_bus_frame_fn
     return rc;
 }
 
-int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f, void *ctx)
+int sn_bus_publish_frames(struct sn_bus *bus, const struct sn_wire_frame *const *f, size_t n,
+                          int *rcs, void *ctx)
 {
     struct snap sn;
-    int rc = 0;
+    int one, *tmp = NULL;
 
-    if (!f->id)
+    if (n == 0 || !f[0]->id)
         return -EINVAL;
-    if (snap_take(bus, &bus->frames, f->id, &sn) < 0)
+    for (size_t i = 1; i < n; i++)
+        if (!f[i]->id || strcmp(f[i]->id, f[0]->id) != 0)
+            return -EINVAL;
+    if (snap_take(bus, &bus->frames, f[0]->id, &sn) < 0)
         return -ENOMEM;
-    for (size_t i = 0; i < sn.n; i++) {
-        if (atomic_load(&sn.subs[i]->dead))
-            continue;
-        int r = sn.subs[i]->frame_fn(sn.subs[i]->arg, f, ctx);
-        if (rc == 0)
-            rc = r;
+    if (sn.n > 1 && !(tmp = n > 1 ? malloc(n * sizeof(*tmp)) : &one)) {
+        snap_release(bus, &sn);
+        return -ENOMEM;
     }
+    for (size_t i = 0; i < n; i++)
+        rcs[i] = 0;
+    for (size_t k = 0; k < sn.n; k++) {
+        if (atomic_load(&sn.subs[k]->dead))
+            continue;
+        if (!tmp) { /* the one subscriber answers into rcs itself */
+            sn.subs[k]->frame_fn(sn.subs[k]->arg, f, n, rcs, ctx);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[i] = 0;
+        sn.subs[k]->frame_fn(sn.subs[k]->arg, f, n, tmp, ctx);
+        for (size_t i = 0; i < n; i++)
+            if (rcs[i] == 0)
+                rcs[i] = tmp[i];
+    }
+    if (tmp != &one)
+        free(tmp);
     snap_release(bus, &sn);
-    return rc;
+    return 0;
+}
+
+int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f, void *ctx)
+{
+    int rc, prc = sn_bus_publish_frames(bus, &f, 1, &rc, ctx);
+    return prc < 0 ? prc : rc;
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -16,10 +16,13 @@
  *                              and sources, watched in order     sonde_members, reported here
  *
  * Frames. A frame subscriber names an instrumentation key (a frame's id, "tenant/N" in a
- * tenant's scope) or NULL for every frame. sn_bus_publish_frame() calls every matching
- * subscriber in the publisher's thread, in subscription order, lending it the frame (zero copy:
- * valid for the call only). Several threads may publish at once, so a callback may run in
- * several threads at once.
+ * tenant's scope) or NULL for every frame. sn_bus_publish_frames() calls every matching
+ * subscriber in the publisher's thread, in subscription order, lending it the frames (zero
+ * copy: valid for the call only). Frames travel in batches of one instrumentation (a fleet's
+ * consumer hands over what NATS delivered at once, an ingest body its frames), so that the
+ * aggregator makes one new slot per second of a batch, not one per frame; a batch of one is
+ * the single frame. Several threads may publish at once, so a callback may run in several
+ * threads at once.
  *
  * Control. A control subscriber is a host (a source able to run instrumentations).
  * sn_bus_publish_control() hands the message to every subscribed host it is addressed to,
@@ -66,10 +69,11 @@ void sn_bus_close(struct sn_bus *bus);
  * Frames
  */
 
-/* A frame subscriber: f is borrowed for the call; ctx is the publisher's (see
- * sn_bus_publish_frame()). Its result is returned to the publisher: the aggregator's says
- * whether the frame was added. */
-typedef int (*sn_bus_frame_fn)(void *arg, const struct sn_wire_frame *f, void *ctx);
+/* A frame subscriber: f[0..n) (n >= 1, one instrumentation's) are borrowed for the call; ctx
+ * is the publisher's (see sn_bus_publish_frames()). It sets rcs[i], frame i's result, which
+ * the publisher gets back: the aggregator's says whether the frame was added (0) or why not. */
+typedef void (*sn_bus_frame_fn)(void *arg, const struct sn_wire_frame *const *f, size_t n, int *rcs,
+                                void *ctx);
 
 /* Subscribes fn(arg, frame, ctx) to the frames of instrumentation key (copied; NULL: every
  * frame). Returns 0 with the subscription in *out, -EINVAL (fn NULL, key longer than
@@ -77,13 +81,17 @@ typedef int (*sn_bus_frame_fn)(void *arg, const struct sn_wire_frame *f, void *c
 int sn_bus_subscribe_frames(struct sn_bus *bus, const char *key, sn_bus_frame_fn fn, void *arg,
                             struct sn_bus_sub **out);
 /*
- * Delivers f (borrowed) to every subscriber of f->id and of every frame, in the publisher's
- * thread, in subscription order, each given ctx (may be NULL): the publisher's own, for what
- * a subscriber tells it beyond its result (e.g. ingest's reply counts what the aggregator's key
- * cap folded; over NATS, remote subscribers will see NULL). Returns the first non-zero result a
- * subscriber returned (the others are still called), or 0 when each returned 0 or none matched;
- * -EINVAL when f has no id; -ENOMEM (nobody called).
+ * Delivers frames f[0..n) (borrowed; n >= 1; all of one instrumentation key, f[0]->id) to
+ * every subscriber of that key and of every frame, in the publisher's thread, in subscription
+ * order, each given ctx (may be NULL): the publisher's own, for what a subscriber tells it
+ * beyond its results (e.g. ingest's reply counts what the aggregator's key cap folded).
+ * rcs[i] receives the first non-zero result a subscriber gave frame i (the others are still
+ * called), or 0 when each gave 0 or none matched. Returns 0; -EINVAL when a frame has no id or
+ * another id than f[0]'s, or n is 0; -ENOMEM (nobody called); rcs[] is then untouched.
  */
+int sn_bus_publish_frames(struct sn_bus *bus, const struct sn_wire_frame *const *f, size_t n,
+                          int *rcs, void *ctx);
+/* One frame: sn_bus_publish_frames() of f alone. Returns its result, or -EINVAL, -ENOMEM. */
 int sn_bus_publish_frame(struct sn_bus *bus, const struct sn_wire_frame *f, void *ctx);
 
 /* ------------------------------------------------------------------------------------------

@@ -462,12 +462,12 @@ static void expire_members(struct sn_fleet *f, int64_t now)
 /* ---- Owning: consumers of frames ---------------------------------------------------------- */
 
 /* One frame off the bus for o's instrumentation (msg borrowed): checked (the subject, the
- * frame's own id and host must agree: anyone with credentials can publish) and taken through
- * the one data path; a frame older than memory goes to the store. */
-void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg)
+ * frame's own id and host must agree: anyone with credentials can publish) and put in b. */
+void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg,
+                         struct sn_fleet_batch *b)
 {
     char inst[SN_SCOPE_MAX + 24], host[SN_FLEET_HOST_MAX + 1];
-    struct sn_wire_frame fr;
+    struct sn_wire_frame *fr = &b->fr[b->n];
 
     if (sn_fleet_parse_frame_subject(natsMsg_GetSubject(msg), inst, sizeof(inst), host,
                                      sizeof(host)) < 0 ||
@@ -475,40 +475,74 @@ void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg)
         atomic_fetch_add(&f->frames_foreign, 1);
         return;
     }
-    if (sn_wire_frame_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &fr) < 0) {
+    if (sn_wire_frame_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), fr) < 0) {
         atomic_fetch_add(&f->frames_bad, 1);
         return;
     }
-    if (!fr.id || !fr.host || strcmp(fr.id, inst) != 0 || strcmp(fr.host, host) != 0) {
+    if (!fr->id || !fr->host || strcmp(fr->id, inst) != 0 || strcmp(fr->host, host) != 0) {
         atomic_fetch_add(&f->frames_foreign, 1); /* a forged or misrouted frame */
-    } else {
-        int64_t now = sn_now();
-        int rc = sn_flow_frame(f->s, &fr, now, false, NULL);
-        if (rc == SN_DS_LATE) {
-            rc = sn_flow_store(f->s, &fr, now);
+        sn_wire_frame_fini(fr);
+        return;
+    }
+    if (++b->n == SN_FLEET_BATCH)
+        sn_fleet_take_flush(f, o, b);
+}
+
+void sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_fleet_batch *b)
+{
+    const struct sn_wire_frame *fp[SN_FLEET_BATCH];
+    int rcs[SN_FLEET_BATCH];
+    int64_t now = sn_now(), last = atomic_load(&o->last_t);
+    uint64_t taken = 0;
+
+    if (!b->n)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        fp[i] = &b->fr[i];
+    sn_flow_frames(f->s, fp, b->n, now, false, rcs, NULL);
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = rcs[i];
+        if (rc == SN_DS_LATE) { /* older than memory: to the store */
+            rc = sn_flow_store(f->s, &b->fr[i], now);
             atomic_fetch_add(&f->frames_late, 1);
         }
         if (rc == SN_DS_MISMATCH || rc == -EINVAL) {
             atomic_fetch_add(&f->frames_bad, 1);
         } else {
-            atomic_fetch_add(&f->frames, 1);
-            atomic_fetch_add(&o->frames, 1);
-            if (fr.t > atomic_load(&o->last_t))
-                atomic_store(&o->last_t, fr.t);
+            taken++;
+            if (b->fr[i].t > last)
+                last = b->fr[i].t;
         }
     }
-    sn_wire_frame_fini(&fr);
+    atomic_fetch_add(&f->frames, taken);
+    atomic_fetch_add(&o->frames, taken);
+    if (last > atomic_load(&o->last_t))
+        atomic_store(&o->last_t, last);
+    sn_fleet_take_drop(b);
 }
 
+void sn_fleet_take_drop(struct sn_fleet_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        sn_wire_frame_fini(&b->fr[i]);
+    b->n = 0;
+}
+
+/* A consumer's message. Frames wait in o's batch while NATS has more of them queued here for
+ * this consumer (the next call comes at once); the batch is handed over when none is, when it
+ * is full, and when the consumer caught up with the stream. */
 static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     struct owned *o = closure;
     jsMsgMetaData *meta = NULL;
     bool caught_up = false;
+    int queued = 0;
     (void)nc;
-    (void)sub;
 
-    if (!atomic_load(&o->active)) {
+    pthread_mutex_lock(&o->batch_mu);
+    if (!atomic_load(&o->active)) { /* not ours any more: whoever owns it again replays */
+        sn_fleet_take_drop(&o->batch);
+        pthread_mutex_unlock(&o->batch_mu);
         natsMsg_Destroy(msg);
         return;
     }
@@ -519,15 +553,31 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         caught_up = meta->NumPending == 0;
         jsMsgMetaData_Destroy(meta);
         if (seq <= atomic_load(&o->last_seq)) { /* seen: a consumer restarted behind it */
+            pthread_mutex_unlock(&o->batch_mu);
             natsMsg_Destroy(msg);
             return;
         }
         atomic_store(&o->last_seq, seq);
     }
-    sn_fleet_take_frame(o->f, o, msg);
+    sn_fleet_take_frame(o->f, o, msg, &o->batch);
+    natsMsg_Destroy(msg);
+    if (caught_up || natsSubscription_GetPending(sub, &queued, NULL) != NATS_OK || queued == 0)
+        sn_fleet_take_flush(o->f, o, &o->batch);
+    pthread_mutex_unlock(&o->batch_mu);
     if (caught_up && !atomic_load(&o->ready)) /* the replay's last frame: it answers now */
         atomic_store(&o->ready, true);
-    natsMsg_Destroy(msg);
+}
+
+/* After o's consumer is gone (no callback to come): what its batch holds is handed over while
+ * o is ours (its sequence numbers are taken: a new consumer starts after them), else dropped. */
+static void batch_end(struct sn_fleet *f, struct owned *o)
+{
+    pthread_mutex_lock(&o->batch_mu);
+    if (atomic_load(&o->active))
+        sn_fleet_take_flush(f, o, &o->batch);
+    else
+        sn_fleet_take_drop(&o->batch);
+    pthread_mutex_unlock(&o->batch_mu);
 }
 
 /* ---- Frames from this node's own sources (POST /ca/ingest, /ca/import) ------------------ */
@@ -610,6 +660,7 @@ static void unsubscribe(struct owned *o)
     natsSubscription_Unsubscribe(o->sub);
     natsSubscription_Destroy(o->sub);
     o->sub = NULL;
+    batch_end(o->f, o);
 }
 
 static struct owned *owned_get(struct sn_fleet *f, const char *key, bool make)
@@ -629,6 +680,7 @@ static struct owned *owned_get(struct sn_fleet *f, const char *key, bool make)
     }
     f->own = p;
     o->f = f;
+    pthread_mutex_init(&o->batch_mu, NULL);
     snprintf(o->key, sizeof(o->key), "%s", key);
     f->own[f->nown++] = o;
     return o;
@@ -794,6 +846,7 @@ static void rebalance(struct sn_fleet *f)
             pthread_mutex_unlock(&f->mu);
             natsSubscription_Unsubscribe(sub);
             natsSubscription_Destroy(sub);
+            batch_end(f, o);
             pthread_mutex_lock(&f->mu);
         }
     }
@@ -1096,6 +1149,8 @@ void sn_fleet_close(struct sn_fleet *f)
     sn_link_close(f->link);
     for (size_t i = 0; i < f->nown; i++) {
         natsSubscription_Destroy(f->own[i]->sub);
+        sn_fleet_take_drop(&f->own[i]->batch); /* stopping: inactive, nothing to hand over */
+        pthread_mutex_destroy(&f->own[i]->batch_mu);
         free(f->own[i]);
     }
     free(f->own);

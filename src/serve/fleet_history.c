@@ -162,9 +162,12 @@ static void rebuild(struct sn_fleet *f, const struct fleet_job *j)
     jsErrCode jerr = 0;
     uint64_t n = 0;
     int64_t t0 = sn_mono_ms();
+    struct sn_fleet_batch *b = calloc(1, sizeof(*b)); /* the rebuild's own */
 
-    if (sn_fleet_frame_filter(j->o->key, filter, sizeof(filter)) < 0)
+    if (!b || sn_fleet_frame_filter(j->o->key, filter, sizeof(filter)) < 0) {
+        free(b);
         return;
+    }
     jsSubOptions_Init(&so);
     so.Stream = SN_FLEET_FRAMES_STREAM;
     so.Ordered = true;
@@ -172,6 +175,7 @@ static void rebuild(struct sn_fleet *f, const struct fleet_job *j)
     if (js_SubscribeSync(&sub, sn_link_js(f->link), filter, NULL, &so, &jerr) != NATS_OK) {
         sn_log(SN_LOG_WARN, "fleet", "instrumentation %s: cannot read its history: %d", j->o->key,
                (int)jerr);
+        free(b);
         return;
     }
     while (!atomic_load(&f->stop) && atomic_load(&j->o->active)) {
@@ -186,10 +190,14 @@ static void rebuild(struct sn_fleet *f, const struct fleet_job *j)
             jsMsgMetaData_Destroy(meta);
         }
         if (!done) {
-            sn_fleet_take_frame(f, j->o, m);
+            sn_fleet_take_frame(f, j->o, m, b);
             n++;
         }
         natsMsg_Destroy(m);
+        int queued = 0;
+        if (done || last || natsSubscription_GetPending(sub, &queued, NULL) != NATS_OK ||
+            queued == 0 || n % 1000 == 0)
+            sn_fleet_take_flush(f, j->o, b);
         if (done || last)
             break;
         if (n % 1000 == 0) { /* the store writes what it was given before more comes */
@@ -203,6 +211,8 @@ static void rebuild(struct sn_fleet *f, const struct fleet_job *j)
             }
         }
     }
+    sn_fleet_take_flush(f, j->o, b);
+    free(b);
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
     atomic_fetch_add(&f->rebuilt, n);

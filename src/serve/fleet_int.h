@@ -28,6 +28,14 @@ struct member {
 
 /* An instrumentation this node consumes (kept until close once made: cnats may still be in
  * its callback after an unsubscribe, so the struct outlives every subscription of it). */
+/* Frames taken off the bus and not yet handed to the data path: a consumer hands over what
+ * NATS delivered at once as one batch (one new slot per second of it, not one per frame). */
+#define SN_FLEET_BATCH 256
+struct sn_fleet_batch {
+    struct sn_wire_frame fr[SN_FLEET_BATCH];
+    size_t n;
+};
+
 struct owned {
     struct sn_fleet *f;
     char key[SN_SCOPE_MAX + 24];
@@ -41,7 +49,9 @@ struct owned {
     int64_t checked_ms;        /* (monotonic) its consumer last asked after (balancer only) */
     bool lost;                 /* its consumer is gone on the servers: restart it (balancer) */
     _Atomic bool active;
-    _Atomic bool ready; /* caught up with the stream after taking over: it answers queries */
+    _Atomic bool ready;       /* caught up with the stream after taking over: it answers queries */
+    pthread_mutex_t batch_mu; /* batch: its consumer's callback, and whoever stops that */
+    struct sn_fleet_batch batch;
 };
 
 struct sn_fleet {
@@ -77,9 +87,15 @@ struct sn_fleet {
         defs_applied, link_down, rebuilt, rollups_sent, rollups_rebuilt;
 };
 
-/* One frame off the bus for o's instrumentation (msg borrowed), checked and taken through the
- * one data path (fleet.c). */
-void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg);
+/* One frame off the bus for o's instrumentation (msg borrowed), checked (the bad and forged
+ * are counted and dropped) and put in b, which is handed over when full (fleet.c). */
+void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg,
+                         struct sn_fleet_batch *b);
+/* Hands b's frames to the one data path (the late ones to the store), counts them, and
+ * empties b. */
+void sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_fleet_batch *b);
+/* Empties b without handing anything over. */
+void sn_fleet_take_drop(struct sn_fleet_batch *b);
 
 /* History (fleet_history.c): the rollup streams ensured and the store's rollups put on the
  * bus, and the rebuild thread started (0 or -errno with why); a rebuild of o's history up to

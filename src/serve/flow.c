@@ -21,15 +21,13 @@ struct frame_ctx {
 };
 
 /* The aggregator as the bus's frame subscriber. */
-static int on_frame(void *arg, const struct sn_wire_frame *f, void *ctx)
+static void on_frames(void *arg, const struct sn_wire_frame *const *f, size_t n, int *rcs,
+                      void *ctx)
 {
     struct sn_agg *a = arg;
     struct frame_ctx *x = ctx;
-    int64_t now = x ? x->now : sn_now();
 
-    if (x && x->try)
-        return sn_agg_ingest_try(a, f, now, &x->fold);
-    return sn_agg_ingest(a, f, now, x ? &x->fold : NULL);
+    sn_agg_ingest_many(a, f, n, x ? x->now : sn_now(), x && x->try, rcs, x ? &x->fold : NULL);
 }
 
 /* The aggregator's mirror of what each source says it runs. */
@@ -64,7 +62,7 @@ int sn_flow_open(struct sn_server *s)
 {
     if (sn_bus_open(&s->bus) < 0)
         return -ENOMEM;
-    if (sn_bus_subscribe_frames(s->bus, NULL, on_frame, s->agg, &s->bus_frames) < 0 ||
+    if (sn_bus_subscribe_frames(s->bus, NULL, on_frames, s->agg, &s->bus_frames) < 0 ||
         sn_bus_subscribe_status(s->bus, NULL, on_status, s, &s->bus_status) < 0) {
         sn_flow_close(s);
         return -ENOMEM;
@@ -81,14 +79,32 @@ void sn_flow_close(struct sn_server *s)
     s->bus = NULL;
 }
 
+void sn_flow_frames(struct sn_server *s, const struct sn_wire_frame *const *f, size_t n,
+                    int64_t now, bool try, int *rcs, struct sn_ds_fold *fold)
+{
+    if (fold)
+        *fold = (struct sn_ds_fold){0, 0};
+    for (size_t i = 0; i < n;) { /* the bus carries one instrumentation's frames at a time */
+        struct frame_ctx x = {.now = now, .try = try};
+        size_t j = i + 1;
+        while (f[i]->id && j < n && f[j]->id && strcmp(f[j]->id, f[i]->id) == 0)
+            j++;
+        int rc = sn_bus_publish_frames(s->bus, f + i, j - i, rcs + i, &x);
+        for (size_t k = i; rc < 0 && k < j; k++)
+            rcs[k] = rc;
+        if (fold) {
+            fold->keys += x.fold.keys;
+            fold->events += x.fold.events;
+        }
+        i = j;
+    }
+}
+
 int sn_flow_frame(struct sn_server *s, const struct sn_wire_frame *f, int64_t now, bool try,
                   struct sn_ds_fold *fold)
 {
-    struct frame_ctx x = {.now = now, .try = try};
-    int rc = sn_bus_publish_frame(s->bus, f, &x);
-
-    if (fold)
-        *fold = x.fold;
+    int rc;
+    sn_flow_frames(s, &f, 1, now, try, &rc, fold);
     return rc;
 }
 

@@ -41,6 +41,11 @@ void sn_flow_close(struct sn_server *s);
  * (may be NULL) receives what the key cap folded into "other". */
 int sn_flow_frame(struct sn_server *s, const struct sn_wire_frame *f, int64_t now, bool try,
                   struct sn_ds_fold *fold);
+/* Frames f[0..n) (borrowed, any instrumentations) published as a batch: each run of one
+ * instrumentation goes to the aggregator at once (one new slot per second of it, however
+ * many frames). rcs[i]: frame i's outcome, as sn_flow_frame()'s; fold over the batch. */
+void sn_flow_frames(struct sn_server *s, const struct sn_wire_frame *const *f, size_t n,
+                    int64_t now, bool try, int *rcs, struct sn_ds_fold *fold);
 
 /* Stores frame f (borrowed) for a second older than memory holds (import, backfill): merged
  * into the record of the finest tier that keeps f->t (store/store.h), rolled up from there like

@@ -33,22 +33,24 @@ struct seen {
     struct sn_bus_sub *self; /* unsubscribe from inside the first call, when set */
 };
 
-static int on_frame(void *arg, const struct sn_wire_frame *f, void *ctx)
+static void on_frame(void *arg, const struct sn_wire_frame *const *f, size_t n, int *rcs, void *ctx)
 {
     struct seen *s = arg;
 
     if (ctx)
         (*(int *)ctx)++;
 
-    s->last = f;
     s->calls++;
-    strncat(s->log, f->id, sizeof(s->log) - strlen(s->log) - 2);
-    strcat(s->log, ",");
+    for (size_t i = 0; i < n; i++) {
+        s->last = f[i];
+        strncat(s->log, f[i]->id, sizeof(s->log) - strlen(s->log) - 2);
+        strcat(s->log, ",");
+        rcs[i] = s->result;
+    }
     if (s->self) {
         sn_bus_unsubscribe(s->self);
         s->self = NULL;
     }
-    return s->result;
 }
 
 static void test_frames(void)
@@ -76,6 +78,31 @@ static void test_frames(void)
     int told = 0; /* the publisher's context reaches every subscriber called */
     T_EQ(sn_bus_publish_frame(bus, &f2, &told), -3);
     T_EQ(told, 2);
+
+    /* a batch: one call per subscriber, every frame's result */
+    struct sn_wire_frame f1b = f1, f1c = f1;
+    f1b.host = "h2";
+    f1c.host = "h3";
+    const struct sn_wire_frame *batch[] = {&f1, &f1b, &f1c};
+    int rcs[3] = {1, 1, 1};
+    T_EQ(sn_bus_publish_frames(bus, batch, 3, rcs, NULL), 0);
+    T_EQ(rcs[0], 7);
+    T_EQ(rcs[2], 7);
+    T_EQ(one.calls, 3);
+    T_EQ(all.calls, 5);
+    T_STR(one.log, "1,1,1,1,1,");
+    T_OK(one.last == &f1c);
+    /* frames of two instrumentations are two batches: refused, nobody called, rcs untouched */
+    const struct sn_wire_frame *mixed[] = {&f1, &f2};
+    rcs[0] = 99;
+    T_EQ(sn_bus_publish_frames(bus, mixed, 2, rcs, NULL), -EINVAL);
+    T_EQ(sn_bus_publish_frames(bus, mixed, 0, rcs, NULL), -EINVAL);
+    T_EQ(rcs[0], 99);
+    T_EQ(one.calls, 3);
+    strcpy(one.log, "1,1,");
+    strcpy(all.log, "1,acme/2,1,");
+    all.calls = 4;
+    one.calls = 2;
 
     /* not after unsubscribing */
     sn_bus_unsubscribe(s1);
@@ -611,19 +638,22 @@ struct victim {
 
 static atomic_uint bad_calls;
 
-static int on_victim(void *arg, const struct sn_wire_frame *f, void *ctx)
+static void on_victim(void *arg, const struct sn_wire_frame *const *f, size_t n, int *rcs,
+                      void *ctx)
 {
     struct victim *v = arg;
     if (v->magic != MAGIC)
         atomic_fetch_add(&bad_calls, 1);
     atomic_fetch_add(&v->calls, 1);
-    return 0;
+    for (size_t i = 0; i < n; i++)
+        rcs[i] = 0;
 }
 
-static int on_count(void *arg, const struct sn_wire_frame *f, void *ctx)
+static void on_count(void *arg, const struct sn_wire_frame *const *f, size_t n, int *rcs, void *ctx)
 {
-    atomic_fetch_add((atomic_uint *)arg, 1);
-    return 0;
+    atomic_fetch_add((atomic_uint *)arg, (unsigned)n);
+    for (size_t i = 0; i < n; i++)
+        rcs[i] = 0;
 }
 
 struct churn {
