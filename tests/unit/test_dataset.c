@@ -1435,6 +1435,64 @@ static void test_differential(void)
     }
 }
 
+/* Random frames added in random batches (sn_ds_add_many()) give what adding them one by one
+ * gives: every frame's result, every slot, every source; late, future, mismatched and (point)
+ * duplicate frames among them, several seconds in a batch. */
+static void batched(uint8_t a, uint32_t g, bool point)
+{
+    enum { NF = 600 };
+    struct sn_dataset *one = mk(a, g, 30, point), *many = mk(a, g, 30, point);
+    struct fb *b = calloc(NF, sizeof(*b));
+    const struct sn_wire_frame *fp[NF];
+    int want[NF], got[NF];
+    pthread_rwlock_t lk = PTHREAD_RWLOCK_INITIALIZER;
+    struct mslot m;
+
+    for (int i = 0; i < NF; i++) {
+        /* 40 s back (some older than the 30 s retention), up to 12 s ahead (some in the future) */
+        int64_t t = NOW - R_SPAN + 1 + (int64_t)(t_rand() % (R_SPAN + 12));
+        random_frame(&b[i], a, (int)(t_rand() % R_HOSTS), t, &m);
+        if (t_rand() % 50 == 0)
+            b[i].f.arity = (uint8_t)((a + 1) % 4);
+        fp[i] = &b[i].f;
+        want[i] = sn_ds_add(one, fp[i], NOW);
+    }
+    for (int i = 0; i < NF;) {
+        int n = 1 + (int)(t_rand() % 100);
+        if (n > NF - i)
+            n = NF - i;
+        T_EQ(sn_ds_add_many(many, fp + i, (size_t)n, NOW, &lk, false, got + i, NULL), 0);
+        i += n;
+    }
+    for (int i = 0; i < NF; i++) {
+        t_note("arity %d G %u point %d frame %d", a, g, point, i);
+        if (!T_EQ(got[i], want[i]))
+            break;
+    }
+    same_slots(one, many, NOW - R_SPAN - (int64_t)g, NOW + 12);
+    for (int64_t t = NOW - R_SPAN - 1; t <= NOW + 12; t++) {
+        t_note("sources since now%+lld", (long long)(t - NOW));
+        T_EQ(sn_ds_sources_since(many, t), sn_ds_sources_since(one, t));
+    }
+    for (int i = 0; i < NF; i++) {
+        b[i].f.arity = a;
+        frame_free(&b[i]);
+    }
+    free(b);
+    sn_ds_destroy(one);
+    sn_ds_destroy(many);
+}
+
+static void test_batches(void)
+{
+    t_seed(0xba7c4e5ULL);
+    for (uint8_t a = 0; a < 4; a++) {
+        batched(a, 1, false);
+        batched(a, 5, false);
+        batched(a, 1, true);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------
  * The key cap, big frames, and adding without the lock
  */
@@ -1706,6 +1764,7 @@ int main(int argc, char **argv)
     t_run("load_malformed_after_a_slot", test_load_malformed_after_a_slot);
     t_run("load_bad_source_index_keeps_names", test_load_bad_source_index_keeps_names);
     t_run("differential", test_differential);
+    t_run("batches give what frame by frame gives", test_batches);
     t_run("key_cap", test_key_cap);
     t_run("repeated_keys", test_repeated_keys);
     t_run("big_frame_linear", test_big_frame_linear);
