@@ -496,7 +496,9 @@ static int exchange(const struct sn_url *u, const char *method, const char *path
     rc = build_request(&req, u, method, path, headers, body, blen);
     if (rc < 0)
         goto out;
-    fd = dial(u, deadline);
+    /* a host that is gone (a dead node on a real network drops the SYN) is given up on after
+     * SN_HTTP_CONNECT_MS, not the whole timeout: the caller has another to try */
+    fd = dial(u, wait_ms > SN_HTTP_CONNECT_MS ? sn_mono_ms() + SN_HTTP_CONNECT_MS : deadline);
     if (fd < 0) {
         rc = fd;
         goto out;

@@ -34,6 +34,8 @@ struct sn_http_resp {
     size_t len;      /* body length */
 };
 
+#define SN_HTTP_CONNECT_MS 5000 /* connecting takes at most this, whatever the timeout */
+
 /* Returns 0, or -EINVAL (not http://, empty host, bad port) or -ENAMETOOLONG. */
 int sn_url_parse(const char *url, struct sn_url *u);
 
@@ -41,7 +43,9 @@ int sn_url_parse(const char *url, struct sn_url *u);
  * NULL-terminated array of "Name: value" strings, or NULL. A body (may be NULL) is sent with
  * Content-Length; POST, PUT and PATCH always carry one. Returns 0 and fills *r (release with
  * sn_http_resp_free), or -errno: connect errors (-ECONNREFUSED...), -EHOSTUNREACH when the
- * name does not resolve, -ETIMEDOUT, -ECONNRESET, -EPROTO (not HTTP/1.x), -EMSGSIZE, -ENOMEM. */
+ * name does not resolve, -ETIMEDOUT (no connection within SN_HTTP_CONNECT_MS or timeout_ms,
+ * whichever is shorter, or no answer within timeout_ms), -ECONNRESET, -EPROTO (not HTTP/1.x),
+ * -EMSGSIZE, -ENOMEM. */
 int sn_http_request(const struct sn_url *u, const char *method, const char *path,
                     const char *const *headers, const void *body, size_t blen, int timeout_ms,
                     struct sn_http_resp *r);

@@ -488,7 +488,7 @@ void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg,
         sn_fleet_take_flush(f, o, b);
 }
 
-void sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_fleet_batch *b)
+uint64_t sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_fleet_batch *b)
 {
     const struct sn_wire_frame *fp[SN_FLEET_BATCH];
     int rcs[SN_FLEET_BATCH];
@@ -496,12 +496,14 @@ void sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_fleet_ba
     uint64_t taken = 0;
 
     if (!b->n)
-        return;
+        return 0;
     for (size_t i = 0; i < b->n; i++)
         fp[i] = &b->fr[i];
     sn_flow_frames(f->s, fp, b->n, now, false, rcs, NULL);
     for (size_t i = 0; i < b->n; i++) {
         int rc = rcs[i];
+        if (rc == SN_DS_LATE && b->fr[i].t < b->skip_before)
+            continue;           /* a second the store had when this node took the share over */
         if (rc == SN_DS_LATE) { /* older than memory: to the store */
             rc = sn_flow_store(f->s, &b->fr[i], now);
             atomic_fetch_add(&f->frames_late, 1);
@@ -519,6 +521,7 @@ void sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_fleet_ba
     if (last > atomic_load(&o->last_t))
         atomic_store(&o->last_t, last);
     sn_fleet_take_drop(b);
+    return taken;
 }
 
 void sn_fleet_take_drop(struct sn_fleet_batch *b)
@@ -563,6 +566,8 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     natsMsg_Destroy(msg);
     if (caught_up || natsSubscription_GetPending(sub, &queued, NULL) != NATS_OK || queued == 0)
         sn_fleet_take_flush(o->f, o, &o->batch);
+    if (caught_up) /* what arrives from now on is new to the store, whatever its second */
+        o->batch.skip_before = 0;
     pthread_mutex_unlock(&o->batch_mu);
     if (caught_up && !atomic_load(&o->ready)) /* the replay's last frame: it answers now */
         atomic_store(&o->ready, true);
@@ -803,15 +808,26 @@ static void rebalance(struct sn_fleet *f)
             atomic_store(&o->heard_ms, sn_mono_ms());
             o->lost = false;
             atomic_store(&o->active, true);
-            int64_t at, start_ns = 0;
-            bool known = sn_store_first(f->s->store, o->key, SN_TIER_RAW, &at) == 0;
+            int64_t newest = INT64_MIN, start_ns = 0;
+            bool known = sn_store_newest(f->s->store, o->key, SN_TIER_RAW, &newest) == 0;
+            /* memory is replayed whole (its seconds replace the store's when written); frames
+             * older than it are merged into the store, which has them up to its newest */
+            pthread_mutex_lock(&o->batch_mu);
+            o->batch.skip_before = known ? newest + 1 : 0;
+            pthread_mutex_unlock(&o->batch_mu);
             if (subscribe(f, o, 0, all[i]->retention, &start_ns) == 0) {
+                /* the store's seconds end at newest: those up to the replay's start are on the
+                 * stream (a node that was down, or owned it before and not since) */
+                bool gap = known && (newest + 1) * 1000000000LL < start_ns;
                 atomic_fetch_add(&f->replays, 1);
                 sn_log(SN_LOG_INFO, "fleet",
                        "instrumentation %s: owned; replaying its %" PRIu32 " s of frames%s", o->key,
-                       all[i]->retention, known ? "" : ", and its history before them");
-                if (!known) /* a share this store never held: its history from the stream */
-                    sn_fleet_queue_rebuild(f, o, start_ns);
+                       all[i]->retention,
+                       !known ? ", and its history before them"
+                       : gap  ? ", and the seconds its store lacks before them"
+                              : "");
+                if (!known || gap) /* its history, or the store's gap, from the streams */
+                    sn_fleet_queue_rebuild(f, o, known ? newest : INT64_MIN, start_ns);
             } else {
                 atomic_store(&o->active, false); /* taken over again at the next pass */
             }

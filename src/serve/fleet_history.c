@@ -1,7 +1,8 @@
 /*
  * A fleet node's history on the bus (serve/fleet.h, docs/fleet.md): the rollup records its
  * store writes go onto the streams SONDE_ROLLUPS_1M/1H/1D, and a share this node's store never
- * held has its history rebuilt from the frames stream and those streams.
+ * held has its history rebuilt from the frames stream and those streams (one it held until
+ * some second: the seconds after it).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -67,15 +68,31 @@ static void on_rollup(void *arg, const char *key, enum sn_tier tier, int64_t t,
  * stream: every frame that arrived before the live consumer's start (until_ns, the stream's
  * arrival time) is taken as the live consumer takes frames, so each frame goes exactly once
  * into memory (when recent) or into the store, whose rollups follow. The live consumer takes
- * everything from until_ns on; the two never overlap. One rebuild at a time, in the node's
- * rebuild thread, held back while the store has more than REBUILD_BACKLOG slots to write.
+ * everything from until_ns on; the two never overlap. A node whose store holds the share up
+ * to some second (it was down, or owned it once and not since) rebuilds only the seconds after
+ * it, the same way. One rebuild at a time, in the node's rebuild thread, held back while the
+ * store has more than REBUILD_BACKLOG slots to write.
  */
 #define REBUILD_BACKLOG 20000
 
 struct fleet_job {
     struct owned *o;
+    int64_t after_t; /* INT64_MIN: the whole history; else the seconds after it */
     int64_t until_ns;
 };
+
+/* Where a rebuild's reading of a stream starts: its beginning, or (a gap after after_t) a
+ * minute before after_t's end arrived (frames arrive after their second; a minute covers
+ * agents' clocks and sends), the seconds the store has being dropped by their time. */
+static void rebuild_start(const struct fleet_job *j, jsSubOptions *so)
+{
+    if (j->after_t == INT64_MIN) {
+        so->Config.DeliverPolicy = js_DeliverAll;
+        return;
+    }
+    so->Config.DeliverPolicy = js_DeliverByStartTime;
+    so->Config.OptStartTime = (j->after_t + 1 - 60) * 1000000000LL;
+}
 
 /* Waits (bounded: 2 min) until the store has written what it was given: its queue stops
  * shrinking for a second (rollups of periods still open stay queued until they close). */
@@ -101,8 +118,9 @@ static void store_drained(struct sn_fleet *f)
  * period's record there: after the frames (their merges recompute the rollups they touch,
  * which at the frames stream's oldest period are partial; the bus's records are whole), finer
  * tiers first. Returns how many. */
-static uint64_t rebuild_rollups(struct sn_fleet *f, struct owned *o)
+static uint64_t rebuild_rollups(struct sn_fleet *f, const struct fleet_job *j)
 {
+    struct owned *o = j->o;
     uint64_t n = 0;
 
     store_drained(f);
@@ -119,7 +137,7 @@ static uint64_t rebuild_rollups(struct sn_fleet *f, struct owned *o)
         jsSubOptions_Init(&so);
         so.Stream = stream;
         so.Ordered = true;
-        so.Config.DeliverPolicy = js_DeliverAll;
+        rebuild_start(j, &so);
         if (js_SubscribeSync(&sub, sn_link_js(f->link), filter, NULL, &so, &jerr) != NATS_OK)
             continue;
         while (!atomic_load(&f->stop) && atomic_load(&o->active)) {
@@ -160,7 +178,7 @@ static void rebuild(struct sn_fleet *f, const struct fleet_job *j)
     jsSubOptions so;
     natsSubscription *sub = NULL;
     jsErrCode jerr = 0;
-    uint64_t n = 0;
+    uint64_t n = 0, seen = 0;
     int64_t t0 = sn_mono_ms();
     struct sn_fleet_batch *b = calloc(1, sizeof(*b)); /* the rebuild's own */
 
@@ -168,10 +186,12 @@ static void rebuild(struct sn_fleet *f, const struct fleet_job *j)
         free(b);
         return;
     }
+    if (j->after_t != INT64_MIN)
+        b->skip_before = j->after_t + 1;
     jsSubOptions_Init(&so);
     so.Stream = SN_FLEET_FRAMES_STREAM;
     so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverAll;
+    rebuild_start(j, &so);
     if (js_SubscribeSync(&sub, sn_link_js(f->link), filter, NULL, &so, &jerr) != NATS_OK) {
         sn_log(SN_LOG_WARN, "fleet", "instrumentation %s: cannot read its history: %d", j->o->key,
                (int)jerr);
@@ -189,18 +209,19 @@ static void rebuild(struct sn_fleet *f, const struct fleet_job *j)
             last = meta->NumPending == 0;
             jsMsgMetaData_Destroy(meta);
         }
-        if (!done) {
+        size_t before = b->n;
+        if (!done)
             sn_fleet_take_frame(f, j->o, m, b);
-            n++;
-        }
+        bool put = b->n > before;
         natsMsg_Destroy(m);
         int queued = 0;
         if (done || last || natsSubscription_GetPending(sub, &queued, NULL) != NATS_OK ||
-            queued == 0 || n % 1000 == 0)
-            sn_fleet_take_flush(f, j->o, b);
+            queued == 0 || b->n == SN_FLEET_BATCH - 1)
+            n += sn_fleet_take_flush(f, j->o, b);
         if (done || last)
             break;
-        if (n % 1000 == 0) { /* the store writes what it was given before more comes */
+        if (put && ++seen % 1000 == 0) { /* the store writes what it was given before more */
+            n += sn_fleet_take_flush(f, j->o, b);
             struct sn_store_stats ss;
             for (int k = 0; k < 600 && !atomic_load(&f->stop); k++) {
                 sn_store_stats(f->s->store, &ss);
@@ -211,12 +232,12 @@ static void rebuild(struct sn_fleet *f, const struct fleet_job *j)
             }
         }
     }
-    sn_fleet_take_flush(f, j->o, b);
+    n += sn_fleet_take_flush(f, j->o, b);
     free(b);
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
     atomic_fetch_add(&f->rebuilt, n);
-    uint64_t nr = rebuild_rollups(f, j->o);
+    uint64_t nr = rebuild_rollups(f, j);
     sn_log(SN_LOG_INFO, "fleet",
            "instrumentation %s: history rebuilt from %" PRIu64 " frame(s) and %" PRIu64
            " rollup record(s) of the streams in %.1f s",
@@ -244,13 +265,13 @@ static void *rebuilder(void *arg)
     return NULL;
 }
 
-void sn_fleet_queue_rebuild(struct sn_fleet *f, struct owned *o, int64_t until_ns)
+void sn_fleet_queue_rebuild(struct sn_fleet *f, struct owned *o, int64_t after_t, int64_t until_ns)
 {
     pthread_mutex_lock(&f->mu);
     struct fleet_job *p = sn_grow(f->jobs, &f->capjobs, f->njobs + 1, sizeof(*p));
     if (p) {
         f->jobs = p;
-        f->jobs[f->njobs++] = (struct fleet_job){.o = o, .until_ns = until_ns};
+        f->jobs[f->njobs++] = (struct fleet_job){.o = o, .after_t = after_t, .until_ns = until_ns};
         pthread_cond_signal(&f->jobs_cv);
     }
     pthread_mutex_unlock(&f->mu);

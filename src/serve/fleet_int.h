@@ -34,6 +34,8 @@ struct member {
 struct sn_fleet_batch {
     struct sn_wire_frame fr[SN_FLEET_BATCH];
     size_t n;
+    int64_t skip_before; /* frames older than memory, of seconds before this, are dropped: the
+                          * store had them when the share was taken over (0: none) */
 };
 
 struct owned {
@@ -91,18 +93,20 @@ struct sn_fleet {
  * are counted and dropped) and put in b, which is handed over when full (fleet.c). */
 void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg,
                          struct sn_fleet_batch *b);
-/* Hands b's frames to the one data path (the late ones to the store), counts them, and
- * empties b. */
-void sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_fleet_batch *b);
+/* Hands b's frames to the one data path (the late ones to the store, but for those b skips),
+ * counts them, and empties b. Returns how many it took. */
+uint64_t sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_fleet_batch *b);
 /* Empties b without handing anything over. */
 void sn_fleet_take_drop(struct sn_fleet_batch *b);
 
 /* History (fleet_history.c): the rollup streams ensured and the store's rollups put on the
  * bus, and the rebuild thread started (0 or -errno with why); a rebuild of o's history up to
- * until_ns (the stream's arrival time where its live consumer starts) queued; stop (the
+ * until_ns (the stream's arrival time where its live consumer starts) queued: the whole of it
+ * (after_t INT64_MIN: a share the store never held), or its seconds after after_t (the store's
+ * newest: a node that was down since); stop (the
  * listener cleared, the thread joined: after f->stop is set) and fini (memory freed). */
 int sn_fleet_history_start(struct sn_fleet *f, char *why, size_t whylen);
-void sn_fleet_queue_rebuild(struct sn_fleet *f, struct owned *o, int64_t until_ns);
+void sn_fleet_queue_rebuild(struct sn_fleet *f, struct owned *o, int64_t after_t, int64_t until_ns);
 void sn_fleet_history_stop(struct sn_fleet *f);
 void sn_fleet_history_fini(struct sn_fleet *f);
 

@@ -1675,7 +1675,8 @@ static int data_cursor(struct sn_store *st, uint32_t sid, uint8_t t, int64_t fro
     return rc;
 }
 
-int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t *at)
+/* The start of key's oldest (newest: last) record of tier t. */
+static int edge(struct sn_store *st, const char *key, enum sn_tier t, bool last, int64_t *at)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -1689,9 +1690,11 @@ int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t
     pthread_mutex_unlock(&st->mu);
     if (!in || !sid || !saved)
         return -ENOENT;
-    int rc = data_cursor(st, sid, (uint8_t)t, 0, k, &txn, &cur, &kv, &v);
+    int rc = data_cursor(st, sid, (uint8_t)t, last ? INT64_MAX : 0, k, &txn, &cur, &kv, &v);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
+    if (last) /* the record before the first one past the tier's end (or the database's) */
+        rc = mdb_cursor_get(cur, &kv, &v, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
     const unsigned char *kp = kv.mv_data;
     if (rc == 0 && kv.mv_size == DATA_KEY_LEN && rd32(kp) == sid && kp[4] == t)
         *at = (int64_t)rd64(kp + 5);
@@ -1700,6 +1703,16 @@ int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t
     mdb_cursor_close(cur);
     read_end(st, txn);
     return rc;
+}
+
+int sn_store_oldest(struct sn_store *st, const char *key, enum sn_tier t, int64_t *t0)
+{
+    return edge(st, key, t, false, t0) == 0 ? 0 : -ENOENT;
+}
+
+int sn_store_newest(struct sn_store *st, const char *key, enum sn_tier t, int64_t *t1)
+{
+    return edge(st, key, t, true, t1) == 0 ? 0 : -ENOENT;
 }
 
 int sn_store_read(struct sn_store *st, const char *key, enum sn_tier t, int64_t from, int64_t to,
@@ -1805,36 +1818,6 @@ int sn_store_source_names(struct sn_store *st, const char *key, const struct sn_
     }
     *names = nm;
     return 0;
-}
-
-int sn_store_oldest(struct sn_store *st, const char *key, enum sn_tier t, int64_t *t0)
-{
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    unsigned char k[DATA_KEY_LEN];
-    MDB_val kv, v;
-    int rc;
-
-    pthread_mutex_lock(&st->mu);
-    struct inst *in = inst_find(st, key);
-    uint32_t sid = in && in->sid_saved ? in->sid : 0;
-    pthread_mutex_unlock(&st->mu);
-    if (!sid || read_begin(st, &txn) < 0)
-        return -ENOENT;
-    rc = mdb_cursor_open(txn, st->data, &cur);
-    if (rc == 0) {
-        data_key(k, sid, (uint8_t)t, 0);
-        kv = (MDB_val){DATA_KEY_LEN, k};
-        rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
-        const unsigned char *kp = kv.mv_data;
-        if (rc == 0 && (kv.mv_size != DATA_KEY_LEN || rd32(kp) != sid || kp[4] != t))
-            rc = MDB_NOTFOUND;
-        if (rc == 0)
-            *t0 = (int64_t)rd64(kp + 5);
-        mdb_cursor_close(cur);
-    }
-    read_end(st, txn);
-    return rc == 0 ? 0 : -ENOENT;
 }
 
 void sn_store_stats(struct sn_store *st, struct sn_store_stats *o)

@@ -133,9 +133,6 @@ typedef void (*sn_store_rollup_fn)(void *arg, const char *key, enum sn_tier tier
                                    uint8_t arity, bool values);
 /* Sets (fn NULL: clears) the rollup listener; waits for a tick in progress. */
 void sn_store_on_rollup(struct sn_store *st, sn_store_rollup_fn fn, void *arg);
-/* The start of key's oldest record of tier t into *at: 0, or -ENOENT (none, or no such key),
- * -errno. */
-int sn_store_first(struct sn_store *st, const char *key, enum sn_tier t, int64_t *at);
 /* sn_store_merge(), but s replaces key's record of tier t at s->t (a record rebuilt whole:
  * a fleet node rebuilding its store from the stream). */
 int sn_store_put(struct sn_store *st, const char *key, enum sn_tier t, const struct sn_ds_slot *s,
@@ -161,8 +158,10 @@ int sn_store_read(struct sn_store *st, const char *key, enum sn_tier t, int64_t 
  * Returns 0, -ENOENT or -ENOMEM. */
 int sn_store_source_names(struct sn_store *st, const char *key, const struct sn_ds_slot *s,
                           char ***names);
-/* The start of the oldest record of key at tier t into *t0. Returns 0 or -ENOENT. */
+/* The start of the oldest (newest) record of key at tier t into *t0 (*t1). Returns 0 or
+ * -ENOENT (none, no such key, or the store cannot be read). */
 int sn_store_oldest(struct sn_store *st, const char *key, enum sn_tier t, int64_t *t0);
+int sn_store_newest(struct sn_store *st, const char *key, enum sn_tier t, int64_t *t1);
 
 void sn_store_stats(struct sn_store *st, struct sn_store_stats *out);
 

@@ -9,6 +9,10 @@
  *                        joins later with an empty data directory rebuilds the same history
  *                        from the streams (frames and rollup records), answering value/raw
  *                        as the first node does, at the 1 min and 1 h tiers.
+ *   restart_fills_gap    a node stopped while history arrives (the other owner stores it),
+ *                        started again on its data directory: it rebuilds only the seconds
+ *                        after its store's newest from the streams, and answers as the
+ *                        other node does (nothing missing, nothing counted twice).
  *   ingest_reaches_owners  a frame POSTed to any node is added by the owners (the bus's
  *                        path), and counted once however many nodes there are.
  *   tenants_from_the_bus a node started with --tenants shares them; a node started without
@@ -76,18 +80,104 @@ static int create(int port, const char *body)
     return id;
 }
 
-/* Frames of instrumentation id: 240 over two hours from t0, every 30 s, alternating hosts h0
- * and h1, the i-th counting i + 1 under its host's key. */
-static char *frames(int id, int64_t t0)
+/* Frames of instrumentation id: the from-th to the to-th of 240 over two hours from t0, every
+ * 30 s, alternating hosts h0 and h1, the i-th counting i + 1 under its host's key. */
+static char *frames_part(int id, int64_t t0, int from, int to)
 {
     size_t cap = 240 * 128, at = 0;
     char *b = malloc(cap);
-    for (int i = 0; b && i < 240; i++)
+    if (b)
+        b[0] = '\0';
+    for (int i = from; b && i < to; i++)
         at += (size_t)snprintf(b + at, cap - at,
                                "{\"id\":\"%d\",\"host\":\"h%d\",\"t\":%" PRId64
                                ",\"arity\":\"discrete-decomposition\",\"value\":{\"h%d\":%d}}\n",
                                id, i % 2, t0 + i * 30, i % 2, i + 1);
     return b;
+}
+
+static char *frames(int id, int64_t t0)
+{
+    return frames_part(id, t0, 0, 240);
+}
+
+/* POST /ca/import of frames from..to at node port: all of them accepted. */
+static void import(int port, int id, int64_t t0, int from, int to)
+{
+    char *body = frames_part(id, t0, from, to);
+    struct th_resp r = {0};
+    const char *hdr[] = {"Content-Type: application/x-ndjson", NULL};
+    T_REQUIRE(body);
+    T_EQ(th_request(port, "POST", "/ca/import", hdr, body, strlen(body), 30000, &r), 0);
+    T_EQ(r.status, 200);
+    json_t *rep = json_loads(r.body ? r.body : "", 0, NULL);
+    T_EQ(json_integer_value(json_object_get(rep, "accepted")), to - from);
+    json_decref(rep);
+    th_resp_free(&r);
+    free(body);
+}
+
+/* value/raw of id over the two hours from t0, from node port's own store. */
+static json_t *two_hours(int port, int id, int64_t t0)
+{
+    char path[256];
+    snprintf(path, sizeof(path),
+             "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=7200", id, t0);
+    json_t *j = local_get(port, path);
+    json_t *v = j ? json_incref(json_object_get(j, "value")) : NULL;
+    json_decref(j);
+    return v;
+}
+
+static void test_restart_fills_gap(void)
+{
+    struct th_nats n;
+    struct th_serve a = {0}, b = {0};
+
+    T_REQUIRE(th_nats_start(&n, 1, 0) == 0);
+    T_REQUIRE(node_start(&a, &n, "node-a") == 0);
+    T_REQUIRE(node_start(&b, &n, "node-b") == 0);
+    int id = create(a.port, "{\"module\":\"syscall\",\"stat\":\"syscalls\","
+                            "\"decomposition\":[\"hostname\"],\"retention-time\":10,"
+                            "\"persist-data\":true}");
+    T_REQUIRE(id > 0);
+    int64_t now = (int64_t)time(NULL), t0 = (now - 3 * 3600) / 3600 * 3600;
+    /* the first hour while both run: both store it */
+    T_OK(metric_reaches(b.port, "sonde_fleet_owned", 1, 15000) >= 1);
+    import(a.port, id, t0, 0, 120);
+    T_OK(metric_reaches(a.port, "sonde_fleet_frames_late_total", 120, 15000) >= 120);
+    T_OK(metric_reaches(b.port, "sonde_fleet_frames_late_total", 120, 15000) >= 120);
+    th_sleep_ms(3000); /* b's writer: a second or two */
+    T_EQ(th_serve_stop(&b), 0);
+    /* the second hour while b is down: only a stores it (and puts its rollups on the bus) */
+    import(a.port, id, t0, 120, 240);
+    T_OK(metric_reaches(a.port, "sonde_fleet_frames_late_total", 240, 15000) >= 240);
+    T_OK(metric_reaches(a.port, "sonde_fleet_rollups_sent_total", 122, 20000) >= 122);
+    th_sleep_ms(11000); /* past the memory's 10 s: b's live consumer starts after them */
+
+    /* b again, on its data directory: the 120 frames after its newest second, no others */
+    char bdir[sizeof(b.dir)];
+    snprintf(bdir, sizeof(bdir), "%s", b.dir);
+    T_REQUIRE(th_serve_start(
+                  sonde,
+                  (const char *const[]){"--nats", th_nats_url(&n), "--node-id", "node-b", NULL},
+                  bdir, &b) == 0);
+    T_EQ(metric_reaches(b.port, "sonde_fleet_rebuilt_frames_total", 120, 20000), 120);
+    th_sleep_ms(3000);
+    T_EQ(metric(b.port, "sonde_fleet_rebuilt_frames_total"), 120);
+    printf("# node-b rebuilt %.0f frames and %.0f rollup records after its restart\n",
+           metric(b.port, "sonde_fleet_rebuilt_frames_total"),
+           metric(b.port, "sonde_fleet_rollups_rebuilt_total"));
+    json_t *va = two_hours(a.port, id, t0), *vb = two_hours(b.port, id, t0);
+    T_OK(va && vb && json_equal(va, vb));
+    T_EQ(json_integer_value(json_object_get(vb, "h0")), 14400);
+    T_EQ(json_integer_value(json_object_get(vb, "h1")), 14520);
+    json_decref(va);
+    json_decref(vb);
+
+    T_EQ(th_serve_stop(&b), 0);
+    T_EQ(th_serve_stop(&a), 0);
+    th_nats_free(&n);
 }
 
 static void test_import_and_rebuild(void)
@@ -308,6 +398,7 @@ int main(int argc, char **argv)
         return 1;
     }
     t_run("import_and_rebuild", test_import_and_rebuild);
+    t_run("restart_fills_gap", test_restart_fills_gap);
     t_run("ingest_reaches_owners", test_ingest_reaches_owners);
     t_run("tenants_from_the_bus", test_tenants_from_the_bus);
     return t_done();

@@ -352,6 +352,13 @@ static void test_merge_every_tier(void)
         T_EQ(sn_store_oldest(st, "bykey", SN_TIER_1M, &t0), 0);
         T_EQ(t0, T0);
         T_EQ(sn_store_oldest(st, "nobody", SN_TIER_RAW, &t0), -ENOENT);
+        T_EQ(sn_store_newest(st, "bykey", SN_TIER_RAW, &t0), 0);
+        T_EQ(t0, at[0]);
+        T_EQ(sn_store_newest(st, "bykey", SN_TIER_1M, &t0), 0);
+        T_EQ(t0, at[1]); /* day 0's rollup and day 1's record: the newest */
+        T_EQ(sn_store_newest(st, "bykey", SN_TIER_1D, &t0), 0);
+        T_EQ(t0, at[3]);
+        T_EQ(sn_store_newest(st, "nobody", SN_TIER_RAW, &t0), -ENOENT);
         struct sn_ds_slot **s;
         size_t n;
         bool v;
