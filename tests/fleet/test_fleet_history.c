@@ -82,7 +82,7 @@ static int create(int port, const char *body)
 
 /* Frames of instrumentation id: the from-th to the to-th of 240 over two hours from t0, every
  * 30 s, alternating hosts h0 and h1, the i-th counting i + 1 under its host's key. */
-static char *frames_part(int id, int64_t t0, int from, int to)
+static char *frames(int id, int64_t t0, int from, int to)
 {
     size_t cap = 240 * 128, at = 0;
     char *b = malloc(cap);
@@ -96,15 +96,10 @@ static char *frames_part(int id, int64_t t0, int from, int to)
     return b;
 }
 
-static char *frames(int id, int64_t t0)
-{
-    return frames_part(id, t0, 0, 240);
-}
-
 /* POST /ca/import of frames from..to at node port: all of them accepted. */
 static void import(int port, int id, int64_t t0, int from, int to)
 {
-    char *body = frames_part(id, t0, from, to);
+    char *body = frames(id, t0, from, to);
     struct th_resp r = {0};
     const char *hdr[] = {"Content-Type: application/x-ndjson", NULL};
     T_REQUIRE(body);
@@ -194,17 +189,7 @@ static void test_import_and_rebuild(void)
                             "\"persist-data\":true}");
     T_REQUIRE(id > 0);
     int64_t now = (int64_t)time(NULL), t0 = (now - 3 * 3600) / 3600 * 3600;
-    char *body = frames(id, t0);
-    T_REQUIRE(body);
-    struct th_resp r = {0};
-    const char *hdr[] = {"Content-Type: application/x-ndjson", NULL};
-    T_EQ(th_request(a.port, "POST", "/ca/import", hdr, body, strlen(body), 30000, &r), 0);
-    T_EQ(r.status, 200);
-    json_t *rep = json_loads(r.body ? r.body : "", 0, NULL);
-    T_EQ(json_integer_value(json_object_get(rep, "accepted")), 240);
-    json_decref(rep);
-    th_resp_free(&r);
-    free(body);
+    import(a.port, id, t0, 0, 240);
     /* the owner took them from the bus into its store, and put its rollups on the bus:
      * 120 of 1 min and 2 of 1 h (the 1 day record waits for its day to close) */
     T_OK(metric_reaches(a.port, "sonde_fleet_frames_late_total", 240, 15000) >= 240);
