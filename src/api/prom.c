@@ -184,6 +184,10 @@ void sn_api_prometheus(struct sn_call *c)
         const struct row st[] = {
             {"sonde_fleet_frames_total", "counter", "Frames taken from the bus.", NULL,
              (double)fs.frames},
+            {"sonde_fleet_batches_total", "counter",
+             "Batches the frames taken from the bus were handed to the aggregator in (a "
+             "second's frames of a batch make one new slot).",
+             NULL, (double)fs.batches},
             {"sonde_fleet_frames_late_total", "counter",
              "Frames older than memory, merged into the store.", NULL, (double)fs.frames_late},
             {"sonde_fleet_frames_refused_total", "counter",

@@ -517,6 +517,7 @@ uint64_t sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_flee
         }
     }
     atomic_fetch_add(&f->frames, taken);
+    atomic_fetch_add(&f->batches, 1);
     atomic_fetch_add(&o->frames, taken);
     if (last > atomic_load(&o->last_t))
         atomic_store(&o->last_t, last);
@@ -1187,6 +1188,7 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
 {
     memset(out, 0, sizeof(*out));
     out->frames = atomic_load(&f->frames);
+    out->batches = atomic_load(&f->batches);
     out->frames_late = atomic_load(&f->frames_late);
     out->frames_bad = atomic_load(&f->frames_bad);
     out->frames_foreign = atomic_load(&f->frames_foreign);

@@ -88,6 +88,7 @@ bool sn_fleet_serves(struct sn_fleet *f, const char *key);
 int sn_fleet_owner_api(struct sn_fleet *f, const char *key, size_t nth, char *out, size_t len);
 struct sn_fleet_stats {
     uint64_t frames;          /* taken from the bus into the aggregator */
+    uint64_t batches;         /* the batches they were handed over in (frames / batches: size) */
     uint64_t frames_late;     /* older than memory: merged into the store */
     uint64_t frames_bad;      /* undecodable, or of the wrong arity */
     uint64_t frames_foreign;  /* a subject, host or id that do not agree (forged or misrouted) */
