@@ -484,7 +484,9 @@ void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg,
         sn_wire_frame_fini(fr);
         return;
     }
-    if (++b->n == SN_FLEET_BATCH)
+    if (b->n++ == 0)
+        b->since_ms = sn_mono_ms();
+    if (b->n == SN_FLEET_BATCH)
         sn_fleet_take_flush(f, o, b);
 }
 
@@ -530,18 +532,21 @@ void sn_fleet_take_drop(struct sn_fleet_batch *b)
     for (size_t i = 0; i < b->n; i++)
         sn_wire_frame_fini(&b->fr[i]);
     b->n = 0;
+    b->since_ms = 0;
 }
 
-/* A consumer's message. Frames wait in o's batch while NATS has more of them queued here for
- * this consumer (the next call comes at once); the batch is handed over when none is, when it
- * is full, and when the consumer caught up with the stream. */
+/* A consumer's message. Frames wait in o's batch: a burst (every host sends its second at the
+ * second's end) arrives over a few tens of milliseconds, and each frame finds the stream with
+ * nothing more for it yet. The batch is handed over when it is full or SN_FLEET_BATCH_MS after
+ * its first frame (here, or by the balancer when no message comes meanwhile), and when a
+ * replay has caught up (the share answers once its memory is whole). */
 static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     struct owned *o = closure;
     jsMsgMetaData *meta = NULL;
-    bool caught_up = false;
-    int queued = 0;
+    bool caught_up = false, known = false;
     (void)nc;
+    (void)sub;
 
     pthread_mutex_lock(&o->batch_mu);
     if (!atomic_load(&o->active)) { /* not ours any more: whoever owns it again replays */
@@ -553,6 +558,7 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     atomic_store(&o->heard_ms, sn_mono_ms());
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         uint64_t seq = meta->Sequence.Stream;
+        known = true;
         atomic_store(&o->pending, meta->NumPending);
         caught_up = meta->NumPending == 0;
         jsMsgMetaData_Destroy(meta);
@@ -565,13 +571,33 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     }
     sn_fleet_take_frame(o->f, o, msg, &o->batch);
     natsMsg_Destroy(msg);
-    if (caught_up || natsSubscription_GetPending(sub, &queued, NULL) != NATS_OK || queued == 0)
+    if (!known || (caught_up && !atomic_load(&o->ready)) ||
+        sn_mono_ms() - o->batch.since_ms >= SN_FLEET_BATCH_MS)
         sn_fleet_take_flush(o->f, o, &o->batch);
     if (caught_up) /* what arrives from now on is new to the store, whatever its second */
         o->batch.skip_before = 0;
     pthread_mutex_unlock(&o->batch_mu);
     if (caught_up && !atomic_load(&o->ready)) /* the replay's last frame: it answers now */
         atomic_store(&o->ready, true);
+}
+
+/* Hands over the batches older than SN_FLEET_BATCH_MS whose consumer had no message since (the
+ * balancer, every SN_FLEET_BATCH_MS / 2). */
+static void flush_stale(struct sn_fleet *f)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->nown;
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&f->mu);
+        struct owned *o = f->own[i];
+        pthread_mutex_unlock(&f->mu);
+        pthread_mutex_lock(&o->batch_mu);
+        if (o->batch.n && sn_mono_ms() - o->batch.since_ms >= SN_FLEET_BATCH_MS &&
+            atomic_load(&o->active))
+            sn_fleet_take_flush(f, o, &o->batch);
+        pthread_mutex_unlock(&o->batch_mu);
+    }
 }
 
 /* After o's consumer is gone (no callback to come): what its batch holds is handed over while
@@ -981,8 +1007,8 @@ static void *heartbeat(void *arg)
 }
 
 /* The balancer's thread: makes what this node consumes follow ownership whenever members or
- * definitions change (wake()), the link comes back, or a consumer is found behind; and marks
- * a replaying owner ready once it caught up. */
+ * definitions change (wake()), the link comes back, or a consumer is found behind; marks a
+ * replaying owner ready once it caught up; hands over batches that waited long enough. */
 static void *balancer(void *arg)
 {
     struct sn_fleet *f = arg;
@@ -994,13 +1020,14 @@ static void *balancer(void *arg)
         pthread_mutex_unlock(&f->mu);
         if (dirty)
             rebalance(f);
+        flush_stale(f);
         mark_ready(f);
         check_consumers(f);
         pthread_mutex_lock(&f->mu);
         if (!f->dirty && !f->resubscribe && !atomic_load(&f->stop)) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L;
+            ts.tv_nsec += SN_FLEET_BATCH_MS / 2 * 1000000L;
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;

@@ -28,12 +28,16 @@ struct member {
 
 /* An instrumentation this node consumes (kept until close once made: cnats may still be in
  * its callback after an unsubscribe, so the struct outlives every subscription of it). */
-/* Frames taken off the bus and not yet handed to the data path: a consumer hands over what
- * NATS delivered at once as one batch (one new slot per second of it, not one per frame). */
-#define SN_FLEET_BATCH 256
+/* Frames taken off the bus and not yet handed to the data path: a consumer gathers a burst
+ * (every host sends its second at once) into one batch, one new slot per second of it, not one
+ * per frame. It hands the batch over when it is full or SN_FLEET_BATCH_MS after its first
+ * frame (serve/fleet.c: on_frame_msg()). */
+#define SN_FLEET_BATCH    256
+#define SN_FLEET_BATCH_MS 100
 struct sn_fleet_batch {
     struct sn_wire_frame fr[SN_FLEET_BATCH];
     size_t n;
+    int64_t since_ms; /* (monotonic) when its first frame came */
     int64_t skip_before; /* frames older than memory, of seconds before this, are dropped: the
                           * store had them when the share was taken over (0: none) */
 };
