@@ -46,28 +46,16 @@
 #include "agent/engine.h"
 #include "agent/probe.h"
 #include "agent/predicate.h"
+#include "bench_util.h"
 #include "syslat.skel.h"
 
 #define READS  200000
 #define REPS   5
 #define ROUNDS 5
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof(*v), cmp);
+    qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
     return v[n / 2];
 }
 
@@ -93,14 +81,14 @@ static void enable_latency(struct sn_engine *e)
         json_t *j = json_loads(body, 0, NULL);
         if (sn_probe_compile(j, "b", host, 100, &in, why, sizeof(why)) == 0)
             for (int r = 0; r < 5; r++) {
-                double t0 = now_ns();
+                double t0 = bench_mono_ns();
                 int slot = sn_engine_enable(e, &in.spec);
-                double t1 = now_ns();
+                double t1 = bench_mono_ns();
                 if (slot < 0)
                     break;
                 sn_engine_disable(e, slot);
                 en[r] = (t1 - t0) / 1e6;
-                dis[r] = (now_ns() - t1) / 1e6;
+                dis[r] = (bench_mono_ns() - t1) / 1e6;
                 ok++;
                 usleep(300000); /* a USDT detach finishes on its own thread meanwhile */
             }
@@ -119,13 +107,13 @@ static double per_read(int fd)
     double t[REPS];
     char c;
     for (int r = 0; r < REPS; r++) {
-        double t0 = now_ns();
+        double t0 = bench_mono_ns();
         for (int i = 0; i < READS; i++)
             if (read(fd, &c, 1) != 1)
                 abort();
-        t[r] = (now_ns() - t0) / READS;
+        t[r] = (bench_mono_ns() - t0) / READS;
     }
-    qsort(t, REPS, sizeof(t[0]), cmp);
+    qsort(t, REPS, sizeof(t[0]), bench_cmp_double);
     return t[REPS / 2];
 }
 
@@ -415,13 +403,6 @@ static uint64_t counter(int fd)
     return v;
 }
 
-static double thread_cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 struct busy_result {
     double per_inst[8]; /* cells per collection of each instrumentation */
     double cpu_ms;      /* collection CPU per second */
@@ -503,9 +484,9 @@ static int busy_measure(enum sn_collect_mode mode, bool idle, struct busy_result
     for (int s = 0; s < BUSY_SECONDS; s++) {
         sleep(1);
         struct busy_cells bc = {slots, r->per_inst};
-        double c0 = thread_cpu_s();
+        double c0 = bench_thread_cpu_s();
         sn_engine_collect(e, on_busy_cell, &bc, NULL);
-        cpu += thread_cpu_s() - c0;
+        cpu += bench_thread_cpu_s() - c0;
     }
     k1 = counter(fd);
     sn_engine_stats(e, &s1);
@@ -634,7 +615,7 @@ static void busy_host(void)
             return;
         sleep(1);
         uint64_t c0 = busy_calls(&l);
-        double t0 = now_ns();
+        double t0 = bench_mono_ns();
         for (int r = 0; r < BUSY_ROUNDS; r++)
             for (int k = 0; k < 3; k++) { /* each round in another order */
                 int m = (r + k) % 3;
@@ -648,7 +629,7 @@ static void busy_host(void)
                     return;
                 }
             }
-        double rate = (double)(busy_calls(&l) - c0) / ((now_ns() - t0) / 1e9);
+        double rate = (double)(busy_calls(&l) - c0) / ((bench_mono_ns() - t0) / 1e9);
         busy_stop(&l);
         qsort(base, BUSY_ROUNDS, sizeof(base[0]), cmp_cpu);
         qsort(batch, BUSY_ROUNDS, sizeof(batch[0]), cmp_cpu);

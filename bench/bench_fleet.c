@@ -53,7 +53,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -66,14 +65,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 
 #include <jansson.h>
 #include <nats/nats.h>
 
+#include "bench_util.h"
 #include "core/hist.h"
 #include "fleet/names.h"
 #include "http.h"
@@ -103,99 +101,7 @@ static const char *const execnames[NKEYS] = {
     "python3", "mysqld",    "haproxy",  "envoy", "kubelet", "containerd", "dockerd",
     "etcd",    "memcached", "rsyslogd", "cron",  "systemd", "sonde"};
 
-/* ---- time, statistics ----------------------------------------------------------------------- */
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void sleep_until_real_ns(int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-    while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted v[0, n). */
-static double pct(const double *v, size_t n, double p)
-{
-    size_t i = (size_t)ceil(p * (double)n);
-    if (i < 1)
-        i = 1;
-    if (i > n)
-        i = n;
-    return n ? v[i - 1] : NAN;
-}
-
-static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-
-static uint64_t xrand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static double xrand01(void)
-{
-    return (double)(xrand() >> 11) * 0x1.0p-53;
-}
-
-static double xnormal(void)
-{
-    double u = xrand01(), v = xrand01();
-    return sqrt(-2 * log(u > 0 ? u : 1e-300)) * cos(2 * M_PI * v);
-}
-
-/* ---- the result table ----------------------------------------------------------------------- */
-
-struct figure {
-    char name[72];
-    double measured, target; /* target NAN: none (reported only) */
-    const char *unit;        /* "ms", "s", "%", "" */
-    bool measured_ok;
-    char why[48];
-};
-
-static struct figure figs[48];
-static int nfigs;
-
-static void fig(const char *name, double measured, double target, const char *unit)
-{
-    if (nfigs == (int)(sizeof(figs) / sizeof(figs[0])))
-        return;
-    struct figure *f = &figs[nfigs++];
-    snprintf(f->name, sizeof(f->name), "%s", name);
-    f->measured = measured;
-    f->target = target;
-    f->unit = unit;
-    f->measured_ok = !isnan(measured);
-    if (!f->measured_ok)
-        snprintf(f->why, sizeof(f->why), "not measured");
-}
-
-static void fig_missing(const char *name, double target, const char *unit, const char *why)
-{
-    fig(name, NAN, target, unit);
-    snprintf(figs[nfigs - 1].why, sizeof(figs[nfigs - 1].why), "%s", why);
-}
+/* ---- the result table (bench_util.h keeps it) ------------------------------------------------ */
 
 static void fmt_val(char *out, size_t len, double v, const char *unit)
 {
@@ -213,79 +119,7 @@ static void fmt_val(char *out, size_t len, double v, const char *unit)
         snprintf(out, len, "%.0f", v);
 }
 
-static void print_table(void)
-{
-    printf("\n%-60s %14s %12s %7s  %s\n", "figure", "measured", "anchor", "ratio", "verdict");
-    for (int i = 0; i < nfigs; i++) {
-        const struct figure *f = &figs[i];
-        char m[48], t[48], r[16] = "-";
-        const char *verdict = "-";
-        if (f->measured_ok)
-            fmt_val(m, sizeof(m), f->measured, f->unit);
-        else
-            snprintf(m, sizeof(m), "%s", f->why);
-        if (isnan(f->target)) {
-            snprintf(t, sizeof(t), "-");
-        } else {
-            char v[40];
-            fmt_val(v, sizeof(v), f->target, f->unit);
-            snprintf(t, sizeof(t), "<= %s", v);
-        }
-        if (f->measured_ok && !isnan(f->target)) {
-            if (f->target > 0)
-                snprintf(r, sizeof(r), "%.2f", f->measured / f->target);
-            verdict = f->measured <= f->target ? "met" : "MISSED";
-        } else if (!f->measured_ok && !isnan(f->target)) {
-            verdict = "not measured";
-        }
-        printf("%-60s %14s %12s %7s  %s\n", f->name, m, t, r, verdict);
-    }
-}
-
-/* ---- the machine ---------------------------------------------------------------------------- */
-
-/* utime + stime of pid in seconds, or NAN. */
-static double proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[2048];
-    if (pid <= 0)
-        return NAN;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NAN;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return NAN;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-/* CPU seconds the whole machine spent busy and stolen, over every CPU. */
-static void machine_cpu_s(double *busy, double *steal)
-{
-    unsigned long long u = 0, n = 0, sy = 0, id = 0, io = 0, irq = 0, sirq = 0, st = 0;
-    FILE *f = fopen("/proc/stat", "r");
-    *busy = *steal = NAN;
-    if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &u, &n, &sy, &id, &io, &irq,
-                    &sirq, &st) == 8) {
-        *busy = (double)(u + n + sy + irq + sirq) / (double)sysconf(_SC_CLK_TCK);
-        *steal = (double)st / (double)sysconf(_SC_CLK_TCK);
-    }
-    if (f)
-        fclose(f);
-}
+static const struct bench_table_style table_style = {"anchor", 60, fmt_val};
 
 /* ---- frames --------------------------------------------------------------------------------- */
 
@@ -302,10 +136,10 @@ static struct sn_hist *make_hist(double centre)
 {
     struct sn_hist *h = sn_hist_create();
     for (int tries = 0; h && sn_hist_nbuckets(h) < NBUCKETS && tries < 100000; tries++) {
-        double x = centre + 0.8 * xnormal();
+        double x = centre + 0.8 * bench_xnormal();
         if (x < 3 || x >= 8)
             continue;
-        sn_hist_insert(h, pow(10, x), 1 + xrand() % 300);
+        sn_hist_insert(h, pow(10, x), 1 + bench_xrand() % 300);
     }
     return h;
 }
@@ -387,7 +221,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 {
     struct pubconn *c = closure;
     const char *id = NULL;
-    int64_t now = real_ns();
+    int64_t now = bench_real_ns();
     (void)js;
     (void)pae;
 
@@ -446,7 +280,7 @@ static int publish_one(struct pubconn *c, int h, int i, int64_t t)
     if (s == NATS_OK)
         s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
     size_t k = (size_t)h * (size_t)g.insts + (size_t)i;
-    atomic_store(&sent_ns[k], real_ns());
+    atomic_store(&sent_ns[k], bench_real_ns());
     atomic_store(&sent_t[k], t);
     if (s == NATS_OK)
         s = js_PublishMsgAsync(c->js, &m, NULL);
@@ -462,11 +296,11 @@ static void *pub_main(void *arg)
     while (!atomic_load(&load_stop)) {
         /* second t's frames go just after its end, as an agent's do */
         int64_t due = (t + 1) * 1000000000LL + 20000000LL;
-        if (real_ns() < due)
-            sleep_until_real_ns(due);
+        if (bench_real_ns() < due)
+            bench_sleep_until(CLOCK_REALTIME, due);
         if (atomic_load(&load_stop))
             break;
-        double t0 = mono_s();
+        double t0 = bench_mono_s();
         for (int h = c->idx; h < g.hosts; h += g.conns)
             for (int i = 0; i < g.insts; i++) {
                 if (publish_one(c, h, i, t) == 0)
@@ -474,12 +308,12 @@ static void *pub_main(void *arg)
                 else
                     atomic_fetch_add(&c->pub_errors, 1);
             }
-        double pass = mono_s() - t0;
+        double pass = bench_mono_s() - t0;
         if (atomic_load(&measuring) && pass > c->pass_max_s)
             c->pass_max_s = pass;
         atomic_store(&c->done_t, t);
         /* not finished before the next second's frames were due: this second was late */
-        if (real_ns() > due + 1000000000LL)
+        if (bench_real_ns() > due + 1000000000LL)
             atomic_fetch_add(&c->late_seconds, 1);
         t++;
     }
@@ -494,7 +328,7 @@ static int load_start(const char *url, int steady_s)
     if (!sent_ns || !sent_t)
         return -1;
     atomic_store(&load_stop, false);
-    load_first_t = real_ns() / 1000000000LL;
+    load_first_t = bench_real_ns() / 1000000000LL;
     for (int c = 0; c < g.conns; c++) {
         struct pubconn *p = &pc[c];
         jsOptions jo;
@@ -764,7 +598,7 @@ struct eventer {
 static void *event_main(void *arg)
 {
     struct eventer *e = arg;
-    int64_t t = real_ns() / 1000000000LL;
+    int64_t t = bench_real_ns() / 1000000000LL;
 
     while (atomic_load(&measuring) && e->n < e->cap) {
         char path[256];
@@ -772,18 +606,18 @@ static void *event_main(void *arg)
         /* asked half a second before second t ends; parked until every host reported it (or
          * the report grace passed: then asked again until the marker shows, for up to
          * EVENT_MAX_S, so that a backlog is measured rather than missed) */
-        sleep_until_real_ns(t * 1000000000LL + 500000000LL);
+        bench_sleep_until(CLOCK_REALTIME, t * 1000000000LL + 500000000LL);
         snprintf(path, sizeof(path),
                  "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=1&timeout=5000",
                  g.inst_key[0], t);
         while (!seen && atomic_load(&measuring) &&
-               real_ns() < (t + 1 + EVENT_MAX_S) * 1000000000LL) {
+               bench_real_ns() < (t + 1 + EVENT_MAX_S) * 1000000000LL) {
             struct th_resp r;
             if (asked)
                 usleep(100000);
             asked = true;
             int rc = th_request(nodes[e->node].sv.port, "GET", path, NULL, NULL, 0, 10000, &r);
-            int64_t at = real_ns();
+            int64_t at = bench_real_ns();
             if (rc == 0 && r.status == 200 && strstr(r.body, "\"" MARKER_KEY "\"")) {
                 e->lat[e->n++] = (double)(at - (t + 1) * 1000000000LL) / 1e9;
                 seen = true;
@@ -796,7 +630,7 @@ static void *event_main(void *arg)
             e->missing++;
         /* the next second that has not ended yet: a late reply must not make the next
          * question one about the past (answered at once) */
-        int64_t now_s = real_ns() / 1000000000LL;
+        int64_t now_s = bench_real_ns() / 1000000000LL;
         t = t + 1 > now_s ? t + 1 : now_s;
     }
     return NULL;
@@ -878,7 +712,7 @@ static double nats_cpu_s(const struct th_nats *n)
 {
     double s = 0;
     for (int i = 0; i < n->n; i++)
-        s += proc_cpu_s(n->s[i].pid);
+        s += bench_proc_cpu_s(n->s[i].pid);
     return s;
 }
 
@@ -898,12 +732,12 @@ static int part_steady(struct th_nats *nt, int seconds)
     if (!ev.lat)
         return -1;
     sleep(WARMUP_S);
-    double w0 = mono_s(), nats0 = nats_cpu_s(nt), self0 = self_cpu_s();
+    double w0 = bench_mono_s(), nats0 = nats_cpu_s(nt), self0 = bench_self_cpu_s();
     for (int k = 0; k < 2; k++) {
-        cpu0[k] = proc_cpu_s(nodes[k].sv.pid);
+        cpu0[k] = bench_proc_cpu_s(nodes[k].sv.pid);
         fr0[k] = node_metric(k, "sonde_fleet_frames_total");
     }
-    machine_cpu_s(&busy0, &steal0);
+    bench_machine_cpu_s(&busy0, &steal0);
     load_counts(&l0);
     uint64_t sm0 = 0, sb0 = 0, sm1 = 0, sb1 = 0;
     stream_state(&sm0, &sb0);
@@ -914,12 +748,12 @@ static int part_steady(struct th_nats *nt, int seconds)
     }
     sleep((unsigned)seconds);
     atomic_store(&measuring, false);
-    double w1 = mono_s(), nats1 = nats_cpu_s(nt), self1 = self_cpu_s();
+    double w1 = bench_mono_s(), nats1 = nats_cpu_s(nt), self1 = bench_self_cpu_s();
     for (int k = 0; k < 2; k++) {
-        cpu1[k] = proc_cpu_s(nodes[k].sv.pid);
+        cpu1[k] = bench_proc_cpu_s(nodes[k].sv.pid);
         fr1[k] = node_metric(k, "sonde_fleet_frames_total");
     }
-    machine_cpu_s(&busy1, &steal1);
+    bench_machine_cpu_s(&busy1, &steal1);
     load_counts(&l1);
     stream_state(&sm1, &sb1);
     pthread_join(ev.th, NULL);
@@ -938,7 +772,7 @@ static int part_steady(struct th_nats *nt, int seconds)
     if (sm1 > sm0)
         printf("  stream: %.0f bytes a frame stored (JetStream's accounting), %.1f MiB/s\n",
                (double)(sb1 - sb0) / (double)(sm1 - sm0), (double)(sb1 - sb0) / wall / 1048576);
-    fig("generator: frames/s acknowledged by JetStream", acked_rate, NAN, "/s");
+    bench_fig("generator: frames/s acknowledged by JetStream", acked_rate, NAN, "/s");
     double offered = (double)g.hosts * g.insts;
     bool pub_ok = acked_rate >= 0.97 * offered && l1.late == l0.late;
 
@@ -956,9 +790,9 @@ static int part_steady(struct th_nats *nt, int seconds)
     cpu_per_k_2node = worst;
     double consumed_min = fmin((fr1[0] - fr0[0]) / wall, (fr1[1] - fr0[1]) / wall);
     bool sustained = pub_ok && consumed_min >= 0.97 * acked_rate;
-    fig("node CPU per 1,000 frames/s (worst node), % of a core", worst, NAN, "%");
+    bench_fig("node CPU per 1,000 frames/s (worst node), % of a core", worst, NAN, "%");
     /* the goal: the whole load (10,000 frames/s) within one core with room to spare */
-    fig("node CPU at 10,000 frames/s (projected), % of a core", worst * 10, 100, "%");
+    bench_fig("node CPU at 10,000 frames/s (projected), % of a core", worst * 10, 100, "%");
     printf("  sizing: at 10,000 frames/s a node owning 2 of every N nodes' share takes 2/N of "
            "the frames:");
     for (int nn = 2; nn <= 5; nn++)
@@ -980,9 +814,9 @@ static int part_steady(struct th_nats *nt, int seconds)
                "the slower node: the machine's\n  %ld CPUs were busy %.0f %% of one CPU (see "
                "above); the latencies below include that backlog\n",
                offered, acked_rate, consumed_min, sysconf(_SC_NPROCESSORS_ONLN), busy);
-    fig("frames/s consumed by the slower node", consumed_min, NAN, "/s");
-    fig("nats-server CPU per 1,000 frames/s, % of a core",
-        acked_rate > 0 ? natsc / (acked_rate / 1000) : NAN, NAN, "%");
+    bench_fig("frames/s consumed by the slower node", consumed_min, NAN, "/s");
+    bench_fig("nats-server CPU per 1,000 frames/s, % of a core",
+              acked_rate > 0 ? natsc / (acked_rate / 1000) : NAN, NAN, "%");
 
     /* publish to ack */
     size_t total = 0;
@@ -995,32 +829,32 @@ static int part_steady(struct th_nats *nt, int seconds)
             memcpy(all + at, pc[c].lat, atomic_load(&pc[c].nlat) * sizeof(double));
             at += atomic_load(&pc[c].nlat);
         }
-        qsort(all, total, sizeof(double), cmp_double);
+        qsort(all, total, sizeof(double), bench_cmp_double);
         printf("  publish to ack over %zu frames: p50 %.1f ms, p99 %.1f ms, max %.1f ms (each "
                "second's frames go in one\n  burst, as every agent sends at the second's end: "
                "a frame waits behind those before it; part 5a\n  has one frame at a time)\n",
-               total, pct(all, total, 0.5), pct(all, total, 0.99), all[total - 1]);
-        fig("NATS publish to ack p50", pct(all, total, 0.5), NAN, "ms");
-        fig("NATS publish to ack p99", pct(all, total, 0.99), NAN, "ms");
+               total, bench_pct(all, total, 0.5), bench_pct(all, total, 0.99), all[total - 1]);
+        bench_fig("NATS publish to ack p50", bench_pct(all, total, 0.5), NAN, "ms");
+        bench_fig("NATS publish to ack p99", bench_pct(all, total, 0.99), NAN, "ms");
     } else {
-        fig_missing("NATS publish to ack p50", NAN, "ms", "no acks");
+        bench_fig_missing("NATS publish to ack p50", NAN, "ms", "no acks");
     }
     free(all);
 
     if (ev.n) {
-        qsort(ev.lat, ev.n, sizeof(double), cmp_double);
+        qsort(ev.lat, ev.n, sizeof(double), bench_cmp_double);
         printf(
             "  event to API (marker host %d, instrumentation %s, at node 0) over %zu seconds: "
             "p50 %.2f s, p99 %.2f s, max %.2f s; %d seconds whose marker never showed (%d s), %d "
             "errors\n",
-            g.hosts - 1, g.inst_key[0], ev.n, pct(ev.lat, ev.n, 0.5), pct(ev.lat, ev.n, 0.99),
-            ev.lat[ev.n - 1], ev.missing, EVENT_MAX_S, ev.errors);
-        fig("event to API p50", pct(ev.lat, ev.n, 0.5), NAN, "s");
-        fig("event to API p99", pct(ev.lat, ev.n, 0.99), 2.0, "s");
+            g.hosts - 1, g.inst_key[0], ev.n, bench_pct(ev.lat, ev.n, 0.5),
+            bench_pct(ev.lat, ev.n, 0.99), ev.lat[ev.n - 1], ev.missing, EVENT_MAX_S, ev.errors);
+        bench_fig("event to API p50", bench_pct(ev.lat, ev.n, 0.5), NAN, "s");
+        bench_fig("event to API p99", bench_pct(ev.lat, ev.n, 0.99), 2.0, "s");
     } else {
         printf("  event to API: no reply showed the marker (%d without, %d errors)\n", ev.missing,
                ev.errors);
-        fig_missing("event to API p99", 2.0, "s", "marker never seen");
+        bench_fig_missing("event to API p99", 2.0, "s", "marker never seen");
     }
     printf("  lag at the end: node 0 %.0f s, node 1 %.0f s (sonde_fleet_lag_seconds); pending "
            "%.0f / %.0f frames\n\n",
@@ -1036,7 +870,7 @@ static int part_steady(struct th_nats *nt, int seconds)
 /* A second every host has reported by now at the owners, when they keep up. */
 static int64_t settled_second(void)
 {
-    int64_t s = real_ns() / 1000000000LL - 3, d = load_done_t() - 1;
+    int64_t s = bench_real_ns() / 1000000000LL - 3, d = load_done_t() - 1;
     return s < d ? s : d;
 }
 
@@ -1082,7 +916,7 @@ static void failover_wait(int dead, double t0, int64_t kill_s, int owned_by[][MA
     }
     *nmoved = n_moved;
     int pairs_done = 0, moved_done = 0;
-    while (mono_s() - t0 < WAIT_S && (pairs_done < n_pairs || moved_done < n_moved)) {
+    while (bench_mono_s() - t0 < WAIT_S && (pairs_done < n_pairs || moved_done < n_moved)) {
         int64_t s = settled_second();
         for (int i = 0; i < g.insts; i++) {
             if (!owned_by[dead][i])
@@ -1091,7 +925,7 @@ static void failover_wait(int dead, double t0, int64_t kill_s, int owned_by[][MA
                 if (!nodes[k].up || first_ok[k][i] >= 0)
                     continue;
                 if (raw_minreporting(k, i, s, 1, false) >= g.hosts) {
-                    first_ok[k][i] = mono_s() - t0;
+                    first_ok[k][i] = bench_mono_s() - t0;
                     pairs_done++;
                 }
             }
@@ -1101,7 +935,7 @@ static void failover_wait(int dead, double t0, int64_t kill_s, int owned_by[][MA
                 uint64_t pend[MAX_INSTS];
                 if (node_owned(n, own, pend) > 0 && own[i] && pend[i] == 0 &&
                     raw_minreporting(n, i, kill_s - 30, 27, true) >= want_mr[i]) {
-                    moved_ok[i] = mono_s() - t0;
+                    moved_ok[i] = bench_mono_s() - t0;
                     moved_done++;
                 }
             }
@@ -1132,17 +966,17 @@ static int part_failover2(void)
     for (int i = 0; i < g.insts; i++)
         n1 += owned_by[1][i];
     phase_begin();
-    double t0 = mono_s();
-    int64_t kill_s = real_ns() / 1000000000LL;
+    double t0 = bench_mono_s();
+    int64_t kill_s = bench_real_ns() / 1000000000LL;
     node_kill9(1);
     failover_wait(1, t0, kill_s, owned_by, false, &ta, &tm, &nm);
-    phase_end(mono_s() - t0);
+    phase_end(bench_mono_s() - t0);
     printf("  node 1 owned %d instrumentations; every one answered complete (all %d hosts) at "
            "node 0 after %.2f s.\n  With 2 owners and 2 nodes the survivor owned them already: "
            "nothing moves, nothing replays; a client\n  that asked the dead node retries "
            "another (CA's clients did the same).\n\n",
            n1, g.hosts, ta);
-    fig("failover, 2 nodes: killed node's instrumentations complete", ta, NAN, "s");
+    bench_fig("failover, 2 nodes: killed node's instrumentations complete", ta, NAN, "s");
     return 0;
 }
 
@@ -1165,9 +999,9 @@ static bool owned_settled(void)
 /* Waits until owned_settled(); returns the seconds since t0 it took, or NAN. */
 static double wait_owned(double t0)
 {
-    while (mono_s() - t0 < WAIT_S) {
+    while (bench_mono_s() - t0 < WAIT_S) {
         if (owned_settled())
-            return mono_s() - t0;
+            return bench_mono_s() - t0;
         usleep(200000);
     }
     return NAN;
@@ -1182,19 +1016,19 @@ static int part_failover3(const char *sonde, const char *url)
     printf("== 3. failover, 3 nodes: nodes 2 and 3 join (empty data directories) under load, "
            "then node 2 is killed -9\n");
     phase_begin();
-    double t0 = mono_s();
+    double t0 = bench_mono_s();
     if (node_start(sonde, url, 2, NULL) != 0 || node_start(sonde, url, 3, NULL) != 0)
         return -1;
     double tj = wait_owned(t0);
     double fr2 = node_metric(2, "sonde_fleet_frames_total"),
            fr3 = node_metric(3, "sonde_fleet_frames_total");
-    phase_end(mono_s() - t0);
+    phase_end(bench_mono_s() - t0);
     printf("  join: %.1f s until node 0, 2 and 3 owned every instrumentation twice and had "
            "replayed it\n  (node 2 took %.0f frames, node 3 %.0f, replay and live together; "
            "both replays run at full speed\n  on this machine's CPUs beside the generator, "
            "which falls behind meanwhile)\n",
            tj, fr2, fr3);
-    fig("join under load: 2 new nodes own and replayed their share", tj, NAN, "s");
+    bench_fig("join under load: 2 new nodes own and replayed their share", tj, NAN, "s");
     for (int k = 0; k < MAX_NODES; k++)
         if (nodes[k].up)
             node_owned(k, owned_by[k], NULL);
@@ -1204,17 +1038,17 @@ static int part_failover3(const char *sonde, const char *url)
     /* the kill measured on a fleet that keeps up: the generator current again, a few
      * seconds of the 3-node fleet */
     for (int tries = 0; tries < 600; tries++) {
-        if (load_done_t() >= real_ns() / 1000000000LL - 2 && owned_settled())
+        if (load_done_t() >= bench_real_ns() / 1000000000LL - 2 && owned_settled())
             break;
         usleep(100000);
     }
     sleep(3);
     phase_begin();
-    t0 = mono_s();
-    int64_t kill_s = real_ns() / 1000000000LL;
+    t0 = bench_mono_s();
+    int64_t kill_s = bench_real_ns() / 1000000000LL;
     node_kill9(2);
     failover_wait(2, t0, kill_s, owned_by, true, &ta, &tm, &nm);
-    phase_end(mono_s() - t0);
+    phase_end(bench_mono_s() - t0);
     printf("  node 2 owned %d instrumentations: each answered complete at every survivor after "
            "%.2f s\n  (a request at a node that does not serve it is proxied to an owner; until "
            "node 2 is declared dead\n  after %d s of silence that may be node 2);\n",
@@ -1223,9 +1057,9 @@ static int part_failover3(const char *sonde, const char *url)
            "complete from its own memory\n  (the 27 s before the kill) after %.2f s "
            "(dead after 3 s, then the replay)\n\n",
            nm, tm);
-    fig("failover, 3 nodes: killed node's instrumentations complete", ta, NAN, "s");
+    bench_fig("failover, 3 nodes: killed node's instrumentations complete", ta, NAN, "s");
     if (tm >= 0)
-        fig("failover, 3 nodes: moved share replayed at its new owner", tm, NAN, "s");
+        bench_fig("failover, 3 nodes: moved share replayed at its new owner", tm, NAN, "s");
     return 0;
 }
 
@@ -1239,22 +1073,22 @@ static int part_rebuild(const char *sonde, const char *url)
     printf("== 4. rebuild: the load stopped, a new node (node 4) with an empty data directory "
            "joins\n");
     if (stream_state(&msgs, &bytes) != 0 || msgs == 0) {
-        fig_missing("rebuild: s per GiB of frames", NAN, "s", "no stream info");
+        bench_fig_missing("rebuild: s per GiB of frames", NAN, "s", "no stream info");
         return -1;
     }
     double per = (double)bytes / (double)msgs;
     printf("  stream: %" PRIu64 " frames, %.2f GiB (%.0f bytes a frame)\n", msgs,
            (double)bytes / 1073741824.0, per);
-    double t0 = mono_s();
+    double t0 = bench_mono_s();
     if (node_start(sonde, url, 4, NULL) != 0)
         return -1;
-    double started = mono_s() - t0;
+    double started = bench_mono_s() - t0;
     /* done: it owns its share, nothing pending, and its frame count stopped growing */
-    double last = -1, t_done = NAN, t_stable = mono_s();
+    double last = -1, t_done = NAN, t_stable = bench_mono_s();
     int own[MAX_INSTS];
     uint64_t pend[MAX_INSTS];
     int owned = 0;
-    while (mono_s() - t0 < WAIT_S * 3) {
+    while (bench_mono_s() - t0 < WAIT_S * 3) {
         /* memory's frames, and those of older history when the node rebuilds that too
          * (sonde_fleet_rebuilt_frames_total; absent: none) */
         double fr = node_metric(4, "sonde_fleet_frames_total"),
@@ -1266,8 +1100,8 @@ static int part_rebuild(const char *sonde, const char *url)
             p += own[i] ? pend[i] : 0;
         if (fr != last) {
             last = fr;
-            t_stable = mono_s();
-        } else if (owned > 0 && fr > 0 && p == 0 && mono_s() - t_stable >= 1.0) {
+            t_stable = bench_mono_s();
+        } else if (owned > 0 && fr > 0 && p == 0 && bench_mono_s() - t_stable >= 1.0) {
             t_done = t_stable - t0;
             break;
         }
@@ -1276,7 +1110,7 @@ static int part_rebuild(const char *sonde, const char *url)
     if (isnan(t_done) || last <= 0) {
         printf("  the new node did not finish its replay within %d s (log %s)\n\n", WAIT_S * 3,
                nodes[4].log);
-        fig_missing("rebuild: s per GiB of frames", NAN, "s", "did not finish");
+        bench_fig_missing("rebuild: s per GiB of frames", NAN, "s", "did not finish");
         return 0;
     }
     double gib = last * per / 1073741824.0;
@@ -1284,8 +1118,8 @@ static int part_rebuild(const char *sonde, const char *url)
     printf("  node 4 started in %.2f s, owned %d instrumentations and replayed %.0f frames "
            "(%.3f GiB) in %.2f s\n  from its start: %.0f frames/s, %.1f s per GiB of frames\n\n",
            started, owned, last, gib, t_done, replay_fps, t_done / gib);
-    fig("rebuild: new node's replay, frames/s", replay_fps, NAN, "/s");
-    fig("rebuild: new node's replay, s per GiB of frames", t_done / gib, NAN, "s");
+    bench_fig("rebuild: new node's replay, frames/s", replay_fps, NAN, "/s");
+    bench_fig("rebuild: new node's replay, s per GiB of frames", t_done / gib, NAN, "s");
     return 0;
 }
 
@@ -1315,16 +1149,16 @@ static int part_nats_alone(void)
     jsSubOptions_Init(&so);
     so.Stream = SN_FLEET_FRAMES_STREAM;
     so.Ordered = true;
-    double t0 = mono_s();
+    double t0 = bench_mono_s();
     if (js_Subscribe(&sub, ctl_js, SN_FLEET_FRAMES_ALL, on_count, NULL, NULL, &so, &jerr) !=
         NATS_OK) {
         fprintf(stderr, "bench_fleet: consumer: %s (%d)\n", nats_GetLastError(NULL), (int)jerr);
         return -1;
     }
     natsSubscription_SetPendingLimits(sub, -1, 256 * 1024 * 1024);
-    while (atomic_load(&counted) < msgs && mono_s() - t0 < WAIT_S)
+    while (atomic_load(&counted) < msgs && bench_mono_s() - t0 < WAIT_S)
         usleep(20000);
-    double t = mono_s() - t0;
+    double t = bench_mono_s() - t0;
     uint64_t n = atomic_load(&counted);
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
@@ -1332,11 +1166,11 @@ static int part_nats_alone(void)
     printf("  %" PRIu64 " of %" PRIu64 " frames (%.2f GiB) in %.2f s: %.0f frames/s, %.0f MiB/s\n",
            n, msgs, (double)bytes / 1073741824.0, t, rate,
            (double)bytes * ((double)n / (double)msgs) / t / 1048576.0);
-    fig("NATS alone: consumption, frames/s", rate, NAN, "/s");
+    bench_fig("NATS alone: consumption, frames/s", rate, NAN, "/s");
     if (replay_fps > 0) {
         printf("  the new node's replay ran at %.2f of NATS's own consumption rate\n",
                replay_fps / rate);
-        fig("new node's replay / NATS alone, frames/s", replay_fps / rate, NAN, "x");
+        bench_fig("new node's replay / NATS alone, frames/s", replay_fps / rate, NAN, "x");
     }
 
     /* publish to ack without load: one frame at a time, synchronously, on a subject of the
@@ -1351,7 +1185,7 @@ static int part_nats_alone(void)
     f.id = inst;
     size_t len = sn_wire_frame_len(&f);
     buf = malloc(len);
-    int64_t t0s = real_ns() / 1000000000LL;
+    int64_t t0s = bench_real_ns() / 1000000000LL;
     for (int j = 0; buf && j < NIDLE; j++) {
         natsMsg *m = NULL;
         jsPubAck *pa = NULL;
@@ -1364,20 +1198,22 @@ static int part_nats_alone(void)
             natsMsg_Destroy(m);
             break;
         }
-        double a = mono_s();
+        double a = bench_mono_s();
         if (js_PublishMsg(&pa, ctl_js, m, NULL, NULL) == NATS_OK)
-            lat[nl++] = (mono_s() - a) * 1e3;
+            lat[nl++] = (bench_mono_s() - a) * 1e3;
         jsPubAck_Destroy(pa);
         natsMsg_Destroy(m);
     }
     free(buf);
     if (nl) {
-        qsort(lat, (size_t)nl, sizeof(double), cmp_double);
+        qsort(lat, (size_t)nl, sizeof(double), bench_cmp_double);
         printf("  publish to ack without load, one frame at a time (%d): p50 %.2f ms, p99 %.2f "
                "ms\n",
-               nl, pct(lat, (size_t)nl, 0.5), pct(lat, (size_t)nl, 0.99));
-        fig("NATS alone: publish to ack without load p50", pct(lat, (size_t)nl, 0.5), NAN, "ms");
-        fig("NATS alone: publish to ack without load p99", pct(lat, (size_t)nl, 0.99), NAN, "ms");
+               nl, bench_pct(lat, (size_t)nl, 0.5), bench_pct(lat, (size_t)nl, 0.99));
+        bench_fig("NATS alone: publish to ack without load p50", bench_pct(lat, (size_t)nl, 0.5),
+                  NAN, "ms");
+        bench_fig("NATS alone: publish to ack without load p99", bench_pct(lat, (size_t)nl, 0.99),
+                  NAN, "ms");
     }
     printf("\n");
     return 0;
@@ -1399,12 +1235,12 @@ static int part_baseline(const char *sonde, int seconds)
            seconds);
     if (node_start(sonde, NULL, k, NULL) != 0 || create_insts(k) != 0)
         return -1;
-    int64_t t = real_ns() / 1000000000LL;
-    double cpu0 = proc_cpu_s(nodes[k].sv.pid), w0 = mono_s();
+    int64_t t = bench_real_ns() / 1000000000LL;
+    double cpu0 = bench_proc_cpu_s(nodes[k].sv.pid), w0 = bench_mono_s();
     for (int s = 0; s < seconds; s++, t++) {
         int64_t due = (t + 1) * 1000000000LL + 20000000LL;
-        if (real_ns() < due)
-            sleep_until_real_ns(due);
+        if (bench_real_ns() < due)
+            bench_sleep_until(CLOCK_REALTIME, due);
         for (int i = 0; i < g.insts; i++) {
             len = 0;
             for (int h = 0; h < g.hosts; h++) {
@@ -1437,21 +1273,22 @@ static int part_baseline(const char *sonde, int seconds)
             json_decref(j);
             th_resp_free(&r);
         }
-        if (real_ns() > due + 1000000000LL)
+        if (bench_real_ns() > due + 1000000000LL)
             late++;
     }
-    double wall = mono_s() - w0, cpu = (proc_cpu_s(nodes[k].sv.pid) - cpu0) / wall * 100;
+    double wall = bench_mono_s() - w0,
+           cpu = (bench_proc_cpu_s(nodes[k].sv.pid) - cpu0) / wall * 100;
     double rate = (double)accepted / wall, perk = rate > 0 ? cpu / (rate / 1000) : NAN;
     free(body);
     printf("  %.0f frames/s accepted (%" PRIu64 " refused, %d seconds late); server CPU %.1f %% "
            "of one core: %.2f %% per 1,000 frames/s\n",
            rate, refused, late, cpu, perk);
-    fig("baseline (no NATS) CPU per 1,000 frames/s, % of a core", perk, NAN, "%");
+    bench_fig("baseline (no NATS) CPU per 1,000 frames/s, % of a core", perk, NAN, "%");
     if (cpu_per_k_2node > 0 && perk > 0) {
         printf("  a fleet node costs %.2f x the single server per frame (the bus's cost: "
                "consumers, message\n  metadata, deduplicated sequence tracking)\n",
                cpu_per_k_2node / perk);
-        fig("fleet node / single server, CPU per frame", cpu_per_k_2node / perk, NAN, "x");
+        bench_fig("fleet node / single server, CPU per frame", cpu_per_k_2node / perk, NAN, "x");
     }
     node_stop(k);
     printf("\n");
@@ -1460,21 +1297,6 @@ static int part_baseline(const char *sonde, int seconds)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static int env_int(const char *name, int dflt)
-{
-    const char *v = getenv(name);
-    return v && *v ? atoi(v) : dflt;
-}
-
 int main(int argc, char **argv)
 {
     const char *sonde = argc > 1 ? argv[1] : SONDE_BIN;
@@ -1482,7 +1304,7 @@ int main(int argc, char **argv)
     struct th_nats nt;
     int failed = 0;
 
-    g.seconds = env_int("FLEET_SECONDS", 60);
+    g.seconds = bench_env_int("FLEET_SECONDS", 60);
     /* the issue's load is 1,000 hosts x 10 instrumentations; this bench's processes need
      * about half a core per 1,000 frames/s in all (two nodes each consuming everything, the
      * nats-server, the generator), so a machine of fewer than 8 CPUs gets 100 hosts per CPU
@@ -1490,11 +1312,11 @@ int main(int argc, char **argv)
      * per 1,000 frames/s project to the full load. FLEET_HOSTS=1000 offers it anyway. */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int dflt_hosts = ncpu >= 8 ? 1000 : (int)(ncpu < 1 ? 100 : 100 * ncpu);
-    g.hosts = env_int("FLEET_HOSTS", dflt_hosts);
-    g.insts = env_int("FLEET_INSTS", 10);
-    g.conns = env_int("FLEET_CONNS", 4);
-    g.nats = env_int("FLEET_NATS", 1);
-    g.base_seconds = env_int("FLEET_BASE_SECONDS", 20);
+    g.hosts = bench_env_int("FLEET_HOSTS", dflt_hosts);
+    g.insts = bench_env_int("FLEET_INSTS", 10);
+    g.conns = bench_env_int("FLEET_CONNS", 4);
+    g.nats = bench_env_int("FLEET_NATS", 1);
+    g.base_seconds = bench_env_int("FLEET_BASE_SECONDS", 20);
     if (argc > 2 || (argc == 2 && argv[1][0] == '-') || g.seconds < 5 || g.hosts < 1 ||
         g.hosts > 9999 || g.insts < 1 || g.insts > MAX_INSTS || g.conns < 1 ||
         g.conns > MAX_CONNS || (g.nats != 1 && g.nats != 3) || g.base_seconds < 1) {
@@ -1511,7 +1333,7 @@ int main(int argc, char **argv)
     }
     snprintf(outdir, sizeof(outdir), "%s", tmp);
     setenv("SN_TEST_OUT", tmp, 1);
-    rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)real_ns();
+    bench_rng_seed(BENCH_RNG_SEED ^ (uint64_t)getpid() << 32 ^ (uint64_t)bench_real_ns());
     printf("sonde fleet benchmarks: %s, %ld CPUs, %d nats-server%s, data under %s\n", sonde, ncpu,
            g.nats, g.nats > 1 ? "s (replicas 3)" : "", tmp);
     if (!getenv("FLEET_HOSTS") && g.hosts < 1000)
@@ -1569,7 +1391,7 @@ int main(int argc, char **argv)
     for (int k = 0; k < MAX_NODES; k++)
         node_stop(k);
     failed |= part_baseline(sonde, g.base_seconds) != 0;
-    print_table();
+    bench_fig_print(&table_style);
 out:
     load_close();
     for (int k = 0; k < MAX_NODES; k++)
@@ -1582,7 +1404,7 @@ out:
     if (failed)
         fprintf(stderr, "bench_fleet: some parts could not run (logs kept in %s)\n", tmp);
     else
-        nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bench_rmtree(tmp);
     for (int i = 0; i < NPOOL; i++)
         for (int k = 0; k < NKEYS; k++)
             sn_hist_destroy(g.pool[i][k].hist);

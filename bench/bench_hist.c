@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "core/hist.h"
 #include "llmodel.h"
 
@@ -31,42 +31,16 @@ static int64_t *ivals;
 static struct sn_bucket *bvals;
 static volatile uint64_t sink;
 
-static uint64_t rng = 88172645463325252ULL;
-static uint64_t xrand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-static double xrand01(void)
-{
-    return (double)(xrand() >> 11) * 0x1.0p-53;
-}
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Runs fn REPS times; returns the median ns per op (fn returns its op count). */
 static double measure(long (*fn)(void))
 {
     double t[REPS];
     for (int r = 0; r < REPS; r++) {
-        double t0 = now_ns();
+        double t0 = bench_mono_ns();
         long ops = fn();
-        t[r] = (now_ns() - t0) / (double)ops;
+        t[r] = (bench_mono_ns() - t0) / (double)ops;
     }
-    qsort(t, REPS, sizeof(t[0]), cmp_double);
+    qsort(t, REPS, sizeof(t[0]), bench_cmp_double);
     return t[REPS / 2];
 }
 
@@ -170,12 +144,12 @@ static size_t enclen, enc64len;
 static void build_1000(struct sn_hist **s, struct llm_hist **l, int exp0, uint64_t seed)
 {
     int n = 0;
-    rng = seed;
+    bench_rng_seed(seed);
     *s = sn_hist_create();
     *l = llm_create();
     for (int e = exp0; n < 1000; e++)
         for (int v = 10; v <= 99 && n < 1000; v++, n++) {
-            uint64_t c = 1 + xrand() % 1000000;
+            uint64_t c = 1 + bench_xrand() % 1000000;
             struct llm_bucket lbk = {(int8_t)v, (int8_t)e};
             sn_hist_insert_raw(*s, sn_bucket_make(v, e), c);
             llm_insert_raw(*l, lbk, c);
@@ -211,14 +185,14 @@ static double sn_merge_overlap(void)
         struct sn_hist *t[MERGE_BATCH];
         for (int i = 0; i < MERGE_BATCH; i++)
             t[i] = sn_hist_clone(sa);
-        double t0 = now_ns();
+        double t0 = bench_mono_ns();
         for (int i = 0; i < MERGE_BATCH; i++)
             sn_hist_merge(t[i], shalf);
-        best[r] = (now_ns() - t0) / MERGE_BATCH;
+        best[r] = (bench_mono_ns() - t0) / MERGE_BATCH;
         for (int i = 0; i < MERGE_BATCH; i++)
             sn_hist_destroy(t[i]);
     }
-    qsort(best, REPS, sizeof(best[0]), cmp_double);
+    qsort(best, REPS, sizeof(best[0]), bench_cmp_double);
     return best[REPS / 2];
 }
 static double ref_merge_overlap(void)
@@ -232,14 +206,14 @@ static double ref_merge_overlap(void)
             llm_accumulate(t[i], srcs, 1);
         }
         srcs[0] = lhalf;
-        double t0 = now_ns();
+        double t0 = bench_mono_ns();
         for (int i = 0; i < MERGE_BATCH; i++)
             llm_accumulate(t[i], srcs, 1);
-        best[r] = (now_ns() - t0) / MERGE_BATCH;
+        best[r] = (bench_mono_ns() - t0) / MERGE_BATCH;
         for (int i = 0; i < MERGE_BATCH; i++)
             llm_destroy(t[i]);
     }
-    qsort(best, REPS, sizeof(best[0]), cmp_double);
+    qsort(best, REPS, sizeof(best[0]), bench_cmp_double);
     return best[REPS / 2];
 }
 
@@ -401,6 +375,8 @@ int main(void)
 {
     cpu_set_t set;
 
+    bench_rng_seed(88172645463325252ULL);
+
     CPU_ZERO(&set);
     CPU_SET(1, &set);
     if (sched_setaffinity(0, sizeof(set), &set) != 0)
@@ -413,10 +389,10 @@ int main(void)
         return 1;
     for (int i = 0; i < NVAL; i++) {
         char s[32];
-        double r = xrand01();
+        double r = bench_xrand01();
         snprintf(s, sizeof(s), "1e%.17g", r * 10 - 4); /* log-uniform 1e-4..1e6 */
         dvals[i] = __builtin_pow(10.0, r * 10 - 4);
-        ivals[i] = (int64_t)__builtin_pow(10.0, 3 + xrand01() * 5);
+        ivals[i] = (int64_t)__builtin_pow(10.0, 3 + bench_xrand01() * 5);
         bvals[i] = sn_bucket_from_double(dvals[i]);
     }
     build_1000(&sa, &la, -5, 1);

@@ -49,7 +49,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -76,6 +75,7 @@
 
 #include <jansson.h>
 
+#include "bench_util.h"
 #include "http.h"
 
 #ifndef SONDE_BIN
@@ -104,53 +104,15 @@ static const char *const execnames[NKEYS] = {"nginx", "postgres", "node", "java"
 
 /* ---- time, statistics, a growing string ----------------------------------------------------- */
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void sleep_until(clockid_t clk, int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-    while (clock_nanosleep(clk, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
-
 static void sleep_until_mono_ms(double ms)
 {
-    sleep_until(CLOCK_MONOTONIC, (int64_t)(ms * 1e6));
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    bench_sleep_until(CLOCK_MONOTONIC, (int64_t)(ms * 1e6));
 }
 
 struct stats {
     size_t n;
     double med, p90, p99, max, mean;
 };
-
-/* Nearest-rank percentile of sorted v[0, n). */
-static double pct(const double *v, size_t n, double p)
-{
-    size_t i = (size_t)ceil(p * (double)n);
-    if (i < 1)
-        i = 1;
-    if (i > n)
-        i = n;
-    return v[i - 1];
-}
 
 /* Sorts v. */
 static struct stats stats_of(double *v, size_t n)
@@ -159,12 +121,12 @@ static struct stats stats_of(double *v, size_t n)
     double sum = 0;
     if (n == 0)
         return s;
-    qsort(v, n, sizeof(*v), cmp_double);
+    qsort(v, n, sizeof(*v), bench_cmp_double);
     for (size_t i = 0; i < n; i++)
         sum += v[i];
-    s.med = pct(v, n, 0.5);
-    s.p90 = pct(v, n, 0.9);
-    s.p99 = pct(v, n, 0.99);
+    s.med = bench_pct(v, n, 0.5);
+    s.p90 = bench_pct(v, n, 0.9);
+    s.p99 = bench_pct(v, n, 0.99);
     s.max = v[n - 1];
     s.mean = sum / (double)n;
     return s;
@@ -202,31 +164,6 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 
 /* ---- data: realistic latency histograms ----------------------------------------------------- */
 
-static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-static pthread_mutex_t rng_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static uint64_t xrand(void)
-{
-    pthread_mutex_lock(&rng_mu);
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    uint64_t r = rng;
-    pthread_mutex_unlock(&rng_mu);
-    return r;
-}
-
-static double xrand01(void)
-{
-    return (double)(xrand() >> 11) * 0x1.0p-53;
-}
-
-static double xnormal(void)
-{
-    double u = xrand01(), v = xrand01();
-    return sqrt(-2 * log(u > 0 ? u : 1e-300)) * cos(2 * M_PI * v);
-}
-
 /* One second of one key: BUCKETS distinct log-linear buckets of 1 us - 100 ms ([m*10^e,
  * (m+1)*10^e - 1], m 10..99, e 2..6: 450 buckets), drawn log-normally around 10^centre ns,
  * as [[lo,hi],n],... in ascending order. */
@@ -237,7 +174,7 @@ static void hist_json(struct sbuf *b, double centre)
     int n = 0;
 
     for (int tries = 0; n < BUCKETS && tries < 100000; tries++) {
-        double x = centre + 0.8 * xnormal();
+        double x = centre + 0.8 * bench_xnormal();
         if (x < 3 || x >= 8)
             continue;
         int e = (int)floor(x) - 1, m = (int)(pow(10, x) / (double)p10[e]);
@@ -254,7 +191,7 @@ static void hist_json(struct sbuf *b, double centre)
             continue;
         int e = 2 + i / 90, m = 10 + i % 90;
         sb_printf(b, "%s[[%" PRId64 ",%" PRId64 "],%d]", k++ ? "," : "", m * p10[e],
-                  (m + 1) * p10[e] - 1, 1 + (int)(xrand() % 300));
+                  (m + 1) * p10[e] - 1, 1 + (int)(bench_xrand() % 300));
     }
     sb_printf(b, "]");
 }
@@ -288,10 +225,10 @@ static int post_frames(int port, const char *path, const struct sbuf *body, doub
     static const char *const hdrs[] = {"Content-Type: application/json", NULL};
     struct th_resp r;
     int accepted = -1;
-    double t0 = mono_ms();
+    double t0 = bench_mono_ms();
     int rc = th_request(port, "POST", path, hdrs, body->p, body->n, 120000, &r);
     if (ms)
-        *ms = mono_ms() - t0;
+        *ms = bench_mono_ms() - t0;
     if (rc == 0 && r.status == 200) {
         json_t *j = json_loads(r.body, 0, NULL);
         if (json_is_integer(json_object_get(j, "accepted")))
@@ -490,37 +427,7 @@ static void ka_close(struct ka *k)
     k->cap = 0;
 }
 
-/* ---- the result table ----------------------------------------------------------------------- */
-
-struct figure {
-    char name[80];
-    double measured, target; /* target NAN: none (reported only) */
-    const char *unit;        /* "ms", "s", "%", "MiB", "" */
-    bool measured_ok;        /* false: not measured (the value column says why) */
-    char why[40];
-};
-
-static struct figure figs[40];
-static int nfigs;
-
-static void fig(const char *name, double measured, double target, const char *unit)
-{
-    if (nfigs == (int)(sizeof(figs) / sizeof(figs[0])))
-        return;
-    struct figure *f = &figs[nfigs++];
-    snprintf(f->name, sizeof(f->name), "%s", name);
-    f->measured = measured;
-    f->target = target;
-    f->unit = unit;
-    f->measured_ok = true;
-}
-
-static void fig_missing(const char *name, double target, const char *unit, const char *why)
-{
-    fig(name, NAN, target, unit);
-    figs[nfigs - 1].measured_ok = false;
-    snprintf(figs[nfigs - 1].why, sizeof(figs[nfigs - 1].why), "%s", why);
-}
+/* ---- the result table (bench_util.h keeps it) ------------------------------------------------ */
 
 static void fmt_val(char *out, size_t len, double v, const char *unit)
 {
@@ -536,56 +443,9 @@ static void fmt_val(char *out, size_t len, double v, const char *unit)
         snprintf(out, len, "%.0f", v);
 }
 
-static void print_table(void)
-{
-    printf("\n%-52s %14s %12s %7s  %s\n", "figure", "measured", "target", "ratio", "verdict");
-    for (int i = 0; i < nfigs; i++) {
-        const struct figure *f = &figs[i];
-        char m[48], t[48], r[16];
-        const char *verdict = "-";
-        if (f->measured_ok)
-            fmt_val(m, sizeof(m), f->measured, f->unit);
-        else
-            snprintf(m, sizeof(m), "%s", f->why);
-        if (isnan(f->target)) {
-            snprintf(t, sizeof(t), "-");
-        } else {
-            char v[40];
-            fmt_val(v, sizeof(v), f->target, f->unit);
-            snprintf(t, sizeof(t), "<= %s", v);
-        }
-        snprintf(r, sizeof(r), "-");
-        if (f->measured_ok && !isnan(f->target)) {
-            if (f->target > 0)
-                snprintf(r, sizeof(r), "%.2f", f->measured / f->target);
-            verdict = f->measured <= f->target ? "met" : "MISSED";
-        } else if (!f->measured_ok && !isnan(f->target)) {
-            verdict = "not measured";
-        }
-        printf("%-52s %14s %12s %7s  %s\n", f->name, m, t, r, verdict);
-    }
-}
+static const struct bench_table_style table_style = {"target", 52, fmt_val};
 
 /* ---- the machine ---------------------------------------------------------------------------- */
-
-/* utime + stime of pid in seconds, or NAN. */
-static double proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[2048];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NAN;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long long ut, st;
-    /* after the comm: state (3), then fields 4..13, utime (14), stime (15) */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return NAN;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
 
 /* A "VmRSS:"-style line of /proc/pid/status in MiB, or NAN. */
 static double proc_status_mib(pid_t pid, const char *field)
@@ -600,22 +460,6 @@ static double proc_status_mib(pid_t pid, const char *field)
     if (f)
         fclose(f);
     return v;
-}
-
-/* CPU seconds the whole machine spent busy (user, nice, system, irq, softirq) and stolen by the
- * hypervisor, over every CPU. */
-static void machine_cpu_s(double *busy, double *steal)
-{
-    unsigned long long u = 0, n = 0, sy = 0, id = 0, io = 0, irq = 0, sirq = 0, st = 0;
-    FILE *f = fopen("/proc/stat", "r");
-    *busy = *steal = NAN;
-    if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &u, &n, &sy, &id, &io, &irq,
-                    &sirq, &st) == 8) {
-        *busy = (double)(u + n + sy + irq + sirq) / (double)sysconf(_SC_CLK_TCK);
-        *steal = (double)st / (double)sysconf(_SC_CLK_TCK);
-    }
-    if (f)
-        fclose(f);
 }
 
 /* A TcpExt counter of /proc/net/netstat (machine-wide), or NAN. */
@@ -645,21 +489,13 @@ struct meter {
     double wall_ms, server_s, self_s, busy_s, steal_s, overflows, synretrans;
 };
 
-static double self_cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 static void meter_read(struct meter *m, pid_t server)
 {
     m->server = server;
-    m->wall_ms = mono_ms();
-    m->server_s = proc_cpu_s(server);
-    m->self_s = self_cpu_s();
-    machine_cpu_s(&m->busy_s, &m->steal_s);
+    m->wall_ms = bench_mono_ms();
+    m->server_s = bench_proc_cpu_s(server);
+    m->self_s = bench_self_cpu_s();
+    bench_machine_cpu_s(&m->busy_s, &m->steal_s);
     m->overflows = tcpext("ListenOverflows");
     m->synretrans = tcpext("TCPSynRetrans");
 }
@@ -700,20 +536,20 @@ struct series {
 /* One GET of s; its wall time in *ms. 0, or -1 (reason on stderr). */
 static int one_get(int port, struct series *s, double *ms)
 {
-    double t0 = mono_ms();
+    double t0 = bench_mono_ms();
     int rc, status;
     bool ok;
 
     if (s->mode == NEW_CONN) {
         struct th_resp r;
         rc = th_request(port, "GET", s->path, NULL, NULL, 0, REQ_TIMEOUT_MS, &r);
-        *ms = mono_ms() - t0;
+        *ms = bench_mono_ms() - t0;
         status = r.status;
         ok = rc == 0 && r.status == 200 && strstr(r.body, s->must);
         th_resp_free(&r);
     } else {
         rc = ka_get(&s->k, s->path);
-        *ms = mono_ms() - t0;
+        *ms = bench_mono_ms() - t0;
         status = s->k.status;
         ok = rc == 0 && s->k.status == 200 &&
              memmem(s->k.buf + s->k.body_off, s->k.body_len, s->must, strlen(s->must));
@@ -865,7 +701,7 @@ static int part_requests(const char *sonde, int reps)
                st.p99, st.max, srv, s[i].target_ms);
         char name[80];
         snprintf(name, sizeof(name), "%s, median", s[i].name);
-        fig(name, st.med, s[i].target_ms, "ms");
+        bench_fig(name, st.med, s[i].target_ms, "ms");
         if (s[i].k.reconnects)
             printf("  (%s: the server closed the kept-alive connection %u times)\n", s[i].name,
                    s[i].k.reconnects);
@@ -877,7 +713,7 @@ static int part_requests(const char *sonde, int reps)
 out:
     if (rc != 0)
         for (int i = 0; i < 8; i++)
-            fig_missing(s[i].name, s[i].target_ms, "ms", "failed");
+            bench_fig_missing(s[i].name, s[i].target_ms, "ms", "failed");
     for (int i = 0; i < 8; i++) {
         ka_close(&s[i].k);
         free(s[i].v);
@@ -909,7 +745,7 @@ static int part_history(const char *sonde, int reps)
     if (id < 0)
         goto out;
     /* a week, one frame a minute, 8 keys of ~40 buckets, in bodies of 1,000 frames */
-    double a = mono_ms();
+    double a = bench_mono_ms();
     int frames = 0;
     for (int64_t t = now - week - 60; t < now - 600;) {
         struct sbuf b = {0};
@@ -922,7 +758,7 @@ static int part_history(const char *sonde, int reps)
         frames += n;
     }
     printf("  imported %d frames (a week, one a minute, 8 keys) in %.1f s\n", frames,
-           (mono_ms() - a) / 1e3);
+           (bench_mono_ms() - a) / 1e3);
     struct sbuf b = {0}; /* and the last minute, live, for the baseline */
     for (int64_t t = t0; t < t0 + IMG_DURATION; t++)
         frame_json(&b, id, true, t);
@@ -978,12 +814,12 @@ static int part_history(const char *sonde, int reps)
     }
     printf("  ratio: the week from the store takes %.2fx the minute from memory\n",
            st0.med / st1.med);
-    fig("heatmap, 7 days from the store, 8 keys, median", st0.med, 20, "ms");
-    fig("heatmap, 60 s from memory, 8 keys (baseline), median", st1.med, NAN, "ms");
+    bench_fig("heatmap, 7 days from the store, 8 keys, median", st0.med, 20, "ms");
+    bench_fig("heatmap, 60 s from memory, 8 keys (baseline), median", st1.med, NAN, "ms");
     rc = 0;
 out:
     if (rc != 0)
-        fig_missing("heatmap, 7 days from the store, 8 keys, median", 20, "ms", "failed");
+        bench_fig_missing("heatmap, 7 days from the store, 8 keys, median", 20, "ms", "failed");
     for (int i = 0; i < 2; i++) {
         ka_close(&s[i].k);
         free(s[i].v);
@@ -1008,12 +844,12 @@ static void event_child(int rfd, int wfd, const char *comm)
         int64_t start = 0;
         if (read(rfd, &start, sizeof(start)) != (ssize_t)sizeof(start) || start <= 0)
             _exit(0);
-        sleep_until(CLOCK_REALTIME, start - 30000000);
-        while (real_ns() < start) /* the vDSO's clock: no system call */
+        bench_sleep_until(CLOCK_REALTIME, start - 30000000);
+        while (bench_real_ns() < start) /* the vDSO's clock: no system call */
             ;
         struct timespec mark = {.tv_sec = 0, .tv_nsec = MARK_NS};
         nanosleep(&mark, NULL);
-        int64_t t = real_ns();
+        int64_t t = bench_real_ns();
         if (write(wfd, &t, sizeof(t)) != (ssize_t)sizeof(t))
             _exit(1);
     }
@@ -1046,7 +882,7 @@ static int poll_second(int port, int id, int64_t sec, int64_t *at)
              "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=1&timeout=5000", id,
              sec);
     int rc = th_request(port, "GET", path, NULL, NULL, 0, 8000, &r);
-    *at = real_ns();
+    *at = bench_real_ns();
     int n = rc == 0 && r.status == 200 ? marked_in(r.body) : -1;
     if (n < 0)
         fprintf(stderr, "bench_serve: GET %s: %s (status %d): %.200s\n", path,
@@ -1068,8 +904,8 @@ static int part_event(const char *sonde, int nev)
         return -1;
     if (geteuid() != 0) {
         printf("  skipped: the agent needs root (BPF)\n\n");
-        fig_missing("event to API, median", 1.5, "s", "needs root");
-        fig_missing("event to API, max", 1.5, "s", "needs root");
+        bench_fig_missing("event to API, median", 1.5, "s", "needs root");
+        bench_fig_missing("event to API, max", 1.5, "s", "needs root");
         free(lat);
         return 0;
     }
@@ -1111,8 +947,9 @@ static int part_event(const char *sonde, int nev)
     struct meter m0, m1;
     meter_read(&m0, sv.pid);
     for (int attempt = 0; got < nev && attempt < 2 * nev + 2; attempt++) {
-        int64_t sec = real_ns() / 1000000000LL + 2;
-        int64_t target = sec * 1000000000LL + (int64_t)(xrand01() * 1e9); /* the call returns */
+        int64_t sec = bench_real_ns() / 1000000000LL + 2;
+        int64_t target =
+            sec * 1000000000LL + (int64_t)(bench_xrand01() * 1e9); /* the call returns */
         int64_t start = target - MARK_NS, t = 0, at;
         if (write(p2c[1], &start, sizeof(start)) != (ssize_t)sizeof(start))
             goto out;
@@ -1163,8 +1000,8 @@ static int part_event(const char *sonde, int nev)
         struct stats st = stats_of(lat, (size_t)got);
         printf("  event to API over %d calls: median %.3f s, p90 %.3f s, max %.3f s\n", got, st.med,
                st.p90, st.max);
-        fig("event to API, median", st.med, 1.5, "s");
-        fig("event to API, max", st.max, 1.5, "s");
+        bench_fig("event to API, median", st.med, 1.5, "s");
+        bench_fig("event to API, max", st.max, 1.5, "s");
     }
     if (missed || early || later)
         printf("  %d not seen, %d counted in the second before, %d in the next\n", missed, early,
@@ -1172,8 +1009,8 @@ static int part_event(const char *sonde, int nev)
     rc = got ? 0 : -1;
 out:
     if (rc != 0 && !got) {
-        fig_missing("event to API, median", 1.5, "s", "failed");
-        fig_missing("event to API, max", 1.5, "s", "failed");
+        bench_fig_missing("event to API, median", 1.5, "s", "failed");
+        bench_fig_missing("event to API, max", 1.5, "s", "failed");
     }
     close(p2c[1]); /* EOF: the child exits */
     close(c2p[0]);
@@ -1231,7 +1068,7 @@ static void print_slow(void)
 {
     if (!slow.n)
         return;
-    qsort(slow.at, slow.n, sizeof(slow.at[0]), cmp_double);
+    qsort(slow.at, slow.n, sizeof(slow.at[0]), bench_cmp_double);
     printf("  requests over %d ms: %zu, starting at (s into the load):", SLOW_MS, slow.n);
     for (size_t i = 0, shown = 0; i < slow.n && shown < 12; shown++) {
         size_t j = i;
@@ -1252,9 +1089,9 @@ static void *client_main(void *arg)
     for (double next = c->first_ms; next < c->end_ms;) {
         sleep_until_mono_ms(next);
         struct th_resp r;
-        double t0 = mono_ms();
+        double t0 = bench_mono_ms();
         int rc = th_request(c->port, "GET", c->path, NULL, NULL, 0, REQ_TIMEOUT_MS, &r);
-        double ms = mono_ms() - t0;
+        double ms = bench_mono_ms() - t0;
         c->requests++;
         note_slow(t0, ms);
         if (rc == 0 && r.status == 200 && strstr(r.body, c->must)) {
@@ -1266,7 +1103,7 @@ static void *client_main(void *arg)
         }
         th_resp_free(&r);
         next += 1000;
-        for (double now = mono_ms(); next < now; next += 1000)
+        for (double now = bench_mono_ms(); next < now; next += 1000)
             c->skipped_ticks++; /* a reply took longer than the period */
     }
     return NULL;
@@ -1288,11 +1125,11 @@ static void *ingester_main(void *arg)
 {
     struct ingester *g = arg;
     for (int64_t sec = g->first_sec; sec * 1000000000LL < g->end_ns; sec++) {
-        sleep_until(CLOCK_REALTIME, sec * 1000000000LL + 20000000);
+        bench_sleep_until(CLOCK_REALTIME, sec * 1000000000LL + 20000000);
         struct sbuf b = {0};
         frame_json(&b, g->id1, false, sec);
         frame_json(&b, g->id8, true, sec);
-        double ms, t0 = mono_ms();
+        double ms, t0 = bench_mono_ms();
         g->posts++;
         int n = ingest(g->port, &b, &ms);
         note_slow(t0, ms);
@@ -1351,14 +1188,14 @@ static int part_load(const char *sonde, int seconds)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    double begin = mono_ms() + 1000, end = begin + seconds * 1000.0;
+    double begin = bench_mono_ms() + 1000, end = begin + seconds * 1000.0;
     slow.begin_ms = begin;
     slow.n = 0;
     g.port = sv.port;
     g.id1 = id1;
     g.id8 = id8;
     g.first_sec = t0 + IMG_DURATION;
-    g.end_ns = real_ns() + (int64_t)(seconds + 1) * 1000000000LL;
+    g.end_ns = bench_real_ns() + (int64_t)(seconds + 1) * 1000000000LL;
     g.cap = (size_t)seconds + 4;
     g.lat = calloc(g.cap, sizeof(double));
     if (!g.lat || pthread_create(&g.th, &attr, ingester_main, &g) != 0) {
@@ -1377,7 +1214,7 @@ static int part_load(const char *sonde, int seconds)
         else
             snprintf(c[i].path, sizeof(c[i].path), "/ca/instrumentations/%d/value/raw", id);
         c[i].must = img ? "\"image\":\"" : "\"value\":";
-        c[i].first_ms = begin + xrand01() * 1000; /* polls at random phases, as browsers do */
+        c[i].first_ms = begin + bench_xrand01() * 1000; /* polls at random phases, as browsers do */
         c[i].end_ms = end;
         c[i].cap = (size_t)seconds + 4;
         c[i].lat = calloc(c[i].cap, sizeof(double));
@@ -1460,16 +1297,16 @@ static int part_load(const char *sonde, int seconds)
                "latency is\n  HTTP, loopback and waiting for a CPU)\n",
                (sc1.render_s - sc0.render_s) * 1e3 / (sc1.renders - sc0.renders),
                (sc1.raw_s - sc0.raw_s) * 1e3 / (sc1.raws - sc0.raws));
-    fig("load: requests", (double)(req[0] + req[1]), NAN, "");
-    fig("load: errors (non-200 or socket)", (double)(err[0] + err[1] + g.errors), 0, "");
-    fig("load: raw, median", raw.med, NAN, "ms");
-    fig("load: raw, p99", raw.p99, NAN, "ms");
-    fig("load: heatmap 1 key, median", img1.med, NAN, "ms");
-    fig("load: heatmap 1 key, p99", img1.p99, NAN, "ms");
-    fig("load: heatmap 8 keys, median", img8.med, NAN, "ms");
-    fig("load: heatmap 8 keys, p99", img8.p99, NAN, "ms");
-    fig("load: server CPU (% of one CPU)", cpu, NAN, "%");
-    fig("load: server RSS at the end", rss, NAN, "MiB");
+    bench_fig("load: requests", (double)(req[0] + req[1]), NAN, "");
+    bench_fig("load: errors (non-200 or socket)", (double)(err[0] + err[1] + g.errors), 0, "");
+    bench_fig("load: raw, median", raw.med, NAN, "ms");
+    bench_fig("load: raw, p99", raw.p99, NAN, "ms");
+    bench_fig("load: heatmap 1 key, median", img1.med, NAN, "ms");
+    bench_fig("load: heatmap 1 key, p99", img1.p99, NAN, "ms");
+    bench_fig("load: heatmap 8 keys, median", img8.med, NAN, "ms");
+    bench_fig("load: heatmap 8 keys, p99", img8.p99, NAN, "ms");
+    bench_fig("load: server CPU (% of one CPU)", cpu, NAN, "%");
+    bench_fig("load: server RSS at the end", rss, NAN, "MiB");
     rc = 0;
 out:
     if (ing_started || started) { /* a failed start: let the others finish, then stop */
@@ -1479,7 +1316,7 @@ out:
             pthread_join(g.th, NULL);
     }
     if (rc != 0)
-        fig_missing("load: errors (non-200 or socket)", 0, "", "failed");
+        bench_fig_missing("load: errors (non-200 or socket)", 0, "", "failed");
     for (int i = 0; i < NC; i++)
         free(c[i].lat);
     free(c);
@@ -1650,13 +1487,13 @@ static int part_hostile(const char *sonde, int reps)
     for (int i = 0; i < SLOW_CONNS; i++)
         if ((fds[nslow] = slow_conn(sv.port, i)) >= 0)
             nslow++;
-    sleep_until_mono_ms(mono_ms() + 300); /* a server that refuses some closes them by then */
+    sleep_until_mono_ms(bench_mono_ms() + 300); /* a server that refuses some closes them by then */
     printf("  %d of %d slow connections opened, %d held open by the server (from %d loopback "
            "addresses); big frame %.1f MB\n",
            nslow, SLOW_CONNS, still_open(fds, nslow), SLOW_ADDRS, (double)g.body.n / 1e6);
     if (pthread_create(&g.th, NULL, big_ingester_main, &g) != 0)
         goto out;
-    sleep_until_mono_ms(mono_ms() + 200); /* the first post under way */
+    sleep_until_mono_ms(bench_mono_ms() + 200); /* the first post under way */
     int bad = 0;
     for (int i = 0; i < 2; i++) {
         bad |= measure(sv.port, &s[i], reps, &busy[i], &bfail[i]) < 0;
@@ -1681,7 +1518,7 @@ static int part_hostile(const char *sonde, int reps)
                qfail[i], bfail[i], qsrv[i], bsrv[i]);
         char name[96];
         snprintf(name, sizeof(name), "hostile: %s, median", s[i].name);
-        fig(name, busy[i].med, NAN, "ms");
+        bench_fig(name, busy[i].med, NAN, "ms");
     }
     rc = 0;
 out:
@@ -1700,25 +1537,10 @@ out:
     return rc;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static int env_int(const char *name, int dflt)
-{
-    const char *v = getenv(name);
-    return v && *v ? atoi(v) : dflt;
-}
-
 int main(int argc, char **argv)
 {
-    int seconds = env_int("SERVE_SECONDS", 300), reps = env_int("SERVE_REPS", 200),
-        events = env_int("SERVE_EVENTS", 10);
+    int seconds = bench_env_int("SERVE_SECONDS", 300), reps = bench_env_int("SERVE_REPS", 200),
+        events = bench_env_int("SERVE_EVENTS", 10);
     const char *sonde = SONDE_BIN, *only = "123456";
     char tmp[] = "/tmp/sonde-bench-serve-XXXXXX";
 
@@ -1750,7 +1572,7 @@ int main(int argc, char **argv)
         return 1;
     }
     setenv("SN_TEST_OUT", tmp, 1);
-    rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)real_ns();
+    bench_rng_seed(BENCH_RNG_SEED ^ (uint64_t)getpid() << 32 ^ (uint64_t)bench_real_ns());
 
     printf("sonde serve benchmarks: %s over loopback, %ld CPUs\n\n", sonde,
            sysconf(_SC_NPROCESSORS_ONLN));
@@ -1765,8 +1587,8 @@ int main(int argc, char **argv)
         failed |= part_hostile(sonde, reps) != 0;
     if (strchr(only, '6'))
         failed |= part_history(sonde, reps) != 0;
-    print_table();
-    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    bench_fig_print(&table_style);
+    bench_rmtree(tmp);
     if (failed)
         fprintf(stderr, "bench_serve: some parts could not run (see above)\n");
     return failed ? 1 : 0;

@@ -27,7 +27,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <math.h>
@@ -40,6 +39,7 @@
 
 #include "agg/agg.h"
 #include "agg/dataset.h"
+#include "bench_util.h"
 #include "core/clock.h"
 #include "core/file.h"
 #include "core/hist.h"
@@ -58,43 +58,6 @@
 #define GOAL_READ_MS   0.5
 #define GOAL_BUCKET_B  3.0
 
-static uint64_t rng = 88172645463325252ULL;
-static uint64_t xrand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-/* CPU time of the calling thread (the flush runs in it), in ms. */
-static double cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    size_t i = (size_t)ceil(p * (double)n) - 1;
-    return v[i < n ? i : n - 1];
-}
-
 static _Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_store: %s: %d (%s)\n", what, rc, strerror(rc < 0 ? -rc : rc));
@@ -109,9 +72,9 @@ static struct sn_hist *latency_hist(int nb)
     while ((int)sn_hist_nbuckets(h) < nb) {
         double u = 0;
         for (int i = 0; i < 6; i++)
-            u += (double)(xrand() >> 11) * 0x1.0p-53;
+            u += bench_xrand01();
         double v = 2e5 * exp((u - 3.0) * 1.6);
-        sn_hist_insert(h, v, 1 + xrand() % 50);
+        sn_hist_insert(h, v, 1 + bench_xrand() % 50);
     }
     return h;
 }
@@ -126,9 +89,9 @@ static void roll_until_done(struct sn_store *st, int64_t now, double *total, dou
     for (int i = 0; i < 1000; i++) {
         sn_store_stats(st, &ss);
         uint64_t before = ss.rollups_written;
-        double a = now_ms();
+        double a = bench_mono_ms();
         int rc = sn_store_flush(st, now);
-        double t = now_ms() - a;
+        double t = bench_mono_ms() - a;
         if (rc)
             die("sn_store_flush (rollups)", rc);
         sn_store_stats(st, &ss);
@@ -158,17 +121,10 @@ static void report(const char *what, double sonde, const char *unit, double base
 
 static char dir[512];
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 int main(void)
 {
     const char *env_s = getenv("STORE_SECONDS"), *env_d = getenv("BENCH_DIR");
+    bench_rng_seed(88172645463325252ULL); /* the same data in every run */
     int nsec = env_s ? atoi(env_s) : 60;
     if (nsec < 10)
         nsec = 10;
@@ -248,7 +204,7 @@ int main(void)
     double ingest_ms = 0;
     for (int s = 0; s < nsec; s++) {
         int64_t t = t0 + s;
-        double a = now_ms();
+        double a = bench_mono_ms();
         for (int i = 0; i < NINST; i++) {
             int v = (i * 7 + s) % NVAR;
             struct sn_wire_frame f = {.id = ids[i],
@@ -262,21 +218,21 @@ int main(void)
                 die("sn_agg_ingest", rc);
         }
         sn_agg_expire(agg, t);
-        ingest_ms += now_ms() - a;
+        ingest_ms += bench_mono_ms() - a;
 
         /* the store: one commit of the slots closed by t + 1 (1,000 records from s = 2 on) */
-        a = now_ms();
-        double c = cpu_ms();
+        a = bench_mono_ms();
+        double c = bench_thread_cpu_s(); /* the writer's CPU: the flush runs in this thread */
         if ((rc = sn_store_flush(st, t + 1)))
             die("sn_store_flush", rc);
         if (s >= 1 + SN_STORE_GRACE) {
-            ccpu[ncommit] = cpu_ms() - c;
-            commit[ncommit++] = now_ms() - a;
+            ccpu[ncommit] = (bench_thread_cpu_s() - c) * 1e3;
+            commit[ncommit++] = bench_mono_ms() - a;
         }
 
         /* the baseline: this second's histograms as circllhist blobs (key, length, bytes), one
          * file, written whole and fsync'd */
-        a = now_ms();
+        a = bench_mono_ms();
         blen = 0;
         for (int i = 0; i < NINST; i++) {
             int v = (i * 7 + s) % NVAR;
@@ -301,7 +257,7 @@ int main(void)
         snprintf(path, sizeof(path), "%s/%" PRId64 ".hist", blob_dir, t);
         if ((rc = sn_file_write_atomic(path, buf, blen)))
             die("sn_file_write_atomic", rc);
-        blob[nblob++] = now_ms() - a;
+        blob[nblob++] = bench_mono_ms() - a;
         blob_bytes += blen;
     }
     /* the last seconds' slots: written at the minute's closing second, no rollup yet */
@@ -310,14 +266,14 @@ int main(void)
     struct sn_store_stats ss;
     sn_store_stats(st, &ss);
     uint64_t raw_bytes = ss.bytes_written;
-    double c50 = pct(commit, ncommit, 0.5), c99 = pct(commit, ncommit, 0.99);
-    double b50 = pct(blob, nblob, 0.5), b99 = pct(blob, nblob, 0.99);
+    double c50 = bench_pct_sort(commit, ncommit, 0.5), c99 = bench_pct_sort(commit, ncommit, 0.99);
+    double b50 = bench_pct_sort(blob, nblob, 0.5), b99 = bench_pct_sort(blob, nblob, 0.99);
     report("write: commit of 1,000 slots, wall, median", c50, "ms", b50, 0, true);
     report("write: commit of 1,000 slots, wall, p99", c99, "ms", b99, 0, true);
     report("write: bytes per second (records put)", (double)raw_bytes / nsec / 1e6, "MB/s",
            (double)blob_bytes / nsec / 1e6, 0, true);
     /* the goal is CPU: a commit's wall time also waits for the disk's two syncs */
-    double cpu50 = pct(ccpu, ncommit, 0.5);
+    double cpu50 = bench_pct_sort(ccpu, ncommit, 0.5);
     report("write: CPU per commit (the writer's), median", cpu50, "ms", 0, GOAL_COMMIT_MS, true);
     report("write: share of one core, median commit", cpu50 / 10.0, "%", 0, 5.0, true);
     printf("  (ingesting the frames into the aggregator: %.1f ms per second, not counted; "
@@ -336,7 +292,7 @@ int main(void)
     uint64_t nminute = ss.rollups_written - rolled0;
     /* the hour: the minute's 1m record merged into every other minute of the hour (as if the
      * write benchmark had run an hour), then the commit at the hour's closing second */
-    double fill_ms = now_ms();
+    double fill_ms = bench_mono_ms();
     for (int i = 0; i < NINST; i++) {
         struct sn_ds_slot **rec;
         size_t n;
@@ -357,7 +313,7 @@ int main(void)
         if (i % 100 == 99 && (rc = sn_store_flush(st, t0 + 3600)))
             die("sn_store_flush (fill)", rc);
     }
-    fill_ms = now_ms() - fill_ms;
+    fill_ms = bench_mono_ms() - fill_ms;
     sn_store_stats(st, &ss);
     rolled0 = ss.rollups_written;
     double hour_ms, hour_max;
@@ -400,7 +356,7 @@ int main(void)
         struct sn_ds_slot **rec;
         size_t n;
         bool values;
-        a = now_ms();
+        a = bench_mono_ms();
         /* as value/raw sums a view's slots (sn_agg_view_sum(): sn_ds_slot_add_many()) */
         struct sn_ds_slot sum = {0};
         if ((rc = sn_store_read(st, "day", SN_TIER_1M, day, day + DAY, &rec, &n, &values)))
@@ -410,11 +366,11 @@ int main(void)
         for (size_t i = 0; i < n; i++)
             sn_ds_slot_unref(rec[i]);
         free(rec);
-        rs[r] = now_ms() - a;
+        rs[r] = bench_mono_ms() - a;
         check_s = (sum.total ? sn_hist_count(sum.total) : 0) + n;
         sn_ds_slot_fini(&sum);
 
-        a = now_ms();
+        a = bench_mono_ms();
         struct sn_hist *bsum = sn_hist_create(), *one = sn_hist_create();
         for (int m = 0; m < 1440; m++) {
             sn_hist_clear(one);
@@ -422,7 +378,7 @@ int main(void)
                 die("sn_hist_decode", -EINVAL);
             sn_hist_merge(bsum, one);
         }
-        rb[r] = now_ms() - a;
+        rb[r] = bench_mono_ms() - a;
         check_b = sn_hist_count(bsum) + 1440;
         sn_hist_destroy(one);
         sn_hist_destroy(bsum);
@@ -430,10 +386,10 @@ int main(void)
     if (check_s != check_b)
         fprintf(stderr, "bench_store: the day read back differs (%" PRIu64 " != %" PRIu64 ")\n",
                 check_s, check_b);
-    report("read: a day of 1-min records, merged, median", pct(rs, RREPS, 0.5), "ms",
-           pct(rb, RREPS, 0.5), GOAL_READ_MS, true);
-    report("read: the same, p99", pct(rs, RREPS, 0.99), "ms", pct(rb, RREPS, 0.99), GOAL_READ_MS,
-           true);
+    report("read: a day of 1-min records, merged, median", bench_pct_sort(rs, RREPS, 0.5), "ms",
+           bench_pct_sort(rb, RREPS, 0.5), GOAL_READ_MS, true);
+    report("read: the same, p99", bench_pct_sort(rs, RREPS, 0.99), "ms",
+           bench_pct_sort(rb, RREPS, 0.99), GOAL_READ_MS, true);
 
     /* ---- size: every stored record, by tier, through liblmdb after the close ------------- */
     sn_store_close(st);
@@ -503,6 +459,6 @@ int main(void)
     free(commit);
     free(ccpu);
     free(blob);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    bench_rmtree(dir);
     return 0;
 }
