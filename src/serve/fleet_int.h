@@ -37,7 +37,7 @@ struct member {
 struct sn_fleet_batch {
     struct sn_wire_frame fr[SN_FLEET_BATCH];
     size_t n;
-    int64_t since_ms; /* (monotonic) when its first frame came */
+    int64_t since_ms;    /* (monotonic) when its first frame came */
     int64_t skip_before; /* frames older than memory, of seconds before this, are dropped: the
                           * store had them when the share was taken over (0: none) */
 };
