@@ -188,6 +188,10 @@ void sn_api_prometheus(struct sn_call *c)
              "Batches the frames taken from the bus were handed to the aggregator in (a "
              "second's frames of a batch make one new slot).",
              NULL, (double)fs.batches},
+            {"sonde_fleet_redelivered_total", "counter",
+             "Frames the bus delivered again (a consumer restarted behind the last one taken): "
+             "dropped, never counted twice.",
+             NULL, (double)fs.redelivered},
             {"sonde_fleet_frames_late_total", "counter",
              "Frames older than memory, merged into the store.", NULL, (double)fs.frames_late},
             {"sonde_fleet_frames_refused_total", "counter",

@@ -563,6 +563,7 @@ static void on_frame_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         caught_up = meta->NumPending == 0;
         jsMsgMetaData_Destroy(meta);
         if (seq <= atomic_load(&o->last_seq)) { /* seen: a consumer restarted behind it */
+            atomic_fetch_add(&o->f->redelivered, 1);
             pthread_mutex_unlock(&o->batch_mu);
             natsMsg_Destroy(msg);
             return;
@@ -1216,6 +1217,7 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
     memset(out, 0, sizeof(*out));
     out->frames = atomic_load(&f->frames);
     out->batches = atomic_load(&f->batches);
+    out->redelivered = atomic_load(&f->redelivered);
     out->frames_late = atomic_load(&f->frames_late);
     out->frames_bad = atomic_load(&f->frames_bad);
     out->frames_foreign = atomic_load(&f->frames_foreign);

@@ -89,6 +89,7 @@ int sn_fleet_owner_api(struct sn_fleet *f, const char *key, size_t nth, char *ou
 struct sn_fleet_stats {
     uint64_t frames;          /* taken from the bus into the aggregator */
     uint64_t batches;         /* the batches they were handed over in (frames / batches: size) */
+    uint64_t redelivered;     /* delivered again (a consumer restarted behind): dropped */
     uint64_t frames_late;     /* older than memory: merged into the store */
     uint64_t frames_bad;      /* undecodable, or of the wrong arity */
     uint64_t frames_foreign;  /* a subject, host or id that do not agree (forged or misrouted) */

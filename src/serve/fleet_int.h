@@ -89,8 +89,8 @@ struct sn_fleet {
     bool tdefs_on, tmembers_on, tbeat_on, tbalance_on, trebuild_on;
     _Atomic bool stop;
 
-    _Atomic uint64_t frames, batches, frames_late, frames_bad, frames_foreign, replays, restarts,
-        defs_applied, link_down, rebuilt, rollups_sent, rollups_rebuilt;
+    _Atomic uint64_t frames, batches, redelivered, frames_late, frames_bad, frames_foreign, replays,
+        restarts, defs_applied, link_down, rebuilt, rollups_sent, rollups_rebuilt;
 };
 
 /* One frame off the bus for o's instrumentation (msg borrowed), checked (the bad and forged
