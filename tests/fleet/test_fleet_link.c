@@ -4,13 +4,14 @@
  * dead, and before any server is up; what ensure creates on JetStream (on one server and on a
  * three-server cluster), that it is idempotent and safe when two nodes run it at once, and
  * that the stream's duplicate window drops a re-sent message id; the down and up events when
- * the server is killed and restarted; and user/password, token and TLS with a client
- * certificate, right and wrong.
+ * the server is killed and restarted; and user/password, token, TLS with a client
+ * certificate, a user nkey and a .creds file in operator mode, right and wrong.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,9 +25,10 @@
 #include "nats.h"
 #include "t.h"
 
-#define WHY     512
-#define OPEN_MS 5000
-#define WAIT_MS 15000 /* for an event after a kill or a restart */
+#define WHY      512
+#define OPEN_MS  5000
+#define WAIT_MS  15000 /* for an event after a kill or a restart */
+#define JWT_LINE 4096  /* a line of a .creds file */
 
 /* A link's options from a NULL-terminated list of name, value pairs. */
 static void opts_of(struct sn_link_opts *o, const char *const *kv)
@@ -771,6 +773,96 @@ static void test_nkey(void)
     th_nats_free(&n);
 }
 
+/* Whether server 0 of n lists stream name in account acc (its public key), as its /jsz says
+ * (it lists an account while the account has clients): 1, 0, or -1 when it did not answer. */
+static int account_has_stream(const struct th_nats *n, const char *acc, const char *name)
+{
+    struct th_resp r;
+    int has = -1;
+    if (th_request(n->s[0].monitor_port, "GET", "/jsz?accounts=true&streams=true", NULL, NULL, 0,
+                   2000, &r) == 0 &&
+        r.status == 200) {
+        /* as reals: reserved_memory is 2^64 - 1 (no limit), beyond jansson's integers */
+        json_t *j = json_loadb(r.body, r.len, JSON_DECODE_INT_AS_REAL, NULL), *a, *st;
+        size_t i, k;
+        has = 0;
+        json_array_foreach(json_object_get(j, "account_details"), i, a)
+        {
+            const char *id = json_string_value(json_object_get(a, "id"));
+            if (!id || strcmp(id, acc) != 0)
+                continue;
+            json_array_foreach(json_object_get(a, "stream_detail"), k, st)
+            {
+                const char *sn = json_string_value(json_object_get(st, "name"));
+                has |= sn && strcmp(sn, name) == 0;
+            }
+        }
+        json_decref(j);
+    }
+    th_resp_free(&r);
+    return has;
+}
+
+/* operator mode (support/nats.c makes the operator, account and user JWTs with openssl): the
+ * .creds file opens the link and ensure makes the streams and buckets in the user's account; no
+ * credentials, a user of another operator's account, and this user's JWT with another key's
+ * seed are refused */
+static void test_creds(void)
+{
+    struct th_nats n;
+    T_REQUIRE(th_nats_start(&n, 1, TH_NATS_CREDS) == 0);
+    t_note("creds %s (account %s)", n.creds, n.creds_account);
+    const char *good[] = {"--nats-creds", n.creds, NULL};
+    expect_open(&n, good, 0, NULL); /* and sn_link_ensure */
+    /* what ensure made is in the user's account, and works (check_ensured: a bucket's put and
+     * get) */
+    struct sn_link *l = NULL;
+    char why[WHY] = "";
+    T_EQ(open_with(&n, good, &l, why), 0);
+    if (l) {
+        T_EQ(sn_link_ensure(l, OPEN_MS, why, sizeof(why)), 0);
+        check_ensured(l, 1);
+        const char *names[] = {SN_FLEET_FRAMES_STREAM, "KV_" SN_FLEET_KV_DEFS,
+                               "KV_" SN_FLEET_KV_MEMBERS};
+        for (int i = 0; i < 3; i++) {
+            t_note("stream %s in account %s", names[i], n.creds_account);
+            T_EQ(account_has_stream(&n, n.creds_account, names[i]), 1);
+        }
+    }
+    sn_link_close(l);
+    expect_open(&n, NULL, -EACCES, "Authorization Violation");
+    /* a user of another operator's account: the server says "Account fetch failed: account
+     * missing" in its log and refuses it */
+    struct th_nats other;
+    T_REQUIRE(th_nats_start(&other, 1, TH_NATS_CREDS) == 0);
+    const char *bad[] = {"--nats-creds", other.creds, NULL};
+    expect_open(&n, bad, -EACCES, "Authorization Violation");
+    /* this user's JWT with the other user's seed: the nonce's signature does not match */
+    char mixed[400], line[JWT_LINE];
+    snprintf(mixed, sizeof(mixed), "%s/mixed.creds", n.dir);
+    FILE *f = fopen(mixed, "w"), *mine = fopen(n.creds, "r"), *theirs = fopen(other.creds, "r");
+    T_OK(f && mine && theirs);
+    if (f && mine && theirs) {
+        bool seed = false;
+        while (fgets(line, sizeof(line), mine) && !strstr(line, "BEGIN USER NKEY SEED"))
+            fputs(line, f);
+        while (fgets(line, sizeof(line), theirs))
+            if (seed || (seed = strstr(line, "BEGIN USER NKEY SEED") != NULL))
+                fputs(line, f);
+        T_OK(seed);
+    }
+    if (f)
+        fclose(f);
+    if (mine)
+        fclose(mine);
+    if (theirs)
+        fclose(theirs);
+    const char *wrong[] = {"--nats-creds", mixed, NULL};
+    expect_open(&n, wrong, -EACCES, "Authorization Violation");
+    th_nats_free(&other);
+    th_nats_free(&n);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -789,6 +881,7 @@ int main(int argc, char **argv)
     t_run("token", test_token);
     t_run("tls", test_tls);
     t_run("nkey", test_nkey);
+    t_run("creds", test_creds);
     th_nats_free(&one);
     nats_CloseAndWait(5000); /* cnats's threads and global state, for LeakSanitizer */
     return t_done();

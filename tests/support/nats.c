@@ -10,6 +10,12 @@
  * Ports: the client, route and monitoring ports of every server are taken together (all the
  * probing sockets stay bound until the last one is chosen, so they are distinct), then released
  * for the servers; a restart reuses them.
+ *
+ * Keys without nsc or nk: openssl makes Ed25519 keys (DER), whose last 32 bytes are the seed or
+ * the public key; an nkey is base32 of a type prefix, those bytes and a CRC-16. A JWT (operator
+ * mode) is base64url of a fixed header and of the claims, and of the issuer's Ed25519 signature
+ * of those two joined by a dot (openssl pkeyutl -sign -rawin). nats-server 2.9 checks the
+ * signatures and the issuers, not that jti is the claims' hash, so jti is random.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -22,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -91,7 +98,8 @@ void th_nats_dump(const struct th_nats *n)
 }
 
 /* The TLS material of the test: a CA, a server certificate for IP:127.0.0.1 and a client
- * certificate, EC P-256 keys, valid for 2 days (openssl 3's `req -x509 -CA`). */
+ * certificate, EC P-256 keys, valid for 2 days (openssl 3's `req -x509 -CA`). The cd is in a
+ * subshell: t_capture's redirections name files under t_outdir(), which may be relative. */
 static int make_certs(struct th_nats *n)
 {
     char tls[300], cmd[4096], out[256], err[2048];
@@ -100,14 +108,14 @@ static int make_certs(struct th_nats *n)
         return -errno;
     const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2";
     snprintf(cmd, sizeof(cmd),
-             "cd '%s' && "
+             "(cd '%s' && "
              "openssl req -x509 %s -keyout ca.key -out ca.pem -subj /CN=sonde-test-ca "
              "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
              "&& openssl req -x509 %s -CA ca.pem -CAkey ca.key -keyout server.key "
              "-out server.pem -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
              "-addext extendedKeyUsage=serverAuth "
              "&& openssl req -x509 %s -CA ca.pem -CAkey ca.key -keyout client.key "
-             "-out client.pem -subj /CN=sonde-test-client -addext extendedKeyUsage=clientAuth",
+             "-out client.pem -subj /CN=sonde-test-client -addext extendedKeyUsage=clientAuth)",
              tls, ec, ec, ec);
     int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
     if (rc != 0) {
@@ -123,6 +131,13 @@ static int make_certs(struct th_nats *n)
 
 /* ---- nkeys: base32 (RFC 4648, no padding) of a prefix, the key and a CRC-16 (XMODEM) ------ */
 
+/* nkey prefixes (the first 5 bits of the first byte): a seed packs 'S' and its key's type */
+#define NK_SEED     (18 << 3) /* 'S' */
+#define NK_OPERATOR (14 << 3) /* 'O' */
+#define NK_ACCOUNT  (0 << 3)  /* 'A' */
+#define NK_USER     (20 << 3) /* 'U' */
+#define NK_LEN      64        /* an encoded public key (56 chars) or seed (58), NUL included */
+
 static uint16_t crc16(const uint8_t *p, size_t n)
 {
     uint16_t crc = 0;
@@ -134,18 +149,15 @@ static uint16_t crc16(const uint8_t *p, size_t n)
     return crc;
 }
 
-/* raw[n] (the prefix bytes and the key) with its CRC appended, base32 into out. */
-static void nkey_encode(uint8_t *raw, size_t n, char *out)
+/* p[n] in base32 without padding into out (8 * n / 5 + 2 bytes). */
+static void base32(const uint8_t *p, size_t n, char *out)
 {
     static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    uint16_t c = crc16(raw, n);
-    raw[n++] = (uint8_t)(c & 0xff);
-    raw[n++] = (uint8_t)(c >> 8);
     unsigned acc = 0;
     int bits = 0;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | raw[i];
+        acc = (acc << 8) | p[i];
         bits += 8;
         while (bits >= 5) {
             out[o++] = abc[(acc >> (bits - 5)) & 31];
@@ -155,6 +167,15 @@ static void nkey_encode(uint8_t *raw, size_t n, char *out)
     if (bits > 0)
         out[o++] = abc[(acc << (5 - bits)) & 31];
     out[o] = '\0';
+}
+
+/* raw[n] (the prefix bytes and the key) with its CRC appended (raw has room), base32 into out. */
+static void nkey_encode(uint8_t *raw, size_t n, char *out)
+{
+    uint16_t c = crc16(raw, n);
+    raw[n++] = (uint8_t)(c & 0xff);
+    raw[n++] = (uint8_t)(c >> 8);
+    base32(raw, n, out);
 }
 
 /* The last 32 bytes of a DER file (an Ed25519 private key's seed, or its public key). */
@@ -172,42 +193,207 @@ static int der_tail32(const char *path, uint8_t *out)
     return 0;
 }
 
-/* A user nkey: openssl makes the Ed25519 key; the seed and public key are written as nkeys
- * (seed prefix 'S' and user prefix 'U' packed in two bytes; the public key with 'U' alone). */
-static int make_nkey(struct th_nats *n)
+/* An Ed25519 key made by openssl in dir/NAME.der (its public key in dir/NAME.pub.der); its
+ * public key as an nkey of type prefix into pub[NK_LEN], its seed (prefix 'S' and the type
+ * packed in two bytes) into seed[NK_LEN]. 0 or -errno (openssl's message on stderr). */
+static int make_key(const char *dir, const char *name, uint8_t prefix, char *pub, char *seed)
 {
-    char cmd[1024], out[256], err[2048];
+    char cmd[1400], out[256], err[2048];
     snprintf(cmd, sizeof(cmd),
-             "cd '%s' && openssl genpkey -algorithm ed25519 -outform DER -out nkey.der && "
-             "openssl pkey -inform DER -in nkey.der -pubout -outform DER -out nkey.pub.der",
-             n->dir);
+             "openssl genpkey -algorithm ed25519 -outform DER -out '%s/%s.der' && "
+             "openssl pkey -inform DER -in '%s/%s.der' -pubout -outform DER -out '%s/%s.pub.der'",
+             dir, name, dir, name, dir, name);
     int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "th_nats: openssl (ed25519) failed (%d):\n%s\n", rc, err);
         return -EIO;
     }
-    uint8_t seed[32], pub[32], raw[40];
-    char path[400], seed_s[80];
-    snprintf(path, sizeof(path), "%s/nkey.der", n->dir);
-    if ((rc = der_tail32(path, seed)) != 0)
+    uint8_t sk[32], pk[32], raw[40];
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s.der", dir, name);
+    if ((rc = der_tail32(path, sk)) != 0)
         return rc;
-    snprintf(path, sizeof(path), "%s/nkey.pub.der", n->dir);
-    if ((rc = der_tail32(path, pub)) != 0)
+    snprintf(path, sizeof(path), "%s/%s.pub.der", dir, name);
+    if ((rc = der_tail32(path, pk)) != 0)
         return rc;
-    const uint8_t pseed = 18 << 3, puser = 20 << 3;
-    raw[0] = (uint8_t)(pseed | (puser >> 5));
-    raw[1] = (uint8_t)((puser & 31) << 3);
-    memcpy(raw + 2, seed, 32);
-    nkey_encode(raw, 34, seed_s);
-    raw[0] = puser;
-    memcpy(raw + 1, pub, 32);
-    nkey_encode(raw, 33, n->nkey_pub);
+    raw[0] = (uint8_t)(NK_SEED | (prefix >> 5));
+    raw[1] = (uint8_t)((prefix & 31) << 3);
+    memcpy(raw + 2, sk, 32);
+    nkey_encode(raw, 34, seed);
+    raw[0] = prefix;
+    memcpy(raw + 1, pk, 32);
+    nkey_encode(raw, 33, pub);
+    return 0;
+}
+
+/* A user nkey: a file with its seed and public key (n->nkey, n->nkey_pub). */
+static int make_nkey(struct th_nats *n)
+{
+    char seed[NK_LEN];
+    int rc = make_key(n->dir, "nkey", NK_USER, n->nkey_pub, seed);
+    if (rc != 0)
+        return rc;
     snprintf(n->nkey, sizeof(n->nkey), "%s/user.nk", n->dir);
     FILE *f = fopen(n->nkey, "w");
     if (!f)
         return -errno;
-    fprintf(f, "%s\n%s\n", seed_s, n->nkey_pub);
+    fprintf(f, "%s\n%s\n", seed, n->nkey_pub);
     return fclose(f) == 0 ? 0 : -EIO;
+}
+
+/* ---- JWTs: header.claims.signature, each part base64url without padding ------------------- */
+
+#define JWT_LEN 4096
+
+/* p[n] in base64url without padding into out (4 * n / 3 + 4 bytes). */
+static void base64url(const uint8_t *p, size_t n, char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | p[i];
+        bits += 8;
+        while (bits >= 6) {
+            out[o++] = abc[(acc >> (bits - 6)) & 63];
+            bits -= 6;
+        }
+    }
+    if (bits > 0)
+        out[o++] = abc[(acc << (6 - bits)) & 63];
+    out[o] = '\0';
+}
+
+/* A JWT of the nats-io/jwt v2 kind into out[JWT_LEN]: claims jti (random), iat (now), iss
+ * (the public key of dir/SIGNER.der), name, sub and nats (a JSON object), signed by that key
+ * with openssl (Ed25519 of "header_b64.claims_b64"; dir/SIGNER.msg and .sig are kept). */
+static int make_jwt(const char *dir, const char *signer, const char *iss, const char *sub,
+                    const char *name, const char *nats, char *out)
+{
+    static const char hdr[] = "{\"typ\":\"JWT\",\"alg\":\"ed25519-nkey\"}";
+    uint8_t rnd[20];
+    char jti[40], claims[JWT_LEN / 2], path[400], sigpath[400];
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f)
+        return -errno;
+    size_t got = fread(rnd, 1, sizeof(rnd), f);
+    fclose(f);
+    if (got != sizeof(rnd))
+        return -EIO;
+    base32(rnd, sizeof(rnd), jti);
+    int len = snprintf(claims, sizeof(claims),
+                       "{\"jti\":\"%s\",\"iat\":%lld,\"iss\":\"%s\",\"name\":\"%s\",\"sub\":\"%s\","
+                       "\"nats\":%s}",
+                       jti, (long long)time(NULL), iss, name, sub, nats);
+    if (len < 0 || (size_t)len >= sizeof(claims) ||
+        (sizeof(hdr) + (size_t)len) * 4 / 3 + 100 > JWT_LEN)
+        return -ENAMETOOLONG;
+    base64url((const uint8_t *)hdr, sizeof(hdr) - 1, out);
+    size_t o = strlen(out);
+    out[o++] = '.';
+    base64url((const uint8_t *)claims, (size_t)len, out + o);
+    o += strlen(out + o);
+
+    snprintf(path, sizeof(path), "%s/%s.msg", dir, signer);
+    snprintf(sigpath, sizeof(sigpath), "%s/%s.sig", dir, signer);
+    if (!(f = fopen(path, "w")))
+        return -errno;
+    fwrite(out, 1, o, f);
+    if (fclose(f) != 0)
+        return -EIO;
+    char cmd[1400], so[256], err[2048];
+    snprintf(cmd, sizeof(cmd),
+             "openssl pkeyutl -sign -rawin -inkey '%s/%s.der' -keyform DER -in '%s' -out '%s'", dir,
+             signer, path, sigpath);
+    int rc = t_capture(cmd, NULL, so, sizeof(so), err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "th_nats: openssl pkeyutl -sign failed (%d):\n%s\n", rc, err);
+        return -EIO;
+    }
+    uint8_t sig[128];
+    if (!(f = fopen(sigpath, "rb")))
+        return -errno;
+    got = fread(sig, 1, sizeof(sig), f);
+    fclose(f);
+    if (got != 64) {
+        fprintf(stderr, "th_nats: %s: %zu bytes, not an Ed25519 signature\n", sigpath, got);
+        return -EPROTO;
+    }
+    out[o++] = '.';
+    base64url(sig, 64, out + o);
+    return 0;
+}
+
+/* Writes text to dir/name: 0 or -errno. */
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    fputs(text, f);
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
+/* Operator mode: an operator (self-signed); two accounts it signs, the system account (the
+ * server needs one for JetStream) and the user's, with JetStream and no limits; and a user that
+ * account signs, written as a .creds file (n->creds; the account's public key in
+ * n->creds_account). The server's part goes to dir/operator.conf, which write_conf includes:
+ * the operator JWT, the system account, and the MEMORY resolver preloaded with both accounts. */
+static int make_creds(struct th_nats *n)
+{
+    char op[NK_LEN], sys[NK_LEN], user[NK_LEN], seed[NK_LEN], user_seed[NK_LEN];
+    int rc;
+    if ((rc = make_key(n->dir, "operator", NK_OPERATOR, op, seed)) != 0 ||
+        (rc = make_key(n->dir, "system", NK_ACCOUNT, sys, seed)) != 0 ||
+        (rc = make_key(n->dir, "account", NK_ACCOUNT, n->creds_account, seed)) != 0 ||
+        (rc = make_key(n->dir, "user", NK_USER, user, user_seed)) != 0)
+        return rc;
+    struct {
+        char op[JWT_LEN], sys[JWT_LEN], acc[JWT_LEN], user[JWT_LEN], text[4 * JWT_LEN];
+    } *j = malloc(sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    const char *sys_nats =
+        "{\"limits\":{\"subs\":-1,\"data\":-1,\"payload\":-1,\"imports\":-1,\"exports\":-1,"
+        "\"wildcards\":true,\"conn\":-1,\"leaf\":-1},\"default_permissions\":{\"pub\":{},"
+        "\"sub\":{}},\"type\":\"account\",\"version\":2}";
+    const char *acc_nats =
+        "{\"limits\":{\"subs\":-1,\"data\":-1,\"payload\":-1,\"imports\":-1,\"exports\":-1,"
+        "\"wildcards\":true,\"conn\":-1,\"leaf\":-1,\"mem_storage\":-1,\"disk_storage\":-1,"
+        "\"streams\":-1,\"consumer\":-1},\"default_permissions\":{\"pub\":{},\"sub\":{}},"
+        "\"type\":\"account\",\"version\":2}";
+    const char *user_nats = "{\"pub\":{},\"sub\":{},\"subs\":-1,\"data\":-1,\"payload\":-1,"
+                            "\"type\":\"user\",\"version\":2}";
+    if ((rc = make_jwt(n->dir, "operator", op, op, "sonde-test-op",
+                       "{\"type\":\"operator\",\"version\":2}", j->op)) != 0 ||
+        (rc = make_jwt(n->dir, "operator", op, sys, "SYS", sys_nats, j->sys)) != 0 ||
+        (rc = make_jwt(n->dir, "operator", op, n->creds_account, "sonde-test-account", acc_nats,
+                       j->acc)) != 0 ||
+        (rc = make_jwt(n->dir, "account", n->creds_account, user, "sonde-test-user", user_nats,
+                       j->user)) != 0)
+        goto out;
+    snprintf(j->text, sizeof(j->text),
+             "operator: \"%s\"\nsystem_account: \"%s\"\nresolver: MEMORY\n"
+             "resolver_preload: {\n  %s: \"%s\"\n  %s: \"%s\"\n}\n",
+             j->op, sys, sys, j->sys, n->creds_account, j->acc);
+    if ((rc = write_file(n->dir, "operator.conf", j->text)) != 0)
+        goto out;
+    snprintf(j->text, sizeof(j->text),
+             "-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n"
+             "************************* IMPORTANT *************************\n"
+             "NKEY Seed printed below can be used to sign and prove identity.\n"
+             "NKEYs are sensitive and should be treated as secrets.\n\n"
+             "-----BEGIN USER NKEY SEED-----\n%s\n------END USER NKEY SEED------\n\n"
+             "*************************************************************\n",
+             j->user, user_seed);
+    snprintf(n->creds, sizeof(n->creds), "%s/user.creds", n->dir);
+    rc = write_file(n->dir, "user.creds", j->text);
+out:
+    free(j);
+    return rc;
 }
 
 static int write_conf(const struct th_nats *n, int i)
@@ -239,6 +425,8 @@ static int write_conf(const struct th_nats *n, int i)
         fprintf(f, "authorization {\n  token: \"%s\"\n}\n", TH_NATS_TOKEN_VALUE);
     if (n->flags & TH_NATS_NKEY)
         fprintf(f, "authorization {\n  users: [\n    { nkey: \"%s\" }\n  ]\n}\n", n->nkey_pub);
+    if (n->flags & TH_NATS_CREDS)
+        fprintf(f, "include \"operator.conf\"\n");
     if (n->flags & TH_NATS_TLS)
         fprintf(f,
                 "tls {\n  cert_file: \"%s/tls/server.pem\"\n  key_file: \"%s/tls/server.key\"\n"
@@ -434,6 +622,8 @@ int th_nats_start(struct th_nats *n, int nservers, unsigned flags)
     if ((flags & TH_NATS_TLS) && (rc = make_certs(n)) != 0)
         return rc;
     if ((flags & TH_NATS_NKEY) && (rc = make_nkey(n)) != 0)
+        return rc;
+    if ((flags & TH_NATS_CREDS) && (rc = make_creds(n)) != 0)
         return rc;
 
     int ports[3 * TH_NATS_MAX];

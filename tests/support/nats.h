@@ -16,7 +16,12 @@
  * The flags add client authentication: a user and password, a token, or TLS with a CA of the
  * test's own and a required client certificate (made at start with Debian's openssl CLI: a CA, a
  * server certificate for IP:127.0.0.1 and a client certificate, in dir/tls/), or a user nkey
- * (an Ed25519 key made by openssl, written in the nkey encoding: no nsc or nk needed).
+ * (an Ed25519 key made by openssl, written in the nkey encoding: no nsc or nk needed), or
+ * operator mode (TH_NATS_CREDS: the server trusts an operator JWT; its MEMORY resolver holds
+ * two account JWTs, the system account's and one with JetStream and no limits; a user that
+ * account signed has a .creds file, n->creds. The Ed25519 keys are made by openssl and the JWTs
+ * signed with `openssl pkeyutl -rawin`, no nsc; dir/operator.conf has the server's part and
+ * dir/user.creds the user's. Another server's n->creds is a user the first one refuses.)
  *
  * Starting waits (bounded: TH_NATS_START_MS) until every server answers /healthz and, for a
  * cluster, until JetStream has a meta leader (/jsz): a test can create streams at once. Every
@@ -37,10 +42,11 @@
 #define TH_NATS_START_MS 60000
 
 /* Flags of th_nats_start (at most one kind of authentication). */
-#define TH_NATS_USERPASS 0x1u /* user TH_NATS_USER, password TH_NATS_PASSWORD */
-#define TH_NATS_TOKEN    0x2u /* token TH_NATS_TOKEN_VALUE */
-#define TH_NATS_TLS      0x4u /* TLS, client certificate required (n->ca, n->cert, n->key) */
-#define TH_NATS_NKEY     0x8u /* a user nkey (n->nkey: its seed and public key) */
+#define TH_NATS_USERPASS 0x1u  /* user TH_NATS_USER, password TH_NATS_PASSWORD */
+#define TH_NATS_TOKEN    0x2u  /* token TH_NATS_TOKEN_VALUE */
+#define TH_NATS_TLS      0x4u  /* TLS, client certificate required (n->ca, n->cert, n->key) */
+#define TH_NATS_NKEY     0x8u  /* a user nkey (n->nkey: its seed and public key) */
+#define TH_NATS_CREDS    0x10u /* operator mode: a user's .creds file (n->creds) */
 
 #define TH_NATS_USER        "sonde"
 #define TH_NATS_PASSWORD    "s0nde-pass"
@@ -64,8 +70,10 @@ struct th_nats {
     char ca[320];  /* TLS only: the CA, the client certificate and its key (PEM files) */
     char cert[320];
     char key[320];
-    char nkey[320];    /* TH_NATS_NKEY: a file with the seed (SU...) and public key (U...) */
-    char nkey_pub[64]; /* that public key */
+    char nkey[320];         /* TH_NATS_NKEY: a file with the seed (SU...) and public key (U...) */
+    char nkey_pub[64];      /* that public key */
+    char creds[320];        /* TH_NATS_CREDS: the user's .creds file (its JWT and nkey seed) */
+    char creds_account[64]; /* the public key of the account that signed that user */
     struct th_nats_server s[TH_NATS_MAX];
 };
 
