@@ -243,6 +243,7 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
   });
 
   await t.test('the keyboard walks the cells: arrows move, Enter opens the details', async () => {
+    await page.mouse.move(0, 0); // the keyboard's tooltip only (a mouse over the image has its own)
     await hm().locator('button[name=decompose_all]').focus();
     await page.keyboard.press('Tab'); // to the heatmap: the cursor starts at the newest column
     assert.equal(await page.evaluate(() => document.activeElement.className), 'hm-overlay');
@@ -265,6 +266,9 @@ test('the web UI, view by view', { timeout: 240_000 }, async (t) => {
     assert.match(await hm().locator('.details-head').innerText(), /latency .*–/);
     await page.keyboard.press('Escape');
     assert.ok(await hm().locator('.hm-details').isHidden());
+    assert.ok(await tip.isHidden());
+    // and it stays dismissed while the live image moves on (a new one every second)
+    await page.waitForTimeout(1500);
     assert.ok(await tip.isHidden());
   });
 

@@ -807,9 +807,12 @@ export class HeatmapView {
       const { x, y } = this.cell(this.cursor.col, this.cursor.row);
       this.clickAt(x, y);
     } else if (e.key === 'Escape') {
+      // dismissed until the next move: the next image must not bring the tooltip back
       this.pointer = null;
+      this.keyboard = false;
       this.hideTip();
       this.closeDetails();
+      this.paintOverlay();
     }
   }
 
