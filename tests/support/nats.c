@@ -149,24 +149,29 @@ static uint16_t crc16(const uint8_t *p, size_t n)
     return crc;
 }
 
-/* p[n] in base32 without padding into out (8 * n / 5 + 2 bytes). */
-static void base32(const uint8_t *p, size_t n, char *out)
+/* p[n] written w bits a character from the alphabet abc (2^w letters), without padding, into
+ * out: base32 (w 5: 8 * n / 5 + 2 bytes) and base64url (w 6: 4 * n / 3 + 4 bytes). */
+static void radix(const uint8_t *p, size_t n, const char *abc, int w, char *out)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    unsigned acc = 0;
+    unsigned acc = 0, mask = (1u << w) - 1;
     int bits = 0;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         acc = (acc << 8) | p[i];
         bits += 8;
-        while (bits >= 5) {
-            out[o++] = abc[(acc >> (bits - 5)) & 31];
-            bits -= 5;
+        while (bits >= w) {
+            out[o++] = abc[(acc >> (bits - w)) & mask];
+            bits -= w;
         }
     }
     if (bits > 0)
-        out[o++] = abc[(acc << (5 - bits)) & 31];
+        out[o++] = abc[(acc << (w - bits)) & mask];
     out[o] = '\0';
+}
+
+static void base32(const uint8_t *p, size_t n, char *out)
+{
+    radix(p, n, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 5, out);
 }
 
 /* raw[n] (the prefix bytes and the key) with its CRC appended (raw has room), base32 into out. */
@@ -245,24 +250,9 @@ static int make_nkey(struct th_nats *n)
 
 #define JWT_LEN 4096
 
-/* p[n] in base64url without padding into out (4 * n / 3 + 4 bytes). */
 static void base64url(const uint8_t *p, size_t n, char *out)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | p[i];
-        bits += 8;
-        while (bits >= 6) {
-            out[o++] = abc[(acc >> (bits - 6)) & 63];
-            bits -= 6;
-        }
-    }
-    if (bits > 0)
-        out[o++] = abc[(acc << (6 - bits)) & 63];
-    out[o] = '\0';
+    radix(p, n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", 6, out);
 }
 
 /* A JWT of the nats-io/jwt v2 kind into out[JWT_LEN]: claims jti (random), iat (now), iss
