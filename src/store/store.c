@@ -27,26 +27,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "store/env.h"
 #include "store/intern.h"
 #include "store/record.h"
 #include "store/rollup.h"
 #include "wire/frame.h"
 
 #define FORMAT           "1"
-#define DEFAULT_MAP      ((uint64_t)1 << 30)
 #define MAINT_BUDGET     2000 /* records one maintenance transaction removes at most */
 #define MAINT_CHECKS     256  /* (instrumentation, tier) pairs checked for retention per tick */
 #define KIND_KEY         0
 #define KIND_SRC         1
 #define DATA_KEY_LEN     13
-#define MAX_GROW_RETRIES 8
 #define ROLLUP_BUDGET_NS (150 * 1000000LL) /* rollups one tick computes; the rest wait a tick */
 
 struct dirty {
@@ -83,7 +81,7 @@ struct merge {
 struct counters {
     _Atomic uint64_t commits, commit_ns, records_written, rollups_written, bytes_written,
         write_errors, slots_lost, records_expired, records_deleted, records_dropped,
-        records_damaged, map_grown;
+        records_damaged;
     _Atomic int last_error;
 };
 
@@ -92,9 +90,8 @@ struct sn_store {
     sn_store_rollup_fn on_rollup; /* set and read under wmu (the writer's) */
     void *on_rollup_arg;
     char dir[512];
-    MDB_env *env;
+    struct sn_env *env; /* the data directory's LMDB environment (store/env.h) */
     MDB_dbi meta, insts_db, names_db, data, pending_db, dead_db;
-    pthread_rwlock_t envlock;   /* read: any transaction open; write: growing the map */
     pthread_rwlock_t nameslock; /* the names tables: read to decode, write to append */
     pthread_mutex_t mu;         /* everything below */
     struct sn_intern ikeys;     /* instrumentation key -> index into insts */
@@ -111,7 +108,6 @@ struct sn_store {
     uint32_t *dead; /* sids being removed */
     size_t ndead, capdead;
     size_t maint_cursor; /* round robin over (instrumentation, tier) for retention */
-    uint64_t map_size;
     _Atomic uint64_t used_bytes;
     struct counters c;
     /* the writer */
@@ -159,86 +155,41 @@ static void data_key(unsigned char k[DATA_KEY_LEN], uint32_t sid, uint8_t tier, 
 
 static int errno_of(int rc)
 {
-    switch (rc) {
-    case 0:
-        return 0;
-    case MDB_MAP_FULL:
-        return -ENOSPC;
-    case ENOMEM:
-        return -ENOMEM;
-    case ENOSPC:
-    case EDQUOT:
-        return -ENOSPC;
-    default:
-        return rc > 0 ? -rc : -EIO;
-    }
+    return sn_env_errno(rc);
 }
 
-/* ---- Transactions --------------------------------------------------------------------- */
-
-/* Doubles the map (no transaction of this process may be open: the caller holds none). */
-static int grow_map(struct sn_store *st)
-{
-    int rc;
-    pthread_rwlock_wrlock(&st->envlock);
-    uint64_t size = st->map_size * 2;
-    if ((rc = mdb_env_set_mapsize(st->env, (size_t)size)) == 0) {
-        st->map_size = size;
-        atomic_fetch_add(&st->c.map_grown, 1);
-        sn_log(SN_LOG_INFO, "store", "the map grew to %" PRIu64 " MiB", size >> 20);
-    }
-    pthread_rwlock_unlock(&st->envlock);
-    return rc;
-}
+/* ---- Transactions (store/env.h: the environment the span store shares) --------------------- */
 
 typedef int (*txn_fn)(struct sn_store *st, MDB_txn *txn, void *arg);
 
-/* Runs fn in a write transaction and commits it; when the map is full, grows it and runs fn
- * again. fn returns 0 or an LMDB / errno code (positive) to abort. Returns 0 or -errno. */
-/* Whether the filesystem of dir has no space left (LMDB reports a short write as EIO). */
-static bool disk_full(const char *dir)
+struct txn_call {
+    struct sn_store *st;
+    txn_fn fn;
+    void *arg;
+};
+
+static int txn_trampoline(MDB_txn *txn, void *arg)
 {
-    struct statvfs v;
-    return statvfs(dir, &v) == 0 && (v.f_bavail == 0 || v.f_favail == 0);
+    struct txn_call *c = arg;
+    return c->fn(c->st, txn, c->arg);
 }
 
+/* Runs fn in a write transaction and commits it (the map grows when full and fn runs again).
+ * fn returns 0 or an LMDB / errno code (positive) to abort. Returns 0 or -errno. */
 static int write_txn(struct sn_store *st, txn_fn fn, void *arg)
 {
-    int rc = 0;
-    for (int tries = 0; tries < MAX_GROW_RETRIES; tries++) {
-        MDB_txn *txn;
-        pthread_rwlock_rdlock(&st->envlock);
-        if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) == 0) {
-            if ((rc = fn(st, txn, arg)) == 0)
-                rc = mdb_txn_commit(txn);
-            else
-                mdb_txn_abort(txn);
-        }
-        pthread_rwlock_unlock(&st->envlock);
-        if (rc != MDB_MAP_FULL)
-            break;
-        if (grow_map(st) != 0)
-            break;
-    }
-    rc = errno_of(rc);
-    return rc == -EIO && disk_full(st->dir) ? -ENOSPC : rc;
+    struct txn_call c = {st, fn, arg};
+    return sn_env_write(st->env, txn_trampoline, &c);
 }
 
 static int read_begin(struct sn_store *st, MDB_txn **txn)
 {
-    pthread_rwlock_rdlock(&st->envlock);
-    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
-    if (rc) {
-        pthread_rwlock_unlock(&st->envlock);
-        return errno_of(rc);
-    }
-    return 0;
+    return sn_env_read_begin(st->env, txn);
 }
 
 static void read_end(struct sn_store *st, MDB_txn *txn)
 {
-    mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&st->envlock);
+    sn_env_read_end(st->env, txn);
 }
 
 /* ---- Instrumentations in memory ---------------------------------------------------------- */
@@ -525,33 +476,12 @@ int sn_store_open(const struct sn_store_opts *o, struct sn_store **out, char *wh
     st->o.dir = st->dir;
     if (!st->o.rollup_keys)
         st->o.rollup_keys = SN_STORE_ROLLUP_KEYS;
-    st->map_size = o->map_size ? o->map_size : DEFAULT_MAP;
-    pthread_rwlock_init(&st->envlock, NULL);
     pthread_rwlock_init(&st->nameslock, NULL);
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->wmu, NULL);
     pthread_cond_init(&st->cv, NULL);
-    if (mkdir(st->dir, 0750) != 0 && errno != EEXIST) {
-        rc = -errno;
-        snprintf(why, len, "cannot create %s: %s", st->dir, strerror(errno));
+    if ((rc = sn_env_open(st->dir, o->map_size, &st->env, why, len)) < 0)
         goto fail;
-    }
-    if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, 8)) ||
-        (rc = mdb_env_set_maxreaders(st->env, 512))) {
-        snprintf(why, len, "cannot create the LMDB environment: %s", mdb_strerror(rc));
-        rc = errno_of(rc);
-        goto fail;
-    }
-    /* an existing file larger than the map asked for keeps its size */
-    if ((rc = mdb_env_set_mapsize(st->env, (size_t)st->map_size)) ||
-        (rc = mdb_env_open(st->env, st->dir, MDB_NOTLS, 0640))) {
-        snprintf(why, len, "cannot open the store in %s: %s", st->dir, mdb_strerror(rc));
-        rc = errno_of(rc);
-        goto fail;
-    }
-    MDB_envinfo info;
-    if (mdb_env_info(st->env, &info) == 0 && info.me_mapsize > st->map_size)
-        st->map_size = info.me_mapsize;
     if ((rc = write_txn(st, open_dbs, msg)) < 0) {
         snprintf(why, len, "cannot open the store in %s: %s", st->dir,
                  msg[0] ? msg : strerror(-rc));
@@ -563,6 +493,11 @@ int sn_store_open(const struct sn_store_opts *o, struct sn_store **out, char *wh
 fail:
     sn_store_close(st);
     return rc;
+}
+
+struct sn_env *sn_store_env(struct sn_store *st)
+{
+    return st->env;
 }
 
 const struct sn_store_opts *sn_store_options(const struct sn_store *st)
@@ -1835,10 +1770,10 @@ void sn_store_stats(struct sn_store *st, struct sn_store_stats *o)
     o->records_deleted = atomic_load(&st->c.records_deleted);
     o->records_dropped = atomic_load(&st->c.records_dropped);
     o->records_damaged = atomic_load(&st->c.records_damaged);
-    o->map_grown = atomic_load(&st->c.map_grown);
+    o->map_grown = sn_env_map_grown(st->env);
     o->used_bytes = atomic_load(&st->used_bytes);
     pthread_mutex_lock(&st->mu);
-    o->map_size = st->map_size;
+    o->map_size = sn_env_map_size(st->env);
     o->pending = st->npend + st->nmerges;
     for (size_t i = 0; i < st->ninsts; i++)
         if (st->insts[i])
@@ -1867,8 +1802,7 @@ int sn_store_close(struct sn_store *st)
                    "are lost",
                    strerror(-rc));
     }
-    if (st->env)
-        mdb_env_close(st->env);
+    sn_env_close(st->env);
     for (size_t i = 0; i < st->ninsts; i++)
         inst_free(st->insts[i]);
     for (size_t i = 0; i < st->ngrave; i++)
@@ -1884,7 +1818,6 @@ int sn_store_close(struct sn_store *st)
     free(st->pend);
     free(st->dead);
     sn_intern_fini(&st->ikeys);
-    pthread_rwlock_destroy(&st->envlock);
     pthread_rwlock_destroy(&st->nameslock);
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->wmu);

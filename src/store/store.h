@@ -84,6 +84,8 @@ int sn_store_open(const struct sn_store_opts *o, struct sn_store **out, char *wh
  * held), then closes the environment. NULL is fine. Returns 0, or the -errno of a last
  * write that failed (logged): what memory held is missing from the store. */
 int sn_store_close(struct sn_store *st);
+/* The LMDB environment the store opened (store/env.h), for the span store to share. */
+struct sn_env *sn_store_env(struct sn_store *st);
 /* The options the store runs with. */
 const struct sn_store_opts *sn_store_options(const struct sn_store *st);
 

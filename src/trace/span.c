@@ -88,8 +88,7 @@ bool sn_span_id_zero(const uint8_t *id, size_t n)
 
 const char *sn_span_kind_name(int kind)
 {
-    static const char *const names[] = {"", "INTERNAL", "SERVER", "CLIENT", "PRODUCER",
-                                        "CONSUMER"};
+    static const char *const names[] = {"", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
     return kind >= 0 && kind <= SN_KIND_CONSUMER ? names[kind] : "";
 }
 

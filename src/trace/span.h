@@ -23,12 +23,12 @@
 #include "core/arena.h"
 
 /* Limits a decoder enforces (past them a span, or the request, is refused with a reason). */
-#define SN_SPAN_MAX_SPANS   65536u     /* spans in one request: the request is refused (413) */
-#define SN_SPAN_MAX_ATTRS   1024u      /* attributes of a span, resource, event or link */
-#define SN_SPAN_MAX_EVENTS  1024u      /* events (annotations) of a span */
-#define SN_SPAN_MAX_LINKS   1024u      /* links of a span */
-#define SN_SPAN_MAX_VALUE   (64u << 10) /* bytes of one attribute value (and of a name) */
-#define SN_SPAN_MAX_DEPTH   8u         /* nesting of array and kvlist attribute values */
+#define SN_SPAN_MAX_SPANS  65536u      /* spans in one request: the request is refused (413) */
+#define SN_SPAN_MAX_ATTRS  1024u       /* attributes of a span, resource, event or link */
+#define SN_SPAN_MAX_EVENTS 1024u       /* events (annotations) of a span */
+#define SN_SPAN_MAX_LINKS  1024u       /* links of a span */
+#define SN_SPAN_MAX_VALUE  (64u << 10) /* bytes of one attribute value (and of a name) */
+#define SN_SPAN_MAX_DEPTH  8u          /* nesting of array and kvlist attribute values */
 
 /* OTLP's numbering (Zipkin's CLIENT/SERVER/PRODUCER/CONSUMER map onto it; no kind: UNSPEC). */
 enum sn_span_kind {
@@ -78,7 +78,7 @@ struct sn_link {
     uint32_t flags;
 };
 
-struct sn_endpoint { /* Zipkin's; OTLP spans have a local service only */
+struct sn_endpoint {     /* Zipkin's; OTLP spans have a local service only */
     const char *service; /* NULL when none */
     uint8_t ipv4[4], ipv6[16];
     bool has_ipv4, has_ipv6;
@@ -99,15 +99,15 @@ struct sn_span {
     uint8_t status; /* enum sn_span_status */
     uint8_t flags;  /* SN_SPAN_F_* */
     uint64_t start_ns, duration_ns;
-    const char *name;    /* "" when none */
-    const char *service; /* the local service ("" when none): resource service.name, or
-                            Zipkin's localEndpoint.serviceName */
+    const char *name;                 /* "" when none */
+    const char *service;              /* the local service ("" when none): resource service.name, or
+                                         Zipkin's localEndpoint.serviceName */
     struct sn_endpoint local, remote; /* local.service == service */
     const char *status_msg;           /* "" when none */
     const char *trace_state;          /* "" when none */
     const char *scope_name, *scope_version; /* "" when none */
     uint32_t otlp_flags;                    /* OTLP Span.flags */
-    struct sn_attr *attrs; /* span attributes (Zipkin tags) */
+    struct sn_attr *attrs;                  /* span attributes (Zipkin tags) */
     uint32_t nattrs;
     struct sn_attr *res; /* resource attributes, shared by the spans of a resource */
     uint32_t nres;
@@ -123,9 +123,9 @@ struct sn_span_batch {
     struct sn_arena arena;
     struct sn_span *spans;
     size_t n, cap;
-    uint64_t rejected; /* spans refused one by one (OTLP partialSuccess) */
-    char reject_why[256];  /* the first refusal's reason */
-    uint64_t fixed_times;  /* Zipkin: fractional or exponent timestamps truncated */
+    uint64_t rejected;    /* spans refused one by one (OTLP partialSuccess) */
+    char reject_why[256]; /* the first refusal's reason */
+    uint64_t fixed_times; /* Zipkin: fractional or exponent timestamps truncated */
 };
 
 /* A new zeroed span at the end of b (NULL when memory is short). */
