@@ -1,0 +1,42 @@
+/*
+ * A block: the spans of one trace or of a few, as the span store keeps them (one LMDB value),
+ * compact and deflated. Spans of a request are sorted by trace id and cut into blocks of at
+ * most SN_BLOCK_RAW bytes before compression, so that a trace read inflates one small block
+ * (32 KiB, deflate's window: cutting there costs compression nothing), and the random parts
+ * (ids) sit among text that compresses ten to one.
+ *
+ * Layout (docs/formats.md, "Spans"):
+ *   u8 version (1) | u8 flags (bit 0: deflated) | varint nspans | varint payload length |
+ *   varint base (the smallest start_ns) | payload (raw deflate when flag 0 is set)
+ * and the payload (inflated) is each span in turn: ids, kind, status, flags, times as deltas
+ * from the base, strings as a varint length and bytes, attributes with their type, events,
+ * links and endpoints (span_block.c says the order). The decoder checks every length and
+ * count against what remains and the limits of trace/span.h: a damaged block is refused
+ * (-EINVAL), never read past.
+ */
+#ifndef SN_TRACE_SPAN_BLOCK_H
+#define SN_TRACE_SPAN_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trace/span.h"
+
+#define SN_BLOCK_RAW                                                                               \
+    (32u << 10) /* a block's payload before compression, at most (but a                            \
+                   single span larger than that gets a block of its own) */
+
+/* Encodes spans[0..n) into one block (*out malloc'd, *len bytes): deflated at level when it
+ * pays (level 0: never). Returns 0 or -ENOMEM. */
+int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned char **out,
+                    size_t *len);
+/* The size spans[i] takes in a block's payload (to cut blocks at SN_BLOCK_RAW). */
+size_t sn_block_span_size(const struct sn_span *s);
+/* Decodes a block, appending its spans to b (their strings in b's arena). Returns 0, or
+ * -EINVAL for a damaged block (b may hold some of its spans: the caller drops them), or
+ * -ENOMEM. */
+int sn_block_decode(const void *blk, size_t len, struct sn_span_batch *b);
+/* How many spans a block holds, from its header (-EINVAL when damaged). */
+int64_t sn_block_count(const void *blk, size_t len);
+
+#endif

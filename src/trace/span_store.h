@@ -1,0 +1,106 @@
+/*
+ * The span store: spans in the data directory's LMDB environment (store/env.h), beside the
+ * series, with their indexes, a retention and a size cap. docs/formats.md gives the keys.
+ *
+ *   tblocks  block id (u64, in the order written) -> u64 newest span end (ns) | block
+ *            (trace/span_block.h: the spans of a few traces, deflated)
+ *   ttrace   trace id (16 bytes) -> block ids holding its spans (dups, 8 bytes each)
+ *   tindex   (service id u32, minute u32) -> one 32-byte entry per span of that service
+ *            starting in that minute (dups sorted by time): µs into the minute, trace id,
+ *            duration in µs, kind, error, span name id, remote service id
+ *   tnames   (kind, id) -> a service or span name; tpairs: the (service, span name) and
+ *            (service, remote service) pairs seen
+ *
+ * Writing: sn_span_store_put() takes a decoded request on the caller's thread (an HTTP
+ * worker): it sorts its spans by trace, cuts them into blocks, deflates them and makes the
+ * index entries there, so that the work scales with the server's threads; then queues it.
+ * The writer thread commits everything queued in one transaction (group commit): a request is
+ * durable within a few milliseconds of being queued. The queue holds at most `queue` requests;
+ * past that put() refuses (-EBUSY: the API answers 503 with Retry-After and the client sends
+ * it again, so nothing is stored twice). A write that fails (a full disk) keeps the queue and
+ * is tried again every second; the queue then fills and put() refuses.
+ *
+ * Maintenance after each write, in small transactions: blocks whose newest span ended before
+ * the retention go with their trace index entries, index minutes before it too; over the size
+ * cap the oldest blocks go first. Everything removed is counted.
+ *
+ * Reading never waits for the writer (LMDB's MVCC). Ids are raw bytes everywhere.
+ */
+#ifndef SN_TRACE_SPAN_STORE_H
+#define SN_TRACE_SPAN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/env.h"
+#include "trace/span.h"
+
+#define SN_SPAN_STORE_RETENTION (7 * 86400) /* --trace-retention default (s) */
+#define SN_SPAN_STORE_QUEUE     256         /* --trace-queue default (requests) */
+
+struct sn_span_store; /* opaque */
+
+struct sn_span_store_opts {
+    int64_t retention_s; /* spans older than this go (0: the default) */
+    uint64_t max_bytes;  /* --trace-max-bytes: the cap on the span databases; 0: none */
+    uint32_t queue;      /* requests waiting for the writer at most (0: the default) */
+    int level;           /* deflate level of blocks (0: 6) */
+};
+
+struct sn_span_store_stats {
+    uint64_t spans_written, blocks_written, bytes_written;
+    uint64_t requests_refused; /* put() refused: queue full */
+    uint64_t write_errors;     /* failed write transactions */
+    int last_error;            /* -errno of the last failure; 0 once writing works */
+    uint64_t blocks_expired, blocks_dropped, blocks_damaged;
+    uint64_t queued, queued_spans; /* waiting now */
+    uint64_t used_bytes;           /* the span databases' pages */
+    uint64_t services, names;
+};
+
+/* Opens the span databases in env (creating them) and starts the writer. Returns 0 with *out,
+ * or -errno with why. */
+int sn_span_store_open(struct sn_env *env, const struct sn_span_store_opts *o,
+                       struct sn_span_store **out, char *why, size_t len);
+/* Writes what is queued (a last try), stops the writer and frees. NULL is fine. Returns 0 or
+ * the -errno of the last write (what was queued is then lost, and logged). */
+int sn_span_store_close(struct sn_span_store *ss);
+
+/* Takes the spans of b (b itself stays the caller's, emptied or not: it frees it). Returns 0
+ * (queued), -EBUSY (the queue is full: nothing taken), -ENOMEM. now_ns: when they arrived
+ * (stands for a missing start). */
+int sn_span_store_put(struct sn_span_store *ss, const struct sn_span_batch *b, uint64_t now_ns);
+/* Waits until everything queued before the call is written (or a write failed). Returns 0 or
+ * the -errno of the failure. */
+int sn_span_store_sync(struct sn_span_store *ss);
+
+/* The spans of trace id, appended to out (in no order). Returns 0, -ENOENT (none), -ENOMEM
+ * or -EIO. Damaged blocks are skipped and counted. */
+int sn_span_store_trace(struct sn_span_store *ss, const uint8_t id[16], struct sn_span_batch *out);
+
+/* One span as the index has it (what a search needs before reading traces). */
+struct sn_span_ref {
+    uint8_t trace_id[16];
+    uint64_t start_us, duration_us; /* the duration saturates at 2^32-1 µs */
+    uint8_t kind;
+    bool error;
+    const char *service, *name, *remote; /* "" when none; valid during the callback */
+};
+/* Calls fn for each span of service (NULL: of every service) starting in [from_us, to_us),
+ * newest first, until fn returns false. Returns 0 or -errno. */
+typedef bool (*sn_span_ref_fn)(void *arg, const struct sn_span_ref *r);
+int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t from_us,
+                       uint64_t to_us, sn_span_ref_fn fn, void *arg);
+
+/* The service names (sorted; a new array of new strings, free each and the array). */
+int sn_span_store_services(struct sn_span_store *ss, char ***out, size_t *n);
+/* The span names (remote: the remote services) seen with service, sorted. -ENOENT: unknown
+ * service. Matching is case-insensitive. */
+int sn_span_store_names(struct sn_span_store *ss, const char *service, bool remote, char ***out,
+                        size_t *n);
+void sn_span_store_strings_free(char **a, size_t n);
+
+void sn_span_store_stats(struct sn_span_store *ss, struct sn_span_store_stats *out);
+
+#endif

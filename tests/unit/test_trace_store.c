@@ -1,0 +1,458 @@
+/*
+ * The span store (trace/span_store.h) and its blocks (trace/span_block.h), on real LMDB files
+ * in a temporary directory (removed at the end): a block gives back every field of every
+ * span, and refuses every truncation of itself; spans put are read back by trace id, equal;
+ * the index scan gives each span newest first, by service and time range; the names of
+ * services, spans and remote services; a reopened store holds everything and appends after
+ * it; retention and the size cap remove the oldest blocks and count them.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/env.h"
+#include "t.h"
+#include "trace/span_block.h"
+#include "trace/span_store.h"
+
+static char root[512];
+static int ndirs;
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- Spans ------------------------------------------------------------------------------- */
+
+static struct sn_attr *attrs(struct sn_span_batch *b, uint32_t n, const char *prefix, int salt)
+{
+    struct sn_attr *a = sn_arena_calloc(&b->arena, n, sizeof(*a));
+    for (uint32_t i = 0; i < n; i++) {
+        char k[64], v[64];
+        snprintf(k, sizeof(k), "%s.%u", prefix, i);
+        a[i].key = sn_arena_strndup(&b->arena, k, strlen(k));
+        a[i].type = (uint8_t)(i % 4 == 1   ? SN_ATTR_INT
+                              : i % 4 == 2 ? SN_ATTR_BOOL
+                                           : SN_ATTR_STRING);
+        if (a[i].type == SN_ATTR_INT)
+            snprintf(v, sizeof(v), "%d", salt * 1000 + (int)i);
+        else if (a[i].type == SN_ATTR_BOOL)
+            snprintf(v, sizeof(v), "%s", (salt + i) % 2 ? "true" : "false");
+        else
+            snprintf(v, sizeof(v), "value-%d-%u", salt, i);
+        a[i].val = sn_arena_strndup(&b->arena, v, strlen(v));
+        a[i].vlen = (uint32_t)strlen(v);
+        a[i].i = a[i].type == SN_ATTR_INT ? strtoll(v, NULL, 10)
+                                          : a[i].type == SN_ATTR_BOOL && v[0] == 't';
+    }
+    return a;
+}
+
+/* Span s of trace t: trace ids 0x0t..., span ids (t << 8 | s); service and name given. */
+static struct sn_span *add_span(struct sn_span_batch *b, int t, int s, const char *service,
+                                const char *name, uint64_t start_ns, uint64_t dur_ns)
+{
+    struct sn_span *sp = sn_span_batch_add(b);
+    memset(sp->trace_id, 0, 16);
+    sp->trace_id[0] = 0xab;
+    sp->trace_id[15] = (uint8_t)t;
+    sp->trace_id[14] = (uint8_t)(t >> 8);
+    sp->span_id[7] = (uint8_t)s;
+    sp->span_id[6] = (uint8_t)t;
+    sp->span_id[0] = 1;
+    if (s > 0) {
+        sp->flags |= SN_SPAN_F_PARENT;
+        memcpy(sp->parent_id, sp->span_id, 8);
+        sp->parent_id[7] = 0;
+    }
+    sp->kind = (uint8_t)(s == 0 ? SN_KIND_SERVER : SN_KIND_CLIENT);
+    sp->start_ns = start_ns;
+    sp->duration_ns = dur_ns;
+    sp->service = sp->local.service = sn_arena_strndup(&b->arena, service, strlen(service));
+    sp->name = sn_arena_strndup(&b->arena, name, strlen(name));
+    sp->attrs = attrs(b, 6, "attr", t * 10 + s);
+    sp->nattrs = 6;
+    sp->res = attrs(b, 2, "res", 0);
+    sp->nres = 2;
+    if (s == 2) {
+        sp->status = SN_STATUS_ERROR;
+        sp->status_msg = "boom";
+        sp->flags |= SN_SPAN_F_REMOTE;
+        sp->remote.service = "db";
+        sp->remote.has_ipv4 = true;
+        memcpy(sp->remote.ipv4, "\x0a\x00\x00\x07", 4);
+        sp->remote.port = 5432;
+        sp->nevents = 2;
+        sp->events = sn_arena_calloc(&b->arena, 2, sizeof(*sp->events));
+        sp->events[0] = (struct sn_event){start_ns + 10, "retry", attrs(b, 1, "ev", 1), 1, 0};
+        sp->events[1] = (struct sn_event){start_ns - 5, "early", NULL, 0, 3};
+        sp->nlinks = 1;
+        sp->links = sn_arena_calloc(&b->arena, 1, sizeof(*sp->links));
+        memset(sp->links[0].trace_id, 7, 16);
+        memset(sp->links[0].span_id, 8, 8);
+        sp->links[0].trace_state = "k=v";
+        sp->links[0].flags = 0x301;
+        sp->dropped_attrs = 4;
+    }
+    return sp;
+}
+
+static bool attrs_eq(const struct sn_attr *a, uint32_t na, const struct sn_attr *b, uint32_t nb)
+{
+    if (na != nb)
+        return false;
+    for (uint32_t i = 0; i < na; i++)
+        if (strcmp(a[i].key, b[i].key) || a[i].type != b[i].type || a[i].vlen != b[i].vlen ||
+            memcmp(a[i].val, b[i].val, a[i].vlen) || a[i].i != b[i].i)
+            return false;
+    return true;
+}
+
+static bool span_eq(const struct sn_span *a, const struct sn_span *b)
+{
+    bool ok = !memcmp(a->trace_id, b->trace_id, 16) && !memcmp(a->span_id, b->span_id, 8) &&
+              a->flags == b->flags && a->kind == b->kind && a->status == b->status &&
+              a->start_ns == b->start_ns && a->duration_ns == b->duration_ns &&
+              !strcmp(a->name, b->name) && !strcmp(a->service, b->service) &&
+              !strcmp(a->status_msg, b->status_msg) && !strcmp(a->trace_state, b->trace_state) &&
+              attrs_eq(a->attrs, a->nattrs, b->attrs, b->nattrs) &&
+              attrs_eq(a->res, a->nres, b->res, b->nres) && a->nevents == b->nevents &&
+              a->nlinks == b->nlinks && a->dropped_attrs == b->dropped_attrs;
+    if (ok && (a->flags & SN_SPAN_F_PARENT))
+        ok = !memcmp(a->parent_id, b->parent_id, 8);
+    if (ok && (a->flags & SN_SPAN_F_REMOTE))
+        ok = !strcmp(a->remote.service, b->remote.service) && a->remote.port == b->remote.port &&
+             !memcmp(a->remote.ipv4, b->remote.ipv4, 4) && a->remote.has_ipv4 == b->remote.has_ipv4;
+    for (uint32_t i = 0; ok && i < a->nevents; i++)
+        ok = a->events[i].t_ns == b->events[i].t_ns &&
+             !strcmp(a->events[i].name, b->events[i].name) &&
+             attrs_eq(a->events[i].attrs, a->events[i].nattrs, b->events[i].attrs,
+                      b->events[i].nattrs) &&
+             a->events[i].dropped_attrs == b->events[i].dropped_attrs;
+    for (uint32_t i = 0; ok && i < a->nlinks; i++)
+        ok = !memcmp(a->links[i].trace_id, b->links[i].trace_id, 16) &&
+             !memcmp(a->links[i].span_id, b->links[i].span_id, 8) &&
+             !strcmp(a->links[i].trace_state, b->links[i].trace_state) &&
+             a->links[i].flags == b->links[i].flags;
+    return ok;
+}
+
+/* The span of b with span id of s, or NULL. */
+static const struct sn_span *find(const struct sn_span_batch *b, const struct sn_span *s)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (!memcmp(b->spans[i].span_id, s->span_id, 8) &&
+            !memcmp(b->spans[i].trace_id, s->trace_id, 16))
+            return &b->spans[i];
+    return NULL;
+}
+
+/* ---- Blocks ------------------------------------------------------------------------------ */
+
+static void test_block_round_trip(void)
+{
+    struct sn_span_batch in = {0}, out = {0};
+    uint64_t t0 = 1700000000000000000ULL;
+    for (int s = 0; s < 5; s++)
+        add_span(&in, 1, s, "frontend", "GET /api", t0 + (uint64_t)s * 1000, 5000 - (uint64_t)s);
+    for (int level = 0; level <= 9; level += 3) {
+        unsigned char *blk;
+        size_t len;
+        T_REQUIRE(sn_block_encode(in.spans, in.n, level, &blk, &len) == 0);
+        T_EQ(sn_block_count(blk, len), 5);
+        T_EQ(sn_block_decode(blk, len, &out), 0);
+        T_EQ(out.n, 5);
+        for (size_t i = 0; i < in.n && i < out.n; i++)
+            T_OK(span_eq(&in.spans[i], &out.spans[i]));
+        if (level == 6) /* every truncation is refused, never read past */
+            for (size_t cut = 0; cut < len; cut++) {
+                struct sn_span_batch x = {0};
+                unsigned char *c = malloc(cut ? cut : 1);
+                memcpy(c, blk, cut);
+                if (sn_block_decode(c, cut, &x) == 0)
+                    t_note("a block cut at %zu of %zu decoded", cut, len), T_OK(0);
+                free(c);
+                sn_span_batch_fini(&x);
+            }
+        sn_span_batch_fini(&out);
+        free(blk);
+    }
+    sn_span_batch_fini(&in);
+}
+
+static void test_block_flips(void)
+{
+    struct sn_span_batch in = {0};
+    unsigned char *blk;
+    size_t len;
+    for (int s = 0; s < 3; s++)
+        add_span(&in, 2, s, "svc", "op", 1700000000000000000ULL, 1000);
+    T_REQUIRE(sn_block_encode(in.spans, in.n, 0, &blk, &len) == 0);
+    size_t refused = 0;
+    for (size_t i = 0; i < len; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            struct sn_span_batch x = {0};
+            blk[i] ^= (unsigned char)(1 << bit);
+            refused += sn_block_decode(blk, len, &x) != 0;
+            blk[i] ^= (unsigned char)(1 << bit);
+            sn_span_batch_fini(&x);
+        }
+    T_OK(refused > 0); /* no crash is the point; ASan watches the reads */
+    free(blk);
+    sn_span_batch_fini(&in);
+}
+
+/* ---- The store --------------------------------------------------------------------------- */
+
+struct fixture {
+    char dir[600];
+    struct sn_env *env;
+    struct sn_span_store *ss;
+};
+
+static bool open_fx(struct fixture *f, const struct sn_span_store_opts *o)
+{
+    char why[256] = "";
+    if (!f->dir[0])
+        snprintf(f->dir, sizeof(f->dir), "%s/s%d", root, ndirs++);
+    int rc = sn_env_open(f->dir, 0, &f->env, why, sizeof(why));
+    if (rc == 0)
+        rc = sn_span_store_open(f->env, o, &f->ss, why, sizeof(why));
+    if (rc)
+        t_note("open: %d %s", rc, why);
+    return T_EQ(rc, 0);
+}
+
+static void close_fx(struct fixture *f)
+{
+    T_EQ(sn_span_store_close(f->ss), 0);
+    sn_env_close(f->env);
+    f->ss = NULL;
+    f->env = NULL;
+}
+
+struct seen {
+    struct sn_span_ref r[256];
+    size_t n;
+};
+
+static bool collect(void *arg, const struct sn_span_ref *r)
+{
+    struct seen *s = arg;
+    if (s->n < 256)
+        s->r[s->n++] = *r;
+    return s->n < 256;
+}
+
+static void test_put_read(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {0};
+    struct sn_span_batch in = {0}, out = {0};
+    uint64_t t0 = (now_ns() / 60000000000ULL - 10) * 60000000000ULL; /* 10 min ago, aligned */
+
+    T_REQUIRE(open_fx(&f, &o));
+    /* 40 traces of 3 spans: service front (root), then api, then api calling db */
+    for (int t = 0; t < 40; t++) {
+        uint64_t ts = t0 + (uint64_t)t * 15000000000ULL; /* every 15 s: 10 minutes */
+        add_span(&in, t, 0, "Front", "GET /Home", ts, 9000000);
+        add_span(&in, t, 1, "api", "list", ts + 1000000, 5000000 + (uint64_t)t * 1000);
+        add_span(&in, t, 2, "api", "query", ts + 2000000, 1000000);
+    }
+    T_EQ(sn_span_store_put(f.ss, &in, now_ns()), 0);
+    T_EQ(sn_span_store_sync(f.ss), 0);
+    for (int t = 0; t < 40; t += 13) {
+        uint8_t id[16];
+        memcpy(id, in.spans[t * 3].trace_id, 16);
+        T_EQ(sn_span_store_trace(f.ss, id, &out), 0);
+        T_EQ(out.n, 3);
+        for (int s = 0; s < 3; s++) {
+            const struct sn_span *got = find(&out, &in.spans[t * 3 + s]);
+            T_OK(got && span_eq(&in.spans[t * 3 + s], got));
+        }
+        sn_span_batch_fini(&out);
+    }
+    uint8_t none[16] = {1};
+    T_EQ(sn_span_store_trace(f.ss, none, &out), -ENOENT);
+
+    /* the scan: newest first, by service, in range */
+    struct seen s = {0};
+    T_EQ(sn_span_store_scan(f.ss, "api", t0 / 1000, t0 / 1000 + 3600000000ULL, collect, &s), 0);
+    T_EQ(s.n, 80);
+    for (size_t i = 1; i < s.n; i++)
+        T_OK(s.r[i - 1].start_us >= s.r[i].start_us);
+    T_EQ(s.r[0].start_us, (t0 + 39 * 15000000000ULL + 2000000) / 1000);
+    T_STR(s.r[0].name, "query");
+    T_STR(s.r[0].remote, "db");
+    T_OK(s.r[0].error);
+    T_EQ(s.r[1].duration_us, (5000000 + 39 * 1000) / 1000);
+    T_EQ(s.r[1].kind, SN_KIND_CLIENT);
+    s.n = 0; /* every service, a window of 2 minutes: 8 traces x 3 spans */
+    T_EQ(sn_span_store_scan(f.ss, NULL, t0 / 1000 + 120000000, t0 / 1000 + 240000000, collect, &s),
+         0);
+    T_EQ(s.n, 24);
+    T_STR(s.r[s.n - 1].service, "Front");
+    s.n = 0; /* a service's name matches in any case */
+    T_EQ(sn_span_store_scan(f.ss, "FRONT", 0, UINT64_MAX / 2, collect, &s), 0);
+    T_EQ(s.n, 40);
+
+    char **names;
+    size_t n;
+    T_EQ(sn_span_store_services(f.ss, &names, &n), 0);
+    T_EQ(n, 2);
+    if (n == 2) {
+        T_STR(names[0], "api");
+        T_STR(names[1], "front");
+    }
+    sn_span_store_strings_free(names, n);
+    T_EQ(sn_span_store_names(f.ss, "api", false, &names, &n), 0);
+    T_EQ(n, 2);
+    if (n == 2) {
+        T_STR(names[0], "list");
+        T_STR(names[1], "query");
+    }
+    sn_span_store_strings_free(names, n);
+    T_EQ(sn_span_store_names(f.ss, "api", true, &names, &n), 0);
+    T_EQ(n, 1);
+    if (n == 1)
+        T_STR(names[0], "db");
+    sn_span_store_strings_free(names, n);
+    T_EQ(sn_span_store_names(f.ss, "nope", false, &names, &n), -ENOENT);
+
+    /* reopened: everything is there, and new blocks go after the old ones */
+    close_fx(&f);
+    T_REQUIRE(open_fx(&f, &o));
+    uint8_t id0[16];
+    memcpy(id0, in.spans[0].trace_id, 16);
+    T_EQ(sn_span_store_trace(f.ss, id0, &out), 0);
+    T_EQ(out.n, 3);
+    sn_span_batch_fini(&out);
+    struct sn_span_batch more = {0};
+    add_span(&more, 0, 7, "front", "late", t0, 1000); /* trace 0 again, another block */
+    T_EQ(sn_span_store_put(f.ss, &more, now_ns()), 0);
+    T_EQ(sn_span_store_sync(f.ss), 0);
+    T_EQ(sn_span_store_trace(f.ss, id0, &out), 0);
+    T_EQ(out.n, 4);
+    sn_span_batch_fini(&out);
+    T_EQ(sn_span_store_names(f.ss, "front", false, &names, &n), 0);
+    T_EQ(n, 2);
+    sn_span_store_strings_free(names, n);
+    struct sn_span_store_stats st;
+    sn_span_store_stats(f.ss, &st);
+    T_EQ(st.spans_written, 1);
+    T_EQ(st.services, 4); /* Front, api, db (a remote service is a service), front */
+    close_fx(&f);
+    sn_span_batch_fini(&in);
+    sn_span_batch_fini(&more);
+}
+
+static void test_retention(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {.retention_s = 3600};
+    struct sn_span_batch old = {0}, young = {0}, out = {0};
+    uint64_t now = now_ns();
+
+    T_REQUIRE(open_fx(&f, &o));
+    for (int t = 0; t < 10; t++)
+        add_span(&old, t, 0, "svc", "op", now - 7200000000000ULL, 1000);
+    add_span(&young, 99, 0, "svc", "op", now - 60000000000ULL, 1000);
+    T_EQ(sn_span_store_put(f.ss, &old, now), 0);
+    T_EQ(sn_span_store_put(f.ss, &young, now), 0);
+    T_EQ(sn_span_store_sync(f.ss), 0);
+    struct sn_span_store_stats st = {0};
+    for (int i = 0; i < 40 && st.blocks_expired == 0; i++) { /* maintenance runs each second */
+        usleep(100000);
+        sn_span_store_stats(f.ss, &st);
+    }
+    T_EQ(st.blocks_expired, 1);
+    T_EQ(sn_span_store_trace(f.ss, old.spans[3].trace_id, &out), -ENOENT);
+    T_EQ(sn_span_store_trace(f.ss, young.spans[0].trace_id, &out), 0);
+    sn_span_batch_fini(&out);
+    struct seen s = {0};
+    T_EQ(sn_span_store_scan(f.ss, "svc", 0, now / 1000 + 1, collect, &s), 0);
+    T_EQ(s.n, 1); /* the old minutes of the index went too */
+    close_fx(&f);
+    sn_span_batch_fini(&old);
+    sn_span_batch_fini(&young);
+}
+
+static void test_size_cap(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {.max_bytes = 1u << 20, .level = 1};
+    uint64_t now = now_ns();
+
+    T_REQUIRE(open_fx(&f, &o));
+    /* 40 requests of 500 spans with incompressible attribute values: over 1.5 MiB */
+    for (int r = 0; r < 40; r++) {
+        struct sn_span_batch b = {0};
+        for (int i = 0; i < 500; i++) {
+            struct sn_span *s = add_span(&b, r * 500 + i, 0, "svc", "op",
+                                         now - 600000000000ULL + (uint64_t)r * 1000000000ULL, 1000);
+            char v[64];
+            snprintf(v, sizeof(v), "%016llx%016llx", (unsigned long long)t_rand(),
+                     (unsigned long long)t_rand());
+            s->attrs[0].val = sn_arena_strndup(&b.arena, v, 32);
+            s->attrs[0].vlen = 32;
+        }
+        T_EQ(sn_span_store_put(f.ss, &b, now), 0);
+        T_EQ(sn_span_store_sync(f.ss), 0);
+        sn_span_batch_fini(&b);
+    }
+    struct sn_span_store_stats st = {0};
+    for (int i = 0; i < 40; i++) {
+        usleep(100000);
+        sn_span_store_stats(f.ss, &st);
+        if (st.blocks_dropped && st.used_bytes <= o.max_bytes)
+            break;
+    }
+    t_note("used %llu dropped %llu written %llu", (unsigned long long)st.used_bytes,
+           (unsigned long long)st.blocks_dropped, (unsigned long long)st.bytes_written);
+    T_OK(st.blocks_dropped > 0);
+    T_OK(st.used_bytes <= o.max_bytes);
+    /* the newest request is whole */
+    struct sn_span_batch out = {0};
+    struct sn_span_batch last = {0};
+    add_span(&last, 39 * 500 + 499, 0, "svc", "op", 0, 0);
+    T_EQ(sn_span_store_trace(f.ss, last.spans[0].trace_id, &out), 0);
+    sn_span_batch_fini(&out);
+    sn_span_batch_fini(&last);
+    close_fx(&f);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    t_seed(7);
+    const char *base = getenv("SN_TEST_OUT") ? getenv("SN_TEST_OUT") : "/tmp";
+    snprintf(root, sizeof(root), "%s/trace-store-XXXXXX", base);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s", base);
+    if (system(cmd) != 0 || !mkdtemp(root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    t_run("block_round_trip", test_block_round_trip);
+    t_run("block_flips", test_block_flips);
+    t_run("put_read", test_put_read);
+    t_run("retention", test_retention);
+    t_run("size_cap", test_size_cap);
+    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return t_done();
+}
