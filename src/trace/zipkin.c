@@ -1286,7 +1286,9 @@ int sn_zipkin_span_json(const struct sn_span *s, char **buf, size_t *len, size_t
         put_key(&o, &first, "annotations");
         PUT_LIT(&o, "[");
         for (uint32_t i = 0; i < s->nevents; i++) {
-            PUT_LIT(&o, i ? ",{\"timestamp\":" : "{\"timestamp\":");
+            if (i)
+                PUT_LIT(&o, ",");
+            PUT_LIT(&o, "{\"timestamp\":");
             put_u64(&o, s->events[i].t_ns / 1000);
             PUT_LIT(&o, ",\"value\":");
             put_cstr(&o, s->events[i].name ? s->events[i].name : "", false);
