@@ -18,7 +18,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int endpoint_eq(const struct sn_endpoint *a, const struct sn_endpoint *b)
+static int endpoint_eq(const struct sn_span_endpoint *a, const struct sn_span_endpoint *b)
 {
     if ((a->service == NULL) != (b->service == NULL) ||
         (a->service && strcmp(a->service, b->service) != 0))

@@ -22,5 +22,11 @@ size_t sn_api_admit(void *ctx, struct sn_req *req, struct sn_resp *resp);
 
 #define SN_API_BODY_MAX    4096
 #define SN_INGEST_BODY_MAX (16u << 20)
+#define SN_TRACE_BODY_MAX  (16u << 20) /* a span request as sent (decompressed: 64 MiB) */
+
+/* The handler and admit of the --otlp-listen and --zipkin-listen listeners: the span routes
+ * only (ingest and Zipkin's queries); every other path is an empty 404. */
+void sn_api_handle_spans(void *ctx, struct sn_req *req, struct sn_resp *resp);
+size_t sn_api_admit_spans(void *ctx, struct sn_req *req, struct sn_resp *resp);
 
 #endif

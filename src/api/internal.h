@@ -74,6 +74,12 @@ void sn_api_dash_list(struct sn_call *c);
 void sn_api_dash_get(struct sn_call *c, const char *name);
 void sn_api_dash_put(struct sn_call *c, const char *name);
 void sn_api_dash_delete(struct sn_call *c, const char *name);
+/* Spans (api/trace.c): OTLP/HTTP and Zipkin v2 ingest, and Zipkin v2's query API (what: the
+ * path's last segment, "services", "traces", ...; the trace route's arg: its id). */
+void sn_api_otlp_ingest(struct sn_call *c);
+void sn_api_zipkin_ingest(struct sn_call *c);
+void sn_api_zipkin_query(struct sn_call *c, const char *what);
+void sn_api_zipkin_trace(struct sn_call *c, const char *id);
 /* The web UI's files at "/" (unless the client asks for JSON) and "/ui/...": true when the
  * request was one of them (and resp is set). Needs no token: the page asks for one. */
 bool sn_api_ui(struct sn_server *s, const struct sn_req *req, struct sn_resp *resp);

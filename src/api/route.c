@@ -117,10 +117,14 @@ enum auth {
     AUTH_SCOPE,    /* the scope the path names */
 };
 
-#define R_NO_HEAD   1u /* GET only: HEAD is not answered (404) */
-#define R_BASE_ONLY 2u /* CA: at /ca only, not in a tenant's scope */
-#define R_RAW_BODY  4u /* the handler reads the body itself: no parameters are parsed from it */
-#define R_DATA      8u /* reads an instrumentation's data: in a fleet, an owner answers */
+#define R_NO_HEAD   1u  /* GET only: HEAD is not answered (404) */
+#define R_BASE_ONLY 2u  /* CA: at /ca only, not in a tenant's scope */
+#define R_RAW_BODY  4u  /* the handler reads the body itself: no parameters are parsed from it */
+#define R_DATA      8u  /* reads an instrumentation's data: in a fleet, an owner answers */
+#define R_SPANS     16u /* a span route: served on --otlp-listen and --zipkin-listen too */
+#define ZIPKIN_QUERIES                                                                             \
+    "services|spans|remoteServices|traces|traceMany|dependencies|autocompleteKeys|"                \
+    "autocompleteValues"
 
 struct route {
     enum family family;
@@ -166,6 +170,8 @@ PLAIN(inst_clone, sn_api_create(c, c->id))
 PLAIN(value_index, sn_api_value_index(c, false))
 PLAIN(value_raw, sn_api_raw(c))
 PLAIN(heatmap_index, sn_api_value_index(c, true))
+PLAIN(otlp_ingest, sn_api_otlp_ingest(c))
+PLAIN(zipkin_ingest, sn_api_zipkin_ingest(c))
 #undef PLAIN
 #define HM_CA     "instrumentations/:id/value/heatmap/image|details|average|percentile"
 #define HM_FACADE "instrumentations/:id/value/heatmap/image|details"
@@ -173,6 +179,13 @@ PLAIN(heatmap_index, sn_api_value_index(c, true))
 static const struct route routes[] = {
     {ROOT, "GET", "", AUTH_OPEN, R_NO_HEAD, 0, root_index},
     {ROOT, "GET", "metrics", AUTH_OPERATOR, R_NO_HEAD, 0, prometheus},
+    /* spans (api/trace.c): OTLP/HTTP and Zipkin v2, at Zipkin's /zipkin/ base path too */
+    {ROOT, "POST", "v1/traces", AUTH_OPERATOR, R_RAW_BODY | R_SPANS, SN_TRACE_BODY_MAX,
+     otlp_ingest},
+    {ROOT, "POST", "api/v2/spans", AUTH_OPERATOR, R_RAW_BODY | R_SPANS, SN_TRACE_BODY_MAX,
+     zipkin_ingest},
+    {ROOT, "GET", "api/v2/" ZIPKIN_QUERIES, AUTH_OPERATOR, R_SPANS, 0, sn_api_zipkin_query},
+    {ROOT, "GET", "api/v2/trace/:name", AUTH_OPERATOR, R_SPANS, 0, sn_api_zipkin_trace},
 
     {CA, "GET", "docs", AUTH_OPEN, R_NO_HEAD | R_BASE_ONLY, 0, docs},
     {CA, "GET", "admin/status", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, admin_status},
@@ -284,7 +297,8 @@ static bool locate(char **seg, int n, enum family *fam, const char **scope, char
     }
     if (n == 0 || strcmp(seg[0], "ca") != 0) {
         *fam = ROOT;
-        *first = 0;
+        /* Zipkin's UI under its base path: /zipkin/api/v2/... is /api/v2/... */
+        *first = n >= 2 && strcmp(seg[0], "zipkin") == 0 && strcmp(seg[1], "api") == 0;
         return true;
     }
     *fam = CA;
@@ -552,7 +566,7 @@ static void docs(struct sn_call *c, const char *arg)
  * handler.
  */
 static const struct route *handle(struct sn_server *s, struct sn_req *req, struct sn_resp *resp,
-                                  bool admit)
+                                  bool admit, bool spans_only)
 {
     struct sn_call c = {.s = s, .req = req, .resp = resp, .scope = ""};
     char path[2048], *seg[MAXSEG + 1];
@@ -564,6 +578,16 @@ static const struct route *handle(struct sn_server *s, struct sn_req *req, struc
     if (strcmp(req->method, "OPTIONS") == 0) {
         sn_resp_empty(resp, 200);
         return NULL;
+    }
+    if (spans_only) { /* --otlp-listen, --zipkin-listen: the span routes alone */
+        n = split(req->path, path, sizeof(path), seg);
+        if (n < 0 || !locate(seg, n, &fam, &c.scope, c.base, sizeof(c.base), &first) ||
+            fam != ROOT ||
+            !(r = find_route(fam, false, req->method, seg + first, n - first, &c.id, &arg)) ||
+            !(r->flags & R_SPANS)) {
+            sn_resp_empty(resp, 404);
+            return NULL;
+        }
     }
     if (admit && (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) &&
         (strcmp(req->path, "/") == 0 || strncmp(req->path, "/ui/", 4) == 0))
@@ -603,11 +627,22 @@ static const struct route *handle(struct sn_server *s, struct sn_req *req, struc
 
 void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp)
 {
-    handle(ctx, req, resp, false);
+    handle(ctx, req, resp, false, false);
 }
 
 size_t sn_api_admit(void *ctx, struct sn_req *req, struct sn_resp *resp)
 {
-    const struct route *r = handle(ctx, req, resp, true);
+    const struct route *r = handle(ctx, req, resp, true, false);
+    return resp->status ? 0 : r && r->body_max ? r->body_max : SN_API_BODY_MAX;
+}
+
+void sn_api_handle_spans(void *ctx, struct sn_req *req, struct sn_resp *resp)
+{
+    handle(ctx, req, resp, false, true);
+}
+
+size_t sn_api_admit_spans(void *ctx, struct sn_req *req, struct sn_resp *resp)
+{
+    const struct route *r = handle(ctx, req, resp, true, true);
     return resp->status ? 0 : r && r->body_max ? r->body_max : SN_API_BODY_MAX;
 }

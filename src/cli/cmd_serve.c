@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/timespec.h"
 #include "http/client.h"
 #include "http/httpd.h"
 #include "fleet/link.h"
@@ -28,6 +29,9 @@ static const char usage[] =
     "                   [--max-connections N] [--max-connections-per-ip N]\n"
     "                   [--header-timeout S] [--body-timeout S] [--max-body-memory BYTES]\n"
     "                   [--tiers LIST] [--store-max-bytes BYTES] [--rollup-keys N]\n"
+    "                   [--otlp-listen HOST:PORT] [--zipkin-listen HOST:PORT]\n"
+    "                   [--trace-retention DURATION] [--trace-max-bytes BYTES]\n"
+    "                   [--trace-queue N]\n"
     "                   [--nats URL[,URL...] [--node-id ID] [--zone Z] [--advertise URL]\n"
     "                    [NATS options]]\n"
     "\n"
@@ -64,6 +68,17 @@ static const char usage[] =
     "                      (counted); the file does not shrink, its free pages are reused\n"
     "  --rollup-keys N     keys a rollup record keeps before \"other\" (default 1000;\n"
     "                      1-1000000)\n"
+    "\n"
+    "spans (docs/tracing.md): OTLP/HTTP (POST /v1/traces) and Zipkin v2 (/api/v2/...) are\n"
+    "served on --listen; these add listeners with the span routes alone, for exporters\n"
+    "left at their defaults\n"
+    "  --otlp-listen HOST:PORT    OTLP/HTTP's port (its default is 127.0.0.1:4318)\n"
+    "  --zipkin-listen HOST:PORT  Zipkin's port (its default is 127.0.0.1:9411)\n"
+    "  --trace-retention DURATION how long spans are kept (default 7d; 30m, 12h, 90d)\n"
+    "  --trace-max-bytes BYTES    cap on the pages spans use (K, M, G, T; default none):\n"
+    "                             past it the oldest spans go first (counted)\n"
+    "  --trace-queue N            span requests waiting to be written at most (default\n"
+    "                             256): past it 503 with Retry-After\n"
     "\n"
     "fleet (docs/fleet.md): with --nats this server is a node of a fleet: definitions,\n"
     "membership and frames go through NATS JetStream; it aggregates and stores the\n"
@@ -261,6 +276,11 @@ int sn_cmd_serve(int argc, char **argv)
         O_NODEID,
         O_ZONE,
         O_ADVERTISE,
+        O_OTLPLISTEN,
+        O_ZIPKINLISTEN,
+        O_TRACERET,
+        O_TRACEMAX,
+        O_TRACEQUEUE,
         O_LINK, /* the NATS link's options: sn_link_opt() */
     };
     static const struct option longopts[] = {
@@ -283,6 +303,11 @@ int sn_cmd_serve(int argc, char **argv)
         {"node-id", required_argument, NULL, O_NODEID},
         {"zone", required_argument, NULL, O_ZONE},
         {"advertise", required_argument, NULL, O_ADVERTISE},
+        {"otlp-listen", required_argument, NULL, O_OTLPLISTEN},
+        {"zipkin-listen", required_argument, NULL, O_ZIPKINLISTEN},
+        {"trace-retention", required_argument, NULL, O_TRACERET},
+        {"trace-max-bytes", required_argument, NULL, O_TRACEMAX},
+        {"trace-queue", required_argument, NULL, O_TRACEQUEUE},
         SN_LINK_LONGOPTS(O_LINK),
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -342,6 +367,38 @@ int sn_cmd_serve(int argc, char **argv)
         case O_SELF:
             trace_self = true;
             break;
+        case O_OTLPLISTEN:
+        case O_ZIPKINLISTEN:
+            if (!listen_ok(optarg, why, sizeof(why))) {
+                fprintf(stderr, "sonde serve: --%s %s: %s\n",
+                        c == O_OTLPLISTEN ? "otlp-listen" : "zipkin-listen", optarg, why);
+                return SN_EXIT_USAGE;
+            }
+            if (c == O_OTLPLISTEN)
+                so.otlp_listen = optarg;
+            else
+                so.zipkin_listen = optarg;
+            break;
+        case O_TRACERET: {
+            int64_t secs;
+            if (sn_duration_parse(optarg, &secs) < 0 || secs < 60) {
+                fprintf(stderr, "sonde serve: --trace-retention wants a duration of a minute "
+                                "at least (30m, 12h, 7d)\n");
+                return SN_EXIT_USAGE;
+            }
+            so.trace_retention = secs;
+            break;
+        }
+        case O_TRACEQUEUE: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || v < 1 || v > 65536) {
+                fprintf(stderr, "sonde serve: --trace-queue wants an integer from 1 to 65536\n");
+                return SN_EXIT_USAGE;
+            }
+            so.trace_queue = (uint32_t)v;
+            break;
+        }
         case O_TIERS:
             if (sn_tiers_parse(optarg, &so.tiers, why, sizeof(why)) < 0) {
                 fprintf(stderr, "sonde serve: --tiers: %s\n", why);
@@ -349,6 +406,7 @@ int sn_cmd_serve(int argc, char **argv)
             }
             break;
         case O_STOREMAX:
+        case O_TRACEMAX:
         case O_ROLLUPKEYS: {
             char *end;
             errno = 0;
@@ -364,13 +422,17 @@ int sn_cmd_serve(int argc, char **argv)
             if (end == optarg || *end || errno || optarg[0] == '-' || shift < 0 || v == 0 ||
                 v > (c == O_ROLLUPKEYS ? 1000000ull : (1ull << 50) >> shift)) {
                 fprintf(stderr, "sonde serve: --%s wants %s\n",
-                        c == O_ROLLUPKEYS ? "rollup-keys" : "store-max-bytes",
+                        c == O_ROLLUPKEYS ? "rollup-keys"
+                        : c == O_TRACEMAX ? "trace-max-bytes"
+                                          : "store-max-bytes",
                         c == O_ROLLUPKEYS ? "an integer from 1 to 1000000"
                                           : "a size in bytes (K, M, G, T suffixes), at least 1");
                 return SN_EXIT_USAGE;
             }
             if (c == O_ROLLUPKEYS)
                 so.rollup_keys = (uint32_t)v;
+            else if (c == O_TRACEMAX)
+                so.trace_max_bytes = (uint64_t)v << shift;
             else
                 so.store_max_bytes = (uint64_t)v << shift;
             break;

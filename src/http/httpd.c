@@ -83,7 +83,7 @@ struct conn {
     bool woken;        /* parked, and news came: resume at parked_ms + SN_HTTP_WAKE_MS */
     int64_t parked_ms; /* when it was last parked (CLOCK_REALTIME, as park_until_ms) */
     bool waited;       /* has been parked: counted in sn_http's npolls until completed */
-    char ctype[256], version[128], auth[512], accept[256], inm[128];
+    char ctype[256], version[128], auth[512], accept[256], inm[128], cenc[64];
     char *path, *method;
     struct conn *next; /* in the parked list */
 };
@@ -703,6 +703,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         copy_header(mc, "Authorization", c->auth, sizeof(c->auth), &c->req.auth);
         copy_header(mc, "Accept", c->accept, sizeof(c->accept), &c->req.accept);
         copy_header(mc, "If-None-Match", c->inm, sizeof(c->inm), &c->req.if_none_match);
+        copy_header(mc, "Content-Encoding", c->cenc, sizeof(c->cenc), &c->req.cenc);
         c->req.proxied =
             MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Sonde-Proxied") != NULL;
         return on_head(h, c);

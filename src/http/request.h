@@ -33,6 +33,7 @@ struct sn_req {
     const char *auth;          /* Authorization, or NULL */
     const char *accept;        /* Accept, or NULL */
     const char *if_none_match; /* If-None-Match, or NULL */
+    const char *cenc;          /* Content-Encoding, or NULL (the handler decodes the body) */
     const unsigned char *body;
     size_t body_len;
     json_t *json;     /* the body parsed as JSON, or NULL */

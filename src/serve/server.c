@@ -585,6 +585,13 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
         sn_log(SN_LOG_ERROR, "serve", "%s", why);
         goto fail;
     }
+    struct sn_span_store_opts spo = {.retention_s = o->trace_retention,
+                                     .max_bytes = o->trace_max_bytes,
+                                     .queue = o->trace_queue};
+    if ((rc = sn_span_store_open(sn_store_env(s->store), &spo, &s->spans, why, sizeof(why))) < 0) {
+        sn_log(SN_LOG_ERROR, "serve", "%s", why);
+        goto fail;
+    }
     s->fleet_mode = o->nats != NULL;
     if ((rc = sn_server_load_defs(s)) < 0)
         goto fail;
@@ -611,6 +618,24 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     if (sn_http_start(&ho, &s->http) < 0) {
         rc = -EADDRINUSE;
         goto fail;
+    }
+    /* the listeners of unmodified exporters: the span routes alone */
+    const char *span_listen[2] = {o->otlp_listen, o->zipkin_listen};
+    struct sn_http **span_http[2] = {&s->http_otlp, &s->http_zipkin};
+    for (int i = 0; i < 2; i++) {
+        if (!span_listen[i])
+            continue;
+        struct sn_http_opts so2 = o->http;
+        so2.listen = span_listen[i];
+        so2.handler = sn_api_handle_spans;
+        so2.admit = sn_api_admit_spans;
+        so2.limit = sn_api_limit;
+        so2.ctx = s;
+        if (sn_http_start(&so2, span_http[i]) < 0) {
+            rc = -EADDRINUSE;
+            goto fail;
+        }
+        sn_log(SN_LOG_INFO, "serve", "%s on %s", i ? "Zipkin v2" : "OTLP/HTTP", span_listen[i]);
     }
     if (o->nats) { /* after the API listens: the heartbeat says where */
         /* where other nodes reach this API: --advertise, else the address it listens on
@@ -720,16 +745,20 @@ int sn_server_close(struct sn_server *s)
     s->collector = NULL;
     sn_fleet_close(s->fleet); /* the fleet's consumers are sources too */
     s->fleet = NULL;
+    sn_http_stop(s->http_otlp);
+    sn_http_stop(s->http_zipkin);
     sn_http_stop(s->http);
-    s->http = NULL;
+    s->http = s->http_otlp = s->http_zipkin = NULL;
     sn_xforms_stop(s->xforms);
     s->xforms = NULL;
-    sn_flow_close(s);                   /* nobody publishes any more */
-    rc = sn_server_save_final(s);       /* the caller says what a failure means */
+    sn_flow_close(s);                        /* nobody publishes any more */
+    rc = sn_server_save_final(s);            /* the caller says what a failure means */
+    int trc = sn_span_store_close(s->spans); /* what is queued is written first */
+    s->spans = NULL;
     int src = sn_store_close(s->store); /* after a last write of what memory holds */
     s->store = NULL;
     if (rc == 0)
-        rc = src;
+        rc = src ? src : trc;
     for (size_t i = 0; i < s->n; i++)
         sn_instn_free(s->insts[i]);
     free(s->insts);

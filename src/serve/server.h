@@ -29,6 +29,7 @@
 #include "http/httpd.h"
 #include "serve/tenants.h"
 #include "store/store.h"
+#include "trace/span_store.h"
 
 #define SN_SCOPE_MAX      64
 #define SN_TENANT_QUOTA   10     /* live instrumentations per tenant (CA) */
@@ -74,6 +75,12 @@ struct sn_counters {
     _Atomic uint64_t raw_requests, raw_ns;
     _Atomic uint64_t long_polls;    /* value requests that waited, each counted once */
     _Atomic uint64_t save_failures; /* writes of the definitions that failed */
+    /* spans (api/trace.c) */
+    _Atomic uint64_t span_requests;         /* OTLP and Zipkin ingest requests */
+    _Atomic uint64_t span_requests_invalid; /* refused as malformed (400, 413, 415) */
+    _Atomic uint64_t span_requests_busy;    /* refused with 503: the span queue was full */
+    _Atomic uint64_t spans_accepted;        /* spans queued for the span store */
+    _Atomic uint64_t spans_rejected;        /* spans refused one by one (OTLP partialSuccess) */
 };
 
 struct sn_server {
@@ -90,9 +97,11 @@ struct sn_server {
     struct sn_collector *collector; /* NULL when the local agent is off */
     struct sn_xforms *xforms;       /* transformations of keys (serve/transform.h) */
     struct sn_http *http;
-    struct sn_agg *agg;     /* every instrumentation's data, by key */
-    struct sn_store *store; /* the definitions and every instrumentation's history */
-    struct sn_bus *bus;     /* between the sources and the aggregator (serve/flow.h) */
+    struct sn_agg *agg;          /* every instrumentation's data, by key */
+    struct sn_store *store;      /* the definitions and every instrumentation's history */
+    struct sn_span_store *spans; /* spans, in the store's environment */
+    struct sn_http *http_otlp, *http_zipkin; /* --otlp-listen, --zipkin-listen (NULL: off) */
+    struct sn_bus *bus; /* between the sources and the aggregator (serve/flow.h) */
     struct sn_bus_sub *bus_frames, *bus_status; /* the aggregator's subscriptions */
     struct sn_fleet *fleet; /* NULL: one host; else this node's part in a fleet (serve/fleet.h) */
     bool fleet_mode;        /* --nats: memory comes from the stream, not the store */
@@ -111,6 +120,11 @@ struct sn_server_opts {
     struct sn_tiers tiers;           /* --tiers */
     uint64_t store_max_bytes;        /* --store-max-bytes: 0 none */
     uint32_t rollup_keys;            /* --rollup-keys: keys a rollup record keeps (0: default) */
+    int64_t trace_retention;         /* --trace-retention (s; 0: the span store's default) */
+    uint64_t trace_max_bytes;        /* --trace-max-bytes: 0 none */
+    uint32_t trace_queue;            /* --trace-queue: requests waiting to be written (0: 256) */
+    const char *otlp_listen;         /* --otlp-listen ADDR: OTLP/HTTP alone there (NULL: off) */
+    const char *zipkin_listen;       /* --zipkin-listen ADDR: Zipkin's API alone there */
     bool agent;                      /* run the local agent */
     bool trace_self;                 /* let the local agent count this process's events */
     const struct sn_link_opts *nats; /* --nats: a node of a fleet (NULL: one host) */

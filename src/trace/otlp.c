@@ -260,7 +260,7 @@ struct dec {
 
 /* What a resource and a scope give each of their spans. */
 struct group {
-    struct sn_attr *res;
+    struct sn_span_kv *res;
     uint32_t nres;
     const char *service;
     const char *scope_name, *scope_version;
@@ -346,7 +346,7 @@ static int alloc_array(struct dec *d, size_t n, size_t size, void **out)
 }
 
 /* Checks common to both encodings once an attribute's value is known. key is for reasons. */
-static int attr_set_text(struct dec *d, struct sn_attr *a, const char *key, const char *what)
+static int attr_set_text(struct dec *d, struct sn_span_kv *a, const char *key, const char *what)
 {
     /* a->type is ARRAY or KVLIST and d->tmp holds the text */
     if (d->tmp.err)
@@ -370,7 +370,7 @@ static int attr_set_text(struct dec *d, struct sn_attr *a, const char *key, cons
     return 0;
 }
 
-static int attr_set_int(struct dec *d, struct sn_attr *a, int64_t v)
+static int attr_set_int(struct dec *d, struct sn_span_kv *a, int64_t v)
 {
     char s[24];
     size_t n = fmt_i64(s, v);
@@ -387,7 +387,7 @@ static int attr_set_int(struct dec *d, struct sn_attr *a, int64_t v)
     return 0;
 }
 
-static int attr_set_double(struct dec *d, struct sn_attr *a, double v)
+static int attr_set_double(struct dec *d, struct sn_span_kv *a, double v)
 {
     char s[40];
     int n = snprintf(s, sizeof(s), "%.17g", v);
@@ -404,7 +404,7 @@ static int attr_set_double(struct dec *d, struct sn_attr *a, double v)
     return 0;
 }
 
-static void attr_set_bool(struct sn_attr *a, bool v)
+static void attr_set_bool(struct sn_span_kv *a, bool v)
 {
     a->type = SN_ATTR_BOOL;
     a->val = v ? "true" : "false";
@@ -412,7 +412,7 @@ static void attr_set_bool(struct sn_attr *a, bool v)
 }
 
 /* A string or bytes value s[0..n). */
-static int attr_set_str(struct dec *d, struct sn_attr *a, int type, const void *s, size_t n,
+static int attr_set_str(struct dec *d, struct sn_span_kv *a, int type, const void *s, size_t n,
                         const char *key, const char *what)
 {
     if (n > SN_SPAN_MAX_VALUE) {
@@ -433,7 +433,7 @@ static int attr_set_str(struct dec *d, struct sn_attr *a, int type, const void *
     return 0;
 }
 
-static void attr_init(struct sn_attr *a)
+static void attr_init(struct sn_span_kv *a)
 {
     memset(a, 0, sizeof(*a));
     a->key = a->val = "";
@@ -441,9 +441,9 @@ static void attr_init(struct sn_attr *a)
 }
 
 /* The service of a resource: its service.name string, else OTel's "unknown_service". */
-static const char *service_of(const struct sn_attr *res, uint32_t n)
+static const char *service_of(const struct sn_span_kv *res, uint32_t n)
 {
-    const struct sn_attr *a = sn_span_attr(res, n, "service.name");
+    const struct sn_span_kv *a = sn_span_attr(res, n, "service.name");
     return a && a->type == SN_ATTR_STRING ? a->val : UNKNOWN_SERVICE;
 }
 
@@ -621,7 +621,7 @@ static int pb_count(struct dec *d, const uint8_t *p, size_t n, const struct msgd
     return rc;
 }
 
-static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_attr *a, const char *key,
+static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a, const char *key,
                   const char *what);
 
 /* Appends the JSON text of the AnyValue p[0..n) to d->tmp; depth: of arrays around it. */
@@ -716,14 +716,14 @@ static int pb_render_any(struct dec *d, const uint8_t *p, size_t n, unsigned dep
 }
 
 /* The AnyValue p[0..n) of attribute key into a (NULL: checked only). */
-static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_attr *a, const char *key,
+static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a, const char *key,
                   const char *what)
 {
     struct sn_pb r = sn_pb_of(p, n);
     struct pbval v, last = {0};
     uint32_t f, which = 0;
     int rc;
-    struct sn_attr dummy;
+    struct sn_span_kv dummy;
     double x;
 
     while ((rc = pb_next(d, &r, &M_ANY, &f, &v)) > 0)
@@ -760,7 +760,7 @@ static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_attr *a, 
 }
 
 /* The KeyValue p[0..n) into a (NULL: checked only); what names the list in reasons. */
-static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_attr *a, const char *what)
+static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a, const char *what)
 {
     struct sn_pb r = sn_pb_of(p, n);
     struct pbval v;
@@ -792,7 +792,7 @@ static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_attr *a, c
 
 /* The attribute array for count KeyValues of a list (what) into *out: NULL when there are
  * none, or too many (the span is refused: they are then only checked). */
-static int attrs_alloc(struct dec *d, size_t count, struct sn_attr **out, const char *what)
+static int attrs_alloc(struct dec *d, size_t count, struct sn_span_kv **out, const char *what)
 {
     *out = NULL;
     if (count > SN_SPAN_MAX_ATTRS) {
@@ -805,20 +805,20 @@ static int attrs_alloc(struct dec *d, size_t count, struct sn_attr **out, const 
 }
 
 /* Adds the KeyValue p[0..n) to attrs (NULL: check only). */
-static int pb_kv_add(struct dec *d, const uint8_t *p, size_t n, struct sn_attr *attrs,
+static int pb_kv_add(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *attrs,
                      uint32_t *nattrs, const char *what)
 {
     return pb_kv(d, p, n, attrs ? &attrs[(*nattrs)++] : NULL, what);
 }
 
-static int pb_event(struct dec *d, const uint8_t *p, size_t n, struct sn_event *ev)
+static int pb_event(struct dec *d, const uint8_t *p, size_t n, struct sn_span_event *ev)
 {
     struct sn_pb r = sn_pb_of(p, n);
     struct pbval v;
     uint32_t f;
     int rc;
     size_t count;
-    struct sn_attr *attrs = NULL;
+    struct sn_span_kv *attrs = NULL;
     uint32_t na = 0;
     const char *name = "";
 
@@ -856,17 +856,17 @@ static int pb_event(struct dec *d, const uint8_t *p, size_t n, struct sn_event *
     return 0;
 }
 
-static int pb_link(struct dec *d, const uint8_t *p, size_t n, struct sn_link *lk)
+static int pb_link(struct dec *d, const uint8_t *p, size_t n, struct sn_span_link *lk)
 {
     struct sn_pb r = sn_pb_of(p, n);
     struct pbval v;
     uint32_t f;
     int rc;
     size_t count;
-    struct sn_attr *attrs = NULL;
+    struct sn_span_kv *attrs = NULL;
     uint32_t na = 0;
     const char *ts = "";
-    struct sn_link tmp;
+    struct sn_span_link tmp;
 
     if (!lk)
         lk = &tmp;
@@ -1386,7 +1386,8 @@ static int jid(struct dec *d, json_t *o, const char *camel, const char *snake, u
     return 0;
 }
 
-static int js_any(struct dec *d, json_t *o, struct sn_attr *a, const char *key, const char *what);
+static int js_any(struct dec *d, json_t *o, struct sn_span_kv *a, const char *key,
+                  const char *what);
 
 static int js_render_any(struct dec *d, json_t *o, unsigned depth);
 
@@ -1588,15 +1589,15 @@ static int js_render_any(struct dec *d, json_t *o, unsigned depth)
     return rc;
 }
 
-static int js_any(struct dec *d, json_t *o, struct sn_attr *a, const char *key, const char *what)
+static int js_any(struct dec *d, json_t *o, struct sn_span_kv *a, const char *key, const char *what)
 {
     int which, rc;
     json_t *v;
     const char *name = "";
     uint64_t u;
     double x;
-    struct sn_attr dummy;
-    struct sn_attr *out = a;
+    struct sn_span_kv dummy;
+    struct sn_span_kv *out = a;
 
     if ((rc = js_any_which(d, o, &which, &v, &name)) < 0)
         return rc;
@@ -1645,13 +1646,13 @@ static int js_any(struct dec *d, json_t *o, struct sn_attr *a, const char *key, 
 
 /* The KeyValue array member camel/snake of o into *out, *n (the span refused when too many). */
 static int js_attrs(struct dec *d, json_t *o, const char *camel, const char *snake,
-                    struct sn_attr **out, uint32_t *n, const char *what, bool keep)
+                    struct sn_span_kv **out, uint32_t *n, const char *what, bool keep)
 {
     json_t *arr, *e, *val;
     const char *name, *vname, *k;
     size_t i, kn;
     int rc;
-    struct sn_attr *attrs = NULL;
+    struct sn_span_kv *attrs = NULL;
 
     *n = 0;
     if ((rc = jarray(d, o, camel, snake, &arr, &name)) < 0)
@@ -1664,7 +1665,7 @@ static int js_attrs(struct dec *d, json_t *o, const char *camel, const char *sna
     json_array_foreach(arr, i, e)
     {
         size_t m1 = jpush_i(d, i);
-        struct sn_attr *a = attrs ? &attrs[(*n)++] : NULL;
+        struct sn_span_kv *a = attrs ? &attrs[(*n)++] : NULL;
         char kshow[KEYSHOW + 1];
         if (!json_is_object(e)) {
             rc = bad(d, "not an object");
@@ -1703,9 +1704,9 @@ static int js_str(struct dec *d, json_t *o, const char *camel, const char *snake
     return copy_str(d, s, n, out, what);
 }
 
-static int js_event(struct dec *d, json_t *o, struct sn_event *ev)
+static int js_event(struct dec *d, json_t *o, struct sn_span_event *ev)
 {
-    struct sn_event tmp;
+    struct sn_span_event tmp;
     uint64_t u = 0;
     int rc;
 
@@ -1726,9 +1727,9 @@ static int js_event(struct dec *d, json_t *o, struct sn_event *ev)
     return 0;
 }
 
-static int js_link(struct dec *d, json_t *o, struct sn_link *lk)
+static int js_link(struct dec *d, json_t *o, struct sn_span_link *lk)
 {
-    struct sn_link tmp;
+    struct sn_span_link tmp;
     uint64_t u = 0, fl = 0;
     size_t got;
     int rc;
@@ -2379,7 +2380,7 @@ static int jp_value(struct jp *j, struct sn_pbw *w, int depth)
 }
 
 /* The AnyValue of a as message field (2 of KeyValue). */
-static void enc_value(struct sn_pbw *w, const struct sn_attr *a, struct buf *tmp)
+static void enc_value(struct sn_pbw *w, const struct sn_span_kv *a, struct buf *tmp)
 {
     size_t m = sn_pbw_begin(w, 2);
 
@@ -2420,7 +2421,7 @@ static void enc_value(struct sn_pbw *w, const struct sn_attr *a, struct buf *tmp
     sn_pbw_end(w, m);
 }
 
-static void enc_attrs(struct sn_pbw *w, uint32_t field, const struct sn_attr *a, uint32_t n,
+static void enc_attrs(struct sn_pbw *w, uint32_t field, const struct sn_span_kv *a, uint32_t n,
                       struct buf *tmp)
 {
     for (uint32_t i = 0; i < n; i++) {
@@ -2431,7 +2432,8 @@ static void enc_attrs(struct sn_pbw *w, uint32_t field, const struct sn_attr *a,
     }
 }
 
-static bool same_attrs(const struct sn_attr *a, uint32_t na, const struct sn_attr *b, uint32_t nb)
+static bool same_attrs(const struct sn_span_kv *a, uint32_t na, const struct sn_span_kv *b,
+                       uint32_t nb)
 {
     if (na != nb)
         return false;
@@ -2476,7 +2478,7 @@ static void enc_span(struct sn_pbw *w, const struct sn_span *s, struct buf *tmp)
     if (s->dropped_attrs)
         sn_pbw_varint(w, 10, s->dropped_attrs);
     for (uint32_t i = 0; i < s->nevents; i++) {
-        const struct sn_event *e = &s->events[i];
+        const struct sn_span_event *e = &s->events[i];
         size_t em = sn_pbw_begin(w, 11);
         sn_pbw_fixed64(w, 1, e->t_ns);
         sn_pbw_string(w, 2, e->name);
@@ -2488,7 +2490,7 @@ static void enc_span(struct sn_pbw *w, const struct sn_span *s, struct buf *tmp)
     if (s->dropped_events)
         sn_pbw_varint(w, 12, s->dropped_events);
     for (uint32_t i = 0; i < s->nlinks; i++) {
-        const struct sn_link *l = &s->links[i];
+        const struct sn_span_link *l = &s->links[i];
         size_t lm = sn_pbw_begin(w, 13);
         sn_pbw_bytes(w, 1, l->trace_id, 16);
         sn_pbw_bytes(w, 2, l->span_id, 8);
@@ -2526,10 +2528,10 @@ int sn_otlp_encode(const struct sn_span *spans, size_t n, unsigned char **out, s
         /* a service the resource does not give (Zipkin's): as service.name */
         if (strcmp(service_of(s->res, s->nres), s->service) != 0 && *s->service &&
             strcmp(s->service, UNKNOWN_SERVICE) != 0) {
-            struct sn_attr a = {.key = "service.name",
-                                .val = s->service,
-                                .vlen = (uint32_t)strlen(s->service),
-                                .type = SN_ATTR_STRING};
+            struct sn_span_kv a = {.key = "service.name",
+                                   .val = s->service,
+                                   .vlen = (uint32_t)strlen(s->service),
+                                   .type = SN_ATTR_STRING};
             enc_attrs(&w, 1, &a, 1, &tmp);
         }
         sn_pbw_end(&w, m);

@@ -97,7 +97,7 @@ const char *sn_span_status_name(int status)
     return status == SN_STATUS_OK ? "OK" : status == SN_STATUS_ERROR ? "ERROR" : "UNSET";
 }
 
-const struct sn_attr *sn_span_attr(const struct sn_attr *a, uint32_t n, const char *key)
+const struct sn_span_kv *sn_span_attr(const struct sn_span_kv *a, uint32_t n, const char *key)
 {
     for (uint32_t i = 0; i < n; i++)
         if (strcmp(a[i].key, key) == 0)

@@ -54,7 +54,7 @@ enum sn_attr_type {
     SN_ATTR_EMPTY = 7,  /* an AnyValue with nothing set: val "" */
 };
 
-struct sn_attr {
+struct sn_span_kv {
     const char *key;
     const char *val; /* NUL-terminated; vlen bytes (a string or bytes may hold NULs) */
     uint32_t vlen;
@@ -63,23 +63,23 @@ struct sn_attr {
     double d;
 };
 
-struct sn_event { /* OTLP Span.Event, Zipkin annotation (no attributes) */
+struct sn_span_event { /* OTLP Span.Event, Zipkin annotation (no attributes) */
     uint64_t t_ns;
     const char *name;
-    struct sn_attr *attrs;
+    struct sn_span_kv *attrs;
     uint32_t nattrs, dropped_attrs;
 };
 
-struct sn_link {
+struct sn_span_link {
     uint8_t trace_id[16], span_id[8];
     const char *trace_state; /* "" when none */
-    struct sn_attr *attrs;
+    struct sn_span_kv *attrs;
     uint32_t nattrs, dropped_attrs;
     uint32_t flags;
 };
 
-struct sn_endpoint {     /* Zipkin's; OTLP spans have a local service only */
-    const char *service; /* NULL when none */
+struct sn_span_endpoint { /* Zipkin's; OTLP spans have a local service only */
+    const char *service;  /* NULL when none */
     uint8_t ipv4[4], ipv6[16];
     bool has_ipv4, has_ipv6;
     uint16_t port; /* 0: none */
@@ -99,21 +99,21 @@ struct sn_span {
     uint8_t status; /* enum sn_span_status */
     uint8_t flags;  /* SN_SPAN_F_* */
     uint64_t start_ns, duration_ns;
-    const char *name;                 /* "" when none */
-    const char *service;              /* the local service ("" when none): resource service.name, or
-                                         Zipkin's localEndpoint.serviceName */
-    struct sn_endpoint local, remote; /* local.service == service */
-    const char *status_msg;           /* "" when none */
-    const char *trace_state;          /* "" when none */
+    const char *name;    /* "" when none */
+    const char *service; /* the local service ("" when none): resource service.name, or
+                            Zipkin's localEndpoint.serviceName */
+    struct sn_span_endpoint local, remote;  /* local.service == service */
+    const char *status_msg;                 /* "" when none */
+    const char *trace_state;                /* "" when none */
     const char *scope_name, *scope_version; /* "" when none */
     uint32_t otlp_flags;                    /* OTLP Span.flags */
-    struct sn_attr *attrs;                  /* span attributes (Zipkin tags) */
+    struct sn_span_kv *attrs;               /* span attributes (Zipkin tags) */
     uint32_t nattrs;
-    struct sn_attr *res; /* resource attributes, shared by the spans of a resource */
+    struct sn_span_kv *res; /* resource attributes, shared by the spans of a resource */
     uint32_t nres;
-    struct sn_event *events;
+    struct sn_span_event *events;
     uint32_t nevents;
-    struct sn_link *links;
+    struct sn_span_link *links;
     uint32_t nlinks;
     uint32_t dropped_attrs, dropped_events, dropped_links;
 };
@@ -152,6 +152,6 @@ const char *sn_span_kind_name(int kind);
 const char *sn_span_status_name(int status);
 
 /* The value of attribute key among a[0..n), or NULL. */
-const struct sn_attr *sn_span_attr(const struct sn_attr *a, uint32_t n, const char *key);
+const struct sn_span_kv *sn_span_attr(const struct sn_span_kv *a, uint32_t n, const char *key);
 
 #endif

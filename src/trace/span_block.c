@@ -93,7 +93,7 @@ static void put_str(struct wbuf *w, const char *s)
     put_bytes(w, s ? s : "", s ? strlen(s) : 0);
 }
 
-static void put_attrs(struct wbuf *w, const struct sn_attr *a, uint32_t n)
+static void put_attrs(struct wbuf *w, const struct sn_span_kv *a, uint32_t n)
 {
     put_var(w, n);
     for (uint32_t i = 0; i < n; i++) {
@@ -103,7 +103,7 @@ static void put_attrs(struct wbuf *w, const struct sn_attr *a, uint32_t n)
     }
 }
 
-static void put_endpoint(struct wbuf *w, const struct sn_endpoint *e)
+static void put_endpoint(struct wbuf *w, const struct sn_span_endpoint *e)
 {
     put_u8(w, (uint8_t)((e->has_ipv4 ? 1 : 0) | (e->has_ipv6 ? 2 : 0) | (e->port ? 4 : 0)));
     if (e->has_ipv4)
@@ -148,7 +148,7 @@ static void put_span(struct wbuf *w, const struct sn_span *s, uint64_t base)
     put_attrs(w, s->res, s->nres);
     put_var(w, s->nevents);
     for (uint32_t i = 0; i < s->nevents; i++) {
-        const struct sn_event *e = &s->events[i];
+        const struct sn_span_event *e = &s->events[i];
         put_var(w, zigzag((int64_t)(e->t_ns - s->start_ns)));
         put_str(w, e->name);
         put_attrs(w, e->attrs, e->nattrs);
@@ -156,7 +156,7 @@ static void put_span(struct wbuf *w, const struct sn_span *s, uint64_t base)
     }
     put_var(w, s->nlinks);
     for (uint32_t i = 0; i < s->nlinks; i++) {
-        const struct sn_link *l = &s->links[i];
+        const struct sn_span_link *l = &s->links[i];
         put_raw(w, l->trace_id, 16);
         put_raw(w, l->span_id, 8);
         put_str(w, l->trace_state);
@@ -169,7 +169,7 @@ static void put_span(struct wbuf *w, const struct sn_span *s, uint64_t base)
     put_var(w, s->dropped_links);
 }
 
-static size_t attrs_size(const struct sn_attr *a, uint32_t n)
+static size_t attrs_size(const struct sn_span_kv *a, uint32_t n)
 {
     size_t z = 5;
     for (uint32_t i = 0; i < n; i++)
@@ -329,14 +329,14 @@ static const char *get_str(struct rbuf *r)
     return get_bytes(r, NULL);
 }
 
-static void get_attrs(struct rbuf *r, struct sn_attr **out, uint32_t *n)
+static void get_attrs(struct rbuf *r, struct sn_span_kv **out, uint32_t *n)
 {
     uint32_t c = get_count(r, SN_SPAN_MAX_ATTRS);
     *out = NULL;
     *n = 0;
     if (!c || r->bad)
         return;
-    struct sn_attr *a = sn_arena_calloc(r->arena, c, sizeof(*a));
+    struct sn_span_kv *a = sn_arena_calloc(r->arena, c, sizeof(*a));
     if (!a) {
         r->oom = r->bad = true;
         return;
@@ -358,7 +358,7 @@ static void get_attrs(struct rbuf *r, struct sn_attr **out, uint32_t *n)
     *n = c;
 }
 
-static void get_endpoint(struct rbuf *r, struct sn_endpoint *e)
+static void get_endpoint(struct rbuf *r, struct sn_span_endpoint *e)
 {
     uint8_t bits = get_u8(r);
     if (bits & ~7u)
@@ -427,7 +427,7 @@ static void get_span(struct rbuf *r, struct sn_span *s, uint64_t base)
         }
     }
     for (uint32_t i = 0; i < s->nevents && !r->bad; i++) {
-        struct sn_event *e = &s->events[i];
+        struct sn_span_event *e = &s->events[i];
         uint64_t z = get_var(r);
         int64_t d = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
         e->t_ns = s->start_ns + (uint64_t)d;
@@ -444,7 +444,7 @@ static void get_span(struct rbuf *r, struct sn_span *s, uint64_t base)
         }
     }
     for (uint32_t i = 0; i < s->nlinks && !r->bad; i++) {
-        struct sn_link *l = &s->links[i];
+        struct sn_span_link *l = &s->links[i];
         get_raw(r, l->trace_id, 16);
         get_raw(r, l->span_id, 8);
         l->trace_state = get_str(r);

@@ -360,7 +360,7 @@ static const char *remote_of(const struct sn_span *s)
 {
     if ((s->flags & SN_SPAN_F_REMOTE) && s->remote.service && s->remote.service[0])
         return s->remote.service;
-    const struct sn_attr *a = sn_span_attr(s->attrs, s->nattrs, "peer.service");
+    const struct sn_span_kv *a = sn_span_attr(s->attrs, s->nattrs, "peer.service");
     return a && a->type == SN_ATTR_STRING && a->val[0] ? a->val : NULL;
 }
 

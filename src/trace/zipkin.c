@@ -60,7 +60,7 @@ static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 /* An IPv6 address into ep: an IPv4-mapped one (::ffff:a.b.c.d) is kept as IPv4, as Zipkin's
  * Endpoint does. */
-static void set_ipv6(struct sn_endpoint *ep, const uint8_t a[16])
+static void set_ipv6(struct sn_span_endpoint *ep, const uint8_t a[16])
 {
     if (memcmp(a, v4_mapped, 12) == 0) {
         memcpy(ep->ipv4, a + 12, 4);
@@ -73,7 +73,7 @@ static void set_ipv6(struct sn_endpoint *ep, const uint8_t a[16])
 
 /* An address literal (either family, whichever field it came in) into ep; anything else is
  * ignored, as Zipkin ignores an unparseable ip. */
-static void parse_ip(const char *s, struct sn_endpoint *ep)
+static void parse_ip(const char *s, struct sn_span_endpoint *ep)
 {
     uint8_t a[16];
     if (inet_pton(AF_INET, s, a) == 1) {
@@ -84,7 +84,7 @@ static void parse_ip(const char *s, struct sn_endpoint *ep)
     }
 }
 
-static bool endpoint_empty(const struct sn_endpoint *ep, const char *svc)
+static bool endpoint_empty(const struct sn_span_endpoint *ep, const char *svc)
 {
     return !(svc && *svc) && !ep->has_ipv4 && !ep->has_ipv6 && !ep->port;
 }
@@ -168,7 +168,8 @@ static char *dup_str(struct sn_arena *a, const char *s, size_t n, bool lower, bo
 }
 
 /* A service name: lower-cased; "" (also one that starts with a NUL) is none. */
-static int set_service(struct dec *d, struct sn_endpoint *ep, const char *s, size_t n, bool fix)
+static int set_service(struct dec *d, struct sn_span_endpoint *ep, const char *s, size_t n,
+                       bool fix)
 {
     size_t m;
     char *v = dup_str(&d->b->arena, s, n, true, fix, &m);
@@ -235,7 +236,7 @@ static int add_tag(struct dec *d, struct sn_span *s, const char *k, size_t klen,
         return nomem(d);
     if (vl > SN_SPAN_MAX_VALUE || kl > SN_SPAN_MAX_VALUE)
         return fail(d, -EINVAL, "tag longer than %u bytes at %s", SN_SPAN_MAX_VALUE, at);
-    struct sn_attr *a = NULL;
+    struct sn_span_kv *a = NULL;
     for (uint32_t i = 0; i < s->nattrs && !a; i++)
         if (strcmp(s->attrs[i].key, key) == 0)
             a = &s->attrs[i];
@@ -252,7 +253,7 @@ static int add_tag(struct dec *d, struct sn_span *s, const char *k, size_t klen,
 /* Status from the tags, for the store's error counts (the tags stay as they are). */
 static void status_from_tags(struct sn_span *s)
 {
-    const struct sn_attr *a = sn_span_attr(s->attrs, s->nattrs, "otel.status_code");
+    const struct sn_span_kv *a = sn_span_attr(s->attrs, s->nattrs, "otel.status_code");
     if (a && strcmp(a->val, "OK") == 0)
         s->status = SN_STATUS_OK;
     else if (a && strcmp(a->val, "ERROR") == 0)
@@ -332,7 +333,8 @@ static int json_us(struct dec *d, const json_t *v, const char *at, bool round_up
     return bad_type(d, "a long", v, at);
 }
 
-static int json_endpoint(struct dec *d, const json_t *o, const char *at, struct sn_endpoint *ep)
+static int json_endpoint(struct dec *d, const json_t *o, const char *at,
+                         struct sn_span_endpoint *ep)
 {
     char path[192];
     const char *k;
@@ -408,7 +410,7 @@ static int json_annotations(struct dec *d, struct sn_span *s, const json_t *arr,
         }
         if (us == 0 || !json_is_string(val))
             return fail(d, -EINVAL, "Incomplete annotation at %s", path);
-        struct sn_event *e = &s->events[s->nevents++];
+        struct sn_span_event *e = &s->events[s->nevents++];
         e->t_ns = us * 1000;
         e->name = dup_str(&d->b->arena, json_string_value(val), json_string_length(val), false,
                           false, NULL);
@@ -654,7 +656,7 @@ static int wrong_wire(struct dec *d, uint32_t field, int wire, const char *at)
                 wire, field, at);
 }
 
-static int proto_endpoint(struct dec *d, const uint8_t *p, size_t n, struct sn_endpoint *ep,
+static int proto_endpoint(struct dec *d, const uint8_t *p, size_t n, struct sn_span_endpoint *ep,
                           const char *at)
 {
     struct sn_pb r = sn_pb_of(p, n);
@@ -733,7 +735,7 @@ static int proto_annotation(struct dec *d, struct sn_span *s, const uint8_t *p, 
     if (ts > MAX_US)
         return fail(d, -EINVAL, "%" PRIu64 " is out of range at %s", ts, at);
     size_t m;
-    struct sn_event *e = &s->events[s->nevents++];
+    struct sn_span_event *e = &s->events[s->nevents++];
     e->t_ns = ts * 1000;
     e->name = dup_str(&d->b->arena, (const char *)v, vlen, false, true, &m);
     if (!e->name)
@@ -1008,10 +1010,10 @@ static bool derived_has(const struct derived *dt, const char *key)
 }
 
 /* The first of keys[] that s has as a non-empty string attribute. */
-static const struct sn_attr *first_attr(const struct sn_span *s, const char *const *keys)
+static const struct sn_span_kv *first_attr(const struct sn_span *s, const char *const *keys)
 {
     for (; *keys; keys++) {
-        const struct sn_attr *a = sn_span_attr(s->attrs, s->nattrs, *keys);
+        const struct sn_span_kv *a = sn_span_attr(s->attrs, s->nattrs, *keys);
         if (a && a->type == SN_ATTR_STRING && a->vlen)
             return a;
     }
@@ -1020,8 +1022,8 @@ static const struct sn_attr *first_attr(const struct sn_span *s, const char *con
 
 /* The local and remote endpoints to write: a Zipkin span's own; an OTLP span's service, and
  * for CLIENT and PRODUCER spans a remote endpoint from the peer attributes (§2.5). */
-static void endpoints(const struct sn_span *s, struct sn_endpoint *local,
-                      struct sn_endpoint *remote)
+static void endpoints(const struct sn_span *s, struct sn_span_endpoint *local,
+                      struct sn_span_endpoint *remote)
 {
     static const char *const svc_keys[] = {"peer.service", "server.address", "net.peer.name", NULL};
     static const char *const ip_keys[] = {"network.peer.address", "net.peer.ip", NULL};
@@ -1038,7 +1040,7 @@ static void endpoints(const struct sn_span *s, struct sn_endpoint *local,
     }
     if ((s->flags & SN_SPAN_F_ZIPKIN) || (s->kind != SN_KIND_CLIENT && s->kind != SN_KIND_PRODUCER))
         return;
-    const struct sn_attr *a = first_attr(s, svc_keys);
+    const struct sn_span_kv *a = first_attr(s, svc_keys);
     if (a)
         remote->service = a->val;
     for (const char *const *k = ip_keys; *k && !remote->has_ipv4 && !remote->has_ipv6; k++)
@@ -1057,7 +1059,7 @@ static void endpoints(const struct sn_span *s, struct sn_endpoint *local,
 
 /* An attribute's value as a tag's: its text, or for bytes their base64 in *tmp (malloc'd,
  * the caller frees it). -ENOMEM when that allocation fails. */
-static int attr_text(const struct sn_attr *a, struct tag *t, char **tmp)
+static int attr_text(const struct sn_span_kv *a, struct tag *t, char **tmp)
 {
     *tmp = NULL;
     t->k = a->key;
@@ -1206,7 +1208,8 @@ static void put_hex(struct out *o, const uint8_t *id, size_t n)
     PUT_LIT(o, "\"");
 }
 
-static void put_endpoint(struct out *o, bool *first, const char *key, const struct sn_endpoint *ep)
+static void put_endpoint(struct out *o, bool *first, const char *key,
+                         const struct sn_span_endpoint *ep)
 {
     char ip[INET6_ADDRSTRLEN];
     bool f = true;
@@ -1247,7 +1250,7 @@ static void put_tag(struct out *o, bool *first, const struct tag *t)
 int sn_zipkin_span_json(const struct sn_span *s, char **buf, size_t *len, size_t *cap)
 {
     struct out o = {*buf, *len, *cap, 0};
-    struct sn_endpoint local, remote;
+    struct sn_span_endpoint local, remote;
     struct derived dt;
     bool first = true, zipkin = s->flags & SN_SPAN_F_ZIPKIN;
 
@@ -1341,7 +1344,7 @@ int sn_zipkin_span_json(const struct sn_span *s, char **buf, size_t *len, size_t
 
 /* ---- Output: proto3 ---------------------------------------------------------------------- */
 
-static void pbw_endpoint(struct sn_pbw *w, uint32_t field, const struct sn_endpoint *ep)
+static void pbw_endpoint(struct sn_pbw *w, uint32_t field, const struct sn_span_endpoint *ep)
 {
     if (endpoint_empty(ep, ep->service))
         return;
@@ -1380,7 +1383,7 @@ static void pbw_tag(struct sn_pbw *w, const struct tag *t)
 
 static void pbw_span(struct sn_pbw *w, const struct sn_span *s)
 {
-    struct sn_endpoint local, remote;
+    struct sn_span_endpoint local, remote;
     struct derived dt;
     bool zipkin = s->flags & SN_SPAN_F_ZIPKIN;
     size_t m = sn_pbw_begin(w, 1);

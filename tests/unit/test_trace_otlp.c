@@ -197,7 +197,7 @@ static void min_span(struct sn_pbw *w, unsigned i)
  * Spans compared field by field: the name of the first difference, or NULL
  */
 
-static const char *attrs_diff(const struct sn_attr *a, uint32_t na, const struct sn_attr *b,
+static const char *attrs_diff(const struct sn_span_kv *a, uint32_t na, const struct sn_span_kv *b,
                               uint32_t nb)
 {
     if (na != nb)
@@ -243,14 +243,14 @@ static const char *span_diff(const struct sn_span *a, const struct sn_span *b)
     if (a->nevents != b->nevents || a->nlinks != b->nlinks)
         return "nevents/nlinks";
     for (uint32_t i = 0; i < a->nevents; i++) {
-        const struct sn_event *x = &a->events[i], *y = &b->events[i];
+        const struct sn_span_event *x = &a->events[i], *y = &b->events[i];
         if (x->t_ns != y->t_ns || strcmp(x->name, y->name) ||
             x->dropped_attrs != y->dropped_attrs ||
             attrs_diff(x->attrs, x->nattrs, y->attrs, y->nattrs))
             return "event";
     }
     for (uint32_t i = 0; i < a->nlinks; i++) {
-        const struct sn_link *x = &a->links[i], *y = &b->links[i];
+        const struct sn_span_link *x = &a->links[i], *y = &b->links[i];
         if (memcmp(x->trace_id, y->trace_id, 16) || memcmp(x->span_id, y->span_id, 8) ||
             strcmp(x->trace_state, y->trace_state) || x->flags != y->flags ||
             x->dropped_attrs != y->dropped_attrs ||
@@ -452,7 +452,7 @@ static void check_full(const struct sn_span_batch *b)
     T_STR(b->spans[1].service, "checkout");
 
     T_REQUIRE(s->nattrs == 9);
-    const struct sn_attr *a = s->attrs;
+    const struct sn_span_kv *a = s->attrs;
     T_STR(a[0].key, "http.method");
     T_EQ(a[0].type, SN_ATTR_STRING);
     T_STR(a[0].val, "GET");
@@ -1437,14 +1437,14 @@ static void test_json_too_many_spans(void)
 static void test_encode_groups(void)
 {
     struct sn_span_batch a = {0}, b = {0};
-    struct sn_attr res1[] = {{"service.name", "api", 3, SN_ATTR_STRING, 0, 0},
-                             {"n", "1", 1, SN_ATTR_INT, 1, 0}};
-    struct sn_attr res2[] = {{"service.name", "api", 3, SN_ATTR_STRING, 0, 0},
-                             {"n", "1", 1, SN_ATTR_INT, 1, 0}};
-    struct sn_attr attrs[] = {{"arr", "[1,2.0,\"x\",[],{}]", 17, SN_ATTR_ARRAY, 0, 0},
-                              {"bad", "[1,", 3, SN_ATTR_ARRAY, 0, 0},
-                              {"s", "", 0, SN_ATTR_STRING, 0, 0},
-                              {"nan", "nan", 3, SN_ATTR_DOUBLE, 0, NAN}};
+    struct sn_span_kv res1[] = {{"service.name", "api", 3, SN_ATTR_STRING, 0, 0},
+                                {"n", "1", 1, SN_ATTR_INT, 1, 0}};
+    struct sn_span_kv res2[] = {{"service.name", "api", 3, SN_ATTR_STRING, 0, 0},
+                                {"n", "1", 1, SN_ATTR_INT, 1, 0}};
+    struct sn_span_kv attrs[] = {{"arr", "[1,2.0,\"x\",[],{}]", 17, SN_ATTR_ARRAY, 0, 0},
+                                 {"bad", "[1,", 3, SN_ATTR_ARRAY, 0, 0},
+                                 {"s", "", 0, SN_ATTR_STRING, 0, 0},
+                                 {"nan", "nan", 3, SN_ATTR_DOUBLE, 0, NAN}};
     unsigned char *out;
     size_t len;
 

@@ -39,9 +39,9 @@ static uint64_t now_ns(void)
 
 /* ---- Spans ------------------------------------------------------------------------------- */
 
-static struct sn_attr *attrs(struct sn_span_batch *b, uint32_t n, const char *prefix, int salt)
+static struct sn_span_kv *attrs(struct sn_span_batch *b, uint32_t n, const char *prefix, int salt)
 {
-    struct sn_attr *a = sn_arena_calloc(&b->arena, n, sizeof(*a));
+    struct sn_span_kv *a = sn_arena_calloc(&b->arena, n, sizeof(*a));
     for (uint32_t i = 0; i < n; i++) {
         char k[64], v[64];
         snprintf(k, sizeof(k), "%s.%u", prefix, i);
@@ -99,8 +99,8 @@ static struct sn_span *add_span(struct sn_span_batch *b, int t, int s, const cha
         sp->remote.port = 5432;
         sp->nevents = 2;
         sp->events = sn_arena_calloc(&b->arena, 2, sizeof(*sp->events));
-        sp->events[0] = (struct sn_event){start_ns + 10, "retry", attrs(b, 1, "ev", 1), 1, 0};
-        sp->events[1] = (struct sn_event){start_ns - 5, "early", NULL, 0, 3};
+        sp->events[0] = (struct sn_span_event){start_ns + 10, "retry", attrs(b, 1, "ev", 1), 1, 0};
+        sp->events[1] = (struct sn_span_event){start_ns - 5, "early", NULL, 0, 3};
         sp->nlinks = 1;
         sp->links = sn_arena_calloc(&b->arena, 1, sizeof(*sp->links));
         memset(sp->links[0].trace_id, 7, 16);
@@ -112,7 +112,8 @@ static struct sn_span *add_span(struct sn_span_batch *b, int t, int s, const cha
     return sp;
 }
 
-static bool attrs_eq(const struct sn_attr *a, uint32_t na, const struct sn_attr *b, uint32_t nb)
+static bool attrs_eq(const struct sn_span_kv *a, uint32_t na, const struct sn_span_kv *b,
+                     uint32_t nb)
 {
     if (na != nb)
         return false;

@@ -117,7 +117,7 @@ static const char *span_out(const char *more)
     return s;
 }
 
-static bool endpoint_eq(const struct sn_endpoint *a, const struct sn_endpoint *b)
+static bool endpoint_eq(const struct sn_span_endpoint *a, const struct sn_span_endpoint *b)
 {
     if ((a->service == NULL) != (b->service == NULL) ||
         (a->service && strcmp(a->service, b->service) != 0))
@@ -834,9 +834,9 @@ static void test_roundtrips(void)
  * OTLP spans out (§2.5)
  */
 
-static struct sn_attr str_attr(const char *k, const char *v)
+static struct sn_span_kv str_attr(const char *k, const char *v)
 {
-    struct sn_attr a = {k, v, (uint32_t)strlen(v), SN_ATTR_STRING, 0, 0};
+    struct sn_span_kv a = {k, v, (uint32_t)strlen(v), SN_ATTR_STRING, 0, 0};
     return a;
 }
 
@@ -853,8 +853,8 @@ static void otlp_span(struct sn_span *s)
 static void test_otlp(void)
 {
     struct sn_span s;
-    struct sn_attr attrs[12];
-    struct sn_event ev = {1700000000200000999ull, "Retry", NULL, 0, 0};
+    struct sn_span_kv attrs[12];
+    struct sn_span_event ev = {1700000000200000999ull, "Retry", NULL, 0, 0};
     uint32_t n = 0;
 
     otlp_span(&s);
@@ -870,16 +870,16 @@ static void test_otlp(void)
     s.dropped_attrs = 3;
     s.dropped_links = 1;
     attrs[n++] = str_attr("http.method", "GET");
-    attrs[n++] = (struct sn_attr){"retry", "true", 4, SN_ATTR_BOOL, 0, 0};
-    attrs[n++] = (struct sn_attr){"count", "42", 2, SN_ATTR_INT, 42, 0};
-    attrs[n++] = (struct sn_attr){"ratio", "0.5", 3, SN_ATTR_DOUBLE, 0, 0.5};
-    attrs[n++] = (struct sn_attr){"raw", "\x00\x01\xff", 3, SN_ATTR_BYTES, 0, 0};
-    attrs[n++] = (struct sn_attr){"list", "[1,\"a\"]", 7, SN_ATTR_ARRAY, 0, 0};
-    attrs[n++] = (struct sn_attr){"kv", "{\"k\":\"v\"}", 9, SN_ATTR_KVLIST, 0, 0};
-    attrs[n++] = (struct sn_attr){"nothing", "", 0, SN_ATTR_EMPTY, 0, 0};
+    attrs[n++] = (struct sn_span_kv){"retry", "true", 4, SN_ATTR_BOOL, 0, 0};
+    attrs[n++] = (struct sn_span_kv){"count", "42", 2, SN_ATTR_INT, 42, 0};
+    attrs[n++] = (struct sn_span_kv){"ratio", "0.5", 3, SN_ATTR_DOUBLE, 0, 0.5};
+    attrs[n++] = (struct sn_span_kv){"raw", "\x00\x01\xff", 3, SN_ATTR_BYTES, 0, 0};
+    attrs[n++] = (struct sn_span_kv){"list", "[1,\"a\"]", 7, SN_ATTR_ARRAY, 0, 0};
+    attrs[n++] = (struct sn_span_kv){"kv", "{\"k\":\"v\"}", 9, SN_ATTR_KVLIST, 0, 0};
+    attrs[n++] = (struct sn_span_kv){"nothing", "", 0, SN_ATTR_EMPTY, 0, 0};
     attrs[n++] = str_attr("peer.service", "Users-DB");
     attrs[n++] = str_attr("network.peer.address", "10.0.0.7");
-    attrs[n++] = (struct sn_attr){"server.port", "5432", 4, SN_ATTR_INT, 5432, 0};
+    attrs[n++] = (struct sn_span_kv){"server.port", "5432", 4, SN_ATTR_INT, 5432, 0};
     attrs[n++] = str_attr("error", "overridden by the status");
     s.attrs = attrs;
     s.nattrs = n;
@@ -955,13 +955,13 @@ static void test_otlp(void)
 static void test_escaping(void)
 {
     struct sn_span s;
-    struct sn_attr attrs[3];
-    struct sn_event ev = {5000, "tab\there", NULL, 0, 0};
+    struct sn_span_kv attrs[3];
+    struct sn_span_event ev = {5000, "tab\there", NULL, 0, 0};
 
     otlp_span(&s);
     s.flags = SN_SPAN_F_ZIPKIN;
     s.name = "A\"b\\c\n\x01\x7f/\r\b\f";
-    attrs[0] = (struct sn_attr){"k\"\\", "x\0y", 3, SN_ATTR_STRING, 0, 0};
+    attrs[0] = (struct sn_span_kv){"k\"\\", "x\0y", 3, SN_ATTR_STRING, 0, 0};
     /* lone byte, overlong, surrogate, truncated 3-byte, past U+10FFFF, then valid é € 😀 */
     attrs[1] = str_attr("bad", "\xff|\xc0\xaf|\xed\xa0\x80|\xe2\x82|\xf4\x90\x80\x80|"
                                "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
@@ -986,7 +986,7 @@ static void test_escaping(void)
     char all[256];
     for (int i = 0; i < 256; i++)
         all[i] = (char)i;
-    attrs[0] = (struct sn_attr){"all", all, 256, SN_ATTR_STRING, 0, 0};
+    attrs[0] = (struct sn_span_kv){"all", all, 256, SN_ATTR_STRING, 0, 0};
     s.nattrs = 1;
     out = to_json(&s);
     T_OK(valid_json(out));

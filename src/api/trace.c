@@ -1,0 +1,481 @@
+/*
+ * Spans over HTTP (docs/tracing.md): OTLP/HTTP ingest (POST /v1/traces, protobuf or JSON),
+ * Zipkin v2 ingest (POST /api/v2/spans, JSON or proto3), and Zipkin v2's query API (GET
+ * /api/v2/...), with the status codes and messages of OpenTelemetry's Collector and of
+ * Zipkin's server (../shared/ref/tracing.md §1.2, §1.3, §2.3), so that unmodified exporters,
+ * Zipkin's UI, Grafana's Zipkin data source and scripts work against Sonde.
+ *
+ * Ingest decodes on the HTTP worker (gunzipping first, bounded after decompression), then
+ * hands the spans to the span store's queue (trace/span_store.h): a full queue is a 503 with
+ * Retry-After (nothing of the request taken; OTLP exporters and Zipkin's senders retry), a
+ * malformed request a 400 with the reason, and nothing of a refused request is stored.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/internal.h"
+#include "core/clock.h"
+#include "core/grow.h"
+#include "http/body_coding.h"
+#include "trace/otlp.h"
+#include "trace/query.h"
+#include "trace/span_store.h"
+#include "trace/zipkin.h"
+
+#define DECODED_MAX (64u << 20) /* a request body after decompression (OTLP's recommendation) */
+#define DAY_MS      86400000LL
+
+static uint64_t now_ns(void)
+{
+    return (uint64_t)sn_now_ms() * 1000000ULL;
+}
+
+/* Whether the Content-Type (parameters aside) is t. */
+static bool ctype_is(const char *ctype, const char *t)
+{
+    size_t n = strlen(t);
+    return ctype && strncasecmp(ctype, t, n) == 0 &&
+           (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+static void retry_after(struct sn_resp *resp)
+{
+    resp->hdr[0][0] = "Retry-After";
+    resp->hdr[0][1] = "1";
+    resp->hdr[1][0] = NULL;
+}
+
+/* ---- OTLP/HTTP ------------------------------------------------------------------------------ */
+
+/* A google.rpc.Status reply in the request's encoding. */
+static void otlp_status(struct sn_call *c, enum sn_otlp_enc enc, int http, int code,
+                        const char *msg)
+{
+    unsigned char *body;
+    size_t len;
+    if (sn_otlp_status(enc, code, msg, &body, &len) < 0) {
+        sn_resp_empty(c->resp, 500);
+        return;
+    }
+    sn_resp_bytes(c->resp, http,
+                  enc == SN_OTLP_PROTO ? "application/x-protobuf" : "application/json", body, len);
+}
+
+void sn_api_otlp_ingest(struct sn_call *c)
+{
+    struct sn_server *s = c->s;
+    struct sn_req *r = c->req;
+    enum sn_otlp_enc enc;
+    const unsigned char *body;
+    unsigned char *owned = NULL;
+    size_t len;
+    char why[512] = "";
+    struct sn_span_batch b = {0};
+    int rc;
+
+    if (ctype_is(r->ctype, "application/x-protobuf"))
+        enc = SN_OTLP_PROTO;
+    else if (ctype_is(r->ctype, "application/json"))
+        enc = SN_OTLP_JSON;
+    else {
+        sn_resp_text(c->resp, 415, "text/plain; charset=utf-8",
+                     "415 unsupported media type, supported: [application/json, "
+                     "application/x-protobuf]");
+        return;
+    }
+    atomic_fetch_add(&s->c.span_requests, 1);
+    rc = sn_body_decode(r->cenc, r->body, r->body_len, DECODED_MAX, &body, &len, &owned);
+    if (rc < 0) {
+        atomic_fetch_add(&s->c.span_requests_invalid, 1);
+        if (rc == -E2BIG)
+            otlp_status(c, enc, 413, 3, "the request body decompresses to more than 64 MiB");
+        else if (rc == -ENOTSUP)
+            snprintf(why, sizeof(why), "unsupported Content-Encoding \"%.64s\"", r->cenc),
+                otlp_status(c, enc, 400, 3, why);
+        else if (rc == -EINVAL)
+            otlp_status(c, enc, 400, 3, "the compressed body is corrupt or truncated");
+        else
+            otlp_status(c, enc, 503, 14, "out of memory"), retry_after(c->resp);
+        return;
+    }
+    rc = sn_otlp_decode(enc, body, len, &b, why, sizeof(why));
+    free(owned);
+    if (rc < 0) {
+        atomic_fetch_add(&s->c.span_requests_invalid, 1);
+        if (rc == -E2BIG)
+            otlp_status(c, enc, 413, 3, why[0] ? why : "too many spans in one request");
+        else if (rc == -ENOMEM)
+            otlp_status(c, enc, 503, 14, "out of memory"), retry_after(c->resp);
+        else
+            otlp_status(c, enc, 400, 3, why[0] ? why : "malformed request");
+        sn_span_batch_fini(&b);
+        return;
+    }
+    rc = sn_span_store_put(s->spans, &b, now_ns());
+    if (rc < 0) {
+        atomic_fetch_add(&s->c.span_requests_busy, 1);
+        otlp_status(c, enc, 503, 14,
+                    rc == -EBUSY ? "the span store's queue is full: retry later"
+                                 : "cannot take the spans now: retry later");
+        retry_after(c->resp);
+        sn_span_batch_fini(&b);
+        return;
+    }
+    atomic_fetch_add(&s->c.spans_accepted, b.n);
+    atomic_fetch_add(&s->c.spans_rejected, b.rejected);
+    unsigned char *out;
+    size_t olen;
+    if (sn_otlp_response(enc, b.rejected, b.rejected ? b.reject_why : NULL, &out, &olen) < 0)
+        sn_resp_empty(c->resp, 500);
+    else
+        sn_resp_bytes(c->resp, 200,
+                      enc == SN_OTLP_PROTO ? "application/x-protobuf" : "application/json", out,
+                      olen);
+    sn_span_batch_fini(&b);
+}
+
+/* ---- Zipkin ingest ---------------------------------------------------------------------- */
+
+static void text(struct sn_call *c, int status, const char *msg)
+{
+    sn_resp_text(c->resp, status, "text/plain; charset=utf-8", msg);
+}
+
+void sn_api_zipkin_ingest(struct sn_call *c)
+{
+    struct sn_server *s = c->s;
+    struct sn_req *r = c->req;
+    const unsigned char *body;
+    unsigned char *owned = NULL;
+    size_t len;
+    char why[512] = "";
+    struct sn_span_batch b = {0};
+    bool proto = ctype_is(r->ctype, "application/x-protobuf");
+    int rc;
+
+    atomic_fetch_add(&s->c.span_requests, 1);
+    rc = sn_body_decode(r->cenc, r->body, r->body_len, DECODED_MAX, &body, &len, &owned);
+    if (rc < 0) {
+        atomic_fetch_add(&s->c.span_requests_invalid, 1);
+        text(c, rc == -E2BIG ? 413 : 400,
+             rc == -E2BIG ? "the request body decompresses to more than 64 MiB"
+                          : "Cannot gunzip spans");
+        return;
+    }
+    rc = proto ? sn_zipkin_decode_proto(body, len, &b, why, sizeof(why))
+               : sn_zipkin_decode_json(body, len, &b, why, sizeof(why));
+    free(owned);
+    if (rc < 0) {
+        atomic_fetch_add(&s->c.span_requests_invalid, 1);
+        text(c, rc == -E2BIG ? 413 : 400, why[0] ? why : "Malformed reading List<Span>");
+        sn_span_batch_fini(&b);
+        return;
+    }
+    if ((rc = sn_span_store_put(s->spans, &b, now_ns())) < 0) {
+        atomic_fetch_add(&s->c.span_requests_busy, 1);
+        text(c, 503, "the span store's queue is full: retry later");
+        retry_after(c->resp);
+    } else {
+        atomic_fetch_add(&s->c.spans_accepted, b.n);
+        sn_resp_empty(c->resp, 202);
+    }
+    sn_span_batch_fini(&b);
+}
+
+/* ---- Zipkin queries ------------------------------------------------------------------------ */
+
+struct out {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->oom)
+        return;
+    char *p = sn_grow(o->p, &o->cap, o->len + n + 1, 1);
+    if (!p) {
+        o->oom = true;
+        return;
+    }
+    o->p = p;
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+/* A JSON string (names of services and spans: escaped as JSON wants). */
+static void put_jstr(struct out *o, const char *s)
+{
+    json_t *j = json_string(s);
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    if (t)
+        puts_(o, t);
+    else
+        puts_(o, "\"\"");
+    free(t);
+    json_decref(j);
+}
+
+static void put_trace(struct out *o, const struct sn_span_batch *t)
+{
+    puts_(o, "[");
+    for (size_t i = 0; i < t->n && !o->oom; i++) {
+        if (i)
+            puts_(o, ",");
+        if (sn_zipkin_span_json(&t->spans[i], &o->p, &o->len, &o->cap) < 0)
+            o->oom = true;
+    }
+    puts_(o, "]");
+}
+
+static void reply_json(struct sn_call *c, struct out *o)
+{
+    if (o->oom) {
+        free(o->p);
+        sn_resp_empty(c->resp, 500);
+        return;
+    }
+    sn_resp_bytes(c->resp, 200, "application/json", (unsigned char *)o->p, o->len);
+}
+
+static void names_reply(struct sn_call *c, char **names, size_t n)
+{
+    struct out o = {0};
+    puts_(&o, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            puts_(&o, ",");
+        put_jstr(&o, names[i]);
+    }
+    puts_(&o, "]");
+    sn_span_store_strings_free(names, n);
+    reply_json(c, &o);
+}
+
+/* A positive integer parameter; false (400 sent with Zipkin's message) when bad. */
+static bool int_param(struct sn_call *c, const char *name, int64_t dflt, int64_t *out, bool *given)
+{
+    const char *v = sn_req_param(c->req, name);
+    char *end;
+    if (given)
+        *given = v && *v;
+    if (!v || !*v) {
+        *out = dflt;
+        return true;
+    }
+    long long x = strtoll(v, &end, 10);
+    if (*end || end == v) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%s is not a number: %.64s", name, v);
+        text(c, 400, msg);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+/* A trace id of a path or a list, normalised into id[16]: false with Zipkin's message sent. */
+static bool trace_id(struct sn_call *c, const char *s, uint8_t id[16])
+{
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ')
+        n--;
+    if (n == 0 || n > 32 || sn_span_id_parse(s, n, id, 16) != n || sn_span_id_zero(id, 16)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%.*s should be lower-hex encoded with no prefix",
+                 (int)(n > 64 ? 64 : n), s);
+        text(c, 400, msg);
+        return false;
+    }
+    return true;
+}
+
+static void traces_query(struct sn_call *c)
+{
+    struct sn_trace_query q = {0};
+    int64_t end, lookback, limit, min = 0, max = 0;
+    bool min_given, max_given;
+    char terms[2048];
+
+    if (!int_param(c, "endTs", sn_now_ms(), &end, NULL) ||
+        !int_param(c, "lookback", DAY_MS, &lookback, NULL) ||
+        !int_param(c, "limit", 10, &limit, NULL) ||
+        !int_param(c, "minDuration", 0, &min, &min_given) ||
+        !int_param(c, "maxDuration", 0, &max, &max_given))
+        return;
+    if (end <= 0)
+        return text(c, 400, "endTs <= 0");
+    if (limit <= 0)
+        return text(c, 400, "limit <= 0");
+    if (lookback <= 0)
+        return text(c, 400, "lookback <= 0");
+    if (min_given && min <= 0)
+        return text(c, 400, "minDuration <= 0");
+    if (max_given && !min_given)
+        return text(c, 400, "maxDuration is only valid with minDuration");
+    if (max_given && max < min)
+        return text(c, 400, "maxDuration < minDuration");
+    q.service = sn_req_param(c->req, "serviceName");
+    q.remote = sn_req_param(c->req, "remoteServiceName");
+    q.span_name = sn_req_param(c->req, "spanName");
+    if (q.service && !*q.service)
+        q.service = NULL;
+    if (q.remote && !*q.remote)
+        q.remote = NULL;
+    q.min_us = (uint64_t)min;
+    q.max_us = (uint64_t)max;
+    q.end_ms = (uint64_t)end;
+    q.lookback_ms = (uint64_t)lookback;
+    q.limit = limit > 1000 ? 1000 : (uint32_t)limit;
+    const char *aq = sn_req_param(c->req, "annotationQuery");
+    snprintf(terms, sizeof(terms), "%s", aq ? aq : "");
+    if (sn_trace_query_terms(&q, terms) < 0)
+        return text(c, 400, "annotationQuery: at most 16 terms joined by \" and \", none empty");
+    struct sn_span_batch *traces;
+    size_t n;
+    int rc = sn_trace_find(c->s->spans, &q, &traces, &n);
+    if (rc < 0)
+        return sn_resp_empty(c->resp, 500);
+    struct out o = {0};
+    puts_(&o, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            puts_(&o, ",");
+        put_trace(&o, &traces[i]);
+    }
+    puts_(&o, "]");
+    sn_trace_list_free(traces, n);
+    reply_json(c, &o);
+}
+
+static void trace_many(struct sn_call *c)
+{
+    const char *v = sn_req_param(c->req, "traceIds");
+    char buf[8192];
+    uint8_t(*ids)[16] = NULL;
+    size_t n = 0, cap = 0;
+
+    snprintf(buf, sizeof(buf), "%s", v ? v : "");
+    for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            continue;
+        uint8_t id[16];
+        if (!trace_id(c, p, id)) {
+            free(ids);
+            return;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (memcmp(ids[i], id, 16) == 0) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "redundant traceId: %.64s", p);
+                free(ids);
+                return text(c, 400, msg);
+            }
+        uint8_t(*a)[16] = sn_grow(ids, &cap, n + 1, 16);
+        if (!a) {
+            free(ids);
+            return sn_resp_empty(c->resp, 500);
+        }
+        ids = a;
+        memcpy(ids[n++], id, 16);
+    }
+    if (n == 0)
+        return text(c, 400, "traceIds parameter is empty");
+    if (n == 1) {
+        free(ids);
+        return text(c, 400, "Use /api/v2/trace/{traceId} endpoint to retrieve a single trace");
+    }
+    struct out o = {0};
+    bool first = true;
+    puts_(&o, "[");
+    for (size_t i = 0; i < n; i++) {
+        struct sn_span_batch t = {0};
+        if (sn_span_store_trace(c->s->spans, ids[i], &t) == 0) {
+            if (!first)
+                puts_(&o, ",");
+            first = false;
+            put_trace(&o, &t);
+        }
+        sn_span_batch_fini(&t);
+    }
+    puts_(&o, "]");
+    free(ids);
+    reply_json(c, &o);
+}
+
+void sn_api_zipkin_trace(struct sn_call *c, const char *arg)
+{
+    uint8_t id[16];
+    struct sn_span_batch t = {0};
+    if (!trace_id(c, arg, id))
+        return;
+    int rc = sn_span_store_trace(c->s->spans, id, &t);
+    if (rc == -ENOENT) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%.64s not found", arg);
+        sn_span_batch_fini(&t);
+        return text(c, 404, msg);
+    }
+    if (rc < 0) {
+        sn_span_batch_fini(&t);
+        return sn_resp_empty(c->resp, 500);
+    }
+    struct out o = {0};
+    put_trace(&o, &t);
+    sn_span_batch_fini(&t);
+    reply_json(c, &o);
+}
+
+void sn_api_zipkin_query(struct sn_call *c, const char *what)
+{
+    char **names;
+    size_t n;
+    int rc;
+
+    if (strcmp(what, "services") == 0) {
+        if ((rc = sn_span_store_services(c->s->spans, &names, &n)) < 0)
+            return sn_resp_empty(c->resp, 500);
+        if (n > 3) {
+            c->resp->hdr[0][0] = "Cache-Control";
+            c->resp->hdr[0][1] = "max-age=300, must-revalidate";
+            c->resp->hdr[1][0] = NULL;
+        }
+        return names_reply(c, names, n);
+    }
+    if (strcmp(what, "spans") == 0 || strcmp(what, "remoteServices") == 0) {
+        const char *svc = sn_req_param(c->req, "serviceName");
+        if (!svc || !*svc)
+            return text(c, 400, "serviceName is required");
+        rc = sn_span_store_names(c->s->spans, svc, what[0] == 'r', &names, &n);
+        if (rc == -ENOENT)
+            return names_reply(c, NULL, 0);
+        if (rc < 0)
+            return sn_resp_empty(c->resp, 500);
+        return names_reply(c, names, n);
+    }
+    if (strcmp(what, "traces") == 0)
+        return traces_query(c);
+    if (strcmp(what, "traceMany") == 0)
+        return trace_many(c);
+    if (strcmp(what, "autocompleteKeys") == 0)
+        return names_reply(c, NULL, 0); /* no tag keys are configured for autocompletion */
+    if (strcmp(what, "autocompleteValues") == 0) {
+        const char *key = sn_req_param(c->req, "key");
+        if (!key || !*key)
+            return text(c, 400, "key is required");
+        return names_reply(c, NULL, 0);
+    }
+    sn_resp_empty(c->resp, 404);
+}
