@@ -25,7 +25,7 @@
 //     /api/v2/spans agree with each other.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import { DiagLogLevel, SpanKind, SpanStatusCode, context, diag, trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter as OTLPJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -55,6 +55,15 @@ const ROOT_ATTRS = {
 const CLIENT_ATTRS = { 'peer.service': 'inventory', 'server.address': 'inventory.internal' };
 const EVENT = 'Cache-Miss';
 const ERROR_MESSAGE = 'Price Table Missing';
+
+// The OpenTelemetry diag log's warnings and errors: an exporter warns when a 200's body is not
+// an ExportTraceServiceResponse it can decode (say, text in answer to a JSON request) and when
+// the response is a partial success (rejected spans); neither may happen here.
+const complaints = [];
+const keep = (level) => (...a) => complaints.push(`${level}: ${a.map((x) =>
+  (x instanceof Error ? x.message : typeof x === 'string' ? x : JSON.stringify(x))).join(' ')}`);
+diag.setLogger({ error: keep('error'), warn: keep('warn'), info: () => {}, debug: () => {},
+  verbose: () => {} }, DiagLogLevel.WARN);
 
 const EXPORTERS = [
   {
@@ -221,7 +230,10 @@ test('OpenTelemetry SDK traces through OTLP JSON, OTLP protobuf and the Zipkin e
     for (const ex of EXPORTERS) {
       await t.test(`${ex.label}: export, then GET /api/v2/trace/{id}`, async () => {
         const rec = new RecordingExporter(ex.make(serve.url));
+        const before = complaints.length;
         const spans = await emit(ex.service, rec);
+        assert.deepEqual(complaints.slice(before), [],
+          `${ex.label}: the exporter's diag log has no warning or error about the response`);
         const traceId = spans.root.spanContext().traceId;
         assert.match(traceId, HEX32, 'the SDK makes 128-bit trace ids, lower-case hex');
         sent.push({ ...ex, spans, traceId });
