@@ -91,13 +91,16 @@ function umount(dir) {
   }
 }
 
-// A trace of two spans (a SERVER root named label and an INTERNAL child), ended; returns its
-// ReadableSpans and trace id.
+// A trace of two spans (a SERVER root and an INTERNAL child, named after the batch's place in
+// the sequence: a batch refused keeps its name "Batch 2" though the test calls it B), ended;
+// returns its ReadableSpans and trace id.
+let sequence = 0;
 function makeTrace(tracer, memory, label) {
   memory.reset();
-  const root = tracer.startSpan(`Batch ${label}`, { kind: SpanKind.SERVER,
-    attributes: { 'sonde.batch': label } });
-  const child = tracer.startSpan(`Write ${label}`, { kind: SpanKind.INTERNAL },
+  const n = sequence++;
+  const root = tracer.startSpan(`Batch ${n}`, { kind: SpanKind.SERVER,
+    attributes: { 'sonde.batch': n } });
+  const child = tracer.startSpan(`Write ${n}`, { kind: SpanKind.INTERNAL },
     trace.setSpan(context.active(), root));
   child.end();
   root.end();
