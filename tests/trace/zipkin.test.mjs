@@ -85,7 +85,7 @@ function recordPair({ client, server, t0, path }) {
   client.setId(cid);
   client.recordServiceName(FRONTEND);
   client.recordRpc(`GET ${path}`);
-  client.recordLocalAddr(new InetAddress('10.0.0.1'));
+  client.recordAnnotation(new Annotation.LocalAddr({ host: new InetAddress('10.0.0.1'), port: 41234 }));
   client.recordBinary('http.path', path);
   client.recordBinary('http.method', 'GET');
   client.recordAnnotation(new Annotation.ServerAddr({ serviceName: BACKEND,
@@ -100,9 +100,8 @@ function recordPair({ client, server, t0, path }) {
   server.setId(sid);
   server.recordServiceName(BACKEND);
   server.recordRpc(`Handle ${path}`);
-  server.recordLocalAddr(new InetAddress('10.0.0.2'));
-  server.recordAnnotation(new Annotation.ClientAddr({ serviceName: FRONTEND,
-    host: new InetAddress('10.0.0.1'), port: 54321 }));
+  server.recordAnnotation(new Annotation.LocalAddr({ host: new InetAddress('10.0.0.2'), port: 8080 }));
+  server.recordAnnotation(new Annotation.ClientAddr({ host: new InetAddress('10.0.0.1'), port: 41234 }));
   server.recordAnnotation(new Annotation.ServerRecv(), t0 + 120);
   server.recordBinary('http.status_code', '200');
   server.recordBinary('sonde.rows', 42);
@@ -177,8 +176,12 @@ test('openzipkin zipkin-js client/server pairs come back as HttpLogger sent them
         assert.equal(sentServer.parentId, c.shared ? undefined : sentClient.id);
         assert.deepEqual(sentClient.annotations, [{ timestamp: c.t0 + 7, value: 'Wire Send' }]);
         assert.deepEqual(sentServer.tags, { 'http.status_code': '200', 'sonde.rows': '42' });
-        assert.equal(sentClient.localEndpoint.serviceName, FRONTEND.toLowerCase()); // zipkin-js lower-cases too
+        // zipkin-js lower-cases service names itself
+        assert.deepEqual(sentClient.localEndpoint,
+          { serviceName: FRONTEND.toLowerCase(), ipv4: '10.0.0.1', port: 41234 });
         assert.deepEqual(sentClient.remoteEndpoint, { serviceName: BACKEND, ipv4: '10.0.0.2', port: 8080 });
+        assert.deepEqual(sentServer.localEndpoint, { serviceName: BACKEND, ipv4: '10.0.0.2', port: 8080 });
+        assert.deepEqual(sentServer.remoteEndpoint, { ipv4: '10.0.0.1', port: 41234 });
 
         const got = await waitTrace(serve, traceId, 2);
         assert.equal(got.length, 2, `two spans in trace ${traceId}: ${JSON.stringify(got)}`);
