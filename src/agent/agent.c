@@ -84,6 +84,10 @@ static int start(struct sn_agent *a, size_t i, char *why, size_t whylen)
     uint32_t m = l->p.metric->metric;
     int slot;
 
+    if (m == SN_METRIC_SPANS) { /* aggregated where spans arrive, not by an agent */
+        snprintf(why, whylen, "%s", "spans are aggregated by the server that receives them");
+        return -ENOTSUP;
+    }
     if (l->sampled) {
         size_t same = 0, all = 0;
         for (size_t k = 0; k < a->n; k++)

@@ -121,6 +121,14 @@ static bool parse_dir(const char *s, int64_t *out)
     return parse_enum(SN_RENDER_DIR, s, out);
 }
 
+uint64_t sn_text_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
 uint64_t sn_psargs_hash(const char *s)
 {
     uint64_t h = 14695981039346656037ULL;
@@ -299,6 +307,23 @@ static const struct sn_catalog_field usage_fields[] = {
 
 static const struct sn_catalog_field mem_fields[] = {F_HOSTNAME, F_CONTAINER};
 
+/* trace.spans: a span's texts compare by their hash (as psargs do), whatever their length */
+static bool parse_text_hash(const char *s, int64_t *out)
+{
+    *out = (int64_t)sn_text_hash(s);
+    return true;
+}
+static const struct sn_catalog_field span_fields[] = {
+    DISCRETE("service", SN_SPAN_F_SERVICE, parse_text_hash, "service name", SN_RENDER_STR),
+    DISCRETE("name", SN_SPAN_F_NAME, parse_text_hash, "span name (operation)", SN_RENDER_STR),
+    DISCRETE("kind", SN_SPAN_F_KIND, parse_text_hash, "span kind (SERVER, CLIENT, ...)",
+             SN_RENDER_STR),
+    DISCRETE("status", SN_SPAN_F_STATUS, parse_text_hash, "status (UNSET, OK, ERROR)",
+             SN_RENDER_STR),
+    DISCRETE("host", SN_SPAN_F_HOST, parse_text_hash, "host that recorded the span", SN_RENDER_STR),
+    F_LATENCY,
+};
+
 static const struct sn_catalog_field nic_fields[] = {F_HOSTNAME, F_NIC, F_DIRECTION};
 
 #define FIELDS(a) a, sizeof(a) / sizeof(a[0])
@@ -346,6 +371,8 @@ static const struct sn_metric_def metrics[] = {
      SN_METRIC_NIC_BYTES, FIELDS(nic_fields), SAMPLED},
     {"nic", "Network interface", "packets", "packets sent and received", "packets", false,
      SN_METRIC_NIC_PACKETS, FIELDS(nic_fields), SAMPLED},
+    {"trace", "Traces", "spans", "spans received (OTLP, Zipkin)", "spans", false, SN_METRIC_SPANS,
+     FIELDS(span_fields), SAMPLED},
 };
 
 const struct sn_metric_def *sn_catalog_metric(uint32_t id)

@@ -61,6 +61,19 @@ const struct sn_catalog_field *sn_catalog_field(const struct sn_metric_def *m, c
 /* The hash psargs are keyed and compared by (FNV-1a 64 of the text without trailing spaces,
  * at most SN_PSARGS_LEN - 1 bytes), the same as the kernel's. */
 uint64_t sn_psargs_hash(const char *text);
+/* The hash trace.spans' texts are compared by in predicates (FNV-1a 64 of the whole text). */
+uint64_t sn_text_hash(const char *text);
+
+/* trace.spans' fields in the events its predicates read (serve/span_metrics.c fills them;
+ * indexes into struct sn_event, never seen by the kernel) */
+enum {
+    SN_SPAN_F_SERVICE = SN_SC_EXECNAME,
+    SN_SPAN_F_NAME = SN_SC_PEXECNAME,
+    SN_SPAN_F_KIND = SN_SC_DEVICE,
+    SN_SPAN_F_STATUS = SN_SC_TEXT,
+    SN_SPAN_F_HOST = SN_SC_PSARGS,
+    SN_SPAN_F_LATENCY = SN_SC_LATENCY,
+};
 
 /* The name of enumeration value v of a field rendered as r (SN_RENDER_FSOP, _LEAVE, _CPUMODE,
  * _DIR, _OPTYPE), or NULL. */

@@ -110,24 +110,37 @@ static struct sn_frame_entry *entry(struct sn_frame *f, const char *key)
     return e;
 }
 
-int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host)
+bool sn_frame_has_key(const struct sn_frame *f, const char *key)
 {
-    f->count += c->count;
+    for (size_t i = 0; i < f->n; i++)
+        if (strncmp(f->entries[i].key, key, sizeof(f->entries[i].key) - 1) == 0)
+            return true;
+    return false;
+}
+
+int sn_frame_add_key(struct sn_frame *f, const char *key, struct sn_bucket b, uint64_t count)
+{
+    f->count += count;
     if (!f->probe->key) {
         if (f->hist)
-            return sn_hist_insert_raw(f->hist, sn_bucket_from_ord(c->ord), c->count);
+            return sn_hist_insert_raw(f->hist, b, count);
         return 0;
     }
-    char key[128];
-    struct sn_frame_entry *e;
-    render(f, f->probe->key, c, host, key, sizeof(key));
-    e = entry(f, key);
+    struct sn_frame_entry *e = entry(f, key);
     if (!e)
         return -ENOMEM;
-    e->count += c->count;
+    e->count += count;
     if (e->hist)
-        return sn_hist_insert_raw(e->hist, sn_bucket_from_ord(c->ord), c->count);
+        return sn_hist_insert_raw(e->hist, b, count);
     return 0;
+}
+
+int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host)
+{
+    char key[128] = "";
+    if (f->probe->key)
+        render(f, f->probe->key, c, host, key, sizeof(key));
+    return sn_frame_add_key(f, key, sn_bucket_from_ord(c->ord), c->count);
 }
 
 void sn_frame_fini(struct sn_frame *f)

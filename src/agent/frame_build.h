@@ -41,6 +41,13 @@ int sn_frame_init(struct sn_frame *f, const struct sn_probe *probe, int64_t t);
 /* Adds one drained cell of the instrumentation's slot; host names the host for hostname keys.
  * Returns 0 or -ENOMEM. */
 int sn_frame_add(struct sn_frame *f, const struct sn_cell *c, const char *host);
+/* Adds count events under key (its text; ignored without a discrete decomposition) in bucket
+ * b of the numeric decomposition (ignored without one): what sn_frame_add() does once a cell
+ * is rendered, for sources that are not the kernel's (serve/span_metrics.h). Returns 0 or
+ * -ENOMEM. */
+int sn_frame_add_key(struct sn_frame *f, const char *key, struct sn_bucket b, uint64_t count);
+/* Whether f holds key already (a source's key cap counts the keys it holds). */
+bool sn_frame_has_key(const struct sn_frame *f, const char *key);
 void sn_frame_fini(struct sn_frame *f);
 /* The frame as a wire frame (wire/frame.h) that borrows f's keys and histograms; free only
  * w->entries. Returns 0 or -ENOMEM. */

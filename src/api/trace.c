@@ -21,6 +21,8 @@
 #include "core/clock.h"
 #include "core/grow.h"
 #include "http/body_coding.h"
+#include "serve/flow.h"
+#include "serve/span_metrics.h"
 #include "trace/otlp.h"
 #include "trace/query.h"
 #include "trace/span_store.h"
@@ -47,6 +49,27 @@ static void retry_after(struct sn_resp *resp)
     resp->hdr[0][0] = "Retry-After";
     resp->hdr[0][1] = "1";
     resp->hdr[1][0] = NULL;
+}
+
+/* The frames of trace.spans instrumentations these spans make, into the aggregator (the one
+ * data path: serve/flow.h). */
+static void span_frames(struct sn_server *s, const struct sn_span_batch *b)
+{
+    struct sn_wire_frame *f;
+    size_t n;
+    int64_t now = sn_now();
+    if (!b->n || sn_span_metrics_frames(s->spanm, b->spans, b->n, s->host, now, &f, &n) < 0 || !n)
+        return;
+    const struct sn_wire_frame **ptr = malloc(n * sizeof(*ptr));
+    int *rcs = malloc(n * sizeof(*rcs));
+    if (ptr && rcs) {
+        for (size_t i = 0; i < n; i++)
+            ptr[i] = &f[i];
+        sn_flow_frames(s, ptr, n, now, false, rcs, NULL);
+    }
+    free(ptr);
+    free(rcs);
+    sn_span_metrics_frames_free(f, n);
 }
 
 /* ---- OTLP/HTTP ------------------------------------------------------------------------------ */
@@ -127,6 +150,7 @@ void sn_api_otlp_ingest(struct sn_call *c)
     }
     atomic_fetch_add(&s->c.spans_accepted, b.n);
     atomic_fetch_add(&s->c.spans_rejected, b.rejected);
+    span_frames(s, &b);
     unsigned char *out;
     size_t olen;
     if (sn_otlp_response(enc, b.rejected, b.rejected ? b.reject_why : NULL, &out, &olen) < 0)
@@ -181,6 +205,7 @@ void sn_api_zipkin_ingest(struct sn_call *c)
         retry_after(c->resp);
     } else {
         atomic_fetch_add(&s->c.spans_accepted, b.n);
+        span_frames(s, &b);
         sn_resp_empty(c->resp, 202);
     }
     sn_span_batch_fini(&b);

@@ -74,6 +74,9 @@ enum sn_metric_id {
     SN_METRIC_MEM_PAGEINS, /* memory.pageins */
     SN_METRIC_NIC_BYTES,   /* nic.bytes */
     SN_METRIC_NIC_PACKETS, /* nic.packets */
+    /* Spans received over OTLP and Zipkin, aggregated where they arrive (serve/span_metrics.h):
+     * no agent runs it. */
+    SN_METRIC_SPANS, /* trace.spans */
     SN_NMETRICS,
 };
 #define SN_METRIC_SAMPLED_FIRST SN_METRIC_CPU_USAGE

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
+#include "serve/span_metrics.h"
 #include "serve/server.h"
 
 /* What a publisher of frames tells the aggregator, and hears back (the bus's ctx). */
@@ -176,6 +177,13 @@ int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, si
         snprintf(why, whylen, "out of memory");
         return -ENOMEM;
     }
+    if (sn_span_metrics_handles(def)) { /* spans: this server is their one source */
+        rc = sn_span_metrics_enable(s->spanm, in->key, def, s->key_cap, why, whylen);
+        json_decref(def);
+        if (rc == 0)
+            sn_flow_report_status(s, s->host, in->key, 0, "");
+        return rc == -ENOMEM ? rc : rc < 0 ? -EINVAL : 0;
+    }
     rc = control(s, SN_BUS_ENABLE, in->key, def, acks, sizeof(acks) / sizeof(acks[0]), &n);
     json_decref(def);
     if (rc < 0) {
@@ -196,6 +204,11 @@ void sn_flow_disable(struct sn_server *s, const char *key)
     size_t n;
     if (s->fleet) {
         sn_fleet_delete_def(s->fleet, key);
+        return;
+    }
+    if (s->spanm && sn_span_metrics_has(s->spanm, key)) {
+        sn_span_metrics_disable(s->spanm, key);
+        sn_flow_clear_status(s, s->host, key);
         return;
     }
     control(s, SN_BUS_DISABLE, key, NULL, NULL, 0, &n);

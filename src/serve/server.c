@@ -24,6 +24,7 @@
 #include "serve/collector.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
+#include "serve/span_metrics.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
 #include "serve/transform.h"
@@ -568,8 +569,9 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     pthread_rwlockattr_destroy(&la);
     s->started = sn_now();
     s->key_cap = o->key_cap; /* ingested frames too, not only the local agent's */
-    if (!(s->next_ids = json_object()) || sn_agg_create(&s->agg) < 0 ||
-        sn_agg_listen(s->agg, wake_long_polls, s) < 0 || sn_flow_open(s) < 0) {
+    if (!(s->next_ids = json_object()) || sn_span_metrics_open(&s->spanm) < 0 ||
+        sn_agg_create(&s->agg) < 0 || sn_agg_listen(s->agg, wake_long_polls, s) < 0 ||
+        sn_flow_open(s) < 0) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -763,6 +765,7 @@ int sn_server_close(struct sn_server *s)
         sn_instn_free(s->insts[i]);
     free(s->insts);
     sn_agg_destroy(s->agg);
+    sn_span_metrics_close(s->spanm);
     json_decref(s->next_ids);
     sn_tenants_free(s->tenants);
     pthread_rwlock_destroy(&s->lock);

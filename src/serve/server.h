@@ -31,6 +31,8 @@
 #include "store/store.h"
 #include "trace/span_store.h"
 
+struct sn_span_metrics;
+
 #define SN_SCOPE_MAX      64
 #define SN_TENANT_QUOTA   10     /* live instrumentations per tenant (CA) */
 #define SN_IDLE_MAX_MAX   604800 /* a week */
@@ -97,9 +99,10 @@ struct sn_server {
     struct sn_collector *collector; /* NULL when the local agent is off */
     struct sn_xforms *xforms;       /* transformations of keys (serve/transform.h) */
     struct sn_http *http;
-    struct sn_agg *agg;          /* every instrumentation's data, by key */
-    struct sn_store *store;      /* the definitions and every instrumentation's history */
-    struct sn_span_store *spans; /* spans, in the store's environment */
+    struct sn_agg *agg;            /* every instrumentation's data, by key */
+    struct sn_store *store;        /* the definitions and every instrumentation's history */
+    struct sn_span_store *spans;   /* spans, in the store's environment */
+    struct sn_span_metrics *spanm; /* trace.spans instrumentations (serve/span_metrics.h) */
     struct sn_http *http_otlp, *http_zipkin; /* --otlp-listen, --zipkin-listen (NULL: off) */
     struct sn_bus *bus; /* between the sources and the aggregator (serve/flow.h) */
     struct sn_bus_sub *bus_frames, *bus_status; /* the aggregator's subscriptions */
