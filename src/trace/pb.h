@@ -22,7 +22,7 @@ struct sn_pb {
 
 static inline struct sn_pb sn_pb_of(const void *buf, size_t len)
 {
-    struct sn_pb r = {(const uint8_t *)buf, (const uint8_t *)buf + len};
+    struct sn_pb r = {(const uint8_t *)buf, buf ? (const uint8_t *)buf + len : NULL};
     return r;
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "core/b64.h"
@@ -201,6 +202,7 @@ static int set_trace_hex(struct dec *d, struct sn_span *s, const char *p, size_t
     if (n == 0 || n > 32 || !sn_span_id_parse(p, n, id, 16) || sn_span_id_zero(id, 16))
         return bad_id(d, p, n);
     memcpy(s->trace_id, id, 16);
+    s->flags &= (uint8_t)~SN_SPAN_F_ID64;
     if (sn_span_id_zero(id, 8))
         s->flags |= SN_SPAN_F_ID64;
     return 0;
@@ -275,6 +277,20 @@ static int undo(struct sn_span_batch *b, size_t n0, uint64_t fixed0, int rc)
 
 /* ---- JSON -------------------------------------------------------------------------------- */
 
+/* path = at "." k, cut to fit: for every field of every span, so no snprintf(). */
+static void join(char *path, size_t n, const char *at, const char *k)
+{
+    size_t a = strlen(at), kl = strlen(k);
+    if (a > n - 2)
+        a = n - 2;
+    memcpy(path, at, a);
+    path[a++] = '.';
+    if (kl > n - 1 - a)
+        kl = n - 1 - a;
+    memcpy(path + a, k, kl);
+    path[a + kl] = '\0';
+}
+
 /* Moshi's token names, which Zipkin's messages use. */
 static const char *token(const json_t *v)
 {
@@ -338,16 +354,17 @@ static int json_endpoint(struct dec *d, const json_t *o, const char *at,
 {
     char path[192];
     const char *k;
+    size_t klen;
     json_t *v;
 
     if (json_is_null(o))
         return 0;
     if (!json_is_object(o))
         return bad_type(d, "BEGIN_OBJECT", o, at);
-    json_object_foreach((json_t *)o, k, v)
+    json_object_keylen_foreach((json_t *)o, k, klen, v)
     {
-        snprintf(path, sizeof(path), "%s.%s", at, k);
-        if (json_is_null(v))
+        join(path, sizeof(path), at, k);
+        if (json_is_null(v) || strlen(k) != klen) /* a key with a NUL is no field's */
             continue;
         if (strcmp(k, "serviceName") == 0) {
             if (!json_is_string(v))
@@ -457,7 +474,7 @@ static int json_tags(struct dec *d, struct sn_span *s, const json_t *o, const ch
     {
         const char *val = num;
         size_t vlen;
-        snprintf(path, sizeof(path), "%s.%s", at, k);
+        join(path, sizeof(path), at, k);
         switch (json_typeof(v)) {
         case JSON_STRING:
             val = json_string_value(v);
@@ -514,6 +531,7 @@ static int json_span(struct dec *d, const json_t *o, size_t idx)
 {
     char at[32], path[128];
     const char *k;
+    size_t klen;
     json_t *v;
     bool have_trace = false, have_id = false;
     uint64_t us;
@@ -526,10 +544,10 @@ static int json_span(struct dec *d, const json_t *o, size_t idx)
     if (!s)
         return nomem(d);
     s->flags = SN_SPAN_F_ZIPKIN | SN_SPAN_F_NO_START;
-    json_object_foreach((json_t *)o, k, v)
+    json_object_keylen_foreach((json_t *)o, k, klen, v)
     {
-        snprintf(path, sizeof(path), "%s.%s", at, k);
-        if (json_is_null(v))
+        join(path, sizeof(path), at, k);
+        if (json_is_null(v) || strlen(k) != klen) /* a key with a NUL is no field's */
             continue;
         bool is_trace = strcmp(k, "traceId") == 0, is_id = strcmp(k, "id") == 0;
         if (is_trace || is_id || strcmp(k, "parentId") == 0) {
@@ -922,7 +940,7 @@ int sn_zipkin_decode_proto(const void *body, size_t len, struct sn_span_batch *b
                            size_t whylen)
 {
     struct dec d = {b, why, whylen};
-    struct sn_pb r = sn_pb_of(body, len);
+    struct sn_pb r;
     uint32_t f;
     int wire, more;
     const uint8_t *v;
@@ -931,7 +949,10 @@ int sn_zipkin_decode_proto(const void *body, size_t len, struct sn_span_batch *b
 
     if (why && whylen)
         why[0] = '\0';
+    if (len == 0) /* (and body may be NULL: sn_pb_of() would add 0 to it) */
+        return 0;
     /* first the list's shape and size, so that a body too big is refused before any work */
+    r = sn_pb_of(body, len);
     while ((more = sn_pb_next(&r, &f, &wire)) > 0) {
         if (f == 1 && wire != SN_PB_LEN)
             return wrong_wire(&d, f, wire, "$");

@@ -6,18 +6,21 @@
  * 400 message and the 413; proto3 bodies built by hand with sn_pbw_* (wrong wire types,
  * unknown fields, every truncation, bad id lengths); encode_proto -> decode_proto gives equal
  * spans; OTLP spans built by hand give §2.5's tags and remote endpoint; the writer's escaping
- * (control characters, quotes, NULs, invalid UTF-8) always gives JSON jansson reads.
+ * (control characters, quotes, NULs, invalid UTF-8) always gives JSON jansson reads. It prints
+ * the time to decode and write 10 000 spans.
  *
  * Spans are mostly compared as the writer's text, so a failure prints both sides.
  *
  * With --write-corpus DIR it writes its JSON bodies to DIR/fuzz_zipkin_json and its proto3
- * bodies to DIR/fuzz_zipkin_proto: the seed corpora of fuzz/fuzz_zipkin_*.c were made so.
+ * bodies to DIR/fuzz_zipkin_proto: the seed corpora of fuzz/fuzz_zipkin_*.c were made so
+ * (duplicates removed, renamed seedNN; otel_js.json, envoy.json and v1.json written by hand).
  */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "t.h"
 #include "trace/pb.h"
@@ -1005,6 +1008,57 @@ static void test_escaping(void)
     free(buf);
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Speed (printed, not asserted): 10 000 example spans decoded from JSON and from proto3, and
+ * written back as JSON.
+ */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_speed(void)
+{
+    enum { N = 10000 };
+    size_t one_len = strlen(example), len = 0;
+    char *body = malloc(N * (one_len + 1) + 2);
+    T_REQUIRE(body);
+    body[len++] = '[';
+    for (int i = 0; i < N; i++) {
+        memcpy(body + len, example, one_len);
+        len += one_len;
+        body[len++] = ',';
+    }
+    body[len - 1] = ']';
+
+    struct sn_span_batch b = {0}, p = {0};
+    char why[256], *out = NULL;
+    size_t olen = 0, ocap = 0, pblen;
+    unsigned char *pb;
+    double t0 = now_s();
+    T_REQUIRE(sn_zipkin_decode_json(body, len, &b, why, sizeof(why)) == 0);
+    double t1 = now_s();
+    for (size_t i = 0; i < b.n; i++)
+        T_REQUIRE(sn_zipkin_span_json(&b.spans[i], &out, &olen, &ocap) == 0);
+    double t2 = now_s();
+    T_REQUIRE(sn_zipkin_encode_proto(b.spans, b.n, &pb, &pblen) == 0);
+    double t3 = now_s();
+    T_REQUIRE(sn_zipkin_decode_proto(pb, pblen, &p, why, sizeof(why)) == 0);
+    double t4 = now_s();
+    T_EQU(p.n, N);
+    printf("# %d spans: JSON decode %.2f us/span, JSON write %.2f us/span, proto3 decode %.2f "
+           "us/span\n",
+           N, (t1 - t0) * 1e6 / N, (t2 - t1) * 1e6 / N, (t4 - t3) * 1e6 / N);
+    free(pb);
+    free(out);
+    free(body);
+    sn_span_batch_fini(&b);
+    sn_span_batch_fini(&p);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -1029,5 +1083,6 @@ int main(int argc, char **argv)
     t_run("proto_truncated", test_proto_truncated);
     t_run("otlp", test_otlp);
     t_run("escaping", test_escaping);
+    t_run("speed", test_speed);
     return t_done();
 }
