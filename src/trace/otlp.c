@@ -41,6 +41,14 @@
 #define UNKNOWN_SERVICE "unknown_service" /* OTel's service.name when a resource has none */
 #define KEYSHOW         64                /* bytes of an attribute key shown in a reason */
 
+/* An attribute's key as reasons show it: "%.*s" with KEY(k). Formatted only when a span is
+ * refused (a snprintf per attribute costs the protobuf decoder a sixth of its time). */
+struct key {
+    const char *p;
+    size_t n;
+};
+#define KEY(k) (int)((k)->n < KEYSHOW ? (k)->n : KEYSHOW), (k)->p
+
 /* ---- A growable text buffer (the JSON text of values, responses) ------------------------ */
 
 struct buf {
@@ -141,6 +149,8 @@ static void put_text(struct buf *t, const char *s, size_t n, bool json)
 
     if (json)
         buf_c(t, '"');
+    if (!n)
+        s = ""; /* may be NULL */
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         const char *esc = NULL;
@@ -346,18 +356,18 @@ static int alloc_array(struct dec *d, size_t n, size_t size, void **out)
 }
 
 /* Checks common to both encodings once an attribute's value is known. key is for reasons. */
-static int attr_set_text(struct dec *d, struct sn_span_kv *a, const char *key, const char *what)
+static int attr_set_text(struct dec *d, struct sn_span_kv *a, const struct key *key,
+                         const char *what)
 {
     /* a->type is ARRAY or KVLIST and d->tmp holds the text */
     if (d->tmp.err)
         return d->tmp.err;
     if (d->deep) {
-        refuse(d, "%s \"%.*s\": value nested deeper than %u", what, KEYSHOW, key,
-               SN_SPAN_MAX_DEPTH);
+        refuse(d, "%s \"%.*s\": value nested deeper than %u", what, KEY(key), SN_SPAN_MAX_DEPTH);
         return 0;
     }
     if (d->tmp.over) {
-        refuse(d, "%s \"%.*s\": value over %u bytes", what, KEYSHOW, key, SN_SPAN_MAX_VALUE);
+        refuse(d, "%s \"%.*s\": value over %u bytes", what, KEY(key), SN_SPAN_MAX_VALUE);
         return 0;
     }
     if (!a || d->rej)
@@ -413,11 +423,10 @@ static void attr_set_bool(struct sn_span_kv *a, bool v)
 
 /* A string or bytes value s[0..n). */
 static int attr_set_str(struct dec *d, struct sn_span_kv *a, int type, const void *s, size_t n,
-                        const char *key, const char *what)
+                        const struct key *key, const char *what)
 {
     if (n > SN_SPAN_MAX_VALUE) {
-        refuse(d, "%s \"%.*s\": value of %zu bytes, over %u", what, KEYSHOW, key, n,
-               SN_SPAN_MAX_VALUE);
+        refuse(d, "%s \"%.*s\": value of %zu bytes, over %u", what, KEY(key), n, SN_SPAN_MAX_VALUE);
         return 0;
     }
     if (!a)
@@ -495,6 +504,7 @@ static void span_done(struct dec *d, const struct group *g, struct sn_span *s, s
 static void set_parent(struct dec *d, struct sn_span *s, const uint8_t *p, size_t n)
 {
     s->flags &= (uint8_t)~SN_SPAN_F_PARENT;
+    memset(s->parent_id, 0, 8);
     if (n == 0)
         return;
     if (n != 8) {
@@ -519,39 +529,22 @@ struct msgdef {
 #define F64 (SN_PB_I64 + 1)
 #define L   (SN_PB_LEN + 1)
 #define F32 (SN_PB_I32 + 1)
-static const struct msgdef M_REQ = {"ExportTraceServiceRequest", 2, {[1] = L}};
-static const struct msgdef M_RSPANS = {"ResourceSpans", 4, {[1] = L, [2] = L, [3] = L}};
-static const struct msgdef M_RESOURCE = {"Resource", 3, {[1] = L, [2] = V}};
-static const struct msgdef M_SSPANS = {"ScopeSpans", 4, {[1] = L, [2] = L, [3] = L}};
-static const struct msgdef M_SCOPE = {
-    "InstrumentationScope", 5, {[1] = L, [2] = L, [3] = L, [4] = V}};
-static const struct msgdef M_SPAN = {"Span",
-                                     17,
-                                     {[1] = L,
-                                      [2] = L,
-                                      [3] = L,
-                                      [4] = L,
-                                      [5] = L,
-                                      [6] = V,
-                                      [7] = F64,
-                                      [8] = F64,
-                                      [9] = L,
-                                      [10] = V,
-                                      [11] = L,
-                                      [12] = V,
-                                      [13] = L,
-                                      [14] = V,
-                                      [15] = L,
-                                      [16] = F32}};
-static const struct msgdef M_EVENT = {"Span.Event", 5, {[1] = F64, [2] = L, [3] = L, [4] = V}};
-static const struct msgdef M_LINK = {
-    "Span.Link", 7, {[1] = L, [2] = L, [3] = L, [4] = L, [5] = V, [6] = F32}};
-static const struct msgdef M_STATUS = {"Status", 4, {[2] = L, [3] = V}};
-static const struct msgdef M_KV = {"KeyValue", 3, {[1] = L, [2] = L}};
-static const struct msgdef M_ANY = {
-    "AnyValue", 8, {[1] = L, [2] = V, [3] = V, [4] = F64, [5] = L, [6] = L, [7] = L}};
-static const struct msgdef M_ARRAY = {"ArrayValue", 2, {[1] = L}};
-static const struct msgdef M_KVLIST = {"KeyValueList", 2, {[1] = L}};
+/* Known fields by number (tracing.md §2.6). Those left out (Resource.entity_refs,
+ * KeyValue.key_strindex, AnyValue.string_value_strindex: profiles only) are skipped as unknown. */
+static const struct msgdef M_REQ = {"ExportTraceServiceRequest", 2, {0, L}};
+static const struct msgdef M_RSPANS = {"ResourceSpans", 4, {0, L, L, L}};
+static const struct msgdef M_RESOURCE = {"Resource", 3, {0, L, V}};
+static const struct msgdef M_SSPANS = {"ScopeSpans", 4, {0, L, L, L}};
+static const struct msgdef M_SCOPE = {"InstrumentationScope", 5, {0, L, L, L, V}};
+static const struct msgdef M_SPAN = {
+    "Span", 17, {0, L, L, L, L, L, V, F64, F64, L, V, L, V, L, V, L, F32}};
+static const struct msgdef M_EVENT = {"Span.Event", 5, {0, F64, L, L, V}};
+static const struct msgdef M_LINK = {"Span.Link", 7, {0, L, L, L, L, V, F32}};
+static const struct msgdef M_STATUS = {"Status", 4, {0, 0, L, V}}; /* 1: reserved */
+static const struct msgdef M_KV = {"KeyValue", 3, {0, L, L}};
+static const struct msgdef M_ANY = {"AnyValue", 8, {0, L, V, V, F64, L, L, L}};
+static const struct msgdef M_ARRAY = {"ArrayValue", 2, {0, L}};
+static const struct msgdef M_KVLIST = {"KeyValueList", 2, {0, L}};
 #undef V
 #undef F64
 #undef L
@@ -564,45 +557,72 @@ struct pbval {
     size_t n;
 };
 
+/* The value of a field of wire type w at r into v: 0 or -1 (truncated, malformed). */
+static inline int pb_value(struct sn_pb *r, int w, struct pbval *v)
+{
+    uint32_t u32;
+    int rc;
+
+    switch (w) {
+    case SN_PB_VARINT:
+        return sn_pb_varint(r, &v->u);
+    case SN_PB_I64:
+        return sn_pb_fixed64(r, &v->u);
+    case SN_PB_I32:
+        rc = sn_pb_fixed32(r, &u32);
+        v->u = u32;
+        return rc;
+    default:
+        return sn_pb_bytes(r, &v->p, &v->n);
+    }
+}
+
 /* The next known field of a message m read by r, its value read: 1, or 0 at the end, or
  * -EINVAL (truncated, malformed, or a known field with another wire type). Unknown fields are
- * skipped. */
+ * skipped. The common case (a one-byte tag of a known field, a one-byte length or varint) is
+ * read here; the rest goes through trace/pb.h. */
 static int pb_next(struct dec *d, struct sn_pb *r, const struct msgdef *m, uint32_t *f,
                    struct pbval *v)
 {
     int w, rc;
-    uint32_t u32;
 
     for (;;) {
-        rc = sn_pb_next(r, f, &w);
-        if (rc == 0)
-            return 0;
-        if (rc < 0)
-            return bad(d, "malformed field tag in %s", m->name);
-        if (*f < m->n && m->wt[*f]) {
+        const uint8_t *q = r->p;
+        if (q < r->end && *q < 0x80 && (*q >> 3) < m->n && m->wt[*q >> 3] == (*q & 7) + 1 &&
+            (*q >> 3)) {
+            *f = *q >> 3;
+            w = *q & 7;
+            r->p = ++q;
+            if (q < r->end && *q < 0x80) {
+                if (w == SN_PB_VARINT) {
+                    v->u = *q;
+                    r->p = q + 1;
+                    return 1;
+                }
+                if (w == SN_PB_LEN && *q < r->end - q) {
+                    v->p = q + 1;
+                    v->n = *q;
+                    r->p = q + 1 + *q;
+                    return 1;
+                }
+            }
+        } else {
+            rc = sn_pb_next(r, f, &w);
+            if (rc == 0)
+                return 0;
+            if (rc < 0)
+                return bad(d, "malformed field tag in %s", m->name);
+            if (*f >= m->n || !m->wt[*f]) {
+                if (sn_pb_skip(r, w) < 0)
+                    return bad(d, "field %" PRIu32 " of %s is truncated or malformed", *f, m->name);
+                continue;
+            }
             if (w != m->wt[*f] - 1)
                 return bad(d, "field %" PRIu32 " of %s has wire type %d", *f, m->name, w);
-            switch (w) {
-            case SN_PB_VARINT:
-                rc = sn_pb_varint(r, &v->u);
-                break;
-            case SN_PB_I64:
-                rc = sn_pb_fixed64(r, &v->u);
-                break;
-            case SN_PB_I32:
-                rc = sn_pb_fixed32(r, &u32);
-                v->u = u32;
-                break;
-            default:
-                rc = sn_pb_bytes(r, &v->p, &v->n);
-                break;
-            }
-            if (rc < 0)
-                return bad(d, "field %" PRIu32 " of %s is truncated or malformed", *f, m->name);
-            return 1;
         }
-        if (sn_pb_skip(r, w) < 0)
+        if (pb_value(r, w, v) < 0)
             return bad(d, "field %" PRIu32 " of %s is truncated or malformed", *f, m->name);
+        return 1;
     }
 }
 
@@ -611,7 +631,7 @@ static int pb_count(struct dec *d, const uint8_t *p, size_t n, const struct msgd
                     size_t *count)
 {
     struct sn_pb r = sn_pb_of(p, n);
-    struct pbval v;
+    struct pbval v = {0};
     uint32_t g;
     int rc;
 
@@ -621,8 +641,8 @@ static int pb_count(struct dec *d, const uint8_t *p, size_t n, const struct msgd
     return rc;
 }
 
-static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a, const char *key,
-                  const char *what);
+static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a,
+                  const struct key *key, const char *what);
 
 /* Appends the JSON text of the AnyValue p[0..n) to d->tmp; depth: of arrays around it. */
 static int pb_render_any(struct dec *d, const uint8_t *p, size_t n, unsigned depth);
@@ -631,7 +651,7 @@ static int pb_render_any(struct dec *d, const uint8_t *p, size_t n, unsigned dep
 static int pb_render_list(struct dec *d, const uint8_t *p, size_t n, bool kvlist, unsigned depth)
 {
     struct sn_pb r = sn_pb_of(p, n);
-    struct pbval v, kv;
+    struct pbval v = {0}, kv = {0};
     uint32_t f;
     int rc;
     bool first = true;
@@ -716,8 +736,8 @@ static int pb_render_any(struct dec *d, const uint8_t *p, size_t n, unsigned dep
 }
 
 /* The AnyValue p[0..n) of attribute key into a (NULL: checked only). */
-static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a, const char *key,
-                  const char *what)
+static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a,
+                  const struct key *key, const char *what)
 {
     struct sn_pb r = sn_pb_of(p, n);
     struct pbval v, last = {0};
@@ -763,13 +783,11 @@ static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *
 static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a, const char *what)
 {
     struct sn_pb r = sn_pb_of(p, n);
-    struct pbval v;
+    struct pbval v = {0};
     uint32_t f;
     int rc;
     const uint8_t *key = NULL, *val = NULL;
     size_t klen = 0, vlen = 0;
-    char kshow[KEYSHOW + 1];
-
     while ((rc = pb_next(d, &r, &M_KV, &f, &v)) > 0) {
         if (f == 1)
             key = v.p, klen = v.n;
@@ -778,8 +796,7 @@ static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a
     }
     if (rc < 0)
         return rc;
-    snprintf(kshow, sizeof(kshow), "%.*s", (int)(klen < KEYSHOW ? klen : KEYSHOW),
-             key ? (const char *)key : "");
+    struct key k = {key ? (const char *)key : "", klen};
     if (a) {
         attr_init(a);
         if ((rc = copy_str(d, key, klen, &a->key, "attribute key")) < 0)
@@ -787,7 +804,7 @@ static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a
     }
     if (!val)
         return 0;
-    return pb_any(d, val, vlen, a, kshow, what);
+    return pb_any(d, val, vlen, a, &k, what);
 }
 
 /* The attribute array for count KeyValues of a list (what) into *out: NULL when there are
@@ -814,7 +831,7 @@ static int pb_kv_add(struct dec *d, const uint8_t *p, size_t n, struct sn_span_k
 static int pb_event(struct dec *d, const uint8_t *p, size_t n, struct sn_span_event *ev)
 {
     struct sn_pb r = sn_pb_of(p, n);
-    struct pbval v;
+    struct pbval v = {0};
     uint32_t f;
     int rc;
     size_t count;
@@ -859,7 +876,7 @@ static int pb_event(struct dec *d, const uint8_t *p, size_t n, struct sn_span_ev
 static int pb_link(struct dec *d, const uint8_t *p, size_t n, struct sn_span_link *lk)
 {
     struct sn_pb r = sn_pb_of(p, n);
-    struct pbval v;
+    struct pbval v = {0};
     uint32_t f;
     int rc;
     size_t count;
@@ -918,7 +935,7 @@ static int pb_link(struct dec *d, const uint8_t *p, size_t n, struct sn_span_lin
 static int pb_status(struct dec *d, const uint8_t *p, size_t n, struct sn_span *s)
 {
     struct sn_pb r = sn_pb_of(p, n);
-    struct pbval v;
+    struct pbval v = {0};
     uint32_t f;
     int rc;
 
@@ -938,7 +955,7 @@ static int pb_status(struct dec *d, const uint8_t *p, size_t n, struct sn_span *
 static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_t n)
 {
     struct sn_pb r = sn_pb_of(p, n);
-    struct pbval v;
+    struct pbval v = {0};
     uint32_t f;
     int rc;
     size_t nat = 0, nev = 0, nli = 0, tid_len = 0, sid_len = 0;
@@ -1038,7 +1055,7 @@ static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_
 static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size_t n)
 {
     struct sn_pb r = sn_pb_of(p, n), rs;
-    struct pbval v, sv;
+    struct pbval v = {0}, sv = {0};
     uint32_t f, sf;
     int rc;
 
@@ -1082,7 +1099,7 @@ static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size
 static int pb_resource_spans(struct dec *d, const uint8_t *p, size_t n)
 {
     struct sn_pb r = sn_pb_of(p, n);
-    struct pbval v, rv;
+    struct pbval v = {0}, rv = {0};
     uint32_t f, rf;
     int rc;
     size_t count = 0, c;
@@ -1138,7 +1155,7 @@ static int pb_resource_spans(struct dec *d, const uint8_t *p, size_t n)
 static int pb_count_spans(struct dec *d, const uint8_t *p, size_t n, size_t *count)
 {
     struct sn_pb r = sn_pb_of(p, n), rr, rs;
-    struct pbval v, rv, sv;
+    struct pbval v = {0}, rv = {0}, sv = {0};
     uint32_t f, rf, sf;
     int rc;
 
@@ -1171,7 +1188,7 @@ static int pb_count_spans(struct dec *d, const uint8_t *p, size_t n, size_t *cou
 static int pb_request(struct dec *d, const uint8_t *p, size_t n)
 {
     struct sn_pb r = sn_pb_of(p, n);
-    struct pbval v;
+    struct pbval v = {0};
     uint32_t f;
     int rc;
 
@@ -1386,7 +1403,7 @@ static int jid(struct dec *d, json_t *o, const char *camel, const char *snake, u
     return 0;
 }
 
-static int js_any(struct dec *d, json_t *o, struct sn_span_kv *a, const char *key,
+static int js_any(struct dec *d, json_t *o, struct sn_span_kv *a, const struct key *key,
                   const char *what);
 
 static int js_render_any(struct dec *d, json_t *o, unsigned depth);
@@ -1498,8 +1515,8 @@ static int jdouble_value(json_t *v, double *x)
     return 0;
 }
 
-/* bytesValue: base64, standard or URL-safe, padded or not, into d->tmp (raw bytes). */
-static int js_bytes(struct dec *d, json_t *v, const char *name)
+/* bytesValue: base64, standard or URL-safe, padded or not, into out (reset; raw bytes). */
+static int js_bytes(struct dec *d, json_t *v, const char *name, struct buf *out)
 {
     if (!json_is_string(v))
         return jbad(d, name, "not a string");
@@ -1512,17 +1529,17 @@ static int js_bytes(struct dec *d, json_t *v, const char *name)
         q[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
     for (size_t i = n; i < m; i++)
         q[i] = '=';
-    buf_reset(&d->tmp, 0);
-    char *o = buf_room(&d->tmp, sn_b64_decoded_max(m));
+    buf_reset(out, 0);
+    char *o = buf_room(out, sn_b64_decoded_max(m));
     if (!o) {
         free(q);
-        return d->tmp.err;
+        return out->err;
     }
     ssize_t got = sn_b64_decode_strict(q, m, o);
     free(q);
     if (got < 0 || (n % 4 == 1))
         return jbad(d, name, "not base64");
-    d->tmp.len = (size_t)got;
+    out->len = (size_t)got;
     return 0;
 }
 
@@ -1570,15 +1587,11 @@ static int js_render_any(struct dec *d, json_t *o, unsigned depth)
     case 6:
         rc = js_render_list(d, v, which == 6, depth + 1);
         break;
-    case 7: {
-        /* base64 in, base64 (canonical) out */
-        struct buf saved = d->tmp;
-        d->tmp = (struct buf){0};
+    case 7: { /* base64 in, base64 (canonical) out */
+        struct buf raw = {0};
         jpop(d, mark);
-        rc = js_bytes(d, v, name);
+        rc = js_bytes(d, v, name, &raw);
         mark = jpush(d, name);
-        struct buf raw = d->tmp;
-        d->tmp = saved;
         if (rc == 0)
             put_json_bytes(&d->tmp, raw.p, raw.len);
         free(raw.p);
@@ -1589,7 +1602,8 @@ static int js_render_any(struct dec *d, json_t *o, unsigned depth)
     return rc;
 }
 
-static int js_any(struct dec *d, json_t *o, struct sn_span_kv *a, const char *key, const char *what)
+static int js_any(struct dec *d, json_t *o, struct sn_span_kv *a, const struct key *key,
+                  const char *what)
 {
     int which, rc;
     json_t *v;
@@ -1637,7 +1651,7 @@ static int js_any(struct dec *d, json_t *o, struct sn_span_kv *a, const char *ke
         return attr_set_text(d, out, key, what);
     }
     case 7:
-        if ((rc = js_bytes(d, v, name)) < 0)
+        if ((rc = js_bytes(d, v, name, &d->tmp)) < 0)
             return rc;
         return attr_set_str(d, out, SN_ATTR_BYTES, d->tmp.p, d->tmp.len, key, what);
     }
@@ -1666,19 +1680,18 @@ static int js_attrs(struct dec *d, json_t *o, const char *camel, const char *sna
     {
         size_t m1 = jpush_i(d, i);
         struct sn_span_kv *a = attrs ? &attrs[(*n)++] : NULL;
-        char kshow[KEYSHOW + 1];
         if (!json_is_object(e)) {
             rc = bad(d, "not an object");
         } else if ((rc = jstring(d, e, "key", NULL, &k, &kn)) == 0 &&
                    (rc = jobject(d, e, "value", NULL, &val, &vname)) == 0) {
-            snprintf(kshow, sizeof(kshow), "%s", k);
+            struct key kk = {k, kn};
             if (a) {
                 attr_init(a);
                 rc = copy_str(d, k, kn, &a->key, "attribute key");
             }
             if (rc == 0 && val) {
                 size_t m2 = jpush(d, vname);
-                rc = js_any(d, val, a, kshow, what);
+                rc = js_any(d, val, a, &kk, what);
                 jpop(d, m2);
             }
         }
@@ -2031,6 +2044,8 @@ out:
 int sn_otlp_decode(enum sn_otlp_enc enc, const void *body, size_t len, struct sn_span_batch *b,
                    char *why, size_t whylen)
 {
+    if (!len)
+        body = ""; /* may be NULL */
     struct dec d = {.b = b, .why = why, .whylen = whylen, .json = enc == SN_OTLP_JSON};
     size_t n0 = b->n, n;
     uint64_t rej0 = b->rejected;
@@ -2194,10 +2209,10 @@ static int hex4(const char *p, unsigned *v)
 {
     *v = 0;
     for (int i = 0; i < 4; i++) {
-        int c = p[i], x = c >= '0' && c <= '9'   ? c - '0'
-                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                 : -1;
+        int c = (unsigned char)p[i], x = c >= '0' && c <= '9'   ? c - '0'
+                                         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                                : -1;
         if (x < 0)
             return -1;
         *v = *v << 4 | (unsigned)x;
