@@ -564,7 +564,6 @@ static int details(struct sn_call *c, const struct sn_instn *in, const struct sn
     struct columns cols;
     char **keys = NULL;
     size_t nkeys = 0;
-    (void)c;
 
     /* the slot's keys (each a layer of the one column), sorted */
     if ((in->keyf && sn_agg_view_keys(v->view, t, 1, &keys, &nkeys) < 0) ||
@@ -595,6 +594,11 @@ static int details(struct sn_call *c, const struct sn_instn *in, const struct sn
     json_object_set_new(o, "bucket_ymax", json_integer((json_int_t)hi));
     json_object_set_new(o, "present", present);
     json_object_set_new(o, "total", json_integer(total));
+    /* spans (trace.spans): a few of the traces in the cell */
+    json_t *ex =
+        total ? sn_api_span_exemplars(c, in, t, t + (int64_t)v->pick.gran, lo, hi, 5) : NULL;
+    if (ex)
+        json_object_set_new(o, "exemplars", ex);
     return 0;
 }
 

@@ -80,6 +80,12 @@ void sn_api_otlp_ingest(struct sn_call *c);
 void sn_api_zipkin_ingest(struct sn_call *c);
 void sn_api_zipkin_query(struct sn_call *c, const char *what);
 void sn_api_zipkin_trace(struct sn_call *c, const char *id);
+/* The exemplars of a heatmap cell of trace.spans instrumentation in: at most max spans that
+ * count in it, ending in [t0, t1) (seconds) with a duration in [lo, hi] (ns), newest first, as
+ * [{"traceId", "spanId", "service", "name", "key", "timestamp" (µs), "duration" (µs)}]; NULL
+ * when in is no span instrumentation. */
+json_t *sn_api_span_exemplars(struct sn_call *c, const struct sn_instn *in, int64_t t0, int64_t t1,
+                              double lo, double hi, size_t max);
 /* The web UI's files at "/" (unless the client asks for JSON) and "/ui/...": true when the
  * request was one of them (and resp is set). Needs no token: the page asks for one. */
 bool sn_api_ui(struct sn_server *s, const struct sn_req *req, struct sn_resp *resp);

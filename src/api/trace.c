@@ -504,3 +504,72 @@ void sn_api_zipkin_query(struct sn_call *c, const char *what)
     }
     sn_resp_empty(c->resp, 404);
 }
+
+/* ---- Exemplars of heatmap cells --------------------------------------------------------- */
+
+#define EXEMPLAR_READS 256 /* traces one cell's exemplars read at most */
+
+struct exemplars {
+    struct sn_server *s;
+    const char *inst;
+    int64_t t0, t1;
+    double lo, hi;
+    size_t max, reads;
+    json_t *out;
+};
+
+static bool on_exemplar(void *arg, const struct sn_span_ref *r)
+{
+    struct exemplars *x = arg;
+    uint64_t end_s = (r->start_us + r->duration_us) / 1000000;
+    double d_lo = (double)r->duration_us * 1000, d_hi = d_lo + 1000; /* the index has µs */
+    if ((int64_t)end_s < x->t0 - 1 || (int64_t)end_s > x->t1 || d_lo > x->hi || d_hi < x->lo)
+        return true;
+    if (x->reads++ >= EXEMPLAR_READS)
+        return false;
+    struct sn_span_batch t = {0};
+    if (sn_span_store_trace(x->s->spans, r->trace_id, &t) < 0) {
+        sn_span_batch_fini(&t);
+        return true;
+    }
+    for (size_t i = 0; i < t.n && json_array_size(x->out) < x->max; i++) {
+        const struct sn_span *sp = &t.spans[i];
+        char key[256], id[33], sid[17];
+        int64_t sec;
+        if (sp->start_ns / 1000 != r->start_us || strcasecmp(sp->service, r->service) != 0 ||
+            (double)sp->duration_ns < x->lo || (double)sp->duration_ns > x->hi)
+            continue;
+        if (sn_span_metrics_match(x->s->spanm, x->inst, sp, x->s->host, sn_now(), key, sizeof(key),
+                                  &sec) != 1 ||
+            sec < x->t0 || sec >= x->t1)
+            continue;
+        if (sp->flags & SN_SPAN_F_ID64) /* Zipkin's 64-bit ids come back as sent */
+            sn_span_id_hex(sp->trace_id + 8, 8, id);
+        else
+            sn_span_id_hex(sp->trace_id, 16, id);
+        sn_span_id_hex(sp->span_id, 8, sid);
+        json_array_append_new(x->out,
+                              json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "traceId", id,
+                                        "spanId", sid, "service", sp->service, "name", sp->name,
+                                        "key", key, "timestamp", (json_int_t)(sp->start_ns / 1000),
+                                        "duration", (json_int_t)(sp->duration_ns / 1000)));
+    }
+    sn_span_batch_fini(&t);
+    return json_array_size(x->out) < x->max;
+}
+
+json_t *sn_api_span_exemplars(struct sn_call *c, const struct sn_instn *in, int64_t t0, int64_t t1,
+                              double lo, double hi, size_t max)
+{
+    struct sn_server *s = c->s;
+    if (!s->spans || !s->spanm || !sn_span_metrics_has(s->spanm, in->key))
+        return NULL;
+    struct exemplars x = {s, in->key, t0, t1, lo, hi, max, 0, json_array()};
+    if (!x.out)
+        return NULL;
+    /* spans ending in [t0, t1) with a duration up to hi started after t0 - hi */
+    uint64_t to_us = (uint64_t)t1 * 1000000, back = (uint64_t)(hi / 1000) + 1000000;
+    uint64_t from_us = (uint64_t)t0 * 1000000 > back ? (uint64_t)t0 * 1000000 - back : 0;
+    sn_span_store_scan(s->spans, NULL, from_us, to_us, on_exemplar, &x);
+    return x.out;
+}

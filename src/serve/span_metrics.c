@@ -262,3 +262,26 @@ done:
     }
     return rc;
 }
+
+int sn_span_metrics_match(struct sn_span_metrics *sm, const char *key, const struct sn_span *s,
+                          const char *host, int64_t now, char *keybuf, size_t len, int64_t *t)
+{
+    struct view v;
+    int rc = 0;
+    pthread_rwlock_rdlock(&sm->lock);
+    ssize_t i = find(sm, key);
+    if (i < 0) {
+        rc = -ENOENT;
+    } else {
+        const struct sn_probe *p = &sm->insts[i]->p;
+        view_of(s, host, now, &v);
+        if (sn_pred_eval(&p->spec.pred, &v.ev)) {
+            const char *k = p->key && v.text[p->key->def.id] ? v.text[p->key->def.id] : "";
+            snprintf(keybuf, len, "%s", k);
+            *t = v.t;
+            rc = 1;
+        }
+    }
+    pthread_rwlock_unlock(&sm->lock);
+    return rc;
+}

@@ -50,4 +50,11 @@ int sn_span_metrics_frames(struct sn_span_metrics *sm, const struct sn_span *spa
                            const char *host, int64_t now, struct sn_wire_frame **out, size_t *nout);
 void sn_span_metrics_frames_free(struct sn_wire_frame *f, size_t n);
 
+/* Whether span s counts in instrumentation key (its predicate holds), with the key it counts
+ * under into keybuf ("" without a discrete decomposition) and the second it counts in into
+ * *t. Returns 1, 0 (it does not count), or -ENOENT (no such instrumentation). For the
+ * exemplars of a heatmap cell (api/trace.c). */
+int sn_span_metrics_match(struct sn_span_metrics *sm, const char *key, const struct sn_span *s,
+                          const char *host, int64_t now, char *keybuf, size_t len, int64_t *t);
+
 #endif
