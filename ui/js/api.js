@@ -188,13 +188,14 @@ export function query(params) {
 
 // One API call under the current scope. path starts with '/' (e.g. '/instrumentations').
 // Resolves to the parsed reply (null for 204), rejects with ApiError, OfflineError or an
-// AbortError. opts: params, body, signal, background.
-export async function call(method, path, { params, body, signal, background } = {}) {
+// AbortError. opts: params, body, signal, background, and root: path is the server's own
+// (Zipkin's 'api/v2/...'), not under the scope.
+export async function call(method, path, { params, body, signal, background, root } = {}) {
   await conn.ready(signal);
   if (background) await slot(signal);
   let res, text;
   try {
-    res = await fetch(base() + path + query(params), {
+    res = await fetch((root ? '' : base()) + path + query(params), {
       method,
       headers: headers(body !== undefined),
       body: body !== undefined ? JSON.stringify(body) : undefined,
@@ -223,6 +224,8 @@ export async function call(method, path, { params, body, signal, background } = 
 }
 
 export const get = (path, params, signal) => call('GET', path, { params, signal });
+// A GET of the server's own routes (Zipkin's query API: 'api/v2/trace/ID').
+export const getRoot = (path, params, signal) => call('GET', path, { params, signal, root: true });
 // A panel's refresh: queued behind at most BACKGROUND others.
 export const getBackground = (path, params, signal) =>
   call('GET', path, { params, signal, background: true });

@@ -23,7 +23,7 @@ import { get, getBackground } from './api.js';
 import { fieldType, isNumeric } from './catalog.js';
 import { fill, h } from './dom.js';
 import {
-  durationTicks, fmtCount, fmtInput, fmtRange, fmtTicks, fmtWhen, hueColor, logTicks, niceTicks,
+  durationTicks, fmtCount, fmtInput, fmtRange, fmtTicks, fmtValue, fmtWhen, hueColor, logTicks, niceTicks,
   parseValue, timeTicks,
 } from './units.js';
 import { time } from './timectl.js';
@@ -955,7 +955,17 @@ export class HeatmapView {
             };
             return tr;
           })))
-        : h('p.muted', d.total ? '' : 'no events in this cell'));
+        : h('p.muted', d.total ? '' : 'no events in this cell'),
+      // spans (trace.spans): a few traces of the cell, each opening as a waterfall
+      (d.exemplars || []).length
+        ? h('div.exemplars', h('h4', 'Traces in this cell'),
+          h('table.details-table',
+            h('thead', h('tr', h('th', 'trace'), h('th', 'service'), h('th', 'span'), h('th.n', 'duration'))),
+            h('tbody', d.exemplars.map((x) => h('tr',
+              h('td', h('a.trace-link', { href: `#/trace/${encodeURIComponent(x.traceId)}`, title: 'open the trace' },
+                x.traceId)),
+              h('td', x.service), h('td', x.name), h('td.n', fmtValue(x.duration * 1000, this.type)))))))
+        : null);
     this.details.hidden = false;
   }
 }

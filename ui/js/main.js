@@ -22,6 +22,7 @@ import { Dashboard, dashboardList } from './dashboard.js';
 import { fill, h } from './dom.js';
 import { Panel } from './panel.js';
 import { time, timeBar } from './timectl.js';
+import { traceView } from './trace.js';
 
 const view = document.getElementById('view');
 const banner = document.getElementById('banner');
@@ -345,6 +346,7 @@ async function route() {
     else if (hash === '/new' || hash.startsWith('/new/')) await newView(gen, hash.slice(5));
     else if (hash === '/catalog') await catalogPage(gen);
     else if (hash === '/access') accessView();
+    else if (hash.startsWith('/trace/') && hash.length > 7) await traceView(view, decodeURIComponent(hash.slice(7)));
     else location.hash = '#/';
   } catch (e) {
     if (gen !== routeGen) return;
