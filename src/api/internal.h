@@ -80,6 +80,8 @@ void sn_api_otlp_ingest(struct sn_call *c);
 void sn_api_zipkin_ingest(struct sn_call *c);
 void sn_api_zipkin_query(struct sn_call *c, const char *what);
 void sn_api_zipkin_trace(struct sn_call *c, const char *id);
+/* dprof's questions: GET /ca/traces/longest, /shortest, /operations, and /ca/traces/:id (arg). */
+void sn_api_traces(struct sn_call *c, const char *arg);
 /* The exemplars of a heatmap cell of trace.spans instrumentation in: at most max spans that
  * count in it, ending in [t0, t1) (seconds) with a duration in [lo, hi] (ns), newest first, as
  * [{"traceId", "spanId", "service", "name", "key", "timestamp" (µs), "duration" (µs)}]; NULL

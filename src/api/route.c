@@ -195,6 +195,7 @@ static const struct route routes[] = {
     {CA, "GET", "transformations", AUTH_SCOPE, 0, 0, transformations},
     {CA, "POST", "ingest", AUTH_SCOPE, R_RAW_BODY, SN_INGEST_BODY_MAX, ingest},
     {CA, "POST", "import", AUTH_SCOPE, R_RAW_BODY, SN_INGEST_BODY_MAX, import},
+    {CA, "GET", "traces/:name", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, sn_api_traces},
     {CA, "GET", "dashboards", AUTH_SCOPE, 0, 0, dash_list},
     {CA, "GET", "dashboards/:name", AUTH_SCOPE, 0, 0, sn_api_dash_get},
     {CA, "PUT", "dashboards/:name", AUTH_SCOPE, 0, SN_DASH_BODY_MAX, sn_api_dash_put},

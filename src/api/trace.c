@@ -20,6 +20,7 @@
 #include "api/internal.h"
 #include "core/clock.h"
 #include "core/grow.h"
+#include "core/hist.h"
 #include "http/body_coding.h"
 #include "serve/flow.h"
 #include "serve/span_metrics.h"
@@ -572,4 +573,185 @@ json_t *sn_api_span_exemplars(struct sn_call *c, const struct sn_instn *in, int6
     uint64_t from_us = (uint64_t)t0 * 1000000 > back ? (uint64_t)t0 * 1000000 - back : 0;
     sn_span_store_scan(s->spans, NULL, from_us, to_us, on_exemplar, &x);
     return x.out;
+}
+
+/* ---- dprof's questions (docs/tracing.md) ---------------------------------------------------- */
+
+/* The range of a question: start_time and duration (seconds; default the last hour). */
+static bool range_of(struct sn_call *c, uint64_t *from_us, uint64_t *to_us)
+{
+    int64_t dur, start, now = sn_now();
+    if (!sn_param_int(c, "duration", 1, 10LL * 366 * 86400, 3600, &dur, NULL) ||
+        !sn_param_int(c, "start_time", 0, INT64_MAX / 2000000, now - dur, &start, NULL))
+        return false;
+    *from_us = (uint64_t)start * 1000000;
+    *to_us = (uint64_t)(start + dur) * 1000000;
+    return true;
+}
+
+static json_t *summary_json(const struct sn_trace_summary *t)
+{
+    char id[33];
+    if (t->id64)
+        sn_span_id_hex(t->id + 8, 8, id);
+    else
+        sn_span_id_hex(t->id, 16, id);
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:i}", "traceId", id, "rootService",
+                     t->root_service, "rootName", t->root_name, "timestamp",
+                     (json_int_t)t->start_us, "duration", (json_int_t)t->duration_us,
+                     "serviceDuration", (json_int_t)t->service_us, "spans", (int)t->spans, "errors",
+                     (int)t->errors, "services", (int)t->services);
+}
+
+/* GET /ca/traces/longest|shortest?service=&start_time=&duration=&limit= */
+static void extremes(struct sn_call *c, bool longest)
+{
+    const char *svc = sn_req_param(c->req, "service");
+    uint64_t from, to;
+    int64_t limit;
+    if (!svc || !*svc) {
+        CA_INVAL(c, "param \"service\" is required");
+        return;
+    }
+    if (!range_of(c, &from, &to) || !sn_param_int(c, "limit", 1, 1000, 10, &limit, NULL))
+        return;
+    struct sn_trace_summary *t;
+    size_t n;
+    bool truncated;
+    if (sn_trace_extremes(c->s->spans, svc, from, to, longest, (size_t)limit, &t, &n, &truncated) <
+        0) {
+        sn_resp_error(c->resp, 500, "EINTERNAL", "the span store cannot be read");
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, summary_json(&t[i]));
+    free(t);
+    sn_resp_json(c->resp, 200,
+                 json_pack("{s:s, s:I, s:I, s:o, s:b}", "service", svc, "start_time",
+                           (json_int_t)(from / 1000000), "duration",
+                           (json_int_t)((to - from) / 1000000), "traces", a, "truncated",
+                           truncated));
+}
+
+/* GET /ca/traces/operations?service=&start_time=&duration=&step= */
+static void operations(struct sn_call *c)
+{
+    const char *svc = sn_req_param(c->req, "service");
+    uint64_t from, to;
+    int64_t step;
+    if (!range_of(c, &from, &to) || !sn_param_int(c, "step", 1, 86400, 60, &step, NULL))
+        return;
+    if ((to - from) / 1000000 / (uint64_t)step > 10000) {
+        CA_INVAL(c, "at most 10000 steps: a larger step or a shorter duration");
+        return;
+    }
+    struct sn_op_series *ops;
+    size_t n;
+    if (sn_trace_ops(c->s->spans, svc && *svc ? svc : NULL, from, to, (uint32_t)step, &ops, &n) <
+        0) {
+        sn_resp_error(c->resp, 500, "EINTERNAL", "the span store cannot be read");
+        return;
+    }
+    static const double q[] = {0.5, 0.9, 0.99};
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *pts = json_array();
+        uint64_t count = 0, errors = 0;
+        for (size_t k = 0; k < ops[i].n; k++) {
+            const struct sn_op_point *p = &ops[i].points[k];
+            double v[3];
+            sn_hist_quantiles(p->latency, q, 3, v, SN_QUANTILE_TYPE1);
+            json_array_append_new(
+                pts, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "t", (json_int_t)p->t, "count",
+                               (json_int_t)p->count, "errors", (json_int_t)p->errors, "p50",
+                               (json_int_t)v[0], "p90", (json_int_t)v[1], "p99", (json_int_t)v[2]));
+            count += p->count;
+            errors += p->errors;
+        }
+        json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:o}", "service", ops[i].service,
+                                           "name", ops[i].name, "count", (json_int_t)count,
+                                           "errors", (json_int_t)errors, "points", pts));
+    }
+    sn_trace_ops_free(ops, n);
+    sn_resp_json(c->resp, 200,
+                 json_pack("{s:I, s:I, s:I, s:s, s:o}", "start_time", (json_int_t)(from / 1000000),
+                           "duration", (json_int_t)((to - from) / 1000000), "step",
+                           (json_int_t)step, "unit", "ns", "operations", a));
+}
+
+static int by_duration_desc(const void *a, const void *b)
+{
+    const struct sn_span *x = *(const struct sn_span *const *)a,
+                         *y = *(const struct sn_span *const *)b;
+    return x->duration_ns < y->duration_ns ? 1 : x->duration_ns > y->duration_ns ? -1 : 0;
+}
+
+/* GET /ca/traces/:id: the trace's figures and its spans ranked by duration (dprof's per-trace
+ * question): min, avg, max, and the slowest 1 % (at least one span). */
+static void trace_ranked(struct sn_call *c, const char *arg)
+{
+    uint8_t id[16];
+    struct sn_span_batch t = {0};
+    size_t n = strlen(arg);
+    if (n == 0 || n > 32 || sn_span_id_parse(arg, n, id, 16) != n || sn_span_id_zero(id, 16)) {
+        CA_INVAL(c, "%.64s is not a trace id (16 or 32 hex digits)", arg);
+        return;
+    }
+    int rc = sn_span_store_trace(c->s->spans, id, &t);
+    if (rc < 0) {
+        sn_span_batch_fini(&t);
+        if (rc == -ENOENT)
+            sn_resp_error(c->resp, 404, "ResourceNotFound", "no trace %.64s", arg);
+        else
+            sn_resp_error(c->resp, 500, "EINTERNAL", "the span store cannot be read");
+        return;
+    }
+    const struct sn_span **by = malloc(t.n * sizeof(*by));
+    if (!by) {
+        sn_span_batch_fini(&t);
+        sn_resp_empty(c->resp, 500);
+        return;
+    }
+    uint64_t sum = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        by[i] = &t.spans[i];
+        sum += t.spans[i].duration_ns / 1000;
+    }
+    qsort(by, t.n, sizeof(*by), by_duration_desc);
+    struct sn_trace_summary sm;
+    sn_trace_summarize(t.spans, t.n, &sm);
+    size_t slow = (t.n + 99) / 100; /* the slowest 1 %, at least one */
+    json_t *spans = json_array();
+    for (size_t i = 0; i < t.n; i++) {
+        char sid[17];
+        sn_span_id_hex(by[i]->span_id, 8, sid);
+        json_array_append_new(
+            spans, json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:b, s:b}", "rank", (int)i + 1,
+                             "spanId", sid, "service", by[i]->service, "name", by[i]->name,
+                             "timestamp", (json_int_t)(by[i]->start_ns / 1000), "duration",
+                             (json_int_t)(by[i]->duration_ns / 1000), "error",
+                             by[i]->status == SN_STATUS_ERROR ||
+                                 sn_span_attr(by[i]->attrs, by[i]->nattrs, "error"),
+                             "slowest1pct", i < slow));
+    }
+    json_t *o = summary_json(&sm);
+    json_object_set_new(o, "min", json_integer((json_int_t)(by[t.n - 1]->duration_ns / 1000)));
+    json_object_set_new(o, "avg", json_integer((json_int_t)(sum / t.n)));
+    json_object_set_new(o, "max", json_integer((json_int_t)(by[0]->duration_ns / 1000)));
+    json_object_set_new(o, "slowest", json_integer((json_int_t)slow));
+    json_object_set_new(o, "ranked", spans);
+    free(by);
+    sn_span_batch_fini(&t);
+    sn_resp_json(c->resp, 200, o);
+}
+
+void sn_api_traces(struct sn_call *c, const char *arg)
+{
+    if (strcmp(arg, "longest") == 0 || strcmp(arg, "shortest") == 0)
+        extremes(c, arg[0] == 'l');
+    else if (strcmp(arg, "operations") == 0)
+        operations(c);
+    else
+        trace_ranked(c, arg);
 }

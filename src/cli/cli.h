@@ -33,5 +33,6 @@ int sn_cmd_top(int argc, char **argv); /* cmd_top.c */
 /* a store's history out as JSON lines, and frames for past seconds in (cmd_export.c) */
 int sn_cmd_export(int argc, char **argv);
 int sn_cmd_import(int argc, char **argv);
+int sn_cmd_traces(int argc, char **argv); /* cmd_traces.c: dprof's questions */
 
 #endif

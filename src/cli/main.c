@@ -33,6 +33,8 @@ static const struct command commands[] = {
     {"top", sn_cmd_top, "watch an instrumentation's keys, counts and percentiles live"},
     {"export", sn_cmd_export, "write an instrumentation's stored history as JSON lines"},
     {"import", sn_cmd_import, "send frames of past seconds (JSON lines) to a server's store"},
+    {"traces", sn_cmd_traces,
+     "the longest and shortest traces, a trace's spans ranked, operations"},
     {"ctl", sn_cmd_ctl, "a fleet's status and a tail of its bus (NATS)"},
     {"version", cmd_version, "print the version"},
 };

@@ -4,11 +4,13 @@
 #include "trace/query.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/grow.h"
+#include "core/hist.h"
 
 int sn_trace_query_terms(struct sn_trace_query *q, char *text)
 {
@@ -253,5 +255,255 @@ int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
     qsort(f.traces, f.n, sizeof(*f.traces), newest_first);
     *traces = f.traces;
     *n = f.n;
+    return 0;
+}
+
+/* ---- dprof's questions --------------------------------------------------------------------- */
+
+void sn_trace_summarize(const struct sn_span *spans, size_t n, struct sn_trace_summary *out)
+{
+    uint64_t t0 = UINT64_MAX, t1 = 0;
+    const struct sn_span *root = NULL;
+    const char *seen[64];
+    size_t nseen = 0;
+
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        const struct sn_span *s = &spans[i];
+        if (i == 0) {
+            memcpy(out->id, s->trace_id, 16);
+            out->id64 = (s->flags & SN_SPAN_F_ID64) != 0;
+        }
+        if (!(s->flags & SN_SPAN_F_NO_START)) {
+            if (s->start_ns < t0)
+                t0 = s->start_ns;
+            if (s->start_ns + s->duration_ns > t1)
+                t1 = s->start_ns + s->duration_ns;
+        }
+        if (s->status == SN_STATUS_ERROR || sn_span_attr(s->attrs, s->nattrs, "error"))
+            out->errors++;
+        if (!root || (!(s->flags & SN_SPAN_F_PARENT) && (root->flags & SN_SPAN_F_PARENT)) ||
+            (!(s->flags & SN_SPAN_F_PARENT) == !(root->flags & SN_SPAN_F_PARENT) &&
+             s->start_ns < root->start_ns))
+            root = s;
+        bool known = false;
+        for (size_t k = 0; k < nseen && !known; k++)
+            known = strcasecmp(seen[k], s->service) == 0;
+        if (!known && nseen < 64)
+            seen[nseen++] = s->service;
+    }
+    out->spans = (uint32_t)n;
+    out->services = (uint32_t)nseen;
+    out->start_us = t0 == UINT64_MAX ? 0 : t0 / 1000;
+    out->duration_us = t1 > t0 && t0 != UINT64_MAX ? (t1 - t0) / 1000 : 0;
+    if (root) {
+        snprintf(out->root_service, sizeof(out->root_service), "%s", root->service);
+        snprintf(out->root_name, sizeof(out->root_name), "%s", root->name);
+    }
+}
+
+struct trace_max { /* a trace and its longest span of the service: open addressing */
+    uint8_t id[16];
+    uint64_t max_us;
+    bool used;
+};
+
+struct extremes {
+    struct trace_max *t;
+    size_t cap, n;
+    bool truncated;
+    int err;
+};
+
+static int tm_put(struct extremes *x, const uint8_t id[16], uint64_t us)
+{
+    if ((x->n + 1) * 2 > x->cap) {
+        if (x->n >= SN_QUERY_MAX_TRACES) {
+            x->truncated = true;
+            return 0;
+        }
+        size_t cap = x->cap ? x->cap * 2 : 4096;
+        struct trace_max *nt = calloc(cap, sizeof(*nt));
+        if (!nt)
+            return -ENOMEM;
+        for (size_t i = 0; i < x->cap; i++)
+            if (x->t[i].used) {
+                uint64_t h;
+                memcpy(&h, x->t[i].id + 8, 8);
+                size_t j = h & (cap - 1);
+                while (nt[j].used)
+                    j = (j + 1) & (cap - 1);
+                nt[j] = x->t[i];
+            }
+        free(x->t);
+        x->t = nt;
+        x->cap = cap;
+    }
+    uint64_t h;
+    memcpy(&h, id + 8, 8);
+    size_t j = h & (x->cap - 1);
+    while (x->t[j].used && memcmp(x->t[j].id, id, 16) != 0)
+        j = (j + 1) & (x->cap - 1);
+    if (!x->t[j].used) {
+        memcpy(x->t[j].id, id, 16);
+        x->t[j].used = true;
+        x->t[j].max_us = us;
+        x->n++;
+    } else if (us > x->t[j].max_us) {
+        x->t[j].max_us = us;
+    }
+    return 0;
+}
+
+static bool on_extreme(void *arg, const struct sn_span_ref *r)
+{
+    struct extremes *x = arg;
+    if ((x->err = tm_put(x, r->trace_id, r->duration_us)) < 0)
+        return false;
+    return true;
+}
+
+static int by_max_desc(const void *a, const void *b)
+{
+    const struct trace_max *x = a, *y = b;
+    return x->max_us < y->max_us ? 1 : x->max_us > y->max_us ? -1 : memcmp(x->id, y->id, 16);
+}
+
+static int by_max_asc(const void *a, const void *b)
+{
+    return by_max_desc(b, a);
+}
+
+int sn_trace_extremes(struct sn_span_store *ss, const char *service, uint64_t from_us,
+                      uint64_t to_us, bool longest, size_t limit, struct sn_trace_summary **out,
+                      size_t *n, bool *truncated)
+{
+    struct extremes x = {0};
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    *truncated = false;
+    if ((rc = sn_span_store_scan(ss, service, from_us, to_us, on_extreme, &x)) < 0 ||
+        (rc = x.err) < 0) {
+        free(x.t);
+        return rc;
+    }
+    size_t k = 0; /* the used entries, packed, ranked */
+    for (size_t i = 0; i < x.cap; i++)
+        if (x.t[i].used)
+            x.t[k++] = x.t[i];
+    qsort(x.t, k, sizeof(*x.t), longest ? by_max_desc : by_max_asc);
+    if (k > limit)
+        k = limit;
+    if (k && !(*out = calloc(k, sizeof(**out)))) {
+        free(x.t);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++) {
+        struct sn_span_batch t = {0};
+        struct sn_trace_summary *s = &(*out)[*n];
+        if (sn_span_store_trace(ss, x.t[i].id, &t) == 0) {
+            sn_trace_summarize(t.spans, t.n, s);
+        } else { /* removed since: the index's figure alone */
+            memcpy(s->id, x.t[i].id, 16);
+        }
+        s->service_us = x.t[i].max_us;
+        sn_span_batch_fini(&t);
+        (*n)++;
+    }
+    *truncated = x.truncated;
+    free(x.t);
+    return 0;
+}
+
+struct ops {
+    struct sn_op_series *s;
+    size_t n, cap;
+    uint64_t from_us;
+    uint32_t step_s;
+    int err;
+};
+
+static struct sn_op_point *op_point(struct ops *o, const char *service, const char *name, int64_t t)
+{
+    struct sn_op_series *s = NULL;
+    for (size_t i = 0; i < o->n && !s; i++)
+        if (strcmp(o->s[i].service, service) == 0 && strcmp(o->s[i].name, name) == 0)
+            s = &o->s[i];
+    if (!s) {
+        struct sn_op_series *a = sn_grow(o->s, &o->cap, o->n + 1, sizeof(*a));
+        if (!a)
+            return NULL;
+        o->s = a;
+        s = &o->s[o->n++];
+        memset(s, 0, sizeof(*s));
+        snprintf(s->service, sizeof(s->service), "%s", service);
+        snprintf(s->name, sizeof(s->name), "%s", name);
+    }
+    /* the scan goes newest first: a series' points are prepended, oldest ends first */
+    for (size_t i = 0; i < s->n; i++)
+        if (s->points[i].t == t)
+            return &s->points[i];
+    struct sn_op_point *p = sn_grow(s->points, &s->cap, s->n + 1, sizeof(*p));
+    if (!p)
+        return NULL;
+    s->points = p;
+    memmove(&s->points[1], &s->points[0], s->n * sizeof(*p));
+    memset(&s->points[0], 0, sizeof(*p));
+    s->points[0].t = t;
+    if (!(s->points[0].latency = sn_hist_create()))
+        return NULL;
+    s->n++;
+    return &s->points[0];
+}
+
+static bool on_op(void *arg, const struct sn_span_ref *r)
+{
+    struct ops *o = arg;
+    int64_t t = (int64_t)(r->start_us / 1000000);
+    t -= (t - (int64_t)(o->from_us / 1000000)) % o->step_s;
+    struct sn_op_point *p = op_point(o, r->service, r->name, t);
+    if (!p) {
+        o->err = -ENOMEM;
+        return false;
+    }
+    p->count++;
+    p->errors += r->error;
+    sn_hist_insert(p->latency, (double)r->duration_us * 1000, 1);
+    return true;
+}
+
+void sn_trace_ops_free(struct sn_op_series *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < ops[i].n; k++)
+            sn_hist_destroy(ops[i].points[k].latency);
+        free(ops[i].points);
+    }
+    free(ops);
+}
+
+static int by_op(const void *a, const void *b)
+{
+    const struct sn_op_series *x = a, *y = b;
+    int c = strcmp(x->service, y->service);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+int sn_trace_ops(struct sn_span_store *ss, const char *service, uint64_t from_us, uint64_t to_us,
+                 uint32_t step_s, struct sn_op_series **out, size_t *n)
+{
+    struct ops o = {NULL, 0, 0, from_us, step_s ? step_s : 60, 0};
+    int rc = sn_span_store_scan(ss, service, from_us, to_us, on_op, &o);
+    if (!rc)
+        rc = o.err;
+    if (rc < 0) {
+        sn_trace_ops_free(o.s, o.n);
+        return rc;
+    }
+    qsort(o.s, o.n, sizeof(*o.s), by_op);
+    *out = o.s;
+    *n = o.n;
     return 0;
 }

@@ -51,4 +51,46 @@ int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
                   struct sn_span_batch **traces, size_t *n);
 void sn_trace_list_free(struct sn_span_batch *traces, size_t n);
 
+/* ---- dprof's questions ------------------------------------------------------------------- */
+
+/* One trace in a list: its figures from its spans (sn_trace_summarize()), and the longest span
+ * of the service it was asked for, which ranks it. */
+struct sn_trace_summary {
+    uint8_t id[16];
+    bool id64;                      /* a 64-bit id (16 hex digits in Zipkin's form) */
+    uint64_t start_us, duration_us; /* from its first start to its last end */
+    uint64_t service_us;            /* its longest span of the service asked about */
+    uint32_t spans, errors, services;
+    char root_service[128], root_name[128]; /* its root span's (else its earliest's) */
+};
+
+/* The figures of a trace from its spans. */
+void sn_trace_summarize(const struct sn_span *spans, size_t n, struct sn_trace_summary *out);
+
+/* The longest (longest) or shortest traces of service with a span starting in
+ * [from_us, to_us), ranked by their longest span of that service (the trace as the service
+ * saw it: exact from the index), at most limit, with each one's figures read from the store.
+ * Traces beyond SN_QUERY_MAX_TRACES in the range are not ranked (*truncated set). *out is a
+ * new array (free()). Returns 0 or -errno. */
+#define SN_QUERY_MAX_TRACES 2000000
+int sn_trace_extremes(struct sn_span_store *ss, const char *service, uint64_t from_us,
+                      uint64_t to_us, bool longest, size_t limit, struct sn_trace_summary **out,
+                      size_t *n, bool *truncated);
+
+/* Span counts, errors and latency of each operation (service, span name) over time: the spans
+ * of service (NULL: every service) starting in [from_us, to_us), in steps of step_s seconds. */
+struct sn_op_point {
+    int64_t t; /* the step's start (Unix seconds) */
+    uint64_t count, errors;
+    struct sn_hist *latency; /* ns (the index's µs x 1000) */
+};
+struct sn_op_series {
+    char service[128], name[128];
+    struct sn_op_point *points; /* steps with spans, oldest first */
+    size_t n, cap;
+};
+int sn_trace_ops(struct sn_span_store *ss, const char *service, uint64_t from_us, uint64_t to_us,
+                 uint32_t step_s, struct sn_op_series **out, size_t *n);
+void sn_trace_ops_free(struct sn_op_series *ops, size_t n);
+
 #endif
