@@ -464,6 +464,39 @@ void sn_api_zipkin_trace(struct sn_call *c, const char *arg)
     reply_json(c, &o);
 }
 
+/* GET /api/v2/dependencies?endTs=&lookback= (endTs required, ms) */
+static void dependencies(struct sn_call *c)
+{
+    int64_t end, lookback;
+    bool given;
+    if (!int_param(c, "endTs", 0, &end, &given) ||
+        !int_param(c, "lookback", end > DAY_MS ? DAY_MS : end, &lookback, NULL))
+        return;
+    if (!given)
+        return text(c, 400, "endTs is required");
+    if (end <= 0)
+        return text(c, 400, "endTs <= 0");
+    if (lookback <= 0)
+        return text(c, 400, "lookback <= 0");
+    uint64_t to = (uint64_t)end * 1000,
+             from = end > lookback ? (uint64_t)(end - lookback) * 1000 : 0;
+    struct sn_dep_link *l;
+    size_t n;
+    bool truncated;
+    if (sn_trace_dependencies(c->s->spans, from, to, &l, &n, &truncated) < 0)
+        return sn_resp_empty(c->resp, 500);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_pack("{s:s, s:s, s:I}", "parent", l[i].parent, "child", l[i].child,
+                              "callCount", (json_int_t)l[i].calls);
+        if (l[i].errors) /* Zipkin writes it only when there are some */
+            json_object_set_new(o, "errorCount", json_integer((json_int_t)l[i].errors));
+        json_array_append_new(a, o);
+    }
+    free(l);
+    sn_resp_json(c->resp, 200, a);
+}
+
 void sn_api_zipkin_query(struct sn_call *c, const char *what)
 {
     char **names;
@@ -495,6 +528,8 @@ void sn_api_zipkin_query(struct sn_call *c, const char *what)
         return traces_query(c);
     if (strcmp(what, "traceMany") == 0)
         return trace_many(c);
+    if (strcmp(what, "dependencies") == 0)
+        return dependencies(c);
     if (strcmp(what, "autocompleteKeys") == 0)
         return names_reply(c, NULL, 0); /* no tag keys are configured for autocompletion */
     if (strcmp(what, "autocompleteValues") == 0) {

@@ -507,3 +507,160 @@ int sn_trace_ops(struct sn_span_store *ss, const char *service, uint64_t from_us
     *n = o.n;
     return 0;
 }
+
+/* ---- Dependencies --------------------------------------------------------------------------- */
+
+struct deps {
+    struct sn_span_store *ss;
+    struct idset seen;
+    struct sn_dep_link *links;
+    size_t n, cap, read;
+    bool truncated;
+    int err;
+};
+
+static int dep_add(struct deps *d, const char *parent, const char *child, bool error)
+{
+    if (!parent[0] || !child[0] || strcasecmp(parent, child) == 0)
+        return 0;
+    for (size_t i = 0; i < d->n; i++)
+        if (strcasecmp(d->links[i].parent, parent) == 0 &&
+            strcasecmp(d->links[i].child, child) == 0) {
+            d->links[i].calls++;
+            d->links[i].errors += error;
+            return 0;
+        }
+    struct sn_dep_link *a = sn_grow(d->links, &d->cap, d->n + 1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    d->links = a;
+    struct sn_dep_link *l = &d->links[d->n++];
+    memset(l, 0, sizeof(*l));
+    snprintf(l->parent, sizeof(l->parent), "%s", parent);
+    snprintf(l->child, sizeof(l->child), "%s", child);
+    for (char *p = l->parent; *p; p++) /* Zipkin's names are lower case */
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    for (char *p = l->child; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    l->calls = 1;
+    l->errors = error;
+    return 0;
+}
+
+static bool span_error(const struct sn_span *s)
+{
+    return s->status == SN_STATUS_ERROR || sn_span_attr(s->attrs, s->nattrs, "error");
+}
+
+/* The span of t with id id and not s (the parent, or the client sharing s's id), or NULL;
+ * with shared, the CLIENT or PRODUCER span of that id. */
+static const struct sn_span *by_id(const struct sn_span_batch *t, const uint8_t id[8],
+                                   const struct sn_span * not )
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (&t->spans[i] != not &&memcmp(t->spans[i].span_id, id, 8) == 0)
+            return &t->spans[i];
+    return NULL;
+}
+
+static bool is_server(const struct sn_span *s)
+{
+    return s->kind == SN_KIND_SERVER || s->kind == SN_KIND_CONSUMER;
+}
+
+static bool is_client(const struct sn_span *s)
+{
+    return s->kind == SN_KIND_CLIENT || s->kind == SN_KIND_PRODUCER ||
+           (s->kind == SN_KIND_UNSPEC && (s->flags & SN_SPAN_F_REMOTE));
+}
+
+static int link_trace(struct deps *d, const struct sn_span_batch *t)
+{
+    int rc = 0;
+    for (size_t i = 0; i < t->n && !rc; i++) {
+        const struct sn_span *s = &t->spans[i];
+        if (is_server(s)) {
+            /* the caller: the span sharing this one's id, else the nearest ancestor of
+             * another service */
+            const struct sn_span *a = by_id(t, s->span_id, s);
+            if (!a || strcasecmp(a->service, s->service) == 0) {
+                a = (s->flags & SN_SPAN_F_PARENT) ? by_id(t, s->parent_id, NULL) : NULL;
+                for (int depth = 0; a && strcasecmp(a->service, s->service) == 0 && depth < 64;
+                     depth++)
+                    a = (a->flags & SN_SPAN_F_PARENT) ? by_id(t, a->parent_id, NULL) : NULL;
+            }
+            const char *caller =
+                a ? a->service
+                  : ((s->flags & SN_SPAN_F_REMOTE) && s->remote.service ? s->remote.service : "");
+            rc = dep_add(d, caller, s->service, span_error(s));
+        } else if (is_client(s)) {
+            const char *rs = remote_service(s);
+            if (!rs || !*rs)
+                continue;
+            bool served = false; /* a server span under it: that one links */
+            for (size_t k = 0; k < t->n && !served; k++) {
+                const struct sn_span *c = &t->spans[k];
+                served =
+                    is_server(c) &&
+                    ((c->flags & SN_SPAN_F_PARENT && memcmp(c->parent_id, s->span_id, 8) == 0) ||
+                     memcmp(c->span_id, s->span_id, 8) == 0);
+            }
+            if (!served)
+                rc = dep_add(d, s->service, rs, span_error(s));
+        }
+    }
+    return rc;
+}
+
+static bool on_dep(void *arg, const struct sn_span_ref *r)
+{
+    struct deps *d = arg;
+    int added = idset_add(&d->seen, r->trace_id);
+    if (added <= 0) {
+        d->err = added;
+        return added == 0;
+    }
+    if (d->read++ >= SN_QUERY_MAX_READ) {
+        d->truncated = true;
+        return false;
+    }
+    struct sn_span_batch t = {0};
+    int rc = sn_span_store_trace(d->ss, r->trace_id, &t);
+    if (rc == 0)
+        rc = link_trace(d, &t);
+    sn_span_batch_fini(&t);
+    if (rc < 0 && rc != -ENOENT) {
+        d->err = rc;
+        return false;
+    }
+    return true;
+}
+
+static int by_link(const void *a, const void *b)
+{
+    const struct sn_dep_link *x = a, *y = b;
+    int c = strcmp(x->parent, y->parent);
+    return c ? c : strcmp(x->child, y->child);
+}
+
+int sn_trace_dependencies(struct sn_span_store *ss, uint64_t from_us, uint64_t to_us,
+                          struct sn_dep_link **out, size_t *n, bool *truncated)
+{
+    struct deps d = {.ss = ss};
+    int rc = sn_span_store_scan(ss, NULL, from_us, to_us, on_dep, &d);
+    free(d.seen.id);
+    free(d.seen.used);
+    if (!rc)
+        rc = d.err;
+    if (rc < 0) {
+        free(d.links);
+        return rc;
+    }
+    qsort(d.links, d.n, sizeof(*d.links), by_link);
+    *out = d.links;
+    *n = d.n;
+    *truncated = d.truncated;
+    return 0;
+}

@@ -93,4 +93,20 @@ int sn_trace_ops(struct sn_span_store *ss, const char *service, uint64_t from_us
                  uint32_t step_s, struct sn_op_series **out, size_t *n);
 void sn_trace_ops_free(struct sn_op_series *ops, size_t n);
 
+/* ---- Dependencies (Zipkin's GET /api/v2/dependencies) -------------------------------------- */
+
+struct sn_dep_link {
+    char parent[128], child[128];
+    uint64_t calls, errors;
+};
+/* The links between services in the traces with spans starting in [from_us, to_us), as
+ * Zipkin's DependencyLinker forms them: a SERVER or CONSUMER span links from the nearest
+ * ancestor of another service (the caller's CLIENT or PRODUCER span, or the one sharing its
+ * id), else from its remote endpoint's service; a CLIENT or PRODUCER span with a remote service
+ * and no server span under it links to that (uninstrumented) service. A link's error count
+ * counts the calls whose callee span has an error. At most SN_QUERY_MAX_READ traces are read
+ * (the newest; *truncated says so). *out: a new array sorted by parent, child. */
+int sn_trace_dependencies(struct sn_span_store *ss, uint64_t from_us, uint64_t to_us,
+                          struct sn_dep_link **out, size_t *n, bool *truncated);
+
 #endif
