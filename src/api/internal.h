@@ -80,6 +80,9 @@ void sn_api_otlp_ingest(struct sn_call *c);
 void sn_api_zipkin_ingest(struct sn_call *c);
 void sn_api_zipkin_query(struct sn_call *c, const char *what);
 void sn_api_zipkin_trace(struct sn_call *c, const char *id);
+/* Sampling: Jaeger's GET /api/sampling?service=S; GET and PUT /ca/sampling. */
+void sn_api_jaeger_sampling(struct sn_call *c);
+void sn_api_sampling(struct sn_call *c, bool put);
 /* dprof's questions: GET /ca/traces/longest, /shortest, /operations, and /ca/traces/:id (arg). */
 void sn_api_traces(struct sn_call *c, const char *arg);
 /* The exemplars of a heatmap cell of trace.spans instrumentation in: at most max spans that

@@ -13,6 +13,8 @@
 #include "http/httpd.h"
 #include "serve/collector.h"
 #include "serve/fleet.h"
+#include "trace/sampling.h"
+#include "trace/span_store.h"
 
 struct out {
     char *p;
@@ -171,6 +173,59 @@ void sn_api_prometheus(struct sn_call *c)
              (double)ss.used_bytes},
             {"sonde_store_pending", "gauge", "Slots and rollups waiting to be written.", NULL,
              (double)ss.pending},
+        };
+        emit_rows(&o, st, sizeof(st) / sizeof(st[0]));
+    }
+    if (s->spans) { /* docs/tracing.md: spans */
+        struct sn_span_store_stats ts;
+        struct sn_tail_stats tl;
+        sn_span_store_stats(s->spans, &ts);
+        sn_tail_stats(s->tail, &tl);
+        const struct row st[] = {
+            {"sonde_span_requests_total", "counter", "OTLP and Zipkin ingest requests.", NULL,
+             C(span_requests)},
+            {"sonde_span_requests_invalid_total", "counter",
+             "Span requests refused as malformed (400, 413, 415): nothing of them stored.", NULL,
+             C(span_requests_invalid)},
+            {"sonde_span_requests_busy_total", "counter",
+             "Span requests refused with 503 and Retry-After: the span store's queue was full.",
+             NULL, C(span_requests_busy)},
+            {"sonde_spans_accepted_total", "counter", "Spans accepted (before tail sampling).",
+             NULL, C(spans_accepted)},
+            {"sonde_spans_rejected_total", "counter",
+             "Spans refused one by one (OTLP partialSuccess).", NULL, C(spans_rejected)},
+            {"sonde_spans_written_total", "counter", "Spans written into the span store.", NULL,
+             (double)ts.spans_written},
+            {"sonde_span_blocks_written_total", "counter", "Blocks of spans written.", NULL,
+             (double)ts.blocks_written},
+            {"sonde_span_bytes_written_total", "counter", "Bytes of blocks written.", NULL,
+             (double)ts.bytes_written},
+            {"sonde_span_write_errors_total", "counter",
+             "Span write transactions that failed (the requests wait in memory, retried).", NULL,
+             (double)ts.write_errors},
+            {"sonde_span_blocks_expired_total", "counter", "Blocks removed by --trace-retention.",
+             NULL, (double)ts.blocks_expired},
+            {"sonde_span_blocks_dropped_total", "counter", "Blocks removed by --trace-max-bytes.",
+             NULL, (double)ts.blocks_dropped},
+            {"sonde_span_blocks_damaged_total", "counter", "Blocks read that failed their checks.",
+             NULL, (double)ts.blocks_damaged},
+            {"sonde_span_queue_requests", "gauge", "Span requests waiting for the writer.", NULL,
+             (double)ts.queued},
+            {"sonde_span_used_bytes", "gauge", "Pages the span databases use, in bytes.", NULL,
+             (double)ts.used_bytes},
+            {"sonde_tail_traces_kept_total", "counter", "Traces the tail sampler kept, by rule.",
+             "{rule=\"error\"}", (double)tl.kept_error},
+            {"sonde_tail_traces_kept_total", NULL, NULL, "{rule=\"slow\"}", (double)tl.kept_slow},
+            {"sonde_tail_traces_kept_total", NULL, NULL, "{rule=\"rate\"}", (double)tl.kept_rate},
+            {"sonde_tail_traces_dropped_total", "counter", "Traces the tail sampler dropped.", NULL,
+             (double)tl.traces_dropped},
+            {"sonde_tail_spans_dropped_total", "counter", "Spans the tail sampler dropped.", NULL,
+             (double)tl.spans_dropped},
+            {"sonde_tail_decided_early_total", "counter",
+             "Traces decided before their wait: too many spans waited.", NULL,
+             (double)tl.decided_early},
+            {"sonde_tail_waiting_spans", "gauge", "Spans waiting for their trace's decision.", NULL,
+             (double)tl.waiting_spans},
         };
         emit_rows(&o, st, sizeof(st) / sizeof(st[0]));
     }

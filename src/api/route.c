@@ -172,6 +172,9 @@ PLAIN(value_raw, sn_api_raw(c))
 PLAIN(heatmap_index, sn_api_value_index(c, true))
 PLAIN(otlp_ingest, sn_api_otlp_ingest(c))
 PLAIN(zipkin_ingest, sn_api_zipkin_ingest(c))
+PLAIN(jaeger_sampling, sn_api_jaeger_sampling(c))
+PLAIN(sampling_get, sn_api_sampling(c, false))
+PLAIN(sampling_put, sn_api_sampling(c, true))
 #undef PLAIN
 #define HM_CA     "instrumentations/:id/value/heatmap/image|details|average|percentile"
 #define HM_FACADE "instrumentations/:id/value/heatmap/image|details"
@@ -186,6 +189,7 @@ static const struct route routes[] = {
      zipkin_ingest},
     {ROOT, "GET", "api/v2/" ZIPKIN_QUERIES, AUTH_OPERATOR, R_SPANS, 0, sn_api_zipkin_query},
     {ROOT, "GET", "api/v2/trace/:name", AUTH_OPERATOR, R_SPANS, 0, sn_api_zipkin_trace},
+    {ROOT, "GET", "api/sampling", AUTH_OPERATOR, R_SPANS, 0, jaeger_sampling},
 
     {CA, "GET", "docs", AUTH_OPEN, R_NO_HEAD | R_BASE_ONLY, 0, docs},
     {CA, "GET", "admin/status", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, admin_status},
@@ -195,6 +199,8 @@ static const struct route routes[] = {
     {CA, "GET", "transformations", AUTH_SCOPE, 0, 0, transformations},
     {CA, "POST", "ingest", AUTH_SCOPE, R_RAW_BODY, SN_INGEST_BODY_MAX, ingest},
     {CA, "POST", "import", AUTH_SCOPE, R_RAW_BODY, SN_INGEST_BODY_MAX, import},
+    {CA, "GET", "sampling", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, sampling_get},
+    {CA, "PUT", "sampling", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 65536, sampling_put},
     {CA, "GET", "traces/:name", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, sn_api_traces},
     {CA, "GET", "dashboards", AUTH_SCOPE, 0, 0, dash_list},
     {CA, "GET", "dashboards/:name", AUTH_SCOPE, 0, 0, sn_api_dash_get},

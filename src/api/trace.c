@@ -26,16 +26,12 @@
 #include "serve/span_metrics.h"
 #include "trace/otlp.h"
 #include "trace/query.h"
+#include "trace/sampling.h"
 #include "trace/span_store.h"
 #include "trace/zipkin.h"
 
 #define DECODED_MAX (64u << 20) /* a request body after decompression (OTLP's recommendation) */
 #define DAY_MS      86400000LL
-
-static uint64_t now_ns(void)
-{
-    return (uint64_t)sn_now_ms() * 1000000ULL;
-}
 
 /* Whether the Content-Type (parameters aside) is t. */
 static bool ctype_is(const char *ctype, const char *t)
@@ -71,6 +67,17 @@ static void span_frames(struct sn_server *s, const struct sn_span_batch *b)
     free(ptr);
     free(rcs);
     sn_span_metrics_frames_free(f, n);
+}
+
+/* A request's spans taken: refused whole (-EBUSY) while the span store's queue is full;
+ * else counted in trace.spans (every span: heatmaps stay whole whatever is sampled), then
+ * to the tail sampler, which stores them (or what it keeps). */
+static int take(struct sn_server *s, const struct sn_span_batch *b)
+{
+    if (sn_span_store_full(s->spans))
+        return -EBUSY;
+    span_frames(s, b);
+    return sn_tail_take(s->tail, b, sn_now_ms());
 }
 
 /* ---- OTLP/HTTP ------------------------------------------------------------------------------ */
@@ -139,8 +146,7 @@ void sn_api_otlp_ingest(struct sn_call *c)
         sn_span_batch_fini(&b);
         return;
     }
-    rc = sn_span_store_put(s->spans, &b, now_ns());
-    if (rc < 0) {
+    if ((rc = take(s, &b)) < 0) {
         atomic_fetch_add(&s->c.span_requests_busy, 1);
         otlp_status(c, enc, 503, 14,
                     rc == -EBUSY ? "the span store's queue is full: retry later"
@@ -151,7 +157,6 @@ void sn_api_otlp_ingest(struct sn_call *c)
     }
     atomic_fetch_add(&s->c.spans_accepted, b.n);
     atomic_fetch_add(&s->c.spans_rejected, b.rejected);
-    span_frames(s, &b);
     unsigned char *out;
     size_t olen;
     if (sn_otlp_response(enc, b.rejected, b.rejected ? b.reject_why : NULL, &out, &olen) < 0)
@@ -200,13 +205,12 @@ void sn_api_zipkin_ingest(struct sn_call *c)
         sn_span_batch_fini(&b);
         return;
     }
-    if ((rc = sn_span_store_put(s->spans, &b, now_ns())) < 0) {
+    if ((rc = take(s, &b)) < 0) {
         atomic_fetch_add(&s->c.span_requests_busy, 1);
         text(c, 503, "the span store's queue is full: retry later");
         retry_after(c->resp);
     } else {
         atomic_fetch_add(&s->c.spans_accepted, b.n);
-        span_frames(s, &b);
         sn_resp_empty(c->resp, 202);
     }
     sn_span_batch_fini(&b);
@@ -789,4 +793,62 @@ void sn_api_traces(struct sn_call *c, const char *arg)
         operations(c);
     else
         trace_ranked(c, arg);
+}
+
+/* ---- Sampling (trace/sampling.h) ------------------------------------------------------------ */
+
+/* GET /api/sampling?service=S: Jaeger's remote-sampling answer. */
+void sn_api_jaeger_sampling(struct sn_call *c)
+{
+    const char *v[2];
+    char buf[512];
+    size_t n = sn_req_params(c->req, "service", v, 2, buf, sizeof(buf));
+    if (n != 1 || !*v[0])
+        return text(c, 400, "'service' parameter must be provided once");
+    pthread_rwlock_rdlock(&c->s->lock);
+    json_t *j = sn_sampling_strategy(c->s->sampling, v[0]);
+    pthread_rwlock_unlock(&c->s->lock);
+    if (!j)
+        return sn_resp_empty(c->resp, 500);
+    sn_resp_json(c->resp, 200, j);
+}
+
+/* GET and PUT /ca/sampling: the configuration, and its replacement (a JSON body). */
+void sn_api_sampling(struct sn_call *c, bool put)
+{
+    if (!put) {
+        pthread_rwlock_rdlock(&c->s->lock);
+        json_t *j = json_deep_copy(c->s->sampling->doc);
+        pthread_rwlock_unlock(&c->s->lock);
+        struct sn_tail_stats ts;
+        sn_tail_stats(c->s->tail, &ts);
+        json_t *o = json_pack(
+            "{s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "config",
+            j ? j : json_object(), "tail", "traces_kept", (json_int_t)ts.traces_kept,
+            "traces_dropped", (json_int_t)ts.traces_dropped, "spans_kept",
+            (json_int_t)ts.spans_kept, "spans_dropped", (json_int_t)ts.spans_dropped, "kept_error",
+            (json_int_t)ts.kept_error, "kept_slow", (json_int_t)ts.kept_slow, "kept_rate",
+            (json_int_t)ts.kept_rate, "decided_early", (json_int_t)ts.decided_early,
+            "waiting_spans", (json_int_t)ts.waiting_spans, "waiting_traces",
+            (json_int_t)ts.waiting_traces);
+        return sn_resp_json(c->resp, 200, o);
+    }
+    json_error_t err;
+    json_t *doc = json_loadb((const char *)c->req->body, c->req->body_len, 0, &err);
+    char why[256] = "";
+    if (!doc) {
+        CA_INVAL(c, "the body is not JSON: %s", err.text);
+        return;
+    }
+    int rc = sn_server_set_sampling(c->s, doc, why, sizeof(why));
+    json_decref(doc);
+    if (rc == -EINVAL) {
+        CA_INVAL(c, "%s", why);
+        return;
+    }
+    if (rc < 0) {
+        sn_resp_error(c->resp, 503, "EUNAVAILABLE", "%s", why[0] ? why : strerror(-rc));
+        return;
+    }
+    sn_api_sampling(c, false);
 }

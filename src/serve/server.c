@@ -25,6 +25,7 @@
 #include "serve/fleet.h"
 #include "serve/flow.h"
 #include "serve/span_metrics.h"
+#include "trace/sampling.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
 #include "serve/transform.h"
@@ -544,6 +545,73 @@ static void wake_long_polls(void *arg, const char *key, int64_t t)
         sn_http_wake(s->http, key);
 }
 
+/* Kept spans (all of them without tail sampling) into the span store. */
+static void keep_spans(void *arg, const struct sn_span_batch *b)
+{
+    struct sn_server *s = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (sn_span_store_put_accepted(s->spans, b,
+                                   (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) < 0)
+        atomic_fetch_add(&s->c.span_store_errors, b->n);
+}
+
+/* The sampling configuration the store keeps ("sampling"; none: sample everything), and the
+ * tail sampler following it. */
+static int sampling_open(struct sn_server *s)
+{
+    char *doc = NULL, why[256] = "";
+    size_t len;
+    json_t *j = NULL;
+    int rc;
+    if (!(s->sampling = calloc(1, sizeof(*s->sampling))))
+        return -ENOMEM;
+    if (sn_store_meta_get(s->store, "sampling", &doc, &len) == 0)
+        j = json_loadb(doc, len, 0, NULL);
+    free(doc);
+    if ((rc = sn_sampling_parse(j, s->sampling, why, sizeof(why))) < 0) {
+        sn_log(SN_LOG_WARN, "serve",
+               "the stored sampling configuration is refused (%s): "
+               "sampling everything",
+               why);
+        rc = sn_sampling_parse(NULL, s->sampling, why, sizeof(why));
+    }
+    json_decref(j);
+    if (rc < 0 || (rc = sn_tail_open(keep_spans, s, &s->tail)) < 0 ||
+        (rc = sn_tail_configure(s->tail, s->sampling)) < 0)
+        return rc;
+    return 0;
+}
+
+int sn_server_set_sampling(struct sn_server *s, const json_t *doc, char *why, size_t len)
+{
+    struct sn_sampling_cfg cfg;
+    int rc = sn_sampling_parse(doc, &cfg, why, len);
+    if (rc < 0)
+        return rc;
+    char *text = json_dumps(cfg.doc, JSON_COMPACT);
+    if (!text) {
+        sn_sampling_cfg_fini(&cfg);
+        return -ENOMEM;
+    }
+    rc = sn_store_meta_put(s->store, "sampling", text, strlen(text));
+    free(text);
+    if (rc < 0) {
+        snprintf(why, len, "the configuration cannot be stored: %s", strerror(-rc));
+        sn_sampling_cfg_fini(&cfg);
+        return rc;
+    }
+    if ((rc = sn_tail_configure(s->tail, &cfg)) < 0) {
+        sn_sampling_cfg_fini(&cfg);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&s->lock);
+    sn_sampling_cfg_fini(s->sampling);
+    *s->sampling = cfg;
+    pthread_rwlock_unlock(&s->lock);
+    return 0;
+}
+
 int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
 {
     char sdir[600];
@@ -594,6 +662,8 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
         sn_log(SN_LOG_ERROR, "serve", "%s", why);
         goto fail;
     }
+    if ((rc = sampling_open(s)) < 0)
+        goto fail;
     s->fleet_mode = o->nats != NULL;
     if ((rc = sn_server_load_defs(s)) < 0)
         goto fail;
@@ -753,8 +823,13 @@ int sn_server_close(struct sn_server *s)
     s->http = s->http_otlp = s->http_zipkin = NULL;
     sn_xforms_stop(s->xforms);
     s->xforms = NULL;
-    sn_flow_close(s);                        /* nobody publishes any more */
-    rc = sn_server_save_final(s);            /* the caller says what a failure means */
+    sn_flow_close(s);             /* nobody publishes any more */
+    rc = sn_server_save_final(s); /* the caller says what a failure means */
+    sn_tail_close(s->tail);       /* the traces waiting are decided: the kept ones stored */
+    s->tail = NULL;
+    if (s->sampling)
+        sn_sampling_cfg_fini(s->sampling);
+    free(s->sampling);
     int trc = sn_span_store_close(s->spans); /* what is queued is written first */
     s->spans = NULL;
     int src = sn_store_close(s->store); /* after a last write of what memory holds */

@@ -32,6 +32,8 @@
 #include "trace/span_store.h"
 
 struct sn_span_metrics;
+struct sn_tail;
+struct sn_sampling_cfg;
 
 #define SN_SCOPE_MAX      64
 #define SN_TENANT_QUOTA   10     /* live instrumentations per tenant (CA) */
@@ -83,6 +85,7 @@ struct sn_counters {
     _Atomic uint64_t span_requests_busy;    /* refused with 503: the span queue was full */
     _Atomic uint64_t spans_accepted;        /* spans queued for the span store */
     _Atomic uint64_t spans_rejected;        /* spans refused one by one (OTLP partialSuccess) */
+    _Atomic uint64_t span_store_errors;     /* kept spans the span store could not take */
 };
 
 struct sn_server {
@@ -99,10 +102,12 @@ struct sn_server {
     struct sn_collector *collector; /* NULL when the local agent is off */
     struct sn_xforms *xforms;       /* transformations of keys (serve/transform.h) */
     struct sn_http *http;
-    struct sn_agg *agg;            /* every instrumentation's data, by key */
-    struct sn_store *store;        /* the definitions and every instrumentation's history */
-    struct sn_span_store *spans;   /* spans, in the store's environment */
-    struct sn_span_metrics *spanm; /* trace.spans instrumentations (serve/span_metrics.h) */
+    struct sn_agg *agg;               /* every instrumentation's data, by key */
+    struct sn_store *store;           /* the definitions and every instrumentation's history */
+    struct sn_span_store *spans;      /* spans, in the store's environment */
+    struct sn_span_metrics *spanm;    /* trace.spans instrumentations (serve/span_metrics.h) */
+    struct sn_tail *tail;             /* sampling: the tail sampler and its configuration */
+    struct sn_sampling_cfg *sampling; /* the configuration (guarded by lock) */
     struct sn_http *http_otlp, *http_zipkin; /* --otlp-listen, --zipkin-listen (NULL: off) */
     struct sn_bus *bus; /* between the sources and the aggregator (serve/flow.h) */
     struct sn_bus_sub *bus_frames, *bus_status; /* the aggregator's subscriptions */
@@ -262,6 +267,10 @@ void sn_server_start_local_all(struct sn_server *s);
 /* Once a second: expires slots and reaps idle instrumentations (the store writes on its own
  * thread). Takes the lock itself. */
 void sn_server_tick(struct sn_server *s, int64_t now);
+/* Replaces the sampling configuration (trace/sampling.h) with doc (borrowed), validated,
+ * stored, and followed by the tail sampler from now on. Returns 0, -EINVAL with why, or the
+ * -errno of the store. */
+int sn_server_set_sampling(struct sn_server *s, const json_t *doc, char *why, size_t len);
 /* The final save at shutdown: the definitions if they are behind (the store writes the data
  * as it closes). Takes the lock itself. Returns 0, or the -errno (logged): the caller exits
  * non-zero then, as something acknowledged may be lost. */

@@ -443,15 +443,13 @@ out:
     return p;
 }
 
-int sn_span_store_put(struct sn_span_store *ss, const struct sn_span_batch *b, uint64_t now_ns)
+static int put(struct sn_span_store *ss, const struct sn_span_batch *b, uint64_t now_ns,
+               bool capped)
 {
     int rc = 0;
     if (!b->n)
         return 0;
-    pthread_mutex_lock(&ss->mu);
-    bool full = ss->nqueued >= ss->o.queue;
-    pthread_mutex_unlock(&ss->mu);
-    if (full) {
+    if (capped && sn_span_store_full(ss)) {
         atomic_fetch_add(&ss->c.requests_refused, 1);
         return -EBUSY;
     }
@@ -459,7 +457,7 @@ int sn_span_store_put(struct sn_span_store *ss, const struct sn_span_batch *b, u
     if (!p)
         return rc;
     pthread_mutex_lock(&ss->mu);
-    if (ss->nqueued >= ss->o.queue) { /* filled while this one was prepared */
+    if (capped && ss->nqueued >= ss->o.queue) { /* filled while this one was prepared */
         pthread_mutex_unlock(&ss->mu);
         prep_free(p);
         atomic_fetch_add(&ss->c.requests_refused, 1);
@@ -473,6 +471,25 @@ int sn_span_store_put(struct sn_span_store *ss, const struct sn_span_batch *b, u
     pthread_cond_signal(&ss->cv);
     pthread_mutex_unlock(&ss->mu);
     return 0;
+}
+
+int sn_span_store_put(struct sn_span_store *ss, const struct sn_span_batch *b, uint64_t now_ns)
+{
+    return put(ss, b, now_ns, true);
+}
+
+int sn_span_store_put_accepted(struct sn_span_store *ss, const struct sn_span_batch *b,
+                               uint64_t now_ns)
+{
+    return put(ss, b, now_ns, false);
+}
+
+bool sn_span_store_full(struct sn_span_store *ss)
+{
+    pthread_mutex_lock(&ss->mu);
+    bool full = ss->nqueued >= ss->o.queue;
+    pthread_mutex_unlock(&ss->mu);
+    return full;
 }
 
 int sn_span_store_sync(struct sn_span_store *ss)

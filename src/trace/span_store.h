@@ -71,6 +71,13 @@ int sn_span_store_close(struct sn_span_store *ss);
  * (queued), -EBUSY (the queue is full: nothing taken), -ENOMEM. now_ns: when they arrived
  * (stands for a missing start). */
 int sn_span_store_put(struct sn_span_store *ss, const struct sn_span_batch *b, uint64_t now_ns);
+/* sn_span_store_put() whatever the queue holds: spans a client was answered for already (the
+ * tail sampler's, trace/sampling.h). Returns 0 or -ENOMEM. */
+int sn_span_store_put_accepted(struct sn_span_store *ss, const struct sn_span_batch *b,
+                               uint64_t now_ns);
+/* Whether the queue is full (sn_span_store_put() would refuse): a request is refused before
+ * it is taken. */
+bool sn_span_store_full(struct sn_span_store *ss);
 /* Waits until everything queued before the call is written (or a write failed). Returns 0 or
  * the -errno of the failure. */
 int sn_span_store_sync(struct sn_span_store *ss);
