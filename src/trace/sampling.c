@@ -244,9 +244,15 @@ static size_t hash_id(const uint8_t id[16], size_t cap)
 /* The decision by rate: the trace id's hash, so that every span and node decides alike. */
 static bool keep_by_rate(const uint8_t id[16], double drop_rate)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ id[i]) * 1099511628211ULL;
+    uint64_t a = 0, b = 0;
+    for (int i = 0; i < 8; i++) {
+        a = a << 8 | id[i];
+        b = b << 8 | id[8 + i];
+    }
+    uint64_t h = a * 0x9e3779b97f4a7c15ULL ^ b; /* splitmix64's finalizer over both halves */
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    h ^= h >> 31;
     return (double)(h >> 11) / 9007199254740992.0 >= drop_rate;
 }
 
