@@ -750,6 +750,8 @@ static void check_otlp_status(const struct th_resp *r, bool json, int want_st, i
         T_STR(msg, want_msg);
     } else {
         T_OK(msg[0] != '\0');
+        printf("# OTLP %s -> %d {%" PRId64 ", %.200s}\n", json ? "JSON" : "protobuf", r->status,
+               code, msg);
     }
 }
 
@@ -1023,6 +1025,9 @@ static void zipkin_bad(const char *ctype, const char *cenc, const void *body, si
     T_EQ(r.status, want_st);
     if (want_msg)
         T_STR(r.body, want_msg);
+    else if (want_st != 202)
+        printf("# Zipkin %s (%zu bytes) -> %d %.200s\n", ctype ? ctype : "-", len, r.status,
+               r.body ? r.body : "");
     th_resp_free(&r);
 }
 
@@ -1156,12 +1161,17 @@ static int64_t q_now_ms; /* "now" of the query data set */
  *   T2 beta  "GET /B" -120 s, 5000 µs, tag k=v
  *   T3 alpha "get /c" -2 h, 20000 µs, tag k=w
  *   T4 gamma "old"    -3 d, 100 µs
- *   T5 delta "five"   -30 s, 300 µs, 64-bit trace id */
+ *   T5 delta "five"   -30 s, 300 µs, 64-bit trace id
+ *   T6, T7, T8 (epsilon, 30 h and more ago), T9 (OTLP, CartService, -10 min): see q_load() */
 #define T1 "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
 #define T2 "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
 #define T3 "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3"
 #define T4 "d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4"
 #define T5 "e5e5e5e5e5e5e5e5"
+#define T6 "f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6"
+#define T7 "07070707070707070707070707070707"
+#define T8 "08080808080808080808080808080808"
+#define T9 "09090909090909090909090909090909"
 
 static void q_load(void)
 {
@@ -1193,9 +1203,50 @@ static void q_load(void)
     T_EQ(post(qsrv.port, "/api/v2/spans", "application/json", NULL, PLAIN, b, strlen(b), &r), 0);
     T_EQ(r.status, 202);
     th_resp_free(&r);
+    /* T6: one span of 2 h (over 2^32 µs), 40 h ago; T7: root 30 h 10 min ago (11 min long)
+     * with a child 30 h 1 min ago; T8: root 30 h 5 min ago. T7's timestamp is its root's, older
+     * than T8's, though a span of T7 is the newest of all three. */
+    snprintf(
+        b, 8192,
+        "[{\"traceId\":\"" T6 "\",\"id\":\"00000000000006f1\",\"name\":\"long\",\"timestamp\":"
+        "%" PRId64 ",\"duration\":7200000000,\"localEndpoint\":{\"serviceName\":\"epsilon\"}},"
+        "{\"traceId\":\"" T7 "\",\"id\":\"0000000000000771\",\"name\":\"root\",\"timestamp\":"
+        "%" PRId64 ",\"duration\":660000000,\"localEndpoint\":{\"serviceName\":\"epsilon\"}},"
+        "{\"traceId\":\"" T7 "\",\"parentId\":\"0000000000000771\",\"id\":\"0000000000000772\","
+        "\"name\":\"late child\",\"timestamp\":%" PRId64 ",\"duration\":1000,\"localEndpoint\":{"
+        "\"serviceName\":\"epsilon\"}},"
+        "{\"traceId\":\"" T8 "\",\"id\":\"0000000000000881\",\"name\":\"root\",\"timestamp\":"
+        "%" PRId64 ",\"duration\":1000,\"localEndpoint\":{\"serviceName\":\"epsilon\"}}]",
+        n - (int64_t)40 * 3600000000, n - (int64_t)(30 * 60 + 10) * 60000000,
+        n - (int64_t)(30 * 60 + 1) * 60000000, n - (int64_t)(30 * 60 + 5) * 60000000);
+    T_EQ(post(qsrv.port, "/api/v2/spans", "application/json", NULL, PLAIN, b, strlen(b), &r), 0);
+    T_EQ(r.status, 202);
+    th_resp_free(&r);
     free(b);
+    /* T9: OTLP, service "CartService" (upper case), 10 min ago */
+    struct sn_pbw w = {0};
+    size_t rs = sn_pbw_begin(&w, 1), res = sn_pbw_begin(&w, 1);
+    pb_kv(&w, 1, "service.name", 's', "CartService", 0, 0);
+    sn_pbw_end(&w, res);
+    size_t ss = sn_pbw_begin(&w, 2), sp = sn_pbw_begin(&w, 2);
+    pb_id(&w, 1, T9);
+    pb_id(&w, 2, "00000000000009a1");
+    pb_str(&w, 5, "AddItem");
+    sn_pbw_varint(&w, 6, 3);
+    sn_pbw_fixed64(&w, 7, (uint64_t)(n - 600000000) * 1000);
+    sn_pbw_fixed64(&w, 8, (uint64_t)(n - 600000000) * 1000 + 2000000);
+    pb_kv(&w, 9, "peer.service", 's', "Redis", 0, 0);
+    sn_pbw_end(&w, sp);
+    sn_pbw_end(&w, ss);
+    sn_pbw_end(&w, rs);
+    T_EQ(post(qsrv.port, "/v1/traces", "application/x-protobuf", NULL, PLAIN, w.buf, w.len, &r), 0);
+    T_EQ(r.status, 200);
+    th_resp_free(&r);
+    sn_pbw_fini(&w);
     json_decref(wait_trace(qsrv.port, T1, 2));
     json_decref(wait_trace(qsrv.port, T5, 1));
+    json_decref(wait_trace(qsrv.port, T8, 1));
+    json_decref(wait_trace(qsrv.port, T9, 1));
 }
 
 /* /api/v2/traces?q: the trace ids of the answer, in order, comma-joined, into out. */
@@ -1231,7 +1282,7 @@ static void check_traces(const char *q, const char *want)
 static void test_query_traces(void)
 {
     char q[512];
-    check_traces("", "e5e5,a1a1,b2b2,c3c3"); /* newest first, a day back */
+    check_traces("", "e5e5,a1a1,b2b2,0909,c3c3"); /* newest first, a day back */
     check_traces("serviceName=alpha", "a1a1,c3c3");
     check_traces("serviceName=ALPHA", "a1a1,c3c3");
     check_traces("serviceName=beta", "b2b2");
@@ -1262,7 +1313,29 @@ static void test_query_traces(void)
     snprintf(q, sizeof(q), "endTs=%" PRId64, q_now_ms - 3600000);
     check_traces(q, "c3c3");
     snprintf(q, sizeof(q), "lookback=%" PRId64, (int64_t)4 * 86400000);
-    check_traces(q, "e5e5,a1a1,b2b2,c3c3,d4d4");
+    check_traces(q, "e5e5,a1a1,b2b2,0909,c3c3,0808,0707,f6f6,d4d4");
+    /* the limit takes the newest traces by their timestamps (the root's), not by the newest
+     * span seen: T8 (root 30 h 5 min ago) before T7 (root 30 h 10 min ago, child 30 h 1 min) */
+    snprintf(q, sizeof(q), "serviceName=epsilon&endTs=%" PRId64 "&lookback=3600000&limit=1",
+             q_now_ms - (int64_t)30 * 3600000);
+    check_traces(q, "0808");
+    snprintf(q, sizeof(q), "serviceName=epsilon&endTs=%" PRId64 "&lookback=3600000",
+             q_now_ms - (int64_t)30 * 3600000);
+    check_traces(q, "0808,0707");
+    /* a span of 2 h (7.2e9 µs): over 2^32 µs */
+    snprintf(q, sizeof(q), "lookback=%" PRId64 "&minDuration=5000000000", (int64_t)2 * 86400000);
+    check_traces(q, "f6f6");
+    snprintf(q, sizeof(q), "lookback=%" PRId64 "&minDuration=7200000000&maxDuration=7200000000",
+             (int64_t)2 * 86400000);
+    check_traces(q, "f6f6");
+    snprintf(q, sizeof(q), "lookback=%" PRId64 "&minDuration=4000000000&maxDuration=5000000000",
+             (int64_t)2 * 86400000);
+    check_traces(q, "");
+    /* an OTLP service named in capitals: Zipkin's lower case finds it, so does its own */
+    check_traces("serviceName=cartservice", "0909");
+    check_traces("serviceName=CartService", "0909");
+    check_traces("remoteServiceName=redis", "0909");
+    check_traces("spanName=additem", "0909");
     check_traces("limit=2", "e5e5,a1a1");
     check_traces("limit=1&serviceName=alpha", "a1a1");
 
@@ -1337,12 +1410,15 @@ static void test_query_names(void)
     struct th_resp r = {0};
     T_EQ(th_get(qsrv.port, "/api/v2/services", &r), 0);
     T_EQ(r.status, 200);
-    T_STR(r.body, "[\"alpha\",\"beta\",\"delta\",\"gamma\"]");
+    T_STR(r.body, "[\"alpha\",\"beta\",\"cartservice\",\"delta\",\"epsilon\",\"gamma\"]");
     char cc[128] = "";
     T_OK(th_header(&r, "Cache-Control", cc, sizeof(cc)));
     T_STR(cc, "max-age=300, must-revalidate");
     th_resp_free(&r);
-    check_text(qsrv.port, "/zipkin/api/v2/services", 200, "[\"alpha\",\"beta\",\"delta\",\"gamma\"]");
+    check_text(qsrv.port, "/zipkin/api/v2/services", 200,
+               "[\"alpha\",\"beta\",\"cartservice\",\"delta\",\"epsilon\",\"gamma\"]");
+    check_text(qsrv.port, "/api/v2/spans?serviceName=cartservice", 200, "[\"additem\"]");
+    check_text(qsrv.port, "/api/v2/remoteServices?serviceName=cartservice", 200, "[\"redis\"]");
     check_text(qsrv.port, "/api/v2/spans?serviceName=alpha", 200, "[\"get /a\",\"get /c\",\"query\"]");
     check_text(qsrv.port, "/api/v2/spans?serviceName=ALPHA", 200, "[\"get /a\",\"get /c\",\"query\"]");
     check_text(qsrv.port, "/api/v2/spans?serviceName=beta", 200, "[\"get /b\"]");
@@ -1374,9 +1450,10 @@ static int create(int port, const char *props)
     return id;
 }
 
-/* One OTLP span of service svc, name, status, duration ns, ending at end_ns. */
-static void metric_span(struct sn_pbw *w, const char *svc, const char *name, int status,
-                        uint64_t dur, uint64_t end_ns, unsigned n)
+/* One OTLP span of service svc (on host: resource host.name, unless NULL), name, kind,
+ * status, duration ns, ending at end_ns; with a 1 MB attribute (refused) when big. */
+static void metric_span2(struct sn_pbw *w, const char *svc, const char *host, const char *name,
+                         int kind, int status, uint64_t dur, uint64_t end_ns, unsigned n, bool big)
 {
     char tid[33], sid[17];
     snprintf(tid, sizeof(tid), "7e7e7e7e%024x", n);
@@ -1384,13 +1461,26 @@ static void metric_span(struct sn_pbw *w, const char *svc, const char *name, int
     size_t rs = sn_pbw_begin(w, 1);
     size_t res = sn_pbw_begin(w, 1);
     pb_kv(w, 1, "service.name", 's', svc, 0, 0);
+    if (host)
+        pb_kv(w, 1, "host.name", 's', host, 0, 0);
     sn_pbw_end(w, res);
     size_t ss = sn_pbw_begin(w, 2);
     size_t sp = sn_pbw_begin(w, 2);
     pb_id(w, 1, tid);
     pb_id(w, 2, sid);
     pb_str(w, 5, name);
-    sn_pbw_varint(w, 6, 2);
+    sn_pbw_varint(w, 6, (uint64_t)kind);
+    if (big) {
+        char *v = malloc(1 << 20);
+        memset(v, 'v', 1 << 20);
+        size_t m = sn_pbw_begin(w, 9);
+        pb_str(w, 1, "big");
+        size_t a = sn_pbw_begin(w, 2);
+        sn_pbw_bytes(w, 1, v, 1 << 20);
+        sn_pbw_end(w, a);
+        sn_pbw_end(w, m);
+        free(v);
+    }
     sn_pbw_fixed64(w, 7, end_ns - dur);
     sn_pbw_fixed64(w, 8, end_ns);
     if (status) {
@@ -1401,6 +1491,12 @@ static void metric_span(struct sn_pbw *w, const char *svc, const char *name, int
     sn_pbw_end(w, sp);
     sn_pbw_end(w, ss);
     sn_pbw_end(w, rs);
+}
+
+static void metric_span(struct sn_pbw *w, const char *svc, const char *name, int status,
+                        uint64_t dur, uint64_t end_ns, unsigned n)
+{
+    metric_span2(w, svc, NULL, name, 2, status, dur, end_ns, n, false);
 }
 
 /* raw value of instrumentation id over [start, start+dur) as sorted-key JSON text, polled until
@@ -1471,8 +1567,9 @@ static void test_span_metrics(void)
     check_raw(s.port, lat, e - 1, 2,
               "{\"api\":[[[150000,159999],1],[[3000000,3099999],1]],\"web\":[[[1500000,1599999],"
               "3],[[25000000,25999999],2]],\"zk\":[[[2000000,2099999],1]]}");
-    check_raw(s.port, err, e, 1, "{\"b\":2}");
-    check_raw(s.port, err, e - 1, 2, "{\"b\":2,\"c\":1}");
+    /* a Zipkin span with an error tag is an ERROR span */
+    check_raw(s.port, err, e, 1, "{\"b\":2,\"q\":1}");
+    check_raw(s.port, err, e - 1, 2, "{\"b\":2,\"c\":1,\"q\":1}");
     check_raw(s.port, err, e - 5, 2, "{}");
 
     /* a heatmap of them: a PNG */
@@ -1496,6 +1593,45 @@ static void test_span_metrics(void)
     T_EQ(st, 200);
     T_OK(json_string_length(json_object_get(j, "image")) > 100);
     json_decref(j);
+
+    /* second E-3: by kind and host; a span refused (partialSuccess) is not counted */
+    int cli = create(s.port, "{\"module\":\"trace\",\"stat\":\"spans\",\"predicate\":{\"eq\":["
+                             "\"kind\",\"CLIENT\"]},\"decomposition\":[\"host\"]}");
+    T_REQUIRE(cli > 0);
+    uint64_t end3 = end - 3000000000ULL;
+    metric_span2(&w, "web", "h1", "x", 3, 0, 1000000, end3, ++n, false);
+    metric_span2(&w, "web", "h1", "x", 3, 0, 1000000, end3, ++n, false);
+    metric_span2(&w, "web", "h2", "x", 2, 0, 1000000, end3, ++n, false);
+    metric_span2(&w, "web", "h3", "x", 3, 0, 1000000, end3, ++n, false);
+    metric_span2(&w, "rej", "h1", "x", 3, 2, 1000000, end3, ++n, true);
+    T_EQ(post(s.port, "/v1/traces", "application/x-protobuf", NULL, PLAIN, w.buf, w.len, &r), 0);
+    T_EQ(r.status, 200);
+    int64_t rejected = -1;
+    char m[512];
+    T_OK(pb_export_resp(r.body ? r.body : "", r.len, &rejected, m, sizeof(m)));
+    T_EQ(rejected, 1);
+    th_resp_free(&r);
+    sn_pbw_fini(&w);
+    check_raw(s.port, cli, e - 3, 1, "{\"h1\":2,\"h3\":1}");
+    check_raw(s.port, lat, e - 3, 1, "{\"web\":[[[1000000,1099999],4]]}");
+    check_raw(s.port, err, e - 3, 1, "{}");
+
+    /* the instrumentations run again after a restart */
+    T_EQ(th_serve_stop(&s), 0);
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s", s.dir);
+    T_REQUIRE(th_serve_start(sonde, extra, dir, &s) == 0);
+    check_raw(s.port, lat, e, 1,
+              "{\"api\":[[[150000,159999],1]],\"web\":[[[1500000,1599999],3],[[25000000,25999999],"
+              "2]],\"zk\":[[[2000000,2099999],1]]}");
+    int64_t e2 = (int64_t)time(NULL) - 2;
+    metric_span(&w, "after", "z", 2, 4000000, (uint64_t)e2 * 1000000000ULL + 1000, ++n);
+    T_EQ(post(s.port, "/v1/traces", "application/x-protobuf", NULL, PLAIN, w.buf, w.len, &r), 0);
+    check_otlp_ok(&r, false);
+    th_resp_free(&r);
+    sn_pbw_fini(&w);
+    check_raw(s.port, lat, e2, 1, "{\"after\":[[[4000000,4099999],1]]}");
+    check_raw(s.port, err, e2, 1, "{\"z\":1}");
     T_EQ(th_serve_stop(&s), 0);
 }
 
