@@ -661,6 +661,41 @@ static void test_roundtrip_otlp(void)
     }
 }
 
+/* Content-Type parameters are no other type */
+static void test_ctype_params(void)
+{
+    struct ids id;
+    uint64_t base = recent_ns(30);
+    ids_of(50, 0x01, &id);
+    char *js = otlp_json(&id, base);
+    struct th_resp r = {0};
+    T_EQ(post(srv.port, "/v1/traces", "application/json; charset=utf-8", NULL, PLAIN, js,
+              strlen(js), &r),
+         0);
+    check_otlp_ok(&r, true);
+    th_resp_free(&r);
+    free(js);
+    json_t *got = wait_trace(srv.port, id.tid, 2);
+    char *want = otlp_expected(&id, base);
+    check_spans(got, want);
+    free(want);
+    json_decref(got);
+    /* Zipkin: a fractional µs timestamp (OTel JS's) is truncated */
+    const char *z = "[{\"traceId\":\"5af7183fb1d4cf5f\",\"id\":\"00000000000000f1\",\"timestamp\":"
+                    "1700000000080000.5,\"duration\":12.7,\"localEndpoint\":{\"serviceName\":"
+                    "\"frontend\"}}]";
+    T_EQ(post(srv.port, "/api/v2/spans", "application/json; charset=utf-8", NULL, PLAIN, z,
+              strlen(z), &r),
+         0);
+    T_EQ(r.status, 202);
+    th_resp_free(&r);
+    got = wait_trace(srv.port, "5af7183fb1d4cf5f", 1);
+    check_spans(got, "[{\"traceId\":\"5af7183fb1d4cf5f\",\"id\":\"00000000000000f1\",\"timestamp\":"
+                     "1700000000080000,\"duration\":12,\"localEndpoint\":{\"serviceName\":"
+                     "\"frontend\"}}]");
+    json_decref(got);
+}
+
 static void test_roundtrip_zipkin(void)
 {
     for (int enc = 0; enc < 2; enc++) {
@@ -1653,6 +1688,25 @@ static void test_span_metrics(void)
     check_raw(s.port, lat, e - 3, 1, "{\"web\":[[[1000000,1099999],4]]}");
     check_raw(s.port, err, e - 3, 1, "{}");
 
+    /* a span that ended a minute ago counts in its second; a Zipkin span without a timestamp
+     * counts in the second it arrived */
+    int64_t late = (int64_t)time(NULL) - 60;
+    metric_span(&w, "late", "l", 0, 7000000, (uint64_t)late * 1000000000ULL + 5, ++n);
+    T_EQ(post(s.port, "/v1/traces", "application/x-protobuf", NULL, PLAIN, w.buf, w.len, &r), 0);
+    check_otlp_ok(&r, false);
+    th_resp_free(&r);
+    sn_pbw_fini(&w);
+    check_raw(s.port, lat, late, 1, "{\"late\":[[[7000000,7099999],1]]}");
+    int64_t t0 = (int64_t)time(NULL);
+    const char *nots = "[{\"traceId\":\"7e7e7e7e7e7e7e7f\",\"id\":\"0000000000000098\",\"name\":"
+                       "\"nots\",\"duration\":3000,\"localEndpoint\":{\"serviceName\":\"nots\"}}]";
+    T_EQ(post(s.port, "/api/v2/spans", "application/json", NULL, PLAIN, nots, strlen(nots), &r), 0);
+    T_EQ(r.status, 202);
+    th_resp_free(&r);
+    int64_t t1 = (int64_t)time(NULL);
+    th_sleep_ms(1100);
+    check_raw(s.port, lat, t0, (int)(t1 - t0 + 1), "{\"nots\":[[[3000000,3099999],1]]}");
+
     /* the instrumentations run again after a restart */
     T_EQ(th_serve_stop(&s), 0);
     char dir[256];
@@ -2065,11 +2119,47 @@ static void test_retention_flag(void)
     const char *extra[] = {"--no-agent", "--trace-retention", "1m", NULL};
     struct th_serve s;
     T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
-    /* no spans yet: empty answers */
-    check_text(s.port, "/api/v2/services", 200, "[]");
+    /* a trace that ended 10 minutes ago goes with the maintenance after a write; a new one
+     * stays */
+    struct ids old, fresh;
+    ids_of(0, 0x07, &old);
+    ids_of(1, 0x07, &fresh);
+    char *oj = zipkin_json(old.tid, &old, recent_ns(600) / 1000);
+    char *fj = zipkin_json(fresh.tid, &fresh, recent_ns(5) / 1000);
+    struct th_resp r = {0};
+    T_EQ(post(s.port, "/api/v2/spans", "application/json", NULL, PLAIN, oj, strlen(oj), &r), 0);
+    T_EQ(r.status, 202);
+    th_resp_free(&r);
+    th_sleep_ms(1100);
+    T_EQ(post(s.port, "/api/v2/spans", "application/json", NULL, PLAIN, fj, strlen(fj), &r), 0);
+    T_EQ(r.status, 202);
+    th_resp_free(&r);
+    json_t *j = wait_trace(s.port, fresh.tid, 2);
+    T_OK(j != NULL);
+    json_decref(j);
+    int st = 0;
+    for (int i = 0; i < POLL_TRIES; i++) {
+        json_decref(jget(s.port, &st, NULL, "/api/v2/trace/%s", old.tid));
+        if (st == 404)
+            break;
+        th_sleep_ms(POLL_MS);
+    }
+    T_EQ(st, 404);
+    free(oj);
+    free(fj);
+    T_EQ(th_serve_stop(&s), 0);
+}
+
+/* A server without spans: empty answers (run last: a sanitized server has died of them). */
+static void test_empty_store(void)
+{
+    const char *extra[] = {"--no-agent", NULL};
+    struct th_serve s;
+    T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
+    check_text(s.port, "/api/v2/traceMany?traceIds=0000000000000001,0000000000000002", 200, "[]");
     check_text(s.port, "/api/v2/traces", 200, "[]");
     check_text(s.port, "/api/v2/spans?serviceName=x", 200, "[]");
-    check_text(s.port, "/api/v2/traceMany?traceIds=0000000000000001,0000000000000002", 200, "[]");
+    check_text(s.port, "/api/v2/services", 200, "[]");
     T_EQ(th_serve_stop(&s), 0);
 }
 
@@ -2083,6 +2173,7 @@ int main(int argc, char **argv)
     }
     t_run("roundtrip_otlp", test_roundtrip_otlp);
     t_run("roundtrip_zipkin", test_roundtrip_zipkin);
+    t_run("ctype_params", test_ctype_params);
     t_run("bad_otlp", test_bad_otlp);
     t_run("bad_zipkin", test_bad_zipkin);
     t_run("bad_nothing_stored", test_bad_nothing_stored);
@@ -2107,5 +2198,6 @@ int main(int argc, char **argv)
     t_run("concurrent_ingest", test_concurrent_ingest);
     t_run("queue_full", test_queue_full);
     t_run("retention_flag", test_retention_flag);
+    t_run("empty_store", test_empty_store);
     return t_done();
 }
