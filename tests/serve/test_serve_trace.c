@@ -2097,6 +2097,130 @@ static void test_queue_full(void)
     T_OK(n503 >= 0);
 }
 
+/* ---- with a tenants file: the span routes are the operator's ------------------------------- */
+
+/* method path with token (NULL: none), a body of ctype; the status (0: no answer). */
+static int call_as(int port, const char *token, const char *method, const char *path,
+                   const char *ctype, const void *body, size_t len, char **reply)
+{
+    char auth[300], ct[200];
+    const char *h[3] = {NULL, NULL, NULL};
+    int nh = 0;
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h[nh++] = auth;
+    }
+    if (ctype) {
+        snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+        h[nh++] = ct;
+    }
+    struct th_resp r = {0};
+    int st = th_request(port, method, path, h, body, len, 30000, &r) == 0 ? r.status : 0;
+    if (reply)
+        *reply = strdup(r.body ? r.body : "");
+    th_resp_free(&r);
+    return st;
+}
+
+static void test_tenants(void)
+{
+    char file[512];
+    snprintf(file, sizeof(file), "%s/trace-tenants-%d.json", t_outdir(), (int)getpid());
+    FILE *f = fopen(file, "w");
+    T_REQUIRE(f != NULL);
+    fputs("{\"operator\":{\"token\":\"operator-token\"},\"tenants\":{\"acme\":{\"token\":"
+          "\"acme-token-1\",\"cgroups\":[\"/snt-trace-acme\"]}}}",
+          f);
+    fclose(f);
+    int op = free_port();
+    char ol[64];
+    snprintf(ol, sizeof(ol), "127.0.0.1:%d", op);
+    const char *extra[] = {"--no-agent", "--tenants", file, "--otlp-listen", ol, NULL};
+    struct th_serve s;
+    T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
+    int ports[2] = {s.port, op};
+    for (int k = 0; k < 2; k++) {
+        int p = ports[k];
+        struct ids id;
+        ids_of((unsigned)k, 0x08, &id);
+        struct sn_pbw w;
+        otlp_proto(&id, recent_ns(10), &w);
+        char *js = zipkin_json(id.tid + 16, &id, recent_ns(10) / 1000);
+        static const char *const tokens[] = {NULL, "wrong-token-123", "acme-token-1"};
+        static const int want[] = {401, 401, 403};
+        for (int t = 0; t < 3; t++) {
+            t_note("port %d, token %s", p, tokens[t] ? tokens[t] : "(none)");
+            T_EQ(call_as(p, tokens[t], "POST", "/v1/traces", "application/x-protobuf", w.buf, w.len,
+                         NULL),
+                 want[t]);
+            T_EQ(call_as(p, tokens[t], "POST", "/api/v2/spans", "application/json", js, strlen(js),
+                         NULL),
+                 want[t]);
+            T_EQ(call_as(p, tokens[t], "GET", "/api/v2/services", NULL, NULL, 0, NULL), want[t]);
+            T_EQ(
+                call_as(p, tokens[t], "GET", "/api/v2/trace/0123456789abcdef", NULL, NULL, 0, NULL),
+                want[t]);
+        }
+        T_EQ(call_as(p, "operator-token", "POST", "/v1/traces", "application/x-protobuf", w.buf,
+                     w.len, NULL),
+             200);
+        T_EQ(call_as(p, "operator-token", "POST", "/api/v2/spans", "application/json", js,
+                     strlen(js), NULL),
+             202);
+        sn_pbw_fini(&w);
+        free(js);
+        char path[128], *body = NULL;
+        int st = 0;
+        snprintf(path, sizeof(path), "/api/v2/trace/%s", id.tid);
+        for (int i = 0; i < POLL_TRIES; i++) {
+            free(body);
+            st = call_as(p, "operator-token", "GET", path, NULL, NULL, 0, &body);
+            if (st == 200)
+                break;
+            th_sleep_ms(POLL_MS);
+        }
+        T_EQ(st, 200);
+        free(body);
+    }
+    char *body = NULL;
+    T_EQ(call_as(s.port, "operator-token", "GET", "/api/v2/services", NULL, NULL, 0, &body), 200);
+    T_STR(body, "[\"backend\",\"frontend\"]");
+    free(body);
+
+    /* trace.spans has no container field: a tenant's scope has no such instrumentation (else
+     * the tenant would read the operator's spans) */
+    const char *def = "{\"module\":\"trace\",\"stat\":\"spans\",\"decomposition\":[\"service\"]}";
+    int st = call_as(s.port, "acme-token-1", "POST", "/ca/customers/acme/instrumentations",
+                     "application/json", def, strlen(def), &body);
+    printf("# a tenant creating trace.spans: %d %.300s\n", st, body);
+    T_EQ(st, 409);
+    T_OK(body && strstr(body, "not a valid module/stat pair") != NULL);
+    if (st == 201) { /* then it must see nothing of the operator's spans */
+        json_t *j = json_loads(body, 0, NULL);
+        const char *iid = json_string_value(json_object_get(j, "id"));
+        char path[256], *raw = NULL;
+        int64_t e = (int64_t)time(NULL) - 2;
+        struct sn_pbw w = {0};
+        metric_span(&w, "secret-service", "op", 0, 1000000, (uint64_t)e * 1000000000ULL, 77);
+        T_EQ(call_as(s.port, "operator-token", "POST", "/v1/traces", "application/x-protobuf",
+                     w.buf, w.len, NULL),
+             200);
+        sn_pbw_fini(&w);
+        th_sleep_ms(500);
+        snprintf(path, sizeof(path),
+                 "/ca/customers/acme/instrumentations/%s/value/raw?start_time=%" PRId64
+                 "&duration=1&timeout=0",
+                 iid ? iid : "0", e);
+        call_as(s.port, "acme-token-1", "GET", path, NULL, NULL, 0, &raw);
+        printf("# the tenant's trace.spans after the operator's span: %.300s\n", raw);
+        T_OK(raw && !strstr(raw, "secret-service"));
+        free(raw);
+        json_decref(j);
+    }
+    free(body);
+    T_EQ(th_serve_stop(&s), 0);
+}
+
 /* ---- 7. retention flag ----------------------------------------------------------------------- */
 
 static void test_retention_flag(void)
@@ -2197,6 +2321,7 @@ int main(int argc, char **argv)
     t_run("restart", test_restart);
     t_run("concurrent_ingest", test_concurrent_ingest);
     t_run("queue_full", test_queue_full);
+    t_run("tenants", test_tenants);
     t_run("retention_flag", test_retention_flag);
     t_run("empty_store", test_empty_store);
     return t_done();
