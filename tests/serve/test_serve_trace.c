@@ -1,24 +1,35 @@
 /*
  * Spans over HTTP against real `sonde serve --no-agent` processes (src/api/trace.c): OTLP/HTTP
  * (POST /v1/traces) and Zipkin v2 (POST /api/v2/spans) ingest, Zipkin's query API, the
- * trace.spans metric, the span-only listeners, a restart, and the retention flag.
+ * trace.spans metric, the span-only listeners, tenants, a restart, retention.
  *
  * Covered (../shared/ref/tracing.md §1.2, §1.3, §2.3):
  *   - round trips, exact: OTLP protobuf, OTLP JSON, Zipkin JSON, Zipkin proto3, each plain,
  *     gzipped and chunked (no Content-Length), read back through /api/v2/trace/{id} and
  *     compared as JSON with what Zipkin's writer must give (ids, parentId, name, kind, µs
- *     times, endpoints, tags, annotations); the OTLP reply in the request's encoding;
- *   - bad input of every kind, with status and message, and nothing of a refused request
- *     stored (its trace ids 404, /api/v2/services unchanged once a later request is visible);
- *   - the query API's filters, order, limits and error messages; traceMany; names;
- *   - trace.spans instrumentations: counts per key and latency bucket, a predicate, a heatmap;
- *   - --otlp-listen / --zipkin-listen answer the span routes only;
- *   - spans and their indexes survive SIGTERM and a restart;
- *   - --trace-retention under a minute is a usage error (exit 2).
+ *     times, endpoints, tags, annotations); the OTLP reply in the request's encoding; a 64-bit
+ *     trace id found by 16 and by 32 hex digits; Content-Type parameters; fractional µs;
+ *   - bad input of every kind, with status and exact message, and nothing of a refused
+ *     request stored (its trace ids 404, /api/v2/services exactly the good services, once a
+ *     later request is visible); a 1 MB attribute refuses that span only (partialSuccess);
+ *   - the query API: filters (service, span name, remote service, annotationQuery, min/max
+ *     duration, endTs/lookback), newest first, limit (by trace timestamp), spans longer than
+ *     2^32 µs, Zipkin's error messages; trace/{id}; traceMany; names; /zipkin/ base path;
+ *   - trace.spans instrumentations: exact counts per key and latency bucket, per second a span
+ *     ended in, predicates on status and kind, host from host.name, refused spans not counted,
+ *     late and timestamp-less spans, a PNG heatmap, running again after a restart;
+ *   - --otlp-listen / --zipkin-listen answer the span routes only (everything else 404);
+ *   - concurrent ingest stores each acknowledged request exactly once; with --trace-queue 1
+ *     a full queue answers 503 + Retry-After: 1 and stores nothing of that request;
+ *   - with a tenants file the span routes need the operator's token (401 / 403 otherwise);
+ *   - spans and their indexes survive SIGTERM (also right after a burst) and a restart;
+ *   - --trace-retention under a minute is a usage error (exit 2); a trace older than the
+ *     retention goes; a server without spans answers empty lists.
  *
  * The requests are built by hand here (protobuf with sn_pbw_*, JSON as text), not with the
  * server's encoders, so that what is checked is the wire format. Ingest is asynchronous: a
- * trace is polled for (bounded: 50 tries, 100 ms apart).
+ * trace is polled for (bounded: 50 tries, 100 ms apart). Searches that find nothing run at
+ * the end of their server's cases (a sanitized server has died of them).
  *
  * Usage: test_serve_trace SONDE [CASE-FILTER].
  */
