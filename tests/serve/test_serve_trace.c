@@ -1742,6 +1742,22 @@ static void test_span_metrics(void)
     sn_pbw_fini(&w);
     check_raw(s.port, lat, e2, 1, "{\"after\":[[[4000000,4099999],1]]}");
     check_raw(s.port, err, e2, 1, "{\"z\":1}");
+    check_raw(s.port, cli, e2, 1, "{}");
+    /* an instrumentation deleted: gone, the others go on */
+    char del[64];
+    snprintf(del, sizeof(del), "/ca/instrumentations/%d", cli);
+    T_EQ(th_send(s.port, "DELETE", del, NULL, NULL, &r), 0);
+    T_EQ(r.status, 204);
+    th_resp_free(&r);
+    metric_span2(&w, "gone", NULL, "y", 3, 2, 4000000, (uint64_t)e2 * 1000000000ULL + 2000, ++n,
+                 false);
+    T_EQ(post(s.port, "/v1/traces", "application/x-protobuf", NULL, PLAIN, w.buf, w.len, &r), 0);
+    check_otlp_ok(&r, false);
+    th_resp_free(&r);
+    sn_pbw_fini(&w);
+    check_raw(s.port, lat, e2, 1,
+              "{\"after\":[[[4000000,4099999],1]],\"gone\":[[[4000000,4099999],1]]}");
+    check_raw(s.port, err, e2, 1, "{\"y\":1,\"z\":1}");
     T_EQ(th_serve_stop(&s), 0);
 }
 
@@ -2269,6 +2285,8 @@ static void test_retention_flag(void)
     ids_of(1, 0x07, &fresh);
     char *oj = zipkin_json(old.tid, &old, recent_ns(600) / 1000);
     char *fj = zipkin_json(fresh.tid, &fresh, recent_ns(5) / 1000);
+    for (char *q = oj; (q = strstr(q, "\"backend\"")) != NULL;)
+        memcpy(q, "\"oldserv\"", 9); /* its own service */
     struct th_resp r = {0};
     T_EQ(post(s.port, "/api/v2/spans", "application/json", NULL, PLAIN, oj, strlen(oj), &r), 0);
     T_EQ(r.status, 202);
@@ -2288,6 +2306,10 @@ static void test_retention_flag(void)
         th_sleep_ms(POLL_MS);
     }
     T_EQ(st, 404);
+    char *svc = services(s.port);
+    /* the old trace's service stays listed (the names index is not expired): reported only */
+    printf("# services once the old trace is gone: %s\n", svc);
+    free(svc);
     free(oj);
     free(fj);
     T_EQ(th_serve_stop(&s), 0);
