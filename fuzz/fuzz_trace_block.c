@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     blk[n++] = 1;
     blk[n++] = 0;
     blk[n++] = data[0] % 8;
-    for (size_t v = pay; ; v >>= 7) { /* the payload's length as a varint */
+    for (size_t v = pay;; v >>= 7) { /* the payload's length as a varint */
         blk[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
         if (v < 0x80)
             break;

@@ -172,6 +172,8 @@ PLAIN(value_raw, sn_api_raw(c))
 PLAIN(heatmap_index, sn_api_value_index(c, true))
 PLAIN(otlp_ingest, sn_api_otlp_ingest(c))
 PLAIN(zipkin_ingest, sn_api_zipkin_ingest(c))
+PLAIN(otlp_get, sn_resp_text(c->resp, 405, "text/plain; charset=utf-8",
+                             "405 method not allowed, supported: [POST]"))
 PLAIN(jaeger_sampling, sn_api_jaeger_sampling(c))
 PLAIN(sampling_get, sn_api_sampling(c, false))
 PLAIN(sampling_put, sn_api_sampling(c, true))
@@ -187,6 +189,7 @@ static const struct route routes[] = {
      otlp_ingest},
     {ROOT, "POST", "api/v2/spans", AUTH_OPERATOR, R_RAW_BODY | R_SPANS, SN_TRACE_BODY_MAX,
      zipkin_ingest},
+    {ROOT, "GET", "v1/traces", AUTH_OPERATOR, R_NO_HEAD | R_SPANS, 0, otlp_get},
     {ROOT, "GET", "api/v2/" ZIPKIN_QUERIES, AUTH_OPERATOR, R_SPANS, 0, sn_api_zipkin_query},
     {ROOT, "GET", "api/v2/trace/:name", AUTH_OPERATOR, R_SPANS, 0, sn_api_zipkin_trace},
     {ROOT, "GET", "api/sampling", AUTH_OPERATOR, R_SPANS, 0, jaeger_sampling},
@@ -582,6 +585,15 @@ static const struct route *handle(struct sn_server *s, struct sn_req *req, struc
     enum family fam;
     int n, first;
 
+    if (spans_only && strcmp(req->method, "OPTIONS") == 0) { /* CORS preflight of span paths */
+        static const char *const span_paths[] = {"/v1/traces", "/api/v2/", "/zipkin/api/v2/",
+                                                 "/api/sampling"};
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(span_paths) / sizeof(span_paths[0]) && !ok; i++)
+            ok = strncmp(req->path, span_paths[i], strlen(span_paths[i])) == 0;
+        sn_resp_empty(resp, ok ? 200 : 404);
+        return NULL;
+    }
     if (strcmp(req->method, "OPTIONS") == 0) {
         sn_resp_empty(resp, 200);
         return NULL;

@@ -191,9 +191,13 @@ void sn_api_zipkin_ingest(struct sn_call *c)
     rc = sn_body_decode(r->cenc, r->body, r->body_len, DECODED_MAX, &body, &len, &owned);
     if (rc < 0) {
         atomic_fetch_add(&s->c.span_requests_invalid, 1);
+        char msg[128];
+        snprintf(msg, sizeof(msg), "unsupported Content-Encoding \"%.64s\" (gzip, deflate)",
+                 r->cenc ? r->cenc : "");
         text(c, rc == -E2BIG ? 413 : 400,
-             rc == -E2BIG ? "the request body decompresses to more than 64 MiB"
-                          : "Cannot gunzip spans");
+             rc == -E2BIG     ? "the request body decompresses to more than 64 MiB"
+             : rc == -ENOTSUP ? msg
+                              : "Cannot gunzip spans");
         return;
     }
     rc = proto ? sn_zipkin_decode_proto(body, len, &b, why, sizeof(why))
@@ -563,7 +567,9 @@ static bool on_exemplar(void *arg, const struct sn_span_ref *r)
     struct exemplars *x = arg;
     uint64_t end_s = (r->start_us + r->duration_us) / 1000000;
     double d_lo = (double)r->duration_us * 1000, d_hi = d_lo + 1000; /* the index has µs */
-    if ((int64_t)end_s < x->t0 - 1 || (int64_t)end_s > x->t1 || d_lo > x->hi || d_hi < x->lo)
+    bool saturated = r->duration_us >= UINT32_MAX; /* the index's limit: read the span */
+    if (!saturated &&
+        ((int64_t)end_s < x->t0 - 1 || (int64_t)end_s > x->t1 || d_lo > x->hi || d_hi < x->lo))
         return true;
     if (x->reads++ >= EXEMPLAR_READS)
         return false;

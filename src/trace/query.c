@@ -172,7 +172,32 @@ struct find {
     struct idset seen;
     size_t read;
     int err;
+    uint64_t th; /* threshold(): recomputed at each match once limit are found */
 };
+
+static int u64_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The limit-th newest timestamp of the matches (0 while fewer): a trace not seen yet has its
+ * timestamp at or before its newest span, which the scan (newest first) has not reached, so
+ * once the scan is older than this none can make the list. */
+static uint64_t threshold(struct find *f)
+{
+    if (f->n < f->q->limit)
+        return 0;
+    uint64_t *t = malloc(f->n * sizeof(*t));
+    if (!t)
+        return UINT64_MAX;
+    for (size_t i = 0; i < f->n; i++)
+        t[i] = sn_trace_timestamp(f->traces[i].spans, f->traces[i].n) / 1000;
+    qsort(t, f->n, sizeof(*t), u64_desc);
+    uint64_t th = t[f->q->limit - 1];
+    free(t);
+    return th;
+}
 
 /* Whether a span of the index could make its trace match (a necessary condition only: the
  * trace is then read and tested whole). */
@@ -182,8 +207,9 @@ static bool candidate(const struct sn_trace_query *q, const struct sn_span_ref *
         return strcasecmp(r->name, q->span_name) == 0;
     if (q->remote)
         return strcasecmp(r->remote, q->remote) == 0;
-    if (q->min_us || q->max_us)
-        return r->duration_us >= q->min_us && (!q->max_us || r->duration_us <= q->max_us);
+    if (q->min_us || q->max_us) /* the index saturates at 2^32 - 1 µs: such a span may be */
+        return r->duration_us >= UINT32_MAX ||
+               (r->duration_us >= q->min_us && (!q->max_us || r->duration_us <= q->max_us));
     return true;
 }
 
@@ -191,6 +217,8 @@ static bool on_ref(void *arg, const struct sn_span_ref *r)
 {
     struct find *f = arg;
     struct sn_span_batch t = {0};
+    if (f->n >= f->q->limit && r->start_us < f->th)
+        return false; /* no trace left can be newer than the limit-th */
     if (!candidate(f->q, r))
         return true;
     int added = idset_add(&f->seen, r->trace_id);
@@ -215,7 +243,9 @@ static bool on_ref(void *arg, const struct sn_span_ref *r)
     }
     f->traces = a;
     f->traces[f->n++] = t;
-    return f->n < f->q->limit;
+    if (f->n >= f->q->limit)
+        f->th = threshold(f);
+    return true;
 }
 
 static int newest_first(const void *a, const void *b)
@@ -235,7 +265,7 @@ void sn_trace_list_free(struct sn_span_batch *traces, size_t n)
 int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
                   struct sn_span_batch **traces, size_t *n)
 {
-    struct find f = {ss, q, NULL, 0, 0, {0}, 0, 0};
+    struct find f = {ss, q, NULL, 0, 0, {0}, 0, 0, 0};
     uint64_t end_us = q->end_ms * 1000;
     uint64_t start_us = q->end_ms > q->lookback_ms ? (q->end_ms - q->lookback_ms) * 1000 : 0;
     int rc = 0;
@@ -252,7 +282,10 @@ int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
         sn_trace_list_free(f.traces, f.n);
         return rc;
     }
-    qsort(f.traces, f.n, sizeof(*f.traces), newest_first);
+    if (f.n > 1)
+        qsort(f.traces, f.n, sizeof(*f.traces), newest_first);
+    while (f.n > q->limit) /* the newest limit */
+        sn_span_batch_fini(&f.traces[--f.n]);
     *traces = f.traces;
     *n = f.n;
     return 0;
@@ -393,7 +426,8 @@ int sn_trace_extremes(struct sn_span_store *ss, const char *service, uint64_t fr
     for (size_t i = 0; i < x.cap; i++)
         if (x.t[i].used)
             x.t[k++] = x.t[i];
-    qsort(x.t, k, sizeof(*x.t), longest ? by_max_desc : by_max_asc);
+    if (k > 1)
+        qsort(x.t, k, sizeof(*x.t), longest ? by_max_desc : by_max_asc);
     if (k > limit)
         k = limit;
     if (k && !(*out = calloc(k, sizeof(**out)))) {
@@ -502,7 +536,8 @@ int sn_trace_ops(struct sn_span_store *ss, const char *service, uint64_t from_us
         sn_trace_ops_free(o.s, o.n);
         return rc;
     }
-    qsort(o.s, o.n, sizeof(*o.s), by_op);
+    if (o.n > 1)
+        qsort(o.s, o.n, sizeof(*o.s), by_op);
     *out = o.s;
     *n = o.n;
     return 0;
@@ -658,7 +693,8 @@ int sn_trace_dependencies(struct sn_span_store *ss, uint64_t from_us, uint64_t t
         free(d.links);
         return rc;
     }
-    qsort(d.links, d.n, sizeof(*d.links), by_link);
+    if (d.n > 1)
+        qsort(d.links, d.n, sizeof(*d.links), by_link);
     *out = d.links;
     *n = d.n;
     *truncated = d.truncated;

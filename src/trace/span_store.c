@@ -509,7 +509,8 @@ int sn_span_store_sync(struct sn_span_store *ss)
 
 struct write_arg {
     struct sn_span_store *ss;
-    struct prep *list; /* the requests to write, in order */
+    struct prep **list; /* the requests to write, in order */
+    size_t nlist;
     uint64_t first_block;
     size_t nblocks, nspans;
     uint64_t bytes;
@@ -529,7 +530,8 @@ static int do_write(MDB_txn *txn, void *arg)
     pthread_rwlock_unlock(&ss->nlock);
     if (rc)
         return rc;
-    for (struct prep *p = w->list; p; p = p->next) {
+    for (size_t r = 0; r < w->nlist; r++) {
+        struct prep *p = w->list[r];
         for (size_t i = 0; i < p->nblocks; i++, id++) {
             uint8_t kb[8];
             be64(kb, id);
@@ -700,12 +702,24 @@ static void *writer(void *arg)
                 break;
         }
         failing = false;
-        struct prep *list = ss->head;
-        uint64_t upto = list ? ss->next_seq : ss->written_seq;
+        /* the requests queued now, as an array: the queue may grow meanwhile, and only these
+         * are written and dequeued by this round */
+        struct prep **list = NULL;
+        size_t nlist = 0;
+        for (struct prep *p = ss->head; p; p = p->next)
+            nlist++;
+        if (nlist && (list = malloc(nlist * sizeof(*list)))) {
+            size_t k = 0;
+            for (struct prep *p = ss->head; p; p = p->next)
+                list[k++] = p;
+        } else {
+            nlist = 0;
+        }
+        uint64_t upto = nlist ? list[nlist - 1]->seq : ss->written_seq;
         bool stop = ss->stop;
         pthread_mutex_unlock(&ss->mu);
         if (list) {
-            struct write_arg w = {ss, list, ss->next_block, 0, 0, 0};
+            struct write_arg w = {ss, list, nlist, ss->next_block, 0, 0, 0};
             uint32_t s0, n0, p0;
             pthread_rwlock_rdlock(&ss->nlock);
             s0 = ss->services.n;
@@ -750,6 +764,7 @@ static void *writer(void *arg)
                 failing = !stop;
             }
             pthread_cond_broadcast(&ss->done_cv);
+            free(list);
             if (stop && (rc != 0 || !ss->head))
                 break;
             pthread_mutex_unlock(&ss->mu);
@@ -1053,7 +1068,8 @@ int sn_span_store_services(struct sn_span_store *ss, char ***out, size_t *n)
         *n = 0;
         return rc;
     }
-    qsort(*out, *n, sizeof(**out), cmp_str);
+    if (*n > 1)
+        qsort(*out, *n, sizeof(**out), cmp_str);
     return 0;
 }
 
@@ -1090,7 +1106,8 @@ int sn_span_store_names(struct sn_span_store *ss, const char *service, bool remo
         *n = 0;
         return rc;
     }
-    qsort(*out, *n, sizeof(**out), cmp_str);
+    if (*n > 1)
+        qsort(*out, *n, sizeof(**out), cmp_str);
     return known ? 0 : -ENOENT;
 }
 
