@@ -37,7 +37,9 @@ static void test_parse(void)
     T_DEQ(c.drop_rate, 0.9);
     T_EQ(c.decision_wait, 3);
     T_EQU(c.max_spans, 1000000);
-    char *s = json_dumps(sn_sampling_strategy(&c, "checkout"), JSON_COMPACT);
+    json_t *st = sn_sampling_strategy(&c, "checkout");
+    char *s = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
     T_STR(s, "{\"strategyType\":\"RATE_LIMITING\",\"rateLimitingSampling\":"
              "{\"maxTracesPerSecond\":42}}");
     free(s);
