@@ -5,7 +5,7 @@
  * again to equal spans and writes the very same text again; and the spans encoded as proto3
  * decode to equal spans too.
  *
- * span_eq() is the same as fuzz_zipkin_proto.c's (each target is one file).
+ * sn_span_equal() is the same as fuzz_zipkin_proto.c's (each target is one file).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -17,40 +17,6 @@
 #include "trace/zipkin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int endpoint_eq(const struct sn_span_endpoint *a, const struct sn_span_endpoint *b)
-{
-    if ((a->service == NULL) != (b->service == NULL) ||
-        (a->service && strcmp(a->service, b->service) != 0))
-        return 0;
-    if (a->has_ipv4 != b->has_ipv4 || (a->has_ipv4 && memcmp(a->ipv4, b->ipv4, 4) != 0))
-        return 0;
-    if (a->has_ipv6 != b->has_ipv6 || (a->has_ipv6 && memcmp(a->ipv6, b->ipv6, 16) != 0))
-        return 0;
-    return a->port == b->port;
-}
-
-static int span_eq(const struct sn_span *a, const struct sn_span *b)
-{
-    if (memcmp(a->trace_id, b->trace_id, 16) || memcmp(a->span_id, b->span_id, 8) ||
-        a->flags != b->flags || a->kind != b->kind || a->status != b->status ||
-        a->start_ns != b->start_ns || a->duration_ns != b->duration_ns ||
-        strcmp(a->name, b->name) || strcmp(a->service, b->service) ||
-        strcmp(a->status_msg, b->status_msg) || !endpoint_eq(&a->local, &b->local) ||
-        !endpoint_eq(&a->remote, &b->remote) || a->nattrs != b->nattrs || a->nevents != b->nevents)
-        return 0;
-    if ((a->flags & SN_SPAN_F_PARENT) && memcmp(a->parent_id, b->parent_id, 8))
-        return 0;
-    for (uint32_t i = 0; i < a->nattrs; i++)
-        if (strcmp(a->attrs[i].key, b->attrs[i].key) || a->attrs[i].vlen != b->attrs[i].vlen ||
-            memcmp(a->attrs[i].val, b->attrs[i].val, a->attrs[i].vlen) ||
-            a->attrs[i].type != b->attrs[i].type)
-            return 0;
-    for (uint32_t i = 0; i < a->nevents; i++)
-        if (a->events[i].t_ns != b->events[i].t_ns || strcmp(a->events[i].name, b->events[i].name))
-            return 0;
-    return 1;
-}
 
 /* The batch as a JSON list (malloc'd), *len bytes. */
 static char *list_json(const struct sn_span_batch *b, size_t *len)
@@ -98,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "%s\n%.*s\n", why, (int)len, text);
     FUZZ_CHECK(rc == 0 && c.n == b.n);
     for (size_t i = 0; i < b.n; i++)
-        FUZZ_CHECK(span_eq(&b.spans[i], &c.spans[i]));
+        FUZZ_CHECK(sn_span_equal(&b.spans[i], &c.spans[i]));
     char *text2 = list_json(&c, &len2);
     FUZZ_CHECK(len2 == len && memcmp(text, text2, len) == 0);
 
@@ -107,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(sn_zipkin_encode_proto(b.spans, b.n, &pb, &pblen) == 0);
     FUZZ_CHECK(sn_zipkin_decode_proto(pb, pblen, &p, why, sizeof(why)) == 0 && p.n == b.n);
     for (size_t i = 0; i < b.n; i++)
-        FUZZ_CHECK(span_eq(&b.spans[i], &p.spans[i]));
+        FUZZ_CHECK(sn_span_equal(&b.spans[i], &p.spans[i]));
 
     free(pb);
     free(text);

@@ -104,3 +104,98 @@ const struct sn_span_kv *sn_span_attr(const struct sn_span_kv *a, uint32_t n, co
             return &a[i];
     return NULL;
 }
+
+/* ---- Equality and validity ------------------------------------------------------------------ */
+
+static bool str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool kv_equal(const struct sn_span_kv *a, uint32_t na, const struct sn_span_kv *b,
+                     uint32_t nb)
+{
+    if (na != nb)
+        return false;
+    for (uint32_t i = 0; i < na; i++)
+        if (strcmp(a[i].key, b[i].key) || a[i].type != b[i].type || a[i].vlen != b[i].vlen ||
+            memcmp(a[i].val, b[i].val, a[i].vlen) || a[i].i != b[i].i ||
+            memcmp(&a[i].d, &b[i].d, sizeof(double)))
+            return false;
+    return true;
+}
+
+static bool endpoint_equal(const struct sn_span_endpoint *a, const struct sn_span_endpoint *b)
+{
+    return str_eq(a->service, b->service) && a->has_ipv4 == b->has_ipv4 &&
+           (!a->has_ipv4 || memcmp(a->ipv4, b->ipv4, 4) == 0) && a->has_ipv6 == b->has_ipv6 &&
+           (!a->has_ipv6 || memcmp(a->ipv6, b->ipv6, 16) == 0) && a->port == b->port;
+}
+
+bool sn_span_equal(const struct sn_span *a, const struct sn_span *b)
+{
+    if (memcmp(a->trace_id, b->trace_id, 16) || memcmp(a->span_id, b->span_id, 8) ||
+        a->flags != b->flags ||
+        ((a->flags & SN_SPAN_F_PARENT) && memcmp(a->parent_id, b->parent_id, 8)) ||
+        a->kind != b->kind || a->status != b->status || a->start_ns != b->start_ns ||
+        a->duration_ns != b->duration_ns || !str_eq(a->name, b->name) ||
+        !str_eq(a->service, b->service) || !str_eq(a->status_msg, b->status_msg) ||
+        !str_eq(a->trace_state, b->trace_state) || !str_eq(a->scope_name, b->scope_name) ||
+        !str_eq(a->scope_version, b->scope_version) || a->otlp_flags != b->otlp_flags ||
+        a->dropped_attrs != b->dropped_attrs || a->dropped_events != b->dropped_events ||
+        a->dropped_links != b->dropped_links || !endpoint_equal(&a->local, &b->local) ||
+        ((a->flags & SN_SPAN_F_REMOTE) && !endpoint_equal(&a->remote, &b->remote)) ||
+        !kv_equal(a->attrs, a->nattrs, b->attrs, b->nattrs) ||
+        !kv_equal(a->res, a->nres, b->res, b->nres) || a->nevents != b->nevents ||
+        a->nlinks != b->nlinks)
+        return false;
+    for (uint32_t i = 0; i < a->nevents; i++) {
+        const struct sn_span_event *x = &a->events[i], *y = &b->events[i];
+        if (x->t_ns != y->t_ns || !str_eq(x->name, y->name) ||
+            x->dropped_attrs != y->dropped_attrs ||
+            !kv_equal(x->attrs, x->nattrs, y->attrs, y->nattrs))
+            return false;
+    }
+    for (uint32_t i = 0; i < a->nlinks; i++) {
+        const struct sn_span_link *x = &a->links[i], *y = &b->links[i];
+        if (memcmp(x->trace_id, y->trace_id, 16) || memcmp(x->span_id, y->span_id, 8) ||
+            !str_eq(x->trace_state, y->trace_state) || x->flags != y->flags ||
+            x->dropped_attrs != y->dropped_attrs ||
+            !kv_equal(x->attrs, x->nattrs, y->attrs, y->nattrs))
+            return false;
+    }
+    return true;
+}
+
+static bool kv_valid(const struct sn_span_kv *a, uint32_t n)
+{
+    if (n > SN_SPAN_MAX_ATTRS || (n && !a))
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (!a[i].key || !a[i].val || a[i].type > SN_ATTR_EMPTY || a[i].vlen > SN_SPAN_MAX_VALUE ||
+            a[i].val[a[i].vlen] != '\0' || (a[i].type == SN_ATTR_EMPTY && a[i].vlen) ||
+            (a[i].type == SN_ATTR_ARRAY && a[i].val[0] != '[') ||
+            (a[i].type == SN_ATTR_KVLIST && a[i].val[0] != '{'))
+            return false;
+    return true;
+}
+
+bool sn_span_valid(const struct sn_span *s)
+{
+    if (sn_span_id_zero(s->trace_id, 16) || sn_span_id_zero(s->span_id, 8) ||
+        s->kind > SN_KIND_CONSUMER || s->status > SN_STATUS_ERROR ||
+        ((s->flags & SN_SPAN_F_PARENT) && sn_span_id_zero(s->parent_id, 8)) ||
+        s->start_ns + s->duration_ns < s->start_ns || !s->name || !s->service || !s->status_msg ||
+        !s->trace_state || !s->scope_name || !s->scope_version ||
+        strlen(s->name) > SN_SPAN_MAX_VALUE || s->nevents > SN_SPAN_MAX_EVENTS ||
+        s->nlinks > SN_SPAN_MAX_LINKS || !kv_valid(s->attrs, s->nattrs) ||
+        !kv_valid(s->res, s->nres))
+        return false;
+    for (uint32_t i = 0; i < s->nevents; i++)
+        if (!s->events[i].name || !kv_valid(s->events[i].attrs, s->events[i].nattrs))
+            return false;
+    for (uint32_t i = 0; i < s->nlinks; i++)
+        if (!s->links[i].trace_state || !kv_valid(s->links[i].attrs, s->links[i].nattrs))
+            return false;
+    return true;
+}

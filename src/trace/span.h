@@ -151,6 +151,16 @@ const char *sn_span_kind_name(int kind);
 /* "UNSET", "OK", "ERROR". */
 const char *sn_span_status_name(int status);
 
+/* Whether a and b say the same, field by field: ids (the parent's when there is one), kind,
+ * status, flags, times, texts, endpoints, attributes (key, type, bytes, and the number they
+ * hold), the resource's, events and links. For tests and fuzz targets: a decode, an encode and
+ * a decode again must give equal spans. */
+bool sn_span_equal(const struct sn_span *a, const struct sn_span *b);
+/* Whether s keeps what every decoder guarantees: valid ids, kind and status in range, times
+ * that do not wrap, every text present, values within the limits, arrays and kvlists as JSON
+ * text. */
+bool sn_span_valid(const struct sn_span *s);
+
 /* The value of attribute key among a[0..n), or NULL. */
 const struct sn_span_kv *sn_span_attr(const struct sn_span_kv *a, uint32_t n, const char *key);
 

@@ -112,47 +112,6 @@ static struct sn_span *add_span(struct sn_span_batch *b, int t, int s, const cha
     return sp;
 }
 
-static bool attrs_eq(const struct sn_span_kv *a, uint32_t na, const struct sn_span_kv *b,
-                     uint32_t nb)
-{
-    if (na != nb)
-        return false;
-    for (uint32_t i = 0; i < na; i++)
-        if (strcmp(a[i].key, b[i].key) || a[i].type != b[i].type || a[i].vlen != b[i].vlen ||
-            memcmp(a[i].val, b[i].val, a[i].vlen) || a[i].i != b[i].i)
-            return false;
-    return true;
-}
-
-static bool span_eq(const struct sn_span *a, const struct sn_span *b)
-{
-    bool ok = !memcmp(a->trace_id, b->trace_id, 16) && !memcmp(a->span_id, b->span_id, 8) &&
-              a->flags == b->flags && a->kind == b->kind && a->status == b->status &&
-              a->start_ns == b->start_ns && a->duration_ns == b->duration_ns &&
-              !strcmp(a->name, b->name) && !strcmp(a->service, b->service) &&
-              !strcmp(a->status_msg, b->status_msg) && !strcmp(a->trace_state, b->trace_state) &&
-              attrs_eq(a->attrs, a->nattrs, b->attrs, b->nattrs) &&
-              attrs_eq(a->res, a->nres, b->res, b->nres) && a->nevents == b->nevents &&
-              a->nlinks == b->nlinks && a->dropped_attrs == b->dropped_attrs;
-    if (ok && (a->flags & SN_SPAN_F_PARENT))
-        ok = !memcmp(a->parent_id, b->parent_id, 8);
-    if (ok && (a->flags & SN_SPAN_F_REMOTE))
-        ok = !strcmp(a->remote.service, b->remote.service) && a->remote.port == b->remote.port &&
-             !memcmp(a->remote.ipv4, b->remote.ipv4, 4) && a->remote.has_ipv4 == b->remote.has_ipv4;
-    for (uint32_t i = 0; ok && i < a->nevents; i++)
-        ok = a->events[i].t_ns == b->events[i].t_ns &&
-             !strcmp(a->events[i].name, b->events[i].name) &&
-             attrs_eq(a->events[i].attrs, a->events[i].nattrs, b->events[i].attrs,
-                      b->events[i].nattrs) &&
-             a->events[i].dropped_attrs == b->events[i].dropped_attrs;
-    for (uint32_t i = 0; ok && i < a->nlinks; i++)
-        ok = !memcmp(a->links[i].trace_id, b->links[i].trace_id, 16) &&
-             !memcmp(a->links[i].span_id, b->links[i].span_id, 8) &&
-             !strcmp(a->links[i].trace_state, b->links[i].trace_state) &&
-             a->links[i].flags == b->links[i].flags;
-    return ok;
-}
-
 /* The span of b with span id of s, or NULL. */
 static const struct sn_span *find(const struct sn_span_batch *b, const struct sn_span *s)
 {
@@ -179,7 +138,7 @@ static void test_block_round_trip(void)
         T_EQ(sn_block_decode(blk, len, &out), 0);
         T_EQ(out.n, 5);
         for (size_t i = 0; i < in.n && i < out.n; i++)
-            T_OK(span_eq(&in.spans[i], &out.spans[i]));
+            T_OK(sn_span_equal(&in.spans[i], &out.spans[i]));
         if (level == 6) /* every truncation is refused, never read past */
             for (size_t cut = 0; cut < len; cut++) {
                 struct sn_span_batch x = {0};
@@ -284,7 +243,7 @@ static void test_put_read(void)
         T_EQ(out.n, 3);
         for (int s = 0; s < 3; s++) {
             const struct sn_span *got = find(&out, &in.spans[t * 3 + s]);
-            T_OK(got && span_eq(&in.spans[t * 3 + s], got));
+            T_OK(got && sn_span_equal(&in.spans[t * 3 + s], got));
         }
         sn_span_batch_fini(&out);
     }

@@ -120,40 +120,7 @@ static const char *span_out(const char *more)
     return s;
 }
 
-static bool endpoint_eq(const struct sn_span_endpoint *a, const struct sn_span_endpoint *b)
-{
-    if ((a->service == NULL) != (b->service == NULL) ||
-        (a->service && strcmp(a->service, b->service) != 0))
-        return false;
-    if (a->has_ipv4 != b->has_ipv4 || (a->has_ipv4 && memcmp(a->ipv4, b->ipv4, 4) != 0))
-        return false;
-    if (a->has_ipv6 != b->has_ipv6 || (a->has_ipv6 && memcmp(a->ipv6, b->ipv6, 16) != 0))
-        return false;
-    return a->port == b->port;
-}
-
 /* Two decoded Zipkin spans hold the same (what the decoders fill). */
-static bool span_eq(const struct sn_span *a, const struct sn_span *b)
-{
-    if (memcmp(a->trace_id, b->trace_id, 16) || memcmp(a->span_id, b->span_id, 8) ||
-        a->flags != b->flags || a->kind != b->kind || a->status != b->status ||
-        a->start_ns != b->start_ns || a->duration_ns != b->duration_ns ||
-        strcmp(a->name, b->name) || strcmp(a->service, b->service) ||
-        strcmp(a->status_msg, b->status_msg) || !endpoint_eq(&a->local, &b->local) ||
-        !endpoint_eq(&a->remote, &b->remote) || a->nattrs != b->nattrs || a->nevents != b->nevents)
-        return false;
-    if ((a->flags & SN_SPAN_F_PARENT) && memcmp(a->parent_id, b->parent_id, 8))
-        return false;
-    for (uint32_t i = 0; i < a->nattrs; i++)
-        if (strcmp(a->attrs[i].key, b->attrs[i].key) || a->attrs[i].vlen != b->attrs[i].vlen ||
-            memcmp(a->attrs[i].val, b->attrs[i].val, a->attrs[i].vlen) ||
-            a->attrs[i].type != b->attrs[i].type)
-            return false;
-    for (uint32_t i = 0; i < a->nevents; i++)
-        if (a->events[i].t_ns != b->events[i].t_ns || strcmp(a->events[i].name, b->events[i].name))
-            return false;
-    return true;
-}
 
 /* Whether text is JSON that jansson reads (NULs allowed in strings). */
 static bool valid_json(const char *text)
@@ -625,7 +592,7 @@ static void test_proto_example(void)
     example_proto(&w, false);
     T_REQUIRE(dec_json(body, &a, why) == 0);
     T_REQUIRE(sn_zipkin_decode_proto(w.buf, w.len, &b, why, sizeof(why)) == 0);
-    T_OK(a.n == 1 && b.n == 1 && span_eq(&a.spans[0], &b.spans[0]));
+    T_OK(a.n == 1 && b.n == 1 && sn_span_equal(&a.spans[0], &b.spans[0]));
     sn_pbw_fini(&w);
     sn_span_batch_fini(&a);
     sn_span_batch_fini(&b);
@@ -816,14 +783,14 @@ static void test_roundtrips(void)
         T_REQUIRE(sn_zipkin_decode_proto(pb, pblen, &b, why, sizeof(why)) == 0);
         T_REQUIRE(b.n == 2);
         for (size_t k = 0; k < 2; k++) {
-            if (!T_OK(span_eq(&a.spans[k], &b.spans[k])))
+            if (!T_OK(sn_span_equal(&a.spans[k], &b.spans[k])))
                 t_note("body %zu", i);
             char *text = to_json(&a.spans[k]);
             T_OK(valid_json(text));
             char list[4096];
             snprintf(list, sizeof(list), "[%s]", text);
             T_REQUIRE(sn_zipkin_decode_json(list, strlen(list), &c, why, sizeof(why)) == 0);
-            T_OK(span_eq(&a.spans[k], &c.spans[c.n - 1]));
+            T_OK(sn_span_equal(&a.spans[k], &c.spans[c.n - 1]));
             free(text);
         }
         free(pb);
