@@ -1042,26 +1042,52 @@ static int add_unique(char ***out, size_t *n, size_t *cap, const char *s)
     return 0;
 }
 
+/* Whether service svc has index entries left (retention removes them with its spans). */
+static bool has_entries(MDB_cursor *cur, uint32_t svc)
+{
+    uint8_t kb[8] = {0};
+    MDB_val k = {8, kb}, v;
+    be32(kb, svc);
+    return mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && k.mv_size == 8 &&
+           rd32(k.mv_data) == svc;
+}
+
 int sn_span_store_services(struct sn_span_store *ss, char ***out, size_t *n)
 {
     size_t cap = 0;
     int rc = 0;
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
     *out = NULL;
     *n = 0;
+    if ((rc = sn_env_read_begin(ss->env, &txn)) < 0)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, ss->index, &cur))) {
+        sn_env_read_end(ss->env, txn);
+        return sn_env_errno(rc);
+    }
     pthread_rwlock_rdlock(&ss->nlock);
-    /* a service is one that recorded spans: the local side of some (service, name) pair */
+    uint8_t *state = calloc(ss->services.n ? ss->services.n : 1, 1); /* 1 listed, 2 expired */
+    if (!state)
+        rc = -ENOMEM;
+    /* a service is one that recorded spans (the local side of some (service, name) pair) that
+     * retention has not removed yet */
     for (uint32_t id = 0; id < ss->pairs.n && rc == 0; id++) {
         const char *p = sn_intern_name(&ss->pairs, id);
         char kind;
         uint32_t svc, other;
         if (!p || sscanf(p, "%c:%" SCNu32 ":%" SCNu32, &kind, &svc, &other) != 3 ||
-            kind != PAIR_NAME)
+            kind != PAIR_NAME || svc >= ss->services.n || state[svc])
             continue;
-        const char *s = sn_intern_name(&ss->services, svc);
-        if (s && s[0])
-            rc = add_unique(out, n, &cap, s);
+        const char *sname = sn_intern_name(&ss->services, svc);
+        state[svc] = has_entries(cur, svc) ? 1 : 2;
+        if (sname && sname[0] && state[svc] == 1)
+            rc = add_unique(out, n, &cap, sname);
     }
     pthread_rwlock_unlock(&ss->nlock);
+    free(state);
+    mdb_cursor_close(cur);
+    sn_env_read_end(ss->env, txn);
     if (rc) {
         sn_span_store_strings_free(*out, *n);
         *out = NULL;

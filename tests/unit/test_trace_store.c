@@ -330,7 +330,7 @@ static void test_retention(void)
 
     T_REQUIRE(open_fx(&f, &o));
     for (int t = 0; t < 10; t++)
-        add_span(&old, t, 0, "svc", "op", now - 7200000000000ULL, 1000);
+        add_span(&old, t, 0, t ? "svc" : "gone", "op", now - 7200000000000ULL, 1000);
     add_span(&young, 99, 0, "svc", "op", now - 60000000000ULL, 1000);
     T_EQ(sn_span_store_put(f.ss, &old, now), 0);
     T_EQ(sn_span_store_put(f.ss, &young, now), 0);
@@ -347,6 +347,13 @@ static void test_retention(void)
     struct seen s = {0};
     T_EQ(sn_span_store_scan(f.ss, "svc", 0, now / 1000 + 1, collect, &s), 0);
     T_EQ(s.n, 1); /* the old minutes of the index went too */
+    char **names;
+    size_t n;
+    T_EQ(sn_span_store_services(f.ss, &names, &n), 0); /* and a service with nothing left */
+    T_EQ(n, 1);
+    if (n == 1)
+        T_STR(names[0], "svc");
+    sn_span_store_strings_free(names, n);
     close_fx(&f);
     sn_span_batch_fini(&old);
     sn_span_batch_fini(&young);
