@@ -10,6 +10,8 @@
 #                     (SERVE_SECONDS=300 of load)
 #   make bench-store  the LMDB store: commits per second, a day's read, sizes, rollups
 #                     (STORE_SECONDS=60 simulated), and a week's heatmap over HTTP
+#   make bench-trace  the span store: OTLP ingest per CPU-second, bytes per span, a trace by id
+#                     and Zipkin's trace search, each against its baseline (TRACE_SPANS=1000000)
 #   make bench-fleet  `sonde serve --nats` nodes under a load generator on the fleet's protocol:
 #                     CPU per 1,000 frames/s, publish to ack, event to API, failover, rebuild,
 #                     and baselines (NATS alone, one server without NATS) (FLEET_SECONDS=60
@@ -28,7 +30,7 @@ WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
 .PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve bench-store \
-        bench-fleet soak-agent fleet-demo fresh-check clean
+        bench-trace bench-fleet soak-agent fleet-demo fresh-check clean
 all: build
 
 setup:
@@ -77,6 +79,10 @@ STORE_SECONDS ?= 60
 bench-store: build
 	STORE_SECONDS=$(STORE_SECONDS) ./build/bench/bench_store
 	./build/bench/bench_serve --only 6 --reps 100
+
+TRACE_SPANS ?= 1000000
+bench-trace: build
+	TRACE_SPANS=$(TRACE_SPANS) ./build/bench/bench_trace
 
 FLEET_SECONDS ?= 60
 bench-fleet: build
