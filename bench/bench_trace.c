@@ -34,6 +34,8 @@
  * cores.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <math.h>
@@ -45,8 +47,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "bench_util.h"
+#include "http.h"
 #include "core/arena.h"
 #include "store/env.h"
 #include "trace/otlp.h"
@@ -167,15 +171,21 @@ struct gen_span {
     int svc, callee, seq; /* its service, the one it calls (-1), its place (the sort keeps it) */
 };
 
+/* What every span of a trace carries alike (propagated as baggage): the user, the session,
+ * the request id. */
+struct trace_ctx {
+    uint64_t user, session, u1, u2;
+};
+
 /* The 20 attributes of a span of service svc (callee: the service a CLIENT span calls). */
 static void span_attrs(struct sn_arena *ar, uint64_t *rs, struct sn_span *s, int svc, int callee,
-                       int rt, const char *method, int status)
+                       int rt, const char *method, int status, const struct trace_ctx *tc)
 {
     struct sn_span_kv *a = sn_arena_calloc(ar, SPAN_NATTRS, sizeof(*a));
     if (!a)
         die("sn_arena_calloc", -ENOMEM);
     int peer = callee >= 0 ? callee : (int)(sm_next(rs) % NSVC);
-    uint64_t user = sm_next(rs) % 5000000, id = sm_next(rs) % 100000000;
+    uint64_t user = tc->user, id = sm_next(rs) % 100000000;
     int i = 0;
     kv_str(ar, &a[i++], "http.method", "%s", method);
     kv_str(ar, &a[i++], "http.route", "%s", route[svc][rt]);
@@ -195,8 +205,8 @@ static void span_attrs(struct sn_arena *ar, uint64_t *rs, struct sn_span *s, int
     kv_int(ar, &a[i++], "net.host.port", 8080);
     kv_str(ar, &a[i++], "net.transport", "ip_tcp");
     kv_str(ar, &a[i++], "enduser.id", "u%07" PRIu64, user);
-    kv_str(ar, &a[i++], "session.id", "%016" PRIx64, sm_next(rs));
-    uint64_t u1 = sm_next(rs), u2 = sm_next(rs);
+    kv_str(ar, &a[i++], "session.id", "%016" PRIx64, tc->session);
+    uint64_t u1 = tc->u1, u2 = tc->u2;
     kv_str(ar, &a[i++], "request.id", "%08x-%04x-4%03x-%04x-%012" PRIx64, (unsigned)(u1 >> 32),
            (unsigned)(u1 >> 16 & 0xffff), (unsigned)(u1 & 0xfff), (unsigned)(u2 >> 48 | 0x8000),
            (uint64_t)(u2 & 0xffffffffffffULL));
@@ -250,6 +260,7 @@ static void make_request(int r, int nreq, uint64_t end_ns, struct request *out, 
         }
         memcpy(ids[r * (REQ_SPANS / TRACE_LEN) + t], tid, 16);
         uint64_t start = t0 + (uint64_t)r * slice + (uint64_t)(sm_01(&rs) * (double)slice);
+        struct trace_ctx tc = {sm_next(&rs) % 5000000, sm_next(&rs), sm_next(&rs), sm_next(&rs)};
         int first = n;
         for (int j = 0; j < TRACE_LEN; j++) {
             struct gen_span *gs = &g[n];
@@ -330,7 +341,7 @@ static void make_request(int r, int nreq, uint64_t end_ns, struct request *out, 
                 snprintf(nm, sizeof(nm), "%s %s", method, route[svc][rt]);
                 s->name = sn_arena_strndup(&ar, nm, strlen(nm));
             }
-            span_attrs(&ar, &rs, s, svc, callee, rt, method, status);
+            span_attrs(&ar, &rs, s, svc, callee, rt, method, status, &tc);
             if (status == 500) {
                 s->status = SN_STATUS_ERROR;
                 s->status_msg = "upstream failed";
@@ -423,6 +434,110 @@ static uint64_t env_txnid(struct sn_env *e)
     return (uint64_t)info.me_last_txnid;
 }
 
+/* ---- ingest ------------------------------------------------------------------------------ */
+
+struct ingest {
+    double wall, cpu, main_cpu, dec_cpu, put_cpu; /* s */
+    uint64_t commits;                             /* write transactions (maintenance's too) */
+    int busy;                                     /* puts refused: the queue was full */
+};
+
+static void open_store(const char *d, int level, struct sn_env **env, struct sn_span_store **ss)
+{
+    struct sn_span_store_opts so = {.level = level};
+    char why[256] = "";
+    int rc;
+    mkdir(d, 0750);
+    if ((rc = sn_env_open(d, 0, env, why, sizeof(why))) < 0 ||
+        (rc = sn_span_store_open(*env, &so, ss, why, sizeof(why))) < 0)
+        die(why, rc);
+}
+
+/* Requests [from, to) decoded and put on this thread as an HTTP worker does, then synced; the
+ * process's CPU (this thread's and the store's writer's) meanwhile. */
+static void ingest_run(struct sn_env *env, struct sn_span_store *ss, const struct request *reqs,
+                       int from, int to, struct ingest *o)
+{
+    char why[256] = "";
+    int rc;
+    memset(o, 0, sizeof(*o));
+    uint64_t txn0 = env_txnid(env);
+    double wall = bench_mono_s(), cpu = bench_self_cpu_s(), main_cpu = bench_thread_cpu_s();
+    for (int r = from; r < to; r++) {
+        struct sn_span_batch b = {0};
+        double c0 = bench_thread_cpu_s();
+        if ((rc = sn_otlp_decode(SN_OTLP_PROTO, reqs[r].body, reqs[r].len, &b, why, sizeof(why))) <
+            0)
+            die(why, rc);
+        double c1 = bench_thread_cpu_s();
+        while ((rc = sn_span_store_put(ss, &b, (uint64_t)bench_real_ns())) == -EBUSY) {
+            o->busy++; /* the queue is full: what a client would retry after a 503 */
+            sn_span_store_sync(ss);
+        }
+        if (rc < 0)
+            die("sn_span_store_put", rc);
+        o->dec_cpu += c1 - c0;
+        o->put_cpu += bench_thread_cpu_s() - c1;
+        sn_span_batch_fini(&b);
+    }
+    if ((rc = sn_span_store_sync(ss)) < 0)
+        die("sn_span_store_sync", rc);
+    o->wall = bench_mono_s() - wall;
+    o->cpu = bench_self_cpu_s() - cpu;
+    o->main_cpu = bench_thread_cpu_s() - main_cpu;
+    o->commits = env_txnid(env) - txn0;
+}
+
+/* ---- over HTTP: POST /v1/traces to `sonde serve` ------------------------------------------- */
+
+struct http_run {
+    int port, nreq;
+    const struct request *reqs;
+    atomic_int next, ok, busy, failed;
+    double *lat; /* ms, by request */
+};
+
+static void *http_client(void *arg)
+{
+    struct http_run *h = arg;
+    static const char *const hdrs[] = {"Content-Type: application/x-protobuf", NULL};
+    for (int r; (r = atomic_fetch_add(&h->next, 1)) < h->nreq;) {
+        for (int tries = 0; tries < 100; tries++) {
+            struct th_resp resp;
+            int rc = th_request(h->port, "POST", "/v1/traces", hdrs, h->reqs[r].body,
+                                h->reqs[r].len, 30000, &resp);
+            int status = rc == 0 ? resp.status : 0;
+            h->lat[r] = resp.ms;
+            th_resp_free(&resp);
+            if (status == 200) {
+                atomic_fetch_add(&h->ok, 1);
+                break;
+            }
+            if (status != 503 && status != 429) {
+                atomic_fetch_add(&h->failed, 1);
+                break;
+            }
+            atomic_fetch_add(&h->busy, 1); /* retried, as an exporter does */
+            th_sleep_ms(20);
+        }
+    }
+    return NULL;
+}
+
+/* The server's CPU until it has been idle for 300 ms (its writer done), at most 10 s. */
+static double settle_cpu(pid_t pid)
+{
+    double last = bench_proc_cpu_s(pid);
+    for (int i = 0; i < 100; i++) {
+        th_sleep_ms(300);
+        double now = bench_proc_cpu_s(pid);
+        if (now - last < 0.011)
+            return now;
+        last = now;
+    }
+    return last;
+}
+
 /* ---- the baseline's search: every block read ----------------------------------------------- */
 
 struct hit {
@@ -509,11 +624,6 @@ static void report(const char *what, double sonde, const char *unit, double base
     printf("%-50s %12.3f %-9s %12s %8s %11s %7s\n", what, sonde, unit, b, ratio, g, verdict);
 }
 
-static void fmt_id(const uint8_t *id, char *out)
-{
-    sn_span_id_hex(id, 16, out);
-}
-
 static char dir[512];
 
 int main(void)
@@ -582,48 +692,23 @@ int main(void)
     /* ---- ingest: Sonde --------------------------------------------------------------------- */
     struct sn_env *env, *renv;
     struct sn_span_store *ss;
-    struct sn_span_store_opts so = {0};
+    struct ingest in;
     char why[256] = "";
     int rc;
-    if ((rc = sn_env_open(store_dir, 0, &env, why, sizeof(why))) < 0 ||
-        (rc = sn_span_store_open(env, &so, &ss, why, sizeof(why))) < 0) {
-        fprintf(stderr, "bench_trace: %s\n", why);
-        return 1;
-    }
-    uint64_t txn0 = env_txnid(env);
-    double dec_cpu = 0, put_cpu = 0, wall = bench_mono_s(), cpu = bench_self_cpu_s();
-    double main_cpu = bench_thread_cpu_s();
-    int busy = 0;
-    for (int r = 0; r < nreq; r++) {
-        struct sn_span_batch b = {0};
-        double c0 = bench_thread_cpu_s();
-        if ((rc = sn_otlp_decode(SN_OTLP_PROTO, reqs[r].body, reqs[r].len, &b, why, sizeof(why))) <
-            0)
-            die(why, rc);
-        double c1 = bench_thread_cpu_s();
-        while ((rc = sn_span_store_put(ss, &b, (uint64_t)bench_real_ns())) == -EBUSY) {
-            busy++; /* the queue is full: what a client would retry after a 503 */
-            sn_span_store_sync(ss);
-        }
-        if (rc < 0)
-            die("sn_span_store_put", rc);
-        double c2 = bench_thread_cpu_s();
-        dec_cpu += c1 - c0;
-        put_cpu += c2 - c1;
-        sn_span_batch_fini(&b);
-    }
-    if ((rc = sn_span_store_sync(ss)) < 0)
-        die("sn_span_store_sync", rc);
-    wall = bench_mono_s() - wall;
-    cpu = bench_self_cpu_s() - cpu;
-    main_cpu = bench_thread_cpu_s() - main_cpu;
-    uint64_t commits = env_txnid(env) - txn0;
-    double writer_cpu = cpu - main_cpu;
+    open_store(store_dir, 0, &env, &ss);
+    ingest_run(env, ss, reqs, 0, nreq, &in);
+    double wall = in.wall, cpu = in.cpu, dec_cpu = in.dec_cpu, put_cpu = in.put_cpu;
+    double writer_cpu = in.cpu - in.main_cpu;
+    uint64_t commits = in.commits;
+    int busy = in.busy;
     struct sn_span_store_stats st;
     sn_span_store_stats(ss, &st);
     if (st.spans_written != (uint64_t)nspans)
-        fprintf(stderr, "bench_trace: %" PRIu64 " spans written of %ld\n", st.spans_written,
-                nspans);
+        fprintf(stderr,
+                "bench_trace: the store wrote %" PRIu64 " spans of the %ld put (%+" PRId64
+                "): a request queued while the writer was writing went into that transaction "
+                "and the next one too?\n",
+                st.spans_written, nspans, (int64_t)(st.spans_written - (uint64_t)nspans));
 
     /* ---- ingest: the baseline (bodies as LMDB values, the same number of commits) ---------- */
     if ((rc = sn_env_open(raw_dir, 0, &renv, why, sizeof(why))) < 0) {
@@ -680,16 +765,59 @@ int main(void)
     uint64_t each[5];
     uint64_t used = db_bytes(env, span_dbs, each), raw_used = db_bytes(renv, raw_dbs, NULL);
     double bps = (double)used / nspans;
+    /* a second floor: each request body deflated whole (level 6), on every 10th request */
+    uint64_t zin = 0, zout = 0;
+    for (int r = 0; r < nreq; r += 10) {
+        uLongf zl = compressBound((uLong)reqs[r].len);
+        unsigned char *z = malloc(zl);
+        if (!z || compress2(z, &zl, reqs[r].body, (uLong)reqs[r].len, 6) != Z_OK)
+            die("compress2", -ENOMEM);
+        zin += reqs[r].len;
+        zout += zl;
+        free(z);
+    }
+    double zbps = (double)req_bytes / nspans * (double)zout / (double)zin;
     report("size: bytes per span stored (span databases)", bps, "B", (double)req_bytes / nspans,
            "b", GOAL_SPAN_B, false);
     report("size: the same vs the baseline's pages per span", bps, "B", (double)raw_used / nspans,
            "b", 0, false);
-    printf("  (tblocks %.1f B, ttrace %.1f B, tindex %.1f B, tnames+tpairs %.2f B a span; blocks "
-           "written %" PRIu64 ", %.1f B a span deflated; baseline = the raw protobuf bytes a "
-           "span, then the baseline's LMDB pages a span)\n",
+    report("size: the same vs the request deflated whole", bps, "B", zbps, "b", 0, false);
+    report("size:   tblocks' values alone (no page slack)", (double)st.bytes_written / nspans, "B",
+           NAN, "", 0, false);
+    printf("  (tblocks %.1f B, ttrace %.1f B, tindex %.1f B, tnames+tpairs %.2f B a span; %" PRIu64
+           " blocks of %.0f B on average (16 B prefix included) for %.1f spans; baseline = the raw "
+           "protobuf bytes a span, the baseline's LMDB pages a span, zlib compress2() level 6 of "
+           "whole request bodies)\n",
            (double)each[0] / nspans, (double)each[1] / nspans, (double)each[2] / nspans,
            (double)(each[3] + each[4]) / nspans, st.blocks_written,
-           (double)st.bytes_written / nspans);
+           st.blocks_written ? (double)st.bytes_written / (double)st.blocks_written : 0,
+           st.blocks_written ? (double)st.spans_written / (double)st.blocks_written : 0);
+
+    /* ---- what if: the blocks deflated at level 1 (sn_span_store_opts.level), on a part --------
+     */
+    {
+        int part = nreq / 5 > 20 ? nreq / 5 : (nreq < 20 ? nreq : 20);
+        struct sn_env *e1;
+        struct sn_span_store *s1;
+        struct ingest i1;
+        char d1[600];
+        snprintf(d1, sizeof(d1), "%s/level1", dir);
+        open_store(d1, 1, &e1, &s1);
+        ingest_run(e1, s1, reqs, 0, part, &i1);
+        double n1 = (double)part * REQ_SPANS;
+        uint64_t u1 = db_bytes(e1, span_dbs, NULL);
+        report("what if level 1: spans per CPU-second (process)", n1 / i1.cpu, "spans/s", per_cpu,
+               "s", GOAL_INGEST, true);
+        report("what if level 1:   put, CPU per span", i1.put_cpu / n1 * 1e6, "us",
+               put_cpu / nspans * 1e6, "b", 0, false);
+        report("what if level 1: bytes per span stored", (double)u1 / n1, "B", bps, "b",
+               GOAL_SPAN_B, false);
+        printf("  (the first %d requests into a store opened with .level = 1; baseline column: the "
+               "level-6 store above)\n",
+               part);
+        sn_span_store_close(s1);
+        sn_env_close(e1);
+    }
 
     /* ---- query: a trace by id ------------------------------------------------------------- */
     double *lat = malloc((size_t)(nids > nfinds ? nids : nfinds) * sizeof(double));
@@ -713,8 +841,10 @@ int main(void)
     report("query: a trace by id, p50", tr50 / 1e3, "ms", scan_id, "b", GOAL_TRACE_MS, false);
     report("query: a trace by id, p99", tr99 / 1e3, "ms", scan_id, "b", GOAL_TRACE_MS, false);
     if (wrong || sr.n != 1)
-        fprintf(stderr, "bench_trace: %d lookups without their %d spans; the scan found %zu\n",
-                wrong, TRACE_LEN, sr.n);
+        fprintf(stderr,
+                "bench_trace: %d lookups of %d gave other than the trace's %d spans; the scan "
+                "found %zu\n",
+                wrong, nids, TRACE_LEN, sr.n);
 
     /* ---- query: Zipkin's /api/v2/traces ----------------------------------------------------- */
     char aq[64] = "http.status_code=500";
@@ -736,7 +866,7 @@ int main(void)
         q->limit = 10;
         q->lookback_ms = 3600000;
         q->end_ms = end_ms;
-        size_t found = 0;
+        size_t found = 0, common = 0, scan_n = 0;
         for (int i = 0; i < nfinds; i++) {
             struct sn_span_batch *tr;
             size_t n;
@@ -745,20 +875,16 @@ int main(void)
                 die("sn_trace_find", rc);
             lat[i] = bench_mono_ms() - t;
             found = n;
-            if (i == 0) { /* the same answer as the scan's */
+            if (i == 0) { /* how much of the answer is the scan's (the newest by timestamp) */
                 scan_all(env, q, NULL, &sr);
-                for (size_t j = 0; j < n && j < sr.n; j++)
-                    if (memcmp(tr[j].spans[0].trace_id, sr.top[j].id, 16)) {
-                        char h1[33], h2[33];
-                        fmt_id(tr[j].spans[0].trace_id, h1);
-                        fmt_id(sr.top[j].id, h2);
-                        fprintf(stderr, "bench_trace: %s: trace %zu is %s, the scan's %s\n",
-                                kinds[k].what, j, h1, h2);
-                        break;
-                    }
-                if (n != sr.n)
-                    fprintf(stderr, "bench_trace: %s: %zu traces, the scan's %zu\n", kinds[k].what,
-                            n, sr.n);
+                common = 0;
+                for (size_t j = 0; j < n; j++)
+                    for (size_t m = 0; m < sr.n; m++)
+                        if (!memcmp(tr[j].spans[0].trace_id, sr.top[m].id, 16)) {
+                            common++;
+                            break;
+                        }
+                scan_n = sr.n;
             }
             sn_trace_list_free(tr, n);
         }
@@ -777,13 +903,63 @@ int main(void)
         report(what, f50, "ms", s50, "b", GOAL_FIND_MS, false);
         snprintf(what, sizeof(what), "find: %s, p99", kinds[k].what);
         report(what, f99, "ms", s50, "b", GOAL_FIND_MS, false);
-        printf("  (%zu traces found; the scan read %" PRIu64 " blocks, %" PRIu64 " spans)\n", found,
-               sr.blocks, sr.spans);
+        printf("  (%zu traces found, %zu of them among the scan's %zu newest by trace timestamp; "
+               "the scan read %" PRIu64 " blocks, %" PRIu64 " spans)\n",
+               found, common, scan_n, sr.blocks, sr.spans);
     }
     printf("ratio: throughput and B/span given as sonde / baseline (size: baseline / sonde); "
            "times as baseline / sonde. Query baseline = every block read (sn_block_decode) and "
            "each trace tested (sn_trace_query_test), no index: one scan (TRACE_SCANS), its median "
            "in both rows.\n");
+
+    /* ---- over HTTP: `sonde serve --no-agent`, POST /v1/traces from client threads ---------- */
+    int nhttp = bench_env_int("TRACE_HTTP", nreq / 2), nclients = bench_env_int("TRACE_CLIENTS", 2);
+    if (nhttp > nreq)
+        nhttp = nreq;
+    if (nclients < 1)
+        nclients = 1;
+    if (nclients > 64)
+        nclients = 64;
+    if (nhttp > 0) {
+        static const char *const extra[] = {"--no-agent", NULL};
+        struct th_serve sv;
+        setenv("SN_TEST_OUT", dir, 1); /* the server's data directory: under ours */
+        if (th_serve_start(SONDE_BIN, extra, NULL, &sv) != 0) {
+            printf("over HTTP: not measured (the server did not start)\n");
+        } else {
+            struct http_run h = {.port = sv.port, .nreq = nhttp, .reqs = reqs};
+            h.lat = calloc((size_t)nhttp, sizeof(double));
+            pthread_t th[64];
+            double idle0 = bench_proc_cpu_s(sv.pid);
+            th_sleep_ms(500);
+            double idle = (bench_proc_cpu_s(sv.pid) - idle0) / 0.5; /* CPU-s per s, idle */
+            double c0 = bench_proc_cpu_s(sv.pid), me0 = bench_self_cpu_s(), w0 = bench_mono_s();
+            for (int i = 0; i < nclients; i++)
+                pthread_create(&th[i], NULL, http_client, &h);
+            for (int i = 0; i < nclients; i++)
+                pthread_join(th[i], NULL);
+            double hw = bench_mono_s() - w0, me = bench_self_cpu_s() - me0;
+            double c1 = settle_cpu(sv.pid);
+            double settled = bench_mono_s() - w0;
+            double scpu = c1 - c0 - idle * settled;
+            double hn = (double)atomic_load(&h.ok) * REQ_SPANS;
+            double l50 = bench_pct_sort(h.lat, (size_t)nhttp, 0.5),
+                   l99 = bench_pct(h.lat, (size_t)nhttp, 0.99);
+            report("http: spans per second (wall)", hn / hw, "spans/s", NAN, "", 0, true);
+            report("http: spans per server CPU-second", hn / scpu, "spans/s", per_cpu, "s",
+                   GOAL_INGEST, true);
+            report("http: POST /v1/traces (500 spans), p50", l50, "ms", NAN, "", 0, false);
+            report("http: POST /v1/traces (500 spans), p99", l99, "ms", NAN, "", 0, false);
+            printf("  (%d requests from %d client threads, one connection each, %d answered 200, "
+                   "%d 503/429 retried, %d failed; server CPU %.2f s (utime+stime from /proc, "
+                   "until idle, minus %.3f CPU-s/s idle), this bench %.2f s; baseline column: "
+                   "the in-process ingest above)\n",
+                   nhttp, nclients, atomic_load(&h.ok), atomic_load(&h.busy),
+                   atomic_load(&h.failed), scpu, idle, me);
+            free(h.lat);
+            th_serve_stop(&sv);
+        }
+    }
 
     free(lat);
     sn_span_store_close(ss);
