@@ -724,7 +724,10 @@ int main(void)
     char why[256] = "";
     int rc;
     open_store(store_dir, 0, &env, &ss);
+    double mb0, ms0, mb1, ms1;
+    bench_machine_cpu_s(&mb0, &ms0);
     ingest_run(env, ss, reqs, 0, nreq, &in);
+    bench_machine_cpu_s(&mb1, &ms1);
     double wall = in.wall, cpu = in.cpu, dec_cpu = in.dec_cpu, put_cpu = in.put_cpu;
     double writer_cpu = in.cpu - in.main_cpu;
     uint64_t commits = in.commits;
@@ -786,6 +789,11 @@ int main(void)
            "docs/performance.md, OTLP, 1 CPU, 20 attributes a span: ~12k spans/s sustained, via "
            "../shared/ref/tracing.md section 4)\n",
            commits, ncommits >= 1 ? (int)lround(nreq / ncommits) : nreq, busy, wall, group, rwall);
+    printf("  (meanwhile, during Sonde's ingest: other processes used %.1f CPU-s of the machine's "
+           "%.1f (%ld CPUs x %.1f s), the hypervisor stole %.1f: a busy neighbour slows the "
+           "wall-clock figures more than the CPU ones)\n",
+           mb1 - mb0 - cpu, wall * (double)sysconf(_SC_NPROCESSORS_ONLN),
+           sysconf(_SC_NPROCESSORS_ONLN), wall, ms1 - ms0);
 
     /* ---- size -------------------------------------------------------------------------------- */
     static const char *const span_dbs[] = {"tblocks", "ttrace", "tindex", "tnames", "tpairs", NULL};
@@ -962,6 +970,8 @@ int main(void)
             th_sleep_ms(500);
             double idle = (bench_proc_cpu_s(sv.pid) - idle0) / 0.5; /* CPU-s per s, idle */
             double c0 = bench_proc_cpu_s(sv.pid), me0 = bench_self_cpu_s(), w0 = bench_mono_s();
+            double hb0, hs0, hb1, hs1;
+            bench_machine_cpu_s(&hb0, &hs0);
             for (int i = 0; i < nclients; i++)
                 pthread_create(&th[i], NULL, http_client, &h);
             for (int i = 0; i < nclients; i++)
@@ -969,6 +979,7 @@ int main(void)
             double hw = bench_mono_s() - w0, me = bench_self_cpu_s() - me0;
             double c1 = settle_cpu(sv.pid);
             double settled = bench_mono_s() - w0;
+            bench_machine_cpu_s(&hb1, &hs1);
             double scpu = c1 - c0 - idle * settled;
             double hn = (double)atomic_load(&h.ok) * REQ_SPANS;
             double l50 = bench_pct_sort(h.lat, (size_t)nhttp, 0.5),
@@ -981,9 +992,11 @@ int main(void)
             printf("  (%d requests from %d client threads, one connection each, %d answered 200, "
                    "%d 503/429 retried, %d failed; server CPU %.2f s (utime+stime from /proc, "
                    "until idle, minus %.3f CPU-s/s idle), this bench %.2f s; baseline column: "
-                   "the in-process ingest above)\n",
+                   "the in-process ingest above; other processes used %.1f CPU-s of the "
+                   "machine's %.1f meanwhile, %.1f stolen)\n",
                    nhttp, nclients, atomic_load(&h.ok), atomic_load(&h.busy),
-                   atomic_load(&h.failed), scpu, idle, me);
+                   atomic_load(&h.failed), scpu, idle, me, hb1 - hb0 - (c1 - c0) - me,
+                   settled * (double)sysconf(_SC_NPROCESSORS_ONLN), hs1 - hs0);
             free(h.lat);
             th_serve_stop(&sv);
         }
