@@ -18,20 +18,26 @@
  *           commits were in the same run (so both pay as many syncs).
  *           Anchor: the OpenTelemetry Collector's published ~12k spans/s per core (OTLP,
  *           20 attributes a span; docs/performance.md of v0.1.3, ../shared/ref/tracing.md §4).
- *   size    the span databases' pages (tblocks, ttrace, tindex, tnames, tpairs) / spans, vs
- *           the raw protobuf bytes a span (the requests' length / spans) and vs the baseline's
- *           pages / spans.
+ *           What if: the first fifth of the requests into a store opened with .level = 1.
+ *   size    the environment's pages in use (its last page + 1 less the free list: only the span
+ *           databases are in it; mdb_stat(), which sn_span_store_stats().used_bytes sums, leaves
+ *           out MDB_DUPSORT sub-databases and is printed beside it) / spans, vs the raw protobuf
+ *           bytes a span, the baseline's pages a span and the request bodies deflated whole.
  *   query   a trace by id (sn_span_store_trace) for random ids: p50 / p99; sn_trace_find for
  *           Zipkin's GET /api/v2/traces over the hour of spans (serviceName and limit 10,
  *           then with spanName, minDuration, annotationQuery): p50 / p99. Baseline: a store
  *           without indexes: every block read (sn_block_decode), its traces tested with
  *           sn_trace_query_test() and the newest `limit` kept; ratio baseline / Sonde.
+ *   http    `sonde serve --no-agent` (its data directory under ours), the same bodies POSTed
+ *           to /v1/traces from TRACE_CLIENTS (2) threads, one connection a request: spans/s,
+ *           the server's CPU (/proc/PID/stat, until it is idle again) per span, latencies.
  *
  * TRACE_SPANS (default 1,000,000; rounded to whole requests) spans start in the hour before
  * the run; TRACE_IDS (10,000) ids are looked up; TRACE_FINDS (200) searches of each kind;
- * TRACE_SCANS (1) baseline scans of each kind. BENCH_DIR: where the data directory goes
- * (default ./build: the disk, not a tmpfs); it is removed at the end. About two minutes on two
- * cores.
+ * TRACE_SCANS (1) baseline scans of each kind; TRACE_HTTP (half the requests; 0: none) requests
+ * over HTTP. BENCH_DIR: where the data directory goes (default ./build: the disk, not a
+ * tmpfs); it is removed at the end. About a minute and a half on two cores. The figures are
+ * CPU-time where they can be: the machine's other processes are printed beside them.
  */
 #include <errno.h>
 #include <pthread.h>
