@@ -11,7 +11,7 @@
  *           sn_span_store_put() of each request on this thread, as an HTTP worker does, and
  *           sn_span_store_sync() at the end; the CPU of the whole process (getrusage: this
  *           thread and the store's writer) -> spans per CPU-second. Decode, put (sort, blocks,
- *           deflate, index entries) and the writer are also given apart (thread CPU clocks).
+ *           zstd, index entries) and the writer are also given apart (thread CPU clocks).
  *           Baseline: the floor any store of these requests pays: each request body as one
  *           LMDB value (key: a sequence number) in an environment opened the same way
  *           (sn_env_open, sn_env_write), committed in groups as large as the store's own
@@ -781,7 +781,7 @@ int main(void)
     report("ingest: CPU per span, all", cpu / nspans * 1e6, "us", rcpu / nspans * 1e6, "b", 0,
            false);
     report("ingest:   decode (sn_otlp_decode)", dec_cpu / nspans * 1e6, "us", NAN, "", 0, false);
-    report("ingest:   put (sort, blocks, deflate, index)", put_cpu / nspans * 1e6, "us", NAN, "", 0,
+    report("ingest:   put (sort, blocks, zstd, index)", put_cpu / nspans * 1e6, "us", NAN, "", 0,
            false);
     report("ingest:   writer thread (LMDB commits)", writer_cpu / nspans * 1e6, "us", NAN, "", 0,
            false);
@@ -839,7 +839,8 @@ int main(void)
            st.blocks_written ? (double)st.bytes_written / (double)st.blocks_written : 0,
            st.blocks_written ? (double)st.spans_written / (double)st.blocks_written : 0);
 
-    /* ---- what if: the blocks deflated at level 1 (sn_span_store_opts.level), on a part --------
+    /* ---- what if: the blocks compressed at zstd level 1 (sn_span_store_opts.level), on a part
+     * --------
      */
     {
         int part = nreq / 5 > 20 ? nreq / 5 : (nreq < 20 ? nreq : 20);

@@ -173,6 +173,7 @@ struct find {
     size_t read;
     int err;
     uint64_t th; /* threshold(): recomputed at each match once limit are found */
+    struct sn_block_cache cache;
 };
 
 static int u64_desc(const void *a, const void *b)
@@ -228,7 +229,7 @@ static bool on_ref(void *arg, const struct sn_span_ref *r)
     }
     if (++f->read > SN_QUERY_MAX_READ)
         return false;
-    int rc = sn_span_store_trace(f->ss, r->trace_id, &t);
+    int rc = sn_span_store_trace_cached(f->ss, r->trace_id, &t, &f->cache);
     if (rc < 0 || !sn_trace_query_test(f->q, t.spans, t.n)) {
         sn_span_batch_fini(&t);
         if (rc < 0 && rc != -ENOENT)
@@ -265,7 +266,7 @@ void sn_trace_list_free(struct sn_span_batch *traces, size_t n)
 int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
                   struct sn_span_batch **traces, size_t *n)
 {
-    struct find f = {ss, q, NULL, 0, 0, {0}, 0, 0, 0};
+    struct find f = {.ss = ss, .q = q};
     uint64_t end_us = q->end_ms * 1000;
     uint64_t start_us = q->end_ms > q->lookback_ms ? (q->end_ms - q->lookback_ms) * 1000 : 0;
     int rc = 0;
@@ -274,6 +275,7 @@ int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
     *n = 0;
     if (q->limit) /* a trace's spans may start after its timestamp: look an hour past the end */
         rc = sn_span_store_scan(ss, q->service, start_us, end_us + 3600000000ULL, on_ref, &f);
+    sn_block_cache_fini(&f.cache);
     free(f.seen.id);
     free(f.seen.used);
     if (!rc)

@@ -3,6 +3,7 @@
  */
 #include "trace/span.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,82 @@ void sn_span_batch_reject(struct sn_span_batch *b, const char *fmt, ...)
         vsnprintf(b->reject_why, sizeof(b->reject_why), fmt, ap);
         va_end(ap);
     }
+}
+
+static const char *dup_str(struct sn_arena *a, const char *s, bool *oom)
+{
+    if (!s)
+        return NULL;
+    char *d = sn_arena_strndup(a, s, strlen(s));
+    if (!d)
+        *oom = true;
+    return d ? d : "";
+}
+
+static struct sn_span_kv *dup_kv(struct sn_arena *a, const struct sn_span_kv *kv, uint32_t n,
+                                 bool *oom)
+{
+    if (!n)
+        return NULL;
+    struct sn_span_kv *d = sn_arena_alloc(a, n * sizeof(*d));
+    if (!d) {
+        *oom = true;
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        d[i] = kv[i];
+        d[i].key = dup_str(a, kv[i].key, oom);
+        char *v = sn_arena_alloc(a, (size_t)kv[i].vlen + 1);
+        if (!v) {
+            *oom = true;
+            d[i].val = "";
+            continue;
+        }
+        memcpy(v, kv[i].val, kv[i].vlen + 1);
+        d[i].val = v;
+    }
+    return d;
+}
+
+int sn_span_copy(struct sn_span_batch *b, const struct sn_span *s)
+{
+    struct sn_arena *a = &b->arena;
+    bool oom = false;
+    struct sn_span *d = sn_span_batch_add(b);
+    if (!d)
+        return -ENOMEM;
+    *d = *s;
+    d->name = dup_str(a, s->name, &oom);
+    d->service = dup_str(a, s->service, &oom);
+    d->local.service = d->service;
+    d->remote.service = dup_str(a, s->remote.service, &oom);
+    d->status_msg = dup_str(a, s->status_msg, &oom);
+    d->trace_state = dup_str(a, s->trace_state, &oom);
+    d->scope_name = dup_str(a, s->scope_name, &oom);
+    d->scope_version = dup_str(a, s->scope_version, &oom);
+    d->attrs = dup_kv(a, s->attrs, s->nattrs, &oom);
+    d->res = dup_kv(a, s->res, s->nres, &oom);
+    if (s->nevents && (d->events = sn_arena_alloc(a, s->nevents * sizeof(*d->events))))
+        for (uint32_t i = 0; i < s->nevents; i++) {
+            d->events[i] = s->events[i];
+            d->events[i].name = dup_str(a, s->events[i].name, &oom);
+            d->events[i].attrs = dup_kv(a, s->events[i].attrs, s->events[i].nattrs, &oom);
+        }
+    else if (s->nevents)
+        oom = true;
+    if (s->nlinks && (d->links = sn_arena_alloc(a, s->nlinks * sizeof(*d->links))))
+        for (uint32_t i = 0; i < s->nlinks; i++) {
+            d->links[i] = s->links[i];
+            d->links[i].trace_state = dup_str(a, s->links[i].trace_state, &oom);
+            d->links[i].attrs = dup_kv(a, s->links[i].attrs, s->links[i].nattrs, &oom);
+        }
+    else if (s->nlinks)
+        oom = true;
+    if (oom) {
+        b->n--;
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 void sn_span_batch_fini(struct sn_span_batch *b)
@@ -112,8 +189,8 @@ static bool str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static bool kv_equal(const struct sn_span_kv *a, uint32_t na, const struct sn_span_kv *b,
-                     uint32_t nb)
+bool sn_span_kv_equal(const struct sn_span_kv *a, uint32_t na, const struct sn_span_kv *b,
+                      uint32_t nb)
 {
     if (na != nb)
         return false;
@@ -145,15 +222,15 @@ bool sn_span_equal(const struct sn_span *a, const struct sn_span *b)
         a->dropped_attrs != b->dropped_attrs || a->dropped_events != b->dropped_events ||
         a->dropped_links != b->dropped_links || !endpoint_equal(&a->local, &b->local) ||
         ((a->flags & SN_SPAN_F_REMOTE) && !endpoint_equal(&a->remote, &b->remote)) ||
-        !kv_equal(a->attrs, a->nattrs, b->attrs, b->nattrs) ||
-        !kv_equal(a->res, a->nres, b->res, b->nres) || a->nevents != b->nevents ||
+        !sn_span_kv_equal(a->attrs, a->nattrs, b->attrs, b->nattrs) ||
+        !sn_span_kv_equal(a->res, a->nres, b->res, b->nres) || a->nevents != b->nevents ||
         a->nlinks != b->nlinks)
         return false;
     for (uint32_t i = 0; i < a->nevents; i++) {
         const struct sn_span_event *x = &a->events[i], *y = &b->events[i];
         if (x->t_ns != y->t_ns || !str_eq(x->name, y->name) ||
             x->dropped_attrs != y->dropped_attrs ||
-            !kv_equal(x->attrs, x->nattrs, y->attrs, y->nattrs))
+            !sn_span_kv_equal(x->attrs, x->nattrs, y->attrs, y->nattrs))
             return false;
     }
     for (uint32_t i = 0; i < a->nlinks; i++) {
@@ -161,7 +238,7 @@ bool sn_span_equal(const struct sn_span *a, const struct sn_span *b)
         if (memcmp(x->trace_id, y->trace_id, 16) || memcmp(x->span_id, y->span_id, 8) ||
             !str_eq(x->trace_state, y->trace_state) || x->flags != y->flags ||
             x->dropped_attrs != y->dropped_attrs ||
-            !kv_equal(x->attrs, x->nattrs, y->attrs, y->nattrs))
+            !sn_span_kv_equal(x->attrs, x->nattrs, y->attrs, y->nattrs))
             return false;
     }
     return true;

@@ -133,6 +133,8 @@ struct sn_span *sn_span_batch_add(struct sn_span_batch *b);
 /* Notes a span refused with a reason (printf-like; kept for the first only). */
 void sn_span_batch_reject(struct sn_span_batch *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Appends a deep copy of s to b (its strings and arrays in b's arena). Returns 0 or -ENOMEM. */
+int sn_span_copy(struct sn_span_batch *b, const struct sn_span *s);
 /* Frees the spans and everything they point to; the batch is empty and reusable. */
 void sn_span_batch_fini(struct sn_span_batch *b);
 
@@ -156,6 +158,9 @@ const char *sn_span_status_name(int status);
  * hold), the resource's, events and links. For tests and fuzz targets: a decode, an encode and
  * a decode again must give equal spans. */
 bool sn_span_equal(const struct sn_span *a, const struct sn_span *b);
+/* Whether attribute arrays a[0..na) and b[0..nb) are equal (as sn_span_equal() compares them). */
+bool sn_span_kv_equal(const struct sn_span_kv *a, uint32_t na, const struct sn_span_kv *b,
+                      uint32_t nb);
 /* Whether s keeps what every decoder guarantees: valid ids, kind and status in range, times
  * that do not wrap, every text present, values within the limits, arrays and kvlists as JSON
  * text. */

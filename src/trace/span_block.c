@@ -5,27 +5,30 @@
  *   varint start_ns - base, varint duration_ns
  *   str name, service, status_msg, trace_state, scope_name, scope_version; varint otlp_flags
  *   endpoint local (its service is the span's), [str? service + endpoint remote when F_REMOTE]
- *   attrs span attributes, attrs resource attributes
+ *   attrs span attributes, varint resource (its index in the block's table + 1; 0: none)
  *   varint nevents, each: zigzag varint t_ns - start_ns, str name, attrs, varint dropped
  *   varint nlinks, each: trace_id[16] span_id[8] str trace_state varint flags attrs varint dropped
  *   varint dropped_attrs, dropped_events, dropped_links
  *
- * where str is a varint length and the bytes, str? a varint length + 1 (0: none), endpoint a
- * byte of bits (1 ipv4, 2 ipv6, 4 port) and what they say, attrs a varint count and each
- * attribute as str key, u8 type, str value (integers and doubles as their text).
+ * after a table of the block's distinct resources (varint count, each its attributes: the
+ * spans of a request share a few), and where str is a varint length and the bytes, str? a varint
+ * length + 1 (0: none), endpoint a byte of bits (1 ipv4, 2 ipv6, 4 port) and what they say, attrs a
+ * varint count and each attribute as str key, u8 type, str value (integers and doubles as their
+ * text).
  */
 #include "trace/span_block.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include <zstd.h>
 
 #include "core/grow.h"
 
-#define VERSION   1
-#define F_DEFLATE 1
+#define VERSION 1
+#define F_ZSTD  1 /* the payload is a zstd frame */
 
 /* ---- Writing ------------------------------------------------------------------------------ */
 
@@ -119,7 +122,7 @@ static uint64_t zigzag(int64_t v)
     return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
-static void put_span(struct wbuf *w, const struct sn_span *s, uint64_t base)
+static void put_span(struct wbuf *w, const struct sn_span *s, uint64_t base, uint32_t res)
 {
     put_raw(w, s->trace_id, 16);
     put_raw(w, s->span_id, 8);
@@ -145,7 +148,7 @@ static void put_span(struct wbuf *w, const struct sn_span *s, uint64_t base)
         put_endpoint(w, &s->remote);
     }
     put_attrs(w, s->attrs, s->nattrs);
-    put_attrs(w, s->res, s->nres);
+    put_var(w, res);
     put_var(w, s->nevents);
     for (uint32_t i = 0; i < s->nevents; i++) {
         const struct sn_span_event *e = &s->events[i];
@@ -173,7 +176,7 @@ static size_t attrs_size(const struct sn_span_kv *a, uint32_t n)
 {
     size_t z = 5;
     for (uint32_t i = 0; i < n; i++)
-        z += strlen(a[i].key) + a[i].vlen + 11;
+        z += a[i].vlen + 40; /* keys are short: an estimate, for cutting blocks */
     return z;
 }
 
@@ -183,7 +186,7 @@ size_t sn_block_span_size(const struct sn_span *s)
                strlen(s->trace_state) + strlen(s->scope_name) + strlen(s->scope_version) + 80;
     if (s->remote.service)
         z += strlen(s->remote.service);
-    z += attrs_size(s->attrs, s->nattrs) + attrs_size(s->res, s->nres);
+    z += attrs_size(s->attrs, s->nattrs) + 2; /* the resource: a reference */
     for (uint32_t i = 0; i < s->nevents; i++)
         z += 20 + strlen(s->events[i].name) + attrs_size(s->events[i].attrs, s->events[i].nattrs);
     for (uint32_t i = 0; i < s->nlinks; i++)
@@ -192,22 +195,122 @@ size_t sn_block_span_size(const struct sn_span *s)
     return z;
 }
 
+/* ---- zstd's contexts, one of each per thread, reused from block to block ------------------ */
+
+struct zstreams {
+    ZSTD_CCtx *zc;
+    ZSTD_DCtx *zd;
+};
+
+static pthread_key_t zkey;
+static pthread_once_t zonce = PTHREAD_ONCE_INIT;
+static _Thread_local struct zstreams *tl_z; /* also in zkey, whose destructor frees it */
+
+static void zfree(void *p)
+{
+    struct zstreams *z = p;
+    ZSTD_freeCCtx(z->zc);
+    ZSTD_freeDCtx(z->zd);
+    free(z);
+}
+
+static void zkey_make(void)
+{
+    pthread_key_create(&zkey, zfree);
+}
+
+static struct zstreams *zs(void)
+{
+    if (!tl_z) {
+        pthread_once(&zonce, zkey_make);
+        if (!(tl_z = calloc(1, sizeof(*tl_z))))
+            return NULL;
+        pthread_setspecific(zkey, tl_z);
+    }
+    return tl_z;
+}
+
+static ZSTD_CCtx *zstd_c(void)
+{
+    struct zstreams *z = zs();
+    if (z && !z->zc)
+        z->zc = ZSTD_createCCtx();
+    return z ? z->zc : NULL;
+}
+
+static ZSTD_DCtx *zstd_d(void)
+{
+    struct zstreams *z = zs();
+    if (z && !z->zd)
+        z->zd = ZSTD_createDCtx();
+    return z ? z->zd : NULL;
+}
+
+/* The block's table of distinct resources: spans of one resource share its array (decoders
+ * give them the same pointer), else equal arrays are found by content. */
+struct restab {
+    const struct sn_span_kv **a;
+    uint32_t *n;
+    size_t count, cap;
+    bool oom;
+};
+
+static uint32_t res_index(struct restab *t, const struct sn_span *s)
+{
+    if (!s->nres)
+        return 0;
+    for (size_t i = t->count; i-- > 0;)
+        if (t->a[i] == s->res && t->n[i] == s->nres)
+            return (uint32_t)i + 1;
+    for (size_t i = t->count; i-- > 0;)
+        if (sn_span_kv_equal(t->a[i], t->n[i], s->res, s->nres))
+            return (uint32_t)i + 1;
+    size_t cap = t->cap;
+    const struct sn_span_kv **a = sn_grow(t->a, &cap, t->count + 1, sizeof(*a));
+    if (!a) {
+        t->oom = true;
+        return 0;
+    }
+    t->a = a;
+    uint32_t *n = sn_grow(t->n, &t->cap, t->count + 1, sizeof(*n));
+    if (!n) {
+        t->oom = true;
+        return 0;
+    }
+    t->n = n;
+    t->a[t->count] = s->res;
+    t->n[t->count] = s->nres;
+    return (uint32_t)++t->count;
+}
+
 int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned char **out,
                     size_t *len)
 {
     struct wbuf pay = {0}, blk = {0};
+    struct restab rt = {0};
+    uint32_t *ri = malloc((n ? n : 1) * sizeof(*ri));
     uint64_t base = UINT64_MAX;
 
     *out = NULL;
     *len = 0;
-    for (size_t i = 0; i < n; i++)
+    if (!ri)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
         if (spans[i].start_ns < base)
             base = spans[i].start_ns;
+        ri[i] = res_index(&rt, &spans[i]);
+    }
     if (!n)
         base = 0;
+    put_var(&pay, rt.count);
+    for (size_t i = 0; i < rt.count; i++)
+        put_attrs(&pay, rt.a[i], rt.n[i]);
     for (size_t i = 0; i < n; i++)
-        put_span(&pay, &spans[i], base);
-    if (pay.oom) {
+        put_span(&pay, &spans[i], base, ri[i]);
+    free(ri);
+    free(rt.a);
+    free(rt.n);
+    if (pay.oom || rt.oom) {
         free(pay.p);
         return -ENOMEM;
     }
@@ -217,31 +320,25 @@ int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned c
     put_var(&blk, n);
     put_var(&blk, pay.len);
     put_var(&blk, base);
-    bool deflated = false;
-    if (level > 0 && pay.len >= 64) {
-        uLong bound = compressBound((uLong)pay.len);
+    bool packed = false;
+    ZSTD_CCtx *zc = level > 0 && pay.len >= 64 ? zstd_c() : NULL;
+    if (zc) {
+        size_t bound = ZSTD_compressBound(pay.len);
         unsigned char *dst = need(&blk, bound);
-        z_stream z = {0};
-        if (dst && deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK) {
-            z.next_in = pay.p;
-            z.avail_in = (uInt)pay.len;
-            z.next_out = dst;
-            z.avail_out = (uInt)bound;
-            if (deflate(&z, Z_FINISH) == Z_STREAM_END && z.total_out < pay.len) {
-                blk.len += z.total_out;
-                deflated = true;
-            }
-            deflateEnd(&z);
+        size_t got = dst ? ZSTD_compressCCtx(zc, dst, bound, pay.p, pay.len, level) : 0;
+        if (dst && !ZSTD_isError(got) && got < pay.len) {
+            blk.len += got;
+            packed = true;
         }
     }
-    if (!deflated)
+    if (!packed)
         put_raw(&blk, pay.p, pay.len);
     free(pay.p);
     if (blk.oom) {
         free(blk.p);
         return -ENOMEM;
     }
-    blk.p[flags_at] = deflated ? F_DEFLATE : 0;
+    blk.p[flags_at] = packed ? F_ZSTD : 0;
     *out = blk.p;
     *len = blk.len;
     return 0;
@@ -375,7 +472,13 @@ static void get_endpoint(struct rbuf *r, struct sn_span_endpoint *e)
     }
 }
 
-static void get_span(struct rbuf *r, struct sn_span *s, uint64_t base)
+struct resdec {
+    struct sn_span_kv **a;
+    uint32_t *n;
+    uint32_t count;
+};
+
+static void get_span(struct rbuf *r, struct sn_span *s, uint64_t base, const struct resdec *rt)
 {
     get_raw(r, s->trace_id, 16);
     get_raw(r, s->span_id, 8);
@@ -417,7 +520,13 @@ static void get_span(struct rbuf *r, struct sn_span *s, uint64_t base)
         get_endpoint(r, &s->remote);
     }
     get_attrs(r, &s->attrs, &s->nattrs);
-    get_attrs(r, &s->res, &s->nres);
+    uint64_t res = get_var(r);
+    if (res > rt->count) {
+        r->bad = true;
+    } else if (res) {
+        s->res = rt->a[res - 1];
+        s->nres = rt->n[res - 1];
+    }
     s->nevents = get_count(r, SN_SPAN_MAX_EVENTS);
     if (s->nevents && !r->bad) {
         s->events = sn_arena_calloc(r->arena, s->nevents, sizeof(*s->events));
@@ -473,12 +582,12 @@ static int header(const void *blk, size_t len, struct header *h)
     h->n = get_var(&r);
     h->paylen = get_var(&r);
     h->base = get_var(&r);
-    if (r.bad || (h->flags & ~F_DEFLATE) || h->n > SN_SPAN_MAX_SPANS || h->n > h->paylen ||
+    if (r.bad || (h->flags & ~F_ZSTD) || h->n > SN_SPAN_MAX_SPANS || h->n > h->paylen ||
         h->paylen > (256u << 20))
         return -EINVAL;
     h->pay = r.p;
     h->stored = (size_t)(r.end - r.p);
-    if (!(h->flags & F_DEFLATE) && h->stored != h->paylen)
+    if (!(h->flags & F_ZSTD) && h->stored != h->paylen)
         return -EINVAL;
     return 0;
 }
@@ -492,47 +601,48 @@ int64_t sn_block_count(const void *blk, size_t len)
 int sn_block_decode(const void *blk, size_t len, struct sn_span_batch *b)
 {
     struct header h;
-    unsigned char *inflated = NULL;
+    unsigned char *unpacked = NULL;
     const unsigned char *pay;
     int rc = 0;
 
     if (header(blk, len, &h) < 0)
         return -EINVAL;
     pay = h.pay;
-    if (h.flags & F_DEFLATE) {
-        if (!(inflated = malloc(h.paylen ? h.paylen : 1)))
-            return -ENOMEM;
-        z_stream z = {0};
-        if (inflateInit2(&z, -15) != Z_OK) {
-            free(inflated);
+    if (h.flags & F_ZSTD) {
+        ZSTD_DCtx *zd = zstd_d();
+        if (!zd || !(unpacked = malloc(h.paylen ? h.paylen : 1))) {
+            free(unpacked);
             return -ENOMEM;
         }
-        z.next_in = (Bytef *)h.pay;
-        z.avail_in = (uInt)h.stored;
-        z.next_out = inflated;
-        z.avail_out = (uInt)h.paylen;
-        int zr = inflate(&z, Z_FINISH);
-        size_t got = z.total_out;
-        inflateEnd(&z);
-        if (zr != Z_STREAM_END || got != h.paylen) {
-            free(inflated);
+        size_t got = ZSTD_decompressDCtx(zd, unpacked, h.paylen, h.pay, h.stored);
+        if (ZSTD_isError(got) || got != h.paylen) {
+            free(unpacked);
             return -EINVAL;
         }
-        pay = inflated;
+        pay = unpacked;
     }
     struct rbuf r = {pay, pay + h.paylen, false, &b->arena, false};
+    struct resdec rt = {NULL, NULL, get_count(&r, SN_SPAN_MAX_SPANS)};
+    if (rt.count && !r.bad) {
+        rt.a = sn_arena_calloc(&b->arena, rt.count, sizeof(*rt.a));
+        rt.n = sn_arena_calloc(&b->arena, rt.count, sizeof(*rt.n));
+        if (!rt.a || !rt.n)
+            r.oom = r.bad = true;
+    }
+    for (uint32_t i = 0; i < rt.count && !r.bad; i++)
+        get_attrs(&r, &rt.a[i], &rt.n[i]);
     for (uint64_t i = 0; i < h.n && !r.bad; i++) {
         struct sn_span *s = sn_span_batch_add(b);
         if (!s) {
             rc = -ENOMEM;
             break;
         }
-        get_span(&r, s, h.base);
+        get_span(&r, s, h.base, &rt);
     }
     if (!rc && r.oom)
         rc = -ENOMEM;
     else if (!rc && (r.bad || r.p != r.end))
         rc = -EINVAL;
-    free(inflated);
+    free(unpacked);
     return rc;
 }

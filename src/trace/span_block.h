@@ -1,13 +1,13 @@
 /*
  * A block: the spans of one trace or of a few, as the span store keeps them (one LMDB value),
- * compact and deflated. Spans of a request are sorted by trace id and cut into blocks of at
- * most SN_BLOCK_RAW bytes before compression, so that a trace read inflates one small block
- * (32 KiB, deflate's window: cutting there costs compression nothing), and the random parts
- * (ids) sit among text that compresses ten to one.
+ * compact and compressed (zstd). Spans of a request are sorted by trace id and cut into blocks of
+ * at most SN_BLOCK_RAW bytes before compression, so that a trace read inflates one small block (32
+ * KiB, deflate's window: cutting there costs compression nothing), and the random parts (ids) sit
+ * among text that compresses ten to one.
  *
  * Layout (docs/formats.md, "Spans"):
- *   u8 version (1) | u8 flags (bit 0: deflated) | varint nspans | varint payload length |
- *   varint base (the smallest start_ns) | payload (raw deflate when flag 0 is set)
+ *   u8 version (1) | u8 flags (bit 0: the payload is a zstd frame) |
+ *   varint nspans | varint payload length | varint base (the smallest start_ns) | payload
  * and the payload (inflated) is each span in turn: ids, kind, status, flags, times as deltas
  * from the base, strings as a varint length and bytes, attributes with their type, events,
  * links and endpoints (span_block.c says the order). The decoder checks every length and
@@ -22,12 +22,14 @@
 
 #include "trace/span.h"
 
-#define SN_BLOCK_RAW                                                                               \
-    (32u << 10) /* a block's payload before compression, at most (but a                            \
-                   single span larger than that gets a block of its own) */
+/* A block's payload before compression, at most (a single span larger than that gets a block
+ * of its own). Large enough that a compressed block spans several of LMDB's pages (a value
+ * over half a page takes whole overflow pages: the last one's slack is wasted), small enough
+ * that a trace read decompresses it in a fraction of a millisecond (bench-trace). */
+#define SN_BLOCK_RAW (128u << 10)
 
-/* Encodes spans[0..n) into one block (*out malloc'd, *len bytes): deflated at level when it
- * pays (level 0: never). Returns 0 or -ENOMEM. */
+/* Encodes spans[0..n) into one block (*out malloc'd, *len bytes): compressed with zstd at
+ * level when it pays (level 0: never). Returns 0 or -ENOMEM. */
 int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned char **out,
                     size_t *len);
 /* The size spans[i] takes in a block's payload (to cut blocks at SN_BLOCK_RAW). */

@@ -58,13 +58,27 @@ struct counters {
     _Atomic int last_error;
 };
 
+/* The pairs seen: a list in the order met (the ones from saved on are not on disk yet) and an
+ * open-addressing hash of it, so that a span's pairs cost a probe once they are known. */
+struct pair {
+    uint8_t kind; /* PAIR_NAME, PAIR_REMOTE */
+    uint32_t svc, other;
+};
+struct pairs {
+    struct pair *list;
+    size_t n, cap, saved;
+    uint32_t *slot; /* index + 1; 0 empty */
+    size_t hcap;
+};
+
 struct sn_span_store {
     struct sn_env *env;
     struct sn_span_store_opts o;
     MDB_dbi blocks, traces, index, names_db, pairs_db;
-    /* names: services and span names, and the pairs seen (as "n:svc:name", "r:svc:remote") */
+    /* names: services and span names, and the (service, name) and (service, remote) pairs seen */
     pthread_rwlock_t nlock;
-    struct sn_intern services, names, pairs;
+    struct sn_intern services, names;
+    struct pairs pairs;
     /* the queue */
     pthread_mutex_t mu;
     pthread_cond_t cv, done_cv;
@@ -117,11 +131,55 @@ static int64_t intern(struct sn_intern *t, const char *s)
     return id;
 }
 
+static size_t pair_hash(uint8_t kind, uint32_t svc, uint32_t other, size_t cap)
+{
+    uint64_t h = ((uint64_t)svc << 32 | other) * 0x9e3779b97f4a7c15ULL ^ kind;
+    return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+static bool pair_known(const struct pairs *ps, uint8_t kind, uint32_t svc, uint32_t other)
+{
+    if (!ps->hcap)
+        return false;
+    for (size_t j = pair_hash(kind, svc, other, ps->hcap); ps->slot[j];
+         j = (j + 1) & (ps->hcap - 1)) {
+        const struct pair *p = &ps->list[ps->slot[j] - 1];
+        if (p->kind == kind && p->svc == svc && p->other == other)
+            return true;
+    }
+    return false;
+}
+
 static int pair_add(struct sn_span_store *ss, char kind, uint32_t svc, uint32_t other)
 {
-    char k[32];
-    int n = snprintf(k, sizeof(k), "%c:%" PRIu32 ":%" PRIu32, kind, svc, other);
-    return sn_intern_add(&ss->pairs, k, (size_t)n) < 0 ? -ENOMEM : 0;
+    struct pairs *ps = &ss->pairs;
+    if (pair_known(ps, (uint8_t)kind, svc, other))
+        return 0;
+    if ((ps->n + 1) * 2 > ps->hcap) {
+        size_t hcap = ps->hcap ? ps->hcap * 2 : 1024;
+        uint32_t *slot = calloc(hcap, sizeof(*slot));
+        if (!slot)
+            return -ENOMEM;
+        for (size_t i = 0; i < ps->n; i++) {
+            size_t j = pair_hash(ps->list[i].kind, ps->list[i].svc, ps->list[i].other, hcap);
+            while (slot[j])
+                j = (j + 1) & (hcap - 1);
+            slot[j] = (uint32_t)i + 1;
+        }
+        free(ps->slot);
+        ps->slot = slot;
+        ps->hcap = hcap;
+    }
+    struct pair *l = sn_grow(ps->list, &ps->cap, ps->n + 1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    ps->list = l;
+    l[ps->n] = (struct pair){(uint8_t)kind, svc, other};
+    size_t j = pair_hash((uint8_t)kind, svc, other, ps->hcap);
+    while (ps->slot[j])
+        j = (j + 1) & (ps->hcap - 1);
+    ps->slot[j] = (uint32_t)++ps->n;
+    return 0;
 }
 
 static int load_names(struct sn_span_store *ss, MDB_txn *txn)
@@ -179,15 +237,11 @@ static int save_names(struct sn_span_store *ss, MDB_txn *txn)
             if (s && (rc = mdb_put(txn, ss->names_db, &k, &v, 0)))
                 return rc;
         }
-    for (uint32_t id = ss->pairs.saved; id < ss->pairs.n; id++) {
-        const char *s = sn_intern_name(&ss->pairs, id);
-        char kind;
-        uint32_t a, b;
-        if (!s || sscanf(s, "%c:%" SCNu32 ":%" SCNu32, &kind, &a, &b) != 3)
-            continue;
-        uint8_t kb[9] = {(uint8_t)kind};
-        be32(kb + 1, a);
-        be32(kb + 5, b);
+    for (size_t id = ss->pairs.saved; id < ss->pairs.n; id++) {
+        const struct pair *pr = &ss->pairs.list[id];
+        uint8_t kb[9] = {pr->kind};
+        be32(kb + 1, pr->svc);
+        be32(kb + 5, pr->other);
         MDB_val k = {9, kb}, v = {0, ""};
         if ((rc = mdb_put(txn, ss->pairs_db, &k, &v, 0)))
             return rc;
@@ -234,6 +288,14 @@ static uint64_t used_now(struct sn_span_store *ss)
     MDB_dbi dbis[5] = {ss->blocks, ss->traces, ss->index, ss->names_db, ss->pairs_db};
     for (int i = 0; i < 5; i++)
         used += sn_env_db_bytes(txn, dbis[i]);
+    /* mdb_stat leaves out the sub-databases of long runs of duplicates: the trace and index
+     * entries, counted by their number instead (a slight over-count for short runs, which
+     * live in their key's page) */
+    MDB_stat st;
+    if (mdb_stat(txn, ss->traces, &st) == 0)
+        used += st.ms_entries * 8;
+    if (mdb_stat(txn, ss->index, &st) == 0)
+        used += st.ms_entries * ENTRY;
     sn_env_read_end(ss->env, txn);
     atomic_store(&ss->used_bytes, used);
     return used;
@@ -256,8 +318,8 @@ int sn_span_store_open(struct sn_env *env, const struct sn_span_store_opts *o,
         ss->o.retention_s = SN_SPAN_STORE_RETENTION;
     if (!ss->o.queue)
         ss->o.queue = SN_SPAN_STORE_QUEUE;
-    if (ss->o.level <= 0 || ss->o.level > 9)
-        ss->o.level = 6;
+    if (ss->o.level <= 0 || ss->o.level > 19)
+        ss->o.level = SN_SPAN_STORE_LEVEL;
     pthread_rwlock_init(&ss->nlock, NULL);
     pthread_mutex_init(&ss->mu, NULL);
     pthread_cond_init(&ss->cv, NULL);
@@ -364,27 +426,35 @@ static const char *remote_of(const struct sn_span *s)
     return a && a->type == SN_ATTR_STRING && a->val[0] ? a->val : NULL;
 }
 
-static int make_entries(struct sn_span_store *ss, struct prep *p, const struct sn_span_batch *b,
-                        uint64_t now_ns)
+/* The entries of b's spans into p; with add false (nlock read), -EAGAIN as soon as a name or
+ * a pair is not known yet (the caller then runs it again with add, nlock written). */
+static int entries_pass(struct sn_span_store *ss, struct prep *p, const struct sn_span_batch *b,
+                        uint64_t now_ns, bool add)
 {
-    int rc = 0;
-    if (!(p->ents = malloc(b->n * sizeof(*p->ents))))
-        return -ENOMEM;
-    pthread_rwlock_wrlock(&ss->nlock);
-    for (size_t i = 0; i < b->n && !rc; i++) {
+    p->nents = 0;
+    for (size_t i = 0; i < b->n; i++) {
         const struct sn_span *s = &b->spans[i];
-        int64_t svc = intern(&ss->services, s->service);
-        int64_t name = intern(&ss->names, s->name);
         const char *rs = remote_of(s);
-        int64_t remote = rs ? intern(&ss->services, rs) : -1;
-        if (svc < 0 || name < 0 || (rs && remote < 0)) {
-            rc = svc == -E2BIG || name == -E2BIG || remote == -E2BIG ? -E2BIG : -ENOMEM;
-            break;
-        }
-        if (pair_add(ss, PAIR_NAME, (uint32_t)svc, (uint32_t)name) < 0 ||
-            (remote >= 0 && pair_add(ss, PAIR_REMOTE, (uint32_t)svc, (uint32_t)remote) < 0)) {
-            rc = -ENOMEM;
-            break;
+        int64_t svc, name, remote = -1;
+        if (add) {
+            svc = intern(&ss->services, s->service);
+            name = intern(&ss->names, s->name);
+            if (rs)
+                remote = intern(&ss->services, rs);
+            if (svc < 0 || name < 0 || (rs && remote < 0))
+                return svc == -E2BIG || name == -E2BIG || remote == -E2BIG ? -E2BIG : -ENOMEM;
+            if (pair_add(ss, PAIR_NAME, (uint32_t)svc, (uint32_t)name) < 0 ||
+                (remote >= 0 && pair_add(ss, PAIR_REMOTE, (uint32_t)svc, (uint32_t)remote) < 0))
+                return -ENOMEM;
+        } else {
+            svc = sn_intern_find(&ss->services, s->service, strlen(s->service));
+            name = sn_intern_find(&ss->names, s->name, strlen(s->name));
+            if (rs)
+                remote = sn_intern_find(&ss->services, rs, strlen(rs));
+            if (svc < 0 || name < 0 || (rs && remote < 0) ||
+                !pair_known(&ss->pairs, PAIR_NAME, (uint32_t)svc, (uint32_t)name) ||
+                (rs && !pair_known(&ss->pairs, PAIR_REMOTE, (uint32_t)svc, (uint32_t)remote)))
+                return -EAGAIN;
         }
         uint64_t start_us = (s->flags & SN_SPAN_F_NO_START ? now_ns : s->start_ns) / 1000;
         uint64_t dur_us = s->duration_ns / 1000;
@@ -398,8 +468,34 @@ static int make_entries(struct sn_span_store *ss, struct prep *p, const struct s
              (uint32_t)name | (uint32_t)(s->kind & 7) << 28 | (is_error(s) ? 1u << 31 : 0));
         be32(e->v + 28, remote >= 0 ? (uint32_t)remote + 1 : 0);
     }
+    return 0;
+}
+
+/* Index entries for b's spans, their names interned: under the names' read lock when every
+ * name and pair is known already (the usual case: HTTP workers do not wait for each other),
+ * else under its write lock. */
+static int make_entries(struct sn_span_store *ss, struct prep *p, const struct sn_span_batch *b,
+                        uint64_t now_ns)
+{
+    int rc;
+    if (!(p->ents = malloc((b->n ? b->n : 1) * sizeof(*p->ents))))
+        return -ENOMEM;
+    pthread_rwlock_rdlock(&ss->nlock);
+    rc = entries_pass(ss, p, b, now_ns, false);
     pthread_rwlock_unlock(&ss->nlock);
+    if (rc == -EAGAIN) {
+        pthread_rwlock_wrlock(&ss->nlock);
+        rc = entries_pass(ss, p, b, now_ns, true);
+        pthread_rwlock_unlock(&ss->nlock);
+    }
     return rc;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    int c = memcmp(x->key, y->key, sizeof(x->key));
+    return c ? c : memcmp(x->v, y->v, ENTRY);
 }
 
 static struct prep *prepare(struct sn_span_store *ss, const struct sn_span_batch *b,
@@ -433,6 +529,8 @@ static struct prep *prepare(struct sn_span_store *ss, const struct sn_span_batch
         rc = make_block(ss, p, sorted, from, b->n, &capblocks);
     if (!rc)
         rc = make_entries(ss, p, b, now_ns);
+    if (!rc && p->nents > 1) /* by key, then entry: the writer puts each key's run at once */
+        qsort(p->ents, p->nents, sizeof(*p->ents), cmp_entry);
 out:
     free(sorted);
     if (rc) {
@@ -516,6 +614,29 @@ struct write_arg {
     uint64_t bytes;
 };
 
+/* n entries of one key (sorted) into the index as duplicates, with one MDB_MULTIPLE put. */
+static int put_run(MDB_txn *txn, MDB_dbi dbi, const struct entry *e, size_t n)
+{
+    uint8_t stack[64 * ENTRY], *vals = n <= 64 ? stack : malloc(n * ENTRY);
+    MDB_cursor *cur;
+    int rc;
+    if (!vals)
+        return ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) /* a span sent twice in a request is one entry */
+        if (!m || memcmp(vals + (m - 1) * ENTRY, e[i].v, ENTRY))
+            memcpy(vals + m++ * ENTRY, e[i].v, ENTRY);
+    if ((rc = mdb_cursor_open(txn, dbi, &cur)) == 0) {
+        MDB_val k = {8, (void *)e[0].key};
+        MDB_val d[2] = {{ENTRY, vals}, {m, NULL}};
+        rc = mdb_cursor_put(cur, &k, d, MDB_MULTIPLE);
+        mdb_cursor_close(cur);
+    }
+    if (vals != stack)
+        free(vals);
+    return rc;
+}
+
 static int do_write(MDB_txn *txn, void *arg)
 {
     struct write_arg *w = arg;
@@ -545,9 +666,12 @@ static int do_write(MDB_txn *txn, void *arg)
             }
             w->bytes += p->blocks[i].len;
         }
-        for (size_t i = 0; i < p->nents; i++) {
-            MDB_val k = {8, p->ents[i].key}, v = {ENTRY, p->ents[i].v};
-            if ((rc = mdb_put(txn, ss->index, &k, &v, MDB_NODUPDATA)) && rc != MDB_KEYEXIST)
+        /* each key's entries (sorted in prepare()) in one put: they are contiguous but for
+         * the key between them, so they are gathered into a run first */
+        for (size_t i = 0, j; i < p->nents; i = j) {
+            for (j = i + 1; j < p->nents && !memcmp(p->ents[j].key, p->ents[i].key, 8); j++)
+                ;
+            if ((rc = put_run(txn, ss->index, p->ents + i, j - i)))
                 return rc;
         }
         w->nblocks += p->nblocks;
@@ -785,13 +909,54 @@ static void *writer(void *arg)
 
 /* ---- Reading ------------------------------------------------------------------------------ */
 
-int sn_span_store_trace(struct sn_span_store *ss, const uint8_t id[16], struct sn_span_batch *out)
+void sn_block_cache_fini(struct sn_block_cache *c)
+{
+    for (unsigned i = 0; i < SN_BLOCK_CACHE; i++)
+        sn_span_batch_fini(&c->b[i]);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Block bid decoded: from the cache, or read and decoded into it. NULL when it is gone or
+ * damaged (*rc 0, counted) or memory is short (*rc -ENOMEM). */
+static const struct sn_span_batch *cached_block(struct sn_span_store *ss, MDB_txn *txn,
+                                                const uint8_t bk8[8], struct sn_block_cache *c,
+                                                int *rc)
+{
+    uint64_t bid = rd64(bk8);
+    *rc = 0;
+    for (unsigned i = 0; i < SN_BLOCK_CACHE; i++)
+        if (c->id[i] == bid && bid)
+            return &c->b[i];
+    MDB_val bk = {8, (void *)bk8}, bv;
+    if (mdb_get(txn, ss->blocks, &bk, &bv) != 0)
+        return NULL; /* removed by retention between the index and here */
+    unsigned slot = c->next++ % SN_BLOCK_CACHE;
+    sn_span_batch_fini(&c->b[slot]);
+    c->id[slot] = 0;
+    int drc = bv.mv_size < BLOCK_PREFIX
+                  ? -EINVAL
+                  : sn_block_decode((const uint8_t *)bv.mv_data + BLOCK_PREFIX,
+                                    bv.mv_size - BLOCK_PREFIX, &c->b[slot]);
+    if (drc < 0) {
+        sn_span_batch_fini(&c->b[slot]);
+        if (drc == -ENOMEM)
+            *rc = -ENOMEM;
+        else
+            atomic_fetch_add(&ss->c.blocks_damaged, 1);
+        return NULL;
+    }
+    c->id[slot] = bid;
+    return &c->b[slot];
+}
+
+int sn_span_store_trace_cached(struct sn_span_store *ss, const uint8_t id[16],
+                               struct sn_span_batch *out, struct sn_block_cache *c)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k = {16, (void *)id}, v;
     size_t before = out->n;
-    int rc = sn_env_read_begin(ss->env, &txn);
+    int rc = sn_env_read_begin(ss->env, &txn), crc = 0;
 
     if (rc < 0)
         return rc;
@@ -799,36 +964,30 @@ int sn_span_store_trace(struct sn_span_store *ss, const uint8_t id[16], struct s
         sn_env_read_end(ss->env, txn);
         return sn_env_errno(rc);
     }
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0 && !crc;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
-        MDB_val bk = {8, v.mv_data}, bv;
-        if (v.mv_size != 8 || mdb_get(txn, ss->blocks, &bk, &bv) != 0)
-            continue; /* removed by retention between the two */
-        size_t from = out->n;
-        int drc = bv.mv_size < BLOCK_PREFIX
-                      ? -EINVAL
-                      : sn_block_decode((const uint8_t *)bv.mv_data + BLOCK_PREFIX,
-                                        bv.mv_size - BLOCK_PREFIX, out);
-        if (drc == -ENOMEM) {
-            rc = ENOMEM;
-            break;
-        }
-        if (drc < 0) {
-            atomic_fetch_add(&ss->c.blocks_damaged, 1);
-            out->n = from;
+        if (v.mv_size != 8)
             continue;
-        }
-        size_t keep = from; /* the block's spans of other traces go */
-        for (size_t i = from; i < out->n; i++)
-            if (memcmp(out->spans[i].trace_id, id, 16) == 0)
-                out->spans[keep++] = out->spans[i];
-        out->n = keep;
+        const struct sn_span_batch *blk = cached_block(ss, txn, v.mv_data, c, &crc);
+        for (size_t i = 0; blk && i < blk->n && !crc; i++)
+            if (memcmp(blk->spans[i].trace_id, id, 16) == 0)
+                crc = sn_span_copy(out, &blk->spans[i]);
     }
     mdb_cursor_close(cur);
     sn_env_read_end(ss->env, txn);
+    if (crc < 0)
+        return crc;
     if (rc && rc != MDB_NOTFOUND)
         return sn_env_errno(rc);
     return out->n > before ? 0 : -ENOENT;
+}
+
+int sn_span_store_trace(struct sn_span_store *ss, const uint8_t id[16], struct sn_span_batch *out)
+{
+    struct sn_block_cache c = {0};
+    int rc = sn_span_store_trace_cached(ss, id, out, &c);
+    sn_block_cache_fini(&c);
+    return rc;
 }
 
 /* One service's index, read newest first: the current minute's entries in a buffer. */
@@ -1072,12 +1231,9 @@ int sn_span_store_services(struct sn_span_store *ss, char ***out, size_t *n)
         rc = -ENOMEM;
     /* a service is one that recorded spans (the local side of some (service, name) pair) that
      * retention has not removed yet */
-    for (uint32_t id = 0; id < ss->pairs.n && rc == 0; id++) {
-        const char *p = sn_intern_name(&ss->pairs, id);
-        char kind;
-        uint32_t svc, other;
-        if (!p || sscanf(p, "%c:%" SCNu32 ":%" SCNu32, &kind, &svc, &other) != 3 ||
-            kind != PAIR_NAME || svc >= ss->services.n || state[svc])
+    for (size_t id = 0; id < ss->pairs.n && rc == 0; id++) {
+        uint32_t svc = ss->pairs.list[id].svc;
+        if (ss->pairs.list[id].kind != PAIR_NAME || svc >= ss->services.n || state[svc])
             continue;
         const char *sname = sn_intern_name(&ss->services, svc);
         state[svc] = has_entries(cur, svc) ? 1 : 2;
@@ -1108,12 +1264,9 @@ int sn_span_store_names(struct sn_span_store *ss, const char *service, bool remo
     *out = NULL;
     *n = 0;
     pthread_rwlock_rdlock(&ss->nlock);
-    for (uint32_t id = 0; id < ss->pairs.n && rc == 0; id++) {
-        const char *p = sn_intern_name(&ss->pairs, id);
-        char kind;
-        uint32_t svc, other;
-        if (!p || sscanf(p, "%c:%" SCNu32 ":%" SCNu32, &kind, &svc, &other) != 3)
-            continue;
+    for (size_t id = 0; id < ss->pairs.n && rc == 0; id++) {
+        char kind = (char)ss->pairs.list[id].kind;
+        uint32_t svc = ss->pairs.list[id].svc, other = ss->pairs.list[id].other;
         const char *s = sn_intern_name(&ss->services, svc);
         if (!s || strcasecmp(s, service) != 0)
             continue;
@@ -1185,7 +1338,8 @@ int sn_span_store_close(struct sn_span_store *ss)
     }
     sn_intern_fini(&ss->services);
     sn_intern_fini(&ss->names);
-    sn_intern_fini(&ss->pairs);
+    free(ss->pairs.list);
+    free(ss->pairs.slot);
     pthread_rwlock_destroy(&ss->nlock);
     pthread_mutex_destroy(&ss->mu);
     pthread_cond_destroy(&ss->cv);

@@ -3,7 +3,7 @@
  * series, with their indexes, a retention and a size cap. docs/formats.md gives the keys.
  *
  *   tblocks  block id (u64, in the order written) -> u64 newest span end (ns) | block
- *            (trace/span_block.h: the spans of a few traces, deflated)
+ *            (trace/span_block.h: the spans of a few traces, compressed)
  *   ttrace   trace id (16 bytes) -> block ids holding its spans (dups, 8 bytes each)
  *   tindex   (service id u32, minute u32) -> one 32-byte entry per span of that service
  *            starting in that minute (dups sorted by time): µs into the minute, trace id,
@@ -38,6 +38,7 @@
 
 #define SN_SPAN_STORE_RETENTION (7 * 86400) /* --trace-retention default (s) */
 #define SN_SPAN_STORE_QUEUE     256         /* --trace-queue default (requests) */
+#define SN_SPAN_STORE_LEVEL     3           /* zstd's level for blocks (bench-trace) */
 
 struct sn_span_store; /* opaque */
 
@@ -45,7 +46,7 @@ struct sn_span_store_opts {
     int64_t retention_s; /* spans older than this go (0: the default) */
     uint64_t max_bytes;  /* --trace-max-bytes: the cap on the span databases; 0: none */
     uint32_t queue;      /* requests waiting for the writer at most (0: the default) */
-    int level;           /* deflate level of blocks (0: 6) */
+    int level;           /* zstd level of blocks (0: SN_SPAN_STORE_LEVEL) */
 };
 
 struct sn_span_store_stats {
@@ -85,6 +86,19 @@ int sn_span_store_sync(struct sn_span_store *ss);
 /* The spans of trace id, appended to out (in no order). Returns 0, -ENOENT (none), -ENOMEM
  * or -EIO. Damaged blocks are skipped and counted. */
 int sn_span_store_trace(struct sn_span_store *ss, const uint8_t id[16], struct sn_span_batch *out);
+
+/* The blocks a search decoded last, so that traces sharing a block (a request's) decode it
+ * once: give one to sn_span_store_trace_cached() for the length of a search, then fini it. */
+#define SN_BLOCK_CACHE 4
+struct sn_block_cache {
+    uint64_t id[SN_BLOCK_CACHE];
+    struct sn_span_batch b[SN_BLOCK_CACHE];
+    unsigned next;
+};
+void sn_block_cache_fini(struct sn_block_cache *c);
+/* sn_span_store_trace() through cache c (the spans are copied into out). */
+int sn_span_store_trace_cached(struct sn_span_store *ss, const uint8_t id[16],
+                               struct sn_span_batch *out, struct sn_block_cache *c);
 
 /* One span as the index has it (what a search needs before reading traces). */
 struct sn_span_ref {
