@@ -1,17 +1,18 @@
 /*
  * A block: the spans of one trace or of a few, as the span store keeps them (one LMDB value),
  * compact and compressed (zstd). Spans of a request are sorted by trace id and cut into blocks of
- * at most SN_BLOCK_RAW bytes before compression, so that a trace read inflates one small block (32
- * KiB, deflate's window: cutting there costs compression nothing), and the random parts (ids) sit
- * among text that compresses ten to one.
+ * at most SN_BLOCK_RAW bytes before compression, so that a trace read decompresses one block, the
+ * random parts (ids) sit among text that compresses several times over, and the resources the
+ * spans share are written once.
  *
  * Layout (docs/formats.md, "Spans"):
  *   u8 version (1) | u8 flags (bit 0: the payload is a zstd frame) |
  *   varint nspans | varint payload length | varint base (the smallest start_ns) | payload
- * and the payload (inflated) is each span in turn: ids, kind, status, flags, times as deltas
- * from the base, strings as a varint length and bytes, attributes with their type, events,
- * links and endpoints (span_block.c says the order). The decoder checks every length and
- * count against what remains and the limits of trace/span.h: a damaged block is refused
+ * and the payload (decompressed) is the block's resources, then each span in turn: ids, kind,
+ * status, flags, times as deltas from the base, strings as a varint length and bytes, attributes
+ * with their type, events, links and endpoints (span_block.c says the order). The decoder checks
+ * every length and count against what remains and the limits of trace/span.h: a damaged block is
+ * refused
  * (-EINVAL), never read past.
  */
 #ifndef SN_TRACE_SPAN_BLOCK_H

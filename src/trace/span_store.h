@@ -12,7 +12,7 @@
  *            (service, remote service) pairs seen
  *
  * Writing: sn_span_store_put() takes a decoded request on the caller's thread (an HTTP
- * worker): it sorts its spans by trace, cuts them into blocks, deflates them and makes the
+ * worker): it sorts its spans by trace, cuts them into blocks, compresses them and makes the
  * index entries there, so that the work scales with the server's threads; then queues it.
  * The writer thread commits everything queued in one transaction (group commit): a request is
  * durable within a few milliseconds of being queued. The queue holds at most `queue` requests;
