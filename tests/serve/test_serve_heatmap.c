@@ -1535,9 +1535,13 @@ static void test_default_start(void)
                                        "average?x=1", "percentile?percentile=0.5"};
     static const long long dur[] = {5, 60, 60, 1, 1};
     for (int i = 0; i < 5; i++) {
-        long long t0 = (long long)time(NULL);
+        /* the server's clock (CLOCK_REALTIME), not time()'s: that one can lag it by a tick at
+         * a second's turn */
+        struct timespec a, b;
+        clock_gettime(CLOCK_REALTIME, &a);
         json_t *o = get_json(HM "/%s", id, what[i]);
-        long long t1 = (long long)time(NULL);
+        clock_gettime(CLOCK_REALTIME, &b);
+        long long t0 = (long long)a.tv_sec, t1 = (long long)b.tv_sec;
         if (!o)
             continue;
         long long st = jint(o, "start_time");
