@@ -44,6 +44,7 @@ struct sn_fleet_opts {
     const char *id;   /* this node's name (default: the host name and the API's port) */
     const char *zone; /* "" or NULL: none */
     const char *api;  /* the API's URL other nodes send requests to (NULL: http://127.0.0.1:PORT) */
+    int64_t spans_keep_s; /* the spans stream's max age: --trace-retention (0: the default, 7 d) */
 };
 
 /*
@@ -77,6 +78,28 @@ int sn_fleet_delete_def(struct sn_fleet *f, const char *key);
  * instrumentation the bus cannot carry), or -errno of the bus. */
 struct sn_wire_frame;
 int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr);
+
+/* The same with message id msgid (NULL: the frame's own, <host>.<inst>.<t>): frames that are
+ * not one per host and second (span metrics, made per request: serve/fleet_spans.c). */
+int sn_fleet_publish_frame_id(struct sn_fleet *f, const struct sn_wire_frame *fr,
+                              const char *msgid);
+
+/*
+ * Spans taken by this node (any node takes them; serve/fleet_spans.c): b's spans (borrowed),
+ * grouped by shard of the trace store, each group an OTLP protobuf message on its shard's
+ * subject, and the trace.spans frames they make (this node's id as their host), each stored
+ * by JetStream (acknowledged) before it returns. 0, or -errno with why (-EIO, -ETIMEDOUT,
+ * -ENOTCONN: the bus; -ENOMEM): the request is then refused whole (503), though some of its
+ * messages may have been stored (a client's retry is a new request: those are kept twice).
+ */
+struct sn_span_batch;
+int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, char *why,
+                           size_t whylen);
+/* Whether this node owns every shard of the trace store and has caught up with each: it then
+ * answers every span search alone. */
+bool sn_fleet_serves_all_spans(struct sn_fleet *f);
+/* The API URLs of the live nodes other than this one, at most max, into out; how many. */
+size_t sn_fleet_node_apis(struct sn_fleet *f, char (*out)[160], size_t max);
 
 /* Whether this node owns key now. */
 bool sn_fleet_owns(struct sn_fleet *f, const char *key);

@@ -1,0 +1,334 @@
+/*
+ * Spans in a fleet (docs/fleet.md, "Spans"): the trace store sharded by trace id over the
+ * nodes, durable in JetStream like frames.
+ *
+ *   - Any node takes spans (OTLP, Zipkin): it publishes them, grouped by shard
+ *     (sn_fleet_span_shard() of the trace id), as OTLP protobuf messages on sonde.spans.<shard>
+ *     of the stream SONDE_SPANS (max age: --trace-retention), and the frames of the trace.spans
+ *     instrumentations they make as this node's own source's frames (host: the node's id), each
+ *     message acknowledged by JetStream before the client is answered. Nothing goes into the
+ *     receiving node's span store but through a consumer of a shard it owns.
+ *   - Each shard is owned by SN_FLEET_OWNERS nodes, rendezvous hashing over the live nodes of
+ *     the key "spans/<shard>" (the same machinery as instrumentations). An owner consumes the
+ *     shard's subject from the start of the stream (a new owner rebuilds its copy from it, then
+ *     follows it) and hands each message's spans to the tail sampler (sn_tail_take()), which
+ *     keeps them in the local span store as on a single host: its decision is a hash of the
+ *     trace id, the same on every owner. A node that stops owning a shard stops consuming it;
+ *     what its store holds of it stays until the store's retention removes it. One that owns
+ *     it again in the same process resumes after the last message it took.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "fleet/names.h"
+#include "serve/fleet.h"
+#include "serve/fleet_int.h"
+#include "serve/server.h"
+#include "serve/span_metrics.h"
+#include "trace/otlp.h"
+#include "trace/sampling.h"
+#include "trace/span_store.h"
+#include "wire/frame.h"
+
+#define SPANS_PUBLISH_TRIES 2 /* a publish not acknowledged is sent again once (same id) */
+
+int sn_fleet_spans_start(struct sn_fleet *f, char *why, size_t whylen)
+{
+    int64_t keep = f->spans_keep_s > 0 ? f->spans_keep_s : SN_SPAN_STORE_RETENTION;
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+        struct span_shard *sh = &f->shards[i];
+        sh->f = f;
+        sh->shard = i;
+        sn_fleet_span_key(i, sh->key, sizeof(sh->key));
+    }
+    return sn_link_ensure_stream(f->link, SN_FLEET_SPANS_STREAM, SN_FLEET_SPANS_ALL,
+                                 keep * 1000000000LL, 0, why, whylen);
+}
+
+/* ---- Owners: a consumer per shard ----------------------------------------------------------- */
+
+/* One message of sh's subject: its spans (all of sh's shard, else the message is refused:
+ * forged or misrouted) to the tail sampler, which keeps them in the local store. */
+static void on_span_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct span_shard *sh = closure;
+    struct sn_fleet *f = sh->f;
+    jsMsgMetaData *meta = NULL;
+    bool caught_up = false;
+    unsigned shard;
+    (void)nc;
+    (void)sub;
+
+    if (!atomic_load(&sh->active)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        uint64_t seq = meta->Sequence.Stream;
+        atomic_store(&sh->pending, meta->NumPending);
+        caught_up = meta->NumPending == 0;
+        jsMsgMetaData_Destroy(meta);
+        if (seq <= atomic_load(&sh->last_seq)) { /* seen: a consumer restarted behind it */
+            natsMsg_Destroy(msg);
+            return;
+        }
+        atomic_store(&sh->last_seq, seq);
+    }
+    if (sn_fleet_parse_span_subject(natsMsg_GetSubject(msg), &shard) < 0 || shard != sh->shard) {
+        atomic_fetch_add(&f->spans_foreign, 1);
+    } else {
+        struct sn_span_batch b = {0};
+        if (sn_otlp_decode(SN_OTLP_PROTO, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                           &b, NULL, 0) < 0) {
+            atomic_fetch_add(&f->spans_bad, 1);
+        } else {
+            bool ours = true;
+            for (size_t i = 0; i < b.n && ours; i++)
+                ours = sn_fleet_span_shard(b.spans[i].trace_id) == sh->shard;
+            if (!ours) {
+                atomic_fetch_add(&f->spans_foreign, 1);
+            } else if (b.n && sn_tail_take(f->s->tail, &b, sn_now_ms()) == 0) {
+                atomic_fetch_add(&f->spans_in, b.n);
+                atomic_fetch_add(&sh->spans, b.n);
+            }
+        }
+        sn_span_batch_fini(&b);
+    }
+    natsMsg_Destroy(msg);
+    if (caught_up && !atomic_load(&sh->ready))
+        atomic_store(&sh->ready, true);
+}
+
+/* Consumes sh's subject: after seq when seq, else from the stream's start. */
+static int shard_subscribe(struct sn_fleet *f, struct span_shard *sh, uint64_t seq)
+{
+    char subj[64];
+    jsSubOptions so;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+
+    if (sn_fleet_span_subject(sh->shard, subj, sizeof(subj)) < 0)
+        return -EINVAL;
+    jsSubOptions_Init(&so);
+    so.Stream = SN_FLEET_SPANS_STREAM;
+    so.Ordered = true;
+    if (seq) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = seq + 1;
+    } else {
+        so.Config.DeliverPolicy = js_DeliverAll; /* the stream keeps the retention */
+    }
+    natsStatus st =
+        js_Subscribe(&sub, sn_link_js(f->link), subj, on_span_msg, sh, NULL, &so, &jerr);
+    if (st != NATS_OK) {
+        sn_log(SN_LOG_WARN, "fleet", "span shard %u: cannot consume it: %s (%d)", sh->shard,
+               natsStatus_GetText(st), (int)jerr);
+        return sn_link_err(st) ? sn_link_err(st) : -EIO;
+    }
+    natsSubscription_SetPendingLimits(sub, -1, 256 * 1024 * 1024);
+    sh->sub = sub;
+    return 0;
+}
+
+static void shard_unsubscribe(struct span_shard *sh)
+{
+    if (!sh->sub)
+        return;
+    natsSubscription_Unsubscribe(sh->sub);
+    natsSubscription_Destroy(sh->sub);
+    sh->sub = NULL;
+}
+
+void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
+{
+    unsigned took = 0, left = 0;
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS && !atomic_load(&f->stop); i++) {
+        struct span_shard *sh = &f->shards[i];
+        pthread_mutex_lock(&f->mu);
+        bool mine = sn_fleet_owns_locked(f, sh->key);
+        pthread_mutex_unlock(&f->mu);
+        if (mine && !atomic_load(&sh->active)) {
+            atomic_store(&sh->ready, false);
+            atomic_store(&sh->since_ms, sn_mono_ms());
+            atomic_store(&sh->active, true);
+            /* owned before in this process: its copy holds what came up to last_seq */
+            if (shard_subscribe(f, sh, atomic_load(&sh->last_seq)) < 0) {
+                atomic_store(&sh->active, false); /* tried again at the next pass */
+                continue;
+            }
+            took++;
+        } else if (mine && (resub || !sh->sub)) {
+            shard_unsubscribe(sh);
+            shard_subscribe(f, sh, atomic_load(&sh->last_seq));
+        } else if (!mine && atomic_load(&sh->active)) {
+            atomic_store(&sh->active, false);
+            atomic_store(&sh->ready, false);
+            shard_unsubscribe(sh);
+            left++;
+        }
+    }
+    if (took || left)
+        sn_log(SN_LOG_INFO, "fleet",
+               "span shards: %u taken (replaying them), %u owned elsewhere now", took, left);
+}
+
+/* A shard whose consumer delivered nothing a second after it began has nothing to replay. */
+void sn_fleet_spans_mark_ready(struct sn_fleet *f)
+{
+    int64_t now = sn_mono_ms();
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+        struct span_shard *sh = &f->shards[i];
+        if (atomic_load(&sh->active) && !atomic_load(&sh->ready) &&
+            atomic_load(&sh->pending) == 0 && now - atomic_load(&sh->since_ms) > 1000)
+            atomic_store(&sh->ready, true);
+    }
+}
+
+void sn_fleet_spans_stop(struct sn_fleet *f)
+{
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+        atomic_store(&f->shards[i].active, false);
+        natsSubscription_Destroy(f->shards[i].sub); /* the link is closed: no callback after */
+        f->shards[i].sub = NULL;
+    }
+}
+
+json_t *sn_fleet_spans_beat(struct sn_fleet *f)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; a && i < SN_FLEET_SPAN_SHARDS; i++)
+        if (atomic_load(&f->shards[i].active) && atomic_load(&f->shards[i].ready))
+            json_array_append_new(a, json_integer(i));
+    return a;
+}
+
+bool sn_fleet_serves_all_spans(struct sn_fleet *f)
+{
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+        if (!atomic_load(&f->shards[i].active) || !atomic_load(&f->shards[i].ready))
+            return false;
+    return true;
+}
+
+/* ---- Any node: spans onto the bus ------------------------------------------------------------ */
+
+/* Publishes one message with its id, acknowledged by JetStream (a try not acknowledged is sent
+ * again with the same id: stored once). 0 or -errno. */
+static int publish(struct sn_fleet *f, const char *subj, const char *id, const void *data,
+                   size_t len)
+{
+    natsStatus st = NATS_OK;
+    for (int t = 0; t < SPANS_PUBLISH_TRIES; t++) {
+        natsMsg *m = NULL;
+        jsPubAck *ack = NULL;
+        jsErrCode jerr = 0;
+        st = natsMsg_Create(&m, subj, NULL, data, (int)len);
+        if (st == NATS_OK)
+            st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+        if (st == NATS_OK)
+            st = js_PublishMsg(&ack, sn_link_js(f->link), m, NULL, &jerr);
+        jsPubAck_Destroy(ack);
+        natsMsg_Destroy(m);
+        if (st == NATS_OK)
+            return 0;
+        if (st != NATS_TIMEOUT && st != NATS_NO_RESPONDERS)
+            break;
+    }
+    return sn_link_err(st) ? sn_link_err(st) : -EIO;
+}
+
+int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, char *why,
+                           size_t whylen)
+{
+    uint64_t nonce = (uint64_t)f->started_ms * 1000000ULL + atomic_fetch_add(&f->span_nonce, 1);
+    size_t *by = b->n ? malloc(b->n * sizeof(*by)) : NULL;
+    struct sn_span *part = b->n ? malloc(b->n * sizeof(*part)) : NULL;
+    size_t count[SN_FLEET_SPAN_SHARDS] = {0}, at[SN_FLEET_SPAN_SHARDS];
+    int rc = 0;
+
+    snprintf(why, whylen, "%s", "");
+    if (b->n && (!by || !part)) {
+        free(by);
+        free(part);
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    /* the spans by shard, in their order (a counting sort) */
+    unsigned *shard_of = b->n ? malloc(b->n * sizeof(*shard_of)) : NULL;
+    if (b->n && !shard_of) {
+        free(by);
+        free(part);
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        count[shard_of[i] = sn_fleet_span_shard(b->spans[i].trace_id)]++;
+    size_t sum = 0;
+    for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS; k++) {
+        at[k] = sum;
+        sum += count[k];
+    }
+    for (size_t i = 0; i < b->n; i++)
+        by[at[shard_of[i]]++] = i;
+    size_t from = 0;
+    for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS && rc == 0; k++) {
+        if (!count[k])
+            continue;
+        char subj[64], id[SN_FLEET_SUBJECT_MAX], pname[16];
+        unsigned char *out = NULL;
+        size_t olen = 0;
+        for (size_t j = 0; j < count[k]; j++)
+            part[j] = b->spans[by[from + j]];
+        from += count[k];
+        snprintf(pname, sizeof(pname), "s%u", k);
+        if (sn_fleet_span_subject(k, subj, sizeof(subj)) < 0 ||
+            sn_fleet_span_msg_id(f->id, nonce, pname, id, sizeof(id)) < 0) {
+            rc = -EINVAL;
+            snprintf(why, whylen, "no name on the bus for span shard %u", k);
+        } else if (sn_otlp_encode(part, count[k], &out, &olen) < 0) {
+            rc = -ENOMEM;
+            snprintf(why, whylen, "out of memory");
+        } else if ((rc = publish(f, subj, id, out, olen)) < 0) {
+            snprintf(why, whylen, "the fleet's bus (NATS) did not store the spans: %s",
+                     strerror(-rc));
+        } else {
+            atomic_fetch_add(&f->span_msgs, 1);
+            atomic_fetch_add(&f->spans_published, count[k]);
+        }
+        free(out);
+    }
+    free(by);
+    free(part);
+    free(shard_of);
+    if (rc < 0)
+        return rc;
+
+    /* the trace.spans frames these spans make, as this node's own source's (host: its id) */
+    struct sn_wire_frame *fr = NULL;
+    size_t nf = 0;
+    if (!b->n || !f->s->spanm || !sn_span_metrics_count(f->s->spanm))
+        return 0;
+    if (sn_span_metrics_frames(f->s->spanm, b->spans, b->n, f->id, sn_now(), &fr, &nf) < 0) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < nf && rc == 0; i++) {
+        char pname[24], id[SN_FLEET_SUBJECT_MAX];
+        snprintf(pname, sizeof(pname), "f%zu", i);
+        if (sn_fleet_span_msg_id(f->id, nonce, pname, id, sizeof(id)) < 0)
+            continue;
+        int prc = sn_fleet_publish_frame_id(f, &fr[i], id);
+        if (prc < 0 && prc != -EINVAL) {
+            rc = prc;
+            snprintf(why, whylen, "the fleet's bus (NATS) did not store the span metrics: %s",
+                     strerror(-rc));
+        }
+    }
+    sn_span_metrics_frames_free(fr, nf);
+    return rc;
+}
