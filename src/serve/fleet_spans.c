@@ -37,6 +37,105 @@
 
 #define SPANS_PUBLISH_TRIES 2 /* a publish not acknowledged is sent again once (same id) */
 
+/* ---- What OTLP cannot say: Zipkin's fields, carried in one attribute ------------------------ */
+
+/*
+ * OTLP has no place for Zipkin's endpoints (addresses, ports, the remote service), its debug
+ * and shared flags, a 64-bit trace id or a span without a timestamp (sn_otlp_encode() leaves
+ * them out). A span that has any of them travels with one more attribute, last, named
+ * ZIPKIN_ATTR, whose value is JSON: {"f":flags,"l":ENDPOINT,"r":ENDPOINT}, an endpoint
+ * {"s":service,"4":hex8,"6":hex32,"p":port} (each member only when set); the owner takes it
+ * off and sets the fields back, so that Zipkin's API answers in a fleet as on a single host.
+ */
+#define ZIPKIN_ATTR "sonde.bus.zipkin"
+#define ZIPKIN_FLAGS                                                                               \
+    (SN_SPAN_F_DEBUG | SN_SPAN_F_SHARED | SN_SPAN_F_ID64 | SN_SPAN_F_ZIPKIN | SN_SPAN_F_REMOTE |   \
+     SN_SPAN_F_NO_START)
+
+static bool ep_set(const struct sn_span_endpoint *e)
+{
+    return e->has_ipv4 || e->has_ipv6 || e->port || (e->service && *e->service);
+}
+
+static json_t *ep_json(const struct sn_span_endpoint *e)
+{
+    char h[33];
+    json_t *o = json_object();
+    if (e->service && *e->service)
+        json_object_set_new(o, "s", json_string(e->service));
+    if (e->has_ipv4) {
+        sn_span_id_hex(e->ipv4, 4, h);
+        json_object_set_new(o, "4", json_string(h));
+    }
+    if (e->has_ipv6) {
+        sn_span_id_hex(e->ipv6, 16, h);
+        json_object_set_new(o, "6", json_string(h));
+    }
+    if (e->port)
+        json_object_set_new(o, "p", json_integer(e->port));
+    return o;
+}
+
+/* sp's Zipkin fields as ZIPKIN_ATTR's value (malloc'd), or NULL when it has none. */
+static char *zipkin_text(const struct sn_span *sp)
+{
+    bool remote = (sp->flags & SN_SPAN_F_REMOTE) && ep_set(&sp->remote);
+    if (!(sp->flags & ZIPKIN_FLAGS) && !remote && !sp->local.has_ipv4 && !sp->local.has_ipv6 &&
+        !sp->local.port)
+        return NULL;
+    json_t *o = json_pack("{s:i}", "f", sp->flags & ZIPKIN_FLAGS);
+    if (o && ep_set(&sp->local))
+        json_object_set_new(o, "l", ep_json(&sp->local));
+    if (o && remote)
+        json_object_set_new(o, "r", ep_json(&sp->remote));
+    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return t;
+}
+
+static void ep_of(const json_t *o, struct sn_span_endpoint *e, struct sn_arena *a)
+{
+    const char *sv = json_string_value(json_object_get(o, "s"));
+    const char *v4 = json_string_value(json_object_get(o, "4"));
+    const char *v6 = json_string_value(json_object_get(o, "6"));
+    json_int_t port = json_integer_value(json_object_get(o, "p"));
+    memset(e, 0, sizeof(*e));
+    if (sv)
+        e->service = sn_arena_strndup(a, sv, strlen(sv));
+    if (v4 && strlen(v4) == 8 && sn_span_id_parse(v4, 8, e->ipv4, 4) == 8)
+        e->has_ipv4 = true;
+    if (v6 && strlen(v6) == 32 && sn_span_id_parse(v6, 32, e->ipv6, 16) == 32)
+        e->has_ipv6 = true;
+    if (port > 0 && port < 65536)
+        e->port = (uint16_t)port;
+}
+
+/* Takes ZIPKIN_ATTR off sp (the last attribute, when there) and sets its fields back. */
+static void zipkin_restore(struct sn_span *sp, struct sn_arena *a)
+{
+    if (!sp->nattrs || strcmp(sp->attrs[sp->nattrs - 1].key, ZIPKIN_ATTR) != 0)
+        return;
+    const struct sn_span_kv *kv = &sp->attrs[--sp->nattrs];
+    json_t *o = json_loadb(kv->val, kv->vlen, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return;
+    }
+    sp->flags = (uint8_t)((sp->flags & ~ZIPKIN_FLAGS) |
+                          (json_integer_value(json_object_get(o, "f")) & ZIPKIN_FLAGS));
+    const json_t *l = json_object_get(o, "l"), *r = json_object_get(o, "r");
+    if (json_is_object(l)) {
+        ep_of(l, &sp->local, a);
+        if (sp->local.service)
+            sp->service = sp->local.service;
+    }
+    if (json_is_object(r))
+        ep_of(r, &sp->remote, a);
+    else
+        sp->flags &= (uint8_t)~SN_SPAN_F_REMOTE;
+    json_decref(o);
+}
+
 int sn_fleet_spans_start(struct sn_fleet *f, char *why, size_t whylen)
 {
     int64_t keep = f->spans_keep_s > 0 ? f->spans_keep_s : SN_SPAN_STORE_RETENTION;
@@ -90,6 +189,8 @@ static void on_span_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
             bool ours = true;
             for (size_t i = 0; i < b.n && ours; i++)
                 ours = sn_fleet_span_shard(b.spans[i].trace_id) == sh->shard;
+            for (size_t i = 0; i < b.n && ours; i++)
+                zipkin_restore(&b.spans[i], &b.arena);
             if (!ours) {
                 atomic_fetch_add(&f->spans_foreign, 1);
             } else if (b.n && sn_tail_take(f->s->tail, &b, sn_now_ms()) == 0) {
@@ -282,14 +383,36 @@ int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, ch
         char subj[64], id[SN_FLEET_SUBJECT_MAX], pname[16];
         unsigned char *out = NULL;
         size_t olen = 0;
-        for (size_t j = 0; j < count[k]; j++)
-            part[j] = b->spans[by[from + j]];
+        struct sn_arena ar = {0};
+        for (size_t j = 0; j < count[k] && rc == 0; j++) {
+            struct sn_span *sp = &part[j];
+            *sp = b->spans[by[from + j]];
+            char *zt = zipkin_text(sp);
+            if (!zt)
+                continue;
+            struct sn_span_kv *kv = sn_arena_alloc(&ar, (sp->nattrs + 1) * sizeof(*kv));
+            char *val = sn_arena_strndup(&ar, zt, strlen(zt));
+            if (!kv || !val) {
+                rc = -ENOMEM;
+                snprintf(why, whylen, "out of memory");
+            } else {
+                if (sp->nattrs)
+                    memcpy(kv, sp->attrs, sp->nattrs * sizeof(*kv));
+                kv[sp->nattrs] = (struct sn_span_kv){
+                    .key = ZIPKIN_ATTR, .val = val, .vlen = (uint32_t)strlen(val)};
+                sp->attrs = kv;
+                sp->nattrs++;
+            }
+            free(zt);
+        }
         from += count[k];
         snprintf(pname, sizeof(pname), "s%u", k);
         if (sn_fleet_span_subject(k, subj, sizeof(subj)) < 0 ||
             sn_fleet_span_msg_id(f->id, nonce, pname, id, sizeof(id)) < 0) {
             rc = -EINVAL;
             snprintf(why, whylen, "no name on the bus for span shard %u", k);
+        } else if (rc < 0) {
+            /* out of memory, said */
         } else if (sn_otlp_encode(part, count[k], &out, &olen) < 0) {
             rc = -ENOMEM;
             snprintf(why, whylen, "out of memory");
@@ -301,6 +424,7 @@ int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, ch
             atomic_fetch_add(&f->spans_published, count[k]);
         }
         free(out);
+        sn_arena_fini(&ar);
     }
     free(by);
     free(part);

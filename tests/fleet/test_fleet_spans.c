@@ -67,6 +67,7 @@ struct xspan {
 };
 struct xtrace {
     char id[33], service[32];
+    bool remote; /* its spans but the root call "db" at 10.0.0.7:5432 (Zipkin's remoteEndpoint) */
     int n;
     struct xspan sp[MAXSP];
 };
@@ -148,6 +149,10 @@ static char *zipkin_body(struct xtrace *const *t, int n)
                                   "localEndpoint", "serviceName", t[i]->service);
             if (j)
                 json_object_set_new(o, "parentId", json_string(s->parent));
+            if (j && t[i]->remote)
+                json_object_set_new(o, "remoteEndpoint",
+                                    json_pack("{s:s,s:s,s:i}", "serviceName", "db", "ipv4",
+                                              "10.0.0.7", "port", 5432));
             json_array_append_new(a, o);
         }
     char *text = json_dumps(a, JSON_COMPACT);
@@ -239,6 +244,18 @@ static bool trace_exact(int node, const struct xtrace *t, char *why, size_t len)
                          par ? par : "-");
                 ok = false;
             }
+        }
+        json_t *re = NULL;
+        json_array_foreach(j, k, s) if (!strcmp(json_string_value(json_object_get(s, "id")) ?: "",
+                                                x->id)) re = json_object_get(s, "remoteEndpoint");
+        bool want_re = t->remote && i > 0;
+        if (ok &&
+            (want_re != (re != NULL) ||
+             (re && (strcmp(json_string_value(json_object_get(re, "serviceName")) ?: "", "db") ||
+                     strcmp(json_string_value(json_object_get(re, "ipv4")) ?: "", "10.0.0.7") ||
+                     json_integer_value(json_object_get(re, "port")) != 5432)))) {
+            snprintf(why, len, "span %s: remoteEndpoint %s", x->id, re ? "differs" : "missing");
+            ok = false;
         }
         if (ok && found != 1) {
             snprintf(why, len, "span %s found %d times", x->id, found);
@@ -461,8 +478,12 @@ static void test_spans(void)
     T_EQ(post_otlp(0, a, 10), 200);
     T_EQ(post_otlp(0, a + 10, 10), 200);
     int iz = ntr;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < 10; i++) {
         a[i] = new_trace(SVC_Z, 2);
+        a[i]->remote = true;
+        if (i % 2) /* every other one a 64-bit trace id, as Zipkin's tracers send them */
+            a[i]->id[16] = '\0';
+    }
     T_EQ(post_zipkin(0, a, 10), 202);
     int ib = ntr;
     for (int i = 0; i < 10; i++)
@@ -483,6 +504,18 @@ static void test_spans(void)
     const char *svcs[] = {SVC_B, SVC_A, SVC_Z};
     T_OK(services_are(0, svcs, 3, 10000));
     T_OK(services_are(1, svcs, 3, 10000));
+    /* Zipkin's remote endpoints travel the bus too: remoteServices and spans from either node */
+    for (int n = 0; n < 2; n++) {
+        json_t *rs = get(n, &st, "/api/v2/remoteServices?serviceName=%s", SVC_Z);
+        char *text = rs ? json_dumps(rs, JSON_COMPACT) : NULL;
+        NOTE("n%d remoteServices of %s: %d %s", n + 1, SVC_Z, st, text ? text : "-");
+        T_STR(text ? text : "", "[\"db\"]");
+        free(text);
+        json_decref(rs);
+        json_t *sn = get(n, &st, "/api/v2/spans?serviceName=%s", SVC_B);
+        T_EQ(json_array_size(sn), 10 * 3);
+        json_decref(sn);
+    }
 
     /* 4. trace.spans (created on n1) counts the spans posted to n2 too, from either node */
     const int want[] = {30, 60, 20};
