@@ -946,6 +946,9 @@ static void trace_ranked(struct sn_call *c, const char *arg)
         CA_INVAL(c, "%.64s is not a trace id (16 or 32 hex digits)", arg);
         return;
     }
+    /* in a fleet, an owner of the trace's shard answers */
+    if (c->s->fleet && sn_api_proxy_spans(c, sn_fleet_span_shard(id)))
+        return;
     int rc = sn_span_store_trace(c->s->spans, id, &t);
     if (rc < 0) {
         sn_span_batch_fini(&t);

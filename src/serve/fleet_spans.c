@@ -353,6 +353,12 @@ int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, ch
     int rc = 0;
 
     snprintf(why, whylen, "%s", "");
+    if (b->n && !sn_link_up(f->link)) { /* refused at once: the client retries (503) */
+        free(by);
+        free(part);
+        snprintf(why, whylen, "the fleet's bus (NATS) is unreachable: retry later");
+        return -ENOTCONN;
+    }
     if (b->n && (!by || !part)) {
         free(by);
         free(part);
