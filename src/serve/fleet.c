@@ -1066,6 +1066,7 @@ static void *balancer(void *arg)
         flush_stale(f);
         mark_ready(f);
         sn_fleet_spans_mark_ready(f);
+        sn_fleet_spans_save(f, false);
         check_consumers(f);
         pthread_mutex_lock(&f->mu);
         if (!f->dirty && !f->resubscribe && !atomic_load(&f->stop)) {
@@ -1239,6 +1240,8 @@ void sn_fleet_close(struct sn_fleet *f)
      * hold the stop; after it, no callback runs */
     sn_link_close(f->link);
     sn_fleet_spans_stop(f);
+    if (f->spans_created) /* a clean stop: where every shard is (the tail keeps what waits) */
+        sn_fleet_spans_save(f, true);
     for (size_t i = 0; i < f->nown; i++) {
         natsSubscription_Destroy(f->own[i]->sub);
         sn_fleet_take_drop(&f->own[i]->batch); /* stopping: inactive, nothing to hand over */

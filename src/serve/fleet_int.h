@@ -60,6 +60,11 @@ struct owned {
     struct sn_fleet_batch batch;
 };
 
+/* Where a restarted node resumes its shards: the sequences taken SN_FLEET_SPANS_LAG_S seconds
+ * before (what its span store has written by then), saved each second in the data directory. */
+#define SN_FLEET_SPANS_LAG_S 10
+#define SN_FLEET_SPANS_FILE  "fleet-spans.json"
+
 /* A shard of the trace store this node consumes (fleet_spans.c); one per shard, made at open. */
 struct span_shard {
     struct sn_fleet *f;
@@ -105,7 +110,11 @@ struct sn_fleet {
 
     struct span_shard shards[SN_FLEET_SPAN_SHARDS]; /* fleet_spans.c */
     int64_t spans_keep_s;                           /* the spans stream's max age */
-    _Atomic uint64_t span_nonce;                    /* requests published from here */
+    int64_t spans_created; /* the spans stream's creation (ns): its identity */
+    uint64_t spans_ring[SN_FLEET_SPANS_LAG_S][SN_FLEET_SPAN_SHARDS]; /* last_seq, each second */
+    unsigned spans_ring_at;                                          /* (the balancer's) */
+    int64_t spans_saved_ms;
+    _Atomic uint64_t span_nonce; /* requests published from here */
     _Atomic uint64_t spans_in, spans_bad, spans_foreign, spans_published, span_msgs;
 
     _Atomic uint64_t frames, batches, redelivered, frames_late, frames_bad, frames_foreign, replays,
@@ -131,6 +140,9 @@ int sn_fleet_spans_start(struct sn_fleet *f, char *why, size_t whylen);
 void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub);
 void sn_fleet_spans_mark_ready(struct sn_fleet *f);
 void sn_fleet_spans_stop(struct sn_fleet *f);
+/* Saves where each shard was SN_FLEET_SPANS_LAG_S seconds ago (at most once a second; now:
+ * where it is: after the consumers stopped). */
+void sn_fleet_spans_save(struct sn_fleet *f, bool now);
 /* The shards this node owns and has caught up with, as a heartbeat's JSON array of numbers. */
 json_t *sn_fleet_spans_beat(struct sn_fleet *f);
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -136,6 +137,83 @@ static void zipkin_restore(struct sn_span *sp, struct sn_arena *a)
     json_decref(o);
 }
 
+/* ---- Where a restarted node resumes ----------------------------------------------------------
+ *
+ * A node's span store keeps what it took, and the store has no notion of a span kept twice: a
+ * node that started again and replayed its shards from the stream's start would keep each span
+ * again. So each node saves, once a second, the stream sequence of each shard as it was
+ * SN_FLEET_SPANS_LAG_S seconds before (its store has written those spans by then, unless the
+ * tail sampler holds a trace longer: its other owner has it), with the stream's creation time;
+ * on a clean stop, where it is. Started again on the same data directory it resumes each shard
+ * after that sequence (when the stream is the same one); a shard it never took starts at the
+ * stream's start. The file is a hint: without it (a new data directory) everything is replayed.
+ */
+static void spans_path(struct sn_fleet *f, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s", f->s->datadir, SN_FLEET_SPANS_FILE);
+}
+
+static void spans_load(struct sn_fleet *f)
+{
+    char path[600];
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+
+    if (js_GetStreamInfo(&si, sn_link_js(f->link), SN_FLEET_SPANS_STREAM, NULL, &jerr) != NATS_OK)
+        return;
+    f->spans_created = si->Created;
+    uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    spans_path(f, path, sizeof(path));
+    json_t *j = json_load_file(path, 0, NULL);
+    const json_t *seq = json_object_get(j, "seq");
+    if (json_integer_value(json_object_get(j, "stream")) == f->spans_created &&
+        json_array_size(seq) == SN_FLEET_SPAN_SHARDS) {
+        unsigned resumed = 0;
+        for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+            json_int_t v = json_integer_value(json_array_get(seq, i));
+            if (v > 0 && (uint64_t)v <= last) {
+                atomic_store(&f->shards[i].last_seq, (uint64_t)v);
+                resumed++;
+            }
+        }
+        if (resumed)
+            sn_log(SN_LOG_INFO, "fleet", "span shards: %u resume where this node left them",
+                   resumed);
+    }
+    json_decref(j);
+}
+
+void sn_fleet_spans_save(struct sn_fleet *f, bool now)
+{
+    int64_t ms = sn_mono_ms();
+    uint64_t *cur;
+    if (!now && ms - f->spans_saved_ms < 1000)
+        return;
+    f->spans_saved_ms = ms;
+    /* the ring: this second's sequences in, the oldest (LAG_S seconds ago) out */
+    unsigned at = f->spans_ring_at++ % SN_FLEET_SPANS_LAG_S;
+    uint64_t old[SN_FLEET_SPAN_SHARDS];
+    memcpy(old, f->spans_ring[at], sizeof(old));
+    cur = f->spans_ring[at];
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+        cur[i] = atomic_load(&f->shards[i].last_seq);
+    const uint64_t *w = now ? cur : old;
+    if (!now && f->spans_ring_at < SN_FLEET_SPANS_LAG_S)
+        return; /* not LAG_S seconds yet: the file of the last run stays */
+    json_t *a = json_array();
+    for (unsigned i = 0; a && i < SN_FLEET_SPAN_SHARDS; i++)
+        json_array_append_new(a, json_integer((json_int_t)w[i]));
+    json_t *j =
+        json_pack("{s:i,s:I,s:o}", "v", 1, "stream", (json_int_t)f->spans_created, "seq", a);
+    char path[600], tmp[620];
+    spans_path(f, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (j && json_dump_file(j, tmp, JSON_COMPACT) == 0 && rename(tmp, path) != 0)
+        unlink(tmp);
+    json_decref(j);
+}
+
 int sn_fleet_spans_start(struct sn_fleet *f, char *why, size_t whylen)
 {
     int64_t keep = f->spans_keep_s > 0 ? f->spans_keep_s : SN_SPAN_STORE_RETENTION;
@@ -145,8 +223,11 @@ int sn_fleet_spans_start(struct sn_fleet *f, char *why, size_t whylen)
         sh->shard = i;
         sn_fleet_span_key(i, sh->key, sizeof(sh->key));
     }
-    return sn_link_ensure_stream(f->link, SN_FLEET_SPANS_STREAM, SN_FLEET_SPANS_ALL,
-                                 keep * 1000000000LL, 0, why, whylen);
+    int rc = sn_link_ensure_stream(f->link, SN_FLEET_SPANS_STREAM, SN_FLEET_SPANS_ALL,
+                                   keep * 1000000000LL, 0, why, whylen);
+    if (rc == 0)
+        spans_load(f);
+    return rc;
 }
 
 /* ---- Owners: a consumer per shard ----------------------------------------------------------- */
