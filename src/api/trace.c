@@ -572,26 +572,31 @@ static void zipkin_query_local(struct sn_call *c, const char *what)
 /* ---- Searches in a fleet ------------------------------------------------------------------ */
 
 /*
- * A node answers a search from its own span store, which holds the shards it owns. When it does
- * not own every shard (or has not caught up with one), the search goes to every other live node
- * too (X-Sonde-Proxied: each answers from its own store) and the answers are merged:
+ * A node answers a search from its own span store, which holds the shards it owns (and what
+ * it kept of shards it owned before, until their retention). When it does not serve every
+ * shard, the search goes to every other live node too (X-Sonde-Proxied: each answers from its
+ * own store, without sending it on) and the answers are merged. A trace lives whole in one
+ * shard (sharded by trace id), so each owner of it answers about the whole trace.
  *
- *   services, spans, remoteServices   the sorted (byte order) union: exact, as long as every
- *                                     shard has a live owner that answered.
- *   traces, traceMany                 the union by trace id, each trace's spans the union of
- *                                     the copies (a span kept twice, by two owners or by a
- *                                     replay after a restart, is written once: equal JSON);
- *                                     traces newest first by their latest span's start, cut at
- *                                     limit. Each node applied the filters and the limit to
- *                                     its own shards, so the first `limit` of the union are
- *                                     the first `limit` of the fleet's; but a node that holds
- *                                     only part of a trace (a shard it no longer owns, not yet
- *                                     expired) may have let a trace through that the whole
- *                                     would not (or not), and "newest" is the latest start,
- *                                     which Zipkin's own order approximates alike.
+ *   services, spans, remoteServices   the sorted (byte order) union. Exact when every shard
+ *                                     has a live owner that answered.
+ *   traces                            the union by trace id, each trace's spans the union of
+ *                                     its copies (equal JSON: a span kept by two owners, or
+ *                                     twice by one, is written once); newest first by the
+ *                                     latest start of its spans; cut at limit. Each node
+ *                                     applied the filters and the limit to what it holds, so
+ *                                     with every shard answered the union holds the fleet's
+ *                                     matches: exact but for two things. A stale partial copy
+ *                                     (a shard a node owned before) can match where the whole
+ *                                     trace would not: a false match, with the whole trace's
+ *                                     spans. And the order is by the latest span's start, where
+ *                                     a single host orders by its index (the same for traces
+ *                                     that do not overlap in time).
+ *   traceMany                         the union by trace id, in the order found.
  *
- * A node that does not answer within FANOUT_MS is left out (its shards' other owner answers).
- * Also applied to a node's own answers in a fleet (fan false): duplicate spans written once.
+ * A node that does not answer within FANOUT_MS is left out (the other owner of its shards
+ * answers for them). In a fleet a node's own answers for traces, traceMany and trace/{id}
+ * pass through the same merge (fan false): a span its store holds twice is written once.
  */
 #define FANOUT_MS    10000
 #define FANOUT_NODES 64
@@ -606,8 +611,8 @@ static int by_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* A trace's key spans (their JSON text: equal spans once) into set, and its id and latest
- * start into *id, *newest. */
+/* The spans of a trace (a JSON array of Zipkin spans) into traces: {trace id: {span's JSON
+ * text: span}}, so that equal spans are kept once. */
 static void trace_add(json_t *traces, json_t *trace)
 {
     size_t i;

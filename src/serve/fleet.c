@@ -1278,6 +1278,12 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
     out->rollups_rebuilt = atomic_load(&f->rollups_rebuilt);
     out->defs_applied = atomic_load(&f->defs_applied);
     out->link_down = atomic_load(&f->link_down);
+    out->spans_published = atomic_load(&f->spans_published);
+    out->spans_taken = atomic_load(&f->spans_in);
+    out->span_msgs_bad = atomic_load(&f->spans_bad);
+    out->span_msgs_foreign = atomic_load(&f->spans_foreign);
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+        out->span_shards += atomic_load(&f->shards[i].active) && atomic_load(&f->shards[i].ready);
     int64_t now = sn_now();
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nown; i++) {

@@ -126,6 +126,11 @@ struct sn_fleet_stats {
     int64_t lag_s;    /* the largest age of the newest frame taken, over owned ones */
     uint64_t defs_applied, link_down;
     uint64_t agent_buffered, agent_dropped, agent_duplicates; /* live agents' heartbeats */
+    uint64_t spans_published;   /* spans this node put on the bus (any node takes spans) */
+    uint64_t spans_taken;       /* spans of owned shards taken from the bus into the span store */
+    uint64_t span_msgs_bad;     /* span messages refused: undecodable */
+    uint64_t span_msgs_foreign; /* span messages refused: of another shard than their subject */
+    uint64_t span_shards;       /* shards of the trace store this node serves */
 };
 void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out);
 /* The node's state as JSON (owned, members, consumers), for /ca/admin/status and SIGUSR1. */

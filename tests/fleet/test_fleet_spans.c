@@ -513,6 +513,12 @@ static void test_spans(void)
     T_OK(all_exact(0, i0, iend, 15000));
     T_OK(all_exact(1, i0, iend, 15000));
 
+    /* what each node put on the bus, and the shards each serves, in /metrics */
+    T_EQ(th_metric(F.n[0].port, "sonde_fleet_spans_published_total"), 20 * 3 + 10 * 2);
+    T_EQ(th_metric(F.n[1].port, "sonde_fleet_spans_published_total"), 10 * 3);
+    T_EQ(th_metric(F.n[1].port, "sonde_fleet_span_shards"), SN_FLEET_SPAN_SHARDS);
+    T_EQ(th_metric(F.n[1].port, "sonde_fleet_spans_taken_total"), 20 * 3 + 10 * 2 + 10 * 3);
+
     /* 3. searches and services from either node */
     T_OK(search_exact(1, SVC_A, 10000));
     T_OK(search_exact(0, SVC_B, 10000));
