@@ -69,12 +69,16 @@ struct owned {
 struct span_shard {
     struct sn_fleet *f;
     unsigned shard;
-    char key[16];              /* "spans/<shard>" */
-    natsSubscription *sub;     /* NULL while not consumed (balancer's) */
-    _Atomic uint64_t last_seq; /* the stream sequence of the last message taken */
-    _Atomic uint64_t pending;  /* messages still to come, at the last one */
-    _Atomic uint64_t spans;    /* spans taken */
-    _Atomic int64_t since_ms;  /* (monotonic) when this node began consuming it */
+    char key[16];                /* "spans/<shard>" */
+    natsSubscription *sub;       /* NULL while not consumed (balancer's) */
+    _Atomic uint64_t last_seq;   /* the stream sequence of the last message taken */
+    _Atomic uint64_t pending;    /* messages still to come, at the last one */
+    _Atomic uint64_t spans;      /* spans taken */
+    _Atomic int64_t since_ms;    /* (monotonic) when this node began consuming it */
+    _Atomic int64_t heard_ms;    /* (monotonic) the last message its consumer delivered */
+    _Atomic uint64_t seq_at_sub; /* last_seq when its consumer was made */
+    int64_t checked_ms;          /* its consumer last asked after (balancer only) */
+    _Atomic bool lost;           /* its consumer is gone on the servers: made again */
     _Atomic bool active;
     _Atomic bool ready; /* caught up with the stream since it took the shard: it answers */
 };
@@ -114,6 +118,7 @@ struct sn_fleet {
     uint64_t spans_ring[SN_FLEET_SPANS_LAG_S][SN_FLEET_SPAN_SHARDS]; /* last_seq, each second */
     unsigned spans_ring_at;                                          /* (the balancer's) */
     int64_t spans_saved_ms;
+    unsigned spans_check_at;     /* the next shard whose consumer is asked after (balancer's) */
     _Atomic uint64_t span_nonce; /* requests published from here */
     _Atomic uint64_t spans_in, spans_bad, spans_foreign, spans_published, span_msgs;
 

@@ -248,6 +248,7 @@ static void on_span_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         natsMsg_Destroy(msg);
         return;
     }
+    atomic_store(&sh->heard_ms, sn_mono_ms());
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         uint64_t seq = meta->Sequence.Stream;
         atomic_store(&sh->pending, meta->NumPending);
@@ -313,6 +314,9 @@ static int shard_subscribe(struct sn_fleet *f, struct span_shard *sh, uint64_t s
         return sn_link_err(st) ? sn_link_err(st) : -EIO;
     }
     natsSubscription_SetPendingLimits(sub, -1, 256 * 1024 * 1024);
+    atomic_store(&sh->seq_at_sub, seq);
+    atomic_store(&sh->heard_ms, sn_mono_ms());
+    atomic_store(&sh->lost, false);
     sh->sub = sub;
     return 0;
 }
@@ -344,7 +348,7 @@ void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
                 continue;
             }
             took++;
-        } else if (mine && (resub || !sh->sub)) {
+        } else if (mine && (resub || !sh->sub || atomic_load(&sh->lost))) {
             shard_unsubscribe(sh);
             shard_subscribe(f, sh, atomic_load(&sh->last_seq));
         } else if (!mine && atomic_load(&sh->active)) {
@@ -359,15 +363,45 @@ void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
                "span shards: %u taken (replaying them), %u owned elsewhere now", took, left);
 }
 
-/* A shard whose consumer delivered nothing a second after it began has nothing to replay. */
+/* A shard whose consumer delivered nothing a second after it began has nothing to replay: it
+ * is ready. And one consumer silent for 10 s (at most one asked per call, each at most every
+ * 10 s) is asked after: one whose server died is gone (ephemeral consumers live on one server),
+ * and the balancer makes it again after the last message taken (as for frames, fleet.c). */
 void sn_fleet_spans_mark_ready(struct sn_fleet *f)
 {
     int64_t now = sn_mono_ms();
+    bool lost = false;
     for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
         struct span_shard *sh = &f->shards[i];
         if (atomic_load(&sh->active) && !atomic_load(&sh->ready) &&
-            atomic_load(&sh->pending) == 0 && now - atomic_load(&sh->since_ms) > 1000)
+            atomic_load(&sh->last_seq) == atomic_load(&sh->seq_at_sub) &&
+            now - atomic_load(&sh->since_ms) > 1000)
             atomic_store(&sh->ready, true);
+    }
+    for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS && !lost; k++) {
+        struct span_shard *sh = &f->shards[(f->spans_check_at + k) % SN_FLEET_SPAN_SHARDS];
+        if (!atomic_load(&sh->active) || !sh->sub || now - atomic_load(&sh->heard_ms) < 10000 ||
+            now - sh->checked_ms < 10000)
+            continue;
+        f->spans_check_at = sh->shard + 1;
+        sh->checked_ms = now;
+        jsConsumerInfo *ci = NULL;
+        jsErrCode jerr = 0;
+        natsStatus st = natsSubscription_GetConsumerInfo(&ci, sh->sub, NULL, &jerr);
+        jsConsumerInfo_Destroy(ci);
+        if (st != NATS_OK && sn_link_up(f->link)) {
+            sn_log(SN_LOG_WARN, "fleet", "span shard %u: its consumer is gone (%s): again",
+                   sh->shard, natsStatus_GetText(st));
+            atomic_store(&sh->lost, true);
+            lost = true;
+        }
+        break; /* one a call */
+    }
+    if (lost) {
+        pthread_mutex_lock(&f->mu);
+        f->dirty = true;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
     }
 }
 
