@@ -79,6 +79,7 @@ struct span_shard {
     _Atomic uint64_t seq_at_sub; /* last_seq when its consumer was made */
     int64_t checked_ms;          /* its consumer last asked after (balancer only) */
     _Atomic bool lost;           /* its consumer is gone on the servers: made again */
+    bool restart;                /* the link came back: its consumer made again (balancer's) */
     _Atomic bool active;
     _Atomic bool ready; /* caught up with the stream since it took the shard: it answers */
 };
@@ -118,7 +119,9 @@ struct sn_fleet {
     uint64_t spans_ring[SN_FLEET_SPANS_LAG_S][SN_FLEET_SPAN_SHARDS]; /* last_seq, each second */
     unsigned spans_ring_at;                                          /* (the balancer's) */
     int64_t spans_saved_ms;
-    unsigned spans_check_at;     /* the next shard whose consumer is asked after (balancer's) */
+    unsigned spans_check_at;        /* the next shard whose consumer is asked after (balancer's) */
+    natsSubscription **spans_grave; /* lost consumers' subscriptions, destroyed at close (mu) */
+    size_t spans_ngrave, spans_ngrave_cap;
     _Atomic uint64_t span_nonce; /* requests published from here */
     _Atomic uint64_t spans_in, spans_bad, spans_foreign, spans_published, span_msgs;
 

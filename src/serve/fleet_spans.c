@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "fleet/names.h"
 #include "serve/fleet.h"
@@ -297,6 +298,9 @@ static int shard_subscribe(struct sn_fleet *f, struct span_shard *sh, uint64_t s
 
     if (sn_fleet_span_subject(sh->shard, subj, sizeof(subj)) < 0)
         return -EINVAL;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000; /* a cluster electing leaders: the pass is tried again, not held long */
     jsSubOptions_Init(&so);
     so.Stream = SN_FLEET_SPANS_STREAM;
     so.Ordered = true;
@@ -306,8 +310,7 @@ static int shard_subscribe(struct sn_fleet *f, struct span_shard *sh, uint64_t s
     } else {
         so.Config.DeliverPolicy = js_DeliverAll; /* the stream keeps the retention */
     }
-    natsStatus st =
-        js_Subscribe(&sub, sn_link_js(f->link), subj, on_span_msg, sh, NULL, &so, &jerr);
+    natsStatus st = js_Subscribe(&sub, sn_link_js(f->link), subj, on_span_msg, sh, &jo, &so, &jerr);
     if (st != NATS_OK) {
         sn_log(SN_LOG_WARN, "fleet", "span shard %u: cannot consume it: %s (%d)", sh->shard,
                natsStatus_GetText(st), (int)jerr);
@@ -332,7 +335,11 @@ static void shard_unsubscribe(struct span_shard *sh)
 
 void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
 {
-    unsigned took = 0, left = 0;
+    unsigned took = 0, left = 0, restarted = 0;
+    bool retry = false;
+    if (resub) /* every consumer made again where it was, over as many passes as it takes */
+        for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+            f->shards[i].restart = atomic_load(&f->shards[i].active);
     for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS && !atomic_load(&f->stop); i++) {
         struct span_shard *sh = &f->shards[i];
         pthread_mutex_lock(&f->mu);
@@ -345,12 +352,38 @@ void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
             /* owned before in this process: its copy holds what came up to last_seq */
             if (shard_subscribe(f, sh, atomic_load(&sh->last_seq)) < 0) {
                 atomic_store(&sh->active, false); /* tried again at the next pass */
-                continue;
+                retry = true;
+                break; /* the servers do not answer now: the others wait for the next pass */
             }
             took++;
-        } else if (mine && (resub || !sh->sub || atomic_load(&sh->lost))) {
+        } else if (mine && atomic_load(&sh->lost) && sh->sub) {
+            /* its consumer's server is gone: asking the servers to delete it would wait for
+             * an answer that does not come; the subscription is kept aside until close
+             * (should it deliver again, what it delivers is seen already: dropped) */
+            pthread_mutex_lock(&f->mu);
+            natsSubscription **g =
+                sn_grow(f->spans_grave, &f->spans_ngrave_cap, f->spans_ngrave + 1, sizeof(*g));
+            if (g) {
+                f->spans_grave = g;
+                g[f->spans_ngrave++] = sh->sub;
+                sh->sub = NULL;
+            }
+            pthread_mutex_unlock(&f->mu);
+            if (sh->sub)
+                shard_unsubscribe(sh);
+            if (shard_subscribe(f, sh, atomic_load(&sh->last_seq)) < 0) {
+                retry = true;
+                break;
+            }
+            restarted++;
+        } else if (mine && (sh->restart || !sh->sub)) {
+            sh->restart = false;
             shard_unsubscribe(sh);
-            shard_subscribe(f, sh, atomic_load(&sh->last_seq));
+            if (shard_subscribe(f, sh, atomic_load(&sh->last_seq)) < 0) {
+                retry = true;
+                break;
+            }
+            restarted++;
         } else if (!mine && atomic_load(&sh->active)) {
             atomic_store(&sh->active, false);
             atomic_store(&sh->ready, false);
@@ -358,15 +391,24 @@ void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
             left++;
         }
     }
-    if (took || left)
+    if (took || left || restarted)
         sn_log(SN_LOG_INFO, "fleet",
-               "span shards: %u taken (replaying them), %u owned elsewhere now", took, left);
+               "span shards: %u taken (replaying them), %u owned elsewhere now, %u consumers "
+               "made again",
+               took, left, restarted);
+    if (retry) { /* the next pass tries again (each failure waited for the servers' answer) */
+        pthread_mutex_lock(&f->mu);
+        f->dirty = true;
+        pthread_mutex_unlock(&f->mu);
+    }
 }
 
 /* A shard whose consumer delivered nothing a second after it began has nothing to replay: it
- * is ready. And one consumer silent for 10 s (at most one asked per call, each at most every
- * 10 s) is asked after: one whose server died is gone (ephemeral consumers live on one server),
- * and the balancer makes it again after the last message taken (as for frames, fleet.c). */
+ * is ready. And a consumer silent for 10 s is asked after (one per call, each at most every
+ * 10 s, the servers given 2 s to answer): one whose server died is gone (ephemeral consumers
+ * live on one server). Then every consumer silent as long is suspect (the same server held a
+ * share of them) and the balancer makes each again after the last message taken: a few
+ * milliseconds each, where asking after them one by one would take seconds each. */
 void sn_fleet_spans_mark_ready(struct sn_fleet *f)
 {
     int64_t now = sn_mono_ms();
@@ -387,12 +429,25 @@ void sn_fleet_spans_mark_ready(struct sn_fleet *f)
         sh->checked_ms = now;
         jsConsumerInfo *ci = NULL;
         jsErrCode jerr = 0;
-        natsStatus st = natsSubscription_GetConsumerInfo(&ci, sh->sub, NULL, &jerr);
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = 2000;
+        natsStatus st = natsSubscription_GetConsumerInfo(&ci, sh->sub, &jo, &jerr);
         jsConsumerInfo_Destroy(ci);
         if (st != NATS_OK && sn_link_up(f->link)) {
-            sn_log(SN_LOG_WARN, "fleet", "span shard %u: its consumer is gone (%s): again",
-                   sh->shard, natsStatus_GetText(st));
-            atomic_store(&sh->lost, true);
+            unsigned n = 0;
+            for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+                struct span_shard *o = &f->shards[i];
+                if (o == sh || (atomic_load(&o->active) && o->sub &&
+                                now - atomic_load(&o->heard_ms) >= 10000)) {
+                    atomic_store(&o->lost, true);
+                    n++;
+                }
+            }
+            sn_log(SN_LOG_WARN, "fleet",
+                   "span shard %u: its consumer is gone (%s): it and %u other silent ones made "
+                   "again",
+                   sh->shard, natsStatus_GetText(st), n - 1);
             lost = true;
         }
         break; /* one a call */
@@ -407,6 +462,11 @@ void sn_fleet_spans_mark_ready(struct sn_fleet *f)
 
 void sn_fleet_spans_stop(struct sn_fleet *f)
 {
+    for (size_t i = 0; i < f->spans_ngrave; i++)
+        natsSubscription_Destroy(f->spans_grave[i]); /* the link is closed */
+    free(f->spans_grave);
+    f->spans_grave = NULL;
+    f->spans_ngrave = 0;
     for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
         atomic_store(&f->shards[i].active, false);
         natsSubscription_Destroy(f->shards[i].sub); /* the link is closed: no callback after */

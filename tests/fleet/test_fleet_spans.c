@@ -17,6 +17,9 @@
  *      (the shards' owners re-balanced and rebuilt from the stream within a bounded wait);
  *   7. the bus stopped: a post is refused with 503 and Retry-After.
  *
+ * And nats_server_killed: a 3-server JetStream, 2 nodes; one NATS server killed -9 between
+ * posts (a post refused meanwhile is sent again, as exporters do); every trace exact on both.
+ *
  * Every wait is bounded in count and time; what is started is stopped by its PID.
  */
 #include <errno.h>
@@ -621,6 +624,71 @@ static void test_spans(void)
     th_nats_free(&nats);
 }
 
+/* POST of traces t[0..n) as OTLP to node, sent again on a 503 (as exporters do: the request is
+ * refused whole), every 500 ms, at most tries times. The last status. */
+static int post_otlp_retry(int node, struct xtrace *const *t, int n, int tries, int *refused)
+{
+    int st = 0;
+    for (int i = 0; i < tries; i++) {
+        if ((st = post_otlp(node, t, n)) != 503)
+            break;
+        ++*refused;
+        th_sleep_ms(500);
+    }
+    return st;
+}
+
+/* A 3-server JetStream (the spans stream with 3 replicas), 2 nodes: a NATS server killed -9
+ * between posts; every trace, before and after, from both nodes; then the server back. */
+static void test_nats_server_killed(void)
+{
+    struct xtrace *a[MAXTR];
+    int refused = 0;
+
+    t_seed(7);
+    ntr = 0;
+    memset(&nats, 0, sizeof(nats));
+    T_REQUIRE(th_nats_start(&nats, 3, 0) == 0);
+    T_REQUIRE(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0);
+    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
+    T_REQUIRE(th_node_start(&F, "n1", NULL, NULL) == 0);
+    T_REQUIRE(th_node_start(&F, "n2", NULL, NULL) == 1);
+    T_REQUIRE(th_node_wait_members(&F, 0, 2, 0, 20000) >= 0);
+    T_REQUIRE(th_node_wait_members(&F, 1, 2, 0, 20000) >= 0);
+    const int n12[] = {0, 1};
+    T_REQUIRE(wait_shards(n12, 2, SN_FLEET_SPAN_SHARDS, 20000));
+
+    for (int i = 0; i < 10; i++)
+        a[i] = new_trace(SVC_A, 2);
+    T_EQ(post_otlp(0, a, 10), 200);
+    T_OK(all_exact(1, 0, ntr, 15000));
+
+    T_OK(th_nats_kill(&nats, 0, SIGKILL) == 0);
+    double t_kill = th_now_ms();
+    for (int i = 0; i < 10; i++)
+        a[i] = new_trace(SVC_B, 2);
+    T_EQ(post_otlp_retry(1, a, 5, 40, &refused), 200);
+    T_EQ(post_otlp_retry(0, a + 5, 5, 40, &refused), 200);
+    NOTE("a NATS server killed: posts taken %.0f ms after the kill (%d refused with 503 "
+         "meanwhile)",
+         th_now_ms() - t_kill, refused);
+    /* the cluster elects new leaders meanwhile (its API times out now and then for tens of
+     * seconds on a loaded 2-CPU machine): consumers are made again as it answers */
+    T_OK(all_exact(0, 0, ntr, 60000));
+    T_OK(all_exact(1, 0, ntr, 60000));
+    T_OK(search_exact(0, SVC_B, 10000));
+    NOTE("every trace exact on both nodes %.0f ms after the kill", th_now_ms() - t_kill);
+
+    T_OK(th_nats_restart(&nats, 0) == 0);
+    for (int i = 0; i < 5; i++)
+        a[i] = new_trace(SVC_C, 2);
+    T_EQ(post_otlp_retry(0, a, 5, 40, &refused), 200);
+    T_OK(all_exact(1, 0, ntr, 60000));
+
+    th_fleet_free(&F);
+    th_nats_free(&nats);
+}
+
 int main(int argc, char **argv)
 {
     sonde = getenv("SN_SONDE");
@@ -637,5 +705,6 @@ int main(int argc, char **argv)
     t_init(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     t_run("spans", test_spans);
+    t_run("nats_server_killed", test_nats_server_killed);
     return t_done();
 }
