@@ -200,7 +200,7 @@ void sn_fleet_spans_save(struct sn_fleet *f, bool now)
     for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
         cur[i] = atomic_load(&f->shards[i].last_seq);
     const uint64_t *w = now ? cur : old;
-    if (!now && f->spans_ring_at < SN_FLEET_SPANS_LAG_S)
+    if (!now && f->spans_ring_at <= SN_FLEET_SPANS_LAG_S)
         return; /* not LAG_S seconds yet: the file of the last run stays */
     json_t *a = json_array();
     for (unsigned i = 0; a && i < SN_FLEET_SPAN_SHARDS; i++)
@@ -255,11 +255,15 @@ static void on_span_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         atomic_store(&sh->pending, meta->NumPending);
         caught_up = meta->NumPending == 0;
         jsMsgMetaData_Destroy(meta);
-        if (seq <= atomic_load(&sh->last_seq)) { /* seen: a consumer restarted behind it */
-            natsMsg_Destroy(msg);
-            return;
-        }
-        atomic_store(&sh->last_seq, seq);
+        /* seen: a consumer restarted behind it, or one set aside that still delivers (two
+         * callbacks may run at once: the sequence is taken by one of them only) */
+        uint64_t prev = atomic_load(&sh->last_seq);
+        do {
+            if (seq <= prev) {
+                natsMsg_Destroy(msg);
+                return;
+            }
+        } while (!atomic_compare_exchange_weak(&sh->last_seq, &prev, seq));
     }
     if (sn_fleet_parse_span_subject(natsMsg_GetSubject(msg), &shard) < 0 || shard != sh->shard) {
         atomic_fetch_add(&f->spans_foreign, 1);

@@ -513,6 +513,7 @@ struct write_arg {
     uint64_t first_block;
     size_t nblocks, nspans;
     uint64_t bytes;
+    uint64_t upto; /* the last request to write: those queued since are the next round's */
 };
 
 static int do_write(MDB_txn *txn, void *arg)
@@ -529,7 +530,10 @@ static int do_write(MDB_txn *txn, void *arg)
     pthread_rwlock_unlock(&ss->nlock);
     if (rc)
         return rc;
-    for (struct prep *p = w->list; p; p = p->next) {
+    /* the list is walked without the queue's lock while puts append to it: it ends at upto
+     * (whose next pointer is never read); what was appended since is the next round's
+     * (written now too, it would be written twice) */
+    for (struct prep *p = w->list; p; p = p->seq >= w->upto ? NULL : p->next) {
         for (size_t i = 0; i < p->nblocks; i++, id++) {
             uint8_t kb[8];
             be64(kb, id);
@@ -705,7 +709,7 @@ static void *writer(void *arg)
         bool stop = ss->stop;
         pthread_mutex_unlock(&ss->mu);
         if (list) {
-            struct write_arg w = {ss, list, ss->next_block, 0, 0, 0};
+            struct write_arg w = {ss, list, ss->next_block, 0, 0, 0, upto};
             uint32_t s0, n0, p0;
             pthread_rwlock_rdlock(&ss->nlock);
             s0 = ss->services.n;
