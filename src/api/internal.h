@@ -107,5 +107,13 @@ struct sn_instn *sn_api_instn(struct sn_call *c);
  * owner (api/proxy.c): true when answered so (or refused: no owner, 503), false when this
  * node answers it. */
 bool sn_api_proxy(struct sn_call *c);
+/* The same for a request about the spans of one shard of the trace store (fleet/names.h:
+ * GET /api/v2/trace/{id}): answered by an owner of the shard. */
+bool sn_api_proxy_spans(struct sn_call *c, unsigned shard);
+/* The request as it came, sent to the node whose API is api (with X-Sonde-Proxied: answered
+ * there from what it holds), its answer into *r (sn_http_resp_free()). 0 or -errno. For the
+ * searches that fan out to every node (api/trace.c). */
+struct sn_http_resp;
+int sn_api_fanout(struct sn_call *c, const char *api, int timeout_ms, struct sn_http_resp *r);
 
 #endif

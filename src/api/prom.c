@@ -292,6 +292,20 @@ void sn_api_prometheus(struct sn_call *c)
             {"sonde_fleet_agent_duplicates_total", "counter",
              "Re-sent frames JetStream recognized and kept once (live agents).", NULL,
              (double)fs.agent_duplicates},
+            {"sonde_fleet_spans_published_total", "counter",
+             "Spans this node took over HTTP and put on the bus (acknowledged by JetStream).", NULL,
+             (double)fs.spans_published},
+            {"sonde_fleet_spans_taken_total", "counter",
+             "Spans of the shards this node owns taken from the bus into its span store.", NULL,
+             (double)fs.spans_taken},
+            {"sonde_fleet_span_messages_refused_total", "counter",
+             "Span messages from the bus refused (counted and dropped).",
+             "{reason=\"undecodable\"}", (double)fs.span_msgs_bad},
+            {"sonde_fleet_span_messages_refused_total", NULL, NULL, "{reason=\"foreign\"}",
+             (double)fs.span_msgs_foreign},
+            {"sonde_fleet_span_shards", "gauge",
+             "Shards of the trace store this node owns and has caught up with.", NULL,
+             (double)fs.span_shards},
         };
         emit_rows(&o, st, sizeof(st) / sizeof(st[0]));
     }

@@ -22,6 +22,9 @@
 #include "core/grow.h"
 #include "core/hist.h"
 #include "http/body_coding.h"
+#include "fleet/names.h"
+#include "http/client.h"
+#include "serve/fleet.h"
 #include "serve/flow.h"
 #include "serve/span_metrics.h"
 #include "trace/otlp.h"
@@ -72,8 +75,12 @@ static void span_frames(struct sn_server *s, const struct sn_span_batch *b)
 /* A request's spans taken: refused whole (-EBUSY) while the span store's queue is full;
  * else counted in trace.spans (every span: heatmaps stay whole whatever is sampled), then
  * to the tail sampler, which stores them (or what it keeps). */
-static int take(struct sn_server *s, const struct sn_span_batch *b)
+static int take(struct sn_server *s, const struct sn_span_batch *b, char *why, size_t whylen)
 {
+    /* in a fleet, onto the bus: the shards' owners store them, answered once JetStream has
+     * stored every message of the request (serve/fleet_spans.c) */
+    if (s->fleet)
+        return sn_fleet_publish_spans(s->fleet, b, why, whylen);
     if (sn_span_store_full(s->spans))
         return -EBUSY;
     span_frames(s, b);
@@ -146,10 +153,11 @@ void sn_api_otlp_ingest(struct sn_call *c)
         sn_span_batch_fini(&b);
         return;
     }
-    if ((rc = take(s, &b)) < 0) {
+    if ((rc = take(s, &b, why, sizeof(why))) < 0) {
         atomic_fetch_add(&s->c.span_requests_busy, 1);
         otlp_status(c, enc, 503, 14,
                     rc == -EBUSY ? "the span store's queue is full: retry later"
+                    : s->fleet   ? why
                                  : "cannot take the spans now: retry later");
         retry_after(c->resp);
         sn_span_batch_fini(&b);
@@ -209,9 +217,9 @@ void sn_api_zipkin_ingest(struct sn_call *c)
         sn_span_batch_fini(&b);
         return;
     }
-    if ((rc = take(s, &b)) < 0) {
+    if ((rc = take(s, &b, why, sizeof(why))) < 0) {
         atomic_fetch_add(&s->c.span_requests_busy, 1);
-        text(c, 503, "the span store's queue is full: retry later");
+        text(c, 503, s->fleet ? why : "the span store's queue is full: retry later");
         retry_after(c->resp);
     } else {
         atomic_fetch_add(&s->c.spans_accepted, b.n);
@@ -449,12 +457,28 @@ static void trace_many(struct sn_call *c)
     reply_json(c, &o);
 }
 
+static void fleet_merge(struct sn_call *c, const char *what, bool fan);
+static void zipkin_trace_local(struct sn_call *c, const char *arg, const uint8_t id[16]);
+
 void sn_api_zipkin_trace(struct sn_call *c, const char *arg)
 {
     uint8_t id[16];
-    struct sn_span_batch t = {0};
     if (!trace_id(c, arg, id))
         return;
+    /* in a fleet, an owner of the trace's shard answers (this node, or one it sends it to) */
+    if (c->s->fleet && sn_api_proxy_spans(c, sn_fleet_span_shard(id)))
+        return;
+    if (c->s->fleet) {
+        zipkin_trace_local(c, arg, id);
+        fleet_merge(c, "trace", false);
+        return;
+    }
+    zipkin_trace_local(c, arg, id);
+}
+
+static void zipkin_trace_local(struct sn_call *c, const char *arg, const uint8_t id[16])
+{
+    struct sn_span_batch t = {0};
     int rc = sn_span_store_trace(c->s->spans, id, &t);
     if (rc == -ENOENT) {
         char msg[160];
@@ -505,7 +529,7 @@ static void dependencies(struct sn_call *c)
     sn_resp_json(c->resp, 200, a);
 }
 
-void sn_api_zipkin_query(struct sn_call *c, const char *what)
+static void zipkin_query_local(struct sn_call *c, const char *what)
 {
     char **names;
     size_t n;
@@ -547,6 +571,196 @@ void sn_api_zipkin_query(struct sn_call *c, const char *what)
         return names_reply(c, NULL, 0);
     }
     sn_resp_empty(c->resp, 404);
+}
+
+/* ---- Searches in a fleet ------------------------------------------------------------------ */
+
+/*
+ * A node answers a search from its own span store, which holds the shards it owns (and what
+ * it kept of shards it owned before, until their retention). When it does not serve every
+ * shard, the search goes to every other live node too (X-Sonde-Proxied: each answers from its
+ * own store, without sending it on) and the answers are merged. A trace lives whole in one
+ * shard (sharded by trace id), so each owner of it answers about the whole trace.
+ *
+ *   services, spans, remoteServices   the sorted (byte order) union. Exact when every shard
+ *                                     has a live owner that answered.
+ *   traces                            the union by trace id, each trace's spans the union of
+ *                                     its copies (equal JSON: a span kept by two owners, or
+ *                                     twice by one, is written once); newest first by the
+ *                                     latest start of its spans; cut at limit. Each node
+ *                                     applied the filters and the limit to what it holds, so
+ *                                     with every shard answered the union holds the fleet's
+ *                                     matches: exact but for two things. A stale partial copy
+ *                                     (a shard a node owned before) can match where the whole
+ *                                     trace would not: a false match, with the whole trace's
+ *                                     spans. And the order is by the latest span's start, where
+ *                                     a single host orders by its index (the same for traces
+ *                                     that do not overlap in time).
+ *   traceMany                         the union by trace id, in the order found.
+ *
+ * A node that does not answer within FANOUT_MS is left out (the other owner of its shards
+ * answers for them). In a fleet a node's own answers for traces, traceMany and trace/{id}
+ * pass through the same merge (fan false): a span its store holds twice is written once.
+ */
+#define FANOUT_MS    10000
+#define FANOUT_NODES 64
+
+static bool is_names(const char *what)
+{
+    return !strcmp(what, "services") || !strcmp(what, "spans") || !strcmp(what, "remoteServices");
+}
+
+static int by_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The spans of a trace (a JSON array of Zipkin spans) into traces: {trace id: {span's JSON
+ * text: span}}, so that equal spans are kept once. */
+static void trace_add(json_t *traces, json_t *trace)
+{
+    size_t i;
+    json_t *sp;
+    json_array_foreach(trace, i, sp)
+    {
+        const char *id = json_string_value(json_object_get(sp, "traceId"));
+        if (!id)
+            continue;
+        json_t *t = json_object_get(traces, id);
+        if (!t) {
+            t = json_object();
+            json_object_set_new(traces, id, t);
+        }
+        char *text = json_dumps(sp, JSON_COMPACT | JSON_SORT_KEYS);
+        if (text && !json_object_get(t, text))
+            json_object_set(t, text, sp);
+        free(text);
+    }
+}
+
+struct tr {
+    json_t *spans;
+    int64_t newest;
+};
+
+static int by_newest(const void *a, const void *b)
+{
+    const struct tr *x = a, *y = b;
+    return x->newest < y->newest ? 1 : x->newest > y->newest ? -1 : 0;
+}
+
+static void fleet_merge(struct sn_call *c, const char *what, bool fan)
+{
+    struct sn_server *s = c->s;
+    bool names = is_names(what), many = !strcmp(what, "traceMany"), one = !strcmp(what, "trace");
+    json_t *answers = json_array(), *local;
+
+    if (c->resp->status != 200 || !c->resp->body ||
+        !(local = json_loadb((const char *)c->resp->body, c->resp->len, 0, NULL))) {
+        json_decref(answers);
+        return; /* an error of the request itself: as this node says it */
+    }
+    json_array_append_new(answers, local);
+    if (fan) {
+        static __thread char apis[FANOUT_NODES][160];
+        size_t n = sn_fleet_node_apis(s->fleet, apis, FANOUT_NODES);
+        for (size_t i = 0; i < n; i++) {
+            struct sn_http_resp r = {0};
+            if (sn_api_fanout(c, apis[i], FANOUT_MS, &r) == 0 && r.status == 200) {
+                json_t *j = json_loadb(r.body, r.len, 0, NULL);
+                if (json_is_array(j))
+                    json_array_append_new(answers, j);
+                else
+                    json_decref(j);
+            }
+            sn_http_resp_free(&r);
+        }
+    }
+    json_t *out = json_array();
+    size_t i, k;
+    json_t *a, *v;
+    if (names) {
+        json_t *set = json_object();
+        json_array_foreach(answers, i, a) json_array_foreach(a, k, v) if (json_is_string(v))
+            json_object_set(set, json_string_value(v), json_true());
+        size_t n = json_object_size(set), at = 0;
+        const char **keys = malloc((n ? n : 1) * sizeof(*keys));
+        const char *key;
+        json_object_foreach(set, key, v) if (keys) keys[at++] = key;
+        if (keys) {
+            qsort(keys, at, sizeof(*keys), by_str);
+            for (size_t j = 0; j < at; j++)
+                json_array_append_new(out, json_string(keys[j]));
+        }
+        free(keys);
+        json_decref(set);
+    } else {
+        json_t *traces = json_object();
+        json_array_foreach(answers, i, a)
+        {
+            if (one)
+                trace_add(traces, a);
+            else
+                json_array_foreach(a, k, v) trace_add(traces, v);
+        }
+        size_t n = json_object_size(traces), at = 0;
+        struct tr *t = malloc((n ? n : 1) * sizeof(*t));
+        const char *key;
+        json_t *set;
+        json_object_foreach(traces, key, set)
+        {
+            if (!t)
+                break;
+            t[at].spans = json_array();
+            t[at].newest = 0;
+            const char *sk;
+            json_t *sp;
+            json_object_foreach(set, sk, sp)
+            {
+                json_int_t ts = json_integer_value(json_object_get(sp, "timestamp"));
+                if (ts > t[at].newest)
+                    t[at].newest = ts;
+                json_array_append(t[at].spans, sp);
+            }
+            at++;
+        }
+        if (t && !many && !one)
+            qsort(t, at, sizeof(*t), by_newest);
+        int64_t limit = 10;
+        const char *lv = sn_req_param(c->req, "limit");
+        if (lv && *lv)
+            limit = strtoll(lv, NULL, 10);
+        if (limit > 1000)
+            limit = 1000;
+        for (size_t j = 0; t && j < at; j++) {
+            if (one) {
+                json_decref(out);
+                out = json_incref(t[j].spans);
+            } else if (many || (int64_t)j < limit) {
+                json_array_append(out, t[j].spans);
+            }
+            json_decref(t[j].spans);
+        }
+        free(t);
+        json_decref(traces);
+    }
+    json_decref(answers);
+    free(c->resp->body);
+    c->resp->body = NULL;
+    c->resp->len = 0;
+    c->resp->hdr[0][0] = NULL;
+    sn_resp_json(c->resp, 200, out);
+}
+
+void sn_api_zipkin_query(struct sn_call *c, const char *what)
+{
+    struct sn_fleet *f = c->s->fleet;
+    zipkin_query_local(c, what);
+    if (!f || c->resp->status != 200)
+        return;
+    bool fan = !c->req->proxied && !sn_fleet_serves_all_spans(f);
+    if (is_names(what) ? fan : !strcmp(what, "traces") || !strcmp(what, "traceMany"))
+        fleet_merge(c, what, fan);
 }
 
 /* ---- Exemplars of heatmap cells --------------------------------------------------------- */
@@ -743,6 +957,9 @@ static void trace_ranked(struct sn_call *c, const char *arg)
         CA_INVAL(c, "%.64s is not a trace id (16 or 32 hex digits)", arg);
         return;
     }
+    /* in a fleet, an owner of the trace's shard answers */
+    if (c->s->fleet && sn_api_proxy_spans(c, sn_fleet_span_shard(id)))
+        return;
     int rc = sn_span_store_trace(c->s->spans, id, &t);
     if (rc < 0) {
         sn_span_batch_fini(&t);

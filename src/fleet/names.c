@@ -358,3 +358,73 @@ int sn_fleet_parse_member_key(const char *key, char *kind, char *name, size_t le
         *kind = k;
     return rc;
 }
+
+/* ---- Spans ------------------------------------------------------------------------------- */
+
+unsigned sn_fleet_span_shard(const uint8_t trace_id[16])
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ trace_id[i]) * 0x100000001b3ULL;
+    return (unsigned)(h % SN_FLEET_SPAN_SHARDS);
+}
+
+int sn_fleet_span_subject(unsigned shard, char *out, size_t len)
+{
+    int rc = start(out, len);
+    if (rc < 0)
+        return rc;
+    if (shard >= SN_FLEET_SPAN_SHARDS)
+        return -EINVAL;
+    if ((size_t)snprintf(out, len, "%s%u", SN_FLEET_SPANS_PREFIX, shard) >= len)
+        return done(out, -ENOSPC);
+    return 0;
+}
+
+int sn_fleet_parse_span_subject(const char *subj, unsigned *shard)
+{
+    static const size_t plen = sizeof(SN_FLEET_SPANS_PREFIX) - 1;
+    if (!subj || !shard || strncmp(subj, SN_FLEET_SPANS_PREFIX, plen) != 0)
+        return -EINVAL;
+    const char *d = subj + plen;
+    size_t n = strlen(d);
+    if (n == 0 || n > 3 || (n > 1 && d[0] == '0'))
+        return -EINVAL;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (d[i] < '0' || d[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (unsigned)(d[i] - '0');
+    }
+    if (v >= SN_FLEET_SPAN_SHARDS)
+        return -EINVAL;
+    *shard = v;
+    return 0;
+}
+
+int sn_fleet_span_key(unsigned shard, char *out, size_t len)
+{
+    int rc = start(out, len);
+    if (rc < 0)
+        return rc;
+    if (shard >= SN_FLEET_SPAN_SHARDS)
+        return -EINVAL;
+    if ((size_t)snprintf(out, len, "spans/%u", shard) >= len)
+        return done(out, -ENOSPC);
+    return 0;
+}
+
+int sn_fleet_span_msg_id(const char *node, uint64_t nonce, const char *part, char *out, size_t len)
+{
+    int rc = start(out, len);
+    if (rc < 0)
+        return rc;
+    if (!sn_fleet_host_valid(node) || !part || !*part)
+        return -EINVAL;
+    for (const char *p = part; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+            return -EINVAL;
+    if ((size_t)snprintf(out, len, "%s.%" PRIx64 ".%s", node, nonce, part) >= len)
+        return done(out, -ENOSPC);
+    return 0;
+}

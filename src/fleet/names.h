@@ -11,6 +11,11 @@
  *              subjects sonde.rollups.<tier>.<inst>.<t>, one message kept per subject (the
  *              latest: a rollup corrected by late frames replaces it); payload: a rollup
  *              record with its names (fleet/rollup_msg.h)
+ *   spans      stream SONDE_SPANS, subjects sonde.spans.<shard> (<shard> = sn_fleet_span_shard()
+ *              of the trace id, 0..SN_FLEET_SPAN_SHARDS-1, decimal); payload: an OTLP
+ *              ExportTraceServiceRequest (protobuf, trace/otlp.h) of spans of that shard only;
+ *              header Nats-Msg-Id <node>.<nonce>.s<shard> (a request's publish retried is kept
+ *              once); the shard's owners consume it (key spans/<shard>, rendezvous.h)
  *   defs       KV bucket sonde_defs:    inst.<inst>  one instrumentation (docs/fleet.md)
  *                                       next.<scope> the next id of a scope (compare-and-set)
  *   members    KV bucket sonde_members: node.<id>    a `sonde serve` node's heartbeat
@@ -35,6 +40,10 @@
 #define SN_FLEET_FRAMES_ALL     "sonde.frames.>"
 #define SN_FLEET_ROLLUPS_STREAM "SONDE_ROLLUPS_" /* + 1M, 1H, 1D */
 #define SN_FLEET_ROLLUPS_PREFIX "sonde.rollups." /* + <tier>.<inst>.<t> */
+#define SN_FLEET_SPANS_STREAM   "SONDE_SPANS"
+#define SN_FLEET_SPANS_PREFIX   "sonde.spans." /* + <shard> */
+#define SN_FLEET_SPANS_ALL      "sonde.spans.>"
+#define SN_FLEET_SPAN_SHARDS    64 /* shards of the trace store (part of the format) */
 #define SN_FLEET_KV_DEFS        "sonde_defs"
 #define SN_FLEET_KV_MEMBERS     "sonde_members"
 #define SN_FLEET_HOST_MAX       253 /* bytes of a host name (DNS) */
@@ -71,6 +80,19 @@ int sn_fleet_rollup_filter(const char *inst, const char *tier, char *out, size_t
 int sn_fleet_rollup_stream(const char *tier, char *out, size_t len);
 /* "<host>.<inst>.<t>": the message id of host's frame of inst for second t. 0 or -errno. */
 int sn_fleet_msg_id(const char *host, const char *inst, int64_t t, char *out, size_t len);
+
+/* The shard of a trace id (16 bytes, a 64-bit id left-padded with zeros): FNV-1a 64 of the 16
+ * bytes, mod SN_FLEET_SPAN_SHARDS. Part of the format: every node shards alike. */
+unsigned sn_fleet_span_shard(const uint8_t trace_id[16]);
+/* "sonde.spans.<shard>". 0, -EINVAL (shard out of range), -ENOSPC. */
+int sn_fleet_span_subject(unsigned shard, char *out, size_t len);
+/* Parses a span subject into *shard (canonical decimal, in range). 0 or -EINVAL. */
+int sn_fleet_parse_span_subject(const char *subj, unsigned *shard);
+/* "spans/<shard>": the shard's key for ownership (rendezvous hashing). 0, -EINVAL, -ENOSPC. */
+int sn_fleet_span_key(unsigned shard, char *out, size_t len);
+/* "<node>.<nonce>.<part>": the message id of one part of one request a node published (nonce:
+ * unique per request on that node; part: "s<shard>" or "f<i>", [A-Za-z0-9]+). 0 or -errno. */
+int sn_fleet_span_msg_id(const char *node, uint64_t nonce, const char *part, char *out, size_t len);
 
 /* KV keys of the defs bucket: "inst.<inst>" and "next.<scope>" (the scope's dots written
  * "=2E" as in <inst>; "next.=" for the global scope, whose name is "": '_' is a tenant's

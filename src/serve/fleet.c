@@ -23,6 +23,7 @@
 #include "serve/flow.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
+#include "serve/span_metrics.h"
 #include "wire/frame.h"
 
 static void wake(struct sn_fleet *f)
@@ -134,6 +135,8 @@ static void on_def(struct sn_fleet *f, kvEntry *e)
     if (sn_fleet_parse_def_key(k, inst, sizeof(inst)) < 0)
         return; /* next.<scope>, or junk */
     if (kvEntry_Operation(e) != kvOp_Put) {
+        if (f->s->spanm && sn_span_metrics_has(f->s->spanm, inst))
+            sn_span_metrics_disable(f->s->spanm, inst);
         if (sn_server_forget(f->s, inst) == 0)
             sn_log(SN_LOG_INFO, "fleet", "instrumentation %s deleted", inst);
         wake(f);
@@ -148,10 +151,17 @@ static void on_def(struct sn_fleet *f, kvEntry *e)
         sn_log(SN_LOG_WARN, "fleet", "%s: not a definition of %s: ignored", k, inst);
     } else {
         int rc = sn_server_adopt(f->s, def, why, sizeof(why));
-        if (rc < 0)
+        const json_t *agent = json_object_get(v, "agent");
+        if (rc < 0) {
             sn_log(SN_LOG_WARN, "fleet", "%s: refused: %s", k, why);
-        else
+        } else {
             atomic_fetch_add(&f->defs_applied, 1);
+            /* trace.spans: every node counts the spans it takes (serve/fleet_spans.c) */
+            if (f->s->spanm && json_is_object(agent) && sn_span_metrics_handles(agent) &&
+                sn_span_metrics_enable(f->s->spanm, inst, agent, f->s->key_cap, why, sizeof(why)) <
+                    0)
+                sn_log(SN_LOG_WARN, "fleet", "%s: span metrics refused: %s", k, why);
+        }
     }
     json_decref(v);
     wake(f);
@@ -617,6 +627,11 @@ static void batch_end(struct sn_fleet *f, struct owned *o)
 
 int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr)
 {
+    return sn_fleet_publish_frame_id(f, fr, NULL);
+}
+
+int sn_fleet_publish_frame_id(struct sn_fleet *f, const struct sn_wire_frame *fr, const char *msgid)
+{
     char subj[SN_FLEET_SUBJECT_MAX], id[SN_FLEET_SUBJECT_MAX];
     size_t len = sn_wire_frame_len(fr);
     unsigned char *buf;
@@ -627,8 +642,10 @@ int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr)
 
     if (!fr->host || !sn_fleet_host_valid(fr->host) ||
         sn_fleet_frame_subject(fr->id, fr->host, subj, sizeof(subj)) < 0 ||
-        sn_fleet_msg_id(fr->host, fr->id, fr->t, id, sizeof(id)) < 0)
+        (!msgid && sn_fleet_msg_id(fr->host, fr->id, fr->t, id, sizeof(id)) < 0))
         return -EINVAL;
+    if (msgid)
+        snprintf(id, sizeof(id), "%s", msgid);
     if (!(buf = malloc(len)))
         return -ENOMEM;
     if (sn_wire_frame_encode(fr, buf, len) < 0) {
@@ -737,7 +754,7 @@ static size_t live_nodes(struct sn_fleet *f, struct sn_hrw_node *out, size_t max
     return n;
 }
 
-static bool owns_locked(struct sn_fleet *f, const char *key)
+bool sn_fleet_owns_locked(struct sn_fleet *f, const char *key)
 {
     struct sn_hrw_node nodes[256];
     size_t idx[SN_FLEET_OWNERS];
@@ -772,6 +789,15 @@ static bool member_serves(const struct member *m, const char *key)
 {
     size_t i;
     json_t *o;
+    if (strncmp(key, "spans/", 6) == 0) { /* a shard of the trace store: "spans" in its beat */
+        json_int_t shard = strtoll(key + 6, NULL, 10);
+        json_array_foreach(json_object_get(m->v, "spans"), i, o)
+        {
+            if (json_integer_value(o) == shard)
+                return true;
+        }
+        return false;
+    }
     json_array_foreach(json_object_get(m->v, "owned"), i, o)
     {
         if (json_is_object(o) && json_is_true(json_object_get(o, "ready")) &&
@@ -808,6 +834,20 @@ int sn_fleet_owner_api(struct sn_fleet *f, const char *key, size_t nth, char *ou
     return rc;
 }
 
+size_t sn_fleet_node_apis(struct sn_fleet *f, char (*out)[160], size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nm && n < max; i++) {
+        const char *api = json_string_value(json_object_get(f->m[i].v, "api"));
+        if (f->m[i].kind != 'n' || strcmp(f->m[i].name, f->id) == 0 || !api)
+            continue;
+        snprintf(out[n++], 160, "%s", api);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
 /* Makes what this node consumes follow ownership: starts consumers for what it owns now
  * (its memory of each rebuilt from the stream), stops and forgets the rest. */
 static void rebalance(struct sn_fleet *f)
@@ -820,9 +860,10 @@ static void rebalance(struct sn_fleet *f)
     resub = f->resubscribe;
     f->resubscribe = false;
     pthread_mutex_unlock(&f->mu);
+    sn_fleet_spans_rebalance(f, resub);
     for (size_t i = 0; all && i < n; i++) {
         pthread_mutex_lock(&f->mu);
-        bool mine = owns_locked(f, all[i]->key);
+        bool mine = sn_fleet_owns_locked(f, all[i]->key);
         struct owned *o = owned_get(f, all[i]->key, mine);
         pthread_mutex_unlock(&f->mu);
         if (!o)
@@ -929,11 +970,12 @@ static void beat(struct sn_fleet *f)
     size_t na = sn_server_accessed_since(f->s, now - 5, keys, at, 256);
     for (size_t i = 0; i < na; i++)
         json_object_set_new(access, keys[i], json_integer(at[i]));
-    json_t *v = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I}", "v", 1, "kind", "node",
-                          "id", f->id, "zone", f->zone, "api", f->api, "version", SN_VERSION,
-                          "started_ms", (json_int_t)f->started_ms, "owned", owned, "access", access,
-                          "frames", (json_int_t)atomic_load(&f->frames), "frames_bad",
-                          (json_int_t)atomic_load(&f->frames_bad));
+    json_t *v =
+        json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:I,s:I}", "v", 1, "kind", "node", "id",
+                  f->id, "zone", f->zone, "api", f->api, "version", SN_VERSION, "started_ms",
+                  (json_int_t)f->started_ms, "owned", owned, "spans", sn_fleet_spans_beat(f),
+                  "access", access, "frames", (json_int_t)atomic_load(&f->frames), "frames_bad",
+                  (json_int_t)atomic_load(&f->frames_bad));
     char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (text && sn_fleet_node_key(f->id, key, sizeof(key)) == 0)
@@ -1023,6 +1065,8 @@ static void *balancer(void *arg)
             rebalance(f);
         flush_stale(f);
         mark_ready(f);
+        sn_fleet_spans_mark_ready(f);
+        sn_fleet_spans_save(f, false);
         check_consumers(f);
         pthread_mutex_lock(&f->mu);
         if (!f->dirty && !f->resubscribe && !atomic_load(&f->stop)) {
@@ -1129,6 +1173,9 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     }
     if ((rc = sn_fleet_history_start(f, why, whylen)) < 0)
         goto fail;
+    f->spans_keep_s = o->spans_keep_s;
+    if ((rc = sn_fleet_spans_start(f, why, whylen)) < 0)
+        goto fail;
     if (!(f->tbeat_on = pthread_create(&f->tbeat, NULL, heartbeat, f) == 0) ||
         !(f->tbalance_on = pthread_create(&f->tbalance, NULL, balancer, f) == 0)) {
         rc = -EAGAIN;
@@ -1192,6 +1239,9 @@ void sn_fleet_close(struct sn_fleet *f)
      * servers (which forget ephemeral consumers by themselves), so a bus that is down cannot
      * hold the stop; after it, no callback runs */
     sn_link_close(f->link);
+    sn_fleet_spans_stop(f);
+    if (f->spans_created) /* a clean stop: where every shard is (the tail keeps what waits) */
+        sn_fleet_spans_save(f, true);
     for (size_t i = 0; i < f->nown; i++) {
         natsSubscription_Destroy(f->own[i]->sub);
         sn_fleet_take_drop(&f->own[i]->batch); /* stopping: inactive, nothing to hand over */
@@ -1228,6 +1278,12 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
     out->rollups_rebuilt = atomic_load(&f->rollups_rebuilt);
     out->defs_applied = atomic_load(&f->defs_applied);
     out->link_down = atomic_load(&f->link_down);
+    out->spans_published = atomic_load(&f->spans_published);
+    out->spans_taken = atomic_load(&f->spans_in);
+    out->span_msgs_bad = atomic_load(&f->spans_bad);
+    out->span_msgs_foreign = atomic_load(&f->spans_foreign);
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+        out->span_shards += atomic_load(&f->shards[i].active) && atomic_load(&f->shards[i].ready);
     int64_t now = sn_now();
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nown; i++) {
@@ -1273,6 +1329,13 @@ json_t *sn_fleet_state(struct sn_fleet *f)
         json_array_append_new(f->m[i].kind == 'n' ? nodes : agents, m);
     }
     pthread_mutex_unlock(&f->mu);
-    return json_pack("{s:s,s:s,s:b,s:o,s:o,s:o}", "id", f->id, "zone", f->zone, "connected",
-                     sn_link_up(f->link), "owned", owned, "nodes", nodes, "agents", agents);
+    json_t *spans = json_pack("{s:o,s:I,s:I,s:I,s:I,s:I}", "shards", sn_fleet_spans_beat(f),
+                              "published", (json_int_t)atomic_load(&f->spans_published), "messages",
+                              (json_int_t)atomic_load(&f->span_msgs), "taken",
+                              (json_int_t)atomic_load(&f->spans_in), "bad",
+                              (json_int_t)atomic_load(&f->spans_bad), "foreign",
+                              (json_int_t)atomic_load(&f->spans_foreign));
+    return json_pack("{s:s,s:s,s:b,s:o,s:o,s:o,s:o}", "id", f->id, "zone", f->zone, "connected",
+                     sn_link_up(f->link), "owned", owned, "nodes", nodes, "agents", agents, "spans",
+                     spans);
 }

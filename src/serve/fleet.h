@@ -44,6 +44,7 @@ struct sn_fleet_opts {
     const char *id;   /* this node's name (default: the host name and the API's port) */
     const char *zone; /* "" or NULL: none */
     const char *api;  /* the API's URL other nodes send requests to (NULL: http://127.0.0.1:PORT) */
+    int64_t spans_keep_s; /* the spans stream's max age: --trace-retention (0: the default, 7 d) */
 };
 
 /*
@@ -78,6 +79,28 @@ int sn_fleet_delete_def(struct sn_fleet *f, const char *key);
 struct sn_wire_frame;
 int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr);
 
+/* The same with message id msgid (NULL: the frame's own, <host>.<inst>.<t>): frames that are
+ * not one per host and second (span metrics, made per request: serve/fleet_spans.c). */
+int sn_fleet_publish_frame_id(struct sn_fleet *f, const struct sn_wire_frame *fr,
+                              const char *msgid);
+
+/*
+ * Spans taken by this node (any node takes them; serve/fleet_spans.c): b's spans (borrowed),
+ * grouped by shard of the trace store, each group an OTLP protobuf message on its shard's
+ * subject, and the trace.spans frames they make (this node's id as their host), each stored
+ * by JetStream (acknowledged) before it returns. 0, or -errno with why (-EIO, -ETIMEDOUT,
+ * -ENOTCONN: the bus; -ENOMEM): the request is then refused whole (503), though some of its
+ * messages may have been stored (a client's retry is a new request: those are kept twice).
+ */
+struct sn_span_batch;
+int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, char *why,
+                           size_t whylen);
+/* Whether this node owns every shard of the trace store and has caught up with each: it then
+ * answers every span search alone. */
+bool sn_fleet_serves_all_spans(struct sn_fleet *f);
+/* The API URLs of the live nodes other than this one, at most max, into out; how many. */
+size_t sn_fleet_node_apis(struct sn_fleet *f, char (*out)[160], size_t max);
+
 /* Whether this node owns key now. */
 bool sn_fleet_owns(struct sn_fleet *f, const char *key);
 /* Whether this node owns key and has caught up with its stream since it took it over (its
@@ -103,6 +126,11 @@ struct sn_fleet_stats {
     int64_t lag_s;    /* the largest age of the newest frame taken, over owned ones */
     uint64_t defs_applied, link_down;
     uint64_t agent_buffered, agent_dropped, agent_duplicates; /* live agents' heartbeats */
+    uint64_t spans_published;   /* spans this node put on the bus (any node takes spans) */
+    uint64_t spans_taken;       /* spans of owned shards taken from the bus into the span store */
+    uint64_t span_msgs_bad;     /* span messages refused: undecodable */
+    uint64_t span_msgs_foreign; /* span messages refused: of another shard than their subject */
+    uint64_t span_shards;       /* shards of the trace store this node serves */
 };
 void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out);
 /* The node's state as JSON (owned, members, consumers), for /ca/admin/status and SIGUSR1. */

@@ -60,6 +60,30 @@ struct owned {
     struct sn_fleet_batch batch;
 };
 
+/* Where a restarted node resumes its shards: the sequences taken SN_FLEET_SPANS_LAG_S seconds
+ * before (what its span store has written by then), saved each second in the data directory. */
+#define SN_FLEET_SPANS_LAG_S 10
+#define SN_FLEET_SPANS_FILE  "fleet-spans.json"
+
+/* A shard of the trace store this node consumes (fleet_spans.c); one per shard, made at open. */
+struct span_shard {
+    struct sn_fleet *f;
+    unsigned shard;
+    char key[16];                /* "spans/<shard>" */
+    natsSubscription *sub;       /* NULL while not consumed (balancer's) */
+    _Atomic uint64_t last_seq;   /* the stream sequence of the last message taken */
+    _Atomic uint64_t pending;    /* messages still to come, at the last one */
+    _Atomic uint64_t spans;      /* spans taken */
+    _Atomic int64_t since_ms;    /* (monotonic) when this node began consuming it */
+    _Atomic int64_t heard_ms;    /* (monotonic) the last message its consumer delivered */
+    _Atomic uint64_t seq_at_sub; /* last_seq when its consumer was made */
+    int64_t checked_ms;          /* its consumer last asked after (balancer only) */
+    _Atomic bool lost;           /* its consumer is gone on the servers: made again */
+    bool restart;                /* the link came back: its consumer made again (balancer's) */
+    _Atomic bool active;
+    _Atomic bool ready; /* caught up with the stream since it took the shard: it answers */
+};
+
 struct sn_fleet {
     struct sn_server *s;
     struct sn_link *link;
@@ -89,6 +113,18 @@ struct sn_fleet {
     bool tdefs_on, tmembers_on, tbeat_on, tbalance_on, trebuild_on;
     _Atomic bool stop;
 
+    struct span_shard shards[SN_FLEET_SPAN_SHARDS]; /* fleet_spans.c */
+    int64_t spans_keep_s;                           /* the spans stream's max age */
+    int64_t spans_created; /* the spans stream's creation (ns): its identity */
+    uint64_t spans_ring[SN_FLEET_SPANS_LAG_S][SN_FLEET_SPAN_SHARDS]; /* last_seq, each second */
+    unsigned spans_ring_at;                                          /* (the balancer's) */
+    int64_t spans_saved_ms;
+    unsigned spans_check_at;        /* the next shard whose consumer is asked after (balancer's) */
+    natsSubscription **spans_grave; /* lost consumers' subscriptions, destroyed at close (mu) */
+    size_t spans_ngrave, spans_ngrave_cap;
+    _Atomic uint64_t span_nonce; /* requests published from here */
+    _Atomic uint64_t spans_in, spans_bad, spans_foreign, spans_published, span_msgs;
+
     _Atomic uint64_t frames, batches, redelivered, frames_late, frames_bad, frames_foreign, replays,
         restarts, defs_applied, link_down, rebuilt, rollups_sent, rollups_rebuilt;
 };
@@ -102,6 +138,21 @@ void sn_fleet_take_frame(struct sn_fleet *f, struct owned *o, natsMsg *msg,
 uint64_t sn_fleet_take_flush(struct sn_fleet *f, struct owned *o, struct sn_fleet_batch *b);
 /* Empties b without handing anything over. */
 void sn_fleet_take_drop(struct sn_fleet_batch *b);
+
+/* Whether this node owns key by rendezvous hashing over the live nodes (f->mu held). */
+bool sn_fleet_owns_locked(struct sn_fleet *f, const char *key);
+/* Spans (fleet_spans.c): the stream ensured and the shards set up (0 or -errno with why);
+ * consumers made to follow ownership (the balancer; resub: restart every consumer where it
+ * was: the link came back); stop (every consumer gone: after the link closed). */
+int sn_fleet_spans_start(struct sn_fleet *f, char *why, size_t whylen);
+void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub);
+void sn_fleet_spans_mark_ready(struct sn_fleet *f);
+void sn_fleet_spans_stop(struct sn_fleet *f);
+/* Saves where each shard was SN_FLEET_SPANS_LAG_S seconds ago (at most once a second; now:
+ * where it is: after the consumers stopped). */
+void sn_fleet_spans_save(struct sn_fleet *f, bool now);
+/* The shards this node owns and has caught up with, as a heartbeat's JSON array of numbers. */
+json_t *sn_fleet_spans_beat(struct sn_fleet *f);
 
 /* History (fleet_history.c): the rollup streams ensured and the store's rollups put on the
  * bus, and the rebuild thread started (0 or -errno with why); a rebuild of o's history up to

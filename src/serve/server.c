@@ -723,7 +723,11 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
             snprintf(api, sizeof(api), "%s", o->advertise);
         else
             snprintf(api, sizeof(api), "http://%s:%d", host, sn_http_port(s->http));
-        struct sn_fleet_opts fo = {.link = o->nats, .id = o->node_id, .zone = o->zone, .api = api};
+        struct sn_fleet_opts fo = {.link = o->nats,
+                                   .id = o->node_id,
+                                   .zone = o->zone,
+                                   .api = api,
+                                   .spans_keep_s = o->trace_retention};
         struct sn_fleet *f;
         if ((rc = sn_fleet_open(s, &fo, &f, why, sizeof(why))) < 0) {
             sn_log(SN_LOG_ERROR, "fleet", "%s", why);

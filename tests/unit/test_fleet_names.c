@@ -4,6 +4,7 @@
  * at and just over their limits, and the round trips of every parser through its builder.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -407,6 +408,72 @@ static void test_round_trips(void)
     }
 }
 
+/* The span stream's names: the shard hash (its value is part of the format), subjects that
+ * parse back and only those, keys and message ids. */
+static void test_span_names(void)
+{
+    char out[SN_FLEET_SUBJECT_MAX];
+    unsigned sh = 99;
+    uint8_t id[16] = {0};
+
+    T_STR(SN_FLEET_SPANS_STREAM, "SONDE_SPANS");
+    /* FNV-1a 64 of 16 zero bytes, mod 64; and of 0..15 */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ 0) * 0x100000001b3ULL;
+    T_EQ(sn_fleet_span_shard(id), (unsigned)(h % 64));
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)i;
+    unsigned s1 = sn_fleet_span_shard(id);
+    T_OK(s1 < SN_FLEET_SPAN_SHARDS);
+    T_EQ(sn_fleet_span_shard(id), s1); /* stable */
+    /* the shards are spread: 4096 ids hit every shard */
+    int hit[SN_FLEET_SPAN_SHARDS] = {0}, nhit = 0;
+    for (int i = 0; i < 4096; i++) {
+        id[15] = (uint8_t)i;
+        id[14] = (uint8_t)(i >> 8);
+        hit[sn_fleet_span_shard(id)]++;
+    }
+    for (int i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+        nhit += hit[i] > 0;
+    T_EQ(nhit, SN_FLEET_SPAN_SHARDS);
+
+    T_EQ(sn_fleet_span_subject(0, out, sizeof(out)), 0);
+    T_STR(out, "sonde.spans.0");
+    T_EQ(sn_fleet_span_subject(63, out, sizeof(out)), 0);
+    T_STR(out, "sonde.spans.63");
+    T_EQ(sn_fleet_parse_span_subject(out, &sh), 0);
+    T_EQ(sh, 63u);
+    T_EQ(sn_fleet_span_subject(64, out, sizeof(out)), -EINVAL);
+    T_STR(out, "");
+    T_EQ(sn_fleet_span_subject(7, out, 10), -ENOSPC);
+    T_STR(out, "");
+    static const char *bad[] = {"sonde.spans.",   "sonde.spans.64",   "sonde.spans.007",
+                                "sonde.spans.-1", "sonde.spans.1a",   "sonde.spans.1.2",
+                                "sonde.frames.1", "sonde.spans.1000", NULL};
+    for (int i = 0; bad[i]; i++)
+        T_EQ(sn_fleet_parse_span_subject(bad[i], &sh), -EINVAL);
+    T_EQ(sn_fleet_parse_span_subject(NULL, &sh), -EINVAL);
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) { /* round trip */
+        T_EQ(sn_fleet_span_subject(i, out, sizeof(out)), 0);
+        T_EQ(sn_fleet_parse_span_subject(out, &sh), 0);
+        T_EQ(sh, i);
+    }
+
+    T_EQ(sn_fleet_span_key(5, out, sizeof(out)), 0);
+    T_STR(out, "spans/5");
+    T_EQ(sn_fleet_span_key(64, out, sizeof(out)), -EINVAL);
+
+    T_EQ(sn_fleet_span_msg_id("node-a", 0x1f, "s5", out, sizeof(out)), 0);
+    T_STR(out, "node-a.1f.s5");
+    T_EQ(sn_fleet_span_msg_id("node-a", 2, "f12", out, sizeof(out)), 0);
+    T_STR(out, "node-a.2.f12");
+    T_EQ(sn_fleet_span_msg_id("bad..node", 2, "s1", out, sizeof(out)), -EINVAL);
+    T_EQ(sn_fleet_span_msg_id("node-a", 2, "s.1", out, sizeof(out)), -EINVAL);
+    T_EQ(sn_fleet_span_msg_id("node-a", 2, "", out, sizeof(out)), -EINVAL);
+    T_STR(out, "");
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -418,5 +485,6 @@ int main(int argc, char **argv)
     t_run("defs_keys", test_defs_keys);
     t_run("members_keys", test_members_keys);
     t_run("round_trips", test_round_trips);
+    t_run("span_names", test_span_names);
     return t_done();
 }

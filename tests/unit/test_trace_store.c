@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,6 +413,68 @@ static void test_size_cap(void)
     close_fx(&f);
 }
 
+/* Puts from many threads at once (a fleet's consumers put as their messages come): each span
+ * is kept once, whatever the writer was doing while puts were queued. */
+#define PUT_THREADS 8
+#define PUT_EACH    150
+
+struct putter {
+    struct sn_span_store *ss;
+    int base;
+    int fails;
+};
+
+static void *put_many(void *arg)
+{
+    struct putter *p = arg;
+    uint64_t t0 = now_ns() - 60000000000ULL;
+    for (int i = 0; i < PUT_EACH; i++) {
+        struct sn_span_batch b = {0};
+        int t = p->base + i;
+        add_span(&b, t, 0, "front", "root", t0 + (uint64_t)i * 1000, 5000);
+        add_span(&b, t, 1, "api", "child", t0 + (uint64_t)i * 1000 + 10, 1000);
+        if (sn_span_store_put_accepted(p->ss, &b, now_ns()) != 0)
+            p->fails++;
+        sn_span_batch_fini(&b);
+    }
+    return NULL;
+}
+
+static void test_concurrent_puts(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {0};
+    pthread_t th[PUT_THREADS];
+    struct putter pu[PUT_THREADS];
+
+    T_REQUIRE(open_fx(&f, &o));
+    for (int i = 0; i < PUT_THREADS; i++) {
+        pu[i] = (struct putter){f.ss, i * PUT_EACH, 0};
+        T_REQUIRE(pthread_create(&th[i], NULL, put_many, &pu[i]) == 0);
+    }
+    for (int i = 0; i < PUT_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        T_EQ(pu[i].fails, 0);
+    }
+    T_EQ(sn_span_store_sync(f.ss), 0);
+    int wrong = 0;
+    for (int t = 0; t < PUT_THREADS * PUT_EACH; t++) {
+        struct sn_span_batch probe = {0}, out = {0};
+        add_span(&probe, t, 0, "x", "x", 1, 1);
+        if (sn_span_store_trace(f.ss, probe.spans[0].trace_id, &out) != 0 || out.n != 2) {
+            if (!wrong++)
+                t_note("trace %d: %zu spans", t, out.n);
+        }
+        sn_span_batch_fini(&probe);
+        sn_span_batch_fini(&out);
+    }
+    T_EQ(wrong, 0);
+    struct sn_span_store_stats st;
+    sn_span_store_stats(f.ss, &st);
+    T_EQU(st.spans_written, 2 * PUT_THREADS * PUT_EACH);
+    close_fx(&f);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -429,6 +492,7 @@ int main(int argc, char **argv)
     t_run("put_read", test_put_read);
     t_run("retention", test_retention);
     t_run("size_cap", test_size_cap);
+    t_run("concurrent_puts", test_concurrent_puts);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return t_done();
 }

@@ -1,0 +1,643 @@
+/*
+ * Spans in a fleet (docs/fleet.md, "Spans"): the trace store sharded by trace id over the
+ * nodes, durable in JetStream like frames.
+ *
+ *   - Any node takes spans (OTLP, Zipkin): it publishes them, grouped by shard
+ *     (sn_fleet_span_shard() of the trace id), as OTLP protobuf messages on sonde.spans.<shard>
+ *     of the stream SONDE_SPANS (max age: --trace-retention), and the frames of the trace.spans
+ *     instrumentations they make as this node's own source's frames (host: the node's id), each
+ *     message acknowledged by JetStream before the client is answered. Nothing goes into the
+ *     receiving node's span store but through a consumer of a shard it owns.
+ *   - Each shard is owned by SN_FLEET_OWNERS nodes, rendezvous hashing over the live nodes of
+ *     the key "spans/<shard>" (the same machinery as instrumentations). An owner consumes the
+ *     shard's subject from the start of the stream (a new owner rebuilds its copy from it, then
+ *     follows it) and hands each message's spans to the tail sampler (sn_tail_take()), which
+ *     keeps them in the local span store as on a single host: its decision is a hash of the
+ *     trace id, the same on every owner. A node that stops owning a shard stops consuming it;
+ *     what its store holds of it stays until the store's retention removes it. One that owns
+ *     it again in the same process resumes after the last message it took.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/grow.h"
+#include "core/log.h"
+#include "fleet/names.h"
+#include "serve/fleet.h"
+#include "serve/fleet_int.h"
+#include "serve/server.h"
+#include "serve/span_metrics.h"
+#include "trace/otlp.h"
+#include "trace/sampling.h"
+#include "trace/span_store.h"
+#include "wire/frame.h"
+
+#define SPANS_PUBLISH_TRIES 2 /* a publish not acknowledged is sent again once (same id) */
+
+/* ---- What OTLP cannot say: Zipkin's fields, carried in one attribute ------------------------ */
+
+/*
+ * OTLP has no place for Zipkin's endpoints (addresses, ports, the remote service), its debug
+ * and shared flags, a 64-bit trace id or a span without a timestamp (sn_otlp_encode() leaves
+ * them out). A span that has any of them travels with one more attribute, last, named
+ * ZIPKIN_ATTR, whose value is JSON: {"f":flags,"l":ENDPOINT,"r":ENDPOINT}, an endpoint
+ * {"s":service,"4":hex8,"6":hex32,"p":port} (each member only when set); the owner takes it
+ * off and sets the fields back, so that Zipkin's API answers in a fleet as on a single host.
+ */
+#define ZIPKIN_ATTR "sonde.bus.zipkin"
+#define ZIPKIN_FLAGS                                                                               \
+    (SN_SPAN_F_DEBUG | SN_SPAN_F_SHARED | SN_SPAN_F_ID64 | SN_SPAN_F_ZIPKIN | SN_SPAN_F_REMOTE |   \
+     SN_SPAN_F_NO_START)
+
+static bool ep_set(const struct sn_span_endpoint *e)
+{
+    return e->has_ipv4 || e->has_ipv6 || e->port || (e->service && *e->service);
+}
+
+static json_t *ep_json(const struct sn_span_endpoint *e)
+{
+    char h[33];
+    json_t *o = json_object();
+    if (e->service && *e->service)
+        json_object_set_new(o, "s", json_string(e->service));
+    if (e->has_ipv4) {
+        sn_span_id_hex(e->ipv4, 4, h);
+        json_object_set_new(o, "4", json_string(h));
+    }
+    if (e->has_ipv6) {
+        sn_span_id_hex(e->ipv6, 16, h);
+        json_object_set_new(o, "6", json_string(h));
+    }
+    if (e->port)
+        json_object_set_new(o, "p", json_integer(e->port));
+    return o;
+}
+
+/* sp's Zipkin fields as ZIPKIN_ATTR's value (malloc'd), or NULL when it has none. */
+static char *zipkin_text(const struct sn_span *sp)
+{
+    bool remote = (sp->flags & SN_SPAN_F_REMOTE) && ep_set(&sp->remote);
+    if (!(sp->flags & ZIPKIN_FLAGS) && !remote && !sp->local.has_ipv4 && !sp->local.has_ipv6 &&
+        !sp->local.port)
+        return NULL;
+    json_t *o = json_pack("{s:i}", "f", sp->flags & ZIPKIN_FLAGS);
+    if (o && ep_set(&sp->local))
+        json_object_set_new(o, "l", ep_json(&sp->local));
+    if (o && remote)
+        json_object_set_new(o, "r", ep_json(&sp->remote));
+    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return t;
+}
+
+static void ep_of(const json_t *o, struct sn_span_endpoint *e, struct sn_arena *a)
+{
+    const char *sv = json_string_value(json_object_get(o, "s"));
+    const char *v4 = json_string_value(json_object_get(o, "4"));
+    const char *v6 = json_string_value(json_object_get(o, "6"));
+    json_int_t port = json_integer_value(json_object_get(o, "p"));
+    memset(e, 0, sizeof(*e));
+    if (sv)
+        e->service = sn_arena_strndup(a, sv, strlen(sv));
+    if (v4 && strlen(v4) == 8 && sn_span_id_parse(v4, 8, e->ipv4, 4) == 8)
+        e->has_ipv4 = true;
+    if (v6 && strlen(v6) == 32 && sn_span_id_parse(v6, 32, e->ipv6, 16) == 32)
+        e->has_ipv6 = true;
+    if (port > 0 && port < 65536)
+        e->port = (uint16_t)port;
+}
+
+/* Takes ZIPKIN_ATTR off sp (the last attribute, when there) and sets its fields back. */
+static void zipkin_restore(struct sn_span *sp, struct sn_arena *a)
+{
+    if (!sp->nattrs || strcmp(sp->attrs[sp->nattrs - 1].key, ZIPKIN_ATTR) != 0)
+        return;
+    const struct sn_span_kv *kv = &sp->attrs[--sp->nattrs];
+    json_t *o = json_loadb(kv->val, kv->vlen, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return;
+    }
+    sp->flags = (uint8_t)((sp->flags & ~ZIPKIN_FLAGS) |
+                          (json_integer_value(json_object_get(o, "f")) & ZIPKIN_FLAGS));
+    const json_t *l = json_object_get(o, "l"), *r = json_object_get(o, "r");
+    if (json_is_object(l)) {
+        ep_of(l, &sp->local, a);
+        if (sp->local.service)
+            sp->service = sp->local.service;
+    }
+    if (json_is_object(r))
+        ep_of(r, &sp->remote, a);
+    else
+        sp->flags &= (uint8_t)~SN_SPAN_F_REMOTE;
+    json_decref(o);
+}
+
+/* ---- Where a restarted node resumes ----------------------------------------------------------
+ *
+ * A node's span store keeps what it took, and the store has no notion of a span kept twice: a
+ * node that started again and replayed its shards from the stream's start would keep each span
+ * again. So each node saves, once a second, the stream sequence of each shard as it was
+ * SN_FLEET_SPANS_LAG_S seconds before (its store has written those spans by then, unless the
+ * tail sampler holds a trace longer: its other owner has it), with the stream's creation time;
+ * on a clean stop, where it is. Started again on the same data directory it resumes each shard
+ * after that sequence (when the stream is the same one); a shard it never took starts at the
+ * stream's start. The file is a hint: without it (a new data directory) everything is replayed.
+ */
+static void spans_path(struct sn_fleet *f, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s", f->s->datadir, SN_FLEET_SPANS_FILE);
+}
+
+static void spans_load(struct sn_fleet *f)
+{
+    char path[600];
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+
+    if (js_GetStreamInfo(&si, sn_link_js(f->link), SN_FLEET_SPANS_STREAM, NULL, &jerr) != NATS_OK)
+        return;
+    f->spans_created = si->Created;
+    uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    spans_path(f, path, sizeof(path));
+    json_t *j = json_load_file(path, 0, NULL);
+    const json_t *seq = json_object_get(j, "seq");
+    if (json_integer_value(json_object_get(j, "stream")) == f->spans_created &&
+        json_array_size(seq) == SN_FLEET_SPAN_SHARDS) {
+        unsigned resumed = 0;
+        for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+            json_int_t v = json_integer_value(json_array_get(seq, i));
+            if (v > 0 && (uint64_t)v <= last) {
+                atomic_store(&f->shards[i].last_seq, (uint64_t)v);
+                resumed++;
+            }
+        }
+        if (resumed)
+            sn_log(SN_LOG_INFO, "fleet", "span shards: %u resume where this node left them",
+                   resumed);
+    }
+    json_decref(j);
+}
+
+void sn_fleet_spans_save(struct sn_fleet *f, bool now)
+{
+    int64_t ms = sn_mono_ms();
+    uint64_t *cur;
+    if (!now && ms - f->spans_saved_ms < 1000)
+        return;
+    f->spans_saved_ms = ms;
+    /* the ring: this second's sequences in, the oldest (LAG_S seconds ago) out */
+    unsigned at = f->spans_ring_at++ % SN_FLEET_SPANS_LAG_S;
+    uint64_t old[SN_FLEET_SPAN_SHARDS];
+    memcpy(old, f->spans_ring[at], sizeof(old));
+    cur = f->spans_ring[at];
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+        cur[i] = atomic_load(&f->shards[i].last_seq);
+    const uint64_t *w = now ? cur : old;
+    if (!now && f->spans_ring_at <= SN_FLEET_SPANS_LAG_S)
+        return; /* not LAG_S seconds yet: the file of the last run stays */
+    json_t *a = json_array();
+    for (unsigned i = 0; a && i < SN_FLEET_SPAN_SHARDS; i++)
+        json_array_append_new(a, json_integer((json_int_t)w[i]));
+    json_t *j =
+        json_pack("{s:i,s:I,s:o}", "v", 1, "stream", (json_int_t)f->spans_created, "seq", a);
+    char path[600], tmp[620];
+    spans_path(f, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (j && json_dump_file(j, tmp, JSON_COMPACT) == 0 && rename(tmp, path) != 0)
+        unlink(tmp);
+    json_decref(j);
+}
+
+int sn_fleet_spans_start(struct sn_fleet *f, char *why, size_t whylen)
+{
+    int64_t keep = f->spans_keep_s > 0 ? f->spans_keep_s : SN_SPAN_STORE_RETENTION;
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+        struct span_shard *sh = &f->shards[i];
+        sh->f = f;
+        sh->shard = i;
+        sn_fleet_span_key(i, sh->key, sizeof(sh->key));
+    }
+    int rc = sn_link_ensure_stream(f->link, SN_FLEET_SPANS_STREAM, SN_FLEET_SPANS_ALL,
+                                   keep * 1000000000LL, 0, why, whylen);
+    if (rc == 0)
+        spans_load(f);
+    return rc;
+}
+
+/* ---- Owners: a consumer per shard ----------------------------------------------------------- */
+
+/* One message of sh's subject: its spans (all of sh's shard, else the message is refused:
+ * forged or misrouted) to the tail sampler, which keeps them in the local store. */
+static void on_span_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct span_shard *sh = closure;
+    struct sn_fleet *f = sh->f;
+    jsMsgMetaData *meta = NULL;
+    bool caught_up = false;
+    unsigned shard;
+    (void)nc;
+    (void)sub;
+
+    if (!atomic_load(&sh->active)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    atomic_store(&sh->heard_ms, sn_mono_ms());
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        uint64_t seq = meta->Sequence.Stream;
+        atomic_store(&sh->pending, meta->NumPending);
+        caught_up = meta->NumPending == 0;
+        jsMsgMetaData_Destroy(meta);
+        /* seen: a consumer restarted behind it, or one set aside that still delivers (two
+         * callbacks may run at once: the sequence is taken by one of them only) */
+        uint64_t prev = atomic_load(&sh->last_seq);
+        do {
+            if (seq <= prev) {
+                natsMsg_Destroy(msg);
+                return;
+            }
+        } while (!atomic_compare_exchange_weak(&sh->last_seq, &prev, seq));
+    }
+    if (sn_fleet_parse_span_subject(natsMsg_GetSubject(msg), &shard) < 0 || shard != sh->shard) {
+        atomic_fetch_add(&f->spans_foreign, 1);
+    } else {
+        struct sn_span_batch b = {0};
+        if (sn_otlp_decode(SN_OTLP_PROTO, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                           &b, NULL, 0) < 0) {
+            atomic_fetch_add(&f->spans_bad, 1);
+        } else {
+            bool ours = true;
+            for (size_t i = 0; i < b.n && ours; i++)
+                ours = sn_fleet_span_shard(b.spans[i].trace_id) == sh->shard;
+            for (size_t i = 0; i < b.n && ours; i++)
+                zipkin_restore(&b.spans[i], &b.arena);
+            if (!ours) {
+                atomic_fetch_add(&f->spans_foreign, 1);
+            } else if (b.n && sn_tail_take(f->s->tail, &b, sn_now_ms()) == 0) {
+                atomic_fetch_add(&f->spans_in, b.n);
+                atomic_fetch_add(&sh->spans, b.n);
+            }
+        }
+        sn_span_batch_fini(&b);
+    }
+    natsMsg_Destroy(msg);
+    if (caught_up && !atomic_load(&sh->ready))
+        atomic_store(&sh->ready, true);
+}
+
+/* Consumes sh's subject: after seq when seq, else from the stream's start. */
+static int shard_subscribe(struct sn_fleet *f, struct span_shard *sh, uint64_t seq)
+{
+    char subj[64];
+    jsSubOptions so;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+
+    if (sn_fleet_span_subject(sh->shard, subj, sizeof(subj)) < 0)
+        return -EINVAL;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000; /* a cluster electing leaders: the pass is tried again, not held long */
+    jsSubOptions_Init(&so);
+    so.Stream = SN_FLEET_SPANS_STREAM;
+    so.Ordered = true;
+    if (seq) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = seq + 1;
+    } else {
+        so.Config.DeliverPolicy = js_DeliverAll; /* the stream keeps the retention */
+    }
+    natsStatus st = js_Subscribe(&sub, sn_link_js(f->link), subj, on_span_msg, sh, &jo, &so, &jerr);
+    if (st != NATS_OK) {
+        sn_log(SN_LOG_WARN, "fleet", "span shard %u: cannot consume it: %s (%d)", sh->shard,
+               natsStatus_GetText(st), (int)jerr);
+        return sn_link_err(st) ? sn_link_err(st) : -EIO;
+    }
+    natsSubscription_SetPendingLimits(sub, -1, 256 * 1024 * 1024);
+    atomic_store(&sh->seq_at_sub, seq);
+    atomic_store(&sh->heard_ms, sn_mono_ms());
+    atomic_store(&sh->lost, false);
+    sh->sub = sub;
+    return 0;
+}
+
+static void shard_unsubscribe(struct span_shard *sh)
+{
+    if (!sh->sub)
+        return;
+    natsSubscription_Unsubscribe(sh->sub);
+    natsSubscription_Destroy(sh->sub);
+    sh->sub = NULL;
+}
+
+void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
+{
+    unsigned took = 0, left = 0, restarted = 0;
+    bool retry = false;
+    if (resub) /* every consumer made again where it was, over as many passes as it takes */
+        for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+            f->shards[i].restart = atomic_load(&f->shards[i].active);
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS && !atomic_load(&f->stop); i++) {
+        struct span_shard *sh = &f->shards[i];
+        pthread_mutex_lock(&f->mu);
+        bool mine = sn_fleet_owns_locked(f, sh->key);
+        pthread_mutex_unlock(&f->mu);
+        if (mine && !atomic_load(&sh->active)) {
+            atomic_store(&sh->ready, false);
+            atomic_store(&sh->since_ms, sn_mono_ms());
+            atomic_store(&sh->active, true);
+            /* owned before in this process: its copy holds what came up to last_seq */
+            if (shard_subscribe(f, sh, atomic_load(&sh->last_seq)) < 0) {
+                atomic_store(&sh->active, false); /* tried again at the next pass */
+                retry = true;
+                break; /* the servers do not answer now: the others wait for the next pass */
+            }
+            took++;
+        } else if (mine && atomic_load(&sh->lost) && sh->sub) {
+            /* its consumer's server is gone: asking the servers to delete it would wait for
+             * an answer that does not come; the subscription is kept aside until close
+             * (should it deliver again, what it delivers is seen already: dropped) */
+            pthread_mutex_lock(&f->mu);
+            natsSubscription **g =
+                sn_grow(f->spans_grave, &f->spans_ngrave_cap, f->spans_ngrave + 1, sizeof(*g));
+            if (g) {
+                f->spans_grave = g;
+                g[f->spans_ngrave++] = sh->sub;
+                sh->sub = NULL;
+            }
+            pthread_mutex_unlock(&f->mu);
+            if (sh->sub)
+                shard_unsubscribe(sh);
+            if (shard_subscribe(f, sh, atomic_load(&sh->last_seq)) < 0) {
+                retry = true;
+                break;
+            }
+            restarted++;
+        } else if (mine && (sh->restart || !sh->sub)) {
+            sh->restart = false;
+            shard_unsubscribe(sh);
+            if (shard_subscribe(f, sh, atomic_load(&sh->last_seq)) < 0) {
+                retry = true;
+                break;
+            }
+            restarted++;
+        } else if (!mine && atomic_load(&sh->active)) {
+            atomic_store(&sh->active, false);
+            atomic_store(&sh->ready, false);
+            shard_unsubscribe(sh);
+            left++;
+        }
+    }
+    if (took || left || restarted)
+        sn_log(SN_LOG_INFO, "fleet",
+               "span shards: %u taken (replaying them), %u owned elsewhere now, %u consumers "
+               "made again",
+               took, left, restarted);
+    if (retry) { /* the next pass tries again (each failure waited for the servers' answer) */
+        pthread_mutex_lock(&f->mu);
+        f->dirty = true;
+        pthread_mutex_unlock(&f->mu);
+    }
+}
+
+/* A shard whose consumer delivered nothing a second after it began has nothing to replay: it
+ * is ready. And a consumer silent for 10 s is asked after (one per call, each at most every
+ * 10 s, the servers given 2 s to answer): one whose server died is gone (ephemeral consumers
+ * live on one server). Then every consumer silent as long is suspect (the same server held a
+ * share of them) and the balancer makes each again after the last message taken: a few
+ * milliseconds each, where asking after them one by one would take seconds each. */
+void sn_fleet_spans_mark_ready(struct sn_fleet *f)
+{
+    int64_t now = sn_mono_ms();
+    bool lost = false;
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+        struct span_shard *sh = &f->shards[i];
+        if (atomic_load(&sh->active) && !atomic_load(&sh->ready) &&
+            atomic_load(&sh->last_seq) == atomic_load(&sh->seq_at_sub) &&
+            now - atomic_load(&sh->since_ms) > 1000)
+            atomic_store(&sh->ready, true);
+    }
+    for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS && !lost; k++) {
+        struct span_shard *sh = &f->shards[(f->spans_check_at + k) % SN_FLEET_SPAN_SHARDS];
+        if (!atomic_load(&sh->active) || !sh->sub || now - atomic_load(&sh->heard_ms) < 10000 ||
+            now - sh->checked_ms < 10000)
+            continue;
+        f->spans_check_at = sh->shard + 1;
+        sh->checked_ms = now;
+        jsConsumerInfo *ci = NULL;
+        jsErrCode jerr = 0;
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = 2000;
+        natsStatus st = natsSubscription_GetConsumerInfo(&ci, sh->sub, &jo, &jerr);
+        jsConsumerInfo_Destroy(ci);
+        if (st != NATS_OK && sn_link_up(f->link)) {
+            unsigned n = 0;
+            for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+                struct span_shard *o = &f->shards[i];
+                if (o == sh || (atomic_load(&o->active) && o->sub &&
+                                now - atomic_load(&o->heard_ms) >= 10000)) {
+                    atomic_store(&o->lost, true);
+                    n++;
+                }
+            }
+            sn_log(SN_LOG_WARN, "fleet",
+                   "span shard %u: its consumer is gone (%s): it and %u other silent ones made "
+                   "again",
+                   sh->shard, natsStatus_GetText(st), n - 1);
+            lost = true;
+        }
+        break; /* one a call */
+    }
+    if (lost) {
+        pthread_mutex_lock(&f->mu);
+        f->dirty = true;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+    }
+}
+
+void sn_fleet_spans_stop(struct sn_fleet *f)
+{
+    for (size_t i = 0; i < f->spans_ngrave; i++)
+        natsSubscription_Destroy(f->spans_grave[i]); /* the link is closed */
+    free(f->spans_grave);
+    f->spans_grave = NULL;
+    f->spans_ngrave = 0;
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++) {
+        atomic_store(&f->shards[i].active, false);
+        natsSubscription_Destroy(f->shards[i].sub); /* the link is closed: no callback after */
+        f->shards[i].sub = NULL;
+    }
+}
+
+json_t *sn_fleet_spans_beat(struct sn_fleet *f)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; a && i < SN_FLEET_SPAN_SHARDS; i++)
+        if (atomic_load(&f->shards[i].active) && atomic_load(&f->shards[i].ready))
+            json_array_append_new(a, json_integer(i));
+    return a;
+}
+
+bool sn_fleet_serves_all_spans(struct sn_fleet *f)
+{
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+        if (!atomic_load(&f->shards[i].active) || !atomic_load(&f->shards[i].ready))
+            return false;
+    return true;
+}
+
+/* ---- Any node: spans onto the bus ------------------------------------------------------------ */
+
+/* Publishes one message with its id, acknowledged by JetStream (a try not acknowledged is sent
+ * again with the same id: stored once). 0 or -errno. */
+static int publish(struct sn_fleet *f, const char *subj, const char *id, const void *data,
+                   size_t len)
+{
+    natsStatus st = NATS_OK;
+    for (int t = 0; t < SPANS_PUBLISH_TRIES; t++) {
+        natsMsg *m = NULL;
+        jsPubAck *ack = NULL;
+        jsErrCode jerr = 0;
+        st = natsMsg_Create(&m, subj, NULL, data, (int)len);
+        if (st == NATS_OK)
+            st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+        if (st == NATS_OK)
+            st = js_PublishMsg(&ack, sn_link_js(f->link), m, NULL, &jerr);
+        jsPubAck_Destroy(ack);
+        natsMsg_Destroy(m);
+        if (st == NATS_OK)
+            return 0;
+        if (st != NATS_TIMEOUT && st != NATS_NO_RESPONDERS)
+            break;
+    }
+    return sn_link_err(st) ? sn_link_err(st) : -EIO;
+}
+
+int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, char *why,
+                           size_t whylen)
+{
+    uint64_t nonce = (uint64_t)f->started_ms * 1000000ULL + atomic_fetch_add(&f->span_nonce, 1);
+    size_t *by = b->n ? malloc(b->n * sizeof(*by)) : NULL;
+    struct sn_span *part = b->n ? malloc(b->n * sizeof(*part)) : NULL;
+    size_t count[SN_FLEET_SPAN_SHARDS] = {0}, at[SN_FLEET_SPAN_SHARDS];
+    int rc = 0;
+
+    snprintf(why, whylen, "%s", "");
+    if (b->n && !sn_link_up(f->link)) { /* refused at once: the client retries (503) */
+        free(by);
+        free(part);
+        snprintf(why, whylen, "the fleet's bus (NATS) is unreachable: retry later");
+        return -ENOTCONN;
+    }
+    if (b->n && (!by || !part)) {
+        free(by);
+        free(part);
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    /* the spans by shard, in their order (a counting sort) */
+    unsigned *shard_of = b->n ? malloc(b->n * sizeof(*shard_of)) : NULL;
+    if (b->n && !shard_of) {
+        free(by);
+        free(part);
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        count[shard_of[i] = sn_fleet_span_shard(b->spans[i].trace_id)]++;
+    size_t sum = 0;
+    for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS; k++) {
+        at[k] = sum;
+        sum += count[k];
+    }
+    for (size_t i = 0; i < b->n; i++)
+        by[at[shard_of[i]]++] = i;
+    size_t from = 0;
+    for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS && rc == 0; k++) {
+        if (!count[k])
+            continue;
+        char subj[64], id[SN_FLEET_SUBJECT_MAX], pname[16];
+        unsigned char *out = NULL;
+        size_t olen = 0;
+        struct sn_arena ar = {0};
+        for (size_t j = 0; j < count[k] && rc == 0; j++) {
+            struct sn_span *sp = &part[j];
+            *sp = b->spans[by[from + j]];
+            char *zt = zipkin_text(sp);
+            if (!zt)
+                continue;
+            struct sn_span_kv *kv = sn_arena_alloc(&ar, (sp->nattrs + 1) * sizeof(*kv));
+            char *val = sn_arena_strndup(&ar, zt, strlen(zt));
+            if (!kv || !val) {
+                rc = -ENOMEM;
+                snprintf(why, whylen, "out of memory");
+            } else {
+                if (sp->nattrs)
+                    memcpy(kv, sp->attrs, sp->nattrs * sizeof(*kv));
+                kv[sp->nattrs] = (struct sn_span_kv){
+                    .key = ZIPKIN_ATTR, .val = val, .vlen = (uint32_t)strlen(val)};
+                sp->attrs = kv;
+                sp->nattrs++;
+            }
+            free(zt);
+        }
+        from += count[k];
+        snprintf(pname, sizeof(pname), "s%u", k);
+        if (sn_fleet_span_subject(k, subj, sizeof(subj)) < 0 ||
+            sn_fleet_span_msg_id(f->id, nonce, pname, id, sizeof(id)) < 0) {
+            rc = -EINVAL;
+            snprintf(why, whylen, "no name on the bus for span shard %u", k);
+        } else if (rc < 0) {
+            /* out of memory, said */
+        } else if (sn_otlp_encode(part, count[k], &out, &olen) < 0) {
+            rc = -ENOMEM;
+            snprintf(why, whylen, "out of memory");
+        } else if ((rc = publish(f, subj, id, out, olen)) < 0) {
+            snprintf(why, whylen, "the fleet's bus (NATS) did not store the spans: %s",
+                     strerror(-rc));
+        } else {
+            atomic_fetch_add(&f->span_msgs, 1);
+            atomic_fetch_add(&f->spans_published, count[k]);
+        }
+        free(out);
+        sn_arena_fini(&ar);
+    }
+    free(by);
+    free(part);
+    free(shard_of);
+    if (rc < 0)
+        return rc;
+
+    /* the trace.spans frames these spans make, as this node's own source's (host: its id) */
+    struct sn_wire_frame *fr = NULL;
+    size_t nf = 0;
+    if (!b->n || !f->s->spanm || !sn_span_metrics_count(f->s->spanm))
+        return 0;
+    if (sn_span_metrics_frames(f->s->spanm, b->spans, b->n, f->id, sn_now(), &fr, &nf) < 0) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < nf && rc == 0; i++) {
+        char pname[24], id[SN_FLEET_SUBJECT_MAX];
+        snprintf(pname, sizeof(pname), "f%zu", i);
+        if (sn_fleet_span_msg_id(f->id, nonce, pname, id, sizeof(id)) < 0)
+            continue;
+        int prc = sn_fleet_publish_frame_id(f, &fr[i], id);
+        if (prc < 0 && prc != -EINVAL) {
+            rc = prc;
+            snprintf(why, whylen, "the fleet's bus (NATS) did not store the span metrics: %s",
+                     strerror(-rc));
+        }
+    }
+    sn_span_metrics_frames_free(fr, nf);
+    return rc;
+}

@@ -1,0 +1,718 @@
+/*
+ * Spans in a fleet end to end ($SN_SONDE or argv[1] is the sonde binary): a 1-server JetStream
+ * (support/nats.h) and real `sonde serve --nats` nodes (support/fleet_hosts.h), spans posted
+ * over HTTP as exporters post them. One case, in steps that build on each other:
+ *
+ *   1. two nodes; a trace.spans instrumentation (by service) created on n1; spans posted to n1
+ *      (OTLP protobuf and Zipkin JSON) and to n2 (OTLP protobuf);
+ *   2. every trace by id from both nodes, exact: the span ids, names, services and durations
+ *      posted, each span once;
+ *   3. GET /api/v2/traces?serviceName= on either node lists every trace of the service,
+ *      whichever node received it; /api/v2/services on either node is the union, sorted;
+ *   4. the instrumentation (created on n1) counts every span, those posted to n2 too, by
+ *      service, exactly, from either node;
+ *   5. a third node joins: it owns part of the shards (rebuilt from the stream), so its
+ *      searches fan out and merge: the same services and traces, every trace by id exact;
+ *   6. n1 killed -9: n2 and n3 answer every trace, including spans posted to n3 after the kill
+ *      (the shards' owners re-balanced and rebuilt from the stream within a bounded wait);
+ *   7. the bus stopped: a post is refused with 503 and Retry-After.
+ *
+ * And nats_server_killed: a 3-server JetStream, 2 nodes; one NATS server killed -9 between
+ * posts (a post refused meanwhile is sent again, as exporters do); every trace exact on both.
+ *
+ * Every wait is bounded in count and time; what is started is stopped by its PID.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fleet/names.h"
+#include "fleet_hosts.h"
+#include "http.h"
+#include "nats.h"
+#include "t.h"
+#include "trace/otlp.h"
+#include "trace/span.h"
+
+static const char *sonde;
+static struct th_nats nats;
+static struct th_fleet F;
+
+#define NOTE(...)                                                                                  \
+    do {                                                                                           \
+        printf("# " __VA_ARGS__);                                                                  \
+        printf("\n");                                                                              \
+        fflush(stdout);                                                                            \
+        t_note(__VA_ARGS__);                                                                       \
+    } while (0)
+
+/* ---- what is posted, and what must come back ---- */
+
+#define MAXTR   64
+#define MAXSP   4
+#define SVC_A   "svc-otlp"
+#define SVC_Z   "svc-zipkin"
+#define SVC_B   "svc-b"
+#define SVC_C   "svc-late"
+#define TENTH_S 100000 /* µs */
+
+struct xspan {
+    char id[17], parent[17], name[32];
+    int64_t ts_us, dur_us;
+};
+struct xtrace {
+    char id[33], service[32];
+    bool remote; /* its spans but the root call "db" at 10.0.0.7:5432 (Zipkin's remoteEndpoint) */
+    int n;
+    struct xspan sp[MAXSP];
+};
+static struct xtrace tr[MAXTR];
+static int ntr;
+
+static void hex(uint64_t v, char *out, int digits)
+{
+    for (int i = digits - 1; i >= 0; i--, v >>= 4)
+        out[i] = "0123456789abcdef"[v & 15];
+    out[digits] = '\0';
+}
+
+/* A new trace of n spans of service (root first, the others its children), ending about now. */
+static struct xtrace *new_trace(const char *service, int n)
+{
+    struct xtrace *t = &tr[ntr++];
+    int64_t now_us = th_unix_ms() * 1000;
+    memset(t, 0, sizeof(*t));
+    hex(t_rand() | 1, t->id, 16);
+    hex(t_rand() | 1, t->id + 16, 16);
+    snprintf(t->service, sizeof(t->service), "%s", service);
+    t->n = n;
+    for (int i = 0; i < n; i++) {
+        struct xspan *s = &t->sp[i];
+        hex(t_rand() | 1, s->id, 16);
+        if (i)
+            snprintf(s->parent, sizeof(s->parent), "%s", t->sp[0].id);
+        snprintf(s->name, sizeof(s->name), "op-%d-%d", ntr, i);
+        s->dur_us = (int64_t)(1000 + t_rand() % 900000); /* 1 ms .. 0.9 s */
+        s->ts_us = now_us - 1000000 - (int64_t)(t_rand() % 500000);
+    }
+    return t;
+}
+
+static void unhex(const char *s, uint8_t *out, size_t n)
+{
+    sn_span_id_parse(s, strlen(s), out, n);
+}
+
+/* traces t[0..n) as one OTLP protobuf request. */
+static unsigned char *otlp_body(struct xtrace *const *t, int n, size_t *len)
+{
+    struct sn_span sp[MAXTR * MAXSP];
+    size_t k = 0;
+    memset(sp, 0, sizeof(sp));
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < t[i]->n; j++, k++) {
+            struct sn_span *s = &sp[k];
+            unhex(t[i]->id, s->trace_id, 16);
+            unhex(t[i]->sp[j].id, s->span_id, 8);
+            if (j) {
+                unhex(t[i]->sp[j].parent, s->parent_id, 8);
+                s->flags |= SN_SPAN_F_PARENT;
+            }
+            s->kind = SN_KIND_SERVER;
+            s->start_ns = (uint64_t)t[i]->sp[j].ts_us * 1000;
+            s->duration_ns = (uint64_t)t[i]->sp[j].dur_us * 1000;
+            s->name = t[i]->sp[j].name;
+            s->service = t[i]->service;
+            s->status_msg = s->trace_state = s->scope_name = s->scope_version = "";
+        }
+    unsigned char *out = NULL;
+    if (sn_otlp_encode(sp, k, &out, len) < 0)
+        return NULL;
+    return out;
+}
+
+/* traces t[0..n) as one Zipkin v2 JSON request. */
+static char *zipkin_body(struct xtrace *const *t, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < t[i]->n; j++) {
+            const struct xspan *s = &t[i]->sp[j];
+            json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:{s:s}}", "traceId", t[i]->id, "id",
+                                  s->id, "name", s->name, "kind", "SERVER", "timestamp",
+                                  (json_int_t)s->ts_us, "duration", (json_int_t)s->dur_us,
+                                  "localEndpoint", "serviceName", t[i]->service);
+            if (j)
+                json_object_set_new(o, "parentId", json_string(s->parent));
+            if (j && t[i]->remote)
+                json_object_set_new(o, "remoteEndpoint",
+                                    json_pack("{s:s,s:s,s:i}", "serviceName", "db", "ipv4",
+                                              "10.0.0.7", "port", 5432));
+            json_array_append_new(a, o);
+        }
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return text;
+}
+
+static int post(int node, const char *path, const char *ctype, const void *body, size_t len,
+                char *retry_after, size_t ralen)
+{
+    char h[96];
+    const char *hdr[] = {h, NULL};
+    struct th_resp r = {0};
+    snprintf(h, sizeof(h), "Content-Type: %s", ctype);
+    int rc = th_request(F.n[node].port, "POST", path, hdr, body, len, 30000, &r);
+    int st = rc < 0 ? rc : r.status;
+    if (retry_after && !th_header(&r, "Retry-After", retry_after, ralen))
+        retry_after[0] = '\0';
+    if (st != 200 && st != 202)
+        NOTE("POST %s to n%d: %d %.200s", path, node + 1, st, r.body ? r.body : "");
+    th_resp_free(&r);
+    return st;
+}
+
+static int post_otlp(int node, struct xtrace *const *t, int n)
+{
+    size_t len;
+    unsigned char *b = otlp_body(t, n, &len);
+    int st = b ? post(node, "/v1/traces", "application/x-protobuf", b, len, NULL, 0) : -ENOMEM;
+    free(b);
+    return st;
+}
+
+static int post_zipkin(int node, struct xtrace *const *t, int n)
+{
+    char *b = zipkin_body(t, n);
+    int st = b ? post(node, "/api/v2/spans", "application/json", b, strlen(b), NULL, 0) : -ENOMEM;
+    free(b);
+    return st;
+}
+
+static json_t *get(int node, int *status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static json_t *get(int node, int *status, const char *fmt, ...)
+{
+    char path[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof(path), fmt, ap);
+    va_end(ap);
+    return th_node_jreq(&F, node, "GET", path, NULL, status);
+}
+
+/* Whether node's answer for trace t is exactly t: its spans, each once, with their ids, names,
+ * service, parents and durations. why says what differs. */
+static bool trace_exact(int node, const struct xtrace *t, char *why, size_t len)
+{
+    int st = 0;
+    json_t *j = get(node, &st, "/api/v2/trace/%s", t->id);
+    bool ok = st == 200 && json_is_array(j) && (int)json_array_size(j) == t->n;
+    if (!ok)
+        snprintf(why, len, "status %d, %zu spans of %d", st,
+                 json_is_array(j) ? json_array_size(j) : 0, t->n);
+    for (int i = 0; ok && i < t->n; i++) {
+        const struct xspan *x = &t->sp[i];
+        int found = 0;
+        size_t k;
+        json_t *s;
+        json_array_foreach(j, k, s)
+        {
+            const char *id = json_string_value(json_object_get(s, "id"));
+            if (!id || strcmp(id, x->id) != 0)
+                continue;
+            found++;
+            const char *tid = json_string_value(json_object_get(s, "traceId"));
+            const char *name = json_string_value(json_object_get(s, "name"));
+            const char *par = json_string_value(json_object_get(s, "parentId"));
+            const char *svc = json_string_value(
+                json_object_get(json_object_get(s, "localEndpoint"), "serviceName"));
+            int64_t dur = json_integer_value(json_object_get(s, "duration"));
+            int64_t ts = json_integer_value(json_object_get(s, "timestamp"));
+            if (!tid || strcmp(tid, t->id) || !name || strcmp(name, x->name) || !svc ||
+                strcmp(svc, t->service) || dur != x->dur_us || ts != x->ts_us ||
+                (i && (!par || strcmp(par, x->parent))) || (!i && par)) {
+                snprintf(why, len,
+                         "span %s differs: trace %s name %s service %s dur %" PRId64 " ts %" PRId64
+                         " parent %s",
+                         x->id, tid ? tid : "-", name ? name : "-", svc ? svc : "-", dur, ts,
+                         par ? par : "-");
+                ok = false;
+            }
+        }
+        json_t *re = NULL;
+        json_array_foreach(j, k, s) if (!strcmp(json_string_value(json_object_get(s, "id")) ?: "",
+                                                x->id)) re = json_object_get(s, "remoteEndpoint");
+        bool want_re = t->remote && i > 0;
+        if (ok &&
+            (want_re != (re != NULL) ||
+             (re && (strcmp(json_string_value(json_object_get(re, "serviceName")) ?: "", "db") ||
+                     strcmp(json_string_value(json_object_get(re, "ipv4")) ?: "", "10.0.0.7") ||
+                     json_integer_value(json_object_get(re, "port")) != 5432)))) {
+            snprintf(why, len, "span %s: remoteEndpoint %s", x->id, re ? "differs" : "missing");
+            ok = false;
+        }
+        if (ok && found != 1) {
+            snprintf(why, len, "span %s found %d times", x->id, found);
+            ok = false;
+        }
+    }
+    json_decref(j);
+    return ok;
+}
+
+/* Waits (bounded: limit_ms) until every trace of tr[from..to) is exact on node. The traces not
+ * exact at the end are noted; true when none. */
+static bool all_exact(int node, int from, int to, int limit_ms)
+{
+    double end = th_now_ms() + limit_ms;
+    char why[512] = "";
+    int bad = -1;
+    for (int round = 0; round < 400; round++) {
+        bad = -1;
+        for (int i = from; i < to && bad < 0; i++)
+            if (!trace_exact(node, &tr[i], why, sizeof(why)))
+                bad = i;
+        if (bad < 0 || th_now_ms() > end)
+            break;
+        th_sleep_ms(200);
+    }
+    if (bad >= 0)
+        NOTE("n%d: trace %s (%s): %s", node + 1, tr[bad].id, tr[bad].service, why);
+    return bad < 0;
+}
+
+/* The trace ids /api/v2/traces gives on node for service (limit 1000) into a JSON object set. */
+static json_t *search(int node, const char *service, int *status)
+{
+    json_t *j = get(node, status,
+                    "/api/v2/traces?serviceName=%s&limit=1000&lookback=3600000&endTs=%" PRId64,
+                    service, th_unix_ms() + 60000);
+    json_t *set = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(j, i, t)
+    {
+        const char *id = json_string_value(json_object_get(json_array_get(t, 0), "traceId"));
+        if (id)
+            json_object_set_new(set, id, json_integer((json_int_t)json_array_size(t)));
+    }
+    json_decref(j);
+    return set;
+}
+
+/* How many traces of service node's own store gives (X-Sonde-Proxied: no fan-out), -1 when it
+ * does not answer. */
+static int search_local(int node, const char *service)
+{
+    char path[256];
+    const char *hdr[] = {"X-Sonde-Proxied: 1", NULL};
+    struct th_resp r = {0};
+    snprintf(path, sizeof(path),
+             "/api/v2/traces?serviceName=%s&limit=1000&lookback=3600000&endTs=%" PRId64, service,
+             th_unix_ms() + 60000);
+    int rc = th_request(F.n[node].port, "GET", path, hdr, NULL, 0, 10000, &r);
+    json_t *j = rc == 0 && r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    int n = json_is_array(j) ? (int)json_array_size(j) : -1;
+    json_decref(j);
+    th_resp_free(&r);
+    return n;
+}
+
+/* How many spans node's own store holds of trace t (GET /ca/traces/{id} with X-Sonde-Proxied:
+ * no proxy), -1 when it has none or does not answer. */
+static int spans_local(int node, const struct xtrace *t)
+{
+    char path[128];
+    const char *hdr[] = {"X-Sonde-Proxied: 1", NULL};
+    struct th_resp r = {0};
+    snprintf(path, sizeof(path), "/ca/traces/%s", t->id);
+    int rc = th_request(F.n[node].port, "GET", path, hdr, NULL, 0, 10000, &r);
+    json_t *j = rc == 0 && r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    int n = j ? (int)json_integer_value(json_object_get(j, "spans")) : -1;
+    json_decref(j);
+    th_resp_free(&r);
+    return n;
+}
+
+/* Whether node's search for service lists exactly the traces of that service, each whole. */
+static bool search_exact(int node, const char *service, int limit_ms)
+{
+    double end = th_now_ms() + limit_ms;
+    int want = 0, missing = -1, st = 0;
+    size_t got = 0;
+    for (int i = 0; i < ntr; i++)
+        want += strcmp(tr[i].service, service) == 0;
+    for (int round = 0; round < 200; round++) {
+        json_t *set = search(node, service, &st);
+        missing = -1;
+        for (int i = 0; i < ntr && missing < 0; i++)
+            if (strcmp(tr[i].service, service) == 0 &&
+                json_integer_value(json_object_get(set, tr[i].id)) != tr[i].n)
+                missing = i;
+        got = json_object_size(set);
+        json_decref(set);
+        if ((missing < 0 && (int)got == want) || th_now_ms() > end)
+            break;
+        th_sleep_ms(200);
+    }
+    if (missing >= 0 || (int)got != want)
+        NOTE("n%d: search %s: status %d, %zu traces of %d, first missing %s", node + 1, service, st,
+             got, want, missing >= 0 ? tr[missing].id : "-");
+    return missing < 0 && (int)got == want;
+}
+
+/* Whether node's /api/v2/services is exactly want (sorted). */
+static bool services_are(int node, const char *const *want, int n, int limit_ms)
+{
+    double end = th_now_ms() + limit_ms;
+    char got[512] = "";
+    for (int round = 0; round < 200; round++) {
+        int st = 0;
+        json_t *j = get(node, &st, "/api/v2/services");
+        bool same = st == 200 && json_is_array(j) && (int)json_array_size(j) == n;
+        for (int i = 0; same && i < n; i++)
+            same = strcmp(json_string_value(json_array_get(j, (size_t)i)) ?: "", want[i]) == 0;
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        snprintf(got, sizeof(got), "%d %s", st, text ? text : "-");
+        free(text);
+        json_decref(j);
+        if (same)
+            return true;
+        if (th_now_ms() > end)
+            break;
+        th_sleep_ms(200);
+    }
+    NOTE("n%d: services %s", node + 1, got);
+    return false;
+}
+
+/* The shards node serves (its status' fleet.spans.shards), -1 when no answer. */
+static int shards_served(int node)
+{
+    json_t *st = th_node_status(&F, node);
+    json_t *a = json_object_get(json_object_get(json_object_get(st, "fleet"), "spans"), "shards");
+    int n = json_is_array(a) ? (int)json_array_size(a) : -1;
+    json_decref(st);
+    return n;
+}
+
+/* Waits until the nodes listed serve shards that cover all of them, each of want shards
+ * (want < 0: any, but their union covers every shard). */
+static bool wait_shards(const int *nodes, int n, int want, int limit_ms)
+{
+    double end = th_now_ms() + limit_ms;
+    int got[TH_FLEET_NODES] = {0};
+    for (int round = 0; round < 300; round++) {
+        bool ok = true;
+        int sum = 0;
+        for (int i = 0; i < n; i++) {
+            got[i] = shards_served(nodes[i]);
+            sum += got[i];
+            ok &= want < 0 ? got[i] > 0 : got[i] == want;
+        }
+        /* SN_FLEET_OWNERS of every shard: their sum is 2 x 64 once settled */
+        if (ok && (want >= 0 || sum == 2 * SN_FLEET_SPAN_SHARDS))
+            return true;
+        if (th_now_ms() > end)
+            break;
+        th_sleep_ms(200);
+    }
+    for (int i = 0; i < n; i++)
+        NOTE("n%d serves %d span shards", nodes[i] + 1, got[i]);
+    return false;
+}
+
+/* The spans counted by the instrumentation id on node over the last 2 minutes, by service. */
+static bool counts_are(int node, const char *id, const char *const *svc, const int *want, int n,
+                       int limit_ms)
+{
+    double end = th_now_ms() + limit_ms;
+    char got[512] = "";
+    for (int round = 0; round < 200; round++) {
+        int st = 0;
+        int64_t start = th_unix_ms() / 1000 - 120;
+        json_t *j =
+            get(node, &st, "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=118",
+                id, start);
+        json_t *v = json_object_get(j, "value");
+        bool same = st == 200 && json_is_object(v) && (int)json_object_size(v) == n;
+        for (int i = 0; same && i < n; i++)
+            same = json_integer_value(json_object_get(v, svc[i])) == want[i];
+        char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+        snprintf(got, sizeof(got), "%d %s", st, text ? text : "-");
+        free(text);
+        json_decref(j);
+        if (same)
+            return true;
+        if (th_now_ms() > end)
+            break;
+        th_sleep_ms(250);
+    }
+    NOTE("n%d: trace.spans counts %s", node + 1, got);
+    return false;
+}
+
+static void test_spans(void)
+{
+    struct xtrace *a[MAXTR];
+    char id[32] = "";
+    int st = 0;
+
+    t_seed(20261207);
+    memset(&nats, 0, sizeof(nats));
+    T_REQUIRE(th_nats_start(&nats, 1, 0) == 0);
+    T_REQUIRE(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0);
+    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
+    T_REQUIRE(th_node_start(&F, "n1", NULL, NULL) == 0);
+    T_REQUIRE(th_node_start(&F, "n2", NULL, NULL) == 1);
+    T_REQUIRE(th_node_wait_members(&F, 0, 2, 0, 20000) >= 0);
+    T_REQUIRE(th_node_wait_members(&F, 1, 2, 0, 20000) >= 0);
+    /* with 2 nodes each owns every shard (2 owners each) */
+    const int n12[] = {0, 1};
+    T_REQUIRE(wait_shards(n12, 2, SN_FLEET_SPAN_SHARDS, 20000));
+
+    /* 1. the instrumentation on n1, then spans to n1 (OTLP, Zipkin) and n2 (OTLP) */
+    json_t *c = th_node_jreq(&F, 0, "POST", "/ca/instrumentations",
+                             "{\"module\":\"trace\",\"stat\":\"spans\",\"decomposition\":"
+                             "[\"service\"]}",
+                             &st);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(c, "id")) ?: "");
+    json_decref(c);
+    T_REQUIRE(st == 201 || st == 200);
+    T_REQUIRE(id[0]);
+    th_sleep_ms(1500); /* every node runs it (the definitions' watcher: within a second) */
+
+    int i0 = ntr;
+    for (int i = 0; i < 20; i++)
+        a[i] = new_trace(SVC_A, 3);
+    T_EQ(post_otlp(0, a, 10), 200);
+    T_EQ(post_otlp(0, a + 10, 10), 200);
+    int iz = ntr;
+    for (int i = 0; i < 10; i++) {
+        a[i] = new_trace(SVC_Z, 2);
+        a[i]->remote = true;
+        if (i % 2) /* every other one a 64-bit trace id, as Zipkin's tracers send them */
+            a[i]->id[16] = '\0';
+    }
+    T_EQ(post_zipkin(0, a, 10), 202);
+    int ib = ntr;
+    for (int i = 0; i < 10; i++)
+        a[i] = new_trace(SVC_B, 3);
+    T_EQ(post_otlp(1, a, 10), 200);
+    int iend = ntr;
+    (void)iz;
+    (void)ib;
+
+    /* 2. every trace by id, exact, from both nodes */
+    T_OK(all_exact(0, i0, iend, 15000));
+    T_OK(all_exact(1, i0, iend, 15000));
+
+    /* what each node put on the bus, and the shards each serves, in /metrics */
+    T_EQ(th_metric(F.n[0].port, "sonde_fleet_spans_published_total"), 20 * 3 + 10 * 2);
+    T_EQ(th_metric(F.n[1].port, "sonde_fleet_spans_published_total"), 10 * 3);
+    T_EQ(th_metric(F.n[1].port, "sonde_fleet_span_shards"), SN_FLEET_SPAN_SHARDS);
+    T_EQ(th_metric(F.n[1].port, "sonde_fleet_spans_taken_total"), 20 * 3 + 10 * 2 + 10 * 3);
+
+    /* 3. searches and services from either node */
+    T_OK(search_exact(1, SVC_A, 10000));
+    T_OK(search_exact(0, SVC_B, 10000));
+    T_OK(search_exact(1, SVC_Z, 10000));
+    const char *svcs[] = {SVC_B, SVC_A, SVC_Z};
+    T_OK(services_are(0, svcs, 3, 10000));
+    T_OK(services_are(1, svcs, 3, 10000));
+    /* Zipkin's remote endpoints travel the bus too: remoteServices and spans from either node */
+    for (int n = 0; n < 2; n++) {
+        json_t *rs = get(n, &st, "/api/v2/remoteServices?serviceName=%s", SVC_Z);
+        char *text = rs ? json_dumps(rs, JSON_COMPACT) : NULL;
+        NOTE("n%d remoteServices of %s: %d %s", n + 1, SVC_Z, st, text ? text : "-");
+        T_STR(text ? text : "", "[\"db\"]");
+        free(text);
+        json_decref(rs);
+        json_t *sn = get(n, &st, "/api/v2/spans?serviceName=%s", SVC_B);
+        T_EQ(json_array_size(sn), 10 * 3);
+        json_decref(sn);
+    }
+
+    /* 4. trace.spans (created on n1) counts the spans posted to n2 too, from either node */
+    const int want[] = {30, 60, 20};
+    T_OK(counts_are(0, id, svcs, want, 3, 15000));
+    T_OK(counts_are(1, id, svcs, want, 3, 15000));
+
+    /* 5. a third node: it owns part of the shards (rebuilt from the stream); its searches fan
+     * out to the others and merge */
+    T_REQUIRE(th_node_start(&F, "n3", NULL, NULL) == 2);
+    for (int i = 0; i < 3; i++)
+        T_REQUIRE(th_node_wait_members(&F, i, 3, 0, 20000) >= 0);
+    const int n123[] = {0, 1, 2};
+    T_OK(wait_shards(n123, 3, -1, 20000));
+    int s3 = shards_served(2);
+    NOTE("with 3 nodes n3 serves %d of %d span shards", s3, SN_FLEET_SPAN_SHARDS);
+    T_OK(s3 > 0 && s3 < SN_FLEET_SPAN_SHARDS);
+    /* its own store holds its shards' traces only: the whole is the merge of the fan-out */
+    int local = search_local(2, SVC_A);
+    NOTE("n3's own store holds %d of the 20 traces of %s", local, SVC_A);
+    T_OK(local >= 0 && local < 20);
+    T_OK(services_are(2, svcs, 3, 10000));
+    T_OK(search_exact(2, SVC_A, 10000));
+    T_OK(search_exact(2, SVC_Z, 10000));
+    T_OK(all_exact(2, i0, iend, 15000));
+    T_OK(counts_are(2, id, svcs, want, 3, 15000));
+
+    /* 6. n1 killed -9: n2 and n3 answer every trace, and spans posted to n3 now */
+    double t_kill = th_now_ms();
+    T_OK(th_node_stop(&F, 0, SIGKILL) >= 0);
+    int il = ntr;
+    for (int i = 0; i < 8; i++)
+        a[i] = new_trace(SVC_C, 2);
+    T_EQ(post_otlp(2, a, 8), 200);
+    T_REQUIRE(th_node_wait_members(&F, 1, 2, 0, 20000) >= 0);
+    T_REQUIRE(th_node_wait_members(&F, 2, 2, 0, 20000) >= 0);
+    const int n23[] = {1, 2};
+    T_OK(wait_shards(n23, 2, SN_FLEET_SPAN_SHARDS, 20000));
+    NOTE("n1 killed: n2 and n3 serve every shard %.0f ms after the kill", th_now_ms() - t_kill);
+    T_OK(all_exact(1, i0, ntr, 20000));
+    T_OK(all_exact(2, i0, ntr, 20000));
+    NOTE("every trace exact on n2 and n3 %.0f ms after the kill", th_now_ms() - t_kill);
+    T_OK(search_exact(1, SVC_C, 10000));
+    T_OK(search_exact(2, SVC_A, 10000));
+    const char *svcs4[] = {SVC_B, SVC_C, SVC_A, SVC_Z};
+    T_OK(services_are(1, svcs4, 4, 10000));
+    (void)il;
+
+    /* 6b. n2 stopped and started again on its data directory: it resumes its shards where it
+     * left them (fleet-spans.json), so its store keeps every span once */
+    /* every node's store holds each span once (many consumers put at once) */
+    for (int i = i0; i < ntr; i++) {
+        int n2 = spans_local(1, &tr[i]), n3 = spans_local(2, &tr[i]);
+        if (n2 > tr[i].n || n3 > tr[i].n)
+            NOTE("trace %s (%s) kept more than once: n2 %d n3 %d of %d spans", tr[i].id,
+                 tr[i].service, n2, n3, tr[i].n);
+        T_OK(n2 <= tr[i].n && n3 <= tr[i].n);
+    }
+    T_OK(th_node_stop(&F, 1, SIGTERM) >= 0);
+    T_REQUIRE(th_node_start(&F, "n2", NULL, NULL) == 1);
+    T_REQUIRE(th_node_wait_members(&F, 1, 2, 0, 20000) >= 0);
+    T_OK(wait_shards(n23, 2, SN_FLEET_SPAN_SHARDS, 20000));
+    T_OK(all_exact(1, i0, ntr, 20000));
+    int twice = 0, first_twice = -1;
+    for (int i = i0; i < ntr; i++)
+        if (spans_local(1, &tr[i]) != tr[i].n && first_twice < 0)
+            first_twice = i, twice++;
+        else if (spans_local(1, &tr[i]) != tr[i].n)
+            twice++;
+    if (twice)
+        NOTE("n2 restarted: %d traces with a span count not theirs (first %s: %d of %d)", twice,
+             tr[first_twice].id, spans_local(1, &tr[first_twice]), tr[first_twice].n);
+    T_EQ(twice, 0);
+
+    /* 7. the bus gone: a post is refused whole, 503 with Retry-After */
+    T_OK(th_nats_stop_all(&nats) == 0);
+    th_sleep_ms(500);
+    a[0] = new_trace(SVC_C, 2);
+    size_t len;
+    unsigned char *b = otlp_body(a, 1, &len);
+    char ra[16] = "";
+    double t0 = th_now_ms();
+    int rc = b ? post(1, "/v1/traces", "application/x-protobuf", b, len, ra, sizeof(ra)) : -1;
+    free(b);
+    NOTE("a post with the bus down: %d after %.0f ms, Retry-After %s", rc, th_now_ms() - t0, ra);
+    T_EQ(rc, 503);
+    T_STR(ra, "1");
+
+    th_fleet_free(&F);
+    th_nats_free(&nats);
+}
+
+/* POST of traces t[0..n) as OTLP to node, sent again on a 503 (as exporters do: the request is
+ * refused whole), every 500 ms, at most tries times. The last status. */
+static int post_otlp_retry(int node, struct xtrace *const *t, int n, int tries, int *refused)
+{
+    int st = 0;
+    for (int i = 0; i < tries; i++) {
+        if ((st = post_otlp(node, t, n)) != 503)
+            break;
+        ++*refused;
+        th_sleep_ms(500);
+    }
+    return st;
+}
+
+/* A 3-server JetStream (the spans stream with 3 replicas), 2 nodes: a NATS server killed -9
+ * between posts; every trace, before and after, from both nodes; then the server back. */
+static void test_nats_server_killed(void)
+{
+    struct xtrace *a[MAXTR];
+    int refused = 0;
+
+    t_seed(7);
+    ntr = 0;
+    memset(&nats, 0, sizeof(nats));
+    T_REQUIRE(th_nats_start(&nats, 3, 0) == 0);
+    T_REQUIRE(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0);
+    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
+    T_REQUIRE(th_node_start(&F, "n1", NULL, NULL) == 0);
+    T_REQUIRE(th_node_start(&F, "n2", NULL, NULL) == 1);
+    T_REQUIRE(th_node_wait_members(&F, 0, 2, 0, 20000) >= 0);
+    T_REQUIRE(th_node_wait_members(&F, 1, 2, 0, 20000) >= 0);
+    const int n12[] = {0, 1};
+    T_REQUIRE(wait_shards(n12, 2, SN_FLEET_SPAN_SHARDS, 20000));
+
+    for (int i = 0; i < 10; i++)
+        a[i] = new_trace(SVC_A, 2);
+    T_EQ(post_otlp(0, a, 10), 200);
+    T_OK(all_exact(1, 0, ntr, 15000));
+
+    T_OK(th_nats_kill(&nats, 0, SIGKILL) == 0);
+    double t_kill = th_now_ms();
+    for (int i = 0; i < 10; i++)
+        a[i] = new_trace(SVC_B, 2);
+    T_EQ(post_otlp_retry(1, a, 5, 40, &refused), 200);
+    T_EQ(post_otlp_retry(0, a + 5, 5, 40, &refused), 200);
+    NOTE("a NATS server killed: posts taken %.0f ms after the kill (%d refused with 503 "
+         "meanwhile)",
+         th_now_ms() - t_kill, refused);
+    /* the cluster elects new leaders meanwhile (its API times out now and then for tens of
+     * seconds on a loaded 2-CPU machine): consumers are made again as it answers */
+    T_OK(all_exact(0, 0, ntr, 60000));
+    T_OK(all_exact(1, 0, ntr, 60000));
+    T_OK(search_exact(0, SVC_B, 10000));
+    NOTE("every trace exact on both nodes %.0f ms after the kill", th_now_ms() - t_kill);
+
+    T_OK(th_nats_restart(&nats, 0) == 0);
+    for (int i = 0; i < 5; i++)
+        a[i] = new_trace(SVC_C, 2);
+    T_EQ(post_otlp_retry(0, a, 5, 40, &refused), 200);
+    T_OK(all_exact(1, 0, ntr, 60000));
+
+    th_fleet_free(&F);
+    th_nats_free(&nats);
+}
+
+int main(int argc, char **argv)
+{
+    sonde = getenv("SN_SONDE");
+    if (!sonde && argc >= 2) {
+        sonde = argv[1];
+        argc--;
+        argv++;
+    }
+    if (!sonde) {
+        fprintf(stderr, "usage: SN_SONDE=SONDE %s [CASE-FILTER], or %s SONDE [CASE-FILTER]\n",
+                argv[0], argv[0]);
+        return 2;
+    }
+    t_init(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    t_run("spans", test_spans);
+    t_run("nats_server_killed", test_nats_server_killed);
+    return t_done();
+}
