@@ -699,17 +699,8 @@ static void test_nats_server_killed(void)
 
 int main(int argc, char **argv)
 {
-    sonde = getenv("SN_SONDE");
-    if (!sonde && argc >= 2) {
-        sonde = argv[1];
-        argc--;
-        argv++;
-    }
-    if (!sonde) {
-        fprintf(stderr, "usage: SN_SONDE=SONDE %s [CASE-FILTER], or %s SONDE [CASE-FILTER]\n",
-                argv[0], argv[0]);
+    if (!(sonde = th_sonde_binary(&argc, &argv)))
         return 2;
-    }
     t_init(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     t_run("spans", test_spans);

@@ -723,3 +723,18 @@ void th_nats_free(struct th_nats *n)
             wait_gone(n, i, KILL_MS);
         }
 }
+
+const char *th_sonde_binary(int *argc, char ***argv)
+{
+    const char *sonde = getenv("SN_SONDE");
+    if (!sonde && *argc >= 2) {
+        sonde = (*argv)[1];
+        (*argv)[1] = (*argv)[0];
+        (*argc)--;
+        (*argv)++;
+    }
+    if (!sonde)
+        fprintf(stderr, "usage: SN_SONDE=SONDE %s [CASE-FILTER], or %s SONDE [CASE-FILTER]\n",
+                (*argv)[0], (*argv)[0]);
+    return sonde;
+}

@@ -103,4 +103,9 @@ void th_nats_dump(const struct th_nats *n);
 /* Stops by PID whatever is still running; keeps the directory. n may be zeroed; safe twice. */
 void th_nats_free(struct th_nats *n);
 
+/* The sonde binary a fleet test runs: $SN_SONDE (as CTest runs it), else argv[1], which is then
+ * taken out of the arguments so that the case filter follows. NULL, with a usage line on
+ * stderr, when neither gives one. */
+const char *th_sonde_binary(int *argc, char ***argv);
+
 #endif
