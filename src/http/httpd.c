@@ -94,6 +94,7 @@ struct sn_http {
     struct MHD_Daemon *d;
     struct sn_http_opts o;
     int port;
+    _Atomic bool closing; /* sn_http_stop() began: on_accept() refuses */
     pthread_t parker, sweeper;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -305,6 +306,8 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     int why = -1;
     (void)addrlen;
 
+    if (atomic_load(&h->closing))
+        return MHD_NO; /* stopping: no new connection (in place of MHD_quiesce_daemon()) */
     ip_key(addr, key, who, sizeof(who));
     pthread_mutex_lock(&h->conn_mu);
     struct ipcount *ipc = ip_find(h, key, false);
@@ -1042,7 +1045,11 @@ void sn_http_stop(struct sn_http *h)
 {
     if (!h)
         return;
-    MHD_quiesce_daemon(h->d);
+    /* new connections are refused from now on by on_accept(). Not MHD_quiesce_daemon(): it
+     * takes the listen socket out of the epoll set from this thread while the daemon's own
+     * thread may do the same at its connection limit, and libmicrohttpd 0.9.75 then aborts
+     * ("Failed to remove listen FD from epoll set", seen once in CI) */
+    atomic_store(&h->closing, true);
     pthread_mutex_lock(&h->conn_mu);
     h->sweep_stop = true;
     pthread_cond_signal(&h->sweep_cv);
