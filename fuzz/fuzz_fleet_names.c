@@ -158,6 +158,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = sn_fleet_parse_member_key(s, &kind, host, hl);
     FUZZ_CHECK(rc == -EINVAL || rc == -ENOSPC);
 
+    /* the span subject parser: accepted means written back byte for byte, in range */
+    unsigned shard = 99999;
+    rc = sn_fleet_parse_span_subject(s, &shard);
+    if (rc == 0) {
+        FUZZ_CHECK(shard < SN_FLEET_SPAN_SHARDS);
+        FUZZ_CHECK(sn_fleet_span_subject(shard, back, sizeof(back)) == 0);
+        FUZZ_CHECK(strcmp(back, s) == 0 && subject_ok(back, false));
+    } else {
+        FUZZ_CHECK(rc == -EINVAL);
+    }
+    /* the shard of the first 16 bytes as a trace id */
+    if (size >= 16)
+        FUZZ_CHECK(sn_fleet_span_shard(data) < SN_FLEET_SPAN_SHARDS);
+    /* a span message id of the input as the node: valid only for a valid node id */
+    rc = sn_fleet_span_msg_id(s, 42, "s1", out, sizeof(out));
+    built(rc, out, false);
+    FUZZ_CHECK((rc == 0) == hv);
+
     /* the builders of two names: inst before the first newline, host after it */
     char *nl = strchr(s, '\n');
     if (nl) {
@@ -189,24 +207,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
-    /* the span subject parser: accepted means written back byte for byte, in range */
-    unsigned shard = 99999;
-    rc = sn_fleet_parse_span_subject(s, &shard);
-    if (rc == 0) {
-        FUZZ_CHECK(shard < SN_FLEET_SPAN_SHARDS);
-        FUZZ_CHECK(sn_fleet_span_subject(shard, back, sizeof(back)) == 0);
-        FUZZ_CHECK(strcmp(back, s) == 0 && subject_ok(back, false));
-    } else {
-        FUZZ_CHECK(rc == -EINVAL);
-    }
-    /* the shard of the first 16 bytes as a trace id */
-    if (size >= 16)
-        FUZZ_CHECK(sn_fleet_span_shard(data) < SN_FLEET_SPAN_SHARDS);
-    /* a span message id of the input as the node: valid only for a valid node id */
-    rc = sn_fleet_span_msg_id(s, 42, "s1", out, sizeof(out));
-    built(rc, out, false);
-    FUZZ_CHECK((rc == 0) == hv);
-
     free(s);
     return 0;
 }
