@@ -43,26 +43,37 @@ static int bad(char *why, size_t len, const char *fmt, ...)
     return -EINVAL;
 }
 
-/* A strategy object {type, param} (where: its path, for messages). */
-static int check_strategy(const json_t *s, const char *where, bool service, char *why, size_t len)
+enum strategy_of { OF_DEFAULT, OF_SERVICE, OF_OPERATION };
+
+/* A strategy object {type, param}, of a service ({service, ...}) or an operation ({operation,
+ * ...}, probabilistic only: Jaeger's per-operation response carries no rate limit), the
+ * default and services' with their operation_strategies (where: its path, for messages). */
+static int check_strategy(const json_t *s, const char *where, enum strategy_of of, char *why,
+                          size_t len)
 {
-    const char *k;
+    const char *k, *name = of == OF_SERVICE ? "service" : of == OF_OPERATION ? "operation" : NULL;
     const json_t *v;
     if (!json_is_object(s))
         return bad(why, len, "%s: not an object", where);
     json_object_foreach((json_t *)s, k, v)
     {
-        if (strcmp(k, "type") && strcmp(k, "param") && !(service && strcmp(k, "service") == 0) &&
-            strcmp(k, "operation_strategies"))
+        if (strcmp(k, "type") && strcmp(k, "param") && !(name && strcmp(k, name) == 0) &&
+            !(of != OF_OPERATION && strcmp(k, "operation_strategies") == 0))
             return bad(why, len, "%s: unknown member \"%s\"", where, k);
     }
     const char *type = json_string_value(json_object_get(s, "type"));
     const json_t *param = json_object_get(s, "param");
-    if (service) {
-        const char *svc = json_string_value(json_object_get(s, "service"));
-        if (!svc || !*svc)
-            return bad(why, len, "%s.service: a service name is required", where);
+    if (name) {
+        const char *n = json_string_value(json_object_get(s, name));
+        if (!n || !*n)
+            return bad(why, len, "%s.%s: a%s name is required", where, name,
+                       of == OF_OPERATION ? "n operation" : " service");
     }
+    if (of == OF_OPERATION && !(type && strcmp(type, "probabilistic") == 0))
+        return bad(why, len,
+                   "%s.type: \"probabilistic\" (an operation's strategy has no rate limit in "
+                   "Jaeger's remote sampling)",
+                   where);
     if (!type || (strcmp(type, "probabilistic") && strcmp(type, "ratelimiting")))
         return bad(why, len, "%s.type: \"probabilistic\" or \"ratelimiting\"", where);
     if (!json_is_number(param))
@@ -72,6 +83,17 @@ static int check_strategy(const json_t *s, const char *where, bool service, char
         return bad(why, len, "%s.param: a probability is in [0, 1]", where);
     if (strcmp(type, "ratelimiting") == 0 && !(p >= 0 && p <= 1e6))
         return bad(why, len, "%s.param: traces per second, from 0 to 1000000", where);
+    const json_t *ops = json_object_get(s, "operation_strategies");
+    if (ops && !json_is_array(ops))
+        return bad(why, len, "%s.operation_strategies: a list of {operation, type, param}", where);
+    size_t i;
+    json_array_foreach(ops, i, v)
+    {
+        char at[96];
+        snprintf(at, sizeof(at), "%s.operation_strategies[%zu]", where, i);
+        if (check_strategy(v, at, OF_OPERATION, why, len) < 0)
+            return -EINVAL;
+    }
     return 0;
 }
 
@@ -109,7 +131,7 @@ int sn_sampling_parse(const json_t *doc, struct sn_sampling_cfg *cfg, char *why,
                        "unknown member \"%s\" (default_strategy, service_strategies, tail)", k);
     }
     const json_t *d = json_object_get(doc, "default_strategy");
-    if (d && check_strategy(d, "default_strategy", false, why, len) < 0)
+    if (d && check_strategy(d, "default_strategy", OF_DEFAULT, why, len) < 0)
         return -EINVAL;
     const json_t *ss = json_object_get(doc, "service_strategies");
     if (ss && !json_is_array(ss))
@@ -119,7 +141,7 @@ int sn_sampling_parse(const json_t *doc, struct sn_sampling_cfg *cfg, char *why,
     {
         char where[64];
         snprintf(where, sizeof(where), "service_strategies[%zu]", i);
-        if (check_strategy(v, where, true, why, len) < 0)
+        if (check_strategy(v, where, OF_SERVICE, why, len) < 0)
             return -EINVAL;
     }
     const json_t *t = json_object_get(doc, "tail");
@@ -161,9 +183,51 @@ void sn_sampling_cfg_fini(struct sn_sampling_cfg *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
+/* Whether operation op is among list's strategies. */
+static bool has_operation(const json_t *list, const char *op)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *o = json_string_value(json_object_get(v, "operation"));
+        if (o && strcmp(o, op) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Appends list's operation strategies, those not already in out (a service's own come first
+ * and take precedence over the default's), as Jaeger's {operation, probabilisticSampling}. */
+static int add_operations(json_t *out, const json_t *list)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *op = json_string_value(json_object_get(v, "operation"));
+        if (!has_operation(out, op) &&
+            json_array_append_new(out, json_pack("{s:s, s:{s:f}}", "operation", op,
+                                                 "probabilisticSampling", "samplingRate",
+                                                 json_number_value(json_object_get(v, "param")))))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The probability of a strategy's operations no operation strategy names: its own under
+ * "probabilistic", else Jaeger's 0.001. */
+static double operations_default(const json_t *s)
+{
+    const char *type = json_string_value(json_object_get(s, "type"));
+    return type && strcmp(type, "probabilistic") == 0
+               ? json_number_value(json_object_get(s, "param"))
+               : 0.001;
+}
+
 json_t *sn_sampling_strategy(const struct sn_sampling_cfg *cfg, const char *service)
 {
-    const json_t *s = json_object_get(cfg->doc, "default_strategy"), *v;
+    const json_t *d = json_object_get(cfg->doc, "default_strategy"), *s = d, *v;
     size_t i;
     json_array_foreach(json_object_get(cfg->doc, "service_strategies"), i, v)
     {
@@ -175,11 +239,28 @@ json_t *sn_sampling_strategy(const struct sn_sampling_cfg *cfg, const char *serv
     }
     const char *type = s ? json_string_value(json_object_get(s, "type")) : "probabilistic";
     double param = s ? json_number_value(json_object_get(s, "param")) : 1.0;
-    if (strcmp(type, "ratelimiting") == 0)
-        return json_pack("{s:s, s:{s:i}}", "strategyType", "RATE_LIMITING", "rateLimitingSampling",
-                         "maxTracesPerSecond", (int)param);
-    return json_pack("{s:s, s:{s:f}}", "strategyType", "PROBABILISTIC", "probabilisticSampling",
-                     "samplingRate", param);
+    bool prob = strcmp(type, "ratelimiting") != 0;
+    json_t *r = prob ? json_pack("{s:s, s:{s:f}}", "strategyType", "PROBABILISTIC",
+                                 "probabilisticSampling", "samplingRate", param)
+                     : json_pack("{s:s, s:{s:i}}", "strategyType", "RATE_LIMITING",
+                                 "rateLimitingSampling", "maxTracesPerSecond", (int)param);
+    const json_t *own = s ? json_object_get(s, "operation_strategies") : NULL;
+    const json_t *dflt = d && s != d ? json_object_get(d, "operation_strategies") : NULL;
+    if (!r || (!json_array_size(own) && !json_array_size(dflt)))
+        return r;
+    /* per operation, as Jaeger's strategy store answers: the service's own, then those of the
+     * default it does not name; other operations at the service's probability (or, under a
+     * rate limit, at the default's when the service names none) */
+    double other = prob || json_array_size(own) ? operations_default(s) : operations_default(d);
+    json_t *os = json_pack("{s:f, s:f, s:[]}", "defaultSamplingProbability", other,
+                           "defaultLowerBoundTracesPerSecond", 0.0, "perOperationStrategies");
+    json_t *ops = json_object_get(os, "perOperationStrategies");
+    if (!os || add_operations(ops, own) < 0 || add_operations(ops, dflt) < 0 ||
+        json_object_set_new(r, "operationSampling", os) < 0) {
+        json_decref(r);
+        return NULL;
+    }
+    return r;
 }
 
 /* ---- The tail sampler ------------------------------------------------------------------------ */

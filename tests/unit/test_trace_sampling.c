@@ -19,6 +19,80 @@
 
 /* ---- Configuration ---------------------------------------------------------------------- */
 
+/* The response for service of the configuration doc, compact. */
+static char *strategy_of(const char *doc, const char *service)
+{
+    struct sn_sampling_cfg c;
+    char why[256];
+    json_t *d = json_loads(doc, 0, NULL);
+    if (!d || sn_sampling_parse(d, &c, why, sizeof(why)) < 0) {
+        json_decref(d);
+        return strdup(why);
+    }
+    json_t *st = sn_sampling_strategy(&c, service);
+    char *s = json_dumps(st, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(st);
+    sn_sampling_cfg_fini(&c);
+    json_decref(d);
+    return s;
+}
+
+/* Per-operation strategies, merged as Jaeger's strategy store merges them: a service's own
+ * first, then the default's it does not name; the probability of other operations. */
+static void test_operations(void)
+{
+    static const char *doc =
+        "{\"default_strategy\":{\"type\":\"probabilistic\",\"param\":0.5,"
+        "\"operation_strategies\":[{\"operation\":\"/health\",\"type\":\"probabilistic\","
+        "\"param\":0},{\"operation\":\"/login\",\"type\":\"probabilistic\",\"param\":1}]},"
+        "\"service_strategies\":["
+        "{\"service\":\"cart\",\"type\":\"probabilistic\",\"param\":0.25,"
+        "\"operation_strategies\":[{\"operation\":\"/login\",\"type\":\"probabilistic\","
+        "\"param\":0.75},{\"operation\":\"GET /cart\",\"type\":\"probabilistic\","
+        "\"param\":0.125}]},"
+        "{\"service\":\"pay\",\"type\":\"probabilistic\",\"param\":0.8},"
+        "{\"service\":\"ship\",\"type\":\"ratelimiting\",\"param\":10}]}";
+    char *s = strategy_of(doc, "cart");
+    T_STR(s, "{\"strategyType\":\"PROBABILISTIC\",\"probabilisticSampling\":{\"samplingRate\":"
+             "0.25},\"operationSampling\":{\"defaultSamplingProbability\":0.25,"
+             "\"defaultLowerBoundTracesPerSecond\":0.0,\"perOperationStrategies\":["
+             "{\"operation\":\"/login\",\"probabilisticSampling\":{\"samplingRate\":0.75}},"
+             "{\"operation\":\"GET /cart\",\"probabilisticSampling\":{\"samplingRate\":0.125}},"
+             "{\"operation\":\"/health\",\"probabilisticSampling\":{\"samplingRate\":0.0}}]}}");
+    free(s);
+    s = strategy_of(doc, "pay"); /* none of its own: the default's, at its own probability */
+    T_STR(s, "{\"strategyType\":\"PROBABILISTIC\",\"probabilisticSampling\":{\"samplingRate\":"
+             "0.8},\"operationSampling\":{\"defaultSamplingProbability\":0.8,"
+             "\"defaultLowerBoundTracesPerSecond\":0.0,\"perOperationStrategies\":["
+             "{\"operation\":\"/health\",\"probabilisticSampling\":{\"samplingRate\":0.0}},"
+             "{\"operation\":\"/login\",\"probabilisticSampling\":{\"samplingRate\":1.0}}]}}");
+    free(s);
+    s = strategy_of(doc, "ship"); /* a rate limit: other operations at the default's */
+    T_STR(s, "{\"strategyType\":\"RATE_LIMITING\",\"rateLimitingSampling\":{\"maxTracesPerSecond\":"
+             "10},\"operationSampling\":{\"defaultSamplingProbability\":0.5,"
+             "\"defaultLowerBoundTracesPerSecond\":0.0,\"perOperationStrategies\":["
+             "{\"operation\":\"/health\",\"probabilisticSampling\":{\"samplingRate\":0.0}},"
+             "{\"operation\":\"/login\",\"probabilisticSampling\":{\"samplingRate\":1.0}}]}}");
+    free(s);
+    s = strategy_of(doc, "unknown"); /* the default strategy, with its operations */
+    T_STR(s, "{\"strategyType\":\"PROBABILISTIC\",\"probabilisticSampling\":{\"samplingRate\":"
+             "0.5},\"operationSampling\":{\"defaultSamplingProbability\":0.5,"
+             "\"defaultLowerBoundTracesPerSecond\":0.0,\"perOperationStrategies\":["
+             "{\"operation\":\"/health\",\"probabilisticSampling\":{\"samplingRate\":0.0}},"
+             "{\"operation\":\"/login\",\"probabilisticSampling\":{\"samplingRate\":1.0}}]}}");
+    free(s);
+    /* a rate-limited service naming operations: others at Jaeger's 0.001 */
+    s = strategy_of("{\"service_strategies\":[{\"service\":\"q\",\"type\":\"ratelimiting\","
+                    "\"param\":3,\"operation_strategies\":[{\"operation\":\"poll\","
+                    "\"type\":\"probabilistic\",\"param\":0.5}]}]}",
+                    "q");
+    T_STR(s, "{\"strategyType\":\"RATE_LIMITING\",\"rateLimitingSampling\":{\"maxTracesPerSecond\":"
+             "3},\"operationSampling\":{\"defaultSamplingProbability\":0.001,"
+             "\"defaultLowerBoundTracesPerSecond\":0.0,\"perOperationStrategies\":["
+             "{\"operation\":\"poll\",\"probabilisticSampling\":{\"samplingRate\":0.5}}]}}");
+    free(s);
+}
+
 static void test_parse(void)
 {
     struct sn_sampling_cfg c;
@@ -88,6 +162,25 @@ static void test_parse(void)
         {"{\"tail\":{\"drop_rate\":2}}", "tail.drop_rate: a number from 0 to 1"},
         {"{\"tail\":{\"decision_wait\":0}}", "tail.decision_wait: a number from 1 to 300"},
         {"{\"tail\":{\"keep_errors\":1}}", "tail.keep_errors: true or false"},
+        {"{\"default_strategy\":{\"type\":\"probabilistic\",\"param\":1,"
+         "\"operation_strategies\":{}}}",
+         "default_strategy.operation_strategies: a list of {operation, type, param}"},
+        {"{\"service_strategies\":[{\"service\":\"a\",\"type\":\"ratelimiting\",\"param\":1,"
+         "\"operation_strategies\":[{\"operation\":\"GET\",\"type\":\"ratelimiting\","
+         "\"param\":5}]}]}",
+         "service_strategies[0].operation_strategies[0].type: \"probabilistic\" (an operation's "
+         "strategy has no rate limit in Jaeger's remote sampling)"},
+        {"{\"default_strategy\":{\"type\":\"probabilistic\",\"param\":1,"
+         "\"operation_strategies\":[{\"type\":\"probabilistic\",\"param\":0.5}]}}",
+         "default_strategy.operation_strategies[0].operation: an operation name is required"},
+        {"{\"default_strategy\":{\"type\":\"probabilistic\",\"param\":1,"
+         "\"operation_strategies\":[{\"operation\":\"x\",\"type\":\"probabilistic\","
+         "\"param\":2}]}}",
+         "default_strategy.operation_strategies[0].param: a probability is in [0, 1]"},
+        {"{\"default_strategy\":{\"type\":\"probabilistic\",\"param\":1,"
+         "\"operation_strategies\":[{\"operation\":\"x\",\"type\":\"probabilistic\","
+         "\"param\":0.5,\"operation_strategies\":[]}]}}",
+         "default_strategy.operation_strategies[0]: unknown member \"operation_strategies\""},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *d = json_loads(bad[i].doc, JSON_DECODE_ANY, NULL);
@@ -272,6 +365,7 @@ int main(int argc, char **argv)
 {
     t_init(argc, argv);
     t_run("parse", test_parse);
+    t_run("operations", test_operations);
     t_run("tail_rules", test_tail_rules);
     t_run("tail_rate", test_tail_rate);
     t_run("tail_full_and_close", test_tail_full_and_close);
