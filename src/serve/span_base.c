@@ -130,8 +130,10 @@ void sn_span_base_fill(void *arg, const struct sn_span_rekey *r)
     free(rcs);
 out:
     if (rc < 0)
-        sn_log(SN_LOG_WARN, "serve", "instrumentation %s: its past is not filled from the spans "
-               "received before: %s", in->key, sn_strerror(rc));
+        sn_log(SN_LOG_WARN, "serve",
+               "instrumentation %s: its past is not filled from the spans "
+               "received before: %s",
+               in->key, sn_strerror(rc));
     sn_agg_view_close(bv);
     sn_agg_view_close(iv);
     sn_span_metrics_frames_free(f, nf);
@@ -182,13 +184,12 @@ static int before_read(void *arg, enum sn_tier tier, int64_t from, int64_t to,
     size_t nrec = 0, nres = 0, capr = 0, nf = 0, capf = 0;
     bool values;
     int rc;
-    int64_t period = tier == SN_TIER_RAW ? (b->in->granularity ? b->in->granularity : 1)
-                                         : sn_tier_period(tier);
+    int64_t period =
+        tier == SN_TIER_RAW ? (b->in->granularity ? b->in->granularity : 1) : sn_tier_period(tier);
 
     *out = NULL;
     *n = 0;
-    if ((rc = sn_store_read(s->store, SN_SPAN_BASE_KEY, tier, from, to, &recs, &nrec, &values)) <
-        0)
+    if ((rc = sn_store_read(s->store, SN_SPAN_BASE_KEY, tier, from, to, &recs, &nrec, &values)) < 0)
         return rc == -ENOENT ? 0 : rc;
     /* a slot of the instrumentation's per period (raw: its granularity; the base's is 1 s) */
     for (size_t i = 0; i <= nrec && rc == 0; i++) {
@@ -244,8 +245,8 @@ int sn_span_base_view(struct sn_server *s, const struct sn_instn *in,
         return sn_history_view(s->store, s->agg, in->key, p, from, to, out);
     /* its own records from its creation on, rounded up to the tier's period: no period is
      * half its own */
-    int64_t period = p->tier == SN_TIER_RAW ? (in->granularity ? in->granularity : 1)
-                                            : sn_tier_period(p->tier);
+    int64_t period =
+        p->tier == SN_TIER_RAW ? (in->granularity ? in->granularity : 1) : sn_tier_period(p->tier);
     int64_t created = in->crtime_ms / 1000;
     int64_t since = align_down(created + period - 1, period);
     return sn_history_view_before(s->store, s->agg, in->key, p, from, to, since, before_read, &b,

@@ -45,7 +45,7 @@ struct sn_ds_slot;
 
 /* The base's key in the aggregator and the store: never an instrumentation's ("N",
  * "tenant/N"). */
-#define SN_SPAN_BASE_KEY "trace.spans"
+#define SN_SPAN_BASE_KEY  "trace.spans"
 /* The separators of the base's keys: fields by 0x1f; a field whose text was cut at
  * SN_SPAN_BASE_TEXT bytes or held a separator ('?' in its place) is followed by 0x1e and the
  * 16 hex digits of its full text's hash (agent/catalog.h), so that predicates stay exact. */

@@ -66,8 +66,8 @@ static struct sn_ds_slot *column(int64_t t, const struct sn_ds_slot *const *s, s
 
 /* key's records of tier t in [from, to), those before since from before() when given. */
 static int records(struct sn_store *st, const char *key, enum sn_tier t, int64_t from, int64_t to,
-                   int64_t since, sn_history_before_fn before, void *arg,
-                   struct sn_ds_slot ***recs, size_t *nrec, bool *values)
+                   int64_t since, sn_history_before_fn before, void *arg, struct sn_ds_slot ***recs,
+                   size_t *nrec, bool *values)
 {
     int rc;
     if (!before || from >= since)
@@ -101,9 +101,8 @@ int sn_history_view(struct sn_store *st, struct sn_agg *agg, const char *key,
 }
 
 int sn_history_view_before(struct sn_store *st, struct sn_agg *agg, const char *key,
-                           const struct sn_history_pick *p, int64_t from, int64_t to,
-                           int64_t since, sn_history_before_fn before, void *arg,
-                           struct sn_agg_view **out)
+                           const struct sn_history_pick *p, int64_t from, int64_t to, int64_t since,
+                           sn_history_before_fn before, void *arg, struct sn_agg_view **out)
 {
     struct sn_ds_opts o;
     struct sn_ds_slot **recs = NULL, **cols = NULL;
@@ -116,8 +115,7 @@ int sn_history_view_before(struct sn_store *st, struct sn_agg *agg, const char *
         return sn_agg_view_open(agg, key, from, to, out);
     if (sn_agg_opts(agg, key, &o) < 0)
         return -ENOENT;
-    if ((rc = records(st, key, p->tier, from, to, since, before, arg, &recs, &nrec, &values)) <
-        0) {
+    if ((rc = records(st, key, p->tier, from, to, since, before, arg, &recs, &nrec, &values)) < 0) {
         for (size_t k = 0; k < nrec; k++)
             sn_ds_slot_unref(recs[k]);
         free(recs);

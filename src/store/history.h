@@ -44,8 +44,7 @@ typedef int (*sn_history_before_fn)(void *arg, enum sn_tier t, int64_t from, int
  * instead of key's own (an instrumentation answered for the time before it existed from
  * another series: serve/span_base.h); memory still wins at the raw tier. */
 int sn_history_view_before(struct sn_store *st, struct sn_agg *agg, const char *key,
-                           const struct sn_history_pick *p, int64_t from, int64_t to,
-                           int64_t since, sn_history_before_fn before, void *arg,
-                           struct sn_agg_view **out);
+                           const struct sn_history_pick *p, int64_t from, int64_t to, int64_t since,
+                           sn_history_before_fn before, void *arg, struct sn_agg_view **out);
 
 #endif

@@ -1766,16 +1766,18 @@ static void test_span_metrics(void)
 /* ---- 4b. the base: trace.spans answers for the spans received before it existed ---------- */
 
 /* One heatmap pixel's keys of instrumentation id at second t (width 10, height 30 of 30
- * buckets, ymax 30 ms: a row per ms; y from the top) as sorted-key JSON text, polled until it equals want. */
+ * buckets, ymax 30 ms: a row per ms; y from the top) as sorted-key JSON text, polled until it
+ * equals want. */
 static void check_pixel(int port, int id, int64_t t, int y, const char *want)
 {
     char *got = NULL;
     for (int i = 0; i < POLL_TRIES; i++) {
         int st;
-        json_t *j = jget(port, &st, NULL,
-                         "/ca/instrumentations/%d/value/heatmap/details?start_time=%" PRId64
-                         "&duration=1&width=10&height=30&nbuckets=30&ymax=30000000&x=5&y=%d&timeout=0",
-                         id, t, y);
+        json_t *j =
+            jget(port, &st, NULL,
+                 "/ca/instrumentations/%d/value/heatmap/details?start_time=%" PRId64
+                 "&duration=1&width=10&height=30&nbuckets=30&ymax=30000000&x=5&y=%d&timeout=0",
+                 id, t, y);
         free(got);
         got = json_dumps(json_object_get(j, "present"), JSON_SORT_KEYS | JSON_COMPACT);
         json_decref(j);
