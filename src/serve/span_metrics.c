@@ -515,7 +515,8 @@ int sn_span_metrics_rekey(const struct sn_span_rekey *r, const struct sn_ds_slot
             uint64_t c;
             if (!sn_hist_bucket_at(e->hist, j, &b, &c) || !c)
                 continue;
-            ev.num[SN_SPAN_F_LATENCY] = (int64_t)sn_bucket_to_double(b);
+            double lo = sn_bucket_to_double(b); /* the bucket's lower edge, as an integer */
+            ev.num[SN_SPAN_F_LATENCY] = !(lo > 0) ? 0 : lo >= 0x1p63 ? INT64_MAX : (int64_t)lo;
             if (!other && !sn_pred_eval(&p->spec.pred, &ev))
                 continue;
             const char *k = key;
