@@ -18,6 +18,11 @@
  *   - trace.spans instrumentations: exact counts per key and latency bucket, per second a span
  *     ended in, predicates on status and kind, host from host.name, refused spans not counted,
  *     late and timestamp-less spans, a PNG heatmap, running again after a restart;
+ *   - the base of trace.spans: instrumentations created after the spans (by service, by name
+ *     of ERROR spans, a persist-data one by host of CLIENT spans) answer for them exactly: raw
+ *     values, heatmap pixels, history older than their memory at the raw and 1-minute tiers,
+ *     a predicate on a 200-byte name; 1000 requests around a create counted once; all again
+ *     after a restart, and an instrumentation created after it; /metrics counts the base;
  *   - --otlp-listen / --zipkin-listen answer the span routes only (everything else 404);
  *   - concurrent ingest stores each acknowledged request exactly once; with --trace-queue 1
  *     a full queue answers 503 + Retry-After: 1 and stores nothing of that request;
