@@ -98,7 +98,8 @@ void sn_span_base_fill(void *arg, const struct sn_span_rekey *r)
     }
     for (size_t i = 0; i < ni; i++)
         have[i] = align_down(is[i]->t, g);
-    qsort(have, ni, sizeof(*have), cmp_i64);
+    if (ni)
+        qsort(have, ni, sizeof(*have), cmp_i64);
     for (size_t i = 0; i < nb; i++) {
         int64_t t = align_down(bs[i]->t, g);
         if (ni && bsearch(&t, have, ni, sizeof(*have), cmp_i64))

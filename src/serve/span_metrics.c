@@ -97,6 +97,13 @@ int sn_span_metrics_enable_fill(struct sn_span_metrics *sm, const char *key, con
     const json_t *pred = json_object_get(def, "predicate");
     in->pred = json_is_object(pred) && json_object_size(pred) > 0;
     pthread_rwlock_wrlock(&sm->lock);
+    struct sn_span_rekey **a = sn_grow(sm->insts, &sm->cap, sm->n + 1, sizeof(*a));
+    if (!a) {
+        pthread_rwlock_unlock(&sm->lock);
+        free(in);
+        return -ENOMEM;
+    }
+    sm->insts = a;
     if (fill) /* no request is between its frames and their publishing now */
         fill(arg, in);
     ssize_t i = find(sm, key);
@@ -104,13 +111,6 @@ int sn_span_metrics_enable_fill(struct sn_span_metrics *sm, const char *key, con
         free(sm->insts[i]);
         sm->insts[i] = in;
     } else {
-        struct sn_span_rekey **a = sn_grow(sm->insts, &sm->cap, sm->n + 1, sizeof(*a));
-        if (!a) {
-            pthread_rwlock_unlock(&sm->lock);
-            free(in);
-            return -ENOMEM;
-        }
-        sm->insts = a;
         sm->insts[sm->n++] = in;
     }
     pthread_rwlock_unlock(&sm->lock);
