@@ -207,10 +207,12 @@ int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, si
         return -ENOMEM;
     }
     if (sn_span_metrics_handles(def)) { /* spans: this server is their one source */
-        /* its past from the base, counted once: filled before it runs (serve/span_base.h) */
-        struct sn_span_base_fill fill = {s, in};
-        rc = sn_span_metrics_enable_fill(s->spanm, in->key, def, s->key_cap, sn_span_base_fill,
-                                         &fill, why, whylen);
+        /* its past from the base, counted once (serve/span_base.h); none in a fleet */
+        struct sn_span_base_fill fill;
+        sn_span_base_fill_init(&fill, s, in);
+        rc = sn_span_metrics_enable_fill(s->spanm, in->key, def, s->key_cap,
+                                         s->span_base ? &fill.f : NULL, why, whylen);
+        sn_span_base_fill_fini(&fill);
         json_decref(def);
         if (rc == 0)
             sn_flow_report_status(s, s->host, in->key, 0, "");

@@ -66,32 +66,62 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void sn_span_base_fill(void *arg, const struct sn_span_rekey *r)
+/* The seconds the base's memory holds for sure at now (its retention); older ones are final in
+ * the store (a span that late is refused as late). */
+static int64_t mem_start(int64_t now)
+{
+    return now - SN_SPAN_BASE_RETENTION + 1;
+}
+
+static int64_t fill_from(const struct sn_span_base_fill *x)
+{
+    int64_t g = x->in->granularity ? x->in->granularity : 1;
+    return align_down(x->now - (int64_t)x->in->retention, g);
+}
+
+/* Under span metrics' write lock: references, no copies. */
+static void fill_snap(void *arg)
+{
+    struct sn_span_base_fill *x = arg;
+    struct sn_server *s = x->s;
+    x->now = sn_now();
+    int64_t from = fill_from(x), to = x->now + SN_DS_MAX_FUTURE + 1, m = mem_start(x->now);
+    if (sn_agg_view_open(s->agg, SN_SPAN_BASE_KEY, from > m ? from : m, to, &x->bv) < 0 ||
+        sn_agg_view_open(s->agg, x->in->key, from, to, &x->iv) < 0) {
+        sn_agg_view_close(x->bv);
+        x->bv = NULL;
+    }
+}
+
+static void fill_run(void *arg, const struct sn_span_rekey *r)
 {
     struct sn_span_base_fill *x = arg;
     struct sn_server *s = x->s;
     const struct sn_instn *in = x->in;
-    int64_t now = sn_now(), g = in->granularity ? in->granularity : 1;
-    int64_t from = align_down(now - (int64_t)in->retention, g), to = now + SN_DS_MAX_FUTURE + 1;
-    struct sn_history_pick raw = {.memory = false, .tier = SN_TIER_RAW, .gran = 1};
-    struct sn_agg_view *bv = NULL, *iv = NULL;
-    const struct sn_ds_slot **bs, **is;
+    int64_t g = in->granularity ? in->granularity : 1, from = fill_from(x), m = mem_start(x->now);
+    const struct sn_ds_slot **mem, **is;
+    struct sn_ds_slot **recs = NULL;
     struct sn_wire_frame *f = NULL;
     const struct sn_wire_frame **fp = NULL;
     int64_t *have = NULL;
-    size_t nf = 0, capf = 0;
-    int rc;
+    size_t nrec = 0, nf = 0, capf = 0;
+    bool values;
+    int rc = 0;
 
-    if (!s->span_base)
-        return;
-    /* the base as the store and memory hold it (memory's where both have a second) */
-    if ((rc = sn_history_view(s->store, s->agg, SN_SPAN_BASE_KEY, &raw, from, to, &bv)) < 0 ||
-        (rc = sn_agg_view_open(s->agg, in->key, from, to, &iv)) < 0)
+    if (!x->bv) {
+        rc = -ENOMEM;
         goto out;
-    size_t nb = sn_agg_view_slots(bv, &bs), ni = sn_agg_view_slots(iv, &is);
-    if (!nb)
-        goto out;
-    /* the slots it holds (its own records, restored at a restart) are its own */
+    }
+    /* the seconds older than the base's memory: from its records */
+    if (from < m &&
+        (rc = sn_store_read(s->store, SN_SPAN_BASE_KEY, SN_TIER_RAW, from, m, &recs, &nrec,
+                            &values)) < 0) {
+        if (rc != -ENOENT)
+            goto out;
+        rc = 0;
+    }
+    size_t nmem = sn_agg_view_slots(x->bv, &mem), ni = sn_agg_view_slots(x->iv, &is);
+    /* the slots it held (its own records, restored at a restart) are its own */
     if (ni && !(have = malloc(ni * sizeof(*have)))) {
         rc = -ENOMEM;
         goto out;
@@ -100,8 +130,9 @@ void sn_span_base_fill(void *arg, const struct sn_span_rekey *r)
         have[i] = align_down(is[i]->t, g);
     if (ni)
         qsort(have, ni, sizeof(*have), cmp_i64);
-    for (size_t i = 0; i < nb; i++) {
-        int64_t t = align_down(bs[i]->t, g);
+    for (size_t i = 0; i < nrec + nmem; i++) {
+        const struct sn_ds_slot *b = i < nrec ? recs[i] : mem[i - nrec];
+        int64_t t = align_down(b->t, g);
         if (ni && bsearch(&t, have, ni, sizeof(*have), cmp_i64))
             continue;
         struct sn_wire_frame *a = sn_grow(f, &capf, nf + 1, sizeof(*a));
@@ -110,7 +141,7 @@ void sn_span_base_fill(void *arg, const struct sn_span_rekey *r)
             goto out;
         }
         f = a;
-        if ((rc = sn_span_metrics_rekey(r, bs[i], s->host, &f[nf], NULL)) < 0)
+        if ((rc = sn_span_metrics_rekey(r, b, s->host, &f[nf], NULL)) < 0)
             goto out;
         if (f[nf].total || f[nf].over_cap)
             nf++;
@@ -127,19 +158,33 @@ void sn_span_base_fill(void *arg, const struct sn_span_rekey *r)
     for (size_t i = 0; i < nf; i++)
         fp[i] = &f[i];
     if (nf) /* as frames of its one source: the store writes them as its own */
-        sn_flow_frames(s, fp, nf, now, false, rcs, NULL);
+        sn_flow_frames(s, fp, nf, x->now, false, rcs, NULL);
     free(rcs);
 out:
     if (rc < 0)
         sn_log(SN_LOG_WARN, "serve",
-               "instrumentation %s: its past is not filled from the spans "
-               "received before: %s",
+               "instrumentation %s: its past is not filled from the spans received before: %s",
                in->key, sn_strerror(rc));
-    sn_agg_view_close(bv);
-    sn_agg_view_close(iv);
+    for (size_t i = 0; i < nrec; i++)
+        sn_ds_slot_unref(recs[i]);
+    free(recs);
     sn_span_metrics_frames_free(f, nf);
     free(fp);
     free(have);
+}
+
+void sn_span_base_fill_init(struct sn_span_base_fill *x, struct sn_server *s,
+                            const struct sn_instn *in)
+{
+    *x = (struct sn_span_base_fill){.s = s, .in = in};
+    x->f = (struct sn_span_fill){fill_snap, fill_run, x};
+}
+
+void sn_span_base_fill_fini(struct sn_span_base_fill *x)
+{
+    sn_agg_view_close(x->bv);
+    sn_agg_view_close(x->iv);
+    x->bv = x->iv = NULL;
 }
 
 /* ---- History before an instrumentation existed --------------------------------------------- */

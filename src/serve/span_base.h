@@ -14,11 +14,12 @@
  *
  * An instrumentation of trace.spans reads the base twice:
  *   - when it starts running (its creation, and each start of the server), its memory is filled
- *     for its retention-time from the base's raw records (memory's first, the store's else):
- *     each second it holds nothing of is re-aggregated (serve/span_metrics.h,
- *     sn_span_metrics_rekey()) and published as a frame of it, so that the store writes it
- *     as its own. This runs under span metrics' write lock: a request's spans count either in
- *     the fill or live, never both.
+ *     for its retention-time from the base's raw records (memory's, and the store's for the
+ *     seconds memory no longer holds): each second it holds nothing of is re-aggregated
+ *     (serve/span_metrics.h, sn_span_metrics_rekey()) and published as a frame of it, so that
+ *     the store writes it as its own. The base is read as it was the instant before the
+ *     instrumentation started counting (a snapshot taken under span metrics' write lock): a
+ *     request's spans count either in the fill or live, never both.
  *   - a persist-data one's history (the store's tiers) for the time before it was created is
  *     the base's records of that tier re-aggregated (sn_span_base_view()): its own records
  *     answer from its creation (rounded up to the tier's period, so that no period is half its
@@ -34,9 +35,10 @@
 #include "agg/agg.h"
 #include "store/history.h"
 
+#include "serve/span_metrics.h"
+
 struct sn_server;
 struct sn_instn;
-struct sn_span_rekey;
 
 /* Seconds the base's memory keeps (older seconds are read from its raw records). */
 #define SN_SPAN_BASE_RETENTION 600
@@ -48,14 +50,23 @@ int sn_span_base_open(struct sn_server *s);
 /* Frees what sn_span_base_open() made (after the store's last write). */
 void sn_span_base_close(struct sn_server *s);
 
-/* What sn_span_base_fill() fills: instrumentation in (borrowed) of server s. */
+/* The fill of a new instrumentation from the base (serve/span_metrics.h, struct sn_span_fill):
+ * sn_span_base_fill_init() before sn_span_metrics_enable_fill() with x->f, then
+ * sn_span_base_fill_fini(). Its snapshot (under span metrics' write lock) is references to the
+ * base's slots in memory and to what in's dataset holds; the fill then (lock released) adds
+ * the records the store has of the base's older seconds, and publishes for every second of
+ * in's retention that in's dataset held nothing of the base's slots re-aggregated, as in's
+ * frames. Failures are logged. */
 struct sn_span_base_fill {
+    struct sn_span_fill f;
     struct sn_server *s;
     const struct sn_instn *in;
+    int64_t now;
+    struct sn_agg_view *bv, *iv; /* the snapshot */
 };
-/* The fill of sn_span_metrics_enable_fill() (arg: struct sn_span_base_fill): the seconds of
- * in's retention its dataset holds nothing of, from the base. Failures are logged. */
-void sn_span_base_fill(void *arg, const struct sn_span_rekey *r);
+void sn_span_base_fill_init(struct sn_span_base_fill *x, struct sn_server *s,
+                            const struct sn_instn *in);
+void sn_span_base_fill_fini(struct sn_span_base_fill *x);
 
 /* sn_history_view() for instrumentation in, with its history before its creation from the
  * base when it is a persist-data trace.spans one. */

@@ -77,11 +77,11 @@ static ssize_t find(const struct sn_span_metrics *sm, const char *key)
 int sn_span_metrics_enable(struct sn_span_metrics *sm, const char *key, const json_t *def,
                            uint32_t key_cap, char *why, size_t whylen)
 {
-    return sn_span_metrics_enable_fill(sm, key, def, key_cap, NULL, NULL, why, whylen);
+    return sn_span_metrics_enable_fill(sm, key, def, key_cap, NULL, why, whylen);
 }
 
 int sn_span_metrics_enable_fill(struct sn_span_metrics *sm, const char *key, const json_t *def,
-                                uint32_t key_cap, sn_span_fill_fn fill, void *arg, char *why,
+                                uint32_t key_cap, const struct sn_span_fill *f, char *why,
                                 size_t whylen)
 {
     struct sn_span_rekey *in = calloc(1, sizeof(*in));
@@ -104,8 +104,9 @@ int sn_span_metrics_enable_fill(struct sn_span_metrics *sm, const char *key, con
         return -ENOMEM;
     }
     sm->insts = a;
-    if (fill) /* no request is between its frames and their publishing now */
-        fill(arg, in);
+    struct sn_span_rekey copy = *in; /* for the fill: in may be replaced meanwhile */
+    if (f) /* no request is between its frames and their publishing now */
+        f->snap(f->arg);
     ssize_t i = find(sm, key);
     if (i >= 0) {
         free(sm->insts[i]);
@@ -114,6 +115,8 @@ int sn_span_metrics_enable_fill(struct sn_span_metrics *sm, const char *key, con
         sm->insts[sm->n++] = in;
     }
     pthread_rwlock_unlock(&sm->lock);
+    if (f)
+        f->fill(f->arg, &copy);
     return 0;
 }
 

@@ -23,10 +23,11 @@
  * key's fields, re-keyed to the instrumentation's decomposition.
  *
  * Counting once: sn_span_metrics_take() builds every frame of a request (the base's and every
- * instrumentation's) and publishes them while it holds the read lock, and an instrumentation
- * is filled from the base (fill of sn_span_metrics_enable_fill()) under the write lock before it
- * runs. So each request's spans are either wholly in the base when the fill reads it (and not
- * counted live in the new instrumentation), or counted live (and not yet in the base then).
+ * instrumentation's) and publishes them while it holds the read lock, and a new
+ * instrumentation's fill takes its snapshot of the base under the write lock, the instant
+ * before it runs (sn_span_metrics_enable_fill()). So each request's spans are either wholly in
+ * the snapshot (and not counted live in the new instrumentation), or counted live (and not in
+ * the snapshot).
  */
 #ifndef SN_SERVE_SPAN_METRICS_H
 #define SN_SERVE_SPAN_METRICS_H
@@ -63,12 +64,20 @@ bool sn_span_metrics_handles(const json_t *def);
  * Returns 0, or -EINVAL with CA's message in why, -ENOMEM. */
 int sn_span_metrics_enable(struct sn_span_metrics *sm, const char *key, const json_t *def,
                            uint32_t key_cap, char *why, size_t whylen);
-/* sn_span_metrics_enable(), with fill(arg, r) called once the definition compiled, with the
- * write lock held, before the instrumentation runs: no request's spans are being counted
- * meanwhile (r: the instrumentation for sn_span_metrics_rekey(); fill must not call sm). */
-typedef void (*sn_span_fill_fn)(void *arg, const struct sn_span_rekey *r);
+/* sn_span_metrics_enable(), filling the instrumentation's past first (f may be NULL): f->snap
+ * (f->arg) is called once the definition compiled, with the write lock held, just before the
+ * instrumentation runs (no request is between its frames and their publishing then: what the
+ * base holds at that instant is exactly what will not be counted live), to take references
+ * to what the fill reads (cheap: the lock holds up ingest); then, with the lock released,
+ * f->fill(f->arg, r) builds and publishes the fill from them (r: a copy of the instrumentation
+ * for sn_span_metrics_rekey()). Neither may call sm. */
+struct sn_span_fill {
+    void (*snap)(void *arg);
+    void (*fill)(void *arg, const struct sn_span_rekey *r);
+    void *arg;
+};
 int sn_span_metrics_enable_fill(struct sn_span_metrics *sm, const char *key, const json_t *def,
-                                uint32_t key_cap, sn_span_fill_fn fill, void *arg, char *why,
+                                uint32_t key_cap, const struct sn_span_fill *f, char *why,
                                 size_t whylen);
 void sn_span_metrics_disable(struct sn_span_metrics *sm, const char *key);
 /* Whether instrumentation key runs here. */
