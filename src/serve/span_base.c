@@ -113,9 +113,8 @@ static void fill_run(void *arg, const struct sn_span_rekey *r)
         goto out;
     }
     /* the seconds older than the base's memory: from its records */
-    if (from < m &&
-        (rc = sn_store_read(s->store, SN_SPAN_BASE_KEY, SN_TIER_RAW, from, m, &recs, &nrec,
-                            &values)) < 0) {
+    if (from < m && (rc = sn_store_read(s->store, SN_SPAN_BASE_KEY, SN_TIER_RAW, from, m, &recs,
+                                        &nrec, &values)) < 0) {
         if (rc != -ENOENT)
             goto out;
         rc = 0;

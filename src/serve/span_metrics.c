@@ -105,7 +105,7 @@ int sn_span_metrics_enable_fill(struct sn_span_metrics *sm, const char *key, con
     }
     sm->insts = a;
     struct sn_span_rekey copy = *in; /* for the fill: in may be replaced meanwhile */
-    if (f) /* no request is between its frames and their publishing now */
+    if (f)                           /* no request is between its frames and their publishing now */
         f->snap(f->arg);
     ssize_t i = find(sm, key);
     if (i >= 0) {
