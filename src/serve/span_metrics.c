@@ -274,12 +274,11 @@ static int inst_frames(struct sn_span_metrics *sm, const struct view *views, siz
     return rc;
 }
 
-/* The base's key of view v into buf (at least SN_WIRE_MAX_KEY + 1 bytes). */
-static void base_key(const struct view *v, char *buf)
+void sn_span_metrics_base_key(const char *const text[5], const uint64_t hash[5], char *buf)
 {
     size_t o = 0;
     for (int i = 0; i < 5; i++) {
-        const char *t = v->text[base_field[i]] ? v->text[base_field[i]] : "";
+        const char *t = text[i] ? text[i] : "";
         size_t len = strlen(t), k = len > SN_SPAN_BASE_TEXT ? SN_SPAN_BASE_TEXT : len;
         bool cut = len > k;
         if (i)
@@ -293,10 +292,21 @@ static void base_key(const struct view *v, char *buf)
             buf[o++] = c;
         }
         if (cut)
-            o += (size_t)sprintf(buf + o, "%c%016" PRIx64, SN_SPAN_BASE_HASH,
-                                 (uint64_t)v->ev.num[base_field[i]]);
+            o += (size_t)sprintf(buf + o, "%c%016" PRIx64, SN_SPAN_BASE_HASH, hash[i]);
     }
     buf[o] = '\0'; /* at most 5 x (127 + 17) + 4 bytes: within SN_WIRE_MAX_KEY */
+}
+
+/* The base's key of view v into buf (SN_SPAN_BASE_KEY_MAX bytes). */
+static void base_key(const struct view *v, char *buf)
+{
+    const char *text[5];
+    uint64_t hash[5];
+    for (int i = 0; i < 5; i++) {
+        text[i] = v->text[base_field[i]];
+        hash[i] = (uint64_t)v->ev.num[base_field[i]];
+    }
+    sn_span_metrics_base_key(text, hash, buf);
 }
 
 struct bspan {
@@ -319,7 +329,7 @@ static int base_frames(const struct view *views, size_t n, const char *host,
                        struct sn_wire_frame **out, size_t *nout, size_t *capo)
 {
     struct bspan *bs = calloc(n, sizeof(*bs));
-    char buf[SN_WIRE_MAX_KEY + 1];
+    char buf[SN_SPAN_BASE_KEY_MAX];
     int rc = 0;
 
     if (!bs)

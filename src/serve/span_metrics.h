@@ -118,6 +118,10 @@ int sn_span_metrics_rekey(const struct sn_span_rekey *r, const struct sn_ds_slot
 int sn_span_metrics_rekey_key(struct sn_span_metrics *sm, const char *key,
                               const struct sn_ds_slot *s, const char *host,
                               struct sn_wire_frame *out, uint64_t *unknown);
+/* The base's key of a span whose service, name, kind, status and host are text[0..5) (NULL:
+ * "") with hashes hash[0..5) (sn_text_hash() of each), into buf. */
+#define SN_SPAN_BASE_KEY_MAX (5 * (SN_SPAN_BASE_TEXT + 17) + 5)
+void sn_span_metrics_base_key(const char *const text[5], const uint64_t hash[5], char *buf);
 /* The fields of base key k: text[i] (a copy, NUL-terminated, at most SN_SPAN_BASE_TEXT bytes)
  * and hash[i] for service, name, kind, status and host. Returns 0, or -EINVAL (not a base
  * key: "other"). */
