@@ -11,6 +11,7 @@
 #include "api/internal.h"
 #include "core/grow.h"
 #include "http/httpd.h"
+#include "serve/span_base.h"
 #include "serve/collector.h"
 #include "serve/fleet.h"
 #include "trace/sampling.h"
@@ -181,6 +182,8 @@ void sn_api_prometheus(struct sn_call *c)
         struct sn_tail_stats tl;
         sn_span_store_stats(s->spans, &ts);
         sn_tail_stats(s->tail, &tl);
+        uint64_t base_spans, base_keys;
+        sn_span_base_stats(s, &base_spans, &base_keys);
         const struct row st[] = {
             {"sonde_span_requests_total", "counter", "OTLP and Zipkin ingest requests.", NULL,
              C(span_requests)},
@@ -213,6 +216,12 @@ void sn_api_prometheus(struct sn_call *c)
              (double)ts.queued},
             {"sonde_span_used_bytes", "gauge", "Pages the span databases use, in bytes.", NULL,
              (double)ts.used_bytes},
+            {"sonde_span_base_spans_total", "counter",
+             "Spans counted in the base of trace.spans (docs/tracing.md).", NULL,
+             (double)base_spans},
+            {"sonde_span_base_keys", "gauge",
+             "Distinct (service, name, kind, status, host) keys of the base's last second.", NULL,
+             (double)base_keys},
             {"sonde_tail_traces_kept_total", "counter", "Traces the tail sampler kept, by rule.",
              "{rule=\"error\"}", (double)tl.kept_error},
             {"sonde_tail_traces_kept_total", NULL, NULL, "{rule=\"slow\"}", (double)tl.kept_slow},

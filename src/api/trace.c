@@ -51,25 +51,11 @@ static void retry_after(struct sn_resp *resp)
     resp->hdr[1][0] = NULL;
 }
 
-/* The frames of trace.spans instrumentations these spans make, into the aggregator (the one
- * data path: serve/flow.h). */
+/* The frames of trace.spans instrumentations and of their base these spans make, into the
+ * aggregator (the one data path: serve/flow.h). */
 static void span_frames(struct sn_server *s, const struct sn_span_batch *b)
 {
-    struct sn_wire_frame *f;
-    size_t n;
-    int64_t now = sn_now();
-    if (!b->n || sn_span_metrics_frames(s->spanm, b->spans, b->n, s->host, now, &f, &n) < 0 || !n)
-        return;
-    const struct sn_wire_frame **ptr = malloc(n * sizeof(*ptr));
-    int *rcs = malloc(n * sizeof(*rcs));
-    if (ptr && rcs) {
-        for (size_t i = 0; i < n; i++)
-            ptr[i] = &f[i];
-        sn_flow_frames(s, ptr, n, now, false, rcs, NULL);
-    }
-    free(ptr);
-    free(rcs);
-    sn_span_metrics_frames_free(f, n);
+    sn_flow_spans(s, b->spans, b->n, sn_now());
 }
 
 /* A request's spans taken: refused whole (-EBUSY) while the span store's queue is full;

@@ -14,6 +14,7 @@
 #include "agg/interval.h"
 #include "api/internal.h"
 #include "api/value.h"
+#include "serve/span_base.h"
 #include "serve/transform.h"
 
 void sn_api_value_index(struct sn_call *c, bool heatmap)
@@ -164,7 +165,8 @@ int sn_value_open(struct sn_call *c, const struct sn_instn *in, struct sn_value_
 {
     int64_t now = c->req->now_ms / 1000;
     int64_t end = v->iv.start + (int64_t)v->n * v->iv.duration;
-    int rc = sn_history_view(c->s->store, c->s->agg, in->key, &v->pick, v->iv.start, end, &v->view);
+    /* a trace.spans instrumentation's past before it existed: from the base */
+    int rc = sn_span_base_view(c->s, in, &v->pick, v->iv.start, end, &v->view);
 
     if (rc == -ENOENT)
         sn_resp_empty(c->resp, 404); /* deleted since the handler's copy was taken */

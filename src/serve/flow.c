@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
+#include "serve/span_base.h"
 #include "serve/span_metrics.h"
 #include "serve/server.h"
 
@@ -155,6 +156,34 @@ int sn_flow_store(struct sn_server *s, const struct sn_wire_frame *f, int64_t no
     return rc;
 }
 
+/* Frames of spans: onto the one data path while span metrics hold their lock. */
+struct span_pub {
+    struct sn_server *s;
+    int64_t now;
+};
+
+static void publish_spans(void *arg, const struct sn_wire_frame *f, size_t n)
+{
+    struct span_pub *x = arg;
+    const struct sn_wire_frame **ptr = malloc(n * sizeof(*ptr));
+    int *rcs = malloc(n * sizeof(*rcs));
+    if (ptr && rcs) {
+        for (size_t i = 0; i < n; i++)
+            ptr[i] = &f[i];
+        sn_flow_frames(x->s, ptr, n, x->now, false, rcs, NULL);
+    }
+    free(ptr);
+    free(rcs);
+}
+
+int sn_flow_spans(struct sn_server *s, const struct sn_span *spans, size_t n, int64_t now)
+{
+    if (!n || !s->spanm)
+        return 0;
+    struct span_pub x = {s, now};
+    return sn_span_metrics_take(s->spanm, spans, n, s->host, now, publish_spans, &x);
+}
+
 /* Sends one control message to every host; *nacks of them answered into acks[0..max). */
 static int control(struct sn_server *s, enum sn_bus_op op, const char *key, const json_t *def,
                    struct sn_bus_ack *acks, size_t max, size_t *nacks)
@@ -178,7 +207,12 @@ int sn_flow_enable(struct sn_server *s, const struct sn_instn *in, char *why, si
         return -ENOMEM;
     }
     if (sn_span_metrics_handles(def)) { /* spans: this server is their one source */
-        rc = sn_span_metrics_enable(s->spanm, in->key, def, s->key_cap, why, whylen);
+        /* its past from the base, counted once (serve/span_base.h); none in a fleet */
+        struct sn_span_base_fill fill;
+        sn_span_base_fill_init(&fill, s, in);
+        rc = sn_span_metrics_enable_fill(s->spanm, in->key, def, s->key_cap,
+                                         s->span_base ? &fill.f : NULL, why, whylen);
+        sn_span_base_fill_fini(&fill);
         json_decref(def);
         if (rc == 0)
             sn_flow_report_status(s, s->host, in->key, 0, "");

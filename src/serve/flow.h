@@ -47,6 +47,13 @@ int sn_flow_frame(struct sn_server *s, const struct sn_wire_frame *f, int64_t no
 void sn_flow_frames(struct sn_server *s, const struct sn_wire_frame *const *f, size_t n,
                     int64_t now, bool try, int *rcs, struct sn_ds_fold *fold);
 
+/* Spans spans[0..n) received by this server (OTLP, Zipkin: api/trace.c), counted in the base
+ * and in every trace.spans instrumentation (serve/span_metrics.h): their frames published as
+ * sn_flow_frames() publishes, at now (Unix seconds; the second of a span without a start).
+ * Returns 0 or -ENOMEM (nothing counted). */
+struct sn_span;
+int sn_flow_spans(struct sn_server *s, const struct sn_span *spans, size_t n, int64_t now);
+
 /* Stores frame f (borrowed) for a second older than memory holds (import, backfill): merged
  * into the record of the finest tier that keeps f->t (store/store.h), rolled up from there like
  * live data. now: Unix seconds. Returns 0, SN_DS_LATE (no tier keeps it), SN_DS_MISMATCH,

@@ -24,6 +24,7 @@
 #include "serve/collector.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
+#include "serve/span_base.h"
 #include "serve/span_metrics.h"
 #include "trace/sampling.h"
 #include "serve/instn_def.h"
@@ -665,6 +666,8 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     if ((rc = sampling_open(s)) < 0)
         goto fail;
     s->fleet_mode = o->nats != NULL;
+    if ((rc = sn_span_base_open(s)) < 0) /* before the store drops what nobody set */
+        goto fail;
     if ((rc = sn_server_load_defs(s)) < 0)
         goto fail;
     sn_store_drop_unset(s->store); /* what it cannot drop now, it drops at the next start */
@@ -844,6 +847,7 @@ int sn_server_close(struct sn_server *s)
         sn_instn_free(s->insts[i]);
     free(s->insts);
     sn_agg_destroy(s->agg);
+    sn_span_base_close(s);
     sn_span_metrics_close(s->spanm);
     json_decref(s->next_ids);
     sn_tenants_free(s->tenants);

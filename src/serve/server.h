@@ -106,6 +106,7 @@ struct sn_server {
     struct sn_store *store;           /* the definitions and every instrumentation's history */
     struct sn_span_store *spans;      /* spans, in the store's environment */
     struct sn_span_metrics *spanm;    /* trace.spans instrumentations (serve/span_metrics.h) */
+    struct sn_instn *span_base;       /* their base, not listed (serve/span_base.h); NULL: none */
     struct sn_tail *tail;             /* sampling: the tail sampler and its configuration */
     struct sn_sampling_cfg *sampling; /* the configuration (guarded by lock) */
     struct sn_http *http_otlp, *http_zipkin; /* --otlp-listen, --zipkin-listen (NULL: off) */

@@ -1,10 +1,13 @@
 /*
- * Span metrics (serve/span_metrics.h).
+ * Span metrics (serve/span_metrics.h): the trace.spans instrumentations' frames, the base's,
+ * and the base's records re-keyed for an instrumentation.
  */
 #include "serve/span_metrics.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,17 +15,26 @@
 #include "agent/catalog.h"
 #include "agent/frame_build.h"
 #include "agent/probe.h"
+#include "agg/dataset.h"
 #include "core/grow.h"
 
-struct inst {
+/* One instrumentation. */
+struct sn_span_rekey {
     struct sn_probe p;
+    bool pred; /* it has a predicate (the base's "other" cannot be tested against it) */
 };
 
 struct sn_span_metrics {
     pthread_rwlock_t lock;
-    struct inst **insts;
+    struct sn_span_rekey **insts;
     size_t n, cap;
+    bool base;                   /* the base counts */
+    _Atomic uint64_t base_spans; /* spans counted in it */
 };
+
+/* The discrete fields in the order of the base's keys. */
+static const int base_field[5] = {SN_SPAN_F_SERVICE, SN_SPAN_F_NAME, SN_SPAN_F_KIND,
+                                  SN_SPAN_F_STATUS, SN_SPAN_F_HOST};
 
 int sn_span_metrics_open(struct sn_span_metrics **out)
 {
@@ -65,7 +77,14 @@ static ssize_t find(const struct sn_span_metrics *sm, const char *key)
 int sn_span_metrics_enable(struct sn_span_metrics *sm, const char *key, const json_t *def,
                            uint32_t key_cap, char *why, size_t whylen)
 {
-    struct inst *in = calloc(1, sizeof(*in));
+    return sn_span_metrics_enable_fill(sm, key, def, key_cap, NULL, why, whylen);
+}
+
+int sn_span_metrics_enable_fill(struct sn_span_metrics *sm, const char *key, const json_t *def,
+                                uint32_t key_cap, const struct sn_span_fill *f, char *why,
+                                size_t whylen)
+{
+    struct sn_span_rekey *in = calloc(1, sizeof(*in));
     int rc;
     if (!in)
         return -ENOMEM;
@@ -75,22 +94,29 @@ int sn_span_metrics_enable(struct sn_span_metrics *sm, const char *key, const js
         free(in);
         return rc;
     }
+    const json_t *pred = json_object_get(def, "predicate");
+    in->pred = json_is_object(pred) && json_object_size(pred) > 0;
     pthread_rwlock_wrlock(&sm->lock);
+    struct sn_span_rekey **a = sn_grow(sm->insts, &sm->cap, sm->n + 1, sizeof(*a));
+    if (!a) {
+        pthread_rwlock_unlock(&sm->lock);
+        free(in);
+        return -ENOMEM;
+    }
+    sm->insts = a;
+    struct sn_span_rekey copy = *in; /* for the fill: in may be replaced meanwhile */
+    if (f)                           /* no request is between its frames and their publishing now */
+        f->snap(f->arg);
     ssize_t i = find(sm, key);
     if (i >= 0) {
         free(sm->insts[i]);
         sm->insts[i] = in;
     } else {
-        struct inst **a = sn_grow(sm->insts, &sm->cap, sm->n + 1, sizeof(*a));
-        if (!a) {
-            pthread_rwlock_unlock(&sm->lock);
-            free(in);
-            return -ENOMEM;
-        }
-        sm->insts = a;
         sm->insts[sm->n++] = in;
     }
     pthread_rwlock_unlock(&sm->lock);
+    if (f)
+        f->fill(f->arg, &copy);
     return 0;
 }
 
@@ -201,25 +227,15 @@ static int wire_copy(const struct sn_frame *f, const char *host, struct sn_wire_
     return rc < 0 ? -ENOMEM : 0;
 }
 
-int sn_span_metrics_frames(struct sn_span_metrics *sm, const struct sn_span *spans, size_t n,
-                           const char *host, int64_t now, struct sn_wire_frame **out, size_t *nout)
+/* The frames of every instrumentation running for the spans seen as views[0..n), appended to
+ * *out (*nout of them, *capo allocated). Lock held. Returns 0 or -ENOMEM. */
+static int inst_frames(struct sn_span_metrics *sm, const struct view *views, size_t n,
+                       const char *host, struct sn_wire_frame **out, size_t *nout, size_t *capo)
 {
     struct sn_frame *frames = NULL;
     size_t nf = 0, capf = 0;
-    struct view *views = NULL;
     int rc = 0;
 
-    *out = NULL;
-    *nout = 0;
-    pthread_rwlock_rdlock(&sm->lock);
-    if (!sm->n || !n)
-        goto done;
-    if (!(views = malloc(n * sizeof(*views)))) {
-        rc = -ENOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        view_of(&spans[i], host, now, &views[i]);
     for (size_t k = 0; k < sm->n && !rc; k++) {
         const struct sn_probe *p = &sm->insts[k]->p;
         for (size_t i = 0; i < n && !rc; i++) {
@@ -243,23 +259,301 @@ int sn_span_metrics_frames(struct sn_span_metrics *sm, const struct sn_span *spa
             rc = sn_frame_add_key(f, key, b, 1);
         }
     }
-    if (!rc && nf && !(*out = calloc(nf, sizeof(**out))))
+    struct sn_wire_frame *a = NULL;
+    if (!rc && nf && !(a = sn_grow(*out, capo, *nout + nf, sizeof(*a))))
         rc = -ENOMEM;
+    if (a)
+        *out = a;
     for (size_t i = 0; i < nf && !rc; i++) {
-        if ((rc = wire_copy(&frames[i], host, &(*out)[i])) == 0)
+        if ((rc = wire_copy(&frames[i], host, &(*out)[*nout])) == 0)
             (*nout)++;
     }
-done:
-    pthread_rwlock_unlock(&sm->lock);
     for (size_t i = 0; i < nf; i++)
         sn_frame_fini(&frames[i]);
     free(frames);
+    return rc;
+}
+
+void sn_span_metrics_base_key(const char *const text[5], const uint64_t hash[5], char *buf)
+{
+    size_t o = 0;
+    for (int i = 0; i < 5; i++) {
+        const char *t = text[i] ? text[i] : "";
+        size_t len = strlen(t), k = len > SN_SPAN_BASE_TEXT ? SN_SPAN_BASE_TEXT : len;
+        bool cut = len > k;
+        if (i)
+            buf[o++] = SN_SPAN_BASE_SEP;
+        for (size_t j = 0; j < k; j++) {
+            char c = t[j];
+            if (c == SN_SPAN_BASE_SEP || c == SN_SPAN_BASE_HASH) {
+                c = '?';
+                cut = true;
+            }
+            buf[o++] = c;
+        }
+        if (cut)
+            o += (size_t)sprintf(buf + o, "%c%016" PRIx64, SN_SPAN_BASE_HASH, hash[i]);
+    }
+    buf[o] = '\0'; /* at most 5 x (127 + 17) + 4 bytes: within SN_WIRE_MAX_KEY */
+}
+
+/* The base's key of view v into buf (SN_SPAN_BASE_KEY_MAX bytes). */
+static void base_key(const struct view *v, char *buf)
+{
+    const char *text[5];
+    uint64_t hash[5];
+    for (int i = 0; i < 5; i++) {
+        text[i] = v->text[base_field[i]];
+        hash[i] = (uint64_t)v->ev.num[base_field[i]];
+    }
+    sn_span_metrics_base_key(text, hash, buf);
+}
+
+struct bspan {
+    int64_t t;
+    char *key;
+    const struct view *v;
+};
+
+static int bspan_cmp(const void *a, const void *b)
+{
+    const struct bspan *x = a, *y = b;
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+/* The base's frames for views[0..n) (one per second, an entry per distinct key), appended to
+ * *out. Returns 0 or -ENOMEM. */
+static int base_frames(const struct view *views, size_t n, const char *host,
+                       struct sn_wire_frame **out, size_t *nout, size_t *capo)
+{
+    struct bspan *bs = calloc(n, sizeof(*bs));
+    char buf[SN_SPAN_BASE_KEY_MAX];
+    int rc = 0;
+
+    if (!bs)
+        return -ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        base_key(&views[i], buf);
+        bs[i] = (struct bspan){views[i].t, strdup(buf), &views[i]};
+        if (!bs[i].key)
+            rc = -ENOMEM;
+    }
+    if (!rc)
+        qsort(bs, n, sizeof(*bs), bspan_cmp);
+    for (size_t i = 0; i < n && !rc;) { /* a frame per second */
+        size_t j = i, nk = 0;
+        for (; j < n && bs[j].t == bs[i].t; j++)
+            if (j == i || strcmp(bs[j].key, bs[j - 1].key) != 0)
+                nk++;
+        struct sn_wire_frame *a = sn_grow(*out, capo, *nout + 1, sizeof(*a));
+        if (!a) {
+            rc = -ENOMEM;
+            break;
+        }
+        *out = a;
+        struct sn_wire_frame *f = &a[*nout];
+        *f = (struct sn_wire_frame){.id = strdup(SN_SPAN_BASE_KEY),
+                                    .host = strdup(host),
+                                    .t = bs[i].t,
+                                    .arity = SN_WIRE_NUMERIC_BY_KEY,
+                                    .total = j - i,
+                                    .entries = calloc(nk, sizeof(*f->entries))};
+        (*nout)++;
+        if (!f->id || !f->host || !f->entries) {
+            rc = -ENOMEM;
+            break;
+        }
+        for (size_t k = i; k < j && !rc; k++) {
+            if (k == i || strcmp(bs[k].key, f->entries[f->n - 1].key) != 0) {
+                struct sn_wire_entry *e = &f->entries[f->n++];
+                e->key = bs[k].key;
+                bs[k].key = NULL;
+                if (!(e->hist = sn_hist_create())) {
+                    rc = -ENOMEM;
+                    break;
+                }
+            }
+            struct sn_wire_entry *e = &f->entries[f->n - 1];
+            e->count++;
+            rc = sn_hist_insert_raw(
+                e->hist, sn_bucket_from_double((double)bs[k].v->ev.num[SN_SPAN_F_LATENCY]), 1);
+        }
+        i = j;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(bs[i].key);
+    free(bs);
+    return rc;
+}
+
+/* The frames of spans[0..n) into *out; the base's too with base. Lock held. */
+static int frames_locked(struct sn_span_metrics *sm, const struct sn_span *spans, size_t n,
+                         const char *host, int64_t now, bool base, struct sn_wire_frame **out,
+                         size_t *nout)
+{
+    struct view *views = NULL;
+    size_t cap = 0;
+    int rc = 0;
+
+    *out = NULL;
+    *nout = 0;
+    if ((!sm->n && !base) || !n)
+        return 0;
+    if (!(views = malloc(n * sizeof(*views))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        view_of(&spans[i], host, now, &views[i]);
+    rc = inst_frames(sm, views, n, host, out, nout, &cap);
+    if (!rc && base)
+        rc = base_frames(views, n, host, out, nout, &cap);
     free(views);
     if (rc < 0) {
         sn_span_metrics_frames_free(*out, *nout);
         *out = NULL;
         *nout = 0;
     }
+    return rc;
+}
+
+int sn_span_metrics_frames(struct sn_span_metrics *sm, const struct sn_span *spans, size_t n,
+                           const char *host, int64_t now, struct sn_wire_frame **out, size_t *nout)
+{
+    pthread_rwlock_rdlock(&sm->lock);
+    int rc = frames_locked(sm, spans, n, host, now, false, out, nout);
+    pthread_rwlock_unlock(&sm->lock);
+    return rc;
+}
+
+void sn_span_metrics_base_on(struct sn_span_metrics *sm)
+{
+    pthread_rwlock_wrlock(&sm->lock);
+    sm->base = true;
+    pthread_rwlock_unlock(&sm->lock);
+}
+
+int sn_span_metrics_take(struct sn_span_metrics *sm, const struct sn_span *spans, size_t n,
+                         const char *host, int64_t now, sn_span_publish_fn publish, void *arg)
+{
+    struct sn_wire_frame *f;
+    size_t nf;
+    pthread_rwlock_rdlock(&sm->lock);
+    int rc = frames_locked(sm, spans, n, host, now, sm->base, &f, &nf);
+    if (rc == 0 && nf) /* before the lock goes: a fill then finds them in the base */
+        publish(arg, f, nf);
+    if (rc == 0 && sm->base)
+        atomic_fetch_add(&sm->base_spans, n);
+    pthread_rwlock_unlock(&sm->lock);
+    if (rc == 0)
+        sn_span_metrics_frames_free(f, nf);
+    return rc;
+}
+
+uint64_t sn_span_metrics_base_spans(struct sn_span_metrics *sm)
+{
+    return atomic_load(&sm->base_spans);
+}
+
+/* ---- The base's records re-keyed ---------------------------------------------------------- */
+
+int sn_span_metrics_base_fields(const char *k, char text[5][SN_SPAN_BASE_TEXT + 1],
+                                uint64_t hash[5])
+{
+    for (int i = 0; i < 5; i++) {
+        const char *end = strchr(k, SN_SPAN_BASE_SEP);
+        if (!end && i < 4)
+            return -EINVAL;
+        if (!end)
+            end = k + strlen(k);
+        else if (i == 4)
+            return -EINVAL;
+        const char *h = memchr(k, SN_SPAN_BASE_HASH, (size_t)(end - k));
+        size_t len = (size_t)((h ? h : end) - k);
+        if (len > SN_SPAN_BASE_TEXT)
+            return -EINVAL;
+        memcpy(text[i], k, len);
+        text[i][len] = '\0';
+        if (h) {
+            char hex[17], *e;
+            if (end - h != 17)
+                return -EINVAL;
+            memcpy(hex, h + 1, 16);
+            hex[16] = '\0';
+            hash[i] = strtoull(hex, &e, 16);
+            if (*e)
+                return -EINVAL;
+        } else {
+            hash[i] = sn_text_hash(text[i]);
+        }
+        k = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+int sn_span_metrics_rekey(const struct sn_span_rekey *r, const struct sn_ds_slot *s,
+                          const char *host, struct sn_wire_frame *out, uint64_t *unknown)
+{
+    const struct sn_probe *p = &r->p;
+    char text[5][SN_SPAN_BASE_TEXT + 1];
+    uint64_t hash[5];
+    struct sn_frame f;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = sn_frame_init(&f, p, s->t)) < 0)
+        return rc;
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        const struct sn_ds_entry *e = &s->e[i];
+        const char *key = "";
+        bool other = sn_span_metrics_base_fields(e->key, text, hash) < 0;
+        struct sn_event ev = {.cgroup = NULL};
+        if (other && r->pred) { /* its fields are not known: it cannot be tested */
+            if (unknown)
+                *unknown += e->count;
+            continue;
+        }
+        if (other) {
+            key = "other";
+        } else {
+            for (int k = 0; k < 5; k++) {
+                ev.num[base_field[k]] = (int64_t)hash[k];
+                if (p->key && (int)p->key->def.id == base_field[k])
+                    key = text[k];
+            }
+        }
+        size_t nb = e->hist ? sn_hist_nbuckets(e->hist) : 0;
+        for (size_t j = 0; j < nb && rc == 0; j++) {
+            struct sn_bucket b;
+            uint64_t c;
+            if (!sn_hist_bucket_at(e->hist, j, &b, &c) || !c)
+                continue;
+            double lo = sn_bucket_to_double(b); /* the bucket's lower edge, as an integer */
+            ev.num[SN_SPAN_F_LATENCY] = !(lo > 0) ? 0 : lo >= 0x1p63 ? INT64_MAX : (int64_t)lo;
+            if (!other && !sn_pred_eval(&p->spec.pred, &ev))
+                continue;
+            const char *k = key;
+            if (p->key && f.n >= p->spec.key_cap && !sn_frame_has_key(&f, k)) {
+                k = "other";
+                f.drops.over_cap += c;
+            }
+            rc = sn_frame_add_key(&f, k, b, c);
+        }
+    }
+    if (rc == 0)
+        rc = wire_copy(&f, host, out);
+    sn_frame_fini(&f);
+    return rc;
+}
+
+int sn_span_metrics_rekey_key(struct sn_span_metrics *sm, const char *key,
+                              const struct sn_ds_slot *s, const char *host,
+                              struct sn_wire_frame *out, uint64_t *unknown)
+{
+    pthread_rwlock_rdlock(&sm->lock);
+    ssize_t i = find(sm, key);
+    int rc = i < 0 ? -ENOENT : sn_span_metrics_rekey(sm->insts[i], s, host, out, unknown);
+    pthread_rwlock_unlock(&sm->lock);
     return rc;
 }
 

@@ -64,9 +64,45 @@ static struct sn_ds_slot *column(int64_t t, const struct sn_ds_slot *const *s, s
     return c;
 }
 
+/* key's records of tier t in [from, to), those before since from before() when given. */
+static int records(struct sn_store *st, const char *key, enum sn_tier t, int64_t from, int64_t to,
+                   int64_t since, sn_history_before_fn before, void *arg, struct sn_ds_slot ***recs,
+                   size_t *nrec, bool *values)
+{
+    int rc;
+    if (!before || from >= since)
+        return sn_store_read(st, key, t, from, to, recs, nrec, values);
+    if ((rc = before(arg, t, from, to < since ? to : since, recs, nrec)) < 0 || to <= since)
+        return rc;
+    struct sn_ds_slot **own = NULL;
+    size_t nown = 0;
+    if ((rc = sn_store_read(st, key, t, since, to, &own, &nown, values)) < 0)
+        return rc;
+    struct sn_ds_slot **a = nown ? realloc(*recs, (*nrec + nown) * sizeof(*a)) : *recs;
+    if (!a) {
+        rc = -ENOMEM;
+    } else {
+        *recs = a;
+        memcpy(a + *nrec, own, nown * sizeof(*a));
+        *nrec += nown;
+        nown = 0;
+    }
+    for (size_t i = 0; i < nown; i++)
+        sn_ds_slot_unref(own[i]);
+    free(own);
+    return rc;
+}
+
 int sn_history_view(struct sn_store *st, struct sn_agg *agg, const char *key,
                     const struct sn_history_pick *p, int64_t from, int64_t to,
                     struct sn_agg_view **out)
+{
+    return sn_history_view_before(st, agg, key, p, from, to, 0, NULL, NULL, out);
+}
+
+int sn_history_view_before(struct sn_store *st, struct sn_agg *agg, const char *key,
+                           const struct sn_history_pick *p, int64_t from, int64_t to, int64_t since,
+                           sn_history_before_fn before, void *arg, struct sn_agg_view **out)
 {
     struct sn_ds_opts o;
     struct sn_ds_slot **recs = NULL, **cols = NULL;
@@ -79,8 +115,12 @@ int sn_history_view(struct sn_store *st, struct sn_agg *agg, const char *key,
         return sn_agg_view_open(agg, key, from, to, out);
     if (sn_agg_opts(agg, key, &o) < 0)
         return -ENOENT;
-    if ((rc = sn_store_read(st, key, p->tier, from, to, &recs, &nrec, &values)) < 0)
+    if ((rc = records(st, key, p->tier, from, to, since, before, arg, &recs, &nrec, &values)) < 0) {
+        for (size_t k = 0; k < nrec; k++)
+            sn_ds_slot_unref(recs[k]);
+        free(recs);
         return rc;
+    }
     /* at the raw tier memory has the seconds not written yet, and wins where both have one */
     struct sn_agg_view *mv = NULL;
     const struct sn_ds_slot **mem = NULL;

@@ -35,4 +35,16 @@ int sn_history_view(struct sn_store *st, struct sn_agg *agg, const char *key,
                     const struct sn_history_pick *p, int64_t from, int64_t to,
                     struct sn_agg_view **out);
 
+/* Reads the records of tier t starting in [from, to) that stand in for an instrumentation's own
+ * (as sn_store_read(): new slots appended to *out, *n of them, oldest first). Returns 0 or a
+ * negative errno. */
+typedef int (*sn_history_before_fn)(void *arg, enum sn_tier t, int64_t from, int64_t to,
+                                    struct sn_ds_slot ***out, size_t *n);
+/* sn_history_view(), but the store's records starting before since come from before(arg, ...)
+ * instead of key's own (an instrumentation answered for the time before it existed from
+ * another series: serve/span_base.h); memory still wins at the raw tier. */
+int sn_history_view_before(struct sn_store *st, struct sn_agg *agg, const char *key,
+                           const struct sn_history_pick *p, int64_t from, int64_t to, int64_t since,
+                           sn_history_before_fn before, void *arg, struct sn_agg_view **out);
+
 #endif

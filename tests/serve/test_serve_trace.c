@@ -18,6 +18,11 @@
  *   - trace.spans instrumentations: exact counts per key and latency bucket, per second a span
  *     ended in, predicates on status and kind, host from host.name, refused spans not counted,
  *     late and timestamp-less spans, a PNG heatmap, running again after a restart;
+ *   - the base of trace.spans: instrumentations created after the spans (by service, by name
+ *     of ERROR spans, a persist-data one by host of CLIENT spans) answer for them exactly: raw
+ *     values, heatmap pixels, history older than their memory at the raw and 1-minute tiers,
+ *     a predicate on a 200-byte name; 1000 requests around a create counted once; all again
+ *     after a restart, and an instrumentation created after it; /metrics counts the base;
  *   - --otlp-listen / --zipkin-listen answer the span routes only (everything else 404);
  *   - concurrent ingest stores each acknowledged request exactly once; with --trace-queue 1
  *     a full queue answers 503 + Retry-After: 1 and stores nothing of that request;
@@ -1763,6 +1768,238 @@ static void test_span_metrics(void)
     T_EQ(th_serve_stop(&s), 0);
 }
 
+/* ---- 4b. the base: trace.spans answers for the spans received before it existed ---------- */
+
+/* One heatmap pixel's keys of instrumentation id at second t (width 10, height 30 of 30
+ * buckets, ymax 30 ms: a row per ms; y from the top) as sorted-key JSON text, polled until it
+ * equals want. */
+static void check_pixel(int port, int id, int64_t t, int y, const char *want)
+{
+    char *got = NULL;
+    for (int i = 0; i < POLL_TRIES; i++) {
+        int st;
+        json_t *j =
+            jget(port, &st, NULL,
+                 "/ca/instrumentations/%d/value/heatmap/details?start_time=%" PRId64
+                 "&duration=1&width=10&height=30&nbuckets=30&ymax=30000000&x=5&y=%d&timeout=0",
+                 id, t, y);
+        free(got);
+        got = json_dumps(json_object_get(j, "present"), JSON_SORT_KEYS | JSON_COMPACT);
+        json_decref(j);
+        if (got && strcmp(got, want) == 0)
+            break;
+        th_sleep_ms(POLL_MS);
+    }
+    t_note("instrumentation %d at %" PRId64 ", pixel row %d", id, t, y);
+    T_STR(got, want);
+    free(got);
+}
+
+/* One raw value of instrumentation id over [start, start+dur) with its "tier", polled until the
+ * value is want. */
+static void check_raw_tier(int port, int id, int64_t start, int dur, const char *want,
+                           const char *tier)
+{
+    char *got = NULL, *gtier = NULL;
+    for (int i = 0; i < POLL_TRIES * 3; i++) {
+        int st;
+        json_t *j =
+            jget(port, &st, NULL,
+                 "/ca/instrumentations/%d/value/raw?start_time=%" PRId64 "&duration=%d&timeout=0",
+                 id, start, dur);
+        free(got);
+        free(gtier);
+        got = json_dumps(json_object_get(j, "value"), JSON_SORT_KEYS | JSON_COMPACT);
+        gtier = json_string_value(json_object_get(j, "tier"))
+                    ? strdup(json_string_value(json_object_get(j, "tier")))
+                    : NULL;
+        json_decref(j);
+        if (got && strcmp(got, want) == 0)
+            break;
+        th_sleep_ms(POLL_MS);
+    }
+    t_note("instrumentation %d at %" PRId64 "+%d", id, start, dur);
+    T_STR(got, want);
+    T_STR(gtier, tier);
+    free(got);
+    free(gtier);
+}
+
+enum { B_REQS = 1000 };
+
+struct bjob {
+    int port, sent, ok;
+    int64_t t; /* the second every span ends in */
+};
+
+/* B_REQS requests of one span each ("cc", 1 ms), one after the other. */
+static void *b_thread(void *arg)
+{
+    struct bjob *j = arg;
+    for (int i = 0; i < B_REQS; i++) {
+        struct sn_pbw w = {0};
+        struct th_resp r = {0};
+        metric_span(&w, "cc", "op", 0, 1000000, (uint64_t)j->t * 1000000000ULL + 7000, 5000u + i);
+        if (post(j->port, "/v1/traces", "application/x-protobuf", NULL, PLAIN, w.buf, w.len, &r) ==
+                0 &&
+            r.status == 200)
+            __atomic_add_fetch(&j->ok, 1, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&j->sent, 1, __ATOMIC_SEQ_CST);
+        th_resp_free(&r);
+        sn_pbw_fini(&w);
+    }
+    return NULL;
+}
+
+static const char *const base_e =
+    "{\"api\":[[[150000,159999],1]],\"web\":[[[1500000,1599999],3],[[25000000,25999999],2]],"
+    "\"zk\":[[[2000000,2099999],1]]}";
+
+/* The past of the instrumentations by service (lat), by name of ERROR spans (err) and the
+ * persist-data one by host (hist, retention 10 s) at seconds e, e - 1 and old. */
+static void check_base_past(int port, int lat, int err, int hist, int64_t e, int64_t old)
+{
+    check_raw(port, lat, e, 1, base_e);
+    check_raw(port, lat, e - 1, 1, "{\"api\":[[[3000000,3099999],1]]}");
+    check_raw(port, err, e, 1, "{\"b\":2,\"q\":1}");
+    check_raw(port, err, e - 1, 2, "{\"b\":2,\"c\":1,\"q\":1}");
+    /* a heatmap of it: rows of 1 ms (30 - 1 - ms from the top) */
+    check_pixel(port, lat, e, 29, "{\"api\":1}");
+    check_pixel(port, lat, e, 28, "{\"web\":3}");
+    check_pixel(port, lat, e, 27, "{\"zk\":1}");
+    check_pixel(port, lat, e, 4, "{\"web\":2}");
+    check_pixel(port, lat, e, 5, "{}");
+    /* older than its memory (10 s), from before it existed: the base's records re-keyed,
+     * at the raw tier, and at the 1-minute one (a 2-hour point ending with old's minute) */
+    check_raw_tier(port, hist, old, 1, "{\"h1\":2,\"h2\":1}", "raw");
+    int64_t m = old - old % 60;
+    check_raw_tier(port, hist, m + 60 - 7200, 7200, "{\"h1\":2,\"h2\":1}", "1m");
+}
+
+static void test_span_base(void)
+{
+    struct th_serve s;
+    const char *extra[] = {"--no-agent", NULL};
+    T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
+
+    /* spans with no instrumentation: second E (3 s ago) as in span_metrics; E - 1: api c
+     * ERROR 3 ms; OLD (100 s ago: its minute has closed): CLIENT spans on hosts h1, h1, h2 and
+     * a SERVER one on h3 */
+    int64_t e = (int64_t)time(NULL) - 3, old = e - 97;
+    uint64_t end = (uint64_t)e * 1000000000ULL + 500000000ULL;
+    uint64_t oend = (uint64_t)old * 1000000000ULL + 1000;
+    struct sn_pbw w = {0};
+    unsigned n = 0;
+    for (int i = 0; i < 3; i++)
+        metric_span(&w, "web", "a", 1, 1500000, end + (uint64_t)i, ++n);
+    for (int i = 0; i < 2; i++)
+        metric_span(&w, "web", "b", 2, 25000000, end + 10, ++n);
+    metric_span(&w, "api", "a", 0, 150000, end, ++n);
+    metric_span(&w, "api", "c", 2, 3000000, end - 1000000000ULL, ++n);
+    metric_span2(&w, "web", "h1", "x", 3, 0, 1000000, oend, ++n, false);
+    metric_span2(&w, "web", "h1", "x", 3, 0, 1000000, oend, ++n, false);
+    metric_span2(&w, "web", "h2", "x", 3, 0, 1000000, oend, ++n, false);
+    metric_span2(&w, "web", "h3", "x", 2, 0, 1000000, oend, ++n, false);
+    /* E - 2: a service name of 200 bytes (a frame's key keeps 127 of them) */
+    char longsvc[201];
+    memset(longsvc, 'l', 200);
+    longsvc[200] = '\0';
+    metric_span(&w, longsvc, "ln", 0, 5000000, end - 2000000000ULL, ++n);
+    struct th_resp r = {0};
+    T_EQ(post(s.port, "/v1/traces", "application/x-protobuf", NULL, PLAIN, w.buf, w.len, &r), 0);
+    check_otlp_ok(&r, false);
+    th_resp_free(&r);
+    sn_pbw_fini(&w);
+    char zb[512];
+    snprintf(zb, sizeof(zb),
+             "[{\"traceId\":\"7e7e7e7e7e7e7e7e\",\"id\":\"0000000000000099\",\"name\":\"q\","
+             "\"timestamp\":%" PRIu64 ",\"duration\":2000,\"localEndpoint\":{\"serviceName\":"
+             "\"zk\"},\"tags\":{\"error\":\"\"}}]",
+             end / 1000 - 2000);
+    T_EQ(post(s.port, "/api/v2/spans", "application/json", NULL, PLAIN, zb, strlen(zb), &r), 0);
+    T_EQ(r.status, 202);
+    th_resp_free(&r);
+
+    /* then the instrumentations: their past is there at once */
+    int lat = create(s.port, "{\"module\":\"trace\",\"stat\":\"spans\",\"decomposition\":["
+                             "\"service\",\"latency\"]}");
+    int err = create(s.port, "{\"module\":\"trace\",\"stat\":\"spans\",\"predicate\":{\"eq\":["
+                             "\"status\",\"ERROR\"]},\"decomposition\":[\"name\"]}");
+    int hist = create(s.port, "{\"module\":\"trace\",\"stat\":\"spans\",\"predicate\":{\"eq\":["
+                              "\"kind\",\"CLIENT\"]},\"decomposition\":[\"host\"],"
+                              "\"persist-data\":true,\"retention-time\":10}");
+    T_REQUIRE(lat > 0 && err > 0 && hist > 0);
+    check_base_past(s.port, lat, err, hist, e, old);
+    /* a predicate on the whole long name holds (the base keeps its hash), not on its first
+     * 127 bytes; its key is those 127 bytes, as live */
+    char def[600], want[300];
+    snprintf(def, sizeof(def),
+             "{\"module\":\"trace\",\"stat\":\"spans\",\"predicate\":{\"eq\":[\"service\","
+             "\"%s\"]},\"decomposition\":[\"name\"]}",
+             longsvc);
+    int lp = create(s.port, def);
+    snprintf(def, sizeof(def),
+             "{\"module\":\"trace\",\"stat\":\"spans\",\"predicate\":{\"eq\":[\"service\","
+             "\"%.127s\"]},\"decomposition\":[\"name\"]}",
+             longsvc);
+    int lp127 = create(s.port, def);
+    check_raw(s.port, lp, e - 2, 1, "{\"ln\":1}");
+    check_raw(s.port, lp127, e - 2, 1, "{}");
+    snprintf(want, sizeof(want), "{\"%.127s\":[[[5000000,5099999],1]]}", longsvc);
+    check_raw(s.port, lat, e - 2, 1, want);
+    /* not listed among the instrumentations; /metrics counts it */
+    int st;
+    json_t *j = jget(s.port, &st, NULL, "/ca/instrumentations");
+    T_EQ(st, 200);
+    T_EQU(json_array_size(j), 5);
+    json_decref(j);
+    char *m = get_text(s.port, "/metrics", &st);
+    T_EQ(st, 200);
+    T_OK(m && strstr(m, "\nsonde_span_base_spans_total 13\n") != NULL);
+    free(m);
+
+    /* spans arriving while an instrumentation is created count once: B_REQS requests of a
+     * span ending in second C, one after the other, an instrumentation created among them
+     * (requests answered while the create ran) */
+    struct bjob bj = {.port = s.port, .t = (int64_t)time(NULL) - 2};
+    pthread_t th;
+    T_REQUIRE(pthread_create(&th, NULL, b_thread, &bj) == 0);
+    for (int i = 0; i < 200 && __atomic_load_n(&bj.sent, __ATOMIC_SEQ_CST) < 60; i++)
+        th_sleep_ms(5);
+    int before = __atomic_load_n(&bj.sent, __ATOMIC_SEQ_CST);
+    int cc = create(s.port, "{\"module\":\"trace\",\"stat\":\"spans\",\"predicate\":{\"eq\":["
+                            "\"service\",\"cc\"]},\"decomposition\":[\"name\"]}");
+    int during = __atomic_load_n(&bj.sent, __ATOMIC_SEQ_CST);
+    pthread_join(th, NULL);
+    t_note("created from request %d to %d of %d", before, during, B_REQS);
+    T_OK(before > 0 && during > before && during < B_REQS);
+    /* every request answered 200 counted once (one refused with 503, its queue full, took
+     * nothing) */
+    t_note("%d of %d requests taken", bj.ok, B_REQS);
+    T_OK(bj.ok > 0);
+    char want_op[64], want_cc[96], want_kind[64];
+    snprintf(want_op, sizeof(want_op), "{\"op\":%d}", bj.ok);
+    snprintf(want_cc, sizeof(want_cc), "{\"cc\":[[[1000000,1099999],%d]]}", bj.ok);
+    snprintf(want_kind, sizeof(want_kind), "{\"SERVER\":%d}", bj.ok);
+    check_raw(s.port, cc, bj.t, 1, want_op);
+    check_raw(s.port, lat, bj.t, 1, want_cc);
+
+    /* after a restart: the instrumentations' past as before, and one created now too */
+    T_EQ(th_serve_stop(&s), 0);
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s", s.dir);
+    T_REQUIRE(th_serve_start(sonde, extra, dir, &s) == 0);
+    check_base_past(s.port, lat, err, hist, e, old);
+    check_raw(s.port, cc, bj.t, 1, want_op);
+    int kind = create(s.port, "{\"module\":\"trace\",\"stat\":\"spans\",\"decomposition\":["
+                              "\"kind\"]}");
+    T_REQUIRE(kind > 0);
+    check_raw(s.port, kind, e, 1, "{\"SERVER\":6,\"UNSPECIFIED\":1}");
+    check_raw(s.port, kind, old, 1, "{\"CLIENT\":3,\"SERVER\":1}");
+    check_raw(s.port, kind, bj.t, 1, want_kind);
+    T_EQ(th_serve_stop(&s), 0);
+}
+
 /* ---- 5. the span-only listeners ------------------------------------------------------------- */
 
 /* A free loopback port (bound then closed: another process may take it meanwhile). */
@@ -2360,6 +2597,7 @@ int main(int argc, char **argv)
     T_EQ(th_serve_stop(&qsrv), 0);
 
     t_run("span_metrics", test_span_metrics);
+    t_run("span_base", test_span_base);
     t_run("span_listeners", test_span_listeners);
     t_run("restart", test_restart);
     t_run("concurrent_ingest", test_concurrent_ingest);
