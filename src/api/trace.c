@@ -1,14 +1,14 @@
 /*
- * Spans over HTTP (docs/tracing.md): OTLP/HTTP ingest (POST /v1/traces, protobuf or JSON),
- * Zipkin v2 ingest (POST /api/v2/spans, JSON or proto3), and Zipkin v2's query API (GET
- * /api/v2/...), with the status codes and messages of OpenTelemetry's Collector and of
- * Zipkin's server (../shared/ref/tracing.md §1.2, §1.3, §2.3), so that unmodified exporters,
- * Zipkin's UI, Grafana's Zipkin data source and scripts work against Sonde.
+ * Spans over HTTP (docs/tracing.md): OTLP/HTTP ingest (POST /v1/traces, protobuf or JSON) and
+ * Zipkin v2 ingest (POST /api/v2/spans, JSON or proto3), whose decode and replies are
+ * trace/ingest.c's (shared with `sonde agent`'s relay) with this server as their sink, and
+ * Zipkin v2's query API (GET /api/v2/...), with the status codes and messages of Zipkin's
+ * server (../shared/ref/tracing.md §1.3, §2.3), so that unmodified exporters, Zipkin's UI,
+ * Grafana's Zipkin data source and scripts work against Sonde.
  *
- * Ingest decodes on the HTTP worker (gunzipping first, bounded after decompression), then
- * hands the spans to the span store's queue (trace/span_store.h): a full queue is a 503 with
- * Retry-After (nothing of the request taken; OTLP exporters and Zipkin's senders retry), a
- * malformed request a 400 with the reason, and nothing of a refused request is stored.
+ * The sink hands the spans to the span store's queue (trace/span_store.h): a full queue is a
+ * 503 with Retry-After (nothing of the request taken; OTLP exporters and Zipkin's senders
+ * retry); in a fleet, to the bus (serve/fleet_spans.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,35 +21,19 @@
 #include "core/clock.h"
 #include "core/grow.h"
 #include "core/hist.h"
-#include "http/body_coding.h"
 #include "fleet/names.h"
 #include "http/client.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
 #include "serve/span_metrics.h"
+#include "trace/ingest.h"
 #include "trace/otlp.h"
 #include "trace/query.h"
 #include "trace/sampling.h"
 #include "trace/span_store.h"
 #include "trace/zipkin.h"
 
-#define DECODED_MAX (64u << 20) /* a request body after decompression (OTLP's recommendation) */
 #define DAY_MS      86400000LL
-
-/* Whether the Content-Type (parameters aside) is t. */
-static bool ctype_is(const char *ctype, const char *t)
-{
-    size_t n = strlen(t);
-    return ctype && strncasecmp(ctype, t, n) == 0 &&
-           (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
-}
-
-static void retry_after(struct sn_resp *resp)
-{
-    resp->hdr[0][0] = "Retry-After";
-    resp->hdr[0][1] = "1";
-    resp->hdr[1][0] = NULL;
-}
 
 /* The frames of trace.spans instrumentations these spans make, into the aggregator (the one
  * data path: serve/flow.h). */
@@ -75,8 +59,9 @@ static void span_frames(struct sn_server *s, const struct sn_span_batch *b)
 /* A request's spans taken: refused whole (-EBUSY) while the span store's queue is full;
  * else counted in trace.spans (every span: heatmaps stay whole whatever is sampled), then
  * to the tail sampler, which stores them (or what it keeps). */
-static int take(struct sn_server *s, const struct sn_span_batch *b, char *why, size_t whylen)
+static int take(void *arg, const struct sn_span_batch *b, char *why, size_t whylen)
 {
+    struct sn_server *s = arg;
     /* in a fleet, onto the bus: the shards' owners store them, answered once JetStream has
      * stored every message of the request (serve/fleet_spans.c) */
     if (s->fleet)
@@ -87,148 +72,26 @@ static int take(struct sn_server *s, const struct sn_span_batch *b, char *why, s
     return sn_tail_take(s->tail, b, sn_now_ms());
 }
 
-/* ---- OTLP/HTTP ------------------------------------------------------------------------------ */
-
-/* A google.rpc.Status reply in the request's encoding. */
-static void otlp_status(struct sn_call *c, enum sn_otlp_enc enc, int http, int code,
-                        const char *msg)
-{
-    unsigned char *body;
-    size_t len;
-    if (sn_otlp_status(enc, code, msg, &body, &len) < 0) {
-        sn_resp_empty(c->resp, 500);
-        return;
-    }
-    sn_resp_bytes(c->resp, http,
-                  enc == SN_OTLP_PROTO ? "application/x-protobuf" : "application/json", body, len);
-}
+/* ---- Ingest: the one copy in trace/ingest.c, with this server as the sink ------------------ */
 
 void sn_api_otlp_ingest(struct sn_call *c)
 {
-    struct sn_server *s = c->s;
-    struct sn_req *r = c->req;
-    enum sn_otlp_enc enc;
-    const unsigned char *body;
-    unsigned char *owned = NULL;
-    size_t len;
-    char why[512] = "";
-    struct sn_span_batch b = {0};
-    int rc;
-
-    if (ctype_is(r->ctype, "application/x-protobuf"))
-        enc = SN_OTLP_PROTO;
-    else if (ctype_is(r->ctype, "application/json"))
-        enc = SN_OTLP_JSON;
-    else {
-        sn_resp_text(c->resp, 415, "text/plain; charset=utf-8",
-                     "415 unsupported media type, supported: [application/json, "
-                     "application/x-protobuf]");
-        return;
-    }
-    atomic_fetch_add(&s->c.span_requests, 1);
-    rc = sn_body_decode(r->cenc, r->body, r->body_len, DECODED_MAX, &body, &len, &owned);
-    if (rc < 0) {
-        atomic_fetch_add(&s->c.span_requests_invalid, 1);
-        if (rc == -E2BIG)
-            otlp_status(c, enc, 413, 3, "the request body decompresses to more than 64 MiB");
-        else if (rc == -ENOTSUP)
-            snprintf(why, sizeof(why), "unsupported Content-Encoding \"%.64s\"", r->cenc),
-                otlp_status(c, enc, 400, 3, why);
-        else if (rc == -EINVAL)
-            otlp_status(c, enc, 400, 3, "the compressed body is corrupt or truncated");
-        else
-            otlp_status(c, enc, 503, 14, "out of memory"), retry_after(c->resp);
-        return;
-    }
-    rc = sn_otlp_decode(enc, body, len, &b, why, sizeof(why));
-    free(owned);
-    if (rc < 0) {
-        atomic_fetch_add(&s->c.span_requests_invalid, 1);
-        if (rc == -E2BIG)
-            otlp_status(c, enc, 413, 3, why[0] ? why : "too many spans in one request");
-        else if (rc == -ENOMEM)
-            otlp_status(c, enc, 503, 14, "out of memory"), retry_after(c->resp);
-        else
-            otlp_status(c, enc, 400, 3, why[0] ? why : "malformed request");
-        sn_span_batch_fini(&b);
-        return;
-    }
-    if ((rc = take(s, &b, why, sizeof(why))) < 0) {
-        atomic_fetch_add(&s->c.span_requests_busy, 1);
-        otlp_status(c, enc, 503, 14,
-                    rc == -EBUSY ? "the span store's queue is full: retry later"
-                    : s->fleet   ? why
-                                 : "cannot take the spans now: retry later");
-        retry_after(c->resp);
-        sn_span_batch_fini(&b);
-        return;
-    }
-    atomic_fetch_add(&s->c.spans_accepted, b.n);
-    atomic_fetch_add(&s->c.spans_rejected, b.rejected);
-    unsigned char *out;
-    size_t olen;
-    if (sn_otlp_response(enc, b.rejected, b.rejected ? b.reject_why : NULL, &out, &olen) < 0)
-        sn_resp_empty(c->resp, 500);
-    else
-        sn_resp_bytes(c->resp, 200,
-                      enc == SN_OTLP_PROTO ? "application/x-protobuf" : "application/json", out,
-                      olen);
-    sn_span_batch_fini(&b);
+    struct sn_span_sink k = {take, c->s, &c->s->c.span_in};
+    sn_span_ingest_otlp(&k, c->req, c->resp);
 }
 
-/* ---- Zipkin ingest ---------------------------------------------------------------------- */
+void sn_api_zipkin_ingest(struct sn_call *c)
+{
+    struct sn_span_sink k = {take, c->s, &c->s->c.span_in};
+    sn_span_ingest_zipkin(&k, c->req, c->resp);
+}
+
+/* ---- Zipkin queries ------------------------------------------------------------------------ */
 
 static void text(struct sn_call *c, int status, const char *msg)
 {
     sn_resp_text(c->resp, status, "text/plain; charset=utf-8", msg);
 }
-
-void sn_api_zipkin_ingest(struct sn_call *c)
-{
-    struct sn_server *s = c->s;
-    struct sn_req *r = c->req;
-    const unsigned char *body;
-    unsigned char *owned = NULL;
-    size_t len;
-    char why[512] = "";
-    struct sn_span_batch b = {0};
-    bool proto = ctype_is(r->ctype, "application/x-protobuf");
-    int rc;
-
-    atomic_fetch_add(&s->c.span_requests, 1);
-    rc = sn_body_decode(r->cenc, r->body, r->body_len, DECODED_MAX, &body, &len, &owned);
-    if (rc < 0) {
-        atomic_fetch_add(&s->c.span_requests_invalid, 1);
-        char msg[128];
-        snprintf(msg, sizeof(msg), "unsupported Content-Encoding \"%.64s\" (gzip, deflate)",
-                 r->cenc ? r->cenc : "");
-        text(c, rc == -E2BIG ? 413 : 400,
-             rc == -E2BIG     ? "the request body decompresses to more than 64 MiB"
-             : rc == -ENOTSUP ? msg
-                              : "Cannot gunzip spans");
-        return;
-    }
-    rc = proto ? sn_zipkin_decode_proto(body, len, &b, why, sizeof(why))
-               : sn_zipkin_decode_json(body, len, &b, why, sizeof(why));
-    free(owned);
-    if (rc < 0) {
-        atomic_fetch_add(&s->c.span_requests_invalid, 1);
-        text(c, rc == -E2BIG ? 413 : 400, why[0] ? why : "Malformed reading List<Span>");
-        sn_span_batch_fini(&b);
-        return;
-    }
-    if ((rc = take(s, &b, why, sizeof(why))) < 0) {
-        atomic_fetch_add(&s->c.span_requests_busy, 1);
-        text(c, 503, s->fleet ? why : "the span store's queue is full: retry later");
-        retry_after(c->resp);
-    } else {
-        atomic_fetch_add(&s->c.spans_accepted, b.n);
-        sn_resp_empty(c->resp, 202);
-    }
-    sn_span_batch_fini(&b);
-}
-
-/* ---- Zipkin queries ------------------------------------------------------------------------ */
 
 struct out {
     char *p;
