@@ -737,8 +737,21 @@ bool sn_fleet_owns_locked(struct sn_fleet *f, const char *key)
     return false;
 }
 
+/* The shard of the trace store key names ("spans/<shard>"), or NULL (an instrumentation's). */
+static struct span_shard *shard_of_key(struct sn_fleet *f, const char *key)
+{
+    char *end;
+    if (strncmp(key, "spans/", 6) != 0)
+        return NULL;
+    unsigned long k = strtoul(key + 6, &end, 10);
+    return end != key + 6 && !*end && k < SN_FLEET_SPAN_SHARDS ? &f->shards[k] : NULL;
+}
+
 bool sn_fleet_owns(struct sn_fleet *f, const char *key)
 {
+    struct span_shard *sh = shard_of_key(f, key);
+    if (sh)
+        return atomic_load(&sh->active);
     pthread_mutex_lock(&f->mu);
     struct owned *o = owned_get(f, key, false);
     bool yes = o && atomic_load(&o->active);
@@ -748,6 +761,9 @@ bool sn_fleet_owns(struct sn_fleet *f, const char *key)
 
 bool sn_fleet_serves(struct sn_fleet *f, const char *key)
 {
+    struct span_shard *sh = shard_of_key(f, key);
+    if (sh)
+        return atomic_load(&sh->active) && atomic_load(&sh->ready);
     pthread_mutex_lock(&f->mu);
     struct owned *o = owned_get(f, key, false);
     bool yes = o && atomic_load(&o->active) && atomic_load(&o->ready);
