@@ -387,6 +387,46 @@ json_t *sn_fleet_spans_beat(struct sn_fleet *f)
     return a;
 }
 
+_Static_assert(SN_FLEET_SPAN_SHARDS == 64, "a shard mask is 64 bits");
+
+uint64_t sn_fleet_span_mask(struct sn_fleet *f)
+{
+    uint64_t m = 0;
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+        if (atomic_load(&f->shards[i].active) && atomic_load(&f->shards[i].ready))
+            m |= 1ULL << i;
+    return m;
+}
+
+size_t sn_fleet_span_servers(struct sn_fleet *f, char (*api)[160], uint64_t *mask, size_t max)
+{
+    size_t n = 0;
+    int64_t now = sn_mono_ms();
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nm && n < max; i++) {
+        const struct member *m = &f->m[i];
+        const char *url = json_string_value(json_object_get(m->v, "api"));
+        if (m->kind != 'n' || strcmp(m->name, f->id) == 0 || !url ||
+            now - m->seen_ms > SN_FLEET_NODE_DEAD_MS)
+            continue;
+        uint64_t bits = 0;
+        size_t k;
+        json_t *o;
+        json_array_foreach(json_object_get(m->v, "spans"), k, o)
+        {
+            json_int_t sh = json_integer_value(o);
+            if (sh >= 0 && sh < SN_FLEET_SPAN_SHARDS)
+                bits |= 1ULL << sh;
+        }
+        if (!bits)
+            continue;
+        snprintf(api[n], 160, "%s", url);
+        mask[n++] = bits;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
 bool sn_fleet_serves_all_spans(struct sn_fleet *f)
 {
     for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
