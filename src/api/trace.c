@@ -33,7 +33,7 @@
 #include "trace/span_store.h"
 #include "trace/zipkin.h"
 
-#define DAY_MS      86400000LL
+#define DAY_MS 86400000LL
 
 /* The frames of trace.spans instrumentations these spans make, into the aggregator (the one
  * data path: serve/flow.h). */
@@ -435,8 +435,9 @@ static const struct sn_trace_filter *plan_run(struct sn_call *c, struct plan *p)
     return p->mine == ALL_SHARDS ? NULL : &p->keep;
 }
 
-/* The trace id of an answer's JSON object (a trace summary, an exemplar) as 32 hex digits (a 64-bit one left-padded), into out[33]:
- * ordering these orders the ids' bytes, as a single host ranks ties. */
+/* The trace id of an answer's JSON object (a trace summary, an exemplar) as 32 hex digits (a 64-bit
+ * one left-padded), into out[33]: ordering these orders the ids' bytes, as a single host ranks
+ * ties. */
 static void id32(const json_t *o, char out[33])
 {
     const char *id = json_string_value(json_object_get(o, "traceId"));
@@ -960,8 +961,8 @@ static void exemplars_part(struct sn_call *c)
     struct plan p;
     const struct sn_trace_filter *keep = plan_run(c, &p);
     json_decref(p.answers);
-    json_t *out = exemplars_local(s, inst, t0, t1, strtod(lo, NULL), strtod(hi, NULL),
-                                  (size_t)max, keep);
+    json_t *out =
+        exemplars_local(s, inst, t0, t1, strtod(lo, NULL), strtod(hi, NULL), (size_t)max, keep);
     sn_resp_json(c->resp, out ? 200 : 500, out ? out : json_array());
 }
 
@@ -1173,9 +1174,9 @@ static void operations(struct sn_call *c)
     size_t ai, ak;
     json_t *ans, *op;
     int rc = 0;
-    json_array_foreach(pl.answers, ai, ans) json_array_foreach(json_object_get(ans, "operations"), ak,
-                                                              op) if (rc == 0) rc =
-        ops_add(&ops, &n, op);
+    json_array_foreach(pl.answers, ai, ans)
+        json_array_foreach(json_object_get(ans, "operations"), ak, op) if (rc == 0) rc =
+            ops_add(&ops, &n, op);
     json_decref(pl.answers);
     if (rc < 0) {
         sn_trace_ops_free(ops, n);

@@ -531,9 +531,9 @@ static bool reconcile(struct sn_fleet_agent *fa, const struct want_set *w)
             inst_stop(fa, in);
         char why[WHY_MAX] = "";
         bool span = sn_span_metrics_handles(x->def);
-        int rc = span ? sn_span_metrics_enable(fa->spanm, x->key, x->def, fa->key_cap, why,
-                                               sizeof(why))
-                      : sn_agent_enable(fa->agent, x->key, x->def, why, sizeof(why));
+        int rc =
+            span ? sn_span_metrics_enable(fa->spanm, x->key, x->def, fa->key_cap, why, sizeof(why))
+                 : sn_agent_enable(fa->agent, x->key, x->def, why, sizeof(why));
         if (rc == 0)
             sn_log(SN_LOG_INFO, "fleet", "%s enabled", x->key);
         else
@@ -616,21 +616,20 @@ static json_t *heartbeat_json(struct sn_fleet_agent *fa)
     pthread_mutex_unlock(&fa->st_mu);
     struct sn_span_relay_stats rs;
     sn_span_relay_stats(fa->relay, &rs);
-    json_t *spans = fa->relay ? json_pack("{s:I,s:I,s:I,s:I,s:I}", "requests",
-                                          (json_int_t)rs.requests, "invalid", (json_int_t)rs.invalid,
-                                          "busy", (json_int_t)rs.busy, "relayed",
-                                          (json_int_t)rs.spans, "messages", (json_int_t)rs.msgs)
-                              : json_null();
-    return json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:b,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o}",
-                     "v", 1, "kind", "agent", "host", fa->host, "zone", fa->zone, "version",
-                     fa->version, "started_ms", (json_int_t)fa->started_ms, "bpf", as.bpf,
-                     "no_bpf_reason", sn_agent_no_bpf_reason(fa->agent), "running", running,
-                     "last_frame", (json_int_t)st.last_frame, "buffered", (json_int_t)st.buffered,
-                     "buffered_bytes", (json_int_t)st.buffered_bytes, "dropped",
-                     (json_int_t)st.dropped, "sent", (json_int_t)st.sent, "acked",
-                     (json_int_t)st.acked, "duplicates", (json_int_t)st.dups, "errors",
-                     (json_int_t)st.errors, "cgroup", fa->cgroup ? fa->cgroup : "",
-                     "spans", spans);
+    json_t *spans =
+        fa->relay ? json_pack("{s:I,s:I,s:I,s:I,s:I}", "requests", (json_int_t)rs.requests,
+                              "invalid", (json_int_t)rs.invalid, "busy", (json_int_t)rs.busy,
+                              "relayed", (json_int_t)rs.spans, "messages", (json_int_t)rs.msgs)
+                  : json_null();
+    return json_pack(
+        "{s:i,s:s,s:s,s:s,s:s,s:I,s:b,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o}", "v", 1,
+        "kind", "agent", "host", fa->host, "zone", fa->zone, "version", fa->version, "started_ms",
+        (json_int_t)fa->started_ms, "bpf", as.bpf, "no_bpf_reason",
+        sn_agent_no_bpf_reason(fa->agent), "running", running, "last_frame",
+        (json_int_t)st.last_frame, "buffered", (json_int_t)st.buffered, "buffered_bytes",
+        (json_int_t)st.buffered_bytes, "dropped", (json_int_t)st.dropped, "sent",
+        (json_int_t)st.sent, "acked", (json_int_t)st.acked, "duplicates", (json_int_t)st.dups,
+        "errors", (json_int_t)st.errors, "cgroup", fa->cgroup ? fa->cgroup : "", "spans", spans);
 }
 
 /* Puts agent.<host> into the members bucket. 0 or -errno. */

@@ -40,12 +40,12 @@ struct sn_fleet_agent; /* opaque */
 
 struct sn_fleet_agent_opts {
     const struct sn_link_opts *link; /* --nats and its credentials (borrowed while open) */
-    const char *cgroup;  /* --cgroup PATH: count only this cgroup and its descendants (NULL:
-                            the whole host) */
-    const char *zone;    /* --zone, shown in the heartbeat (NULL: "") */
-    const char *version; /* shown in the heartbeat (NULL: "") */
-    int64_t buffer_ms;   /* --buffer-seconds * 1000 (0: 120 s) */
-    size_t buffer_bytes; /* --buffer-bytes (0: 64 MiB) */
+    const char *cgroup;        /* --cgroup PATH: count only this cgroup and its descendants (NULL:
+                                  the whole host) */
+    const char *zone;          /* --zone, shown in the heartbeat (NULL: "") */
+    const char *version;       /* shown in the heartbeat (NULL: "") */
+    int64_t buffer_ms;         /* --buffer-seconds * 1000 (0: 120 s) */
+    size_t buffer_bytes;       /* --buffer-bytes (0: 64 MiB) */
     const char *otlp_listen;   /* --otlp-listen ADDR: OTLP/HTTP relayed to the bus (NULL: off;
                                   fleet/span_relay.h) */
     const char *zipkin_listen; /* --zipkin-listen ADDR: Zipkin v2 relayed to the bus (NULL: off) */

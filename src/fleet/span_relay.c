@@ -91,8 +91,8 @@ static size_t admit(void *ctx, struct sn_req *req, struct sn_resp *resp)
     return 0;
 }
 
-int sn_span_relay_start(const struct sn_span_relay_opts *o, struct sn_span_relay **out,
-                        char *why, size_t whylen)
+int sn_span_relay_start(const struct sn_span_relay_opts *o, struct sn_span_relay **out, char *why,
+                        size_t whylen)
 {
     struct sn_span_relay *r = calloc(1, sizeof(*r));
     *out = NULL;

@@ -36,8 +36,8 @@ struct sn_span_relay_opts {
 };
 
 /* Listens (0, or -errno with why: an address taken or bad). */
-int sn_span_relay_start(const struct sn_span_relay_opts *o, struct sn_span_relay **out,
-                        char *why, size_t whylen);
+int sn_span_relay_start(const struct sn_span_relay_opts *o, struct sn_span_relay **out, char *why,
+                        size_t whylen);
 
 struct sn_span_relay_stats {
     uint64_t requests, invalid, busy; /* ingest requests, refused as malformed, refused (503) */

@@ -46,8 +46,7 @@ static void otlp_status(struct sn_resp *resp, enum sn_otlp_enc enc, int http, in
                   body, len);
 }
 
-void sn_span_ingest_otlp(const struct sn_span_sink *k, const struct sn_req *r,
-                         struct sn_resp *resp)
+void sn_span_ingest_otlp(const struct sn_span_sink *k, const struct sn_req *r, struct sn_resp *resp)
 {
     enum sn_otlp_enc enc;
     const unsigned char *body;
@@ -122,7 +121,8 @@ void sn_span_ingest_otlp(const struct sn_span_sink *k, const struct sn_req *r,
 
 void sn_span_ingest_otlp_get(struct sn_resp *resp)
 {
-    sn_resp_text(resp, 405, "text/plain; charset=utf-8", "405 method not allowed, supported: [POST]");
+    sn_resp_text(resp, 405, "text/plain; charset=utf-8",
+                 "405 method not allowed, supported: [POST]");
 }
 
 /* ---- Zipkin --------------------------------------------------------------------------------- */

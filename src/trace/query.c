@@ -431,9 +431,8 @@ static int scan(struct sn_span_store *ss, const struct sn_trace_filter *keep, co
 }
 
 int sn_trace_extremes(struct sn_span_store *ss, const struct sn_trace_filter *keep,
-                      const char *service, uint64_t from_us,
-                      uint64_t to_us, bool longest, size_t limit, struct sn_trace_summary **out,
-                      size_t *n, bool *truncated)
+                      const char *service, uint64_t from_us, uint64_t to_us, bool longest,
+                      size_t limit, struct sn_trace_summary **out, size_t *n, bool *truncated)
 {
     struct extremes x = {0};
     int rc;
@@ -441,8 +440,7 @@ int sn_trace_extremes(struct sn_span_store *ss, const struct sn_trace_filter *ke
     *out = NULL;
     *n = 0;
     *truncated = false;
-    if ((rc = scan(ss, keep, service, from_us, to_us, on_extreme, &x)) < 0 ||
-        (rc = x.err) < 0) {
+    if ((rc = scan(ss, keep, service, from_us, to_us, on_extreme, &x)) < 0 || (rc = x.err) < 0) {
         free(x.t);
         return rc;
     }

@@ -81,9 +81,8 @@ void sn_trace_summarize(const struct sn_span *spans, size_t n, struct sn_trace_s
  * new array (free()). Returns 0 or -errno. */
 #define SN_QUERY_MAX_TRACES 2000000
 int sn_trace_extremes(struct sn_span_store *ss, const struct sn_trace_filter *keep,
-                      const char *service, uint64_t from_us,
-                      uint64_t to_us, bool longest, size_t limit, struct sn_trace_summary **out,
-                      size_t *n, bool *truncated);
+                      const char *service, uint64_t from_us, uint64_t to_us, bool longest,
+                      size_t limit, struct sn_trace_summary **out, size_t *n, bool *truncated);
 
 /* Span counts, errors and latency of each operation (service, span name) over time: the spans
  * of service (NULL: every service) starting in [from_us, to_us), in steps of step_s seconds. */
@@ -116,7 +115,7 @@ struct sn_dep_link {
  * counts the calls whose callee span has an error. At most SN_QUERY_MAX_READ traces are read
  * (the newest; *truncated says so). *out: a new array sorted by parent, child. */
 int sn_trace_dependencies(struct sn_span_store *ss, const struct sn_trace_filter *keep,
-                          uint64_t from_us, uint64_t to_us,
-                          struct sn_dep_link **out, size_t *n, bool *truncated);
+                          uint64_t from_us, uint64_t to_us, struct sn_dep_link **out, size_t *n,
+                          bool *truncated);
 
 #endif

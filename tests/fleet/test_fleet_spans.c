@@ -897,8 +897,8 @@ static void test_agent_relay(void)
     T_REQUIRE(id[0]);
     struct th_resp r = {0};
     const char *jh[] = {"Content-Type: application/json", NULL};
-    T_REQUIRE(th_request(ref_port, "POST", "/ca/instrumentations", jh, def, strlen(def), 10000,
-                         &r) == 0);
+    T_REQUIRE(
+        th_request(ref_port, "POST", "/ca/instrumentations", jh, def, strlen(def), 10000, &r) == 0);
     c = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
     snprintf(rid, sizeof(rid), "%s", json_string_value(json_object_get(c, "id")) ?: "");
     json_decref(c);
@@ -992,10 +992,9 @@ static void test_agent_relay(void)
     json_t *deps = get_port(ref_port, path, &st);
     T_EQ(json_integer_value(json_object_get(json_array_get(deps, 0), "callCount")), 8);
     json_decref(deps);
-    static const char *const qs[] = {"longest?service=" SVC_A "&limit=5",
-                                     "shortest?service=" SVC_A "&limit=5",
-                                     "longest?service=" SVC_Z "&limit=20",
-                                     "operations?step=60", "operations?service=" SVC_Z};
+    static const char *const qs[] = {
+        "longest?service=" SVC_A "&limit=5", "shortest?service=" SVC_A "&limit=5",
+        "longest?service=" SVC_Z "&limit=20", "operations?step=60", "operations?service=" SVC_Z};
     for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
         snprintf(path, sizeof(path), "/ca/traces/%s&start_time=%" PRId64 "&duration=120", qs[k],
                  sec - 60);
