@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
+#include "core/grow.h"
 #include "fleet/names.h"
 #include "serve/span_metrics.h"
 #include "trace/otlp.h"
@@ -153,29 +155,128 @@ int sn_fleet_frame_send(struct sn_link *link, const struct sn_wire_frame *fr, co
     return rc;
 }
 
-/* Publishes one message with its id, acknowledged by JetStream (a try not acknowledged is sent
- * again with the same id: stored once). 0 or -errno. */
-static int publish(struct sn_link *link, const char *subj, const char *id, const void *data,
-                   size_t len)
+/* ---- Many messages, acknowledged together ----------------------------------------------------
+ *
+ * A request's spans spread over most of the 64 shards: published one by one, each waiting for
+ * its acknowledgement, a request of 500 spans cost 64 round trips. They go out together
+ * instead: each message with a reply subject of its own under one inbox (JetStream answers a
+ * publish that has a reply subject with its acknowledgement there), then the acknowledgements
+ * are collected, at most ACK_WAIT_MS. What is not acknowledged (an error, no answer) is sent
+ * once more the same way, with the same message ids: JetStream stores each once.
+ */
+#define ACK_WAIT_MS 5000
+
+struct out_msg {
+    char subj[SN_FLEET_SUBJECT_MAX], id[SN_FLEET_SUBJECT_MAX];
+    unsigned char *data;
+    size_t len;
+    bool acked;
+};
+
+struct out_list {
+    struct out_msg *v;
+    size_t n, cap;
+};
+
+static struct out_msg *out_add(struct out_list *l)
 {
-    natsStatus st = NATS_OK;
-    for (int t = 0; t < SPANS_PUBLISH_TRIES; t++) {
-        natsMsg *m = NULL;
-        jsPubAck *ack = NULL;
-        jsErrCode jerr = 0;
-        st = natsMsg_Create(&m, subj, NULL, data, (int)len);
-        if (st == NATS_OK)
-            st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
-        if (st == NATS_OK)
-            st = js_PublishMsg(&ack, sn_link_js(link), m, NULL, &jerr);
-        jsPubAck_Destroy(ack);
-        natsMsg_Destroy(m);
-        if (st == NATS_OK)
-            return 0;
-        if (st != NATS_TIMEOUT && st != NATS_NO_RESPONDERS)
-            break;
+    struct out_msg *v = sn_grow(l->v, &l->cap, l->n + 1, sizeof(*v));
+    if (!v)
+        return NULL;
+    l->v = v;
+    memset(&v[l->n], 0, sizeof(*v));
+    return &v[l->n++];
+}
+
+static void out_free(struct out_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].data);
+    free(l->v);
+}
+
+/* One pass: every message of l not yet acknowledged sent, their acknowledgements collected.
+ * 0 when all are acknowledged, else -errno (with why). */
+static int publish_pass(natsConnection *nc, struct out_list *l, char *why, size_t whylen)
+{
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    char filter[160], reply[192];
+    size_t want = 0;
+    natsStatus st = natsInbox_Create(&inbox);
+    if (st == NATS_OK) {
+        snprintf(filter, sizeof(filter), "%s.*", (const char *)inbox);
+        st = natsConnection_SubscribeSync(&sub, nc, filter);
     }
-    return sn_link_err(st) ? sn_link_err(st) : -EIO;
+    for (size_t i = 0; st == NATS_OK && i < l->n; i++) {
+        struct out_msg *m = &l->v[i];
+        natsMsg *msg = NULL;
+        if (m->acked)
+            continue;
+        snprintf(reply, sizeof(reply), "%s.%zu", (const char *)inbox, i);
+        st = natsMsg_Create(&msg, m->subj, reply, (const char *)m->data, (int)m->len);
+        if (st == NATS_OK)
+            st = natsMsgHeader_Set(msg, "Nats-Msg-Id", m->id);
+        if (st == NATS_OK)
+            st = natsConnection_PublishMsg(nc, msg);
+        natsMsg_Destroy(msg);
+        want += st == NATS_OK;
+    }
+    int64_t end = sn_mono_ms() + ACK_WAIT_MS;
+    int rc = st == NATS_OK ? 0 : (sn_link_err(st) ? sn_link_err(st) : -EIO);
+    if (rc < 0)
+        snprintf(why, whylen, "the fleet's bus (NATS) did not take the spans: %s",
+                 natsStatus_GetText(st));
+    while (sub && want) {
+        natsMsg *ack = NULL;
+        int64_t left = end - sn_mono_ms();
+        if (left <= 0 || natsSubscription_NextMsg(&ack, sub, left) != NATS_OK)
+            break;
+        const char *subj = natsMsg_GetSubject(ack), *dot = strrchr(subj, '.');
+        size_t i = dot ? (size_t)strtoull(dot + 1, NULL, 10) : l->n;
+        const char *data = natsMsg_GetData(ack);
+        int dlen = natsMsg_GetDataLength(ack);
+        /* {"stream":..,"seq":..} is stored; {"error":..}, or an empty status message (no
+         * responders), is not */
+        if (i < l->n && !l->v[i].acked && dlen > 0 && !memmem(data, (size_t)dlen, "\"error\"", 7) &&
+            memmem(data, (size_t)dlen, "\"seq\"", 5)) {
+            l->v[i].acked = true;
+            want--;
+        } else if (i < l->n && !l->v[i].acked && rc == 0) {
+            rc = -EIO;
+            snprintf(why, whylen, "the fleet's bus (NATS) did not store the spans: %.*s",
+                     dlen > 200 ? 200 : dlen, dlen > 0 ? data : "no stream answered");
+        }
+        natsMsg_Destroy(ack);
+    }
+    if (want && rc == 0) {
+        rc = -ETIMEDOUT;
+        snprintf(why, whylen, "the fleet's bus (NATS) did not acknowledge the spans in %d ms",
+                 ACK_WAIT_MS);
+    }
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    natsInbox_Destroy(inbox);
+    for (size_t i = 0; i < l->n; i++)
+        if (!l->v[i].acked)
+            return rc < 0 ? rc : -EIO;
+    return 0;
+}
+
+static int publish_all(struct sn_link *link, struct out_list *l, char *why, size_t whylen)
+{
+    natsConnection *nc = sn_link_conn(link);
+    int rc = -ENOTCONN;
+    if (!nc) {
+        snprintf(why, whylen, "the fleet's bus (NATS) is unreachable: retry later");
+        return rc;
+    }
+    for (int t = 0; t < SPANS_PUBLISH_TRIES; t++)
+        if ((rc = publish_pass(nc, l, why, whylen)) == 0 || !sn_link_up(link))
+            break;
+    return rc;
 }
 
 int sn_fleet_spans_send(struct sn_link *link, const char *origin, uint64_t nonce,
@@ -184,30 +285,30 @@ int sn_fleet_spans_send(struct sn_link *link, const char *origin, uint64_t nonce
 {
     size_t *by = b->n ? malloc(b->n * sizeof(*by)) : NULL;
     struct sn_span *part = b->n ? malloc(b->n * sizeof(*part)) : NULL;
+    unsigned *shard_of = b->n ? malloc(b->n * sizeof(*shard_of)) : NULL;
     size_t count[SN_FLEET_SPAN_SHARDS] = {0}, at[SN_FLEET_SPAN_SHARDS];
+    struct out_list l = {0};
+    uint64_t spans = 0;
     int rc = 0;
 
     snprintf(why, whylen, "%s", "");
-    if (b->n && !sn_link_up(link)) { /* refused at once: the client retries (503) */
+    if (!b->n)
+        return 0;
+    if (!sn_link_up(link)) { /* refused at once: the client retries (503) */
         free(by);
         free(part);
+        free(shard_of);
         snprintf(why, whylen, "the fleet's bus (NATS) is unreachable: retry later");
         return -ENOTCONN;
     }
-    if (b->n && (!by || !part)) {
+    if (!by || !part || !shard_of) {
         free(by);
         free(part);
+        free(shard_of);
         snprintf(why, whylen, "out of memory");
         return -ENOMEM;
     }
     /* the spans by shard, in their order (a counting sort) */
-    unsigned *shard_of = b->n ? malloc(b->n * sizeof(*shard_of)) : NULL;
-    if (b->n && !shard_of) {
-        free(by);
-        free(part);
-        snprintf(why, whylen, "out of memory");
-        return -ENOMEM;
-    }
     for (size_t i = 0; i < b->n; i++)
         count[shard_of[i] = sn_fleet_span_shard(b->spans[i].trace_id)]++;
     size_t sum = 0;
@@ -221,9 +322,7 @@ int sn_fleet_spans_send(struct sn_link *link, const char *origin, uint64_t nonce
     for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS && rc == 0; k++) {
         if (!count[k])
             continue;
-        char subj[64], id[SN_FLEET_SUBJECT_MAX], pname[16];
-        unsigned char *out = NULL;
-        size_t olen = 0;
+        char pname[16];
         struct sn_arena ar = {0};
         for (size_t j = 0; j < count[k] && rc == 0; j++) {
             struct sn_span *sp = &part[j];
@@ -235,7 +334,6 @@ int sn_fleet_spans_send(struct sn_link *link, const char *origin, uint64_t nonce
             char *val = sn_arena_strndup(&ar, zt, strlen(zt));
             if (!kv || !val) {
                 rc = -ENOMEM;
-                snprintf(why, whylen, "out of memory");
             } else {
                 if (sp->nattrs)
                     memcpy(kv, sp->attrs, sp->nattrs * sizeof(*kv));
@@ -248,52 +346,58 @@ int sn_fleet_spans_send(struct sn_link *link, const char *origin, uint64_t nonce
         }
         from += count[k];
         snprintf(pname, sizeof(pname), "s%u", k);
-        if (sn_fleet_span_subject(k, subj, sizeof(subj)) < 0 ||
-            sn_fleet_span_msg_id(origin, nonce, pname, id, sizeof(id)) < 0) {
-            rc = -EINVAL;
-            snprintf(why, whylen, "no name on the bus for span shard %u", k);
-        } else if (rc < 0) {
-            /* out of memory, said */
-        } else if (sn_otlp_encode(part, count[k], &out, &olen) < 0) {
+        struct out_msg *m = rc == 0 ? out_add(&l) : NULL;
+        if (rc < 0 || !m) {
             rc = -ENOMEM;
             snprintf(why, whylen, "out of memory");
-        } else if ((rc = publish(link, subj, id, out, olen)) < 0) {
-            snprintf(why, whylen, "the fleet's bus (NATS) did not store the spans: %s",
-                     strerror(-rc));
+        } else if (sn_fleet_span_subject(k, m->subj, sizeof(m->subj)) < 0 ||
+                   sn_fleet_span_msg_id(origin, nonce, pname, m->id, sizeof(m->id)) < 0) {
+            rc = -EINVAL;
+            snprintf(why, whylen, "no name on the bus for span shard %u", k);
+        } else if (sn_otlp_encode(part, count[k], &m->data, &m->len) < 0) {
+            rc = -ENOMEM;
+            snprintf(why, whylen, "out of memory");
         } else {
-            st->msgs++;
-            st->spans += count[k];
+            spans += count[k];
         }
-        free(out);
         sn_arena_fini(&ar);
     }
     free(by);
     free(part);
     free(shard_of);
-    if (rc < 0)
-        return rc;
+    size_t span_msgs = l.n;
 
     /* the trace.spans frames these spans make, as the origin's (host: origin) */
     struct sn_wire_frame *fr = NULL;
     size_t nf = 0;
-    if (!b->n || !sm || !sn_span_metrics_count(sm))
-        return 0;
-    if (sn_span_metrics_frames(sm, b->spans, b->n, origin, now, &fr, &nf) < 0) {
+    if (rc == 0 && sm && sn_span_metrics_count(sm) &&
+        sn_span_metrics_frames(sm, b->spans, b->n, origin, now, &fr, &nf) < 0) {
+        rc = -ENOMEM;
         snprintf(why, whylen, "out of memory");
-        return -ENOMEM;
     }
-    for (size_t i = 0; i < nf && rc == 0; i++) {
-        char pname[24], id[SN_FLEET_SUBJECT_MAX];
+    for (size_t i = 0; rc == 0 && i < nf; i++) {
+        char pname[24];
+        struct out_msg *m = out_add(&l);
+        size_t len = sn_wire_frame_len(&fr[i]);
         snprintf(pname, sizeof(pname), "f%zu", i);
-        if (sn_fleet_span_msg_id(origin, nonce, pname, id, sizeof(id)) < 0)
-            continue;
-        int prc = sn_fleet_frame_send(link, &fr[i], id);
-        if (prc < 0 && prc != -EINVAL) {
-            rc = prc;
-            snprintf(why, whylen, "the fleet's bus (NATS) did not store the span metrics: %s",
-                     strerror(-rc));
+        if (!m || !(m->data = malloc(len))) {
+            rc = -ENOMEM;
+            snprintf(why, whylen, "out of memory");
+        } else if (!fr[i].host || !sn_fleet_host_valid(fr[i].host) ||
+                   sn_fleet_frame_subject(fr[i].id, fr[i].host, m->subj, sizeof(m->subj)) < 0 ||
+                   sn_fleet_span_msg_id(origin, nonce, pname, m->id, sizeof(m->id)) < 0 ||
+                   sn_wire_frame_encode(&fr[i], m->data, len) < 0) {
+            free(m->data); /* a name the bus cannot carry: not sent */
+            l.n--;
+        } else {
+            m->len = len;
         }
     }
     sn_span_metrics_frames_free(fr, nf);
+    if (rc == 0 && (rc = publish_all(link, &l, why, whylen)) == 0) {
+        st->msgs += span_msgs;
+        st->spans += spans;
+    }
+    out_free(&l);
     return rc;
 }
