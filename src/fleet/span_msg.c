@@ -242,10 +242,13 @@ static int publish_pass(natsConnection *nc, struct out_list *l, char *why, size_
             memmem(data, (size_t)dlen, "\"seq\"", 5)) {
             l->v[i].acked = true;
             want--;
-        } else if (i < l->n && !l->v[i].acked && rc == 0) {
-            rc = -EIO;
-            snprintf(why, whylen, "the fleet's bus (NATS) did not store the spans: %.*s",
-                     dlen > 200 ? 200 : dlen, dlen > 0 ? data : "no stream answered");
+        } else if (i < l->n && !l->v[i].acked) { /* refused: answered, not stored */
+            want--;
+            if (rc == 0) {
+                rc = -EIO;
+                snprintf(why, whylen, "the fleet's bus (NATS) did not store the spans: %.*s",
+                         dlen > 200 ? 200 : dlen, dlen > 0 ? data : "no stream answered");
+            }
         }
         natsMsg_Destroy(ack);
     }
