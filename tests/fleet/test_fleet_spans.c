@@ -934,6 +934,22 @@ static void test_agent_relay(void)
          "%.1f ms (each message stored by JetStream first)",
          otlp_ms, zipkin_ms);
 
+    /* every shard served by its 2 owners (caught up), none by a single node: questions fan out */
+    int total = 0;
+    double until = th_now_ms() + 30000;
+    for (int round = 0; round < 300; round++) {
+        total = shards_served(0) + shards_served(1) + shards_served(2);
+        if (total == 2 * SN_FLEET_SPAN_SHARDS || th_now_ms() > until)
+            break;
+        th_sleep_ms(100);
+    }
+    T_EQ(total, 2 * SN_FLEET_SPAN_SHARDS);
+    for (int n = 0; n < 3; n++) {
+        int served = shards_served(n);
+        NOTE("n%d serves %d of the %d shards", n + 1, served, SN_FLEET_SPAN_SHARDS);
+        T_OK(served > 0 && served < SN_FLEET_SPAN_SHARDS);
+    }
+
     /* readable by id and by search on every node */
     for (int n = 0; n < 3; n++)
         T_OK(all_exact(n, 0, ntr, 20000));
