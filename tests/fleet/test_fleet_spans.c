@@ -1029,8 +1029,10 @@ static void test_agent_relay(void)
     T_EQ(json_integer_value(json_object_get(json_array_get(deps, 0), "callCount")), 8);
     json_decref(deps);
     static const char *const qs[] = {
-        "longest?service=" SVC_A "&limit=5", "shortest?service=" SVC_A "&limit=5",
-        "longest?service=" SVC_Z "&limit=20", "operations?step=60", "operations?service=" SVC_Z};
+        "longest?service=svc-otlp&limit=5",    "shortest?service=svc-otlp&limit=5",
+        "longest?service=svc-zipkin&limit=20", "operations?step=60",
+        "operations?service=svc-zipkin",
+    };
     for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
         snprintf(path, sizeof(path), "/ca/traces/%s&start_time=%" PRId64 "&duration=120", qs[k],
                  sec - 60);
