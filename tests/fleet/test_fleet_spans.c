@@ -22,7 +22,8 @@
  *
  * And agent_relay: 3 nodes (each serves about 2/3 of the shards, so questions fan out), a
  * `sonde agent --otlp-listen --zipkin-listen` on loopback, and a single `sonde serve` without a
- * fleet (the reference) fed the same requests: the agent's spans readable by id and by search
+ * fleet (the reference) fed the same requests: bad requests answered by the agent exactly as by
+ * the reference (status and body); the agent's spans readable by id and by search
  * on the nodes; the trace.spans heatmap cell of their second on a node counts them exactly;
  * dependencies, /ca/traces/longest|shortest|operations|ID and the cell's exemplars on every
  * node equal the reference's; the bus stopped: the agent answers 503 with Retry-After.
@@ -949,6 +950,41 @@ static void test_agent_relay(void)
         NOTE("n%d serves %d of the %d shards", n + 1, served, SN_FLEET_SPAN_SHARDS);
         T_OK(served > 0 && served < SN_FLEET_SPAN_SHARDS);
     }
+
+    /* bad requests: the agent's answers are the reference's, status and body */
+    static const struct {
+        const char *path, *ctype, *body;
+        int status;
+    } bad[] = {
+        {"/v1/traces", "application/x-protobuf", "\x0a\x05\x0a", 400},
+        {"/v1/traces", "application/json", "{\"resourceSpans\":[{\"scopeSpans\":7}]}", 400},
+        {"/v1/traces", "text/plain", "x", 415},
+        {"/api/v2/spans", "application/json", "[{\"traceId\":\"xyz\"}]", 400},
+        {"/api/v2/spans", "application/json", "not json", 400},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        struct th_resp ra = {0}, rb = {0};
+        char hct[96];
+        const char *hh[] = {hct, NULL};
+        snprintf(hct, sizeof(hct), "Content-Type: %s", bad[k].ctype);
+        int port = bad[k].path[1] == 'v' ? otlp : zipkin;
+        T_OK(th_request(port, "POST", bad[k].path, hh, bad[k].body, strlen(bad[k].body), 10000,
+                        &ra) == 0);
+        T_OK(th_request(ref_port, "POST", bad[k].path, hh, bad[k].body, strlen(bad[k].body), 10000,
+                        &rb) == 0);
+        T_EQ(ra.status, bad[k].status);
+        T_EQ(rb.status, bad[k].status);
+        T_OK(ra.len == rb.len && (!ra.len || memcmp(ra.body, rb.body, ra.len) == 0));
+        th_resp_free(&ra);
+        th_resp_free(&rb);
+    }
+    struct th_resp rn = {0};
+    T_OK(th_request(otlp, "GET", "/api/v2/services", NULL, NULL, 0, 10000, &rn) == 0);
+    T_EQ(rn.status, 404); /* no queries on an agent */
+    th_resp_free(&rn);
+    T_OK(th_request(zipkin, "GET", "/v1/traces", NULL, NULL, 0, 10000, &rn) == 0);
+    T_EQ(rn.status, 405);
+    th_resp_free(&rn);
 
     /* readable by id and by search on every node */
     for (int n = 0; n < 3; n++)
