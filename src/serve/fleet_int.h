@@ -81,7 +81,9 @@ struct span_shard {
     _Atomic bool lost;           /* its consumer is gone on the servers: made again */
     bool restart;                /* the link came back: its consumer made again (balancer's) */
     _Atomic bool active;
-    _Atomic bool ready; /* caught up with the stream since it took the shard: it answers */
+    _Atomic bool ready;   /* caught up with the stream since it took the shard: it answers */
+    _Atomic bool backlog; /* its subject had messages to replay when taken: ready once they are
+                           * taken, never by the quiet-second rule (fleet_spans.c) */
 };
 
 struct sn_fleet {

@@ -192,6 +192,31 @@ static void on_span_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         atomic_store(&sh->ready, true);
 }
 
+/* What sh's subject holds past sequence seq, asked of the stream (its last message): 1 (a
+ * backlog to replay), 0 (nothing), or -1 when the servers do not say (then *ask is cleared, so
+ * that a pass of the balancer waits for the servers once, not once a shard). */
+static int shard_backlog(struct sn_fleet *f, const struct span_shard *sh, uint64_t seq, bool *ask)
+{
+    char subj[64];
+    if (!*ask || sn_fleet_span_subject(sh->shard, subj, sizeof(subj)) < 0)
+        return -1;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus st = js_GetLastMsg(&m, sn_link_js(f->link), SN_FLEET_SPANS_STREAM, subj, &jo, &jerr);
+    if (st == NATS_NOT_FOUND)
+        return 0;
+    if (st != NATS_OK) {
+        *ask = false;
+        return -1;
+    }
+    int r = natsMsg_GetSequence(m) > seq;
+    natsMsg_Destroy(m);
+    return r;
+}
+
 /* Consumes sh's subject: after seq when seq, else from the stream's start. */
 static int shard_subscribe(struct sn_fleet *f, struct span_shard *sh, uint64_t seq)
 {
@@ -240,7 +265,7 @@ static void shard_unsubscribe(struct span_shard *sh)
 void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
 {
     unsigned took = 0, left = 0, restarted = 0;
-    bool retry = false;
+    bool retry = false, ask = true;
     if (resub) /* every consumer made again where it was, over as many passes as it takes */
         for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
             f->shards[i].restart = atomic_load(&f->shards[i].active);
@@ -250,11 +275,15 @@ void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
         bool mine = sn_fleet_owns_locked(f, sh->key);
         pthread_mutex_unlock(&f->mu);
         if (mine && !atomic_load(&sh->active)) {
-            atomic_store(&sh->ready, false);
+            /* owned before in this process: its copy holds what came up to last_seq; ready at
+             * once when nothing came after, else once the replay is taken */
+            uint64_t from = atomic_load(&sh->last_seq);
+            int backlog = shard_backlog(f, sh, from, &ask);
+            atomic_store(&sh->backlog, backlog == 1);
+            atomic_store(&sh->ready, backlog == 0);
             atomic_store(&sh->since_ms, sn_mono_ms());
             atomic_store(&sh->active, true);
-            /* owned before in this process: its copy holds what came up to last_seq */
-            if (shard_subscribe(f, sh, atomic_load(&sh->last_seq)) < 0) {
+            if (shard_subscribe(f, sh, from) < 0) {
                 atomic_store(&sh->active, false); /* tried again at the next pass */
                 retry = true;
                 break; /* the servers do not answer now: the others wait for the next pass */
@@ -307,12 +336,14 @@ void sn_fleet_spans_rebalance(struct sn_fleet *f, bool resub)
     }
 }
 
-/* A shard whose consumer delivered nothing a second after it began has nothing to replay: it
- * is ready. And a consumer silent for 10 s is asked after (one per call, each at most every
- * 10 s, the servers given 2 s to answer): one whose server died is gone (ephemeral consumers
- * live on one server). Then every consumer silent as long is suspect (the same server held a
- * share of them) and the balancer makes each again after the last message taken: a few
- * milliseconds each, where asking after them one by one would take seconds each. */
+/* A shard whose backlog the stream did not tell at its taking (servers electing a leader),
+ * and whose consumer delivered nothing a second after it began, has nothing to replay: it is
+ * ready (one with a backlog, after 10 s: what was there expired before it came). And a consumer
+ * silent for 10 s is asked after (one per call, each at most every 10 s, the servers given 2 s to
+ * answer): one whose server died is gone (ephemeral consumers live on one server). Then every
+ * consumer silent as long is suspect (the same server held a share of them) and the balancer makes
+ * each again after the last message taken: a few milliseconds each, where asking after them one by
+ * one would take seconds each. */
 void sn_fleet_spans_mark_ready(struct sn_fleet *f)
 {
     int64_t now = sn_mono_ms();
@@ -321,7 +352,7 @@ void sn_fleet_spans_mark_ready(struct sn_fleet *f)
         struct span_shard *sh = &f->shards[i];
         if (atomic_load(&sh->active) && !atomic_load(&sh->ready) &&
             atomic_load(&sh->last_seq) == atomic_load(&sh->seq_at_sub) &&
-            now - atomic_load(&sh->since_ms) > 1000)
+            now - atomic_load(&sh->since_ms) > (atomic_load(&sh->backlog) ? 10000 : 1000))
             atomic_store(&sh->ready, true);
     }
     for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS && !lost; k++) {
