@@ -63,6 +63,7 @@
 #include "trace/query.h"
 #include "trace/span.h"
 #include "trace/span_block.h"
+#include "trace/span_index.h"
 #include "trace/span_store.h"
 
 #define REQ_SPANS   500 /* spans a request */
@@ -430,7 +431,7 @@ static uint64_t db_bytes(struct sn_env *e, const char *const *names, uint64_t *e
 
 /* Pages in use in the whole environment (its last page + 1, less the free list's pages), in
  * bytes. Unlike mdb_stat() (sn_env_db_bytes) it counts the duplicates' sub-databases of
- * MDB_DUPSORT databases (tindex, ttrace). */
+ * MDB_DUPSORT databases (ttrace). */
 static uint64_t env_bytes(struct sn_env *e)
 {
     MDB_txn *txn;
@@ -615,21 +616,29 @@ static void scan_all(struct sn_env *e, const struct sn_trace_query *q, const uin
         die("tblocks", rc);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        b.n = 0;
-        sn_arena_fini(&b.arena);
-        if (v.mv_size < 16 || sn_block_decode((const uint8_t *)v.mv_data + 16, v.mv_size - 16, &b))
+        struct sn_chunk ch;
+        if (v.mv_size < 16 || sn_chunk_parse((const uint8_t *)v.mv_data + 16, v.mv_size - 16, &ch))
             continue;
-        r->blocks++;
-        r->spans += b.n;
-        /* a block holds whole traces, its spans sorted by trace */
-        for (size_t i = 0, j; i < b.n; i = j) {
-            for (j = i + 1; j < b.n && !memcmp(b.spans[j].trace_id, b.spans[i].trace_id, 16); j++)
-                ;
-            if (!q) {
-                if (!memcmp(b.spans[i].trace_id, id, 16))
-                    keep_newest(r, 1, 1, id);
-            } else if (sn_trace_query_test(q, &b.spans[i], j - i)) {
-                keep_newest(r, limit, sn_trace_timestamp(&b.spans[i], j - i), b.spans[i].trace_id);
+        for (uint32_t bi = 0; bi < ch.nblocks; bi++) {
+            struct sn_chunk_block cb;
+            b.n = 0;
+            sn_arena_fini(&b.arena);
+            if (sn_chunk_block(&ch, bi, &cb) || sn_block_decode(cb.blk, cb.blk_len, &b))
+                continue;
+            r->blocks++;
+            r->spans += b.n;
+            /* a block holds whole traces, its spans sorted by trace */
+            for (size_t i = 0, j; i < b.n; i = j) {
+                for (j = i + 1; j < b.n && !memcmp(b.spans[j].trace_id, b.spans[i].trace_id, 16);
+                     j++)
+                    ;
+                if (!q) {
+                    if (!memcmp(b.spans[i].trace_id, id, 16))
+                        keep_newest(r, 1, 1, id);
+                } else if (sn_trace_query_test(q, &b.spans[i], j - i)) {
+                    keep_newest(r, limit, sn_trace_timestamp(&b.spans[i], j - i),
+                                b.spans[i].trace_id);
+                }
             }
         }
     }
@@ -802,7 +811,7 @@ int main(void)
            sysconf(_SC_NPROCESSORS_ONLN), wall, ms1 - ms0);
 
     /* ---- size -------------------------------------------------------------------------------- */
-    static const char *const span_dbs[] = {"tblocks", "ttrace", "tindex", "tnames", "tpairs", NULL};
+    static const char *const span_dbs[] = {"tblocks", "ttrace", "tspans", "tnames", "tpairs", NULL};
     uint64_t each[5];
     uint64_t stat_used = db_bytes(env, span_dbs, each);
     uint64_t used = env_bytes(env), raw_used = env_bytes(renv); /* only these databases in each */
@@ -828,8 +837,8 @@ int main(void)
            NAN, "", 0, false);
     report("size:   what mdb_stat() counts (store's used_bytes)", (double)stat_used / nspans, "B",
            NAN, "", 0, false);
-    printf("  (by mdb_stat: tblocks %.1f B, ttrace %.1f B, tindex %.1f B, tnames+tpairs %.2f B a "
-           "span; the duplicates' sub-databases of ttrace and tindex, %.1f B a span, are not in "
+    printf("  (by mdb_stat: tblocks %.1f B, ttrace %.1f B, tspans %.1f B, tnames+tpairs %.2f B a "
+           "span; the duplicates' sub-databases of ttrace, %.1f B a span, are not in "
            "mdb_stat's count; %" PRIu64 " blocks of %.0f B on average (16 B prefix included) for "
            "%.1f spans; baselines: the raw protobuf bytes a span, the baseline's LMDB pages a "
            "span, zlib compress2() level 6 of whole request bodies)\n",

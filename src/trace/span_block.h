@@ -6,11 +6,13 @@
  * spans share are written once.
  *
  * Layout (docs/formats.md, "Spans"):
- *   u8 version (1) | u8 flags (bit 0: the payload is a zstd frame) |
+ *   u8 version (2) | u8 flags (bit 0: the payload is a zstd frame) |
  *   varint nspans | varint payload length | varint base (the smallest start_ns) | payload
- * and the payload (decompressed) is the block's resources, then each span in turn: ids, kind,
- * status, flags, times as deltas from the base, strings as a varint length and bytes, attributes
- * with their type, events, links and endpoints (span_block.c says the order). The decoder checks
+ * and the payload (decompressed) is the block's tables (its distinct attribute keys, its
+ * distinct attributes, each once, and its resources), then each span in turn: ids, kind,
+ * status, flags, times as deltas from the base, strings as a varint length and bytes,
+ * attributes as their indexes in the table, events, links and endpoints (span_block.c says
+ * the order). Version 2 (version 1 wrote each attribute in full where it was). The decoder checks
  * every length and count against what remains and the limits of trace/span.h: a damaged block is
  * refused
  * (-EINVAL), never read past.
@@ -33,6 +35,11 @@
  * level when it pays (level 0: never). Returns 0 or -ENOMEM. */
 int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned char **out,
                     size_t *len);
+/* sn_block_encode(), and the Bloom filter of the block's tags (trace/span_index.h: its spans'
+ * attribute keys, key=value pairs, events' names, "error" for an error status) in *bloom
+ * (malloc'd, *bloom_len bytes; NULL and 0 when there are none). */
+int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsigned char **out,
+                         size_t *len, uint8_t **bloom, size_t *bloom_len);
 /* The size spans[i] takes in a block's payload (to cut blocks at SN_BLOCK_RAW). */
 size_t sn_block_span_size(const struct sn_span *s);
 /* Decodes a block, appending its spans to b (their strings in b's arena). Returns 0, or

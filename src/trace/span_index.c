@@ -275,29 +275,42 @@ static uint64_t mix(uint64_t h)
 
 /* 8 bytes at a time, little-endian whatever the machine, so that a filter means the same on
  * every one */
+static uint64_t load64(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
 static uint64_t hash_bytes(const char *s, size_t n, uint64_t seed)
 {
     const unsigned char *p = (const unsigned char *)s;
     uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL);
-    while (n >= 8) {
-        uint64_t w = 0;
-        for (int i = 7; i >= 0; i--)
-            w = w << 8 | p[i];
-        h = (h ^ mix(w)) * 0x9e3779b97f4a7c15ULL;
-        p += 8;
-        n -= 8;
+    for (; n >= 8; p += 8, n -= 8) {
+        h = (h ^ load64(p)) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
     }
     uint64_t w = 0;
     for (size_t i = n; i-- > 0;)
         w = w << 8 | p[i];
-    return mix(h ^ mix(w ^ 0x5bd1e995));
+    return mix(h ^ w);
 }
 
 uint64_t sn_tag_hash(const char *key, size_t klen, const char *value, size_t vlen, bool pair)
 {
     uint64_t h = hash_bytes(key, klen, 0x736f6e6465ULL);
-    h = pair ? mix(h ^ hash_bytes(value, vlen, 0x7061697273ULL)) : h;
+    if (pair)
+        return sn_tag_hash_pair(h ? h : 1, value, vlen);
     return h ? h : 1; /* never 0: an empty slot in a set of them */
+}
+
+uint64_t sn_tag_hash_pair(uint64_t key_hash, const char *value, size_t vlen)
+{
+    uint64_t h = mix(key_hash ^ hash_bytes(value, vlen, 0x7061697273ULL));
+    return h ? h : 1;
 }
 
 size_t sn_bloom_bytes(size_t n)

@@ -30,8 +30,8 @@
 #include <stdint.h>
 
 #define SN_CHUNK_VERSION 2
-#define SN_BLOOM_BITS    10 /* bits a distinct tag (~1 % false positives) */
-#define SN_BLOOM_K       6
+#define SN_BLOOM_BITS    8 /* bits a distinct tag (~2 % false positives) */
+#define SN_BLOOM_K       5
 
 /* ---- Chunks --------------------------------------------------------------------------------- */
 
@@ -67,7 +67,8 @@ int sn_chunk_block(const struct sn_chunk *c, uint32_t i, struct sn_chunk_block *
 /* The position of trace id in the chunk, or -1. */
 int64_t sn_chunk_find(const struct sn_chunk *c, const uint8_t id[16]);
 /* The block holding the trace at position t (0, or -EINVAL). */
-int sn_chunk_block_of(const struct sn_chunk *c, uint32_t t, uint32_t *i, struct sn_chunk_block *out);
+int sn_chunk_block_of(const struct sn_chunk *c, uint32_t t, uint32_t *i,
+                      struct sn_chunk_block *out);
 
 /* ---- Index values --------------------------------------------------------------------------- */
 
@@ -81,7 +82,7 @@ struct sn_index_ent {
     uint32_t trace;  /* position in the chunk */
 };
 /* The bytes sn_index_encode() may write for n entries, at most. */
-#define SN_INDEX_MAX(n) (10 + (size_t)(n) * 25)
+#define SN_INDEX_MAX(n) (10 + (size_t)(n)*25)
 /* Sorts e[0..n) by start (then every field), drops repeats, and writes the value at out.
  * Returns its length. */
 size_t sn_index_encode(struct sn_index_ent *e, size_t n, uint8_t *out);
@@ -94,6 +95,9 @@ int sn_index_decode(const void *p, size_t len, struct sn_index_ent *out);
 
 /* A tag's hash (never 0): a bare word (pair false) or a key=value pair. */
 uint64_t sn_tag_hash(const char *key, size_t klen, const char *value, size_t vlen, bool pair);
+/* The hash of the pair key=value from the key's (sn_tag_hash(key, klen, NULL, 0, false)):
+ * sn_tag_hash(key, klen, value, vlen, true). */
+uint64_t sn_tag_hash_pair(uint64_t key_hash, const char *value, size_t vlen);
 /* The bytes of a filter of n distinct tags (0 when none). */
 size_t sn_bloom_bytes(size_t n);
 void sn_bloom_add(uint8_t *bits, size_t len, uint64_t h);

@@ -396,68 +396,6 @@ static void prep_free(struct prep *p)
     free(p);
 }
 
-/* ---- Tags: what a block's Bloom filter holds ------------------------------------------------- */
-
-struct tagset { /* distinct hashes: open addressing, 0 empty */
-    uint64_t *h;
-    size_t cap, n;
-    bool oom;
-};
-
-static void tag_add(struct tagset *t, uint64_t h)
-{
-    if (t->oom)
-        return; /* h is never 0 (sn_tag_hash()) */
-    if ((t->n + 1) * 2 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 1024;
-        uint64_t *nh = calloc(cap, sizeof(*nh));
-        if (!nh) {
-            t->oom = true;
-            return;
-        }
-        for (size_t i = 0; i < t->cap; i++)
-            if (t->h[i]) {
-                size_t j = (size_t)(t->h[i] >> 7) & (cap - 1);
-                while (nh[j])
-                    j = (j + 1) & (cap - 1);
-                nh[j] = t->h[i];
-            }
-        free(t->h);
-        t->h = nh;
-        t->cap = cap;
-    }
-    size_t j = (size_t)(h >> 7) & (t->cap - 1);
-    while (t->h[j]) {
-        if (t->h[j] == h)
-            return;
-        j = (j + 1) & (t->cap - 1);
-    }
-    t->h[j] = h;
-    t->n++;
-}
-
-/* What an annotationQuery term can match in a span (trace/query.c, sn_trace_query_test()):
- * its attributes' keys and key=value pairs, its events' names, and "error" (with its status
- * message as a value) for an error status. */
-static void span_tags(struct tagset *t, const struct sn_span *s)
-{
-    for (uint32_t i = 0; i < s->nattrs; i++) {
-        const struct sn_span_kv *a = &s->attrs[i];
-        size_t kl = strlen(a->key);
-        tag_add(t, sn_tag_hash(a->key, kl, NULL, 0, false));
-        tag_add(t, sn_tag_hash(a->key, kl, a->val, a->vlen, true));
-    }
-    for (uint32_t i = 0; i < s->nevents; i++)
-        tag_add(t, sn_tag_hash(s->events[i].name, strlen(s->events[i].name), NULL, 0, false));
-    if (s->status == SN_STATUS_ERROR) {
-        tag_add(t, sn_tag_hash("error", 5, NULL, 0, false));
-        const char *m = s->status_msg ? s->status_msg : "";
-        tag_add(t, sn_tag_hash("error", 5, m, strlen(m), true));
-    }
-}
-
-/* ---- Preparing a request ----------------------------------------------------------------- */
-
 struct parts {
     struct sn_chunk_part *a;
     size_t n, cap;
@@ -477,36 +415,26 @@ static int make_block(struct sn_span_store *ss, struct parts *ps, struct sn_span
                       const uint32_t *tpos, size_t from, size_t to)
 {
     struct sn_span *tmp = malloc((to - from) * sizeof(*tmp));
-    struct tagset tags = {0};
     unsigned char *enc;
-    size_t len;
+    uint8_t *bloom;
+    size_t len, blen;
     int rc;
 
     if (!tmp)
         return -ENOMEM;
-    for (size_t i = from; i < to; i++) {
+    for (size_t i = from; i < to; i++)
         tmp[i - from] = *sorted[i];
-        span_tags(&tags, sorted[i]);
-    }
-    rc = sn_block_encode(tmp, to - from, ss->o.level, &enc, &len);
+    rc = sn_block_encode_tags(tmp, to - from, ss->o.level, &enc, &len, &bloom, &blen);
     free(tmp);
-    size_t blen = sn_bloom_bytes(tags.n);
-    uint8_t *bloom = blen ? calloc(1, blen) : NULL;
+    if (rc < 0)
+        return rc;
     struct sn_chunk_part *np = sn_grow(ps->a, &ps->cap, ps->n + 1, sizeof(*np));
-    if (rc < 0 || tags.oom || (blen && !bloom) || !np) {
-        if (np)
-            ps->a = np;
-        if (rc == 0)
-            free(enc);
+    if (!np) {
+        free(enc);
         free(bloom);
-        free(tags.h);
-        return rc < 0 ? rc : -ENOMEM;
+        return -ENOMEM;
     }
     ps->a = np;
-    for (size_t i = 0; i < tags.cap; i++)
-        if (tags.h[i])
-            sn_bloom_add(bloom, blen, tags.h[i]);
-    free(tags.h);
     np[ps->n++] = (struct sn_chunk_part){bloom, enc, blen, len, tpos[to - 1] - tpos[from] + 1};
     return 0;
 }
@@ -1054,8 +982,8 @@ static bool get_chunk(struct sn_span_store *ss, MDB_txn *txn, const uint8_t ck[8
     MDB_val k = {8, (void *)ck}, v;
     if (mdb_get(txn, ss->blocks, &k, &v) != 0)
         return false; /* removed by retention between the index and here */
-    if (v.mv_size < BLOCK_PREFIX ||
-        sn_chunk_parse((const uint8_t *)v.mv_data + BLOCK_PREFIX, v.mv_size - BLOCK_PREFIX, c) < 0) {
+    if (v.mv_size < BLOCK_PREFIX || sn_chunk_parse((const uint8_t *)v.mv_data + BLOCK_PREFIX,
+                                                   v.mv_size - BLOCK_PREFIX, c) < 0) {
         atomic_fetch_add(&ss->c.blocks_damaged, 1);
         return false;
     }
@@ -1285,8 +1213,8 @@ static int iter_load(struct sn_span_store *ss, MDB_txn *txn, struct svc_iter *it
 }
 
 /* Moves to the newest minute before the one loaded (or at/before to_min when first). */
-static int iter_step(struct sn_span_store *ss, MDB_txn *txn, struct svc_iter *it,
-                     uint32_t from_min, uint32_t to_min, bool first)
+static int iter_step(struct sn_span_store *ss, MDB_txn *txn, struct svc_iter *it, uint32_t from_min,
+                     uint32_t to_min, bool first)
 {
     uint8_t kb[IKEY] = {0};
     MDB_val k = {IKEY, kb}, v;
