@@ -28,9 +28,11 @@
 #define PAIR_NAME     'n'
 #define PAIR_REMOTE   'r'
 #define MAX_NAME_ID   ((1u << 28) - 1)
-#define BLOCK_PREFIX  16 /* u64 oldest start, u64 newest end (ns) before the chunk */
-#define IKEY          16 /* an index key: service u32, minute u32, chunk id u64 */
-#define CACHE_SHIFT   20 /* a cached block's id: chunk id << CACHE_SHIFT | block */
+#define BLOCK_PREFIX  16       /* u64 oldest start, u64 newest end (ns) before the chunk */
+#define IKEY          16       /* an index key: service u32, minute u32, chunk id u64 */
+#define CACHE_SHIFT   20       /* a cached block's id: chunk id << CACHE_SHIFT | block */
+#define GROUP_MIN     8        /* requests a write waits for ... */
+#define GROUP_WAIT_NS 4000000L /* ... this long at most (group commit) */
 
 /* One (service, minute)'s entries of a request, packed (trace/span_index.h). */
 struct ival {
@@ -85,6 +87,7 @@ struct sn_span_store {
     size_t nqueued, nqueued_spans;
     uint64_t next_seq, written_seq;
     int sync_err;
+    unsigned sync_waiting; /* callers of sn_span_store_sync() waiting */
     uint64_t next_block;
     bool stop;
     pthread_t thread;
@@ -682,9 +685,11 @@ int sn_span_store_sync(struct sn_span_store *ss)
     uint64_t want = ss->next_seq;
     int err = 0;
     ss->sync_err = 0;
+    ss->sync_waiting++;
     pthread_cond_signal(&ss->cv);
     while (ss->written_seq < want && !(err = ss->sync_err) && ss->running)
         pthread_cond_wait(&ss->done_cv, &ss->mu);
+    ss->sync_waiting--;
     pthread_mutex_unlock(&ss->mu);
     return err;
 }
@@ -883,6 +888,19 @@ static void *writer(void *arg)
             ts.tv_sec += 1;
             if (pthread_cond_timedwait(&ss->cv, &ss->mu, &ts) != 0)
                 break;
+        }
+        /* group commit: a few more requests for GROUP_WAIT_NS, unless one waits (sync) */
+        if (ss->head && !ss->stop && !failing && !ss->sync_waiting) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += GROUP_WAIT_NS;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            while (!ss->stop && !ss->sync_waiting && ss->nqueued < GROUP_MIN &&
+                   pthread_cond_timedwait(&ss->cv, &ss->mu, &ts) == 0)
+                ;
         }
         failing = false;
         /* the requests queued now, as an array: the queue may grow meanwhile, and only these

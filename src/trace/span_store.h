@@ -41,7 +41,9 @@
 
 #define SN_SPAN_STORE_RETENTION (7 * 86400) /* --trace-retention default (s) */
 #define SN_SPAN_STORE_QUEUE     256         /* --trace-queue default (requests) */
-#define SN_SPAN_STORE_LEVEL     3           /* zstd's level for blocks (bench-trace) */
+#define SN_SPAN_STORE_LEVEL                                                                        \
+    1 /* zstd's level for blocks (bench-trace: 3 costs                                             \
+       * 40 % more CPU for 1 % less) */
 
 struct sn_span_store; /* opaque */
 
