@@ -760,23 +760,25 @@ static int64_t now_s(void)
 
 struct maint_arg {
     struct sn_span_store *ss;
-    uint64_t cutoff_ns; /* blocks whose newest end is before go */
-    bool over_cap;      /* the oldest blocks go whatever their age */
-    uint64_t removed;
+    uint64_t cutoff_ns;               /* blocks whose newest end is before go */
+    bool over_cap;                    /* the oldest blocks go whatever their age */
+    uint64_t removed, removed_blocks; /* chunks, and their blocks */
     bool more;
     uint64_t oldest_start_ns; /* of the oldest block left */
 };
 
 /* Removes one chunk (its trace entries first: its header lists its traces). */
 static int drop_block(struct sn_span_store *ss, MDB_txn *txn, MDB_cursor *cur, MDB_val *k,
-                      MDB_val *v)
+                      MDB_val *v, uint64_t *blocks)
 {
     struct sn_chunk c;
     int rc = 0;
+    *blocks = 1;
     if (v->mv_size < BLOCK_PREFIX || sn_chunk_parse((const uint8_t *)v->mv_data + BLOCK_PREFIX,
                                                     v->mv_size - BLOCK_PREFIX, &c) < 0) {
         atomic_fetch_add(&ss->c.blocks_damaged, 1);
     } else {
+        *blocks = c.nblocks;
         for (uint32_t i = 0; i < c.ntraces && !rc; i++) {
             MDB_val tk = {16, (void *)(c.ids + (size_t)i * 16)}, tv = {8, k->mv_data};
             rc = mdb_del(txn, ss->traces, &tk, &tv);
@@ -795,7 +797,7 @@ static int do_maint(MDB_txn *txn, void *arg)
     MDB_val k, v;
     int rc;
 
-    m->removed = 0;
+    m->removed = m->removed_blocks = 0;
     m->more = false;
     m->oldest_start_ns = UINT64_MAX;
     if ((rc = mdb_cursor_open(txn, ss->blocks, &cur)))
@@ -811,9 +813,11 @@ static int do_maint(MDB_txn *txn, void *arg)
             m->more = true;
             break;
         }
-        if ((rc = drop_block(ss, txn, cur, &k, &v)))
+        uint64_t nb;
+        if ((rc = drop_block(ss, txn, cur, &k, &v, &nb)))
             break;
         m->removed++;
+        m->removed_blocks += nb;
         if (m->over_cap)
             break; /* one chunk (a request) at a time over the cap: the size is measured
                     * again */
@@ -860,14 +864,15 @@ static int do_maint(MDB_txn *txn, void *arg)
 
 static void maintain(struct sn_span_store *ss)
 {
-    struct maint_arg m = {ss, 0, false, 0, false, 0};
+    struct maint_arg m = {ss, 0, false, 0, 0, false, 0};
     uint64_t now_ns = realtime_ns();
     m.cutoff_ns = now_ns - (uint64_t)ss->o.retention_s * 1000000000ULL;
     for (int round = 0; round < 64; round++) {
         m.over_cap = ss->o.max_bytes && used_now(ss) > ss->o.max_bytes;
         if (sn_env_write(ss->env, do_maint, &m) < 0)
             return;
-        atomic_fetch_add(m.over_cap ? &ss->c.blocks_dropped : &ss->c.blocks_expired, m.removed);
+        atomic_fetch_add(m.over_cap ? &ss->c.blocks_dropped : &ss->c.blocks_expired,
+                         m.removed_blocks);
         if (!m.more && !(m.over_cap && m.removed))
             break;
     }

@@ -15,17 +15,19 @@
  *            Databases of an older format are emptied when opened (logged).
  *
  * Writing: sn_span_store_put() takes a decoded request on the caller's thread (an HTTP
- * worker): it sorts its spans by trace, cuts them into blocks, compresses them and makes the
- * index entries there, so that the work scales with the server's threads; then queues it.
- * The writer thread commits everything queued in one transaction (group commit): a request is
- * durable within a few milliseconds of being queued. The queue holds at most `queue` requests;
- * past that put() refuses (-EBUSY: the API answers 503 with Retry-After and the client sends
- * it again, so nothing is stored twice). A write that fails (a full disk) keeps the queue and
- * is tried again every second; the queue then fills and put() refuses.
+ * worker): it sorts its spans by trace, cuts them into blocks, compresses them, makes their
+ * tags' filters, the chunk and the index values there, so that the work scales with the
+ * server's threads; then queues it. The writer thread commits everything queued in one
+ * transaction (group commit: it waits up to 4 ms for 8 requests, unless sn_span_store_sync()
+ * waits): a request is durable within a few milliseconds of being queued. The queue holds at most
+ * `queue` requests; past that put() refuses (-EBUSY: the API answers 503 with Retry-After and the
+ * client sends it again, so nothing is stored twice). A write that fails (a full disk) keeps the
+ * queue and is tried again every second; the queue then fills and put() refuses.
  *
- * Maintenance after each write, in small transactions: blocks whose newest span ended before
+ * Maintenance after each write, in small transactions: chunks whose newest span ended before
  * the retention go with their trace index entries, index minutes before it too; over the size
- * cap the oldest blocks go first. Everything removed is counted.
+ * cap the oldest chunks go first, one at a time as the size is measured again. Everything
+ * removed is counted.
  *
  * Reading never waits for the writer (LMDB's MVCC). Ids are raw bytes everywhere.
  */
