@@ -834,14 +834,15 @@ int main(void)
     report("size: the same vs the baseline's pages per span", bps, "B", (double)raw_used / nspans,
            "b", 0, false);
     report("size: the same vs the request deflated whole", bps, "B", zbps, "b", 0, false);
-    report("size:   tblocks' values alone (no page slack)", (double)st.bytes_written / nspans, "B",
+    report("size:   tblocks' chunks alone (no page slack)", (double)st.bytes_written / nspans, "B",
            NAN, "", 0, false);
     report("size:   what mdb_stat() counts (store's used_bytes)", (double)stat_used / nspans, "B",
            NAN, "", 0, false);
     printf("  (by mdb_stat: tblocks %.1f B, ttrace %.1f B, tspans %.1f B, tnames+tpairs %.2f B a "
            "span; the duplicates' sub-databases of ttrace, %.1f B a span, are not in "
-           "mdb_stat's count; %" PRIu64 " blocks of %.0f B on average (16 B prefix included) for "
-           "%.1f spans; baselines: the raw protobuf bytes a span, the baseline's LMDB pages a "
+           "mdb_stat's count; %" PRIu64 " blocks, %.0f B of chunk each on average (a chunk: a "
+           "request's blocks, trace ids and tags' filters, 16 B prefix included) for %.1f spans; "
+           "baselines: the raw protobuf bytes a span, the baseline's LMDB pages a "
            "span, zlib compress2() level 6 of whole request bodies)\n",
            (double)each[0] / nspans, (double)each[1] / nspans, (double)each[2] / nspans,
            (double)(each[3] + each[4]) / nspans, ((double)used - (double)stat_used) / nspans,
