@@ -1,7 +1,8 @@
 /*
  * Blocks of spans (trace/span_block.h). The payload holds each span as:
  *
- *   trace_id[16] span_id[8] flags:u8 [parent_id[8] when SN_SPAN_F_PARENT] kind:u8 status:u8
+ *   trace_id[16] span_id[8] flags:u8 [when SN_SPAN_F_PARENT: varint j, the parent being the span
+ *   j before it in the block, or 0 and parent_id[8]] kind:u8 status:u8
  *   varint start_ns - base, varint duration_ns
  *   str name, service, status_msg, trace_state, scope_name, scope_version; varint otlp_flags
  *   endpoint local (its service is the span's), [str? service + endpoint remote when F_REMOTE]
@@ -38,6 +39,7 @@
 /* The payload's streams after its tables: like fields of every span together, so that the
  * compressor sees ids among ids, times among times, strings among strings. */
 enum { S_ID, S_NUM, S_STR, S_ATTR, S_MISC, NSTREAMS };
+#define PARENT_BACK 256 /* how far back a parent is looked for among the block's spans */
 
 /* ---- Writing ------------------------------------------------------------------------------ */
 
@@ -279,14 +281,25 @@ static uint64_t zigzag(int64_t v)
 }
 
 /* w: the streams (S_ID ...) */
-static void put_span(struct wbuf *w, struct tabs *t, const struct sn_span *s,
-                     const struct sn_span *prev, uint64_t base, uint32_t res)
+static void put_span(struct wbuf *w, struct tabs *t, const struct sn_span *spans, size_t at,
+                     uint64_t base, uint32_t res)
 {
+    const struct sn_span *s = &spans[at], *prev = at ? &spans[at - 1] : NULL;
     put_raw(&w[S_ID], s->trace_id, 16);
     put_raw(&w[S_ID], s->span_id, 8);
     put_u8(&w[S_MISC], s->flags);
-    if (s->flags & SN_SPAN_F_PARENT)
-        put_raw(&w[S_ID], s->parent_id, 8);
+    if (s->flags & SN_SPAN_F_PARENT) { /* the nearest span before it of that id, or the id */
+        size_t j = 1;
+        for (; j <= at && j <= PARENT_BACK; j++)
+            if (memcmp(spans[at - j].span_id, s->parent_id, 8) == 0)
+                break;
+        if (j <= at && j <= PARENT_BACK) {
+            put_var(&w[S_MISC], j);
+        } else {
+            put_var(&w[S_MISC], 0);
+            put_raw(&w[S_ID], s->parent_id, 8);
+        }
+    }
     put_u8(&w[S_MISC], s->kind);
     put_u8(&w[S_MISC], s->status);
     if (prev && memcmp(prev->trace_id, s->trace_id, 16) == 0) /* a trace's spans are close */
@@ -480,7 +493,7 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
     for (size_t i = 0; i < rt.count; i++)
         put_attrs(&body[S_ATTR], &t, rt.a[i], rt.n[i], false);
     for (size_t i = 0; i < n; i++)
-        put_span(body, &t, &spans[i], i ? &spans[i - 1] : NULL, base, ri[i]);
+        put_span(body, &t, spans, i, base, ri[i]);
     /* the tables: the strings, then each key's values together (in the order met) */
     put_var(&pay, t.nk);
     for (size_t i = 0; i < t.nk; i++)
@@ -789,14 +802,22 @@ static bool any_bad(const struct rbuf *r)
 }
 
 /* r: the streams (S_ID ...) */
-static void get_span(struct rbuf *r, struct sn_span *s, const struct sn_span *prev, uint64_t base,
-                     const struct resdec *rt)
+static void get_span(struct rbuf *r, struct sn_span *s, const struct sn_span *before, size_t at,
+                     uint64_t base, const struct resdec *rt)
 {
+    const struct sn_span *prev = at ? &before[at - 1] : NULL;
     get_raw(&r[S_ID], s->trace_id, 16);
     get_raw(&r[S_ID], s->span_id, 8);
     s->flags = get_u8(&r[S_MISC]);
-    if (s->flags & SN_SPAN_F_PARENT)
-        get_raw(&r[S_ID], s->parent_id, 8);
+    if (s->flags & SN_SPAN_F_PARENT) {
+        uint64_t j = get_var(&r[S_MISC]);
+        if (j == 0)
+            get_raw(&r[S_ID], s->parent_id, 8);
+        else if (j <= at && j <= PARENT_BACK)
+            memcpy(s->parent_id, before[at - j].span_id, 8);
+        else
+            r[S_MISC].bad = true;
+    }
     s->kind = get_u8(&r[S_MISC]);
     s->status = get_u8(&r[S_MISC]);
     if (s->kind > SN_KIND_CONSUMER || s->status > SN_STATUS_ERROR)
@@ -956,13 +977,14 @@ int sn_block_decode(const void *blk, size_t len, struct sn_span_batch *b)
     }
     for (uint32_t i = 0; i < rt.count && !any_bad(rs); i++)
         get_attrs(&rs[S_ATTR], &td, &rt.a[i], &rt.n[i]);
+    size_t first = b->n; /* this block's first span in b */
     for (uint64_t i = 0; i < h.n && !any_bad(rs); i++) {
         struct sn_span *s = sn_span_batch_add(b);
         if (!s) {
             rc = -ENOMEM;
             break;
         }
-        get_span(rs, s, i ? &b->spans[b->n - 2] : NULL, h.base, &rt);
+        get_span(rs, s, b->spans + first, (size_t)i, h.base, &rt);
     }
     bool oom = false, bad = false;
     for (int i = 0; i < NSTREAMS; i++) {
