@@ -761,7 +761,8 @@ static int64_t now_s(void)
 struct maint_arg {
     struct sn_span_store *ss;
     uint64_t cutoff_ns;               /* blocks whose newest end is before go */
-    bool over_cap;                    /* the oldest blocks go whatever their age */
+    bool over_cap;                    /* the oldest blocks go whatever their age ... */
+    uint64_t excess;                  /* ... until this many bytes of chunks went */
     uint64_t removed, removed_blocks; /* chunks, and their blocks */
     bool more;
     uint64_t oldest_start_ns; /* of the oldest block left */
@@ -769,16 +770,18 @@ struct maint_arg {
 
 /* Removes one chunk (its trace entries first: its header lists its traces). */
 static int drop_block(struct sn_span_store *ss, MDB_txn *txn, MDB_cursor *cur, MDB_val *k,
-                      MDB_val *v, uint64_t *blocks)
+                      MDB_val *v, uint64_t *blocks, uint64_t *bytes)
 {
     struct sn_chunk c;
     int rc = 0;
     *blocks = 1;
+    *bytes = v->mv_size;
     if (v->mv_size < BLOCK_PREFIX || sn_chunk_parse((const uint8_t *)v->mv_data + BLOCK_PREFIX,
                                                     v->mv_size - BLOCK_PREFIX, &c) < 0) {
         atomic_fetch_add(&ss->c.blocks_damaged, 1);
     } else {
         *blocks = c.nblocks;
+        *bytes += (uint64_t)c.ntraces * 32; /* its trace entries, about */
         for (uint32_t i = 0; i < c.ntraces && !rc; i++) {
             MDB_val tk = {16, (void *)(c.ids + (size_t)i * 16)}, tv = {8, k->mv_data};
             rc = mdb_del(txn, ss->traces, &tk, &tv);
@@ -795,6 +798,7 @@ static int do_maint(MDB_txn *txn, void *arg)
     struct sn_span_store *ss = m->ss;
     MDB_cursor *cur;
     MDB_val k, v;
+    uint64_t freed = 0;
     int rc;
 
     m->removed = m->removed_blocks = 0;
@@ -813,14 +817,13 @@ static int do_maint(MDB_txn *txn, void *arg)
             m->more = true;
             break;
         }
-        uint64_t nb;
-        if ((rc = drop_block(ss, txn, cur, &k, &v, &nb)))
+        uint64_t nb, bytes;
+        if ((rc = drop_block(ss, txn, cur, &k, &v, &nb, &bytes)))
             break;
         m->removed++;
         m->removed_blocks += nb;
-        if (m->over_cap)
-            break; /* one chunk (a request) at a time over the cap: the size is measured
-                    * again */
+        if (m->over_cap && (freed += bytes) >= m->excess / 2)
+            break; /* half the excess at most: the size is measured again */
     }
     mdb_cursor_close(cur);
     if (rc && rc != MDB_NOTFOUND)
@@ -864,11 +867,13 @@ static int do_maint(MDB_txn *txn, void *arg)
 
 static void maintain(struct sn_span_store *ss)
 {
-    struct maint_arg m = {ss, 0, false, 0, 0, false, 0};
+    struct maint_arg m = {ss, 0, false, 0, 0, 0, false, 0};
     uint64_t now_ns = realtime_ns();
     m.cutoff_ns = now_ns - (uint64_t)ss->o.retention_s * 1000000000ULL;
     for (int round = 0; round < 64; round++) {
-        m.over_cap = ss->o.max_bytes && used_now(ss) > ss->o.max_bytes;
+        uint64_t used = ss->o.max_bytes ? used_now(ss) : 0;
+        m.over_cap = ss->o.max_bytes && used > ss->o.max_bytes;
+        m.excess = m.over_cap ? used - ss->o.max_bytes : 0;
         if (sn_env_write(ss->env, do_maint, &m) < 0)
             return;
         atomic_fetch_add(m.over_cap ? &ss->c.blocks_dropped : &ss->c.blocks_expired,

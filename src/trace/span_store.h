@@ -26,8 +26,8 @@
  *
  * Maintenance after each write, in small transactions: chunks whose newest span ended before
  * the retention go with their trace index entries, index minutes before it too; over the size
- * cap the oldest chunks go first, one at a time as the size is measured again. Everything
- * removed is counted.
+ * cap the oldest chunks go first, about half the excess in bytes at a time, the size measured
+ * again in between. Everything removed is counted.
  *
  * Reading never waits for the writer (LMDB's MVCC). Ids are raw bytes everywhere.
  */
