@@ -4,7 +4,9 @@
  * span, and refuses every truncation of itself; spans put are read back by trace id, equal;
  * the index scan gives each span newest first, by service and time range; the names of
  * services, spans and remote services; a reopened store holds everything and appends after
- * it; retention and the size cap remove the oldest blocks and count them.
+ * it; retention and the size cap remove the oldest blocks and count them; the packed index
+ * values and chunks (exact bytes), the tags' Bloom filters (each kind of term), a tag search
+ * over more traces than a search may read, and a store of the older format emptied.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -19,6 +21,7 @@
 #include "t.h"
 #include "trace/span_block.h"
 #include "trace/span_index.h"
+#include "trace/query.h"
 #include "trace/span_store.h"
 
 static char root[512];
@@ -318,6 +321,11 @@ static void test_put_read(void)
      * succeeds, and the trace holds its spans twice (as Zipkin's stores do) */
     T_EQ(sn_span_store_put(f.ss, &in, now_ns()), 0);
     T_EQ(sn_span_store_sync(f.ss), 0);
+    s.n = 0; /* the index gives each span once */
+    T_EQ(sn_span_store_scan(f.ss, "api", t0 / 1000, t0 / 1000 + 3600000000ULL, collect, &s), 0);
+    T_EQ(s.n, 80);
+    T_EQ(s.r[0].start_us, (t0 + 39 * 15000000000ULL + 2000000) / 1000);
+    T_EQ(s.r[1].start_us, (t0 + 39 * 15000000000ULL + 1000000) / 1000);
     memcpy(id0, in.spans[3].trace_id, 16);
     T_EQ(sn_span_store_trace(f.ss, id0, &out), 0);
     T_EQ(out.n, 6);
@@ -607,6 +615,54 @@ static int old_dbs(MDB_txn *txn, void *arg)
     return mdb_put(txn, index, &k, &v, 0);
 }
 
+/* annotationQuery over more candidate traces than a search reads (SN_QUERY_MAX_READ): the
+ * tags' filters pass over the traces without the tag, so the one that has it is found. */
+static void test_tag_search(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {0};
+    uint64_t t0 = (now_ns() / 60000000000ULL - 30) * 60000000000ULL;
+    int ntraces = SN_QUERY_MAX_READ + 5000;
+
+    T_REQUIRE(open_fx(&f, &o));
+    for (int r = 0; r * 500 < ntraces; r++) {
+        struct sn_span_batch b = {0};
+        for (int i = 0; i < 500 && r * 500 + i < ntraces; i++) {
+            int t = r * 500 + i; /* trace 0 the oldest: the only one with the tag */
+            struct sn_span *sp =
+                add_span(&b, t, 0, "front", "root", t0 + (uint64_t)t * 50000000ULL, 1000000);
+            sp->trace_id[13] = (uint8_t)(t >> 16);
+            if (t == 0) {
+                sp->attrs[0].val = "needle";
+                sp->attrs[0].vlen = 6;
+            }
+        }
+        T_EQ(sn_span_store_put(f.ss, &b, now_ns()), 0);
+        T_EQ(sn_span_store_sync(f.ss), 0);
+        sn_span_batch_fini(&b);
+    }
+    struct sn_trace_query q = {.service = "front", .limit = 10};
+    q.end_ms = now_ns() / 1000000;
+    q.lookback_ms = 3600000;
+    char text[] = "attr.0=needle";
+    T_EQ(sn_trace_query_terms(&q, text), 0);
+    struct sn_span_batch *traces;
+    size_t n;
+    T_EQ(sn_trace_find(f.ss, &q, &traces, &n), 0);
+    T_EQ(n, 1);
+    if (n == 1) {
+        T_EQ(traces[0].n, 1);
+        T_EQ(traces[0].spans[0].start_ns, t0);
+    }
+    sn_trace_list_free(traces, n);
+    char none[] = "attr.0=nothing";
+    T_EQ(sn_trace_query_terms(&q, none), 0);
+    T_EQ(sn_trace_find(f.ss, &q, &traces, &n), 0);
+    T_EQ(n, 0);
+    sn_trace_list_free(traces, n);
+    close_fx(&f);
+}
+
 /* A store of the format before chunks (an index of dup entries, no version) is emptied. */
 static void test_old_format(void)
 {
@@ -653,6 +709,7 @@ int main(int argc, char **argv)
     t_run("concurrent_puts", test_concurrent_puts);
     t_run("index_values", test_index_values);
     t_run("tags", test_tags);
+    t_run("tag_search", test_tag_search);
     t_run("old_format", test_old_format);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return t_done();
