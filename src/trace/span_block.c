@@ -127,6 +127,8 @@ struct tabs {
     struct tval *v;
     size_t nv, capv;
     uint32_t *kslot, *vslot; /* index + 1; 0 empty */
+    const char *pc[256];     /* strings met lately by their pointer (decoders share copies) */
+    uint32_t pci[256];       /* and their index */
     size_t kcap, vcap;
     uint64_t extra[64]; /* other tags: events' names, "error" */
     size_t nextra;
@@ -158,7 +160,25 @@ static bool rehash(uint32_t **slot, size_t *cap, size_t n, const void *items, si
     return true;
 }
 
+static uint32_t key_find(struct tabs *t, const char *key, bool span);
+
+/* A string's index in the table (added when new). */
 static uint32_t key_index(struct tabs *t, const char *key, bool span)
+{
+    size_t ps = (size_t)((uintptr_t)key >> 3 ^ (uintptr_t)key >> 11) & 255;
+    if (t->pc[ps] == key) {
+        t->k[t->pci[ps]].span |= span;
+        return t->pci[ps];
+    }
+    uint32_t i = key_find(t, key, span);
+    if (!t->oom) {
+        t->pc[ps] = key;
+        t->pci[ps] = i;
+    }
+    return i;
+}
+
+static uint32_t key_find(struct tabs *t, const char *key, bool span)
 {
     size_t len = strlen(key);
     uint64_t h = sn_tag_hash(key, len, NULL, 0, false);
