@@ -18,7 +18,8 @@
  *           commits were in the same run (so both pay as many syncs).
  *           Anchor: the OpenTelemetry Collector's published ~12k spans/s per core (OTLP,
  *           20 attributes a span; docs/performance.md of v0.1.3, ../shared/ref/tracing.md §4).
- *           What if: the first fifth of the requests into a store opened with .level = 1.
+ *           What if: the first fifth of the requests into a store opened with .level = 3 (the
+ *           default is 1: what a costlier zstd level would buy).
  *   size    the environment's pages in use (its last page + 1 less the free list: only the span
  *           databases are in it; mdb_stat(), which sn_span_store_stats().used_bytes sums, leaves
  *           out MDB_DUPSORT sub-databases and is printed beside it) / spans, vs the raw protobuf
@@ -63,6 +64,7 @@
 #include "trace/query.h"
 #include "trace/span.h"
 #include "trace/span_block.h"
+#include "trace/span_index.h"
 #include "trace/span_store.h"
 
 #define REQ_SPANS   500 /* spans a request */
@@ -430,7 +432,7 @@ static uint64_t db_bytes(struct sn_env *e, const char *const *names, uint64_t *e
 
 /* Pages in use in the whole environment (its last page + 1, less the free list's pages), in
  * bytes. Unlike mdb_stat() (sn_env_db_bytes) it counts the duplicates' sub-databases of
- * MDB_DUPSORT databases (tindex, ttrace). */
+ * MDB_DUPSORT databases (ttrace). */
 static uint64_t env_bytes(struct sn_env *e)
 {
     MDB_txn *txn;
@@ -615,21 +617,29 @@ static void scan_all(struct sn_env *e, const struct sn_trace_query *q, const uin
         die("tblocks", rc);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        b.n = 0;
-        sn_arena_fini(&b.arena);
-        if (v.mv_size < 16 || sn_block_decode((const uint8_t *)v.mv_data + 16, v.mv_size - 16, &b))
+        struct sn_chunk ch;
+        if (v.mv_size < 16 || sn_chunk_parse((const uint8_t *)v.mv_data + 16, v.mv_size - 16, &ch))
             continue;
-        r->blocks++;
-        r->spans += b.n;
-        /* a block holds whole traces, its spans sorted by trace */
-        for (size_t i = 0, j; i < b.n; i = j) {
-            for (j = i + 1; j < b.n && !memcmp(b.spans[j].trace_id, b.spans[i].trace_id, 16); j++)
-                ;
-            if (!q) {
-                if (!memcmp(b.spans[i].trace_id, id, 16))
-                    keep_newest(r, 1, 1, id);
-            } else if (sn_trace_query_test(q, &b.spans[i], j - i)) {
-                keep_newest(r, limit, sn_trace_timestamp(&b.spans[i], j - i), b.spans[i].trace_id);
+        for (uint32_t bi = 0; bi < ch.nblocks; bi++) {
+            struct sn_chunk_block cb;
+            b.n = 0;
+            sn_arena_fini(&b.arena);
+            if (sn_chunk_block(&ch, bi, &cb) || sn_block_decode(cb.blk, cb.blk_len, &b))
+                continue;
+            r->blocks++;
+            r->spans += b.n;
+            /* a block holds whole traces, its spans sorted by trace */
+            for (size_t i = 0, j; i < b.n; i = j) {
+                for (j = i + 1; j < b.n && !memcmp(b.spans[j].trace_id, b.spans[i].trace_id, 16);
+                     j++)
+                    ;
+                if (!q) {
+                    if (!memcmp(b.spans[i].trace_id, id, 16))
+                        keep_newest(r, 1, 1, id);
+                } else if (sn_trace_query_test(q, &b.spans[i], j - i)) {
+                    keep_newest(r, limit, sn_trace_timestamp(&b.spans[i], j - i),
+                                b.spans[i].trace_id);
+                }
             }
         }
     }
@@ -802,7 +812,7 @@ int main(void)
            sysconf(_SC_NPROCESSORS_ONLN), wall, ms1 - ms0);
 
     /* ---- size -------------------------------------------------------------------------------- */
-    static const char *const span_dbs[] = {"tblocks", "ttrace", "tindex", "tnames", "tpairs", NULL};
+    static const char *const span_dbs[] = {"tblocks", "ttrace", "tspans", "tnames", "tpairs", NULL};
     uint64_t each[5];
     uint64_t stat_used = db_bytes(env, span_dbs, each);
     uint64_t used = env_bytes(env), raw_used = env_bytes(renv); /* only these databases in each */
@@ -824,14 +834,15 @@ int main(void)
     report("size: the same vs the baseline's pages per span", bps, "B", (double)raw_used / nspans,
            "b", 0, false);
     report("size: the same vs the request deflated whole", bps, "B", zbps, "b", 0, false);
-    report("size:   tblocks' values alone (no page slack)", (double)st.bytes_written / nspans, "B",
+    report("size:   tblocks' chunks alone (no page slack)", (double)st.bytes_written / nspans, "B",
            NAN, "", 0, false);
     report("size:   what mdb_stat() counts (store's used_bytes)", (double)stat_used / nspans, "B",
            NAN, "", 0, false);
-    printf("  (by mdb_stat: tblocks %.1f B, ttrace %.1f B, tindex %.1f B, tnames+tpairs %.2f B a "
-           "span; the duplicates' sub-databases of ttrace and tindex, %.1f B a span, are not in "
-           "mdb_stat's count; %" PRIu64 " blocks of %.0f B on average (16 B prefix included) for "
-           "%.1f spans; baselines: the raw protobuf bytes a span, the baseline's LMDB pages a "
+    printf("  (by mdb_stat: tblocks %.1f B, ttrace %.1f B, tspans %.1f B, tnames+tpairs %.2f B a "
+           "span; the duplicates' sub-databases of ttrace, %.1f B a span, are not in "
+           "mdb_stat's count; %" PRIu64 " blocks, %.0f B of chunk each on average (a chunk: a "
+           "request's blocks, trace ids and tags' filters, 16 B prefix included) for %.1f spans; "
+           "baselines: the raw protobuf bytes a span, the baseline's LMDB pages a "
            "span, zlib compress2() level 6 of whole request bodies)\n",
            (double)each[0] / nspans, (double)each[1] / nspans, (double)each[2] / nspans,
            (double)(each[3] + each[4]) / nspans, ((double)used - (double)stat_used) / nspans,
@@ -839,7 +850,7 @@ int main(void)
            st.blocks_written ? (double)st.bytes_written / (double)st.blocks_written : 0,
            st.blocks_written ? (double)st.spans_written / (double)st.blocks_written : 0);
 
-    /* ---- what if: the blocks compressed at zstd level 1 (sn_span_store_opts.level), on a part
+    /* ---- what if: the blocks compressed at zstd level 3 (sn_span_store_opts.level), on a part
      * --------
      */
     {
@@ -848,20 +859,20 @@ int main(void)
         struct sn_span_store *s1;
         struct ingest i1;
         char d1[600];
-        snprintf(d1, sizeof(d1), "%s/level1", dir);
-        open_store(d1, 1, &e1, &s1);
+        snprintf(d1, sizeof(d1), "%s/level3", dir);
+        open_store(d1, 3, &e1, &s1);
         ingest_run(e1, s1, reqs, 0, part, &i1);
         double n1 = (double)part * REQ_SPANS;
         uint64_t u1 = env_bytes(e1);
-        report("what if level 1: spans per CPU-second (process)", n1 / i1.cpu, "spans/s", per_cpu,
+        report("what if level 3: spans per CPU-second (process)", n1 / i1.cpu, "spans/s", per_cpu,
                "s", GOAL_INGEST, true);
-        report("what if level 1:   put, CPU per span", i1.put_cpu / n1 * 1e6, "us",
+        report("what if level 3:   put, CPU per span", i1.put_cpu / n1 * 1e6, "us",
                put_cpu / nspans * 1e6, "b", 0, false);
-        report("what if level 1: bytes per span stored", (double)u1 / n1, "B", bps, "b",
+        report("what if level 3: bytes per span stored", (double)u1 / n1, "B", bps, "b",
                GOAL_SPAN_B, false);
-        printf("  (the first %d requests into a store opened with .level = 1; baseline column: the "
-               "level-6 store above)\n",
-               part);
+        printf("  (the first %d requests into a store opened with .level = 3; baseline column: the "
+               "store above, at the default level %d)\n",
+               part, SN_SPAN_STORE_LEVEL);
         sn_span_store_close(s1);
         sn_env_close(e1);
     }

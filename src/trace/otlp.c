@@ -266,6 +266,10 @@ struct dec {
     char rej_why[200]; /* the first reason */
     char path[512];    /* JSON: the path of the value being read */
     size_t plen;
+    /* attribute keys copied lately (protobuf), so that spans share one copy of each: less to
+     * copy here, and the span store's blocks find a key by its pointer */
+    const char *kc[64];
+    uint32_t kcl[64];
 };
 
 /* What a resource and a scope give each of their spans. */
@@ -343,6 +347,24 @@ static int copy_str(struct dec *d, const void *s, size_t n, const char **out, co
         return -ENOMEM;
     *out = p;
     return 0;
+}
+
+/* copy_str() of an attribute key, or the copy of the same key made lately. */
+static int copy_key(struct dec *d, const uint8_t *s, size_t n, const char **out)
+{
+    if (n == 0 || n > 255 || d->rej)
+        return copy_str(d, s, n, out, "attribute key");
+    size_t slot = (n * 31u + s[0] * 7u + s[n - 1] + s[n / 2] * 13u) & 63;
+    if (d->kc[slot] && d->kcl[slot] == n && memcmp(d->kc[slot], s, n) == 0) {
+        *out = d->kc[slot];
+        return 0;
+    }
+    int rc = copy_str(d, s, n, out, "attribute key");
+    if (rc == 0 && **out) {
+        d->kc[slot] = *out;
+        d->kcl[slot] = (uint32_t)n;
+    }
+    return rc;
 }
 
 /* An array of n zeroed elements in the arena into *out (NULL when n is 0). */
@@ -799,7 +821,7 @@ static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a
     struct key k = {key ? (const char *)key : "", klen};
     if (a) {
         attr_init(a);
-        if ((rc = copy_str(d, key, klen, &a->key, "attribute key")) < 0)
+        if ((rc = copy_key(d, key, klen, &a->key)) < 0)
             return rc;
     }
     if (!val)

@@ -227,6 +227,14 @@ static bool on_ref(void *arg, const struct sn_span_ref *r)
         f->err = added;
         return added == 0;
     }
+    if (f->q->nterms) { /* the tags' filters of its blocks first: most traces go there */
+        int may =
+            sn_span_store_trace_tags(f->ss, r->trace_id, f->q->key, f->q->value, f->q->nterms);
+        if (may <= 0) {
+            f->err = may;
+            return may == 0;
+        }
+    }
     if (++f->read > SN_QUERY_MAX_READ)
         return false;
     int rc = sn_span_store_trace_cached(f->ss, r->trace_id, &t, &f->cache);

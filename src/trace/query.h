@@ -6,7 +6,9 @@
  *
  * A search reads the service index newest first (trace/span_store.h), takes the traces of the
  * spans that could match, reads each trace whole and tests it as Zipkin does; so it costs the
- * traces it reads, bounded by SN_QUERY_MAX_READ.
+ * traces it reads, bounded by SN_QUERY_MAX_READ. With annotationQuery terms, a trace is read
+ * only when the tags' Bloom filters of its blocks hold every term (sn_span_store_trace_tags()):
+ * the traces that cannot match cost a look at their filters and do not count in the bound.
  */
 #ifndef SN_TRACE_QUERY_H
 #define SN_TRACE_QUERY_H

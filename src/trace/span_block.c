@@ -1,7 +1,8 @@
 /*
  * Blocks of spans (trace/span_block.h). The payload holds each span as:
  *
- *   trace_id[16] span_id[8] flags:u8 [parent_id[8] when SN_SPAN_F_PARENT] kind:u8 status:u8
+ *   trace_id[16] span_id[8] flags:u8 [when SN_SPAN_F_PARENT: varint j, the parent being the span
+ *   j before it in the block, or 0 and parent_id[8]] kind:u8 status:u8
  *   varint start_ns - base, varint duration_ns
  *   str name, service, status_msg, trace_state, scope_name, scope_version; varint otlp_flags
  *   endpoint local (its service is the span's), [str? service + endpoint remote when F_REMOTE]
@@ -10,15 +11,19 @@
  *   varint nlinks, each: trace_id[16] span_id[8] str trace_state varint flags attrs varint dropped
  *   varint dropped_attrs, dropped_events, dropped_links
  *
- * after a table of the block's distinct resources (varint count, each its attributes: the
- * spans of a request share a few), and where str is a varint length and the bytes, str? a varint
- * length + 1 (0: none), endpoint a byte of bits (1 ipv4, 2 ipv6, 4 port) and what they say, attrs a
- * varint count and each attribute as str key, u8 type, str value (integers and doubles as their
- * text).
+ * after the block's tables: its distinct attribute keys (varint count, each a str), its
+ * distinct attributes (varint count, each: varint key's index, u8 type, str value: integers
+ * and doubles as their text), and its distinct resources (varint count, each as attrs: the
+ * spans of a request share a few). attrs is a varint count and each attribute's index in the
+ * table: an attribute (a key and a value: most come from small sets) is written once a block,
+ * and a span's list of small indexes compresses to little (a route's spans repeat it). str is
+ * a varint length and the bytes, str? a varint length + 1 (0: none), endpoint a byte of bits
+ * (1 ipv4, 2 ipv6, 4 port) and what they say.
  */
 #include "trace/span_block.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,9 +31,15 @@
 #include <zstd.h>
 
 #include "core/grow.h"
+#include "trace/span_index.h"
 
-#define VERSION 1
+#define VERSION 2
 #define F_ZSTD  1 /* the payload is a zstd frame */
+
+/* The payload's streams after its tables: like fields of every span together, so that the
+ * compressor sees ids among ids, times among times, strings among strings. */
+enum { S_ID, S_NUM, S_STR, S_ATTR, S_MISC, NSTREAMS };
+#define PARENT_BACK 256 /* how far back a parent is looked for among the block's spans */
 
 /* ---- Writing ------------------------------------------------------------------------------ */
 
@@ -91,19 +102,186 @@ static void put_bytes(struct wbuf *w, const char *s, size_t n)
     put_raw(w, s, n);
 }
 
-static void put_str(struct wbuf *w, const char *s)
+/* ---- The block's tables of attribute keys and attributes ------------------------------- */
+
+struct tkey {
+    const char *s;
+    size_t len;
+    uint64_t h;
+    bool span;      /* a span's attribute has it as its key: a tag (its Bloom filter) */
+    uint32_t nvals; /* the attributes with this key */
+    uint32_t intro; /* of which were referred to so far */
+};
+struct tval {
+    uint32_t key;
+    uint8_t type;
+    const char *val;
+    uint32_t vlen;
+    uint64_t h;
+    bool span;
+    uint32_t rank; /* among its key's attributes, in the order met */
+};
+struct tabs {
+    struct tkey *k;
+    size_t nk, capk;
+    struct tval *v;
+    size_t nv, capv;
+    uint32_t *kslot, *vslot; /* index + 1; 0 empty */
+    const char *pc[256];     /* strings met lately by their pointer (decoders share copies) */
+    uint32_t pci[256];       /* and their index */
+    size_t kcap, vcap;
+    uint64_t extra[64]; /* other tags: events' names, "error" */
+    size_t nextra;
+    bool extra_full; /* more than that: the filter lets everything through */
+    bool oom;
+};
+
+/* Grows an open-addressing slot array to twice its size when n + 1 passes half of it. */
+static bool rehash(uint32_t **slot, size_t *cap, size_t n, const void *items, size_t isize,
+                   size_t hoff)
 {
-    put_bytes(w, s ? s : "", s ? strlen(s) : 0);
+    if ((n + 1) * 2 <= *cap)
+        return true;
+    size_t ncap = *cap ? *cap * 2 : 256;
+    uint32_t *ns = calloc(ncap, sizeof(*ns));
+    if (!ns)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h;
+        memcpy(&h, (const char *)items + i * isize + hoff, 8);
+        size_t j = (size_t)(h >> 17) & (ncap - 1);
+        while (ns[j])
+            j = (j + 1) & (ncap - 1);
+        ns[j] = (uint32_t)i + 1;
+    }
+    free(*slot);
+    *slot = ns;
+    *cap = ncap;
+    return true;
 }
 
-static void put_attrs(struct wbuf *w, const struct sn_span_kv *a, uint32_t n)
+static uint32_t key_find(struct tabs *t, const char *key, bool span);
+
+/* A string's index in the table (added when new). */
+static uint32_t key_index(struct tabs *t, const char *key, bool span)
+{
+    size_t ps = (size_t)((uintptr_t)key >> 3 ^ (uintptr_t)key >> 11) & 255;
+    if (t->pc[ps] == key) {
+        t->k[t->pci[ps]].span |= span;
+        return t->pci[ps];
+    }
+    uint32_t i = key_find(t, key, span);
+    if (!t->oom) {
+        t->pc[ps] = key;
+        t->pci[ps] = i;
+    }
+    return i;
+}
+
+static uint32_t key_find(struct tabs *t, const char *key, bool span)
+{
+    size_t len = strlen(key);
+    uint64_t h = sn_tag_hash(key, len, NULL, 0, false);
+    if (!rehash(&t->kslot, &t->kcap, t->nk, t->k, sizeof(*t->k), offsetof(struct tkey, h))) {
+        t->oom = true;
+        return 0;
+    }
+    size_t j = (size_t)(h >> 17) & (t->kcap - 1);
+    for (; t->kslot[j]; j = (j + 1) & (t->kcap - 1)) {
+        struct tkey *k = &t->k[t->kslot[j] - 1];
+        if (k->h == h && k->len == len && memcmp(k->s, key, len) == 0) {
+            k->span |= span;
+            return t->kslot[j] - 1;
+        }
+    }
+    struct tkey *nk = sn_grow(t->k, &t->capk, t->nk + 1, sizeof(*nk));
+    if (!nk) {
+        t->oom = true;
+        return 0;
+    }
+    t->k = nk;
+    nk[t->nk] = (struct tkey){key, len, h, span, 0, 0};
+    t->kslot[j] = (uint32_t)++t->nk;
+    return (uint32_t)t->nk - 1;
+}
+
+static uint32_t val_index(struct tabs *t, const struct sn_span_kv *a, bool span)
+{
+    uint32_t key = key_index(t, a->key, span);
+    if (t->oom)
+        return 0;
+    uint64_t h = sn_tag_hash_pair(t->k[key].h, a->val, a->vlen);
+    if (!rehash(&t->vslot, &t->vcap, t->nv, t->v, sizeof(*t->v), offsetof(struct tval, h))) {
+        t->oom = true;
+        return 0;
+    }
+    size_t j = (size_t)(h >> 17) & (t->vcap - 1);
+    for (; t->vslot[j]; j = (j + 1) & (t->vcap - 1)) {
+        struct tval *v = &t->v[t->vslot[j] - 1];
+        if (v->h == h && v->key == key && v->type == a->type && v->vlen == a->vlen &&
+            memcmp(v->val, a->val, a->vlen) == 0) {
+            v->span |= span;
+            return t->vslot[j] - 1;
+        }
+    }
+    struct tval *nv = sn_grow(t->v, &t->capv, t->nv + 1, sizeof(*nv));
+    if (!nv) {
+        t->oom = true;
+        return 0;
+    }
+    t->v = nv;
+    nv[t->nv] = (struct tval){key, a->type, a->val, a->vlen, h, span, t->k[key].nvals++};
+    t->vslot[j] = (uint32_t)++t->nv;
+    return (uint32_t)t->nv - 1;
+}
+
+static void tabs_fini(struct tabs *t)
+{
+    free(t->k);
+    free(t->v);
+    free(t->kslot);
+    free(t->vslot);
+}
+
+static void extra_tag(struct tabs *t, uint64_t h)
+{
+    for (size_t i = 0; i < t->nextra; i++)
+        if (t->extra[i] == h)
+            return;
+    if (t->nextra < sizeof(t->extra) / sizeof(t->extra[0]))
+        t->extra[t->nextra++] = h;
+    else
+        t->extra_full = true; /* a block's events have few names: hardly ever */
+}
+
+/* Each attribute as its key's index in the string table and its value's: 0 for the next of
+ * that key's values not referred to yet (the table lists each key's values in the order they
+ * are first met), else its rank + 1 among them. A value of high cardinality is then a 0, and
+ * one of a small set a small number, both of which compress to little. */
+static void put_attrs(struct wbuf *w, struct tabs *t, const struct sn_span_kv *a, uint32_t n,
+                      bool span)
 {
     put_var(w, n);
     for (uint32_t i = 0; i < n; i++) {
-        put_str(w, a[i].key);
-        put_u8(w, a[i].type);
-        put_bytes(w, a[i].val, a[i].vlen);
+        uint32_t vi = val_index(t, &a[i], span);
+        if (t->oom)
+            return;
+        struct tval *v = &t->v[vi];
+        struct tkey *k = &t->k[v->key];
+        put_var(w, v->key);
+        if (v->rank == k->intro) {
+            put_var(w, 0);
+            k->intro++;
+        } else {
+            put_var(w, (uint64_t)v->rank + 1);
+        }
     }
+}
+
+/* A string as its index in the block's string table. */
+static void put_sref(struct wbuf *w, struct tabs *t, const char *s)
+{
+    put_var(w, key_index(t, s ? s : "", false));
 }
 
 static void put_endpoint(struct wbuf *w, const struct sn_span_endpoint *e)
@@ -122,54 +300,76 @@ static uint64_t zigzag(int64_t v)
     return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
-static void put_span(struct wbuf *w, const struct sn_span *s, uint64_t base, uint32_t res)
+/* w: the streams (S_ID ...) */
+static void put_span(struct wbuf *w, struct tabs *t, const struct sn_span *spans, size_t at,
+                     uint64_t base, uint32_t res)
 {
-    put_raw(w, s->trace_id, 16);
-    put_raw(w, s->span_id, 8);
-    put_u8(w, s->flags);
-    if (s->flags & SN_SPAN_F_PARENT)
-        put_raw(w, s->parent_id, 8);
-    put_u8(w, s->kind);
-    put_u8(w, s->status);
-    put_var(w, s->start_ns - base);
-    put_var(w, s->duration_ns);
-    put_str(w, s->name);
-    put_str(w, s->service);
-    put_str(w, s->status_msg);
-    put_str(w, s->trace_state);
-    put_str(w, s->scope_name);
-    put_str(w, s->scope_version);
-    put_var(w, s->otlp_flags);
-    put_endpoint(w, &s->local);
-    if (s->flags & SN_SPAN_F_REMOTE) {
-        put_var(w, s->remote.service ? strlen(s->remote.service) + 1 : 0);
-        if (s->remote.service)
-            put_raw(w, s->remote.service, strlen(s->remote.service));
-        put_endpoint(w, &s->remote);
+    const struct sn_span *s = &spans[at], *prev = at ? &spans[at - 1] : NULL;
+    put_raw(&w[S_ID], s->trace_id, 16);
+    put_raw(&w[S_ID], s->span_id, 8);
+    put_u8(&w[S_MISC], s->flags);
+    if (s->flags & SN_SPAN_F_PARENT) { /* the nearest span before it of that id, or the id */
+        size_t j = 1;
+        for (; j <= at && j <= PARENT_BACK; j++)
+            if (memcmp(spans[at - j].span_id, s->parent_id, 8) == 0)
+                break;
+        if (j <= at && j <= PARENT_BACK) {
+            put_var(&w[S_MISC], j);
+        } else {
+            put_var(&w[S_MISC], 0);
+            put_raw(&w[S_ID], s->parent_id, 8);
+        }
     }
-    put_attrs(w, s->attrs, s->nattrs);
-    put_var(w, res);
-    put_var(w, s->nevents);
+    put_u8(&w[S_MISC], s->kind);
+    put_u8(&w[S_MISC], s->status);
+    if (prev && memcmp(prev->trace_id, s->trace_id, 16) == 0) /* a trace's spans are close */
+        put_var(&w[S_NUM], zigzag((int64_t)(s->start_ns - prev->start_ns)));
+    else
+        put_var(&w[S_NUM], s->start_ns - base);
+    put_var(&w[S_NUM], s->duration_ns);
+    put_sref(&w[S_STR], t, s->name);
+    put_sref(&w[S_STR], t, s->service);
+    put_sref(&w[S_STR], t, s->status_msg);
+    put_sref(&w[S_STR], t, s->trace_state);
+    put_sref(&w[S_STR], t, s->scope_name);
+    put_sref(&w[S_STR], t, s->scope_version);
+    put_var(&w[S_MISC], s->otlp_flags);
+    put_endpoint(&w[S_MISC], &s->local);
+    if (s->flags & SN_SPAN_F_REMOTE) {
+        put_var(&w[S_STR],
+                s->remote.service ? (uint64_t)key_index(t, s->remote.service, false) + 1 : 0);
+        put_endpoint(&w[S_MISC], &s->remote);
+    }
+    put_attrs(&w[S_ATTR], t, s->attrs, s->nattrs, true);
+    put_var(&w[S_ATTR], res);
+    put_var(&w[S_MISC], s->nevents);
     for (uint32_t i = 0; i < s->nevents; i++) {
         const struct sn_span_event *e = &s->events[i];
-        put_var(w, zigzag((int64_t)(e->t_ns - s->start_ns)));
-        put_str(w, e->name);
-        put_attrs(w, e->attrs, e->nattrs);
-        put_var(w, e->dropped_attrs);
+        put_var(&w[S_NUM], zigzag((int64_t)(e->t_ns - s->start_ns)));
+        put_sref(&w[S_STR], t, e->name);
+        put_attrs(&w[S_ATTR], t, e->attrs, e->nattrs, false);
+        extra_tag(t, sn_tag_hash(e->name, strlen(e->name), NULL, 0, false));
+        put_var(&w[S_MISC], e->dropped_attrs);
     }
-    put_var(w, s->nlinks);
+    put_var(&w[S_MISC], s->nlinks);
     for (uint32_t i = 0; i < s->nlinks; i++) {
         const struct sn_span_link *l = &s->links[i];
-        put_raw(w, l->trace_id, 16);
-        put_raw(w, l->span_id, 8);
-        put_str(w, l->trace_state);
-        put_var(w, l->flags);
-        put_attrs(w, l->attrs, l->nattrs);
-        put_var(w, l->dropped_attrs);
+        put_raw(&w[S_ID], l->trace_id, 16);
+        put_raw(&w[S_ID], l->span_id, 8);
+        put_sref(&w[S_STR], t, l->trace_state);
+        put_var(&w[S_MISC], l->flags);
+        put_attrs(&w[S_ATTR], t, l->attrs, l->nattrs, false);
+        put_var(&w[S_MISC], l->dropped_attrs);
     }
-    put_var(w, s->dropped_attrs);
-    put_var(w, s->dropped_events);
-    put_var(w, s->dropped_links);
+    put_var(&w[S_MISC], s->dropped_attrs);
+    put_var(&w[S_MISC], s->dropped_events);
+    put_var(&w[S_MISC], s->dropped_links);
+    if (s->status == SN_STATUS_ERROR) { /* Zipkin's error tag (trace/query.c) */
+        const char *m = s->status_msg ? s->status_msg : "";
+        uint64_t eh = sn_tag_hash("error", 5, NULL, 0, false);
+        extra_tag(t, eh);
+        extra_tag(t, sn_tag_hash_pair(eh, m, strlen(m)));
+    }
 }
 
 static size_t attrs_size(const struct sn_span_kv *a, uint32_t n)
@@ -283,16 +483,22 @@ static uint32_t res_index(struct restab *t, const struct sn_span *s)
     return (uint32_t)++t->count;
 }
 
-int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned char **out,
-                    size_t *len)
+int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsigned char **out,
+                         size_t *len, uint8_t **bloom, size_t *bloom_len)
 {
-    struct wbuf pay = {0}, blk = {0};
+    struct wbuf body[NSTREAMS] = {{0}}, pay = {0}, blk = {0};
     struct restab rt = {0};
+    struct tabs t = {0};
     uint32_t *ri = malloc((n ? n : 1) * sizeof(*ri));
     uint64_t base = UINT64_MAX;
+    int rc = -ENOMEM;
 
     *out = NULL;
     *len = 0;
+    if (bloom) {
+        *bloom = NULL;
+        *bloom_len = 0;
+    }
     if (!ri)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -302,17 +508,67 @@ int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned c
     }
     if (!n)
         base = 0;
-    put_var(&pay, rt.count);
+    /* the body first (it fills the tables), then the tables before it */
+    put_var(&body[S_ATTR], rt.count);
     for (size_t i = 0; i < rt.count; i++)
-        put_attrs(&pay, rt.a[i], rt.n[i]);
+        put_attrs(&body[S_ATTR], &t, rt.a[i], rt.n[i], false);
     for (size_t i = 0; i < n; i++)
-        put_span(&pay, &spans[i], base, ri[i]);
-    free(ri);
-    free(rt.a);
-    free(rt.n);
-    if (pay.oom || rt.oom) {
-        free(pay.p);
-        return -ENOMEM;
+        put_span(body, &t, spans, i, base, ri[i]);
+    /* the tables: the strings, then each key's values together (in the order met) */
+    put_var(&pay, t.nk);
+    for (size_t i = 0; i < t.nk; i++)
+        put_bytes(&pay, t.k[i].s, t.k[i].len);
+    uint32_t *order = malloc((t.nv ? t.nv : 1) * sizeof(*order)),
+             *at = calloc(t.nk + 1, sizeof(*at));
+    if (!order || !at) {
+        free(order);
+        free(at);
+        goto out;
+    }
+    for (size_t i = 0; i < t.nk; i++)
+        at[i + 1] = at[i] + t.k[i].nvals;
+    for (size_t i = 0; i < t.nv; i++)
+        order[at[t.v[i].key] + t.v[i].rank] = (uint32_t)i;
+    for (size_t i = 0; i < t.nk; i++) {
+        put_var(&pay, t.k[i].nvals);
+        for (uint32_t j = at[i]; j < at[i + 1]; j++) {
+            put_u8(&pay, t.v[order[j]].type);
+            put_bytes(&pay, t.v[order[j]].val, t.v[order[j]].vlen);
+        }
+    }
+    free(order);
+    free(at);
+    bool oom = pay.oom || rt.oom || t.oom;
+    for (int i = 0; i < NSTREAMS; i++) {
+        put_var(&pay, body[i].len);
+        oom |= body[i].oom;
+    }
+    for (int i = 0; i < NSTREAMS; i++)
+        if (body[i].p)
+            put_raw(&pay, body[i].p, body[i].len);
+    if (oom || pay.oom)
+        goto out;
+    if (bloom) { /* the tags: the keys and attributes of spans (not of resources, events or
+                  * links), events' names, "error" */
+        size_t items = t.nextra;
+        for (size_t i = 0; i < t.nk; i++)
+            items += t.k[i].span;
+        for (size_t i = 0; i < t.nv; i++)
+            items += t.v[i].span;
+        if ((*bloom_len = sn_bloom_bytes(items))) {
+            if (!(*bloom = calloc(1, *bloom_len)))
+                goto out;
+            for (size_t i = 0; i < t.nk; i++)
+                if (t.k[i].span)
+                    sn_bloom_add(*bloom, *bloom_len, t.k[i].h);
+            for (size_t i = 0; i < t.nv; i++)
+                if (t.v[i].span)
+                    sn_bloom_add(*bloom, *bloom_len, t.v[i].h);
+            for (size_t i = 0; i < t.nextra; i++)
+                sn_bloom_add(*bloom, *bloom_len, t.extra[i]);
+            if (t.extra_full)
+                memset(*bloom, 0xff, *bloom_len);
+        }
     }
     put_u8(&blk, VERSION);
     size_t flags_at = blk.len;
@@ -333,15 +589,34 @@ int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned c
     }
     if (!packed)
         put_raw(&blk, pay.p, pay.len);
-    free(pay.p);
-    if (blk.oom) {
-        free(blk.p);
-        return -ENOMEM;
-    }
+    if (blk.oom)
+        goto out;
     blk.p[flags_at] = packed ? F_ZSTD : 0;
     *out = blk.p;
     *len = blk.len;
-    return 0;
+    blk.p = NULL;
+    rc = 0;
+out:
+    if (rc && bloom) {
+        free(*bloom);
+        *bloom = NULL;
+        *bloom_len = 0;
+    }
+    free(ri);
+    free(rt.a);
+    free(rt.n);
+    tabs_fini(&t);
+    for (int i = 0; i < NSTREAMS; i++)
+        free(body[i].p);
+    free(pay.p);
+    free(blk.p);
+    return rc;
+}
+
+int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned char **out,
+                    size_t *len)
+{
+    return sn_block_encode_tags(spans, n, level, out, len, NULL, NULL);
 }
 
 /* ---- Reading ------------------------------------------------------------------------------ */
@@ -426,33 +701,92 @@ static const char *get_str(struct rbuf *r)
     return get_bytes(r, NULL);
 }
 
-static void get_attrs(struct rbuf *r, struct sn_span_kv **out, uint32_t *n)
+struct tabdec { /* the block's tables, decoded */
+    const char **str;
+    uint32_t nstr;
+    struct sn_span_kv **val; /* each string's attributes (as a key) */
+    uint32_t *nval, *intro;
+};
+
+static void get_attrs(struct rbuf *r, struct tabdec *t, struct sn_span_kv **out, uint32_t *n)
 {
     uint32_t c = get_count(r, SN_SPAN_MAX_ATTRS);
     *out = NULL;
     *n = 0;
     if (!c || r->bad)
         return;
-    struct sn_span_kv *a = sn_arena_calloc(r->arena, c, sizeof(*a));
+    struct sn_span_kv *a = sn_arena_alloc(r->arena, (size_t)c * sizeof(*a));
     if (!a) {
         r->oom = r->bad = true;
         return;
     }
     for (uint32_t i = 0; i < c && !r->bad; i++) {
-        a[i].key = get_str(r);
-        a[i].type = get_u8(r);
-        a[i].val = get_bytes(r, &a[i].vlen);
-        if (a[i].type > SN_ATTR_EMPTY)
+        uint64_t k = get_var(r), x = get_var(r), rank;
+        if (k >= t->nstr) {
             r->bad = true;
-        else if (a[i].type == SN_ATTR_INT)
-            a[i].i = strtoll(a[i].val, NULL, 10);
-        else if (a[i].type == SN_ATTR_DOUBLE)
-            a[i].d = strtod(a[i].val, NULL);
-        else if (a[i].type == SN_ATTR_BOOL)
-            a[i].i = strcmp(a[i].val, "true") == 0;
+            return;
+        }
+        if (x == 0) /* the key's next value */
+            rank = t->intro[k]++;
+        else if ((rank = x - 1) >= t->intro[k]) /* one referred to before, else a 0 */
+            rank = UINT64_MAX;
+        if (rank >= t->nval[k]) {
+            r->bad = true;
+            return;
+        }
+        a[i] = t->val[k][rank];
     }
     *out = a;
     *n = c;
+}
+
+/* A string of the table by its index. */
+static const char *get_sref(struct rbuf *r, const struct tabdec *t)
+{
+    uint64_t i = get_var(r);
+    if (i >= t->nstr) {
+        r->bad = true;
+        return "";
+    }
+    return t->str[i];
+}
+
+/* The tables at the payload's start: the strings, then each one's values as a key. */
+static void get_tables(struct rbuf *r, struct tabdec *t)
+{
+    t->nstr = get_count(r, UINT32_MAX);
+    if (t->nstr && !r->bad &&
+        (!(t->str = sn_arena_alloc(r->arena, t->nstr * sizeof(*t->str))) ||
+         !(t->val = sn_arena_calloc(r->arena, t->nstr, sizeof(*t->val))) ||
+         !(t->nval = sn_arena_calloc(r->arena, t->nstr, sizeof(*t->nval))) ||
+         !(t->intro = sn_arena_calloc(r->arena, t->nstr, sizeof(*t->intro)))))
+        r->oom = r->bad = true;
+    for (uint32_t i = 0; i < t->nstr && !r->bad; i++)
+        t->str[i] = get_str(r);
+    for (uint32_t k = 0; k < t->nstr && !r->bad; k++) {
+        uint32_t n = t->nval[k] = get_count(r, UINT32_MAX / 2);
+        if (!n || r->bad)
+            continue;
+        struct sn_span_kv *v = t->val[k] = sn_arena_calloc(r->arena, n, sizeof(*v));
+        if (!v) {
+            r->oom = r->bad = true;
+            return;
+        }
+        for (uint32_t i = 0; i < n && !r->bad; i++) {
+            struct sn_span_kv *a = &v[i];
+            a->key = t->str[k];
+            a->type = get_u8(r);
+            a->val = get_bytes(r, &a->vlen);
+            if (a->type > SN_ATTR_EMPTY)
+                r->bad = true;
+            else if (a->type == SN_ATTR_INT)
+                a->i = strtoll(a->val, NULL, 10);
+            else if (a->type == SN_ATTR_DOUBLE)
+                a->d = strtod(a->val, NULL);
+            else if (a->type == SN_ATTR_BOOL)
+                a->i = strcmp(a->val, "true") == 0;
+        }
+    }
 }
 
 static void get_endpoint(struct rbuf *r, struct sn_span_endpoint *e)
@@ -476,94 +810,111 @@ struct resdec {
     struct sn_span_kv **a;
     uint32_t *n;
     uint32_t count;
+    struct tabdec *t;
 };
 
-static void get_span(struct rbuf *r, struct sn_span *s, uint64_t base, const struct resdec *rt)
+static bool any_bad(const struct rbuf *r)
 {
-    get_raw(r, s->trace_id, 16);
-    get_raw(r, s->span_id, 8);
-    s->flags = get_u8(r);
-    if (s->flags & SN_SPAN_F_PARENT)
-        get_raw(r, s->parent_id, 8);
-    s->kind = get_u8(r);
-    s->status = get_u8(r);
+    for (int i = 0; i < NSTREAMS; i++)
+        if (r[i].bad)
+            return true;
+    return false;
+}
+
+/* r: the streams (S_ID ...) */
+static void get_span(struct rbuf *r, struct sn_span *s, const struct sn_span *before, size_t at,
+                     uint64_t base, const struct resdec *rt)
+{
+    const struct sn_span *prev = at ? &before[at - 1] : NULL;
+    get_raw(&r[S_ID], s->trace_id, 16);
+    get_raw(&r[S_ID], s->span_id, 8);
+    s->flags = get_u8(&r[S_MISC]);
+    if (s->flags & SN_SPAN_F_PARENT) {
+        uint64_t j = get_var(&r[S_MISC]);
+        if (j == 0)
+            get_raw(&r[S_ID], s->parent_id, 8);
+        else if (j <= at && j <= PARENT_BACK)
+            memcpy(s->parent_id, before[at - j].span_id, 8);
+        else
+            r[S_MISC].bad = true;
+    }
+    s->kind = get_u8(&r[S_MISC]);
+    s->status = get_u8(&r[S_MISC]);
     if (s->kind > SN_KIND_CONSUMER || s->status > SN_STATUS_ERROR)
-        r->bad = true;
-    s->start_ns = base + get_var(r);
-    s->duration_ns = get_var(r);
-    s->name = get_str(r);
-    s->service = get_str(r);
-    s->status_msg = get_str(r);
-    s->trace_state = get_str(r);
-    s->scope_name = get_str(r);
-    s->scope_version = get_str(r);
-    uint64_t of = get_var(r);
+        r[S_MISC].bad = true;
+    if (prev && memcmp(prev->trace_id, s->trace_id, 16) == 0) {
+        uint64_t z = get_var(&r[S_NUM]);
+        s->start_ns = prev->start_ns + (uint64_t)((int64_t)(z >> 1) ^ -(int64_t)(z & 1));
+    } else {
+        s->start_ns = base + get_var(&r[S_NUM]);
+    }
+    s->duration_ns = get_var(&r[S_NUM]);
+    s->name = get_sref(&r[S_STR], rt->t);
+    s->service = get_sref(&r[S_STR], rt->t);
+    s->status_msg = get_sref(&r[S_STR], rt->t);
+    s->trace_state = get_sref(&r[S_STR], rt->t);
+    s->scope_name = get_sref(&r[S_STR], rt->t);
+    s->scope_version = get_sref(&r[S_STR], rt->t);
+    uint64_t of = get_var(&r[S_MISC]);
     if (of > UINT32_MAX)
-        r->bad = true;
+        r[S_MISC].bad = true;
     s->otlp_flags = (uint32_t)of;
-    get_endpoint(r, &s->local);
+    get_endpoint(&r[S_MISC], &s->local);
     s->local.service = s->service;
     if (s->flags & SN_SPAN_F_REMOTE) {
-        uint64_t n = get_var(r);
-        if (n) {
-            if (n - 1 > SN_SPAN_MAX_VALUE || !have(r, (size_t)(n - 1))) {
-                r->bad = true;
-                return;
-            }
-            s->remote.service = sn_arena_strndup(r->arena, (const char *)r->p, (size_t)(n - 1));
-            if (!s->remote.service) {
-                r->oom = r->bad = true;
-                return;
-            }
-            r->p += n - 1;
+        uint64_t i = get_var(&r[S_STR]);
+        if (i > rt->t->nstr) {
+            r[S_STR].bad = true;
+            return;
         }
-        get_endpoint(r, &s->remote);
+        s->remote.service = i ? rt->t->str[i - 1] : NULL;
+        get_endpoint(&r[S_MISC], &s->remote);
     }
-    get_attrs(r, &s->attrs, &s->nattrs);
-    uint64_t res = get_var(r);
+    get_attrs(&r[S_ATTR], rt->t, &s->attrs, &s->nattrs);
+    uint64_t res = get_var(&r[S_ATTR]);
     if (res > rt->count) {
-        r->bad = true;
+        r[S_ATTR].bad = true;
     } else if (res) {
         s->res = rt->a[res - 1];
         s->nres = rt->n[res - 1];
     }
-    s->nevents = get_count(r, SN_SPAN_MAX_EVENTS);
-    if (s->nevents && !r->bad) {
+    s->nevents = get_count(&r[S_MISC], SN_SPAN_MAX_EVENTS);
+    if (s->nevents && !any_bad(r)) {
         s->events = sn_arena_calloc(r->arena, s->nevents, sizeof(*s->events));
         if (!s->events) {
             r->oom = r->bad = true;
             s->nevents = 0;
         }
     }
-    for (uint32_t i = 0; i < s->nevents && !r->bad; i++) {
+    for (uint32_t i = 0; i < s->nevents && !any_bad(r); i++) {
         struct sn_span_event *e = &s->events[i];
-        uint64_t z = get_var(r);
+        uint64_t z = get_var(&r[S_NUM]);
         int64_t d = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
         e->t_ns = s->start_ns + (uint64_t)d;
-        e->name = get_str(r);
-        get_attrs(r, &e->attrs, &e->nattrs);
-        e->dropped_attrs = (uint32_t)get_var(r);
+        e->name = get_sref(&r[S_STR], rt->t);
+        get_attrs(&r[S_ATTR], rt->t, &e->attrs, &e->nattrs);
+        e->dropped_attrs = (uint32_t)get_var(&r[S_MISC]);
     }
-    s->nlinks = get_count(r, SN_SPAN_MAX_LINKS);
-    if (s->nlinks && !r->bad) {
+    s->nlinks = get_count(&r[S_MISC], SN_SPAN_MAX_LINKS);
+    if (s->nlinks && !any_bad(r)) {
         s->links = sn_arena_calloc(r->arena, s->nlinks, sizeof(*s->links));
         if (!s->links) {
             r->oom = r->bad = true;
             s->nlinks = 0;
         }
     }
-    for (uint32_t i = 0; i < s->nlinks && !r->bad; i++) {
+    for (uint32_t i = 0; i < s->nlinks && !any_bad(r); i++) {
         struct sn_span_link *l = &s->links[i];
-        get_raw(r, l->trace_id, 16);
-        get_raw(r, l->span_id, 8);
-        l->trace_state = get_str(r);
-        l->flags = (uint32_t)get_var(r);
-        get_attrs(r, &l->attrs, &l->nattrs);
-        l->dropped_attrs = (uint32_t)get_var(r);
+        get_raw(&r[S_ID], l->trace_id, 16);
+        get_raw(&r[S_ID], l->span_id, 8);
+        l->trace_state = get_sref(&r[S_STR], rt->t);
+        l->flags = (uint32_t)get_var(&r[S_MISC]);
+        get_attrs(&r[S_ATTR], rt->t, &l->attrs, &l->nattrs);
+        l->dropped_attrs = (uint32_t)get_var(&r[S_MISC]);
     }
-    s->dropped_attrs = (uint32_t)get_var(r);
-    s->dropped_events = (uint32_t)get_var(r);
-    s->dropped_links = (uint32_t)get_var(r);
+    s->dropped_attrs = (uint32_t)get_var(&r[S_MISC]);
+    s->dropped_events = (uint32_t)get_var(&r[S_MISC]);
+    s->dropped_links = (uint32_t)get_var(&r[S_MISC]);
 }
 
 struct header {
@@ -621,27 +972,48 @@ int sn_block_decode(const void *blk, size_t len, struct sn_span_batch *b)
         }
         pay = unpacked;
     }
-    struct rbuf r = {pay, pay + h.paylen, false, &b->arena, false};
-    struct resdec rt = {NULL, NULL, get_count(&r, SN_SPAN_MAX_SPANS)};
-    if (rt.count && !r.bad) {
+    struct rbuf r = {pay, pay + h.paylen, false, &b->arena, false}, rs[NSTREAMS];
+    struct tabdec td = {0};
+    get_tables(&r, &td);
+    uint64_t slen[NSTREAMS], sum = 0;
+    for (int i = 0; i < NSTREAMS; i++) {
+        slen[i] = get_var(&r);
+        sum += slen[i] < h.paylen ? slen[i] : h.paylen + 1;
+    }
+    if (r.bad || sum != (uint64_t)(r.end - r.p)) {
+        free(unpacked);
+        return r.oom ? -ENOMEM : -EINVAL;
+    }
+    for (int i = 0; i < NSTREAMS; i++) {
+        rs[i] = (struct rbuf){r.p, r.p + slen[i], false, &b->arena, false};
+        r.p += slen[i];
+    }
+    struct resdec rt = {NULL, NULL, get_count(&rs[S_ATTR], SN_SPAN_MAX_SPANS), &td};
+    if (rt.count && !any_bad(rs)) {
         rt.a = sn_arena_calloc(&b->arena, rt.count, sizeof(*rt.a));
         rt.n = sn_arena_calloc(&b->arena, rt.count, sizeof(*rt.n));
         if (!rt.a || !rt.n)
-            r.oom = r.bad = true;
+            rs[S_ATTR].oom = rs[S_ATTR].bad = true;
     }
-    for (uint32_t i = 0; i < rt.count && !r.bad; i++)
-        get_attrs(&r, &rt.a[i], &rt.n[i]);
-    for (uint64_t i = 0; i < h.n && !r.bad; i++) {
+    for (uint32_t i = 0; i < rt.count && !any_bad(rs); i++)
+        get_attrs(&rs[S_ATTR], &td, &rt.a[i], &rt.n[i]);
+    size_t first = b->n; /* this block's first span in b */
+    for (uint64_t i = 0; i < h.n && !any_bad(rs); i++) {
         struct sn_span *s = sn_span_batch_add(b);
         if (!s) {
             rc = -ENOMEM;
             break;
         }
-        get_span(&r, s, h.base, &rt);
+        get_span(rs, s, b->spans + first, (size_t)i, h.base, &rt);
     }
-    if (!rc && r.oom)
+    bool oom = false, bad = false;
+    for (int i = 0; i < NSTREAMS; i++) {
+        oom |= rs[i].oom;
+        bad |= rs[i].bad || rs[i].p != rs[i].end;
+    }
+    if (!rc && oom)
         rc = -ENOMEM;
-    else if (!rc && (r.bad || r.p != r.end))
+    else if (!rc && bad)
         rc = -EINVAL;
     free(unpacked);
     return rc;

@@ -18,38 +18,39 @@
 #include "core/log.h"
 #include "store/intern.h"
 #include "trace/span_block.h"
+#include "trace/span_index.h"
 
-#define ENTRY         32   /* an index entry's bytes */
-#define MAINT_BLOCKS  256  /* blocks one maintenance transaction removes at most */
-#define MAINT_ENTRIES 4096 /* index minutes one maintenance transaction removes at most */
+#define MAINT_BLOCKS  256  /* chunks one maintenance transaction removes at most */
+#define MAINT_ENTRIES 4096 /* index values one maintenance transaction removes at most */
 #define MINUTE_US     60000000ULL
 #define KIND_SERVICE  's'
 #define KIND_NAME     'n'
 #define PAIR_NAME     'n'
 #define PAIR_REMOTE   'r'
 #define MAX_NAME_ID   ((1u << 28) - 1)
-#define BLOCK_PREFIX  16 /* u64 oldest start, u64 newest end (ns) before the block */
+#define BLOCK_PREFIX  16       /* u64 oldest start, u64 newest end (ns) before the chunk */
+#define IKEY          16       /* an index key: service u32, minute u32, chunk id u64 */
+#define CACHE_SHIFT   20       /* a cached block's id: chunk id << CACHE_SHIFT | block */
+#define GROUP_MIN     8        /* requests a write waits for ... */
+#define GROUP_WAIT_NS 4000000L /* ... this long at most (group commit) */
 
-struct blk {
-    unsigned char *data; /* BLOCK_PREFIX bytes, then the block */
-    size_t len;
-    uint8_t (*traces)[16];
-    uint32_t ntraces;
-};
-
-struct entry {
-    uint8_t key[8];
-    uint8_t v[ENTRY];
+/* One (service, minute)'s entries of a request, packed (trace/span_index.h). */
+struct ival {
+    uint8_t key[IKEY]; /* the chunk id is set when it is written */
+    size_t off, len;   /* in prep.ibuf */
 };
 
 struct prep { /* one request, ready to write */
     struct prep *next;
     uint64_t seq;
-    struct blk *blocks;
-    size_t nblocks;
-    struct entry *ents;
-    size_t nents;
-    size_t nspans;
+    unsigned char *chunk; /* BLOCK_PREFIX bytes, then the chunk */
+    size_t chunk_len;
+    const uint8_t *ids; /* the chunk's trace ids (in chunk) */
+    uint32_t ntraces;
+    struct ival *ivals;
+    size_t nivals;
+    uint8_t *ibuf;
+    size_t nspans, nblocks;
 };
 
 struct counters {
@@ -86,6 +87,7 @@ struct sn_span_store {
     size_t nqueued, nqueued_spans;
     uint64_t next_seq, written_seq;
     int sync_err;
+    unsigned sync_waiting; /* callers of sn_span_store_sync() waiting */
     uint64_t next_block;
     bool stop;
     pthread_t thread;
@@ -258,6 +260,42 @@ static void names_saved(struct sn_span_store *ss, uint32_t s, uint32_t n, uint32
 
 /* ---- Opening ------------------------------------------------------------------------------- */
 
+/* The span databases of a store of another format (before chunks and packed index values:
+ * no version) are emptied: pre-release, spans are not converted. */
+static int check_version(struct sn_span_store *ss, MDB_txn *txn)
+{
+    uint8_t vb[4];
+    MDB_val k = {1, "V"}, v;
+    MDB_dbi old;
+    int rc = mdb_get(txn, ss->names_db, &k, &v);
+    if (rc == 0 && v.mv_size == 4 && rd32(v.mv_data) == SN_CHUNK_VERSION)
+        return 0;
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    MDB_stat st;
+    bool any = mdb_stat(txn, ss->blocks, &st) == 0 && st.ms_entries > 0;
+    if ((rc = mdb_dbi_open(txn, "tindex", MDB_DUPSORT | MDB_DUPFIXED, &old)) == 0) {
+        any = true;
+        if ((rc = mdb_drop(txn, old, 1)))
+            return rc;
+    } else if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    if (any) {
+        sn_log(SN_LOG_WARN, "trace",
+               "the span store's databases are of an older format (before version %d): their "
+               "spans are dropped",
+               SN_CHUNK_VERSION);
+        MDB_dbi dbis[5] = {ss->blocks, ss->traces, ss->index, ss->names_db, ss->pairs_db};
+        for (int i = 0; i < 5; i++)
+            if ((rc = mdb_drop(txn, dbis[i], 0)))
+                return rc;
+    }
+    be32(vb, SN_CHUNK_VERSION);
+    v = (MDB_val){4, vb};
+    return mdb_put(txn, ss->names_db, &k, &v, 0);
+}
+
 static int open_dbs(MDB_txn *txn, void *arg)
 {
     struct sn_span_store *ss = arg;
@@ -266,9 +304,10 @@ static int open_dbs(MDB_txn *txn, void *arg)
     MDB_val k, v;
     if ((rc = mdb_dbi_open(txn, "tblocks", MDB_CREATE, &ss->blocks)) ||
         (rc = mdb_dbi_open(txn, "ttrace", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &ss->traces)) ||
-        (rc = mdb_dbi_open(txn, "tindex", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &ss->index)) ||
+        (rc = mdb_dbi_open(txn, "tspans", MDB_CREATE, &ss->index)) ||
         (rc = mdb_dbi_open(txn, "tnames", MDB_CREATE, &ss->names_db)) ||
-        (rc = mdb_dbi_open(txn, "tpairs", MDB_CREATE, &ss->pairs_db)))
+        (rc = mdb_dbi_open(txn, "tpairs", MDB_CREATE, &ss->pairs_db)) ||
+        (rc = check_version(ss, txn)))
         return rc;
     ss->next_block = 1;
     if ((rc = mdb_cursor_open(txn, ss->blocks, &cur)))
@@ -288,14 +327,12 @@ static uint64_t used_now(struct sn_span_store *ss)
     MDB_dbi dbis[5] = {ss->blocks, ss->traces, ss->index, ss->names_db, ss->pairs_db};
     for (int i = 0; i < 5; i++)
         used += sn_env_db_bytes(txn, dbis[i]);
-    /* mdb_stat leaves out the sub-databases of long runs of duplicates: the trace and index
-     * entries, counted by their number instead (a slight over-count for short runs, which
-     * live in their key's page) */
+    /* mdb_stat leaves out the sub-databases of long runs of duplicates: a trace's chunks,
+     * counted by their number instead (a slight over-count for short runs, which live in
+     * their key's page) */
     MDB_stat st;
     if (mdb_stat(txn, ss->traces, &st) == 0)
         used += st.ms_entries * 8;
-    if (mdb_stat(txn, ss->index, &st) == 0)
-        used += st.ms_entries * ENTRY;
     sn_env_read_end(ss->env, txn);
     atomic_store(&ss->used_bytes, used);
     return used;
@@ -356,59 +393,52 @@ static void prep_free(struct prep *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->nblocks; i++) {
-        free(p->blocks[i].data);
-        free(p->blocks[i].traces);
-    }
-    free(p->blocks);
-    free(p->ents);
+    free(p->chunk);
+    free(p->ivals);
+    free(p->ibuf);
     free(p);
 }
 
-/* One block of spans sorted[from..to) (one or more whole traces). */
-static int make_block(struct sn_span_store *ss, struct prep *p, struct sn_span **sorted,
-                      size_t from, size_t to, size_t *capblocks)
+struct parts {
+    struct sn_chunk_part *a;
+    size_t n, cap;
+};
+
+static void parts_free(struct parts *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        free((void *)ps->a[i].blk);
+        free((void *)ps->a[i].bloom);
+    }
+    free(ps->a);
+}
+
+/* One block of spans sorted[from..to) (one or more whole traces), with its tags' filter. */
+static int make_block(struct sn_span_store *ss, struct parts *ps, struct sn_span **sorted,
+                      const uint32_t *tpos, size_t from, size_t to)
 {
     struct sn_span *tmp = malloc((to - from) * sizeof(*tmp));
     unsigned char *enc;
-    size_t len;
-    uint64_t tmin = UINT64_MAX, tmax = 0;
+    uint8_t *bloom;
+    size_t len, blen;
     int rc;
 
     if (!tmp)
         return -ENOMEM;
-    for (size_t i = from; i < to; i++) {
+    for (size_t i = from; i < to; i++)
         tmp[i - from] = *sorted[i];
-        if (sorted[i]->start_ns < tmin)
-            tmin = sorted[i]->start_ns;
-        if (sorted[i]->start_ns + sorted[i]->duration_ns > tmax)
-            tmax = sorted[i]->start_ns + sorted[i]->duration_ns;
-    }
-    rc = sn_block_encode(tmp, to - from, ss->o.level, &enc, &len);
+    rc = sn_block_encode_tags(tmp, to - from, ss->o.level, &enc, &len, &bloom, &blen);
     free(tmp);
     if (rc < 0)
         return rc;
-    struct blk *nb = sn_grow(p->blocks, capblocks, p->nblocks + 1, sizeof(*nb));
-    unsigned char *data = malloc(BLOCK_PREFIX + len);
-    uint8_t(*tr)[16] = malloc((to - from) * 16);
-    if (!nb || !data || !tr) {
-        if (nb)
-            p->blocks = nb;
+    struct sn_chunk_part *np = sn_grow(ps->a, &ps->cap, ps->n + 1, sizeof(*np));
+    if (!np) {
         free(enc);
-        free(data);
-        free(tr);
+        free(bloom);
         return -ENOMEM;
     }
-    p->blocks = nb;
-    be64(data, tmin);
-    be64(data + 8, tmax);
-    memcpy(data + BLOCK_PREFIX, enc, len);
-    free(enc);
-    uint32_t nt = 0;
-    for (size_t i = from; i < to; i++)
-        if (!nt || memcmp(tr[nt - 1], sorted[i]->trace_id, 16) != 0)
-            memcpy(tr[nt++], sorted[i]->trace_id, 16);
-    p->blocks[p->nblocks++] = (struct blk){data, BLOCK_PREFIX + len, tr, nt};
+    ps->a = np;
+    np[ps->n++] = (struct sn_chunk_part){bloom, enc, blen, len, tpos[to - 1] - tpos[from] + 1};
     return 0;
 }
 
@@ -426,14 +456,19 @@ static const char *remote_of(const struct sn_span *s)
     return a && a->type == SN_ATTR_STRING && a->val[0] ? a->val : NULL;
 }
 
-/* The entries of b's spans into p; with add false (nlock read), -EAGAIN as soon as a name or
- * a pair is not known yet (the caller then runs it again with add, nlock written). */
-static int entries_pass(struct sn_span_store *ss, struct prep *p, const struct sn_span_batch *b,
-                        uint64_t now_ns, bool add)
+struct pent { /* a span's index entry and its (service, minute) */
+    uint64_t key;
+    struct sn_index_ent e;
+};
+
+/* The entries of the spans sorted[0..n) into pe; with add false (nlock read), -EAGAIN as soon
+ * as a name or a pair is not known yet (the caller then runs it again with add, nlock
+ * written). */
+static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_span **sorted,
+                        const uint32_t *tpos, size_t n, uint64_t now_ns, bool add)
 {
-    p->nents = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct sn_span *s = &b->spans[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct sn_span *s = sorted[i];
         const char *rs = remote_of(s);
         int64_t svc, name, remote = -1;
         if (add) {
@@ -458,81 +493,135 @@ static int entries_pass(struct sn_span_store *ss, struct prep *p, const struct s
         }
         uint64_t start_us = (s->flags & SN_SPAN_F_NO_START ? now_ns : s->start_ns) / 1000;
         uint64_t dur_us = s->duration_ns / 1000;
-        struct entry *e = &p->ents[p->nents++];
-        be32(e->key, (uint32_t)svc);
-        be32(e->key + 4, (uint32_t)(start_us / MINUTE_US));
-        be32(e->v, (uint32_t)(start_us % MINUTE_US));
-        memcpy(e->v + 4, s->trace_id, 16);
-        be32(e->v + 20, dur_us > UINT32_MAX ? UINT32_MAX : (uint32_t)dur_us);
-        be32(e->v + 24,
-             (uint32_t)name | (uint32_t)(s->kind & 7) << 28 | (is_error(s) ? 1u << 31 : 0));
-        be32(e->v + 28, remote >= 0 ? (uint32_t)remote + 1 : 0);
+        pe[i].key = (uint64_t)svc << 32 | (uint32_t)(start_us / MINUTE_US);
+        pe[i].e = (struct sn_index_ent){
+            .us = (uint32_t)(start_us % MINUTE_US),
+            .duration = dur_us > UINT32_MAX ? UINT32_MAX : (uint32_t)dur_us,
+            .name = (uint32_t)name,
+            .kind = (uint8_t)(s->kind & 7),
+            .error = is_error(s),
+            .remote = remote >= 0 ? (uint32_t)remote + 1 : 0,
+            .trace = tpos[i],
+        };
     }
     return 0;
 }
 
-/* Index entries for b's spans, their names interned: under the names' read lock when every
- * name and pair is known already (the usual case: HTTP workers do not wait for each other),
- * else under its write lock. */
-static int make_entries(struct sn_span_store *ss, struct prep *p, const struct sn_span_batch *b,
-                        uint64_t now_ns)
+static int cmp_pent(const void *a, const void *b)
 {
-    int rc;
-    if (!(p->ents = malloc((b->n ? b->n : 1) * sizeof(*p->ents))))
-        return -ENOMEM;
+    const struct pent *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* The index values of the spans sorted[0..n), their names interned: under the names' read
+ * lock when every name and pair is known already (the usual case: HTTP workers do not wait for
+ * each other), else under its write lock. One value a (service, minute). */
+static int make_entries(struct sn_span_store *ss, struct prep *p, struct sn_span **sorted,
+                        const uint32_t *tpos, size_t n, uint64_t now_ns)
+{
+    struct pent *pe = malloc((n ? n : 1) * sizeof(*pe));
+    struct sn_index_ent *run = malloc((n ? n : 1) * sizeof(*run));
+    int rc = -ENOMEM;
+    if (!pe || !run || !(p->ibuf = malloc(35 * n + 10)) ||
+        !(p->ivals = malloc((n ? n : 1) * sizeof(*p->ivals))))
+        goto out;
     pthread_rwlock_rdlock(&ss->nlock);
-    rc = entries_pass(ss, p, b, now_ns, false);
+    rc = entries_pass(ss, pe, sorted, tpos, n, now_ns, false);
     pthread_rwlock_unlock(&ss->nlock);
     if (rc == -EAGAIN) {
         pthread_rwlock_wrlock(&ss->nlock);
-        rc = entries_pass(ss, p, b, now_ns, true);
+        rc = entries_pass(ss, pe, sorted, tpos, n, now_ns, true);
         pthread_rwlock_unlock(&ss->nlock);
     }
+    if (rc)
+        goto out;
+    qsort(pe, n, sizeof(*pe), cmp_pent);
+    size_t used = 0;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i; j < n && pe[j].key == pe[i].key; j++)
+            run[j - i] = pe[j].e;
+        struct ival *iv = &p->ivals[p->nivals++];
+        memset(iv->key, 0, IKEY);
+        be64(iv->key, pe[i].key);
+        iv->off = used;
+        iv->len = sn_index_encode(run, j - i, p->ibuf + used);
+        used += iv->len;
+    }
+out:
+    free(pe);
+    free(run);
     return rc;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-    const struct entry *x = a, *y = b;
-    int c = memcmp(x->key, y->key, sizeof(x->key));
-    return c ? c : memcmp(x->v, y->v, ENTRY);
 }
 
 static struct prep *prepare(struct sn_span_store *ss, const struct sn_span_batch *b,
                             uint64_t now_ns, int *err)
 {
     struct prep *p = calloc(1, sizeof(*p));
-    struct sn_span **sorted = malloc((b->n ? b->n : 1) * sizeof(*sorted));
-    size_t capblocks = 0;
+    size_t n = b->n;
+    struct sn_span **sorted = malloc((n ? n : 1) * sizeof(*sorted));
+    uint32_t *tpos = malloc((n ? n : 1) * sizeof(*tpos));
+    uint8_t(*ids)[16] = malloc((n ? n : 1) * 16);
+    struct parts ps = {0};
+    uint32_t ntr = 0;
+    uint64_t tmin = UINT64_MAX, tmax = 0;
     int rc = 0;
 
-    if (!p || !sorted) {
+    if (!p || !sorted || !tpos || !ids) {
         rc = -ENOMEM;
         goto out;
     }
-    p->nspans = b->n;
-    for (size_t i = 0; i < b->n; i++)
+    p->nspans = n;
+    for (size_t i = 0; i < n; i++)
         sorted[i] = &b->spans[i];
-    qsort(sorted, b->n, sizeof(*sorted), cmp_trace);
+    qsort(sorted, n, sizeof(*sorted), cmp_trace);
+    for (size_t i = 0; i < n; i++) {
+        const struct sn_span *s = sorted[i];
+        if (!ntr || memcmp(ids[ntr - 1], s->trace_id, 16))
+            memcpy(ids[ntr++], s->trace_id, 16);
+        tpos[i] = ntr - 1;
+        if (s->start_ns < tmin)
+            tmin = s->start_ns;
+        if (s->start_ns + s->duration_ns > tmax)
+            tmax = s->start_ns + s->duration_ns;
+    }
     /* cut at trace boundaries once a block's payload passes SN_BLOCK_RAW */
     size_t from = 0, size = 0;
-    for (size_t i = 0; i < b->n && !rc; i++) {
-        bool new_trace = i > from && memcmp(sorted[i]->trace_id, sorted[i - 1]->trace_id, 16);
-        if (new_trace && size >= SN_BLOCK_RAW) {
-            rc = make_block(ss, p, sorted, from, i, &capblocks);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (i > from && tpos[i] != tpos[i - 1] && size >= SN_BLOCK_RAW) {
+            rc = make_block(ss, &ps, sorted, tpos, from, i);
             from = i;
             size = 0;
         }
         size += sn_block_span_size(sorted[i]);
     }
-    if (!rc && b->n > from)
-        rc = make_block(ss, p, sorted, from, b->n, &capblocks);
-    if (!rc)
-        rc = make_entries(ss, p, b, now_ns);
-    if (!rc && p->nents > 1) /* by key, then entry: the writer puts each key's run at once */
-        qsort(p->ents, p->nents, sizeof(*p->ents), cmp_entry);
+    if (!rc && n > from)
+        rc = make_block(ss, &ps, sorted, tpos, from, n);
+    if (rc)
+        goto out;
+    /* the request's blocks in one chunk (one LMDB value: one page's slack a request) */
+    size_t clen = sn_chunk_size(ps.a, ps.n, ntr);
+    struct sn_chunk c;
+    if (!(p->chunk = malloc(BLOCK_PREFIX + clen))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    be64(p->chunk, tmin);
+    be64(p->chunk + 8, tmax);
+    sn_chunk_encode(ps.a, ps.n, ids[0], ntr, p->chunk + BLOCK_PREFIX);
+    p->chunk_len = BLOCK_PREFIX + clen;
+    if (sn_chunk_parse(p->chunk + BLOCK_PREFIX, clen, &c) < 0) { /* cannot be */
+        rc = -EINVAL;
+        goto out;
+    }
+    p->ids = c.ids;
+    p->ntraces = ntr;
+    p->nblocks = ps.n;
+    rc = make_entries(ss, p, sorted, tpos, n, now_ns);
 out:
+    parts_free(&ps);
     free(sorted);
+    free(tpos);
+    free(ids);
     if (rc) {
         prep_free(p);
         *err = rc;
@@ -596,9 +685,11 @@ int sn_span_store_sync(struct sn_span_store *ss)
     uint64_t want = ss->next_seq;
     int err = 0;
     ss->sync_err = 0;
+    ss->sync_waiting++;
     pthread_cond_signal(&ss->cv);
     while (ss->written_seq < want && !(err = ss->sync_err) && ss->running)
         pthread_cond_wait(&ss->done_cv, &ss->mu);
+    ss->sync_waiting--;
     pthread_mutex_unlock(&ss->mu);
     return err;
 }
@@ -609,33 +700,10 @@ struct write_arg {
     struct sn_span_store *ss;
     struct prep **list; /* the requests to write, in order */
     size_t nlist;
-    uint64_t first_block;
-    size_t nblocks, nspans;
+    uint64_t first_block; /* the first chunk's id */
+    size_t nchunks, nblocks, nspans;
     uint64_t bytes;
 };
-
-/* n entries of one key (sorted) into the index as duplicates, with one MDB_MULTIPLE put. */
-static int put_run(MDB_txn *txn, MDB_dbi dbi, const struct entry *e, size_t n)
-{
-    uint8_t stack[64 * ENTRY], *vals = n <= 64 ? stack : malloc(n * ENTRY);
-    MDB_cursor *cur;
-    int rc;
-    if (!vals)
-        return ENOMEM;
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) /* a span sent twice in a request is one entry */
-        if (!m || memcmp(vals + (m - 1) * ENTRY, e[i].v, ENTRY))
-            memcpy(vals + m++ * ENTRY, e[i].v, ENTRY);
-    if ((rc = mdb_cursor_open(txn, dbi, &cur)) == 0) {
-        MDB_val k = {8, (void *)e[0].key};
-        MDB_val d[2] = {{ENTRY, vals}, {m, NULL}};
-        rc = mdb_cursor_put(cur, &k, d, MDB_MULTIPLE);
-        mdb_cursor_close(cur);
-    }
-    if (vals != stack)
-        free(vals);
-    return rc;
-}
 
 static int do_write(MDB_txn *txn, void *arg)
 {
@@ -644,36 +712,34 @@ static int do_write(MDB_txn *txn, void *arg)
     uint64_t id = w->first_block;
     int rc;
 
-    w->nblocks = w->nspans = 0;
+    w->nchunks = w->nblocks = w->nspans = 0;
     w->bytes = 0;
     pthread_rwlock_rdlock(&ss->nlock);
     rc = save_names(ss, txn);
     pthread_rwlock_unlock(&ss->nlock);
     if (rc)
         return rc;
-    for (size_t r = 0; r < w->nlist; r++) {
+    for (size_t r = 0; r < w->nlist; r++, id++) {
         struct prep *p = w->list[r];
-        for (size_t i = 0; i < p->nblocks; i++, id++) {
-            uint8_t kb[8];
-            be64(kb, id);
-            MDB_val k = {8, kb}, v = {p->blocks[i].len, p->blocks[i].data};
-            if ((rc = mdb_put(txn, ss->blocks, &k, &v, MDB_APPEND)))
-                return rc;
-            for (uint32_t t = 0; t < p->blocks[i].ntraces; t++) {
-                MDB_val tk = {16, p->blocks[i].traces[t]}, tv = {8, kb};
-                if ((rc = mdb_put(txn, ss->traces, &tk, &tv, MDB_NODUPDATA)) && rc != MDB_KEYEXIST)
-                    return rc;
-            }
-            w->bytes += p->blocks[i].len;
-        }
-        /* each key's entries (sorted in prepare()) in one put: they are contiguous but for
-         * the key between them, so they are gathered into a run first */
-        for (size_t i = 0, j; i < p->nents; i = j) {
-            for (j = i + 1; j < p->nents && !memcmp(p->ents[j].key, p->ents[i].key, 8); j++)
-                ;
-            if ((rc = put_run(txn, ss->index, p->ents + i, j - i)))
+        uint8_t kb[8];
+        be64(kb, id);
+        MDB_val k = {8, kb}, v = {p->chunk_len, p->chunk};
+        if ((rc = mdb_put(txn, ss->blocks, &k, &v, MDB_APPEND)))
+            return rc;
+        for (uint32_t t = 0; t < p->ntraces; t++) {
+            MDB_val tk = {16, (void *)(p->ids + (size_t)t * 16)}, tv = {8, kb};
+            if ((rc = mdb_put(txn, ss->traces, &tk, &tv, MDB_NODUPDATA)) && rc != MDB_KEYEXIST)
                 return rc;
         }
+        for (size_t i = 0; i < p->nivals; i++) {
+            struct ival *iv = &p->ivals[i];
+            memcpy(iv->key + 8, kb, 8);
+            MDB_val ik = {IKEY, iv->key}, ivv = {iv->len, p->ibuf + iv->off};
+            if ((rc = mdb_put(txn, ss->index, &ik, &ivv, 0)))
+                return rc;
+        }
+        w->bytes += p->chunk_len;
+        w->nchunks++;
         w->nblocks += p->nblocks;
         w->nspans += p->nspans;
     }
@@ -694,33 +760,35 @@ static int64_t now_s(void)
 
 struct maint_arg {
     struct sn_span_store *ss;
-    uint64_t cutoff_ns; /* blocks whose newest end is before go */
-    bool over_cap;      /* the oldest blocks go whatever their age */
-    uint64_t removed;
+    uint64_t cutoff_ns;               /* blocks whose newest end is before go */
+    bool over_cap;                    /* the oldest blocks go whatever their age ... */
+    uint64_t excess;                  /* ... until this many bytes of chunks went */
+    uint64_t removed, removed_blocks; /* chunks, and their blocks */
     bool more;
     uint64_t oldest_start_ns; /* of the oldest block left */
 };
 
-/* Removes one block (its trace entries first). */
+/* Removes one chunk (its trace entries first: its header lists its traces). */
 static int drop_block(struct sn_span_store *ss, MDB_txn *txn, MDB_cursor *cur, MDB_val *k,
-                      MDB_val *v)
+                      MDB_val *v, uint64_t *blocks, uint64_t *bytes)
 {
-    struct sn_span_batch b = {0};
+    struct sn_chunk c;
     int rc = 0;
-    if (v->mv_size < BLOCK_PREFIX || sn_block_decode((const uint8_t *)v->mv_data + BLOCK_PREFIX,
-                                                     v->mv_size - BLOCK_PREFIX, &b) < 0) {
+    *blocks = 1;
+    *bytes = v->mv_size;
+    if (v->mv_size < BLOCK_PREFIX || sn_chunk_parse((const uint8_t *)v->mv_data + BLOCK_PREFIX,
+                                                    v->mv_size - BLOCK_PREFIX, &c) < 0) {
         atomic_fetch_add(&ss->c.blocks_damaged, 1);
     } else {
-        for (size_t i = 0; i < b.n && !rc; i++) {
-            if (i && memcmp(b.spans[i].trace_id, b.spans[i - 1].trace_id, 16) == 0)
-                continue;
-            MDB_val tk = {16, b.spans[i].trace_id}, tv = {8, k->mv_data};
+        *blocks = c.nblocks;
+        *bytes += (uint64_t)c.ntraces * 32; /* its trace entries, about */
+        for (uint32_t i = 0; i < c.ntraces && !rc; i++) {
+            MDB_val tk = {16, (void *)(c.ids + (size_t)i * 16)}, tv = {8, k->mv_data};
             rc = mdb_del(txn, ss->traces, &tk, &tv);
             if (rc == MDB_NOTFOUND)
                 rc = 0;
         }
     }
-    sn_span_batch_fini(&b);
     return rc ? rc : mdb_cursor_del(cur, 0);
 }
 
@@ -730,9 +798,10 @@ static int do_maint(MDB_txn *txn, void *arg)
     struct sn_span_store *ss = m->ss;
     MDB_cursor *cur;
     MDB_val k, v;
+    uint64_t freed = 0;
     int rc;
 
-    m->removed = 0;
+    m->removed = m->removed_blocks = 0;
     m->more = false;
     m->oldest_start_ns = UINT64_MAX;
     if ((rc = mdb_cursor_open(txn, ss->blocks, &cur)))
@@ -748,11 +817,13 @@ static int do_maint(MDB_txn *txn, void *arg)
             m->more = true;
             break;
         }
-        if ((rc = drop_block(ss, txn, cur, &k, &v)))
+        uint64_t nb, bytes;
+        if ((rc = drop_block(ss, txn, cur, &k, &v, &nb, &bytes)))
             break;
         m->removed++;
-        if (m->over_cap && m->removed >= MAINT_BLOCKS / 4)
-            break; /* a few at a time over the cap: the size is measured again */
+        m->removed_blocks += nb;
+        if (m->over_cap && (freed += bytes) >= m->excess / 2)
+            break; /* half the excess at most: the size is measured again */
     }
     mdb_cursor_close(cur);
     if (rc && rc != MDB_NOTFOUND)
@@ -770,20 +841,20 @@ static int do_maint(MDB_txn *txn, void *arg)
         return rc;
     size_t dropped = 0;
     for (uint32_t svc = 0; svc < nsvc && dropped < MAINT_ENTRIES; svc++) {
-        uint8_t kb[8];
+        uint8_t kb[IKEY] = {0};
         be32(kb, svc);
-        be32(kb + 4, 0);
-        k = (MDB_val){8, kb};
-        for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP)) {
+        for (;;) { /* the service's oldest value, again after each delete */
+            k = (MDB_val){IKEY, kb};
+            if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)))
+                break;
             const uint8_t *kp = k.mv_data;
-            if (rd32(kp) != svc || rd32(kp + 4) >= before_min)
+            if (k.mv_size != IKEY || rd32(kp) != svc || rd32(kp + 4) >= before_min)
                 break;
             if (dropped++ == MAINT_ENTRIES) {
                 m->more = true;
                 break;
             }
-            if ((rc = mdb_cursor_del(cur, MDB_NODUPDATA)))
+            if ((rc = mdb_cursor_del(cur, 0)))
                 break;
         }
         if (rc && rc != MDB_NOTFOUND)
@@ -796,14 +867,17 @@ static int do_maint(MDB_txn *txn, void *arg)
 
 static void maintain(struct sn_span_store *ss)
 {
-    struct maint_arg m = {ss, 0, false, 0, false, 0};
+    struct maint_arg m = {ss, 0, false, 0, 0, 0, false, 0};
     uint64_t now_ns = realtime_ns();
     m.cutoff_ns = now_ns - (uint64_t)ss->o.retention_s * 1000000000ULL;
     for (int round = 0; round < 64; round++) {
-        m.over_cap = ss->o.max_bytes && used_now(ss) > ss->o.max_bytes;
+        uint64_t used = ss->o.max_bytes ? used_now(ss) : 0;
+        m.over_cap = ss->o.max_bytes && used > ss->o.max_bytes;
+        m.excess = m.over_cap ? used - ss->o.max_bytes : 0;
         if (sn_env_write(ss->env, do_maint, &m) < 0)
             return;
-        atomic_fetch_add(m.over_cap ? &ss->c.blocks_dropped : &ss->c.blocks_expired, m.removed);
+        atomic_fetch_add(m.over_cap ? &ss->c.blocks_dropped : &ss->c.blocks_expired,
+                         m.removed_blocks);
         if (!m.more && !(m.over_cap && m.removed))
             break;
     }
@@ -825,6 +899,19 @@ static void *writer(void *arg)
             if (pthread_cond_timedwait(&ss->cv, &ss->mu, &ts) != 0)
                 break;
         }
+        /* group commit: a few more requests for GROUP_WAIT_NS, unless one waits (sync) */
+        if (ss->head && !ss->stop && !failing && !ss->sync_waiting) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += GROUP_WAIT_NS;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            while (!ss->stop && !ss->sync_waiting && ss->nqueued < GROUP_MIN &&
+                   pthread_cond_timedwait(&ss->cv, &ss->mu, &ts) == 0)
+                ;
+        }
         failing = false;
         /* the requests queued now, as an array: the queue may grow meanwhile, and only these
          * are written and dequeued by this round */
@@ -843,7 +930,7 @@ static void *writer(void *arg)
         bool stop = ss->stop;
         pthread_mutex_unlock(&ss->mu);
         if (list) {
-            struct write_arg w = {ss, list, nlist, ss->next_block, 0, 0, 0};
+            struct write_arg w = {ss, list, nlist, ss->next_block, 0, 0, 0, 0};
             uint32_t s0, n0, p0;
             pthread_rwlock_rdlock(&ss->nlock);
             s0 = ss->services.n;
@@ -856,7 +943,7 @@ static void *writer(void *arg)
                 pthread_rwlock_wrlock(&ss->nlock);
                 names_saved(ss, s0, n0, p0);
                 pthread_rwlock_unlock(&ss->nlock);
-                ss->next_block = w.first_block + w.nblocks;
+                ss->next_block = w.first_block + w.nchunks;
                 /* the ones written: from head up to the last of this list */
                 struct prep *p = ss->head, *next;
                 size_t n = 0, spans = 0;
@@ -916,27 +1003,48 @@ void sn_block_cache_fini(struct sn_block_cache *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Block bid decoded: from the cache, or read and decoded into it. NULL when it is gone or
- * damaged (*rc 0, counted) or memory is short (*rc -ENOMEM). */
-static const struct sn_span_batch *cached_block(struct sn_span_store *ss, MDB_txn *txn,
-                                                const uint8_t bk8[8], struct sn_block_cache *c,
-                                                int *rc)
+/* A chunk's header (NULL when it is gone, or damaged: then counted). */
+static bool get_chunk(struct sn_span_store *ss, MDB_txn *txn, const uint8_t ck[8],
+                      struct sn_chunk *c)
 {
-    uint64_t bid = rd64(bk8);
+    MDB_val k = {8, (void *)ck}, v;
+    if (mdb_get(txn, ss->blocks, &k, &v) != 0)
+        return false; /* removed by retention between the index and here */
+    if (v.mv_size < BLOCK_PREFIX || sn_chunk_parse((const uint8_t *)v.mv_data + BLOCK_PREFIX,
+                                                   v.mv_size - BLOCK_PREFIX, c) < 0) {
+        atomic_fetch_add(&ss->c.blocks_damaged, 1);
+        return false;
+    }
+    return true;
+}
+
+/* The block of chunk ck holding trace id, decoded: from the cache, or read and decoded into it.
+ * NULL when it is gone or damaged (*rc 0, counted) or memory is short (*rc -ENOMEM). */
+static const struct sn_span_batch *cached_block(struct sn_span_store *ss, MDB_txn *txn,
+                                                const uint8_t ck[8], const uint8_t id[16],
+                                                struct sn_block_cache *c, int *rc)
+{
+    struct sn_chunk ch;
+    struct sn_chunk_block cb;
+    uint32_t bi;
     *rc = 0;
+    if (!get_chunk(ss, txn, ck, &ch))
+        return NULL;
+    int64_t t = sn_chunk_find(&ch, id);
+    if (t < 0)
+        return NULL;
+    if (sn_chunk_block_of(&ch, (uint32_t)t, &bi, &cb) < 0) {
+        atomic_fetch_add(&ss->c.blocks_damaged, 1);
+        return NULL;
+    }
+    uint64_t bid = bi < (1u << CACHE_SHIFT) ? rd64(ck) << CACHE_SHIFT | bi : 0;
     for (unsigned i = 0; i < SN_BLOCK_CACHE; i++)
         if (c->id[i] == bid && bid)
             return &c->b[i];
-    MDB_val bk = {8, (void *)bk8}, bv;
-    if (mdb_get(txn, ss->blocks, &bk, &bv) != 0)
-        return NULL; /* removed by retention between the index and here */
     unsigned slot = c->next++ % SN_BLOCK_CACHE;
     sn_span_batch_fini(&c->b[slot]);
     c->id[slot] = 0;
-    int drc = bv.mv_size < BLOCK_PREFIX
-                  ? -EINVAL
-                  : sn_block_decode((const uint8_t *)bv.mv_data + BLOCK_PREFIX,
-                                    bv.mv_size - BLOCK_PREFIX, &c->b[slot]);
+    int drc = sn_block_decode(cb.blk, cb.blk_len, &c->b[slot]);
     if (drc < 0) {
         sn_span_batch_fini(&c->b[slot]);
         if (drc == -ENOMEM)
@@ -968,7 +1076,7 @@ int sn_span_store_trace_cached(struct sn_span_store *ss, const uint8_t id[16],
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
         if (v.mv_size != 8)
             continue;
-        const struct sn_span_batch *blk = cached_block(ss, txn, v.mv_data, c, &crc);
+        const struct sn_span_batch *blk = cached_block(ss, txn, v.mv_data, id, c, &crc);
         for (size_t i = 0; blk && i < blk->n && !crc; i++)
             if (memcmp(blk->spans[i].trace_id, id, 16) == 0)
                 crc = sn_span_copy(out, &blk->spans[i]);
@@ -990,73 +1098,168 @@ int sn_span_store_trace(struct sn_span_store *ss, const uint8_t id[16], struct s
     return rc;
 }
 
+int sn_span_store_trace_tags(struct sn_span_store *ss, const uint8_t id[16], const char *const *key,
+                             const char *const *value, unsigned nterms)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k = {16, (void *)id}, v;
+    uint64_t h[SN_SPAN_STORE_MAX_TAGS];
+    bool found[SN_SPAN_STORE_MAX_TAGS] = {false};
+    unsigned left = nterms;
+    int rc;
+
+    if (nterms > SN_SPAN_STORE_MAX_TAGS)
+        return 1; /* not filtered */
+    for (unsigned t = 0; t < nterms; t++)
+        h[t] = value[t] ? sn_tag_hash(key[t], strlen(key[t]), value[t], strlen(value[t]), true)
+                        : sn_tag_hash(key[t], strlen(key[t]), NULL, 0, false);
+    if (!nterms)
+        return 1;
+    if ((rc = sn_env_read_begin(ss->env, &txn)) < 0)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, ss->traces, &cur))) {
+        sn_env_read_end(ss->env, txn);
+        return sn_env_errno(rc);
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0 && left;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        struct sn_chunk ch;
+        struct sn_chunk_block cb;
+        uint32_t bi;
+        int64_t t;
+        if (v.mv_size != 8 || !get_chunk(ss, txn, v.mv_data, &ch) ||
+            (t = sn_chunk_find(&ch, id)) < 0 || sn_chunk_block_of(&ch, (uint32_t)t, &bi, &cb) < 0)
+            continue;
+        for (unsigned i = 0; i < nterms; i++)
+            if (!found[i] && sn_bloom_has(cb.bloom, cb.bloom_len, h[i])) {
+                found[i] = true;
+                left--;
+            }
+    }
+    mdb_cursor_close(cur);
+    sn_env_read_end(ss->env, txn);
+    if (rc && rc != MDB_NOTFOUND)
+        return sn_env_errno(rc);
+    return left == 0;
+}
+
+/* One span of a service's minute, as the scan gives it. */
+struct sent {
+    struct sn_index_ent e;
+    uint8_t id[16];
+};
+
+static int cmp_sent(const void *a, const void *b)
+{
+    const struct sent *x = a, *y = b;
+    if (x->e.us != y->e.us)
+        return x->e.us < y->e.us ? -1 : 1;
+    int c = memcmp(x->id, y->id, 16);
+    if (c)
+        return c;
+#define CMP(f)                                                                                     \
+    if (x->e.f != y->e.f)                                                                          \
+        return x->e.f < y->e.f ? -1 : 1;
+    CMP(duration)
+    CMP(name)
+    CMP(kind)
+    CMP(error)
+    CMP(remote)
+#undef CMP
+    return 0;
+}
+
 /* One service's index, read newest first: the current minute's entries in a buffer. */
 struct svc_iter {
     uint32_t svc;
     MDB_cursor *cur;
-    uint8_t *buf;       /* the minute's entries, oldest first */
+    struct sent *buf;   /* the minute's entries, oldest first */
     size_t n, cap, pos; /* pos: entries left to give (from the end) */
     uint32_t minute;
     bool done;
 };
 
-/* Loads the entries of the minute the cursor is on (k its key). */
-static int iter_load(struct svc_iter *it, MDB_val *k)
+/* Loads the entries of minute of the iterator's service: each value's, with its trace ids
+ * from its chunk, sorted by time; a span written twice (a request retried) is given once. */
+static int iter_load(struct sn_span_store *ss, MDB_txn *txn, struct svc_iter *it, uint32_t minute)
 {
-    MDB_val v;
-    size_t count = 0;
+    uint8_t kb[IKEY] = {0};
+    MDB_val k = {IKEY, kb}, v;
     int rc;
     it->n = 0;
-    it->minute = rd32((const uint8_t *)k->mv_data + 4);
-    if ((rc = mdb_cursor_get(it->cur, k, &v, MDB_FIRST_DUP)) ||
-        (rc = mdb_cursor_count(it->cur, &count)))
-        return rc;
-    if (count == 1) { /* a lone item has no page of duplicates to fetch */
-        uint8_t *b = sn_grow(it->buf, &it->cap, ENTRY, 1);
-        if (!b || v.mv_size != ENTRY)
-            return b ? MDB_CORRUPTED : ENOMEM;
-        it->buf = b;
-        memcpy(b, v.mv_data, ENTRY);
-        it->n = it->pos = 1;
-        return 0;
-    }
-    for (rc = mdb_cursor_get(it->cur, k, &v, MDB_GET_MULTIPLE); rc == 0;
-         rc = mdb_cursor_get(it->cur, k, &v, MDB_NEXT_MULTIPLE)) {
-        size_t cnt = v.mv_size / ENTRY;
-        uint8_t *b = sn_grow(it->buf, &it->cap, (it->n + cnt) * ENTRY, 1);
-        if (!b)
+    it->minute = minute;
+    be32(kb, it->svc);
+    be32(kb + 4, minute);
+    for (rc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        struct sn_chunk ch;
+        if (k.mv_size != IKEY || rd32(kp) != it->svc || rd32(kp + 4) != minute)
+            break;
+        int64_t cnt = sn_index_count(v.mv_data, v.mv_size);
+        if (cnt < 0) {
+            atomic_fetch_add(&ss->c.blocks_damaged, 1);
+            continue;
+        }
+        if (!get_chunk(ss, txn, kp + 8, &ch))
+            continue; /* gone with its spans */
+        struct sent *b = sn_grow(it->buf, &it->cap, it->n + (size_t)cnt, sizeof(*b));
+        struct sn_index_ent *e = malloc(((size_t)cnt ? (size_t)cnt : 1) * sizeof(*e));
+        if (!b || !e) {
+            if (b)
+                it->buf = b;
+            free(e);
             return ENOMEM;
+        }
         it->buf = b;
-        memcpy(it->buf + it->n * ENTRY, v.mv_data, cnt * ENTRY);
-        it->n += cnt;
+        if (sn_index_decode(v.mv_data, v.mv_size, e) < 0) {
+            atomic_fetch_add(&ss->c.blocks_damaged, 1);
+            free(e);
+            continue;
+        }
+        for (int64_t i = 0; i < cnt; i++) {
+            if (e[i].trace >= ch.ntraces)
+                continue;
+            b[it->n].e = e[i];
+            memcpy(b[it->n++].id, ch.ids + (size_t)e[i].trace * 16, 16);
+        }
+        free(e);
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (it->n > 1) {
+        qsort(it->buf, it->n, sizeof(*it->buf), cmp_sent);
+        size_t m = 1;
+        for (size_t i = 1; i < it->n; i++)
+            if (cmp_sent(&it->buf[m - 1], &it->buf[i]) != 0)
+                it->buf[m++] = it->buf[i];
+        it->n = m;
     }
     it->pos = it->n;
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return 0;
 }
 
 /* Moves to the newest minute before the one loaded (or at/before to_min when first). */
-static int iter_step(struct svc_iter *it, uint32_t from_min, uint32_t to_min, bool first)
+static int iter_step(struct sn_span_store *ss, MDB_txn *txn, struct svc_iter *it, uint32_t from_min,
+                     uint32_t to_min, bool first)
 {
-    uint8_t kb[8];
-    MDB_val k, v;
+    uint8_t kb[IKEY] = {0};
+    MDB_val k = {IKEY, kb}, v;
     int rc;
-    if (first) {
-        be32(kb, it->svc);
-        be32(kb + 4, to_min + 1);
-        k = (MDB_val){8, kb};
-        rc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE);
-        if (rc == 0)
-            rc = mdb_cursor_get(it->cur, &k, &v, MDB_PREV_NODUP);
-        else if (rc == MDB_NOTFOUND)
-            rc = mdb_cursor_get(it->cur, &k, &v, MDB_LAST);
+    be32(kb, it->svc);
+    if (first && to_min == UINT32_MAX) {
+        be32(kb, it->svc + 1);
+        if (it->svc == UINT32_MAX)
+            memset(kb, 0xff, IKEY);
     } else {
-        be32(kb, it->svc);
-        be32(kb + 4, it->minute);
-        k = (MDB_val){8, kb};
-        rc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_KEY);
-        if (rc == 0)
-            rc = mdb_cursor_get(it->cur, &k, &v, MDB_PREV_NODUP);
+        be32(kb + 4, first ? to_min + 1 : it->minute);
     }
+    rc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0)
+        rc = mdb_cursor_get(it->cur, &k, &v, MDB_PREV);
+    else if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(it->cur, &k, &v, MDB_LAST);
     if (rc == MDB_NOTFOUND) {
         it->done = true;
         return 0;
@@ -1064,16 +1267,12 @@ static int iter_step(struct svc_iter *it, uint32_t from_min, uint32_t to_min, bo
     if (rc)
         return rc;
     const uint8_t *kp = k.mv_data;
-    if (k.mv_size != 8 || rd32(kp) != it->svc || rd32(kp + 4) < from_min || rd32(kp + 4) > to_min) {
+    if (k.mv_size != IKEY || rd32(kp) != it->svc || rd32(kp + 4) < from_min ||
+        rd32(kp + 4) > to_min || (!first && rd32(kp + 4) >= it->minute)) {
         it->done = true;
         return 0;
     }
-    return iter_load(it, &k);
-}
-
-static uint64_t entry_us(const struct svc_iter *it, const uint8_t *e)
-{
-    return (uint64_t)it->minute * MINUTE_US + rd32(e);
+    return iter_load(ss, txn, it, rd32(kp + 4));
 }
 
 int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t from_us,
@@ -1086,8 +1285,9 @@ int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t f
 
     if (to_us <= from_us)
         return 0;
-    uint32_t from_min = (uint32_t)(from_us / MINUTE_US),
-             to_min = (uint32_t)((to_us - 1) / MINUTE_US);
+    uint64_t fm = from_us / MINUTE_US, tm = (to_us - 1) / MINUTE_US;
+    uint32_t from_min = fm > UINT32_MAX ? UINT32_MAX : (uint32_t)fm,
+             to_min = tm > UINT32_MAX ? UINT32_MAX : (uint32_t)tm;
     pthread_rwlock_rdlock(&ss->nlock);
     uint32_t nsvc = ss->services.n;
     int64_t one = -1;
@@ -1116,7 +1316,7 @@ int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t f
         struct svc_iter *it = &its[nits++];
         it->svc = i;
         if ((rc = mdb_cursor_open(txn, ss->index, &it->cur)) == 0)
-            rc = iter_step(it, from_min, to_min, true);
+            rc = iter_step(ss, txn, it, from_min, to_min, true);
     }
     /* merge: the newest entry of any service next */
     while (rc == 0) {
@@ -1125,10 +1325,10 @@ int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t f
         for (size_t i = 0; i < nits && rc == 0; i++) {
             struct svc_iter *it = &its[i];
             while (!it->done && it->pos == 0 && rc == 0)
-                rc = iter_step(it, from_min, to_min, false);
+                rc = iter_step(ss, txn, it, from_min, to_min, false);
             if (it->done || it->pos == 0)
                 continue;
-            uint64_t us = entry_us(it, it->buf + (it->pos - 1) * ENTRY);
+            uint64_t us = (uint64_t)it->minute * MINUTE_US + it->buf[it->pos - 1].e.us;
             if (!best || us > best_us) {
                 best = it;
                 best_us = us;
@@ -1136,22 +1336,21 @@ int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t f
         }
         if (!best || rc)
             break;
-        const uint8_t *e = best->buf + --best->pos * ENTRY;
+        const struct sent *e = &best->buf[--best->pos];
         if (best_us >= to_us)
             continue;
         if (best_us < from_us)
             break; /* the newest left is older than the range: all are */
         struct sn_span_ref r;
-        memcpy(r.trace_id, e + 4, 16);
+        memcpy(r.trace_id, e->id, 16);
         r.start_us = best_us;
-        r.duration_us = rd32(e + 20);
-        uint32_t nk = rd32(e + 24), remote = rd32(e + 28);
-        r.kind = (uint8_t)(nk >> 28 & 7);
-        r.error = nk >> 31;
+        r.duration_us = e->e.duration;
+        r.kind = e->e.kind;
+        r.error = e->e.error;
         pthread_rwlock_rdlock(&ss->nlock);
         const char *svc = sn_intern_name(&ss->services, best->svc);
-        const char *name = sn_intern_name(&ss->names, nk & MAX_NAME_ID);
-        const char *rem = remote ? sn_intern_name(&ss->services, remote - 1) : NULL;
+        const char *name = sn_intern_name(&ss->names, e->e.name);
+        const char *rem = e->e.remote ? sn_intern_name(&ss->services, e->e.remote - 1) : NULL;
         pthread_rwlock_unlock(&ss->nlock);
         /* names are never removed from the tables: the pointers stay valid */
         r.service = svc ? svc : "";
@@ -1204,10 +1403,10 @@ static int add_unique(char ***out, size_t *n, size_t *cap, const char *s)
 /* Whether service svc has index entries left (retention removes them with its spans). */
 static bool has_entries(MDB_cursor *cur, uint32_t svc)
 {
-    uint8_t kb[8] = {0};
-    MDB_val k = {8, kb}, v;
+    uint8_t kb[IKEY] = {0};
+    MDB_val k = {IKEY, kb}, v;
     be32(kb, svc);
-    return mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && k.mv_size == 8 &&
+    return mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == 0 && k.mv_size == IKEY &&
            rd32(k.mv_data) == svc;
 }
 

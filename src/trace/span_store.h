@@ -2,27 +2,32 @@
  * The span store: spans in the data directory's LMDB environment (store/env.h), beside the
  * series, with their indexes, a retention and a size cap. docs/formats.md gives the keys.
  *
- *   tblocks  block id (u64, in the order written) -> u64 newest span end (ns) | block
- *            (trace/span_block.h: the spans of a few traces, compressed)
- *   ttrace   trace id (16 bytes) -> block ids holding its spans (dups, 8 bytes each)
- *   tindex   (service id u32, minute u32) -> one 32-byte entry per span of that service
- *            starting in that minute (dups sorted by time): µs into the minute, trace id,
- *            duration in µs, kind, error, span name id, remote service id
- *   tnames   (kind, id) -> a service or span name; tpairs: the (service, span name) and
- *            (service, remote service) pairs seen
+ *   tblocks  chunk id (u64, in the order written) -> u64 oldest span start, u64 newest span
+ *            end (ns) | chunk (trace/span_index.h: one request's blocks, trace/span_block.h,
+ *            its trace ids uncompressed, and a Bloom filter of each block's tags)
+ *   ttrace   trace id (16 bytes) -> chunk ids holding its spans (dups, 8 bytes each)
+ *   tspans   (service id u32, minute u32, chunk id u64) -> the index entries of that chunk's
+ *            spans of that service starting in that minute, packed (trace/span_index.h):
+ *            µs into the minute, duration in µs, kind, error, span name id, remote service id,
+ *            the trace's position in the chunk (~8 bytes a span)
+ *   tnames   (kind, id) -> a service or span name, "V" -> the format's version (u32: 2);
+ *            tpairs: the (service, span name) and (service, remote service) pairs seen.
+ *            Databases of an older format are emptied when opened (logged).
  *
  * Writing: sn_span_store_put() takes a decoded request on the caller's thread (an HTTP
- * worker): it sorts its spans by trace, cuts them into blocks, compresses them and makes the
- * index entries there, so that the work scales with the server's threads; then queues it.
- * The writer thread commits everything queued in one transaction (group commit): a request is
- * durable within a few milliseconds of being queued. The queue holds at most `queue` requests;
- * past that put() refuses (-EBUSY: the API answers 503 with Retry-After and the client sends
- * it again, so nothing is stored twice). A write that fails (a full disk) keeps the queue and
- * is tried again every second; the queue then fills and put() refuses.
+ * worker): it sorts its spans by trace, cuts them into blocks, compresses them, makes their
+ * tags' filters, the chunk and the index values there, so that the work scales with the
+ * server's threads; then queues it. The writer thread commits everything queued in one
+ * transaction (group commit: it waits up to 4 ms for 8 requests, unless sn_span_store_sync()
+ * waits): a request is durable within a few milliseconds of being queued. The queue holds at most
+ * `queue` requests; past that put() refuses (-EBUSY: the API answers 503 with Retry-After and the
+ * client sends it again, so nothing is stored twice). A write that fails (a full disk) keeps the
+ * queue and is tried again every second; the queue then fills and put() refuses.
  *
- * Maintenance after each write, in small transactions: blocks whose newest span ended before
+ * Maintenance after each write, in small transactions: chunks whose newest span ended before
  * the retention go with their trace index entries, index minutes before it too; over the size
- * cap the oldest blocks go first. Everything removed is counted.
+ * cap the oldest chunks go first, about half the excess in bytes at a time, the size measured
+ * again in between. Everything removed is counted.
  *
  * Reading never waits for the writer (LMDB's MVCC). Ids are raw bytes everywhere.
  */
@@ -38,7 +43,9 @@
 
 #define SN_SPAN_STORE_RETENTION (7 * 86400) /* --trace-retention default (s) */
 #define SN_SPAN_STORE_QUEUE     256         /* --trace-queue default (requests) */
-#define SN_SPAN_STORE_LEVEL     3           /* zstd's level for blocks (bench-trace) */
+#define SN_SPAN_STORE_LEVEL                                                                        \
+    1 /* zstd's level for blocks (bench-trace: 3 costs                                             \
+       * 40 % more CPU for 1 % less) */
 
 struct sn_span_store; /* opaque */
 
@@ -86,6 +93,14 @@ int sn_span_store_sync(struct sn_span_store *ss);
 /* The spans of trace id, appended to out (in no order). Returns 0, -ENOENT (none), -ENOMEM
  * or -EIO. Damaged blocks are skipped and counted. */
 int sn_span_store_trace(struct sn_span_store *ss, const uint8_t id[16], struct sn_span_batch *out);
+
+/* Whether trace id may have every tag of terms (annotationQuery's: key[t] alone, a bare word,
+ * when value[t] is NULL; key[t]=value[t] else): 1 when each is in the Bloom filter of one of
+ * its blocks (or nterms is 0, or over SN_SPAN_STORE_MAX_TAGS), 0 when one is in none of them
+ * (then the trace cannot match: it need not be read), or -errno. */
+#define SN_SPAN_STORE_MAX_TAGS 16
+int sn_span_store_trace_tags(struct sn_span_store *ss, const uint8_t id[16], const char *const *key,
+                             const char *const *value, unsigned nterms);
 
 /* The blocks a search decoded last, so that traces sharing a block (a request's) decode it
  * once: give one to sn_span_store_trace_cached() for the length of a search, then fini it. */

@@ -4,7 +4,9 @@
  * span, and refuses every truncation of itself; spans put are read back by trace id, equal;
  * the index scan gives each span newest first, by service and time range; the names of
  * services, spans and remote services; a reopened store holds everything and appends after
- * it; retention and the size cap remove the oldest blocks and count them.
+ * it; retention and the size cap remove the oldest blocks and count them; the packed index
+ * values and chunks (exact bytes), the tags' Bloom filters (each kind of term), a tag search
+ * over more traces than a search may read, and a store of the older format emptied.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -18,6 +20,8 @@
 #include "store/env.h"
 #include "t.h"
 #include "trace/span_block.h"
+#include "trace/span_index.h"
+#include "trace/query.h"
 #include "trace/span_store.h"
 
 static char root[512];
@@ -317,6 +321,11 @@ static void test_put_read(void)
      * succeeds, and the trace holds its spans twice (as Zipkin's stores do) */
     T_EQ(sn_span_store_put(f.ss, &in, now_ns()), 0);
     T_EQ(sn_span_store_sync(f.ss), 0);
+    s.n = 0; /* the index gives each span once */
+    T_EQ(sn_span_store_scan(f.ss, "api", t0 / 1000, t0 / 1000 + 3600000000ULL, collect, &s), 0);
+    T_EQ(s.n, 80);
+    T_EQ(s.r[0].start_us, (t0 + 39 * 15000000000ULL + 2000000) / 1000);
+    T_EQ(s.r[1].start_us, (t0 + 39 * 15000000000ULL + 1000000) / 1000);
     memcpy(id0, in.spans[3].trace_id, 16);
     T_EQ(sn_span_store_trace(f.ss, id0, &out), 0);
     T_EQ(out.n, 6);
@@ -475,6 +484,211 @@ static void test_concurrent_puts(void)
     close_fx(&f);
 }
 
+/* ---- Packed values and tags ------------------------------------------------------------- */
+
+static void test_index_values(void)
+{
+    struct sn_index_ent e[3] = {
+        {.us = 70, .duration = 5, .name = 3, .kind = 2, .error = true, .remote = 0, .trace = 1},
+        {.us = 7, .duration = 300, .name = 1, .kind = 1, .remote = 4, .trace = 0},
+        {.us = 70, .duration = 5, .name = 3, .kind = 2, .error = true, .remote = 0, .trace = 1},
+    };
+    uint8_t buf[SN_INDEX_MAX(3)];
+    size_t len = sn_index_encode(e, 3, buf);
+    /* sorted by time, the repeat dropped: n, then (delta, duration, name<<4|kind<<1|error,
+     * remote + 1, trace) each */
+    const uint8_t want[] = {2, 7, 0xac, 2, 0x12, 4, 0, 63, 5, 0x35, 0, 1};
+    T_EQ(len, sizeof(want));
+    T_OK(len == sizeof(want) && memcmp(buf, want, len) == 0);
+    struct sn_index_ent d[2];
+    T_EQ(sn_index_count(buf, len), 2);
+    T_EQ(sn_index_decode(buf, len, d), 0);
+    T_EQ(d[0].us, 7);
+    T_EQ(d[0].duration, 300);
+    T_EQ(d[0].remote, 4);
+    T_EQ(d[1].us, 70);
+    T_EQ(d[1].name, 3);
+    T_EQ(d[1].kind, 2);
+    T_OK(d[1].error);
+    T_EQ(d[1].trace, 1);
+    for (size_t cut = 0; cut < len; cut++) /* every truncation is refused */
+        T_OK(sn_index_count(buf, cut) < 0 || sn_index_decode(buf, cut, d) < 0);
+
+    /* a chunk of two blocks, three traces */
+    uint8_t ids[3][16] = {{1}, {2}, {3}};
+    uint8_t bl1[8] = {0xff, 0, 0, 0, 0, 0, 0, 0}, b1[3] = {'a', 'b', 'c'}, b2[2] = {'d', 'e'};
+    struct sn_chunk_part parts[2] = {{bl1, b1, 8, 3, 2}, {NULL, b2, 0, 2, 1}};
+    size_t clen = sn_chunk_size(parts, 2, 3);
+    T_EQ(clen, 1 + 1 + 1 + 3 + 3 + 48 + 8 + 3 + 2);
+    uint8_t chunk[128];
+    sn_chunk_encode(parts, 2, ids[0], 3, chunk);
+    struct sn_chunk c;
+    struct sn_chunk_block cb;
+    uint32_t bi;
+    T_EQ(sn_chunk_parse(chunk, clen, &c), 0);
+    T_EQ(c.nblocks, 2);
+    T_EQ(c.ntraces, 3);
+    T_EQ(sn_chunk_find(&c, ids[2]), 2);
+    uint8_t none[16] = {9};
+    T_EQ(sn_chunk_find(&c, none), -1);
+    T_EQ(sn_chunk_block_of(&c, 2, &bi, &cb), 0);
+    T_EQ(bi, 1);
+    T_EQ(cb.first, 2);
+    T_EQ(cb.blk_len, 2);
+    T_OK(cb.blk[0] == 'd' && cb.bloom_len == 0);
+    T_EQ(sn_chunk_block_of(&c, 1, &bi, &cb), 0);
+    T_EQ(bi, 0);
+    T_OK(cb.blk[2] == 'c' && cb.bloom_len == 8 && cb.bloom[0] == 0xff);
+    for (size_t cut = 0; cut < clen; cut++)
+        T_OK(sn_chunk_parse(chunk, cut, &c) < 0);
+    memcpy(chunk + 6 + 16, ids[0], 16); /* ids out of order */
+    T_OK(sn_chunk_parse(chunk, clen, &c) < 0);
+}
+
+static int tags_of(struct sn_span_store *ss, const uint8_t *id, const char *k, const char *v)
+{
+    const char *key[1] = {k}, *value[1] = {v};
+    return sn_span_store_trace_tags(ss, id, key, value, 1);
+}
+
+static void test_tags(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {0};
+    struct sn_span_batch a = {0}, b = {0};
+    uint64_t t0 = now_ns() - 60000000000ULL;
+
+    T_REQUIRE(open_fx(&f, &o));
+    add_span(&a, 1, 0, "front", "root", t0, 5000); /* trace 1: attr.0 = value-10-0 */
+    add_span(&b, 2, 2, "api", "query", t0, 5000);  /* trace 2: error "boom", event "retry" */
+    add_span(&b, 2, 1, "api", "list", t0, 5000);   /* trace 2: attr.0 = value-21-0 */
+    T_EQ(sn_span_store_put(f.ss, &a, now_ns()), 0);
+    T_EQ(sn_span_store_put(f.ss, &b, now_ns()), 0);
+    T_EQ(sn_span_store_sync(f.ss), 0);
+    const uint8_t *t1 = a.spans[0].trace_id, *t2 = b.spans[0].trace_id;
+    T_EQ(tags_of(f.ss, t1, "attr.0", NULL), 1);
+    T_EQ(tags_of(f.ss, t1, "attr.0", "value-10-0"), 1);
+    T_EQ(tags_of(f.ss, t1, "attr.1", "10001"), 1); /* an integer as its text */
+    T_EQ(tags_of(f.ss, t1, "attr.0", "value-21-0"), 0);
+    T_EQ(tags_of(f.ss, t1, "retry", NULL), 0);
+    T_EQ(tags_of(f.ss, t1, "error", NULL), 0);
+    T_EQ(tags_of(f.ss, t2, "attr.0", "value-21-0"), 1);
+    T_EQ(tags_of(f.ss, t2, "retry", NULL), 1); /* an event's name is a bare word */
+    T_EQ(tags_of(f.ss, t2, "error", NULL), 1); /* an error status is Zipkin's error tag */
+    T_EQ(tags_of(f.ss, t2, "error", "boom"), 1);
+    T_EQ(tags_of(f.ss, t2, "error", "nope"), 0);
+    T_EQ(tags_of(f.ss, t2, "res.0", NULL), 0); /* resource attributes are not tags */
+    /* every term must be there */
+    const char *key[2] = {"attr.0", "retry"}, *value[2] = {"value-21-0", NULL};
+    T_EQ(sn_span_store_trace_tags(f.ss, t2, key, value, 2), 1);
+    key[1] = "nothing";
+    T_EQ(sn_span_store_trace_tags(f.ss, t2, key, value, 2), 0);
+    T_EQ(sn_span_store_trace_tags(f.ss, t2, key, value, 0), 1);
+    uint8_t none[16] = {1};
+    T_EQ(tags_of(f.ss, none, "attr.0", NULL), 0);
+    /* a trace over two requests: the union of its blocks' tags */
+    struct sn_span_batch c = {0};
+    add_span(&c, 1, 2, "db", "q", t0, 10);
+    T_EQ(sn_span_store_put(f.ss, &c, now_ns()), 0);
+    T_EQ(sn_span_store_sync(f.ss), 0);
+    key[0] = "attr.0";
+    value[0] = "value-10-0";
+    key[1] = "retry";
+    T_EQ(sn_span_store_trace_tags(f.ss, t1, key, value, 2), 1);
+    close_fx(&f);
+    sn_span_batch_fini(&a);
+    sn_span_batch_fini(&b);
+    sn_span_batch_fini(&c);
+}
+
+static int old_dbs(MDB_txn *txn, void *arg)
+{
+    MDB_dbi blocks, index;
+    uint8_t kb[8] = {0, 0, 0, 0, 0, 0, 0, 1}, vb[32] = {0};
+    MDB_val k = {8, kb}, v = {32, vb};
+    int rc;
+    (void)arg;
+    if ((rc = mdb_dbi_open(txn, "tblocks", MDB_CREATE, &blocks)) ||
+        (rc = mdb_dbi_open(txn, "tindex", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &index)) ||
+        (rc = mdb_put(txn, blocks, &k, &v, 0)))
+        return rc;
+    return mdb_put(txn, index, &k, &v, 0);
+}
+
+/* annotationQuery over more candidate traces than a search reads (SN_QUERY_MAX_READ): the
+ * tags' filters pass over the traces without the tag, so the one that has it is found. */
+static void test_tag_search(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {0};
+    uint64_t t0 = (now_ns() / 60000000000ULL - 30) * 60000000000ULL;
+    int ntraces = SN_QUERY_MAX_READ + 5000;
+
+    T_REQUIRE(open_fx(&f, &o));
+    for (int r = 0; r * 500 < ntraces; r++) {
+        struct sn_span_batch b = {0};
+        for (int i = 0; i < 500 && r * 500 + i < ntraces; i++) {
+            int t = r * 500 + i; /* trace 0 the oldest: the only one with the tag */
+            struct sn_span *sp =
+                add_span(&b, t, 0, "front", "root", t0 + (uint64_t)t * 50000000ULL, 1000000);
+            sp->trace_id[13] = (uint8_t)(t >> 16);
+            if (t == 0) {
+                sp->attrs[0].val = "needle";
+                sp->attrs[0].vlen = 6;
+            }
+        }
+        T_EQ(sn_span_store_put(f.ss, &b, now_ns()), 0);
+        T_EQ(sn_span_store_sync(f.ss), 0);
+        sn_span_batch_fini(&b);
+    }
+    struct sn_trace_query q = {.service = "front", .limit = 10};
+    q.end_ms = now_ns() / 1000000;
+    q.lookback_ms = 3600000;
+    char text[] = "attr.0=needle";
+    T_EQ(sn_trace_query_terms(&q, text), 0);
+    struct sn_span_batch *traces;
+    size_t n;
+    T_EQ(sn_trace_find(f.ss, &q, &traces, &n), 0);
+    T_EQ(n, 1);
+    if (n == 1) {
+        T_EQ(traces[0].n, 1);
+        T_EQ(traces[0].spans[0].start_ns, t0);
+    }
+    sn_trace_list_free(traces, n);
+    char none[] = "attr.0=nothing";
+    T_EQ(sn_trace_query_terms(&q, none), 0);
+    T_EQ(sn_trace_find(f.ss, &q, &traces, &n), 0);
+    T_EQ(n, 0);
+    sn_trace_list_free(traces, n);
+    close_fx(&f);
+}
+
+/* A store of the format before chunks (an index of dup entries, no version) is emptied. */
+static void test_old_format(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {0};
+    char why[256];
+    snprintf(f.dir, sizeof(f.dir), "%s/s%d", root, ndirs++);
+    T_REQUIRE(sn_env_open(f.dir, 0, &f.env, why, sizeof(why)) == 0);
+    T_EQ(sn_env_write(f.env, old_dbs, NULL), 0);
+    T_REQUIRE(sn_span_store_open(f.env, &o, &f.ss, why, sizeof(why)) == 0);
+    struct sn_span_batch in = {0}, out = {0};
+    add_span(&in, 5, 0, "front", "root", now_ns() - 1000000000ULL, 5000);
+    T_EQ(sn_span_store_put(f.ss, &in, now_ns()), 0);
+    T_EQ(sn_span_store_sync(f.ss), 0);
+    T_EQ(sn_span_store_trace(f.ss, in.spans[0].trace_id, &out), 0);
+    T_EQ(out.n, 1);
+    sn_span_batch_fini(&out);
+    close_fx(&f);
+    T_REQUIRE(open_fx(&f, &o)); /* the version is kept: nothing is dropped again */
+    T_EQ(sn_span_store_trace(f.ss, in.spans[0].trace_id, &out), 0);
+    T_EQ(out.n, 1);
+    sn_span_batch_fini(&out);
+    close_fx(&f);
+    sn_span_batch_fini(&in);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -493,6 +707,10 @@ int main(int argc, char **argv)
     t_run("retention", test_retention);
     t_run("size_cap", test_size_cap);
     t_run("concurrent_puts", test_concurrent_puts);
+    t_run("index_values", test_index_values);
+    t_run("tags", test_tags);
+    t_run("tag_search", test_tag_search);
+    t_run("old_format", test_old_format);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return t_done();
 }
