@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "http/request.h"
+#include "trace/ingest.h"
 
 /* ctx is the struct sn_server. */
 void sn_api_handle(void *ctx, struct sn_req *req, struct sn_resp *resp);
@@ -22,7 +23,7 @@ size_t sn_api_admit(void *ctx, struct sn_req *req, struct sn_resp *resp);
 
 #define SN_API_BODY_MAX    4096
 #define SN_INGEST_BODY_MAX (16u << 20)
-#define SN_TRACE_BODY_MAX  (16u << 20) /* a span request as sent (decompressed: 64 MiB) */
+#define SN_TRACE_BODY_MAX  SN_SPAN_INGEST_BODY_MAX /* a span request as sent (trace/ingest.h) */
 
 /* The handler and admit of the --otlp-listen and --zipkin-listen listeners: the span routes
  * only (ingest and Zipkin's queries); every other path is an empty 404. */

@@ -111,9 +111,11 @@ bool sn_api_proxy(struct sn_call *c);
  * GET /api/v2/trace/{id}): answered by an owner of the shard. */
 bool sn_api_proxy_spans(struct sn_call *c, unsigned shard);
 /* The request as it came, sent to the node whose API is api (with X-Sonde-Proxied: answered
- * there from what it holds), its answer into *r (sn_http_resp_free()). 0 or -errno. For the
- * searches that fan out to every node (api/trace.c). */
+ * there from what it holds), with the query parameters extra ("name=value&...", already
+ * encoded; NULL: none) added, its answer into *r (sn_http_resp_free()). 0 or -errno. For the
+ * searches and questions that fan out to other nodes (api/trace.c). */
 struct sn_http_resp;
-int sn_api_fanout(struct sn_call *c, const char *api, int timeout_ms, struct sn_http_resp *r);
+int sn_api_fanout(struct sn_call *c, const char *api, const char *extra, int timeout_ms,
+                  struct sn_http_resp *r);
 
 #endif

@@ -173,12 +173,20 @@ bool sn_api_proxy_spans(struct sn_call *c, unsigned shard)
     return proxy_key(c, key, "span shard");
 }
 
-int sn_api_fanout(struct sn_call *c, const char *api, int timeout_ms, struct sn_http_resp *r)
+int sn_api_fanout(struct sn_call *c, const char *api, const char *extra, int timeout_ms,
+                  struct sn_http_resp *r)
 {
     static __thread struct fwd w;
     struct sn_url u;
     if (!fwd_make(c, &w))
         return -E2BIG;
+    if (extra) {
+        size_t at = strlen(w.target);
+        if (at + strlen(extra) + 2 >= sizeof(w.target))
+            return -E2BIG;
+        snprintf(w.target + at, sizeof(w.target) - at, "%c%s", strchr(w.target, '?') ? '&' : '?',
+                 extra);
+    }
     if (sn_url_parse(api, &u) < 0)
         return -EINVAL;
     return sn_http_request(&u, c->req->method, w.target, w.headers, NULL, 0, timeout_ms, r);

@@ -1,14 +1,14 @@
 /*
- * Spans over HTTP (docs/tracing.md): OTLP/HTTP ingest (POST /v1/traces, protobuf or JSON),
- * Zipkin v2 ingest (POST /api/v2/spans, JSON or proto3), and Zipkin v2's query API (GET
- * /api/v2/...), with the status codes and messages of OpenTelemetry's Collector and of
- * Zipkin's server (../shared/ref/tracing.md §1.2, §1.3, §2.3), so that unmodified exporters,
- * Zipkin's UI, Grafana's Zipkin data source and scripts work against Sonde.
+ * Spans over HTTP (docs/tracing.md): OTLP/HTTP ingest (POST /v1/traces, protobuf or JSON) and
+ * Zipkin v2 ingest (POST /api/v2/spans, JSON or proto3), whose decode and replies are
+ * trace/ingest.c's (shared with `sonde agent`'s relay) with this server as their sink, and
+ * Zipkin v2's query API (GET /api/v2/...), with the status codes and messages of Zipkin's
+ * server (../shared/ref/tracing.md §1.3, §2.3), so that unmodified exporters, Zipkin's UI,
+ * Grafana's Zipkin data source and scripts work against Sonde.
  *
- * Ingest decodes on the HTTP worker (gunzipping first, bounded after decompression), then
- * hands the spans to the span store's queue (trace/span_store.h): a full queue is a 503 with
- * Retry-After (nothing of the request taken; OTLP exporters and Zipkin's senders retry), a
- * malformed request a 400 with the reason, and nothing of a refused request is stored.
+ * The sink hands the spans to the span store's queue (trace/span_store.h): a full queue is a
+ * 503 with Retry-After (nothing of the request taken; OTLP exporters and Zipkin's senders
+ * retry); in a fleet, to the bus (serve/fleet_spans.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,35 +21,19 @@
 #include "core/clock.h"
 #include "core/grow.h"
 #include "core/hist.h"
-#include "http/body_coding.h"
 #include "fleet/names.h"
 #include "http/client.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
 #include "serve/span_metrics.h"
+#include "trace/ingest.h"
 #include "trace/otlp.h"
 #include "trace/query.h"
 #include "trace/sampling.h"
 #include "trace/span_store.h"
 #include "trace/zipkin.h"
 
-#define DECODED_MAX (64u << 20) /* a request body after decompression (OTLP's recommendation) */
-#define DAY_MS      86400000LL
-
-/* Whether the Content-Type (parameters aside) is t. */
-static bool ctype_is(const char *ctype, const char *t)
-{
-    size_t n = strlen(t);
-    return ctype && strncasecmp(ctype, t, n) == 0 &&
-           (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
-}
-
-static void retry_after(struct sn_resp *resp)
-{
-    resp->hdr[0][0] = "Retry-After";
-    resp->hdr[0][1] = "1";
-    resp->hdr[1][0] = NULL;
-}
+#define DAY_MS 86400000LL
 
 /* The frames of trace.spans instrumentations and of their base these spans make, into the
  * aggregator (the one data path: serve/flow.h). */
@@ -61,8 +45,9 @@ static void span_frames(struct sn_server *s, const struct sn_span_batch *b)
 /* A request's spans taken: refused whole (-EBUSY) while the span store's queue is full;
  * else counted in trace.spans (every span: heatmaps stay whole whatever is sampled), then
  * to the tail sampler, which stores them (or what it keeps). */
-static int take(struct sn_server *s, const struct sn_span_batch *b, char *why, size_t whylen)
+static int take(void *arg, const struct sn_span_batch *b, char *why, size_t whylen)
 {
+    struct sn_server *s = arg;
     /* in a fleet, onto the bus: the shards' owners store them, answered once JetStream has
      * stored every message of the request (serve/fleet_spans.c) */
     if (s->fleet)
@@ -73,148 +58,26 @@ static int take(struct sn_server *s, const struct sn_span_batch *b, char *why, s
     return sn_tail_take(s->tail, b, sn_now_ms());
 }
 
-/* ---- OTLP/HTTP ------------------------------------------------------------------------------ */
-
-/* A google.rpc.Status reply in the request's encoding. */
-static void otlp_status(struct sn_call *c, enum sn_otlp_enc enc, int http, int code,
-                        const char *msg)
-{
-    unsigned char *body;
-    size_t len;
-    if (sn_otlp_status(enc, code, msg, &body, &len) < 0) {
-        sn_resp_empty(c->resp, 500);
-        return;
-    }
-    sn_resp_bytes(c->resp, http,
-                  enc == SN_OTLP_PROTO ? "application/x-protobuf" : "application/json", body, len);
-}
+/* ---- Ingest: the one copy in trace/ingest.c, with this server as the sink ------------------ */
 
 void sn_api_otlp_ingest(struct sn_call *c)
 {
-    struct sn_server *s = c->s;
-    struct sn_req *r = c->req;
-    enum sn_otlp_enc enc;
-    const unsigned char *body;
-    unsigned char *owned = NULL;
-    size_t len;
-    char why[512] = "";
-    struct sn_span_batch b = {0};
-    int rc;
-
-    if (ctype_is(r->ctype, "application/x-protobuf"))
-        enc = SN_OTLP_PROTO;
-    else if (ctype_is(r->ctype, "application/json"))
-        enc = SN_OTLP_JSON;
-    else {
-        sn_resp_text(c->resp, 415, "text/plain; charset=utf-8",
-                     "415 unsupported media type, supported: [application/json, "
-                     "application/x-protobuf]");
-        return;
-    }
-    atomic_fetch_add(&s->c.span_requests, 1);
-    rc = sn_body_decode(r->cenc, r->body, r->body_len, DECODED_MAX, &body, &len, &owned);
-    if (rc < 0) {
-        atomic_fetch_add(&s->c.span_requests_invalid, 1);
-        if (rc == -E2BIG)
-            otlp_status(c, enc, 413, 3, "the request body decompresses to more than 64 MiB");
-        else if (rc == -ENOTSUP)
-            snprintf(why, sizeof(why), "unsupported Content-Encoding \"%.64s\"", r->cenc),
-                otlp_status(c, enc, 400, 3, why);
-        else if (rc == -EINVAL)
-            otlp_status(c, enc, 400, 3, "the compressed body is corrupt or truncated");
-        else
-            otlp_status(c, enc, 503, 14, "out of memory"), retry_after(c->resp);
-        return;
-    }
-    rc = sn_otlp_decode(enc, body, len, &b, why, sizeof(why));
-    free(owned);
-    if (rc < 0) {
-        atomic_fetch_add(&s->c.span_requests_invalid, 1);
-        if (rc == -E2BIG)
-            otlp_status(c, enc, 413, 3, why[0] ? why : "too many spans in one request");
-        else if (rc == -ENOMEM)
-            otlp_status(c, enc, 503, 14, "out of memory"), retry_after(c->resp);
-        else
-            otlp_status(c, enc, 400, 3, why[0] ? why : "malformed request");
-        sn_span_batch_fini(&b);
-        return;
-    }
-    if ((rc = take(s, &b, why, sizeof(why))) < 0) {
-        atomic_fetch_add(&s->c.span_requests_busy, 1);
-        otlp_status(c, enc, 503, 14,
-                    rc == -EBUSY ? "the span store's queue is full: retry later"
-                    : s->fleet   ? why
-                                 : "cannot take the spans now: retry later");
-        retry_after(c->resp);
-        sn_span_batch_fini(&b);
-        return;
-    }
-    atomic_fetch_add(&s->c.spans_accepted, b.n);
-    atomic_fetch_add(&s->c.spans_rejected, b.rejected);
-    unsigned char *out;
-    size_t olen;
-    if (sn_otlp_response(enc, b.rejected, b.rejected ? b.reject_why : NULL, &out, &olen) < 0)
-        sn_resp_empty(c->resp, 500);
-    else
-        sn_resp_bytes(c->resp, 200,
-                      enc == SN_OTLP_PROTO ? "application/x-protobuf" : "application/json", out,
-                      olen);
-    sn_span_batch_fini(&b);
+    struct sn_span_sink k = {take, c->s, &c->s->c.span_in};
+    sn_span_ingest_otlp(&k, c->req, c->resp);
 }
 
-/* ---- Zipkin ingest ---------------------------------------------------------------------- */
+void sn_api_zipkin_ingest(struct sn_call *c)
+{
+    struct sn_span_sink k = {take, c->s, &c->s->c.span_in};
+    sn_span_ingest_zipkin(&k, c->req, c->resp);
+}
+
+/* ---- Zipkin queries ------------------------------------------------------------------------ */
 
 static void text(struct sn_call *c, int status, const char *msg)
 {
     sn_resp_text(c->resp, status, "text/plain; charset=utf-8", msg);
 }
-
-void sn_api_zipkin_ingest(struct sn_call *c)
-{
-    struct sn_server *s = c->s;
-    struct sn_req *r = c->req;
-    const unsigned char *body;
-    unsigned char *owned = NULL;
-    size_t len;
-    char why[512] = "";
-    struct sn_span_batch b = {0};
-    bool proto = ctype_is(r->ctype, "application/x-protobuf");
-    int rc;
-
-    atomic_fetch_add(&s->c.span_requests, 1);
-    rc = sn_body_decode(r->cenc, r->body, r->body_len, DECODED_MAX, &body, &len, &owned);
-    if (rc < 0) {
-        atomic_fetch_add(&s->c.span_requests_invalid, 1);
-        char msg[128];
-        snprintf(msg, sizeof(msg), "unsupported Content-Encoding \"%.64s\" (gzip, deflate)",
-                 r->cenc ? r->cenc : "");
-        text(c, rc == -E2BIG ? 413 : 400,
-             rc == -E2BIG     ? "the request body decompresses to more than 64 MiB"
-             : rc == -ENOTSUP ? msg
-                              : "Cannot gunzip spans");
-        return;
-    }
-    rc = proto ? sn_zipkin_decode_proto(body, len, &b, why, sizeof(why))
-               : sn_zipkin_decode_json(body, len, &b, why, sizeof(why));
-    free(owned);
-    if (rc < 0) {
-        atomic_fetch_add(&s->c.span_requests_invalid, 1);
-        text(c, rc == -E2BIG ? 413 : 400, why[0] ? why : "Malformed reading List<Span>");
-        sn_span_batch_fini(&b);
-        return;
-    }
-    if ((rc = take(s, &b, why, sizeof(why))) < 0) {
-        atomic_fetch_add(&s->c.span_requests_busy, 1);
-        text(c, 503, s->fleet ? why : "the span store's queue is full: retry later");
-        retry_after(c->resp);
-    } else {
-        atomic_fetch_add(&s->c.spans_accepted, b.n);
-        sn_resp_empty(c->resp, 202);
-    }
-    sn_span_batch_fini(&b);
-}
-
-/* ---- Zipkin queries ------------------------------------------------------------------------ */
 
 struct out {
     char *p;
@@ -482,7 +345,142 @@ static void zipkin_trace_local(struct sn_call *c, const char *arg, const uint8_t
     reply_json(c, &o);
 }
 
-/* GET /api/v2/dependencies?endTs=&lookback= (endTs required, ms) */
+/* ---- Questions asked of each shard once, in a fleet ------------------------------------------
+ *
+ * A search may meet a trace twice (its two owners) and merge the copies; counts and rankings
+ * cannot: dependencies, dprof's questions and a heatmap cell's exemplars count each shard of
+ * the trace store once. The node asked answers for the shards it serves and asks, for the
+ * others, one node serving each (the one serving most of those left, then the next), adding
+ * the parameter shards=<hex mask>: a node sent that (X-Sonde-Proxied) answers for those shards
+ * alone, from its store. The shards of a node that does not answer are asked of another; those
+ * no node answers for are answered from what this node holds of them (a copy it kept, or
+ * nothing). The answers are then merged: counts summed, histograms merged before percentiles
+ * are read from them, top-N of the union. Exact when every shard has a node serving it.
+ */
+#define PLAN_MS    10000
+#define PLAN_NODES 64
+#define ALL_SHARDS UINT64_MAX
+
+static bool keep_shard(void *arg, const uint8_t id[16])
+{
+    return (*(const uint64_t *)arg >> sn_fleet_span_shard(id)) & 1;
+}
+
+struct plan {
+    uint64_t mine;               /* the shards this node answers for */
+    bool inner;                  /* this request is one node's part of another's plan */
+    struct sn_trace_filter keep; /* over mine */
+    json_t *answers;             /* the other nodes' answers, as they said them */
+};
+
+/* Runs c's plan: the other nodes asked (their answers into p->answers: json_decref() it). The
+ * filter of this node's own part, or NULL (every trace). */
+static const struct sn_trace_filter *plan_run(struct sn_call *c, struct plan *p)
+{
+    struct sn_fleet *f = c->s->fleet;
+    const char *v = sn_req_param(c->req, "shards");
+    p->answers = json_array();
+    p->mine = ALL_SHARDS;
+    p->inner = f && c->req->proxied && v && *v;
+    if (p->inner) {
+        p->mine = strtoull(v, NULL, 16);
+    } else if (f && (p->mine = sn_fleet_span_mask(f)) != ALL_SHARDS) {
+        static __thread char api[PLAN_NODES][160];
+        uint64_t mask[PLAN_NODES], left = ~p->mine;
+        bool tried[PLAN_NODES] = {false};
+        size_t n = sn_fleet_span_servers(f, api, mask, PLAN_NODES);
+        for (size_t round = 0; round < n && left; round++) {
+            size_t best = n;
+            int most = 0;
+            for (size_t i = 0; i < n; i++) {
+                int k = tried[i] ? 0 : __builtin_popcountll(mask[i] & left);
+                if (k > most) {
+                    most = k;
+                    best = i;
+                }
+            }
+            if (best == n)
+                break;
+            tried[best] = true;
+            uint64_t ask = mask[best] & left;
+            char extra[40];
+            snprintf(extra, sizeof(extra), "shards=%016" PRIx64, ask);
+            struct sn_http_resp r = {0};
+            json_t *j = NULL;
+            if (sn_api_fanout(c, api[best], extra, PLAN_MS, &r) == 0 && r.status == 200)
+                j = json_loadb(r.body, r.len, 0, NULL);
+            sn_http_resp_free(&r);
+            if (j) {
+                json_array_append_new(p->answers, j);
+                left &= ~ask;
+            }
+        }
+        p->mine |= left; /* no other node answered for them: what this node holds */
+    }
+    p->keep = (struct sn_trace_filter){keep_shard, &p->mine};
+    return p->mine == ALL_SHARDS ? NULL : &p->keep;
+}
+
+/* The trace id of an answer's JSON object (a trace summary, an exemplar) as 32 hex digits (a 64-bit
+ * one left-padded), into out[33]: ordering these orders the ids' bytes, as a single host ranks
+ * ties. */
+static void id32(const json_t *o, char out[33])
+{
+    const char *id = json_string_value(json_object_get(o, "traceId"));
+    size_t n = id ? strlen(id) : 0;
+    if (n > 32)
+        n = 32;
+    memset(out, '0', 32 - n);
+    memcpy(out + 32 - n, id ? id : "", n);
+    out[32] = '\0';
+}
+
+/* A member of o that is a string, or "". */
+static const char *str_of(const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : "";
+}
+
+/* ---- Dependencies ------------------------------------------------------------------------ */
+
+/* A link of the other nodes' answers added into *l (a new one appended when new). */
+static int link_add(struct sn_dep_link **l, size_t *n, size_t *cap, const json_t *o)
+{
+    const char *parent = json_string_value(json_object_get(o, "parent"));
+    const char *child = json_string_value(json_object_get(o, "child"));
+    json_int_t calls = json_integer_value(json_object_get(o, "callCount"));
+    json_int_t errors = json_integer_value(json_object_get(o, "errorCount"));
+    if (!parent || !child || calls < 0 || errors < 0)
+        return 0;
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*l)[i].parent, parent) == 0 && strcmp((*l)[i].child, child) == 0) {
+            (*l)[i].calls += (uint64_t)calls;
+            (*l)[i].errors += (uint64_t)errors;
+            return 0;
+        }
+    struct sn_dep_link *a = sn_grow(*l, cap, *n + 1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    *l = a;
+    memset(&a[*n], 0, sizeof(*a));
+    snprintf(a[*n].parent, sizeof(a[*n].parent), "%s", parent);
+    snprintf(a[*n].child, sizeof(a[*n].child), "%s", child);
+    a[*n].calls = (uint64_t)calls;
+    a[*n].errors = (uint64_t)errors;
+    (*n)++;
+    return 0;
+}
+
+static int by_link(const void *a, const void *b)
+{
+    const struct sn_dep_link *x = a, *y = b;
+    int c = strcmp(x->parent, y->parent);
+    return c ? c : strcmp(x->child, y->child);
+}
+
+/* GET /api/v2/dependencies?endTs=&lookback= (endTs required, ms); in a fleet, each shard once
+ * (the plan above), the links' counts summed */
 static void dependencies(struct sn_call *c)
 {
     int64_t end, lookback;
@@ -499,10 +497,27 @@ static void dependencies(struct sn_call *c)
     uint64_t to = (uint64_t)end * 1000,
              from = end > lookback ? (uint64_t)(end - lookback) * 1000 : 0;
     struct sn_dep_link *l;
-    size_t n;
+    size_t n, cap;
     bool truncated;
-    if (sn_trace_dependencies(c->s->spans, from, to, &l, &n, &truncated) < 0)
+    struct plan p;
+    const struct sn_trace_filter *keep = plan_run(c, &p);
+    if (sn_trace_dependencies(c->s->spans, keep, from, to, &l, &n, &truncated) < 0) {
+        json_decref(p.answers);
         return sn_resp_empty(c->resp, 500);
+    }
+    cap = n;
+    size_t ai, ak;
+    json_t *ans, *lo;
+    int rc = 0;
+    json_array_foreach(p.answers, ai, ans) json_array_foreach(ans, ak, lo) if (rc == 0) rc =
+        link_add(&l, &n, &cap, lo);
+    json_decref(p.answers);
+    if (rc < 0) {
+        free(l);
+        return sn_resp_empty(c->resp, 500);
+    }
+    if (n > 1)
+        qsort(l, n, sizeof(*l), by_link);
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_pack("{s:s, s:s, s:I}", "parent", l[i].parent, "child", l[i].child,
@@ -652,7 +667,7 @@ static void fleet_merge(struct sn_call *c, const char *what, bool fan)
         size_t n = sn_fleet_node_apis(s->fleet, apis, FANOUT_NODES);
         for (size_t i = 0; i < n; i++) {
             struct sn_http_resp r = {0};
-            if (sn_api_fanout(c, apis[i], FANOUT_MS, &r) == 0 && r.status == 200) {
+            if (sn_api_fanout(c, apis[i], NULL, FANOUT_MS, &r) == 0 && r.status == 200) {
                 json_t *j = json_loadb(r.body, r.len, 0, NULL);
                 if (json_is_array(j))
                     json_array_append_new(answers, j);
@@ -760,11 +775,14 @@ struct exemplars {
     double lo, hi;
     size_t max, reads;
     json_t *out;
+    const struct sn_trace_filter *keep; /* NULL: every trace */
 };
 
 static bool on_exemplar(void *arg, const struct sn_span_ref *r)
 {
     struct exemplars *x = arg;
+    if (x->keep && !x->keep->keep(x->keep->arg, r->trace_id))
+        return true;
     uint64_t end_s = (r->start_us + r->duration_us) / 1000000;
     double d_lo = (double)r->duration_us * 1000, d_hi = d_lo + 1000; /* the index has µs */
     bool saturated = r->duration_us >= UINT32_MAX; /* the index's limit: read the span */
@@ -804,13 +822,11 @@ static bool on_exemplar(void *arg, const struct sn_span_ref *r)
     return json_array_size(x->out) < x->max;
 }
 
-json_t *sn_api_span_exemplars(struct sn_call *c, const struct sn_instn *in, int64_t t0, int64_t t1,
-                              double lo, double hi, size_t max)
+/* The exemplars this node's store holds of the traces keep keeps (NULL: all), a new array. */
+static json_t *exemplars_local(struct sn_server *s, const char *inst, int64_t t0, int64_t t1,
+                               double lo, double hi, size_t max, const struct sn_trace_filter *keep)
 {
-    struct sn_server *s = c->s;
-    if (!s->spans || !s->spanm || !sn_span_metrics_has(s->spanm, in->key))
-        return NULL;
-    struct exemplars x = {s, in->key, t0, t1, lo, hi, max, 0, json_array()};
+    struct exemplars x = {s, inst, t0, t1, lo, hi, max, 0, json_array(), keep};
     if (!x.out)
         return NULL;
     /* spans ending in [t0, t1) with a duration up to hi started after t0 - hi */
@@ -818,6 +834,122 @@ json_t *sn_api_span_exemplars(struct sn_call *c, const struct sn_instn *in, int6
     uint64_t from_us = (uint64_t)t0 * 1000000 > back ? (uint64_t)t0 * 1000000 - back : 0;
     sn_span_store_scan(s->spans, NULL, from_us, to_us, on_exemplar, &x);
     return x.out;
+}
+
+static int by_exemplar(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    json_int_t tx = json_integer_value(json_object_get(x, "timestamp"));
+    json_int_t ty = json_integer_value(json_object_get(y, "timestamp"));
+    if (tx != ty)
+        return tx < ty ? 1 : -1;
+    char ix[33], iy[33];
+    id32(x, ix);
+    id32(y, iy);
+    int c = strcmp(ix, iy);
+    return c ? c : strcmp(str_of(x, "spanId"), str_of(y, "spanId"));
+}
+
+/* In a fleet, a cell's exemplars from each shard once (the plan above, asked with GET
+ * /ca/traces/exemplars, a plan's part only): every node's, each span once, newest first, cut at
+ * max. */
+json_t *sn_api_span_exemplars(struct sn_call *c, const struct sn_instn *in, int64_t t0, int64_t t1,
+                              double lo, double hi, size_t max)
+{
+    struct sn_server *s = c->s;
+    if (!s->spans || !s->spanm || !sn_span_metrics_has(s->spanm, in->key))
+        return NULL;
+    if (!s->fleet)
+        return exemplars_local(s, in->key, t0, t1, lo, hi, max, NULL);
+    struct sn_req r = {.method = "GET",
+                       .path = "/ca/traces/exemplars",
+                       .auth = c->req->auth,
+                       .api_version = c->req->api_version};
+    char v[5][40];
+    snprintf(v[0], sizeof(v[0]), "%" PRId64, t0);
+    snprintf(v[1], sizeof(v[1]), "%" PRId64, t1);
+    snprintf(v[2], sizeof(v[2]), "%.17g", lo);
+    snprintf(v[3], sizeof(v[3]), "%.17g", hi);
+    snprintf(v[4], sizeof(v[4]), "%zu", max);
+    if (sn_req_add_param(&r, "inst", in->key, false) < 0 ||
+        sn_req_add_param(&r, "t0", v[0], false) < 0 ||
+        sn_req_add_param(&r, "t1", v[1], false) < 0 ||
+        sn_req_add_param(&r, "lo", v[2], false) < 0 ||
+        sn_req_add_param(&r, "hi", v[3], false) < 0 ||
+        sn_req_add_param(&r, "max", v[4], false) < 0) {
+        sn_req_fini(&r);
+        return NULL;
+    }
+    struct sn_call c2 = *c;
+    c2.req = &r;
+    struct plan p;
+    const struct sn_trace_filter *keep = plan_run(&c2, &p);
+    sn_req_fini(&r);
+    json_t *out = exemplars_local(s, in->key, t0, t1, lo, hi, max, keep);
+    if (!out || !json_array_size(p.answers)) {
+        json_decref(p.answers);
+        return out;
+    }
+    /* every node's, each span once */
+    json_t *seen = json_object(), *all = json_array();
+    size_t ai, ak;
+    json_t *ans, *e;
+    json_array_append(p.answers, out);
+    json_decref(out);
+    json_array_foreach(p.answers, ai, ans) json_array_foreach(ans, ak, e)
+    {
+        char key[80];
+        snprintf(key, sizeof(key), "%.40s/%.20s", str_of(e, "traceId"), str_of(e, "spanId"));
+        if (json_is_object(e) && !json_object_get(seen, key)) {
+            json_object_set_new(seen, key, json_true());
+            json_array_append(all, e);
+        }
+    }
+    size_t m = json_array_size(all);
+    json_t **sorted = malloc((m ? m : 1) * sizeof(*sorted));
+    out = json_array();
+    for (size_t i = 0; sorted && i < m; i++)
+        sorted[i] = json_array_get(all, i);
+    if (sorted)
+        qsort(sorted, m, sizeof(*sorted), by_exemplar);
+    for (size_t i = 0; sorted && i < m && i < max; i++)
+        json_array_append(out, sorted[i]);
+    free(sorted);
+    json_decref(all);
+    json_decref(seen);
+    json_decref(p.answers);
+    return out;
+}
+
+/* GET /ca/traces/exemplars?inst=&t0=&t1=&lo=&hi=&max=&shards=: a plan's part (another node
+ * asks it, X-Sonde-Proxied): the exemplars of those shards this node's store holds. */
+static void exemplars_part(struct sn_call *c)
+{
+    struct sn_server *s = c->s;
+    const char *inst = sn_req_param(c->req, "inst"), *lo = sn_req_param(c->req, "lo"),
+               *hi = sn_req_param(c->req, "hi");
+    int64_t t0, t1, max;
+    if (!c->req->proxied || !sn_req_param(c->req, "shards")) {
+        sn_resp_error(c->resp, 404, "ResourceNotFound", "no trace exemplars");
+        return;
+    }
+    if (!inst || !lo || !hi || !sn_param_int(c, "t0", 0, INT64_MAX / 2000000, 0, &t0, NULL) ||
+        !sn_param_int(c, "t1", 0, INT64_MAX / 2000000, 0, &t1, NULL) ||
+        !sn_param_int(c, "max", 1, 1000, 5, &max, NULL)) {
+        if (!c->resp->status)
+            CA_INVAL(c, "inst, t0, t1, lo, hi and max are required");
+        return;
+    }
+    if (!s->spans || !s->spanm || !sn_span_metrics_has(s->spanm, inst)) {
+        sn_resp_json(c->resp, 200, json_array());
+        return;
+    }
+    struct plan p;
+    const struct sn_trace_filter *keep = plan_run(c, &p);
+    json_decref(p.answers);
+    json_t *out =
+        exemplars_local(s, inst, t0, t1, strtod(lo, NULL), strtod(hi, NULL), (size_t)max, keep);
+    sn_resp_json(c->resp, out ? 200 : 500, out ? out : json_array());
 }
 
 /* ---- dprof's questions (docs/tracing.md) ---------------------------------------------------- */
@@ -848,7 +980,30 @@ static json_t *summary_json(const struct sn_trace_summary *t)
                      (int)t->errors, "services", (int)t->services);
 }
 
-/* GET /ca/traces/longest|shortest?service=&start_time=&duration=&limit= */
+static int by_service_us(const json_t *x, const json_t *y)
+{
+    json_int_t a = json_integer_value(json_object_get(x, "serviceDuration"));
+    json_int_t b = json_integer_value(json_object_get(y, "serviceDuration"));
+    if (a != b)
+        return a < b ? 1 : -1;
+    char ix[33], iy[33];
+    id32(x, ix);
+    id32(y, iy);
+    return strcmp(ix, iy);
+}
+
+static int by_longest(const void *a, const void *b)
+{
+    return by_service_us(*(json_t *const *)a, *(json_t *const *)b);
+}
+
+static int by_shortest(const void *a, const void *b)
+{
+    return by_service_us(*(json_t *const *)b, *(json_t *const *)a);
+}
+
+/* GET /ca/traces/longest|shortest?service=&start_time=&duration=&limit=; in a fleet, each shard
+ * once (the plan above): the top of the union of each node's top */
 static void extremes(struct sn_call *c, bool longest)
 {
     const char *svc = sn_req_param(c->req, "service");
@@ -863,8 +1018,11 @@ static void extremes(struct sn_call *c, bool longest)
     struct sn_trace_summary *t;
     size_t n;
     bool truncated;
-    if (sn_trace_extremes(c->s->spans, svc, from, to, longest, (size_t)limit, &t, &n, &truncated) <
-        0) {
+    struct plan p;
+    const struct sn_trace_filter *keep = plan_run(c, &p);
+    if (sn_trace_extremes(c->s->spans, keep, svc, from, to, longest, (size_t)limit, &t, &n,
+                          &truncated) < 0) {
+        json_decref(p.answers);
         sn_resp_error(c->resp, 500, "EINTERNAL", "the span store cannot be read");
         return;
     }
@@ -872,6 +1030,29 @@ static void extremes(struct sn_call *c, bool longest)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, summary_json(&t[i]));
     free(t);
+    size_t ai, ak;
+    json_t *ans, *o;
+    json_array_foreach(p.answers, ai, ans)
+    {
+        truncated = truncated || json_is_true(json_object_get(ans, "truncated"));
+        json_array_foreach(json_object_get(ans, "traces"), ak, o) if (json_is_object(o))
+            json_array_append(a, o);
+    }
+    if (json_array_size(p.answers)) { /* ranked again, cut at limit */
+        size_t m = json_array_size(a);
+        json_t **v = malloc((m ? m : 1) * sizeof(*v));
+        json_t *b = json_array();
+        for (size_t i = 0; v && i < m; i++)
+            v[i] = json_array_get(a, i);
+        if (v)
+            qsort(v, m, sizeof(*v), longest ? by_longest : by_shortest);
+        for (size_t i = 0; v && i < m && (int64_t)i < limit; i++)
+            json_array_append(b, v[i]);
+        free(v);
+        json_decref(a);
+        a = b;
+    }
+    json_decref(p.answers);
     sn_resp_json(c->resp, 200,
                  json_pack("{s:s, s:I, s:I, s:o, s:b}", "service", svc, "start_time",
                            (json_int_t)(from / 1000000), "duration",
@@ -879,7 +1060,82 @@ static void extremes(struct sn_call *c, bool longest)
                            truncated));
 }
 
-/* GET /ca/traces/operations?service=&start_time=&duration=&step= */
+/* The point at second t of s, made (empty) when missing, in order; NULL when out of memory. */
+static struct sn_op_point *op_point_at(struct sn_op_series *s, int64_t t)
+{
+    size_t at = 0;
+    while (at < s->n && s->points[at].t < t)
+        at++;
+    if (at < s->n && s->points[at].t == t)
+        return &s->points[at];
+    struct sn_op_point *p = sn_grow(s->points, &s->cap, s->n + 1, sizeof(*p));
+    if (!p)
+        return NULL;
+    s->points = p;
+    memmove(&p[at + 1], &p[at], (s->n - at) * sizeof(*p));
+    memset(&p[at], 0, sizeof(*p));
+    p[at].t = t;
+    if (!(p[at].latency = sn_hist_create())) {
+        memmove(&p[at], &p[at + 1], (s->n - at) * sizeof(*p));
+        return NULL;
+    }
+    s->n++;
+    return &p[at];
+}
+
+/* An operation of another node's answer (its points with their "latency" histograms: a plan's
+ * part) added into *ops. 0 or -ENOMEM. */
+static int ops_add(struct sn_op_series **ops, size_t *n, const json_t *o)
+{
+    const char *svc = json_string_value(json_object_get(o, "service"));
+    const char *name = json_string_value(json_object_get(o, "name"));
+    struct sn_op_series *s = NULL;
+    if (!svc || !name)
+        return 0;
+    for (size_t i = 0; i < *n && !s; i++)
+        if (strcmp((*ops)[i].service, svc) == 0 && strcmp((*ops)[i].name, name) == 0)
+            s = &(*ops)[i];
+    if (!s) {
+        struct sn_op_series *a = realloc(*ops, (*n + 1) * sizeof(*a));
+        if (!a)
+            return -ENOMEM;
+        *ops = a;
+        s = &a[(*n)++];
+        memset(s, 0, sizeof(*s));
+        snprintf(s->service, sizeof(s->service), "%s", svc);
+        snprintf(s->name, sizeof(s->name), "%s", name);
+    }
+    size_t k;
+    json_t *pt;
+    json_array_foreach(json_object_get(o, "points"), k, pt)
+    {
+        const char *h = json_string_value(json_object_get(pt, "latency"));
+        struct sn_op_point *p = op_point_at(s, json_integer_value(json_object_get(pt, "t")));
+        struct sn_hist *x = h ? sn_hist_create() : NULL;
+        if (!p || (h && !x)) {
+            sn_hist_destroy(x);
+            return -ENOMEM;
+        }
+        p->count += (uint64_t)json_integer_value(json_object_get(pt, "count"));
+        p->errors += (uint64_t)json_integer_value(json_object_get(pt, "errors"));
+        if (x && sn_hist_decode_b64(x, h, strlen(h), 0) >= 0 && sn_hist_merge(p->latency, x) < 0) {
+            sn_hist_destroy(x);
+            return -ENOMEM;
+        }
+        sn_hist_destroy(x);
+    }
+    return 0;
+}
+
+static int by_op(const void *a, const void *b)
+{
+    const struct sn_op_series *x = a, *y = b;
+    int c = strcmp(x->service, y->service);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* GET /ca/traces/operations?service=&start_time=&duration=&step=; in a fleet, each shard once
+ * (the plan above): counts summed, latency histograms merged, then their percentiles */
 static void operations(struct sn_call *c)
 {
     const char *svc = sn_req_param(c->req, "service");
@@ -893,11 +1149,28 @@ static void operations(struct sn_call *c)
     }
     struct sn_op_series *ops;
     size_t n;
-    if (sn_trace_ops(c->s->spans, svc && *svc ? svc : NULL, from, to, (uint32_t)step, &ops, &n) <
-        0) {
+    struct plan pl;
+    const struct sn_trace_filter *keep = plan_run(c, &pl);
+    if (sn_trace_ops(c->s->spans, keep, svc && *svc ? svc : NULL, from, to, (uint32_t)step, &ops,
+                     &n) < 0) {
+        json_decref(pl.answers);
         sn_resp_error(c->resp, 500, "EINTERNAL", "the span store cannot be read");
         return;
     }
+    size_t ai, ak;
+    json_t *ans, *op;
+    int rc = 0;
+    json_array_foreach(pl.answers, ai, ans)
+        json_array_foreach(json_object_get(ans, "operations"), ak, op) if (rc == 0) rc =
+            ops_add(&ops, &n, op);
+    json_decref(pl.answers);
+    if (rc < 0) {
+        sn_trace_ops_free(ops, n);
+        sn_resp_error(c->resp, 500, "EINTERNAL", "out of memory");
+        return;
+    }
+    if (n > 1)
+        qsort(ops, n, sizeof(*ops), by_op);
     static const double q[] = {0.5, 0.9, 0.99};
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -907,10 +1180,18 @@ static void operations(struct sn_call *c)
             const struct sn_op_point *p = &ops[i].points[k];
             double v[3];
             sn_hist_quantiles(p->latency, q, 3, v, SN_QUANTILE_TYPE1);
-            json_array_append_new(
-                pts, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "t", (json_int_t)p->t, "count",
-                               (json_int_t)p->count, "errors", (json_int_t)p->errors, "p50",
-                               (json_int_t)v[0], "p90", (json_int_t)v[1], "p99", (json_int_t)v[2]));
+            json_t *po =
+                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "t", (json_int_t)p->t, "count",
+                          (json_int_t)p->count, "errors", (json_int_t)p->errors, "p50",
+                          (json_int_t)v[0], "p90", (json_int_t)v[1], "p99", (json_int_t)v[2]);
+            if (pl.inner) { /* a plan's part: the histogram too, merged by the node that asked */
+                size_t hl = sn_hist_b64_len(p->latency, 0);
+                char *hb = malloc(hl + 1);
+                if (hb && sn_hist_encode_b64(p->latency, hb, hl + 1, 0) >= 0)
+                    json_object_set_new(po, "latency", json_string(hb));
+                free(hb);
+            }
+            json_array_append_new(pts, po);
             count += p->count;
             errors += p->errors;
         }
@@ -1000,6 +1281,8 @@ void sn_api_traces(struct sn_call *c, const char *arg)
         extremes(c, arg[0] == 'l');
     else if (strcmp(arg, "operations") == 0)
         operations(c);
+    else if (strcmp(arg, "exemplars") == 0)
+        exemplars_part(c);
     else
         trace_ranked(c, arg);
 }

@@ -35,4 +35,10 @@ int sn_cmd_export(int argc, char **argv);
 int sn_cmd_import(int argc, char **argv);
 int sn_cmd_traces(int argc, char **argv); /* cmd_traces.c: dprof's questions */
 
+/* listen_addr.c: is s "HOST:PORT", "[V6]:PORT" or ":PORT" with a numeric address or localhost
+ * and a port 0-65535 (what the HTTP server accepts)? Else says why in why. */
+#include <stdbool.h>
+#include <stddef.h>
+bool sn_cli_listen_ok(const char *s, char *why, size_t whylen);
+
 #endif

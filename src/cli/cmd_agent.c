@@ -24,6 +24,7 @@
 #include "fleet/fleet_agent.h"
 #include "fleet/link.h"
 #include "fleet/names.h"
+#include "fleet/span_relay.h"
 #include "wire/frame.h"
 #include "wire/frame_json.h"
 #include "wire/stream.h"
@@ -33,7 +34,7 @@ static const char usage[] =
     "                   [--key-cap N] [--trace-self] [--hostname NAME] [--cgroup PATH]\n"
     "       sonde agent --nats URL[,URL...] [NATS options] [--hostname NAME] [--cgroup PATH]\n"
     "                   [--zone Z] [--buffer-seconds N] [--buffer-bytes N] [--key-cap N]\n"
-    "                   [--trace-self]\n"
+    "                   [--trace-self] [--otlp-listen [ADDR]] [--zipkin-listen [ADDR]]\n"
     "\n"
     "Instruments this host's kernel with BPF for the instrumentations in FILE and prints,\n"
     "once a second, one JSON frame per instrumentation (docs/agent.md). Needs root, but for\n"
@@ -71,6 +72,10 @@ static const char usage[] =
     "  --zone Z                this host's zone, shown in its heartbeat\n"
     "  --buffer-seconds N      frames kept while the broker is unreachable (default 120)\n"
     "  --buffer-bytes N        ... and at most N bytes of them (default 67108864, 64 MiB)\n"
+    "  --otlp-listen [ADDR]    take OTLP/HTTP spans (POST /v1/traces) on ADDR (default\n"
+    "                          127.0.0.1:4318) and relay them to the fleet's bus\n"
+    "  --zipkin-listen [ADDR]  take Zipkin v2 spans (POST /api/v2/spans) on ADDR (default\n"
+    "                          127.0.0.1:9411) and relay them likewise (docs/tracing.md)\n"
     "\n"
     "SIGHUP reads FILE again (with --nats: the whole set of definitions): new and changed\n"
     "instrumentations are enabled (their first frame comes with the next second), removed ones\n"
@@ -263,6 +268,8 @@ int sn_cmd_agent(int argc, char **argv)
         O_ZONE,
         O_BUFSEC,
         O_BUFBYTES,
+        O_OTLPLISTEN,
+        O_ZIPKINLISTEN,
         O_LINK, /* the link's options (fleet/link.h), handed to it by name */
     };
     static const struct option longopts[] = {
@@ -277,11 +284,14 @@ int sn_cmd_agent(int argc, char **argv)
         {"zone", required_argument, NULL, O_ZONE},
         {"buffer-seconds", required_argument, NULL, O_BUFSEC},
         {"buffer-bytes", required_argument, NULL, O_BUFBYTES},
+        {"otlp-listen", optional_argument, NULL, O_OTLPLISTEN},
+        {"zipkin-listen", optional_argument, NULL, O_ZIPKINLISTEN},
         SN_LINK_LONGOPTS(O_LINK),
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = NULL, *host = NULL, *cgroup = NULL, *zone = NULL;
+    const char *file = NULL, *host = NULL, *cgroup = NULL, *zone = NULL, *otlp = NULL,
+               *zipkin = NULL;
     bool to_stdout = false, binary = false, trace_self = false, fleet_only = false,
          link_given = false;
     long seconds = 0, cap = SN_DEFAULT_KEY_CAP;
@@ -339,6 +349,25 @@ int sn_cmd_agent(int argc, char **argv)
                 return SN_EXIT_USAGE;
             }
             *(secs ? &buf_s : &buf_bytes) = v;
+            fleet_only = true;
+            break;
+        }
+        case O_OTLPLISTEN:
+        case O_ZIPKINLISTEN: {
+            /* the address is optional: --otlp-listen=ADDR, --otlp-listen ADDR (a next word
+             * that is not an option), or none (the protocol's usual port on loopback) */
+            const char *a = optarg;
+            if (!a && optind < argc && argv[optind][0] != '-')
+                a = argv[optind++];
+            if (!a)
+                a = c == O_OTLPLISTEN ? SN_SPAN_RELAY_OTLP_DEFAULT : SN_SPAN_RELAY_ZIPKIN_DEFAULT;
+            if (!sn_cli_listen_ok(a, why, sizeof(why))) {
+                fprintf(stderr, "sonde agent: --%s %s: %s\n",
+                        c == O_OTLPLISTEN ? "otlp-listen" : "zipkin-listen", a, why);
+                sn_link_opts_fini(&lo);
+                return SN_EXIT_USAGE;
+            }
+            *(c == O_OTLPLISTEN ? &otlp : &zipkin) = a;
             fleet_only = true;
             break;
         }
@@ -401,7 +430,9 @@ int sn_cmd_agent(int argc, char **argv)
         return SN_EXIT_USAGE;
     }
     if (!fleet && (fleet_only || link_given)) {
-        fputs("sonde agent: --zone, --buffer-* and the NATS options need --nats\n", stderr);
+        fputs("sonde agent: --zone, --buffer-*, --otlp-listen, --zipkin-listen and the NATS "
+              "options need --nats\n",
+              stderr);
         sn_link_opts_fini(&lo);
         return SN_EXIT_USAGE;
     }
@@ -429,6 +460,8 @@ int sn_cmd_agent(int argc, char **argv)
             .version = SN_VERSION,
             .buffer_ms = (int64_t)buf_s * 1000,
             .buffer_bytes = (size_t)buf_bytes,
+            .otlp_listen = otlp,
+            .zipkin_listen = zipkin,
         };
         rc = run_fleet(&ao, &fo, &sigs);
         sn_link_opts_fini(&lo);

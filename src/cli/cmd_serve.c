@@ -127,47 +127,6 @@ static int mkdirs(const char *path)
     return 0;
 }
 
-/* Is s "HOST:PORT", "[V6]:PORT" or ":PORT" with a numeric address or localhost and a port
- * 0-65535 (what the HTTP server accepts)? Else says why in why. */
-static bool listen_ok(const char *s, char *why, size_t whylen)
-{
-    char host[256], buf[16];
-    const char *colon;
-    char *end;
-    long port;
-
-    if (s[0] == '[') {
-        const char *rb = strchr(s, ']');
-        if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host)) {
-            snprintf(why, whylen, "want [IPV6]:PORT");
-            return false;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int)(rb - s - 1), s + 1);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon) {
-            snprintf(why, whylen, "no port: want HOST:PORT, e.g. %s:23181", s);
-            return false;
-        }
-        if ((size_t)(colon - s) >= sizeof(host)) {
-            snprintf(why, whylen, "host too long");
-            return false;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
-    }
-    port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end || port < 0 || port > 65535) {
-        snprintf(why, whylen, "bad port '%s' (want 0-65535; 0 picks a free one)", colon + 1);
-        return false;
-    }
-    if (!host[0] || strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, buf) == 1 ||
-        inet_pton(AF_INET6, host, buf) == 1)
-        return true;
-    snprintf(why, whylen, "host '%s' is not an IPv4 or IPv6 address or localhost", host);
-    return false;
-}
-
 /*
  * The data directory named by --data: created (0700) when missing if its parent exists; a
  * missing parent is the caller's mistake (a typo should not grow a tree of directories), said
@@ -369,7 +328,7 @@ int sn_cmd_serve(int argc, char **argv)
             break;
         case O_OTLPLISTEN:
         case O_ZIPKINLISTEN:
-            if (!listen_ok(optarg, why, sizeof(why))) {
+            if (!sn_cli_listen_ok(optarg, why, sizeof(why))) {
                 fprintf(stderr, "sonde serve: --%s %s: %s\n",
                         c == O_OTLPLISTEN ? "otlp-listen" : "zipkin-listen", optarg, why);
                 return SN_EXIT_USAGE;
@@ -506,7 +465,7 @@ int sn_cmd_serve(int argc, char **argv)
         so.advertise = advertise;
         agent = false; /* in a fleet, `sonde agent --nats` instruments every host */
     }
-    if (!listen_ok(listen, why, sizeof(why))) {
+    if (!sn_cli_listen_ok(listen, why, sizeof(why))) {
         fprintf(stderr, "sonde serve: --listen %s: %s\n", listen, why);
         return SN_EXIT_USAGE;
     }

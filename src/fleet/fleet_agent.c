@@ -22,10 +22,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/definition.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "fleet/names.h"
 #include "fleet/outbox.h"
+#include "fleet/span_relay.h"
+#include "serve/span_metrics.h"
 #include "wire/frame.h"
 
 #define KEY_MAX       96   /* an instrumentation key, with NUL (agent/agent.h) */
@@ -53,7 +56,8 @@ struct want_set {
 struct inst {
     char key[KEY_MAX];
     json_t *def;
-    int rc; /* of sn_agent_enable(): 0 running */
+    bool span; /* a trace.spans one: run by the relay's span metrics, not the kernel's */
+    int rc;    /* of sn_agent_enable() (sn_span_metrics_enable()): 0 running */
     char why[WHY_MAX];
     int64_t since_ms;
 };
@@ -65,6 +69,11 @@ struct sn_fleet_agent {
     char host[SN_FLEET_HOST_MAX + 1];
     char *cgroup, *zone, *version;
     int64_t started_ms;
+    uint32_t key_cap;
+
+    /* spans (--otlp-listen, --zipkin-listen): the relay and its trace.spans instrumentations */
+    struct sn_span_relay *relay;
+    struct sn_span_metrics *spanm;
 
     /* the outbox and the counters of the data path */
     pthread_mutex_t mu;
@@ -429,7 +438,15 @@ static bool want_apply(struct sn_fleet_agent *fa, struct want_set *w, kvEntry *e
         want_del(w, kvkey);
         return had;
     }
-    json_t *def = sn_fleet_scope_def(agent, fa->cgroup);
+    /* trace.spans: no kernel to scope, and run only by an agent that relays spans */
+    bool span = sn_span_metrics_handles(agent);
+    if (span && !fa->relay) {
+        json_decref(v);
+        bool had = want_find(w, kvkey) != NULL;
+        want_del(w, kvkey);
+        return had;
+    }
+    json_t *def = span ? json_incref(agent) : sn_fleet_scope_def(agent, fa->cgroup);
     struct want *x = want_find(w, kvkey);
     if (!def) {
         json_decref(v);
@@ -471,6 +488,17 @@ static struct inst *inst_find(struct sn_fleet_agent *fa, const char *key)
     return NULL;
 }
 
+/* Stops running in (when it runs). */
+static void inst_stop(struct sn_fleet_agent *fa, const struct inst *in)
+{
+    if (in->rc != 0)
+        return;
+    if (in->span)
+        sn_span_metrics_disable(fa->spanm, in->key);
+    else
+        sn_agent_disable(fa->agent, in->key);
+}
+
 /* Makes the running set what w asks: gone ones disabled, new and changed ones enabled (a
  * changed one disabled first), the others untouched. Returns whether anything changed. */
 static bool reconcile(struct sn_fleet_agent *fa, const struct want_set *w)
@@ -486,8 +514,7 @@ static bool reconcile(struct sn_fleet_agent *fa, const struct want_set *w)
             i++;
             continue;
         }
-        if (in->rc == 0)
-            sn_agent_disable(fa->agent, in->key);
+        inst_stop(fa, in);
         sn_log(SN_LOG_INFO, "fleet", "%s disabled", in->key);
         pthread_mutex_lock(&fa->st_mu);
         json_decref(in->def);
@@ -500,10 +527,13 @@ static bool reconcile(struct sn_fleet_agent *fa, const struct want_set *w)
         struct inst *in = inst_find(fa, x->key);
         if (in && json_equal(in->def, x->def))
             continue;
-        if (in && in->rc == 0)
-            sn_agent_disable(fa->agent, in->key);
+        if (in)
+            inst_stop(fa, in);
         char why[WHY_MAX] = "";
-        int rc = sn_agent_enable(fa->agent, x->key, x->def, why, sizeof(why));
+        bool span = sn_span_metrics_handles(x->def);
+        int rc =
+            span ? sn_span_metrics_enable(fa->spanm, x->key, x->def, fa->key_cap, why, sizeof(why))
+                 : sn_agent_enable(fa->agent, x->key, x->def, why, sizeof(why));
         if (rc == 0)
             sn_log(SN_LOG_INFO, "fleet", "%s enabled", x->key);
         else
@@ -527,8 +557,11 @@ static bool reconcile(struct sn_fleet_agent *fa, const struct want_set *w)
             json_decref(in->def);
             in->def = json_incref(x->def);
             in->rc = rc;
+            in->span = span;
             snprintf(in->why, sizeof(in->why), "%s", rc == 0 ? "" : why[0] ? why : strerror(-rc));
             in->since_ms = sn_now_ms();
+        } else if (rc == 0 && span) {
+            sn_span_metrics_disable(fa->spanm, x->key); /* no memory to track it: not run */
         } else if (rc == 0) {
             sn_agent_disable(fa->agent, x->key); /* no memory to track it: do not run it */
         }
@@ -581,15 +614,22 @@ static json_t *heartbeat_json(struct sn_fleet_agent *fa)
                                       (json_int_t)in->since_ms));
     }
     pthread_mutex_unlock(&fa->st_mu);
-    return json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:b,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
-                     "v", 1, "kind", "agent", "host", fa->host, "zone", fa->zone, "version",
-                     fa->version, "started_ms", (json_int_t)fa->started_ms, "bpf", as.bpf,
-                     "no_bpf_reason", sn_agent_no_bpf_reason(fa->agent), "running", running,
-                     "last_frame", (json_int_t)st.last_frame, "buffered", (json_int_t)st.buffered,
-                     "buffered_bytes", (json_int_t)st.buffered_bytes, "dropped",
-                     (json_int_t)st.dropped, "sent", (json_int_t)st.sent, "acked",
-                     (json_int_t)st.acked, "duplicates", (json_int_t)st.dups, "errors",
-                     (json_int_t)st.errors, "cgroup", fa->cgroup ? fa->cgroup : "");
+    struct sn_span_relay_stats rs;
+    sn_span_relay_stats(fa->relay, &rs);
+    json_t *spans =
+        fa->relay ? json_pack("{s:I,s:I,s:I,s:I,s:I}", "requests", (json_int_t)rs.requests,
+                              "invalid", (json_int_t)rs.invalid, "busy", (json_int_t)rs.busy,
+                              "relayed", (json_int_t)rs.spans, "messages", (json_int_t)rs.msgs)
+                  : json_null();
+    return json_pack(
+        "{s:i,s:s,s:s,s:s,s:s,s:I,s:b,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o}", "v", 1,
+        "kind", "agent", "host", fa->host, "zone", fa->zone, "version", fa->version, "started_ms",
+        (json_int_t)fa->started_ms, "bpf", as.bpf, "no_bpf_reason",
+        sn_agent_no_bpf_reason(fa->agent), "running", running, "last_frame",
+        (json_int_t)st.last_frame, "buffered", (json_int_t)st.buffered, "buffered_bytes",
+        (json_int_t)st.buffered_bytes, "dropped", (json_int_t)st.dropped, "sent",
+        (json_int_t)st.sent, "acked", (json_int_t)st.acked, "duplicates", (json_int_t)st.dups,
+        "errors", (json_int_t)st.errors, "cgroup", fa->cgroup ? fa->cgroup : "", "spans", spans);
 }
 
 /* Puts agent.<host> into the members bucket. 0 or -errno. */
@@ -817,6 +857,7 @@ int sn_fleet_agent_open(const struct sn_agent_opts *ao, const struct sn_fleet_ag
         return rc;
     }
     fa->started_ms = sn_now_ms(); /* its sources loaded (BPF: 0.5 s or more) */
+    fa->key_cap = ao->key_cap ? ao->key_cap : SN_DEFAULT_KEY_CAP;
     snprintf(fa->host, sizeof(fa->host), "%s", sn_agent_host(fa->agent));
     if (!sn_fleet_host_valid(fa->host)) {
         fmt_why(why, whylen,
@@ -831,6 +872,21 @@ int sn_fleet_agent_open(const struct sn_agent_opts *ao, const struct sn_fleet_ag
     if (rc < 0) {
         sn_fleet_agent_close(fa);
         return rc;
+    }
+    if (o->otlp_listen || o->zipkin_listen) {
+        struct sn_span_relay_opts ro = {.otlp_listen = o->otlp_listen,
+                                        .zipkin_listen = o->zipkin_listen,
+                                        .link = fa->link,
+                                        .host = fa->host};
+        if ((rc = sn_span_metrics_open(&fa->spanm)) < 0) {
+            sn_fleet_agent_close(fa);
+            return rc;
+        }
+        ro.sm = fa->spanm;
+        if ((rc = sn_span_relay_start(&ro, &fa->relay, why, whylen)) < 0) {
+            sn_fleet_agent_close(fa);
+            return rc;
+        }
     }
     if (pthread_create(&fa->pub_thread, NULL, pub_main, fa) == 0)
         fa->pub_started = true;
@@ -857,6 +913,7 @@ void sn_fleet_agent_close(struct sn_fleet_agent *fa)
         pthread_join(fa->watch_thread, NULL);
     if (fa->pub_started)
         pthread_join(fa->pub_thread, NULL);
+    sn_span_relay_stop(fa->relay);        /* no span taken after this */
     sn_agent_close(fa->agent);            /* no frame after this */
     if (fa->js && sn_link_up(fa->link)) { /* a last chance for what is in flight */
         jsPubOptions po;
@@ -871,6 +928,7 @@ void sn_fleet_agent_close(struct sn_fleet_agent *fa)
         json_decref(fa->insts[i].def);
     free(fa->insts);
     sn_outbox_free(fa->ob);
+    sn_span_metrics_close(fa->spanm);
     free(fa->buf);
     free(fa->cgroup);
     free(fa->zone);

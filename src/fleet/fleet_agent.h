@@ -15,6 +15,10 @@
  *                handler removes it, and after a reconnect (or 5 s without an acknowledgement
  *                of the oldest) everything held is sent again, in order: JetStream drops the
  *                seconds it had by their ids. The agent's 1 Hz thread never waits on NATS.
+ *   spans        with --otlp-listen or --zipkin-listen, a relay (fleet/span_relay.h) takes
+ *                spans on this host and puts them on the bus as a node does; the trace.spans
+ *                definitions of sonde_defs run there (span metrics, this host as source), the
+ *                others in the kernel; without a relay the agent leaves trace.spans alone.
  *   heartbeat    agent.<host> in sonde_members every 2 s and at once when what runs changes:
  *                version, zone, BPF, the statuses of the instrumentations and the counters.
  *
@@ -36,12 +40,15 @@ struct sn_fleet_agent; /* opaque */
 
 struct sn_fleet_agent_opts {
     const struct sn_link_opts *link; /* --nats and its credentials (borrowed while open) */
-    const char *cgroup;  /* --cgroup PATH: count only this cgroup and its descendants (NULL:
-                            the whole host) */
-    const char *zone;    /* --zone, shown in the heartbeat (NULL: "") */
-    const char *version; /* shown in the heartbeat (NULL: "") */
-    int64_t buffer_ms;   /* --buffer-seconds * 1000 (0: 120 s) */
-    size_t buffer_bytes; /* --buffer-bytes (0: 64 MiB) */
+    const char *cgroup;        /* --cgroup PATH: count only this cgroup and its descendants (NULL:
+                                  the whole host) */
+    const char *zone;          /* --zone, shown in the heartbeat (NULL: "") */
+    const char *version;       /* shown in the heartbeat (NULL: "") */
+    int64_t buffer_ms;         /* --buffer-seconds * 1000 (0: 120 s) */
+    size_t buffer_bytes;       /* --buffer-bytes (0: 64 MiB) */
+    const char *otlp_listen;   /* --otlp-listen ADDR: OTLP/HTTP relayed to the bus (NULL: off;
+                                  fleet/span_relay.h) */
+    const char *zipkin_listen; /* --zipkin-listen ADDR: Zipkin v2 relayed to the bus (NULL: off) */
 };
 
 /*

@@ -16,6 +16,7 @@
 #include "core/grow.h"
 #include "core/log.h"
 #include "fleet/names.h"
+#include "fleet/span_msg.h"
 #include "fleet/rendezvous.h"
 #include "store/tiers.h"
 #include "serve/fleet.h"
@@ -632,37 +633,7 @@ int sn_fleet_publish_frame(struct sn_fleet *f, const struct sn_wire_frame *fr)
 
 int sn_fleet_publish_frame_id(struct sn_fleet *f, const struct sn_wire_frame *fr, const char *msgid)
 {
-    char subj[SN_FLEET_SUBJECT_MAX], id[SN_FLEET_SUBJECT_MAX];
-    size_t len = sn_wire_frame_len(fr);
-    unsigned char *buf;
-    natsMsg *m = NULL;
-    jsPubAck *ack = NULL;
-    jsErrCode jerr = 0;
-    int rc = 0;
-
-    if (!fr->host || !sn_fleet_host_valid(fr->host) ||
-        sn_fleet_frame_subject(fr->id, fr->host, subj, sizeof(subj)) < 0 ||
-        (!msgid && sn_fleet_msg_id(fr->host, fr->id, fr->t, id, sizeof(id)) < 0))
-        return -EINVAL;
-    if (msgid)
-        snprintf(id, sizeof(id), "%s", msgid);
-    if (!(buf = malloc(len)))
-        return -ENOMEM;
-    if (sn_wire_frame_encode(fr, buf, len) < 0) {
-        free(buf);
-        return -EINVAL;
-    }
-    natsStatus st = natsMsg_Create(&m, subj, NULL, (const char *)buf, (int)len);
-    if (st == NATS_OK)
-        st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
-    if (st == NATS_OK)
-        st = js_PublishMsg(&ack, sn_link_js(f->link), m, NULL, &jerr);
-    if (st != NATS_OK)
-        rc = sn_link_err(st) ? sn_link_err(st) : -EIO;
-    jsPubAck_Destroy(ack);
-    natsMsg_Destroy(m);
-    free(buf);
-    return rc;
+    return sn_fleet_frame_send(f->link, fr, msgid);
 }
 
 /* Starts consuming key's frames: from seq + 1 when seq, else from the start of its retention
@@ -766,8 +737,21 @@ bool sn_fleet_owns_locked(struct sn_fleet *f, const char *key)
     return false;
 }
 
+/* The shard of the trace store key names ("spans/<shard>"), or NULL (an instrumentation's). */
+static struct span_shard *shard_of_key(struct sn_fleet *f, const char *key)
+{
+    char *end;
+    if (strncmp(key, "spans/", 6) != 0)
+        return NULL;
+    unsigned long k = strtoul(key + 6, &end, 10);
+    return end != key + 6 && !*end && k < SN_FLEET_SPAN_SHARDS ? &f->shards[k] : NULL;
+}
+
 bool sn_fleet_owns(struct sn_fleet *f, const char *key)
 {
+    struct span_shard *sh = shard_of_key(f, key);
+    if (sh)
+        return atomic_load(&sh->active);
     pthread_mutex_lock(&f->mu);
     struct owned *o = owned_get(f, key, false);
     bool yes = o && atomic_load(&o->active);
@@ -777,6 +761,9 @@ bool sn_fleet_owns(struct sn_fleet *f, const char *key)
 
 bool sn_fleet_serves(struct sn_fleet *f, const char *key)
 {
+    struct span_shard *sh = shard_of_key(f, key);
+    if (sh)
+        return atomic_load(&sh->active) && atomic_load(&sh->ready);
     pthread_mutex_lock(&f->mu);
     struct owned *o = owned_get(f, key, false);
     bool yes = o && atomic_load(&o->active) && atomic_load(&o->ready);

@@ -98,6 +98,13 @@ int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, ch
 /* Whether this node owns every shard of the trace store and has caught up with each: it then
  * answers every span search alone. */
 bool sn_fleet_serves_all_spans(struct sn_fleet *f);
+/* The shards of the trace store this node serves (owns and has caught up with): bit k for
+ * shard k (SN_FLEET_SPAN_SHARDS is 64). */
+uint64_t sn_fleet_span_mask(struct sn_fleet *f);
+/* The live nodes other than this one that serve shards, with the shards each says it serves
+ * (its heartbeat's, as sn_fleet_span_mask()): at most max API URLs into api and masks into
+ * mask; how many. For questions asked of each shard once (api/trace.c). */
+size_t sn_fleet_span_servers(struct sn_fleet *f, char (*api)[160], uint64_t *mask, size_t max);
 /* The API URLs of the live nodes other than this one, at most max, into out; how many. */
 size_t sn_fleet_node_apis(struct sn_fleet *f, char (*out)[160], size_t max);
 

@@ -28,6 +28,7 @@
 #include "core/grow.h"
 #include "core/log.h"
 #include "fleet/names.h"
+#include "fleet/span_msg.h"
 #include "serve/fleet.h"
 #include "serve/fleet_int.h"
 #include "serve/server.h"
@@ -36,107 +37,6 @@
 #include "trace/sampling.h"
 #include "trace/span_store.h"
 #include "wire/frame.h"
-
-#define SPANS_PUBLISH_TRIES 2 /* a publish not acknowledged is sent again once (same id) */
-
-/* ---- What OTLP cannot say: Zipkin's fields, carried in one attribute ------------------------ */
-
-/*
- * OTLP has no place for Zipkin's endpoints (addresses, ports, the remote service), its debug
- * and shared flags, a 64-bit trace id or a span without a timestamp (sn_otlp_encode() leaves
- * them out). A span that has any of them travels with one more attribute, last, named
- * ZIPKIN_ATTR, whose value is JSON: {"f":flags,"l":ENDPOINT,"r":ENDPOINT}, an endpoint
- * {"s":service,"4":hex8,"6":hex32,"p":port} (each member only when set); the owner takes it
- * off and sets the fields back, so that Zipkin's API answers in a fleet as on a single host.
- */
-#define ZIPKIN_ATTR "sonde.bus.zipkin"
-#define ZIPKIN_FLAGS                                                                               \
-    (SN_SPAN_F_DEBUG | SN_SPAN_F_SHARED | SN_SPAN_F_ID64 | SN_SPAN_F_ZIPKIN | SN_SPAN_F_REMOTE |   \
-     SN_SPAN_F_NO_START)
-
-static bool ep_set(const struct sn_span_endpoint *e)
-{
-    return e->has_ipv4 || e->has_ipv6 || e->port || (e->service && *e->service);
-}
-
-static json_t *ep_json(const struct sn_span_endpoint *e)
-{
-    char h[33];
-    json_t *o = json_object();
-    if (e->service && *e->service)
-        json_object_set_new(o, "s", json_string(e->service));
-    if (e->has_ipv4) {
-        sn_span_id_hex(e->ipv4, 4, h);
-        json_object_set_new(o, "4", json_string(h));
-    }
-    if (e->has_ipv6) {
-        sn_span_id_hex(e->ipv6, 16, h);
-        json_object_set_new(o, "6", json_string(h));
-    }
-    if (e->port)
-        json_object_set_new(o, "p", json_integer(e->port));
-    return o;
-}
-
-/* sp's Zipkin fields as ZIPKIN_ATTR's value (malloc'd), or NULL when it has none. */
-static char *zipkin_text(const struct sn_span *sp)
-{
-    bool remote = (sp->flags & SN_SPAN_F_REMOTE) && ep_set(&sp->remote);
-    if (!(sp->flags & ZIPKIN_FLAGS) && !remote && !sp->local.has_ipv4 && !sp->local.has_ipv6 &&
-        !sp->local.port)
-        return NULL;
-    json_t *o = json_pack("{s:i}", "f", sp->flags & ZIPKIN_FLAGS);
-    if (o && ep_set(&sp->local))
-        json_object_set_new(o, "l", ep_json(&sp->local));
-    if (o && remote)
-        json_object_set_new(o, "r", ep_json(&sp->remote));
-    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    return t;
-}
-
-static void ep_of(const json_t *o, struct sn_span_endpoint *e, struct sn_arena *a)
-{
-    const char *sv = json_string_value(json_object_get(o, "s"));
-    const char *v4 = json_string_value(json_object_get(o, "4"));
-    const char *v6 = json_string_value(json_object_get(o, "6"));
-    json_int_t port = json_integer_value(json_object_get(o, "p"));
-    memset(e, 0, sizeof(*e));
-    if (sv)
-        e->service = sn_arena_strndup(a, sv, strlen(sv));
-    if (v4 && strlen(v4) == 8 && sn_span_id_parse(v4, 8, e->ipv4, 4) == 8)
-        e->has_ipv4 = true;
-    if (v6 && strlen(v6) == 32 && sn_span_id_parse(v6, 32, e->ipv6, 16) == 32)
-        e->has_ipv6 = true;
-    if (port > 0 && port < 65536)
-        e->port = (uint16_t)port;
-}
-
-/* Takes ZIPKIN_ATTR off sp (the last attribute, when there) and sets its fields back. */
-static void zipkin_restore(struct sn_span *sp, struct sn_arena *a)
-{
-    if (!sp->nattrs || strcmp(sp->attrs[sp->nattrs - 1].key, ZIPKIN_ATTR) != 0)
-        return;
-    const struct sn_span_kv *kv = &sp->attrs[--sp->nattrs];
-    json_t *o = json_loadb(kv->val, kv->vlen, 0, NULL);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return;
-    }
-    sp->flags = (uint8_t)((sp->flags & ~ZIPKIN_FLAGS) |
-                          (json_integer_value(json_object_get(o, "f")) & ZIPKIN_FLAGS));
-    const json_t *l = json_object_get(o, "l"), *r = json_object_get(o, "r");
-    if (json_is_object(l)) {
-        ep_of(l, &sp->local, a);
-        if (sp->local.service)
-            sp->service = sp->local.service;
-    }
-    if (json_is_object(r))
-        ep_of(r, &sp->remote, a);
-    else
-        sp->flags &= (uint8_t)~SN_SPAN_F_REMOTE;
-    json_decref(o);
-}
 
 /* ---- Where a restarted node resumes ----------------------------------------------------------
  *
@@ -277,7 +177,7 @@ static void on_span_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
             for (size_t i = 0; i < b.n && ours; i++)
                 ours = sn_fleet_span_shard(b.spans[i].trace_id) == sh->shard;
             for (size_t i = 0; i < b.n && ours; i++)
-                zipkin_restore(&b.spans[i], &b.arena);
+                sn_fleet_span_restore(&b.spans[i], &b.arena);
             if (!ours) {
                 atomic_fetch_add(&f->spans_foreign, 1);
             } else if (b.n && sn_tail_take(f->s->tail, &b, sn_now_ms()) == 0) {
@@ -487,6 +387,46 @@ json_t *sn_fleet_spans_beat(struct sn_fleet *f)
     return a;
 }
 
+_Static_assert(SN_FLEET_SPAN_SHARDS == 64, "a shard mask is 64 bits");
+
+uint64_t sn_fleet_span_mask(struct sn_fleet *f)
+{
+    uint64_t m = 0;
+    for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
+        if (atomic_load(&f->shards[i].active) && atomic_load(&f->shards[i].ready))
+            m |= 1ULL << i;
+    return m;
+}
+
+size_t sn_fleet_span_servers(struct sn_fleet *f, char (*api)[160], uint64_t *mask, size_t max)
+{
+    size_t n = 0;
+    int64_t now = sn_mono_ms();
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nm && n < max; i++) {
+        const struct member *m = &f->m[i];
+        const char *url = json_string_value(json_object_get(m->v, "api"));
+        if (m->kind != 'n' || strcmp(m->name, f->id) == 0 || !url ||
+            now - m->seen_ms > SN_FLEET_NODE_DEAD_MS)
+            continue;
+        uint64_t bits = 0;
+        size_t k;
+        json_t *o;
+        json_array_foreach(json_object_get(m->v, "spans"), k, o)
+        {
+            json_int_t sh = json_integer_value(o);
+            if (sh >= 0 && sh < SN_FLEET_SPAN_SHARDS)
+                bits |= 1ULL << sh;
+        }
+        if (!bits)
+            continue;
+        snprintf(api[n], 160, "%s", url);
+        mask[n++] = bits;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
 bool sn_fleet_serves_all_spans(struct sn_fleet *f)
 {
     for (unsigned i = 0; i < SN_FLEET_SPAN_SHARDS; i++)
@@ -497,147 +437,13 @@ bool sn_fleet_serves_all_spans(struct sn_fleet *f)
 
 /* ---- Any node: spans onto the bus ------------------------------------------------------------ */
 
-/* Publishes one message with its id, acknowledged by JetStream (a try not acknowledged is sent
- * again with the same id: stored once). 0 or -errno. */
-static int publish(struct sn_fleet *f, const char *subj, const char *id, const void *data,
-                   size_t len)
-{
-    natsStatus st = NATS_OK;
-    for (int t = 0; t < SPANS_PUBLISH_TRIES; t++) {
-        natsMsg *m = NULL;
-        jsPubAck *ack = NULL;
-        jsErrCode jerr = 0;
-        st = natsMsg_Create(&m, subj, NULL, data, (int)len);
-        if (st == NATS_OK)
-            st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
-        if (st == NATS_OK)
-            st = js_PublishMsg(&ack, sn_link_js(f->link), m, NULL, &jerr);
-        jsPubAck_Destroy(ack);
-        natsMsg_Destroy(m);
-        if (st == NATS_OK)
-            return 0;
-        if (st != NATS_TIMEOUT && st != NATS_NO_RESPONDERS)
-            break;
-    }
-    return sn_link_err(st) ? sn_link_err(st) : -EIO;
-}
-
 int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, char *why,
                            size_t whylen)
 {
     uint64_t nonce = (uint64_t)f->started_ms * 1000000ULL + atomic_fetch_add(&f->span_nonce, 1);
-    size_t *by = b->n ? malloc(b->n * sizeof(*by)) : NULL;
-    struct sn_span *part = b->n ? malloc(b->n * sizeof(*part)) : NULL;
-    size_t count[SN_FLEET_SPAN_SHARDS] = {0}, at[SN_FLEET_SPAN_SHARDS];
-    int rc = 0;
-
-    snprintf(why, whylen, "%s", "");
-    if (b->n && !sn_link_up(f->link)) { /* refused at once: the client retries (503) */
-        free(by);
-        free(part);
-        snprintf(why, whylen, "the fleet's bus (NATS) is unreachable: retry later");
-        return -ENOTCONN;
-    }
-    if (b->n && (!by || !part)) {
-        free(by);
-        free(part);
-        snprintf(why, whylen, "out of memory");
-        return -ENOMEM;
-    }
-    /* the spans by shard, in their order (a counting sort) */
-    unsigned *shard_of = b->n ? malloc(b->n * sizeof(*shard_of)) : NULL;
-    if (b->n && !shard_of) {
-        free(by);
-        free(part);
-        snprintf(why, whylen, "out of memory");
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < b->n; i++)
-        count[shard_of[i] = sn_fleet_span_shard(b->spans[i].trace_id)]++;
-    size_t sum = 0;
-    for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS; k++) {
-        at[k] = sum;
-        sum += count[k];
-    }
-    for (size_t i = 0; i < b->n; i++)
-        by[at[shard_of[i]]++] = i;
-    size_t from = 0;
-    for (unsigned k = 0; k < SN_FLEET_SPAN_SHARDS && rc == 0; k++) {
-        if (!count[k])
-            continue;
-        char subj[64], id[SN_FLEET_SUBJECT_MAX], pname[16];
-        unsigned char *out = NULL;
-        size_t olen = 0;
-        struct sn_arena ar = {0};
-        for (size_t j = 0; j < count[k] && rc == 0; j++) {
-            struct sn_span *sp = &part[j];
-            *sp = b->spans[by[from + j]];
-            char *zt = zipkin_text(sp);
-            if (!zt)
-                continue;
-            struct sn_span_kv *kv = sn_arena_alloc(&ar, (sp->nattrs + 1) * sizeof(*kv));
-            char *val = sn_arena_strndup(&ar, zt, strlen(zt));
-            if (!kv || !val) {
-                rc = -ENOMEM;
-                snprintf(why, whylen, "out of memory");
-            } else {
-                if (sp->nattrs)
-                    memcpy(kv, sp->attrs, sp->nattrs * sizeof(*kv));
-                kv[sp->nattrs] = (struct sn_span_kv){
-                    .key = ZIPKIN_ATTR, .val = val, .vlen = (uint32_t)strlen(val)};
-                sp->attrs = kv;
-                sp->nattrs++;
-            }
-            free(zt);
-        }
-        from += count[k];
-        snprintf(pname, sizeof(pname), "s%u", k);
-        if (sn_fleet_span_subject(k, subj, sizeof(subj)) < 0 ||
-            sn_fleet_span_msg_id(f->id, nonce, pname, id, sizeof(id)) < 0) {
-            rc = -EINVAL;
-            snprintf(why, whylen, "no name on the bus for span shard %u", k);
-        } else if (rc < 0) {
-            /* out of memory, said */
-        } else if (sn_otlp_encode(part, count[k], &out, &olen) < 0) {
-            rc = -ENOMEM;
-            snprintf(why, whylen, "out of memory");
-        } else if ((rc = publish(f, subj, id, out, olen)) < 0) {
-            snprintf(why, whylen, "the fleet's bus (NATS) did not store the spans: %s",
-                     strerror(-rc));
-        } else {
-            atomic_fetch_add(&f->span_msgs, 1);
-            atomic_fetch_add(&f->spans_published, count[k]);
-        }
-        free(out);
-        sn_arena_fini(&ar);
-    }
-    free(by);
-    free(part);
-    free(shard_of);
-    if (rc < 0)
-        return rc;
-
-    /* the trace.spans frames these spans make, as this node's own source's (host: its id) */
-    struct sn_wire_frame *fr = NULL;
-    size_t nf = 0;
-    if (!b->n || !f->s->spanm || !sn_span_metrics_count(f->s->spanm))
-        return 0;
-    if (sn_span_metrics_frames(f->s->spanm, b->spans, b->n, f->id, sn_now(), &fr, &nf) < 0) {
-        snprintf(why, whylen, "out of memory");
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < nf && rc == 0; i++) {
-        char pname[24], id[SN_FLEET_SUBJECT_MAX];
-        snprintf(pname, sizeof(pname), "f%zu", i);
-        if (sn_fleet_span_msg_id(f->id, nonce, pname, id, sizeof(id)) < 0)
-            continue;
-        int prc = sn_fleet_publish_frame_id(f, &fr[i], id);
-        if (prc < 0 && prc != -EINVAL) {
-            rc = prc;
-            snprintf(why, whylen, "the fleet's bus (NATS) did not store the span metrics: %s",
-                     strerror(-rc));
-        }
-    }
-    sn_span_metrics_frames_free(fr, nf);
+    struct sn_span_send_stats st = {0};
+    int rc = sn_fleet_spans_send(f->link, f->id, nonce, b, f->s->spanm, sn_now(), &st, why, whylen);
+    atomic_fetch_add(&f->span_msgs, st.msgs);
+    atomic_fetch_add(&f->spans_published, st.spans);
     return rc;
 }

@@ -29,6 +29,7 @@
 #include "http/httpd.h"
 #include "serve/tenants.h"
 #include "store/store.h"
+#include "trace/ingest.h"
 #include "trace/span_store.h"
 
 struct sn_span_metrics;
@@ -80,11 +81,7 @@ struct sn_counters {
     _Atomic uint64_t long_polls;    /* value requests that waited, each counted once */
     _Atomic uint64_t save_failures; /* writes of the definitions that failed */
     /* spans (api/trace.c) */
-    _Atomic uint64_t span_requests;         /* OTLP and Zipkin ingest requests */
-    _Atomic uint64_t span_requests_invalid; /* refused as malformed (400, 413, 415) */
-    _Atomic uint64_t span_requests_busy;    /* refused with 503: the span queue was full */
-    _Atomic uint64_t spans_accepted;        /* spans queued for the span store */
-    _Atomic uint64_t spans_rejected;        /* spans refused one by one (OTLP partialSuccess) */
+    struct sn_span_ingest_counters span_in; /* OTLP and Zipkin ingest (trace/ingest.h) */
     _Atomic uint64_t span_store_errors;     /* kept spans the span store could not take */
 };
 

@@ -409,9 +409,30 @@ static int by_max_asc(const void *a, const void *b)
     return by_max_desc(b, a);
 }
 
-int sn_trace_extremes(struct sn_span_store *ss, const char *service, uint64_t from_us,
-                      uint64_t to_us, bool longest, size_t limit, struct sn_trace_summary **out,
-                      size_t *n, bool *truncated)
+/* sn_span_store_scan() of the traces keep keeps. */
+struct kept {
+    const struct sn_trace_filter *keep;
+    sn_span_ref_fn fn;
+    void *arg;
+};
+
+static bool on_kept(void *arg, const struct sn_span_ref *r)
+{
+    struct kept *k = arg;
+    return !k->keep->keep(k->keep->arg, r->trace_id) || k->fn(k->arg, r);
+}
+
+static int scan(struct sn_span_store *ss, const struct sn_trace_filter *keep, const char *service,
+                uint64_t from_us, uint64_t to_us, sn_span_ref_fn fn, void *arg)
+{
+    struct kept k = {keep, fn, arg};
+    return keep ? sn_span_store_scan(ss, service, from_us, to_us, on_kept, &k)
+                : sn_span_store_scan(ss, service, from_us, to_us, fn, arg);
+}
+
+int sn_trace_extremes(struct sn_span_store *ss, const struct sn_trace_filter *keep,
+                      const char *service, uint64_t from_us, uint64_t to_us, bool longest,
+                      size_t limit, struct sn_trace_summary **out, size_t *n, bool *truncated)
 {
     struct extremes x = {0};
     int rc;
@@ -419,8 +440,7 @@ int sn_trace_extremes(struct sn_span_store *ss, const char *service, uint64_t fr
     *out = NULL;
     *n = 0;
     *truncated = false;
-    if ((rc = sn_span_store_scan(ss, service, from_us, to_us, on_extreme, &x)) < 0 ||
-        (rc = x.err) < 0) {
+    if ((rc = scan(ss, keep, service, from_us, to_us, on_extreme, &x)) < 0 || (rc = x.err) < 0) {
         free(x.t);
         return rc;
     }
@@ -527,11 +547,12 @@ static int by_op(const void *a, const void *b)
     return c ? c : strcmp(x->name, y->name);
 }
 
-int sn_trace_ops(struct sn_span_store *ss, const char *service, uint64_t from_us, uint64_t to_us,
-                 uint32_t step_s, struct sn_op_series **out, size_t *n)
+int sn_trace_ops(struct sn_span_store *ss, const struct sn_trace_filter *keep, const char *service,
+                 uint64_t from_us, uint64_t to_us, uint32_t step_s, struct sn_op_series **out,
+                 size_t *n)
 {
     struct ops o = {NULL, 0, 0, from_us, step_s ? step_s : 60, 0};
-    int rc = sn_span_store_scan(ss, service, from_us, to_us, on_op, &o);
+    int rc = scan(ss, keep, service, from_us, to_us, on_op, &o);
     if (!rc)
         rc = o.err;
     if (rc < 0) {
@@ -682,11 +703,12 @@ static int by_link(const void *a, const void *b)
     return c ? c : strcmp(x->child, y->child);
 }
 
-int sn_trace_dependencies(struct sn_span_store *ss, uint64_t from_us, uint64_t to_us,
-                          struct sn_dep_link **out, size_t *n, bool *truncated)
+int sn_trace_dependencies(struct sn_span_store *ss, const struct sn_trace_filter *keep,
+                          uint64_t from_us, uint64_t to_us, struct sn_dep_link **out, size_t *n,
+                          bool *truncated)
 {
     struct deps d = {.ss = ss};
-    int rc = sn_span_store_scan(ss, NULL, from_us, to_us, on_dep, &d);
+    int rc = scan(ss, keep, NULL, from_us, to_us, on_dep, &d);
     free(d.seen.id);
     free(d.seen.used);
     if (!rc)

@@ -51,6 +51,13 @@ int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
                   struct sn_span_batch **traces, size_t *n);
 void sn_trace_list_free(struct sn_span_batch *traces, size_t n);
 
+/* Which traces the questions below count: those whose id keep() keeps (a fleet's node answering
+ * for some shards of the trace store: api/trace.c). NULL: every trace. */
+struct sn_trace_filter {
+    bool (*keep)(void *arg, const uint8_t trace_id[16]);
+    void *arg;
+};
+
 /* ---- dprof's questions ------------------------------------------------------------------- */
 
 /* One trace in a list: its figures from its spans (sn_trace_summarize()), and the longest span
@@ -73,9 +80,9 @@ void sn_trace_summarize(const struct sn_span *spans, size_t n, struct sn_trace_s
  * Traces beyond SN_QUERY_MAX_TRACES in the range are not ranked (*truncated set). *out is a
  * new array (free()). Returns 0 or -errno. */
 #define SN_QUERY_MAX_TRACES 2000000
-int sn_trace_extremes(struct sn_span_store *ss, const char *service, uint64_t from_us,
-                      uint64_t to_us, bool longest, size_t limit, struct sn_trace_summary **out,
-                      size_t *n, bool *truncated);
+int sn_trace_extremes(struct sn_span_store *ss, const struct sn_trace_filter *keep,
+                      const char *service, uint64_t from_us, uint64_t to_us, bool longest,
+                      size_t limit, struct sn_trace_summary **out, size_t *n, bool *truncated);
 
 /* Span counts, errors and latency of each operation (service, span name) over time: the spans
  * of service (NULL: every service) starting in [from_us, to_us), in steps of step_s seconds. */
@@ -89,8 +96,9 @@ struct sn_op_series {
     struct sn_op_point *points; /* steps with spans, oldest first */
     size_t n, cap;
 };
-int sn_trace_ops(struct sn_span_store *ss, const char *service, uint64_t from_us, uint64_t to_us,
-                 uint32_t step_s, struct sn_op_series **out, size_t *n);
+int sn_trace_ops(struct sn_span_store *ss, const struct sn_trace_filter *keep, const char *service,
+                 uint64_t from_us, uint64_t to_us, uint32_t step_s, struct sn_op_series **out,
+                 size_t *n);
 void sn_trace_ops_free(struct sn_op_series *ops, size_t n);
 
 /* ---- Dependencies (Zipkin's GET /api/v2/dependencies) -------------------------------------- */
@@ -106,7 +114,8 @@ struct sn_dep_link {
  * and no server span under it links to that (uninstrumented) service. A link's error count
  * counts the calls whose callee span has an error. At most SN_QUERY_MAX_READ traces are read
  * (the newest; *truncated says so). *out: a new array sorted by parent, child. */
-int sn_trace_dependencies(struct sn_span_store *ss, uint64_t from_us, uint64_t to_us,
-                          struct sn_dep_link **out, size_t *n, bool *truncated);
+int sn_trace_dependencies(struct sn_span_store *ss, const struct sn_trace_filter *keep,
+                          uint64_t from_us, uint64_t to_us, struct sn_dep_link **out, size_t *n,
+                          bool *truncated);
 
 #endif

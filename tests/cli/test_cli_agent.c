@@ -362,8 +362,19 @@ static void test_usage_errors_exit_2(void)
     T_EQ(run_cmd("agent --stdout", out, sizeof(out)), 2);
     T_EQ(run_cmd("agent --inst x --stdout --seconds -1", out, sizeof(out)), 2);
     T_EQ(run_cmd("agent --inst x --stdout --frobnicate", out, sizeof(out)), 2);
+    /* the span relay: a fleet's, and its address checked before anything starts */
+    T_EQ(run_cmd("agent --inst x --stdout --otlp-listen", out, sizeof(out)), 2);
+    T_OK(strstr(out, "need --nats") != NULL);
+    T_EQ(run_cmd("agent --nats nats://127.0.0.1:1 --otlp-listen 127.0.0.1", out, sizeof(out)), 2);
+    T_OK(strstr(out, "--otlp-listen 127.0.0.1: no port") != NULL);
+    T_EQ(run_cmd("agent --nats nats://127.0.0.1:1 --zipkin-listen=nohost.example:9411", out,
+                 sizeof(out)),
+         2);
+    T_OK(strstr(out, "--zipkin-listen nohost.example:9411") != NULL);
+    T_EQ(run_cmd("agent --nats nats://127.0.0.1:1 --otlp-listen extra", out, sizeof(out)), 2);
     T_EQ(run_cmd("agent --help", out, sizeof(out)), 0);
     T_OK(strstr(out, "--trace-self") != NULL);
+    T_OK(strstr(out, "--otlp-listen [ADDR]") != NULL && strstr(out, "127.0.0.1:9411") != NULL);
     T_EQ(run_cmd("serve --help", out, sizeof(out)), 0);
     T_OK(strstr(out, "--trace-self") != NULL);
 }

@@ -20,9 +20,19 @@
  * And nats_server_killed: a 3-server JetStream, 2 nodes; one NATS server killed -9 between
  * posts (a post refused meanwhile is sent again, as exporters do); every trace exact on both.
  *
+ * And agent_relay: 3 nodes (each serves about 2/3 of the shards, so questions fan out), a
+ * `sonde agent --otlp-listen --zipkin-listen` on loopback, and a single `sonde serve` without a
+ * fleet (the reference) fed the same requests: the agent's spans readable by id and by search
+ * on the nodes; the trace.spans heatmap cell of their second on a node counts them exactly;
+ * dependencies, /ca/traces/longest|shortest|operations|ID and the cell's exemplars on every
+ * node equal the reference's; the bus stopped: the agent answers 503 with Retry-After.
+ *
  * Every wait is bounded in count and time; what is started is stopped by its PID.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
@@ -697,6 +707,363 @@ static void test_nats_server_killed(void)
     th_nats_free(&nats);
 }
 
+/* ---- agent_relay ---------------------------------------------------------------------------- */
+
+/* The number after `marker` in the file at path, or 0 when not there yet. */
+static int number_after(const char *path, const char *marker)
+{
+    FILE *fp = fopen(path, "r");
+    char buf[16384];
+    if (!fp)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    buf[n] = 0;
+    fclose(fp);
+    const char *u = strstr(buf, marker);
+    return u ? atoi(u + strlen(marker)) : 0;
+}
+
+/* A number after marker in path within limit_ms (polled every 10 ms), or 0. */
+static int wait_number(const char *path, const char *marker, int limit_ms)
+{
+    int v = 0;
+    for (int i = 0; i < limit_ms / 10 && !(v = number_after(path, marker)); i++)
+        th_sleep_ms(10);
+    return v;
+}
+
+/* The reference: a single `sonde serve` without a fleet (its pid and port). */
+static pid_t ref_pid;
+static int ref_port;
+
+static int ref_start(void)
+{
+    char dir[400], log[420];
+    snprintf(dir, sizeof(dir), "%s/reference", F.dir);
+    snprintf(log, sizeof(log), "%s.log", dir);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(sonde, sonde, "serve", "--listen", "127.0.0.1:0", "--data", dir, (char *)NULL);
+        _exit(127);
+    }
+    ref_pid = pid;
+    ref_port = wait_number(log, "http://127.0.0.1:", 20000);
+    for (int i = 0; i < 200 && ref_port; i++) { /* its API answers */
+        struct th_resp r = {0};
+        int rc = th_request(ref_port, "GET", "/ca", NULL, NULL, 0, 2000, &r);
+        th_resp_free(&r);
+        if (rc == 0)
+            return 0;
+        th_sleep_ms(50);
+    }
+    return -ETIMEDOUT;
+}
+
+static void ref_stop(void)
+{
+    if (!ref_pid)
+        return;
+    kill(ref_pid, SIGTERM);
+    for (int i = 0; i < 100; i++) { /* 10 s, then SIGKILL */
+        if (waitpid(ref_pid, NULL, WNOHANG) == ref_pid) {
+            ref_pid = 0;
+            return;
+        }
+        th_sleep_ms(100);
+    }
+    kill(ref_pid, SIGKILL);
+    waitpid(ref_pid, NULL, 0);
+    ref_pid = 0;
+}
+
+/* A POST to port (the agent's listeners, the reference): its status (Retry-After into ra). */
+static int post_port(int port, const char *path, const char *ctype, const void *body, size_t len,
+                     char *ra, size_t ralen)
+{
+    char h[96];
+    const char *hdr[] = {h, NULL};
+    struct th_resp r = {0};
+    snprintf(h, sizeof(h), "Content-Type: %s", ctype);
+    int rc = th_request(port, "POST", path, hdr, body, len, 30000, &r);
+    int st = rc < 0 ? rc : r.status;
+    if (ra && !th_header(&r, "Retry-After", ra, ralen))
+        ra[0] = '\0';
+    if (st != 200 && st != 202)
+        NOTE("POST %s to port %d: %d %.200s", path, port, st, r.body ? r.body : "");
+    th_resp_free(&r);
+    return st;
+}
+
+/* GET path from port as JSON (NULL: no JSON), *st its status. */
+static json_t *get_port(int port, const char *path, int *st)
+{
+    struct th_resp r = {0};
+    json_t *j = NULL;
+    *st = 0;
+    if (th_request(port, "GET", path, NULL, NULL, 0, 30000, &r) == 0) {
+        *st = r.status;
+        j = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    }
+    th_resp_free(&r);
+    return j;
+}
+
+/* Whether node's answer to path (fleet) equals the reference's answer to ref_path, within
+ * limit_ms (both asked again every 250 ms). */
+static bool same_as_ref(int node, const char *path, const char *ref_path, int limit_ms)
+{
+    double end = th_now_ms() + limit_ms;
+    char *a = NULL, *b = NULL;
+    for (int round = 0; round < 400; round++) {
+        int sa = 0, sb = 0;
+        json_t *ja = get_port(F.n[node].port, path, &sa), *jb = get_port(ref_port, ref_path, &sb);
+        bool same = sa == 200 && sb == 200 && ja && json_equal(ja, jb);
+        free(a);
+        free(b);
+        a = ja ? json_dumps(ja, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        b = jb ? json_dumps(jb, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(ja);
+        json_decref(jb);
+        if (same) {
+            free(a);
+            free(b);
+            return true;
+        }
+        if (th_now_ms() > end)
+            break;
+        th_sleep_ms(250);
+    }
+    NOTE("n%d %s:\n#   fleet %.600s\n#   reference %.600s", node + 1, path, a ? a : "-",
+         b ? b : "-");
+    free(a);
+    free(b);
+    return false;
+}
+
+/* Traces of services a (OTLP) and the Zipkin ones (remote calls: dependencies), every span
+ * ending in second sec, starts all distinct (exemplars are ranked by start). */
+static void timed(struct xtrace *t, int64_t sec, int k)
+{
+    for (int j = 0; j < t->n; j++) {
+        t->sp[j].ts_us = sec * 1000000 + 100000 + k * 1000 + j * 10;
+        t->sp[j].dur_us = 1000 + (int64_t)(t_rand() % 300000); /* ends before sec + 0.5 s */
+    }
+}
+
+static void test_agent_relay(void)
+{
+    struct xtrace *a[MAXTR];
+    int st = 0;
+    char path[1024], rpath[1024], id[32] = "", rid[32] = "";
+
+    t_seed(16);
+    ntr = 0;
+    memset(&nats, 0, sizeof(nats));
+    T_REQUIRE(th_nats_start(&nats, 1, 0) == 0);
+    T_REQUIRE(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0);
+    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
+    T_REQUIRE(ref_start() == 0);
+    for (int i = 0; i < 3; i++) {
+        char nid[8];
+        snprintf(nid, sizeof(nid), "n%d", i + 1);
+        T_REQUIRE(th_node_start(&F, nid, NULL, NULL) == i);
+    }
+    for (int i = 0; i < 3; i++)
+        T_REQUIRE(th_node_wait_members(&F, i, 3, 0, 20000) >= 0);
+    int h = th_host_add_uncontained(&F, "ag1");
+    T_REQUIRE(h >= 0);
+    const char *extra[] = {"--otlp-listen", "127.0.0.1:0", "--zipkin-listen=127.0.0.1:0", NULL};
+    T_REQUIRE(th_host_agent_start(&F, h, extra) == 0);
+    int otlp = wait_number(F.h[h].log, "OTLP/HTTP on 127.0.0.1:0 (port ", 30000);
+    int zipkin = wait_number(F.h[h].log, "Zipkin v2 on 127.0.0.1:0 (port ", 30000);
+    NOTE("agent ag1: OTLP on port %d, Zipkin on port %d", otlp, zipkin);
+    T_REQUIRE(otlp > 0 && zipkin > 0);
+    T_REQUIRE(th_node_wait_members(&F, 0, 3, 1, 20000) >= 0);
+
+    /* the instrumentation, in the fleet and on the reference */
+    const char *def = "{\"module\":\"trace\",\"stat\":\"spans\",\"decomposition\":[\"service\","
+                      "\"latency\"]}";
+    json_t *c = th_node_jreq(&F, 0, "POST", "/ca/instrumentations", def, &st);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(c, "id")) ?: "");
+    json_decref(c);
+    T_REQUIRE(id[0]);
+    struct th_resp r = {0};
+    const char *jh[] = {"Content-Type: application/json", NULL};
+    T_REQUIRE(
+        th_request(ref_port, "POST", "/ca/instrumentations", jh, def, strlen(def), 10000, &r) == 0);
+    c = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    snprintf(rid, sizeof(rid), "%s", json_string_value(json_object_get(c, "id")) ?: "");
+    json_decref(c);
+    th_resp_free(&r);
+    T_REQUIRE(rid[0]);
+    int hosts[] = {h};
+    T_REQUIRE(th_wait_running(&F, 0, id, hosts, 1, 20000) >= 0); /* the agent runs it */
+
+    /* spans to the agent (OTLP protobuf, Zipkin JSON) and the same requests to the reference */
+    int64_t sec = th_unix_ms() / 1000 - 3;
+    for (int i = 0; i < 12; i++)
+        timed(a[i] = new_trace(SVC_A, 3), sec, i);
+    size_t len;
+    unsigned char *ob = otlp_body(a, 12, &len);
+    T_REQUIRE(ob != NULL);
+    double t0 = th_now_ms();
+    T_EQ(post_port(otlp, "/v1/traces", "application/x-protobuf", ob, len, NULL, 0), 200);
+    double otlp_ms = th_now_ms() - t0;
+    T_EQ(post_port(ref_port, "/v1/traces", "application/x-protobuf", ob, len, NULL, 0), 200);
+    free(ob);
+    for (int i = 0; i < 8; i++) {
+        timed(a[i] = new_trace(SVC_Z, 2), sec, 20 + i);
+        a[i]->remote = true;
+    }
+    char *zb = zipkin_body(a, 8);
+    T_REQUIRE(zb != NULL);
+    t0 = th_now_ms();
+    T_EQ(post_port(zipkin, "/api/v2/spans", "application/json", zb, strlen(zb), NULL, 0), 202);
+    double zipkin_ms = th_now_ms() - t0;
+    T_EQ(post_port(ref_port, "/api/v2/spans", "application/json", zb, strlen(zb), NULL, 0), 202);
+    free(zb);
+    NOTE("the agent answered an OTLP request of 36 spans in %.1f ms, a Zipkin one of 16 in "
+         "%.1f ms (each message stored by JetStream first)",
+         otlp_ms, zipkin_ms);
+
+    /* every shard served by its 2 owners (caught up), none by a single node: questions fan out */
+    int total = 0;
+    double until = th_now_ms() + 30000;
+    for (int round = 0; round < 300; round++) {
+        total = shards_served(0) + shards_served(1) + shards_served(2);
+        if (total == 2 * SN_FLEET_SPAN_SHARDS || th_now_ms() > until)
+            break;
+        th_sleep_ms(100);
+    }
+    T_EQ(total, 2 * SN_FLEET_SPAN_SHARDS);
+    for (int n = 0; n < 3; n++) {
+        int served = shards_served(n);
+        NOTE("n%d serves %d of the %d shards", n + 1, served, SN_FLEET_SPAN_SHARDS);
+        T_OK(served > 0 && served < SN_FLEET_SPAN_SHARDS);
+    }
+
+    /* readable by id and by search on every node */
+    for (int n = 0; n < 3; n++)
+        T_OK(all_exact(n, 0, ntr, 20000));
+    T_OK(search_exact(2, SVC_A, 10000));
+    T_OK(search_exact(1, SVC_Z, 10000));
+
+    /* the cell of their second, every latency: exact counts by service, and the exemplars */
+    char q[256];
+    snprintf(q, sizeof(q),
+             "value/heatmap/details?start_time=%" PRId64
+             "&duration=1&width=10&height=10&nbuckets=1&ymin=0&ymax=1000000000&x=0&y=0",
+             sec);
+    for (int n = 0; n < 3; n++) {
+        double end = th_now_ms() + 20000;
+        json_t *d = NULL;
+        for (int round = 0; round < 100; round++) {
+            snprintf(path, sizeof(path), "/ca/instrumentations/%.31s/%.255s", id, q);
+            d = get(n, &st, "%s", path);
+            json_t *pr = json_object_get(d, "present");
+            if (st == 200 && json_integer_value(json_object_get(pr, SVC_A)) == 36 &&
+                json_integer_value(json_object_get(pr, SVC_Z)) == 16)
+                break;
+            json_decref(d);
+            d = NULL;
+            if (th_now_ms() > end)
+                break;
+            th_sleep_ms(250);
+        }
+        T_OK(d != NULL);
+        T_EQ(json_integer_value(json_object_get(d, "total")), 52);
+        T_EQ(json_array_size(json_object_get(d, "exemplars")), 5);
+        json_decref(d);
+        /* the exemplars as the reference's (each store writes what it took within moments:
+         * asked again until they agree, a bounded wait) */
+        snprintf(rpath, sizeof(rpath), "/ca/instrumentations/%.31s/%.255s", rid, q);
+        bool same = false;
+        end = th_now_ms() + 20000;
+        for (int round = 0; round < 80 && !same; round++) {
+            json_t *rd = get_port(ref_port, rpath, &st);
+            d = get(n, &st, "%s", path);
+            same = json_equal(json_object_get(d, "exemplars"), json_object_get(rd, "exemplars")) &&
+                   json_equal(json_object_get(d, "present"), json_object_get(rd, "present"));
+            if (!same && th_now_ms() > end) {
+                char *x = json_dumps(json_object_get(d, "exemplars"), JSON_COMPACT);
+                char *y = json_dumps(json_object_get(rd, "exemplars"), JSON_COMPACT);
+                NOTE("n%d exemplars:\n#   fleet %.900s\n#   reference %.900s", n + 1, x ? x : "-",
+                     y ? y : "-");
+                free(x);
+                free(y);
+                json_t *e;
+                size_t ei;
+                json_array_foreach(json_object_get(rd, "exemplars"), ei, e)
+                {
+                    uint8_t tid[16] = {0};
+                    unhex(json_string_value(json_object_get(e, "traceId")), tid, 16);
+                    NOTE("reference exemplar %zu: shard %u", ei, sn_fleet_span_shard(tid));
+                }
+                for (int m = 0; m < 3; m++)
+                    NOTE("n%d serves %d shards", m + 1, shards_served(m));
+                round = 80;
+            }
+            json_decref(d);
+            json_decref(rd);
+            if (!same)
+                th_sleep_ms(250);
+        }
+        T_OK(same);
+    }
+
+    /* dependencies and dprof's questions: each node's answer is the reference's */
+    int64_t now_ms = th_unix_ms();
+    snprintf(path, sizeof(path), "/api/v2/dependencies?endTs=%" PRId64 "&lookback=3600000",
+             now_ms + 60000);
+    for (int n = 0; n < 3; n++)
+        T_OK(same_as_ref(n, path, path, 20000));
+    json_t *deps = get_port(ref_port, path, &st);
+    T_EQ(json_integer_value(json_object_get(json_array_get(deps, 0), "callCount")), 8);
+    json_decref(deps);
+    static const char *const qs[] = {
+        "longest?service=svc-otlp&limit=5",    "shortest?service=svc-otlp&limit=5",
+        "longest?service=svc-zipkin&limit=20", "operations?step=60",
+        "operations?service=svc-zipkin",
+    };
+    for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+        snprintf(path, sizeof(path), "/ca/traces/%s&start_time=%" PRId64 "&duration=120", qs[k],
+                 sec - 60);
+        for (int n = 0; n < 3; n++)
+            T_OK(same_as_ref(n, path, path, 20000));
+    }
+    for (int i = 0; i < ntr; i += 5) {
+        snprintf(path, sizeof(path), "/ca/traces/%.32s", tr[i].id);
+        for (int n = 0; n < 3; n++)
+            T_OK(same_as_ref(n, path, path, 10000));
+    }
+
+    /* the bus gone: the agent refuses, 503 with Retry-After */
+    T_OK(th_nats_stop_all(&nats) == 0);
+    th_sleep_ms(500);
+    a[0] = new_trace(SVC_C, 2);
+    ob = otlp_body(a, 1, &len);
+    char ra[16] = "";
+    t0 = th_now_ms();
+    st = ob ? post_port(otlp, "/v1/traces", "application/x-protobuf", ob, len, ra, sizeof(ra)) : -1;
+    free(ob);
+    NOTE("a post to the agent with the bus down: %d after %.0f ms, Retry-After %s", st,
+         th_now_ms() - t0, ra);
+    T_EQ(st, 503);
+    T_STR(ra, "1");
+
+    ref_stop();
+    th_fleet_free(&F);
+    th_nats_free(&nats);
+}
+
 int main(int argc, char **argv)
 {
     if (!(sonde = th_sonde_binary(&argc, &argv)))
@@ -705,5 +1072,6 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     t_run("spans", test_spans);
     t_run("nats_server_killed", test_nats_server_killed);
+    t_run("agent_relay", test_agent_relay);
     return t_done();
 }
