@@ -44,9 +44,9 @@ struct sn_instn;
 /* Seconds the base's memory keeps (older seconds are read from its raw records). */
 #define SN_SPAN_BASE_RETENTION 600
 
-/* Starts the base (not in a fleet: fleet/span_past.h there): its dataset, its place in the store (before the server
- * drops what nobody set), its memory refilled from its raw records; spans count in it from
- * now on. Returns 0 or -ENOMEM. */
+/* Starts the base (not in a fleet: fleet/span_past.h there): its dataset, its place in the store
+ * (before the server drops what nobody set), its memory refilled from its raw records; spans count
+ * in it from now on. Returns 0 or -ENOMEM. */
 int sn_span_base_open(struct sn_server *s);
 /* Frees what sn_span_base_open() made (after the store's last write). */
 void sn_span_base_close(struct sn_server *s);
