@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "fleet/names.h"
 #include "fleet/outbox.h"
+#include "fleet/span_past.h"
 #include "fleet/span_relay.h"
 #include "serve/span_metrics.h"
 #include "wire/frame.h"
@@ -44,7 +45,8 @@
 struct want {
     char kvkey[SN_FLEET_SUBJECT_MAX];
     char key[KEY_MAX];
-    json_t *def; /* scoped to --cgroup (sn_fleet_scope_def) */
+    json_t *def;                     /* scoped to --cgroup (sn_fleet_scope_def) */
+    uint32_t retention, granularity; /* the CA definition's (a trace.spans one's past) */
 };
 
 struct want_set {
@@ -73,6 +75,7 @@ struct sn_fleet_agent {
 
     /* spans (--otlp-listen, --zipkin-listen): the relay and its trace.spans instrumentations */
     struct sn_span_relay *relay;
+    struct sn_span_past *past; /* the relay's spans' past (fleet/span_past.h) */
     struct sn_span_metrics *spanm;
 
     /* the outbox and the counters of the data path */
@@ -476,6 +479,9 @@ static bool want_apply(struct sn_fleet_agent *fa, struct want_set *w, kvEntry *e
     }
     snprintf(x->key, sizeof(x->key), "%s", key);
     x->def = def;
+    const json_t *ca = json_object_get(v, "def");
+    x->retention = (uint32_t)json_integer_value(json_object_get(ca, "retention-time"));
+    x->granularity = (uint32_t)json_integer_value(json_object_get(ca, "granularity"));
     json_decref(v);
     return true;
 }
@@ -531,9 +537,12 @@ static bool reconcile(struct sn_fleet_agent *fa, const struct want_set *w)
             inst_stop(fa, in);
         char why[WHY_MAX] = "";
         bool span = sn_span_metrics_handles(x->def);
-        int rc =
-            span ? sn_span_metrics_enable(fa->spanm, x->key, x->def, fa->key_cap, why, sizeof(why))
-                 : sn_agent_enable(fa->agent, x->key, x->def, why, sizeof(why));
+        /* a new trace.spans one: its past from the spans relayed before (fleet/span_past.h) */
+        int rc = span && !in ? sn_span_past_enable(fa->past, x->key, x->def, fa->key_cap,
+                                                   x->retention, x->granularity, why, sizeof(why))
+                 : span      ? sn_span_metrics_enable(fa->spanm, x->key, x->def, fa->key_cap, why,
+                                                      sizeof(why))
+                             : sn_agent_enable(fa->agent, x->key, x->def, why, sizeof(why));
         if (rc == 0)
             sn_log(SN_LOG_INFO, "fleet", "%s enabled", x->key);
         else
@@ -882,7 +891,11 @@ int sn_fleet_agent_open(const struct sn_agent_opts *ao, const struct sn_fleet_ag
             sn_fleet_agent_close(fa);
             return rc;
         }
-        ro.sm = fa->spanm;
+        if ((rc = sn_span_past_open(fa->spanm, fa->link, fa->host, fa->key_cap, &fa->past)) < 0) {
+            sn_fleet_agent_close(fa);
+            return rc;
+        }
+        ro.past = fa->past;
         if ((rc = sn_span_relay_start(&ro, &fa->relay, why, whylen)) < 0) {
             sn_fleet_agent_close(fa);
             return rc;
@@ -928,6 +941,7 @@ void sn_fleet_agent_close(struct sn_fleet_agent *fa)
         json_decref(fa->insts[i].def);
     free(fa->insts);
     sn_outbox_free(fa->ob);
+    sn_span_past_close(fa->past);
     sn_span_metrics_close(fa->spanm);
     free(fa->buf);
     free(fa->cgroup);

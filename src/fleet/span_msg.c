@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/grow.h"
 #include "fleet/names.h"
+#include "fleet/span_past.h"
 #include "serve/span_metrics.h"
 #include "trace/otlp.h"
 
@@ -282,8 +283,46 @@ static int publish_all(struct sn_link *link, struct out_list *l, char *why, size
     return rc;
 }
 
+/* The frames of a request (sn_span_metrics_take()'s callback, its read lock held): the base's
+ * kept in the past, the instrumentations' added to the messages (sent once the lock is gone:
+ * the past is what a fill reads, the bus is not). */
+struct take {
+    struct sn_span_past *past;
+    struct out_list *l;
+    const char *origin;
+    uint64_t nonce;
+    int64_t now;
+    size_t nf;
+    int rc;
+};
+
+static void on_frames(void *arg, const struct sn_wire_frame *fr, size_t n)
+{
+    struct take *x = arg;
+    sn_span_past_add(x->past, fr, n, x->now);
+    for (size_t i = 0; x->rc == 0 && i < n; i++) {
+        char pname[24];
+        if (fr[i].id && strcmp(fr[i].id, SN_SPAN_BASE_KEY) == 0)
+            continue;
+        struct out_msg *m = out_add(x->l);
+        size_t len = sn_wire_frame_len(&fr[i]);
+        snprintf(pname, sizeof(pname), "f%zu", x->nf++);
+        if (!m || !(m->data = malloc(len))) {
+            x->rc = -ENOMEM;
+        } else if (!fr[i].host || !sn_fleet_host_valid(fr[i].host) ||
+                   sn_fleet_frame_subject(fr[i].id, fr[i].host, m->subj, sizeof(m->subj)) < 0 ||
+                   sn_fleet_span_msg_id(x->origin, x->nonce, pname, m->id, sizeof(m->id)) < 0 ||
+                   sn_wire_frame_encode(&fr[i], m->data, len) < 0) {
+            free(m->data); /* a name the bus cannot carry: not sent */
+            x->l->n--;
+        } else {
+            m->len = len;
+        }
+    }
+}
+
 int sn_fleet_spans_send(struct sn_link *link, const char *origin, uint64_t nonce,
-                        const struct sn_span_batch *b, struct sn_span_metrics *sm, int64_t now,
+                        const struct sn_span_batch *b, struct sn_span_past *past, int64_t now,
                         struct sn_span_send_stats *st, char *why, size_t whylen)
 {
     size_t *by = b->n ? malloc(b->n * sizeof(*by)) : NULL;
@@ -370,33 +409,17 @@ int sn_fleet_spans_send(struct sn_link *link, const char *origin, uint64_t nonce
     free(shard_of);
     size_t span_msgs = l.n;
 
-    /* the trace.spans frames these spans make, as the origin's (host: origin) */
-    struct sn_wire_frame *fr = NULL;
-    size_t nf = 0;
-    if (rc == 0 && sm && sn_span_metrics_count(sm) &&
-        sn_span_metrics_frames(sm, b->spans, b->n, origin, now, &fr, &nf) < 0) {
-        rc = -ENOMEM;
+    /* the trace.spans frames these spans make, as the origin's (host: origin): the
+     * instrumentations' onto the bus, the base's into the past (fleet/span_past.h) */
+    struct take x = {past, &l, origin, nonce, now, 0, 0};
+    if (rc == 0 && past &&
+        sn_span_metrics_take(sn_span_past_metrics(past), b->spans, b->n, origin, now, on_frames,
+                             &x) < 0)
+        x.rc = -ENOMEM;
+    if (rc == 0 && x.rc < 0) {
+        rc = x.rc;
         snprintf(why, whylen, "out of memory");
     }
-    for (size_t i = 0; rc == 0 && i < nf; i++) {
-        char pname[24];
-        struct out_msg *m = out_add(&l);
-        size_t len = sn_wire_frame_len(&fr[i]);
-        snprintf(pname, sizeof(pname), "f%zu", i);
-        if (!m || !(m->data = malloc(len))) {
-            rc = -ENOMEM;
-            snprintf(why, whylen, "out of memory");
-        } else if (!fr[i].host || !sn_fleet_host_valid(fr[i].host) ||
-                   sn_fleet_frame_subject(fr[i].id, fr[i].host, m->subj, sizeof(m->subj)) < 0 ||
-                   sn_fleet_span_msg_id(origin, nonce, pname, m->id, sizeof(m->id)) < 0 ||
-                   sn_wire_frame_encode(&fr[i], m->data, len) < 0) {
-            free(m->data); /* a name the bus cannot carry: not sent */
-            l.n--;
-        } else {
-            m->len = len;
-        }
-    }
-    sn_span_metrics_frames_free(fr, nf);
     if (rc == 0 && (rc = publish_all(link, &l, why, whylen)) == 0) {
         st->msgs += span_msgs;
         st->spans += spans;

@@ -11,7 +11,9 @@
  *     a span without a timestamp) in one more attribute, last, that the owner takes off again
  *     (sn_fleet_span_restore());
  *   - the trace.spans frames the spans make (serve/span_metrics.h), the origin as their host,
- *     message ids <origin>.<nonce>.f<i>: span metrics are aggregated like any frames.
+ *     message ids <origin>.<nonce>.f<i>: span metrics are aggregated like any frames. The
+ *     base's frames stay with the publisher (fleet/span_past.h: the past of an instrumentation
+ *     created later).
  */
 #ifndef SN_FLEET_SPAN_MSG_H
 #define SN_FLEET_SPAN_MSG_H
@@ -23,7 +25,7 @@
 #include "trace/span.h"
 #include "wire/frame.h"
 
-struct sn_span_metrics;
+struct sn_span_past;
 
 /* What a send put on the bus (added to). */
 struct sn_span_send_stats {
@@ -33,13 +35,15 @@ struct sn_span_send_stats {
 /*
  * b's spans (borrowed) onto the bus through link, message ids of origin (a node's id or an
  * agent's host) and nonce (unique per request of origin), each message acknowledged before it
- * returns; then, when sm runs instrumentations, the frames they make (host: origin, second of
- * a span without a start: now). 0, or -errno with why: -ENOTCONN (the link is down: refused at
- * once), -EIO/-ETIMEDOUT (the bus did not store a message), -ENOMEM, -EINVAL. On a failure
- * some messages may have been stored (a client's retry is a new request: kept twice).
+ * returns; then, with past (NULL: no span metrics), the frames of the instrumentations its
+ * span metrics run (host: origin, second of a span without a start: now), and the base's kept
+ * in past (sn_span_metrics_take(): counted once should an instrumentation start meanwhile). 0, or
+ * -errno with why: -ENOTCONN (the link is down: refused at once), -EIO/-ETIMEDOUT (the bus did not
+ * store a message), -ENOMEM, -EINVAL. On a failure some messages may have been stored (a client's
+ * retry is a new request: kept twice).
  */
 int sn_fleet_spans_send(struct sn_link *link, const char *origin, uint64_t nonce,
-                        const struct sn_span_batch *b, struct sn_span_metrics *sm, int64_t now,
+                        const struct sn_span_batch *b, struct sn_span_past *past, int64_t now,
                         struct sn_span_send_stats *st, char *why, size_t whylen);
 
 /* Puts one frame on the bus (subject sonde.frames.<inst>.<host>), message id msgid (NULL: the

@@ -21,7 +21,7 @@ struct sn_span_relay {
     struct sn_http *http[2]; /* OTLP's, Zipkin's */
     struct sn_link *link;
     char host[SN_FLEET_HOST_MAX + 1];
-    struct sn_span_metrics *sm;
+    struct sn_span_past *past;
     uint64_t started_ms;
     _Atomic uint64_t nonce, spans, msgs;
     struct sn_span_ingest_counters count;
@@ -33,7 +33,7 @@ static int take(void *arg, const struct sn_span_batch *b, char *why, size_t whyl
     struct sn_span_relay *r = arg;
     uint64_t nonce = r->started_ms * 1000000ULL + atomic_fetch_add(&r->nonce, 1);
     struct sn_span_send_stats st = {0};
-    int rc = sn_fleet_spans_send(r->link, r->host, nonce, b, r->sm, sn_now(), &st, why, whylen);
+    int rc = sn_fleet_spans_send(r->link, r->host, nonce, b, r->past, sn_now(), &st, why, whylen);
     atomic_fetch_add(&r->msgs, st.msgs);
     atomic_fetch_add(&r->spans, st.spans);
     return rc;
@@ -99,7 +99,7 @@ int sn_span_relay_start(const struct sn_span_relay_opts *o, struct sn_span_relay
     if (!r)
         return -ENOMEM;
     r->link = o->link;
-    r->sm = o->sm;
+    r->past = o->past;
     r->started_ms = (uint64_t)sn_now_ms();
     snprintf(r->host, sizeof(r->host), "%s", o->host);
     const char *addr[2] = {o->otlp_listen, o->zipkin_listen};

@@ -25,14 +25,15 @@
 #define SN_SPAN_RELAY_ZIPKIN_DEFAULT "127.0.0.1:9411"
 
 struct sn_span_relay; /* opaque */
-struct sn_span_metrics;
+struct sn_span_past;
 
 struct sn_span_relay_opts {
-    const char *otlp_listen;    /* NULL: no OTLP listener */
-    const char *zipkin_listen;  /* NULL: no Zipkin listener */
-    struct sn_link *link;       /* borrowed while open */
-    const char *host;           /* the agent's host: message ids' origin, frames' source */
-    struct sn_span_metrics *sm; /* the trace.spans instrumentations to run (borrowed) */
+    const char *otlp_listen;   /* NULL: no OTLP listener */
+    const char *zipkin_listen; /* NULL: no Zipkin listener */
+    struct sn_link *link;      /* borrowed while open */
+    const char *host;          /* the agent's host: message ids' origin, frames' source */
+    struct sn_span_past *past; /* the trace.spans instrumentations to run, the base's past
+                                  (fleet/span_past.h; borrowed) */
 };
 
 /* Listens (0, or -errno with why: an address taken or bad). */

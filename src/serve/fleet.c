@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "fleet/names.h"
 #include "fleet/span_msg.h"
+#include "fleet/span_past.h"
 #include "fleet/rendezvous.h"
 #include "store/tiers.h"
 #include "serve/fleet.h"
@@ -157,10 +158,14 @@ static void on_def(struct sn_fleet *f, kvEntry *e)
             sn_log(SN_LOG_WARN, "fleet", "%s: refused: %s", k, why);
         } else {
             atomic_fetch_add(&f->defs_applied, 1);
-            /* trace.spans: every node counts the spans it takes (serve/fleet_spans.c) */
-            if (f->s->spanm && json_is_object(agent) && sn_span_metrics_handles(agent) &&
-                sn_span_metrics_enable(f->s->spanm, inst, agent, f->s->key_cap, why, sizeof(why)) <
-                    0)
+            /* trace.spans: every node counts the spans it takes (serve/fleet_spans.c), a new
+             * one from its past of them (fleet/span_past.h) */
+            if (f->span_past && json_is_object(agent) && sn_span_metrics_handles(agent) &&
+                sn_span_past_enable(
+                    f->span_past, inst, agent, f->s->key_cap,
+                    (uint32_t)json_integer_value(json_object_get(def, "retention-time")),
+                    (uint32_t)json_integer_value(json_object_get(def, "granularity")), why,
+                    sizeof(why)) < 0)
                 sn_log(SN_LOG_WARN, "fleet", "%s: span metrics refused: %s", k, why);
         }
     }
@@ -1139,6 +1144,9 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
         goto fail;
     }
     share_tenants(f);
+    if (s->spanm &&
+        (rc = sn_span_past_open(s->spanm, f->link, f->id, s->key_cap, &f->span_past)) < 0)
+        goto fail;
     s->fleet = f; /* creates from now on claim their ids in the bucket */
     if ((rc = load_defs(f, true, why, whylen)) < 0)
         goto fail;
@@ -1242,6 +1250,7 @@ void sn_fleet_close(struct sn_fleet *f)
         json_decref(f->m[i].v);
     free(f->m);
     sn_fleet_history_fini(f);
+    sn_span_past_close(f->span_past);
     pthread_cond_destroy(&f->jobs_cv);
     pthread_cond_destroy(&f->beat_cv);
     pthread_cond_destroy(&f->cv);

@@ -125,6 +125,8 @@ struct sn_fleet {
     natsSubscription **spans_grave; /* lost consumers' subscriptions, destroyed at close (mu) */
     size_t spans_ngrave, spans_ngrave_cap;
     _Atomic uint64_t span_nonce; /* requests published from here */
+    /* the spans taken here: the past of trace.spans instrumentations (fleet/span_past.h) */
+    struct sn_span_past *span_past;
     _Atomic uint64_t spans_in, spans_bad, spans_foreign, spans_published, span_msgs;
 
     _Atomic uint64_t frames, batches, redelivered, frames_late, frames_bad, frames_foreign, replays,

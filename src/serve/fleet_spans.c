@@ -473,7 +473,8 @@ int sn_fleet_publish_spans(struct sn_fleet *f, const struct sn_span_batch *b, ch
 {
     uint64_t nonce = (uint64_t)f->started_ms * 1000000ULL + atomic_fetch_add(&f->span_nonce, 1);
     struct sn_span_send_stats st = {0};
-    int rc = sn_fleet_spans_send(f->link, f->id, nonce, b, f->s->spanm, sn_now(), &st, why, whylen);
+    int rc =
+        sn_fleet_spans_send(f->link, f->id, nonce, b, f->span_past, sn_now(), &st, why, whylen);
     atomic_fetch_add(&f->span_msgs, st.msgs);
     atomic_fetch_add(&f->spans_published, st.spans);
     return rc;

@@ -24,8 +24,9 @@
  *     the base's records of that tier re-aggregated (sn_span_base_view()): its own records
  *     answer from its creation (rounded up to the tier's period, so that no period is half its
  *     own) on.
- * In a fleet there is no base yet (a node's own spans are not the fleet's): instrumentations
- * count from their creation.
+ * In a fleet there is no base in the store (a node's own spans are not the fleet's): each
+ * publisher keeps its own base in memory and fills a new instrumentation's retention from it
+ * (fleet/span_past.h).
  */
 #ifndef SN_SERVE_SPAN_BASE_H
 #define SN_SERVE_SPAN_BASE_H
@@ -43,9 +44,9 @@ struct sn_instn;
 /* Seconds the base's memory keeps (older seconds are read from its raw records). */
 #define SN_SPAN_BASE_RETENTION 600
 
-/* Starts the base (not in a fleet): its dataset, its place in the store (before the server
- * drops what nobody set), its memory refilled from its raw records; spans count in it from
- * now on. Returns 0 or -ENOMEM. */
+/* Starts the base (not in a fleet: fleet/span_past.h there): its dataset, its place in the store
+ * (before the server drops what nobody set), its memory refilled from its raw records; spans count
+ * in it from now on. Returns 0 or -ENOMEM. */
 int sn_span_base_open(struct sn_server *s);
 /* Frees what sn_span_base_open() made (after the store's last write). */
 void sn_span_base_close(struct sn_server *s);

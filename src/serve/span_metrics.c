@@ -417,15 +417,6 @@ static int frames_locked(struct sn_span_metrics *sm, const struct sn_span *spans
     return rc;
 }
 
-int sn_span_metrics_frames(struct sn_span_metrics *sm, const struct sn_span *spans, size_t n,
-                           const char *host, int64_t now, struct sn_wire_frame **out, size_t *nout)
-{
-    pthread_rwlock_rdlock(&sm->lock);
-    int rc = frames_locked(sm, spans, n, host, now, false, out, nout);
-    pthread_rwlock_unlock(&sm->lock);
-    return rc;
-}
-
 void sn_span_metrics_base_on(struct sn_span_metrics *sm)
 {
     pthread_rwlock_wrlock(&sm->lock);

@@ -85,20 +85,17 @@ bool sn_span_metrics_has(struct sn_span_metrics *sm, const char *key);
 /* How many instrumentations run. */
 size_t sn_span_metrics_count(struct sn_span_metrics *sm);
 
-/* The frames spans[0..n) make for every instrumentation running (host: this server's name,
- * the frames' source; the host field of a span without a host.name attribute), into *out (a
- * new array of *nout frames: sn_span_metrics_frames_free()). now: Unix seconds, the second of
- * a span without a start. Returns 0 or -ENOMEM. */
-int sn_span_metrics_frames(struct sn_span_metrics *sm, const struct sn_span *spans, size_t n,
-                           const char *host, int64_t now, struct sn_wire_frame **out, size_t *nout);
+/* Frees frames f[0..n) and the array (sn_span_metrics_rekey()'s, built into one). */
 void sn_span_metrics_frames_free(struct sn_wire_frame *f, size_t n);
 
 /* Counts spans from now on in the base too (sn_span_metrics_take()). */
 void sn_span_metrics_base_on(struct sn_span_metrics *sm);
-/* The frames spans[0..n) make, as sn_span_metrics_frames(), and with the base on the base's
- * (numeric by key, id SN_SPAN_BASE_KEY; the keys past a second's key cap are the dataset's to
- * fold into "other"), handed to publish(arg, f, nf) (borrowed for the call) while the read
- * lock is held. Returns 0, or -ENOMEM (nothing published). */
+/* The frames spans[0..n) make for every instrumentation running (host: this server's name or
+ * the publisher's, the frames' source; the host field of a span without a host.name
+ * attribute; now: Unix seconds, the second of a span without a start), and with the base on
+ * the base's (numeric by key, id SN_SPAN_BASE_KEY; the keys past a second's key cap are the
+ * dataset's to fold into "other"), handed to publish(arg, f, nf) (borrowed for the call)
+ * while the read lock is held. Returns 0, or -ENOMEM (nothing published). */
 typedef void (*sn_span_publish_fn)(void *arg, const struct sn_wire_frame *f, size_t n);
 int sn_span_metrics_take(struct sn_span_metrics *sm, const struct sn_span *spans, size_t n,
                          const char *host, int64_t now, sn_span_publish_fn publish, void *arg);

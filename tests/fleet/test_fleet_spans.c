@@ -28,6 +28,12 @@
  * dependencies, /ca/traces/longest|shortest|operations|ID and the cell's exemplars on every
  * node equal the reference's; the bus stopped: the agent answers 503 with Retry-After.
  *
+ * And past: 2 nodes and an agent relay; spans posted to both nodes and to the agent before any
+ * trace.spans instrumentation exists, then one (by service) created while spans keep coming to
+ * n2: its raw values for the seconds before it existed are the sum of what every publisher took
+ * (each node's and the agent's own past, fleet/span_past.h), and every span, before, during
+ * and after the creation, counts once.
+ *
  * Every wait is bounded in count and time; what is started is stopped by its PID.
  */
 #include <errno.h>
@@ -36,6 +42,7 @@
 #include <sys/wait.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -442,18 +449,19 @@ static bool wait_shards(const int *nodes, int n, int want, int limit_ms)
     return false;
 }
 
-/* The spans counted by the instrumentation id on node over the last 2 minutes, by service. */
-static bool counts_are(int node, const char *id, const char *const *svc, const int *want, int n,
-                       int limit_ms)
+/* The spans counted by the instrumentation id on node in [start, start + duration) (start 0:
+ * the last 2 minutes), by service. */
+static bool counts_in(int node, const char *id, int64_t start, int duration, const char *const *svc,
+                      const int *want, int n, int limit_ms)
 {
     double end = th_now_ms() + limit_ms;
     char got[512] = "";
     for (int round = 0; round < 200; round++) {
         int st = 0;
-        int64_t start = th_unix_ms() / 1000 - 120;
+        int64_t from = start ? start : th_unix_ms() / 1000 - 120;
         json_t *j =
-            get(node, &st, "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=118",
-                id, start);
+            get(node, &st, "/ca/instrumentations/%s/value/raw?start_time=%" PRId64 "&duration=%d",
+                id, from, start ? duration : 118);
         json_t *v = json_object_get(j, "value");
         bool same = st == 200 && json_is_object(v) && (int)json_object_size(v) == n;
         for (int i = 0; same && i < n; i++)
@@ -470,6 +478,12 @@ static bool counts_are(int node, const char *id, const char *const *svc, const i
     }
     NOTE("n%d: trace.spans counts %s", node + 1, got);
     return false;
+}
+
+static bool counts_are(int node, const char *id, const char *const *svc, const int *want, int n,
+                       int limit_ms)
+{
+    return counts_in(node, id, 0, 0, svc, want, n, limit_ms);
 }
 
 static void test_spans(void)
@@ -1100,6 +1114,124 @@ static void test_agent_relay(void)
     th_nats_free(&nats);
 }
 
+/* Requests posted to a node from a thread while the main one creates an instrumentation. */
+struct poster {
+    int node, n;
+    unsigned char *body[32];
+    size_t len[32];
+    int ok;
+};
+
+static void *poster_main(void *arg)
+{
+    struct poster *p = arg;
+    for (int i = 0; i < p->n; i++) {
+        if (post(p->node, "/v1/traces", "application/x-protobuf", p->body[i], p->len[i], NULL, 0) ==
+            200)
+            p->ok++;
+        th_sleep_ms(100);
+    }
+    return NULL;
+}
+
+static void test_past(void)
+{
+    struct xtrace *a[MAXTR];
+    char id[32] = "";
+    int st = 0;
+
+    t_seed(1207);
+    ntr = 0;
+    memset(&nats, 0, sizeof(nats));
+    T_REQUIRE(th_nats_start(&nats, 1, 0) == 0);
+    T_REQUIRE(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0);
+    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
+    T_REQUIRE(th_node_start(&F, "n1", NULL, NULL) == 0);
+    T_REQUIRE(th_node_start(&F, "n2", NULL, NULL) == 1);
+    for (int i = 0; i < 2; i++)
+        T_REQUIRE(th_node_wait_members(&F, i, 2, 0, 20000) >= 0);
+    int h = th_host_add_uncontained(&F, "ag1");
+    T_REQUIRE(h >= 0);
+    const char *extra[] = {"--otlp-listen", "127.0.0.1:0", NULL};
+    T_REQUIRE(th_host_agent_start(&F, h, extra) == 0);
+    int otlp = wait_number(F.h[h].log, "OTLP/HTTP on 127.0.0.1:0 (port ", 30000);
+    T_REQUIRE(otlp > 0);
+    T_REQUIRE(th_node_wait_members(&F, 0, 2, 1, 20000) >= 0);
+
+    /* before any instrumentation: second sec to n1 (A), n2 (A, B) and the agent (A, B) */
+    int64_t sec = th_unix_ms() / 1000 - 3;
+    for (int i = 0; i < 10; i++)
+        timed(a[i] = new_trace(SVC_A, 3), sec, i);
+    T_EQ(post_otlp(0, a, 10), 200);
+    for (int i = 0; i < 4; i++)
+        timed(a[i] = new_trace(SVC_A, 2), sec, 10 + i);
+    for (int i = 4; i < 10; i++)
+        timed(a[i] = new_trace(SVC_B, 3), sec, 10 + i);
+    T_EQ(post_otlp(1, a, 10), 200);
+    for (int i = 0; i < 5; i++)
+        timed(a[i] = new_trace(i < 3 ? SVC_A : SVC_B, 2), sec, 30 + i);
+    size_t len;
+    unsigned char *ob = otlp_body(a, 5, &len);
+    T_REQUIRE(ob != NULL);
+    T_EQ(post_port(otlp, "/v1/traces", "application/x-protobuf", ob, len, NULL, 0), 200);
+    free(ob);
+    /* A: 30 + 8 + 6, B: 18 + 4 */
+    const int before_a = 30 + 8 + 6, before_b = 18 + 4;
+
+    /* spans to n2 while the instrumentation is created (20 requests of a trace of 2 spans
+     * of service C, 100 ms apart: before, during and after each node's switch to live) */
+    static struct poster p;
+    memset(&p, 0, sizeof(p));
+    p.node = 1;
+    p.n = 20;
+    for (int i = 0; i < p.n; i++) {
+        a[0] = new_trace(SVC_C, 2);
+        T_REQUIRE((p.body[i] = otlp_body(a, 1, &p.len[i])) != NULL);
+    }
+    pthread_t th;
+    T_REQUIRE(pthread_create(&th, NULL, poster_main, &p) == 0);
+    th_sleep_ms(300);
+    json_t *c = th_node_jreq(&F, 0, "POST", "/ca/instrumentations",
+                             "{\"module\":\"trace\",\"stat\":\"spans\",\"decomposition\":"
+                             "[\"service\"]}",
+                             &st);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(c, "id")) ?: "");
+    json_decref(c);
+    T_OK(st == 201 || st == 200);
+    pthread_join(th, NULL);
+    for (int i = 0; i < p.n; i++)
+        free(p.body[i]);
+    T_EQ(p.ok, p.n);
+    T_REQUIRE(id[0]);
+    int hosts[] = {h};
+    T_REQUIRE(th_wait_running(&F, 0, id, hosts, 1, 20000) >= 0);
+
+    /* after: to n1 and the agent */
+    for (int i = 0; i < 3; i++)
+        a[i] = new_trace(SVC_B, 2);
+    T_EQ(post_otlp(0, a, 3), 200);
+    for (int i = 0; i < 2; i++)
+        a[i] = new_trace(SVC_A, 1);
+    ob = otlp_body(a, 2, &len);
+    T_REQUIRE(ob != NULL);
+    T_EQ(post_port(otlp, "/v1/traces", "application/x-protobuf", ob, len, NULL, 0), 200);
+    free(ob);
+
+    /* the second before it existed: every publisher's spans, once, from either node */
+    const char *svab[] = {SVC_A, SVC_B};
+    const int want_sec[] = {before_a, before_b};
+    for (int n = 0; n < 2; n++)
+        T_OK(counts_in(n, id, sec, 1, svab, want_sec, 2, 20000));
+    /* and the whole: before, during and after, once */
+    const char *svcs[] = {SVC_A, SVC_B, SVC_C};
+    const int want[] = {before_a + 2, before_b + 6, 2 * 20};
+    for (int n = 0; n < 2; n++)
+        T_OK(counts_are(n, id, svcs, want, 3, 20000));
+
+    th_fleet_free(&F);
+    th_nats_free(&nats);
+}
+
 int main(int argc, char **argv)
 {
     if (!(sonde = th_sonde_binary(&argc, &argv)))
@@ -1109,5 +1241,6 @@ int main(int argc, char **argv)
     t_run("spans", test_spans);
     t_run("nats_server_killed", test_nats_server_killed);
     t_run("agent_relay", test_agent_relay);
+    t_run("past", test_past);
     return t_done();
 }
