@@ -138,9 +138,9 @@ struct tabs {
 
 /* A slot of the open-addressing arrays: the item's index + 1 in the low half (0: empty), the
  * high half of its hash in the high one, so that a probe past another item does not read it. */
-#define SLOT(h, i)  (((h) & 0xffffffff00000000ULL) | ((uint64_t)(i) + 1))
-#define SLOT_I(x)   ((uint32_t)(x) - 1)
-#define SLOT_HI(x)  ((x) >> 32)
+#define SLOT(h, i) (((h)&0xffffffff00000000ULL) | ((uint64_t)(i) + 1))
+#define SLOT_I(x)  ((uint32_t)(x)-1)
+#define SLOT_HI(x) ((x) >> 32)
 
 /* Grows an open-addressing slot array to twice its size when n + 1 passes half of it. */
 static bool rehash(uint64_t **slot, size_t *cap, size_t n, const void *items, size_t isize,
