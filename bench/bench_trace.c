@@ -992,7 +992,11 @@ int main(void)
                 wrong, nids, TRACE_LEN, sr.n);
 
     /* ---- query: Zipkin's /api/v2/traces ----------------------------------------------------- */
-    char aq[64] = "http.status_code=500";
+    /* the status code under the key each profile's data has it */
+    char aq[64], aq_what[96];
+    snprintf(aq, sizeof(aq), "%s=500",
+             issue_data ? "http.response.status_code" : "http.status_code");
+    snprintf(aq_what, sizeof(aq_what), "+ annotationQuery %s", aq);
     struct {
         const char *what;
         struct sn_trace_query q;
@@ -1001,7 +1005,7 @@ int main(void)
         {"+ spanName (one route)",
          {.service = "checkout", .span_name = "post /api/checkout/orders/{id}"}},
         {"+ minDuration=100ms", {.service = "checkout", .min_us = 100000}},
-        {"+ annotationQuery http.status_code=500", {.service = "checkout"}},
+        {aq_what, {.service = "checkout"}},
     };
     if ((rc = sn_trace_query_terms(&kinds[3].q, aq)) < 0)
         die("sn_trace_query_terms", rc);
