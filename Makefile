@@ -11,7 +11,8 @@
 #   make bench-store  the LMDB store: commits per second, a day's read, sizes, rollups
 #                     (STORE_SECONDS=60 simulated), and a week's heatmap over HTTP
 #   make bench-trace  the span store: OTLP ingest per CPU-second, bytes per span, a trace by id
-#                     and Zipkin's trace search, each against its baseline (TRACE_SPANS=1000000)
+#                     and Zipkin's trace search, each against its baseline (TRACE_SPANS=1000000),
+#                     on the heavy data profile then the issue's (TRACE_DATA, bench/bench_trace.c)
 #   make bench-fleet  `sonde serve --nats` nodes under a load generator on the fleet's protocol:
 #                     CPU per 1,000 frames/s, publish to ack, event to API, failover, rebuild,
 #                     and baselines (NATS alone, one server without NATS) (FLEET_SECONDS=60
@@ -82,7 +83,8 @@ bench-store: build
 
 TRACE_SPANS ?= 1000000
 bench-trace: build
-	TRACE_SPANS=$(TRACE_SPANS) ./build/bench/bench_trace
+	TRACE_SPANS=$(TRACE_SPANS) TRACE_DATA=heavy ./build/bench/bench_trace
+	TRACE_SPANS=$(TRACE_SPANS) TRACE_DATA=issue ./build/bench/bench_trace
 
 FLEET_SECONDS ?= 60
 bench-fleet: build

@@ -768,10 +768,20 @@ static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *
     struct sn_span_kv dummy;
     double x;
 
-    while ((rc = pb_next(d, &r, &M_ANY, &f, &v)) > 0)
-        which = f, last = v;
-    if (rc < 0)
-        return rc;
+    struct sn_pb q;
+    if (n >= 2 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 2 == n) {
+        which = 1; /* the usual shapes read at once: a string_value under 128 bytes alone */
+        last.p = p + 2;
+        last.n = p[1];
+    } else if (n >= 2 && p[0] == 0x18 &&
+               (q = sn_pb_of(p + 1, n - 1), sn_pb_varint(&q, &last.u)) == 0 && q.p == q.end) {
+        which = 3; /* or an int_value alone */
+    } else {
+        while ((rc = pb_next(d, &r, &M_ANY, &f, &v)) > 0)
+            which = f, last = v;
+        if (rc < 0)
+            return rc;
+    }
     if (!a) {
         attr_init(&dummy);
         a = &dummy;
@@ -810,14 +820,23 @@ static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a
     int rc;
     const uint8_t *key = NULL, *val = NULL;
     size_t klen = 0, vlen = 0;
-    while ((rc = pb_next(d, &r, &M_KV, &f, &v)) > 0) {
-        if (f == 1)
-            key = v.p, klen = v.n;
-        else
-            val = v.p, vlen = v.n;
+    if (n >= 4 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 4 <= n && p[p[1] + 2] == 0x12 &&
+        p[p[1] + 3] < 0x80 && (size_t)p[1] + 4 + p[p[1] + 3] == n) {
+        /* the usual shape read at once: a key, then a value, each under 128 bytes */
+        key = p + 2;
+        klen = p[1];
+        val = p + klen + 4;
+        vlen = p[klen + 3];
+    } else {
+        while ((rc = pb_next(d, &r, &M_KV, &f, &v)) > 0) {
+            if (f == 1)
+                key = v.p, klen = v.n;
+            else
+                val = v.p, vlen = v.n;
+        }
+        if (rc < 0)
+            return rc;
     }
-    if (rc < 0)
-        return rc;
     struct key k = {key ? (const char *)key : "", klen};
     if (a) {
         attr_init(a);

@@ -176,8 +176,8 @@ const char *sn_span_status_name(int status)
 
 const struct sn_span_kv *sn_span_attr(const struct sn_span_kv *a, uint32_t n, const char *key)
 {
-    for (uint32_t i = 0; i < n; i++)
-        if (strcmp(a[i].key, key) == 0)
+    for (uint32_t i = 0; i < n; i++) /* the first byte first: most keys differ there */
+        if (a[i].key[0] == key[0] && strcmp(a[i].key, key) == 0)
             return &a[i];
     return NULL;
 }

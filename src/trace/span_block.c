@@ -126,7 +126,7 @@ struct tabs {
     size_t nk, capk;
     struct tval *v;
     size_t nv, capv;
-    uint32_t *kslot, *vslot; /* index + 1; 0 empty */
+    uint64_t *kslot, *vslot; /* SLOT()s; 0 empty */
     const char *pc[256];     /* strings met lately by their pointer (decoders share copies) */
     uint32_t pci[256];       /* and their index */
     size_t kcap, vcap;
@@ -136,14 +136,20 @@ struct tabs {
     bool oom;
 };
 
+/* A slot of the open-addressing arrays: the item's index + 1 in the low half (0: empty), the
+ * high half of its hash in the high one, so that a probe past another item does not read it. */
+#define SLOT(h, i) (((h)&0xffffffff00000000ULL) | ((uint64_t)(i) + 1))
+#define SLOT_I(x)  ((uint32_t)(x)-1)
+#define SLOT_HI(x) ((x) >> 32)
+
 /* Grows an open-addressing slot array to twice its size when n + 1 passes half of it. */
-static bool rehash(uint32_t **slot, size_t *cap, size_t n, const void *items, size_t isize,
+static bool rehash(uint64_t **slot, size_t *cap, size_t n, const void *items, size_t isize,
                    size_t hoff)
 {
     if ((n + 1) * 2 <= *cap)
         return true;
     size_t ncap = *cap ? *cap * 2 : 256;
-    uint32_t *ns = calloc(ncap, sizeof(*ns));
+    uint64_t *ns = calloc(ncap, sizeof(*ns));
     if (!ns)
         return false;
     for (size_t i = 0; i < n; i++) {
@@ -152,7 +158,7 @@ static bool rehash(uint32_t **slot, size_t *cap, size_t n, const void *items, si
         size_t j = (size_t)(h >> 17) & (ncap - 1);
         while (ns[j])
             j = (j + 1) & (ncap - 1);
-        ns[j] = (uint32_t)i + 1;
+        ns[j] = SLOT(h, i);
     }
     free(*slot);
     *slot = ns;
@@ -187,11 +193,13 @@ static uint32_t key_find(struct tabs *t, const char *key, bool span)
         return 0;
     }
     size_t j = (size_t)(h >> 17) & (t->kcap - 1);
-    for (; t->kslot[j]; j = (j + 1) & (t->kcap - 1)) {
-        struct tkey *k = &t->k[t->kslot[j] - 1];
+    for (uint64_t x; (x = t->kslot[j]); j = (j + 1) & (t->kcap - 1)) {
+        if (SLOT_HI(x) != h >> 32)
+            continue;
+        struct tkey *k = &t->k[SLOT_I(x)];
         if (k->h == h && k->len == len && memcmp(k->s, key, len) == 0) {
             k->span |= span;
-            return t->kslot[j] - 1;
+            return SLOT_I(x);
         }
     }
     struct tkey *nk = sn_grow(t->k, &t->capk, t->nk + 1, sizeof(*nk));
@@ -201,8 +209,8 @@ static uint32_t key_find(struct tabs *t, const char *key, bool span)
     }
     t->k = nk;
     nk[t->nk] = (struct tkey){key, len, h, span, 0, 0};
-    t->kslot[j] = (uint32_t)++t->nk;
-    return (uint32_t)t->nk - 1;
+    t->kslot[j] = SLOT(h, t->nk);
+    return (uint32_t)t->nk++;
 }
 
 static uint32_t val_index(struct tabs *t, const struct sn_span_kv *a, bool span)
@@ -216,12 +224,14 @@ static uint32_t val_index(struct tabs *t, const struct sn_span_kv *a, bool span)
         return 0;
     }
     size_t j = (size_t)(h >> 17) & (t->vcap - 1);
-    for (; t->vslot[j]; j = (j + 1) & (t->vcap - 1)) {
-        struct tval *v = &t->v[t->vslot[j] - 1];
+    for (uint64_t x; (x = t->vslot[j]); j = (j + 1) & (t->vcap - 1)) {
+        if (SLOT_HI(x) != h >> 32)
+            continue;
+        struct tval *v = &t->v[SLOT_I(x)];
         if (v->h == h && v->key == key && v->type == a->type && v->vlen == a->vlen &&
             memcmp(v->val, a->val, a->vlen) == 0) {
             v->span |= span;
-            return t->vslot[j] - 1;
+            return SLOT_I(x);
         }
     }
     struct tval *nv = sn_grow(t->v, &t->capv, t->nv + 1, sizeof(*nv));
@@ -231,8 +241,8 @@ static uint32_t val_index(struct tabs *t, const struct sn_span_kv *a, bool span)
     }
     t->v = nv;
     nv[t->nv] = (struct tval){key, a->type, a->val, a->vlen, h, span, t->k[key].nvals++};
-    t->vslot[j] = (uint32_t)++t->nv;
-    return (uint32_t)t->nv - 1;
+    t->vslot[j] = SLOT(h, t->nv);
+    return (uint32_t)t->nv++;
 }
 
 static void tabs_fini(struct tabs *t)
