@@ -6,7 +6,7 @@
  *
  *   h = FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over the bytes of
  *       key, one NUL byte, then the bytes of id;
- *   weight = fmix64(h), MurmurHash3's 64-bit finalizer:
+ *   weight = sn_mix64(h), MurmurHash3's 64-bit finalizer:
  *       h ^= h >> 33; h *= 0xff51afd7ed558ccd; h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53;
  *       h ^= h >> 33.
  *
@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "fleet/rendezvous.h"
+#include "core/mix.h"
 
 #define FNV_BASIS 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
@@ -34,21 +35,11 @@ static uint64_t fnv1a(uint64_t h, const char *s)
     return h;
 }
 
-static uint64_t fmix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 uint64_t sn_hrw_weight(const char *key, const char *id)
 {
     uint64_t h = fnv1a(FNV_BASIS, key ? key : "");
     h = (h ^ 0) * FNV_PRIME; /* the NUL between them */
-    return fmix64(fnv1a(h, id ? id : ""));
+    return sn_mix64(fnv1a(h, id ? id : ""));
 }
 
 static const char *zone_of(const struct sn_hrw_node *n)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mix.h"
+
 #define MINUTE_US   60000000u
 #define MAX_NAME_ID ((1u << 28) - 1)
 
@@ -263,16 +265,6 @@ int sn_index_decode(const void *buf, size_t len, struct sn_index_ent *out)
 
 /* ---- Blooms --------------------------------------------------------------------------------- */
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 /* 8 bytes at a time, little-endian whatever the machine, so that a filter means the same on
  * every one */
 static uint64_t load64(const unsigned char *p)
@@ -296,7 +288,7 @@ static uint64_t hash_bytes(const char *s, size_t n, uint64_t seed)
     uint64_t w = 0;
     for (size_t i = n; i-- > 0;)
         w = w << 8 | p[i];
-    return mix(h ^ w);
+    return sn_mix64(h ^ w);
 }
 
 uint64_t sn_tag_hash(const char *key, size_t klen, const char *value, size_t vlen, bool pair)
@@ -309,7 +301,7 @@ uint64_t sn_tag_hash(const char *key, size_t klen, const char *value, size_t vle
 
 uint64_t sn_tag_hash_pair(uint64_t key_hash, const char *value, size_t vlen)
 {
-    uint64_t h = mix(key_hash ^ hash_bytes(value, vlen, 0x7061697273ULL));
+    uint64_t h = sn_mix64(key_hash ^ hash_bytes(value, vlen, 0x7061697273ULL));
     return h ? h : 1;
 }
 
