@@ -72,6 +72,27 @@ static struct th_fleet F;
         t_note(__VA_ARGS__);                                                                       \
     } while (0)
 
+/* NATS (nservers servers: a JetStream cluster past 1) and a fleet of nnodes nodes n1..nN, each
+ * seeing all of them as members. Returns whether all of it is up (what failed is reported). */
+static bool fleet_up(int nservers, int nnodes)
+{
+    memset(&nats, 0, sizeof(nats));
+    if (!T_OK(th_nats_start(&nats, nservers, 0) == 0) ||
+        !T_OK(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0))
+        return false;
+    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
+    for (int i = 0; i < nnodes; i++) {
+        char nid[8];
+        snprintf(nid, sizeof(nid), "n%d", i + 1);
+        if (!T_OK(th_node_start(&F, nid, NULL, NULL) == i))
+            return false;
+    }
+    for (int i = 0; i < nnodes; i++)
+        if (!T_OK(th_node_wait_members(&F, i, nnodes, 0, 20000) >= 0))
+            return false;
+    return true;
+}
+
 /* ---- what is posted, and what must come back ---- */
 
 #define MAXTR   64
@@ -493,14 +514,7 @@ static void test_spans(void)
     int st = 0;
 
     t_seed(20261207);
-    memset(&nats, 0, sizeof(nats));
-    T_REQUIRE(th_nats_start(&nats, 1, 0) == 0);
-    T_REQUIRE(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0);
-    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
-    T_REQUIRE(th_node_start(&F, "n1", NULL, NULL) == 0);
-    T_REQUIRE(th_node_start(&F, "n2", NULL, NULL) == 1);
-    T_REQUIRE(th_node_wait_members(&F, 0, 2, 0, 20000) >= 0);
-    T_REQUIRE(th_node_wait_members(&F, 1, 2, 0, 20000) >= 0);
+    T_REQUIRE(fleet_up(1, 2));
     /* with 2 nodes each owns every shard (2 owners each) */
     const int n12[] = {0, 1};
     T_REQUIRE(wait_shards(n12, 2, SN_FLEET_SPAN_SHARDS, 20000));
@@ -680,14 +694,7 @@ static void test_nats_server_killed(void)
 
     t_seed(7);
     ntr = 0;
-    memset(&nats, 0, sizeof(nats));
-    T_REQUIRE(th_nats_start(&nats, 3, 0) == 0);
-    T_REQUIRE(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0);
-    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
-    T_REQUIRE(th_node_start(&F, "n1", NULL, NULL) == 0);
-    T_REQUIRE(th_node_start(&F, "n2", NULL, NULL) == 1);
-    T_REQUIRE(th_node_wait_members(&F, 0, 2, 0, 20000) >= 0);
-    T_REQUIRE(th_node_wait_members(&F, 1, 2, 0, 20000) >= 0);
+    T_REQUIRE(fleet_up(3, 2));
     const int n12[] = {0, 1};
     T_REQUIRE(wait_shards(n12, 2, SN_FLEET_SPAN_SHARDS, 20000));
 
@@ -881,18 +888,8 @@ static void test_agent_relay(void)
 
     t_seed(16);
     ntr = 0;
-    memset(&nats, 0, sizeof(nats));
-    T_REQUIRE(th_nats_start(&nats, 1, 0) == 0);
-    T_REQUIRE(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0);
-    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
+    T_REQUIRE(fleet_up(1, 3));
     T_REQUIRE(ref_start() == 0);
-    for (int i = 0; i < 3; i++) {
-        char nid[8];
-        snprintf(nid, sizeof(nid), "n%d", i + 1);
-        T_REQUIRE(th_node_start(&F, nid, NULL, NULL) == i);
-    }
-    for (int i = 0; i < 3; i++)
-        T_REQUIRE(th_node_wait_members(&F, i, 3, 0, 20000) >= 0);
     int h = th_host_add_uncontained(&F, "ag1");
     T_REQUIRE(h >= 0);
     const char *extra[] = {"--otlp-listen", "127.0.0.1:0", "--zipkin-listen=127.0.0.1:0", NULL};
@@ -1142,14 +1139,7 @@ static void test_past(void)
 
     t_seed(1207);
     ntr = 0;
-    memset(&nats, 0, sizeof(nats));
-    T_REQUIRE(th_nats_start(&nats, 1, 0) == 0);
-    T_REQUIRE(th_fleet_init(&F, sonde, th_nats_url(&nats)) == 0);
-    NOTE("fleet in %s, NATS in %s", F.dir, nats.dir);
-    T_REQUIRE(th_node_start(&F, "n1", NULL, NULL) == 0);
-    T_REQUIRE(th_node_start(&F, "n2", NULL, NULL) == 1);
-    for (int i = 0; i < 2; i++)
-        T_REQUIRE(th_node_wait_members(&F, i, 2, 0, 20000) >= 0);
+    T_REQUIRE(fleet_up(1, 2));
     int h = th_host_add_uncontained(&F, "ag1");
     T_REQUIRE(h >= 0);
     const char *extra[] = {"--otlp-listen", "127.0.0.1:0", NULL};

@@ -327,20 +327,22 @@ static void pb_raw(struct sn_pbw *w, const void *p, size_t n)
     w->len += n;
 }
 
-/* Reads a google.rpc.Status (protobuf) into code and msg. */
-static bool pb_status(const char *body, size_t len, int64_t *code, char *msg, size_t msglen)
+/* Reads a message of an integer (field 1, varint) and a text (field 2) into *num and msg: a
+ * google.rpc.Status (code, message), and ExportTracePartialSuccess (rejected_spans,
+ * error_message) alike. */
+static bool pb_num_text(const char *body, size_t len, int64_t *num, char *msg, size_t msglen)
 {
     struct sn_pb r = sn_pb_of(body, len);
     uint32_t f;
     int wt, rc;
-    *code = 0;
+    *num = 0;
     msg[0] = '\0';
     while ((rc = sn_pb_next(&r, &f, &wt)) == 1) {
         if (f == 1 && wt == SN_PB_VARINT) {
             uint64_t v;
             if (sn_pb_varint(&r, &v) < 0)
                 return false;
-            *code = (int64_t)v;
+            *num = (int64_t)v;
         } else if (f == 2 && wt == SN_PB_LEN) {
             const uint8_t *p;
             size_t n;
@@ -353,7 +355,14 @@ static bool pb_status(const char *body, size_t len, int64_t *code, char *msg, si
     return rc == 0;
 }
 
-/* Reads an ExportTraceServiceResponse (protobuf): partial_success's fields. */
+/* Reads a google.rpc.Status (protobuf) into code and msg. */
+static bool pb_status(const char *body, size_t len, int64_t *code, char *msg, size_t msglen)
+{
+    return pb_num_text(body, len, code, msg, msglen);
+}
+
+/* Reads an ExportTraceServiceResponse (protobuf): partial_success's fields (*rejected -1
+ * without one). */
 static bool pb_export_resp(const char *body, size_t len, int64_t *rejected, char *msg,
                            size_t msglen)
 {
@@ -366,26 +375,8 @@ static bool pb_export_resp(const char *body, size_t len, int64_t *rejected, char
         if (f == 1 && wt == SN_PB_LEN) {
             const uint8_t *p;
             size_t n;
-            if (sn_pb_bytes(&r, &p, &n) < 0)
-                return false;
-            struct sn_pb q = sn_pb_of(p, n);
-            *rejected = 0;
-            while ((rc = sn_pb_next(&q, &f, &wt)) == 1) {
-                if (f == 1 && wt == SN_PB_VARINT) {
-                    uint64_t v;
-                    if (sn_pb_varint(&q, &v) < 0)
-                        return false;
-                    *rejected = (int64_t)v;
-                } else if (f == 2 && wt == SN_PB_LEN) {
-                    const uint8_t *s;
-                    size_t k;
-                    if (sn_pb_bytes(&q, &s, &k) < 0)
-                        return false;
-                    snprintf(msg, msglen, "%.*s", (int)k, (const char *)s);
-                } else if (sn_pb_skip(&q, wt) < 0)
-                    return false;
-            }
-            if (rc < 0)
+            if (sn_pb_bytes(&r, &p, &n) < 0 ||
+                !pb_num_text((const char *)p, n, rejected, msg, msglen))
                 return false;
         } else if (sn_pb_skip(&r, wt) < 0)
             return false;
