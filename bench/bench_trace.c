@@ -39,7 +39,8 @@
  *           bytes a span, the baseline's pages a span and the request bodies deflated whole.
  *   query   a trace by id (sn_span_store_trace) for random ids: p50 / p99; sn_trace_find for
  *           Zipkin's GET /api/v2/traces over the hour of spans (serviceName and limit 10,
- *           then with spanName, minDuration, annotationQuery): p50 / p99. Baseline: a store
+ *           then with spanName, minDuration, annotationQuery, and a tag no span has: the
+ *           search that cannot stop early): p50 / p99. Baseline: a store
  *           without indexes: every block read (sn_block_decode), its traces tested with
  *           sn_trace_query_test() and the newest `limit` kept; ratio baseline / Sonde.
  *   http    `sonde serve --no-agent` (its data directory under ours), the same bodies POSTed
@@ -993,24 +994,26 @@ int main(void)
 
     /* ---- query: Zipkin's /api/v2/traces ----------------------------------------------------- */
     /* the status code under the key each profile's data has it */
-    char aq[64], aq_what[96];
+    char aq[64], aq_what[96], absent[] = "http.status_code=599";
     snprintf(aq, sizeof(aq), "%s=500",
              issue_data ? "http.response.status_code" : "http.status_code");
     snprintf(aq_what, sizeof(aq_what), "+ annotationQuery %s", aq);
     struct {
         const char *what;
         struct sn_trace_query q;
-    } kinds[4] = {
+    } kinds[5] = {
         {"serviceName=checkout limit=10", {.service = "checkout"}},
         {"+ spanName (one route)",
          {.service = "checkout", .span_name = "post /api/checkout/orders/{id}"}},
         {"+ minDuration=100ms", {.service = "checkout", .min_us = 100000}},
         {aq_what, {.service = "checkout"}},
+        {"+ annotationQuery of a tag no span has", {.service = "checkout"}},
     };
-    if ((rc = sn_trace_query_terms(&kinds[3].q, aq)) < 0)
+    if ((rc = sn_trace_query_terms(&kinds[3].q, aq)) < 0 ||
+        (rc = sn_trace_query_terms(&kinds[4].q, absent)) < 0)
         die("sn_trace_query_terms", rc);
     uint64_t end_ms = end_ns / 1000000;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         struct sn_trace_query *q = &kinds[k].q;
         q->limit = 10;
         q->lookback_ms = 3600000;

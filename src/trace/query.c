@@ -11,6 +11,7 @@
 
 #include "core/grow.h"
 #include "core/hist.h"
+#include "trace/span_index.h"
 
 int sn_trace_query_terms(struct sn_trace_query *q, char *text)
 {
@@ -227,7 +228,7 @@ static bool on_ref(void *arg, const struct sn_span_ref *r)
         f->err = added;
         return added == 0;
     }
-    if (f->q->nterms) { /* the tags' filters of its blocks first: most traces go there */
+    if (f->q->nterms > 1) { /* every term in its blocks' filters (the scan checked the first) */
         int may =
             sn_span_store_trace_tags(f->ss, r->trace_id, f->q->key, f->q->value, f->q->nterms);
         if (may <= 0) {
@@ -281,8 +282,17 @@ int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
 
     *traces = NULL;
     *n = 0;
+    /* A matching trace has a span of the service with the first term (Zipkin's terms
+     * constrain the service's spans), in a block whose filter has it: the scan gives only such
+     * spans, so blocks without the term are never read. */
+    uint64_t tag = 0;
+    if (q->nterms)
+        tag = q->value[0] ? sn_tag_hash(q->key[0], strlen(q->key[0]), q->value[0],
+                                        strlen(q->value[0]), true)
+                          : sn_tag_hash(q->key[0], strlen(q->key[0]), NULL, 0, false);
     if (q->limit) /* a trace's spans may start after its timestamp: look an hour past the end */
-        rc = sn_span_store_scan(ss, q->service, start_us, end_us + 3600000000ULL, on_ref, &f);
+        rc = sn_span_store_scan_tag(ss, q->service, tag, start_us, end_us + 3600000000ULL,
+                                    on_ref, &f);
     sn_block_cache_fini(&f.cache);
     free(f.seen.id);
     free(f.seen.used);

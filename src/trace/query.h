@@ -6,9 +6,12 @@
  *
  * A search reads the service index newest first (trace/span_store.h), takes the traces of the
  * spans that could match, reads each trace whole and tests it as Zipkin does; so it costs the
- * traces it reads, bounded by SN_QUERY_MAX_READ. With annotationQuery terms, a trace is read
- * only when the tags' Bloom filters of its blocks hold every term (sn_span_store_trace_tags()):
- * the traces that cannot match cost a look at their filters and do not count in the bound.
+ * traces it reads, bounded by SN_QUERY_MAX_READ. With annotationQuery terms, the index gives
+ * only the spans whose block's tag filter holds the first term (sn_span_store_scan_tag(): a
+ * chunk's filters are looked at once for all its spans, so a term in no block costs the index
+ * alone), and a trace is read only when the filters of its blocks hold every term
+ * (sn_span_store_trace_tags()): the traces that cannot match are not read and do not count
+ * in the bound.
  */
 #ifndef SN_TRACE_QUERY_H
 #define SN_TRACE_QUERY_H

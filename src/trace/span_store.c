@@ -1178,7 +1178,27 @@ struct svc_iter {
     size_t n, cap, pos; /* pos: entries left to give (from the end) */
     uint32_t minute;
     bool done;
+    uint64_t tag; /* a tag's hash (sn_tag_hash()) its spans' blocks must have; 0: any */
 };
+
+#define TAG_BLOCKS 64 /* a chunk's blocks whose filters a scan checks once for all its spans */
+
+/* For the n first blocks of chunk ch, whether each may hold the tag of hash h (may[i]) and the
+ * position past its last trace (end[i]); a damaged chunk may hold it anywhere. */
+static void blocks_with_tag(const struct sn_chunk *ch, uint64_t h, bool *may, uint32_t *end,
+                            uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct sn_chunk_block cb;
+        if (sn_chunk_block(ch, i, &cb) < 0) {
+            may[i] = true;
+            end[i] = UINT32_MAX;
+            continue;
+        }
+        end[i] = cb.first + cb.ntraces;
+        may[i] = sn_bloom_has(cb.bloom, cb.bloom_len, h);
+    }
+}
 
 /* Loads the entries of minute of the iterator's service: each value's, with its trace ids
  * from its chunk, sorted by time; a span written twice (a request retried) is given once. */
@@ -1218,9 +1238,26 @@ static int iter_load(struct sn_span_store *ss, MDB_txn *txn, struct svc_iter *it
             free(e);
             continue;
         }
+        bool may[TAG_BLOCKS];
+        uint32_t end[TAG_BLOCKS], nb = ch.nblocks <= TAG_BLOCKS ? ch.nblocks : 0;
+        if (it->tag && nb)
+            blocks_with_tag(&ch, it->tag, may, end, nb);
         for (int64_t i = 0; i < cnt; i++) {
             if (e[i].trace >= ch.ntraces)
                 continue;
+            if (it->tag && nb) { /* the block holding the trace */
+                uint32_t j = 0;
+                while (j + 1 < nb && end[j] <= e[i].trace)
+                    j++;
+                if (!may[j])
+                    continue;
+            } else if (it->tag) { /* more blocks than that: each span's found apart */
+                struct sn_chunk_block cb;
+                uint32_t bi;
+                if (sn_chunk_block_of(&ch, e[i].trace, &bi, &cb) == 0 &&
+                    !sn_bloom_has(cb.bloom, cb.bloom_len, it->tag))
+                    continue;
+            }
             b[it->n].e = e[i];
             memcpy(b[it->n++].id, ch.ids + (size_t)e[i].trace * 16, 16);
         }
@@ -1278,6 +1315,12 @@ static int iter_step(struct sn_span_store *ss, MDB_txn *txn, struct svc_iter *it
 int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t from_us,
                        uint64_t to_us, sn_span_ref_fn fn, void *arg)
 {
+    return sn_span_store_scan_tag(ss, service, 0, from_us, to_us, fn, arg);
+}
+
+int sn_span_store_scan_tag(struct sn_span_store *ss, const char *service, uint64_t tag,
+                           uint64_t from_us, uint64_t to_us, sn_span_ref_fn fn, void *arg)
+{
     MDB_txn *txn;
     struct svc_iter *its = NULL;
     size_t nits = 0;
@@ -1315,6 +1358,7 @@ int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t f
             continue;
         struct svc_iter *it = &its[nits++];
         it->svc = i;
+        it->tag = tag;
         if ((rc = mdb_cursor_open(txn, ss->index, &it->cur)) == 0)
             rc = iter_step(ss, txn, it, from_min, to_min, true);
     }

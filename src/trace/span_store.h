@@ -128,6 +128,12 @@ struct sn_span_ref {
 typedef bool (*sn_span_ref_fn)(void *arg, const struct sn_span_ref *r);
 int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t from_us,
                        uint64_t to_us, sn_span_ref_fn fn, void *arg);
+/* The same, of the spans whose block's tag filter has the tag of hash tag (sn_tag_hash(); 0:
+ * every span): a span of a block without the tag is not given. A trace whose spans of service
+ * carry a tag has such a span in a block that has it, so a search for traces with the tag
+ * reaches each of them, and skips the blocks that cannot match without reading them. */
+int sn_span_store_scan_tag(struct sn_span_store *ss, const char *service, uint64_t tag,
+                           uint64_t from_us, uint64_t to_us, sn_span_ref_fn fn, void *arg);
 
 /* The service names (sorted; a new array of new strings, free each and the array). */
 int sn_span_store_services(struct sn_span_store *ss, char ***out, size_t *n);

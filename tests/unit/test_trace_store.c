@@ -663,6 +663,69 @@ static void test_tag_search(void)
     close_fx(&f);
 }
 
+/* A trace's spans over two requests (two chunks): a search reads only the spans whose block's
+ * filter has its first term, and still finds a trace whose tag is on the older request's span
+ * of the service, or whose terms are on spans of two requests; a tag on another service's span
+ * does not make a trace of this one (Zipkin's terms constrain the service's spans). */
+static void test_tag_split_trace(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {0};
+    uint64_t t0 = now_ns() - 600000000000ULL;
+    struct sn_span_batch b1 = {0}, b2 = {0};
+    T_REQUIRE(open_fx(&f, &o));
+    /* trace 1: front's older span has needle, its newer one mark; trace 2: needle on back */
+    struct sn_span *a = add_span(&b1, 1, 0, "front", "root", t0, 9000000);
+    a->attrs[0].val = "needle";
+    a->attrs[0].vlen = 6;
+    struct sn_span *c = add_span(&b1, 2, 0, "front", "root", t0 + 1000, 9000000);
+    (void)c;
+    struct sn_span *d = add_span(&b1, 2, 1, "back", "get", t0 + 2000, 1000000);
+    d->attrs[0].val = "needle";
+    d->attrs[0].vlen = 6;
+    T_EQ(sn_span_store_put(f.ss, &b1, now_ns()), 0);
+    struct sn_span *e = add_span(&b2, 1, 1, "front", "call", t0 + 5000000, 1000000);
+    e->attrs[3].val = "mark";
+    e->attrs[3].vlen = 4;
+    add_span(&b2, 3, 0, "front", "root", t0 + 6000000, 1000000);
+    T_EQ(sn_span_store_put(f.ss, &b2, now_ns()), 0);
+    T_EQ(sn_span_store_sync(f.ss), 0);
+
+    static const struct {
+        const char *service, *terms;
+        int want; /* the trace found (its id's last byte), 0: none */
+    } cases[] = {
+        {"front", "attr.0=needle", 1},
+        {"front", "attr.3=mark", 1},
+        {"front", "attr.3=mark and attr.0=needle", 1},
+        {"front", "attr.0=needle and attr.3=mark", 1},
+        {"back", "attr.0=needle", 2},
+        {NULL, "attr.3=mark", 1},
+        {"front", "attr.0=absent", 0},
+        {"back", "attr.3=mark", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sn_trace_query q = {.service = cases[i].service, .limit = 10};
+        q.end_ms = now_ns() / 1000000;
+        q.lookback_ms = 3600000;
+        char text[64];
+        snprintf(text, sizeof(text), "%s", cases[i].terms);
+        T_EQ(sn_trace_query_terms(&q, text), 0);
+        struct sn_span_batch *traces;
+        size_t n;
+        T_EQ(sn_trace_find(f.ss, &q, &traces, &n), 0);
+        T_EQ(n, cases[i].want ? 1 : 0);
+        if (n == 1 && cases[i].want) {
+            T_EQ(traces[0].spans[0].trace_id[15], cases[i].want);
+            T_EQ(traces[0].n, 2); /* both of its spans */
+        }
+        sn_trace_list_free(traces, n);
+    }
+    sn_span_batch_fini(&b1);
+    sn_span_batch_fini(&b2);
+    close_fx(&f);
+}
+
 /* A store of the format before chunks (an index of dup entries, no version) is emptied. */
 static void test_old_format(void)
 {
@@ -710,6 +773,7 @@ int main(int argc, char **argv)
     t_run("index_values", test_index_values);
     t_run("tags", test_tags);
     t_run("tag_search", test_tag_search);
+    t_run("tag_split_trace", test_tag_split_trace);
     t_run("old_format", test_old_format);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return t_done();
