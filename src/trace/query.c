@@ -291,8 +291,8 @@ int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
                                         strlen(q->value[0]), true)
                           : sn_tag_hash(q->key[0], strlen(q->key[0]), NULL, 0, false);
     if (q->limit) /* a trace's spans may start after its timestamp: look an hour past the end */
-        rc = sn_span_store_scan_tag(ss, q->service, tag, start_us, end_us + 3600000000ULL,
-                                    on_ref, &f);
+        rc = sn_span_store_scan_tag(ss, q->service, tag, start_us, end_us + 3600000000ULL, on_ref,
+                                    &f);
     sn_block_cache_fini(&f.cache);
     free(f.seen.id);
     free(f.seen.used);
