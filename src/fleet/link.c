@@ -801,41 +801,45 @@ void sn_link_stats(struct sn_link *l, struct sn_link_stats *out)
         out->server[0] = '\0';
 }
 
-void sn_link_close(struct sn_link *l)
+void sn_link_shut(struct sn_link *l)
 {
     if (!l)
         return;
     pthread_mutex_lock(&l->mu);
+    bool again = l->closing;
     l->closing = true;
     pthread_mutex_unlock(&l->mu);
+    if (again || !l->nc)
+        return;
+    if (sn_link_up(l))
+        natsConnection_FlushTimeout(l->nc, FLUSH_MS);
+    natsConnection_Close(l->nc);
+    /* the closed callback is cnats's last word on this link: after it, l can go */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += CLOSE_WAIT_MS / 1000;
+    pthread_mutex_lock(&l->mu);
+    for (int k = 0; k < 1000 && !l->closed; k++)
+        if (pthread_cond_timedwait(&l->cond, &l->mu, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void sn_link_close(struct sn_link *l)
+{
+    if (!l)
+        return;
+    sn_link_shut(l);
     kvStore_Destroy(l->defs);
     kvStore_Destroy(l->members);
     jsCtx_Destroy(l->js);
-    bool wait = false;
-    if (l->nc) {
-        if (sn_link_up(l))
-            natsConnection_FlushTimeout(l->nc, FLUSH_MS);
-        natsConnection_Close(l->nc);
-        wait = true;
-    }
-    if (wait) {
-        /* the closed callback is cnats's last word on this link: after it, l can go */
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += CLOSE_WAIT_MS / 1000;
-        pthread_mutex_lock(&l->mu);
-        for (int k = 0; k < 1000 && !l->closed; k++)
-            if (pthread_cond_timedwait(&l->cond, &l->mu, &until) == ETIMEDOUT)
-                break;
-        bool closed = l->closed;
-        pthread_mutex_unlock(&l->mu);
-        natsConnection_Destroy(l->nc);
-        if (!closed) {
-            natsOptions_Destroy(l->opts);
-            return; /* a callback may still come: leave l to it rather than free it */
-        }
-    }
+    pthread_mutex_lock(&l->mu);
+    bool closed = l->closed || !l->nc;
+    pthread_mutex_unlock(&l->mu);
+    natsConnection_Destroy(l->nc);
     natsOptions_Destroy(l->opts);
+    if (!closed)
+        return; /* a callback may still come: leave l to it rather than free it */
     pthread_cond_destroy(&l->cond);
     pthread_mutex_destroy(&l->mu);
     free(l);

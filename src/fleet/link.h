@@ -115,7 +115,12 @@ struct sn_link_stats {
 };
 void sn_link_stats(struct sn_link *l, struct sn_link_stats *out);
 
-/* Flushes (up to 2 s) and closes; NULL is fine. */
+/* Flushes (up to 2 s) and closes the connection, and returns once cnats's last callback has
+ * run (or after 2 s): the link's objects stay, every call through them then fails as closed
+ * (NATS_CONNECTION_CLOSED), so threads still holding the link can finish. NULL is fine; a
+ * second call does nothing. */
+void sn_link_shut(struct sn_link *l);
+/* Shuts (when not yet) and frees; NULL is fine. Nothing may use l then. */
 void sn_link_close(struct sn_link *l);
 
 /* The cnats status as a negative errno, for callers that use cnats directly: NATS_OK -> 0,

@@ -1207,11 +1207,10 @@ static void goodbye(struct sn_fleet *f)
     natsConnection_FlushTimeout(sn_link_conn(f->link), 500);
 }
 
-void sn_fleet_close(struct sn_fleet *f)
+void sn_fleet_stop(struct sn_fleet *f)
 {
-    if (!f)
+    if (!f || atomic_exchange(&f->stop, true))
         return;
-    atomic_store(&f->stop, true);
     pthread_mutex_lock(&f->mu);
     pthread_cond_broadcast(&f->cv);
     pthread_cond_broadcast(&f->jobs_cv);
@@ -1233,10 +1232,18 @@ void sn_fleet_close(struct sn_fleet *f)
     /* the connection closed first: consumers and watchers then go without a word to the
      * servers (which forget ephemeral consumers by themselves), so a bus that is down cannot
      * hold the stop; after it, no callback runs */
-    sn_link_close(f->link);
+    sn_link_shut(f->link);
     sn_fleet_spans_stop(f);
     if (f->spans_created) /* a clean stop: where every shard is (the tail keeps what waits) */
         sn_fleet_spans_save(f, true);
+}
+
+void sn_fleet_close(struct sn_fleet *f)
+{
+    if (!f)
+        return;
+    sn_fleet_stop(f);
+    sn_link_close(f->link);
     for (size_t i = 0; i < f->nown; i++) {
         natsSubscription_Destroy(f->own[i]->sub);
         sn_fleet_take_drop(&f->own[i]->batch); /* stopping: inactive, nothing to hand over */

@@ -61,7 +61,13 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
  * reached (then the node is loopback-only, as a single host without --tenants). */
 struct sn_tenants;
 struct sn_tenants *sn_fleet_fetch_tenants(const struct sn_link_opts *o);
-/* Stops consuming and watching, says goodbye (deletes node.<id>) and closes; NULL is fine. */
+/* Stops consuming and watching, says goodbye (deletes node.<id>) and shuts the bus's connection
+ * (sn_link_shut()): no frame, span or definition comes from the fleet after it, and what the
+ * API's threads still ask of it fails as the bus being down (503) rather than touching freed
+ * memory, so a server stops its sources, then its listeners, then frees. NULL and a second
+ * call are fine. */
+void sn_fleet_stop(struct sn_fleet *f);
+/* Stops (when not yet) and frees; NULL is fine. Nothing may use f then. */
 void sn_fleet_close(struct sn_fleet *f);
 
 /* A new id for an instrumentation of scope, unique in the fleet. 0 or -errno with why. */

@@ -822,12 +822,13 @@ int sn_server_close(struct sn_server *s)
     /* the sources first: no frame then wakes an HTTP server being stopped */
     sn_collector_stop(s->collector);
     s->collector = NULL;
-    sn_fleet_close(s->fleet); /* the fleet's consumers are sources too */
-    s->fleet = NULL;
+    sn_fleet_stop(s->fleet); /* the fleet's consumers are sources too */
     sn_http_stop(s->http_otlp);
     sn_http_stop(s->http_zipkin);
     sn_http_stop(s->http);
     s->http = s->http_otlp = s->http_zipkin = NULL;
+    sn_fleet_close(s->fleet); /* no request uses it any more */
+    s->fleet = NULL;
     sn_xforms_stop(s->xforms);
     s->xforms = NULL;
     sn_flow_close(s);             /* nobody publishes any more */

@@ -43,6 +43,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1222,6 +1223,80 @@ static void test_past(void)
     th_nats_free(&nats);
 }
 
+/* Requests to a node while it stops (SIGTERM): what is in flight ends (an answer or a closed
+ * connection), the node exits cleanly with its API's threads still asking the fleet until its
+ * listener is down (under ASan: nothing of the fleet is used after it is freed), and every
+ * span it acknowledged is on the other node. */
+#define HAMMER 40
+struct hammer {
+    int node;
+    unsigned char *body[HAMMER];
+    size_t len[HAMMER];
+    int st[HAMMER];
+    int searches;
+    atomic_bool stop;
+};
+
+static void *hammer_post(void *arg)
+{
+    struct hammer *h = arg;
+    for (int i = 0; i < HAMMER; i++) {
+        h->st[i] =
+            post(h->node, "/v1/traces", "application/x-protobuf", h->body[i], h->len[i], NULL, 0);
+        th_sleep_ms(25);
+    }
+    return NULL;
+}
+
+static void *hammer_search(void *arg)
+{
+    struct hammer *h = arg;
+    for (int i = 0; i < 400 && !atomic_load(&h->stop); i++) {
+        int st = 0;
+        json_decref(get(h->node, &st, "/api/v2/traces?serviceName=%s&limit=10", SVC_A));
+        h->searches++;
+        th_sleep_ms(10);
+    }
+    return NULL;
+}
+
+static void test_stop_under_load(void)
+{
+    static struct hammer h;
+    pthread_t tp, ts;
+
+    t_seed(1208);
+    ntr = 0;
+    memset(&h, 0, sizeof(h));
+    T_REQUIRE(fleet_up(1, 2));
+    h.node = 1;
+    for (int i = 0; i < HAMMER; i++) {
+        struct xtrace *t = new_trace(SVC_A, 2);
+        T_REQUIRE((h.body[i] = otlp_body(&t, 1, &h.len[i])) != NULL);
+    }
+    T_REQUIRE(pthread_create(&tp, NULL, hammer_post, &h) == 0);
+    T_REQUIRE(pthread_create(&ts, NULL, hammer_search, &h) == 0);
+    th_sleep_ms(400);
+    int ws = th_node_stop(&F, 1, SIGTERM);
+    atomic_store(&h.stop, true);
+    pthread_join(tp, NULL);
+    pthread_join(ts, NULL);
+    NOTE("n2 stopped with wait status %d; %d searches meanwhile", ws, h.searches);
+    T_OK(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    int acked = 0;
+    for (int i = 0; i < HAMMER; i++) {
+        free(h.body[i]);
+        if (h.st[i] != 200)
+            continue;
+        acked++;
+        T_OK(all_exact(0, i, i + 1, 20000));
+    }
+    NOTE("%d of %d requests acknowledged before the stop", acked, HAMMER);
+    T_OK(acked > 0 && acked < HAMMER);
+    th_fleet_free(&F);
+    th_nats_free(&nats);
+}
+
 int main(int argc, char **argv)
 {
     if (!(sonde = th_sonde_binary(&argc, &argv)))
@@ -1232,5 +1307,6 @@ int main(int argc, char **argv)
     t_run("nats_server_killed", test_nats_server_killed);
     t_run("agent_relay", test_agent_relay);
     t_run("past", test_past);
+    t_run("stop_under_load", test_stop_under_load);
     return t_done();
 }
