@@ -1,0 +1,355 @@
+/*
+ * ctf/writer.c end to end: a synthetic recording (2 CPUs; getppid and read entry/exit with their
+ * arguments; openat with its path; an unknown system call; sched_switch pairs 2 ms apart;
+ * wakeup, exec, fork, exit; a 5 s gap) written as a trace, then a second "snapshot" continuing
+ * the packet sequence numbers, and both read by the real babeltrace2 (Debian's, installed by
+ * scripts/setup): exit code 0, the exact events and field values of its text output, and
+ * sink.utils.counter's counts. Not skipped when babeltrace2 is missing: it fails.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctf/packet.h"
+#include "ctf/writer.h"
+#include "t.h"
+
+#define T0         1000000000ULL /* CLOCK_MONOTONIC of the first event: 1 s after boot */
+#define MS         1000000ULL
+#define NR_GETPPID 110
+#define NR_READ    0
+#define NR_OPENAT  257
+
+static struct sn_syscall_tab tab;
+static struct sn_ctf_classes cls;
+static char root[512];
+static char out[1 << 20], err[1 << 16];
+
+static void env_fixed(struct sn_ctf_env *e, const char *name)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->hostname, sizeof(e->hostname), "testhost");
+    snprintf(e->kernel_release, sizeof(e->kernel_release), "6.1.0-test");
+    snprintf(e->kernel_version, sizeof(e->kernel_version), "#1 SMP PREEMPT_DYNAMIC");
+    snprintf(e->trace_name, sizeof(e->trace_name), "%s", name);
+    snprintf(e->session, sizeof(e->session), "s1");
+    snprintf(e->creation, sizeof(e->creation), "20261207T000000+0000");
+    for (int i = 0; i < 16; i++)
+        e->uuid[i] = (uint8_t)(0xa0 + i + (name[4] == '2' ? 0x20 : 0));
+    snprintf(e->boot_id, sizeof(e->boot_id), "0b5e5e5e-1111-4222-8333-444455556666");
+    e->clock_offset_ns = 1796601600LL * 1000000000LL; /* 2026-12-07T00:00:00Z at boot */
+}
+
+static struct sn_rec_event sys(int enter, int cpu, uint64_t ts, int64_t nr, int64_t ret,
+                               uint64_t a0, uint64_t a1, uint64_t a2)
+{
+    struct sn_rec_event e = {.type = enter ? SN_REC_SYS_ENTER : SN_REC_SYS_EXIT,
+                             .cpu = (uint16_t)cpu,
+                             .ts = ts,
+                             .tid = 4242,
+                             .pid = 4242};
+    e.u.sys.nr = nr;
+    e.u.sys.ret = ret;
+    e.u.sys.args[0] = a0, e.u.sys.args[1] = a1, e.u.sys.args[2] = a2;
+    return e;
+}
+
+/* A comm array from s (NUL-padded, as the kernel's). */
+static void comm(char d[SN_REC_COMM_LEN], const char *s)
+{
+    memset(d, 0, SN_REC_COMM_LEN);
+    memcpy(d, s, strnlen(s, SN_REC_COMM_LEN));
+}
+
+static struct sn_rec_event sw(int cpu, uint64_t ts, const char *pc, int pt, int64_t st,
+                              const char *nc, int nt)
+{
+    struct sn_rec_event e = {
+        .type = SN_REC_SCHED_SWITCH, .cpu = (uint16_t)cpu, .ts = ts, .tid = pt, .pid = pt};
+    comm(e.u.sw.prev_comm, pc);
+    comm(e.u.sw.next_comm, nc);
+    e.u.sw.prev_tid = pt, e.u.sw.prev_prio = 20, e.u.sw.prev_state = st;
+    e.u.sw.next_tid = nt, e.u.sw.next_prio = 20;
+    return e;
+}
+
+static int add(struct sn_ctf_writer *w, struct sn_rec_event e)
+{
+    return sn_ctf_writer_add(w, e.cpu, &e);
+}
+
+/* Snapshot 1: 17 events, CPU 1's added out of order. */
+static int write_snap1(const char *dir, uint64_t *seq)
+{
+    struct sn_ctf_env env;
+    env_fixed(&env, "snap1");
+    struct sn_ctf_writer_opts o = {.ncpus = 2,
+                                   .classes = &cls,
+                                   .packet_seq = seq,
+                                   .max_packet_ns = 10000 * MS}; /* the 5 s gap in one packet */
+    struct sn_ctf_writer *w;
+    int rc = sn_ctf_writer_open(&w, dir, &env, &o);
+    if (rc < 0)
+        return rc;
+    /* CPU 0 */
+    rc |= add(w, sys(1, 0, T0 + 1000, NR_GETPPID, 0, 0, 0, 0));
+    rc |= add(w, sys(0, 0, T0 + 2000, NR_GETPPID, 4000, 0, 0, 0));
+    rc |= add(w, sys(1, 0, T0 + 3000, NR_READ, 0, 3, 0x7ffd1000, 1));
+    rc |= add(w, sys(0, 0, T0 + 4000, NR_READ, 1, 3, 0x7ffd1000, 1));
+    rc |= add(w, sw(0, T0 + 5000, "bench", 4242, 1, "swapper/0", 0));
+    rc |= add(w, sw(0, T0 + 5000 + 2 * MS, "swapper/0", 0, 0, "bench", 4242));
+    rc |= add(w, sys(1, 0, T0 + 5 * 1000 * MS, NR_GETPPID, 0, 0, 0, 0)); /* 5 s later */
+    rc |= add(w, sys(0, 0, T0 + 5 * 1000 * MS + 700, NR_GETPPID, 4000, 0, 0, 0));
+    /* CPU 1, out of order: sorted at the flush (stable for equal times) */
+    struct sn_rec_event op = sys(1, 1, T0 + 30000, NR_OPENAT, 0, (uint64_t)-100, 0x5000, 0);
+    op.u.sys.str[1] = "/etc/hostname";
+    rc |= add(w, sys(0, 1, T0 + 31000, NR_OPENAT, 3, 0, 0, 0));
+    rc |= add(w, op);
+    struct sn_rec_event un = sys(1, 1, T0 + 32000, 999, 0, 7, 8, 9);
+    rc |= add(w, un);
+    rc |= add(w, sys(0, 1, T0 + 33000, 999, -38, 7, 8, 9));
+    struct sn_rec_event wk = {
+        .type = SN_REC_SCHED_WAKEUP, .cpu = 1, .ts = T0 + 20000, .tid = 0, .pid = 0};
+    comm(wk.u.wakeup.comm, "bench");
+    wk.u.wakeup.tid = 4242, wk.u.wakeup.prio = 20, wk.u.wakeup.target_cpu = 0;
+    rc |= add(w, wk);
+    struct sn_rec_event fk = {
+        .type = SN_REC_PROC_FORK, .cpu = 1, .ts = T0 + 40000, .tid = 4242, .pid = 4242};
+    comm(fk.u.fork.parent_comm, "bench");
+    comm(fk.u.fork.child_comm, "bench");
+    fk.u.fork.parent_tid = 4242, fk.u.fork.parent_pid = 4242;
+    fk.u.fork.parent_ns_inum = 4026531836u, fk.u.fork.child_ns_inum = 4026531836u;
+    fk.u.fork.child_tid = 4300, fk.u.fork.child_pid = 4300;
+    fk.u.fork.nr_vtids = 2, fk.u.fork.vtids[0] = 4300, fk.u.fork.vtids[1] = 1;
+    rc |= add(w, fk);
+    struct sn_rec_event ex = {
+        .type = SN_REC_PROC_EXEC, .cpu = 1, .ts = T0 + 50000, .tid = 4300, .pid = 4300};
+    ex.u.exec.filename = "/usr/bin/true", ex.u.exec.tid = 4300, ex.u.exec.old_tid = 4300;
+    rc |= add(w, ex);
+    struct sn_rec_event xt = {
+        .type = SN_REC_PROC_EXIT, .cpu = 1, .ts = T0 + 60000, .tid = 4300, .pid = 4300};
+    comm(xt.u.exit.comm, "true");
+    xt.u.exit.tid = 4300, xt.u.exit.prio = 20, xt.u.exit.group_dead = 1;
+    rc |= add(w, xt);
+    /* same time as the exit, added after it: stays after it */
+    rc |= add(w, sw(1, T0 + 60000, "true", 4300, 16, "swapper/1", 0));
+    if (rc) {
+        sn_ctf_writer_abort(w);
+        return -EINVAL;
+    }
+    T_EQ(sn_ctf_writer_flush_packet(w, 0), 0);
+    /* a flush after the first: the stream's time cannot go back */
+    struct sn_rec_event late = sys(1, 0, T0, NR_GETPPID, 0, 0, 0, 0);
+    T_EQ(sn_ctf_writer_add(w, 0, &late), -ERANGE);
+    T_EQ(sn_ctf_writer_add(w, 2, &late), -EINVAL);
+    return sn_ctf_writer_close(w);
+}
+
+/* Snapshot 2: 2 events on CPU 0, 2 packets on CPU 1 (1 s rule), 3 discarded on CPU 1. */
+static int write_snap2(const char *dir, uint64_t *seq)
+{
+    struct sn_ctf_env env;
+    env_fixed(&env, "snap2");
+    struct sn_ctf_writer_opts o = {.ncpus = 2, .classes = &cls, .packet_seq = seq};
+    struct sn_ctf_writer *w;
+    int rc = sn_ctf_writer_open(&w, dir, &env, &o);
+    if (rc < 0)
+        return rc;
+    uint64_t t = T0 + 10 * 1000 * MS;
+    rc |= add(w, sys(1, 0, t, NR_GETPPID, 0, 0, 0, 0));
+    rc |= add(w, sys(0, 0, t + 500, NR_GETPPID, 4000, 0, 0, 0));
+    rc |= add(w, sys(1, 1, t + 100, NR_READ, 0, 5, 0x1000, 4096));
+    rc |= add(w, sys(0, 1, t + 1500 * MS, NR_READ, 4096, 5, 0x1000, 4096)); /* 1.5 s later */
+    if (rc) {
+        sn_ctf_writer_abort(w);
+        return -EINVAL;
+    }
+    T_EQ(sn_ctf_writer_flush_packet(w, 1), 0);
+    sn_ctf_writer_discarded(w, 1, 3);
+    T_EQ(sn_ctf_writer_flush_packet(w, 1), 0); /* an empty packet carrying the count */
+    return sn_ctf_writer_close(w);
+}
+
+static void setup(void)
+{
+    snprintf(root, sizeof(root), "%s/ctf-trace-%d", t_outdir(), (int)getpid());
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s", root, root);
+    T_EQ(system(cmd), 0);
+}
+
+/* Bytes [off, off+8) of a stream file, little-endian. */
+static uint64_t u64_at(const char *path, long off)
+{
+    uint8_t b[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return UINT64_MAX;
+    if (fseek(f, off, SEEK_SET) != 0 || fread(b, 1, 8, f) != 8) {
+        fclose(f);
+        return UINT64_MAX;
+    }
+    fclose(f);
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static int bt2(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "babeltrace2 %s", args);
+    int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    if (rc != 0)
+        t_note("babeltrace2 %s: rc %d\n%s", args, rc, err);
+    return rc;
+}
+
+static int count_lines(const char *needle)
+{
+    int n = 0;
+    for (const char *p = out; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_snapshots(void)
+{
+    setup();
+    char d1[600], d2[600], p[700];
+    snprintf(d1, sizeof(d1), "%s/snap1", root);
+    snprintf(d2, sizeof(d2), "%s/snap2", root);
+    uint64_t seq[2] = {5, 0}; /* the session's counters: CPU 0 had 5 packets before */
+    T_EQ(write_snap1(d1, seq), 0);
+    T_EQU(seq[0], 6); /* 1 packet (the early flush; nothing left at close) */
+    T_EQU(seq[1], 1); /* 1 packet */
+    T_EQ(write_snap2(d2, seq), 0);
+    T_EQU(seq[0], 7);
+    T_EQU(seq[1], 4); /* 2 by the 1 s rule, 1 empty */
+
+    /* no temporaries left; packet_seq_num continued from snapshot 1 */
+    snprintf(p, sizeof(p), "%s/kernel/.chan_0.tmp", d1);
+    T_EQ(access(p, F_OK), -1);
+    snprintf(p, sizeof(p), "%s/kernel/.metadata", d1);
+    T_EQ(access(p, F_OK), -1);
+    snprintf(p, sizeof(p), "%s/kernel/chan_0", d1);
+    T_EQU(u64_at(p, 64), 5);
+    snprintf(p, sizeof(p), "%s/kernel/chan_0", d2);
+    T_EQU(u64_at(p, 64), 6);
+    snprintf(p, sizeof(p), "%s/kernel/chan_1", d2);
+    T_EQU(u64_at(p, 64), 1);
+    /* CPU 1's first packet ends at its first event: the next is 1.5 s later */
+    T_EQU(u64_at(p, 40), T0 + 10 * 1000 * MS + 100);
+    /* its last packet: empty (84 bytes), 3 discarded, stamped at the latest event */
+    long sz = file_size(p);
+    T_OK(sz > 84);
+    T_EQU(u64_at(p, sz - 84 + 64), 3);
+    T_EQU(u64_at(p, sz - 84 + 72), 3);
+    T_EQU(u64_at(p, sz - 84 + 48), 84 * 8);
+    T_EQU(u64_at(p, sz - 84 + 32), T0 + 10 * 1000 * MS + 1500 * MS);
+
+    char args[1500];
+    snprintf(args, sizeof(args), "--clock-cycles --no-delta %s/kernel", d1);
+    T_REQUIRE(bt2(args) == 0);
+#define H "[000000000010000"
+    static const char *const want1 =
+        H "01000] testhost syscall_entry_getppid: { cpu_id = 0 }, { pid = 4242, tid = 4242 }, "
+          "{ }\n" H
+          "02000] testhost syscall_exit_getppid: { cpu_id = 0 }, { pid = 4242, tid = 4242 }, "
+          "{ ret = 4000 }\n" H
+          "03000] testhost syscall_entry_read: { cpu_id = 0 }, { pid = 4242, tid = 4242 }, "
+          "{ fd = 3, count = 1 }\n" H
+          "04000] testhost syscall_exit_read: { cpu_id = 0 }, { pid = 4242, tid = 4242 }, "
+          "{ ret = 1, buf = 0x7FFD1000 }\n" H
+          "05000] testhost sched_switch: { cpu_id = 0 }, { pid = 4242, tid = 4242 }, "
+          "{ prev_comm = \"bench\", prev_tid = 4242, prev_prio = 20, prev_state = 1, "
+          "next_comm = \"swapper/0\", next_tid = 0, next_prio = 20 }\n" H
+          "20000] testhost sched_wakeup: { cpu_id = 1 }, { pid = 0, tid = 0 }, "
+          "{ comm = \"bench\", tid = 4242, prio = 20, target_cpu = 0 }\n" H
+          "30000] testhost syscall_entry_openat: { cpu_id = 1 }, { pid = 4242, tid = 4242 }, "
+          "{ dfd = -100, filename = \"/etc/hostname\", flags = 0, mode = 0 }\n" H
+          "31000] testhost syscall_exit_openat: { cpu_id = 1 }, { pid = 4242, tid = 4242 }, "
+          "{ ret = 3 }\n" H
+          "32000] testhost syscall_entry_unknown: { cpu_id = 1 }, { pid = 4242, tid = 4242 }, "
+          "{ id = 999, args = [ [0] = 7, [1] = 8, [2] = 9, [3] = 0, [4] = 0, [5] = 0 ] }\n" H
+          "33000] testhost syscall_exit_unknown: { cpu_id = 1 }, { pid = 4242, tid = 4242 }, "
+          "{ id = 999, ret = -38, args = [ [0] = 7, [1] = 8, [2] = 9, [3] = 0, [4] = 0, "
+          "[5] = 0 ] }\n" H
+          "40000] testhost sched_process_fork: { cpu_id = 1 }, { pid = 4242, tid = 4242 }, "
+          "{ parent_comm = \"bench\", parent_tid = 4242, parent_pid = 4242, "
+          "parent_ns_inum = 4026531836, child_comm = \"bench\", child_tid = 4300, "
+          "_vtids_length = 2, vtids = [ [0] = 4300, [1] = 1 ], child_pid = 4300, "
+          "child_ns_inum = 4026531836 }\n" H
+          "50000] testhost sched_process_exec: { cpu_id = 1 }, { pid = 4300, tid = 4300 }, "
+          "{ filename = \"/usr/bin/true\", tid = 4300, old_tid = 4300 }\n" H
+          "60000] testhost sched_process_exit: { cpu_id = 1 }, { pid = 4300, tid = 4300 }, "
+          "{ comm = \"true\", tid = 4300, prio = 20, group_dead = 1 }\n" H
+          "60000] testhost sched_switch: { cpu_id = 1 }, { pid = 4300, tid = 4300 }, "
+          "{ prev_comm = \"true\", prev_tid = 4300, prev_prio = 20, prev_state = 16, "
+          "next_comm = \"swapper/1\", next_tid = 0, next_prio = 20 }\n"
+          "[00000000001002005000] testhost sched_switch: { cpu_id = 0 }, { pid = 0, tid = 0 }, "
+          "{ prev_comm = \"swapper/0\", prev_tid = 0, prev_prio = 20, prev_state = 0, "
+          "next_comm = \"bench\", next_tid = 4242, next_prio = 20 }\n"
+          /* 5 s later, in the same packet: the extended header's full timestamp */
+          "[00000000006000000000] testhost syscall_entry_getppid: { cpu_id = 0 }, "
+          "{ pid = 4242, tid = 4242 }, { }\n"
+          "[00000000006000000700] testhost syscall_exit_getppid: { cpu_id = 0 }, "
+          "{ pid = 4242, tid = 4242 }, { ret = 4000 }\n";
+#undef H
+    T_STR(out, want1);
+    T_EQ(count_lines("\n"), 17);
+    T_OK(strstr(err, "discarded") == NULL);
+
+    snprintf(args, sizeof(args), "--clock-cycles --no-delta %s/kernel", d2);
+    T_REQUIRE(bt2(args) == 0);
+    static const char *const want2 =
+        "[00000000011000000000] testhost syscall_entry_getppid: { cpu_id = 0 }, "
+        "{ pid = 4242, tid = 4242 }, { }\n"
+        "[00000000011000000100] testhost syscall_entry_read: { cpu_id = 1 }, "
+        "{ pid = 4242, tid = 4242 }, { fd = 5, count = 4096 }\n"
+        "[00000000011000000500] testhost syscall_exit_getppid: { cpu_id = 0 }, "
+        "{ pid = 4242, tid = 4242 }, { ret = 4000 }\n"
+        "[00000000012500000000] testhost syscall_exit_read: { cpu_id = 1 }, "
+        "{ pid = 4242, tid = 4242 }, { ret = 4096, buf = 0x1000 }\n";
+    T_STR(out, want2);
+    T_OK(strstr(err, "Tracer discarded 3 events") != NULL);
+    T_OK(strstr(err, "discarded packet") == NULL);
+
+    /* both snapshots in one timeline: the counter's exact counts */
+    snprintf(args, sizeof(args), "-c sink.utils.counter %s/kernel %s/kernel", d1, d2);
+    T_REQUIRE(bt2(args) == 0);
+    T_OK(strstr(out, "             21 Event messages\n") != NULL);
+    T_OK(strstr(out, "              4 Stream beginning messages\n") != NULL);
+    T_OK(strstr(out, "              6 Packet beginning messages\n") != NULL);
+    T_OK(strstr(out, "              1 Discarded event message\n") != NULL);
+    T_OK(strstr(out, "              0 Discarded packet messages\n") != NULL);
+
+    /* each stream's time range as readers index it (timestamp_begin/end + the offset) */
+    snprintf(args, sizeof(args),
+             "query source.ctf.fs babeltrace.trace-infos -p 'inputs=[\"%s/kernel\"]'", d1);
+    T_REQUIRE(bt2(args) == 0);
+    T_OK(strstr(out, "begin: 1796601601000001000\n        end: 1796601606000000700\n") != NULL);
+    T_OK(strstr(out, "begin: 1796601601000020000\n        end: 1796601601000060000\n") != NULL);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    if (sn_syscall_tab_load(&tab, NULL) < 0 || sn_ctf_classes_build(&cls, &tab) < 0)
+        return 1;
+    t_run("snapshots", test_snapshots);
+    sn_ctf_classes_free(&cls);
+    sn_syscall_tab_free(&tab);
+    return t_done();
+}
