@@ -343,12 +343,50 @@ static void test_snapshots(void)
     T_OK(strstr(out, "begin: 1796601601000020000\n        end: 1796601601000060000\n") != NULL);
 }
 
+/* The host's whole system call table from tracefs (every format the kernel has): its metadata
+ * parses in babeltrace2 and an openat event of it decodes. Skipped without tracefs. */
+static void test_tracefs_table(void)
+{
+    struct sn_syscall_tab kt;
+    struct sn_ctf_classes kc;
+    T_REQUIRE(sn_syscall_tab_load(&kt, "/sys/kernel/tracing") == 0);
+    if (kt.n <= tab.n) {
+        sn_syscall_tab_free(&kt);
+        t_skip("no tracefs formats on this host");
+        return;
+    }
+    T_REQUIRE(sn_ctf_classes_build(&kc, &kt) == 0);
+    char d[600];
+    snprintf(d, sizeof(d), "%s/tracefs", root);
+    struct sn_ctf_env env;
+    env_fixed(&env, "snap3");
+    struct sn_ctf_writer_opts o = {.ncpus = 1, .classes = &kc};
+    struct sn_ctf_writer *w;
+    T_REQUIRE(sn_ctf_writer_open(&w, d, &env, &o) == 0);
+    struct sn_rec_event op = sys(1, 0, T0, NR_OPENAT, 0, (uint64_t)-100, 0x5000, 0x80000);
+    op.u.sys.args[3] = 0644;
+    op.u.sys.str[1] = "/etc/passwd";
+    T_EQ(add(w, op), 0);
+    T_EQ(add(w, sys(0, 0, T0 + 1, NR_OPENAT, -2, 0, 0, 0)), 0);
+    T_EQ(sn_ctf_writer_close(w), 0);
+    char args[800];
+    snprintf(args, sizeof(args), "--clock-cycles --no-delta --names=payload %s/kernel", d);
+    if (bt2(args) == 0)
+        T_STR(out, "[00000000001000000000] testhost syscall_entry_openat: { 0 }, { 4242, 4242 }, "
+                   "{ dfd = -100, filename = \"/etc/passwd\", flags = 524288, mode = 420 }\n"
+                   "[00000000001000000001] testhost syscall_exit_openat: { 0 }, { 4242, 4242 }, "
+                   "{ ret = -2 }\n");
+    sn_ctf_classes_free(&kc);
+    sn_syscall_tab_free(&kt);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
     if (sn_syscall_tab_load(&tab, NULL) < 0 || sn_ctf_classes_build(&cls, &tab) < 0)
         return 1;
     t_run("snapshots", test_snapshots);
+    t_run("tracefs_table", test_tracefs_table);
     sn_ctf_classes_free(&cls);
     sn_syscall_tab_free(&tab);
     return t_done();
