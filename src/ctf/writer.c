@@ -1,8 +1,8 @@
 /*
- * The CTF trace writer (writer.h). Each CPU stages its events as encoded records
- * [u64 ts][u32 id][i32 pid][i32 tid][u32 len][payload] in one growable buffer with an index
- * {ts, offset}; a flush sorts the index by (ts, offset), which is stable since offsets grow in
- * insertion order, and cuts the events into packets.
+ * The CTF trace writer (writer.h). Each CPU stages its events as a struct rec_head followed by
+ * the encoded payload, in one growable buffer with an index {ts, offset}; a flush sorts the
+ * index by (ts, offset), which is stable since offsets grow in insertion order, and cuts the
+ * events into packets.
  */
 #include "ctf/writer.h"
 
@@ -21,7 +21,13 @@
 #include "core/grow.h"
 #include "ctf/packet.h"
 
-#define REC_HEAD 24 /* ts, id, pid, tid, len */
+struct rec_head { /* in host order, copied in and out with memcpy (no alignment needed) */
+    uint64_t ts;
+    uint32_t id;
+    int32_t pid, tid;
+    uint32_t len; /* payload bytes that follow */
+};
+#define REC_HEAD sizeof(struct rec_head)
 
 struct ix {
     uint64_t ts;
@@ -130,32 +136,26 @@ int sn_ctf_writer_add(struct sn_ctf_writer *w, unsigned cpu, const struct sn_rec
     struct cpu_state *s = &w->cpu[cpu];
     if (s->fd >= 0 && ev->ts < s->last_end)
         return -ERANGE;
-    size_t need = s->stage_len + REC_HEAD + 512;
+    size_t need = s->stage_len + REC_HEAD + 512, len;
     for (;;) {
         uint8_t *g = sn_grow(s->stage, &s->stage_cap, need, 1);
         if (!g)
             return -ENOMEM;
         s->stage = g;
         size_t room = s->stage_cap - s->stage_len - REC_HEAD;
-        size_t len = sn_ctf_encode(c, ev, s->stage + s->stage_len + REC_HEAD, room);
-        if (len <= room) {
-            uint8_t *r = s->stage + s->stage_len;
-            sn_ctf_le64(r, ev->ts);
-            sn_ctf_le32(r + 8, c->id);
-            sn_ctf_le32(r + 12, (uint32_t)ev->pid);
-            sn_ctf_le32(r + 16, (uint32_t)ev->tid);
-            sn_ctf_le32(r + 20, (uint32_t)len);
+        len = sn_ctf_encode(c, ev, s->stage + s->stage_len + REC_HEAD, room);
+        if (len <= room)
             break;
-        }
         need = s->stage_len + REC_HEAD + len;
     }
     struct ix *g = sn_grow(s->ix, &s->ix_cap, s->nix + 1, sizeof(*g));
     if (!g)
         return -ENOMEM;
     s->ix = g;
+    struct rec_head h = {
+        .ts = ev->ts, .id = c->id, .pid = ev->pid, .tid = ev->tid, .len = (uint32_t)len};
+    memcpy(s->stage + s->stage_len, &h, sizeof(h));
     s->ix[s->nix++] = (struct ix){.ts = ev->ts, .off = s->stage_len};
-    uint32_t len;
-    memcpy(&len, s->stage + s->stage_len + 20, 4); /* little-endian hosts only (x86-64) */
     s->stage_len += REC_HEAD + len;
     if (ev->ts > w->max_ts)
         w->max_ts = ev->ts;
@@ -242,14 +242,10 @@ int sn_ctf_writer_flush_packet(struct sn_ctf_writer *w, unsigned cpu)
     int rc = 0;
     for (size_t i = 0; i < s->nix && rc == 0; i++) {
         const uint8_t *r = s->stage + s->ix[i].off;
-        uint32_t id, plen;
-        int32_t pid, tid;
-        memcpy(&id, r + 8, 4);
-        memcpy(&pid, r + 12, 4);
-        memcpy(&tid, r + 16, 4);
-        memcpy(&plen, r + 20, 4);
-        uint64_t ts = s->ix[i].ts;
-        size_t elen = SN_CTF_HEADER_EXT + SN_CTF_EVENT_CONTEXT + plen; /* at most */
+        struct rec_head h;
+        memcpy(&h, r, sizeof(h));
+        uint64_t ts = h.ts;
+        size_t elen = SN_CTF_HEADER_EXT + SN_CTF_EVENT_CONTEXT + h.len; /* at most */
         if (n > 0 && (len + elen > w->o.max_packet || ts - begin >= w->o.max_packet_ns)) {
             rc = emit(w, cpu, len, begin, prev);
             len = SN_CTF_PACKET_HEADER, n = 0;
@@ -262,10 +258,10 @@ int sn_ctf_writer_flush_packet(struct sn_ctf_writer *w, unsigned cpu)
         }
         if (n == 0)
             begin = ts;
-        bool ext = sn_ctf_needs_extended(n == 0, id, ts, prev);
-        len += sn_ctf_event_header(w->pkt + len, ext, id, ts, pid, tid);
-        memcpy(w->pkt + len, r + REC_HEAD, plen);
-        len += plen;
+        bool ext = sn_ctf_needs_extended(n == 0, h.id, ts, prev);
+        len += sn_ctf_event_header(w->pkt + len, ext, h.id, ts, h.pid, h.tid);
+        memcpy(w->pkt + len, r + REC_HEAD, h.len);
+        len += h.len;
         prev = ts;
         n++;
         w->events++;

@@ -4,7 +4,9 @@
  * wakeup, exec, fork, exit; a 5 s gap) written as a trace, then a second "snapshot" continuing
  * the packet sequence numbers, and both read by the real babeltrace2 (Debian's, installed by
  * scripts/setup): exit code 0, the exact events and field values of its text output, and
- * sink.utils.counter's counts. Not skipped when babeltrace2 is missing: it fails.
+ * sink.utils.counter's counts, and every field's type and value as babeltrace2's Python bindings
+ * decode them (tests/support/ctf_fields.py). Not skipped when babeltrace2 or python3-bt2 is
+ * missing: it fails.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -310,6 +312,44 @@ static void test_snapshots(void)
     T_STR(out, want1);
     T_EQ(count_lines("\n"), 17);
     T_OK(strstr(err, "discarded") == NULL);
+
+    /* the field classes as babeltrace2's Python bindings see them: signedness, size, base */
+    char cmd[1500];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s %s/kernel", SN_CTF_FIELDS_PY, d1);
+    int prc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    if (prc != 0)
+        t_note("%s: rc %d\n%s", cmd, prc, err);
+    T_EQ(prc, 0);
+    static const char *const want_py =
+        "1000001000 0 syscall_entry_getppid \n"
+        "1000002000 0 syscall_exit_getppid ret:i64=4000\n"
+        "1000003000 0 syscall_entry_read fd:u32=3 count:u64=1\n"
+        "1000004000 0 syscall_exit_read ret:i64=1 buf:x64=2147291136\n"
+        "1000005000 0 sched_switch prev_comm:str=bench prev_tid:i32=4242 prev_prio:i32=20 "
+        "prev_state:i64=1 next_comm:str=swapper/0 next_tid:i32=0 next_prio:i32=20\n"
+        "1000020000 1 sched_wakeup comm:str=bench tid:i32=4242 prio:i32=20 target_cpu:i32=0\n"
+        "1000030000 1 syscall_entry_openat dfd:i32=-100 filename:str=/etc/hostname flags:i32=0 "
+        "mode:u32=0\n"
+        "1000031000 1 syscall_exit_openat ret:i64=3\n"
+        "1000032000 1 syscall_entry_unknown id:i32=999 "
+        "args:[u64=7,u64=8,u64=9,u64=0,u64=0,u64=0]\n"
+        "1000033000 1 syscall_exit_unknown id:i32=999 ret:i64=-38 "
+        "args:[u64=7,u64=8,u64=9,u64=0,u64=0,u64=0]\n"
+        "1000040000 1 sched_process_fork parent_comm:str=bench parent_tid:i32=4242 "
+        "parent_pid:i32=4242 parent_ns_inum:u32=4026531836 child_comm:str=bench "
+        "child_tid:i32=4300 _vtids_length:u8=2 vtids:[i32=4300,i32=1] child_pid:i32=4300 "
+        "child_ns_inum:u32=4026531836\n"
+        "1000050000 1 sched_process_exec filename:str=/usr/bin/true tid:i32=4300 "
+        "old_tid:i32=4300\n"
+        "1000060000 1 sched_process_exit comm:str=true tid:i32=4300 prio:i32=20 "
+        "group_dead:u8=1\n"
+        "1000060000 1 sched_switch prev_comm:str=true prev_tid:i32=4300 prev_prio:i32=20 "
+        "prev_state:i64=16 next_comm:str=swapper/1 next_tid:i32=0 next_prio:i32=20\n"
+        "1002005000 0 sched_switch prev_comm:str=swapper/0 prev_tid:i32=0 prev_prio:i32=20 "
+        "prev_state:i64=0 next_comm:str=bench next_tid:i32=4242 next_prio:i32=20\n"
+        "6000000000 0 syscall_entry_getppid \n"
+        "6000000700 0 syscall_exit_getppid ret:i64=4000\n";
+    T_STR(out, want_py);
 
     snprintf(args, sizeof(args), "--clock-cycles --no-delta %s/kernel", d2);
     T_REQUIRE(bt2(args) == 0);
