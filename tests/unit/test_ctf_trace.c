@@ -420,6 +420,65 @@ static void test_tracefs_table(void)
     sn_syscall_tab_free(&kt);
 }
 
+/* babeltrace 1.5 (Debian's babeltrace, when installed) reads snapshot 1 too: rc 0, 17 events,
+ * the same text as babeltrace2's for an event. */
+static void test_babeltrace1(void)
+{
+    if (access("/usr/bin/babeltrace", X_OK) != 0) {
+        t_skip("babeltrace (1.5) not installed");
+        return;
+    }
+    char cmd[800];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/babeltrace --clock-cycles --no-delta %s/snap1/kernel",
+             root);
+    int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    if (rc != 0)
+        t_note("%s: rc %d\n%s", cmd, rc, err);
+    T_EQ(rc, 0);
+    T_EQ(count_lines("\n"), 17);
+    T_OK(strstr(out,
+                "syscall_entry_openat: { cpu_id = 1 }, { pid = 4242, tid = 4242 }, "
+                "{ dfd = -100, filename = \"/etc/hostname\", flags = 0, mode = 0 }\n") != NULL);
+}
+
+/* lttng-analyses (Debian's python3-lttnganalyses, when installed) reads a snapshot as a kernel
+ * trace: bench (4242) switched in, then openat, read, getppid, counted by lttng-syscallstats.
+ * Skipped when the analyses are not installed (scripts/setup does not install them). */
+static void test_lttng_analyses(void)
+{
+    if (access("/usr/bin/lttng-syscallstats", X_OK) != 0) {
+        t_skip("lttng-syscallstats not installed (python3-lttnganalyses)");
+        return;
+    }
+    char d[600];
+    snprintf(d, sizeof(d), "%s/analyses", root);
+    struct sn_ctf_env env;
+    env_fixed(&env, "snap4");
+    struct sn_ctf_writer_opts o = {.ncpus = 1, .classes = &cls};
+    struct sn_ctf_writer *w;
+    T_REQUIRE(sn_ctf_writer_open(&w, d, &env, &o) == 0);
+    T_EQ(add(w, sw(0, T0, "swapper/0", 0, 0, "bench", 4242)), 0);
+    struct sn_rec_event op = sys(1, 0, T0 + 1000, NR_OPENAT, 0, (uint64_t)-100, 0x5000, 0);
+    op.u.sys.str[1] = "/etc/hostname";
+    T_EQ(add(w, op), 0);
+    T_EQ(add(w, sys(0, 0, T0 + 2000, NR_OPENAT, 3, 0, 0, 0)), 0);
+    T_EQ(add(w, sys(1, 0, T0 + 3000, NR_READ, 0, 3, 0x7ffd1000, 1)), 0);
+    T_EQ(add(w, sys(0, 0, T0 + 4000, NR_READ, 1, 3, 0x7ffd1000, 1)), 0);
+    T_EQ(add(w, sys(1, 0, T0 + 5000, NR_GETPPID, 0, 0, 0, 0)), 0);
+    T_EQ(add(w, sys(0, 0, T0 + 6000, NR_GETPPID, 4000, 0, 0, 0)), 0);
+    T_EQ(add(w, sw(0, T0 + 7000, "bench", 4242, 1, "swapper/0", 0)), 0);
+    T_EQ(sn_ctf_writer_close(w), 0);
+    char cmd[800];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/lttng-syscallstats --skip-validation --no-progress %s", d);
+    int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    if (rc != 0)
+        t_note("%s: rc %d\n%s\n%s", cmd, rc, out, err);
+    T_EQ(rc, 0);
+    T_OK(strstr(out, "Total syscalls: 3") != NULL);
+    T_OK(strstr(out, "bench (4242, TID: 4242)") != NULL);
+    T_OK(strstr(out, " - openat                                           1 ") != NULL);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -427,6 +486,8 @@ int main(int argc, char **argv)
         return 1;
     t_run("snapshots", test_snapshots);
     t_run("tracefs_table", test_tracefs_table);
+    t_run("babeltrace1", test_babeltrace1);
+    t_run("lttng_analyses", test_lttng_analyses);
     sn_ctf_classes_free(&cls);
     sn_syscall_tab_free(&tab);
     return t_done();
