@@ -19,6 +19,10 @@ struct val {
     {                                                                                              \
         .name = (n), .kind = (k)                                                                   \
     }
+/* argi of the system call classes' fields that are not one argument */
+#define ARG_RET (-1)
+#define ARG_ID  (-2)
+#define ARG_ALL (-3) /* args[6] */
 
 static const struct sn_ctf_class fixed[] = {
     {.name = "sched_switch",
@@ -58,12 +62,12 @@ static const struct sn_ctf_class fixed[] = {
      .type = SN_REC_SYS_ENTER,
      .nfields = 2,
      .fields = {F("id", SN_CTF_I32), F("args", SN_CTF_ARGS6)},
-     .argi = {-1, -1}},
+     .argi = {ARG_ID, ARG_ALL}},
     {.name = "syscall_exit_unknown",
      .type = SN_REC_SYS_EXIT,
      .nfields = 3,
      .fields = {F("id", SN_CTF_I32), F("ret", SN_CTF_I64), F("args", SN_CTF_ARGS6)},
-     .argi = {-1, -1, -1}},
+     .argi = {ARG_ID, ARG_RET, ARG_ALL}},
 };
 #define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
 _Static_assert(NFIXED == SN_CTF_SYSCALL_BASE, "syscall classes start after the fixed ones");
@@ -76,7 +80,7 @@ static void syscall_class(struct sn_ctf_class *c, const struct sn_syscall *sc, i
     c->sc = sc;
     if (exit) {
         c->fields[c->nfields] = (struct sn_ctf_field)F("ret", SN_CTF_I64);
-        c->argi[c->nfields++] = -1;
+        c->argi[c->nfields++] = ARG_RET;
     }
     for (int i = 0; i < sc->nargs; i++) {
         if (!(sc->args[i].dir & (exit ? SN_SC_OUT : SN_SC_IN)))
@@ -151,16 +155,15 @@ static void gather(const struct sn_ctf_class *c, const struct sn_rec_event *ev, 
     case SN_REC_SYS_EXIT:
         for (int f = 0; f < c->nfields; f++) {
             int a = c->argi[f];
-            const char *name = c->fields[f].name;
             if (a >= 0) {
                 v[f].u = ev->u.sys.args[a];
                 v[f].p = ev->u.sys.str[a];
-            } else if (strcmp(name, "id") == 0) {
+            } else if (a == ARG_ID) {
                 v[f].u = I(ev->u.sys.nr);
-            } else if (strcmp(name, "ret") == 0) {
+            } else if (a == ARG_RET) {
                 v[f].u = I(ev->u.sys.ret);
             } else {
-                v[f].p = ev->u.sys.args; /* args[6] */
+                v[f].p = ev->u.sys.args;
             }
         }
         break;
@@ -206,6 +209,12 @@ static void put(uint8_t *buf, size_t cap, size_t *len, const void *src, size_t n
 
 static void put_le(uint8_t *buf, size_t cap, size_t *len, uint64_t v, size_t n)
 {
+    if (*len + n <= cap) { /* the usual case: room for it, no staging copy */
+        for (size_t i = 0; i < n; i++)
+            buf[*len + i] = (uint8_t)(v >> (8 * i));
+        *len += n;
+        return;
+    }
     uint8_t b[8];
     for (size_t i = 0; i < n; i++)
         b[i] = (uint8_t)(v >> (8 * i));

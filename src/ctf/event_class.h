@@ -30,7 +30,7 @@ struct sn_ctf_class {
     const struct sn_syscall *sc; /* system call classes: the call (NULL: *_unknown) */
     uint8_t nfields;
     struct sn_ctf_field fields[SN_CTF_CLASS_FIELDS];
-    int8_t argi[SN_CTF_CLASS_FIELDS]; /* system call classes: argument index, -1 for id/ret/args */
+    int8_t argi[SN_CTF_CLASS_FIELDS]; /* system call classes: argument index (< 0: id, ret, args) */
 };
 
 struct sn_ctf_classes {

@@ -39,6 +39,7 @@ struct cpu_state {
     size_t stage_len, stage_cap;
     struct ix *ix;
     size_t nix, ix_cap;
+    bool unsorted;              /* an event was staged before an earlier-staged one's time */
     int fd;                     /* the temporary stream file, -1 before the first packet */
     uint64_t last_end;          /* timestamp_end of the last packet written */
     uint64_t discarded;         /* free-running */
@@ -155,6 +156,8 @@ int sn_ctf_writer_add(struct sn_ctf_writer *w, unsigned cpu, const struct sn_rec
     struct rec_head h = {
         .ts = ev->ts, .id = c->id, .pid = ev->pid, .tid = ev->tid, .len = (uint32_t)len};
     memcpy(s->stage + s->stage_len, &h, sizeof(h));
+    if (s->nix > 0 && ev->ts < s->ix[s->nix - 1].ts)
+        s->unsorted = true;
     s->ix[s->nix++] = (struct ix){.ts = ev->ts, .off = s->stage_len};
     s->stage_len += REC_HEAD + len;
     if (ev->ts > w->max_ts)
@@ -236,7 +239,9 @@ int sn_ctf_writer_flush_packet(struct sn_ctf_writer *w, unsigned cpu)
             t = s->last_end;
         return emit(w, cpu, SN_CTF_PACKET_HEADER, t, t);
     }
-    qsort(s->ix, s->nix, sizeof(*s->ix), by_ts);
+    if (s->unsorted) /* ring consumers hand most CPUs' events in order already */
+        qsort(s->ix, s->nix, sizeof(*s->ix), by_ts);
+    s->unsorted = false;
     size_t len = SN_CTF_PACKET_HEADER, n = 0;
     uint64_t begin = 0, prev = 0;
     int rc = 0;
