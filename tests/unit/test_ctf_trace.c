@@ -420,6 +420,41 @@ static void test_tracefs_table(void)
     sn_syscall_tab_free(&kt);
 }
 
+/* A fleet's snapshot: DIR/<host>/kernel for two hosts with their own boot ids (clock uuids) and
+ * clock offsets; babeltrace2 finds both under DIR and merges them into one timeline by wall
+ * clock: hostB's event, 1 ms earlier in real time, comes first although its monotonic time is
+ * later. */
+static void test_two_hosts(void)
+{
+    char d[600], h[700];
+    snprintf(d, sizeof(d), "%s/fleet", root);
+    T_EQ(mkdir(d, 0755), 0); /* the writer makes DIR, not its parents */
+    static const char *const hosts[] = {"hostA", "hostB"};
+    for (int i = 0; i < 2; i++) {
+        struct sn_ctf_env env;
+        env_fixed(&env, "snapF");
+        snprintf(env.hostname, sizeof(env.hostname), "%s", hosts[i]);
+        env.uuid[15] = (uint8_t)i;
+        env.boot_id[0] = i ? 'b' : 'a';
+        /* hostB booted 10 s after hostA: its monotonic times are 10 s less for one instant */
+        env.clock_offset_ns += i * 10 * 1000 * (int64_t)MS;
+        snprintf(h, sizeof(h), "%s/%s", d, hosts[i]);
+        struct sn_ctf_writer_opts o = {.ncpus = 1, .classes = &cls};
+        struct sn_ctf_writer *w;
+        T_REQUIRE(sn_ctf_writer_open(&w, h, &env, &o) == 0);
+        uint64_t t = i ? T0 + 5 * 1000 * MS - MS : T0 + 15 * 1000 * MS;
+        T_EQ(add(w, sys(1, 0, t, NR_GETPPID, 0, 0, 0, 0)), 0);
+        T_EQ(sn_ctf_writer_close(w), 0);
+    }
+    char args[800];
+    snprintf(args, sizeof(args), "--clock-seconds --no-delta --clock-gmt %s", d);
+    T_REQUIRE(bt2(args) == 0);
+    T_STR(out, "[1796601615.999000000] hostB syscall_entry_getppid: { cpu_id = 0 }, "
+               "{ pid = 4242, tid = 4242 }, { }\n"
+               "[1796601616.000000000] hostA syscall_entry_getppid: { cpu_id = 0 }, "
+               "{ pid = 4242, tid = 4242 }, { }\n");
+}
+
 /* babeltrace 1.5 (Debian's babeltrace, when installed) reads snapshot 1 too: rc 0, 17 events,
  * the same text as babeltrace2's for an event. */
 static void test_babeltrace1(void)
@@ -486,6 +521,7 @@ int main(int argc, char **argv)
         return 1;
     t_run("snapshots", test_snapshots);
     t_run("tracefs_table", test_tracefs_table);
+    t_run("two_hosts", test_two_hosts);
     t_run("babeltrace1", test_babeltrace1);
     t_run("lttng_analyses", test_lttng_analyses);
     sn_ctf_classes_free(&cls);
