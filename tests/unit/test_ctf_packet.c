@@ -1,13 +1,15 @@
 /*
  * ctf/packet.c and the packets ctf/writer.c cuts: the 84 bytes of header and context at their
  * offsets, compact (6 bytes) against extended (14 bytes) event headers at their boundaries, a
- * syscall_entry_read of 26 bytes, packets of at most 256 KiB and within one second, and the
- * errors of the writer's arguments.
+ * syscall_entry_read of 26 bytes, packets of at most 256 KiB and within one second, the
+ * errors of the writer's arguments, and a full disk (root: a small tmpfs).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctf/packet.h"
@@ -219,6 +221,47 @@ static void test_open_errors(void)
     sn_ctf_writer_abort(NULL);
 }
 
+/* A full disk: the writer says -ENOSPC and leaves nothing behind (no partial trace, no
+ * temporaries); with room again, the same directory takes a whole trace. */
+static void test_full_disk(void)
+{
+    if (geteuid() != 0) { /* CI runs as root; elsewhere this case cannot mount */
+        t_skip("needs root to mount a tmpfs");
+        return;
+    }
+    char d[512], t[600];
+    outdir(d, sizeof(d), "tmpfs");
+    mkdir(d, 0700);
+    T_REQUIRE(mount("tmpfs", d, "tmpfs", 0, "size=1m,mode=0700") == 0);
+    T_EQ(t_fill_disk(d), 0);
+    snprintf(t, sizeof(t), "%s/trace", d);
+    struct sn_ctf_env env = {0};
+    struct sn_ctf_writer_opts o = {.ncpus = 2, .classes = &cls};
+    for (int round = 0; round < 2; round++) {
+        struct sn_ctf_writer *w;
+        T_REQUIRE(sn_ctf_writer_open(&w, t, &env, &o) == 0);
+        struct sn_rec_event ev = {.type = SN_REC_SYS_ENTER, .tid = 1, .pid = 1};
+        for (int i = 0; i < 20000; i++) { /* 280 KB */
+            ev.ts = 1000000 + (uint64_t)i;
+            T_EQ(sn_ctf_writer_add(w, (unsigned)i & 1, &ev), 0);
+        }
+        int rc = sn_ctf_writer_close(w);
+        char k[700];
+        snprintf(k, sizeof(k), "%s/kernel", t);
+        if (round == 0) {
+            T_EQ(rc, -ENOSPC);
+            T_EQ(access(k, F_OK), -1); /* nothing left */
+            T_EQ(t_unfill_disk(d), 0);
+        } else {
+            T_EQ(rc, 0);
+            snprintf(k, sizeof(k), "%s/kernel/metadata", t);
+            T_EQ(access(k, F_OK), 0);
+        }
+    }
+    T_EQ(umount(d), 0);
+    rmdir(d);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -229,6 +272,7 @@ int main(int argc, char **argv)
     t_run("payload", test_payload);
     t_run("packet_limits", test_packet_limits);
     t_run("open_errors", test_open_errors);
+    t_run("full_disk", test_full_disk);
     sn_ctf_classes_free(&cls);
     sn_syscall_tab_free(&tab);
     return t_done();
