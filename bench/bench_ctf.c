@@ -19,6 +19,8 @@
 
 #define RECORDS (64u * 1024 * 1024 / 64)
 
+static volatile uint64_t sink;
+
 static void fill(struct sn_rec_event *ev, uint32_t i)
 {
     memset(ev, 0, sizeof(*ev));
@@ -67,11 +69,10 @@ int main(void)
         struct sn_ctf_writer *w;
         /* the records' making alone, to take out of the figures */
         double f0 = bench_thread_cpu_s();
-        volatile uint64_t sink = 0;
         struct sn_rec_event fe;
         for (uint32_t i = 0; i < RECORDS; i++) {
             fill(&fe, i);
-            sink += fe.ts;
+            sink += fe.ts; /* keeps the loop */
         }
         fill_cpu[r] = bench_thread_cpu_s() - f0;
         double c0 = bench_thread_cpu_s();
