@@ -455,14 +455,11 @@ static void test_two_hosts(void)
                "{ pid = 4242, tid = 4242 }, { }\n");
 }
 
-/* babeltrace 1.5 (Debian's babeltrace, when installed) reads snapshot 1 too: rc 0, 17 events,
- * the same text as babeltrace2's for an event. */
+/* babeltrace 1.5 (Debian's babeltrace, installed by scripts/setup) reads snapshot 1 too: rc 0,
+ * 17 events, the same text as babeltrace2's for an event. */
 static void test_babeltrace1(void)
 {
-    if (access("/usr/bin/babeltrace", X_OK) != 0) {
-        t_skip("babeltrace (1.5) not installed");
-        return;
-    }
+    T_REQUIRE(access("/usr/bin/babeltrace", X_OK) == 0); /* scripts/setup installs it */
     char cmd[800];
     snprintf(cmd, sizeof(cmd), "/usr/bin/babeltrace --clock-cycles --no-delta %s/snap1/kernel",
              root);
@@ -476,15 +473,12 @@ static void test_babeltrace1(void)
                 "{ dfd = -100, filename = \"/etc/hostname\", flags = 0, mode = 0 }\n") != NULL);
 }
 
-/* lttng-analyses (Debian's python3-lttnganalyses, when installed) reads a snapshot as a kernel
- * trace: bench (4242) switched in, then openat, read, getppid, counted by lttng-syscallstats.
- * Skipped when the analyses are not installed (scripts/setup does not install them). */
+/* lttng-analyses (Debian's python3-lttnganalyses, installed by scripts/setup) reads a snapshot
+ * as a kernel trace: bench (4242) switched in, then openat, read, getppid, counted by
+ * lttng-syscallstats. */
 static void test_lttng_analyses(void)
 {
-    if (access("/usr/bin/lttng-syscallstats", X_OK) != 0) {
-        t_skip("lttng-syscallstats not installed (python3-lttnganalyses)");
-        return;
-    }
+    T_REQUIRE(access("/usr/bin/lttng-syscallstats", X_OK) == 0); /* scripts/setup installs it */
     char d[600];
     snprintf(d, sizeof(d), "%s/analyses", root);
     struct sn_ctf_env env;
