@@ -1359,7 +1359,7 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
         if (!atomic_load(&o->active))
             continue;
         int64_t last = atomic_load(&o->last_t);
-        out->owned++;
+        out->owned += strcmp(o->key, SN_SPAN_BASE_KEY) != 0; /* instrumentations, not the base */
         out->pending += atomic_load(&o->pending);
         if (last && now - last > out->lag_s)
             out->lag_s = now - last;
