@@ -47,6 +47,7 @@ struct want {
     char key[KEY_MAX];
     json_t *def;                     /* scoped to --cgroup (sn_fleet_scope_def) */
     uint32_t retention, granularity; /* the CA definition's (a trace.spans one's past) */
+    int64_t crtime_ms;
 };
 
 struct want_set {
@@ -482,6 +483,7 @@ static bool want_apply(struct sn_fleet_agent *fa, struct want_set *w, kvEntry *e
     const json_t *ca = json_object_get(v, "def");
     x->retention = (uint32_t)json_integer_value(json_object_get(ca, "retention-time"));
     x->granularity = (uint32_t)json_integer_value(json_object_get(ca, "granularity"));
+    x->crtime_ms = json_integer_value(json_object_get(ca, "crtime"));
     json_decref(v);
     return true;
 }
@@ -538,11 +540,12 @@ static bool reconcile(struct sn_fleet_agent *fa, const struct want_set *w)
         char why[WHY_MAX] = "";
         bool span = sn_span_metrics_handles(x->def);
         /* a new trace.spans one: its past from the spans relayed before (fleet/span_past.h) */
-        int rc = span && !in ? sn_span_past_enable(fa->past, x->key, x->def, fa->key_cap,
-                                                   x->retention, x->granularity, why, sizeof(why))
-                 : span      ? sn_span_metrics_enable(fa->spanm, x->key, x->def, fa->key_cap, why,
-                                                      sizeof(why))
-                             : sn_agent_enable(fa->agent, x->key, x->def, why, sizeof(why));
+        int rc =
+            span && !in ? sn_span_past_enable(fa->past, x->key, x->def, fa->key_cap, x->retention,
+                                              x->granularity, x->crtime_ms, why, sizeof(why))
+            : span
+                ? sn_span_metrics_enable(fa->spanm, x->key, x->def, fa->key_cap, why, sizeof(why))
+                : sn_agent_enable(fa->agent, x->key, x->def, why, sizeof(why));
         if (rc == 0)
             sn_log(SN_LOG_INFO, "fleet", "%s enabled", x->key);
         else

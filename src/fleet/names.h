@@ -25,7 +25,9 @@
  * scope) written as one subject token: a tenant name is letters, digits, '-', '_' and '.'
  * (serve/tenants.c), and its dots are written "=2E" ("a.b/7" -> "a=2Eb/7"); '=' never occurs
  * in a tenant name and '/' is valid in subjects and KV keys, so the token maps back
- * unambiguously. <host> is a host name as
+ * unambiguously. One more <inst> is built in: SN_FLEET_SPAN_BASE, the base of trace.spans
+ * (serve/span_base.h), whose frames and rollups travel as an instrumentation's
+ * ("trace=2Espans"). <host> is a host name as
  * sn_fleet_host_valid() takes it; it may contain dots, and comes last in a subject.
  */
 #ifndef SN_FLEET_NAMES_H
@@ -46,7 +48,8 @@
 #define SN_FLEET_SPAN_SHARDS    64 /* shards of the trace store (part of the format) */
 #define SN_FLEET_KV_DEFS        "sonde_defs"
 #define SN_FLEET_KV_MEMBERS     "sonde_members"
-#define SN_FLEET_HOST_MAX       253 /* bytes of a host name (DNS) */
+#define SN_FLEET_HOST_MAX       253           /* bytes of a host name (DNS) */
+#define SN_FLEET_SPAN_BASE      "trace.spans" /* serve/span_metrics.h: SN_SPAN_BASE_KEY */
 #define SN_FLEET_SUBJECT_MAX    512 /* bytes of any subject, KV key or message id, with NUL */
 
 /* True when host is a name the fleet accepts: 1..SN_FLEET_HOST_MAX bytes of [A-Za-z0-9._-],
@@ -57,8 +60,8 @@ bool sn_fleet_host_valid(const char *host);
 /* The token of instrumentation key inst ("7" -> "7", "a.b/7" -> "a=2Eb/7") into out[len].
  * Returns 0, or -EINVAL when inst is not "<digits>" or "<tenant>/<digits>" with a tenant of
  * 1..64 [A-Za-z0-9._-] and an id in canonical decimal (1..2^53-1, no leading zero, as
- * serve/ writes it), -ENOSPC when out is too small. Every function here leaves "" in its
- * output on failure; a parser's output too small is -ENOSPC. */
+ * serve/ writes it), nor SN_FLEET_SPAN_BASE, -ENOSPC when out is too small. Every function here
+ * leaves "" in its output on failure; a parser's output too small is -ENOSPC. */
 int sn_fleet_inst_token(const char *inst, char *out, size_t len);
 /* The reverse: the key of token tok (its first n bytes). 0, -EINVAL, -ENOSPC. */
 int sn_fleet_inst_of_token(const char *tok, size_t n, char *out, size_t len);

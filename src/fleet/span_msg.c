@@ -284,8 +284,8 @@ static int publish_all(struct sn_link *link, struct out_list *l, char *why, size
 }
 
 /* The frames of a request (sn_span_metrics_take()'s callback, its read lock held): the base's
- * kept in the past, the instrumentations' added to the messages (sent once the lock is gone:
- * the past is what a fill reads, the bus is not). */
+ * kept in the past, and added to the messages with the instrumentations' (sent once the lock
+ * is gone: the past is what a fill reads, the bus is not). */
 struct take {
     struct sn_span_past *past;
     struct out_list *l;
@@ -299,10 +299,15 @@ struct take {
 static void on_frames(void *arg, const struct sn_wire_frame *fr, size_t n)
 {
     struct take *x = arg;
-    sn_span_past_add(x->past, fr, n, x->now);
+    bool *bus = malloc(n * sizeof(*bus));
+    if (!bus) {
+        x->rc = -ENOMEM;
+        return;
+    }
+    sn_span_past_add(x->past, fr, n, x->now, bus);
     for (size_t i = 0; x->rc == 0 && i < n; i++) {
         char pname[24];
-        if (fr[i].id && strcmp(fr[i].id, SN_SPAN_BASE_KEY) == 0)
+        if (!bus[i]) /* a base's second older than a base keeps */
             continue;
         struct out_msg *m = out_add(x->l);
         size_t len = sn_wire_frame_len(&fr[i]);
@@ -319,6 +324,7 @@ static void on_frames(void *arg, const struct sn_wire_frame *fr, size_t n)
             m->len = len;
         }
     }
+    free(bus);
 }
 
 int sn_fleet_spans_send(struct sn_link *link, const char *origin, uint64_t nonce,

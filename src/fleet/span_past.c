@@ -33,7 +33,7 @@ int sn_span_past_open(struct sn_span_metrics *sm, struct sn_link *link, const ch
     struct sn_span_past *p = calloc(1, sizeof(*p));
     struct sn_ds_opts o = {.arity = SN_WIRE_NUMERIC_BY_KEY,
                            .granularity = 1,
-                           .retention = SN_SPAN_PAST_RETENTION,
+                           .retention = SN_SPAN_PAST_KEEP,
                            .key_cap = key_cap ? key_cap : SN_DEFAULT_KEY_CAP};
     *out = NULL;
     if (!p || !(p->ds = sn_ds_create(&o))) {
@@ -58,20 +58,33 @@ void sn_span_past_close(struct sn_span_past *p)
     free(p);
 }
 
+int64_t sn_span_past_since(int64_t crtime_ms)
+{
+    return crtime_ms / 1000 - SN_SPAN_PAST_RETENTION;
+}
+
 struct sn_span_metrics *sn_span_past_metrics(struct sn_span_past *p)
 {
     return p->sm;
 }
 
-void sn_span_past_add(struct sn_span_past *p, const struct sn_wire_frame *f, size_t n, int64_t now)
+void sn_span_past_add(struct sn_span_past *p, const struct sn_wire_frame *f, size_t n, int64_t now,
+                      bool *bus)
 {
     pthread_mutex_lock(&p->mu);
-    for (size_t i = 0; i < n; i++)
-        if (f[i].id && strcmp(f[i].id, SN_SPAN_BASE_KEY) == 0 && sn_ds_add(p->ds, &f[i], now) < 0)
+    for (size_t i = 0; i < n; i++) {
+        bus[i] = !f[i].id || strcmp(f[i].id, SN_SPAN_BASE_KEY) != 0;
+        if (bus[i])
+            continue;
+        int rc = sn_ds_add(p->ds, &f[i], now);
+        if (rc < 0)
             sn_log(SN_LOG_WARN, "fleet",
                    "out of memory: spans of second %" PRId64
                    " are not in the past of trace.spans instrumentations created later",
                    f[i].t);
+        /* onto the bus as a single server's base would take it: its memory's seconds */
+        bus[i] = rc == SN_DS_ADDED && f[i].t >= now - SN_SPAN_PAST_RETENTION;
+    }
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -79,7 +92,7 @@ void sn_span_past_add(struct sn_span_past *p, const struct sn_wire_frame *f, siz
 struct fill {
     struct sn_span_past *p;
     const char *key;
-    int64_t retention, granularity, now;
+    int64_t retention, granularity, since, now;
     const struct sn_ds_slot **sl; /* room for every slot, allocated before the snapshot */
     size_t n;
 };
@@ -90,6 +103,8 @@ static void fill_snap(void *arg)
     struct fill *x = arg;
     int64_t g = x->granularity, from = (x->now = sn_now()) - x->retention;
     from -= ((from % g) + g) % g;
+    if (from < x->since) /* the fleet's stored base has the seconds before (span_base.h) */
+        from = x->since;
     pthread_mutex_lock(&x->p->mu);
     x->n = sn_ds_slots_ref(x->p->ds, from, x->now + SN_DS_MAX_FUTURE + 1, x->sl);
     pthread_mutex_unlock(&x->p->mu);
@@ -122,17 +137,18 @@ static void fill_run(void *arg, const struct sn_span_rekey *r)
 }
 
 int sn_span_past_enable(struct sn_span_past *p, const char *key, const json_t *def,
-                        uint32_t key_cap, uint32_t retention, uint32_t granularity, char *why,
-                        size_t whylen)
+                        uint32_t key_cap, uint32_t retention, uint32_t granularity,
+                        int64_t crtime_ms, char *why, size_t whylen)
 {
     if (sn_span_metrics_has(p->sm, key)) /* it counted live here: no past to add */
         return sn_span_metrics_enable(p->sm, key, def, key_cap, why, whylen);
     struct fill x = {.p = p,
                      .key = key,
                      .retention = retention ? retention : SN_SPAN_PAST_RETENTION,
-                     .granularity = granularity ? granularity : 1};
-    if (x.retention > SN_SPAN_PAST_RETENTION)
-        x.retention = SN_SPAN_PAST_RETENTION;
+                     .granularity = granularity ? granularity : 1,
+                     .since = sn_span_past_since(crtime_ms)};
+    if (x.retention > SN_SPAN_PAST_KEEP)
+        x.retention = SN_SPAN_PAST_KEEP;
     pthread_mutex_lock(&p->mu);
     uint32_t cap = sn_ds_nslots(p->ds);
     pthread_mutex_unlock(&p->mu);

@@ -25,6 +25,7 @@
 #include "serve/flow.h"
 #include "serve/instn_def.h"
 #include "serve/server.h"
+#include "serve/span_base.h"
 #include "serve/span_metrics.h"
 #include "wire/frame.h"
 
@@ -128,6 +129,8 @@ int sn_fleet_delete_def(struct sn_fleet *f, const char *key)
     return st == NATS_OK ? 0 : sn_link_err(st) ? sn_link_err(st) : -EIO;
 }
 
+static void base_fill(struct sn_fleet *f, const char *inst, const json_t *def);
+
 /* One entry of the definitions bucket, as the watcher sees it. */
 static void on_def(struct sn_fleet *f, kvEntry *e)
 {
@@ -159,14 +162,18 @@ static void on_def(struct sn_fleet *f, kvEntry *e)
         } else {
             atomic_fetch_add(&f->defs_applied, 1);
             /* trace.spans: every node counts the spans it takes (serve/fleet_spans.c), a new
-             * one from its past of them (fleet/span_past.h) */
-            if (f->span_past && json_is_object(agent) && sn_span_metrics_handles(agent) &&
+             * one from its past of them (fleet/span_past.h), and from the fleet's base before
+             * that past (serve/span_base.h) */
+            bool spans = f->span_past && json_is_object(agent) && sn_span_metrics_handles(agent);
+            if (spans &&
                 sn_span_past_enable(
                     f->span_past, inst, agent, f->s->key_cap,
                     (uint32_t)json_integer_value(json_object_get(def, "retention-time")),
-                    (uint32_t)json_integer_value(json_object_get(def, "granularity")), why,
-                    sizeof(why)) < 0)
+                    (uint32_t)json_integer_value(json_object_get(def, "granularity")),
+                    json_integer_value(json_object_get(def, "crtime")), why, sizeof(why)) < 0)
                 sn_log(SN_LOG_WARN, "fleet", "%s: span metrics refused: %s", k, why);
+            else if (spans && rc == 1)
+                base_fill(f, inst, def);
         }
     }
     json_decref(v);
@@ -174,6 +181,36 @@ static void on_def(struct sn_fleet *f, kvEntry *e)
 }
 
 static int load_defs(struct sn_fleet *f, bool first, char *why, size_t whylen);
+
+/* The first of key's owners by rendezvous hashing into id (f->mu held); false: none. */
+static bool first_owner_locked(struct sn_fleet *f, const char *key, char *id, size_t len);
+
+/* A trace.spans instrumentation just created (def, its key inst): on an owner of the base that
+ * has caught up with it, its retention's seconds before its boundary from the fleet's base
+ * (serve/span_base.h). The base's owners publish the same frames under the same message ids
+ * (the bus stores one); a definition heard again later (a restart, the watcher made again)
+ * is not filled again: only within SN_SPAN_PAST_KEEP - SN_SPAN_PAST_RETENTION seconds of its
+ * creation. */
+static void base_fill(struct sn_fleet *f, const char *inst, const json_t *def)
+{
+    char host[SN_FLEET_HOST_MAX + 1];
+    int64_t crtime_ms = json_integer_value(json_object_get(def, "crtime"));
+    struct sn_instn *in;
+
+    if (!f->s->span_base || !sn_fleet_serves(f, SN_SPAN_BASE_KEY) || crtime_ms <= 0 ||
+        sn_now_ms() - crtime_ms > (SN_SPAN_PAST_KEEP - SN_SPAN_PAST_RETENTION) * 1000LL ||
+        !(in = calloc(1, sizeof(*in))))
+        return;
+    snprintf(in->key, sizeof(in->key), "%s", inst);
+    in->retention = (uint32_t)json_integer_value(json_object_get(def, "retention-time"));
+    in->granularity = (uint32_t)json_integer_value(json_object_get(def, "granularity"));
+    pthread_mutex_lock(&f->mu);
+    bool named = first_owner_locked(f, SN_SPAN_BASE_KEY, host, sizeof(host));
+    pthread_mutex_unlock(&f->mu);
+    if (named && in->retention > SN_SPAN_PAST_RETENTION)
+        sn_span_base_fill_fleet(f->s, in, sn_span_past_since(crtime_ms), host);
+    sn_instn_free(in);
+}
 
 /* A watcher's loop: each entry to fn until stop (seen every 500 ms). The watcher is made
  * again (keys: "inst.>", or NULL for every key) when f->watch_gen moves: the link came back,
@@ -730,6 +767,28 @@ static size_t live_nodes(struct sn_fleet *f, struct sn_hrw_node *out, size_t max
     return n;
 }
 
+static bool first_owner_locked(struct sn_fleet *f, const char *key, char *id, size_t len)
+{
+    struct sn_hrw_node nodes[256];
+    size_t idx[SN_FLEET_OWNERS];
+    size_t n = live_nodes(f, nodes, 256);
+    if (sn_hrw_owners(key, nodes, n, SN_FLEET_OWNERS, idx) == 0)
+        return false;
+    snprintf(id, len, "%s", nodes[idx[0]].id);
+    return true;
+}
+
+/* The key whose owners own key: a trace.spans instrumentation's are the base's
+ * (serve/span_base.h). Takes the server's lock: call without f->mu. */
+static const char *owning_key(struct sn_fleet *f, const char *key)
+{
+    pthread_rwlock_rdlock(&f->s->lock);
+    const struct sn_instn *in = sn_server_find_key(f->s, key);
+    bool with_base = in && sn_span_base_follows(f->s, in);
+    pthread_rwlock_unlock(&f->s->lock);
+    return with_base ? SN_SPAN_BASE_KEY : key;
+}
+
 bool sn_fleet_owns_locked(struct sn_fleet *f, const char *key)
 {
     struct sn_hrw_node nodes[256];
@@ -804,10 +863,11 @@ int sn_fleet_owner_api(struct sn_fleet *f, const char *key, size_t nth, char *ou
     struct sn_hrw_node nodes[256];
     size_t idx[SN_FLEET_OWNERS], seen = 0;
     int rc = -ENOENT;
+    const char *hrw = owning_key(f, key);
 
     pthread_mutex_lock(&f->mu);
     size_t n = live_nodes(f, nodes, 256);
-    size_t k = sn_hrw_owners(key, nodes, n, SN_FLEET_OWNERS, idx);
+    size_t k = sn_hrw_owners(hrw, nodes, n, SN_FLEET_OWNERS, idx);
     /* owners that have caught up first; then the others (they answer with what they have) */
     for (int pass = 0; pass < 2 && rc < 0; pass++)
         for (size_t i = 0; i < k && rc < 0; i++) {
@@ -840,8 +900,71 @@ size_t sn_fleet_node_apis(struct sn_fleet *f, char (*out)[160], size_t max)
     return n;
 }
 
+/* Makes this node's consumer of key (retention: its memory's seconds) follow ownership, by
+ * rendezvous hashing of hrw (the key itself, or the base's: serve/span_base.h); resub: the
+ * link came back. */
+static void follow(struct sn_fleet *f, const char *key, const char *hrw, uint32_t retention,
+                   bool resub)
+{
+    pthread_mutex_lock(&f->mu);
+    bool mine = sn_fleet_owns_locked(f, hrw);
+    struct owned *o = owned_get(f, key, mine);
+    pthread_mutex_unlock(&f->mu);
+    if (!o)
+        return;
+    if (mine && !atomic_load(&o->active)) {
+        /* a new owner: memory from the stream alone (what it held is stale) */
+        sn_server_reset_data(f->s, o->key);
+        atomic_store(&o->last_seq, 0);
+        atomic_store(&o->ready, false);
+        atomic_store(&o->since_ms, sn_mono_ms());
+        atomic_store(&o->heard_ms, sn_mono_ms());
+        o->lost = false;
+        atomic_store(&o->active, true);
+        int64_t newest = INT64_MIN, start_ns = 0;
+        bool known = sn_store_newest(f->s->store, o->key, SN_TIER_RAW, &newest) == 0;
+        /* memory is replayed whole (its seconds replace the store's when written); frames
+         * older than it are merged into the store, which has them up to its newest */
+        pthread_mutex_lock(&o->batch_mu);
+        o->batch.skip_before = known ? newest + 1 : 0;
+        pthread_mutex_unlock(&o->batch_mu);
+        if (subscribe(f, o, 0, retention, &start_ns) == 0) {
+            /* the store's seconds end at newest: those up to the replay's start are on the
+             * stream (a node that was down, or owned it before and not since) */
+            bool gap = known && (newest + 1) * 1000000000LL < start_ns;
+            atomic_fetch_add(&f->replays, 1);
+            sn_log(SN_LOG_INFO, "fleet",
+                   "instrumentation %s: owned; replaying its %" PRIu32 " s of frames%s", o->key,
+                   retention,
+                   !known ? ", and its history before them"
+                   : gap  ? ", and the seconds its store lacks before them"
+                          : "");
+            if (!known || gap) /* its history, or the store's gap, from the streams */
+                sn_fleet_queue_rebuild(f, o, known ? newest : INT64_MIN, start_ns);
+        } else {
+            atomic_store(&o->active, false); /* taken over again at the next pass */
+        }
+    } else if (mine && (resub || !o->sub || o->lost)) {
+        /* its consumer again, from the frame after the last one taken: the link came back,
+         * the consumer is gone on the servers (one of them died), or a restart failed */
+        atomic_fetch_add(&f->restarts, 1);
+        unsubscribe(o);
+        o->lost = false;
+        atomic_store(&o->heard_ms, sn_mono_ms());
+        if (subscribe(f, o, atomic_load(&o->last_seq), retention, NULL) < 0)
+            wake(f); /* tried again soon */
+    } else if (!mine && atomic_load(&o->active)) {
+        atomic_store(&o->active, false);
+        atomic_store(&o->ready, false);
+        unsubscribe(o);
+        sn_server_reset_data(f->s, o->key);
+        sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: owned elsewhere now", o->key);
+    }
+}
+
 /* Makes what this node consumes follow ownership: starts consumers for what it owns now
- * (its memory of each rebuilt from the stream), stops and forgets the rest. */
+ * (its memory of each rebuilt from the stream), stops and forgets the rest. The base of
+ * trace.spans (serve/span_base.h) is owned and consumed as an instrumentation. */
 static void rebalance(struct sn_fleet *f)
 {
     size_t n = 0;
@@ -853,67 +976,16 @@ static void rebalance(struct sn_fleet *f)
     f->resubscribe = false;
     pthread_mutex_unlock(&f->mu);
     sn_fleet_spans_rebalance(f, resub);
-    for (size_t i = 0; all && i < n; i++) {
-        pthread_mutex_lock(&f->mu);
-        bool mine = sn_fleet_owns_locked(f, all[i]->key);
-        struct owned *o = owned_get(f, all[i]->key, mine);
-        pthread_mutex_unlock(&f->mu);
-        if (!o)
-            continue;
-        if (mine && !atomic_load(&o->active)) {
-            /* a new owner: memory from the stream alone (what it held is stale) */
-            sn_server_reset_data(f->s, o->key);
-            atomic_store(&o->last_seq, 0);
-            atomic_store(&o->ready, false);
-            atomic_store(&o->since_ms, sn_mono_ms());
-            atomic_store(&o->heard_ms, sn_mono_ms());
-            o->lost = false;
-            atomic_store(&o->active, true);
-            int64_t newest = INT64_MIN, start_ns = 0;
-            bool known = sn_store_newest(f->s->store, o->key, SN_TIER_RAW, &newest) == 0;
-            /* memory is replayed whole (its seconds replace the store's when written); frames
-             * older than it are merged into the store, which has them up to its newest */
-            pthread_mutex_lock(&o->batch_mu);
-            o->batch.skip_before = known ? newest + 1 : 0;
-            pthread_mutex_unlock(&o->batch_mu);
-            if (subscribe(f, o, 0, all[i]->retention, &start_ns) == 0) {
-                /* the store's seconds end at newest: those up to the replay's start are on the
-                 * stream (a node that was down, or owned it before and not since) */
-                bool gap = known && (newest + 1) * 1000000000LL < start_ns;
-                atomic_fetch_add(&f->replays, 1);
-                sn_log(SN_LOG_INFO, "fleet",
-                       "instrumentation %s: owned; replaying its %" PRIu32 " s of frames%s", o->key,
-                       all[i]->retention,
-                       !known ? ", and its history before them"
-                       : gap  ? ", and the seconds its store lacks before them"
-                              : "");
-                if (!known || gap) /* its history, or the store's gap, from the streams */
-                    sn_fleet_queue_rebuild(f, o, known ? newest : INT64_MIN, start_ns);
-            } else {
-                atomic_store(&o->active, false); /* taken over again at the next pass */
-            }
-        } else if (mine && (resub || !o->sub || o->lost)) {
-            /* its consumer again, from the frame after the last one taken: the link came back,
-             * the consumer is gone on the servers (one of them died), or a restart failed */
-            atomic_fetch_add(&f->restarts, 1);
-            unsubscribe(o);
-            o->lost = false;
-            atomic_store(&o->heard_ms, sn_mono_ms());
-            if (subscribe(f, o, atomic_load(&o->last_seq), all[i]->retention, NULL) < 0)
-                wake(f); /* tried again soon */
-        } else if (!mine && atomic_load(&o->active)) {
-            atomic_store(&o->active, false);
-            atomic_store(&o->ready, false);
-            unsubscribe(o);
-            sn_server_reset_data(f->s, o->key);
-            sn_log(SN_LOG_INFO, "fleet", "instrumentation %s: owned elsewhere now", o->key);
-        }
-    }
+    for (size_t i = 0; all && i < n; i++)
+        follow(f, all[i]->key, sn_span_base_follows(f->s, all[i]) ? SN_SPAN_BASE_KEY : all[i]->key,
+               all[i]->retention, resub);
+    if (f->s->span_base)
+        follow(f, SN_SPAN_BASE_KEY, SN_SPAN_BASE_KEY, f->s->span_base->retention, resub);
     /* deleted instrumentations */
     pthread_mutex_lock(&f->mu);
     for (size_t j = 0; j < f->nown; j++) {
         struct owned *o = f->own[j];
-        bool there = false;
+        bool there = f->s->span_base && strcmp(o->key, SN_SPAN_BASE_KEY) == 0;
         for (size_t i = 0; all && i < n && !there; i++)
             there = strcmp(all[i]->key, o->key) == 0;
         if (!there && o->sub) {
@@ -1294,7 +1366,7 @@ void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out)
         if (!atomic_load(&o->active))
             continue;
         int64_t last = atomic_load(&o->last_t);
-        out->owned++;
+        out->owned += strcmp(o->key, SN_SPAN_BASE_KEY) != 0; /* instrumentations, not the base */
         out->pending += atomic_load(&o->pending);
         if (last && now - last > out->lag_s)
             out->lag_s = now - last;

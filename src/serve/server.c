@@ -466,6 +466,8 @@ int sn_server_reset_data(struct sn_server *s, const char *key)
 
     pthread_rwlock_wrlock(&s->lock);
     struct sn_instn *in = sn_server_find_key(s, key);
+    if (!in && s->span_base && strcmp(key, s->span_base->key) == 0)
+        in = s->span_base; /* a fleet's base of trace.spans (serve/span_base.h) */
     if (in) {
         struct sn_dataset *ds = sn_server_new_dataset(s, in);
         rc = -ENOMEM;

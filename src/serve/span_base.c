@@ -4,6 +4,8 @@
 #include "serve/span_base.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,14 +14,17 @@
 #include "core/err.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "fleet/names.h"
+#include "serve/fleet.h"
 #include "serve/flow.h"
 #include "serve/server.h"
 #include "serve/span_metrics.h"
 
+/* the fleet carries the base under its name (fleet/names.h) */
+_Static_assert(sizeof(SN_FLEET_SPAN_BASE) == sizeof(SN_SPAN_BASE_KEY), "the base's key on the bus");
+
 int sn_span_base_open(struct sn_server *s)
 {
-    if (s->fleet_mode)
-        return 0;
     struct sn_instn *b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
@@ -37,13 +42,17 @@ int sn_span_base_open(struct sn_server *s)
         sn_instn_free(b);
         return -ENOMEM;
     }
-    sn_server_load_data(s, b, false); /* its memory as before the restart */
+    /* in a fleet its memory comes from the stream (its owners'), and the publishers count the
+     * spans (fleet/span_past.h) */
+    if (!s->fleet_mode)
+        sn_server_load_data(s, b, false); /* its memory as before the restart */
     if (sn_agg_add(s->agg, b->key, b->ds) < 0) {
         sn_instn_free(b);
         return -ENOMEM;
     }
     s->span_base = b;
-    sn_span_metrics_base_on(s->spanm);
+    if (!s->fleet_mode)
+        sn_span_metrics_base_on(s->spanm);
     return 0;
 }
 
@@ -79,30 +88,41 @@ static int64_t fill_from(const struct sn_span_base_fill *x)
     return align_down(x->now - (int64_t)x->in->retention, g);
 }
 
+/* The end of what the fill covers (exclusive): everything up to the base's future on a single
+ * server, the fleet's boundary there. */
+static int64_t fill_to(const struct sn_span_base_fill *x)
+{
+    int64_t to = x->now + SN_DS_MAX_FUTURE + 1;
+    return x->until < to ? x->until : to;
+}
+
 /* Under span metrics' write lock: references, no copies. */
 static void fill_snap(void *arg)
 {
     struct sn_span_base_fill *x = arg;
     struct sn_server *s = x->s;
     x->now = sn_now();
-    int64_t from = fill_from(x), to = x->now + SN_DS_MAX_FUTURE + 1, m = mem_start(x->now);
-    if (sn_agg_view_open(s->agg, SN_SPAN_BASE_KEY, from > m ? from : m, to, &x->bv) < 0 ||
+    int64_t from = fill_from(x), to = fill_to(x), m = mem_start(x->now);
+    int64_t lo = from > m ? from : m, hi = to > m ? to : m; /* memory's part */
+    if (sn_agg_view_open(s->agg, SN_SPAN_BASE_KEY, lo, hi, &x->bv) < 0 ||
         sn_agg_view_open(s->agg, x->in->key, from, to, &x->iv) < 0) {
         sn_agg_view_close(x->bv);
         x->bv = NULL;
     }
 }
 
-static void fill_run(void *arg, const struct sn_span_rekey *r)
+/* The fill's frames into *out, *nout (r: the instrumentation to re-key for; NULL: the one
+ * running in span metrics). Returns 0 or -errno. */
+static int fill_frames(struct sn_span_base_fill *x, const struct sn_span_rekey *r,
+                       struct sn_wire_frame **out, size_t *nout)
 {
-    struct sn_span_base_fill *x = arg;
     struct sn_server *s = x->s;
     const struct sn_instn *in = x->in;
     int64_t g = in->granularity ? in->granularity : 1, from = fill_from(x), m = mem_start(x->now);
+    int64_t to = fill_to(x), older = to < m ? to : m;
     const struct sn_ds_slot **mem, **is;
     struct sn_ds_slot **recs = NULL;
     struct sn_wire_frame *f = NULL;
-    const struct sn_wire_frame **fp = NULL;
     int64_t *have = NULL;
     size_t nrec = 0, nf = 0, capf = 0;
     bool values;
@@ -113,13 +133,13 @@ static void fill_run(void *arg, const struct sn_span_rekey *r)
         goto out;
     }
     /* the seconds older than the base's memory: from its records */
-    if (from < m && (rc = sn_store_read(s->store, SN_SPAN_BASE_KEY, SN_TIER_RAW, from, m, &recs,
-                                        &nrec, &values)) < 0) {
+    if (from < older && (rc = sn_store_read(s->store, SN_SPAN_BASE_KEY, SN_TIER_RAW, from, older,
+                                            &recs, &nrec, &values)) < 0) {
         if (rc != -ENOENT)
             goto out;
         rc = 0;
     }
-    size_t nmem = sn_agg_view_slots(x->bv, &mem), ni = sn_agg_view_slots(x->iv, &is);
+    size_t nmem = sn_agg_view_slots(x->bv, &mem), ni = x->iv ? sn_agg_view_slots(x->iv, &is) : 0;
     /* the slots it held (its own records, restored at a restart) are its own */
     if (ni && !(have = malloc(ni * sizeof(*have)))) {
         rc = -ENOMEM;
@@ -132,7 +152,7 @@ static void fill_run(void *arg, const struct sn_span_rekey *r)
     for (size_t i = 0; i < nrec + nmem; i++) {
         const struct sn_ds_slot *b = i < nrec ? recs[i] : mem[i - nrec];
         int64_t t = align_down(b->t, g);
-        if (ni && bsearch(&t, have, ni, sizeof(*have), cmp_i64))
+        if (b->t >= to || (ni && bsearch(&t, have, ni, sizeof(*have), cmp_i64)))
             continue;
         struct sn_wire_frame *a = sn_grow(f, &capf, nf + 1, sizeof(*a));
         if (!a) {
@@ -140,42 +160,58 @@ static void fill_run(void *arg, const struct sn_span_rekey *r)
             goto out;
         }
         f = a;
-        if ((rc = sn_span_metrics_rekey(r, b, s->host, &f[nf], NULL)) < 0)
+        rc = r ? sn_span_metrics_rekey(r, b, x->host, &f[nf], NULL)
+               : sn_span_metrics_rekey_key(s->spanm, in->key, b, x->host, &f[nf], NULL);
+        if (rc < 0)
             goto out;
         if (f[nf].total || f[nf].over_cap)
             nf++;
         else
             sn_wire_frame_fini(&f[nf]);
     }
-    int *rcs = nf ? malloc(nf * sizeof(*rcs)) : NULL;
-    fp = nf ? malloc(nf * sizeof(*fp)) : NULL;
-    if (nf && (!rcs || !fp)) {
-        free(rcs);
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < nf; i++)
-        fp[i] = &f[i];
-    if (nf) /* as frames of its one source: the store writes them as its own */
-        sn_flow_frames(s, fp, nf, x->now, false, rcs, NULL);
-    free(rcs);
 out:
-    if (rc < 0)
-        sn_log(SN_LOG_WARN, "serve",
-               "instrumentation %s: its past is not filled from the spans received before: %s",
-               in->key, sn_strerror(rc));
     for (size_t i = 0; i < nrec; i++)
         sn_ds_slot_unref(recs[i]);
     free(recs);
-    sn_span_metrics_frames_free(f, nf);
-    free(fp);
     free(have);
+    if (rc < 0) {
+        sn_span_metrics_frames_free(f, nf);
+        f = NULL;
+        nf = 0;
+    }
+    *out = f;
+    *nout = nf;
+    return rc;
+}
+
+static void fill_run(void *arg, const struct sn_span_rekey *r)
+{
+    struct sn_span_base_fill *x = arg;
+    struct sn_wire_frame *f = NULL;
+    size_t nf = 0;
+    int rc = fill_frames(x, r, &f, &nf);
+    const struct sn_wire_frame **fp = nf ? malloc(nf * sizeof(*fp)) : NULL;
+    int *rcs = nf ? malloc(nf * sizeof(*rcs)) : NULL;
+    if (nf && (!rcs || !fp))
+        rc = -ENOMEM;
+    if (rc == 0 && nf) { /* as frames of its one source: the store writes them as its own */
+        for (size_t i = 0; i < nf; i++)
+            fp[i] = &f[i];
+        sn_flow_frames(x->s, fp, nf, x->now, false, rcs, NULL);
+    }
+    if (rc < 0)
+        sn_log(SN_LOG_WARN, "serve",
+               "instrumentation %s: its past is not filled from the spans received before: %s",
+               x->in->key, sn_strerror(rc));
+    free(rcs);
+    free(fp);
+    sn_span_metrics_frames_free(f, nf);
 }
 
 void sn_span_base_fill_init(struct sn_span_base_fill *x, struct sn_server *s,
                             const struct sn_instn *in)
 {
-    *x = (struct sn_span_base_fill){.s = s, .in = in};
+    *x = (struct sn_span_base_fill){.s = s, .in = in, .host = s->host, .until = INT64_MAX};
     x->f = (struct sn_span_fill){fill_snap, fill_run, x};
 }
 
@@ -184,6 +220,41 @@ void sn_span_base_fill_fini(struct sn_span_base_fill *x)
     sn_agg_view_close(x->bv);
     sn_agg_view_close(x->iv);
     x->bv = x->iv = NULL;
+}
+
+int sn_span_base_fill_fleet(struct sn_server *s, const struct sn_instn *in, int64_t until,
+                            const char *host)
+{
+    struct sn_span_base_fill x = {.s = s, .in = in, .host = host, .until = until};
+    struct sn_wire_frame *f = NULL;
+    size_t nf = 0, sent = 0;
+    int rc;
+
+    fill_snap(&x);
+    /* what in holds of these seconds is not its own past: the publishers' fill of the
+     * seconds after the boundary can share a period of its granularity with them */
+    sn_agg_view_close(x.iv);
+    x.iv = NULL;
+    rc = fill_frames(&x, NULL, &f, &nf);
+    for (size_t i = 0; rc == 0 && i < nf; i++) {
+        char id[SN_FLEET_HOST_MAX + sizeof(x.in->key) + 48];
+        snprintf(id, sizeof(id), "%s.base.%s.%" PRId64, host, in->key, f[i].t);
+        if ((rc = sn_fleet_publish_frame_id(s->fleet, &f[i], id)) == 0)
+            sent++;
+    }
+    sn_span_base_fill_fini(&x);
+    sn_span_metrics_frames_free(f, nf);
+    if (rc < 0)
+        sn_log(SN_LOG_WARN, "fleet",
+               "instrumentation %s: its past before %" PRId64
+               " is not filled from the fleet's base (%zu of %zu seconds published): %s",
+               in->key, until, sent, nf, sn_strerror(rc));
+    else if (sent)
+        sn_log(SN_LOG_INFO, "fleet",
+               "instrumentation %s: %zu seconds of its past before %" PRId64
+               " published from the fleet's base",
+               in->key, sent, until);
+    return rc < 0 ? rc : (int)sent;
 }
 
 /* ---- History before an instrumentation existed --------------------------------------------- */
@@ -296,6 +367,11 @@ int sn_span_base_view(struct sn_server *s, const struct sn_instn *in,
     int64_t since = align_down(created + period - 1, period);
     return sn_history_view_before(s->store, s->agg, in->key, p, from, to, since, before_read, &b,
                                   out);
+}
+
+bool sn_span_base_follows(const struct sn_server *s, const struct sn_instn *in)
+{
+    return s->span_base && in->metric && in->metric->metric == SN_METRIC_SPANS;
 }
 
 void sn_span_base_stats(struct sn_server *s, uint64_t *spans, uint64_t *keys)

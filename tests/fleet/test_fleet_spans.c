@@ -1297,6 +1297,199 @@ static void test_stop_under_load(void)
     th_nats_free(&nats);
 }
 
+/* The same OTLP request of traces t[0..n) to port (a node, the agent) and to the reference. */
+static void post_both(int port, struct xtrace *const *t, int n)
+{
+    size_t len;
+    unsigned char *b = otlp_body(t, n, &len);
+    T_REQUIRE(b != NULL);
+    T_EQ(post_port(port, "/v1/traces", "application/x-protobuf", b, len, NULL, 0), 200);
+    T_EQ(post_port(ref_port, "/v1/traces", "application/x-protobuf", b, len, NULL, 0), 200);
+    free(b);
+}
+
+/* k traces of service of m spans each, every span ending in second sec, to port and the
+ * reference (distinct starts: k0 the first's rank). */
+static void post_timed(int port, const char *service, int k, int m, int64_t sec, int k0)
+{
+    struct xtrace *a[MAXTR];
+    for (int i = 0; i < k; i++)
+        timed(a[i] = new_trace(service, m), sec, k0 + i);
+    post_both(port, a, k);
+}
+
+/* Creates def on node 0 of the fleet and on the reference: their ids into id and rid. */
+static void create_both(const char *def, char *id, char *rid, size_t len)
+{
+    int st = 0;
+    json_t *c = th_node_jreq(&F, 0, "POST", "/ca/instrumentations", def, &st);
+    snprintf(id, len, "%s", json_string_value(json_object_get(c, "id")) ?: "");
+    json_decref(c);
+    struct th_resp r = {0};
+    const char *jh[] = {"Content-Type: application/json", NULL};
+    T_OK(th_request(ref_port, "POST", "/ca/instrumentations", jh, def, strlen(def), 10000, &r) ==
+         0);
+    c = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    snprintf(rid, len, "%s", json_string_value(json_object_get(c, "id")) ?: "");
+    json_decref(c);
+    th_resp_free(&r);
+}
+
+/* Whether every node's answer to instrumentation id's query q equals the reference's of rid,
+ * but for the counts of sources (the fleet's sources are its publishers, the reference is
+ * one), within limit_ms (asked again every 250 ms), and the tier that answered is want_tier. */
+static bool all_as_ref(const char *id, const char *rid, const char *q, const char *want_tier,
+                       int limit_ms)
+{
+    static const char *const src_fields[2] = {"nsources", "minreporting"};
+    char path[512], rpath[512];
+    bool ok = true;
+    snprintf(path, sizeof(path), "/ca/instrumentations/%s/%s", id, q);
+    snprintf(rpath, sizeof(rpath), "/ca/instrumentations/%s/%s", rid, q);
+    for (int n = 0; n < 3; n++) {
+        double end = th_now_ms() + limit_ms;
+        bool same = false;
+        for (int round = 0; round < 1000 && !same; round++) {
+            int sa = 0, sb = 0;
+            json_t *ja = get_port(F.n[n].port, path, &sa), *jb = get_port(ref_port, rpath, &sb);
+            size_t k;
+            json_t *e;
+            for (int m = 0; m < 2; m++) {
+                json_t *j = m ? jb : ja;
+                for (size_t i = 0; i < 2; i++)
+                    json_object_del(j, src_fields[i]);
+                json_array_foreach(j, k, e)
+                {
+                    for (size_t i = 0; i < 2; i++)
+                        json_object_del(e, src_fields[i]);
+                }
+            }
+            json_t *first = json_is_array(jb) ? json_array_get(jb, 0) : jb;
+            const char *tier = json_string_value(json_object_get(first, "tier"));
+            same = sa == 200 && sb == 200 && ja && json_equal(ja, jb) && tier &&
+                   strcmp(tier, want_tier) == 0;
+            if (!same && th_now_ms() > end) {
+                char *a = ja ? json_dumps(ja, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+                char *b = jb ? json_dumps(jb, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+                NOTE("n%d %s (tier %s wanted):\n#   fleet %.900s\n#   reference %.900s", n + 1,
+                     path, want_tier, a ? a : "-", b ? b : "-");
+                free(a);
+                free(b);
+                round = 1000;
+            }
+            json_decref(ja);
+            json_decref(jb);
+            if (!same && round < 1000)
+                th_sleep_ms(250);
+        }
+        ok &= T_OK(same);
+    }
+    return ok;
+}
+
+/*
+ * The fleet's base (serve/span_base.h, "In a fleet"): spans to the nodes and an agent before
+ * any instrumentation, recent ones, ones older than a base keeps (600 s: refused by every
+ * base, as on a single server) and ones just younger; then a persist-data trace.spans
+ * instrumentation with a retention past 600 s (its memory filled by the publishers and, before
+ * its boundary, by the base's owners from the stored base) and one of 10 s (its history before its
+ * creation from the base's records, raw and 1-minute); every answer of every node equals a single
+ * `sonde serve` fed the same requests.
+ */
+static void test_base(void)
+{
+    char x[32] = "", rx[32] = "", y[32] = "", ry[32] = "", q[256];
+
+    t_seed(1612);
+    ntr = 0;
+    T_REQUIRE(fleet_up(3, 3));
+    T_REQUIRE(ref_start() == 0);
+    int h = th_host_add_uncontained(&F, "ag1");
+    T_REQUIRE(h >= 0);
+    const char *extra[] = {"--otlp-listen", "127.0.0.1:0", NULL};
+    T_REQUIRE(th_host_agent_start(&F, h, extra) == 0);
+    int otlp = wait_number(F.h[h].log, "OTLP/HTTP on 127.0.0.1:0 (port ", 30000);
+    T_REQUIRE(otlp > 0);
+    T_REQUIRE(th_node_wait_members(&F, 0, 3, 1, 20000) >= 0);
+
+    /* before: spans that ended 596 s ago (a base takes them: they are older than the
+     * boundary of an instrumentation created 5 s later, so the base's owners fill them from
+     * the stored base), A and B in recent seconds, and spans that ended 640 s ago (older than a
+     * base keeps: refused by the fleet's as by the reference's) */
+    int64_t now0 = th_unix_ms() / 1000;
+    int64_t sec_edge = now0 - 596, sec_new = now0 - 3, sec_mid = now0 - 120, sec_old = now0 - 640;
+    post_timed(F.n[2].port, SVC_A, 2, 2, sec_edge, 80); /* A 4 */
+    post_timed(otlp, SVC_B, 1, 3, sec_edge, 85);        /* B 3 */
+    post_timed(F.n[0].port, SVC_A, 6, 3, sec_new, 0);   /* A 18 */
+    post_timed(F.n[0].port, SVC_B, 4, 2, sec_mid, 10);  /* B 8 */
+    post_timed(F.n[1].port, SVC_A, 5, 2, sec_mid, 20);  /* A 10 */
+    post_timed(otlp, SVC_B, 4, 3, sec_new, 30);         /* B 12 */
+    post_timed(F.n[0].port, SVC_A, 3, 2, sec_old, 40);  /* refused */
+    post_timed(otlp, SVC_B, 2, 2, sec_old, 50);         /* refused */
+    T_REQUIRE(th_unix_ms() / 1000 < sec_edge + 600);    /* the base took sec_edge */
+    /* the creation 5 s after sec_edge's spans came (its boundary past them); the base's owners
+     * take the frames meanwhile, and their stores write them */
+    while (th_unix_ms() / 1000 < sec_edge + 601 + 1)
+        th_sleep_ms(100);
+
+    /* X: persist-data, 900 s of memory; Y: persist-data, 10 s */
+    create_both("{\"module\":\"trace\",\"stat\":\"spans\",\"decomposition\":[\"service\"],"
+                "\"persist-data\":true,\"retention-time\":900}",
+                x, rx, sizeof(x));
+    create_both("{\"module\":\"trace\",\"stat\":\"spans\",\"decomposition\":[\"service\"],"
+                "\"persist-data\":true,\"retention-time\":10}",
+                y, ry, sizeof(y));
+    T_REQUIRE(x[0] && rx[0] && y[0] && ry[0]);
+    int hosts[] = {h};
+    T_REQUIRE(th_wait_running(&F, 0, x, hosts, 1, 20000) >= 0);
+    T_REQUIRE(th_wait_running(&F, 0, y, hosts, 1, 20000) >= 0);
+
+    /* after: C that ended 620 s ago (counted live where the memory holds it: X), and A in a
+     * second before the creation */
+    post_timed(F.n[1].port, SVC_C, 3, 2, now0 - 620, 60); /* C 6 */
+    post_timed(otlp, SVC_A, 2, 1, sec_new, 70);           /* A 2 */
+
+    /* X's memory: every second, once (the publishers' fill, the base's owners' before it, live) */
+    const char *svcs[] = {SVC_A, SVC_B, SVC_C};
+    const int want_x[] = {4 + 18 + 10 + 2, 3 + 8 + 12, 6};
+    for (int n = 0; n < 3; n++)
+        T_OK(counts_in(n, x, now0 - 660, 660, svcs, want_x, 3, 20000));
+    snprintf(q, sizeof(q), "value/raw?start_time=%" PRId64 "&duration=660", now0 - 660);
+    T_OK(all_as_ref(x, rx, q, "raw", 20000));
+    const int want_new[] = {18 + 2, 12}, want_mid[] = {10, 8}, want_edge[] = {4, 3};
+    for (int n = 0; n < 3; n++) {
+        T_OK(counts_in(n, x, sec_edge, 1, svcs, want_edge, 2, 20000));
+        T_OK(counts_in(n, x, sec_new, 1, svcs, want_new, 2, 20000));
+        T_OK(counts_in(n, x, sec_mid, 1, svcs, want_mid, 2, 20000));
+    }
+    snprintf(q, sizeof(q), "value/raw?start_time=%" PRId64 "&duration=1&ndatapoints=660",
+             now0 - 660);
+    T_OK(all_as_ref(x, rx, q, "raw", 20000));
+
+    /* Y's history before its creation, raw tier: the base's records (no C: the base refused it) */
+    const int want_y[] = {4 + 18 + 10 + 2, 3 + 8 + 12};
+    for (int n = 0; n < 3; n++)
+        T_OK(counts_in(n, y, now0 - 660, 660, svcs, want_y, 2, 20000));
+    snprintf(q, sizeof(q), "value/raw?start_time=%" PRId64 "&duration=1&ndatapoints=660",
+             now0 - 660);
+    T_OK(all_as_ref(y, ry, q, "raw", 20000));
+
+    /* the 1-minute tier (2 hours: past the raw tier's 4,800 records): the base's rollups before
+     * each one's creation, for both (the minutes close and roll up: a bounded wait) */
+    int64_t m1 = (now0 / 60) * 60 + 60, m0 = m1 - 7200; /* to the end of now0's minute */
+    while (th_unix_ms() / 1000 < m1 + 2)                /* at most a minute */
+        th_sleep_ms(250);
+    snprintf(q, sizeof(q), "value/raw?start_time=%" PRId64 "&duration=7200", m0);
+    T_OK(all_as_ref(x, rx, q, "1m", 60000));
+    T_OK(all_as_ref(y, ry, q, "1m", 20000));
+    for (int n = 0; n < 3; n++)
+        T_OK(counts_in(n, y, m0, 7200, svcs, want_y, 2, 20000));
+
+    ref_stop();
+    th_fleet_free(&F);
+    th_nats_free(&nats);
+}
+
 int main(int argc, char **argv)
 {
     if (!(sonde = th_sonde_binary(&argc, &argv)))
@@ -1308,5 +1501,6 @@ int main(int argc, char **argv)
     t_run("agent_relay", test_agent_relay);
     t_run("past", test_past);
     t_run("stop_under_load", test_stop_under_load);
+    t_run("base", test_base);
     return t_done();
 }

@@ -169,6 +169,15 @@ static void test_frame_subject(void)
     T_STR(inst, "a.b/7");
     T_STR(host, "web1.example.com");
 
+    /* the built-in key of the base of trace.spans travels as an instrumentation's */
+    T_EQ(sn_fleet_frame_subject(SN_FLEET_SPAN_BASE, "n1", out, sizeof(out)), 0);
+    T_STR(out, "sonde.frames.trace=2Espans.n1");
+    T_EQ(sn_fleet_parse_frame_subject(out, inst, sizeof(inst), host, sizeof(host)), 0);
+    T_STR(inst, "trace.spans");
+    T_STR(host, "n1");
+    T_EQ(sn_fleet_frame_subject("trace.span", "n1", out, sizeof(out)), -EINVAL);
+    T_EQ(sn_fleet_frame_subject("trace.spans/1", "n1", out, sizeof(out)), 0); /* a tenant's */
+
     T_EQ(sn_fleet_frame_subject("7", "bad..host", out, sizeof(out)), -EINVAL);
     T_STR(out, "");
     T_EQ(sn_fleet_frame_subject("x", "web1", out, sizeof(out)), -EINVAL);
