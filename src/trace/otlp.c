@@ -270,6 +270,14 @@ struct dec {
      * copy here, and the span store's blocks find a key by its pointer */
     const char *kc[64];
     uint32_t kcl[64];
+    /* protobuf: a span's attributes, events and links gathered in one walk over it, then
+     * copied into the arena at once (reused from span to span, freed with the request) */
+    struct sn_span_kv *sattr;
+    struct sn_span_event *sev;
+    struct sn_span_link *slk;
+    size_t sattr_cap, sev_cap, slk_cap;
+    /* the arena's room strings are copied into, taken from it a slab at a time */
+    char *sp, *se;
 };
 
 /* What a resource and a scope give each of their spans. */
@@ -330,6 +338,31 @@ __attribute__((format(printf, 2, 3))) static void refuse(struct dec *d, const ch
     va_end(ap);
 }
 
+#define STR_SLAB (32u << 10)
+
+/* A NUL-terminated copy of s[0..n) in the batch's arena, from the current slab when it has
+ * room (no call per string), else from a new slab (or its own allocation when large). */
+static char *str_dup(struct dec *d, const void *s, size_t n)
+{
+    char *p;
+    if ((size_t)(d->se - d->sp) > n) {
+        p = d->sp;
+        d->sp += n + 1;
+    } else if (n >= STR_SLAB / 8) {
+        if (!(p = sn_arena_alloc(&d->b->arena, n + 1)))
+            return NULL;
+    } else {
+        if (!(p = sn_arena_alloc(&d->b->arena, STR_SLAB)))
+            return NULL;
+        d->sp = p + n + 1;
+        d->se = p + STR_SLAB;
+    }
+    if (n)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
 /* A copy of s[0..n) in the arena into *out ("" when empty, or when the span is refused
  * already: it is not kept). Over SN_SPAN_MAX_VALUE bytes the span is refused (what says
  * which string). 0 or -ENOMEM. */
@@ -342,11 +375,34 @@ static int copy_str(struct dec *d, const void *s, size_t n, const char **out, co
     }
     if (n == 0 || d->rej)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, s, n);
+    char *p = str_dup(d, s, n);
     if (!p)
         return -ENOMEM;
     *out = p;
     return 0;
+}
+
+/* Whether a[0..n) equals b[0..n): eight bytes at a time (keys are short: no call). */
+static inline bool bytes_eq(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    uint64_t u, v;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&u, x + i, 8);
+            memcpy(&v, y + i, 8);
+            if (u != v)
+                return false;
+        }
+        memcpy(&u, x + n - 8, 8); /* the tail, overlapping */
+        memcpy(&v, y + n - 8, 8);
+        return u == v;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return false;
+    return true;
 }
 
 /* copy_str() of an attribute key, or the copy of the same key made lately. */
@@ -355,7 +411,7 @@ static int copy_key(struct dec *d, const uint8_t *s, size_t n, const char **out)
     if (n == 0 || n > 255 || d->rej)
         return copy_str(d, s, n, out, "attribute key");
     size_t slot = (n * 31u + s[0] * 7u + s[n - 1] + s[n / 2] * 13u) & 63;
-    if (d->kc[slot] && d->kcl[slot] == n && memcmp(d->kc[slot], s, n) == 0) {
+    if (d->kc[slot] && d->kcl[slot] == n && bytes_eq(d->kc[slot], s, n)) {
         *out = d->kc[slot];
         return 0;
     }
@@ -394,7 +450,7 @@ static int attr_set_text(struct dec *d, struct sn_span_kv *a, const struct key *
     }
     if (!a || d->rej)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, d->tmp.p, d->tmp.len);
+    char *p = str_dup(d, d->tmp.p, d->tmp.len);
     if (!p)
         return -ENOMEM;
     a->val = p;
@@ -411,7 +467,7 @@ static int attr_set_int(struct dec *d, struct sn_span_kv *a, int64_t v)
     a->i = v;
     if (d->rej)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, s, n);
+    char *p = str_dup(d, s, n);
     if (!p)
         return -ENOMEM;
     a->val = p;
@@ -428,7 +484,7 @@ static int attr_set_double(struct dec *d, struct sn_span_kv *a, double v)
     a->d = v;
     if (d->rej)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, s, (size_t)n);
+    char *p = str_dup(d, s, (size_t)n);
     if (!p)
         return -ENOMEM;
     a->val = p;
@@ -456,7 +512,7 @@ static int attr_set_str(struct dec *d, struct sn_span_kv *a, int type, const voi
     a->type = (uint8_t)type;
     if (d->rej || n == 0)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, s, n);
+    char *p = str_dup(d, s, n);
     if (!p)
         return -ENOMEM;
     a->val = p;
@@ -487,8 +543,8 @@ static void span_begin(struct dec *d, const struct group *g)
 }
 
 /* Ends a span: the checks common to both encodings (ids of tid_len and sid_len bytes, or
- * NOT_HEX), then keeps it or refuses it. */
-static void span_done(struct dec *d, const struct group *g, struct sn_span *s, size_t tid_len,
+ * NOT_HEX), then keeps it (true) or refuses it (false). */
+static bool span_done(struct dec *d, const struct group *g, struct sn_span *s, size_t tid_len,
                       size_t sid_len, uint64_t end)
 {
     if (tid_len == NOT_HEX)
@@ -519,7 +575,9 @@ static void span_done(struct dec *d, const struct group *g, struct sn_span *s, s
         loc(d, where, sizeof(where));
         d->b->n--;
         sn_span_batch_reject(d->b, "%s: %s", where, why);
+        return false;
     }
+    return true;
 }
 
 /* A parent id of n bytes at p (n is 0: none). */
@@ -603,30 +661,45 @@ static inline int pb_value(struct sn_pb *r, int w, struct pbval *v)
  * -EINVAL (truncated, malformed, or a known field with another wire type). Unknown fields are
  * skipped. The common case (a one-byte tag of a known field, a one-byte length or varint) is
  * read here; the rest goes through trace/pb.h. */
-static int pb_next(struct dec *d, struct sn_pb *r, const struct msgdef *m, uint32_t *f,
-                   struct pbval *v)
+static inline int pb_next(struct dec *d, struct sn_pb *r, const struct msgdef *m, uint32_t *f,
+                          struct pbval *v)
 {
     int w, rc;
 
     for (;;) {
-        const uint8_t *q = r->p;
-        if (q < r->end && *q < 0x80 && (*q >> 3) < m->n && m->wt[*q >> 3] == (*q & 7) + 1 &&
-            (*q >> 3)) {
-            *f = *q >> 3;
-            w = *q & 7;
+        const uint8_t *q = r->p, *end = r->end;
+        uint8_t t;
+        if (q < end && (t = *q) < 0x80 && (t >> 3) < m->n && m->wt[t >> 3] == (t & 7) + 1 &&
+            (t >> 3)) {
+            *f = t >> 3;
+            w = t & 7;
             r->p = ++q;
-            if (q < r->end && *q < 0x80) {
-                if (w == SN_PB_VARINT) {
+            if (w == SN_PB_LEN) { /* a length of one or two bytes, within the message */
+                size_t n;
+                if (q < end && *q < 0x80)
+                    n = *q++;
+                else if (end - q >= 2 && q[1] < 0x80)
+                    n = (size_t)(q[0] & 0x7f) | (size_t)q[1] << 7, q += 2;
+                else
+                    n = SIZE_MAX;
+                if (n <= (size_t)(end - q)) {
+                    v->p = q;
+                    v->n = n;
+                    r->p = q + n;
+                    return 1;
+                }
+            } else if (w == SN_PB_VARINT) {
+                if (q < end && *q < 0x80) {
                     v->u = *q;
                     r->p = q + 1;
                     return 1;
                 }
-                if (w == SN_PB_LEN && *q < r->end - q) {
-                    v->p = q + 1;
-                    v->n = *q;
-                    r->p = q + 1 + *q;
-                    return 1;
-                }
+            } else if (w == SN_PB_I64 && end - q >= 8) {
+                v->u = (uint64_t)q[0] | (uint64_t)q[1] << 8 | (uint64_t)q[2] << 16 |
+                       (uint64_t)q[3] << 24 | (uint64_t)q[4] << 32 | (uint64_t)q[5] << 40 |
+                       (uint64_t)q[6] << 48 | (uint64_t)q[7] << 56;
+                r->p = q + 8;
+                return 1;
             }
         } else {
             rc = sn_pb_next(r, f, &w);
@@ -993,6 +1066,35 @@ static int pb_status(struct dec *d, const uint8_t *p, size_t n, struct sn_span *
     return rc;
 }
 
+/* Room for one more element at index i of a scratch array (*arr, *cap of size bytes each).
+ * 0 or -ENOMEM. */
+static int scratch_room(void **arr, size_t *cap, size_t i, size_t size)
+{
+    if (i < *cap)
+        return 0;
+    void *a = sn_grow(*arr, cap, i + 1, size);
+    if (!a)
+        return -ENOMEM;
+    *arr = a;
+    return 0;
+}
+
+/* A copy of scratch[0..n) (elements of size bytes) in the arena into *out (NULL when n is 0). */
+static int scratch_keep(struct dec *d, const void *scratch, size_t n, size_t size, void **out)
+{
+    *out = NULL;
+    if (!n)
+        return 0;
+    if (!(*out = sn_arena_alloc(&d->b->arena, n * size)))
+        return -ENOMEM;
+    memcpy(*out, scratch, n * size);
+    return 0;
+}
+
+/* One walk over the span: its attributes, events and links are gathered in the request's
+ * scratch arrays (as many as the limits keep), then copied into the arena when the span is
+ * kept. A span over a limit is refused with the reason the limit gives, as if it had been
+ * checked first (its lists are then only checked, not kept). */
 static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_t n)
 {
     struct sn_pb r = sn_pb_of(p, n);
@@ -1002,30 +1104,11 @@ static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_
     size_t nat = 0, nev = 0, nli = 0, tid_len = 0, sid_len = 0;
     uint64_t end = 0;
 
-    /* first walk: the sizes of the repeated fields (and every wire type checked) */
-    while ((rc = pb_next(d, &r, &M_SPAN, &f, &v)) > 0) {
-        nat += f == 9;
-        nev += f == 11;
-        nli += f == 13;
-    }
-    if (rc < 0)
-        return rc;
     struct sn_span *s = sn_span_batch_add(d->b);
     if (!s)
         return -ENOMEM;
     span_begin(d, g);
-    if ((rc = attrs_alloc(d, nat, &s->attrs, "attribute")) < 0)
-        return rc;
-    if (nev > SN_SPAN_MAX_EVENTS)
-        refuse(d, "%zu events, over %u", nev, SN_SPAN_MAX_EVENTS);
-    else if (!d->rej && (rc = alloc_array(d, nev, sizeof(*s->events), (void **)&s->events)) < 0)
-        return rc;
-    if (nli > SN_SPAN_MAX_LINKS)
-        refuse(d, "%zu links, over %u", nli, SN_SPAN_MAX_LINKS);
-    else if (!d->rej && (rc = alloc_array(d, nli, sizeof(*s->links), (void **)&s->links)) < 0)
-        return rc;
-
-    r = sn_pb_of(p, n);
+    bool keep = !d->rej; /* refused with its resource or scope: its lists are checked only */
     while ((rc = pb_next(d, &r, &M_SPAN, &f, &v)) > 0) {
         switch (f) {
         case 1:
@@ -1060,19 +1143,36 @@ static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_
             end = v.u;
             break;
         case 9:
-            rc = pb_kv_add(d, v.p, v.n, s->attrs, &s->nattrs, "attribute");
+            if (keep && nat < SN_SPAN_MAX_ATTRS &&
+                !(rc = scratch_room((void **)&d->sattr, &d->sattr_cap, nat, sizeof(*d->sattr))))
+                rc = pb_kv(d, v.p, v.n, &d->sattr[nat], "attribute");
+            else if (!rc)
+                rc = pb_kv(d, v.p, v.n, NULL, "attribute");
+            nat++;
             break;
         case 10:
             s->dropped_attrs = (uint32_t)v.u;
             break;
         case 11:
-            rc = pb_event(d, v.p, v.n, s->events ? &s->events[s->nevents++] : NULL);
+            if (keep && nev < SN_SPAN_MAX_EVENTS &&
+                !(rc = scratch_room((void **)&d->sev, &d->sev_cap, nev, sizeof(*d->sev)))) {
+                memset(&d->sev[nev], 0, sizeof(*d->sev));
+                rc = pb_event(d, v.p, v.n, &d->sev[nev]);
+            } else if (!rc) {
+                rc = pb_event(d, v.p, v.n, NULL);
+            }
+            nev++;
             break;
         case 12:
             s->dropped_events = (uint32_t)v.u;
             break;
         case 13:
-            rc = pb_link(d, v.p, v.n, s->links ? &s->links[s->nlinks++] : NULL);
+            if (keep && nli < SN_SPAN_MAX_LINKS &&
+                !(rc = scratch_room((void **)&d->slk, &d->slk_cap, nli, sizeof(*d->slk))))
+                rc = pb_link(d, v.p, v.n, &d->slk[nli]);
+            else if (!rc)
+                rc = pb_link(d, v.p, v.n, NULL);
+            nli++;
             break;
         case 14:
             s->dropped_links = (uint32_t)v.u;
@@ -1089,7 +1189,25 @@ static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_
     }
     if (rc < 0)
         return rc;
-    span_done(d, g, s, tid_len, sid_len, end);
+    /* a list over its limit: the reason the span is refused, whatever else was found */
+    if (keep && (nat > SN_SPAN_MAX_ATTRS || nev > SN_SPAN_MAX_EVENTS || nli > SN_SPAN_MAX_LINKS)) {
+        d->rej = false;
+        if (nat > SN_SPAN_MAX_ATTRS)
+            refuse(d, "%zu %ss, over %u", nat, "attribute", SN_SPAN_MAX_ATTRS);
+        else if (nev > SN_SPAN_MAX_EVENTS)
+            refuse(d, "%zu events, over %u", nev, SN_SPAN_MAX_EVENTS);
+        else
+            refuse(d, "%zu links, over %u", nli, SN_SPAN_MAX_LINKS);
+    }
+    if (!span_done(d, g, s, tid_len, sid_len, end))
+        return 0;
+    s->nattrs = (uint32_t)nat;
+    s->nevents = (uint32_t)nev;
+    s->nlinks = (uint32_t)nli;
+    if ((rc = scratch_keep(d, d->sattr, nat, sizeof(*d->sattr), (void **)&s->attrs)) < 0 ||
+        (rc = scratch_keep(d, d->sev, nev, sizeof(*d->sev), (void **)&s->events)) < 0 ||
+        (rc = scratch_keep(d, d->slk, nli, sizeof(*d->slk), (void **)&s->links)) < 0)
+        return rc;
     return 0;
 }
 
@@ -2112,6 +2230,9 @@ int sn_otlp_decode(enum sn_otlp_enc enc, const void *body, size_t len, struct sn
             rc = pb_request(&d, body, len);
     }
     free(d.tmp.p);
+    free(d.sattr);
+    free(d.sev);
+    free(d.slk);
     if (rc < 0) {
         b->n = n0;
         b->rejected = rej0;
