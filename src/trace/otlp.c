@@ -3,14 +3,19 @@
  * the responses, and the protobuf encoder. Field numbers: ../shared/ref/tracing.md §2.6.
  *
  * The protobuf decoder is the hot path (relays and SDKs send protobuf): it walks the wire
- * bytes in place (trace/pb.h) and copies each string once into the batch's arena. No malloc
- * per field: a message's repeated fields (attributes, events, links) are counted by a first
- * walk over its tags, then an array of exactly that size is taken from the arena and filled
- * by a second walk; a first walk over the whole request counts its spans (-E2BIG before any
- * work, and one realloc of the batch). Array and kvlist values are rendered as JSON text into
- * one scratch buffer per request, then copied. Protobuf lets fields come in any order (a
- * ResourceSpans' resource after its scope_spans), so each level reads its own fields before
- * its children; a field given twice: the last one wins.
+ * bytes in place (trace/pb.h) and copies each string once into the batch's arena (from slabs
+ * of it: no call per string). A span is walked once: its attributes, events and links are
+ * gathered in scratch arrays kept for the request, then copied into the arena in one piece
+ * when the span is kept (a body is read from memory, mostly not from the cache: each walk
+ * over it costs its misses, so there is one, and the next span's bytes are prefetched). The
+ * spans are not counted first: the limit is checked as they come, and a request refused
+ * whole (malformed, or over the limit) is counted then, so that the reason is what a count
+ * first would give (its structure down to the spans, then their number, then the spans).
+ * Smaller messages (resource, events, links) count their repeated fields first. Array and
+ * kvlist values are rendered as JSON text into one scratch buffer per request, then copied.
+ * Protobuf lets fields come in any order (a ResourceSpans' resource after its scope_spans, a
+ * scope after its spans), so each level reads its own fields before its children (a scope
+ * met after spans: those spans are decoded again); a field given twice: the last one wins.
  *
  * The JSON decoder loads the body with jansson and walks the tree the same way, with a path
  * kept for the error messages. Both end in the same checks (span_done()).
@@ -278,6 +283,7 @@ struct dec {
     size_t sattr_cap, sev_cap, slk_cap;
     /* the arena's room strings are copied into, taken from it a slab at a time */
     char *sp, *se;
+    size_t nspans; /* protobuf: spans met so far */
 };
 
 /* What a resource and a scope give each of their spans. */
@@ -1091,19 +1097,27 @@ static int scratch_keep(struct dec *d, const void *scratch, size_t n, size_t siz
     return 0;
 }
 
-/* One walk over the span: its attributes, events and links are gathered in the request's
+/* One walk over the span (p[0..n), within a message that ends at lim): its attributes, events and links are gathered in the request's
  * scratch arrays (as many as the limits keep), then copied into the arena when the span is
  * kept. A span over a limit is refused with the reason the limit gives, as if it had been
  * checked first (its lists are then only checked, not kept). */
-static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_t n)
+static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_t n,
+                   const uint8_t *lim)
 {
     struct sn_pb r = sn_pb_of(p, n);
+
+    /* the next span's bytes asked of memory now, while this one is read (a request's body
+     * is read once, and mostly not in the cache: its misses overlap this way) */
+    for (size_t off = 0; off < n && (size_t)(lim - (p + n)) > off; off += 64)
+        __builtin_prefetch(p + n + off);
     struct pbval v = {0};
     uint32_t f;
     int rc;
     size_t nat = 0, nev = 0, nli = 0, tid_len = 0, sid_len = 0;
     uint64_t end = 0;
 
+    if (++d->nspans > SN_SPAN_MAX_SPANS)
+        return -E2BIG; /* sn_otlp_decode() counts them all for the reason */
     struct sn_span *s = sn_span_batch_add(d->b);
     if (!s)
         return -ENOMEM;
@@ -1211,31 +1225,78 @@ static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_
     return 0;
 }
 
-static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size_t n)
+/* The InstrumentationScope p[0..n) into g (its strings; refused: d->rej). */
+static int pb_scope(struct dec *d, struct group *g, const uint8_t *p, size_t n)
 {
-    struct sn_pb r = sn_pb_of(p, n), rs;
-    struct pbval v = {0}, sv = {0};
-    uint32_t f, sf;
+    struct sn_pb rs = sn_pb_of(p, n);
+    struct pbval sv = {0};
+    uint32_t sf;
     int rc;
 
-    /* the scope first, wherever it is */
-    d->rej = false;
-    g->scope_name = g->scope_version = "";
-    while ((rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0) {
-        if (f != 1)
-            continue;
-        rs = sn_pb_of(v.p, v.n);
-        while ((rc = pb_next(d, &rs, &M_SCOPE, &sf, &sv)) > 0) {
-            if (sf == 1)
-                rc = copy_str(d, sv.p, sv.n, &g->scope_name, "scope name");
-            else if (sf == 2)
-                rc = copy_str(d, sv.p, sv.n, &g->scope_version, "scope version");
-            if (rc < 0)
-                return rc;
-        }
+    while ((rc = pb_next(d, &rs, &M_SCOPE, &sf, &sv)) > 0) {
+        if (sf == 1)
+            rc = copy_str(d, sv.p, sv.n, &g->scope_name, "scope name");
+        else if (sf == 2)
+            rc = copy_str(d, sv.p, sv.n, &g->scope_version, "scope version");
         if (rc < 0)
             return rc;
     }
+    return rc;
+}
+
+/* A ScopeSpans: its scope, then its spans. One walk when the scope comes before the spans
+ * (as SDKs write it); when a scope comes after a span, the spans decoded so far are taken
+ * back and the message read again, the scope first (each scope given: the last one wins). */
+static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size_t n)
+{
+    struct sn_pb r = sn_pb_of(p, n);
+    struct pbval v = {0};
+    uint32_t f;
+    int rc;
+    size_t n0 = d->b->n;
+    uint64_t rej0 = d->b->rejected;
+    bool spans = false, again = false;
+
+    d->rej = false;
+    g->scope_name = g->scope_version = "";
+    g->srej = false;
+    while ((rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0) {
+        if (f == 1 && spans) {
+            again = true;
+            break;
+        }
+        if (f == 1) {
+            d->lvl = 2;
+            if ((rc = pb_scope(d, g, v.p, v.n)) < 0)
+                return rc;
+            g->srej = d->rej;
+            memcpy(g->swhy, d->rej_why, sizeof(g->swhy));
+        } else if (f == 2) {
+            if (!spans) {
+                spans = true;
+                d->lvl = 3;
+                d->pi = 0;
+            }
+            if ((rc = pb_span(d, g, v.p, v.n, r.end)) < 0)
+                return rc;
+            d->pi++;
+        }
+    }
+    d->lvl = 2;
+    if (rc < 0 || !again)
+        return rc;
+
+    /* a scope after spans: those spans back, and the scope read first */
+    d->b->n = n0;
+    d->b->rejected = rej0;
+    if (!rej0)
+        d->b->reject_why[0] = '\0';
+    d->rej = false;
+    g->scope_name = g->scope_version = "";
+    r = sn_pb_of(p, n);
+    while ((rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0)
+        if (f == 1 && (rc = pb_scope(d, g, v.p, v.n)) < 0)
+            return rc;
     if (rc < 0)
         return rc;
     g->srej = d->rej;
@@ -1247,7 +1308,7 @@ static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size
     while ((rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0) {
         if (f != 2)
             continue;
-        if ((rc = pb_span(d, g, v.p, v.n)) < 0)
+        if ((rc = pb_span(d, g, v.p, v.n, r.end)) < 0)
             return rc;
         d->pi++;
     }
@@ -2214,20 +2275,19 @@ int sn_otlp_decode(enum sn_otlp_enc enc, const void *body, size_t len, struct sn
         why[0] = '\0';
     if (d.json) {
         rc = js_request(&d, body, len);
-    } else if ((rc = pb_count_spans(&d, body, len, &n)) == 0) {
-        if (n > SN_SPAN_MAX_SPANS) {
+    } else if ((rc = pb_request(&d, body, len)) == -EINVAL || rc == -E2BIG) {
+        /* Refused whole: as if the spans had been counted first (the request's structure
+         * down to them checked, then their number), which is how the reason is chosen. One
+         * walk less for every request that is not refused. */
+        struct dec c = {.b = b, .why = why, .whylen = whylen};
+        int crc = pb_count_spans(&c, body, len, &n);
+        if (crc < 0) {
+            rc = crc;
+        } else if (n > SN_SPAN_MAX_SPANS) {
             rc = -E2BIG;
             if (whylen)
                 snprintf(why, whylen, "%zu spans, over %u", n, SN_SPAN_MAX_SPANS);
-        } else if (b->n + n > b->cap) {
-            struct sn_span *p = sn_grow(b->spans, &b->cap, b->n + n, sizeof(*p));
-            if (!p)
-                rc = -ENOMEM;
-            else
-                b->spans = p;
         }
-        if (rc == 0)
-            rc = pb_request(&d, body, len);
     }
     free(d.tmp.p);
     free(d.sattr);
