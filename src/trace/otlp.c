@@ -197,19 +197,30 @@ static void put_text(struct buf *t, const char *s, size_t n, bool json)
         buf_c(t, '"');
 }
 
-/* Decimal of v into out (room for 21 bytes and a NUL); returns its length. */
+/* Decimal of v into out (room for 21 bytes and a NUL); returns its length. Two digits at a
+ * time, written from the end (the protobuf decoder formats every integer attribute). */
 static size_t fmt_u64(char *out, uint64_t v)
 {
-    char tmp[20];
-    size_t n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    out[n] = '\0';
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233"
+                                "34353637383940414243444546474849505152535455565758596061626364656667"
+                                "6869707172737475767778798081828384858687888990919293949596979899";
+    size_t n = 1;
+    for (uint64_t x = v; x >= 10; x /= 10)
+        n++;
+    char *p = out + n;
+    *p = '\0';
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        *--p = pairs[2 * r + 1];
+        *--p = pairs[2 * r];
+    }
+    if (v >= 10) {
+        *--p = pairs[2 * v + 1];
+        *--p = pairs[2 * v];
+    } else {
+        *--p = (char)('0' + v);
+    }
     return n;
 }
 
@@ -836,6 +847,21 @@ static int pb_render_any(struct dec *d, const uint8_t *p, size_t n, unsigned dep
     return 0;
 }
 
+/* A length of one or two varint bytes at p (before end): how many bytes it took, its value
+ * in *len; 0 when it is longer or runs past end (read the slow way then). */
+static inline size_t short_len(const uint8_t *p, const uint8_t *end, size_t *len)
+{
+    if (p < end && *p < 0x80) {
+        *len = *p;
+        return 1;
+    }
+    if (end - p >= 2 && p[1] < 0x80) {
+        *len = (size_t)(p[0] & 0x7f) | (size_t)p[1] << 7;
+        return 2;
+    }
+    return 0;
+}
+
 /* The AnyValue p[0..n) of attribute key into a (NULL: checked only). */
 static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a,
                   const struct key *key, const char *what)
@@ -848,10 +874,11 @@ static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *
     double x;
 
     struct sn_pb q;
-    if (n >= 2 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 2 == n) {
-        which = 1; /* the usual shapes read at once: a string_value under 128 bytes alone */
-        last.p = p + 2;
-        last.n = p[1];
+    size_t h, len;
+    if (n >= 2 && p[0] == 0x0a && (h = short_len(p + 1, p + n, &len)) && 1 + h + len == n) {
+        which = 1; /* the usual shapes read at once: a string_value alone */
+        last.p = p + 1 + h;
+        last.n = len;
     } else if (n >= 2 && p[0] == 0x18 &&
                (q = sn_pb_of(p + 1, n - 1), sn_pb_varint(&q, &last.u)) == 0 && q.p == q.end) {
         which = 3; /* or an int_value alone */
@@ -899,13 +926,19 @@ static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a
     int rc;
     const uint8_t *key = NULL, *val = NULL;
     size_t klen = 0, vlen = 0;
+    const uint8_t *end = p + n;
+    size_t h, vh;
     if (n >= 4 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 4 <= n && p[p[1] + 2] == 0x12 &&
-        p[p[1] + 3] < 0x80 && (size_t)p[1] + 4 + p[p[1] + 3] == n) {
-        /* the usual shape read at once: a key, then a value, each under 128 bytes */
+        (vh = short_len(p + p[1] + 3, end, &vlen)) && (size_t)p[1] + 3 + vh + vlen == n) {
+        /* the usual shape read at once: a key under 128 bytes, then a value */
         key = p + 2;
         klen = p[1];
-        val = p + klen + 4;
-        vlen = p[klen + 3];
+        val = p + klen + 3 + vh;
+    } else if (n >= 4 && p[0] == 0x0a && (h = short_len(p + 1, end, &klen)) &&
+               1 + h + klen + 2 <= n && p[1 + h + klen] == 0x12 &&
+               (vh = short_len(p + 2 + h + klen, end, &vlen)) && 2 + h + klen + vh + vlen == n) {
+        key = p + 1 + h; /* or a longer key */
+        val = key + klen + 1 + vh;
     } else {
         while ((rc = pb_next(d, &r, &M_KV, &f, &v)) > 0) {
             if (f == 1)
