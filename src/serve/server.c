@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,13 +625,6 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
         sn_tenants_free(o->tenants);
         return -ENOMEM;
     }
-    /* Span ingest takes and frees a few MiB a request (the body, its decoded spans, the
-     * store's blocks). glibc maps a block over its threshold afresh and gives the heap's top
-     * back when it is freed: each request then paid page faults for zeroed pages (a tenth of
-     * the server's CPU under OTLP load). Kept in the heap, and trimmed only past 64 MiB, the
-     * memory is reused from request to request. */
-    mallopt(M_MMAP_THRESHOLD, 8 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     s->tenants = o->tenants;
     snprintf(s->datadir, sizeof(s->datadir), "%s", o->datadir);
     snprintf(s->uidir, sizeof(s->uidir), "%s", o->uidir ? o->uidir : "");
