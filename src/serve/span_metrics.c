@@ -360,21 +360,72 @@ static void base_key(const struct view *v, char *buf)
     sn_span_metrics_base_key(v->text, v->hash, buf);
 }
 
-struct bspan {
+/* The spans of one second with the same five texts: one entry of the base's frame (two
+ * groups whose keys came out equal are merged into one entry). */
+struct bgroup {
     int64_t t;
+    const struct view *v; /* its first span */
+    uint64_t h;
+    size_t n, at, fill; /* spans; where their ordinals start in ord[]; filled so far */
     union {
         size_t off; /* while keys grows */
         const char *key;
     } k;
-    int64_t lat;
 };
 
-static int bspan_cmp(const void *a, const void *b)
+static int bgroup_cmp(const void *a, const void *b)
 {
-    const struct bspan *x = a, *y = b;
+    const struct bgroup *x = a, *y = b;
     if (x->t != y->t)
         return x->t < y->t ? -1 : 1;
     return strcmp(x->k.key, y->k.key);
+}
+
+static bool same_texts(const struct view *a, const struct view *b)
+{
+    for (int i = 0; i < 5; i++) {
+        if (a->hash[i] != b->hash[i])
+            return false;
+        if (a->text[i] != b->text[i] &&
+            strcmp(a->text[i] ? a->text[i] : "", b->text[i] ? b->text[i] : "") != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The groups of views[0..n) into g (*ng of them, in order of first appearance) and each
+ * view's group into gid. Returns 0 or -ENOMEM. */
+static int base_groups(const struct view *views, size_t n, struct bgroup *g, size_t *ng,
+                       uint32_t *gid)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *tab = calloc(cap, sizeof(*tab)); /* group index + 1, 0: free */
+    if (!tab)
+        return -ENOMEM;
+    *ng = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct view *v = &views[i];
+        uint64_t h = (uint64_t)v->t * 0x9e3779b97f4a7c15ULL;
+        for (int k = 0; k < 5; k++)
+            h = (h ^ v->hash[k]) * 0x100000001b3ULL;
+        h ^= h >> 29;
+        size_t slot = (size_t)h & (cap - 1);
+        for (; tab[slot]; slot = (slot + 1) & (cap - 1)) {
+            struct bgroup *x = &g[tab[slot] - 1];
+            if (x->h == h && x->t == v->t && same_texts(x->v, v))
+                break;
+        }
+        if (!tab[slot]) {
+            g[*ng] = (struct bgroup){.t = v->t, .v = v, .h = h};
+            tab[slot] = (uint32_t)++*ng;
+        }
+        gid[i] = tab[slot] - 1;
+        g[gid[i]].n++;
+    }
+    free(tab);
+    return 0;
 }
 
 static int u16_cmp(const void *a, const void *b)
@@ -411,22 +462,27 @@ static int hist_of_ords(struct sn_hist *h, uint16_t *ord, uint64_t *cnt, size_t 
 }
 
 /* The base's frames for views[0..n) (one per second, an entry per distinct key), appended to
- * *out. The keys are made in one buffer; only the distinct ones are copied into entries.
- * Returns 0 or -ENOMEM. */
+ * *out. The spans are grouped by second and texts first (a hash table), so that a key is
+ * made, sorted and copied once a group, not once a span. Returns 0 or -ENOMEM. */
 static int base_frames(const struct view *views, size_t n, const char *host,
                        struct sn_wire_frame **out, size_t *nout, size_t *capo)
 {
-    struct bspan *bs = malloc(n * sizeof(*bs));
-    uint16_t *ord = malloc(n * sizeof(*ord));
+    struct bgroup *g = malloc(n * sizeof(*g));
+    uint32_t *gid = malloc(n * sizeof(*gid));
+    uint16_t *ord = malloc(n * sizeof(*ord)), *tmp = malloc(n * sizeof(*tmp));
     uint64_t *cnt = malloc(n * sizeof(*cnt));
     char *keys = NULL, buf[SN_SPAN_BASE_KEY_MAX];
-    size_t klen = 0, kcap = 0;
+    size_t ng = 0, klen = 0, kcap = 0;
     int rc = 0;
 
-    if (!bs || !ord || !cnt)
+    if (!g || !gid || !ord || !tmp || !cnt)
         rc = -ENOMEM;
-    for (size_t i = 0; i < n && !rc; i++) {
-        base_key(&views[i], buf);
+    if (!rc)
+        rc = base_groups(views, n, g, &ng, gid);
+    for (size_t i = 0, at = 0; i < ng && !rc; i++) { /* each group's key, its ordinals' room */
+        g[i].at = at;
+        at += g[i].n;
+        base_key(g[i].v, buf);
         size_t len = strlen(buf) + 1;
         char *k = sn_grow(keys, &kcap, klen + len, 1);
         if (!k) {
@@ -435,19 +491,25 @@ static int base_frames(const struct view *views, size_t n, const char *host,
         }
         keys = k;
         memcpy(keys + klen, buf, len);
-        bs[i] = (struct bspan){.t = views[i].t, .k.off = klen, .lat = views[i].lat};
+        g[i].k.off = klen;
         klen += len;
     }
     if (!rc) {
-        for (size_t i = 0; i < n; i++)
-            bs[i].k.key = keys + bs[i].k.off;
-        qsort(bs, n, sizeof(*bs), bspan_cmp);
+        for (size_t i = 0; i < n; i++) {
+            struct bgroup *x = &g[gid[i]];
+            ord[x->at + x->fill++] = sn_ord_from_double((double)views[i].lat);
+        }
+        for (size_t i = 0; i < ng; i++)
+            g[i].k.key = keys + g[i].k.off;
+        qsort(g, ng, sizeof(*g), bgroup_cmp);
     }
-    for (size_t i = 0; i < n && !rc;) { /* a frame per second */
-        size_t j = i, nk = 0;
-        for (; j < n && bs[j].t == bs[i].t; j++)
-            if (j == i || strcmp(bs[j].k.key, bs[j - 1].k.key) != 0)
+    for (size_t i = 0; i < ng && !rc;) { /* a frame per second */
+        size_t j = i, nk = 0, total = 0;
+        for (; j < ng && g[j].t == g[i].t; j++) {
+            total += g[j].n;
+            if (j == i || strcmp(g[j].k.key, g[j - 1].k.key) != 0)
                 nk++;
+        }
         struct sn_wire_frame *a = sn_grow(*out, capo, *nout + 1, sizeof(*a));
         if (!a) {
             rc = -ENOMEM;
@@ -457,9 +519,9 @@ static int base_frames(const struct view *views, size_t n, const char *host,
         struct sn_wire_frame *f = &a[*nout];
         *f = (struct sn_wire_frame){.id = strdup(SN_SPAN_BASE_KEY),
                                     .host = strdup(host),
-                                    .t = bs[i].t,
+                                    .t = g[i].t,
                                     .arity = SN_WIRE_NUMERIC_BY_KEY,
-                                    .total = j - i,
+                                    .total = total,
                                     .entries = calloc(nk, sizeof(*f->entries))};
         (*nout)++;
         if (!f->id || !f->host || !f->entries) {
@@ -467,24 +529,27 @@ static int base_frames(const struct view *views, size_t n, const char *host,
             break;
         }
         for (size_t k = i, e_end; k < j && !rc; k = e_end) { /* an entry per key */
-            e_end = k + 1;
-            while (e_end < j && strcmp(bs[e_end].k.key, bs[k].k.key) == 0)
-                e_end++;
+            size_t m = 0;
+            for (e_end = k; e_end < j && (e_end == k || !strcmp(g[e_end].k.key, g[k].k.key));
+                 e_end++) {
+                memcpy(tmp + m, ord + g[e_end].at, g[e_end].n * sizeof(*tmp));
+                m += g[e_end].n;
+            }
             struct sn_wire_entry *e = &f->entries[f->n++];
-            e->count = e_end - k;
-            if (!(e->key = strdup(bs[k].k.key)) || !(e->hist = sn_hist_create())) {
+            e->count = m;
+            if (!(e->key = strdup(g[k].k.key)) || !(e->hist = sn_hist_create())) {
                 rc = -ENOMEM;
                 break;
             }
-            for (size_t x = k; x < e_end; x++)
-                ord[x - k] = sn_ord_from_double((double)bs[x].lat);
-            rc = hist_of_ords(e->hist, ord, cnt, e_end - k);
+            rc = hist_of_ords(e->hist, tmp, cnt, m);
         }
         i = j;
     }
     free(keys);
-    free(bs);
+    free(g);
+    free(gid);
     free(ord);
+    free(tmp);
     free(cnt);
     return rc;
 }
