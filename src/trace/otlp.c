@@ -2306,6 +2306,13 @@ int sn_otlp_decode(enum sn_otlp_enc enc, const void *body, size_t len, struct sn
 
     if (whylen)
         why[0] = '\0';
+    if (!d.json && b->cap < b->n + len / 1024) { /* room for the spans the body likely holds,
+                                                   * not grown (and copied) span by span */
+        size_t guess = len / 1024 < SN_SPAN_MAX_SPANS ? len / 1024 : SN_SPAN_MAX_SPANS;
+        struct sn_span *p = sn_grow(b->spans, &b->cap, b->n + guess, sizeof(*p));
+        if (p)
+            b->spans = p;
+    }
     if (d.json) {
         rc = js_request(&d, body, len);
     } else if ((rc = pb_request(&d, body, len)) == -EINVAL || rc == -E2BIG) {
