@@ -42,12 +42,12 @@
 #include "core/clock.h"
 #include "http/httpd.h"
 
-#define SWEEP_MS       250          /* how often deadlines are checked */
-#define LOG_EVERY_MS   10000        /* at most one log line per refusal reason in this time */
-#define TRIM_MIN_BYTES (1u << 20)   /* malloc_trim() after freeing a body this big */
-#define MMAP_THRESHOLD (4u << 20)   /* bodies this big and larger get their own mapping */
-#define HEAP_KEEP      (64u << 20)  /* free memory an arena keeps on its top before trimming */
-#define FD_SPARE       256          /* descriptors kept for everything but connections */
+#define SWEEP_MS       250         /* how often deadlines are checked */
+#define LOG_EVERY_MS   10000       /* at most one log line per refusal reason in this time */
+#define TRIM_MIN_BYTES (1u << 20)  /* malloc_trim() after freeing a body this big */
+#define MMAP_THRESHOLD (4u << 20)  /* bodies this big and larger get their own mapping */
+#define HEAP_KEEP      (64u << 20) /* free memory an arena keeps on its top before trimming */
+#define FD_SPARE       256         /* descriptors kept for everything but connections */
 
 enum sock_state { S_IDLE, S_READING, S_WORKING, S_CLOSING };
 

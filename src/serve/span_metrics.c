@@ -211,8 +211,8 @@ static void view_of(const struct sn_span *s, struct view_cache *c, int64_t now, 
     v->text[2] = kind_names[kind];
     v->hash[2] = c->kind_hash[kind];
     v->text[3] = sn_span_status_name(s->status);
-    v->hash[3] = s->status <= SN_STATUS_ERROR ? c->status_hash[s->status]
-                                              : sn_text_hash(v->text[3]);
+    v->hash[3] =
+        s->status <= SN_STATUS_ERROR ? c->status_hash[s->status] : sn_text_hash(v->text[3]);
     v->text[4] = c->host;
     v->hash[4] = c->host_hash;
     v->lat = s->duration_ns > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)s->duration_ns;
@@ -419,7 +419,7 @@ static int base_groups(const struct view *views, size_t n, struct bgroup *g, siz
         }
         if (!tab[slot]) {
             g[*ng] = (struct bgroup){.t = v->t, .v = v, .h = h};
-            tab[slot] = (uint32_t)++*ng;
+            tab[slot] = (uint32_t)++ * ng;
         }
         gid[i] = tab[slot] - 1;
         g[gid[i]].n++;

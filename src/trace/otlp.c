@@ -201,9 +201,10 @@ static void put_text(struct buf *t, const char *s, size_t n, bool json)
  * time, written from the end (the protobuf decoder formats every integer attribute). */
 static size_t fmt_u64(char *out, uint64_t v)
 {
-    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233"
-                                "34353637383940414243444546474849505152535455565758596061626364656667"
-                                "6869707172737475767778798081828384858687888990919293949596979899";
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
     size_t n = 1;
     for (uint64_t x = v; x >= 10; x /= 10)
         n++;
@@ -1130,10 +1131,10 @@ static int scratch_keep(struct dec *d, const void *scratch, size_t n, size_t siz
     return 0;
 }
 
-/* One walk over the span (p[0..n), within a message that ends at lim): its attributes, events and links are gathered in the request's
- * scratch arrays (as many as the limits keep), then copied into the arena when the span is
- * kept. A span over a limit is refused with the reason the limit gives, as if it had been
- * checked first (its lists are then only checked, not kept). */
+/* One walk over the span (p[0..n), within a message that ends at lim): its attributes, events and
+ * links are gathered in the request's scratch arrays (as many as the limits keep), then copied into
+ * the arena when the span is kept. A span over a limit is refused with the reason the limit gives,
+ * as if it had been checked first (its lists are then only checked, not kept). */
 static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_t n,
                    const uint8_t *lim)
 {
@@ -2306,8 +2307,9 @@ int sn_otlp_decode(enum sn_otlp_enc enc, const void *body, size_t len, struct sn
 
     if (whylen)
         why[0] = '\0';
-    if (!d.json && b->cap < b->n + len / 1024) { /* room for the spans the body likely holds,
-                                                   * not grown (and copied) span by span */
+    /* protobuf: room for the spans the body likely holds (~1 KiB a span of 20 attributes),
+     * not grown (and copied) span by span */
+    if (!d.json && b->cap < b->n + len / 1024) {
         size_t guess = len / 1024 < SN_SPAN_MAX_SPANS ? len / 1024 : SN_SPAN_MAX_SPANS;
         struct sn_span *p = sn_grow(b->spans, &b->cap, b->n + guess, sizeof(*p));
         if (p)
