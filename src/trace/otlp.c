@@ -296,6 +296,8 @@ struct dec {
     /* the arena's room strings are copied into, taken from it a slab at a time */
     char *sp, *se;
     size_t nspans; /* protobuf: spans met so far */
+    bool prewalk;  /* protobuf: a malformed request read again, each message's own fields
+                    * checked before what they hold (the order the reason is chosen by) */
 };
 
 /* What a resource and a scope give each of their spans. */
@@ -1152,6 +1154,13 @@ static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_
 
     if (++d->nspans > SN_SPAN_MAX_SPANS)
         return -E2BIG; /* sn_otlp_decode() counts them all for the reason */
+    if (d->prewalk) {
+        struct sn_pb w = sn_pb_of(p, n);
+        while ((rc = pb_next(d, &w, &M_SPAN, &f, &v)) > 0)
+            ;
+        if (rc < 0)
+            return rc;
+    }
     struct sn_span *s = sn_span_batch_add(d->b);
     if (!s)
         return -ENOMEM;
@@ -1286,7 +1295,7 @@ static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size
     struct sn_pb r = sn_pb_of(p, n);
     struct pbval v = {0};
     uint32_t f;
-    int rc;
+    int rc = 0;
     size_t n0 = d->b->n;
     uint64_t rej0 = d->b->rejected;
     bool spans = false, again = false;
@@ -1294,7 +1303,7 @@ static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size
     d->rej = false;
     g->scope_name = g->scope_version = "";
     g->srej = false;
-    while ((rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0) {
+    while (!d->prewalk && (rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0) {
         if (f == 1 && spans) {
             again = true;
             break;
@@ -1317,7 +1326,7 @@ static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size
         }
     }
     d->lvl = 2;
-    if (rc < 0 || !again)
+    if (rc < 0 || (!again && !d->prewalk))
         return rc;
 
     /* a scope after spans: those spans back, and the scope read first */
@@ -2329,6 +2338,17 @@ int sn_otlp_decode(enum sn_otlp_enc enc, const void *body, size_t len, struct sn
             rc = -E2BIG;
             if (whylen)
                 snprintf(why, whylen, "%zu spans, over %u", n, SN_SPAN_MAX_SPANS);
+        } else if (rc == -EINVAL) { /* the first malformation as a walk per level finds it */
+            b->n = n0;
+            b->rejected = rej0;
+            struct dec e = {.b = b, .why = why, .whylen = whylen, .prewalk = true};
+            rc = pb_request(&e, body, len);
+            free(e.tmp.p);
+            free(e.sattr);
+            free(e.sev);
+            free(e.slk);
+            if (rc == 0) /* cannot be: the same bytes, more checks */
+                rc = -EINVAL;
         }
     }
     free(d.tmp.p);
