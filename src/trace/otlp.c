@@ -9,8 +9,9 @@
  * when the span is kept (a body is read from memory, mostly not from the cache: each walk
  * over it costs its misses, so there is one, and the next span's bytes are prefetched). The
  * spans are not counted first: the limit is checked as they come, and a request refused
- * whole (malformed, or over the limit) is counted then, so that the reason is what a count
- * first would give (its structure down to the spans, then their number, then the spans).
+ * whole (malformed, or over the limit) is counted then, and a malformed one read again with
+ * each span's fields checked before what they hold, so that the reason is what walking each
+ * level first gives (its structure down to the spans, their number, then each span's fields).
  * Smaller messages (resource, events, links) count their repeated fields first. Array and
  * kvlist values are rendered as JSON text into one scratch buffer per request, then copied.
  * Protobuf lets fields come in any order (a ResourceSpans' resource after its scope_spans, a
