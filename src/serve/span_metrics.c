@@ -149,12 +149,40 @@ size_t sn_span_metrics_count(struct sn_span_metrics *sm)
 
 /* ---- Frames ------------------------------------------------------------------------------ */
 
-/* One span as predicates and keys see it. */
+/* One span as predicates and keys see it: its discrete fields in the base's order
+ * (base_field), their hashes, its latency and the second it ended. Small (a request's views
+ * stay on the heap's reused memory, not in fresh pages). */
 struct view {
-    const char *text[SN_SC_NFIELDS]; /* the texts of the discrete fields, by event field */
-    struct sn_event ev;
-    int64_t t; /* the second it ended */
+    const char *text[5];
+    uint64_t hash[5];
+    int64_t lat;
+    int64_t t;
 };
+
+/* What the spans of one request share, hashed once: the resource's host, the service (one
+ * pointer for the spans of a resource), the names of kinds and statuses. */
+struct view_cache {
+    const char *dflt; /* the server's host name */
+    const struct sn_span_kv *res;
+    uint32_t nres;
+    bool has_res;
+    const char *host, *service;
+    uint64_t host_hash, service_hash;
+    uint64_t kind_hash[SN_KIND_CONSUMER + 1], status_hash[SN_STATUS_ERROR + 1];
+};
+
+static const char *const kind_names[] = {"UNSPECIFIED", "INTERNAL", "SERVER",
+                                         "CLIENT",      "PRODUCER", "CONSUMER"};
+
+static void view_cache_init(struct view_cache *c, const char *host)
+{
+    memset(c, 0, sizeof(*c));
+    c->dflt = host;
+    for (int k = 0; k <= SN_KIND_CONSUMER; k++)
+        c->kind_hash[k] = sn_text_hash(kind_names[k]);
+    for (int k = 0; k <= SN_STATUS_ERROR; k++)
+        c->status_hash[k] = sn_text_hash(sn_span_status_name(k));
+}
 
 static const char *host_of(const struct sn_span *s, const char *dflt)
 {
@@ -162,26 +190,53 @@ static const char *host_of(const struct sn_span *s, const char *dflt)
     return a && a->type == SN_ATTR_STRING && a->val[0] ? a->val : dflt;
 }
 
-static void view_of(const struct sn_span *s, const char *host, int64_t now, struct view *v)
+static void view_of(const struct sn_span *s, struct view_cache *c, int64_t now, struct view *v)
 {
-    static const char *const kinds[] = {"UNSPECIFIED", "INTERNAL", "SERVER",
-                                        "CLIENT",      "PRODUCER", "CONSUMER"};
-    memset(v->text, 0, sizeof(v->text));
-    v->text[SN_SPAN_F_SERVICE] = s->service;
-    v->text[SN_SPAN_F_NAME] = s->name;
-    v->text[SN_SPAN_F_KIND] = kinds[s->kind <= SN_KIND_CONSUMER ? s->kind : 0];
-    v->text[SN_SPAN_F_STATUS] = sn_span_status_name(s->status);
-    v->text[SN_SPAN_F_HOST] = host_of(s, host);
-    static const int discrete[] = {SN_SPAN_F_SERVICE, SN_SPAN_F_NAME, SN_SPAN_F_KIND,
-                                   SN_SPAN_F_STATUS, SN_SPAN_F_HOST};
-    for (size_t i = 0; i < sizeof(discrete) / sizeof(discrete[0]); i++)
-        v->ev.num[discrete[i]] = (int64_t)sn_text_hash(v->text[discrete[i]]);
-    v->ev.num[SN_SPAN_F_LATENCY] =
-        s->duration_ns > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)s->duration_ns;
-    v->ev.cgroup = NULL;
+    if (!c->has_res || c->res != s->res || c->nres != s->nres) {
+        c->has_res = true;
+        c->res = s->res;
+        c->nres = s->nres;
+        c->host = host_of(s, c->dflt);
+        c->host_hash = sn_text_hash(c->host);
+    }
+    if (!c->service || c->service != s->service) {
+        c->service = s->service;
+        c->service_hash = sn_text_hash(s->service);
+    }
+    int kind = s->kind <= SN_KIND_CONSUMER ? s->kind : 0;
+    v->text[0] = s->service;
+    v->hash[0] = c->service_hash;
+    v->text[1] = s->name;
+    v->hash[1] = sn_text_hash(s->name);
+    v->text[2] = kind_names[kind];
+    v->hash[2] = c->kind_hash[kind];
+    v->text[3] = sn_span_status_name(s->status);
+    v->hash[3] =
+        s->status <= SN_STATUS_ERROR ? c->status_hash[s->status] : sn_text_hash(v->text[3]);
+    v->text[4] = c->host;
+    v->hash[4] = c->host_hash;
+    v->lat = s->duration_ns > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)s->duration_ns;
     v->t = s->flags & SN_SPAN_F_NO_START
                ? now
                : (int64_t)((s->start_ns + s->duration_ns) / 1000000000ULL);
+}
+
+/* The event predicates read of v (the fields of trace.spans set; ev's others untouched). */
+static void view_event(const struct view *v, struct sn_event *ev)
+{
+    for (int i = 0; i < 5; i++)
+        ev->num[base_field[i]] = (int64_t)v->hash[i];
+    ev->num[SN_SPAN_F_LATENCY] = v->lat;
+    ev->cgroup = NULL;
+}
+
+/* The text of event field id of v ("" for one that is not discrete: the latency). */
+static const char *view_text(const struct view *v, uint32_t id)
+{
+    for (int i = 0; i < 5; i++)
+        if ((uint32_t)base_field[i] == id)
+            return v->text[i] ? v->text[i] : "";
+    return "";
 }
 
 /* The frame of (probe, t) among frames[0..*n), added when missing. */
@@ -236,11 +291,13 @@ static int inst_frames(struct sn_span_metrics *sm, const struct view *views, siz
     size_t nf = 0, capf = 0;
     int rc = 0;
 
+    struct sn_event ev = {.cgroup = NULL};
     for (size_t k = 0; k < sm->n && !rc; k++) {
         const struct sn_probe *p = &sm->insts[k]->p;
         for (size_t i = 0; i < n && !rc; i++) {
             const struct view *v = &views[i];
-            if (!sn_pred_eval(&p->spec.pred, &v->ev))
+            view_event(v, &ev);
+            if (!sn_pred_eval(&p->spec.pred, &ev))
                 continue;
             struct sn_frame *f = frame_of(&frames, &nf, &capf, p, v->t);
             if (!f) {
@@ -249,13 +306,13 @@ static int inst_frames(struct sn_span_metrics *sm, const struct view *views, siz
             }
             const char *key = "";
             if (p->key) {
-                key = v->text[p->key->def.id] ? v->text[p->key->def.id] : "";
+                key = view_text(v, p->key->def.id);
                 if (f->n >= p->spec.key_cap && !sn_frame_has_key(f, key)) {
                     key = "other";
                     f->drops.over_cap++;
                 }
             }
-            struct sn_bucket b = sn_bucket_from_double((double)v->ev.num[SN_SPAN_F_LATENCY]);
+            struct sn_bucket b = sn_bucket_from_double((double)v->lat);
             rc = sn_frame_add_key(f, key, b, 1);
         }
     }
@@ -300,53 +357,159 @@ void sn_span_metrics_base_key(const char *const text[5], const uint64_t hash[5],
 /* The base's key of view v into buf (SN_SPAN_BASE_KEY_MAX bytes). */
 static void base_key(const struct view *v, char *buf)
 {
-    const char *text[5];
-    uint64_t hash[5];
-    for (int i = 0; i < 5; i++) {
-        text[i] = v->text[base_field[i]];
-        hash[i] = (uint64_t)v->ev.num[base_field[i]];
-    }
-    sn_span_metrics_base_key(text, hash, buf);
+    sn_span_metrics_base_key(v->text, v->hash, buf);
 }
 
-struct bspan {
+/* The spans of one second with the same five texts: one entry of the base's frame (two
+ * groups whose keys came out equal are merged into one entry). */
+struct bgroup {
     int64_t t;
-    char *key;
-    const struct view *v;
+    const struct view *v; /* its first span */
+    uint64_t h;
+    size_t n, at, fill; /* spans; where their ordinals start in ord[]; filled so far */
+    union {
+        size_t off; /* while keys grows */
+        const char *key;
+    } k;
 };
 
-static int bspan_cmp(const void *a, const void *b)
+static int bgroup_cmp(const void *a, const void *b)
 {
-    const struct bspan *x = a, *y = b;
+    const struct bgroup *x = a, *y = b;
     if (x->t != y->t)
         return x->t < y->t ? -1 : 1;
-    return strcmp(x->key, y->key);
+    return strcmp(x->k.key, y->k.key);
+}
+
+static bool same_texts(const struct view *a, const struct view *b)
+{
+    for (int i = 0; i < 5; i++) {
+        if (a->hash[i] != b->hash[i])
+            return false;
+        if (a->text[i] != b->text[i] &&
+            strcmp(a->text[i] ? a->text[i] : "", b->text[i] ? b->text[i] : "") != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The groups of views[0..n) into g (*ng of them, in order of first appearance) and each
+ * view's group into gid. Returns 0 or -ENOMEM. */
+static int base_groups(const struct view *views, size_t n, struct bgroup *g, size_t *ng,
+                       uint32_t *gid)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *tab = calloc(cap, sizeof(*tab)); /* group index + 1, 0: free */
+    if (!tab)
+        return -ENOMEM;
+    *ng = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct view *v = &views[i];
+        uint64_t h = (uint64_t)v->t * 0x9e3779b97f4a7c15ULL;
+        for (int k = 0; k < 5; k++)
+            h = (h ^ v->hash[k]) * 0x100000001b3ULL;
+        h ^= h >> 29;
+        size_t slot = (size_t)h & (cap - 1);
+        for (; tab[slot]; slot = (slot + 1) & (cap - 1)) {
+            struct bgroup *x = &g[tab[slot] - 1];
+            if (x->h == h && x->t == v->t && same_texts(x->v, v))
+                break;
+        }
+        if (!tab[slot]) {
+            g[*ng] = (struct bgroup){.t = v->t, .v = v, .h = h};
+            tab[slot] = (uint32_t)++ * ng;
+        }
+        gid[i] = tab[slot] - 1;
+        g[gid[i]].n++;
+    }
+    free(tab);
+    return 0;
+}
+
+static int u16_cmp(const void *a, const void *b)
+{
+    uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The histogram of the latencies' ordinals ord[0..n) (sorted here): one bulk append, with no
+ * index built as single inserts would (a request's entry sees few spans). */
+static int hist_of_ords(struct sn_hist *h, uint16_t *ord, uint64_t *cnt, size_t n)
+{
+    if (n < 16) {
+        for (size_t i = 1; i < n; i++) {
+            uint16_t o = ord[i];
+            size_t j = i;
+            for (; j > 0 && ord[j - 1] > o; j--)
+                ord[j] = ord[j - 1];
+            ord[j] = o;
+        }
+    } else {
+        qsort(ord, n, sizeof(*ord), u16_cmp);
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && ord[m - 1] == ord[i]) {
+            cnt[m - 1]++;
+        } else {
+            ord[m] = ord[i];
+            cnt[m++] = 1;
+        }
+    }
+    return sn_hist_append_ords(h, ord, cnt, m);
 }
 
 /* The base's frames for views[0..n) (one per second, an entry per distinct key), appended to
- * *out. Returns 0 or -ENOMEM. */
+ * *out. The spans are grouped by second and texts first (a hash table), so that a key is
+ * made, sorted and copied once a group, not once a span. Returns 0 or -ENOMEM. */
 static int base_frames(const struct view *views, size_t n, const char *host,
                        struct sn_wire_frame **out, size_t *nout, size_t *capo)
 {
-    struct bspan *bs = calloc(n, sizeof(*bs));
-    char buf[SN_SPAN_BASE_KEY_MAX];
+    struct bgroup *g = malloc(n * sizeof(*g));
+    uint32_t *gid = malloc(n * sizeof(*gid));
+    uint16_t *ord = malloc(n * sizeof(*ord)), *tmp = malloc(n * sizeof(*tmp));
+    uint64_t *cnt = malloc(n * sizeof(*cnt));
+    char *keys = NULL, buf[SN_SPAN_BASE_KEY_MAX];
+    size_t ng = 0, klen = 0, kcap = 0;
     int rc = 0;
 
-    if (!bs)
-        return -ENOMEM;
-    for (size_t i = 0; i < n && !rc; i++) {
-        base_key(&views[i], buf);
-        bs[i] = (struct bspan){views[i].t, strdup(buf), &views[i]};
-        if (!bs[i].key)
-            rc = -ENOMEM;
-    }
+    if (!g || !gid || !ord || !tmp || !cnt)
+        rc = -ENOMEM;
     if (!rc)
-        qsort(bs, n, sizeof(*bs), bspan_cmp);
-    for (size_t i = 0; i < n && !rc;) { /* a frame per second */
-        size_t j = i, nk = 0;
-        for (; j < n && bs[j].t == bs[i].t; j++)
-            if (j == i || strcmp(bs[j].key, bs[j - 1].key) != 0)
+        rc = base_groups(views, n, g, &ng, gid);
+    for (size_t i = 0, at = 0; i < ng && !rc; i++) { /* each group's key, its ordinals' room */
+        g[i].at = at;
+        at += g[i].n;
+        base_key(g[i].v, buf);
+        size_t len = strlen(buf) + 1;
+        char *k = sn_grow(keys, &kcap, klen + len, 1);
+        if (!k) {
+            rc = -ENOMEM;
+            break;
+        }
+        keys = k;
+        memcpy(keys + klen, buf, len);
+        g[i].k.off = klen;
+        klen += len;
+    }
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) {
+            struct bgroup *x = &g[gid[i]];
+            ord[x->at + x->fill++] = sn_ord_from_double((double)views[i].lat);
+        }
+        for (size_t i = 0; i < ng; i++)
+            g[i].k.key = keys + g[i].k.off;
+        qsort(g, ng, sizeof(*g), bgroup_cmp);
+    }
+    for (size_t i = 0; i < ng && !rc;) { /* a frame per second */
+        size_t j = i, nk = 0, total = 0;
+        for (; j < ng && g[j].t == g[i].t; j++) {
+            total += g[j].n;
+            if (j == i || strcmp(g[j].k.key, g[j - 1].k.key) != 0)
                 nk++;
+        }
         struct sn_wire_frame *a = sn_grow(*out, capo, *nout + 1, sizeof(*a));
         if (!a) {
             rc = -ENOMEM;
@@ -356,35 +519,38 @@ static int base_frames(const struct view *views, size_t n, const char *host,
         struct sn_wire_frame *f = &a[*nout];
         *f = (struct sn_wire_frame){.id = strdup(SN_SPAN_BASE_KEY),
                                     .host = strdup(host),
-                                    .t = bs[i].t,
+                                    .t = g[i].t,
                                     .arity = SN_WIRE_NUMERIC_BY_KEY,
-                                    .total = j - i,
+                                    .total = total,
                                     .entries = calloc(nk, sizeof(*f->entries))};
         (*nout)++;
         if (!f->id || !f->host || !f->entries) {
             rc = -ENOMEM;
             break;
         }
-        for (size_t k = i; k < j && !rc; k++) {
-            if (k == i || strcmp(bs[k].key, f->entries[f->n - 1].key) != 0) {
-                struct sn_wire_entry *e = &f->entries[f->n++];
-                e->key = bs[k].key;
-                bs[k].key = NULL;
-                if (!(e->hist = sn_hist_create())) {
-                    rc = -ENOMEM;
-                    break;
-                }
+        for (size_t k = i, e_end; k < j && !rc; k = e_end) { /* an entry per key */
+            size_t m = 0;
+            for (e_end = k; e_end < j && (e_end == k || !strcmp(g[e_end].k.key, g[k].k.key));
+                 e_end++) {
+                memcpy(tmp + m, ord + g[e_end].at, g[e_end].n * sizeof(*tmp));
+                m += g[e_end].n;
             }
-            struct sn_wire_entry *e = &f->entries[f->n - 1];
-            e->count++;
-            rc = sn_hist_insert_raw(
-                e->hist, sn_bucket_from_double((double)bs[k].v->ev.num[SN_SPAN_F_LATENCY]), 1);
+            struct sn_wire_entry *e = &f->entries[f->n++];
+            e->count = m;
+            if (!(e->key = strdup(g[k].k.key)) || !(e->hist = sn_hist_create())) {
+                rc = -ENOMEM;
+                break;
+            }
+            rc = hist_of_ords(e->hist, tmp, cnt, m);
         }
         i = j;
     }
-    for (size_t i = 0; i < n; i++)
-        free(bs[i].key);
-    free(bs);
+    free(keys);
+    free(g);
+    free(gid);
+    free(ord);
+    free(tmp);
+    free(cnt);
     return rc;
 }
 
@@ -403,8 +569,10 @@ static int frames_locked(struct sn_span_metrics *sm, const struct sn_span *spans
         return 0;
     if (!(views = malloc(n * sizeof(*views))))
         return -ENOMEM;
+    struct view_cache vc;
+    view_cache_init(&vc, host);
     for (size_t i = 0; i < n; i++)
-        view_of(&spans[i], host, now, &views[i]);
+        view_of(&spans[i], &vc, now, &views[i]);
     rc = inst_frames(sm, views, n, host, out, nout, &cap);
     if (!rc && base)
         rc = base_frames(views, n, host, out, nout, &cap);
@@ -559,9 +727,13 @@ int sn_span_metrics_match(struct sn_span_metrics *sm, const char *key, const str
         rc = -ENOENT;
     } else {
         const struct sn_probe *p = &sm->insts[i]->p;
-        view_of(s, host, now, &v);
-        if (sn_pred_eval(&p->spec.pred, &v.ev)) {
-            const char *k = p->key && v.text[p->key->def.id] ? v.text[p->key->def.id] : "";
+        struct view_cache vc;
+        struct sn_event ev = {.cgroup = NULL};
+        view_cache_init(&vc, host);
+        view_of(s, &vc, now, &v);
+        view_event(&v, &ev);
+        if (sn_pred_eval(&p->spec.pred, &ev)) {
+            const char *k = p->key ? view_text(&v, p->key->def.id) : "";
             snprintf(keybuf, len, "%s", k);
             *t = v.t;
             rc = 1;

@@ -3,14 +3,20 @@
  * the responses, and the protobuf encoder. Field numbers: ../shared/ref/tracing.md §2.6.
  *
  * The protobuf decoder is the hot path (relays and SDKs send protobuf): it walks the wire
- * bytes in place (trace/pb.h) and copies each string once into the batch's arena. No malloc
- * per field: a message's repeated fields (attributes, events, links) are counted by a first
- * walk over its tags, then an array of exactly that size is taken from the arena and filled
- * by a second walk; a first walk over the whole request counts its spans (-E2BIG before any
- * work, and one realloc of the batch). Array and kvlist values are rendered as JSON text into
- * one scratch buffer per request, then copied. Protobuf lets fields come in any order (a
- * ResourceSpans' resource after its scope_spans), so each level reads its own fields before
- * its children; a field given twice: the last one wins.
+ * bytes in place (trace/pb.h) and copies each string once into the batch's arena (from slabs
+ * of it: no call per string). A span is walked once: its attributes, events and links are
+ * gathered in scratch arrays kept for the request, then copied into the arena in one piece
+ * when the span is kept (a body is read from memory, mostly not from the cache: each walk
+ * over it costs its misses, so there is one, and the next span's bytes are prefetched). The
+ * spans are not counted first: the limit is checked as they come, and a request refused
+ * whole (malformed, or over the limit) is counted then, and a malformed one read again with
+ * each span's fields checked before what they hold, so that the reason is what walking each
+ * level first gives (its structure down to the spans, their number, then each span's fields).
+ * Smaller messages (resource, events, links) count their repeated fields first. Array and
+ * kvlist values are rendered as JSON text into one scratch buffer per request, then copied.
+ * Protobuf lets fields come in any order (a ResourceSpans' resource after its scope_spans, a
+ * scope after its spans), so each level reads its own fields before its children (a scope
+ * met after spans: those spans are decoded again); a field given twice: the last one wins.
  *
  * The JSON decoder loads the body with jansson and walks the tree the same way, with a path
  * kept for the error messages. Both end in the same checks (span_done()).
@@ -192,19 +198,31 @@ static void put_text(struct buf *t, const char *s, size_t n, bool json)
         buf_c(t, '"');
 }
 
-/* Decimal of v into out (room for 21 bytes and a NUL); returns its length. */
+/* Decimal of v into out (room for 21 bytes and a NUL); returns its length. Two digits at a
+ * time, written from the end (the protobuf decoder formats every integer attribute). */
 static size_t fmt_u64(char *out, uint64_t v)
 {
-    char tmp[20];
-    size_t n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    out[n] = '\0';
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+    size_t n = 1;
+    for (uint64_t x = v; x >= 10; x /= 10)
+        n++;
+    char *p = out + n;
+    *p = '\0';
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        *--p = pairs[2 * r + 1];
+        *--p = pairs[2 * r];
+    }
+    if (v >= 10) {
+        *--p = pairs[2 * v + 1];
+        *--p = pairs[2 * v];
+    } else {
+        *--p = (char)('0' + v);
+    }
     return n;
 }
 
@@ -270,6 +288,17 @@ struct dec {
      * copy here, and the span store's blocks find a key by its pointer */
     const char *kc[64];
     uint32_t kcl[64];
+    /* protobuf: a span's attributes, events and links gathered in one walk over it, then
+     * copied into the arena at once (reused from span to span, freed with the request) */
+    struct sn_span_kv *sattr;
+    struct sn_span_event *sev;
+    struct sn_span_link *slk;
+    size_t sattr_cap, sev_cap, slk_cap;
+    /* the arena's room strings are copied into, taken from it a slab at a time */
+    char *sp, *se;
+    size_t nspans; /* protobuf: spans met so far */
+    bool prewalk;  /* protobuf: a malformed request read again, each message's own fields
+                    * checked before what they hold (the order the reason is chosen by) */
 };
 
 /* What a resource and a scope give each of their spans. */
@@ -330,6 +359,31 @@ __attribute__((format(printf, 2, 3))) static void refuse(struct dec *d, const ch
     va_end(ap);
 }
 
+#define STR_SLAB (32u << 10)
+
+/* A NUL-terminated copy of s[0..n) in the batch's arena, from the current slab when it has
+ * room (no call per string), else from a new slab (or its own allocation when large). */
+static char *str_dup(struct dec *d, const void *s, size_t n)
+{
+    char *p;
+    if ((size_t)(d->se - d->sp) > n) {
+        p = d->sp;
+        d->sp += n + 1;
+    } else if (n >= STR_SLAB / 8) {
+        if (!(p = sn_arena_alloc(&d->b->arena, n + 1)))
+            return NULL;
+    } else {
+        if (!(p = sn_arena_alloc(&d->b->arena, STR_SLAB)))
+            return NULL;
+        d->sp = p + n + 1;
+        d->se = p + STR_SLAB;
+    }
+    if (n)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
 /* A copy of s[0..n) in the arena into *out ("" when empty, or when the span is refused
  * already: it is not kept). Over SN_SPAN_MAX_VALUE bytes the span is refused (what says
  * which string). 0 or -ENOMEM. */
@@ -342,11 +396,34 @@ static int copy_str(struct dec *d, const void *s, size_t n, const char **out, co
     }
     if (n == 0 || d->rej)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, s, n);
+    char *p = str_dup(d, s, n);
     if (!p)
         return -ENOMEM;
     *out = p;
     return 0;
+}
+
+/* Whether a[0..n) equals b[0..n): eight bytes at a time (keys are short: no call). */
+static inline bool bytes_eq(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    uint64_t u, v;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&u, x + i, 8);
+            memcpy(&v, y + i, 8);
+            if (u != v)
+                return false;
+        }
+        memcpy(&u, x + n - 8, 8); /* the tail, overlapping */
+        memcpy(&v, y + n - 8, 8);
+        return u == v;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return false;
+    return true;
 }
 
 /* copy_str() of an attribute key, or the copy of the same key made lately. */
@@ -355,7 +432,7 @@ static int copy_key(struct dec *d, const uint8_t *s, size_t n, const char **out)
     if (n == 0 || n > 255 || d->rej)
         return copy_str(d, s, n, out, "attribute key");
     size_t slot = (n * 31u + s[0] * 7u + s[n - 1] + s[n / 2] * 13u) & 63;
-    if (d->kc[slot] && d->kcl[slot] == n && memcmp(d->kc[slot], s, n) == 0) {
+    if (d->kc[slot] && d->kcl[slot] == n && bytes_eq(d->kc[slot], s, n)) {
         *out = d->kc[slot];
         return 0;
     }
@@ -394,7 +471,7 @@ static int attr_set_text(struct dec *d, struct sn_span_kv *a, const struct key *
     }
     if (!a || d->rej)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, d->tmp.p, d->tmp.len);
+    char *p = str_dup(d, d->tmp.p, d->tmp.len);
     if (!p)
         return -ENOMEM;
     a->val = p;
@@ -411,7 +488,7 @@ static int attr_set_int(struct dec *d, struct sn_span_kv *a, int64_t v)
     a->i = v;
     if (d->rej)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, s, n);
+    char *p = str_dup(d, s, n);
     if (!p)
         return -ENOMEM;
     a->val = p;
@@ -428,7 +505,7 @@ static int attr_set_double(struct dec *d, struct sn_span_kv *a, double v)
     a->d = v;
     if (d->rej)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, s, (size_t)n);
+    char *p = str_dup(d, s, (size_t)n);
     if (!p)
         return -ENOMEM;
     a->val = p;
@@ -456,7 +533,7 @@ static int attr_set_str(struct dec *d, struct sn_span_kv *a, int type, const voi
     a->type = (uint8_t)type;
     if (d->rej || n == 0)
         return 0;
-    char *p = sn_arena_strndup(&d->b->arena, s, n);
+    char *p = str_dup(d, s, n);
     if (!p)
         return -ENOMEM;
     a->val = p;
@@ -487,8 +564,8 @@ static void span_begin(struct dec *d, const struct group *g)
 }
 
 /* Ends a span: the checks common to both encodings (ids of tid_len and sid_len bytes, or
- * NOT_HEX), then keeps it or refuses it. */
-static void span_done(struct dec *d, const struct group *g, struct sn_span *s, size_t tid_len,
+ * NOT_HEX), then keeps it (true) or refuses it (false). */
+static bool span_done(struct dec *d, const struct group *g, struct sn_span *s, size_t tid_len,
                       size_t sid_len, uint64_t end)
 {
     if (tid_len == NOT_HEX)
@@ -519,7 +596,9 @@ static void span_done(struct dec *d, const struct group *g, struct sn_span *s, s
         loc(d, where, sizeof(where));
         d->b->n--;
         sn_span_batch_reject(d->b, "%s: %s", where, why);
+        return false;
     }
+    return true;
 }
 
 /* A parent id of n bytes at p (n is 0: none). */
@@ -603,30 +682,45 @@ static inline int pb_value(struct sn_pb *r, int w, struct pbval *v)
  * -EINVAL (truncated, malformed, or a known field with another wire type). Unknown fields are
  * skipped. The common case (a one-byte tag of a known field, a one-byte length or varint) is
  * read here; the rest goes through trace/pb.h. */
-static int pb_next(struct dec *d, struct sn_pb *r, const struct msgdef *m, uint32_t *f,
-                   struct pbval *v)
+static inline int pb_next(struct dec *d, struct sn_pb *r, const struct msgdef *m, uint32_t *f,
+                          struct pbval *v)
 {
     int w, rc;
 
     for (;;) {
-        const uint8_t *q = r->p;
-        if (q < r->end && *q < 0x80 && (*q >> 3) < m->n && m->wt[*q >> 3] == (*q & 7) + 1 &&
-            (*q >> 3)) {
-            *f = *q >> 3;
-            w = *q & 7;
+        const uint8_t *q = r->p, *end = r->end;
+        uint8_t t;
+        if (q < end && (t = *q) < 0x80 && (t >> 3) < m->n && m->wt[t >> 3] == (t & 7) + 1 &&
+            (t >> 3)) {
+            *f = t >> 3;
+            w = t & 7;
             r->p = ++q;
-            if (q < r->end && *q < 0x80) {
-                if (w == SN_PB_VARINT) {
+            if (w == SN_PB_LEN) { /* a length of one or two bytes, within the message */
+                size_t n;
+                if (q < end && *q < 0x80)
+                    n = *q++;
+                else if (end - q >= 2 && q[1] < 0x80)
+                    n = (size_t)(q[0] & 0x7f) | (size_t)q[1] << 7, q += 2;
+                else
+                    n = SIZE_MAX;
+                if (n <= (size_t)(end - q)) {
+                    v->p = q;
+                    v->n = n;
+                    r->p = q + n;
+                    return 1;
+                }
+            } else if (w == SN_PB_VARINT) {
+                if (q < end && *q < 0x80) {
                     v->u = *q;
                     r->p = q + 1;
                     return 1;
                 }
-                if (w == SN_PB_LEN && *q < r->end - q) {
-                    v->p = q + 1;
-                    v->n = *q;
-                    r->p = q + 1 + *q;
-                    return 1;
-                }
+            } else if (w == SN_PB_I64 && end - q >= 8) {
+                v->u = (uint64_t)q[0] | (uint64_t)q[1] << 8 | (uint64_t)q[2] << 16 |
+                       (uint64_t)q[3] << 24 | (uint64_t)q[4] << 32 | (uint64_t)q[5] << 40 |
+                       (uint64_t)q[6] << 48 | (uint64_t)q[7] << 56;
+                r->p = q + 8;
+                return 1;
             }
         } else {
             rc = sn_pb_next(r, f, &w);
@@ -757,6 +851,21 @@ static int pb_render_any(struct dec *d, const uint8_t *p, size_t n, unsigned dep
     return 0;
 }
 
+/* A length of one or two varint bytes at p (before end): how many bytes it took, its value
+ * in *len; 0 when it is longer or runs past end (read the slow way then). */
+static inline size_t short_len(const uint8_t *p, const uint8_t *end, size_t *len)
+{
+    if (p < end && *p < 0x80) {
+        *len = *p;
+        return 1;
+    }
+    if (end - p >= 2 && p[1] < 0x80) {
+        *len = (size_t)(p[0] & 0x7f) | (size_t)p[1] << 7;
+        return 2;
+    }
+    return 0;
+}
+
 /* The AnyValue p[0..n) of attribute key into a (NULL: checked only). */
 static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a,
                   const struct key *key, const char *what)
@@ -769,10 +878,11 @@ static int pb_any(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *
     double x;
 
     struct sn_pb q;
-    if (n >= 2 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 2 == n) {
-        which = 1; /* the usual shapes read at once: a string_value under 128 bytes alone */
-        last.p = p + 2;
-        last.n = p[1];
+    size_t h, len;
+    if (n >= 2 && p[0] == 0x0a && (h = short_len(p + 1, p + n, &len)) && 1 + h + len == n) {
+        which = 1; /* the usual shapes read at once: a string_value alone */
+        last.p = p + 1 + h;
+        last.n = len;
     } else if (n >= 2 && p[0] == 0x18 &&
                (q = sn_pb_of(p + 1, n - 1), sn_pb_varint(&q, &last.u)) == 0 && q.p == q.end) {
         which = 3; /* or an int_value alone */
@@ -820,13 +930,19 @@ static int pb_kv(struct dec *d, const uint8_t *p, size_t n, struct sn_span_kv *a
     int rc;
     const uint8_t *key = NULL, *val = NULL;
     size_t klen = 0, vlen = 0;
+    const uint8_t *end = p + n;
+    size_t h, vh;
     if (n >= 4 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 4 <= n && p[p[1] + 2] == 0x12 &&
-        p[p[1] + 3] < 0x80 && (size_t)p[1] + 4 + p[p[1] + 3] == n) {
-        /* the usual shape read at once: a key, then a value, each under 128 bytes */
+        (vh = short_len(p + p[1] + 3, end, &vlen)) && (size_t)p[1] + 3 + vh + vlen == n) {
+        /* the usual shape read at once: a key under 128 bytes, then a value */
         key = p + 2;
         klen = p[1];
-        val = p + klen + 4;
-        vlen = p[klen + 3];
+        val = p + klen + 3 + vh;
+    } else if (n >= 4 && p[0] == 0x0a && (h = short_len(p + 1, end, &klen)) &&
+               1 + h + klen + 2 <= n && p[1 + h + klen] == 0x12 &&
+               (vh = short_len(p + 2 + h + klen, end, &vlen)) && 2 + h + klen + vh + vlen == n) {
+        key = p + 1 + h; /* or a longer key */
+        val = key + klen + 1 + vh;
     } else {
         while ((rc = pb_next(d, &r, &M_KV, &f, &v)) > 0) {
             if (f == 1)
@@ -993,39 +1109,64 @@ static int pb_status(struct dec *d, const uint8_t *p, size_t n, struct sn_span *
     return rc;
 }
 
-static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_t n)
+/* Room for one more element at index i of a scratch array (*arr, *cap of size bytes each).
+ * 0 or -ENOMEM. */
+static int scratch_room(void **arr, size_t *cap, size_t i, size_t size)
+{
+    if (i < *cap)
+        return 0;
+    void *a = sn_grow(*arr, cap, i + 1, size);
+    if (!a)
+        return -ENOMEM;
+    *arr = a;
+    return 0;
+}
+
+/* A copy of scratch[0..n) (elements of size bytes) in the arena into *out (NULL when n is 0). */
+static int scratch_keep(struct dec *d, const void *scratch, size_t n, size_t size, void **out)
+{
+    *out = NULL;
+    if (!n)
+        return 0;
+    if (!(*out = sn_arena_alloc(&d->b->arena, n * size)))
+        return -ENOMEM;
+    memcpy(*out, scratch, n * size);
+    return 0;
+}
+
+/* One walk over the span (p[0..n), within a message that ends at lim): its attributes, events and
+ * links are gathered in the request's scratch arrays (as many as the limits keep), then copied into
+ * the arena when the span is kept. A span over a limit is refused with the reason the limit gives,
+ * as if it had been checked first (its lists are then only checked, not kept). */
+static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_t n,
+                   const uint8_t *lim)
 {
     struct sn_pb r = sn_pb_of(p, n);
+
+    /* the next span's bytes asked of memory now, while this one is read (a request's body
+     * is read once, and mostly not in the cache: its misses overlap this way) */
+    for (size_t off = 0; off < n && (size_t)(lim - (p + n)) > off; off += 64)
+        __builtin_prefetch(p + n + off);
     struct pbval v = {0};
     uint32_t f;
     int rc;
     size_t nat = 0, nev = 0, nli = 0, tid_len = 0, sid_len = 0;
     uint64_t end = 0;
 
-    /* first walk: the sizes of the repeated fields (and every wire type checked) */
-    while ((rc = pb_next(d, &r, &M_SPAN, &f, &v)) > 0) {
-        nat += f == 9;
-        nev += f == 11;
-        nli += f == 13;
+    if (++d->nspans > SN_SPAN_MAX_SPANS)
+        return -E2BIG; /* sn_otlp_decode() counts them all for the reason */
+    if (d->prewalk) {
+        struct sn_pb w = sn_pb_of(p, n);
+        while ((rc = pb_next(d, &w, &M_SPAN, &f, &v)) > 0)
+            ;
+        if (rc < 0)
+            return rc;
     }
-    if (rc < 0)
-        return rc;
     struct sn_span *s = sn_span_batch_add(d->b);
     if (!s)
         return -ENOMEM;
     span_begin(d, g);
-    if ((rc = attrs_alloc(d, nat, &s->attrs, "attribute")) < 0)
-        return rc;
-    if (nev > SN_SPAN_MAX_EVENTS)
-        refuse(d, "%zu events, over %u", nev, SN_SPAN_MAX_EVENTS);
-    else if (!d->rej && (rc = alloc_array(d, nev, sizeof(*s->events), (void **)&s->events)) < 0)
-        return rc;
-    if (nli > SN_SPAN_MAX_LINKS)
-        refuse(d, "%zu links, over %u", nli, SN_SPAN_MAX_LINKS);
-    else if (!d->rej && (rc = alloc_array(d, nli, sizeof(*s->links), (void **)&s->links)) < 0)
-        return rc;
-
-    r = sn_pb_of(p, n);
+    bool keep = !d->rej; /* refused with its resource or scope: its lists are checked only */
     while ((rc = pb_next(d, &r, &M_SPAN, &f, &v)) > 0) {
         switch (f) {
         case 1:
@@ -1060,19 +1201,36 @@ static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_
             end = v.u;
             break;
         case 9:
-            rc = pb_kv_add(d, v.p, v.n, s->attrs, &s->nattrs, "attribute");
+            if (keep && nat < SN_SPAN_MAX_ATTRS &&
+                !(rc = scratch_room((void **)&d->sattr, &d->sattr_cap, nat, sizeof(*d->sattr))))
+                rc = pb_kv(d, v.p, v.n, &d->sattr[nat], "attribute");
+            else if (!rc)
+                rc = pb_kv(d, v.p, v.n, NULL, "attribute");
+            nat++;
             break;
         case 10:
             s->dropped_attrs = (uint32_t)v.u;
             break;
         case 11:
-            rc = pb_event(d, v.p, v.n, s->events ? &s->events[s->nevents++] : NULL);
+            if (keep && nev < SN_SPAN_MAX_EVENTS &&
+                !(rc = scratch_room((void **)&d->sev, &d->sev_cap, nev, sizeof(*d->sev)))) {
+                memset(&d->sev[nev], 0, sizeof(*d->sev));
+                rc = pb_event(d, v.p, v.n, &d->sev[nev]);
+            } else if (!rc) {
+                rc = pb_event(d, v.p, v.n, NULL);
+            }
+            nev++;
             break;
         case 12:
             s->dropped_events = (uint32_t)v.u;
             break;
         case 13:
-            rc = pb_link(d, v.p, v.n, s->links ? &s->links[s->nlinks++] : NULL);
+            if (keep && nli < SN_SPAN_MAX_LINKS &&
+                !(rc = scratch_room((void **)&d->slk, &d->slk_cap, nli, sizeof(*d->slk))))
+                rc = pb_link(d, v.p, v.n, &d->slk[nli]);
+            else if (!rc)
+                rc = pb_link(d, v.p, v.n, NULL);
+            nli++;
             break;
         case 14:
             s->dropped_links = (uint32_t)v.u;
@@ -1089,35 +1247,100 @@ static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_
     }
     if (rc < 0)
         return rc;
-    span_done(d, g, s, tid_len, sid_len, end);
+    /* a list over its limit: the reason the span is refused, whatever else was found */
+    if (keep && (nat > SN_SPAN_MAX_ATTRS || nev > SN_SPAN_MAX_EVENTS || nli > SN_SPAN_MAX_LINKS)) {
+        d->rej = false;
+        if (nat > SN_SPAN_MAX_ATTRS)
+            refuse(d, "%zu %ss, over %u", nat, "attribute", SN_SPAN_MAX_ATTRS);
+        else if (nev > SN_SPAN_MAX_EVENTS)
+            refuse(d, "%zu events, over %u", nev, SN_SPAN_MAX_EVENTS);
+        else
+            refuse(d, "%zu links, over %u", nli, SN_SPAN_MAX_LINKS);
+    }
+    if (!span_done(d, g, s, tid_len, sid_len, end))
+        return 0;
+    s->nattrs = (uint32_t)nat;
+    s->nevents = (uint32_t)nev;
+    s->nlinks = (uint32_t)nli;
+    if ((rc = scratch_keep(d, d->sattr, nat, sizeof(*d->sattr), (void **)&s->attrs)) < 0 ||
+        (rc = scratch_keep(d, d->sev, nev, sizeof(*d->sev), (void **)&s->events)) < 0 ||
+        (rc = scratch_keep(d, d->slk, nli, sizeof(*d->slk), (void **)&s->links)) < 0)
+        return rc;
     return 0;
 }
 
-static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size_t n)
+/* The InstrumentationScope p[0..n) into g (its strings; refused: d->rej). */
+static int pb_scope(struct dec *d, struct group *g, const uint8_t *p, size_t n)
 {
-    struct sn_pb r = sn_pb_of(p, n), rs;
-    struct pbval v = {0}, sv = {0};
-    uint32_t f, sf;
+    struct sn_pb rs = sn_pb_of(p, n);
+    struct pbval sv = {0};
+    uint32_t sf;
     int rc;
 
-    /* the scope first, wherever it is */
-    d->rej = false;
-    g->scope_name = g->scope_version = "";
-    while ((rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0) {
-        if (f != 1)
-            continue;
-        rs = sn_pb_of(v.p, v.n);
-        while ((rc = pb_next(d, &rs, &M_SCOPE, &sf, &sv)) > 0) {
-            if (sf == 1)
-                rc = copy_str(d, sv.p, sv.n, &g->scope_name, "scope name");
-            else if (sf == 2)
-                rc = copy_str(d, sv.p, sv.n, &g->scope_version, "scope version");
-            if (rc < 0)
-                return rc;
-        }
+    while ((rc = pb_next(d, &rs, &M_SCOPE, &sf, &sv)) > 0) {
+        if (sf == 1)
+            rc = copy_str(d, sv.p, sv.n, &g->scope_name, "scope name");
+        else if (sf == 2)
+            rc = copy_str(d, sv.p, sv.n, &g->scope_version, "scope version");
         if (rc < 0)
             return rc;
     }
+    return rc;
+}
+
+/* A ScopeSpans: its scope, then its spans. One walk when the scope comes before the spans
+ * (as SDKs write it); when a scope comes after a span, the spans decoded so far are taken
+ * back and the message read again, the scope first (each scope given: the last one wins). */
+static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size_t n)
+{
+    struct sn_pb r = sn_pb_of(p, n);
+    struct pbval v = {0};
+    uint32_t f;
+    int rc = 0;
+    size_t n0 = d->b->n;
+    uint64_t rej0 = d->b->rejected;
+    bool spans = false, again = false;
+
+    d->rej = false;
+    g->scope_name = g->scope_version = "";
+    g->srej = false;
+    while (!d->prewalk && (rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0) {
+        if (f == 1 && spans) {
+            again = true;
+            break;
+        }
+        if (f == 1) {
+            d->lvl = 2;
+            if ((rc = pb_scope(d, g, v.p, v.n)) < 0)
+                return rc;
+            g->srej = d->rej;
+            memcpy(g->swhy, d->rej_why, sizeof(g->swhy));
+        } else if (f == 2) {
+            if (!spans) {
+                spans = true;
+                d->lvl = 3;
+                d->pi = 0;
+            }
+            if ((rc = pb_span(d, g, v.p, v.n, r.end)) < 0)
+                return rc;
+            d->pi++;
+        }
+    }
+    d->lvl = 2;
+    if (rc < 0 || (!again && !d->prewalk))
+        return rc;
+
+    /* a scope after spans: those spans back, and the scope read first */
+    d->b->n = n0;
+    d->b->rejected = rej0;
+    if (!rej0)
+        d->b->reject_why[0] = '\0';
+    d->rej = false;
+    g->scope_name = g->scope_version = "";
+    r = sn_pb_of(p, n);
+    while ((rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0)
+        if (f == 1 && (rc = pb_scope(d, g, v.p, v.n)) < 0)
+            return rc;
     if (rc < 0)
         return rc;
     g->srej = d->rej;
@@ -1129,7 +1352,7 @@ static int pb_scope_spans(struct dec *d, struct group *g, const uint8_t *p, size
     while ((rc = pb_next(d, &r, &M_SSPANS, &f, &v)) > 0) {
         if (f != 2)
             continue;
-        if ((rc = pb_span(d, g, v.p, v.n)) < 0)
+        if ((rc = pb_span(d, g, v.p, v.n, r.end)) < 0)
             return rc;
         d->pi++;
     }
@@ -2094,24 +2317,45 @@ int sn_otlp_decode(enum sn_otlp_enc enc, const void *body, size_t len, struct sn
 
     if (whylen)
         why[0] = '\0';
+    /* protobuf: room for the spans the body likely holds (~1 KiB a span of 20 attributes),
+     * not grown (and copied) span by span */
+    if (!d.json && b->cap < b->n + len / 1024) {
+        size_t guess = len / 1024 < SN_SPAN_MAX_SPANS ? len / 1024 : SN_SPAN_MAX_SPANS;
+        struct sn_span *p = sn_grow(b->spans, &b->cap, b->n + guess, sizeof(*p));
+        if (p)
+            b->spans = p;
+    }
     if (d.json) {
         rc = js_request(&d, body, len);
-    } else if ((rc = pb_count_spans(&d, body, len, &n)) == 0) {
-        if (n > SN_SPAN_MAX_SPANS) {
+    } else if ((rc = pb_request(&d, body, len)) == -EINVAL || rc == -E2BIG) {
+        /* Refused whole: as if the spans had been counted first (the request's structure
+         * down to them checked, then their number), which is how the reason is chosen. One
+         * walk less for every request that is not refused. */
+        struct dec c = {.b = b, .why = why, .whylen = whylen};
+        int crc = pb_count_spans(&c, body, len, &n);
+        if (crc < 0) {
+            rc = crc;
+        } else if (n > SN_SPAN_MAX_SPANS) {
             rc = -E2BIG;
             if (whylen)
                 snprintf(why, whylen, "%zu spans, over %u", n, SN_SPAN_MAX_SPANS);
-        } else if (b->n + n > b->cap) {
-            struct sn_span *p = sn_grow(b->spans, &b->cap, b->n + n, sizeof(*p));
-            if (!p)
-                rc = -ENOMEM;
-            else
-                b->spans = p;
+        } else if (rc == -EINVAL) { /* the first malformation as a walk per level finds it */
+            b->n = n0;
+            b->rejected = rej0;
+            struct dec e = {.b = b, .why = why, .whylen = whylen, .prewalk = true};
+            rc = pb_request(&e, body, len);
+            free(e.tmp.p);
+            free(e.sattr);
+            free(e.sev);
+            free(e.slk);
+            if (rc == 0) /* cannot be: the same bytes, more checks */
+                rc = -EINVAL;
         }
-        if (rc == 0)
-            rc = pb_request(&d, body, len);
     }
     free(d.tmp.p);
+    free(d.sattr);
+    free(d.sev);
+    free(d.slk);
     if (rc < 0) {
         b->n = n0;
         b->rejected = rej0;

@@ -1071,6 +1071,94 @@ static void test_proto_too_many_spans(void)
     sn_pbw_fini(&w);
 }
 
+/* What the decoder's one walk over a span, and over a ScopeSpans, must give as the walks
+ * it replaced did: a list over its limit is the reason whatever came before it in the span;
+ * a scope after spans applies to them, the spans refused before it counted once; a request
+ * over the span limit is a 413 even when a span in it is malformed. */
+static void test_proto_one_walk(void)
+{
+    struct sn_span_batch b = {0};
+    struct rb r;
+
+    /* an invalid kind before 1025 attributes: the count is the reason */
+    rb_begin(&r, "svc");
+    size_t m = span_begin(&r.w, 1, true);
+    sn_pbw_varint(&r.w, 6, 6);
+    for (unsigned i = 0; i <= SN_SPAN_MAX_ATTRS; i++)
+        kv_int(&r.w, 9, "k", i);
+    sn_pbw_end(&r.w, m);
+    min_span(&r.w, 2);
+    rb_end(&r);
+    T_EQ(decode(SN_OTLP_PROTO, r.w.buf, r.w.len, &b), 0);
+    T_EQU(b.rejected, 1);
+    T_STR(b.reject_why, "resourceSpans[0].scopeSpans[0].spans[0]: 1025 attributes, over 1024");
+    T_REQUIRE(b.n == 1);
+    T_EQ(b.spans[0].span_id[4], 2);
+    sn_span_batch_fini(&b);
+    sn_pbw_fini(&r.w);
+
+    /* a refused span, a kept one, then the scope, then another span: both kept spans have
+     * the scope, and the refused one is counted once */
+    rb_begin(&r, "svc");
+    m = span_begin(&r.w, 1, true);
+    sn_pbw_varint(&r.w, 6, 7);
+    sn_pbw_end(&r.w, m);
+    m = span_begin(&r.w, 2, true);
+    kv_str(&r.w, 9, "a", "b");
+    sn_pbw_end(&r.w, m);
+    m = sn_pbw_begin(&r.w, 1);
+    put_str(&r.w, 1, "late-scope");
+    put_str(&r.w, 2, "1.0");
+    sn_pbw_end(&r.w, m);
+    min_span(&r.w, 3);
+    rb_end(&r);
+    T_EQ(decode(SN_OTLP_PROTO, r.w.buf, r.w.len, &b), 0);
+    T_EQU(b.rejected, 1);
+    T_STR(b.reject_why, "resourceSpans[0].scopeSpans[0].spans[0]: invalid kind 7");
+    T_REQUIRE(b.n == 2);
+    T_EQ(b.spans[0].span_id[4], 2);
+    T_STR(b.spans[0].scope_name, "late-scope");
+    T_STR(b.spans[0].scope_version, "1.0");
+    T_EQ(b.spans[0].nattrs, 1);
+    T_STR(b.spans[0].attrs[0].key, "a");
+    T_STR(b.spans[0].attrs[0].val, "b");
+    T_EQ(b.spans[1].span_id[4], 3);
+    T_STR(b.spans[1].scope_name, "late-scope");
+    corpus_write("proto", "late-scope", r.w.buf, r.w.len);
+    sn_span_batch_fini(&b);
+    sn_pbw_fini(&r.w);
+
+    /* 70000 spans, the second malformed (a truncated fixed64 in it): 413, not 400 */
+    rb_begin(&r, "svc");
+    min_span(&r.w, 1);
+    m = sn_pbw_begin(&r.w, 2);
+    raw(&r.w, "\x39\x01\x02", 3); /* field 7, fixed64, 2 bytes of 8 */
+    sn_pbw_end(&r.w, m);
+    for (unsigned i = 2; i < 70000; i++)
+        min_span(&r.w, i + 1);
+    rb_end(&r);
+    T_EQ(decode(SN_OTLP_PROTO, r.w.buf, r.w.len, &b), -E2BIG);
+    T_STR(why, "70000 spans, over 65536");
+    T_EQ(b.n, 0);
+    sn_span_batch_fini(&b);
+    sn_pbw_fini(&r.w);
+
+    /* the same malformed span among few: 400, the span's field named */
+    rb_begin(&r, "svc");
+    min_span(&r.w, 1);
+    m = sn_pbw_begin(&r.w, 2);
+    raw(&r.w, "\x39\x01\x02", 3);
+    sn_pbw_end(&r.w, m);
+    min_span(&r.w, 3);
+    rb_end(&r);
+    T_EQ(decode(SN_OTLP_PROTO, r.w.buf, r.w.len, &b), -EINVAL);
+    T_STR(why, "resourceSpans[0].scopeSpans[0].spans[1]: field 7 of Span is truncated or "
+               "malformed");
+    T_EQ(b.n, 0);
+    sn_span_batch_fini(&b);
+    sn_pbw_fini(&r.w);
+}
+
 /* ------------------------------------------------------------------------------------------
  * JSON
  */
@@ -1764,6 +1852,7 @@ int main(int argc, char **argv)
     t_run("proto_varints", test_proto_varints);
     t_run("proto_refusals", test_proto_refusals);
     t_run("proto_too_many_spans", test_proto_too_many_spans);
+    t_run("proto_one_walk", test_proto_one_walk);
     t_run("json_example", test_json_example);
     t_run("json_equals_proto", test_json_equals_proto);
     t_run("json_errors", test_json_errors);
