@@ -16,7 +16,9 @@
 #ifndef SN_BPF_REC_H
 #define SN_BPF_REC_H
 
+#if !defined(__bpf__)
 #include <linux/types.h>
+#endif
 
 #define SN_REC_SLOT_SIZE 64
 #define SN_REC_MAX_SLOTS 4   /* slots in one record */
