@@ -1,0 +1,265 @@
+/*
+ * The flight recorder against the real kernel (root and BPF; CI runs it as root, so it fails
+ * rather than skips when BPF cannot load). A child process pinned to one CPU makes getppid
+ * calls on command, passing its call number as an (ignored) first argument so that each
+ * sys_enter record says which call it is:
+ *  - a 64 KiB ring (1024 slots per CPU) overrun by 2 x 5000 records keeps exactly the newest
+ *    1024 (calls 4488..4999) and counts exactly 8976 overwritten;
+ *  - the next snapshot holds only the next batch's calls, none of the first (disjoint);
+ *  - a 4 MiB ring holds exactly N syscall exits of getppid by the child's tid with ret = its
+ *    parent (this process), and N entries, none torn, none overwritten;
+ *  - a session loads and attaches only its groups' programs, and destroy leaves no link;
+ *  - a sched session sees the child's sched_switch out of its sleep, with its comm.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kernel_view.h"
+#include "rec/session.h"
+#include "t.h"
+
+struct cmd {
+    long n;    /* getppid calls; 0: sleep 2 ms; < 0: exit */
+    long base; /* first call number */
+};
+
+static pid_t child = -1;
+static int to_child[2], from_child[2];
+static unsigned child_cpu;
+
+static void child_main(void)
+{
+    struct cmd c;
+    char ack = 'k';
+    cpu_set_t set;
+
+    CPU_ZERO(&set);
+    CPU_SET(child_cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0)
+        _exit(2);
+    prctl(PR_SET_NAME, "snt-recwork");
+    if (write(from_child[1], &ack, 1) != 1)
+        _exit(3);
+    while (read(to_child[0], &c, sizeof(c)) == sizeof(c) && c.n >= 0) {
+        if (c.n == 0) {
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
+        for (long i = 0; i < c.n; i++)
+            syscall(SYS_getppid, c.base + i);
+        if (write(from_child[1], &ack, 1) != 1)
+            _exit(4);
+    }
+    _exit(0);
+}
+
+static int child_start(void)
+{
+    char ack;
+
+    child_cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
+    if (pipe(to_child) || pipe(from_child))
+        return -1;
+    child = fork();
+    if (child == 0)
+        child_main();
+    return read(from_child[0], &ack, 1) == 1 ? 0 : -1;
+}
+
+/* Runs n getppid calls (n = 0: one 2 ms sleep) in the child and waits for them. */
+static int child_run(long n, long base)
+{
+    struct cmd c = {n, base};
+    char ack;
+
+    if (write(to_child[1], &c, sizeof(c)) != sizeof(c))
+        return -1;
+    return read(from_child[0], &ack, 1) == 1 ? 0 : -1;
+}
+
+static void child_stop(void)
+{
+    struct cmd c = {-1, 0};
+
+    if (child <= 0)
+        return;
+    if (write(to_child[1], &c, sizeof(c)) != sizeof(c))
+        kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    child = -1;
+}
+
+static int open_session(struct sn_rec_session **s, unsigned groups, uint64_t size, int64_t nr)
+{
+    struct sn_rec_session_opts o = {
+        .groups = groups, .size_per_cpu = size, .tgid = (uint32_t)child, .nr = nr};
+    int rc = sn_rec_session_open(s, &o);
+
+    t_note("session open: %s (run as root on a kernel with BTF)", strerror(-rc));
+    return rc;
+}
+
+static void test_small_ring_keeps_newest(void)
+{
+    struct sn_rec_session *s;
+    struct sn_rec_consumer *c;
+    struct sn_rec_snap snap;
+    const long n = 5000, n2 = 300;
+
+    T_REQUIRE(open_session(&s, SN_REC_G_SYSCALLS, 64 << 10, SYS_getppid) == 0);
+    const struct sn_rec_ring_view *v = sn_rec_session_view(s);
+    T_EQU(v->nslots, 1024);
+    T_REQUIRE(sn_rec_consumer_new(&c, v, 1) == 0);
+
+    T_REQUIRE(child_run(n, 0) == 0);
+    T_REQUIRE(sn_rec_snapshot(c, v, &snap) == 0);
+    T_EQU(snap.records, 1024);
+    T_EQU(snap.overwritten, 2 * n - 1024);
+    T_EQU(snap.torn, 0);
+    const struct sn_rec_cpu_snap *cs = &snap.cpu[child_cpu];
+    T_EQ(cs->nrec, 1024);
+    for (size_t k = 0; k < cs->nrec; k++) {
+        struct sn_rec_event ev;
+        T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev) == 0);
+        T_EQ(ev.u.sys.nr, SYS_getppid);
+        T_EQ(ev.tid, child);
+        if (k % 2 == 0) { /* entries and exits alternate: the newest 512 calls */
+            T_EQ(ev.type, SN_REC_SYS_ENTER);
+            T_EQU(ev.u.sys.args[0], n - 512 + (long)k / 2);
+        } else {
+            T_EQ(ev.type, SN_REC_SYS_EXIT);
+            T_EQ(ev.u.sys.ret, getpid());
+        }
+    }
+    sn_rec_snap_free(&snap);
+
+    /* the next snapshot: the next batch only */
+    T_REQUIRE(child_run(n2, 100000) == 0);
+    T_REQUIRE(sn_rec_snapshot(c, v, &snap) == 0);
+    T_EQU(snap.records, 2 * n2);
+    T_EQU(snap.overwritten, 0);
+    T_EQU(snap.torn, 0);
+    long next = 100000;
+    for (size_t k = 0; k < snap.cpu[child_cpu].nrec; k++) {
+        const struct sn_rec_slot *r = sn_rec_snap_record(&snap, child_cpu, k);
+        if (r->type == SN_RK_SYS_ENTRY)
+            T_EQU(r->a[1], next++);
+    }
+    T_EQ(next, 100000 + n2);
+    sn_rec_snap_free(&snap);
+
+    struct sn_rec_session_stats st;
+    T_EQ(sn_rec_session_stats(s, &st), 0);
+    T_EQU(st.head[child_cpu], 2 * (n + n2));
+    T_EQU(st.dropped, 0);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+}
+
+static void test_big_ring_exact(void)
+{
+    struct sn_rec_session *s;
+    struct sn_rec_consumer *c;
+    struct sn_rec_snap snap;
+    const long n = 10000;
+    long entries = 0, exits = 0, wrong = 0;
+
+    T_REQUIRE(open_session(&s, SN_REC_G_SYSCALLS, 4 << 20, -1) == 0);
+    const struct sn_rec_ring_view *v = sn_rec_session_view(s);
+    T_REQUIRE(sn_rec_consumer_new(&c, v, 1) == 0);
+    T_REQUIRE(child_run(n, 0) == 0);
+    T_REQUIRE(sn_rec_snapshot(c, v, &snap) == 0);
+    T_EQU(snap.overwritten, 0);
+    T_EQU(snap.torn, 0);
+    for (unsigned cpu = 0; cpu < snap.ncpu; cpu++)
+        for (size_t k = 0; k < snap.cpu[cpu].nrec; k++) {
+            struct sn_rec_event ev;
+            T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, cpu, k), cpu, &ev) == 0);
+            if (ev.u.sys.nr != SYS_getppid)
+                continue;
+            if (ev.tid != child || ev.pid != child)
+                wrong++;
+            if (ev.type == SN_REC_SYS_ENTER)
+                entries++;
+            else if (ev.type == SN_REC_SYS_EXIT && ev.u.sys.ret == getpid())
+                exits++;
+            else
+                wrong++;
+        }
+    T_EQ(exits, n);
+    T_EQ(entries, n);
+    T_EQ(wrong, 0);
+    sn_rec_snap_free(&snap);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+}
+
+static void test_groups_and_destroy(void)
+{
+    struct sn_rec_session *s;
+    struct sn_rec_session_opts bad = {.groups = 0, .size_per_cpu = 64 << 10, .nr = -1};
+    uint32_t ids[SN_REC_MAX_PROGS];
+    int n;
+
+    T_EQ(sn_rec_session_open(&s, &bad), -EINVAL);
+    bad.groups = 0x80;
+    T_EQ(sn_rec_session_open(&s, &bad), -EINVAL);
+    bad.groups = SN_REC_G_SCHED;
+    bad.size_per_cpu = 96 << 10; /* not a power of 2 */
+    T_EQ(sn_rec_session_open(&s, &bad), -EINVAL);
+    bad.size_per_cpu = 32 << 10; /* too small */
+    T_EQ(sn_rec_session_open(&s, &bad), -EINVAL);
+
+    T_REQUIRE(open_session(&s, SN_REC_G_SCHED, 64 << 10, -1) == 0);
+    n = sn_rec_session_prog_ids(s, ids, SN_REC_MAX_PROGS);
+    T_EQ(n, 3); /* sched_switch, sched_wakeup, sched_wakeup_new: no system call program */
+    T_EQ(t_kernel_links_to(ids, n), 3);
+
+    /* the child's 2 ms sleep: it switches out (prev) and back in (next) */
+    struct sn_rec_consumer *c;
+    struct sn_rec_snap snap;
+    int out = 0, in = 0;
+    T_REQUIRE(sn_rec_consumer_new(&c, sn_rec_session_view(s), 1) == 0);
+    T_REQUIRE(child_run(0, 0) == 0);
+    T_REQUIRE(sn_rec_snapshot(c, sn_rec_session_view(s), &snap) == 0);
+    for (size_t k = 0; k < snap.cpu[child_cpu].nrec; k++) {
+        struct sn_rec_event ev;
+        T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev) == 0);
+        if (ev.type != SN_REC_SCHED_SWITCH)
+            continue;
+        if (ev.u.sw.prev_tid == child && memcmp(ev.u.sw.prev_comm, "snt-recwork", 12) == 0)
+            out++;
+        if (ev.u.sw.next_tid == child && memcmp(ev.u.sw.next_comm, "snt-recwork", 12) == 0)
+            in++;
+    }
+    T_OK(out >= 1);
+    T_OK(in >= 1);
+    sn_rec_snap_free(&snap);
+    sn_rec_consumer_free(c);
+
+    sn_rec_session_destroy(s);
+    T_EQ(t_kernel_links_to(ids, n), 0); /* a stopped session has no program attached */
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    if (child_start() != 0) {
+        t_run("child", test_groups_and_destroy); /* reports the failure */
+        return t_done();
+    }
+    t_run("small ring keeps the newest, overwritten exact, snapshots disjoint",
+          test_small_ring_keeps_newest);
+    t_run("big ring: exactly N getppid exits with ret = ppid", test_big_ring_exact);
+    t_run("groups load only their programs; destroy detaches", test_groups_and_destroy);
+    child_stop();
+    return t_done();
+}
