@@ -171,7 +171,7 @@ int BPF_PROG(rec_sys_exit, struct pt_regs *regs, long ret)
     if (reserve(1, &h, &s, &c))
         return 0;
     header(s, SN_RK_SYS_EXIT, 1, pt);
-    s->a[0] = id;
+    s->a[0] = (__u32)id | (__u64)out << 32;
     s->a[1] = ret;
     s->a[2] = 0;
     s->a[3] = 0;

@@ -240,11 +240,12 @@ int sn_rec_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_rec_eve
         return 0;
     case SN_RK_SYS_EXIT:
         ev->type = SN_REC_SYS_EXIT;
-        ev->u.sys.nr = (int64_t)rec->a[0];
+        ev->u.sys.nr = (int32_t)(uint32_t)rec->a[0];
         ev->u.sys.ret = (int64_t)rec->a[1];
-        /* the out args in the order of the call's arguments (sys_tab's out_mask) */
-        for (int k = 0; k < 3; k++)
-            ev->u.sys.args[k] = rec->a[2 + k];
+        /* the out args, back at their places in the call's arguments */
+        for (int k = 0, j = 2; k < SN_REC_ARGS && j < 5; k++)
+            if ((rec->a[0] >> 32) & (1u << k))
+                ev->u.sys.args[k] = rec->a[j++];
         return 0;
     case SN_RK_SCHED_SWITCH:
         if (rec->nslots != 2 || c1->type != SN_RK_CONT)

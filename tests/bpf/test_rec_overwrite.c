@@ -9,11 +9,14 @@
  *  - a 4 MiB ring holds exactly N syscall exits of getppid by the child's tid with ret = its
  *    parent (this process), and N entries, none torn, none overwritten;
  *  - a session loads and attaches only its groups' programs, and destroy leaves no link;
- *  - a sched session sees the child's sched_switch out of its sleep, with its comm.
+ *  - a sched session sees the child's sched_switch out of its sleep, with its comm;
+ *  - the big ring's snapshot, written by the CTF writer (src/ctf), is read by babeltrace2 with
+ *    rc 0 and shows the same N syscall_exit_getppid events.
  */
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -22,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctf/writer.h"
 #include "kernel_view.h"
 #include "rec/session.h"
 #include "t.h"
@@ -164,6 +168,62 @@ static void test_small_ring_keeps_newest(void)
     sn_rec_session_destroy(s);
 }
 
+/* Writes snap as a CTF trace in dir (dir/kernel); returns the events written, or -errno. */
+static long write_ctf(const struct sn_rec_snap *snap, const char *dir)
+{
+    struct sn_syscall_tab tab;
+    struct sn_ctf_classes cls;
+    struct sn_ctf_env env;
+    struct sn_ctf_writer *w;
+    long n = 0;
+    int rc;
+
+    if ((rc = sn_syscall_tab_load(&tab, "/sys/kernel/tracing")) != 0)
+        return rc;
+    if ((rc = sn_ctf_classes_build(&cls, &tab)) != 0 ||
+        (rc = sn_ctf_env_host(&env, "test_rec_overwrite", "rec1")) != 0) {
+        sn_syscall_tab_free(&tab);
+        return rc;
+    }
+    struct sn_ctf_writer_opts o = {.ncpus = snap->ncpu, .classes = &cls};
+    rc = sn_ctf_writer_open(&w, dir, &env, &o);
+    for (unsigned cpu = 0; rc == 0 && cpu < snap->ncpu; cpu++)
+        for (size_t k = 0; rc == 0 && k < snap->cpu[cpu].nrec; k++) {
+            struct sn_rec_event ev;
+            rc = sn_rec_decode(sn_rec_snap_record(snap, cpu, k), cpu, &ev);
+            if (rc == 0)
+                rc = sn_ctf_writer_add(w, cpu, &ev);
+            n++;
+        }
+    if (rc == 0)
+        rc = sn_ctf_writer_close(w);
+    else
+        sn_ctf_writer_abort(w);
+    sn_ctf_classes_free(&cls);
+    sn_syscall_tab_free(&tab);
+    return rc ? rc : n;
+}
+
+static void check_ctf(const struct sn_rec_snap *snap, long n)
+{
+    static char out[1 << 16], err[1 << 16];
+    char dir[] = "/tmp/test_rec_overwrite.XXXXXX", cmd[1024];
+
+    T_REQUIRE(mkdtemp(dir) != NULL);
+    T_EQ(write_ctf(snap, dir), (long)snap->records);
+    snprintf(cmd, sizeof(cmd), "babeltrace2 --names=payload %s/kernel > %s/text", dir, dir);
+    int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    t_note("babeltrace2: rc %d\n%s", rc, err);
+    T_EQ(rc, 0);
+    snprintf(cmd, sizeof(cmd),
+             "grep -c 'syscall_exit_getppid: { %u }, { %d, %d }, { ret = %d }$' %s/text", child_cpu,
+             (int)child, (int)child, (int)getpid(), dir);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    T_EQ(atol(out), n);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+}
+
 static void test_big_ring_exact(void)
 {
     struct sn_rec_session *s;
@@ -197,6 +257,7 @@ static void test_big_ring_exact(void)
     T_EQ(exits, n);
     T_EQ(entries, n);
     T_EQ(wrong, 0);
+    check_ctf(&snap, n);
     sn_rec_snap_free(&snap);
     sn_rec_consumer_free(c);
     sn_rec_session_destroy(s);
@@ -258,7 +319,8 @@ int main(int argc, char **argv)
     }
     t_run("small ring keeps the newest, overwritten exact, snapshots disjoint",
           test_small_ring_keeps_newest);
-    t_run("big ring: exactly N getppid exits with ret = ppid", test_big_ring_exact);
+    t_run("big ring: exactly N getppid exits with ret = ppid, in babeltrace2 too",
+          test_big_ring_exact);
     t_run("groups load only their programs; destroy detaches", test_groups_and_destroy);
     child_stop();
     return t_done();

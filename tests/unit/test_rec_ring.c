@@ -306,12 +306,19 @@ static void test_decode_sys(void)
     T_EQ(ev.tid, 5);
     T_EQ(ev.pid, 4);
 
-    r[0] = (struct sn_rec_slot){.type = SN_RK_SYS_EXIT, .nslots = 1, .a = {110, (uint64_t)-14, 77}};
+    /* out args 1 and 4 (mask 0x12): back at args[1] and args[4] */
+    r[0] = (struct sn_rec_slot){
+        .type = SN_RK_SYS_EXIT, .nslots = 1, .a = {0x12ULL << 32 | 61, (uint64_t)-14, 77, 88}};
     T_EQ(sn_rec_decode(r, 0, &ev), 0);
     T_EQ(ev.type, SN_REC_SYS_EXIT);
-    T_EQ(ev.u.sys.nr, 110);
+    T_EQ(ev.u.sys.nr, 61);
     T_EQ(ev.u.sys.ret, -14);
-    T_EQU(ev.u.sys.args[0], 77);
+    T_EQU(ev.u.sys.args[0], 0);
+    T_EQU(ev.u.sys.args[1], 77);
+    T_EQU(ev.u.sys.args[4], 88);
+    r[0].a[0] = 0xffffffffULL; /* orig_ax -1 (no system call) */
+    T_EQ(sn_rec_decode(r, 0, &ev), 0);
+    T_EQ(ev.u.sys.nr, -1);
 
     r[0].type = 77;
     T_EQ(sn_rec_decode(r, 0, &ev), -22);
