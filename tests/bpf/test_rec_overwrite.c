@@ -8,12 +8,15 @@
  *  - the next snapshot holds only the next batch's calls, none of the first (disjoint);
  *  - a 4 MiB ring holds exactly N syscall exits of getppid by the child's tid with ret = its
  *    parent (this process), and N entries, none torn, none overwritten;
+ *  - snapshots taken while the child writes never let a changed record through (every entry
+ *    kept carries a larger call number than the one before) and the counts add up exactly;
  *  - a session loads and attaches only its groups' programs, and destroy leaves no link;
  *  - a sched session sees the child's sched_switch out of its sleep, with its comm;
  *  - the big ring's snapshot, written by the CTF writer (src/ctf), is read by babeltrace2 with
  *    rc 0 and shows the same N syscall_exit_getppid events.
  */
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -263,6 +266,54 @@ static void test_big_ring_exact(void)
     sn_rec_session_destroy(s);
 }
 
+static void test_snapshots_race_writer(void)
+{
+    struct sn_rec_session *s;
+    struct sn_rec_consumer *c;
+    struct cmd cmd = {200000, 0};
+    struct pollfd pfd = {.fd = from_child[0], .events = POLLIN};
+    uint64_t kept = 0, torn = 0, overwritten = 0, snaps = 0, bad = 0;
+    long last = -1;
+    char ack;
+
+    T_REQUIRE(open_session(&s, SN_REC_G_SYSCALLS, 64 << 10, SYS_getppid) == 0);
+    const struct sn_rec_ring_view *v = sn_rec_session_view(s);
+    T_REQUIRE(sn_rec_consumer_new(&c, v, 1) == 0);
+    uint64_t head0 = v->heads[child_cpu].head;
+    T_REQUIRE(write(to_child[1], &cmd, sizeof(cmd)) == sizeof(cmd));
+    for (int done = 0; !done;) {
+        struct sn_rec_snap snap;
+        done = poll(&pfd, 1, 0) == 1; /* one last snapshot after the child's ack */
+        T_REQUIRE(sn_rec_snapshot(c, v, &snap) == 0);
+        const struct sn_rec_cpu_snap *cs = &snap.cpu[child_cpu];
+        for (size_t k = 0; k < cs->nrec; k++) {
+            const struct sn_rec_slot *r = sn_rec_snap_record(&snap, child_cpu, k);
+            kept += r->nslots;
+            if (r->tid != (uint32_t)child || (uint32_t)r->a[0] != SYS_getppid)
+                bad++;
+            if (r->type != SN_RK_SYS_ENTRY)
+                continue;
+            if ((long)r->a[1] <= last)
+                bad++;
+            last = (long)r->a[1];
+        }
+        torn += cs->torn;
+        overwritten += cs->overwritten;
+        snaps++;
+        sn_rec_snap_free(&snap);
+    }
+    T_REQUIRE(read(from_child[0], &ack, 1) == 1);
+    T_EQ(bad, 0);
+    T_EQ(last, cmd.n - 1);
+    T_EQU(kept + torn + overwritten, 2 * cmd.n);
+    T_EQU(v->heads[child_cpu].head - head0, 2 * cmd.n);
+    printf("# %llu snapshots racing the writer: %llu slots kept, %llu overwritten, %llu torn\n",
+           (unsigned long long)snaps, (unsigned long long)kept, (unsigned long long)overwritten,
+           (unsigned long long)torn);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+}
+
 static void test_groups_and_destroy(void)
 {
     struct sn_rec_session *s;
@@ -321,6 +372,7 @@ int main(int argc, char **argv)
           test_small_ring_keeps_newest);
     t_run("big ring: exactly N getppid exits with ret = ppid, in babeltrace2 too",
           test_big_ring_exact);
+    t_run("snapshots racing the writer: nothing torn gets through", test_snapshots_race_writer);
     t_run("groups load only their programs; destroy detaches", test_groups_and_destroy);
     child_stop();
     return t_done();
