@@ -192,6 +192,24 @@ int BPF_PROG(rec_sys_exit, struct pt_regs *regs, long ret)
     return 0;
 }
 
+/* prev_state as the kernel's own trace event and lttng-modules report it
+ * (__trace_sched_switch_state): 0x100 when preempted, 0x80 for TASK_IDLE, else the highest
+ * bit of the state's TASK_REPORT bits (1 interruptible, 2 uninterruptible, ...), 0 running. */
+static __always_inline __u64 switch_state(bool preempt, unsigned int state, int exit_state)
+{
+    __u32 st, top = 0;
+
+    if (preempt)
+        return 0x100;
+    if (state == 0x402) /* TASK_IDLE: TASK_UNINTERRUPTIBLE | TASK_NOLOAD */
+        return 0x80;
+    st = (state | (__u32)exit_state) & 0x7f; /* TASK_REPORT */
+    for (int b = 0; b < 7; b++)
+        if (st & (1u << b))
+            top = 1u << b;
+    return top;
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(rec_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state)
@@ -207,7 +225,7 @@ int BPF_PROG(rec_sched_switch, bool preempt, struct task_struct *prev, struct ta
     header(s, SN_RK_SCHED_SWITCH, 2, pt);
     s->a[0] = prev->pid;
     s->a[1] = prev->prio - 100; /* as lttng-modules: p->prio - MAX_RT_PRIO */
-    s->a[2] = prev_state;
+    s->a[2] = switch_state(preempt, prev_state, prev->exit_state);
     s->a[3] = next->pid;
     s->a[4] = next->prio - 100;
     bpf_probe_read_kernel(c->b, 16, prev->comm);

@@ -29,11 +29,16 @@
 /* What a record holds (the first slot's type). Not enum sn_rec_type of ctf/rec_event.h: that
  * is the decoded event, this the ring's encoding (rec/ring.c maps one to the other). */
 enum sn_rec_kind {
-    SN_RK_SYS_ENTRY = 1,        /* a[0] nr, a[1..4] args 0..3; args 4..5 in a continuation */
-    SN_RK_SYS_EXIT = 2,         /* a[0] nr, a[1] ret, a[2..4] the call's out args (sys_tab) */
-    SN_RK_SCHED_SWITCH = 3,     /* a[0] prev_tid, a[1] prev_prio, a[2] prev_state, a[3] next_tid,
-                                   a[4] next_prio; continuation: prev_comm[16], next_comm[16] */
-    SN_RK_SCHED_WAKEUP = 4,     /* a[0] tid, a[1] prio, a[2] target_cpu, a[3..4] comm[16] */
+    /* a[0] nr, a[1..4] args 0..3; args 4..5 in a continuation (calls with more than 4) */
+    SN_RK_SYS_ENTRY = 1,
+    /* a[0] nr (low 32 bits, signed) | out mask << 32 (bit k: arg k), a[1] ret, a[2..4] the out
+     * args of the mask, in order */
+    SN_RK_SYS_EXIT = 2,
+    /* a[0] prev_tid, a[1] prev_prio, a[2] prev_state (as lttng-modules reports it), a[3]
+     * next_tid, a[4] next_prio; continuation: prev_comm[16], next_comm[16] */
+    SN_RK_SCHED_SWITCH = 3,
+    /* a[0] tid, a[1] prio, a[2] target_cpu, a[3..4] comm[16] */
+    SN_RK_SCHED_WAKEUP = 4,
     SN_RK_SCHED_WAKEUP_NEW = 5, /* as SCHED_WAKEUP */
     SN_RK_CONT = 0xffff,        /* a continuation slot */
 };

@@ -338,7 +338,7 @@ static void test_groups_and_destroy(void)
     /* the child's 2 ms sleep: it switches out (prev) and back in (next) */
     struct sn_rec_consumer *c;
     struct sn_rec_snap snap;
-    int out = 0, in = 0;
+    int out = 0, in = 0, sleeping = 0;
     T_REQUIRE(sn_rec_consumer_new(&c, sn_rec_session_view(s), 1) == 0);
     T_REQUIRE(child_run(0, 0) == 0);
     T_REQUIRE(sn_rec_snapshot(c, sn_rec_session_view(s), &snap) == 0);
@@ -347,13 +347,19 @@ static void test_groups_and_destroy(void)
         T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev) == 0);
         if (ev.type != SN_REC_SCHED_SWITCH)
             continue;
-        if (ev.u.sw.prev_tid == child && memcmp(ev.u.sw.prev_comm, "snt-recwork", 12) == 0)
+        if (ev.u.sw.prev_tid == child && memcmp(ev.u.sw.prev_comm, "snt-recwork", 12) == 0) {
             out++;
+            t_note("prev_state %lld", (long long)ev.u.sw.prev_state);
+            T_OK(ev.u.sw.prev_state == 1 || ev.u.sw.prev_state == 0x100); /* sleeping or
+                                                                               preempted */
+            sleeping += ev.u.sw.prev_state == 1;
+        }
         if (ev.u.sw.next_tid == child && memcmp(ev.u.sw.next_comm, "snt-recwork", 12) == 0)
             in++;
     }
     T_OK(out >= 1);
     T_OK(in >= 1);
+    T_OK(sleeping >= 1); /* the 2 ms nanosleep: TASK_INTERRUPTIBLE */
     sn_rec_snap_free(&snap);
     sn_rec_consumer_free(c);
 
