@@ -210,8 +210,9 @@ static long write_ctf(const struct sn_rec_snap *snap, const char *dir)
 static void check_ctf(const struct sn_rec_snap *snap, long n)
 {
     static char out[1 << 16], err[1 << 16];
-    char dir[] = "/tmp/test_rec_overwrite.XXXXXX", cmd[1024];
+    char dir[600], cmd[2048];
 
+    snprintf(dir, sizeof(dir), "%s/rec_overwrite.XXXXXX", t_outdir());
     T_REQUIRE(mkdtemp(dir) != NULL);
     T_EQ(write_ctf(snap, dir), (long)snap->records);
     snprintf(cmd, sizeof(cmd), "babeltrace2 --names=payload %s/kernel > %s/text", dir, dir);
