@@ -124,31 +124,98 @@ static __always_inline __u64 reg_arg(struct pt_regs *regs, int k)
     }
 }
 
+/* The next n slots after h on cpu, invalidated (seq 0), or NULL. */
+static __always_inline struct sn_rec_cont *cont_at(__u32 cpu, __u64 i)
+{
+    struct sn_rec_cont *c = (struct sn_rec_cont *)slot_at(cpu, i);
+
+    if (c)
+        c->seq = 0;
+    return c;
+}
+
+static __always_inline void cont_commit(struct sn_rec_cont *c, __u64 i, __u8 part)
+{
+    c->type = SN_RK_CONT;
+    c->part = part;
+    c->flags = 0;
+    barrier();
+    *(volatile __u32 *)&c->seq = sn_rec_seq(i);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(rec_sys_enter, struct pt_regs *regs, long id)
 {
-    __u64 pt = bpf_get_current_pid_tgid(), h;
+    __u64 pt = bpf_get_current_pid_tgid(), h, nrw = (__u32)id;
+    struct sn_rec_cont *c45 = 0, *c1 = 0, *c2 = 0;
+    __u32 cpu = bpf_get_smp_processor_id(), n = 1, str = 0;
     struct sn_rec_slot *s;
-    struct sn_rec_cont *c;
-    __u32 n = 1;
+    __u8 part = 1;
 
     if (!wanted(pt) || (cfg_nr >= 0 && id != cfg_nr))
         return 0;
-    if (id >= 0 && id < SN_REC_NSYS && sys_tab[id].nargs > 4)
-        n = 2;
-    if (reserve(n, &h, &s, &c))
+    if (id >= 0 && id < SN_REC_NSYS) {
+        if (sys_tab[id].nargs > 4) {
+            nrw |= SN_REC_E_ARGS45;
+            n++;
+        }
+        str = sys_tab[id].str_arg;
+        if (str >= 1 && str <= 6) {
+            nrw |= SN_REC_E_STR | (__u64)(str - 1) << SN_REC_E_STRSHIFT;
+            n += SN_REC_STR_PARTS;
+        }
+    }
+    if (cpu >= SN_REC_MAXCPU)
         return 0;
+    h = __sync_fetch_and_add(&heads[cpu].head, n);
+    s = slot_at(cpu, h);
+    if (!s)
+        return 0;
+    /* invalidate every slot before writing any (a slot left alone keeps an old seq: torn) */
+    if (nrw & SN_REC_E_ARGS45) {
+        c45 = cont_at(cpu, h + part);
+        if (!c45)
+            return 0;
+        part++;
+    }
+    if (nrw & SN_REC_E_STR) {
+        c1 = cont_at(cpu, h + part);
+        c2 = cont_at(cpu, h + part + 1);
+        if (!c1 || !c2)
+            return 0;
+    }
+    s->seq = 0;
+    barrier();
     header(s, SN_RK_SYS_ENTRY, n, pt);
-    s->a[0] = id;
+    s->a[0] = nrw;
     s->a[1] = regs->di;
     s->a[2] = regs->si;
     s->a[3] = regs->dx;
     s->a[4] = regs->r10;
-    if (c) {
-        __u64 *b = (__u64 *)c->b;
+    if (c45) {
+        __u64 *b = (__u64 *)c45->b;
         b[0] = regs->r8;
         b[1] = regs->r9;
-        cont_header(c, h);
+        cont_commit(c45, h + 1, 1);
+    }
+    if (c1 && c2) {
+        const char *p = (const char *)reg_arg(regs, str - 1);
+        long r = bpf_probe_read_user_str(c1->b, SN_REC_CONT_LEN, p);
+
+        c2->b[0] = 0;
+        if (r < 0) {
+            c1->b[0] = 0;
+            s->flags |= SN_REC_F_USERFAIL;
+        } else if (r == SN_REC_CONT_LEN) { /* no NUL yet: the next 56 bytes, and no NUL */
+            r = bpf_probe_read_user_str(c2->b, SN_REC_CONT_LEN, p + SN_REC_CONT_LEN - 1);
+            /* c1's last byte is the NUL the helper wrote: the text goes on at c2 */
+            if (r == SN_REC_CONT_LEN)
+                s->flags |= SN_REC_F_TRUNC;
+            else if (r < 0)
+                c2->b[0] = 0;
+        }
+        cont_commit(c1, h + part, part);
+        cont_commit(c2, h + part + 1, part + 1);
     }
     commit(s, h);
     return 0;

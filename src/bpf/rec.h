@@ -29,7 +29,8 @@
 /* What a record holds (the first slot's type). Not enum sn_rec_type of ctf/rec_event.h: that
  * is the decoded event, this the ring's encoding (rec/ring.c maps one to the other). */
 enum sn_rec_kind {
-    /* a[0] nr, a[1..4] args 0..3; args 4..5 in a continuation (calls with more than 4) */
+    /* a[0] nr (low 32 bits, signed) | SN_REC_E_* bits, a[1..4] args 0..3; continuations: args
+     * 4..5 (SN_REC_E_ARGS45), then the string argument's text in 2 slots (SN_REC_E_STR) */
     SN_RK_SYS_ENTRY = 1,
     /* a[0] nr (low 32 bits, signed) | out mask << 32 (bit k: arg k), a[1] ret, a[2..4] the out
      * args of the mask, in order */
@@ -42,6 +43,13 @@ enum sn_rec_kind {
     SN_RK_SCHED_WAKEUP_NEW = 5, /* as SCHED_WAKEUP */
     SN_RK_CONT = 0xffff,        /* a continuation slot */
 };
+
+/* SYS_ENTRY's a[0] above the number */
+#define SN_REC_E_ARGS45   (1ULL << 32) /* a continuation holds args 4 and 5 */
+#define SN_REC_E_STR      (1ULL << 33) /* 2 continuations hold the string argument's text */
+#define SN_REC_E_STRSHIFT 40           /* bits 40..42: which argument is the string */
+#define SN_REC_STR_PARTS  2
+#define SN_REC_STR_MAX    (SN_REC_STR_PARTS * (SN_REC_CONT_LEN - 1) + 1) /* decoded, with NUL */
 
 /* flags of a first slot */
 #define SN_REC_F_TRUNC    0x1 /* a string was truncated */
@@ -67,7 +75,10 @@ struct sn_rec_cont {
     __u8 b[SN_REC_CONT_LEN];
 };
 
-/* SYS_ENTRY's continuation (nargs > 4): b[0..15] = args 4 and 5 (u64 each, LE).
+/* SYS_ENTRY's continuations: b[0..15] = args 4 and 5 (u64 each, LE) when SN_REC_E_ARGS45; then
+ * with SN_REC_E_STR two slots of text, each up to 55 bytes and a NUL (bpf_probe_read_user_str);
+ * the second continues the first when the first holds 55 bytes. 110 bytes and more: cut at 110,
+ * SN_REC_F_TRUNC.
  * SCHED_SWITCH's continuation: b[0..15] = prev_comm, b[16..31] = next_comm. */
 
 /* A CPU's head, alone on its cache line (the heads are in the object's .bss, mmapped). */
@@ -80,7 +91,8 @@ struct sn_rec_head {
 struct sn_rec_sys {
     __u8 nargs;    /* 0..6: > 4 takes a continuation slot at entry */
     __u8 out_mask; /* bit k: arg k is an out argument, recorded at exit (at most 3) */
-    __u8 pad[2];
+    __u8 str_arg;  /* 1 + the index of the (first) string argument: a path; 0: none */
+    __u8 pad;
 };
 
 /* The sequence number of slot index i: (u32)(i + 1), except that 0 (which marks a slot being

@@ -217,7 +217,21 @@ static void comm_copy(char dst[SN_REC_COMM_LEN], const void *src)
     memcpy(dst, src, SN_REC_COMM_LEN);
 }
 
-int sn_rec_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_rec_event *ev)
+/* The text of a string argument from its two continuations (rec/rec.h). */
+static void str_of(const struct sn_rec_cont *c, char *out)
+{
+    size_t l1 = strnlen((const char *)c[0].b, SN_REC_CONT_LEN - 1), l2 = 0;
+
+    memcpy(out, c[0].b, l1);
+    if (l1 == SN_REC_CONT_LEN - 1) {
+        l2 = strnlen((const char *)c[1].b, SN_REC_CONT_LEN - 1);
+        memcpy(out + l1, c[1].b, l2);
+    }
+    out[l1 + l2] = '\0';
+}
+
+int sn_rec_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_rec_event *ev,
+                  char str[SN_REC_STR_MAX])
 {
     const struct sn_rec_cont *c1 = (const struct sn_rec_cont *)&rec[1];
 
@@ -227,17 +241,31 @@ int sn_rec_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_rec_eve
     ev->tid = (int32_t)rec->tid;
     ev->pid = (int32_t)rec->pid;
     switch (rec->type) {
-    case SN_RK_SYS_ENTRY:
+    case SN_RK_SYS_ENTRY: {
+        uint64_t w = rec->a[0];
+        unsigned part = 1, need = 1;
+
+        need += (w & SN_REC_E_ARGS45) ? 1 : 0;
+        need += (w & SN_REC_E_STR) ? SN_REC_STR_PARTS : 0;
+        if (rec->nslots != need)
+            return -EINVAL;
         ev->type = SN_REC_SYS_ENTER;
-        ev->u.sys.nr = (int64_t)rec->a[0];
+        ev->u.sys.nr = (int32_t)(uint32_t)w;
         for (int k = 0; k < 4; k++)
             ev->u.sys.args[k] = rec->a[1 + k];
-        if (rec->nslots >= 2) {
-            if (c1->type != SN_RK_CONT)
-                return -EINVAL;
+        if (w & SN_REC_E_ARGS45) {
             memcpy(&ev->u.sys.args[4], c1->b, 2 * sizeof(uint64_t));
+            part++;
+        }
+        if (w & SN_REC_E_STR) {
+            unsigned k = (unsigned)(w >> SN_REC_E_STRSHIFT) & 7;
+            if (k >= SN_REC_ARGS)
+                return -EINVAL;
+            str_of((const struct sn_rec_cont *)&rec[part], str);
+            ev->u.sys.str[k] = str;
         }
         return 0;
+    }
     case SN_RK_SYS_EXIT:
         ev->type = SN_REC_SYS_EXIT;
         ev->u.sys.nr = (int32_t)(uint32_t)rec->a[0];

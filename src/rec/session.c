@@ -1,8 +1,8 @@
 /*
  * Flight-recorder sessions (rec/session.h) through the rec.bpf.c skeleton: the ring's size is
  * set before load (max_entries = ncpu * nslots), the system call table (rodata sys_tab: how
- * many arguments, which are out arguments) comes from ctf/syscall_tab, the programs of other
- * groups are not even loaded, and the ring is mmapped read-only.
+ * many arguments, which are out arguments, which one is a path) comes from ctf/syscall_tab, the
+ * programs of other groups are not even loaded, and the ring is mmapped read-only.
  */
 #include "rec/session.h"
 
@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpf/rec.h"
+#include "ctf/field.h"
 #include "ctf/syscall_tab.h"
 #include "rec.skel.h"
 
@@ -40,11 +41,14 @@ static void fill_sys_tab(struct rec_bpf *skel)
 
         if (sc->nr < 0 || sc->nr >= SN_REC_NSYS)
             continue;
-        for (int k = 0; k < sc->nargs && k < 6; k++)
+        for (int k = 0; k < sc->nargs && k < 6; k++) {
+            if (sc->args[k].kind == SN_CTF_STRING && !e.str_arg)
+                e.str_arg = (uint8_t)(k + 1);
             if ((sc->args[k].dir & SN_SC_OUT) && nout < 3) {
                 e.out_mask |= (uint8_t)(1u << k);
                 nout++;
             }
+        }
         skel->rodata->sys_tab[sc->nr] = e;
     }
     sn_syscall_tab_free(&t);

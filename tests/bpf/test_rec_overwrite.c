@@ -8,6 +8,7 @@
  *  - the next snapshot holds only the next batch's calls, none of the first (disjoint);
  *  - a 4 MiB ring holds exactly N syscall exits of getppid by the child's tid with ret = its
  *    parent (this process), and N entries, none torn, none overwritten;
+ *  - openat's path comes whole up to 110 bytes, cut there with the truncation flag;
  *  - snapshots taken while the child writes never let a changed record through (every entry
  *    kept carries a larger call number than the one before) and the counts add up exactly;
  *  - a session loads and attaches only its groups' programs, and destroy leaves no link;
@@ -16,6 +17,7 @@
  *    rc 0 and shows the same N syscall_exit_getppid events.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -33,9 +35,12 @@
 #include "rec/session.h"
 #include "t.h"
 
+static char str[SN_REC_STR_MAX]; /* decoded strings */
+
 struct cmd {
-    long n;    /* getppid calls; 0: sleep 2 ms; < 0: exit */
-    long base; /* first call number */
+    long n;         /* getppid calls; 0: sleep 2 ms (or open path); < 0: exit */
+    long base;      /* first call number */
+    char path[200]; /* n == 0 and a path: openat it instead of sleeping */
 };
 
 static pid_t child = -1;
@@ -56,7 +61,9 @@ static void child_main(void)
     if (write(from_child[1], &ack, 1) != 1)
         _exit(3);
     while (read(to_child[0], &c, sizeof(c)) == sizeof(c) && c.n >= 0) {
-        if (c.n == 0) {
+        if (c.n == 0 && c.path[0]) {
+            syscall(SYS_openat, AT_FDCWD, c.path, O_RDONLY, 0);
+        } else if (c.n == 0) {
             struct timespec ts = {0, 2000000};
             nanosleep(&ts, NULL);
         }
@@ -84,7 +91,7 @@ static int child_start(void)
 /* Runs n getppid calls (n = 0: one 2 ms sleep) in the child and waits for them. */
 static int child_run(long n, long base)
 {
-    struct cmd c = {n, base};
+    struct cmd c = {n, base, ""};
     char ack;
 
     if (write(to_child[1], &c, sizeof(c)) != sizeof(c))
@@ -94,7 +101,7 @@ static int child_run(long n, long base)
 
 static void child_stop(void)
 {
-    struct cmd c = {-1, 0};
+    struct cmd c = {-1, 0, ""};
 
     if (child <= 0)
         return;
@@ -135,7 +142,7 @@ static void test_small_ring_keeps_newest(void)
     T_EQ(cs->nrec, 1024);
     for (size_t k = 0; k < cs->nrec; k++) {
         struct sn_rec_event ev;
-        T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev) == 0);
+        T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev, str) == 0);
         T_EQ(ev.u.sys.nr, SYS_getppid);
         T_EQ(ev.tid, child);
         if (k % 2 == 0) { /* entries and exits alternate: the newest 512 calls */
@@ -193,7 +200,7 @@ static long write_ctf(const struct sn_rec_snap *snap, const char *dir)
     for (unsigned cpu = 0; rc == 0 && cpu < snap->ncpu; cpu++)
         for (size_t k = 0; rc == 0 && k < snap->cpu[cpu].nrec; k++) {
             struct sn_rec_event ev;
-            rc = sn_rec_decode(sn_rec_snap_record(snap, cpu, k), cpu, &ev);
+            rc = sn_rec_decode(sn_rec_snap_record(snap, cpu, k), cpu, &ev, str);
             if (rc == 0)
                 rc = sn_ctf_writer_add(w, cpu, &ev);
             n++;
@@ -246,7 +253,7 @@ static void test_big_ring_exact(void)
     for (unsigned cpu = 0; cpu < snap.ncpu; cpu++)
         for (size_t k = 0; k < snap.cpu[cpu].nrec; k++) {
             struct sn_rec_event ev;
-            T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, cpu, k), cpu, &ev) == 0);
+            T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, cpu, k), cpu, &ev, str) == 0);
             if (ev.u.sys.nr != SYS_getppid)
                 continue;
             if (ev.tid != child || ev.pid != child)
@@ -267,11 +274,66 @@ static void test_big_ring_exact(void)
     sn_rec_session_destroy(s);
 }
 
+/* openat's path argument comes in the record's string slots: short, across both slots, and
+ * cut at 110 bytes with the truncation flag */
+static void test_path_strings(void)
+{
+    struct sn_rec_session *s;
+    struct sn_rec_consumer *c;
+    struct sn_rec_snap snap;
+    char paths[3][200];
+    int seen = 0, exits = 0;
+
+    snprintf(paths[0], sizeof(paths[0]), "/nonexist");
+    snprintf(paths[1], sizeof(paths[1]), "/nonexistent/%070d", 7);  /* 83 bytes */
+    snprintf(paths[2], sizeof(paths[2]), "/nonexistent/%0121d", 9); /* 134 bytes */
+    T_REQUIRE(open_session(&s, SN_REC_G_SYSCALLS, 1 << 20, SYS_openat) == 0);
+    const struct sn_rec_ring_view *v = sn_rec_session_view(s);
+    T_REQUIRE(sn_rec_consumer_new(&c, v, 1) == 0);
+    for (int i = 0; i < 3; i++) {
+        struct cmd cmd = {0, 0, ""};
+        char ack;
+        memcpy(cmd.path, paths[i], sizeof(cmd.path));
+        T_REQUIRE(write(to_child[1], &cmd, sizeof(cmd)) == sizeof(cmd));
+        T_REQUIRE(read(from_child[0], &ack, 1) == 1);
+    }
+    T_REQUIRE(sn_rec_snapshot(c, v, &snap) == 0);
+    T_EQU(snap.torn + snap.overwritten, 0);
+    for (size_t k = 0; k < snap.cpu[child_cpu].nrec; k++) {
+        const struct sn_rec_slot *r = sn_rec_snap_record(&snap, child_cpu, k);
+        struct sn_rec_event ev;
+        T_REQUIRE(sn_rec_decode(r, child_cpu, &ev, str) == 0);
+        if (ev.type == SN_REC_SYS_EXIT) {
+            T_EQ(ev.u.sys.ret, -ENOENT);
+            exits++;
+            continue;
+        }
+        T_REQUIRE(seen < 3);
+        T_EQ(r->nslots, 3); /* openat has 4 arguments: the first slot and the path's 2 */
+        T_EQ((int32_t)ev.u.sys.args[0], AT_FDCWD); /* an int: the low 32 bits */
+        T_REQUIRE(ev.u.sys.str[1] != NULL);
+        if (seen < 2) {
+            T_STR(ev.u.sys.str[1], paths[seen]);
+            T_EQ(r->flags & SN_REC_F_TRUNC, 0);
+        } else {
+            T_EQ(strlen(ev.u.sys.str[1]), 110);
+            T_OK(strncmp(ev.u.sys.str[1], paths[2], 110) == 0);
+            T_EQ(r->flags & SN_REC_F_TRUNC, SN_REC_F_TRUNC);
+        }
+        seen++;
+    }
+    T_EQ(seen, 3);
+    T_EQ(exits, 3);
+    sn_rec_snap_free(&snap);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+}
+
 static void test_snapshots_race_writer(void)
 {
     struct sn_rec_session *s;
     struct sn_rec_consumer *c;
-    struct cmd cmd = {200000, 0};
+    struct cmd cmd = {200000, 0, ""};
     struct pollfd pfd = {.fd = from_child[0], .events = POLLIN};
     uint64_t kept = 0, torn = 0, overwritten = 0, snaps = 0, bad = 0;
     long last = -1;
@@ -345,7 +407,7 @@ static void test_groups_and_destroy(void)
     T_REQUIRE(sn_rec_snapshot(c, sn_rec_session_view(s), &snap) == 0);
     for (size_t k = 0; k < snap.cpu[child_cpu].nrec; k++) {
         struct sn_rec_event ev;
-        T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev) == 0);
+        T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev, str) == 0);
         if (ev.type != SN_REC_SCHED_SWITCH)
             continue;
         if (ev.u.sw.prev_tid == child && memcmp(ev.u.sw.prev_comm, "snt-recwork", 12) == 0) {
@@ -379,6 +441,7 @@ int main(int argc, char **argv)
           test_small_ring_keeps_newest);
     t_run("big ring: exactly N getppid exits with ret = ppid, in babeltrace2 too",
           test_big_ring_exact);
+    t_run("openat's path: short, in two slots, truncated", test_path_strings);
     t_run("snapshots racing the writer: nothing torn gets through", test_snapshots_race_writer);
     t_run("groups load only their programs; destroy detaches", test_groups_and_destroy);
     child_stop();
