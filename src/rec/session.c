@@ -73,6 +73,8 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
     if (ncpu > SN_REC_MAXCPU)
         return -E2BIG;
     nslots = (uint32_t)(o->size_per_cpu / SN_REC_SLOT_SIZE);
+    if ((uint64_t)ncpu * nslots > UINT32_MAX) /* the map's max_entries */
+        return -E2BIG;
     s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;

@@ -32,7 +32,8 @@ struct sn_rec_session_opts {
 struct sn_rec_session;
 
 /* Opens, loads and attaches a session. Returns 0 and *out, -EINVAL for bad options (no group,
- * unknown group bits, a size that is not a power of 2 in range), or the -errno of libbpf. */
+ * unknown group bits, a size that is not a power of 2 in range), -E2BIG when the rings of all
+ * CPUs exceed 2^32 slots (or more than SN_REC_MAXCPU CPUs), or the -errno of libbpf. */
 int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session_opts *o);
 /* Detaches and frees everything (the ring's mapping too). NULL is a no-op. */
 void sn_rec_session_destroy(struct sn_rec_session *s);
