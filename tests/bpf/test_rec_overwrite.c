@@ -12,7 +12,8 @@
  *  - snapshots taken while the child writes never let a changed record through (every entry
  *    kept carries a larger call number than the one before) and the counts add up exactly;
  *  - a session loads and attaches only its groups' programs, and destroy leaves no link;
- *  - a sched session sees the child's sched_switch out of its sleep, with its comm;
+ *  - a sched session sees the child's sched_switch out of its sleep and back, and its wakeup
+ *    (tid, comm, target CPU);
  *  - the big ring's snapshot, written by the CTF writer (src/ctf), is read by babeltrace2 with
  *    rc 0 and shows the same N syscall_exit_getppid events.
  */
@@ -424,6 +425,18 @@ static void test_groups_and_destroy(void)
     T_OK(out >= 1);
     T_OK(in >= 1);
     T_OK(sleeping >= 1); /* the 2 ms nanosleep: TASK_INTERRUPTIBLE */
+    int woken = 0;       /* and its timer woke it: a wakeup of its tid, on whichever CPU */
+    for (unsigned cpu = 0; cpu < snap.ncpu; cpu++)
+        for (size_t k = 0; k < snap.cpu[cpu].nrec; k++) {
+            struct sn_rec_event ev;
+            T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, cpu, k), cpu, &ev, str) == 0);
+            if (ev.type == SN_REC_SCHED_WAKEUP && ev.u.wakeup.tid == child &&
+                memcmp(ev.u.wakeup.comm, "snt-recwork", 12) == 0) {
+                woken++;
+                T_EQ(ev.u.wakeup.target_cpu, child_cpu);
+            }
+        }
+    T_OK(woken >= 1);
     sn_rec_snap_free(&snap);
     sn_rec_consumer_free(c);
 
