@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The flight recorder's writer (docs/recorder.md): one program per tracepoint, each appending a
+ * record to its CPU's part of the ring (bpf/rec.h) with no wake-up of user space and no
+ * helper call beyond the pid and the clock. User space (rec/session.c) sizes the ring
+ * (max_entries = ncpu * nslots), fills the rodata below, loads only the programs of the
+ * session's groups (syscalls: sys_enter, sys_exit; sched: sched_switch, sched_wakeup,
+ * sched_wakeup_new) and destroys the object when the session stops, so a stopped session has
+ * no program attached.
+ *
+ * Reserve: an atomic add on the CPU's head (programs of IRQ context interrupt others on the
+ * same CPU; a program never nests in itself: the kernel skips it and counts a recursion miss,
+ * which the session reports as dropped). Write: every reserved slot's seq to 0, the payload,
+ * the continuations' seqs, the first slot's seq last (x86 is TSO: compiler barriers order
+ * the stores).
+ *
+ * cfg_tgid and cfg_nr (0 / -1: all) narrow what is recorded until sessions take predicates.
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "bpf/rec.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u32 nslots = 1; /* per CPU, a power of 2 */
+const volatile __u32 cfg_tgid = 0;
+const volatile __s64 cfg_nr = -1;
+const volatile struct sn_rec_sys sys_tab[SN_REC_NSYS];
+
+struct sn_rec_head heads[SN_REC_MAXCPU];
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 1); /* set by user space */
+    __type(key, __u32);
+    __type(value, struct sn_rec_slot);
+} rec_ring SEC(".maps");
+
+#define barrier() asm volatile("" ::: "memory")
+
+static __always_inline struct sn_rec_slot *slot_at(__u32 cpu, __u64 i)
+{
+    __u32 k = cpu * nslots + ((__u32)i & (nslots - 1));
+
+    return bpf_map_lookup_elem(&rec_ring, &k);
+}
+
+/* Reserves n (1 or 2) slots on this CPU: *first and *cont (n == 2) with seq 0, *h the index of
+ * the first. Returns 0, or -1 when the CPU is beyond the ring. */
+static __always_inline int reserve(__u32 n, __u64 *h, struct sn_rec_slot **first,
+                                   struct sn_rec_cont **cont)
+{
+    __u32 cpu = bpf_get_smp_processor_id();
+    struct sn_rec_slot *s, *c = 0;
+
+    if (cpu >= SN_REC_MAXCPU)
+        return -1;
+    *h = __sync_fetch_and_add(&heads[cpu].head, n);
+    s = slot_at(cpu, *h);
+    if (!s)
+        return -1;
+    if (n > 1) {
+        c = slot_at(cpu, *h + 1);
+        if (!c)
+            return -1; /* left with its old seq: the reader counts it torn */
+        c->seq = 0;
+    }
+    s->seq = 0;
+    barrier();
+    *first = s;
+    *cont = (struct sn_rec_cont *)c;
+    return 0;
+}
+
+static __always_inline void header(struct sn_rec_slot *s, __u16 type, __u8 n, __u64 pidtgid)
+{
+    s->type = type;
+    s->nslots = n;
+    s->flags = 0;
+    s->ts = bpf_ktime_get_ns();
+    s->tid = (__u32)pidtgid;
+    s->pid = pidtgid >> 32;
+}
+
+static __always_inline void cont_header(struct sn_rec_cont *c, __u64 h)
+{
+    c->type = SN_RK_CONT;
+    c->part = 1;
+    c->flags = 0;
+    barrier();
+    *(volatile __u32 *)&c->seq = sn_rec_seq(h + 1);
+}
+
+static __always_inline void commit(struct sn_rec_slot *s, __u64 h)
+{
+    barrier();
+    *(volatile __u32 *)&s->seq = sn_rec_seq(h);
+}
+
+static __always_inline int wanted(__u64 pidtgid)
+{
+    return !cfg_tgid || (pidtgid >> 32) == cfg_tgid;
+}
+
+static __always_inline __u64 reg_arg(struct pt_regs *regs, int k)
+{
+    switch (k) {
+    case 0:
+        return regs->di;
+    case 1:
+        return regs->si;
+    case 2:
+        return regs->dx;
+    case 3:
+        return regs->r10;
+    case 4:
+        return regs->r8;
+    default:
+        return regs->r9;
+    }
+}
+
+/* The next n slots after h on cpu, invalidated (seq 0), or NULL. */
+static __always_inline struct sn_rec_cont *cont_at(__u32 cpu, __u64 i)
+{
+    struct sn_rec_cont *c = (struct sn_rec_cont *)slot_at(cpu, i);
+
+    if (c)
+        c->seq = 0;
+    return c;
+}
+
+static __always_inline void cont_commit(struct sn_rec_cont *c, __u64 i, __u8 part)
+{
+    c->type = SN_RK_CONT;
+    c->part = part;
+    c->flags = 0;
+    barrier();
+    *(volatile __u32 *)&c->seq = sn_rec_seq(i);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(rec_sys_enter, struct pt_regs *regs, long id)
+{
+    __u64 pt = bpf_get_current_pid_tgid(), h, nrw = (__u32)id;
+    struct sn_rec_cont *c45 = 0, *c1 = 0, *c2 = 0;
+    __u32 cpu = bpf_get_smp_processor_id(), n = 1, str = 0;
+    struct sn_rec_slot *s;
+    __u8 part = 1;
+
+    if (!wanted(pt) || (cfg_nr >= 0 && id != cfg_nr))
+        return 0;
+    if (id >= 0 && id < SN_REC_NSYS) {
+        if (sys_tab[id].nargs > 4) {
+            nrw |= SN_REC_E_ARGS45;
+            n++;
+        }
+        str = sys_tab[id].str_arg;
+        if (str >= 1 && str <= 6) {
+            nrw |= SN_REC_E_STR | (__u64)(str - 1) << SN_REC_E_STRSHIFT;
+            n += SN_REC_STR_PARTS;
+        }
+    }
+    if (cpu >= SN_REC_MAXCPU)
+        return 0;
+    h = __sync_fetch_and_add(&heads[cpu].head, n);
+    s = slot_at(cpu, h);
+    if (!s)
+        return 0;
+    /* invalidate every slot before writing any (a slot left alone keeps an old seq: torn) */
+    if (nrw & SN_REC_E_ARGS45) {
+        c45 = cont_at(cpu, h + part);
+        if (!c45)
+            return 0;
+        part++;
+    }
+    if (nrw & SN_REC_E_STR) {
+        c1 = cont_at(cpu, h + part);
+        c2 = cont_at(cpu, h + part + 1);
+        if (!c1 || !c2)
+            return 0;
+    }
+    s->seq = 0;
+    barrier();
+    header(s, SN_RK_SYS_ENTRY, n, pt);
+    s->a[0] = nrw;
+    s->a[1] = regs->di;
+    s->a[2] = regs->si;
+    s->a[3] = regs->dx;
+    s->a[4] = regs->r10;
+    if (c45) {
+        __u64 *b = (__u64 *)c45->b;
+        b[0] = regs->r8;
+        b[1] = regs->r9;
+        cont_commit(c45, h + 1, 1);
+    }
+    if (c1 && c2) {
+        const char *p = (const char *)reg_arg(regs, str - 1);
+        long r = bpf_probe_read_user_str(c1->b, SN_REC_CONT_LEN, p);
+
+        c2->b[0] = 0;
+        if (r < 0) {
+            c1->b[0] = 0;
+            s->flags |= SN_REC_F_USERFAIL;
+        } else if (r == SN_REC_CONT_LEN) { /* no NUL yet: the next 56 bytes, and no NUL */
+            r = bpf_probe_read_user_str(c2->b, SN_REC_CONT_LEN, p + SN_REC_CONT_LEN - 1);
+            /* c1's last byte is the NUL the helper wrote: the text goes on at c2 */
+            if (r == SN_REC_CONT_LEN)
+                s->flags |= SN_REC_F_TRUNC;
+            else if (r < 0)
+                c2->b[0] = 0;
+        }
+        cont_commit(c1, h + part, part);
+        cont_commit(c2, h + part + 1, part + 1);
+    }
+    commit(s, h);
+    return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(rec_sys_exit, struct pt_regs *regs, long ret)
+{
+    __u64 pt = bpf_get_current_pid_tgid(), h;
+    long id = regs->orig_ax;
+    struct sn_rec_slot *s;
+    struct sn_rec_cont *c;
+    __u8 out = 0;
+    int j = 2;
+
+    if (!wanted(pt) || (cfg_nr >= 0 && id != cfg_nr))
+        return 0;
+    if (id >= 0 && id < SN_REC_NSYS)
+        out = sys_tab[id].out_mask;
+    if (reserve(1, &h, &s, &c))
+        return 0;
+    header(s, SN_RK_SYS_EXIT, 1, pt);
+    s->a[0] = (__u32)id | (__u64)out << 32;
+    s->a[1] = ret;
+    s->a[2] = 0;
+    s->a[3] = 0;
+    s->a[4] = 0;
+    /* x86-64: pt_regs still hold the arguments at exit (LTTng's sc_out fields) */
+    for (int k = 0; k < 6; k++) {
+        if (!(out & (1 << k)))
+            continue;
+        if (j == 2)
+            s->a[2] = reg_arg(regs, k);
+        else if (j == 3)
+            s->a[3] = reg_arg(regs, k);
+        else if (j == 4)
+            s->a[4] = reg_arg(regs, k);
+        j++;
+    }
+    commit(s, h);
+    return 0;
+}
+
+/* prev_state as the kernel's own trace event and lttng-modules report it
+ * (__trace_sched_switch_state): 0x100 when preempted, 0x80 for TASK_IDLE, else the highest
+ * bit of the state's TASK_REPORT bits (1 interruptible, 2 uninterruptible, ...), 0 running. */
+static __always_inline __u64 switch_state(bool preempt, unsigned int state, int exit_state)
+{
+    __u32 st, top = 0;
+
+    if (preempt)
+        return 0x100;
+    if (state == 0x402) /* TASK_IDLE: TASK_UNINTERRUPTIBLE | TASK_NOLOAD */
+        return 0x80;
+    st = (state | (__u32)exit_state) & 0x7f; /* TASK_REPORT */
+    for (int b = 0; b < 7; b++)
+        if (st & (1u << b))
+            top = 1u << b;
+    return top;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(rec_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+             unsigned int prev_state)
+{
+    __u64 pt = bpf_get_current_pid_tgid(), h;
+    struct sn_rec_slot *s;
+    struct sn_rec_cont *c;
+
+    if (cfg_tgid && prev->tgid != cfg_tgid && next->tgid != cfg_tgid)
+        return 0;
+    if (reserve(2, &h, &s, &c) || !c)
+        return 0;
+    header(s, SN_RK_SCHED_SWITCH, 2, pt);
+    s->a[0] = prev->pid;
+    s->a[1] = prev->prio - 100; /* as lttng-modules: p->prio - MAX_RT_PRIO */
+    s->a[2] = switch_state(preempt, prev_state, prev->exit_state);
+    s->a[3] = next->pid;
+    s->a[4] = next->prio - 100;
+    bpf_probe_read_kernel(c->b, 16, prev->comm);
+    bpf_probe_read_kernel(c->b + 16, 16, next->comm);
+    cont_header(c, h);
+    commit(s, h);
+    return 0;
+}
+
+static __always_inline int wakeup(struct task_struct *p, __u16 type)
+{
+    __u64 pt = bpf_get_current_pid_tgid(), h;
+    struct sn_rec_slot *s;
+    struct sn_rec_cont *c;
+
+    if (cfg_tgid && p->tgid != cfg_tgid)
+        return 0;
+    if (reserve(1, &h, &s, &c))
+        return 0;
+    header(s, type, 1, pt);
+    s->a[0] = p->pid;
+    s->a[1] = p->prio - 100;
+    s->a[2] = p->thread_info.cpu;
+    bpf_probe_read_kernel(&s->a[3], 16, p->comm);
+    commit(s, h);
+    return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(rec_sched_wakeup, struct task_struct *p)
+{
+    return wakeup(p, SN_RK_SCHED_WAKEUP);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(rec_sched_wakeup_new, struct task_struct *p)
+{
+    return wakeup(p, SN_RK_SCHED_WAKEUP_NEW);
+}
