@@ -75,8 +75,7 @@ static size_t f_metadata(void *ctx, uint64_t from, uint8_t *buf, size_t cap)
     return n;
 }
 
-static enum sn_live_next f_next(void *ctx, unsigned stream, uint64_t from,
-                                struct sn_live_index *ix)
+static enum sn_live_next f_next(void *ctx, unsigned stream, uint64_t from, struct sn_live_index *ix)
 {
     struct sn_live_feed *f = ctx;
     if (stream >= f->nstreams)
@@ -93,8 +92,9 @@ static enum sn_live_next f_next(void *ctx, unsigned stream, uint64_t from,
     } else {
         memset(ix, 0, sizeof(*ix));
         ix->timestamp_end = f->beacon > s->last_ts ? f->beacon : s->last_ts;
-        r = f->ended ? SN_LIVE_NEXT_HUP
-                     : f->beacon > 0 ? SN_LIVE_NEXT_INACTIVE : SN_LIVE_NEXT_RETRY;
+        r = f->ended        ? SN_LIVE_NEXT_HUP
+            : f->beacon > 0 ? SN_LIVE_NEXT_INACTIVE
+                            : SN_LIVE_NEXT_RETRY;
     }
     pthread_mutex_unlock(&f->mu);
     return r;

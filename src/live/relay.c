@@ -24,10 +24,10 @@
 #include "core/grow.h"
 #include "core/log.h"
 
-#define META_CHUNK  (64 * 1024)      /* metadata bytes per GET_METADATA answer */
-#define OUT_KEEP    (1024 * 1024)    /* an answer buffer larger than this is freed once sent */
-#define IN_MAX      (SN_LIVE_CMD_HDR + SN_LIVE_CMD_MAX)
-#define MAX_PACKET  (16u * 1024 * 1024)
+#define META_CHUNK (64 * 1024)   /* metadata bytes per GET_METADATA answer */
+#define OUT_KEEP   (1024 * 1024) /* an answer buffer larger than this is freed once sent */
+#define IN_MAX     (SN_LIVE_CMD_HDR + SN_LIVE_CMD_MAX)
+#define MAX_PACKET (16u * 1024 * 1024)
 
 struct viewer {
     struct viewer *prev, *next; /* the relay's list (its thread's only) */
@@ -166,12 +166,11 @@ static int put_streams(struct session *s, struct viewer *v)
             return -ENOMEM;
         if (i > 0)
             snprintf(chan, sizeof(chan), "chan_%u", i - 1);
-        sn_live_put_stream(p, &(struct sn_live_stream_info){
-                                  .id = (uint64_t)s->id << 32 | i,
-                                  .ctf_trace_id = 1,
-                                  .metadata_flag = i == 0,
-                                  .path_name = "kernel",
-                                  .channel = i == 0 ? "metadata" : chan});
+        sn_live_put_stream(p, &(struct sn_live_stream_info){.id = (uint64_t)s->id << 32 | i,
+                                                            .ctf_trace_id = 1,
+                                                            .metadata_flag = i == 0,
+                                                            .path_name = "kernel",
+                                                            .channel = i == 0 ? "metadata" : chan});
     }
     return 0;
 }
@@ -281,8 +280,7 @@ static int do_packet(struct sn_relay *r, struct viewer *v, const struct sn_live_
         uint8_t *d = put(v, len);
         if (!d)
             return -ENOMEM;
-        if (s->src->read_packet(s->src->ctx, (unsigned)idx, c->u.get_packet.offset, d, len) ==
-            0) {
+        if (s->src->read_packet(s->src->ctx, (unsigned)idx, c->u.get_packet.offset, d, len) == 0) {
             status = SN_LIVE_PACKET_OK;
             r->st.packets++;
             r->st.packet_bytes += len;

@@ -52,10 +52,10 @@ struct sn_live_source {
 };
 
 struct sn_relay_opts {
-    const char *addr;       /* listen address, IPv4; NULL: 127.0.0.1 */
-    uint16_t port;          /* 0: any free port (sn_relay_port() says which) */
-    unsigned max_viewers;   /* 0: 64; more are accepted and closed at once */
-    uint32_t max_packet;    /* the largest GET_PACKET served; 0: 16 MiB */
+    const char *addr;     /* listen address, IPv4; NULL: 127.0.0.1 */
+    uint16_t port;        /* 0: any free port (sn_relay_port() says which) */
+    unsigned max_viewers; /* 0: 64; more are accepted and closed at once */
+    uint32_t max_packet;  /* the largest GET_PACKET served; 0: 16 MiB */
 };
 
 struct sn_relay;
@@ -78,7 +78,7 @@ struct sn_relay_stats {
     uint64_t attached; /* ATTACH_SESSION answered OK, in all */
     uint64_t commands; /* commands answered */
     uint64_t packets, packet_bytes;
-    uint64_t refused;  /* connections closed for a protocol error or over max_viewers */
+    uint64_t refused; /* connections closed for a protocol error or over max_viewers */
 };
 void sn_relay_stats(struct sn_relay *r, struct sn_relay_stats *out);
 

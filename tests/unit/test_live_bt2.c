@@ -71,11 +71,8 @@ static size_t packet(uint8_t *pkt, const struct sn_rec_event *ev, size_t n, unsi
         len += sn_ctf_encode(c, &ev[i], pkt + len, 4096);
         prev = ev[i].ts;
     }
-    struct sn_ctf_packet_info pi = {.cpu = cpu,
-                                    .ts_begin = ev[0].ts,
-                                    .ts_end = ev[n - 1].ts,
-                                    .bytes = len,
-                                    .seq = seq[cpu]++};
+    struct sn_ctf_packet_info pi = {
+        .cpu = cpu, .ts_begin = ev[0].ts, .ts_end = ev[n - 1].ts, .bytes = len, .seq = seq[cpu]++};
     memcpy(pi.uuid, env.uuid, 16);
     sn_ctf_packet_header(pkt, &pi);
     return len;

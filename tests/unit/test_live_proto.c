@@ -41,8 +41,8 @@ static void test_big_endian(void)
                                                             .streams = 3,
                                                             .hostname = "vm",
                                                             .name = "rec1"});
-    static const uint8_t sess[20] = {0, 0, 0, 0, 0, 0, 0, 7, 0, 0x0f, 0x42, 0x40,
-                                     0, 0, 0, 1, 0, 0, 0, 3};
+    static const uint8_t sess[20] = {0,    0,    0, 0, 0, 0, 0, 7, 0, 0x0f,
+                                     0x42, 0x40, 0, 0, 0, 1, 0, 0, 0, 3};
     T_MEM(buf, sess, 20);
     T_STR((char *)buf + 20, "vm");
     T_EQ(buf[20 + 63], 0);
@@ -54,8 +54,8 @@ static void test_big_endian(void)
     char longname[400];
     memset(longname, 'x', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
-    sn_live_put_session(buf, &(struct sn_live_session_info){.hostname = longname,
-                                                            .name = longname});
+    sn_live_put_session(buf,
+                        &(struct sn_live_session_info){.hostname = longname, .name = longname});
     T_EQ(strlen((char *)buf + 20), 63);
     T_EQ(strlen((char *)buf + 84), 254);
 
@@ -84,9 +84,10 @@ static void test_big_endian(void)
                                .flags = SN_LIVE_FLAG_NEW_METADATA | SN_LIVE_FLAG_NEW_STREAM};
     sn_live_put_index(buf, &ix);
     static const uint8_t idx[64] = {
-        0, 0, 0, 0, 0, 0, 0x11, 0x22, 0, 0, 0, 0, 0, 0, 0x06, 0x40, 0, 0, 0, 0, 0, 0,
-        0x05, 0xf0, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0, 0, 0, 0, 0, 0, 0, 5,
-        0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 3};
+        0, 0, 0, 0, 0, 0, 0x11, 0x22, 0,    0,    0,    0,    0,    0,    0x06, 0x40,
+        0, 0, 0, 0, 0, 0, 0x05, 0xf0, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11,
+        0, 0, 0, 0, 0, 0, 0,    5,    0,    0,    0,    0,    0,    0,    0,    3,
+        0, 0, 0, 0, 0, 0, 0,    0,    0,    0,    0,    5,    0,    0,    0,    3};
     T_MEM(buf, idx, 64);
     T_EQ(buf[64], 0xee);
     struct sn_live_index back;
@@ -164,8 +165,7 @@ static void test_bad_lengths(void)
 {
     uint8_t b[16];
     struct sn_live_cmd c;
-    static const uint64_t sizes[] = {0, 1, 7, 8, 9, 16, 19, 20, 21, 36, 4096, 1ull << 32,
-                                     ~0ull};
+    static const uint64_t sizes[] = {0, 1, 7, 8, 9, 16, 19, 20, 21, 36, 4096, 1ull << 32, ~0ull};
     for (uint32_t cmd = 1; cmd <= 9; cmd++) {
         int own = sn_live_cmd_payload(cmd);
         for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {

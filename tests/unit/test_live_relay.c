@@ -105,8 +105,7 @@ static uint32_t attach(int fd, uint64_t id, uint32_t *n)
 static uint8_t streams[3][SN_LIVE_STREAM_LEN];
 
 /* A CTF packet of len bytes (no events) on cpu, times [b, e]. */
-static void make_packet(uint8_t *p, size_t len, unsigned cpu, uint64_t b, uint64_t e,
-                        uint64_t seq)
+static void make_packet(uint8_t *p, size_t len, unsigned cpu, uint64_t b, uint64_t e, uint64_t seq)
 {
     memset(p, 0, len);
     struct sn_ctf_packet_info pi = {
