@@ -17,6 +17,8 @@
 #                     CPU per 1,000 frames/s, publish to ack, event to API, failover, rebuild,
 #                     and baselines (NATS alone, one server without NATS) (FLEET_SECONDS=60
 #                     of steady load; FLEET_HOSTS, FLEET_INSTS, FLEET_NATS: bench/bench_fleet.c)
+#   make bench-live   the live relay streaming to one babeltrace2 viewer: events/s, CPU per
+#                     event of the viewer and of the relay (LIVE_EVENTS, bench/bench_live.c)
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
 #   make fleet-demo   a fleet on loopback: 3 NATS servers (JetStream), 2 nodes, 3 agents
 #   make fresh-check  the README's `make run` and `make check` on a debootstrap'd Debian 12
@@ -31,7 +33,7 @@ WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
 .PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve bench-store \
-        bench-trace bench-fleet soak-agent fleet-demo fresh-check clean
+        bench-trace bench-fleet bench-live soak-agent fleet-demo fresh-check clean
 all: build
 
 setup:
@@ -85,6 +87,9 @@ TRACE_SPANS ?= 1000000
 bench-trace: build
 	TRACE_SPANS=$(TRACE_SPANS) TRACE_DATA=heavy ./build/bench/bench_trace
 	TRACE_SPANS=$(TRACE_SPANS) TRACE_DATA=issue ./build/bench/bench_trace
+
+bench-live: build
+	./build/bench/bench_live
 
 FLEET_SECONDS ?= 60
 bench-fleet: build

@@ -1,9 +1,9 @@
 /*
  * The live relay (src/live) end to end with the real babeltrace2 (Debian's 2.0.4, installed by
  * scripts/setup; not skipped when missing: it fails). A session of two streams (CPUs) is fed
- * real CTF packets (the src/ctf packet and event encoders) through a live feed; babeltrace2 is
- * started as a process on `-i lttng-live net://127.0.0.1:PORT/host/testhost/live1` with
- * session-not-found-action="end". The test is the producer: it appends a first batch before
+ * real CTF packets (live_packet.h, over the src/ctf packet and event encoders) through a live feed;
+ * babeltrace2 is started as a process on `-i lttng-live net://127.0.0.1:PORT/host/testhost/live1`
+ * with session-not-found-action="end". The test is the producer: it appends a first batch before
  * the viewer attaches, a second one once the first is printed, beacons every flush period, and
  * ends the session. Asserted: the exact lines printed, the second batch printed within the
  * flush period + 1 s of its append, babeltrace2 exiting 0 once the session ended, and the
@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include "ctf/event_class.h"
-#include "ctf/packet.h"
 #include "ctf/tsdl.h"
 #include "live/live_feed.h"
+#include "live/live_packet.h"
 #include "live/relay.h"
 #include "t.h"
 
@@ -59,29 +59,17 @@ static struct sn_rec_event sys(int enter, int cpu, uint64_t ts, int64_t nr, int6
     return e;
 }
 
-/* Encodes ev[n] (one CPU's, in time order) as one CTF packet into pkt; returns its length. */
-static size_t packet(uint8_t *pkt, const struct sn_rec_event *ev, size_t n, unsigned cpu)
-{
-    size_t len = SN_CTF_PACKET_HEADER;
-    uint64_t prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct sn_ctf_class *c = sn_ctf_class_of(&cls, &ev[i]);
-        bool ext = sn_ctf_needs_extended(i == 0, c->id, ev[i].ts, prev);
-        len += sn_ctf_event_header(pkt + len, ext, c->id, ev[i].ts, ev[i].pid, ev[i].tid);
-        len += sn_ctf_encode(c, &ev[i], pkt + len, 4096);
-        prev = ev[i].ts;
-    }
-    struct sn_ctf_packet_info pi = {
-        .cpu = cpu, .ts_begin = ev[0].ts, .ts_end = ev[n - 1].ts, .bytes = len, .seq = seq[cpu]++};
-    memcpy(pi.uuid, env.uuid, 16);
-    sn_ctf_packet_header(pkt, &pi);
-    return len;
-}
-
+/* Appends ev[n] (one CPU's, in time order) to f as one packet (live_packet.h). */
 static int append(struct sn_live_feed *f, const struct sn_rec_event *ev, size_t n, unsigned cpu)
 {
-    static uint8_t pkt[1 << 16];
-    return sn_live_feed_append(f, cpu, pkt, packet(pkt, ev, n, cpu));
+    static uint8_t *pkt;
+    static size_t cap;
+    struct sn_live_packet_info pi = {.classes = &cls, .cpu = cpu, .seq = seq[cpu]++};
+    memcpy(pi.uuid, env.uuid, 16);
+    ssize_t len = sn_live_packet(&pi, ev, n, &pkt, &cap);
+    if (len < 0)
+        return (int)len;
+    return sn_live_feed_append(f, cpu, pkt, (size_t)len);
 }
 
 /* babeltrace2 on url, its stdout (line-buffered through stdbuf) into a pipe: its pid. */
