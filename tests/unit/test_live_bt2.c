@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ctf/event_class.h"
+#include "ctf/writer.h"
 #include "ctf/tsdl.h"
 #include "live/live_feed.h"
 #include "live/live_packet.h"
@@ -232,6 +233,48 @@ static void test_bt2_live(void)
     unlink(errpath);
 }
 
+/* A live packet is byte for byte what the trace writer puts in a stream file for the same
+ * events (one packet's worth): one encoding of CTF, whichever way it leaves. */
+static void test_same_bytes_as_writer(void)
+{
+    char dir[256], path[300];
+    const char *base = getenv("SN_TEST_OUT") ? getenv("SN_TEST_OUT") : "/tmp";
+    snprintf(dir, sizeof(dir), "%s/test_live_bt2.%d", base, (int)getpid());
+    struct sn_rec_event ev[] = {sys(1, 0, T0 + 1000, NR_READ, 0, 3, 1),
+                                sys(0, 0, T0 + 2000, NR_READ, 1, 3, 1),
+                                sys(1, 0, T0 + 6000 * MS, NR_GETPPID, 0, 0, 0), /* extended */
+                                sys(0, 0, T0 + 6000 * MS + 5, NR_GETPPID, 4000, 0, 0)};
+    struct sn_ctf_writer *w;
+    T_REQUIRE(sn_ctf_writer_open(&w, dir, &env,
+                                 &(struct sn_ctf_writer_opts){.ncpus = 1,
+                                                              .classes = &cls,
+                                                              .max_packet_ns = 10000 * MS}) == 0);
+    for (size_t i = 0; i < 4; i++)
+        T_EQ(sn_ctf_writer_add(w, 0, &ev[i]), 0);
+    T_REQUIRE(sn_ctf_writer_close(w) == 0);
+    snprintf(path, sizeof(path), "%s/kernel/chan_0", dir);
+    static uint8_t file[4096];
+    FILE *fp = fopen(path, "rb");
+    T_REQUIRE(fp != NULL);
+    size_t flen = fread(file, 1, sizeof(file), fp);
+    fclose(fp);
+    uint8_t *pkt = NULL;
+    size_t cap = 0;
+    struct sn_live_packet_info pi = {.classes = &cls, .cpu = 0, .seq = 0};
+    memcpy(pi.uuid, env.uuid, 16);
+    ssize_t len = sn_live_packet(&pi, ev, 4, &pkt, &cap);
+    T_EQ(len, (ssize_t)flen);
+    if (len == (ssize_t)flen)
+        T_MEM(pkt, file, flen);
+    struct sn_rec_event back[] = {ev[1], ev[0]};
+    T_EQ(sn_live_packet(&pi, back, 2, &pkt, &cap), -EINVAL);
+    T_EQ(sn_live_packet(&pi, ev, 0, &pkt, &cap), -EINVAL);
+    free(pkt);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    T_EQ(system(cmd), 0);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -249,6 +292,7 @@ int main(int argc, char **argv)
         env.uuid[i] = (uint8_t)(0xa0 + i);
     snprintf(env.boot_id, sizeof(env.boot_id), "0b5e5e5e-1111-4222-8333-444455556666");
     env.clock_offset_ns = 1796601600LL * 1000000000LL;
+    t_run("same_bytes_as_writer", test_same_bytes_as_writer);
     t_run("bt2_live", test_bt2_live);
     sn_ctf_classes_free(&cls);
     sn_syscall_tab_free(&tab);
