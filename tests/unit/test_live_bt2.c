@@ -7,7 +7,9 @@
  * the viewer attaches, a second one once the first is printed, beacons every flush period, and
  * ends the session. Asserted: the exact lines printed, the second batch printed within the
  * flush period + 1 s of its append, babeltrace2 exiting 0 once the session ended, and the
- * relay's counts. Every wait is bounded; babeltrace2 is killed by its pid on a timeout.
+ * relay's counts; again with packets evicted before the viewer read them (babeltrace2 warns of
+ * the packet_seq_num gap, "discarded 2 packets"); and a live packet equal byte for byte to the
+ * trace writer's stream file. Every wait is bounded; babeltrace2 is killed by its pid on a timeout.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -141,11 +143,14 @@ static const char *expect2 =
     "[00000000001500004000] testhost syscall_exit_read: { cpu_id = 1 }, "
     "{ pid = 4242, tid = 4243 }, { ret = 4096, buf = 0x0 }\n";
 
-static void test_bt2_live(void)
+/* evict: each stream keeps only its newest packet, and two packets appended on CPU 0 just
+ * before batch 2 are evicted unread: the same lines are printed, and babeltrace2 warns of the
+ * packet_seq_num gap. */
+static void run_bt2_live(bool evict)
 {
     struct sn_relay *r = NULL;
     T_REQUIRE(sn_relay_start(&r, &(struct sn_relay_opts){0}) == 0);
-    struct sn_live_feed *f = sn_live_feed_new(2, 0);
+    struct sn_live_feed *f = sn_live_feed_new(2, evict ? 1 : 0);
     T_REQUIRE(f != NULL);
     size_t mlen;
     char *meta = sn_ctf_tsdl(&env, &cls, &mlen);
@@ -192,6 +197,12 @@ static void test_bt2_live(void)
                                         sys(0, 0, T0 + 500 * MS + 3000, NR_GETPPID, 4000, 0, 0)};
             struct sn_rec_event d1[] = {sys(1, 1, T0 + 500 * MS + 1000, NR_READ, 0, 5, 4096),
                                         sys(0, 1, T0 + 500 * MS + 4000, NR_READ, 4096, 5, 4096)};
+            if (evict) {
+                struct sn_rec_event x[] = {sys(1, 0, T0 + 500 * MS, NR_GETPPID, 0, 0, 0),
+                                           sys(0, 0, T0 + 500 * MS + 1, NR_GETPPID, 0, 0, 0)};
+                T_EQ(append(f, &x[0], 1, 0), 0);
+                T_EQ(append(f, &x[1], 1, 0), 0);
+            }
             T_EQ(append(f, d0, 2, 0), 0);
             T_EQ(append(f, d1, 2, 1), 0);
             sn_live_feed_beacon(f, T0 + 500 * MS + 4000);
@@ -229,8 +240,30 @@ static void test_bt2_live(void)
     T_EQU(st.packets, 4);
     T_EQU(st.refused, 0);
     sn_relay_stop(r);
+    if (evict) {
+        T_EQU(sn_live_feed_evicted(f) >= 2, 1);
+        char err[8192] = "";
+        FILE *fp = fopen(errpath, "r");
+        if (fp) {
+            size_t n = fread(err, 1, sizeof(err) - 1, fp);
+            err[n] = '\0';
+            fclose(fp);
+        }
+        if (!T_OK(strstr(err, "discarded 2 packets") != NULL))
+            t_note("babeltrace2's stderr:\n%s", err);
+    }
     sn_live_feed_free(f);
     unlink(errpath);
+}
+
+static void test_bt2_live(void)
+{
+    run_bt2_live(false);
+}
+
+static void test_bt2_live_evicted(void)
+{
+    run_bt2_live(true);
 }
 
 /* A live packet is byte for byte what the trace writer puts in a stream file for the same
@@ -294,6 +327,7 @@ int main(int argc, char **argv)
     env.clock_offset_ns = 1796601600LL * 1000000000LL;
     t_run("same_bytes_as_writer", test_same_bytes_as_writer);
     t_run("bt2_live", test_bt2_live);
+    t_run("bt2_live_evicted", test_bt2_live_evicted);
     sn_ctf_classes_free(&cls);
     sn_syscall_tab_free(&tab);
     return t_done();
