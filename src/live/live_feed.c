@@ -108,12 +108,14 @@ static int f_read(void *ctx, unsigned stream, uint64_t offset, uint8_t *buf, siz
     pthread_mutex_lock(&f->mu);
     struct stream *s = &f->s[stream];
     int rc = -ENOENT;
-    for (size_t i = s->head; i < s->n && s->q[i].offset <= offset; i++)
-        if (s->q[i].offset == offset && s->q[i].len == len) {
-            memcpy(buf, s->q[i].bytes, len);
+    for (size_t i = s->head; i < s->n && s->q[i].offset <= offset; i++) {
+        const struct pkt *p = &s->q[i];
+        if (offset - p->offset <= p->len && len <= p->len - (offset - p->offset)) {
+            memcpy(buf, p->bytes + (offset - p->offset), len);
             rc = 0;
             break;
         }
+    }
     pthread_mutex_unlock(&f->mu);
     return rc;
 }

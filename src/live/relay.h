@@ -46,8 +46,9 @@ struct sn_live_source {
      * stream_id (the CTF stream class). */
     enum sn_live_next (*next_packet)(void *ctx, unsigned stream, uint64_t from,
                                      struct sn_live_index *ix);
-    /* Copies len bytes of the packet of stream at offset into buf. Returns 0, or -ENOENT when
-     * no packet of that length starts there (evicted, or a bad request). */
+    /* Copies the len bytes of stream at offset into buf: a packet or a part of one (a viewer
+     * may read a packet in pieces). Returns 0, or -ENOENT when they are not within one kept
+     * packet (evicted, or a bad request). */
     int (*read_packet)(void *ctx, unsigned stream, uint64_t offset, uint8_t *buf, size_t len);
 };
 
@@ -74,10 +75,10 @@ int64_t sn_relay_add(struct sn_relay *r, const char *hostname, const char *name,
 int sn_relay_remove(struct sn_relay *r, int64_t id);
 
 struct sn_relay_stats {
-    uint64_t viewers;  /* connected now */
-    uint64_t attached; /* ATTACH_SESSION answered OK, in all */
-    uint64_t commands; /* commands answered */
-    uint64_t packets, packet_bytes;
+    uint64_t viewers;               /* connected now */
+    uint64_t attached;              /* ATTACH_SESSION answered OK, in all */
+    uint64_t commands;              /* commands answered */
+    uint64_t packets, packet_bytes; /* GET_PACKET answered OK (packets or pieces), bytes */
     uint64_t refused; /* connections closed for a protocol error or over max_viewers */
 };
 void sn_relay_stats(struct sn_relay *r, struct sn_relay_stats *out);

@@ -3,9 +3,9 @@
  * speaks live_proto.h: CONNECT's 2.4 answer, a request before CONNECT or with a bad length
  * closing the viewer, LIST_SESSIONS' session struct, ATTACH (UNK, OK with the stream list,
  * ALREADY for a second viewer, OK again after DETACH), GET_METADATA in chunks until NO_NEW,
- * GET_NEXT_INDEX's RETRY / INACTIVE beacon / OK / HUP, GET_PACKET's bytes and its refusals,
- * GET_NEW_STREAMS' HUP and the session leaving the list once read out; a viewer that does not
- * read its answers while others are served and the producer appends; the feed's eviction;
+ * GET_NEXT_INDEX's RETRY / INACTIVE beacon / OK / HUP, GET_PACKET's bytes (whole and in pieces) and
+ * its refusals, GET_NEW_STREAMS' HUP and the session leaving the list once read out; a viewer that
+ * does not read its answers while others are served and the producer appends; the feed's eviction;
  * a clean stop with viewers connected. Every wait is bounded (socket timeouts).
  */
 #include <arpa/inet.h>
@@ -259,7 +259,19 @@ static void test_protocol(void)
     T_EQ(recv32(a), 0);
     T_EQ(recv_n(a, back, 1000), 1000);
     T_OK(memcmp(back, pkt, 1000) == 0);
-    c.u.get_packet.len = 999; /* not that packet's length */
+    c.u.get_packet.offset = 1100, c.u.get_packet.len = 900; /* a piece of it */
+    T_EQ(send_cmd(a, c), 0);
+    T_EQ(recv32(a), SN_LIVE_PACKET_OK);
+    T_EQ(recv32(a), 900);
+    T_EQ(recv32(a), 0);
+    T_EQ(recv_n(a, back, 900), 900);
+    T_OK(memcmp(back, pkt + 100, 900) == 0);
+    c.u.get_packet.len = 901; /* past its end */
+    T_EQ(send_cmd(a, c), 0);
+    T_EQ(recv32(a), SN_LIVE_PACKET_ERR);
+    T_EQ(recv32(a), 0);
+    T_EQ(recv32(a), 0);
+    c.u.get_packet.offset = 2000, c.u.get_packet.len = 1; /* nothing there yet */
     T_EQ(send_cmd(a, c), 0);
     T_EQ(recv32(a), SN_LIVE_PACKET_ERR);
     T_EQ(recv32(a), 0);
@@ -308,8 +320,8 @@ static void test_protocol(void)
     T_EQU(st.viewers, 2);
     T_EQU(st.attached, 2);
     T_EQU(st.refused, 2);
-    T_EQU(st.packets, 1);
-    T_EQU(st.packet_bytes, 1000);
+    T_EQU(st.packets, 2);
+    T_EQU(st.packet_bytes, 1900);
     close(v2);
     sn_relay_stop(r); /* with a viewer still connected */
     close(a);
