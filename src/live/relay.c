@@ -4,6 +4,8 @@
  * command while its answer is built (sources copy bytes, nothing blocks) and by add/remove;
  * sockets are read and written outside it. Each viewer has a small input buffer (a request is
  * at most 36 bytes) and one answer in flight: until the answer is sent the viewer is not read.
+ * The packet of each index given out is copied then (struct held), so that GET_PACKET never
+ * fails because the producer evicted it in between.
  */
 #include "live/relay.h"
 
@@ -40,6 +42,15 @@ struct viewer {
     size_t out_len, out_off, out_cap;
 };
 
+/* The packet a viewer was last given the index of, copied at that moment: GET_PACKET serves it
+ * from here, so that the source evicting it meanwhile (a producer far ahead of a slow viewer)
+ * cannot fail a read the viewer was promised. */
+struct held {
+    uint64_t offset;
+    uint8_t *bytes;
+    size_t len, cap;
+};
+
 struct session {
     int64_t id;
     char host[SN_LIVE_HOST_NAME];
@@ -49,6 +60,7 @@ struct session {
     unsigned nstreams;
     struct viewer *viewer; /* attached, or NULL */
     uint64_t *cursor;      /* [nstreams] the viewer's next offset */
+    struct held *held;     /* [nstreams] the packet last indexed, copied */
     uint64_t meta_sent;
     bool drained; /* its viewer read the ended source to its end */
 };
@@ -128,9 +140,47 @@ static bool all_hup(struct session *s)
     return true;
 }
 
+static void drop_held(struct session *s)
+{
+    for (unsigned i = 0; s->held && i < s->nstreams; i++) {
+        free(s->held[i].bytes);
+        s->held[i] = (struct held){0};
+    }
+}
+
 static void detach(struct session *s)
 {
     s->viewer = NULL;
+    drop_held(s);
+}
+
+static void free_session(struct session *s)
+{
+    drop_held(s);
+    free(s->held);
+    free(s->cursor);
+    free(s);
+}
+
+/* Copies the packet ix points at into the stream's held buffer. Returns 0, -ENOENT when the
+ * source no longer has it, -E2BIG over max_packet, -ENOMEM. */
+static int hold(struct sn_relay *r, struct session *s, unsigned i, const struct sn_live_index *ix)
+{
+    struct held *h = &s->held[i];
+    uint64_t len = ix->packet_size / 8;
+    if (len == 0 || len > r->max_packet)
+        return -E2BIG;
+    uint8_t *g = sn_grow(h->bytes, &h->cap, (size_t)len, 1);
+    if (!g)
+        return -ENOMEM;
+    h->bytes = g;
+    h->len = 0;
+    int rc = s->src->read_packet(s->src->ctx, i, ix->offset, h->bytes, (size_t)len);
+    if (rc < 0)
+        return rc;
+    h->offset = ix->offset;
+    h->len = (size_t)len;
+    return 0;
 }
 
 static int do_list(struct sn_relay *r, struct viewer *v)
@@ -233,7 +283,14 @@ static int do_next_index(struct sn_relay *r, struct viewer *v, uint64_t sid)
     } else if (idx < 0) {
         ix.status = SN_LIVE_INDEX_ERR;
     } else {
-        enum sn_live_next n = s->src->next_packet(s->src->ctx, (unsigned)idx, s->cursor[idx], &ix);
+        enum sn_live_next n;
+        int held = -ENOENT;
+        for (int tries = 0; tries < 4 && held == -ENOENT; tries++) { /* evicted in between */
+            n = s->src->next_packet(s->src->ctx, (unsigned)idx, s->cursor[idx], &ix);
+            held = n == SN_LIVE_NEXT_PACKET ? hold(r, s, (unsigned)idx, &ix) : 0;
+        }
+        if (n == SN_LIVE_NEXT_PACKET && held < 0)
+            n = held == -ENOENT ? SN_LIVE_NEXT_RETRY : 0; /* 0: ERR below */
         switch (n) {
         case SN_LIVE_NEXT_PACKET:
             ix.status = SN_LIVE_INDEX_OK;
@@ -254,8 +311,11 @@ static int do_next_index(struct sn_relay *r, struct viewer *v, uint64_t sid)
                                             .status = SN_LIVE_INDEX_INACTIVE};
             }
             break;
-        default:
+        case SN_LIVE_NEXT_RETRY:
             ix = (struct sn_live_index){.status = SN_LIVE_INDEX_RETRY};
+            break;
+        default:
+            ix = (struct sn_live_index){.status = SN_LIVE_INDEX_ERR};
             break;
         }
     }
@@ -280,7 +340,15 @@ static int do_packet(struct sn_relay *r, struct viewer *v, const struct sn_live_
         uint8_t *d = put(v, len);
         if (!d)
             return -ENOMEM;
-        if (s->src->read_packet(s->src->ctx, (unsigned)idx, c->u.get_packet.offset, d, len) == 0) {
+        const struct held *h = &s->held[idx];
+        uint64_t off = c->u.get_packet.offset;
+        int rc = 0;
+        if (h->len > 0 && off >= h->offset && off - h->offset <= h->len &&
+            len <= h->len - (off - h->offset))
+            memcpy(d, h->bytes + (off - h->offset), len);
+        else
+            rc = s->src->read_packet(s->src->ctx, (unsigned)idx, off, d, len);
+        if (rc == 0) {
             status = SN_LIVE_PACKET_OK;
             r->st.packets++;
             r->st.packet_bytes += len;
@@ -616,7 +684,10 @@ int64_t sn_relay_add(struct sn_relay *r, const char *hostname, const char *name,
     if (n == 0 || n > 4096)
         return -EINVAL;
     struct session *s = calloc(1, sizeof(*s));
-    if (!s || !(s->cursor = calloc(n, sizeof(*s->cursor)))) {
+    if (!s || !(s->cursor = calloc(n, sizeof(*s->cursor))) ||
+        !(s->held = calloc(n, sizeof(*s->held)))) {
+        if (s)
+            free(s->cursor);
         free(s);
         return -ENOMEM;
     }
@@ -640,10 +711,8 @@ int64_t sn_relay_add(struct sn_relay *r, const char *hostname, const char *name,
         rc = s->id;
     }
     pthread_mutex_unlock(&r->mu);
-    if (rc < 0) {
-        free(s->cursor);
-        free(s);
-    }
+    if (rc < 0)
+        free_session(s);
     return rc;
 }
 
@@ -660,8 +729,7 @@ int sn_relay_remove(struct sn_relay *r, int64_t id)
     pthread_mutex_unlock(&r->mu);
     if (!s)
         return -ENOENT;
-    free(s->cursor);
-    free(s);
+    free_session(s);
     return 0;
 }
 
@@ -684,10 +752,8 @@ void sn_relay_stop(struct sn_relay *r)
         close_viewer(r, r->viewers);
     close(r->lfd);
     close(r->efd);
-    for (size_t i = 0; i < r->ns; i++) {
-        free(r->s[i]->cursor);
-        free(r->s[i]);
-    }
+    for (size_t i = 0; i < r->ns; i++)
+        free_session(r->s[i]);
     free(r->s);
     close(r->ep);
     pthread_mutex_destroy(&r->mu);
