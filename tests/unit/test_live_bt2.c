@@ -326,6 +326,35 @@ static void test_same_bytes_as_writer(void)
     T_EQ(system(cmd), 0);
 }
 
+/* `babeltrace2 -i lttng-live net://127.0.0.1:PORT` (no session) lists the sessions, and so does
+ * its query of the source's "sessions" object. */
+static void test_list(void)
+{
+    struct sn_relay *r = NULL;
+    T_REQUIRE(sn_relay_start(&r, &(struct sn_relay_opts){0}) == 0);
+    struct sn_live_feed *f = sn_live_feed_new(3, 0);
+    T_REQUIRE(f != NULL);
+    T_EQ(sn_relay_add(r, "testhost", "live1", 250000, sn_live_feed_source(f)), 1);
+    static char o[8192], e[8192];
+    char cmd[512], want[128];
+    snprintf(cmd, sizeof(cmd), "timeout 20 babeltrace2 -i lttng-live net://127.0.0.1:%u",
+             sn_relay_port(r));
+    int rc = t_capture(cmd, NULL, o, sizeof(o), e, sizeof(e));
+    snprintf(want, sizeof(want), "net://127.0.0.1:%u/host/testhost/live1", sn_relay_port(r));
+    if (!T_OK(rc == 0 && strstr(o, want) != NULL))
+        t_note("rc %d\nstdout:\n%s\nstderr:\n%s", rc, o, e);
+    snprintf(cmd, sizeof(cmd),
+             "timeout 20 babeltrace2 query src.ctf.lttng-live sessions -p "
+             "'url=\"net://127.0.0.1:%u\"'",
+             sn_relay_port(r));
+    rc = t_capture(cmd, NULL, o, sizeof(o), e, sizeof(e));
+    if (!T_OK(rc == 0 && strstr(o, want) != NULL && strstr(o, "stream-count: 4") != NULL &&
+              strstr(o, "timer-us: 250000") != NULL))
+        t_note("rc %d\nstdout:\n%s\nstderr:\n%s", rc, o, e);
+    sn_relay_stop(r);
+    sn_live_feed_free(f);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -346,6 +375,7 @@ int main(int argc, char **argv)
     snprintf(env.boot_id, sizeof(env.boot_id), "0b5e5e5e-1111-4222-8333-444455556666");
     env.clock_offset_ns = 1796601600LL * 1000000000LL;
     t_run("same_bytes_as_writer", test_same_bytes_as_writer);
+    t_run("list", test_list);
     t_run("bt2_live", test_bt2_live);
     t_run("bt2_live_evicted", test_bt2_live_evicted);
     sn_ctf_classes_free(&cls);
