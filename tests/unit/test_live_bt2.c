@@ -7,9 +7,10 @@
  * the viewer attaches, a second one once the first is printed, beacons every flush period, and
  * ends the session. Asserted: the exact lines printed, the second batch printed within the
  * flush period + 1 s of its append, babeltrace2 exiting 0 once the session ended, and the
- * relay's counts; again with packets evicted before the viewer read them (babeltrace2 warns of
- * the packet_seq_num gap, "discarded 2 packets"); and a live packet equal byte for byte to the
- * trace writer's stream file. Every wait is bounded; babeltrace2 is killed by its pid on a timeout.
+ * relay's counts (SN_KEEP_ERR=1 keeps babeltrace2's stderr in SN_TEST_OUT); again with packets
+ * evicted before the viewer read them (babeltrace2 warns of the packet_seq_num gap, "discarded 2
+ * packets"); and a live packet equal byte for byte to the trace writer's stream file. Every wait is
+ * bounded; babeltrace2 is killed by its pid on a timeout.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -271,7 +272,8 @@ static void run_bt2_live(bool evict)
             t_note("babeltrace2's stderr:\n%s", err);
     }
     sn_live_feed_free(f);
-    unlink(errpath);
+    if (!getenv("SN_KEEP_ERR"))
+        unlink(errpath);
 }
 
 static void test_bt2_live(void)
