@@ -44,7 +44,8 @@ struct viewer {
 
 /* The packet a viewer was last given the index of, copied at that moment: GET_PACKET serves it
  * from here, so that the source evicting it meanwhile (a producer far ahead of a slow viewer)
- * cannot fail a read the viewer was promised. */
+ * cannot fail a read the viewer was promised. A buffer over 1 MiB is freed once read to its
+ * end; smaller ones are kept for the next packet (at most 1 MiB per stream then). */
 struct held {
     uint64_t offset;
     uint8_t *bytes;
@@ -340,13 +341,17 @@ static int do_packet(struct sn_relay *r, struct viewer *v, const struct sn_live_
         uint8_t *d = put(v, len);
         if (!d)
             return -ENOMEM;
-        const struct held *h = &s->held[idx];
+        struct held *h = &s->held[idx];
         uint64_t off = c->u.get_packet.offset;
         int rc = 0;
         if (h->len > 0 && off >= h->offset && off - h->offset <= h->len &&
-            len <= h->len - (off - h->offset))
+            len <= h->len - (off - h->offset)) {
             memcpy(d, h->bytes + (off - h->offset), len);
-        else
+            if (off + len == h->offset + h->len && h->cap > OUT_KEEP) { /* read to its end */
+                free(h->bytes);
+                *h = (struct held){0};
+            }
+        } else
             rc = s->src->read_packet(s->src->ctx, (unsigned)idx, off, d, len);
         if (rc == 0) {
             status = SN_LIVE_PACKET_OK;
