@@ -19,6 +19,8 @@
 #                     of steady load; FLEET_HOSTS, FLEET_INSTS, FLEET_NATS: bench/bench_fleet.c)
 #   make bench-recorder  what the flight recorder adds per event (root): a syscalls session
 #                     against empty tp_btf programs and a clock read (ROUNDS=8, REC_KIB=4096)
+#   make bench-live   the live relay streaming to one babeltrace2 viewer: events/s, CPU per
+#                     event of the viewer and of the relay (LIVE_EVENTS, bench/bench_live.c)
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
 #   make fleet-demo   a fleet on loopback: 3 NATS servers (JetStream), 2 nodes, 3 agents
 #   make fresh-check  the README's `make run` and `make check` on a debootstrap'd Debian 12
@@ -33,7 +35,7 @@ WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
 .PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve bench-store \
-        bench-trace bench-fleet bench-recorder soak-agent fleet-demo fresh-check clean
+        bench-trace bench-fleet bench-recorder bench-live soak-agent fleet-demo fresh-check clean
 all: build
 
 setup:
@@ -90,6 +92,8 @@ bench-trace: build
 
 bench-recorder: build
 	./build/bench/bench_recorder
+bench-live: build
+	./build/bench/bench_live
 
 FLEET_SECONDS ?= 60
 bench-fleet: build
