@@ -90,10 +90,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     index_value(data, size);
     if (size < 2 || size > (1u << 20))
         return 0;
-    /* behind a header: version 2, not compressed, data[0] % 8 spans, the rest as the payload */
+    /* behind a header: version 3, not compressed, data[0] % 8 spans, the rest as the payload */
     uint8_t *blk = malloc(size + 16);
     size_t n = 0, pay = size - 1;
-    blk[n++] = 2;
+    blk[n++] = 3;
     blk[n++] = 0;
     blk[n++] = data[0] % 8;
     for (size_t v = pay;; v >>= 7) { /* the payload's length as a varint */

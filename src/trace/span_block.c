@@ -11,14 +11,15 @@
  *   varint nlinks, each: trace_id[16] span_id[8] str trace_state varint flags attrs varint dropped
  *   varint dropped_attrs, dropped_events, dropped_links
  *
- * after the block's tables: its distinct attribute keys (varint count, each a str), its
- * distinct attributes (varint count, each: varint key's index, u8 type, str value: integers
- * and doubles as their text), and its distinct resources (varint count, each as attrs: the
- * spans of a request share a few). attrs is a varint count and each attribute's index in the
- * table: an attribute (a key and a value: most come from small sets) is written once a block,
- * and a span's list of small indexes compresses to little (a route's spans repeat it). str is
- * a varint length and the bytes, str? a varint length + 1 (0: none), endpoint a byte of bits
- * (1 ipv4, 2 ipv6, 4 port) and what they say.
+ * after the block's tables: its strings (varint count, each a str: names, keys ...), each
+ * string's attributes as a key (varint count, each: u8 type, its value as a skeleton and runs,
+ * or whole: "Values as skeletons and runs" below), the runs, and its distinct resources
+ * (varint count, each as attrs: the spans of a request share a few). attrs is a varint count
+ * and each attribute's key index (in the keys' stream) and rank (in the ranks' stream): an
+ * attribute (a key and a value: most come from small sets) is written once a block, and a
+ * span's list of keys compresses to little (a route's spans repeat it). str is a varint
+ * length and the bytes, str? a varint length + 1 (0: none), endpoint a byte of bits (1 ipv4,
+ * 2 ipv6, 4 port) and what they say. docs/formats.md ("Spans") has the whole format.
  */
 #include "trace/span_block.h"
 
@@ -33,12 +34,13 @@
 #include "core/grow.h"
 #include "trace/span_index.h"
 
-#define VERSION 2
-#define F_ZSTD  1 /* the payload is a zstd frame */
+#define VERSION 3
+#define F_ZSTD  1    /* the payload is a zstd frame */
+#define T_SKEL  0x80 /* a value's type byte: written as its skeleton and runs */
 
 /* The payload's streams after its tables: like fields of every span together, so that the
  * compressor sees ids among ids, times among times, strings among strings. */
-enum { S_ID, S_NUM, S_STR, S_ATTR, S_MISC, NSTREAMS };
+enum { S_ID, S_NUM, S_STR, S_AKEY, S_ATTR, S_MISC, NSTREAMS };
 #define PARENT_BACK 256 /* how far back a parent is looked for among the block's spans */
 
 /* ---- Writing ------------------------------------------------------------------------------ */
@@ -132,7 +134,8 @@ struct tabs {
     size_t kcap, vcap;
     uint64_t extra[64]; /* other tags: events' names, "error" */
     size_t nextra;
-    bool extra_full; /* more than that: the filter lets everything through */
+    bool extra_full;       /* more than that: the filter lets everything through */
+    struct sn_arena arena; /* the values' skeletons */
     bool oom;
 };
 
@@ -166,7 +169,7 @@ static bool rehash(uint64_t **slot, size_t *cap, size_t n, const void *items, si
     return true;
 }
 
-static uint32_t key_find(struct tabs *t, const char *key, bool span);
+static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span, bool copy);
 
 /* A string's index in the table (added when new). */
 static uint32_t key_index(struct tabs *t, const char *key, bool span)
@@ -176,7 +179,7 @@ static uint32_t key_index(struct tabs *t, const char *key, bool span)
         t->k[t->pci[ps]].span |= span;
         return t->pci[ps];
     }
-    uint32_t i = key_find(t, key, span);
+    uint32_t i = key_find(t, key, strlen(key), span, false);
     if (!t->oom) {
         t->pc[ps] = key;
         t->pci[ps] = i;
@@ -184,9 +187,9 @@ static uint32_t key_index(struct tabs *t, const char *key, bool span)
     return i;
 }
 
-static uint32_t key_find(struct tabs *t, const char *key, bool span)
+/* key[0..len) (copied into the table's arena when new and copy: a skeleton being built) */
+static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span, bool copy)
 {
-    size_t len = strlen(key);
     uint64_t h = sn_tag_hash(key, len, NULL, 0, false);
     if (!rehash(&t->kslot, &t->kcap, t->nk, t->k, sizeof(*t->k), offsetof(struct tkey, h))) {
         t->oom = true;
@@ -208,6 +211,10 @@ static uint32_t key_find(struct tabs *t, const char *key, bool span)
         return 0;
     }
     t->k = nk;
+    if (copy && !(key = sn_arena_strndup(&t->arena, key, len))) {
+        t->oom = true;
+        return 0;
+    }
     nk[t->nk] = (struct tkey){key, len, h, span, 0, 0};
     t->kslot[j] = SLOT(h, t->nk);
     return (uint32_t)t->nk++;
@@ -247,10 +254,60 @@ static uint32_t val_index(struct tabs *t, const struct sn_span_kv *a, bool span)
 
 static void tabs_fini(struct tabs *t)
 {
+    sn_arena_fini(&t->arena);
     free(t->k);
     free(t->v);
     free(t->kslot);
     free(t->vslot);
+}
+
+/* ---- Values as skeletons and runs ------------------------------------------------------ */
+
+/* A value's runs: its maximal runs of lowercase hex digits [0-9a-f] with a decimal digit among
+ * them (ids, numbers, UUIDs' groups, hex refs); its skeleton: the value with each run replaced
+ * by RUN_MARK. The values of a key of high cardinality differ mostly in their runs (an URL's
+ * id and ref, a path's id, a user id): their skeletons repeat, which zstd matches, and their
+ * runs, together after the table (each ended by RUN_END), are the digits zstd codes in about
+ * 4 bits each wherever they are, but no longer break the matches of the text around them. On
+ * bench-trace's heavy profile the table of values takes 50.0 B a span compressed rather than
+ * 54.6. A value holding a byte 0x00 or RUN_MARK is written whole. */
+#define RUN_MARK '\x01'
+#define RUN_END  ','
+
+static bool is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/* The skeleton of value v (len bytes) into sk (len bytes at least), its runs appended to w;
+ * the skeleton's length, or SIZE_MAX when v is to be written whole. */
+static size_t skeleton(const char *v, size_t len, char *sk, struct wbuf *w)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)v[i] <= RUN_MARK)
+            return SIZE_MAX;
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        bool digit = false;
+        while (j < len && is_hex((unsigned char)v[j])) {
+            digit |= v[j] <= '9';
+            j++;
+        }
+        if (digit) {
+            sk[n++] = RUN_MARK;
+            put_raw(w, v + i, j - i);
+            put_u8(w, RUN_END);
+            i = j;
+        } else {
+            if (j == i)
+                j++;
+            memcpy(sk + n, v + i, j - i);
+            n += j - i;
+            i = j;
+        }
+    }
+    return n;
 }
 
 static void extra_tag(struct tabs *t, uint64_t h)
@@ -271,19 +328,19 @@ static void extra_tag(struct tabs *t, uint64_t h)
 static void put_attrs(struct wbuf *w, struct tabs *t, const struct sn_span_kv *a, uint32_t n,
                       bool span)
 {
-    put_var(w, n);
+    put_var(&w[S_AKEY], n);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t vi = val_index(t, &a[i], span);
         if (t->oom)
             return;
         struct tval *v = &t->v[vi];
         struct tkey *k = &t->k[v->key];
-        put_var(w, v->key);
+        put_var(&w[S_AKEY], v->key);
         if (v->rank == k->intro) {
-            put_var(w, 0);
+            put_var(&w[S_ATTR], 0);
             k->intro++;
         } else {
-            put_var(w, (uint64_t)v->rank + 1);
+            put_var(&w[S_ATTR], (uint64_t)v->rank + 1);
         }
     }
 }
@@ -350,14 +407,14 @@ static void put_span(struct wbuf *w, struct tabs *t, const struct sn_span *spans
                 s->remote.service ? (uint64_t)key_index(t, s->remote.service, false) + 1 : 0);
         put_endpoint(&w[S_MISC], &s->remote);
     }
-    put_attrs(&w[S_ATTR], t, s->attrs, s->nattrs, true);
-    put_var(&w[S_ATTR], res);
+    put_attrs(w, t, s->attrs, s->nattrs, true);
+    put_var(&w[S_AKEY], res);
     put_var(&w[S_MISC], s->nevents);
     for (uint32_t i = 0; i < s->nevents; i++) {
         const struct sn_span_event *e = &s->events[i];
         put_var(&w[S_NUM], zigzag((int64_t)(e->t_ns - s->start_ns)));
         put_sref(&w[S_STR], t, e->name);
-        put_attrs(&w[S_ATTR], t, e->attrs, e->nattrs, false);
+        put_attrs(w, t, e->attrs, e->nattrs, false);
         extra_tag(t, sn_tag_hash(e->name, strlen(e->name), NULL, 0, false));
         put_var(&w[S_MISC], e->dropped_attrs);
     }
@@ -368,7 +425,7 @@ static void put_span(struct wbuf *w, struct tabs *t, const struct sn_span *spans
         put_raw(&w[S_ID], l->span_id, 8);
         put_sref(&w[S_STR], t, l->trace_state);
         put_var(&w[S_MISC], l->flags);
-        put_attrs(&w[S_ATTR], t, l->attrs, l->nattrs, false);
+        put_attrs(w, t, l->attrs, l->nattrs, false);
         put_var(&w[S_MISC], l->dropped_attrs);
     }
     put_var(&w[S_MISC], s->dropped_attrs);
@@ -456,6 +513,24 @@ static ZSTD_DCtx *zstd_d(void)
     return z ? z->zd : NULL;
 }
 
+/* Compresses src at level. At level 1 (the default: the fast strategy) with a larger hash
+ * table (2^16) and matches from 5 bytes on, rather than level 1's 2^13 and 6 bytes for inputs
+ * this size: a block's repeats are short (ids, numbers and the text between them) and spread
+ * over its 256 KiB; on bench-trace's heavy profile the blocks come out 3 % smaller at the same
+ * CPU (level 2's double-fast strategy: 4 %, for 25 % more CPU). */
+static size_t zstd_block(ZSTD_CCtx *zc, void *dst, size_t cap, const void *src, size_t len,
+                         int level)
+{
+    ZSTD_CCtx_reset(zc, ZSTD_reset_session_and_parameters);
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, level)))
+        return (size_t)-1;
+    if (level == 1) {
+        ZSTD_CCtx_setParameter(zc, ZSTD_c_hashLog, 16);
+        ZSTD_CCtx_setParameter(zc, ZSTD_c_minMatch, 5);
+    }
+    return ZSTD_compress2(zc, dst, cap, src, len);
+}
+
 /* The block's table of distinct resources: spans of one resource share its array (decoders
  * give them the same pointer), else equal arrays are found by content. */
 struct restab {
@@ -496,7 +571,7 @@ static uint32_t res_index(struct restab *t, const struct sn_span *s)
 int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsigned char **out,
                          size_t *len, uint8_t **bloom, size_t *bloom_len)
 {
-    struct wbuf body[NSTREAMS] = {{0}}, pay = {0}, blk = {0};
+    struct wbuf body[NSTREAMS] = {{0}}, pay = {0}, blk = {0}, runs = {0};
     struct restab rt = {0};
     struct tabs t = {0};
     uint32_t *ri = malloc((n ? n : 1) * sizeof(*ri));
@@ -519,17 +594,17 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
     if (!n)
         base = 0;
     /* the body first (it fills the tables), then the tables before it */
-    put_var(&body[S_ATTR], rt.count);
+    put_var(&body[S_AKEY], rt.count);
     for (size_t i = 0; i < rt.count; i++)
-        put_attrs(&body[S_ATTR], &t, rt.a[i], rt.n[i], false);
+        put_attrs(body, &t, rt.a[i], rt.n[i], false);
     for (size_t i = 0; i < n; i++)
         put_span(body, &t, spans, i, base, ri[i]);
-    /* the tables: the strings, then each key's values together (in the order met) */
-    put_var(&pay, t.nk);
-    for (size_t i = 0; i < t.nk; i++)
-        put_bytes(&pay, t.k[i].s, t.k[i].len);
+    /* the tables: the strings (the values' skeletons among them), then each key's values
+     * together (in the order met), then the values' runs in that order */
     uint32_t *order = malloc((t.nv ? t.nv : 1) * sizeof(*order)),
              *at = calloc(t.nk + 1, sizeof(*at));
+    char *sk = NULL;
+    size_t skcap = 0;
     if (!order || !at) {
         free(order);
         free(at);
@@ -539,16 +614,35 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
         at[i + 1] = at[i] + t.k[i].nvals;
     for (size_t i = 0; i < t.nv; i++)
         order[at[t.v[i].key] + t.v[i].rank] = (uint32_t)i;
+    put_var(&pay, t.nk);
+    for (size_t i = 0; i < t.nk; i++)
+        put_bytes(&pay, t.k[i].s, t.k[i].len);
     for (size_t i = 0; i < t.nk; i++) {
         put_var(&pay, t.k[i].nvals);
         for (uint32_t j = at[i]; j < at[i + 1]; j++) {
-            put_u8(&pay, t.v[order[j]].type);
-            put_bytes(&pay, t.v[order[j]].val, t.v[order[j]].vlen);
+            const struct tval *v = &t.v[order[j]];
+            char *nsk = sn_grow(sk, &skcap, (size_t)v->vlen + 1, 1);
+            if (!nsk) {
+                t.oom = true;
+                break;
+            }
+            sk = nsk;
+            size_t sl = skeleton(v->val, v->vlen, sk, &runs);
+            if (sl == SIZE_MAX) {
+                put_u8(&pay, v->type);
+                put_bytes(&pay, v->val, v->vlen);
+            } else {
+                put_u8(&pay, v->type | T_SKEL);
+                put_bytes(&pay, sk, sl);
+            }
         }
     }
+    free(sk);
+    put_var(&pay, runs.len);
+    put_raw(&pay, runs.p, runs.len);
     free(order);
     free(at);
-    bool oom = pay.oom || rt.oom || t.oom;
+    bool oom = pay.oom || rt.oom || t.oom || runs.oom;
     for (int i = 0; i < NSTREAMS; i++) {
         put_var(&pay, body[i].len);
         oom |= body[i].oom;
@@ -591,7 +685,7 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
     if (zc) {
         size_t bound = ZSTD_compressBound(pay.len);
         unsigned char *dst = need(&blk, bound);
-        size_t got = dst ? ZSTD_compressCCtx(zc, dst, bound, pay.p, pay.len, level) : 0;
+        size_t got = dst ? zstd_block(zc, dst, bound, pay.p, pay.len, level) : 0;
         if (dst && !ZSTD_isError(got) && got < pay.len) {
             blk.len += got;
             packed = true;
@@ -619,6 +713,7 @@ out:
     for (int i = 0; i < NSTREAMS; i++)
         free(body[i].p);
     free(pay.p);
+    free(runs.p);
     free(blk.p);
     return rc;
 }
@@ -718,8 +813,10 @@ struct tabdec { /* the block's tables, decoded */
     uint32_t *nval, *intro;
 };
 
-static void get_attrs(struct rbuf *r, struct tabdec *t, struct sn_span_kv **out, uint32_t *n)
+/* rs: the streams (S_ID ...): the attributes' count and keys in S_AKEY, their ranks in S_ATTR */
+static void get_attrs(struct rbuf *rs, struct tabdec *t, struct sn_span_kv **out, uint32_t *n)
 {
+    struct rbuf *r = &rs[S_AKEY], *rr = &rs[S_ATTR];
     uint32_t c = get_count(r, SN_SPAN_MAX_ATTRS);
     *out = NULL;
     *n = 0;
@@ -730,9 +827,9 @@ static void get_attrs(struct rbuf *r, struct tabdec *t, struct sn_span_kv **out,
         r->oom = r->bad = true;
         return;
     }
-    for (uint32_t i = 0; i < c && !r->bad; i++) {
-        uint64_t k = get_var(r), x = get_var(r), rank;
-        if (k >= t->nstr) {
+    for (uint32_t i = 0; i < c && !r->bad && !rr->bad; i++) {
+        uint64_t k = get_var(r), x = get_var(rr), rank;
+        if (k >= t->nstr || rr->bad) {
             r->bad = true;
             return;
         }
@@ -761,6 +858,50 @@ static const char *get_sref(struct rbuf *r, const struct tabdec *t)
     return t->str[i];
 }
 
+/* A value from its skeleton sk, each RUN_MARK in it replaced by the next run at *run (before
+ * end, each ended by RUN_END), in the arena: NULL (r bad) when the runs are short or damaged. */
+static const char *get_skel(struct rbuf *r, const char *sk, size_t slen, const char **run,
+                            const char *end, uint32_t *vlen)
+{
+    size_t n = 0;
+    const char *p = *run;
+    for (size_t i = 0; i < slen; i++) {
+        if (sk[i] != RUN_MARK) {
+            n++;
+            continue;
+        }
+        const char *e = memchr(p, RUN_END, (size_t)(end - p));
+        if (!e) {
+            r->bad = true;
+            return NULL;
+        }
+        n += (size_t)(e - p);
+        p = e + 1;
+    }
+    if (n > SN_SPAN_MAX_VALUE * 16u) {
+        r->bad = true;
+        return NULL;
+    }
+    char *v = sn_arena_alloc(r->arena, n + 1), *o = v;
+    if (!v) {
+        r->oom = r->bad = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < slen; i++) {
+        if (sk[i] != RUN_MARK) {
+            *o++ = sk[i];
+            continue;
+        }
+        const char *e = memchr(*run, RUN_END, (size_t)(end - *run));
+        memcpy(o, *run, (size_t)(e - *run));
+        o += e - *run;
+        *run = e + 1;
+    }
+    *o = 0;
+    *vlen = (uint32_t)n;
+    return v;
+}
+
 /* The tables at the payload's start: the strings, then each one's values as a key. */
 static void get_tables(struct rbuf *r, struct tabdec *t)
 {
@@ -786,17 +927,36 @@ static void get_tables(struct rbuf *r, struct tabdec *t)
             struct sn_span_kv *a = &v[i];
             a->key = t->str[k];
             a->type = get_u8(r);
+            a->i = a->type & T_SKEL ? -1 : 0; /* its skeleton for now: the value is built below */
+            a->type &= (uint8_t)~T_SKEL;
             a->val = get_bytes(r, &a->vlen);
             if (a->type > SN_ATTR_EMPTY)
                 r->bad = true;
-            else if (a->type == SN_ATTR_INT)
+        }
+    }
+    /* the runs, then the values made of skeletons and runs */
+    uint64_t rl = get_var(r);
+    if (r->bad || !have(r, rl)) {
+        r->bad = true;
+        return;
+    }
+    const char *run = (const char *)r->p, *rend = run + rl;
+    r->p += rl;
+    for (uint32_t k = 0; k < t->nstr && !r->bad; k++)
+        for (uint32_t i = 0; i < t->nval[k] && !r->bad; i++) {
+            struct sn_span_kv *a = &t->val[k][i];
+            if (a->i && !(a->val = get_skel(r, a->val, a->vlen, &run, rend, &a->vlen)))
+                return;
+            a->i = 0;
+            if (a->type == SN_ATTR_INT)
                 a->i = strtoll(a->val, NULL, 10);
             else if (a->type == SN_ATTR_DOUBLE)
                 a->d = strtod(a->val, NULL);
             else if (a->type == SN_ATTR_BOOL)
                 a->i = strcmp(a->val, "true") == 0;
         }
-    }
+    if (run != rend)
+        r->bad = true;
 }
 
 static void get_endpoint(struct rbuf *r, struct sn_span_endpoint *e)
@@ -880,10 +1040,10 @@ static void get_span(struct rbuf *r, struct sn_span *s, const struct sn_span *be
         s->remote.service = i ? rt->t->str[i - 1] : NULL;
         get_endpoint(&r[S_MISC], &s->remote);
     }
-    get_attrs(&r[S_ATTR], rt->t, &s->attrs, &s->nattrs);
-    uint64_t res = get_var(&r[S_ATTR]);
+    get_attrs(r, rt->t, &s->attrs, &s->nattrs);
+    uint64_t res = get_var(&r[S_AKEY]);
     if (res > rt->count) {
-        r[S_ATTR].bad = true;
+        r[S_AKEY].bad = true;
     } else if (res) {
         s->res = rt->a[res - 1];
         s->nres = rt->n[res - 1];
@@ -902,7 +1062,7 @@ static void get_span(struct rbuf *r, struct sn_span *s, const struct sn_span *be
         int64_t d = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
         e->t_ns = s->start_ns + (uint64_t)d;
         e->name = get_sref(&r[S_STR], rt->t);
-        get_attrs(&r[S_ATTR], rt->t, &e->attrs, &e->nattrs);
+        get_attrs(r, rt->t, &e->attrs, &e->nattrs);
         e->dropped_attrs = (uint32_t)get_var(&r[S_MISC]);
     }
     s->nlinks = get_count(&r[S_MISC], SN_SPAN_MAX_LINKS);
@@ -919,7 +1079,7 @@ static void get_span(struct rbuf *r, struct sn_span *s, const struct sn_span *be
         get_raw(&r[S_ID], l->span_id, 8);
         l->trace_state = get_sref(&r[S_STR], rt->t);
         l->flags = (uint32_t)get_var(&r[S_MISC]);
-        get_attrs(&r[S_ATTR], rt->t, &l->attrs, &l->nattrs);
+        get_attrs(r, rt->t, &l->attrs, &l->nattrs);
         l->dropped_attrs = (uint32_t)get_var(&r[S_MISC]);
     }
     s->dropped_attrs = (uint32_t)get_var(&r[S_MISC]);
@@ -998,15 +1158,15 @@ int sn_block_decode(const void *blk, size_t len, struct sn_span_batch *b)
         rs[i] = (struct rbuf){r.p, r.p + slen[i], false, &b->arena, false};
         r.p += slen[i];
     }
-    struct resdec rt = {NULL, NULL, get_count(&rs[S_ATTR], SN_SPAN_MAX_SPANS), &td};
+    struct resdec rt = {NULL, NULL, get_count(&rs[S_AKEY], SN_SPAN_MAX_SPANS), &td};
     if (rt.count && !any_bad(rs)) {
         rt.a = sn_arena_calloc(&b->arena, rt.count, sizeof(*rt.a));
         rt.n = sn_arena_calloc(&b->arena, rt.count, sizeof(*rt.n));
         if (!rt.a || !rt.n)
-            rs[S_ATTR].oom = rs[S_ATTR].bad = true;
+            rs[S_AKEY].oom = rs[S_AKEY].bad = true;
     }
     for (uint32_t i = 0; i < rt.count && !any_bad(rs); i++)
-        get_attrs(&rs[S_ATTR], &td, &rt.a[i], &rt.n[i]);
+        get_attrs(rs, &td, &rt.a[i], &rt.n[i]);
     size_t first = b->n; /* this block's first span in b */
     for (uint64_t i = 0; i < h.n && !any_bad(rs); i++) {
         struct sn_span *s = sn_span_batch_add(b);

@@ -6,13 +6,15 @@
  * spans share are written once.
  *
  * Layout (docs/formats.md, "Spans"):
- *   u8 version (2) | u8 flags (bit 0: the payload is a zstd frame) |
+ *   u8 version (3) | u8 flags (bit 0: the payload is a zstd frame) |
  *   varint nspans | varint payload length | varint base (the smallest start_ns) | payload
  * and the payload (decompressed) is the block's tables (its distinct attribute keys, its
- * distinct attributes, each once, and its resources), then each span in turn: ids, kind,
- * status, flags, times as deltas from the base, strings as a varint length and bytes,
- * attributes as their indexes in the table, events, links and endpoints (span_block.c says
- * the order). Version 2 (version 1 wrote each attribute in full where it was). The decoder checks
+ * distinct attributes, each once, as a skeleton and the runs of digits cut out of it, and its
+ * resources), then each span in turn: ids, kind, status, flags, times as deltas from the base,
+ * strings as indexes in the table, attributes as their keys' indexes and their ranks, events,
+ * links and endpoints (span_block.c says the order). Version 3 (version 2 wrote each value
+ * whole, its attributes' keys and ranks in one stream; version 1 each attribute in full where
+ * it was). The decoder checks
  * every length and count against what remains and the limits of trace/span.h: a damaged block is
  * refused
  * (-EINVAL), never read past.

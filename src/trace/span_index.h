@@ -9,7 +9,7 @@
  * slack. Each block's tags are in a Bloom filter in the chunk's header, readable without
  * decompressing the block, so that a tag search skips the traces that cannot match.
  *
- *   chunk  u8 version (2) | varint nblocks | varint ntraces |
+ *   chunk  u8 version (3) | varint nblocks | varint ntraces |
  *          per block: varint ntraces, varint bloom bytes, varint block bytes |
  *          trace ids (16 bytes each, sorted, distinct: block i holds the next ntraces of them) |
  *          per block: its bloom | per block: the block
@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SN_CHUNK_VERSION 2
+#define SN_CHUNK_VERSION 3
 #define SN_BLOOM_BITS    8 /* bits a distinct tag (~2 % false positives) */
 #define SN_BLOOM_K       5
 

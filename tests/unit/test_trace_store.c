@@ -182,6 +182,89 @@ static void test_block_flips(void)
     sn_span_batch_fini(&in);
 }
 
+/* A block's values as skeletons and runs (span_block.c), byte for byte: "a12-ff0e" is the
+ * skeleton "\x01-\x01" in the table and the runs "a12,ff0e," after it; a value holding a
+ * control character is written whole; an int's runs give its number back; damaged runs and
+ * every truncation are refused. */
+static void test_block_values(void)
+{
+    struct sn_span_batch in = {0}, out = {0};
+    struct sn_span *sp = sn_span_batch_add(&in);
+    struct sn_span_kv a[3] = {{.key = "u", .val = "a12-ff0e", .vlen = 8, .type = SN_ATTR_STRING},
+                              {.key = "c",
+                               .val = "x\x01"
+                                      "9",
+                               .vlen = 3,
+                               .type = SN_ATTR_STRING},
+                              {.key = "i", .val = "-42", .vlen = 3, .type = SN_ATTR_INT, .i = -42}};
+    sp->trace_id[0] = 1;
+    sp->span_id[0] = 2;
+    sp->start_ns = 1000;
+    sp->name = "n";
+    sp->service = sp->local.service = "s";
+    sp->status_msg = sp->trace_state = sp->scope_name = sp->scope_version = "";
+    sp->attrs = a;
+    sp->nattrs = 3;
+    unsigned char *blk;
+    size_t len;
+    T_REQUIRE(sn_block_encode(in.spans, 1, 0, &blk, &len) == 0);
+    /* the strings n s "" u c i, then their values: u's skeleton, c's whole, i's skeleton; then
+     * the runs */
+    static const unsigned char want[] = {6,   1,
+                                         'n', 1,
+                                         's', 0,
+                                         1,   'u',
+                                         1,   'c',
+                                         1,   'i', /* strings */
+                                         0,   0,
+                                         0, /* n s "": no values */
+                                         1,   0x80 | SN_ATTR_STRING,
+                                         3,   1,
+                                         '-', 1, /* u: a12-ff0e */
+                                         1,   SN_ATTR_STRING,
+                                         3,   'x',
+                                         1,   '9', /* c: whole */
+                                         1,   0x80 | SN_ATTR_INT,
+                                         2,   '-',
+                                         1, /* i: -42 */
+                                         12,  'a',
+                                         '1', '2',
+                                         ',', 'f',
+                                         'f', '0',
+                                         'e', ',',
+                                         '4', '2',
+                                         ','}; /* the runs */
+    T_EQ(blk[0], 3);                           /* the version */
+    T_OK(len > sizeof(want) && memmem(blk, len, want, sizeof(want)) != NULL);
+    T_EQ(sn_block_decode(blk, len, &out), 0);
+    T_EQ(out.n, 1);
+    if (out.n == 1) {
+        T_OK(sn_span_equal(&in.spans[0], &out.spans[0]));
+        T_EQ(out.spans[0].nattrs, 3);
+        T_EQ(out.spans[0].attrs[2].i, -42);
+        T_OK(out.spans[0].attrs[0].vlen == 8 && !strcmp(out.spans[0].attrs[0].val, "a12-ff0e"));
+    }
+    sn_span_batch_fini(&out);
+    for (size_t cut = 0; cut < len; cut++) { /* every truncation is refused */
+        struct sn_span_batch x = {0};
+        T_OK(sn_block_decode(blk, cut, &x) != 0);
+        sn_span_batch_fini(&x);
+    }
+    /* a run without its end, a run too many: refused */
+    unsigned char *r = memmem(blk, len, want, sizeof(want));
+    size_t at = (size_t)(r - blk) + sizeof(want) - 1; /* the last run's ',' */
+    struct sn_span_batch x = {0};
+    blk[at] = '7';
+    T_OK(sn_block_decode(blk, len, &x) != 0);
+    sn_span_batch_fini(&x);
+    blk[at] = ',';
+    blk[at - 2] = ','; /* "4,," : the value is "-4" and a run is left over */
+    T_OK(sn_block_decode(blk, len, &x) != 0);
+    sn_span_batch_fini(&x);
+    free(blk);
+    sn_span_batch_fini(&in);
+}
+
 /* ---- The store --------------------------------------------------------------------------- */
 
 struct fixture {
@@ -607,10 +690,19 @@ static int old_dbs(MDB_txn *txn, void *arg)
     uint8_t kb[8] = {0, 0, 0, 0, 0, 0, 0, 1}, vb[32] = {0};
     MDB_val k = {8, kb}, v = {32, vb};
     int rc;
-    (void)arg;
+    const int *version = arg; /* 0: none (before chunks), else written in tnames */
     if ((rc = mdb_dbi_open(txn, "tblocks", MDB_CREATE, &blocks)) ||
-        (rc = mdb_dbi_open(txn, "tindex", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &index)) ||
         (rc = mdb_put(txn, blocks, &k, &v, 0)))
+        return rc;
+    if (*version) {
+        MDB_dbi names;
+        uint8_t ver[4] = {0, 0, 0, (uint8_t)*version};
+        MDB_val vk = {1, "V"}, vv = {4, ver};
+        if ((rc = mdb_dbi_open(txn, "tnames", MDB_CREATE, &names)))
+            return rc;
+        return mdb_put(txn, names, &vk, &vv, 0);
+    }
+    if ((rc = mdb_dbi_open(txn, "tindex", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &index)))
         return rc;
     return mdb_put(txn, index, &k, &v, 0);
 }
@@ -663,16 +755,25 @@ static void test_tag_search(void)
     close_fx(&f);
 }
 
-/* A store of the format before chunks (an index of dup entries, no version) is emptied. */
-static void test_old_format(void)
+/* A store of the format before chunks (an index of dup entries, no version), or of format 2
+ * (before values as skeletons and runs), is emptied. */
+static void old_format(int version)
 {
     struct fixture f = {0};
     struct sn_span_store_opts o = {0};
     char why[256];
     snprintf(f.dir, sizeof(f.dir), "%s/s%d", root, ndirs++);
     T_REQUIRE(sn_env_open(f.dir, 0, &f.env, why, sizeof(why)) == 0);
-    T_EQ(sn_env_write(f.env, old_dbs, NULL), 0);
+    T_EQ(sn_env_write(f.env, old_dbs, &version), 0);
     T_REQUIRE(sn_span_store_open(f.env, &o, &f.ss, why, sizeof(why)) == 0);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st = {0};
+    T_REQUIRE(sn_env_read_begin(f.env, &txn) == 0);
+    T_EQ(mdb_dbi_open(txn, "tblocks", 0, &dbi), 0);
+    T_EQ(mdb_stat(txn, dbi, &st), 0);
+    T_EQ(st.ms_entries, 0); /* the old block went */
+    sn_env_read_end(f.env, txn);
     struct sn_span_batch in = {0}, out = {0};
     add_span(&in, 5, 0, "front", "root", now_ns() - 1000000000ULL, 5000);
     T_EQ(sn_span_store_put(f.ss, &in, now_ns()), 0);
@@ -689,6 +790,12 @@ static void test_old_format(void)
     sn_span_batch_fini(&in);
 }
 
+static void test_old_format(void)
+{
+    old_format(0);
+    old_format(2);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -703,6 +810,7 @@ int main(int argc, char **argv)
     }
     t_run("block_round_trip", test_block_round_trip);
     t_run("block_flips", test_block_flips);
+    t_run("block_values", test_block_values);
     t_run("put_read", test_put_read);
     t_run("retention", test_retention);
     t_run("size_cap", test_size_cap);
