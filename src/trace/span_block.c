@@ -135,7 +135,6 @@ struct tabs {
     uint64_t extra[64]; /* other tags: events' names, "error" */
     size_t nextra;
     bool extra_full;       /* more than that: the filter lets everything through */
-    struct sn_arena arena; /* the values' skeletons */
     bool oom;
 };
 
@@ -169,7 +168,7 @@ static bool rehash(uint64_t **slot, size_t *cap, size_t n, const void *items, si
     return true;
 }
 
-static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span, bool copy);
+static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span);
 
 /* A string's index in the table (added when new). */
 static uint32_t key_index(struct tabs *t, const char *key, bool span)
@@ -179,7 +178,7 @@ static uint32_t key_index(struct tabs *t, const char *key, bool span)
         t->k[t->pci[ps]].span |= span;
         return t->pci[ps];
     }
-    uint32_t i = key_find(t, key, strlen(key), span, false);
+    uint32_t i = key_find(t, key, strlen(key), span);
     if (!t->oom) {
         t->pc[ps] = key;
         t->pci[ps] = i;
@@ -187,8 +186,7 @@ static uint32_t key_index(struct tabs *t, const char *key, bool span)
     return i;
 }
 
-/* key[0..len) (copied into the table's arena when new and copy: a skeleton being built) */
-static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span, bool copy)
+static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span)
 {
     uint64_t h = sn_tag_hash(key, len, NULL, 0, false);
     if (!rehash(&t->kslot, &t->kcap, t->nk, t->k, sizeof(*t->k), offsetof(struct tkey, h))) {
@@ -211,10 +209,6 @@ static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span,
         return 0;
     }
     t->k = nk;
-    if (copy && !(key = sn_arena_strndup(&t->arena, key, len))) {
-        t->oom = true;
-        return 0;
-    }
     nk[t->nk] = (struct tkey){key, len, h, span, 0, 0};
     t->kslot[j] = SLOT(h, t->nk);
     return (uint32_t)t->nk++;
@@ -252,9 +246,20 @@ static uint32_t val_index(struct tabs *t, const struct sn_span_kv *a, bool span)
     return (uint32_t)t->nv++;
 }
 
+/* Empties the tables for another block, keeping their memory. */
+static void tabs_clear(struct tabs *t)
+{
+    t->nk = t->nv = t->nextra = 0;
+    t->extra_full = t->oom = false;
+    if (t->kslot)
+        memset(t->kslot, 0, t->kcap * sizeof(*t->kslot));
+    if (t->vslot)
+        memset(t->vslot, 0, t->vcap * sizeof(*t->vslot));
+    memset(t->pc, 0, sizeof(t->pc));
+}
+
 static void tabs_fini(struct tabs *t)
 {
-    sn_arena_fini(&t->arena);
     free(t->k);
     free(t->v);
     free(t->kslot);
@@ -274,39 +279,46 @@ static void tabs_fini(struct tabs *t)
 #define RUN_MARK '\x01'
 #define RUN_END  ','
 
-static bool is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
 /* The skeleton of value v (len bytes) into sk (len bytes at least), its runs appended to w;
- * the skeleton's length, or SIZE_MAX when v is to be written whole. */
+ * the skeleton's length, or SIZE_MAX when v is to be written whole (or memory is short: w's
+ * oom says). One pass, a byte at a time. */
 static size_t skeleton(const char *v, size_t len, char *sk, struct wbuf *w)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)v[i] <= RUN_MARK)
-            return SIZE_MAX;
+    const unsigned char *p = (const unsigned char *)v;
+    unsigned char *o = need(w, 2 * len); /* a run and its end: 2 bytes a byte at most */
+    size_t n = 0, m = 0;
+    if (!o)
+        return SIZE_MAX;
     for (size_t i = 0; i < len;) {
-        size_t j = i;
-        bool digit = false;
-        while (j < len && is_hex((unsigned char)v[j])) {
-            digit |= v[j] <= '9';
-            j++;
+        unsigned char c = p[i];
+        bool dig = (unsigned)(c - '0') < 10, hex = dig || (unsigned)(c - 'a') < 6;
+        if (!hex) {
+            if (c <= (unsigned char)RUN_MARK)
+                return SIZE_MAX; /* nothing kept in w */
+            sk[n++] = (char)c;
+            i++;
+            continue;
         }
-        if (digit) {
+        size_t j = i + 1;
+        for (; j < len; j++) {
+            unsigned char d = p[j];
+            bool dd = (unsigned)(d - '0') < 10;
+            if (!dd && (unsigned)(d - 'a') >= 6)
+                break;
+            dig |= dd;
+        }
+        if (dig) {
             sk[n++] = RUN_MARK;
-            put_raw(w, v + i, j - i);
-            put_u8(w, RUN_END);
-            i = j;
+            memcpy(o + m, p + i, j - i);
+            m += j - i;
+            o[m++] = RUN_END;
         } else {
-            if (j == i)
-                j++;
-            memcpy(sk + n, v + i, j - i);
+            memcpy(sk + n, p + i, j - i);
             n += j - i;
-            i = j;
         }
+        i = j;
     }
+    w->len += m;
     return n;
 }
 
@@ -467,6 +479,10 @@ size_t sn_block_span_size(const struct sn_span *s)
 struct zstreams {
     ZSTD_CCtx *zc;
     ZSTD_DCtx *zd;
+    /* the encoder's buffers and tables, kept from block to block: a block's streams and
+     * payload take some 300 KiB, which growing anew for each block copied and faulted in */
+    struct wbuf body[NSTREAMS], pay, runs, blk;
+    struct tabs t;
 };
 
 static pthread_key_t zkey;
@@ -478,6 +494,12 @@ static void zfree(void *p)
     struct zstreams *z = p;
     ZSTD_freeCCtx(z->zc);
     ZSTD_freeDCtx(z->zd);
+    for (int i = 0; i < NSTREAMS; i++)
+        free(z->body[i].p);
+    free(z->pay.p);
+    free(z->runs.p);
+    free(z->blk.p);
+    tabs_fini(&z->t);
     free(z);
 }
 
@@ -571,9 +593,10 @@ static uint32_t res_index(struct restab *t, const struct sn_span *s)
 int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsigned char **out,
                          size_t *len, uint8_t **bloom, size_t *bloom_len)
 {
-    struct wbuf body[NSTREAMS] = {{0}}, pay = {0}, blk = {0}, runs = {0};
+    struct zstreams *z = zs();
+    struct wbuf body[NSTREAMS], pay, blk, runs;
     struct restab rt = {0};
-    struct tabs t = {0};
+    struct tabs t;
     uint32_t *ri = malloc((n ? n : 1) * sizeof(*ri));
     uint64_t base = UINT64_MAX;
     int rc = -ENOMEM;
@@ -584,8 +607,18 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
         *bloom = NULL;
         *bloom_len = 0;
     }
-    if (!ri)
+    if (!ri || !z) {
+        free(ri);
         return -ENOMEM;
+    }
+    /* the thread's buffers and tables, emptied */
+    for (int i = 0; i < NSTREAMS; i++)
+        body[i] = (struct wbuf){z->body[i].p, 0, z->body[i].cap, false};
+    pay = (struct wbuf){z->pay.p, 0, z->pay.cap, false};
+    runs = (struct wbuf){z->runs.p, 0, z->runs.cap, false};
+    blk = (struct wbuf){z->blk.p, 0, z->blk.cap, false};
+    t = z->t;
+    tabs_clear(&t);
     for (size_t i = 0; i < n; i++) {
         if (spans[i].start_ns < base)
             base = spans[i].start_ns;
@@ -693,12 +726,11 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
     }
     if (!packed)
         put_raw(&blk, pay.p, pay.len);
-    if (blk.oom)
+    if (blk.oom || !(*out = malloc(blk.len)))
         goto out;
     blk.p[flags_at] = packed ? F_ZSTD : 0;
-    *out = blk.p;
+    memcpy(*out, blk.p, blk.len);
     *len = blk.len;
-    blk.p = NULL;
     rc = 0;
 out:
     if (rc && bloom) {
@@ -709,12 +741,12 @@ out:
     free(ri);
     free(rt.a);
     free(rt.n);
-    tabs_fini(&t);
+    z->t = t; /* kept for the thread's next block */
     for (int i = 0; i < NSTREAMS; i++)
-        free(body[i].p);
-    free(pay.p);
-    free(runs.p);
-    free(blk.p);
+        z->body[i] = body[i];
+    z->pay = pay;
+    z->runs = runs;
+    z->blk = blk;
     return rc;
 }
 
