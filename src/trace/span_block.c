@@ -134,7 +134,7 @@ struct tabs {
     size_t kcap, vcap;
     uint64_t extra[64]; /* other tags: events' names, "error" */
     size_t nextra;
-    bool extra_full;       /* more than that: the filter lets everything through */
+    bool extra_full; /* more than that: the filter lets everything through */
     bool oom;
 };
 
