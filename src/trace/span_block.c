@@ -279,44 +279,79 @@ static void tabs_fini(struct tabs *t)
 #define RUN_MARK '\x01'
 #define RUN_END  ','
 
+/* Whether a byte of the 8 in x is below n (n <= 128), or between m and n exclusive (m < 128,
+ * n <= 128): the bit tricks of "Bit Twiddling Hacks" (Sean Eron Anderson), 8 bytes at once. */
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static uint64_t has_less(uint64_t x, uint64_t n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
+}
+
+static uint64_t has_between(uint64_t x, uint64_t m, uint64_t n)
+{
+    return (ONES * (127 + n) - (x & ONES * 127)) & ~x & ((x & ONES * 127) + ONES * (127 - m)) &
+           HIGHS;
+}
+
+static bool is_digit(unsigned char c)
+{
+    return (unsigned)(c - '0') < 10;
+}
+
+static bool is_hex(unsigned char c)
+{
+    return is_digit(c) || (unsigned)(c - 'a') < 6;
+}
+
 /* The skeleton of value v (len bytes) into sk (len bytes at least), its runs appended to w;
  * the skeleton's length, or SIZE_MAX when v is to be written whole (or memory is short: w's
- * oom says). One pass, a byte at a time. */
+ * oom says). 8 bytes at a time while they hold no decimal digit (most of a value's text),
+ * else a byte at a time; a digit's run takes the hex letters before it back from the
+ * skeleton (each letter there is a copy of the value's byte before, up to a RUN_MARK). */
 static size_t skeleton(const char *v, size_t len, char *sk, struct wbuf *w)
 {
     const unsigned char *p = (const unsigned char *)v;
     unsigned char *o = need(w, 2 * len); /* a run and its end: 2 bytes a byte at most */
-    size_t n = 0, m = 0;
+    size_t n = 0, m = 0, i = 0;
     if (!o)
         return SIZE_MAX;
-    for (size_t i = 0; i < len;) {
-        unsigned char c = p[i];
-        bool dig = (unsigned)(c - '0') < 10, hex = dig || (unsigned)(c - 'a') < 6;
-        if (!hex) {
-            if (c <= (unsigned char)RUN_MARK)
+    while (i < len) {
+        if (len - i >= 8) {
+            uint64_t x;
+            memcpy(&x, p + i, 8);
+            if (has_less(x, (unsigned char)RUN_MARK + 1))
                 return SIZE_MAX; /* nothing kept in w */
-            sk[n++] = (char)c;
-            i++;
-            continue;
+            if (!has_between(x, '0' - 1, '9' + 1)) {
+                memcpy(sk + n, p + i, 8);
+                n += 8;
+                i += 8;
+                continue;
+            }
         }
-        size_t j = i + 1;
-        for (; j < len; j++) {
-            unsigned char d = p[j];
-            bool dd = (unsigned)(d - '0') < 10;
-            if (!dd && (unsigned)(d - 'a') >= 6)
-                break;
-            dig |= dd;
-        }
-        if (dig) {
+        for (size_t stop = len - i >= 8 ? i + 8 : len; i < stop;) {
+            unsigned char c = p[i];
+            if (c <= (unsigned char)RUN_MARK)
+                return SIZE_MAX;
+            if (!is_digit(c)) {
+                sk[n++] = (char)c;
+                i++;
+                continue;
+            }
+            size_t from = i, j = i + 1;
+            while (n > 0 && (unsigned)((unsigned char)sk[n - 1] - 'a') < 6) {
+                n--;
+                from--;
+            }
+            while (j < len && is_hex(p[j]))
+                j++;
             sk[n++] = RUN_MARK;
-            memcpy(o + m, p + i, j - i);
-            m += j - i;
+            memcpy(o + m, p + from, j - from);
+            m += j - from;
             o[m++] = RUN_END;
-        } else {
-            memcpy(sk + n, p + i, j - i);
-            n += j - i;
+            i = j;
+            break; /* 8 at a time again from the run's end */
         }
-        i = j;
     }
     w->len += m;
     return n;
