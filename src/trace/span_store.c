@@ -29,6 +29,7 @@
 #define PAIR_REMOTE   'r'
 #define MAX_NAME_ID   ((1u << 28) - 1)
 #define BLOCK_PREFIX  16       /* u64 oldest start, u64 newest end (ns) before the chunk */
+#define TRACE_KEY     8        /* bytes of a trace id in its ttrace key (trace_key()) */
 #define IKEY          16       /* an index key: service u32, minute u32, chunk id u64 */
 #define CACHE_SHIFT   20       /* a cached block's id: chunk id << CACHE_SHIFT | block */
 #define GROUP_MIN     8        /* requests a write waits for ... */
@@ -120,6 +121,16 @@ static void be64(uint8_t *p, uint64_t v)
 static uint64_t rd64(const uint8_t *p)
 {
     return (uint64_t)rd32(p) << 32 | rd32(p + 4);
+}
+
+/* A trace's key in ttrace: the last TRACE_KEY bytes of its id (random in W3C's and X-Ray's
+ * ids, the whole id of a 64-bit one, left-padded with zeros). Traces whose keys collide share
+ * it: a lookup reads their chunks and finds the id in each (sn_chunk_find()), so a collision
+ * costs a chunk read, never a wrong answer; 8 bytes rather than 16 make an entry 26 bytes of
+ * LMDB's page rather than 34. */
+static MDB_val trace_key(const uint8_t *id)
+{
+    return (MDB_val){TRACE_KEY, (void *)(id + 16 - TRACE_KEY)};
 }
 
 /* ---- Names ------------------------------------------------------------------------------- */
@@ -727,7 +738,7 @@ static int do_write(MDB_txn *txn, void *arg)
         if ((rc = mdb_put(txn, ss->blocks, &k, &v, MDB_APPEND)))
             return rc;
         for (uint32_t t = 0; t < p->ntraces; t++) {
-            MDB_val tk = {16, (void *)(p->ids + (size_t)t * 16)}, tv = {8, kb};
+            MDB_val tk = trace_key(p->ids + (size_t)t * 16), tv = {8, kb};
             if ((rc = mdb_put(txn, ss->traces, &tk, &tv, MDB_NODUPDATA)) && rc != MDB_KEYEXIST)
                 return rc;
         }
@@ -781,10 +792,10 @@ static int drop_block(struct sn_span_store *ss, MDB_txn *txn, MDB_cursor *cur, M
         atomic_fetch_add(&ss->c.blocks_damaged, 1);
     } else {
         *blocks = c.nblocks;
-        *bytes += (uint64_t)c.ntraces * 32; /* its trace entries, about */
+        *bytes += (uint64_t)c.ntraces * 26; /* its trace entries, about */
         for (uint32_t i = 0; i < c.ntraces && !rc; i++) {
-            MDB_val tk = {16, (void *)(c.ids + (size_t)i * 16)}, tv = {8, k->mv_data};
-            rc = mdb_del(txn, ss->traces, &tk, &tv);
+            MDB_val tk = trace_key(c.ids + (size_t)i * 16), tv = {8, k->mv_data};
+            rc = mdb_del(txn, ss->traces, &tk, &tv); /* NOTFOUND: a trace of a shared key */
             if (rc == MDB_NOTFOUND)
                 rc = 0;
         }
@@ -1062,7 +1073,7 @@ int sn_span_store_trace_cached(struct sn_span_store *ss, const uint8_t id[16],
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    MDB_val k = {16, (void *)id}, v;
+    MDB_val k = trace_key(id), v;
     size_t before = out->n;
     int rc = sn_env_read_begin(ss->env, &txn), crc = 0;
 
@@ -1103,7 +1114,7 @@ int sn_span_store_trace_tags(struct sn_span_store *ss, const uint8_t id[16], con
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    MDB_val k = {16, (void *)id}, v;
+    MDB_val k = trace_key(id), v;
     uint64_t h[SN_SPAN_STORE_MAX_TAGS];
     bool found[SN_SPAN_STORE_MAX_TAGS] = {false};
     unsigned left = nterms;

@@ -755,6 +755,46 @@ static void test_tag_search(void)
     close_fx(&f);
 }
 
+/* Trace ids whose last 8 bytes are the same share their ttrace key: each is still found alone
+ * (and its tags), whether they are in one request (one chunk) or in two; an id of that key not
+ * stored is not found. */
+static void test_shared_keys(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {0};
+    struct sn_span_batch a = {0}, b = {0}, out = {0};
+    uint64_t t0 = now_ns() - 60000000000ULL;
+    T_REQUIRE(open_fx(&f, &o));
+    for (int s = 0; s < 3; s++) /* trace 1 with first byte 0xab, then 0xac: one chunk */
+        add_span(&a, 1, s, "front", "root", t0 + (uint64_t)s, 1000);
+    for (int s = 0; s < 2; s++)
+        add_span(&a, 1, s, "front", "root", t0 + 10 + (uint64_t)s, 1000)->trace_id[0] = 0xac;
+    add_span(&b, 1, 0, "front", "root", t0 + 20, 1000)->trace_id[1] = 7; /* another chunk */
+    T_EQ(sn_span_store_put(f.ss, &a, now_ns()), 0);
+    T_EQ(sn_span_store_put(f.ss, &b, now_ns()), 0);
+    T_EQ(sn_span_store_sync(f.ss), 0);
+    T_EQ(sn_span_store_trace(f.ss, a.spans[0].trace_id, &out), 0);
+    T_EQ(out.n, 3);
+    sn_span_batch_fini(&out);
+    T_EQ(sn_span_store_trace(f.ss, a.spans[3].trace_id, &out), 0);
+    T_EQ(out.n, 2);
+    T_OK(out.n == 2 && out.spans[0].trace_id[0] == 0xac && out.spans[1].trace_id[0] == 0xac);
+    sn_span_batch_fini(&out);
+    T_EQ(sn_span_store_trace(f.ss, b.spans[0].trace_id, &out), 0);
+    T_EQ(out.n, 1);
+    T_OK(out.n == 1 && out.spans[0].start_ns == t0 + 20);
+    sn_span_batch_fini(&out);
+    uint8_t none[16];
+    memcpy(none, a.spans[0].trace_id, 16);
+    none[2] = 9; /* the key of the three, another id */
+    T_EQ(sn_span_store_trace(f.ss, none, &out), -ENOENT);
+    T_EQ(out.n, 0);
+    T_EQ(tags_of(f.ss, b.spans[0].trace_id, "attr.0", NULL), 1);
+    close_fx(&f);
+    sn_span_batch_fini(&a);
+    sn_span_batch_fini(&b);
+}
+
 /* A store of the format before chunks (an index of dup entries, no version), or of format 2
  * (before values as skeletons and runs), is emptied. */
 static void old_format(int version)
@@ -818,6 +858,7 @@ int main(int argc, char **argv)
     t_run("index_values", test_index_values);
     t_run("tags", test_tags);
     t_run("tag_search", test_tag_search);
+    t_run("shared_keys", test_shared_keys);
     t_run("old_format", test_old_format);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return t_done();
