@@ -113,6 +113,7 @@ struct tkey {
     bool span;      /* a span's attribute has it as its key: a tag (its Bloom filter) */
     uint32_t nvals; /* the attributes with this key */
     uint32_t intro; /* of which were referred to so far */
+    uint32_t last;  /* the rank + 1 of the last one referred to (0: none yet) */
 };
 struct tval {
     uint32_t key;
@@ -209,7 +210,7 @@ static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span)
         return 0;
     }
     t->k = nk;
-    nk[t->nk] = (struct tkey){key, len, h, span, 0, 0};
+    nk[t->nk] = (struct tkey){key, len, h, span, 0, 0, 0};
     t->kslot[j] = SLOT(h, t->nk);
     return (uint32_t)t->nk++;
 }
@@ -370,8 +371,10 @@ static void extra_tag(struct tabs *t, uint64_t h)
 
 /* Each attribute as its key's index in the string table and its value's: 0 for the next of
  * that key's values not referred to yet (the table lists each key's values in the order they
- * are first met), else its rank + 1 among them. A value of high cardinality is then a 0, and
- * one of a small set a small number, both of which compress to little. */
+ * are first met), 1 for the value the key had last, else its rank + 2 among them. A value of
+ * high cardinality is then a 0, one of a trace's (a user, a session: the spans before it in
+ * the block are of its trace) a 1, and one of a small set a small number, all of which
+ * compress to little. */
 static void put_attrs(struct wbuf *w, struct tabs *t, const struct sn_span_kv *a, uint32_t n,
                       bool span)
 {
@@ -386,9 +389,12 @@ static void put_attrs(struct wbuf *w, struct tabs *t, const struct sn_span_kv *a
         if (v->rank == k->intro) {
             put_var(&w[S_ATTR], 0);
             k->intro++;
+        } else if (v->rank + 1 == k->last) {
+            put_var(&w[S_ATTR], 1);
         } else {
-            put_var(&w[S_ATTR], (uint64_t)v->rank + 1);
+            put_var(&w[S_ATTR], (uint64_t)v->rank + 2);
         }
+        k->last = v->rank + 1;
     }
 }
 
@@ -876,8 +882,8 @@ static const char *get_str(struct rbuf *r)
 struct tabdec { /* the block's tables, decoded */
     const char **str;
     uint32_t nstr;
-    struct sn_span_kv **val; /* each string's attributes (as a key) */
-    uint32_t *nval, *intro;
+    struct sn_span_kv **val;       /* each string's attributes (as a key) */
+    uint32_t *nval, *intro, *last; /* last: as struct tkey's */
 };
 
 /* rs: the streams (S_ID ...): the attributes' count and keys in S_AKEY, their ranks in S_ATTR */
@@ -902,12 +908,15 @@ static void get_attrs(struct rbuf *rs, struct tabdec *t, struct sn_span_kv **out
         }
         if (x == 0) /* the key's next value */
             rank = t->intro[k]++;
-        else if ((rank = x - 1) >= t->intro[k]) /* one referred to before, else a 0 */
+        else if (x == 1) /* the key's last one (none: last 0) */
+            rank = (uint64_t)t->last[k] - 1;
+        else if ((rank = x - 2) >= t->intro[k]) /* one referred to before, else a 0 */
             rank = UINT64_MAX;
         if (rank >= t->nval[k]) {
             r->bad = true;
             return;
         }
+        t->last[k] = (uint32_t)rank + 1;
         a[i] = t->val[k][rank];
     }
     *out = a;
@@ -977,7 +986,8 @@ static void get_tables(struct rbuf *r, struct tabdec *t)
         (!(t->str = sn_arena_alloc(r->arena, t->nstr * sizeof(*t->str))) ||
          !(t->val = sn_arena_calloc(r->arena, t->nstr, sizeof(*t->val))) ||
          !(t->nval = sn_arena_calloc(r->arena, t->nstr, sizeof(*t->nval))) ||
-         !(t->intro = sn_arena_calloc(r->arena, t->nstr, sizeof(*t->intro)))))
+         !(t->intro = sn_arena_calloc(r->arena, t->nstr, sizeof(*t->intro))) ||
+         !(t->last = sn_arena_calloc(r->arena, t->nstr, sizeof(*t->last)))))
         r->oom = r->bad = true;
     for (uint32_t i = 0; i < t->nstr && !r->bad; i++)
         t->str[i] = get_str(r);
