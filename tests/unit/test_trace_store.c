@@ -578,9 +578,11 @@ static void test_index_values(void)
     };
     uint8_t buf[SN_INDEX_MAX(3)];
     size_t len = sn_index_encode(e, 3, buf);
-    /* sorted by time, the repeat dropped: n, then (delta, duration, name<<4|kind<<1|error,
-     * remote + 1, trace) each */
-    const uint8_t want[] = {2, 7, 0xac, 2, 0x12, 4, 0, 63, 5, 0x35, 0, 1};
+    /* sorted by time, the repeat dropped: n, the widths of delta (63: 6 bits), duration (300:
+     * 9), name (3: 2), remote + 1 (4: 3), trace (1: 1), then each entry's 6 + 9 + 2 + 3 (kind)
+     * + 1 (error) + 3 + 1 bits, least significant first: (7, 300, 1, 1, 0, 4, 0) and (63, 5, 3,
+     * 2, 1, 0, 1), 50 bits in 7 bytes */
+    const uint8_t want[] = {2, 6, 9, 2, 3, 1, 0x07, 0xcb, 0x82, 0xfe, 0x02, 0x2b, 0x02};
     T_EQ(len, sizeof(want));
     T_OK(len == sizeof(want) && memcmp(buf, want, len) == 0);
     struct sn_index_ent d[2];
