@@ -733,7 +733,9 @@ static void scan_all(struct sn_env *e, const struct sn_trace_query *q, const uin
             struct sn_chunk_block cb;
             b.n = 0;
             sn_arena_fini(&b.arena);
-            if (sn_chunk_block(&ch, bi, &cb) || sn_block_decode(cb.blk, cb.blk_len, &b))
+            if (sn_chunk_block(&ch, bi, &cb) ||
+                sn_block_decode_ids(cb.blk, cb.blk_len, ch.ids + (size_t)cb.first * 16, cb.ntraces,
+                                    &b))
                 continue;
             r->blocks++;
             r->spans += b.n;

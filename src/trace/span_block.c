@@ -1,15 +1,15 @@
 /*
  * Blocks of spans (trace/span_block.h). The payload holds each span as:
  *
- *   trace_id[16] span_id[8] flags:u8 [when SN_SPAN_F_PARENT: varint j, the parent being the span
- *   j before it in the block, or 0 and parent_id[8]] kind:u8 status:u8
- *   varint start_ns - base, varint duration_ns
- *   str name, service, status_msg, trace_state, scope_name, scope_version; varint otlp_flags
- *   endpoint local (its service is the span's), [str? service + endpoint remote when F_REMOTE]
- *   attrs span attributes, varint resource (its index in the block's table + 1; 0: none)
- *   varint nevents, each: zigzag varint t_ns - start_ns, str name, attrs, varint dropped
- *   varint nlinks, each: trace_id[16] span_id[8] str trace_state varint flags attrs varint dropped
- *   varint dropped_attrs, dropped_events, dropped_links
+ *   [trace_id[16] unless flag 128: the span before's] span_id[8] flags:u8 (SN_SPAN_F_*, and 128
+ *   when the span before is of the same trace) [when SN_SPAN_F_PARENT: varint j, the parent being
+ * the span j before it in the block, or 0 and parent_id[8]] kind:u8 status:u8 varint start_ns -
+ * base, varint duration_ns str name, service, status_msg, trace_state, scope_name, scope_version;
+ * varint otlp_flags endpoint local (its service is the span's), [str? service + endpoint remote
+ * when F_REMOTE] attrs span attributes, varint resource (its index in the block's table + 1; 0:
+ * none) varint nevents, each: zigzag varint t_ns - start_ns, str name, attrs, varint dropped varint
+ * nlinks, each: trace_id[16] span_id[8] str trace_state varint flags attrs varint dropped varint
+ * dropped_attrs, dropped_events, dropped_links
  *
  * after the block's tables: its strings (varint count, each a str: names, keys ...), each
  * string's attributes as a key (varint count, each: u8 type, its value as a skeleton and runs,
@@ -34,9 +34,11 @@
 #include "core/grow.h"
 #include "trace/span_index.h"
 
-#define VERSION 3
-#define F_ZSTD  1    /* the payload is a zstd frame */
-#define T_SKEL  0x80 /* a value's type byte: written as its skeleton and runs */
+#define VERSION      3
+#define F_ZSTD       1 /* the payload is a zstd frame */
+#define F_NOIDS      2 /* its spans' trace ids are not in it: its chunk lists them (the store's) */
+#define T_SKEL       0x80 /* a value's type byte: written as its skeleton and runs */
+#define F_SAME_TRACE 0x80 /* a span's flags byte: of the trace of the span before (no id) */
 
 /* The payload's streams after its tables: like fields of every span together, so that the
  * compressor sees ids among ids, times among times, strings among strings. */
@@ -422,12 +424,14 @@ static uint64_t zigzag(int64_t v)
 
 /* w: the streams (S_ID ...) */
 static void put_span(struct wbuf *w, struct tabs *t, const struct sn_span *spans, size_t at,
-                     uint64_t base, uint32_t res)
+                     uint64_t base, uint32_t res, bool noids)
 {
     const struct sn_span *s = &spans[at], *prev = at ? &spans[at - 1] : NULL;
-    put_raw(&w[S_ID], s->trace_id, 16);
+    bool same = prev && memcmp(prev->trace_id, s->trace_id, 16) == 0;
+    if (!same && !noids) /* a trace's spans are together: its id once (or in the chunk) */
+        put_raw(&w[S_ID], s->trace_id, 16);
     put_raw(&w[S_ID], s->span_id, 8);
-    put_u8(&w[S_MISC], s->flags);
+    put_u8(&w[S_MISC], (uint8_t)((s->flags & ~F_SAME_TRACE) | (same ? F_SAME_TRACE : 0)));
     if (s->flags & SN_SPAN_F_PARENT) { /* the nearest span before it of that id, or the id */
         size_t j = 1;
         for (; j <= at && j <= PARENT_BACK; j++)
@@ -594,6 +598,45 @@ static size_t zstd_block(ZSTD_CCtx *zc, void *dst, size_t cap, const void *src, 
     return ZSTD_compress2(zc, dst, cap, src, len);
 }
 
+/* The skeletons written so far, by key: so that a value whose key had the same skeleton
+ * before refers to it (a varint r > 0: the skeleton of the key's value r places before) rather
+ * than repeating it (0 and the skeleton): a key of high cardinality has a few skeletons (an
+ * URL's: one a route) for many values. */
+struct skel {
+    uint64_t h; /* 0: empty */
+    uint32_t key, pos, len;
+    size_t off; /* in the payload */
+};
+struct skels {
+    struct skel *e;
+    size_t cap; /* a power of 2, twice the values at least */
+    bool oom;
+};
+
+/* The skeleton sk (sl bytes) of the value at position pos of key's list, into w. */
+static void put_skel(struct wbuf *w, struct skels *st, uint32_t key, uint32_t pos, const char *sk,
+                     size_t sl)
+{
+    if (st->oom)
+        return;
+    uint64_t h = sn_tag_hash(sk, sl, NULL, 0, false) ^ ((uint64_t)key + 1) * 0x9e3779b97f4a7c15ULL;
+    h = h ? h : 1;
+    size_t j = (size_t)(h >> 17) & (st->cap - 1);
+    for (; st->e[j].h; j = (j + 1) & (st->cap - 1)) {
+        struct skel *e = &st->e[j];
+        if (e->h == h && e->key == key && e->len == sl && !w->oom &&
+            memcmp(w->p + e->off, sk, sl) == 0) {
+            put_var(w, pos - e->pos);
+            e->pos = pos;
+            return;
+        }
+    }
+    put_var(w, 0);
+    put_var(w, sl);
+    st->e[j] = (struct skel){h, key, pos, (uint32_t)sl, w->len};
+    put_raw(w, sk, sl);
+}
+
 /* The block's table of distinct resources: spans of one resource share its array (decoders
  * give them the same pointer), else equal arrays are found by content. */
 struct restab {
@@ -631,8 +674,9 @@ static uint32_t res_index(struct restab *t, const struct sn_span *s)
     return (uint32_t)++t->count;
 }
 
-int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsigned char **out,
-                         size_t *len, uint8_t **bloom, size_t *bloom_len)
+/* A block; noids: its trace ids left out (sn_block_encode_tags()). */
+static int encode(const struct sn_span *spans, size_t n, int level, bool noids, unsigned char **out,
+                  size_t *len, uint8_t **bloom, size_t *bloom_len)
 {
     struct zstreams *z = zs();
     struct wbuf body[NSTREAMS], pay, blk, runs;
@@ -672,13 +716,14 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
     for (size_t i = 0; i < rt.count; i++)
         put_attrs(body, &t, rt.a[i], rt.n[i], false);
     for (size_t i = 0; i < n; i++)
-        put_span(body, &t, spans, i, base, ri[i]);
+        put_span(body, &t, spans, i, base, ri[i], noids);
     /* the tables: the strings (the values' skeletons among them), then each key's values
      * together (in the order met), then the values' runs in that order */
     uint32_t *order = malloc((t.nv ? t.nv : 1) * sizeof(*order)),
              *at = calloc(t.nk + 1, sizeof(*at));
     char *sk = NULL;
     size_t skcap = 0;
+    struct skels st = {NULL, 0, false};
     if (!order || !at) {
         free(order);
         free(at);
@@ -686,6 +731,10 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
     }
     for (size_t i = 0; i < t.nk; i++)
         at[i + 1] = at[i] + t.k[i].nvals;
+    for (st.cap = 64; st.cap < 2 * t.nv; st.cap *= 2)
+        ;
+    if (!(st.e = calloc(st.cap, sizeof(*st.e))))
+        st.oom = true;
     for (size_t i = 0; i < t.nv; i++)
         order[at[t.v[i].key] + t.v[i].rank] = (uint32_t)i;
     put_var(&pay, t.nk);
@@ -707,11 +756,13 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
                 put_bytes(&pay, v->val, v->vlen);
             } else {
                 put_u8(&pay, v->type | T_SKEL);
-                put_bytes(&pay, sk, sl);
+                put_skel(&pay, &st, (uint32_t)i, j - at[i], sk, sl);
             }
         }
     }
     free(sk);
+    free(st.e);
+    t.oom |= st.oom;
     put_var(&pay, runs.len);
     put_raw(&pay, runs.p, runs.len);
     free(order);
@@ -769,7 +820,7 @@ int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsig
         put_raw(&blk, pay.p, pay.len);
     if (blk.oom || !(*out = malloc(blk.len)))
         goto out;
-    blk.p[flags_at] = packed ? F_ZSTD : 0;
+    blk.p[flags_at] = (packed ? F_ZSTD : 0) | (noids ? F_NOIDS : 0);
     memcpy(*out, blk.p, blk.len);
     *len = blk.len;
     rc = 0;
@@ -791,10 +842,16 @@ out:
     return rc;
 }
 
+int sn_block_encode_tags(const struct sn_span *spans, size_t n, int level, unsigned char **out,
+                         size_t *len, uint8_t **bloom, size_t *bloom_len)
+{
+    return encode(spans, n, level, true, out, len, bloom, bloom_len);
+}
+
 int sn_block_encode(const struct sn_span *spans, size_t n, int level, unsigned char **out,
                     size_t *len)
 {
-    return sn_block_encode_tags(spans, n, level, out, len, NULL, NULL);
+    return encode(spans, n, level, false, out, len, NULL, NULL);
 }
 
 /* ---- Reading ------------------------------------------------------------------------------ */
@@ -1005,8 +1062,16 @@ static void get_tables(struct rbuf *r, struct tabdec *t)
             a->key = t->str[k];
             a->type = get_u8(r);
             a->i = a->type & T_SKEL ? -1 : 0; /* its skeleton for now: the value is built below */
+            uint64_t back = a->i ? get_var(r) : 0;
             a->type &= (uint8_t)~T_SKEL;
-            a->val = get_bytes(r, &a->vlen);
+            if (!back) {
+                a->val = get_bytes(r, &a->vlen);
+            } else if (back <= i && v[i - back].i == -1) { /* the skeleton of one before */
+                a->val = v[i - back].val;
+                a->vlen = v[i - back].vlen;
+            } else {
+                r->bad = true;
+            }
             if (a->type > SN_ATTR_EMPTY)
                 r->bad = true;
         }
@@ -1058,6 +1123,8 @@ struct resdec {
     uint32_t *n;
     uint32_t count;
     struct tabdec *t;
+    const uint8_t *ids; /* a block without its trace ids: its chunk's, the next at ids[next] */
+    size_t nids, next;
 };
 
 static bool any_bad(const struct rbuf *r)
@@ -1070,12 +1137,22 @@ static bool any_bad(const struct rbuf *r)
 
 /* r: the streams (S_ID ...) */
 static void get_span(struct rbuf *r, struct sn_span *s, const struct sn_span *before, size_t at,
-                     uint64_t base, const struct resdec *rt)
+                     uint64_t base, struct resdec *rt)
 {
     const struct sn_span *prev = at ? &before[at - 1] : NULL;
-    get_raw(&r[S_ID], s->trace_id, 16);
-    get_raw(&r[S_ID], s->span_id, 8);
     s->flags = get_u8(&r[S_MISC]);
+    if (!(s->flags & F_SAME_TRACE) && rt->ids && rt->next < rt->nids) /* the chunk's next */
+        memcpy(s->trace_id, rt->ids + 16 * rt->next++, 16);
+    else if (!(s->flags & F_SAME_TRACE) && rt->ids)
+        r[S_MISC].bad = true;
+    else if (!(s->flags & F_SAME_TRACE))
+        get_raw(&r[S_ID], s->trace_id, 16);
+    else if (prev)
+        memcpy(s->trace_id, prev->trace_id, 16);
+    else
+        r[S_MISC].bad = true;
+    s->flags &= (uint8_t)~F_SAME_TRACE;
+    get_raw(&r[S_ID], s->span_id, 8);
     if (s->flags & SN_SPAN_F_PARENT) {
         uint64_t j = get_var(&r[S_MISC]);
         if (j == 0)
@@ -1180,7 +1257,7 @@ static int header(const void *blk, size_t len, struct header *h)
     h->n = get_var(&r);
     h->paylen = get_var(&r);
     h->base = get_var(&r);
-    if (r.bad || (h->flags & ~F_ZSTD) || h->n > SN_SPAN_MAX_SPANS || h->n > h->paylen ||
+    if (r.bad || (h->flags & ~(F_ZSTD | F_NOIDS)) || h->n > SN_SPAN_MAX_SPANS || h->n > h->paylen ||
         h->paylen > (256u << 20))
         return -EINVAL;
     h->pay = r.p;
@@ -1198,12 +1275,18 @@ int64_t sn_block_count(const void *blk, size_t len)
 
 int sn_block_decode(const void *blk, size_t len, struct sn_span_batch *b)
 {
+    return sn_block_decode_ids(blk, len, NULL, 0, b);
+}
+
+int sn_block_decode_ids(const void *blk, size_t len, const uint8_t *ids, size_t nids,
+                        struct sn_span_batch *b)
+{
     struct header h;
     unsigned char *unpacked = NULL;
     const unsigned char *pay;
     int rc = 0;
 
-    if (header(blk, len, &h) < 0)
+    if (header(blk, len, &h) < 0 || (!ids && (h.flags & F_NOIDS)))
         return -EINVAL;
     pay = h.pay;
     if (h.flags & F_ZSTD) {
@@ -1235,7 +1318,9 @@ int sn_block_decode(const void *blk, size_t len, struct sn_span_batch *b)
         rs[i] = (struct rbuf){r.p, r.p + slen[i], false, &b->arena, false};
         r.p += slen[i];
     }
-    struct resdec rt = {NULL, NULL, get_count(&rs[S_AKEY], SN_SPAN_MAX_SPANS), &td};
+    struct resdec rt = {
+        NULL, NULL, get_count(&rs[S_AKEY], SN_SPAN_MAX_SPANS), &td, h.flags & F_NOIDS ? ids : NULL,
+        nids, 0};
     if (rt.count && !any_bad(rs)) {
         rt.a = sn_arena_calloc(&b->arena, rt.count, sizeof(*rt.a));
         rt.n = sn_arena_calloc(&b->arena, rt.count, sizeof(*rt.n));
@@ -1253,7 +1338,7 @@ int sn_block_decode(const void *blk, size_t len, struct sn_span_batch *b)
         }
         get_span(rs, s, b->spans + first, (size_t)i, h.base, &rt);
     }
-    bool oom = false, bad = false;
+    bool oom = false, bad = rt.ids && rt.next != rt.nids; /* each of the chunk's ids once */
     for (int i = 0; i < NSTREAMS; i++) {
         oom |= rs[i].oom;
         bad |= rs[i].bad || rs[i].p != rs[i].end;

@@ -1055,7 +1055,8 @@ static const struct sn_span_batch *cached_block(struct sn_span_store *ss, MDB_tx
     unsigned slot = c->next++ % SN_BLOCK_CACHE;
     sn_span_batch_fini(&c->b[slot]);
     c->id[slot] = 0;
-    int drc = sn_block_decode(cb.blk, cb.blk_len, &c->b[slot]);
+    int drc = sn_block_decode_ids(cb.blk, cb.blk_len, ch.ids + (size_t)cb.first * 16, cb.ntraces,
+                                  &c->b[slot]);
     if (drc < 0) {
         sn_span_batch_fini(&c->b[slot]);
         if (drc == -ENOMEM)

@@ -160,6 +160,38 @@ static void test_block_round_trip(void)
     sn_span_batch_fini(&in);
 }
 
+/* A store's block (sn_block_encode_tags()) leaves its trace ids to its chunk: they are not in
+ * it, sn_block_decode() refuses it, sn_block_decode_ids() gives them back, and refuses a count
+ * of ids other than its traces'. */
+static void test_block_noids(void)
+{
+    struct sn_span_batch in = {0}, out = {0};
+    uint64_t t0 = 1700000000000000000ULL;
+    for (int t = 1; t <= 2; t++)
+        for (int s = 0; s < 3; s++)
+            add_span(&in, t, s, "frontend", "GET /api", t0 + (uint64_t)s * 1000, 5000);
+    uint8_t ids[32];
+    memcpy(ids, in.spans[0].trace_id, 16);
+    memcpy(ids + 16, in.spans[3].trace_id, 16);
+    unsigned char *blk;
+    uint8_t *bloom;
+    size_t len, blen;
+    T_REQUIRE(sn_block_encode_tags(in.spans, in.n, 0, &blk, &len, &bloom, &blen) == 0);
+    T_OK(!memmem(blk, len, ids, 16) && !memmem(blk, len, ids + 16, 16));
+    T_EQ(sn_block_decode(blk, len, &out), -EINVAL);
+    sn_span_batch_fini(&out);
+    T_OK(sn_block_decode_ids(blk, len, ids, 1, &out) != 0);
+    sn_span_batch_fini(&out);
+    T_EQ(sn_block_decode_ids(blk, len, ids, 2, &out), 0);
+    T_EQ(out.n, 6);
+    for (size_t i = 0; i < in.n && i < out.n; i++)
+        T_OK(sn_span_equal(&in.spans[i], &out.spans[i]));
+    sn_span_batch_fini(&out);
+    free(blk);
+    free(bloom);
+    sn_span_batch_fini(&in);
+}
+
 static void test_block_flips(void)
 {
     struct sn_span_batch in = {0};
@@ -183,13 +215,13 @@ static void test_block_flips(void)
 }
 
 /* A block's values as skeletons and runs (span_block.c), byte for byte: "a12-ff0e" is the
- * skeleton "\x01-\x01" in the table and the runs "a12,ff0e," after it; a value holding a
- * control character is written whole; an int's runs give its number back; damaged runs and
- * every truncation are refused. */
+ * skeleton "\x01-\x01" in the table and the runs "a12,ff0e," after it; "9-9a", of the same key
+ * and skeleton, refers to the skeleton one value before; a value holding a control character
+ * is written whole; an int's runs give its number back; damaged runs and every truncation are
+ * refused. */
 static void test_block_values(void)
 {
     struct sn_span_batch in = {0}, out = {0};
-    struct sn_span *sp = sn_span_batch_add(&in);
     struct sn_span_kv a[3] = {{.key = "u", .val = "a12-ff0e", .vlen = 8, .type = SN_ATTR_STRING},
                               {.key = "c",
                                .val = "x\x01"
@@ -197,19 +229,23 @@ static void test_block_values(void)
                                .vlen = 3,
                                .type = SN_ATTR_STRING},
                               {.key = "i", .val = "-42", .vlen = 3, .type = SN_ATTR_INT, .i = -42}};
-    sp->trace_id[0] = 1;
-    sp->span_id[0] = 2;
-    sp->start_ns = 1000;
-    sp->name = "n";
-    sp->service = sp->local.service = "s";
-    sp->status_msg = sp->trace_state = sp->scope_name = sp->scope_version = "";
-    sp->attrs = a;
-    sp->nattrs = 3;
+    struct sn_span_kv a2[1] = {{.key = "u", .val = "9-9a", .vlen = 4, .type = SN_ATTR_STRING}};
+    for (int k = 0; k < 2; k++) {
+        struct sn_span *sp = sn_span_batch_add(&in);
+        sp->trace_id[0] = 1;
+        sp->span_id[0] = (uint8_t)(2 + k);
+        sp->start_ns = 1000;
+        sp->name = "n";
+        sp->service = sp->local.service = "s";
+        sp->status_msg = sp->trace_state = sp->scope_name = sp->scope_version = "";
+        sp->attrs = k ? a2 : a;
+        sp->nattrs = k ? 1 : 3;
+    }
     unsigned char *blk;
     size_t len;
-    T_REQUIRE(sn_block_encode(in.spans, 1, 0, &blk, &len) == 0);
-    /* the strings n s "" u c i, then their values: u's skeleton, c's whole, i's skeleton; then
-     * the runs */
+    T_REQUIRE(sn_block_encode(in.spans, 2, 0, &blk, &len) == 0);
+    /* the strings n s "" u c i, then their values: u's two (a skeleton: 0 and the skeleton,
+     * then 1: the skeleton one value before), c's whole, i's skeleton; then the runs */
     static const unsigned char want[] = {6,   1,
                                          'n', 1,
                                          's', 0,
@@ -217,29 +253,35 @@ static void test_block_values(void)
                                          1,   'c',
                                          1,   'i', /* strings */
                                          0,   0,
-                                         0, /* n s "": no values */
+                                         0, /* n s "": none */
+                                         2,   0x80 | SN_ATTR_STRING,
+                                         0,   3,
+                                         1,   '-',
                                          1,   0x80 | SN_ATTR_STRING,
-                                         3,   1,
-                                         '-', 1, /* u: a12-ff0e */
+                                         1, /* u */
                                          1,   SN_ATTR_STRING,
                                          3,   'x',
                                          1,   '9', /* c: whole */
                                          1,   0x80 | SN_ATTR_INT,
-                                         2,   '-',
-                                         1, /* i: -42 */
-                                         12,  'a',
+                                         0,   2,
+                                         '-', 1, /* i: -42 */
+                                         17,  'a',
                                          '1', '2',
                                          ',', 'f',
                                          'f', '0',
                                          'e', ',',
-                                         '4', '2',
-                                         ','}; /* the runs */
-    T_EQ(blk[0], 3);                           /* the version */
+                                         '9', ',',
+                                         '9', 'a',
+                                         ',', '4',
+                                         '2', ','}; /* the runs */
+    T_EQ(blk[0], 3);                                /* the version */
     T_OK(len > sizeof(want) && memmem(blk, len, want, sizeof(want)) != NULL);
     T_EQ(sn_block_decode(blk, len, &out), 0);
-    T_EQ(out.n, 1);
-    if (out.n == 1) {
+    T_EQ(out.n, 2);
+    if (out.n == 2) {
         T_OK(sn_span_equal(&in.spans[0], &out.spans[0]));
+        T_OK(sn_span_equal(&in.spans[1], &out.spans[1]));
+        T_OK(!strcmp(out.spans[1].attrs[0].val, "9-9a"));
         T_EQ(out.spans[0].nattrs, 3);
         T_EQ(out.spans[0].attrs[2].i, -42);
         T_OK(out.spans[0].attrs[0].vlen == 8 && !strcmp(out.spans[0].attrs[0].val, "a12-ff0e"));
@@ -260,6 +302,15 @@ static void test_block_values(void)
     blk[at] = ',';
     blk[at - 2] = ','; /* "4,," : the value is "-4" and a run is left over */
     T_OK(sn_block_decode(blk, len, &x) != 0);
+    sn_span_batch_fini(&x);
+    blk[at - 2] = '4';
+    size_t ref = (size_t)(r - blk) + 23; /* u's second: 2 values back, before the first */
+    T_EQ(blk[ref], 1);
+    blk[ref] = 2;
+    T_OK(sn_block_decode(blk, len, &x) != 0);
+    sn_span_batch_fini(&x);
+    blk[ref] = 1;
+    T_EQ(sn_block_decode(blk, len, &x), 0); /* as it was */
     sn_span_batch_fini(&x);
     free(blk);
     sn_span_batch_fini(&in);
@@ -853,6 +904,7 @@ int main(int argc, char **argv)
     t_run("block_round_trip", test_block_round_trip);
     t_run("block_flips", test_block_flips);
     t_run("block_values", test_block_values);
+    t_run("block_noids", test_block_noids);
     t_run("put_read", test_put_read);
     t_run("retention", test_retention);
     t_run("size_cap", test_size_cap);
