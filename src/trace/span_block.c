@@ -521,6 +521,7 @@ size_t sn_block_span_size(const struct sn_span *s)
 
 /* ---- zstd's contexts, one of each per thread, reused from block to block ------------------ */
 
+struct skel;
 struct zstreams {
     ZSTD_CCtx *zc;
     ZSTD_DCtx *zd;
@@ -528,6 +529,8 @@ struct zstreams {
      * payload take some 300 KiB, which growing anew for each block copied and faulted in */
     struct wbuf body[NSTREAMS], pay, runs, blk;
     struct tabs t;
+    struct skel *skel; /* put_skel()'s table */
+    size_t skelcap;
 };
 
 static pthread_key_t zkey;
@@ -544,6 +547,7 @@ static void zfree(void *p)
     free(z->pay.p);
     free(z->runs.p);
     free(z->blk.p);
+    free(z->skel);
     tabs_fini(&z->t);
     free(z);
 }
@@ -733,7 +737,13 @@ static int encode(const struct sn_span *spans, size_t n, int level, bool noids, 
         at[i + 1] = at[i] + t.k[i].nvals;
     for (st.cap = 64; st.cap < 2 * t.nv; st.cap *= 2)
         ;
-    if (!(st.e = calloc(st.cap, sizeof(*st.e))))
+    if (z->skelcap < st.cap) { /* kept from block to block, as the buffers */
+        free(z->skel);
+        z->skelcap = (z->skel = calloc(st.cap, sizeof(*z->skel))) ? st.cap : 0;
+    } else {
+        memset(z->skel, 0, st.cap * sizeof(*z->skel));
+    }
+    if (!(st.e = z->skel))
         st.oom = true;
     for (size_t i = 0; i < t.nv; i++)
         order[at[t.v[i].key] + t.v[i].rank] = (uint32_t)i;
@@ -744,12 +754,14 @@ static int encode(const struct sn_span *spans, size_t n, int level, bool noids, 
         put_var(&pay, t.k[i].nvals);
         for (uint32_t j = at[i]; j < at[i + 1]; j++) {
             const struct tval *v = &t.v[order[j]];
-            char *nsk = sn_grow(sk, &skcap, (size_t)v->vlen + 1, 1);
-            if (!nsk) {
-                t.oom = true;
-                break;
+            if (skcap <= v->vlen) {
+                char *nsk = sn_grow(sk, &skcap, (size_t)v->vlen + 1, 1);
+                if (!nsk) {
+                    t.oom = true;
+                    break;
+                }
+                sk = nsk;
             }
-            sk = nsk;
             size_t sl = skeleton(v->val, v->vlen, sk, &runs);
             if (sl == SIZE_MAX) {
                 put_u8(&pay, v->type);
@@ -761,7 +773,6 @@ static int encode(const struct sn_span *spans, size_t n, int level, bool noids, 
         }
     }
     free(sk);
-    free(st.e);
     t.oom |= st.oom;
     put_var(&pay, runs.len);
     put_raw(&pay, runs.p, runs.len);

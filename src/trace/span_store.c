@@ -453,18 +453,24 @@ static int make_block(struct sn_span_store *ss, struct parts *ps, struct sn_span
     return 0;
 }
 
-static bool is_error(const struct sn_span *s)
+/* Whether a span is an error (its status, or an "error" attribute), and the remote service it
+ * names (Zipkin's remoteEndpoint, else OTLP's peer.service; NULL: none) in *remote: its
+ * attributes read once, as sn_span_attr() finds them (the first of a key). */
+static bool error_remote(const struct sn_span *s, const char **remote)
 {
-    return s->status == SN_STATUS_ERROR || sn_span_attr(s->attrs, s->nattrs, "error");
-}
-
-/* The remote service a span names: Zipkin's remoteEndpoint, else OTLP's peer.service. */
-static const char *remote_of(const struct sn_span *s)
-{
+    const struct sn_span_kv *err = NULL, *peer = NULL;
+    for (uint32_t i = 0; i < s->nattrs && !(err && peer); i++) {
+        const char *k = s->attrs[i].key;
+        if (!err && k[0] == 'e' && strcmp(k, "error") == 0)
+            err = &s->attrs[i];
+        else if (!peer && k[0] == 'p' && strcmp(k, "peer.service") == 0)
+            peer = &s->attrs[i];
+    }
     if ((s->flags & SN_SPAN_F_REMOTE) && s->remote.service && s->remote.service[0])
-        return s->remote.service;
-    const struct sn_span_kv *a = sn_span_attr(s->attrs, s->nattrs, "peer.service");
-    return a && a->type == SN_ATTR_STRING && a->val[0] ? a->val : NULL;
+        *remote = s->remote.service;
+    else
+        *remote = peer && peer->type == SN_ATTR_STRING && peer->val[0] ? peer->val : NULL;
+    return s->status == SN_STATUS_ERROR || err;
 }
 
 struct pent { /* a span's index entry and its (service, minute) */
@@ -480,7 +486,8 @@ static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_spa
 {
     for (size_t i = 0; i < n; i++) {
         const struct sn_span *s = sorted[i];
-        const char *rs = remote_of(s);
+        const char *rs;
+        bool error = error_remote(s, &rs);
         int64_t svc, name, remote = -1;
         if (add) {
             svc = intern(&ss->services, s->service);
@@ -510,7 +517,7 @@ static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_spa
             .duration = dur_us > UINT32_MAX ? UINT32_MAX : (uint32_t)dur_us,
             .name = (uint32_t)name,
             .kind = (uint8_t)(s->kind & 7),
-            .error = is_error(s),
+            .error = error,
             .remote = remote >= 0 ? (uint32_t)remote + 1 : 0,
             .trace = tpos[i],
         };
