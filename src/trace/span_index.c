@@ -211,12 +211,9 @@ static int cmp_ent(const void *a, const void *b)
 }
 
 /* The bits v needs (0 for 0). */
-static unsigned width(uint64_t v)
+static unsigned width(uint32_t v)
 {
-    unsigned w = 0;
-    for (; v; v >>= 1)
-        w++;
-    return w;
+    return v ? 32 - (unsigned)__builtin_clz(v) : 0;
 }
 
 /* Bits written and read least significant first, each entry's fields in turn. */
