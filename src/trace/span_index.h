@@ -4,9 +4,9 @@
  * value, the spans of one service in one minute of one chunk. Both exist to make the store
  * small: a chunk pays the slack of LMDB's overflow pages once for a request rather than once a
  * block, and carries the request's trace ids once, uncompressed, so that the index refers to a
- * trace by its position (a byte or two) rather than by its 16 bytes; an index value packs a
- * span's entry in ~7 bytes (bits, times as deltas) where a dup entry took 32 and its page
- * slack. Each block's tags are in a Bloom filter in the chunk's header, readable without
+ * trace by its position (a byte or two) rather than by its 16 bytes, and its blocks leave them
+ * out (sn_block_decode_ids()); an index value packs a span's entry in ~7 bytes (bits, times as
+ * deltas) where a dup entry took 32 and its page slack. Each block's tags are in a Bloom filter in the chunk's header, readable without
  * decompressing the block, so that a tag search skips the traces that cannot match.
  *
  *   chunk  u8 version (3) | varint nblocks | varint ntraces |
