@@ -6,8 +6,9 @@
  * block, and carries the request's trace ids once, uncompressed, so that the index refers to a
  * trace by its position (a byte or two) rather than by its 16 bytes, and its blocks leave them
  * out (sn_block_decode_ids()); an index value packs a span's entry in ~7 bytes (bits, times as
- * deltas) where a dup entry took 32 and its page slack. Each block's tags are in a Bloom filter in the chunk's header, readable without
- * decompressing the block, so that a tag search skips the traces that cannot match.
+ * deltas) where a dup entry took 32 and its page slack. Each block's tags are in a Bloom filter in
+ * the chunk's header, readable without decompressing the block, so that a tag search skips the
+ * traces that cannot match.
  *
  *   chunk  u8 version (3) | varint nblocks | varint ntraces |
  *          per block: varint ntraces, varint bloom bytes, varint block bytes |
