@@ -1007,19 +1007,14 @@ static const char *get_sref(struct rbuf *r, const struct tabdec *t)
 static const char *get_skel(struct rbuf *r, const char *sk, size_t slen, const char **run,
                             const char *end, uint32_t *vlen)
 {
-    size_t n = 0;
-    const char *p = *run;
-    for (size_t i = 0; i < slen; i++) {
-        if (sk[i] != RUN_MARK) {
-            n++;
-            continue;
-        }
-        const char *e = memchr(p, RUN_END, (size_t)(end - p));
-        if (!e) {
+    size_t n = slen;
+    const char *p = *run, *m, *e;
+    for (size_t i = 0; (m = memchr(sk + i, RUN_MARK, slen - i)); i = (size_t)(m - sk) + 1) {
+        if (!(e = memchr(p, RUN_END, (size_t)(end - p)))) {
             r->bad = true;
             return NULL;
         }
-        n += (size_t)(e - p);
+        n += (size_t)(e - p) - 1; /* the run for its mark */
         p = e + 1;
     }
     if (n > SN_SPAN_MAX_VALUE * 16u) {
@@ -1031,16 +1026,17 @@ static const char *get_skel(struct rbuf *r, const char *sk, size_t slen, const c
         r->oom = r->bad = true;
         return NULL;
     }
-    for (size_t i = 0; i < slen; i++) {
-        if (sk[i] != RUN_MARK) {
-            *o++ = sk[i];
-            continue;
-        }
-        const char *e = memchr(*run, RUN_END, (size_t)(end - *run));
+    size_t i = 0;
+    for (; (m = memchr(sk + i, RUN_MARK, slen - i)); i = (size_t)(m - sk) + 1) {
+        memcpy(o, sk + i, (size_t)(m - sk) - i);
+        o += (size_t)(m - sk) - i;
+        e = memchr(*run, RUN_END, (size_t)(end - *run));
         memcpy(o, *run, (size_t)(e - *run));
         o += e - *run;
         *run = e + 1;
     }
+    memcpy(o, sk + i, slen - i);
+    o += slen - i;
     *o = 0;
     *vlen = (uint32_t)n;
     return v;
@@ -1075,7 +1071,16 @@ static void get_tables(struct rbuf *r, struct tabdec *t)
             a->i = a->type & T_SKEL ? -1 : 0; /* its skeleton for now: the value is built below */
             uint64_t back = a->i ? get_var(r) : 0;
             a->type &= (uint8_t)~T_SKEL;
-            if (!back) {
+            if (!back && a->i) { /* the skeleton where it is: the payload outlives the tables */
+                uint64_t sl = get_var(r);
+                if (sl > SN_SPAN_MAX_VALUE * 16u || !have(r, (size_t)sl)) {
+                    r->bad = true;
+                    return;
+                }
+                a->val = (const char *)r->p;
+                a->vlen = (uint32_t)sl;
+                r->p += sl;
+            } else if (!back) {
                 a->val = get_bytes(r, &a->vlen);
             } else if (back <= i && v[i - back].i == -1) { /* the skeleton of one before */
                 a->val = v[i - back].val;
