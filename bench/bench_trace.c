@@ -547,6 +547,38 @@ static uint64_t env_txnid(struct sn_env *e)
     return (uint64_t)info.me_last_txnid;
 }
 
+/* What a database of e holds, printed: entries, their keys' and values' bytes a span, and its
+ * pages (leaf, branch, overflow) a span, so that a page's fill can be read (keys and values
+ * over the leaf pages' bytes; LMDB adds 8 B of node header and a 2 B pointer an entry). */
+static void db_fill(struct sn_env *e, const char *name, double nspans)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t n = 0, kb = 0, vb = 0;
+    if (sn_env_read_begin(e, &txn) < 0)
+        return;
+    if (mdb_dbi_open(txn, name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0 &&
+        mdb_cursor_open(txn, dbi, &cur) == 0) {
+        for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            n++;
+            kb += k.mv_size;
+            vb += v.mv_size;
+        }
+        mdb_cursor_close(cur);
+        printf("  (%s: %" PRIu64 " entries, keys %.2f B and values %.2f B a span; pages: leaf "
+               "%.2f B, branch %.2f B, overflow %.2f B a span; depth %u)\n",
+               name, n, (double)kb / nspans, (double)vb / nspans,
+               (double)st.ms_leaf_pages * st.ms_psize / nspans,
+               (double)st.ms_branch_pages * st.ms_psize / nspans,
+               (double)st.ms_overflow_pages * st.ms_psize / nspans, st.ms_depth);
+    }
+    sn_env_read_end(e, txn);
+}
+
 /* ---- ingest ------------------------------------------------------------------------------ */
 
 struct ingest {
@@ -702,7 +734,9 @@ static void scan_all(struct sn_env *e, const struct sn_trace_query *q, const uin
             struct sn_chunk_block cb;
             b.n = 0;
             sn_arena_fini(&b.arena);
-            if (sn_chunk_block(&ch, bi, &cb) || sn_block_decode(cb.blk, cb.blk_len, &b))
+            if (sn_chunk_block(&ch, bi, &cb) ||
+                sn_block_decode_ids(cb.blk, cb.blk_len, ch.ids + (size_t)cb.first * 16, cb.ntraces,
+                                    &b))
                 continue;
             r->blocks++;
             r->spans += b.n;
@@ -937,6 +971,10 @@ int main(void)
            st.blocks_written,
            st.blocks_written ? (double)st.bytes_written / (double)st.blocks_written : 0,
            st.blocks_written ? (double)st.spans_written / (double)st.blocks_written : 0);
+
+    db_fill(env, "tblocks", (double)nspans);
+    db_fill(env, "ttrace", (double)nspans);
+    db_fill(env, "tspans", (double)nspans);
 
     /* ---- what if: the blocks compressed at zstd level 3 (sn_span_store_opts.level), on a part
      * --------

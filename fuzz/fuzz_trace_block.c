@@ -7,8 +7,10 @@
  * spans); a chunk that parses gives each block inside itself, finds each of its traces where
  * its descriptors say, and its blocks are decoded in turn; an index value that decodes encodes
  * to bytes that decode and encode to the same bytes. Each input is also tried behind a valid
- * block header of its own length, not compressed, and as the block of a valid chunk, so that
- * mutations reach the span decoder rather than stopping at a header or at zstd.
+ * block header of its own length, not compressed (its trace ids in it or, as the store's blocks,
+ * left out), and as the block of a valid chunk (whose trace ids a block that leaves them out
+ * takes), so that mutations reach the span decoder rather than stopping at a header or at
+ * zstd.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,10 +22,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void one(const uint8_t *blk, size_t len)
+/* ids: the block's trace ids as its chunk lists them (NULL: a block alone) */
+static void one(const uint8_t *blk, size_t len, const uint8_t *ids, size_t nids)
 {
     struct sn_span_batch b = {0}, again = {0};
-    int rc = sn_block_decode(blk, len, &b);
+    int rc = sn_block_decode_ids(blk, len, ids, nids, &b);
     if (rc == 0) {
         FUZZ_CHECK(sn_block_count(blk, len) == (int64_t)b.n);
         unsigned char *e1, *e2;
@@ -57,7 +60,7 @@ static void chunk(const uint8_t *p, size_t len)
             FUZZ_CHECK(sn_chunk_block_of(&c, t, &bi, &cb2) == 0 && bi == i);
             FUZZ_CHECK(sn_chunk_find(&c, c.ids + (size_t)t * 16) == (int64_t)t);
         }
-        one(cb.blk, cb.blk_len);
+        one(cb.blk, cb.blk_len, c.ids + (size_t)cb.first * 16, cb.ntraces);
     }
     struct sn_chunk_block cb;
     FUZZ_CHECK(sn_chunk_block(&c, c.nblocks, &cb) < 0);
@@ -85,16 +88,16 @@ static void index_value(const uint8_t *p, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    one(data, size);
+    one(data, size, NULL, 0);
     chunk(data, size);
     index_value(data, size);
     if (size < 2 || size > (1u << 20))
         return 0;
-    /* behind a header: version 2, not compressed, data[0] % 8 spans, the rest as the payload */
+    /* behind a header: version 3, not compressed, data[0] % 8 spans, the rest as the payload */
     uint8_t *blk = malloc(size + 16);
     size_t n = 0, pay = size - 1;
-    blk[n++] = 2;
-    blk[n++] = 0;
+    blk[n++] = 3;
+    blk[n++] = data[0] & 2; /* its trace ids in it, or (bit 1) in the chunk below */
     blk[n++] = data[0] % 8;
     for (size_t v = pay;; v >>= 7) { /* the payload's length as a varint */
         blk[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
@@ -103,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     blk[n++] = 0; /* base */
     memcpy(blk + n, data + 1, pay);
-    one(blk, n + pay);
+    one(blk, n + pay, NULL, 0);
     /* that block in a chunk of one trace, with a filter of data's first 8 bytes */
     uint8_t id[16] = {0};
     struct sn_chunk_part part = {data, blk, size >= 8 ? 8 : 0, n + pay, 1};

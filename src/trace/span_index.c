@@ -210,6 +210,47 @@ static int cmp_ent(const void *a, const void *b)
     return 0;
 }
 
+/* The bits v needs (0 for 0). */
+static unsigned width(uint32_t v)
+{
+    return v ? 32 - (unsigned)__builtin_clz(v) : 0;
+}
+
+/* Bits written and read least significant first, each entry's fields in turn. */
+struct bits {
+    uint8_t *p;
+    uint64_t acc;
+    unsigned n; /* bits in acc */
+};
+
+static void bits_put(struct bits *b, uint64_t v, unsigned w)
+{
+    if (!w) /* w <= 32: acc holds 7 bits at most between calls */
+        return;
+    b->acc |= (v & ((1ULL << w) - 1)) << b->n;
+    b->n += w;
+    while (b->n >= 8) {
+        *b->p++ = (uint8_t)b->acc;
+        b->acc >>= 8;
+        b->n -= 8;
+    }
+}
+
+static uint64_t bits_get(struct bits *b, unsigned w)
+{
+    while (b->n < w) { /* the caller checked the length: no read past end */
+        b->acc |= (uint64_t)*b->p++ << b->n;
+        b->n += 8;
+    }
+    uint64_t v = w ? b->acc & ((1ULL << w) - 1) : 0;
+    b->acc = w < 64 ? b->acc >> w : 0;
+    b->n -= w;
+    return v;
+}
+
+enum { W_US, W_DUR, W_NAME, W_REMOTE, W_TRACE, NWIDTHS };
+#define FIXED_BITS 4 /* kind (3), error (1) */
+
 size_t sn_index_encode(struct sn_index_ent *e, size_t n, uint8_t *out)
 {
     size_t m = 0;
@@ -218,49 +259,88 @@ size_t sn_index_encode(struct sn_index_ent *e, size_t n, uint8_t *out)
     for (size_t i = 0; i < n; i++) /* a span sent twice in a request is one entry */
         if (!m || cmp_ent(&e[m - 1], &e[i]) != 0)
             e[m++] = e[i];
-    uint8_t *p = put_var(out, m);
+    /* each field's width: the bits of its largest value */
+    unsigned w[NWIDTHS] = {0};
     uint32_t prev = 0;
     for (size_t i = 0; i < m; i++) {
-        p = put_var(p, e[i].us - prev);
+        uint32_t v[NWIDTHS] = {e[i].us - prev, e[i].duration, e[i].name, e[i].remote, e[i].trace};
         prev = e[i].us;
-        p = put_var(p, e[i].duration);
-        p = put_var(p, (uint64_t)e[i].name << 4 | (uint64_t)(e[i].kind & 7) << 1 | e[i].error);
-        p = put_var(p, e[i].remote);
-        p = put_var(p, e[i].trace);
+        for (int f = 0; f < NWIDTHS; f++)
+            if (width(v[f]) > w[f])
+                w[f] = width(v[f]);
     }
-    return (size_t)(p - out);
+    uint8_t *p = put_var(out, m);
+    for (int f = 0; f < NWIDTHS; f++)
+        *p++ = (uint8_t)w[f];
+    struct bits b = {p, 0, 0};
+    prev = 0;
+    for (size_t i = 0; i < m; i++) {
+        bits_put(&b, e[i].us - prev, w[W_US]);
+        prev = e[i].us;
+        bits_put(&b, e[i].duration, w[W_DUR]);
+        bits_put(&b, e[i].name, w[W_NAME]);
+        bits_put(&b, (uint64_t)(e[i].kind & 7) | (uint64_t)e[i].error << 3, FIXED_BITS);
+        bits_put(&b, e[i].remote, w[W_REMOTE]);
+        bits_put(&b, e[i].trace, w[W_TRACE]);
+    }
+    if (b.n)
+        *b.p++ = (uint8_t)b.acc;
+    return (size_t)(b.p - out);
+}
+
+/* An index value's header: its count and widths, and the bits an entry takes; false when
+ * damaged or when its length is not what they say. */
+static bool index_header(const uint8_t **p, const uint8_t *end, uint64_t *n, unsigned w[NWIDTHS],
+                         unsigned *bits)
+{
+    if (!get_var(p, end, n) || end - *p < NWIDTHS)
+        return false;
+    *bits = FIXED_BITS;
+    for (int f = 0; f < NWIDTHS; f++) {
+        if ((w[f] = *(*p)++) > 32)
+            return false;
+        *bits += w[f];
+    }
+    /* the entries take their bits, rounded up to a byte: no more, no less */
+    size_t left = (size_t)(end - *p);
+    if (*n > (uint64_t)left * 8 / FIXED_BITS)
+        return false;
+    return (*n * *bits + 7) / 8 == left;
 }
 
 int64_t sn_index_count(const void *buf, size_t len)
 {
     const uint8_t *p = buf;
     uint64_t n;
-    if (!get_var(&p, p + len, &n) || n > len / 5)
-        return -EINVAL; /* an entry takes 5 bytes at least */
+    unsigned w[NWIDTHS], bits;
+    if (!index_header(&p, p + len, &n, w, &bits))
+        return -EINVAL;
     return (int64_t)n;
 }
 
 int sn_index_decode(const void *buf, size_t len, struct sn_index_ent *out)
 {
-    const uint8_t *p = buf, *end = p + len;
+    const uint8_t *p = buf;
     uint64_t n, us = 0;
-    if (!get_var(&p, end, &n) || n > len / 5)
+    unsigned w[NWIDTHS], bits;
+    if (!index_header(&p, p + len, &n, w, &bits))
         return -EINVAL;
+    struct bits b = {(uint8_t *)p, 0, 0};
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t d, nk;
         struct sn_index_ent *e = &out[i];
-        if (!get_var(&p, end, &d) || !get_u32(&p, end, &e->duration) || !get_var(&p, end, &nk) ||
-            !get_u32(&p, end, &e->remote) || !get_u32(&p, end, &e->trace))
-            return -EINVAL;
-        us += d;
-        if (us >= MINUTE_US || (nk >> 4) > MAX_NAME_ID)
+        us += bits_get(&b, w[W_US]);
+        e->duration = (uint32_t)bits_get(&b, w[W_DUR]);
+        uint64_t name = bits_get(&b, w[W_NAME]), ke = bits_get(&b, FIXED_BITS);
+        e->remote = (uint32_t)bits_get(&b, w[W_REMOTE]);
+        e->trace = (uint32_t)bits_get(&b, w[W_TRACE]);
+        if (us >= MINUTE_US || name > MAX_NAME_ID)
             return -EINVAL;
         e->us = (uint32_t)us;
-        e->name = (uint32_t)(nk >> 4);
-        e->kind = (uint8_t)(nk >> 1 & 7);
-        e->error = nk & 1;
+        e->name = (uint32_t)name;
+        e->kind = (uint8_t)(ke & 7);
+        e->error = ke >> 3;
     }
-    return p == end ? 0 : -EINVAL;
+    return 0;
 }
 
 /* ---- Blooms --------------------------------------------------------------------------------- */

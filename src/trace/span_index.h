@@ -4,18 +4,21 @@
  * value, the spans of one service in one minute of one chunk. Both exist to make the store
  * small: a chunk pays the slack of LMDB's overflow pages once for a request rather than once a
  * block, and carries the request's trace ids once, uncompressed, so that the index refers to a
- * trace by its position (a byte or two) rather than by its 16 bytes; an index value packs a
- * span's entry in ~8 bytes (varints, times as deltas) where a dup entry took 32 and its page
- * slack. Each block's tags are in a Bloom filter in the chunk's header, readable without
- * decompressing the block, so that a tag search skips the traces that cannot match.
+ * trace by its position (a byte or two) rather than by its 16 bytes, and its blocks leave them
+ * out (sn_block_decode_ids()); an index value packs a span's entry in ~7 bytes (bits, times as
+ * deltas) where a dup entry took 32 and its page slack. Each block's tags are in a Bloom filter in
+ * the chunk's header, readable without decompressing the block, so that a tag search skips the
+ * traces that cannot match.
  *
- *   chunk  u8 version (2) | varint nblocks | varint ntraces |
+ *   chunk  u8 version (3) | varint nblocks | varint ntraces |
  *          per block: varint ntraces, varint bloom bytes, varint block bytes |
  *          trace ids (16 bytes each, sorted, distinct: block i holds the next ntraces of them) |
  *          per block: its bloom | per block: the block
- *   index  varint n | per span, by start: varint µs since the previous span (the first: since
- *          the minute), varint duration µs, varint (name id << 4 | kind << 1 | error),
- *          varint remote service id + 1 (0: none), varint trace's position in the chunk
+ *   index  varint n | u8 widths (bits) of the µs delta, duration, name, remote, trace |
+ *          per span, by start, in bits (least significant first, in those widths): µs since
+ *          the previous span (the first: since the minute), duration µs, name id, kind (3
+ *          bits), error (1 bit), remote service id + 1 (0: none), trace's position in the
+ *          chunk; the last byte padded with zeros
  *   bloom  SN_BLOOM_K bits a tag of the bits of len bytes (len 0: no tags); a tag is a bare
  *          word (a span attribute's key, an event's name, "error" for an error status) or a
  *          key=value pair (an attribute's, "error"=status message), hashed with sn_tag_hash()
@@ -29,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SN_CHUNK_VERSION 2
+#define SN_CHUNK_VERSION 3
 #define SN_BLOOM_BITS    8 /* bits a distinct tag (~2 % false positives) */
 #define SN_BLOOM_K       5
 

@@ -29,6 +29,7 @@
 #define PAIR_REMOTE   'r'
 #define MAX_NAME_ID   ((1u << 28) - 1)
 #define BLOCK_PREFIX  16       /* u64 oldest start, u64 newest end (ns) before the chunk */
+#define TRACE_KEY     8        /* bytes of a trace id in its ttrace key (trace_key()) */
 #define IKEY          16       /* an index key: service u32, minute u32, chunk id u64 */
 #define CACHE_SHIFT   20       /* a cached block's id: chunk id << CACHE_SHIFT | block */
 #define GROUP_MIN     8        /* requests a write waits for ... */
@@ -120,6 +121,16 @@ static void be64(uint8_t *p, uint64_t v)
 static uint64_t rd64(const uint8_t *p)
 {
     return (uint64_t)rd32(p) << 32 | rd32(p + 4);
+}
+
+/* A trace's key in ttrace: the last TRACE_KEY bytes of its id (random in W3C's and X-Ray's
+ * ids, the whole id of a 64-bit one, left-padded with zeros). Traces whose keys collide share
+ * it: a lookup reads their chunks and finds the id in each (sn_chunk_find()), so a collision
+ * costs a chunk read, never a wrong answer; 8 bytes rather than 16 make an entry 26 bytes of
+ * LMDB's page rather than 34. */
+static MDB_val trace_key(const uint8_t *id)
+{
+    return (MDB_val){TRACE_KEY, (void *)(id + 16 - TRACE_KEY)};
 }
 
 /* ---- Names ------------------------------------------------------------------------------- */
@@ -442,18 +453,24 @@ static int make_block(struct sn_span_store *ss, struct parts *ps, struct sn_span
     return 0;
 }
 
-static bool is_error(const struct sn_span *s)
+/* Whether a span is an error (its status, or an "error" attribute), and the remote service it
+ * names (Zipkin's remoteEndpoint, else OTLP's peer.service; NULL: none) in *remote: its
+ * attributes read once, as sn_span_attr() finds them (the first of a key). */
+static bool error_remote(const struct sn_span *s, const char **remote)
 {
-    return s->status == SN_STATUS_ERROR || sn_span_attr(s->attrs, s->nattrs, "error");
-}
-
-/* The remote service a span names: Zipkin's remoteEndpoint, else OTLP's peer.service. */
-static const char *remote_of(const struct sn_span *s)
-{
+    const struct sn_span_kv *err = NULL, *peer = NULL;
+    for (uint32_t i = 0; i < s->nattrs && !(err && peer); i++) {
+        const char *k = s->attrs[i].key;
+        if (!err && k[0] == 'e' && strcmp(k, "error") == 0)
+            err = &s->attrs[i];
+        else if (!peer && k[0] == 'p' && strcmp(k, "peer.service") == 0)
+            peer = &s->attrs[i];
+    }
     if ((s->flags & SN_SPAN_F_REMOTE) && s->remote.service && s->remote.service[0])
-        return s->remote.service;
-    const struct sn_span_kv *a = sn_span_attr(s->attrs, s->nattrs, "peer.service");
-    return a && a->type == SN_ATTR_STRING && a->val[0] ? a->val : NULL;
+        *remote = s->remote.service;
+    else
+        *remote = peer && peer->type == SN_ATTR_STRING && peer->val[0] ? peer->val : NULL;
+    return s->status == SN_STATUS_ERROR || err;
 }
 
 struct pent { /* a span's index entry and its (service, minute) */
@@ -469,7 +486,8 @@ static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_spa
 {
     for (size_t i = 0; i < n; i++) {
         const struct sn_span *s = sorted[i];
-        const char *rs = remote_of(s);
+        const char *rs;
+        bool error = error_remote(s, &rs);
         int64_t svc, name, remote = -1;
         if (add) {
             svc = intern(&ss->services, s->service);
@@ -499,7 +517,7 @@ static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_spa
             .duration = dur_us > UINT32_MAX ? UINT32_MAX : (uint32_t)dur_us,
             .name = (uint32_t)name,
             .kind = (uint8_t)(s->kind & 7),
-            .error = is_error(s),
+            .error = error,
             .remote = remote >= 0 ? (uint32_t)remote + 1 : 0,
             .trace = tpos[i],
         };
@@ -727,7 +745,7 @@ static int do_write(MDB_txn *txn, void *arg)
         if ((rc = mdb_put(txn, ss->blocks, &k, &v, MDB_APPEND)))
             return rc;
         for (uint32_t t = 0; t < p->ntraces; t++) {
-            MDB_val tk = {16, (void *)(p->ids + (size_t)t * 16)}, tv = {8, kb};
+            MDB_val tk = trace_key(p->ids + (size_t)t * 16), tv = {8, kb};
             if ((rc = mdb_put(txn, ss->traces, &tk, &tv, MDB_NODUPDATA)) && rc != MDB_KEYEXIST)
                 return rc;
         }
@@ -781,10 +799,10 @@ static int drop_block(struct sn_span_store *ss, MDB_txn *txn, MDB_cursor *cur, M
         atomic_fetch_add(&ss->c.blocks_damaged, 1);
     } else {
         *blocks = c.nblocks;
-        *bytes += (uint64_t)c.ntraces * 32; /* its trace entries, about */
+        *bytes += (uint64_t)c.ntraces * 26; /* its trace entries, about */
         for (uint32_t i = 0; i < c.ntraces && !rc; i++) {
-            MDB_val tk = {16, (void *)(c.ids + (size_t)i * 16)}, tv = {8, k->mv_data};
-            rc = mdb_del(txn, ss->traces, &tk, &tv);
+            MDB_val tk = trace_key(c.ids + (size_t)i * 16), tv = {8, k->mv_data};
+            rc = mdb_del(txn, ss->traces, &tk, &tv); /* NOTFOUND: a trace of a shared key */
             if (rc == MDB_NOTFOUND)
                 rc = 0;
         }
@@ -1044,7 +1062,8 @@ static const struct sn_span_batch *cached_block(struct sn_span_store *ss, MDB_tx
     unsigned slot = c->next++ % SN_BLOCK_CACHE;
     sn_span_batch_fini(&c->b[slot]);
     c->id[slot] = 0;
-    int drc = sn_block_decode(cb.blk, cb.blk_len, &c->b[slot]);
+    int drc = sn_block_decode_ids(cb.blk, cb.blk_len, ch.ids + (size_t)cb.first * 16, cb.ntraces,
+                                  &c->b[slot]);
     if (drc < 0) {
         sn_span_batch_fini(&c->b[slot]);
         if (drc == -ENOMEM)
@@ -1062,7 +1081,7 @@ int sn_span_store_trace_cached(struct sn_span_store *ss, const uint8_t id[16],
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    MDB_val k = {16, (void *)id}, v;
+    MDB_val k = trace_key(id), v;
     size_t before = out->n;
     int rc = sn_env_read_begin(ss->env, &txn), crc = 0;
 
@@ -1103,7 +1122,7 @@ int sn_span_store_trace_tags(struct sn_span_store *ss, const uint8_t id[16], con
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    MDB_val k = {16, (void *)id}, v;
+    MDB_val k = trace_key(id), v;
     uint64_t h[SN_SPAN_STORE_MAX_TAGS];
     bool found[SN_SPAN_STORE_MAX_TAGS] = {false};
     unsigned left = nterms;

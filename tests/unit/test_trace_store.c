@@ -160,6 +160,38 @@ static void test_block_round_trip(void)
     sn_span_batch_fini(&in);
 }
 
+/* A store's block (sn_block_encode_tags()) leaves its trace ids to its chunk: they are not in
+ * it, sn_block_decode() refuses it, sn_block_decode_ids() gives them back, and refuses a count
+ * of ids other than its traces'. */
+static void test_block_noids(void)
+{
+    struct sn_span_batch in = {0}, out = {0};
+    uint64_t t0 = 1700000000000000000ULL;
+    for (int t = 1; t <= 2; t++)
+        for (int s = 0; s < 3; s++)
+            add_span(&in, t, s, "frontend", "GET /api", t0 + (uint64_t)s * 1000, 5000);
+    uint8_t ids[32];
+    memcpy(ids, in.spans[0].trace_id, 16);
+    memcpy(ids + 16, in.spans[3].trace_id, 16);
+    unsigned char *blk;
+    uint8_t *bloom;
+    size_t len, blen;
+    T_REQUIRE(sn_block_encode_tags(in.spans, in.n, 0, &blk, &len, &bloom, &blen) == 0);
+    T_OK(!memmem(blk, len, ids, 16) && !memmem(blk, len, ids + 16, 16));
+    T_EQ(sn_block_decode(blk, len, &out), -EINVAL);
+    sn_span_batch_fini(&out);
+    T_OK(sn_block_decode_ids(blk, len, ids, 1, &out) != 0);
+    sn_span_batch_fini(&out);
+    T_EQ(sn_block_decode_ids(blk, len, ids, 2, &out), 0);
+    T_EQ(out.n, 6);
+    for (size_t i = 0; i < in.n && i < out.n; i++)
+        T_OK(sn_span_equal(&in.spans[i], &out.spans[i]));
+    sn_span_batch_fini(&out);
+    free(blk);
+    free(bloom);
+    sn_span_batch_fini(&in);
+}
+
 static void test_block_flips(void)
 {
     struct sn_span_batch in = {0};
@@ -178,6 +210,108 @@ static void test_block_flips(void)
             sn_span_batch_fini(&x);
         }
     T_OK(refused > 0); /* no crash is the point; ASan watches the reads */
+    free(blk);
+    sn_span_batch_fini(&in);
+}
+
+/* A block's values as skeletons and runs (span_block.c), byte for byte: "a12-ff0e" is the
+ * skeleton "\x01-\x01" in the table and the runs "a12,ff0e," after it; "9-9a", of the same key
+ * and skeleton, refers to the skeleton one value before; a value holding a control character
+ * is written whole; an int's runs give its number back; damaged runs and every truncation are
+ * refused. */
+static void test_block_values(void)
+{
+    struct sn_span_batch in = {0}, out = {0};
+    struct sn_span_kv a[3] = {{.key = "u", .val = "a12-ff0e", .vlen = 8, .type = SN_ATTR_STRING},
+                              {.key = "c",
+                               .val = "x\x01"
+                                      "9",
+                               .vlen = 3,
+                               .type = SN_ATTR_STRING},
+                              {.key = "i", .val = "-42", .vlen = 3, .type = SN_ATTR_INT, .i = -42}};
+    struct sn_span_kv a2[1] = {{.key = "u", .val = "9-9a", .vlen = 4, .type = SN_ATTR_STRING}};
+    for (int k = 0; k < 2; k++) {
+        struct sn_span *sp = sn_span_batch_add(&in);
+        sp->trace_id[0] = 1;
+        sp->span_id[0] = (uint8_t)(2 + k);
+        sp->start_ns = 1000;
+        sp->name = "n";
+        sp->service = sp->local.service = "s";
+        sp->status_msg = sp->trace_state = sp->scope_name = sp->scope_version = "";
+        sp->attrs = k ? a2 : a;
+        sp->nattrs = k ? 1 : 3;
+    }
+    unsigned char *blk;
+    size_t len;
+    T_REQUIRE(sn_block_encode(in.spans, 2, 0, &blk, &len) == 0);
+    /* the strings n s "" u c i, then their values: u's two (a skeleton: 0 and the skeleton,
+     * then 1: the skeleton one value before), c's whole, i's skeleton; then the runs */
+    static const unsigned char want[] = {6,   1,
+                                         'n', 1,
+                                         's', 0,
+                                         1,   'u',
+                                         1,   'c',
+                                         1,   'i', /* strings */
+                                         0,   0,
+                                         0, /* n s "": none */
+                                         2,   0x80 | SN_ATTR_STRING,
+                                         0,   3,
+                                         1,   '-',
+                                         1,   0x80 | SN_ATTR_STRING,
+                                         1, /* u */
+                                         1,   SN_ATTR_STRING,
+                                         3,   'x',
+                                         1,   '9', /* c: whole */
+                                         1,   0x80 | SN_ATTR_INT,
+                                         0,   2,
+                                         '-', 1, /* i: -42 */
+                                         17,  'a',
+                                         '1', '2',
+                                         ',', 'f',
+                                         'f', '0',
+                                         'e', ',',
+                                         '9', ',',
+                                         '9', 'a',
+                                         ',', '4',
+                                         '2', ','}; /* the runs */
+    T_EQ(blk[0], 3);                                /* the version */
+    T_OK(len > sizeof(want) && memmem(blk, len, want, sizeof(want)) != NULL);
+    T_EQ(sn_block_decode(blk, len, &out), 0);
+    T_EQ(out.n, 2);
+    if (out.n == 2) {
+        T_OK(sn_span_equal(&in.spans[0], &out.spans[0]));
+        T_OK(sn_span_equal(&in.spans[1], &out.spans[1]));
+        T_OK(!strcmp(out.spans[1].attrs[0].val, "9-9a"));
+        T_EQ(out.spans[0].nattrs, 3);
+        T_EQ(out.spans[0].attrs[2].i, -42);
+        T_OK(out.spans[0].attrs[0].vlen == 8 && !strcmp(out.spans[0].attrs[0].val, "a12-ff0e"));
+    }
+    sn_span_batch_fini(&out);
+    for (size_t cut = 0; cut < len; cut++) { /* every truncation is refused */
+        struct sn_span_batch x = {0};
+        T_OK(sn_block_decode(blk, cut, &x) != 0);
+        sn_span_batch_fini(&x);
+    }
+    /* a run without its end, a run too many: refused */
+    unsigned char *r = memmem(blk, len, want, sizeof(want));
+    size_t at = (size_t)(r - blk) + sizeof(want) - 1; /* the last run's ',' */
+    struct sn_span_batch x = {0};
+    blk[at] = '7';
+    T_OK(sn_block_decode(blk, len, &x) != 0);
+    sn_span_batch_fini(&x);
+    blk[at] = ',';
+    blk[at - 2] = ','; /* "4,," : the value is "-4" and a run is left over */
+    T_OK(sn_block_decode(blk, len, &x) != 0);
+    sn_span_batch_fini(&x);
+    blk[at - 2] = '4';
+    size_t ref = (size_t)(r - blk) + 23; /* u's second: 2 values back, before the first */
+    T_EQ(blk[ref], 1);
+    blk[ref] = 2;
+    T_OK(sn_block_decode(blk, len, &x) != 0);
+    sn_span_batch_fini(&x);
+    blk[ref] = 1;
+    T_EQ(sn_block_decode(blk, len, &x), 0); /* as it was */
+    sn_span_batch_fini(&x);
     free(blk);
     sn_span_batch_fini(&in);
 }
@@ -495,9 +629,11 @@ static void test_index_values(void)
     };
     uint8_t buf[SN_INDEX_MAX(3)];
     size_t len = sn_index_encode(e, 3, buf);
-    /* sorted by time, the repeat dropped: n, then (delta, duration, name<<4|kind<<1|error,
-     * remote + 1, trace) each */
-    const uint8_t want[] = {2, 7, 0xac, 2, 0x12, 4, 0, 63, 5, 0x35, 0, 1};
+    /* sorted by time, the repeat dropped: n, the widths of delta (63: 6 bits), duration (300:
+     * 9), name (3: 2), remote + 1 (4: 3), trace (1: 1), then each entry's 6 + 9 + 2 + 3 (kind)
+     * + 1 (error) + 3 + 1 bits, least significant first: (7, 300, 1, 1, 0, 4, 0) and (63, 5, 3,
+     * 2, 1, 0, 1), 50 bits in 7 bytes */
+    const uint8_t want[] = {2, 6, 9, 2, 3, 1, 0x07, 0xcb, 0x82, 0xfe, 0x02, 0x2b, 0x02};
     T_EQ(len, sizeof(want));
     T_OK(len == sizeof(want) && memcmp(buf, want, len) == 0);
     struct sn_index_ent d[2];
@@ -607,10 +743,19 @@ static int old_dbs(MDB_txn *txn, void *arg)
     uint8_t kb[8] = {0, 0, 0, 0, 0, 0, 0, 1}, vb[32] = {0};
     MDB_val k = {8, kb}, v = {32, vb};
     int rc;
-    (void)arg;
+    const int *version = arg; /* 0: none (before chunks), else written in tnames */
     if ((rc = mdb_dbi_open(txn, "tblocks", MDB_CREATE, &blocks)) ||
-        (rc = mdb_dbi_open(txn, "tindex", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &index)) ||
         (rc = mdb_put(txn, blocks, &k, &v, 0)))
+        return rc;
+    if (*version) {
+        MDB_dbi names;
+        uint8_t ver[4] = {0, 0, 0, (uint8_t)*version};
+        MDB_val vk = {1, "V"}, vv = {4, ver};
+        if ((rc = mdb_dbi_open(txn, "tnames", MDB_CREATE, &names)))
+            return rc;
+        return mdb_put(txn, names, &vk, &vv, 0);
+    }
+    if ((rc = mdb_dbi_open(txn, "tindex", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &index)))
         return rc;
     return mdb_put(txn, index, &k, &v, 0);
 }
@@ -726,16 +871,65 @@ static void test_tag_split_trace(void)
     close_fx(&f);
 }
 
-/* A store of the format before chunks (an index of dup entries, no version) is emptied. */
-static void test_old_format(void)
+/* Trace ids whose last 8 bytes are the same share their ttrace key: each is still found alone
+ * (and its tags), whether they are in one request (one chunk) or in two; an id of that key not
+ * stored is not found. */
+static void test_shared_keys(void)
+{
+    struct fixture f = {0};
+    struct sn_span_store_opts o = {0};
+    struct sn_span_batch a = {0}, b = {0}, out = {0};
+    uint64_t t0 = now_ns() - 60000000000ULL;
+    T_REQUIRE(open_fx(&f, &o));
+    for (int s = 0; s < 3; s++) /* trace 1 with first byte 0xab, then 0xac: one chunk */
+        add_span(&a, 1, s, "front", "root", t0 + (uint64_t)s, 1000);
+    for (int s = 0; s < 2; s++)
+        add_span(&a, 1, s, "front", "root", t0 + 10 + (uint64_t)s, 1000)->trace_id[0] = 0xac;
+    add_span(&b, 1, 0, "front", "root", t0 + 20, 1000)->trace_id[1] = 7; /* another chunk */
+    T_EQ(sn_span_store_put(f.ss, &a, now_ns()), 0);
+    T_EQ(sn_span_store_put(f.ss, &b, now_ns()), 0);
+    T_EQ(sn_span_store_sync(f.ss), 0);
+    T_EQ(sn_span_store_trace(f.ss, a.spans[0].trace_id, &out), 0);
+    T_EQ(out.n, 3);
+    sn_span_batch_fini(&out);
+    T_EQ(sn_span_store_trace(f.ss, a.spans[3].trace_id, &out), 0);
+    T_EQ(out.n, 2);
+    T_OK(out.n == 2 && out.spans[0].trace_id[0] == 0xac && out.spans[1].trace_id[0] == 0xac);
+    sn_span_batch_fini(&out);
+    T_EQ(sn_span_store_trace(f.ss, b.spans[0].trace_id, &out), 0);
+    T_EQ(out.n, 1);
+    T_OK(out.n == 1 && out.spans[0].start_ns == t0 + 20);
+    sn_span_batch_fini(&out);
+    uint8_t none[16];
+    memcpy(none, a.spans[0].trace_id, 16);
+    none[2] = 9; /* the key of the three, another id */
+    T_EQ(sn_span_store_trace(f.ss, none, &out), -ENOENT);
+    T_EQ(out.n, 0);
+    T_EQ(tags_of(f.ss, b.spans[0].trace_id, "attr.0", NULL), 1);
+    close_fx(&f);
+    sn_span_batch_fini(&a);
+    sn_span_batch_fini(&b);
+}
+
+/* A store of the format before chunks (an index of dup entries, no version), or of format 2
+ * (before values as skeletons and runs), is emptied. */
+static void old_format(int version)
 {
     struct fixture f = {0};
     struct sn_span_store_opts o = {0};
     char why[256];
     snprintf(f.dir, sizeof(f.dir), "%s/s%d", root, ndirs++);
     T_REQUIRE(sn_env_open(f.dir, 0, &f.env, why, sizeof(why)) == 0);
-    T_EQ(sn_env_write(f.env, old_dbs, NULL), 0);
+    T_EQ(sn_env_write(f.env, old_dbs, &version), 0);
     T_REQUIRE(sn_span_store_open(f.env, &o, &f.ss, why, sizeof(why)) == 0);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st = {0};
+    T_REQUIRE(sn_env_read_begin(f.env, &txn) == 0);
+    T_EQ(mdb_dbi_open(txn, "tblocks", 0, &dbi), 0);
+    T_EQ(mdb_stat(txn, dbi, &st), 0);
+    T_EQ(st.ms_entries, 0); /* the old block went */
+    sn_env_read_end(f.env, txn);
     struct sn_span_batch in = {0}, out = {0};
     add_span(&in, 5, 0, "front", "root", now_ns() - 1000000000ULL, 5000);
     T_EQ(sn_span_store_put(f.ss, &in, now_ns()), 0);
@@ -752,6 +946,12 @@ static void test_old_format(void)
     sn_span_batch_fini(&in);
 }
 
+static void test_old_format(void)
+{
+    old_format(0);
+    old_format(2);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -766,6 +966,8 @@ int main(int argc, char **argv)
     }
     t_run("block_round_trip", test_block_round_trip);
     t_run("block_flips", test_block_flips);
+    t_run("block_values", test_block_values);
+    t_run("block_noids", test_block_noids);
     t_run("put_read", test_put_read);
     t_run("retention", test_retention);
     t_run("size_cap", test_size_cap);
@@ -774,6 +976,7 @@ int main(int argc, char **argv)
     t_run("tags", test_tags);
     t_run("tag_search", test_tag_search);
     t_run("tag_split_trace", test_tag_split_trace);
+    t_run("shared_keys", test_shared_keys);
     t_run("old_format", test_old_format);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return t_done();
