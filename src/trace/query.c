@@ -11,6 +11,7 @@
 
 #include "core/grow.h"
 #include "core/hist.h"
+#include "core/mix.h"
 #include "trace/span_index.h"
 
 int sn_trace_query_terms(struct sn_trace_query *q, char *text)
@@ -70,6 +71,22 @@ static bool any_name(const char *n)
     return !n || !*n || strcasecmp(n, "all") == 0;
 }
 
+/* Whether span s has annotationQuery term t as Zipkin matches it: a word, an annotation's value
+ * (an event's name) or a tag's key; key=value, a tag's. */
+static bool term_in_span(const struct sn_trace_query *q, unsigned t, const struct sn_span *s)
+{
+    if (!q->value[t])
+        for (uint32_t e = 0; e < s->nevents; e++)
+            if (strcmp(s->events[e].name, q->key[t]) == 0)
+                return true;
+    const struct sn_span_kv *a = sn_span_attr(s->attrs, s->nattrs, q->key[t]);
+    if (a && (!q->value[t] || strcmp(a->val, q->value[t]) == 0))
+        return true;
+    /* Zipkin's error tag of an OTLP span is its status */
+    return strcmp(q->key[t], "error") == 0 && s->status == SN_STATUS_ERROR &&
+           (!q->value[t] || strcmp(q->value[t], s->status_msg) == 0);
+}
+
 bool sn_trace_query_test(const struct sn_trace_query *q, const struct sn_span *spans, size_t n)
 {
     uint64_t ts = sn_trace_timestamp(spans, n) / 1000; /* µs, as Zipkin's */
@@ -85,20 +102,9 @@ bool sn_trace_query_test(const struct sn_trace_query *q, const struct sn_span *s
         if (q->service && strcasecmp(q->service, s->service) != 0)
             continue; /* the service, when given, constrains the rest */
         service_ok = true;
-        for (unsigned t = 0; t < q->nterms; t++) {
-            if (term_ok[t])
-                continue;
-            if (!q->value[t])
-                for (uint32_t e = 0; e < s->nevents && !term_ok[t]; e++)
-                    term_ok[t] = strcmp(s->events[e].name, q->key[t]) == 0;
-            const struct sn_span_kv *a = sn_span_attr(s->attrs, s->nattrs, q->key[t]);
-            if (a && (!q->value[t] || strcmp(a->val, q->value[t]) == 0))
-                term_ok[t] = true;
-            /* Zipkin's error tag of an OTLP span is its status */
-            if (!term_ok[t] && strcmp(q->key[t], "error") == 0 && s->status == SN_STATUS_ERROR &&
-                (!q->value[t] || strcmp(q->value[t], s->status_msg) == 0))
-                term_ok[t] = true;
-        }
+        for (unsigned t = 0; t < q->nterms; t++)
+            if (!term_ok[t])
+                term_ok[t] = term_in_span(q, t, s);
         const char *rs = remote_service(s);
         if (!remote_ok && rs && strcasecmp(rs, q->remote) == 0)
             remote_ok = true;
@@ -165,6 +171,54 @@ static int idset_add(struct idset *s, const uint8_t id[16])
     return 1;
 }
 
+/* Blocks (a chunk's key and a block's index) and whether one of their spans of the searched
+ * service has the first term: open addressing. */
+struct verdicts {
+    struct verdict {
+        uint8_t chunk[8];
+        uint32_t block;
+        int8_t has; /* 0: empty slot, 1: has it, -1: has not */
+    } * v;
+    size_t cap, n;
+};
+
+static uint64_t verdict_hash(const uint8_t chunk[8], uint32_t block)
+{
+    uint64_t k;
+    memcpy(&k, chunk, 8);
+    return sn_mix64(k ^ ((uint64_t)block << 32 | block));
+}
+
+/* The verdict slot of a block (has 0 when new), or NULL when memory is short. */
+static struct verdict *verdict_slot(struct verdicts *d, const uint8_t chunk[8], uint32_t block)
+{
+    if (d->n * 2 >= d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 256;
+        struct verdict *nv = calloc(cap, sizeof(*nv));
+        if (!nv)
+            return NULL;
+        for (size_t i = 0; i < d->cap; i++)
+            if (d->v[i].has) {
+                size_t j = verdict_hash(d->v[i].chunk, d->v[i].block) & (cap - 1);
+                while (nv[j].has)
+                    j = (j + 1) & (cap - 1);
+                nv[j] = d->v[i];
+            }
+        free(d->v);
+        d->v = nv;
+        d->cap = cap;
+    }
+    size_t j = verdict_hash(chunk, block) & (d->cap - 1);
+    while (d->v[j].has) {
+        if (d->v[j].block == block && !memcmp(d->v[j].chunk, chunk, 8))
+            return &d->v[j];
+        j = (j + 1) & (d->cap - 1);
+    }
+    memcpy(d->v[j].chunk, chunk, 8);
+    d->v[j].block = block;
+    return &d->v[j];
+}
+
 struct find {
     struct sn_span_store *ss;
     const struct sn_trace_query *q;
@@ -175,6 +229,7 @@ struct find {
     int err;
     uint64_t th; /* threshold(): recomputed at each match once limit are found */
     struct sn_block_cache cache;
+    struct verdicts blocks; /* blocks whose filter passed the first term: whether it is there */
 };
 
 static int u64_desc(const void *a, const void *b)
@@ -223,6 +278,35 @@ static bool on_ref(void *arg, const struct sn_span_ref *r)
         return false; /* no trace left can be newer than the limit-th */
     if (!candidate(f->q, r))
         return true;
+    if (f->q->nterms && r->block != UINT32_MAX) {
+        /* its block's filter has the first term (the scan's test): is it there, on a span of
+         * the service? Each block is read once a search; a false positive of the filter (~2 %
+         * of blocks) then costs one block, not each of its traces */
+        struct verdict *v = verdict_slot(&f->blocks, r->chunk, r->block);
+        if (!v) {
+            f->err = -ENOMEM;
+            return false;
+        }
+        if (!v->has) {
+            int rc = 0;
+            const struct sn_span_batch *b =
+                sn_span_store_block_cached(f->ss, r->chunk, r->block, &f->cache, &rc);
+            if (rc < 0) {
+                f->err = rc;
+                return false;
+            }
+            v->has = -1;
+            for (size_t i = 0; b && i < b->n && v->has < 0; i++)
+                if ((!f->q->service || strcasecmp(f->q->service, b->spans[i].service) == 0) &&
+                    term_in_span(f->q, 0, &b->spans[i]))
+                    v->has = 1;
+            if (!b) /* gone since the scan: its traces are read (and found gone) as before */
+                v->has = 1;
+            f->blocks.n++;
+        }
+        if (v->has < 0)
+            return true;
+    }
     int added = idset_add(&f->seen, r->trace_id);
     if (added <= 0) {
         f->err = added;
@@ -285,15 +369,18 @@ int sn_trace_find(struct sn_span_store *ss, const struct sn_trace_query *q,
     /* A matching trace has a span of the service with the first term (Zipkin's terms
      * constrain the service's spans), in a block whose filter has it: the scan gives only such
      * spans, so blocks without the term are never read. */
-    uint64_t tag = 0;
-    if (q->nterms)
-        tag = q->value[0] ? sn_tag_hash(q->key[0], strlen(q->key[0]), q->value[0],
-                                        strlen(q->value[0]), true)
-                          : sn_tag_hash(q->key[0], strlen(q->key[0]), NULL, 0, false);
+    uint64_t tag[2] = {0, 0};
+    if (q->nterms) { /* a key=value pair's key is in the filters too */
+        tag[1] = sn_tag_hash(q->key[0], strlen(q->key[0]), NULL, 0, false);
+        tag[0] = q->value[0] ? sn_tag_hash_pair(tag[1], q->value[0], strlen(q->value[0])) : tag[1];
+        if (!q->value[0])
+            tag[1] = 0;
+    }
     if (q->limit) /* a trace's spans may start after its timestamp: look an hour past the end */
-        rc = sn_span_store_scan_tag(ss, q->service, tag, start_us, end_us + 3600000000ULL, on_ref,
-                                    &f);
+        rc = sn_span_store_scan_tag(ss, q->service, q->nterms ? tag : NULL, start_us,
+                                    end_us + 3600000000ULL, on_ref, &f);
     sn_block_cache_fini(&f.cache);
+    free(f.blocks.v);
     free(f.seen.id);
     free(f.seen.used);
     if (!rc)

@@ -1038,6 +1038,36 @@ static bool get_chunk(struct sn_span_store *ss, MDB_txn *txn, const uint8_t ck[8
 
 /* The block of chunk ck holding trace id, decoded: from the cache, or read and decoded into it.
  * NULL when it is gone or damaged (*rc 0, counted) or memory is short (*rc -ENOMEM). */
+/* Block bi (cb) of chunk ck (ch), decoded: from cache c, or read and decoded into it. NULL when
+ * it is damaged (*rc 0, counted) or memory is short (*rc -ENOMEM). */
+static const struct sn_span_batch *block_at(struct sn_span_store *ss, const uint8_t ck[8],
+                                            const struct sn_chunk *ch, uint32_t bi,
+                                            const struct sn_chunk_block *cb,
+                                            struct sn_block_cache *c, int *rc)
+{
+    uint64_t bid = bi < (1u << CACHE_SHIFT) ? rd64(ck) << CACHE_SHIFT | bi : 0;
+    for (unsigned i = 0; i < SN_BLOCK_CACHE; i++)
+        if (c->id[i] == bid && bid)
+            return &c->b[i];
+    unsigned slot = c->next++ % SN_BLOCK_CACHE;
+    sn_span_batch_fini(&c->b[slot]);
+    c->id[slot] = 0;
+    int drc = sn_block_decode_ids(cb->blk, cb->blk_len, ch->ids + (size_t)cb->first * 16,
+                                  cb->ntraces, &c->b[slot]);
+    if (drc < 0) {
+        sn_span_batch_fini(&c->b[slot]);
+        if (drc == -ENOMEM)
+            *rc = -ENOMEM;
+        else
+            atomic_fetch_add(&ss->c.blocks_damaged, 1);
+        return NULL;
+    }
+    c->id[slot] = bid;
+    return &c->b[slot];
+}
+
+/* The block of chunk ck holding trace id, decoded: from the cache, or read and decoded into it.
+ * NULL when it is gone or damaged (*rc 0, counted) or memory is short (*rc -ENOMEM). */
 static const struct sn_span_batch *cached_block(struct sn_span_store *ss, MDB_txn *txn,
                                                 const uint8_t ck[8], const uint8_t id[16],
                                                 struct sn_block_cache *c, int *rc)
@@ -1055,25 +1085,28 @@ static const struct sn_span_batch *cached_block(struct sn_span_store *ss, MDB_tx
         atomic_fetch_add(&ss->c.blocks_damaged, 1);
         return NULL;
     }
-    uint64_t bid = bi < (1u << CACHE_SHIFT) ? rd64(ck) << CACHE_SHIFT | bi : 0;
-    for (unsigned i = 0; i < SN_BLOCK_CACHE; i++)
-        if (c->id[i] == bid && bid)
-            return &c->b[i];
-    unsigned slot = c->next++ % SN_BLOCK_CACHE;
-    sn_span_batch_fini(&c->b[slot]);
-    c->id[slot] = 0;
-    int drc = sn_block_decode_ids(cb.blk, cb.blk_len, ch.ids + (size_t)cb.first * 16, cb.ntraces,
-                                  &c->b[slot]);
-    if (drc < 0) {
-        sn_span_batch_fini(&c->b[slot]);
-        if (drc == -ENOMEM)
-            *rc = -ENOMEM;
-        else
-            atomic_fetch_add(&ss->c.blocks_damaged, 1);
+    return block_at(ss, ck, &ch, bi, &cb, c, rc);
+}
+
+const struct sn_span_batch *sn_span_store_block_cached(struct sn_span_store *ss,
+                                                       const uint8_t chunk[8], uint32_t block,
+                                                       struct sn_block_cache *c, int *rc)
+{
+    MDB_txn *txn;
+    struct sn_chunk ch;
+    struct sn_chunk_block cb;
+    const struct sn_span_batch *b = NULL;
+    *rc = sn_env_read_begin(ss->env, &txn);
+    if (*rc < 0)
         return NULL;
+    if (get_chunk(ss, txn, chunk, &ch)) {
+        if (sn_chunk_block(&ch, block, &cb) < 0)
+            atomic_fetch_add(&ss->c.blocks_damaged, 1);
+        else
+            b = block_at(ss, chunk, &ch, block, &cb, c, rc);
     }
-    c->id[slot] = bid;
-    return &c->b[slot];
+    sn_env_read_end(ss->env, txn);
+    return b;
 }
 
 int sn_span_store_trace_cached(struct sn_span_store *ss, const uint8_t id[16],
@@ -1167,6 +1200,8 @@ int sn_span_store_trace_tags(struct sn_span_store *ss, const uint8_t id[16], con
 struct sent {
     struct sn_index_ent e;
     uint8_t id[16];
+    uint8_t chunk[8]; /* its chunk's key */
+    uint32_t block;   /* the block of the chunk holding its trace; UINT32_MAX: not looked up */
 };
 
 static int cmp_sent(const void *a, const void *b)
@@ -1197,15 +1232,22 @@ struct svc_iter {
     size_t n, cap, pos; /* pos: entries left to give (from the end) */
     uint32_t minute;
     bool done;
-    uint64_t tag; /* a tag's hash (sn_tag_hash()) its spans' blocks must have; 0: any */
+    uint64_t tag[2]; /* tags' hashes (sn_tag_hash()) its spans' blocks must have; 0: none */
 };
 
 #define TAG_BLOCKS 64 /* a chunk's blocks whose filters a scan checks once for all its spans */
 
-/* For the n first blocks of chunk ch, whether each may hold the tag of hash h (may[i]) and the
- * position past its last trace (end[i]); a damaged chunk may hold it anywhere. */
-static void blocks_with_tag(const struct sn_chunk *ch, uint64_t h, bool *may, uint32_t *end,
-                            uint32_t n)
+/* Whether block cb's filter may hold both tags of hashes h (h[1] 0: the first only). */
+static bool bloom_has_all(const struct sn_chunk_block *cb, const uint64_t h[2])
+{
+    return sn_bloom_has(cb->bloom, cb->bloom_len, h[0]) &&
+           (!h[1] || sn_bloom_has(cb->bloom, cb->bloom_len, h[1]));
+}
+
+/* For the n first blocks of chunk ch, whether each may hold the tags of hashes h (may[i]) and
+ * the position past its last trace (end[i]); a damaged chunk may hold them anywhere. */
+static void blocks_with_tag(const struct sn_chunk *ch, const uint64_t h[2], bool *may,
+                            uint32_t *end, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         struct sn_chunk_block cb;
@@ -1215,7 +1257,7 @@ static void blocks_with_tag(const struct sn_chunk *ch, uint64_t h, bool *may, ui
             continue;
         }
         end[i] = cb.first + cb.ntraces;
-        may[i] = sn_bloom_has(cb.bloom, cb.bloom_len, h);
+        may[i] = bloom_has_all(&cb, h);
     }
 }
 
@@ -1259,24 +1301,31 @@ static int iter_load(struct sn_span_store *ss, MDB_txn *txn, struct svc_iter *it
         }
         bool may[TAG_BLOCKS];
         uint32_t end[TAG_BLOCKS], nb = ch.nblocks <= TAG_BLOCKS ? ch.nblocks : 0;
-        if (it->tag && nb)
+        if (it->tag[0] && nb)
             blocks_with_tag(&ch, it->tag, may, end, nb);
         for (int64_t i = 0; i < cnt; i++) {
             if (e[i].trace >= ch.ntraces)
                 continue;
-            if (it->tag && nb) { /* the block holding the trace */
+            uint32_t block = UINT32_MAX;
+            if (it->tag[0] && nb) { /* the block holding the trace */
                 uint32_t j = 0;
                 while (j + 1 < nb && end[j] <= e[i].trace)
                     j++;
                 if (!may[j])
                     continue;
-            } else if (it->tag) { /* more blocks than that: each span's found apart */
+                if (end[j] != UINT32_MAX)
+                    block = j;
+            } else if (it->tag[0]) { /* more blocks than that: each span's found apart */
                 struct sn_chunk_block cb;
                 uint32_t bi;
-                if (sn_chunk_block_of(&ch, e[i].trace, &bi, &cb) == 0 &&
-                    !sn_bloom_has(cb.bloom, cb.bloom_len, it->tag))
-                    continue;
+                if (sn_chunk_block_of(&ch, e[i].trace, &bi, &cb) == 0) {
+                    if (!bloom_has_all(&cb, it->tag))
+                        continue;
+                    block = bi;
+                }
             }
+            memcpy(b[it->n].chunk, kp + 8, 8);
+            b[it->n].block = block;
             b[it->n].e = e[i];
             memcpy(b[it->n++].id, ch.ids + (size_t)e[i].trace * 16, 16);
         }
@@ -1334,10 +1383,10 @@ static int iter_step(struct sn_span_store *ss, MDB_txn *txn, struct svc_iter *it
 int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t from_us,
                        uint64_t to_us, sn_span_ref_fn fn, void *arg)
 {
-    return sn_span_store_scan_tag(ss, service, 0, from_us, to_us, fn, arg);
+    return sn_span_store_scan_tag(ss, service, NULL, from_us, to_us, fn, arg);
 }
 
-int sn_span_store_scan_tag(struct sn_span_store *ss, const char *service, uint64_t tag,
+int sn_span_store_scan_tag(struct sn_span_store *ss, const char *service, const uint64_t tag[2],
                            uint64_t from_us, uint64_t to_us, sn_span_ref_fn fn, void *arg)
 {
     MDB_txn *txn;
@@ -1377,7 +1426,8 @@ int sn_span_store_scan_tag(struct sn_span_store *ss, const char *service, uint64
             continue;
         struct svc_iter *it = &its[nits++];
         it->svc = i;
-        it->tag = tag;
+        if (tag)
+            memcpy(it->tag, tag, sizeof(it->tag));
         if ((rc = mdb_cursor_open(txn, ss->index, &it->cur)) == 0)
             rc = iter_step(ss, txn, it, from_min, to_min, true);
     }
@@ -1406,6 +1456,8 @@ int sn_span_store_scan_tag(struct sn_span_store *ss, const char *service, uint64
             break; /* the newest left is older than the range: all are */
         struct sn_span_ref r;
         memcpy(r.trace_id, e->id, 16);
+        memcpy(r.chunk, e->chunk, 8);
+        r.block = e->block;
         r.start_us = best_us;
         r.duration_us = e->e.duration;
         r.kind = e->e.kind;

@@ -115,9 +115,18 @@ void sn_block_cache_fini(struct sn_block_cache *c);
 int sn_span_store_trace_cached(struct sn_span_store *ss, const uint8_t id[16],
                                struct sn_span_batch *out, struct sn_block_cache *c);
 
+/* Block `block` of the chunk of key `chunk` (as sn_span_ref names them), decoded through cache c
+ * (valid until c's next use): NULL when it is gone or damaged (*rc 0) or on an error (*rc
+ * -errno). */
+const struct sn_span_batch *sn_span_store_block_cached(struct sn_span_store *ss,
+                                                       const uint8_t chunk[8], uint32_t block,
+                                                       struct sn_block_cache *c, int *rc);
+
 /* One span as the index has it (what a search needs before reading traces). */
 struct sn_span_ref {
     uint8_t trace_id[16];
+    uint8_t chunk[8]; /* where its trace's spans of this request are: the chunk's key, and */
+    uint32_t block;   /* the block (sn_span_store_scan_tag() only; else UINT32_MAX) */
     uint64_t start_us, duration_us; /* the duration saturates at 2^32-1 µs */
     uint8_t kind;
     bool error;
@@ -128,11 +137,13 @@ struct sn_span_ref {
 typedef bool (*sn_span_ref_fn)(void *arg, const struct sn_span_ref *r);
 int sn_span_store_scan(struct sn_span_store *ss, const char *service, uint64_t from_us,
                        uint64_t to_us, sn_span_ref_fn fn, void *arg);
-/* The same, of the spans whose block's tag filter has the tag of hash tag (sn_tag_hash(); 0:
- * every span): a span of a block without the tag is not given. A trace whose spans of service
- * carry a tag has such a span in a block that has it, so a search for traces with the tag
- * reaches each of them, and skips the blocks that cannot match without reading them. */
-int sn_span_store_scan_tag(struct sn_span_store *ss, const char *service, uint64_t tag,
+/* The same, of the spans whose block's tag filter has both tags of hashes tag[0] and tag[1]
+ * (sn_tag_hash(); tag[1] 0: tag[0] only; tag NULL: every span): a span of a block without
+ * them is not given. A trace whose spans of service carry a tag has such a span in a block
+ * that has it (and the tag's key, for a key=value pair), so a search for traces with the tag
+ * reaches each of them, and skips the blocks that cannot match without reading them. Each
+ * span given names its chunk and block (sn_span_ref). */
+int sn_span_store_scan_tag(struct sn_span_store *ss, const char *service, const uint64_t tag[2],
                            uint64_t from_us, uint64_t to_us, sn_span_ref_fn fn, void *arg);
 
 /* The service names (sorted; a new array of new strings, free each and the array). */
