@@ -214,7 +214,8 @@ static bool get_octal(const unsigned char *f, size_t width, uint64_t *v)
     return i == width || f[i] == 0 || f[i] == ' ';
 }
 
-/* Whether name is relative and has no "." or ".." component nor an empty one inside. */
+/* Whether name is relative and has no ".." component nor an empty one inside ("." is kept: GNU
+ * tar writes "./kernel/metadata" for `tar -cf F .`). */
 static bool safe_name(const char *name)
 {
     if (!*name || *name == '/')
@@ -222,7 +223,7 @@ static bool safe_name(const char *name)
     for (const char *p = name; *p;) {
         const char *slash = strchr(p, '/');
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
-        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') || (n == 0 && slash))
+        if ((n == 2 && p[0] == '.' && p[1] == '.') || (n == 0 && slash))
             return false;
         p += n + (slash != NULL);
     }
