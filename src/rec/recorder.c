@@ -218,6 +218,35 @@ int sn_recorder_stop(struct sn_recorder *r, const char *name)
     return i >= 0 ? 0 : -ENOENT;
 }
 
+/* The ts of the first record at or after slot index i (forward) or at or before it (back),
+ * among the SN_REC_MAX_SLOTS slots from i; 0 when none is whole there (being overwritten). */
+static uint64_t slot_ts(const struct sn_rec_ring_view *v, unsigned cpu, uint64_t i, int dir)
+{
+    for (int k = 0; k < SN_REC_MAX_SLOTS; k++, i += (uint64_t)(int64_t)dir) {
+        const struct sn_rec_slot *sl = &v->slots[(size_t)cpu * v->nslots + (i & (v->nslots - 1))];
+        uint32_t seq = __atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE);
+        uint16_t type = __atomic_load_n(&sl->type, __ATOMIC_RELAXED);
+        uint64_t ts = __atomic_load_n(&sl->ts, __ATOMIC_RELAXED);
+        if (seq == sn_rec_seq(i) && type != SN_RK_CONT &&
+            __atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE) == seq)
+            return ts;
+        if (i == 0 && dir < 0)
+            break;
+    }
+    return 0;
+}
+
+/* The time cpu's ring covers now: its newest record's ts - its oldest's (an estimate: the
+ * writer goes on meanwhile). */
+static uint64_t coverage_ns(const struct sn_rec_ring_view *v, unsigned cpu, uint64_t head)
+{
+    if (head == 0)
+        return 0;
+    uint64_t oldest = head > v->nslots ? head - v->nslots : 0;
+    uint64_t t0 = slot_ts(v, cpu, oldest, 1), t1 = slot_ts(v, cpu, head - 1, -1);
+    return t0 && t1 > t0 ? t1 - t0 : 0;
+}
+
 static json_t *sess_json(struct rec_sess *x)
 {
     json_t *ev = json_array(), *cpus = json_array();
@@ -229,7 +258,10 @@ static json_t *sess_json(struct rec_sess *x)
     if (sn_rec_session_stats(x->s, &st) == 0)
         for (unsigned c = 0; c < st.ncpu; c++)
             json_array_append_new(
-                cpus, json_pack("{s:i,s:I}", "cpu", (int)c, "head", (json_int_t)st.head[c]));
+                cpus,
+                json_pack("{s:i,s:I,s:f}", "cpu", (int)c, "head", (json_int_t)st.head[c],
+                          "coverage_s",
+                          (double)coverage_ns(sn_rec_session_view(x->s), c, st.head[c]) / 1e9));
     return json_pack("{s:s,s:o,s:I,s:I,s:I,s:o,s:I}", "name", x->name, "events", ev, "size-per-cpu",
                      (json_int_t)x->size, "started", (json_int_t)x->started, "snapshots",
                      (json_int_t)x->snapshots, "cpus", cpus, "dropped", (json_int_t)st.dropped);

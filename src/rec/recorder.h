@@ -52,8 +52,8 @@ int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned groups, 
 int sn_recorder_stop(struct sn_recorder *r, const char *name);
 
 /* The sessions as a JSON array (name == NULL), or session name's object (NULL: no such
- * session): {name, events, size-per-cpu, started (unix s), snapshots, cpus: [{cpu, head}],
- * dropped}. */
+ * session): {name, events, size-per-cpu, started (unix s), snapshots, cpus: [{cpu, head,
+ * coverage_s (the time the ring holds now: newest event - oldest)}], dropped}. */
 json_t *sn_recorder_json(struct sn_recorder *r, const char *name);
 
 struct sn_recorder_snap_info {

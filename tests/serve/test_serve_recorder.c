@@ -184,6 +184,20 @@ static void test_snapshots_exact(void)
     T_STR(json_string_value(json_object_get(j, "path")), want);
     json_decref(j);
 
+    /* the time the rings cover: some CPU holds events, none more than the session's age */
+    j = req(s.port, "GET", "/ca/recorder/sessions/rec1", NULL, 200);
+    double cover = 0;
+    size_t k;
+    json_t *cpu;
+    json_array_foreach(json_object_get(j, "cpus"), k, cpu)
+    {
+        double c = json_real_value(json_object_get(cpu, "coverage_s"));
+        T_OK(c >= 0 && c < 60);
+        cover = c > cover ? c : cover;
+    }
+    T_OK(cover > 0);
+    json_decref(j);
+
     T_REQUIRE(child_run(m) == 0);
     j = req(s.port, "POST", "/ca/recorder/sessions/rec1/snapshot", NULL, 201);
     char id2[128];
