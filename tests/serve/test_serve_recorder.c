@@ -7,10 +7,13 @@
  *    tid with ret = its parent; a second snapshot after M more calls holds exactly M (none of
  *    the first's events) and its per-CPU index windows start where the first's ended (or
  *    later, by what it counts as overwritten: the whole host is recorded, and it is shared);
+ *    packet_seq_num starts at 0 in each stream of the first and continues in the second;
  *  - bad input of every kind gets its 4xx with CA's error shape and a message that says what;
  *  - the CLI round trip: sonde record start, snapshot -o DIR, list, stop.
  */
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +151,39 @@ static long count_exits(const char *dir)
     return atol(out);
 }
 
+/* The packets of stream file path (packet.h: packet_size in bits at 56, packet_seq_num at 64):
+ * their number, the first's sequence number in *first, and whether they follow each other
+ * without a gap in *consecutive. -1 when the file cannot be read. */
+static long packets(const char *path, uint64_t *first, bool *consecutive)
+{
+    FILE *f = fopen(path, "rb");
+    long n = 0;
+    uint64_t off = 0, prev = 0;
+
+    *consecutive = true;
+    if (!f)
+        return -1;
+    for (;;) {
+        unsigned char h[72];
+        uint64_t bits, seq;
+        if (fseek(f, (long)off, SEEK_SET) != 0 || fread(h, 1, sizeof(h), f) != sizeof(h))
+            break;
+        memcpy(&bits, h + 56, 8);
+        memcpy(&seq, h + 64, 8);
+        if (n == 0)
+            *first = seq;
+        else if (seq != prev + 1)
+            *consecutive = false;
+        prev = seq;
+        n++;
+        if (bits == 0 || bits % 8)
+            break;
+        off += bits / 8;
+    }
+    fclose(f);
+    return n;
+}
+
 static json_t *load_index(const char *dir)
 {
     char path[700];
@@ -230,8 +266,28 @@ static void test_snapshots_exact(void)
         T_OK(from2 >= to1);
         T_OK(from2 - to1 <= json_integer_value(json_object_get(b, "overwritten")));
     }
+    size_t ncpu = json_array_size(c1);
     json_decref(x1);
     json_decref(x2);
+
+    /* packet_seq_num: from 0 in the session's first snapshot, continued in the second */
+    int both = 0;
+    for (size_t ci = 0; ci < ncpu; ci++) {
+        char p1[700], p2[700];
+        uint64_t f1 = 99, f2 = 99;
+        bool c1ok, c2ok;
+        snprintf(p1, sizeof(p1), "%s/kernel/chan_%zu", dir1, ci);
+        snprintf(p2, sizeof(p2), "%s/kernel/chan_%zu", dir2, ci);
+        long n1 = packets(p1, &f1, &c1ok), n2 = packets(p2, &f2, &c2ok);
+        if (n1 <= 0 || n2 <= 0)
+            continue;
+        both++;
+        T_EQU(f1, 0);
+        T_OK(c1ok);
+        T_OK(c2ok);
+        T_EQU(f2, (uint64_t)n1);
+    }
+    T_OK(both >= 1);
 
     /* listed, and the session counts its snapshots */
     j = req(s.port, "GET", "/ca/recorder", NULL, 200);
