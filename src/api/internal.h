@@ -91,6 +91,10 @@ void sn_api_traces(struct sn_call *c, const char *arg);
  * when in is no span instrumentation. */
 json_t *sn_api_span_exemplars(struct sn_call *c, const struct sn_instn *in, int64_t t0, int64_t t1,
                               double lo, double hi, size_t max);
+/* The flight recorder (api/recordings.c): what is the route's kind ("index", "sessions",
+ * "session" (GET or DELETE), "snapshot", "snapshots", "archive", "snapshot-delete"), arg the
+ * path's :name. */
+void sn_api_recorder(struct sn_call *c, const char *what, const char *arg);
 /* The web UI's files at "/" (unless the client asks for JSON) and "/ui/...": true when the
  * request was one of them (and resp is set). Needs no token: the page asks for one. */
 bool sn_api_ui(struct sn_server *s, const struct sn_req *req, struct sn_resp *resp);

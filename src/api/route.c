@@ -177,6 +177,20 @@ PLAIN(jaeger_sampling, sn_api_jaeger_sampling(c))
 PLAIN(sampling_get, sn_api_sampling(c, false))
 PLAIN(sampling_put, sn_api_sampling(c, true))
 #undef PLAIN
+/* The flight recorder's routes (api/recordings.c): the kind of route, and the path's name. */
+#define RECORDER(name, what)                                                                       \
+    static void name(struct sn_call *c, const char *arg)                                           \
+    {                                                                                              \
+        sn_api_recorder(c, what, arg);                                                             \
+    }
+RECORDER(rec_index, "index")
+RECORDER(rec_create, "sessions")
+RECORDER(rec_session, "session")
+RECORDER(rec_snapshot, "snapshot")
+RECORDER(rec_snapshots, "snapshots")
+RECORDER(rec_archive, "archive")
+RECORDER(rec_snapshot_delete, "snapshot-delete")
+#undef RECORDER
 #define HM_CA     "instrumentations/:id/value/heatmap/image|details|average|percentile"
 #define HM_FACADE "instrumentations/:id/value/heatmap/image|details"
 
@@ -204,6 +218,16 @@ static const struct route routes[] = {
     {CA, "GET", "sampling", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, sampling_get},
     {CA, "PUT", "sampling", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 65536, sampling_put},
     {CA, "GET", "traces/:name", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, sn_api_traces},
+    {CA, "GET", "recorder", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, rec_index},
+    {CA, "POST", "recorder/sessions", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 65536, rec_create},
+    {CA, "GET", "recorder/sessions/:name", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, rec_session},
+    {CA, "DELETE", "recorder/sessions/:name", AUTH_OPERATOR, R_BASE_ONLY, 0, rec_session},
+    {CA, "POST", "recorder/sessions/:name/snapshot", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 0,
+     rec_snapshot},
+    {CA, "GET", "recorder/snapshots", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, rec_snapshots},
+    {CA, "GET", "recorder/snapshots/:name/archive", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0,
+     rec_archive},
+    {CA, "DELETE", "recorder/snapshots/:name", AUTH_OPERATOR, R_BASE_ONLY, 0, rec_snapshot_delete},
     {CA, "GET", "dashboards", AUTH_SCOPE, 0, 0, dash_list},
     {CA, "GET", "dashboards/:name", AUTH_SCOPE, 0, 0, sn_api_dash_get},
     {CA, "PUT", "dashboards/:name", AUTH_SCOPE, 0, SN_DASH_BODY_MAX, sn_api_dash_put},

@@ -230,8 +230,8 @@ static void str_of(const struct sn_rec_cont *c, char *out)
     out[l1 + l2] = '\0';
 }
 
-int sn_rec_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_rec_event *ev,
-                  char str[SN_REC_STR_MAX])
+int sn_rec_slot_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_rec_event *ev,
+                       char str[SN_REC_STR_MAX])
 {
     const struct sn_rec_cont *c1 = (const struct sn_rec_cont *)&rec[1];
 

@@ -75,7 +75,7 @@ static inline const struct sn_rec_slot *sn_rec_snap_record(const struct sn_rec_s
 /* Decodes a record (its first slot, followed by its continuations) recorded on cpu into ev; a
  * system call's string argument goes into str (ev->u.sys.str[k] points there). Returns 0, or
  * -EINVAL for a kind or shape it does not know. */
-int sn_rec_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_rec_event *ev,
-                  char str[SN_REC_STR_MAX]);
+int sn_rec_slot_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_rec_event *ev,
+                       char str[SN_REC_STR_MAX]);
 
 #endif

@@ -21,6 +21,7 @@
 #include "core/file.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "rec/recorder.h"
 #include "serve/collector.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
@@ -640,9 +641,9 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     pthread_rwlockattr_destroy(&la);
     s->started = sn_now();
     s->key_cap = o->key_cap; /* ingested frames too, not only the local agent's */
-    if (!(s->next_ids = json_object()) || sn_span_metrics_open(&s->spanm) < 0 ||
-        sn_agg_create(&s->agg) < 0 || sn_agg_listen(s->agg, wake_long_polls, s) < 0 ||
-        sn_flow_open(s) < 0) {
+    if (!(s->next_ids = json_object()) || sn_recorder_new(&s->recorder, NULL) < 0 ||
+        sn_span_metrics_open(&s->spanm) < 0 || sn_agg_create(&s->agg) < 0 ||
+        sn_agg_listen(s->agg, wake_long_polls, s) < 0 || sn_flow_open(s) < 0) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -833,6 +834,8 @@ int sn_server_close(struct sn_server *s)
     s->fleet = NULL;
     sn_xforms_stop(s->xforms);
     s->xforms = NULL;
+    sn_recorder_free(s->recorder); /* no request uses it any more: its sessions stop */
+    s->recorder = NULL;
     sn_flow_close(s);             /* nobody publishes any more */
     rc = sn_server_save_final(s); /* the caller says what a failure means */
     sn_tail_close(s->tail);       /* the traces waiting are decided: the kept ones stored */

@@ -34,6 +34,8 @@
 
 struct sn_span_metrics;
 struct sn_tail;
+struct sn_recorder;
+struct sn_recorder;
 struct sn_sampling_cfg;
 
 #define SN_SCOPE_MAX      64
@@ -114,6 +116,7 @@ struct sn_server {
     struct sn_counters c;
     int64_t started;
     uint32_t key_cap; /* --key-cap: keys a dataset's slot keeps before "other"; 0: no cap */
+    struct sn_recorder *recorder; /* the flight recorder's sessions (rec/recorder.h) */
 };
 
 /* What a server is opened with (cli/cmd_serve.c parses it from the command line). */

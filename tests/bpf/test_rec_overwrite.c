@@ -143,7 +143,8 @@ static void test_small_ring_keeps_newest(void)
     T_EQ(cs->nrec, 1024);
     for (size_t k = 0; k < cs->nrec; k++) {
         struct sn_rec_event ev;
-        T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev, str) == 0);
+        T_REQUIRE(
+            sn_rec_slot_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev, str) == 0);
         T_EQ(ev.u.sys.nr, SYS_getppid);
         T_EQ(ev.tid, child);
         if (k % 2 == 0) { /* entries and exits alternate: the newest 512 calls */
@@ -201,7 +202,7 @@ static long write_ctf(const struct sn_rec_snap *snap, const char *dir)
     for (unsigned cpu = 0; rc == 0 && cpu < snap->ncpu; cpu++)
         for (size_t k = 0; rc == 0 && k < snap->cpu[cpu].nrec; k++) {
             struct sn_rec_event ev;
-            rc = sn_rec_decode(sn_rec_snap_record(snap, cpu, k), cpu, &ev, str);
+            rc = sn_rec_slot_decode(sn_rec_snap_record(snap, cpu, k), cpu, &ev, str);
             if (rc == 0)
                 rc = sn_ctf_writer_add(w, cpu, &ev);
             n++;
@@ -254,7 +255,7 @@ static void test_big_ring_exact(void)
     for (unsigned cpu = 0; cpu < snap.ncpu; cpu++)
         for (size_t k = 0; k < snap.cpu[cpu].nrec; k++) {
             struct sn_rec_event ev;
-            T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, cpu, k), cpu, &ev, str) == 0);
+            T_REQUIRE(sn_rec_slot_decode(sn_rec_snap_record(&snap, cpu, k), cpu, &ev, str) == 0);
             if (ev.u.sys.nr != SYS_getppid)
                 continue;
             if (ev.tid != child || ev.pid != child)
@@ -303,7 +304,7 @@ static void test_path_strings(void)
     for (size_t k = 0; k < snap.cpu[child_cpu].nrec; k++) {
         const struct sn_rec_slot *r = sn_rec_snap_record(&snap, child_cpu, k);
         struct sn_rec_event ev;
-        T_REQUIRE(sn_rec_decode(r, child_cpu, &ev, str) == 0);
+        T_REQUIRE(sn_rec_slot_decode(r, child_cpu, &ev, str) == 0);
         if (ev.type == SN_REC_SYS_EXIT) {
             T_EQ(ev.u.sys.ret, -ENOENT);
             exits++;
@@ -408,7 +409,8 @@ static void test_groups_and_destroy(void)
     T_REQUIRE(sn_rec_snapshot(c, sn_rec_session_view(s), &snap) == 0);
     for (size_t k = 0; k < snap.cpu[child_cpu].nrec; k++) {
         struct sn_rec_event ev;
-        T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev, str) == 0);
+        T_REQUIRE(
+            sn_rec_slot_decode(sn_rec_snap_record(&snap, child_cpu, k), child_cpu, &ev, str) == 0);
         if (ev.type != SN_REC_SCHED_SWITCH)
             continue;
         if (ev.u.sw.prev_tid == child && memcmp(ev.u.sw.prev_comm, "snt-recwork", 12) == 0) {
@@ -429,7 +431,7 @@ static void test_groups_and_destroy(void)
     for (unsigned cpu = 0; cpu < snap.ncpu; cpu++)
         for (size_t k = 0; k < snap.cpu[cpu].nrec; k++) {
             struct sn_rec_event ev;
-            T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&snap, cpu, k), cpu, &ev, str) == 0);
+            T_REQUIRE(sn_rec_slot_decode(sn_rec_snap_record(&snap, cpu, k), cpu, &ev, str) == 0);
             if (ev.type == SN_REC_SCHED_WAKEUP && ev.u.wakeup.tid == child &&
                 memcmp(ev.u.wakeup.comm, "snt-recwork", 12) == 0) {
                 woken++;

@@ -150,7 +150,7 @@ static void test_multi_slot(void)
     uint64_t want[] = {3, 4, 5, 6};
     for (size_t k = 0; k < 4; k++)
         T_EQU(a0_of(&s, 0, k), want[k]);
-    T_EQ(sn_rec_decode(sn_rec_snap_record(&s, 0, 0), 0, &ev, str), 0);
+    T_EQ(sn_rec_slot_decode(sn_rec_snap_record(&s, 0, 0), 0, &ev, str), 0);
     T_EQ(ev.type, SN_REC_SCHED_SWITCH);
     T_EQ(ev.u.sw.prev_tid, 3);
     T_EQ(ev.u.sw.prev_comm[0], 'b');
@@ -301,7 +301,7 @@ static void test_decode_sys(void)
     c->type = SN_RK_CONT;
     c->part = 1;
     memcpy(c->b, a45, sizeof(a45));
-    T_EQ(sn_rec_decode(r, 1, &ev, str), 0);
+    T_EQ(sn_rec_slot_decode(r, 1, &ev, str), 0);
     T_EQ(ev.type, SN_REC_SYS_ENTER);
     T_EQ(ev.cpu, 1);
     T_EQ(ev.u.sys.nr, 9);
@@ -315,7 +315,7 @@ static void test_decode_sys(void)
     /* out args 1 and 4 (mask 0x12): back at args[1] and args[4] */
     r[0] = (struct sn_rec_slot){
         .type = SN_RK_SYS_EXIT, .nslots = 1, .a = {0x12ULL << 32 | 61, (uint64_t)-14, 77, 88}};
-    T_EQ(sn_rec_decode(r, 0, &ev, str), 0);
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
     T_EQ(ev.type, SN_REC_SYS_EXIT);
     T_EQ(ev.u.sys.nr, 61);
     T_EQ(ev.u.sys.ret, -14);
@@ -323,7 +323,7 @@ static void test_decode_sys(void)
     T_EQU(ev.u.sys.args[1], 77);
     T_EQU(ev.u.sys.args[4], 88);
     r[0].a[0] = 0xffffffffULL; /* orig_ax -1 (no system call) */
-    T_EQ(sn_rec_decode(r, 0, &ev, str), 0);
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
     T_EQ(ev.u.sys.nr, -1);
 
     /* a path in two continuations after args 4 and 5: across both, then short */
@@ -338,26 +338,26 @@ static void test_decode_sys(void)
         pc[k].type = SN_RK_CONT, pc[k].part = (uint8_t)k;
     memset(pc[2].b, 'x', 55); /* 55 bytes and the helper's NUL: the text goes on */
     memcpy(pc[3].b, "yz", 3);
-    T_EQ(sn_rec_decode(p, 0, &ev, str), 0);
+    T_EQ(sn_rec_slot_decode(p, 0, &ev, str), 0);
     T_EQ(ev.u.sys.nr, 257);
     T_OK(ev.u.sys.str[0] == NULL);
     T_REQUIRE(ev.u.sys.str[1] != NULL);
     T_EQ(strlen(ev.u.sys.str[1]), 57);
     T_STR(ev.u.sys.str[1] + 55, "yz");
     memcpy(pc[2].b, "/etc", 5);
-    T_EQ(sn_rec_decode(p, 0, &ev, str), 0);
+    T_EQ(sn_rec_slot_decode(p, 0, &ev, str), 0);
     T_STR(ev.u.sys.str[1], "/etc"); /* the second part is not read */
     memset(pc[3].b, 'w', 56);       /* no NUL at all: cut at 55 */
     memset(pc[2].b, 'v', 56);
-    T_EQ(sn_rec_decode(p, 0, &ev, str), 0);
+    T_EQ(sn_rec_slot_decode(p, 0, &ev, str), 0);
     T_EQ(strlen(ev.u.sys.str[1]), 110);
     p[0].nslots = 3; /* the flags promise 4 slots */
-    T_EQ(sn_rec_decode(p, 0, &ev, str), -22);
+    T_EQ(sn_rec_slot_decode(p, 0, &ev, str), -22);
 
     r[0].type = 77;
-    T_EQ(sn_rec_decode(r, 0, &ev, str), -22);
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), -22);
     r[0] = (struct sn_rec_slot){.type = SN_RK_SCHED_SWITCH, .nslots = 1};
-    T_EQ(sn_rec_decode(r, 0, &ev, str), -22); /* a switch without its comms */
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), -22); /* a switch without its comms */
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,420 @@
+/*
+ * The host's flight recorder: sessions by name and their manual snapshots, from the rings to
+ * a CTF trace directory (rec/recorder.h). The only code that turns a session's rings into a
+ * trace: ring.c copies and validates, ctf/writer.c encodes, this file ties them to names,
+ * keeps each session's consumer and packet sequence numbers, and writes the snapshot's index.
+ */
+#include "rec/recorder.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/file.h"
+#include "ctf/writer.h"
+#include "rec/ring.h"
+#include "rec/session.h"
+
+struct rec_sess {
+    char name[SN_RECORDER_NAME_MAX + 1];
+    unsigned groups;
+    uint64_t size;
+    int64_t started; /* unix s */
+    uint64_t snapshots;
+    struct sn_rec_session *s;
+    struct sn_rec_consumer *manual; /* the consumer of manual snapshots */
+    uint64_t *packet_seq;           /* [ncpu]: the next packet_seq_num of each CPU's stream */
+};
+
+struct sn_recorder {
+    pthread_mutex_t mu;
+    char tracefs[256];
+    bool classes_ok; /* tab and cls built (at the first snapshot) */
+    struct sn_syscall_tab tab;
+    struct sn_ctf_classes cls;
+    struct rec_sess *sess[SN_RECORDER_MAX];
+};
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} groups[] = {{"syscalls", SN_REC_G_SYSCALLS}, {"sched", SN_REC_G_SCHED}};
+/* groups of the design (docs/recorder.md) whose programs are not built yet */
+static const char *const later[] = {"block", "tcp", "proc", "faults", "usdt"};
+
+int sn_recorder_new(struct sn_recorder **out, const char *tracefs)
+{
+    struct sn_recorder *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    pthread_mutex_init(&r->mu, NULL);
+    snprintf(r->tracefs, sizeof(r->tracefs), "%s", tracefs ? tracefs : "/sys/kernel/tracing");
+    *out = r;
+    return 0;
+}
+
+static void sess_free(struct rec_sess *x)
+{
+    if (!x)
+        return;
+    sn_rec_consumer_free(x->manual);
+    sn_rec_session_destroy(x->s);
+    free(x->packet_seq);
+    free(x);
+}
+
+void sn_recorder_free(struct sn_recorder *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < SN_RECORDER_MAX; i++)
+        sess_free(r->sess[i]);
+    if (r->classes_ok) {
+        sn_ctf_classes_free(&r->cls);
+        sn_syscall_tab_free(&r->tab);
+    }
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+int sn_recorder_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > SN_RECORDER_NAME_MAX || name[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int sn_recorder_parse_group(const char *s, unsigned *group, char *why, size_t len)
+{
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+        if (strcmp(s, groups[i].name) == 0) {
+            *group = groups[i].bit;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+        size_t n = strlen(later[i]);
+        if (strncmp(s, later[i], n) == 0 && (s[n] == 0 || s[n] == ':')) {
+            snprintf(why, len,
+                     "event group \"%s\" is not available yet (available: syscalls, sched)",
+                     later[i]);
+            return -EINVAL;
+        }
+    }
+    snprintf(why, len, "unknown event group \"%.64s\" (available: syscalls, sched)", s);
+    return -EINVAL;
+}
+
+int sn_recorder_parse_size(const char *s, uint64_t *bytes, char *why, size_t len)
+{
+    char *end;
+    unsigned shift = 0;
+
+    errno = 0;
+    unsigned long long v = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
+    if (v == 0 || errno) {
+        snprintf(why, len, "size-per-cpu \"%.32s\" is not a size (e.g. 4M)", s);
+        return -EINVAL;
+    }
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end == 'i' && shift)
+        end++;
+    if (*end == 'B' && shift)
+        end++;
+    if (*end || v > (1ULL << 31)) {
+        snprintf(why, len, "size-per-cpu \"%.32s\" is not a size (e.g. 4M)", s);
+        return -EINVAL;
+    }
+    v <<= shift;
+    if (v < SN_REC_SIZE_MIN || v > SN_REC_SIZE_MAX || (v & (v - 1))) {
+        snprintf(why, len, "size-per-cpu \"%.32s\" must be a power of 2 from 64K to 1G", s);
+        return -EINVAL;
+    }
+    *bytes = v;
+    return 0;
+}
+
+static int find(const struct sn_recorder *r, const char *name)
+{
+    for (int i = 0; i < SN_RECORDER_MAX; i++)
+        if (r->sess[i] && strcmp(r->sess[i]->name, name) == 0)
+            return i;
+    return -1;
+}
+
+int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned grp, uint64_t size,
+                      char *why, size_t len)
+{
+    int rc, slot = -1;
+
+    if (!sn_recorder_name_ok(name)) {
+        snprintf(why, len, "session name must be 1 to %d of [A-Za-z0-9_.-], not starting with '.'",
+                 SN_RECORDER_NAME_MAX);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&r->mu);
+    for (int i = SN_RECORDER_MAX - 1; i >= 0; i--)
+        if (!r->sess[i])
+            slot = i;
+    if (find(r, name) >= 0) {
+        snprintf(why, len, "session \"%s\" exists", name);
+        rc = -EEXIST;
+    } else if (slot < 0) {
+        snprintf(why, len, "at most %d sessions per host", SN_RECORDER_MAX);
+        rc = -ENOSPC;
+    } else {
+        struct rec_sess *x = calloc(1, sizeof(*x));
+        struct sn_rec_session_opts o = {.groups = grp, .size_per_cpu = size, .nr = -1};
+        rc = x ? sn_rec_session_open(&x->s, &o) : -ENOMEM;
+        if (rc == 0)
+            rc = sn_rec_consumer_new(&x->manual, sn_rec_session_view(x->s), 1);
+        if (rc == 0 &&
+            !(x->packet_seq = calloc(sn_rec_session_view(x->s)->ncpu, sizeof(*x->packet_seq))))
+            rc = -ENOMEM;
+        if (rc == 0) {
+            snprintf(x->name, sizeof(x->name), "%s", name);
+            x->groups = grp;
+            x->size = size;
+            x->started = (int64_t)time(NULL);
+            r->sess[slot] = x;
+        } else {
+            snprintf(why, len, "cannot start the session: %s%s", strerror(-rc),
+                     rc == -EPERM ? " (the server needs CAP_BPF and CAP_PERFMON)" : "");
+            sess_free(x);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int sn_recorder_stop(struct sn_recorder *r, const char *name)
+{
+    pthread_mutex_lock(&r->mu);
+    int i = find(r, name);
+    if (i >= 0) {
+        sess_free(r->sess[i]);
+        r->sess[i] = NULL;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return i >= 0 ? 0 : -ENOENT;
+}
+
+/* The ts of the first record at or after slot index i (forward) or at or before it (back),
+ * among the SN_REC_MAX_SLOTS slots from i; 0 when none is whole there (being overwritten). */
+static uint64_t slot_ts(const struct sn_rec_ring_view *v, unsigned cpu, uint64_t i, int dir)
+{
+    for (int k = 0; k < SN_REC_MAX_SLOTS; k++, i += (uint64_t)(int64_t)dir) {
+        const struct sn_rec_slot *sl = &v->slots[(size_t)cpu * v->nslots + (i & (v->nslots - 1))];
+        uint32_t seq = __atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE);
+        uint16_t type = __atomic_load_n(&sl->type, __ATOMIC_RELAXED);
+        uint64_t ts = __atomic_load_n(&sl->ts, __ATOMIC_RELAXED);
+        if (seq == sn_rec_seq(i) && type != SN_RK_CONT &&
+            __atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE) == seq)
+            return ts;
+        if (i == 0 && dir < 0)
+            break;
+    }
+    return 0;
+}
+
+/* The time cpu's ring covers now: its newest record's ts - its oldest's (an estimate: the
+ * writer goes on meanwhile). */
+static uint64_t coverage_ns(const struct sn_rec_ring_view *v, unsigned cpu, uint64_t head)
+{
+    if (head == 0)
+        return 0;
+    uint64_t oldest = head > v->nslots ? head - v->nslots : 0;
+    uint64_t t0 = slot_ts(v, cpu, oldest, 1), t1 = slot_ts(v, cpu, head - 1, -1);
+    return t0 && t1 > t0 ? t1 - t0 : 0;
+}
+
+static json_t *sess_json(struct rec_sess *x)
+{
+    json_t *ev = json_array(), *cpus = json_array();
+    struct sn_rec_session_stats st = {0};
+
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+        if (x->groups & groups[i].bit)
+            json_array_append_new(ev, json_string(groups[i].name));
+    if (sn_rec_session_stats(x->s, &st) == 0)
+        for (unsigned c = 0; c < st.ncpu; c++)
+            json_array_append_new(
+                cpus,
+                json_pack("{s:i,s:I,s:f}", "cpu", (int)c, "head", (json_int_t)st.head[c],
+                          "coverage_s",
+                          (double)coverage_ns(sn_rec_session_view(x->s), c, st.head[c]) / 1e9));
+    return json_pack("{s:s,s:o,s:I,s:I,s:I,s:o,s:I}", "name", x->name, "events", ev, "size-per-cpu",
+                     (json_int_t)x->size, "started", (json_int_t)x->started, "snapshots",
+                     (json_int_t)x->snapshots, "cpus", cpus, "dropped", (json_int_t)st.dropped);
+}
+
+json_t *sn_recorder_json(struct sn_recorder *r, const char *name)
+{
+    json_t *j = NULL;
+
+    pthread_mutex_lock(&r->mu);
+    if (name) {
+        int i = find(r, name);
+        if (i >= 0)
+            j = sess_json(r->sess[i]);
+    } else {
+        j = json_array();
+        for (int i = 0; i < SN_RECORDER_MAX; i++)
+            if (r->sess[i])
+                json_array_append_new(j, sess_json(r->sess[i]));
+    }
+    pthread_mutex_unlock(&r->mu);
+    return j;
+}
+
+/* Builds the event classes once (the system call formats of tracefs). */
+static int classes(struct sn_recorder *r)
+{
+    int rc;
+
+    if (r->classes_ok)
+        return 0;
+    if ((rc = sn_syscall_tab_load(&r->tab, r->tracefs)) != 0)
+        return rc;
+    if ((rc = sn_ctf_classes_build(&r->cls, &r->tab)) != 0) {
+        sn_syscall_tab_free(&r->tab);
+        return rc;
+    }
+    r->classes_ok = true;
+    return 0;
+}
+
+/* Writes snap into dir/kernel; the events' ts range into *t0, *t1, their number into *n. Returns 0
+ * or -errno. */
+static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct sn_rec_snap *snap,
+                       const char *dir, uint64_t *t0, uint64_t *t1, uint64_t *n)
+{
+    static char str[SN_REC_STR_MAX]; /* under r->mu */
+    struct sn_ctf_env env;
+    struct sn_ctf_writer *w;
+    int rc;
+
+    if ((rc = sn_ctf_env_host(&env, x->name, x->name)) != 0)
+        return rc;
+    /* a copy of the sequence numbers: they advance only when the trace is whole */
+    uint64_t *seq = malloc(snap->ncpu * sizeof(*seq));
+    if (!seq)
+        return -ENOMEM;
+    memcpy(seq, x->packet_seq, snap->ncpu * sizeof(*seq));
+    struct sn_ctf_writer_opts o = {.ncpus = snap->ncpu, .classes = &r->cls, .packet_seq = seq};
+    if ((rc = sn_ctf_writer_open(&w, dir, &env, &o)) != 0) {
+        free(seq);
+        return rc;
+    }
+    *t0 = UINT64_MAX;
+    *t1 = *n = 0;
+    for (unsigned cpu = 0; rc == 0 && cpu < snap->ncpu; cpu++) {
+        for (size_t k = 0; rc == 0 && k < snap->cpu[cpu].nrec; k++) {
+            struct sn_rec_event ev;
+            if (sn_rec_slot_decode(sn_rec_snap_record(snap, cpu, k), cpu, &ev, str) != 0)
+                continue; /* a kind this reader does not know: ring.c counts it nowhere */
+            if ((rc = sn_ctf_writer_add(w, cpu, &ev)) == 0) {
+                (*n)++;
+                *t0 = ev.ts < *t0 ? ev.ts : *t0;
+                *t1 = ev.ts > *t1 ? ev.ts : *t1;
+            }
+        }
+        if (rc == 0 && snap->cpu[cpu].torn)
+            sn_ctf_writer_discarded(w, cpu, snap->cpu[cpu].torn);
+    }
+    if (rc == 0)
+        rc = sn_ctf_writer_close(w);
+    else
+        sn_ctf_writer_abort(w);
+    if (rc == 0)
+        memcpy(x->packet_seq, seq, snap->ncpu * sizeof(*seq));
+    free(seq);
+    if (*t0 == UINT64_MAX)
+        *t0 = 0;
+    return rc;
+}
+
+static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap, const char *dir,
+                       uint64_t t0, uint64_t t1, const struct sn_recorder_snap_info *info)
+{
+    char path[4200];
+    json_t *cpus = json_array();
+
+    for (unsigned c = 0; c < snap->ncpu; c++)
+        json_array_append_new(cpus, json_pack("{s:i,s:I,s:I,s:I,s:I}", "cpu", (int)c, "from",
+                                              (json_int_t)snap->cpu[c].from, "to",
+                                              (json_int_t)snap->cpu[c].to, "overwritten",
+                                              (json_int_t)snap->cpu[c].overwritten, "torn",
+                                              (json_int_t)snap->cpu[c].torn));
+    json_t *j = json_pack("{s:s,s:{s:I,s:I,s:s},s:I,s:I,s:I,s:I,s:o}", "session", x->name, "window",
+                          "first_ns", (json_int_t)t0, "last_ns", (json_int_t)t1, "clock",
+                          "monotonic", "events", (json_int_t)info->events, "overwritten",
+                          (json_int_t)info->overwritten, "torn", (json_int_t)info->torn, "dropped",
+                          (json_int_t)info->dropped, "cpus", cpus);
+    char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
+    json_decref(j);
+    if (!text)
+        return -ENOMEM;
+    snprintf(path, sizeof(path), "%s/sonde-snapshot.json", dir);
+    int rc = sn_file_write_atomic(path, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *dir,
+                         struct sn_recorder_snap_info *info)
+{
+    struct sn_rec_snap snap;
+    struct sn_rec_session_stats st;
+    uint64_t t0 = 0, t1 = 0;
+    int rc;
+
+    memset(info, 0, sizeof(*info));
+    if (access(dir, F_OK) == 0)
+        return -EEXIST;
+    pthread_mutex_lock(&r->mu);
+    int i = find(r, name);
+    if (i < 0) {
+        pthread_mutex_unlock(&r->mu);
+        return -ENOENT;
+    }
+    struct rec_sess *x = r->sess[i];
+    if ((rc = classes(r)) != 0 ||
+        (rc = sn_rec_snapshot(x->manual, sn_rec_session_view(x->s), &snap)) != 0) {
+        pthread_mutex_unlock(&r->mu);
+        return rc;
+    }
+    info->overwritten = snap.overwritten;
+    info->torn = snap.torn;
+    if (sn_rec_session_stats(x->s, &st) == 0)
+        info->dropped = st.dropped;
+    rc = write_trace(r, x, &snap, dir, &t0, &t1, &info->events);
+    if (rc == 0)
+        rc = write_index(x, &snap, dir, t0, t1, info);
+    if (rc == 0)
+        x->snapshots++;
+    sn_rec_snap_free(&snap);
+    pthread_mutex_unlock(&r->mu);
+    if (rc != 0)
+        memset(info, 0, sizeof(*info));
+    return rc;
+}

@@ -1,0 +1,69 @@
+/*
+ * The host's flight recorder (docs/recorder.md, "Sessions and snapshots"): its recording
+ * sessions by name (at most SN_RECORDER_MAX), each a session (rec/session.h) with the consumer
+ * of its manual snapshots (rec/ring.h). A snapshot copies the rings through that consumer, so
+ * successive snapshots of a session never repeat an event, and writes
+ *
+ *   DIR/kernel/{metadata, chan_N}   the CTF trace (ctf/writer.h; packet_seq_num continues
+ *                                   across the session's snapshots)
+ *   DIR/sonde-snapshot.json         {session, window, cpus: [{cpu, overwritten, torn}],
+ *                                    events, overwritten, torn, dropped}  (tmp + rename)
+ *
+ * This is the one path from rings to trace directories: `sonde serve`'s API (api/recordings.c)
+ * calls it. Thread-safe: one mutex around everything (a snapshot of a 64 MiB ring takes
+ * tens of ms).
+ */
+#ifndef SN_REC_RECORDER_H
+#define SN_REC_RECORDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define SN_RECORDER_MAX      8  /* sessions per host */
+#define SN_RECORDER_NAME_MAX 63 /* a name: [A-Za-z0-9_.-], 1..63 bytes, not starting with '.' */
+
+struct sn_recorder;
+
+/* An empty recorder. tracefs: where the system call formats are read at the first session
+ * (NULL: /sys/kernel/tracing). Returns 0 or -ENOMEM. */
+int sn_recorder_new(struct sn_recorder **out, const char *tracefs);
+/* Stops every session and frees r. NULL is a no-op. */
+void sn_recorder_free(struct sn_recorder *r);
+
+/* Whether name is a valid session (or snapshot id) name. */
+int sn_recorder_name_ok(const char *name);
+
+/* Parses an event group ("syscalls", "sched") into *group (SN_REC_G_*). Returns 0, or -EINVAL
+ * with a message in why: an unknown group, or one not built yet (block, tcp, proc, faults,
+ * usdt:...). */
+int sn_recorder_parse_group(const char *s, unsigned *group, char *why, size_t len);
+/* Parses a size per CPU ("4M", "64K", "1G", "65536"): a power of 2 in [64 KiB, 1 GiB].
+ * Returns 0 or -EINVAL with a message in why. */
+int sn_recorder_parse_size(const char *s, uint64_t *bytes, char *why, size_t len);
+
+/* Starts session name recording groups with size bytes per CPU. Returns 0; -EINVAL (bad
+ * name), -EEXIST (the name is taken), -ENOSPC (SN_RECORDER_MAX sessions), or the session's
+ * -errno (rec/session.h: -EPERM without root, ...); why says which. */
+int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned groups, uint64_t size,
+                      char *why, size_t len);
+/* Stops and forgets session name: 0 or -ENOENT. */
+int sn_recorder_stop(struct sn_recorder *r, const char *name);
+
+/* The sessions as a JSON array (name == NULL), or session name's object (NULL: no such
+ * session): {name, events, size-per-cpu, started (unix s), snapshots, cpus: [{cpu, head,
+ * coverage_s (the time the ring holds now: newest event - oldest)}], dropped}. */
+json_t *sn_recorder_json(struct sn_recorder *r, const char *name);
+
+struct sn_recorder_snap_info {
+    uint64_t events, overwritten, torn, dropped;
+};
+
+/* Snapshots session name into dir (which must not exist yet; created here). On failure dir may
+ * hold part of a trace: callers write into a temporary directory and rename it. Returns 0 and
+ * *info, -ENOENT (no such session), -EEXIST (dir exists) or -errno. */
+int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *dir,
+                         struct sn_recorder_snap_info *info);
+
+#endif
