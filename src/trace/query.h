@@ -8,8 +8,9 @@
  * spans that could match, reads each trace whole and tests it as Zipkin does; so it costs the
  * traces it reads, bounded by SN_QUERY_MAX_READ. With annotationQuery terms, the index gives
  * only the spans whose block's tag filter holds the first term (sn_span_store_scan_tag(): a
- * chunk's filters are looked at once for all its spans, so a term in no block costs the index
- * alone), and a trace is read only when the filters of its blocks hold every term
+ * chunk's filters are looked at once for all its spans), each such block is read once to see
+ * whether a span of the service has the term (the filters' false positives then cost a block,
+ * not its traces), and a trace is read only when the filters of its blocks hold every term
  * (sn_span_store_trace_tags()): the traces that cannot match are not read and do not count
  * in the bound.
  */
