@@ -88,8 +88,8 @@ static double one(int mode, long reads, int cpu)
         if (rec_anchor_bpf__load(a) || rec_anchor_bpf__attach(a))
             goto out;
     } else if (mode == REC) {
-        struct sn_rec_session_opts o = {
-            .groups = SN_REC_G_SYSCALLS, .size_per_cpu = ring_kib << 10, .tgid = 0, .nr = -1};
+        struct sn_rec_session_opts o = {.groups = SN_REC_G_SYSCALLS,
+                                        .size_per_cpu = ring_kib << 10};
         if (sn_rec_session_open(&s, &o))
             goto out;
     }
