@@ -113,8 +113,8 @@ static __always_inline int judge(struct task_struct *t, int cur, long nr)
         }
     }
     in = !scope_bits || (bits & scope_bits);
-    if (!pred_needs)
-        return in;
+    if (!pred_needs) /* no predicate: it holds */
+        return in ? 3 : 0;
     if (!in) /* out of scope: the predicate does not matter */
         return 0;
     ev = bpf_map_lookup_elem(&scratch, &z);
