@@ -143,7 +143,8 @@ static __always_inline int wanted(long nr)
 {
     if (!pred_needs && !scope_bits)
         return 1;
-    return judge(bpf_get_current_task_btf(), 1, nr) == 3;
+    /* the task itself only for the predicate's fields (a scope needs only the cgroup id) */
+    return judge(pred_needs ? bpf_get_current_task_btf() : 0, 1, nr) == 3;
 }
 
 static __always_inline struct sn_rec_slot *slot_at(__u32 cpu, __u64 i)
