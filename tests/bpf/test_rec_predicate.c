@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "rec/session.h"
 #include "workload.h"
 #include "t.h"
@@ -146,6 +148,50 @@ static void test_pid(void)
     T_EQ(t.sys + t.sw + t.wake, 0);
 }
 
+/* The xlated length and number of functions of a session's sys_exit program (the second). */
+static void prog_shape(unsigned groups, const char *pred, uint32_t *len, uint32_t *nfunc)
+{
+    struct sn_rec_session *s = NULL;
+    uint32_t ids[SN_REC_MAX_PROGS];
+    char why[256] = "";
+
+    *len = *nfunc = 0;
+    if (open_with(&s, groups, pred, why, sizeof(why)) != 0)
+        return;
+    if (sn_rec_session_prog_ids(s, ids, SN_REC_MAX_PROGS) == 2) {
+        struct bpf_prog_info info;
+        uint32_t il = sizeof(info);
+        int fd = bpf_prog_get_fd_by_id(ids[1]);
+        memset(&info, 0, sizeof(info));
+        if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &il) == 0) {
+            *len = info.xlated_prog_len;
+            *nfunc = info.nr_func_info;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    sn_rec_session_destroy(s);
+}
+
+/* No predicate: nothing of it is in the program the kernel runs (the verifier drops the code
+ * that the rodata's pred_needs == 0 makes dead, pred_eval() included). */
+static void test_no_predicate_no_code(void)
+{
+    uint32_t len0, nf0, len1, nf1, len2, nf2;
+
+    prog_shape(SN_REC_G_SYSCALLS, NULL, &len0, &nf0);
+    prog_shape(SN_REC_G_SYSCALLS, "{}", &len1, &nf1);
+    prog_shape(SN_REC_G_SYSCALLS, "{\"eq\":[\"pid\",\"1\"]}", &len2, &nf2);
+    t_note("sys_exit xlated: no predicate %u bytes, %u functions; {} %u, %u; pid %u, %u", len0, nf0,
+           len1, nf1, len2, nf2);
+    T_OK(len0 > 0);
+    T_EQ(nf0, 1);
+    T_EQ(len1, len0);
+    T_EQ(nf1, 1);
+    T_OK(nf2 > 1); /* pred_eval() and its bpf_loop() callback */
+    T_OK(len2 > len0);
+}
+
 static void test_bad_predicates(void)
 {
     static const struct {
@@ -187,6 +233,7 @@ int main(int argc, char **argv)
     t_init(argc, argv);
     t_run("execname and syscall: exactly the child's N getppid calls", test_execname_and_syscall);
     t_run("pid: only the child's events, sched ones with it on a side", test_pid);
+    t_run("no predicate: no predicate code loaded", test_no_predicate_no_code);
     t_run("bad predicates: -EINVAL with a message", test_bad_predicates);
     return t_done();
 }
