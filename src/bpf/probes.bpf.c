@@ -2,7 +2,8 @@
 /*
  * The agent's probes, one BPF object: the slot machinery every metric shares (slots, the
  * predicate interpreter, aggregation; bpf/slots.h, docs/agent.md) and each metric's
- * programs, which the agent attaches one metric at a time.
+ * programs, which the agent attaches one metric at a time. The interpreter itself is in
+ * bpf/pred_eval.bpf.h, shared with the flight recorder (rec.bpf.c).
  *
  * syscall.syscalls: every system call as an event (execname, pexecname, pid, ppid, syscall,
  * errno, latency, container). sys_enter only stamps the time into task-local storage;

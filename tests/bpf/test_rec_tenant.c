@@ -14,6 +14,8 @@
  *    at least one of them is a switch between A and B;
  *  - wakeups: A waking B keeps A in the header and zeroes the woken side; B waking A keeps A
  *    and zeroes the header;
+ *  - a third session, unscoped with the predicate {"under": ["container", a]}, records A's
+ *    system calls and none of B's, and keeps the switches between them whole;
  *  - bad scope paths are -EINVAL with a message.
  */
 #include <errno.h>
@@ -146,7 +148,7 @@ static void test_scope(void)
     struct sn_rec_session *ts = NULL, *os = NULL;
     struct sn_rec_consumer *tc = NULL, *oc = NULL;
     struct sn_rec_snap tsnap, osnap;
-    char scope_a[128], pred[128], why[256] = "";
+    char scope_a[128], pred[256], why[256] = "";
     const char *scope[1] = {scope_a};
     struct t_gated ga, gb;
     pid_t a, b;
@@ -183,8 +185,19 @@ static void test_scope(void)
     json_decref(p);
     t_note("operator session: %s %s", strerror(-rc), why);
     T_REQUIRE(rc == 0);
+    /* and a third: the operator's, with an "under" predicate on a (no scope) */
+    struct sn_rec_session *us = NULL;
+    struct sn_rec_consumer *uc = NULL;
+    snprintf(pred, sizeof(pred), "{\"under\":[\"container\",\"%s\"]}", scope_a);
+    p = json_loads(pred, 0, NULL);
+    oo.predicate = p;
+    rc = sn_rec_session_open(&us, &oo);
+    json_decref(p);
+    t_note("under session: %s %s", strerror(-rc), why);
+    T_REQUIRE(rc == 0);
     T_REQUIRE(sn_rec_consumer_new(&tc, sn_rec_session_view(ts), 1) == 0);
     T_REQUIRE(sn_rec_consumer_new(&oc, sn_rec_session_view(os), 1) == 0);
+    T_REQUIRE(sn_rec_consumer_new(&uc, sn_rec_session_view(us), 1) == 0);
 
     /* both gates first: each child waits for the other */
     T_REQUIRE(write(ga.go, "x", 1) == 1 && write(gb.go, "x", 1) == 1);
@@ -197,6 +210,8 @@ static void test_scope(void)
     T_EQ(sb, 0);
     T_REQUIRE(sn_rec_snapshot(tc, sn_rec_session_view(ts), &tsnap) == 0);
     T_REQUIRE(sn_rec_snapshot(oc, sn_rec_session_view(os), &osnap) == 0);
+    struct sn_rec_snap usnap;
+    T_REQUIRE(sn_rec_snapshot(uc, sn_rec_session_view(us), &usnap) == 0);
     T_EQ(tsnap.overwritten + osnap.overwritten, 0);
 
     /* system calls: A's, never B's; nothing names B */
@@ -239,6 +254,33 @@ static void test_scope(void)
             T_REQUIRE(sn_rec_decode(sn_rec_snap_record(&osnap, cpu, k), cpu, &ev, str) == 0);
             b_getppid_op += ev.type == SN_REC_SYS_EXIT && ev.pid == b && ev.u.sys.nr == SYS_getppid;
         }
+    /* the "under" predicate: A's calls, none of B's, nothing redacted; switches with A on a
+     * side kept whole */
+    long u_a_getppid = 0, u_b = 0, u_red = 0, u_sw_ab = 0;
+    for (unsigned cpu = 0; cpu < usnap.ncpu; cpu++)
+        for (size_t k = 0; k < usnap.cpu[cpu].nrec; k++) {
+            const struct sn_rec_slot *r = sn_rec_snap_record(&usnap, cpu, k);
+            struct sn_rec_event ev;
+            T_REQUIRE(sn_rec_decode(r, cpu, &ev, str) == 0);
+            u_red += (r->flags & SN_REC_F_REDACTED) != 0;
+            if (ev.type == SN_REC_SYS_EXIT || ev.type == SN_REC_SYS_ENTER) {
+                u_b += ev.pid != a;
+                u_a_getppid += ev.type == SN_REC_SYS_EXIT && ev.u.sys.nr == SYS_getppid;
+            }
+            if (ev.type == SN_REC_SCHED_SWITCH)
+                u_sw_ab += (ev.u.sw.prev_tid == a && ev.u.sw.next_tid == b) ||
+                           (ev.u.sw.prev_tid == b && ev.u.sw.next_tid == a);
+        }
+    t_note("under predicate: A's getppid %ld, others' calls %ld, redacted %ld, A-B switches %ld",
+           u_a_getppid, u_b, u_red, u_sw_ab);
+    T_EQ(u_a_getppid, N);
+    T_EQ(u_b, 0);
+    T_EQ(u_red, 0);
+    T_OK(u_sw_ab >= 1);
+    sn_rec_snap_free(&usnap);
+    sn_rec_consumer_free(uc);
+    sn_rec_session_destroy(us);
+
     t_note("tenant: A's getppid %ld, other sys %ld, naming B %ld; wakeups: A woke B %ld, B woke "
            "A %ld, unexplained %ld; operator: B's getppid %ld",
            a_getppid, other_sys, names_b, woke_b, woken_by_b, wake_bad, b_getppid_op);
