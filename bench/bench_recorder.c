@@ -4,8 +4,11 @@
  * (getrusage: user + system, which holds up on a shared machine where wall clock does not);
  * each read is 2 events (sys_enter, sys_exit). Modes, interleaved over ROUNDS rounds, medians:
  * nothing attached, empty tp_btf programs, tp_btf programs reading the clock only, and a
- * recorder session (syscalls group, every process, REC_KIB per CPU: 4096). Printed: ns per read, ns
- * added per event, and the ratios of docs/recorder.md ("Costs").
+ * recorder session (syscalls group, every process, REC_KIB per CPU: 4096), the same with a
+ * predicate that holds for every event ({"ne": ["pid", "1"]}: the kernel fills pid and runs
+ * the interpreter) and scoped to the reader's cgroup (a tenant's scope: one hash lookup). The
+ * reader runs in a cgroup of its own (<cgroup2>/snb-recorder-<pid>) in every mode. Printed: ns
+ * per read, ns added per event, and the ratios of docs/recorder.md ("Costs").
  *
  * First version (issue 17, session 1): ftrace, perf and LTTng-UST anchors and the snapshot and
  * live figures are to come.
@@ -17,18 +20,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
 
+#include "agent/cgroup.h"
 #include "bench_util.h"
 #include "rec/session.h"
 #include "rec_anchor.skel.h"
 
-enum { BARE, EMPTY, CLOCK, REC, NMODE };
-static const char *mode_name[NMODE] = {"nothing attached", "empty tp_btf enter+exit",
-                                       "tp_btf + bpf_ktime_get_ns", "recorder session"};
+enum { BARE, EMPTY, CLOCK, REC, REC_PRED, REC_SCOPE, NMODE };
+static const char *mode_name[NMODE] = {
+    "nothing attached", "empty tp_btf enter+exit", "tp_btf + bpf_ktime_get_ns",
+    "recorder session", "recorder + predicate",    "recorder + tenant scope",
+};
+
+static char cg_rel[64];     /* the reader's cgroup, "/snb-recorder-<pid>" */
+static char cg_procs[1024]; /* its cgroup.procs */
 
 static uint64_t ring_kib = 4096; /* REC_KIB: the session's ring per CPU */
 
@@ -51,6 +61,10 @@ static double run_reads(long reads, int cpu)
         CPU_SET(cpu, &set);
         if (fd < 0 || sched_setaffinity(0, sizeof(set), &set))
             _exit(1);
+        int cg = open(cg_procs, O_WRONLY); /* into the reader's cgroup */
+        if (cg < 0 || write(cg, "0", 1) != 1)
+            _exit(4);
+        close(cg);
         for (long i = 0; i < reads; i++)
             if (read(fd, &b, 1) != 1)
                 _exit(2);
@@ -87,10 +101,17 @@ static double one(int mode, long reads, int cpu)
         bpf_program__set_autoload(a->progs.clock_exit, mode == CLOCK);
         if (rec_anchor_bpf__load(a) || rec_anchor_bpf__attach(a))
             goto out;
-    } else if (mode == REC) {
-        struct sn_rec_session_opts o = {
-            .groups = SN_REC_G_SYSCALLS, .size_per_cpu = ring_kib << 10, .tgid = 0, .nr = -1};
-        if (sn_rec_session_open(&s, &o))
+    } else if (mode >= REC) {
+        const char *scope[1] = {cg_rel};
+        json_t *pred = mode == REC_PRED ? json_pack("{s:[s,s]}", "ne", "pid", "1") : NULL;
+        struct sn_rec_session_opts o = {.groups = SN_REC_G_SYSCALLS,
+                                        .size_per_cpu = ring_kib << 10,
+                                        .predicate = pred,
+                                        .scope = scope,
+                                        .nscope = mode == REC_SCOPE};
+        int rc = sn_rec_session_open(&s, &o);
+        json_decref(pred);
+        if (rc)
             goto out;
     }
     ns = run_reads(reads, cpu);
@@ -110,11 +131,22 @@ int main(void)
 
     if (rounds > 64)
         rounds = 64;
+    snprintf(cg_rel, sizeof(cg_rel), "/snb-recorder-%d", (int)getpid());
+    char cg_dir[512];
+    snprintf(cg_dir, sizeof(cg_dir), "%s%s", sn_cgroup_root() ? sn_cgroup_root() : "/nonexistent",
+             cg_rel);
+    snprintf(cg_procs, sizeof(cg_procs), "%s/cgroup.procs", cg_dir);
+    if (mkdir(cg_dir, 0755) != 0) {
+        fprintf(stderr, "bench_recorder: mkdir %s: %s (root and cgroup v2 needed)\n", cg_dir,
+                strerror(errno));
+        return 1;
+    }
     for (int r = 0; r < rounds; r++)
         for (int m = 0; m < NMODE; m++) {
             v[m][r] = one(m, reads, cpu);
             if (v[m][r] < 0) {
                 fprintf(stderr, "bench_recorder: %s failed (root and BPF needed)\n", mode_name[m]);
+                rmdir(cg_dir);
                 return 1;
             }
         }
@@ -132,5 +164,8 @@ int main(void)
            rec = (med[REC] - med[BARE]) / 2;
     printf("  recorder / empty program          %.2fx (issue's goal <= 1.5x)\n", rec / e);
     printf("  recorder / (empty program + clock) %.2fx\n", rec / c);
+    printf("  a predicate adds %.1f ns/event, a tenant scope %.1f ns/event\n",
+           (med[REC_PRED] - med[REC]) / 2, (med[REC_SCOPE] - med[REC]) / 2);
+    rmdir(cg_dir);
     return 0;
 }

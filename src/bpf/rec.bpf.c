@@ -14,21 +14,34 @@
  * the continuations' seqs, the first slot's seq last (x86 is TSO: compiler barriers order
  * the stores).
  *
- * cfg_tgid and cfg_nr (0 / -1: all) narrow what is recorded until sessions take predicates.
+ * What is recorded (docs/recorder.md, "Predicates and tenant scope"), decided before any slot
+ * is reserved, so that an event left out costs no ring space:
+ *  - the session's predicate (map rec_pred, bpf/pred.h's program run by pred_eval() of
+ *    bpf/pred_eval.bpf.h, the agent's interpreter): pred_needs says which event fields it
+ *    reads, and only those are filled (execname, pexecname, pid, ppid, container, syscall;
+ *    SN_SC_SCOPE for its "under" leaves). pred_needs == 0: no predicate, nothing evaluated.
+ *  - the tenant's scope (rodata scope_bits != 0): only tasks whose cgroup is at or below one of
+ *    the tenant's "under" leaves, which user space marks with those bits in the session's own
+ *    cgroup_scope map (cgroup id -> a bit per prefix, as the agent's map of probes.bpf.c).
+ * A system call is the current task's. sched_switch (prev, next) and sched_wakeup (the waker,
+ * current, in the header; the woken task in the payload) are kept when either side passes;
+ * under a scope, the side outside it has its tid, pid, prio and comm zeroed and the record
+ * SN_REC_F_REDACTED.
  */
 #include "vmlinux.h"
 
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "bpf/pred_eval.bpf.h"
 #include "bpf/rec.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile __u32 nslots = 1; /* per CPU, a power of 2 */
-const volatile __u32 cfg_tgid = 0;
-const volatile __s64 cfg_nr = -1;
 const volatile struct sn_rec_sys sys_tab[SN_REC_NSYS];
+const volatile __u32 pred_needs = 0; /* 1 << enum sn_field_id the predicate reads; 0: none */
+const volatile __u64 scope_bits = 0; /* the tenant's prefixes' cgroup_scope bits; 0: no scope */
 
 struct sn_rec_head heads[SN_REC_MAXCPU];
 
@@ -40,7 +53,99 @@ struct {
     __type(value, struct sn_rec_slot);
 } rec_ring SEC(".maps");
 
+/* cgroup id -> the bits of the scope prefixes and "under" leaves it is at or below: the
+ * session's own copy, filled by rec/session.c from the cgroup2 tree */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, SN_SCOPE_ENTRIES);
+    __type(key, __u64);
+    __type(value, __u64);
+} cgroup_scope SEC(".maps");
+
+/* the session's predicate (one element; a map, not rodata: pred_eval() takes writable memory),
+ * written by user space before attach */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sn_pred_prog);
+} rec_pred SEC(".maps");
+
+/* the predicate's event record (too large for the stack next to the rest): one per CPU */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct event);
+} scratch SEC(".maps");
+
 #define barrier() asm volatile("" ::: "memory")
+
+#define NEED(f) (pred_needs & (1u << (f)))
+
+/* The cgroup (v2) id of task t; cur: t is the current task (one helper call). */
+static __always_inline __u64 task_cgroup(struct task_struct *t, int cur)
+{
+    if (cur)
+        return bpf_get_current_cgroup_id();
+    return t->cgroups->dfl_cgrp->kn->id; /* BTF loads: the verifier makes them fault-safe */
+}
+
+/* Bit 0: task t is in the tenant's scope (always, without one); bit 1: the session's predicate
+ * holds for t (always, without one). nr is the system call (-1 for sched events); cur says t
+ * is the current task. Fills only what the predicate and the scope read. */
+static __always_inline int judge(struct task_struct *t, int cur, long nr)
+{
+    __u64 cg = 0, bits = 0;
+    struct sn_pred_prog *p;
+    struct event *ev;
+    __u32 z = 0;
+    int in;
+
+    if (!pred_needs && !scope_bits)
+        return 3;
+    if (scope_bits || NEED(SN_SC_CONTAINER) || NEED(SN_SC_SCOPE)) {
+        cg = task_cgroup(t, cur);
+        if (scope_bits || NEED(SN_SC_SCOPE)) {
+            __u64 *b = bpf_map_lookup_elem(&cgroup_scope, &cg);
+            bits = b ? *b : 0;
+        }
+    }
+    in = !scope_bits || (bits & scope_bits);
+    if (!pred_needs) /* no predicate: it holds */
+        return in ? 3 : 0;
+    if (!in) /* out of scope: the predicate does not matter */
+        return 0;
+    ev = bpf_map_lookup_elem(&scratch, &z);
+    p = bpf_map_lookup_elem(&rec_pred, &z);
+    if (!ev || !p)
+        return in;
+    if (NEED(SN_SC_EXECNAME))
+        __builtin_memcpy(ev->str[SN_SC_EXECNAME], t->comm, SN_KEYLEN);
+    if (NEED(SN_SC_PEXECNAME))
+        __builtin_memcpy(ev->str[SN_SC_PEXECNAME], t->real_parent->comm, SN_KEYLEN);
+    if (NEED(SN_SC_PID))
+        ev->num[SN_SC_PID] = t->tgid;
+    if (NEED(SN_SC_PPID))
+        ev->num[SN_SC_PPID] = t->real_parent->tgid;
+    if (NEED(SN_SC_CONTAINER))
+        ev->num[SN_SC_CONTAINER] = (__s64)cg;
+    if (NEED(SN_SC_SCOPE))
+        ev->num[SN_SC_SCOPE] = (__s64)bits;
+    if (NEED(SN_SC_SYSCALL))
+        ev->num[SN_SC_SYSCALL] = nr;
+    return in | (pred_eval(p, ev) ? 2 : 0);
+}
+
+/* A system call of the current task: recorded? */
+static __always_inline int wanted(long nr)
+{
+    if (!pred_needs && !scope_bits)
+        return 1;
+    /* the task itself only for the predicate's fields (a scope needs only the cgroup id) */
+    return judge(pred_needs ? bpf_get_current_task_btf() : 0, 1, nr) == 3;
+}
 
 static __always_inline struct sn_rec_slot *slot_at(__u32 cpu, __u64 i)
 {
@@ -101,11 +206,6 @@ static __always_inline void commit(struct sn_rec_slot *s, __u64 h)
     *(volatile __u32 *)&s->seq = sn_rec_seq(h);
 }
 
-static __always_inline int wanted(__u64 pidtgid)
-{
-    return !cfg_tgid || (pidtgid >> 32) == cfg_tgid;
-}
-
 static __always_inline __u64 reg_arg(struct pt_regs *regs, int k)
 {
     switch (k) {
@@ -152,7 +252,7 @@ int BPF_PROG(rec_sys_enter, struct pt_regs *regs, long id)
     struct sn_rec_slot *s;
     __u8 part = 1;
 
-    if (!wanted(pt) || (cfg_nr >= 0 && id != cfg_nr))
+    if (!wanted(id))
         return 0;
     if (id >= 0 && id < SN_REC_NSYS) {
         if (sys_tab[id].nargs > 4) {
@@ -231,7 +331,7 @@ int BPF_PROG(rec_sys_exit, struct pt_regs *regs, long ret)
     __u8 out = 0;
     int j = 2;
 
-    if (!wanted(pt) || (cfg_nr >= 0 && id != cfg_nr))
+    if (!wanted(id))
         return 0;
     if (id >= 0 && id < SN_REC_NSYS)
         out = sys_tab[id].out_mask;
@@ -282,11 +382,16 @@ int BPF_PROG(rec_sched_switch, bool preempt, struct task_struct *prev, struct ta
              unsigned int prev_state)
 {
     __u64 pt = bpf_get_current_pid_tgid(), h;
+    int jp = 3, jn = 3; /* judge() of each side */
     struct sn_rec_slot *s;
     struct sn_rec_cont *c;
 
-    if (cfg_tgid && prev->tgid != cfg_tgid && next->tgid != cfg_tgid)
-        return 0;
+    if (pred_needs || scope_bits) {
+        jp = judge(prev, 1, -1);
+        jn = judge(next, 0, -1);
+        if (jp != 3 && jn != 3)
+            return 0;
+    }
     if (reserve(2, &h, &s, &c) || !c)
         return 0;
     header(s, SN_RK_SCHED_SWITCH, 2, pt);
@@ -295,8 +400,21 @@ int BPF_PROG(rec_sched_switch, bool preempt, struct task_struct *prev, struct ta
     s->a[2] = switch_state(preempt, prev_state, prev->exit_state);
     s->a[3] = next->pid;
     s->a[4] = next->prio - 100;
-    bpf_probe_read_kernel(c->b, 16, prev->comm);
-    bpf_probe_read_kernel(c->b + 16, 16, next->comm);
+    if (jp & 1) {
+        bpf_probe_read_kernel(c->b, 16, prev->comm);
+    } else { /* another tenant's */
+        s->tid = s->pid = 0;
+        s->a[0] = s->a[1] = 0;
+        __builtin_memset(c->b, 0, 16);
+        s->flags |= SN_REC_F_REDACTED;
+    }
+    if (jn & 1) {
+        bpf_probe_read_kernel(c->b + 16, 16, next->comm);
+    } else {
+        s->a[3] = s->a[4] = 0;
+        __builtin_memset(c->b + 16, 0, 16);
+        s->flags |= SN_REC_F_REDACTED;
+    }
     cont_header(c, h);
     commit(s, h);
     return 0;
@@ -305,18 +423,32 @@ int BPF_PROG(rec_sched_switch, bool preempt, struct task_struct *prev, struct ta
 static __always_inline int wakeup(struct task_struct *p, __u16 type)
 {
     __u64 pt = bpf_get_current_pid_tgid(), h;
+    int jw = 3, jp = 3; /* judge() of the waker (current) and of p */
     struct sn_rec_slot *s;
     struct sn_rec_cont *c;
 
-    if (cfg_tgid && p->tgid != cfg_tgid)
-        return 0;
+    if (pred_needs || scope_bits) {
+        jw = judge(bpf_get_current_task_btf(), 1, -1);
+        jp = judge(p, 0, -1);
+        if (jw != 3 && jp != 3)
+            return 0;
+    }
     if (reserve(1, &h, &s, &c))
         return 0;
     header(s, type, 1, pt);
-    s->a[0] = p->pid;
-    s->a[1] = p->prio - 100;
     s->a[2] = p->thread_info.cpu;
-    bpf_probe_read_kernel(&s->a[3], 16, p->comm);
+    if (jp & 1) {
+        s->a[0] = p->pid;
+        s->a[1] = p->prio - 100;
+        bpf_probe_read_kernel(&s->a[3], 16, p->comm);
+    } else { /* another tenant's */
+        s->a[0] = s->a[1] = s->a[3] = s->a[4] = 0;
+        s->flags |= SN_REC_F_REDACTED;
+    }
+    if (!(jw & 1)) {
+        s->tid = s->pid = 0;
+        s->flags |= SN_REC_F_REDACTED;
+    }
     commit(s, h);
     return 0;
 }

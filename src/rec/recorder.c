@@ -183,7 +183,7 @@ int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned grp, uin
         rc = -ENOSPC;
     } else {
         struct rec_sess *x = calloc(1, sizeof(*x));
-        struct sn_rec_session_opts o = {.groups = grp, .size_per_cpu = size, .nr = -1};
+        struct sn_rec_session_opts o = {.groups = grp, .size_per_cpu = size};
         rc = x ? sn_rec_session_open(&x->s, &o) : -ENOMEM;
         if (rc == 0)
             rc = sn_rec_consumer_new(&x->manual, sn_rec_session_view(x->s), 1);

@@ -3,10 +3,18 @@
  * set before load (max_entries = ncpu * nslots), the system call table (rodata sys_tab: how
  * many arguments, which are out arguments, which one is a path) comes from ctf/syscall_tab, the
  * programs of other groups are not even loaded, and the ring is mmapped read-only.
+ *
+ * Predicates are the agent's (agent/predicate.c compiles them, over the syscall.syscalls
+ * catalog fields that raw events have); the kernel runs them with the agent's interpreter
+ * (bpf/pred_eval.bpf.h). Scope paths and the predicate's "under" paths each get a bit of the
+ * session's cgroup_scope map, as the agent's engine does for its own map; the scope's are the
+ * low bits (rodata scope_bits), and "under" leaves are rewritten to test their path's bit.
  */
 #include "rec/session.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,6 +22,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "agent/catalog.h"
+#include "agent/cgroup.h"
 #include "bpf/rec.h"
 #include "ctf/field.h"
 #include "ctf/syscall_tab.h"
@@ -26,7 +36,160 @@ struct sn_rec_session {
     struct sn_rec_ring_view view;
     uint64_t *heads; /* stats */
     struct bpf_program *prog[5];
+    char *path[SN_SCOPE_BITS];  /* the cgroup_scope bits' paths */
+    struct sn_pred_prog prog_k; /* the predicate as the kernel runs it (map rec_pred) */
+    int npath;
 };
+
+static const char *const rec_fields[] = {"container", "pid",       "ppid",
+                                         "execname",  "pexecname", "syscall"};
+#define NRECF (sizeof(rec_fields) / sizeof(rec_fields[0]))
+
+int sn_rec_pred_compile(const json_t *p, struct sn_pred *out, char *why, size_t whylen)
+{
+    const struct sn_metric_def *m = sn_catalog_metric(SN_METRIC_SYSCALLS);
+    struct sn_field_def f[NRECF];
+    size_t n = 0;
+    int rc;
+
+    for (size_t i = 0; m && i < NRECF; i++) {
+        const struct sn_catalog_field *cf = sn_catalog_field(m, rec_fields[i]);
+        if (cf)
+            f[n++] = cf->def;
+    }
+    rc = sn_pred_compile(p, f, n, out, why, whylen);
+    if (rc == -ENOENT) { /* a field of the catalog, or none: say which recordings take */
+        char tmp[256];
+        snprintf(tmp, sizeof(tmp), "%s", why ? why : "");
+        if (why)
+            snprintf(why, whylen, "%s (a recording predicate takes " SN_REC_PRED_FIELDS ")", tmp);
+        return -EINVAL;
+    }
+    return rc == -E2BIG ? -EINVAL : rc;
+}
+
+__attribute__((format(printf, 3, 4))) static int say(const struct sn_rec_session_opts *o, int rc,
+                                                     const char *fmt, ...)
+{
+    va_list ap;
+
+    if (o->why && o->whylen) {
+        va_start(ap, fmt);
+        vsnprintf(o->why, o->whylen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* The bit of path in s->path (added when new), or -1 when all SN_SCOPE_BITS are taken. */
+static int path_bit(struct sn_rec_session *s, const char *path)
+{
+    for (int b = 0; b < s->npath; b++)
+        if (strcmp(s->path[b], path) == 0)
+            return b;
+    if (s->npath == SN_SCOPE_BITS || !(s->path[s->npath] = strdup(path)))
+        return -1;
+    return s->npath++;
+}
+
+/*
+ * The session's predicate and scope: s->prog_k (for the map rec_pred), the rodata pred_needs
+ * and scope_bits, the paths into s->path. Returns 0 or -EINVAL (o->why says why).
+ */
+static int setup_filters(struct sn_rec_session *s, const struct sn_rec_session_opts *o)
+{
+    char why[200] = "";
+    struct sn_pred p;
+    uint64_t scope = 0;
+    uint32_t needs = 0;
+    int rc;
+
+    if (o->nscope > SN_REC_MAX_SCOPE)
+        return say(o, -EINVAL, "a scope takes at most %d cgroup paths", SN_REC_MAX_SCOPE);
+    for (size_t i = 0; i < o->nscope; i++) { /* each path checked as an "under" leaf */
+        json_t *leaf;
+        const char *path;
+        int b;
+
+        if (!o->scope[i])
+            return say(o, -EINVAL, "bad scope path: %s", "null");
+        leaf = json_pack("{s:[s,s]}", "under", "container", o->scope[i]);
+        rc = leaf ? sn_rec_pred_compile(leaf, &p, why, sizeof(why)) : -ENOMEM;
+        json_decref(leaf);
+        if (rc)
+            return rc == -ENOMEM ? rc : say(o, -EINVAL, "bad scope path: %s", why);
+        if (p.insn[0].op == SN_PRED_TRUE) { /* under "/": every cgroup, no scope at all */
+            scope = 0;
+            break;
+        }
+        path = sn_pred_under_path(&p, &p.insn[0]);
+        if (!path || (b = path_bit(s, path)) < 0)
+            return say(o, -EINVAL, "bad scope path: %s", o->scope[i]);
+        scope |= 1ull << b;
+    }
+    if (scope == 0) /* no scope, or one under "/" */
+        for (int b = 0; b < s->npath; b++) {
+            free(s->path[b]);
+            s->path[b] = NULL;
+        }
+    if (scope == 0)
+        s->npath = 0;
+    if (o->predicate) {
+        rc = sn_rec_pred_compile(o->predicate, &p, why, sizeof(why));
+        if (rc)
+            return say(o, -EINVAL, "%s", why);
+        for (uint32_t i = 0; i < p.n; i++) {
+            struct sn_pred_insn *in = &p.insn[i];
+            int b;
+
+            if (in->op == SN_PRED_TRUE || in->op == SN_PRED_AND || in->op == SN_PRED_OR)
+                continue;
+            if (in->op == SN_PRED_UNDER) {
+                const char *path = sn_pred_under_path(&p, in);
+                if (!path || (b = path_bit(s, path)) < 0)
+                    return say(o, -EINVAL, "more than %d distinct cgroup paths", SN_SCOPE_BITS);
+                in->field = SN_SC_SCOPE;
+                in->is_str = 0;
+                in->n = (int64_t)(1ull << b);
+            }
+            needs |= 1u << in->field;
+        }
+        s->prog_k.n = p.n;
+        memcpy(s->prog_k.insn, p.insn, sizeof(p.insn));
+    }
+    s->skel->rodata->pred_needs = needs; /* 0: always true, nothing evaluated */
+    s->skel->rodata->scope_bits = scope;
+    return 0;
+}
+
+struct scope_add_arg {
+    int fd;
+    uint64_t bit;
+    int n;
+};
+
+/* sn_cgroup_walk()'s callback: cgroup id gets bit */
+static void scope_add(uint64_t id, void *arg)
+{
+    struct scope_add_arg *a = arg;
+    uint64_t bits = 0;
+
+    bpf_map_lookup_elem(a->fd, &id, &bits); /* ENOENT: 0 */
+    bits |= a->bit;
+    if (bpf_map_update_elem(a->fd, &id, &bits, BPF_ANY) == 0)
+        a->n++;
+}
+
+int sn_rec_session_refresh_scope(struct sn_rec_session *s)
+{
+    struct scope_add_arg a = {.fd = bpf_map__fd(s->skel->maps.cgroup_scope)};
+
+    for (int b = 0; b < s->npath; b++) {
+        a.bit = 1ull << b;
+        sn_cgroup_walk(s->path[b], scope_add, &a); /* -ENOENT: not yet */
+    }
+    return a.n;
+}
 
 static void fill_sys_tab(struct rec_bpf *skel)
 {
@@ -66,8 +229,10 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
     uint32_t nslots;
 
     *out = NULL;
-    if (!o->groups || (o->groups & ~SN_REC_G_ALL) || !valid_size(o->size_per_cpu))
-        return -EINVAL;
+    if (!o->groups || (o->groups & ~SN_REC_G_ALL))
+        return say(o, -EINVAL, "%s", "no event group, or an unknown one");
+    if (!valid_size(o->size_per_cpu))
+        return say(o, -EINVAL, "%s", "the size per CPU is a power of 2 from 64 KiB to 1 GiB");
     if (ncpu <= 0)
         return ncpu < 0 ? ncpu : -EINVAL;
     if (ncpu > SN_REC_MAXCPU)
@@ -85,8 +250,9 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
         goto fail;
     }
     s->skel->rodata->nslots = nslots;
-    s->skel->rodata->cfg_tgid = o->tgid;
-    s->skel->rodata->cfg_nr = o->nr;
+    rc = setup_filters(s, o);
+    if (rc)
+        goto fail;
     fill_sys_tab(s->skel);
     rc = bpf_map__set_max_entries(s->skel->maps.rec_ring, (uint32_t)ncpu * nslots);
     if (rc)
@@ -102,6 +268,10 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
     rc = rec_bpf__load(s->skel);
     if (rc)
         goto fail;
+    rc = bpf_map_update_elem(bpf_map__fd(s->skel->maps.rec_pred), &(uint32_t){0}, &s->prog_k, 0);
+    if (rc)
+        goto fail;
+    sn_rec_session_refresh_scope(s);
     s->ring_len = (size_t)ncpu * nslots * SN_REC_SLOT_SIZE;
     s->ring =
         mmap(NULL, s->ring_len, PROT_READ, MAP_SHARED, bpf_map__fd(s->skel->maps.rec_ring), 0);
@@ -129,6 +299,8 @@ void sn_rec_session_destroy(struct sn_rec_session *s)
     if (s->ring)
         munmap(s->ring, s->ring_len);
     rec_bpf__destroy(s->skel);
+    for (int b = 0; b < s->npath; b++)
+        free(s->path[b]);
     free(s->heads);
     free(s);
 }

@@ -4,13 +4,22 @@
  * and frees everything, so a stopped session costs nothing. The ring is mapped read-only into
  * this process; consumers (rec/ring.h) read it through sn_rec_session_view().
  *
+ * What a session records is narrowed in the kernel, before any ring slot is taken: by a
+ * predicate in the catalog's language (agent/predicate.h) on the fields of raw events, and by a
+ * tenant's scope, the cgroups its "under" leaves name (bpf/rec.bpf.c). The session keeps its own
+ * cgroup id -> prefix bits map (as the agent's cgroup_scope, filled from the cgroup2 tree at
+ * open and by sn_rec_session_refresh_scope()): it needs no agent running.
+ *
  * Needs root (CAP_BPF and CAP_PERFMON) and a kernel with BTF.
  */
 #ifndef SN_REC_SESSION_H
 #define SN_REC_SESSION_H
 
+#include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "agent/predicate.h"
 #include "rec/ring.h"
 
 /* event groups */
@@ -21,22 +30,46 @@
 #define SN_REC_SIZE_MIN  (64u << 10) /* ring bytes per CPU: a power of 2 in [MIN, MAX] */
 #define SN_REC_SIZE_MAX  (1u << 30)
 #define SN_REC_MAX_PROGS 8
+#define SN_REC_MAX_SCOPE 32 /* "under" leaves of a tenant's scope */
+
+/* The catalog fields a recording predicate may use (names of syscall.syscalls): the task's
+ * (container, pid, ppid, execname, pexecname) and, for system calls, syscall. Of a sched event
+ * the predicate sees each side's task (syscall -1); fields of a completed operation (latency,
+ * errno, cputime...) mean nothing for one raw event and are refused. */
+#define SN_REC_PRED_FIELDS "container, pid, ppid, execname, pexecname, syscall"
 
 struct sn_rec_session_opts {
     unsigned groups;       /* SN_REC_G_* (at least one) */
     uint64_t size_per_cpu; /* bytes */
-    uint32_t tgid;         /* record only this process (0: all), until sessions take predicates */
-    int64_t nr;            /* system calls: only this number (-1: all) */
+    /* only events for which this predicate (borrowed; NULL or {}: every event) holds */
+    const json_t *predicate;
+    /* a tenant's scope: only tasks in or below these cgroup v2 paths, and sched events with
+     * one side there (the other side redacted); nscope 0: no scope (the operator's) */
+    const char *const *scope;
+    size_t nscope;
+    char *why; /* receives the reason of an -EINVAL (may be NULL) */
+    size_t whylen;
 };
+
+/* Compiles a recording predicate (fields SN_REC_PRED_FIELDS). Returns 0, or -EINVAL with the
+ * reason in why (CA's messages; a field recordings do not take is named with the list of those
+ * they take). Needs no root: the API checks requests with it. */
+int sn_rec_pred_compile(const json_t *p, struct sn_pred *out, char *why, size_t whylen);
 
 struct sn_rec_session;
 
 /* Opens, loads and attaches a session. Returns 0 and *out, -EINVAL for bad options (no group,
- * unknown group bits, a size that is not a power of 2 in range), -E2BIG when the rings of all
- * CPUs exceed 2^32 slots (or more than SN_REC_MAXCPU CPUs), or the -errno of libbpf. */
+ * unknown group bits, a size that is not a power of 2 in range, a bad predicate or scope path,
+ * more than SN_REC_MAX_SCOPE scope paths or 64 distinct paths in all: o->why says which), -E2BIG
+ * when the rings of all CPUs exceed 2^32 slots (or more than SN_REC_MAXCPU CPUs), or the -errno of
+ * libbpf. */
 int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session_opts *o);
 /* Detaches and frees everything (the ring's mapping too). NULL is a no-op. */
 void sn_rec_session_destroy(struct sn_rec_session *s);
+
+/* Marks again the cgroups at or below the scope's and the predicate's paths (a cgroup made
+ * after open is recorded from then on). Returns how many cgroups are marked, or -errno. */
+int sn_rec_session_refresh_scope(struct sn_rec_session *s);
 
 /* The ring as memory, valid until destroy. */
 const struct sn_rec_ring_view *sn_rec_session_view(const struct sn_rec_session *s);

@@ -112,13 +112,24 @@ static void child_stop(void)
     child = -1;
 }
 
+/* A session recording the child only (a predicate on its pid), and of system calls only
+ * number nr (nr >= 0: a predicate on syscall too). */
 static int open_session(struct sn_rec_session **s, unsigned groups, uint64_t size, int64_t nr)
 {
-    struct sn_rec_session_opts o = {
-        .groups = groups, .size_per_cpu = size, .tgid = (uint32_t)child, .nr = nr};
-    int rc = sn_rec_session_open(s, &o);
+    char spid[24], snr[24], why[256] = "";
+    json_t *p;
+    int rc;
 
-    t_note("session open: %s (run as root on a kernel with BTF)", strerror(-rc));
+    snprintf(spid, sizeof(spid), "%d", (int)child);
+    snprintf(snr, sizeof(snr), "%lld", (long long)nr);
+    p = nr >= 0
+            ? json_pack("{s:[{s:[s,s]},{s:[s,s]}]}", "and", "eq", "pid", spid, "eq", "syscall", snr)
+            : json_pack("{s:[s,s]}", "eq", "pid", spid);
+    struct sn_rec_session_opts o = {
+        .groups = groups, .size_per_cpu = size, .predicate = p, .why = why, .whylen = sizeof(why)};
+    rc = sn_rec_session_open(s, &o);
+    json_decref(p);
+    t_note("session open: %s %s (run as root on a kernel with BTF)", strerror(-rc), why);
     return rc;
 }
 
@@ -382,7 +393,7 @@ static void test_snapshots_race_writer(void)
 static void test_groups_and_destroy(void)
 {
     struct sn_rec_session *s;
-    struct sn_rec_session_opts bad = {.groups = 0, .size_per_cpu = 64 << 10, .nr = -1};
+    struct sn_rec_session_opts bad = {.groups = 0, .size_per_cpu = 64 << 10};
     uint32_t ids[SN_REC_MAX_PROGS];
     int n;
 
