@@ -58,8 +58,8 @@ static unsigned char *need(struct wbuf *w, size_t n)
 {
     if (w->oom)
         return NULL;
-    if (w->len + n > w->cap) {
-        unsigned char *p = sn_grow(w->p, &w->cap, w->len + n, 1);
+    if (w->len + n > w->cap || !w->p) { /* a buffer even for 0 bytes: no offset on NULL */
+        unsigned char *p = sn_grow(w->p, &w->cap, w->len + n ? w->len + n : 1, 1);
         if (!p) {
             w->oom = true;
             return NULL;
