@@ -175,6 +175,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = sn_fleet_span_msg_id(s, 42, "s1", out, sizeof(out));
     built(rc, out, false);
     FUZZ_CHECK((rc == 0) == hv);
+    /* the span message id parser: accepted means the builder writes the same bytes */
+    uint64_t nonce = 7;
+    char part[SN_FLEET_SUBJECT_MAX];
+    rc = sn_fleet_parse_span_msg_id(s, host, sizeof(host), &nonce, part, sizeof(part));
+    if (rc == 0) {
+        FUZZ_CHECK(host_ref(host));
+        rc = sn_fleet_span_msg_id(host, nonce, part, back, sizeof(back));
+        FUZZ_CHECK(strlen(s) < sizeof(back) ? rc == 0 && strcmp(back, s) == 0 : rc == -ENOSPC);
+        FUZZ_CHECK(sn_fleet_parse_span_msg_id(s, host, strlen(host), NULL, NULL, 0) == -ENOSPC);
+    } else {
+        FUZZ_CHECK((rc == -EINVAL || rc == -ENOSPC) && host[0] == '\0' && part[0] == '\0');
+    }
 
     /* the builders of two names: inst before the first newline, host after it */
     char *nl = strchr(s, '\n');

@@ -803,8 +803,9 @@ static bool on_exemplar(void *arg, const struct sn_span_ref *r)
         if (sp->start_ns / 1000 != r->start_us || strcasecmp(sp->service, r->service) != 0 ||
             (double)sp->duration_ns < x->lo || (double)sp->duration_ns > x->hi)
             continue;
-        if (sn_span_metrics_match(x->s->spanm, x->inst, sp, x->s->host, sn_now(), key, sizeof(key),
-                                  &sec) != 1 ||
+        /* the host its frames had: the publisher's in a fleet, this server's on its own */
+        if (sn_span_metrics_match(x->s->spanm, x->inst, sp, sp->origin ? sp->origin : x->s->host,
+                                  sn_now(), key, sizeof(key), &sec) != 1 ||
             sec < x->t0 || sec >= x->t1)
             continue;
         if (sp->flags & SN_SPAN_F_ID64) /* Zipkin's 64-bit ids come back as sent */

@@ -430,3 +430,64 @@ int sn_fleet_span_msg_id(const char *node, uint64_t nonce, const char *part, cha
         return done(out, -ENOSPC);
     return 0;
 }
+
+/* The last '.' among s[0..n), or NULL. */
+static const char *last_dot(const char *s, size_t n)
+{
+    while (n-- > 0)
+        if (s[n] == '.')
+            return s + n;
+    return NULL;
+}
+
+int sn_fleet_parse_span_msg_id(const char *id, char *origin, size_t len, uint64_t *nonce,
+                               char *part, size_t plen)
+{
+    char tmp[1];
+    int rc = start(origin, len);
+    if (rc < 0)
+        return rc;
+    if (!part) { /* the part is checked all the same */
+        part = tmp;
+        plen = sizeof(tmp);
+    } else if ((rc = start(part, plen)) < 0) {
+        return rc;
+    }
+    if (!id)
+        return -EINVAL;
+    size_t n = strlen(id);
+    const char *d2 = last_dot(id, n), *d1 = d2 ? last_dot(id, (size_t)(d2 - id)) : NULL;
+    if (!d1)
+        return -EINVAL;
+    const char *p = d2 + 1, *x = d1 + 1;
+    size_t pn = n - (size_t)(p - id), xn = (size_t)(d2 - x);
+    if (pn == 0 || xn == 0 || xn > 16 || (xn > 1 && x[0] == '0'))
+        return -EINVAL;
+    for (size_t i = 0; i < pn; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+              (p[i] >= '0' && p[i] <= '9')))
+            return -EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < xn; i++) {
+        int c = x[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return -EINVAL;
+        v = v << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    size_t on = (size_t)(d1 - id);
+    if (on == 0 || on > SN_FLEET_HOST_MAX || !host_ok(id, on))
+        return -EINVAL;
+    size_t at = 0;
+    if ((rc = put(origin, len, &at, id, on)) < 0)
+        return done(origin, rc);
+    if (part != tmp) {
+        at = 0;
+        if ((rc = put(part, plen, &at, p, pn)) < 0) {
+            origin[0] = '\0';
+            return done(part, rc);
+        }
+    }
+    if (nonce)
+        *nonce = v;
+    return 0;
+}

@@ -96,6 +96,13 @@ int sn_fleet_span_key(unsigned shard, char *out, size_t len);
 /* "<node>.<nonce>.<part>": the message id of one part of one request a node published (nonce:
  * unique per request on that node; part: "s<shard>" or "f<i>", [A-Za-z0-9]+). 0 or -errno. */
 int sn_fleet_span_msg_id(const char *node, uint64_t nonce, const char *part, char *out, size_t len);
+/* Parses such a message id: its publisher (a node's id or an agent's host, as
+ * sn_fleet_host_valid() takes it: it may hold dots, so the id is read from its end) into
+ * origin[len], and its nonce (lower-case hex, no leading zero) and part into *nonce and
+ * part[plen] (either may be NULL). 0, -EINVAL (not one: what sn_fleet_span_msg_id() would not
+ * write), -ENOSPC. */
+int sn_fleet_parse_span_msg_id(const char *id, char *origin, size_t len, uint64_t *nonce,
+                               char *part, size_t plen);
 
 /* KV keys of the defs bucket: "inst.<inst>" and "next.<scope>" (the scope's dots written
  * "=2E" as in <inst>; "next.=" for the global scope, whose name is "": '_' is a tenant's

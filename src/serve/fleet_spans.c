@@ -11,7 +11,8 @@
  *   - Each shard is owned by SN_FLEET_OWNERS nodes, rendezvous hashing over the live nodes of
  *     the key "spans/<shard>" (the same machinery as instrumentations). An owner consumes the
  *     shard's subject from the start of the stream (a new owner rebuilds its copy from it, then
- *     follows it) and hands each message's spans to the tail sampler (sn_tail_take()), which
+ *     follows it) and hands each message's spans, each with its publisher as its origin (the
+ *     message id's: the host of the frames they made), to the tail sampler (sn_tail_take()), which
  *     keeps them in the local span store as on a single host: its decision is a hash of the
  *     trace id, the same on every owner. A node that stops owning a shard stops consuming it;
  *     what its store holds of it stays until the store's retention removes it. One that owns
@@ -133,6 +134,19 @@ int sn_fleet_spans_start(struct sn_fleet *f, char *why, size_t whylen)
 
 /* ---- Owners: a consumer per shard ----------------------------------------------------------- */
 
+/* The publisher that took msg's spans, named by its message id (<origin>.<nonce>.s<shard>: the
+ * host of the trace.spans frames they made), in a; NULL when the id is not one (not Sonde's
+ * publisher: the spans count as this node's own, sn_span.origin NULL). */
+static const char *span_origin(natsMsg *msg, struct sn_arena *a)
+{
+    const char *id = NULL;
+    char origin[SN_FLEET_HOST_MAX + 1];
+    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK ||
+        sn_fleet_parse_span_msg_id(id, origin, sizeof(origin), NULL, NULL, 0) < 0)
+        return NULL;
+    return sn_arena_strndup(a, origin, strlen(origin));
+}
+
 /* One message of sh's subject: its spans (all of sh's shard, else the message is refused:
  * forged or misrouted) to the tail sampler, which keeps them in the local store. */
 static void on_span_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -178,6 +192,9 @@ static void on_span_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
                 ours = sn_fleet_span_shard(b.spans[i].trace_id) == sh->shard;
             for (size_t i = 0; i < b.n && ours; i++)
                 sn_fleet_span_restore(&b.spans[i], &b.arena);
+            const char *origin = ours ? span_origin(msg, &b.arena) : NULL;
+            for (size_t i = 0; i < b.n && origin; i++)
+                b.spans[i].origin = origin;
             if (!ours) {
                 atomic_fetch_add(&f->spans_foreign, 1);
             } else if (b.n && sn_tail_take(f->s->tail, &b, sn_now_ms()) == 0) {

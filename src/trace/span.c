@@ -87,6 +87,7 @@ int sn_span_copy(struct sn_span_batch *b, const struct sn_span *s)
     d->trace_state = dup_str(a, s->trace_state, &oom);
     d->scope_name = dup_str(a, s->scope_name, &oom);
     d->scope_version = dup_str(a, s->scope_version, &oom);
+    d->origin = dup_str(a, s->origin, &oom);
     d->attrs = dup_kv(a, s->attrs, s->nattrs, &oom);
     d->res = dup_kv(a, s->res, s->nres, &oom);
     if (s->nevents && (d->events = sn_arena_alloc(a, s->nevents * sizeof(*d->events))))
@@ -218,9 +219,10 @@ bool sn_span_equal(const struct sn_span *a, const struct sn_span *b)
         a->duration_ns != b->duration_ns || !str_eq(a->name, b->name) ||
         !str_eq(a->service, b->service) || !str_eq(a->status_msg, b->status_msg) ||
         !str_eq(a->trace_state, b->trace_state) || !str_eq(a->scope_name, b->scope_name) ||
-        !str_eq(a->scope_version, b->scope_version) || a->otlp_flags != b->otlp_flags ||
-        a->dropped_attrs != b->dropped_attrs || a->dropped_events != b->dropped_events ||
-        a->dropped_links != b->dropped_links || !endpoint_equal(&a->local, &b->local) ||
+        !str_eq(a->scope_version, b->scope_version) || !str_eq(a->origin, b->origin) ||
+        a->otlp_flags != b->otlp_flags || a->dropped_attrs != b->dropped_attrs ||
+        a->dropped_events != b->dropped_events || a->dropped_links != b->dropped_links ||
+        !endpoint_equal(&a->local, &b->local) ||
         ((a->flags & SN_SPAN_F_REMOTE) && !endpoint_equal(&a->remote, &b->remote)) ||
         !sn_span_kv_equal(a->attrs, a->nattrs, b->attrs, b->nattrs) ||
         !sn_span_kv_equal(a->res, a->nres, b->res, b->nres) || a->nevents != b->nevents ||

@@ -116,6 +116,10 @@ struct sn_span {
     struct sn_span_link *links;
     uint32_t nlinks;
     uint32_t dropped_attrs, dropped_events, dropped_links;
+    const char *origin; /* the publisher that took it in a fleet, as the bus's message ids name
+                           it (a node's id, an agent's host: the host of the trace.spans frames
+                           it made), set by the shard's owner; NULL when this server took it
+                           (its own host name). Stored with the span; not in Zipkin or OTLP */
 };
 
 /* What one request decoded to. */
@@ -154,9 +158,9 @@ const char *sn_span_kind_name(int kind);
 const char *sn_span_status_name(int status);
 
 /* Whether a and b say the same, field by field: ids (the parent's when there is one), kind,
- * status, flags, times, texts, endpoints, attributes (key, type, bytes, and the number they
- * hold), the resource's, events and links. For tests and fuzz targets: a decode, an encode and
- * a decode again must give equal spans. */
+ * status, flags, times, texts (the origin's too), endpoints, attributes (key, type, bytes, and the
+ * number they hold), the resource's, events and links. For tests and fuzz targets: a decode, an
+ * encode and a decode again must give equal spans. */
 bool sn_span_equal(const struct sn_span *a, const struct sn_span *b);
 /* Whether attribute arrays a[0..na) and b[0..nb) are equal (as sn_span_equal() compares them). */
 bool sn_span_kv_equal(const struct sn_span_kv *a, uint32_t na, const struct sn_span_kv *b,

@@ -5,6 +5,7 @@
  *   when the span before is of the same trace) [when SN_SPAN_F_PARENT: varint j, the parent being
  * the span j before it in the block, or 0 and parent_id[8]] kind:u8 status:u8 varint start_ns -
  * base, varint duration_ns str name, service, status_msg, trace_state, scope_name, scope_version;
+ * str? origin (NULL: none; the same for a request's spans: a byte zstd takes to nearly nothing)
  * varint otlp_flags endpoint local (its service is the span's), [str? service + endpoint remote
  * when F_REMOTE] attrs span attributes, varint resource (its index in the block's table + 1; 0:
  * none) varint nevents, each: zigzag varint t_ns - start_ns, str name, attrs, varint dropped varint
@@ -57,8 +58,8 @@ static unsigned char *need(struct wbuf *w, size_t n)
 {
     if (w->oom)
         return NULL;
-    if (w->len + n > w->cap) {
-        unsigned char *p = sn_grow(w->p, &w->cap, w->len + n, 1);
+    if (w->len + n > w->cap || !w->p) { /* a buffer even for 0 bytes: no offset on NULL */
+        unsigned char *p = sn_grow(w->p, &w->cap, w->len + n ? w->len + n : 1, 1);
         if (!p) {
             w->oom = true;
             return NULL;
@@ -459,6 +460,7 @@ static void put_span(struct wbuf *w, struct tabs *t, const struct sn_span *spans
     put_sref(&w[S_STR], t, s->trace_state);
     put_sref(&w[S_STR], t, s->scope_name);
     put_sref(&w[S_STR], t, s->scope_version);
+    put_var(&w[S_STR], s->origin ? (uint64_t)key_index(t, s->origin, false) + 1 : 0);
     put_var(&w[S_MISC], s->otlp_flags);
     put_endpoint(&w[S_MISC], &s->local);
     if (s->flags & SN_SPAN_F_REMOTE) {
@@ -512,6 +514,8 @@ size_t sn_block_span_size(const struct sn_span *s)
                strlen(s->trace_state) + strlen(s->scope_name) + strlen(s->scope_version) + 80;
     if (s->remote.service)
         z += strlen(s->remote.service);
+    if (s->origin)
+        z += strlen(s->origin);
     z += attrs_size(s->attrs, s->nattrs) + 2; /* the resource: a reference */
     for (uint32_t i = 0; i < s->nevents; i++)
         z += 20 + strlen(s->events[i].name) + attrs_size(s->events[i].attrs, s->events[i].nattrs);
@@ -1200,6 +1204,11 @@ static void get_span(struct rbuf *r, struct sn_span *s, const struct sn_span *be
     s->trace_state = get_sref(&r[S_STR], rt->t);
     s->scope_name = get_sref(&r[S_STR], rt->t);
     s->scope_version = get_sref(&r[S_STR], rt->t);
+    uint64_t oi = get_var(&r[S_STR]);
+    if (oi > rt->t->nstr)
+        r[S_STR].bad = true;
+    else
+        s->origin = oi ? rt->t->str[oi - 1] : NULL;
     uint64_t of = get_var(&r[S_MISC]);
     if (of > UINT32_MAX)
         r[S_MISC].bad = true;

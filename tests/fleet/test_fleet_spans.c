@@ -34,6 +34,9 @@
  * (each node's and the agent's own past, fleet/span_past.h), and every span, before, during
  * and after the creation, counts once.
  *
+ * And origin: 2 nodes and an agent relay, trace.spans decomposed by host: a cell's exemplars on
+ * every node are each keyed by the host that took the span (a node's id, the agent's host).
+ *
  * Every wait is bounded in count and time; what is started is stopped by its PID.
  */
 #include <errno.h>
@@ -1223,6 +1226,96 @@ static void test_past(void)
     th_nats_free(&nats);
 }
 
+/* origin: 2 nodes and an agent relay, a trace.spans instrumentation decomposed by host; spans
+ * without host.name posted to n1 and to the agent, in one second: the cell of that second
+ * counts each publisher's by its name (the node's id, the agent's host), and its exemplars on
+ * every node are each of the host it was posted to (the key names it), as many as asked. */
+static void test_origin(void)
+{
+    struct xtrace *a[MAXTR];
+    char id[32] = "", path[1024], want[MAXTR][64];
+    int st = 0;
+
+    t_seed(1616);
+    ntr = 0;
+    T_REQUIRE(fleet_up(1, 2));
+    int h = th_host_add_uncontained(&F, "ag1");
+    T_REQUIRE(h >= 0);
+    const char *extra[] = {"--otlp-listen", "127.0.0.1:0", NULL};
+    T_REQUIRE(th_host_agent_start(&F, h, extra) == 0);
+    int otlp = wait_number(F.h[h].log, "OTLP/HTTP on 127.0.0.1:0 (port ", 30000);
+    T_REQUIRE(otlp > 0);
+    T_REQUIRE(th_node_wait_members(&F, 0, 2, 1, 20000) >= 0);
+    json_t *c = th_node_jreq(&F, 0, "POST", "/ca/instrumentations",
+                             "{\"module\":\"trace\",\"stat\":\"spans\",\"decomposition\":"
+                             "[\"host\",\"latency\"]}",
+                             &st);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(c, "id")) ?: "");
+    json_decref(c);
+    T_REQUIRE(id[0]);
+    int hosts[] = {h};
+    T_REQUIRE(th_wait_running(&F, 0, id, hosts, 1, 20000) >= 0);
+
+    /* 4 traces of 2 spans to n1, 3 of 2 to the agent, all in second sec */
+    int64_t sec = th_unix_ms() / 1000 - 3;
+    for (int i = 0; i < 4; i++)
+        timed(a[i] = new_trace(SVC_A, 2), sec, i);
+    T_EQ(post_otlp(0, a, 4), 200);
+    for (int i = 0; i < 3; i++)
+        timed(a[i] = new_trace(SVC_A, 2), sec, 10 + i);
+    size_t len;
+    unsigned char *ob = otlp_body(a, 3, &len);
+    T_REQUIRE(ob != NULL);
+    T_EQ(post_port(otlp, "/v1/traces", "application/x-protobuf", ob, len, NULL, 0), 200);
+    free(ob);
+    for (int i = 0; i < ntr; i++)
+        snprintf(want[i], sizeof(want[i]), "%s", i < 4 ? F.n[0].id : F.h[h].name);
+
+    char q[256];
+    snprintf(q, sizeof(q),
+             "value/heatmap/details?start_time=%" PRId64
+             "&duration=1&width=10&height=10&nbuckets=1&ymin=0&ymax=1000000000&x=0&y=0",
+             sec);
+    snprintf(path, sizeof(path), "/ca/instrumentations/%.31s/%.255s", id, q);
+    for (int n = 0; n < 2; n++) {
+        json_t *d = NULL;
+        size_t ne = 0, right = 0;
+        double end = th_now_ms() + 20000;
+        for (int round = 0; round < 100; round++) { /* the stores write within moments */
+            d = get(n, &st, "%s", path);
+            json_t *pr = json_object_get(d, "present"), *ex = json_object_get(d, "exemplars"), *e;
+            size_t k;
+            ne = json_array_size(ex);
+            right = 0;
+            json_array_foreach(ex, k, e)
+            {
+                const char *tid = json_string_value(json_object_get(e, "traceId"));
+                const char *key = json_string_value(json_object_get(e, "key"));
+                for (int i = 0; tid && key && i < ntr; i++)
+                    if (strcmp(tr[i].id, tid) == 0 && strcmp(want[i], key) == 0)
+                        right++;
+            }
+            if (st == 200 && json_integer_value(json_object_get(pr, F.n[0].id)) == 8 &&
+                json_integer_value(json_object_get(pr, F.h[h].name)) == 6 && ne == 5 && right == 5)
+                break;
+            if (th_now_ms() > end || round == 99) {
+                char *x = json_dumps(d, JSON_COMPACT);
+                NOTE("n%d: %.1500s", n + 1, x ? x : "-");
+                free(x);
+                break;
+            }
+            json_decref(d);
+            d = NULL;
+            th_sleep_ms(250);
+        }
+        T_EQ(ne, 5);
+        T_EQ(right, 5);
+        json_decref(d);
+    }
+    th_fleet_free(&F);
+    th_nats_free(&nats);
+}
+
 /* Requests to a node while it stops (SIGTERM): what is in flight ends (an answer or a closed
  * connection), the node exits cleanly with its API's threads still asking the fleet until its
  * listener is down (under ASan: nothing of the fleet is used after it is freed), and every
@@ -1500,6 +1593,7 @@ int main(int argc, char **argv)
     t_run("nats_server_killed", test_nats_server_killed);
     t_run("agent_relay", test_agent_relay);
     t_run("past", test_past);
+    t_run("origin", test_origin);
     t_run("stop_under_load", test_stop_under_load);
     t_run("base", test_base);
     return t_done();

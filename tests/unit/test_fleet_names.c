@@ -481,6 +481,38 @@ static void test_span_names(void)
     T_EQ(sn_fleet_span_msg_id("node-a", 2, "s.1", out, sizeof(out)), -EINVAL);
     T_EQ(sn_fleet_span_msg_id("node-a", 2, "", out, sizeof(out)), -EINVAL);
     T_STR(out, "");
+
+    /* read back: the origin may hold dots (an agent's host), the id is read from its end */
+    char part[16];
+    uint64_t nonce = 0;
+    T_EQ(sn_fleet_parse_span_msg_id("web-1.example.com.18c4f2e9a0b.s17", out, sizeof(out), &nonce,
+                                    part, sizeof(part)),
+         0);
+    T_STR(out, "web-1.example.com");
+    T_EQU(nonce, 0x18c4f2e9a0bULL);
+    T_STR(part, "s17");
+    T_EQ(sn_fleet_parse_span_msg_id("node-a.0.f2", out, sizeof(out), NULL, NULL, 0), 0);
+    T_STR(out, "node-a");
+    T_EQ(sn_fleet_parse_span_msg_id("node-a.0.f2", out, 6, NULL, NULL, 0), -ENOSPC);
+    T_STR(out, "");
+    static const char *const bad_ids[] = {
+        "node-a.1f",                   /* no part */
+        "node-a.1f.",                  /* an empty part */
+        "node-a..s1",                  /* no nonce */
+        ".1f.s1",                      /* no origin */
+        "node-a.01f.s1",               /* a leading zero */
+        "node-a.1F.s1",                /* upper case */
+        "node-a.1g.s1",                /* not hex */
+        "node-a.1f.s-1",               /* not [A-Za-z0-9] */
+        "bad..node.1f.s1",             /* not a host name */
+        "node.a.12345678901234567.s1", /* 17 digits */
+    };
+    for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+        snprintf(out, sizeof(out), "x");
+        T_EQ(sn_fleet_parse_span_msg_id(bad_ids[i], out, sizeof(out), &nonce, part, sizeof(part)),
+             -EINVAL);
+        T_STR(out, "");
+    }
 }
 
 int main(int argc, char **argv)

@@ -135,6 +135,16 @@ static void test_block_round_trip(void)
     uint64_t t0 = 1700000000000000000ULL;
     for (int s = 0; s < 5; s++)
         add_span(&in, 1, s, "frontend", "GET /api", t0 + (uint64_t)s * 1000, 5000 - (uint64_t)s);
+    /* the publisher that took a span in a fleet (none: this server) */
+    in.spans[1].origin = in.spans[3].origin = "node-b";
+    in.spans[4].origin = "agent.host-1";
+    struct sn_span_batch cp = {0}; /* a copy keeps it, in its own arena */
+    for (size_t i = 0; i < in.n; i++) {
+        T_EQ(sn_span_copy(&cp, &in.spans[i]), 0);
+        T_OK(sn_span_equal(&in.spans[i], &cp.spans[i]));
+    }
+    T_OK(cp.spans[0].origin == NULL && cp.spans[4].origin != in.spans[4].origin);
+    sn_span_batch_fini(&cp);
     for (int level = 0; level <= 9; level += 3) {
         unsigned char *blk;
         size_t len;
@@ -144,6 +154,10 @@ static void test_block_round_trip(void)
         T_EQ(out.n, 5);
         for (size_t i = 0; i < in.n && i < out.n; i++)
             T_OK(sn_span_equal(&in.spans[i], &out.spans[i]));
+        T_OK(out.n == 5 && !out.spans[0].origin && !out.spans[2].origin);
+        T_STR(out.n == 5 && out.spans[1].origin ? out.spans[1].origin : "", "node-b");
+        T_STR(out.n == 5 && out.spans[3].origin ? out.spans[3].origin : "", "node-b");
+        T_STR(out.n == 5 && out.spans[4].origin ? out.spans[4].origin : "", "agent.host-1");
         if (level == 6) /* every truncation is refused, never read past */
             for (size_t cut = 0; cut < len; cut++) {
                 struct sn_span_batch x = {0};
