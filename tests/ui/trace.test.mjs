@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, uiSession, waitFor } from './support.mjs';
 
+const hashParams = (url) => new URLSearchParams(new URL(url).hash.split('?')[1] || '');
 const hex = (n, len) => n.toString(16).padStart(len, '0');
 
 // One trace ending now: checkout (80 ms) > payments (60 ms) > db (20 ms, an error).
@@ -53,6 +54,16 @@ test('span latency heatmap, exemplars and the trace waterfall', { timeout: 180_0
   const hm = page.locator(sel);
   await hm.locator('.hm-plot[data-start]').waitFor({ timeout: 15_000 });
   await page.waitForTimeout(3_000); // a few seconds of spans on screen
+  // paused: the image, and the window its columns map to, stay put while the test finds the
+  // 80 ms cell through the details API and clicks it (live, the window moves a second at each
+  // refresh, and a search slowed by a loaded machine would click a newer second than it found)
+  await page.click('button.pause');
+  await waitFor(() => hashParams(page.url()).has('at'), { what: 'the paused time in the URL' });
+  const at = Number(hashParams(page.url()).get('at'));
+  await waitFor(async () => {
+    const p = hm.locator('.hm-plot');
+    return Number(await p.getAttribute('data-start')) + Number(await p.getAttribute('data-duration')) === at;
+  }, { what: 'the heatmap shows the interval ending at the pause' });
 
   await t.test('a click on the cell of the 80 ms spans lists their traces', async () => {
     const s = await page.evaluate((q) => {
@@ -87,7 +98,7 @@ test('span latency heatmap, exemplars and the trace waterfall', { timeout: 180_0
     const below = await first((d) => d.bucket_ymax <= 80e6 && d.bucket_ymin < 80e6 && d.bucket_ymax < 80e6);
     const y = Math.floor((top + Math.max(top + 1, below) - 1) / 2); // and its middle row of pixels
     // a loaded machine can leave a second without spans (the feed sends one every 300 ms): the
-    // newest column of the shown window, from the third from the end back, that has them
+    // newest column of the paused window, from the third from the end back, that has them
     for (let col = s.n - 3, tries = 0; tries < 10; col--, tries++) {
       if ((await band(y, xOf(col))).total > 0) {
         x = xOf(col);
