@@ -18,7 +18,8 @@
 #                     and baselines (NATS alone, one server without NATS) (FLEET_SECONDS=60
 #                     of steady load; FLEET_HOSTS, FLEET_INSTS, FLEET_NATS: bench/bench_fleet.c)
 #   make bench-recorder  what the flight recorder adds per event (root): a syscalls session
-#                     against empty tp_btf programs and a clock read (ROUNDS=8, REC_KIB=4096)
+#                     against empty tp_btf programs, a clock read, ftrace's ring, `perf record
+#                     --overwrite` and `perf trace` (ROUNDS=8, REC_KIB=4096, READS=500000)
 #   make bench-live   the live relay streaming to one babeltrace2 viewer: events/s, CPU per
 #                     event of the viewer and of the relay (LIVE_EVENTS, bench/bench_live.c)
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
@@ -91,6 +92,7 @@ bench-trace: build
 	TRACE_SPANS=$(TRACE_SPANS) TRACE_DATA=issue ./build/bench/bench_trace
 
 bench-recorder: build
+	@scripts/setup bench
 	./build/bench/bench_recorder
 bench-live: build
 	./build/bench/bench_live

@@ -7,21 +7,32 @@
  * recorder session (syscalls group, every process, REC_KIB per CPU: 4096), the same with a
  * predicate that holds for every event ({"ne": ["pid", "1"]}: the kernel fills pid and runs
  * the interpreter) and scoped to the reader's cgroup (a tenant's scope: one hash lookup). The
- * reader runs in a cgroup of its own (<cgroup2>/snb-recorder-<pid>) in every mode. Printed: ns
- * per read, ns added per event, and the ratios of docs/recorder.md ("Costs").
+ * reader runs in a cgroup of its own (<cgroup2>/snb-recorder-<pid>) in every mode.
  *
- * First version (issue 17, session 1): ftrace, perf and LTTng-UST anchors and the snapshot and
- * live figures are to come.
+ * The anchors of the issue, recording the same events (every system call's entry and exit, as
+ * the session does) in the same run:
+ *  - ftrace's ring buffer: an instance of its own (<tracefs>/instances/snb-recorder-<pid>,
+ *    REC_KIB per CPU, overwrite mode, tracefs mounted for the run if it was not) with
+ *    raw_syscalls enabled;
+ *  - perf's ring buffer in flight-recorder mode: `perf record --overwrite -e
+ *    raw_syscalls:sys_enter,raw_syscalls:sys_exit -C CPU -m REC_KIB`;
+ *  - `perf trace -e read -C CPU` (a consumer formatting every event: about 100x the others, so
+ *    it runs READS / 25 reads);
+ * where perf is installed (`scripts/setup bench`); otherwise their rows say so.
+ * Printed: ns per read, ns added per event, and the ratios of docs/recorder.md ("Costs").
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
@@ -31,11 +42,17 @@
 #include "rec/session.h"
 #include "rec_anchor.skel.h"
 
-enum { BARE, EMPTY, CLOCK, REC, REC_PRED, REC_SCOPE, NMODE };
+enum { BARE, EMPTY, CLOCK, REC, REC_PRED, REC_SCOPE, FTRACE, PERF_REC, PERF_TRACE, NMODE };
 static const char *mode_name[NMODE] = {
-    "nothing attached", "empty tp_btf enter+exit", "tp_btf + bpf_ktime_get_ns",
-    "recorder session", "recorder + predicate",    "recorder + tenant scope",
+    "nothing attached",        "empty tp_btf enter+exit", "tp_btf + bpf_ktime_get_ns",
+    "recorder session",        "recorder + predicate",    "recorder + tenant scope",
+    "ftrace ring (raw_syscalls)", "perf record --overwrite", "perf trace -e read",
 };
+
+#define TRACEFS "/sys/kernel/tracing"
+static char ftrace_inst[128]; /* TRACEFS/instances/snb-recorder-<pid> */
+static int tracefs_mounted;   /* mounted by this run: unmounted at its end */
+static char perf_out[64];     /* perf's output file, "/tmp/snb-recorder-<pid>.perf" */
 
 static char cg_rel[64];     /* the reader's cgroup, "/snb-recorder-<pid>" */
 static char cg_procs[1024]; /* its cgroup.procs */
@@ -85,8 +102,99 @@ static double run_reads(long reads, int cpu)
     return ns;
 }
 
-static double one(int mode, long reads, int cpu)
+static int write_file(const char *dir, const char *name, const char *v)
 {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, v, strlen(v));
+    int e = n == (ssize_t)strlen(v) ? 0 : -errno;
+    close(fd);
+    return e;
+}
+
+/* An ftrace instance of its own recording raw_syscalls into rings of REC_KIB per CPU (overwrite
+ * mode, ftrace's default); on = 0 removes it. */
+static int ftrace_set(int on)
+{
+    char kib[32];
+    if (!on) {
+        write_file(ftrace_inst, "events/raw_syscalls/enable", "0");
+        return rmdir(ftrace_inst) ? -errno : 0;
+    }
+    if (mkdir(ftrace_inst, 0755) && errno != EEXIST)
+        return -errno;
+    snprintf(kib, sizeof(kib), "%llu", (unsigned long long)ring_kib);
+    int e = write_file(ftrace_inst, "buffer_size_kb", kib);
+    if (!e)
+        e = write_file(ftrace_inst, "options/overwrite", "1");
+    if (!e)
+        e = write_file(ftrace_inst, "events/raw_syscalls/enable", "1");
+    return e;
+}
+
+/* perf (record or trace) on cpu, its output discarded; its pid, or -1. perf has its events
+ * open within a few hundred ms of its start: the reads begin 2 s after. */
+static pid_t perf_start(int trace, int cpu)
+{
+    char c[16], m[32];
+    snprintf(c, sizeof(c), "%d", cpu);
+    snprintf(m, sizeof(m), "%lluK", (unsigned long long)ring_kib);
+    pid_t p = fork();
+    if (p == 0) {
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        if (trace)
+            execlp("perf", "perf", "trace", "-e", "read", "-C", c, "-o", perf_out, (char *)NULL);
+        else
+            execlp("perf", "perf", "record", "-q", "--overwrite", "-e",
+                   "raw_syscalls:sys_enter,raw_syscalls:sys_exit", "-C", c, "-m", m, "-o",
+                   perf_out, (char *)NULL);
+        _exit(127);
+    }
+    if (p < 0)
+        return -1;
+    struct timespec d = {2, 0};
+    nanosleep(&d, NULL);
+    int st;
+    if (waitpid(p, &st, WNOHANG) != 0) /* gone already: not installed, or it failed */
+        return -1;
+    return p;
+}
+
+/* SIGINT (perf's way to end), up to 10 s, then SIGKILL. Returns perf's own CPU time in ns
+ * (user + system, its threads included). */
+static double perf_stop(pid_t p)
+{
+    int st;
+    struct rusage ru = {0};
+    kill(p, SIGINT);
+    for (int i = 0; i < 200; i++) {
+        if (wait4(p, &st, WNOHANG, &ru) == p)
+            goto done;
+        struct timespec d = {0, 50 * 1000 * 1000};
+        nanosleep(&d, NULL);
+    }
+    kill(p, SIGKILL);
+    wait4(p, &st, 0, &ru);
+done:
+    unlink(perf_out);
+    return ((double)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 +
+           ((double)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
+}
+
+/* ns of CPU per read in a pinned child, or -1 (-2: no perf); *consumer: the CPU a consumer
+ * process of the mode (perf) spent, per read */
+static double one(int mode, long reads, int cpu, double *consumer)
+{
+    pid_t perf = -1;
+    long n = mode == PERF_TRACE ? (reads / 25 > 1000 ? reads / 25 : 1000) : reads;
     struct rec_anchor_bpf *a = NULL;
     struct sn_rec_session *s = NULL;
     double ns = -1;
@@ -101,7 +209,7 @@ static double one(int mode, long reads, int cpu)
         bpf_program__set_autoload(a->progs.clock_exit, mode == CLOCK);
         if (rec_anchor_bpf__load(a) || rec_anchor_bpf__attach(a))
             goto out;
-    } else if (mode >= REC) {
+    } else if (mode == REC || mode == REC_PRED || mode == REC_SCOPE) {
         const char *scope[1] = {cg_rel};
         json_t *pred = mode == REC_PRED ? json_pack("{s:[s,s]}", "ne", "pid", "1") : NULL;
         struct sn_rec_session_opts o = {.groups = SN_REC_G_SYSCALLS,
@@ -113,8 +221,21 @@ static double one(int mode, long reads, int cpu)
         json_decref(pred);
         if (rc)
             goto out;
+    } else if (mode == FTRACE) {
+        if (ftrace_set(1)) {
+            ftrace_set(0);
+            return -1;
+        }
+    } else if (mode == PERF_REC || mode == PERF_TRACE) {
+        if ((perf = perf_start(mode == PERF_TRACE, cpu)) < 0)
+            return -2; /* no perf: the row says so */
     }
-    ns = run_reads(reads, cpu);
+    ns = run_reads(n, cpu);
+    *consumer = 0;
+    if (mode == FTRACE)
+        ftrace_set(0);
+    if (perf > 0) /* perf's whole life: its start and the 2 s before the reads included */
+        *consumer = perf_stop(perf) / (double)n;
 out:
     rec_anchor_bpf__destroy(a);
     sn_rec_session_destroy(s);
@@ -127,7 +248,7 @@ int main(void)
     int rounds = bench_env_int("ROUNDS", 8);
     ring_kib = (uint64_t)bench_env_int("REC_KIB", 4096);
     int cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
-    double v[NMODE][64], med[NMODE];
+    double v[NMODE][64], med[NMODE], cons[NMODE][64];
 
     if (rounds > 64)
         rounds = 64;
@@ -141,23 +262,54 @@ int main(void)
                 strerror(errno));
         return 1;
     }
-    for (int r = 0; r < rounds; r++)
-        for (int m = 0; m < NMODE; m++) {
-            v[m][r] = one(m, reads, cpu);
-            if (v[m][r] < 0) {
+    snprintf(ftrace_inst, sizeof(ftrace_inst), TRACEFS "/instances/snb-recorder-%d",
+             (int)getpid());
+    snprintf(perf_out, sizeof(perf_out), "/tmp/snb-recorder-%d.perf", (int)getpid());
+    if (access(TRACEFS "/instances", F_OK) != 0) {
+        if (mount("nodev", TRACEFS, "tracefs", 0, NULL) != 0) {
+            fprintf(stderr, "bench_recorder: mount tracefs on %s: %s\n", TRACEFS, strerror(errno));
+            rmdir(cg_dir);
+            return 1;
+        }
+        tracefs_mounted = 1;
+    }
+    int rc = 0, noperf = 0;
+    for (int r = 0; r < rounds && !rc; r++)
+        for (int m = 0; m < NMODE && !rc; m++) {
+            if (noperf && (m == PERF_REC || m == PERF_TRACE)) {
+                v[m][r] = -2;
+                continue;
+            }
+            v[m][r] = one(m, reads, cpu, &cons[m][r]);
+            if (v[m][r] == -2) {
+                noperf = 1;
+            } else if (v[m][r] < 0) {
                 fprintf(stderr, "bench_recorder: %s failed (root and BPF needed)\n", mode_name[m]);
-                rmdir(cg_dir);
-                return 1;
+                rc = 1;
             }
         }
+    if (tracefs_mounted)
+        umount(TRACEFS);
+    if (rc) {
+        rmdir(cg_dir);
+        return 1;
+    }
     printf("bench_recorder: %ld 1-byte reads of /dev/zero on CPU %d, medians of %d rounds "
            "(CPU time of the reader; a read = 2 events)\n",
            reads, cpu, rounds);
     for (int m = 0; m < NMODE; m++) {
+        if (noperf && (m == PERF_REC || m == PERF_TRACE)) {
+            printf("  %-28s not measured: no perf (scripts/setup bench installs it)\n",
+                   mode_name[m]);
+            continue;
+        }
         med[m] = bench_pct_sort(v[m], (size_t)rounds, 50);
         printf("  %-28s %8.1f ns/read", mode_name[m], med[m]);
         if (m > BARE)
             printf("  +%6.1f ns/event", (med[m] - med[BARE]) / 2);
+        if (m == PERF_REC || m == PERF_TRACE)
+            printf("  (perf's own CPU, its start included: %.1f ns/event)",
+                   bench_pct_sort(cons[m], (size_t)rounds, 50) / 2);
         printf("\n");
     }
     double e = (med[EMPTY] - med[BARE]) / 2, c = (med[CLOCK] - med[BARE]) / 2,
@@ -166,6 +318,13 @@ int main(void)
     printf("  recorder / (empty program + clock) %.2fx\n", rec / c);
     printf("  a predicate adds %.1f ns/event, a tenant scope %.1f ns/event\n",
            (med[REC_PRED] - med[REC]) / 2, (med[REC_SCOPE] - med[REC]) / 2);
+    printf("  recorder / ftrace ring             %.2fx\n", rec / ((med[FTRACE] - med[BARE]) / 2));
+    if (!noperf) {
+        printf("  recorder / perf record --overwrite %.2fx\n",
+               rec / ((med[PERF_REC] - med[BARE]) / 2));
+        printf("  recorder / perf trace              %.3fx\n",
+               rec / ((med[PERF_TRACE] - med[BARE]) / 2));
+    }
     rmdir(cg_dir);
     return 0;
 }
