@@ -44,8 +44,8 @@
 
 enum { BARE, EMPTY, CLOCK, REC, REC_PRED, REC_SCOPE, FTRACE, PERF_REC, PERF_TRACE, NMODE };
 static const char *mode_name[NMODE] = {
-    "nothing attached",        "empty tp_btf enter+exit", "tp_btf + bpf_ktime_get_ns",
-    "recorder session",        "recorder + predicate",    "recorder + tenant scope",
+    "nothing attached",           "empty tp_btf enter+exit", "tp_btf + bpf_ktime_get_ns",
+    "recorder session",           "recorder + predicate",    "recorder + tenant scope",
     "ftrace ring (raw_syscalls)", "perf record --overwrite", "perf trace -e read",
 };
 
@@ -154,8 +154,8 @@ static pid_t perf_start(int trace, int cpu)
             execlp("perf", "perf", "trace", "-e", "read", "-C", c, "-o", perf_out, (char *)NULL);
         else
             execlp("perf", "perf", "record", "-q", "--overwrite", "-e",
-                   "raw_syscalls:sys_enter,raw_syscalls:sys_exit", "-C", c, "-m", m, "-o",
-                   perf_out, (char *)NULL);
+                   "raw_syscalls:sys_enter,raw_syscalls:sys_exit", "-C", c, "-m", m, "-o", perf_out,
+                   (char *)NULL);
         _exit(127);
     }
     if (p < 0)
@@ -262,8 +262,7 @@ int main(void)
                 strerror(errno));
         return 1;
     }
-    snprintf(ftrace_inst, sizeof(ftrace_inst), TRACEFS "/instances/snb-recorder-%d",
-             (int)getpid());
+    snprintf(ftrace_inst, sizeof(ftrace_inst), TRACEFS "/instances/snb-recorder-%d", (int)getpid());
     snprintf(perf_out, sizeof(perf_out), "/tmp/snb-recorder-%d.perf", (int)getpid());
     if (access(TRACEFS "/instances", F_OK) != 0) {
         if (mount("nodev", TRACEFS, "tracefs", 0, NULL) != 0) {
