@@ -91,8 +91,9 @@ bench-trace: build
 	TRACE_SPANS=$(TRACE_SPANS) TRACE_DATA=heavy ./build/bench/bench_trace
 	TRACE_SPANS=$(TRACE_SPANS) TRACE_DATA=issue ./build/bench/bench_trace
 
-bench-recorder: build
+bench-recorder: setup
 	@scripts/setup bench
+	@$(MAKE) --no-print-directory build
 	./build/bench/bench_recorder
 bench-live: build
 	./build/bench/bench_live

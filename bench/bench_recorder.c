@@ -18,11 +18,16 @@
  *    raw_syscalls:sys_enter,raw_syscalls:sys_exit -C CPU -m REC_KIB`;
  *  - `perf trace -e read -C CPU` (a consumer formatting every event: about 100x the others, so
  *    it runs READS / 25 reads);
- * where perf is installed (`scripts/setup bench`); otherwise their rows say so.
+ *  - LTTng-UST's userspace event in a snapshot (flight-recorder) session (ust_anchor.c: UST_EVENTS
+ *    events, 10M, fired on the same CPU; its own lttng-sessiond, or the one running, and a
+ *    session snb-recorder-<pid>), against the same loop with the event disabled;
+ * where perf and LTTng are installed (`scripts/setup bench`); otherwise their rows say so.
  * Printed: ns per read, ns added per event, and the ratios of docs/recorder.md ("Costs").
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <libgen.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,6 +58,11 @@ static const char *mode_name[NMODE] = {
 static char ftrace_inst[128]; /* TRACEFS/instances/snb-recorder-<pid> */
 static int tracefs_mounted;   /* mounted by this run: unmounted at its end */
 static char perf_out[64];     /* perf's output file, "/tmp/snb-recorder-<pid>.perf" */
+
+static char ust_bin[PATH_MAX]; /* ust_anchor, beside this program */
+static char ust_session[64];   /* "snb-recorder-<pid>" */
+static char ust_dir[64];       /* its snapshot output, /tmp/snb-recorder-<pid>.lttng */
+static pid_t sessiond = -1;    /* the lttng-sessiond this run started (-1: none) */
 
 static char cg_rel[64];     /* the reader's cgroup, "/snb-recorder-<pid>" */
 static char cg_procs[1024]; /* its cgroup.procs */
@@ -189,6 +199,127 @@ done:
            ((double)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
 }
 
+/* Runs argv (stderr discarded), its first line of output into out (may be NULL). Returns its
+ * exit status, or -1. */
+static int run_cmd(char *const argv[], char *out, size_t len)
+{
+    int p[2], st;
+    if (pipe(p))
+        return -1;
+    pid_t c = fork();
+    if (c == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(p[1], 1);
+        if (null >= 0)
+            dup2(null, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[256];
+    size_t n = 0;
+    ssize_t k;
+    while (c > 0 && (k = read(p[0], buf + n, sizeof(buf) - 1 - n)) > 0 && n < sizeof(buf) - 1)
+        n += (size_t)k;
+    buf[n] = 0;
+    close(p[0]);
+    if (c < 0 || waitpid(c, &st, 0) != c)
+        return -1;
+    if (out)
+        snprintf(out, len, "%.*s", (int)strcspn(buf, "\n"), buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int lttng(const char *a, const char *b, const char *c, const char *d, const char *e)
+{
+    char *const argv[] = {"lttng", (char *)a, (char *)b, (char *)c, (char *)d, (char *)e, NULL};
+    return run_cmd(argv, NULL, 0);
+}
+
+/* `lttng enable-event` or `disable-event` of snb_anchor:tick in the session's channel ch0 */
+static int ust_event(const char *verb)
+{
+    char *const argv[] = {"lttng", (char *)verb,      "-u", "-s", ust_session, "-c",
+                          "ch0",   "snb_anchor:tick", NULL};
+    return run_cmd(argv, NULL, 0);
+}
+
+/* A snapshot session enabling snb_anchor:tick, on a session daemon (started here when none
+ * answers, up to 5 s). 0, or -1 when LTTng or ust_anchor is missing or fails. */
+static int ust_setup(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = 0;
+    snprintf(ust_bin, sizeof(ust_bin), "%s/ust_anchor", dirname(self));
+    snprintf(ust_session, sizeof(ust_session), "snb-recorder-%d", (int)getpid());
+    snprintf(ust_dir, sizeof(ust_dir), "--output=/tmp/snb-recorder-%d.lttng", (int)getpid());
+    if (access(ust_bin, X_OK) != 0)
+        return -1;
+    if (lttng("list", NULL, NULL, NULL, NULL) != 0) {
+        sessiond = fork();
+        if (sessiond == 0) {
+            int null = open("/dev/null", O_RDWR);
+            if (null >= 0) {
+                dup2(null, 1);
+                dup2(null, 2);
+            }
+            execlp("lttng-sessiond", "lttng-sessiond", "--no-kernel", (char *)NULL);
+            _exit(127);
+        }
+        if (sessiond < 0)
+            return -1;
+        for (int i = 0; i < 50 && lttng("list", NULL, NULL, NULL, NULL) != 0; i++) {
+            struct timespec d = {0, 100 * 1000 * 1000};
+            nanosleep(&d, NULL);
+        }
+    }
+    if (lttng("create", ust_session, "--snapshot", ust_dir, NULL) ||
+        lttng("enable-channel", "-u", "-s", ust_session, "ch0") || ust_event("enable-event") ||
+        lttng("start", ust_session, NULL, NULL, NULL))
+        return -1;
+    return 0;
+}
+
+static void ust_teardown(void)
+{
+    char rm[96];
+    lttng("destroy", ust_session, NULL, NULL, NULL);
+    if (sessiond > 0) {
+        int st;
+        kill(sessiond, SIGTERM);
+        for (int i = 0; i < 100 && waitpid(sessiond, &st, WNOHANG) != sessiond; i++) {
+            struct timespec d = {0, 50 * 1000 * 1000};
+            nanosleep(&d, NULL);
+            if (i == 99) {
+                kill(sessiond, SIGKILL);
+                waitpid(sessiond, &st, 0);
+            }
+        }
+    }
+    snprintf(rm, sizeof(rm), "/tmp/snb-recorder-%d.lttng", (int)getpid());
+    char *const argv[] = {"rm", "-rf", rm, NULL};
+    run_cmd(argv, NULL, 0);
+}
+
+/* ns of CPU per iteration of ust_anchor with the event enabled (on) or disabled, or -1 */
+static double ust_run(int on, long events, int cpu)
+{
+    char n[32], c[16], out[64] = "";
+    if (!on && ust_event("disable-event"))
+        return -1;
+    snprintf(n, sizeof(n), "%ld", events);
+    snprintf(c, sizeof(c), "%d", cpu);
+    setenv("LTTNG_UST_REGISTER_TIMEOUT", "-1", 1); /* registered (the event on) before main */
+    char *const argv[] = {ust_bin, n, c, NULL};
+    int rc = run_cmd(argv, out, sizeof(out));
+    if (!on && ust_event("enable-event"))
+        return -1;
+    return rc == 0 && out[0] ? atof(out) : -1;
+}
+
 /* ns of CPU per read in a pinned child, or -1 (-2: no perf); *consumer: the CPU a consumer
  * process of the mode (perf) spent, per read */
 static double one(int mode, long reads, int cpu, double *consumer)
@@ -248,7 +379,8 @@ int main(void)
     int rounds = bench_env_int("ROUNDS", 8);
     ring_kib = (uint64_t)bench_env_int("REC_KIB", 4096);
     int cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
-    double v[NMODE][64], med[NMODE], cons[NMODE][64];
+    long ust_events = bench_env_int("UST_EVENTS", 10000000);
+    double v[NMODE][64], med[NMODE], cons[NMODE][64], ust[2][64];
 
     if (rounds > 64)
         rounds = 64;
@@ -272,8 +404,8 @@ int main(void)
         }
         tracefs_mounted = 1;
     }
-    int rc = 0, noperf = 0;
-    for (int r = 0; r < rounds && !rc; r++)
+    int rc = 0, noperf = 0, noust = ust_setup() != 0;
+    for (int r = 0; r < rounds && !rc; r++) {
         for (int m = 0; m < NMODE && !rc; m++) {
             if (noperf && (m == PERF_REC || m == PERF_TRACE)) {
                 v[m][r] = -2;
@@ -287,6 +419,11 @@ int main(void)
                 rc = 1;
             }
         }
+        for (int k = 0; k < 2 && !noust && !rc; k++)
+            if ((ust[k][r] = ust_run(k, ust_events, cpu)) < 0)
+                noust = 1;
+    }
+    ust_teardown();
     if (tracefs_mounted)
         umount(TRACEFS);
     if (rc) {
@@ -323,6 +460,16 @@ int main(void)
                rec / ((med[PERF_REC] - med[BARE]) / 2));
         printf("  recorder / perf trace              %.3fx\n",
                rec / ((med[PERF_TRACE] - med[BARE]) / 2));
+    }
+    if (noust) {
+        printf("  LTTng-UST: not measured (lttng-tools, liblttng-ust-dev: scripts/setup bench)\n");
+    } else {
+        double off = bench_pct_sort(ust[0], (size_t)rounds, 50),
+               on = bench_pct_sort(ust[1], (size_t)rounds, 50);
+        printf("  LTTng-UST event, snapshot session: %.1f ns/event (%.1f enabled, %.1f disabled; "
+               "%ld events a run, userspace only)\n",
+               on - off, on, off, ust_events);
+        printf("  recorder / LTTng-UST event         %.2fx\n", rec / (on - off));
     }
     rmdir(cg_dir);
     return 0;
