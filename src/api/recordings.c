@@ -16,8 +16,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +40,7 @@ static void not_found(struct sn_call *c, const char *what, const char *name)
 /* DATA/snapshots into buf; created when absent (mkdir). */
 static int snap_root(struct sn_call *c, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/snapshots", c->s->datadir);
+    snprintf(buf, len, "%s/" SN_RECORDER_SNAPDIR, c->s->datadir);
     return mkdir(buf, 0700) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
@@ -60,7 +58,7 @@ static json_t *snap_ids(struct sn_call *c)
     size_t n = 0, cap = 0;
     DIR *d;
 
-    snprintf(root, sizeof(root), "%s/snapshots", c->s->datadir);
+    snprintf(root, sizeof(root), "%s/" SN_RECORDER_SNAPDIR, c->s->datadir);
     if (!(d = opendir(root)))
         return a;
     for (struct dirent *e; (e = readdir(d));) {
@@ -173,24 +171,10 @@ static void session_delete(struct sn_call *c, const char *name)
     sn_resp_empty(c->resp, 204);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void session_snapshot(struct sn_call *c, const char *name)
 {
-    static _Atomic unsigned seq;
-    char root[600], id[128], tmp[800], dir[800], stamp[32];
+    char root[600], id[128];
     struct sn_recorder_snap_info info;
-    time_t now = time(NULL);
-    struct tm tm;
     int rc;
 
     json_t *sess = sn_recorder_json(c->s->recorder, name);
@@ -200,27 +184,15 @@ static void session_snapshot(struct sn_call *c, const char *name)
     if ((rc = snap_root(c, root, sizeof(root))) != 0)
         return (void)sn_resp_error(c->resp, 507, "ECA_IO", "cannot create %s: %s", root,
                                    strerror(-rc));
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    do { /* a name no other snapshot has */
-        snprintf(id, sizeof(id), "%.63s-%s-%u", name, stamp, ++seq);
-        snprintf(dir, sizeof(dir), "%s/%s", root, id);
-    } while (access(dir, F_OK) == 0);
-    snprintf(tmp, sizeof(tmp), "%s/.%s.part", root, id); /* hidden: not listed, not served */
-    rc = sn_recorder_snapshot(c->s->recorder, name, tmp, &info);
-    if (rc == 0 && rename(tmp, dir) != 0)
-        rc = -errno;
-    if (rc == -ENOENT) {
-        rm_tree(tmp);
+    rc = sn_recorder_snapshot_new(c->s->recorder, name, root, SN_RECORDER_SINCE_LAST, id,
+                                  sizeof(id), &info);
+    if (rc == -ENOENT)
         return not_found(c, "session", name); /* stopped meanwhile */
-    }
-    if (rc != 0) {
-        rm_tree(tmp);
+    if (rc != 0)
         return (void)sn_resp_error(c->resp, 500, "ECA_UNKNOWN", "snapshot failed: %s",
                                    strerror(-rc));
-    }
     sn_resp_json(c->resp, 201,
-                 json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "id", id, "path", dir, "events",
+                 json_pack("{s:s,s:s++,s:I,s:I,s:I,s:I}", "id", id, "path", root, "/", id, "events",
                            (json_int_t)info.events, "overwritten", (json_int_t)info.overwritten,
                            "torn", (json_int_t)info.torn, "dropped", (json_int_t)info.dropped));
 }
@@ -232,7 +204,7 @@ static void snapshot_archive(struct sn_call *c, const char *id)
     unsigned char *tar;
     size_t len;
 
-    snprintf(dir, sizeof(dir), "%s/snapshots/%s", c->s->datadir, id);
+    snprintf(dir, sizeof(dir), "%s/" SN_RECORDER_SNAPDIR "/%s", c->s->datadir, id);
     if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return not_found(c, "snapshot", id);
     int rc = sn_tar_dir(dir, &tar, &len);
@@ -244,13 +216,11 @@ static void snapshot_archive(struct sn_call *c, const char *id)
 
 static void snapshot_delete(struct sn_call *c, const char *id)
 {
-    char dir[800];
-    struct stat st;
+    char root[600];
 
-    snprintf(dir, sizeof(dir), "%s/snapshots/%s", c->s->datadir, id);
-    if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    snprintf(root, sizeof(root), "%s/" SN_RECORDER_SNAPDIR, c->s->datadir);
+    if (sn_recorder_snapshot_delete(root, id) != 0)
         return not_found(c, "snapshot", id);
-    rm_tree(dir);
     sn_resp_empty(c->resp, 204);
 }
 

@@ -7,6 +7,7 @@
  *                                       its archive and unpacks it into DIR
  *   sonde record list                   the sessions and the snapshots kept
  *   sonde record stop NAME              stop a session (its programs detached, rings freed)
+ *   sonde record trigger ...            its triggers (cli/cmd_record_trigger.c)
  *
  * The server checks names, event groups and sizes; this only sends them.
  */
@@ -27,6 +28,7 @@ static const char usage[] =
     "       sonde record snapshot NAME -o DIR [options]\n"
     "       sonde record list [options]\n"
     "       sonde record stop NAME [options]\n"
+    "       sonde record trigger add|list|rm ...  (sonde record trigger -h)\n"
     "\n"
     "The flight recorder of the server's host (docs/recorder.md): sessions record kernel\n"
     "events into per-CPU rings that keep the newest; a snapshot writes what they hold since\n"
@@ -201,6 +203,8 @@ int sn_cmd_record(int argc, char **argv)
     struct sn_ca ca;
     int c, rc;
 
+    if (argc > 1 && strcmp(argv[1], "trigger") == 0) /* its own options */
+        return sn_cmd_record_trigger(argc - 1, argv + 1);
     sn_ca_init(&ca, "sonde record");
     optind = 1;
     opterr = 0;

@@ -7,6 +7,8 @@
 #include "rec/recorder.h"
 
 #include <errno.h>
+#include <ftw.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -303,10 +305,11 @@ static int classes(struct sn_recorder *r)
     return 0;
 }
 
-/* Writes snap into dir/kernel; the events' ts range into *t0, *t1, their number into *n. Returns 0
- * or -errno. */
+/* Writes snap into dir/kernel; the events' ts range into *t0, *t1, their number into *n. The
+ * packets' sequence numbers continue the session's manual snapshots', or start at 0 for a whole
+ * ring's snapshot (which may repeat events: it is a trace of its own). Returns 0 or -errno. */
 static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct sn_rec_snap *snap,
-                       const char *dir, uint64_t *t0, uint64_t *t1, uint64_t *n)
+                       bool whole, const char *dir, uint64_t *t0, uint64_t *t1, uint64_t *n)
 {
     static char str[SN_REC_STR_MAX]; /* under r->mu */
     struct sn_ctf_env env;
@@ -319,7 +322,10 @@ static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct s
     uint64_t *seq = malloc(snap->ncpu * sizeof(*seq));
     if (!seq)
         return -ENOMEM;
-    memcpy(seq, x->packet_seq, snap->ncpu * sizeof(*seq));
+    if (whole)
+        memset(seq, 0, snap->ncpu * sizeof(*seq));
+    else
+        memcpy(seq, x->packet_seq, snap->ncpu * sizeof(*seq));
     struct sn_ctf_writer_opts o = {.ncpus = snap->ncpu, .classes = &r->cls, .packet_seq = seq};
     if ((rc = sn_ctf_writer_open(&w, dir, &env, &o)) != 0) {
         free(seq);
@@ -345,7 +351,7 @@ static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct s
         rc = sn_ctf_writer_close(w);
     else
         sn_ctf_writer_abort(w);
-    if (rc == 0)
+    if (rc == 0 && !whole)
         memcpy(x->packet_seq, seq, snap->ncpu * sizeof(*seq));
     free(seq);
     if (*t0 == UINT64_MAX)
@@ -353,8 +359,9 @@ static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct s
     return rc;
 }
 
-static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap, const char *dir,
-                       uint64_t t0, uint64_t t1, const struct sn_recorder_snap_info *info)
+static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap, bool whole,
+                       const char *dir, uint64_t t0, uint64_t t1,
+                       const struct sn_recorder_snap_info *info)
 {
     char path[4200];
     json_t *cpus = json_array();
@@ -365,11 +372,12 @@ static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap,
                                               (json_int_t)snap->cpu[c].to, "overwritten",
                                               (json_int_t)snap->cpu[c].overwritten, "torn",
                                               (json_int_t)snap->cpu[c].torn));
-    json_t *j = json_pack("{s:s,s:{s:I,s:I,s:s},s:I,s:I,s:I,s:I,s:o}", "session", x->name, "window",
-                          "first_ns", (json_int_t)t0, "last_ns", (json_int_t)t1, "clock",
-                          "monotonic", "events", (json_int_t)info->events, "overwritten",
-                          (json_int_t)info->overwritten, "torn", (json_int_t)info->torn, "dropped",
-                          (json_int_t)info->dropped, "cpus", cpus);
+    json_t *j =
+        json_pack("{s:s,s:{s:I,s:I,s:s,s:s},s:I,s:I,s:I,s:I,s:o}", "session", x->name, "window",
+                  "first_ns", (json_int_t)t0, "last_ns", (json_int_t)t1, "clock", "monotonic", "of",
+                  whole ? "ring" : "since-last", "events", (json_int_t)info->events, "overwritten",
+                  (json_int_t)info->overwritten, "torn", (json_int_t)info->torn, "dropped",
+                  (json_int_t)info->dropped, "cpus", cpus);
     char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
     json_decref(j);
     if (!text)
@@ -380,12 +388,39 @@ static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap,
     return rc;
 }
 
+/* A consumer made for one snapshot of the whole ring: cursors at 0, so each CPU's window is what
+ * the ring holds; what it counts as overwritten before the window (slots lost since the session
+ * started) is taken off, leaving only what was overwritten during the copy. */
+static int snapshot_whole(const struct sn_rec_ring_view *v, struct sn_rec_snap *snap)
+{
+    struct sn_rec_consumer *c;
+    int rc = sn_rec_consumer_new(&c, v, 0);
+    if (rc != 0)
+        return rc;
+    rc = sn_rec_snapshot(c, v, snap);
+    sn_rec_consumer_free(c);
+    for (unsigned cpu = 0; rc == 0 && cpu < snap->ncpu; cpu++) {
+        struct sn_rec_cpu_snap *cs = &snap->cpu[cpu];
+        uint64_t before = cs->from < cs->overwritten ? cs->from : cs->overwritten;
+        cs->overwritten -= before;
+        snap->overwritten -= before;
+    }
+    return rc;
+}
+
 int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *dir,
                          struct sn_recorder_snap_info *info)
+{
+    return sn_recorder_snapshot_window(r, name, dir, SN_RECORDER_SINCE_LAST, info);
+}
+
+int sn_recorder_snapshot_window(struct sn_recorder *r, const char *name, const char *dir,
+                                enum sn_recorder_window w, struct sn_recorder_snap_info *info)
 {
     struct sn_rec_snap snap;
     struct sn_rec_session_stats st;
     uint64_t t0 = 0, t1 = 0;
+    bool whole = w == SN_RECORDER_WHOLE_RING;
     int rc;
 
     memset(info, 0, sizeof(*info));
@@ -398,8 +433,10 @@ int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *di
         return -ENOENT;
     }
     struct rec_sess *x = r->sess[i];
-    if ((rc = classes(r)) != 0 ||
-        (rc = sn_rec_snapshot(x->manual, sn_rec_session_view(x->s), &snap)) != 0) {
+    if ((rc = classes(r)) == 0)
+        rc = whole ? snapshot_whole(sn_rec_session_view(x->s), &snap)
+                   : sn_rec_snapshot(x->manual, sn_rec_session_view(x->s), &snap);
+    if (rc != 0) {
         pthread_mutex_unlock(&r->mu);
         return rc;
     }
@@ -407,9 +444,9 @@ int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *di
     info->torn = snap.torn;
     if (sn_rec_session_stats(x->s, &st) == 0)
         info->dropped = st.dropped;
-    rc = write_trace(r, x, &snap, dir, &t0, &t1, &info->events);
+    rc = write_trace(r, x, &snap, whole, dir, &t0, &t1, &info->events);
     if (rc == 0)
-        rc = write_index(x, &snap, dir, t0, t1, info);
+        rc = write_index(x, &snap, whole, dir, t0, t1, info);
     if (rc == 0)
         x->snapshots++;
     sn_rec_snap_free(&snap);
@@ -417,4 +454,57 @@ int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *di
     if (rc != 0)
         memset(info, 0, sizeof(*info));
     return rc;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int sn_recorder_snapshot_new(struct sn_recorder *r, const char *name, const char *root,
+                             enum sn_recorder_window w, char *id, size_t idlen,
+                             struct sn_recorder_snap_info *info)
+{
+    static _Atomic unsigned seq;
+    char tmp[800], dir[800], stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc;
+
+    memset(info, 0, sizeof(*info));
+    if (mkdir(root, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    do { /* a name no other snapshot has */
+        snprintf(id, idlen, "%.63s-%s-%u", name, stamp, ++seq);
+        snprintf(dir, sizeof(dir), "%s/%s", root, id);
+    } while (access(dir, F_OK) == 0);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.part", root, id); /* hidden: not listed, not served */
+    rc = sn_recorder_snapshot_window(r, name, tmp, w, info);
+    if (rc == 0 && rename(tmp, dir) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        rm_tree(tmp);
+        memset(info, 0, sizeof(*info));
+    }
+    return rc;
+}
+
+int sn_recorder_snapshot_delete(const char *root, const char *id)
+{
+    char dir[800];
+    struct stat st;
+
+    snprintf(dir, sizeof(dir), "%s/%s", root, id);
+    if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return -ENOENT;
+    rm_tree(dir);
+    return 0;
 }

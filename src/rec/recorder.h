@@ -21,7 +21,8 @@
 
 #include <jansson.h>
 
-#define SN_RECORDER_MAX      8  /* sessions per host */
+#define SN_RECORDER_MAX      8           /* sessions per host */
+#define SN_RECORDER_SNAPDIR  "snapshots" /* snapshots' directory, under the server's data */
 #define SN_RECORDER_NAME_MAX 63 /* a name: [A-Za-z0-9_.-], 1..63 bytes, not starting with '.' */
 
 struct sn_recorder;
@@ -65,5 +66,30 @@ struct sn_recorder_snap_info {
  * *info, -ENOENT (no such session), -EEXIST (dir exists) or -errno. */
 int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *dir,
                          struct sn_recorder_snap_info *info);
+
+/* What a snapshot holds. */
+enum sn_recorder_window {
+    SN_RECORDER_SINCE_LAST = 0, /* what the rings hold since the session's previous such snapshot
+                                 * (the session's manual consumer): never repeats an event */
+    SN_RECORDER_WHOLE_RING,     /* everything the rings hold now, through a consumer made for
+                                 * it: a trigger's (the seconds before it fired); it takes
+                                 * nothing from the manual consumer, and may repeat events of
+                                 * other snapshots; its packets count from 0 */
+};
+
+/* sn_recorder_snapshot() with window w (SN_RECORDER_SINCE_LAST: the same). */
+int sn_recorder_snapshot_window(struct sn_recorder *r, const char *name, const char *dir,
+                                enum sn_recorder_window w, struct sn_recorder_snap_info *info);
+
+/* The one way snapshots are made under a root (the server's DATA/snapshots): session name's
+ * window w into a new directory root/ID, with ID = NAME-YYYYMMDDTHHMMSSZ-N (into id, unique
+ * under root), written as the hidden root/.ID.part and renamed, so it appears whole (and
+ * removed when anything fails). root is created when absent. Returns 0, -ENOENT (no such
+ * session) or -errno. */
+int sn_recorder_snapshot_new(struct sn_recorder *r, const char *name, const char *root,
+                             enum sn_recorder_window w, char *id, size_t idlen,
+                             struct sn_recorder_snap_info *info);
+/* Removes snapshot root/id (a valid name, a directory there). Returns 0 or -ENOENT. */
+int sn_recorder_snapshot_delete(const char *root, const char *id);
 
 #endif
