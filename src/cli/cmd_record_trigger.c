@@ -33,7 +33,7 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --session S         add: the recording session to snapshot\n"
-    "  --instn ID          add: the instrumentation (an id of `sonde instn list`)\n"
+    "  --instn ID          add: the instrumentation (an id of `sonde list`)\n"
     "  --when COND         add: the condition\n"
     "  --key K             add: judge only key K of its decomposition ('*': any one key;\n"
     "                      default: the total)\n"
