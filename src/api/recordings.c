@@ -1,11 +1,18 @@
 /*
- * The flight recorder's API (docs/api.md, "Recorder"; operator only, at /ca alone): sessions
- * started and stopped by name, manual snapshots written under the server's data directory
- * (DATA/snapshots/<id>/, never a path the client chooses) and fetched as one ustar archive.
- * The work is rec/recorder.h's; this file parses, checks and answers.
+ * The flight recorder's API (docs/api.md, "Recorder"): sessions started and stopped by name,
+ * manual snapshots written under the server's data directory (DATA/snapshots/<id>/, never a
+ * path the client chooses) and fetched as one ustar archive. The work is rec/recorder.h's;
+ * this file parses, checks and answers.
+ *
+ * Who: the operator at /ca sees and acts on every session and snapshot; a tenant, at
+ * /ca/customers/<tenant>/recorder/..., starts sessions scoped to its own cgroups (the kernel
+ * records none of another's tasks, whatever its predicate) and sees, snapshots, stops, fetches
+ * and deletes only its own sessions and their snapshots (others' are 404, as absent). A
+ * snapshot's owner is in its index (sonde-snapshot.json's "tenant").
  *
  *   GET    /ca/recorder                         {sessions: [...], snapshots: [ids]}
- *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu"} -> 201
+ *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu",
+ *                                                "predicate"} -> 201
  *   GET    /ca/recorder/sessions/:name          the session
  *   DELETE /ca/recorder/sessions/:name          stops it -> 204
  *   POST   /ca/recorder/sessions/:name/snapshot -> 201 {id, path, events, overwritten, torn,
@@ -37,6 +44,39 @@ static void not_found(struct sn_call *c, const char *what, const char *name)
     sn_resp_error(c->resp, 404, "ResourceNotFound", "no such %s \"%.64s\"", what, name);
 }
 
+/* Whether the caller's scope owns a session or snapshot of tenant (JSON null or absent: the
+ * operator's); the operator's scope owns everything. */
+static bool owns(const struct sn_call *c, const json_t *tenant)
+{
+    const char *t = json_string_value(tenant);
+    return !c->scope[0] || (t && strcmp(t, c->scope) == 0);
+}
+
+/* Session name's JSON when the caller may see it, else NULL. */
+static json_t *session_seen(struct sn_call *c, const char *name)
+{
+    json_t *j = sn_recorder_json(c->s->recorder, name);
+    if (j && !owns(c, json_object_get(j, "tenant"))) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* Whether snapshot id (a valid name) is the caller's to see: its index names its owner. */
+static bool snapshot_seen(struct sn_call *c, const char *id)
+{
+    char path[800];
+    if (!c->scope[0])
+        return true;
+    snprintf(path, sizeof(path), "%s/" SN_RECORDER_SNAPDIR "/%s/sonde-snapshot.json", c->s->datadir,
+             id);
+    json_t *x = json_load_file(path, 0, NULL);
+    bool ok = x && owns(c, json_object_get(x, "tenant"));
+    json_decref(x);
+    return ok;
+}
+
 /* DATA/snapshots into buf; created when absent (mkdir). */
 static int snap_root(struct sn_call *c, char *buf, size_t len)
 {
@@ -62,7 +102,7 @@ static json_t *snap_ids(struct sn_call *c)
     if (!(d = opendir(root)))
         return a;
     for (struct dirent *e; (e = readdir(d));) {
-        if (!sn_recorder_name_ok(e->d_name))
+        if (!sn_recorder_name_ok(e->d_name) || !snapshot_seen(c, e->d_name))
             continue;
         char **p = sn_grow(names, &cap, n + 1, sizeof(*names));
         if (!p)
@@ -83,7 +123,11 @@ static json_t *snap_ids(struct sn_call *c)
 
 static void index_get(struct sn_call *c)
 {
-    json_t *sess = sn_recorder_json(c->s->recorder, NULL);
+    json_t *all = sn_recorder_json(c->s->recorder, NULL), *sess = json_array(), *x;
+    size_t i;
+    json_array_foreach(all, i, x) if (owns(c, json_object_get(x, "tenant")))
+        json_array_append(sess, x);
+    json_decref(all);
     sn_resp_json(
         c->resp, 200,
         json_pack("{s:o,s:o}", "sessions", sess ? sess : json_array(), "snapshots", snap_ids(c)));
@@ -105,9 +149,12 @@ static void session_create(struct sn_call *c)
     const char *key;
     json_t *v;
     json_object_foreach(j, key, v) if (strcmp(key, "name") && strcmp(key, "events") &&
-                                       strcmp(key, "size-per-cpu"))
+                                       strcmp(key, "size-per-cpu") && strcmp(key, "predicate"))
     {
-        CA_INVAL(c, "unknown member \"%.64s\" (this server takes name, events, size-per-cpu)", key);
+        CA_INVAL(c,
+                 "unknown member \"%.64s\" (this server takes name, events, size-per-cpu, "
+                 "predicate)",
+                 key);
         json_decref(j);
         return;
     }
@@ -145,7 +192,30 @@ static void session_create(struct sn_call *c)
         CA_INVAL(c, "\"size-per-cpu\": %s", why);
         goto out;
     }
-    int rc = sn_recorder_start(c->s->recorder, name, groups, size, why, sizeof(why));
+    json_t *pred = json_object_get(j, "predicate");
+    struct sn_pred compiled;
+    if (pred && !json_is_object(pred)) {
+        CA_INVAL(c, "\"predicate\" must be a predicate object such as {\"eq\": [\"execname\", "
+                    "\"nginx\"]}");
+        goto out;
+    }
+    if (pred && sn_rec_pred_compile(pred, &compiled, why, sizeof(why)) != 0) {
+        CA_INVAL(c, "\"predicate\": %s", why);
+        goto out;
+    }
+    struct sn_recorder_start_opts so = {.predicate = pred};
+    if (c->scope[0]) { /* a tenant's: its cgroups, always */
+        const struct sn_tenant *t = c->s->tenants ? sn_tenants_find(c->s->tenants, c->scope) : NULL;
+        if (!t || t->ncgroups == 0) {
+            sn_resp_error(c->resp, 403, "ECA_NOTAUTHORIZED", "tenant \"%.64s\" owns no cgroups",
+                          c->scope);
+            goto out;
+        }
+        so.tenant = c->scope;
+        so.scope = (const char *const *)t->cgroups;
+        so.nscope = t->ncgroups;
+    }
+    int rc = sn_recorder_start_opts(c->s->recorder, name, groups, size, &so, why, sizeof(why));
     if (rc == -EINVAL || rc == -EEXIST || rc == -ENOSPC || rc == -E2BIG)
         CA_INVAL(c, "%s", why);
     else if (rc != 0)
@@ -158,7 +228,7 @@ out:
 
 static void session_get(struct sn_call *c, const char *name)
 {
-    json_t *j = sn_recorder_json(c->s->recorder, name);
+    json_t *j = session_seen(c, name);
     if (!j)
         return not_found(c, "session", name);
     sn_resp_json(c->resp, 200, j);
@@ -166,7 +236,9 @@ static void session_get(struct sn_call *c, const char *name)
 
 static void session_delete(struct sn_call *c, const char *name)
 {
-    if (sn_recorder_stop(c->s->recorder, name) != 0)
+    json_t *j = session_seen(c, name);
+    json_decref(j);
+    if (!j || sn_recorder_stop(c->s->recorder, name) != 0)
         return not_found(c, "session", name);
     sn_resp_empty(c->resp, 204);
 }
@@ -177,7 +249,7 @@ static void session_snapshot(struct sn_call *c, const char *name)
     struct sn_recorder_snap_info info;
     int rc;
 
-    json_t *sess = sn_recorder_json(c->s->recorder, name);
+    json_t *sess = session_seen(c, name);
     if (!sess)
         return not_found(c, "session", name);
     json_decref(sess);
@@ -205,7 +277,8 @@ static void snapshot_archive(struct sn_call *c, const char *id)
     size_t len;
 
     snprintf(dir, sizeof(dir), "%s/" SN_RECORDER_SNAPDIR "/%s", c->s->datadir, id);
-    if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        !snapshot_seen(c, id))
         return not_found(c, "snapshot", id);
     int rc = sn_tar_dir(dir, &tar, &len);
     if (rc != 0)
@@ -219,7 +292,8 @@ static void snapshot_delete(struct sn_call *c, const char *id)
     char root[600];
 
     snprintf(root, sizeof(root), "%s/" SN_RECORDER_SNAPDIR, c->s->datadir);
-    if (sn_recorder_snapshot_delete(root, id) != 0)
+    if (!sn_recorder_name_ok(id) || !snapshot_seen(c, id) ||
+        sn_recorder_snapshot_delete(root, id) != 0)
         return not_found(c, "snapshot", id);
     sn_resp_empty(c->resp, 204);
 }

@@ -32,6 +32,8 @@ struct rec_sess {
     struct sn_rec_session *s;
     struct sn_rec_consumer *manual; /* the consumer of manual snapshots */
     uint64_t *packet_seq;           /* [ncpu]: the next packet_seq_num of each CPU's stream */
+    char tenant[64];                /* its owner ("": the operator) */
+    json_t *predicate;              /* NULL: none */
 };
 
 struct sn_recorder {
@@ -67,6 +69,7 @@ static void sess_free(struct rec_sess *x)
         return;
     sn_rec_consumer_free(x->manual);
     sn_rec_session_destroy(x->s);
+    json_decref(x->predicate);
     free(x->packet_seq);
     free(x);
 }
@@ -166,7 +169,16 @@ static int find(const struct sn_recorder *r, const char *name)
 int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned grp, uint64_t size,
                       char *why, size_t len)
 {
+    return sn_recorder_start_opts(r, name, grp, size, NULL, why, len);
+}
+
+int sn_recorder_start_opts(struct sn_recorder *r, const char *name, unsigned grp, uint64_t size,
+                           const struct sn_recorder_start_opts *so, char *why, size_t len)
+{
+    static const struct sn_recorder_start_opts none;
     int rc, slot = -1;
+
+    so = so ? so : &none;
 
     if (!sn_recorder_name_ok(name)) {
         snprintf(why, len, "session name must be 1 to %d of [A-Za-z0-9_.-], not starting with '.'",
@@ -185,7 +197,15 @@ int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned grp, uin
         rc = -ENOSPC;
     } else {
         struct rec_sess *x = calloc(1, sizeof(*x));
-        struct sn_rec_session_opts o = {.groups = grp, .size_per_cpu = size};
+        struct sn_rec_session_opts o = {.groups = grp,
+                                        .size_per_cpu = size,
+                                        .predicate = so->predicate,
+                                        .scope = so->scope,
+                                        .nscope = so->nscope,
+                                        .why = why,
+                                        .whylen = len};
+        if (why && len)
+            why[0] = 0;
         rc = x ? sn_rec_session_open(&x->s, &o) : -ENOMEM;
         if (rc == 0)
             rc = sn_rec_consumer_new(&x->manual, sn_rec_session_view(x->s), 1);
@@ -197,10 +217,14 @@ int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned grp, uin
             x->groups = grp;
             x->size = size;
             x->started = (int64_t)time(NULL);
+            snprintf(x->tenant, sizeof(x->tenant), "%s", so->tenant ? so->tenant : "");
+            if (so->predicate && json_object_size(so->predicate))
+                x->predicate = json_deep_copy(so->predicate);
             r->sess[slot] = x;
         } else {
-            snprintf(why, len, "cannot start the session: %s%s", strerror(-rc),
-                     rc == -EPERM ? " (the server needs CAP_BPF and CAP_PERFMON)" : "");
+            if (!(rc == -EINVAL && why && why[0])) /* else the session's reason */
+                snprintf(why, len, "cannot start the session: %s%s", strerror(-rc),
+                         rc == -EPERM ? " (the server needs CAP_BPF and CAP_PERFMON)" : "");
             sess_free(x);
         }
     }
@@ -264,9 +288,14 @@ static json_t *sess_json(struct rec_sess *x)
                 json_pack("{s:i,s:I,s:f}", "cpu", (int)c, "head", (json_int_t)st.head[c],
                           "coverage_s",
                           (double)coverage_ns(sn_rec_session_view(x->s), c, st.head[c]) / 1e9));
-    return json_pack("{s:s,s:o,s:I,s:I,s:I,s:o,s:I}", "name", x->name, "events", ev, "size-per-cpu",
-                     (json_int_t)x->size, "started", (json_int_t)x->started, "snapshots",
-                     (json_int_t)x->snapshots, "cpus", cpus, "dropped", (json_int_t)st.dropped);
+    json_t *j = json_pack("{s:s,s:o,s:I,s:I,s:I,s:o,s:I,s:o}", "name", x->name, "events", ev,
+                          "size-per-cpu", (json_int_t)x->size, "started", (json_int_t)x->started,
+                          "snapshots", (json_int_t)x->snapshots, "cpus", cpus, "dropped",
+                          (json_int_t)st.dropped, "tenant",
+                          x->tenant[0] ? json_string(x->tenant) : json_null());
+    if (j && x->predicate)
+        json_object_set(j, "predicate", x->predicate);
+    return j;
 }
 
 json_t *sn_recorder_json(struct sn_recorder *r, const char *name)
@@ -378,6 +407,8 @@ static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap,
                   whole ? "ring" : "since-last", "events", (json_int_t)info->events, "overwritten",
                   (json_int_t)info->overwritten, "torn", (json_int_t)info->torn, "dropped",
                   (json_int_t)info->dropped, "cpus", cpus);
+    if (j)
+        json_object_set_new(j, "tenant", x->tenant[0] ? json_string(x->tenant) : json_null());
     char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
     json_decref(j);
     if (!text)

@@ -6,8 +6,8 @@
  *
  *   DIR/kernel/{metadata, chan_N}   the CTF trace (ctf/writer.h; packet_seq_num continues
  *                                   across the session's snapshots)
- *   DIR/sonde-snapshot.json         {session, window, cpus: [{cpu, overwritten, torn}],
- *                                    events, overwritten, torn, dropped}  (tmp + rename)
+ *   DIR/sonde-snapshot.json         {session, tenant, window, cpus: [{cpu, overwritten,
+ *                                    torn}], events, overwritten, torn, dropped} (tmp + rename)
  *
  * This is the one path from rings to trace directories: `sonde serve`'s API (api/recordings.c)
  * calls it. Thread-safe: one mutex around everything (a snapshot of a 64 MiB ring takes
@@ -49,12 +49,24 @@ int sn_recorder_parse_size(const char *s, uint64_t *bytes, char *why, size_t len
  * -errno (rec/session.h: -EPERM without root, ...); why says which. */
 int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned groups, uint64_t size,
                       char *why, size_t len);
+
+/* What else a session may be started with (all borrowed; zero: none). */
+struct sn_recorder_start_opts {
+    const json_t *predicate;  /* a recording predicate (sn_rec_pred_compile()) */
+    const char *tenant;       /* the tenant that owns it (NULL or "": the operator's) */
+    const char *const *scope; /* the tenant's cgroup paths: only its tasks are recorded */
+    size_t nscope;
+};
+/* sn_recorder_start() with o (NULL: none). -EINVAL also for a bad predicate or scope. */
+int sn_recorder_start_opts(struct sn_recorder *r, const char *name, unsigned groups, uint64_t size,
+                           const struct sn_recorder_start_opts *o, char *why, size_t len);
 /* Stops and forgets session name: 0 or -ENOENT. */
 int sn_recorder_stop(struct sn_recorder *r, const char *name);
 
 /* The sessions as a JSON array (name == NULL), or session name's object (NULL: no such
  * session): {name, events, size-per-cpu, started (unix s), snapshots, cpus: [{cpu, head,
- * coverage_s (the time the ring holds now: newest event - oldest)}], dropped}. */
+ * coverage_s (the time the ring holds now: newest event - oldest)}], dropped, tenant (null:
+ * the operator's), predicate (when it has one)}. */
 json_t *sn_recorder_json(struct sn_recorder *r, const char *name);
 
 struct sn_recorder_snap_info {

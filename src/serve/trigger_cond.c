@@ -77,9 +77,10 @@ static int value(struct lex *l, double *v, const char *what)
     skip(l); /* "10 ms" as "10ms" */
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         size_t n = strlen(units[i].sfx);
-        char next = l->p[n];
-        if (strncmp(l->p, units[i].sfx, n) == 0 &&
-            !((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z'))) {
+        if (strncmp(l->p, units[i].sfx, n) != 0)
+            continue;
+        char next = l->p[n]; /* within the string: its first n bytes matched */
+        if (!((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z'))) {
             l->p += n;
             *v *= units[i].mul;
             num_end = NULL;
