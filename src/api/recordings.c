@@ -112,7 +112,8 @@ static json_t *snap_ids(struct sn_call *c)
             n++;
     }
     closedir(d);
-    qsort(names, n, sizeof(*names), cmp_str);
+    if (n) /* names is NULL when there is none */
+        qsort(names, n, sizeof(*names), cmp_str);
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(a, json_string(names[i]));
         free(names[i]);
