@@ -481,6 +481,11 @@ int sn_triggers_remove(struct sn_triggers *t, const char *name)
     pthread_mutex_lock(&t->mu);
     int i = find(t, name);
     if (i >= 0) { /* take() finds it gone */
+        struct fired *f = t->tr[i]->pending ? fired_find(t, t->tr[i]->entry) : NULL;
+        if (f) {
+            f->state = F_FAILED;
+            snprintf(f->error, sizeof(f->error), "the trigger was removed before its snapshot");
+        }
         free(t->tr[i]);
         t->tr[i] = NULL;
     }
