@@ -10,6 +10,7 @@
  *    on any key fires with value 1 on the child's key;
  *  - the rate limit: a second slow nanosleep within min-interval fires nothing and is counted
  *    as suppressed; the manual snapshot's consumer lost nothing to the trigger's;
+ *  - a session stopped before a trigger's snapshot is due: its entry is "failed", saying so;
  *  - bad specs: each its 409 (or 404) and a message that says what;
  *  - the CLI: sonde record trigger list, add, rm.
  */
@@ -179,6 +180,11 @@ static bool snapshot_taken(json_t *t)
 {
     json_t *f = json_array_get(json_object_get(t, "fired"), 0);
     return f && strcmp(json_string_value(json_object_get(f, "state")), "pending") != 0;
+}
+
+static bool fired_once(json_t *t)
+{
+    return json_integer_value(json_object_get(t, "fires")) == 1;
 }
 
 static bool one_suppressed(json_t *t)
@@ -411,6 +417,26 @@ static void test_trigger_fires(void)
     T_STR(out, "trigger busy removed\n");
     T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 1);
     T_OK(strstr(err, "no such trigger \"busy\"") != NULL);
+
+    /* a session stopped before a trigger's snapshot is due: the entry says so */
+    snprintf(body, sizeof(body),
+             "{\"name\":\"late\",\"session\":\"rec1\",\"instrumentation\":%d,\"when\":\"p99 > "
+             "10ms\",\"key\":\"%s\",\"post\":5}",
+             lat, comm);
+    json_decref(req(s.port, "POST", P, body, 201));
+    T_REQUIRE(child_run(SLOW) == 0);
+    t = wait_trigger(s.port, "late", fired_once);
+    T_REQUIRE(t != NULL);
+    json_decref(t);
+    json_decref(req(s.port, "DELETE", "/ca/recorder/sessions/rec1", NULL, 204));
+    t = wait_trigger(s.port, "late", snapshot_taken);
+    T_REQUIRE(t != NULL);
+    f = json_array_get(json_object_get(t, "fired"), 0);
+    T_STR(json_string_value(json_object_get(f, "state")), "failed");
+    T_STR(json_string_value(json_object_get(f, "error")), "the session is not running");
+    T_OK(json_is_null(json_object_get(f, "snapshot")));
+    T_EQ(json_integer_value(json_object_get(t, "failures")), 1);
+    json_decref(t);
 
     snprintf(path, sizeof(path), "/ca/recorder/triggers/slow");
     json_decref(req(s.port, "DELETE", path, NULL, 204));
