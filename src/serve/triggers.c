@@ -192,6 +192,7 @@ static void judge_second(struct sn_triggers *t, struct trig *x, int64_t sec)
     double v;
     char key[256];
 
+    sec -= ((sec % x->g) + x->g) % x->g; /* the slot's start: frames come each second */
     if (x->last_t != INT64_MIN && sec < x->last_t)
         return; /* late: its run is decided */
     if (sec == x->last_t && x->last_holds)
