@@ -1,16 +1,17 @@
 /*
- * The host's flight recorder: sessions by name and their manual snapshots, from the rings to
- * a CTF trace directory (rec/recorder.h). The only code that turns a session's rings into a
- * trace: ring.c copies and validates, ctf/writer.c encodes, this file ties them to names,
- * keeps each session's consumer and packet sequence numbers, and writes the snapshot's index.
+ * The host's flight recorder: sessions by name and their snapshots (manual ones, and triggers'
+ * of the whole ring), from the rings to a CTF trace directory (rec/recorder.h). The only code that
+ * turns a session's rings into a trace: ring.c copies and validates, ctf/writer.c encodes, this
+ * file ties them to names, keeps each session's consumer and packet sequence numbers, and writes
+ * the snapshot's index.
  */
 #include "rec/recorder.h"
 
 #include <errno.h>
 #include <ftw.h>
-#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +180,6 @@ int sn_recorder_start_opts(struct sn_recorder *r, const char *name, unsigned grp
     int rc, slot = -1;
 
     so = so ? so : &none;
-
     if (!sn_recorder_name_ok(name)) {
         snprintf(why, len, "session name must be 1 to %d of [A-Za-z0-9_.-], not starting with '.'",
                  SN_RECORDER_NAME_MAX);

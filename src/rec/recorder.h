@@ -10,8 +10,8 @@
  *                                    torn}], events, overwritten, torn, dropped} (tmp + rename)
  *
  * This is the one path from rings to trace directories: `sonde serve`'s API (api/recordings.c)
- * calls it. Thread-safe: one mutex around everything (a snapshot of a 64 MiB ring takes
- * tens of ms).
+ * and its triggers (serve/triggers.c) call it. Thread-safe: one mutex around everything (a snapshot
+ * of a 64 MiB ring takes tens of ms).
  */
 #ifndef SN_REC_RECORDER_H
 #define SN_REC_RECORDER_H
