@@ -95,6 +95,9 @@ json_t *sn_api_span_exemplars(struct sn_call *c, const struct sn_instn *in, int6
  * "session" (GET or DELETE), "snapshot", "snapshots", "archive", "snapshot-delete"), arg the
  * path's :name. */
 void sn_api_recorder(struct sn_call *c, const char *what, const char *arg);
+/* Its triggers (api/triggers.c): what is "list", "create", "fired" or "one" (GET or DELETE of
+ * trigger arg). */
+void sn_api_triggers(struct sn_call *c, const char *what, const char *arg);
 /* The web UI's files at "/" (unless the client asks for JSON) and "/ui/...": true when the
  * request was one of them (and resp is set). Needs no token: the page asks for one. */
 bool sn_api_ui(struct sn_server *s, const struct sn_req *req, struct sn_resp *resp);

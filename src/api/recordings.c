@@ -1,11 +1,18 @@
 /*
- * The flight recorder's API (docs/api.md, "Recorder"; operator only, at /ca alone): sessions
- * started and stopped by name, manual snapshots written under the server's data directory
- * (DATA/snapshots/<id>/, never a path the client chooses) and fetched as one ustar archive.
- * The work is rec/recorder.h's; this file parses, checks and answers.
+ * The flight recorder's API (docs/api.md, "Recorder"): sessions started and stopped by name,
+ * manual snapshots written under the server's data directory (DATA/snapshots/<id>/, never a
+ * path the client chooses) and fetched as one ustar archive. The work is rec/recorder.h's;
+ * this file parses, checks and answers.
+ *
+ * Who: the operator at /ca sees and acts on every session and snapshot; a tenant, at
+ * /ca/customers/<tenant>/recorder/..., starts sessions scoped to its own cgroups (the kernel
+ * records none of another's tasks, whatever its predicate) and sees, snapshots, stops, fetches
+ * and deletes only its own sessions and their snapshots (others' are 404, as absent). A
+ * snapshot's owner is in its index (sonde-snapshot.json's "tenant").
  *
  *   GET    /ca/recorder                         {sessions: [...], snapshots: [ids]}
- *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu"} -> 201
+ *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu",
+ *                                                "predicate"} -> 201
  *   GET    /ca/recorder/sessions/:name          the session
  *   DELETE /ca/recorder/sessions/:name          stops it -> 204
  *   POST   /ca/recorder/sessions/:name/snapshot -> 201 {id, path, events, overwritten, torn,
@@ -16,8 +23,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +44,43 @@ static void not_found(struct sn_call *c, const char *what, const char *name)
     sn_resp_error(c->resp, 404, "ResourceNotFound", "no such %s \"%.64s\"", what, name);
 }
 
+/* Whether the caller's scope owns a session or snapshot of tenant (JSON null or absent: the
+ * operator's); the operator's scope owns everything. */
+static bool owns(const struct sn_call *c, const json_t *tenant)
+{
+    const char *t = json_string_value(tenant);
+    return !c->scope[0] || (t && strcmp(t, c->scope) == 0);
+}
+
+/* Session name's JSON when the caller may see it, else NULL. */
+static json_t *session_seen(struct sn_call *c, const char *name)
+{
+    json_t *j = sn_recorder_json(c->s->recorder, name);
+    if (j && !owns(c, json_object_get(j, "tenant"))) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* Whether snapshot id (a valid name) is the caller's to see: its index names its owner. */
+static bool snapshot_seen(struct sn_call *c, const char *id)
+{
+    char path[800];
+    if (!c->scope[0])
+        return true;
+    snprintf(path, sizeof(path), "%s/" SN_RECORDER_SNAPDIR "/%s/sonde-snapshot.json", c->s->datadir,
+             id);
+    json_t *x = json_load_file(path, 0, NULL);
+    bool ok = x && owns(c, json_object_get(x, "tenant"));
+    json_decref(x);
+    return ok;
+}
+
 /* DATA/snapshots into buf; created when absent (mkdir). */
 static int snap_root(struct sn_call *c, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/snapshots", c->s->datadir);
+    snprintf(buf, len, "%s/" SN_RECORDER_SNAPDIR, c->s->datadir);
     return mkdir(buf, 0700) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
@@ -60,11 +98,11 @@ static json_t *snap_ids(struct sn_call *c)
     size_t n = 0, cap = 0;
     DIR *d;
 
-    snprintf(root, sizeof(root), "%s/snapshots", c->s->datadir);
+    snprintf(root, sizeof(root), "%s/" SN_RECORDER_SNAPDIR, c->s->datadir);
     if (!(d = opendir(root)))
         return a;
     for (struct dirent *e; (e = readdir(d));) {
-        if (!sn_recorder_name_ok(e->d_name))
+        if (!sn_recorder_name_ok(e->d_name) || !snapshot_seen(c, e->d_name))
             continue;
         char **p = sn_grow(names, &cap, n + 1, sizeof(*names));
         if (!p)
@@ -74,7 +112,8 @@ static json_t *snap_ids(struct sn_call *c)
             n++;
     }
     closedir(d);
-    qsort(names, n, sizeof(*names), cmp_str);
+    if (n) /* names is NULL when there is none */
+        qsort(names, n, sizeof(*names), cmp_str);
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(a, json_string(names[i]));
         free(names[i]);
@@ -85,7 +124,11 @@ static json_t *snap_ids(struct sn_call *c)
 
 static void index_get(struct sn_call *c)
 {
-    json_t *sess = sn_recorder_json(c->s->recorder, NULL);
+    json_t *all = sn_recorder_json(c->s->recorder, NULL), *sess = json_array(), *x;
+    size_t i;
+    json_array_foreach(all, i, x) if (owns(c, json_object_get(x, "tenant")))
+        json_array_append(sess, x);
+    json_decref(all);
     sn_resp_json(
         c->resp, 200,
         json_pack("{s:o,s:o}", "sessions", sess ? sess : json_array(), "snapshots", snap_ids(c)));
@@ -107,9 +150,12 @@ static void session_create(struct sn_call *c)
     const char *key;
     json_t *v;
     json_object_foreach(j, key, v) if (strcmp(key, "name") && strcmp(key, "events") &&
-                                       strcmp(key, "size-per-cpu"))
+                                       strcmp(key, "size-per-cpu") && strcmp(key, "predicate"))
     {
-        CA_INVAL(c, "unknown member \"%.64s\" (this server takes name, events, size-per-cpu)", key);
+        CA_INVAL(c,
+                 "unknown member \"%.64s\" (this server takes name, events, size-per-cpu, "
+                 "predicate)",
+                 key);
         json_decref(j);
         return;
     }
@@ -147,7 +193,30 @@ static void session_create(struct sn_call *c)
         CA_INVAL(c, "\"size-per-cpu\": %s", why);
         goto out;
     }
-    int rc = sn_recorder_start(c->s->recorder, name, groups, size, why, sizeof(why));
+    json_t *pred = json_object_get(j, "predicate");
+    struct sn_pred compiled;
+    if (pred && !json_is_object(pred)) {
+        CA_INVAL(c, "\"predicate\" must be a predicate object such as {\"eq\": [\"execname\", "
+                    "\"nginx\"]}");
+        goto out;
+    }
+    if (pred && sn_rec_pred_compile(pred, &compiled, why, sizeof(why)) != 0) {
+        CA_INVAL(c, "\"predicate\": %s", why);
+        goto out;
+    }
+    struct sn_recorder_start_opts so = {.predicate = pred};
+    if (c->scope[0]) { /* a tenant's: its cgroups, always */
+        const struct sn_tenant *t = c->s->tenants ? sn_tenants_find(c->s->tenants, c->scope) : NULL;
+        if (!t || t->ncgroups == 0) {
+            sn_resp_error(c->resp, 403, "ECA_NOTAUTHORIZED", "tenant \"%.64s\" owns no cgroups",
+                          c->scope);
+            goto out;
+        }
+        so.tenant = c->scope;
+        so.scope = (const char *const *)t->cgroups;
+        so.nscope = t->ncgroups;
+    }
+    int rc = sn_recorder_start_opts(c->s->recorder, name, groups, size, &so, why, sizeof(why));
     if (rc == -EINVAL || rc == -EEXIST || rc == -ENOSPC || rc == -E2BIG)
         CA_INVAL(c, "%s", why);
     else if (rc != 0)
@@ -160,7 +229,7 @@ out:
 
 static void session_get(struct sn_call *c, const char *name)
 {
-    json_t *j = sn_recorder_json(c->s->recorder, name);
+    json_t *j = session_seen(c, name);
     if (!j)
         return not_found(c, "session", name);
     sn_resp_json(c->resp, 200, j);
@@ -168,59 +237,35 @@ static void session_get(struct sn_call *c, const char *name)
 
 static void session_delete(struct sn_call *c, const char *name)
 {
-    if (sn_recorder_stop(c->s->recorder, name) != 0)
+    json_t *j = session_seen(c, name);
+    json_decref(j);
+    if (!j || sn_recorder_stop(c->s->recorder, name) != 0)
         return not_found(c, "session", name);
     sn_resp_empty(c->resp, 204);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void session_snapshot(struct sn_call *c, const char *name)
 {
-    static _Atomic unsigned seq;
-    char root[600], id[128], tmp[800], dir[800], stamp[32];
+    char root[600], id[128];
     struct sn_recorder_snap_info info;
-    time_t now = time(NULL);
-    struct tm tm;
     int rc;
 
-    json_t *sess = sn_recorder_json(c->s->recorder, name);
+    json_t *sess = session_seen(c, name);
     if (!sess)
         return not_found(c, "session", name);
     json_decref(sess);
     if ((rc = snap_root(c, root, sizeof(root))) != 0)
         return (void)sn_resp_error(c->resp, 507, "ECA_IO", "cannot create %s: %s", root,
                                    strerror(-rc));
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    do { /* a name no other snapshot has */
-        snprintf(id, sizeof(id), "%.63s-%s-%u", name, stamp, ++seq);
-        snprintf(dir, sizeof(dir), "%s/%s", root, id);
-    } while (access(dir, F_OK) == 0);
-    snprintf(tmp, sizeof(tmp), "%s/.%s.part", root, id); /* hidden: not listed, not served */
-    rc = sn_recorder_snapshot(c->s->recorder, name, tmp, &info);
-    if (rc == 0 && rename(tmp, dir) != 0)
-        rc = -errno;
-    if (rc == -ENOENT) {
-        rm_tree(tmp);
+    rc = sn_recorder_snapshot_new(c->s->recorder, name, root, SN_RECORDER_SINCE_LAST, id,
+                                  sizeof(id), &info);
+    if (rc == -ENOENT)
         return not_found(c, "session", name); /* stopped meanwhile */
-    }
-    if (rc != 0) {
-        rm_tree(tmp);
+    if (rc != 0)
         return (void)sn_resp_error(c->resp, 500, "ECA_UNKNOWN", "snapshot failed: %s",
                                    strerror(-rc));
-    }
     sn_resp_json(c->resp, 201,
-                 json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "id", id, "path", dir, "events",
+                 json_pack("{s:s,s:s++,s:I,s:I,s:I,s:I}", "id", id, "path", root, "/", id, "events",
                            (json_int_t)info.events, "overwritten", (json_int_t)info.overwritten,
                            "torn", (json_int_t)info.torn, "dropped", (json_int_t)info.dropped));
 }
@@ -232,8 +277,9 @@ static void snapshot_archive(struct sn_call *c, const char *id)
     unsigned char *tar;
     size_t len;
 
-    snprintf(dir, sizeof(dir), "%s/snapshots/%s", c->s->datadir, id);
-    if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    snprintf(dir, sizeof(dir), "%s/" SN_RECORDER_SNAPDIR "/%s", c->s->datadir, id);
+    if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        !snapshot_seen(c, id))
         return not_found(c, "snapshot", id);
     int rc = sn_tar_dir(dir, &tar, &len);
     if (rc != 0)
@@ -244,13 +290,12 @@ static void snapshot_archive(struct sn_call *c, const char *id)
 
 static void snapshot_delete(struct sn_call *c, const char *id)
 {
-    char dir[800];
-    struct stat st;
+    char root[600];
 
-    snprintf(dir, sizeof(dir), "%s/snapshots/%s", c->s->datadir, id);
-    if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    snprintf(root, sizeof(root), "%s/" SN_RECORDER_SNAPDIR, c->s->datadir);
+    if (!sn_recorder_name_ok(id) || !snapshot_seen(c, id) ||
+        sn_recorder_snapshot_delete(root, id) != 0)
         return not_found(c, "snapshot", id);
-    rm_tree(dir);
     sn_resp_empty(c->resp, 204);
 }
 

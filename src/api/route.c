@@ -191,6 +191,16 @@ RECORDER(rec_snapshots, "snapshots")
 RECORDER(rec_archive, "archive")
 RECORDER(rec_snapshot_delete, "snapshot-delete")
 #undef RECORDER
+#define TRIGGERS(name, what)                                                                       \
+    static void name(struct sn_call *c, const char *arg)                                           \
+    {                                                                                              \
+        sn_api_triggers(c, what, arg);                                                             \
+    }
+TRIGGERS(trig_list, "list")
+TRIGGERS(trig_create, "create")
+TRIGGERS(trig_fired, "fired")
+TRIGGERS(trig_one, "one")
+#undef TRIGGERS
 #define HM_CA     "instrumentations/:id/value/heatmap/image|details|average|percentile"
 #define HM_FACADE "instrumentations/:id/value/heatmap/image|details"
 
@@ -218,16 +228,20 @@ static const struct route routes[] = {
     {CA, "GET", "sampling", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, sampling_get},
     {CA, "PUT", "sampling", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 65536, sampling_put},
     {CA, "GET", "traces/:name", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, sn_api_traces},
-    {CA, "GET", "recorder", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, rec_index},
-    {CA, "POST", "recorder/sessions", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 65536, rec_create},
-    {CA, "GET", "recorder/sessions/:name", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, rec_session},
-    {CA, "DELETE", "recorder/sessions/:name", AUTH_OPERATOR, R_BASE_ONLY, 0, rec_session},
-    {CA, "POST", "recorder/sessions/:name/snapshot", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 0,
-     rec_snapshot},
-    {CA, "GET", "recorder/snapshots", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, rec_snapshots},
-    {CA, "GET", "recorder/snapshots/:name/archive", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0,
-     rec_archive},
-    {CA, "DELETE", "recorder/snapshots/:name", AUTH_OPERATOR, R_BASE_ONLY, 0, rec_snapshot_delete},
+    /* the recorder's sessions and snapshots: a tenant's own, in its scope (api/recordings.c) */
+    {CA, "GET", "recorder", AUTH_SCOPE, R_NO_HEAD, 0, rec_index},
+    {CA, "POST", "recorder/sessions", AUTH_SCOPE, R_RAW_BODY, 65536, rec_create},
+    {CA, "GET", "recorder/sessions/:name", AUTH_SCOPE, R_NO_HEAD, 0, rec_session},
+    {CA, "DELETE", "recorder/sessions/:name", AUTH_SCOPE, 0, 0, rec_session},
+    {CA, "POST", "recorder/sessions/:name/snapshot", AUTH_SCOPE, R_RAW_BODY, 0, rec_snapshot},
+    {CA, "GET", "recorder/snapshots", AUTH_SCOPE, R_NO_HEAD, 0, rec_snapshots},
+    {CA, "GET", "recorder/snapshots/:name/archive", AUTH_SCOPE, R_NO_HEAD, 0, rec_archive},
+    {CA, "DELETE", "recorder/snapshots/:name", AUTH_SCOPE, 0, 0, rec_snapshot_delete},
+    {CA, "GET", "recorder/triggers", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, trig_list},
+    {CA, "POST", "recorder/triggers", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 65536, trig_create},
+    {CA, "GET", "recorder/triggers/fired", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, trig_fired},
+    {CA, "GET", "recorder/triggers/:name", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, trig_one},
+    {CA, "DELETE", "recorder/triggers/:name", AUTH_OPERATOR, R_BASE_ONLY, 0, trig_one},
     {CA, "GET", "dashboards", AUTH_SCOPE, 0, 0, dash_list},
     {CA, "GET", "dashboards/:name", AUTH_SCOPE, 0, 0, sn_api_dash_get},
     {CA, "PUT", "dashboards/:name", AUTH_SCOPE, 0, SN_DASH_BODY_MAX, sn_api_dash_put},

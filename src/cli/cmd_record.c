@@ -2,11 +2,13 @@
  * `sonde record`: the flight recorder of a server's host (docs/recorder.md), over the API's
  * /ca/recorder routes:
  *
- *   sonde record start NAME --events LIST [--size-per-cpu SIZE]   start a session
+ *   sonde record start NAME --events LIST [--size-per-cpu SIZE] [--predicate JSON]
+ *                                       start a session (--tenant T: scoped to T's cgroups)
  *   sonde record snapshot NAME -o DIR   snapshot it: the server writes the trace, this fetches
  *                                       its archive and unpacks it into DIR
  *   sonde record list                   the sessions and the snapshots kept
  *   sonde record stop NAME              stop a session (its programs detached, rings freed)
+ *   sonde record trigger ...            its triggers (cli/cmd_record_trigger.c)
  *
  * The server checks names, event groups and sizes; this only sends them.
  */
@@ -23,10 +25,12 @@
 #include "core/tar.h"
 
 static const char usage[] =
-    "usage: sonde record start NAME --events LIST [--size-per-cpu SIZE] [options]\n"
+    "usage: sonde record start NAME --events LIST [--size-per-cpu SIZE] [--predicate JSON]\n"
+    "                          [options]\n"
     "       sonde record snapshot NAME -o DIR [options]\n"
     "       sonde record list [options]\n"
     "       sonde record stop NAME [options]\n"
+    "       sonde record trigger add|list|rm ...  (sonde record trigger -h)\n"
     "\n"
     "The flight recorder of the server's host (docs/recorder.md): sessions record kernel\n"
     "events into per-CPU rings that keep the newest; a snapshot writes what they hold since\n"
@@ -41,9 +45,14 @@ static const char usage[] =
     "options:\n"
     "  --events LIST       start: the event groups\n"
     "  --size-per-cpu SIZE start: each CPU's ring, a power of 2 from 64K to 1G (default 4M)\n"
+    "  --predicate JSON    start: record only the events it holds for (fields: container, pid,\n"
+    "                      ppid, execname, pexecname, syscall), e.g.\n"
+    "                      '{\"eq\":[\"execname\",\"nginx\"]}'\n"
+    "  (with --tenant T, sessions are T's: they record only T's cgroups, and T sees only its\n"
+    "  own sessions and snapshots)\n"
     "  -o, --output DIR    snapshot: where to unpack the trace\n" SN_CA_COMMON_HELP;
 
-enum { O_EVENTS = 1, O_SIZE };
+enum { O_EVENTS = 1, O_SIZE, O_PREDICATE };
 
 struct buf {
     unsigned char *p;
@@ -62,7 +71,8 @@ static int sink(void *arg, const void *p, size_t n)
     return 0;
 }
 
-static int start(struct sn_ca *ca, const char *name, const char *events, const char *size)
+static int start(struct sn_ca *ca, const char *name, const char *events, const char *size,
+                 const char *predicate)
 {
     json_t *ev = json_array(), *r;
     char *list = strdup(events), *save = NULL;
@@ -79,6 +89,16 @@ static int start(struct sn_ca *ca, const char *name, const char *events, const c
     json_t *body = json_pack("{s:s,s:o}", "name", name, "events", ev);
     if (size)
         json_object_set_new(body, "size-per-cpu", json_string(size));
+    if (predicate) {
+        json_error_t jerr;
+        json_t *p = json_loads(predicate, JSON_DECODE_ANY, &jerr);
+        if (!p) {
+            fprintf(stderr, "sonde record: --predicate is not JSON: %s\n", jerr.text);
+            json_decref(body);
+            return SN_EXIT_USAGE;
+        }
+        json_object_set_new(body, "predicate", p); /* the server judges it */
+    }
     char *text = json_dumps(body, 0);
     json_decref(body);
     int rc = sn_ca_call_json(ca, "POST", "/recorder/sessions", text, false, &r);
@@ -193,14 +213,17 @@ int sn_cmd_record(int argc, char **argv)
     static const struct option longopts[] = {
         {"events", required_argument, NULL, O_EVENTS},
         {"size-per-cpu", required_argument, NULL, O_SIZE},
+        {"predicate", required_argument, NULL, O_PREDICATE},
         {"output", required_argument, NULL, 'o'},
         SN_CA_COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
-    const char *events = NULL, *size = NULL, *out = NULL;
+    const char *events = NULL, *size = NULL, *out = NULL, *predicate = NULL;
     struct sn_ca ca;
     int c, rc;
 
+    if (argc > 1 && strcmp(argv[1], "trigger") == 0) /* its own options */
+        return sn_cmd_record_trigger(argc - 1, argv + 1);
     sn_ca_init(&ca, "sonde record");
     optind = 1;
     opterr = 0;
@@ -211,6 +234,9 @@ int sn_cmd_record(int argc, char **argv)
             break;
         case O_SIZE:
             size = optarg;
+            break;
+        case O_PREDICATE:
+            predicate = optarg;
             break;
         case 'o':
             out = optarg;
@@ -231,7 +257,8 @@ int sn_cmd_record(int argc, char **argv)
         strcmp(what, "start") == 0 || strcmp(what, "snapshot") == 0 || strcmp(what, "stop") == 0;
     bool ok = named ? name && optind + 2 == argc : strcmp(what, "list") == 0 && optind + 1 == argc;
     if (!ok || (strcmp(what, "start") == 0) != (events != NULL) ||
-        (strcmp(what, "snapshot") == 0) != (out != NULL) || (size && strcmp(what, "start") != 0)) {
+        (strcmp(what, "snapshot") == 0) != (out != NULL) ||
+        ((size || predicate) && strcmp(what, "start") != 0)) {
         fprintf(stderr, "%s", usage);
         return SN_EXIT_USAGE;
     }
@@ -242,7 +269,7 @@ int sn_cmd_record(int argc, char **argv)
     if ((rc = sn_ca_ready(&ca)) != SN_EXIT_OK)
         return rc;
     if (strcmp(what, "start") == 0)
-        return start(&ca, name, events, size);
+        return start(&ca, name, events, size, predicate);
     if (strcmp(what, "snapshot") == 0)
         return snapshot(&ca, name, out);
     if (strcmp(what, "stop") == 0)

@@ -35,7 +35,7 @@ static const struct command commands[] = {
     {"import", sn_cmd_import, "send frames of past seconds (JSON lines) to a server's store"},
     {"traces", sn_cmd_traces,
      "the longest and shortest traces, a trace's spans ranked, operations"},
-    {"record", sn_cmd_record, "the flight recorder: start, snapshot, list and stop sessions"},
+    {"record", sn_cmd_record, "the flight recorder: sessions, snapshots and triggers"},
     {"ctl", sn_cmd_ctl, "a fleet's status and a tail of its bus (NATS)"},
     {"version", cmd_version, "print the version"},
 };

@@ -1,14 +1,17 @@
 /*
- * The host's flight recorder: sessions by name and their manual snapshots, from the rings to
- * a CTF trace directory (rec/recorder.h). The only code that turns a session's rings into a
- * trace: ring.c copies and validates, ctf/writer.c encodes, this file ties them to names,
- * keeps each session's consumer and packet sequence numbers, and writes the snapshot's index.
+ * The host's flight recorder: sessions by name and their snapshots (manual ones, and triggers'
+ * of the whole ring), from the rings to a CTF trace directory (rec/recorder.h). The only code that
+ * turns a session's rings into a trace: ring.c copies and validates, ctf/writer.c encodes, this
+ * file ties them to names, keeps each session's consumer and packet sequence numbers, and writes
+ * the snapshot's index.
  */
 #include "rec/recorder.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,8 @@ struct rec_sess {
     struct sn_rec_session *s;
     struct sn_rec_consumer *manual; /* the consumer of manual snapshots */
     uint64_t *packet_seq;           /* [ncpu]: the next packet_seq_num of each CPU's stream */
+    char tenant[64];                /* its owner ("": the operator) */
+    json_t *predicate;              /* NULL: none */
 };
 
 struct sn_recorder {
@@ -65,6 +70,7 @@ static void sess_free(struct rec_sess *x)
         return;
     sn_rec_consumer_free(x->manual);
     sn_rec_session_destroy(x->s);
+    json_decref(x->predicate);
     free(x->packet_seq);
     free(x);
 }
@@ -164,8 +170,16 @@ static int find(const struct sn_recorder *r, const char *name)
 int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned grp, uint64_t size,
                       char *why, size_t len)
 {
+    return sn_recorder_start_opts(r, name, grp, size, NULL, why, len);
+}
+
+int sn_recorder_start_opts(struct sn_recorder *r, const char *name, unsigned grp, uint64_t size,
+                           const struct sn_recorder_start_opts *so, char *why, size_t len)
+{
+    static const struct sn_recorder_start_opts none;
     int rc, slot = -1;
 
+    so = so ? so : &none;
     if (!sn_recorder_name_ok(name)) {
         snprintf(why, len, "session name must be 1 to %d of [A-Za-z0-9_.-], not starting with '.'",
                  SN_RECORDER_NAME_MAX);
@@ -183,7 +197,15 @@ int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned grp, uin
         rc = -ENOSPC;
     } else {
         struct rec_sess *x = calloc(1, sizeof(*x));
-        struct sn_rec_session_opts o = {.groups = grp, .size_per_cpu = size};
+        struct sn_rec_session_opts o = {.groups = grp,
+                                        .size_per_cpu = size,
+                                        .predicate = so->predicate,
+                                        .scope = so->scope,
+                                        .nscope = so->nscope,
+                                        .why = why,
+                                        .whylen = len};
+        if (why && len)
+            why[0] = 0;
         rc = x ? sn_rec_session_open(&x->s, &o) : -ENOMEM;
         if (rc == 0)
             rc = sn_rec_consumer_new(&x->manual, sn_rec_session_view(x->s), 1);
@@ -195,10 +217,14 @@ int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned grp, uin
             x->groups = grp;
             x->size = size;
             x->started = (int64_t)time(NULL);
+            snprintf(x->tenant, sizeof(x->tenant), "%s", so->tenant ? so->tenant : "");
+            if (so->predicate && json_object_size(so->predicate))
+                x->predicate = json_deep_copy(so->predicate);
             r->sess[slot] = x;
         } else {
-            snprintf(why, len, "cannot start the session: %s%s", strerror(-rc),
-                     rc == -EPERM ? " (the server needs CAP_BPF and CAP_PERFMON)" : "");
+            if (!(rc == -EINVAL && why && why[0])) /* else the session's reason */
+                snprintf(why, len, "cannot start the session: %s%s", strerror(-rc),
+                         rc == -EPERM ? " (the server needs CAP_BPF and CAP_PERFMON)" : "");
             sess_free(x);
         }
     }
@@ -262,9 +288,14 @@ static json_t *sess_json(struct rec_sess *x)
                 json_pack("{s:i,s:I,s:f}", "cpu", (int)c, "head", (json_int_t)st.head[c],
                           "coverage_s",
                           (double)coverage_ns(sn_rec_session_view(x->s), c, st.head[c]) / 1e9));
-    return json_pack("{s:s,s:o,s:I,s:I,s:I,s:o,s:I}", "name", x->name, "events", ev, "size-per-cpu",
-                     (json_int_t)x->size, "started", (json_int_t)x->started, "snapshots",
-                     (json_int_t)x->snapshots, "cpus", cpus, "dropped", (json_int_t)st.dropped);
+    json_t *j = json_pack("{s:s,s:o,s:I,s:I,s:I,s:o,s:I,s:o}", "name", x->name, "events", ev,
+                          "size-per-cpu", (json_int_t)x->size, "started", (json_int_t)x->started,
+                          "snapshots", (json_int_t)x->snapshots, "cpus", cpus, "dropped",
+                          (json_int_t)st.dropped, "tenant",
+                          x->tenant[0] ? json_string(x->tenant) : json_null());
+    if (j && x->predicate)
+        json_object_set(j, "predicate", x->predicate);
+    return j;
 }
 
 json_t *sn_recorder_json(struct sn_recorder *r, const char *name)
@@ -303,10 +334,11 @@ static int classes(struct sn_recorder *r)
     return 0;
 }
 
-/* Writes snap into dir/kernel; the events' ts range into *t0, *t1, their number into *n. Returns 0
- * or -errno. */
+/* Writes snap into dir/kernel; the events' ts range into *t0, *t1, their number into *n. The
+ * packets' sequence numbers continue the session's manual snapshots', or start at 0 for a whole
+ * ring's snapshot (which may repeat events: it is a trace of its own). Returns 0 or -errno. */
 static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct sn_rec_snap *snap,
-                       const char *dir, uint64_t *t0, uint64_t *t1, uint64_t *n)
+                       bool whole, const char *dir, uint64_t *t0, uint64_t *t1, uint64_t *n)
 {
     static char str[SN_REC_STR_MAX]; /* under r->mu */
     struct sn_ctf_env env;
@@ -319,7 +351,10 @@ static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct s
     uint64_t *seq = malloc(snap->ncpu * sizeof(*seq));
     if (!seq)
         return -ENOMEM;
-    memcpy(seq, x->packet_seq, snap->ncpu * sizeof(*seq));
+    if (whole)
+        memset(seq, 0, snap->ncpu * sizeof(*seq));
+    else
+        memcpy(seq, x->packet_seq, snap->ncpu * sizeof(*seq));
     struct sn_ctf_writer_opts o = {.ncpus = snap->ncpu, .classes = &r->cls, .packet_seq = seq};
     if ((rc = sn_ctf_writer_open(&w, dir, &env, &o)) != 0) {
         free(seq);
@@ -345,7 +380,7 @@ static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct s
         rc = sn_ctf_writer_close(w);
     else
         sn_ctf_writer_abort(w);
-    if (rc == 0)
+    if (rc == 0 && !whole)
         memcpy(x->packet_seq, seq, snap->ncpu * sizeof(*seq));
     free(seq);
     if (*t0 == UINT64_MAX)
@@ -353,8 +388,9 @@ static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct s
     return rc;
 }
 
-static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap, const char *dir,
-                       uint64_t t0, uint64_t t1, const struct sn_recorder_snap_info *info)
+static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap, bool whole,
+                       const char *dir, uint64_t t0, uint64_t t1,
+                       const struct sn_recorder_snap_info *info)
 {
     char path[4200];
     json_t *cpus = json_array();
@@ -365,11 +401,14 @@ static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap,
                                               (json_int_t)snap->cpu[c].to, "overwritten",
                                               (json_int_t)snap->cpu[c].overwritten, "torn",
                                               (json_int_t)snap->cpu[c].torn));
-    json_t *j = json_pack("{s:s,s:{s:I,s:I,s:s},s:I,s:I,s:I,s:I,s:o}", "session", x->name, "window",
-                          "first_ns", (json_int_t)t0, "last_ns", (json_int_t)t1, "clock",
-                          "monotonic", "events", (json_int_t)info->events, "overwritten",
-                          (json_int_t)info->overwritten, "torn", (json_int_t)info->torn, "dropped",
-                          (json_int_t)info->dropped, "cpus", cpus);
+    json_t *j =
+        json_pack("{s:s,s:{s:I,s:I,s:s,s:s},s:I,s:I,s:I,s:I,s:o}", "session", x->name, "window",
+                  "first_ns", (json_int_t)t0, "last_ns", (json_int_t)t1, "clock", "monotonic", "of",
+                  whole ? "ring" : "since-last", "events", (json_int_t)info->events, "overwritten",
+                  (json_int_t)info->overwritten, "torn", (json_int_t)info->torn, "dropped",
+                  (json_int_t)info->dropped, "cpus", cpus);
+    if (j)
+        json_object_set_new(j, "tenant", x->tenant[0] ? json_string(x->tenant) : json_null());
     char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
     json_decref(j);
     if (!text)
@@ -380,12 +419,39 @@ static int write_index(const struct rec_sess *x, const struct sn_rec_snap *snap,
     return rc;
 }
 
+/* A consumer made for one snapshot of the whole ring: cursors at 0, so each CPU's window is what
+ * the ring holds; what it counts as overwritten before the window (slots lost since the session
+ * started) is taken off, leaving only what was overwritten during the copy. */
+static int snapshot_whole(const struct sn_rec_ring_view *v, struct sn_rec_snap *snap)
+{
+    struct sn_rec_consumer *c;
+    int rc = sn_rec_consumer_new(&c, v, 0);
+    if (rc != 0)
+        return rc;
+    rc = sn_rec_snapshot(c, v, snap);
+    sn_rec_consumer_free(c);
+    for (unsigned cpu = 0; rc == 0 && cpu < snap->ncpu; cpu++) {
+        struct sn_rec_cpu_snap *cs = &snap->cpu[cpu];
+        uint64_t before = cs->from < cs->overwritten ? cs->from : cs->overwritten;
+        cs->overwritten -= before;
+        snap->overwritten -= before;
+    }
+    return rc;
+}
+
 int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *dir,
                          struct sn_recorder_snap_info *info)
+{
+    return sn_recorder_snapshot_window(r, name, dir, SN_RECORDER_SINCE_LAST, info);
+}
+
+int sn_recorder_snapshot_window(struct sn_recorder *r, const char *name, const char *dir,
+                                enum sn_recorder_window w, struct sn_recorder_snap_info *info)
 {
     struct sn_rec_snap snap;
     struct sn_rec_session_stats st;
     uint64_t t0 = 0, t1 = 0;
+    bool whole = w == SN_RECORDER_WHOLE_RING;
     int rc;
 
     memset(info, 0, sizeof(*info));
@@ -398,8 +464,10 @@ int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *di
         return -ENOENT;
     }
     struct rec_sess *x = r->sess[i];
-    if ((rc = classes(r)) != 0 ||
-        (rc = sn_rec_snapshot(x->manual, sn_rec_session_view(x->s), &snap)) != 0) {
+    if ((rc = classes(r)) == 0)
+        rc = whole ? snapshot_whole(sn_rec_session_view(x->s), &snap)
+                   : sn_rec_snapshot(x->manual, sn_rec_session_view(x->s), &snap);
+    if (rc != 0) {
         pthread_mutex_unlock(&r->mu);
         return rc;
     }
@@ -407,9 +475,9 @@ int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *di
     info->torn = snap.torn;
     if (sn_rec_session_stats(x->s, &st) == 0)
         info->dropped = st.dropped;
-    rc = write_trace(r, x, &snap, dir, &t0, &t1, &info->events);
+    rc = write_trace(r, x, &snap, whole, dir, &t0, &t1, &info->events);
     if (rc == 0)
-        rc = write_index(x, &snap, dir, t0, t1, info);
+        rc = write_index(x, &snap, whole, dir, t0, t1, info);
     if (rc == 0)
         x->snapshots++;
     sn_rec_snap_free(&snap);
@@ -417,4 +485,57 @@ int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *di
     if (rc != 0)
         memset(info, 0, sizeof(*info));
     return rc;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int sn_recorder_snapshot_new(struct sn_recorder *r, const char *name, const char *root,
+                             enum sn_recorder_window w, char *id, size_t idlen,
+                             struct sn_recorder_snap_info *info)
+{
+    static _Atomic unsigned seq;
+    char tmp[800], dir[800], stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc;
+
+    memset(info, 0, sizeof(*info));
+    if (mkdir(root, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    do { /* a name no other snapshot has */
+        snprintf(id, idlen, "%.63s-%s-%u", name, stamp, ++seq);
+        snprintf(dir, sizeof(dir), "%s/%s", root, id);
+    } while (access(dir, F_OK) == 0);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.part", root, id); /* hidden: not listed, not served */
+    rc = sn_recorder_snapshot_window(r, name, tmp, w, info);
+    if (rc == 0 && rename(tmp, dir) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        rm_tree(tmp);
+        memset(info, 0, sizeof(*info));
+    }
+    return rc;
+}
+
+int sn_recorder_snapshot_delete(const char *root, const char *id)
+{
+    char dir[800];
+    struct stat st;
+
+    snprintf(dir, sizeof(dir), "%s/%s", root, id);
+    if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return -ENOENT;
+    rm_tree(dir);
+    return 0;
 }

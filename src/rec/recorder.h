@@ -6,12 +6,12 @@
  *
  *   DIR/kernel/{metadata, chan_N}   the CTF trace (ctf/writer.h; packet_seq_num continues
  *                                   across the session's snapshots)
- *   DIR/sonde-snapshot.json         {session, window, cpus: [{cpu, overwritten, torn}],
- *                                    events, overwritten, torn, dropped}  (tmp + rename)
+ *   DIR/sonde-snapshot.json         {session, tenant, window, cpus: [{cpu, overwritten,
+ *                                    torn}], events, overwritten, torn, dropped} (tmp + rename)
  *
  * This is the one path from rings to trace directories: `sonde serve`'s API (api/recordings.c)
- * calls it. Thread-safe: one mutex around everything (a snapshot of a 64 MiB ring takes
- * tens of ms).
+ * and its triggers (serve/triggers.c) call it. Thread-safe: one mutex around everything (a snapshot
+ * of a 64 MiB ring takes tens of ms).
  */
 #ifndef SN_REC_RECORDER_H
 #define SN_REC_RECORDER_H
@@ -21,7 +21,8 @@
 
 #include <jansson.h>
 
-#define SN_RECORDER_MAX      8  /* sessions per host */
+#define SN_RECORDER_MAX      8           /* sessions per host */
+#define SN_RECORDER_SNAPDIR  "snapshots" /* snapshots' directory, under the server's data */
 #define SN_RECORDER_NAME_MAX 63 /* a name: [A-Za-z0-9_.-], 1..63 bytes, not starting with '.' */
 
 struct sn_recorder;
@@ -48,12 +49,24 @@ int sn_recorder_parse_size(const char *s, uint64_t *bytes, char *why, size_t len
  * -errno (rec/session.h: -EPERM without root, ...); why says which. */
 int sn_recorder_start(struct sn_recorder *r, const char *name, unsigned groups, uint64_t size,
                       char *why, size_t len);
+
+/* What else a session may be started with (all borrowed; zero: none). */
+struct sn_recorder_start_opts {
+    const json_t *predicate;  /* a recording predicate (sn_rec_pred_compile()) */
+    const char *tenant;       /* the tenant that owns it (NULL or "": the operator's) */
+    const char *const *scope; /* the tenant's cgroup paths: only its tasks are recorded */
+    size_t nscope;
+};
+/* sn_recorder_start() with o (NULL: none). -EINVAL also for a bad predicate or scope. */
+int sn_recorder_start_opts(struct sn_recorder *r, const char *name, unsigned groups, uint64_t size,
+                           const struct sn_recorder_start_opts *o, char *why, size_t len);
 /* Stops and forgets session name: 0 or -ENOENT. */
 int sn_recorder_stop(struct sn_recorder *r, const char *name);
 
 /* The sessions as a JSON array (name == NULL), or session name's object (NULL: no such
  * session): {name, events, size-per-cpu, started (unix s), snapshots, cpus: [{cpu, head,
- * coverage_s (the time the ring holds now: newest event - oldest)}], dropped}. */
+ * coverage_s (the time the ring holds now: newest event - oldest)}], dropped, tenant (null:
+ * the operator's), predicate (when it has one)}. */
 json_t *sn_recorder_json(struct sn_recorder *r, const char *name);
 
 struct sn_recorder_snap_info {
@@ -65,5 +78,30 @@ struct sn_recorder_snap_info {
  * *info, -ENOENT (no such session), -EEXIST (dir exists) or -errno. */
 int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *dir,
                          struct sn_recorder_snap_info *info);
+
+/* What a snapshot holds. */
+enum sn_recorder_window {
+    SN_RECORDER_SINCE_LAST = 0, /* what the rings hold since the session's previous such snapshot
+                                 * (the session's manual consumer): never repeats an event */
+    SN_RECORDER_WHOLE_RING,     /* everything the rings hold now, through a consumer made for
+                                 * it: a trigger's (the seconds before it fired); it takes
+                                 * nothing from the manual consumer, and may repeat events of
+                                 * other snapshots; its packets count from 0 */
+};
+
+/* sn_recorder_snapshot() with window w (SN_RECORDER_SINCE_LAST: the same). */
+int sn_recorder_snapshot_window(struct sn_recorder *r, const char *name, const char *dir,
+                                enum sn_recorder_window w, struct sn_recorder_snap_info *info);
+
+/* The one way snapshots are made under a root (the server's DATA/snapshots): session name's
+ * window w into a new directory root/ID, with ID = NAME-YYYYMMDDTHHMMSSZ-N (into id, unique
+ * under root), written as the hidden root/.ID.part and renamed, so it appears whole (and
+ * removed when anything fails). root is created when absent. Returns 0, -ENOENT (no such
+ * session) or -errno. */
+int sn_recorder_snapshot_new(struct sn_recorder *r, const char *name, const char *root,
+                             enum sn_recorder_window w, char *id, size_t idlen,
+                             struct sn_recorder_snap_info *info);
+/* Removes snapshot root/id (a valid name, a directory there). Returns 0 or -ENOENT. */
+int sn_recorder_snapshot_delete(const char *root, const char *id);
 
 #endif

@@ -22,6 +22,7 @@
 #include "core/grow.h"
 #include "core/log.h"
 #include "rec/recorder.h"
+#include "serve/triggers.h"
 #include "serve/collector.h"
 #include "serve/fleet.h"
 #include "serve/flow.h"
@@ -647,6 +648,9 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
         rc = -ENOMEM;
         goto fail;
     }
+    snprintf(sdir, sizeof(sdir), "%s/" SN_RECORDER_SNAPDIR, s->datadir);
+    if ((rc = sn_triggers_open(s, sdir, &s->triggers)) < 0)
+        goto fail;
     struct sn_store_opts so = {.dir = sdir,
                                .tiers = o->tiers,
                                .max_bytes = o->store_max_bytes,
@@ -834,6 +838,7 @@ int sn_server_close(struct sn_server *s)
     s->fleet = NULL;
     sn_xforms_stop(s->xforms);
     s->xforms = NULL;
+    sn_triggers_stop(s->triggers); /* before the recorder its snapshots use */
     sn_recorder_free(s->recorder); /* no request uses it any more: its sessions stop */
     s->recorder = NULL;
     sn_flow_close(s);             /* nobody publishes any more */
@@ -853,6 +858,7 @@ int sn_server_close(struct sn_server *s)
         sn_instn_free(s->insts[i]);
     free(s->insts);
     sn_agg_destroy(s->agg);
+    sn_triggers_free(s->triggers); /* the aggregator's listener: after it */
     sn_span_base_close(s);
     sn_span_metrics_close(s->spanm);
     json_decref(s->next_ids);

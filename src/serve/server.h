@@ -35,7 +35,7 @@
 struct sn_span_metrics;
 struct sn_tail;
 struct sn_recorder;
-struct sn_recorder;
+struct sn_triggers;
 struct sn_sampling_cfg;
 
 #define SN_SCOPE_MAX      64
@@ -117,6 +117,7 @@ struct sn_server {
     int64_t started;
     uint32_t key_cap; /* --key-cap: keys a dataset's slot keeps before "other"; 0: no cap */
     struct sn_recorder *recorder; /* the flight recorder's sessions (rec/recorder.h) */
+    struct sn_triggers *triggers; /* their triggers (serve/triggers.h) */
 };
 
 /* What a server is opened with (cli/cmd_serve.c parses it from the command line). */

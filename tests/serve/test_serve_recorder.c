@@ -8,7 +8,8 @@
  *    the first's events) and its per-CPU index windows start where the first's ended (or
  *    later, by what it counts as overwritten: the whole host is recorded, and it is shared);
  *    packet_seq_num starts at 0 in each stream of the first and continues in the second;
- *  - bad input of every kind gets its 4xx with CA's error shape and a message that says what;
+ *  - bad input of every kind (predicates too) gets its 4xx with CA's error shape and a message
+ *    that says what;
  *  - the CLI round trip: sonde record start, snapshot -o DIR, list, stop.
  */
 #include <jansson.h>
@@ -322,8 +323,17 @@ static void test_bad_input(void)
     /* the body */
     bad(s.port, "POST", P, "{\"name\":", 409, "must be a JSON object");
     bad(s.port, "POST", P, "[1]", 409, "must be a JSON object");
-    bad(s.port, "POST", P, "{\"name\":\"a\",\"events\":[\"sched\"],\"predicate\":{}}", 409,
-        "unknown member \"predicate\"");
+    bad(s.port, "POST", P, "{\"name\":\"a\",\"events\":[\"sched\"],\"bogus\":{}}", 409,
+        "unknown member \"bogus\"");
+    /* predicates: an object the recorder's fields compile */
+    bad(s.port, "POST", P, "{\"name\":\"a\",\"events\":[\"sched\"],\"predicate\":\"x\"}", 409,
+        "\"predicate\" must be a predicate object");
+    bad(s.port, "POST", P,
+        "{\"name\":\"a\",\"events\":[\"sched\"],\"predicate\":{\"gt\":[\"latency\",5]}}", 409,
+        "\"predicate\": ");
+    bad(s.port, "POST", P,
+        "{\"name\":\"a\",\"events\":[\"sched\"],\"predicate\":{\"eq\":[\"execname\"]}}", 409,
+        "\"predicate\": ");
     /* names */
     bad(s.port, "POST", P, "{\"events\":[\"sched\"]}", 409, "\"name\" must be");
     bad(s.port, "POST", P, "{\"name\":\"\",\"events\":[\"sched\"]}", 409, "\"name\" must be");
@@ -376,7 +386,7 @@ static void test_bad_input(void)
     bad(s.port, "GET", "/ca/recorder/snapshots/%2E%2E/archive", NULL, 404, "no such snapshot");
     bad(s.port, "GET", "/ca/recorder/snapshots/.s0.part/archive", NULL, 404, "no such snapshot");
     bad(s.port, "DELETE", "/ca/recorder/snapshots/%2E%2E", NULL, 404, "no such snapshot");
-    /* the recorder is the operator's: no tenant scope has it */
+    /* without tenants configured there is no tenant scope (tenants: test_serve_recorder_tenant) */
     int status;
     json_decref(th_jreq(s.port, "GET", "/ca/customers/t1/recorder", NULL, &status));
     T_EQ(status, 404);
