@@ -29,17 +29,45 @@
 #include "ctf/syscall_tab.h"
 #include "rec.skel.h"
 
+#define NPROG 16
+
 struct sn_rec_session {
     struct rec_bpf *skel;
     void *ring;
     size_t ring_len;
     struct sn_rec_ring_view view;
     uint64_t *heads; /* stats */
-    struct bpf_program *prog[5];
+    struct bpf_program *prog[NPROG];
+    struct bpf_link *usdt_link[SN_REC_USDT_MAX];
+    int nusdt;
     char *path[SN_SCOPE_BITS];  /* the cgroup_scope bits' paths */
     struct sn_pred_prog prog_k; /* the predicate as the kernel runs it (map rec_pred) */
     int npath;
 };
+
+/* The session's programs and the group that loads each. */
+static int progs_of(struct rec_bpf *k, struct bpf_program **p, unsigned *grp)
+{
+    int n = 0;
+#define P(name, g) (p[n] = k->progs.name, grp[n++] = (g))
+    P(rec_sys_enter, SN_REC_G_SYSCALLS);
+    P(rec_sys_exit, SN_REC_G_SYSCALLS);
+    P(rec_sched_switch, SN_REC_G_SCHED);
+    P(rec_sched_wakeup, SN_REC_G_SCHED);
+    P(rec_sched_wakeup_new, SN_REC_G_SCHED);
+    P(rec_proc_exec, SN_REC_G_PROC);
+    P(rec_proc_fork, SN_REC_G_PROC);
+    P(rec_proc_exit, SN_REC_G_PROC);
+    P(rec_block_issue, SN_REC_G_BLOCK);
+    P(rec_block_complete, SN_REC_G_BLOCK);
+    P(rec_tcp_state, SN_REC_G_TCP);
+    P(rec_tcp_retransmit, SN_REC_G_TCP);
+    P(rec_fault_user, SN_REC_G_FAULTS);
+    P(rec_fault_kernel, SN_REC_G_FAULTS);
+    P(rec_usdt, SN_REC_G_USDT);
+#undef P
+    return n;
+}
 
 static const char *const rec_fields[] = {"container", "pid",       "ppid",
                                          "execname",  "pexecname", "syscall"};
@@ -231,6 +259,13 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
     *out = NULL;
     if (!o->groups || (o->groups & ~SN_REC_G_ALL))
         return say(o, -EINVAL, "%s", "no event group, or an unknown one");
+    if (!(o->groups & SN_REC_G_USDT) != !o->nusdt || o->nusdt > SN_REC_USDT_MAX)
+        return say(o, -EINVAL, "the usdt group takes 1 to %d probes (PATH:PROVIDER:PROBE)",
+                   SN_REC_USDT_MAX);
+    for (size_t i = 0; i < o->nusdt; i++)
+        if (!o->usdt[i].path || !o->usdt[i].provider || !o->usdt[i].probe ||
+            !o->usdt[i].path[0] || !o->usdt[i].provider[0] || !o->usdt[i].probe[0])
+            return say(o, -EINVAL, "usdt probe %zu: a path, a provider and a probe name", i);
     if (!valid_size(o->size_per_cpu))
         return say(o, -EINVAL, "%s", "the size per CPU is a power of 2 from 64 KiB to 1 GiB");
     if (ncpu <= 0)
@@ -257,14 +292,14 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
     rc = bpf_map__set_max_entries(s->skel->maps.rec_ring, (uint32_t)ncpu * nslots);
     if (rc)
         goto fail;
-    s->prog[0] = s->skel->progs.rec_sys_enter;
-    s->prog[1] = s->skel->progs.rec_sys_exit;
-    s->prog[2] = s->skel->progs.rec_sched_switch;
-    s->prog[3] = s->skel->progs.rec_sched_wakeup;
-    s->prog[4] = s->skel->progs.rec_sched_wakeup_new;
-    for (int i = 0; i < 5; i++) /* only the session's groups are loaded, hence attached */
-        bpf_program__set_autoload(s->prog[i],
-                                  !!(o->groups & (i < 2 ? SN_REC_G_SYSCALLS : SN_REC_G_SCHED)));
+    {
+        unsigned grp[NPROG];
+        int n = progs_of(s->skel, s->prog, grp);
+
+        for (int i = 0; i < n; i++) /* only the session's groups are loaded, hence attached */
+            bpf_program__set_autoload(s->prog[i], !!(o->groups & grp[i]));
+        bpf_program__set_autoattach(s->skel->progs.rec_usdt, false); /* below, per probe */
+    }
     rc = rec_bpf__load(s->skel);
     if (rc)
         goto fail;
@@ -285,6 +320,20 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
     rc = rec_bpf__attach(s->skel);
     if (rc)
         goto fail;
+    for (size_t i = 0; i < o->nusdt; i++) {
+        LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = i);
+        const struct sn_rec_usdt *u = &o->usdt[i];
+
+        s->usdt_link[i] = bpf_program__attach_usdt(s->skel->progs.rec_usdt, -1, u->path,
+                                                   u->provider, u->probe, &uo);
+        if (!s->usdt_link[i]) {
+            rc = -errno;
+            say(o, rc, "usdt probe %.200s:%.64s:%.64s: %s", u->path, u->provider, u->probe,
+                rc == -ENOENT ? "not found" : strerror(-rc));
+            goto fail;
+        }
+        s->nusdt++;
+    }
     *out = s;
     return 0;
 fail:
@@ -296,6 +345,8 @@ void sn_rec_session_destroy(struct sn_rec_session *s)
 {
     if (!s)
         return;
+    for (int i = 0; i < s->nusdt; i++)
+        bpf_link__destroy(s->usdt_link[i]);
     if (s->ring)
         munmap(s->ring, s->ring_len);
     rec_bpf__destroy(s->skel);
@@ -317,7 +368,7 @@ int sn_rec_session_stats(struct sn_rec_session *s, struct sn_rec_session_stats *
     for (unsigned c = 0; c < s->view.ncpu; c++)
         s->heads[c] = __atomic_load_n(&s->view.heads[c].head, __ATOMIC_ACQUIRE);
     st->head = s->heads;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < NPROG && s->prog[i]; i++) {
         struct bpf_prog_info info;
         uint32_t len = sizeof(info);
         int fd = bpf_program__fd(s->prog[i]);
@@ -333,7 +384,7 @@ int sn_rec_session_prog_ids(const struct sn_rec_session *s, uint32_t *ids, int m
 {
     int k = 0;
 
-    for (int i = 0; i < 5 && k < max; i++) {
+    for (int i = 0; i < NPROG && s->prog[i] && k < max; i++) {
         struct bpf_prog_info info;
         uint32_t len = sizeof(info);
         int fd = bpf_program__fd(s->prog[i]);

@@ -25,11 +25,18 @@
 /* event groups */
 #define SN_REC_G_SYSCALLS 0x1u /* sys_enter, sys_exit: number, arguments, return value */
 #define SN_REC_G_SCHED    0x2u /* sched_switch, sched_wakeup, sched_wakeup_new */
-#define SN_REC_G_ALL      (SN_REC_G_SYSCALLS | SN_REC_G_SCHED)
+#define SN_REC_G_PROC     0x4u /* sched_process_exec, sched_process_fork, sched_process_exit */
+#define SN_REC_G_BLOCK    0x8u /* block_rq_issue, block_rq_complete */
+#define SN_REC_G_TCP      0x10u /* inet_sock_set_state (connect, accept), tcp_retransmit_skb */
+#define SN_REC_G_FAULTS   0x20u /* page_fault_user, page_fault_kernel */
+#define SN_REC_G_USDT     0x40u /* the USDT probes of opts.usdt */
+#define SN_REC_G_ALL                                                                               \
+    (SN_REC_G_SYSCALLS | SN_REC_G_SCHED | SN_REC_G_PROC | SN_REC_G_BLOCK | SN_REC_G_TCP |         \
+     SN_REC_G_FAULTS | SN_REC_G_USDT)
 
 #define SN_REC_SIZE_MIN  (64u << 10) /* ring bytes per CPU: a power of 2 in [MIN, MAX] */
 #define SN_REC_SIZE_MAX  (1u << 30)
-#define SN_REC_MAX_PROGS 8
+#define SN_REC_MAX_PROGS 16 /* programs of a session (sn_rec_session_prog_ids) */
 #define SN_REC_MAX_SCOPE 32 /* "under" leaves of a tenant's scope */
 
 /* The catalog fields a recording predicate may use (names of syscall.syscalls): the task's
@@ -37,6 +44,13 @@
  * the predicate sees each side's task (syscall -1); fields of a completed operation (latency,
  * errno, cputime...) mean nothing for one raw event and are refused. */
 #define SN_REC_PRED_FIELDS "container, pid, ppid, execname, pexecname, syscall"
+
+/* A USDT probe to record (group usdt): PATH:PROVIDER:PROBE, as <sys/sdt.h> names it. */
+struct sn_rec_usdt {
+    const char *path; /* the binary or library holding the probe */
+    const char *provider;
+    const char *probe;
+};
 
 struct sn_rec_session_opts {
     unsigned groups;       /* SN_REC_G_* (at least one) */
@@ -47,6 +61,10 @@ struct sn_rec_session_opts {
      * one side there (the other side redacted); nscope 0: no scope (the operator's) */
     const char *const *scope;
     size_t nscope;
+    /* group usdt: its probes (at most SN_REC_USDT_MAX; probe i is recorded with index i), in
+     * every process that maps path */
+    const struct sn_rec_usdt *usdt;
+    size_t nusdt;
     char *why; /* receives the reason of an -EINVAL (may be NULL) */
     size_t whylen;
 };
@@ -59,7 +77,8 @@ int sn_rec_pred_compile(const json_t *p, struct sn_pred *out, char *why, size_t 
 struct sn_rec_session;
 
 /* Opens, loads and attaches a session. Returns 0 and *out, -EINVAL for bad options (no group,
- * unknown group bits, a size that is not a power of 2 in range, a bad predicate or scope path,
+ * unknown group bits, group usdt without probes or with more than SN_REC_USDT_MAX, or probes
+ * without the group; a probe libbpf cannot find or attach is its -errno, with o->why naming it; a size that is not a power of 2 in range, a bad predicate or scope path,
  * more than SN_REC_MAX_SCOPE scope paths or 64 distinct paths in all: o->why says which), -E2BIG
  * when the rings of all CPUs exceed 2^32 slots (or more than SN_REC_MAXCPU CPUs), or the -errno of
  * libbpf. */
