@@ -643,14 +643,19 @@ static __always_inline __u32 rq_rwbs(__u32 opf)
     return r;
 }
 
-/* The cgroup owning rq's I/O (its first bio's blkcg), 0 when unknown. */
+/* The cgroup (v2) owning rq's I/O, its first bio's blkcg's; 0 when unknown, or when the blkio
+ * controller is cgroup v1's (its ids are another hierarchy's: not comparable). */
 static __always_inline __u64 rq_cgroup(struct request *rq)
 {
+    struct cgroup *cg;
     struct bio *b = rq->bio;
 
     if (!b)
         return 0;
-    return BPF_CORE_READ(b, bi_blkg, blkcg, css.cgroup, kn, id);
+    cg = BPF_CORE_READ(b, bi_blkg, blkcg, css.cgroup);
+    if (!cg || BPF_CORE_READ(cg, root, hierarchy_id) != 0) /* the default hierarchy's is 0 */
+        return 0;
+    return BPF_CORE_READ(cg, kn, id);
 }
 
 SEC("tp_btf/block_rq_issue")
@@ -663,9 +668,12 @@ int BPF_PROG(rec_block_issue, struct request *rq)
     struct sn_rec_cont *c;
     __u8 one = 1;
 
-    if ((pred_needs || scope_bits) &&
-        judge_cg(bpf_get_current_task_btf(), 1, -1, scope_bits ? rq_cgroup(rq) : 0) != 3)
-        return 0;
+    /* the issuing task's, or (from a kworker, say) the I/O's owner's when blk-cgroup knows it */
+    if ((pred_needs || scope_bits) && !wanted(-1)) {
+        __u64 cg = rq_cgroup(rq);
+        if (!cg || judge_cg(bpf_get_current_task_btf(), 1, -1, cg) != 3)
+            return 0;
+    }
     if (reserve(1, &h, &s, &c))
         return 0;
     header(s, SN_RK_BLOCK_ISSUE, 1, pt);
@@ -758,7 +766,7 @@ static __always_inline void sock_fields(struct sn_rec_slot *s, struct sn_rec_con
         bpf_probe_read_kernel(c->b + 28, 4, &sk->__sk_common.skc_daddr);
     }
     s->a[0] = (__u64)sk;
-    s->a[1] = sport | (__u64)dport << 16 | (__u64)fam << 32 | (__u64)(oldst & 0xff) << 40 |
+    s->a[1] = sport | (__u64)dport << 16 | (__u64)(fam & 0xff) << 32 | (__u64)(oldst & 0xff) << 40 |
               (__u64)(newst & 0xff) << 48;
     s->a[2] = s->a[3] = s->a[4] = 0;
 }

@@ -56,8 +56,8 @@ enum sn_rec_kind {
     SN_RK_BLOCK_ISSUE = 9,
     SN_RK_BLOCK_COMPLETE = 10, /* a[0] dev | rwbs << 32, a[1] sector, a[2] nr_sector, a[3] error */
     /* tcp: a[0] skaddr, a[1] sport | dport << 16 | family << 32 | oldstate << 40 | newstate <<
-     * 48, a[2] skbaddr (retransmit), a[3] err (retransmit); continuation: b[0..15] saddr,
-     * b[16..31] daddr (IPv6, or IPv4 mapped ::ffff:a.b.c.d) */
+     * 48 (family: 8 bits), a[2] skbaddr (retransmit), a[3] err (retransmit); continuation: b[0..15]
+     * saddr, b[16..31] daddr (IPv6, or IPv4 mapped ::ffff:a.b.c.d) */
     SN_RK_TCP_CONNECT = 11,    /* inet_sock_set_state SYN_SENT -> ESTABLISHED */
     SN_RK_TCP_ACCEPT = 12,     /* inet_sock_set_state SYN_RECV -> ESTABLISHED */
     SN_RK_TCP_RETRANSMIT = 13, /* tcp_retransmit_skb (newstate: the socket's state) */
@@ -67,7 +67,7 @@ enum sn_rec_kind {
     /* usdt: a[0] probe index (the session's, 0..SN_REC_USDT_MAX-1) | nargs << 32, a[1..4] args
      * 0..3; with nargs > 4 a continuation: args 4..10 (u64 each) */
     SN_RK_USDT = 16,
-    SN_RK_CONT = 0xffff,        /* a continuation slot */
+    SN_RK_CONT = 0xffff, /* a continuation slot */
 };
 
 /* SYS_ENTRY's a[0] above the number */

@@ -94,18 +94,18 @@ struct sn_rec_event {
             uint32_t dev; /* the disk's dev_t, major << 20 | minor (the kernel's encoding) */
             uint64_t sector;
             uint32_t nr_sector;
-            uint32_t bytes;  /* issue */
-            int32_t tid;     /* issue: the current task's */
-            int32_t error;   /* complete: 0 or a negative errno */
-            uint32_t rwbs;   /* lttng-modules' RWBS_FLAG_* bits */
+            uint32_t bytes;             /* issue */
+            int32_t tid;                /* issue: the current task's */
+            int32_t error;              /* complete: 0 or a negative errno */
+            uint32_t rwbs;              /* lttng-modules' RWBS_FLAG_* bits */
             char comm[SN_REC_COMM_LEN]; /* issue */
         } blk;
         struct {
             uint64_t skaddr;
             uint64_t skbaddr; /* retransmit */
             uint16_t sport, dport, family;
-            int32_t oldstate, newstate; /* TCP_* (retransmit: the socket's state, both) */
-            int32_t err;                /* retransmit: tcp_retransmit_skb's result */
+            int32_t oldstate, newstate;   /* TCP_* (retransmit: the socket's state, both) */
+            int32_t err;                  /* retransmit: tcp_retransmit_skb's result */
             uint8_t saddr[16], daddr[16]; /* IPv6, or IPv4 mapped (::ffff:a.b.c.d) */
         } tcp;
         struct {

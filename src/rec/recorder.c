@@ -126,8 +126,7 @@ int sn_recorder_parse_group(const char *s, unsigned *group, char *why, size_t le
         if (strcmp(later[i], "usdt") == 0 && strncmp(s, later[i], n) == 0 &&
             (s[n] == 0 || s[n] == ':')) {
             snprintf(why, len,
-                     "event group \"usdt\" is not available through the recorder yet (%s)",
-                     avail);
+                     "event group \"usdt\" is not available through the recorder yet (%s)", avail);
             return -EINVAL;
         }
     }

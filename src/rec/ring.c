@@ -360,7 +360,7 @@ int sn_rec_slot_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_re
         ev->u.tcp.skaddr = rec->a[0];
         ev->u.tcp.sport = (uint16_t)w;
         ev->u.tcp.dport = (uint16_t)(w >> 16);
-        ev->u.tcp.family = (uint16_t)(w >> 32);
+        ev->u.tcp.family = (uint16_t)((w >> 32) & 0xff);
         ev->u.tcp.oldstate = (int32_t)((w >> 40) & 0xff);
         ev->u.tcp.newstate = (int32_t)((w >> 48) & 0xff);
         ev->u.tcp.skbaddr = rec->a[2];

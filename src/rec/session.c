@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elf.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -245,6 +248,82 @@ static void fill_sys_tab(struct rec_bpf *skel)
     sn_syscall_tab_free(&t);
 }
 
+/* The .note.stapsdt section of the ELF64 file fd: its bytes (malloc'd) and length; -errno. */
+static int sdt_notes(int fd, char **out, size_t *len)
+{
+    Elf64_Ehdr eh;
+    Elf64_Shdr sh, strsh;
+
+    if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, 4) ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_shentsize != sizeof(Elf64_Shdr) ||
+        eh.e_shstrndx >= eh.e_shnum)
+        return -ENOEXEC;
+    if (pread(fd, &strsh, sizeof(strsh), (off_t)(eh.e_shoff + eh.e_shstrndx * sizeof(sh))) !=
+        (ssize_t)sizeof(strsh))
+        return -ENOEXEC;
+    for (unsigned i = 0; i < eh.e_shnum; i++) {
+        char name[16] = "";
+
+        if (pread(fd, &sh, sizeof(sh), (off_t)(eh.e_shoff + i * sizeof(sh))) != (ssize_t)sizeof(sh))
+            return -ENOEXEC;
+        if (sh.sh_type != SHT_NOTE || sh.sh_name >= strsh.sh_size ||
+            pread(fd, name, sizeof(name) - 1, (off_t)(strsh.sh_offset + sh.sh_name)) <= 0 ||
+            strcmp(name, ".note.stapsdt") != 0)
+            continue;
+        if (sh.sh_size > (64u << 20) || !(*out = malloc(sh.sh_size ? sh.sh_size : 1)))
+            return -ENOMEM;
+        if (pread(fd, *out, sh.sh_size, (off_t)sh.sh_offset) != (ssize_t)sh.sh_size) {
+            free(*out);
+            return -EIO;
+        }
+        *len = sh.sh_size;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+int sn_rec_usdt_nargs(const char *path, const char *provider, const char *probe)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc, nargs = -ENOENT;
+    size_t len = 0, off = 0;
+    char *n = NULL;
+
+    if (fd < 0)
+        return -errno;
+    rc = sdt_notes(fd, &n, &len);
+    close(fd);
+    if (rc)
+        return rc;
+    while (off + sizeof(Elf64_Nhdr) <= len && nargs < 0) { /* notes: header, name, desc */
+        const Elf64_Nhdr *h = (const Elf64_Nhdr *)(n + off);
+        size_t name_off = off + sizeof(*h), desc_off = name_off + ((h->n_namesz + 3u) & ~3u);
+        size_t end = desc_off + ((h->n_descsz + 3u) & ~3u);
+
+        if (end > len || desc_off + h->n_descsz > len)
+            break;
+        /* stapsdt v3: pc, base, semaphore (8 bytes each), then provider, name, args (NUL
+         * terminated): the args are space-separated, one per probe argument */
+        if (h->n_type == 3 && h->n_namesz == 8 && memcmp(n + name_off, "stapsdt", 8) == 0 &&
+            h->n_descsz > 24) {
+            const char *d = n + desc_off + 24, *e = n + desc_off + h->n_descsz;
+            const char *prov = d, *nm = prov + strnlen(prov, (size_t)(e - prov)) + 1;
+            const char *args = nm < e ? nm + strnlen(nm, (size_t)(e - nm)) + 1 : e;
+
+            if (args < e && strcmp(prov, provider) == 0 && strcmp(nm, probe) == 0) {
+                int k = 0, in = 0;
+                for (const char *p = args; p < e && *p; p++) {
+                    k += *p != ' ' && !in;
+                    in = *p != ' ';
+                }
+                nargs = k;
+            }
+        }
+        off = end;
+    }
+    free(n);
+    return nargs;
+}
+
 static int valid_size(uint64_t size)
 {
     return size >= SN_REC_SIZE_MIN && size <= SN_REC_SIZE_MAX && !(size & (size - 1));
@@ -263,8 +342,8 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
         return say(o, -EINVAL, "the usdt group takes 1 to %d probes (PATH:PROVIDER:PROBE)",
                    SN_REC_USDT_MAX);
     for (size_t i = 0; i < o->nusdt; i++)
-        if (!o->usdt[i].path || !o->usdt[i].provider || !o->usdt[i].probe ||
-            !o->usdt[i].path[0] || !o->usdt[i].provider[0] || !o->usdt[i].probe[0])
+        if (!o->usdt[i].path || !o->usdt[i].provider || !o->usdt[i].probe || !o->usdt[i].path[0] ||
+            !o->usdt[i].provider[0] || !o->usdt[i].probe[0])
             return say(o, -EINVAL, "usdt probe %zu: a path, a provider and a probe name", i);
     if (!valid_size(o->size_per_cpu))
         return say(o, -EINVAL, "%s", "the size per CPU is a power of 2 from 64 KiB to 1 GiB");

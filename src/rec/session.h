@@ -23,15 +23,15 @@
 #include "rec/ring.h"
 
 /* event groups */
-#define SN_REC_G_SYSCALLS 0x1u /* sys_enter, sys_exit: number, arguments, return value */
-#define SN_REC_G_SCHED    0x2u /* sched_switch, sched_wakeup, sched_wakeup_new */
-#define SN_REC_G_PROC     0x4u /* sched_process_exec, sched_process_fork, sched_process_exit */
-#define SN_REC_G_BLOCK    0x8u /* block_rq_issue, block_rq_complete */
+#define SN_REC_G_SYSCALLS 0x1u  /* sys_enter, sys_exit: number, arguments, return value */
+#define SN_REC_G_SCHED    0x2u  /* sched_switch, sched_wakeup, sched_wakeup_new */
+#define SN_REC_G_PROC     0x4u  /* sched_process_exec, sched_process_fork, sched_process_exit */
+#define SN_REC_G_BLOCK    0x8u  /* block_rq_issue, block_rq_complete */
 #define SN_REC_G_TCP      0x10u /* inet_sock_set_state (connect, accept), tcp_retransmit_skb */
 #define SN_REC_G_FAULTS   0x20u /* page_fault_user, page_fault_kernel */
 #define SN_REC_G_USDT     0x40u /* the USDT probes of opts.usdt */
 #define SN_REC_G_ALL                                                                               \
-    (SN_REC_G_SYSCALLS | SN_REC_G_SCHED | SN_REC_G_PROC | SN_REC_G_BLOCK | SN_REC_G_TCP |         \
+    (SN_REC_G_SYSCALLS | SN_REC_G_SCHED | SN_REC_G_PROC | SN_REC_G_BLOCK | SN_REC_G_TCP |          \
      SN_REC_G_FAULTS | SN_REC_G_USDT)
 
 #define SN_REC_SIZE_MIN  (64u << 10) /* ring bytes per CPU: a power of 2 in [MIN, MAX] */
@@ -76,12 +76,18 @@ int sn_rec_pred_compile(const json_t *p, struct sn_pred *out, char *why, size_t 
 
 struct sn_rec_session;
 
-/* Opens, loads and attaches a session. Returns 0 and *out, -EINVAL for bad options (no group,
- * unknown group bits, group usdt without probes or with more than SN_REC_USDT_MAX, or probes
- * without the group; a probe libbpf cannot find or attach is its -errno, with o->why naming it; a size that is not a power of 2 in range, a bad predicate or scope path,
- * more than SN_REC_MAX_SCOPE scope paths or 64 distinct paths in all: o->why says which), -E2BIG
- * when the rings of all CPUs exceed 2^32 slots (or more than SN_REC_MAXCPU CPUs), or the -errno of
- * libbpf. */
+/* The number of arguments of USDT probe PROVIDER:PROBE in the ELF file at path (its
+ * .note.stapsdt note), what its usdt_<provider>_<probe> event class declares
+ * (ctf/event_class.h's sn_ctf_classes_add_usdt). Returns it (0..12), -ENOENT when the file has
+ * no such probe, -ENOEXEC for a file that is not ELF64, or -errno. */
+int sn_rec_usdt_nargs(const char *path, const char *provider, const char *probe);
+
+/* Opens, loads and attaches a session. Returns 0 and *out; -EINVAL for bad options (no group,
+ * unknown group bits, a size that is not a power of 2 in range, a bad predicate or scope path,
+ * more than SN_REC_MAX_SCOPE scope paths or 64 distinct paths in all, group usdt without probes
+ * or with more than SN_REC_USDT_MAX, probes without the group: o->why says which); -E2BIG when
+ * the rings of all CPUs exceed 2^32 slots (or more than SN_REC_MAXCPU CPUs); or the -errno of
+ * libbpf (a USDT probe it cannot find or attach: o->why names it). */
 int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session_opts *o);
 /* Detaches and frees everything (the ring's mapping too). NULL is a no-op. */
 void sn_rec_session_destroy(struct sn_rec_session *s);

@@ -1,0 +1,252 @@
+/*
+ * The recorder's tcp, faults and usdt groups against the real kernel (root and BPF; CI runs it
+ * as root, so it fails rather than skips when BPF cannot load), each snapshot written as CTF and
+ * read back by babeltrace2 (python3-bt2, support/rec_trace.h):
+ *  - tcp: C connections to a loopback listener the test opens give exactly C net_tcp_connect
+ *    (sport the client's port, dport the listener's, family AF_INET, addresses ::ffff:127.0.0.1)
+ *    and C net_tcp_accept (the ports the other way round) among the host's events;
+ *  - faults: touching P fresh pages of an mmap gives at least P x86_exceptions_page_fault_user
+ *    of the test's tid at those addresses, every page at least once, each a user write
+ *    (error_code bits 2 and 4);
+ *  - usdt: sdt_prog (support/sdt_prog.c, its path in SN_SDT_PROG) making H iterations gives
+ *    exactly H usdt_sonde_test_work__start events with arg0 = 0 .. H-1 in order, and H of the
+ *    semaphore-guarded sem__done, recorded by one session with both probes; bad probe specs
+ *    are -EINVAL, a probe the binary lacks -ENOENT, both with a message;
+ *  - the group bits: a session of one group loads only that group's programs.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rec/session.h"
+#include "rec_trace.h"
+#include "t.h"
+
+#define C 3  /* connections */
+#define P 64 /* pages touched */
+#define H 50 /* sdt_prog iterations */
+
+static int open_session(struct sn_rec_session **s, unsigned groups, const char *pred,
+                        const struct sn_rec_usdt *u, size_t nu)
+{
+    char why[256] = "";
+    json_t *p = pred ? json_loads(pred, 0, NULL) : NULL;
+    struct sn_rec_session_opts o = {.groups = groups,
+                                    .size_per_cpu = 4 << 20,
+                                    .predicate = p,
+                                    .usdt = u,
+                                    .nusdt = nu,
+                                    .why = why,
+                                    .whylen = sizeof(why)};
+    int rc = sn_rec_session_open(s, &o);
+
+    if (rc)
+        t_note("open: %s: %s", strerror(-rc), why);
+    json_decref(p);
+    return rc;
+}
+
+/* Snapshot of s since c's cursors, read back through babeltrace2 into *t. */
+static void read_back(struct sn_rec_session *s, struct sn_rec_consumer *c, struct t_rec_trace *t,
+                      const char *const *probes, const unsigned *nargs, size_t np)
+{
+    struct sn_rec_snap snap;
+
+    T_REQUIRE(sn_rec_snapshot(c, sn_rec_session_view(s), &snap) == 0);
+    t_note("snapshot: %lu records, %lu overwritten", (unsigned long)snap.records,
+           (unsigned long)snap.overwritten);
+    T_EQ(t_rec_trace_read(&snap, t, probes, nargs, np), (long)snap.records);
+    T_EQ(t->n, (size_t)snap.records);
+    sn_rec_snap_free(&snap);
+}
+
+static void test_tcp(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    struct sn_rec_session *s = NULL;
+    struct sn_rec_consumer *c = NULL;
+    struct t_rec_trace t;
+    int lfd, cport[C], lport, conns = 0, accepts = 0, other = 0;
+    const char v4[] = "0,0,0,0,0,0,0,0,0,0,255,255,127,0,0,1";
+    char b[128];
+
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    T_REQUIRE(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lfd, C) == 0);
+    T_REQUIRE(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
+    lport = ntohs(a.sin_port);
+    T_REQUIRE(open_session(&s, SN_REC_G_TCP, NULL, NULL, 0) == 0);
+    T_REQUIRE(sn_rec_consumer_new(&c, sn_rec_session_view(s), 1) == 0);
+    for (int i = 0; i < C; i++) {
+        struct sockaddr_in me;
+        socklen_t ml = sizeof(me);
+        int fd = socket(AF_INET, SOCK_STREAM, 0), afd;
+
+        T_REQUIRE(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+        T_REQUIRE(getsockname(fd, (struct sockaddr *)&me, &ml) == 0);
+        cport[i] = ntohs(me.sin_port);
+        afd = accept(lfd, NULL, NULL);
+        T_REQUIRE(afd >= 0);
+        close(afd);
+        close(fd);
+    }
+    close(lfd);
+    read_back(s, c, &t, NULL, NULL, 0);
+    for (size_t i = 0; i < t.n; i++) {
+        const struct t_rec_ev *e = &t.ev[i];
+        int sp = (int)t_rec_field(e, "sport", NULL), dp = (int)t_rec_field(e, "dport", NULL);
+        bool ours = false;
+        const char *sa = t_rec_field_str(e, "saddr", b, sizeof(b));
+        bool lo = sa && strcmp(sa, v4) == 0 && t_rec_field(e, "family", NULL) == AF_INET &&
+                  t_rec_field(e, "newstate", NULL) == 1;
+
+        for (int k = 0; k < C; k++) {
+            if (strcmp(e->name, "net_tcp_connect") == 0 && sp == cport[k] && dp == lport) {
+                conns += lo && t_rec_field(e, "oldstate", NULL) == 2;
+                ours = true;
+            }
+            if (strcmp(e->name, "net_tcp_accept") == 0 && sp == lport && dp == cport[k]) {
+                accepts += lo && t_rec_field(e, "oldstate", NULL) == 3;
+                ours = true;
+            }
+        }
+        other += !ours;
+    }
+    t_note("connects %d, accepts %d, other connections' events %d", conns, accepts, other);
+    T_EQ(conns, C);
+    T_EQ(accepts, C);
+    t_rec_trace_free(&t);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+}
+
+static void test_faults(void)
+{
+    struct sn_rec_session *s = NULL;
+    struct sn_rec_consumer *c = NULL;
+    struct t_rec_trace t;
+    char pred[64];
+    int hit[P] = {0}, faults = 0, not_write = 0, pages = 0;
+    long pg = sysconf(_SC_PAGESIZE);
+    char *m =
+        mmap(NULL, (size_t)(P * pg), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    T_REQUIRE(m != MAP_FAILED);
+    snprintf(pred, sizeof(pred), "{\"eq\":[\"pid\",\"%d\"]}", (int)getpid());
+    T_REQUIRE(open_session(&s, SN_REC_G_FAULTS, pred, NULL, 0) == 0);
+    T_REQUIRE(sn_rec_consumer_new(&c, sn_rec_session_view(s), 1) == 0);
+    for (int i = 0; i < P; i++)
+        ((volatile char *)m)[i * pg] = 1;
+    read_back(s, c, &t, NULL, NULL, 0);
+    for (size_t i = 0; i < t.n; i++) {
+        const struct t_rec_ev *e = &t.ev[i];
+        uint64_t addr = (uint64_t)t_rec_field(e, "address", NULL);
+
+        if (strcmp(e->name, "x86_exceptions_page_fault_user") != 0 || e->tid != (int)getpid() ||
+            addr < (uint64_t)m || addr >= (uint64_t)m + (uint64_t)(P * pg))
+            continue;
+        faults++;
+        hit[(addr - (uint64_t)m) / (uint64_t)pg]++;
+        not_write += (t_rec_field(e, "error_code", NULL) & 6) != 6;
+    }
+    for (int i = 0; i < P; i++)
+        pages += hit[i] > 0;
+    t_note("faults in the mapping %d, pages faulted %d, not a user write %d", faults, pages,
+           not_write);
+    T_OK(faults >= P);
+    T_EQ(pages, P);
+    T_EQ(not_write, 0);
+    munmap(m, (size_t)(P * pg));
+    t_rec_trace_free(&t);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+}
+
+static void test_usdt(void)
+{
+    const char *prog = getenv("SN_SDT_PROG");
+    struct sn_rec_session *s = NULL;
+    struct sn_rec_consumer *c = NULL;
+    struct t_rec_trace t;
+    const char *const probes[2] = {"sonde_test:work__start", "sonde_test:sem__done"};
+    unsigned nargs[2];
+    char cmd[700], out[64], err[256];
+    int starts = 0, dones = 0, bad = 0;
+
+    T_REQUIRE(prog != NULL);
+    struct sn_rec_usdt u[2] = {{prog, "sonde_test", "work__start"},
+                               {prog, "sonde_test", "sem__done"}};
+    for (int i = 0; i < 2; i++) {
+        int n = sn_rec_usdt_nargs(prog, "sonde_test", u[i].probe);
+        T_EQ(n, 1);
+        nargs[i] = n > 0 ? (unsigned)n : 0;
+    }
+    T_EQ(sn_rec_usdt_nargs(prog, "sonde_test", "nope"), -ENOENT);
+    T_REQUIRE(open_session(&s, SN_REC_G_USDT, NULL, u, 2) == 0);
+    T_REQUIRE(sn_rec_consumer_new(&c, sn_rec_session_view(s), 1) == 0);
+    snprintf(cmd, sizeof(cmd), "%s %d 0", prog, H);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    read_back(s, c, &t, probes, nargs, 2);
+    for (size_t i = 0; i < t.n; i++) {
+        const struct t_rec_ev *e = &t.ev[i];
+        int found = 0;
+        int64_t a0 = t_rec_field(e, "arg0", &found);
+
+        if (strcmp(e->name, "usdt_sonde_test_work__start") == 0)
+            bad += !found || a0 != starts++;
+        else if (strcmp(e->name, "usdt_sonde_test_sem__done") == 0)
+            bad += !found || a0 != dones++;
+        else
+            bad++;
+    }
+    t_note("work__start %d, sem__done %d, bad %d", starts, dones, bad);
+    T_EQ(starts, H);
+    T_EQ(dones, H);
+    T_EQ(bad, 0);
+    t_rec_trace_free(&t);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+
+    /* bad specs */
+    struct sn_rec_usdt missing = {prog, "sonde_test", "nope"}, empty = {prog, "", "x"};
+    T_EQ(open_session(&s, SN_REC_G_USDT, NULL, NULL, 0), -EINVAL);
+    T_EQ(open_session(&s, SN_REC_G_SCHED, NULL, u, 1), -EINVAL);
+    T_EQ(open_session(&s, SN_REC_G_USDT, NULL, &empty, 1), -EINVAL);
+    T_OK(open_session(&s, SN_REC_G_USDT, NULL, &missing, 1) < 0);
+    T_OK(s == NULL);
+}
+
+/* Each group alone loads its programs only. */
+static void test_group_progs(void)
+{
+    static const struct {
+        unsigned g;
+        int n;
+    } want[] = {{SN_REC_G_PROC, 3}, {SN_REC_G_BLOCK, 2}, {SN_REC_G_TCP, 2}, {SN_REC_G_FAULTS, 2}};
+
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        struct sn_rec_session *s = NULL;
+        uint32_t ids[SN_REC_MAX_PROGS];
+
+        T_REQUIRE(open_session(&s, want[i].g, NULL, NULL, 0) == 0);
+        T_EQ(sn_rec_session_prog_ids(s, ids, SN_REC_MAX_PROGS), want[i].n);
+        sn_rec_session_destroy(s);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    t_run("tcp: connects and accepts on loopback", test_tcp);
+    t_run("faults: a user fault per fresh page touched", test_faults);
+    t_run("usdt: every hit with its argument, plain and semaphore probes", test_usdt);
+    t_run("a group loads its programs only", test_group_progs);
+    return t_done();
+}
