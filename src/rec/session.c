@@ -282,10 +282,49 @@ static int sdt_notes(int fd, char **out, size_t *len)
     return -ENOENT;
 }
 
+int sn_rec_sdt_nargs(const char *n, size_t len, const char *provider, const char *probe)
+{
+    size_t off = 0;
+
+    while (len - off >= sizeof(Elf64_Nhdr)) { /* notes: a header, the name, the desc */
+        Elf64_Nhdr h;
+        size_t name_off, desc_off, end;
+
+        memcpy(&h, n + off, sizeof(h)); /* unaligned in a fuzzer's buffer */
+        name_off = off + sizeof(h);
+        desc_off = name_off + (((size_t)h.n_namesz + 3) & ~(size_t)3);
+        end = desc_off + (((size_t)h.n_descsz + 3) & ~(size_t)3);
+        if (desc_off > len || h.n_descsz > len - desc_off)
+            break;
+        /* stapsdt v3: pc, base, semaphore (8 bytes each), then provider, name, args (each NUL
+         * terminated): the args are space-separated, one per argument of the probe */
+        if (h.n_type == 3 && h.n_namesz == 8 && memcmp(n + name_off, "stapsdt", 8) == 0 &&
+            h.n_descsz > 24) {
+            const char *d = n + desc_off + 24, *e = n + desc_off + h.n_descsz;
+            const char *nm = d + strnlen(d, (size_t)(e - d)) + 1;
+            const char *args = nm < e ? nm + strnlen(nm, (size_t)(e - nm)) + 1 : e;
+
+            if (args < e && memchr(args, 0, (size_t)(e - args)) && strcmp(d, provider) == 0 &&
+                strcmp(nm, probe) == 0) {
+                int k = 0, in = 0;
+                for (const char *p = args; *p; p++) {
+                    k += *p != ' ' && !in;
+                    in = *p != ' ';
+                }
+                return k;
+            }
+        }
+        if (end >= len)
+            break;
+        off = end;
+    }
+    return -ENOENT;
+}
+
 int sn_rec_usdt_nargs(const char *path, const char *provider, const char *probe)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc, nargs = -ENOENT;
-    size_t len = 0, off = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+    size_t len = 0;
     char *n = NULL;
 
     if (fd < 0)
@@ -294,34 +333,9 @@ int sn_rec_usdt_nargs(const char *path, const char *provider, const char *probe)
     close(fd);
     if (rc)
         return rc;
-    while (off + sizeof(Elf64_Nhdr) <= len && nargs < 0) { /* notes: header, name, desc */
-        const Elf64_Nhdr *h = (const Elf64_Nhdr *)(n + off);
-        size_t name_off = off + sizeof(*h), desc_off = name_off + ((h->n_namesz + 3u) & ~3u);
-        size_t end = desc_off + ((h->n_descsz + 3u) & ~3u);
-
-        if (end > len || desc_off + h->n_descsz > len)
-            break;
-        /* stapsdt v3: pc, base, semaphore (8 bytes each), then provider, name, args (NUL
-         * terminated): the args are space-separated, one per probe argument */
-        if (h->n_type == 3 && h->n_namesz == 8 && memcmp(n + name_off, "stapsdt", 8) == 0 &&
-            h->n_descsz > 24) {
-            const char *d = n + desc_off + 24, *e = n + desc_off + h->n_descsz;
-            const char *prov = d, *nm = prov + strnlen(prov, (size_t)(e - prov)) + 1;
-            const char *args = nm < e ? nm + strnlen(nm, (size_t)(e - nm)) + 1 : e;
-
-            if (args < e && strcmp(prov, provider) == 0 && strcmp(nm, probe) == 0) {
-                int k = 0, in = 0;
-                for (const char *p = args; p < e && *p; p++) {
-                    k += *p != ' ' && !in;
-                    in = *p != ' ';
-                }
-                nargs = k;
-            }
-        }
-        off = end;
-    }
+    rc = sn_rec_sdt_nargs(n, len, provider, probe);
     free(n);
-    return nargs;
+    return rc;
 }
 
 static int valid_size(uint64_t size)

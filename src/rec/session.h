@@ -81,6 +81,9 @@ struct sn_rec_session;
  * (ctf/event_class.h's sn_ctf_classes_add_usdt). Returns it (0..12), -ENOENT when the file has
  * no such probe, -ENOEXEC for a file that is not ELF64, or -errno. */
 int sn_rec_usdt_nargs(const char *path, const char *provider, const char *probe);
+/* The same, from the bytes of a .note.stapsdt section (notes[len], any bytes: a file's
+ * content is not trusted). Returns the count, or -ENOENT. */
+int sn_rec_sdt_nargs(const char *notes, size_t len, const char *provider, const char *probe);
 
 /* Opens, loads and attaches a session. Returns 0 and *out; -EINVAL for bad options (no group,
  * unknown group bits, a size that is not a power of 2 in range, a bad predicate or scope path,

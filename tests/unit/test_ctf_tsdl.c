@@ -100,7 +100,7 @@ static int count(const char *s, const char *needle)
 
 static void test_classes(void)
 {
-    T_EQU(tab.n, 31); /* IO_SYSCALLS on x86-64, getppid, nanosleep, clock_nanosleep */
+    T_EQU(tab.n, 31);             /* IO_SYSCALLS on x86-64, getppid, nanosleep, clock_nanosleep */
     T_EQU(cls.n, 8 + 2 * 31 + 7); /* then block, tcp and fault classes */
     struct sn_rec_event ev = {.type = SN_REC_SYS_EXIT};
     ev.u.sys.nr = 0; /* read */
