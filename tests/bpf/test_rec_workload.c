@@ -17,9 +17,12 @@
  *    completed by a block_rq_complete of its sector (8 sectors, error 0);
  *  - the fork (parent the child, child the grandchild), the grandchild's exec of /bin/true and
  *    its exit, and the child's own exit;
- * in the order the child made them.
+ * in the order the child made them; and lttng-iousagetop (lttng-analyses, when installed) reads
+ * the block events as LTTng's: 1 to K disk requests (it starts at the latest CPU's first event,
+ * cutting what came before) and the child's block writes by its pid.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +81,12 @@ static void workload(void *arg)
 
     (void)arg;
     prctl(PR_SET_NAME, "snt-recwork", 0, 0, 0);
+    /* on one CPU: its events in one stream from the first, so that lttng-analyses, which start
+     * at the latest CPU's first event, see its writes (their completions may be on another) */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    sched_setaffinity(0, sizeof(one), &one);
     for (int i = 0; i < N; i++)
         syscall(SYS_getppid);
     for (int i = 0; i < M; i++)
@@ -269,6 +278,30 @@ static void test_workload(void)
             foreign++;
     T_EQ(foreign, 0);
 
+    /* lttng-analyses read the block events as LTTng's: the child's K requests and their bytes
+     * (its O_DIRECT writes, also seen from the system calls) */
+    if (access("/usr/bin/lttng-iousagetop", X_OK) == 0) {
+        static char out[1 << 16], err[1 << 14];
+        char cmd[800], want[128];
+        snprintf(cmd, sizeof(cmd), "/usr/bin/lttng-iousagetop --skip-validation --no-progress %s",
+                 t.dir);
+        int arc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+        if (arc != 0)
+            t_note("%s: rc %d\n%s", cmd, arc, err);
+        T_EQ(arc, 0);
+        /* at most K: the analyses start at the latest CPU's first event, cutting the rest */
+        const char *req = strstr(out, "Disk Request Count");
+        int nreq = 0;
+        T_OK(req != NULL && (req = strstr(req, "\n\xe2\x96")) != NULL); /* its bar */
+        if (req)
+            req = strpbrk(req, "0123456789");
+        T_OK(req != NULL && sscanf(req, "%d requests (", &nreq) == 1);
+        T_OK(nreq >= 1 && nreq <= K);
+        snprintf(want, sizeof(want), " KiB snt-recwork (pid=%d)", child);
+        T_OK(strstr(out, want) != NULL);
+        if (nreq < 1 || nreq > K || !strstr(out, want))
+            t_note("%s", out);
+    }
     if (issues != K || completes != K)
         for (size_t i = 0; i < t.n; i++)
             if (strncmp(t.ev[i].name, "block_", 6) == 0)
