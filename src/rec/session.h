@@ -30,6 +30,7 @@
 #define SN_REC_G_TCP      0x10u /* inet_sock_set_state (connect, accept), tcp_retransmit_skb */
 #define SN_REC_G_FAULTS   0x20u /* page_fault_user, page_fault_kernel */
 #define SN_REC_G_USDT     0x40u /* the USDT probes of opts.usdt */
+/* every group bit (usdt needs its probes in the options) */
 #define SN_REC_G_ALL                                                                               \
     (SN_REC_G_SYSCALLS | SN_REC_G_SCHED | SN_REC_G_PROC | SN_REC_G_BLOCK | SN_REC_G_TCP |          \
      SN_REC_G_FAULTS | SN_REC_G_USDT)
