@@ -5,8 +5,11 @@
  * helper call beyond the pid and the clock. User space (rec/session.c) sizes the ring
  * (max_entries = ncpu * nslots), fills the rodata below, loads only the programs of the
  * session's groups (syscalls: sys_enter, sys_exit; sched: sched_switch, sched_wakeup,
- * sched_wakeup_new) and destroys the object when the session stops, so a stopped session has
- * no program attached.
+ * sched_wakeup_new; proc: sched_process_exec/fork/exit; block: block_rq_issue/complete; tcp:
+ * inet_sock_set_state, tcp_retransmit_skb; faults: page_fault_user/kernel; usdt: rec_usdt,
+ * attached once per probe) and destroys the object when the session stops, so a stopped
+ * session has no program attached. The helpers beyond the pid and the clock: a kernel string
+ * read (exec's filename), the comm, and USDT's argument fetch.
  *
  * Reserve: an atomic add on the CPU's head (programs of IRQ context interrupt others on the
  * same CPU; a program never nests in itself: the kernel skips it and counts a recursion miss,
@@ -23,10 +26,13 @@
  *  - the tenant's scope (rodata scope_bits != 0): only tasks whose cgroup is at or below one of
  *    the tenant's "under" leaves, which user space marks with those bits in the session's own
  *    cgroup_scope map (cgroup id -> a bit per prefix, as the agent's map of probes.bpf.c).
- * A system call is the current task's. sched_switch (prev, next) and sched_wakeup (the waker,
- * current, in the header; the woken task in the payload) are kept when either side passes;
- * under a scope, the side outside it has its tid, pid, prio and comm zeroed and the record
- * SN_REC_F_REDACTED.
+ * A system call is the current task's, and so are exec, exit, faults and USDT hits.
+ * sched_switch (prev, next), sched_wakeup (the waker, current, in the header; the woken task in
+ * the payload) and sched_process_fork (parent, child) are kept when either side passes; under
+ * a scope, the side outside it has its tid, pid, prio and comm zeroed and the record
+ * SN_REC_F_REDACTED. A block issue is its task's, or its I/O owner's (blk-cgroup, cgroup v2);
+ * its completion (interrupt context) is kept when its issue was (map rq_kept). A TCP event is
+ * judged on its socket's cgroup (it completes in softirq context).
  */
 #include "vmlinux.h"
 

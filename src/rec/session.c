@@ -2,7 +2,10 @@
  * Flight-recorder sessions (rec/session.h) through the rec.bpf.c skeleton: the ring's size is
  * set before load (max_entries = ncpu * nslots), the system call table (rodata sys_tab: how
  * many arguments, which are out arguments, which one is a path) comes from ctf/syscall_tab, the
- * programs of other groups are not even loaded, and the ring is mmapped read-only.
+ * programs of other groups are not even loaded, and the ring is mmapped read-only. USDT probes
+ * (group usdt) attach the one program rec_usdt once each, the probe's index as its cookie; the
+ * number of a probe's arguments, which its CTF class declares, comes from the binary's
+ * .note.stapsdt (read here: libbpf keeps its own parse to itself).
  *
  * Predicates are the agent's (agent/predicate.c compiles them, over the syscall.syscalls
  * catalog fields that raw events have); the kernel runs them with the agent's interpreter
