@@ -4,7 +4,9 @@
  * read back by babeltrace2 (python3-bt2, support/rec_trace.h):
  *  - tcp: C connections to a loopback listener the test opens give exactly C net_tcp_connect
  *    (sport the client's port, dport the listener's, family AF_INET, addresses ::ffff:127.0.0.1)
- *    and C net_tcp_accept (the ports the other way round) among the host's events;
+ *    and C net_tcp_accept (the ports the other way round) among the host's events; a child whose
+ *    cgroup's incoming packets a cgroup_skb program of the test drops gets net_tcp_retransmit_skb
+ *    events for its connection (at least 2 in 1.5 s: RTO 200 ms, doubling);
  *  - faults: touching P fresh pages of an mmap gives at least P x86_exceptions_page_fault_user
  *    of the test's tid at those addresses, every page at least once, each a user write
  *    (error_code bits 2 and 4);
@@ -25,6 +27,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <sys/stat.h>
+
+#include "agent/cgroup.h"
 #include "rec/session.h"
 #include "rec_trace.h"
 #include "t.h"
@@ -125,6 +133,103 @@ static void test_tcp(void)
     t_rec_trace_free(&t);
     sn_rec_consumer_free(c);
     sn_rec_session_destroy(s);
+}
+
+/* A cgroup_skb program that drops every packet (r0 = 0; exit). */
+static int drop_prog(void)
+{
+    struct bpf_insn insn[2] = {{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0},
+                               {.code = BPF_JMP | BPF_EXIT}};
+
+    return bpf_prog_load(BPF_PROG_TYPE_CGROUP_SKB, "snt_drop", "GPL", insn, 2, NULL);
+}
+
+/* tcp_retransmit_skb: a child in a cgroup of its own connects to the test's listener, then the
+ * test drops everything the cgroup receives (a cgroup_skb ingress program) and the child sends
+ * a byte: no ACK reaches it, so TCP retransmits it (after its RTO, 200 ms, then doubling). */
+static void test_tcp_retransmit(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    struct sn_rec_session *s = NULL;
+    struct sn_rec_consumer *c = NULL;
+    struct t_rec_trace t;
+    char cg[512], procs[600], text[32];
+    int lfd, cgfd, pfd = -1, up[2], go[2], lport, cport = 0, retrans = 0, bad = 0;
+    pid_t pid;
+
+    T_REQUIRE(sn_cgroup_root() != NULL);
+    snprintf(cg, sizeof(cg), "%s/snt-recgroups-%d", sn_cgroup_root(), (int)getpid());
+    T_REQUIRE(mkdir(cg, 0755) == 0);
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    T_REQUIRE(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lfd, 1) == 0);
+    T_REQUIRE(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
+    lport = ntohs(a.sin_port);
+    T_REQUIRE(pipe(up) == 0 && pipe(go) == 0);
+    pid = fork();
+    T_REQUIRE(pid >= 0);
+    if (pid == 0) { /* into the cgroup, then a socket (its cgroup is its creator's) */
+        struct sockaddr_in me;
+        socklen_t ml = sizeof(me);
+        int fd = open(procs, O_WRONLY), n = snprintf(text, sizeof(text), "%d", (int)getpid());
+        char b = 'x';
+
+        if (fd < 0 || write(fd, text, (size_t)n) != n)
+            _exit(2);
+        close(fd);
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+            getsockname(fd, (struct sockaddr *)&me, &ml) != 0)
+            _exit(3);
+        n = ntohs(me.sin_port);
+        if (write(up[1], &n, sizeof(n)) != sizeof(n) || read(go[0], &b, 1) != 1)
+            _exit(4);
+        if (write(fd, &b, 1) != 1) /* sent, but the ACK never reaches it */
+            _exit(5);
+        usleep(1500000); /* RTO 200 ms, then 400, 800: at least 2 retransmissions */
+        _exit(0);
+    }
+    close(up[1]);
+    close(go[0]);
+    T_OK(read(up[0], &cport, sizeof(cport)) == sizeof(cport));
+    int afd = accept(lfd, NULL, NULL);
+    cgfd = open(cg, O_RDONLY | O_DIRECTORY);
+    pfd = drop_prog();
+    T_OK(afd >= 0 && cgfd >= 0 && pfd >= 0);
+    T_OK(bpf_prog_attach(pfd, cgfd, BPF_CGROUP_INET_INGRESS, 0) == 0);
+    T_REQUIRE(open_session(&s, SN_REC_G_TCP, NULL, NULL, 0) == 0);
+    T_REQUIRE(sn_rec_consumer_new(&c, sn_rec_session_view(s), 1) == 0);
+    T_OK(write(go[1], "g", 1) == 1);
+    int st = -1;
+    waitpid(pid, &st, 0);
+    T_OK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    read_back(s, c, &t, NULL, NULL, 0);
+    for (size_t i = 0; i < t.n; i++) {
+        const struct t_rec_ev *e = &t.ev[i];
+        if (strcmp(e->name, "net_tcp_retransmit_skb") != 0 ||
+            t_rec_field(e, "sport", NULL) != cport || t_rec_field(e, "dport", NULL) != lport)
+            continue;
+        retrans++;
+        bad += t_rec_field(e, "state", NULL) != 1 || t_rec_field(e, "family", NULL) != AF_INET ||
+               t_rec_field(e, "skbaddr", NULL) == 0 || t_rec_field(e, "err", NULL) != 0;
+    }
+    t_note("retransmissions of the child's connection %d (bad %d)", retrans, bad);
+    T_OK(retrans >= 2);
+    T_EQ(bad, 0);
+    bpf_prog_detach2(pfd, cgfd, BPF_CGROUP_INET_INGRESS);
+    t_rec_trace_free(&t);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+    close(pfd);
+    close(cgfd);
+    if (afd >= 0)
+        close(afd);
+    close(lfd);
+    close(up[0]);
+    close(go[1]);
+    for (int tries = 0; tries < 200 && rmdir(cg) != 0 && errno == EBUSY; tries++)
+        usleep(10000);
 }
 
 static void test_faults(void)
@@ -245,6 +350,7 @@ int main(int argc, char **argv)
 {
     t_init(argc, argv);
     t_run("tcp: connects and accepts on loopback", test_tcp);
+    t_run("tcp: retransmissions of a connection whose packets are dropped", test_tcp_retransmit);
     t_run("faults: a user fault per fresh page touched", test_faults);
     t_run("usdt: every hit with its argument, plain and semaphore probes", test_usdt);
     t_run("a group loads its programs only", test_group_progs);
