@@ -13,7 +13,8 @@
  *  - usdt: sdt_prog (support/sdt_prog.c, its path in SN_SDT_PROG) making H iterations gives
  *    exactly H usdt_sonde_test_work__start events with arg0 = 0 .. H-1 in order, and H of the
  *    semaphore-guarded sem__done, recorded by one session with both probes; bad probe specs
- *    are -EINVAL, a probe the binary lacks -ENOENT, both with a message;
+ *    are -EINVAL, a probe the binary lacks -ENOENT, both with a message; and sdt_args
+ *    (support/sdt_args.c) gives H hits of a probe of 7 arguments, every value exact;
  *  - the group bits: a session of one group loads only that group's programs.
  */
 #include <arpa/inet.h>
@@ -328,6 +329,48 @@ static void test_usdt(void)
     T_OK(s == NULL);
 }
 
+/* A probe of 7 arguments (support/sdt_args.c): the 3 past the fourth in the second slot. */
+static void test_usdt_many(void)
+{
+    const char *prog = getenv("SN_SDT_ARGS");
+    struct sn_rec_session *s = NULL;
+    struct sn_rec_consumer *c = NULL;
+    struct t_rec_trace t;
+    const char *const probes[1] = {"sonde_rec:many"};
+    unsigned nargs[1];
+    char cmd[700], out[64], err[256];
+    int hits = 0, bad = 0;
+
+    T_REQUIRE(prog != NULL);
+    struct sn_rec_usdt u = {prog, "sonde_rec", "many"};
+    T_EQ(sn_rec_usdt_nargs(prog, "sonde_rec", "many"), 7);
+    nargs[0] = 7;
+    T_REQUIRE(open_session(&s, SN_REC_G_USDT, NULL, &u, 1) == 0);
+    T_REQUIRE(sn_rec_consumer_new(&c, sn_rec_session_view(s), 1) == 0);
+    snprintf(cmd, sizeof(cmd), "%s %d", prog, H);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    read_back(s, c, &t, probes, nargs, 1);
+    for (size_t i = 0; i < t.n; i++) {
+        const struct t_rec_ev *e = &t.ev[i];
+        int64_t k = hits++;
+        int64_t want[7] = {k, -k, 2 * k, k << 40, -7, 42, k + 1000000};
+        char name[8];
+
+        bad += strcmp(e->name, "usdt_sonde_rec_many") != 0;
+        for (int j = 0; j < 7; j++) {
+            int found = 0;
+            snprintf(name, sizeof(name), "arg%d", j);
+            bad += t_rec_field(e, name, &found) != want[j] || !found;
+        }
+    }
+    t_note("hits %d, bad values %d", hits, bad);
+    T_EQ(hits, H);
+    T_EQ(bad, 0);
+    t_rec_trace_free(&t);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+}
+
 /* Each group alone loads its programs only. */
 static void test_group_progs(void)
 {
@@ -353,6 +396,7 @@ int main(int argc, char **argv)
     t_run("tcp: retransmissions of a connection whose packets are dropped", test_tcp_retransmit);
     t_run("faults: a user fault per fresh page touched", test_faults);
     t_run("usdt: every hit with its argument, plain and semaphore probes", test_usdt);
+    t_run("usdt: a probe of 7 arguments, each hit's values exact", test_usdt_many);
     t_run("a group loads its programs only", test_group_progs);
     return t_done();
 }
