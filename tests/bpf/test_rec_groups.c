@@ -6,7 +6,8 @@
  *    (sport the client's port, dport the listener's, family AF_INET, addresses ::ffff:127.0.0.1)
  *    and C net_tcp_accept (the ports the other way round) among the host's events; a child whose
  *    cgroup's incoming packets a cgroup_skb program of the test drops gets net_tcp_retransmit_skb
- *    events for its connection (at least 2 in 1.5 s: RTO 200 ms, doubling);
+ *    events for its connection (at least 2 in 1.5 s: RTO 200 ms, doubling), which a session
+ *    scoped to its cgroup records too, and nothing else (a TCP event is its socket's cgroup's);
  *  - faults: touching P fresh pages of an mmap gives at least P x86_exceptions_page_fault_user
  *    of the test's tid at those addresses, every page at least once, each a user write
  *    (error_code bits 2 and 4);
@@ -201,6 +202,20 @@ static void test_tcp_retransmit(void)
     T_OK(bpf_prog_attach(pfd, cgfd, BPF_CGROUP_INET_INGRESS, 0) == 0);
     T_REQUIRE(open_session(&s, SN_REC_G_TCP, NULL, NULL, 0) == 0);
     T_REQUIRE(sn_rec_consumer_new(&c, sn_rec_session_view(s), 1) == 0);
+    /* and a tenant's session, scoped to the child's cgroup: TCP events go by their socket's */
+    struct sn_rec_session *ts = NULL;
+    struct sn_rec_consumer *tc = NULL;
+    char rel[128], why[256] = "";
+    const char *scope[1] = {rel};
+    snprintf(rel, sizeof(rel), "/snt-recgroups-%d", (int)getpid());
+    struct sn_rec_session_opts to = {.groups = SN_REC_G_TCP,
+                                     .size_per_cpu = 1 << 20,
+                                     .scope = scope,
+                                     .nscope = 1,
+                                     .why = why,
+                                     .whylen = sizeof(why)};
+    T_REQUIRE(sn_rec_session_open(&ts, &to) == 0);
+    T_REQUIRE(sn_rec_consumer_new(&tc, sn_rec_session_view(ts), 1) == 0);
     T_OK(write(go[1], "g", 1) == 1);
     int st = -1;
     waitpid(pid, &st, 0);
@@ -218,6 +233,23 @@ static void test_tcp_retransmit(void)
     t_note("retransmissions of the child's connection %d (bad %d)", retrans, bad);
     T_OK(retrans >= 2);
     T_EQ(bad, 0);
+    t_rec_trace_free(&t);
+    /* the tenant's: the child's retransmissions, and nothing of another socket */
+    int tretrans = 0, tother = 0;
+    read_back(ts, tc, &t, NULL, NULL, 0);
+    for (size_t i = 0; i < t.n; i++) {
+        const struct t_rec_ev *e = &t.ev[i];
+        if (strcmp(e->name, "net_tcp_retransmit_skb") == 0 &&
+            t_rec_field(e, "sport", NULL) == cport)
+            tretrans++;
+        else
+            tother++;
+    }
+    t_note("scoped: retransmissions %d, other events %d", tretrans, tother);
+    T_OK(tretrans >= 2);
+    T_EQ(tother, 0);
+    sn_rec_consumer_free(tc);
+    sn_rec_session_destroy(ts);
     bpf_prog_detach2(pfd, cgfd, BPF_CGROUP_INET_INGRESS);
     t_rec_trace_free(&t);
     sn_rec_consumer_free(c);
