@@ -600,8 +600,9 @@ int BPF_PROG(rec_proc_exit, struct task_struct *p, bool group_dead)
 
 /* --- block: block_rq_issue, block_rq_complete --- */
 
-/* requests issued and recorded, so that their completion (in interrupt context, any task) is
- * recorded with them and only with them */
+/* requests issued and recorded under a predicate or a scope, so that their completion (in
+ * interrupt context, any task) is recorded with them and only with them (without either, every
+ * completion is) */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 4096);
@@ -688,7 +689,8 @@ int BPF_PROG(rec_block_issue, struct request *rq)
     s->a[2] = (pass ? 0 : bytes >> 9) | (__u64)bytes << 32;
     bpf_get_current_comm(&s->a[3], 16);
     commit(s, h);
-    bpf_map_update_elem(&rq_kept, &key, &one, BPF_ANY);
+    if (pred_needs || scope_bits) /* without either, every completion is kept */
+        bpf_map_update_elem(&rq_kept, &key, &one, BPF_ANY);
     return 0;
 }
 
@@ -731,10 +733,12 @@ int BPF_PROG(rec_block_complete, struct request *rq, blk_status_t error, unsigne
     struct sn_rec_cont *c;
     int err;
 
-    if (!bpf_map_lookup_elem(&rq_kept, &key)) /* its issue was not recorded */
-        return 0;
-    if (nr_bytes >= rq->__data_len) /* the last part: forget it */
-        bpf_map_delete_elem(&rq_kept, &key);
+    if (pred_needs || scope_bits) {
+        if (!bpf_map_lookup_elem(&rq_kept, &key)) /* its issue was not recorded */
+            return 0;
+        if (nr_bytes >= rq->__data_len) /* the last part: forget it */
+            bpf_map_delete_elem(&rq_kept, &key);
+    }
     if (reserve(1, &h, &s, &c))
         return 0;
     header(s, SN_RK_BLOCK_COMPLETE, 1, pt);

@@ -16,6 +16,8 @@
  *    semaphore-guarded sem__done, recorded by one session with both probes; bad probe specs
  *    are -EINVAL, a probe the binary lacks -ENOENT, both with a message; and sdt_args
  *    (support/sdt_args.c) gives H hits of a probe of 7 arguments, every value exact;
+ *  - block, with no predicate nor scope: the test's 4 O_DIRECT writes of 4 KiB, each issued (its
+ *    tid, 4096 bytes, a write) and completed (its sector, 8 sectors);
  *  - the group bits: a session of one group loads only that group's programs.
  */
 #include <arpa/inet.h>
@@ -403,6 +405,58 @@ static void test_usdt_many(void)
     sn_rec_session_destroy(s);
 }
 
+/* block without predicate nor scope: the test's own O_DIRECT writes, each issued and completed
+ * (every completion is kept then, whoever's) */
+static void test_block_unscoped(void)
+{
+    struct sn_rec_session *s = NULL;
+    struct sn_rec_consumer *c = NULL;
+    struct t_rec_trace t;
+    char path[600], *buf = NULL;
+    uint64_t sec[4];
+    int fd, issues = 0, completes = 0;
+
+    snprintf(path, sizeof(path), "%s/rec_groups_block.%d", t_outdir(), (int)getpid());
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    T_REQUIRE(fd >= 0 && posix_memalign((void **)&buf, 4096, 4096) == 0);
+    memset(buf, 'b', 4096);
+    for (int i = 0; i < 4; i++)
+        T_REQUIRE(write(fd, buf, 4096) == 4096);
+    T_REQUIRE(fsync(fd) == 0);
+    close(fd);
+    fd = open(path, O_WRONLY | O_DIRECT);
+    T_REQUIRE(fd >= 0);
+    T_REQUIRE(open_session(&s, SN_REC_G_BLOCK, NULL, NULL, 0) == 0);
+    T_REQUIRE(sn_rec_consumer_new(&c, sn_rec_session_view(s), 1) == 0);
+    for (int i = 0; i < 4; i++)
+        T_OK(pwrite(fd, buf, 4096, (off_t)i * 4096) == 4096);
+    close(fd);
+    read_back(s, c, &t, NULL, NULL, 0);
+    for (size_t i = 0; i < t.n; i++) {
+        const struct t_rec_ev *e = &t.ev[i];
+        uint64_t x = (uint64_t)t_rec_field(e, "sector", NULL);
+
+        if (strcmp(e->name, "block_rq_issue") == 0 && e->tid == (int)getpid() &&
+            t_rec_field(e, "bytes", NULL) == 4096 && (t_rec_field(e, "rwbs", NULL) & 1) &&
+            issues < 4)
+            sec[issues++] = x;
+        if (strcmp(e->name, "block_rq_complete") == 0)
+            for (int k = 0; k < issues; k++)
+                if (sec[k] == x && t_rec_field(e, "nr_sector", NULL) == 8) {
+                    completes++;
+                    sec[k] = UINT64_MAX;
+                }
+    }
+    t_note("the test's issues %d, their completions %d", issues, completes);
+    T_EQ(issues, 4);
+    T_EQ(completes, 4);
+    unlink(path);
+    free(buf);
+    t_rec_trace_free(&t);
+    sn_rec_consumer_free(c);
+    sn_rec_session_destroy(s);
+}
+
 /* Each group alone loads its programs only. */
 static void test_group_progs(void)
 {
@@ -429,6 +483,7 @@ int main(int argc, char **argv)
     t_run("faults: a user fault per fresh page touched", test_faults);
     t_run("usdt: every hit with its argument, plain and semaphore probes", test_usdt);
     t_run("usdt: a probe of 7 arguments, each hit's values exact", test_usdt_many);
+    t_run("block: every process's requests, issued and completed", test_block_unscoped);
     t_run("a group loads its programs only", test_group_progs);
     return t_done();
 }
