@@ -18,8 +18,9 @@
  *  - the fork (parent the child, child the grandchild), the grandchild's exec of /bin/true and
  *    its exit, and the child's own exit;
  * in the order the child made them; and lttng-iousagetop (lttng-analyses, when installed) reads
- * the block events as LTTng's: 1 to K disk requests (it starts at the latest CPU's first event,
- * cutting what came before) and the child's block writes by its pid.
+ * the block events as LTTng's: the K disk requests and the child's block writes by its pid (the
+ * child first makes a getpid on every CPU, the last on CPU 0 where it stays: the analyses start
+ * at the latest CPU's first event and would cut what came before).
  */
 #include <errno.h>
 #include <sched.h>
@@ -81,12 +82,16 @@ static void workload(void *arg)
 
     (void)arg;
     prctl(PR_SET_NAME, "snt-recwork", 0, 0, 0);
-    /* on one CPU: its events in one stream from the first, so that lttng-analyses, which start
-     * at the latest CPU's first event, see its writes (their completions may be on another) */
+    /* an event on every CPU first (a getpid there), so that lttng-analyses, which start at the
+     * latest CPU's first event, cut nothing of what follows; then on CPU 0 */
     cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    sched_setaffinity(0, sizeof(one), &one);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    for (long c = ncpu - 1; c >= 0 && c < CPU_SETSIZE; c--) {
+        CPU_ZERO(&one);
+        CPU_SET((int)c, &one);
+        if (sched_setaffinity(0, sizeof(one), &one) == 0)
+            syscall(SYS_getpid);
+    }
     for (int i = 0; i < N; i++)
         syscall(SYS_getppid);
     for (int i = 0; i < M; i++)
@@ -289,17 +294,16 @@ static void test_workload(void)
         if (arc != 0)
             t_note("%s: rc %d\n%s", cmd, arc, err);
         T_EQ(arc, 0);
-        /* at most K: the analyses start at the latest CPU's first event, cutting the rest */
         const char *req = strstr(out, "Disk Request Count");
         int nreq = 0;
         T_OK(req != NULL && (req = strstr(req, "\n\xe2\x96")) != NULL); /* its bar */
         if (req)
             req = strpbrk(req, "0123456789");
         T_OK(req != NULL && sscanf(req, "%d requests (", &nreq) == 1);
-        T_OK(nreq >= 1 && nreq <= K);
-        snprintf(want, sizeof(want), " KiB snt-recwork (pid=%d)", child);
+        T_EQ(nreq, K);
+        snprintf(want, sizeof(want), " %d.00 KiB snt-recwork (pid=%d)", K * BLK / 1024, child);
         T_OK(strstr(out, want) != NULL);
-        if (nreq < 1 || nreq > K || !strstr(out, want))
+        if (nreq != K || !strstr(out, want))
             t_note("%s", out);
     }
     if (issues != K || completes != K)
