@@ -5,7 +5,7 @@
  * helper call beyond the pid and the clock. User space (rec/session.c) sizes the ring
  * (max_entries = ncpu * nslots), fills the rodata below, loads only the programs of the
  * session's groups (syscalls: sys_enter, sys_exit; sched: sched_switch, sched_wakeup,
- * sched_wakeup_new; proc: sched_process_exec/fork/exit; block: block_rq_issue/complete; tcp:
+ * sched_wakeup_new; proc: sched_process_exec/fork/exit; block: block_rq_insert/issue/complete; tcp:
  * inet_sock_set_state, tcp_retransmit_skb; faults: page_fault_user/kernel; usdt: rec_usdt,
  * attached once per probe) and destroys the object when the session stops, so a stopped
  * session has no program attached. The helpers beyond the pid and the clock: a kernel string
@@ -30,7 +30,8 @@
  * sched_switch (prev, next), sched_wakeup (the waker, current, in the header; the woken task in
  * the payload) and sched_process_fork (parent, child) are kept when either side passes; under
  * a scope, the side outside it has its tid, pid, prio and comm zeroed and the record
- * SN_REC_F_REDACTED. A block issue is its task's, or its I/O owner's (blk-cgroup, cgroup v2);
+ * SN_REC_F_REDACTED. A block issue is its task's, or the task's that queued it, or its I/O
+ * owner's (blk-cgroup, cgroup v2);
  * its completion (interrupt context) is kept when its issue was (map rq_kept). A TCP event is
  * judged on its socket's cgroup (it completes in softirq context).
  */
@@ -602,10 +603,16 @@ int BPF_PROG(rec_proc_exit, struct task_struct *p, bool group_dead)
 
 /* requests issued and recorded under a predicate or a scope, so that their completion (in
  * interrupt context, any task) is recorded with them and only with them (without either, every
- * completion is) */
+ * completion is). A plain preallocated hash: an LRU hash lost entries between an issue on one
+ * CPU and its completion (test_rec_workload saw 1 completion of 8), and one allocating on
+ * update failed the first updates of a new session (0 of 8). An entry is deleted at its request's
+ * last completion; a request still in flight when the session stops goes with the map. */
+#define RQ_ISSUED 1 /* rq_kept's values: its issue recorded */
+#define RQ_QUEUED 2 /* queued by a task the session records, not issued yet */
+
 struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 4096);
+    __uint(type, BPF_MAP_TYPE_HASH); /* preallocated: an update never waits for memory */
+    __uint(max_entries, 16384);      /* requests are preallocated per tag: a bounded set of keys */
     __type(key, __u64);
     __type(value, __u8);
 } rq_kept SEC(".maps");
@@ -665,6 +672,19 @@ static __always_inline __u64 rq_cgroup(struct request *rq)
     return BPF_CORE_READ(cg, kn, id);
 }
 
+/* A request queued (in the submitting task's context) by a task the session records: its
+ * issue, perhaps from a kworker later, is recorded as that task's. Records nothing itself. */
+SEC("tp_btf/block_rq_insert")
+int BPF_PROG(rec_block_insert, struct request *rq)
+{
+    __u64 key = (__u64)rq;
+    __u8 v = RQ_QUEUED;
+
+    if ((pred_needs || scope_bits) && wanted(-1))
+        bpf_map_update_elem(&rq_kept, &key, &v, BPF_ANY);
+    return 0;
+}
+
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(rec_block_issue, struct request *rq)
 {
@@ -673,13 +693,22 @@ int BPF_PROG(rec_block_issue, struct request *rq)
     int pass = op == REQ_OP_DRV_IN || op == REQ_OP_DRV_OUT; /* passthrough: no sectors */
     struct sn_rec_slot *s;
     struct sn_rec_cont *c;
-    __u8 one = 1;
+    __u8 one = RQ_ISSUED;
+    int own = 1; /* issued by a task the session records */
 
-    /* the issuing task's, or (from a kworker, say) the I/O's owner's when blk-cgroup knows it */
+    /* the issuing task's; or, issued by another (a kworker dispatching a queued request), the
+     * task's that queued it (rec_block_insert), or the I/O's owner's when blk-cgroup knows it:
+     * then the issuing task, not recorded, is redacted (tid, pid, comm) */
     if ((pred_needs || scope_bits) && !wanted(-1)) {
-        __u64 cg = rq_cgroup(rq);
-        if (!cg || judge_cg(bpf_get_current_task_btf(), 1, -1, cg) != 3)
-            return 0;
+        __u8 *v = bpf_map_lookup_elem(&rq_kept, &key);
+        __u64 cg;
+
+        if (!v || *v != RQ_QUEUED) {
+            cg = rq_cgroup(rq);
+            if (!cg || judge_cg(bpf_get_current_task_btf(), 1, -1, cg) != 3)
+                return 0;
+        }
+        own = 0;
     }
     if (reserve(1, &h, &s, &c))
         return 0;
@@ -687,7 +716,13 @@ int BPF_PROG(rec_block_issue, struct request *rq)
     s->a[0] = rq_dev(rq) | (__u64)rq_rwbs(opf) << 32;
     s->a[1] = pass || rq->__sector == (sector_t)-1 ? 0 : rq->__sector;
     s->a[2] = (pass ? 0 : bytes >> 9) | (__u64)bytes << 32;
-    bpf_get_current_comm(&s->a[3], 16);
+    s->a[3] = s->a[4] = 0;
+    if (own) {
+        bpf_get_current_comm(&s->a[3], 16);
+    } else {
+        s->tid = s->pid = 0;
+        s->flags |= SN_REC_F_REDACTED;
+    }
     commit(s, h);
     if (pred_needs || scope_bits) /* without either, every completion is kept */
         bpf_map_update_elem(&rq_kept, &key, &one, BPF_ANY);
@@ -734,7 +769,9 @@ int BPF_PROG(rec_block_complete, struct request *rq, blk_status_t error, unsigne
     int err;
 
     if (pred_needs || scope_bits) {
-        if (!bpf_map_lookup_elem(&rq_kept, &key)) /* its issue was not recorded */
+        __u8 *v = bpf_map_lookup_elem(&rq_kept, &key);
+
+        if (!v || *v != RQ_ISSUED) /* its issue was not recorded */
             return 0;
         if (nr_bytes >= rq->__data_len) /* the last part: forget it */
             bpf_map_delete_elem(&rq_kept, &key);

@@ -64,6 +64,7 @@ static int progs_of(struct rec_bpf *k, struct bpf_program **p, unsigned *grp)
     P(rec_proc_exec, SN_REC_G_PROC);
     P(rec_proc_fork, SN_REC_G_PROC);
     P(rec_proc_exit, SN_REC_G_PROC);
+    P(rec_block_insert, SN_REC_G_BLOCK);
     P(rec_block_issue, SN_REC_G_BLOCK);
     P(rec_block_complete, SN_REC_G_BLOCK);
     P(rec_tcp_state, SN_REC_G_TCP);

@@ -463,7 +463,7 @@ static void test_group_progs(void)
     static const struct {
         unsigned g;
         int n;
-    } want[] = {{SN_REC_G_PROC, 3}, {SN_REC_G_BLOCK, 2}, {SN_REC_G_TCP, 2}, {SN_REC_G_FAULTS, 2}};
+    } want[] = {{SN_REC_G_PROC, 3}, {SN_REC_G_BLOCK, 3}, {SN_REC_G_TCP, 2}, {SN_REC_G_FAULTS, 2}};
 
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         struct sn_rec_session *s = NULL;
