@@ -130,31 +130,32 @@ static int next;
 
 static bool file_sectors(int fd)
 {
-    struct {
-        struct fiemap f;
-        struct fiemap_extent e[8];
-    } m;
+    struct fiemap *m = calloc(1, sizeof(*m) + 8 * sizeof(struct fiemap_extent));
     struct stat st;
     char path[128];
     unsigned long long start = 0;
     FILE *f;
 
-    memset(&m, 0, sizeof(m));
-    m.f.fm_length = FIEMAP_MAX_OFFSET;
-    m.f.fm_flags = FIEMAP_FLAG_SYNC;
-    m.f.fm_extent_count = 8;
-    if (ioctl(fd, FS_IOC_FIEMAP, &m.f) != 0 || m.f.fm_mapped_extents == 0 || fstat(fd, &st) != 0)
+    if (!m)
         return false;
+    m->fm_length = FIEMAP_MAX_OFFSET;
+    m->fm_flags = FIEMAP_FLAG_SYNC;
+    m->fm_extent_count = 8;
+    if (ioctl(fd, FS_IOC_FIEMAP, m) != 0 || m->fm_mapped_extents == 0 || fstat(fd, &st) != 0) {
+        free(m);
+        return false;
+    }
     snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/start", major(st.st_dev), minor(st.st_dev));
     if ((f = fopen(path, "r"))) { /* a partition; a whole disk has none */
         if (fscanf(f, "%llu", &start) != 1)
             start = 0;
         fclose(f);
     }
-    for (unsigned i = 0; i < m.f.fm_mapped_extents && i < 8; i++) {
-        ext_lo[next] = start + m.e[i].fe_physical / 512;
-        ext_hi[next++] = start + (m.e[i].fe_physical + m.e[i].fe_length) / 512;
+    for (unsigned i = 0; i < m->fm_mapped_extents && i < 8; i++) {
+        ext_lo[next] = start + m->fm_extents[i].fe_physical / 512;
+        ext_hi[next++] = start + (m->fm_extents[i].fe_physical + m->fm_extents[i].fe_length) / 512;
     }
+    free(m);
     return true;
 }
 
