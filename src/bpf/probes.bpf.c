@@ -29,6 +29,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/usdt.bpf.h>
 
+#include "bpf/cgroup_scope.bpf.h"
 #include "bpf/pred_eval.bpf.h"
 #include "bpf/slots.h"
 #include "core/hist_bucket.h"
@@ -168,15 +169,7 @@ struct sn_keyset_map {
 };
 struct sn_keyset_map keyset0 SEC(".maps"), keyset1 SEC(".maps");
 
-/* cgroup id -> a bit per cgroup prefix it is at or below (bpf/pred.h's UNDER): written by user
- * space from the cgroup2 tree, read once per event when a slot has an UNDER leaf */
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(map_flags, BPF_F_NO_PREALLOC);
-    __uint(max_entries, SN_SCOPE_ENTRIES);
-    __type(key, __u64);
-    __type(value, __u64);
-} cgroup_scope SEC(".maps");
+/* cgroup_scope (bpf/cgroup_scope.bpf.h): read once per event when a slot has an UNDER leaf */
 
 /* per generation and slot, at SN_DROP_IDX(g, s, kind): kind 0 events over the key cap
  * (counted under "other"), 1 lost to a full map. By generation, like the cells they go with:

@@ -23,6 +23,8 @@
 #define SN_REC_SLOT_SIZE 64
 #define SN_REC_MAX_SLOTS 4   /* slots in one record */
 #define SN_REC_MAXCPU    256 /* heads[]: CPUs a session can record */
+#define SN_REC_USDT_MAX  8   /* USDT probes of one session */
+#define SN_REC_USDT_ARGS 11  /* arguments recorded per USDT hit (4 + 7 in a continuation) */
 #define SN_REC_NSYS      512 /* sys_tab[]: x86-64 system call numbers covered */
 #define SN_REC_CONT_LEN  56  /* payload bytes of a continuation slot */
 
@@ -41,7 +43,31 @@ enum sn_rec_kind {
     /* a[0] tid, a[1] prio, a[2] target_cpu, a[3..4] comm[16] */
     SN_RK_SCHED_WAKEUP = 4,
     SN_RK_SCHED_WAKEUP_NEW = 5, /* as SCHED_WAKEUP */
-    SN_RK_CONT = 0xffff,        /* a continuation slot */
+    /* proc: a[0] tid, a[1] old_tid; 2 continuations: the filename's text (as SYS_ENTRY's string
+     * argument: 110 bytes, longer ones cut with SN_REC_F_TRUNC) */
+    SN_RK_PROC_EXEC = 6,
+    /* a[0] parent_tid, a[1] parent_pid, a[2] child_tid, a[3] child_pid, a[4] parent_ns_inum |
+     * child_ns_inum << 32; continuation: b[0..15] parent_comm, b[16..31] child_comm, b[32]
+     * nr_vtids (<= 4), b[36..51] vtids[4] (s32 each) */
+    SN_RK_PROC_FORK = 7,
+    SN_RK_PROC_EXIT = 8, /* a[0] tid, a[1] prio, a[2] group_dead, a[3..4] comm[16] */
+    /* block: a[0] dev | rwbs << 32, a[1] sector, a[2] nr_sector | bytes << 32, a[3..4] the
+     * current task's comm (its tid is the header's) */
+    SN_RK_BLOCK_ISSUE = 9,
+    SN_RK_BLOCK_COMPLETE = 10, /* a[0] dev | rwbs << 32, a[1] sector, a[2] nr_sector, a[3] error */
+    /* tcp: a[0] skaddr, a[1] sport | dport << 16 | family << 32 | oldstate << 40 | newstate <<
+     * 48 (family: 8 bits), a[2] skbaddr (retransmit), a[3] err (retransmit); continuation: b[0..15]
+     * saddr, b[16..31] daddr (IPv6, or IPv4 mapped ::ffff:a.b.c.d) */
+    SN_RK_TCP_CONNECT = 11,    /* inet_sock_set_state SYN_SENT -> ESTABLISHED */
+    SN_RK_TCP_ACCEPT = 12,     /* inet_sock_set_state SYN_RECV -> ESTABLISHED */
+    SN_RK_TCP_RETRANSMIT = 13, /* tcp_retransmit_skb (newstate: the socket's state) */
+    /* faults: a[0] address, a[1] ip, a[2] error_code */
+    SN_RK_FAULT_USER = 14,
+    SN_RK_FAULT_KERNEL = 15,
+    /* usdt: a[0] probe index (the session's, 0..SN_REC_USDT_MAX-1) | nargs << 32, a[1..4] args
+     * 0..3; with nargs > 4 a continuation: args 4..10 (u64 each) */
+    SN_RK_USDT = 16,
+    SN_RK_CONT = 0xffff, /* a continuation slot */
 };
 
 /* SYS_ENTRY's a[0] above the number */

@@ -70,6 +70,52 @@ static const struct sn_ctf_class fixed[] = {
      .argi = {ARG_ID, ARG_RET, ARG_ALL}},
 };
 #define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
+
+/* after the system calls' classes, in this order (enum sn_rec_type's) */
+static const struct sn_ctf_class group_classes[] = {
+    {.name = "block_rq_issue",
+     .type = SN_REC_BLOCK_ISSUE,
+     .nfields = 7,
+     .fields = {F("dev", SN_CTF_U32), F("sector", SN_CTF_U64), F("nr_sector", SN_CTF_U32),
+                F("bytes", SN_CTF_U32), F("tid", SN_CTF_I32), F("rwbs", SN_CTF_U32),
+                F("comm", SN_CTF_COMM)}},
+    {.name = "block_rq_complete",
+     .type = SN_REC_BLOCK_COMPLETE,
+     .nfields = 5,
+     .fields = {F("dev", SN_CTF_U32), F("sector", SN_CTF_U64), F("nr_sector", SN_CTF_U32),
+                F("error", SN_CTF_I32), F("rwbs", SN_CTF_U32)}},
+    {.name = "net_tcp_connect",
+     .type = SN_REC_TCP_CONNECT,
+     .nfields = 8,
+     .fields = {F("skaddr", SN_CTF_X64), F("sport", SN_CTF_U16), F("dport", SN_CTF_U16),
+                F("family", SN_CTF_U16), F("saddr", SN_CTF_ADDR16), F("daddr", SN_CTF_ADDR16),
+                F("oldstate", SN_CTF_I32), F("newstate", SN_CTF_I32)}},
+    {.name = "net_tcp_accept",
+     .type = SN_REC_TCP_ACCEPT,
+     .nfields = 8,
+     .fields = {F("skaddr", SN_CTF_X64), F("sport", SN_CTF_U16), F("dport", SN_CTF_U16),
+                F("family", SN_CTF_U16), F("saddr", SN_CTF_ADDR16), F("daddr", SN_CTF_ADDR16),
+                F("oldstate", SN_CTF_I32), F("newstate", SN_CTF_I32)}},
+    {.name = "net_tcp_retransmit_skb",
+     .type = SN_REC_TCP_RETRANSMIT,
+     .nfields = 9,
+     .fields = {F("skaddr", SN_CTF_X64), F("skbaddr", SN_CTF_X64), F("sport", SN_CTF_U16),
+                F("dport", SN_CTF_U16), F("family", SN_CTF_U16), F("saddr", SN_CTF_ADDR16),
+                F("daddr", SN_CTF_ADDR16), F("state", SN_CTF_I32), F("err", SN_CTF_I32)}},
+    {.name = "x86_exceptions_page_fault_user",
+     .type = SN_REC_FAULT_USER,
+     .nfields = 3,
+     .fields = {F("address", SN_CTF_X64), F("ip", SN_CTF_X64), F("error_code", SN_CTF_X8)}},
+    {.name = "x86_exceptions_page_fault_kernel",
+     .type = SN_REC_FAULT_KERNEL,
+     .nfields = 3,
+     .fields = {F("address", SN_CTF_X64), F("ip", SN_CTF_X64), F("error_code", SN_CTF_X8)}},
+};
+#define NGROUPS (sizeof(group_classes) / sizeof(group_classes[0]))
+_Static_assert(SN_REC_FAULT_KERNEL - SN_REC_BLOCK_ISSUE + 1 == NGROUPS, "one class per type");
+
+static const char *const usdt_arg[SN_REC_USDT_NARGS] = {
+    "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "arg6", "arg7", "arg8", "arg9", "arg10"};
 _Static_assert(NFIXED == SN_CTF_SYSCALL_BASE, "syscall classes start after the fixed ones");
 
 static void syscall_class(struct sn_ctf_class *c, const struct sn_syscall *sc, int exit)
@@ -92,7 +138,9 @@ static void syscall_class(struct sn_ctf_class *c, const struct sn_syscall *sc, i
 
 int sn_ctf_classes_build(struct sn_ctf_classes *cls, const struct sn_syscall_tab *tab)
 {
-    cls->n = NFIXED + 2 * tab->n;
+    cls->n = NFIXED + 2 * tab->n + NGROUPS;
+    cls->groups = NFIXED + 2 * tab->n;
+    cls->usdt = cls->n;
     cls->tab = tab;
     cls->c = calloc(cls->n, sizeof(*cls->c));
     if (!cls->c) {
@@ -104,8 +152,41 @@ int sn_ctf_classes_build(struct sn_ctf_classes *cls, const struct sn_syscall_tab
         syscall_class(&cls->c[NFIXED + 2 * i], &tab->sc[i], 0);
         syscall_class(&cls->c[NFIXED + 2 * i + 1], &tab->sc[i], 1);
     }
+    memcpy(&cls->c[cls->groups], group_classes, sizeof(group_classes));
     for (size_t i = 0; i < cls->n; i++)
         cls->c[i].id = (uint32_t)i;
+    return 0;
+}
+
+int sn_ctf_classes_add_usdt(struct sn_ctf_classes *cls, uint32_t probe, const char *provider,
+                            const char *name, unsigned nargs)
+{
+    struct sn_ctf_class *c;
+    size_t k;
+
+    if (nargs > SN_REC_USDT_NARGS)
+        return -EINVAL;
+    for (size_t i = cls->usdt; i < cls->n; i++)
+        if (cls->c[i].probe == probe)
+            return -EINVAL;
+    c = realloc(cls->c, (cls->n + 1) * sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    cls->c = c;
+    c = &cls->c[cls->n];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->name, sizeof(c->name), "usdt_%s_%s", provider, name);
+    for (k = 0; c->name[k]; k++) {
+        char ch = c->name[k];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+            c->name[k] = '_';
+    }
+    c->type = SN_REC_USDT;
+    c->probe = probe;
+    c->nfields = (uint8_t)nargs;
+    for (unsigned i = 0; i < nargs; i++)
+        c->fields[i] = (struct sn_ctf_field)F(usdt_arg[i], SN_CTF_I64);
+    c->id = (uint32_t)cls->n++;
     return 0;
 }
 
@@ -140,7 +221,15 @@ const struct sn_ctf_class *sn_ctf_class_of(const struct sn_ctf_classes *cls,
         return &cls->c[4];
     case SN_REC_PROC_EXIT:
         return &cls->c[5];
+    case SN_REC_USDT:
+        for (size_t i = cls->usdt; i < cls->n; i++)
+            if (cls->c[i].probe == ev->u.usdt.probe)
+                return &cls->c[i];
+        return NULL;
     default:
+        if (ev->type >= SN_REC_BLOCK_ISSUE && ev->type <= SN_REC_FAULT_KERNEL &&
+            cls->groups + NGROUPS <= cls->n)
+            return &cls->c[cls->groups + (size_t)(ev->type - SN_REC_BLOCK_ISSUE)];
         return NULL;
     }
 }
@@ -194,6 +283,34 @@ static void gather(const struct sn_ctf_class *c, const struct sn_rec_event *ev, 
         v[0].p = ev->u.exit.comm, v[1].u = I(ev->u.exit.tid);
         v[2].u = I(ev->u.exit.prio), v[3].u = ev->u.exit.group_dead;
         break;
+    case SN_REC_BLOCK_ISSUE:
+        v[0].u = ev->u.blk.dev, v[1].u = ev->u.blk.sector, v[2].u = ev->u.blk.nr_sector;
+        v[3].u = ev->u.blk.bytes, v[4].u = I(ev->u.blk.tid), v[5].u = ev->u.blk.rwbs;
+        v[6].p = ev->u.blk.comm;
+        break;
+    case SN_REC_BLOCK_COMPLETE:
+        v[0].u = ev->u.blk.dev, v[1].u = ev->u.blk.sector, v[2].u = ev->u.blk.nr_sector;
+        v[3].u = I(ev->u.blk.error), v[4].u = ev->u.blk.rwbs;
+        break;
+    case SN_REC_TCP_CONNECT:
+    case SN_REC_TCP_ACCEPT:
+        v[0].u = ev->u.tcp.skaddr, v[1].u = ev->u.tcp.sport, v[2].u = ev->u.tcp.dport;
+        v[3].u = ev->u.tcp.family, v[4].p = ev->u.tcp.saddr, v[5].p = ev->u.tcp.daddr;
+        v[6].u = I(ev->u.tcp.oldstate), v[7].u = I(ev->u.tcp.newstate);
+        break;
+    case SN_REC_TCP_RETRANSMIT:
+        v[0].u = ev->u.tcp.skaddr, v[1].u = ev->u.tcp.skbaddr, v[2].u = ev->u.tcp.sport;
+        v[3].u = ev->u.tcp.dport, v[4].u = ev->u.tcp.family, v[5].p = ev->u.tcp.saddr;
+        v[6].p = ev->u.tcp.daddr, v[7].u = I(ev->u.tcp.newstate), v[8].u = I(ev->u.tcp.err);
+        break;
+    case SN_REC_FAULT_USER:
+    case SN_REC_FAULT_KERNEL:
+        v[0].u = ev->u.fault.address, v[1].u = ev->u.fault.ip, v[2].u = ev->u.fault.error_code;
+        break;
+    case SN_REC_USDT:
+        for (int f = 0; f < c->nfields && f < SN_REC_USDT_NARGS; f++) /* absent ones: 0 */
+            v[f].u = f < (int)ev->u.usdt.nargs ? I(ev->u.usdt.args[f]) : 0;
+        break;
     default:
         break;
     }
@@ -230,7 +347,14 @@ size_t sn_ctf_encode(const struct sn_ctf_class *c, const struct sn_rec_event *ev
     for (int f = 0; f < c->nfields; f++) {
         switch (c->fields[f].kind) {
         case SN_CTF_U8:
+        case SN_CTF_X8:
             put_le(buf, cap, &len, v[f].u, 1);
+            break;
+        case SN_CTF_U16:
+            put_le(buf, cap, &len, v[f].u, 2);
+            break;
+        case SN_CTF_ADDR16:
+            put(buf, cap, &len, v[f].p, 16);
             break;
         case SN_CTF_I32:
         case SN_CTF_U32:

@@ -6,9 +6,15 @@
  *   sched_process_exit, syscall_entry_unknown {id, args[6]}, syscall_exit_unknown {id, ret,
  *   args[6]}, then syscall_entry_<name> (the call's entry arguments) and syscall_exit_<name>
  *   (ret, then its exit arguments) for every system call of the table (syscall_tab.h).
+ * then the other groups' classes: block_rq_issue, block_rq_complete (lttng-modules' names and
+ * fields), net_tcp_connect, net_tcp_accept, net_tcp_retransmit_skb (Sonde's names: lttng-modules
+ * has no TCP connection events), x86_exceptions_page_fault_user and _kernel (lttng-modules'),
+ * and last the USDT probes a session records, usdt_<provider>_<probe> {arg0 .. argN-1}
+ * (sn_ctf_classes_add_usdt()).
  * Ids are the classes' order in that list: 0..7 for the fixed ones, then 8 + 2 i (entry) and
- * 9 + 2 i (exit) for the table's i-th system call. A class's field list drives both its TSDL
- * declaration (tsdl.c) and its encoding here.
+ * 9 + 2 i (exit) for the table's i-th system call, then the other groups' (so that the system
+ * calls' ids do not depend on them). A class's field list drives both its TSDL declaration
+ * (tsdl.c) and its encoding here.
  */
 #ifndef SN_CTF_EVENT_CLASS_H
 #define SN_CTF_EVENT_CLASS_H
@@ -31,17 +37,27 @@ struct sn_ctf_class {
     uint8_t nfields;
     struct sn_ctf_field fields[SN_CTF_CLASS_FIELDS];
     int8_t argi[SN_CTF_CLASS_FIELDS]; /* system call classes: argument index (< 0: id, ret, args) */
+    uint32_t probe;                   /* usdt classes: the session's probe index */
 };
 
 struct sn_ctf_classes {
     size_t n;
     struct sn_ctf_class *c;           /* c[i].id == i */
     const struct sn_syscall_tab *tab; /* borrowed: must outlive the classes */
+    size_t groups;                    /* index of block_rq_issue, the first after the calls */
+    size_t usdt;                      /* index of the first usdt class (== n: none) */
 };
 
 /* Builds the classes of tab (borrowed). Returns 0 or -ENOMEM. */
 int sn_ctf_classes_build(struct sn_ctf_classes *cls, const struct sn_syscall_tab *tab);
 void sn_ctf_classes_free(struct sn_ctf_classes *cls);
+
+/* Adds the class of a session's USDT probe number probe (its events' u.usdt.probe):
+ * usdt_<provider>_<probe> with nargs (<= SN_REC_USDT_NARGS) signed 64-bit fields arg0 ..
+ * arg<nargs-1>; characters other than letters, digits and '_' become '_'. Returns 0, -EINVAL
+ * (nargs too large, a probe index already added) or -ENOMEM. */
+int sn_ctf_classes_add_usdt(struct sn_ctf_classes *cls, uint32_t probe, const char *provider,
+                            const char *name, unsigned nargs);
 
 /* The class of ev, or NULL when its type is unknown. */
 const struct sn_ctf_class *sn_ctf_class_of(const struct sn_ctf_classes *cls,

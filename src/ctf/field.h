@@ -15,11 +15,14 @@ enum sn_ctf_kind {
     SN_CTF_U32,
     SN_CTF_I64,
     SN_CTF_U64,
-    SN_CTF_X64,    /* 64 bits, unsigned, base = 16: pointers */
-    SN_CTF_STRING, /* string { encoding = UTF8; }: NUL-terminated */
-    SN_CTF_COMM,   /* integer { size = 8; encoding = UTF8; } _name[16]: a task's comm */
-    SN_CTF_ARGS6,  /* unsigned long _name[6]: syscall_*_unknown's args */
-    SN_CTF_SEQ_I32 /* i32 _name[ __name_length ], after a U8 field named "_name_length" */
+    SN_CTF_X64,     /* 64 bits, unsigned, base = 16: pointers */
+    SN_CTF_STRING,  /* string { encoding = UTF8; }: NUL-terminated */
+    SN_CTF_COMM,    /* integer { size = 8; encoding = UTF8; } _name[16]: a task's comm */
+    SN_CTF_ARGS6,   /* unsigned long _name[6]: syscall_*_unknown's args */
+    SN_CTF_SEQ_I32, /* i32 _name[ __name_length ], after a U8 field named "_name_length" */
+    SN_CTF_U16,
+    SN_CTF_X8,     /* 8 bits, unsigned, base = 16: page faults' error_code */
+    SN_CTF_ADDR16, /* integer { size = 8; base = 16; } _name[16]: an IPv6 address */
 };
 
 /* One field of an event's payload: its name without lttng's leading '_' (tsdl.c adds it). */

@@ -26,7 +26,17 @@ enum sn_rec_type {
     SN_REC_PROC_EXEC,        /* .exec */
     SN_REC_PROC_FORK,        /* .fork */
     SN_REC_PROC_EXIT,        /* .exit */
+    SN_REC_BLOCK_ISSUE,      /* .blk */
+    SN_REC_BLOCK_COMPLETE,   /* .blk (bytes, tid and comm unused) */
+    SN_REC_TCP_CONNECT,      /* .tcp: a connect completed (SYN_SENT -> ESTABLISHED) */
+    SN_REC_TCP_ACCEPT,       /* .tcp: a passive open completed (SYN_RECV -> ESTABLISHED) */
+    SN_REC_TCP_RETRANSMIT,   /* .tcp */
+    SN_REC_FAULT_USER,       /* .fault */
+    SN_REC_FAULT_KERNEL,     /* .fault */
+    SN_REC_USDT,             /* .usdt */
 };
+
+#define SN_REC_USDT_NARGS 11 /* arguments of a USDT hit kept */
 
 struct sn_rec_event {
     uint16_t type;  /* enum sn_rec_type */
@@ -80,6 +90,34 @@ struct sn_rec_event {
             int32_t prio;
             uint8_t group_dead; /* the kernel's bool (tracepoint argument since 6.16) */
         } exit;
+        struct {
+            uint32_t dev; /* the disk's dev_t, major << 20 | minor (the kernel's encoding) */
+            uint64_t sector;
+            uint32_t nr_sector;
+            uint32_t bytes;             /* issue */
+            int32_t tid;                /* issue: the current task's */
+            int32_t error;              /* complete: 0 or a negative errno */
+            uint32_t rwbs;              /* lttng-modules' RWBS_FLAG_* bits */
+            char comm[SN_REC_COMM_LEN]; /* issue */
+        } blk;
+        struct {
+            uint64_t skaddr;
+            uint64_t skbaddr; /* retransmit */
+            uint16_t sport, dport, family;
+            int32_t oldstate, newstate;   /* TCP_* (retransmit: the socket's state, both) */
+            int32_t err;                  /* retransmit: tcp_retransmit_skb's result */
+            uint8_t saddr[16], daddr[16]; /* IPv6, or IPv4 mapped (::ffff:a.b.c.d) */
+        } tcp;
+        struct {
+            uint64_t address;
+            uint64_t ip;
+            uint8_t error_code;
+        } fault;
+        struct {
+            uint32_t probe; /* the session's probe index: its event class */
+            uint32_t nargs;
+            int64_t args[SN_REC_USDT_NARGS];
+        } usdt;
     } u;
 };
 

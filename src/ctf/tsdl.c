@@ -86,6 +86,9 @@ static const char *const int_decl[] = {
     [SN_CTF_COMM] = "integer { size = 8; align = 8; signed = 0; encoding = UTF8; base = 10; }",
     [SN_CTF_ARGS6] = "integer { size = 64; align = 8; signed = 0; encoding = none; base = 10; }",
     [SN_CTF_SEQ_I32] = "integer { size = 32; align = 8; signed = 1; encoding = none; base = 10; }",
+    [SN_CTF_U16] = "integer { size = 16; align = 8; signed = 0; encoding = none; base = 10; }",
+    [SN_CTF_X8] = "integer { size = 8; align = 8; signed = 0; encoding = none; base = 16; }",
+    [SN_CTF_ADDR16] = "integer { size = 8; align = 8; signed = 0; encoding = none; base = 16; }",
 };
 
 static void out_event(struct sb *b, const struct sn_ctf_class *c)
@@ -99,6 +102,7 @@ static void out_event(struct sb *b, const struct sn_ctf_class *c)
             out(b, "\t\tstring { encoding = UTF8; } _%s;\n", fd->name);
             break;
         case SN_CTF_COMM:
+        case SN_CTF_ADDR16:
             out(b, "\t\t%s _%s[16];\n", int_decl[fd->kind], fd->name);
             break;
         case SN_CTF_ARGS6:

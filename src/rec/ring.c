@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(SN_REC_USDT_ARGS == SN_REC_USDT_NARGS, "a USDT record holds what the event does");
+
 struct sn_rec_consumer {
     unsigned ncpu;
     uint64_t cursor[];
@@ -295,6 +297,100 @@ int sn_rec_slot_decode(const struct sn_rec_slot *rec, unsigned cpu, struct sn_re
         ev->u.wakeup.target_cpu = (int32_t)rec->a[2];
         comm_copy(ev->u.wakeup.comm, &rec->a[3]);
         return 0;
+    case SN_RK_PROC_EXEC:
+        if (rec->nslots != 1 + SN_REC_STR_PARTS)
+            return -EINVAL;
+        ev->type = SN_REC_PROC_EXEC;
+        ev->u.exec.tid = (int32_t)rec->a[0];
+        ev->u.exec.old_tid = (int32_t)rec->a[1];
+        str_of(c1, str);
+        ev->u.exec.filename = str;
+        return 0;
+    case SN_RK_PROC_FORK: {
+        int32_t vt[SN_REC_VTIDS];
+
+        if (rec->nslots != 2 || c1->type != SN_RK_CONT)
+            return -EINVAL;
+        ev->type = SN_REC_PROC_FORK;
+        ev->u.fork.parent_tid = (int32_t)rec->a[0];
+        ev->u.fork.parent_pid = (int32_t)rec->a[1];
+        ev->u.fork.child_tid = (int32_t)rec->a[2];
+        ev->u.fork.child_pid = (int32_t)rec->a[3];
+        ev->u.fork.parent_ns_inum = (uint32_t)rec->a[4];
+        ev->u.fork.child_ns_inum = (uint32_t)(rec->a[4] >> 32);
+        comm_copy(ev->u.fork.parent_comm, c1->b);
+        comm_copy(ev->u.fork.child_comm, c1->b + SN_REC_COMM_LEN);
+        ev->u.fork.nr_vtids = c1->b[32] > SN_REC_VTIDS ? SN_REC_VTIDS : c1->b[32];
+        memcpy(vt, c1->b + 36, sizeof(vt));
+        memcpy(ev->u.fork.vtids, vt, sizeof(vt));
+        return 0;
+    }
+    case SN_RK_PROC_EXIT:
+        ev->type = SN_REC_PROC_EXIT;
+        ev->u.exit.tid = (int32_t)rec->a[0];
+        ev->u.exit.prio = (int32_t)rec->a[1];
+        ev->u.exit.group_dead = (uint8_t)rec->a[2];
+        comm_copy(ev->u.exit.comm, &rec->a[3]);
+        return 0;
+    case SN_RK_BLOCK_ISSUE:
+    case SN_RK_BLOCK_COMPLETE:
+        ev->type = rec->type == SN_RK_BLOCK_ISSUE ? SN_REC_BLOCK_ISSUE : SN_REC_BLOCK_COMPLETE;
+        ev->u.blk.dev = (uint32_t)rec->a[0];
+        ev->u.blk.rwbs = (uint32_t)(rec->a[0] >> 32);
+        ev->u.blk.sector = rec->a[1];
+        ev->u.blk.nr_sector = (uint32_t)rec->a[2];
+        if (rec->type == SN_RK_BLOCK_ISSUE) {
+            ev->u.blk.bytes = (uint32_t)(rec->a[2] >> 32);
+            ev->u.blk.tid = (int32_t)rec->tid;
+            comm_copy(ev->u.blk.comm, &rec->a[3]);
+        } else {
+            ev->u.blk.error = (int32_t)rec->a[3];
+        }
+        return 0;
+    case SN_RK_TCP_CONNECT:
+    case SN_RK_TCP_ACCEPT:
+    case SN_RK_TCP_RETRANSMIT: {
+        uint64_t w = rec->a[1];
+
+        if (rec->nslots != 2 || c1->type != SN_RK_CONT)
+            return -EINVAL;
+        ev->type = rec->type == SN_RK_TCP_CONNECT  ? SN_REC_TCP_CONNECT
+                   : rec->type == SN_RK_TCP_ACCEPT ? SN_REC_TCP_ACCEPT
+                                                   : SN_REC_TCP_RETRANSMIT;
+        ev->u.tcp.skaddr = rec->a[0];
+        ev->u.tcp.sport = (uint16_t)w;
+        ev->u.tcp.dport = (uint16_t)(w >> 16);
+        ev->u.tcp.family = (uint16_t)((w >> 32) & 0xff);
+        ev->u.tcp.oldstate = (int32_t)((w >> 40) & 0xff);
+        ev->u.tcp.newstate = (int32_t)((w >> 48) & 0xff);
+        ev->u.tcp.skbaddr = rec->a[2];
+        ev->u.tcp.err = (int32_t)rec->a[3];
+        memcpy(ev->u.tcp.saddr, c1->b, 16);
+        memcpy(ev->u.tcp.daddr, c1->b + 16, 16);
+        return 0;
+    }
+    case SN_RK_FAULT_USER:
+    case SN_RK_FAULT_KERNEL:
+        ev->type = rec->type == SN_RK_FAULT_USER ? SN_REC_FAULT_USER : SN_REC_FAULT_KERNEL;
+        ev->u.fault.address = rec->a[0];
+        ev->u.fault.ip = rec->a[1];
+        ev->u.fault.error_code = (uint8_t)rec->a[2];
+        return 0;
+    case SN_RK_USDT: {
+        uint32_t n = (uint32_t)(rec->a[0] >> 32);
+
+        if (n > SN_REC_USDT_NARGS || rec->nslots != (n > 4 ? 2 : 1) ||
+            (n > 4 && c1->type != SN_RK_CONT))
+            return -EINVAL;
+        ev->type = SN_REC_USDT;
+        ev->u.usdt.probe = (uint32_t)rec->a[0];
+        ev->u.usdt.nargs = n;
+        for (uint32_t i = 0; i < n && i < 4; i++)
+            ev->u.usdt.args[i] = (int64_t)rec->a[1 + i];
+        if (n > 4)
+            memcpy(&ev->u.usdt.args[4], c1->b, (n - 4) * sizeof(uint64_t));
+        return 0;
+    }
     default:
         return -EINVAL;
     }

@@ -2,7 +2,10 @@
  * Flight-recorder sessions (rec/session.h) through the rec.bpf.c skeleton: the ring's size is
  * set before load (max_entries = ncpu * nslots), the system call table (rodata sys_tab: how
  * many arguments, which are out arguments, which one is a path) comes from ctf/syscall_tab, the
- * programs of other groups are not even loaded, and the ring is mmapped read-only.
+ * programs of other groups are not even loaded, and the ring is mmapped read-only. USDT probes
+ * (group usdt) attach the one program rec_usdt once each, the probe's index as its cookie; the
+ * number of a probe's arguments, which its CTF class declares, comes from the binary's
+ * .note.stapsdt (read here: libbpf keeps its own parse to itself).
  *
  * Predicates are the agent's (agent/predicate.c compiles them, over the syscall.syscalls
  * catalog fields that raw events have); the kernel runs them with the agent's interpreter
@@ -17,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elf.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -29,17 +35,46 @@
 #include "ctf/syscall_tab.h"
 #include "rec.skel.h"
 
+#define NPROG 16
+
 struct sn_rec_session {
     struct rec_bpf *skel;
     void *ring;
     size_t ring_len;
     struct sn_rec_ring_view view;
     uint64_t *heads; /* stats */
-    struct bpf_program *prog[5];
+    struct bpf_program *prog[NPROG];
+    struct bpf_link *usdt_link[SN_REC_USDT_MAX];
+    int nusdt;
     char *path[SN_SCOPE_BITS];  /* the cgroup_scope bits' paths */
     struct sn_pred_prog prog_k; /* the predicate as the kernel runs it (map rec_pred) */
     int npath;
 };
+
+/* The session's programs and the group that loads each. */
+static int progs_of(struct rec_bpf *k, struct bpf_program **p, unsigned *grp)
+{
+    int n = 0;
+#define P(name, g) (p[n] = k->progs.name, grp[n++] = (g))
+    P(rec_sys_enter, SN_REC_G_SYSCALLS);
+    P(rec_sys_exit, SN_REC_G_SYSCALLS);
+    P(rec_sched_switch, SN_REC_G_SCHED);
+    P(rec_sched_wakeup, SN_REC_G_SCHED);
+    P(rec_sched_wakeup_new, SN_REC_G_SCHED);
+    P(rec_proc_exec, SN_REC_G_PROC);
+    P(rec_proc_fork, SN_REC_G_PROC);
+    P(rec_proc_exit, SN_REC_G_PROC);
+    P(rec_block_insert, SN_REC_G_BLOCK);
+    P(rec_block_issue, SN_REC_G_BLOCK);
+    P(rec_block_complete, SN_REC_G_BLOCK);
+    P(rec_tcp_state, SN_REC_G_TCP);
+    P(rec_tcp_retransmit, SN_REC_G_TCP);
+    P(rec_fault_user, SN_REC_G_FAULTS);
+    P(rec_fault_kernel, SN_REC_G_FAULTS);
+    P(rec_usdt, SN_REC_G_USDT);
+#undef P
+    return n;
+}
 
 static const char *const rec_fields[] = {"container", "pid",       "ppid",
                                          "execname",  "pexecname", "syscall"};
@@ -217,6 +252,96 @@ static void fill_sys_tab(struct rec_bpf *skel)
     sn_syscall_tab_free(&t);
 }
 
+/* The .note.stapsdt section of the ELF64 file fd: its bytes (malloc'd) and length; -errno. */
+static int sdt_notes(int fd, char **out, size_t *len)
+{
+    Elf64_Ehdr eh;
+    Elf64_Shdr sh, strsh;
+
+    if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, 4) ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_shentsize != sizeof(Elf64_Shdr) ||
+        eh.e_shstrndx >= eh.e_shnum)
+        return -ENOEXEC;
+    if (pread(fd, &strsh, sizeof(strsh), (off_t)(eh.e_shoff + eh.e_shstrndx * sizeof(sh))) !=
+        (ssize_t)sizeof(strsh))
+        return -ENOEXEC;
+    for (unsigned i = 0; i < eh.e_shnum; i++) {
+        char name[16] = "";
+
+        if (pread(fd, &sh, sizeof(sh), (off_t)(eh.e_shoff + i * sizeof(sh))) != (ssize_t)sizeof(sh))
+            return -ENOEXEC;
+        if (sh.sh_type != SHT_NOTE || sh.sh_name >= strsh.sh_size ||
+            pread(fd, name, sizeof(name) - 1, (off_t)(strsh.sh_offset + sh.sh_name)) <= 0 ||
+            strcmp(name, ".note.stapsdt") != 0)
+            continue;
+        if (sh.sh_size > (64u << 20) || !(*out = malloc(sh.sh_size ? sh.sh_size : 1)))
+            return -ENOMEM;
+        if (pread(fd, *out, sh.sh_size, (off_t)sh.sh_offset) != (ssize_t)sh.sh_size) {
+            free(*out);
+            return -EIO;
+        }
+        *len = sh.sh_size;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+int sn_rec_sdt_nargs(const char *n, size_t len, const char *provider, const char *probe)
+{
+    size_t off = 0;
+
+    while (len - off >= sizeof(Elf64_Nhdr)) { /* notes: a header, the name, the desc */
+        Elf64_Nhdr h;
+        size_t name_off, desc_off, end;
+
+        memcpy(&h, n + off, sizeof(h)); /* unaligned in a fuzzer's buffer */
+        name_off = off + sizeof(h);
+        desc_off = name_off + (((size_t)h.n_namesz + 3) & ~(size_t)3);
+        end = desc_off + (((size_t)h.n_descsz + 3) & ~(size_t)3);
+        if (desc_off > len || h.n_descsz > len - desc_off)
+            break;
+        /* stapsdt v3: pc, base, semaphore (8 bytes each), then provider, name, args (each NUL
+         * terminated): the args are space-separated, one per argument of the probe */
+        if (h.n_type == 3 && h.n_namesz == 8 && memcmp(n + name_off, "stapsdt", 8) == 0 &&
+            h.n_descsz > 24) {
+            const char *d = n + desc_off + 24, *e = n + desc_off + h.n_descsz;
+            const char *nm = d + strnlen(d, (size_t)(e - d)) + 1;
+            const char *args = nm < e ? nm + strnlen(nm, (size_t)(e - nm)) + 1 : e;
+
+            if (args < e && memchr(args, 0, (size_t)(e - args)) && strcmp(d, provider) == 0 &&
+                strcmp(nm, probe) == 0) {
+                int k = 0, in = 0;
+                for (const char *p = args; *p; p++) {
+                    k += *p != ' ' && !in;
+                    in = *p != ' ';
+                }
+                return k;
+            }
+        }
+        if (end >= len)
+            break;
+        off = end;
+    }
+    return -ENOENT;
+}
+
+int sn_rec_usdt_nargs(const char *path, const char *provider, const char *probe)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+    size_t len = 0;
+    char *n = NULL;
+
+    if (fd < 0)
+        return -errno;
+    rc = sdt_notes(fd, &n, &len);
+    close(fd);
+    if (rc)
+        return rc;
+    rc = sn_rec_sdt_nargs(n, len, provider, probe);
+    free(n);
+    return rc;
+}
+
 static int valid_size(uint64_t size)
 {
     return size >= SN_REC_SIZE_MIN && size <= SN_REC_SIZE_MAX && !(size & (size - 1));
@@ -231,6 +356,13 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
     *out = NULL;
     if (!o->groups || (o->groups & ~SN_REC_G_ALL))
         return say(o, -EINVAL, "%s", "no event group, or an unknown one");
+    if (!(o->groups & SN_REC_G_USDT) != !o->nusdt || o->nusdt > SN_REC_USDT_MAX)
+        return say(o, -EINVAL, "the usdt group takes 1 to %d probes (PATH:PROVIDER:PROBE)",
+                   SN_REC_USDT_MAX);
+    for (size_t i = 0; i < o->nusdt; i++)
+        if (!o->usdt[i].path || !o->usdt[i].provider || !o->usdt[i].probe || !o->usdt[i].path[0] ||
+            !o->usdt[i].provider[0] || !o->usdt[i].probe[0])
+            return say(o, -EINVAL, "usdt probe %zu: a path, a provider and a probe name", i);
     if (!valid_size(o->size_per_cpu))
         return say(o, -EINVAL, "%s", "the size per CPU is a power of 2 from 64 KiB to 1 GiB");
     if (ncpu <= 0)
@@ -257,14 +389,14 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
     rc = bpf_map__set_max_entries(s->skel->maps.rec_ring, (uint32_t)ncpu * nslots);
     if (rc)
         goto fail;
-    s->prog[0] = s->skel->progs.rec_sys_enter;
-    s->prog[1] = s->skel->progs.rec_sys_exit;
-    s->prog[2] = s->skel->progs.rec_sched_switch;
-    s->prog[3] = s->skel->progs.rec_sched_wakeup;
-    s->prog[4] = s->skel->progs.rec_sched_wakeup_new;
-    for (int i = 0; i < 5; i++) /* only the session's groups are loaded, hence attached */
-        bpf_program__set_autoload(s->prog[i],
-                                  !!(o->groups & (i < 2 ? SN_REC_G_SYSCALLS : SN_REC_G_SCHED)));
+    {
+        unsigned grp[NPROG];
+        int n = progs_of(s->skel, s->prog, grp);
+
+        for (int i = 0; i < n; i++) /* only the session's groups are loaded, hence attached */
+            bpf_program__set_autoload(s->prog[i], !!(o->groups & grp[i]));
+        bpf_program__set_autoattach(s->skel->progs.rec_usdt, false); /* below, per probe */
+    }
     rc = rec_bpf__load(s->skel);
     if (rc)
         goto fail;
@@ -285,6 +417,20 @@ int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session
     rc = rec_bpf__attach(s->skel);
     if (rc)
         goto fail;
+    for (size_t i = 0; i < o->nusdt; i++) {
+        LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = i);
+        const struct sn_rec_usdt *u = &o->usdt[i];
+
+        s->usdt_link[i] = bpf_program__attach_usdt(s->skel->progs.rec_usdt, -1, u->path,
+                                                   u->provider, u->probe, &uo);
+        if (!s->usdt_link[i]) {
+            rc = -errno;
+            say(o, rc, "usdt probe %.200s:%.64s:%.64s: %s", u->path, u->provider, u->probe,
+                rc == -ENOENT ? "not found" : strerror(-rc));
+            goto fail;
+        }
+        s->nusdt++;
+    }
     *out = s;
     return 0;
 fail:
@@ -296,6 +442,8 @@ void sn_rec_session_destroy(struct sn_rec_session *s)
 {
     if (!s)
         return;
+    for (int i = 0; i < s->nusdt; i++)
+        bpf_link__destroy(s->usdt_link[i]);
     if (s->ring)
         munmap(s->ring, s->ring_len);
     rec_bpf__destroy(s->skel);
@@ -317,7 +465,7 @@ int sn_rec_session_stats(struct sn_rec_session *s, struct sn_rec_session_stats *
     for (unsigned c = 0; c < s->view.ncpu; c++)
         s->heads[c] = __atomic_load_n(&s->view.heads[c].head, __ATOMIC_ACQUIRE);
     st->head = s->heads;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < NPROG && s->prog[i]; i++) {
         struct bpf_prog_info info;
         uint32_t len = sizeof(info);
         int fd = bpf_program__fd(s->prog[i]);
@@ -333,7 +481,7 @@ int sn_rec_session_prog_ids(const struct sn_rec_session *s, uint32_t *ids, int m
 {
     int k = 0;
 
-    for (int i = 0; i < 5 && k < max; i++) {
+    for (int i = 0; i < NPROG && s->prog[i] && k < max; i++) {
         struct bpf_prog_info info;
         uint32_t len = sizeof(info);
         int fd = bpf_program__fd(s->prog[i]);

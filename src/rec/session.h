@@ -23,13 +23,21 @@
 #include "rec/ring.h"
 
 /* event groups */
-#define SN_REC_G_SYSCALLS 0x1u /* sys_enter, sys_exit: number, arguments, return value */
-#define SN_REC_G_SCHED    0x2u /* sched_switch, sched_wakeup, sched_wakeup_new */
-#define SN_REC_G_ALL      (SN_REC_G_SYSCALLS | SN_REC_G_SCHED)
+#define SN_REC_G_SYSCALLS 0x1u  /* sys_enter, sys_exit: number, arguments, return value */
+#define SN_REC_G_SCHED    0x2u  /* sched_switch, sched_wakeup, sched_wakeup_new */
+#define SN_REC_G_PROC     0x4u  /* sched_process_exec, sched_process_fork, sched_process_exit */
+#define SN_REC_G_BLOCK    0x8u  /* block_rq_issue, block_rq_complete */
+#define SN_REC_G_TCP      0x10u /* inet_sock_set_state (connect, accept), tcp_retransmit_skb */
+#define SN_REC_G_FAULTS   0x20u /* page_fault_user, page_fault_kernel */
+#define SN_REC_G_USDT     0x40u /* the USDT probes of opts.usdt */
+/* every group bit (usdt needs its probes in the options) */
+#define SN_REC_G_ALL                                                                               \
+    (SN_REC_G_SYSCALLS | SN_REC_G_SCHED | SN_REC_G_PROC | SN_REC_G_BLOCK | SN_REC_G_TCP |          \
+     SN_REC_G_FAULTS | SN_REC_G_USDT)
 
 #define SN_REC_SIZE_MIN  (64u << 10) /* ring bytes per CPU: a power of 2 in [MIN, MAX] */
 #define SN_REC_SIZE_MAX  (1u << 30)
-#define SN_REC_MAX_PROGS 8
+#define SN_REC_MAX_PROGS 16 /* programs of a session (sn_rec_session_prog_ids) */
 #define SN_REC_MAX_SCOPE 32 /* "under" leaves of a tenant's scope */
 
 /* The catalog fields a recording predicate may use (names of syscall.syscalls): the task's
@@ -37,6 +45,13 @@
  * the predicate sees each side's task (syscall -1); fields of a completed operation (latency,
  * errno, cputime...) mean nothing for one raw event and are refused. */
 #define SN_REC_PRED_FIELDS "container, pid, ppid, execname, pexecname, syscall"
+
+/* A USDT probe to record (group usdt): PATH:PROVIDER:PROBE, as <sys/sdt.h> names it. */
+struct sn_rec_usdt {
+    const char *path; /* the binary or library holding the probe */
+    const char *provider;
+    const char *probe;
+};
 
 struct sn_rec_session_opts {
     unsigned groups;       /* SN_REC_G_* (at least one) */
@@ -47,6 +62,10 @@ struct sn_rec_session_opts {
      * one side there (the other side redacted); nscope 0: no scope (the operator's) */
     const char *const *scope;
     size_t nscope;
+    /* group usdt: its probes (at most SN_REC_USDT_MAX; probe i is recorded with index i), in
+     * every process that maps path */
+    const struct sn_rec_usdt *usdt;
+    size_t nusdt;
     char *why; /* receives the reason of an -EINVAL (may be NULL) */
     size_t whylen;
 };
@@ -58,11 +77,21 @@ int sn_rec_pred_compile(const json_t *p, struct sn_pred *out, char *why, size_t 
 
 struct sn_rec_session;
 
-/* Opens, loads and attaches a session. Returns 0 and *out, -EINVAL for bad options (no group,
+/* The number of arguments of USDT probe PROVIDER:PROBE in the ELF file at path (its
+ * .note.stapsdt note), what its usdt_<provider>_<probe> event class declares
+ * (ctf/event_class.h's sn_ctf_classes_add_usdt). Returns it (0..12), -ENOENT when the file has
+ * no such probe, -ENOEXEC for a file that is not ELF64, or -errno. */
+int sn_rec_usdt_nargs(const char *path, const char *provider, const char *probe);
+/* The same, from the bytes of a .note.stapsdt section (notes[len], any bytes: a file's
+ * content is not trusted). Returns the count, or -ENOENT. */
+int sn_rec_sdt_nargs(const char *notes, size_t len, const char *provider, const char *probe);
+
+/* Opens, loads and attaches a session. Returns 0 and *out; -EINVAL for bad options (no group,
  * unknown group bits, a size that is not a power of 2 in range, a bad predicate or scope path,
- * more than SN_REC_MAX_SCOPE scope paths or 64 distinct paths in all: o->why says which), -E2BIG
- * when the rings of all CPUs exceed 2^32 slots (or more than SN_REC_MAXCPU CPUs), or the -errno of
- * libbpf. */
+ * more than SN_REC_MAX_SCOPE scope paths or 64 distinct paths in all, group usdt without probes
+ * or with more than SN_REC_USDT_MAX, probes without the group: o->why says which); -E2BIG when
+ * the rings of all CPUs exceed 2^32 slots (or more than SN_REC_MAXCPU CPUs); or the -errno of
+ * libbpf (a USDT probe it cannot find or attach: o->why names it). */
 int sn_rec_session_open(struct sn_rec_session **out, const struct sn_rec_session_opts *o);
 /* Detaches and frees everything (the ring's mapping too). NULL is a no-op. */
 void sn_rec_session_destroy(struct sn_rec_session *s);

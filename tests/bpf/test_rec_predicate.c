@@ -118,7 +118,7 @@ static void test_execname_and_syscall(void)
 {
     struct tally t;
 
-    T_REQUIRE(run(SN_REC_G_ALL,
+    T_REQUIRE(run(SN_REC_G_SYSCALLS | SN_REC_G_SCHED,
                   "{\"and\":[{\"eq\":[\"execname\",\"snt-recpred\"]},"
                   "{\"eq\":[\"syscall\",\"getppid\"]}]}",
                   &t) == 0);
@@ -133,7 +133,7 @@ static void test_pid(void)
 {
     struct tally t;
 
-    T_REQUIRE(run(SN_REC_G_ALL, NULL, &t) == 0);
+    T_REQUIRE(run(SN_REC_G_SYSCALLS | SN_REC_G_SCHED, NULL, &t) == 0);
     T_EQ(t.exit_getppid, N);
     T_EQ(t.enter_getppid, N);
     T_OK(t.sys > 2 * N); /* the gate's read, exit_group... */
@@ -144,7 +144,8 @@ static void test_pid(void)
     T_EQ(t.redacted, 0); /* a predicate redacts nothing: only a tenant's scope does */
 
     /* and a pid nobody has: nothing at all */
-    T_REQUIRE(run(SN_REC_G_ALL, "{\"eq\":[\"pid\",\"2147483647\"]}", &t) == 0);
+    T_REQUIRE(run(SN_REC_G_SYSCALLS | SN_REC_G_SCHED, "{\"eq\":[\"pid\",\"2147483647\"]}", &t) ==
+              0);
     T_EQ(t.sys + t.sw + t.wake, 0);
 }
 

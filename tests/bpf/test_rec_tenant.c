@@ -163,7 +163,7 @@ static void test_scope(void)
     T_REQUIRE(cg_move(a, "/a") && cg_move(b, "/b"));
 
     snprintf(scope_a, sizeof(scope_a), "%s/a", base);
-    struct sn_rec_session_opts to = {.groups = SN_REC_G_ALL,
+    struct sn_rec_session_opts to = {.groups = SN_REC_G_SYSCALLS | SN_REC_G_SCHED,
                                      .size_per_cpu = 4 << 20,
                                      .scope = scope,
                                      .nscope = 1,
@@ -176,7 +176,7 @@ static void test_scope(void)
     snprintf(pred, sizeof(pred), "{\"or\":[{\"eq\":[\"pid\",\"%d\"]},{\"eq\":[\"pid\",\"%d\"]}]}",
              (int)a, (int)b);
     json_t *p = json_loads(pred, 0, NULL);
-    struct sn_rec_session_opts oo = {.groups = SN_REC_G_ALL,
+    struct sn_rec_session_opts oo = {.groups = SN_REC_G_SYSCALLS | SN_REC_G_SCHED,
                                      .size_per_cpu = 4 << 20,
                                      .predicate = p,
                                      .why = why,

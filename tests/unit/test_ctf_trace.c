@@ -508,6 +508,91 @@ static void test_lttng_analyses(void)
     T_OK(strstr(out, " - openat                                           1 ") != NULL);
 }
 
+/* One event of each class of the proc's siblings (block, tcp, faults, usdt) through
+ * babeltrace2's Python bindings: names, field order, signedness, size and base. */
+static void test_group_events(void)
+{
+    struct sn_ctf_classes gc;
+    struct sn_ctf_env env;
+    struct sn_ctf_writer *w;
+    char d[600], cmd[1500];
+    uint64_t t = T0 + 50 * 1000 * MS;
+
+    setup();
+    snprintf(d, sizeof(d), "%s/groups", root);
+    T_REQUIRE(sn_ctf_classes_build(&gc, &tab) == 0);
+    T_REQUIRE(sn_ctf_classes_add_usdt(&gc, 0, "sonde_test", "work__start", 2) == 0);
+    env_fixed(&env, "groups");
+    struct sn_ctf_writer_opts o = {.ncpus = 1, .classes = &gc};
+    T_REQUIRE(sn_ctf_writer_open(&w, d, &env, &o) == 0);
+    struct sn_rec_event e = {.type = SN_REC_BLOCK_ISSUE, .ts = t, .tid = 4242, .pid = 4242};
+    e.u.blk = (__typeof__(e.u.blk)){.dev = 254u << 20,
+                                    .sector = 2048,
+                                    .nr_sector = 8,
+                                    .bytes = 4096,
+                                    .tid = 4242,
+                                    .rwbs = 0x21,
+                                    .comm = "bench"};
+    T_EQ(sn_ctf_writer_add(w, 0, &e), 0);
+    e.type = SN_REC_BLOCK_COMPLETE, e.ts = t + 1000;
+    e.u.blk = (__typeof__(e.u.blk)){
+        .dev = 254u << 20, .sector = 2048, .nr_sector = 8, .error = -5, .rwbs = 0x21};
+    T_EQ(sn_ctf_writer_add(w, 0, &e), 0);
+    for (int k = 0; k < 3; k++) {
+        e.type = (uint16_t)(SN_REC_TCP_CONNECT + k), e.ts = t + 2000 + (uint64_t)k;
+        e.u.tcp = (__typeof__(e.u.tcp)){.skaddr = 0xffff1000,
+                                        .skbaddr = k == 2 ? 0xffff2000 : 0,
+                                        .sport = 40000,
+                                        .dport = 80,
+                                        .family = 2,
+                                        .oldstate = k == 2 ? 1 : 2 + k,
+                                        .newstate = 1,
+                                        .err = k == 2 ? -11 : 0};
+        e.u.tcp.saddr[10] = e.u.tcp.saddr[11] = e.u.tcp.daddr[10] = e.u.tcp.daddr[11] = 0xff;
+        e.u.tcp.saddr[12] = e.u.tcp.daddr[12] = 127, e.u.tcp.saddr[15] = e.u.tcp.daddr[15] = 1;
+        T_EQ(sn_ctf_writer_add(w, 0, &e), 0);
+    }
+    e.type = SN_REC_FAULT_USER, e.ts = t + 3000;
+    e.u.fault = (__typeof__(e.u.fault)){.address = 0x7f0000001000, .ip = 0x401000, .error_code = 6};
+    T_EQ(sn_ctf_writer_add(w, 0, &e), 0);
+    e.type = SN_REC_FAULT_KERNEL, e.ts = t + 3001, e.u.fault.error_code = 2;
+    T_EQ(sn_ctf_writer_add(w, 0, &e), 0);
+    e.type = SN_REC_USDT, e.ts = t + 4000;
+    e.u.usdt = (__typeof__(e.u.usdt)){.probe = 0, .nargs = 2, .args = {-1, 7}};
+    T_EQ(sn_ctf_writer_add(w, 0, &e), 0);
+    e.u.usdt.probe = 1; /* a probe without a class */
+    T_EQ(sn_ctf_writer_add(w, 0, &e), -EINVAL);
+    T_EQ(sn_ctf_writer_close(w), 0);
+
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s %s/kernel", SN_CTF_FIELDS_PY, d);
+    int prc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    if (prc != 0)
+        t_note("%s: rc %d\n%s", cmd, prc, err);
+    T_EQ(prc, 0);
+#define ADDR                                                                                       \
+    "[x8=0,x8=0,x8=0,x8=0,x8=0,x8=0,x8=0,x8=0,x8=0,x8=0,x8=255,x8=255,x8=127,x8=0,x8=0,x8=1]"
+    static const char want[] =
+        "51000000000 0 block_rq_issue dev:u32=266338304 sector:u64=2048 nr_sector:u32=8 "
+        "bytes:u32=4096 tid:i32=4242 rwbs:u32=33 comm:str=bench\n"
+        "51000001000 0 block_rq_complete dev:u32=266338304 sector:u64=2048 nr_sector:u32=8 "
+        "error:i32=-5 rwbs:u32=33\n"
+        "51000002000 0 net_tcp_connect skaddr:x64=4294905856 sport:u16=40000 dport:u16=80 "
+        "family:u16=2 saddr:" ADDR " daddr:" ADDR " oldstate:i32=2 newstate:i32=1\n"
+        "51000002001 0 net_tcp_accept skaddr:x64=4294905856 sport:u16=40000 dport:u16=80 "
+        "family:u16=2 saddr:" ADDR " daddr:" ADDR " oldstate:i32=3 newstate:i32=1\n"
+        "51000002002 0 net_tcp_retransmit_skb skaddr:x64=4294905856 skbaddr:x64=4294909952 "
+        "sport:u16=40000 dport:u16=80 family:u16=2 saddr:" ADDR " daddr:" ADDR
+        " state:i32=1 err:i32=-11\n"
+        "51000003000 0 x86_exceptions_page_fault_user address:x64=139637976731648 "
+        "ip:x64=4198400 error_code:x8=6\n"
+        "51000003001 0 x86_exceptions_page_fault_kernel address:x64=139637976731648 "
+        "ip:x64=4198400 error_code:x8=2\n"
+        "51000004000 0 usdt_sonde_test_work__start arg0:i64=-1 arg1:i64=7\n";
+#undef ADDR
+    T_STR(out, want);
+    sn_ctf_classes_free(&gc);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -518,6 +603,7 @@ int main(int argc, char **argv)
     t_run("two_hosts", test_two_hosts);
     t_run("babeltrace1", test_babeltrace1);
     t_run("lttng_analyses", test_lttng_analyses);
+    t_run("group_events", test_group_events);
     sn_ctf_classes_free(&cls);
     sn_syscall_tab_free(&tab);
     return t_done();

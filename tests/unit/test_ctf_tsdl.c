@@ -5,6 +5,7 @@
  * SN_UPDATE_GOLDEN=1 rewrites the file after a deliberate change (review its diff). Also: env
  * strings escaped, the "sonde" tracer name, the host's environment (boot id, clock offset).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +100,8 @@ static int count(const char *s, const char *needle)
 
 static void test_classes(void)
 {
-    T_EQU(tab.n, 31); /* IO_SYSCALLS on x86-64, getppid, nanosleep, clock_nanosleep */
-    T_EQU(cls.n, 8 + 2 * 31);
+    T_EQU(tab.n, 31);             /* IO_SYSCALLS on x86-64, getppid, nanosleep, clock_nanosleep */
+    T_EQU(cls.n, 8 + 2 * 31 + 7); /* then block, tcp and fault classes */
     struct sn_rec_event ev = {.type = SN_REC_SYS_EXIT};
     ev.u.sys.nr = 0; /* read */
     const struct sn_ctf_class *c = sn_ctf_class_of(&cls, &ev);
@@ -113,6 +114,43 @@ static void test_classes(void)
     T_OK(sn_ctf_class_of(&cls, &ev) == NULL);
     for (size_t i = 0; i < cls.n; i++)
         T_EQU(cls.c[i].id, i);
+    /* the other groups' classes, after the system calls' (whose ids they leave alone) */
+    static const char *const grp[] = {"block_rq_issue",
+                                      "block_rq_complete",
+                                      "net_tcp_connect",
+                                      "net_tcp_accept",
+                                      "net_tcp_retransmit_skb",
+                                      "x86_exceptions_page_fault_user",
+                                      "x86_exceptions_page_fault_kernel"};
+    for (int i = 0; i < 7; i++) {
+        ev.type = (uint16_t)(SN_REC_BLOCK_ISSUE + i);
+        c = sn_ctf_class_of(&cls, &ev);
+        T_REQUIRE(c != NULL);
+        T_STR(c->name, grp[i]);
+        T_EQU(c->id, 70 + i);
+    }
+    /* usdt classes: one per probe of the session, named after it */
+    struct sn_ctf_classes u;
+    T_REQUIRE(sn_ctf_classes_build(&u, &tab) == 0);
+    T_EQ(sn_ctf_classes_add_usdt(&u, 0, "pg", "query__start", 2), 0);
+    T_EQ(sn_ctf_classes_add_usdt(&u, 3, "my-app", "a.b", 11), 0);
+    T_EQ(sn_ctf_classes_add_usdt(&u, 0, "pg", "again", 1), -EINVAL); /* probe 0 has one */
+    T_EQ(sn_ctf_classes_add_usdt(&u, 4, "x", "y", 12), -EINVAL);     /* too many arguments */
+    ev.type = SN_REC_USDT;
+    ev.u.usdt.probe = 3;
+    c = sn_ctf_class_of(&u, &ev);
+    T_REQUIRE(c != NULL);
+    T_STR(c->name, "usdt_my_app_a_b");
+    T_EQU(c->id, 78);
+    T_EQ(c->nfields, 11);
+    T_STR(c->fields[10].name, "arg10");
+    ev.u.usdt.probe = 0;
+    T_STR(sn_ctf_class_of(&u, &ev)->name, "usdt_pg_query__start");
+    ev.u.usdt.probe = 1;
+    T_OK(sn_ctf_class_of(&u, &ev) == NULL);
+    ev.type = SN_REC_BLOCK_ISSUE; /* the group classes stay where they were */
+    T_EQU(sn_ctf_class_of(&u, &ev)->id, 70);
+    sn_ctf_classes_free(&u);
 }
 
 static void test_escapes(void)

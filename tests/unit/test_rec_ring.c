@@ -360,6 +360,116 @@ static void test_decode_sys(void)
     T_EQ(sn_rec_slot_decode(r, 0, &ev, str), -22); /* a switch without its comms */
 }
 
+/* The other groups' records: fork (its vtids), exec (its filename), block, tcp, faults, usdt
+ * (arguments 4 and up in a continuation), as bpf/rec.h lays them out. */
+static void test_decode_groups(void)
+{
+    struct sn_rec_slot r[3];
+    struct sn_rec_cont *c = (struct sn_rec_cont *)&r[1];
+    struct sn_rec_event ev;
+    int32_t vt[4] = {300, 7, 0, 0};
+
+    memset(r, 0, sizeof(r));
+    r[0] = (struct sn_rec_slot){.type = SN_RK_PROC_FORK,
+                                .nslots = 2,
+                                .a = {10, 11, 300, 300, 0xf0000001ULL | 0xf0000002ULL << 32}};
+    c->type = SN_RK_CONT;
+    memcpy(c->b, "parent", 7);
+    memcpy(c->b + 16, "child", 6);
+    c->b[32] = 2;
+    memcpy(c->b + 36, vt, sizeof(vt));
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
+    T_EQ(ev.type, SN_REC_PROC_FORK);
+    T_EQ(ev.u.fork.parent_tid, 10);
+    T_EQ(ev.u.fork.parent_pid, 11);
+    T_EQ(ev.u.fork.child_tid, 300);
+    T_EQU(ev.u.fork.parent_ns_inum, 0xf0000001u);
+    T_EQU(ev.u.fork.child_ns_inum, 0xf0000002u);
+    T_STR(ev.u.fork.parent_comm, "parent");
+    T_STR(ev.u.fork.child_comm, "child");
+    T_EQ(ev.u.fork.nr_vtids, 2);
+    T_EQ(ev.u.fork.vtids[1], 7);
+    c->b[32] = 200; /* more levels than kept: 4 */
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
+    T_EQ(ev.u.fork.nr_vtids, SN_REC_VTIDS);
+
+    memset(r, 0, sizeof(r));
+    r[0] = (struct sn_rec_slot){.type = SN_RK_PROC_EXEC, .nslots = 3, .a = {42, 41}};
+    memcpy(c[0].b, "/bin/true", 10);
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
+    T_EQ(ev.type, SN_REC_PROC_EXEC);
+    T_EQ(ev.u.exec.tid, 42);
+    T_EQ(ev.u.exec.old_tid, 41);
+    T_STR(ev.u.exec.filename, "/bin/true");
+    r[0].nslots = 2;
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), -22);
+
+    r[0] = (struct sn_rec_slot){.type = SN_RK_BLOCK_ISSUE,
+                                .nslots = 1,
+                                .tid = 99,
+                                .a = {(254u << 20) | 0x21ULL << 32, 2048, 8 | 4096ULL << 32}};
+    memcpy(&r[0].a[3], "dd", 3);
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
+    T_EQ(ev.type, SN_REC_BLOCK_ISSUE);
+    T_EQU(ev.u.blk.dev, 254u << 20);
+    T_EQU(ev.u.blk.rwbs, 0x21);
+    T_EQU(ev.u.blk.sector, 2048);
+    T_EQU(ev.u.blk.nr_sector, 8);
+    T_EQU(ev.u.blk.bytes, 4096);
+    T_EQ(ev.u.blk.tid, 99);
+    T_STR(ev.u.blk.comm, "dd");
+    r[0].type = SN_RK_BLOCK_COMPLETE;
+    r[0].a[3] = (uint64_t)-5;
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
+    T_EQ(ev.type, SN_REC_BLOCK_COMPLETE);
+    T_EQ(ev.u.blk.error, -5);
+
+    memset(r, 0, sizeof(r));
+    r[0] = (struct sn_rec_slot){
+        .type = SN_RK_TCP_RETRANSMIT,
+        .nslots = 2,
+        .a = {0xffff1, 80 | 443ULL << 16 | 10ULL << 32 | 1ULL << 40 | 1ULL << 48, 0xffff2, 0}};
+    c->type = SN_RK_CONT;
+    c->b[15] = 1; /* ::1 */
+    c->b[31] = 1;
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
+    T_EQ(ev.type, SN_REC_TCP_RETRANSMIT);
+    T_EQ(ev.u.tcp.sport, 80);
+    T_EQ(ev.u.tcp.dport, 443);
+    T_EQ(ev.u.tcp.family, 10);
+    T_EQ(ev.u.tcp.newstate, 1);
+    T_EQU(ev.u.tcp.skbaddr, 0xffff2);
+    T_EQ(ev.u.tcp.saddr[15], 1);
+    r[0].nslots = 1;
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), -22);
+
+    r[0] = (struct sn_rec_slot){
+        .type = SN_RK_FAULT_USER, .nslots = 1, .a = {0x7f0000001000, 0x401000, 0x106}};
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
+    T_EQ(ev.type, SN_REC_FAULT_USER);
+    T_EQU(ev.u.fault.address, 0x7f0000001000);
+    T_EQU(ev.u.fault.ip, 0x401000);
+    T_EQ(ev.u.fault.error_code, 6); /* lttng-modules keeps the low byte */
+
+    /* usdt: 7 arguments, 4 in the first slot, 3 in the continuation */
+    int64_t more[7] = {-5, 6, 7};
+    memset(r, 0, sizeof(r));
+    r[0] = (struct sn_rec_slot){.type = SN_RK_USDT, .nslots = 2, .a = {3 | 7ULL << 32, 1, 2, 3, 4}};
+    c->type = SN_RK_CONT;
+    memcpy(c->b, more, sizeof(more));
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), 0);
+    T_EQ(ev.type, SN_REC_USDT);
+    T_EQU(ev.u.usdt.probe, 3);
+    T_EQU(ev.u.usdt.nargs, 7);
+    T_EQ(ev.u.usdt.args[3], 4);
+    T_EQ(ev.u.usdt.args[4], -5);
+    T_EQ(ev.u.usdt.args[6], 7);
+    r[0].a[0] = 3 | 12ULL << 32; /* more than a record holds */
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), -22);
+    r[0].a[0] = 3 | 2ULL << 32; /* 2 arguments take one slot */
+    T_EQ(sn_rec_slot_decode(r, 0, &ev, str), -22);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -371,6 +481,7 @@ int main(int argc, char **argv)
     t_run("sort_stable", test_sort_stable);
     t_run("invariant_random", test_invariant_random);
     t_run("decode_sys", test_decode_sys);
+    t_run("decode_groups", test_decode_groups);
     free(slots);
     return t_done();
 }
