@@ -5,7 +5,8 @@
  * The work is rec/recorder.h's; this file parses, checks and answers.
  *
  *   GET    /ca/recorder                         {sessions: [...], snapshots: [ids]}
- *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu"} -> 201
+ *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu",
+ *                                                "live": bool} -> 201
  *   GET    /ca/recorder/sessions/:name          the session
  *   DELETE /ca/recorder/sessions/:name          stops it -> 204
  *   POST   /ca/recorder/sessions/:name/snapshot -> 201 {id, path, events, overwritten, torn,
@@ -107,9 +108,10 @@ static void session_create(struct sn_call *c)
     const char *key;
     json_t *v;
     json_object_foreach(j, key, v) if (strcmp(key, "name") && strcmp(key, "events") &&
-                                       strcmp(key, "size-per-cpu"))
+                                       strcmp(key, "size-per-cpu") && strcmp(key, "live"))
     {
-        CA_INVAL(c, "unknown member \"%.64s\" (this server takes name, events, size-per-cpu)", key);
+        CA_INVAL(c, "unknown member \"%.64s\" (this server takes name, events, size-per-cpu, live)",
+                 key);
         json_decref(j);
         return;
     }
@@ -147,7 +149,17 @@ static void session_create(struct sn_call *c)
         CA_INVAL(c, "\"size-per-cpu\": %s", why);
         goto out;
     }
+    json_t *live = json_object_get(j, "live");
+    if (live && !json_is_boolean(live)) {
+        CA_INVAL(c, "\"live\" must be true or false");
+        goto out;
+    }
     int rc = sn_recorder_start(c->s->recorder, name, groups, size, why, sizeof(why));
+    if (rc == 0 && json_is_true(live) &&
+        (rc = sn_recorder_live(c->s->recorder, name, why, sizeof(why))) != 0) {
+        sn_recorder_stop(c->s->recorder, name); /* all or nothing */
+        rc = rc == -ENOTSUP ? -EINVAL : rc;
+    }
     if (rc == -EINVAL || rc == -EEXIST || rc == -ENOSPC || rc == -E2BIG)
         CA_INVAL(c, "%s", why);
     else if (rc != 0)

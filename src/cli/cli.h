@@ -41,5 +41,10 @@ int sn_cmd_record(int argc, char **argv); /* cmd_record.c: the flight recorder *
 #include <stdbool.h>
 #include <stddef.h>
 bool sn_cli_listen_ok(const char *s, char *why, size_t whylen);
+/* listen_addr.c: `sonde serve --live-listen [ADDR:]PORT`: an IPv4 address (default 127.0.0.1,
+ * "localhost" is it) into addr and the port. Returns 0, or -1 with the reason in why. */
+#include <stdint.h>
+int sn_cli_live_addr(const char *s, char *addr, size_t addrlen, uint16_t *port, char *why,
+                     size_t whylen);
 
 #endif

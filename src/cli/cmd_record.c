@@ -23,7 +23,7 @@
 #include "core/tar.h"
 
 static const char usage[] =
-    "usage: sonde record start NAME --events LIST [--size-per-cpu SIZE] [options]\n"
+    "usage: sonde record start NAME --events LIST [--size-per-cpu SIZE] [--live] [options]\n"
     "       sonde record snapshot NAME -o DIR [options]\n"
     "       sonde record list [options]\n"
     "       sonde record stop NAME [options]\n"
@@ -41,9 +41,12 @@ static const char usage[] =
     "options:\n"
     "  --events LIST       start: the event groups\n"
     "  --size-per-cpu SIZE start: each CPU's ring, a power of 2 from 64K to 1G (default 4M)\n"
+    "  --live              start: also publish the session for live reading (the server\n"
+    "                      runs with --live-listen): babeltrace2 -i lttng-live, sonde trace\n"
     "  -o, --output DIR    snapshot: where to unpack the trace\n" SN_CA_COMMON_HELP;
 
-enum { O_EVENTS = 1, O_SIZE };
+enum { O_EVENTS = 1, O_SIZE, O_LIVE };
+static bool live_opt; /* --live */
 
 struct buf {
     unsigned char *p;
@@ -79,6 +82,8 @@ static int start(struct sn_ca *ca, const char *name, const char *events, const c
     json_t *body = json_pack("{s:s,s:o}", "name", name, "events", ev);
     if (size)
         json_object_set_new(body, "size-per-cpu", json_string(size));
+    if (live_opt)
+        json_object_set_new(body, "live", json_true());
     char *text = json_dumps(body, 0);
     json_decref(body);
     int rc = sn_ca_call_json(ca, "POST", "/recorder/sessions", text, false, &r);
@@ -193,6 +198,7 @@ int sn_cmd_record(int argc, char **argv)
     static const struct option longopts[] = {
         {"events", required_argument, NULL, O_EVENTS},
         {"size-per-cpu", required_argument, NULL, O_SIZE},
+        {"live", no_argument, NULL, O_LIVE},
         {"output", required_argument, NULL, 'o'},
         SN_CA_COMMON_OPTS,
         {NULL, 0, NULL, 0},
@@ -211,6 +217,9 @@ int sn_cmd_record(int argc, char **argv)
             break;
         case O_SIZE:
             size = optarg;
+            break;
+        case O_LIVE:
+            live_opt = true;
             break;
         case 'o':
             out = optarg;
@@ -231,7 +240,8 @@ int sn_cmd_record(int argc, char **argv)
         strcmp(what, "start") == 0 || strcmp(what, "snapshot") == 0 || strcmp(what, "stop") == 0;
     bool ok = named ? name && optind + 2 == argc : strcmp(what, "list") == 0 && optind + 1 == argc;
     if (!ok || (strcmp(what, "start") == 0) != (events != NULL) ||
-        (strcmp(what, "snapshot") == 0) != (out != NULL) || (size && strcmp(what, "start") != 0)) {
+        (strcmp(what, "snapshot") == 0) != (out != NULL) ||
+        ((size || live_opt) && strcmp(what, "start") != 0)) {
         fprintf(stderr, "%s", usage);
         return SN_EXIT_USAGE;
     }

@@ -18,6 +18,8 @@
 
 #include "core/file.h"
 #include "ctf/writer.h"
+#include "live/live_rec.h"
+#include "rec/drain.h"
 #include "rec/ring.h"
 #include "rec/session.h"
 
@@ -30,6 +32,8 @@ struct rec_sess {
     struct sn_rec_session *s;
     struct sn_rec_consumer *manual; /* the consumer of manual snapshots */
     uint64_t *packet_seq;           /* [ncpu]: the next packet_seq_num of each CPU's stream */
+    struct sn_rec_drain *drain;     /* live: its drain and id there (0: not live) */
+    int64_t drain_id;
 };
 
 struct sn_recorder {
@@ -39,6 +43,8 @@ struct sn_recorder {
     struct sn_syscall_tab tab;
     struct sn_ctf_classes cls;
     struct rec_sess *sess[SN_RECORDER_MAX];
+    struct sn_rec_drain *drain; /* live reading (set_live), or NULL */
+    struct sn_live_rec *live;
 };
 
 static const struct {
@@ -63,6 +69,8 @@ static void sess_free(struct rec_sess *x)
 {
     if (!x)
         return;
+    if (x->drain_id > 0) /* its last events to the live viewer, before the ring goes */
+        sn_rec_drain_remove(x->drain, x->drain_id);
     sn_rec_consumer_free(x->manual);
     sn_rec_session_destroy(x->s);
     free(x->packet_seq);
@@ -416,5 +424,47 @@ int sn_recorder_snapshot(struct sn_recorder *r, const char *name, const char *di
     pthread_mutex_unlock(&r->mu);
     if (rc != 0)
         memset(info, 0, sizeof(*info));
+    return rc;
+}
+
+void sn_recorder_set_live(struct sn_recorder *r, struct sn_rec_drain *d, struct sn_live_rec *pub)
+{
+    pthread_mutex_lock(&r->mu);
+    r->drain = d;
+    r->live = pub;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int sn_recorder_live(struct sn_recorder *r, const char *name, char *why, size_t len)
+{
+    struct sn_rec_sink sink;
+    int rc = 0;
+
+    pthread_mutex_lock(&r->mu);
+    int i = find(r, name);
+    struct rec_sess *x = i >= 0 ? r->sess[i] : NULL;
+    if (!r->live || !r->drain) {
+        rc = -ENOTSUP;
+        snprintf(why, len, "live reading is off on this server (sonde serve --live-listen)");
+    } else if (!x) {
+        rc = -ENOENT;
+        snprintf(why, len, "no such session \"%s\"", name);
+    } else if (x->drain_id == 0 && (rc = classes(r)) != 0) {
+        snprintf(why, len, "cannot build the event classes: %s", strerror(-rc));
+    } else if (x->drain_id == 0) {
+        const struct sn_rec_ring_view *v = sn_rec_session_view(x->s);
+        if ((rc = sn_live_rec_sink(r->live, name, v->ncpu, &r->cls, &sink, why, len)) == 0) {
+            int64_t id = sn_rec_drain_add(r->drain, v, &sink, 1);
+            if (id < 0) {
+                sink.end(sink.ctx);
+                rc = (int)id;
+                snprintf(why, len, "cannot drain the session: %s", strerror(-rc));
+            } else {
+                x->drain = r->drain;
+                x->drain_id = id;
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
     return rc;
 }
