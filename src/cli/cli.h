@@ -35,6 +35,7 @@ int sn_cmd_export(int argc, char **argv);
 int sn_cmd_import(int argc, char **argv);
 int sn_cmd_traces(int argc, char **argv); /* cmd_traces.c: dprof's questions */
 int sn_cmd_record(int argc, char **argv); /* cmd_record.c: the flight recorder */
+int sn_cmd_trace(int argc, char **argv);  /* cmd_trace.c: a live session's events */
 
 /* listen_addr.c: is s "HOST:PORT", "[V6]:PORT" or ":PORT" with a numeric address or localhost
  * and a port 0-65535 (what the HTTP server accepts)? Else says why in why. */
