@@ -12,7 +12,12 @@
  *  - bad input: "live" that is not a boolean, live on a server without --live-listen (409 with
  *    the reason, and no session left behind);
  *  - the CLI: `sonde record start NAME --events syscalls --live` is listed by babeltrace2's
- *    session listing; stopped and started again under the same name, it is listed once.
+ *    session listing; stopped and started again under the same name, it is listed once;
+ *  - `sonde trace NAME --pid CHILD --event 'syscall_*_getppid'` attached (the relay lists one
+ *    client) prints exactly the child's N entries and N exits, each line
+ *    "HH:MM:SS.NNNNNNNNN CPU COMM TID EVENT FIELDS" with the child's comm and tid, the exits
+ *    with ret=PARENT, in time order; it exits 0 when the session stops; no such session, no
+ *    relay and bad options are exit 1, 1 and 2 with their messages.
  * Every wait is bounded; babeltrace2 is killed by its pid on a failure.
  */
 #include <arpa/inet.h>
@@ -308,6 +313,131 @@ static void test_cli(void)
     T_EQ(th_serve_stop(&s), 0);
 }
 
+/* Runs `sonde trace ARGS` in the background, stdout into outpath: its pid. */
+static pid_t trace_start(const char *const *args, const char *outpath)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        const char *argv[16] = {sonde, "trace"};
+        int n = 2;
+        for (; args[n - 2] && n < 15; n++)
+            argv[n] = args[n - 2];
+        argv[n] = NULL;
+        int o = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0)
+            _exit(126);
+        dup2(o, 1);
+        execv(sonde, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Checks the lines of `sonde trace`'s output: *entries and *exits of the child, in time
+ * order, each well formed; returns the lines that are neither. */
+static long check_trace(const char *path, long *entries, long *exits)
+{
+    char line[4096], comm[64], ev[128], rest[256];
+    int hh, mm, ss, cpu, tid;
+    long ns, others = 0;
+    double prev = -1;
+    FILE *f = fopen(path, "r");
+    *entries = *exits = 0;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        rest[0] = '\0';
+        int k = sscanf(line, "%2d:%2d:%2d.%9ld %d %63s %d %127s %255[^\n]", &hh, &mm, &ss, &ns,
+                       &cpu, comm, &tid, ev, rest);
+        double t = hh * 3600.0 + mm * 60.0 + ss + ns / 1e9;
+        char want[64];
+        snprintf(want, sizeof(want), "ret=%d", (int)getpid());
+        bool in_order = t >= prev || prev - t > 43000; /* midnight */
+        prev = t;
+        if (k >= 8 && tid == child && strcmp(comm, "test_serve_live") == 0 && in_order &&
+            strcmp(ev, "syscall_entry_getppid") == 0 && k == 8)
+            (*entries)++;
+        else if (k == 9 && tid == child && strcmp(comm, "test_serve_live") == 0 && in_order &&
+                 strcmp(ev, "syscall_exit_getppid") == 0 && strcmp(rest, want) == 0)
+            (*exits)++;
+        else {
+            if (others++ < 3)
+                t_note("an unexpected line: %s", line);
+        }
+    }
+    fclose(f);
+    return others;
+}
+
+static void test_sonde_trace(void)
+{
+    struct th_serve s;
+    char lport[16], opath[600], cpid[16], cmd[1024];
+    int port = free_port();
+    T_REQUIRE(port > 0);
+    snprintf(lport, sizeof(lport), "127.0.0.1:%d", port);
+    const char *extra[] = {"--no-agent", "--live-listen", lport, NULL};
+    T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
+    T_REQUIRE(child_start() == 0);
+    json_decref(req(s.port, "POST", "/ca/recorder/sessions",
+                    "{\"name\":\"tr1\",\"events\":[\"syscalls\",\"sched\"],\"live\":true}", 201));
+    snprintf(opath, sizeof(opath), "%s/trace.out", s.dir);
+    snprintf(cpid, sizeof(cpid), "%d", (int)child);
+    const char *args[] = {"tr1",     "--relay",           lport, "--pid", cpid,
+                          "--event", "syscall_*_getppid", NULL};
+    pid_t tr = trace_start(args, opath);
+    T_REQUIRE(tr > 0);
+    bool attached = false;
+    for (int64_t end = now_ms() + 10000; now_ms() < end && !attached; usleep(100000))
+        attached = listed(port, "tr1") == 1 && strstr(out, "1 client(s) connected");
+    T_OK(attached);
+
+    int64_t t0 = now_ms();
+    T_REQUIRE(child_run(N) == 0);
+    long entries = 0, exits = 0, others = 0;
+    int64_t took = -1;
+    for (int64_t end = t0 + 5000; now_ms() < end; usleep(20000)) {
+        others = check_trace(opath, &entries, &exits);
+        if (entries >= N && exits >= N) {
+            took = now_ms() - t0;
+            break;
+        }
+    }
+    printf("# sonde trace: %ld entries, %ld exits of %d calls in %lld ms\n", entries, exits, N,
+           (long long)took);
+    T_EQ(entries, N);
+    T_EQ(exits, N);
+    T_EQ(others, 0);
+    json_decref(req(s.port, "DELETE", "/ca/recorder/sessions/tr1", NULL, 204));
+    int st = -1;
+    for (int64_t end = now_ms() + 10000; now_ms() < end; usleep(20000))
+        if (waitpid(tr, &st, WNOHANG) == tr)
+            break;
+        else
+            st = -1;
+    if (st == -1) {
+        kill(tr, SIGKILL);
+        waitpid(tr, NULL, 0);
+    }
+    T_OK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    T_EQ(check_trace(opath, &entries, &exits), 0);
+    T_EQ(entries, N);
+    T_EQ(exits, N);
+    child_stop();
+
+    snprintf(cmd, sizeof(cmd), "%s trace nosuch --relay %s", sonde, lport);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 1);
+    T_OK(strstr(err, "no live session \"nosuch\" on the relay") != NULL);
+    T_EQ(th_serve_stop(&s), 0);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 1);
+    T_OK(strstr(err, "cannot connect to the relay at 127.0.0.1:") != NULL);
+    snprintf(cmd, sizeof(cmd), "%s trace x --pid abc", sonde);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 2);
+    T_OK(strstr(err, "--pid wants a number, not 'abc'") != NULL);
+    snprintf(cmd, sizeof(cmd), "%s trace", sonde);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 2);
+}
+
 int main(int argc, char **argv)
 {
     sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
@@ -317,6 +447,8 @@ int main(int argc, char **argv)
           test_babeltrace2_follows);
     t_run("bad input: live not a boolean, live without a relay, bad options", test_bad_input);
     t_run("sonde record start --live: listed; restarted under its name, listed once", test_cli);
+    t_run("sonde trace: exactly the child's N getppid, well formed; exits 0 at the end",
+          test_sonde_trace);
     child_stop();
     return t_done();
 }
