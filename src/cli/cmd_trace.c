@@ -187,7 +187,8 @@ static int by_ts(const void *a, const void *b)
 static bool flush_lines(struct state *st)
 {
     bool done = false;
-    qsort(st->lines, st->n, sizeof(*st->lines), by_ts);
+    if (st->n > 1)
+        qsort(st->lines, st->n, sizeof(*st->lines), by_ts);
     for (size_t i = 0; i < st->n; i++) {
         if (!done) {
             int64_t wall = (int64_t)st->lines[i].ts + st->offset_ns;
