@@ -36,6 +36,8 @@ int sn_cmd_import(int argc, char **argv);
 int sn_cmd_traces(int argc, char **argv); /* cmd_traces.c: dprof's questions */
 int sn_cmd_record(int argc, char **argv); /* cmd_record.c: the flight recorder */
 int sn_cmd_trace(int argc, char **argv);  /* cmd_trace.c: a live session's events */
+/* cmd_top_trace.c: sonde top --trace DIR / --live NAME (sonde top hands those over) */
+int sn_cmd_top_trace(int argc, char **argv);
 
 /* listen_addr.c: is s "HOST:PORT", "[V6]:PORT" or ":PORT" with a numeric address or localhost
  * and a port 0-65535 (what the HTTP server accepts)? Else says why in why. */

@@ -32,7 +32,6 @@
 #include "cli/cli.h"
 #include "ctf/event_class.h"
 #include "ctf/syscall_tab.h"
-#include "ctf/tsdl.h"
 #include "ctf/writer.h"
 #include "live/ctf_read.h"
 #include "live/live_proto.h"
@@ -214,18 +213,6 @@ static int64_t clock_offset(void)
     return ((int64_t)r.tv_sec - m.tv_sec) * 1000000000 + (r.tv_nsec - m.tv_nsec);
 }
 
-/* Whether the event declarations of meta (the session's) are those of cls (this host's). */
-static bool same_classes(const char *meta, const struct sn_ctf_classes *cls)
-{
-    struct sn_ctf_env env = {0};
-    size_t len;
-    char *mine = sn_ctf_tsdl(&env, cls, &len);
-    const char *a = mine ? strstr(mine, "\nevent {") : NULL, *b = strstr(meta, "\nevent {");
-    bool same = a && b && strcmp(a, b) == 0;
-    free(mine);
-    return same;
-}
-
 static bool num(const char *s, long *v)
 {
     char *end;
@@ -322,7 +309,7 @@ int sn_cmd_trace(int argc, char **argv)
     int rc = sn_live_viewer_open(&vw, addr, port, host, name, why, sizeof(why));
     if (rc == 0) {
         size_t mlen;
-        if (!same_classes(sn_live_viewer_metadata(vw, &mlen), &cls)) {
+        if (!sn_ctf_rd_same_classes(sn_live_viewer_metadata(vw, &mlen), &cls)) {
             snprintf(why, sizeof(why),
                      "the events of session \"%s\" are not described as this host's (sonde trace "
                      "reads sessions of its own host; use babeltrace2 -i lttng-live)",

@@ -10,9 +10,11 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctf/packet.h"
+#include "ctf/tsdl.h"
 
 static uint64_t le(const uint8_t *p, int n)
 {
@@ -35,7 +37,8 @@ int sn_ctf_rd_header(const uint8_t *p, size_t len, struct sn_ctf_rd_packet *out)
                                      .ts_end = le(p + 40, 8),
                                      .seq = le(p + 64, 8),
                                      .discarded = le(p + 72, 8),
-                                     .content = (size_t)(content / 8)};
+                                     .content = (size_t)(content / 8),
+                                     .size = (size_t)(size / 8)};
     return 0;
 }
 
@@ -264,4 +267,15 @@ size_t sn_ctf_rd_format(const struct sn_ctf_rd_event *ev, char *buf, size_t cap)
         rem -= (size_t)n;
     }
     return o.len;
+}
+
+bool sn_ctf_rd_same_classes(const char *meta, const struct sn_ctf_classes *cls)
+{
+    struct sn_ctf_env env = {0};
+    size_t len;
+    char *mine = sn_ctf_tsdl(&env, cls, &len);
+    const char *a = mine ? strstr(mine, "\nevent {") : NULL, *b = strstr(meta, "\nevent {");
+    bool same = a && b && strcmp(a, b) == 0;
+    free(mine);
+    return same;
 }

@@ -10,6 +10,7 @@
 #ifndef SN_LIVE_CTF_READ_H
 #define SN_LIVE_CTF_READ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@ struct sn_ctf_rd_packet {
     uint32_t cpu;
     uint64_t ts_begin, ts_end, seq, discarded;
     size_t content; /* bytes: header and events */
+    size_t size;    /* bytes: the whole packet (the next one begins after it) */
 };
 
 /* Parses the header of the packet at p[len]. Returns 0, or -EINVAL (not a packet of Sonde's
@@ -48,5 +50,9 @@ int sn_ctf_rd_str(const struct sn_ctf_rd_event *ev, const char *name, char *out,
 /* Writes ev's fields as "name=value" separated by spaces (strings quoted, pointers in hex,
  * arrays in brackets) into out[cap], NUL-terminated and cut to fit. Returns the length. */
 size_t sn_ctf_rd_format(const struct sn_ctf_rd_event *ev, char *out, size_t cap);
+
+/* Whether a trace's metadata text declares exactly the events of cls (its event blocks, from
+ * the first "event {", equal to those sn_ctf_tsdl() writes for cls): then cls decodes it. */
+bool sn_ctf_rd_same_classes(const char *meta, const struct sn_ctf_classes *cls);
 
 #endif
