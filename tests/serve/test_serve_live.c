@@ -17,7 +17,10 @@
  *    client) prints exactly the child's N entries and N exits, each line
  *    "HH:MM:SS.NNNNNNNNN CPU COMM TID EVENT FIELDS" with the child's comm and tid, the exits
  *    with ret=PARENT, in time order; it exits 0 when the session stops; no such session, no
- *    relay and bad options are exit 1, 1 and 2 with their messages.
+ *    relay and bad options are exit 1, 1 and 2 with their messages;
+ *  - `sonde top --live NAME --pid CHILD` and `sonde top --trace DIR` on a snapshot of the same
+ *    session: the child's rows add up to exactly N + 2 system calls (its read of the command,
+ *    the N getppid, its write of the answer), 8 bytes read and 1 written.
  * Every wait is bounded; babeltrace2 is killed by its pid on a failure.
  */
 #include <arpa/inet.h>
@@ -313,12 +316,13 @@ static void test_cli(void)
     T_EQ(th_serve_stop(&s), 0);
 }
 
-/* Runs `sonde trace ARGS` in the background, stdout into outpath: its pid. */
+/* Runs `sonde trace ARGS` (`sonde top ARGS` when ARGS begin with --live) in the background,
+ * stdout into outpath: its pid. */
 static pid_t trace_start(const char *const *args, const char *outpath)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        const char *argv[16] = {sonde, "trace"};
+        const char *argv[16] = {sonde, args[0] && !strcmp(args[0], "--live") ? "top" : "trace"};
         int n = 2;
         for (; args[n - 2] && n < 15; n++)
             argv[n] = args[n - 2];
@@ -438,6 +442,93 @@ static void test_sonde_trace(void)
     T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 2);
 }
 
+/* Sums the rows of pid in `sonde top`'s output; returns the rows found. */
+static int top_sums(const char *path, int pid, unsigned long *sys, unsigned long *rd,
+                    unsigned long *wr)
+{
+    char line[512], comm[64];
+    int p, rows = 0;
+    double cpu;
+    unsigned long a, b, c;
+    FILE *f = fopen(path, "r");
+    *sys = *rd = *wr = 0;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "%d %63s %lf %lu %lu %lu", &p, comm, &cpu, &a, &b, &c) == 6 && p == pid) {
+            rows++;
+            *sys += a, *rd += b, *wr += c;
+        }
+    fclose(f);
+    return rows;
+}
+
+static void test_top(void)
+{
+    struct th_serve s;
+    char lport[16], opath[600], cpid[16], cmd[1400], snap[600], api[64];
+    int port = free_port();
+    T_REQUIRE(port > 0);
+    snprintf(lport, sizeof(lport), "127.0.0.1:%d", port);
+    const char *extra[] = {"--no-agent", "--live-listen", lport, NULL};
+    T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
+    snprintf(api, sizeof(api), "http://127.0.0.1:%d", s.port);
+    T_REQUIRE(child_start() == 0); /* blocked in its read of a command */
+    usleep(100000);
+    json_decref(req(s.port, "POST", "/ca/recorder/sessions",
+                    "{\"name\":\"top1\",\"events\":[\"syscalls\",\"sched\"],"
+                    "\"size-per-cpu\":\"16M\",\"live\":true}",
+                    201));
+    snprintf(opath, sizeof(opath), "%s/top.out", s.dir);
+    snprintf(cpid, sizeof(cpid), "%d", (int)child);
+    const char *args[] = {"--live", "top1", "--relay", lport, "--pid", cpid, "--rows", "0", NULL};
+    pid_t top = trace_start(args, opath);
+    T_REQUIRE(top > 0);
+    bool attached = false;
+    for (int64_t end = now_ms() + 10000; now_ms() < end && !attached; usleep(100000))
+        attached = listed(port, "top1") == 1 && strstr(out, "1 client(s) connected");
+    T_OK(attached);
+    T_REQUIRE(child_run(N) == 0);
+    usleep(300000); /* the child back in its read */
+    snprintf(snap, sizeof(snap), "%s/top-snap", s.dir);
+    snprintf(cmd, sizeof(cmd), "%s record snapshot top1 -o %s --url %s", sonde, snap, api);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    json_decref(req(s.port, "DELETE", "/ca/recorder/sessions/top1", NULL, 204));
+    int st = -1;
+    for (int64_t end = now_ms() + 10000; now_ms() < end; usleep(20000))
+        if (waitpid(top, &st, WNOHANG) == top)
+            break;
+        else
+            st = -1;
+    if (st == -1) {
+        kill(top, SIGKILL);
+        waitpid(top, NULL, 0);
+    }
+    T_OK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    unsigned long sys, rd, wr;
+    T_OK(top_sums(opath, child, &sys, &rd, &wr) >= 1);
+    T_EQU(sys, N + 2);
+    T_EQU(rd, 8);
+    T_EQU(wr, 1);
+
+    snprintf(cmd, sizeof(cmd), "%s top --trace %s --pid %d --rows 0 > %s/top-trace.out", sonde,
+             snap, (int)child, s.dir);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    snprintf(opath, sizeof(opath), "%s/top-trace.out", s.dir);
+    T_OK(top_sums(opath, child, &sys, &rd, &wr) >= 1);
+    T_EQU(sys, N + 2);
+    T_EQU(rd, 8);
+    T_EQU(wr, 1);
+    child_stop();
+    T_EQ(th_serve_stop(&s), 0);
+
+    snprintf(cmd, sizeof(cmd), "%s top --trace %s/nosuch", sonde, s.dir);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 1);
+    T_OK(strstr(err, "nosuch/metadata: No such file or directory") != NULL);
+    snprintf(cmd, sizeof(cmd), "%s top --trace %s --live x", sonde, s.dir);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 2);
+}
+
 int main(int argc, char **argv)
 {
     sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
@@ -449,6 +540,8 @@ int main(int argc, char **argv)
     t_run("sonde record start --live: listed; restarted under its name, listed once", test_cli);
     t_run("sonde trace: exactly the child's N getppid, well formed; exits 0 at the end",
           test_sonde_trace);
+    t_run("sonde top --live and --trace: the child's N + 2 system calls, 8 B read, 1 B written",
+          test_top);
     child_stop();
     return t_done();
 }
