@@ -7,7 +7,9 @@
  *   - the header is refused (-EINVAL) or describes content within the input;
  *   - each event read lies within the content, its offset grows, its time never goes back,
  *     its class is one of the table's; the walk ends with 0 or -EINVAL;
- *   - formatting an event gives a NUL-terminated text within the buffer.
+ *   - formatting an event gives a NUL-terminated text within the buffer;
+ *   - the same bytes as metadata text: the clock offset is read or -ENOENT, the classes
+ *     compared, no crash.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -53,6 +55,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             last = off;
         }
         FUZZ_CHECK(rc == 0 || rc == -EINVAL);
+    }
+    /* the same bytes as metadata text */
+    char *text = malloc(size + 1);
+    if (text) {
+        memcpy(text, data, size);
+        text[size] = '\0';
+        int64_t off;
+        int r = sn_ctf_rd_clock_offset(text, &off);
+        FUZZ_CHECK(r == 0 || r == -ENOENT);
+        (void)sn_ctf_rd_same_classes(text, &cls);
+        free(text);
     }
     free(buf);
     return 0;

@@ -108,14 +108,6 @@ static void emit(void *ctx, int64_t second_ns, const struct sn_ktop_row *rows, s
     fflush(stdout);
 }
 
-static int64_t clock_offset(void)
-{
-    struct timespec r, m;
-    clock_gettime(CLOCK_REALTIME, &r);
-    clock_gettime(CLOCK_MONOTONIC, &m);
-    return ((int64_t)r.tv_sec - m.tv_sec) * 1000000000 + (r.tv_nsec - m.tv_nsec);
-}
-
 /* The whole file path (at most MAX_FILE bytes, NUL-terminated) into *buf: 0 or -errno. */
 static int slurp(const char *path, uint8_t **buf, size_t *len)
 {
@@ -188,7 +180,9 @@ static int run_trace(const char *dir, const struct sn_ctf_classes *cls, struct o
                 strerror(-rc));
         return SN_EXIT_FAILURE;
     }
-    bool same = sn_ctf_rd_same_classes((const char *)meta, cls);
+    int64_t offset = 0;
+    bool same = sn_ctf_rd_same_classes((const char *)meta, cls) &&
+                sn_ctf_rd_clock_offset((const char *)meta, &offset) == 0;
     free(meta);
     if (!same) {
         fprintf(stderr,
@@ -213,7 +207,7 @@ static int run_trace(const char *dir, const struct sn_ctf_classes *cls, struct o
     }
     s = calloc(ncpu, sizeof(*s));
     struct sn_ktop *k = NULL;
-    if (!s || sn_ktop_new(&k, cls, ncpu, clock_offset()) != 0) {
+    if (!s || sn_ktop_new(&k, cls, ncpu, offset) != 0) {
         free(s);
         fprintf(stderr, "sonde top: out of memory\n");
         return SN_EXIT_FAILURE;
@@ -345,10 +339,11 @@ static int run_live(const char *addr, uint16_t port, const char *host, const cha
     char why[512];
     struct sn_live_viewer *vw = NULL;
     struct live l = {.o = o, .cls = cls};
-    int64_t offset = clock_offset();
+    int64_t offset = 0;
     int rc = sn_live_viewer_open(&vw, addr, port, host, name, why, sizeof(why));
     size_t mlen;
-    if (rc == 0 && !sn_ctf_rd_same_classes(sn_live_viewer_metadata(vw, &mlen), cls)) {
+    if (rc == 0 && (!sn_ctf_rd_same_classes(sn_live_viewer_metadata(vw, &mlen), cls) ||
+                    sn_ctf_rd_clock_offset(sn_live_viewer_metadata(vw, &mlen), &offset) != 0)) {
         snprintf(why, sizeof(why), "the events of session \"%s\" are not described as this host's",
                  name);
         rc = -EPROTO;

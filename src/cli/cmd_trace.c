@@ -11,11 +11,11 @@
  * classes built from this host's system call table. The classes must be the session's: the
  * event declarations of the session's metadata are compared with this host's, and a
  * difference is an error (`sonde trace` reads sessions of its own host; babeltrace2 reads any).
- * TIME is the wall clock (CLOCK_MONOTONIC plus this host's offset now), COMM the task's name
- * from its last scheduler event in the stream, else /proc/TID/comm, else "?". Filters are the
- * client's: --pid, --tid, --execname (COMM), --event (a glob on the event's name); the
- * session's own predicate, in the kernel, is set when it starts. Events of one poll are
- * printed in time order across CPUs.
+ * TIME is the wall clock (CLOCK_MONOTONIC plus the offset the session's metadata declares), COMM
+ * the task's name from its last scheduler event in the stream, else /proc/TID/comm, else "?".
+ * Filters are the client's: --pid, --tid, --execname (COMM), --event (a glob on the event's name);
+ * the session's own predicate, in the kernel, is set when it starts. Events of one poll are printed
+ * in time order across CPUs.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -205,14 +205,6 @@ static bool flush_lines(struct state *st)
     return done;
 }
 
-static int64_t clock_offset(void)
-{
-    struct timespec r, m;
-    clock_gettime(CLOCK_REALTIME, &r);
-    clock_gettime(CLOCK_MONOTONIC, &m);
-    return ((int64_t)r.tv_sec - m.tv_sec) * 1000000000 + (r.tv_nsec - m.tv_nsec);
-}
-
 static bool num(const char *s, long *v)
 {
     char *end;
@@ -304,12 +296,13 @@ int sn_cmd_trace(int argc, char **argv)
         return SN_EXIT_FAILURE;
     }
     st.cls = &cls;
-    st.offset_ns = clock_offset();
     struct sn_live_viewer *vw = NULL;
     int rc = sn_live_viewer_open(&vw, addr, port, host, name, why, sizeof(why));
     if (rc == 0) {
         size_t mlen;
-        if (!sn_ctf_rd_same_classes(sn_live_viewer_metadata(vw, &mlen), &cls)) {
+        const char *meta = sn_live_viewer_metadata(vw, &mlen);
+        if (sn_ctf_rd_clock_offset(meta, &st.offset_ns) != 0 ||
+            !sn_ctf_rd_same_classes(meta, &cls)) {
             snprintf(why, sizeof(why),
                      "the events of session \"%s\" are not described as this host's (sonde trace "
                      "reads sessions of its own host; use babeltrace2 -i lttng-live)",

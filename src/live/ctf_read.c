@@ -279,3 +279,18 @@ bool sn_ctf_rd_same_classes(const char *meta, const struct sn_ctf_classes *cls)
     free(mine);
     return same;
 }
+
+int sn_ctf_rd_clock_offset(const char *meta, int64_t *offset_ns)
+{
+    const char *c = strstr(meta, "\nclock {");
+    const char *end = c ? strstr(c, "\n};") : NULL;
+    const char *o = c ? strstr(c, "\n\toffset = ") : NULL;
+    char *stop;
+    if (!o || !end || o > end)
+        return -ENOENT;
+    long long v = strtoll(o + 11, &stop, 10);
+    if (stop == o + 11 || *stop != ';')
+        return -ENOENT;
+    *offset_ns = v;
+    return 0;
+}

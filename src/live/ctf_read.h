@@ -55,4 +55,8 @@ size_t sn_ctf_rd_format(const struct sn_ctf_rd_event *ev, char *out, size_t cap)
  * the first "event {", equal to those sn_ctf_tsdl() writes for cls): then cls decodes it. */
 bool sn_ctf_rd_same_classes(const char *meta, const struct sn_ctf_classes *cls);
 
+/* The clock's offset (wall clock - CLOCK_MONOTONIC, ns) the metadata declares (the clock
+ * block's "offset = N;", in ns at Sonde's 1 GHz): 0, or -ENOENT when there is none. */
+int sn_ctf_rd_clock_offset(const char *meta, int64_t *offset_ns);
+
 #endif

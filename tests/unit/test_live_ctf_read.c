@@ -7,6 +7,8 @@
  *    tid, and each event's fields formatted to exact text; integer and string lookups;
  *  - times: the compact header's 32 low bits rebuilt across a 2^32 ns boundary, the extended
  *    header after a gap;
+ *  - the metadata: the clock offset read back, the event classes equal to this table's, and
+ *    not after a change;
  *  - every truncation of the packet and every flipped byte of its header and first event give
  *    -EINVAL or a well-formed read (never a read past the bytes: ASan runs it), and a packet
  *    header lying about its size is refused.
@@ -18,6 +20,7 @@
 
 #include "ctf/event_class.h"
 #include "ctf/syscall_tab.h"
+#include "ctf/tsdl.h"
 #include "live/ctf_read.h"
 #include "live/live_packet.h"
 #include "t.h"
@@ -196,6 +199,26 @@ static void test_bad_bytes(void)
     free(c);
 }
 
+static void test_metadata(void)
+{
+    struct sn_ctf_env env = {.clock_offset_ns = -1234567890123LL};
+    size_t len;
+    char *meta = sn_ctf_tsdl(&env, &cls, &len);
+    T_REQUIRE(meta != NULL);
+    int64_t off = 0;
+    T_EQ(sn_ctf_rd_clock_offset(meta, &off), 0);
+    T_EQ(off, -1234567890123LL);
+    T_OK(sn_ctf_rd_same_classes(meta, &cls));
+    char *ev = strstr(meta, "\nevent {");
+    T_REQUIRE(ev != NULL);
+    ev[3] = 'X'; /* an event block changed: not this host's classes */
+    T_OK(!sn_ctf_rd_same_classes(meta, &cls));
+    free(meta);
+    T_EQ(sn_ctf_rd_clock_offset("clock { offset = 5; };", &off), -ENOENT);
+    T_EQ(sn_ctf_rd_clock_offset("x\nclock {\n\toffset = ;\n};", &off), -ENOENT);
+    T_OK(!sn_ctf_rd_same_classes("", &cls));
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -204,6 +227,7 @@ int main(int argc, char **argv)
     t_run("a packet reads back: classes, times, pids, fields as text", test_round_trip);
     t_run("times: compact headers across 2^32 ns, extended after a gap", test_times);
     t_run("truncated, lying and flipped bytes: -EINVAL or a bounded read", test_bad_bytes);
+    t_run("metadata: the clock's offset, the event classes compared", test_metadata);
     sn_ctf_classes_free(&cls);
     sn_syscall_tab_free(&tab);
     free(pkt);
