@@ -64,7 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int64_t off;
         int r = sn_ctf_rd_clock_offset(text, &off);
         FUZZ_CHECK(r == 0 || r == -ENOENT);
-        (void)sn_ctf_rd_same_classes(text, &cls);
+        if (strstr(text, "event {")) /* (it writes this table's metadata to compare: slow) */
+            (void)sn_ctf_rd_same_classes(text, &cls);
         free(text);
     }
     free(buf);
