@@ -9,9 +9,9 @@
  *       PID COMM               CPU%  SYSCALLS     READ B    WRITE B
  *      1717 perl               47.1      1231       4096          1
  *
- * The trace is read with live/ctf_read.h (Sonde's own packets; the trace's metadata must
- * declare this host's event classes, as `sonde trace` checks): each CPU's stream file is read
- * whole and the streams are merged by time. Plain lines, no terminal control: it pipes.
+ * The trace is read with live/ctf_read.h (Sonde's own packets, with the event classes its
+ * metadata declares): each CPU's stream file is read whole and the streams are merged by time.
+ * Plain lines, no terminal control: it pipes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -28,7 +28,6 @@
 
 #include "cli/cli.h"
 #include "ctf/event_class.h"
-#include "ctf/syscall_tab.h"
 #include "live/ctf_read.h"
 #include "live/ktop.h"
 #include "live/live_proto.h"
@@ -161,8 +160,10 @@ static int advance(const struct sn_ctf_classes *cls, struct stream *s)
     return 0;
 }
 
-static int run_trace(const char *dir, const struct sn_ctf_classes *cls, struct out *o)
+static int run_trace(const char *dir, struct out *o)
 {
+    struct sn_ctf_rd_classes rcls;
+    const struct sn_ctf_classes *cls = &rcls.cls;
     char kdir[4096], path[4200];
     struct stream *s = NULL;
     unsigned ncpu = 0;
@@ -181,19 +182,18 @@ static int run_trace(const char *dir, const struct sn_ctf_classes *cls, struct o
         return SN_EXIT_FAILURE;
     }
     int64_t offset = 0;
-    bool same = sn_ctf_rd_same_classes((const char *)meta, cls) &&
-                sn_ctf_rd_clock_offset((const char *)meta, &offset) == 0;
+    bool ok = sn_ctf_rd_clock_offset((const char *)meta, &offset) == 0 &&
+              sn_ctf_rd_classes_parse((const char *)meta, &rcls) == 0;
     free(meta);
-    if (!same) {
-        fprintf(stderr,
-                "sonde top: %s: not a trace of this host's recorder (its events are not "
-                "declared as this host's)\n",
-                kdir);
+    if (!ok) {
+        fprintf(stderr, "sonde top: %s: not a trace of Sonde's recorder (its metadata)\n", kdir);
         return SN_EXIT_FAILURE;
     }
     DIR *d = opendir(kdir);
-    if (!d)
+    if (!d) {
+        sn_ctf_rd_classes_free(&rcls);
         return SN_EXIT_FAILURE;
+    }
     for (struct dirent *e; (e = readdir(d));) {
         unsigned cpu;
         char tail;
@@ -203,12 +203,14 @@ static int run_trace(const char *dir, const struct sn_ctf_classes *cls, struct o
     closedir(d);
     if (ncpu == 0) {
         fprintf(stderr, "sonde top: %s: no stream (chan_N)\n", kdir);
+        sn_ctf_rd_classes_free(&rcls);
         return SN_EXIT_FAILURE;
     }
     s = calloc(ncpu, sizeof(*s));
     struct sn_ktop *k = NULL;
     if (!s || sn_ktop_new(&k, cls, ncpu, offset) != 0) {
         free(s);
+        sn_ctf_rd_classes_free(&rcls);
         fprintf(stderr, "sonde top: out of memory\n");
         return SN_EXIT_FAILURE;
     }
@@ -240,6 +242,7 @@ static int run_trace(const char *dir, const struct sn_ctf_classes *cls, struct o
         free(s[c].buf);
     free(s);
     sn_ktop_free(k);
+    sn_ctf_rd_classes_free(&rcls);
     return rc == 0 ? SN_EXIT_OK : SN_EXIT_FAILURE;
 }
 
@@ -334,17 +337,19 @@ static int count_poll(struct live *l)
 }
 
 static int run_live(const char *addr, uint16_t port, const char *host, const char *name,
-                    long duration, const struct sn_ctf_classes *cls, struct out *o)
+                    long duration, struct out *o)
 {
     char why[512];
     struct sn_live_viewer *vw = NULL;
+    struct sn_ctf_rd_classes rcls = {0};
+    const struct sn_ctf_classes *cls = &rcls.cls;
     struct live l = {.o = o, .cls = cls};
     int64_t offset = 0;
     int rc = sn_live_viewer_open(&vw, addr, port, host, name, why, sizeof(why));
     size_t mlen;
-    if (rc == 0 && (!sn_ctf_rd_same_classes(sn_live_viewer_metadata(vw, &mlen), cls) ||
-                    sn_ctf_rd_clock_offset(sn_live_viewer_metadata(vw, &mlen), &offset) != 0)) {
-        snprintf(why, sizeof(why), "the events of session \"%s\" are not described as this host's",
+    if (rc == 0 && (sn_ctf_rd_clock_offset(sn_live_viewer_metadata(vw, &mlen), &offset) != 0 ||
+                    sn_ctf_rd_classes_parse(sn_live_viewer_metadata(vw, &mlen), &rcls) != 0)) {
+        snprintf(why, sizeof(why), "the metadata of session \"%s\" is not a Sonde recording's",
                  name);
         rc = -EPROTO;
     }
@@ -355,6 +360,7 @@ static int run_live(const char *addr, uint16_t port, const char *host, const cha
     if (rc < 0) {
         fprintf(stderr, "sonde top: %s\n", why);
         sn_live_viewer_close(vw);
+        sn_ctf_rd_classes_free(&rcls);
         return SN_EXIT_FAILURE;
     }
     struct timespec t0, now;
@@ -384,6 +390,7 @@ static int run_live(const char *addr, uint16_t port, const char *host, const cha
     if (code == SN_EXIT_OK)
         sn_ktop_flush(l.k, emit, o);
     sn_ktop_free(l.k);
+    sn_ctf_rd_classes_free(&rcls);
     free(l.pkt);
     free(l.it);
     sn_live_viewer_close(vw);
@@ -460,19 +467,8 @@ int sn_cmd_top_trace(int argc, char **argv)
         fputs(usage, stderr);
         return SN_EXIT_USAGE;
     }
-    struct sn_syscall_tab tab;
-    struct sn_ctf_classes cls;
-    if (sn_syscall_tab_load(&tab, "/sys/kernel/tracing") != 0 ||
-        sn_ctf_classes_build(&cls, &tab) != 0) {
-        fprintf(stderr, "sonde top: out of memory\n");
-        return SN_EXIT_FAILURE;
-    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    int rc =
-        trace ? run_trace(trace, &cls, &o) : run_live(addr, port, host, live, duration, &cls, &o);
-    sn_ctf_classes_free(&cls);
-    sn_syscall_tab_free(&tab);
-    return rc;
+    return trace ? run_trace(trace, &o) : run_live(addr, port, host, live, duration, &o);
 }

@@ -7,10 +7,9 @@
  *
  * It is a viewer of the live relay of `sonde serve --live-listen` (live/viewer.h, LTTng's live
  * protocol, the relay's own wire code), so it needs no second path through the server: the
- * packets it reads are the ones babeltrace2 reads, decoded by live/ctf_read.h with event
- * classes built from this host's system call table. The classes must be the session's: the
- * event declarations of the session's metadata are compared with this host's, and a
- * difference is an error (`sonde trace` reads sessions of its own host; babeltrace2 reads any).
+ * packets it reads are the ones babeltrace2 reads, decoded by live/ctf_read.h with the event
+ * classes the session's metadata declares (Sonde's own TSDL, parsed back: no system call table
+ * is needed, so it runs without root).
  * TIME is the wall clock (CLOCK_MONOTONIC plus the offset the session's metadata declares), COMM
  * the task's name from its last scheduler event in the stream, else /proc/TID/comm, else "?".
  * Filters are the client's: --pid, --tid, --execname (COMM), --event (a glob on the event's name);
@@ -31,7 +30,6 @@
 
 #include "cli/cli.h"
 #include "ctf/event_class.h"
-#include "ctf/syscall_tab.h"
 #include "ctf/writer.h"
 #include "live/ctf_read.h"
 #include "live/live_proto.h"
@@ -57,7 +55,7 @@ static const char usage[] =
     "  -h, --help           this help\n"
     "\n"
     "exit codes: 0 the session ended (or --count, --duration, SIGINT), 1 no relay or no such\n"
-    "session, or the session's events are not this host's, 2 usage error\n";
+    "session, or a session that is not a Sonde recording's, 2 usage error\n";
 
 #define COMM_SLOTS 4096
 
@@ -288,24 +286,17 @@ int sn_cmd_trace(int argc, char **argv)
     }
     const char *name = argv[optind];
 
-    struct sn_syscall_tab tab;
-    struct sn_ctf_classes cls;
-    if (sn_syscall_tab_load(&tab, "/sys/kernel/tracing") != 0 ||
-        sn_ctf_classes_build(&cls, &tab) != 0) {
-        fprintf(stderr, "sonde trace: out of memory\n");
-        return SN_EXIT_FAILURE;
-    }
-    st.cls = &cls;
+    struct sn_ctf_rd_classes cls = {0};
     struct sn_live_viewer *vw = NULL;
     int rc = sn_live_viewer_open(&vw, addr, port, host, name, why, sizeof(why));
     if (rc == 0) {
         size_t mlen;
         const char *meta = sn_live_viewer_metadata(vw, &mlen);
         if (sn_ctf_rd_clock_offset(meta, &st.offset_ns) != 0 ||
-            !sn_ctf_rd_same_classes(meta, &cls)) {
+            sn_ctf_rd_classes_parse(meta, &cls) != 0) {
             snprintf(why, sizeof(why),
-                     "the events of session \"%s\" are not described as this host's (sonde trace "
-                     "reads sessions of its own host; use babeltrace2 -i lttng-live)",
+                     "the metadata of session \"%s\" is not a Sonde recording's (read it with "
+                     "babeltrace2 -i lttng-live)",
                      name);
             rc = -EPROTO;
         }
@@ -313,10 +304,9 @@ int sn_cmd_trace(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "sonde trace: %s\n", why);
         sn_live_viewer_close(vw);
-        sn_ctf_classes_free(&cls);
-        sn_syscall_tab_free(&tab);
         return SN_EXIT_FAILURE;
     }
+    st.cls = &cls.cls;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -347,7 +337,6 @@ int sn_cmd_trace(int argc, char **argv)
         free(st.lines[i].text);
     free(st.lines);
     sn_live_viewer_close(vw);
-    sn_ctf_classes_free(&cls);
-    sn_syscall_tab_free(&tab);
+    sn_ctf_rd_classes_free(&cls);
     return exit_code;
 }

@@ -9,12 +9,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctf/packet.h"
-#include "ctf/tsdl.h"
 
 static uint64_t le(const uint8_t *p, int n)
 {
@@ -269,15 +269,134 @@ size_t sn_ctf_rd_format(const struct sn_ctf_rd_event *ev, char *buf, size_t cap)
     return o.len;
 }
 
-bool sn_ctf_rd_same_classes(const char *meta, const struct sn_ctf_classes *cls)
+/* The kind of a field declaration d (the text before " _name"), with suffix the text after
+ * the name ("", "[16]", "[6]", "[ __x_length ]"): 0 when it is not one tsdl.c writes. */
+static uint8_t kind_of(const char *d, size_t dlen, const char *suffix)
 {
-    struct sn_ctf_env env = {0};
-    size_t len;
-    char *mine = sn_ctf_tsdl(&env, cls, &len);
-    const char *a = mine ? strstr(mine, "\nevent {") : NULL, *b = strstr(meta, "\nevent {");
-    bool same = a && b && strcmp(a, b) == 0;
-    free(mine);
-    return same;
+    static const char str[] = "string { encoding = UTF8; }";
+    if (dlen == sizeof(str) - 1 && memcmp(d, str, dlen) == 0)
+        return *suffix ? 0 : SN_CTF_STRING;
+    int size = 0, sgn = -1, base = 0;
+    char enc[8] = "";
+    if (sscanf(d, "integer { size = %d; align = 8; signed = %d; encoding = %7[^;]; base = %d; }",
+               &size, &sgn, enc, &base) != 4)
+        return 0;
+    bool utf8 = strcmp(enc, "UTF8") == 0, none = strcmp(enc, "none") == 0;
+    if (!utf8 && !none)
+        return 0;
+    if (!strcmp(suffix, "[16]"))
+        return size == 8 && !sgn && utf8 && base == 10 ? SN_CTF_COMM : 0;
+    if (!strcmp(suffix, "[6]"))
+        return size == 64 && !sgn && none && base == 10 ? SN_CTF_ARGS6 : 0;
+    if (!strncmp(suffix, "[ __", 4))
+        return size == 32 && sgn == 1 && none && base == 10 ? SN_CTF_SEQ_I32 : 0;
+    if (*suffix || !none)
+        return 0;
+    if (base == 16)
+        return size == 64 && !sgn ? SN_CTF_X64 : 0;
+    if (base != 10)
+        return 0;
+    return size == 8 && !sgn   ? SN_CTF_U8
+           : size == 32 && sgn ? SN_CTF_I32
+           : size == 32        ? SN_CTF_U32
+           : size == 64 && sgn ? SN_CTF_I64
+           : size == 64        ? SN_CTF_U64
+                               : 0;
+}
+
+void sn_ctf_rd_classes_free(struct sn_ctf_rd_classes *c)
+{
+    free(c->cls.c);
+    free(c->names);
+    memset(c, 0, sizeof(*c));
+}
+
+int sn_ctf_rd_classes_parse(const char *meta, struct sn_ctf_rd_classes *out)
+{
+    static const char open_ev[] = "\nevent {\n\tname = \"";
+    size_t n = 0, namelen = 0;
+    memset(out, 0, sizeof(*out));
+    for (const char *p = meta; (p = strstr(p, open_ev)); p += sizeof(open_ev) - 1)
+        n++;
+    if (n == 0 || n > 1u << 16)
+        return -EINVAL;
+    out->cls.c = calloc(n, sizeof(*out->cls.c));
+    out->names = malloc(strlen(meta) + 1); /* field names are shorter than the text */
+    if (!out->cls.c || !out->names) {
+        sn_ctf_rd_classes_free(out);
+        return -ENOMEM;
+    }
+    const char *p = meta;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = strstr(p, open_ev);
+        if (!e) /* one was inside a name */
+            goto bad;
+        p = e + sizeof(open_ev) - 1;
+        const char *q = strchr(p, '"');
+        static const char fields[] = "\n\tstream_id = 0;\n\tfields := struct {\n";
+        unsigned id;
+        char *idend;
+        if (!q || q == p || (size_t)(q - p) >= sizeof(out->cls.c[0].name) ||
+            memchr(p, '\n', (size_t)(q - p)) || strncmp(q, "\";\n\tid = ", 8) != 0)
+            goto bad;
+        unsigned long v = strtoul(q + 8, &idend, 10);
+        if (idend == q + 8 || *idend != ';' || v >= n || out->cls.c[v].name[0] ||
+            strncmp(idend + 1, fields, sizeof(fields) - 1) != 0)
+            goto bad;
+        id = (unsigned)v;
+        struct sn_ctf_class *c = &out->cls.c[id];
+        memcpy(c->name, p, (size_t)(q - p));
+        c->id = id;
+        p = idend + 1 + sizeof(fields) - 1;
+        while (strncmp(p, "\t};\n", 4) != 0) {
+            const char *eol = strchr(p, '\n'), *u;
+            if (!eol || strncmp(p, "\t\t", 2) || c->nfields == SN_CTF_CLASS_FIELDS)
+                goto bad;
+            p += 2;
+            const char *semi = memchr(p, ';', (size_t)(eol - p));
+            const char *lastsemi = eol - 1;
+            if (!semi || *lastsemi != ';')
+                goto bad;
+            const char *br = memchr(p, '[', (size_t)(lastsemi - p)), *lim = br ? br : lastsemi;
+            u = NULL;
+            for (const char *x = p; x + 1 < lim; x++) /* the name: after the last " _" */
+                if (x[0] == ' ' && x[1] == '_')
+                    u = x;
+            if (!u)
+                goto bad;
+            const char *nm = u + 2, *ne = nm;
+            while (ne < lastsemi && *ne != '[')
+                ne++;
+            char suffix[300], decl[200];
+            if ((size_t)(lastsemi - ne) >= sizeof(suffix) || (size_t)(u - p) >= sizeof(decl) ||
+                ne == nm)
+                goto bad;
+            memcpy(suffix, ne, (size_t)(lastsemi - ne));
+            suffix[lastsemi - ne] = '\0';
+            memcpy(decl, p, (size_t)(u - p));
+            decl[u - p] = '\0';
+            uint8_t kind = kind_of(decl, (size_t)(u - p), suffix);
+            if (!kind)
+                goto bad;
+            char *name = out->names + namelen;
+            memcpy(name, nm, (size_t)(ne - nm));
+            name[ne - nm] = '\0';
+            namelen += (size_t)(ne - nm) + 1;
+            c->fields[c->nfields].name = name;
+            c->fields[c->nfields].kind = kind;
+            c->argi[c->nfields] = -1;
+            c->nfields++;
+            p = eol + 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!out->cls.c[i].name[0])
+            goto bad; /* ids not 0..n-1 */
+    out->cls.n = n;
+    return 0;
+bad:
+    sn_ctf_rd_classes_free(out);
+    return -EINVAL;
 }
 
 int sn_ctf_rd_clock_offset(const char *meta, int64_t *offset_ns)

@@ -3,14 +3,12 @@
  * ctf/event_class.h): the inverse of live_packet.h, for `sonde trace` (which gets packets from
  * the live relay) and tools that step through a snapshot. It reads only what Sonde writes: the
  * one stream class, little-endian, byte-packed, the large event header and the {pid, tid}
- * context; the classes are the reader's own (built from the same system call table), not
- * parsed from the TSDL. Every length is checked against the packet: bad bytes give -EINVAL,
+ * context; the classes are parsed from the trace's metadata, as Sonde writes it (not any TSDL). Every length is checked against the packet: bad bytes give -EINVAL,
  * never a read outside them (fuzz/fuzz_ctf_read.c).
  */
 #ifndef SN_LIVE_CTF_READ_H
 #define SN_LIVE_CTF_READ_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,9 +49,18 @@ int sn_ctf_rd_str(const struct sn_ctf_rd_event *ev, const char *name, char *out,
  * arrays in brackets) into out[cap], NUL-terminated and cut to fit. Returns the length. */
 size_t sn_ctf_rd_format(const struct sn_ctf_rd_event *ev, char *out, size_t cap);
 
-/* Whether a trace's metadata text declares exactly the events of cls (its event blocks, from
- * the first "event {", equal to those sn_ctf_tsdl() writes for cls): then cls decodes it. */
-bool sn_ctf_rd_same_classes(const char *meta, const struct sn_ctf_classes *cls);
+/* The event classes a trace's metadata declares, parsed from Sonde's own TSDL (the event
+ * blocks tsdl.c writes: name, id, and fields whose declarations map back to ctf/field.h's
+ * kinds), so that a reader decodes a trace without the writer's system call table (tracefs is
+ * root's). names holds the field names the classes point into. */
+struct sn_ctf_rd_classes {
+    struct sn_ctf_classes cls;
+    char *names;
+};
+/* Returns 0 and *out; -EINVAL when the text is not Sonde's metadata (an event block out of
+ * shape, a field of an unknown declaration, ids not 0..n-1), -ENOMEM. */
+int sn_ctf_rd_classes_parse(const char *meta, struct sn_ctf_rd_classes *out);
+void sn_ctf_rd_classes_free(struct sn_ctf_rd_classes *c);
 
 /* The clock's offset (wall clock - CLOCK_MONOTONIC, ns) the metadata declares (the clock
  * block's "offset = N;", in ns at Sonde's 1 GHz): 0, or -ENOENT when there is none. */
