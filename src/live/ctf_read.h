@@ -3,8 +3,9 @@
  * ctf/event_class.h): the inverse of live_packet.h, for `sonde trace` (which gets packets from
  * the live relay) and tools that step through a snapshot. It reads only what Sonde writes: the
  * one stream class, little-endian, byte-packed, the large event header and the {pid, tid}
- * context; the classes are parsed from the trace's metadata, as Sonde writes it (not any TSDL). Every length is checked against the packet: bad bytes give -EINVAL,
- * never a read outside them (fuzz/fuzz_ctf_read.c).
+ * context; the classes are parsed from the trace's metadata, as Sonde writes it (not any TSDL).
+ * Every length is checked against the packet: bad bytes give -EINVAL, never a read outside them
+ * (fuzz/fuzz_ctf_read.c).
  */
 #ifndef SN_LIVE_CTF_READ_H
 #define SN_LIVE_CTF_READ_H
