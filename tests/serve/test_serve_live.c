@@ -12,7 +12,9 @@
  *  - bad input: "live" that is not a boolean, live on a server without --live-listen (409 with
  *    the reason, and no session left behind);
  *  - the CLI: `sonde record start NAME --events syscalls --live` is listed by babeltrace2's
- *    session listing; stopped and started again under the same name, it is listed once;
+ *    session listing, and `sonde trace --count 3` run as nobody (no root: the event classes
+ *    come from the metadata) prints 3 events; stopped and started again under the same name,
+ *    it is listed once;
  *  - `sonde trace NAME --pid CHILD --event 'syscall_*_getppid'` attached (the relay lists one
  *    client) prints exactly the child's N entries and N exits, each line
  *    "HH:MM:SS.NNNNNNNNN CPU COMM TID EVENT FIELDS" with the child's comm and tid, the exits
@@ -305,6 +307,19 @@ static void test_cli(void)
     T_STR(out, "session cli1 started\n");
     T_EQ(listed(port, "cli1"), 1);
     T_OK(strstr(out, "timer = 200000") != NULL);
+    /* sonde trace needs no root (the classes come from the metadata): as nobody, 3 events */
+    snprintf(cmd, sizeof(cmd),
+             "timeout 20 setpriv --reuid=65534 --regid=65534 --clear-groups %s trace cli1 "
+             "--relay %d --count 3",
+             sonde, port);
+    int rc = t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    if (rc != 0)
+        t_note("sonde trace as nobody: %d %s", rc, err);
+    T_EQ(rc, 0);
+    int lines = 0;
+    for (const char *q = out; (q = strchr(q, '\n')); q++)
+        lines++;
+    T_EQ(lines, 3);
     snprintf(cmd, sizeof(cmd), "%s record stop cli1 --url %s", sonde, api);
     T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
     snprintf(cmd, sizeof(cmd), "%s record start cli1 --events syscalls --live --url %s", sonde,
