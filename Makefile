@@ -22,6 +22,8 @@
 #                     --overwrite` and `perf trace` (ROUNDS=8, REC_KIB=4096, READS=500000)
 #   make bench-live   the live relay streaming to one babeltrace2 viewer: events/s, CPU per
 #                     event of the viewer and of the relay (LIVE_EVENTS, bench/bench_live.c)
+#   make bench-drain  a live session's drain pass (snapshot, decode, CTF, feed): CPU per event
+#                     (DRAIN_EVENTS, DRAIN_REPS, bench/bench_drain.c)
 #   make soak-agent   the agent's resident memory over an hour (MINUTES=60)
 #   make fleet-demo   a fleet on loopback: 3 NATS servers (JetStream), 2 nodes, 3 agents
 #   make fresh-check  the README's `make run` and `make check` on a debootstrap'd Debian 12
@@ -36,7 +38,7 @@ WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
 .PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve bench-store \
-        bench-trace bench-fleet bench-recorder bench-live soak-agent fleet-demo fresh-check clean
+        bench-trace bench-fleet bench-recorder bench-live bench-drain soak-agent fleet-demo fresh-check clean
 all: build
 
 setup:
@@ -97,6 +99,9 @@ bench-recorder: setup
 	./build/bench/bench_recorder
 bench-live: build
 	./build/bench/bench_live
+
+bench-drain: build
+	./build/bench/bench_drain
 
 FLEET_SECONDS ?= 60
 bench-fleet: build

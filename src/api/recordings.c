@@ -12,7 +12,7 @@
  *
  *   GET    /ca/recorder                         {sessions: [...], snapshots: [ids]}
  *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu",
- *                                                "predicate"} -> 201
+ *                                                "predicate", "live": bool} -> 201
  *   GET    /ca/recorder/sessions/:name          the session
  *   DELETE /ca/recorder/sessions/:name          stops it -> 204
  *   POST   /ca/recorder/sessions/:name/snapshot -> 201 {id, path, events, overwritten, torn,
@@ -150,11 +150,12 @@ static void session_create(struct sn_call *c)
     const char *key;
     json_t *v;
     json_object_foreach(j, key, v) if (strcmp(key, "name") && strcmp(key, "events") &&
-                                       strcmp(key, "size-per-cpu") && strcmp(key, "predicate"))
+                                       strcmp(key, "size-per-cpu") && strcmp(key, "predicate") &&
+                                       strcmp(key, "live"))
     {
         CA_INVAL(c,
                  "unknown member \"%.64s\" (this server takes name, events, size-per-cpu, "
-                 "predicate)",
+                 "predicate, live)",
                  key);
         json_decref(j);
         return;
@@ -193,6 +194,11 @@ static void session_create(struct sn_call *c)
         CA_INVAL(c, "\"size-per-cpu\": %s", why);
         goto out;
     }
+    json_t *live = json_object_get(j, "live");
+    if (live && !json_is_boolean(live)) {
+        CA_INVAL(c, "\"live\" must be true or false");
+        goto out;
+    }
     json_t *pred = json_object_get(j, "predicate");
     struct sn_pred compiled;
     if (pred && !json_is_object(pred)) {
@@ -217,6 +223,11 @@ static void session_create(struct sn_call *c)
         so.nscope = t->ncgroups;
     }
     int rc = sn_recorder_start_opts(c->s->recorder, name, groups, size, &so, why, sizeof(why));
+    if (rc == 0 && json_is_true(live) &&
+        (rc = sn_recorder_live(c->s->recorder, name, why, sizeof(why))) != 0) {
+        sn_recorder_stop(c->s->recorder, name); /* all or nothing */
+        rc = rc == -ENOTSUP ? -EINVAL : rc;
+    }
     if (rc == -EINVAL || rc == -EEXIST || rc == -ENOSPC || rc == -E2BIG)
         CA_INVAL(c, "%s", why);
     else if (rc != 0)

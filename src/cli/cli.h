@@ -37,11 +37,19 @@ int sn_cmd_traces(int argc, char **argv); /* cmd_traces.c: dprof's questions */
 int sn_cmd_record(int argc, char **argv); /* cmd_record.c: the flight recorder */
 /* cmd_record_trigger.c: the flight recorder's triggers (`sonde record trigger`) */
 int sn_cmd_record_trigger(int argc, char **argv);
+int sn_cmd_trace(int argc, char **argv);  /* cmd_trace.c: a live session's events */
+/* cmd_top_trace.c: sonde top --trace DIR / --live NAME (sonde top hands those over) */
+int sn_cmd_top_trace(int argc, char **argv);
 
 /* listen_addr.c: is s "HOST:PORT", "[V6]:PORT" or ":PORT" with a numeric address or localhost
  * and a port 0-65535 (what the HTTP server accepts)? Else says why in why. */
 #include <stdbool.h>
 #include <stddef.h>
 bool sn_cli_listen_ok(const char *s, char *why, size_t whylen);
+/* listen_addr.c: `sonde serve --live-listen [ADDR:]PORT`: an IPv4 address (default 127.0.0.1,
+ * "localhost" is it) into addr and the port. Returns 0, or -1 with the reason in why. */
+#include <stdint.h>
+int sn_cli_live_addr(const char *s, char *addr, size_t addrlen, uint16_t *port, char *why,
+                     size_t whylen);
 
 #endif

@@ -26,7 +26,7 @@
 
 static const char usage[] =
     "usage: sonde record start NAME --events LIST [--size-per-cpu SIZE] [--predicate JSON]\n"
-    "                          [options]\n"
+    "                          [--live] [options]\n"
     "       sonde record snapshot NAME -o DIR [options]\n"
     "       sonde record list [options]\n"
     "       sonde record stop NAME [options]\n"
@@ -36,7 +36,7 @@ static const char usage[] =
     "events into per-CPU rings that keep the newest; a snapshot writes what they hold since\n"
     "the session's last snapshot as a CTF trace (read it with babeltrace2 DIR/kernel).\n"
     "  start     start session NAME (letters, digits, _ . -) recording the groups of LIST\n"
-    "            (comma-separated: syscalls, sched)\n"
+    "            (comma-separated: syscalls, sched, proc, block, tcp, faults)\n"
     "  snapshot  snapshot session NAME; the trace is unpacked into DIR (created; it must not\n"
     "            exist)\n"
     "  list      the sessions (events, ring size, events reserved per CPU) and snapshots\n"
@@ -48,11 +48,14 @@ static const char usage[] =
     "  --predicate JSON    start: record only the events it holds for (fields: container, pid,\n"
     "                      ppid, execname, pexecname, syscall), e.g.\n"
     "                      '{\"eq\":[\"execname\",\"nginx\"]}'\n"
+    "  --live              start: also publish the session for live reading (the server\n"
+    "                      runs with --live-listen): babeltrace2 -i lttng-live, sonde trace\n"
     "  (with --tenant T, sessions are T's: they record only T's cgroups, and T sees only its\n"
     "  own sessions and snapshots)\n"
     "  -o, --output DIR    snapshot: where to unpack the trace\n" SN_CA_COMMON_HELP;
 
-enum { O_EVENTS = 1, O_SIZE, O_PREDICATE };
+enum { O_EVENTS = 1, O_SIZE, O_PREDICATE, O_LIVE };
+static bool live_opt; /* --live */
 
 struct buf {
     unsigned char *p;
@@ -99,6 +102,8 @@ static int start(struct sn_ca *ca, const char *name, const char *events, const c
         }
         json_object_set_new(body, "predicate", p); /* the server judges it */
     }
+    if (live_opt)
+        json_object_set_new(body, "live", json_true());
     char *text = json_dumps(body, 0);
     json_decref(body);
     int rc = sn_ca_call_json(ca, "POST", "/recorder/sessions", text, false, &r);
@@ -214,6 +219,7 @@ int sn_cmd_record(int argc, char **argv)
         {"events", required_argument, NULL, O_EVENTS},
         {"size-per-cpu", required_argument, NULL, O_SIZE},
         {"predicate", required_argument, NULL, O_PREDICATE},
+        {"live", no_argument, NULL, O_LIVE},
         {"output", required_argument, NULL, 'o'},
         SN_CA_COMMON_OPTS,
         {NULL, 0, NULL, 0},
@@ -238,6 +244,9 @@ int sn_cmd_record(int argc, char **argv)
         case O_PREDICATE:
             predicate = optarg;
             break;
+        case O_LIVE:
+            live_opt = true;
+            break;
         case 'o':
             out = optarg;
             break;
@@ -258,7 +267,7 @@ int sn_cmd_record(int argc, char **argv)
     bool ok = named ? name && optind + 2 == argc : strcmp(what, "list") == 0 && optind + 1 == argc;
     if (!ok || (strcmp(what, "start") == 0) != (events != NULL) ||
         (strcmp(what, "snapshot") == 0) != (out != NULL) ||
-        ((size || predicate) && strcmp(what, "start") != 0)) {
+        ((size || predicate || live_opt) && strcmp(what, "start") != 0)) {
         fprintf(stderr, "%s", usage);
         return SN_EXIT_USAGE;
     }

@@ -31,7 +31,7 @@ static const char usage[] =
     "                   [--tiers LIST] [--store-max-bytes BYTES] [--rollup-keys N]\n"
     "                   [--otlp-listen HOST:PORT] [--zipkin-listen HOST:PORT]\n"
     "                   [--trace-retention DURATION] [--trace-max-bytes BYTES]\n"
-    "                   [--trace-queue N]\n"
+    "                   [--trace-queue N] [--live-listen [ADDR:]PORT] [--live-period MS]\n"
     "                   [--nats URL[,URL...] [--node-id ID] [--zone Z] [--advertise URL]\n"
     "                    [NATS options]]\n"
     "\n"
@@ -79,6 +79,13 @@ static const char usage[] =
     "                             past it the oldest spans go first (counted)\n"
     "  --trace-queue N            span requests waiting to be written at most (default\n"
     "                             256): past it 503 with Retry-After\n"
+    "\n"
+    "live reading (docs/recorder.md): recording sessions started with --live are served to\n"
+    "`babeltrace2 -i lttng-live net://ADDR:PORT/host/HOST/NAME` and `sonde trace`\n"
+    "  --live-listen [ADDR:]PORT  the live relay's IPv4 address and port (default off;\n"
+    "                      ADDR defaults to 127.0.0.1; LTTng's port is 5344; 0 picks one)\n"
+    "  --live-period MS    how often live sessions' rings are drained to the relay\n"
+    "                      (default 100; 10-60000)\n"
     "\n"
     "fleet (docs/fleet.md): with --nats this server is a node of a fleet: definitions,\n"
     "membership and frames go through NATS JetStream; it aggregates and stores the\n"
@@ -240,6 +247,8 @@ int sn_cmd_serve(int argc, char **argv)
         O_TRACERET,
         O_TRACEMAX,
         O_TRACEQUEUE,
+        O_LIVELISTEN,
+        O_LIVEPERIOD,
         O_LINK, /* the NATS link's options: sn_link_opt() */
     };
     static const struct option longopts[] = {
@@ -267,11 +276,14 @@ int sn_cmd_serve(int argc, char **argv)
         {"trace-retention", required_argument, NULL, O_TRACERET},
         {"trace-max-bytes", required_argument, NULL, O_TRACEMAX},
         {"trace-queue", required_argument, NULL, O_TRACEQUEUE},
+        {"live-listen", required_argument, NULL, O_LIVELISTEN},
+        {"live-period", required_argument, NULL, O_LIVEPERIOD},
         SN_LINK_LONGOPTS(O_LINK),
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = "127.0.0.1:23181", *tenants = NULL;
+    static char live_addr[INET_ADDRSTRLEN];
     bool agent = true, trace_self = false, data_given = false;
     long threads = 4, cap = SN_DEFAULT_KEY_CAP;
     struct sn_http_opts ho = {.max_conns = SN_HTTP_DEFAULT_MAX_CONNS,
@@ -338,6 +350,24 @@ int sn_cmd_serve(int argc, char **argv)
             else
                 so.zipkin_listen = optarg;
             break;
+        case O_LIVELISTEN:
+            if (sn_cli_live_addr(optarg, live_addr, sizeof(live_addr), &so.live_port, why,
+                                 sizeof(why)) < 0) {
+                fprintf(stderr, "sonde serve: --live-listen %s: %s\n", optarg, why);
+                return SN_EXIT_USAGE;
+            }
+            so.live_addr = live_addr;
+            break;
+        case O_LIVEPERIOD: {
+            char *end;
+            long ms = strtol(optarg, &end, 10);
+            if (end == optarg || *end || ms < 10 || ms > 60000) {
+                fprintf(stderr, "sonde serve: --live-period wants milliseconds, 10-60000\n");
+                return SN_EXIT_USAGE;
+            }
+            so.live_period_ms = (uint32_t)ms;
+            break;
+        }
         case O_TRACERET: {
             int64_t secs;
             if (sn_duration_parse(optarg, &secs) < 0 || secs < 60) {

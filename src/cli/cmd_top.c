@@ -82,6 +82,7 @@ struct row {
 
 static const char top_usage[] =
     "usage: sonde top [options] ID\n"
+    "       sonde top --trace DIR | --live NAME [options]  (a recording: sonde top --trace -h)\n"
     "\n"
     "Shows instrumentation ID, refreshed each second: its keys (the discrete field of the\n"
     "decomposition) by count, descending, with p50, p99 and a histogram of the numeric field\n"
@@ -949,6 +950,10 @@ int sn_cmd_top(int argc, char **argv)
     char rel[128];
     const char *cs;
     int c, rc = SN_EXIT_OK;
+
+    for (int i = 1; i < argc; i++) /* a recording's top: cmd_top_trace.c */
+        if (!strncmp(argv[i], "--trace", 7) || !strncmp(argv[i], "--live", 6))
+            return sn_cmd_top_trace(argc, argv);
 
     memset(&t, 0, sizeof(t));
     sn_ca_init(&t.ca, "sonde top");

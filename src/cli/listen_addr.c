@@ -49,3 +49,32 @@ bool sn_cli_listen_ok(const char *s, char *why, size_t whylen)
     snprintf(why, whylen, "host '%s' is not an IPv4 or IPv6 address or localhost", host);
     return false;
 }
+
+int sn_cli_live_addr(const char *s, char *addr, size_t addrlen, uint16_t *port, char *why,
+                     size_t whylen)
+{
+    const char *colon = strrchr(s, ':'), *p = colon ? colon + 1 : s;
+    char buf[16], *end;
+    if (colon) {
+        if ((size_t)(colon - s) >= addrlen) {
+            snprintf(why, whylen, "address too long");
+            return -1;
+        }
+        snprintf(addr, addrlen, "%.*s", (int)(colon - s), s);
+    } else {
+        snprintf(addr, addrlen, "127.0.0.1");
+    }
+    if (strcmp(addr, "localhost") == 0)
+        snprintf(addr, addrlen, "127.0.0.1");
+    if (inet_pton(AF_INET, addr, buf) != 1) {
+        snprintf(why, whylen, "'%s' is not an IPv4 address (the relay listens on IPv4)", addr);
+        return -1;
+    }
+    long v = strtol(p, &end, 10);
+    if (end == p || *end || v < 0 || v > 65535) {
+        snprintf(why, whylen, "bad port '%s' (want 0-65535; 0 picks a free one)", p);
+        return -1;
+    }
+    *port = (uint16_t)v;
+    return 0;
+}

@@ -36,6 +36,7 @@ static const struct command commands[] = {
     {"traces", sn_cmd_traces,
      "the longest and shortest traces, a trace's spans ranked, operations"},
     {"record", sn_cmd_record, "the flight recorder: sessions, snapshots and triggers"},
+    {"trace", sn_cmd_trace, "print a live recording session's events as they come"},
     {"ctl", sn_cmd_ctl, "a fleet's status and a tail of its bus (NATS)"},
     {"version", cmd_version, "print the version"},
 };

@@ -738,6 +738,18 @@ int sn_relay_remove(struct sn_relay *r, int64_t id)
     return 0;
 }
 
+int sn_relay_state(struct sn_relay *r, int64_t id)
+{
+    pthread_mutex_lock(&r->mu);
+    struct session *s = find(r, id);
+    int st = !s                         ? -ENOENT
+             : s->drained && !s->viewer ? SN_RELAY_DRAINED
+             : s->viewer                ? SN_RELAY_ATTACHED
+                                        : SN_RELAY_IDLE;
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
 void sn_relay_stats(struct sn_relay *r, struct sn_relay_stats *out)
 {
     pthread_mutex_lock(&r->mu);

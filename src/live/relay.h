@@ -74,6 +74,11 @@ int64_t sn_relay_add(struct sn_relay *r, const char *hostname, const char *name,
  * any, sees the session gone. Returns 0 or -ENOENT. */
 int sn_relay_remove(struct sn_relay *r, int64_t id);
 
+/* A session's state: SN_RELAY_IDLE (no viewer), SN_RELAY_ATTACHED (a viewer reads it),
+ * SN_RELAY_DRAINED (its source ended, a viewer read it to the end and left), or -ENOENT. */
+enum { SN_RELAY_IDLE, SN_RELAY_ATTACHED, SN_RELAY_DRAINED };
+int sn_relay_state(struct sn_relay *r, int64_t id);
+
 struct sn_relay_stats {
     uint64_t viewers;               /* connected now */
     uint64_t attached;              /* ATTACH_SESSION answered OK, in all */

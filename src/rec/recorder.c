@@ -21,6 +21,8 @@
 
 #include "core/file.h"
 #include "ctf/writer.h"
+#include "live/live_rec.h"
+#include "rec/drain.h"
 #include "rec/ring.h"
 #include "rec/session.h"
 
@@ -35,6 +37,8 @@ struct rec_sess {
     uint64_t *packet_seq;           /* [ncpu]: the next packet_seq_num of each CPU's stream */
     char tenant[64];                /* its owner ("": the operator) */
     json_t *predicate;              /* NULL: none */
+    struct sn_rec_drain *drain;     /* live: its drain and id there (0: not live) */
+    int64_t drain_id;
 };
 
 struct sn_recorder {
@@ -44,14 +48,16 @@ struct sn_recorder {
     struct sn_syscall_tab tab;
     struct sn_ctf_classes cls;
     struct rec_sess *sess[SN_RECORDER_MAX];
+    struct sn_rec_drain *drain; /* live reading (set_live), or NULL */
+    struct sn_live_rec *live;
 };
 
 static const struct {
     const char *name;
     unsigned bit;
-} groups[] = {{"syscalls", SN_REC_G_SYSCALLS}, {"sched", SN_REC_G_SCHED}};
-/* groups of the design (docs/recorder.md) whose programs are not built yet */
-static const char *const later[] = {"block", "tcp", "proc", "faults", "usdt"};
+} groups[] = {{"syscalls", SN_REC_G_SYSCALLS}, {"sched", SN_REC_G_SCHED},
+              {"proc", SN_REC_G_PROC},         {"block", SN_REC_G_BLOCK},
+              {"tcp", SN_REC_G_TCP},           {"faults", SN_REC_G_FAULTS}};
 
 int sn_recorder_new(struct sn_recorder **out, const char *tracefs)
 {
@@ -68,6 +74,8 @@ static void sess_free(struct rec_sess *x)
 {
     if (!x)
         return;
+    if (x->drain_id > 0) /* its last events to the live viewer, before the ring goes */
+        sn_rec_drain_remove(x->drain, x->drain_id);
     sn_rec_consumer_free(x->manual);
     sn_rec_session_destroy(x->s);
     json_decref(x->predicate);
@@ -105,14 +113,6 @@ int sn_recorder_name_ok(const char *name)
 
 int sn_recorder_parse_group(const char *s, unsigned *group, char *why, size_t len)
 {
-    /* the groups built since groups[] (whose rest this function's owner does not change) */
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } more[] = {{"proc", SN_REC_G_PROC},
-                {"block", SN_REC_G_BLOCK},
-                {"tcp", SN_REC_G_TCP},
-                {"faults", SN_REC_G_FAULTS}};
     static const char avail[] = "available: syscalls, sched, proc, block, tcp, faults";
 
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
@@ -120,21 +120,12 @@ int sn_recorder_parse_group(const char *s, unsigned *group, char *why, size_t le
             *group = groups[i].bit;
             return 0;
         }
-    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
-        if (strcmp(s, more[i].name) == 0) {
-            *group = more[i].bit;
-            return 0;
-        }
     /* usdt:PATH:PROVIDER:PROBE: sessions record it (rec/session.h), but a session started here
      * is given group bits only, not the probe */
-    for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
-        size_t n = strlen(later[i]);
-        if (strcmp(later[i], "usdt") == 0 && strncmp(s, later[i], n) == 0 &&
-            (s[n] == 0 || s[n] == ':')) {
-            snprintf(why, len,
-                     "event group \"usdt\" is not available through the recorder yet (%s)", avail);
-            return -EINVAL;
-        }
+    if (strncmp(s, "usdt", 4) == 0 && (s[4] == 0 || s[4] == ':')) {
+        snprintf(why, len, "event group \"usdt\" is not available through the recorder yet (%s)",
+                 avail);
+        return -EINVAL;
     }
     snprintf(why, len, "unknown event group \"%.64s\" (%s)", s, avail);
     return -EINVAL;
@@ -555,4 +546,46 @@ int sn_recorder_snapshot_delete(const char *root, const char *id)
         return -ENOENT;
     rm_tree(dir);
     return 0;
+}
+
+void sn_recorder_set_live(struct sn_recorder *r, struct sn_rec_drain *d, struct sn_live_rec *pub)
+{
+    pthread_mutex_lock(&r->mu);
+    r->drain = d;
+    r->live = pub;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int sn_recorder_live(struct sn_recorder *r, const char *name, char *why, size_t len)
+{
+    struct sn_rec_sink sink;
+    int rc = 0;
+
+    pthread_mutex_lock(&r->mu);
+    int i = find(r, name);
+    struct rec_sess *x = i >= 0 ? r->sess[i] : NULL;
+    if (!r->live || !r->drain) {
+        rc = -ENOTSUP;
+        snprintf(why, len, "live reading is off on this server (sonde serve --live-listen)");
+    } else if (!x) {
+        rc = -ENOENT;
+        snprintf(why, len, "no such session \"%s\"", name);
+    } else if (x->drain_id == 0 && (rc = classes(r)) != 0) {
+        snprintf(why, len, "cannot build the event classes: %s", strerror(-rc));
+    } else if (x->drain_id == 0) {
+        const struct sn_rec_ring_view *v = sn_rec_session_view(x->s);
+        if ((rc = sn_live_rec_sink(r->live, name, v->ncpu, &r->cls, &sink, why, len)) == 0) {
+            int64_t id = sn_rec_drain_add(r->drain, v, &sink, 1);
+            if (id < 0) {
+                sink.end(sink.ctx);
+                rc = (int)id;
+                snprintf(why, len, "cannot drain the session: %s", strerror(-rc));
+            } else {
+                x->drain = r->drain;
+                x->drain_id = id;
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
 }

@@ -69,6 +69,15 @@ int sn_recorder_stop(struct sn_recorder *r, const char *name);
  * the operator's), predicate (when it has one)}. */
 json_t *sn_recorder_json(struct sn_recorder *r, const char *name);
 
+struct sn_rec_drain;
+struct sn_live_rec;
+/* Live reading (docs/recorder.md, "Live reading"): sessions made live are drained by d into
+ * sinks of pub (both borrowed; set once, before any session starts; they outlive r). */
+void sn_recorder_set_live(struct sn_recorder *r, struct sn_rec_drain *d, struct sn_live_rec *pub);
+/* Publishes running session name live until it stops. Returns 0 (also when it already is),
+ * -ENOENT, -ENOTSUP (no live relay: set_live was not called), or -errno; why says which. */
+int sn_recorder_live(struct sn_recorder *r, const char *name, char *why, size_t len);
+
 struct sn_recorder_snap_info {
     uint64_t events, overwritten, torn, dropped;
 };

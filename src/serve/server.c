@@ -21,6 +21,9 @@
 #include "core/file.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "live/live_rec.h"
+#include "live/relay.h"
+#include "rec/drain.h"
 #include "rec/recorder.h"
 #include "serve/triggers.h"
 #include "serve/collector.h"
@@ -617,6 +620,30 @@ int sn_server_set_sampling(struct sn_server *s, const json_t *doc, char *why, si
     return 0;
 }
 
+/* The live relay, the drain feeding it and the publisher of live sessions (--live-listen). */
+static int live_open(struct sn_server *s, const struct sn_server_opts *o)
+{
+    struct sn_relay_opts ro = {.addr = o->live_addr, .port = o->live_port};
+    int rc = sn_relay_start(&s->relay, &ro);
+    if (rc < 0) {
+        sn_log(SN_LOG_ERROR, "serve", "the live relay cannot listen on %s:%u: %s", o->live_addr,
+               (unsigned)o->live_port, strerror(-rc));
+        return rc;
+    }
+    uint32_t period = o->live_period_ms ? o->live_period_ms : SN_REC_DRAIN_PERIOD_MS;
+    struct sn_live_rec_opts lo = {.relay = s->relay, .hostname = s->host, .period_ms = period};
+    if ((rc = sn_live_rec_new(&s->live, &lo)) < 0)
+        return rc;
+    struct sn_rec_drain_opts dro = {
+        .period_ms = period, .on_round = sn_live_rec_reap, .round_ctx = s->live};
+    if ((rc = sn_rec_drain_start(&s->drain, &dro)) < 0)
+        return rc;
+    sn_recorder_set_live(s->recorder, s->drain, s->live);
+    sn_log(SN_LOG_INFO, "serve", "live relay on %s:%u (flush period %u ms)", o->live_addr,
+           (unsigned)sn_relay_port(s->relay), (unsigned)period);
+    return 0;
+}
+
 int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
 {
     char sdir[600];
@@ -719,6 +746,8 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
         }
         sn_log(SN_LOG_INFO, "serve", "%s on %s", i ? "Zipkin v2" : "OTLP/HTTP", span_listen[i]);
     }
+    if (o->live_addr && (rc = live_open(s, o)) < 0)
+        goto fail;
     if (o->nats) { /* after the API listens: the heartbeat says where */
         /* where other nodes reach this API: --advertise, else the address it listens on
          * (this host's name when that is every address) */
@@ -841,6 +870,10 @@ int sn_server_close(struct sn_server *s)
     sn_triggers_stop(s->triggers); /* before the recorder its snapshots use */
     sn_recorder_free(s->recorder); /* no request uses it any more: its sessions stop */
     s->recorder = NULL;
+    sn_rec_drain_stop(s->drain); /* no session left in it: the recorder's stopped them */
+    sn_live_rec_free(s->live);
+    sn_relay_stop(s->relay);
+    s->drain = NULL, s->live = NULL, s->relay = NULL;
     sn_flow_close(s);             /* nobody publishes any more */
     rc = sn_server_save_final(s); /* the caller says what a failure means */
     sn_tail_close(s->tail);       /* the traces waiting are decided: the kept ones stored */

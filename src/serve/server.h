@@ -36,6 +36,9 @@ struct sn_span_metrics;
 struct sn_tail;
 struct sn_recorder;
 struct sn_triggers;
+struct sn_relay;
+struct sn_rec_drain;
+struct sn_live_rec;
 struct sn_sampling_cfg;
 
 #define SN_SCOPE_MAX      64
@@ -118,6 +121,9 @@ struct sn_server {
     uint32_t key_cap; /* --key-cap: keys a dataset's slot keeps before "other"; 0: no cap */
     struct sn_recorder *recorder; /* the flight recorder's sessions (rec/recorder.h) */
     struct sn_triggers *triggers; /* their triggers (serve/triggers.h) */
+    struct sn_relay *relay;       /* --live-listen: the live relay (live/relay.h), or NULL */
+    struct sn_rec_drain *drain;   /* its drain (rec/drain.h) and publisher (live/live_rec.h) */
+    struct sn_live_rec *live;
 };
 
 /* What a server is opened with (cli/cmd_serve.c parses it from the command line). */
@@ -135,6 +141,9 @@ struct sn_server_opts {
     uint32_t trace_queue;            /* --trace-queue: requests waiting to be written (0: 256) */
     const char *otlp_listen;         /* --otlp-listen ADDR: OTLP/HTTP alone there (NULL: off) */
     const char *zipkin_listen;       /* --zipkin-listen ADDR: Zipkin's API alone there */
+    const char *live_addr;           /* --live-listen: the live relay's IPv4 address (NULL: off) */
+    uint16_t live_port;              /* its port (0: a free one, logged) */
+    uint32_t live_period_ms;         /* --live-period: the drain's flush period (0: 100 ms) */
     bool agent;                      /* run the local agent */
     bool trace_self;                 /* let the local agent count this process's events */
     const struct sn_link_opts *nats; /* --nats: a node of a fleet (NULL: one host) */
