@@ -37,7 +37,7 @@ int sn_cmd_traces(int argc, char **argv); /* cmd_traces.c: dprof's questions */
 int sn_cmd_record(int argc, char **argv); /* cmd_record.c: the flight recorder */
 /* cmd_record_trigger.c: the flight recorder's triggers (`sonde record trigger`) */
 int sn_cmd_record_trigger(int argc, char **argv);
-int sn_cmd_trace(int argc, char **argv);  /* cmd_trace.c: a live session's events */
+int sn_cmd_trace(int argc, char **argv); /* cmd_trace.c: a live session's events */
 /* cmd_top_trace.c: sonde top --trace DIR / --live NAME (sonde top hands those over) */
 int sn_cmd_top_trace(int argc, char **argv);
 

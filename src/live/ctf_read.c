@@ -49,7 +49,14 @@ static long field_len(uint8_t kind, const uint8_t *p, size_t rem, uint64_t prev)
     size_t n;
     switch (kind) {
     case SN_CTF_U8:
+    case SN_CTF_X8:
         n = 1;
+        break;
+    case SN_CTF_U16:
+        n = 2;
+        break;
+    case SN_CTF_ADDR16:
+        n = 16;
         break;
     case SN_CTF_I32:
     case SN_CTF_U32:
@@ -86,12 +93,15 @@ static long field_len(uint8_t kind, const uint8_t *p, size_t rem, uint64_t prev)
 
 static int is_int(uint8_t kind)
 {
-    return kind >= SN_CTF_U8 && kind <= SN_CTF_X64;
+    return (kind >= SN_CTF_U8 && kind <= SN_CTF_X64) || kind == SN_CTF_U16 || kind == SN_CTF_X8;
 }
 
 static int int_bytes(uint8_t kind)
 {
-    return kind == SN_CTF_U8 ? 1 : kind == SN_CTF_I32 || kind == SN_CTF_U32 ? 4 : 8;
+    return kind == SN_CTF_U8 || kind == SN_CTF_X8     ? 1
+           : kind == SN_CTF_U16                       ? 2
+           : kind == SN_CTF_I32 || kind == SN_CTF_U32 ? 4
+                                                      : 8;
 }
 
 static int64_t int_of(uint8_t kind, const uint8_t *p)
@@ -244,7 +254,7 @@ size_t sn_ctf_rd_format(const struct sn_ctf_rd_event *ev, char *buf, size_t cap)
         if (n < 0)
             break;
         add(&o, "%s%s=", f ? " " : "", ev->cls->fields[f].name);
-        if (k == SN_CTF_X64)
+        if (k == SN_CTF_X64 || k == SN_CTF_X8)
             add(&o, "0x%" PRIx64, (uint64_t)int_of(k, p));
         else if (k == SN_CTF_U64)
             add(&o, "%" PRIu64, (uint64_t)int_of(k, p));
@@ -252,7 +262,12 @@ size_t sn_ctf_rd_format(const struct sn_ctf_rd_event *ev, char *buf, size_t cap)
             add(&o, "%" PRId64, int_of(k, p));
         else if (k == SN_CTF_STRING || k == SN_CTF_COMM)
             add_text(&o, p, (size_t)n);
-        else { /* ARGS6 (hex), SEQ_I32 */
+        else if (k == SN_CTF_ADDR16) { /* an address's 16 bytes, as babeltrace2 lists them */
+            add(&o, "[");
+            for (long i = 0; i < n; i++)
+                add(&o, "%s0x%02x", i ? "," : "", p[i]);
+            add(&o, "]");
+        } else { /* ARGS6 (hex), SEQ_I32 */
             add(&o, "[");
             for (long i = 0; i < n; i += k == SN_CTF_ARGS6 ? 8 : 4) {
                 if (k == SN_CTF_ARGS6)
@@ -285,7 +300,9 @@ static uint8_t kind_of(const char *d, size_t dlen, const char *suffix)
     if (!utf8 && !none)
         return 0;
     if (!strcmp(suffix, "[16]"))
-        return size == 8 && !sgn && utf8 && base == 10 ? SN_CTF_COMM : 0;
+        return size == 8 && !sgn && utf8 && base == 10   ? SN_CTF_COMM
+               : size == 8 && !sgn && none && base == 16 ? SN_CTF_ADDR16
+                                                         : 0;
     if (!strcmp(suffix, "[6]"))
         return size == 64 && !sgn && none && base == 10 ? SN_CTF_ARGS6 : 0;
     if (!strncmp(suffix, "[ __", 4))
@@ -293,15 +310,16 @@ static uint8_t kind_of(const char *d, size_t dlen, const char *suffix)
     if (*suffix || !none)
         return 0;
     if (base == 16)
-        return size == 64 && !sgn ? SN_CTF_X64 : 0;
+        return size == 64 && !sgn ? SN_CTF_X64 : size == 8 && !sgn ? SN_CTF_X8 : 0;
     if (base != 10)
         return 0;
-    return size == 8 && !sgn   ? SN_CTF_U8
-           : size == 32 && sgn ? SN_CTF_I32
-           : size == 32        ? SN_CTF_U32
-           : size == 64 && sgn ? SN_CTF_I64
-           : size == 64        ? SN_CTF_U64
-                               : 0;
+    return size == 8 && !sgn    ? SN_CTF_U8
+           : size == 16 && !sgn ? SN_CTF_U16
+           : size == 32 && sgn  ? SN_CTF_I32
+           : size == 32         ? SN_CTF_U32
+           : size == 64 && sgn  ? SN_CTF_I64
+           : size == 64         ? SN_CTF_U64
+                                : 0;
 }
 
 void sn_ctf_rd_classes_free(struct sn_ctf_rd_classes *c)
