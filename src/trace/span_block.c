@@ -112,7 +112,8 @@ static void put_bytes(struct wbuf *w, const char *s, size_t n)
 struct tkey {
     const char *s;
     size_t len;
-    uint64_t h;
+    uint64_t h;     /* dedup_hash() */
+    uint64_t tag;   /* sn_tag_hash(), made for the Bloom filter (0: not yet) */
     bool span;      /* a span's attribute has it as its key: a tag (its Bloom filter) */
     uint32_t nvals; /* the attributes with this key */
     uint32_t intro; /* of which were referred to so far */
@@ -231,7 +232,7 @@ static uint32_t key_index(struct tabs *t, const char *key, bool span)
 
 static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span)
 {
-    uint64_t h = sn_tag_hash(key, len, NULL, 0, false);
+    uint64_t h = dedup_hash(0x736f6e6465ULL, key, len);
     if (!rehash(&t->kslot, &t->kcap, t->nk, t->k, sizeof(*t->k), offsetof(struct tkey, h))) {
         t->oom = true;
         return 0;
@@ -252,7 +253,7 @@ static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span)
         return 0;
     }
     t->k = nk;
-    nk[t->nk] = (struct tkey){key, len, h, span, 0, 0, 0};
+    nk[t->nk] = (struct tkey){key, len, h, 0, span, 0, 0, 0};
     t->kslot[j] = SLOT(h, t->nk);
     return (uint32_t)t->nk++;
 }
@@ -287,6 +288,14 @@ static uint32_t val_index(struct tabs *t, const struct sn_span_kv *a, bool span)
     nv[t->nv] = (struct tval){key, a->type, a->val, a->vlen, h, span, t->k[key].nvals++};
     t->vslot[j] = SLOT(h, t->nv);
     return (uint32_t)t->nv++;
+}
+
+/* A key's tag hash (its Bloom filter's, and its values' seed there), made once a block. */
+static uint64_t key_tag(struct tkey *k)
+{
+    if (!k->tag)
+        k->tag = sn_tag_hash(k->s, k->len, NULL, 0, false);
+    return k->tag;
 }
 
 /* Empties the tables for another block, keeping their memory. */
@@ -845,11 +854,12 @@ static int encode(const struct sn_span *spans, size_t n, int level, bool noids, 
                 goto out;
             for (size_t i = 0; i < t.nk; i++)
                 if (t.k[i].span)
-                    sn_bloom_add(*bloom, *bloom_len, t.k[i].h);
+                    sn_bloom_add(*bloom, *bloom_len, key_tag(&t.k[i]));
             for (size_t i = 0; i < t.nv; i++)
                 if (t.v[i].span)
-                    sn_bloom_add(*bloom, *bloom_len,
-                                 sn_tag_hash_pair(t.k[t.v[i].key].h, t.v[i].val, t.v[i].vlen));
+                    sn_bloom_add(
+                        *bloom, *bloom_len,
+                        sn_tag_hash_pair(key_tag(&t.k[t.v[i].key]), t.v[i].val, t.v[i].vlen));
             for (size_t i = 0; i < t.nextra; i++)
                 sn_bloom_add(*bloom, *bloom_len, t.extra[i]);
             if (t.extra_full)

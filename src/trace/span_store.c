@@ -554,12 +554,35 @@ struct pent { /* a span's index entry and its (service, minute) */
     struct sn_index_ent e;
 };
 
+/* Ids of names met lately in a request, by their pointer (a decoder gives a request's spans
+ * one copy of a service, and of a span name it met lately). */
+struct pcache {
+    const char *p[64];
+    int64_t id[64];
+};
+
+static int64_t find_cached(struct pcache *c, const struct sn_intern *t, const char *s)
+{
+    size_t i = (size_t)((uintptr_t)s >> 4 ^ (uintptr_t)s >> 10) & 63;
+    if (c->p[i] == s)
+        return c->id[i];
+    int64_t id = sn_intern_find(t, s, strlen(s));
+    if (id >= 0) {
+        c->p[i] = s;
+        c->id[i] = id;
+    }
+    return id;
+}
+
 /* The entries of the spans sorted[0..n) into pe; with add false (nlock read), -EAGAIN as soon
  * as a name or a pair is not known yet (the caller then runs it again with add, nlock
  * written). */
 static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_span **sorted,
                         const uint32_t *tpos, size_t n, uint64_t now_ns, bool add)
 {
+    struct pcache svcs, names;
+    memset(svcs.p, 0, sizeof(svcs.p));
+    memset(names.p, 0, sizeof(names.p));
     for (size_t i = 0; i < n; i++) {
         const struct sn_span *s = sorted[i];
         const char *rs;
@@ -576,10 +599,10 @@ static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_spa
                 (remote >= 0 && pair_add(ss, PAIR_REMOTE, (uint32_t)svc, (uint32_t)remote) < 0))
                 return -ENOMEM;
         } else {
-            svc = sn_intern_find(&ss->services, s->service, strlen(s->service));
-            name = sn_intern_find(&ss->names, s->name, strlen(s->name));
+            svc = find_cached(&svcs, &ss->services, s->service);
+            name = find_cached(&names, &ss->names, s->name);
             if (rs)
-                remote = sn_intern_find(&ss->services, rs, strlen(rs));
+                remote = find_cached(&svcs, &ss->services, rs);
             if (svc < 0 || name < 0 || (rs && remote < 0) ||
                 !pair_known(&ss->pairs, PAIR_NAME, (uint32_t)svc, (uint32_t)name) ||
                 (rs && !pair_known(&ss->pairs, PAIR_REMOTE, (uint32_t)svc, (uint32_t)remote)))
