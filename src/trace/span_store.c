@@ -824,7 +824,10 @@ static int put(struct sn_span_store *ss, const struct sn_span_batch *b, uint64_t
     ss->tail = &p->next;
     ss->nqueued++;
     ss->nqueued_spans += p->nspans;
-    pthread_cond_signal(&ss->cv);
+    /* the writer waits for a first request, then for a group: woken for these only (a wake
+     * for each request was a thread switch each) */
+    if (ss->nqueued == 1 || ss->nqueued >= GROUP_MIN || ss->nqueued >= ss->o.queue)
+        pthread_cond_signal(&ss->cv);
     pthread_mutex_unlock(&ss->mu);
     return 0;
 }
@@ -1078,7 +1081,7 @@ static void *writer(void *arg)
                 ts.tv_nsec -= 1000000000L;
             }
             while (!ss->stop && !ss->sync_waiting && ss->nqueued < GROUP_MIN &&
-                   pthread_cond_timedwait(&ss->cv, &ss->mu, &ts) == 0)
+                   ss->nqueued < ss->o.queue && pthread_cond_timedwait(&ss->cv, &ss->mu, &ts) == 0)
                 ;
         }
         failing = false;
