@@ -169,7 +169,19 @@ struct view_cache {
     const char *host, *service;
     uint64_t host_hash, service_hash;
     uint64_t kind_hash[SN_KIND_CONSUMER + 1], status_hash[SN_STATUS_ERROR + 1];
+    const char *name[64]; /* span names hashed lately, by pointer (decoders share copies) */
+    uint64_t name_hash[64];
 };
+
+static uint64_t name_hash(struct view_cache *c, const char *name)
+{
+    size_t i = (size_t)((uintptr_t)name >> 4 ^ (uintptr_t)name >> 10) & 63;
+    if (c->name[i] != name) {
+        c->name[i] = name;
+        c->name_hash[i] = sn_text_hash(name);
+    }
+    return c->name_hash[i];
+}
 
 static const char *const kind_names[] = {"UNSPECIFIED", "INTERNAL", "SERVER",
                                          "CLIENT",      "PRODUCER", "CONSUMER"};
@@ -207,7 +219,7 @@ static void view_of(const struct sn_span *s, struct view_cache *c, int64_t now, 
     v->text[0] = s->service;
     v->hash[0] = c->service_hash;
     v->text[1] = s->name;
-    v->hash[1] = sn_text_hash(s->name);
+    v->hash[1] = name_hash(c, s->name);
     v->text[2] = kind_names[kind];
     v->hash[2] = c->kind_hash[kind];
     v->text[3] = sn_span_status_name(s->status);

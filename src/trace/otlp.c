@@ -288,6 +288,10 @@ struct dec {
      * copy here, and the span store's blocks find a key by its pointer */
     const char *kc[64];
     uint32_t kcl[64];
+    /* span names copied lately (protobuf), likewise: a request repeats a service's few
+     * operations, and the store and the span metrics find a name by its pointer too */
+    const char *nc[256];
+    uint32_t ncl[256];
     /* protobuf: a span's attributes, events and links gathered in one walk over it, then
      * copied into the arena at once (reused from span to span, freed with the request) */
     struct sn_span_kv *sattr;
@@ -426,22 +430,30 @@ static inline bool bytes_eq(const void *a, const void *b, size_t n)
     return true;
 }
 
+/* copy_str() of a key or a name, or the copy of the same string made lately: cache and
+ * lens, mask + 1 slots of them. */
+static int copy_cached(struct dec *d, const char **cache, uint32_t *lens, size_t mask,
+                       const uint8_t *s, size_t n, const char **out, const char *what)
+{
+    if (n == 0 || n > 255 || d->rej)
+        return copy_str(d, s, n, out, what);
+    size_t slot = (n * 31u + s[0] * 7u + s[n - 1] + s[n / 2] * 13u + s[n / 4] * 5u) & mask;
+    if (cache[slot] && lens[slot] == n && bytes_eq(cache[slot], s, n)) {
+        *out = cache[slot];
+        return 0;
+    }
+    int rc = copy_str(d, s, n, out, what);
+    if (rc == 0 && **out) {
+        cache[slot] = *out;
+        lens[slot] = (uint32_t)n;
+    }
+    return rc;
+}
+
 /* copy_str() of an attribute key, or the copy of the same key made lately. */
 static int copy_key(struct dec *d, const uint8_t *s, size_t n, const char **out)
 {
-    if (n == 0 || n > 255 || d->rej)
-        return copy_str(d, s, n, out, "attribute key");
-    size_t slot = (n * 31u + s[0] * 7u + s[n - 1] + s[n / 2] * 13u) & 63;
-    if (d->kc[slot] && d->kcl[slot] == n && bytes_eq(d->kc[slot], s, n)) {
-        *out = d->kc[slot];
-        return 0;
-    }
-    int rc = copy_str(d, s, n, out, "attribute key");
-    if (rc == 0 && **out) {
-        d->kc[slot] = *out;
-        d->kcl[slot] = (uint32_t)n;
-    }
-    return rc;
+    return copy_cached(d, d->kc, d->kcl, 63, s, n, out, "attribute key");
 }
 
 /* An array of n zeroed elements in the arena into *out (NULL when n is 0). */
@@ -1186,7 +1198,7 @@ static int pb_span(struct dec *d, const struct group *g, const uint8_t *p, size_
             set_parent(d, s, v.p, v.n);
             break;
         case 5:
-            rc = copy_str(d, v.p, v.n, &s->name, "name");
+            rc = copy_cached(d, d->nc, d->ncl, 255, v.p, v.n, &s->name, "name");
             break;
         case 6:
             if (v.u > SN_KIND_CONSUMER)

@@ -112,7 +112,8 @@ static void put_bytes(struct wbuf *w, const char *s, size_t n)
 struct tkey {
     const char *s;
     size_t len;
-    uint64_t h;
+    uint64_t h;     /* dedup_hash() */
+    uint64_t tag;   /* sn_tag_hash(), made for the Bloom filter (0: not yet) */
     bool span;      /* a span's attribute has it as its key: a tag (its Bloom filter) */
     uint32_t nvals; /* the attributes with this key */
     uint32_t intro; /* of which were referred to so far */
@@ -123,7 +124,7 @@ struct tval {
     uint8_t type;
     const char *val;
     uint32_t vlen;
-    uint64_t h;
+    uint64_t h; /* dedup_hash(): the Bloom filter's is made at the end, once a value */
     bool span;
     uint32_t rank; /* among its key's attributes, in the order met */
 };
@@ -174,6 +175,45 @@ static bool rehash(uint64_t **slot, size_t *cap, size_t n, const void *items, si
 
 static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span);
 
+/* ---- A hash for the tables alone (never stored) ------------------------------------------ */
+
+static uint64_t mum(uint64_t a, uint64_t b)
+{
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* A value's hash in the block's tables: 16 bytes a 64x64->128-bit multiply, the last bytes
+ * read as two loads that may overlap, so that a value costs a few multiplies where the Bloom
+ * filter's hash (sn_tag_hash_pair(), a multiply and a shift for every 8 bytes, its tail a byte
+ * at a time, and two finalizers) costs several times that; that one is made once a distinct
+ * value of a span, at the block's end, rather than for each of a block's thousands of
+ * attributes. In memory only: its value never reaches a block or a filter. */
+static uint64_t dedup_hash(uint64_t seed, const char *v, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)v;
+    uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL), x = 0, y = 0;
+    for (; n > 16; p += 16, n -= 16) {
+        memcpy(&x, p, 8);
+        memcpy(&y, p + 8, 8);
+        h = mum(x ^ h ^ 0xa0761d6478bd642fULL, y ^ 0xe7037ed1a0b428dbULL);
+    }
+    if (n >= 8) {
+        memcpy(&x, p, 8);
+        memcpy(&y, p + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        x = a;
+        y = b;
+    } else if (n) {
+        x = (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16;
+    }
+    h = mum(x ^ h ^ 0xa0761d6478bd642fULL, y ^ 0x8ebc6af09c88c6e3ULL);
+    return mum(h, 0x589965cc75374cc3ULL ^ n) | 1; /* never 0 */
+}
+
 /* A string's index in the table (added when new). */
 static uint32_t key_index(struct tabs *t, const char *key, bool span)
 {
@@ -192,7 +232,7 @@ static uint32_t key_index(struct tabs *t, const char *key, bool span)
 
 static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span)
 {
-    uint64_t h = sn_tag_hash(key, len, NULL, 0, false);
+    uint64_t h = dedup_hash(0x736f6e6465ULL, key, len);
     if (!rehash(&t->kslot, &t->kcap, t->nk, t->k, sizeof(*t->k), offsetof(struct tkey, h))) {
         t->oom = true;
         return 0;
@@ -213,7 +253,7 @@ static uint32_t key_find(struct tabs *t, const char *key, size_t len, bool span)
         return 0;
     }
     t->k = nk;
-    nk[t->nk] = (struct tkey){key, len, h, span, 0, 0, 0};
+    nk[t->nk] = (struct tkey){key, len, h, 0, span, 0, 0, 0};
     t->kslot[j] = SLOT(h, t->nk);
     return (uint32_t)t->nk++;
 }
@@ -223,7 +263,7 @@ static uint32_t val_index(struct tabs *t, const struct sn_span_kv *a, bool span)
     uint32_t key = key_index(t, a->key, span);
     if (t->oom)
         return 0;
-    uint64_t h = sn_tag_hash_pair(t->k[key].h, a->val, a->vlen);
+    uint64_t h = dedup_hash(t->k[key].h, a->val, a->vlen);
     if (!rehash(&t->vslot, &t->vcap, t->nv, t->v, sizeof(*t->v), offsetof(struct tval, h))) {
         t->oom = true;
         return 0;
@@ -248,6 +288,14 @@ static uint32_t val_index(struct tabs *t, const struct sn_span_kv *a, bool span)
     nv[t->nv] = (struct tval){key, a->type, a->val, a->vlen, h, span, t->k[key].nvals++};
     t->vslot[j] = SLOT(h, t->nv);
     return (uint32_t)t->nv++;
+}
+
+/* A key's tag hash (its Bloom filter's, and its values' seed there), made once a block. */
+static uint64_t key_tag(struct tkey *k)
+{
+    if (!k->tag)
+        k->tag = sn_tag_hash(k->s, k->len, NULL, 0, false);
+    return k->tag;
 }
 
 /* Empties the tables for another block, keeping their memory. */
@@ -629,7 +677,7 @@ static void put_skel(struct wbuf *w, struct skels *st, uint32_t key, uint32_t po
 {
     if (st->oom)
         return;
-    uint64_t h = sn_tag_hash(sk, sl, NULL, 0, false) ^ ((uint64_t)key + 1) * 0x9e3779b97f4a7c15ULL;
+    uint64_t h = dedup_hash(((uint64_t)key + 1) * 0x9e3779b97f4a7c15ULL, sk, sl);
     h = h ? h : 1;
     size_t j = (size_t)(h >> 17) & (st->cap - 1);
     for (; st->e[j].h; j = (j + 1) & (st->cap - 1)) {
@@ -806,10 +854,12 @@ static int encode(const struct sn_span *spans, size_t n, int level, bool noids, 
                 goto out;
             for (size_t i = 0; i < t.nk; i++)
                 if (t.k[i].span)
-                    sn_bloom_add(*bloom, *bloom_len, t.k[i].h);
+                    sn_bloom_add(*bloom, *bloom_len, key_tag(&t.k[i]));
             for (size_t i = 0; i < t.nv; i++)
                 if (t.v[i].span)
-                    sn_bloom_add(*bloom, *bloom_len, t.v[i].h);
+                    sn_bloom_add(
+                        *bloom, *bloom_len,
+                        sn_tag_hash_pair(key_tag(&t.k[t.v[i].key]), t.v[i].val, t.v[i].vlen));
             for (size_t i = 0; i < t.nextra; i++)
                 sn_bloom_add(*bloom, *bloom_len, t.extra[i]);
             if (t.extra_full)

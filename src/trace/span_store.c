@@ -28,12 +28,12 @@
 #define PAIR_NAME     'n'
 #define PAIR_REMOTE   'r'
 #define MAX_NAME_ID   ((1u << 28) - 1)
-#define BLOCK_PREFIX  16       /* u64 oldest start, u64 newest end (ns) before the chunk */
-#define TRACE_KEY     8        /* bytes of a trace id in its ttrace key (trace_key()) */
-#define IKEY          16       /* an index key: service u32, minute u32, chunk id u64 */
-#define CACHE_SHIFT   20       /* a cached block's id: chunk id << CACHE_SHIFT | block */
-#define GROUP_MIN     8        /* requests a write waits for ... */
-#define GROUP_WAIT_NS 4000000L /* ... this long at most (group commit) */
+#define BLOCK_PREFIX  16        /* u64 oldest start, u64 newest end (ns) before the chunk */
+#define TRACE_KEY     8         /* bytes of a trace id in its ttrace key (trace_key()) */
+#define IKEY          16        /* an index key: service u32, minute u32, chunk id u64 */
+#define CACHE_SHIFT   20        /* a cached block's id: chunk id << CACHE_SHIFT | block */
+#define GROUP_MIN     32        /* requests a write waits for ... */
+#define GROUP_WAIT_NS 25000000L /* ... this long at most (group commit; docs/tracing.md) */
 
 /* One (service, minute)'s entries of a request, packed (trace/span_index.h). */
 struct ival {
@@ -391,13 +391,89 @@ int sn_span_store_open(struct sn_env *env, const struct sn_span_store_opts *o,
 
 /* ---- Preparing a request ----------------------------------------------------------------- */
 
-static int cmp_trace(const void *a, const void *b)
+static int cmp_start(const void *a, const void *b)
 {
     const struct sn_span *const *x = a, *const *y = b;
-    int c = memcmp((*x)->trace_id, (*y)->trace_id, 16);
-    if (c)
-        return c;
     return (*x)->start_ns < (*y)->start_ns ? -1 : (*x)->start_ns > (*y)->start_ns;
+}
+
+struct tgroup { /* a trace of a request: its id, its spans' place in sorted[] */
+    const uint8_t *id;
+    uint32_t n, at;
+};
+
+static int cmp_tgroup(const void *a, const void *b)
+{
+    return memcmp(((const struct tgroup *)a)->id, ((const struct tgroup *)b)->id, 16);
+}
+
+/* The spans of b into sorted[], by trace id then start. The spans are grouped by trace in a
+ * hash of their ids first, so that only the distinct traces are sorted (a request has ten
+ * spans a trace or so) and each trace's spans among themselves: a qsort of every span cost
+ * twice as much. */
+static int sort_by_trace(const struct sn_span_batch *b, struct sn_span **sorted)
+{
+    size_t n = b->n, cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *slot = calloc(cap, sizeof(*slot)), *of = malloc((n ? n : 1) * sizeof(*of));
+    struct tgroup *g = malloc((n ? n : 1) * sizeof(*g));
+    uint32_t *gi = malloc((n ? n : 1) * sizeof(*gi)); /* a group's place once g is sorted */
+    size_t ng = 0;
+    int rc = -ENOMEM;
+    if (!slot || !of || !g || !gi)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *id = b->spans[i].trace_id;
+        uint64_t h;
+        memcpy(&h, id + 8, 8); /* random in W3C's ids; mixed for 64-bit ones padded */
+        h = (h ^ (h >> 31)) * 0x9e3779b97f4a7c15ULL;
+        size_t j = (size_t)(h >> 40) & (cap - 1);
+        while (slot[j] && memcmp(g[slot[j] - 1].id, id, 16))
+            j = (j + 1) & (cap - 1);
+        if (!slot[j]) {
+            g[ng] = (struct tgroup){id, 0, 0};
+            slot[j] = (uint32_t)++ng;
+        }
+        of[i] = slot[j] - 1;
+        g[of[i]].n++;
+    }
+    /* g sorted by id keeps its groups' counts; gi maps the groups met to their place */
+    for (size_t k = 0; k < ng; k++)
+        g[k].at = (uint32_t)k; /* the group's number, until the sort */
+    qsort(g, ng, sizeof(*g), cmp_tgroup);
+    uint32_t at = 0;
+    for (size_t k = 0; k < ng; k++) {
+        gi[g[k].at] = (uint32_t)k;
+        g[k].at = at;
+        at += g[k].n;
+        g[k].n = 0; /* filled again below */
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct tgroup *t = &g[gi[of[i]]];
+        sorted[t->at + t->n++] = &b->spans[i];
+    }
+    for (size_t k = 0; k < ng; k++) { /* each trace's spans by start */
+        struct sn_span **a = sorted + g[k].at;
+        if (g[k].n > 32) {
+            qsort(a, g[k].n, sizeof(*a), cmp_start);
+            continue;
+        }
+        for (uint32_t i = 1; i < g[k].n; i++) {
+            struct sn_span *x = a[i];
+            uint32_t j = i;
+            for (; j > 0 && a[j - 1]->start_ns > x->start_ns; j--)
+                a[j] = a[j - 1];
+            a[j] = x;
+        }
+    }
+    rc = 0;
+out:
+    free(slot);
+    free(of);
+    free(g);
+    free(gi);
+    return rc;
 }
 
 static void prep_free(struct prep *p)
@@ -478,12 +554,35 @@ struct pent { /* a span's index entry and its (service, minute) */
     struct sn_index_ent e;
 };
 
+/* Ids of names met lately in a request, by their pointer (a decoder gives a request's spans
+ * one copy of a service, and of a span name it met lately). */
+struct pcache {
+    const char *p[64];
+    int64_t id[64];
+};
+
+static int64_t find_cached(struct pcache *c, const struct sn_intern *t, const char *s)
+{
+    size_t i = (size_t)((uintptr_t)s >> 4 ^ (uintptr_t)s >> 10) & 63;
+    if (c->p[i] == s)
+        return c->id[i];
+    int64_t id = sn_intern_find(t, s, strlen(s));
+    if (id >= 0) {
+        c->p[i] = s;
+        c->id[i] = id;
+    }
+    return id;
+}
+
 /* The entries of the spans sorted[0..n) into pe; with add false (nlock read), -EAGAIN as soon
  * as a name or a pair is not known yet (the caller then runs it again with add, nlock
  * written). */
 static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_span **sorted,
                         const uint32_t *tpos, size_t n, uint64_t now_ns, bool add)
 {
+    struct pcache svcs, names;
+    memset(svcs.p, 0, sizeof(svcs.p));
+    memset(names.p, 0, sizeof(names.p));
     for (size_t i = 0; i < n; i++) {
         const struct sn_span *s = sorted[i];
         const char *rs;
@@ -500,10 +599,10 @@ static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_spa
                 (remote >= 0 && pair_add(ss, PAIR_REMOTE, (uint32_t)svc, (uint32_t)remote) < 0))
                 return -ENOMEM;
         } else {
-            svc = sn_intern_find(&ss->services, s->service, strlen(s->service));
-            name = sn_intern_find(&ss->names, s->name, strlen(s->name));
+            svc = find_cached(&svcs, &ss->services, s->service);
+            name = find_cached(&names, &ss->names, s->name);
             if (rs)
-                remote = sn_intern_find(&ss->services, rs, strlen(rs));
+                remote = find_cached(&svcs, &ss->services, rs);
             if (svc < 0 || name < 0 || (rs && remote < 0) ||
                 !pair_known(&ss->pairs, PAIR_NAME, (uint32_t)svc, (uint32_t)name) ||
                 (rs && !pair_known(&ss->pairs, PAIR_REMOTE, (uint32_t)svc, (uint32_t)remote)))
@@ -525,10 +624,63 @@ static int entries_pass(struct sn_span_store *ss, struct pent *pe, struct sn_spa
     return 0;
 }
 
-static int cmp_pent(const void *a, const void *b)
+struct kgroup { /* a (service, minute) of a request's entries */
+    uint64_t key;
+    uint32_t n, at;
+};
+
+static int cmp_kgroup(const void *a, const void *b)
 {
-    const struct pent *x = a, *y = b;
+    const struct kgroup *x = a, *y = b;
     return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* pe[0..n) into out by key (a run of entries a key; their order in a run is the index
+ * encoder's): the distinct keys (a request has a few: services x minutes) found by a hash
+ * and sorted, the entries placed after them. 0 or -ENOMEM. */
+static int sort_by_key(const struct pent *pe, size_t n, struct pent *out)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *slot = calloc(cap, sizeof(*slot)), *of = malloc((n ? n : 1) * sizeof(*of));
+    struct kgroup *g = malloc((n ? n : 1) * sizeof(*g));
+    uint32_t *gi = malloc((n ? n : 1) * sizeof(*gi));
+    size_t ng = 0;
+    int rc = -ENOMEM;
+    if (!slot || !of || !g || !gi)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = pe[i].key * 0x9e3779b97f4a7c15ULL;
+        size_t j = (size_t)(h >> 40) & (cap - 1);
+        while (slot[j] && g[slot[j] - 1].key != pe[i].key)
+            j = (j + 1) & (cap - 1);
+        if (!slot[j]) {
+            g[ng] = (struct kgroup){pe[i].key, 0, (uint32_t)ng};
+            slot[j] = (uint32_t)++ng;
+        }
+        of[i] = slot[j] - 1;
+        g[of[i]].n++;
+    }
+    qsort(g, ng, sizeof(*g), cmp_kgroup);
+    uint32_t at = 0;
+    for (size_t k = 0; k < ng; k++) {
+        gi[g[k].at] = (uint32_t)k;
+        g[k].at = at;
+        at += g[k].n;
+        g[k].n = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct kgroup *x = &g[gi[of[i]]];
+        out[x->at + x->n++] = pe[i];
+    }
+    rc = 0;
+out:
+    free(slot);
+    free(of);
+    free(g);
+    free(gi);
+    return rc;
 }
 
 /* The index values of the spans sorted[0..n), their names interned: under the names' read
@@ -537,10 +689,10 @@ static int cmp_pent(const void *a, const void *b)
 static int make_entries(struct sn_span_store *ss, struct prep *p, struct sn_span **sorted,
                         const uint32_t *tpos, size_t n, uint64_t now_ns)
 {
-    struct pent *pe = malloc((n ? n : 1) * sizeof(*pe));
+    struct pent *pe = malloc((n ? n : 1) * sizeof(*pe)), *ps = malloc((n ? n : 1) * sizeof(*ps));
     struct sn_index_ent *run = malloc((n ? n : 1) * sizeof(*run));
     int rc = -ENOMEM;
-    if (!pe || !run || !(p->ibuf = malloc(35 * n + 10)) ||
+    if (!pe || !ps || !run || !(p->ibuf = malloc(35 * n + 10)) ||
         !(p->ivals = malloc((n ? n : 1) * sizeof(*p->ivals))))
         goto out;
     pthread_rwlock_rdlock(&ss->nlock);
@@ -551,22 +703,22 @@ static int make_entries(struct sn_span_store *ss, struct prep *p, struct sn_span
         rc = entries_pass(ss, pe, sorted, tpos, n, now_ns, true);
         pthread_rwlock_unlock(&ss->nlock);
     }
-    if (rc)
+    if (rc || (rc = sort_by_key(pe, n, ps)) < 0)
         goto out;
-    qsort(pe, n, sizeof(*pe), cmp_pent);
     size_t used = 0;
     for (size_t i = 0, j; i < n; i = j) {
-        for (j = i; j < n && pe[j].key == pe[i].key; j++)
-            run[j - i] = pe[j].e;
+        for (j = i; j < n && ps[j].key == ps[i].key; j++)
+            run[j - i] = ps[j].e;
         struct ival *iv = &p->ivals[p->nivals++];
         memset(iv->key, 0, IKEY);
-        be64(iv->key, pe[i].key);
+        be64(iv->key, ps[i].key);
         iv->off = used;
         iv->len = sn_index_encode(run, j - i, p->ibuf + used);
         used += iv->len;
     }
 out:
     free(pe);
+    free(ps);
     free(run);
     return rc;
 }
@@ -589,9 +741,8 @@ static struct prep *prepare(struct sn_span_store *ss, const struct sn_span_batch
         goto out;
     }
     p->nspans = n;
-    for (size_t i = 0; i < n; i++)
-        sorted[i] = &b->spans[i];
-    qsort(sorted, n, sizeof(*sorted), cmp_trace);
+    if ((rc = sort_by_trace(b, sorted)) < 0)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         const struct sn_span *s = sorted[i];
         if (!ntr || memcmp(ids[ntr - 1], s->trace_id, 16))
@@ -673,7 +824,10 @@ static int put(struct sn_span_store *ss, const struct sn_span_batch *b, uint64_t
     ss->tail = &p->next;
     ss->nqueued++;
     ss->nqueued_spans += p->nspans;
-    pthread_cond_signal(&ss->cv);
+    /* the writer waits for a first request, then for a group: woken for these only (a wake
+     * for each request was a thread switch each) */
+    if (ss->nqueued == 1 || ss->nqueued >= GROUP_MIN || ss->nqueued >= ss->o.queue)
+        pthread_cond_signal(&ss->cv);
     pthread_mutex_unlock(&ss->mu);
     return 0;
 }
@@ -927,7 +1081,7 @@ static void *writer(void *arg)
                 ts.tv_nsec -= 1000000000L;
             }
             while (!ss->stop && !ss->sync_waiting && ss->nqueued < GROUP_MIN &&
-                   pthread_cond_timedwait(&ss->cv, &ss->mu, &ts) == 0)
+                   ss->nqueued < ss->o.queue && pthread_cond_timedwait(&ss->cv, &ss->mu, &ts) == 0)
                 ;
         }
         failing = false;

@@ -18,8 +18,10 @@
  * worker): it sorts its spans by trace, cuts them into blocks, compresses them, makes their
  * tags' filters, the chunk and the index values there, so that the work scales with the
  * server's threads; then queues it. The writer thread commits everything queued in one
- * transaction (group commit: it waits up to 4 ms for 8 requests, unless sn_span_store_sync()
- * waits): a request is durable within a few milliseconds of being queued. The queue holds at most
+ * transaction (group commit: it waits up to 25 ms for 32 requests, unless sn_span_store_sync()
+ * waits; a commit's sync and its rewritten pages of the trace index, whose keys are random,
+ * are then paid once for more spans): a request is durable within some 25 ms, plus a write's
+ * time, of being queued. The queue holds at most
  * `queue` requests; past that put() refuses (-EBUSY: the API answers 503 with Retry-After and the
  * client sends it again, so nothing is stored twice). A write that fails (a full disk) keeps the
  * queue and is tried again every second; the queue then fills and put() refuses.
