@@ -20,9 +20,12 @@
 #include <time.h>
 
 #include "api/internal.h"
+#include "agent/names.h"
 #include "api/value.h"
+#include "bpf/slots.h"
 #include "core/b64.h"
 #include "core/hist.h"
+#include "rec/cell_events.h"
 #include "render/annotate.h"
 #include "render/raster.h"
 #include "render/png.h"
@@ -539,6 +542,107 @@ static void images(struct sn_call *c, const struct sn_instn *in, struct sn_value
     free(objs);
 }
 
+#define CELL_EVENTS 20 /* raw events a cell's details list at most (the rest counted) */
+
+/* Whether in's heatmap cells map to raw events of the recorder: system call latency. */
+static bool has_raw_events(const struct sn_instn *in)
+{
+    return in->metric && in->metric->metric == SN_METRIC_SYSCALLS && in->numf &&
+           strcmp(in->numf->def.name, "latency") == 0;
+}
+
+static json_t *cell_event_json(const struct sn_cell_result *r, const struct sn_cell_event *e,
+                               bool keyed)
+{
+    const char *name = sn_syscall_name(e->nr);
+    char nb[32];
+    json_t *args = json_array();
+
+    if (!name) {
+        snprintf(nb, sizeof(nb), "syscall_%lld", (long long)e->nr);
+        name = nb;
+    }
+    for (int k = 0; k < SN_REC_ARGS; k++)
+        json_array_append_new(args, json_integer((json_int_t)e->args[k]));
+    json_t *o = json_pack("{s:s,s:i,s:i,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o}", "session",
+                          r->session, "cpu", (int)e->cpu, "tid", (int)e->tid, "pid", (int)e->pid,
+                          "comm", e->comm, "syscall", name, "nr", (json_int_t)e->nr, "entry_ns",
+                          (json_int_t)e->entry_ns, "exit_ns", (json_int_t)e->exit_ns, "latency_ns",
+                          (json_int_t)e->latency, "ret", (json_int_t)e->ret, "args", args);
+    if (o && e->path[0])
+        json_object_set_new(o, "path", json_string(e->path));
+    if (o && keyed)
+        json_object_set_new(o, "key", json_string(e->key));
+    return o;
+}
+
+/* The recorder's raw events of the cell [t, t + gran) x [lo, hi) (rec/cell_events.h): o's
+ * "events" and "events_total" when a running session's rings hold its time, and "recording"
+ * saying what they hold. The caller's scope sees only its own sessions. Optional param "key":
+ * only events of that key of the discrete decomposition. */
+static int cell_events(struct sn_call *c, const struct sn_instn *in, int64_t t, int64_t gran,
+                       double lo, double hi, json_t *o)
+{
+    char kb[256];
+    const char *key = sn_param_raw(c, "key", kb, sizeof(kb));
+    struct sn_cell_query q = {.t0 = t * 1000000000LL,
+                              .t1 = (t + gran) * 1000000000LL,
+                              .lo = lo > 0 ? (uint64_t)lo : 0,
+                              .hi = (uint64_t)hi,
+                              .keyfield = in->keyf ? in->keyf->def.name : NULL,
+                              .key = in->keyf ? key : NULL,
+                              .tenant = c->scope,
+                              .max = CELL_EVENTS};
+    struct sn_cell_result r;
+    struct sn_slot_spec *spec = NULL;
+    struct sn_def d;
+    char why[256];
+
+    if (!c->s->recorder || q.hi <= q.lo)
+        return 0;
+    /* the instrumentation's predicate, compiled for this host as the agent does */
+    if (in->predicate && json_object_size(in->predicate)) {
+        json_t *def =
+            json_pack("{s:s,s:s,s:O,s:O}", "module", in->metric->module, "stat", in->metric->stat,
+                      "predicate", in->predicate, "decomposition", in->decomposition);
+        if (!def || !(spec = malloc(sizeof(*spec)))) {
+            json_decref(def);
+            return -ENOMEM;
+        }
+        int crc = sn_def_compile(def, c->s->host, &d, spec, why, sizeof(why));
+        json_decref(def);
+        if (crc != 0) { /* it compiled when created: a host that cannot resolve it now */
+            free(spec);
+            json_object_set_new(o, "recording",
+                                json_pack("{s:s,s:s}", "state", "unsupported", "reason", why));
+            return 0;
+        }
+        q.pred = &spec->pred;
+        q.pred_json = in->predicate;
+    }
+    int rc = sn_cell_events(c->s->recorder, &q, &r);
+    free(spec);
+    if (rc != 0)
+        return rc == -EINVAL ? 0 : rc;
+    json_t *rec = json_pack("{s:s}", "state", sn_cell_state_name(r.state));
+    if (r.session[0])
+        json_object_set_new(rec, "session", json_string(r.session));
+    if (r.state == SN_CELL_COVERED || r.state == SN_CELL_PARTIAL || r.state == SN_CELL_NOT_COVERING)
+        json_object_set_new(rec, "from_ms", json_integer((json_int_t)(r.from / 1000000)));
+    if (r.why[0])
+        json_object_set_new(rec, "reason", json_string(r.why));
+    if (r.state == SN_CELL_COVERED || r.state == SN_CELL_PARTIAL) {
+        json_t *ev = json_array();
+        for (size_t i = 0; i < r.n; i++)
+            json_array_append_new(ev, cell_event_json(&r, &r.ev[i], q.keyfield && r.ev[i].key[0]));
+        json_object_set_new(o, "events", ev);
+        json_object_set_new(o, "events_total", json_integer((json_int_t)r.total));
+    }
+    json_object_set_new(o, "recording", rec);
+    sn_cell_result_free(&r);
+    return 0;
+}
+
 /* A share of a bucket as details report it: 0 stays 0, anything else at least 1. */
 static json_int_t share(double v)
 {
@@ -599,6 +703,9 @@ static int details(struct sn_call *c, const struct sn_instn *in, const struct sn
         total ? sn_api_span_exemplars(c, in, t, t + (int64_t)v->pick.gran, lo, hi, 5) : NULL;
     if (ex)
         json_object_set_new(o, "exemplars", ex);
+    /* system call latency: the recorder's raw events of the cell */
+    if (total && has_raw_events(in))
+        return cell_events(c, in, t, (int64_t)v->pick.gran, lo, hi, o);
     return 0;
 }
 
