@@ -44,6 +44,7 @@ struct hm_req {
     size_t nhues;
     char selbuf[4096], huebuf[1024];
     int64_t x, y;  /* details */
+    bool events;   /* details: the recorder's raw events of the cell (param "events") */
     bool annotate; /* image: axes, legend and title in margins (render/annotate.h) */
     struct sn_annot ann;
     char ann_title[512];
@@ -145,6 +146,8 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
         }
         if (!sn_param_int(c, "x", 0, INT32_MAX, 0, &h->x, &gx) ||
             !sn_param_int(c, "y", 0, INT32_MAX, 0, &h->y, &gy))
+            return false;
+        if (!sn_param_bool(c, "events", true, &h->events))
             return false;
         if (!gx || !gy) {
             CA_INVAL(c, "param \"%s\" must be specified", !gx ? "x" : "y");
@@ -703,8 +706,8 @@ static int details(struct sn_call *c, const struct sn_instn *in, const struct sn
         total ? sn_api_span_exemplars(c, in, t, t + (int64_t)v->pick.gran, lo, hi, 5) : NULL;
     if (ex)
         json_object_set_new(o, "exemplars", ex);
-    /* system call latency: the recorder's raw events of the cell */
-    if (total && has_raw_events(in))
+    /* system call latency: the recorder's raw events of the cell (events=false: not read) */
+    if (total && h->events && has_raw_events(in))
         return cell_events(c, in, t, (int64_t)v->pick.gran, lo, hi, o);
     return 0;
 }
