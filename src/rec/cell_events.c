@@ -29,6 +29,9 @@
 #include "rec/ring.h"
 #include "rec/session.h"
 
+#define SYS_EXECVE   59 /* x86-64 */
+#define SYS_EXECVEAT 322
+
 static const char *const known[] = {"execname", "pid",       "syscall",  "errno",
                                     "ppid",     "pexecname", "hostname", "container"};
 
@@ -69,6 +72,7 @@ struct cand {
 /* A tid's comm seen in a sched record. */
 struct tcomm {
     int32_t tid;
+    bool exec; /* from an execve's path, not a sched record */
     uint64_t ts;
     char comm[SN_REC_COMM_LEN];
 };
@@ -124,19 +128,32 @@ static int read_line(const char *path, char *buf, size_t len)
     return 0;
 }
 
-/* The newest comm the ring saw for tid, else the live thread's, else "". */
-static void comm_of(const struct tcomm *tc, size_t ntc, int32_t tid, int32_t pid, char *out)
+/* The comm the ring says tid had at ts: its last exec (the program's name) or sched record
+ * at or before ts, else its first sched record after ts; NULL when the ring says nothing. */
+static const char *ring_comm(const struct tcomm *tc, size_t ntc, int32_t tid, uint64_t ts)
 {
     size_t lo = 0, hi = ntc;
-    while (lo < hi) { /* the first entry with a tid above tid */
+    while (lo < hi) { /* the first entry after (tid, ts) */
         size_t mid = (lo + hi) / 2;
-        if (tc[mid].tid <= tid)
+        if (tc[mid].tid < tid || (tc[mid].tid == tid && tc[mid].ts <= ts))
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo > 0 && tc[lo - 1].tid == tid) {
-        memcpy(out, tc[lo - 1].comm, SN_REC_COMM_LEN);
+    if (lo > 0 && tc[lo - 1].tid == tid)
+        return tc[lo - 1].comm;
+    if (lo < ntc && tc[lo].tid == tid && !tc[lo].exec)
+        return tc[lo].comm;
+    return NULL;
+}
+
+/* tid's comm at ts: the ring's, else the live thread's now, else "". */
+static void comm_of(const struct tcomm *tc, size_t ntc, int32_t tid, int32_t pid, uint64_t ts,
+                    char *out)
+{
+    const char *c = ring_comm(tc, ntc, tid, ts);
+    if (c) {
+        memcpy(out, c, SN_REC_COMM_LEN);
         out[SN_REC_COMM_LEN] = 0;
         return;
     }
@@ -172,12 +189,12 @@ struct task_facts {
 
 /* Starts f over for tid (of pid): its comm now, the rest when asked. */
 static void facts_init(struct task_facts *f, const struct tcomm *tc, size_t ntc, int32_t tid,
-                       int32_t pid)
+                       int32_t pid, uint64_t ts)
 {
     memset(f, 0, sizeof(*f));
     f->tid = tid;
     f->comm_ok = true;
-    comm_of(tc, ntc, tid, pid, f->comm);
+    comm_of(tc, ntc, tid, pid, ts, f->comm);
 }
 
 static void facts_parent(struct task_facts *f, int32_t pid)
@@ -397,6 +414,30 @@ static int one_session(struct ctx *x, const struct sn_recorder_peek *p, struct s
             }
             if (s->type != SN_RK_SYS_ENTRY && s->type != SN_RK_SYS_EXIT)
                 continue;
+            if (s->type == SN_RK_SYS_ENTRY && (s->a[0] & SN_REC_E_STR) &&
+                ((int32_t)(uint32_t)s->a[0] == SYS_EXECVE ||
+                 (int32_t)(uint32_t)s->a[0] == SYS_EXECVEAT)) {
+                /* the program's name: the comm from then on (a process gone by the query,
+                 * in a session without sched, is known by it) */
+                static __thread char str[SN_REC_STR_MAX];
+                struct sn_rec_event ev;
+                const char *path = NULL;
+                if (sn_rec_slot_decode(s, c, &ev, str) == 0)
+                    for (int a = 0; a < SN_REC_ARGS && !path; a++)
+                        path = ev.u.sys.str[a];
+                struct tcomm *g = path ? sn_grow(tc, &ctc, ntc + 1, sizeof(*tc)) : NULL;
+                if (path && !g) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                if (g) {
+                    const char *b = strrchr(path, '/');
+                    tc = g;
+                    tc[ntc] = (struct tcomm){.tid = (int32_t)s->tid, .exec = true, .ts = s->ts};
+                    snprintf(tc[ntc].comm, sizeof(tc[ntc].comm), "%.15s", b ? b + 1 : path);
+                    ntc++;
+                }
+            }
             if (ts >= m1 || ts < e0 || (s->type == SN_RK_SYS_EXIT && ts < m0))
                 continue;
             struct cand *g = sn_grow(cand, &cc, nc + 1, sizeof(*cand));
@@ -447,8 +488,13 @@ static int one_session(struct ctx *x, const struct sn_recorder_peek *p, struct s
             ev.pid = (int32_t)ex->pid;
             ev.u.sys.nr = (int32_t)(uint32_t)ex->a[0];
             ev.u.sys.ret = (int64_t)ex->a[1];
-            if (!f.comm_ok || f.tid != c->tid)
-                facts_init(&f, tc, ntc, c->tid, ev.pid);
+            if (!f.comm_ok || f.tid != c->tid) {
+                facts_init(&f, tc, ntc, c->tid, ev.pid, c->ts);
+            } else { /* the same tid, later: an exec may have renamed it */
+                const char *rcm = ring_comm(tc, ntc, c->tid, c->ts);
+                if (rcm)
+                    snprintf(f.comm, sizeof(f.comm), "%.16s", rcm);
+            }
             if (!pred_holds(q->pred, &ev, lat, (int64_t)c->ts + x->off, &f))
                 continue;
             if (q->key) {
@@ -479,7 +525,7 @@ static int one_session(struct ctx *x, const struct sn_recorder_peek *p, struct s
     for (size_t i = 0; i < r->n; i++) {
         struct sn_cell_event *e = &r->ev[i];
         fill_event(snap, &cand[mt[i].entry], &cand[mt[i].exit], x->off, e);
-        facts_init(&f, tc, ntc, e->tid, e->pid);
+        facts_init(&f, tc, ntc, e->tid, e->pid, cand[mt[i].exit].ts);
         memcpy(e->comm, f.comm, sizeof(e->comm));
         if (q->keyfield) {
             struct sn_rec_event ev;

@@ -999,7 +999,7 @@ export class HeatmapView {
           h('tbody', ev.map((e) => h('tr', { dataset: { tid: e.tid, syscall: e.syscall } },
             h('td', t(e.exit_ns)), h('td', e.comm), h('td.n', String(e.pid)), h('td.n', String(e.tid)),
             h('td', { title: e.path || '' }, e.syscall), h('td.n', fmtValue(e.latency_ns, this.type)),
-            h('td.n', String(e.ret)), h('td', String(e.cpu)))))))
+            h('td.n', String(e.ret)), h('td', String(e.cpu))))))
         : h('p.muted', 'the recording holds none of this cell\'s operations'));
   }
 
