@@ -603,6 +603,12 @@ static int cell_events(struct sn_call *c, const struct sn_instn *in, int64_t t, 
 
     if (!c->s->recorder || q.hi <= q.lo)
         return 0;
+    if (c->s->fleet) { /* the answering node's rings are not the hosts' */
+        json_object_set_new(o, "recording",
+                            json_pack("{s:s,s:s}", "state", "unsupported", "reason",
+                                      "raw events are not gathered across a fleet yet"));
+        return 0;
+    }
     /* the instrumentation's predicate, compiled for this host as the agent does */
     if (in->predicate && json_object_size(in->predicate)) {
         json_t *def =
