@@ -244,13 +244,27 @@ static void test_cell_events(void)
     json_decref(req(s.port, "POST", "/ca/recorder/sessions",
                     "{\"name\":\"rec1\",\"events\":[\"syscalls\"],\"size-per-cpu\":\"64M\"}", 201));
     next_second();
-    int64_t s1 = next_second();
-    T_REQUIRE(child_run(SLOW) == 0);
-    T_REQUIRE(child_run(30) == 0);
-    T_EQ(now_ns() / 1000000000LL, s1);
-
-    /* the 20 ms cell of S1 */
-    json_t *o = details_counted(s.port, id, s1, 7, NULL);
+    /* (tried again when the second is not counted within 4 s: a loaded machine can make the
+     * agent count a second late; rounds says how many the session saw) */
+    int64_t s1 = 0;
+    int rounds = 0;
+    json_t *o = NULL;
+    while (!o && rounds < 6) {
+        s1 = next_second();
+        T_REQUIRE(child_run(SLOW) == 0);
+        T_REQUIRE(child_run(30) == 0);
+        rounds++;
+        if (now_ns() / 1000000000LL != s1)
+            continue;
+        for (int i = 0; i < 40 && !o; i++) { /* the 20 ms cell of S1 */
+            json_t *d = details(s.port, id, s1, 7, NULL);
+            if (jint(d, "total") > 0)
+                o = d;
+            else
+                json_decref(d);
+            usleep(100000);
+        }
+    }
     T_REQUIRE(o != NULL);
     dump("slow cell", o);
     T_EQ(jint(o, "bucket_ymin"), 20000000);
@@ -302,9 +316,9 @@ static void test_cell_events(void)
     snprintf(dir, sizeof(dir), "%s/snap", s.dir);
     fetch(s.port, jstr(j, "id"), dir);
     json_decref(j);
-    T_EQ(child_lines(dir, "syscall_entry_nanosleep"), 1);
-    T_EQ(child_lines(dir, "syscall_exit_nanosleep"), 1);
-    T_EQ(child_lines(dir, "syscall_exit_getppid"), 30);
+    T_EQ(child_lines(dir, "syscall_entry_nanosleep"), rounds);
+    T_EQ(child_lines(dir, "syscall_exit_nanosleep"), rounds);
+    T_EQ(child_lines(dir, "syscall_exit_getppid"), 30 * rounds);
 
     /* the fast cell of S1, the child's key: what the heatmap counts, 20 listed in time order */
     o = details_counted(s.port, id, s1, 9, key);
@@ -430,6 +444,21 @@ static json_t *acme_slow_cell(int port, int id, long long sec, const char *token
     return NULL;
 }
 
+/* A 20 ms nanosleep of the child at the start of a second, and acme's details of its cell once
+ * they count it; tried again (6 times) when they do not within 4 s: the agent attaches its
+ * programs a few seconds after a create, and a loaded machine can make it count a second late. */
+static json_t *acme_slow(int port, int id, const char *token)
+{
+    json_t *o = NULL;
+    for (int try = 0; try < 6 && !o; try++) {
+        int64_t sec = next_second();
+        if (child_run(SLOW) != 0)
+            return NULL;
+        o = acme_slow_cell(port, id, sec, token, 40);
+    }
+    return o;
+}
+
 static void test_tenant_sees_its_own(void)
 {
     char ten[64], cg[1024], file[512], text[600], body[512];
@@ -462,12 +491,7 @@ static void test_tenant_sees_its_own(void)
     json_decref(areq(s.port, "POST", "/ca/recorder/sessions", op,
                      "{\"name\":\"oprec\",\"events\":[\"syscalls\"],\"size-per-cpu\":\"64M\"}",
                      201));
-    json_t *o = NULL; /* tried again until the agent's programs count the child */
-    for (int try = 0; try < 6 && !o; try++) {
-        int64_t s1 = next_second();
-        T_REQUIRE(child_run(SLOW) == 0);
-        o = acme_slow_cell(s.port, id, s1, at, 40);
-    }
+    json_t *o = acme_slow(s.port, id, at);
     T_REQUIRE(o != NULL);
     dump("acme, the operator's session only", o);
     T_STR(jstr(json_object_get(o, "recording"), "state"), "none");
@@ -478,9 +502,7 @@ static void test_tenant_sees_its_own(void)
              "{\"name\":\"arec\",\"events\":[\"syscalls\"],\"size-per-cpu\":\"64M\"}");
     json_decref(areq(s.port, "POST", "/ca/customers/acme/recorder/sessions", at, body, 201));
     next_second();
-    int64_t s2 = next_second();
-    T_REQUIRE(child_run(SLOW) == 0);
-    o = acme_slow_cell(s.port, id, s2, at, 150);
+    o = acme_slow(s.port, id, at);
     T_REQUIRE(o != NULL);
     dump("acme, its own session", o);
     json_t *rec = json_object_get(o, "recording");
