@@ -6,6 +6,9 @@
  * aggregator's query API (agg/agg.h), copied out of one view per request, so that gathering
  * and drawing run without any lock.
  *
+ * Details of a system call latency heatmap also list the flight recorder's raw events of the
+ * cell (rec/cell_events.h), as those of trace.spans list exemplars.
+ *
  * The image and details share one pixel-to-column mapping: column i covers x from
  * floor(i*w/ncols) up to floor((i+1)*w/ncols), so a click always lands in the column drawn
  * under it (CA's details used another mapping; see the reference's note in §4.3).
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/internal.h"
 #include "agent/names.h"
@@ -595,7 +599,9 @@ static int cell_events(struct sn_call *c, const struct sn_instn *in, int64_t t, 
                               .keyfield = in->keyf ? in->keyf->def.name : NULL,
                               .key = in->keyf ? key : NULL,
                               .tenant = c->scope,
-                              .max = CELL_EVENTS};
+                              .max = CELL_EVENTS,
+                              /* the local agent counts none of the server's own calls */
+                              .self_pid = (int32_t)getpid()};
     struct sn_cell_result r;
     struct sn_slot_spec *spec = NULL;
     struct sn_def d;

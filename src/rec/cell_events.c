@@ -479,7 +479,8 @@ static int one_session(struct ctx *x, const struct sn_recorder_peek *p, struct s
         if ((int32_t)(uint32_t)en->a[0] != (int32_t)(uint32_t)ex->a[0])
             continue; /* not the same call: a lost record between them */
         uint64_t lat = c->ts - cand[open].ts;
-        if ((int64_t)c->ts < m0 || lat < q->lo || lat >= q->hi)
+        if ((int64_t)c->ts < m0 || lat < q->lo || lat >= q->hi ||
+            (q->self_pid && (int32_t)ex->pid == q->self_pid))
             continue;
         if (q->key || q->pred) {
             struct sn_rec_event ev;

@@ -47,6 +47,7 @@ struct sn_cell_query {
      * sn_def_compile()) and as given (the fields it reads); NULL: none */
     const struct sn_pred *pred;
     const json_t *pred_json;
+    int32_t self_pid; /* a process left out, as the agent leaves its own out (0: none) */
 };
 
 /* What the rings can say of the cell's time. */
