@@ -20,6 +20,8 @@
 #   make bench-recorder  what the flight recorder adds per event (root): a syscalls session
 #                     against empty tp_btf programs, a clock read, ftrace's ring, `perf record
 #                     --overwrite` and `perf trace` (ROUNDS=8, REC_KIB=4096, READS=500000)
+#   make bench-cell     a heatmap cell's raw events: one query of full rings (root;
+#                     CELL_SIZE_MB=64, CELL_ROUNDS=8)
 #   make bench-live   the live relay streaming to one babeltrace2 viewer: events/s, CPU per
 #                     event of the viewer and of the relay (LIVE_EVENTS, bench/bench_live.c)
 #   make bench-drain  a live session's drain pass (snapshot, decode, CTF, feed): CPU per event
@@ -38,7 +40,8 @@ WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
 .PHONY: all setup build run check test asan fuzz lint bench bench-agent bench-serve bench-store \
-        bench-trace bench-fleet bench-recorder bench-live bench-drain soak-agent fleet-demo fresh-check clean
+        bench-trace bench-fleet bench-recorder bench-live bench-drain bench-cell soak-agent fleet-demo \
+        fresh-check clean
 all: build
 
 setup:
@@ -99,6 +102,8 @@ bench-recorder: setup
 	./build/bench/bench_recorder
 bench-live: build
 	./build/bench/bench_live
+bench-cell: build
+	./build/bench/bench_cell
 
 bench-drain: build
 	./build/bench/bench_drain

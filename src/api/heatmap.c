@@ -6,6 +6,9 @@
  * aggregator's query API (agg/agg.h), copied out of one view per request, so that gathering
  * and drawing run without any lock.
  *
+ * Details of a system call latency heatmap also list the flight recorder's raw events of the
+ * cell (rec/cell_events.h), as those of trace.spans list exemplars.
+ *
  * The image and details share one pixel-to-column mapping: column i covers x from
  * floor(i*w/ncols) up to floor((i+1)*w/ncols), so a click always lands in the column drawn
  * under it (CA's details used another mapping; see the reference's note in §4.3).
@@ -18,11 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/internal.h"
+#include "agent/names.h"
 #include "api/value.h"
+#include "bpf/slots.h"
 #include "core/b64.h"
 #include "core/hist.h"
+#include "rec/cell_events.h"
 #include "render/annotate.h"
 #include "render/raster.h"
 #include "render/png.h"
@@ -41,6 +48,7 @@ struct hm_req {
     size_t nhues;
     char selbuf[4096], huebuf[1024];
     int64_t x, y;  /* details */
+    bool events;   /* details: the recorder's raw events of the cell (param "events") */
     bool annotate; /* image: axes, legend and title in margins (render/annotate.h) */
     struct sn_annot ann;
     char ann_title[512];
@@ -142,6 +150,8 @@ static bool parse_hm(struct sn_call *c, const char *what, struct hm_req *h)
         }
         if (!sn_param_int(c, "x", 0, INT32_MAX, 0, &h->x, &gx) ||
             !sn_param_int(c, "y", 0, INT32_MAX, 0, &h->y, &gy))
+            return false;
+        if (!sn_param_bool(c, "events", true, &h->events))
             return false;
         if (!gx || !gy) {
             CA_INVAL(c, "param \"%s\" must be specified", !gx ? "x" : "y");
@@ -539,6 +549,115 @@ static void images(struct sn_call *c, const struct sn_instn *in, struct sn_value
     free(objs);
 }
 
+#define CELL_EVENTS 20 /* raw events a cell's details list at most (the rest counted) */
+
+/* Whether in's heatmap cells map to raw events of the recorder: system call latency. */
+static bool has_raw_events(const struct sn_instn *in)
+{
+    return in->metric && in->metric->metric == SN_METRIC_SYSCALLS && in->numf &&
+           strcmp(in->numf->def.name, "latency") == 0;
+}
+
+static json_t *cell_event_json(const struct sn_cell_result *r, const struct sn_cell_event *e,
+                               bool keyed)
+{
+    const char *name = sn_syscall_name(e->nr);
+    char nb[32];
+    json_t *args = json_array();
+
+    if (!name) {
+        snprintf(nb, sizeof(nb), "syscall_%lld", (long long)e->nr);
+        name = nb;
+    }
+    for (int k = 0; k < SN_REC_ARGS; k++)
+        json_array_append_new(args, json_integer((json_int_t)e->args[k]));
+    json_t *o = json_pack("{s:s,s:i,s:i,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o}", "session",
+                          r->session, "cpu", (int)e->cpu, "tid", (int)e->tid, "pid", (int)e->pid,
+                          "comm", e->comm, "syscall", name, "nr", (json_int_t)e->nr, "entry_ns",
+                          (json_int_t)e->entry_ns, "exit_ns", (json_int_t)e->exit_ns, "latency_ns",
+                          (json_int_t)e->latency, "ret", (json_int_t)e->ret, "args", args);
+    if (o && e->path[0])
+        json_object_set_new(o, "path", json_string(e->path));
+    if (o && keyed)
+        json_object_set_new(o, "key", json_string(e->key));
+    return o;
+}
+
+/* The recorder's raw events of the cell [t, t + gran) x [lo, hi) (rec/cell_events.h): o's
+ * "events" and "events_total" when a running session's rings hold its time, and "recording"
+ * saying what they hold. The caller's scope sees only its own sessions. Optional param "key":
+ * only events of that key of the discrete decomposition. */
+static int cell_events(struct sn_call *c, const struct sn_instn *in, int64_t t, int64_t gran,
+                       double lo, double hi, json_t *o)
+{
+    char kb[256];
+    const char *key = sn_param_raw(c, "key", kb, sizeof(kb));
+    struct sn_cell_query q = {.t0 = t * 1000000000LL,
+                              .t1 = (t + gran) * 1000000000LL,
+                              .lo = lo > 0 ? (uint64_t)lo : 0,
+                              .hi = (uint64_t)hi,
+                              .keyfield = in->keyf ? in->keyf->def.name : NULL,
+                              .key = in->keyf ? key : NULL,
+                              .tenant = c->scope,
+                              .max = CELL_EVENTS,
+                              /* the local agent counts none of the server's own calls */
+                              .self_pid = (int32_t)getpid()};
+    struct sn_cell_result r;
+    struct sn_slot_spec *spec = NULL;
+    struct sn_def d;
+    char why[256];
+
+    if (!c->s->recorder || q.hi <= q.lo)
+        return 0;
+    if (c->s->fleet) { /* the answering node's rings are not the hosts' */
+        json_object_set_new(o, "recording",
+                            json_pack("{s:s,s:s}", "state", "unsupported", "reason",
+                                      "raw events are not gathered across a fleet yet"));
+        return 0;
+    }
+    /* the instrumentation's predicate, compiled for this host as the agent does */
+    if (in->predicate && json_object_size(in->predicate)) {
+        json_t *def =
+            json_pack("{s:s,s:s,s:O,s:O}", "module", in->metric->module, "stat", in->metric->stat,
+                      "predicate", in->predicate, "decomposition", in->decomposition);
+        if (!def || !(spec = malloc(sizeof(*spec)))) {
+            json_decref(def);
+            return -ENOMEM;
+        }
+        int crc = sn_def_compile(def, c->s->host, &d, spec, why, sizeof(why));
+        json_decref(def);
+        if (crc != 0) { /* it compiled when created: a host that cannot resolve it now */
+            free(spec);
+            json_object_set_new(o, "recording",
+                                json_pack("{s:s,s:s}", "state", "unsupported", "reason", why));
+            return 0;
+        }
+        q.pred = &spec->pred;
+        q.pred_json = in->predicate;
+    }
+    int rc = sn_cell_events(c->s->recorder, &q, &r);
+    free(spec);
+    if (rc != 0)
+        return rc == -EINVAL ? 0 : rc;
+    json_t *rec = json_pack("{s:s}", "state", sn_cell_state_name(r.state));
+    if (r.session[0])
+        json_object_set_new(rec, "session", json_string(r.session));
+    if (r.state == SN_CELL_COVERED || r.state == SN_CELL_PARTIAL || r.state == SN_CELL_NOT_COVERING)
+        json_object_set_new(rec, "from_ms", json_integer((json_int_t)(r.from / 1000000)));
+    if (r.why[0])
+        json_object_set_new(rec, "reason", json_string(r.why));
+    if (r.state == SN_CELL_COVERED || r.state == SN_CELL_PARTIAL) {
+        json_t *ev = json_array();
+        for (size_t i = 0; i < r.n; i++)
+            json_array_append_new(ev, cell_event_json(&r, &r.ev[i], q.keyfield && r.ev[i].key[0]));
+        json_object_set_new(o, "events", ev);
+        json_object_set_new(o, "events_total", json_integer((json_int_t)r.total));
+    }
+    json_object_set_new(o, "recording", rec);
+    sn_cell_result_free(&r);
+    return 0;
+}
+
 /* A share of a bucket as details report it: 0 stays 0, anything else at least 1. */
 static json_int_t share(double v)
 {
@@ -599,6 +718,9 @@ static int details(struct sn_call *c, const struct sn_instn *in, const struct sn
         total ? sn_api_span_exemplars(c, in, t, t + (int64_t)v->pick.gran, lo, hi, 5) : NULL;
     if (ex)
         json_object_set_new(o, "exemplars", ex);
+    /* system call latency: the recorder's raw events of the cell (events=false: not read) */
+    if (total && h->events && has_raw_events(in))
+        return cell_events(c, in, t, (int64_t)v->pick.gran, lo, hi, o);
     return 0;
 }
 

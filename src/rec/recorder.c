@@ -589,3 +589,26 @@ int sn_recorder_live(struct sn_recorder *r, const char *name, char *why, size_t 
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
+
+int sn_recorder_peek(struct sn_recorder *r, const char *tenant, unsigned grp,
+                     int (*fn)(void *arg, const struct sn_recorder_peek *p), void *arg)
+{
+    int n = 0, rc = 0;
+
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < SN_RECORDER_MAX && rc == 0; i++) {
+        struct rec_sess *x = r->sess[i];
+        struct sn_rec_snap snap;
+        if (!x || (x->groups & grp) != grp ||
+            (tenant && tenant[0] && strcmp(tenant, x->tenant) != 0))
+            continue;
+        if ((rc = snapshot_whole(sn_rec_session_view(x->s), &snap)) != 0)
+            break;
+        struct sn_recorder_peek p = {x->name, x->tenant, x->groups, x->started, &snap};
+        rc = fn(arg, &p);
+        sn_rec_snap_free(&snap);
+        n++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc < 0 ? rc : n;
+}

@@ -113,4 +113,20 @@ int sn_recorder_snapshot_new(struct sn_recorder *r, const char *name, const char
 /* Removes snapshot root/id (a valid name, a directory there). Returns 0 or -ENOENT. */
 int sn_recorder_snapshot_delete(const char *root, const char *id);
 
+/* A read of a session's whole ring (sn_recorder_peek()), borrowed for the call. */
+struct sn_rec_snap;
+struct sn_recorder_peek {
+    const char *session, *tenant;   /* tenant: "" for the operator's */
+    unsigned groups;                /* SN_REC_G_* */
+    int64_t started;                /* unix s */
+    const struct sn_rec_snap *snap; /* every record its rings hold, each CPU's by ts */
+};
+/* For each running session recording every group of groups that tenant may see (NULL or "":
+ * the operator, every session; else that tenant's own), copies its whole ring through a
+ * consumer made for the read (no other consumer loses or repeats anything) and calls fn with
+ * it, under the recorder's lock (fn keeps what it needs: the copy is freed after). Returns the
+ * number of sessions read, or -errno. For the heatmap cells' events (rec/cell_events.h). */
+int sn_recorder_peek(struct sn_recorder *r, const char *tenant, unsigned groups,
+                     int (*fn)(void *arg, const struct sn_recorder_peek *p), void *arg);
+
 #endif

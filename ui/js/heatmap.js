@@ -19,7 +19,7 @@
 // for long intervals); a server without a store leaves it out and a column is then the
 // instrumentation's granularity.
 
-import { get, getBackground } from './api.js';
+import { base, call, get, getBackground, session } from './api.js';
 import { fieldType, isNumeric } from './catalog.js';
 import { fill, h } from './dom.js';
 import {
@@ -835,12 +835,14 @@ export class HeatmapView {
   }
 
   // What a pixel of an image shown holds; null when the image has no range to ask about.
-  detailsOf(shown, x, y, signal) {
+  // events: whether to ask for the recorder's raw events of the cell (a click does; a hover
+  // does not, since reading them copies a recording's rings).
+  detailsOf(shown, x, y, signal, events = false) {
     const { img, params } = shown;
     if (!(img.ymax > img.ymin)) return Promise.resolve(null);
     return get(`${this.panel.path}/value/heatmap/details`, {
       ...params, start_time: img.start_time, duration: img.duration, ymin: img.ymin,
-      ymax: img.ymax, timeout: 0, x, y,
+      ymax: img.ymax, timeout: 0, x, y, events: events ? 'true' : 'false',
     }, signal);
   }
 
@@ -908,7 +910,7 @@ export class HeatmapView {
     if (this.clickAbort) this.clickAbort.abort();
     this.clickAbort = new AbortController();
     try {
-      const d = await this.detailsOf(shown, x, y, this.clickAbort.signal);
+      const d = await this.detailsOf(shown, x, y, this.clickAbort.signal, true);
       if (d) this.showDetails(d, shown);
     } catch (err) {
       if (err.name === 'AbortError') return;
@@ -965,7 +967,77 @@ export class HeatmapView {
               h('td', h('a.trace-link', { href: `#/trace/${encodeURIComponent(x.traceId)}`, title: 'open the trace' },
                 x.traceId)),
               h('td', x.service), h('td', x.name), h('td.n', fmtValue(x.duration * 1000, this.type)))))))
-        : null);
+        : null,
+      this.rawEvents(d));
     this.details.hidden = false;
   }
+
+  // The recorder's raw events of the cell (system call latency), or what the recording says
+  // when it holds none of them, with a button that snapshots the session.
+  rawEvents(d) {
+    const rec = d.recording;
+    if (!rec) return null;
+    const ev = d.events || [];
+    const snap = rec.session ? this.snapshotButton(rec.session) : null;
+    if (!d.events) {
+      const why = rec.state === 'none' ? 'no recording session records system calls'
+        : rec.reason || rec.state;
+      return h('div.raw-events', h('p.muted.raw-events-none', `Raw events: ${why}`));
+    }
+    const t = (ns) => {
+      const d0 = new Date(Math.floor(ns / 1e6));
+      return `${d0.toLocaleTimeString([], { hour12: false })}.${String(Math.floor(ns / 1e3) % 1e6).padStart(6, '0')}`;
+    };
+    return h('div.raw-events',
+      h('h4', `Raw events in this cell (recording ${rec.session}` +
+        `${rec.state === 'partial' ? ', which holds only part of this time' : ''}): ` +
+        `${fmtCount(ev.length)} of ${fmtCount(d.events_total)}`, ' ', snap),
+      ev.length
+        ? h('table.details-table.raw-events-table',
+          h('thead', h('tr', h('th', 'exit'), h('th', 'comm'), h('th.n', 'pid'), h('th.n', 'tid'),
+            h('th', 'syscall'), h('th.n', 'latency'), h('th.n', 'ret'), h('th', 'cpu'))),
+          h('tbody', ev.map((e) => h('tr', { dataset: { tid: e.tid, syscall: e.syscall } },
+            h('td', t(e.exit_ns)), h('td', e.comm), h('td.n', String(e.pid)), h('td.n', String(e.tid)),
+            h('td', { title: e.path || '' }, e.syscall), h('td.n', fmtValue(e.latency_ns, this.type)),
+            h('td.n', String(e.ret)), h('td', String(e.cpu))))))
+        : h('p.muted', 'the recording holds none of this cell\'s operations'));
+  }
+
+  // A button that snapshots session name (POST .../recorder/sessions/NAME/snapshot) and then
+  // offers the snapshot's archive.
+  snapshotButton(name) {
+    const out = h('span.raw-events-snap');
+    const btn = h('button.small', { type: 'button', title: `snapshot the recording ${name}` }, 'snapshot');
+    btn.onclick = async () => {
+      btn.disabled = true;
+      try {
+        const r = await call('POST', `/recorder/sessions/${encodeURIComponent(name)}/snapshot`, { body: {} });
+        const a = h('a.raw-events-archive', { href: '#', title: 'download the snapshot (a tar of its CTF trace)' },
+          `${r.id}.tar`);
+        a.onclick = (ev) => {
+          ev.preventDefault();
+          download(`${base()}/recorder/snapshots/${encodeURIComponent(r.id)}/archive`, `${r.id}.tar`);
+        };
+        fill(out, a);
+      } catch (err) {
+        btn.disabled = false;
+        fill(out, btn, h('span.error', ` ${err.message}`));
+      }
+    };
+    fill(out, btn);
+    return out;
+  }
+}
+
+// Saves url's body (fetched with the session's token) as file name.
+async function download(url, name) {
+  const hd = session.token ? { Authorization: `Bearer ${session.token}` } : {};
+  const res = await fetch(url, { headers: hd, cache: 'no-store' });
+  if (!res.ok) return;
+  const obj = URL.createObjectURL(await res.blob());
+  const a = h('a', { href: obj, download: name });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(obj), 10000);
 }
