@@ -139,6 +139,8 @@ static void session_create(struct sn_call *c)
     json_error_t jerr;
     char why[256];
     unsigned groups = 0;
+    const char *usdt[SN_REC_USDT_MAX]; /* the usdt groups' probes, in the request */
+    size_t nusdt = 0;
     uint64_t size = DEFAULT_SIZE;
     json_t *j = json_loadb((const char *)c->req->body, c->req->body_len, 0, &jerr);
 
@@ -169,7 +171,8 @@ static void session_create(struct sn_call *c)
         goto out;
     }
     if (!json_is_array(ev) || json_array_size(ev) == 0) {
-        CA_INVAL(c, "\"events\" must be a non-empty list of event groups (syscalls, sched)");
+        CA_INVAL(c, "\"events\" must be a non-empty list of event groups (syscalls, sched, "
+                    "proc, block, tcp, faults, usdt:PATH:PROVIDER:PROBE)");
         goto out;
     }
     size_t i;
@@ -184,6 +187,12 @@ static void session_create(struct sn_call *c)
             CA_INVAL(c, "\"events\": %s", why);
             goto out;
         }
+        if (g == SN_REC_G_USDT && nusdt == SN_REC_USDT_MAX) {
+            CA_INVAL(c, "\"events\": at most %d usdt probes a session", SN_REC_USDT_MAX);
+            goto out;
+        }
+        if (g == SN_REC_G_USDT) /* "usdt:" and the probe */
+            usdt[nusdt++] = json_string_value(v) + 5;
         groups |= g;
     }
     if (sz && !json_is_string(sz)) {
@@ -210,7 +219,7 @@ static void session_create(struct sn_call *c)
         CA_INVAL(c, "\"predicate\": %s", why);
         goto out;
     }
-    struct sn_recorder_start_opts so = {.predicate = pred};
+    struct sn_recorder_start_opts so = {.predicate = pred, .usdt = usdt, .nusdt = nusdt};
     if (c->scope[0]) { /* a tenant's: its cgroups, always */
         const struct sn_tenant *t = c->s->tenants ? sn_tenants_find(c->s->tenants, c->scope) : NULL;
         if (!t || t->ncgroups == 0) {

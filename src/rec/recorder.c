@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,6 +30,14 @@
 struct rec_sess {
     char name[SN_RECORDER_NAME_MAX + 1];
     unsigned groups;
+    /* group usdt: its probes' specs ("PATH:PROVIDER:PROBE", owned), their parts (pointing into
+     * spec copies), and the session's own event classes (the recorder's plus one per probe) */
+    char *usdt_spec[SN_REC_USDT_MAX];
+    char *usdt_buf[SN_REC_USDT_MAX];
+    struct sn_rec_usdt usdt[SN_REC_USDT_MAX];
+    size_t nusdt;
+    bool cls_ok;
+    struct sn_ctf_classes cls;
     uint64_t size;
     int64_t started; /* unix s */
     uint64_t snapshots;
@@ -80,7 +89,48 @@ static void sess_free(struct rec_sess *x)
     sn_rec_session_destroy(x->s);
     json_decref(x->predicate);
     free(x->packet_seq);
+    for (size_t i = 0; i < x->nusdt; i++) {
+        free(x->usdt_spec[i]);
+        free(x->usdt_buf[i]);
+    }
+    if (x->cls_ok)
+        sn_ctf_classes_free(&x->cls);
     free(x);
+}
+
+static int usdt_classes(struct sn_recorder *r, struct rec_sess *x, char *why, size_t len);
+
+/* Splits "PATH:PROVIDER:PROBE" (PATH absolute; it may hold ':', the last two separate the
+ * names; PROVIDER and PROBE of [A-Za-z0-9_]) into u, pointing into buf (a copy, owned by the
+ * caller). Returns 0 or -EINVAL with a message in why. */
+static int usdt_split(const char *spec, char **buf, struct sn_rec_usdt *u, char *why, size_t len)
+{
+    char *b = strdup(spec);
+    char *probe = b ? strrchr(b, ':') : NULL, *prov = NULL;
+    if (!b)
+        return -ENOMEM;
+    if (probe) {
+        *probe++ = 0;
+        prov = strrchr(b, ':');
+    }
+    if (prov)
+        *prov++ = 0;
+    bool ok = prov && b[0] == '/' && prov[0] && probe[0] &&
+              strspn(prov, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+                  strlen(prov) &&
+              strspn(probe, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+                  strlen(probe);
+    if (!ok) {
+        free(b);
+        snprintf(why, len,
+                 "event group \"usdt:%.200s\" must be usdt:PATH:PROVIDER:PROBE with an absolute "
+                 "PATH and names of [A-Za-z0-9_]",
+                 spec);
+        return -EINVAL;
+    }
+    *buf = b;
+    *u = (struct sn_rec_usdt){.path = b, .provider = prov, .probe = probe};
+    return 0;
 }
 
 void sn_recorder_free(struct sn_recorder *r)
@@ -113,19 +163,23 @@ int sn_recorder_name_ok(const char *name)
 
 int sn_recorder_parse_group(const char *s, unsigned *group, char *why, size_t len)
 {
-    static const char avail[] = "available: syscalls, sched, proc, block, tcp, faults";
+    static const char avail[] =
+        "available: syscalls, sched, proc, block, tcp, faults, usdt:PATH:PROVIDER:PROBE";
 
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
         if (strcmp(s, groups[i].name) == 0) {
             *group = groups[i].bit;
             return 0;
         }
-    /* usdt:PATH:PROVIDER:PROBE: sessions record it (rec/session.h), but a session started here
-     * is given group bits only, not the probe */
+    /* usdt:PATH:PROVIDER:PROBE: the probe itself goes to the session in its start options */
     if (strncmp(s, "usdt", 4) == 0 && (s[4] == 0 || s[4] == ':')) {
-        snprintf(why, len, "event group \"usdt\" is not available through the recorder yet (%s)",
-                 avail);
-        return -EINVAL;
+        char *b = NULL;
+        struct sn_rec_usdt u;
+        int rc = usdt_split(s[4] ? s + 5 : "", &b, &u, why, len);
+        free(b);
+        if (rc == 0)
+            *group = SN_REC_G_USDT;
+        return rc;
     }
     snprintf(why, len, "unknown event group \"%.64s\" (%s)", s, avail);
     return -EINVAL;
@@ -205,16 +259,35 @@ int sn_recorder_start_opts(struct sn_recorder *r, const char *name, unsigned grp
         rc = -ENOSPC;
     } else {
         struct rec_sess *x = calloc(1, sizeof(*x));
+        rc = x ? 0 : -ENOMEM;
+        if (rc == 0 &&
+            ((so->nusdt > 0) != ((grp & SN_REC_G_USDT) != 0) || so->nusdt > SN_REC_USDT_MAX)) {
+            snprintf(why, len,
+                     "a session records 1 to %d usdt probes, given as usdt:PATH:PROVIDER:PROBE",
+                     SN_REC_USDT_MAX);
+            rc = -EINVAL;
+        }
+        for (size_t i = 0; rc == 0 && i < so->nusdt; i++) {
+            if ((rc = usdt_split(so->usdt[i], &x->usdt_buf[i], &x->usdt[i], why, len)) == 0 &&
+                !(x->usdt_spec[i] = strdup(so->usdt[i])))
+                rc = -ENOMEM;
+            x->nusdt += rc == 0;
+        }
+        if (rc == 0 && x->nusdt)
+            rc = usdt_classes(r, x, why, len);
         struct sn_rec_session_opts o = {.groups = grp,
                                         .size_per_cpu = size,
                                         .predicate = so->predicate,
                                         .scope = so->scope,
                                         .nscope = so->nscope,
+                                        .usdt = x ? x->usdt : NULL,
+                                        .nusdt = x ? x->nusdt : 0,
                                         .why = why,
                                         .whylen = len};
-        if (why && len)
+        if (rc == 0 && why && len)
             why[0] = 0;
-        rc = x ? sn_rec_session_open(&x->s, &o) : -ENOMEM;
+        if (rc == 0)
+            rc = sn_rec_session_open(&x->s, &o);
         if (rc == 0)
             rc = sn_rec_consumer_new(&x->manual, sn_rec_session_view(x->s), 1);
         if (rc == 0 &&
@@ -289,6 +362,11 @@ static json_t *sess_json(struct rec_sess *x)
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
         if (x->groups & groups[i].bit)
             json_array_append_new(ev, json_string(groups[i].name));
+    for (size_t i = 0; i < x->nusdt; i++) {
+        char spec[PATH_MAX + 16];
+        snprintf(spec, sizeof(spec), "usdt:%s", x->usdt_spec[i]);
+        json_array_append_new(ev, json_string(spec));
+    }
     if (sn_rec_session_stats(x->s, &st) == 0)
         for (unsigned c = 0; c < st.ncpu; c++)
             json_array_append_new(
@@ -342,6 +420,41 @@ static int classes(struct sn_recorder *r)
     return 0;
 }
 
+/* The event classes of session x's traces: the recorder's, or a usdt session's own. */
+static const struct sn_ctf_classes *cls_of(struct sn_recorder *r, struct rec_sess *x)
+{
+    return x->cls_ok ? &x->cls : &r->cls;
+}
+
+/* Builds x's own classes: the recorder's plus usdt_<provider>_<probe> for each probe, with the
+ * arguments its note declares. 0, or -errno with why (a probe the file does not have). */
+static int usdt_classes(struct sn_recorder *r, struct rec_sess *x, char *why, size_t len)
+{
+    int rc = classes(r);
+    if (rc == 0)
+        rc = sn_ctf_classes_build(&x->cls, &r->tab);
+    if (rc != 0) {
+        snprintf(why, len, "cannot build the event classes: %s", strerror(-rc));
+        return rc;
+    }
+    x->cls_ok = true;
+    for (size_t i = 0; i < x->nusdt; i++) {
+        const struct sn_rec_usdt *u = &x->usdt[i];
+        int n = sn_rec_usdt_nargs(u->path, u->provider, u->probe);
+        if (n < 0) {
+            snprintf(why, len, "usdt probe %s:%s in %.200s: %s", u->provider, u->probe, u->path,
+                     n == -ENOENT ? "no such probe in the file" : strerror(-n));
+            return n == -ENOENT ? -EINVAL : n;
+        }
+        if ((rc = sn_ctf_classes_add_usdt(&x->cls, (uint32_t)i, u->provider, u->probe,
+                                          (unsigned)n)) != 0) {
+            snprintf(why, len, "usdt probe %s:%s: %s", u->provider, u->probe, strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* Writes snap into dir/kernel; the events' ts range into *t0, *t1, their number into *n. The
  * packets' sequence numbers continue the session's manual snapshots', or start at 0 for a whole
  * ring's snapshot (which may repeat events: it is a trace of its own). Returns 0 or -errno. */
@@ -363,7 +476,7 @@ static int write_trace(struct sn_recorder *r, struct rec_sess *x, const struct s
         memset(seq, 0, snap->ncpu * sizeof(*seq));
     else
         memcpy(seq, x->packet_seq, snap->ncpu * sizeof(*seq));
-    struct sn_ctf_writer_opts o = {.ncpus = snap->ncpu, .classes = &r->cls, .packet_seq = seq};
+    struct sn_ctf_writer_opts o = {.ncpus = snap->ncpu, .classes = cls_of(r, x), .packet_seq = seq};
     if ((rc = sn_ctf_writer_open(&w, dir, &env, &o)) != 0) {
         free(seq);
         return rc;
@@ -574,7 +687,7 @@ int sn_recorder_live(struct sn_recorder *r, const char *name, char *why, size_t 
         snprintf(why, len, "cannot build the event classes: %s", strerror(-rc));
     } else if (x->drain_id == 0) {
         const struct sn_rec_ring_view *v = sn_rec_session_view(x->s);
-        if ((rc = sn_live_rec_sink(r->live, name, v->ncpu, &r->cls, &sink, why, len)) == 0) {
+        if ((rc = sn_live_rec_sink(r->live, name, v->ncpu, cls_of(r, x), &sink, why, len)) == 0) {
             int64_t id = sn_rec_drain_add(r->drain, v, &sink, 1);
             if (id < 0) {
                 sink.end(sink.ctx);

@@ -36,9 +36,9 @@ void sn_recorder_free(struct sn_recorder *r);
 /* Whether name is a valid session (or snapshot id) name. */
 int sn_recorder_name_ok(const char *name);
 
-/* Parses an event group ("syscalls", "sched") into *group (SN_REC_G_*). Returns 0, or -EINVAL
- * with a message in why: an unknown group, or one not built yet (block, tcp, proc, faults,
- * usdt:...). */
+/* Parses an event group ("syscalls", "sched", "proc", "block", "tcp", "faults",
+ * "usdt:PATH:PROVIDER:PROBE") into *group (SN_REC_G_*; a usdt group's probe goes to the start
+ * options). Returns 0, or -EINVAL with a message in why. */
 int sn_recorder_parse_group(const char *s, unsigned *group, char *why, size_t len);
 /* Parses a size per CPU ("4M", "64K", "1G", "65536"): a power of 2 in [64 KiB, 1 GiB].
  * Returns 0 or -EINVAL with a message in why. */
@@ -56,6 +56,10 @@ struct sn_recorder_start_opts {
     const char *tenant;       /* the tenant that owns it (NULL or "": the operator's) */
     const char *const *scope; /* the tenant's cgroup paths: only its tasks are recorded */
     size_t nscope;
+    /* group usdt (SN_REC_G_USDT in groups): its probes, "PATH:PROVIDER:PROBE" (1 to
+     * SN_REC_USDT_MAX; the text after "usdt:" of the event group) */
+    const char *const *usdt;
+    size_t nusdt;
 };
 /* sn_recorder_start() with o (NULL: none). -EINVAL also for a bad predicate or scope. */
 int sn_recorder_start_opts(struct sn_recorder *r, const char *name, unsigned groups, uint64_t size,

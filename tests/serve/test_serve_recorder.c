@@ -10,7 +10,9 @@
  *    packet_seq_num starts at 0 in each stream of the first and continues in the second;
  *  - bad input of every kind (predicates too) gets its 4xx with CA's error shape and a message
  *    that says what;
- *  - the CLI round trip: sonde record start, snapshot -o DIR, list, stop.
+ *  - the CLI round trip: sonde record start, snapshot -o DIR, list, stop;
+ *  - a usdt group through the API (sdt_prog, its path in SN_SDT_PROG): each probe hit is one
+ *    event with its argument.
  */
 #include <jansson.h>
 #include <stdbool.h>
@@ -350,11 +352,20 @@ static void test_bad_input(void)
     bad(s.port, "POST", P, "{\"name\":\"a\",\"events\":[3]}", 409, "list of strings");
     bad(s.port, "POST", P, "{\"name\":\"a\",\"events\":[\"bogus\"]}", 409,
         "unknown event group \"bogus\"");
-    const char *later[] = {"usdt:/bin/x:p:q", "usdt"}; /* sessions take probes, not the API */
-    for (int i = 0; i < 2; i++) {
-        snprintf(body, sizeof(body), "{\"name\":\"a\",\"events\":[\"sched\",\"%s\"]}", later[i]);
-        bad(s.port, "POST", P, body, 409, "\"usdt\" is not available through the recorder yet");
+    /* usdt: an absolute path, a provider and a probe the file has */
+    const char *usdt[] = {"usdt",           "usdt:",          "usdt:bin/x:p:q",   "usdt:/bin/x:p",
+                          "usdt:/bin/x::q", "usdt:/bin/x:p:", "usdt:/bin/x:p-1:q"};
+    for (int i = 0; i < 7; i++) {
+        snprintf(body, sizeof(body), "{\"name\":\"a\",\"events\":[\"sched\",\"%s\"]}", usdt[i]);
+        bad(s.port, "POST", P, body, 409, "must be usdt:PATH:PROVIDER:PROBE");
     }
+    bad(s.port, "POST", P, "{\"name\":\"a\",\"events\":[\"usdt:/bin/true:nope:nope\"]}", 409,
+        "usdt probe nope:nope in /bin/true: no such probe in the file");
+    bad(s.port, "POST", P, "{\"name\":\"a\",\"events\":[\"usdt:/nonexistent/x:p:q\"]}", 409,
+        "usdt probe p:q in /nonexistent/x: ");
+    json_t *rec = req(s.port, "GET", "/ca/recorder", NULL, 200); /* nothing left behind */
+    T_EQ(json_array_size(json_object_get(rec, "sessions")), 0);
+    json_decref(rec);
     /* sizes */
     const char *sizes[] = {"3M", "32K", "2G", "abc", "", "4Q", "-4M", "0"};
     for (int i = 0; i < 8; i++) {
@@ -439,6 +450,52 @@ static void test_cli_round_trip(void)
     T_EQ(th_serve_stop(&s), 0);
 }
 
+/* A usdt group through the API: sdt_prog's work__start(i) for i < N, each an event
+ * usdt_sonde_test_work__start { arg0 = i } in the snapshot, exactly once. */
+static void test_usdt(void)
+{
+    struct th_serve s;
+    const char *extra[] = {"--no-agent", NULL}, *prog = getenv("SN_SDT_PROG");
+    const int n = 30;
+    char body[1200], cmd[1400], dir[600];
+
+    T_REQUIRE(prog && prog[0] == '/');
+    T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"u1\",\"events\":[\"usdt:%s:sonde_test:work__start\"],"
+             "\"size-per-cpu\":\"1M\"}",
+             prog);
+    json_t *j = req(s.port, "POST", "/ca/recorder/sessions", body, 201);
+    char want[700];
+    snprintf(want, sizeof(want), "usdt:%s:sonde_test:work__start", prog);
+    T_STR(json_string_value(json_array_get(json_object_get(j, "events"), 0)), want);
+    json_decref(j);
+
+    snprintf(cmd, sizeof(cmd), "%s %d 100", prog, n);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    j = req(s.port, "POST", "/ca/recorder/sessions/u1/snapshot", NULL, 201);
+    char id[128];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j, "id")) ?: "");
+    json_decref(j);
+    snprintf(dir, sizeof(dir), "%s/usdt-snap", s.dir);
+    fetch(s.port, id, dir);
+    snprintf(cmd, sizeof(cmd),
+             "{ babeltrace2 %s/kernel | sed -n 's/.*usdt_sonde_test_work__start: .*{ arg0 = "
+             "\\([0-9]*\\) }$/\\1/p' | sort -n | uniq | tr '\\n' ' '; }",
+             dir);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    char expect[512] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(expect + strlen(expect), sizeof(expect) - strlen(expect), "%d ", i);
+    T_STR(out, expect);
+    snprintf(cmd, sizeof(cmd), "{ babeltrace2 %s/kernel | grep -c usdt_sonde_test_work__start; }",
+             dir);
+    t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err));
+    T_EQ(atol(out), n);
+    json_decref(req(s.port, "DELETE", "/ca/recorder/sessions/u1", NULL, 204));
+    T_EQ(th_serve_stop(&s), 0);
+}
+
 int main(int argc, char **argv)
 {
     sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
@@ -446,6 +503,7 @@ int main(int argc, char **argv)
           test_snapshots_exact);
     t_run("bad input: each its 4xx with a message", test_bad_input);
     t_run("sonde record start, snapshot -o, list, stop", test_cli_round_trip);
+    t_run("a usdt probe through the API: each hit once, with its argument", test_usdt);
     child_stop();
     return t_done();
 }
