@@ -349,8 +349,14 @@ static uint64_t coverage_ns(const struct sn_rec_ring_view *v, unsigned cpu, uint
 {
     if (head == 0)
         return 0;
-    uint64_t oldest = head > v->nslots ? head - v->nslots : 0;
-    uint64_t t0 = slot_ts(v, cpu, oldest, 1), t1 = slot_ts(v, cpu, head - 1, -1);
+    uint64_t oldest = head > v->nslots ? head - v->nslots : 0, t0 = 0;
+    /* a ring being written overwrites its oldest slots under the read: further in, then (the
+     * coverage is the ring's, give or take the few slots skipped) */
+    const uint64_t skip[] = {0, 64, 1024, v->nslots / 16, v->nslots / 4};
+    for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]) && !t0; k++)
+        if (oldest + skip[k] < head)
+            t0 = slot_ts(v, cpu, oldest + skip[k], 1);
+    uint64_t t1 = slot_ts(v, cpu, head - 1, -1);
     return t0 && t1 > t0 ? t1 - t0 : 0;
 }
 
