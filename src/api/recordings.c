@@ -10,6 +10,9 @@
  * and deletes only its own sessions and their snapshots (others' are 404, as absent). A
  * snapshot's owner is in its index (sonde-snapshot.json's "tenant").
  *
+ * In a fleet (`sonde serve --nats`), "hosts": "all" makes a fleet session (fleet/fleet_rec.h):
+ * every host of the fleet records it, and deleting it here stops it everywhere. Operator only.
+ *
  *   GET    /ca/recorder                         {sessions: [...], snapshots: [ids]}
  *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu",
  *                                                "predicate"} -> 201
@@ -18,6 +21,8 @@
  *   POST   /ca/recorder/sessions/:name/snapshot -> 201 {id, path, events, overwritten, torn,
  *                                                       dropped}
  *   GET    /ca/recorder/snapshots               [ids]
+ *   GET    /ca/recorder/snapshots/:name         its index (sonde-snapshot.json; a fleet
+ *                                                snapshot's names its hosts)
  *   GET    /ca/recorder/snapshots/:name/archive application/x-tar of the snapshot's directory
  *   DELETE /ca/recorder/snapshots/:name         -> 204
  */
@@ -33,9 +38,12 @@
 #include "api/internal.h"
 #include "core/grow.h"
 #include "core/tar.h"
+#include "fleet/fleet_rec.h"
+#include "fleet/names.h"
 #include "http/request.h"
 #include "rec/recorder.h"
 #include "rec/session.h"
+#include "serve/fleet.h"
 
 #define DEFAULT_SIZE (4u << 20)
 
@@ -60,6 +68,8 @@ static json_t *session_seen(struct sn_call *c, const char *name)
         json_decref(j);
         j = NULL;
     }
+    if (j && sn_fleet_rec_is_fleet(sn_fleet_recorder(c->s->fleet), name))
+        json_object_set_new(j, "hosts", json_string("all"));
     return j;
 }
 
@@ -150,11 +160,12 @@ static void session_create(struct sn_call *c)
     const char *key;
     json_t *v;
     json_object_foreach(j, key, v) if (strcmp(key, "name") && strcmp(key, "events") &&
-                                       strcmp(key, "size-per-cpu") && strcmp(key, "predicate"))
+                                       strcmp(key, "size-per-cpu") && strcmp(key, "predicate") &&
+                                       strcmp(key, "hosts"))
     {
         CA_INVAL(c,
                  "unknown member \"%.64s\" (this server takes name, events, size-per-cpu, "
-                 "predicate)",
+                 "predicate, hosts)",
                  key);
         json_decref(j);
         return;
@@ -216,13 +227,37 @@ static void session_create(struct sn_call *c)
         so.scope = (const char *const *)t->cgroups;
         so.nscope = t->ncgroups;
     }
-    int rc = sn_recorder_start_opts(c->s->recorder, name, groups, size, &so, why, sizeof(why));
+    json_t *hosts = json_object_get(j, "hosts");
+    int rc;
+    if (hosts) { /* a fleet session */
+        struct sn_fleet_rec *fr = sn_fleet_recorder(c->s->fleet);
+        if (!json_is_string(hosts) || strcmp(json_string_value(hosts), "all") != 0) {
+            CA_INVAL(c, "\"hosts\" takes \"all\" (every host of the fleet)");
+            goto out;
+        }
+        if (!fr) {
+            CA_INVAL(c, "\"hosts\": this server is not in a fleet (sonde serve --nats)");
+            goto out;
+        }
+        if (c->scope[0]) {
+            sn_resp_error(c->resp, 403, "ECA_NOTAUTHORIZED", "fleet sessions are the operator's");
+            goto out;
+        }
+        if (!sn_fleet_rec_name_valid(name)) {
+            CA_INVAL(c, "a fleet session's \"name\" is 1 to 63 of [A-Za-z0-9_-] (no '.')");
+            goto out;
+        }
+        json_object_del(j, "hosts");
+        rc = sn_fleet_rec_create(fr, j, why, sizeof(why));
+    } else {
+        rc = sn_recorder_start_opts(c->s->recorder, name, groups, size, &so, why, sizeof(why));
+    }
     if (rc == -EINVAL || rc == -EEXIST || rc == -ENOSPC || rc == -E2BIG)
         CA_INVAL(c, "%s", why);
     else if (rc != 0)
         sn_resp_error(c->resp, 503, "ECA_NORESOURCE", "%s", why);
     else
-        sn_resp_json(c->resp, 201, sn_recorder_json(c->s->recorder, name));
+        sn_resp_json(c->resp, 201, session_seen(c, name));
 out:
     json_decref(j);
 }
@@ -239,8 +274,20 @@ static void session_delete(struct sn_call *c, const char *name)
 {
     json_t *j = session_seen(c, name);
     json_decref(j);
-    if (!j || sn_recorder_stop(c->s->recorder, name) != 0)
+    if (!j)
         return not_found(c, "session", name);
+    struct sn_fleet_rec *fr = sn_fleet_recorder(c->s->fleet);
+    if (sn_fleet_rec_is_fleet(fr, name)) { /* every host stops it */
+        int rc = sn_fleet_rec_delete(fr, name);
+        if (rc == -ENOENT)
+            return not_found(c, "session", name);
+        if (rc < 0)
+            return (void)sn_resp_error(c->resp, 503, "ECA_NORESOURCE",
+                                       "the fleet's bus (NATS) did not take the stop: %s",
+                                       strerror(-rc));
+    } else if (sn_recorder_stop(c->s->recorder, name) != 0) {
+        return not_found(c, "session", name);
+    }
     sn_resp_empty(c->resp, 204);
 }
 
@@ -288,6 +335,21 @@ static void snapshot_archive(struct sn_call *c, const char *id)
     sn_resp_bytes(c->resp, 200, "application/x-tar", tar, len);
 }
 
+static void snapshot_index(struct sn_call *c, const char *id)
+{
+    char path[800];
+    snprintf(path, sizeof(path), "%s/" SN_RECORDER_SNAPDIR "/%s/sonde-snapshot.json", c->s->datadir,
+             id);
+    json_t *x = sn_recorder_name_ok(id) && snapshot_seen(c, id) ? json_load_file(path, 0, NULL)
+                                                                : NULL;
+    if (!json_is_object(x)) {
+        json_decref(x);
+        return not_found(c, "snapshot", id);
+    }
+    json_object_set_new(x, "id", json_string(id));
+    sn_resp_json(c->resp, 200, x);
+}
+
 static void snapshot_delete(struct sn_call *c, const char *id)
 {
     char root[600];
@@ -317,6 +379,8 @@ void sn_api_recorder(struct sn_call *c, const char *what, const char *arg)
         sn_resp_json(c->resp, 200, snap_ids(c));
     else if (strcmp(what, "archive") == 0)
         snapshot_archive(c, arg);
+    else if (strcmp(what, "snapshot-index") == 0)
+        snapshot_index(c, arg);
     else if (strcmp(what, "snapshot-delete") == 0)
         snapshot_delete(c, arg);
     else
