@@ -287,9 +287,20 @@ static int ensure_traces(struct sn_fleet_rec *fr, char *why, size_t whylen)
 {
     if (atomic_load(&fr->traces_ok))
         return 0;
-    int rc = sn_link_ensure_stream_capped(fr->link, SN_FLEET_TRACES_STREAM, SN_FLEET_TRACES_ALL,
-                                          (int64_t)SN_FLEET_REC_KEEP_S * 1000000000,
-                                          SN_FLEET_REC_STREAM_MAX, why, whylen);
+    /* the cap, or less when the servers' JetStream storage is smaller (a server refuses a
+     * stream whose cap it could not hold): halved down to SN_FLEET_REC_STREAM_MIN */
+    int rc = -EIO;
+    for (int64_t cap = SN_FLEET_REC_STREAM_MAX; cap >= SN_FLEET_REC_STREAM_MIN && rc < 0;
+         cap /= 2) {
+        rc = sn_link_ensure_stream_capped(fr->link, SN_FLEET_TRACES_STREAM, SN_FLEET_TRACES_ALL,
+                                          (int64_t)SN_FLEET_REC_KEEP_S * 1000000000, cap, why,
+                                          whylen);
+        if (rc == 0)
+            sn_log(SN_LOG_INFO, "recorder", "stream %s: at most %" PRId64 " MiB",
+                   SN_FLEET_TRACES_STREAM, cap >> 20);
+        if (!sn_link_up(fr->link))
+            break;
+    }
     if (rc == 0)
         atomic_store(&fr->traces_ok, true);
     return rc;

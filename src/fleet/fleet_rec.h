@@ -20,7 +20,9 @@
  *              naming the hosts expected, received, failed and missing.
  *
  * The stream keeps archives SN_FLEET_REC_KEEP_S seconds, at most SN_FLEET_REC_STREAM_MAX bytes
- * in all (the oldest go first); one host's archive is at most SN_FLEET_REC_ARCHIVE_MAX bytes.
+ * in all (the oldest go first; the first host to need it creates it, halving the cap until the
+ * servers' JetStream storage takes it); one host's archive is at most SN_FLEET_REC_ARCHIVE_MAX
+ * bytes.
  *
  * Threads: the watcher's (sessions) and cnats's delivery thread of the request subscription
  * (a host's snapshot is taken there, so requests are served one at a time); the gathering
@@ -39,6 +41,8 @@
 #define SN_FLEET_REC_CHUNK       (512u << 10)            /* bytes of an archive per message */
 #define SN_FLEET_REC_ARCHIVE_MAX ((size_t)1 << 30)       /* bytes of one host's archive */
 #define SN_FLEET_REC_STREAM_MAX  ((int64_t)8 << 30)      /* bytes of the stream, in all */
+#define SN_FLEET_REC_STREAM_MIN  ((int64_t)64 << 20)     /* ... or less, down to this, when
+                                                            the servers' storage is smaller */
 #define SN_FLEET_REC_KEEP_S      86400                   /* seconds the stream keeps them */
 #define SN_FLEET_REC_WAIT_MS     30000                   /* the gathering's wait, default */
 
