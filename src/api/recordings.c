@@ -340,8 +340,8 @@ static void snapshot_index(struct sn_call *c, const char *id)
     char path[800];
     snprintf(path, sizeof(path), "%s/" SN_RECORDER_SNAPDIR "/%s/sonde-snapshot.json", c->s->datadir,
              id);
-    json_t *x = sn_recorder_name_ok(id) && snapshot_seen(c, id) ? json_load_file(path, 0, NULL)
-                                                                : NULL;
+    json_t *x =
+        sn_recorder_name_ok(id) && snapshot_seen(c, id) ? json_load_file(path, 0, NULL) : NULL;
     if (!json_is_object(x)) {
         json_decref(x);
         return not_found(c, "snapshot", id);

@@ -22,19 +22,19 @@
 #include "fleet/names.h"
 #include "rec/session.h"
 
-#define POLL_MS   200 /* the watcher's wait: how soon it sees a stop */
-#define NAME_LEN  (SN_RECORDER_NAME_MAX + 1)
-#define H_CHUNK   "Sonde-Chunk"
-#define H_SIZE    "Sonde-Size"
-#define H_ERROR   "Sonde-Error"
+#define POLL_MS  200 /* the watcher's wait: how soon it sees a stop */
+#define NAME_LEN (SN_RECORDER_NAME_MAX + 1)
+#define H_CHUNK  "Sonde-Chunk"
+#define H_SIZE   "Sonde-Size"
+#define H_ERROR  "Sonde-Error"
 
 struct sn_fleet_rec {
     struct sn_link *link;
     struct sn_recorder *r;
     char host[SN_FLEET_HOST_MAX + 1];
-    pthread_mutex_t mu;                   /* the fleet sessions' names */
+    pthread_mutex_t mu;                    /* the fleet sessions' names */
     char names[SN_RECORDER_MAX][NAME_LEN]; /* "" when free */
-    natsSubscription *sub;                /* the snapshot requests */
+    natsSubscription *sub;                 /* the snapshot requests */
     pthread_t thread;
     bool started;
     atomic_bool stop, traces_ok;
@@ -144,8 +144,7 @@ int sn_fleet_rec_create(struct sn_fleet_rec *fr, const json_t *spec, char *why, 
     if (rc < 0) {
         sn_recorder_stop(fr->r, name);
         names_set(fr, name, false);
-        fmt_why(why, whylen, "the fleet's bus (NATS) did not take the session: %s",
-                strerror(-rc));
+        fmt_why(why, whylen, "the fleet's bus (NATS) did not take the session: %s", strerror(-rc));
         return rc == -ENOMEM ? rc : -ENOTCONN;
     }
     return 0;
@@ -574,9 +573,9 @@ int sn_fleet_rec_snapshot(struct sn_fleet_rec *fr, const char *session, const js
     json_t *req = json_pack("{s:s,s:s}", "id", id, "session", session);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
-    natsStatus s = text ? natsConnection_PublishString(sn_link_conn(fr->link), SN_FLEET_REC_SNAP,
-                                                       text)
-                        : NATS_NO_MEMORY;
+    natsStatus s =
+        text ? natsConnection_PublishString(sn_link_conn(fr->link), SN_FLEET_REC_SNAP, text)
+             : NATS_NO_MEMORY;
     free(text);
     jsErrCode jerr = 0;
     jsSubOptions so;

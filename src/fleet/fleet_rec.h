@@ -38,13 +38,14 @@
 #include "fleet/link.h"
 #include "rec/recorder.h"
 
-#define SN_FLEET_REC_CHUNK       (512u << 10)            /* bytes of an archive per message */
-#define SN_FLEET_REC_ARCHIVE_MAX ((size_t)1 << 30)       /* bytes of one host's archive */
-#define SN_FLEET_REC_STREAM_MAX  ((int64_t)8 << 30)      /* bytes of the stream, in all */
-#define SN_FLEET_REC_STREAM_MIN  ((int64_t)64 << 20)     /* ... or less, down to this, when
-                                                            the servers' storage is smaller */
-#define SN_FLEET_REC_KEEP_S      86400                   /* seconds the stream keeps them */
-#define SN_FLEET_REC_WAIT_MS     30000                   /* the gathering's wait, default */
+#define SN_FLEET_REC_CHUNK       (512u << 10)       /* bytes of an archive per message */
+#define SN_FLEET_REC_ARCHIVE_MAX ((size_t)1 << 30)  /* bytes of one host's archive */
+#define SN_FLEET_REC_STREAM_MAX  ((int64_t)8 << 30) /* bytes of the stream, in all */
+#define SN_FLEET_REC_STREAM_MIN                                                                    \
+    ((int64_t)64 << 20)            /* ... or less, down to this, when                              \
+                                      the servers' storage is smaller */
+#define SN_FLEET_REC_KEEP_S  86400 /* seconds the stream keeps them */
+#define SN_FLEET_REC_WAIT_MS 30000 /* the gathering's wait, default */
 
 struct sn_fleet_rec; /* opaque */
 

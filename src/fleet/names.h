@@ -45,9 +45,9 @@
 #define SN_FLEET_SPANS_STREAM   "SONDE_SPANS"
 #define SN_FLEET_SPANS_PREFIX   "sonde.spans." /* + <shard> */
 #define SN_FLEET_SPANS_ALL      "sonde.spans.>"
-#define SN_FLEET_SPAN_SHARDS    64 /* shards of the trace store (part of the format) */
-#define SN_FLEET_TRACES_STREAM  "SONDE_TRACES" /* hosts' snapshot archives, chunked */
-#define SN_FLEET_TRACES_PREFIX  "sonde.traces."  /* + <snapshot>.<host> */
+#define SN_FLEET_SPAN_SHARDS    64              /* shards of the trace store (part of the format) */
+#define SN_FLEET_TRACES_STREAM  "SONDE_TRACES"  /* hosts' snapshot archives, chunked */
+#define SN_FLEET_TRACES_PREFIX  "sonde.traces." /* + <snapshot>.<host> */
 #define SN_FLEET_TRACES_ALL     "sonde.traces.>"
 #define SN_FLEET_REC_SNAP       "sonde.recorder.snap" /* snapshot requests (core NATS) */
 #define SN_FLEET_KV_DEFS        "sonde_defs"

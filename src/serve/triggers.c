@@ -286,7 +286,7 @@ static void take(struct sn_triggers *t, struct trig *x)
     } else if (f) {
         f->state = F_FAILED;
         snprintf(f->error, sizeof(f->error), "%s",
-                 why[0]            ? why
+                 why[0]          ? why
                  : rc == -ENOENT ? "the session is not running"
                                  : strerror(-rc));
         if (rc == -ENODATA) /* the index names who did not answer */
