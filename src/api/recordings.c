@@ -94,6 +94,20 @@ static int snap_root(struct sn_call *c, char *buf, size_t len)
     return mkdir(buf, 0700) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
+/* A fleet snapshot another node took, brought here (DATA/snapshots/ID) when this node does not
+ * hold it. 0, or -ENOENT. */
+static int fleet_bring(struct sn_call *c, const char *id)
+{
+    char root[600], dir[800], why[256];
+    struct stat st;
+    snprintf(dir, sizeof(dir), "%s/" SN_RECORDER_SNAPDIR "/%s", c->s->datadir, id);
+    if (stat(dir, &st) == 0 || c->scope[0] || !sn_fleet_recorder(c->s->fleet) ||
+        snap_root(c, root, sizeof(root)) != 0)
+        return 0;
+    int rc = sn_fleet_rec_fetch(sn_fleet_recorder(c->s->fleet), id, root, why, sizeof(why));
+    return rc == 0 || rc == -ENODATA ? 0 : -ENOENT;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -109,9 +123,8 @@ static json_t *snap_ids(struct sn_call *c)
     DIR *d;
 
     snprintf(root, sizeof(root), "%s/" SN_RECORDER_SNAPDIR, c->s->datadir);
-    if (!(d = opendir(root)))
-        return a;
-    for (struct dirent *e; (e = readdir(d));) {
+    d = opendir(root);
+    for (struct dirent *e; d && (e = readdir(d));) {
         if (!sn_recorder_name_ok(e->d_name) || !snapshot_seen(c, e->d_name))
             continue;
         char **p = sn_grow(names, &cap, n + 1, sizeof(*names));
@@ -121,7 +134,22 @@ static json_t *snap_ids(struct sn_call *c)
         if ((names[n] = strdup(e->d_name)))
             n++;
     }
-    closedir(d);
+    if (d)
+        closedir(d);
+    /* in a fleet, the fleet snapshots other nodes took too (their indexes on the bus) */
+    json_t *fleet = c->scope[0] ? NULL : sn_fleet_rec_list(sn_fleet_recorder(c->s->fleet));
+    size_t fi;
+    json_t *fv;
+    json_array_foreach(fleet, fi, fv)
+    {
+        bool dup = false;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = strcmp(names[k], json_string_value(fv)) == 0;
+        char **p = dup ? NULL : sn_grow(names, &cap, n + 1, sizeof(*names));
+        if (p && (names = p) && (names[n] = strdup(json_string_value(fv))))
+            n++;
+    }
+    json_decref(fleet);
     if (n) /* names is NULL when there is none */
         qsort(names, n, sizeof(*names), cmp_str);
     for (size_t i = 0; i < n; i++) {
@@ -325,6 +353,8 @@ static void snapshot_archive(struct sn_call *c, const char *id)
     size_t len;
 
     snprintf(dir, sizeof(dir), "%s/" SN_RECORDER_SNAPDIR "/%s", c->s->datadir, id);
+    if (sn_recorder_name_ok(id))
+        fleet_bring(c, id);
     if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
         !snapshot_seen(c, id))
         return not_found(c, "snapshot", id);
@@ -338,6 +368,8 @@ static void snapshot_archive(struct sn_call *c, const char *id)
 static void snapshot_index(struct sn_call *c, const char *id)
 {
     char path[800];
+    if (sn_recorder_name_ok(id))
+        fleet_bring(c, id);
     snprintf(path, sizeof(path), "%s/" SN_RECORDER_SNAPDIR "/%s/sonde-snapshot.json", c->s->datadir,
              id);
     json_t *x =

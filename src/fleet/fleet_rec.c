@@ -537,46 +537,26 @@ static int mkdirs(const char *path)
     return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
-int sn_fleet_rec_snapshot(struct sn_fleet_rec *fr, const char *session, const json_t *expected,
-                          const char *root, int wait_ms, char *id, size_t idlen, json_t **hosts,
-                          char *why, size_t whylen)
+/* Reads sonde.traces.<id>.> from the start of the stream until every host of expected is whole
+ * or failed, or wait_ms is over, and writes root/ID: <host>/... of each host received and the
+ * index, whose "hosts" is keep (a copy of the firing node's) or, when NULL, what came here.
+ * *hosts: that object (owned). 0, -ENODATA (no host's trace), or -errno with why. */
+static int gather(struct sn_fleet_rec *fr, const char *id, const char *session,
+                  const json_t *expected, const json_t *keep, const char *root, int wait_ms,
+                  json_t **hosts, char *why, size_t whylen)
 {
-    char filter[SN_FLEET_SUBJECT_MAX], part_dir[800], dir[800], stamp[32];
+    char filter[SN_FLEET_SUBJECT_MAX], part_dir[800], dir[800];
     size_t np = json_array_size(expected);
     struct part *p = calloc(np ? np : 1, sizeof(*p));
     natsSubscription *sub = NULL;
+    natsStatus s = NATS_OK;
     int rc = 0;
 
     *hosts = NULL;
-    if (id && idlen)
-        id[0] = '\0';
     if (!p)
         return -ENOMEM;
     for (size_t i = 0; i < np; i++)
         p[i].host = json_string_value(json_array_get(expected, i));
-    if (!sn_link_up(fr->link)) {
-        fmt_why(why, whylen, "the fleet's bus (NATS) is down");
-        free(p);
-        return -ENOTCONN;
-    }
-    if ((rc = ensure_traces(fr, why, whylen)) < 0) {
-        free(p);
-        return rc;
-    }
-    /* the id: SESSION-YYYYMMDDTHHMMSSZ-fXXXXXX, a valid subject token */
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(id, idlen, "%.32s-%s-f%06x", session, stamp,
-             (unsigned)((uint64_t)sn_now_ms() * 2654435761u ^ (uint64_t)getpid()) & 0xffffffu);
-    json_t *req = json_pack("{s:s,s:s}", "id", id, "session", session);
-    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    natsStatus s =
-        text ? natsConnection_PublishString(sn_link_conn(fr->link), SN_FLEET_REC_SNAP, text)
-             : NATS_NO_MEMORY;
-    free(text);
     jsErrCode jerr = 0;
     jsSubOptions so;
     jsSubOptions_Init(&so);
@@ -634,8 +614,14 @@ int sn_fleet_rec_snapshot(struct sn_fleet_rec *fr, const char *session, const js
         else
             json_array_append_new(missing, json_string(p[i].host));
     }
-    *hosts = json_pack("{s:O,s:o,s:o,s:o}", "expected", expected, "received", received, "failed",
-                       failed, "missing", missing);
+    *hosts = keep ? json_deep_copy(keep)
+                  : json_pack("{s:O,s:o,s:o,s:o}", "expected", expected, "received", received,
+                              "failed", failed, "missing", missing);
+    if (keep) {
+        json_decref(received);
+        json_decref(failed);
+        json_decref(missing);
+    }
     if (rc == 0) {
         char ip[1000];
         json_t *index = json_pack("{s:s,s:s,s:b,s:{s:s},s:n,s:O}", "id", id, "session", session,
@@ -659,4 +645,126 @@ int sn_fleet_rec_snapshot(struct sn_fleet_rec *fr, const char *session, const js
         free(p[i].buf);
     free(p);
     return rc;
+}
+
+int sn_fleet_rec_snapshot(struct sn_fleet_rec *fr, const char *session, const json_t *expected,
+                          const char *root, int wait_ms, char *id, size_t idlen, json_t **hosts,
+                          char *why, size_t whylen)
+{
+    char stamp[32], subj[SN_FLEET_SUBJECT_MAX];
+    int rc;
+
+    *hosts = NULL;
+    if (id && idlen)
+        id[0] = '\0';
+    if (!sn_link_up(fr->link)) {
+        fmt_why(why, whylen, "the fleet's bus (NATS) is down");
+        return -ENOTCONN;
+    }
+    if ((rc = ensure_traces(fr, why, whylen)) < 0)
+        return rc;
+    /* the id: SESSION-YYYYMMDDTHHMMSSZ-fXXXXXX, a valid subject token */
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(id, idlen, "%.32s-%s-f%06x", session, stamp,
+             (unsigned)((uint64_t)sn_now_ms() * 2654435761u ^ (uint64_t)getpid()) & 0xffffffu);
+    json_t *req = json_pack("{s:s,s:s}", "id", id, "session", session);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    natsStatus s =
+        text ? natsConnection_PublishString(sn_link_conn(fr->link), SN_FLEET_REC_SNAP, text)
+             : NATS_NO_MEMORY;
+    free(text);
+    if (s != NATS_OK) {
+        fmt_why(why, whylen, "the fleet's bus (NATS): %s", natsStatus_GetText(s));
+        return -ENOTCONN;
+    }
+    rc = gather(fr, id, session, expected, NULL, root, wait_ms, hosts, why, whylen);
+    /* the index on the stream, for the other nodes (sonde.traces.<id>) */
+    if (*hosts && (rc == 0 || rc == -ENODATA) &&
+        snprintf(subj, sizeof(subj), SN_FLEET_TRACES_PREFIX "%s", id) < (int)sizeof(subj)) {
+        json_t *x = json_pack("{s:s,s:s,s:O}", "id", id, "session", session, "hosts", *hosts);
+        char *t = x ? json_dumps(x, JSON_COMPACT) : NULL;
+        jsPubAck *pa = NULL;
+        jsErrCode jerr = 0;
+        if (!t ||
+            js_Publish(&pa, sn_link_js(fr->link), subj, t, (int)strlen(t), NULL, &jerr) != NATS_OK)
+            sn_log(SN_LOG_WARN, "recorder",
+                   "fleet snapshot %s: its index did not reach the bus: the other nodes will "
+                   "not list it",
+                   id);
+        jsPubAck_Destroy(pa);
+        free(t);
+        json_decref(x);
+    }
+    return rc;
+}
+
+/* Snapshot id's index from the stream (owned), or NULL. */
+static json_t *index_of(struct sn_fleet_rec *fr, const char *id)
+{
+    char subj[SN_FLEET_SUBJECT_MAX];
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    if (!sn_fleet_rec_name_valid(id) || !sn_link_up(fr->link))
+        return NULL;
+    snprintf(subj, sizeof(subj), SN_FLEET_TRACES_PREFIX "%s", id);
+    if (js_GetLastMsg(&m, sn_link_js(fr->link), SN_FLEET_TRACES_STREAM, subj, NULL, &jerr) !=
+        NATS_OK)
+        return NULL;
+    json_t *x = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+    natsMsg_Destroy(m);
+    if (!json_is_object(x) || !json_is_string(json_object_get(x, "session")) ||
+        !json_is_object(json_object_get(x, "hosts"))) {
+        json_decref(x);
+        return NULL;
+    }
+    return x;
+}
+
+int sn_fleet_rec_fetch(struct sn_fleet_rec *fr, const char *id, const char *root, char *why,
+                       size_t whylen)
+{
+    json_t *x = fr ? index_of(fr, id) : NULL, *hosts = NULL;
+    if (!x) {
+        fmt_why(why, whylen, "no fleet snapshot \"%.64s\" on the bus", id ? id : "");
+        return -ENOENT;
+    }
+    const json_t *h = json_object_get(x, "hosts");
+    int rc = gather(fr, id, json_string_value(json_object_get(x, "session")),
+                    json_object_get(h, "received"), h, root, 10000, &hosts, why, whylen);
+    json_decref(hosts);
+    json_decref(x);
+    return rc;
+}
+
+json_t *sn_fleet_rec_list(struct sn_fleet_rec *fr)
+{
+    json_t *a = json_array();
+    jsStreamInfo *si = NULL;
+    jsOptions jo;
+    jsErrCode jerr = 0;
+    char why[256];
+
+    if (!fr || !sn_link_up(fr->link) || ensure_traces(fr, why, sizeof(why)) < 0)
+        return a;
+    /* the stream's subjects sonde.traces.<id>: one per index (its state, no message read) */
+    jsOptions_Init(&jo);
+    jo.Stream.Info.SubjectsFilter = SN_FLEET_TRACES_PREFIX "*";
+    if (js_GetStreamInfo(&si, sn_link_js(fr->link), SN_FLEET_TRACES_STREAM, &jo, &jerr) !=
+            NATS_OK ||
+        !si) {
+        jsStreamInfo_Destroy(si);
+        return a;
+    }
+
+    for (int i = 0; si->State.Subjects && i < si->State.Subjects->Count; i++) {
+        const char *id = si->State.Subjects->List[i].Subject + strlen(SN_FLEET_TRACES_PREFIX);
+        if (sn_fleet_rec_name_valid(id))
+            json_array_append_new(a, json_string(id));
+    }
+    jsStreamInfo_Destroy(si);
+    return a;
 }

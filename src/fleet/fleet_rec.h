@@ -92,4 +92,14 @@ int sn_fleet_rec_snapshot(struct sn_fleet_rec *fr, const char *session, const js
                           const char *root, int wait_ms, char *id, size_t idlen, json_t **hosts,
                           char *why, size_t whylen);
 
+/* A fleet snapshot another node took, made here: its index read from the stream (the firing
+ * node's "hosts"), the archives of the hosts it received gathered again (up to 10 s) into
+ * root/ID, as sn_fleet_rec_snapshot() writes it. 0, -ENOENT (no such snapshot on the bus: never,
+ * or older than the stream keeps), or -errno, with why. */
+int sn_fleet_rec_fetch(struct sn_fleet_rec *fr, const char *id, const char *root, char *why,
+                       size_t whylen);
+/* The fleet snapshots the stream holds (their indexes), as a JSON array of ids (owned; empty
+ * when the bus is down). */
+json_t *sn_fleet_rec_list(struct sn_fleet_rec *fr);
+
 #endif

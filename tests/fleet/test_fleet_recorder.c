@@ -5,15 +5,16 @@
  * `sonde agent --nats` hosts (support/fleet_hosts.h), all on this machine (each host records
  * the same kernel, which is fine: each host's trace must be whole).
  *
- *  - a fleet session ("hosts": "all") created on the node runs on the node and on the agent;
+ *  - a fleet session ("hosts": "all") created on node n1 runs on both nodes and the agent;
  *    a trigger "p99 > 10ms for 1s" on the latency of a child's system calls fires when the
  *    child makes a 30 ms nanosleep; the fired entry lists the hosts expected and received
- *    (both); the snapshot's index says so; its archive, fetched from the node and unpacked by
- *    tar, holds one trace per host, each with the child's nanosleep entry and exit, and
- *    babeltrace2 reads the whole directory (both hosts merged) with exactly two of each;
+ *    (all three); both nodes list the snapshot (n2 from its index on the bus) and its index
+ *    says so; its archive, fetched from either node and unpacked by tar, holds one trace per
+ *    host, each with the child's nanosleep entry and exit, and babeltrace2 reads the whole
+ *    directory (the hosts merged) with exactly three of each;
  *  - a host killed (SIGKILL) just before a trigger fires: the entry names it as missing after
  *    the bounded wait, the others' traces are in the snapshot, and nothing crashed;
- *  - stopping the fleet session on the node stops it on every host (the node's list).
+ *  - stopping the fleet session on n1 stops it on every host (n2's list says so).
  */
 #include <jansson.h>
 #include <signal.h>
@@ -200,10 +201,12 @@ static void test_fleet_trigger(void)
     T_REQUIRE(th_fleet_init(&fleet, sonde, th_nats_url(&nats)) == 0);
     int n = th_node_start(&fleet, "n1", NULL, NULL);
     T_REQUIRE(n == 0);
+    int n2 = th_node_start(&fleet, "n2", NULL, NULL);
+    T_REQUIRE(n2 == 1);
     int a = th_host_add_uncontained(&fleet, "ag1");
     T_REQUIRE(a >= 0);
     T_REQUIRE(th_host_agent_start(&fleet, a, NULL) == 0);
-    T_REQUIRE(th_node_wait_members(&fleet, n, 1, 1, 30000) >= 0);
+    T_REQUIRE(th_node_wait_members(&fleet, n, 2, 1, 30000) >= 0);
     T_REQUIRE(child_start() == 0);
 
     /* the child's system calls but its blocking reads of commands, by execname */
@@ -253,10 +256,10 @@ static void test_fleet_trigger(void)
     printf("# fired: %s\n", text ? text : "");
     free(text);
     T_STR(json_string_value(json_object_get(f, "state")), "taken");
-    const char *both[] = {"ag1", "n1"};
+    const char *both[] = {"ag1", "n1", "n2"};
     json_t *hosts = json_object_get(f, "hosts");
-    T_OK(names_are(json_object_get(hosts, "expected"), both, 2));
-    T_OK(names_are(json_object_get(hosts, "received"), both, 2));
+    T_OK(names_are(json_object_get(hosts, "expected"), both, 3));
+    T_OK(names_are(json_object_get(hosts, "received"), both, 3));
     T_OK(names_are(json_object_get(hosts, "missing"), NULL, 0));
     T_EQ(json_object_size(json_object_get(hosts, "failed")), 0);
     const char *id = json_string_value(json_object_get(f, "snapshot"));
@@ -265,36 +268,46 @@ static void test_fleet_trigger(void)
     snprintf(sid, sizeof(sid), "%s", id);
     json_decref(f);
 
-    /* listed, with its index naming the hosts */
-    j = req(n, "GET", "/ca/recorder/snapshots", NULL, 200);
-    bool listed = false;
-    size_t i;
-    json_t *v;
-    json_array_foreach(j, i, v) listed |= strcmp(json_string_value(v), sid) == 0;
-    T_OK(listed);
-    json_decref(j);
-    snprintf(path, sizeof(path), "/ca/recorder/snapshots/%s", sid);
-    j = req(n, "GET", path, NULL, 200);
-    T_OK(json_is_true(json_object_get(j, "fleet")));
-    T_OK(names_are(json_object_get(json_object_get(j, "hosts"), "received"), both, 2));
-    json_decref(j);
-
-    /* one archive: a trace per host, each whole, and babeltrace2 merges them */
-    snprintf(dir, sizeof(dir), "%s/fsnap1", fleet.dir);
-    fetch(n, sid, dir);
-    for (int h = 0; h < 2; h++) {
-        snprintf(path, sizeof(path), "%s/%s/kernel", dir, both[h]);
-        T_EQ(child_lines(path, "syscall_entry_nanosleep"), 1);
-        T_EQ(child_lines(path, "syscall_exit_nanosleep"), 1);
+    /* listed on both nodes (n2 from the index on the bus), with its index naming the hosts */
+    for (int node = 0; node < 2; node++) {
+        j = req(node, "GET", "/ca/recorder/snapshots", NULL, 200);
+        bool listed = false;
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) listed |= strcmp(json_string_value(v), sid) == 0;
+        if (!listed) {
+            char *t = json_dumps(j, 0);
+            t_note("node %d lists %s", node + 1, t ? t : "(none)");
+            free(t);
+        }
+        T_OK(listed);
+        json_decref(j);
+        snprintf(path, sizeof(path), "/ca/recorder/snapshots/%s", sid);
+        j = req(node, "GET", path, NULL, 200);
+        T_OK(names_are(json_object_get(json_object_get(j, "hosts"), "received"), both, 3));
+        json_decref(j);
     }
-    T_EQ(child_lines(dir, "syscall_entry_nanosleep"), 2);
-    T_EQ(child_lines(dir, "syscall_exit_nanosleep"), 2);
 
-    /* a host killed just before the next trigger fires: named as missing, after the wait */
+    /* one archive from each node: a trace per host, each whole, and babeltrace2 merges them */
+    for (int node = 0; node < 2; node++) {
+        snprintf(dir, sizeof(dir), "%s/fsnap-n%d", fleet.dir, node + 1);
+        fetch(node, sid, dir);
+        for (int h = 0; h < 3; h++) {
+            snprintf(path, sizeof(path), "%s/%s/kernel", dir, both[h]);
+            T_EQ(child_lines(path, "syscall_entry_nanosleep"), 1);
+            T_EQ(child_lines(path, "syscall_exit_nanosleep"), 1);
+        }
+        T_EQ(child_lines(dir, "syscall_entry_nanosleep"), 3);
+        T_EQ(child_lines(dir, "syscall_exit_nanosleep"), 3);
+    }
+
+    /* a host killed just before the next trigger fires: named as missing, after the wait
+     * ("slow" removed: its minute may be over, and its snapshot would come first) */
+    json_decref(req(n, "DELETE", "/ca/recorder/triggers/slow", NULL, 204));
     int b = th_host_add_uncontained(&fleet, "ag2");
     T_REQUIRE(b >= 0);
     T_REQUIRE(th_host_agent_start(&fleet, b, NULL) == 0);
-    T_REQUIRE(th_node_wait_members(&fleet, n, 1, 2, 30000) >= 0);
+    T_REQUIRE(th_node_wait_members(&fleet, n, 2, 2, 30000) >= 0);
     sleep_ms(2000); /* its rings started */
     snprintf(body, sizeof(body),
              "{\"name\":\"slow2\",\"session\":\"frec\",\"instrumentation\":%d,\"when\":\"p99 > "
@@ -309,20 +322,29 @@ static void test_fleet_trigger(void)
     printf("# fired: %s\n", text ? text : "");
     free(text);
     hosts = json_object_get(f, "hosts");
-    const char *all3[] = {"ag1", "ag2", "n1"}, *gone[] = {"ag2"};
+    const char *all4[] = {"ag1", "ag2", "n1", "n2"}, *gone[] = {"ag2"};
     /* ag2 is still a member for 6 s after its last heartbeat: expected, and missing */
-    T_OK(names_are(json_object_get(hosts, "expected"), all3, 3));
-    T_OK(names_are(json_object_get(hosts, "received"), both, 2));
+    T_OK(names_are(json_object_get(hosts, "expected"), all4, 4));
+    T_OK(names_are(json_object_get(hosts, "received"), both, 3));
     T_OK(names_are(json_object_get(hosts, "missing"), gone, 1));
     T_STR(json_string_value(json_object_get(f, "state")), "taken");
     json_decref(f);
-    T_OK(waitpid(fleet.n[n].pid, NULL, WNOHANG) == 0); /* the node still runs */
+    T_OK(waitpid(fleet.n[n].pid, NULL, WNOHANG) == 0); /* the nodes still run */
+    T_OK(waitpid(fleet.n[n2].pid, NULL, WNOHANG) == 0);
 
-    /* stopped on the node: gone from every host (the node's own list here) */
+    /* stopped on one node: gone from every host (the other node's list: bounded, 5 s) */
     j = req(n, "DELETE", "/ca/recorder/sessions/frec", NULL, 204);
     json_decref(j);
     j = req(n, "GET", "/ca/recorder/sessions/frec", NULL, 404);
     json_decref(j);
+    int st = 200;
+    for (int k = 0; k < 50 && st == 200; k++) {
+        j = th_node_jreq(&fleet, n2, "GET", "/ca/recorder/sessions/frec", NULL, &st);
+        json_decref(j);
+        if (st == 200)
+            sleep_ms(100);
+    }
+    T_EQ(st, 404);
 
     child_stop();
     th_fleet_free(&fleet);
