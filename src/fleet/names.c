@@ -554,5 +554,7 @@ int sn_fleet_parse_traces_subject(const char *subj, char *snap, size_t slen, cha
         snap[0] = '\0';
         return -EINVAL;
     }
-    return copy_out(dot + 1, host, hlen);
+    if ((rc = copy_out(dot + 1, host, hlen)) < 0)
+        snap[0] = '\0';
+    return rc;
 }
