@@ -346,6 +346,27 @@ static void test_fleet_trigger(void)
     }
     T_EQ(st, 404);
 
+    /* the CLI: sonde record start --hosts all, on n2; n1 hears it; stopped from n1's CLI */
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s record start frec2 --events syscalls --size-per-cpu 64K --hosts all --url "
+             "http://127.0.0.1:%d",
+             sonde, fleet.n[n2].port);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    st = 404;
+    for (int k = 0; k < 50 && st != 200; k++) {
+        j = th_node_jreq(&fleet, n, "GET", "/ca/recorder/sessions/frec2", NULL, &st);
+        if (st == 200)
+            T_STR(json_string_value(json_object_get(j, "hosts")), "all");
+        json_decref(j);
+        if (st != 200)
+            sleep_ms(100);
+    }
+    T_EQ(st, 200);
+    snprintf(cmd, sizeof(cmd), "%s record stop frec2 --url http://127.0.0.1:%d", sonde,
+             fleet.n[n].port);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+
     child_stop();
     th_fleet_free(&fleet);
     th_nats_free(&nats);
