@@ -186,12 +186,14 @@ static void apply(struct sn_fleet_rec *fr, kvEntry *e, char (*seen)[NAME_LEN], s
         snprintf(seen[(*nseen)++], NAME_LEN, "%s", name);
     json_t *spec = json_loadb(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), 0, NULL);
     json_t *mine = sn_recorder_json(fr->r, name);
-    if (mine && sn_fleet_rec_is_fleet(fr, name)) { /* already running */
+    if (mine) { /* already running: as the fleet's, or a local session of that name */
+        if (!sn_fleet_rec_is_fleet(fr, name))
+            sn_log(SN_LOG_WARN, "recorder",
+                   "fleet session %s cannot start here: a local session has that name", name);
         json_decref(mine);
         json_decref(spec);
         return;
     }
-    json_decref(mine);
     names_set(fr, name, true);
     int rc = spec ? sn_fleet_rec_start_spec(fr->r, spec, why, sizeof(why)) : -EINVAL;
     if (rc == 0)
@@ -390,7 +392,11 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         json_decref(j);
         return;
     }
-    int rc = take_archive(fr, session, &tar, &len, why, sizeof(why));
+    int rc = -ENOENT;
+    if (!sn_fleet_rec_is_fleet(fr, session)) /* never a local session (a tenant's, say) */
+        snprintf(why, sizeof(why), "no fleet session %s on this host", session);
+    else
+        rc = take_archive(fr, session, &tar, &len, why, sizeof(why));
     if (rc < 0) {
         put_msg(fr, id, NULL, 0, 0, 0, 0, why);
     } else {
@@ -583,6 +589,8 @@ static int gather(struct sn_fleet_rec *fr, const char *id, const char *session,
         if (s == NATS_OK) {
             gather_msg(p, np, m);
             natsMsg_Destroy(m);
+        } else if (s != NATS_TIMEOUT) { /* the bus went: wait for it, up to the deadline */
+            pause_ms(100);
         }
     }
     natsSubscription_Unsubscribe(sub);
