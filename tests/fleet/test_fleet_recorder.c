@@ -14,6 +14,8 @@
  *    directory (the hosts merged) with exactly three of each;
  *  - a host killed (SIGKILL) just before a trigger fires: the entry names it as missing after
  *    the bounded wait, the others' traces are in the snapshot, and nothing crashed;
+ *  - the bus killed between a firing and its snapshot: the entry fails, saying so, and every
+ *    process carries on (the bus started again, the fleet comes back);
  *  - stopping the fleet session on n1 stops it on every host (n2's list says so).
  */
 #include <jansson.h>
@@ -332,12 +334,52 @@ static void test_fleet_trigger(void)
     T_OK(waitpid(fleet.n[n].pid, NULL, WNOHANG) == 0); /* the nodes still run */
     T_OK(waitpid(fleet.n[n2].pid, NULL, WNOHANG) == 0);
 
+    /* the bus down when the snapshot is due (post 5 s): the entry fails, saying so, at once */
+    json_decref(req(n, "DELETE", "/ca/recorder/triggers/slow2", NULL, 204));
+    snprintf(body, sizeof(body),
+             "{\"name\":\"slow3\",\"session\":\"frec\",\"instrumentation\":%d,\"when\":\"p99 > "
+             "10ms for 1s\",\"key\":\"%s\",\"post\":5}",
+             lat, comm);
+    json_decref(req(n, "POST", "/ca/recorder/triggers", body, 201));
+    T_REQUIRE(child_run(SLOW) == 0);
+    bool pending = false;
+    for (int k = 0; k < 150 && !pending; k++) { /* fired, its snapshot not yet due: 30 s */
+        int stt;
+        json_t *t = th_node_jreq(&fleet, n, "GET", "/ca/recorder/triggers/slow3", NULL, &stt);
+        pending = json_array_size(json_object_get(t, "fired")) == 1;
+        json_decref(t);
+        if (!pending)
+            sleep_ms(200);
+    }
+    T_REQUIRE(pending);
+    T_REQUIRE(th_nats_kill(&nats, 0, SIGKILL) == 0);
+    f = wait_fired("slow3", 30);
+    T_REQUIRE(f != NULL);
+    text = json_dumps(f, 0);
+    printf("# fired: %s\n", text ? text : "");
+    free(text);
+    T_STR(json_string_value(json_object_get(f, "state")), "failed");
+    T_STR(json_string_value(json_object_get(f, "error")), "the fleet's bus (NATS) is down");
+    T_OK(json_is_null(json_object_get(f, "snapshot")));
+    json_decref(f);
+    T_OK(waitpid(fleet.n[n].pid, NULL, WNOHANG) == 0);
+    T_OK(waitpid(fleet.n[n2].pid, NULL, WNOHANG) == 0);
+    T_OK(waitpid(fleet.h[a].agent, NULL, WNOHANG) == 0);
+    T_REQUIRE(th_nats_restart(&nats, 0) == 0);
+    T_REQUIRE(th_node_wait_members(&fleet, n, 2, 1, 30000) >= 0);
+
     /* stopped on one node: gone from every host (the other node's list: bounded, 5 s) */
-    j = req(n, "DELETE", "/ca/recorder/sessions/frec", NULL, 204);
-    json_decref(j);
+    int st = 503; /* 503 while the node's link is not back yet: bounded, 20 s */
+    for (int k = 0; k < 100 && st == 503; k++) {
+        j = th_node_jreq(&fleet, n, "DELETE", "/ca/recorder/sessions/frec", NULL, &st);
+        json_decref(j);
+        if (st == 503)
+            sleep_ms(200);
+    }
+    T_EQ(st, 204);
     j = req(n, "GET", "/ca/recorder/sessions/frec", NULL, 404);
     json_decref(j);
-    int st = 200;
+    st = 200;
     for (int k = 0; k < 50 && st == 200; k++) {
         j = th_node_jreq(&fleet, n2, "GET", "/ca/recorder/sessions/frec", NULL, &st);
         json_decref(j);
