@@ -27,6 +27,7 @@
  *   DELETE /ca/recorder/snapshots/:name         -> 204
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,14 +99,21 @@ static int snap_root(struct sn_call *c, char *buf, size_t len)
  * hold it. 0, or -ENOENT. */
 static int fleet_bring(struct sn_call *c, const char *id)
 {
+    static pthread_mutex_t one = PTHREAD_MUTEX_INITIALIZER; /* one bring at a time: a second
+                                                                request finds it here */
     char root[600], dir[800], why[256];
     struct stat st;
-    snprintf(dir, sizeof(dir), "%s/" SN_RECORDER_SNAPDIR "/%s", c->s->datadir, id);
-    if (stat(dir, &st) == 0 || c->scope[0] || !sn_fleet_recorder(c->s->fleet) ||
-        snap_root(c, root, sizeof(root)) != 0)
+    int rc = 0;
+    if (c->scope[0] || !sn_fleet_recorder(c->s->fleet))
         return 0;
-    int rc = sn_fleet_rec_fetch(sn_fleet_recorder(c->s->fleet), id, root, why, sizeof(why));
-    return rc == 0 || rc == -ENODATA ? 0 : -ENOENT;
+    snprintf(dir, sizeof(dir), "%s/" SN_RECORDER_SNAPDIR "/%s", c->s->datadir, id);
+    pthread_mutex_lock(&one);
+    if (stat(dir, &st) != 0 && snap_root(c, root, sizeof(root)) == 0) {
+        rc = sn_fleet_rec_fetch(sn_fleet_recorder(c->s->fleet), id, root, why, sizeof(why));
+        rc = rc == 0 || rc == -ENODATA ? 0 : -ENOENT;
+    }
+    pthread_mutex_unlock(&one);
+    return rc;
 }
 
 static int cmp_str(const void *a, const void *b)
