@@ -231,34 +231,30 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* The watcher is made once and kept across reconnects: cnats's KV watcher is an ordered
+ * consumer that makes itself again after an outage, from where it was (deletes included).
+ * Destroying one while cnats resets it after a reconnect is the race of cnats 3.4.1 (a
+ * heap-use-after-free in jsSub_deleteConsumer) that this avoids. */
 static void *watch_main(void *arg)
 {
     struct sn_fleet_rec *fr = arg;
     kvWatcher *w = NULL;
     char seen[SN_RECORDER_MAX][NAME_LEN];
     size_t nseen = 0;
-    bool initial = false, was_up = false;
+    bool initial = false;
 
     while (!atomic_load(&fr->stop)) {
-        bool up = sn_link_up(fr->link);
         kvStore *defs = sn_link_kv(fr->link, SN_FLEET_KV_DEFS);
-        if (!up || !defs) {
-            was_up = false;
+        if (!w && (!sn_link_up(fr->link) || !defs)) {
             pause_ms(POLL_MS);
             continue;
         }
-        if (!w || !was_up) { /* first, or after a reconnect: the whole set again */
-            if (w) {
-                kvWatcher_Stop(w);
-                kvWatcher_Destroy(w);
-                w = NULL;
-            }
+        if (!w) {
             if (kvStore_Watch(&w, defs, "rec.>", NULL) != NATS_OK) {
                 w = NULL;
                 pause_ms(500);
                 continue;
             }
-            was_up = true;
             initial = true;
             nseen = 0;
         }
@@ -271,8 +267,7 @@ static void *watch_main(void *arg)
             forget_others(fr, seen, nseen);
             initial = false;
         } else if (s != NATS_OK && s != NATS_TIMEOUT) {
-            was_up = false; /* made again */
-            pause_ms(POLL_MS);
+            pause_ms(POLL_MS); /* the bus is away: the watcher carries on when it is back */
         }
     }
     if (w) {

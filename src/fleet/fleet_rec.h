@@ -6,8 +6,8 @@
  *
  *   sessions   a fleet session is a key rec.<name> in the bucket sonde_defs (its spec: {name,
  *              events, size-per-cpu, predicate}); each host watches "rec.>" and starts the
- *              session in its own recorder on a put, stops it on a delete; after a (re)connect
- *              it reads the set again and stops the fleet sessions the bucket no longer has;
+ *              session in its own recorder on a put, stops it on a delete (its watcher, kept
+ *              across reconnects, resumes where it was: a delete made meanwhile arrives);
  *   snapshots  a node whose trigger fires publishes a request {id, session} on the core
  *              subject sonde.recorder.snap; every host holding the session takes a whole-ring
  *              snapshot (sn_recorder_snapshot_window(SN_RECORDER_WHOLE_RING)), archives it
