@@ -127,6 +127,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = sn_fleet_next_key(s, out, sizeof(out));
     built(rc, out, false);
 
+    /* the flight recorder's names: accepted means the builder writes the same bytes */
+    char snap[BUF];
+    rc = sn_fleet_parse_traces_subject(s, snap, sizeof(snap), host, sizeof(host));
+    if (rc == 0) {
+        FUZZ_CHECK(sn_fleet_rec_name_valid(snap) && host_ref(host));
+        FUZZ_CHECK(sn_fleet_traces_subject(snap, host, back, sizeof(back)) == 0);
+        FUZZ_CHECK(strcmp(back, s) == 0);
+    } else {
+        FUZZ_CHECK(snap[0] == '\0' && host[0] == '\0');
+    }
+    rc = sn_fleet_parse_rec_key(s, snap, sizeof(snap));
+    if (rc == 0) {
+        FUZZ_CHECK(sn_fleet_rec_key(snap, back, sizeof(back)) == 0 && strcmp(back, s) == 0);
+        FUZZ_CHECK(subject_ok(back, false));
+    }
+    rc = sn_fleet_rec_key(s, out, sizeof(out));
+    built(rc, out, false);
+    FUZZ_CHECK((rc == 0) == sn_fleet_rec_name_valid(s));
+
     /* the parsers: accepted means the builder writes the same bytes */
     rc = sn_fleet_parse_frame_subject(s, inst, sizeof(inst), host, sizeof(host));
     if (rc == 0) {

@@ -10,6 +10,9 @@
  * and deletes only its own sessions and their snapshots (others' are 404, as absent). A
  * snapshot's owner is in its index (sonde-snapshot.json's "tenant").
  *
+ * In a fleet (`sonde serve --nats`), "hosts": "all" makes a fleet session (fleet/fleet_rec.h):
+ * every host of the fleet records it, and deleting it here stops it everywhere. Operator only.
+ *
  *   GET    /ca/recorder                         {sessions: [...], snapshots: [ids]}
  *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu",
  *                                                "predicate", "live": bool} -> 201
@@ -18,10 +21,13 @@
  *   POST   /ca/recorder/sessions/:name/snapshot -> 201 {id, path, events, overwritten, torn,
  *                                                       dropped}
  *   GET    /ca/recorder/snapshots               [ids]
+ *   GET    /ca/recorder/snapshots/:name         its index (sonde-snapshot.json; a fleet
+ *                                                snapshot's names its hosts)
  *   GET    /ca/recorder/snapshots/:name/archive application/x-tar of the snapshot's directory
  *   DELETE /ca/recorder/snapshots/:name         -> 204
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +39,12 @@
 #include "api/internal.h"
 #include "core/grow.h"
 #include "core/tar.h"
+#include "fleet/fleet_rec.h"
+#include "fleet/names.h"
 #include "http/request.h"
 #include "rec/recorder.h"
 #include "rec/session.h"
+#include "serve/fleet.h"
 
 #define DEFAULT_SIZE (4u << 20)
 
@@ -60,6 +69,8 @@ static json_t *session_seen(struct sn_call *c, const char *name)
         json_decref(j);
         j = NULL;
     }
+    if (j && sn_fleet_rec_is_fleet(sn_fleet_recorder(c->s->fleet), name))
+        json_object_set_new(j, "hosts", json_string("all"));
     return j;
 }
 
@@ -84,6 +95,27 @@ static int snap_root(struct sn_call *c, char *buf, size_t len)
     return mkdir(buf, 0700) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
+/* A fleet snapshot another node took, brought here (DATA/snapshots/ID) when this node does not
+ * hold it. 0, or -ENOENT. */
+static int fleet_bring(struct sn_call *c, const char *id)
+{
+    static pthread_mutex_t one = PTHREAD_MUTEX_INITIALIZER; /* one bring at a time: a second
+                                                                request finds it here */
+    char root[600], dir[800], why[256];
+    struct stat st;
+    int rc = 0;
+    if (c->scope[0] || !sn_fleet_recorder(c->s->fleet))
+        return 0;
+    snprintf(dir, sizeof(dir), "%s/" SN_RECORDER_SNAPDIR "/%s", c->s->datadir, id);
+    pthread_mutex_lock(&one);
+    if (stat(dir, &st) != 0 && snap_root(c, root, sizeof(root)) == 0) {
+        rc = sn_fleet_rec_fetch(sn_fleet_recorder(c->s->fleet), id, root, why, sizeof(why));
+        rc = rc == 0 || rc == -ENODATA ? 0 : -ENOENT;
+    }
+    pthread_mutex_unlock(&one);
+    return rc;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -99,9 +131,8 @@ static json_t *snap_ids(struct sn_call *c)
     DIR *d;
 
     snprintf(root, sizeof(root), "%s/" SN_RECORDER_SNAPDIR, c->s->datadir);
-    if (!(d = opendir(root)))
-        return a;
-    for (struct dirent *e; (e = readdir(d));) {
+    d = opendir(root);
+    for (struct dirent *e; d && (e = readdir(d));) {
         if (!sn_recorder_name_ok(e->d_name) || !snapshot_seen(c, e->d_name))
             continue;
         char **p = sn_grow(names, &cap, n + 1, sizeof(*names));
@@ -111,7 +142,22 @@ static json_t *snap_ids(struct sn_call *c)
         if ((names[n] = strdup(e->d_name)))
             n++;
     }
-    closedir(d);
+    if (d)
+        closedir(d);
+    /* in a fleet, the fleet snapshots other nodes took too (their indexes on the bus) */
+    json_t *fleet = c->scope[0] ? NULL : sn_fleet_rec_list(sn_fleet_recorder(c->s->fleet));
+    size_t fi;
+    json_t *fv;
+    json_array_foreach(fleet, fi, fv)
+    {
+        bool dup = false;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = strcmp(names[k], json_string_value(fv)) == 0;
+        char **p = dup ? NULL : sn_grow(names, &cap, n + 1, sizeof(*names));
+        if (p && (names = p) && (names[n] = strdup(json_string_value(fv))))
+            n++;
+    }
+    json_decref(fleet);
     if (n) /* names is NULL when there is none */
         qsort(names, n, sizeof(*names), cmp_str);
     for (size_t i = 0; i < n; i++) {
@@ -153,11 +199,11 @@ static void session_create(struct sn_call *c)
     json_t *v;
     json_object_foreach(j, key, v) if (strcmp(key, "name") && strcmp(key, "events") &&
                                        strcmp(key, "size-per-cpu") && strcmp(key, "predicate") &&
-                                       strcmp(key, "live"))
+                                       strcmp(key, "live") && strcmp(key, "hosts"))
     {
         CA_INVAL(c,
                  "unknown member \"%.64s\" (this server takes name, events, size-per-cpu, "
-                 "predicate, live)",
+                 "predicate, live, hosts)",
                  key);
         json_decref(j);
         return;
@@ -231,18 +277,47 @@ static void session_create(struct sn_call *c)
         so.scope = (const char *const *)t->cgroups;
         so.nscope = t->ncgroups;
     }
-    int rc = sn_recorder_start_opts(c->s->recorder, name, groups, size, &so, why, sizeof(why));
-    if (rc == 0 && json_is_true(live) &&
-        (rc = sn_recorder_live(c->s->recorder, name, why, sizeof(why))) != 0) {
-        sn_recorder_stop(c->s->recorder, name); /* all or nothing */
-        rc = rc == -ENOTSUP ? -EINVAL : rc;
+    json_t *hosts = json_object_get(j, "hosts");
+    int rc;
+    if (hosts) { /* a fleet session */
+        struct sn_fleet_rec *fr = sn_fleet_recorder(c->s->fleet);
+        if (!json_is_string(hosts) || strcmp(json_string_value(hosts), "all") != 0) {
+            CA_INVAL(c, "\"hosts\" takes \"all\" (every host of the fleet)");
+            goto out;
+        }
+        if (!fr) {
+            CA_INVAL(c, "\"hosts\": this server is not in a fleet (sonde serve --nats)");
+            goto out;
+        }
+        if (c->scope[0]) {
+            sn_resp_error(c->resp, 403, "ECA_NOTAUTHORIZED", "fleet sessions are the operator's");
+            goto out;
+        }
+        if (live) {
+            CA_INVAL(c, "\"live\": a fleet session is not published for live reading (each "
+                        "host's own sessions are)");
+            goto out;
+        }
+        if (!sn_fleet_rec_name_valid(name)) {
+            CA_INVAL(c, "a fleet session's \"name\" is 1 to 63 of [A-Za-z0-9_-] (no '.')");
+            goto out;
+        }
+        json_object_del(j, "hosts");
+        rc = sn_fleet_rec_create(fr, j, why, sizeof(why));
+    } else {
+        rc = sn_recorder_start_opts(c->s->recorder, name, groups, size, &so, why, sizeof(why));
+        if (rc == 0 && json_is_true(live) &&
+            (rc = sn_recorder_live(c->s->recorder, name, why, sizeof(why))) != 0) {
+            sn_recorder_stop(c->s->recorder, name); /* all or nothing */
+            rc = rc == -ENOTSUP ? -EINVAL : rc;
+        }
     }
     if (rc == -EINVAL || rc == -EEXIST || rc == -ENOSPC || rc == -E2BIG)
         CA_INVAL(c, "%s", why);
     else if (rc != 0)
         sn_resp_error(c->resp, 503, "ECA_NORESOURCE", "%s", why);
     else
-        sn_resp_json(c->resp, 201, sn_recorder_json(c->s->recorder, name));
+        sn_resp_json(c->resp, 201, session_seen(c, name));
 out:
     json_decref(j);
 }
@@ -259,8 +334,20 @@ static void session_delete(struct sn_call *c, const char *name)
 {
     json_t *j = session_seen(c, name);
     json_decref(j);
-    if (!j || sn_recorder_stop(c->s->recorder, name) != 0)
+    if (!j)
         return not_found(c, "session", name);
+    struct sn_fleet_rec *fr = sn_fleet_recorder(c->s->fleet);
+    if (sn_fleet_rec_is_fleet(fr, name)) { /* every host stops it */
+        int rc = sn_fleet_rec_delete(fr, name);
+        if (rc == -ENOENT)
+            return not_found(c, "session", name);
+        if (rc < 0)
+            return (void)sn_resp_error(c->resp, 503, "ECA_NORESOURCE",
+                                       "the fleet's bus (NATS) did not take the stop: %s",
+                                       strerror(-rc));
+    } else if (sn_recorder_stop(c->s->recorder, name) != 0) {
+        return not_found(c, "session", name);
+    }
     sn_resp_empty(c->resp, 204);
 }
 
@@ -298,6 +385,8 @@ static void snapshot_archive(struct sn_call *c, const char *id)
     size_t len;
 
     snprintf(dir, sizeof(dir), "%s/" SN_RECORDER_SNAPDIR "/%s", c->s->datadir, id);
+    if (sn_recorder_name_ok(id))
+        fleet_bring(c, id);
     if (!sn_recorder_name_ok(id) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
         !snapshot_seen(c, id))
         return not_found(c, "snapshot", id);
@@ -306,6 +395,23 @@ static void snapshot_archive(struct sn_call *c, const char *id)
         return (void)sn_resp_error(c->resp, 500, "ECA_UNKNOWN", "cannot archive %s: %s", id,
                                    strerror(-rc));
     sn_resp_bytes(c->resp, 200, "application/x-tar", tar, len);
+}
+
+static void snapshot_index(struct sn_call *c, const char *id)
+{
+    char path[800];
+    if (sn_recorder_name_ok(id))
+        fleet_bring(c, id);
+    snprintf(path, sizeof(path), "%s/" SN_RECORDER_SNAPDIR "/%s/sonde-snapshot.json", c->s->datadir,
+             id);
+    json_t *x =
+        sn_recorder_name_ok(id) && snapshot_seen(c, id) ? json_load_file(path, 0, NULL) : NULL;
+    if (!json_is_object(x)) {
+        json_decref(x);
+        return not_found(c, "snapshot", id);
+    }
+    json_object_set_new(x, "id", json_string(id));
+    sn_resp_json(c->resp, 200, x);
 }
 
 static void snapshot_delete(struct sn_call *c, const char *id)
@@ -337,6 +443,8 @@ void sn_api_recorder(struct sn_call *c, const char *what, const char *arg)
         sn_resp_json(c->resp, 200, snap_ids(c));
     else if (strcmp(what, "archive") == 0)
         snapshot_archive(c, arg);
+    else if (strcmp(what, "snapshot-index") == 0)
+        snapshot_index(c, arg);
     else if (strcmp(what, "snapshot-delete") == 0)
         snapshot_delete(c, arg);
     else

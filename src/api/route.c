@@ -189,6 +189,7 @@ RECORDER(rec_session, "session")
 RECORDER(rec_snapshot, "snapshot")
 RECORDER(rec_snapshots, "snapshots")
 RECORDER(rec_archive, "archive")
+RECORDER(rec_snapshot_index, "snapshot-index")
 RECORDER(rec_snapshot_delete, "snapshot-delete")
 #undef RECORDER
 #define TRIGGERS(name, what)                                                                       \
@@ -236,6 +237,7 @@ static const struct route routes[] = {
     {CA, "POST", "recorder/sessions/:name/snapshot", AUTH_SCOPE, R_RAW_BODY, 0, rec_snapshot},
     {CA, "GET", "recorder/snapshots", AUTH_SCOPE, R_NO_HEAD, 0, rec_snapshots},
     {CA, "GET", "recorder/snapshots/:name/archive", AUTH_SCOPE, R_NO_HEAD, 0, rec_archive},
+    {CA, "GET", "recorder/snapshots/:name", AUTH_SCOPE, R_NO_HEAD, 0, rec_snapshot_index},
     {CA, "DELETE", "recorder/snapshots/:name", AUTH_SCOPE, 0, 0, rec_snapshot_delete},
     {CA, "GET", "recorder/triggers", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, trig_list},
     {CA, "POST", "recorder/triggers", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 65536, trig_create},

@@ -2,7 +2,7 @@
  * `sonde record`: the flight recorder of a server's host (docs/recorder.md), over the API's
  * /ca/recorder routes:
  *
- *   sonde record start NAME --events LIST [--size-per-cpu SIZE] [--predicate JSON]
+ *   sonde record start NAME --events LIST [--size-per-cpu SIZE] [--predicate JSON] [--hosts all]
  *                                       start a session (--tenant T: scoped to T's cgroups)
  *   sonde record snapshot NAME -o DIR   snapshot it: the server writes the trace, this fetches
  *                                       its archive and unpacks it into DIR
@@ -26,7 +26,7 @@
 
 static const char usage[] =
     "usage: sonde record start NAME --events LIST [--size-per-cpu SIZE] [--predicate JSON]\n"
-    "                          [--live] [options]\n"
+    "                          [--live] [--hosts all] [options]\n"
     "       sonde record snapshot NAME -o DIR [options]\n"
     "       sonde record list [options]\n"
     "       sonde record stop NAME [options]\n"
@@ -50,11 +50,13 @@ static const char usage[] =
     "                      '{\"eq\":[\"execname\",\"nginx\"]}'\n"
     "  --live              start: also publish the session for live reading (the server\n"
     "                      runs with --live-listen): babeltrace2 -i lttng-live, sonde trace\n"
+    "  --hosts all         start: a fleet session, recorded by every host of the fleet (a\n"
+    "                      server started with --nats; docs/recorder.md, \"In a fleet\")\n"
     "  (with --tenant T, sessions are T's: they record only T's cgroups, and T sees only its\n"
     "  own sessions and snapshots)\n"
     "  -o, --output DIR    snapshot: where to unpack the trace\n" SN_CA_COMMON_HELP;
 
-enum { O_EVENTS = 1, O_SIZE, O_PREDICATE, O_LIVE };
+enum { O_EVENTS = 1, O_SIZE, O_PREDICATE, O_LIVE, O_HOSTS };
 static bool live_opt; /* --live */
 
 struct buf {
@@ -75,7 +77,7 @@ static int sink(void *arg, const void *p, size_t n)
 }
 
 static int start(struct sn_ca *ca, const char *name, const char *events, const char *size,
-                 const char *predicate)
+                 const char *predicate, const char *hosts)
 {
     json_t *ev = json_array(), *r;
     char *list = strdup(events), *save = NULL;
@@ -92,6 +94,8 @@ static int start(struct sn_ca *ca, const char *name, const char *events, const c
     json_t *body = json_pack("{s:s,s:o}", "name", name, "events", ev);
     if (size)
         json_object_set_new(body, "size-per-cpu", json_string(size));
+    if (hosts)
+        json_object_set_new(body, "hosts", json_string(hosts)); /* the server judges it */
     if (predicate) {
         json_error_t jerr;
         json_t *p = json_loads(predicate, JSON_DECODE_ANY, &jerr);
@@ -220,11 +224,12 @@ int sn_cmd_record(int argc, char **argv)
         {"size-per-cpu", required_argument, NULL, O_SIZE},
         {"predicate", required_argument, NULL, O_PREDICATE},
         {"live", no_argument, NULL, O_LIVE},
+        {"hosts", required_argument, NULL, O_HOSTS},
         {"output", required_argument, NULL, 'o'},
         SN_CA_COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
-    const char *events = NULL, *size = NULL, *out = NULL, *predicate = NULL;
+    const char *events = NULL, *size = NULL, *out = NULL, *predicate = NULL, *hosts = NULL;
     struct sn_ca ca;
     int c, rc;
 
@@ -247,6 +252,9 @@ int sn_cmd_record(int argc, char **argv)
         case O_LIVE:
             live_opt = true;
             break;
+        case O_HOSTS:
+            hosts = optarg;
+            break;
         case 'o':
             out = optarg;
             break;
@@ -267,7 +275,7 @@ int sn_cmd_record(int argc, char **argv)
     bool ok = named ? name && optind + 2 == argc : strcmp(what, "list") == 0 && optind + 1 == argc;
     if (!ok || (strcmp(what, "start") == 0) != (events != NULL) ||
         (strcmp(what, "snapshot") == 0) != (out != NULL) ||
-        ((size || predicate || live_opt) && strcmp(what, "start") != 0)) {
+        ((size || predicate || live_opt || hosts) && strcmp(what, "start") != 0)) {
         fprintf(stderr, "%s", usage);
         return SN_EXIT_USAGE;
     }
@@ -278,7 +286,7 @@ int sn_cmd_record(int argc, char **argv)
     if ((rc = sn_ca_ready(&ca)) != SN_EXIT_OK)
         return rc;
     if (strcmp(what, "start") == 0)
-        return start(&ca, name, events, size, predicate);
+        return start(&ca, name, events, size, predicate, hosts);
     if (strcmp(what, "snapshot") == 0)
         return snapshot(&ca, name, out);
     if (strcmp(what, "stop") == 0)

@@ -25,6 +25,7 @@
 #include "agent/definition.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "fleet/fleet_rec.h"
 #include "fleet/names.h"
 #include "fleet/outbox.h"
 #include "fleet/span_past.h"
@@ -78,6 +79,10 @@ struct sn_fleet_agent {
     struct sn_span_relay *relay;
     struct sn_span_past *past; /* the relay's spans' past (fleet/span_past.h) */
     struct sn_span_metrics *spanm;
+
+    /* the flight recorder: this host's rings, fleet sessions and snapshots (fleet/fleet_rec.h) */
+    struct sn_recorder *rec;
+    struct sn_fleet_rec *frec;
 
     /* the outbox and the counters of the data path */
     pthread_mutex_t mu;
@@ -885,6 +890,11 @@ int sn_fleet_agent_open(const struct sn_agent_opts *ao, const struct sn_fleet_ag
         sn_fleet_agent_close(fa);
         return rc;
     }
+    if ((rc = sn_recorder_new(&fa->rec, NULL)) < 0 ||
+        (rc = sn_fleet_rec_open(fa->link, fa->rec, fa->host, &fa->frec, why, whylen)) < 0) {
+        sn_fleet_agent_close(fa);
+        return rc;
+    }
     if (o->otlp_listen || o->zipkin_listen) {
         struct sn_span_relay_opts ro = {.otlp_listen = o->otlp_listen,
                                         .zipkin_listen = o->zipkin_listen,
@@ -937,7 +947,9 @@ void sn_fleet_agent_close(struct sn_fleet_agent *fa)
         po.MaxWait = 1000;
         js_PublishAsyncComplete(fa->js, &po);
     }
+    sn_fleet_rec_close(fa->frec); /* before the link it uses */
     sn_link_close(fa->link);
+    sn_recorder_free(fa->rec);
     if (fa->js)
         jsCtx_Destroy(fa->js);
     for (size_t i = 0; i < fa->ninsts; i++)

@@ -19,6 +19,9 @@
  *                spans on this host and puts them on the bus as a node does; the trace.spans
  *                definitions of sonde_defs run there (span metrics, this host as source), the
  *                others in the kernel; without a relay the agent leaves trace.spans alone.
+ *   recorder     a flight recorder (rec/recorder.h) whose fleet sessions and snapshots come
+ *                over the bus (fleet/fleet_rec.h): this host records what sonde_defs' rec.>
+ *                keys ask and answers the nodes' snapshot requests with its archive.
  *   heartbeat    agent.<host> in sonde_members every 2 s and at once when what runs changes:
  *                version, zone, BPF, the statuses of the instrumentations and the counters.
  *

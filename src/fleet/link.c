@@ -596,6 +596,7 @@ struct want_stream {
     const char *name, *subject;
     int64_t max_age_ns, dedup_ns; /* 0: none asked */
     int64_t per_subject;          /* messages kept per subject (0: no limit) */
+    int64_t max_bytes;            /* the stream's size cap, oldest dropped first (0: none) */
 };
 
 static natsStatus ensure_stream(struct sn_link *l, const struct want_stream *w, int *replicas,
@@ -616,6 +617,8 @@ static natsStatus ensure_stream(struct sn_link *l, const struct want_stream *w, 
         c.Storage = js_FileStorage;
         c.Replicas = l->replicas;
         c.MaxAge = w->max_age_ns;
+        if (w->max_bytes)
+            c.MaxBytes = w->max_bytes;
         if (w->dedup_ns)
             c.Duplicates = w->dedup_ns;
         if (w->per_subject)
@@ -666,6 +669,20 @@ int sn_link_ensure_stream(struct sn_link *l, const char *name, const char *subje
 {
     struct want_stream w = {
         .name = name, .subject = subject, .max_age_ns = max_age_ns, .per_subject = per_subject};
+    jsErrCode jerr = 0;
+    natsStatus s = ensure_stream(l, &w, NULL, &jerr);
+    if (s == NATS_OK)
+        return 0;
+    snprintf(why, whylen, "NATS JetStream: stream %s: %s (%d)", name, natsStatus_GetText(s),
+             (int)jerr);
+    return sn_link_err(s) ? sn_link_err(s) : -EIO;
+}
+
+int sn_link_ensure_stream_capped(struct sn_link *l, const char *name, const char *subject,
+                                 int64_t max_age_ns, int64_t max_bytes, char *why, size_t whylen)
+{
+    struct want_stream w = {
+        .name = name, .subject = subject, .max_age_ns = max_age_ns, .max_bytes = max_bytes};
     jsErrCode jerr = 0;
     natsStatus s = ensure_stream(l, &w, NULL, &jerr);
     if (s == NATS_OK)

@@ -96,6 +96,10 @@ int sn_link_ensure(struct sn_link *l, int timeout_ms, char *why, size_t whylen);
  * with why. */
 int sn_link_ensure_stream(struct sn_link *l, const char *name, const char *subject,
                           int64_t max_age_ns, int64_t per_subject, char *why, size_t whylen);
+/* sn_link_ensure_stream() with a cap on the stream's bytes (the oldest messages go first) and
+ * no per-subject limit: the hosts' snapshot archives (fleet/fleet_rec.h). */
+int sn_link_ensure_stream_capped(struct sn_link *l, const char *name, const char *subject,
+                                 int64_t max_age_ns, int64_t max_bytes, char *why, size_t whylen);
 /* The bucket (fleet/names.h: SN_FLEET_KV_DEFS, SN_FLEET_KV_MEMBERS), bound at ensure; NULL
  * before it. Owned by the link. */
 kvStore *sn_link_kv(struct sn_link *l, const char *bucket);

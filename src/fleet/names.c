@@ -4,6 +4,7 @@
  * passes through here is one that this file would have written itself (the fuzz target
  * fuzz/fuzz_fleet_names.c checks exactly that round trip). Nothing here allocates.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -490,4 +491,70 @@ int sn_fleet_parse_span_msg_id(const char *id, char *origin, size_t len, uint64_
     if (nonce)
         *nonce = v;
     return 0;
+}
+
+/* ---- The flight recorder ------------------------------------------------------------------ */
+
+bool sn_fleet_rec_name_valid(const char *name)
+{
+    size_t n = name ? strnlen(name, 64) : 0;
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
+            return false;
+    return true;
+}
+
+int sn_fleet_rec_key(const char *name, char *out, size_t len)
+{
+    return checked_key("rec.", name, sn_fleet_rec_name_valid(name), false, out, len);
+}
+
+int sn_fleet_parse_rec_key(const char *key, char *name, size_t len)
+{
+    int rc = start(name, len);
+    if (rc < 0)
+        return rc;
+    if (!key || strncmp(key, "rec.", 4) != 0 || !sn_fleet_rec_name_valid(key + 4))
+        return -EINVAL;
+    return copy_out(key + 4, name, len);
+}
+
+int sn_fleet_traces_subject(const char *snap, const char *host, char *out, size_t len)
+{
+    int rc = start(out, len);
+    if (rc < 0)
+        return rc;
+    if (!sn_fleet_rec_name_valid(snap) || (host && !sn_fleet_host_valid(host)))
+        return -EINVAL;
+    int n = snprintf(out, len, SN_FLEET_TRACES_PREFIX "%s.%s", snap, host ? host : ">");
+    if (n < 0 || (size_t)n >= len) {
+        out[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+int sn_fleet_parse_traces_subject(const char *subj, char *snap, size_t slen, char *host,
+                                  size_t hlen)
+{
+    int rc = start(snap, slen);
+    if (rc < 0 || (rc = start(host, hlen)) < 0)
+        return rc;
+    size_t np = strlen(SN_FLEET_TRACES_PREFIX);
+    if (!subj || strncmp(subj, SN_FLEET_TRACES_PREFIX, np) != 0)
+        return -EINVAL;
+    const char *id = subj + np, *dot = strchr(id, '.');
+    if (!dot || (size_t)(dot - id) >= slen || !sn_fleet_host_valid(dot + 1))
+        return -EINVAL;
+    memcpy(snap, id, (size_t)(dot - id));
+    snap[dot - id] = '\0';
+    if (!sn_fleet_rec_name_valid(snap)) {
+        snap[0] = '\0';
+        return -EINVAL;
+    }
+    if ((rc = copy_out(dot + 1, host, hlen)) < 0)
+        snap[0] = '\0';
+    return rc;
 }

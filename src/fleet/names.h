@@ -45,7 +45,11 @@
 #define SN_FLEET_SPANS_STREAM   "SONDE_SPANS"
 #define SN_FLEET_SPANS_PREFIX   "sonde.spans." /* + <shard> */
 #define SN_FLEET_SPANS_ALL      "sonde.spans.>"
-#define SN_FLEET_SPAN_SHARDS    64 /* shards of the trace store (part of the format) */
+#define SN_FLEET_SPAN_SHARDS    64              /* shards of the trace store (part of the format) */
+#define SN_FLEET_TRACES_STREAM  "SONDE_TRACES"  /* hosts' snapshot archives, chunked */
+#define SN_FLEET_TRACES_PREFIX  "sonde.traces." /* + <snapshot>.<host> */
+#define SN_FLEET_TRACES_ALL     "sonde.traces.>"
+#define SN_FLEET_REC_SNAP       "sonde.recorder.snap" /* snapshot requests (core NATS) */
 #define SN_FLEET_KV_DEFS        "sonde_defs"
 #define SN_FLEET_KV_MEMBERS     "sonde_members"
 #define SN_FLEET_HOST_MAX       253           /* bytes of a host name (DNS) */
@@ -119,5 +123,18 @@ int sn_fleet_agent_key(const char *host, char *out, size_t len);
 /* Parses a members key: 'n' (node) or 'a' (agent) into *kind and the name into name[len].
  * 0 or -EINVAL. */
 int sn_fleet_parse_member_key(const char *key, char *kind, char *name, size_t len);
+
+/* The flight recorder in a fleet (fleet/fleet_rec.h). A fleet session's name and a fleet
+ * snapshot's id: 1 to 63 bytes of [A-Za-z0-9_-] (no '.': each is one subject token). */
+bool sn_fleet_rec_name_valid(const char *name);
+/* rec.<name>: a fleet session's spec in sonde_defs. 0, -EINVAL or -ENAMETOOLONG. */
+int sn_fleet_rec_key(const char *name, char *out, size_t len);
+/* The session name of a rec.<name> key; 0 or -EINVAL. */
+int sn_fleet_parse_rec_key(const char *key, char *name, size_t len);
+/* sonde.traces.<snapshot>.<host>, and its filter sonde.traces.<snapshot>.> (host NULL). */
+int sn_fleet_traces_subject(const char *snap, const char *host, char *out, size_t len);
+/* The snapshot id and host of a traces subject; 0 or -EINVAL. */
+int sn_fleet_parse_traces_subject(const char *subj, char *snap, size_t slen, char *host,
+                                  size_t hlen);
 
 #endif

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "fleet/fleet_rec.h"
 #include "fleet/names.h"
 #include "fleet/span_msg.h"
 #include "fleet/span_past.h"
@@ -1243,6 +1244,8 @@ int sn_fleet_open(struct sn_server *s, const struct sn_fleet_opts *o, struct sn_
     f->spans_keep_s = o->spans_keep_s;
     if ((rc = sn_fleet_spans_start(f, why, whylen)) < 0)
         goto fail;
+    if ((rc = sn_fleet_rec_open(f->link, s->recorder, f->id, &f->rec, why, whylen)) < 0)
+        goto fail;
     if (!(f->tbeat_on = pthread_create(&f->tbeat, NULL, heartbeat, f) == 0) ||
         !(f->tbalance_on = pthread_create(&f->tbalance, NULL, balancer, f) == 0)) {
         rc = -EAGAIN;
@@ -1300,6 +1303,7 @@ void sn_fleet_stop(struct sn_fleet *f)
         pthread_join(f->tmembers, NULL);
     for (size_t i = 0; i < f->nown; i++)
         atomic_store(&f->own[i]->active, false);
+    sn_fleet_rec_halt(f->rec);
     goodbye(f);
     /* the connection closed first: consumers and watchers then go without a word to the
      * servers (which forget ephemeral consumers by themselves), so a bus that is down cannot
@@ -1330,6 +1334,7 @@ void sn_fleet_close(struct sn_fleet *f)
     free(f->m);
     sn_fleet_history_fini(f);
     sn_span_past_close(f->span_past);
+    sn_fleet_rec_close(f->rec);
     pthread_cond_destroy(&f->jobs_cv);
     pthread_cond_destroy(&f->beat_cv);
     pthread_cond_destroy(&f->cv);
@@ -1413,4 +1418,36 @@ json_t *sn_fleet_state(struct sn_fleet *f)
     return json_pack("{s:s,s:s,s:b,s:o,s:o,s:o,s:o}", "id", f->id, "zone", f->zone, "connected",
                      sn_link_up(f->link), "owned", owned, "nodes", nodes, "agents", agents, "spans",
                      spans);
+}
+
+/* ---- The flight recorder ------------------------------------------------------------------ */
+
+struct sn_fleet_rec *sn_fleet_recorder(struct sn_fleet *f)
+{
+    return f ? f->rec : NULL;
+}
+
+static int cmp_json_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *sn_fleet_live_hosts(struct sn_fleet *f)
+{
+    json_t *a = json_array();
+    const char **v = NULL;
+    size_t n = 0;
+
+    pthread_mutex_lock(&f->mu);
+    v = f->nm ? calloc(f->nm, sizeof(*v)) : NULL;
+    for (size_t i = 0; v && i < f->nm; i++)
+        v[n++] = f->m[i].name;
+    if (n)
+        qsort(v, n, sizeof(*v), cmp_json_str);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(v[i], v[i - 1]) != 0)
+            json_array_append_new(a, json_string(v[i]));
+    pthread_mutex_unlock(&f->mu);
+    free(v);
+    return a;
 }

@@ -38,6 +38,7 @@
 struct sn_server;
 struct sn_instn;
 struct sn_fleet; /* opaque */
+struct sn_fleet_rec;
 
 struct sn_fleet_opts {
     const struct sn_link_opts *link;
@@ -148,5 +149,12 @@ struct sn_fleet_stats {
 void sn_fleet_stats(struct sn_fleet *f, struct sn_fleet_stats *out);
 /* The node's state as JSON (owned, members, consumers), for /ca/admin/status and SIGUSR1. */
 json_t *sn_fleet_state(struct sn_fleet *f);
+
+/* The flight recorder on the bus (fleet/fleet_rec.h): this node records the fleet sessions
+ * as a host named by its node id. NULL when f is. */
+struct sn_fleet_rec *sn_fleet_recorder(struct sn_fleet *f);
+/* The hosts a fleet snapshot asks (the live members: nodes by id and agents by host name,
+ * sorted, each once), as a JSON array (owned). */
+json_t *sn_fleet_live_hosts(struct sn_fleet *f);
 
 #endif

@@ -103,8 +103,9 @@ struct sn_fleet {
     bool dirty;       /* ownership to recompute */
     bool resubscribe; /* the link came back: consumers restart where they were */
 
-    struct sn_rec_buf rbuf; /* the store's writer thread's: a rollup's message */
-    struct fleet_job *jobs; /* rebuilds to run, in order (f->mu; fleet_history.c) */
+    struct sn_fleet_rec *rec; /* the flight recorder on the bus (fleet/fleet_rec.h) */
+    struct sn_rec_buf rbuf;   /* the store's writer thread's: a rollup's message */
+    struct fleet_job *jobs;   /* rebuilds to run, in order (f->mu; fleet_history.c) */
     size_t njobs, capjobs;
     pthread_cond_t jobs_cv;
 

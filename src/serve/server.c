@@ -863,11 +863,11 @@ int sn_server_close(struct sn_server *s)
     sn_http_stop(s->http_zipkin);
     sn_http_stop(s->http);
     s->http = s->http_otlp = s->http_zipkin = NULL;
-    sn_fleet_close(s->fleet); /* no request uses it any more */
+    sn_triggers_stop(s->triggers); /* before the fleet and the recorder its snapshots use */
+    sn_fleet_close(s->fleet);      /* no request uses it any more */
     s->fleet = NULL;
     sn_xforms_stop(s->xforms);
     s->xforms = NULL;
-    sn_triggers_stop(s->triggers); /* before the recorder its snapshots use */
     sn_recorder_free(s->recorder); /* no request uses it any more: its sessions stop */
     s->recorder = NULL;
     sn_rec_drain_stop(s->drain); /* no session left in it: the recorder's stopped them */

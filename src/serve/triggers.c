@@ -17,7 +17,9 @@
 #include "agg/agg.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "fleet/fleet_rec.h"
 #include "rec/recorder.h"
+#include "serve/fleet.h"
 #include "serve/server.h"
 #include "serve/trigger_cond.h"
 
@@ -56,6 +58,7 @@ struct fired {
     char snapshot[128];
     enum { F_PENDING, F_TAKEN, F_FAILED } state;
     char error[128];
+    json_t *hosts; /* a fleet snapshot's {expected, received, failed, missing} (owned), or NULL */
 };
 
 struct qent {
@@ -165,6 +168,7 @@ static void fire(struct sn_triggers *t, struct trig *x, int64_t sec, double v, c
     x->last_fire_t = sec;
     x->fires++;
     struct fired *f = &t->fired[t->next];
+    json_decref(f->hosts);
     memset(f, 0, sizeof(*f));
     f->id = ++t->next_id;
     snprintf(f->trigger, sizeof(f->trigger), "%s", x->name);
@@ -249,8 +253,20 @@ static void take(struct sn_triggers *t, struct trig *x)
     snprintf(session, sizeof(session), "%s", x->session);
     x->pending = false;
     pthread_mutex_unlock(&t->mu);
-    int rc = sn_recorder_snapshot_new(t->s->recorder, session, t->root, SN_RECORDER_WHOLE_RING, id,
+    /* a fleet session: every host's ring, gathered through the bus (fleet/fleet_rec.h) */
+    struct sn_fleet_rec *fr = sn_fleet_recorder(t->s->fleet);
+    json_t *hosts = NULL;
+    char why[256] = "";
+    int rc;
+    if (fr && sn_fleet_rec_is_fleet(fr, session)) {
+        json_t *expected = sn_fleet_live_hosts(t->s->fleet);
+        rc = sn_fleet_rec_snapshot(fr, session, expected, t->root, SN_FLEET_REC_WAIT_MS, id,
+                                   sizeof(id), &hosts, why, sizeof(why));
+        json_decref(expected);
+    } else {
+        rc = sn_recorder_snapshot_new(t->s->recorder, session, t->root, SN_RECORDER_WHOLE_RING, id,
                                       sizeof(id), &info);
+    }
     pthread_mutex_lock(&t->mu);
     for (int i = 0; i < SN_TRIGGERS_MAX; i++) /* x may be gone meanwhile */
         if (t->tr[i] == x && strcmp(x->name, name) == 0) {
@@ -260,17 +276,26 @@ static void take(struct sn_triggers *t, struct trig *x)
                 x->failures++;
         }
     struct fired *f = fired_find(t, entry);
+    if (f) {
+        json_decref(f->hosts);
+        f->hosts = json_incref(hosts);
+    }
     if (f && rc == 0) {
         f->state = F_TAKEN;
         snprintf(f->snapshot, sizeof(f->snapshot), "%s", id);
     } else if (f) {
         f->state = F_FAILED;
         snprintf(f->error, sizeof(f->error), "%s",
-                 rc == -ENOENT ? "the session is not running" : strerror(-rc));
+                 why[0]          ? why
+                 : rc == -ENOENT ? "the session is not running"
+                                 : strerror(-rc));
+        if (rc == -ENODATA) /* the index names who did not answer */
+            snprintf(f->snapshot, sizeof(f->snapshot), "%s", id);
     }
+    json_decref(hosts);
     if (rc != 0)
         sn_log(SN_LOG_WARN, "trigger", "%s: snapshot of %s failed: %s", name, session,
-               strerror(-rc));
+               why[0] ? why : strerror(-rc));
 }
 
 static void *run(void *arg)
@@ -362,6 +387,8 @@ void sn_triggers_free(struct sn_triggers *t)
     sn_triggers_stop(t);
     for (int i = 0; i < SN_TRIGGERS_MAX; i++)
         free(t->tr[i]);
+    for (size_t i = 0; i < SN_TRIGGERS_FIRED_MAX; i++)
+        json_decref(t->fired[i].hosts);
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     free(t);
@@ -504,8 +531,9 @@ static json_t *fired_json(const struct fired *f)
     if (!j)
         return NULL;
     json_object_set_new(j, "key", f->key[0] ? json_string(f->key) : json_null());
-    json_object_set_new(j, "snapshot",
-                        f->state == F_TAKEN ? json_string(f->snapshot) : json_null());
+    json_object_set_new(j, "snapshot", f->snapshot[0] ? json_string(f->snapshot) : json_null());
+    if (f->hosts)
+        json_object_set(j, "hosts", f->hosts);
     if (f->state == F_FAILED)
         json_object_set_new(j, "error", json_string(f->error));
     return j;

@@ -515,6 +515,51 @@ static void test_span_names(void)
     }
 }
 
+static void test_recorder_names(void)
+{
+    char out[SN_FLEET_SUBJECT_MAX], snap[64], host[SN_FLEET_HOST_MAX + 1];
+
+    T_OK(sn_fleet_rec_name_valid("frec"));
+    T_OK(sn_fleet_rec_name_valid("a_b-9"));
+    T_OK(!sn_fleet_rec_name_valid("a.b"));
+    T_OK(!sn_fleet_rec_name_valid(""));
+    T_OK(!sn_fleet_rec_name_valid(NULL));
+    T_OK(!sn_fleet_rec_name_valid("a>"));
+    T_OK(!sn_fleet_rec_name_valid(
+        "1234567890123456789012345678901234567890123456789012345678901234"));
+    T_EQ(sn_fleet_rec_key("frec", out, sizeof(out)), 0);
+    T_STR(out, "rec.frec");
+    T_EQ(sn_fleet_rec_key("a.b", out, sizeof(out)), -EINVAL);
+    T_STR(out, "");
+    T_EQ(sn_fleet_parse_rec_key("rec.frec", snap, sizeof(snap)), 0);
+    T_STR(snap, "frec");
+    T_EQ(sn_fleet_parse_rec_key("rec.a.b", snap, sizeof(snap)), -EINVAL);
+    T_STR(snap, "");
+    T_EQ(sn_fleet_parse_rec_key("inst.7", snap, sizeof(snap)), -EINVAL);
+
+    T_EQ(sn_fleet_traces_subject("frec-20261207T232243Z-fe52051", "web1.example.com", out,
+                                 sizeof(out)),
+         0);
+    T_STR(out, "sonde.traces.frec-20261207T232243Z-fe52051.web1.example.com");
+    T_EQ(sn_fleet_parse_traces_subject(out, snap, sizeof(snap), host, sizeof(host)), 0);
+    T_STR(snap, "frec-20261207T232243Z-fe52051");
+    T_STR(host, "web1.example.com");
+    T_EQ(sn_fleet_traces_subject("s1", NULL, out, sizeof(out)), 0);
+    T_STR(out, "sonde.traces.s1.>");
+    T_EQ(sn_fleet_traces_subject("s.1", "h", out, sizeof(out)), -EINVAL);
+    T_STR(out, "");
+    T_EQ(sn_fleet_traces_subject("s1", "bad..host", out, sizeof(out)), -EINVAL);
+    const char *bad[] = {"sonde.traces.s1",    "sonde.traces.s1.",     "sonde.traces..h",
+                         "sonde.frames.s1.h",  "sonde.traces.s1.a..b", "sonde.traces.s>.h",
+                         "sonde.traces.s1.h.>"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        T_EQ(sn_fleet_parse_traces_subject(bad[i], snap, sizeof(snap), host, sizeof(host)),
+             -EINVAL);
+        T_STR(snap, "");
+        T_STR(host, "");
+    }
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -527,5 +572,6 @@ int main(int argc, char **argv)
     t_run("members_keys", test_members_keys);
     t_run("round_trips", test_round_trips);
     t_run("span_names", test_span_names);
+    t_run("recorder_names", test_recorder_names);
     return t_done();
 }
