@@ -169,6 +169,7 @@ export class Panel {
     this.dirty = true;
     time.addEventListener('change', this.onTime);
     if (this.resized) this.resized.observe(this.el);
+    if (this.view.start) this.view.start();
     this.loop();
   }
 
@@ -179,6 +180,7 @@ export class Panel {
     clearTimeout(this.resizeTimer);
     if (this.abort) this.abort.abort();
     if (this.view.hideTip) this.view.hideTip();
+    if (this.view.stop) this.view.stop();
     this.kick();
   }
 
