@@ -4,7 +4,8 @@
 // panel's "Trigger…" form first shows the server's own message for a bad condition, then adds
 // `p99 > 10ms for 1s` on that process's key; 30 ms sleeps of the process (perl's select) fire it, and the
 // panel lists the fired entry (taken, the key, a value of at least 30 ms) with its snapshot's
-// archive, a ustar archive holding kernel/metadata; the remove button removes the trigger.
+// archive, a ustar archive holding kernel/metadata; with a cell's details open the form
+// offers the cell's band, which the server takes; the remove buttons remove the triggers.
 // Screenshots go to SONDE_UI_OUT, as triggers-*.png.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -140,6 +141,25 @@ test('a trigger set from a heatmap panel fires and offers its snapshot', { timeo
   const dl = page.waitForEvent('download', { timeout: 15_000 });
   await link.click();
   assert.equal((await dl).suggestedFilename(), `${f.snapshot}.tar`);
+
+  // a cell's details open (the keyboard's cursor on the newest column, Enter): the form
+  // offers that cell's band, which the server takes
+  await hm.locator('canvas.hm-overlay').focus();
+  await page.keyboard.press('End');
+  await page.keyboard.press('Enter');
+  const head = hm.locator('.hm-details .details-head');
+  await head.waitFor({ timeout: 10_000 });
+  await hm.locator('button.trigger-open').click();
+  const when = await form.locator('input[name="trigger-when"]').inputValue();
+  assert.match(when, /^count in \[[0-9.]+(ns|us|ms|s), [0-9.]+(ns|us|ms|s)\) > 0 for 1s$/);
+  assert.equal(await form.locator('input[name="trigger-name"]').inputValue(), `i${id}-band`);
+  await form.locator('button[type="submit"]').click();
+  const band = hm.locator(`.trigger-table tr[data-trigger="i${id}-band"]`);
+  await band.waitFor({ timeout: 10_000 });
+  assert.equal((await api(ui, 'GET', `/ca/recorder/triggers/i${id}-band`)).json.when, when);
+  await ui.screenshot('triggers-band');
+  await band.locator('button.trigger-remove').click();
+  await band.waitFor({ state: 'detached', timeout: 10_000 });
 
   // removed from the panel
   await row.locator('button.trigger-remove').click();
