@@ -209,7 +209,11 @@ export class HeatmapView {
     this.details = h('div.hm-details', { hidden: true, 'aria-live': 'polite' });
     // flight-recorder triggers on this instrumentation (triggers.js): the operator's only
     this.triggers = session.scope ? null : new TriggerBox(this);
+    // the "Trigger…" button goes in the panel's header (panel.js: a view's actions), its form
+    // and list above the controls: Tab from the controls goes on to the image
+    this.actions = this.triggers ? this.triggers.button : null;
     this.el = h('div.heatmap',
+      this.triggers ? this.triggers.el : null,
       h('div.controls',
         h('label', 'y from ', this.yminIn),
         h('label', ' to ', this.ymaxIn),
@@ -218,9 +222,7 @@ export class HeatmapView {
         h('label', ' shade by ', this.colorIn),
         h('label.check', this.pctlIn, ' ',
           PCTL.map(([, n, c]) => h('span.pctl-key', { style: { borderColor: `var(--pctl-${n.slice(1)}, ${c})` } }, n))),
-        this.toggles.length ? h('span.seg-group', this.toggles) : null,
-        this.triggers ? this.triggers.button : null),
-      this.triggers ? this.triggers.el : null,
+        this.toggles.length ? h('span.seg-group', this.toggles) : null),
       h('div.hm-frame', this.yaxis, this.plot, h('div'), this.xaxis),
       this.scale,
       this.keyField ? this.legendBox : null,
