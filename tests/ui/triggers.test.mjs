@@ -1,12 +1,14 @@
-// A flight-recorder trigger set from a heatmap panel (docs/recorder.md, "Triggers"; ui/js/triggers.js),
-// in headless Chromium against a real `sonde serve` as root: an instrumentation of a named
-// process's system call latency by execname, a syscalls recording session through the API; the
-// panel's "Trigger…" form first shows the server's own message for a bad condition, then adds
-// `p99 > 10ms for 1s` on that process's key; 30 ms sleeps of the process (perl's select) fire it, and the
-// panel lists the fired entry (taken, the key, a value of at least 30 ms) with its snapshot's
-// archive, a ustar archive holding kernel/metadata; with a cell's details open the form
-// offers the cell's band, which the server takes; the remove buttons remove the triggers.
-// Screenshots go to SONDE_UI_OUT, as triggers-*.png.
+// A flight-recorder trigger set from a heatmap panel (docs/recorder.md, "Triggers";
+// ui/js/triggers.js), in headless Chromium against a real `sonde serve` as root: an
+// instrumentation of a named process's system call latency by execname. With no session
+// running, the panel's "Trigger…" form starts one (then stopped); with a syscalls session
+// started through the API, the form first shows the server's own message for a bad condition,
+// then adds `p99 > 10ms for 1s` on that process's key; 30 ms sleeps of the process (perl's
+// select) fire it, and the panel lists the fired entry (taken, the key, a value of at least
+// 30 ms) with its snapshot's archive, a ustar archive holding kernel/metadata, which a click
+// downloads; with a cell's details open the form offers the cell's band, which the server
+// takes; the remove buttons remove the triggers. Screenshots go to SONDE_UI_OUT, as
+// triggers-*.png.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -57,17 +59,28 @@ test('a trigger set from a heatmap panel fires and offers its snapshot', { timeo
   });
   assert.equal(created.status, 201, JSON.stringify(created.json));
   const id = created.json.id;
-  const rec = await api(ui, 'POST', '/ca/recorder/sessions',
-    { name: 'uitrig', events: ['syscalls'], 'size-per-cpu': '64M' });
-  assert.equal(rec.status, 201, JSON.stringify(rec.json));
 
   await ui.goto('/');
   const hm = page.locator(`.panel[data-id="${id}"]`);
   await hm.locator('.hm-plot[data-start]').waitFor({ timeout: 15_000 });
 
-  // the form, prefilled from the panel: a latency's p99, the running session offered
+  // no session running: the form offers to start one, a syscalls session
   await hm.locator('button.trigger-open').click();
   const form = hm.locator('form.trigger-form');
+  await form.locator('button.trigger-start').click();
+  await form.locator(`select[name="trigger-session"] option[value="rec-${id}"]`).waitFor({ state: 'attached' });
+  assert.equal(await form.locator('select[name="trigger-session"]').inputValue(), `rec-${id}`);
+  const started = (await api(ui, 'GET', `/ca/recorder/sessions/rec-${id}`)).json;
+  assert.deepEqual(started.events, ['syscalls']);
+  await form.locator('button', { hasText: 'Cancel' }).click();
+  assert.equal((await api(ui, 'DELETE', `/ca/recorder/sessions/rec-${id}`)).status, 204);
+
+  const rec = await api(ui, 'POST', '/ca/recorder/sessions',
+    { name: 'uitrig', events: ['syscalls'], 'size-per-cpu': '64M' });
+  assert.equal(rec.status, 201, JSON.stringify(rec.json));
+  // the form again, prefilled from the panel: a latency's p99, the running session offered
+  await hm.locator('button.trigger-open').click();
+  await form.locator(`select[name="trigger-session"] option[value="rec-${id}"]`).waitFor({ state: 'detached' });
   await form.locator('select[name="trigger-session"] option[value="uitrig"]').waitFor({ state: 'attached' });
   assert.equal(await form.locator('input[name="trigger-when"]').inputValue(), 'p99 > 10ms for 3s');
   assert.equal(await form.locator('select[name="trigger-session"]').inputValue(), 'uitrig');
