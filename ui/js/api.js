@@ -229,3 +229,18 @@ export const getRoot = (path, params, signal) => call('GET', path, { params, sig
 // A panel's refresh: queued behind at most BACKGROUND others.
 export const getBackground = (path, params, signal) =>
   call('GET', path, { params, signal, background: true });
+
+// Saves url's body (fetched with the session's token) as file name.
+export async function download(url, name) {
+  const hd = session.token ? { Authorization: `Bearer ${session.token}` } : {};
+  const res = await fetch(url, { headers: hd, cache: 'no-store' });
+  if (!res.ok) return;
+  const obj = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = obj;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(obj), 10000);
+}

@@ -19,7 +19,7 @@
 // for long intervals); a server without a store leaves it out and a column is then the
 // instrumentation's granularity.
 
-import { base, call, get, getBackground, session } from './api.js';
+import { base, call, download, get, getBackground, session } from './api.js';
 import { fieldType, isNumeric } from './catalog.js';
 import { fill, h } from './dom.js';
 import {
@@ -27,6 +27,7 @@ import {
   parseValue, timeTicks,
 } from './units.js';
 import { time } from './timectl.js';
+import { TriggerBox } from './triggers.js';
 
 const HEIGHT = 280;
 const MAX_SELECTED = 63; // the server draws at most this many keys' layers
@@ -206,7 +207,13 @@ export class HeatmapView {
     this.legendBox = h('div.hm-legend',
       h('div.legend-head', this.legendTitle, this.search), this.legend, this.more);
     this.details = h('div.hm-details', { hidden: true, 'aria-live': 'polite' });
+    // flight-recorder triggers on this instrumentation (triggers.js): the operator's only
+    this.triggers = session.scope ? null : new TriggerBox(this);
+    // the "Trigger…" button goes in the panel's header (panel.js: a view's actions), its form
+    // and list above the controls: Tab from the controls goes on to the image
+    this.actions = this.triggers ? this.triggers.button : null;
     this.el = h('div.heatmap',
+      this.triggers ? this.triggers.el : null,
       h('div.controls',
         h('label', 'y from ', this.yminIn),
         h('label', ' to ', this.ymaxIn),
@@ -919,9 +926,19 @@ export class HeatmapView {
     }
   }
 
+  // The panel runs or stops: its triggers' list is polled while it runs (triggers.js).
+  start() {
+    if (this.triggers) this.triggers.start();
+  }
+
+  stop() {
+    if (this.triggers) this.triggers.stop();
+  }
+
   closeDetails() {
     this.details.hidden = true;
     this.chosen = null;
+    this.chosenBand = null;
     this.paintOverlay();
   }
 
@@ -931,6 +948,7 @@ export class HeatmapView {
     const img = (this.shown || shown).img, g = this.colG(img), when = (t) => fmtWhen(t, img.duration);
     const close = h('button.small', { type: 'button', title: 'close', 'aria-label': 'close the details',
       onclick: () => this.closeDetails() }, '×');
+    this.chosenBand = { lo: d.bucket_ymin, hi: d.bucket_ymax }; // a trigger's band (triggers.js)
     fill(this.details,
       h('div.details-head', { dataset: { start: d.bucket_time, end: d.bucket_time + g } },
         h('strong.details-time', `${when(d.bucket_time)} – ${when(d.bucket_time + g)}`),
@@ -1027,17 +1045,4 @@ export class HeatmapView {
     fill(out, btn);
     return out;
   }
-}
-
-// Saves url's body (fetched with the session's token) as file name.
-async function download(url, name) {
-  const hd = session.token ? { Authorization: `Bearer ${session.token}` } : {};
-  const res = await fetch(url, { headers: hd, cache: 'no-store' });
-  if (!res.ok) return;
-  const obj = URL.createObjectURL(await res.blob());
-  const a = h('a', { href: obj, download: name });
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(obj), 10000);
 }

@@ -1,4 +1,5 @@
-// A live panel of one instrumentation: its title, what it counts, clone and delete, and its
+// A live panel of one instrumentation: its title, what it counts, clone and delete (and the
+// view's own actions: a heatmap's "Trigger…"), and its
 // view (a heatmap when it has a numeric decomposition, else a chart), refreshed each
 // granularity while time is live, every column's granularity or 10 s (the longer) for a range
 // of history ending now, once per change otherwise. It says which resolution it shows (the
@@ -81,7 +82,7 @@ export class Panel {
             h('span.muted', ` · keeps ${fmtSeconds(inst['retention-time'])}`),
             h('span.muted', inst['persist-data'] ? ' · history kept' : ''),
             this.resBox)),
-        h('div.panel-actions', this.status, actions || null, clone, del)),
+        h('div.panel-actions', this.status, actions || null, this.view.actions || null, clone, del)),
       inst.warnings ? h('p.warning', inst.warnings.join('; ')) : null,
       this.error,
       this.retNote,
@@ -169,6 +170,7 @@ export class Panel {
     this.dirty = true;
     time.addEventListener('change', this.onTime);
     if (this.resized) this.resized.observe(this.el);
+    if (this.view.start) this.view.start();
     this.loop();
   }
 
@@ -179,6 +181,7 @@ export class Panel {
     clearTimeout(this.resizeTimer);
     if (this.abort) this.abort.abort();
     if (this.view.hideTip) this.view.hideTip();
+    if (this.view.stop) this.view.stop();
     this.kick();
   }
 
