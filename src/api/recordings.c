@@ -532,12 +532,14 @@ static void session_create(struct sn_call *c)
         goto answer;
     dopts.dir = ddir;
     rc = sn_recorder_start_opts(c->s->recorder, name, groups, size, &so, why, sizeof(why));
+    bool started = rc == 0;
     if (rc == 0 && disk)
         rc = sn_recorder_disk(c->s->recorder, name, &dopts, json_is_true(live), why, sizeof(why));
     else if (rc == 0 && json_is_true(live))
         rc = sn_recorder_live(c->s->recorder, name, why, sizeof(why));
-    if (rc != 0) {
-        sn_recorder_stop(c->s->recorder, name); /* all or nothing */
+    if (rc != 0) { /* all or nothing */
+        if (started)
+            sn_recorder_stop(c->s->recorder, name);
         rc = rc == -ENOTSUP ? -EINVAL : rc;
         if (disk)
             disk_remove(c, name);

@@ -7,7 +7,9 @@
  *    twice, none lost); the session's JSON shows its disk {dir, chunks, bytes, lost};
  *  - a cap (max-size) leaves only the newest chunk;
  *  - bad disk specs, a taken recording name and deleting a recording still written get their
- *    409s with a message; a deleted recording is gone (404).
+ *    409s with a message; a deleted recording is gone (404);
+ *  - the CLI: sonde record start --disk, record chunks (the list, then -o DIR), babeltrace2
+ *    over DIR/<all chunks>/kernel as one timeline.
  */
 #include <jansson.h>
 #include <signal.h>
@@ -287,12 +289,58 @@ static void test_bad_specs(void)
     T_EQ(th_serve_stop(&s), 0);
 }
 
+static void test_cli(void)
+{
+    struct th_serve s;
+    const char *extra[] = {"--no-agent", NULL};
+    char url[64], cmd[1600], dir[700];
+
+    T_REQUIRE(child > 0 || child_start() == 0);
+    T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
+    snprintf(cmd, sizeof(cmd),
+             "%s record start cli --events syscalls --disk --chunk-seconds 1 --max-size 1G "
+             "--url %s",
+             sonde, url);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    T_STR(out, "session cli started\n");
+    child_spread(1000, 4, 2000);
+    snprintf(cmd, sizeof(cmd), "%s record stop cli --url %s", sonde, url);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    snprintf(cmd, sizeof(cmd), "%s record chunks cli --url %s", sonde, url);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    t_note("%s", out);
+    T_OK(strstr(out, "\nchunk-000000 ") != NULL);
+    T_OK(strstr(out, "\ncli: ") != NULL);
+    snprintf(dir, sizeof(dir), "%s/cli-chunks", s.dir);
+    snprintf(cmd, sizeof(cmd), "%s record chunks cli -o %s --url %s", sonde, dir, url);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    T_OK(strstr(out, "/cli-chunks/chunk-000000\n") != NULL);
+    /* all the chunks as one timeline: exactly the child's 1000 exits */
+    snprintf(cmd, sizeof(cmd),
+             "{ babeltrace2 %s/chunk-*/kernel | grep -c -E 'syscall_exit_getppid: \\{ cpu_id = "
+             "[0-9]+ \\}, \\{ pid = %d, tid = %d \\}'; }",
+             dir, (int)child, (int)child);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 0);
+    T_EQ(atol(out), 1000);
+    /* --chunk-size without --disk is a usage error */
+    snprintf(cmd, sizeof(cmd), "%s record start x --events syscalls --chunk-size 1M --url %s",
+             sonde, url);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 2);
+    snprintf(cmd, sizeof(cmd),
+             "%s record start x --events syscalls --disk --chunk-size 1Q --url %s", sonde, url);
+    T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 1);
+    T_OK(strstr(err, "must be a size") != NULL);
+    T_EQ(th_serve_stop(&s), 0);
+}
+
 int main(int argc, char **argv)
 {
     sonde = th_sonde_main(argc, argv); /* SONDE [CASE-FILTER] */
     t_run("disk chunks of 1 s: together exactly N getppid exits", test_chunks_exact);
     t_run("a cap keeps only the newest chunks", test_cap);
     t_run("bad disk specs: each its 409 with a message", test_bad_specs);
+    t_run("sonde record start --disk, record chunks [-o DIR]", test_cli);
     child_stop();
     return t_done();
 }
