@@ -371,17 +371,21 @@ static void recordings_list(struct sn_call *c)
 
 static void recording_get(struct sn_call *c, const char *name)
 {
-    char dir[800];
+    char dir[800], path[900];
     uint64_t bytes, lost;
     if (!sn_recorder_name_ok(name) || !recording_seen(c, name))
         return not_found(c, "recording", name);
     disk_path(c, name, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/sonde-recording.json", dir);
+    json_t *ix = json_load_file(path, 0, NULL);
+    const char *owner = json_string_value(json_object_get(ix, "tenant"));
+    json_t *tenant = owner ? json_string(owner) : json_null();
+    json_decref(ix);
     json_t *ch = chunks_json(dir, &bytes, &lost);
     sn_resp_json(c->resp, 200,
                  json_pack("{s:s,s:s,s:o,s:b,s:o,s:I,s:I}", "name", name, "dir", dir, "tenant",
-                           c->scope[0] ? json_string(c->scope) : json_null(), "recording",
-                           recording_live(c, name), "chunks", ch, "bytes", (json_int_t)bytes,
-                           "lost", (json_int_t)lost));
+                           tenant, "recording", recording_live(c, name), "chunks", ch, "bytes",
+                           (json_int_t)bytes, "lost", (json_int_t)lost));
 }
 
 static void recording_archive(struct sn_call *c, const char *name)

@@ -8,10 +8,15 @@
  *  - a cap (max-size) leaves only the newest chunk;
  *  - bad disk specs, a taken recording name and deleting a recording still written get their
  *    409s with a message; a deleted recording is gone (404);
+ *  - live and disk at once (a server with --live-listen): one drain entry, both sinks; the
+ *    chunks hold exactly the child's calls;
  *  - the CLI: sonde record start --disk, record chunks (the list, then -o DIR), babeltrace2
  *    over DIR/<all chunks>/kernel as one timeline.
  */
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -289,6 +294,56 @@ static void test_bad_specs(void)
     T_EQ(th_serve_stop(&s), 0);
 }
 
+/* A free TCP port on 127.0.0.1 (bound and released: the server binds it next). */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static void test_live_and_disk(void)
+{
+    struct th_serve s;
+    char lport[32];
+    int port = free_port();
+    T_REQUIRE(port > 0);
+    snprintf(lport, sizeof(lport), "127.0.0.1:%d", port);
+    const char *extra[] = {"--no-agent", "--live-listen", lport, NULL};
+
+    T_REQUIRE(child > 0 || child_start() == 0);
+    T_REQUIRE(th_serve_start(sonde, extra, NULL, &s) == 0);
+    json_t *j = req(s.port, "POST", "/ca/recorder/sessions",
+                    "{\"name\":\"both\",\"events\":[\"syscalls\"],\"size-per-cpu\":\"16M\","
+                    "\"live\":true,\"disk\":{\"chunk-seconds\":1}}",
+                    201);
+    T_OK(json_object_get(j, "disk") != NULL);
+    json_decref(j);
+    child_spread(800, 4, 1600);
+    json_decref(req(s.port, "DELETE", "/ca/recorder/sessions/both", NULL, 204));
+    j = req(s.port, "GET", "/ca/recorder/recordings/both", NULL, 200);
+    json_t *chunks = json_object_get(j, "chunks");
+    T_OK(json_array_size(chunks) >= 1);
+    long total = 0;
+    for (size_t i = 0; i < json_array_size(chunks); i++) {
+        const char *cn = json_string_value(json_object_get(json_array_get(chunks, i), "name"));
+        char dir[700];
+        T_REQUIRE(cn != NULL);
+        snprintf(dir, sizeof(dir), "%s/both-%s", s.dir, cn);
+        fetch_chunk(s.port, "both", cn, dir);
+        total += count_exits(dir);
+    }
+    T_EQ(total, 800);
+    json_decref(j);
+    T_EQ(th_serve_stop(&s), 0);
+}
+
 static void test_cli(void)
 {
     struct th_serve s;
@@ -340,6 +395,7 @@ int main(int argc, char **argv)
     t_run("disk chunks of 1 s: together exactly N getppid exits", test_chunks_exact);
     t_run("a cap keeps only the newest chunks", test_cap);
     t_run("bad disk specs: each its 409 with a message", test_bad_specs);
+    t_run("live and disk at once: exactly the child's calls on disk", test_live_and_disk);
     t_run("sonde record start --disk, record chunks [-o DIR]", test_cli);
     child_stop();
     return t_done();
