@@ -98,6 +98,10 @@ static const char *const routes[] = {
     "/ca/dashboards/%s",
     "/ca/customers/%t/dashboards",
     "/ca/customers/%t/dashboards/%s",
+    "/ca/recorder/recordings", /* disk mode's recordings (src/api/recordings.c) */
+    "/ca/recorder/recordings/%s",
+    "/ca/recorder/recordings/%s/archive",
+    "/ca/customers/%t/recorder/recordings/%s",
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -15,7 +15,9 @@
  *
  *   GET    /ca/recorder                         {sessions: [...], snapshots: [ids]}
  *   POST   /ca/recorder/sessions                {"name", "events": [...], "size-per-cpu",
- *                                                "predicate", "live": bool} -> 201
+ *                                                "predicate", "live": bool, "disk": true or
+ *                                                {"chunk-size", "chunk-seconds", "max-size"}}
+ *                                                -> 201
  *   GET    /ca/recorder/sessions/:name          the session
  *   DELETE /ca/recorder/sessions/:name          stops it -> 204
  *   POST   /ca/recorder/sessions/:name/snapshot -> 201 {id, path, events, overwritten, torn,
@@ -25,6 +27,14 @@
  *                                                snapshot's names its hosts)
  *   GET    /ca/recorder/snapshots/:name/archive application/x-tar of the snapshot's directory
  *   DELETE /ca/recorder/snapshots/:name         -> 204
+ *   GET    /ca/recorder/recordings              [names]: disk mode's recordings (DATA/recordings)
+ *   GET    /ca/recorder/recordings/:name        {name, tenant, recording, chunks: [{name, bytes,
+ *                                                first_ns, last_ns, events}], bytes, lost}
+ *   GET    /ca/recorder/recordings/:name/archive?chunk=CHUNK  application/x-tar of one chunk
+ *   DELETE /ca/recorder/recordings/:name        -> 204 (409 while its session runs)
+ *
+ * A disk recording outlives its session until it is deleted; its owner is in its index
+ * (DATA/recordings/NAME/sonde-recording.json's "tenant"), as a snapshot's.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -42,6 +52,7 @@
 #include "fleet/fleet_rec.h"
 #include "fleet/names.h"
 #include "http/request.h"
+#include "rec/disk_sink.h"
 #include "rec/recorder.h"
 #include "rec/session.h"
 #include "serve/fleet.h"
@@ -168,12 +179,302 @@ static json_t *snap_ids(struct sn_call *c)
     return a;
 }
 
+static int cmp_chunk(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "chunk"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "chunk"));
+    return x < y ? -1 : x > y;
+}
+
+/* Disk mode's limits (docs/api.md, "Recorder"). */
+#define DISK_SIZE_MIN    (64ull << 10)
+#define DISK_SIZE_MAX    (1ull << 40)
+#define DISK_SECONDS_MAX 86400
+
+/* A size such as "64M", "1G", "65536" (K, M, G, T: powers of 1024) in [64 KiB, 1 TiB]. */
+static int disk_size(const json_t *v, const char *what, uint64_t *out, char *why, size_t len)
+{
+    const char *s = json_string_value(v), *units = "KMGT";
+    char *end;
+    if (!s || s[0] < '0' || s[0] > '9') {
+        snprintf(why, len, "\"%s\" must be a string such as \"64M\"", what);
+        return -EINVAL;
+    }
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    const char *u = *end ? strchr(units, *end & ~0x20) : NULL;
+    if (u && *end) {
+        shift = 10 * (unsigned)(u - units + 1);
+        end++;
+    }
+    if (errno || *end || n == 0 || n > (DISK_SIZE_MAX >> shift) || (n << shift) < DISK_SIZE_MIN) {
+        snprintf(why, len, "\"%s\" \"%.32s\" must be a size from 64K to 1T (K, M, G, T)", what, s);
+        return -EINVAL;
+    }
+    *out = (uint64_t)n << shift;
+    return 0;
+}
+
+/* "disk": true, or {"chunk-size", "chunk-seconds", "max-size"} (each optional). */
+static int disk_parse(const json_t *d, struct sn_recorder_disk_opts *o, char *why, size_t len)
+{
+    if (json_is_true(d))
+        return 0;
+    if (!json_is_object(d)) {
+        snprintf(why, len, "must be true or an object {chunk-size, chunk-seconds, max-size}");
+        return -EINVAL;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)d, key, v)
+    {
+        int rc = 0;
+        if (strcmp(key, "chunk-size") == 0)
+            rc = disk_size(v, key, &o->chunk_bytes, why, len);
+        else if (strcmp(key, "max-size") == 0)
+            rc = disk_size(v, key, &o->max_bytes, why, len);
+        else if (strcmp(key, "chunk-seconds") == 0) {
+            json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+            if (n < 1 || n > DISK_SECONDS_MAX) {
+                snprintf(why, len, "\"chunk-seconds\" must be an integer from 1 to %d",
+                         DISK_SECONDS_MAX);
+                rc = -EINVAL;
+            }
+            o->chunk_ns = (uint64_t)n * 1000000000ull;
+        } else {
+            snprintf(why, len, "unknown member \"%.64s\" (chunk-size, chunk-seconds, max-size)",
+                     key);
+            rc = -EINVAL;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    uint64_t chunk = o->chunk_bytes ? o->chunk_bytes : SN_REC_DISK_CHUNK_BYTES;
+    if (o->max_bytes && o->max_bytes < chunk) {
+        snprintf(why, len, "\"max-size\" must be at least the chunk size (%llu bytes)",
+                 (unsigned long long)chunk);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* DATA/recordings/name (or the root when name is NULL) into buf. */
+static void disk_path(struct sn_call *c, const char *name, char *buf, size_t len)
+{
+    if (name)
+        snprintf(buf, len, "%s/" SN_RECORDER_DISKDIR "/%s", c->s->datadir, name);
+    else
+        snprintf(buf, len, "%s/" SN_RECORDER_DISKDIR, c->s->datadir);
+}
+
+/* Whether recording name (a valid name) exists and is the caller's: its index names its owner. */
+static bool recording_seen(struct sn_call *c, const char *name)
+{
+    char path[800];
+    disk_path(c, name, path, sizeof(path));
+    strcat(path, "/sonde-recording.json");
+    json_t *x = json_load_file(path, 0, NULL);
+    bool ok = x && owns(c, json_object_get(x, "tenant"));
+    json_decref(x);
+    return ok;
+}
+
+/* Makes DATA/recordings/name (into dir) with its index; -EEXIST when it exists. */
+static int disk_make(struct sn_call *c, const char *name, char *dir, size_t len, char *why,
+                     size_t wlen)
+{
+    char path[800];
+    disk_path(c, NULL, path, sizeof(path));
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        snprintf(why, wlen, "cannot make %.160s: %s", path, strerror(errno));
+        return -EIO;
+    }
+    disk_path(c, name, dir, len);
+    if (mkdir(dir, 0755) != 0) {
+        int rc = -errno;
+        if (rc == -EEXIST)
+            snprintf(why, wlen, "recording \"%s\" exists (DELETE /ca/recorder/recordings/%s first)",
+                     name, name);
+        else
+            snprintf(why, wlen, "cannot make %.160s: %s", dir, strerror(-rc));
+        return rc == -EEXIST ? -EEXIST : -EIO;
+    }
+    json_t *ix = json_pack("{s:s,s:o}", "session", name, "tenant",
+                           c->scope[0] ? json_string(c->scope) : json_null());
+    snprintf(path, sizeof(path), "%s/sonde-recording.json", dir);
+    int rc = ix && json_dump_file(ix, path, JSON_COMPACT) == 0 ? 0 : -EIO;
+    json_decref(ix);
+    if (rc != 0) {
+        snprintf(why, wlen, "cannot write %.160s", path);
+        disk_path(c, NULL, path, sizeof(path));
+        sn_recorder_snapshot_delete(path, name);
+    }
+    return rc;
+}
+
+/* Removes recording name (its chunks and index). */
+static int disk_remove(struct sn_call *c, const char *name)
+{
+    char root[700];
+    disk_path(c, NULL, root, sizeof(root));
+    return sn_recorder_snapshot_delete(root, name);
+}
+
+/* Recording dir's closed chunks, sorted: [{name, bytes, first_ns, last_ns, events}], with their
+ * total bytes and the newest's lost count. */
+static json_t *chunks_json(const char *dir, uint64_t *bytes, uint64_t *lost)
+{
+    json_t *a = json_array();
+    DIR *d = opendir(dir);
+    char path[1200];
+
+    *bytes = *lost = 0;
+    if (!d || !a)
+        return d ? (closedir(d), a) : a;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "chunk-", 6) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/" SN_REC_DISK_INDEX, dir, e->d_name);
+        json_t *ix = json_load_file(path, 0, NULL);
+        if (!ix)
+            continue;
+        json_object_set_new(ix, "name", json_string(e->d_name));
+        json_array_append_new(a, ix);
+    }
+    closedir(d);
+    size_t n = json_array_size(a);
+    json_t **v = n ? malloc(n * sizeof(*v)) : NULL;
+    if (v) {
+        for (size_t i = 0; i < n; i++)
+            v[i] = json_incref(json_array_get(a, i));
+        qsort(v, n, sizeof(*v), cmp_chunk);
+        json_array_clear(a);
+        for (size_t i = 0; i < n; i++) {
+            *bytes += (uint64_t)json_integer_value(json_object_get(v[i], "bytes"));
+            *lost = (uint64_t)json_integer_value(json_object_get(v[i], "lost"));
+            json_array_append_new(a, v[i]);
+        }
+        free(v);
+    }
+    return a;
+}
+
+/* Adds a disk session's {chunks, bytes, lost} beside its dir to session j; returns j. */
+static json_t *disk_json(struct sn_call *c, json_t *j)
+{
+    (void)c;
+    json_t *d = json_object_get(j, "disk");
+    const char *dir = json_string_value(json_object_get(d, "dir"));
+    if (!dir)
+        return j;
+    uint64_t bytes, lost;
+    json_t *ch = chunks_json(dir, &bytes, &lost);
+    json_object_set_new(d, "chunks", json_integer((json_int_t)json_array_size(ch)));
+    json_object_set_new(d, "bytes", json_integer((json_int_t)bytes));
+    json_object_set_new(d, "lost", json_integer((json_int_t)lost));
+    json_decref(ch);
+    return j;
+}
+
+/* Whether a running session writes into recording name. */
+static bool recording_live(struct sn_call *c, const char *name)
+{
+    char dir[800];
+    json_t *j = sn_recorder_json(c->s->recorder, name);
+    disk_path(c, name, dir, sizeof(dir));
+    const char *d = json_string_value(json_object_get(json_object_get(j, "disk"), "dir"));
+    bool yes = d && strcmp(d, dir) == 0;
+    json_decref(j);
+    return yes;
+}
+
+static void recordings_list(struct sn_call *c)
+{
+    char root[700];
+    json_t *a = json_array();
+    disk_path(c, NULL, root, sizeof(root));
+    DIR *d = opendir(root);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (sn_recorder_name_ok(e->d_name) && recording_seen(c, e->d_name))
+            json_array_append_new(a, json_string(e->d_name));
+    if (d)
+        closedir(d);
+    size_t n = json_array_size(a);
+    const char **v = n ? malloc(n * sizeof(*v)) : NULL;
+    json_t *out = json_array();
+    if (v) {
+        for (size_t i = 0; i < n; i++)
+            v[i] = json_string_value(json_array_get(a, i));
+        qsort(v, n, sizeof(*v), cmp_str);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(out, json_string(v[i]));
+        free(v);
+    }
+    json_decref(a);
+    sn_resp_json(c->resp, 200, out);
+}
+
+static void recording_get(struct sn_call *c, const char *name)
+{
+    char dir[800], path[900];
+    uint64_t bytes, lost;
+    if (!sn_recorder_name_ok(name) || !recording_seen(c, name))
+        return not_found(c, "recording", name);
+    disk_path(c, name, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/sonde-recording.json", dir);
+    json_t *ix = json_load_file(path, 0, NULL);
+    const char *owner = json_string_value(json_object_get(ix, "tenant"));
+    json_t *tenant = owner ? json_string(owner) : json_null();
+    json_decref(ix);
+    json_t *ch = chunks_json(dir, &bytes, &lost);
+    sn_resp_json(c->resp, 200,
+                 json_pack("{s:s,s:s,s:o,s:b,s:o,s:I,s:I}", "name", name, "dir", dir, "tenant",
+                           tenant, "recording", recording_live(c, name), "chunks", ch, "bytes",
+                           (json_int_t)bytes, "lost", (json_int_t)lost));
+}
+
+static void recording_archive(struct sn_call *c, const char *name)
+{
+    char dir[1000];
+    struct stat st;
+    unsigned char *tar;
+    size_t len;
+    const char *chunk = sn_req_param(c->req, "chunk");
+
+    if (!sn_recorder_name_ok(name) || !recording_seen(c, name))
+        return not_found(c, "recording", name);
+    if (!chunk || strncmp(chunk, "chunk-", 6) != 0 || !sn_recorder_name_ok(chunk))
+        return CA_INVAL(c, "?chunk= must name one of the recording's chunks (chunk-NNNNNN)");
+    disk_path(c, name, dir, sizeof(dir));
+    size_t k = strlen(dir);
+    snprintf(dir + k, sizeof(dir) - k, "/%s", chunk);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return not_found(c, "chunk", chunk);
+    int rc = sn_tar_dir(dir, &tar, &len);
+    if (rc != 0)
+        return (void)sn_resp_error(c->resp, 500, "ECA_UNKNOWN", "cannot archive %s: %s", chunk,
+                                   strerror(-rc));
+    sn_resp_bytes(c->resp, 200, "application/x-tar", tar, len);
+}
+
+static void recording_delete(struct sn_call *c, const char *name)
+{
+    if (!sn_recorder_name_ok(name) || !recording_seen(c, name))
+        return not_found(c, "recording", name);
+    if (recording_live(c, name))
+        return CA_INVAL(c, "session \"%s\" still records into it: stop it first", name);
+    if (disk_remove(c, name) != 0)
+        return not_found(c, "recording", name);
+    sn_resp_empty(c->resp, 204);
+}
+
 static void index_get(struct sn_call *c)
 {
     json_t *all = sn_recorder_json(c->s->recorder, NULL), *sess = json_array(), *x;
     size_t i;
     json_array_foreach(all, i, x) if (owns(c, json_object_get(x, "tenant")))
-        json_array_append(sess, x);
+        json_array_append(sess, disk_json(c, x));
     json_decref(all);
     sn_resp_json(
         c->resp, 200,
@@ -199,11 +500,12 @@ static void session_create(struct sn_call *c)
     json_t *v;
     json_object_foreach(j, key, v) if (strcmp(key, "name") && strcmp(key, "events") &&
                                        strcmp(key, "size-per-cpu") && strcmp(key, "predicate") &&
-                                       strcmp(key, "live") && strcmp(key, "hosts"))
+                                       strcmp(key, "live") && strcmp(key, "hosts") &&
+                                       strcmp(key, "disk"))
     {
         CA_INVAL(c,
                  "unknown member \"%.64s\" (this server takes name, events, size-per-cpu, "
-                 "predicate, live, hosts)",
+                 "predicate, live, hosts, disk)",
                  key);
         json_decref(j);
         return;
@@ -254,6 +556,14 @@ static void session_create(struct sn_call *c)
         CA_INVAL(c, "\"live\" must be true or false");
         goto out;
     }
+    struct sn_recorder_disk_opts dopts = {0};
+    char ddir[700];
+    json_t *disk = json_object_get(j, "disk");
+    if (disk && !json_is_false(disk) && disk_parse(disk, &dopts, why, sizeof(why)) != 0) {
+        CA_INVAL(c, "\"disk\": %s", why);
+        goto out;
+    }
+    disk = disk && !json_is_false(disk) ? disk : NULL;
     json_t *pred = json_object_get(j, "predicate");
     struct sn_pred compiled;
     if (pred && !json_is_object(pred)) {
@@ -278,7 +588,7 @@ static void session_create(struct sn_call *c)
         so.nscope = t->ncgroups;
     }
     json_t *hosts = json_object_get(j, "hosts");
-    int rc;
+    int rc = 0;
     if (hosts) { /* a fleet session */
         struct sn_fleet_rec *fr = sn_fleet_recorder(c->s->fleet);
         if (!json_is_string(hosts) || strcmp(json_string_value(hosts), "all") != 0) {
@@ -293,9 +603,11 @@ static void session_create(struct sn_call *c)
             sn_resp_error(c->resp, 403, "ECA_NOTAUTHORIZED", "fleet sessions are the operator's");
             goto out;
         }
-        if (live) {
-            CA_INVAL(c, "\"live\": a fleet session is not published for live reading (each "
-                        "host's own sessions are)");
+        if (live || disk) {
+            CA_INVAL(c,
+                     "\"%s\": a fleet session is not published for live reading nor written "
+                     "to disk (each host's own sessions are)",
+                     live ? "live" : "disk");
             goto out;
         }
         if (!sn_fleet_rec_name_valid(name)) {
@@ -305,19 +617,31 @@ static void session_create(struct sn_call *c)
         json_object_del(j, "hosts");
         rc = sn_fleet_rec_create(fr, j, why, sizeof(why));
     } else {
+        if (disk && (rc = disk_make(c, name, ddir, sizeof(ddir), why, sizeof(why))) != 0)
+            goto answer;
+        dopts.dir = ddir;
         rc = sn_recorder_start_opts(c->s->recorder, name, groups, size, &so, why, sizeof(why));
-        if (rc == 0 && json_is_true(live) &&
-            (rc = sn_recorder_live(c->s->recorder, name, why, sizeof(why))) != 0) {
-            sn_recorder_stop(c->s->recorder, name); /* all or nothing */
+        bool started = rc == 0;
+        if (rc == 0 && disk)
+            rc = sn_recorder_disk(c->s->recorder, name, &dopts, json_is_true(live), why,
+                                  sizeof(why));
+        else if (rc == 0 && json_is_true(live))
+            rc = sn_recorder_live(c->s->recorder, name, why, sizeof(why));
+        if (rc != 0) { /* all or nothing */
+            if (started)
+                sn_recorder_stop(c->s->recorder, name);
             rc = rc == -ENOTSUP ? -EINVAL : rc;
+            if (disk)
+                disk_remove(c, name);
         }
     }
+answer:
     if (rc == -EINVAL || rc == -EEXIST || rc == -ENOSPC || rc == -E2BIG)
         CA_INVAL(c, "%s", why);
     else if (rc != 0)
         sn_resp_error(c->resp, 503, "ECA_NORESOURCE", "%s", why);
     else
-        sn_resp_json(c->resp, 201, session_seen(c, name));
+        sn_resp_json(c->resp, 201, disk_json(c, session_seen(c, name)));
 out:
     json_decref(j);
 }
@@ -327,7 +651,7 @@ static void session_get(struct sn_call *c, const char *name)
     json_t *j = session_seen(c, name);
     if (!j)
         return not_found(c, "session", name);
-    sn_resp_json(c->resp, 200, j);
+    sn_resp_json(c->resp, 200, disk_json(c, j));
 }
 
 static void session_delete(struct sn_call *c, const char *name)
@@ -447,6 +771,14 @@ void sn_api_recorder(struct sn_call *c, const char *what, const char *arg)
         snapshot_index(c, arg);
     else if (strcmp(what, "snapshot-delete") == 0)
         snapshot_delete(c, arg);
+    else if (strcmp(what, "recordings") == 0)
+        recordings_list(c);
+    else if (strcmp(what, "recording") == 0 && strcmp(m, "DELETE") == 0)
+        recording_delete(c, arg);
+    else if (strcmp(what, "recording") == 0)
+        recording_get(c, arg);
+    else if (strcmp(what, "recording-archive") == 0)
+        recording_archive(c, arg);
     else
         sn_resp_empty(c->resp, 404);
 }

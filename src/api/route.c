@@ -191,6 +191,9 @@ RECORDER(rec_snapshots, "snapshots")
 RECORDER(rec_archive, "archive")
 RECORDER(rec_snapshot_index, "snapshot-index")
 RECORDER(rec_snapshot_delete, "snapshot-delete")
+RECORDER(rec_recordings, "recordings")
+RECORDER(rec_recording, "recording")
+RECORDER(rec_rec_archive, "recording-archive")
 #undef RECORDER
 #define TRIGGERS(name, what)                                                                       \
     static void name(struct sn_call *c, const char *arg)                                           \
@@ -239,6 +242,10 @@ static const struct route routes[] = {
     {CA, "GET", "recorder/snapshots/:name/archive", AUTH_SCOPE, R_NO_HEAD, 0, rec_archive},
     {CA, "GET", "recorder/snapshots/:name", AUTH_SCOPE, R_NO_HEAD, 0, rec_snapshot_index},
     {CA, "DELETE", "recorder/snapshots/:name", AUTH_SCOPE, 0, 0, rec_snapshot_delete},
+    {CA, "GET", "recorder/recordings", AUTH_SCOPE, R_NO_HEAD, 0, rec_recordings},
+    {CA, "GET", "recorder/recordings/:name", AUTH_SCOPE, R_NO_HEAD, 0, rec_recording},
+    {CA, "DELETE", "recorder/recordings/:name", AUTH_SCOPE, 0, 0, rec_recording},
+    {CA, "GET", "recorder/recordings/:name/archive", AUTH_SCOPE, R_NO_HEAD, 0, rec_rec_archive},
     {CA, "GET", "recorder/triggers", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, trig_list},
     {CA, "POST", "recorder/triggers", AUTH_OPERATOR, R_RAW_BODY | R_BASE_ONLY, 65536, trig_create},
     {CA, "GET", "recorder/triggers/fired", AUTH_OPERATOR, R_NO_HEAD | R_BASE_ONLY, 0, trig_fired},

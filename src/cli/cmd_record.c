@@ -7,6 +7,8 @@
  *   sonde record snapshot NAME -o DIR   snapshot it: the server writes the trace, this fetches
  *                                       its archive and unpacks it into DIR
  *   sonde record list                   the sessions and the snapshots kept
+ *   sonde record chunks NAME [-o DIR]   a disk recording's chunks (start --disk); with -o,
+ *                                       each fetched and unpacked into DIR/CHUNK
  *   sonde record stop NAME              stop a session (its programs detached, rings freed)
  *   sonde record trigger ...            its triggers (cli/cmd_record_trigger.c)
  *
@@ -26,9 +28,11 @@
 
 static const char usage[] =
     "usage: sonde record start NAME --events LIST [--size-per-cpu SIZE] [--predicate JSON]\n"
-    "                          [--live] [--hosts all] [options]\n"
+    "                          [--live] [--hosts all] [--disk [--chunk-size S]\n"
+    "                          [--chunk-seconds N] [--max-size S]] [options]\n"
     "       sonde record snapshot NAME -o DIR [options]\n"
     "       sonde record list [options]\n"
+    "       sonde record chunks NAME [-o DIR] [options]\n"
     "       sonde record stop NAME [options]\n"
     "       sonde record trigger add|list|rm ...  (sonde record trigger -h)\n"
     "\n"
@@ -41,6 +45,8 @@ static const char usage[] =
     "            exist)\n"
     "  list      the sessions (events, ring size, events reserved per CPU) and snapshots\n"
     "  stop      stop session NAME\n"
+    "  chunks    the closed chunks of disk recording NAME; with -o, each unpacked into\n"
+    "            DIR/CHUNK (babeltrace2 DIR/*/kernel: one timeline)\n"
     "\n"
     "options:\n"
     "  --events LIST       start: the event groups\n"
@@ -52,12 +58,28 @@ static const char usage[] =
     "                      runs with --live-listen): babeltrace2 -i lttng-live, sonde trace\n"
     "  --hosts all         start: a fleet session, recorded by every host of the fleet (a\n"
     "                      server started with --nats; docs/recorder.md, \"In a fleet\")\n"
+    "  --disk              start: also write the session to the server's disk, in chunks\n"
+    "                      (each a whole CTF trace) that outlive it until deleted\n"
+    "  --chunk-size S      start: a chunk closes past S of packets (64K to 1T; default 64M)\n"
+    "  --chunk-seconds N   start: ... or when its first event is N s old (default 60)\n"
+    "  --max-size S        start: the oldest chunks are removed past S (default: none)\n"
     "  (with --tenant T, sessions are T's: they record only T's cgroups, and T sees only its\n"
     "  own sessions and snapshots)\n"
-    "  -o, --output DIR    snapshot: where to unpack the trace\n" SN_CA_COMMON_HELP;
+    "  -o, --output DIR    snapshot, chunks: where to unpack the trace(s)\n" SN_CA_COMMON_HELP;
 
-enum { O_EVENTS = 1, O_SIZE, O_PREDICATE, O_LIVE, O_HOSTS };
-static bool live_opt; /* --live */
+enum {
+    O_EVENTS = 1,
+    O_SIZE,
+    O_PREDICATE,
+    O_LIVE,
+    O_HOSTS,
+    O_DISK,
+    O_CHUNK_SIZE,
+    O_CHUNK_SECONDS,
+    O_MAX
+};
+static bool live_opt, disk_opt;                           /* --live, --disk */
+static const char *chunk_size, *chunk_seconds, *max_size; /* --disk's, as given */
 
 struct buf {
     unsigned char *p;
@@ -108,6 +130,24 @@ static int start(struct sn_ca *ca, const char *name, const char *events, const c
     }
     if (live_opt)
         json_object_set_new(body, "live", json_true());
+    if (disk_opt) { /* the server judges the values */
+        json_t *d = json_object();
+        char *end;
+        long secs = chunk_seconds ? strtol(chunk_seconds, &end, 10) : 0;
+        if (chunk_seconds && (*end || end == chunk_seconds)) {
+            fprintf(stderr, "sonde record: --chunk-seconds %s is not a number\n", chunk_seconds);
+            json_decref(d);
+            json_decref(body);
+            return SN_EXIT_USAGE;
+        }
+        if (chunk_size)
+            json_object_set_new(d, "chunk-size", json_string(chunk_size));
+        if (chunk_seconds)
+            json_object_set_new(d, "chunk-seconds", json_integer(secs));
+        if (max_size)
+            json_object_set_new(d, "max-size", json_string(max_size));
+        json_object_set_new(body, "disk", d);
+    }
     char *text = json_dumps(body, 0);
     json_decref(body);
     int rc = sn_ca_call_json(ca, "POST", "/recorder/sessions", text, false, &r);
@@ -202,6 +242,64 @@ static int list(struct sn_ca *ca)
     return SN_EXIT_OK;
 }
 
+/* Disk recording name's chunks: listed, or each unpacked into out/CHUNK. */
+static int chunks(struct sn_ca *ca, const char *name, const char *out)
+{
+    char rel[256], dir[4096];
+    json_t *r, *c;
+    size_t i;
+
+    snprintf(rel, sizeof(rel), "/recorder/recordings/%s", name);
+    int rc = sn_ca_call_json(ca, "GET", rel, NULL, false, &r);
+    if (rc != SN_EXIT_OK)
+        return rc;
+    if (!out && ca->json)
+        sn_ca_print_json(r);
+    else if (!out) {
+        printf("%-14s  %12s  %20s  %20s\n", "CHUNK", "BYTES", "FIRST_NS", "LAST_NS");
+        json_array_foreach(json_object_get(r, "chunks"), i, c)
+            printf("%-14s  %12lld  %20lld  %20lld\n", json_string_value(json_object_get(c, "name")),
+                   (long long)json_integer_value(json_object_get(c, "bytes")),
+                   (long long)json_integer_value(json_object_get(c, "first_ns")),
+                   (long long)json_integer_value(json_object_get(c, "last_ns")));
+        printf("%s: %zu chunks, %lld bytes, %lld events lost%s\n", name,
+               json_array_size(json_object_get(r, "chunks")),
+               (long long)json_integer_value(json_object_get(r, "bytes")),
+               (long long)json_integer_value(json_object_get(r, "lost")),
+               json_is_true(json_object_get(r, "recording")) ? " (still recording)" : "");
+    }
+    if (out && mkdir(out, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "sonde record: cannot make %s: %s\n", out, strerror(errno));
+        rc = SN_EXIT_FAILURE;
+    }
+    json_array_foreach(json_object_get(r, "chunks"), i, c)
+    {
+        const char *cn = json_string_value(json_object_get(c, "name"));
+        struct stat st;
+        struct buf b = {0};
+        if (!out || rc != SN_EXIT_OK || !cn)
+            break;
+        snprintf(dir, sizeof(dir), "%s/%s", out, cn);
+        if (stat(dir, &st) == 0) { /* fetched before */
+            printf("%s exists: kept\n", dir);
+            continue;
+        }
+        snprintf(rel, sizeof(rel), "/recorder/recordings/%s/archive?chunk=%s", name, cn);
+        rc = sn_ca_call_stream(ca, "GET", rel, false, sink, &b);
+        long files = rc == SN_EXIT_OK ? sn_tar_extract(b.p, b.len, dir) : 0;
+        free(b.p);
+        if (files < 0) {
+            fprintf(stderr, "sonde record: cannot unpack %s into %s: %s\n", cn, dir,
+                    strerror((int)-files));
+            rc = SN_EXIT_FAILURE;
+        } else if (rc == SN_EXIT_OK) {
+            printf("%s\n", dir);
+        }
+    }
+    json_decref(r);
+    return rc;
+}
+
 static int stop(struct sn_ca *ca, const char *name)
 {
     char rel[256];
@@ -225,6 +323,10 @@ int sn_cmd_record(int argc, char **argv)
         {"predicate", required_argument, NULL, O_PREDICATE},
         {"live", no_argument, NULL, O_LIVE},
         {"hosts", required_argument, NULL, O_HOSTS},
+        {"disk", no_argument, NULL, O_DISK},
+        {"chunk-size", required_argument, NULL, O_CHUNK_SIZE},
+        {"chunk-seconds", required_argument, NULL, O_CHUNK_SECONDS},
+        {"max-size", required_argument, NULL, O_MAX},
         {"output", required_argument, NULL, 'o'},
         SN_CA_COMMON_OPTS,
         {NULL, 0, NULL, 0},
@@ -255,6 +357,18 @@ int sn_cmd_record(int argc, char **argv)
         case O_HOSTS:
             hosts = optarg;
             break;
+        case O_DISK:
+            disk_opt = true;
+            break;
+        case O_CHUNK_SIZE:
+            chunk_size = optarg;
+            break;
+        case O_CHUNK_SECONDS:
+            chunk_seconds = optarg;
+            break;
+        case O_MAX:
+            max_size = optarg;
+            break;
         case 'o':
             out = optarg;
             break;
@@ -270,12 +384,14 @@ int sn_cmd_record(int argc, char **argv)
     }
     const char *what = optind < argc ? argv[optind] : "";
     const char *name = optind + 1 < argc ? argv[optind + 1] : NULL;
-    bool named =
-        strcmp(what, "start") == 0 || strcmp(what, "snapshot") == 0 || strcmp(what, "stop") == 0;
+    bool named = strcmp(what, "start") == 0 || strcmp(what, "snapshot") == 0 ||
+                 strcmp(what, "stop") == 0 || strcmp(what, "chunks") == 0;
     bool ok = named ? name && optind + 2 == argc : strcmp(what, "list") == 0 && optind + 1 == argc;
     if (!ok || (strcmp(what, "start") == 0) != (events != NULL) ||
-        (strcmp(what, "snapshot") == 0) != (out != NULL) ||
-        ((size || predicate || live_opt || hosts) && strcmp(what, "start") != 0)) {
+        (strcmp(what, "snapshot") == 0 && out == NULL) ||
+        (out && strcmp(what, "snapshot") != 0 && strcmp(what, "chunks") != 0) ||
+        ((size || predicate || live_opt || disk_opt || hosts) && strcmp(what, "start") != 0) ||
+        ((chunk_size || chunk_seconds || max_size) && !disk_opt)) {
         fprintf(stderr, "%s", usage);
         return SN_EXIT_USAGE;
     }
@@ -291,5 +407,7 @@ int sn_cmd_record(int argc, char **argv)
         return snapshot(&ca, name, out);
     if (strcmp(what, "stop") == 0)
         return stop(&ca, name);
+    if (strcmp(what, "chunks") == 0)
+        return chunks(&ca, name, out);
     return list(&ca);
 }

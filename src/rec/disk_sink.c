@@ -35,6 +35,7 @@ struct sn_rec_disk {
     uint64_t n;        /* the open (or next) chunk's number */
     uint64_t first_ts; /* the open chunk's first event (0: none yet) */
     uint64_t chunk_events;
+    uint64_t lo_ts, hi_ts; /* the open chunk's earliest and latest event */
     struct closed *done;
     size_t ndone, done_cap;
     uint64_t done_bytes;
@@ -61,6 +62,8 @@ static void remove_chunk(const char *path)
         closedir(dd);
     }
     rmdir(k);
+    snprintf(f, sizeof(f), "%s/" SN_REC_DISK_INDEX, path);
+    unlink(f);
     rmdir(path);
 }
 
@@ -79,6 +82,8 @@ static int open_chunk(struct sn_rec_disk *d)
         return rc;
     d->first_ts = 0;
     d->chunk_events = 0;
+    d->lo_ts = UINT64_MAX;
+    d->hi_ts = 0;
     for (unsigned c = 0; c < d->o.ncpu; c++)
         if (d->pending[c]) {
             sn_ctf_writer_discarded(d->w, c, d->pending[c]);
@@ -102,6 +107,24 @@ static void fail_chunk(struct sn_rec_disk *d, int rc)
     d->n++;
 }
 
+/* The closed chunk's index, part/SN_REC_DISK_INDEX (disk_sink.h). */
+static int write_index(const struct sn_rec_disk *d, const char *part, uint64_t bytes)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/" SN_REC_DISK_INDEX, part);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    fprintf(f,
+            "{\"chunk\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"first_ns\": %" PRIu64
+            ", \"last_ns\": %" PRIu64 ", \"events\": %" PRIu64 ", \"lost\": %" PRIu64 "}\n",
+            d->n, bytes, d->chunk_events ? d->lo_ts : 0, d->hi_ts, d->chunk_events, d->st.lost);
+    int rc = ferror(f) ? -EIO : 0;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
 /* Closes the open chunk, renames it into place, applies the cap. */
 static void close_chunk(struct sn_rec_disk *d)
 {
@@ -118,6 +141,8 @@ static void close_chunk(struct sn_rec_disk *d)
     d->w = NULL;
     chunk_path(d, d->n, true, part, sizeof(part));
     chunk_path(d, d->n, false, dst, sizeof(dst));
+    if (rc == 0)
+        rc = write_index(d, part, bytes);
     if (rc == 0 && rename(part, dst) != 0)
         rc = -errno;
     if (rc != 0) {
@@ -181,6 +206,8 @@ static int s_events(void *ctx, unsigned cpu, const struct sn_rec_event *ev, size
         d->floor[cpu] = ev[i].ts;
         if (!d->first_ts)
             d->first_ts = ev[i].ts;
+        d->lo_ts = ev[i].ts < d->lo_ts ? ev[i].ts : d->lo_ts;
+        d->hi_ts = ev[i].ts > d->hi_ts ? ev[i].ts : d->hi_ts;
         d->chunk_events++;
         d->st.events++;
     }

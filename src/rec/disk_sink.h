@@ -27,6 +27,10 @@
 
 #define SN_REC_DISK_CHUNK_BYTES (64ull << 20)
 #define SN_REC_DISK_CHUNK_NS    (60ull * 1000000000)
+/* Each closed chunk's index, DIR/chunk-NNNNNN/sonde-chunk.json: {chunk, bytes (its packets),
+ * first_ns, last_ns (its earliest and latest event, CLOCK_MONOTONIC), events, lost (the
+ * session's events lost so far, this chunk's close included)}. */
+#define SN_REC_DISK_INDEX       "sonde-chunk.json"
 
 struct sn_rec_disk_opts {
     const char *dir;                  /* the session's directory (created when absent) */

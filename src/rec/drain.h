@@ -3,7 +3,7 @@
  * snapshot of each drained session's rings through the session's own consumer (ring.h: its
  * cursors are its own, so manual snapshots and triggers are not disturbed), decodes the records
  * and hands them to the session's sinks. The live stream (live/live_rec.h) is a sink; a disk
- * writer (continuous CTF files with rotation) would be another sink of the same drain.
+ * writer (rec/disk_sink.h: continuous CTF files with rotation) is another, of the same drain.
  *
  * A pass, for each session: T = CLOCK_MONOTONIC now, then the snapshot (each CPU's head is read
  * after T), then for each CPU its records in time order, in chunks (events()), then pass_end(T).

@@ -23,6 +23,7 @@
 #include "core/file.h"
 #include "ctf/writer.h"
 #include "live/live_rec.h"
+#include "rec/disk_sink.h"
 #include "rec/drain.h"
 #include "rec/ring.h"
 #include "rec/session.h"
@@ -48,6 +49,7 @@ struct rec_sess {
     json_t *predicate;              /* NULL: none */
     struct sn_rec_drain *drain;     /* live: its drain and id there (0: not live) */
     int64_t drain_id;
+    char disk[512]; /* disk mode: its chunks' directory ("": none) */
 };
 
 struct sn_recorder {
@@ -387,6 +389,8 @@ static json_t *sess_json(struct rec_sess *x)
                           x->tenant[0] ? json_string(x->tenant) : json_null());
     if (j && x->predicate)
         json_object_set(j, "predicate", x->predicate);
+    if (j && x->disk[0])
+        json_object_set_new(j, "disk", json_pack("{s:s}", "dir", x->disk));
     return j;
 }
 
@@ -703,6 +707,62 @@ int sn_recorder_live(struct sn_recorder *r, const char *name, char *why, size_t 
                 x->drain = r->drain;
                 x->drain_id = id;
             }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int sn_recorder_disk(struct sn_recorder *r, const char *name, const struct sn_recorder_disk_opts *o,
+                     bool live, char *why, size_t len)
+{
+    struct sn_rec_sink sinks[2];
+    unsigned n = 0;
+    int rc = 0;
+
+    pthread_mutex_lock(&r->mu);
+    int i = find(r, name);
+    struct rec_sess *x = i >= 0 ? r->sess[i] : NULL;
+    if (!r->drain || (live && !r->live)) {
+        rc = -ENOTSUP;
+        snprintf(why, len, "%s",
+                 !r->drain ? "this server has no drain for disk mode"
+                           : "live reading is off on this server "
+                             "(sonde serve --live-listen)");
+    } else if (!x) {
+        rc = -ENOENT;
+        snprintf(why, len, "no such session \"%s\"", name);
+    } else if (x->drain_id != 0) {
+        rc = -EEXIST;
+        snprintf(why, len, "session \"%s\" is already drained", name);
+    } else if ((rc = classes(r)) != 0) {
+        snprintf(why, len, "cannot build the event classes: %s", strerror(-rc));
+    } else {
+        const struct sn_rec_ring_view *v = sn_rec_session_view(x->s);
+        struct sn_rec_disk_opts dopts = {.dir = o->dir,
+                                         .session = name,
+                                         .cls = &r->cls,
+                                         .ncpu = v->ncpu,
+                                         .chunk_bytes = o->chunk_bytes,
+                                         .chunk_ns = o->chunk_ns,
+                                         .max_bytes = o->max_bytes};
+        if ((rc = sn_rec_disk_sink(&dopts, &sinks[n], NULL, why, len)) == 0)
+            n++;
+        if (rc == 0 && live &&
+            (rc = sn_live_rec_sink(r->live, name, v->ncpu, &r->cls, &sinks[n], why, len)) == 0)
+            n++;
+        int64_t id = rc == 0 ? sn_rec_drain_add(r->drain, v, sinks, n) : 0;
+        if (id < 0) {
+            rc = (int)id;
+            snprintf(why, len, "cannot drain the session: %s", strerror(-rc));
+        }
+        if (rc != 0)
+            for (unsigned k = 0; k < n; k++)
+                sinks[k].end(sinks[k].ctx);
+        else {
+            x->drain = r->drain;
+            x->drain_id = id;
+            snprintf(x->disk, sizeof(x->disk), "%s", o->dir);
         }
     }
     pthread_mutex_unlock(&r->mu);

@@ -16,13 +16,15 @@
 #ifndef SN_REC_RECORDER_H
 #define SN_REC_RECORDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
 
-#define SN_RECORDER_MAX      8           /* sessions per host */
-#define SN_RECORDER_SNAPDIR  "snapshots" /* snapshots' directory, under the server's data */
+#define SN_RECORDER_MAX      8            /* sessions per host */
+#define SN_RECORDER_SNAPDIR  "snapshots"  /* snapshots' directory, under the server's data */
+#define SN_RECORDER_DISKDIR  "recordings" /* disk mode's chunks (DIR/NAME/), under the data */
 #define SN_RECORDER_NAME_MAX 63 /* a name: [A-Za-z0-9_.-], 1..63 bytes, not starting with '.' */
 
 struct sn_recorder;
@@ -76,11 +78,26 @@ json_t *sn_recorder_json(struct sn_recorder *r, const char *name);
 struct sn_rec_drain;
 struct sn_live_rec;
 /* Live reading (docs/recorder.md, "Live reading"): sessions made live are drained by d into
- * sinks of pub (both borrowed; set once, before any session starts; they outlive r). */
+ * sinks of pub (both borrowed; set once, before any session starts; they outlive r). pub may
+ * be NULL: d then drains disk mode's sessions only. */
 void sn_recorder_set_live(struct sn_recorder *r, struct sn_rec_drain *d, struct sn_live_rec *pub);
 /* Publishes running session name live until it stops. Returns 0 (also when it already is),
  * -ENOENT, -ENOTSUP (no live relay: set_live was not called), or -errno; why says which. */
 int sn_recorder_live(struct sn_recorder *r, const char *name, char *why, size_t len);
+
+/* Disk mode (docs/recorder.md, "Disk mode"): what a session's chunks are (rec/disk_sink.h). */
+struct sn_recorder_disk_opts {
+    const char *dir;      /* its chunks' directory (the server's DATA/recordings/NAME) */
+    uint64_t chunk_bytes; /* 0: the sink's defaults */
+    uint64_t chunk_ns;
+    uint64_t max_bytes; /* cap on the closed chunks (0: none) */
+};
+/* Writes running session name to disk in chunks until it stops, and publishes it live too
+ * when live (one drain entry, both sinks). Needs the drain of set_live (pub may be NULL when
+ * live is false). Returns 0, -ENOENT, -EEXIST (already drained: live or disk), -ENOTSUP (no
+ * drain, or live without a relay), or -errno (the directory cannot be made); why says which. */
+int sn_recorder_disk(struct sn_recorder *r, const char *name, const struct sn_recorder_disk_opts *o,
+                     bool live, char *why, size_t len);
 
 struct sn_recorder_snap_info {
     uint64_t events, overwritten, torn, dropped;

@@ -748,6 +748,12 @@ int sn_server_open(const struct sn_server_opts *o, struct sn_server **out)
     }
     if (o->live_addr && (rc = live_open(s, o)) < 0)
         goto fail;
+    if (!s->drain) { /* disk mode's drain, without a relay */
+        struct sn_rec_drain_opts dro = {.period_ms = o->live_period_ms};
+        if ((rc = sn_rec_drain_start(&s->drain, &dro)) < 0)
+            goto fail;
+        sn_recorder_set_live(s->recorder, s->drain, NULL);
+    }
     if (o->nats) { /* after the API listens: the heartbeat says where */
         /* where other nodes reach this API: --advertise, else the address it listens on
          * (this host's name when that is every address) */

@@ -8,7 +8,8 @@
  *  - acme sees, snapshots, fetches and stops only its own sessions and snapshots: the
  *    operator's and beta's are 404 to it, and the operator's routes refuse its token; beta
  *    sees none of acme's; the operator sees them all, each with its tenant;
- *  - a bad predicate is 409 with its reason; the CLI's --tenant and --predicate.
+ *  - a bad predicate is 409 with its reason; the CLI's --tenant and --predicate;
+ *  - a disk recording of acme's is acme's and the operator's to see, 404 to beta.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -302,6 +303,31 @@ static void test_tenants_record_their_own(void)
              url);
     T_EQ(t_capture(cmd, NULL, out, sizeof(out), err, sizeof(err)), 1);
     T_OK(strstr(err, "no such session \"op1\"") != NULL);
+
+    /* disk mode: acme's recording is acme's (and the operator's to see), not beta's */
+    snprintf(path, sizeof(path), "%s/recorder/sessions", A);
+    json_decref(areq(s.port, "POST", path, at,
+                     "{\"name\":\"ad\",\"events\":[\"syscalls\"],\"disk\":true}", 201));
+    snprintf(path, sizeof(path), "%s/recorder/recordings", A);
+    j = areq(s.port, "GET", path, at, NULL, 200);
+    T_EQ(json_array_size(j), 1);
+    T_STR(json_string_value(json_array_get(j, 0)), "ad");
+    json_decref(j);
+    snprintf(path, sizeof(path), "%s/recorder/recordings", B);
+    j = areq(s.port, "GET", path, bt, NULL, 200);
+    T_EQ(json_array_size(j), 0);
+    json_decref(j);
+    snprintf(path, sizeof(path), "%s/recorder/recordings/ad", B);
+    json_decref(areq(s.port, "GET", path, bt, NULL, 404));
+    json_decref(areq(s.port, "DELETE", path, bt, NULL, 404));
+    j = areq(s.port, "GET", "/ca/recorder/recordings/ad", op, NULL, 200);
+    T_STR(json_string_value(json_object_get(j, "tenant")), "acme");
+    T_OK(json_is_true(json_object_get(j, "recording")));
+    json_decref(j);
+    snprintf(path, sizeof(path), "%s/recorder/sessions/ad", A);
+    json_decref(areq(s.port, "DELETE", path, at, NULL, 204));
+    snprintf(path, sizeof(path), "%s/recorder/recordings/ad", A);
+    json_decref(areq(s.port, "DELETE", path, at, NULL, 204));
 
     /* acme stops its own */
     snprintf(path, sizeof(path), "%s/recorder/sessions/a1", A);
