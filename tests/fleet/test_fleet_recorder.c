@@ -35,6 +35,7 @@
 #include "http.h"
 #include "nats.h"
 #include "t.h"
+#include "workload.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -52,50 +53,20 @@ static struct th_fleet fleet;
 
 /* ---- a child that makes fast calls or one slow nanosleep on command ---- */
 static pid_t child = -1;
-static int to_child[2], from_child[2];
-
-#define SLOW (-2L) /* the command of one 30 ms nanosleep */
 
 static int child_start(void)
 {
-    char ack = 'k';
-    long n;
-
-    if (pipe(to_child) || pipe(from_child))
-        return -1;
-    if ((child = fork()) == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        while (read(to_child[0], &n, sizeof(n)) == sizeof(n) && n != -1) {
-            if (n == SLOW) {
-                struct timespec ts = {0, 30 * 1000000L};
-                syscall(SYS_nanosleep, &ts, NULL);
-            }
-            for (long i = 0; i < n; i++)
-                syscall(SYS_getppid);
-            if (write(from_child[1], &ack, 1) != 1)
-                _exit(1);
-        }
-        _exit(0);
-    }
-    return child > 0 ? 0 : -1;
+    return (child = t_cmd_child_start(30)) > 0 ? 0 : -1;
 }
 
 static int child_run(long n)
 {
-    char ack;
-    if (write(to_child[1], &n, sizeof(n)) != sizeof(n))
-        return -1;
-    return read(from_child[0], &ack, 1) == 1 ? 0 : -1;
+    return t_cmd_child_run(n);
 }
 
 static void child_stop(void)
 {
-    long n = -1;
-    if (child <= 0)
-        return;
-    if (write(to_child[1], &n, sizeof(n)) != sizeof(n))
-        kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
+    t_cmd_child_stop();
     child = -1;
 }
 
@@ -254,7 +225,7 @@ static void test_fleet_trigger(void)
              lat, comm);
     json_decref(req(n, "POST", "/ca/recorder/triggers", body, 201));
     T_REQUIRE(child_run(20) == 0);
-    T_REQUIRE(child_run(SLOW) == 0);
+    T_REQUIRE(child_run(T_CMD_SLOW) == 0);
 
     json_t *f = wait_fired("slow", 90);
     T_REQUIRE(f != NULL);
@@ -321,7 +292,7 @@ static void test_fleet_trigger(void)
              lat, comm);
     json_decref(req(n, "POST", "/ca/recorder/triggers", body, 201));
     T_OK(th_host_agent_stop(&fleet, b, SIGKILL) >= 0);
-    T_REQUIRE(child_run(SLOW) == 0);
+    T_REQUIRE(child_run(T_CMD_SLOW) == 0);
     f = wait_fired("slow2", 90);
     T_REQUIRE(f != NULL);
     text = json_dumps(f, 0);
@@ -352,7 +323,7 @@ static void test_fleet_trigger(void)
              "10ms for 1s\",\"key\":\"%s\",\"post\":5}",
              lat, comm);
     json_decref(req(n, "POST", "/ca/recorder/triggers", body, 201));
-    T_REQUIRE(child_run(SLOW) == 0);
+    T_REQUIRE(child_run(T_CMD_SLOW) == 0);
     bool pending = false;
     for (int k = 0; k < 150 && !pending; k++) { /* fired, its snapshot not yet due: 30 s */
         int stt;

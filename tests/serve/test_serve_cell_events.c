@@ -38,55 +38,27 @@
 #include "http.h"
 #include "http_json.h"
 #include "t.h"
+#include "workload.h"
 
 static const char *sonde;
 static char out[1 << 16], err[1 << 16];
 
 /* ---- a child that makes fast calls or one 20 ms nanosleep on command ---- */
 static pid_t child = -1;
-static int to_child[2], from_child[2];
-
-#define SLOW (-2L) /* the command of one 20 ms nanosleep */
 
 static int child_start(void)
 {
-    char ack = 'k';
-    long n;
-
-    if (pipe(to_child) || pipe(from_child))
-        return -1;
-    if ((child = fork()) == 0) {
-        while (read(to_child[0], &n, sizeof(n)) == sizeof(n) && n != -1) {
-            if (n == SLOW) {
-                struct timespec ts = {0, 20 * 1000000L};
-                syscall(SYS_nanosleep, &ts, NULL);
-            }
-            for (long i = 0; i < n; i++)
-                syscall(SYS_getppid);
-            if (write(from_child[1], &ack, 1) != 1)
-                _exit(1);
-        }
-        _exit(0);
-    }
-    return child > 0 ? 0 : -1;
+    return (child = t_cmd_child_start(20)) > 0 ? 0 : -1;
 }
 
 static int child_run(long n)
 {
-    char ack;
-    if (write(to_child[1], &n, sizeof(n)) != sizeof(n))
-        return -1;
-    return read(from_child[0], &ack, 1) == 1 ? 0 : -1;
+    return t_cmd_child_run(n);
 }
 
 static void child_stop(void)
 {
-    long n = -1;
-    if (child <= 0)
-        return;
-    if (write(to_child[1], &n, sizeof(n)) != sizeof(n))
-        kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
+    t_cmd_child_stop();
     child = -1;
 }
 
@@ -251,7 +223,7 @@ static void test_cell_events(void)
     json_t *o = NULL;
     while (!o && rounds < 6) {
         s1 = next_second();
-        T_REQUIRE(child_run(SLOW) == 0);
+        T_REQUIRE(child_run(T_CMD_SLOW) == 0);
         T_REQUIRE(child_run(30) == 0);
         rounds++;
         if (now_ns() / 1000000000LL != s1)
@@ -452,7 +424,7 @@ static json_t *acme_slow(int port, int id, const char *token)
     json_t *o = NULL;
     for (int try = 0; try < 6 && !o; try++) {
         int64_t sec = next_second();
-        if (child_run(SLOW) != 0)
+        if (child_run(T_CMD_SLOW) != 0)
             return NULL;
         o = acme_slow_cell(port, id, sec, token, 40);
     }

@@ -29,49 +29,27 @@
 #include "http.h"
 #include "http_json.h"
 #include "t.h"
+#include "workload.h"
 
 static const char *sonde;
 static char out[1 << 16], err[1 << 16];
 
 /* ---- a child that makes getppid calls on command ---- */
 static pid_t child = -1;
-static int to_child[2], from_child[2];
 
 static int child_start(void)
 {
-    char ack = 'k';
-    long n;
-
-    if (pipe(to_child) || pipe(from_child))
-        return -1;
-    if ((child = fork()) == 0) {
-        while (read(to_child[0], &n, sizeof(n)) == sizeof(n) && n >= 0) {
-            for (long i = 0; i < n; i++)
-                syscall(SYS_getppid);
-            if (write(from_child[1], &ack, 1) != 1)
-                _exit(1);
-        }
-        _exit(0);
-    }
-    return child > 0 ? 0 : -1;
+    return (child = t_cmd_child_start(0)) > 0 ? 0 : -1;
 }
 
 static int child_run(long n)
 {
-    char ack;
-    if (write(to_child[1], &n, sizeof(n)) != sizeof(n))
-        return -1;
-    return read(from_child[0], &ack, 1) == 1 ? 0 : -1;
+    return t_cmd_child_run(n);
 }
 
 static void child_stop(void)
 {
-    long n = -1;
-    if (child <= 0)
-        return;
-    if (write(to_child[1], &n, sizeof(n)) != sizeof(n))
-        kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
+    t_cmd_child_stop();
     child = -1;
 }
 

@@ -30,55 +30,27 @@
 #include "http.h"
 #include "http_json.h"
 #include "t.h"
+#include "workload.h"
 
 static const char *sonde;
 static char out[1 << 16], err[1 << 16];
 
 /* ---- a child that makes fast calls or one slow nanosleep on command ---- */
 static pid_t child = -1;
-static int to_child[2], from_child[2];
-
-#define SLOW (-2L) /* the command of one 30 ms nanosleep */
 
 static int child_start(void)
 {
-    char ack = 'k';
-    long n;
-
-    if (pipe(to_child) || pipe(from_child))
-        return -1;
-    if ((child = fork()) == 0) {
-        while (read(to_child[0], &n, sizeof(n)) == sizeof(n) && n != -1) {
-            if (n == SLOW) {
-                struct timespec ts = {0, 30 * 1000000L};
-                syscall(SYS_nanosleep, &ts, NULL);
-            }
-            for (long i = 0; i < n; i++)
-                syscall(SYS_getppid);
-            if (write(from_child[1], &ack, 1) != 1)
-                _exit(1);
-        }
-        _exit(0);
-    }
-    return child > 0 ? 0 : -1;
+    return (child = t_cmd_child_start(30)) > 0 ? 0 : -1;
 }
 
 static int child_run(long n)
 {
-    char ack;
-    if (write(to_child[1], &n, sizeof(n)) != sizeof(n))
-        return -1;
-    return read(from_child[0], &ack, 1) == 1 ? 0 : -1;
+    return t_cmd_child_run(n);
 }
 
 static void child_stop(void)
 {
-    long n = -1;
-    if (child <= 0)
-        return;
-    if (write(to_child[1], &n, sizeof(n)) != sizeof(n))
-        kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
+    t_cmd_child_stop();
     child = -1;
 }
 
@@ -316,7 +288,7 @@ static void test_trigger_fires(void)
     /* fast calls (p99 well under 10 ms), then one slow operation */
     T_REQUIRE(child_run(20) == 0);
     usleep(1500000); /* the fast calls' second is judged on its own */
-    T_REQUIRE(child_run(SLOW) == 0);
+    T_REQUIRE(child_run(T_CMD_SLOW) == 0);
     t = wait_trigger(s.port, "slow", snapshot_taken);
     T_REQUIRE(t != NULL);
     T_EQ(json_integer_value(json_object_get(t, "fires")), 1);
@@ -373,7 +345,7 @@ static void test_trigger_fires(void)
     T_EQ(child_lines(manual, "syscall_exit_nanosleep"), 1);
 
     /* the rate limit: another slow operation within min-interval is suppressed */
-    T_REQUIRE(child_run(SLOW) == 0);
+    T_REQUIRE(child_run(T_CMD_SLOW) == 0);
     t = wait_trigger(s.port, "slow", one_suppressed);
     T_REQUIRE(t != NULL);
     T_EQ(json_integer_value(json_object_get(t, "suppressed")), 1);
@@ -424,7 +396,7 @@ static void test_trigger_fires(void)
              "10ms\",\"key\":\"%s\",\"post\":5}",
              lat, comm);
     json_decref(req(s.port, "POST", P, body, 201));
-    T_REQUIRE(child_run(SLOW) == 0);
+    T_REQUIRE(child_run(T_CMD_SLOW) == 0);
     t = wait_trigger(s.port, "late", fired_once);
     T_REQUIRE(t != NULL);
     json_decref(t);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,4 +84,68 @@ int t_forked_getppid(int n, int calls)
             waitpid(kids[i], NULL, 0);
     close(gate[0]);
     return rc;
+}
+
+/* ---- a child that makes system calls on command ---- */
+
+static pid_t cmd_child = -1;
+static int cmd_to[2] = {-1, -1}, cmd_from[2] = {-1, -1};
+
+static void cmd_close(void)
+{
+    for (int i = 0; i < 2; i++) {
+        if (cmd_to[i] >= 0)
+            close(cmd_to[i]);
+        if (cmd_from[i] >= 0)
+            close(cmd_from[i]);
+        cmd_to[i] = cmd_from[i] = -1;
+    }
+}
+
+pid_t t_cmd_child_start(long slow_ms)
+{
+    char ack = 'k';
+    long n;
+
+    if (pipe(cmd_to) || pipe(cmd_from)) {
+        cmd_close();
+        return -1;
+    }
+    if ((cmd_child = fork()) == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        while (read(cmd_to[0], &n, sizeof(n)) == sizeof(n) && n != -1) {
+            if (n == T_CMD_SLOW) {
+                struct timespec ts = {slow_ms / 1000, (slow_ms % 1000) * 1000000L};
+                syscall(SYS_nanosleep, &ts, NULL);
+            }
+            for (long i = 0; i < n; i++)
+                syscall(SYS_getppid);
+            if (write(cmd_from[1], &ack, 1) != 1)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    if (cmd_child < 0)
+        cmd_close();
+    return cmd_child;
+}
+
+int t_cmd_child_run(long n)
+{
+    char ack;
+    if (cmd_child <= 0 || write(cmd_to[1], &n, sizeof(n)) != sizeof(n))
+        return -1;
+    return read(cmd_from[0], &ack, 1) == 1 ? 0 : -1;
+}
+
+void t_cmd_child_stop(void)
+{
+    long n = -1;
+    if (cmd_child <= 0)
+        return;
+    if (write(cmd_to[1], &n, sizeof(n)) != sizeof(n))
+        kill(cmd_child, SIGKILL);
+    waitpid(cmd_child, NULL, 0);
+    cmd_child = -1;
+    cmd_close();
 }

@@ -28,4 +28,13 @@ void t_gated_release(struct t_gated *g);
  * reaped). */
 int t_forked_getppid(int n, int calls);
 
+/* A child that makes system calls on command (the recorder's tests): t_cmd_child_start forks
+ * it (killed if the test dies) and returns its pid, or -1; t_cmd_child_run(n) has it make n
+ * getppid calls, or, with T_CMD_SLOW, one nanosleep of slow_ms (given at start), and waits
+ * until it is done (0, or -1); t_cmd_child_stop ends and reaps it. One such child at a time. */
+#define T_CMD_SLOW (-2L)
+pid_t t_cmd_child_start(long slow_ms);
+int t_cmd_child_run(long n);
+void t_cmd_child_stop(void);
+
 #endif

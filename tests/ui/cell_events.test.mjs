@@ -32,6 +32,10 @@ test('a heatmap cell lists the recorder\'s raw events', { timeout: 180_000 }, as
   const hm = page.locator(sel);
   await hm.locator('.hm-plot[data-start]').waitFor({ timeout: 15_000 });
   await page.waitForTimeout(4_000); // seconds of sleeps recorded
+  // and the columns the search reads (from the third newest back) after the session's start:
+  // its rings hold every event from the second after the one it started in
+  const started = Number(rec.json.started);
+  await waitFor(() => Date.now() / 1000 >= started + 7, { ms: 15_000, what: 'seconds recorded' });
   // paused, so that the columns stay where the test finds its cell (trace.test.mjs)
   await page.click('button.pause');
   await waitFor(() => hashParams(page.url()).has('at'), { what: 'the paused time in the URL' });
@@ -51,8 +55,22 @@ test('a heatmap cell lists the recorder\'s raw events', { timeout: 180_000 }, as
   const xOf = (col) => Math.floor((Math.floor((col * s.W) / s.n) + Math.floor(((col + 1) * s.W) / s.n) - 1) / 2);
   const b = await hm.locator('canvas.hm-overlay').boundingBox();
   const clickCell = async (x, y) => {
+    // the reply to this click: the last details with events answered after it (a hover's asks
+    // without events; an earlier click's may be answered after this one's request went out)
+    let last = null;
+    const seen = (r) => {
+      const u = new URL(r.url());
+      if (u.pathname.endsWith('/heatmap/details') && u.searchParams.get('events') === 'true')
+        last = r;
+    };
+    page.on('response', seen);
     const reply = page.waitForResponse((r) => r.url().includes('/heatmap/details') &&
-      r.url().includes('events=true'), { timeout: 10_000 });
+      r.url().includes('events=true'), { timeout: 10_000 })
+      .then(async () => {
+        await page.waitForTimeout(300); // any later reply of the same click
+        page.off('response', seen);
+        return last;
+      });
     await page.mouse.click(b.x + ((x + 0.5) * b.width) / s.W, b.y + ((y + 0.5) * b.height) / s.H);
     return reply;
   };
