@@ -152,8 +152,8 @@ check "some: leaves node alone when one is on PATH" $?
 : >"$w/calls"
 run_setup "$w" bench
 check "bench: exits 0" $rc "$(cat "$w/err")"
-[ "$(installs "$w")" = "bpftrace" ]
-check "bench: adds bpftrace" $? "got [$(installs "$w")]"
+[ "$(installs "$w")" = "bpftrace linux-perf lttng-tools liblttng-ust-dev" ]
+check "bench: adds the anchors (bpftrace, perf, LTTng)" $? "got [$(installs "$w")]"
 
 # --- apt-get fails: exit 1 and say so -----------------------------------------------------------
 w="$scratch/fail"
