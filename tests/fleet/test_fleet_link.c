@@ -384,11 +384,15 @@ static void check_ensured(struct sn_link *l, int replicas)
     uint64_t rev = 0;
     T_EQ(kvStore_PutString(&rev, kv, "next._", "1"), NATS_OK);
     kvEntry *e = NULL;
-    natsStatus gs = NATS_TIMEOUT;
-    /* a stream just made on 3 servers may time a first read out while its replicas settle on a
-     * loaded machine (seen in CI at -j2): a few tries, bounded */
-    for (int i = 0; i < 5 && gs == NATS_TIMEOUT; i++)
+    natsStatus gs = NATS_NOT_FOUND;
+    /* a stream just made on 3 servers may answer a first read from a replica that has not the
+     * put yet (not found), or time it out, on a loaded machine (seen in CI at -j2): a few tries
+     * 100 ms apart, bounded */
+    for (int i = 0; i < 20 && (gs == NATS_NOT_FOUND || gs == NATS_TIMEOUT); i++) {
+        if (i)
+            nats_Sleep(100);
         gs = kvStore_Get(&e, kv, "next._");
+    }
     T_EQ(gs, NATS_OK);
     if (e)
         T_STR(kvEntry_ValueString(e), "1");
