@@ -217,13 +217,21 @@ static void base_fill(struct sn_fleet *f, const char *inst, const json_t *def)
  * again (keys: "inst.>", or NULL for every key) when f->watch_gen moves: the link came back,
  * or the members' watcher heard nothing for 3 s although this node's own heartbeat passes
  * through it each second (its consumer lived on a server that died); after, when not NULL,
- * runs once it is made again. The thread owns *w. */
+ * runs once it is made again. The thread owns *w.
+ *
+ * A replaced watcher is not destroyed at once but kept until the loop ends (the newest
+ * WATCH_RETIRED of them; older ones are destroyed then): cnats 3.4.1 frees a JetStream
+ * subscription it is making again after a reconnect while kvWatcher_Destroy frees it too (a
+ * heap-use-after-free that corrupted a node's heap in test_fleet_spans' server kill). */
+#define WATCH_RETIRED 16
 static void watch(struct sn_fleet *f, kvWatcher **w, kvStore *kv, const char *keys,
                   void (*fn)(struct sn_fleet *, kvEntry *), void (*after)(struct sn_fleet *),
                   bool silence_is_loss)
 {
     unsigned gen = atomic_load(&f->watch_gen);
     int64_t heard = sn_mono_ms();
+    kvWatcher *retired[WATCH_RETIRED] = {0};
+    unsigned nretired = 0;
 
     while (!atomic_load(&f->stop)) {
         if (gen != atomic_load(&f->watch_gen)) {
@@ -236,7 +244,10 @@ static void watch(struct sn_fleet *f, kvWatcher **w, kvStore *kv, const char *ke
                 nats_Sleep(500); /* the bus is not back yet */
                 continue;
             }
-            kvWatcher_Destroy(*w);
+            /* not stopped either (an unsubscribe takes the same path in cnats): its pending
+             * entries are bounded by the subscription's limits until it is destroyed */
+            kvWatcher_Destroy(retired[nretired % WATCH_RETIRED]); /* NULL: a no-op */
+            retired[nretired++ % WATCH_RETIRED] = *w;
             *w = nw;
             gen = atomic_load(&f->watch_gen);
             heard = sn_mono_ms();
@@ -261,6 +272,8 @@ static void watch(struct sn_fleet *f, kvWatcher **w, kvStore *kv, const char *ke
             nats_Sleep(200);
         }
     }
+    for (unsigned i = 0; i < WATCH_RETIRED; i++)
+        kvWatcher_Destroy(retired[i]);
 }
 
 /* After the definitions' watcher was made again: what was deleted meanwhile is forgotten. */
