@@ -34,7 +34,9 @@ JOBS         ?= 2
 # the fleet's end-to-end tests and the browser tests run in `make check`; under ASan they would
 # take CI past its 30 minutes (the fleet's code runs under ASan in test_fleet_history, _link and
 # the units; the browser tests exercise the UI's JavaScript, which ASan does not instrument)
-ASAN_SKIP    ?= ^(test_fleet_serve|test_fleet_agent|ui_.*)$$
+# test_fleet_recorder (3 hosts' whole rings over the bus) ran clean under ASan by hand; it is
+# left to the gcc stage for the same reason
+ASAN_SKIP    ?= ^(test_fleet_serve|test_fleet_agent|test_fleet_recorder|ui_.*)$$
 FUZZ_SECONDS ?= 20
 WERROR       ?= 0
 CMAKE_FLAGS  := -G Ninja -DSN_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
